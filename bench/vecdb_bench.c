@@ -1,0 +1,192 @@
+/*
+ * vecdb_bench.c: benchmarks of the embedded engine.
+ *
+ *   vecdb-bench exact [--n 20000] [--dim 128] [--queries 200] [--batch 1000]
+ *                     [--durability sync|buffered] [--dir DIR]
+ *
+ * Ingests n seeded random points in batches, then runs exact searches
+ * (limit 10) and prints one line of figures:
+ *   ingest_pts_per_s=... batch_p50_ms=... search_qps=... disk_mib=...
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vecdb.h"
+
+struct args {
+	size_t n, dim, queries, batch;
+	vecdb_durability durability;
+	const char *dir;
+};
+
+/* Seconds on the monotonic clock. */
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+/* xorshift, uniform in [-1, 1). */
+static float
+randf(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return (float) ((double) (*s >> 11) / 9007199254740992.0 * 2 - 1);
+}
+
+/* Abort with the library's message on error. */
+static void
+check(int rv, const char *what)
+{
+	if (rv != VECDB_OK) {
+		fprintf(stderr, "%s: %s: %s\n", what, vecdb_strerror(rv),
+		    vecdb_errmsg());
+		exit(1);
+	}
+}
+
+/* qsort on doubles. */
+static int
+dcmp(const void *a, const void *b)
+{
+	double x = *(const double *) a, y = *(const double *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Parse --flag value pairs. */
+static void
+parse(int argc, char **argv, struct args *a)
+{
+	for (int i = 2; i + 1 < argc; i += 2) {
+		const char *k = argv[i], *v = argv[i + 1];
+		if (strcmp(k, "--n") == 0)
+			a->n = strtoul(v, NULL, 10);
+		else if (strcmp(k, "--dim") == 0)
+			a->dim = strtoul(v, NULL, 10);
+		else if (strcmp(k, "--queries") == 0)
+			a->queries = strtoul(v, NULL, 10);
+		else if (strcmp(k, "--batch") == 0)
+			a->batch = strtoul(v, NULL, 10);
+		else if (strcmp(k, "--dir") == 0)
+			a->dir = v;
+		else if (strcmp(k, "--durability") == 0)
+			a->durability = strcmp(v, "buffered") == 0 ?
+			    VECDB_BUFFERED : VECDB_SYNC;
+		else {
+			fprintf(stderr, "unknown flag %s\n", k);
+			exit(2);
+		}
+	}
+	if (a->n == 0 || a->dim == 0 || a->batch == 0 || a->queries == 0) {
+		fprintf(stderr, "n, dim, batch and queries must be >= 1\n");
+		exit(2);
+	}
+}
+
+/* Ingest a->n points; returns batch latencies (ms), caller frees. */
+static double *
+ingest(vecdb *db, const struct args *a, uint64_t *seed, size_t *nb)
+{
+	float *v = malloc(a->batch * a->dim * sizeof(float));
+	vecdb_point *p = calloc(a->batch, sizeof(*p));
+	double *lat = malloc((a->n / a->batch + 1) * sizeof(double));
+
+	*nb = 0;
+	for (size_t done = 0; done < a->n;) {
+		size_t m = a->n - done < a->batch ? a->n - done : a->batch;
+		for (size_t i = 0; i < m; i++) {
+			for (size_t j = 0; j < a->dim; j++)
+				v[i * a->dim + j] = randf(seed);
+			p[i] = (vecdb_point) { vecdb_id_num(done + i),
+				v + i * a->dim, (uint32_t) a->dim, NULL };
+		}
+		double t = now_s();
+		check(vecdb_upsert(db, "bench", p, m), "upsert");
+		lat[(*nb)++] = (now_s() - t) * 1000;
+		done += m;
+	}
+	free(v);
+	free(p);
+	return lat;
+}
+
+/* Run the exact-search benchmark. */
+static int
+bench_exact(const struct args *a)
+{
+	char tmpl[] = "/tmp/vecdb-bench-XXXXXX", cmd[4200];
+	const char *dir = a->dir ? a->dir : mkdtemp(tmpl);
+	vecdb_options o;
+	vecdb_collection_config cfg;
+	vecdb_search_params sp = { 0 };
+	vecdb_records *res;
+	vecdb_stats st;
+	vecdb *db;
+	uint64_t seed = 42;
+	size_t nb;
+
+	vecdb_options_init(&o);
+	o.durability = a->durability;
+	check(vecdb_open(dir, &o, &db), "open");
+	vecdb_collection_config_init(&cfg, "bench", (uint32_t) a->dim,
+	    VECDB_EUCLIDEAN);
+	check(vecdb_collection_create(db, &cfg), "create");
+	double t0 = now_s();
+	double *lat = ingest(db, a, &seed, &nb);
+	double ingest_s = now_s() - t0;
+	qsort(lat, nb, sizeof(double), dcmp);
+
+	float *q = malloc(a->dim * sizeof(float));
+	sp.vector = q;
+	sp.dim = (uint32_t) a->dim;
+	sp.limit = 10;
+	t0 = now_s();
+	for (size_t i = 0; i < a->queries; i++) {
+		for (size_t j = 0; j < a->dim; j++)
+			q[j] = randf(&seed);
+		check(vecdb_search(db, "bench", &sp, &res), "search");
+		vecdb_records_free(res);
+	}
+	double search_s = now_s() - t0;
+	check(vecdb_stats_get(db, &st), "stats");
+	printf("n=%zu dim=%zu batch=%zu durability=%s ingest_pts_per_s=%.0f "
+	       "batch_p50_ms=%.2f batch_p99_ms=%.2f search_qps=%.1f "
+	       "disk_mib=%.1f\n", a->n, a->dim, a->batch,
+	    a->durability == VECDB_SYNC ? "sync" : "buffered",
+	    (double) a->n / ingest_s, lat[nb / 2], lat[(nb * 99) / 100],
+	    (double) a->queries / search_s, (double) st.disk_bytes / 1048576.0);
+	free(q);
+	free(lat);
+	vecdb_close(db);
+	if (a->dir == NULL) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", dir);
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct args a = { 20000, 128, 200, 1000, VECDB_SYNC, NULL };
+
+	if (argc < 2 || strcmp(argv[1], "exact") != 0) {
+		fprintf(stderr, "usage: vecdb-bench exact [--n N] [--dim D] "
+				"[--queries Q] [--batch B] [--durability "
+				"sync|buffered] [--dir DIR]\n");
+		return 2;
+	}
+	parse(argc, argv, &a);
+	return bench_exact(&a);
+}

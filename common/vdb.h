@@ -1,0 +1,76 @@
+/*
+ * vdb.h: what every module shares: error details, allocation, logging.
+ * Depends on nothing but libc and the error codes of include/vecdb.h.
+ */
+#ifndef VDB_H
+#define VDB_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vecdb.h"
+
+/* ===== Errors ===== */
+
+/*
+ * Record @p code with a printf-style detail message for vecdb_errmsg() on
+ * this thread, and return @p code, so that a failure reads
+ *	return vdb_err(VECDB_EINVAL, "dimension %u out of range", d);
+ */
+int vdb_err(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Clear this thread's detail message. */
+void vdb_err_clear(void);
+
+/* Copy this thread's detail message into buf (for handing to another
+ * thread) and install a copied message on this thread. */
+void vdb_err_save(char *buf, size_t len);
+void vdb_err_restore(int code, const char *msg);
+
+/* ===== Memory ===== */
+
+/*
+ * Every allocation goes through these, and every result is checked. A test
+ * can make the Nth allocation from now fail (vdb_alloc_fail_after(n)) to
+ * walk the unwind paths; n = 0 turns that off.
+ */
+void *vdb_malloc(size_t n);
+void *vdb_calloc(size_t count, size_t size);
+void *vdb_realloc(void *p, size_t n);
+char *vdb_strdup(const char *s);
+void vdb_free(void *p);
+void vdb_alloc_fail_after(uint64_t n);
+
+/* ===== Logging ===== */
+
+enum vdb_log_level {
+	VDB_LOG_LEVEL_ERROR = 0,
+	VDB_LOG_LEVEL_WARN,
+	VDB_LOG_LEVEL_INFO,
+	VDB_LOG_LEVEL_DEBUG
+};
+
+/* The level in force: VECDB_LOG (error|warn|info|debug), default info. */
+int vdb_log_level(void);
+void vdb_log_write(int level, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Formats only when the level is enabled. */
+#define VDB_LOG(level, mod, ...)                                   \
+	do {                                                       \
+		if ((level) <= vdb_log_level())                    \
+			vdb_log_write((level), (mod), __VA_ARGS__); \
+	} while (0)
+#define VDB_LOG_ERROR(mod, ...) VDB_LOG(VDB_LOG_LEVEL_ERROR, mod, __VA_ARGS__)
+#define VDB_LOG_WARN(mod, ...) VDB_LOG(VDB_LOG_LEVEL_WARN, mod, __VA_ARGS__)
+#define VDB_LOG_INFO(mod, ...) VDB_LOG(VDB_LOG_LEVEL_INFO, mod, __VA_ARGS__)
+#define VDB_LOG_DEBUG(mod, ...) VDB_LOG(VDB_LOG_LEVEL_DEBUG, mod, __VA_ARGS__)
+
+/* ===== Time ===== */
+
+/* Monotonic milliseconds, for timeouts. */
+uint64_t vdb_now_ms(void);
+
+#endif /* VDB_H */

@@ -1,0 +1,473 @@
+/*
+ * vecdb.h: the embedded vecdb API.
+ *
+ * A vecdb database is one directory holding an LMDB environment. It keeps
+ * collections of points (an id, a vector, a JSON payload) and searches them
+ * by similarity with payload filters.
+ *
+ * Conventions (the same for every function below):
+ * - Functions return an int: VECDB_OK (0) on success, otherwise one of the
+ *   vecdb_err codes. vecdb_strerror() names a code; vecdb_errmsg() gives the
+ *   detail of the last failure on the calling thread ("collection 'x' not
+ *   found", "vector has 3 dimensions, collection 'c' expects 4").
+ * - Out-parameters come last and are written only on success.
+ * - A vecdb handle is thread-safe: any number of threads may call any
+ *   function on it at once. Writes from all threads are grouped into shared
+ *   LMDB transactions by one writer thread (group commit); a write function
+ *   returns only after its transaction has committed (and, in the default
+ *   `sync` durability, reached the disk).
+ * - Every write is atomic: a batch is applied whole or not at all, and a
+ *   failed call changes nothing.
+ * - Memory the library returns is owned by the caller and released with the
+ *   matching *_free() function; memory the caller passes in is only borrowed
+ *   for the duration of the call.
+ */
+#ifndef VECDB_H
+#define VECDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VECDB_VERSION "0.1.0"
+
+/* ===== Errors ===== */
+
+/** Error codes. 0 is success; all others are positive. */
+typedef enum vecdb_err {
+	VECDB_OK = 0,      /**< not an error */
+	VECDB_EINVAL,      /**< invalid argument (bad name, NaN, bad filter...) */
+	VECDB_EDIM,        /**< vector dimension does not match the collection */
+	VECDB_ENOTFOUND,   /**< collection, point or snapshot does not exist */
+	VECDB_EEXIST,      /**< collection or point already exists */
+	VECDB_ELOCKED,     /**< data dir is locked by another process */
+	VECDB_EREADONLY,   /**< database was opened read-only */
+	VECDB_ECORRUPT,    /**< checksum mismatch or malformed file on disk */
+	VECDB_EFULL,       /**< the LMDB map is full (raise map_size) */
+	VECDB_ENOMEM,      /**< out of memory */
+	VECDB_EIO,         /**< an operating system or LMDB I/O error */
+	VECDB_ECLOSED,     /**< the database is closing */
+	VECDB_EINTERNAL,   /**< a bug: please report it */
+	VECDB_ERR_COUNT    /**< number of codes, not a code */
+} vecdb_err;
+
+/**
+ * A short static description of an error code ("not found").
+ * @return a string owned by the library; never NULL.
+ */
+const char *vecdb_strerror(int err);
+
+/**
+ * The detail message of the last failed call on this thread.
+ * @return a thread-local string, valid until the next vecdb call on this
+ *	thread; "" when there is no detail.
+ */
+const char *vecdb_errmsg(void);
+
+/* ===== Database ===== */
+
+typedef struct vecdb vecdb;
+
+/** How commits reach the disk. */
+typedef enum vecdb_durability {
+	VECDB_SYNC = 0,   /**< fsync at every commit: an acknowledged write
+			       survives power loss (the default) */
+	VECDB_BUFFERED    /**< no fsync at commit; synced every
+			       sync_interval_ms and at close. Survives a
+			       process crash, not a power loss. */
+} vecdb_durability;
+
+/** Options for vecdb_open(). Fill with vecdb_options_init(). */
+typedef struct vecdb_options {
+	vecdb_durability durability; /* VECDB_DURABILITY: sync|buffered */
+	int read_only;               /* open without the write lock */
+	uint64_t map_size;           /* LMDB map size in bytes (VECDB_MAP_SIZE) */
+	uint32_t sync_interval_ms;   /* buffered mode flush period */
+	uint32_t hnsw_m;             /* default max_connections (VECDB_HNSW_M) */
+	uint32_t hnsw_ef;            /* default ef_search (VECDB_HNSW_EF) */
+	uint64_t wal_retain;         /* WAL records kept (VECDB_WAL_RETAIN) */
+} vecdb_options;
+
+#define VECDB_DEFAULT_MAP_SIZE (256ULL << 30) /* address space, not disk */
+#define VECDB_DEFAULT_SYNC_INTERVAL_MS 1000
+#define VECDB_DEFAULT_WAL_RETAIN 1000000
+
+/** Fill @p opts with the defaults. */
+void vecdb_options_init(vecdb_options *opts);
+
+/**
+ * Apply the VECDB_* environment variables to @p opts: VECDB_DURABILITY
+ * (sync|buffered), VECDB_MAP_SIZE (bytes, or with a K/M/G/T suffix),
+ * VECDB_HNSW_M, VECDB_HNSW_EF, VECDB_WAL_RETAIN.
+ * @return VECDB_OK, or VECDB_EINVAL naming the variable with a bad value
+ *	(then @p opts is unchanged).
+ */
+int vecdb_options_from_env(vecdb_options *opts);
+
+/**
+ * Open (creating if needed) the database in directory @p path.
+ * @param[in] path the data dir; NULL means $VECDB_DATA_DIR, else "./data".
+ * @param[in] opts options, or NULL for defaults plus the environment.
+ * @param[out] out the handle; close it with vecdb_close().
+ * @return VECDB_OK, VECDB_ELOCKED ("data dir D is locked by pid N": another
+ *	process has it open for writing), VECDB_EINVAL (bad options),
+ *	VECDB_ENOTFOUND (read-only open of a missing database), VECDB_ECORRUPT
+ *	(not a vecdb data dir, or a newer format), VECDB_EIO.
+ * @note Only one process may open a data dir for writing; any number of
+ *	others may open it with read_only set, and see each commit.
+ */
+int vecdb_open(const char *path, const vecdb_options *opts, vecdb **out);
+
+/**
+ * Close the database: waits for writes in flight, syncs, and releases the
+ * lock. No other thread may use @p db during or after the call.
+ * vecdb_close(NULL) does nothing.
+ */
+void vecdb_close(vecdb *db);
+
+/** Whole-database figures. */
+typedef struct vecdb_stats {
+	uint64_t collections;   /* number of collections */
+	uint64_t vectors;       /* points in all collections */
+	uint64_t disk_bytes;    /* size of the data file */
+	uint64_t memory_bytes;  /* memory held by in-memory structures */
+	uint64_t last_seq;      /* sequence number of the last WAL record */
+} vecdb_stats;
+
+int vecdb_stats_get(vecdb *db, vecdb_stats *out);
+
+/* ===== Collections ===== */
+
+#define VECDB_NAME_MAX 64           /* collection name length */
+#define VECDB_DIM_MAX 65536
+
+typedef enum vecdb_metric {
+	VECDB_COSINE = 0,    /* 1 - cos(a, b) */
+	VECDB_EUCLIDEAN,     /* sqrt(sum (a-b)^2) */
+	VECDB_DOT,           /* -(a . b) */
+	VECDB_MANHATTAN      /* sum |a-b| */
+} vecdb_metric;
+
+typedef enum vecdb_vtype {
+	VECDB_FLOAT32 = 0,   /* 4 bytes a component */
+	VECDB_FLOAT16,       /* 2 bytes; |x| <= 65504 */
+	VECDB_UINT8          /* 1 byte; integers 0..255 */
+} vecdb_vtype;
+
+typedef enum vecdb_quant {
+	VECDB_QUANT_NONE = 0,
+	VECDB_QUANT_SCALAR,  /* int8 per component */
+	VECDB_QUANT_BINARY   /* one bit per component */
+} vecdb_quant;
+
+/* Index limits: _MIN/_DEFAULT/_MAX. A 0 in a config means the default. */
+#define VECDB_HNSW_M_MIN 2
+#define VECDB_HNSW_M_DEFAULT 16
+#define VECDB_HNSW_M_MAX 128
+#define VECDB_HNSW_EFC_MIN 4
+#define VECDB_HNSW_EFC_DEFAULT 200
+#define VECDB_HNSW_EFC_MAX 4096
+#define VECDB_HNSW_EF_MIN 1
+#define VECDB_HNSW_EF_DEFAULT 64
+#define VECDB_HNSW_EF_MAX 4096
+#define VECDB_HNSW_LAYER_MIN 1
+#define VECDB_HNSW_LAYER_DEFAULT 16
+#define VECDB_HNSW_LAYER_MAX 64
+
+typedef struct vecdb_index_config {
+	uint32_t max_connections;  /* M; layer 0 gets 2*M */
+	uint32_t ef_construction;  /* candidate list size while building */
+	uint32_t ef_search;        /* default candidate list size of a search */
+	uint32_t max_layer;        /* highest layer a node may reach */
+} vecdb_index_config;
+
+typedef struct vecdb_quant_config {
+	vecdb_quant type;   /* VECDB_QUANT_* */
+	float quantile;     /* scalar: share of values kept in range, (0,1] */
+	int always_ram;     /* keep quantized vectors in memory */
+} vecdb_quant_config;
+
+typedef struct vecdb_collection_config {
+	char name[VECDB_NAME_MAX + 1]; /* 1-64 chars of [A-Za-z0-9_-] */
+	uint32_t dimension;            /* 1..VECDB_DIM_MAX */
+	vecdb_metric metric;
+	vecdb_vtype vector_type;
+	vecdb_index_config index;
+	vecdb_quant_config quantization;
+	int64_t created_at;            /* unix seconds; set by create */
+} vecdb_collection_config;
+
+/**
+ * Fill @p cfg with a float32 collection of the given name, dimension and
+ * metric and default index and quantization settings. A name longer than
+ * VECDB_NAME_MAX is stored truncated to an invalid (over-long) marker so
+ * that create refuses it.
+ */
+void vecdb_collection_config_init(vecdb_collection_config *cfg,
+    const char *name, uint32_t dimension, vecdb_metric metric);
+
+/**
+ * Create a collection. Index fields left 0 take the database defaults
+ * (vecdb_options hnsw_m / hnsw_ef, then the VECDB_HNSW_*_DEFAULT values).
+ * @return VECDB_OK, VECDB_EINVAL (bad name, dimension, metric, vector type,
+ *	or a setting out of its _MIN.._MAX range), VECDB_EEXIST,
+ *	VECDB_EREADONLY.
+ */
+int vecdb_collection_create(vecdb *db, const vecdb_collection_config *cfg);
+
+/** Read a collection's config. @return VECDB_OK or VECDB_ENOTFOUND. */
+int vecdb_collection_get(vecdb *db, const char *name,
+    vecdb_collection_config *out);
+
+/**
+ * List the collection names, sorted.
+ * @param[out] names an array of @p count strings; caller frees it with
+ *	vecdb_names_free(names, count).
+ */
+int vecdb_collection_list(vecdb *db, char ***names, size_t *count);
+void vecdb_names_free(char **names, size_t count);
+
+/**
+ * Delete a collection and all its points. Its snapshots are kept.
+ * @return VECDB_OK, VECDB_ENOTFOUND, VECDB_EREADONLY.
+ */
+int vecdb_collection_delete(vecdb *db, const char *name);
+
+typedef struct vecdb_collection_stats {
+	uint64_t vector_count;  /* points in the collection */
+	uint32_t dimension;
+	uint64_t disk_bytes;    /* bytes of its records in the data file */
+	uint64_t memory_bytes;  /* bytes of its in-memory structures */
+	uint64_t indexed_count; /* points linked into the in-memory index */
+	uint64_t pending_count; /* points committed but not yet indexed */
+} vecdb_collection_stats;
+
+int vecdb_collection_stats_get(vecdb *db, const char *name,
+    vecdb_collection_stats *out);
+
+/* ===== Point ids ===== */
+
+typedef enum vecdb_id_kind {
+	VECDB_ID_NONE = 0,  /* no id: the library assigns a v4 UUID */
+	VECDB_ID_NUM,       /* an unsigned 64-bit integer */
+	VECDB_ID_UUID       /* a UUID */
+} vecdb_id_kind;
+
+/* Numeric ids sort before UUIDs; each kind sorts by value. */
+typedef struct vecdb_id {
+	vecdb_id_kind kind;
+	uint64_t num;       /* VECDB_ID_NUM */
+	uint8_t uuid[16];   /* VECDB_ID_UUID, big-endian bytes */
+} vecdb_id;
+
+#define VECDB_ID_STRLEN 37  /* longest formatted id plus NUL */
+
+/** A numeric id. */
+vecdb_id vecdb_id_num(uint64_t n);
+
+/**
+ * Parse an id: decimal digits (a u64) or a UUID in its 36-character form.
+ * @return VECDB_OK or VECDB_EINVAL.
+ */
+int vecdb_id_parse(const char *s, vecdb_id *out);
+
+/** Parse a UUID only ("invalid UUID" otherwise). */
+int vecdb_id_parse_uuid(const char *s, vecdb_id *out);
+
+/** Format @p id into @p buf (decimal or lowercase UUID); returns buf. */
+char *vecdb_id_format(const vecdb_id *id, char buf[VECDB_ID_STRLEN]);
+
+/** Compare two ids in their sort order: <0, 0, >0. */
+int vecdb_id_cmp(const vecdb_id *a, const vecdb_id *b);
+
+/* ===== Points ===== */
+
+/** A point to write. All pointers are borrowed for the call. */
+typedef struct vecdb_point {
+	vecdb_id id;          /* VECDB_ID_NONE: assigned, written back */
+	const float *vector;  /* dim components, all finite */
+	uint32_t dim;
+	const char *payload;  /* a JSON object, or NULL for none ({}) */
+} vecdb_point;
+
+#define VECDB_PAYLOAD_MAX (16u << 20) /* bytes of compact JSON */
+
+/** A stored point, as read back. */
+typedef struct vecdb_record {
+	vecdb_id id;
+	float *vector;        /* dim components (NULL if not requested) */
+	uint32_t dim;
+	char *payload;        /* compact JSON object (NULL if not requested) */
+	float distance;       /* search: distance to the query; else 0 */
+} vecdb_record;
+
+/** A list of records; free with vecdb_records_free(). */
+typedef struct vecdb_records {
+	size_t count;
+	vecdb_record *items;
+	int has_next;         /* scroll: more points follow */
+	vecdb_id next;        /* scroll: the id to continue from */
+} vecdb_records;
+
+void vecdb_records_free(vecdb_records *r);
+
+/**
+ * Write points. Each call is atomic: every point is validated and written,
+ * or the call fails and nothing is written. Points whose id kind is
+ * VECDB_ID_NONE get a fresh v4 UUID, written back into pts[i].id on
+ * success.
+ * - insert: fails with VECDB_EEXIST if any id exists (or repeats).
+ * - upsert: creates or replaces.
+ * - update: replaces the vector (if vector != NULL) and the payload (if
+ *   payload != NULL) of existing points; VECDB_ENOTFOUND if any is missing.
+ * @return VECDB_OK, VECDB_ENOTFOUND (collection or, for update, a point),
+ *	VECDB_EDIM, VECDB_EINVAL (NaN/inf, value out of the vector type's
+ *	range, payload not a JSON object, too many points), VECDB_EEXIST,
+ *	VECDB_EFULL, VECDB_EREADONLY, VECDB_EIO.
+ */
+int vecdb_insert(vecdb *db, const char *coll, vecdb_point *pts, size_t n);
+int vecdb_upsert(vecdb *db, const char *coll, vecdb_point *pts, size_t n);
+int vecdb_update(vecdb *db, const char *coll, vecdb_point *pts, size_t n);
+
+#define VECDB_BATCH_MAX 100000  /* points (or ids) in one write call */
+
+/**
+ * Delete points. Ids that do not exist are skipped.
+ * @param[out] deleted how many points existed and were deleted (may be NULL)
+ * @return VECDB_OK, VECDB_ENOTFOUND (collection), VECDB_EINVAL, ...
+ */
+int vecdb_delete(vecdb *db, const char *coll, const vecdb_id *ids,
+    size_t n, size_t *deleted);
+
+/**
+ * Read one point, with its vector and payload.
+ * @param[out] out the record; free with vecdb_record_free().
+ * @return VECDB_OK, VECDB_ENOTFOUND (collection or point).
+ */
+int vecdb_get(vecdb *db, const char *coll, const vecdb_id *id,
+    vecdb_record **out);
+void vecdb_record_free(vecdb_record *r);
+
+/* ===== Filters ===== */
+
+typedef struct vecdb_filter vecdb_filter;
+
+/**
+ * Compile a JSON filter:
+ *   {"must": [c...], "should": [c...], "must_not": [c...]}
+ * where a condition c is one of
+ *   {"key": "a.b", "match": {"value": "s" | 1 | true}}
+ *   {"key": k, "match": {"any": [v...]}}      value is one of the list
+ *   {"key": k, "match": {"except": [v...]}}   value is none of the list
+ *   {"key": k, "range": {"gt"|"gte"|"lt"|"lte": number, ...}}
+ *   {"key": k, "geo_radius": {"center": {"lat": x, "lon": y},
+ *                             "radius": metres}}
+ *   {"nested": {"key": k, "filter": F}}  some object in array k matches F
+ *   F                                   a filter, as a condition
+ * Dotted keys reach into nested objects (and into objects inside arrays).
+ * When the value at a key is an array, a condition holds if it holds for
+ * one of its elements. A condition on a missing key is false.
+ * @param[out] out the compiled filter; free with vecdb_filter_free().
+ * @return VECDB_OK or VECDB_EINVAL with a message that says where.
+ */
+int vecdb_filter_parse(const char *json, vecdb_filter **out);
+void vecdb_filter_free(vecdb_filter *f);
+
+/* ===== Search, scroll, count ===== */
+
+#define VECDB_LIMIT_MAX 100000  /* limit + offset of one search */
+
+typedef struct vecdb_search_params {
+	const float *vector;         /* the query, dim components */
+	uint32_t dim;
+	uint32_t limit;              /* results wanted (>= 1) */
+	uint32_t offset;             /* results skipped first */
+	const vecdb_filter *filter;  /* NULL: every point */
+	uint32_t ef_search;          /* 0: the collection's default */
+	int exact;                   /* force exact (brute-force) search */
+	int with_payload;
+	int with_vector;
+} vecdb_search_params;
+
+/**
+ * Find the points nearest to a vector, by the collection's metric,
+ * ascending by distance, ties broken by id.
+ * @param[out] out the hits (distance set); free with vecdb_records_free().
+ * @return VECDB_OK, VECDB_ENOTFOUND, VECDB_EDIM, VECDB_EINVAL.
+ */
+int vecdb_search(vecdb *db, const char *coll, const vecdb_search_params *p,
+    vecdb_records **out);
+
+/**
+ * Page through the points in id order, starting at @p start (inclusive;
+ * NULL or kind VECDB_ID_NONE for the first). At most @p limit points that
+ * match @p filter; out->has_next and out->next say where to continue.
+ * All points present for a whole scroll are returned exactly once.
+ */
+int vecdb_scroll(vecdb *db, const char *coll, const vecdb_id *start,
+    uint32_t limit, const vecdb_filter *filter, int with_payload,
+    int with_vector, vecdb_records **out);
+
+/** Count the points matching @p filter (NULL: all). */
+int vecdb_count(vecdb *db, const char *coll, const vecdb_filter *filter,
+    uint64_t *out);
+
+/* ===== Snapshots ===== */
+
+#define VECDB_SNAPSHOT_NAME_MAX 128
+
+typedef struct vecdb_snapshot_info {
+	char name[VECDB_SNAPSHOT_NAME_MAX + 1];    /* <collection>_<unix time> */
+	char collection[VECDB_NAME_MAX + 1];
+	int64_t created_at;                        /* unix seconds */
+	uint64_t size_bytes;                       /* size of the file */
+	uint64_t vector_count;
+	char checksum[65];                         /* SHA-256, lowercase hex */
+} vecdb_snapshot_info;
+
+/**
+ * Write a snapshot of a collection: a consistent copy taken in one read
+ * transaction, to <data dir>/snapshots/<collection>/<name>.snapshot, with
+ * its SHA-256 in the file's trailer and in a .json metadata file beside it.
+ * @param[out] out its metadata (may be NULL).
+ */
+int vecdb_snapshot_create(vecdb *db, const char *coll,
+    vecdb_snapshot_info *out);
+
+/** The snapshots of a collection, oldest first; caller frees *out. */
+int vecdb_snapshot_list(vecdb *db, const char *coll,
+    vecdb_snapshot_info **out, size_t *count);
+
+int vecdb_snapshot_get(vecdb *db, const char *coll, const char *name,
+    vecdb_snapshot_info *out);
+
+int vecdb_snapshot_delete(vecdb *db, const char *coll, const char *name);
+
+/**
+ * Write the path of a snapshot file into @p buf (for streaming it out).
+ * @return VECDB_OK, VECDB_ENOTFOUND, VECDB_EINVAL (buffer too small).
+ */
+int vecdb_snapshot_path(vecdb *db, const char *coll, const char *name,
+    char *buf, size_t len);
+
+/**
+ * Replace the contents (and config) of collection @p coll with a snapshot,
+ * creating the collection if it does not exist. The file's checksum and
+ * every record are verified before anything is written; a corrupted file
+ * is refused with VECDB_ECORRUPT and the live collection is untouched. The
+ * swap is one transaction.
+ */
+int vecdb_snapshot_restore(vecdb *db, const char *coll, const char *name);
+
+/** As vecdb_snapshot_restore(), from any snapshot file (an upload). */
+int vecdb_snapshot_restore_file(vecdb *db, const char *coll,
+    const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VECDB_H */

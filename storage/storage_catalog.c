@@ -1,0 +1,557 @@
+/*
+ * storage_catalog.c: collections: names, configs, the catalog records,
+ * per-collection counters in meta, and create / get / list / delete.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "storage_impl.h"
+
+/* ===== Names and configs ===== */
+
+int
+storage_name_check(const char *name)
+{
+	size_t n;
+
+	if (name == NULL || *name == '\0')
+		return vdb_err(VECDB_EINVAL, "collection name is empty");
+	n = strnlen(name, VECDB_NAME_MAX + 1);
+	if (n > VECDB_NAME_MAX)
+		return vdb_err(VECDB_EINVAL,
+		    "collection name is longer than %d characters",
+		    VECDB_NAME_MAX);
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			(c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return vdb_err(VECDB_EINVAL,
+			    "collection name '%s' has a character outside "
+			    "[A-Za-z0-9_-]", name);
+	}
+	return VECDB_OK;
+}
+
+void
+vecdb_collection_config_init(vecdb_collection_config *cfg, const char *name,
+    uint32_t dimension, vecdb_metric metric)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	if (name != NULL) {
+		/* An over-long name keeps VECDB_NAME_MAX chars and no NUL
+		 * inside the array's last slot would be wrong; mark it with a
+		 * character that storage_name_check() refuses instead. */
+		snprintf(cfg->name, sizeof(cfg->name), "%s", name);
+		if (strlen(name) > VECDB_NAME_MAX)
+			cfg->name[0] = '!';
+	}
+	cfg->dimension = dimension;
+	cfg->metric = metric;
+	cfg->vector_type = VECDB_FLOAT32;
+	cfg->quantization.type = VECDB_QUANT_NONE;
+	cfg->quantization.quantile = 0.99f;
+}
+
+void
+storage_config_defaults(const vecdb *db, vecdb_collection_config *cfg)
+{
+	if (cfg->index.max_connections == 0)
+		cfg->index.max_connections = db->opts.hnsw_m;
+	if (cfg->index.ef_construction == 0)
+		cfg->index.ef_construction = VECDB_HNSW_EFC_DEFAULT;
+	if (cfg->index.ef_search == 0)
+		cfg->index.ef_search = db->opts.hnsw_ef;
+	if (cfg->index.max_layer == 0)
+		cfg->index.max_layer = VECDB_HNSW_LAYER_DEFAULT;
+	if (cfg->quantization.quantile == 0)
+		cfg->quantization.quantile = 0.99f;
+}
+
+/* EINVAL unless lo <= v <= hi. */
+static int
+range_check(const char *what, uint32_t v, uint32_t lo, uint32_t hi)
+{
+	if (v < lo || v > hi)
+		return vdb_err(VECDB_EINVAL, "%s %u is out of range %u..%u",
+		    what, v, lo, hi);
+	return VECDB_OK;
+}
+
+int
+storage_config_check(const vecdb_collection_config *c)
+{
+	const vecdb_index_config *ix = &c->index;
+	int rv;
+
+	if ((rv = storage_name_check(c->name)) != VECDB_OK)
+		return rv;
+	if ((unsigned) c->metric > VECDB_MANHATTAN)
+		return vdb_err(VECDB_EINVAL, "unknown distance metric %d",
+		    (int) c->metric);
+	if ((unsigned) c->vector_type > VECDB_UINT8)
+		return vdb_err(VECDB_EINVAL, "unknown vector type %d",
+		    (int) c->vector_type);
+	if ((unsigned) c->quantization.type > VECDB_QUANT_BINARY)
+		return vdb_err(VECDB_EINVAL, "unknown quantization %d",
+		    (int) c->quantization.type);
+	if (!(c->quantization.quantile > 0 && c->quantization.quantile <= 1))
+		return vdb_err(VECDB_EINVAL,
+		    "quantization quantile must be in (0, 1]");
+	if ((rv = range_check("dimension", c->dimension, 1,
+		 VECDB_DIM_MAX)) != VECDB_OK ||
+	    (rv = range_check("max_connections", ix->max_connections,
+		 VECDB_HNSW_M_MIN, VECDB_HNSW_M_MAX)) != VECDB_OK ||
+	    (rv = range_check("ef_construction", ix->ef_construction,
+		 VECDB_HNSW_EFC_MIN, VECDB_HNSW_EFC_MAX)) != VECDB_OK ||
+	    (rv = range_check("ef_search", ix->ef_search, VECDB_HNSW_EF_MIN,
+		 VECDB_HNSW_EF_MAX)) != VECDB_OK ||
+	    (rv = range_check("max_layer", ix->max_layer,
+		 VECDB_HNSW_LAYER_MIN, VECDB_HNSW_LAYER_MAX)) != VECDB_OK)
+		return rv;
+	return VECDB_OK;
+}
+
+/* ===== Catalog records ===== */
+
+/*
+ * [ver u8][id u32][dim u32][metric u8][vtype u8][m u32][efc u32][ef u32]
+ * [max_layer u32][quant u8][quantile f32][always_ram u8][created_at i64]
+ * [7 reserved bytes]
+ */
+void
+storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_SIZE])
+{
+	const vecdb_collection_config *g = &c->cfg;
+	uint32_t q;
+
+	memset(out, 0, COLL_REC_SIZE);
+	out[0] = STORAGE_REC_VERSION;
+	put_le32(out + 1, c->id);
+	put_le32(out + 5, g->dimension);
+	out[9] = (uint8_t) g->metric;
+	out[10] = (uint8_t) g->vector_type;
+	put_le32(out + 11, g->index.max_connections);
+	put_le32(out + 15, g->index.ef_construction);
+	put_le32(out + 19, g->index.ef_search);
+	put_le32(out + 23, g->index.max_layer);
+	out[27] = (uint8_t) g->quantization.type;
+	memcpy(&q, &g->quantization.quantile, 4);
+	put_le32(out + 28, q);
+	out[32] = g->quantization.always_ram ? 1 : 0;
+	put_le64(out + 33, (uint64_t) g->created_at);
+}
+
+int
+storage_coll_decode(const char *name, const uint8_t *p, size_t len,
+    struct coll *out)
+{
+	vecdb_collection_config *g = &out->cfg;
+	uint32_t q;
+
+	if (len != COLL_REC_SIZE || p[0] != STORAGE_REC_VERSION)
+		return vdb_err(VECDB_ECORRUPT,
+		    "malformed catalog record for '%s'", name);
+	memset(out, 0, sizeof(*out));
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	out->id = get_le32(p + 1);
+	g->dimension = get_le32(p + 5);
+	g->metric = (vecdb_metric) p[9];
+	g->vector_type = (vecdb_vtype) p[10];
+	g->index.max_connections = get_le32(p + 11);
+	g->index.ef_construction = get_le32(p + 15);
+	g->index.ef_search = get_le32(p + 19);
+	g->index.max_layer = get_le32(p + 23);
+	g->quantization.type = (vecdb_quant) p[27];
+	q = get_le32(p + 28);
+	memcpy(&g->quantization.quantile, &q, 4);
+	g->quantization.always_ram = p[32];
+	g->created_at = (int64_t) get_le64(p + 33);
+	if (storage_config_check(g) != VECDB_OK)
+		return vdb_err(VECDB_ECORRUPT,
+		    "catalog record for '%s' is invalid", name);
+	return VECDB_OK;
+}
+
+int
+storage_coll_find(vecdb *db, MDB_txn *txn, const char *name,
+    struct coll *out)
+{
+	MDB_val k, v;
+	int rc, rv;
+
+	if ((rv = storage_name_check(name)) != VECDB_OK)
+		return rv;
+	k.mv_data = (void *) name;
+	k.mv_size = strlen(name);
+	rc = mdb_get(txn, db->catalog, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return vdb_err(VECDB_ENOTFOUND, "collection '%s' not found",
+		    name);
+	if (rc != 0)
+		return storage_mdb_err(rc, "read catalog");
+	return storage_coll_decode(name, v.mv_data, v.mv_size, out);
+}
+
+/* ===== Meta ===== */
+
+int
+storage_meta_get_u64(vecdb *db, MDB_txn *txn, const char *key,
+    uint64_t *out)
+{
+	MDB_val k = { strlen(key), (void *) key }, v;
+	int rc = mdb_get(txn, db->meta, &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return VECDB_ENOTFOUND; /* callers decide; no message */
+	if (rc != 0)
+		return storage_mdb_err(rc, "read meta");
+	if (v.mv_size != 8)
+		return vdb_err(VECDB_ECORRUPT, "meta '%s' is malformed", key);
+	*out = get_le64(v.mv_data);
+	return VECDB_OK;
+}
+
+int
+storage_meta_put_u64(vecdb *db, MDB_txn *txn, const char *key, uint64_t val)
+{
+	uint8_t b[8];
+	MDB_val k = { strlen(key), (void *) key }, v = { 8, b };
+	int rc;
+
+	put_le64(b, val);
+	rc = mdb_put(txn, db->meta, &k, &v, 0);
+	return rc ? storage_mdb_err(rc, "write meta") : VECDB_OK;
+}
+
+/* The meta key of a collection's state: "c" + id (big-endian). */
+static void
+state_key(uint32_t id, uint8_t key[5])
+{
+	key[0] = 'c';
+	put_be32(key + 1, id);
+}
+
+int
+storage_state_get(vecdb *db, MDB_txn *txn, uint32_t id,
+    struct coll_state *out)
+{
+	uint8_t kb[5];
+	MDB_val k = { 5, kb }, v;
+	int rc;
+
+	state_key(id, kb);
+	rc = mdb_get(txn, db->meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		memset(out, 0, sizeof(*out));
+		return VECDB_OK;
+	}
+	if (rc != 0)
+		return storage_mdb_err(rc, "read collection state");
+	if (v.mv_size != 24)
+		return vdb_err(VECDB_ECORRUPT, "collection state malformed");
+	out->next_offset = get_le64(v.mv_data);
+	out->count = get_le64((uint8_t *) v.mv_data + 8);
+	out->bytes = get_le64((uint8_t *) v.mv_data + 16);
+	return VECDB_OK;
+}
+
+int
+storage_state_put(vecdb *db, MDB_txn *txn, uint32_t id,
+    const struct coll_state *st)
+{
+	uint8_t kb[5], vb[24];
+	MDB_val k = { 5, kb }, v = { 24, vb };
+	int rc;
+
+	state_key(id, kb);
+	put_le64(vb, st->next_offset);
+	put_le64(vb + 8, st->count);
+	put_le64(vb + 16, st->bytes);
+	rc = mdb_put(txn, db->meta, &k, &v, 0);
+	return rc ? storage_mdb_err(rc, "write collection state") : VECDB_OK;
+}
+
+int
+storage_prefix_drop(vecdb *db, MDB_txn *txn, MDB_dbi dbi, uint32_t id)
+{
+	uint8_t pre[4];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	(void) db;
+	put_be32(pre, id);
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return storage_mdb_err(rc, "open cursor");
+	k.mv_size = 4;
+	k.mv_data = pre;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size >= 4 && memcmp(k.mv_data, pre, 4) == 0) {
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+		/* After a delete, MDB_NEXT yields the item that followed. */
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return storage_mdb_err(rc, "drop collection records");
+	return VECDB_OK;
+}
+
+/* ===== Create and drop (writer thread) ===== */
+
+int
+storage_coll_create_txn(vecdb *db, MDB_txn *txn,
+    const vecdb_collection_config *cfg, struct coll *out)
+{
+	uint8_t rec[COLL_REC_SIZE];
+	uint64_t next_id = 1;
+	struct coll c;
+	struct coll_state st = { 0, 0, 0 };
+	MDB_val k, v;
+	int rc, rv;
+
+	rv = storage_meta_get_u64(db, txn, "next_coll_id", &next_id);
+	if (rv != VECDB_OK && rv != VECDB_ENOTFOUND)
+		return rv;
+	if (next_id > UINT32_MAX)
+		return vdb_err(VECDB_EFULL, "collection ids exhausted");
+	memset(&c, 0, sizeof(c));
+	c.id = (uint32_t) next_id;
+	c.cfg = *cfg;
+	storage_coll_encode(&c, rec);
+	k.mv_data = c.cfg.name;
+	k.mv_size = strlen(c.cfg.name);
+	v.mv_data = rec;
+	v.mv_size = sizeof(rec);
+	rc = mdb_put(txn, db->catalog, &k, &v, MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST)
+		return vdb_err(VECDB_EEXIST, "collection '%s' already exists",
+		    cfg->name);
+	if (rc != 0)
+		return storage_mdb_err(rc, "write catalog");
+	if ((rv = storage_meta_put_u64(db, txn, "next_coll_id",
+		 next_id + 1)) != VECDB_OK ||
+	    (rv = storage_state_put(db, txn, c.id, &st)) != VECDB_OK)
+		return rv;
+	*out = c;
+	return VECDB_OK;
+}
+
+int
+storage_coll_drop_txn(vecdb *db, MDB_txn *txn, const struct coll *c)
+{
+	uint8_t kb[5];
+	MDB_val k = { strlen(c->cfg.name), (void *) c->cfg.name };
+	int rc, rv;
+
+	if ((rv = storage_prefix_drop(db, txn, db->points, c->id)) != VECDB_OK ||
+	    (rv = storage_prefix_drop(db, txn, db->offsets, c->id)) != VECDB_OK)
+		return rv;
+	if ((rc = mdb_del(txn, db->catalog, &k, NULL)) != 0)
+		return storage_mdb_err(rc, "delete catalog record");
+	kb[0] = 'c';
+	put_be32(kb + 1, c->id);
+	k.mv_data = kb;
+	k.mv_size = 5;
+	rc = mdb_del(txn, db->meta, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return storage_mdb_err(rc, "delete collection state");
+	return VECDB_OK;
+}
+
+int
+storage_apply_create(struct wctx *w, struct wreq *r)
+{
+	uint8_t rec[COLL_REC_SIZE];
+	struct buf body = { 0 };
+	struct coll c;
+	size_t nlen = strlen(r->cfg->name);
+	int rv;
+
+	if ((rv = storage_coll_create_txn(w->db, w->txn, r->cfg, &c)) != VECDB_OK)
+		return rv;
+	storage_coll_encode(&c, rec);
+	if ((rv = buf_put_le16(&body, (uint16_t) nlen)) == VECDB_OK &&
+	    (rv = buf_put(&body, r->cfg->name, nlen)) == VECDB_OK &&
+	    (rv = buf_put(&body, rec, sizeof(rec))) == VECDB_OK)
+		rv = storage_wal_append(w, WAL_CREATE, &body);
+	buf_fini(&body);
+	return rv;
+}
+
+int
+storage_apply_drop(struct wctx *w, struct wreq *r)
+{
+	struct buf body = { 0 };
+	struct coll c;
+	int rv;
+
+	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	    (rv = storage_coll_drop_txn(w->db, w->txn, &c)) != VECDB_OK)
+		return rv;
+	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK)
+		rv = storage_wal_append(w, WAL_DROP, &body);
+	buf_fini(&body);
+	return rv;
+}
+
+/* ===== Public API ===== */
+
+/* VECDB_EREADONLY for a read-only handle. */
+static int
+writable(vecdb *db)
+{
+	if (db->writer == NULL)
+		return vdb_err(VECDB_EREADONLY, "database %s is open read-only",
+		    db->path);
+	return VECDB_OK;
+}
+
+int
+vecdb_collection_create(vecdb *db, const vecdb_collection_config *cfg)
+{
+	vecdb_collection_config c = *cfg;
+	struct wreq r;
+	int rv;
+
+	vdb_err_clear();
+	if ((rv = writable(db)) != VECDB_OK)
+		return rv;
+	c.name[VECDB_NAME_MAX] = '\0';
+	storage_config_defaults(db, &c);
+	if ((rv = storage_config_check(&c)) != VECDB_OK)
+		return rv;
+	c.created_at = (int64_t) time(NULL);
+	memset(&r, 0, sizeof(r));
+	r.op = WREQ_CREATE;
+	r.cfg = &c;
+	return storage_writer_submit(db, &r);
+}
+
+int
+vecdb_collection_get(vecdb *db, const char *name, vecdb_collection_config *out)
+{
+	struct coll c;
+	MDB_txn *txn;
+	int rv;
+
+	vdb_err_clear();
+	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
+		return rv;
+	rv = storage_coll_find(db, txn, name, &c);
+	mdb_txn_abort(txn);
+	if (rv == VECDB_OK)
+		*out = c.cfg;
+	return rv;
+}
+
+void
+vecdb_names_free(char **names, size_t count)
+{
+	if (names == NULL)
+		return;
+	for (size_t i = 0; i < count; i++)
+		vdb_free(names[i]);
+	vdb_free(names);
+}
+
+/* Append a copy of a catalog key to the growing list. */
+static int
+names_push(char ***names, size_t *n, size_t *cap, const MDB_val *k)
+{
+	char *s;
+
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		char **nn = vdb_realloc(*names, nc * sizeof(*nn));
+		if (nn == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		*names = nn;
+		*cap = nc;
+	}
+	if ((s = vdb_malloc(k->mv_size + 1)) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	memcpy(s, k->mv_data, k->mv_size);
+	s[k->mv_size] = '\0';
+	(*names)[(*n)++] = s;
+	return VECDB_OK;
+}
+
+int
+vecdb_collection_list(vecdb *db, char ***names, size_t *count)
+{
+	char **list = NULL;
+	size_t n = 0, cap = 0;
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, rv;
+
+	vdb_err_clear();
+	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
+		return rv;
+	if ((rc = mdb_cursor_open(txn, db->catalog, &cur)) != 0) {
+		rv = storage_mdb_err(rc, "open cursor");
+		goto fail;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		if ((rv = names_push(&list, &n, &cap, &k)) != VECDB_OK)
+			goto fail;
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	*names = list;
+	*count = n;
+	return VECDB_OK;
+fail:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	vecdb_names_free(list, n);
+	return rv;
+}
+
+int
+vecdb_collection_delete(vecdb *db, const char *name)
+{
+	struct wreq r;
+	int rv;
+
+	vdb_err_clear();
+	if ((rv = writable(db)) != VECDB_OK ||
+	    (rv = storage_name_check(name)) != VECDB_OK)
+		return rv;
+	memset(&r, 0, sizeof(r));
+	r.op = WREQ_DROP;
+	r.coll = name;
+	return storage_writer_submit(db, &r);
+}
+
+int
+vecdb_collection_stats_get(vecdb *db, const char *name,
+    vecdb_collection_stats *out)
+{
+	struct coll_state st;
+	struct coll c;
+	MDB_txn *txn;
+	int rv;
+
+	vdb_err_clear();
+	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
+		return rv;
+	if ((rv = storage_coll_find(db, txn, name, &c)) == VECDB_OK)
+		rv = storage_state_get(db, txn, c.id, &st);
+	mdb_txn_abort(txn);
+	if (rv != VECDB_OK)
+		return rv;
+	memset(out, 0, sizeof(*out));
+	out->vector_count = st.count;
+	out->dimension = c.cfg.dimension;
+	out->disk_bytes = st.bytes;
+	/* No in-memory index yet: every point is served by exact search,
+	 * so none is indexed and none is waiting to be. */
+	out->memory_bytes = 0;
+	return VECDB_OK;
+}

@@ -1,0 +1,326 @@
+/*
+ * storage_impl.h: the storage module's internals, shared by storage_*.c.
+ *
+ * On-disk layout: one LMDB environment per data dir with five named DBs.
+ * Keys are big-endian so that they sort; values are little-endian and start
+ * with a format version byte.
+ *
+ *   catalog  name -> collection record (config, numeric collection id)
+ *   points   [coll id u32][point key] -> point record
+ *   offsets  [coll id u32][offset u64] -> point key
+ *   wal      [seq u64] -> WAL record (term, op, body)
+ *   meta     "format" | "next_coll_id" | "last_seq" | "term"
+ *            | "c"[coll id u32] -> collection state
+ *
+ * A point key is [tag u8][value]: tag 1 + u64 for numeric ids, tag 2 + 16
+ * bytes for UUIDs, so numbers sort before UUIDs and the two never collide.
+ *
+ * Points of every collection share one `points` DB under a collection-id
+ * prefix rather than a DB each: LMDB needs its DB count fixed at open
+ * (maxdbs), and a prefix costs four bytes a key. See docs/ARCHITECTURE.md.
+ */
+#ifndef STORAGE_IMPL_H
+#define STORAGE_IMPL_H
+
+#include <lmdb.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "vdb.h"
+#include "vecdb.h"
+
+#define STORAGE_FORMAT 1           /* meta "format"; bump on layout change */
+#define STORAGE_REC_VERSION 1      /* first byte of every value we write */
+#define STORAGE_KEY_MAX 17         /* tag + 16-byte UUID */
+#define STORAGE_PKEY_MAX (4 + STORAGE_KEY_MAX) /* with collection prefix */
+
+/* ===== Byte order helpers ===== */
+
+static inline void
+put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t) (v >> 24);
+	p[1] = (uint8_t) (v >> 16);
+	p[2] = (uint8_t) (v >> 8);
+	p[3] = (uint8_t) v;
+}
+
+static inline uint32_t
+get_be32(const uint8_t *p)
+{
+	return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 |
+	    (uint32_t) p[2] << 8 | p[3];
+}
+
+static inline void
+put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t) (v >> 32));
+	put_be32(p + 4, (uint32_t) v);
+}
+
+static inline uint64_t
+get_be64(const uint8_t *p)
+{
+	return (uint64_t) get_be32(p) << 32 | get_be32(p + 4);
+}
+
+/* Little-endian values: x86 and arm64 are little-endian, so memcpy. */
+static inline void
+put_le32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static inline uint32_t
+get_le32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static inline void
+put_le64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static inline uint64_t
+get_le64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* ===== The database handle ===== */
+
+struct writer;
+
+struct vecdb {
+	char *path;              /* data dir */
+	vecdb_options opts;      /* as opened; read-only afterwards */
+	MDB_env *env;
+	MDB_dbi catalog;         /* the five named DBs */
+	MDB_dbi points;
+	MDB_dbi offsets;
+	MDB_dbi wal;
+	MDB_dbi meta;
+	int lock_fd;             /* flock'ed LOCK file; -1 when read-only */
+	struct writer *writer;   /* NULL when read-only */
+};
+
+/* Map an LMDB return code to a vecdb code with a message naming @p what. */
+int storage_mdb_err(int mdb_rc, const char *what);
+
+/* Begin a read transaction. */
+int storage_read_begin(vecdb *db, MDB_txn **out);
+
+/* ===== Point ids and keys (storage_id.c) ===== */
+
+/* Encode @p id as a point key; returns its length (9 or 17). */
+size_t storage_id_key(const vecdb_id *id, uint8_t *key);
+
+/* Decode a point key; VECDB_ECORRUPT if malformed. */
+int storage_key_id(const uint8_t *key, size_t len, vecdb_id *out);
+
+/* A fresh v4 UUID id. */
+void storage_id_generate(vecdb_id *out);
+
+/* ===== Vectors (storage_vector.c) ===== */
+
+size_t vec_elem_size(vecdb_vtype t);
+
+/* Check finite components that fit @p t; message names the component. */
+int vec_validate(const float *v, uint32_t dim, vecdb_vtype t);
+
+/* Convert between float and the storage type. */
+void vec_encode(const float *v, uint32_t dim, vecdb_vtype t, void *out);
+void vec_decode(const void *in, uint32_t dim, vecdb_vtype t, float *out);
+
+uint16_t vec_f32_to_f16(float f);
+float vec_f16_to_f32(uint16_t h);
+
+/* The distance of the metric (smaller is closer). */
+float vec_distance(vecdb_metric m, const float *a, const float *b,
+    uint32_t dim);
+
+/* ===== Catalog (storage_catalog.c) ===== */
+
+/* A collection as the catalog keeps it. */
+struct coll {
+	uint32_t id;                    /* numeric id, the key prefix */
+	vecdb_collection_config cfg;
+};
+
+/* Per-collection counters, kept in meta under "c"[id]. */
+struct coll_state {
+	uint64_t next_offset;   /* next internal offset to hand out */
+	uint64_t count;         /* points */
+	uint64_t bytes;         /* key + value bytes of its point records */
+};
+
+#define COLL_REC_SIZE 48 /* encoded config, without the name */
+
+int storage_name_check(const char *name);
+int storage_config_check(const vecdb_collection_config *cfg);
+void storage_config_defaults(const vecdb *db, vecdb_collection_config *cfg);
+
+/* Encode/decode the catalog value (config without name). */
+void storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_SIZE]);
+int storage_coll_decode(const char *name, const uint8_t *p, size_t len,
+    struct coll *out);
+
+/* Look up a collection in @p txn: VECDB_ENOTFOUND with a message. */
+int storage_coll_find(vecdb *db, MDB_txn *txn, const char *name,
+    struct coll *out);
+
+int storage_state_get(vecdb *db, MDB_txn *txn, uint32_t id,
+    struct coll_state *out);
+int storage_state_put(vecdb *db, MDB_txn *txn, uint32_t id,
+    const struct coll_state *st);
+
+/* Meta u64 values. */
+int storage_meta_get_u64(vecdb *db, MDB_txn *txn, const char *key,
+    uint64_t *out);
+int storage_meta_put_u64(vecdb *db, MDB_txn *txn, const char *key,
+    uint64_t v);
+
+/* Delete every key in @p dbi that starts with the 4-byte collection id. */
+int storage_prefix_drop(vecdb *db, MDB_txn *txn, MDB_dbi dbi, uint32_t id);
+
+/* Create / drop inside a write txn (writer thread). */
+int storage_coll_create_txn(vecdb *db, MDB_txn *txn,
+    const vecdb_collection_config *cfg, struct coll *out);
+int storage_coll_drop_txn(vecdb *db, MDB_txn *txn, const struct coll *c);
+
+/* A growable byte buffer for building WAL records. */
+struct buf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+};
+
+/* ===== Point records (storage_point.c) ===== */
+
+/*
+ * Point record: [ver u8][offset u64][seq u64][dim u32][vector bytes]
+ * [payload: compact JSON, the rest; empty means {}].
+ */
+#define POINT_HDR 21
+
+/* A point ready to write: payload already validated and compacted. */
+struct wpoint {
+	vecdb_id id;
+	const float *vector;   /* NULL in an update that keeps the vector */
+	uint32_t dim;
+	char *payload;         /* owned compact JSON; NULL: none (or keep) */
+	size_t payload_len;
+};
+
+/* A point record as read (borrowed from the txn). */
+struct rpoint {
+	uint64_t offset;
+	uint64_t seq;
+	uint32_t dim;
+	const void *vec;       /* dim elements of the collection's type */
+	const char *payload;   /* not NUL-terminated */
+	size_t payload_len;
+};
+
+int storage_point_decode(const struct coll *c, const MDB_val *v,
+    struct rpoint *out);
+
+/*
+ * Write one point in the writer's txn (op: WREQ_INSERT/UPSERT/UPDATE) and
+ * append its final state (key, vector bytes, payload) to the WAL body.
+ */
+int storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
+    struct coll_state *st, int op, const struct wpoint *p, uint64_t seq,
+    struct buf *wal);
+
+/* Delete one point; *found says whether it existed. */
+int storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
+    struct coll_state *st, const vecdb_id *id, int *found);
+
+/* Build the full [coll][key] LMDB key; returns its length. */
+size_t storage_pkey(uint32_t coll_id, const vecdb_id *id, uint8_t *out);
+
+/* Fill a vecdb_record from a stored point (allocates vector/payload). */
+int storage_record_fill(const struct coll *c, const vecdb_id *id,
+    const struct rpoint *rp, int with_payload, int with_vector,
+    vecdb_record *out);
+
+/* ===== WAL ===== */
+
+enum wal_op {
+	WAL_CREATE = 1,   /* [namelen u16][name][coll record] */
+	WAL_DROP = 2,     /* [coll id u32] */
+	WAL_PUT = 3,      /* [coll id u32][n u32] n x [keylen u8][key]
+			     [veclen u32][vec][paylen u32][payload] */
+	WAL_DELETE = 4,   /* [coll id u32][n u32] n x [keylen u8][key] */
+	WAL_RESTORE = 5   /* [coll id u32][sha256 32] */
+};
+
+int buf_put(struct buf *b, const void *p, size_t n);
+int buf_put_u8(struct buf *b, uint8_t v);
+int buf_put_le16(struct buf *b, uint16_t v);
+int buf_put_le32(struct buf *b, uint32_t v);
+void buf_fini(struct buf *b);
+
+/* ===== Writer (storage_writer.c) ===== */
+
+enum wreq_op {
+	WREQ_CREATE,
+	WREQ_DROP,
+	WREQ_INSERT,
+	WREQ_UPSERT,
+	WREQ_UPDATE,
+	WREQ_DELETE,
+	WREQ_RESTORE
+};
+
+/* The context a request's apply step runs in (the writer thread). */
+struct wctx {
+	vecdb *db;
+	MDB_txn *txn;        /* the request's own nested txn */
+	uint64_t seq;        /* the next WAL seq to use */
+	uint64_t term;
+};
+
+/* A write request handed to the writer thread. */
+struct wreq {
+	int op;                              /* WREQ_* */
+	const char *coll;                    /* collection name */
+	const vecdb_collection_config *cfg;  /* CREATE */
+	struct wpoint *pts;                  /* INSERT/UPSERT/UPDATE */
+	const vecdb_id *ids;                 /* DELETE */
+	size_t n;
+	const char *path;                    /* RESTORE: snapshot file */
+	size_t deleted;                      /* out: DELETE */
+	int rc;                              /* out */
+	char msg[512];                       /* out: detail on failure */
+	int done;                            /* guarded by writer lock */
+	struct wreq *next;                   /* queue link */
+};
+
+int storage_writer_start(vecdb *db);
+void storage_writer_stop(vecdb *db);
+
+/* Queue @p r, wait for its commit; returns r->rc with the message set. */
+int storage_writer_submit(vecdb *db, struct wreq *r);
+
+/* Append one WAL record for the current request. */
+int storage_wal_append(struct wctx *w, uint8_t op, const struct buf *body);
+
+/* Apply steps (storage_point.c, storage_catalog.c, storage_snapshot.c). */
+int storage_apply_points(struct wctx *w, struct wreq *r);
+int storage_apply_delete(struct wctx *w, struct wreq *r);
+int storage_apply_create(struct wctx *w, struct wreq *r);
+int storage_apply_drop(struct wctx *w, struct wreq *r);
+int storage_apply_restore(struct wctx *w, struct wreq *r);
+
+#endif /* STORAGE_IMPL_H */

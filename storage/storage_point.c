@@ -1,0 +1,568 @@
+/*
+ * storage_point.c: point records and the point operations: insert, upsert,
+ * update, delete, get.
+ */
+#include <stdio.h>
+
+#include "storage_impl.h"
+
+/* ===== Records ===== */
+
+size_t
+storage_pkey(uint32_t coll_id, const vecdb_id *id, uint8_t *out)
+{
+	put_be32(out, coll_id);
+	return 4 + storage_id_key(id, out + 4);
+}
+
+int
+storage_point_decode(const struct coll *c, const MDB_val *v,
+    struct rpoint *out)
+{
+	const uint8_t *p = v->mv_data;
+	size_t vbytes;
+
+	if (v->mv_size < POINT_HDR || p[0] != STORAGE_REC_VERSION)
+		return vdb_err(VECDB_ECORRUPT, "malformed point record");
+	out->offset = get_le64(p + 1);
+	out->seq = get_le64(p + 9);
+	out->dim = get_le32(p + 17);
+	vbytes = (size_t) out->dim * vec_elem_size(c->cfg.vector_type);
+	if (out->dim != c->cfg.dimension || v->mv_size < POINT_HDR + vbytes)
+		return vdb_err(VECDB_ECORRUPT,
+		    "point record does not fit collection '%s'", c->cfg.name);
+	out->vec = p + POINT_HDR;
+	out->payload = (const char *) p + POINT_HDR + vbytes;
+	out->payload_len = v->mv_size - POINT_HDR - vbytes;
+	return VECDB_OK;
+}
+
+int
+storage_record_fill(const struct coll *c, const vecdb_id *id,
+    const struct rpoint *rp, int with_payload, int with_vector,
+    vecdb_record *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = *id;
+	out->dim = rp->dim;
+	if (with_vector) {
+		out->vector = vdb_malloc((size_t) rp->dim * sizeof(float));
+		if (out->vector == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		vec_decode(rp->vec, rp->dim, c->cfg.vector_type, out->vector);
+	}
+	if (with_payload) {
+		size_t n = rp->payload_len ? rp->payload_len : 2;
+		if ((out->payload = vdb_malloc(n + 1)) == NULL) {
+			vdb_free(out->vector);
+			out->vector = NULL;
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		}
+		memcpy(out->payload, rp->payload_len ? rp->payload : "{}", n);
+		out->payload[n] = '\0';
+	}
+	return VECDB_OK;
+}
+
+void
+vecdb_record_free(vecdb_record *r)
+{
+	if (r == NULL)
+		return;
+	vdb_free(r->vector);
+	vdb_free(r->payload);
+	vdb_free(r);
+}
+
+void
+vecdb_records_free(vecdb_records *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->count; i++) {
+		vdb_free(r->items[i].vector);
+		vdb_free(r->items[i].payload);
+	}
+	vdb_free(r->items);
+	vdb_free(r);
+}
+
+/* ===== Writing a point (writer thread) ===== */
+
+/* The offsets key [coll id][offset]. */
+static void
+offset_key(uint32_t coll_id, uint64_t off, uint8_t out[12])
+{
+	put_be32(out, coll_id);
+	put_be64(out + 4, off);
+}
+
+/* Delete the offsets entry of a point record. */
+static int
+offset_del(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t off)
+{
+	uint8_t kb[12];
+	MDB_val k = { 12, kb };
+	int rc;
+
+	offset_key(coll_id, off, kb);
+	rc = mdb_del(txn, db->offsets, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return storage_mdb_err(rc, "delete offset");
+	return VECDB_OK;
+}
+
+/* Map a new offset to the point key. */
+static int
+offset_put(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t off,
+    const uint8_t *pkey, size_t pklen)
+{
+	uint8_t kb[12];
+	MDB_val k = { 12, kb }, v = { pklen - 4, (void *) (pkey + 4) };
+	int rc;
+
+	offset_key(coll_id, off, kb);
+	rc = mdb_put(txn, db->offsets, &k, &v, 0);
+	return rc ? storage_mdb_err(rc, "write offset") : VECDB_OK;
+}
+
+/* The final vector bytes and payload of a put, owned copies. */
+struct put_state {
+	uint8_t *vec;        /* encoded vector */
+	size_t vec_len;
+	const char *pay;     /* payload bytes (borrowed or in pay_copy) */
+	size_t pay_len;
+	char *pay_copy;      /* owned copy of a kept payload */
+	uint64_t offset;
+	uint32_t dim;
+};
+
+/* Work out what a put writes, copying kept parts of the old record. */
+static int
+put_prepare(const struct coll *c, struct coll_state *st,
+    const struct wpoint *p, const struct rpoint *old, struct put_state *ps)
+{
+	vecdb_vtype t = c->cfg.vector_type;
+
+	ps->dim = c->cfg.dimension;
+	ps->vec_len = (size_t) ps->dim * vec_elem_size(t);
+	if ((ps->vec = vdb_malloc(ps->vec_len)) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if (p->vector != NULL) {
+		vec_encode(p->vector, p->dim, t, ps->vec);
+		ps->offset = st->next_offset++;
+	} else {
+		memcpy(ps->vec, old->vec, ps->vec_len);
+		ps->offset = old->offset;
+	}
+	if (p->payload != NULL || old == NULL) {
+		ps->pay = p->payload;
+		ps->pay_len = p->payload ? p->payload_len : 0;
+	} else if (old->payload_len > 0) {
+		if ((ps->pay_copy = vdb_malloc(old->payload_len)) == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		memcpy(ps->pay_copy, old->payload, old->payload_len);
+		ps->pay = ps->pay_copy;
+		ps->pay_len = old->payload_len;
+	}
+	return VECDB_OK;
+}
+
+/* Check a new vector against the collection. */
+static int
+vector_check(const struct coll *c, const struct wpoint *p)
+{
+	if (p->dim != c->cfg.dimension)
+		return vdb_err(VECDB_EDIM,
+		    "vector has %u dimensions, collection '%s' expects %u",
+		    p->dim, c->cfg.name, c->cfg.dimension);
+	return vec_validate(p->vector, p->dim, c->cfg.vector_type);
+}
+
+/* Store the record and append its WAL entry. */
+static int
+put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
+    const struct put_state *ps, uint64_t seq, struct buf *wal)
+{
+	MDB_val k = { pklen, (void *) pkey }, v;
+	uint8_t *d;
+	int rc, rv;
+
+	v.mv_size = POINT_HDR + ps->vec_len + ps->pay_len;
+	if ((rc = mdb_put(txn, db->points, &k, &v, MDB_RESERVE)) != 0)
+		return storage_mdb_err(rc, "write point");
+	d = v.mv_data;
+	d[0] = STORAGE_REC_VERSION;
+	put_le64(d + 1, ps->offset);
+	put_le64(d + 9, seq);
+	put_le32(d + 17, ps->dim);
+	memcpy(d + POINT_HDR, ps->vec, ps->vec_len);
+	if (ps->pay_len)
+		memcpy(d + POINT_HDR + ps->vec_len, ps->pay, ps->pay_len);
+	if ((rv = buf_put_u8(wal, (uint8_t) (pklen - 4))) != VECDB_OK ||
+	    (rv = buf_put(wal, pkey + 4, pklen - 4)) != VECDB_OK ||
+	    (rv = buf_put_le32(wal, (uint32_t) ps->vec_len)) != VECDB_OK ||
+	    (rv = buf_put(wal, ps->vec, ps->vec_len)) != VECDB_OK ||
+	    (rv = buf_put_le32(wal, (uint32_t) ps->pay_len)) != VECDB_OK ||
+	    (rv = buf_put(wal, ps->pay, ps->pay_len)) != VECDB_OK)
+		return rv;
+	return VECDB_OK;
+}
+
+int
+storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
+    struct coll_state *st, int op, const struct wpoint *p, uint64_t seq,
+    struct buf *wal)
+{
+	uint8_t pkey[STORAGE_PKEY_MAX];
+	size_t pklen = storage_pkey(c->id, &p->id, pkey);
+	MDB_val k = { pklen, pkey }, v;
+	struct put_state ps;
+	struct rpoint old;
+	char idbuf[VECDB_ID_STRLEN];
+	int rc, rv, exists;
+
+	rc = mdb_get(txn, db->points, &k, &v);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return storage_mdb_err(rc, "read point");
+	exists = rc == 0;
+	if (exists && op == WREQ_INSERT)
+		return vdb_err(VECDB_EEXIST, "point %s already exists",
+		    vecdb_id_format(&p->id, idbuf));
+	if (!exists && op == WREQ_UPDATE)
+		return vdb_err(VECDB_ENOTFOUND, "point %s not found",
+		    vecdb_id_format(&p->id, idbuf));
+	if (exists && (rv = storage_point_decode(c, &v, &old)) != VECDB_OK)
+		return rv;
+	if (p->vector != NULL && (rv = vector_check(c, p)) != VECDB_OK)
+		return rv;
+	memset(&ps, 0, sizeof(ps));
+	rv = put_prepare(c, st, p, exists ? &old : NULL, &ps);
+	if (rv == VECDB_OK && exists && ps.offset != old.offset)
+		rv = offset_del(db, txn, c->id, old.offset);
+	if (rv == VECDB_OK && (!exists || ps.offset != old.offset))
+		rv = offset_put(db, txn, c->id, ps.offset, pkey, pklen);
+	if (rv == VECDB_OK) {
+		if (exists)
+			st->bytes -= pklen + v.mv_size;
+		else
+			st->count++;
+		rv = put_write(db, txn, pkey, pklen, &ps, seq, wal);
+		st->bytes += pklen + POINT_HDR + ps.vec_len + ps.pay_len;
+	}
+	vdb_free(ps.vec);
+	vdb_free(ps.pay_copy);
+	return rv;
+}
+
+int
+storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
+    struct coll_state *st, const vecdb_id *id, int *found)
+{
+	uint8_t pkey[STORAGE_PKEY_MAX];
+	size_t pklen = storage_pkey(c->id, id, pkey);
+	MDB_val k = { pklen, pkey }, v;
+	struct rpoint old;
+	int rc, rv;
+
+	rc = mdb_get(txn, db->points, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		*found = 0;
+		return VECDB_OK;
+	}
+	if (rc != 0)
+		return storage_mdb_err(rc, "read point");
+	if ((rv = storage_point_decode(c, &v, &old)) != VECDB_OK ||
+	    (rv = offset_del(db, txn, c->id, old.offset)) != VECDB_OK)
+		return rv;
+	st->count--;
+	st->bytes -= pklen + v.mv_size;
+	if ((rc = mdb_del(txn, db->points, &k, NULL)) != 0)
+		return storage_mdb_err(rc, "delete point");
+	*found = 1;
+	return VECDB_OK;
+}
+
+/* Prefix the thread's message with the point's place in its batch. */
+static int
+point_err(int rv, size_t i, size_t n, const vecdb_id *id)
+{
+	char msg[512], idbuf[VECDB_ID_STRLEN];
+
+	if (n <= 1)
+		return rv;
+	vdb_err_save(msg, sizeof(msg));
+	return vdb_err(rv, "point %zu of %zu (id %s): %s", i, n,
+	    vecdb_id_format(id, idbuf), msg);
+}
+
+int
+storage_apply_points(struct wctx *w, struct wreq *r)
+{
+	struct buf body = { 0 };
+	struct coll_state st;
+	struct coll c;
+	int rv;
+
+	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK)
+		return rv;
+	if ((rv = buf_put_le32(&body, c.id)) != VECDB_OK ||
+	    (rv = buf_put_le32(&body, (uint32_t) r->n)) != VECDB_OK)
+		goto out;
+	for (size_t i = 0; i < r->n; i++) {
+		rv = storage_point_put_txn(w->db, w->txn, &c, &st, r->op,
+		    &r->pts[i], w->seq + 1, &body);
+		if (rv != VECDB_OK) {
+			rv = point_err(rv, i, r->n, &r->pts[i].id);
+			goto out;
+		}
+	}
+	if ((rv = storage_state_put(w->db, w->txn, c.id, &st)) == VECDB_OK)
+		rv = storage_wal_append(w, WAL_PUT, &body);
+out:
+	buf_fini(&body);
+	return rv;
+}
+
+int
+storage_apply_delete(struct wctx *w, struct wreq *r)
+{
+	struct buf body = { 0 };
+	struct coll_state st;
+	struct coll c;
+	uint8_t key[STORAGE_KEY_MAX];
+	int rv, found;
+
+	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK)
+		return rv;
+	r->deleted = 0;
+	if ((rv = buf_put_le32(&body, c.id)) != VECDB_OK ||
+	    (rv = buf_put_le32(&body, 0)) != VECDB_OK)
+		goto out;
+	for (size_t i = 0; i < r->n; i++) {
+		size_t klen = storage_id_key(&r->ids[i], key);
+		rv = storage_point_del_txn(w->db, w->txn, &c, &st, &r->ids[i],
+		    &found);
+		if (rv != VECDB_OK)
+			goto out;
+		if (!found)
+			continue;
+		r->deleted++;
+		if ((rv = buf_put_u8(&body, (uint8_t) klen)) != VECDB_OK ||
+		    (rv = buf_put(&body, key, klen)) != VECDB_OK)
+			goto out;
+	}
+	put_le32(body.p + 4, (uint32_t) r->deleted);
+	if (r->deleted == 0)
+		goto out; /* nothing changed: no WAL record */
+	if ((rv = storage_state_put(w->db, w->txn, c.id, &st)) == VECDB_OK)
+		rv = storage_wal_append(w, WAL_DELETE, &body);
+out:
+	buf_fini(&body);
+	return rv;
+}
+
+/* ===== Public API ===== */
+
+/* Validate and compact a payload: a JSON object, at most the limit. */
+static int
+payload_prepare(const char *json, char **out, size_t *len)
+{
+	json_error_t err;
+	json_t *root;
+	char *s;
+
+	*out = NULL;
+	*len = 0;
+	if (json == NULL)
+		return VECDB_OK;
+	root = json_loads(json, JSON_REJECT_DUPLICATES, &err);
+	if (root == NULL)
+		return vdb_err(VECDB_EINVAL, "payload is not valid JSON: %s "
+		    "(at character %d)", err.text, err.position);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return vdb_err(VECDB_EINVAL, "payload must be a JSON object");
+	}
+	s = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(root);
+	if (s == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	*len = strlen(s);
+	if (*len > VECDB_PAYLOAD_MAX) {
+		free(s); /* jansson allocates with malloc */
+		return vdb_err(VECDB_EINVAL, "payload is %zu bytes; the limit "
+		    "is %u", *len, VECDB_PAYLOAD_MAX);
+	}
+	*out = s;
+	return VECDB_OK;
+}
+
+/* Free the payload copies of a prepared batch. */
+static void
+wpoints_free(struct wpoint *wp, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(wp[i].payload);
+	vdb_free(wp);
+}
+
+/* Check the caller's points and turn them into writer points. */
+static int
+wpoints_prepare(int op, const vecdb_point *pts, size_t n,
+    struct wpoint **out)
+{
+	struct wpoint *wp = vdb_calloc(n, sizeof(*wp));
+	int rv = VECDB_OK;
+
+	if (wp == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && rv == VECDB_OK; i++) {
+		wp[i].id = pts[i].id;
+		wp[i].vector = pts[i].vector;
+		wp[i].dim = pts[i].dim;
+		if (pts[i].id.kind == VECDB_ID_NONE && op != WREQ_UPDATE)
+			storage_id_generate(&wp[i].id);
+		else if ((unsigned) pts[i].id.kind > VECDB_ID_UUID ||
+		    pts[i].id.kind == VECDB_ID_NONE)
+			rv = vdb_err(VECDB_EINVAL, "point has no valid id");
+		else if (pts[i].vector == NULL && op != WREQ_UPDATE)
+			rv = vdb_err(VECDB_EINVAL, "point has no vector");
+		if (rv == VECDB_OK)
+			rv = payload_prepare(pts[i].payload, &wp[i].payload,
+			    &wp[i].payload_len);
+		if (rv != VECDB_OK)
+			rv = point_err(rv, i, n, &wp[i].id);
+	}
+	if (rv != VECDB_OK) {
+		wpoints_free(wp, n);
+		return rv;
+	}
+	*out = wp;
+	return VECDB_OK;
+}
+
+/* The common path of insert, upsert and update. */
+static int
+points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n, int op)
+{
+	struct wpoint *wp = NULL;
+	struct wreq r;
+	int rv;
+
+	vdb_err_clear();
+	if (db->writer == NULL)
+		return vdb_err(VECDB_EREADONLY, "database is open read-only");
+	if (n > VECDB_BATCH_MAX)
+		return vdb_err(VECDB_EINVAL, "%zu points in one call; the "
+		    "limit is %d", n, VECDB_BATCH_MAX);
+	if (n == 0 || pts == NULL)
+		return n == 0 ? VECDB_OK : vdb_err(VECDB_EINVAL, "no points");
+	if ((rv = storage_name_check(coll)) != VECDB_OK ||
+	    (rv = wpoints_prepare(op, pts, n, &wp)) != VECDB_OK)
+		return rv;
+	memset(&r, 0, sizeof(r));
+	r.op = op;
+	r.coll = coll;
+	r.pts = wp;
+	r.n = n;
+	rv = storage_writer_submit(db, &r);
+	if (rv == VECDB_OK)
+		for (size_t i = 0; i < n; i++)
+			pts[i].id = wp[i].id;
+	wpoints_free(wp, n);
+	return rv;
+}
+
+int
+vecdb_insert(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
+{
+	return points_write(db, coll, pts, n, WREQ_INSERT);
+}
+
+int
+vecdb_upsert(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
+{
+	return points_write(db, coll, pts, n, WREQ_UPSERT);
+}
+
+int
+vecdb_update(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
+{
+	return points_write(db, coll, pts, n, WREQ_UPDATE);
+}
+
+int
+vecdb_delete(vecdb *db, const char *coll, const vecdb_id *ids, size_t n,
+    size_t *deleted)
+{
+	struct wreq r;
+	int rv;
+
+	vdb_err_clear();
+	if (db->writer == NULL)
+		return vdb_err(VECDB_EREADONLY, "database is open read-only");
+	if (n > VECDB_BATCH_MAX)
+		return vdb_err(VECDB_EINVAL, "%zu ids in one call; the limit "
+		    "is %d", n, VECDB_BATCH_MAX);
+	if ((rv = storage_name_check(coll)) != VECDB_OK)
+		return rv;
+	for (size_t i = 0; i < n; i++)
+		if (ids[i].kind != VECDB_ID_NUM && ids[i].kind != VECDB_ID_UUID)
+			return vdb_err(VECDB_EINVAL, "id %zu is not valid", i);
+	memset(&r, 0, sizeof(r));
+	r.op = WREQ_DELETE;
+	r.coll = coll;
+	r.ids = ids;
+	r.n = n;
+	if ((rv = storage_writer_submit(db, &r)) == VECDB_OK && deleted)
+		*deleted = r.deleted;
+	return rv;
+}
+
+int
+vecdb_get(vecdb *db, const char *coll, const vecdb_id *id,
+    vecdb_record **out)
+{
+	uint8_t pkey[STORAGE_PKEY_MAX];
+	char idbuf[VECDB_ID_STRLEN];
+	vecdb_record *rec = NULL;
+	struct rpoint rp;
+	struct coll c;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, rv;
+
+	vdb_err_clear();
+	if (id->kind != VECDB_ID_NUM && id->kind != VECDB_ID_UUID)
+		return vdb_err(VECDB_EINVAL, "id is not valid");
+	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
+		return rv;
+	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK)
+		goto out;
+	k.mv_size = storage_pkey(c.id, id, pkey);
+	k.mv_data = pkey;
+	if ((rc = mdb_get(txn, db->points, &k, &v)) != 0) {
+		rv = rc == MDB_NOTFOUND ?
+		    vdb_err(VECDB_ENOTFOUND, "point %s not found in '%s'",
+			vecdb_id_format(id, idbuf), coll) :
+		    storage_mdb_err(rc, "read point");
+		goto out;
+	}
+	if ((rv = storage_point_decode(&c, &v, &rp)) != VECDB_OK)
+		goto out;
+	if ((rec = vdb_malloc(sizeof(*rec))) == NULL) {
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rv = storage_record_fill(&c, id, &rp, 1, 1, rec)) != VECDB_OK) {
+		vdb_free(rec);
+		goto out;
+	}
+	*out = rec;
+out:
+	mdb_txn_abort(txn);
+	return rv;
+}

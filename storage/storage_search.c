@@ -1,0 +1,433 @@
+/*
+ * storage_search.c: reading many points: exact (brute-force) search,
+ * scroll and count, all with payload filters, each in one read txn.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "filter.h"
+#include "storage_impl.h"
+
+/* ===== Scanning a collection ===== */
+
+/* A cursor over one collection's points, in id order. */
+struct scan {
+	MDB_cursor *cur;
+	const struct coll *c;
+	uint8_t prefix[4];
+	MDB_val k, v;          /* current record */
+	int rc;                /* 0 while positioned on a record */
+};
+
+/* Position on the first point with id >= start (NULL: the first). */
+static int
+scan_open(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const vecdb_id *start, struct scan *s)
+{
+	uint8_t kb[STORAGE_PKEY_MAX];
+	int rc;
+
+	s->c = c;
+	put_be32(s->prefix, c->id);
+	if ((rc = mdb_cursor_open(txn, db->points, &s->cur)) != 0)
+		return storage_mdb_err(rc, "open cursor");
+	if (start != NULL && start->kind != VECDB_ID_NONE) {
+		s->k.mv_size = storage_pkey(c->id, start, kb);
+		s->k.mv_data = kb;
+	} else {
+		s->k.mv_size = 4;
+		s->k.mv_data = s->prefix;
+	}
+	s->rc = mdb_cursor_get(s->cur, &s->k, &s->v, MDB_SET_RANGE);
+	return VECDB_OK;
+}
+
+/* 1 while the cursor is on a point of the collection. */
+static int
+scan_valid(const struct scan *s)
+{
+	return s->rc == 0 && s->k.mv_size > 4 &&
+	    memcmp(s->k.mv_data, s->prefix, 4) == 0;
+}
+
+static void
+scan_next(struct scan *s)
+{
+	s->rc = mdb_cursor_get(s->cur, &s->k, &s->v, MDB_NEXT);
+}
+
+/* LMDB's error if the scan stopped on one rather than at the end. */
+static int
+scan_close(struct scan *s)
+{
+	int rc = s->rc;
+
+	mdb_cursor_close(s->cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return storage_mdb_err(rc, "scan points");
+	return VECDB_OK;
+}
+
+/* Does the current point's payload match @p f? (NULL: yes.) */
+static int
+scan_match(const struct scan *s, const struct rpoint *rp,
+    const vecdb_filter *f, int *match)
+{
+	json_error_t err;
+	json_t *payload = NULL;
+
+	if (f == NULL) {
+		*match = 1;
+		return VECDB_OK;
+	}
+	if (rp->payload_len > 0) {
+		payload = json_loadb(rp->payload, rp->payload_len, 0, &err);
+		if (payload == NULL)
+			return vdb_err(VECDB_ECORRUPT, "stored payload in '%s' "
+			    "is not JSON: %s", s->c->cfg.name, err.text);
+	}
+	*match = filter_match(f, payload);
+	json_decref(payload);
+	return VECDB_OK;
+}
+
+/* ===== Search ===== */
+
+/* A candidate: distance and the point key. */
+struct hit {
+	float dist;
+	uint8_t klen;
+	uint8_t key[STORAGE_KEY_MAX];
+};
+
+/* Order by distance (NaN last), then by id; <0 when a comes first. */
+static int
+hit_cmp(const struct hit *a, const struct hit *b)
+{
+	int an = isnan(a->dist), bn = isnan(b->dist), c;
+
+	if (an != bn)
+		return an - bn;
+	if (!an && a->dist != b->dist)
+		return a->dist < b->dist ? -1 : 1;
+	c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
+	return c ? c : (int) a->klen - (int) b->klen;
+}
+
+/* qsort adapter for hit_cmp. */
+static int
+hit_qcmp(const void *a, const void *b)
+{
+	return hit_cmp(a, b);
+}
+
+/* A bounded max-heap keeping the k best hits seen. */
+struct topk {
+	struct hit *h;
+	size_t n, k;
+};
+
+/* Restore the heap below index i. */
+static void
+topk_sift_down(struct topk *t, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < t->n && hit_cmp(&t->h[l], &t->h[m]) > 0)
+			m = l;
+		if (r < t->n && hit_cmp(&t->h[r], &t->h[m]) > 0)
+			m = r;
+		if (m == i)
+			return;
+		struct hit tmp = t->h[i];
+		t->h[i] = t->h[m];
+		t->h[m] = tmp;
+		i = m;
+	}
+}
+
+/* Offer a hit; kept if among the k best so far. */
+static void
+topk_push(struct topk *t, const struct hit *x)
+{
+	size_t i;
+
+	if (t->n == t->k) {
+		if (hit_cmp(x, &t->h[0]) >= 0)
+			return;
+		t->h[0] = *x;
+		topk_sift_down(t, 0);
+		return;
+	}
+	i = t->n++;
+	t->h[i] = *x;
+	while (i > 0 && hit_cmp(&t->h[(i - 1) / 2], &t->h[i]) < 0) {
+		struct hit tmp = t->h[i];
+		t->h[i] = t->h[(i - 1) / 2];
+		t->h[(i - 1) / 2] = tmp;
+		i = (i - 1) / 2;
+	}
+}
+
+/* Scan every point, keeping the best limit+offset in @p t. */
+static int
+search_scan(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const vecdb_search_params *p, struct topk *t)
+{
+	float *buf = vdb_malloc((size_t) c->cfg.dimension * sizeof(float));
+	struct scan s;
+	struct rpoint rp;
+	struct hit x;
+	int rv, match;
+
+	if (buf == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if ((rv = scan_open(db, txn, c, NULL, &s)) != VECDB_OK) {
+		vdb_free(buf);
+		return rv;
+	}
+	for (; scan_valid(&s); scan_next(&s)) {
+		if ((rv = storage_point_decode(c, &s.v, &rp)) != VECDB_OK ||
+		    (rv = scan_match(&s, &rp, p->filter, &match)) != VECDB_OK)
+			break;
+		if (!match)
+			continue;
+		vec_decode(rp.vec, rp.dim, c->cfg.vector_type, buf);
+		x.dist = vec_distance(c->cfg.metric, p->vector, buf, rp.dim);
+		x.klen = (uint8_t) (s.k.mv_size - 4);
+		memcpy(x.key, (uint8_t *) s.k.mv_data + 4, x.klen);
+		topk_push(t, &x);
+	}
+	vdb_free(buf);
+	if (rv != VECDB_OK) {
+		scan_close(&s);
+		return rv;
+	}
+	return scan_close(&s);
+}
+
+/* Read back the records of hits [from, to) into a result list. */
+static int
+hits_fill(vecdb *db, MDB_txn *txn, const struct coll *c, const struct hit *h,
+    size_t from, size_t to, int with_payload, int with_vector,
+    vecdb_records *res)
+{
+	uint8_t pkey[STORAGE_PKEY_MAX];
+	struct rpoint rp;
+	vecdb_id id;
+	MDB_val k, v;
+	int rc, rv;
+
+	for (size_t i = from; i < to; i++) {
+		put_be32(pkey, c->id);
+		memcpy(pkey + 4, h[i].key, h[i].klen);
+		k.mv_size = 4 + h[i].klen;
+		k.mv_data = pkey;
+		if ((rc = mdb_get(txn, db->points, &k, &v)) != 0)
+			return storage_mdb_err(rc, "read point");
+		if ((rv = storage_key_id(h[i].key, h[i].klen, &id)) != VECDB_OK ||
+		    (rv = storage_point_decode(c, &v, &rp)) != VECDB_OK ||
+		    (rv = storage_record_fill(c, &id, &rp, with_payload,
+			 with_vector, &res->items[res->count])) != VECDB_OK)
+			return rv;
+		res->items[res->count++].distance = h[i].dist;
+	}
+	return VECDB_OK;
+}
+
+/* Allocate an empty result list with room for n records. */
+static vecdb_records *
+records_new(size_t n)
+{
+	vecdb_records *r = vdb_calloc(1, sizeof(*r));
+
+	if (r != NULL && (r->items = vdb_calloc(n ? n : 1,
+			      sizeof(*r->items))) == NULL) {
+		vdb_free(r);
+		r = NULL;
+	}
+	if (r == NULL)
+		vdb_err(VECDB_ENOMEM, "out of memory");
+	return r;
+}
+
+/* Check search parameters that do not depend on the collection. */
+static int
+search_params_check(const vecdb_search_params *p)
+{
+	if (p->vector == NULL)
+		return vdb_err(VECDB_EINVAL, "search needs a query vector");
+	if (p->limit == 0)
+		return vdb_err(VECDB_EINVAL, "limit must be at least 1");
+	if ((uint64_t) p->limit + p->offset > VECDB_LIMIT_MAX)
+		return vdb_err(VECDB_EINVAL, "limit + offset exceeds %d",
+		    VECDB_LIMIT_MAX);
+	return vec_validate(p->vector, p->dim, VECDB_FLOAT32);
+}
+
+int
+vecdb_search(vecdb *db, const char *coll, const vecdb_search_params *p,
+    vecdb_records **out)
+{
+	struct topk t = { NULL, 0, 0 };
+	vecdb_records *res = NULL;
+	struct coll c;
+	MDB_txn *txn;
+	int rv;
+
+	vdb_err_clear();
+	if ((rv = search_params_check(p)) != VECDB_OK)
+		return rv;
+	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
+		return rv;
+	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK)
+		goto out;
+	if (p->dim != c.cfg.dimension) {
+		rv = vdb_err(VECDB_EDIM, "query has %u dimensions, collection "
+		    "'%s' expects %u", p->dim, coll, c.cfg.dimension);
+		goto out;
+	}
+	t.k = (size_t) p->limit + p->offset;
+	if ((t.h = vdb_malloc(t.k * sizeof(*t.h))) == NULL) {
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rv = search_scan(db, txn, &c, p, &t)) != VECDB_OK)
+		goto out;
+	qsort(t.h, t.n, sizeof(*t.h), hit_qcmp);
+	if ((res = records_new(t.n > p->offset ? t.n - p->offset : 0)) == NULL) {
+		rv = VECDB_ENOMEM;
+		goto out;
+	}
+	rv = hits_fill(db, txn, &c, t.h, p->offset < t.n ? p->offset : t.n,
+	    t.n, p->with_payload, p->with_vector, res);
+out:
+	mdb_txn_abort(txn);
+	vdb_free(t.h);
+	if (rv != VECDB_OK) {
+		vecdb_records_free(res);
+		return rv;
+	}
+	*out = res;
+	return VECDB_OK;
+}
+
+/* ===== Scroll and count ===== */
+
+/* Collect up to limit matching points from s; note where to go on. */
+static int
+scroll_collect(struct scan *s, uint32_t limit, const vecdb_filter *f,
+    int with_payload, int with_vector, vecdb_records *res)
+{
+	struct rpoint rp;
+	vecdb_id id;
+	int rv, match;
+
+	for (; scan_valid(s); scan_next(s)) {
+		if ((rv = storage_point_decode(s->c, &s->v, &rp)) != VECDB_OK ||
+		    (rv = scan_match(s, &rp, f, &match)) != VECDB_OK ||
+		    (rv = storage_key_id((uint8_t *) s->k.mv_data + 4,
+			 s->k.mv_size - 4, &id)) != VECDB_OK)
+			return rv;
+		if (!match)
+			continue;
+		if (res->count == limit) {
+			res->has_next = 1;
+			res->next = id;
+			return VECDB_OK;
+		}
+		rv = storage_record_fill(s->c, &id, &rp, with_payload,
+		    with_vector, &res->items[res->count]);
+		if (rv != VECDB_OK)
+			return rv;
+		res->count++;
+	}
+	return VECDB_OK;
+}
+
+int
+vecdb_scroll(vecdb *db, const char *coll, const vecdb_id *start,
+    uint32_t limit, const vecdb_filter *filter, int with_payload,
+    int with_vector, vecdb_records **out)
+{
+	vecdb_records *res = NULL;
+	struct scan s;
+	struct coll c;
+	MDB_txn *txn;
+	int rv;
+
+	vdb_err_clear();
+	if (limit == 0 || limit > VECDB_LIMIT_MAX)
+		return vdb_err(VECDB_EINVAL, "scroll limit must be 1..%d",
+		    VECDB_LIMIT_MAX);
+	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
+		return rv;
+	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK)
+		goto out;
+	if ((res = records_new(limit)) == NULL) {
+		rv = VECDB_ENOMEM;
+		goto out;
+	}
+	if ((rv = scan_open(db, txn, &c, start, &s)) != VECDB_OK)
+		goto out;
+	rv = scroll_collect(&s, limit, filter, with_payload, with_vector, res);
+	if (scan_close(&s) != VECDB_OK && rv == VECDB_OK)
+		rv = VECDB_EIO;
+out:
+	mdb_txn_abort(txn);
+	if (rv != VECDB_OK) {
+		vecdb_records_free(res);
+		return rv;
+	}
+	*out = res;
+	return VECDB_OK;
+}
+
+/* Count the matching points of a scan. */
+static int
+count_scan(struct scan *s, const vecdb_filter *f, uint64_t *n)
+{
+	struct rpoint rp;
+	int rv, match;
+
+	for (; scan_valid(s); scan_next(s)) {
+		if ((rv = storage_point_decode(s->c, &s->v, &rp)) != VECDB_OK ||
+		    (rv = scan_match(s, &rp, f, &match)) != VECDB_OK)
+			return rv;
+		*n += (uint64_t) match;
+	}
+	return VECDB_OK;
+}
+
+int
+vecdb_count(vecdb *db, const char *coll, const vecdb_filter *filter,
+    uint64_t *out)
+{
+	struct coll_state st;
+	struct scan s;
+	struct coll c;
+	MDB_txn *txn;
+	uint64_t n = 0;
+	int rv;
+
+	vdb_err_clear();
+	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
+		return rv;
+	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK)
+		goto out;
+	if (filter == NULL) {
+		if ((rv = storage_state_get(db, txn, c.id, &st)) == VECDB_OK)
+			n = st.count;
+		goto out;
+	}
+	if ((rv = scan_open(db, txn, &c, NULL, &s)) != VECDB_OK)
+		goto out;
+	rv = count_scan(&s, filter, &n);
+	if (scan_close(&s) != VECDB_OK && rv == VECDB_OK)
+		rv = VECDB_EIO;
+out:
+	mdb_txn_abort(txn);
+	if (rv == VECDB_OK)
+		*out = n;
+	return rv;
+}

@@ -1,0 +1,347 @@
+/*
+ * storage_writer.c: the single writer thread, group commit, and the WAL.
+ *
+ * LMDB allows one write transaction at a time. Rather than make writers
+ * queue on LMDB's mutex, each paying its own fsync, callers hand requests
+ * to one writer thread. It takes everything queued, applies each request
+ * in a nested transaction (so one failing request rolls back alone),
+ * commits the outer transaction once, and only then wakes the callers: one
+ * fsync is shared by every request in the group, and no caller hears of
+ * success before its data is committed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "storage_impl.h"
+
+struct writer {
+	pthread_t thread;
+	pthread_mutex_t lock;     /* guards every field below */
+	pthread_cond_t work_cv;   /* queue not empty, or stopping */
+	pthread_cond_t done_cv;   /* some request finished */
+	struct wreq *head;        /* queued requests, FIFO */
+	struct wreq *tail;
+	int stopping;             /* close requested */
+	int dirty;                /* buffered mode: commits not yet synced */
+	uint64_t last_seq;        /* last WAL seq committed */
+	uint64_t term;            /* term stamped on WAL records */
+};
+
+/* ===== Byte buffers ===== */
+
+int
+buf_put(struct buf *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		uint8_t *np;
+		while (cap < b->len + n)
+			cap *= 2;
+		if ((np = vdb_realloc(b->p, cap)) == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		b->p = np;
+		b->cap = cap;
+	}
+	if (n > 0)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return VECDB_OK;
+}
+
+int
+buf_put_u8(struct buf *b, uint8_t v)
+{
+	return buf_put(b, &v, 1);
+}
+
+int
+buf_put_le16(struct buf *b, uint16_t v)
+{
+	return buf_put(b, &v, 2);
+}
+
+int
+buf_put_le32(struct buf *b, uint32_t v)
+{
+	uint8_t t[4];
+
+	put_le32(t, v);
+	return buf_put(b, t, 4);
+}
+
+void
+buf_fini(struct buf *b)
+{
+	vdb_free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* ===== WAL ===== */
+
+/*
+ * WAL record: [ver u8][term u64][op u8][body]. The record commits in the
+ * same transaction as the change it describes.
+ */
+int
+storage_wal_append(struct wctx *w, uint8_t op, const struct buf *body)
+{
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	int rc;
+
+	put_be64(kb, w->seq + 1);
+	v.mv_size = 10 + body->len;
+	rc = mdb_put(w->txn, w->db->wal, &k, &v, MDB_RESERVE | MDB_APPEND);
+	if (rc != 0)
+		return storage_mdb_err(rc, "append WAL record");
+	((uint8_t *) v.mv_data)[0] = STORAGE_REC_VERSION;
+	put_le64((uint8_t *) v.mv_data + 1, w->term);
+	((uint8_t *) v.mv_data)[9] = op;
+	if (body->len)
+		memcpy((uint8_t *) v.mv_data + 10, body->p, body->len);
+	w->seq++;
+	return VECDB_OK;
+}
+
+/*
+ * Drop WAL records older than the retention window. Replicas (a later
+ * module) will hold records back for themselves; until then the window is
+ * the only rule.
+ */
+static int
+wal_trim(vecdb *db, MDB_txn *txn, uint64_t last_seq)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (last_seq <= db->opts.wal_retain)
+		return VECDB_OK;
+	if ((rc = mdb_cursor_open(txn, db->wal, &cur)) != 0)
+		return storage_mdb_err(rc, "open WAL cursor");
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
+	    get_be64(k.mv_data) <= last_seq - db->opts.wal_retain)
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return storage_mdb_err(rc, "trim WAL");
+	return VECDB_OK;
+}
+
+/* ===== The writer thread ===== */
+
+/* Run one request in its own nested txn; updates w->seq on success. */
+static void
+apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
+{
+	uint64_t seq0 = w->seq;
+	int rc;
+
+	vdb_err_clear();
+	if ((rc = mdb_txn_begin(db->env, parent, 0, &w->txn)) != 0) {
+		r->rc = storage_mdb_err(rc, "begin nested transaction");
+		goto out;
+	}
+	switch (r->op) {
+	case WREQ_CREATE: r->rc = storage_apply_create(w, r); break;
+	case WREQ_DROP: r->rc = storage_apply_drop(w, r); break;
+	case WREQ_DELETE: r->rc = storage_apply_delete(w, r); break;
+	case WREQ_RESTORE: r->rc = storage_apply_restore(w, r); break;
+	default: r->rc = storage_apply_points(w, r); break;
+	}
+	if (r->rc == VECDB_OK && (rc = mdb_txn_commit(w->txn)) != 0)
+		r->rc = storage_mdb_err(rc, "commit nested transaction");
+	else if (r->rc != VECDB_OK)
+		mdb_txn_abort(w->txn);
+	if (r->rc != VECDB_OK)
+		w->seq = seq0;
+out:
+	w->txn = NULL;
+	vdb_err_save(r->msg, sizeof(r->msg));
+}
+
+/* Apply and commit one group; fills rc/msg of every request in it. */
+static void
+group_commit(vecdb *db, struct writer *wr, struct wreq *group)
+{
+	struct wctx w = { db, NULL, wr->last_seq, wr->term };
+	MDB_txn *txn;
+	int rc, rv = VECDB_OK;
+
+	if ((rc = mdb_txn_begin(db->env, NULL, 0, &txn)) != 0) {
+		rv = storage_mdb_err(rc, "begin write transaction");
+		goto fail;
+	}
+	for (struct wreq *r = group; r != NULL; r = r->next)
+		apply_one(db, txn, &w, r);
+	if (w.seq != wr->last_seq &&
+	    ((rv = storage_meta_put_u64(db, txn, "last_seq", w.seq)) != VECDB_OK ||
+		(rv = wal_trim(db, txn, w.seq)) != VECDB_OK)) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		rv = storage_mdb_err(rc, "commit");
+		goto fail;
+	}
+	wr->last_seq = w.seq;
+	return;
+fail:
+	/* Nothing of the group is committed: every request fails. */
+	VDB_LOG_ERROR("STOR", "group commit failed: %s", vecdb_errmsg());
+	for (struct wreq *r = group; r != NULL; r = r->next) {
+		r->rc = rv;
+		vdb_err_save(r->msg, sizeof(r->msg));
+	}
+}
+
+/* Wait for work; in buffered mode, sync when idle past the interval. */
+static struct wreq *
+queue_take_locked(vecdb *db, struct writer *wr)
+{
+	struct wreq *group;
+
+	while (wr->head == NULL && !wr->stopping) {
+		if (wr->dirty) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += db->opts.sync_interval_ms / 1000;
+			ts.tv_nsec += (long) (db->opts.sync_interval_ms % 1000) *
+			    1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if (pthread_cond_timedwait(&wr->work_cv, &wr->lock,
+				&ts) == ETIMEDOUT) {
+				wr->dirty = 0;
+				pthread_mutex_unlock(&wr->lock);
+				mdb_env_sync(db->env, 1);
+				pthread_mutex_lock(&wr->lock);
+			}
+		} else {
+			pthread_cond_wait(&wr->work_cv, &wr->lock);
+		}
+	}
+	group = wr->head;
+	wr->head = wr->tail = NULL;
+	return group;
+}
+
+/* The writer thread's main loop. */
+static void *
+writer_main(void *arg)
+{
+	vecdb *db = arg;
+	struct writer *wr = db->writer;
+	struct wreq *group;
+
+	pthread_mutex_lock(&wr->lock);
+	while ((group = queue_take_locked(db, wr)) != NULL) {
+		pthread_mutex_unlock(&wr->lock);
+		group_commit(db, wr, group);
+		pthread_mutex_lock(&wr->lock);
+		if (db->opts.durability == VECDB_BUFFERED)
+			wr->dirty = 1;
+		for (struct wreq *r = group, *next; r != NULL; r = next) {
+			next = r->next; /* r belongs to its caller once done */
+			r->done = 1;
+		}
+		pthread_cond_broadcast(&wr->done_cv);
+	}
+	pthread_mutex_unlock(&wr->lock);
+	return NULL;
+}
+
+/* Read the last seq and term the database has committed. */
+static int
+writer_load(vecdb *db, struct writer *wr)
+{
+	MDB_txn *txn;
+	int rv;
+
+	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
+		return rv;
+	rv = storage_meta_get_u64(db, txn, "last_seq", &wr->last_seq);
+	if (rv == VECDB_ENOTFOUND)
+		rv = VECDB_OK;
+	if (rv == VECDB_OK)
+		rv = storage_meta_get_u64(db, txn, "term", &wr->term);
+	if (rv == VECDB_ENOTFOUND) {
+		wr->term = 1;
+		rv = VECDB_OK;
+	}
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+int
+storage_writer_start(vecdb *db)
+{
+	struct writer *wr;
+	int rv;
+
+	if ((wr = vdb_calloc(1, sizeof(*wr))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if ((rv = writer_load(db, wr)) != VECDB_OK) {
+		vdb_free(wr);
+		return rv;
+	}
+	pthread_mutex_init(&wr->lock, NULL);
+	pthread_cond_init(&wr->work_cv, NULL);
+	pthread_cond_init(&wr->done_cv, NULL);
+	db->writer = wr;
+	if (pthread_create(&wr->thread, NULL, writer_main, db) != 0) {
+		db->writer = NULL;
+		pthread_mutex_destroy(&wr->lock);
+		pthread_cond_destroy(&wr->work_cv);
+		pthread_cond_destroy(&wr->done_cv);
+		vdb_free(wr);
+		return vdb_err(VECDB_ENOMEM, "cannot start the writer thread");
+	}
+	return VECDB_OK;
+}
+
+void
+storage_writer_stop(vecdb *db)
+{
+	struct writer *wr = db->writer;
+
+	pthread_mutex_lock(&wr->lock);
+	wr->stopping = 1;
+	pthread_cond_signal(&wr->work_cv);
+	pthread_mutex_unlock(&wr->lock);
+	pthread_join(wr->thread, NULL);
+	pthread_mutex_destroy(&wr->lock);
+	pthread_cond_destroy(&wr->work_cv);
+	pthread_cond_destroy(&wr->done_cv);
+	vdb_free(wr);
+	db->writer = NULL;
+}
+
+int
+storage_writer_submit(vecdb *db, struct wreq *r)
+{
+	struct writer *wr = db->writer;
+
+	r->next = NULL;
+	r->done = 0;
+	pthread_mutex_lock(&wr->lock);
+	if (wr->stopping) {
+		pthread_mutex_unlock(&wr->lock);
+		return vdb_err(VECDB_ECLOSED, "database is closing");
+	}
+	if (wr->tail != NULL)
+		wr->tail->next = r;
+	else
+		wr->head = r;
+	wr->tail = r;
+	pthread_cond_signal(&wr->work_cv);
+	while (!r->done)
+		pthread_cond_wait(&wr->done_cv, &wr->lock);
+	pthread_mutex_unlock(&wr->lock);
+	vdb_err_restore(r->rc, r->rc == VECDB_OK ? "" : r->msg);
+	return r->rc;
+}

@@ -1,0 +1,1151 @@
+/* filter_test.c: payload filters: grammar, semantics, errors and limits. */
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "filter.h"
+#include "vdb.h"
+
+/* A copy of @p s with ' turned into ", so the JSON below stays readable. */
+static char *
+dq(const char *s)
+{
+	char *d = strdup(s), *p;
+
+	ck_assert_ptr_nonnull(d);
+	for (p = d; *p != '\0'; p++)
+		if (*p == '\'')
+			*p = '"';
+	return d;
+}
+
+/* Compile @p filter (which must be valid); is @p payload a match? */
+static int
+matches(const char *filter, const char *payload)
+{
+	char *fs = dq(filter), *ps = dq(payload);
+	vecdb_filter *f = NULL;
+	json_error_t jerr;
+	json_t *p;
+	int rv, m;
+
+	rv = vecdb_filter_parse(fs, &f);
+	ck_assert_msg(rv == VECDB_OK, "filter %s: %s", fs, vecdb_errmsg());
+	p = json_loads(ps, 0, &jerr);
+	ck_assert_msg(p != NULL, "payload %s: %s", ps, jerr.text);
+	m = filter_match(f, p);
+	json_decref(p);
+	vecdb_filter_free(f);
+	free(fs);
+	free(ps);
+	return m;
+}
+
+#define MATCH(f, p) ck_assert_msg(matches(f, p) == 1, \
+	"expected %s to match %s", f, p)
+#define NO_MATCH(f, p) ck_assert_msg(matches(f, p) == 0, \
+	"expected %s not to match %s", f, p)
+
+/* @p filter is refused with EINVAL and a message holding @p where. */
+static void
+refused(const char *filter, const char *where)
+{
+	char *fs = dq(filter);
+	vecdb_filter *f = NULL;
+	int rv;
+
+	vdb_err_clear();
+	rv = vecdb_filter_parse(fs, &f);
+	ck_assert_msg(rv == VECDB_EINVAL, "%s: got %d, not EINVAL", fs, rv);
+	ck_assert_ptr_null(f);
+	ck_assert_msg(vecdb_errmsg()[0] != '\0', "%s: no message", fs);
+	ck_assert_msg(strstr(vecdb_errmsg(), where) != NULL,
+	    "%s: message '%s' lacks '%s'", fs, vecdb_errmsg(), where);
+	free(fs);
+}
+
+/* A growable string for building large filters. */
+struct sbuf {
+	char *s;    /* NUL-terminated */
+	size_t len; /* strlen(s) */
+	size_t cap; /* bytes allocated */
+};
+
+/* Append @p t to @p b. */
+static void
+sbuf_add(struct sbuf *b, const char *t)
+{
+	size_t n = strlen(t);
+
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->s = realloc(b->s, b->cap);
+		ck_assert_ptr_nonnull(b->s);
+	}
+	memcpy(b->s + b->len, t, n + 1);
+	b->len += n;
+}
+
+/* {"must": [n copies of a match on key a]}, or wrapped as a condition. */
+static char *
+filter_of_conds(size_t n)
+{
+	struct sbuf b = { NULL, 0, 0 };
+	size_t i;
+
+	sbuf_add(&b, "{'must':[");
+	for (i = 0; i < n; i++)
+		sbuf_add(&b, i ? ",{'key':'a','match':{'value':1}}" :
+		    "{'key':'a','match':{'value':1}}");
+	sbuf_add(&b, "]}");
+	return b.s;
+}
+
+/* A filter whose innermost of @p depth filters requires a == 1. */
+static char *
+filter_of_depth(int depth)
+{
+	struct sbuf b = { NULL, 0, 0 };
+	int i;
+
+	for (i = 0; i < depth; i++)
+		sbuf_add(&b, "{'must':[");
+	sbuf_add(&b, "{'key':'a','match':{'value':1}}");
+	for (i = 0; i < depth; i++)
+		sbuf_add(&b, "]}");
+	return b.s;
+}
+
+/* ===== match value ===== */
+
+START_TEST(match_string_matches_equal_string)
+{
+	MATCH("{'must':[{'key':'c','match':{'value':'red'}}]}",
+	    "{'c':'red'}");
+	NO_MATCH("{'must':[{'key':'c','match':{'value':'red'}}]}",
+	    "{'c':'blue'}");
+	NO_MATCH("{'must':[{'key':'c','match':{'value':'red'}}]}",
+	    "{'c':'Red'}");
+	NO_MATCH("{'must':[{'key':'c','match':{'value':'red'}}]}",
+	    "{'c':'redd'}");
+}
+END_TEST
+
+START_TEST(match_integer_matches_equal_integer)
+{
+	MATCH("{'must':[{'key':'n','match':{'value':42}}]}", "{'n':42}");
+	NO_MATCH("{'must':[{'key':'n','match':{'value':42}}]}", "{'n':43}");
+	MATCH("{'must':[{'key':'n','match':{'value':-7}}]}", "{'n':-7}");
+}
+END_TEST
+
+START_TEST(match_bool_matches_equal_bool)
+{
+	MATCH("{'must':[{'key':'b','match':{'value':true}}]}", "{'b':true}");
+	NO_MATCH("{'must':[{'key':'b','match':{'value':true}}]}",
+	    "{'b':false}");
+	MATCH("{'must':[{'key':'b','match':{'value':false}}]}",
+	    "{'b':false}");
+}
+END_TEST
+
+/* ===== match any / except ===== */
+
+START_TEST(match_any_matches_one_of_the_list)
+{
+	const char *f =
+	    "{'must':[{'key':'c','match':{'any':['red',3,true]}}]}";
+
+	MATCH(f, "{'c':'red'}");
+	MATCH(f, "{'c':3}");
+	MATCH(f, "{'c':true}");
+	NO_MATCH(f, "{'c':'blue'}");
+	NO_MATCH(f, "{'c':false}");
+}
+END_TEST
+
+START_TEST(match_any_with_an_empty_list_matches_nothing)
+{
+	NO_MATCH("{'must':[{'key':'c','match':{'any':[]}}]}", "{'c':'x'}");
+	NO_MATCH("{'must':[{'key':'c','match':{'any':[]}}]}", "{'c':[]}");
+}
+END_TEST
+
+START_TEST(match_except_matches_values_not_in_the_list)
+{
+	const char *f = "{'must':[{'key':'c','match':{'except':['red',3]}}]}";
+
+	MATCH(f, "{'c':'blue'}");
+	MATCH(f, "{'c':4}");
+	MATCH(f, "{'c':true}");
+	MATCH(f, "{'c':3.5}");
+	NO_MATCH(f, "{'c':'red'}");
+	NO_MATCH(f, "{'c':3}");
+	NO_MATCH(f, "{'c':3.0}");
+}
+END_TEST
+
+START_TEST(match_except_does_not_hold_for_null_or_object)
+{
+	const char *f = "{'must':[{'key':'c','match':{'except':['red']}}]}";
+
+	NO_MATCH(f, "{'c':null}");
+	NO_MATCH(f, "{'c':{'x':1}}");
+	NO_MATCH(f, "{'c':[]}");
+	MATCH("{'must':[{'key':'c','match':{'except':[]}}]}", "{'c':'x'}");
+}
+END_TEST
+
+START_TEST(match_except_on_an_array_needs_one_element_outside_the_list)
+{
+	const char *f = "{'must':[{'key':'c','match':{'except':['a']}}]}";
+
+	MATCH(f, "{'c':['a','b']}");
+	NO_MATCH(f, "{'c':['a','a']}");
+}
+END_TEST
+
+/* ===== range ===== */
+
+START_TEST(range_bounds_are_inclusive_or_exclusive_at_the_edge)
+{
+	MATCH("{'must':[{'key':'n','range':{'gt':5}}]}", "{'n':6}");
+	NO_MATCH("{'must':[{'key':'n','range':{'gt':5}}]}", "{'n':5}");
+	MATCH("{'must':[{'key':'n','range':{'gte':5}}]}", "{'n':5}");
+	NO_MATCH("{'must':[{'key':'n','range':{'gte':5}}]}", "{'n':4.999}");
+	MATCH("{'must':[{'key':'n','range':{'lt':5}}]}", "{'n':4.999}");
+	NO_MATCH("{'must':[{'key':'n','range':{'lt':5}}]}", "{'n':5}");
+	MATCH("{'must':[{'key':'n','range':{'lte':5}}]}", "{'n':5.0}");
+	NO_MATCH("{'must':[{'key':'n','range':{'lte':5}}]}", "{'n':5.001}");
+}
+END_TEST
+
+START_TEST(range_with_two_bounds_needs_both)
+{
+	const char *f = "{'must':[{'key':'n','range':{'gte':1.5,'lt':10}}]}";
+
+	MATCH(f, "{'n':1.5}");
+	MATCH(f, "{'n':9}");
+	NO_MATCH(f, "{'n':10}");
+	NO_MATCH(f, "{'n':1}");
+}
+END_TEST
+
+START_TEST(range_compares_integers_and_reals_alike)
+{
+	MATCH("{'must':[{'key':'n','range':{'gt':2.5}}]}", "{'n':3}");
+	MATCH("{'must':[{'key':'n','range':{'lt':3}}]}", "{'n':2.5}");
+	MATCH("{'must':[{'key':'n','range':{'gte':-1e3}}]}", "{'n':-1000}");
+}
+END_TEST
+
+START_TEST(range_skips_values_that_are_not_numbers)
+{
+	const char *f = "{'must':[{'key':'n','range':{'gte':0}}]}";
+
+	NO_MATCH(f, "{'n':'5'}");
+	NO_MATCH(f, "{'n':true}");
+	NO_MATCH(f, "{'n':null}");
+	NO_MATCH(f, "{'n':{'v':5}}");
+	MATCH(f, "{'n':['x',5]}");
+}
+END_TEST
+
+START_TEST(range_null_bound_counts_as_absent)
+{
+	MATCH("{'must':[{'key':'n','range':{'gt':null,'lte':5}}]}",
+	    "{'n':-100}");
+}
+END_TEST
+
+/* ===== geo radius ===== */
+
+START_TEST(geo_distance_paris_to_london_is_343_km)
+{
+	double d = filter_geo_distance(48.8566, 2.3522, 51.5074, -0.1278);
+
+	ck_assert_msg(fabs(d - 343500.0) < 343500.0 * 0.005, "d = %f", d);
+	ck_assert_double_eq_tol(filter_geo_distance(10, 20, 10, 20), 0, 1e-9);
+	/* Half the circumference between antipodes. */
+	ck_assert_double_eq_tol(filter_geo_distance(0, 0, 0, 180),
+	    M_PI * 6371008.8, 1.0);
+}
+END_TEST
+
+/* A geo filter around Paris with the given radius in metres. */
+static char *
+paris_filter(double radius)
+{
+	static char buf[256];
+
+	snprintf(buf, sizeof(buf), "{'must':[{'key':'loc','geo_radius':{"
+	    "'center':{'lat':48.8566,'lon':2.3522},'radius':%.3f}}]}",
+	    radius);
+	return buf;
+}
+
+START_TEST(geo_radius_matches_just_inside_and_not_just_outside)
+{
+	const char *london = "{'loc':{'lat':51.5074,'lon':-0.1278}}";
+	double d = filter_geo_distance(48.8566, 2.3522, 51.5074, -0.1278);
+
+	MATCH(paris_filter(d + 1), london);
+	NO_MATCH(paris_filter(d - 1), london);
+	MATCH(paris_filter(0), "{'loc':{'lat':48.8566,'lon':2.3522}}");
+}
+END_TEST
+
+START_TEST(geo_radius_checks_each_point_in_an_array)
+{
+	const char *f = paris_filter(10000);
+
+	MATCH(f, "{'loc':[{'lat':0,'lon':0},{'lat':48.86,'lon':2.35}]}");
+	NO_MATCH(f, "{'loc':[{'lat':0,'lon':0},{'lat':10,'lon':10}]}");
+}
+END_TEST
+
+START_TEST(geo_radius_skips_values_that_are_not_points)
+{
+	const char *f = paris_filter(1e7);
+
+	NO_MATCH(f, "{'loc':'48.85,2.35'}");
+	NO_MATCH(f, "{'loc':{'lat':48.85}}");
+	NO_MATCH(f, "{'loc':{'lat':'48.85','lon':2.35}}");
+	NO_MATCH(f, "{'loc':{'lat':95,'lon':2.35}}");
+	NO_MATCH(f, "{'loc':[48.85,2.35]}");
+}
+END_TEST
+
+/* ===== must / should / must_not ===== */
+
+START_TEST(empty_filter_matches_everything)
+{
+	MATCH("{}", "{}");
+	MATCH("{}", "{'a':1}");
+	MATCH("{'must':[],'should':[],'must_not':[]}", "{'a':1}");
+	MATCH("{'must':null}", "{'a':1}");
+}
+END_TEST
+
+START_TEST(must_needs_every_condition)
+{
+	const char *f = "{'must':[{'key':'a','match':{'value':1}},"
+	    "{'key':'b','match':{'value':2}}]}";
+
+	MATCH(f, "{'a':1,'b':2}");
+	NO_MATCH(f, "{'a':1,'b':3}");
+	NO_MATCH(f, "{'a':0,'b':2}");
+}
+END_TEST
+
+START_TEST(should_needs_one_condition)
+{
+	const char *f = "{'should':[{'key':'a','match':{'value':1}},"
+	    "{'key':'b','match':{'value':2}}]}";
+
+	MATCH(f, "{'a':1,'b':0}");
+	MATCH(f, "{'a':0,'b':2}");
+	NO_MATCH(f, "{'a':0,'b':0}");
+}
+END_TEST
+
+START_TEST(must_not_refuses_any_condition)
+{
+	const char *f = "{'must_not':[{'key':'a','match':{'value':1}},"
+	    "{'key':'b','match':{'value':2}}]}";
+
+	MATCH(f, "{'a':0,'b':0}");
+	NO_MATCH(f, "{'a':1,'b':0}");
+	NO_MATCH(f, "{'a':0,'b':2}");
+}
+END_TEST
+
+START_TEST(must_should_and_must_not_combine)
+{
+	const char *f = "{'must':[{'key':'t','match':{'value':'shoe'}}],"
+	    "'should':[{'key':'c','match':{'value':'red'}},"
+	    "{'key':'c','match':{'value':'blue'}}],"
+	    "'must_not':[{'key':'p','range':{'gt':100}}]}";
+
+	MATCH(f, "{'t':'shoe','c':'red','p':50}");
+	MATCH(f, "{'t':'shoe','c':'blue','p':100}");
+	NO_MATCH(f, "{'t':'hat','c':'red','p':50}");
+	NO_MATCH(f, "{'t':'shoe','c':'green','p':50}");
+	NO_MATCH(f, "{'t':'shoe','c':'red','p':101}");
+}
+END_TEST
+
+START_TEST(a_single_condition_object_counts_as_a_list_of_one)
+{
+	MATCH("{'must':{'key':'a','match':{'value':1}}}", "{'a':1}");
+	NO_MATCH("{'must_not':{'key':'a','match':{'value':1}}}", "{'a':1}");
+	MATCH("{'should':{'key':'a','match':{'value':1}}}", "{'a':1}");
+}
+END_TEST
+
+START_TEST(filters_nest_as_conditions_three_levels_deep)
+{
+	/* a == 1 and (b == 2 or (c == 3 and not d == 4)) */
+	const char *f = "{'must':[{'key':'a','match':{'value':1}},"
+	    "{'should':[{'key':'b','match':{'value':2}},"
+	    "{'must':[{'key':'c','match':{'value':3}}],"
+	    "'must_not':[{'key':'d','match':{'value':4}}]}]}]}";
+
+	MATCH(f, "{'a':1,'b':2}");
+	MATCH(f, "{'a':1,'c':3,'d':5}");
+	MATCH(f, "{'a':1,'c':3}");
+	NO_MATCH(f, "{'a':1,'c':3,'d':4}");
+	NO_MATCH(f, "{'a':1,'b':0,'c':0}");
+	NO_MATCH(f, "{'a':0,'b':2}");
+}
+END_TEST
+
+/* ===== nested ===== */
+
+START_TEST(nested_needs_both_conditions_on_the_same_element)
+{
+	const char *p = "{'diet':[{'food':'meat','likes':false},"
+	    "{'food':'leaves','likes':true}]}";
+
+	NO_MATCH("{'must':[{'nested':{'key':'diet','filter':{'must':["
+	    "{'key':'food','match':{'value':'meat'}},"
+	    "{'key':'likes','match':{'value':true}}]}}}]}", p);
+	MATCH("{'must':[{'nested':{'key':'diet','filter':{'must':["
+	    "{'key':'food','match':{'value':'leaves'}},"
+	    "{'key':'likes','match':{'value':true}}]}}}]}", p);
+	/* Without nested, the two conditions may hold on different ones. */
+	MATCH("{'must':[{'key':'diet[].food','match':{'value':'meat'}},"
+	    "{'key':'diet[].likes','match':{'value':true}}]}", p);
+}
+END_TEST
+
+START_TEST(nested_applies_to_an_object_at_the_key)
+{
+	const char *f = "{'must':[{'nested':{'key':'a.b','filter':{'must':"
+	    "[{'key':'c','range':{'gte':1}}]}}}]}";
+
+	MATCH(f, "{'a':{'b':{'c':1}}}");
+	NO_MATCH(f, "{'a':{'b':{'c':0}}}");
+	NO_MATCH(f, "{'a':{'b':[1,2]}}");
+	NO_MATCH(f, "{'a':{'b':'c'}}");
+}
+END_TEST
+
+START_TEST(nested_inside_nested_reaches_inner_arrays)
+{
+	const char *f = "{'must':[{'nested':{'key':'o','filter':{'must':["
+	    "{'key':'id','match':{'value':2}},"
+	    "{'nested':{'key':'items','filter':{'must':["
+	    "{'key':'sku','match':{'value':'x'}},"
+	    "{'key':'qty','range':{'gt':1}}]}}}]}}}]}";
+
+	MATCH(f, "{'o':[{'id':1,'items':[{'sku':'x','qty':5}]},"
+	    "{'id':2,'items':[{'sku':'y','qty':5},{'sku':'x','qty':2}]}]}");
+	NO_MATCH(f, "{'o':[{'id':1,'items':[{'sku':'x','qty':5}]},"
+	    "{'id':2,'items':[{'sku':'y','qty':5},{'sku':'x','qty':1}]}]}");
+}
+END_TEST
+
+START_TEST(must_not_nested_refuses_a_matching_element)
+{
+	const char *f = "{'must_not':[{'nested':{'key':'d','filter':{'must':"
+	    "[{'key':'x','match':{'value':1}}]}}}]}";
+
+	NO_MATCH(f, "{'d':[{'x':0},{'x':1}]}");
+	MATCH(f, "{'d':[{'x':0},{'x':2}]}");
+}
+END_TEST
+
+/* ===== keys and arrays ===== */
+
+START_TEST(dotted_keys_reach_into_objects)
+{
+	MATCH("{'must':[{'key':'a.b.c','match':{'value':'x'}}]}",
+	    "{'a':{'b':{'c':'x'}}}");
+	NO_MATCH("{'must':[{'key':'a.b.c','match':{'value':'x'}}]}",
+	    "{'a':{'b':'x'}}");
+	NO_MATCH("{'must':[{'key':'a.b','match':{'value':'x'}}]}",
+	    "{'a.b':'x'}");
+}
+END_TEST
+
+START_TEST(dotted_keys_pass_through_arrays_of_objects)
+{
+	const char *p = "{'a':[{'b':{'c':1}},{'b':{'c':2}},7,[{'b':{'c':3}}]]}";
+
+	MATCH("{'must':[{'key':'a.b.c','match':{'value':2}}]}", p);
+	MATCH("{'must':[{'key':'a[].b.c','match':{'value':1}}]}", p);
+	/* Arrays inside arrays are not walked into. */
+	NO_MATCH("{'must':[{'key':'a.b.c','match':{'value':3}}]}", p);
+}
+END_TEST
+
+START_TEST(array_values_match_if_one_element_does)
+{
+	const char *p = "{'tags':['a','b',3],'n':[1,20]}";
+
+	MATCH("{'must':[{'key':'tags','match':{'value':'b'}}]}", p);
+	MATCH("{'must':[{'key':'tags[]','match':{'value':3}}]}", p);
+	NO_MATCH("{'must':[{'key':'tags','match':{'value':'c'}}]}", p);
+	MATCH("{'must':[{'key':'tags','match':{'any':['z','a']}}]}", p);
+	MATCH("{'must':[{'key':'n','range':{'gt':10}}]}", p);
+	NO_MATCH("{'must':[{'key':'n','range':{'gt':20}}]}", p);
+}
+END_TEST
+
+START_TEST(arrays_are_flattened_one_level_only)
+{
+	NO_MATCH("{'must':[{'key':'t','match':{'value':1}}]}",
+	    "{'t':[[1],[2]]}");
+	NO_MATCH("{'must':[{'key':'t','match':{'value':1}}]}", "{'t':[]}");
+}
+END_TEST
+
+START_TEST(arrays_reached_through_arrays_are_flattened)
+{
+	MATCH("{'must':[{'key':'a.b','match':{'value':'y'}}]}",
+	    "{'a':[{'b':['x','y']},{'b':'z'}]}");
+	MATCH("{'must':[{'key':'a.b','match':{'value':'z'}}]}",
+	    "{'a':[{'b':['x','y']},{'b':'z'}]}");
+}
+END_TEST
+
+/* ===== missing keys ===== */
+
+START_TEST(every_condition_on_a_missing_key_is_false)
+{
+	const char *conds[] = {
+		"{'key':'m','match':{'value':1}}",
+		"{'key':'m','match':{'any':[1,'x']}}",
+		"{'key':'m','match':{'except':[1]}}",
+		"{'key':'m','range':{'gte':0}}",
+		"{'key':'m','geo_radius':{'center':{'lat':0,'lon':0},"
+		    "'radius':1e9}}",
+		"{'nested':{'key':'m','filter':{}}}",
+		"{'key':'a.m','match':{'value':1}}",
+	};
+	char buf[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(conds) / sizeof(conds[0]); i++) {
+		snprintf(buf, sizeof(buf), "{'must':[%s]}", conds[i]);
+		NO_MATCH(buf, "{'a':{'x':1},'b':2}");
+		snprintf(buf, sizeof(buf), "{'should':[%s]}", conds[i]);
+		NO_MATCH(buf, "{'a':{'x':1},'b':2}");
+		snprintf(buf, sizeof(buf), "{'must_not':[%s]}", conds[i]);
+		MATCH(buf, "{'a':{'x':1},'b':2}");
+	}
+}
+END_TEST
+
+START_TEST(a_key_through_a_scalar_is_missing)
+{
+	NO_MATCH("{'must':[{'key':'a.b','match':{'value':1}}]}", "{'a':1}");
+	NO_MATCH("{'must':[{'key':'a.b','match':{'except':[2]}}]}",
+	    "{'a':'b'}");
+}
+END_TEST
+
+START_TEST(a_null_or_non_object_payload_counts_as_an_empty_object)
+{
+	json_t *arr = json_pack("[{s:i}]", "a", 1);
+	vecdb_filter *f;
+
+	ck_assert_int_eq(vecdb_filter_parse("{\"must_not\":[{\"key\":\"a\","
+	    "\"match\":{\"value\":1}}]}", &f), VECDB_OK);
+	ck_assert_int_eq(filter_match(f, NULL), 1);
+	vecdb_filter_free(f);
+	ck_assert_int_eq(vecdb_filter_parse("{\"must\":[{\"key\":\"a\","
+	    "\"match\":{\"value\":1}}]}", &f), VECDB_OK);
+	ck_assert_int_eq(filter_match(f, NULL), 0);
+	ck_assert_int_eq(filter_match(f, arr), 0);
+	vecdb_filter_free(f);
+	json_decref(arr);
+	ck_assert_int_eq(vecdb_filter_parse("{}", &f), VECDB_OK);
+	ck_assert_int_eq(filter_match(f, NULL), 1);
+	vecdb_filter_free(f);
+}
+END_TEST
+
+/* ===== type rules ===== */
+
+START_TEST(match_integer_does_not_match_bool)
+{
+	NO_MATCH("{'must':[{'key':'n','match':{'value':1}}]}", "{'n':true}");
+	NO_MATCH("{'must':[{'key':'n','match':{'value':0}}]}", "{'n':false}");
+	NO_MATCH("{'must':[{'key':'n','match':{'value':true}}]}", "{'n':1}");
+	NO_MATCH("{'must':[{'key':'n','match':{'value':false}}]}", "{'n':0}");
+	NO_MATCH("{'must':[{'key':'n','match':{'value':false}}]}",
+	    "{'n':null}");
+	NO_MATCH("{'must':[{'key':'n','match':{'value':false}}]}",
+	    "{'n':''}");
+	NO_MATCH("{'must':[{'key':'n','match':{'any':[1]}}]}", "{'n':true}");
+}
+END_TEST
+
+START_TEST(match_integer_matches_an_equal_real_exactly)
+{
+	MATCH("{'must':[{'key':'n','match':{'value':3}}]}", "{'n':3.0}");
+	NO_MATCH("{'must':[{'key':'n','match':{'value':3}}]}", "{'n':3.5}");
+	/* 2^53 + 1 has no double of its own: the real is 2^53. */
+	NO_MATCH("{'must':[{'key':'n','match':{'value':9007199254740993}}]}",
+	    "{'n':9007199254740992.0}");
+	MATCH("{'must':[{'key':'n','match':{'value':9007199254740992}}]}",
+	    "{'n':9007199254740992.0}");
+	NO_MATCH("{'must':[{'key':'n','match':{'value':1}}]}", "{'n':1e300}");
+}
+END_TEST
+
+START_TEST(match_string_and_number_never_match_each_other)
+{
+	NO_MATCH("{'must':[{'key':'n','match':{'value':'3'}}]}", "{'n':3}");
+	NO_MATCH("{'must':[{'key':'n','match':{'value':3}}]}", "{'n':'3'}");
+	NO_MATCH("{'must':[{'key':'n','match':{'value':'true'}}]}",
+	    "{'n':true}");
+	NO_MATCH("{'must':[{'key':'n','match':{'value':'x'}}]}",
+	    "{'n':{'x':1}}");
+}
+END_TEST
+
+START_TEST(match_string_compares_exact_bytes)
+{
+	/* é as one code point, and as e plus a combining accent. */
+	MATCH("{'must':[{'key':'s','match':{'value':'caf\\u00e9'}}]}",
+	    "{'s':'caf\\u00e9'}");
+	NO_MATCH("{'must':[{'key':'s','match':{'value':'caf\\u00e9'}}]}",
+	    "{'s':'cafe\\u0301'}");
+}
+END_TEST
+
+/* ===== malformed filters ===== */
+
+/* A bad filter and where its message must say the fault is. */
+struct bad_case {
+	const char *filter; /* with ' for " */
+	const char *where;  /* a substring of vecdb_errmsg() */
+};
+
+static const struct bad_case bad_cases[] = {
+	{ "[]", "filter: expected a filter object" },
+	{ "{'must':[],'filter':[]}", "filter: unknown key 'filter'" },
+	{ "{'must':1}", "filter.must: expected an array" },
+	{ "{'should':'x'}", "filter.should: expected an array" },
+	{ "{'must_not':true}", "filter.must_not: expected an array" },
+	{ "{'must':[1]}", "filter.must[0]: expected a condition object" },
+	{ "{'must':[{'key':'a','match':{'value':1}},{'foo':1}]}",
+	    "filter.must[1]: unknown condition (expected key with match, "
+	    "range or geo_radius; nested; or a filter)" },
+	{ "{'must':[{}]}", "filter.must[0]: unknown condition" },
+	{ "{'must':[{'key':1,'match':{'value':1}}]}",
+	    "filter.must[0].key: expected a string" },
+	{ "{'must':[{'key':'','match':{'value':1}}]}",
+	    "filter.must[0].key: must be 1 to 256 bytes" },
+	{ "{'must':[{'key':'a..b','match':{'value':1}}]}",
+	    "filter.must[0].key: empty path segment in 'a..b'" },
+	{ "{'must':[{'key':'.a','match':{'value':1}}]}",
+	    "filter.must[0].key: empty path segment" },
+	{ "{'must':[{'key':'a.','match':{'value':1}}]}",
+	    "filter.must[0].key: empty path segment" },
+	{ "{'must':[{'key':'a.[]','match':{'value':1}}]}",
+	    "filter.must[0].key: empty path segment" },
+	{ "{'must':[{'key':'a'}]}", "filter.must[0]: a condition with a key "
+	    "needs exactly one of match, range, geo_radius" },
+	{ "{'must':[{'key':'a','match':{'value':1},'range':{'gt':1}}]}",
+	    "filter.must[0]: a condition with a key needs exactly one" },
+	{ "{'must':[{'key':'a','match':{'value':1},'boost':2}]}",
+	    "filter.must[0]: unknown key 'boost'" },
+	{ "{'must':[{'key':'a','match':{'value':1},'must':[]}]}",
+	    "filter.must[0]: unknown key 'must'" },
+	{ "{'must':[{'key':'a','match':1}]}",
+	    "filter.must[0].match: expected an object" },
+	{ "{'must':[{'key':'a','match':{}}]}",
+	    "filter.must[0].match: needs exactly one of value, any, except" },
+	{ "{'must':[{'key':'a','match':{'value':1,'any':[1]}}]}",
+	    "filter.must[0].match: needs exactly one" },
+	{ "{'must':[{'key':'a','match':{'text':'x'}}]}",
+	    "filter.must[0].match: unknown key 'text'" },
+	{ "{'must':[{'key':'a','match':{'value':1.5}}]}",
+	    "filter.must[0].match.value: expected a string, integer or "
+	    "boolean, not a real number" },
+	{ "{'must':[{'key':'a','match':{'value':1.0}}]}",
+	    "filter.must[0].match.value: expected" },
+	{ "{'must':[{'key':'a','match':{'value':null}}]}",
+	    "filter.must[0].match.value: expected" },
+	{ "{'must':[{'key':'a','match':{'value':[1]}}]}",
+	    "filter.must[0].match.value: expected" },
+	{ "{'must':[{'key':'a','match':{'value':{}}}]}",
+	    "filter.must[0].match.value: expected" },
+	{ "{'must':[{'key':'a','match':{'any':1}}]}",
+	    "filter.must[0].match.any: expected an array" },
+	{ "{'must':[{'key':'a','match':{'any':['x',2.5]}}]}",
+	    "filter.must[0].match.any[1]: expected a string" },
+	{ "{'must':[{'key':'a','match':{'except':[null]}}]}",
+	    "filter.must[0].match.except[0]: expected a string" },
+	{ "{'must':[{'key':'a','match':{'except':{}}}]}",
+	    "filter.must[0].match.except: expected an array" },
+	{ "{'should':[{'key':'a','range':{}}]}",
+	    "filter.should[0].range: needs at least one of gt, gte, lt, lte" },
+	{ "{'should':[{'key':'a','range':5}]}",
+	    "filter.should[0].range: expected an object" },
+	{ "{'must':[{'key':'a','range':{'eq':5}}]}",
+	    "filter.must[0].range: unknown key 'eq'" },
+	{ "{'must':[{'key':'a','range':{'gt':'5'}}]}",
+	    "filter.must[0].range.gt: expected a number" },
+	{ "{'must':[{'key':'a','range':{'lte':true}}]}",
+	    "filter.must[0].range.lte: expected a number" },
+	{ "{'must':[{'key':'g','geo_radius':[]}]}",
+	    "filter.must[0].geo_radius: expected an object" },
+	{ "{'must':[{'key':'g','geo_radius':{'radius':1}}]}",
+	    "filter.must[0].geo_radius: needs center and radius" },
+	{ "{'must':[{'key':'g','geo_radius':{'center':{'lat':0,'lon':0}}}]}",
+	    "filter.must[0].geo_radius: needs center and radius" },
+	{ "{'must':[{'key':'g','geo_radius':{'center':{'lat':0,'lon':0},"
+	    "'radius':1,'unit':'km'}}]}",
+	    "filter.must[0].geo_radius: unknown key 'unit'" },
+	{ "{'must':[{'key':'g','geo_radius':{'center':[0,0],'radius':1}}]}",
+	    "filter.must[0].geo_radius.center: expected an object" },
+	{ "{'must':[{'key':'g','geo_radius':{'center':{'lat':0},"
+	    "'radius':1}}]}", "filter.must[0].geo_radius.center: needs lat" },
+	{ "{'must':[{'key':'g','geo_radius':{'center':{'lat':0,'lon':0,"
+	    "'alt':1},'radius':1}}]}",
+	    "filter.must[0].geo_radius.center: unknown key 'alt'" },
+	{ "{'must':[{'key':'g','geo_radius':{'center':{'lat':90.5,'lon':0},"
+	    "'radius':1}}]}", "filter.must[0].geo_radius.center.lat: 90.5 "
+	    "is outside [-90, 90]" },
+	{ "{'must':[{'key':'g','geo_radius':{'center':{'lat':-91,'lon':0},"
+	    "'radius':1}}]}", "filter.must[0].geo_radius.center.lat:" },
+	{ "{'must':[{'key':'g','geo_radius':{'center':{'lat':0,'lon':180.1},"
+	    "'radius':1}}]}", "filter.must[0].geo_radius.center.lon:" },
+	{ "{'must':[{'key':'g','geo_radius':{'center':{'lat':0,'lon':'0'},"
+	    "'radius':1}}]}",
+	    "filter.must[0].geo_radius.center.lon: expected a number" },
+	{ "{'must':[{'key':'g','geo_radius':{'center':{'lat':0,'lon':0},"
+	    "'radius':-1}}]}", "filter.must[0].geo_radius.radius: must be "
+	    ">= 0" },
+	{ "{'must':[{'key':'g','geo_radius':{'center':{'lat':0,'lon':0},"
+	    "'radius':'1km'}}]}",
+	    "filter.must[0].geo_radius.radius: expected a number" },
+	{ "{'must':[{'nested':[]}]}",
+	    "filter.must[0].nested: expected an object" },
+	{ "{'must':[{'nested':{'filter':{}}}]}",
+	    "filter.must[0].nested: needs key and filter" },
+	{ "{'must':[{'nested':{'key':'d'}}]}",
+	    "filter.must[0].nested: needs key and filter" },
+	{ "{'must':[{'nested':{'key':'d','filter':{},'x':1}}]}",
+	    "filter.must[0].nested: unknown key 'x'" },
+	{ "{'must':[{'nested':{'key':'d','filter':{}},'x':1}]}",
+	    "filter.must[0]: unknown key 'x'" },
+	{ "{'must':[{'nested':{'key':'d..e','filter':{}}}]}",
+	    "filter.must[0].nested.key: empty path segment" },
+	{ "{'must':[{'nested':{'key':'d','filter':[]}}]}",
+	    "filter.must[0].nested.filter: expected a filter object" },
+	{ "{'must':[{'nested':{'key':'d','filter':{'must':[{'key':'a',"
+	    "'match':{'value':1}},{'key':'a..b','match':{'value':1}}]}}}]}",
+	    "filter.must[0].nested.filter.must[1].key: empty path segment" },
+	{ "{'must':[{'must':[],'foo':1}]}", "filter.must[0]: unknown key "
+	    "'foo' (expected must, should, must_not)" },
+	{ "{'should':[{'must_not':[{'key':'a','range':{}}]}]}",
+	    "filter.should[0].must_not[0].range: needs at least one" },
+	{ "{'should':{'key':'a','range':{}}}",
+	    "filter.should.range: needs at least one" },
+	{ "{'must':[],'must':[]}", "filter: invalid JSON" },
+	{ "{'must':[", "filter: invalid JSON" },
+	{ "1", "filter: invalid JSON" },
+};
+
+START_TEST(malformed_filter_is_einval_with_its_location)
+{
+	refused(bad_cases[_i].filter, bad_cases[_i].where);
+}
+END_TEST
+
+START_TEST(null_json_or_null_out_is_einval)
+{
+	vecdb_filter *f = NULL;
+
+	ck_assert_int_eq(vecdb_filter_parse(NULL, &f), VECDB_EINVAL);
+	ck_assert_str_ne(vecdb_errmsg(), "");
+	ck_assert_ptr_null(f);
+	ck_assert_int_eq(vecdb_filter_parse("{}", NULL), VECDB_EINVAL);
+	ck_assert_int_eq(filter_compile(NULL, &f), VECDB_EINVAL);
+	ck_assert_ptr_null(f);
+}
+END_TEST
+
+START_TEST(compile_refuses_a_non_object_json_value)
+{
+	vecdb_filter *f = NULL;
+	json_t *j = json_string("must");
+
+	ck_assert_int_eq(filter_compile(j, &f), VECDB_EINVAL);
+	ck_assert_ptr_null(f);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "filter: expected"));
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(compile_takes_copies_of_keys_and_strings)
+{
+	json_error_t jerr;
+	json_t *j = json_loads("{\"must\":[{\"key\":\"a.b\",\"match\":"
+	    "{\"any\":[\"x\",\"y\"]}}]}", 0, &jerr);
+	json_t *p = json_loads("{\"a\":{\"b\":\"y\"}}", 0, &jerr);
+	vecdb_filter *f;
+
+	ck_assert_int_eq(filter_compile(j, &f), VECDB_OK);
+	json_decref(j);
+	ck_assert_int_eq(filter_match(f, p), 1);
+	json_decref(p);
+	vecdb_filter_free(f);
+}
+END_TEST
+
+START_TEST(filter_free_of_null_does_nothing)
+{
+	vecdb_filter_free(NULL);
+	ck_assert_int_eq(filter_match(NULL, NULL), 1);
+}
+END_TEST
+
+/* ===== limits ===== */
+
+START_TEST(filters_nest_up_to_the_depth_limit)
+{
+	char *ok = filter_of_depth(FILTER_DEPTH_MAX);
+	char *deep = filter_of_depth(FILTER_DEPTH_MAX + 1);
+
+	MATCH(ok, "{'a':1}");
+	NO_MATCH(ok, "{'a':2}");
+	refused(deep, "filters nested deeper than 32");
+	refused(deep, "filter.must[0].must[0].must[0]");
+	free(ok);
+	free(deep);
+}
+END_TEST
+
+START_TEST(nested_conditions_count_toward_the_depth_limit)
+{
+	struct sbuf b = { NULL, 0, 0 };
+	int i;
+
+	for (i = 0; i < FILTER_DEPTH_MAX; i++)
+		sbuf_add(&b, "{'must':[{'nested':{'key':'a','filter':");
+	sbuf_add(&b, "{}");
+	for (i = 0; i < FILTER_DEPTH_MAX; i++)
+		sbuf_add(&b, "}}]}");
+	refused(b.s, "nested.filter: filters nested deeper than 32");
+	free(b.s);
+}
+END_TEST
+
+START_TEST(conditions_are_allowed_up_to_the_limit)
+{
+	char *ok = filter_of_conds(FILTER_CONDS_MAX);
+	char *big = filter_of_conds(FILTER_CONDS_MAX + 1);
+
+	MATCH(ok, "{'a':1}");
+	refused(big, "filter.must: more than 4096 conditions");
+	free(ok);
+	free(big);
+}
+END_TEST
+
+START_TEST(conditions_are_counted_across_nested_filters)
+{
+	struct sbuf b = { NULL, 0, 0 };
+	char *half = filter_of_conds(FILTER_CONDS_MAX / 2);
+
+	/* Two sub-filters of 2048 plus the two conditions holding them. */
+	sbuf_add(&b, "{'must':[");
+	sbuf_add(&b, half);
+	sbuf_add(&b, ",");
+	sbuf_add(&b, half);
+	sbuf_add(&b, "]}");
+	refused(b.s, "more than 4096 conditions");
+	free(half);
+	free(b.s);
+}
+END_TEST
+
+/* {"must":[{"key":"a","match":{"any":[0..n-1]}}]} */
+static char *
+any_of_size(size_t n)
+{
+	struct sbuf b = { NULL, 0, 0 };
+	char num[32];
+	size_t i;
+
+	sbuf_add(&b, "{'must':[{'key':'a','match':{'any':[");
+	for (i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), i ? ",%zu" : "%zu", i);
+		sbuf_add(&b, num);
+	}
+	sbuf_add(&b, "]}}]}");
+	return b.s;
+}
+
+START_TEST(match_lists_are_allowed_up_to_1024_entries)
+{
+	char *ok = any_of_size(1024), *big = any_of_size(1025);
+
+	MATCH(ok, "{'a':1023}");
+	NO_MATCH(ok, "{'a':1024}");
+	refused(big, "filter.must[0].match.any: 1025 values, more than 1024");
+	free(ok);
+	free(big);
+}
+END_TEST
+
+/* A match on key a of a string of @p n x's. */
+static char *
+string_of_size(size_t n)
+{
+	struct sbuf b = { NULL, 0, 0 };
+	char *x = malloc(n + 1);
+
+	ck_assert_ptr_nonnull(x);
+	memset(x, 'x', n);
+	x[n] = '\0';
+	sbuf_add(&b, "{'must':[{'key':'a','match':{'value':'");
+	sbuf_add(&b, x);
+	sbuf_add(&b, "'}}]}");
+	free(x);
+	return b.s;
+}
+
+START_TEST(match_strings_are_allowed_up_to_4096_bytes)
+{
+	char *ok = string_of_size(4096), *big = string_of_size(4097);
+
+	NO_MATCH(ok, "{'a':'x'}");
+	refused(big, "filter.must[0].match.value: string of 4097 bytes");
+	free(ok);
+	free(big);
+}
+END_TEST
+
+START_TEST(keys_are_allowed_up_to_256_bytes)
+{
+	char key[FILTER_KEY_MAX + 2], f[512], p[512];
+
+	memset(key, 'k', sizeof(key) - 1);
+	key[FILTER_KEY_MAX] = '\0';
+	snprintf(f, sizeof(f), "{'must':[{'key':'%s','match':{'value':1}}]}",
+	    key);
+	snprintf(p, sizeof(p), "{'%s':1}", key);
+	MATCH(f, p);
+	key[FILTER_KEY_MAX] = 'k';
+	key[FILTER_KEY_MAX + 1] = '\0';
+	snprintf(f, sizeof(f), "{'must':[{'key':'%s','match':{'value':1}}]}",
+	    key);
+	refused(f, "filter.must[0].key: must be 1 to 256 bytes, not 257");
+}
+END_TEST
+
+/* ===== memory and threads ===== */
+
+START_TEST(compile_unwinds_cleanly_when_any_allocation_fails)
+{
+	const char *src = "{\"must\":[{\"key\":\"a.b\",\"match\":{\"any\":"
+	    "[\"x\",\"y\"]}},{\"nested\":{\"key\":\"n\",\"filter\":{"
+	    "\"should\":[{\"key\":\"s\",\"match\":{\"value\":\"v\"}}]}}}],"
+	    "\"must_not\":{\"key\":\"g\",\"geo_radius\":{\"center\":{"
+	    "\"lat\":1,\"lon\":2},\"radius\":3}}}";
+	json_error_t jerr;
+	json_t *j = json_loads(src, 0, &jerr);
+	vecdb_filter *f = NULL;
+	uint64_t n;
+	int rv = VECDB_ENOMEM;
+
+	ck_assert_ptr_nonnull(j);
+	for (n = 1; rv == VECDB_ENOMEM; n++) {
+		vdb_alloc_fail_after(n);
+		rv = filter_compile(j, &f);
+		ck_assert(rv == VECDB_OK || rv == VECDB_ENOMEM);
+		if (rv == VECDB_ENOMEM)
+			ck_assert_ptr_null(f);
+	}
+	vdb_alloc_fail_after(0);
+	ck_assert_int_eq(rv, VECDB_OK);
+	ck_assert_uint_gt(n, 5);
+	vecdb_filter_free(f);
+	json_decref(j);
+}
+END_TEST
+
+/* What each evaluating thread is given. */
+struct thread_arg {
+	const vecdb_filter *f; /* shared by all threads */
+	int wrong;             /* results that differed from expected */
+};
+
+/* Evaluate the shared filter many times over two payloads. */
+static void *
+eval_thread(void *p)
+{
+	struct thread_arg *a = p;
+	json_t *yes = json_pack("{s:[{s:i},{s:i}]}", "d", "x", 0, "x", 2);
+	json_t *no = json_pack("{s:[{s:i}]}", "d", "x", 0);
+	int i;
+
+	for (i = 0; i < 20000; i++)
+		a->wrong += filter_match(a->f, yes) != 1 ||
+		    filter_match(a->f, no) != 0;
+	json_decref(yes);
+	json_decref(no);
+	return NULL;
+}
+
+START_TEST(one_filter_is_evaluated_by_many_threads_at_once)
+{
+	struct thread_arg args[4];
+	pthread_t t[4];
+	vecdb_filter *f;
+	int i;
+
+	ck_assert_int_eq(vecdb_filter_parse("{\"must\":{\"nested\":{\"key\":"
+	    "\"d\",\"filter\":{\"must\":{\"key\":\"x\",\"range\":{\"gt\":1}}"
+	    "}}}}", &f), VECDB_OK);
+	for (i = 0; i < 4; i++) {
+		args[i].f = f;
+		args[i].wrong = 0;
+		ck_assert_int_eq(pthread_create(&t[i], NULL, eval_thread,
+		    &args[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(args[i].wrong, 0);
+	}
+	vecdb_filter_free(f);
+}
+END_TEST
+
+/* ===== suite ===== */
+
+/* A new TCase named @p name, added to @p s. */
+static TCase *
+tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+/* The condition TCases. */
+static void
+add_condition_cases(Suite *s)
+{
+	TCase *tc = tcase(s, "match value");
+
+	tcase_add_test(tc, match_string_matches_equal_string);
+	tcase_add_test(tc, match_integer_matches_equal_integer);
+	tcase_add_test(tc, match_bool_matches_equal_bool);
+	tc = tcase(s, "match any and except");
+	tcase_add_test(tc, match_any_matches_one_of_the_list);
+	tcase_add_test(tc, match_any_with_an_empty_list_matches_nothing);
+	tcase_add_test(tc, match_except_matches_values_not_in_the_list);
+	tcase_add_test(tc, match_except_does_not_hold_for_null_or_object);
+	tcase_add_test(tc,
+	    match_except_on_an_array_needs_one_element_outside_the_list);
+	tc = tcase(s, "range");
+	tcase_add_test(tc, range_bounds_are_inclusive_or_exclusive_at_the_edge);
+	tcase_add_test(tc, range_with_two_bounds_needs_both);
+	tcase_add_test(tc, range_compares_integers_and_reals_alike);
+	tcase_add_test(tc, range_skips_values_that_are_not_numbers);
+	tcase_add_test(tc, range_null_bound_counts_as_absent);
+	tc = tcase(s, "geo radius");
+	tcase_add_test(tc, geo_distance_paris_to_london_is_343_km);
+	tcase_add_test(tc, geo_radius_matches_just_inside_and_not_just_outside);
+	tcase_add_test(tc, geo_radius_checks_each_point_in_an_array);
+	tcase_add_test(tc, geo_radius_skips_values_that_are_not_points);
+}
+
+/* The boolean-structure, nested, key and type TCases. */
+static void
+add_structure_cases(Suite *s)
+{
+	TCase *tc = tcase(s, "must should must_not");
+
+	tcase_add_test(tc, empty_filter_matches_everything);
+	tcase_add_test(tc, must_needs_every_condition);
+	tcase_add_test(tc, should_needs_one_condition);
+	tcase_add_test(tc, must_not_refuses_any_condition);
+	tcase_add_test(tc, must_should_and_must_not_combine);
+	tcase_add_test(tc, a_single_condition_object_counts_as_a_list_of_one);
+	tcase_add_test(tc, filters_nest_as_conditions_three_levels_deep);
+	tc = tcase(s, "nested");
+	tcase_add_test(tc, nested_needs_both_conditions_on_the_same_element);
+	tcase_add_test(tc, nested_applies_to_an_object_at_the_key);
+	tcase_add_test(tc, nested_inside_nested_reaches_inner_arrays);
+	tcase_add_test(tc, must_not_nested_refuses_a_matching_element);
+	tc = tcase(s, "keys and arrays");
+	tcase_add_test(tc, dotted_keys_reach_into_objects);
+	tcase_add_test(tc, dotted_keys_pass_through_arrays_of_objects);
+	tcase_add_test(tc, array_values_match_if_one_element_does);
+	tcase_add_test(tc, arrays_are_flattened_one_level_only);
+	tcase_add_test(tc, arrays_reached_through_arrays_are_flattened);
+	tc = tcase(s, "missing keys");
+	tcase_add_test(tc, every_condition_on_a_missing_key_is_false);
+	tcase_add_test(tc, a_key_through_a_scalar_is_missing);
+	tcase_add_test(tc,
+	    a_null_or_non_object_payload_counts_as_an_empty_object);
+	tc = tcase(s, "type rules");
+	tcase_add_test(tc, match_integer_does_not_match_bool);
+	tcase_add_test(tc, match_integer_matches_an_equal_real_exactly);
+	tcase_add_test(tc, match_string_and_number_never_match_each_other);
+	tcase_add_test(tc, match_string_compares_exact_bytes);
+}
+
+/* The error, limit, memory and thread TCases. */
+static void
+add_robustness_cases(Suite *s)
+{
+	TCase *tc = tcase(s, "malformed filters");
+
+	tcase_add_loop_test(tc, malformed_filter_is_einval_with_its_location,
+	    0, (int) (sizeof(bad_cases) / sizeof(bad_cases[0])));
+	tcase_add_test(tc, null_json_or_null_out_is_einval);
+	tcase_add_test(tc, compile_refuses_a_non_object_json_value);
+	tcase_add_test(tc, compile_takes_copies_of_keys_and_strings);
+	tcase_add_test(tc, filter_free_of_null_does_nothing);
+	tc = tcase(s, "limits");
+	tcase_add_test(tc, filters_nest_up_to_the_depth_limit);
+	tcase_add_test(tc, nested_conditions_count_toward_the_depth_limit);
+	tcase_add_test(tc, conditions_are_allowed_up_to_the_limit);
+	tcase_add_test(tc, conditions_are_counted_across_nested_filters);
+	tcase_add_test(tc, match_lists_are_allowed_up_to_1024_entries);
+	tcase_add_test(tc, match_strings_are_allowed_up_to_4096_bytes);
+	tcase_add_test(tc, keys_are_allowed_up_to_256_bytes);
+	tc = tcase(s, "memory and threads");
+	tcase_add_test(tc, compile_unwinds_cleanly_when_any_allocation_fails);
+	tcase_add_test(tc, one_filter_is_evaluated_by_many_threads_at_once);
+}
+
+/* The payload filter suite. */
+static Suite *
+filter_suite(void)
+{
+	Suite *s = suite_create("filter");
+
+	add_condition_cases(s);
+	add_structure_cases(s);
+	add_robustness_cases(s);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(filter_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
