@@ -73,4 +73,7 @@ void vdb_log_write(int level, const char *module, const char *fmt, ...)
 /* Monotonic milliseconds, for timeouts. */
 uint64_t vdb_now_ms(void);
 
+/* Monotonic seconds with sub-microsecond resolution, for latencies. */
+double vdb_now_s(void);
+
 #endif /* VDB_H */

@@ -302,6 +302,7 @@ typedef struct vecdb_record {
 	uint32_t dim;
 	char *payload;        /* compact JSON object (NULL if not requested) */
 	float distance;       /* search: distance to the query; else 0 */
+	uint32_t context_hits; /* discover: context pairs satisfied */
 } vecdb_record;
 
 /** A list of records; free with vecdb_records_free(). */
@@ -410,6 +411,100 @@ int vecdb_search(vecdb *db, const char *coll, const vecdb_search_params *p,
 int vecdb_scroll(vecdb *db, const char *coll, const vecdb_id *start,
     uint32_t limit, const vecdb_filter *filter, int with_payload,
     int with_vector, vecdb_records **out);
+
+/**
+ * Run several searches in one read transaction and one pass over the
+ * collection. @p out receives @p n result lists (an array the caller frees
+ * with vecdb_records_free_array(out, n)). Fails whole if any one is bad.
+ */
+int vecdb_search_batch(vecdb *db, const char *coll,
+    const vecdb_search_params *params, size_t n, vecdb_records ***out);
+void vecdb_records_free_array(vecdb_records **r, size_t n);
+
+/* ===== Recommend and discover ===== */
+
+typedef enum vecdb_reco_strategy {
+	VECDB_RECO_AVERAGE_VECTOR = 0, /* search 2*avg(pos) - avg(neg) */
+	VECDB_RECO_BEST_SCORE          /* best similarity to a positive,
+					  penalised when a negative wins */
+} vecdb_reco_strategy;
+
+/*
+ * Examples are given as ids (looked up in the collection) and/or as raw
+ * vectors (row-major, dim floats each: what a router sends a shard after it
+ * fetched the examples itself). Points named in positive/negative or in
+ * exclude are never returned.
+ */
+typedef struct vecdb_recommend_params {
+	const vecdb_id *positive;        /* example ids */
+	size_t n_positive;
+	const vecdb_id *negative;
+	size_t n_negative;
+	const float *positive_vectors;   /* example vectors */
+	size_t n_positive_vectors;
+	const float *negative_vectors;
+	size_t n_negative_vectors;
+	uint32_t dim;                    /* of the example vectors */
+	const vecdb_id *exclude;         /* more ids never to return */
+	size_t n_exclude;
+	vecdb_reco_strategy strategy;
+	uint32_t limit;
+	uint32_t offset;
+	const vecdb_filter *filter;
+	uint32_t ef_search;
+	int with_payload;
+	int with_vector;
+} vecdb_recommend_params;
+
+/**
+ * Recommend points like the positives and unlike the negatives. At least
+ * one positive (id or vector) is needed. average_vector ranks by the
+ * collection's distance to 2*avg(positive) - avg(negative) (avg(positive)
+ * when there are no negatives). best_score ranks by
+ * distance = -score, where with dp / dn the smallest distance to any
+ * positive / negative: score = sigmoid(-dp) when dp <= dn, else
+ * -sigmoid(-dn); so every candidate closer to a positive than to all
+ * negatives ranks before every candidate that is not.
+ * @return VECDB_OK, VECDB_ENOTFOUND (collection or an example id: the
+ *	message names it), VECDB_EINVAL, VECDB_EDIM.
+ */
+int vecdb_recommend(vecdb *db, const char *coll,
+    const vecdb_recommend_params *p, vecdb_records **out);
+
+typedef struct vecdb_context_pair {
+	vecdb_id positive;
+	vecdb_id negative;
+} vecdb_context_pair;
+
+typedef struct vecdb_discover_params {
+	int has_target;                  /* 0: context only */
+	vecdb_id target;                 /* target id (kind NONE: use vector) */
+	const float *target_vector;
+	const vecdb_context_pair *context;   /* pairs given by id */
+	size_t n_context;
+	const float *context_vectors;    /* pairs given as vectors: 2*dim each,
+					    positive then negative */
+	size_t n_context_vectors;
+	uint32_t dim;
+	const vecdb_id *exclude;
+	size_t n_exclude;
+	uint32_t limit;
+	uint32_t offset;
+	const vecdb_filter *filter;
+	int with_payload;
+	int with_vector;
+} vecdb_discover_params;
+
+/**
+ * Discover: rank points by how many context pairs they satisfy (closer to
+ * the pair's positive than to its negative; record field context_hits),
+ * descending, then by distance to the target, ascending (the record's
+ * distance). Without a target the second key is the sum over pairs of
+ * d(point, positive) - d(point, negative). Example points (target and
+ * context ids) are not returned.
+ */
+int vecdb_discover(vecdb *db, const char *coll,
+    const vecdb_discover_params *p, vecdb_records **out);
 
 /** Count the points matching @p filter (NULL: all). */
 int vecdb_count(vecdb *db, const char *coll, const vecdb_filter *filter,

@@ -15,6 +15,8 @@ packages=(
 	libprotobuf-c-dev protobuf-c-compiler  # wire format
 	libcivetweb-dev      # HTTP
 	libyaml-dev          # config files
+	openssl curl         # test certificates, end-to-end tests
+	prometheus           # promtool checks the /metrics output
 )
 
 missing=()

@@ -323,4 +323,75 @@ int storage_apply_create(struct wctx *w, struct wreq *r);
 int storage_apply_drop(struct wctx *w, struct wreq *r);
 int storage_apply_restore(struct wctx *w, struct wreq *r);
 
+/* ===== Scans and ranked hits (storage_search.c) ===== */
+
+/* A cursor over one collection's points, in id order. */
+struct storage_scan {
+	MDB_cursor *cur;
+	const struct coll *c;
+	uint8_t prefix[4];     /* the collection id, big-endian */
+	MDB_val k, v;          /* current record */
+	int rc;                /* 0 while positioned on a record */
+};
+
+/* Position on the first point with id >= start (NULL: the first). */
+int storage_scan_open(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const vecdb_id *start, struct storage_scan *s);
+
+/* 1 while the cursor is on a point of the collection. */
+int storage_scan_valid(const struct storage_scan *s);
+void storage_scan_next(struct storage_scan *s);
+
+/* Close the cursor; LMDB's error if the scan stopped on one. */
+int storage_scan_close(struct storage_scan *s);
+
+/* Parse the current point's payload: NULL when empty ({}); caller
+ * json_decref()s it. VECDB_ECORRUPT if it is not JSON. */
+int storage_scan_payload(const struct storage_scan *s,
+    const struct rpoint *rp, json_t **out);
+
+/* Does the current point's payload match @p f? (NULL: yes.) */
+int storage_scan_match(const struct storage_scan *s, const struct rpoint *rp,
+    const vecdb_filter *f, int *match);
+
+/* A candidate: its ranking keys and point key (without the prefix). */
+struct storage_hit {
+	float dist;                     /* ascending: the record's distance */
+	uint32_t rank;                  /* descending, before dist; 0 in a
+					   plain search */
+	uint8_t klen;                   /* bytes of key */
+	uint8_t key[STORAGE_KEY_MAX];
+};
+
+/* Order by rank (descending), dist (NaN last), then id: <0 if a first. */
+int storage_hit_cmp(const struct storage_hit *a, const struct storage_hit *b);
+
+/* Sort hits best first. */
+void storage_hits_sort(struct storage_hit *h, size_t n);
+
+/* Set x's key to the scan's current point. */
+void storage_hit_key(struct storage_hit *x, const struct storage_scan *s);
+
+/* A bounded max-heap keeping the k best hits seen (h has room for k). */
+struct storage_topk {
+	struct storage_hit *h;          /* owned by the caller */
+	size_t n, k;                    /* hits held, capacity */
+};
+
+/* Offer a hit; kept if among the k best so far. */
+void storage_topk_push(struct storage_topk *t, const struct storage_hit *x);
+
+/* Read back the records of sorted hits [from, to) into res (which has
+ * room), setting each distance. */
+int storage_hits_fill(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const struct storage_hit *h, size_t from, size_t to, int with_payload,
+    int with_vector, vecdb_records *res);
+
+/* An empty result list with room for n records; NULL (message set) on
+ * failure. Free with vecdb_records_free(). */
+vecdb_records *storage_records_new(size_t n);
+
+/* Check search parameters that do not depend on the collection. */
+int storage_search_params_check(const vecdb_search_params *p);
+
 #endif /* STORAGE_IMPL_H */

@@ -10,19 +10,10 @@
 
 /* ===== Scanning a collection ===== */
 
-/* A cursor over one collection's points, in id order. */
-struct scan {
-	MDB_cursor *cur;
-	const struct coll *c;
-	uint8_t prefix[4];
-	MDB_val k, v;          /* current record */
-	int rc;                /* 0 while positioned on a record */
-};
-
 /* Position on the first point with id >= start (NULL: the first). */
-static int
-scan_open(vecdb *db, MDB_txn *txn, const struct coll *c,
-    const vecdb_id *start, struct scan *s)
+int
+storage_scan_open(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const vecdb_id *start, struct storage_scan *s)
 {
 	uint8_t kb[STORAGE_PKEY_MAX];
 	int rc;
@@ -43,22 +34,22 @@ scan_open(vecdb *db, MDB_txn *txn, const struct coll *c,
 }
 
 /* 1 while the cursor is on a point of the collection. */
-static int
-scan_valid(const struct scan *s)
+int
+storage_scan_valid(const struct storage_scan *s)
 {
 	return s->rc == 0 && s->k.mv_size > 4 &&
 	    memcmp(s->k.mv_data, s->prefix, 4) == 0;
 }
 
-static void
-scan_next(struct scan *s)
+void
+storage_scan_next(struct storage_scan *s)
 {
 	s->rc = mdb_cursor_get(s->cur, &s->k, &s->v, MDB_NEXT);
 }
 
 /* LMDB's error if the scan stopped on one rather than at the end. */
-static int
-scan_close(struct scan *s)
+int
+storage_scan_close(struct storage_scan *s)
 {
 	int rc = s->rc;
 
@@ -68,24 +59,37 @@ scan_close(struct scan *s)
 	return VECDB_OK;
 }
 
-/* Does the current point's payload match @p f? (NULL: yes.) */
-static int
-scan_match(const struct scan *s, const struct rpoint *rp,
-    const vecdb_filter *f, int *match)
+/* Parse the current point's payload; NULL when it is empty ({}). */
+int
+storage_scan_payload(const struct storage_scan *s, const struct rpoint *rp,
+    json_t **out)
 {
 	json_error_t err;
-	json_t *payload = NULL;
+
+	*out = NULL;
+	if (rp->payload_len == 0)
+		return VECDB_OK;
+	*out = json_loadb(rp->payload, rp->payload_len, 0, &err);
+	if (*out == NULL)
+		return vdb_err(VECDB_ECORRUPT, "stored payload in '%s' "
+		    "is not JSON: %s", s->c->cfg.name, err.text);
+	return VECDB_OK;
+}
+
+/* Does the current point's payload match @p f? (NULL: yes.) */
+int
+storage_scan_match(const struct storage_scan *s, const struct rpoint *rp,
+    const vecdb_filter *f, int *match)
+{
+	json_t *payload;
+	int rv;
 
 	if (f == NULL) {
 		*match = 1;
 		return VECDB_OK;
 	}
-	if (rp->payload_len > 0) {
-		payload = json_loadb(rp->payload, rp->payload_len, 0, &err);
-		if (payload == NULL)
-			return vdb_err(VECDB_ECORRUPT, "stored payload in '%s' "
-			    "is not JSON: %s", s->c->cfg.name, err.text);
-	}
+	if ((rv = storage_scan_payload(s, rp, &payload)) != VECDB_OK)
+		return rv;
 	*match = filter_match(f, payload);
 	json_decref(payload);
 	return VECDB_OK;
@@ -93,19 +97,14 @@ scan_match(const struct scan *s, const struct rpoint *rp,
 
 /* ===== Search ===== */
 
-/* A candidate: distance and the point key. */
-struct hit {
-	float dist;
-	uint8_t klen;
-	uint8_t key[STORAGE_KEY_MAX];
-};
-
-/* Order by distance (NaN last), then by id; <0 when a comes first. */
-static int
-hit_cmp(const struct hit *a, const struct hit *b)
+/* Order by rank (descending), distance (NaN last), then id. */
+int
+storage_hit_cmp(const struct storage_hit *a, const struct storage_hit *b)
 {
 	int an = isnan(a->dist), bn = isnan(b->dist), c;
 
+	if (a->rank != b->rank)
+		return a->rank > b->rank ? -1 : 1;
 	if (an != bn)
 		return an - bn;
 	if (!an && a->dist != b->dist)
@@ -114,32 +113,44 @@ hit_cmp(const struct hit *a, const struct hit *b)
 	return c ? c : (int) a->klen - (int) b->klen;
 }
 
-/* qsort adapter for hit_cmp. */
+/* qsort adapter for storage_hit_cmp. */
 static int
 hit_qcmp(const void *a, const void *b)
 {
-	return hit_cmp(a, b);
+	return storage_hit_cmp(a, b);
 }
 
-/* A bounded max-heap keeping the k best hits seen. */
-struct topk {
-	struct hit *h;
-	size_t n, k;
-};
+/* Sort hits best first. */
+void
+storage_hits_sort(struct storage_hit *h, size_t n)
+{
+	qsort(h, n, sizeof(*h), hit_qcmp);
+}
+
+/* Set the hit's key to the scan's current point. */
+void
+storage_hit_key(struct storage_hit *x, const struct storage_scan *s)
+{
+	size_t n = s->k.mv_size - 4;
+
+	/* Only a corrupt key is longer; clamp it rather than overrun key[]. */
+	x->klen = (uint8_t) (n < STORAGE_KEY_MAX ? n : STORAGE_KEY_MAX);
+	memcpy(x->key, (uint8_t *) s->k.mv_data + 4, x->klen);
+}
 
 /* Restore the heap below index i. */
 static void
-topk_sift_down(struct topk *t, size_t i)
+topk_sift_down(struct storage_topk *t, size_t i)
 {
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < t->n && hit_cmp(&t->h[l], &t->h[m]) > 0)
+		if (l < t->n && storage_hit_cmp(&t->h[l], &t->h[m]) > 0)
 			m = l;
-		if (r < t->n && hit_cmp(&t->h[r], &t->h[m]) > 0)
+		if (r < t->n && storage_hit_cmp(&t->h[r], &t->h[m]) > 0)
 			m = r;
 		if (m == i)
 			return;
-		struct hit tmp = t->h[i];
+		struct storage_hit tmp = t->h[i];
 		t->h[i] = t->h[m];
 		t->h[m] = tmp;
 		i = m;
@@ -147,13 +158,13 @@ topk_sift_down(struct topk *t, size_t i)
 }
 
 /* Offer a hit; kept if among the k best so far. */
-static void
-topk_push(struct topk *t, const struct hit *x)
+void
+storage_topk_push(struct storage_topk *t, const struct storage_hit *x)
 {
 	size_t i;
 
 	if (t->n == t->k) {
-		if (hit_cmp(x, &t->h[0]) >= 0)
+		if (storage_hit_cmp(x, &t->h[0]) >= 0)
 			return;
 		t->h[0] = *x;
 		topk_sift_down(t, 0);
@@ -161,8 +172,8 @@ topk_push(struct topk *t, const struct hit *x)
 	}
 	i = t->n++;
 	t->h[i] = *x;
-	while (i > 0 && hit_cmp(&t->h[(i - 1) / 2], &t->h[i]) < 0) {
-		struct hit tmp = t->h[i];
+	while (i > 0 && storage_hit_cmp(&t->h[(i - 1) / 2], &t->h[i]) < 0) {
+		struct storage_hit tmp = t->h[i];
 		t->h[i] = t->h[(i - 1) / 2];
 		t->h[(i - 1) / 2] = tmp;
 		i = (i - 1) / 2;
@@ -172,45 +183,46 @@ topk_push(struct topk *t, const struct hit *x)
 /* Scan every point, keeping the best limit+offset in @p t. */
 static int
 search_scan(vecdb *db, MDB_txn *txn, const struct coll *c,
-    const vecdb_search_params *p, struct topk *t)
+    const vecdb_search_params *p, struct storage_topk *t)
 {
 	float *buf = vdb_malloc((size_t) c->cfg.dimension * sizeof(float));
-	struct scan s;
+	struct storage_scan s;
 	struct rpoint rp;
-	struct hit x;
+	struct storage_hit x;
 	int rv, match;
 
 	if (buf == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	if ((rv = scan_open(db, txn, c, NULL, &s)) != VECDB_OK) {
+	if ((rv = storage_scan_open(db, txn, c, NULL, &s)) != VECDB_OK) {
 		vdb_free(buf);
 		return rv;
 	}
-	for (; scan_valid(&s); scan_next(&s)) {
+	for (; storage_scan_valid(&s); storage_scan_next(&s)) {
 		if ((rv = storage_point_decode(c, &s.v, &rp)) != VECDB_OK ||
-		    (rv = scan_match(&s, &rp, p->filter, &match)) != VECDB_OK)
+		    (rv = storage_scan_match(&s, &rp, p->filter,
+			 &match)) != VECDB_OK)
 			break;
 		if (!match)
 			continue;
 		vec_decode(rp.vec, rp.dim, c->cfg.vector_type, buf);
 		x.dist = vec_distance(c->cfg.metric, p->vector, buf, rp.dim);
-		x.klen = (uint8_t) (s.k.mv_size - 4);
-		memcpy(x.key, (uint8_t *) s.k.mv_data + 4, x.klen);
-		topk_push(t, &x);
+		x.rank = 0;
+		storage_hit_key(&x, &s);
+		storage_topk_push(t, &x);
 	}
 	vdb_free(buf);
 	if (rv != VECDB_OK) {
-		scan_close(&s);
+		storage_scan_close(&s);
 		return rv;
 	}
-	return scan_close(&s);
+	return storage_scan_close(&s);
 }
 
 /* Read back the records of hits [from, to) into a result list. */
-static int
-hits_fill(vecdb *db, MDB_txn *txn, const struct coll *c, const struct hit *h,
-    size_t from, size_t to, int with_payload, int with_vector,
-    vecdb_records *res)
+int
+storage_hits_fill(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const struct storage_hit *h, size_t from, size_t to, int with_payload,
+    int with_vector, vecdb_records *res)
 {
 	uint8_t pkey[STORAGE_PKEY_MAX];
 	struct rpoint rp;
@@ -236,8 +248,8 @@ hits_fill(vecdb *db, MDB_txn *txn, const struct coll *c, const struct hit *h,
 }
 
 /* Allocate an empty result list with room for n records. */
-static vecdb_records *
-records_new(size_t n)
+vecdb_records *
+storage_records_new(size_t n)
 {
 	vecdb_records *r = vdb_calloc(1, sizeof(*r));
 
@@ -252,8 +264,8 @@ records_new(size_t n)
 }
 
 /* Check search parameters that do not depend on the collection. */
-static int
-search_params_check(const vecdb_search_params *p)
+int
+storage_search_params_check(const vecdb_search_params *p)
 {
 	if (p->vector == NULL)
 		return vdb_err(VECDB_EINVAL, "search needs a query vector");
@@ -269,14 +281,14 @@ int
 vecdb_search(vecdb *db, const char *coll, const vecdb_search_params *p,
     vecdb_records **out)
 {
-	struct topk t = { NULL, 0, 0 };
+	struct storage_topk t = { NULL, 0, 0 };
 	vecdb_records *res = NULL;
 	struct coll c;
 	MDB_txn *txn;
 	int rv;
 
 	vdb_err_clear();
-	if ((rv = search_params_check(p)) != VECDB_OK)
+	if ((rv = storage_search_params_check(p)) != VECDB_OK)
 		return rv;
 	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
 		return rv;
@@ -294,13 +306,15 @@ vecdb_search(vecdb *db, const char *coll, const vecdb_search_params *p,
 	}
 	if ((rv = search_scan(db, txn, &c, p, &t)) != VECDB_OK)
 		goto out;
-	qsort(t.h, t.n, sizeof(*t.h), hit_qcmp);
-	if ((res = records_new(t.n > p->offset ? t.n - p->offset : 0)) == NULL) {
+	storage_hits_sort(t.h, t.n);
+	res = storage_records_new(t.n > p->offset ? t.n - p->offset : 0);
+	if (res == NULL) {
 		rv = VECDB_ENOMEM;
 		goto out;
 	}
-	rv = hits_fill(db, txn, &c, t.h, p->offset < t.n ? p->offset : t.n,
-	    t.n, p->with_payload, p->with_vector, res);
+	rv = storage_hits_fill(db, txn, &c, t.h,
+	    p->offset < t.n ? p->offset : t.n, t.n, p->with_payload,
+	    p->with_vector, res);
 out:
 	mdb_txn_abort(txn);
 	vdb_free(t.h);
@@ -316,16 +330,16 @@ out:
 
 /* Collect up to limit matching points from s; note where to go on. */
 static int
-scroll_collect(struct scan *s, uint32_t limit, const vecdb_filter *f,
+scroll_collect(struct storage_scan *s, uint32_t limit, const vecdb_filter *f,
     int with_payload, int with_vector, vecdb_records *res)
 {
 	struct rpoint rp;
 	vecdb_id id;
 	int rv, match;
 
-	for (; scan_valid(s); scan_next(s)) {
+	for (; storage_scan_valid(s); storage_scan_next(s)) {
 		if ((rv = storage_point_decode(s->c, &s->v, &rp)) != VECDB_OK ||
-		    (rv = scan_match(s, &rp, f, &match)) != VECDB_OK ||
+		    (rv = storage_scan_match(s, &rp, f, &match)) != VECDB_OK ||
 		    (rv = storage_key_id((uint8_t *) s->k.mv_data + 4,
 			 s->k.mv_size - 4, &id)) != VECDB_OK)
 			return rv;
@@ -351,7 +365,7 @@ vecdb_scroll(vecdb *db, const char *coll, const vecdb_id *start,
     int with_vector, vecdb_records **out)
 {
 	vecdb_records *res = NULL;
-	struct scan s;
+	struct storage_scan s;
 	struct coll c;
 	MDB_txn *txn;
 	int rv;
@@ -364,14 +378,14 @@ vecdb_scroll(vecdb *db, const char *coll, const vecdb_id *start,
 		return rv;
 	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK)
 		goto out;
-	if ((res = records_new(limit)) == NULL) {
+	if ((res = storage_records_new(limit)) == NULL) {
 		rv = VECDB_ENOMEM;
 		goto out;
 	}
-	if ((rv = scan_open(db, txn, &c, start, &s)) != VECDB_OK)
+	if ((rv = storage_scan_open(db, txn, &c, start, &s)) != VECDB_OK)
 		goto out;
 	rv = scroll_collect(&s, limit, filter, with_payload, with_vector, res);
-	if (scan_close(&s) != VECDB_OK && rv == VECDB_OK)
+	if (storage_scan_close(&s) != VECDB_OK && rv == VECDB_OK)
 		rv = VECDB_EIO;
 out:
 	mdb_txn_abort(txn);
@@ -385,14 +399,14 @@ out:
 
 /* Count the matching points of a scan. */
 static int
-count_scan(struct scan *s, const vecdb_filter *f, uint64_t *n)
+count_scan(struct storage_scan *s, const vecdb_filter *f, uint64_t *n)
 {
 	struct rpoint rp;
 	int rv, match;
 
-	for (; scan_valid(s); scan_next(s)) {
+	for (; storage_scan_valid(s); storage_scan_next(s)) {
 		if ((rv = storage_point_decode(s->c, &s->v, &rp)) != VECDB_OK ||
-		    (rv = scan_match(s, &rp, f, &match)) != VECDB_OK)
+		    (rv = storage_scan_match(s, &rp, f, &match)) != VECDB_OK)
 			return rv;
 		*n += (uint64_t) match;
 	}
@@ -404,7 +418,7 @@ vecdb_count(vecdb *db, const char *coll, const vecdb_filter *filter,
     uint64_t *out)
 {
 	struct coll_state st;
-	struct scan s;
+	struct storage_scan s;
 	struct coll c;
 	MDB_txn *txn;
 	uint64_t n = 0;
@@ -420,10 +434,10 @@ vecdb_count(vecdb *db, const char *coll, const vecdb_filter *filter,
 			n = st.count;
 		goto out;
 	}
-	if ((rv = scan_open(db, txn, &c, NULL, &s)) != VECDB_OK)
+	if ((rv = storage_scan_open(db, txn, &c, NULL, &s)) != VECDB_OK)
 		goto out;
 	rv = count_scan(&s, filter, &n);
-	if (scan_close(&s) != VECDB_OK && rv == VECDB_OK)
+	if (storage_scan_close(&s) != VECDB_OK && rv == VECDB_OK)
 		rv = VECDB_EIO;
 out:
 	mdb_txn_abort(txn);

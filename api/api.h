@@ -1,0 +1,119 @@
+/*
+ * api.h: the front ends' contract.
+ *
+ * api/ owns HTTP routing, request parsing and validation, and the JSON
+ * shapes. It calls a backend: a table of functions over the operations of
+ * include/vecdb.h. The local backend (api_backend_local.c) calls the
+ * embedded engine directly; the cluster backend (router/) maps the same
+ * calls onto shards. Filters travel as JSON (borrowed json_t *) so that a
+ * backend can forward them unchanged.
+ *
+ * Every backend function returns a vecdb_err code and sets vecdb_errmsg()
+ * on failure, like the embedded API.
+ */
+#ifndef API_H
+#define API_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "vecdb.h"
+
+/* Write operations a backend performs on points. */
+enum api_write_op {
+	API_INSERT,
+	API_UPSERT,
+	API_UPDATE
+};
+
+/* One search of a batch: the params plus its filter as JSON. */
+struct api_search {
+	vecdb_search_params p;   /* p.filter is unused: see filter */
+	const json_t *filter;    /* borrowed; NULL: none */
+};
+
+struct api_backend {
+	void *ctx;  /* passed as the first argument of every call */
+
+	int (*collection_create)(void *ctx, const vecdb_collection_config *c);
+	int (*collection_get)(void *ctx, const char *name,
+	    vecdb_collection_config *cfg, vecdb_collection_stats *st);
+	int (*collection_list)(void *ctx, char ***names, size_t *n);
+	int (*collection_delete)(void *ctx, const char *name);
+
+	int (*write)(void *ctx, const char *coll, int op, vecdb_point *pts,
+	    size_t n);
+	int (*delete)(void *ctx, const char *coll, const vecdb_id *ids,
+	    size_t n, size_t *deleted);
+	int (*get)(void *ctx, const char *coll, const vecdb_id *id,
+	    vecdb_record **out);
+
+	/* n searches in one go; out receives n lists. */
+	int (*search)(void *ctx, const char *coll, const struct api_search *s,
+	    size_t n, vecdb_records ***out);
+	int (*recommend)(void *ctx, const char *coll,
+	    const vecdb_recommend_params *p, const json_t *filter,
+	    vecdb_records **out);
+	int (*discover)(void *ctx, const char *coll,
+	    const vecdb_discover_params *p, const json_t *filter,
+	    vecdb_records **out);
+	int (*scroll)(void *ctx, const char *coll, const vecdb_id *start,
+	    uint32_t limit, const json_t *filter, int with_payload,
+	    int with_vector, vecdb_records **out);
+	int (*count)(void *ctx, const char *coll, const json_t *filter,
+	    uint64_t *out);
+
+	int (*snapshot_create)(void *ctx, const char *coll,
+	    vecdb_snapshot_info *out);
+	int (*snapshot_list)(void *ctx, const char *coll,
+	    vecdb_snapshot_info **out, size_t *n);
+	int (*snapshot_get)(void *ctx, const char *coll, const char *name,
+	    vecdb_snapshot_info *out);
+	int (*snapshot_delete)(void *ctx, const char *coll, const char *name);
+	int (*snapshot_restore)(void *ctx, const char *coll, const char *name);
+	/* A local file path to stream out; NULL op: not downloadable. */
+	int (*snapshot_path)(void *ctx, const char *coll, const char *name,
+	    char *buf, size_t len);
+	int (*snapshot_restore_file)(void *ctx, const char *coll,
+	    const char *path);
+
+	int (*stats)(void *ctx, vecdb_stats *out);
+};
+
+/* The local backend over an open database (borrowed). */
+void api_backend_local_init(struct api_backend *b, vecdb *db);
+
+/* ===== The HTTP server (api_http.c) ===== */
+
+typedef struct api_server api_server;
+
+struct api_server_config {
+	const char *host;            /* "127.0.0.1" */
+	uint16_t port;               /* 0: pick a free port */
+	const char *api_key;         /* NULL: no auth */
+	const char *read_only_key;   /* may search, not write */
+	const char *tls_cert;        /* PEM; with tls_key enables HTTPS */
+	const char *tls_key;
+	uint64_t max_body;           /* bytes; larger bodies get 413 */
+	unsigned threads;            /* request threads */
+	const char *tmp_dir;         /* for snapshot uploads */
+};
+
+#define API_DEFAULT_MAX_BODY (64ULL << 20)
+#define API_DEFAULT_THREADS 16
+
+/*
+ * Start serving. The backend is borrowed and must outlive the server.
+ * @return VECDB_OK, or VECDB_EIO when the port cannot be bound (message
+ *	says why).
+ */
+int api_server_start(const struct api_server_config *cfg,
+    const struct api_backend *b, api_server **out);
+
+/* The port actually bound (useful with port 0). */
+uint16_t api_server_port(const api_server *s);
+
+/* Stop accepting, finish the requests in flight, free. NULL is fine. */
+void api_server_stop(api_server *s);
+
+#endif /* API_H */

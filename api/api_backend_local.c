@@ -1,0 +1,248 @@
+/*
+ * api_backend_local.c: the backend over an embedded database, used by
+ * `vecdb serve` and (later) inside a storage node.
+ */
+#include "api.h"
+#include "filter.h"
+#include "vdb.h"
+
+/* Compile an optional JSON filter; *out stays NULL for none. */
+static int
+filter_get(const json_t *json, vecdb_filter **out)
+{
+	*out = NULL;
+	if (json == NULL || json_is_null(json))
+		return VECDB_OK;
+	return filter_compile(json, out);
+}
+
+static int
+l_collection_create(void *ctx, const vecdb_collection_config *c)
+{
+	return vecdb_collection_create(ctx, c);
+}
+
+static int
+l_collection_get(void *ctx, const char *name, vecdb_collection_config *cfg,
+    vecdb_collection_stats *st)
+{
+	int rv = vecdb_collection_get(ctx, name, cfg);
+
+	return rv ? rv : vecdb_collection_stats_get(ctx, name, st);
+}
+
+static int
+l_collection_list(void *ctx, char ***names, size_t *n)
+{
+	return vecdb_collection_list(ctx, names, n);
+}
+
+static int
+l_collection_delete(void *ctx, const char *name)
+{
+	return vecdb_collection_delete(ctx, name);
+}
+
+static int
+l_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
+{
+	if (op == API_INSERT)
+		return vecdb_insert(ctx, coll, pts, n);
+	if (op == API_UPDATE)
+		return vecdb_update(ctx, coll, pts, n);
+	return vecdb_upsert(ctx, coll, pts, n);
+}
+
+static int
+l_delete(void *ctx, const char *coll, const vecdb_id *ids, size_t n,
+    size_t *deleted)
+{
+	return vecdb_delete(ctx, coll, ids, n, deleted);
+}
+
+static int
+l_get(void *ctx, const char *coll, const vecdb_id *id, vecdb_record **out)
+{
+	return vecdb_get(ctx, coll, id, out);
+}
+
+/* Free the filters compiled for a batch. */
+static void
+filters_free(vecdb_search_params *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		vecdb_filter_free((vecdb_filter *) p[i].filter);
+	vdb_free(p);
+}
+
+static int
+l_search(void *ctx, const char *coll, const struct api_search *s, size_t n,
+    vecdb_records ***out)
+{
+	vecdb_search_params *p = vdb_calloc(n, sizeof(*p));
+	int rv = VECDB_OK;
+
+	if (p == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && rv == VECDB_OK; i++) {
+		vecdb_filter *f;
+		p[i] = s[i].p;
+		p[i].filter = NULL;
+		if ((rv = filter_get(s[i].filter, &f)) == VECDB_OK)
+			p[i].filter = f;
+	}
+	if (rv == VECDB_OK && n == 1) {
+		/* One search: its errors read without a batch index. */
+		vecdb_records **one = vdb_calloc(1, sizeof(*one));
+		if (one == NULL)
+			rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		else if ((rv = vecdb_search(ctx, coll, p, one)) == VECDB_OK)
+			*out = one;
+		else
+			vdb_free(one);
+	} else if (rv == VECDB_OK) {
+		rv = vecdb_search_batch(ctx, coll, p, n, out);
+	}
+	filters_free(p, n);
+	return rv;
+}
+
+static int
+l_recommend(void *ctx, const char *coll, const vecdb_recommend_params *p,
+    const json_t *filter, vecdb_records **out)
+{
+	vecdb_recommend_params q = *p;
+	vecdb_filter *f;
+	int rv;
+
+	if ((rv = filter_get(filter, &f)) != VECDB_OK)
+		return rv;
+	q.filter = f;
+	rv = vecdb_recommend(ctx, coll, &q, out);
+	vecdb_filter_free(f);
+	return rv;
+}
+
+static int
+l_discover(void *ctx, const char *coll, const vecdb_discover_params *p,
+    const json_t *filter, vecdb_records **out)
+{
+	vecdb_discover_params q = *p;
+	vecdb_filter *f;
+	int rv;
+
+	if ((rv = filter_get(filter, &f)) != VECDB_OK)
+		return rv;
+	q.filter = f;
+	rv = vecdb_discover(ctx, coll, &q, out);
+	vecdb_filter_free(f);
+	return rv;
+}
+
+static int
+l_scroll(void *ctx, const char *coll, const vecdb_id *start, uint32_t limit,
+    const json_t *filter, int with_payload, int with_vector,
+    vecdb_records **out)
+{
+	vecdb_filter *f;
+	int rv;
+
+	if ((rv = filter_get(filter, &f)) != VECDB_OK)
+		return rv;
+	rv = vecdb_scroll(ctx, coll, start, limit, f, with_payload,
+	    with_vector, out);
+	vecdb_filter_free(f);
+	return rv;
+}
+
+static int
+l_count(void *ctx, const char *coll, const json_t *filter, uint64_t *out)
+{
+	vecdb_filter *f;
+	int rv;
+
+	if ((rv = filter_get(filter, &f)) != VECDB_OK)
+		return rv;
+	rv = vecdb_count(ctx, coll, f, out);
+	vecdb_filter_free(f);
+	return rv;
+}
+
+static int
+l_snapshot_create(void *ctx, const char *coll, vecdb_snapshot_info *out)
+{
+	return vecdb_snapshot_create(ctx, coll, out);
+}
+
+static int
+l_snapshot_list(void *ctx, const char *coll, vecdb_snapshot_info **out,
+    size_t *n)
+{
+	return vecdb_snapshot_list(ctx, coll, out, n);
+}
+
+static int
+l_snapshot_get(void *ctx, const char *coll, const char *name,
+    vecdb_snapshot_info *out)
+{
+	return vecdb_snapshot_get(ctx, coll, name, out);
+}
+
+static int
+l_snapshot_delete(void *ctx, const char *coll, const char *name)
+{
+	return vecdb_snapshot_delete(ctx, coll, name);
+}
+
+static int
+l_snapshot_restore(void *ctx, const char *coll, const char *name)
+{
+	return vecdb_snapshot_restore(ctx, coll, name);
+}
+
+static int
+l_snapshot_path(void *ctx, const char *coll, const char *name, char *buf,
+    size_t len)
+{
+	return vecdb_snapshot_path(ctx, coll, name, buf, len);
+}
+
+static int
+l_snapshot_restore_file(void *ctx, const char *coll, const char *path)
+{
+	return vecdb_snapshot_restore_file(ctx, coll, path);
+}
+
+static int
+l_stats(void *ctx, vecdb_stats *out)
+{
+	return vecdb_stats_get(ctx, out);
+}
+
+void
+api_backend_local_init(struct api_backend *b, vecdb *db)
+{
+	*b = (struct api_backend) {
+		.ctx = db,
+		.collection_create = l_collection_create,
+		.collection_get = l_collection_get,
+		.collection_list = l_collection_list,
+		.collection_delete = l_collection_delete,
+		.write = l_write,
+		.delete = l_delete,
+		.get = l_get,
+		.search = l_search,
+		.recommend = l_recommend,
+		.discover = l_discover,
+		.scroll = l_scroll,
+		.count = l_count,
+		.snapshot_create = l_snapshot_create,
+		.snapshot_list = l_snapshot_list,
+		.snapshot_get = l_snapshot_get,
+		.snapshot_delete = l_snapshot_delete,
+		.snapshot_restore = l_snapshot_restore,
+		.snapshot_path = l_snapshot_path,
+		.snapshot_restore_file = l_snapshot_restore_file,
+		.stats = l_stats,
+	};
+}

@@ -1,0 +1,153 @@
+/*
+ * api_impl.h: internals of the front end shared by api_*.c.
+ */
+#ifndef API_IMPL_H
+#define API_IMPL_H
+
+#include <civetweb.h>
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "vdb.h"
+
+/* ===== JSON fields (api_json.c) ===== */
+
+/* Read an optional unsigned integer field in [lo, hi]; def if absent. */
+int api_get_uint(const json_t *obj, const char *key, uint64_t def,
+    uint64_t lo, uint64_t hi, uint64_t *out);
+/* Read an optional bool field; def if absent or null. */
+int api_get_bool(const json_t *obj, const char *key, int def, int *out);
+/* Read a required/optional string field (borrowed). */
+int api_get_string(const json_t *obj, const char *key, int required,
+    const char **out);
+/* Read a required array field (borrowed). */
+int api_get_array(const json_t *obj, const char *key, int required,
+    size_t max, json_t **out);
+
+/* A point id from JSON: an unsigned integer or a UUID string. */
+int api_id_from_json(const json_t *j, const char *what, vecdb_id *out);
+json_t *api_id_to_json(const vecdb_id *id);
+/* A point id from a URL segment. */
+int api_id_from_str(const char *s, vecdb_id *out);
+
+/* A vector from a JSON array of numbers into a new float array. */
+int api_vector_from_json(const json_t *j, const char *what, float **out,
+    uint32_t *dim);
+json_t *api_vector_to_json(const float *v, uint32_t dim);
+
+/* A list of ids from a JSON array; caller frees *out. */
+int api_ids_from_json(const json_t *arr, const char *what, vecdb_id **out,
+    size_t *n);
+
+/*
+ * Points from JSON objects {id?, data|vector, metadata|payload?}. The
+ * vectors and payloads are owned by *owned; free with api_points_free().
+ * For updates, data and metadata are each optional.
+ */
+struct api_points {
+	vecdb_point *pts;
+	size_t n;
+	float **vecs;
+	char **payloads;
+};
+int api_points_from_json(const json_t *arr, int update,
+    struct api_points *out);
+void api_points_free(struct api_points *p);
+
+/* Collection config <-> JSON. */
+int api_config_from_json(const json_t *j, vecdb_collection_config *out);
+json_t *api_config_to_json(const vecdb_collection_config *c);
+const char *api_metric_name(vecdb_metric m);
+
+/* Search hits as [{id, distance, metadata, vector?}]. */
+json_t *api_hits_to_json(const vecdb_records *r, int with_payload,
+    int with_vector);
+json_t *api_snapshot_to_json(const vecdb_snapshot_info *si);
+
+/* ===== Metrics (api_metrics.c) ===== */
+
+enum api_hist {
+	API_H_QUERY,      /* vecdb_query_duration_seconds */
+	API_H_INSERT,     /* vecdb_insert_duration_seconds */
+	API_H_BATCH,      /* vecdb_batch_insert_size */
+	API_H_INDEX,      /* vecdb_index_build_duration_seconds */
+	API_H_COUNT
+};
+
+struct api_metrics;
+struct api_metrics *api_metrics_new(size_t n_routes);
+void api_metrics_free(struct api_metrics *m);
+void api_metrics_request(struct api_metrics *m, size_t route, int status);
+void api_metrics_observe(struct api_metrics *m, enum api_hist h, double v);
+void api_metrics_add_queries(struct api_metrics *m, uint64_t n);
+void api_metrics_add_inserts(struct api_metrics *m, uint64_t n);
+
+/* Render everything in the Prometheus text format 0.0.4. */
+char *api_metrics_render(struct api_metrics *m, const struct api_backend *b,
+    const char *const *route_names, size_t n_routes, double uptime_s);
+
+/* ===== Requests and routes (api_http.c, api_routes.c) ===== */
+
+#define API_MAX_SEGS 8
+#define API_RESPONDED (-1)  /* a handler that wrote its own response */
+
+enum api_body {
+	API_BODY_NONE,   /* no body expected */
+	API_BODY_JSON,   /* a JSON object, parsed into req->body */
+	API_BODY_RAW     /* the handler reads the body itself */
+};
+
+struct api_req {
+	struct mg_connection *conn;
+	const struct mg_request_info *ri;
+	const struct api_backend *b;
+	struct api_server *srv;
+	char *segs[API_MAX_SEGS];   /* URL-decoded path segments */
+	size_t nsegs;
+	json_t *body;               /* parsed JSON body (owned) or NULL */
+	int status;                 /* response status, for logs/metrics */
+};
+
+/*
+ * A handler returns VECDB_OK with *data set (stolen into the envelope),
+ * a vecdb_err with the message set, or API_RESPONDED.
+ */
+typedef int (*api_handler)(struct api_req *r, json_t **data);
+
+struct api_route {
+	const char *method;
+	const char *pattern;   /* "collections/:c/vectors/:id" */
+	api_handler fn;
+	int writes;            /* refused to the read-only key */
+	enum api_body body;
+	int noauth;            /* served without an API key (/health) */
+};
+
+/* Query handlers (api_query.c). */
+int api_h_search(struct api_req *r, json_t **data);
+int api_h_search_batch(struct api_req *r, json_t **data);
+int api_h_recommend(struct api_req *r, json_t **data);
+int api_h_discover(struct api_req *r, json_t **data);
+int api_h_scroll(struct api_req *r, json_t **data);
+int api_h_count(struct api_req *r, json_t **data);
+
+extern const struct api_route api_routes[];
+extern const size_t api_n_routes;
+
+/* Write a JSON response (steals root). */
+void api_send_json(struct api_req *r, int status, json_t *root);
+
+/* Write the error envelope for a vecdb_err and its message. */
+void api_send_error(struct api_req *r, int err, const char *msg);
+
+/* HTTP status and gRPC-style code name of a vecdb_err. */
+int api_status_of(int err, const char **code);
+
+/* Server pieces handlers need. */
+struct api_metrics *api_server_metrics(struct api_server *s);
+const struct api_server_config *api_server_cfg(struct api_server *s);
+double api_server_uptime(struct api_server *s);
+
+#endif /* API_IMPL_H */

@@ -1,0 +1,470 @@
+/*
+ * api_json.c: the JSON shapes of the REST API: reading request fields with
+ * clear errors, and writing ids, vectors, hits, configs and snapshots.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "api_impl.h"
+
+/* ===== Fields ===== */
+
+int
+api_get_uint(const json_t *obj, const char *key, uint64_t def, uint64_t lo,
+    uint64_t hi, uint64_t *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (v == NULL || json_is_null(v)) {
+		*out = def;
+		return VECDB_OK;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t) json_integer_value(v) < lo ||
+	    (uint64_t) json_integer_value(v) > hi)
+		return vdb_err(VECDB_EINVAL, "'%s' must be an integer in "
+		    "%llu..%llu", key, (unsigned long long) lo,
+		    (unsigned long long) hi);
+	*out = (uint64_t) json_integer_value(v);
+	return VECDB_OK;
+}
+
+int
+api_get_bool(const json_t *obj, const char *key, int def, int *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (v == NULL || json_is_null(v)) {
+		*out = def;
+		return VECDB_OK;
+	}
+	if (!json_is_boolean(v))
+		return vdb_err(VECDB_EINVAL, "'%s' must be true or false", key);
+	*out = json_is_true(v);
+	return VECDB_OK;
+}
+
+int
+api_get_string(const json_t *obj, const char *key, int required,
+    const char **out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = NULL;
+	if (v == NULL || json_is_null(v))
+		return required ? vdb_err(VECDB_EINVAL, "'%s' is required",
+				      key) : VECDB_OK;
+	if (!json_is_string(v))
+		return vdb_err(VECDB_EINVAL, "'%s' must be a string", key);
+	*out = json_string_value(v);
+	return VECDB_OK;
+}
+
+int
+api_get_array(const json_t *obj, const char *key, int required, size_t max,
+    json_t **out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = NULL;
+	if (v == NULL || json_is_null(v))
+		return required ? vdb_err(VECDB_EINVAL, "'%s' is required",
+				      key) : VECDB_OK;
+	if (!json_is_array(v))
+		return vdb_err(VECDB_EINVAL, "'%s' must be an array", key);
+	if (json_array_size(v) > max)
+		return vdb_err(VECDB_EINVAL, "'%s' has %zu entries; the limit "
+		    "is %zu", key, json_array_size(v), max);
+	*out = v;
+	return VECDB_OK;
+}
+
+/* ===== Ids and vectors ===== */
+
+int
+api_id_from_json(const json_t *j, const char *what, vecdb_id *out)
+{
+	if (json_is_integer(j) && json_integer_value(j) >= 0) {
+		*out = vecdb_id_num((uint64_t) json_integer_value(j));
+		return VECDB_OK;
+	}
+	if (json_is_string(j)) {
+		if (vecdb_id_parse(json_string_value(j), out) == VECDB_OK)
+			return VECDB_OK;
+		return vdb_err(VECDB_EINVAL, "%s: invalid id '%.64s' (expected "
+		    "an unsigned integer or a UUID)", what,
+		    json_string_value(j));
+	}
+	return vdb_err(VECDB_EINVAL, "%s: an id must be an unsigned integer "
+	    "or a UUID string", what);
+}
+
+json_t *
+api_id_to_json(const vecdb_id *id)
+{
+	char buf[VECDB_ID_STRLEN];
+
+	if (id->kind == VECDB_ID_NUM && id->num <= (uint64_t) INT64_MAX)
+		return json_integer((json_int_t) id->num);
+	return json_string(vecdb_id_format(id, buf));
+}
+
+int
+api_id_from_str(const char *s, vecdb_id *out)
+{
+	return vecdb_id_parse(s, out);
+}
+
+int
+api_vector_from_json(const json_t *j, const char *what, float **out,
+    uint32_t *dim)
+{
+	size_t n, i;
+	json_t *x;
+	float *v;
+
+	if (!json_is_array(j) || json_array_size(j) == 0)
+		return vdb_err(VECDB_EINVAL, "%s must be a non-empty array of "
+		    "numbers", what);
+	n = json_array_size(j);
+	if (n > VECDB_DIM_MAX)
+		return vdb_err(VECDB_EINVAL, "%s has %zu components; the limit "
+		    "is %d", what, n, VECDB_DIM_MAX);
+	if ((v = vdb_malloc(n * sizeof(float))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	json_array_foreach(j, i, x) {
+		if (!json_is_number(x)) {
+			vdb_free(v);
+			return vdb_err(VECDB_EINVAL, "%s[%zu] is not a number",
+			    what, i);
+		}
+		v[i] = (float) json_number_value(x);
+		if (!isfinite(v[i])) {
+			vdb_free(v);
+			return vdb_err(VECDB_EINVAL, "%s[%zu] is out of float "
+			    "range", what, i);
+		}
+	}
+	*out = v;
+	*dim = (uint32_t) n;
+	return VECDB_OK;
+}
+
+json_t *
+api_vector_to_json(const float *v, uint32_t dim)
+{
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; a != NULL && i < dim; i++)
+		json_array_append_new(a, json_real(v[i]));
+	return a;
+}
+
+int
+api_ids_from_json(const json_t *arr, const char *what, vecdb_id **out,
+    size_t *n)
+{
+	size_t i, cnt = json_array_size(arr);
+	vecdb_id *ids = vdb_calloc(cnt ? cnt : 1, sizeof(*ids));
+	char where[64];
+	json_t *x;
+
+	if (ids == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	json_array_foreach(arr, i, x) {
+		snprintf(where, sizeof(where), "%s[%zu]", what, i);
+		if (api_id_from_json(x, where, &ids[i]) != VECDB_OK) {
+			vdb_free(ids);
+			return VECDB_EINVAL;
+		}
+	}
+	*out = ids;
+	*n = cnt;
+	return VECDB_OK;
+}
+
+/* ===== Points ===== */
+
+void
+api_points_free(struct api_points *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		if (p->vecs)
+			vdb_free(p->vecs[i]);
+		if (p->payloads)
+			free(p->payloads[i]); /* from json_dumps */
+	}
+	vdb_free(p->pts);
+	vdb_free(p->vecs);
+	vdb_free(p->payloads);
+	memset(p, 0, sizeof(*p));
+}
+
+/* The first present field among two names (the API's and Qdrant's). */
+static json_t *
+field2(const json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(o, a);
+
+	if (v == NULL || json_is_null(v))
+		v = json_object_get(o, b);
+	return v != NULL && json_is_null(v) ? NULL : v;
+}
+
+/* One point object into slot i. */
+static int
+point_from_json(const json_t *o, size_t i, int update, struct api_points *p)
+{
+	char where[48];
+	json_t *id = json_object_get(o, "id"), *data, *meta;
+
+	snprintf(where, sizeof(where), "vectors[%zu]", i);
+	if (!json_is_object(o))
+		return vdb_err(VECDB_EINVAL, "%s must be an object", where);
+	if (id != NULL && !json_is_null(id) &&
+	    api_id_from_json(id, where, &p->pts[i].id) != VECDB_OK)
+		return VECDB_EINVAL;
+	data = field2(o, "data", "vector");
+	if (data == NULL && !update)
+		return vdb_err(VECDB_EINVAL, "%s: 'data' (the vector) is "
+		    "required", where);
+	snprintf(where, sizeof(where), "vectors[%zu].data", i);
+	if (data != NULL && api_vector_from_json(data, where, &p->vecs[i],
+				&p->pts[i].dim) != VECDB_OK)
+		return VECDB_EINVAL;
+	p->pts[i].vector = p->vecs[i];
+	meta = field2(o, "metadata", "payload");
+	if (meta != NULL) {
+		if (!json_is_object(meta))
+			return vdb_err(VECDB_EINVAL, "vectors[%zu].metadata "
+			    "must be a JSON object", i);
+		if ((p->payloads[i] = json_dumps(meta, JSON_COMPACT)) == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		p->pts[i].payload = p->payloads[i];
+	}
+	return VECDB_OK;
+}
+
+int
+api_points_from_json(const json_t *arr, int update, struct api_points *out)
+{
+	struct api_points p;
+	size_t i, n = json_array_size(arr);
+	json_t *o;
+
+	memset(&p, 0, sizeof(p));
+	p.n = n;
+	p.pts = vdb_calloc(n ? n : 1, sizeof(*p.pts));
+	p.vecs = vdb_calloc(n ? n : 1, sizeof(*p.vecs));
+	p.payloads = vdb_calloc(n ? n : 1, sizeof(*p.payloads));
+	if (p.pts == NULL || p.vecs == NULL || p.payloads == NULL) {
+		api_points_free(&p);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	json_array_foreach(arr, i, o) {
+		if (point_from_json(o, i, update, &p) != VECDB_OK) {
+			api_points_free(&p);
+			return VECDB_EINVAL;
+		}
+	}
+	*out = p;
+	return VECDB_OK;
+}
+
+/* ===== Collection configs ===== */
+
+static const struct {
+	const char *name;
+	vecdb_metric m;
+} metrics[] = {
+	{ "cosine", VECDB_COSINE }, { "euclidean", VECDB_EUCLIDEAN },
+	{ "dot_product", VECDB_DOT }, { "manhattan", VECDB_MANHATTAN },
+	/* accepted aliases */
+	{ "euclid", VECDB_EUCLIDEAN }, { "l2", VECDB_EUCLIDEAN },
+	{ "dot", VECDB_DOT }, { "l1", VECDB_MANHATTAN },
+};
+
+const char *
+api_metric_name(vecdb_metric m)
+{
+	return metrics[m <= VECDB_MANHATTAN ? m : 0].name;
+}
+
+/* The metric named s (case-insensitive). */
+static int
+metric_parse(const char *s, vecdb_metric *out)
+{
+	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
+		if (strcasecmp(s, metrics[i].name) == 0) {
+			*out = metrics[i].m;
+			return VECDB_OK;
+		}
+	return vdb_err(VECDB_EINVAL, "unknown distance_metric '%.32s' "
+	    "(expected cosine, euclidean, dot_product or manhattan)", s);
+}
+
+static const char *const vtypes[] = { "float32", "float16", "uint8" };
+static const char *const quants[] = { "none", "scalar", "binary" };
+
+/* Index of s in names[n] (case-insensitive), or -1. */
+static int
+name_index(const char *s, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* index_config {max_connections, ef_construction, ef_search, max_layer}. */
+static int
+index_from_json(const json_t *j, vecdb_index_config *ix)
+{
+	uint64_t m, efc, ef, ml;
+	int rv;
+
+	if (j == NULL || json_is_null(j))
+		return VECDB_OK;
+	if (!json_is_object(j))
+		return vdb_err(VECDB_EINVAL, "'index_config' must be an object");
+	if ((rv = api_get_uint(j, "max_connections", 0, 0, UINT32_MAX, &m)) ||
+	    (rv = api_get_uint(j, "ef_construction", 0, 0, UINT32_MAX, &efc)) ||
+	    (rv = api_get_uint(j, "ef_search", 0, 0, UINT32_MAX, &ef)) ||
+	    (rv = api_get_uint(j, "max_layer", 0, 0, UINT32_MAX, &ml)))
+		return rv;
+	ix->max_connections = (uint32_t) m;
+	ix->ef_construction = (uint32_t) efc;
+	ix->ef_search = (uint32_t) ef;
+	ix->max_layer = (uint32_t) ml;
+	return VECDB_OK;
+}
+
+/*
+ * quantization: null, "none"|"scalar"|"binary", {type, quantile,
+ * always_ram}, or Qdrant's {"scalar": {quantile, always_ram}}.
+ */
+static int
+quant_from_json(const json_t *j, vecdb_quant_config *q)
+{
+	const char *t = NULL;
+	json_t *inner = NULL;
+	int idx, rv;
+
+	if (j == NULL || json_is_null(j))
+		return VECDB_OK;
+	if (json_is_string(j)) {
+		t = json_string_value(j);
+	} else if (json_is_object(j) && json_object_get(j, "type") != NULL) {
+		if ((rv = api_get_string(j, "type", 1, &t)) != VECDB_OK)
+			return rv;
+		inner = (json_t *) j;
+	} else if (json_is_object(j) && json_object_size(j) == 1) {
+		void *it = json_object_iter((json_t *) j);
+		t = json_object_iter_key(it);
+		inner = json_object_iter_value(it);
+	}
+	if (t == NULL || (idx = name_index(t, quants, 3)) < 0)
+		return vdb_err(VECDB_EINVAL, "'quantization' must be none, "
+		    "scalar or binary");
+	q->type = (vecdb_quant) idx;
+	if (json_is_object(inner)) {
+		json_t *ql = json_object_get(inner, "quantile");
+		if (ql != NULL && !json_is_null(ql)) {
+			if (!json_is_number(ql))
+				return vdb_err(VECDB_EINVAL, "'quantile' must "
+				    "be a number in (0, 1]");
+			q->quantile = (float) json_number_value(ql);
+		}
+		if ((rv = api_get_bool(inner, "always_ram", 0,
+			 &q->always_ram)) != VECDB_OK)
+			return rv;
+	}
+	return VECDB_OK;
+}
+
+int
+api_config_from_json(const json_t *j, vecdb_collection_config *out)
+{
+	const char *name, *metric, *vtype;
+	vecdb_collection_config c;
+	vecdb_metric m = VECDB_COSINE;
+	uint64_t dim;
+	int rv, vt = 0;
+
+	if ((rv = api_get_string(j, "name", 1, &name)) ||
+	    (rv = api_get_uint(j, "dimension", 0, 1, VECDB_DIM_MAX, &dim)) ||
+	    (rv = api_get_string(j, "distance_metric", 0, &metric)) ||
+	    (rv = api_get_string(j, "vector_type", 0, &vtype)))
+		return rv;
+	if (json_object_get(j, "dimension") == NULL)
+		return vdb_err(VECDB_EINVAL, "'dimension' is required");
+	if (metric != NULL && (rv = metric_parse(metric, &m)) != VECDB_OK)
+		return rv;
+	if (vtype != NULL && (vt = name_index(vtype, vtypes, 3)) < 0)
+		return vdb_err(VECDB_EINVAL, "unknown vector_type '%.32s' "
+		    "(expected float32, float16 or uint8)", vtype);
+	if (strlen(name) > VECDB_NAME_MAX)
+		return vdb_err(VECDB_EINVAL, "collection name is longer than "
+		    "%d characters", VECDB_NAME_MAX);
+	vecdb_collection_config_init(&c, name, (uint32_t) dim, m);
+	c.vector_type = (vecdb_vtype) vt;
+	if ((rv = index_from_json(json_object_get(j, "index_config"),
+		 &c.index)) != VECDB_OK ||
+	    (rv = quant_from_json(json_object_get(j, "quantization"),
+		 &c.quantization)) != VECDB_OK)
+		return rv;
+	*out = c;
+	return VECDB_OK;
+}
+
+json_t *
+api_config_to_json(const vecdb_collection_config *c)
+{
+	return json_pack("{s:s, s:i, s:s, s:s, s:{s:i, s:i, s:i, s:i}, "
+			 "s:{s:s, s:f, s:b}, s:I}",
+	    "name", c->name, "dimension", (int) c->dimension,
+	    "distance_metric", api_metric_name(c->metric), "vector_type",
+	    vtypes[c->vector_type], "index_config", "max_connections",
+	    (int) c->index.max_connections, "ef_construction",
+	    (int) c->index.ef_construction, "ef_search",
+	    (int) c->index.ef_search, "max_layer", (int) c->index.max_layer,
+	    "quantization", "type", quants[c->quantization.type], "quantile",
+	    (double) c->quantization.quantile, "always_ram",
+	    c->quantization.always_ram, "created_at",
+	    (json_int_t) c->created_at);
+}
+
+/* ===== Results ===== */
+
+json_t *
+api_hits_to_json(const vecdb_records *r, int with_payload, int with_vector)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < r->count; i++) {
+		const vecdb_record *x = &r->items[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "id", api_id_to_json(&x->id));
+		json_object_set_new(o, "distance", json_real(x->distance));
+		if (with_payload && x->payload != NULL)
+			json_object_set_new(o, "metadata",
+			    json_loads(x->payload, 0, NULL));
+		if (with_vector && x->vector != NULL)
+			json_object_set_new(o, "vector",
+			    api_vector_to_json(x->vector, x->dim));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+json_t *
+api_snapshot_to_json(const vecdb_snapshot_info *si)
+{
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "name", si->name,
+	    "collection", si->collection, "created_at",
+	    (json_int_t) si->created_at, "size_bytes",
+	    (json_int_t) si->size_bytes, "vector_count",
+	    (json_int_t) si->vector_count, "checksum", si->checksum);
+}

@@ -1,0 +1,535 @@
+/*
+ * api_query.c: the read handlers that rank or page points: search, batch
+ * search, recommend, discover, scroll, count.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "api_impl.h"
+
+#define SEG_COLL 1
+#define EXAMPLES_MAX 1024
+
+/* A filter field: absent/null, or an object. */
+static int
+filter_field(const json_t *body, const json_t **out)
+{
+	json_t *f = json_object_get(body, "filter");
+
+	*out = NULL;
+	if (f == NULL || json_is_null(f))
+		return VECDB_OK;
+	if (!json_is_object(f))
+		return vdb_err(VECDB_EINVAL, "'filter' must be an object");
+	*out = f;
+	return VECDB_OK;
+}
+
+/* Record a query's latency and count. */
+static void
+query_done(struct api_req *r, double t0, size_t n)
+{
+	struct api_metrics *m = api_server_metrics(r->srv);
+
+	api_metrics_observe(m, API_H_QUERY, vdb_now_s() - t0);
+	api_metrics_add_queries(m, n);
+}
+
+/* The fields of one search object; the vector is owned by *vec. */
+static int
+search_from_json(const json_t *o, struct api_search *s, float **vec,
+    int *with_payload)
+{
+	uint64_t limit, offset, ef;
+	int rv;
+
+	memset(s, 0, sizeof(*s));
+	*vec = NULL;
+	if (!json_is_object(o))
+		return vdb_err(VECDB_EINVAL, "a search must be an object");
+	if (json_object_get(o, "vector") == NULL)
+		return vdb_err(VECDB_EINVAL, "'vector' is required");
+	if ((rv = api_vector_from_json(json_object_get(o, "vector"), "vector",
+		 vec, &s->p.dim)) != VECDB_OK)
+		return rv;
+	s->p.vector = *vec;
+	if ((rv = api_get_uint(o, "limit", 10, 1, VECDB_LIMIT_MAX, &limit)) ||
+	    (rv = api_get_uint(o, "offset", 0, 0, VECDB_LIMIT_MAX, &offset)) ||
+	    (rv = api_get_uint(o, "ef_search", 0, 0, VECDB_HNSW_EF_MAX, &ef)) ||
+	    (rv = api_get_bool(o, "with_vector", 0, &s->p.with_vector)) ||
+	    (rv = api_get_bool(o, "with_payload", 1, with_payload)) ||
+	    (rv = filter_field(o, &s->filter)))
+		return rv;
+	if (json_object_get(o, "with_vectors") != NULL &&
+	    (rv = api_get_bool(o, "with_vectors", 0, &s->p.with_vector)) != 0)
+		return rv;
+	s->p.limit = (uint32_t) limit;
+	s->p.offset = (uint32_t) offset;
+	s->p.ef_search = (uint32_t) ef;
+	s->p.with_payload = 1; /* metadata is part of every hit */
+	return VECDB_OK;
+}
+
+int
+api_h_search(struct api_req *r, json_t **data)
+{
+	struct api_search s;
+	vecdb_records **res;
+	double t0 = vdb_now_s();
+	float *vec;
+	int rv, wp;
+
+	if ((rv = search_from_json(r->body, &s, &vec, &wp)) == VECDB_OK &&
+	    (rv = r->b->search(r->b->ctx, r->segs[SEG_COLL], &s, 1,
+		 &res)) == VECDB_OK) {
+		*data = api_hits_to_json(res[0], wp, s.p.with_vector);
+		vecdb_records_free_array(res, 1);
+		query_done(r, t0, 1);
+	}
+	vdb_free(vec);
+	return rv;
+}
+
+/* Free the vectors of a parsed batch. */
+static void
+batch_free(struct api_search *s, float **vecs, int *wp, size_t n)
+{
+	for (size_t i = 0; vecs != NULL && i < n; i++)
+		vdb_free(vecs[i]);
+	vdb_free(vecs);
+	vdb_free(s);
+	vdb_free(wp);
+}
+
+/* Prefix the thread's message with the index of the failing search. */
+static int
+batch_err(int rv, size_t i)
+{
+	char msg[512];
+
+	vdb_err_save(msg, sizeof(msg));
+	return vdb_err(rv, "searches[%zu]: %s", i, msg);
+}
+
+int
+api_h_search_batch(struct api_req *r, json_t **data)
+{
+	struct api_search *s = NULL;
+	vecdb_records **res;
+	float **vecs = NULL;
+	double t0 = vdb_now_s();
+	size_t n = 0;
+	json_t *arr;
+	int rv, *wp = NULL;
+
+	if ((rv = api_get_array(r->body, "searches", 1, 1024, &arr)) != VECDB_OK)
+		return rv;
+	n = json_array_size(arr);
+	s = vdb_calloc(n ? n : 1, sizeof(*s));
+	vecs = vdb_calloc(n ? n : 1, sizeof(*vecs));
+	wp = vdb_calloc(n ? n : 1, sizeof(*wp));
+	if (s == NULL || vecs == NULL || wp == NULL)
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+	for (size_t i = 0; rv == VECDB_OK && i < n; i++)
+		if ((rv = search_from_json(json_array_get(arr, i), &s[i],
+			 &vecs[i], &wp[i])) != VECDB_OK)
+			rv = batch_err(rv, i);
+	if (rv == VECDB_OK && n > 0 &&
+	    (rv = r->b->search(r->b->ctx, r->segs[SEG_COLL], s, n,
+		 &res)) == VECDB_OK) {
+		*data = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(*data, api_hits_to_json(res[i],
+			    wp[i], s[i].p.with_vector));
+		vecdb_records_free_array(res, n);
+		query_done(r, t0, n);
+	} else if (rv == VECDB_OK) {
+		*data = json_array();
+	}
+	batch_free(s, vecs, wp, n);
+	return rv;
+}
+
+/* ===== Recommend and discover ===== */
+
+/* Examples given as ids and as raw vectors. */
+struct examples {
+	vecdb_id *ids;
+	size_t n_ids;
+	float *vecs;        /* row-major, dim each */
+	size_t n_vecs;
+};
+
+/* Free what examples_add allocated. */
+static void
+examples_free(struct examples *e)
+{
+	vdb_free(e->ids);
+	vdb_free(e->vecs);
+	memset(e, 0, sizeof(*e));
+}
+
+/* Append one vector example (all examples share one dimension). */
+static int
+example_vec_add(struct examples *e, const float *v, uint32_t d, uint32_t *dim)
+{
+	float *nv;
+
+	if (*dim != 0 && d != *dim)
+		return vdb_err(VECDB_EDIM, "example vectors differ in "
+		    "dimension (%u and %u)", *dim, d);
+	*dim = d;
+	if ((nv = vdb_realloc(e->vecs, (e->n_vecs + 1) * d *
+		 sizeof(float))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	e->vecs = nv;
+	memcpy(e->vecs + e->n_vecs * d, v, d * sizeof(float));
+	e->n_vecs++;
+	return VECDB_OK;
+}
+
+/* Append one example: an id or a vector. */
+static int
+example_add(struct examples *e, const json_t *x, const char *where,
+    uint32_t *dim)
+{
+	vecdb_id *ni;
+	float *v;
+	uint32_t d;
+	int rv;
+
+	if (json_is_array(x)) {
+		if ((rv = api_vector_from_json(x, where, &v, &d)) != VECDB_OK)
+			return rv;
+		rv = example_vec_add(e, v, d, dim);
+		vdb_free(v);
+		return rv;
+	}
+	if ((ni = vdb_realloc(e->ids, (e->n_ids + 1) * sizeof(*ni))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	e->ids = ni;
+	if ((rv = api_id_from_json(x, where, &e->ids[e->n_ids])) != VECDB_OK)
+		return rv;
+	e->n_ids++;
+	return VECDB_OK;
+}
+
+/* A list of examples (ids or vectors) from field @p key. */
+static int
+examples_from_json(const json_t *body, const char *key, struct examples *e,
+    uint32_t *dim)
+{
+	char where[48];
+	json_t *arr, *x;
+	size_t i;
+	int rv;
+
+	memset(e, 0, sizeof(*e));
+	if ((rv = api_get_array(body, key, 0, EXAMPLES_MAX, &arr)) != VECDB_OK)
+		return rv;
+	json_array_foreach(arr, i, x) {
+		snprintf(where, sizeof(where), "%s[%zu]", key, i);
+		if ((rv = example_add(e, x, where, dim)) != VECDB_OK) {
+			examples_free(e);
+			return rv;
+		}
+	}
+	return VECDB_OK;
+}
+
+/* The paging and output fields shared by recommend and discover. */
+static int
+paging_from_json(const json_t *b, uint32_t *limit, uint32_t *offset,
+    int *with_vector)
+{
+	uint64_t l, o;
+	int rv;
+
+	if ((rv = api_get_uint(b, "limit", 10, 1, VECDB_LIMIT_MAX, &l)) ||
+	    (rv = api_get_uint(b, "offset", 0, 0, VECDB_LIMIT_MAX, &o)) ||
+	    (rv = api_get_bool(b, "with_vector", 0, with_vector)))
+		return rv;
+	*limit = (uint32_t) l;
+	*offset = (uint32_t) o;
+	return VECDB_OK;
+}
+
+/* strategy: "average_vector" (default) or "best_score". */
+static int
+strategy_from_json(const json_t *b, vecdb_reco_strategy *out)
+{
+	const char *s;
+	int rv;
+
+	if ((rv = api_get_string(b, "strategy", 0, &s)) != VECDB_OK)
+		return rv;
+	if (s == NULL || strcmp(s, "average_vector") == 0)
+		*out = VECDB_RECO_AVERAGE_VECTOR;
+	else if (strcmp(s, "best_score") == 0)
+		*out = VECDB_RECO_BEST_SCORE;
+	else
+		return vdb_err(VECDB_EINVAL, "unknown strategy '%.32s' "
+		    "(expected average_vector or best_score)", s);
+	return VECDB_OK;
+}
+
+int
+api_h_recommend(struct api_req *r, json_t **data)
+{
+	struct examples pos, neg = { 0 };
+	vecdb_recommend_params p;
+	const json_t *filter;
+	vecdb_records *res;
+	double t0 = vdb_now_s();
+	int rv;
+
+	memset(&p, 0, sizeof(p));
+	if ((rv = examples_from_json(r->body, "positive", &pos, &p.dim)) != 0)
+		return rv;
+	if ((rv = examples_from_json(r->body, "negative", &neg, &p.dim)) ||
+	    (rv = strategy_from_json(r->body, &p.strategy)) ||
+	    (rv = paging_from_json(r->body, &p.limit, &p.offset,
+		 &p.with_vector)) ||
+	    (rv = filter_field(r->body, &filter)))
+		goto out;
+	p.positive = pos.ids;
+	p.n_positive = pos.n_ids;
+	p.positive_vectors = pos.vecs;
+	p.n_positive_vectors = pos.n_vecs;
+	p.negative = neg.ids;
+	p.n_negative = neg.n_ids;
+	p.negative_vectors = neg.vecs;
+	p.n_negative_vectors = neg.n_vecs;
+	p.with_payload = 1;
+	rv = r->b->recommend(r->b->ctx, r->segs[SEG_COLL], &p, filter, &res);
+	if (rv == VECDB_OK) {
+		*data = api_hits_to_json(res, 1, p.with_vector);
+		vecdb_records_free(res);
+		query_done(r, t0, 1);
+	}
+out:
+	examples_free(&pos);
+	examples_free(&neg);
+	return rv;
+}
+
+/* A discover example that must be a vector: given, or fetched by id. */
+static int
+member_vector(struct api_req *r, const json_t *x, const char *where,
+    float **out, uint32_t *dim, struct examples *fetched)
+{
+	vecdb_record *rec;
+	vecdb_id id;
+	uint32_t d;
+	int rv;
+
+	if (json_is_array(x))
+		rv = api_vector_from_json(x, where, out, &d);
+	else if ((rv = api_id_from_json(x, where, &id)) == VECDB_OK &&
+	    (rv = r->b->get(r->b->ctx, r->segs[SEG_COLL], &id, &rec)) == VECDB_OK) {
+		*out = rec->vector;
+		d = rec->dim;
+		rec->vector = NULL;
+		vecdb_record_free(rec);
+		rv = example_add(fetched, x, where, dim); /* excluded later */
+		if (rv != VECDB_OK)
+			vdb_free(*out);
+	}
+	if (rv == VECDB_OK && *dim != 0 && d != *dim) {
+		vdb_free(*out);
+		return vdb_err(VECDB_EDIM, "%s has %u dimensions, other "
+		    "examples %u", where, d, *dim);
+	}
+	if (rv == VECDB_OK)
+		*dim = d;
+	return rv;
+}
+
+/* Discover's parsed examples. */
+struct disc {
+	vecdb_context_pair *pairs;   /* pairs given by two ids */
+	size_t n_pairs;
+	struct examples cvecs;       /* pairs given as vectors (2 rows) */
+	struct examples fetched;     /* ids fetched to make vectors */
+	float *target;
+};
+
+/* One context pair: both ids, else both as vectors. */
+static int
+pair_add(struct api_req *r, const json_t *o, size_t i, struct disc *d,
+    uint32_t *dim)
+{
+	json_t *pj = json_object_get(o, "positive");
+	json_t *nj = json_object_get(o, "negative");
+	char where[48];
+	float *pv = NULL, *nv = NULL;
+	int rv;
+
+	if (!json_is_object(o) || pj == NULL || nj == NULL)
+		return vdb_err(VECDB_EINVAL, "context[%zu] must be {positive, "
+		    "negative}", i);
+	if (!json_is_array(pj) && !json_is_array(nj)) {
+		vecdb_context_pair *cp = &d->pairs[d->n_pairs];
+		snprintf(where, sizeof(where), "context[%zu]", i);
+		if ((rv = api_id_from_json(pj, where, &cp->positive)) ||
+		    (rv = api_id_from_json(nj, where, &cp->negative)))
+			return rv;
+		d->n_pairs++;
+		return VECDB_OK;
+	}
+	snprintf(where, sizeof(where), "context[%zu].positive", i);
+	rv = member_vector(r, pj, where, &pv, dim, &d->fetched);
+	snprintf(where, sizeof(where), "context[%zu].negative", i);
+	if (rv == VECDB_OK)
+		rv = member_vector(r, nj, where, &nv, dim, &d->fetched);
+	if (rv == VECDB_OK && (rv = example_vec_add(&d->cvecs, pv, *dim,
+				   dim)) == VECDB_OK)
+		rv = example_vec_add(&d->cvecs, nv, *dim, dim);
+	vdb_free(pv);
+	vdb_free(nv);
+	return rv;
+}
+
+/* target (id or vector, optional) and context into p. */
+static int
+discover_from_json(struct api_req *r, vecdb_discover_params *p,
+    struct disc *d)
+{
+	json_t *t = json_object_get(r->body, "target"), *arr, *o;
+	size_t i;
+	int rv;
+
+	if ((rv = api_get_array(r->body, "context", 0, EXAMPLES_MAX,
+		 &arr)) != VECDB_OK)
+		return rv;
+	if ((d->pairs = vdb_calloc(json_array_size(arr) + 1,
+		 sizeof(*d->pairs))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	json_array_foreach(arr, i, o)
+		if ((rv = pair_add(r, o, i, d, &p->dim)) != VECDB_OK)
+			return rv;
+	if (t != NULL && !json_is_null(t)) {
+		p->has_target = 1;
+		if (json_is_array(t)) {
+			uint32_t td;
+			if ((rv = api_vector_from_json(t, "target", &d->target,
+				 &td)) != VECDB_OK)
+				return rv;
+			if (p->dim != 0 && td != p->dim)
+				return vdb_err(VECDB_EDIM, "target has %u "
+				    "dimensions, the context %u", td, p->dim);
+			p->dim = td;
+			p->target_vector = d->target;
+		} else if ((rv = api_id_from_json(t, "target",
+				&p->target)) != VECDB_OK) {
+			return rv;
+		}
+	}
+	p->context = d->pairs;
+	p->n_context = d->n_pairs;
+	p->context_vectors = d->cvecs.vecs;
+	p->n_context_vectors = d->cvecs.n_vecs / 2;
+	p->exclude = d->fetched.ids;
+	p->n_exclude = d->fetched.n_ids;
+	return VECDB_OK;
+}
+
+int
+api_h_discover(struct api_req *r, json_t **data)
+{
+	vecdb_discover_params p;
+	struct disc d;
+	const json_t *filter;
+	vecdb_records *res;
+	double t0 = vdb_now_s();
+	int rv;
+
+	memset(&p, 0, sizeof(p));
+	memset(&d, 0, sizeof(d));
+	if ((rv = discover_from_json(r, &p, &d)) == VECDB_OK &&
+	    (rv = paging_from_json(r->body, &p.limit, &p.offset,
+		 &p.with_vector)) == VECDB_OK &&
+	    (rv = filter_field(r->body, &filter)) == VECDB_OK) {
+		p.with_payload = 1;
+		rv = r->b->discover(r->b->ctx, r->segs[SEG_COLL], &p, filter,
+		    &res);
+		if (rv == VECDB_OK) {
+			*data = api_hits_to_json(res, 1, p.with_vector);
+			vecdb_records_free(res);
+			query_done(r, t0, 1);
+		}
+	}
+	vdb_free(d.pairs);
+	vdb_free(d.target);
+	examples_free(&d.cvecs);
+	examples_free(&d.fetched);
+	return rv;
+}
+
+/* ===== Scroll and count ===== */
+
+/* Scroll points as [{id, score: null, payload?, vector?}]. */
+static json_t *
+scroll_points(const vecdb_records *res)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < res->count; i++) {
+		const vecdb_record *x = &res->items[i];
+		json_t *o = json_pack("{s:o, s:n}", "id", api_id_to_json(&x->id),
+		    "score");
+		if (x->payload != NULL)
+			json_object_set_new(o, "payload",
+			    json_loads(x->payload, 0, NULL));
+		if (x->vector != NULL)
+			json_object_set_new(o, "vector",
+			    api_vector_to_json(x->vector, x->dim));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+int
+api_h_scroll(struct api_req *r, json_t **data)
+{
+	vecdb_id start = { VECDB_ID_NONE, 0, { 0 } };
+	json_t *off = json_object_get(r->body, "offset");
+	const json_t *filter;
+	vecdb_records *res;
+	uint64_t limit;
+	int rv, wv, wv2, wp;
+
+	if ((rv = api_get_uint(r->body, "limit", 10, 1, VECDB_LIMIT_MAX,
+		 &limit)) ||
+	    (rv = api_get_bool(r->body, "with_vectors", 0, &wv)) ||
+	    (rv = api_get_bool(r->body, "with_vector", 0, &wv2)) ||
+	    (rv = api_get_bool(r->body, "with_payload", 1, &wp)) ||
+	    (rv = filter_field(r->body, &filter)))
+		return rv;
+	if (off != NULL && !json_is_null(off) &&
+	    (rv = api_id_from_json(off, "offset", &start)) != VECDB_OK)
+		return rv;
+	if ((rv = r->b->scroll(r->b->ctx, r->segs[SEG_COLL], &start,
+		 (uint32_t) limit, filter, wp, wv || wv2, &res)) != VECDB_OK)
+		return rv;
+	*data = json_pack("{s:o, s:o}", "points", scroll_points(res),
+	    "next_offset", res->has_next ? api_id_to_json(&res->next) :
+					   json_null());
+	vecdb_records_free(res);
+	return VECDB_OK;
+}
+
+int
+api_h_count(struct api_req *r, json_t **data)
+{
+	const json_t *filter;
+	uint64_t n;
+	int rv, exact;
+
+	if ((rv = filter_field(r->body, &filter)) ||
+	    (rv = api_get_bool(r->body, "exact", 1, &exact)) ||
+	    (rv = r->b->count(r->b->ctx, r->segs[SEG_COLL], filter, &n)))
+		return rv;
+	*data = json_pack("{s:I}", "count", (json_int_t) n);
+	return VECDB_OK;
+}

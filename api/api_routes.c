@@ -1,0 +1,520 @@
+/*
+ * api_routes.c: the route table and the handlers for health, stats,
+ * metrics, collections, points and snapshots. Query handlers (search,
+ * recommend, discover, scroll, count) are in api_query.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "api_impl.h"
+
+#define SEG_COLL 1   /* collections/:c/... */
+
+/* ===== Health, stats, metrics ===== */
+
+static int
+h_health(struct api_req *r, json_t **data)
+{
+	(void) r;
+	*data = json_pack("{s:s, s:s}", "status", "ok", "version",
+	    VECDB_VERSION);
+	return VECDB_OK;
+}
+
+static int
+h_stats(struct api_req *r, json_t **data)
+{
+	vecdb_stats st;
+	int rv;
+
+	if ((rv = r->b->stats(r->b->ctx, &st)) != VECDB_OK)
+		return rv;
+	*data = json_pack("{s:I, s:I, s:I, s:I, s:I}", "total_vectors",
+	    (json_int_t) st.vectors, "total_collections",
+	    (json_int_t) st.collections, "memory_usage",
+	    (json_int_t) st.memory_bytes, "disk_usage",
+	    (json_int_t) st.disk_bytes, "uptime_seconds",
+	    (json_int_t) api_server_uptime(r->srv));
+	return VECDB_OK;
+}
+
+/* The route names used as metric labels. */
+static const char *route_names[64];
+
+static int
+h_metrics(struct api_req *r, json_t **data)
+{
+	char *text;
+
+	(void) data;
+	text = api_metrics_render(api_server_metrics(r->srv), r->b,
+	    route_names, api_n_routes + 1, api_server_uptime(r->srv));
+	if (text == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	r->status = 200;
+	mg_send_http_ok(r->conn, "text/plain; version=0.0.4; charset=utf-8",
+	    (long long) strlen(text));
+	mg_write(r->conn, text, strlen(text));
+	free(text);
+	return API_RESPONDED;
+}
+
+/* ===== Collections ===== */
+
+static int
+h_collection_create(struct api_req *r, json_t **data)
+{
+	vecdb_collection_config cfg;
+	vecdb_collection_stats st;
+	int rv;
+
+	if ((rv = api_config_from_json(r->body, &cfg)) != VECDB_OK ||
+	    (rv = r->b->collection_create(r->b->ctx, &cfg)) != VECDB_OK ||
+	    (rv = r->b->collection_get(r->b->ctx, cfg.name, &cfg, &st)) != VECDB_OK)
+		return rv;
+	*data = api_config_to_json(&cfg);
+	return VECDB_OK;
+}
+
+static int
+h_collection_list(struct api_req *r, json_t **data)
+{
+	char **names;
+	size_t n;
+	int rv;
+
+	if ((rv = r->b->collection_list(r->b->ctx, &names, &n)) != VECDB_OK)
+		return rv;
+	*data = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(*data, json_string(names[i]));
+	vecdb_names_free(names, n);
+	return VECDB_OK;
+}
+
+static int
+h_collection_get(struct api_req *r, json_t **data)
+{
+	const char *name = r->segs[SEG_COLL];
+	vecdb_collection_config cfg;
+	vecdb_collection_stats st;
+	int rv;
+
+	if ((rv = r->b->collection_get(r->b->ctx, name, &cfg, &st)) != VECDB_OK)
+		return rv;
+	*data = json_pack("{s:o, s:{s:s, s:I, s:i, s:I, s:I, s:I, s:I}}",
+	    "config", api_config_to_json(&cfg), "stats", "name", name,
+	    "vector_count", (json_int_t) st.vector_count, "dimension",
+	    (int) st.dimension, "index_size", (json_int_t) st.indexed_count,
+	    "memory_usage", (json_int_t) st.memory_bytes, "indexed_count",
+	    (json_int_t) st.indexed_count, "pending_count",
+	    (json_int_t) st.pending_count);
+	json_object_set_new(json_object_get(*data, "stats"), "disk_usage",
+	    json_integer((json_int_t) st.disk_bytes));
+	return VECDB_OK;
+}
+
+static int
+h_collection_delete(struct api_req *r, json_t **data)
+{
+	int rv = r->b->collection_delete(r->b->ctx, r->segs[SEG_COLL]);
+
+	if (rv == VECDB_OK)
+		*data = json_pack("{s:s}", "name", r->segs[SEG_COLL]);
+	return rv;
+}
+
+/* ===== Points ===== */
+
+/* Write points through the backend, timing it for the metrics. */
+static int
+points_write(struct api_req *r, int op, struct api_points *p)
+{
+	struct api_metrics *m = api_server_metrics(r->srv);
+	double t0 = vdb_now_s();
+	int rv = r->b->write(r->b->ctx, r->segs[SEG_COLL], op, p->pts, p->n);
+
+	if (rv == VECDB_OK) {
+		api_metrics_observe(m, API_H_INSERT,
+		    vdb_now_s() - t0);
+		api_metrics_observe(m, API_H_BATCH, (double) p->n);
+		api_metrics_add_inserts(m, p->n);
+	}
+	return rv;
+}
+
+/* The ids of written points as a JSON array. */
+static json_t *
+ids_json(const struct api_points *p)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < p->n; i++)
+		json_array_append_new(a, api_id_to_json(&p->pts[i].id));
+	return a;
+}
+
+static int
+h_point_insert(struct api_req *r, json_t **data)
+{
+	struct api_points p;
+	json_t *one = json_array();
+	int rv;
+
+	json_array_append(one, r->body);
+	rv = api_points_from_json(one, 0, &p);
+	json_decref(one);
+	if (rv != VECDB_OK)
+		return rv;
+	if ((rv = points_write(r, API_INSERT, &p)) == VECDB_OK)
+		*data = json_pack("{s:o}", "id", api_id_to_json(&p.pts[0].id));
+	api_points_free(&p);
+	return rv;
+}
+
+/* Batch insert or upsert of {vectors: [...]}. */
+static int
+points_batch(struct api_req *r, json_t **data, int op, const char *count_key)
+{
+	struct api_points p;
+	json_t *arr;
+	int rv;
+
+	if ((rv = api_get_array(r->body, "vectors", 1, VECDB_BATCH_MAX,
+		 &arr)) != VECDB_OK ||
+	    (rv = api_points_from_json(arr, 0, &p)) != VECDB_OK)
+		return rv;
+	if ((rv = points_write(r, op, &p)) == VECDB_OK)
+		*data = json_pack("{s:I, s:o}", count_key, (json_int_t) p.n,
+		    "ids", ids_json(&p));
+	api_points_free(&p);
+	return rv;
+}
+
+static int
+h_point_batch(struct api_req *r, json_t **data)
+{
+	return points_batch(r, data, API_INSERT, "inserted_count");
+}
+
+static int
+h_point_upsert(struct api_req *r, json_t **data)
+{
+	return points_batch(r, data, API_UPSERT, "upserted_count");
+}
+
+static int
+h_point_batch_delete(struct api_req *r, json_t **data)
+{
+	vecdb_id *ids;
+	size_t n, deleted = 0;
+	json_t *arr;
+	int rv;
+
+	if ((rv = api_get_array(r->body, "ids", 1, VECDB_BATCH_MAX,
+		 &arr)) != VECDB_OK ||
+	    (rv = api_ids_from_json(arr, "ids", &ids, &n)) != VECDB_OK)
+		return rv;
+	rv = r->b->delete(r->b->ctx, r->segs[SEG_COLL], ids, n, &deleted);
+	if (rv == VECDB_OK)
+		*data = json_pack("{s:I}", "deleted_count", (json_int_t) deleted);
+	vdb_free(ids);
+	return rv;
+}
+
+/* The point id in segment 3 (collections/:c/vectors/:id). */
+static int
+url_id(struct api_req *r, vecdb_id *id)
+{
+	return api_id_from_str(r->segs[3], id);
+}
+
+static int
+h_point_get(struct api_req *r, json_t **data)
+{
+	vecdb_record *rec;
+	vecdb_id id;
+	int rv;
+
+	if ((rv = url_id(r, &id)) != VECDB_OK ||
+	    (rv = r->b->get(r->b->ctx, r->segs[SEG_COLL], &id, &rec)) != VECDB_OK)
+		return rv;
+	*data = json_pack("{s:o, s:o, s:o}", "id", api_id_to_json(&rec->id),
+	    "data", api_vector_to_json(rec->vector, rec->dim), "metadata",
+	    json_loads(rec->payload, 0, NULL));
+	vecdb_record_free(rec);
+	return VECDB_OK;
+}
+
+static int
+h_point_put(struct api_req *r, json_t **data)
+{
+	struct api_points p;
+	json_t *one = json_array();
+	vecdb_id id;
+	int rv;
+
+	if ((rv = url_id(r, &id)) != VECDB_OK)
+		return rv;
+	if (json_object_get(r->body, "data") == NULL &&
+	    json_object_get(r->body, "metadata") == NULL)
+		return vdb_err(VECDB_EINVAL, "give 'data', 'metadata' or both");
+	json_array_append(one, r->body);
+	rv = api_points_from_json(one, 1, &p);
+	json_decref(one);
+	if (rv != VECDB_OK)
+		return rv;
+	p.pts[0].id = id;
+	if ((rv = points_write(r, API_UPDATE, &p)) == VECDB_OK)
+		*data = json_pack("{s:o}", "id", api_id_to_json(&id));
+	api_points_free(&p);
+	return rv;
+}
+
+static int
+h_point_delete(struct api_req *r, json_t **data)
+{
+	char idbuf[VECDB_ID_STRLEN];
+	size_t deleted = 0;
+	vecdb_id id;
+	int rv;
+
+	if ((rv = url_id(r, &id)) != VECDB_OK ||
+	    (rv = r->b->delete(r->b->ctx, r->segs[SEG_COLL], &id, 1,
+		 &deleted)) != VECDB_OK)
+		return rv;
+	if (deleted == 0)
+		return vdb_err(VECDB_ENOTFOUND, "point %s not found in '%s'",
+		    vecdb_id_format(&id, idbuf), r->segs[SEG_COLL]);
+	*data = json_pack("{s:o}", "id", api_id_to_json(&id));
+	return VECDB_OK;
+}
+
+/* ===== Snapshots ===== */
+
+static int
+h_snapshot_create(struct api_req *r, json_t **data)
+{
+	vecdb_snapshot_info si;
+	int rv = r->b->snapshot_create(r->b->ctx, r->segs[SEG_COLL], &si);
+
+	if (rv == VECDB_OK)
+		*data = api_snapshot_to_json(&si);
+	return rv;
+}
+
+static int
+h_snapshot_list(struct api_req *r, json_t **data)
+{
+	vecdb_snapshot_info *list;
+	size_t n;
+	int rv;
+
+	rv = r->b->snapshot_list(r->b->ctx, r->segs[SEG_COLL], &list, &n);
+	if (rv != VECDB_OK)
+		return rv;
+	*data = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(*data, api_snapshot_to_json(&list[i]));
+	vdb_free(list);
+	return VECDB_OK;
+}
+
+static int
+h_snapshot_get(struct api_req *r, json_t **data)
+{
+	vecdb_snapshot_info si;
+	int rv = r->b->snapshot_get(r->b->ctx, r->segs[SEG_COLL], r->segs[3],
+	    &si);
+
+	if (rv == VECDB_OK)
+		*data = api_snapshot_to_json(&si);
+	return rv;
+}
+
+static int
+h_snapshot_delete(struct api_req *r, json_t **data)
+{
+	int rv = r->b->snapshot_delete(r->b->ctx, r->segs[SEG_COLL],
+	    r->segs[3]);
+
+	if (rv == VECDB_OK)
+		*data = json_pack("{s:s}", "name", r->segs[3]);
+	return rv;
+}
+
+static int
+h_snapshot_restore(struct api_req *r, json_t **data)
+{
+	vecdb_snapshot_info si;
+	int rv;
+
+	if ((rv = r->b->snapshot_get(r->b->ctx, r->segs[SEG_COLL], r->segs[3],
+		 &si)) != VECDB_OK ||
+	    (rv = r->b->snapshot_restore(r->b->ctx, r->segs[SEG_COLL],
+		 r->segs[3])) != VECDB_OK)
+		return rv;
+	*data = api_snapshot_to_json(&si);
+	return VECDB_OK;
+}
+
+static int
+h_snapshot_download(struct api_req *r, json_t **data)
+{
+	char path[4096];
+	int rv;
+
+	(void) data;
+	if (r->b->snapshot_path == NULL)
+		return vdb_err(VECDB_EINVAL, "this server cannot stream "
+		    "snapshots");
+	if ((rv = r->b->snapshot_path(r->b->ctx, r->segs[SEG_COLL], r->segs[3],
+		 path, sizeof(path))) != VECDB_OK)
+		return rv;
+	r->status = 200;
+	mg_send_mime_file(r->conn, path, "application/octet-stream");
+	return API_RESPONDED;
+}
+
+/* Stream the raw request body into fd. */
+static int
+body_to_fd(struct api_req *r, int fd)
+{
+	char buf[65536];
+	int n;
+
+	while ((n = mg_read(r->conn, buf, sizeof(buf))) > 0)
+		if (write(fd, buf, (size_t) n) != n)
+			return vdb_err(VECDB_EIO, "cannot store the upload: %s",
+			    strerror(errno));
+	return n < 0 ? vdb_err(VECDB_EINVAL, "upload interrupted") : VECDB_OK;
+}
+
+struct form_ctx {
+	int fd;          /* where the "snapshot" field goes */
+	int got;         /* saw a file field */
+};
+
+/* Multipart: take the first file field, whatever its name. */
+static int
+form_field_found(const char *key, const char *filename, char *path,
+    size_t pathlen, void *user)
+{
+	(void) key;
+	(void) path;
+	(void) pathlen;
+	(void) user;
+	return filename != NULL && *filename ? MG_FORM_FIELD_STORAGE_GET :
+					       MG_FORM_FIELD_STORAGE_SKIP;
+}
+
+/* Multipart: append a chunk of the file field to the temp file. */
+static int
+form_field_get(const char *key, const char *value, size_t len, void *user)
+{
+	struct form_ctx *f = user;
+
+	(void) key;
+	f->got = 1;
+	if (write(f->fd, value, len) != (ssize_t) len)
+		return MG_FORM_FIELD_HANDLE_ABORT;
+	return MG_FORM_FIELD_HANDLE_GET;
+}
+
+/* Store an upload (raw body or multipart) into a new temp file. */
+static int
+upload_store(struct api_req *r, char *path, size_t len)
+{
+	const char *ct = mg_get_header(r->conn, "Content-Type");
+	const struct api_server_config *c = api_server_cfg(r->srv);
+	struct form_ctx f = { -1, 0 };
+	int rv = VECDB_OK;
+
+	snprintf(path, len, "%s/vecdb-upload-XXXXXX",
+	    c->tmp_dir ? c->tmp_dir : "/tmp");
+	if ((f.fd = mkstemp(path)) < 0)
+		return vdb_err(VECDB_EIO, "cannot create %s: %s", path,
+		    strerror(errno));
+	if (ct != NULL && strncasecmp(ct, "multipart/form-data", 19) == 0) {
+		struct mg_form_data_handler fh = { form_field_found,
+			form_field_get, NULL, &f };
+		if (mg_handle_form_request(r->conn, &fh) < 0 || !f.got)
+			rv = vdb_err(VECDB_EINVAL, "the form has no snapshot "
+			    "file field");
+	} else {
+		rv = body_to_fd(r, f.fd);
+	}
+	if (fsync(f.fd) != 0 && rv == VECDB_OK)
+		rv = vdb_err(VECDB_EIO, "cannot store the upload");
+	close(f.fd);
+	if (rv != VECDB_OK)
+		unlink(path);
+	return rv;
+}
+
+static int
+h_snapshot_upload(struct api_req *r, json_t **data)
+{
+	char path[4200];
+	int rv;
+
+	if ((rv = upload_store(r, path, sizeof(path))) != VECDB_OK)
+		return rv;
+	rv = r->b->snapshot_restore_file(r->b->ctx, r->segs[SEG_COLL], path);
+	unlink(path);
+	if (rv == VECDB_OK)
+		*data = json_pack("{s:s, s:b}", "collection", r->segs[SEG_COLL],
+		    "restored", 1);
+	return rv;
+}
+
+/* ===== The table ===== */
+
+#define C "collections/:c"
+const struct api_route api_routes[] = {
+	{ "GET", "health", h_health, 0, API_BODY_NONE, 1 },
+	{ "GET", "stats", h_stats, 0, API_BODY_NONE, 0 },
+	{ "GET", "metrics", h_metrics, 0, API_BODY_NONE, 0 },
+	{ "POST", "collections", h_collection_create, 1, API_BODY_JSON, 0 },
+	{ "GET", "collections", h_collection_list, 0, API_BODY_NONE, 0 },
+	{ "GET", C, h_collection_get, 0, API_BODY_NONE, 0 },
+	{ "DELETE", C, h_collection_delete, 1, API_BODY_NONE, 0 },
+	{ "POST", C "/vectors", h_point_insert, 1, API_BODY_JSON, 0 },
+	{ "POST", C "/vectors/batch", h_point_batch, 1, API_BODY_JSON, 0 },
+	{ "POST", C "/vectors/upsert", h_point_upsert, 1, API_BODY_JSON, 0 },
+	{ "POST", C "/vectors/batch-delete", h_point_batch_delete, 1,
+	    API_BODY_JSON, 0 },
+	{ "GET", C "/vectors/:id", h_point_get, 0, API_BODY_NONE, 0 },
+	{ "PUT", C "/vectors/:id", h_point_put, 1, API_BODY_JSON, 0 },
+	{ "DELETE", C "/vectors/:id", h_point_delete, 1, API_BODY_NONE, 0 },
+	{ "POST", C "/search", api_h_search, 0, API_BODY_JSON, 0 },
+	{ "POST", C "/points/recommend", api_h_recommend, 0, API_BODY_JSON, 0 },
+	{ "POST", C "/points/discover", api_h_discover, 0, API_BODY_JSON, 0 },
+	{ "POST", C "/points/scroll", api_h_scroll, 0, API_BODY_JSON, 0 },
+	{ "POST", C "/points/count", api_h_count, 0, API_BODY_JSON, 0 },
+	{ "POST", C "/points/search/batch", api_h_search_batch, 0,
+	    API_BODY_JSON, 0 },
+	{ "POST", C "/snapshots/upload", h_snapshot_upload, 1, API_BODY_RAW, 0 },
+	{ "POST", C "/snapshots", h_snapshot_create, 1, API_BODY_NONE, 0 },
+	{ "GET", C "/snapshots", h_snapshot_list, 0, API_BODY_NONE, 0 },
+	{ "GET", C "/snapshots/:s", h_snapshot_get, 0, API_BODY_NONE, 0 },
+	{ "DELETE", C "/snapshots/:s", h_snapshot_delete, 1, API_BODY_NONE, 0 },
+	{ "POST", C "/snapshots/:s/restore", h_snapshot_restore, 1,
+	    API_BODY_NONE, 0 },
+	{ "GET", C "/snapshots/:s/download", h_snapshot_download, 0,
+	    API_BODY_NONE, 0 },
+};
+#undef C
+const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);
+
+/* Fill the metric labels once: the patterns, and "unmatched". */
+__attribute__((constructor)) static void
+route_names_init(void)
+{
+	for (size_t i = 0; i < api_n_routes && i < 63; i++)
+		route_names[i] = api_routes[i].pattern;
+	route_names[api_n_routes < 63 ? api_n_routes : 63] = "unmatched";
+}
