@@ -379,7 +379,11 @@ server_listen(struct api_server *srv)
 	int tls = c->tls_cert != NULL, rv;
 	const char *opts[] = { "listening_ports", ports, "num_threads",
 		threads, "enable_keep_alive", "yes", "keep_alive_timeout_ms",
-		"30000", "request_timeout_ms", "60000", NULL };
+		"30000", "request_timeout_ms", "60000",
+		/* Headers and body go out in separate writes: without
+		 * TCP_NODELAY, Nagle holds the body for the client's delayed
+		 * ACK (measured: 90 ms a request instead of 0.1). */
+		"tcp_nodelay", "1", NULL };
 
 	snprintf(ports, sizeof(ports), "%s:%u", tls ? "127.0.0.1" : c->host,
 	    tls ? 0 : c->port);

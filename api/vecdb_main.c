@@ -28,6 +28,7 @@ struct settings {
 	uint64_t threads;
 	const char *durability;      /* sync|buffered, passed to the engine */
 	json_t *file;                /* the parsed config file (owned) */
+	char nums[16][24];           /* file integers as strings */
 };
 
 static const struct option long_opts[] = {
@@ -129,8 +130,6 @@ static const struct {
 static int
 settings_from_file(struct settings *s)
 {
-	char buf[64];
-
 	if (s->config == NULL)
 		return 0;
 	if (api_yaml_load(s->config, &s->file) != VECDB_OK) {
@@ -141,9 +140,9 @@ settings_from_file(struct settings *s)
 		json_t *v = json_object_get(s->file, names[i].key);
 		const char *str = json_string_value(v);
 		if (json_is_integer(v)) {
-			snprintf(buf, sizeof(buf), "%lld",
+			snprintf(s->nums[i], sizeof(s->nums[i]), "%lld",
 			    (long long) json_integer_value(v));
-			str = strdup(buf); /* lives as long as the process */
+			str = s->nums[i];
 		}
 		if (str != NULL && setting_set(s, names[i].opt, str) != 0)
 			return -1;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "vecdb.h"
 
 struct args {
@@ -181,6 +182,8 @@ main(int argc, char **argv)
 {
 	struct args a = { 20000, 128, 200, 1000, VECDB_SYNC, NULL };
 
+	if (argc >= 2 && strcmp(argv[1], "rest") == 0)
+		return bench_rest(argc, argv);
 	if (argc < 2 || strcmp(argv[1], "exact") != 0) {
 		fprintf(stderr, "usage: vecdb-bench exact [--n N] [--dim D] "
 				"[--queries Q] [--batch B] [--durability "

@@ -10,8 +10,24 @@ doc=$2
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vecdb-config-XXXXXX")
 pid=
 cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
 	rm -rf "$tmp"
+}
+# SIGTERM must stop the server cleanly: exit status 0 (under the
+# sanitizers a leak or an error at shutdown makes it non-zero).
+stop() {
+	kill "$pid"
+	local rc=0
+	wait "$pid" || rc=$?
+	pid=
+	if [ "$rc" -ne 0 ]; then
+		echo "server exited with status $rc after SIGTERM:" >&2
+		tail -40 "$tmp/err" >&2
+		exit 1
+	fi
 }
 trap cleanup EXIT
 
@@ -39,8 +55,9 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$url/collections")
 got=$(curl -s -H 'api-key: change-me' "$url/collections/articles")
 echo "$got" | grep -q '"dimension":384' || fail "collection config: $got"
 echo "$got" | grep -q '"ef_construction":200' || fail "index config: $got"
-kill "$pid"; wait "$pid" || true; pid=
+stop
 start
 got=$(curl -s -H 'api-key: change-me' "http://127.0.0.1:$port/collections")
 [ "$got" = '{"success":true,"data":["articles"]}' ] || fail "after restart: $got"
+stop
 echo "1 passed, 0 failed"

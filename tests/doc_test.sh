@@ -11,8 +11,24 @@ doc=$2
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vecdb-doctest-XXXXXX")
 pid=
 cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
 	rm -rf "$tmp"
+}
+# SIGTERM must stop the server cleanly: exit status 0 (under the
+# sanitizers a leak or an error at shutdown makes it non-zero).
+stop() {
+	kill "$pid"
+	local rc=0
+	wait "$pid" || rc=$?
+	pid=
+	if [ "$rc" -ne 0 ]; then
+		echo "server exited with status $rc after SIGTERM:" >&2
+		tail -40 "$tmp/err" >&2
+		exit 1
+	fi
 }
 trap cleanup EXIT
 
@@ -65,5 +81,6 @@ if [ "$count" -eq 0 ]; then
 	echo "no examples found in $doc" >&2
 	exit 1
 fi
+stop
 echo "$((count - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,255 @@
+/*
+ * rest.c: `vecdb-bench rest`: what HTTP + JSON cost a search.
+ *
+ *   vecdb-bench rest [--n 100000] [--dim 128] [--conns 4] [--seconds 10]
+ *                    [--limit 10] [--dir DIR]
+ *
+ * Loads n seeded random points through the embedded API, starts the REST
+ * server in-process on a free loopback port, then runs the same searches
+ * for the same time two ways: `conns` threads each on its own keep-alive
+ * HTTP connection, and `conns` threads calling vecdb_search directly. Prints
+ * QPS and p50/p99 latency of both and their QPS ratio.
+ */
+#include <civetweb.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "bench.h"
+
+struct rest_args {
+	size_t n, dim, conns, limit;
+	double seconds;
+	const char *dir;
+};
+
+struct worker {
+	const struct rest_args *a;
+	vecdb *db;            /* in-process mode */
+	uint16_t port;        /* HTTP mode when non-zero */
+	uint64_t seed;
+	double *lat;          /* latencies in ms */
+	size_t nlat, cap;
+	int failed;
+};
+
+/* Append one latency sample. */
+static void
+lat_add(struct worker *w, double ms)
+{
+	if (w->nlat == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 4096;
+		w->lat = realloc(w->lat, w->cap * sizeof(double));
+	}
+	w->lat[w->nlat++] = ms;
+}
+
+/* A search request body for a random query. */
+static size_t
+query_json(struct worker *w, char *buf, size_t len)
+{
+	size_t off = (size_t) snprintf(buf, len, "{\"limit\":%zu,\"vector\":[",
+	    w->a->limit);
+
+	for (size_t j = 0; j < w->a->dim; j++)
+		off += (size_t) snprintf(buf + off, len - off, "%s%.6f",
+		    j ? "," : "", (double) bench_randf(&w->seed));
+	off += (size_t) snprintf(buf + off, len - off, "]}");
+	return off;
+}
+
+/* One HTTP search on an open connection; -1 on any failure. */
+static int
+http_search(struct mg_connection *c, const char *body, size_t len, char *rbuf,
+    size_t rlen)
+{
+	char err[128];
+	int n;
+
+	/* One write per request, as a well-behaved client does. */
+	mg_printf(c, "POST /collections/bench/search HTTP/1.1\r\nHost: b\r\n"
+		     "Content-Type: application/json\r\nContent-Length: %zu"
+		     "\r\n\r\n%.*s", len, (int) len, body);
+	if (mg_get_response(c, err, sizeof(err), 10000) < 0 ||
+	    mg_get_response_info(c)->status_code != 200)
+		return -1;
+	while ((n = mg_read(c, rbuf, rlen)) > 0)
+		;
+	return n < 0 ? -1 : 0;
+}
+
+/* Worker thread: search until the time is up. */
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct mg_connection *c = NULL;
+	size_t blen = w->a->dim * 16 + 64;
+	char *body = malloc(blen), rbuf[65536], err[128];
+	float *q = malloc(w->a->dim * sizeof(float));
+	double end = bench_now() + w->a->seconds;
+
+	if (w->port && (c = mg_connect_client("127.0.0.1", w->port, 0, err,
+			    sizeof(err))) == NULL) {
+		w->failed = 1;
+		goto out;
+	}
+	while (bench_now() < end && !w->failed) {
+		double t0 = bench_now();
+		if (c != NULL) {
+			size_t len = query_json(w, body, blen);
+			w->failed = http_search(c, body, len, rbuf,
+			    sizeof(rbuf)) != 0;
+		} else {
+			vecdb_search_params sp = { 0 };
+			vecdb_records *res;
+			for (size_t j = 0; j < w->a->dim; j++)
+				q[j] = bench_randf(&w->seed);
+			sp.vector = q;
+			sp.dim = (uint32_t) w->a->dim;
+			sp.limit = (uint32_t) w->a->limit;
+			sp.with_payload = 1;
+			w->failed = vecdb_search(w->db, "bench", &sp, &res) != 0;
+			vecdb_records_free(res);
+		}
+		lat_add(w, (bench_now() - t0) * 1000);
+	}
+out:
+	if (c != NULL)
+		mg_close_connection(c);
+	free(body);
+	free(q);
+	return NULL;
+}
+
+/* Run conns workers in one mode; print a line; return the QPS. */
+static double
+run_mode(const struct rest_args *a, vecdb *db, uint16_t port, const char *name)
+{
+	struct worker *w = calloc(a->conns, sizeof(*w));
+	pthread_t *th = calloc(a->conns, sizeof(*th));
+	double *all, qps;
+	size_t total = 0, k = 0;
+
+	for (size_t i = 0; i < a->conns; i++) {
+		w[i] = (struct worker) { a, db, port, 1000 + i, NULL, 0, 0, 0 };
+		pthread_create(&th[i], NULL, worker_main, &w[i]);
+	}
+	for (size_t i = 0; i < a->conns; i++) {
+		pthread_join(th[i], NULL);
+		if (w[i].failed)
+			bench_die("%s worker %zu failed", name, i);
+		total += w[i].nlat;
+	}
+	all = malloc((total ? total : 1) * sizeof(double));
+	for (size_t i = 0; i < a->conns; i++) {
+		memcpy(all + k, w[i].lat, w[i].nlat * sizeof(double));
+		k += w[i].nlat;
+		free(w[i].lat);
+	}
+	qsort(all, total, sizeof(double), bench_dcmp);
+	qps = (double) total / a->seconds;
+	printf("mode=%s conns=%zu qps=%.1f p50_ms=%.3f p99_ms=%.3f\n", name,
+	    a->conns, qps, total ? all[total / 2] : 0,
+	    total ? all[(total * 99) / 100] : 0);
+	free(all);
+	free(w);
+	free(th);
+	return qps;
+}
+
+/* Load n random points with small payloads in batches. */
+static void
+load(vecdb *db, const struct rest_args *a)
+{
+	enum { B = 1000 };
+	float *v = malloc(B * a->dim * sizeof(float));
+	char (*pay)[32] = malloc(B * sizeof(*pay));
+	vecdb_point p[B];
+	vecdb_collection_config cfg;
+	uint64_t seed = 42;
+
+	vecdb_collection_config_init(&cfg, "bench", (uint32_t) a->dim,
+	    VECDB_EUCLIDEAN);
+	bench_check(vecdb_collection_create(db, &cfg), "create");
+	for (size_t done = 0; done < a->n; done += B) {
+		size_t m = a->n - done < B ? a->n - done : B;
+		for (size_t i = 0; i < m; i++) {
+			for (size_t j = 0; j < a->dim; j++)
+				v[i * a->dim + j] = bench_randf(&seed);
+			snprintf(pay[i], sizeof(pay[i]), "{\"i\":%zu}", done + i);
+			p[i] = (vecdb_point) { vecdb_id_num(done + i),
+				v + i * a->dim, (uint32_t) a->dim, pay[i] };
+		}
+		bench_check(vecdb_upsert(db, "bench", p, m), "upsert");
+	}
+	free(v);
+	free(pay);
+}
+
+/* Parse --flag value pairs. */
+static void
+rest_parse(int argc, char **argv, struct rest_args *a)
+{
+	for (int i = 2; i + 1 < argc; i += 2) {
+		const char *k = argv[i], *v = argv[i + 1];
+		if (!strcmp(k, "--n"))
+			a->n = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--dim"))
+			a->dim = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--conns"))
+			a->conns = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--limit"))
+			a->limit = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--seconds"))
+			a->seconds = atof(v);
+		else if (!strcmp(k, "--dir"))
+			a->dir = v;
+		else
+			bench_die("unknown flag %s", k);
+	}
+	if (!a->n || !a->dim || !a->conns || !a->limit || a->seconds <= 0)
+		bench_die("n, dim, conns, limit and seconds must be positive");
+}
+
+int
+bench_rest(int argc, char **argv)
+{
+	struct rest_args a = { 100000, 128, 4, 10, 10, NULL };
+	struct api_server_config sc = { 0 };
+	struct api_backend b;
+	api_server *srv;
+	vecdb_options o;
+	vecdb *db;
+	char *tmp = NULL;
+	double t0, http, inproc;
+
+	rest_parse(argc, argv, &a);
+	if (a.dir == NULL)
+		a.dir = tmp = bench_tmpdir();
+	vecdb_options_init(&o);
+	o.durability = VECDB_BUFFERED;
+	bench_check(vecdb_open(a.dir, &o, &db), "open");
+	t0 = bench_now();
+	load(db, &a);
+	printf("loaded n=%zu dim=%zu in %.1fs\n", a.n, a.dim, bench_now() - t0);
+	mg_init_library(0);
+	api_backend_local_init(&b, db);
+	sc.host = "127.0.0.1";
+	sc.threads = (unsigned) a.conns + 2;
+	bench_check(api_server_start(&sc, &b, &srv), "server");
+	http = run_mode(&a, db, api_server_port(srv), "http");
+	inproc = run_mode(&a, db, 0, "inproc");
+	printf("http_over_inproc_qps=%.3f\n", http / inproc);
+	api_server_stop(srv);
+	vecdb_close(db);
+	if (tmp != NULL) {
+		bench_rmrf(tmp);
+		free(tmp);
+	}
+	return 0;
+}
