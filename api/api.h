@@ -77,6 +77,13 @@ struct api_backend {
 	int (*snapshot_restore_file)(void *ctx, const char *coll,
 	    const char *path);
 
+	int (*payload_index_create)(void *ctx, const char *coll,
+	    const char *field, vecdb_field_schema schema);
+	int (*payload_index_delete)(void *ctx, const char *coll,
+	    const char *field);
+	int (*payload_index_list)(void *ctx, const char *coll,
+	    vecdb_payload_index_info **out, size_t *n);
+
 	int (*stats)(void *ctx, vecdb_stats *out);
 };
 

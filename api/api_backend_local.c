@@ -1,6 +1,8 @@
 /*
  * api_backend_local.c: the backend over an embedded database, used by
- * `vecdb serve` and (later) inside a storage node.
+ * `vecdb serve` and (later) inside a storage node. Each l_* function maps
+ * one backend call onto include/vecdb.h; filters arrive as JSON and are
+ * compiled here.
  */
 #include "api.h"
 #include "filter.h"
@@ -214,6 +216,26 @@ l_snapshot_restore_file(void *ctx, const char *coll, const char *path)
 }
 
 static int
+l_payload_index_create(void *ctx, const char *coll, const char *field,
+    vecdb_field_schema schema)
+{
+	return vecdb_payload_index_create(ctx, coll, field, schema);
+}
+
+static int
+l_payload_index_delete(void *ctx, const char *coll, const char *field)
+{
+	return vecdb_payload_index_delete(ctx, coll, field);
+}
+
+static int
+l_payload_index_list(void *ctx, const char *coll,
+    vecdb_payload_index_info **out, size_t *n)
+{
+	return vecdb_payload_index_list(ctx, coll, out, n);
+}
+
+static int
 l_stats(void *ctx, vecdb_stats *out)
 {
 	return vecdb_stats_get(ctx, out);
@@ -243,6 +265,9 @@ api_backend_local_init(struct api_backend *b, vecdb *db)
 		.snapshot_restore = l_snapshot_restore,
 		.snapshot_path = l_snapshot_path,
 		.snapshot_restore_file = l_snapshot_restore_file,
+		.payload_index_create = l_payload_index_create,
+		.payload_index_delete = l_payload_index_delete,
+		.payload_index_list = l_payload_index_list,
 		.stats = l_stats,
 	};
 }

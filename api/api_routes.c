@@ -13,6 +13,8 @@
 
 #define SEG_COLL 1   /* collections/:c/... */
 
+static json_t *payload_schema_json(struct api_req *r, const char *coll);
+
 /* ===== Health, stats, metrics ===== */
 
 static int
@@ -114,6 +116,8 @@ h_collection_get(struct api_req *r, json_t **data)
 	    (json_int_t) st.pending_count);
 	json_object_set_new(json_object_get(*data, "stats"), "disk_usage",
 	    json_integer((json_int_t) st.disk_bytes));
+	json_object_set_new(*data, "payload_schema", payload_schema_json(r,
+	    name));
 	return VECDB_OK;
 }
 
@@ -291,6 +295,63 @@ h_point_delete(struct api_req *r, json_t **data)
 		    vecdb_id_format(&id, idbuf), r->segs[SEG_COLL]);
 	*data = json_pack("{s:o}", "id", api_id_to_json(&id));
 	return VECDB_OK;
+}
+
+/* ===== Payload indexes ===== */
+
+static const char *const schemas[] = { "keyword", "integer", "float", "bool",
+	"geo" };
+
+static int
+h_index_create(struct api_req *r, json_t **data)
+{
+	const char *field, *schema;
+	int rv, s = -1;
+
+	if ((rv = api_get_string(r->body, "field_name", 1, &field)) ||
+	    (rv = api_get_string(r->body, "field_schema", 1, &schema)))
+		return rv;
+	for (int i = 0; i < 5; i++)
+		if (strcasecmp(schema, schemas[i]) == 0)
+			s = i;
+	if (s < 0)
+		return vdb_err(VECDB_EINVAL, "unknown field_schema '%.32s' "
+		    "(expected keyword, integer, float, bool or geo)", schema);
+	if ((rv = r->b->payload_index_create(r->b->ctx, r->segs[SEG_COLL],
+		 field, (vecdb_field_schema) s)) != VECDB_OK)
+		return rv;
+	*data = json_pack("{s:s, s:s}", "field_name", field, "field_schema",
+	    schemas[s]);
+	return VECDB_OK;
+}
+
+static int
+h_index_delete(struct api_req *r, json_t **data)
+{
+	int rv = r->b->payload_index_delete(r->b->ctx, r->segs[SEG_COLL],
+	    r->segs[3]);
+
+	if (rv == VECDB_OK)
+		*data = json_pack("{s:s}", "field_name", r->segs[3]);
+	return rv;
+}
+
+/* {field: {type, points}} for GET /collections/:name. */
+static json_t *
+payload_schema_json(struct api_req *r, const char *coll)
+{
+	vecdb_payload_index_info *l;
+	json_t *o = json_object();
+	size_t n;
+
+	if (r->b->payload_index_list(r->b->ctx, coll, &l, &n) != VECDB_OK)
+		return o;
+	for (size_t i = 0; i < n; i++)
+		json_object_set_new(o, l[i].field, json_pack("{s:s, s:I}",
+		    "type", schemas[l[i].schema], "points",
+		    (json_int_t) l[i].entries));
+	vdb_free(l);
+	return o;
 }
 
 /* ===== Snapshots ===== */
@@ -497,6 +558,8 @@ const struct api_route api_routes[] = {
 	{ "POST", C "/points/count", api_h_count, 0, API_BODY_JSON, 0 },
 	{ "POST", C "/points/search/batch", api_h_search_batch, 0,
 	    API_BODY_JSON, 0 },
+	{ "POST", C "/index", h_index_create, 1, API_BODY_JSON, 0 },
+	{ "DELETE", C "/index/:field", h_index_delete, 1, API_BODY_NONE, 0 },
 	{ "POST", C "/snapshots/upload", h_snapshot_upload, 1, API_BODY_RAW, 0 },
 	{ "POST", C "/snapshots", h_snapshot_create, 1, API_BODY_NONE, 0 },
 	{ "GET", C "/snapshots", h_snapshot_list, 0, API_BODY_NONE, 0 },

@@ -510,6 +510,44 @@ int vecdb_discover(vecdb *db, const char *coll,
 int vecdb_count(vecdb *db, const char *coll, const vecdb_filter *filter,
     uint64_t *out);
 
+/* ===== Payload indexes ===== */
+
+typedef enum vecdb_field_schema {
+	VECDB_FIELD_KEYWORD = 0, /* strings */
+	VECDB_FIELD_INTEGER,     /* numbers */
+	VECDB_FIELD_FLOAT,       /* numbers */
+	VECDB_FIELD_BOOL,        /* true / false */
+	VECDB_FIELD_GEO          /* {"lat": .., "lon": ..} */
+} vecdb_field_schema;
+
+#define VECDB_FIELD_NAME_MAX 255
+
+/**
+ * Index a payload field (a dotted path, as in filters) so that searches and
+ * counts whose filter has a selective `must` condition on it read only the
+ * matching points instead of scanning the collection. The index is built
+ * from the existing points in the same transaction and kept up to date by
+ * every write. Integer and float fields both index every number at the
+ * path (as filters compare numbers as doubles).
+ * @return VECDB_OK, VECDB_EEXIST (already indexed), VECDB_ENOTFOUND,
+ *	VECDB_EINVAL (bad field name or schema).
+ */
+int vecdb_payload_index_create(vecdb *db, const char *coll, const char *field,
+    vecdb_field_schema schema);
+
+/** Drop a payload index. @return VECDB_OK, VECDB_ENOTFOUND. */
+int vecdb_payload_index_delete(vecdb *db, const char *coll, const char *field);
+
+typedef struct vecdb_payload_index_info {
+	char field[VECDB_FIELD_NAME_MAX + 1];
+	vecdb_field_schema schema;
+	uint64_t entries;            /* indexed values */
+} vecdb_payload_index_info;
+
+/** The payload indexes of a collection, by field; caller frees *out. */
+int vecdb_payload_index_list(vecdb *db, const char *coll,
+    vecdb_payload_index_info **out, size_t *count);
+
 /* ===== Snapshots ===== */
 
 #define VECDB_SNAPSHOT_NAME_MAX 128

@@ -956,3 +956,161 @@ filter_geo_distance(double lat1, double lon1, double lat2, double lon2)
 		a = 1;
 	return 2 * EARTH_RADIUS_M * atan2(sqrt(a), sqrt(1 - a));
 }
+
+/* ===== Paths and terms for payload indexes ===== */
+
+/* The length of path segment starting at p, without a trailing "[]". */
+static size_t
+seg_len(const char *p, const char **next)
+{
+	const char *dot = strchr(p, '.');
+	size_t n = dot ? (size_t) (dot - p) : strlen(p);
+
+	*next = dot ? dot + 1 : NULL;
+	if (n >= 2 && p[n - 2] == '[' && p[n - 1] == ']')
+		n -= 2;
+	return n;
+}
+
+/* Visit the values at the rest of the path below v (see path_holds). */
+static int
+visit_at(const json_t *v, const char *p, int (*fn)(const json_t *, void *),
+    void *arg)
+{
+	const char *next;
+	size_t k;
+	int rv;
+
+	while (p != NULL && json_is_object(v)) {
+		size_t n = seg_len(p, &next);
+		v = json_object_getn(v, p, n);
+		p = next;
+	}
+	if (v == NULL)
+		return 0;
+	if (p == NULL) {
+		if (!json_is_array(v))
+			return fn(v, arg);
+		for (k = 0; k < json_array_size(v); k++)
+			if ((rv = fn(json_array_get(v, k), arg)) != 0)
+				return rv;
+		return 0;
+	}
+	if (!json_is_array(v))
+		return 0;
+	for (k = 0; k < json_array_size(v); k++) {
+		const json_t *e = json_array_get(v, k);
+		if (json_is_object(e) && (rv = visit_at(e, p, fn, arg)) != 0)
+			return rv;
+	}
+	return 0;
+}
+
+int
+filter_path_visit(const json_t *payload, const char *path,
+    int (*fn)(const json_t *v, void *arg), void *arg)
+{
+	if (!json_is_object(payload) || path == NULL || *path == '\0')
+		return 0;
+	return visit_at(payload, path, fn, arg);
+}
+
+/* Join a compiled key path back into its dotted form. */
+static void
+key_path_join(const struct key_path *k, char *out, size_t len)
+{
+	size_t off = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < k->nseg && off < len; i++)
+		off += (size_t) snprintf(out + off, len - off, "%s%s",
+		    i ? "." : "", k->seg[i]);
+}
+
+/* Fill t's values from one scalar or a list of them. */
+static int
+term_values(struct filter_term *t, const struct scalar *s, size_t n)
+{
+	if ((t->values = vdb_calloc(n ? n : 1, sizeof(*t->values))) == NULL)
+		return VECDB_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		t->values[i] = (struct filter_value) { (int) s[i].type,
+			(long long) s[i].num, s[i].str, s[i].len };
+	t->n = n;
+	return VECDB_OK;
+}
+
+/* The tightest [lo, hi] of a range; a strict bound wins a tie. */
+static void
+range_bounds(const struct range *r, struct filter_term *t)
+{
+	t->lo = -INFINITY;
+	t->hi = INFINITY;
+	t->lo_incl = t->hi_incl = 1;
+	if (r->present & (1u << RANGE_GT)) {
+		t->lo = r->bound[RANGE_GT];
+		t->lo_incl = 0;
+	}
+	if ((r->present & (1u << RANGE_GTE)) && r->bound[RANGE_GTE] > t->lo) {
+		t->lo = r->bound[RANGE_GTE];
+		t->lo_incl = 1;
+	}
+	if (r->present & (1u << RANGE_LT)) {
+		t->hi = r->bound[RANGE_LT];
+		t->hi_incl = 0;
+	}
+	if ((r->present & (1u << RANGE_LTE)) && r->bound[RANGE_LTE] < t->hi) {
+		t->hi = r->bound[RANGE_LTE];
+		t->hi_incl = 1;
+	}
+}
+
+/* Describe condition c as a term; 0 if it is not one. */
+static int
+term_of(const struct cond *c, struct filter_term *t)
+{
+	memset(t, 0, sizeof(*t));
+	key_path_join(&c->key, t->path, sizeof(t->path));
+	switch (c->kind) {
+	case COND_VALUE:
+		t->kind = FILTER_TERM_MATCH;
+		return term_values(t, &c->u.value, 1) == VECDB_OK ? 1 : -1;
+	case COND_ANY:
+		t->kind = FILTER_TERM_MATCH;
+		return term_values(t, c->u.list.items, c->u.list.n) == VECDB_OK ?
+		    1 : -1;
+	case COND_RANGE:
+		t->kind = FILTER_TERM_RANGE;
+		range_bounds(&c->u.range, t);
+		return 1;
+	case COND_GEO:
+		t->kind = FILTER_TERM_GEO;
+		t->lat = c->u.geo.lat;
+		t->lon = c->u.geo.lon;
+		t->radius = c->u.geo.radius;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int
+filter_terms(const vecdb_filter *f,
+    void (*fn)(const struct filter_term *t, void *arg), void *arg)
+{
+	const struct cond_list *l;
+	struct filter_term t;
+	int rv;
+
+	if (f == NULL)
+		return VECDB_OK;
+	l = &f->clause[CLAUSE_MUST];
+	for (size_t i = 0; i < l->n; i++) {
+		if ((rv = term_of(&l->items[i], &t)) < 0)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		if (rv > 0)
+			fn(&t, arg);
+		vdb_free(t.values);
+	}
+	return VECDB_OK;
+}

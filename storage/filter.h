@@ -27,6 +27,51 @@ int filter_compile(const json_t *json, vecdb_filter **out);
 /* 1 if @p payload (a JSON object, borrowed; NULL counts as {}) matches. */
 int filter_match(const vecdb_filter *f, const json_t *payload);
 
+/*
+ * Call @p fn on every value a condition on @p path would test in @p payload
+ * (the same walk: objects by segment, into objects inside arrays, and one
+ * level of array flattening at the end). Stops and returns fn's value when
+ * it returns non-zero; 0 otherwise.
+ */
+int filter_path_visit(const json_t *payload, const char *path,
+    int (*fn)(const json_t *v, void *arg), void *arg);
+
+/* ===== Terms, for a query planner ===== */
+
+enum filter_term_kind {
+	FILTER_TERM_MATCH,   /* the value is one of values[0..n) */
+	FILTER_TERM_RANGE,   /* lo/hi bounds */
+	FILTER_TERM_GEO      /* within radius metres of lat/lon */
+};
+
+/* One scalar of a match term. type: 0 string, 1 integer, 2 bool. */
+struct filter_value {
+	int type;
+	long long num;       /* integer, or bool 0/1 */
+	const char *str;     /* string bytes (borrowed from the filter) */
+	size_t len;
+};
+
+/* A top-level `must` condition a payload index could answer. */
+struct filter_term {
+	char path[FILTER_KEY_MAX + 1];  /* dotted, as written (no []) */
+	enum filter_term_kind kind;
+	struct filter_value *values;    /* MATCH: n values (owned) */
+	size_t n;
+	double lo, hi;                  /* RANGE: -inf/inf when absent */
+	int lo_incl, hi_incl;
+	double lat, lon, radius;        /* GEO */
+};
+
+/*
+ * Call @p fn for each top-level `must` match value / any, range and
+ * geo_radius condition. Every point matching the filter matches each such
+ * term, so any one term's matches are a superset of the filter's.
+ * Returns VECDB_OK or VECDB_ENOMEM.
+ */
+int filter_terms(const vecdb_filter *f,
+    void (*fn)(const struct filter_term *t, void *arg), void *arg);
+
 /* Haversine distance in metres between two lat/lon points in degrees. */
 double filter_geo_distance(double lat1, double lon1, double lat2, double lon2);
 

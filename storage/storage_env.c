@@ -215,7 +215,7 @@ format_check(vecdb *db, MDB_txn *txn)
 	return rc ? storage_mdb_err(rc, "commit") : VECDB_OK;
 }
 
-/* Open (or, when writable, create) the five named DBs. */
+/* Open (or, when writable, create) the named DBs. */
 static int
 dbs_open(vecdb *db)
 {
@@ -231,7 +231,8 @@ dbs_open(vecdb *db)
 	    (rc = mdb_dbi_open(txn, "points", flags, &db->points)) ||
 	    (rc = mdb_dbi_open(txn, "offsets", flags, &db->offsets)) ||
 	    (rc = mdb_dbi_open(txn, "wal", flags, &db->wal)) ||
-	    (rc = mdb_dbi_open(txn, "meta", flags, &db->meta))) {
+	    (rc = mdb_dbi_open(txn, "meta", flags, &db->meta)) ||
+	    (rc = mdb_dbi_open(txn, "pindex", flags, &db->pindex))) {
 		mdb_txn_abort(txn);
 		if (rc == MDB_NOTFOUND)
 			return vdb_err(VECDB_ENOTFOUND,

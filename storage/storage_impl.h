@@ -11,6 +11,8 @@
  *   wal      [seq u64] -> WAL record (term, op, body)
  *   meta     "format" | "next_coll_id" | "last_seq" | "term"
  *            | "c"[coll id u32] -> collection state
+ *            | "i"[coll id u32][field] -> payload index definition
+ *   pindex   [coll id u32][index id u32][value][point key] -> (empty)
  *
  * A point key is [tag u8][value]: tag 1 + u64 for numeric ids, tag 2 + 16
  * bytes for UUIDs, so numbers sort before UUIDs and the two never collide.
@@ -109,6 +111,7 @@ struct vecdb {
 	MDB_dbi offsets;
 	MDB_dbi wal;
 	MDB_dbi meta;
+	MDB_dbi pindex;          /* payload index entries */
 	int lock_fd;             /* flock'ed LOCK file; -1 when read-only */
 	struct writer *writer;   /* NULL when read-only */
 };
@@ -204,6 +207,16 @@ struct buf {
 	size_t cap;
 };
 
+struct pindex_set;
+
+/* Point keys (sorted, unique) a filter can be narrowed to: each entry is
+ * [length][key bytes], zero-padded. */
+struct keylist {
+	uint8_t (*keys)[STORAGE_KEY_MAX + 1];
+	size_t n, cap;
+};
+void keylist_fini(struct keylist *k);
+
 /* ===== Point records (storage_point.c) ===== */
 
 /*
@@ -240,11 +253,12 @@ int storage_point_decode(const struct coll *c, const MDB_val *v,
  */
 int storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
     struct coll_state *st, int op, const struct wpoint *p, uint64_t seq,
-    struct buf *wal);
+    struct buf *wal, const struct pindex_set *ix);
 
 /* Delete one point; *found says whether it existed. */
 int storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
-    struct coll_state *st, const vecdb_id *id, int *found);
+    struct coll_state *st, const vecdb_id *id, int *found,
+    const struct pindex_set *ix);
 
 /* Build the full [coll][key] LMDB key; returns its length. */
 size_t storage_pkey(uint32_t coll_id, const vecdb_id *id, uint8_t *out);
@@ -262,7 +276,9 @@ enum wal_op {
 	WAL_PUT = 3,      /* [coll id u32][n u32] n x [keylen u8][key]
 			     [veclen u32][vec][paylen u32][payload] */
 	WAL_DELETE = 4,   /* [coll id u32][n u32] n x [keylen u8][key] */
-	WAL_RESTORE = 5   /* [coll id u32][sha256 32] */
+	WAL_RESTORE = 5,  /* [coll id u32][sha256 32] */
+	WAL_PINDEX_CREATE = 6, /* [coll id u32][schema u8][field] */
+	WAL_PINDEX_DROP = 7    /* [coll id u32][field] */
 };
 
 int buf_put(struct buf *b, const void *p, size_t n);
@@ -280,7 +296,9 @@ enum wreq_op {
 	WREQ_UPSERT,
 	WREQ_UPDATE,
 	WREQ_DELETE,
-	WREQ_RESTORE
+	WREQ_RESTORE,
+	WREQ_PINDEX_CREATE,
+	WREQ_PINDEX_DROP
 };
 
 /* The context a request's apply step runs in (the writer thread). */
@@ -299,7 +317,9 @@ struct wreq {
 	struct wpoint *pts;                  /* INSERT/UPSERT/UPDATE */
 	const vecdb_id *ids;                 /* DELETE */
 	size_t n;
-	const char *path;                    /* RESTORE: snapshot file */
+	const char *path;                    /* RESTORE: snapshot file;
+						PINDEX_*: field */
+	int schema;                          /* PINDEX_CREATE */
 	size_t deleted;                      /* out: DELETE */
 	int rc;                              /* out */
 	char msg[512];                       /* out: detail on failure */
@@ -322,6 +342,56 @@ int storage_apply_delete(struct wctx *w, struct wreq *r);
 int storage_apply_create(struct wctx *w, struct wreq *r);
 int storage_apply_drop(struct wctx *w, struct wreq *r);
 int storage_apply_restore(struct wctx *w, struct wreq *r);
+int storage_apply_pindex_create(struct wctx *w, struct wreq *r);
+int storage_apply_pindex_drop(struct wctx *w, struct wreq *r);
+
+/* ===== Payload indexes (storage_pindex.c) ===== */
+
+#define PINDEX_MAX 64   /* indexes per collection */
+
+/* One payload index of a collection. */
+struct pindex_def {
+	uint32_t id;                         /* key prefix after coll id */
+	vecdb_field_schema schema;
+	char field[VECDB_FIELD_NAME_MAX + 1];
+};
+
+/* The indexes of one collection, loaded once per write request. */
+struct pindex_set {
+	size_t n;
+	struct pindex_def defs[PINDEX_MAX];
+};
+
+int storage_pindex_load(vecdb *db, MDB_txn *txn, uint32_t coll_id,
+    struct pindex_set *out);
+
+/*
+ * Keep the indexes in step with a point write: remove the entries of the
+ * old payload, add those of the new one (either may be NULL/empty).
+ */
+int storage_pindex_update(vecdb *db, MDB_txn *txn, uint32_t coll_id,
+    const struct pindex_set *ix, const uint8_t *key, size_t klen,
+    const char *old_pay, size_t old_len, const char *new_pay,
+    size_t new_len);
+
+/* Remove every index definition and entry of a collection. */
+int storage_pindex_drop_all(vecdb *db, MDB_txn *txn, uint32_t coll_id);
+
+/* Re-create definitions (empty) under another collection id. */
+int storage_pindex_copy_defs(vecdb *db, MDB_txn *txn, uint32_t coll_id,
+    const struct pindex_set *ix);
+
+const char *storage_schema_name(vecdb_field_schema s);
+
+
+/*
+ * Ask the payload indexes for the points that can match @p f. When some
+ * `must` term of the filter is on an indexed field and matches at most
+ * @p max points, *used is 1 and @p out holds a superset of the filter's
+ * matches (callers still evaluate the filter); else *used is 0.
+ */
+int storage_pindex_candidates(vecdb *db, MDB_txn *txn, uint32_t coll_id,
+    const vecdb_filter *f, size_t max, struct keylist *out, int *used);
 
 /* ===== Scans and ranked hits (storage_search.c) ===== */
 
@@ -332,11 +402,27 @@ struct storage_scan {
 	uint8_t prefix[4];     /* the collection id, big-endian */
 	MDB_val k, v;          /* current record */
 	int rc;                /* 0 while positioned on a record */
+	int planned;           /* walking cand, not the whole collection */
+	struct keylist cand;   /* candidates from payload indexes */
+	size_t ci;             /* the current candidate */
+	uint8_t kbuf[STORAGE_PKEY_MAX]; /* k's bytes in planned mode */
 };
 
 /* Position on the first point with id >= start (NULL: the first). */
 int storage_scan_open(vecdb *db, MDB_txn *txn, const struct coll *c,
     const vecdb_id *start, struct storage_scan *s);
+
+/*
+ * As storage_scan_open, but for a scan that only needs the points matching
+ * @p f: when a payload index narrows f to few enough points, the scan
+ * visits just those (in id order). Callers still evaluate f.
+ */
+int storage_scan_open_filtered(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const vecdb_id *start, const vecdb_filter *f, struct storage_scan *s);
+
+/* Test hook: did this thread's last filtered scan walk index candidates,
+ * and how many? */
+int storage_last_scan_planned(size_t *candidates);
 
 /* 1 while the cursor is on a point of the collection. */
 int storage_scan_valid(const struct storage_scan *s);

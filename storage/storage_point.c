@@ -212,7 +212,7 @@ put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
 int
 storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
     struct coll_state *st, int op, const struct wpoint *p, uint64_t seq,
-    struct buf *wal)
+    struct buf *wal, const struct pindex_set *ix)
 {
 	uint8_t pkey[STORAGE_PKEY_MAX];
 	size_t pklen = storage_pkey(c->id, &p->id, pkey);
@@ -242,6 +242,10 @@ storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 		rv = offset_del(db, txn, c->id, old.offset);
 	if (rv == VECDB_OK && (!exists || ps.offset != old.offset))
 		rv = offset_put(db, txn, c->id, ps.offset, pkey, pklen);
+	if (rv == VECDB_OK)
+		rv = storage_pindex_update(db, txn, c->id, ix, pkey + 4,
+		    pklen - 4, exists ? old.payload : NULL,
+		    exists ? old.payload_len : 0, ps.pay, ps.pay_len);
 	if (rv == VECDB_OK) {
 		if (exists)
 			st->bytes -= pklen + v.mv_size;
@@ -257,7 +261,8 @@ storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 
 int
 storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
-    struct coll_state *st, const vecdb_id *id, int *found)
+    struct coll_state *st, const vecdb_id *id, int *found,
+    const struct pindex_set *ix)
 {
 	uint8_t pkey[STORAGE_PKEY_MAX];
 	size_t pklen = storage_pkey(c->id, id, pkey);
@@ -273,7 +278,9 @@ storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 	if (rc != 0)
 		return storage_mdb_err(rc, "read point");
 	if ((rv = storage_point_decode(c, &v, &old)) != VECDB_OK ||
-	    (rv = offset_del(db, txn, c->id, old.offset)) != VECDB_OK)
+	    (rv = offset_del(db, txn, c->id, old.offset)) != VECDB_OK ||
+	    (rv = storage_pindex_update(db, txn, c->id, ix, pkey + 4,
+		 pklen - 4, old.payload, old.payload_len, NULL, 0)) != VECDB_OK)
 		return rv;
 	st->count--;
 	st->bytes -= pklen + v.mv_size;
@@ -300,19 +307,21 @@ int
 storage_apply_points(struct wctx *w, struct wreq *r)
 {
 	struct buf body = { 0 };
+	struct pindex_set ix;
 	struct coll_state st;
 	struct coll c;
 	int rv;
 
 	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
-	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK)
+	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK ||
+	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
 		return rv;
 	if ((rv = buf_put_le32(&body, c.id)) != VECDB_OK ||
 	    (rv = buf_put_le32(&body, (uint32_t) r->n)) != VECDB_OK)
 		goto out;
 	for (size_t i = 0; i < r->n; i++) {
 		rv = storage_point_put_txn(w->db, w->txn, &c, &st, r->op,
-		    &r->pts[i], w->seq + 1, &body);
+		    &r->pts[i], w->seq + 1, &body, &ix);
 		if (rv != VECDB_OK) {
 			rv = point_err(rv, i, r->n, &r->pts[i].id);
 			goto out;
@@ -329,13 +338,15 @@ int
 storage_apply_delete(struct wctx *w, struct wreq *r)
 {
 	struct buf body = { 0 };
+	struct pindex_set ix;
 	struct coll_state st;
 	struct coll c;
 	uint8_t key[STORAGE_KEY_MAX];
 	int rv, found;
 
 	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
-	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK)
+	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK ||
+	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
 		return rv;
 	r->deleted = 0;
 	if ((rv = buf_put_le32(&body, c.id)) != VECDB_OK ||
@@ -344,7 +355,7 @@ storage_apply_delete(struct wctx *w, struct wreq *r)
 	for (size_t i = 0; i < r->n; i++) {
 		size_t klen = storage_id_key(&r->ids[i], key);
 		rv = storage_point_del_txn(w->db, w->txn, &c, &st, &r->ids[i],
-		    &found);
+		    &found, &ix);
 		if (rv != VECDB_OK)
 			goto out;
 		if (!found)

@@ -632,19 +632,24 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
     uint64_t count, struct coll *c)
 {
 	struct coll old;
+	struct pindex_set ix = { 0 };
 	struct coll_state st = { 0, 0, 0 };
 	struct buf scratch = { 0 };
 	struct rpt s = { { 0 }, NULL, NULL, NULL };
 	struct wpoint p;
 	int rv;
 
+	/* The payload indexes of the collection being replaced carry over
+	 * and are rebuilt as the points go in. */
 	rv = storage_coll_find(w->db, w->txn, cfg->cfg.name, &old);
-	if (rv == VECDB_OK)
+	if (rv == VECDB_OK &&
+	    (rv = storage_pindex_load(w->db, w->txn, old.id, &ix)) == VECDB_OK)
 		rv = storage_coll_drop_txn(w->db, w->txn, &old);
 	if (rv == VECDB_ENOTFOUND)
 		rv = VECDB_OK;
 	if (rv != VECDB_OK ||
-	    (rv = storage_coll_create_txn(w->db, w->txn, &cfg->cfg, c)) != VECDB_OK)
+	    (rv = storage_coll_create_txn(w->db, w->txn, &cfg->cfg, c)) != VECDB_OK ||
+	    (rv = storage_pindex_copy_defs(w->db, w->txn, c->id, &ix)) != VECDB_OK)
 		return rv;
 	s.vec = vdb_malloc((size_t) c->cfg.dimension * 4);
 	s.fvec = vdb_malloc((size_t) c->cfg.dimension * sizeof(float));
@@ -655,7 +660,7 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 		scratch.len = 0; /* the WAL gets a marker, not the points */
 		if ((rv = restore_point(r, c, &s, &p)) == VECDB_OK)
 			rv = storage_point_put_txn(w->db, w->txn, c, &st,
-			    WREQ_UPSERT, &p, w->seq + 1, &scratch);
+			    WREQ_UPSERT, &p, w->seq + 1, &scratch, &ix);
 	}
 	if (rv == VECDB_OK)
 		rv = storage_state_put(w->db, w->txn, c->id, &st);

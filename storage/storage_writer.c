@@ -149,6 +149,10 @@ apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 	case WREQ_DROP: r->rc = storage_apply_drop(w, r); break;
 	case WREQ_DELETE: r->rc = storage_apply_delete(w, r); break;
 	case WREQ_RESTORE: r->rc = storage_apply_restore(w, r); break;
+	case WREQ_PINDEX_CREATE:
+		r->rc = storage_apply_pindex_create(w, r);
+		break;
+	case WREQ_PINDEX_DROP: r->rc = storage_apply_pindex_drop(w, r); break;
 	default: r->rc = storage_apply_points(w, r); break;
 	}
 	if (r->rc == VECDB_OK && (rc = mdb_txn_commit(w->txn)) != 0)
