@@ -107,6 +107,8 @@ struct api_server_config {
 };
 
 #define API_DEFAULT_MAX_BODY (64ULL << 20)
+#define API_JSON_DEPTH_MAX 128      /* nesting of a request body */
+#define API_JSON_DEPTH_MAX_STR "128"
 #define API_DEFAULT_THREADS 16
 
 /*

@@ -2,12 +2,18 @@
  * api_http.c: the HTTP server: civetweb setup, routing, authentication,
  * body limits, the response envelope, request logging and shutdown.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api_impl.h"
 #include "api_tls.h"
@@ -18,6 +24,7 @@ struct api_server {
 	const struct api_backend *b;
 	struct api_metrics *metrics;
 	uint16_t port;            /* the public port */
+	uint16_t http_port;       /* civetweb's own port */
 	struct api_tls *tls;      /* TLS front, or NULL */
 	uint64_t started_ms;
 };
@@ -259,6 +266,12 @@ body_read_json(struct api_req *r)
 			cap *= 2;
 		}
 	}
+	if (vdb_json_depth(buf, len) > API_JSON_DEPTH_MAX) {
+		vdb_free(buf);
+		send_error_status(r, 400, "INVALID_ARGUMENT", "JSON nesting is "
+		    "deeper than " API_JSON_DEPTH_MAX_STR " levels");
+		return -1;
+	}
 	r->body = len ? json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err) :
 			NULL;
 	vdb_free(buf);
@@ -405,7 +418,7 @@ server_listen(struct api_server *srv)
 		mg_stop(srv->mg);
 		return vdb_err(VECDB_EIO, "no listening port");
 	}
-	srv->port = (uint16_t) sp[0].port;
+	srv->port = srv->http_port = (uint16_t) sp[0].port;
 	if (tls && (rv = api_tls_start(c->host, c->port, c->tls_cert,
 			c->tls_key, srv->port, &srv->tls)) != VECDB_OK) {
 		mg_stop(srv->mg);
@@ -456,13 +469,62 @@ api_server_port(const api_server *s)
 	return s->port;
 }
 
+/* Pokes civetweb's accept loop until the server has stopped. */
+struct waker {
+	struct sockaddr_in addr;
+	_Atomic int done;
+};
+
+/*
+ * civetweb's accept loop polls in 2-second quanta and sees the stop flag
+ * only when poll returns: every shutdown took 2 s. A connection makes poll
+ * return at once, so keep connecting until mg_stop has returned.
+ */
+static void *
+waker_main(void *arg)
+{
+	struct waker *w = arg;
+
+	while (!atomic_load(&w->done)) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0) {
+			connect(fd, (struct sockaddr *) &w->addr,
+			    sizeof(w->addr));
+			close(fd);
+		}
+		usleep(20000);
+	}
+	return NULL;
+}
+
+/* Stop civetweb quickly: mg_stop with a waker thread beside it. */
+static void
+http_stop(struct api_server *s)
+{
+	const char *host = s->tls || strcmp(s->cfg.host, "0.0.0.0") == 0 ?
+	    "127.0.0.1" : s->cfg.host;
+	struct waker w;
+	pthread_t th;
+	int started;
+
+	memset(&w, 0, sizeof(w));
+	w.addr.sin_family = AF_INET;
+	w.addr.sin_port = htons(s->http_port);
+	started = inet_pton(AF_INET, host, &w.addr.sin_addr) == 1 &&
+	    pthread_create(&th, NULL, waker_main, &w) == 0;
+	mg_stop(s->mg); /* stops accepting, finishes requests in flight */
+	atomic_store(&w.done, 1);
+	if (started)
+		pthread_join(th, NULL);
+}
+
 void
 api_server_stop(api_server *s)
 {
 	if (s == NULL)
 		return;
 	api_tls_stop_accepting(s->tls);
-	mg_stop(s->mg); /* stops accepting, finishes requests in flight */
+	http_stop(s);
 	api_tls_stop(s->tls);
 	api_metrics_free(s->metrics);
 	vdb_free(s);

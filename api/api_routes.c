@@ -257,7 +257,7 @@ static int
 h_point_put(struct api_req *r, json_t **data)
 {
 	struct api_points p;
-	json_t *one = json_array();
+	json_t *one;
 	vecdb_id id;
 	int rv;
 
@@ -266,6 +266,8 @@ h_point_put(struct api_req *r, json_t **data)
 	if (json_object_get(r->body, "data") == NULL &&
 	    json_object_get(r->body, "metadata") == NULL)
 		return vdb_err(VECDB_EINVAL, "give 'data', 'metadata' or both");
+	if ((one = json_array()) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
 	json_array_append(one, r->body);
 	rv = api_points_from_json(one, 1, &p);
 	json_decref(one);

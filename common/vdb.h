@@ -68,6 +68,16 @@ void vdb_log_write(int level, const char *module, const char *fmt, ...)
 #define VDB_LOG_INFO(mod, ...) VDB_LOG(VDB_LOG_LEVEL_INFO, mod, __VA_ARGS__)
 #define VDB_LOG_DEBUG(mod, ...) VDB_LOG(VDB_LOG_LEVEL_DEBUG, mod, __VA_ARGS__)
 
+/* ===== JSON ===== */
+
+/*
+ * The deepest nesting of arrays and objects in a JSON text, found in one
+ * pass outside strings, without parsing. jansson parses recursively: a few
+ * thousand levels overflow a server thread's stack (measured: ~925 levels
+ * crashed a civetweb worker), so depth is checked before parsing.
+ */
+size_t vdb_json_depth(const char *s, size_t len);
+
 /* ===== Time ===== */
 
 /* Monotonic milliseconds, for timeouts. */

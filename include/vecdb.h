@@ -294,6 +294,7 @@ typedef struct vecdb_point {
 } vecdb_point;
 
 #define VECDB_PAYLOAD_MAX (16u << 20) /* bytes of compact JSON */
+#define VECDB_PAYLOAD_DEPTH_MAX 100   /* nesting of objects and arrays */
 
 /** A stored point, as read back. */
 typedef struct vecdb_record {

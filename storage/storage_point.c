@@ -389,6 +389,9 @@ payload_prepare(const char *json, char **out, size_t *len)
 	*len = 0;
 	if (json == NULL)
 		return VECDB_OK;
+	if (vdb_json_depth(json, strlen(json)) > VECDB_PAYLOAD_DEPTH_MAX)
+		return vdb_err(VECDB_EINVAL, "payload nests deeper than %d "
+		    "levels", VECDB_PAYLOAD_DEPTH_MAX);
 	root = json_loads(json, JSON_REJECT_DUPLICATES, &err);
 	if (root == NULL)
 		return vdb_err(VECDB_EINVAL, "payload is not valid JSON: %s "

@@ -179,6 +179,31 @@ START_TEST(bad_points_are_refused_with_specific_errors)
 	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "not valid JSON"));
 	p.payload = "{\"a\": 1, \"a\": 2}";
 	ck_assert_int_eq(vecdb_insert(tu_db, "p", &p, 1), VECDB_EINVAL);
+	/* An object holding 100 nested arrays is 101 levels: refused before
+	 * jansson recurses into it; with 99 arrays it is 100: accepted. */
+	char deep[512];
+	for (int arrays = 100; arrays >= 99; arrays--) {
+		size_t n = 0;
+		n += (size_t) sprintf(deep + n, "{\"a\":");
+		for (int i = 0; i < arrays; i++)
+			deep[n++] = '[';
+		for (int i = 0; i < arrays; i++)
+			deep[n++] = ']';
+		strcpy(deep + n, "}");
+		p.payload = deep;
+		p.vector = v3;
+		p.dim = 2;
+		p.id = vecdb_id_num(100 + (uint64_t) arrays);
+		ck_assert_int_eq(vecdb_insert(tu_db, "p", &p, 1),
+		    arrays == 100 ? VECDB_EINVAL : VECDB_OK);
+		if (arrays == 100)
+			ck_assert_ptr_nonnull(strstr(vecdb_errmsg(),
+			    "deeper than 100"));
+	}
+	ck_assert_int_eq(vecdb_delete(tu_db, "p", &p.id, 1, NULL), VECDB_OK);
+	p.id = vecdb_id_num(1);
+	p.vector = v3;
+	p.dim = 3;
 	p.payload = NULL;
 	p.vector = NULL;
 	ck_assert_int_eq(vecdb_insert(tu_db, "p", &p, 1), VECDB_EINVAL);
