@@ -8,43 +8,9 @@
 set -euo pipefail
 bin=$1
 doc=$2
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vecdb-doctest-XXXXXX")
-pid=
-cleanup() {
-	if [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-# SIGTERM must stop the server cleanly: exit status 0 (under the
-# sanitizers a leak or an error at shutdown makes it non-zero).
-stop() {
-	kill "$pid"
-	local rc=0
-	wait "$pid" || rc=$?
-	pid=
-	if [ "$rc" -ne 0 ]; then
-		echo "server exited with status $rc after SIGTERM:" >&2
-		tail -40 "$tmp/err" >&2
-		exit 1
-	fi
-}
-trap cleanup EXIT
-
-"$bin" serve --data "$tmp/data" --host 127.0.0.1 --port 0 >"$tmp/out" 2>"$tmp/err" &
-pid=$!
-for _ in $(seq 100); do
-	grep -q 'serving' "$tmp/out" 2>/dev/null && break
-	sleep 0.1
-done
-port=$(grep -o '127\.0\.0\.1:[0-9]*' "$tmp/out" | head -1 | cut -d: -f2)
-if [ -z "$port" ]; then
-	echo "server did not start:" >&2
-	cat "$tmp/err" >&2
-	exit 1
-fi
-export VECDB="http://127.0.0.1:$port"
+. "$(dirname "$0")/server.sh"
+server_start "$bin" --data "$tmp/data"
+export VECDB="$url"
 
 # Split the doc into numbered command / expected-output files.
 awk -v dir="$tmp" '
@@ -81,6 +47,6 @@ if [ "$count" -eq 0 ]; then
 	echo "no examples found in $doc" >&2
 	exit 1
 fi
-stop
+server_stop
 echo "$((count - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]

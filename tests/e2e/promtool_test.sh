@@ -16,49 +16,8 @@ for tool in curl promtool; do
 	fi
 done
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/vecdb-promtool-XXXXXX")
-pid=
-
-# Stop the server (SIGTERM, then SIGKILL after 10 s) and remove the temp dir.
-cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null
-		for _ in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() {
-	echo "promtool_test: $*" >&2
-	echo "--- server stderr:" >&2
-	cat "$tmp/err" >&2 2>/dev/null
-	exit 1
-}
-
-: >"$tmp/out"
-env -u VECDB_API_KEY -u VECDB_READ_ONLY_API_KEY -u VECDB_TLS_CERT \
-    -u VECDB_TLS_KEY -u VECDB_CONFIG \
-    "$bin" serve --data "$tmp/data" --host 127.0.0.1 --port 0 \
-    >"$tmp/out" 2>"$tmp/err" &
-pid=$!
-
-port=
-for _ in $(seq 100); do
-	port=$(sed -n 's|.*serving http://127\.0\.0\.1:\([0-9]*\) .*|\1|p' \
-	    "$tmp/out")
-	[ -n "$port" ] && break
-	kill -0 "$pid" 2>/dev/null || fail "the server died before printing its port"
-	sleep 0.1
-done
-[ -n "$port" ] || fail "no port line within 10 s"
-url=http://127.0.0.1:$port
+. "$(dirname "$0")/../server.sh"
+server_start "$bin" --data "$tmp/data"
 
 # req METHOD PATH [BODY]: a request whose status we do not check here.
 req() {
@@ -85,10 +44,5 @@ if ! promtool check metrics <"$tmp/metrics"; then
 	fail "promtool check metrics found problems"
 fi
 
-# A clean shutdown is part of the contract.
-kill -TERM "$pid"
-wait "$pid"
-rc=$?
-pid=
-[ "$rc" -eq 0 ] || fail "the server exited with $rc after SIGTERM"
-echo "promtool_test: ok"
+server_stop
+echo "1 passed, 0 failed"
