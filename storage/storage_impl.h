@@ -200,6 +200,8 @@ int storage_coll_create_txn(vecdb *db, MDB_txn *txn,
     const vecdb_collection_config *cfg, struct coll *out);
 int storage_coll_drop_txn(vecdb *db, MDB_txn *txn, const struct coll *c);
 
+#define WAL_NO_OFFSET UINT64_MAX
+
 /* A growable byte buffer for building WAL records. */
 struct buf {
 	uint8_t *p;
@@ -257,7 +259,7 @@ int storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 
 /* Delete one point; *found says whether it existed. */
 int storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
-    struct coll_state *st, const vecdb_id *id, int *found,
+    struct coll_state *st, const vecdb_id *id, int *found, uint64_t *offset,
     const struct pindex_set *ix);
 
 /* Build the full [coll][key] LMDB key; returns its length. */
@@ -274,8 +276,11 @@ enum wal_op {
 	WAL_CREATE = 1,   /* [namelen u16][name][coll record] */
 	WAL_DROP = 2,     /* [coll id u32] */
 	WAL_PUT = 3,      /* [coll id u32][n u32] n x [keylen u8][key]
-			     [veclen u32][vec][paylen u32][payload] */
-	WAL_DELETE = 4,   /* [coll id u32][n u32] n x [keylen u8][key] */
+			     [old offset u64][offset u64]
+			     [veclen u32][vec][paylen u32][payload];
+			     old offset WAL_NO_OFFSET for a new point */
+	WAL_DELETE = 4,   /* [coll id u32][n u32] n x [keylen u8][key]
+			     [offset u64] */
 	WAL_RESTORE = 5,  /* [coll id u32][sha256 32] */
 	WAL_PINDEX_CREATE = 6, /* [coll id u32][schema u8][field] */
 	WAL_PINDEX_DROP = 7    /* [coll id u32][field] */
@@ -286,6 +291,44 @@ int buf_put_u8(struct buf *b, uint8_t v);
 int buf_put_le16(struct buf *b, uint16_t v);
 int buf_put_le32(struct buf *b, uint32_t v);
 void buf_fini(struct buf *b);
+
+/* ===== Reading the WAL (storage_wal.c) ===== */
+
+/* A decoded WAL record (borrowed from the txn it was read in). */
+struct wal_rec {
+	uint64_t seq;
+	uint64_t term;
+	uint8_t op;              /* enum wal_op */
+	const uint8_t *body;
+	size_t len;
+};
+
+/* One point of a PUT or DELETE record. */
+struct wal_entry {
+	const uint8_t *key;      /* point key */
+	size_t klen;
+	uint64_t old_offset;     /* the offset it had, or WAL_NO_OFFSET */
+	uint64_t offset;         /* PUT: its offset now; DELETE: none */
+	const void *vec;         /* PUT: the vector, in the collection's type */
+	size_t vlen;
+	const char *payload;     /* PUT: compact JSON, may be empty */
+	size_t plen;
+};
+
+/* Walks the entries of a PUT or DELETE record. */
+struct wal_iter {
+	uint8_t op;
+	uint32_t coll_id;
+	uint32_t n, i;
+	const uint8_t *p, *end;
+};
+
+int storage_wal_decode(const MDB_val *k, const MDB_val *v, struct wal_rec *out);
+/* The collection a record is about (not for WAL_CREATE). */
+int storage_wal_coll(const struct wal_rec *r, uint32_t *coll_id);
+int storage_wal_iter_init(struct wal_iter *it, const struct wal_rec *r);
+/* 1 with *e filled, 0 at the end, negative VECDB_ECORRUPT if malformed. */
+int storage_wal_next(struct wal_iter *it, struct wal_entry *e);
 
 /* ===== Writer (storage_writer.c) ===== */
 

@@ -182,8 +182,10 @@ vector_check(const struct coll *c, const struct wpoint *p)
 /* Store the record and append its WAL entry. */
 static int
 put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
-    const struct put_state *ps, uint64_t seq, struct buf *wal)
+    const struct put_state *ps, uint64_t seq, uint64_t old_off,
+    struct buf *wal)
 {
+	uint8_t offs[16];
 	MDB_val k = { pklen, (void *) pkey }, v;
 	uint8_t *d;
 	int rc, rv;
@@ -199,8 +201,11 @@ put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
 	memcpy(d + POINT_HDR, ps->vec, ps->vec_len);
 	if (ps->pay_len)
 		memcpy(d + POINT_HDR + ps->vec_len, ps->pay, ps->pay_len);
+	put_le64(offs, old_off);
+	put_le64(offs + 8, ps->offset);
 	if ((rv = buf_put_u8(wal, (uint8_t) (pklen - 4))) != VECDB_OK ||
 	    (rv = buf_put(wal, pkey + 4, pklen - 4)) != VECDB_OK ||
+	    (rv = buf_put(wal, offs, 16)) != VECDB_OK ||
 	    (rv = buf_put_le32(wal, (uint32_t) ps->vec_len)) != VECDB_OK ||
 	    (rv = buf_put(wal, ps->vec, ps->vec_len)) != VECDB_OK ||
 	    (rv = buf_put_le32(wal, (uint32_t) ps->pay_len)) != VECDB_OK ||
@@ -251,7 +256,8 @@ storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 			st->bytes -= pklen + v.mv_size;
 		else
 			st->count++;
-		rv = put_write(db, txn, pkey, pklen, &ps, seq, wal);
+		rv = put_write(db, txn, pkey, pklen, &ps, seq,
+		    exists ? old.offset : WAL_NO_OFFSET, wal);
 		st->bytes += pklen + POINT_HDR + ps.vec_len + ps.pay_len;
 	}
 	vdb_free(ps.vec);
@@ -261,7 +267,7 @@ storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 
 int
 storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
-    struct coll_state *st, const vecdb_id *id, int *found,
+    struct coll_state *st, const vecdb_id *id, int *found, uint64_t *offset,
     const struct pindex_set *ix)
 {
 	uint8_t pkey[STORAGE_PKEY_MAX];
@@ -287,6 +293,7 @@ storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 	if ((rc = mdb_del(txn, db->points, &k, NULL)) != 0)
 		return storage_mdb_err(rc, "delete point");
 	*found = 1;
+	*offset = old.offset;
 	return VECDB_OK;
 }
 
@@ -341,7 +348,8 @@ storage_apply_delete(struct wctx *w, struct wreq *r)
 	struct pindex_set ix;
 	struct coll_state st;
 	struct coll c;
-	uint8_t key[STORAGE_KEY_MAX];
+	uint8_t key[STORAGE_KEY_MAX], off[8];
+	uint64_t offset;
 	int rv, found;
 
 	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
@@ -355,14 +363,16 @@ storage_apply_delete(struct wctx *w, struct wreq *r)
 	for (size_t i = 0; i < r->n; i++) {
 		size_t klen = storage_id_key(&r->ids[i], key);
 		rv = storage_point_del_txn(w->db, w->txn, &c, &st, &r->ids[i],
-		    &found, &ix);
+		    &found, &offset, &ix);
 		if (rv != VECDB_OK)
 			goto out;
 		if (!found)
 			continue;
 		r->deleted++;
+		put_le64(off, offset);
 		if ((rv = buf_put_u8(&body, (uint8_t) klen)) != VECDB_OK ||
-		    (rv = buf_put(&body, key, klen)) != VECDB_OK)
+		    (rv = buf_put(&body, key, klen)) != VECDB_OK ||
+		    (rv = buf_put(&body, off, 8)) != VECDB_OK)
 			goto out;
 	}
 	put_le32(body.p + 4, (uint32_t) r->deleted);
