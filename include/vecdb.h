@@ -89,11 +89,17 @@ typedef struct vecdb_options {
 	uint32_t hnsw_m;             /* default max_connections (VECDB_HNSW_M) */
 	uint32_t hnsw_ef;            /* default ef_search (VECDB_HNSW_EF) */
 	uint64_t wal_retain;         /* WAL records kept (VECDB_WAL_RETAIN) */
+	uint64_t full_scan_threshold; /* collections up to this many points
+					 are searched exactly
+					 (VECDB_FULL_SCAN_THRESHOLD) */
+	uint32_t checkpoint_interval_s; /* index checkpoint timer */
 } vecdb_options;
 
 #define VECDB_DEFAULT_MAP_SIZE (256ULL << 30) /* address space, not disk */
 #define VECDB_DEFAULT_SYNC_INTERVAL_MS 1000
 #define VECDB_DEFAULT_WAL_RETAIN 1000000
+#define VECDB_DEFAULT_FULL_SCAN_THRESHOLD 10000
+#define VECDB_DEFAULT_CHECKPOINT_INTERVAL_S 60
 
 /** Fill @p opts with the defaults. */
 void vecdb_options_init(vecdb_options *opts);
@@ -510,6 +516,43 @@ int vecdb_discover(vecdb *db, const char *coll,
 /** Count the points matching @p filter (NULL: all). */
 int vecdb_count(vecdb *db, const char *coll, const vecdb_filter *filter,
     uint64_t *out);
+
+/* ===== Vector indexes ===== */
+
+/*
+ * Every collection gets an in-memory HNSW index, built after each commit by
+ * an indexer thread; points committed but not yet indexed are still found
+ * (searched exactly), so results never lag behind writes. Collections of at
+ * most full_scan_threshold points are searched exactly regardless.
+ */
+
+/**
+ * Rebuild a collection's vector index from its points (dropping the nodes
+ * of deleted and overwritten points), or turn it back on after
+ * vecdb_index_delete(). Returns once the request is committed; the build
+ * runs in the background (vecdb_index_sync() waits for it).
+ * @return VECDB_OK, VECDB_ENOTFOUND, VECDB_EREADONLY.
+ */
+int vecdb_index_rebuild(vecdb *db, const char *coll);
+
+/** Same as vecdb_index_rebuild(): the points themselves hold no garbage. */
+int vecdb_compact(vecdb *db, const char *coll);
+
+/**
+ * Drop a collection's vector index (and its checkpoint) and keep it off,
+ * across restarts, until vecdb_index_rebuild(): searches are exact.
+ */
+int vecdb_index_delete(vecdb *db, const char *coll);
+
+/** *out = 1 if the collection's vector index is on. */
+int vecdb_index_has(vecdb *db, const char *coll, int *out);
+
+/**
+ * Wait until the indexer has applied every write committed before the
+ * call (pending_count 0), at most @p timeout_ms.
+ * @return VECDB_OK, VECDB_EIO on timeout ("index still behind").
+ */
+int vecdb_index_sync(vecdb *db, uint32_t timeout_ms);
 
 /* ===== Payload indexes ===== */
 

@@ -17,6 +17,7 @@ packages=(
 	libyaml-dev          # config files
 	openssl curl         # test certificates, end-to-end tests
 	prometheus           # promtool checks the /metrics output
+	libhnswlib-dev       # the peer vecdb-bench ann --compare measures
 )
 
 missing=()

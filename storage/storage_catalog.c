@@ -248,11 +248,12 @@ storage_state_get(vecdb *db, MDB_txn *txn, uint32_t id,
 	}
 	if (rc != 0)
 		return storage_mdb_err(rc, "read collection state");
-	if (v.mv_size != 24)
+	if (v.mv_size != 32)
 		return vdb_err(VECDB_ECORRUPT, "collection state malformed");
 	out->next_offset = get_le64(v.mv_data);
 	out->count = get_le64((uint8_t *) v.mv_data + 8);
 	out->bytes = get_le64((uint8_t *) v.mv_data + 16);
+	out->created_seq = get_le64((uint8_t *) v.mv_data + 24);
 	return VECDB_OK;
 }
 
@@ -260,14 +261,15 @@ int
 storage_state_put(vecdb *db, MDB_txn *txn, uint32_t id,
     const struct coll_state *st)
 {
-	uint8_t kb[5], vb[24];
-	MDB_val k = { 5, kb }, v = { 24, vb };
+	uint8_t kb[5], vb[32];
+	MDB_val k = { 5, kb }, v = { 32, vb };
 	int rc;
 
 	state_key(id, kb);
 	put_le64(vb, st->next_offset);
 	put_le64(vb + 8, st->count);
 	put_le64(vb + 16, st->bytes);
+	put_le64(vb + 24, st->created_seq);
 	rc = mdb_put(txn, db->meta, &k, &v, 0);
 	return rc ? storage_mdb_err(rc, "write collection state") : VECDB_OK;
 }
@@ -303,12 +305,12 @@ storage_prefix_drop(vecdb *db, MDB_txn *txn, MDB_dbi dbi, uint32_t id)
 
 int
 storage_coll_create_txn(vecdb *db, MDB_txn *txn,
-    const vecdb_collection_config *cfg, struct coll *out)
+    const vecdb_collection_config *cfg, uint64_t seq, struct coll *out)
 {
 	uint8_t rec[COLL_REC_SIZE];
 	uint64_t next_id = 1;
 	struct coll c;
-	struct coll_state st = { 0, 0, 0 };
+	struct coll_state st = { 0, 0, 0, seq };
 	MDB_val k, v;
 	int rc, rv;
 
@@ -371,7 +373,8 @@ storage_apply_create(struct wctx *w, struct wreq *r)
 	size_t nlen = strlen(r->cfg->name);
 	int rv;
 
-	if ((rv = storage_coll_create_txn(w->db, w->txn, r->cfg, &c)) != VECDB_OK)
+	if ((rv = storage_coll_create_txn(w->db, w->txn, r->cfg, w->seq + 1,
+		 &c)) != VECDB_OK)
 		return rv;
 	storage_coll_encode(&c, rec);
 	if ((rv = buf_put_le16(&body, (uint16_t) nlen)) == VECDB_OK &&
@@ -534,6 +537,7 @@ int
 vecdb_collection_stats_get(vecdb *db, const char *name,
     vecdb_collection_stats *out)
 {
+	vecdb_collection_stats s;
 	struct coll_state st;
 	struct coll c;
 	MDB_txn *txn;
@@ -542,17 +546,16 @@ vecdb_collection_stats_get(vecdb *db, const char *name,
 	vdb_err_clear();
 	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
 		return rv;
-	if ((rv = storage_coll_find(db, txn, name, &c)) == VECDB_OK)
-		rv = storage_state_get(db, txn, c.id, &st);
+	memset(&s, 0, sizeof(s));
+	if ((rv = storage_coll_find(db, txn, name, &c)) == VECDB_OK &&
+	    (rv = storage_state_get(db, txn, c.id, &st)) == VECDB_OK) {
+		s.vector_count = st.count;
+		s.dimension = c.cfg.dimension;
+		s.disk_bytes = st.bytes;
+		rv = storage_index_stats(db, txn, &c, &s);
+	}
 	mdb_txn_abort(txn);
-	if (rv != VECDB_OK)
-		return rv;
-	memset(out, 0, sizeof(*out));
-	out->vector_count = st.count;
-	out->dimension = c.cfg.dimension;
-	out->disk_bytes = st.bytes;
-	/* No in-memory index yet: every point is served by exact search,
-	 * so none is indexed and none is waiting to be. */
-	out->memory_bytes = 0;
-	return VECDB_OK;
+	if (rv == VECDB_OK)
+		*out = s;
+	return rv;
 }

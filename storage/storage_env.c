@@ -25,6 +25,8 @@ vecdb_options_init(vecdb_options *o)
 	o->hnsw_m = VECDB_HNSW_M_DEFAULT;
 	o->hnsw_ef = VECDB_HNSW_EF_DEFAULT;
 	o->wal_retain = VECDB_DEFAULT_WAL_RETAIN;
+	o->full_scan_threshold = VECDB_DEFAULT_FULL_SCAN_THRESHOLD;
+	o->checkpoint_interval_s = VECDB_DEFAULT_CHECKPOINT_INTERVAL_S;
 }
 
 /* Parse an unsigned number with an optional K/M/G/T suffix (powers of 2). */
@@ -96,7 +98,9 @@ vecdb_options_from_env(vecdb_options *opts)
 	    (rv = env_u64("VECDB_HNSW_EF", VECDB_HNSW_EF_MIN,
 		 VECDB_HNSW_EF_MAX, &ef)) != VECDB_OK ||
 	    (rv = env_u64("VECDB_WAL_RETAIN", 1, UINT64_MAX,
-		 &o.wal_retain)) != VECDB_OK)
+		 &o.wal_retain)) != VECDB_OK ||
+	    (rv = env_u64("VECDB_FULL_SCAN_THRESHOLD", 0, UINT64_MAX,
+		 &o.full_scan_threshold)) != VECDB_OK)
 		return rv;
 	o.hnsw_m = (uint32_t) m;
 	o.hnsw_ef = (uint32_t) ef;
@@ -315,6 +319,9 @@ options_check(const vecdb_options *o)
 		return vdb_err(VECDB_EINVAL, "hnsw_m or hnsw_ef out of range");
 	if (o->wal_retain == 0)
 		return vdb_err(VECDB_EINVAL, "wal_retain must be at least 1");
+	if (o->checkpoint_interval_s == 0)
+		return vdb_err(VECDB_EINVAL, "checkpoint_interval_s must be at "
+		    "least 1");
 	return VECDB_OK;
 }
 
@@ -350,8 +357,12 @@ vecdb_open(const char *path, const vecdb_options *opts, vecdb **out)
 		goto fail;
 	if ((rv = env_open(db)) != VECDB_OK || (rv = dbs_open(db)) != VECDB_OK)
 		goto fail;
-	if (!db->opts.read_only && (rv = storage_writer_start(db)) != VECDB_OK)
+	if ((rv = storage_index_start(db)) != VECDB_OK)
 		goto fail;
+	if (!db->opts.read_only && (rv = storage_writer_start(db)) != VECDB_OK) {
+		storage_index_stop(db);
+		goto fail;
+	}
 	*out = db;
 	return VECDB_OK;
 fail:
@@ -366,6 +377,7 @@ vecdb_close(vecdb *db)
 		return;
 	if (db->writer != NULL)
 		storage_writer_stop(db);
+	storage_index_stop(db); /* applies what the writer committed */
 	if (!db->opts.read_only)
 		mdb_env_sync(db->env, 1);
 	db_free(db);
@@ -423,6 +435,7 @@ vecdb_stats_get(vecdb *db, vecdb_stats *out)
 	mdb_env_info(db->env, &info);
 	mdb_env_stat(db->env, &ms);
 	st.disk_bytes = (uint64_t) (info.me_last_pgno + 1) * ms.ms_psize;
+	st.memory_bytes = storage_index_memory(db);
 	*out = st;
 	return VECDB_OK;
 }

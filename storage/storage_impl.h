@@ -101,6 +101,7 @@ get_le64(const uint8_t *p)
 /* ===== The database handle ===== */
 
 struct writer;
+struct indexer;
 
 struct vecdb {
 	char *path;              /* data dir */
@@ -114,6 +115,7 @@ struct vecdb {
 	MDB_dbi pindex;          /* payload index entries */
 	int lock_fd;             /* flock'ed LOCK file; -1 when read-only */
 	struct writer *writer;   /* NULL when read-only */
+	struct indexer *indexer; /* the in-memory indexes */
 };
 
 /* Map an LMDB return code to a vecdb code with a message naming @p what. */
@@ -164,6 +166,7 @@ struct coll_state {
 	uint64_t next_offset;   /* next internal offset to hand out */
 	uint64_t count;         /* points */
 	uint64_t bytes;         /* key + value bytes of its point records */
+	uint64_t created_seq;   /* WAL seq of the record that created it */
 };
 
 #define COLL_REC_SIZE 48 /* encoded config, without the name */
@@ -197,7 +200,7 @@ int storage_prefix_drop(vecdb *db, MDB_txn *txn, MDB_dbi dbi, uint32_t id);
 
 /* Create / drop inside a write txn (writer thread). */
 int storage_coll_create_txn(vecdb *db, MDB_txn *txn,
-    const vecdb_collection_config *cfg, struct coll *out);
+    const vecdb_collection_config *cfg, uint64_t seq, struct coll *out);
 int storage_coll_drop_txn(vecdb *db, MDB_txn *txn, const struct coll *c);
 
 #define WAL_NO_OFFSET UINT64_MAX
@@ -283,7 +286,9 @@ enum wal_op {
 			     [offset u64] */
 	WAL_RESTORE = 5,  /* [coll id u32][sha256 32] */
 	WAL_PINDEX_CREATE = 6, /* [coll id u32][schema u8][field] */
-	WAL_PINDEX_DROP = 7    /* [coll id u32][field] */
+	WAL_PINDEX_DROP = 7,   /* [coll id u32][field] */
+	WAL_INDEX = 8          /* [coll id u32][on u8]: vector index on/off;
+				  on also means rebuild */
 };
 
 int buf_put(struct buf *b, const void *p, size_t n);
@@ -291,6 +296,41 @@ int buf_put_u8(struct buf *b, uint8_t v);
 int buf_put_le16(struct buf *b, uint16_t v);
 int buf_put_le32(struct buf *b, uint32_t v);
 void buf_fini(struct buf *b);
+
+/* ===== In-memory vector indexes (storage_index.c) ===== */
+
+struct storage_topk;
+
+/*
+ * Load the checkpoints of every collection and start the indexer thread,
+ * which builds what has no usable checkpoint and then follows the WAL.
+ */
+int storage_index_start(vecdb *db);
+
+/* Stop the indexer; checkpoint every changed index when writable. */
+void storage_index_stop(vecdb *db);
+
+/* The writer committed records up to @p seq. */
+void storage_index_notify(vecdb *db, uint64_t seq);
+
+/*
+ * Search collection c through its HNSW index plus the WAL tail the index
+ * has not applied yet, pushing hits into t. *used is 0 (and t untouched)
+ * when the collection has no ready index: the caller scans instead.
+ */
+int storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const vecdb_search_params *p, struct storage_topk *t, int *used);
+
+/* indexed_count, pending_count, memory_bytes of a collection. */
+int storage_index_stats(vecdb *db, MDB_txn *txn, const struct coll *c,
+    vecdb_collection_stats *st);
+
+/* Whether a collection's vector index is on (meta flag "n"[id] absent). */
+int storage_index_enabled(vecdb *db, MDB_txn *txn, uint32_t coll_id,
+    int *on);
+
+/* Bytes held by all in-memory indexes. */
+uint64_t storage_index_memory(vecdb *db);
 
 /* ===== Reading the WAL (storage_wal.c) ===== */
 
@@ -341,7 +381,8 @@ enum wreq_op {
 	WREQ_DELETE,
 	WREQ_RESTORE,
 	WREQ_PINDEX_CREATE,
-	WREQ_PINDEX_DROP
+	WREQ_PINDEX_DROP,
+	WREQ_INDEX
 };
 
 /* The context a request's apply step runs in (the writer thread). */
@@ -387,6 +428,7 @@ int storage_apply_drop(struct wctx *w, struct wreq *r);
 int storage_apply_restore(struct wctx *w, struct wreq *r);
 int storage_apply_pindex_create(struct wctx *w, struct wreq *r);
 int storage_apply_pindex_drop(struct wctx *w, struct wreq *r);
+int storage_apply_index(struct wctx *w, struct wreq *r);
 
 /* ===== Payload indexes (storage_pindex.c) ===== */
 

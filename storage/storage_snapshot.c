@@ -633,7 +633,7 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 {
 	struct coll old;
 	struct pindex_set ix = { 0 };
-	struct coll_state st = { 0, 0, 0 };
+	struct coll_state st;
 	struct buf scratch = { 0 };
 	struct rpt s = { { 0 }, NULL, NULL, NULL };
 	struct wpoint p;
@@ -648,8 +648,10 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 	if (rv == VECDB_ENOTFOUND)
 		rv = VECDB_OK;
 	if (rv != VECDB_OK ||
-	    (rv = storage_coll_create_txn(w->db, w->txn, &cfg->cfg, c)) != VECDB_OK ||
-	    (rv = storage_pindex_copy_defs(w->db, w->txn, c->id, &ix)) != VECDB_OK)
+	    (rv = storage_coll_create_txn(w->db, w->txn, &cfg->cfg, w->seq + 1,
+		 c)) != VECDB_OK ||
+	    (rv = storage_pindex_copy_defs(w->db, w->txn, c->id, &ix)) != VECDB_OK ||
+	    (rv = storage_state_get(w->db, w->txn, c->id, &st)) != VECDB_OK)
 		return rv;
 	s.vec = vdb_malloc((size_t) c->cfg.dimension * 4);
 	s.fvec = vdb_malloc((size_t) c->cfg.dimension * sizeof(float));

@@ -153,6 +153,7 @@ apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 		r->rc = storage_apply_pindex_create(w, r);
 		break;
 	case WREQ_PINDEX_DROP: r->rc = storage_apply_pindex_drop(w, r); break;
+	case WREQ_INDEX: r->rc = storage_apply_index(w, r); break;
 	default: r->rc = storage_apply_points(w, r); break;
 	}
 	if (r->rc == VECDB_OK && (rc = mdb_txn_commit(w->txn)) != 0)
@@ -191,6 +192,7 @@ group_commit(vecdb *db, struct writer *wr, struct wreq *group)
 		goto fail;
 	}
 	wr->last_seq = w.seq;
+	storage_index_notify(db, w.seq);
 	return;
 fail:
 	/* Nothing of the group is committed: every request fails. */

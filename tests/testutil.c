@@ -157,3 +157,39 @@ tu_create(vecdb *db, const char *name, uint32_t dim, vecdb_metric m)
 	rv = vecdb_collection_create(db, &cfg);
 	ck_assert_msg(rv == VECDB_OK, "create %s: %s", name, vecdb_errmsg());
 }
+
+#define TU_CENTRES 64
+#define TU_SPREAD 0.6f
+
+float *
+tu_clustered(uint64_t seed, uint32_t n, uint32_t dim)
+{
+	float *v = malloc((size_t) n * dim * sizeof(float));
+	float *c = malloc((size_t) TU_CENTRES * dim * sizeof(float));
+	uint64_t cs = 12345;
+
+	if (v == NULL || c == NULL)
+		abort();
+	for (int i = 0; i < TU_CENTRES; i++)
+		tu_rand_vector(&cs, c + (size_t) i * dim, dim);
+	for (uint32_t i = 0; i < n; i++) {
+		const float *ce = c + (size_t) (tu_rand(&seed) % TU_CENTRES) * dim;
+		for (uint32_t j = 0; j < dim; j++) {
+			float g = tu_randf(&seed) + tu_randf(&seed) +
+			    tu_randf(&seed); /* ~Gaussian, std 1 */
+			v[(size_t) i * dim + j] = ce[j] + TU_SPREAD * g;
+		}
+	}
+	free(c);
+	return v;
+}
+
+void
+tu_clustered_query(uint64_t *seed, const float *pts, uint32_t n, uint32_t dim,
+    float *q)
+{
+	const float *p = pts + (size_t) (tu_rand(seed) % n) * dim;
+
+	for (uint32_t j = 0; j < dim; j++)
+		q[j] = p[j] + TU_SPREAD * (tu_randf(seed) + tu_randf(seed));
+}

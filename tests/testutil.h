@@ -22,6 +22,16 @@ float tu_randf(uint64_t *state); /* uniform in [-1, 1) */
 /* Fill v[0..dim) with tu_randf values. */
 void tu_rand_vector(uint64_t *state, float *v, uint32_t dim);
 
+/*
+ * n seeded vectors of dim components around 64 centres, Gaussian with
+ * spread 0.6 per component: clustered as real embeddings are (uniform
+ * random points have no structure for a graph index to find). Caller
+ * frees. tu_clustered_query draws a query near the data.
+ */
+float *tu_clustered(uint64_t seed, uint32_t n, uint32_t dim);
+void tu_clustered_query(uint64_t *seed, const float *pts, uint32_t n,
+    uint32_t dim, float *q);
+
 /* Open a database in dir with defaults (buffered durability: faster tests
  * whose subject is not durability). Fails the test on error. */
 vecdb *tu_open(const char *dir);

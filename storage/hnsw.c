@@ -1,0 +1,1862 @@
+/*
+ * hnsw.c: the in-memory HNSW index. See hnsw.h for the contract, the
+ * layout and the locking.
+ *
+ * Sections: configuration and memory, the label hash, read slots and
+ * scratch, heaps, distances, search (Algorithms 2 and 5 of the paper),
+ * neighbour selection (Algorithm 4), insert (Algorithm 1) as a lock-free
+ * prepare and a short locked commit, deletes and figures, validation, and
+ * persistence.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hnsw.h"
+#include "kernels.h"
+#include "vdb.h"
+
+#define ROW_ALIGN 64           /* bytes; every vector row starts on a line */
+#define NO_SLOT UINT32_MAX     /* "none" in a uint32 slot field */
+#define MAX_SLOTS (UINT32_MAX - 1)
+
+/* A (distance, slot) pair in the heaps and candidate lists. */
+struct cand {
+	float d;       /* internal distance (see dist_op) */
+	uint32_t id;   /* slot */
+};
+
+/* A binary heap of cands; the comparison is the caller's. */
+struct heap {
+	struct cand *a;   /* entries */
+	size_t n;         /* in use */
+	size_t cap;       /* allocated */
+};
+
+/* Per-search state, owned by one read slot (or by the writer). */
+struct scratch {
+	uint16_t *visited;   /* epoch marks, one a slot */
+	size_t vcap;         /* entries in visited */
+	uint16_t epoch;      /* mark of the current search; never 0 */
+	struct heap cands;   /* min-heap: nodes to expand */
+	struct heap res;     /* max-heap: the best ef accepted so far */
+	uint32_t *ids;       /* unvisited neighbours of one expansion */
+	float *dists;        /* their distances */
+	hnsw_hit *hits;      /* results being sorted */
+	size_t hcap;         /* entries in hits */
+	float *q;            /* the query, normalised (cosine) */
+};
+
+/* A read slot: a search owns it from start to end. */
+struct rslot {
+	atomic_int busy;     /* 1 while a search holds it */
+	struct scratch s;    /* guarded by busy */
+} __attribute__((aligned(64)));
+
+/* A list the commit step will copy into the graph. */
+struct update {
+	uint32_t node;       /* slot whose list changes */
+	uint32_t layer;      /* on this layer */
+	uint32_t *list;      /* [count][ids], in plan.ubuf */
+};
+
+/* Everything an insert prepares before it takes the write lock. */
+struct plan {
+	uint32_t slot;       /* the new node */
+	uint32_t level;      /* its top layer */
+	uint32_t *own;       /* its lists, layer l at own + l * (1 + m0) */
+	uint32_t *upper;     /* its upper-layer block (NULL on level 0) */
+	struct update *upd;  /* neighbours' new lists */
+	size_t nupd;         /* in upd */
+	uint32_t *ubuf;      /* storage of the updates' lists */
+	size_t layers;       /* own/upd/ubuf are sized for this many layers */
+	struct cand *pool;   /* candidates of one selection (efc or m0+1) */
+	struct cand *pool2;  /* a neighbour's candidates (m0 + 1) */
+};
+
+struct hnsw_index {
+	/* Fixed at creation. */
+	hnsw_config cfg;           /* clamped */
+	uint32_t m0;               /* 2 * m: layer-0 degree */
+	size_t vstride;            /* floats a vector row */
+	size_t ls0;                /* uint32 a layer-0 list: 1 + m0 */
+	size_t ls;                 /* uint32 an upper list: 1 + m */
+	double ml;                 /* level multiplier 1 / ln(m) */
+	const kern_ops *kern;      /* the SIMD level in use */
+	kern_op op;                /* L2SQ, DOT or L1 */
+	kern_batch_fn batch;       /* kern->batch[op] */
+	kern_dist_fn dist;         /* kern->dist[op][float32] */
+	int negate;                /* dot and cosine order by -dot */
+
+	/* Readers and the writer. */
+	pthread_rwlock_t lock;     /* write side: growth and commit */
+	pthread_mutex_t wmutex;    /* serialises writers */
+
+	/* Written under the write side of lock (and by the writer on slots
+	 * not yet published); read under the read side, or by the writer. */
+	float *vecs;               /* arena, cap rows of vstride floats */
+	void *vecs_raw;            /* its allocation (vecs is aligned in it) */
+	uint32_t *links0;          /* cap lists of ls0 */
+	uint32_t **upper;          /* per slot: level lists of ls, or NULL */
+	uint64_t *labels;          /* per slot */
+	uint8_t *levels;           /* per slot */
+	uint8_t *deleted;          /* per slot; atomic byte access */
+	uint64_t cap;              /* slots allocated */
+	uint32_t entry;            /* entry point; valid when n > 0 */
+	uint32_t top;              /* its level */
+	size_t upper_bytes;        /* held by the upper blocks */
+	_Atomic uint64_t n;        /* slots published */
+	_Atomic uint64_t n_deleted; /* of them marked deleted */
+
+	/* Guarded by wmutex. */
+	uint64_t *map_keys;        /* label hash: keys */
+	uint32_t *map_vals;        /* slot + 1; 0 is empty */
+	size_t map_cap;            /* power of two */
+	uint64_t rng;              /* level PRNG state */
+	struct scratch wscr;       /* the writer's search state */
+	struct plan plan;          /* the writer's insert state */
+
+	/* Read slots. */
+	struct rslot slots[HNSW_READ_SLOTS];
+	pthread_mutex_t slot_mu;   /* with slot_cv: waiting for a slot */
+	pthread_cond_t slot_cv;
+	atomic_int slot_waiters;   /* threads waiting on slot_cv */
+	_Atomic size_t scratch_bytes; /* held by all scratch */
+};
+
+/* ===== Configuration and memory ===== */
+
+/* v, with 0 meaning def, clamped into [lo, hi]. */
+static uint32_t
+clamp_u32(uint32_t v, uint32_t def, uint32_t lo, uint32_t hi)
+{
+	if (v == 0)
+		v = def;
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* The configuration as the index will use it. */
+static void
+config_clamp(const hnsw_config *in, hnsw_config *out)
+{
+	*out = *in;
+	out->m = clamp_u32(in->m, VECDB_HNSW_M_DEFAULT, VECDB_HNSW_M_MIN,
+	    VECDB_HNSW_M_MAX);
+	out->ef_construction = clamp_u32(in->ef_construction,
+	    VECDB_HNSW_EFC_DEFAULT, VECDB_HNSW_EFC_MIN, VECDB_HNSW_EFC_MAX);
+	out->ef_search = clamp_u32(in->ef_search, VECDB_HNSW_EF_DEFAULT,
+	    VECDB_HNSW_EF_MIN, VECDB_HNSW_EF_MAX);
+	out->max_layer = clamp_u32(in->max_layer, VECDB_HNSW_LAYER_DEFAULT,
+	    VECDB_HNSW_LAYER_MIN, VECDB_HNSW_LAYER_MAX);
+}
+
+/* Grow *p to n bytes; on failure *p is unchanged. */
+static int
+grow_array(void *pp, size_t n)
+{
+	void **p = pp;
+	void *q = vdb_realloc(*p, n);
+
+	if (q == NULL)
+		return VECDB_ENOMEM;
+	*p = q;
+	return VECDB_OK;
+}
+
+/*
+ * Grow the vector arena to cap rows. realloc of a large block is an
+ * mremap on glibc (no copy, no second resident copy), which is why the
+ * arena is not aligned_alloc'ed: the 64-byte alignment is kept by hand,
+ * moving the rows when the block's alignment changed.
+ */
+static int
+grow_arena(hnsw_index *h, uint64_t old_cap, uint64_t cap)
+{
+	size_t row = h->vstride * sizeof(float);
+	size_t old_off = h->vecs_raw ?
+	    (size_t) ((char *) h->vecs - (char *) h->vecs_raw) : 0;
+	void *raw = h->vecs_raw;
+
+	if (grow_array(&raw, cap * row + ROW_ALIGN) != VECDB_OK)
+		return VECDB_ENOMEM;
+	size_t off = (ROW_ALIGN - (uintptr_t) raw % ROW_ALIGN) % ROW_ALIGN;
+	if (off != old_off && old_cap > 0)
+		memmove((char *) raw + off, (char *) raw + old_off,
+		    old_cap * row);
+	h->vecs_raw = raw;
+	h->vecs = (float *) ((char *) raw + off);
+	return VECDB_OK;
+}
+
+/* Grow every per-slot array to cap slots. Caller holds the write lock. */
+static int
+grow_locked(hnsw_index *h, uint64_t cap)
+{
+	uint64_t old = h->cap;
+
+	if (cap > (uint64_t) MAX_SLOTS + 1)
+		cap = (uint64_t) MAX_SLOTS + 1;
+	if (cap <= old)
+		return VECDB_OK;
+	if (grow_arena(h, old, cap) != VECDB_OK ||
+	    grow_array(&h->links0, cap * h->ls0 * sizeof(uint32_t)) ||
+	    grow_array(&h->upper, cap * sizeof(uint32_t *)) ||
+	    grow_array(&h->labels, cap * sizeof(uint64_t)) ||
+	    grow_array(&h->levels, cap) || grow_array(&h->deleted, cap))
+		return VECDB_ENOMEM;
+	memset(h->upper + old, 0, (cap - old) * sizeof(uint32_t *));
+	memset(h->deleted + old, 0, cap - old);
+	h->cap = cap;
+	return VECDB_OK;
+}
+
+/* grow_locked under the write lock. */
+static int
+grow(hnsw_index *h, uint64_t cap)
+{
+	pthread_rwlock_wrlock(&h->lock);
+	int rv = grow_locked(h, cap);
+	pthread_rwlock_unlock(&h->lock);
+	return rv;
+}
+
+/* Vector row of a slot. */
+static inline float *
+row(const hnsw_index *h, uint32_t slot)
+{
+	return h->vecs + (size_t) slot * h->vstride;
+}
+
+/* The [count][ids] list of a slot on a layer. */
+static inline uint32_t *
+links(const hnsw_index *h, uint32_t slot, uint32_t layer)
+{
+	if (layer == 0)
+		return h->links0 + (size_t) slot * h->ls0;
+	return h->upper[slot] + (size_t) (layer - 1) * h->ls;
+}
+
+/* Pick the kernels of the metric. */
+static void
+setup_kernels(hnsw_index *h)
+{
+	h->kern = kern_ops_best();
+	switch (h->cfg.metric) {
+	case VECDB_EUCLIDEAN:
+		h->op = KERN_L2SQ;
+		break;
+	case VECDB_MANHATTAN:
+		h->op = KERN_L1;
+		break;
+	default:
+		h->op = KERN_DOT;
+		h->negate = 1;
+	}
+	h->batch = h->kern->batch[h->op];
+	h->dist = h->kern->dist[h->op][VECDB_FLOAT32];
+}
+
+/* Initialise the locks; 0 on success. */
+static int
+init_locks(hnsw_index *h)
+{
+	pthread_rwlockattr_t a;
+	int rc;
+
+	/* Writer preference: a steady stream of searches must not starve
+	 * the indexer (glibc's default prefers readers). */
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a,
+	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	rc = pthread_rwlock_init(&h->lock, &a);
+	pthread_rwlockattr_destroy(&a);
+	if (rc != 0)
+		return -1;
+	if (pthread_mutex_init(&h->wmutex, NULL) != 0) {
+		pthread_rwlock_destroy(&h->lock);
+		return -1;
+	}
+	pthread_mutex_init(&h->slot_mu, NULL);
+	pthread_cond_init(&h->slot_cv, NULL);
+	return 0;
+}
+
+int
+hnsw_new(const hnsw_config *cfg, hnsw_index **out)
+{
+	hnsw_index *h;
+
+	if (cfg == NULL || out == NULL || cfg->dim == 0 ||
+	    cfg->dim > VECDB_DIM_MAX || (unsigned) cfg->metric > VECDB_MANHATTAN)
+		return VECDB_EINVAL;
+	if ((h = vdb_calloc(1, sizeof(*h))) == NULL)
+		return VECDB_ENOMEM;
+	config_clamp(cfg, &h->cfg);
+	h->m0 = 2 * h->cfg.m;
+	h->vstride = (h->cfg.dim + 15) & ~(size_t) 15;
+	h->ls0 = 1 + h->m0;
+	h->ls = 1 + h->cfg.m;
+	h->ml = 1.0 / log((double) h->cfg.m);
+	h->rng = h->cfg.seed ^ 0x9e3779b97f4a7c15ULL;
+	setup_kernels(h);
+	if (init_locks(h) != 0) {
+		vdb_free(h);
+		return VECDB_ENOMEM;
+	}
+	*out = h;
+	return VECDB_OK;
+}
+
+/* Free a scratch's buffers. */
+static void
+scratch_free(struct scratch *s)
+{
+	vdb_free(s->visited);
+	vdb_free(s->cands.a);
+	vdb_free(s->res.a);
+	vdb_free(s->ids);
+	vdb_free(s->dists);
+	vdb_free(s->hits);
+	vdb_free(s->q);
+}
+
+/* Free the insert plan's buffers. */
+static void
+plan_free(struct plan *p)
+{
+	vdb_free(p->own);
+	vdb_free(p->upd);
+	vdb_free(p->ubuf);
+	vdb_free(p->pool);
+	vdb_free(p->pool2);
+}
+
+void
+hnsw_free(hnsw_index *h)
+{
+	if (h == NULL)
+		return;
+	for (uint64_t i = 0; i < h->cap; i++)
+		vdb_free(h->upper[i]);
+	vdb_free(h->vecs_raw);
+	vdb_free(h->links0);
+	vdb_free(h->upper);
+	vdb_free(h->labels);
+	vdb_free(h->levels);
+	vdb_free(h->deleted);
+	vdb_free(h->map_keys);
+	vdb_free(h->map_vals);
+	scratch_free(&h->wscr);
+	plan_free(&h->plan);
+	for (int i = 0; i < HNSW_READ_SLOTS; i++)
+		scratch_free(&h->slots[i].s);
+	pthread_rwlock_destroy(&h->lock);
+	pthread_mutex_destroy(&h->wmutex);
+	pthread_mutex_destroy(&h->slot_mu);
+	pthread_cond_destroy(&h->slot_cv);
+	vdb_free(h);
+}
+
+int
+hnsw_reserve(hnsw_index *h, uint64_t n)
+{
+	if (h == NULL)
+		return VECDB_EINVAL;
+	pthread_mutex_lock(&h->wmutex);
+	int rv = n > h->cap ? grow(h, n) : VECDB_OK;
+	pthread_mutex_unlock(&h->wmutex);
+	return rv;
+}
+
+void
+hnsw_config_get(const hnsw_index *h, hnsw_config *out)
+{
+	*out = h->cfg;
+}
+
+/* ===== Label hash (writer only) ===== */
+
+/* Home bucket of a label. */
+static inline size_t
+map_home(const hnsw_index *h, uint64_t label)
+{
+	return (size_t) ((label * 0x9e3779b97f4a7c15ULL) >> 17) &
+	    (h->map_cap - 1);
+}
+
+/* The slot of a label, or NO_SLOT. */
+static uint32_t
+map_find(const hnsw_index *h, uint64_t label)
+{
+	if (h->map_cap == 0)
+		return NO_SLOT;
+	for (size_t i = map_home(h, label);; i = (i + 1) & (h->map_cap - 1)) {
+		if (h->map_vals[i] == 0)
+			return NO_SLOT;
+		if (h->map_keys[i] == label)
+			return h->map_vals[i] - 1;
+	}
+}
+
+/* Add label -> slot; the label is absent and there is room. */
+static void
+map_put(hnsw_index *h, uint64_t label, uint32_t slot)
+{
+	size_t i = map_home(h, label);
+
+	while (h->map_vals[i] != 0)
+		i = (i + 1) & (h->map_cap - 1);
+	h->map_keys[i] = label;
+	h->map_vals[i] = slot + 1;
+}
+
+/* Make room for `want` labels at load <= 1/2 (rehashing). */
+static int
+map_reserve(hnsw_index *h, uint64_t want)
+{
+	size_t cap = h->map_cap ? h->map_cap : 64;
+
+	while (cap < 2 * want)
+		cap *= 2;
+	if (cap == h->map_cap)
+		return VECDB_OK;
+	uint64_t *keys = vdb_malloc(cap * sizeof(uint64_t));
+	uint32_t *vals = vdb_calloc(cap, sizeof(uint32_t));
+	if (keys == NULL || vals == NULL) {
+		vdb_free(keys);
+		vdb_free(vals);
+		return VECDB_ENOMEM;
+	}
+	uint64_t *ok = h->map_keys;
+	uint32_t *ov = h->map_vals;
+	size_t ocap = h->map_cap;
+	h->map_keys = keys;
+	h->map_vals = vals;
+	h->map_cap = cap;
+	for (size_t i = 0; i < ocap; i++)
+		if (ov[i] != 0)
+			map_put(h, ok[i], ov[i] - 1);
+	vdb_free(ok);
+	vdb_free(ov);
+	return VECDB_OK;
+}
+
+/* ===== Read slots and scratch ===== */
+
+/* Grow a heap to hold at least n entries. */
+static int
+heap_reserve(hnsw_index *h, struct heap *hp, size_t n)
+{
+	if (hp->cap >= n)
+		return VECDB_OK;
+	size_t cap = hp->cap ? hp->cap : 64;
+	while (cap < n)
+		cap *= 2;
+	if (grow_array(&hp->a, cap * sizeof(struct cand)) != VECDB_OK)
+		return VECDB_ENOMEM;
+	atomic_fetch_add(&h->scratch_bytes, (cap - hp->cap) *
+	    sizeof(struct cand));
+	hp->cap = cap;
+	return VECDB_OK;
+}
+
+/* Size the visited array to the index's capacity. */
+static int
+visited_fit(hnsw_index *h, struct scratch *s)
+{
+	if (s->vcap >= h->cap)
+		return VECDB_OK;
+	if (grow_array(&s->visited, h->cap * sizeof(uint16_t)) != VECDB_OK)
+		return VECDB_ENOMEM;
+	/* Old marks are all below the next epoch; new ones must be too. */
+	memset(s->visited + s->vcap, 0, (h->cap - s->vcap) * sizeof(uint16_t));
+	atomic_fetch_add(&h->scratch_bytes, (h->cap - s->vcap) * 2);
+	s->vcap = h->cap;
+	return VECDB_OK;
+}
+
+/* Allocate the fixed-size parts of a scratch on first use. */
+static int
+scratch_init(hnsw_index *h, struct scratch *s)
+{
+	if (s->ids != NULL)
+		return VECDB_OK;
+	s->dists = vdb_malloc((h->m0 + 1) * sizeof(float));
+	s->q = vdb_malloc(h->vstride * sizeof(float));
+	s->ids = vdb_malloc((h->m0 + 1) * sizeof(uint32_t));
+	if (s->ids == NULL || s->dists == NULL || s->q == NULL) {
+		vdb_free(s->ids);
+		s->ids = NULL;
+		return VECDB_ENOMEM;
+	}
+	atomic_fetch_add(&h->scratch_bytes, (h->m0 + 1) * 8 +
+	    h->vstride * sizeof(float));
+	return VECDB_OK;
+}
+
+/* Make a scratch ready for a search with this ef. */
+static int
+scratch_fit(hnsw_index *h, struct scratch *s, uint32_t ef)
+{
+	if (scratch_init(h, s) != VECDB_OK || visited_fit(h, s) != VECDB_OK ||
+	    heap_reserve(h, &s->res, ef + 1) != VECDB_OK ||
+	    heap_reserve(h, &s->cands, 2 * (size_t) ef + h->m0) != VECDB_OK)
+		return VECDB_ENOMEM;
+	if (s->hcap < ef) {
+		if (grow_array(&s->hits, ef * sizeof(hnsw_hit)) != VECDB_OK)
+			return VECDB_ENOMEM;
+		atomic_fetch_add(&h->scratch_bytes, (ef - s->hcap) *
+		    sizeof(hnsw_hit));
+		s->hcap = ef;
+	}
+	return VECDB_OK;
+}
+
+/* A fresh visited mark: epochs wrap after 65535 searches. */
+static inline uint16_t
+next_epoch(struct scratch *s)
+{
+	if (++s->epoch == 0) {
+		memset(s->visited, 0, s->vcap * sizeof(uint16_t));
+		s->epoch = 1;
+	}
+	return s->epoch;
+}
+
+/* Try to take a free read slot, starting at *hint. */
+static struct rslot *
+slot_try(hnsw_index *h, unsigned *hint)
+{
+	for (unsigned i = 0; i < HNSW_READ_SLOTS; i++) {
+		unsigned j = (*hint + i) % HNSW_READ_SLOTS;
+		int z = 0;
+		if (atomic_load_explicit(&h->slots[j].busy,
+		    memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_strong(&h->slots[j].busy, &z, 1)) {
+			*hint = j;
+			return &h->slots[j];
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Take a read slot, waiting when all are busy. The waiter count and the
+ * busy flags are sequentially consistent, so either a releaser sees the
+ * waiter or the waiter's rescan sees the freed slot.
+ */
+static struct rslot *
+slot_acquire(hnsw_index *h)
+{
+	static _Thread_local unsigned hint;
+	struct rslot *rs;
+
+	if ((rs = slot_try(h, &hint)) != NULL)
+		return rs;
+	pthread_mutex_lock(&h->slot_mu);
+	atomic_fetch_add(&h->slot_waiters, 1);
+	while ((rs = slot_try(h, &hint)) == NULL)
+		pthread_cond_wait(&h->slot_cv, &h->slot_mu);
+	atomic_fetch_sub(&h->slot_waiters, 1);
+	pthread_mutex_unlock(&h->slot_mu);
+	return rs;
+}
+
+/* Give a read slot back. */
+static void
+slot_release(hnsw_index *h, struct rslot *rs)
+{
+	atomic_store(&rs->busy, 0);
+	if (atomic_load(&h->slot_waiters) > 0) {
+		pthread_mutex_lock(&h->slot_mu);
+		pthread_cond_broadcast(&h->slot_cv);
+		pthread_mutex_unlock(&h->slot_mu);
+	}
+}
+
+/* ===== Heaps ===== */
+
+/* Push onto the min-heap of candidates (room was reserved or grows). */
+static inline int
+cand_push(hnsw_index *h, struct heap *hp, float d, uint32_t id)
+{
+	if (hp->n == hp->cap && heap_reserve(h, hp, hp->n + 1) != VECDB_OK)
+		return VECDB_ENOMEM;
+	struct cand *a = hp->a;
+	size_t i = hp->n++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (a[p].d <= d)
+			break;
+		a[i] = a[p];
+		i = p;
+	}
+	a[i] = (struct cand) { d, id };
+	return VECDB_OK;
+}
+
+/* Remove the nearest candidate. */
+static inline void
+cand_pop(struct heap *hp)
+{
+	struct cand *a = hp->a, last = a[--hp->n];
+	size_t i = 0, n = hp->n;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && a[c + 1].d < a[c].d)
+			c++;
+		if (last.d <= a[c].d)
+			break;
+		a[i] = a[c];
+		i = c;
+	}
+	a[i] = last;
+}
+
+/* Push onto the max-heap of results (room for ef + 1 is reserved). */
+static inline void
+res_push(struct heap *hp, float d, uint32_t id)
+{
+	struct cand *a = hp->a;
+	size_t i = hp->n++;
+
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (a[p].d >= d)
+			break;
+		a[i] = a[p];
+		i = p;
+	}
+	a[i] = (struct cand) { d, id };
+}
+
+/* Remove the farthest result. */
+static inline void
+res_pop(struct heap *hp)
+{
+	struct cand *a = hp->a, last = a[--hp->n];
+	size_t i = 0, n = hp->n;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && a[c + 1].d > a[c].d)
+			c++;
+		if (last.d >= a[c].d)
+			break;
+		a[i] = a[c];
+		i = c;
+	}
+	a[i] = last;
+}
+
+/* ===== Distances ===== */
+
+/*
+ * Internally distances are "smaller is closer" and cheap: squared L2,
+ * L1, or -dot for dot and cosine (cosine vectors are unit length, so
+ * 1 - dot orders as -dot). to_metric turns them into the metric's value.
+ */
+static inline float
+dist1(const hnsw_index *h, const float *q, uint32_t slot)
+{
+	float d = h->dist(q, row(h, slot), h->cfg.dim);
+
+	return h->negate ? -d : d;
+}
+
+/* Distances from q to the rows of ids[0..n) into out. */
+static inline void
+dist_batch(const hnsw_index *h, const float *q, const uint32_t *ids,
+    size_t n, float *out)
+{
+	h->batch(q, h->vecs, h->vstride, h->cfg.dim, ids, n, out);
+	if (h->negate)
+		for (size_t i = 0; i < n; i++)
+			out[i] = -out[i];
+}
+
+/* The metric's distance from an internal one. */
+static inline float
+to_metric(const hnsw_index *h, float d)
+{
+	switch (h->cfg.metric) {
+	case VECDB_EUCLIDEAN:
+		return sqrtf(d);
+	case VECDB_COSINE:
+		return 1.0f + d;
+	default:
+		return d;
+	}
+}
+
+/* ===== Search ===== */
+
+/* What a search may return. */
+struct accept {
+	hnsw_filter_fn filter;  /* NULL: everything */
+	void *arg;              /* for filter */
+	int deleted;            /* check the deleted marks */
+};
+
+/* 1 if slot may enter the results. */
+static inline int
+accepted(const hnsw_index *h, const struct accept *a, uint32_t slot)
+{
+	if (a->deleted && atomic_load_explicit(
+	    (_Atomic uint8_t *) &h->deleted[slot], memory_order_relaxed))
+		return 0;
+	return a->filter == NULL || a->filter(h->labels[slot], a->arg);
+}
+
+/* Mark and collect the unvisited neighbours in a list, prefetching their
+ * rows so that they load while the visited marks are being checked. */
+static inline size_t
+gather(const hnsw_index *h, struct scratch *s, const uint32_t *ll,
+    uint16_t mark)
+{
+	uint32_t cnt = ll[0];
+	size_t m = 0;
+
+	for (uint32_t j = 1; j <= cnt; j++)
+		__builtin_prefetch(&s->visited[ll[j]], 1, 3);
+	for (uint32_t j = 1; j <= cnt; j++) {
+		uint32_t id = ll[j];
+		if (s->visited[id] == mark)
+			continue;
+		s->visited[id] = mark;
+		__builtin_prefetch(row(h, id), 0, 3);
+		s->ids[m++] = id;
+	}
+	return m;
+}
+
+/* Offer the distances of one expansion to the heaps; returns the new
+ * bound (the farthest result once there are ef). */
+static inline int
+offer(hnsw_index *h, struct scratch *s, size_t m, uint32_t ef,
+    const struct accept *acc, float *bound)
+{
+	for (size_t i = 0; i < m; i++) {
+		float d = s->dists[i];
+		uint32_t id = s->ids[i];
+		if (s->res.n >= ef && d >= *bound)
+			continue;
+		if (cand_push(h, &s->cands, d, id) != VECDB_OK)
+			return VECDB_ENOMEM;
+		if (!accepted(h, acc, id))
+			continue;
+		res_push(&s->res, d, id);
+		if (s->res.n > ef)
+			res_pop(&s->res);
+		*bound = s->res.a[0].d;
+	}
+	return VECDB_OK;
+}
+
+/*
+ * Algorithm 2 from paper (SEARCH-LAYER): the ef nearest accepted nodes
+ * to q on a layer, left in s->res. Nodes that are not accepted (deleted,
+ * filtered out) still enter the candidate queue, so they route.
+ */
+static int
+search_layer(hnsw_index *h, struct scratch *s, const float *q, uint32_t ep,
+    uint32_t layer, uint32_t ef, const struct accept *acc)
+{
+	uint16_t mark = next_epoch(s);
+	float d = dist1(h, q, ep), bound = INFINITY;
+
+	s->cands.n = s->res.n = 0;
+	s->visited[ep] = mark;
+	cand_push(h, &s->cands, d, ep); /* reserved: cannot fail */
+	if (accepted(h, acc, ep)) {
+		res_push(&s->res, d, ep);
+		bound = d;
+	}
+	while (s->cands.n > 0) {
+		struct cand c = s->cands.a[0];
+		if (c.d > bound && s->res.n >= ef)
+			break;
+		cand_pop(&s->cands);
+		size_t m = gather(h, s, links(h, c.id, layer), mark);
+		dist_batch(h, q, s->ids, m, s->dists);
+		if (offer(h, s, m, ef, acc, &bound) != VECDB_OK)
+			return VECDB_ENOMEM;
+		if (s->cands.n > 0)
+			__builtin_prefetch(links(h, s->cands.a[0].id, layer));
+	}
+	return VECDB_OK;
+}
+
+/* Greedy descent on one layer (ef = 1): the nearest node reachable from
+ * *ep by always moving closer; *d is its distance. */
+static void
+greedy(const hnsw_index *h, struct scratch *s, const float *q,
+    uint32_t layer, uint32_t *ep, float *d)
+{
+	for (int changed = 1; changed;) {
+		const uint32_t *ll = links(h, *ep, layer);
+		changed = 0;
+		dist_batch(h, q, ll + 1, ll[0], s->dists);
+		for (uint32_t j = 0; j < ll[0]; j++) {
+			if (s->dists[j] < *d) {
+				*d = s->dists[j];
+				*ep = ll[1 + j];
+				changed = 1;
+			}
+		}
+	}
+}
+
+/* Descend from the entry point to layer `to` + 1's nearest node. */
+static uint32_t
+descend(const hnsw_index *h, struct scratch *s, const float *q, uint32_t to)
+{
+	uint32_t ep = h->entry;
+	float d = dist1(h, q, ep);
+
+	for (uint32_t l = h->top; l > to; l--)
+		greedy(h, s, q, l, &ep, &d);
+	return ep;
+}
+
+/* Order hits by distance, then label. */
+static int
+hit_cmp(const void *a, const void *b)
+{
+	const hnsw_hit *x = a, *y = b;
+
+	if (x->dist != y->dist)
+		return x->dist < y->dist ? -1 : 1;
+	return x->label < y->label ? -1 : x->label > y->label;
+}
+
+/* The best k of s->res into out, as metric distances; returns the count. */
+static size_t
+emit(const hnsw_index *h, struct scratch *s, uint32_t k, hnsw_hit *out)
+{
+	size_t n = s->res.n;
+
+	for (size_t i = 0; i < n; i++)
+		s->hits[i] = (hnsw_hit) { h->labels[s->res.a[i].id],
+			to_metric(h, s->res.a[i].d) };
+	qsort(s->hits, n, sizeof(hnsw_hit), hit_cmp);
+	if (n > k)
+		n = k;
+	memcpy(out, s->hits, n * sizeof(hnsw_hit));
+	return n;
+}
+
+/* The query as the index compares it (normalised for cosine). */
+static const float *
+prep_query(const hnsw_index *h, struct scratch *s, const float *query)
+{
+	if (h->cfg.metric != VECDB_COSINE)
+		return query;
+	memcpy(s->q, query, h->cfg.dim * sizeof(float));
+	kern_normalize(s->q, h->cfg.dim);
+	return s->q;
+}
+
+/* Algorithm 5 from paper (K-NN-SEARCH), under the read lock. */
+static int
+search_locked(hnsw_index *h, struct scratch *s, const float *query,
+    uint32_t k, uint32_t ef, const struct accept *acc, hnsw_hit *out,
+    size_t *n)
+{
+	int rv;
+
+	if ((rv = scratch_fit(h, s, ef)) != VECDB_OK)
+		return rv;
+	if (atomic_load_explicit(&h->n, memory_order_acquire) == 0) {
+		*n = 0;
+		return VECDB_OK;
+	}
+	const float *q = prep_query(h, s, query);
+	uint32_t ep = descend(h, s, q, 0);
+	if ((rv = search_layer(h, s, q, ep, 0, ef, acc)) != VECDB_OK)
+		return rv;
+	*n = emit(h, s, k, out);
+	return VECDB_OK;
+}
+
+int
+hnsw_search(hnsw_index *h, const float *query, uint32_t k, uint32_t ef,
+    hnsw_filter_fn filter, void *arg, hnsw_hit *out, size_t *n)
+{
+	if (h == NULL || query == NULL || out == NULL || n == NULL || k == 0)
+		return VECDB_EINVAL;
+	if (ef == 0)
+		ef = h->cfg.ef_search;
+	if (ef < k)
+		ef = k;
+	if (ef > VECDB_HNSW_EF_MAX)
+		ef = k > VECDB_HNSW_EF_MAX ? k : VECDB_HNSW_EF_MAX;
+	struct accept acc = { filter, arg, atomic_load(&h->n_deleted) > 0 };
+	pthread_rwlock_rdlock(&h->lock);
+	struct rslot *rs = slot_acquire(h);
+	int rv = search_locked(h, &rs->s, query, k, ef, &acc, out, n);
+	slot_release(h, rs);
+	pthread_rwlock_unlock(&h->lock);
+	return rv;
+}
+
+/* ===== Neighbour selection ===== */
+
+/* Order candidates by distance, then slot. */
+static int
+cand_cmp(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->d != y->d)
+		return x->d < y->d ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* 1 if c is closer to the base than to every kept candidate. */
+static int
+diverse(const hnsw_index *h, const struct cand *c, const struct cand *kept,
+    size_t nkept)
+{
+	const float *v = row(h, c->id);
+
+	for (size_t j = 0; j < nkept; j++)
+		if (dist1(h, v, kept[j].id) < c->d)
+			return 0;
+	return 1;
+}
+
+/*
+ * Algorithm 4 from paper (SELECT-NEIGHBORS-HEURISTIC), without extending
+ * the candidates or keeping pruned ones, as hnswlib: a candidate is kept
+ * only if it is closer to the base than to every candidate kept before
+ * it, which spreads links over directions instead of clustering them.
+ * With no more than m candidates all are kept. Compacts c[0..n) so that
+ * the kept ones come first, nearest first; returns their count.
+ */
+static size_t
+select_neighbors(const hnsw_index *h, struct cand *c, size_t n, size_t m)
+{
+	size_t kept = 0;
+
+	qsort(c, n, sizeof(*c), cand_cmp);
+	if (n <= m)
+		return n;
+	for (size_t i = 0; i < n && kept < m; i++)
+		if (diverse(h, &c[i], c, kept))
+			c[kept++] = c[i];
+	return kept;
+}
+
+/* ===== Insert ===== */
+
+/* A level -ln(U) * mL with U in (0, 1], capped at max_layer (xorshift*). */
+static uint32_t
+random_level(hnsw_index *h)
+{
+	h->rng ^= h->rng >> 12;
+	h->rng ^= h->rng << 25;
+	h->rng ^= h->rng >> 27;
+	uint64_t r = h->rng * 0x2545f4914f6cdd1dULL;
+	double u = ((double) (r >> 11) + 1.0) * 0x1p-53;
+	double l = -log(u) * h->ml;
+
+	return l >= h->cfg.max_layer ? h->cfg.max_layer : (uint32_t) l;
+}
+
+/* Size the plan for a node of this level. */
+static int
+plan_fit(hnsw_index *h, struct plan *p, uint32_t level)
+{
+	size_t layers = level + 1, m = h->cfg.m;
+
+	if (p->pool == NULL) {
+		size_t np = h->cfg.ef_construction + h->m0 + 1;
+		p->pool = vdb_malloc(np * sizeof(struct cand));
+		p->pool2 = vdb_malloc((h->m0 + 1) * sizeof(struct cand));
+		if (p->pool == NULL || p->pool2 == NULL)
+			return VECDB_ENOMEM;
+	}
+	if (p->layers >= layers)
+		return VECDB_OK;
+	if (grow_array(&p->own, layers * h->ls0 * sizeof(uint32_t)) ||
+	    grow_array(&p->upd, layers * m * sizeof(struct update)) ||
+	    grow_array(&p->ubuf, layers * m * h->ls0 * sizeof(uint32_t)))
+		return VECDB_ENOMEM;
+	p->layers = layers;
+	return VECDB_OK;
+}
+
+/*
+ * Plan neighbour e's new list on a layer once the new node links to it:
+ * appended if there is room, otherwise the heuristic picks among the old
+ * links and the new node, with distances from e.
+ */
+static void
+plan_update(hnsw_index *h, struct plan *p, uint32_t e, uint32_t layer,
+    float d_new)
+{
+	const uint32_t *cur = links(h, e, layer);
+	size_t max = layer ? h->cfg.m : h->m0, cnt = cur[0];
+	uint32_t *dst = p->ubuf + p->nupd * h->ls0;
+
+	p->upd[p->nupd++] = (struct update) { e, layer, dst };
+	if (cnt < max) {
+		memcpy(dst, cur, (1 + cnt) * sizeof(uint32_t));
+		dst[1 + cnt] = p->slot;
+		dst[0] = (uint32_t) cnt + 1;
+		return;
+	}
+	const float *v = row(h, e);
+	for (size_t j = 0; j < cnt; j++)
+		p->pool2[j] = (struct cand) { dist1(h, v, cur[1 + j]),
+			cur[1 + j] };
+	p->pool2[cnt] = (struct cand) { d_new, p->slot };
+	size_t k = select_neighbors(h, p->pool2, cnt + 1, max);
+	for (size_t j = 0; j < k; j++)
+		dst[1 + j] = p->pool2[j].id;
+	dst[0] = (uint32_t) k;
+}
+
+/* Search one layer for the new node's neighbours (excluding deleted
+ * nodes, unless nothing else is reachable); copies them into pool. */
+static int
+layer_candidates(hnsw_index *h, const float *q, uint32_t ep, uint32_t l,
+    size_t *n)
+{
+	struct scratch *s = &h->wscr;
+	struct accept acc = { NULL, NULL, atomic_load(&h->n_deleted) > 0 };
+	int rv = search_layer(h, s, q, ep, l, h->cfg.ef_construction, &acc);
+
+	if (rv == VECDB_OK && s->res.n == 0 && acc.deleted) {
+		acc.deleted = 0;
+		rv = search_layer(h, s, q, ep, l, h->cfg.ef_construction, &acc);
+	}
+	memcpy(h->plan.pool, s->res.a, s->res.n * sizeof(struct cand));
+	*n = s->res.n;
+	return rv;
+}
+
+/*
+ * Algorithm 1 from paper (INSERT), up to the point of changing the graph:
+ * the new node's lists and its neighbours' new lists go into the plan.
+ * Runs with no lock: only the writer (us, holding wmutex) changes the
+ * graph, and searches only read it.
+ */
+static int
+prepare(hnsw_index *h, struct plan *p)
+{
+	const float *q = row(h, p->slot);
+	uint32_t top = h->top, ep;
+	int rv;
+
+	p->nupd = 0;
+	memset(p->own, 0, p->layers * h->ls0 * sizeof(uint32_t));
+	if (atomic_load(&h->n) == 0)
+		return VECDB_OK;
+	ep = descend(h, &h->wscr, q, p->level);
+	for (uint32_t l = p->level < top ? p->level : top;; l--) {
+		size_t nw, k;
+		if ((rv = layer_candidates(h, q, ep, l, &nw)) != VECDB_OK)
+			return rv;
+		k = select_neighbors(h, p->pool, nw, h->cfg.m);
+		uint32_t *own = p->own + (size_t) l * h->ls0;
+		own[0] = (uint32_t) k;
+		for (size_t j = 0; j < k; j++) {
+			own[1 + j] = p->pool[j].id;
+			plan_update(h, p, p->pool[j].id, l, p->pool[j].d);
+		}
+		if (nw > 0)
+			ep = p->pool[0].id; /* the nearest, always kept */
+		if (l == 0)
+			break;
+	}
+	return VECDB_OK;
+}
+
+/* Copy the plan into the graph and publish the node. Caller holds the
+ * write lock, so no search sees a list half copied. */
+static void
+commit_locked(hnsw_index *h, const struct plan *p, uint64_t label)
+{
+	uint32_t s = p->slot;
+
+	h->upper[s] = p->upper;
+	for (uint32_t l = 0; l <= p->level; l++) {
+		const uint32_t *src = p->own + (size_t) l * h->ls0;
+		memcpy(links(h, s, l), src, (1 + src[0]) * sizeof(uint32_t));
+	}
+	for (size_t i = 0; i < p->nupd; i++) {
+		const struct update *u = &p->upd[i];
+		memcpy(links(h, u->node, u->layer), u->list,
+		    (1 + u->list[0]) * sizeof(uint32_t));
+	}
+	h->labels[s] = label;
+	h->levels[s] = (uint8_t) p->level;
+	h->deleted[s] = 0;
+	h->upper_bytes += (size_t) p->level * h->ls * sizeof(uint32_t);
+	if (s == 0 || p->level > h->top) {
+		h->entry = s;
+		h->top = p->level;
+	}
+	atomic_store_explicit(&h->n, (uint64_t) s + 1, memory_order_release);
+}
+
+/* Room for one more node of this level: slots, hash, scratch, plan. */
+static int
+make_room(hnsw_index *h, uint32_t level)
+{
+	uint64_t n = atomic_load(&h->n);
+
+	if (n >= MAX_SLOTS)
+		return VECDB_EFULL;
+	if (n == h->cap && grow(h, h->cap + h->cap / 2 + 64) != VECDB_OK)
+		return VECDB_ENOMEM;
+	size_t before = h->map_cap;
+	if (map_reserve(h, n + 1) != VECDB_OK)
+		return VECDB_ENOMEM;
+	atomic_fetch_add(&h->scratch_bytes, (h->map_cap - before) * 12);
+	if (plan_fit(h, &h->plan, level) != VECDB_OK ||
+	    scratch_fit(h, &h->wscr, h->cfg.ef_construction) != VECDB_OK)
+		return VECDB_ENOMEM;
+	return VECDB_OK;
+}
+
+/* Write a new node's vector (normalised for cosine) into its row. */
+static void
+store_vector(hnsw_index *h, uint32_t slot, const float *vec)
+{
+	float *r = row(h, slot);
+
+	memcpy(r, vec, h->cfg.dim * sizeof(float));
+	memset(r + h->cfg.dim, 0, (h->vstride - h->cfg.dim) * sizeof(float));
+	if (h->cfg.metric == VECDB_COSINE)
+		kern_normalize(r, h->cfg.dim);
+}
+
+/* hnsw_insert with wmutex held. */
+static int
+insert_locked(hnsw_index *h, uint64_t label, const float *vec)
+{
+	struct plan *p = &h->plan;
+	uint32_t level;
+	int rv;
+
+	if (map_find(h, label) != NO_SLOT)
+		return VECDB_EEXIST;
+	level = random_level(h);
+	if ((rv = make_room(h, level)) != VECDB_OK)
+		return rv;
+	p->slot = (uint32_t) atomic_load(&h->n);
+	p->level = level;
+	p->upper = NULL;
+	if (level > 0 && (p->upper = vdb_calloc((size_t) level * h->ls,
+	    sizeof(uint32_t))) == NULL)
+		return VECDB_ENOMEM;
+	store_vector(h, p->slot, vec);
+	if ((rv = prepare(h, p)) != VECDB_OK) {
+		vdb_free(p->upper);
+		return rv;
+	}
+	pthread_rwlock_wrlock(&h->lock);
+	commit_locked(h, p, label);
+	pthread_rwlock_unlock(&h->lock);
+	map_put(h, label, p->slot);
+	return VECDB_OK;
+}
+
+int
+hnsw_insert(hnsw_index *h, uint64_t label, const float *vec)
+{
+	if (h == NULL || vec == NULL)
+		return VECDB_EINVAL;
+	pthread_mutex_lock(&h->wmutex);
+	int rv = insert_locked(h, label, vec);
+	pthread_mutex_unlock(&h->wmutex);
+	return rv;
+}
+
+/* ===== Deletes and figures ===== */
+
+int
+hnsw_mark_deleted(hnsw_index *h, uint64_t label)
+{
+	int rv = VECDB_ENOTFOUND;
+
+	if (h == NULL)
+		return VECDB_EINVAL;
+	pthread_mutex_lock(&h->wmutex);
+	uint32_t s = map_find(h, label);
+	if (s != NO_SLOT && h->deleted[s] == 0) {
+		atomic_store_explicit((_Atomic uint8_t *) &h->deleted[s], 1,
+		    memory_order_relaxed);
+		atomic_fetch_add(&h->n_deleted, 1);
+		rv = VECDB_OK;
+	}
+	pthread_mutex_unlock(&h->wmutex);
+	return rv;
+}
+
+uint64_t
+hnsw_count(const hnsw_index *h)
+{
+	uint64_t d = atomic_load(&((hnsw_index *) h)->n_deleted);
+
+	return atomic_load(&((hnsw_index *) h)->n) - d;
+}
+
+uint64_t
+hnsw_deleted_count(const hnsw_index *h)
+{
+	return atomic_load(&((hnsw_index *) h)->n_deleted);
+}
+
+size_t
+hnsw_memory(const hnsw_index *hc)
+{
+	hnsw_index *h = (hnsw_index *) hc;
+	size_t b;
+
+	pthread_rwlock_rdlock(&h->lock);
+	b = sizeof(*h) + (h->vecs_raw ? ROW_ALIGN : 0) + h->upper_bytes +
+	    h->cap * (h->vstride * sizeof(float) + h->ls0 * sizeof(uint32_t) +
+	    sizeof(uint32_t *) + sizeof(uint64_t) + 2);
+	pthread_rwlock_unlock(&h->lock);
+	return b + atomic_load(&h->scratch_bytes);
+}
+
+/* ===== Validation ===== */
+
+/* One list: count within max, links in range, on the layer, no self or
+ * duplicate links. */
+static int
+list_ok(const hnsw_index *h, uint32_t self, uint32_t layer, uint64_t n)
+{
+	const uint32_t *ll = links(h, self, layer);
+	uint32_t max = layer ? h->cfg.m : h->m0;
+
+	if (ll[0] > max)
+		return 0;
+	for (uint32_t i = 1; i <= ll[0]; i++) {
+		if (ll[i] >= n || ll[i] == self || h->levels[ll[i]] < layer)
+			return 0;
+		for (uint32_t j = 1; j < i; j++)
+			if (ll[j] == ll[i])
+				return 0;
+	}
+	return 1;
+}
+
+/* One node: level, upper block, label hash, every list. */
+static int
+node_ok(const hnsw_index *h, uint32_t s, uint64_t n)
+{
+	uint32_t lev = h->levels[s];
+
+	if (lev > h->cfg.max_layer || (lev > 0) != (h->upper[s] != NULL))
+		return 0;
+	if (map_find(h, h->labels[s]) != s)
+		return 0;
+	for (uint32_t l = 0; l <= lev; l++)
+		if (!list_ok(h, s, l, n))
+			return 0;
+	return 1;
+}
+
+/* hnsw_validate with wmutex held. */
+static int
+validate_locked(const hnsw_index *h)
+{
+	uint64_t n = atomic_load(&((hnsw_index *) h)->n), dels = 0;
+	uint32_t maxlev = 0;
+
+	for (uint32_t s = 0; s < n; s++) {
+		if (!node_ok(h, s, n))
+			return VECDB_ECORRUPT;
+		dels += h->deleted[s];
+		if (h->levels[s] > maxlev)
+			maxlev = h->levels[s];
+	}
+	if (n > 0 && (h->entry >= n || h->levels[h->entry] != h->top ||
+	    h->top != maxlev))
+		return VECDB_ECORRUPT;
+	if (dels != atomic_load(&((hnsw_index *) h)->n_deleted))
+		return VECDB_ECORRUPT;
+	return VECDB_OK;
+}
+
+int
+hnsw_validate(const hnsw_index *hc)
+{
+	hnsw_index *h = (hnsw_index *) hc;
+
+	if (h == NULL)
+		return VECDB_EINVAL;
+	pthread_mutex_lock(&h->wmutex);
+	int rv = validate_locked(h);
+	pthread_mutex_unlock(&h->wmutex);
+	return rv;
+}
+
+/* ===== Checksum: XXH64, seed 0 ===== */
+
+#define XP1 0x9E3779B185EBCA87ULL
+#define XP2 0xC2B2AE3D27D4EB4FULL
+#define XP3 0x165667B19E3779F9ULL
+#define XP4 0x85EBCA77C2B2AE63ULL
+#define XP5 0x27D4EB2F165667C5ULL
+
+/* Streaming state. */
+struct xxh {
+	uint64_t v[4];     /* lane accumulators */
+	uint8_t buf[32];   /* a partial stripe */
+	size_t blen;       /* bytes in buf */
+	uint64_t total;    /* bytes hashed */
+};
+
+/* Rotate left. */
+static inline uint64_t
+rotl64(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+/* One lane step. */
+static inline uint64_t
+xround(uint64_t acc, uint64_t in)
+{
+	return rotl64(acc + in * XP2, 31) * XP1;
+}
+
+/* Little-endian loads. */
+static inline uint64_t
+rd64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static inline uint32_t
+rd32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+/* Start a hash. */
+static void
+xxh_init(struct xxh *x)
+{
+	*x = (struct xxh) { { XP1 + XP2, XP2, 0, 0 - XP1 }, { 0 }, 0, 0 };
+}
+
+/* Hash n more bytes. */
+static void
+xxh_update(struct xxh *x, const void *data, size_t n)
+{
+	const uint8_t *p = data;
+
+	if (n == 0)
+		return; /* data may be NULL */
+	x->total += n;
+	if (x->blen > 0) {
+		size_t t = 32 - x->blen < n ? 32 - x->blen : n;
+		memcpy(x->buf + x->blen, p, t);
+		x->blen += t;
+		p += t;
+		n -= t;
+		if (x->blen < 32)
+			return;
+		for (int i = 0; i < 4; i++)
+			x->v[i] = xround(x->v[i], rd64(x->buf + 8 * i));
+		x->blen = 0;
+	}
+	for (; n >= 32; p += 32, n -= 32)
+		for (int i = 0; i < 4; i++)
+			x->v[i] = xround(x->v[i], rd64(p + 8 * i));
+	memcpy(x->buf, p, n);
+	x->blen = n;
+}
+
+/* Fold a lane into the hash. */
+static inline uint64_t
+xmerge(uint64_t h, uint64_t v)
+{
+	return (h ^ xround(0, v)) * XP1 + XP4;
+}
+
+/* The hash of everything so far. */
+static uint64_t
+xxh_digest(const struct xxh *x)
+{
+	const uint8_t *p = x->buf;
+	size_t n = x->blen;
+	uint64_t h = XP5;
+
+	if (x->total >= 32) {
+		h = rotl64(x->v[0], 1) + rotl64(x->v[1], 7) +
+		    rotl64(x->v[2], 12) + rotl64(x->v[3], 18);
+		for (int i = 0; i < 4; i++)
+			h = xmerge(h, x->v[i]);
+	}
+	h += x->total;
+	for (; n >= 8; p += 8, n -= 8)
+		h = rotl64(h ^ xround(0, rd64(p)), 27) * XP1 + XP4;
+	if (n >= 4) {
+		h = rotl64(h ^ (uint64_t) rd32(p) * XP1, 23) * XP2 + XP3;
+		p += 4;
+		n -= 4;
+	}
+	for (; n > 0; p++, n--)
+		h = rotl64(h ^ *p * XP5, 11) * XP1;
+	h ^= h >> 33;
+	h *= XP2;
+	h ^= h >> 29;
+	h *= XP3;
+	return h ^ (h >> 32);
+}
+
+/* ===== Persistence ===== */
+
+/*
+ * File layout (little-endian, as the host: x86-64 and arm64):
+ *   file_hdr
+ *   labels     n x u64
+ *   levels     n x u8
+ *   deleted    n x u8
+ *   vectors    n x dim x f32 (as stored: unit length for cosine)
+ *   layer 0    n x (1 + 2m) x u32, [count][ids][zero padding]
+ *   upper      for each node with level > 0, layers 1..level:
+ *              (1 + m) x u32 each
+ *   checksum   u64 XXH64 of everything above
+ * Fixed-size lists make the file size a function of n, dim, m and the
+ * levels, which load checks before it allocates anything.
+ */
+#define HNSW_MAGIC "VDBHNSW"
+#define IO_BUF (1u << 20)
+
+struct file_hdr {
+	char magic[8];         /* HNSW_MAGIC */
+	uint32_t version;      /* HNSW_FORMAT_VERSION */
+	uint32_t dim;
+	uint32_t metric;       /* vecdb_metric */
+	uint32_t m;
+	uint32_t max_layer;    /* of the saving index */
+	uint32_t top;          /* entry point's level */
+	uint32_t entry;        /* entry slot; NO_SLOT when empty */
+	uint32_t reserved;     /* 0 */
+	uint64_t n;            /* slots */
+	uint64_t n_deleted;
+	uint64_t covered_seq;  /* the caller's */
+	uint64_t rng;          /* level PRNG state */
+};
+
+/* A buffered, hashing writer. */
+struct wfile {
+	int fd;
+	uint8_t *buf;      /* IO_BUF bytes */
+	size_t len;        /* in buf */
+	struct xxh x;      /* of everything put */
+	int err;           /* a write failed */
+};
+
+/* Write out the buffer. */
+static void
+w_flush(struct wfile *w)
+{
+	for (size_t off = 0; off < w->len && !w->err;) {
+		ssize_t k = write(w->fd, w->buf + off, w->len - off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			w->err = 1;
+		else
+			off += (size_t) k;
+	}
+	w->len = 0;
+}
+
+/* Append bytes (not hashed). */
+static void
+w_raw(struct wfile *w, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n > 0) {
+		size_t t = IO_BUF - w->len < n ? IO_BUF - w->len : n;
+		memcpy(w->buf + w->len, b, t);
+		w->len += t;
+		b += t;
+		n -= t;
+		if (w->len == IO_BUF)
+			w_flush(w);
+	}
+}
+
+/* Append bytes and hash them. */
+static void
+w_put(struct wfile *w, const void *p, size_t n)
+{
+	xxh_update(&w->x, p, n);
+	w_raw(w, p, n);
+}
+
+/* Write one list padded with zeros to max entries. */
+static void
+w_list(struct wfile *w, const uint32_t *ll, size_t max)
+{
+	uint32_t tmp[1 + 2 * VECDB_HNSW_M_MAX] = { 0 };
+
+	memcpy(tmp, ll, (1 + ll[0]) * sizeof(uint32_t));
+	w_put(w, tmp, (1 + max) * sizeof(uint32_t));
+}
+
+/* Everything but the checksum. */
+static void
+save_body(const hnsw_index *h, struct wfile *w, uint64_t covered_seq)
+{
+	uint64_t n = atomic_load(&((hnsw_index *) h)->n);
+	struct file_hdr hd = { HNSW_MAGIC, HNSW_FORMAT_VERSION, h->cfg.dim,
+		(uint32_t) h->cfg.metric, h->cfg.m, h->cfg.max_layer,
+		n ? h->top : 0, n ? h->entry : NO_SLOT, 0, n,
+		atomic_load(&((hnsw_index *) h)->n_deleted), covered_seq,
+		h->rng };
+
+	w_put(w, &hd, sizeof(hd));
+	w_put(w, h->labels, n * sizeof(uint64_t));
+	w_put(w, h->levels, n);
+	w_put(w, h->deleted, n);
+	for (uint32_t s = 0; s < n; s++)
+		w_put(w, row(h, s), h->cfg.dim * sizeof(float));
+	for (uint32_t s = 0; s < n; s++)
+		w_list(w, links(h, s, 0), h->m0);
+	for (uint32_t s = 0; s < n; s++)
+		for (uint32_t l = 1; l <= h->levels[s]; l++)
+			w_list(w, links(h, s, l), h->cfg.m);
+}
+
+/* fsync the directory holding path, so that a rename survives a crash. */
+static int
+sync_dir(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	size_t len = slash == NULL ? 1 : slash == path ? 1 : (size_t) (slash - path);
+
+	if (len >= sizeof(dir))
+		return -1;
+	memcpy(dir, slash == NULL ? "." : path, len);
+	dir[len] = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* Write the file to tmp; 0 on success. */
+static int
+save_tmp(const hnsw_index *h, const char *tmp, uint64_t covered_seq)
+{
+	struct wfile w = { -1, NULL, 0, { { 0 }, { 0 }, 0, 0 }, 0 };
+
+	if ((w.buf = vdb_malloc(IO_BUF)) == NULL)
+		return -1;
+	w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (w.fd < 0) {
+		vdb_free(w.buf);
+		return -1;
+	}
+	xxh_init(&w.x);
+	save_body(h, &w, covered_seq);
+	uint64_t sum = xxh_digest(&w.x);
+	w_raw(&w, &sum, sizeof(sum));
+	w_flush(&w);
+	if (fsync(w.fd) != 0)
+		w.err = 1;
+	if (close(w.fd) != 0)
+		w.err = 1;
+	vdb_free(w.buf);
+	return w.err ? -1 : 0;
+}
+
+int
+hnsw_save(const hnsw_index *hc, const char *path, uint64_t covered_seq)
+{
+	hnsw_index *h = (hnsw_index *) hc;
+	char tmp[4096];
+	int rv = VECDB_OK;
+
+	if (h == NULL || path == NULL)
+		return VECDB_EINVAL;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int) sizeof(tmp))
+		return VECDB_EINVAL;
+	pthread_mutex_lock(&h->wmutex);
+	if (save_tmp(h, tmp, covered_seq) != 0 || rename(tmp, path) != 0 ||
+	    sync_dir(path) != 0) {
+		unlink(tmp);
+		rv = VECDB_EIO;
+	}
+	pthread_mutex_unlock(&h->wmutex);
+	return rv;
+}
+
+/* A buffered, hashing reader. */
+struct rfile {
+	int fd;
+	uint8_t *buf;      /* IO_BUF bytes */
+	size_t pos, len;   /* unread bytes are buf[pos..len) */
+	struct xxh x;      /* of everything got */
+};
+
+/* Read exactly n bytes; hash them if `hash`. */
+static int
+r_read(struct rfile *r, void *p, size_t n, int hash)
+{
+	uint8_t *b = p;
+
+	while (n > 0) {
+		if (r->pos == r->len) {
+			ssize_t k = read(r->fd, r->buf, IO_BUF);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0)
+				return VECDB_EIO;
+			if (k == 0)
+				return VECDB_ECORRUPT; /* truncated */
+			r->pos = 0;
+			r->len = (size_t) k;
+		}
+		size_t t = r->len - r->pos < n ? r->len - r->pos : n;
+		memcpy(b, r->buf + r->pos, t);
+		if (hash)
+			xxh_update(&r->x, b, t);
+		r->pos += t;
+		b += t;
+		n -= t;
+	}
+	return VECDB_OK;
+}
+
+/* Bytes of the fixed-size part a node takes in the file. */
+static uint64_t
+node_bytes(const hnsw_config *c)
+{
+	return 8 + 1 + 1 + (uint64_t) c->dim * 4 + (1 + 2 * (uint64_t) c->m) * 4;
+}
+
+/* Read and check the header against the expected config and file size. */
+static int
+load_header(struct rfile *r, const hnsw_config *c, uint64_t size,
+    struct file_hdr *hd)
+{
+	int rv;
+
+	if (size < sizeof(*hd) + 8)
+		return VECDB_ECORRUPT;
+	if ((rv = r_read(r, hd, sizeof(*hd), 1)) != VECDB_OK)
+		return rv;
+	if (memcmp(hd->magic, HNSW_MAGIC, sizeof(HNSW_MAGIC)) != 0 ||
+	    hd->version != HNSW_FORMAT_VERSION || hd->dim != c->dim ||
+	    hd->metric != (uint32_t) c->metric || hd->m != c->m ||
+	    hd->top > c->max_layer || hd->n > MAX_SLOTS ||
+	    hd->n_deleted > hd->n)
+		return VECDB_ECORRUPT;
+	if (hd->n > (size - sizeof(*hd) - 8) / node_bytes(c))
+		return VECDB_ECORRUPT;
+	if (hd->n == 0 && (hd->top != 0 || hd->entry != NO_SLOT))
+		return VECDB_ECORRUPT;
+	if (hd->n > 0 && hd->entry >= hd->n)
+		return VECDB_ECORRUPT;
+	return VECDB_OK;
+}
+
+/* Labels, levels and deleted marks; checks them and the exact size. */
+static int
+load_nodes(struct rfile *r, hnsw_index *h, const struct file_hdr *hd,
+    uint64_t size)
+{
+	uint64_t n = hd->n, dels = 0, levsum = 0;
+	int rv;
+
+	if ((rv = r_read(r, h->labels, n * 8, 1)) != VECDB_OK ||
+	    (rv = r_read(r, h->levels, n, 1)) != VECDB_OK ||
+	    (rv = r_read(r, h->deleted, n, 1)) != VECDB_OK)
+		return rv;
+	for (uint64_t s = 0; s < n; s++) {
+		if (h->levels[s] > h->cfg.max_layer || h->levels[s] > hd->top ||
+		    h->deleted[s] > 1)
+			return VECDB_ECORRUPT;
+		dels += h->deleted[s];
+		levsum += h->levels[s];
+	}
+	if (dels != hd->n_deleted || (n > 0 && h->levels[hd->entry] != hd->top))
+		return VECDB_ECORRUPT;
+	if (size != sizeof(*hd) + n * node_bytes(&h->cfg) +
+	    levsum * h->ls * 4 + 8)
+		return VECDB_ECORRUPT;
+	return VECDB_OK;
+}
+
+/* Vector rows; every component must be finite. */
+static int
+load_vectors(struct rfile *r, hnsw_index *h, uint64_t n)
+{
+	int rv;
+
+	for (uint32_t s = 0; s < n; s++) {
+		float *v = row(h, s);
+		if ((rv = r_read(r, v, h->cfg.dim * sizeof(float), 1)) != VECDB_OK)
+			return rv;
+		for (uint32_t i = 0; i < h->cfg.dim; i++)
+			if (!isfinite(v[i]))
+				return VECDB_ECORRUPT;
+		memset(v + h->cfg.dim, 0,
+		    (h->vstride - h->cfg.dim) * sizeof(float));
+	}
+	return VECDB_OK;
+}
+
+/* One list read into ll: count and links range-checked. */
+static int
+load_list(struct rfile *r, const hnsw_index *h, uint32_t self,
+    uint32_t layer, uint64_t n, uint32_t *ll)
+{
+	size_t max = layer ? h->cfg.m : h->m0;
+	int rv;
+
+	if ((rv = r_read(r, ll, (1 + max) * sizeof(uint32_t), 1)) != VECDB_OK)
+		return rv;
+	if (ll[0] > max)
+		return VECDB_ECORRUPT;
+	for (uint32_t i = 1; i <= ll[0]; i++)
+		if (ll[i] >= n || ll[i] == self || h->levels[ll[i]] < layer)
+			return VECDB_ECORRUPT;
+	return VECDB_OK;
+}
+
+/* Every node's lists, allocating the upper blocks. */
+static int
+load_links(struct rfile *r, hnsw_index *h, uint64_t n)
+{
+	int rv;
+
+	for (uint32_t s = 0; s < n; s++)
+		if ((rv = load_list(r, h, s, 0, n, links(h, s, 0))) != VECDB_OK)
+			return rv;
+	for (uint32_t s = 0; s < n; s++) {
+		if (h->levels[s] == 0)
+			continue;
+		size_t words = (size_t) h->levels[s] * h->ls;
+		if ((h->upper[s] = vdb_malloc(words * 4)) == NULL)
+			return VECDB_ENOMEM;
+		h->upper_bytes += words * 4;
+		for (uint32_t l = 1; l <= h->levels[s]; l++)
+			if ((rv = load_list(r, h, s, l, n, links(h, s, l))) !=
+			    VECDB_OK)
+				return rv;
+	}
+	return VECDB_OK;
+}
+
+/* The checksum, then the label hash and the published state. */
+static int
+load_finish(struct rfile *r, hnsw_index *h, const struct file_hdr *hd)
+{
+	uint64_t sum, want = xxh_digest(&r->x);
+	int rv;
+
+	if ((rv = r_read(r, &sum, sizeof(sum), 0)) != VECDB_OK)
+		return rv;
+	if (sum != want)
+		return VECDB_ECORRUPT;
+	if (map_reserve(h, hd->n) != VECDB_OK)
+		return VECDB_ENOMEM;
+	atomic_fetch_add(&h->scratch_bytes, h->map_cap * 12);
+	for (uint32_t s = 0; s < hd->n; s++) {
+		if (map_find(h, h->labels[s]) != NO_SLOT)
+			return VECDB_ECORRUPT; /* duplicate label */
+		map_put(h, h->labels[s], s);
+	}
+	h->entry = hd->entry;
+	h->top = hd->top;
+	h->rng = hd->rng;
+	atomic_store(&h->n_deleted, hd->n_deleted);
+	atomic_store(&h->n, hd->n);
+	return VECDB_OK;
+}
+
+/* Parse the whole file into a new index. */
+static int
+load_all(struct rfile *r, uint64_t size, const hnsw_config *expect,
+    hnsw_index **out, struct file_hdr *hd)
+{
+	hnsw_config c;
+	hnsw_index *h;
+	int rv;
+
+	config_clamp(expect, &c);
+	if ((rv = load_header(r, &c, size, hd)) != VECDB_OK)
+		return rv;
+	if ((rv = hnsw_new(&c, &h)) != VECDB_OK)
+		return rv;
+	if ((rv = grow_locked(h, hd->n)) != VECDB_OK ||
+	    (rv = load_nodes(r, h, hd, size)) != VECDB_OK ||
+	    (rv = load_vectors(r, h, hd->n)) != VECDB_OK ||
+	    (rv = load_links(r, h, hd->n)) != VECDB_OK ||
+	    (rv = load_finish(r, h, hd)) != VECDB_OK) {
+		hnsw_free(h);
+		return rv;
+	}
+	*out = h;
+	return VECDB_OK;
+}
+
+int
+hnsw_load(const char *path, const hnsw_config *expect, hnsw_index **out,
+    uint64_t *covered_seq)
+{
+	struct rfile r = { -1, NULL, 0, 0, { { 0 }, { 0 }, 0, 0 } };
+	struct file_hdr hd;
+	struct stat st;
+	int rv;
+
+	if (path == NULL || expect == NULL || out == NULL)
+		return VECDB_EINVAL;
+	if (expect->dim == 0 || expect->dim > VECDB_DIM_MAX)
+		return VECDB_EINVAL;
+	if ((r.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? VECDB_ENOTFOUND : VECDB_EIO;
+	if (fstat(r.fd, &st) != 0) {
+		close(r.fd);
+		return VECDB_EIO;
+	}
+	if ((r.buf = vdb_malloc(IO_BUF)) == NULL) {
+		close(r.fd);
+		return VECDB_ENOMEM;
+	}
+	xxh_init(&r.x);
+	rv = load_all(&r, (uint64_t) st.st_size, expect, out, &hd);
+	close(r.fd);
+	vdb_free(r.buf);
+	if (rv == VECDB_OK && covered_seq != NULL)
+		*covered_seq = hd.covered_seq;
+	return rv;
+}

@@ -1,0 +1,166 @@
+/*
+ * hnsw.h: an in-memory HNSW index (Malkov & Yashunin, "Efficient and
+ * robust approximate nearest neighbor search using Hierarchical Navigable
+ * Small World graphs", 2016) over float32 vectors keyed by uint64 labels.
+ *
+ * Self-contained like sds.c: libc, pthreads, common/vdb.h (allocation and
+ * the VECDB_* codes) and kernels.h. It never logs; every failure is a
+ * return code. The storage engine keys nodes by a collection's dense
+ * vector offsets, but any uint64 works.
+ *
+ * Layout: vectors in one arena, one 64-byte aligned row each; layer-0
+ * adjacency in one flat array, [count][2*M ids] a node; upper layers in a
+ * small block a node (only ~1/M of the nodes have one). Nodes are "slots"
+ * numbered in insertion order; a hash maps labels to slots.
+ *
+ * Threading: any number of threads may search while one thread writes.
+ * Writers (insert, mark_deleted, save) are serialised by a mutex. An
+ * insert searches the graph and prepares every list it will change with
+ * no lock (only the writer mutates the graph), then takes the write side
+ * of an rwlock for the short step that copies the lists in and publishes
+ * the node; a search holds the read side, so it never sees a half-linked
+ * node or a torn list. A search takes one of HNSW_READ_SLOTS read slots,
+ * each with its own epoch-marked visited array and heaps, so it allocates
+ * nothing per visited node.
+ */
+#ifndef HNSW_H
+#define HNSW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vecdb.h"
+
+#define HNSW_FORMAT_VERSION 1 /* of the file hnsw_save writes */
+#define HNSW_READ_SLOTS 64    /* concurrent searches; more wait */
+
+typedef struct hnsw_index hnsw_index;
+
+/*
+ * Limits are VECDB_HNSW_{M,EFC,EF,LAYER}_{MIN,DEFAULT,MAX} from vecdb.h; a
+ * 0 means the default, other values are clamped into range.
+ */
+typedef struct hnsw_config {
+	uint32_t dim;              /* 1..VECDB_DIM_MAX */
+	vecdb_metric metric;       /* cosine is served as 1 - dot of unit
+				      vectors, normalised at insert */
+	uint32_t m;                /* links a node on upper layers; 2*m on 0 */
+	uint32_t ef_construction;  /* candidate list size while inserting */
+	uint32_t ef_search;        /* default candidate list size of a search */
+	uint32_t max_layer;        /* highest layer a node may reach */
+	uint64_t seed;             /* level PRNG owned by the index */
+} hnsw_config;
+
+/**
+ * Create an empty index.
+ * @param[in] cfg the configuration (copied; clamped as described above).
+ * @param[out] out the index; free with hnsw_free().
+ * @return VECDB_OK, VECDB_EINVAL (NULL argument, dim 0 or above
+ *	VECDB_DIM_MAX, unknown metric), VECDB_ENOMEM.
+ */
+int hnsw_new(const hnsw_config *cfg, hnsw_index **out);
+
+/** Free the index. No search or write may be in flight. NULL is a no-op. */
+void hnsw_free(hnsw_index *h);
+
+/**
+ * Make room for @p n nodes in total so that inserts up to that count
+ * allocate nothing (the arena grows by half when full otherwise).
+ * @return VECDB_OK, VECDB_ENOMEM (the index is unchanged).
+ * @note A writer call: serialised with inserts.
+ */
+int hnsw_reserve(hnsw_index *h, uint64_t n);
+
+/**
+ * Insert a vector under @p label and link it.
+ * @param[in] vec dim floats, finite (the caller validates); copied.
+ * @return VECDB_OK, VECDB_EEXIST (label present, deleted or not),
+ *	VECDB_EINVAL (NULL), VECDB_ENOMEM (the index is unchanged), VECDB_EFULL
+ *	(2^32 - 1 nodes).
+ * @note Searches on other threads see the node only once it is fully
+ *	linked.
+ */
+int hnsw_insert(hnsw_index *h, uint64_t label, const float *vec);
+
+/**
+ * Mark a node deleted: it still routes searches but is never returned.
+ * Its slot is reclaimed only by a rebuild (the storage engine's compact).
+ * @return VECDB_OK, VECDB_ENOTFOUND (no such label, or already deleted).
+ */
+int hnsw_mark_deleted(hnsw_index *h, uint64_t label);
+
+/**
+ * A search filter: return 1 if @p label may be returned, 0 if not. Called
+ * during traversal (non-matching nodes still route), on the searching
+ * thread, with the index's read lock held: it must not call into the index.
+ */
+typedef int (*hnsw_filter_fn)(uint64_t label, void *arg);
+
+typedef struct hnsw_hit {
+	uint64_t label;  /* as inserted */
+	float dist;      /* the metric's distance (vec_distance's definition) */
+} hnsw_hit;
+
+/**
+ * The approximate k nearest live (and, with a filter, matching) nodes.
+ * @param[in] query dim floats.
+ * @param[in] k results wanted, >= 1.
+ * @param[in] ef candidate list size; 0 means the index's ef_search. Raised
+ *	to k and clamped to VECDB_HNSW_EF_MAX.
+ * @param[in] filter NULL, or called for candidates (see hnsw_filter_fn).
+ * @param[out] out room for k hits: ascending by dist, ties by label.
+ * @param[out] n hits written (< k when fewer nodes qualify).
+ * @return VECDB_OK, VECDB_EINVAL (NULL, k 0), VECDB_ENOMEM (a read slot's
+ *	scratch could not grow).
+ * @note Thread-safe; waits when all HNSW_READ_SLOTS slots are busy.
+ */
+int hnsw_search(hnsw_index *h, const float *query, uint32_t k, uint32_t ef,
+    hnsw_filter_fn filter, void *arg, hnsw_hit *out, size_t *n);
+
+/** Live (not deleted) nodes. Lock-free. */
+uint64_t hnsw_count(const hnsw_index *h);
+
+/** Nodes marked deleted. Lock-free. */
+uint64_t hnsw_deleted_count(const hnsw_index *h);
+
+/** Bytes held by the index, scratch included. */
+size_t hnsw_memory(const hnsw_index *h);
+
+/** The configuration in force (after clamping). */
+void hnsw_config_get(const hnsw_index *h, hnsw_config *out);
+
+/**
+ * Save the index to @p path: written to "<path>.tmp", fsync'ed, renamed
+ * over @p path, and the directory fsync'ed. The file starts with a magic
+ * and HNSW_FORMAT_VERSION and ends with a 64-bit checksum (XXH64) of all
+ * that precedes it.
+ * @param[in] covered_seq stored as is (the WAL seq the index covers).
+ * @return VECDB_OK, VECDB_EIO (the old file, if any, is untouched).
+ * @note A writer call: inserts wait; searches go on.
+ */
+int hnsw_save(const hnsw_index *h, const char *path, uint64_t covered_seq);
+
+/**
+ * Load an index that hnsw_save wrote. Nothing in the file is trusted: the
+ * size is checked before anything is allocated, every count, level and
+ * link is range-checked, and the checksum must match.
+ * @param[in] expect dim, metric and m must match the file (after
+ *	clamping); no level may exceed its max_layer; ef_construction and
+ *	ef_search are taken from it.
+ * @param[out] out the index; free with hnsw_free().
+ * @param[out] covered_seq the seq given to hnsw_save (may be NULL).
+ * @return VECDB_OK, VECDB_ENOTFOUND (no file), VECDB_ECORRUPT (any
+ *	mismatch or damage), VECDB_EIO, VECDB_ENOMEM, VECDB_EINVAL (NULL).
+ */
+int hnsw_load(const char *path, const hnsw_config *expect, hnsw_index **out,
+    uint64_t *covered_seq);
+
+/**
+ * Check the graph: every link in range, no self or duplicate links,
+ * degrees within bounds, levels within max_layer, the entry point on the
+ * top level, labels and the label hash agreeing. A test hook; O(n * M^2).
+ * @return VECDB_OK or VECDB_ECORRUPT.
+ */
+int hnsw_validate(const hnsw_index *h);
+
+#endif /* HNSW_H */
