@@ -3,12 +3,13 @@
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DATA       ?= ./data
 HOST       ?= 127.0.0.1
 PORT       ?= 8080
 
-.PHONY: all deps build run test test-asan bench clean
+.PHONY: all deps build run test test-asan test-tsan bench bench-quick clean
 
 all: build
 
@@ -27,7 +28,7 @@ run: build
 
 # Builds and runs every test through ctest.
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE tsan
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: deps
@@ -36,10 +37,35 @@ test-asan: deps
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 \
 		UBSAN_OPTIONS=print_stacktrace=1 \
-		ctest --output-on-failure -j $(JOBS)
+		ctest --output-on-failure -j $(JOBS) -LE tsan
 
+# The concurrency tests (readers while a writer and the indexer work)
+# under ThreadSanitizer.
+test-tsan: deps
+	cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug \
+		-DVDB_SANITIZER=thread
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1 \
+		ctest --output-on-failure -L tsan
+
+# fashion-mnist-784 against hnswlib on one pinned core; the table goes to
+# bench/results/ with the CPU model and the date.
+DATASET = data/datasets/fashion-mnist-784-euclidean
 bench: build
+	bash scripts/datasets.sh
+	mkdir -p bench/results
+	out=bench/results/fashion-mnist-$$(date +%Y-%m-%d).txt; \
+	taskset -c 1 $(BUILD)/bin/vecdb-bench ann \
+		--base $(DATASET)/base.fvecs --query $(DATASET)/query.fvecs \
+		--gt $(DATASET)/gt.ivecs --metric l2 --m 16 \
+		--ef-construction 200 --ef 10,16,32,64,128,256,512 --k 10 \
+		--threads 1 --compare hnswlib | tee $$out; \
+	echo "written: $$out"
+
+# Quick figures that need no dataset: ingest and exact search, REST.
+bench-quick: build
 	$(BUILD)/bin/vecdb-bench exact --n 20000 --dim 128 --queries 200
+	$(BUILD)/bin/vecdb-bench rest --n 20000 --dim 128 --conns 2 --seconds 5
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

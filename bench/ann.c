@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "hnsw.h"
 #include "kernels.h"
 
@@ -64,6 +65,7 @@ struct mat {
 
 struct opts {
 	const char *base, *query, *gt, *out, *compare;
+	const char *via;           /* "embedded" (default) or "hnsw" */
 	vecdb_metric metric;
 	uint32_t m, efc, k, threads, reps;
 	uint64_t seed;
@@ -156,7 +158,7 @@ static void
 parse(int argc, char **argv, struct opts *o)
 {
 	*o = (struct opts) { .metric = VECDB_EUCLIDEAN, .m = 16, .efc = 200,
-		.k = 10, .threads = 1, .reps = 3, .seed = 100 };
+		.k = 10, .threads = 1, .reps = 3, .seed = 100, .via = "embedded" };
 	parse_efs(o, "10,16,32,64,128,256,512");
 	for (int i = 2; i + 1 < argc; i += 2) {
 		const char *k = argv[i], *v = argv[i + 1];
@@ -165,6 +167,7 @@ parse(int argc, char **argv, struct opts *o)
 		else if (strcmp(k, "--gt") == 0) o->gt = v;
 		else if (strcmp(k, "--out") == 0) o->out = v;
 		else if (strcmp(k, "--compare") == 0) o->compare = v;
+		else if (strcmp(k, "--via") == 0) o->via = v;
 		else if (strcmp(k, "--metric") == 0) o->metric = parse_metric(v);
 		else if (strcmp(k, "--m") == 0) o->m = (uint32_t) atoi(v);
 		else if (strcmp(k, "--ef-construction") == 0)
@@ -470,6 +473,73 @@ ours_set_ef(struct engine *e, uint32_t ef)
 	(void) ef;
 }
 
+/* ===== ann through the embedded API ===== */
+
+/* The database an embedded engine runs in. */
+struct emb {
+	vecdb *db;
+	char *dir;
+	uint32_t dim;
+};
+
+/*
+ * Build through include/vecdb.h: batches of 1000 upserts (ids = row
+ * numbers) into a buffered-durability database in a temp dir, then wait
+ * for the indexer. Build time counts LMDB writes and indexing both.
+ */
+static void
+emb_build(struct engine *e, const struct opts *o, const struct mat *b)
+{
+	struct emb *x = calloc(1, sizeof(*x));
+	vecdb_collection_config cfg;
+	vecdb_point *p = calloc(1000, sizeof(*p));
+	vecdb_options vo;
+
+	x->dir = bench_tmpdir();
+	x->dim = (uint32_t) b->d;
+	vecdb_options_init(&vo);
+	vo.durability = VECDB_BUFFERED;
+	vo.full_scan_threshold = 0;
+	if (vecdb_open(x->dir, &vo, &x->db) != VECDB_OK)
+		die("open: %s", vecdb_errmsg());
+	vecdb_collection_config_init(&cfg, "ann", x->dim, o->metric);
+	cfg.index.max_connections = o->m;
+	cfg.index.ef_construction = o->efc;
+	if (vecdb_collection_create(x->db, &cfg) != VECDB_OK)
+		die("create: %s", vecdb_errmsg());
+	for (size_t i = 0; i < b->n; i += 1000) {
+		size_t m = b->n - i < 1000 ? b->n - i : 1000;
+		for (size_t j = 0; j < m; j++)
+			p[j] = (vecdb_point) { vecdb_id_num(i + j),
+				(const float *) b->v + (i + j) * b->d, x->dim,
+				NULL };
+		if (vecdb_upsert(x->db, "ann", p, m) != VECDB_OK)
+			die("upsert: %s", vecdb_errmsg());
+	}
+	if (vecdb_index_sync(x->db, 24 * 3600 * 1000) != VECDB_OK)
+		die("index: %s", vecdb_errmsg());
+	free(p);
+	e->idx = x;
+}
+
+/* One query through vecdb_search (ids only, as the peer returns). */
+static size_t
+emb_search(struct engine *e, const float *q, uint32_t k, uint32_t ef,
+    uint64_t *labels)
+{
+	struct emb *x = e->idx;
+	vecdb_search_params sp = { q, x->dim, k, 0, NULL, ef, 0, 0, 0 };
+	vecdb_records *r;
+	size_t n;
+
+	if (vecdb_search(x->db, "ann", &sp, &r) != VECDB_OK)
+		die("search: %s", vecdb_errmsg());
+	for (n = 0; n < r->count; n++)
+		labels[n] = r->items[n].id.num;
+	vecdb_records_free(r);
+	return n;
+}
+
 #ifdef VDB_HAVE_HNSWLIB
 /* The hnswlib metric of ours. */
 static int
@@ -668,8 +738,12 @@ print_header(const struct opts *o, const struct mat *b, const struct mat *q)
 
 	cpu_model(cpu, sizeof(cpu));
 	strftime(day, sizeof(day), "%Y-%m-%d", localtime(&t));
-	printf("# vecdb-bench ann: our HNSW built directly through "
-	       "storage/hnsw.h (not yet through the storage engine)\n");
+	if (strcmp(o->via, "embedded") == 0)
+		printf("# vecdb-bench ann: vecdb through the embedded API "
+		       "(vecdb_upsert, vecdb_index_sync, vecdb_search)\n");
+	else
+		printf("# vecdb-bench ann: our HNSW graph alone, through "
+		       "storage/hnsw.h (--via hnsw)\n");
 	printf("# base=%s n=%zu dim=%zu queries=%zu metric=%s M=%u efC=%u "
 	       "k=%u threads=%u reps=%u simd=%s\n# cpu=%s date=%s\n", o->base,
 	    b->n, b->d, q->n, mn[o->metric], o->m, o->efc, o->k, o->threads,
@@ -715,8 +789,14 @@ print_ratios(const struct opts *o, const struct result *r,
 static int
 engines(const struct opts *o, struct engine *e)
 {
-	e[0] = (struct engine) { "vecdb", NULL, ours_build, ours_search,
-		ours_set_ef };
+	if (strcmp(o->via, "embedded") == 0)
+		e[0] = (struct engine) { "vecdb", NULL, emb_build, emb_search,
+			ours_set_ef };
+	else if (strcmp(o->via, "hnsw") == 0)
+		e[0] = (struct engine) { "vecdb", NULL, ours_build, ours_search,
+			ours_set_ef };
+	else
+		die("unknown --via %s (embedded or hnsw)", o->via);
 	if (o->compare == NULL)
 		return 1;
 	if (strcmp(o->compare, "hnswlib") != 0)
