@@ -813,10 +813,14 @@ struct fctx {
 	uint64_t passes;    /* of which matched */
 };
 
-/* The point of an offset in txn; VECDB_ENOTFOUND if it is not current. */
+/*
+ * The point key of an offset in txn; VECDB_ENOTFOUND if that offset is not
+ * current there (the offsets entry goes when the point or its vector does,
+ * so its presence alone says the point exists with this vector).
+ */
 static int
-point_of_offset(vecdb *db, MDB_txn *txn, const struct coll *c, uint64_t off,
-    uint8_t *pkey, size_t *pklen, MDB_val *val)
+key_of_offset(vecdb *db, MDB_txn *txn, const struct coll *c, uint64_t off,
+    uint8_t *pkey, size_t *pklen)
 {
 	uint8_t kb[12];
 	MDB_val k = { 12, kb }, v;
@@ -831,6 +835,19 @@ point_of_offset(vecdb *db, MDB_txn *txn, const struct coll *c, uint64_t off,
 	put_be32(pkey, c->id);
 	memcpy(pkey + 4, v.mv_data, v.mv_size);
 	*pklen = 4 + v.mv_size;
+	return VECDB_OK;
+}
+
+/* The point of an offset in txn; VECDB_ENOTFOUND if it is not current. */
+static int
+point_of_offset(vecdb *db, MDB_txn *txn, const struct coll *c, uint64_t off,
+    uint8_t *pkey, size_t *pklen, MDB_val *val)
+{
+	MDB_val k;
+	int rc, rv;
+
+	if ((rv = key_of_offset(db, txn, c, off, pkey, pklen)) != VECDB_OK)
+		return rv;
 	k.mv_size = *pklen;
 	k.mv_data = pkey;
 	if ((rc = mdb_get(txn, db->points, &k, val)) != 0)
@@ -865,22 +882,27 @@ filter_cb(uint64_t label, void *arg)
 	return match;
 }
 
-/* Push the graph's hits, resolved in txn (stale nodes are skipped). */
+/*
+ * Push the graph's hits, resolved in txn; stale nodes (deleted or
+ * overwritten since indexing, or newer than the snapshot) are skipped and
+ * counted in *dropped.
+ */
 static int
 push_graph_hits(struct fctx *x, const hnsw_hit *h, size_t n,
-    struct storage_topk *t)
+    struct storage_topk *t, size_t *dropped)
 {
 	uint8_t pkey[STORAGE_PKEY_MAX];
 	struct storage_hit hit;
 	size_t pklen;
-	MDB_val v;
 	int rv;
 
+	*dropped = 0;
 	for (size_t i = 0; i < n; i++) {
-		rv = point_of_offset(x->db, x->txn, x->c, h[i].label, pkey,
-		    &pklen, &v);
-		if (rv == VECDB_ENOTFOUND)
-			continue; /* deleted or overwritten since indexing */
+		rv = key_of_offset(x->db, x->txn, x->c, h[i].label, pkey, &pklen);
+		if (rv == VECDB_ENOTFOUND) {
+			(*dropped)++;
+			continue;
+		}
 		if (rv != VECDB_OK)
 			return rv;
 		hit.dist = h[i].dist;
@@ -1009,34 +1031,45 @@ storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
 {
 	struct fctx x = { db, txn, c, p->filter, 0, 0 };
 	struct cindex *ci;
-	hnsw_hit *hits;
+	hnsw_hit *hits = NULL;
 	uint64_t applied;
-	uint32_t k, ef;
-	size_t n = 0;
+	uint32_t k = (uint32_t) t->k, ef;
+	size_t n = 0, dropped = 0;
 	int rv;
 
 	*used = 0;
 	if (p->exact || db->indexer == NULL || !big_enough(db, txn, c) ||
 	    (ci = acquire(db->indexer, c->id)) == NULL)
 		return VECDB_OK;
-	/* Ask for a few more than needed: nodes of points this snapshot no
-	 * longer has are dropped when resolved. */
-	k = (uint32_t) t->k + (t->k < 32 ? (uint32_t) t->k : 32);
 	ef = p->ef_search ? p->ef_search : ci->cfg.index.ef_search;
 	applied = atomic_load(&ci->applied);
-	if ((hits = vdb_malloc(k * sizeof(*hits))) == NULL) {
-		release(db->indexer, ci);
-		return vdb_err(VECDB_ENOMEM, "out of memory");
+	/* Ask for k; if resolving drops stale nodes, ask again for more
+	 * (rare: only writes the indexer has not applied make them). */
+	for (int round = 0; round < 4; round++) {
+		hnsw_hit *nh = vdb_realloc(hits, k * sizeof(*hits));
+		if (nh == NULL) {
+			rv = vdb_err(VECDB_ENOMEM, "out of memory");
+			break;
+		}
+		hits = nh;
+		x.calls = x.passes = 0;
+		rv = hnsw_search(ci->h, p->vector, k, ef < k ? k : ef,
+		    p->filter ? filter_cb : NULL, &x, hits, &n);
+		if (rv != VECDB_OK || (p->filter != NULL &&
+			too_selective(&x, n, t->k)))
+			break;
+		t->n = 0; /* a retry starts the heap over */
+		if ((rv = push_graph_hits(&x, hits, n, t, &dropped)) != VECDB_OK ||
+		    dropped == 0 || n < k)
+			break;
+		k += (uint32_t) (2 * dropped + 8);
 	}
-	rv = hnsw_search(ci->h, p->vector, k, ef < k ? k : ef,
-	    p->filter ? filter_cb : NULL, &x, hits, &n);
 	release(db->indexer, ci);
 	if (rv == VECDB_OK && p->filter != NULL && too_selective(&x, n, t->k)) {
+		t->n = 0;
 		vdb_free(hits);
 		return VECDB_OK; /* *used 0: the caller scans exactly */
 	}
-	if (rv == VECDB_OK)
-		rv = push_graph_hits(&x, hits, n, t);
 	if (rv == VECDB_OK)
 		rv = search_tail(&x, applied, p, hits, n, t);
 	vdb_free(hits);
