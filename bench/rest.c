@@ -4,7 +4,8 @@
  *   vecdb-bench rest [--n 100000] [--dim 128] [--conns 4] [--seconds 10]
  *                    [--limit 10] [--dir DIR]
  *
- * Loads n seeded random points through the embedded API, starts the REST
+ * Loads n seeded random points through the embedded API and waits for the
+ * indexer, starts the REST
  * server in-process on a free loopback port, then runs the same searches
  * for the same time two ways: `conns` threads each on its own keep-alive
  * HTTP connection, and `conns` threads calling vecdb_search directly. Prints
@@ -236,7 +237,9 @@ bench_rest(int argc, char **argv)
 	bench_check(vecdb_open(a.dir, &o, &db), "open");
 	t0 = bench_now();
 	load(db, &a);
-	printf("loaded n=%zu dim=%zu in %.1fs\n", a.n, a.dim, bench_now() - t0);
+	bench_check(vecdb_index_sync(db, 3600 * 1000), "index");
+	printf("loaded and indexed n=%zu dim=%zu in %.1fs\n", a.n, a.dim,
+	    bench_now() - t0);
 	mg_init_library(0);
 	api_backend_local_init(&b, db);
 	sc.host = "127.0.0.1";
