@@ -368,6 +368,17 @@ storage_hits_fill(vecdb *db, MDB_txn *txn, const struct coll *c,
 	int rc, rv;
 
 	for (size_t i = from; i < to; i++) {
+		if (!with_payload && !with_vector) {
+			/* Ids only: the key says it all, no point read. */
+			vecdb_record *r = &res->items[res->count];
+			memset(r, 0, sizeof(*r));
+			if ((rv = storage_key_id(h[i].key, h[i].klen,
+				 &r->id)) != VECDB_OK)
+				return rv;
+			r->dim = c->cfg.dimension;
+			res->items[res->count++].distance = h[i].dist;
+			continue;
+		}
 		put_be32(pkey, c->id);
 		memcpy(pkey + 4, h[i].key, h[i].klen);
 		k.mv_size = 4 + h[i].klen;
