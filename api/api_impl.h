@@ -72,7 +72,6 @@ enum api_hist {
 	API_H_QUERY,      /* vecdb_query_duration_seconds */
 	API_H_INSERT,     /* vecdb_insert_duration_seconds */
 	API_H_BATCH,      /* vecdb_batch_insert_size */
-	API_H_INDEX,      /* vecdb_index_build_duration_seconds */
 	API_H_COUNT
 };
 

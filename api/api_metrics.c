@@ -49,8 +49,6 @@ static const struct {
 		"Time to commit a write request.", time_buckets },
 	[API_H_BATCH] = { "vecdb_batch_insert_size",
 		"Points per write request.", size_buckets },
-	[API_H_INDEX] = { "vecdb_index_build_duration_seconds",
-		"Time to build or rebuild a vector index.", time_buckets },
 };
 
 struct api_metrics *
@@ -137,6 +135,28 @@ render_hist(FILE *f, const struct api_metrics *m, enum api_hist h)
 	    hists[h].name, (unsigned long long) atomic_load(&x->count),
 	    hists[h].name, (double) atomic_load(&x->sum_micros) / 1e6,
 	    hists[h].name, (unsigned long long) atomic_load(&x->count));
+}
+
+/* vecdb_index_build_duration_seconds, from the engine's counters. */
+static void
+render_build_hist(FILE *f, const vecdb_stats *st)
+{
+	static const double bounds[] = VECDB_BUILD_BUCKET_BOUNDS;
+	uint64_t cum = 0;
+
+	fprintf(f, "# HELP vecdb_index_build_duration_seconds Time to build "
+		   "or rebuild a vector index.\n# TYPE "
+		   "vecdb_index_build_duration_seconds histogram\n");
+	for (int b = 0; b < VECDB_BUILD_BUCKETS; b++) {
+		cum += st->index_build_buckets[b];
+		fprintf(f, "vecdb_index_build_duration_seconds_bucket{le=\"%g\"} "
+			   "%llu\n", bounds[b], (unsigned long long) cum);
+	}
+	fprintf(f, "vecdb_index_build_duration_seconds_bucket{le=\"+Inf\"} "
+		   "%llu\nvecdb_index_build_duration_seconds_sum %.6f\n"
+		   "vecdb_index_build_duration_seconds_count %llu\n",
+	    (unsigned long long) st->index_builds, st->index_build_seconds,
+	    (unsigned long long) st->index_builds);
 }
 
 /* vecdb_http_requests_total{route, code}. */
@@ -239,6 +259,7 @@ api_metrics_render(struct api_metrics *m, const struct api_backend *b,
 	    (unsigned long long) atomic_load(&m->inserts));
 	for (int h = 0; h < API_H_COUNT; h++)
 		render_hist(f, m, (enum api_hist) h);
+	render_build_hist(f, &st);
 	render_collections(f, b);
 	fprintf(f, "# HELP vecdb_memory_usage_bytes Memory held by indexes "
 		   "and caches.\n# TYPE vecdb_memory_usage_bytes gauge\n"

@@ -134,6 +134,11 @@ int vecdb_open(const char *path, const vecdb_options *opts, vecdb **out);
  */
 void vecdb_close(vecdb *db);
 
+/* Upper bounds (seconds) of the index build time histogram buckets. */
+#define VECDB_BUILD_BUCKETS 10
+#define VECDB_BUILD_BUCKET_BOUNDS \
+	{ 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300 }
+
 /** Whole-database figures. */
 typedef struct vecdb_stats {
 	uint64_t collections;   /* number of collections */
@@ -141,6 +146,11 @@ typedef struct vecdb_stats {
 	uint64_t disk_bytes;    /* size of the data file */
 	uint64_t memory_bytes;  /* memory held by in-memory structures */
 	uint64_t last_seq;      /* sequence number of the last WAL record */
+	uint64_t index_builds;  /* vector index (re)builds since open */
+	double index_build_seconds; /* their total time */
+	uint64_t index_build_buckets[VECDB_BUILD_BUCKETS]; /* builds per
+				   bucket (not cumulative); longer ones are
+				   counted in index_builds only */
 } vecdb_stats;
 
 int vecdb_stats_get(vecdb *db, vecdb_stats *out);

@@ -436,6 +436,7 @@ vecdb_stats_get(vecdb *db, vecdb_stats *out)
 	mdb_env_stat(db->env, &ms);
 	st.disk_bytes = (uint64_t) (info.me_last_pgno + 1) * ms.ms_psize;
 	st.memory_bytes = storage_index_memory(db);
+	storage_index_build_stats(db, &st);
 	*out = st;
 	return VECDB_OK;
 }

@@ -332,6 +332,9 @@ int storage_index_enabled(vecdb *db, MDB_txn *txn, uint32_t coll_id,
 /* Bytes held by all in-memory indexes. */
 uint64_t storage_index_memory(vecdb *db);
 
+/* The index build counters of vecdb_stats. */
+void storage_index_build_stats(vecdb *db, vecdb_stats *st);
+
 /* ===== Reading the WAL (storage_wal.c) ===== */
 
 /* A decoded WAL record (borrowed from the txn it was read in). */

@@ -55,6 +55,9 @@ struct indexer {
 	uint64_t applied;             /* every record <= this is applied */
 	int stopping;
 	uint64_t last_ckpt_ms;
+	uint64_t builds;              /* graph (re)builds, for the stats */
+	double build_s;
+	uint64_t build_buckets[VECDB_BUILD_BUCKETS];
 };
 
 /* ===== Registry ===== */
@@ -229,6 +232,23 @@ build_graph(vecdb *db, MDB_txn *txn, struct cindex *ci)
 	return rv;
 }
 
+/* Count a build of @p s seconds in the stats' histogram. */
+static void
+build_observe(struct indexer *ix, double s)
+{
+	static const double bounds[] = VECDB_BUILD_BUCKET_BOUNDS;
+	int b = 0;
+
+	while (b < VECDB_BUILD_BUCKETS && s > bounds[b])
+		b++;
+	pthread_mutex_lock(&ix->lock);
+	ix->builds++;
+	ix->build_s += s;
+	if (b < VECDB_BUILD_BUCKETS)
+		ix->build_buckets[b]++;
+	pthread_mutex_unlock(&ix->lock);
+}
+
 /* Build and register a fresh graph for collection c as of txn. */
 static int
 rebuild(struct indexer *ix, MDB_txn *txn, const struct coll *c)
@@ -244,9 +264,10 @@ rebuild(struct indexer *ix, MDB_txn *txn, const struct coll *c)
 		vdb_free(ci);
 		return rv;
 	}
+	t0 = vdb_now_s() - t0;
 	VDB_LOG_INFO("INDX", "built the index of '%s': %llu points in %.2f s",
-	    c->cfg.name, (unsigned long long) hnsw_count(ci->h),
-	    vdb_now_s() - t0);
+	    c->cfg.name, (unsigned long long) hnsw_count(ci->h), t0);
+	build_observe(ix, t0);
 	register_ci(ix, ci);
 	return VECDB_OK;
 }
@@ -1129,6 +1150,21 @@ out:
 	if (ci != NULL)
 		release(db->indexer, ci);
 	return rv;
+}
+
+void
+storage_index_build_stats(vecdb *db, vecdb_stats *st)
+{
+	struct indexer *ix = db->indexer;
+
+	if (ix == NULL)
+		return;
+	pthread_mutex_lock(&ix->lock);
+	st->index_builds = ix->builds;
+	st->index_build_seconds = ix->build_s;
+	memcpy(st->index_build_buckets, ix->build_buckets,
+	    sizeof(st->index_build_buckets));
+	pthread_mutex_unlock(&ix->lock);
 }
 
 uint64_t
