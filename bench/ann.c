@@ -75,26 +75,6 @@ struct opts {
 
 /* ===== Helpers ===== */
 
-/* Seconds on the monotonic clock. */
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
-
-/* Print and exit. */
-static void
-die(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "vecdb-bench: ");
-	fprintf(stderr, fmt, arg);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 /* Read a whole [count][count x 4 bytes] file into a matrix. */
 static struct mat
 read_vecs(const char *path)
@@ -104,12 +84,12 @@ read_vecs(const char *path)
 	int32_t d;
 
 	if (f == NULL || fread(&d, 4, 1, f) != 1 || d <= 0)
-		die("cannot read %s", path);
+		bench_die("cannot read %s", path);
 	fseek(f, 0, SEEK_END);
 	long size = ftell(f);
 	size_t rowb = 4 + (size_t) d * 4;
 	if (size < 0 || (size_t) size % rowb != 0)
-		die("%s: not an fvecs/ivecs file", path);
+		bench_die("%s: not an fvecs/ivecs file", path);
 	m.d = (size_t) d;
 	m.n = (size_t) size / rowb;
 	m.v = malloc(m.n * m.d * 4);
@@ -117,7 +97,7 @@ read_vecs(const char *path)
 	for (size_t i = 0; i < m.n; i++) {
 		if (fread(&d, 4, 1, f) != 1 || (size_t) d != m.d ||
 		    fread((char *) m.v + i * m.d * 4, 4, m.d, f) != m.d)
-			die("%s: bad row", path);
+			bench_die("%s: bad row", path);
 	}
 	fclose(f);
 	return m;
@@ -135,7 +115,7 @@ parse_metric(const char *s)
 		return VECDB_DOT;
 	if (strcmp(s, "manhattan") == 0)
 		return VECDB_MANHATTAN;
-	die("unknown metric %s", s);
+	bench_die("unknown metric %s", s);
 	return VECDB_EUCLIDEAN;
 }
 
@@ -178,10 +158,10 @@ parse(int argc, char **argv, struct opts *o)
 		else if (strcmp(k, "--reps") == 0) o->reps = (uint32_t) atoi(v);
 		else if (strcmp(k, "--seed") == 0) o->seed = strtoull(v, 0, 10);
 		else if (strcmp(k, "--ef") == 0) parse_efs(o, v);
-		else die("unknown flag %s", k);
+		else bench_die("unknown flag %s", k);
 	}
 	if (o->k == 0 || o->threads == 0 || o->reps == 0 || o->nef == 0)
-		die("%s", "k, threads, reps and ef must be >= 1");
+		bench_die("%s", "k, threads, reps and ef must be >= 1");
 }
 
 /* Run fn(arg, t) on t = 0..n-1 threads and wait. */
@@ -385,13 +365,13 @@ write_ivecs(const char *path, const int32_t *ids, size_t n, size_t k)
 	int32_t kk = (int32_t) k;
 
 	if (f == NULL)
-		die("cannot write %s", path);
+		bench_die("cannot write %s", path);
 	for (size_t i = 0; i < n; i++)
 		if (fwrite(&kk, 4, 1, f) != 1 ||
 		    fwrite(ids + i * k, 4, k, f) != k)
-			die("cannot write %s", path);
+			bench_die("cannot write %s", path);
 	if (fclose(f) != 0)
-		die("cannot write %s", path);
+		bench_die("cannot write %s", path);
 }
 
 int
@@ -402,23 +382,23 @@ bench_gt_main(int argc, char **argv)
 
 	parse(argc, argv, &o);
 	if (o.base == NULL || o.query == NULL || o.out == NULL)
-		die("%s", "gt needs --base, --query and --out");
+		bench_die("%s", "gt needs --base, --query and --out");
 	if (o.threads == 1)
 		o.threads = (uint32_t) sysconf(_SC_NPROCESSORS_ONLN);
 	struct mat base = read_vecs(o.base), query = read_vecs(o.query);
 	if (base.d != query.d || o.k > base.n)
-		die("%s", "dimension mismatch, or k above the base size");
+		bench_die("%s", "dimension mismatch, or k above the base size");
 	struct gt_job j = { &o, &base, &query, prepared(&query, o.metric),
 		prepared(&base, o.metric),
 		malloc(query.n * o.k * sizeof(int32_t)), &next };
 	void *args[256];
 	for (int t = 0; t < 256; t++)
 		args[t] = &j;
-	double t0 = now_s();
+	double t0 = bench_now();
 	run_threads(o.threads, gt_worker, args);
 	write_ivecs(o.out, j.out, query.n, o.k);
 	printf("gt: %zu queries x %zu base, k=%u, %u threads, %.1f s\n",
-	    query.n, base.n, o.k, o.threads, now_s() - t0);
+	    query.n, base.n, o.k, o.threads, bench_now() - t0);
 	return 0;
 }
 
@@ -443,10 +423,10 @@ ours_build(struct engine *e, const struct opts *o, const struct mat *b)
 	hnsw_index *h;
 
 	if (hnsw_new(&c, &h) != VECDB_OK || hnsw_reserve(h, b->n) != VECDB_OK)
-		die("%s", "hnsw_new failed");
+		bench_die("%s", "hnsw_new failed");
 	for (size_t i = 0; i < b->n; i++)
 		if (hnsw_insert(h, i, (const float *) b->v + i * b->d) != 0)
-			die("%s", "hnsw_insert failed");
+			bench_die("%s", "hnsw_insert failed");
 	e->idx = h;
 }
 
@@ -459,7 +439,7 @@ ours_search(struct engine *e, const float *q, uint32_t k, uint32_t ef,
 	size_t n = 0;
 
 	if (hnsw_search(e->idx, q, k, ef, NULL, NULL, hits, &n) != VECDB_OK)
-		die("%s", "hnsw_search failed");
+		bench_die("%s", "hnsw_search failed");
 	for (size_t i = 0; i < n; i++)
 		labels[i] = hits[i].label;
 	return n;
@@ -501,12 +481,12 @@ emb_build(struct engine *e, const struct opts *o, const struct mat *b)
 	vo.durability = VECDB_BUFFERED;
 	vo.full_scan_threshold = 0;
 	if (vecdb_open(x->dir, &vo, &x->db) != VECDB_OK)
-		die("open: %s", vecdb_errmsg());
+		bench_die("open: %s", vecdb_errmsg());
 	vecdb_collection_config_init(&cfg, "ann", x->dim, o->metric);
 	cfg.index.max_connections = o->m;
 	cfg.index.ef_construction = o->efc;
 	if (vecdb_collection_create(x->db, &cfg) != VECDB_OK)
-		die("create: %s", vecdb_errmsg());
+		bench_die("create: %s", vecdb_errmsg());
 	for (size_t i = 0; i < b->n; i += 1000) {
 		size_t m = b->n - i < 1000 ? b->n - i : 1000;
 		for (size_t j = 0; j < m; j++)
@@ -514,10 +494,10 @@ emb_build(struct engine *e, const struct opts *o, const struct mat *b)
 				(const float *) b->v + (i + j) * b->d, x->dim,
 				NULL };
 		if (vecdb_upsert(x->db, "ann", p, m) != VECDB_OK)
-			die("upsert: %s", vecdb_errmsg());
+			bench_die("upsert: %s", vecdb_errmsg());
 	}
 	if (vecdb_index_sync(x->db, 24 * 3600 * 1000) != VECDB_OK)
-		die("index: %s", vecdb_errmsg());
+		bench_die("index: %s", vecdb_errmsg());
 	free(p);
 	e->idx = x;
 }
@@ -533,7 +513,7 @@ emb_search(struct engine *e, const float *q, uint32_t k, uint32_t ef,
 	size_t n;
 
 	if (vecdb_search(x->db, "ann", &sp, &r) != VECDB_OK)
-		die("search: %s", vecdb_errmsg());
+		bench_die("search: %s", vecdb_errmsg());
 	for (n = 0; n < r->count; n++)
 		labels[n] = r->items[n].id.num;
 	vecdb_records_free(r);
@@ -620,9 +600,9 @@ run_pass(struct engine *e, const struct opts *o, const struct mat *query,
 			query->n * t / nt, query->n * (t + 1) / nt, 0 };
 		args[t] = &ps[t];
 	}
-	double t0 = now_s();
+	double t0 = bench_now();
 	run_threads(nt, pass_worker, args);
-	double dt = now_s() - t0;
+	double dt = bench_now() - t0;
 	for (uint32_t t = 0; t < nt; t++)
 		found += ps[t].found;
 	*recall = (double) found / ((double) query->n * o->k);
@@ -643,11 +623,11 @@ static void
 child_main(struct engine *e, const struct opts *o, const struct mat *b,
     const struct mat *q, const struct mat *gt, FILE *in, FILE *out)
 {
-	double base = status_mib("VmRSS:"), t0 = now_s();
+	double base = status_mib("VmRSS:"), t0 = bench_now();
 	unsigned ef;
 
 	e->build(e, o, b);
-	fprintf(out, "%.3f %.1f %.1f\n", now_s() - t0, status_mib("VmHWM:"),
+	fprintf(out, "%.3f %.1f %.1f\n", bench_now() - t0, status_mib("VmHWM:"),
 	    base);
 	fflush(out);
 	while (fscanf(in, "%u", &ef) == 1 && ef > 0) {
@@ -667,11 +647,11 @@ child_start(struct child *c, struct engine *e, const struct opts *o,
 	int down[2], up[2];
 
 	if (pipe(down) != 0 || pipe(up) != 0)
-		die("%s", "pipe failed");
+		bench_die("%s", "pipe failed");
 	fflush(stdout);
 	c->pid = fork();
 	if (c->pid < 0)
-		die("%s", "fork failed");
+		bench_die("%s", "fork failed");
 	if (c->pid == 0) {
 		close(down[1]);
 		close(up[0]);
@@ -684,7 +664,7 @@ child_start(struct child *c, struct engine *e, const struct opts *o,
 	c->from = fdopen(up[0], "r");
 	if (fscanf(c->from, "%lf %lf %lf", &c->build_s, &c->peak_mib,
 	    &c->base_mib) != 3)
-		die("%s: build failed", e->name);
+		bench_die("%s: build failed", e->name);
 }
 
 /* One pass in a child. */
@@ -694,7 +674,7 @@ child_pass(struct child *c, uint32_t ef, double *recall, double *qps)
 	fprintf(c->to, "%u\n", ef);
 	fflush(c->to);
 	if (fscanf(c->from, "%lf %lf", recall, qps) != 2)
-		die("%s", "engine child died");
+		bench_die("%s", "engine child died");
 }
 
 /* Stop a child. */
@@ -796,21 +776,21 @@ engines(const struct opts *o, struct engine *e)
 		e[0] = (struct engine) { "vecdb", NULL, ours_build, ours_search,
 			ours_set_ef };
 	else
-		die("unknown --via %s (embedded or hnsw)", o->via);
+		bench_die("unknown --via %s (embedded or hnsw)", o->via);
 	if (o->compare == NULL)
 		return 1;
 	if (strcmp(o->compare, "hnswlib") != 0)
-		die("unknown --compare %s", o->compare);
+		bench_die("unknown --compare %s", o->compare);
 #ifdef VDB_HAVE_HNSWLIB
 	if (!peer_supports(o->metric == VECDB_EUCLIDEAN ? PEER_L2 :
 	    o->metric == VECDB_DOT ? PEER_DOT : o->metric == VECDB_COSINE ?
 	    PEER_COSINE : -1))
-		die("%s", "hnswlib has no manhattan space");
+		bench_die("%s", "hnswlib has no manhattan space");
 	e[1] = (struct engine) { "hnswlib", NULL, peer_build_e, peer_search_e,
 		peer_set_ef_e };
 	return 2;
 #else
-	die("%s", "built without hnswlib (install libhnswlib-dev, rebuild)");
+	bench_die("%s", "built without hnswlib (install libhnswlib-dev, rebuild)");
 	return 1;
 #endif
 }
@@ -843,11 +823,11 @@ bench_ann_main(int argc, char **argv)
 
 	parse(argc, argv, &o);
 	if (o.base == NULL || o.query == NULL || o.gt == NULL)
-		die("%s", "ann needs --base, --query and --gt");
+		bench_die("%s", "ann needs --base, --query and --gt");
 	struct mat b = read_vecs(o.base), q = read_vecs(o.query);
 	struct mat gt = read_vecs(o.gt);
 	if (b.d != q.d || gt.n != q.n || gt.d < o.k || o.k > 1024)
-		die("%s", "base, query and gt files do not match (or k > gt)");
+		bench_die("%s", "base, query and gt files do not match (or k > gt)");
 	int ne = engines(&o, e);
 	print_header(&o, &b, &q);
 	for (int i = 0; i < ne; i++) {

@@ -24,46 +24,6 @@ struct args {
 	const char *dir;
 };
 
-/* Seconds on the monotonic clock. */
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
-}
-
-/* xorshift, uniform in [-1, 1). */
-static float
-randf(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return (float) ((double) (*s >> 11) / 9007199254740992.0 * 2 - 1);
-}
-
-/* Abort with the library's message on error. */
-static void
-check(int rv, const char *what)
-{
-	if (rv != VECDB_OK) {
-		fprintf(stderr, "%s: %s: %s\n", what, vecdb_strerror(rv),
-		    vecdb_errmsg());
-		exit(1);
-	}
-}
-
-/* qsort on doubles. */
-static int
-dcmp(const void *a, const void *b)
-{
-	double x = *(const double *) a, y = *(const double *) b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Parse --flag value pairs. */
 static void
 parse(int argc, char **argv, struct args *a)
@@ -107,13 +67,13 @@ ingest(vecdb *db, const struct args *a, uint64_t *seed, size_t *nb)
 		size_t m = a->n - done < a->batch ? a->n - done : a->batch;
 		for (size_t i = 0; i < m; i++) {
 			for (size_t j = 0; j < a->dim; j++)
-				v[i * a->dim + j] = randf(seed);
+				v[i * a->dim + j] = bench_randf(seed);
 			p[i] = (vecdb_point) { vecdb_id_num(done + i),
 				v + i * a->dim, (uint32_t) a->dim, NULL };
 		}
-		double t = now_s();
-		check(vecdb_upsert(db, "bench", p, m), "upsert");
-		lat[(*nb)++] = (now_s() - t) * 1000;
+		double t = bench_now();
+		bench_check(vecdb_upsert(db, "bench", p, m), "upsert");
+		lat[(*nb)++] = (bench_now() - t) * 1000;
 		done += m;
 	}
 	free(v);
@@ -138,29 +98,29 @@ bench_exact(const struct args *a)
 
 	vecdb_options_init(&o);
 	o.durability = a->durability;
-	check(vecdb_open(dir, &o, &db), "open");
+	bench_check(vecdb_open(dir, &o, &db), "open");
 	vecdb_collection_config_init(&cfg, "bench", (uint32_t) a->dim,
 	    VECDB_EUCLIDEAN);
-	check(vecdb_collection_create(db, &cfg), "create");
-	double t0 = now_s();
+	bench_check(vecdb_collection_create(db, &cfg), "create");
+	double t0 = bench_now();
 	double *lat = ingest(db, a, &seed, &nb);
-	double ingest_s = now_s() - t0;
-	qsort(lat, nb, sizeof(double), dcmp);
+	double ingest_s = bench_now() - t0;
+	qsort(lat, nb, sizeof(double), bench_dcmp);
 
 	float *q = malloc(a->dim * sizeof(float));
 	sp.vector = q;
 	sp.dim = (uint32_t) a->dim;
 	sp.limit = 10;
 	sp.exact = 1; /* this benchmark measures the scan */
-	t0 = now_s();
+	t0 = bench_now();
 	for (size_t i = 0; i < a->queries; i++) {
 		for (size_t j = 0; j < a->dim; j++)
-			q[j] = randf(&seed);
-		check(vecdb_search(db, "bench", &sp, &res), "search");
+			q[j] = bench_randf(&seed);
+		bench_check(vecdb_search(db, "bench", &sp, &res), "search");
 		vecdb_records_free(res);
 	}
-	double search_s = now_s() - t0;
-	check(vecdb_stats_get(db, &st), "stats");
+	double search_s = bench_now() - t0;
+	bench_check(vecdb_stats_get(db, &st), "stats");
 	printf("n=%zu dim=%zu batch=%zu durability=%s ingest_pts_per_s=%.0f "
 	       "batch_p50_ms=%.2f batch_p99_ms=%.2f search_qps=%.1f "
 	       "disk_mib=%.1f\n", a->n, a->dim, a->batch,

@@ -903,6 +903,20 @@ filter_cb(uint64_t label, void *arg)
 	return match;
 }
 
+/* Offer the point with full key pkey at distance dist. */
+static void
+push_hit(struct storage_topk *t, const uint8_t *pkey, size_t pklen,
+    float dist)
+{
+	struct storage_hit hit;
+
+	hit.dist = dist;
+	hit.rank = 0;
+	hit.klen = (uint8_t) (pklen - 4);
+	memcpy(hit.key, pkey + 4, hit.klen);
+	storage_topk_push(t, &hit);
+}
+
 /*
  * Push the graph's hits, resolved in txn; stale nodes (deleted or
  * overwritten since indexing, or newer than the snapshot) are skipped and
@@ -913,7 +927,6 @@ push_graph_hits(struct fctx *x, const hnsw_hit *h, size_t n,
     struct storage_topk *t, size_t *dropped)
 {
 	uint8_t pkey[STORAGE_PKEY_MAX];
-	struct storage_hit hit;
 	size_t pklen;
 	int rv;
 
@@ -926,11 +939,7 @@ push_graph_hits(struct fctx *x, const hnsw_hit *h, size_t n,
 		}
 		if (rv != VECDB_OK)
 			return rv;
-		hit.dist = h[i].dist;
-		hit.rank = 0;
-		hit.klen = (uint8_t) (pklen - 4);
-		memcpy(hit.key, pkey + 4, hit.klen);
-		storage_topk_push(t, &hit);
+		push_hit(t, pkey, pklen, h[i].dist);
 	}
 	return VECDB_OK;
 }
@@ -951,7 +960,6 @@ push_tail_entry(struct fctx *x, const struct wal_entry *e,
     const vecdb_search_params *p, float *buf, struct storage_topk *t)
 {
 	uint8_t pkey[STORAGE_PKEY_MAX];
-	struct storage_hit hit;
 	struct rpoint rp;
 	size_t pklen;
 	MDB_val v;
@@ -966,11 +974,8 @@ push_tail_entry(struct fctx *x, const struct wal_entry *e,
 	if (x->f != NULL && !filter_cb(e->offset, x))
 		return VECDB_OK;
 	vec_decode(rp.vec, rp.dim, x->c->cfg.vector_type, buf);
-	hit.dist = vec_distance(x->c->cfg.metric, p->vector, buf, rp.dim);
-	hit.rank = 0;
-	hit.klen = (uint8_t) (pklen - 4);
-	memcpy(hit.key, pkey + 4, hit.klen);
-	storage_topk_push(t, &hit);
+	push_hit(t, pkey, pklen, vec_distance(x->c->cfg.metric, p->vector, buf,
+	    rp.dim));
 	return VECDB_OK;
 }
 
