@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -513,6 +514,30 @@ rebuild_all(struct indexer *ix, MDB_txn *txn)
 	return rv;
 }
 
+/*
+ * Let go of the map pages of a WAL record once it is applied. The indexer
+ * reads every record once and copies its vectors into the graph; left
+ * mapped, those pages stayed resident for nothing: as much memory again as
+ * the graph (measured on fashion-mnist: 401 MiB of RSS growth for a
+ * 188 MiB graph). LMDB maps the file read-only and shared, so dropping the
+ * pages only drops our page-table entries: the data stays in the page
+ * cache, and a later read (a search of the WAL tail) faults it back in.
+ */
+static void
+unmap_hint(const MDB_val *v)
+{
+	static long page;
+	uintptr_t a, b;
+
+	if (page == 0)
+		page = sysconf(_SC_PAGESIZE);
+	a = ((uintptr_t) v->mv_data + (uintptr_t) page - 1) &
+	    ~((uintptr_t) page - 1);
+	b = ((uintptr_t) v->mv_data + v->mv_size) & ~((uintptr_t) page - 1);
+	if (b > a) /* whole pages inside the value only */
+		madvise((void *) a, b - a, MADV_DONTNEED);
+}
+
 /* Apply up to APPLY_BATCH records after ix->applied in one read txn. */
 static int
 apply_batch(struct indexer *ix, uint64_t *applied)
@@ -554,6 +579,7 @@ apply_batch(struct indexer *ix, uint64_t *applied)
 			    apply_rebuild(ix, txn, id) : rebuild_all(ix, txn);
 		}
 		*applied = r.seq;
+		unmap_hint(&v);
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
