@@ -67,6 +67,13 @@ api_status_of(int err, const char **code)
 	}
 }
 
+void
+api_req_status(struct api_req *r, int status)
+{
+	r->status = status;
+	api_metrics_request(r->srv->metrics, r->route, status);
+}
+
 /* Send a complete response with a body. */
 static void
 send_body(struct api_req *r, int status, const char *type, const char *body,
@@ -74,7 +81,7 @@ send_body(struct api_req *r, int status, const char *type, const char *body,
 {
 	char clen[32];
 
-	r->status = status;
+	api_req_status(r, status);
 	snprintf(clen, sizeof(clen), "%zu", len);
 	mg_response_header_start(r->conn, status);
 	mg_response_header_add(r->conn, "Content-Type", type, -1);
@@ -340,10 +347,11 @@ on_request(struct mg_connection *conn)
 	r.ri = mg_get_request_info(conn);
 	r.b = srv->b;
 	r.srv = srv;
+	r.route = api_n_routes;
 	if (path_split(&r, path, sizeof(path)) != 0) {
 		send_error_status(&r, 404, "NOT_FOUND", "no such route");
 		idx = api_n_routes;
-	} else if ((idx = route_find(&r, &known)) == api_n_routes) {
+	} else if ((r.route = idx = route_find(&r, &known)) == api_n_routes) {
 		if (known)
 			send_error_status(&r, 405, "UNIMPLEMENTED",
 			    "method not allowed on this route");
@@ -353,8 +361,6 @@ on_request(struct mg_connection *conn)
 		route_run(&r, &api_routes[idx]);
 	}
 	json_decref(r.body);
-	api_metrics_request(srv->metrics, idx < api_n_routes ? idx : api_n_routes,
-	    r.status);
 	if (r.status >= 500)
 		VDB_LOG_ERROR("HTTP", "%s %s -> %d (%llu ms)",
 		    r.ri->request_method, r.ri->local_uri, r.status,

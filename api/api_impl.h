@@ -107,7 +107,15 @@ struct api_req {
 	size_t nsegs;
 	json_t *body;               /* parsed JSON body (owned) or NULL */
 	int status;                 /* response status, for logs/metrics */
+	size_t route;               /* index in api_routes, or api_n_routes */
 };
+
+/*
+ * Record the response status (logs, vecdb_http_requests_total) just before
+ * the response is written: counted after, a client that reads its answer
+ * and scrapes /metrics at once could miss its own request.
+ */
+void api_req_status(struct api_req *r, int status);
 
 /*
  * A handler returns VECDB_OK with *data set (stolen into the envelope),

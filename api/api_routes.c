@@ -56,7 +56,7 @@ h_metrics(struct api_req *r, json_t **data)
 	    route_names, api_n_routes + 1, api_server_uptime(r->srv));
 	if (text == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	r->status = 200;
+	api_req_status(r, 200);
 	mg_send_http_ok(r->conn, "text/plain; version=0.0.4; charset=utf-8",
 	    (long long) strlen(text));
 	mg_write(r->conn, text, strlen(text));
@@ -437,7 +437,7 @@ h_snapshot_download(struct api_req *r, json_t **data)
 	if ((rv = r->b->snapshot_path(r->b->ctx, r->segs[SEG_COLL], r->segs[3],
 		 path, sizeof(path))) != VECDB_OK)
 		return rv;
-	r->status = 200;
+	api_req_status(r, 200);
 	mg_send_mime_file(r->conn, path, "application/octet-stream");
 	return API_RESPONDED;
 }

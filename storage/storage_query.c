@@ -204,6 +204,42 @@ batch_free(struct bquery *q, size_t n)
 	vdb_free(q);
 }
 
+/*
+ * Above the full-scan threshold each search of a batch goes through the
+ * graph (and the planner) like vecdb_search; one shared exact pass pays
+ * only below it.
+ */
+static int
+batch_wants_graph(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const vecdb_search_params *params, size_t n)
+{
+	struct coll_state st;
+	size_t i;
+
+	if (storage_state_get(db, txn, c->id, &st) != VECDB_OK ||
+	    st.count <= db->opts.full_scan_threshold)
+		return 0;
+	for (i = 0; i < n && params[i].exact; i++)
+		;
+	return i < n;
+}
+
+/* Run each search on its own, as vecdb_search; errors name the search. */
+static int
+batch_each(vecdb *db, const char *coll, const vecdb_search_params *params,
+    size_t n, vecdb_records **res)
+{
+	char msg[512];
+	int rv;
+
+	for (size_t i = 0; i < n; i++)
+		if ((rv = vecdb_search(db, coll, &params[i], &res[i])) != VECDB_OK) {
+			vdb_err_save(msg, sizeof(msg));
+			return vdb_err(rv, "search %zu: %s", i, msg);
+		}
+	return VECDB_OK;
+}
+
 int
 vecdb_search_batch(vecdb *db, const char *coll,
     const vecdb_search_params *params, size_t n, vecdb_records ***out)
@@ -226,16 +262,25 @@ vecdb_search_batch(vecdb *db, const char *coll,
 		goto fail;
 	}
 	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK ||
-	    (rv = batch_prepare(&c, params, n, q)) != VECDB_OK ||
-	    (rv = batch_scan(db, txn, &c, q, n)) != VECDB_OK ||
-	    (rv = batch_results(db, txn, &c, q, n, res)) != VECDB_OK)
+	    (rv = batch_prepare(&c, params, n, q)) != VECDB_OK)
 		goto fail;
-	mdb_txn_abort(txn);
+	if (batch_wants_graph(db, txn, &c, params, n)) {
+		mdb_txn_abort(txn);
+		txn = NULL;
+		if ((rv = batch_each(db, coll, params, n, res)) != VECDB_OK)
+			goto fail;
+	} else if ((rv = batch_scan(db, txn, &c, q, n)) != VECDB_OK ||
+	    (rv = batch_results(db, txn, &c, q, n, res)) != VECDB_OK) {
+		goto fail;
+	}
+	if (txn != NULL)
+		mdb_txn_abort(txn);
 	batch_free(q, n);
 	*out = res;
 	return VECDB_OK;
 fail:
-	mdb_txn_abort(txn);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
 	batch_free(q, n);
 	vecdb_records_free_array(res, n);
 	return rv;

@@ -316,6 +316,47 @@ START_TEST(index_can_be_dropped_rebuilt_and_compacted)
 }
 END_TEST
 
+START_TEST(batch_search_on_an_indexed_collection_equals_single_searches)
+{
+	vecdb *db = open_indexed(tu_dir);
+	float *pts = load(db, "b", VECDB_COSINE, 3000);
+	vecdb_search_params sp[3];
+	vecdb_records **all, *one;
+	vecdb_filter *f;
+	uint64_t seed = 5;
+	float q[3][DIM];
+
+	ck_assert_int_eq(vecdb_index_sync(db, 60000), VECDB_OK);
+	ck_assert_int_eq(vecdb_filter_parse("{\"must\":[{\"key\":\"g\","
+	    "\"range\":{\"lt\":500}}]}", &f), VECDB_OK);
+	memset(sp, 0, sizeof(sp));
+	for (int i = 0; i < 3; i++) {
+		tu_clustered_query(&seed, pts, 3000, DIM, q[i]);
+		sp[i].vector = q[i];
+		sp[i].dim = DIM;
+		sp[i].limit = 5 + (uint32_t) i;
+		sp[i].offset = (uint32_t) i;
+	}
+	sp[1].filter = f;
+	sp[2].exact = 1;
+	ck_assert_int_eq(vecdb_search_batch(db, "b", sp, 3, &all), VECDB_OK);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(vecdb_search(db, "b", &sp[i], &one), VECDB_OK);
+		ck_assert_uint_eq(all[i]->count, one->count);
+		for (size_t j = 0; j < one->count; j++)
+			ck_assert_uint_eq(all[i]->items[j].id.num,
+			    one->items[j].id.num);
+		vecdb_records_free(one);
+	}
+	vecdb_records_free_array(all, 3);
+	sp[0].dim = DIM - 1;
+	ck_assert_int_eq(vecdb_search_batch(db, "b", sp, 3, &all), VECDB_EDIM);
+	vecdb_filter_free(f);
+	free(pts);
+	vecdb_close(db);
+}
+END_TEST
+
 /*
  * A child writes batches and reports each acknowledged one; the parent
  * SIGKILLs it while the indexer is busy, reopens, and every acknowledged
@@ -417,6 +458,7 @@ index_suite(void)
 	tcase_add_test(tc, writes_are_found_before_and_after_indexing_and_deletes_never);
 	tcase_add_test(tc, checkpoints_reload_and_a_corrupt_one_is_rebuilt);
 	tcase_add_test(tc, index_can_be_dropped_rebuilt_and_compacted);
+	tcase_add_test(tc, batch_search_on_an_indexed_collection_equals_single_searches);
 	tcase_add_test(tc, kill_during_indexing_loses_nothing_from_search);
 	suite_add_tcase(s, tc);
 	return s;
