@@ -35,6 +35,31 @@ query_done(struct api_req *r, double t0, size_t n)
 	api_metrics_add_queries(m, n);
 }
 
+/*
+ * `exact: true` (or Qdrant's `params: {exact, hnsw_ef}`) asks for an exact
+ * search instead of the index; hnsw_ef overrides ef_search.
+ */
+static int
+search_params_from_json(const json_t *o, int *exact, uint64_t *ef)
+{
+	json_t *params = json_object_get(o, "params");
+	int rv;
+
+	if ((rv = api_get_bool(o, "exact", 0, exact)) != VECDB_OK)
+		return rv;
+	if (params == NULL || json_is_null(params))
+		return VECDB_OK;
+	if (!json_is_object(params))
+		return vdb_err(VECDB_EINVAL, "'params' must be an object");
+	if (json_object_get(params, "exact") != NULL &&
+	    (rv = api_get_bool(params, "exact", 0, exact)) != VECDB_OK)
+		return rv;
+	if (json_object_get(params, "hnsw_ef") != NULL)
+		return api_get_uint(params, "hnsw_ef", *ef, 1,
+		    VECDB_HNSW_EF_MAX, ef);
+	return VECDB_OK;
+}
+
 /* The fields of one search object; the vector is owned by *vec. */
 static int
 search_from_json(const json_t *o, struct api_search *s, float **vec,
@@ -62,6 +87,8 @@ search_from_json(const json_t *o, struct api_search *s, float **vec,
 		return rv;
 	if (json_object_get(o, "with_vectors") != NULL &&
 	    (rv = api_get_bool(o, "with_vectors", 0, &s->p.with_vector)) != 0)
+		return rv;
+	if ((rv = search_params_from_json(o, &s->p.exact, &ef)) != VECDB_OK)
 		return rv;
 	s->p.limit = (uint32_t) limit;
 	s->p.offset = (uint32_t) offset;
