@@ -149,8 +149,15 @@ void vec_decode(const void *in, uint32_t dim, vecdb_vtype t, float *out);
 uint16_t vec_f32_to_f16(float f);
 float vec_f16_to_f32(uint16_t h);
 
-/* The distance of the metric (smaller is closer). */
+/* The distance of the metric (smaller is closer): the portable reference
+ * the SIMD kernels are tested against. */
 float vec_distance(vecdb_metric m, const float *a, const float *b,
+    uint32_t dim);
+
+/* The same distance through the best SIMD kernel: what every exact path
+ * (scan, batch, recommend, discover, the WAL tail) uses, so that they all
+ * agree to the bit. */
+float storage_distance(vecdb_metric m, const float *a, const float *b,
     uint32_t dim);
 
 /* ===== Catalog (storage_catalog.c) ===== */

@@ -1000,7 +1000,7 @@ push_tail_entry(struct fctx *x, const struct wal_entry *e,
 	if (x->f != NULL && !filter_cb(e->offset, x))
 		return VECDB_OK;
 	vec_decode(rp.vec, rp.dim, x->c->cfg.vector_type, buf);
-	push_hit(t, pkey, pklen, vec_distance(x->c->cfg.metric, p->vector, buf,
+	push_hit(t, pkey, pklen, storage_distance(x->c->cfg.metric, p->vector, buf,
 	    rp.dim));
 	return VECDB_OK;
 }

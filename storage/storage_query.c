@@ -142,7 +142,7 @@ batch_point(const struct storage_scan *s, struct bquery *q, size_t n,
 			vec_decode(rp.vec, rp.dim, c->cfg.vector_type, buf);
 			decoded = 1;
 		}
-		x.dist = vec_distance(c->cfg.metric, q[i].p->vector, buf,
+		x.dist = storage_distance(c->cfg.metric, q[i].p->vector, buf,
 		    rp.dim);
 		storage_topk_push(&q[i].t, &x);
 	}
@@ -431,7 +431,7 @@ vecs_min_distance(const struct coll *c, const struct vecs *x,
 	float best = INFINITY;
 
 	for (size_t i = 0; i < x->n; i++) {
-		float d = vec_distance(c->cfg.metric, x->v + i * dim, v, dim);
+		float d = storage_distance(c->cfg.metric, x->v + i * dim, v, dim);
 		if (d < best)
 			best = d;
 	}
@@ -591,7 +591,7 @@ score_query(const struct ranker *r, const struct coll *c, const float *v,
     struct storage_hit *x)
 {
 	x->rank = 0;
-	x->dist = vec_distance(c->cfg.metric, r->target, v, c->cfg.dimension);
+	x->dist = storage_distance(c->cfg.metric, r->target, v, c->cfg.dimension);
 }
 
 /* The logistic function. */
@@ -761,15 +761,15 @@ score_discover(const struct ranker *r, const struct coll *c, const float *v,
 
 	x->rank = 0;
 	for (size_t i = 0; i < r->pos.n; i++) {
-		float dp = vec_distance(c->cfg.metric, r->pos.v + i * dim, v,
+		float dp = storage_distance(c->cfg.metric, r->pos.v + i * dim, v,
 		    dim);
-		float dn = vec_distance(c->cfg.metric, r->neg.v + i * dim, v,
+		float dn = storage_distance(c->cfg.metric, r->neg.v + i * dim, v,
 		    dim);
 		x->rank += dp < dn;
 		sum += (double) dp - (double) dn;
 	}
 	x->dist = r->target != NULL ?
-	    vec_distance(c->cfg.metric, r->target, v, dim) : (float) sum;
+	    storage_distance(c->cfg.metric, r->target, v, dim) : (float) sum;
 }
 
 /* Check the ids of the context pairs. */

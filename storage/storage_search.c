@@ -342,7 +342,7 @@ search_scan(vecdb *db, MDB_txn *txn, const struct coll *c,
 		if (!match)
 			continue;
 		vec_decode(rp.vec, rp.dim, c->cfg.vector_type, buf);
-		x.dist = vec_distance(c->cfg.metric, p->vector, buf, rp.dim);
+		x.dist = storage_distance(c->cfg.metric, p->vector, buf, rp.dim);
 		x.rank = 0;
 		storage_hit_key(&x, &s);
 		storage_topk_push(t, &x);

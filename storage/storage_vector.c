@@ -6,6 +6,7 @@
  */
 #include <math.h>
 
+#include "kernels.h"
 #include "storage_impl.h"
 
 #define F16_MAX 65504.0f
@@ -204,4 +205,10 @@ vec_distance(vecdb_metric m, const float *a, const float *b, uint32_t dim)
 	default:
 		return dist_manhattan(a, b, dim);
 	}
+}
+
+float
+storage_distance(vecdb_metric m, const float *a, const float *b, uint32_t dim)
+{
+	return kern_distance(kern_ops_best(), m, VECDB_FLOAT32, a, b, dim);
 }
