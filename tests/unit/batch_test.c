@@ -274,6 +274,54 @@ START_TEST(wal_keeps_the_retention_window)
 }
 END_TEST
 
+START_TEST(a_full_map_fails_the_write_and_keeps_the_database_usable)
+{
+	enum { B = 200, D = 256 };
+	static float v[B * D];
+	vecdb_point p[B];
+	vecdb_options o;
+	vecdb_stats st;
+	vecdb *db;
+	char *dir = tu_subdir();
+	uint64_t n = 0, before;
+	int rv = VECDB_OK, batches = 0;
+
+	vecdb_options_init(&o);
+	o.durability = VECDB_BUFFERED;
+	o.map_size = 4 << 20; /* 4 MiB: a few batches of 200 KiB */
+	ck_assert_int_eq(vecdb_open(dir, &o, &db), VECDB_OK);
+	tu_create(db, "b", D, VECDB_EUCLIDEAN);
+	while (rv == VECDB_OK && batches < 100) {
+		for (int i = 0; i < B; i++)
+			p[i] = (vecdb_point) { vecdb_id_num((uint64_t) (batches *
+				B + i)), v + i * D, D, NULL };
+		ck_assert_int_eq(vecdb_count(db, "b", NULL, &before), VECDB_OK);
+		rv = vecdb_upsert(db, "b", p, B);
+		batches++;
+	}
+	ck_assert_int_eq(rv, VECDB_EFULL);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "map_size"));
+	/* Nothing of the failed batch landed; everything before did. */
+	ck_assert_int_eq(vecdb_count(db, "b", NULL, &n), VECDB_OK);
+	ck_assert_uint_eq(n, before);
+	ck_assert_uint_eq(n, (uint64_t) (batches - 1) * B);
+	/* The database still works: freeing space lets writes in again. */
+	vecdb_id ids[B];
+	for (int i = 0; i < B; i++)
+		ids[i] = vecdb_id_num((uint64_t) i);
+	ck_assert_int_eq(vecdb_delete(db, "b", ids, B, NULL), VECDB_OK);
+	ck_assert_int_eq(vecdb_stats_get(db, &st), VECDB_OK);
+	vecdb_point one = { vecdb_id_num(999999), v, D, NULL };
+	ck_assert_int_eq(vecdb_upsert(db, "b", &one, 1), VECDB_OK);
+	vecdb_close(db);
+	ck_assert_int_eq(vecdb_open(dir, &o, &db), VECDB_OK);
+	ck_assert_int_eq(vecdb_count(db, "b", NULL, &n), VECDB_OK);
+	ck_assert_uint_eq(n, (uint64_t) (batches - 2) * B + 1);
+	vecdb_close(db);
+	free(dir);
+}
+END_TEST
+
 static Suite *
 batch_suite(void)
 {
@@ -285,6 +333,7 @@ batch_suite(void)
 	tcase_add_test(tc, an_insert_batch_hitting_an_existing_id_keeps_everything);
 	tcase_add_test(tc, batch_upsert_and_delete_apply_whole);
 	tcase_add_test(tc, oversized_batches_are_refused);
+	tcase_add_test(tc, a_full_map_fails_the_write_and_keeps_the_database_usable);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("group commit");
 	tcase_set_timeout(tc, 120);
