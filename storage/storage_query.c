@@ -506,6 +506,7 @@ struct ranker {
 	score_fn score;
 	struct page pg;
 	struct storage_topk t;       /* h owned */
+	uint32_t ef;                 /* recommend's ef_search */
 };
 
 /* Start an empty ranker. */
@@ -566,19 +567,57 @@ rank_scan(vecdb *db, MDB_txn *txn, const struct coll *c, struct ranker *r)
 	return storage_scan_close(&s);
 }
 
-/* Scan, then read back the page. Skipping happens before the heap, so a
- * full page is returned whenever enough other points match. */
+static void score_query(const struct ranker *r, const struct coll *c,
+    const float *v, struct storage_hit *x);
+
+/*
+ * average_vector is a search for r->target: on a collection served by a
+ * graph, ask it for the page plus as many hits as there are points to
+ * skip, then drop those. *used is 0 when there is no graph to ask.
+ */
+static int
+rank_graph(vecdb *db, MDB_txn *txn, const struct coll *c, struct ranker *r,
+    int *used)
+{
+	struct storage_topk g = { NULL, 0, r->t.k + r->skip.n };
+	vecdb_search_params sp = { r->target, c->cfg.dimension, 0, 0,
+		r->filter, r->ef, 0, 0, 0 };
+	struct pkey k;
+	int rv;
+
+	*used = 0;
+	if (r->score != score_query)
+		return VECDB_OK;
+	sp.limit = (uint32_t) g.k;
+	if ((g.h = vdb_malloc(g.k * sizeof(*g.h))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	rv = storage_index_search(db, txn, c, &sp, &g, used);
+	for (size_t i = 0; rv == VECDB_OK && *used && i < g.n; i++) {
+		k.len = g.h[i].klen;
+		memcpy(k.b, g.h[i].key, k.len);
+		if (r->skip.n == 0 || bsearch(&k, r->skip.k, r->skip.n,
+					  sizeof(k), pkey_cmp) == NULL)
+			storage_topk_push(&r->t, &g.h[i]);
+	}
+	vdb_free(g.h);
+	return rv;
+}
+
+/* Scan (or ask the graph), then read back the page. Skipping happens
+ * before the heap, so a full page is returned whenever enough other
+ * points match. */
 static int
 ranker_run(vecdb *db, MDB_txn *txn, const struct coll *c, struct ranker *r,
     vecdb_records **out)
 {
-	int rv;
+	int rv, graph;
 
 	qsort(r->skip.k, r->skip.n, sizeof(*r->skip.k), pkey_cmp);
 	r->t.k = (size_t) r->pg.limit + r->pg.offset;
 	if ((r->t.h = vdb_malloc(r->t.k * sizeof(*r->t.h))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	if ((rv = rank_scan(db, txn, c, r)) != VECDB_OK)
+	if ((rv = rank_graph(db, txn, c, r, &graph)) != VECDB_OK ||
+	    (!graph && (rv = rank_scan(db, txn, c, r)) != VECDB_OK))
 		return rv;
 	return topk_records(db, txn, c, &r->t, &r->pg, out);
 }
@@ -728,6 +767,7 @@ vecdb_recommend(vecdb *db, const char *coll,
 	pg = (struct page) { p->limit, p->offset, p->with_payload,
 		p->with_vector, 0 };
 	ranker_init(&r, p->filter, &pg);
+	r.ef = p->ef_search;
 	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
 		return rv;
 	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK ||

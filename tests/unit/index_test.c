@@ -357,6 +357,51 @@ START_TEST(batch_search_on_an_indexed_collection_equals_single_searches)
 }
 END_TEST
 
+START_TEST(recommend_on_an_indexed_collection_matches_exact)
+{
+	vecdb *db = open_indexed(tu_dir);
+	float *pts = load(db, "r", VECDB_EUCLIDEAN, 3000);
+	vecdb_id pos[2] = { vecdb_id_num(5), vecdb_id_num(9) };
+	vecdb_recommend_params rp;
+	vecdb_search_params sp = { 0 };
+	vecdb_records *got, *want;
+	float q[DIM];
+	size_t j = 0, same = 0;
+
+	ck_assert_int_eq(vecdb_index_sync(db, 60000), VECDB_OK);
+	memset(&rp, 0, sizeof(rp));
+	rp.positive = pos;
+	rp.n_positive = 2;
+	rp.limit = 10;
+	rp.ef_search = 256;
+	ck_assert_int_eq(vecdb_recommend(db, "r", &rp, &got), VECDB_OK);
+	/* The exact answer: search avg(positive), drop the examples. */
+	for (int d = 0; d < DIM; d++)
+		q[d] = (pts[5 * DIM + d] + pts[9 * DIM + d]) / 2;
+	sp.vector = q;
+	sp.dim = DIM;
+	sp.limit = 12;
+	sp.exact = 1;
+	ck_assert_int_eq(vecdb_search(db, "r", &sp, &want), VECDB_OK);
+	ck_assert_uint_eq(got->count, 10);
+	for (size_t i = 0; i < want->count && j < 10; i++) {
+		uint64_t id = want->items[i].id.num;
+		if (id == 5 || id == 9)
+			continue;
+		for (size_t g = 0; g < got->count; g++)
+			same += got->items[g].id.num == id;
+		j++;
+	}
+	for (size_t g = 0; g < got->count; g++)
+		ck_assert(got->items[g].id.num != 5 && got->items[g].id.num != 9);
+	ck_assert_msg(same >= 9, "recommend shares %zu of 10 with exact", same);
+	vecdb_records_free(got);
+	vecdb_records_free(want);
+	free(pts);
+	vecdb_close(db);
+}
+END_TEST
+
 /*
  * A child writes batches and reports each acknowledged one; the parent
  * SIGKILLs it while the indexer is busy, reopens, and every acknowledged
@@ -459,6 +504,7 @@ index_suite(void)
 	tcase_add_test(tc, checkpoints_reload_and_a_corrupt_one_is_rebuilt);
 	tcase_add_test(tc, index_can_be_dropped_rebuilt_and_compacted);
 	tcase_add_test(tc, batch_search_on_an_indexed_collection_equals_single_searches);
+	tcase_add_test(tc, recommend_on_an_indexed_collection_matches_exact);
 	tcase_add_test(tc, kill_during_indexing_loses_nothing_from_search);
 	suite_add_tcase(s, tc);
 	return s;
