@@ -1,0 +1,351 @@
+/*
+ * proto.h: the wire format (proto/vecdb.proto) in our own types.
+ *
+ * Generated protobuf-c code stays inside the proto/ sources; callers hand in and get
+ * back include/vecdb.h types. Every function returns VECDB_OK or a vecdb_err
+ * code with a vdb_err() message, like the embedded API.
+ *
+ * Conventions:
+ * - *_encode() writes a freshly allocated buffer to @p out / @p len; the
+ *   caller frees it with vdb_free(). An empty message encodes to length 0
+ *   (and *out may then be NULL).
+ * - *_decode() distrusts its input: a malformed or truncated message, a
+ *   count or size over its limit, a missing required field, a NaN or
+ *   infinite float, a uuid that is not 16 bytes, a bad enum value: all
+ *   return VECDB_EINVAL saying what is wrong, and nothing leaks. Out
+ *   parameters are written only on success.
+ * - Decoded structures own their storage and are freed with the matching
+ *   *_free() (NULL is fine). Pointer fields inside them (vectors, payloads,
+ *   id arrays) are valid until that call.
+ * - Filters travel as JSON text: "" or NULL means none.
+ * - No function keeps state: all are safe from any thread.
+ */
+#ifndef PROTO_H
+#define PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vecdb.h"
+
+/* ===== Limits ===== */
+
+#define PROTO_MSG_MAX (512u << 20)   /* bytes of one encoded message */
+#define PROTO_KEY_MAX 1024           /* bytes of an api key */
+#define PROTO_MESSAGE_MAX 65536      /* bytes of a response message */
+#define PROTO_FILTER_MAX (1u << 20)  /* bytes of a filter's JSON */
+#define PROTO_FILTER_DEPTH_MAX 128   /* nesting of a filter's JSON */
+#define PROTO_SEARCH_MAX 1024        /* searches in one batch */
+#define PROTO_LIST_MAX 1000000       /* names, snapshots, indexes, records */
+#define PROTO_TEXT_MAX 256           /* health strings */
+
+/* ===== Envelope ===== */
+
+/* Methods (enum Method of vecdb.proto). */
+enum proto_method {
+	PROTO_CREATE_COLLECTION = 1,
+	PROTO_GET_COLLECTION,
+	PROTO_LIST_COLLECTIONS,
+	PROTO_DELETE_COLLECTION,
+	PROTO_WRITE,
+	PROTO_DELETE,
+	PROTO_GET,
+	PROTO_SEARCH,
+	PROTO_RECOMMEND,
+	PROTO_DISCOVER,
+	PROTO_SCROLL,
+	PROTO_COUNT,
+	PROTO_SNAPSHOT_CREATE,
+	PROTO_SNAPSHOT_LIST,
+	PROTO_SNAPSHOT_GET,
+	PROTO_SNAPSHOT_DELETE,
+	PROTO_SNAPSHOT_RESTORE,
+	PROTO_PAYLOAD_INDEX_CREATE,
+	PROTO_PAYLOAD_INDEX_DELETE,
+	PROTO_PAYLOAD_INDEX_LIST,
+	PROTO_STATS,
+	PROTO_HEALTH,
+	PROTO_METHOD_COUNT  /* one past the last method, not a method */
+};
+
+/* Response codes: the gRPC status codes (enum Code of vecdb.proto). */
+enum proto_code {
+	PROTO_OK = 0,
+	PROTO_CANCELLED,
+	PROTO_UNKNOWN,
+	PROTO_INVALID_ARGUMENT,
+	PROTO_DEADLINE_EXCEEDED,
+	PROTO_NOT_FOUND,
+	PROTO_ALREADY_EXISTS,
+	PROTO_PERMISSION_DENIED,
+	PROTO_RESOURCE_EXHAUSTED,
+	PROTO_FAILED_PRECONDITION,
+	PROTO_ABORTED,
+	PROTO_OUT_OF_RANGE,
+	PROTO_UNIMPLEMENTED,
+	PROTO_INTERNAL,
+	PROTO_UNAVAILABLE,
+	PROTO_DATA_LOSS,
+	PROTO_UNAUTHENTICATED,
+	PROTO_CODE_COUNT    /* not a code */
+};
+
+/* The name of a method ("search"), or "unknown". */
+const char *proto_method_name(uint32_t method);
+
+/* The wire code of a vecdb_err, and the vecdb_err of a wire code. */
+int proto_code_of(int vecdb_err);
+int proto_err_of(int code);
+
+/* A decoded request; free with proto_request_free(). */
+struct proto_request {
+	uint32_t method;      /* enum proto_method, always a known one */
+	char *api_key;        /* "" when none */
+	uint64_t request_id;  /* the caller's tag */
+	uint8_t *body;        /* the argument message (NULL when empty) */
+	size_t body_len;      /* its bytes */
+};
+
+/* @p body (len bytes, borrowed) is an encoded argument message. */
+int proto_request_encode(uint32_t method, const char *api_key,
+    uint64_t request_id, const void *body, size_t len, uint8_t **out,
+    size_t *outlen);
+int proto_request_decode(const uint8_t *buf, size_t len,
+    struct proto_request **out);
+void proto_request_free(struct proto_request *r);
+
+/* A decoded response; free with proto_response_free(). */
+struct proto_response {
+	int code;             /* enum proto_code */
+	char *message;        /* "" when none */
+	uint8_t *body;        /* the result message (NULL when empty) */
+	size_t body_len;      /* its bytes */
+};
+
+int proto_response_encode(int code, const char *message, const void *body,
+    size_t len, uint8_t **out, size_t *outlen);
+int proto_response_decode(const uint8_t *buf, size_t len,
+    struct proto_response **out);
+void proto_response_free(struct proto_response *r);
+
+/* ===== Collections ===== */
+
+/* CreateCollection. Decode checks the name, dimension and enum ranges;
+ * the index settings are checked by the storage engine. */
+int proto_collection_create_encode(const vecdb_collection_config *c,
+    uint8_t **out, size_t *len);
+int proto_collection_create_decode(const uint8_t *buf, size_t len,
+    vecdb_collection_config *out);
+
+/* GetCollectionResult: a config and its stats. */
+int proto_collection_info_encode(const vecdb_collection_config *c,
+    const vecdb_collection_stats *st, uint8_t **out, size_t *len);
+int proto_collection_info_decode(const uint8_t *buf, size_t len,
+    vecdb_collection_config *c, vecdb_collection_stats *st);
+
+/* ListCollectionsResult. Decoded names: free with vecdb_names_free(). */
+int proto_names_encode(char *const *names, size_t n, uint8_t **out,
+    size_t *len);
+int proto_names_decode(const uint8_t *buf, size_t len, char ***names,
+    size_t *n);
+
+/*
+ * The messages that name a collection and maybe one thing in it:
+ * GetCollection, DeleteCollection, SnapshotCreate, SnapshotList,
+ * PayloadIndexList (collection only), SnapshotGet, SnapshotDelete,
+ * SnapshotRestore (collection, name), PayloadIndexDelete (collection,
+ * field) and PayloadIndexCreate (collection, field, schema). @p method
+ * says which message; name is ignored by the collection-only ones and
+ * schema by all but PROTO_PAYLOAD_INDEX_CREATE.
+ */
+struct proto_target {
+	char collection[VECDB_NAME_MAX + 1];    /* always set */
+	char name[VECDB_FIELD_NAME_MAX + 1];    /* snapshot name or field */
+	vecdb_field_schema schema;              /* payload index create */
+};
+
+int proto_target_encode(uint32_t method, const char *coll, const char *name,
+    vecdb_field_schema schema, uint8_t **out, size_t *len);
+int proto_target_decode(uint32_t method, const uint8_t *buf, size_t len,
+    struct proto_target *out);
+
+/* ===== Points ===== */
+
+/* A decoded Write; free with proto_write_free(). */
+struct proto_write {
+	char collection[VECDB_NAME_MAX + 1];
+	int op;               /* enum api_write_op: insert, upsert, update */
+	vecdb_point *points;  /* n points; vectors/payloads owned here
+				 (vector NULL: none given) */
+	size_t n;             /* 0..VECDB_BATCH_MAX */
+};
+
+int proto_write_encode(const char *coll, int op, const vecdb_point *pts,
+    size_t n, uint8_t **out, size_t *len);
+int proto_write_decode(const uint8_t *buf, size_t len,
+    struct proto_write **out);
+void proto_write_free(struct proto_write *w);
+
+/* WriteResult: the ids of the points written (assigned ones included).
+ * Decoded ids: free with vdb_free(). */
+int proto_ids_encode(const vecdb_point *pts, size_t n, uint8_t **out,
+    size_t *len);
+int proto_ids_decode(const uint8_t *buf, size_t len, vecdb_id **ids,
+    size_t *n);
+
+/* A decoded Delete; free with proto_delete_free(). */
+struct proto_delete {
+	char collection[VECDB_NAME_MAX + 1];
+	vecdb_id *ids;        /* n ids, none of kind NONE */
+	size_t n;             /* 0..VECDB_BATCH_MAX */
+};
+
+int proto_delete_encode(const char *coll, const vecdb_id *ids, size_t n,
+    uint8_t **out, size_t *len);
+int proto_delete_decode(const uint8_t *buf, size_t len,
+    struct proto_delete **out);
+void proto_delete_free(struct proto_delete *d);
+
+/* DeleteResult and CountResult: one number. */
+int proto_deleted_encode(uint64_t deleted, uint8_t **out, size_t *len);
+int proto_deleted_decode(const uint8_t *buf, size_t len, uint64_t *out);
+int proto_count_result_encode(uint64_t count, uint8_t **out, size_t *len);
+int proto_count_result_decode(const uint8_t *buf, size_t len, uint64_t *out);
+
+/* Get: a collection and a point id (required). */
+int proto_get_encode(const char *coll, const vecdb_id *id, uint8_t **out,
+    size_t *len);
+int proto_get_decode(const uint8_t *buf, size_t len,
+    char coll[VECDB_NAME_MAX + 1], vecdb_id *id);
+
+/* GetResult. Decoded record: free with vecdb_record_free(). */
+int proto_record_encode(const vecdb_record *r, uint8_t **out, size_t *len);
+int proto_record_decode(const uint8_t *buf, size_t len, vecdb_record **out);
+
+/* Records (results of recommend, discover and scroll). Decoded: free
+ * with vecdb_records_free(). */
+int proto_records_encode(const vecdb_records *r, uint8_t **out,
+    size_t *len);
+int proto_records_decode(const uint8_t *buf, size_t len,
+    vecdb_records **out);
+
+/* SearchResult: n lists. Decoded: free with vecdb_records_free_array(). */
+int proto_search_result_encode(vecdb_records *const *r, size_t n,
+    uint8_t **out, size_t *len);
+int proto_search_result_decode(const uint8_t *buf, size_t len,
+    vecdb_records ***out, size_t *n);
+
+/* ===== Queries ===== */
+
+/* One search of a decoded Search: p.filter is NULL, see filter_json. */
+struct proto_search_one {
+	vecdb_search_params p;  /* p.vector owned by the proto_search */
+	char *filter_json;      /* NULL: no filter */
+};
+
+/* A decoded Search; free with proto_search_free(). */
+struct proto_search {
+	char collection[VECDB_NAME_MAX + 1];
+	struct proto_search_one *s;  /* n searches */
+	size_t n;                    /* 1..PROTO_SEARCH_MAX */
+};
+
+/* @p filters: n JSON texts (NULL entries: none), or NULL for none at
+ * all; params' filter fields are ignored. */
+int proto_search_encode(const char *coll, const vecdb_search_params *p,
+    const char *const *filters, size_t n, uint8_t **out, size_t *len);
+int proto_search_decode(const uint8_t *buf, size_t len,
+    struct proto_search **out);
+void proto_search_free(struct proto_search *s);
+
+/* A decoded Recommend (p.filter NULL); free with proto_recommend_free(). */
+struct proto_recommend {
+	char collection[VECDB_NAME_MAX + 1];
+	vecdb_recommend_params p;  /* arrays owned here */
+	char *filter_json;         /* NULL: no filter */
+};
+
+int proto_recommend_encode(const char *coll,
+    const vecdb_recommend_params *p, const char *filter_json, uint8_t **out,
+    size_t *len);
+int proto_recommend_decode(const uint8_t *buf, size_t len,
+    struct proto_recommend **out);
+void proto_recommend_free(struct proto_recommend *r);
+
+/* A decoded Discover (p.filter NULL); free with proto_discover_free(). */
+struct proto_discover {
+	char collection[VECDB_NAME_MAX + 1];
+	vecdb_discover_params p;   /* arrays owned here */
+	char *filter_json;         /* NULL: no filter */
+};
+
+int proto_discover_encode(const char *coll, const vecdb_discover_params *p,
+    const char *filter_json, uint8_t **out, size_t *len);
+int proto_discover_decode(const uint8_t *buf, size_t len,
+    struct proto_discover **out);
+void proto_discover_free(struct proto_discover *d);
+
+/* A decoded Scroll; free with proto_scroll_free(). */
+struct proto_scroll {
+	char collection[VECDB_NAME_MAX + 1];
+	vecdb_id start;            /* kind NONE: from the first point */
+	uint32_t limit;            /* 1..VECDB_LIMIT_MAX */
+	char *filter_json;         /* NULL: no filter */
+	int with_payload;
+	int with_vector;
+};
+
+int proto_scroll_encode(const char *coll, const vecdb_id *start,
+    uint32_t limit, const char *filter_json, int with_payload,
+    int with_vector, uint8_t **out, size_t *len);
+int proto_scroll_decode(const uint8_t *buf, size_t len,
+    struct proto_scroll **out);
+void proto_scroll_free(struct proto_scroll *s);
+
+/* Count: a collection and a filter. *filter_json (NULL: none) is freed
+ * with vdb_free(). */
+int proto_count_encode(const char *coll, const char *filter_json,
+    uint8_t **out, size_t *len);
+int proto_count_decode(const uint8_t *buf, size_t len,
+    char coll[VECDB_NAME_MAX + 1], char **filter_json);
+
+/* ===== Snapshots, payload indexes ===== */
+
+/* SnapshotInfo (results of snapshot create and get). */
+int proto_snapshot_info_encode(const vecdb_snapshot_info *s, uint8_t **out,
+    size_t *len);
+int proto_snapshot_info_decode(const uint8_t *buf, size_t len,
+    vecdb_snapshot_info *out);
+
+/* SnapshotListResult. Decoded array: free with vdb_free(). */
+int proto_snapshot_list_encode(const vecdb_snapshot_info *s, size_t n,
+    uint8_t **out, size_t *len);
+int proto_snapshot_list_decode(const uint8_t *buf, size_t len,
+    vecdb_snapshot_info **out, size_t *n);
+
+/* PayloadIndexListResult. Decoded array: free with vdb_free(). */
+int proto_pindex_list_encode(const vecdb_payload_index_info *p, size_t n,
+    uint8_t **out, size_t *len);
+int proto_pindex_list_decode(const uint8_t *buf, size_t len,
+    vecdb_payload_index_info **out, size_t *n);
+
+/* ===== Node ===== */
+
+int proto_stats_encode(const vecdb_stats *s, uint8_t **out, size_t *len);
+int proto_stats_decode(const uint8_t *buf, size_t len, vecdb_stats *out);
+
+/* HealthResult. */
+struct proto_health {
+	char status[PROTO_TEXT_MAX + 1];   /* "ok" */
+	char version[PROTO_TEXT_MAX + 1];  /* VECDB_VERSION */
+	char role[PROTO_TEXT_MAX + 1];     /* primary, replica, router */
+	char node_id[PROTO_TEXT_MAX + 1];
+	uint64_t last_seq;                 /* last WAL sequence number */
+};
+
+int proto_health_encode(const struct proto_health *h, uint8_t **out,
+    size_t *len);
+int proto_health_decode(const uint8_t *buf, size_t len,
+    struct proto_health *out);
+
+#endif /* PROTO_H */

@@ -1,0 +1,359 @@
+/*
+ * proto_collection.c: collection DDL messages, and the messages that only
+ * name a collection (and a snapshot or field in it).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "proto_impl.h"
+
+/* ===== Config ===== */
+
+/* Fill a CollectionConfig (borrowing the name) from ours. */
+static void
+config_to_pb(const vecdb_collection_config *c, Vecdb__CollectionConfig *pb)
+{
+	vecdb__collection_config__init(pb);
+	pb->name = proto_str(c->name);
+	pb->dimension = c->dimension;
+	pb->metric = (Vecdb__Metric)c->metric;
+	pb->vector_type = (Vecdb__VectorType)c->vector_type;
+	pb->max_connections = c->index.max_connections;
+	pb->ef_construction = c->index.ef_construction;
+	pb->ef_search = c->index.ef_search;
+	pb->max_layer = c->index.max_layer;
+	pb->quantization = (Vecdb__Quantization)c->quantization.type;
+	pb->quantile = c->quantization.quantile;
+	pb->always_ram = c->quantization.always_ram != 0;
+	pb->created_at = c->created_at;
+}
+
+/* Check the enum fields of a CollectionConfig. */
+static int
+config_check(const Vecdb__CollectionConfig *pb)
+{
+	if ((unsigned)pb->metric > VECDB_MANHATTAN)
+		return vdb_err(VECDB_EINVAL, "unknown metric %d",
+		    (int)pb->metric);
+	if ((unsigned)pb->vector_type > VECDB_UINT8)
+		return vdb_err(VECDB_EINVAL, "unknown vector type %d",
+		    (int)pb->vector_type);
+	if ((unsigned)pb->quantization > VECDB_QUANT_BINARY)
+		return vdb_err(VECDB_EINVAL, "unknown quantization %d",
+		    (int)pb->quantization);
+	if (pb->dimension < 1 || pb->dimension > VECDB_DIM_MAX)
+		return vdb_err(VECDB_EINVAL, "dimension %u out of range "
+		    "1..%d", pb->dimension, VECDB_DIM_MAX);
+	if (!isfinite(pb->quantile))
+		return vdb_err(VECDB_EINVAL, "quantile is not a finite "
+		    "number");
+	return VECDB_OK;
+}
+
+/* Ours from a CollectionConfig (required). */
+static int
+config_from_pb(const Vecdb__CollectionConfig *pb, vecdb_collection_config *c)
+{
+	int rv;
+
+	if (pb == NULL)
+		return vdb_err(VECDB_EINVAL, "missing collection config");
+	if ((rv = config_check(pb)) != VECDB_OK)
+		return rv;
+	memset(c, 0, sizeof(*c));
+	if ((rv = proto_name_get(pb->name, VECDB_NAME_MAX, 1,
+	    "collection name", c->name)) != VECDB_OK)
+		return rv;
+	c->dimension = pb->dimension;
+	c->metric = (vecdb_metric)pb->metric;
+	c->vector_type = (vecdb_vtype)pb->vector_type;
+	c->index.max_connections = pb->max_connections;
+	c->index.ef_construction = pb->ef_construction;
+	c->index.ef_search = pb->ef_search;
+	c->index.max_layer = pb->max_layer;
+	c->quantization.type = (vecdb_quant)pb->quantization;
+	c->quantization.quantile = pb->quantile;
+	c->quantization.always_ram = pb->always_ram != 0;
+	c->created_at = pb->created_at;
+	return VECDB_OK;
+}
+
+int
+proto_collection_create_encode(const vecdb_collection_config *c,
+    uint8_t **out, size_t *len)
+{
+	Vecdb__CreateCollection m;
+	Vecdb__CollectionConfig pc;
+
+	vecdb__create_collection__init(&m);
+	config_to_pb(c, &pc);
+	m.config = &pc;
+	return proto_pack(&m.base, out, len);
+}
+
+int
+proto_collection_create_decode(const uint8_t *buf, size_t len,
+    vecdb_collection_config *out)
+{
+	ProtobufCMessage *pm;
+	vecdb_collection_config c;
+	int rv;
+
+	if ((rv = proto_unpack(&vecdb__create_collection__descriptor, buf,
+	    len, &pm)) != VECDB_OK)
+		return rv;
+	rv = config_from_pb(((Vecdb__CreateCollection *)pm)->config, &c);
+	proto_unpacked_free(pm);
+	if (rv == VECDB_OK)
+		*out = c;
+	return rv;
+}
+
+/* ===== Info ===== */
+
+int
+proto_collection_info_encode(const vecdb_collection_config *c,
+    const vecdb_collection_stats *st, uint8_t **out, size_t *len)
+{
+	Vecdb__GetCollectionResult m;
+	Vecdb__CollectionConfig pc;
+	Vecdb__CollectionStats ps;
+
+	vecdb__get_collection_result__init(&m);
+	config_to_pb(c, &pc);
+	vecdb__collection_stats__init(&ps);
+	ps.vector_count = st->vector_count;
+	ps.dimension = st->dimension;
+	ps.disk_bytes = st->disk_bytes;
+	ps.memory_bytes = st->memory_bytes;
+	ps.indexed_count = st->indexed_count;
+	ps.pending_count = st->pending_count;
+	m.config = &pc;
+	m.stats = &ps;
+	return proto_pack(&m.base, out, len);
+}
+
+/* Ours from a GetCollectionResult. */
+static int
+info_from_pb(const Vecdb__GetCollectionResult *m, vecdb_collection_config *c,
+    vecdb_collection_stats *st)
+{
+	const Vecdb__CollectionStats *ps = m->stats;
+	int rv;
+
+	if ((rv = config_from_pb(m->config, c)) != VECDB_OK)
+		return rv;
+	if (ps == NULL)
+		return vdb_err(VECDB_EINVAL, "missing collection stats");
+	st->vector_count = ps->vector_count;
+	st->dimension = ps->dimension;
+	st->disk_bytes = ps->disk_bytes;
+	st->memory_bytes = ps->memory_bytes;
+	st->indexed_count = ps->indexed_count;
+	st->pending_count = ps->pending_count;
+	return VECDB_OK;
+}
+
+int
+proto_collection_info_decode(const uint8_t *buf, size_t len,
+    vecdb_collection_config *c, vecdb_collection_stats *st)
+{
+	ProtobufCMessage *pm;
+	vecdb_collection_config cc;
+	vecdb_collection_stats cs;
+	int rv;
+
+	if ((rv = proto_unpack(&vecdb__get_collection_result__descriptor, buf,
+	    len, &pm)) != VECDB_OK)
+		return rv;
+	rv = info_from_pb((Vecdb__GetCollectionResult *)pm, &cc, &cs);
+	proto_unpacked_free(pm);
+	if (rv == VECDB_OK) {
+		*c = cc;
+		*st = cs;
+	}
+	return rv;
+}
+
+/* ===== Names ===== */
+
+int
+proto_names_encode(char *const *names, size_t n, uint8_t **out,
+    size_t *len)
+{
+	Vecdb__ListCollectionsResult m;
+
+	vecdb__list_collections_result__init(&m);
+	m.n_names = n;
+	m.names = (char **)(uintptr_t)names;
+	return proto_pack(&m.base, out, len);
+}
+
+/* Copy the names of a ListCollectionsResult. */
+static int
+names_from_pb(const Vecdb__ListCollectionsResult *m, char ***out)
+{
+	char **names;
+	char buf[VECDB_NAME_MAX + 1];
+	int rv;
+
+	if (m->n_names > PROTO_LIST_MAX)
+		return vdb_err(VECDB_EINVAL, "%zu names, more than %d",
+		    m->n_names, PROTO_LIST_MAX);
+	if ((names = vdb_calloc(m->n_names + 1, sizeof(*names))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory for names");
+	for (size_t i = 0; i < m->n_names; i++) {
+		rv = proto_name_get(m->names[i], VECDB_NAME_MAX, 1,
+		    "collection name", buf);
+		if (rv == VECDB_OK && (names[i] = vdb_strdup(buf)) == NULL)
+			rv = vdb_err(VECDB_ENOMEM, "out of memory for names");
+		if (rv != VECDB_OK) {
+			vecdb_names_free(names, i);
+			return rv;
+		}
+	}
+	*out = names;
+	return VECDB_OK;
+}
+
+int
+proto_names_decode(const uint8_t *buf, size_t len, char ***names,
+    size_t *n)
+{
+	ProtobufCMessage *pm;
+	int rv;
+
+	if ((rv = proto_unpack(&vecdb__list_collections_result__descriptor,
+	    buf, len, &pm)) != VECDB_OK)
+		return rv;
+	if ((rv = names_from_pb((Vecdb__ListCollectionsResult *)pm,
+	    names)) == VECDB_OK)
+		*n = ((Vecdb__ListCollectionsResult *)pm)->n_names;
+	proto_unpacked_free(pm);
+	return rv;
+}
+
+/* ===== Targets ===== */
+
+/* The shape of a target message: its descriptor and second field. */
+struct target_kind {
+	const ProtobufCMessageDescriptor *desc;
+	const char *field;   /* "name", "field" or NULL */
+	size_t max;          /* bytes of that field */
+};
+
+/* The target message of @p method, or NULL when it has none. */
+static const struct target_kind *
+target_kind(uint32_t method)
+{
+	static const struct target_kind k[PROTO_METHOD_COUNT] = {
+		[PROTO_GET_COLLECTION] = { &vecdb__get_collection__descriptor,
+		    NULL, 0 },
+		[PROTO_DELETE_COLLECTION] = {
+		    &vecdb__delete_collection__descriptor, NULL, 0 },
+		[PROTO_SNAPSHOT_CREATE] = {
+		    &vecdb__snapshot_create__descriptor, NULL, 0 },
+		[PROTO_SNAPSHOT_LIST] = { &vecdb__snapshot_list__descriptor,
+		    NULL, 0 },
+		[PROTO_PAYLOAD_INDEX_LIST] = {
+		    &vecdb__payload_index_list__descriptor, NULL, 0 },
+		[PROTO_SNAPSHOT_GET] = { &vecdb__snapshot_get__descriptor,
+		    "name", VECDB_SNAPSHOT_NAME_MAX },
+		[PROTO_SNAPSHOT_DELETE] = {
+		    &vecdb__snapshot_delete__descriptor, "name",
+		    VECDB_SNAPSHOT_NAME_MAX },
+		[PROTO_SNAPSHOT_RESTORE] = {
+		    &vecdb__snapshot_restore__descriptor, "name",
+		    VECDB_SNAPSHOT_NAME_MAX },
+		[PROTO_PAYLOAD_INDEX_DELETE] = {
+		    &vecdb__payload_index_delete__descriptor, "field",
+		    VECDB_FIELD_NAME_MAX },
+		[PROTO_PAYLOAD_INDEX_CREATE] = {
+		    &vecdb__payload_index_create__descriptor, "field",
+		    VECDB_FIELD_NAME_MAX },
+	};
+
+	if (method >= PROTO_METHOD_COUNT || k[method].desc == NULL)
+		return NULL;
+	return &k[method];
+}
+
+/* The address of a named field inside an unpacked message. */
+static void *
+field_at(ProtobufCMessage *m, const char *name)
+{
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field_by_name(m->descriptor,
+		name);
+
+	return (char *)m + f->offset;
+}
+
+int
+proto_target_encode(uint32_t method, const char *coll, const char *name,
+    vecdb_field_schema schema, uint8_t **out, size_t *len)
+{
+	const struct target_kind *k = target_kind(method);
+	/* room for the largest target message: three fields */
+	union {
+		ProtobufCMessage base;
+		Vecdb__PayloadIndexCreate pic;
+	} m;
+
+	if (k == NULL)
+		return vdb_err(VECDB_EINVAL, "method %s takes no target",
+		    proto_method_name(method));
+	protobuf_c_message_init(k->desc, &m);
+	*(char **)field_at(&m.base, "collection") = proto_str(coll);
+	if (k->field != NULL)
+		*(char **)field_at(&m.base, k->field) = proto_str(name);
+	if (method == PROTO_PAYLOAD_INDEX_CREATE)
+		m.pic.schema = (Vecdb__FieldSchema)schema;
+	return proto_pack(&m.base, out, len);
+}
+
+/* Ours from an unpacked target message of kind @p k. */
+static int
+target_from_pb(const struct target_kind *k, ProtobufCMessage *m,
+    struct proto_target *t)
+{
+	int rv;
+
+	memset(t, 0, sizeof(*t));
+	if ((rv = proto_name_get(*(char **)field_at(m, "collection"),
+	    VECDB_NAME_MAX, 1, "collection name", t->collection)))
+		return rv;
+	if (k->field != NULL && (rv = proto_name_get(*(char **)field_at(m,
+	    k->field), k->max, 1, k->field, t->name)) != VECDB_OK)
+		return rv;
+	if (k->desc == &vecdb__payload_index_create__descriptor) {
+		int s = (int)((Vecdb__PayloadIndexCreate *)m)->schema;
+
+		if (s < 0 || s > VECDB_FIELD_GEO)
+			return vdb_err(VECDB_EINVAL, "unknown field schema "
+			    "%d", s);
+		t->schema = (vecdb_field_schema)s;
+	}
+	return VECDB_OK;
+}
+
+int
+proto_target_decode(uint32_t method, const uint8_t *buf, size_t len,
+    struct proto_target *out)
+{
+	const struct target_kind *k = target_kind(method);
+	ProtobufCMessage *pm;
+	struct proto_target t;
+	int rv;
+
+	if (k == NULL)
+		return vdb_err(VECDB_EINVAL, "method %s takes no target",
+		    proto_method_name(method));
+	if ((rv = proto_unpack(k->desc, buf, len, &pm)) != VECDB_OK)
+		return rv;
+	rv = target_from_pb(k, pm, &t);
+	proto_unpacked_free(pm);
+	if (rv == VECDB_OK)
+		*out = t;
+	return rv;
+}
