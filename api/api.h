@@ -125,4 +125,14 @@ uint16_t api_server_port(const api_server *s);
 /* Stop accepting, finish the requests in flight, free. NULL is fine. */
 void api_server_stop(api_server *s);
 
+struct mg_context;
+
+/*
+ * mg_stop() without its 2-second wait: civetweb's accept loop polls in
+ * 2 s quanta and sees the stop flag only when poll returns, so a thread
+ * keeps connecting to host:port (the server's own listener; NULL or
+ * 0.0.0.0 mean loopback) until mg_stop() has returned.
+ */
+void api_mg_stop(struct mg_context *mg, const char *host, uint16_t port);
+
 #endif /* API_H */

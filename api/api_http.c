@@ -503,25 +503,31 @@ waker_main(void *arg)
 	return NULL;
 }
 
-/* Stop civetweb quickly: mg_stop with a waker thread beside it. */
-static void
-http_stop(struct api_server *s)
+void
+api_mg_stop(struct mg_context *mg, const char *host, uint16_t port)
 {
-	const char *host = s->tls || strcmp(s->cfg.host, "0.0.0.0") == 0 ?
-	    "127.0.0.1" : s->cfg.host;
 	struct waker w;
 	pthread_t th;
 	int started;
 
+	if (host == NULL || strcmp(host, "0.0.0.0") == 0)
+		host = "127.0.0.1";
 	memset(&w, 0, sizeof(w));
 	w.addr.sin_family = AF_INET;
-	w.addr.sin_port = htons(s->http_port);
+	w.addr.sin_port = htons(port);
 	started = inet_pton(AF_INET, host, &w.addr.sin_addr) == 1 &&
 	    pthread_create(&th, NULL, waker_main, &w) == 0;
-	mg_stop(s->mg); /* stops accepting, finishes requests in flight */
+	mg_stop(mg); /* stops accepting, finishes requests in flight */
 	atomic_store(&w.done, 1);
 	if (started)
 		pthread_join(th, NULL);
+}
+
+/* Stop our civetweb (behind the TLS front, it listens on loopback). */
+static void
+http_stop(struct api_server *s)
+{
+	api_mg_stop(s->mg, s->tls ? "127.0.0.1" : s->cfg.host, s->http_port);
 }
 
 void

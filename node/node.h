@@ -1,0 +1,57 @@
+/*
+ * node.h: the storage node (`vecdb-node`): the nng RPC server that executes
+ * every proto.h method on a local api_backend, and its metrics.
+ *
+ * The RPC server is an nng rep0 socket with a pool of nng_ctx workers,
+ * each an aio state machine (recv -> handle -> send). Handlers run on the
+ * aio callback thread and call the backend, which is thread-safe.
+ */
+#ifndef NODE_H
+#define NODE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "api.h"
+
+#define NODE_WORKERS_MIN 1
+#define NODE_WORKERS_DEFAULT 8
+#define NODE_WORKERS_MAX 1024
+#define NODE_STOP_GRACE_MS 5000   /* wait for replies in flight at stop */
+
+/* RPC server settings; strings borrowed for the server's life. */
+struct node_rpc_config {
+	const char *url;          /* "tcp://127.0.0.1:7000"; port 0 picks one */
+	const char *api_key;      /* NULL: no auth */
+	const char *node_id;      /* reported by health */
+	int replica;              /* refuse writes with FAILED_PRECONDITION */
+	unsigned workers;         /* nng_ctx workers, clamped to _MIN.._MAX */
+};
+
+typedef struct node_rpc node_rpc;
+
+/*
+ * Listen on cfg->url and start the workers. The backend is borrowed and
+ * must outlive the server.
+ * @return VECDB_OK, VECDB_EINVAL (bad url), VECDB_EIO (cannot listen: the
+ *	message says why), VECDB_ENOMEM.
+ */
+int node_rpc_start(const struct node_rpc_config *cfg,
+    const struct api_backend *b, node_rpc **out);
+
+/* The TCP port actually bound (useful with port 0); 0 if not TCP. */
+uint16_t node_rpc_port(const node_rpc *r);
+
+/*
+ * Stop accepting connections, let requests in flight send their replies
+ * (up to NODE_STOP_GRACE_MS), close the socket and free. NULL is fine.
+ */
+void node_rpc_stop(node_rpc *r);
+
+/*
+ * Write the RPC metrics in the Prometheus text format:
+ * vecdb_rpc_requests_total{method, code}. Safe from any thread.
+ */
+void node_rpc_metrics_write(node_rpc *r, FILE *f);
+
+#endif /* NODE_H */

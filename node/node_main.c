@@ -1,0 +1,379 @@
+/*
+ * node_main.c: the `vecdb-node` command: settings, the database, the RPC
+ * server (node_rpc.c) and a small admin HTTP server (/health, /ready,
+ * /metrics) on civetweb, and a clean stop on SIGTERM / SIGINT.
+ *
+ * Settings come from, lowest to highest: defaults, the environment
+ * (VECDB_*), and flags, as `vecdb serve` does.
+ */
+#include <civetweb.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "node.h"
+#include "vdb.h"
+
+struct settings {
+	const char *data_dir;
+	const char *rpc_url;
+	uint64_t admin_port;
+	const char *mode;            /* primary|replica */
+	const char *node_id;
+	uint64_t workers;
+	const char *api_key;
+};
+
+/* What the admin handlers read; set before civetweb starts. */
+struct admin {
+	const struct settings *s;
+	const struct api_backend *b;
+	node_rpc *rpc;
+	_Atomic int ready;           /* db open and rpc listening */
+};
+
+static const struct option long_opts[] = {
+	{ "data", required_argument, NULL, 'd' },
+	{ "rpc", required_argument, NULL, 'r' },
+	{ "admin-port", required_argument, NULL, 'a' },
+	{ "mode", required_argument, NULL, 'm' },
+	{ "node-id", required_argument, NULL, 'i' },
+	{ "workers", required_argument, NULL, 'w' },
+	{ "api-key", required_argument, NULL, 'k' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Environment names of the settings. */
+static const struct {
+	int opt;
+	const char *env;
+} envs[] = {
+	{ 'd', "VECDB_DATA_DIR" }, { 'r', "VECDB_RPC_URL" },
+	{ 'a', "VECDB_ADMIN_PORT" }, { 'm', "VECDB_MODE" },
+	{ 'i', "VECDB_NODE_ID" }, { 'k', "VECDB_API_KEY" },
+};
+#define NENVS (sizeof(envs) / sizeof(envs[0]))
+
+/* Print usage. */
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: vecdb-node [--data DIR] [--rpc URL] [--admin-port N]\n"
+	    "                  [--mode primary|replica] [--node-id ID]\n"
+	    "                  [--workers N] [--api-key KEY]\n"
+	    "Environment: VECDB_DATA_DIR, VECDB_RPC_URL, VECDB_ADMIN_PORT,\n"
+	    "VECDB_MODE, VECDB_NODE_ID, VECDB_API_KEY, VECDB_LOG,\n"
+	    "VECDB_DURABILITY, VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF.\n");
+}
+
+/* A decimal number up to max. */
+static int
+parse_num(const char *what, const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	if (end == s || *end != '\0' || v > max) {
+		fprintf(stderr, "vecdb-node: %s '%s' is not a number up to "
+		    "%llu\n", what, s, (unsigned long long) max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Apply one setting from a string (environment or flag). */
+static int
+setting_set(struct settings *s, int opt, const char *v)
+{
+	switch (opt) {
+	case 'd': s->data_dir = v; return 0;
+	case 'r': s->rpc_url = v; return 0;
+	case 'a': return parse_num("admin-port", v, 65535, &s->admin_port);
+	case 'i': s->node_id = v; return 0;
+	case 'w': return parse_num("workers", v, NODE_WORKERS_MAX, &s->workers);
+	case 'k': s->api_key = *v ? v : NULL; return 0;
+	case 'm':
+		if (strcmp(v, "primary") != 0 && strcmp(v, "replica") != 0) {
+			fprintf(stderr, "vecdb-node: mode '%s' is not primary or "
+			    "replica\n", v);
+			return -1;
+		}
+		s->mode = v;
+		return 0;
+	default: return -1;
+	}
+}
+
+/* Defaults, environment, then flags. */
+static int
+settings_load(struct settings *s, int argc, char **argv)
+{
+	int opt;
+
+	memset(s, 0, sizeof(*s));
+	s->data_dir = "./data";
+	s->rpc_url = "tcp://127.0.0.1:7000";
+	s->admin_port = 9100;
+	s->mode = "primary";
+	s->node_id = "node";
+	s->workers = NODE_WORKERS_DEFAULT;
+	for (size_t i = 0; i < NENVS; i++) {
+		const char *v = getenv(envs[i].env);
+		if (v != NULL && setting_set(s, envs[i].opt, v) != 0)
+			return -1;
+	}
+	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		if (opt == 'h' || opt == '?') {
+			usage(opt == 'h' ? stdout : stderr);
+			return opt == 'h' ? 1 : -1;
+		}
+		if (setting_set(s, opt, optarg) != 0)
+			return -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vecdb-node: unexpected argument '%s'\n",
+		    argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+/* ===== Admin HTTP ===== */
+
+/* Send a complete response. */
+static void
+send_text(struct mg_connection *c, int status, const char *type,
+    const char *body, size_t len)
+{
+	mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+		     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+	    status, mg_get_response_code_text(c, status), type, len);
+	mg_write(c, body, len);
+}
+
+/* Collection and vector counts, and the engine's figures. */
+static void
+metrics_db(FILE *f, const struct api_backend *b)
+{
+	vecdb_collection_config cfg;
+	vecdb_collection_stats cs;
+	char **names = NULL;
+	vecdb_stats st;
+	size_t n = 0;
+
+	if (b->collection_list(b->ctx, &names, &n) != VECDB_OK)
+		n = 0;
+	/* _total names on current counts: typed counter, as api_metrics.c
+	 * does, so promtool accepts them and the names match `vecdb serve`. */
+	fprintf(f, "# HELP vecdb_collections_total Collections now (can "
+		   "decrease).\n# TYPE vecdb_collections_total counter\n"
+		   "vecdb_collections_total %zu\n", n);
+	fprintf(f, "# HELP vecdb_vectors_total Points now, per collection "
+		   "(can decrease).\n# TYPE vecdb_vectors_total counter\n");
+	for (size_t i = 0; i < n; i++)
+		if (b->collection_get(b->ctx, names[i], &cfg, &cs) == VECDB_OK)
+			fprintf(f, "vecdb_vectors_total{collection=\"%s\"} %llu\n",
+			    names[i], (unsigned long long) cs.vector_count);
+	vecdb_names_free(names, n);
+	if (b->stats(b->ctx, &st) != VECDB_OK)
+		memset(&st, 0, sizeof(st));
+	fprintf(f, "# HELP vecdb_disk_usage_bytes Bytes used in the data "
+		   "file.\n# TYPE vecdb_disk_usage_bytes gauge\n"
+		   "vecdb_disk_usage_bytes %llu\n",
+	    (unsigned long long) st.disk_bytes);
+	fprintf(f, "# HELP vecdb_wal_last_seq Sequence number of the last WAL "
+		   "record.\n# TYPE vecdb_wal_last_seq gauge\n"
+		   "vecdb_wal_last_seq %llu\n",
+	    (unsigned long long) st.last_seq);
+}
+
+/* Resident memory, as the Prometheus clients name it. */
+static void
+metrics_process(FILE *f)
+{
+	long pages = 0, rss = 0;
+	FILE *sm = fopen("/proc/self/statm", "r");
+
+	if (sm != NULL) {
+		if (fscanf(sm, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(sm);
+	}
+	fprintf(f, "# HELP process_resident_memory_bytes Resident memory.\n"
+		   "# TYPE process_resident_memory_bytes gauge\n"
+		   "process_resident_memory_bytes %ld\n",
+	    rss * sysconf(_SC_PAGESIZE));
+}
+
+/* GET /metrics. */
+static void
+admin_metrics(struct mg_connection *c, struct admin *a)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	if (f == NULL) {
+		send_text(c, 500, "text/plain", "out of memory\n", 14);
+		return;
+	}
+	node_rpc_metrics_write(a->rpc, f);
+	metrics_db(f, a->b);
+	metrics_process(f);
+	fclose(f);
+	send_text(c, 200, "text/plain; version=0.0.4", out, len);
+	free(out);
+}
+
+/* civetweb's begin_request: the three admin endpoints. */
+static int
+admin_request(struct mg_connection *c)
+{
+	const struct mg_request_info *ri = mg_get_request_info(c);
+	struct admin *a = ri->user_data;
+	char body[512];
+	int n;
+
+	if (strcmp(ri->request_method, "GET") != 0) {
+		send_text(c, 405, "text/plain", "method not allowed\n", 19);
+	} else if (strcmp(ri->local_uri, "/health") == 0) {
+		n = snprintf(body, sizeof(body), "{\"status\":\"ok\",\"node_id\":"
+		    "\"%s\",\"mode\":\"%s\",\"version\":\"%s\"}", a->s->node_id,
+		    a->s->mode, VECDB_VERSION);
+		send_text(c, 200, "application/json", body, (size_t) n);
+	} else if (strcmp(ri->local_uri, "/ready") == 0) {
+		if (atomic_load(&a->ready))
+			send_text(c, 200, "application/json",
+			    "{\"status\":\"ready\"}", 18);
+		else
+			send_text(c, 503, "application/json",
+			    "{\"status\":\"starting\"}", 21);
+	} else if (strcmp(ri->local_uri, "/metrics") == 0) {
+		admin_metrics(c, a);
+	} else {
+		send_text(c, 404, "text/plain", "not found\n", 10);
+	}
+	return 1;
+}
+
+/* Start civetweb on 127.0.0.1:port; *port gets the bound one. */
+static struct mg_context *
+admin_start(struct admin *a, uint64_t *port)
+{
+	struct mg_callbacks cb;
+	struct mg_server_port sp[2];
+	struct mg_context *mg;
+	char ports[32];
+	const char *opts[] = { "listening_ports", ports, "num_threads", "2",
+		"enable_keep_alive", "no", "request_timeout_ms", "10000",
+		NULL };
+
+	snprintf(ports, sizeof(ports), "127.0.0.1:%u", (unsigned) *port);
+	memset(&cb, 0, sizeof(cb));
+	cb.begin_request = admin_request;
+	if ((mg = mg_start(&cb, a, opts)) == NULL) {
+		fprintf(stderr, "vecdb-node: cannot serve admin HTTP on %s\n",
+		    ports);
+		return NULL;
+	}
+	if (mg_get_server_ports(mg, 2, sp) < 1) {
+		mg_stop(mg);
+		fprintf(stderr, "vecdb-node: admin HTTP has no port\n");
+		return NULL;
+	}
+	*port = (uint64_t) sp[0].port;
+	return mg;
+}
+
+/* ===== Main ===== */
+
+/* Block the stop signals in every thread; main waits for them. */
+static void
+signals_block(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Open the database with the engine's options from the environment. */
+static int
+db_open(const struct settings *s, vecdb **db)
+{
+	vecdb_options o;
+	int rv;
+
+	vecdb_options_init(&o);
+	if ((rv = vecdb_options_from_env(&o)) == VECDB_OK)
+		rv = vecdb_open(s->data_dir, &o, db);
+	if (rv != VECDB_OK)
+		fprintf(stderr, "vecdb-node: cannot open %s: %s\n", s->data_dir,
+		    vecdb_errmsg()[0] ? vecdb_errmsg() : vecdb_strerror(rv));
+	return rv;
+}
+
+/* Serve RPC and admin HTTP until SIGINT / SIGTERM. */
+static int
+serve(struct settings *s, vecdb *db, sigset_t *set)
+{
+	struct node_rpc_config rc = { s->rpc_url, s->api_key, s->node_id,
+		strcmp(s->mode, "replica") == 0, (unsigned) s->workers };
+	struct api_backend b;
+	struct admin a = { s, &b, NULL, 0 };
+	struct mg_context *mg;
+	int sig = 0;
+
+	api_backend_local_init(&b, db);
+	if (node_rpc_start(&rc, &b, &a.rpc) != VECDB_OK) {
+		fprintf(stderr, "vecdb-node: %s\n", vecdb_errmsg());
+		return 1;
+	}
+	if ((mg = admin_start(&a, &s->admin_port)) == NULL) {
+		node_rpc_stop(a.rpc);
+		return 1;
+	}
+	atomic_store(&a.ready, 1);
+	printf("vecdb-node %s: rpc tcp://127.0.0.1:%u admin "
+	       "http://127.0.0.1:%u (data %s)\n", VECDB_VERSION,
+	    node_rpc_port(a.rpc), (unsigned) s->admin_port, s->data_dir);
+	fflush(stdout);
+	sigwait(set, &sig);
+	VDB_LOG_INFO("NODE", "signal %d: finishing requests in flight", sig);
+	atomic_store(&a.ready, 0);
+	node_rpc_stop(a.rpc);
+	api_mg_stop(mg, "127.0.0.1", (uint16_t) s->admin_port);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct settings s;
+	sigset_t set;
+	vecdb *db = NULL;
+	int rv;
+
+	if ((rv = settings_load(&s, argc, argv)) != 0)
+		return rv > 0 ? 0 : 2;
+	signals_block(&set);
+	mg_init_library(0);
+	if (db_open(&s, &db) != VECDB_OK)
+		return 1;
+	rv = serve(&s, db, &set);
+	vecdb_close(db);
+	mg_exit_library();
+	if (rv == 0)
+		VDB_LOG_INFO("NODE", "stopped cleanly");
+	return rv;
+}
