@@ -1,0 +1,78 @@
+/*
+ * router.h: the cluster router (`vecdb-router`): a topology of shards,
+ * each an nng rep0 node (docs/NODE.md), and a cluster api_backend that
+ * maps every REST call onto them (docs/ROUTER.md).
+ *
+ * Threading: router_* calls are safe from any thread. The topology is
+ * reference counted: a reload (SIGHUP) swaps it while calls in flight
+ * keep the old one until they finish.
+ */
+#ifndef ROUTER_H
+#define ROUTER_H
+
+#include <nng/nng.h>
+#include <stdint.h>
+
+#include "api.h"
+
+#define ROUTER_SHARDS_MAX 1024
+#define ROUTER_TIMEOUT_MS_MIN 10
+#define ROUTER_TIMEOUT_MS_DEFAULT 2000
+#define ROUTER_TIMEOUT_MS_MAX 600000
+#define ROUTER_BACKOFF_MS 1000    /* a failed member is skipped this long */
+
+/* One shard: its primary and replicas (replicas are parsed, not used). */
+struct router_shard {
+	uint32_t id;              /* 0..n-1, the index in the shard array */
+	char *primary;            /* nng url (owned) */
+	char **replicas;          /* nng urls (owned) */
+	size_t n_replicas;
+	nng_socket sock;          /* req0 dialed to primary */
+	int open;                 /* sock is open */
+	uint64_t down_until_ms;   /* back-off deadline; guarded by router lock */
+};
+
+typedef struct router_topology {
+	struct router_shard *shards;  /* n shards sorted by id */
+	size_t n;
+	unsigned refs;            /* guarded by the router lock */
+} router_topology;
+
+/*
+ * Parse and validate a topology file: {"shards": [{"id": 0, "primary":
+ * "tcp://...", "replicas": []}, ...]}, ids exactly 0..n-1.
+ * @return VECDB_OK, VECDB_EINVAL / VECDB_EIO with a message.
+ *	The caller frees *out with router_topology_free().
+ */
+int router_topology_load(const char *path, router_topology **out);
+
+/* Open a req0 socket per shard, dialing in the background. */
+int router_topology_connect(router_topology *t);
+
+/* Close the sockets and free. NULL is fine. */
+void router_topology_free(router_topology *t);
+
+/* The shard of a point id among n shards (jump consistent hash). */
+uint32_t router_shard_of(const vecdb_id *id, uint32_t n);
+
+typedef struct router router;
+
+struct router_config {
+	const char *topology;     /* file path (borrowed for the router's life) */
+	uint32_t timeout_ms;      /* deadline of every fan-out */
+	const char *node_api_key; /* sent to nodes; NULL: none */
+};
+
+/* Load the topology and connect. Free with router_free(). */
+int router_new(const struct router_config *cfg, router **out);
+
+/* Re-read the topology file; on error the old one stays. */
+int router_reload(router *r);
+
+/* Free (after the server using it stopped). NULL is fine. */
+void router_free(router *r);
+
+/* The cluster backend over a router (borrowed). */
+void api_backend_cluster_init(struct api_backend *b, router *r);
+
+#endif /* ROUTER_H */

@@ -1,0 +1,1428 @@
+/*
+ * router_backend.c: the cluster backend. Every api_backend call becomes
+ * requests to shard primaries over nng req0 (one context per request,
+ * all in flight at once, one deadline), and their answers are merged.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+#include "proto.h"
+#include "router.h"
+#include "vdb.h"
+
+struct router {
+	const char *path;         /* topology file */
+	uint32_t timeout_ms;
+	const char *key;          /* node api key, "" for none */
+	pthread_mutex_t lock;     /* guards topo, refs, down_until_ms */
+	router_topology *topo;
+};
+
+/* One request to one shard. */
+struct rcall {
+	size_t shard;                 /* index in the topology */
+	uint8_t *req;                 /* encoded request (owned) */
+	size_t reqlen;
+	struct proto_response *resp;  /* the answer when transport worked */
+	int rv;                       /* VECDB_OK or the shard's error */
+	char msg[512];                /* why, naming the shard */
+	nng_ctx ctx;
+	nng_aio *aio;
+};
+
+/* Milliseconds on the monotonic clock. */
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* ===== Router ===== */
+
+int
+router_new(const struct router_config *cfg, router **out)
+{
+	router *r = vdb_calloc(1, sizeof(*r));
+	int rv;
+
+	if (r == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	r->path = cfg->topology;
+	r->timeout_ms = cfg->timeout_ms;
+	r->key = cfg->node_api_key ? cfg->node_api_key : "";
+	pthread_mutex_init(&r->lock, NULL);
+	if ((rv = router_topology_load(r->path, &r->topo)) != VECDB_OK ||
+	    (rv = router_topology_connect(r->topo)) != VECDB_OK) {
+		router_free(r);
+		return rv;
+	}
+	r->topo->refs = 1;
+	*out = r;
+	return VECDB_OK;
+}
+
+/* Take a reference to the current topology. */
+static router_topology *
+topo_get(router *r)
+{
+	router_topology *t;
+
+	pthread_mutex_lock(&r->lock);
+	t = r->topo;
+	t->refs++;
+	pthread_mutex_unlock(&r->lock);
+	return t;
+}
+
+/* Drop a reference; the last one frees. */
+static void
+topo_put(router *r, router_topology *t)
+{
+	unsigned left;
+
+	pthread_mutex_lock(&r->lock);
+	left = --t->refs;
+	pthread_mutex_unlock(&r->lock);
+	if (left == 0)
+		router_topology_free(t);
+}
+
+int
+router_reload(router *r)
+{
+	router_topology *t, *old;
+	int rv;
+
+	if ((rv = router_topology_load(r->path, &t)) != VECDB_OK)
+		return rv;
+	if ((rv = router_topology_connect(t)) != VECDB_OK) {
+		router_topology_free(t);
+		return rv;
+	}
+	t->refs = 1;
+	pthread_mutex_lock(&r->lock);
+	old = r->topo;
+	r->topo = t;
+	pthread_mutex_unlock(&r->lock);
+	topo_put(r, old);
+	return VECDB_OK;
+}
+
+void
+router_free(router *r)
+{
+	if (r == NULL)
+		return;
+	if (r->topo != NULL)
+		router_topology_free(r->topo);
+	pthread_mutex_destroy(&r->lock);
+	vdb_free(r);
+}
+
+/* ===== Fan-out ===== */
+
+/* Mark a shard failed (skip it for ROUTER_BACKOFF_MS) or healthy. */
+static void
+shard_mark(router *r, struct router_shard *s, int failed)
+{
+	pthread_mutex_lock(&r->lock);
+	s->down_until_ms = failed ? now_ms() + ROUTER_BACKOFF_MS : 0;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Is the shard in its back-off period? */
+static int
+shard_down(router *r, struct router_shard *s)
+{
+	uint64_t until;
+
+	pthread_mutex_lock(&r->lock);
+	until = s->down_until_ms;
+	pthread_mutex_unlock(&r->lock);
+	return until > now_ms();
+}
+
+/* Record a transport failure of c. */
+static void
+call_unavailable(router *r, router_topology *t, struct rcall *c,
+    const char *why)
+{
+	struct router_shard *s = &t->shards[c->shard];
+
+	c->rv = VECDB_ECLOSED;
+	snprintf(c->msg, sizeof(c->msg), "shard %u (%s) %s", s->id,
+	    s->primary, why);
+	shard_mark(r, s, 1);
+}
+
+/* Start sending c; on failure c->rv is set. */
+static void
+call_send(router *r, router_topology *t, struct rcall *c)
+{
+	struct router_shard *s = &t->shards[c->shard];
+	nng_msg *m;
+	char why[128];
+
+	if (shard_down(r, s)) {
+		snprintf(why, sizeof(why), "is unavailable (failed less than "
+		    "%d ms ago)", ROUTER_BACKOFF_MS);
+		call_unavailable(r, t, c, why);
+		return;
+	}
+	if (nng_ctx_open(&c->ctx, s->sock) != 0 ||
+	    nng_aio_alloc(&c->aio, NULL, NULL) != 0 ||
+	    nng_msg_alloc(&m, 0) != 0) {
+		c->rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		snprintf(c->msg, sizeof(c->msg), "out of memory");
+		return;
+	}
+	if (nng_msg_append(m, c->req, c->reqlen) != 0) {
+		nng_msg_free(m);
+		c->rv = VECDB_ENOMEM;
+		snprintf(c->msg, sizeof(c->msg), "out of memory");
+		return;
+	}
+	nng_aio_set_timeout(c->aio, (nng_duration) r->timeout_ms);
+	nng_aio_set_msg(c->aio, m);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+/* Wait for c's send, then receive until the deadline. */
+static void
+call_finish(router *r, router_topology *t, struct rcall *c, uint64_t end)
+{
+	uint64_t now;
+	nng_msg *m;
+	char why[128];
+
+	if (c->aio == NULL)
+		return;
+	nng_aio_wait(c->aio);
+	if (nng_aio_result(c->aio) != 0) {
+		nng_msg_free(nng_aio_get_msg(c->aio));
+		goto late;
+	}
+	now = now_ms();
+	nng_aio_set_timeout(c->aio, (nng_duration) (end > now ? end - now : 1));
+	nng_ctx_recv(c->ctx, c->aio);
+	nng_aio_wait(c->aio);
+	if (nng_aio_result(c->aio) != 0)
+		goto late;
+	m = nng_aio_get_msg(c->aio);
+	if (proto_response_decode(nng_msg_body(m), nng_msg_len(m),
+	    &c->resp) != VECDB_OK) {
+		c->rv = VECDB_EINTERNAL;
+		snprintf(c->msg, sizeof(c->msg), "shard %u: bad response: %s",
+		    t->shards[c->shard].id, vecdb_errmsg());
+	} else
+		shard_mark(r, &t->shards[c->shard], 0);
+	nng_msg_free(m);
+	return;
+late:
+	snprintf(why, sizeof(why), "did not answer within %u ms",
+	    r->timeout_ms);
+	call_unavailable(r, t, c, why);
+}
+
+/* Turn a shard's response code into c->rv / c->msg. */
+static void
+call_code(router_topology *t, struct rcall *c)
+{
+	if (c->rv != VECDB_OK || c->resp == NULL || c->resp->code == PROTO_OK)
+		return;
+	c->rv = proto_err_of(c->resp->code);
+	snprintf(c->msg, sizeof(c->msg), "shard %u: %s",
+	    t->shards[c->shard].id, c->resp->message);
+}
+
+/* Run every call in parallel under one deadline. */
+static void
+fanout(router *r, router_topology *t, struct rcall *calls, size_t n)
+{
+	uint64_t end = now_ms() + r->timeout_ms;
+
+	for (size_t i = 0; i < n; i++)
+		if (calls[i].rv == VECDB_OK)
+			call_send(r, t, &calls[i]);
+	for (size_t i = 0; i < n; i++) {
+		call_finish(r, t, &calls[i], end);
+		call_code(t, &calls[i]);
+	}
+}
+
+/* Free the calls. */
+static void
+calls_free(struct rcall *calls, size_t n)
+{
+	if (calls == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (calls[i].aio != NULL) {
+			nng_aio_free(calls[i].aio);
+			nng_ctx_close(calls[i].ctx);
+		}
+		vdb_free(calls[i].req);
+		proto_response_free(calls[i].resp);
+	}
+	vdb_free(calls);
+}
+
+/*
+ * Fail with the first failing call's code and a message naming every
+ * failed shard; calls whose rv is @p ignore count as successes.
+ */
+static int
+calls_check(struct rcall *calls, size_t n, int ignore)
+{
+	char buf[2048] = "";
+	size_t len = 0;
+	int rv = VECDB_OK;
+
+	for (size_t i = 0; i < n; i++) {
+		if (calls[i].rv == VECDB_OK || calls[i].rv == ignore)
+			continue;
+		if (rv == VECDB_OK)
+			rv = calls[i].rv;
+		if (len < sizeof(buf))
+			len += (size_t) snprintf(buf + len, sizeof(buf) - len,
+			    "%s%s", len ? "; " : "", calls[i].msg);
+	}
+	return rv == VECDB_OK ? VECDB_OK : vdb_err(rv, "%s", buf);
+}
+
+/* Calls for n shards (or one when shard != SIZE_MAX) of one body. */
+static int
+calls_new(router *r, size_t nshards, uint32_t method, uint8_t *body,
+    size_t len, struct rcall **out)
+{
+	struct rcall *c = vdb_calloc(nshards, sizeof(*c));
+	int rv = VECDB_OK;
+
+	if (c == NULL) {
+		vdb_free(body);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < nshards && rv == VECDB_OK; i++) {
+		c[i].shard = i;
+		rv = proto_request_encode(method, r->key, i, body, len,
+		    &c[i].req, &c[i].reqlen);
+	}
+	vdb_free(body);
+	if (rv != VECDB_OK) {
+		calls_free(c, nshards);
+		return rv;
+	}
+	*out = c;
+	return VECDB_OK;
+}
+
+/*
+ * Send one encoded body (owned, freed here) to every shard. On success
+ * the caller frees *out with calls_free(out, t->n).
+ */
+static int
+broadcast(router *r, router_topology *t, uint32_t method, int enc_rv,
+    uint8_t *body, size_t len, struct rcall **out)
+{
+	int rv;
+
+	if (enc_rv != VECDB_OK)
+		return enc_rv;
+	if ((rv = calls_new(r, t->n, method, body, len, out)) != VECDB_OK)
+		return rv;
+	fanout(r, t, *out, t->n);
+	return VECDB_OK;
+}
+
+/* ===== Collections ===== */
+
+/* Run DDL on every shard: absent_code (EEXIST on create, ENOTFOUND on
+ * delete) is an error only when every shard answered it. */
+static int
+ddl(router *r, uint32_t method, int enc_rv, uint8_t *body, size_t len,
+    int absent_code)
+{
+	router_topology *t = topo_get(r);
+	struct rcall *c = NULL;
+	size_t same = 0;
+	int rv;
+
+	if ((rv = broadcast(r, t, method, enc_rv, body, len, &c)) ==
+	    VECDB_OK) {
+		for (size_t i = 0; i < t->n; i++)
+			same += c[i].rv == absent_code;
+		if (same == t->n)
+			rv = calls_check(c, t->n, VECDB_OK);
+		else
+			rv = calls_check(c, t->n, absent_code);
+		if (rv == VECDB_OK && same > 0)
+			VDB_LOG_WARN("ROUT", "repaired a collection present on "
+			    "%zu of %zu shards", same, t->n);
+	}
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* Create on every shard, repairing a partial one. */
+static int
+cl_collection_create(void *ctx, const vecdb_collection_config *cfg)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_collection_create_encode(cfg, &b, &l);
+
+	return ddl(ctx, PROTO_CREATE_COLLECTION, rv, b, l, VECDB_EEXIST);
+}
+
+/* Delete on every shard. */
+static int
+cl_collection_delete(void *ctx, const char *name)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_target_encode(PROTO_DELETE_COLLECTION, name, NULL, 0,
+	    &b, &l);
+
+	return ddl(ctx, PROTO_DELETE_COLLECTION, rv, b, l, VECDB_ENOTFOUND);
+}
+
+/* A payload index on every shard. */
+static int
+cl_pindex_create(void *ctx, const char *coll, const char *field,
+    vecdb_field_schema schema)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_target_encode(PROTO_PAYLOAD_INDEX_CREATE, coll, field,
+	    schema, &b, &l);
+
+	return ddl(ctx, PROTO_PAYLOAD_INDEX_CREATE, rv, b, l, VECDB_EEXIST);
+}
+
+/* Drop a payload index on every shard. */
+static int
+cl_pindex_delete(void *ctx, const char *coll, const char *field)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_target_encode(PROTO_PAYLOAD_INDEX_DELETE, coll, field,
+	    0, &b, &l);
+
+	return ddl(ctx, PROTO_PAYLOAD_INDEX_DELETE, rv, b, l,
+	    VECDB_ENOTFOUND);
+}
+
+/* Add one shard's collection stats into the sum. */
+static void
+stats_add(vecdb_collection_stats *sum, const vecdb_collection_stats *s)
+{
+	sum->vector_count += s->vector_count;
+	sum->disk_bytes += s->disk_bytes;
+	sum->memory_bytes += s->memory_bytes;
+	sum->indexed_count += s->indexed_count;
+	sum->pending_count += s->pending_count;
+}
+
+/* Config from shard 0, stats summed over all shards. */
+static int
+cl_collection_get(void *ctx, const char *name, vecdb_collection_config *cfg,
+    vecdb_collection_stats *st)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	vecdb_collection_config c0, ci;
+	vecdb_collection_stats sum, si;
+	struct rcall *c = NULL;
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_target_encode(PROTO_GET_COLLECTION, name, NULL, 0, &b,
+	    &l);
+
+	memset(&sum, 0, sizeof(sum));
+	if ((rv = broadcast(r, t, PROTO_GET_COLLECTION, rv, b, l, &c)) !=
+	    VECDB_OK || (rv = calls_check(c, t->n, VECDB_OK)) != VECDB_OK)
+		goto out;
+	for (size_t i = 0; i < t->n && rv == VECDB_OK; i++) {
+		rv = proto_collection_info_decode(c[i].resp->body,
+		    c[i].resp->body_len, i == 0 ? &c0 : &ci, &si);
+		if (rv == VECDB_OK && i == 0)
+			sum.dimension = si.dimension;
+		stats_add(&sum, &si);
+	}
+	if (rv == VECDB_OK) {
+		*cfg = c0;
+		*st = sum;
+	}
+out:
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* qsort order of names. */
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Append shard lists' names, then sort and drop duplicates. */
+static int
+names_union(struct rcall *c, size_t nshards, char ***names, size_t *n)
+{
+	char **all = NULL, **part, **grown;
+	size_t total = 0, k, w = 0;
+	int rv = VECDB_OK;
+
+	for (size_t i = 0; i < nshards && rv == VECDB_OK; i++) {
+		if ((rv = proto_names_decode(c[i].resp->body,
+		    c[i].resp->body_len, &part, &k)) != VECDB_OK)
+			break;
+		grown = vdb_realloc(all, (total + k + 1) * sizeof(char *));
+		if (grown == NULL) {
+			vecdb_names_free(part, k);
+			rv = vdb_err(VECDB_ENOMEM, "out of memory");
+			break;
+		}
+		all = grown;
+		if (k > 0)
+			memcpy(all + total, part, k * sizeof(char *));
+		total += k;
+		vdb_free(part);
+	}
+	if (rv != VECDB_OK) {
+		vecdb_names_free(all, total);
+		return rv;
+	}
+	if (total > 0)
+		qsort(all, total, sizeof(char *), name_cmp);
+	for (size_t i = 0; i < total; i++)
+		if (w > 0 && strcmp(all[w - 1], all[i]) == 0)
+			vdb_free(all[i]);
+		else
+			all[w++] = all[i];
+	*names = all;
+	*n = w;
+	return VECDB_OK;
+}
+
+/* The union of every shard's collections. */
+static int
+cl_collection_list(void *ctx, char ***names, size_t *n)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	struct rcall *c = NULL;
+	int rv;
+
+	if ((rv = broadcast(r, t, PROTO_LIST_COLLECTIONS, VECDB_OK, NULL, 0,
+	    &c)) == VECDB_OK && (rv = calls_check(c, t->n, VECDB_OK)) ==
+	    VECDB_OK)
+		rv = names_union(c, t->n, names, n);
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* Payload indexes of shard 0, entries summed over all shards. */
+static int
+cl_pindex_list(void *ctx, const char *coll, vecdb_payload_index_info **out,
+    size_t *n)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	vecdb_payload_index_info *l0 = NULL, *li;
+	struct rcall *c = NULL;
+	size_t n0 = 0, ni;
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_target_encode(PROTO_PAYLOAD_INDEX_LIST, coll, NULL, 0,
+	    &b, &l);
+
+	if ((rv = broadcast(r, t, PROTO_PAYLOAD_INDEX_LIST, rv, b, l, &c)) !=
+	    VECDB_OK || (rv = calls_check(c, t->n, VECDB_OK)) != VECDB_OK ||
+	    (rv = proto_pindex_list_decode(c[0].resp->body,
+	    c[0].resp->body_len, &l0, &n0)) != VECDB_OK)
+		goto out;
+	for (size_t i = 1; i < t->n; i++) {
+		if (proto_pindex_list_decode(c[i].resp->body,
+		    c[i].resp->body_len, &li, &ni) != VECDB_OK)
+			continue;
+		for (size_t a = 0; a < n0; a++)
+			for (size_t z = 0; z < ni; z++)
+				if (strcmp(l0[a].field, li[z].field) == 0)
+					l0[a].entries += li[z].entries;
+		vdb_free(li);
+	}
+	*out = l0;
+	*n = n0;
+out:
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* ===== Points ===== */
+
+/* A v4 uuid for every point without an id (insert and upsert). */
+static void
+ids_assign(int op, vecdb_point *pts, size_t n)
+{
+	if (op == API_UPDATE)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (pts[i].id.kind == VECDB_ID_NONE) {
+			pts[i].id.kind = VECDB_ID_UUID;
+			uuid_generate_random(pts[i].id.uuid);
+		}
+}
+
+/* Split points by shard: shard_of[i] and per-shard counts. */
+static int
+split(const vecdb_id *ids, size_t stride, size_t n, size_t nshards,
+    uint32_t **shard_of, size_t **counts)
+{
+	*shard_of = vdb_malloc((n ? n : 1) * sizeof(uint32_t));
+	*counts = vdb_calloc(nshards, sizeof(size_t));
+	if (*shard_of == NULL || *counts == NULL) {
+		vdb_free(*shard_of);
+		vdb_free(*counts);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		const vecdb_id *id = (const vecdb_id *) (const void *)
+		    ((const char *) ids + i * stride);
+		(*shard_of)[i] = router_shard_of(id, (uint32_t) nshards);
+		(*counts)[(*shard_of)[i]]++;
+	}
+	return VECDB_OK;
+}
+
+/* Encode one request per shard with items; calls for empty shards are
+ * marked done with rv VECDB_OK and no request. */
+static int
+write_calls(router *r, router_topology *t, const char *coll, int op,
+    const vecdb_point *pts, size_t n, struct rcall *c)
+{
+	uint32_t *of;
+	size_t *cnt;
+	vecdb_point *part = vdb_malloc((n ? n : 1) * sizeof(*part));
+	int rv;
+
+	if (part == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if ((rv = split(&pts[0].id, sizeof(*pts), n, t->n, &of, &cnt)) !=
+	    VECDB_OK) {
+		vdb_free(part);
+		return rv;
+	}
+	for (size_t s = 0; s < t->n && rv == VECDB_OK; s++) {
+		size_t k = 0;
+		uint8_t *b;
+		size_t l;
+		c[s].shard = s;
+		if (cnt[s] == 0)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (of[i] == s)
+				part[k++] = pts[i];
+		if ((rv = proto_write_encode(coll, op, part, k, &b, &l)) ==
+		    VECDB_OK) {
+			rv = proto_request_encode(PROTO_WRITE, r->key, s, b, l,
+			    &c[s].req, &c[s].reqlen);
+			vdb_free(b);
+		}
+	}
+	vdb_free(part);
+	vdb_free(of);
+	vdb_free(cnt);
+	return rv;
+}
+
+/* Run the calls that have a request. */
+static void
+fanout_some(router *r, router_topology *t, struct rcall *c, size_t n)
+{
+	uint64_t end = now_ms() + r->timeout_ms;
+
+	for (size_t i = 0; i < n; i++)
+		if (c[i].req != NULL)
+			call_send(r, t, &c[i]);
+	for (size_t i = 0; i < n; i++)
+		if (c[i].req != NULL) {
+			call_finish(r, t, &c[i], end);
+			call_code(t, &c[i]);
+		}
+}
+
+/* Split a batch by shard; each shard's part is atomic. */
+static int
+cl_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	struct rcall *c = vdb_calloc(t->n, sizeof(*c));
+	int rv;
+
+	if (c == NULL) {
+		topo_put(r, t);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	ids_assign(op, pts, n);
+	if ((rv = write_calls(r, t, coll, op, pts, n, c)) == VECDB_OK) {
+		fanout_some(r, t, c, t->n);
+		rv = calls_check(c, t->n, VECDB_OK);
+	}
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* Delete calls: one per shard with ids. */
+static int
+delete_calls(router *r, router_topology *t, const char *coll,
+    const vecdb_id *ids, size_t n, struct rcall *c)
+{
+	uint32_t *of;
+	size_t *cnt;
+	vecdb_id *part = vdb_malloc((n ? n : 1) * sizeof(*part));
+	int rv;
+
+	if (part == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if ((rv = split(ids, sizeof(*ids), n, t->n, &of, &cnt)) != VECDB_OK) {
+		vdb_free(part);
+		return rv;
+	}
+	for (size_t s = 0; s < t->n && rv == VECDB_OK; s++) {
+		size_t k = 0;
+		uint8_t *b;
+		size_t l;
+		c[s].shard = s;
+		if (cnt[s] == 0)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (of[i] == s)
+				part[k++] = ids[i];
+		if ((rv = proto_delete_encode(coll, part, k, &b, &l)) ==
+		    VECDB_OK) {
+			rv = proto_request_encode(PROTO_DELETE, r->key, s, b, l,
+			    &c[s].req, &c[s].reqlen);
+			vdb_free(b);
+		}
+	}
+	vdb_free(part);
+	vdb_free(of);
+	vdb_free(cnt);
+	return rv;
+}
+
+/* Split ids by shard, sum the deleted counts. */
+static int
+cl_delete(void *ctx, const char *coll, const vecdb_id *ids, size_t n,
+    size_t *deleted)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	struct rcall *c = vdb_calloc(t->n, sizeof(*c));
+	uint64_t sum = 0, d;
+	int rv;
+
+	if (c == NULL) {
+		topo_put(r, t);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	if ((rv = delete_calls(r, t, coll, ids, n, c)) == VECDB_OK) {
+		fanout_some(r, t, c, t->n);
+		rv = calls_check(c, t->n, VECDB_OK);
+	}
+	for (size_t s = 0; s < t->n && rv == VECDB_OK; s++)
+		if (c[s].resp != NULL && (rv = proto_deleted_decode(
+		    c[s].resp->body, c[s].resp->body_len, &d)) == VECDB_OK)
+			sum += d;
+	if (rv == VECDB_OK)
+		*deleted = (size_t) sum;
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* Get one point from shard s of t. */
+static int
+get_from(router *r, router_topology *t, const char *coll,
+    const vecdb_id *id, vecdb_record **out)
+{
+	struct rcall c;
+	uint8_t *b;
+	size_t l;
+	int rv;
+
+	memset(&c, 0, sizeof(c));
+	c.shard = router_shard_of(id, (uint32_t) t->n);
+	if ((rv = proto_get_encode(coll, id, &b, &l)) != VECDB_OK)
+		return rv;
+	rv = proto_request_encode(PROTO_GET, r->key, 0, b, l, &c.req,
+	    &c.reqlen);
+	vdb_free(b);
+	if (rv == VECDB_OK) {
+		fanout(r, t, &c, 1);
+		if ((rv = calls_check(&c, 1, VECDB_OK)) == VECDB_OK)
+			rv = proto_record_decode(c.resp->body, c.resp->body_len,
+			    out);
+	}
+	if (c.aio != NULL) {
+		nng_aio_free(c.aio);
+		nng_ctx_close(c.ctx);
+	}
+	vdb_free(c.req);
+	proto_response_free(c.resp);
+	return rv;
+}
+
+/* A point from its shard. */
+static int
+cl_get(void *ctx, const char *coll, const vecdb_id *id, vecdb_record **out)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	int rv = get_from(r, t, coll, id, out);
+
+	topo_put(r, t);
+	return rv;
+}
+
+/* ===== Merging ===== */
+
+/* Order by (distance, id). */
+static int
+by_distance(const void *a, const void *b)
+{
+	const vecdb_record *x = a, *y = b;
+
+	if (x->distance != y->distance)
+		return x->distance < y->distance ? -1 : 1;
+	return vecdb_id_cmp(&x->id, &y->id);
+}
+
+/* Order by context hits desc, then distance, then id. */
+static int
+by_hits(const void *a, const void *b)
+{
+	const vecdb_record *x = a, *y = b;
+
+	if (x->context_hits != y->context_hits)
+		return x->context_hits > y->context_hits ? -1 : 1;
+	return by_distance(a, b);
+}
+
+/* Order by id. */
+static int
+by_id(const void *a, const void *b)
+{
+	return vecdb_id_cmp(&((const vecdb_record *) a)->id,
+	    &((const vecdb_record *) b)->id);
+}
+
+/*
+ * Move the records of lists[0..n) into one list sorted by cmp, skip
+ * offset and keep limit; lists are emptied (still to be freed).
+ */
+static int
+merge(vecdb_records **lists, size_t n, int (*cmp)(const void *,
+    const void *), uint32_t offset, uint32_t limit, vecdb_records **out)
+{
+	vecdb_records *m = vdb_calloc(1, sizeof(*m));
+	size_t total = 0, k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		total += lists[i]->count;
+	if (m == NULL || (m->items = vdb_calloc(total ? total : 1,
+	    sizeof(vecdb_record))) == NULL) {
+		vdb_free(m);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (lists[i]->count > 0)
+			memcpy(m->items + k, lists[i]->items,
+			    lists[i]->count * sizeof(vecdb_record));
+		k += lists[i]->count;
+		lists[i]->count = 0;
+	}
+	if (total > 0)
+		qsort(m->items, total, sizeof(vecdb_record), cmp);
+	m->count = total;
+	for (size_t i = 0; i < total && i < offset; i++) {
+		vdb_free(m->items[i].vector);
+		vdb_free(m->items[i].payload);
+	}
+	k = total > offset ? total - offset : 0;
+	if (offset > 0 && k > 0)
+		memmove(m->items, m->items + offset, k * sizeof(vecdb_record));
+	m->count = k;
+	for (size_t i = limit; i < m->count; i++) {
+		vdb_free(m->items[i].vector);
+		vdb_free(m->items[i].payload);
+	}
+	if (m->count > limit)
+		m->count = limit;
+	*out = m;
+	return VECDB_OK;
+}
+
+/* ===== Queries ===== */
+
+/* The filter as compact JSON text, NULL for none (free with free()). */
+static char *
+filter_text(const json_t *f)
+{
+	return f == NULL || json_is_null(f) ? NULL : json_dumps(f,
+	    JSON_COMPACT);
+}
+
+/* Encode a batch with limit+offset per shard and offset 0. */
+static int
+search_encode(const char *coll, const struct api_search *s, size_t n,
+    uint8_t **b, size_t *l)
+{
+	vecdb_search_params *p = vdb_calloc(n, sizeof(*p));
+	char **f = vdb_calloc(n, sizeof(char *));
+	int rv = VECDB_OK;
+
+	if (p == NULL || f == NULL)
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && rv == VECDB_OK; i++) {
+		p[i] = s[i].p;
+		p[i].filter = NULL;
+		p[i].limit = s[i].p.limit + s[i].p.offset;
+		p[i].offset = 0;
+		f[i] = filter_text(s[i].filter);
+	}
+	if (rv == VECDB_OK)
+		rv = proto_search_encode(coll, p, (const char *const *) f, n,
+		    b, l);
+	for (size_t i = 0; f != NULL && i < n; i++)
+		free(f[i]);
+	vdb_free(f);
+	vdb_free(p);
+	return rv;
+}
+
+/* Merge the shards' answers to search q into out[q]. */
+static int
+search_merge(vecdb_records ***per, size_t nshards, const struct api_search
+    *s, size_t n, vecdb_records ***out)
+{
+	vecdb_records **res = vdb_calloc(n, sizeof(*res));
+	vecdb_records **lists = vdb_calloc(nshards, sizeof(*lists));
+	int rv = VECDB_OK;
+
+	if (res == NULL || lists == NULL)
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+	for (size_t q = 0; q < n && rv == VECDB_OK; q++) {
+		for (size_t i = 0; i < nshards; i++)
+			lists[i] = per[i][q];
+		rv = merge(lists, nshards, by_distance, s[q].p.offset,
+		    s[q].p.limit, &res[q]);
+	}
+	vdb_free(lists);
+	if (rv != VECDB_OK) {
+		if (res != NULL)
+			vecdb_records_free_array(res, n);
+		return rv;
+	}
+	*out = res;
+	return VECDB_OK;
+}
+
+/* Every shard, limit+offset each, merged by (distance, id). */
+static int
+cl_search(void *ctx, const char *coll, const struct api_search *s, size_t n,
+    vecdb_records ***out)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	vecdb_records ***per = vdb_calloc(t->n, sizeof(*per));
+	struct rcall *c = NULL;
+	uint8_t *b = NULL;
+	size_t l = 0, k;
+	int rv = per ? search_encode(coll, s, n, &b, &l) : VECDB_ENOMEM;
+
+	if ((rv = broadcast(r, t, PROTO_SEARCH, rv, b, l, &c)) != VECDB_OK ||
+	    (rv = calls_check(c, t->n, VECDB_OK)) != VECDB_OK)
+		goto out;
+	for (size_t i = 0; i < t->n && rv == VECDB_OK; i++)
+		if ((rv = proto_search_result_decode(c[i].resp->body,
+		    c[i].resp->body_len, &per[i], &k)) == VECDB_OK && k != n)
+			rv = vdb_err(VECDB_EINTERNAL, "shard %zu answered %zu "
+			    "of %zu searches", i, k, n);
+	if (rv == VECDB_OK)
+		rv = search_merge(per, t->n, s, n, out);
+out:
+	for (size_t i = 0; per != NULL && i < t->n; i++)
+		if (per[i] != NULL)
+			vecdb_records_free_array(per[i], n);
+	vdb_free(per);
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* Decode every shard's Records answer and merge them. */
+static int
+records_merge(struct rcall *c, size_t nshards, int (*cmp)(const void *,
+    const void *), uint32_t offset, uint32_t limit, vecdb_records **out)
+{
+	vecdb_records **lists = vdb_calloc(nshards, sizeof(*lists));
+	int rv = lists ? VECDB_OK : vdb_err(VECDB_ENOMEM, "out of memory");
+
+	for (size_t i = 0; i < nshards && rv == VECDB_OK; i++)
+		rv = proto_records_decode(c[i].resp->body, c[i].resp->body_len,
+		    &lists[i]);
+	if (rv == VECDB_OK)
+		rv = merge(lists, nshards, cmp, offset, limit, out);
+	if (rv == VECDB_OK && cmp == by_id)
+		for (size_t i = 0; i < nshards; i++)
+			if (lists[i]->has_next && (!(*out)->has_next ||
+			    vecdb_id_cmp(&lists[i]->next, &(*out)->next) < 0)) {
+				(*out)->has_next = 1;
+				(*out)->next = lists[i]->next;
+			}
+	for (size_t i = 0; lists != NULL && i < nshards; i++)
+		vecdb_records_free(lists[i]);
+	vdb_free(lists);
+	return rv;
+}
+
+/* Broadcast a Records-answering request and merge. */
+static int
+records_query(router *r, router_topology *t, uint32_t method, int enc_rv,
+    uint8_t *b, size_t l, int (*cmp)(const void *, const void *),
+    uint32_t offset, uint32_t limit, vecdb_records **out)
+{
+	struct rcall *c = NULL;
+	int rv;
+
+	if ((rv = broadcast(r, t, method, enc_rv, b, l, &c)) == VECDB_OK &&
+	    (rv = calls_check(c, t->n, VECDB_OK)) == VECDB_OK)
+		rv = records_merge(c, t->n, cmp, offset, limit, out);
+	calls_free(c, t->n);
+	return rv;
+}
+
+/*
+ * Scroll every shard from the same start and merge by id. The next id is
+ * the smallest point not returned: the first merged one past the page or
+ * a shard's own next, whichever is smaller.
+ */
+static int
+cl_scroll(void *ctx, const char *coll, const vecdb_id *start,
+    uint32_t limit, const json_t *filter, int with_payload,
+    int with_vector, vecdb_records **out)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	char *f = filter_text(filter);
+	vecdb_records *m = NULL;
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_scroll_encode(coll, start, limit, f, with_payload,
+	    with_vector, &b, &l);
+
+	free(f);
+	rv = records_query(r, t, PROTO_SCROLL, rv, b, l, by_id, 0,
+	    limit + 1 > limit ? limit + 1 : limit, &m);
+	if (rv == VECDB_OK && m->count > limit) {
+		if (!m->has_next || vecdb_id_cmp(&m->items[limit].id,
+		    &m->next) < 0)
+			m->next = m->items[limit].id;
+		m->has_next = 1;
+		vdb_free(m->items[limit].vector);
+		vdb_free(m->items[limit].payload);
+		m->count = limit;
+	}
+	if (rv == VECDB_OK)
+		*out = m;
+	topo_put(r, t);
+	return rv;
+}
+
+/* Sum the counts of every shard. */
+static int
+cl_count(void *ctx, const char *coll, const json_t *filter, uint64_t *out)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	char *f = filter_text(filter);
+	struct rcall *c = NULL;
+	uint64_t sum = 0, k;
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_count_encode(coll, f, &b, &l);
+
+	free(f);
+	if ((rv = broadcast(r, t, PROTO_COUNT, rv, b, l, &c)) == VECDB_OK &&
+	    (rv = calls_check(c, t->n, VECDB_OK)) == VECDB_OK)
+		for (size_t i = 0; i < t->n && rv == VECDB_OK; i++)
+			if ((rv = proto_count_result_decode(c[i].resp->body,
+			    c[i].resp->body_len, &k)) == VECDB_OK)
+				sum += k;
+	if (rv == VECDB_OK)
+		*out = sum;
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* ===== Recommend and discover: examples by id become vectors ===== */
+
+/* Example vectors gathered from the shards, and the ids to exclude. */
+struct examples {
+	float *vecs;          /* count * dim */
+	size_t count;
+	vecdb_id *exclude;    /* count of n_exclude */
+	size_t n_exclude;
+	uint32_t dim;
+};
+
+/* Append n floats to e->vecs. */
+static int
+ex_push(struct examples *e, const float *v, uint32_t dim)
+{
+	float *g;
+
+	if (e->dim == 0)
+		e->dim = dim;
+	if (dim != e->dim)
+		return vdb_err(VECDB_EDIM, "example vectors differ in "
+		    "dimension (%u vs %u)", dim, e->dim);
+	if ((g = vdb_realloc(e->vecs, (e->count + 1) * dim * sizeof(float)))
+	    == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	e->vecs = g;
+	memcpy(e->vecs + e->count * dim, v, dim * sizeof(float));
+	e->count++;
+	return VECDB_OK;
+}
+
+/* Fetch point id's vector into e and add it to the excluded ids. */
+static int
+ex_fetch(router *r, router_topology *t, const char *coll,
+    const vecdb_id *id, struct examples *e)
+{
+	vecdb_record *rec = NULL;
+	vecdb_id *g;
+	int rv;
+
+	if ((rv = get_from(r, t, coll, id, &rec)) != VECDB_OK)
+		return rv;
+	if (rec->vector == NULL)
+		rv = vdb_err(VECDB_EINTERNAL, "example point has no vector");
+	else
+		rv = ex_push(e, rec->vector, rec->dim);
+	vecdb_record_free(rec);
+	if (rv == VECDB_OK && (g = vdb_realloc(e->exclude, (e->n_exclude + 1)
+	    * sizeof(*g))) == NULL)
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+	if (rv == VECDB_OK) {
+		e->exclude = g;
+		e->exclude[e->n_exclude++] = *id;
+	}
+	return rv;
+}
+
+/* Start e with a copy of the caller's excluded ids. */
+static int
+ex_init(struct examples *e, const vecdb_id *ex, size_t n, uint32_t dim)
+{
+	memset(e, 0, sizeof(*e));
+	e->dim = dim;
+	if ((e->exclude = vdb_malloc((n + 1) * sizeof(vecdb_id))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if (n > 0)
+		memcpy(e->exclude, ex, n * sizeof(vecdb_id));
+	e->n_exclude = n;
+	return VECDB_OK;
+}
+
+static void
+ex_fini(struct examples *e)
+{
+	vdb_free(e->vecs);
+	vdb_free(e->exclude);
+}
+
+/* Given vectors then fetched ids, into e (positive or negative side). */
+static int
+ex_side(router *r, router_topology *t, const char *coll, const float *v,
+    size_t nv, uint32_t dim, const vecdb_id *ids, size_t nid,
+    struct examples *e)
+{
+	int rv = VECDB_OK;
+
+	for (size_t i = 0; i < nv && rv == VECDB_OK; i++)
+		rv = ex_push(e, v + i * dim, dim);
+	for (size_t i = 0; i < nid && rv == VECDB_OK; i++)
+		rv = ex_fetch(r, t, coll, &ids[i], e);
+	return rv;
+}
+
+/* Recommend with every example as a vector. */
+static int
+reco_run(router *r, router_topology *t, const char *coll,
+    const vecdb_recommend_params *p, const json_t *filter,
+    struct examples *pos, struct examples *neg, vecdb_records **out)
+{
+	vecdb_recommend_params q = *p;
+	vecdb_id *ex = vdb_malloc((pos->n_exclude + neg->n_exclude + 1) *
+	    sizeof(vecdb_id));
+	char *f = filter_text(filter);
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv;
+
+	if (ex == NULL) {
+		free(f);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	memcpy(ex, pos->exclude, pos->n_exclude * sizeof(vecdb_id));
+	memcpy(ex + pos->n_exclude, neg->exclude, neg->n_exclude *
+	    sizeof(vecdb_id));
+	q.positive = q.negative = NULL;
+	q.n_positive = q.n_negative = 0;
+	q.positive_vectors = pos->vecs;
+	q.n_positive_vectors = pos->count;
+	q.negative_vectors = neg->vecs;
+	q.n_negative_vectors = neg->count;
+	q.dim = pos->dim ? pos->dim : neg->dim;
+	q.exclude = ex;
+	q.n_exclude = pos->n_exclude + neg->n_exclude;
+	q.limit = p->limit + p->offset;
+	q.offset = 0;
+	q.filter = NULL;
+	rv = proto_recommend_encode(coll, &q, f, &b, &l);
+	free(f);
+	rv = records_query(r, t, PROTO_RECOMMEND, rv, b, l, by_distance,
+	    p->offset, p->limit, out);
+	vdb_free(ex);
+	return rv;
+}
+
+/* Fetch examples by id from their shards, then ask every shard. */
+static int
+cl_recommend(void *ctx, const char *coll, const vecdb_recommend_params *p,
+    const json_t *filter, vecdb_records **out)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	struct examples pos, neg;
+	int rv;
+
+	memset(&neg, 0, sizeof(neg));
+	if ((rv = ex_init(&pos, p->exclude, p->n_exclude, p->dim)) ==
+	    VECDB_OK && (rv = ex_init(&neg, NULL, 0, p->dim)) == VECDB_OK &&
+	    (rv = ex_side(r, t, coll, p->positive_vectors,
+	    p->n_positive_vectors, p->dim, p->positive, p->n_positive, &pos))
+	    == VECDB_OK && (rv = ex_side(r, t, coll, p->negative_vectors,
+	    p->n_negative_vectors, p->dim, p->negative, p->n_negative, &neg))
+	    == VECDB_OK)
+		rv = reco_run(r, t, coll, p, filter, &pos, &neg, out);
+	ex_fini(&pos);
+	ex_fini(&neg);
+	topo_put(r, t);
+	return rv;
+}
+
+/* Discover's examples: the target, then context pairs as vectors. */
+static int
+disc_examples(router *r, router_topology *t, const char *coll,
+    const vecdb_discover_params *p, struct examples *tgt,
+    struct examples *ctxv)
+{
+	int rv = VECDB_OK;
+
+	if (p->has_target && p->target.kind != VECDB_ID_NONE)
+		rv = ex_fetch(r, t, coll, &p->target, tgt);
+	else if (p->has_target)
+		rv = ex_push(tgt, p->target_vector, p->dim);
+	for (size_t i = 0; i < p->n_context_vectors * 2 && rv == VECDB_OK;
+	    i++)
+		rv = ex_push(ctxv, p->context_vectors + i * p->dim, p->dim);
+	for (size_t i = 0; i < p->n_context && rv == VECDB_OK; i++)
+		if ((rv = ex_fetch(r, t, coll, &p->context[i].positive, ctxv))
+		    == VECDB_OK)
+			rv = ex_fetch(r, t, coll, &p->context[i].negative, ctxv);
+	return rv;
+}
+
+/* Discover with every example as a vector. */
+static int
+disc_run(router *r, router_topology *t, const char *coll,
+    const vecdb_discover_params *p, const json_t *filter,
+    struct examples *tgt, struct examples *ctxv, vecdb_records **out)
+{
+	vecdb_discover_params q = *p;
+	vecdb_id *ex = vdb_malloc((tgt->n_exclude + ctxv->n_exclude + 1) *
+	    sizeof(vecdb_id));
+	char *f = filter_text(filter);
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv;
+
+	if (ex == NULL) {
+		free(f);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	memcpy(ex, tgt->exclude, tgt->n_exclude * sizeof(vecdb_id));
+	memcpy(ex + tgt->n_exclude, ctxv->exclude, ctxv->n_exclude *
+	    sizeof(vecdb_id));
+	memset(&q.target, 0, sizeof(q.target));
+	q.target_vector = p->has_target ? tgt->vecs : NULL;
+	q.context = NULL;
+	q.n_context = 0;
+	q.context_vectors = ctxv->vecs;
+	q.n_context_vectors = ctxv->count / 2;
+	q.dim = tgt->dim ? tgt->dim : ctxv->dim;
+	q.exclude = ex;
+	q.n_exclude = tgt->n_exclude + ctxv->n_exclude;
+	q.limit = p->limit + p->offset;
+	q.offset = 0;
+	q.filter = NULL;
+	rv = proto_discover_encode(coll, &q, f, &b, &l);
+	free(f);
+	rv = records_query(r, t, PROTO_DISCOVER, rv, b, l, by_hits,
+	    p->offset, p->limit, out);
+	vdb_free(ex);
+	return rv;
+}
+
+/* Fetch target and context by id, then ask every shard. */
+static int
+cl_discover(void *ctx, const char *coll, const vecdb_discover_params *p,
+    const json_t *filter, vecdb_records **out)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	struct examples tgt, ctxv;
+	int rv;
+
+	memset(&ctxv, 0, sizeof(ctxv));
+	if ((rv = ex_init(&tgt, p->exclude, p->n_exclude, p->dim)) ==
+	    VECDB_OK && (rv = ex_init(&ctxv, NULL, 0, p->dim)) == VECDB_OK &&
+	    (rv = disc_examples(r, t, coll, p, &tgt, &ctxv)) == VECDB_OK)
+		rv = disc_run(r, t, coll, p, filter, &tgt, &ctxv, out);
+	ex_fini(&tgt);
+	ex_fini(&ctxv);
+	topo_put(r, t);
+	return rv;
+}
+
+/* ===== Node-wide ===== */
+
+/* Sum the nodes' stats (collections: shard 0's, last_seq: max). */
+static int
+cl_stats(void *ctx, vecdb_stats *out)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	struct rcall *c = NULL;
+	vecdb_stats sum, s;
+	int rv;
+
+	memset(&sum, 0, sizeof(sum));
+	if ((rv = broadcast(r, t, PROTO_STATS, VECDB_OK, NULL, 0, &c)) ==
+	    VECDB_OK && (rv = calls_check(c, t->n, VECDB_OK)) == VECDB_OK)
+		for (size_t i = 0; i < t->n && rv == VECDB_OK; i++) {
+			if ((rv = proto_stats_decode(c[i].resp->body,
+			    c[i].resp->body_len, &s)) != VECDB_OK)
+				break;
+			if (i == 0)
+				sum.collections = s.collections;
+			sum.vectors += s.vectors;
+			sum.disk_bytes += s.disk_bytes;
+			sum.memory_bytes += s.memory_bytes;
+			sum.last_seq = s.last_seq > sum.last_seq ? s.last_seq :
+			    sum.last_seq;
+			sum.index_builds += s.index_builds;
+			sum.index_build_seconds += s.index_build_seconds;
+			for (int k = 0; k < VECDB_BUILD_BUCKETS; k++)
+				sum.index_build_buckets[k] +=
+				    s.index_build_buckets[k];
+		}
+	if (rv == VECDB_OK)
+		*out = sum;
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* ===== Snapshots: per node, not through the router ===== */
+
+#define SNAP_MSG "snapshots are per node: use the node's admin API"
+
+static int
+cl_snap_create(void *ctx, const char *coll, vecdb_snapshot_info *out)
+{
+	(void) ctx, (void) coll, (void) out;
+	return vdb_err(VECDB_EINVAL, SNAP_MSG);
+}
+
+static int
+cl_snap_list(void *ctx, const char *coll, vecdb_snapshot_info **out,
+    size_t *n)
+{
+	(void) ctx, (void) coll, (void) out, (void) n;
+	return vdb_err(VECDB_EINVAL, SNAP_MSG);
+}
+
+static int
+cl_snap_get(void *ctx, const char *coll, const char *name,
+    vecdb_snapshot_info *out)
+{
+	(void) ctx, (void) coll, (void) name, (void) out;
+	return vdb_err(VECDB_EINVAL, SNAP_MSG);
+}
+
+static int
+cl_snap_name(void *ctx, const char *coll, const char *name)
+{
+	(void) ctx, (void) coll, (void) name;
+	return vdb_err(VECDB_EINVAL, SNAP_MSG);
+}
+
+void
+api_backend_cluster_init(struct api_backend *b, router *r)
+{
+	memset(b, 0, sizeof(*b));
+	b->ctx = r;
+	b->collection_create = cl_collection_create;
+	b->collection_get = cl_collection_get;
+	b->collection_list = cl_collection_list;
+	b->collection_delete = cl_collection_delete;
+	b->write = cl_write;
+	b->delete = cl_delete;
+	b->get = cl_get;
+	b->search = cl_search;
+	b->recommend = cl_recommend;
+	b->discover = cl_discover;
+	b->scroll = cl_scroll;
+	b->count = cl_count;
+	b->snapshot_create = cl_snap_create;
+	b->snapshot_list = cl_snap_list;
+	b->snapshot_get = cl_snap_get;
+	b->snapshot_delete = cl_snap_name;
+	b->snapshot_restore = cl_snap_name;
+	b->snapshot_path = NULL;
+	b->snapshot_restore_file = cl_snap_name;
+	b->payload_index_create = cl_pindex_create;
+	b->payload_index_delete = cl_pindex_delete;
+	b->payload_index_list = cl_pindex_list;
+	b->stats = cl_stats;
+}

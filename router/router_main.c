@@ -1,0 +1,179 @@
+/*
+ * router_main.c: `vecdb-router`: the REST API of `vecdb serve` over a
+ * cluster of vecdb-node shards (docs/ROUTER.md). SIGHUP re-reads the
+ * topology file; SIGINT / SIGTERM stop.
+ */
+#include <civetweb.h>
+#include <pthread.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+#include "vdb.h"
+
+struct settings {
+	const char *topology;     /* --topology FILE */
+	const char *host;
+	unsigned long port;
+	unsigned long timeout_ms;
+	const char *api_key;      /* REST clients */
+	const char *node_api_key; /* sent to nodes */
+	unsigned long threads;
+};
+
+static const struct option long_opts[] = {
+	{ "topology", required_argument, NULL, 'T' },
+	{ "host", required_argument, NULL, 'H' },
+	{ "port", required_argument, NULL, 'p' },
+	{ "timeout-ms", required_argument, NULL, 't' },
+	{ "api-key", required_argument, NULL, 'k' },
+	{ "node-api-key", required_argument, NULL, 'n' },
+	{ "threads", required_argument, NULL, 'j' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Print usage. */
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: vecdb-router --topology FILE [--host ADDR] [--port N]\n"
+	    "                    [--timeout-ms MS] [--api-key KEY]\n"
+	    "                    [--node-api-key KEY] [--threads N]\n");
+}
+
+/* A decimal number in [lo, hi]. */
+static int
+parse_ul(const char *what, const char *s, unsigned long lo,
+    unsigned long hi, unsigned long *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (end == s || *end != '\0' || v < lo || v > hi) {
+		fprintf(stderr, "vecdb-router: %s '%s' is not a number in "
+		    "%lu..%lu\n", what, s, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Apply one flag. */
+static int
+setting_set(struct settings *s, int opt, const char *v)
+{
+	switch (opt) {
+	case 'T': s->topology = v; return 0;
+	case 'H': s->host = v; return 0;
+	case 'p': return parse_ul("port", v, 0, 65535, &s->port);
+	case 't': return parse_ul("timeout-ms", v, ROUTER_TIMEOUT_MS_MIN,
+	    ROUTER_TIMEOUT_MS_MAX, &s->timeout_ms);
+	case 'k': s->api_key = *v ? v : NULL; return 0;
+	case 'n': s->node_api_key = v; return 0;
+	case 'j': return parse_ul("threads", v, 1, 1024, &s->threads);
+	default: return -1;
+	}
+}
+
+/* Flags into s: 0, 1 (help printed) or -1. */
+static int
+settings_load(struct settings *s, int argc, char **argv)
+{
+	int opt;
+
+	memset(s, 0, sizeof(*s));
+	s->host = "127.0.0.1";
+	s->port = 8080;
+	s->timeout_ms = ROUTER_TIMEOUT_MS_DEFAULT;
+	s->threads = API_DEFAULT_THREADS;
+	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		if (opt == 'h' || opt == '?') {
+			usage(opt == 'h' ? stdout : stderr);
+			return opt == 'h' ? 1 : -1;
+		}
+		if (setting_set(s, opt, optarg) != 0)
+			return -1;
+	}
+	if (optind < argc || s->topology == NULL) {
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+/* Wait for signals: SIGHUP reloads, SIGINT / SIGTERM return. */
+static void
+signals_wait(const sigset_t *set, router *r)
+{
+	int sig = 0;
+
+	for (;;) {
+		sigwait(set, &sig);
+		if (sig != SIGHUP)
+			break;
+		if (router_reload(r) != VECDB_OK)
+			VDB_LOG_WARN("ROUT", "topology reload failed, keeping "
+			    "the old one: %s", vecdb_errmsg());
+		else
+			VDB_LOG_INFO("ROUT", "topology reloaded");
+	}
+	VDB_LOG_INFO("ROUT", "signal %d: finishing requests in flight", sig);
+}
+
+/* Start the server over the router and wait. */
+static int
+serve(const struct settings *s, router *r)
+{
+	struct api_server_config sc = { s->host, (uint16_t) s->port,
+		s->api_key, NULL, NULL, NULL, API_DEFAULT_MAX_BODY,
+		(unsigned) s->threads, NULL };
+	struct api_backend b;
+	api_server *srv;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	api_backend_cluster_init(&b, r);
+	if (api_server_start(&sc, &b, &srv) != VECDB_OK) {
+		fprintf(stderr, "vecdb-router: %s\n", vecdb_errmsg());
+		return 1;
+	}
+	printf("vecdb-router %s: serving http://%s:%u\n", VECDB_VERSION,
+	    s->host, api_server_port(srv));
+	fflush(stdout);
+	signals_wait(&set, r);
+	api_server_stop(srv);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct router_config rc;
+	struct settings s;
+	router *r;
+	int rv;
+
+	if ((rv = settings_load(&s, argc, argv)) != 0)
+		return rv > 0 ? 0 : 2;
+	mg_init_library(0);
+	rc.topology = s.topology;
+	rc.timeout_ms = (uint32_t) s.timeout_ms;
+	rc.node_api_key = s.node_api_key;
+	if (router_new(&rc, &r) != VECDB_OK) {
+		fprintf(stderr, "vecdb-router: %s\n", vecdb_errmsg());
+		return 1;
+	}
+	rv = serve(&s, r);
+	router_free(r);
+	return rv;
+}

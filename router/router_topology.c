@@ -1,0 +1,206 @@
+/*
+ * router_topology.c: the topology file, the shard sockets and the point
+ * to shard map.
+ */
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <string.h>
+
+#include "router.h"
+#include "vdb.h"
+
+/* Free one shard's strings and socket. */
+static void
+shard_fini(struct router_shard *s)
+{
+	if (s->open)
+		nng_close(s->sock);
+	vdb_free(s->primary);
+	for (size_t i = 0; i < s->n_replicas; i++)
+		vdb_free(s->replicas[i]);
+	vdb_free(s->replicas);
+}
+
+void
+router_topology_free(router_topology *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		shard_fini(&t->shards[i]);
+	vdb_free(t->shards);
+	vdb_free(t);
+}
+
+/* A url as nng takes it: "scheme://rest", not empty. */
+static int
+url_check(const char *u, size_t i)
+{
+	if (u == NULL || strstr(u, "://") == NULL || strlen(u) > 1024)
+		return vdb_err(VECDB_EINVAL, "topology: shards[%zu]: a url "
+		    "like tcp://host:port is required", i);
+	return VECDB_OK;
+}
+
+/* The replicas of shard i. */
+static int
+replicas_parse(const json_t *a, size_t i, struct router_shard *s)
+{
+	json_t *v;
+	size_t k;
+	int rv;
+
+	if (a == NULL || json_is_null(a))
+		return VECDB_OK;
+	if (!json_is_array(a))
+		return vdb_err(VECDB_EINVAL, "topology: shards[%zu].replicas "
+		    "must be a list", i);
+	if ((s->replicas = vdb_calloc(json_array_size(a) + 1,
+	    sizeof(char *))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	json_array_foreach(a, k, v) {
+		if ((rv = url_check(json_string_value(v), i)) != VECDB_OK)
+			return rv;
+		if ((s->replicas[k] = vdb_strdup(json_string_value(v))) ==
+		    NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		s->n_replicas = k + 1;
+	}
+	return VECDB_OK;
+}
+
+/* Shard i of the file into its slot t->shards[id]. */
+static int
+shard_parse(const json_t *o, size_t i, router_topology *t)
+{
+	json_t *id = json_object_get(o, "id");
+	const char *primary = json_string_value(json_object_get(o, "primary"));
+	struct router_shard *s;
+	int rv;
+
+	if (!json_is_object(o))
+		return vdb_err(VECDB_EINVAL, "topology: shards[%zu] must be an "
+		    "object", i);
+	if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+	    (size_t) json_integer_value(id) >= t->n)
+		return vdb_err(VECDB_EINVAL, "topology: shards[%zu].id must be "
+		    "an integer in 0..%zu", i, t->n - 1);
+	s = &t->shards[json_integer_value(id)];
+	if (s->primary != NULL)
+		return vdb_err(VECDB_EINVAL, "topology: shard id %lld appears "
+		    "twice", (long long) json_integer_value(id));
+	if ((rv = url_check(primary, i)) != VECDB_OK)
+		return rv;
+	s->id = (uint32_t) json_integer_value(id);
+	if ((s->primary = vdb_strdup(primary)) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	return replicas_parse(json_object_get(o, "replicas"), i, s);
+}
+
+/* The parsed document into a topology. */
+static int
+topology_parse(const json_t *root, router_topology *t)
+{
+	json_t *a = json_object_get(root, "shards"), *o;
+	size_t i;
+	int rv;
+
+	if (!json_is_array(a) || json_array_size(a) == 0 ||
+	    json_array_size(a) > ROUTER_SHARDS_MAX)
+		return vdb_err(VECDB_EINVAL, "topology: \"shards\" must be a "
+		    "list of 1..%d shards", ROUTER_SHARDS_MAX);
+	t->n = json_array_size(a);
+	if ((t->shards = vdb_calloc(t->n, sizeof(*t->shards))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	json_array_foreach(a, i, o)
+		if ((rv = shard_parse(o, i, t)) != VECDB_OK)
+			return rv;
+	return VECDB_OK;
+}
+
+int
+router_topology_load(const char *path, router_topology **out)
+{
+	json_error_t je;
+	json_t *root = json_load_file(path, 0, &je);
+	router_topology *t;
+	int rv;
+
+	if (root == NULL)
+		return vdb_err(VECDB_EINVAL, "topology %s: line %d: %s", path,
+		    je.line, je.text);
+	if ((t = vdb_calloc(1, sizeof(*t))) == NULL) {
+		json_decref(root);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	rv = topology_parse(root, t);
+	json_decref(root);
+	if (rv != VECDB_OK) {
+		router_topology_free(t);
+		return rv;
+	}
+	*out = t;
+	return VECDB_OK;
+}
+
+int
+router_topology_connect(router_topology *t)
+{
+	int rv;
+
+	for (size_t i = 0; i < t->n; i++) {
+		struct router_shard *s = &t->shards[i];
+		if ((rv = nng_req0_open(&s->sock)) != 0)
+			return vdb_err(VECDB_EIO, "shard %u: %s", s->id,
+			    nng_strerror(rv));
+		s->open = 1;
+		nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 50);
+		nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 1000);
+		if ((rv = nng_dial(s->sock, s->primary, NULL,
+		    NNG_FLAG_NONBLOCK)) != 0)
+			return vdb_err(VECDB_EINVAL, "shard %u (%s): %s", s->id,
+			    s->primary, nng_strerror(rv));
+	}
+	return VECDB_OK;
+}
+
+/* ===== Point -> shard ===== */
+
+/* FNV-1a 64 over the point key (tag byte + value, as storage_id_key). */
+static uint64_t
+id_hash(const vecdb_id *id)
+{
+	uint8_t key[17];
+	size_t len;
+	uint64_t h = 14695981039346656037ULL;
+
+	if (id->kind == VECDB_ID_UUID) {
+		key[0] = 2;
+		memcpy(key + 1, id->uuid, 16);
+		len = 17;
+	} else {
+		key[0] = 1;
+		for (int i = 0; i < 8; i++)
+			key[1 + i] = (uint8_t) (id->num >> (56 - 8 * i));
+		len = 9;
+	}
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ key[i]) * 1099511628211ULL;
+	return h;
+}
+
+/* Jump consistent hash, Lamping & Veach 2014, Figure 1. */
+uint32_t
+router_shard_of(const vecdb_id *id, uint32_t n)
+{
+	uint64_t key = id_hash(id);
+	int64_t b = -1, j = 0;
+
+	while (j < (int64_t) n) {
+		b = j;
+		key = key * 2862933555777941143ULL + 1;
+		j = (int64_t) ((double) (b + 1) *
+		    ((double) (1LL << 31) / (double) ((key >> 33) + 1)));
+	}
+	return (uint32_t) b;
+}
