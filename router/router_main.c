@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node.h"
 #include "router.h"
 #include "vdb.h"
 
@@ -22,6 +23,7 @@ struct settings {
 	const char *api_key;      /* REST clients */
 	const char *node_api_key; /* sent to nodes */
 	unsigned long threads;
+	const char *rpc;          /* --rpc URL: the binary API; NULL: none */
 };
 
 static const struct option long_opts[] = {
@@ -32,6 +34,7 @@ static const struct option long_opts[] = {
 	{ "api-key", required_argument, NULL, 'k' },
 	{ "node-api-key", required_argument, NULL, 'n' },
 	{ "threads", required_argument, NULL, 'j' },
+	{ "rpc", required_argument, NULL, 'r' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -43,7 +46,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: vecdb-router --topology FILE [--host ADDR] [--port N]\n"
 	    "                    [--timeout-ms MS] [--api-key KEY]\n"
-	    "                    [--node-api-key KEY] [--threads N]\n");
+	    "                    [--node-api-key KEY] [--threads N] [--rpc URL]\n");
 }
 
 /* A decimal number in [lo, hi]. */
@@ -76,6 +79,7 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'k': s->api_key = *v ? v : NULL; return 0;
 	case 'n': s->node_api_key = v; return 0;
 	case 'j': return parse_ul("threads", v, 1, 1024, &s->threads);
+	case 'r': s->rpc = v; return 0;
 	default: return -1;
 	}
 }
@@ -125,6 +129,25 @@ signals_wait(const sigset_t *set, router *r)
 	VDB_LOG_INFO("ROUT", "signal %d: finishing requests in flight", sig);
 }
 
+/*
+ * The binary client API: the node's RPC server (the same envelope and
+ * methods, docs/WIRE.md) over the cluster backend.
+ */
+static node_rpc *
+binary_api_start(const struct settings *s, const struct api_backend *b)
+{
+	struct node_rpc_config rc = { s->rpc, s->api_key, "router", 0,
+		NODE_WORKERS_DEFAULT };
+	node_rpc *rpc;
+
+	if (node_rpc_start(&rc, b, &rpc) != VECDB_OK) {
+		fprintf(stderr, "vecdb-router: --rpc %s: %s\n", s->rpc,
+		    vecdb_errmsg());
+		return NULL;
+	}
+	return rpc;
+}
+
 /* Start the server over the router and wait. */
 static int
 serve(const struct settings *s, router *r)
@@ -134,6 +157,7 @@ serve(const struct settings *s, router *r)
 		(unsigned) s->threads, NULL };
 	struct api_backend b;
 	api_server *srv;
+	node_rpc *rpc = NULL;
 	sigset_t set;
 
 	sigemptyset(&set);
@@ -147,10 +171,18 @@ serve(const struct settings *s, router *r)
 		fprintf(stderr, "vecdb-router: %s\n", vecdb_errmsg());
 		return 1;
 	}
-	printf("vecdb-router %s: serving http://%s:%u\n", VECDB_VERSION,
+	if (s->rpc != NULL && (rpc = binary_api_start(s, &b)) == NULL) {
+		api_server_stop(srv);
+		return 1;
+	}
+	printf("vecdb-router %s: serving http://%s:%u", VECDB_VERSION,
 	    s->host, api_server_port(srv));
+	if (rpc != NULL)
+		printf(" rpc tcp://%s:%u", s->host, node_rpc_port(rpc));
+	printf("\n");
 	fflush(stdout);
 	signals_wait(&set, r);
+	node_rpc_stop(rpc);
 	api_server_stop(srv);
 	return 0;
 }

@@ -22,7 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
 #include "e2e/http.h"
+#include "proto.h"
+#include "vdb.h"
 #include "testutil.h"
 
 #ifndef VECDB_NODE_BIN
@@ -127,13 +132,17 @@ node_start(struct child *c)
 	free(dir);
 }
 
+/* The port of the router's binary API (--rpc). */
+static uint16_t router_rpc_port;
+
 /* Write the topology of the nodes and start the router on it. */
 static void
 router_start(const struct child *nodes, struct child *c)
 {
 	char topo[600], log[600], line[512];
 	const char *argv[] = { VECDB_ROUTER_BIN, "--topology", topo, "--host",
-		"127.0.0.1", "--port", "0", "--timeout-ms", "1000", NULL };
+		"127.0.0.1", "--port", "0", "--timeout-ms", "1000", "--rpc",
+		"tcp://127.0.0.1:0", NULL };
 	FILE *f;
 
 	snprintf(topo, sizeof(topo), "%s/topology.json", tu_base);
@@ -147,8 +156,10 @@ router_start(const struct child *nodes, struct child *c)
 	fclose(f);
 	child_start(argv, log, c, line, sizeof(line));
 	ck_assert_int_eq(sscanf(line, "vecdb-router %*s serving "
-	    "http://127.0.0.1:%hu", &c->port), 1);
+	    "http://127.0.0.1:%hu rpc tcp://127.0.0.1:%hu", &c->port,
+	    &router_rpc_port), 2);
 }
+
 
 /* SIGTERM (or SIGKILL when hard) and wait; a soft stop must exit 0. */
 static void
@@ -364,6 +375,55 @@ queries_check(struct srv *rt, struct srv *ref)
 	    "limit", 10), "discover");
 }
 
+/*
+ * The router's binary API: a SEARCH over nng (the wire envelope of
+ * docs/WIRE.md) answers the same ids as the REST search.
+ */
+static void
+binary_search_check(struct srv *rt)
+{
+	vecdb_search_params sp = { vecs[7], DIM, 10, 0, NULL, 0, 0, 0, 0 };
+	uint8_t *body, *req;
+	size_t blen, rlen, n;
+	struct proto_response *resp;
+	vecdb_records **res;
+	nng_socket sock;
+	nng_msg *msg;
+	char url[64];
+	json_t *d;
+
+	ck_assert_int_eq(proto_search_encode("c", &sp, NULL, 1, &body, &blen),
+	    VECDB_OK);
+	ck_assert_int_eq(proto_request_encode(PROTO_SEARCH, NULL, 1, body, blen,
+	    &req, &rlen), VECDB_OK);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", router_rpc_port);
+	ck_assert_int_eq(nng_req0_open(&sock), 0);
+	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 10000);
+	ck_assert_int_eq(nng_dial(sock, url, NULL, 0), 0);
+	ck_assert_int_eq(nng_send(sock, req, rlen, 0), 0);
+	ck_assert_int_eq(nng_recvmsg(sock, &msg, 0), 0);
+	ck_assert_int_eq(proto_response_decode(nng_msg_body(msg),
+	    nng_msg_len(msg), &resp), VECDB_OK);
+	ck_assert_int_eq(resp->code, 0);
+	ck_assert_int_eq(proto_search_result_decode(resp->body, resp->body_len,
+	    &res, &n), VECDB_OK);
+	ck_assert_uint_eq(n, 1);
+	d = call(rt, 200, "POST", "/collections/c/search", json_pack("{s:o, "
+	    "s:i}", "vector", vec_json(vecs[7]), "limit", 10));
+	ck_assert_uint_eq(res[0]->count, json_array_size(d));
+	for (size_t i = 0; i < res[0]->count; i++)
+		ck_assert_int_eq((json_int_t) res[0]->items[i].id.num,
+		    json_integer_value(json_object_get(json_array_get(d, i),
+			"id")));
+	json_decref(d);
+	vecdb_records_free_array(res, n);
+	proto_response_free(resp);
+	nng_msg_free(msg);
+	nng_close(sock);
+	vdb_free(req);
+	vdb_free(body);
+}
+
 START_TEST(router_answers_like_one_server_and_fails_fast_on_a_dead_shard)
 {
 	struct child nodes[NSHARDS], rc;
@@ -383,6 +443,7 @@ START_TEST(router_answers_like_one_server_and_fails_fast_on_a_dead_shard)
 	    "stats"), "vector_count")), NPTS);
 	json_decref(d);
 	queries_check(&rt, &ref);
+	binary_search_check(&rt);
 	d = call(&rt, 200, "GET", "/collections/c/vectors/1234", NULL);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(d,
 	    "metadata"), "i")), 1234);
