@@ -149,17 +149,22 @@ shard_down(router *r, struct router_shard *s)
 	return until > now_ms();
 }
 
-/* Record a transport failure of c. */
+/*
+ * Record that c could not reach its shard. A real failure (re)starts the
+ * shard's back-off; a call refused because of the back-off must not, or
+ * steady traffic would keep a recovered shard out for good.
+ */
 static void
 call_unavailable(router *r, router_topology *t, struct rcall *c,
-    const char *why)
+    const char *why, int failed)
 {
 	struct router_shard *s = &t->shards[c->shard];
 
 	c->rv = VECDB_ECLOSED;
 	snprintf(c->msg, sizeof(c->msg), "shard %u (%s) %s", s->id,
 	    s->primary, why);
-	shard_mark(r, s, 1);
+	if (failed)
+		shard_mark(r, s, 1);
 }
 
 /* Start sending c; on failure c->rv is set. */
@@ -173,7 +178,7 @@ call_send(router *r, router_topology *t, struct rcall *c)
 	if (shard_down(r, s)) {
 		snprintf(why, sizeof(why), "is unavailable (failed less than "
 		    "%d ms ago)", ROUTER_BACKOFF_MS);
-		call_unavailable(r, t, c, why);
+		call_unavailable(r, t, c, why, 0);
 		return;
 	}
 	if (nng_ctx_open(&c->ctx, s->sock) != 0 ||
@@ -228,7 +233,7 @@ call_finish(router *r, router_topology *t, struct rcall *c, uint64_t end)
 late:
 	snprintf(why, sizeof(why), "did not answer within %u ms",
 	    r->timeout_ms);
-	call_unavailable(r, t, c, why);
+	call_unavailable(r, t, c, why, 1);
 }
 
 /* Turn a shard's response code into c->rv / c->msg. */

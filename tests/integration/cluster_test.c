@@ -49,6 +49,7 @@ struct child {
 	pid_t pid;
 	uint16_t port;            /* rpc port (node) or http port (router) */
 	char pidfile[512];
+	char dir[512];            /* a node's data dir, for a restart */
 };
 
 static float vecs[NPTS][DIM];
@@ -129,7 +130,27 @@ node_start(struct child *c)
 	child_start(argv, log, c, line, sizeof(line));
 	ck_assert_int_eq(sscanf(line, "vecdb-node %*s rpc tcp://127.0.0.1:%hu",
 	    &c->port), 1);
+	snprintf(c->dir, sizeof(c->dir), "%s", dir);
 	free(dir);
+}
+
+/* Start a node again on its data dir and its port (a restart). */
+static void
+node_restart(struct child *c)
+{
+	char dir[512], log[600], line[512], url[64];
+	const char *argv[] = { VECDB_NODE_BIN, "--data", dir, "--rpc", url,
+		"--admin-port", "0", NULL };
+	uint16_t port = c->port;
+
+	snprintf(dir, sizeof(dir), "%s", c->dir);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", port);
+	snprintf(log, sizeof(log), "%s.log", dir);
+	child_start(argv, log, c, line, sizeof(line));
+	ck_assert_int_eq(sscanf(line, "vecdb-node %*s rpc tcp://127.0.0.1:%hu",
+	    &c->port), 1);
+	ck_assert_uint_eq(c->port, port);
+	snprintf(c->dir, sizeof(c->dir), "%s", dir);
 }
 
 /* The port of the router's binary API (--rpc). */
@@ -470,6 +491,29 @@ START_TEST(router_answers_like_one_server_and_fails_fast_on_a_dead_shard)
 	    "shard 1") != NULL, "message names no shard: %s",
 	    json_string_value(json_object_get(e, "message")));
 	json_decref(e);
+
+	/* Restart the node: the router, not restarted, serves again once its
+	 * back-off has passed and nng has redialled. */
+	node_restart(&nodes[1]);
+	t0 = now_ms();
+	for (;;) {
+		struct resp r;
+		json_t *b = json_pack("{s:o, s:i}", "vector", vec_json(vecs[0]),
+		    "limit", 10);
+		char *txt = json_dumps(b, JSON_COMPACT);
+		ck_assert_int_eq(http_req(&rt, "POST", "/collections/c/search",
+		    txt, NULL, &r), 0);
+		int st = r.status;
+		resp_free(&r);
+		free(txt);
+		json_decref(b);
+		if (st == 200)
+			break;
+		ck_assert_msg(now_ms() - t0 < 15000, "router still fails %d "
+		    "after the node came back", st);
+		usleep(200 * 1000);
+	}
+	ck_assert_int_eq(count(&rt, NULL), NPTS - 6);
 
 	child_stop(&rc, 0);
 	child_stop(&nodes[0], 0);
