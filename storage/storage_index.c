@@ -588,19 +588,22 @@ apply_batch(struct indexer *ix, uint64_t *applied)
 	return rv;
 }
 
-/* In a read-only handle, the last seq another process committed. */
-static void
-poll_target(struct indexer *ix)
+/*
+ * In a read-only handle, the last seq another process committed. Called
+ * without the indexer lock: it opens an LMDB transaction.
+ */
+static uint64_t
+poll_last(struct indexer *ix)
 {
 	MDB_txn *txn;
 	uint64_t last = 0;
 
 	if (storage_read_begin(ix->db, &txn) != VECDB_OK)
-		return;
-	if (storage_meta_get_u64(ix->db, txn, "last_seq", &last) == VECDB_OK &&
-	    last > ix->target)
-		ix->target = last;
+		return 0;
+	if (storage_meta_get_u64(ix->db, txn, "last_seq", &last) != VECDB_OK)
+		last = 0;
 	mdb_txn_abort(txn);
+	return last;
 }
 
 /* Sleep until there is work, the checkpoint timer, or a stop. */
@@ -621,11 +624,15 @@ wait_work_locked(struct indexer *ix)
 	pthread_cond_timedwait(&ix->work_cv, &ix->lock, &ts);
 }
 
-/* One step of work; returns 0 when there was nothing to do. */
+/*
+ * One step of work; returns 1 only when the applied seq moved, so that a
+ * step that cannot progress (an error, a WAL that ends early) never spins
+ * the loop or holds off a stop.
+ */
 static int
 step(struct indexer *ix)
 {
-	uint64_t applied;
+	uint64_t applied, before;
 	int rv;
 
 	if ((rv = build_missing(ix)) != 0) {
@@ -640,6 +647,7 @@ step(struct indexer *ix)
 		return 0;
 	}
 	pthread_mutex_unlock(&ix->lock);
+	before = applied;
 	if ((rv = apply_batch(ix, &applied)) != VECDB_OK)
 		VDB_LOG_ERROR("INDX", "applying the WAL after %llu failed: %s",
 		    (unsigned long long) applied, vecdb_errmsg());
@@ -647,7 +655,7 @@ step(struct indexer *ix)
 	ix->applied = applied;
 	pthread_cond_broadcast(&ix->done_cv);
 	pthread_mutex_unlock(&ix->lock);
-	return rv == VECDB_OK;
+	return applied > before;
 }
 
 /* The indexer's main loop: apply, checkpoint, sleep; drain on stop. */
@@ -665,9 +673,15 @@ indexer_main(void *arg)
 			break;
 		}
 		if (!worked && !ix->stopping) {
-			if (ix->db->opts.read_only)
-				poll_target(ix);
-			if (ix->applied >= ix->target)
+			if (ix->db->opts.read_only) {
+				uint64_t last;
+				pthread_mutex_unlock(&ix->lock);
+				last = poll_last(ix);
+				pthread_mutex_lock(&ix->lock);
+				if (last > ix->target)
+					ix->target = last;
+			}
+			if (ix->applied >= ix->target && !ix->stopping)
 				wait_work_locked(ix);
 		}
 		pthread_mutex_unlock(&ix->lock);

@@ -121,6 +121,16 @@ child_start(child_fn fn, const char *dir)
 
 	ck_assert_int_eq(pipe(down), 0);
 	ck_assert_int_eq(pipe(up), 0);
+	/*
+	 * fork() copies only this thread: a lock another thread holds at that
+	 * instant stays locked in the child for good. The database's indexer
+	 * applies the writes just made on its own thread (allocating); if the
+	 * fork lands then, the child can inherit a held allocator lock (seen
+	 * under ASan: the child's indexer blocked in malloc forever). So let
+	 * the background threads go idle first.
+	 */
+	if (tu_db != NULL)
+		ck_assert_int_eq(vecdb_index_sync(tu_db, 30000), VECDB_OK);
 	c.pid = fork();
 	ck_assert_int_ge(c.pid, 0);
 	if (c.pid == 0) {
