@@ -1,0 +1,540 @@
+/*
+ * client.c: the C client of the binary API (include/vecdb_client.h).
+ *
+ * One req0 socket per client; every call opens its own nng_ctx, so calls
+ * from several threads run at once, each with its own timeout. Requests
+ * and answers go through the proto.h codec.
+ */
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "proto.h"
+#include "vdb.h"
+#include "vecdb_client.h"
+
+/* Write ops of a Write message (enum api_write_op of api/api.h). */
+enum { OP_INSERT = 0, OP_UPSERT = 1, OP_UPDATE = 2 };
+
+struct vecdb_client {
+	nng_socket sock;         /* req0, dialed in the background */
+	char *url;               /* for messages */
+	char *api_key;           /* "" when none */
+	uint32_t timeout_ms;     /* one call, send and answer */
+	atomic_uint_fast64_t next_id;  /* request ids */
+};
+
+/* ===== Connection ===== */
+
+int
+vecdb_client_connect(const char *url, const char *api_key,
+    uint32_t timeout_ms, vecdb_client **out)
+{
+	vecdb_client *c;
+	int rv;
+
+	if (url == NULL || *url == '\0')
+		return vdb_err(VECDB_EINVAL, "client: no URL");
+	if (api_key != NULL && strlen(api_key) > PROTO_KEY_MAX)
+		return vdb_err(VECDB_EINVAL, "client: api key over %d bytes",
+		    PROTO_KEY_MAX);
+	if ((c = vdb_calloc(1, sizeof(*c))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "client: out of memory");
+	c->timeout_ms = timeout_ms ? timeout_ms
+				   : VECDB_CLIENT_TIMEOUT_DEFAULT_MS;
+	atomic_init(&c->next_id, 1);
+	if ((c->url = vdb_strdup(url)) == NULL ||
+	    (c->api_key = vdb_strdup(api_key ? api_key : "")) == NULL) {
+		rv = vdb_err(VECDB_ENOMEM, "client: out of memory");
+		goto fail;
+	}
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		rv = vdb_err(VECDB_EIO, "client: socket: %s", nng_strerror(rv));
+		goto fail;
+	}
+	/* Retry the dial in the background: the server may come later. */
+	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		rv = vdb_err(rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
+			    ? VECDB_EINVAL : VECDB_EIO,
+		    "client: dial %s: %s", url, nng_strerror(rv));
+		nng_close(c->sock);
+		goto fail;
+	}
+	*out = c;
+	return VECDB_OK;
+fail:
+	vdb_free(c->url);
+	vdb_free(c->api_key);
+	vdb_free(c);
+	return rv;
+}
+
+void
+vecdb_client_close(vecdb_client *c)
+{
+	if (c == NULL)
+		return;
+	nng_close(c->sock);
+	vdb_free(c->url);
+	vdb_free(c->api_key);
+	vdb_free(c);
+}
+
+/* ===== Calls ===== */
+
+/* Send @p m on @p ctx, then receive the answer into *in (nng 1.5 has no
+ * nng_ctx_sendmsg: an aio carries the message). Returns an nng code. */
+static int
+ctx_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *m, nng_msg **in)
+{
+	int rv;
+
+	nng_aio_set_msg(aio, m);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		nng_msg_free(nng_aio_get_msg(aio));
+		return rv;
+	}
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) == 0)
+		*in = nng_aio_get_msg(aio);
+	return rv;
+}
+
+/* Send @p req on a fresh context and wait for the answer into *in. */
+static int
+exchange(vecdb_client *c, uint32_t method, const uint8_t *req, size_t len,
+    nng_msg **in)
+{
+	nng_aio *aio = NULL;
+	nng_msg *m = NULL;
+	nng_ctx ctx;
+	int rv;
+
+	if ((rv = nng_ctx_open(&ctx, c->sock)) != 0)
+		return vdb_err(VECDB_ECLOSED, "client: %s to %s: %s",
+		    proto_method_name(method), c->url, nng_strerror(rv));
+	if (nng_aio_alloc(&aio, NULL, NULL) != 0 ||
+	    nng_msg_alloc(&m, len) != 0) {
+		nng_aio_free(aio);
+		nng_ctx_close(ctx);
+		return vdb_err(VECDB_ENOMEM, "client: out of memory");
+	}
+	if (len > 0)
+		memcpy(nng_msg_body(m), req, len);
+	/* One deadline per step, each the whole timeout. */
+	nng_aio_set_timeout(aio, (nng_duration) c->timeout_ms);
+	rv = ctx_exchange(ctx, aio, m, in);
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	if (rv == NNG_ETIMEDOUT)
+		return vdb_err(VECDB_ECLOSED, "client: %s to %s: no answer "
+		    "within %u ms", proto_method_name(method), c->url,
+		    c->timeout_ms);
+	if (rv != 0)
+		return vdb_err(VECDB_ECLOSED, "client: %s to %s: %s",
+		    proto_method_name(method), c->url, nng_strerror(rv));
+	return VECDB_OK;
+}
+
+/*
+ * One request: @p body (len bytes; freed here, whatever happens) as the
+ * argument of @p method. On VECDB_OK *res holds the decoded response
+ * (code OK); the caller frees it with proto_response_free().
+ */
+static int
+call(vecdb_client *c, uint32_t method, uint8_t *body, size_t len,
+    struct proto_response **res)
+{
+	struct proto_response *r = NULL;
+	uint8_t *req = NULL;
+	size_t reqlen = 0;
+	nng_msg *in = NULL;
+	int rv;
+
+	rv = proto_request_encode(method, c->api_key,
+	    (uint64_t) atomic_fetch_add(&c->next_id, 1), body, len, &req,
+	    &reqlen);
+	vdb_free(body);
+	if (rv != VECDB_OK)
+		return rv;
+	rv = exchange(c, method, req, reqlen, &in);
+	vdb_free(req);
+	if (rv != VECDB_OK)
+		return rv;
+	rv = proto_response_decode(nng_msg_body(in), nng_msg_len(in), &r);
+	nng_msg_free(in);
+	if (rv != VECDB_OK)
+		return vdb_err(rv, "client: %s: bad answer: %s",
+		    proto_method_name(method), vecdb_errmsg());
+	if (r->code != PROTO_OK) {
+		rv = vdb_err(proto_err_of(r->code), "%s", r->message);
+		proto_response_free(r);
+		return rv;
+	}
+	*res = r;
+	return VECDB_OK;
+}
+
+/* A call whose answer has no body. */
+static int
+call_empty(vecdb_client *c, uint32_t method, uint8_t *body, size_t len)
+{
+	struct proto_response *r;
+	int rv;
+
+	if ((rv = call(c, method, body, len, &r)) == VECDB_OK)
+		proto_response_free(r);
+	return rv;
+}
+
+/* A call whose answer is a Records message. */
+static int
+call_records(vecdb_client *c, uint32_t method, int rv, uint8_t *body,
+    size_t len, vecdb_records **out)
+{
+	struct proto_response *r;
+
+	if (rv != VECDB_OK)
+		return rv;
+	if ((rv = call(c, method, body, len, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_records_decode(r->body, r->body_len, out);
+	proto_response_free(r);
+	return rv;
+}
+
+/* A call naming a collection and maybe a field (proto_target). */
+static int
+call_target(vecdb_client *c, uint32_t method, const char *coll,
+    const char *name, vecdb_field_schema schema)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	if ((rv = proto_target_encode(method, coll, name, schema, &body,
+	    &len)) != VECDB_OK)
+		return rv;
+	return call_empty(c, method, body, len);
+}
+
+/* ===== Collections ===== */
+
+int
+vecdb_client_collection_create(vecdb_client *c,
+    const vecdb_collection_config *cfg)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	if ((rv = proto_collection_create_encode(cfg, &body, &len)) !=
+	    VECDB_OK)
+		return rv;
+	return call_empty(c, PROTO_CREATE_COLLECTION, body, len);
+}
+
+int
+vecdb_client_collection_get(vecdb_client *c, const char *name,
+    vecdb_collection_config *cfg, vecdb_collection_stats *st)
+{
+	struct proto_response *r;
+	vecdb_collection_config cf;
+	vecdb_collection_stats s;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	if ((rv = proto_target_encode(PROTO_GET_COLLECTION, name, "",
+	    VECDB_FIELD_KEYWORD, &body, &len)) != VECDB_OK)
+		return rv;
+	if ((rv = call(c, PROTO_GET_COLLECTION, body, len, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_collection_info_decode(r->body, r->body_len, &cf, &s);
+	proto_response_free(r);
+	if (rv != VECDB_OK)
+		return rv;
+	if (cfg != NULL)
+		*cfg = cf;
+	if (st != NULL)
+		*st = s;
+	return VECDB_OK;
+}
+
+int
+vecdb_client_collection_list(vecdb_client *c, char ***names, size_t *count)
+{
+	struct proto_response *r;
+	int rv;
+
+	if ((rv = call(c, PROTO_LIST_COLLECTIONS, NULL, 0, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_names_decode(r->body, r->body_len, names, count);
+	proto_response_free(r);
+	return rv;
+}
+
+int
+vecdb_client_collection_delete(vecdb_client *c, const char *name)
+{
+	return call_target(c, PROTO_DELETE_COLLECTION, name, "",
+	    VECDB_FIELD_KEYWORD);
+}
+
+/* ===== Points ===== */
+
+/* Write with @p op; copy the ids the server answered into pts. */
+static int
+write_points(vecdb_client *c, const char *coll, int op, vecdb_point *pts,
+    size_t n)
+{
+	struct proto_response *r;
+	vecdb_id *ids = NULL;
+	uint8_t *body = NULL;
+	size_t len = 0, nids = 0;
+	int rv;
+
+	if ((rv = proto_write_encode(coll, op, pts, n, &body, &len)) !=
+	    VECDB_OK)
+		return rv;
+	if ((rv = call(c, PROTO_WRITE, body, len, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_ids_decode(r->body, r->body_len, &ids, &nids);
+	proto_response_free(r);
+	if (rv != VECDB_OK)
+		return rv;
+	if (nids != n)
+		rv = vdb_err(VECDB_EINVAL, "client: write: %zu ids answered "
+		    "for %zu points", nids, n);
+	for (size_t i = 0; rv == VECDB_OK && i < n; i++)
+		pts[i].id = ids[i];
+	vdb_free(ids);
+	return rv;
+}
+
+int
+vecdb_client_insert(vecdb_client *c, const char *coll, vecdb_point *pts,
+    size_t n)
+{
+	return write_points(c, coll, OP_INSERT, pts, n);
+}
+
+int
+vecdb_client_upsert(vecdb_client *c, const char *coll, vecdb_point *pts,
+    size_t n)
+{
+	return write_points(c, coll, OP_UPSERT, pts, n);
+}
+
+int
+vecdb_client_update(vecdb_client *c, const char *coll, vecdb_point *pts,
+    size_t n)
+{
+	return write_points(c, coll, OP_UPDATE, pts, n);
+}
+
+int
+vecdb_client_delete(vecdb_client *c, const char *coll, const vecdb_id *ids,
+    size_t n, size_t *deleted)
+{
+	struct proto_response *r;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	uint64_t d = 0;
+	int rv;
+
+	if ((rv = proto_delete_encode(coll, ids, n, &body, &len)) != VECDB_OK)
+		return rv;
+	if ((rv = call(c, PROTO_DELETE, body, len, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_deleted_decode(r->body, r->body_len, &d);
+	proto_response_free(r);
+	if (rv == VECDB_OK && deleted != NULL)
+		*deleted = (size_t) d;
+	return rv;
+}
+
+int
+vecdb_client_get(vecdb_client *c, const char *coll, const vecdb_id *id,
+    vecdb_record **out)
+{
+	struct proto_response *r;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	if ((rv = proto_get_encode(coll, id, &body, &len)) != VECDB_OK)
+		return rv;
+	if ((rv = call(c, PROTO_GET, body, len, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_record_decode(r->body, r->body_len, out);
+	proto_response_free(r);
+	return rv;
+}
+
+/* ===== Queries ===== */
+
+int
+vecdb_client_search_batch(vecdb_client *c, const char *coll,
+    const vecdb_search_params *params, const char *const *filters, size_t n,
+    vecdb_records ***out)
+{
+	struct proto_response *r;
+	vecdb_records **lists = NULL;
+	uint8_t *body = NULL;
+	size_t len = 0, got = 0;
+	int rv;
+
+	if ((rv = proto_search_encode(coll, params, filters, n, &body,
+	    &len)) != VECDB_OK)
+		return rv;
+	if ((rv = call(c, PROTO_SEARCH, body, len, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_search_result_decode(r->body, r->body_len, &lists, &got);
+	proto_response_free(r);
+	if (rv != VECDB_OK)
+		return rv;
+	if (got != n) {
+		vecdb_records_free_array(lists, got);
+		return vdb_err(VECDB_EINVAL, "client: search: %zu result lists "
+		    "answered for %zu searches", got, n);
+	}
+	*out = lists;
+	return VECDB_OK;
+}
+
+int
+vecdb_client_search(vecdb_client *c, const char *coll,
+    const vecdb_search_params *p, const char *filter_json,
+    vecdb_records **out)
+{
+	vecdb_records **lists;
+	int rv;
+
+	if ((rv = vecdb_client_search_batch(c, coll, p, &filter_json, 1,
+	    &lists)) != VECDB_OK)
+		return rv;
+	*out = lists[0];
+	lists[0] = NULL;
+	vecdb_records_free_array(lists, 1);
+	return VECDB_OK;
+}
+
+int
+vecdb_client_recommend(vecdb_client *c, const char *coll,
+    const vecdb_recommend_params *p, const char *filter_json,
+    vecdb_records **out)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	rv = proto_recommend_encode(coll, p, filter_json, &body, &len);
+	return call_records(c, PROTO_RECOMMEND, rv, body, len, out);
+}
+
+int
+vecdb_client_discover(vecdb_client *c, const char *coll,
+    const vecdb_discover_params *p, const char *filter_json,
+    vecdb_records **out)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	rv = proto_discover_encode(coll, p, filter_json, &body, &len);
+	return call_records(c, PROTO_DISCOVER, rv, body, len, out);
+}
+
+int
+vecdb_client_scroll(vecdb_client *c, const char *coll, const vecdb_id *start,
+    uint32_t limit, const char *filter_json, int with_payload,
+    int with_vector, vecdb_records **out)
+{
+	vecdb_id none = { 0 };
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	rv = proto_scroll_encode(coll, start ? start : &none, limit,
+	    filter_json, with_payload, with_vector, &body, &len);
+	return call_records(c, PROTO_SCROLL, rv, body, len, out);
+}
+
+int
+vecdb_client_count(vecdb_client *c, const char *coll,
+    const char *filter_json, uint64_t *out)
+{
+	struct proto_response *r;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	if ((rv = proto_count_encode(coll, filter_json, &body, &len)) !=
+	    VECDB_OK)
+		return rv;
+	if ((rv = call(c, PROTO_COUNT, body, len, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_count_result_decode(r->body, r->body_len, out);
+	proto_response_free(r);
+	return rv;
+}
+
+/* ===== Payload indexes ===== */
+
+int
+vecdb_client_payload_index_create(vecdb_client *c, const char *coll,
+    const char *field, vecdb_field_schema schema)
+{
+	return call_target(c, PROTO_PAYLOAD_INDEX_CREATE, coll, field,
+	    schema);
+}
+
+int
+vecdb_client_payload_index_delete(vecdb_client *c, const char *coll,
+    const char *field)
+{
+	return call_target(c, PROTO_PAYLOAD_INDEX_DELETE, coll, field,
+	    VECDB_FIELD_KEYWORD);
+}
+
+/* ===== Server ===== */
+
+int
+vecdb_client_stats(vecdb_client *c, vecdb_stats *out)
+{
+	struct proto_response *r;
+	int rv;
+
+	if ((rv = call(c, PROTO_STATS, NULL, 0, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_stats_decode(r->body, r->body_len, out);
+	proto_response_free(r);
+	return rv;
+}
+
+int
+vecdb_client_health(vecdb_client *c, vecdb_health *out)
+{
+	struct proto_response *r;
+	struct proto_health h;
+	int rv;
+
+	if ((rv = call(c, PROTO_HEALTH, NULL, 0, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_health_decode(r->body, r->body_len, &h);
+	proto_response_free(r);
+	if (rv != VECDB_OK)
+		return rv;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->status, h.status, sizeof(out->status));
+	memcpy(out->version, h.version, sizeof(out->version));
+	memcpy(out->role, h.role, sizeof(out->role));
+	memcpy(out->node_id, h.node_id, sizeof(out->node_id));
+	out->last_seq = h.last_seq;
+	return VECDB_OK;
+}

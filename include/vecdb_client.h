@@ -1,0 +1,192 @@
+/*
+ * vecdb_client.h: the C client of vecdb's binary API (docs/WIRE.md), as
+ * served by `vecdb-router --rpc URL` and `vecdb-node --rpc URL`.
+ *
+ * The calls mirror include/vecdb.h: the same types, the same error codes,
+ * the same detail message through vecdb_errmsg(). The differences:
+ * - filters are JSON text (NULL or "" for none) instead of a compiled
+ *   vecdb_filter; the filter fields of the params structs are ignored;
+ * - a server that does not answer within the connection's timeout, or is
+ *   gone, gives VECDB_ECLOSED with a message naming the method and URL;
+ * - a server's error comes back as the vecdb_err of its wire code
+ *   (docs/WIRE.md, "Codes") with the server's message.
+ *
+ * Threading: a vecdb_client may be used from any number of threads at
+ * once (one nng req0 socket, one nng context per call). vecdb_errmsg() is
+ * per thread, as in the embedded API.
+ */
+#ifndef VECDB_CLIENT_H
+#define VECDB_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vecdb.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A connection to one server. */
+typedef struct vecdb_client vecdb_client;
+
+#define VECDB_CLIENT_TIMEOUT_DEFAULT_MS 10000 /* timeout_ms 0 */
+
+/**
+ * Connect to a server.
+ * @param[in] url the server's rpc URL ("tcp://127.0.0.1:7000").
+ * @param[in] api_key sent with every request; NULL or "" for none.
+ * @param[in] timeout_ms how long one call may take, send and answer
+ *	(0: VECDB_CLIENT_TIMEOUT_DEFAULT_MS).
+ * @param[out] out the client; close with vecdb_client_close().
+ * @return VECDB_OK, VECDB_EINVAL (bad URL or key), VECDB_ENOMEM,
+ *	VECDB_EIO (the socket could not be made).
+ * @note The connection is made in the background and re-made when it
+ *	breaks: connect succeeds while the server is down, and the first
+ *	call then fails with VECDB_ECLOSED after the timeout.
+ */
+int vecdb_client_connect(const char *url, const char *api_key,
+    uint32_t timeout_ms, vecdb_client **out);
+
+/**
+ * Close the connection and free @p c (NULL is fine). No call may be in
+ * progress on it.
+ */
+void vecdb_client_close(vecdb_client *c);
+
+/*
+ * Every call below returns VECDB_OK or a vecdb_err, with a detail in
+ * vecdb_errmsg(): the errors of its vecdb.h twin, plus VECDB_ECLOSED
+ * (timeout, server gone) and VECDB_EINVAL (an argument the codec refuses,
+ * or a malformed answer). Out parameters are written only on success.
+ */
+
+/* ===== Collections ===== */
+
+/** Create a collection. @return as vecdb_collection_create(). */
+int vecdb_client_collection_create(vecdb_client *c,
+    const vecdb_collection_config *cfg);
+
+/**
+ * Read a collection's config and stats.
+ * @param[out] cfg the config (may be NULL).
+ * @param[out] st its stats (may be NULL).
+ * @return VECDB_OK, VECDB_ENOTFOUND.
+ */
+int vecdb_client_collection_get(vecdb_client *c, const char *name,
+    vecdb_collection_config *cfg, vecdb_collection_stats *st);
+
+/**
+ * List the collection names, sorted.
+ * @param[out] names caller frees with vecdb_names_free(names, count).
+ */
+int vecdb_client_collection_list(vecdb_client *c, char ***names,
+    size_t *count);
+
+/** Delete a collection. @return VECDB_OK, VECDB_ENOTFOUND. */
+int vecdb_client_collection_delete(vecdb_client *c, const char *name);
+
+/* ===== Points ===== */
+
+/**
+ * Write points, atomically, as vecdb_insert() / vecdb_upsert() /
+ * vecdb_update(). Ids of kind VECDB_ID_NONE are assigned by the server
+ * and written back into pts[i].id on success.
+ */
+int vecdb_client_insert(vecdb_client *c, const char *coll, vecdb_point *pts,
+    size_t n);
+int vecdb_client_upsert(vecdb_client *c, const char *coll, vecdb_point *pts,
+    size_t n);
+int vecdb_client_update(vecdb_client *c, const char *coll, vecdb_point *pts,
+    size_t n);
+
+/**
+ * Delete points; missing ids are skipped.
+ * @param[out] deleted how many existed (may be NULL).
+ */
+int vecdb_client_delete(vecdb_client *c, const char *coll,
+    const vecdb_id *ids, size_t n, size_t *deleted);
+
+/**
+ * Read one point with its vector and payload.
+ * @param[out] out free with vecdb_record_free().
+ * @return VECDB_OK, VECDB_ENOTFOUND (collection or point).
+ */
+int vecdb_client_get(vecdb_client *c, const char *coll, const vecdb_id *id,
+    vecdb_record **out);
+
+/* ===== Queries ===== */
+
+/**
+ * Search, as vecdb_search(); p->filter is ignored, @p filter_json used.
+ * @param[out] out free with vecdb_records_free().
+ */
+int vecdb_client_search(vecdb_client *c, const char *coll,
+    const vecdb_search_params *p, const char *filter_json,
+    vecdb_records **out);
+
+/**
+ * @p n searches (1..1024) in one request, as vecdb_search_batch().
+ * @param[in] filters n JSON texts (NULL entries: none), or NULL for none.
+ * @param[out] out n lists; free with vecdb_records_free_array(out, n).
+ */
+int vecdb_client_search_batch(vecdb_client *c, const char *coll,
+    const vecdb_search_params *params, const char *const *filters, size_t n,
+    vecdb_records ***out);
+
+/** As vecdb_recommend(); @param[out] out free with vecdb_records_free(). */
+int vecdb_client_recommend(vecdb_client *c, const char *coll,
+    const vecdb_recommend_params *p, const char *filter_json,
+    vecdb_records **out);
+
+/** As vecdb_discover(); @param[out] out free with vecdb_records_free(). */
+int vecdb_client_discover(vecdb_client *c, const char *coll,
+    const vecdb_discover_params *p, const char *filter_json,
+    vecdb_records **out);
+
+/**
+ * Page through points in id order from @p start (NULL: the first), as
+ * vecdb_scroll(); out->has_next / out->next say where to continue.
+ */
+int vecdb_client_scroll(vecdb_client *c, const char *coll,
+    const vecdb_id *start, uint32_t limit, const char *filter_json,
+    int with_payload, int with_vector, vecdb_records **out);
+
+/** Count the points matching @p filter_json (NULL: all). */
+int vecdb_client_count(vecdb_client *c, const char *coll,
+    const char *filter_json, uint64_t *out);
+
+/* ===== Payload indexes ===== */
+
+/** As vecdb_payload_index_create(). */
+int vecdb_client_payload_index_create(vecdb_client *c, const char *coll,
+    const char *field, vecdb_field_schema schema);
+
+/** As vecdb_payload_index_delete(). */
+int vecdb_client_payload_index_delete(vecdb_client *c, const char *coll,
+    const char *field);
+
+/* ===== Server ===== */
+
+/** The server's counters, as vecdb_stats_get(). */
+int vecdb_client_stats(vecdb_client *c, vecdb_stats *out);
+
+#define VECDB_CLIENT_TEXT_MAX 256
+
+/** What a server says of itself. */
+typedef struct vecdb_health {
+	char status[VECDB_CLIENT_TEXT_MAX + 1];   /* "ok" */
+	char version[VECDB_CLIENT_TEXT_MAX + 1];  /* VECDB_VERSION */
+	char role[VECDB_CLIENT_TEXT_MAX + 1];     /* primary, replica, router */
+	char node_id[VECDB_CLIENT_TEXT_MAX + 1];
+	uint64_t last_seq;                        /* last WAL sequence number */
+} vecdb_health;
+
+/** Ask the server whether it is up. */
+int vecdb_client_health(vecdb_client *c, vecdb_health *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VECDB_CLIENT_H */
