@@ -1179,6 +1179,26 @@ ex_side(router *r, router_topology *t, const char *coll, const float *v,
 	return rv;
 }
 
+/* The ids both example sets exclude, in one new array (vdb_free it). */
+static vecdb_id *
+ex_join(const struct examples *a, const struct examples *b, size_t *n)
+{
+	vecdb_id *ex = vdb_malloc((a->n_exclude + b->n_exclude + 1) *
+	    sizeof(vecdb_id));
+
+	if (ex == NULL) {
+		vdb_err(VECDB_ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (a->n_exclude > 0)
+		memcpy(ex, a->exclude, a->n_exclude * sizeof(vecdb_id));
+	if (b->n_exclude > 0)
+		memcpy(ex + a->n_exclude, b->exclude,
+		    b->n_exclude * sizeof(vecdb_id));
+	*n = a->n_exclude + b->n_exclude;
+	return ex;
+}
+
 /* Recommend with every example as a vector. */
 static int
 reco_run(router *r, router_topology *t, const char *coll,
@@ -1186,20 +1206,15 @@ reco_run(router *r, router_topology *t, const char *coll,
     struct examples *pos, struct examples *neg, vecdb_records **out)
 {
 	vecdb_recommend_params q = *p;
-	vecdb_id *ex = vdb_malloc((pos->n_exclude + neg->n_exclude + 1) *
-	    sizeof(vecdb_id));
-	char *f = filter_text(filter);
+	vecdb_id *ex;
+	char *f;
 	uint8_t *b = NULL;
 	size_t l = 0;
 	int rv;
 
-	if (ex == NULL) {
-		free(f);
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	}
-	memcpy(ex, pos->exclude, pos->n_exclude * sizeof(vecdb_id));
-	memcpy(ex + pos->n_exclude, neg->exclude, neg->n_exclude *
-	    sizeof(vecdb_id));
+	if ((ex = ex_join(pos, neg, &q.n_exclude)) == NULL)
+		return VECDB_ENOMEM;
+	f = filter_text(filter);
 	q.positive = q.negative = NULL;
 	q.n_positive = q.n_negative = 0;
 	q.positive_vectors = pos->vecs;
@@ -1208,7 +1223,6 @@ reco_run(router *r, router_topology *t, const char *coll,
 	q.n_negative_vectors = neg->count;
 	q.dim = pos->dim ? pos->dim : neg->dim;
 	q.exclude = ex;
-	q.n_exclude = pos->n_exclude + neg->n_exclude;
 	q.limit = p->limit + p->offset;
 	q.offset = 0;
 	q.filter = NULL;
@@ -1274,20 +1288,15 @@ disc_run(router *r, router_topology *t, const char *coll,
     struct examples *tgt, struct examples *ctxv, vecdb_records **out)
 {
 	vecdb_discover_params q = *p;
-	vecdb_id *ex = vdb_malloc((tgt->n_exclude + ctxv->n_exclude + 1) *
-	    sizeof(vecdb_id));
-	char *f = filter_text(filter);
+	vecdb_id *ex;
+	char *f;
 	uint8_t *b = NULL;
 	size_t l = 0;
 	int rv;
 
-	if (ex == NULL) {
-		free(f);
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	}
-	memcpy(ex, tgt->exclude, tgt->n_exclude * sizeof(vecdb_id));
-	memcpy(ex + tgt->n_exclude, ctxv->exclude, ctxv->n_exclude *
-	    sizeof(vecdb_id));
+	if ((ex = ex_join(tgt, ctxv, &q.n_exclude)) == NULL)
+		return VECDB_ENOMEM;
+	f = filter_text(filter);
 	memset(&q.target, 0, sizeof(q.target));
 	q.target_vector = p->has_target ? tgt->vecs : NULL;
 	q.context = NULL;
@@ -1296,7 +1305,6 @@ disc_run(router *r, router_topology *t, const char *coll,
 	q.n_context_vectors = ctxv->count / 2;
 	q.dim = tgt->dim ? tgt->dim : ctxv->dim;
 	q.exclude = ex;
-	q.n_exclude = tgt->n_exclude + ctxv->n_exclude;
 	q.limit = p->limit + p->offset;
 	q.offset = 0;
 	q.filter = NULL;
