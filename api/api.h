@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "vecdb.h"
 
@@ -83,9 +84,35 @@ struct api_backend {
 	    const char *field);
 	int (*payload_index_list)(void *ctx, const char *coll,
 	    vecdb_payload_index_info **out, size_t *n);
+	/* Backend-specific series for /metrics (Prometheus text); NULL: none. */
+	void (*metrics)(void *ctx, FILE *f);
 
 	int (*stats)(void *ctx, vecdb_stats *out);
 };
+
+/*
+ * Per-request read options. The front end (REST or binary) sets them for
+ * the request its thread serves, before calling the backend; the cluster
+ * backend reads them and reports the shards it left out. Thread-local,
+ * like vecdb_errmsg(). The local backend holds all the data in one place
+ * and ignores them.
+ */
+#define API_SHARDS_MAX 1024
+struct api_read_opts {
+	int primary;           /* "consistency": "primary": primaries only */
+	int allow_partial;     /* answer without shards that cannot be reached */
+	size_t n_missing;      /* out: the shards left out of the answer */
+	uint32_t missing[API_SHARDS_MAX];
+};
+
+/* This thread's options. */
+struct api_read_opts *api_read_opts(void);
+
+/* Back to the defaults (replicas first, all shards), nothing missing. */
+void api_read_opts_reset(void);
+
+/* Record that shard id was left out (once). */
+void api_read_opts_missing(uint32_t shard);
 
 /* The local backend over an open database (borrowed). */
 void api_backend_local_init(struct api_backend *b, vecdb *db);

@@ -305,6 +305,107 @@ too_big:
 	return -1;
 }
 
+/* ===== Read options ===== */
+
+static _Thread_local struct api_read_opts read_opts;
+
+struct api_read_opts *
+api_read_opts(void)
+{
+	return &read_opts;
+}
+
+void
+api_read_opts_reset(void)
+{
+	read_opts.primary = 0;
+	read_opts.allow_partial = 0;
+	read_opts.n_missing = 0;
+}
+
+void
+api_read_opts_missing(uint32_t shard)
+{
+	for (size_t i = 0; i < read_opts.n_missing; i++)
+		if (read_opts.missing[i] == shard)
+			return;
+	if (read_opts.n_missing < API_SHARDS_MAX)
+		read_opts.missing[read_opts.n_missing++] = shard;
+}
+
+/* "primary" or "any" into *primary. */
+static int
+consistency_parse(const char *v, int *primary)
+{
+	if (strcmp(v, "primary") == 0)
+		*primary = 1;
+	else if (strcmp(v, "any") == 0)
+		*primary = 0;
+	else
+		return vdb_err(VECDB_EINVAL, "consistency must be \"primary\" "
+		    "or \"any\", not \"%s\"", v);
+	return VECDB_OK;
+}
+
+/*
+ * The read options of a request: "consistency" and "allow_partial" in
+ * the query string (any route) or the JSON body (query routes).
+ */
+static int
+read_opts_parse(struct api_req *r)
+{
+	const char *qs = r->ri->query_string;
+	json_t *v;
+	char buf[32];
+	int rv;
+
+	api_read_opts_reset();
+	if (qs != NULL && mg_get_var(qs, strlen(qs), "consistency", buf,
+	    sizeof(buf)) >= 0 && (rv = consistency_parse(buf,
+	    &read_opts.primary)) != VECDB_OK)
+		return rv;
+	if (qs != NULL && mg_get_var(qs, strlen(qs), "allow_partial", buf,
+	    sizeof(buf)) >= 0) {
+		if (strcmp(buf, "true") != 0 && strcmp(buf, "false") != 0)
+			return vdb_err(VECDB_EINVAL, "allow_partial must be "
+			    "true or false");
+		read_opts.allow_partial = strcmp(buf, "true") == 0;
+	}
+	if (!json_is_object(r->body))
+		return VECDB_OK;
+	if ((v = json_object_get(r->body, "consistency")) != NULL) {
+		if (!json_is_string(v))
+			return vdb_err(VECDB_EINVAL, "consistency must be a "
+			    "string");
+		if ((rv = consistency_parse(json_string_value(v),
+		    &read_opts.primary)) != VECDB_OK)
+			return rv;
+	}
+	return api_get_bool(r->body, "allow_partial", read_opts.allow_partial,
+	    &read_opts.allow_partial);
+}
+
+/* The success envelope; a partial answer names the shards left out. */
+static json_t *
+envelope_ok(json_t *data)
+{
+	json_t *env = json_pack("{s:b, s:o}", "success", 1, "data",
+	    data ? data : json_null());
+	json_t *ids;
+
+	if (env == NULL || read_opts.n_missing == 0)
+		return env;
+	if ((ids = json_array()) == NULL) {
+		json_decref(env);
+		return NULL;
+	}
+	for (size_t i = 0; i < read_opts.n_missing; i++)
+		json_array_append_new(ids, json_integer(read_opts.missing[i]));
+	json_object_set_new(env, "partial", json_true());
+	json_object_set_new(env, "missing_shards", ids);
+	return env;
+}
+
 /* Run the handler of a matched route and write its envelope. */
 static void
 route_run(struct api_req *r, const struct api_route *rt)
@@ -318,7 +419,8 @@ route_run(struct api_req *r, const struct api_route *rt)
 	if (rt->body == API_BODY_JSON && body_read_json(r) != 0)
 		return;
 	vdb_err_clear();
-	rv = rt->fn(r, &data);
+	if ((rv = read_opts_parse(r)) == VECDB_OK)
+		rv = rt->fn(r, &data);
 	if (rv == API_RESPONDED)
 		return;
 	if (rv != VECDB_OK) {
@@ -327,8 +429,7 @@ route_run(struct api_req *r, const struct api_route *rt)
 		api_send_error(r, rv, msg);
 		return;
 	}
-	api_send_json(r, 200, json_pack("{s:b, s:o}", "success", 1, "data",
-				  data ? data : json_null()));
+	api_send_json(r, 200, envelope_ok(data));
 }
 
 /* civetweb's entry point for every request. */

@@ -273,6 +273,8 @@ api_metrics_render(struct api_metrics *m, const struct api_backend *b,
 		   "# TYPE vecdb_uptime_seconds gauge\n"
 		   "vecdb_uptime_seconds %.0f\n", uptime_s);
 	render_requests(f, m, route_names);
+	if (b->metrics != NULL)
+		b->metrics(b->ctx, f);
 	render_process(f);
 	fclose(f);
 	return out;

@@ -21,15 +21,43 @@
 #define ROUTER_TIMEOUT_MS_MAX 600000
 #define ROUTER_BACKOFF_MS 1000    /* a failed member is skipped this long */
 
-/* One shard: its primary and replicas (replicas are parsed, not used). */
+#define ROUTER_MEMBERS_MAX 64  /* primary + replicas of one shard */
+
+/*
+ * The counters of one shard member. The router keeps them across topology
+ * reloads (keyed by shard id and url) so that they only go up, as
+ * Prometheus counters must. Updated with relaxed atomics.
+ */
+#define ROUTER_LAT_BUCKETS 14
+struct router_member_stats {
+	uint32_t shard;
+	char *url;                           /* owned */
+	uint64_t requests;                   /* sent */
+	uint64_t errors;                     /* no answer, or a bad one */
+	uint64_t lat[ROUTER_LAT_BUCKETS + 1];/* answered, by latency; +Inf */
+	uint64_t lat_sum_us;
+	struct router_member_stats *next;
+};
+
+/* One member of a shard: the primary or a replica. */
+struct router_member {
+	const char *url;          /* borrowed from the shard's strings */
+	int primary;              /* members[0] */
+	nng_socket sock;          /* req0 dialed to url */
+	int open;                 /* sock is open */
+	uint64_t down_until_ms;   /* back-off deadline; guarded by router lock */
+	struct router_member_stats *stats;  /* owned by the router */
+};
+
+/* One shard: its primary and replicas. */
 struct router_shard {
 	uint32_t id;              /* 0..n-1, the index in the shard array */
 	char *primary;            /* nng url (owned) */
 	char **replicas;          /* nng urls (owned) */
 	size_t n_replicas;
-	nng_socket sock;          /* req0 dialed to primary */
-	int open;                 /* sock is open */
-	uint64_t down_until_ms;   /* back-off deadline; guarded by router lock */
+	struct router_member *members;  /* primary first, then replicas */
+	size_t n_members;
+	unsigned rr;              /* round robin over replicas (atomic) */
 };
 
 typedef struct router_topology {
@@ -46,7 +74,7 @@ typedef struct router_topology {
  */
 int router_topology_load(const char *path, router_topology **out);
 
-/* Open a req0 socket per shard, dialing in the background. */
+/* Open a req0 socket per shard member, dialing in the background. */
 int router_topology_connect(router_topology *t);
 
 /* Close the sockets and free. NULL is fine. */

@@ -4,6 +4,7 @@
  * all in flight at once, one deadline), and their answers are merged.
  */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +19,19 @@ struct router {
 	const char *path;         /* topology file */
 	uint32_t timeout_ms;
 	const char *key;          /* node api key, "" for none */
-	pthread_mutex_t lock;     /* guards topo, refs, down_until_ms */
+	pthread_mutex_t lock;     /* guards topo, refs, down_until_ms, stats */
 	router_topology *topo;
+	struct router_member_stats *stats;  /* every member ever seen */
 };
 
-/* One request to one shard. */
+/* One request to one shard, sent to one of its members at a time. */
 struct rcall {
 	size_t shard;                 /* index in the topology */
+	int read;                     /* may be answered by a replica */
+	int member;                   /* the member asked, -1 before */
+	uint64_t tried;               /* members asked so far (bits) */
+	uint64_t sent_us;             /* when the member was asked */
+	int skip;                     /* left out of a partial answer */
 	uint8_t *req;                 /* encoded request (owned) */
 	size_t reqlen;
 	struct proto_response *resp;  /* the answer when transport worked */
@@ -34,17 +41,83 @@ struct rcall {
 	nng_aio *aio;
 };
 
-/* Milliseconds on the monotonic clock. */
+/* Microseconds on the monotonic clock. */
 static uint64_t
-now_ms(void)
+now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+	return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Milliseconds on the monotonic clock. */
+static uint64_t
+now_ms(void)
+{
+	return now_us() / 1000;
 }
 
 /* ===== Router ===== */
+
+/* The stats of (shard, url), created on first sight; lock held. */
+static struct router_member_stats *
+stats_find(router *r, uint32_t shard, const char *url)
+{
+	struct router_member_stats *st;
+
+	for (st = r->stats; st != NULL; st = st->next)
+		if (st->shard == shard && strcmp(st->url, url) == 0)
+			return st;
+	if ((st = vdb_calloc(1, sizeof(*st))) == NULL ||
+	    (st->url = vdb_strdup(url)) == NULL) {
+		vdb_free(st);
+		return NULL;
+	}
+	st->shard = shard;
+	st->next = r->stats;
+	r->stats = st;
+	return st;
+}
+
+/* Point every member of t at its stats. */
+static int
+stats_bind(router *r, router_topology *t)
+{
+	int rv = VECDB_OK;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < t->n && rv == VECDB_OK; i++)
+		for (size_t k = 0; k < t->shards[i].n_members; k++) {
+			struct router_member *m = &t->shards[i].members[k];
+			if ((m->stats = stats_find(r, t->shards[i].id, m->url))
+			    == NULL) {
+				rv = vdb_err(VECDB_ENOMEM, "out of memory");
+				break;
+			}
+		}
+	pthread_mutex_unlock(&r->lock);
+	return rv;
+}
+
+/* Load, connect and bind a topology from r's file. */
+static int
+topo_open(router *r, router_topology **out)
+{
+	router_topology *t;
+	int rv;
+
+	if ((rv = router_topology_load(r->path, &t)) != VECDB_OK)
+		return rv;
+	if ((rv = router_topology_connect(t)) != VECDB_OK ||
+	    (rv = stats_bind(r, t)) != VECDB_OK) {
+		router_topology_free(t);
+		return rv;
+	}
+	t->refs = 1;
+	*out = t;
+	return VECDB_OK;
+}
 
 int
 router_new(const struct router_config *cfg, router **out)
@@ -58,12 +131,10 @@ router_new(const struct router_config *cfg, router **out)
 	r->timeout_ms = cfg->timeout_ms;
 	r->key = cfg->node_api_key ? cfg->node_api_key : "";
 	pthread_mutex_init(&r->lock, NULL);
-	if ((rv = router_topology_load(r->path, &r->topo)) != VECDB_OK ||
-	    (rv = router_topology_connect(r->topo)) != VECDB_OK) {
+	if ((rv = topo_open(r, &r->topo)) != VECDB_OK) {
 		router_free(r);
 		return rv;
 	}
-	r->topo->refs = 1;
 	*out = r;
 	return VECDB_OK;
 }
@@ -100,13 +171,8 @@ router_reload(router *r)
 	router_topology *t, *old;
 	int rv;
 
-	if ((rv = router_topology_load(r->path, &t)) != VECDB_OK)
+	if ((rv = topo_open(r, &t)) != VECDB_OK)
 		return rv;
-	if ((rv = router_topology_connect(t)) != VECDB_OK) {
-		router_topology_free(t);
-		return rv;
-	}
-	t->refs = 1;
 	pthread_mutex_lock(&r->lock);
 	old = r->topo;
 	r->topo = t;
@@ -118,97 +184,185 @@ router_reload(router *r)
 void
 router_free(router *r)
 {
+	struct router_member_stats *st, *next;
+
 	if (r == NULL)
 		return;
 	if (r->topo != NULL)
 		router_topology_free(r->topo);
+	for (st = r->stats; st != NULL; st = next) {
+		next = st->next;
+		vdb_free(st->url);
+		vdb_free(st);
+	}
 	pthread_mutex_destroy(&r->lock);
 	vdb_free(r);
 }
 
 /* ===== Fan-out ===== */
 
-/* Mark a shard failed (skip it for ROUTER_BACKOFF_MS) or healthy. */
+/* Mark a member failed (skip it for ROUTER_BACKOFF_MS) or healthy. */
 static void
-shard_mark(router *r, struct router_shard *s, int failed)
+member_mark(router *r, struct router_member *m, int failed)
 {
 	pthread_mutex_lock(&r->lock);
-	s->down_until_ms = failed ? now_ms() + ROUTER_BACKOFF_MS : 0;
+	m->down_until_ms = failed ? now_ms() + ROUTER_BACKOFF_MS : 0;
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* Is the shard in its back-off period? */
+/* Is the member in its back-off period? */
 static int
-shard_down(router *r, struct router_shard *s)
+member_down(router *r, struct router_member *m)
 {
 	uint64_t until;
 
 	pthread_mutex_lock(&r->lock);
-	until = s->down_until_ms;
+	until = m->down_until_ms;
 	pthread_mutex_unlock(&r->lock);
 	return until > now_ms();
 }
 
-/*
- * Record that c could not reach its shard. A real failure (re)starts the
- * shard's back-off; a call refused because of the back-off must not, or
- * steady traffic would keep a recovered shard out for good.
- */
-static void
-call_unavailable(router *r, router_topology *t, struct rcall *c,
-    const char *why, int failed)
+/* Could c still ask member i? */
+static int
+member_usable(router *r, struct router_shard *s, struct rcall *c, size_t i)
 {
-	struct router_shard *s = &t->shards[c->shard];
-
-	c->rv = VECDB_ECLOSED;
-	snprintf(c->msg, sizeof(c->msg), "shard %u (%s) %s", s->id,
-	    s->primary, why);
-	if (failed)
-		shard_mark(r, s, 1);
+	return !(c->tried >> i & 1) && !member_down(r, &s->members[i]);
 }
 
-/* Start sending c; on failure c->rv is set. */
+/*
+ * The member c asks next, or -1 when none is left. Writes, and reads
+ * with "consistency": "primary", go to the primary; other reads go to
+ * the replicas first, round robin, then to the primary.
+ */
+static int
+member_pick(router *r, struct router_shard *s, struct rcall *c)
+{
+	size_t n = s->n_members;
+	unsigned start;
+
+	if (c->read && !api_read_opts()->primary && n > 1) {
+		start = __atomic_fetch_add(&s->rr, 1, __ATOMIC_RELAXED);
+		for (size_t k = 0; k < n - 1; k++) {
+			size_t i = 1 + (start + k) % (n - 1);
+			if (member_usable(r, s, c, i))
+				return (int) i;
+		}
+	}
+	return member_usable(r, s, c, 0) ? 0 : -1;
+}
+
+/* "url" of a one-member shard, "url, url..." of the usable ones. */
 static void
-call_send(router *r, router_topology *t, struct rcall *c)
+members_name(struct router_shard *s, int read, char *buf, size_t len)
+{
+	size_t n = read && !api_read_opts()->primary ? s->n_members : 1;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && off < len; i++)
+		off += (size_t) snprintf(buf + off, len - off, "%s%s",
+		    i ? ", " : "", s->members[i].url);
+}
+
+/* Record that c could not reach its shard (rv UNAVAILABLE). */
+static void
+call_unavailable(struct rcall *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+call_unavailable(struct rcall *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->rv = VECDB_ECLOSED;
+	va_start(ap, fmt);
+	vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Start sending c to the next member; on failure c->rv is set. A shard
+ * whose members are all in back-off is refused at once; that refusal
+ * must not restart the back-off, or steady traffic would keep a
+ * recovered member out for good.
+ */
+static void
+call_send(router *r, router_topology *t, struct rcall *c, uint64_t end)
 {
 	struct router_shard *s = &t->shards[c->shard];
-	nng_msg *m;
-	char why[128];
+	int i = member_pick(r, s, c);
+	uint64_t now = now_ms();
+	struct router_member *m;
+	nng_msg *msg = NULL;
+	char names[256];
 
-	if (shard_down(r, s)) {
-		snprintf(why, sizeof(why), "is unavailable (failed less than "
-		    "%d ms ago)", ROUTER_BACKOFF_MS);
-		call_unavailable(r, t, c, why, 0);
+	if (i < 0) {
+		if (c->tried == 0) {
+			members_name(s, c->read, names, sizeof(names));
+			call_unavailable(c, "shard %u (%s) is unavailable "
+			    "(failed less than %d ms ago)", s->id, names,
+			    ROUTER_BACKOFF_MS);
+		}
 		return;
 	}
-	if (nng_ctx_open(&c->ctx, s->sock) != 0 ||
-	    nng_aio_alloc(&c->aio, NULL, NULL) != 0 ||
-	    nng_msg_alloc(&m, 0) != 0) {
+	m = &s->members[i];
+	c->member = i;
+	c->tried |= 1ULL << i;
+	c->rv = VECDB_OK;
+	if (nng_msg_alloc(&msg, 0) != 0 ||
+	    nng_msg_append(msg, c->req, c->reqlen) != 0 ||
+	    nng_ctx_open(&c->ctx, m->sock) != 0) {
+		nng_msg_free(msg);
 		c->rv = vdb_err(VECDB_ENOMEM, "out of memory");
 		snprintf(c->msg, sizeof(c->msg), "out of memory");
 		return;
 	}
-	if (nng_msg_append(m, c->req, c->reqlen) != 0) {
-		nng_msg_free(m);
-		c->rv = VECDB_ENOMEM;
+	if (nng_aio_alloc(&c->aio, NULL, NULL) != 0) {
+		nng_msg_free(msg);
+		nng_ctx_close(c->ctx);
+		c->aio = NULL;
+		c->rv = vdb_err(VECDB_ENOMEM, "out of memory");
 		snprintf(c->msg, sizeof(c->msg), "out of memory");
 		return;
 	}
-	nng_aio_set_timeout(c->aio, (nng_duration) r->timeout_ms);
-	nng_aio_set_msg(c->aio, m);
+	__atomic_fetch_add(&m->stats->requests, 1, __ATOMIC_RELAXED);
+	c->sent_us = now_us();
+	nng_aio_set_timeout(c->aio, (nng_duration) (end > now ? end - now : 1));
+	nng_aio_set_msg(c->aio, msg);
 	nng_ctx_send(c->ctx, c->aio);
 }
 
-/* Wait for c's send, then receive until the deadline. */
-static void
-call_finish(router *r, router_topology *t, struct rcall *c, uint64_t end)
-{
-	uint64_t now;
-	nng_msg *m;
-	char why[128];
+/* Upper bounds of the latency buckets, in microseconds. */
+static const uint64_t lat_bounds_us[ROUTER_LAT_BUCKETS] = {
+	500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000
+};
 
-	if (c->aio == NULL)
-		return;
+/* Count an answer that took us microseconds. */
+static void
+stats_answer(struct router_member_stats *st, uint64_t us)
+{
+	size_t b = 0;
+
+	while (b < ROUTER_LAT_BUCKETS && us > lat_bounds_us[b])
+		b++;
+	__atomic_fetch_add(&st->lat[b], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&st->lat_sum_us, us, __ATOMIC_RELAXED);
+}
+
+/*
+ * Wait for the member c asked, until the deadline.
+ * @return 0 when it answered (c->resp or a decode error in c->rv), -1
+ *	when it did not (marked failed, message set).
+ */
+static int
+call_wait(router *r, router_topology *t, struct rcall *c, uint64_t end)
+{
+	struct router_shard *s = &t->shards[c->shard];
+	struct router_member *m = &s->members[c->member];
+	uint64_t now;
+	nng_msg *msg;
+
 	nng_aio_wait(c->aio);
 	if (nng_aio_result(c->aio) != 0) {
 		nng_msg_free(nng_aio_get_msg(c->aio));
@@ -220,20 +374,40 @@ call_finish(router *r, router_topology *t, struct rcall *c, uint64_t end)
 	nng_aio_wait(c->aio);
 	if (nng_aio_result(c->aio) != 0)
 		goto late;
-	m = nng_aio_get_msg(c->aio);
-	if (proto_response_decode(nng_msg_body(m), nng_msg_len(m),
+	msg = nng_aio_get_msg(c->aio);
+	stats_answer(m->stats, now_us() - c->sent_us);
+	if (proto_response_decode(nng_msg_body(msg), nng_msg_len(msg),
 	    &c->resp) != VECDB_OK) {
+		__atomic_fetch_add(&m->stats->errors, 1, __ATOMIC_RELAXED);
 		c->rv = VECDB_EINTERNAL;
-		snprintf(c->msg, sizeof(c->msg), "shard %u: bad response: %s",
-		    t->shards[c->shard].id, vecdb_errmsg());
+		snprintf(c->msg, sizeof(c->msg), "shard %u (%s): bad response: "
+		    "%s", s->id, m->url, vecdb_errmsg());
 	} else
-		shard_mark(r, &t->shards[c->shard], 0);
-	nng_msg_free(m);
-	return;
+		member_mark(r, m, 0);
+	nng_msg_free(msg);
+	return 0;
 late:
-	snprintf(why, sizeof(why), "did not answer within %u ms",
-	    r->timeout_ms);
-	call_unavailable(r, t, c, why, 1);
+	__atomic_fetch_add(&m->stats->errors, 1, __ATOMIC_RELAXED);
+	member_mark(r, m, 1);
+	call_unavailable(c, "shard %u (%s) did not answer within %u ms", s->id,
+	    m->url, r->timeout_ms);
+	return -1;
+}
+
+/*
+ * Wait for c; a read whose member did not answer asks the next one
+ * (another replica, then the primary) while the deadline allows.
+ */
+static void
+call_finish(router *r, router_topology *t, struct rcall *c, uint64_t end)
+{
+	while (c->aio != NULL && call_wait(r, t, c, end) != 0 &&
+	    c->read && now_ms() < end) {
+		nng_aio_free(c->aio);
+		nng_ctx_close(c->ctx);
+		c->aio = NULL;
+		call_send(r, t, c, end);
+	}
 }
 
 /* Turn a shard's response code into c->rv / c->msg. */
@@ -247,19 +421,20 @@ call_code(router_topology *t, struct rcall *c)
 	    t->shards[c->shard].id, c->resp->message);
 }
 
-/* Run every call in parallel under one deadline. */
+/* Run the calls that have a request, in parallel under one deadline. */
 static void
 fanout(router *r, router_topology *t, struct rcall *calls, size_t n)
 {
 	uint64_t end = now_ms() + r->timeout_ms;
 
 	for (size_t i = 0; i < n; i++)
-		if (calls[i].rv == VECDB_OK)
-			call_send(r, t, &calls[i]);
-	for (size_t i = 0; i < n; i++) {
-		call_finish(r, t, &calls[i], end);
-		call_code(t, &calls[i]);
-	}
+		if (calls[i].rv == VECDB_OK && calls[i].req != NULL)
+			call_send(r, t, &calls[i], end);
+	for (size_t i = 0; i < n; i++)
+		if (calls[i].req != NULL) {
+			call_finish(r, t, &calls[i], end);
+			call_code(t, &calls[i]);
+		}
 }
 
 /* Free the calls. */
@@ -281,7 +456,8 @@ calls_free(struct rcall *calls, size_t n)
 
 /*
  * Fail with the first failing call's code and a message naming every
- * failed shard; calls whose rv is @p ignore count as successes.
+ * failed shard; calls whose rv is @p ignore, and skipped ones, count as
+ * successes.
  */
 static int
 calls_check(struct rcall *calls, size_t n, int ignore)
@@ -291,7 +467,8 @@ calls_check(struct rcall *calls, size_t n, int ignore)
 	int rv = VECDB_OK;
 
 	for (size_t i = 0; i < n; i++) {
-		if (calls[i].rv == VECDB_OK || calls[i].rv == ignore)
+		if (calls[i].rv == VECDB_OK || calls[i].rv == ignore ||
+		    calls[i].skip)
 			continue;
 		if (rv == VECDB_OK)
 			rv = calls[i].rv;
@@ -302,10 +479,43 @@ calls_check(struct rcall *calls, size_t n, int ignore)
 	return rv == VECDB_OK ? VECDB_OK : vdb_err(rv, "%s", buf);
 }
 
-/* Calls for n shards (or one when shard != SIZE_MAX) of one body. */
+/*
+ * calls_check for queries: with "allow_partial", shards that could not
+ * be reached are left out of the answer (and named in it), as long as
+ * one shard answered.
+ */
 static int
-calls_new(router *r, size_t nshards, uint32_t method, uint8_t *body,
-    size_t len, struct rcall **out)
+calls_settle(router_topology *t, struct rcall *c, size_t n)
+{
+	size_t answered = 0;
+
+	if (api_read_opts()->allow_partial) {
+		for (size_t i = 0; i < n; i++)
+			answered += c[i].rv == VECDB_OK;
+		for (size_t i = 0; i < n && answered > 0; i++)
+			if (c[i].rv == VECDB_ECLOSED) {
+				c[i].skip = 1;
+				api_read_opts_missing(t->shards[c[i].shard].id);
+			}
+	}
+	return calls_check(c, n, VECDB_OK);
+}
+
+/* How many calls answered (were not skipped). */
+static size_t
+answered(const struct rcall *c, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += !c[i].skip;
+	return k;
+}
+
+/* Calls of one body for every shard; reads may go to replicas. */
+static int
+calls_new(router *r, size_t nshards, uint32_t method, int read,
+    uint8_t *body, size_t len, struct rcall **out)
 {
 	struct rcall *c = vdb_calloc(nshards, sizeof(*c));
 	int rv = VECDB_OK;
@@ -316,6 +526,8 @@ calls_new(router *r, size_t nshards, uint32_t method, uint8_t *body,
 	}
 	for (size_t i = 0; i < nshards && rv == VECDB_OK; i++) {
 		c[i].shard = i;
+		c[i].read = read;
+		c[i].member = -1;
 		rv = proto_request_encode(method, r->key, i, body, len,
 		    &c[i].req, &c[i].reqlen);
 	}
@@ -329,18 +541,20 @@ calls_new(router *r, size_t nshards, uint32_t method, uint8_t *body,
 }
 
 /*
- * Send one encoded body (owned, freed here) to every shard. On success
- * the caller frees *out with calls_free(out, t->n).
+ * Send one encoded body (owned, freed here) to every shard: to the
+ * primaries, or with @p read to any member. On success the caller frees
+ * *out with calls_free(out, t->n).
  */
 static int
-broadcast(router *r, router_topology *t, uint32_t method, int enc_rv,
-    uint8_t *body, size_t len, struct rcall **out)
+broadcast(router *r, router_topology *t, uint32_t method, int read,
+    int enc_rv, uint8_t *body, size_t len, struct rcall **out)
 {
 	int rv;
 
 	if (enc_rv != VECDB_OK)
 		return enc_rv;
-	if ((rv = calls_new(r, t->n, method, body, len, out)) != VECDB_OK)
+	if ((rv = calls_new(r, t->n, method, read, body, len, out)) !=
+	    VECDB_OK)
 		return rv;
 	fanout(r, t, *out, t->n);
 	return VECDB_OK;
@@ -359,7 +573,7 @@ ddl(router *r, uint32_t method, int enc_rv, uint8_t *body, size_t len,
 	size_t same = 0;
 	int rv;
 
-	if ((rv = broadcast(r, t, method, enc_rv, body, len, &c)) ==
+	if ((rv = broadcast(r, t, method, 0, enc_rv, body, len, &c)) ==
 	    VECDB_OK) {
 		for (size_t i = 0; i < t->n; i++)
 			same += c[i].rv == absent_code;
@@ -452,7 +666,7 @@ cl_collection_get(void *ctx, const char *name, vecdb_collection_config *cfg,
 	    &l);
 
 	memset(&sum, 0, sizeof(sum));
-	if ((rv = broadcast(r, t, PROTO_GET_COLLECTION, rv, b, l, &c)) !=
+	if ((rv = broadcast(r, t, PROTO_GET_COLLECTION, 1, rv, b, l, &c)) !=
 	    VECDB_OK || (rv = calls_check(c, t->n, VECDB_OK)) != VECDB_OK)
 		goto out;
 	for (size_t i = 0; i < t->n && rv == VECDB_OK; i++) {
@@ -528,7 +742,7 @@ cl_collection_list(void *ctx, char ***names, size_t *n)
 	struct rcall *c = NULL;
 	int rv;
 
-	if ((rv = broadcast(r, t, PROTO_LIST_COLLECTIONS, VECDB_OK, NULL, 0,
+	if ((rv = broadcast(r, t, PROTO_LIST_COLLECTIONS, 1, VECDB_OK, NULL, 0,
 	    &c)) == VECDB_OK && (rv = calls_check(c, t->n, VECDB_OK)) ==
 	    VECDB_OK)
 		rv = names_union(c, t->n, names, n);
@@ -552,7 +766,7 @@ cl_pindex_list(void *ctx, const char *coll, vecdb_payload_index_info **out,
 	int rv = proto_target_encode(PROTO_PAYLOAD_INDEX_LIST, coll, NULL, 0,
 	    &b, &l);
 
-	if ((rv = broadcast(r, t, PROTO_PAYLOAD_INDEX_LIST, rv, b, l, &c)) !=
+	if ((rv = broadcast(r, t, PROTO_PAYLOAD_INDEX_LIST, 1, rv, b, l, &c)) !=
 	    VECDB_OK || (rv = calls_check(c, t->n, VECDB_OK)) != VECDB_OK ||
 	    (rv = proto_pindex_list_decode(c[0].resp->body,
 	    c[0].resp->body_len, &l0, &n0)) != VECDB_OK)
@@ -652,22 +866,6 @@ write_calls(router *r, router_topology *t, const char *coll, int op,
 	return rv;
 }
 
-/* Run the calls that have a request. */
-static void
-fanout_some(router *r, router_topology *t, struct rcall *c, size_t n)
-{
-	uint64_t end = now_ms() + r->timeout_ms;
-
-	for (size_t i = 0; i < n; i++)
-		if (c[i].req != NULL)
-			call_send(r, t, &c[i]);
-	for (size_t i = 0; i < n; i++)
-		if (c[i].req != NULL) {
-			call_finish(r, t, &c[i], end);
-			call_code(t, &c[i]);
-		}
-}
-
 /* Split a batch by shard; each shard's part is atomic. */
 static int
 cl_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
@@ -683,7 +881,7 @@ cl_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
 	}
 	ids_assign(op, pts, n);
 	if ((rv = write_calls(r, t, coll, op, pts, n, c)) == VECDB_OK) {
-		fanout_some(r, t, c, t->n);
+		fanout(r, t, c, t->n);
 		rv = calls_check(c, t->n, VECDB_OK);
 	}
 	calls_free(c, t->n);
@@ -746,7 +944,7 @@ cl_delete(void *ctx, const char *coll, const vecdb_id *ids, size_t n,
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
 	if ((rv = delete_calls(r, t, coll, ids, n, c)) == VECDB_OK) {
-		fanout_some(r, t, c, t->n);
+		fanout(r, t, c, t->n);
 		rv = calls_check(c, t->n, VECDB_OK);
 	}
 	for (size_t s = 0; s < t->n && rv == VECDB_OK; s++)
@@ -772,6 +970,7 @@ get_from(router *r, router_topology *t, const char *coll,
 
 	memset(&c, 0, sizeof(c));
 	c.shard = router_shard_of(id, (uint32_t) t->n);
+	c.read = 1;
 	if ((rv = proto_get_encode(coll, id, &b, &l)) != VECDB_OK)
 		return rv;
 	rv = proto_request_encode(PROTO_GET, r->key, 0, b, l, &c.req,
@@ -960,16 +1159,17 @@ cl_search(void *ctx, const char *coll, const struct api_search *s, size_t n,
 	size_t l = 0, k;
 	int rv = per ? search_encode(coll, s, n, &b, &l) : VECDB_ENOMEM;
 
-	if ((rv = broadcast(r, t, PROTO_SEARCH, rv, b, l, &c)) != VECDB_OK ||
-	    (rv = calls_check(c, t->n, VECDB_OK)) != VECDB_OK)
+	if ((rv = broadcast(r, t, PROTO_SEARCH, 1, rv, b, l, &c)) != VECDB_OK ||
+	    (rv = calls_settle(t, c, t->n)) != VECDB_OK)
 		goto out;
-	for (size_t i = 0; i < t->n && rv == VECDB_OK; i++)
-		if ((rv = proto_search_result_decode(c[i].resp->body,
-		    c[i].resp->body_len, &per[i], &k)) == VECDB_OK && k != n)
+	for (size_t i = 0, j = 0; i < t->n && rv == VECDB_OK; i++)
+		if (!c[i].skip && (rv = proto_search_result_decode(
+		    c[i].resp->body, c[i].resp->body_len, &per[j++], &k)) ==
+		    VECDB_OK && k != n)
 			rv = vdb_err(VECDB_EINTERNAL, "shard %zu answered %zu "
 			    "of %zu searches", i, k, n);
 	if (rv == VECDB_OK)
-		rv = search_merge(per, t->n, s, n, out);
+		rv = search_merge(per, answered(c, t->n), s, n, out);
 out:
 	for (size_t i = 0; per != NULL && i < t->n; i++)
 		if (per[i] != NULL)
@@ -988,9 +1188,11 @@ records_merge(struct rcall *c, size_t nshards, int (*cmp)(const void *,
 	vecdb_records **lists = vdb_calloc(nshards, sizeof(*lists));
 	int rv = lists ? VECDB_OK : vdb_err(VECDB_ENOMEM, "out of memory");
 
-	for (size_t i = 0; i < nshards && rv == VECDB_OK; i++)
-		rv = proto_records_decode(c[i].resp->body, c[i].resp->body_len,
-		    &lists[i]);
+	for (size_t i = 0, j = 0; i < nshards && rv == VECDB_OK; i++)
+		if (!c[i].skip)
+			rv = proto_records_decode(c[i].resp->body,
+			    c[i].resp->body_len, &lists[j++]);
+	nshards = answered(c, nshards);
 	if (rv == VECDB_OK)
 		rv = merge(lists, nshards, cmp, offset, limit, out);
 	if (rv == VECDB_OK && cmp == by_id)
@@ -1015,8 +1217,8 @@ records_query(router *r, router_topology *t, uint32_t method, int enc_rv,
 	struct rcall *c = NULL;
 	int rv;
 
-	if ((rv = broadcast(r, t, method, enc_rv, b, l, &c)) == VECDB_OK &&
-	    (rv = calls_check(c, t->n, VECDB_OK)) == VECDB_OK)
+	if ((rv = broadcast(r, t, method, 1, enc_rv, b, l, &c)) == VECDB_OK &&
+	    (rv = calls_settle(t, c, t->n)) == VECDB_OK)
 		rv = records_merge(c, t->n, cmp, offset, limit, out);
 	calls_free(c, t->n);
 	return rv;
@@ -1073,11 +1275,12 @@ cl_count(void *ctx, const char *coll, const json_t *filter, uint64_t *out)
 	int rv = proto_count_encode(coll, f, &b, &l);
 
 	free(f);
-	if ((rv = broadcast(r, t, PROTO_COUNT, rv, b, l, &c)) == VECDB_OK &&
-	    (rv = calls_check(c, t->n, VECDB_OK)) == VECDB_OK)
+	if ((rv = broadcast(r, t, PROTO_COUNT, 1, rv, b, l, &c)) == VECDB_OK &&
+	    (rv = calls_settle(t, c, t->n)) == VECDB_OK)
 		for (size_t i = 0; i < t->n && rv == VECDB_OK; i++)
-			if ((rv = proto_count_result_decode(c[i].resp->body,
-			    c[i].resp->body_len, &k)) == VECDB_OK)
+			if (!c[i].skip && (rv = proto_count_result_decode(
+			    c[i].resp->body, c[i].resp->body_len, &k)) ==
+			    VECDB_OK)
 				sum += k;
 	if (rv == VECDB_OK)
 		*out = sum;
@@ -1350,7 +1553,7 @@ cl_stats(void *ctx, vecdb_stats *out)
 	int rv;
 
 	memset(&sum, 0, sizeof(sum));
-	if ((rv = broadcast(r, t, PROTO_STATS, VECDB_OK, NULL, 0, &c)) ==
+	if ((rv = broadcast(r, t, PROTO_STATS, 1, VECDB_OK, NULL, 0, &c)) ==
 	    VECDB_OK && (rv = calls_check(c, t->n, VECDB_OK)) == VECDB_OK)
 		for (size_t i = 0; i < t->n && rv == VECDB_OK; i++) {
 			if ((rv = proto_stats_decode(c[i].resp->body,
@@ -1410,6 +1613,89 @@ cl_snap_name(void *ctx, const char *coll, const char *name)
 	return vdb_err(VECDB_EINVAL, SNAP_MSG);
 }
 
+/* ===== Metrics ===== */
+
+/* The label set of a member. */
+static void
+member_labels(const struct router_shard *s, const struct router_member *m,
+    char *buf, size_t len)
+{
+	snprintf(buf, len, "shard=\"%u\",member=\"%s\",role=\"%s\"", s->id,
+	    m->url, m->primary ? "primary" : "replica");
+}
+
+/* The series of family `which` for one member. */
+static void
+metrics_member(FILE *f, router *r, const struct router_shard *s,
+    struct router_member *m, int which)
+{
+	const struct router_member_stats *st = m->stats;
+	char lab[1200];
+	uint64_t cum = 0;
+
+	member_labels(s, m, lab, sizeof(lab));
+	if (which == 0)
+		fprintf(f, "vecdb_router_shard_requests_total{%s} %llu\n", lab,
+		    (unsigned long long) __atomic_load_n(&st->requests,
+		    __ATOMIC_RELAXED));
+	else if (which == 1)
+		fprintf(f, "vecdb_router_shard_errors_total{%s} %llu\n", lab,
+		    (unsigned long long) __atomic_load_n(&st->errors,
+		    __ATOMIC_RELAXED));
+	else if (which == 2)
+		fprintf(f, "vecdb_router_shard_up{%s} %d\n", lab,
+		    !member_down(r, m));
+	if (which != 3)
+		return;
+	for (size_t b = 0; b <= ROUTER_LAT_BUCKETS; b++) {
+		cum += __atomic_load_n(&st->lat[b], __ATOMIC_RELAXED);
+		if (b < ROUTER_LAT_BUCKETS)
+			fprintf(f, "vecdb_router_shard_duration_seconds_bucket"
+			    "{%s,le=\"%g\"} %llu\n", lab,
+			    (double) lat_bounds_us[b] / 1e6,
+			    (unsigned long long) cum);
+		else
+			fprintf(f, "vecdb_router_shard_duration_seconds_bucket"
+			    "{%s,le=\"+Inf\"} %llu\n", lab,
+			    (unsigned long long) cum);
+	}
+	fprintf(f, "vecdb_router_shard_duration_seconds_sum{%s} %.6f\n", lab,
+	    (double) __atomic_load_n(&st->lat_sum_us, __ATOMIC_RELAXED) / 1e6);
+	fprintf(f, "vecdb_router_shard_duration_seconds_count{%s} %llu\n", lab,
+	    (unsigned long long) cum);
+}
+
+/* Per-member request, error and latency series of the current topology. */
+static void
+cl_metrics(void *ctx, FILE *f)
+{
+	static const char *const head[4] = {
+		"# HELP vecdb_router_shard_requests_total Requests sent to a "
+		"shard member.\n"
+		"# TYPE vecdb_router_shard_requests_total counter\n",
+		"# HELP vecdb_router_shard_errors_total Requests a shard member "
+		"did not answer in time, or answered garbled.\n"
+		"# TYPE vecdb_router_shard_errors_total counter\n",
+		"# HELP vecdb_router_shard_up 0 while the member is skipped "
+		"after a failure.\n"
+		"# TYPE vecdb_router_shard_up gauge\n",
+		"# HELP vecdb_router_shard_duration_seconds Time to a shard "
+		"member's answer.\n"
+		"# TYPE vecdb_router_shard_duration_seconds histogram\n",
+	};
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+
+	for (int which = 0; which < 4; which++) {
+		fputs(head[which], f);
+		for (size_t i = 0; i < t->n; i++)
+			for (size_t k = 0; k < t->shards[i].n_members; k++)
+				metrics_member(f, r, &t->shards[i],
+				    &t->shards[i].members[k], which);
+	}
+	topo_put(r, t);
+}
+
 void
 api_backend_cluster_init(struct api_backend *b, router *r)
 {
@@ -1438,4 +1724,5 @@ api_backend_cluster_init(struct api_backend *b, router *r)
 	b->payload_index_delete = cl_pindex_delete;
 	b->payload_index_list = cl_pindex_list;
 	b->stats = cl_stats;
+	b->metrics = cl_metrics;
 }

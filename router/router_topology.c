@@ -4,17 +4,20 @@
  */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "router.h"
 #include "vdb.h"
 
-/* Free one shard's strings and socket. */
+/* Free one shard's strings and sockets. */
 static void
 shard_fini(struct router_shard *s)
 {
-	if (s->open)
-		nng_close(s->sock);
+	for (size_t i = 0; i < s->n_members; i++)
+		if (s->members[i].open)
+			nng_close(s->members[i].sock);
+	vdb_free(s->members);
 	vdb_free(s->primary);
 	for (size_t i = 0; i < s->n_replicas; i++)
 		vdb_free(s->replicas[i]);
@@ -55,6 +58,9 @@ replicas_parse(const json_t *a, size_t i, struct router_shard *s)
 	if (!json_is_array(a))
 		return vdb_err(VECDB_EINVAL, "topology: shards[%zu].replicas "
 		    "must be a list", i);
+	if (json_array_size(a) >= ROUTER_MEMBERS_MAX)
+		return vdb_err(VECDB_EINVAL, "topology: shards[%zu] has more "
+		    "than %d replicas", i, ROUTER_MEMBERS_MAX - 1);
 	if ((s->replicas = vdb_calloc(json_array_size(a) + 1,
 	    sizeof(char *))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
@@ -97,6 +103,52 @@ shard_parse(const json_t *o, size_t i, router_topology *t)
 	return replicas_parse(json_object_get(o, "replicas"), i, s);
 }
 
+/* Shard s's members: the primary, then its replicas. */
+static int
+members_init(struct router_shard *s)
+{
+	s->n_members = 1 + s->n_replicas;
+	if ((s->members = vdb_calloc(s->n_members, sizeof(*s->members))) ==
+	    NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	s->members[0].url = s->primary;
+	s->members[0].primary = 1;
+	for (size_t k = 0; k < s->n_replicas; k++)
+		s->members[1 + k].url = s->replicas[k];
+	return VECDB_OK;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* EINVAL when a url is listed twice: one node is one member. */
+static int
+urls_unique(const router_topology *t)
+{
+	const char **all;
+	size_t n = 0;
+	int rv = VECDB_OK;
+
+	for (size_t i = 0; i < t->n; i++)
+		n += t->shards[i].n_members;
+	if ((all = vdb_malloc(n * sizeof(*all))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	n = 0;
+	for (size_t i = 0; i < t->n; i++)
+		for (size_t k = 0; k < t->shards[i].n_members; k++)
+			all[n++] = t->shards[i].members[k].url;
+	qsort(all, n, sizeof(*all), str_cmp);
+	for (size_t i = 1; i < n && rv == VECDB_OK; i++)
+		if (strcmp(all[i - 1], all[i]) == 0)
+			rv = vdb_err(VECDB_EINVAL, "topology: %s is listed "
+			    "twice", all[i]);
+	vdb_free(all);
+	return rv;
+}
+
 /* The parsed document into a topology. */
 static int
 topology_parse(const json_t *root, router_topology *t)
@@ -115,7 +167,10 @@ topology_parse(const json_t *root, router_topology *t)
 	json_array_foreach(a, i, o)
 		if ((rv = shard_parse(o, i, t)) != VECDB_OK)
 			return rv;
-	return VECDB_OK;
+	for (i = 0; i < t->n; i++)
+		if ((rv = members_init(&t->shards[i])) != VECDB_OK)
+			return rv;
+	return urls_unique(t);
 }
 
 int
@@ -148,19 +203,21 @@ router_topology_connect(router_topology *t)
 {
 	int rv;
 
-	for (size_t i = 0; i < t->n; i++) {
-		struct router_shard *s = &t->shards[i];
-		if ((rv = nng_req0_open(&s->sock)) != 0)
-			return vdb_err(VECDB_EIO, "shard %u: %s", s->id,
-			    nng_strerror(rv));
-		s->open = 1;
-		nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 50);
-		nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 1000);
-		if ((rv = nng_dial(s->sock, s->primary, NULL,
-		    NNG_FLAG_NONBLOCK)) != 0)
-			return vdb_err(VECDB_EINVAL, "shard %u (%s): %s", s->id,
-			    s->primary, nng_strerror(rv));
-	}
+	for (size_t i = 0; i < t->n; i++)
+		for (size_t k = 0; k < t->shards[i].n_members; k++) {
+			struct router_member *m = &t->shards[i].members[k];
+			if ((rv = nng_req0_open(&m->sock)) != 0)
+				return vdb_err(VECDB_EIO, "shard %u: %s",
+				    t->shards[i].id, nng_strerror(rv));
+			m->open = 1;
+			nng_socket_set_ms(m->sock, NNG_OPT_RECONNMINT, 50);
+			nng_socket_set_ms(m->sock, NNG_OPT_RECONNMAXT, 1000);
+			if ((rv = nng_dial(m->sock, m->url, NULL,
+			    NNG_FLAG_NONBLOCK)) != 0)
+				return vdb_err(VECDB_EINVAL, "shard %u (%s): %s",
+				    t->shards[i].id, m->url,
+				    nng_strerror(rv));
+		}
 	return VECDB_OK;
 }
 
