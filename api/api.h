@@ -64,7 +64,8 @@ struct api_backend {
 	int (*count)(void *ctx, const char *coll, const json_t *filter,
 	    uint64_t *out);
 
-	int (*snapshot_create)(void *ctx, const char *coll,
+	/* name NULL: the backend picks one */
+	int (*snapshot_create)(void *ctx, const char *coll, const char *name,
 	    vecdb_snapshot_info *out);
 	int (*snapshot_list)(void *ctx, const char *coll,
 	    vecdb_snapshot_info **out, size_t *n);

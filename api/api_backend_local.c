@@ -171,9 +171,10 @@ l_count(void *ctx, const char *coll, const json_t *filter, uint64_t *out)
 }
 
 static int
-l_snapshot_create(void *ctx, const char *coll, vecdb_snapshot_info *out)
+l_snapshot_create(void *ctx, const char *coll, const char *name,
+    vecdb_snapshot_info *out)
 {
-	return vecdb_snapshot_create(ctx, coll, out);
+	return vecdb_snapshot_create_named(ctx, coll, name, out);
 }
 
 static int

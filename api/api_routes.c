@@ -362,7 +362,8 @@ static int
 h_snapshot_create(struct api_req *r, json_t **data)
 {
 	vecdb_snapshot_info si;
-	int rv = r->b->snapshot_create(r->b->ctx, r->segs[SEG_COLL], &si);
+	int rv = r->b->snapshot_create(r->b->ctx, r->segs[SEG_COLL], NULL,
+	    &si);
 
 	if (rv == VECDB_OK)
 		*data = api_snapshot_to_json(&si);

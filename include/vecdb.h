@@ -624,6 +624,14 @@ typedef struct vecdb_snapshot_info {
 int vecdb_snapshot_create(vecdb *db, const char *coll,
     vecdb_snapshot_info *out);
 
+/**
+ * As vecdb_snapshot_create(), named @p name (1..128 of [A-Za-z0-9_-];
+ * NULL: <collection>_<unix time>). VECDB_EEXIST if that name is taken.
+ * A router names the snapshots of every shard alike this way.
+ */
+int vecdb_snapshot_create_named(vecdb *db, const char *coll,
+    const char *name, vecdb_snapshot_info *out);
+
 /** The snapshots of a collection, oldest first; caller frees *out. */
 int vecdb_snapshot_list(vecdb *db, const char *coll,
     vecdb_snapshot_info **out, size_t *count);

@@ -338,8 +338,8 @@ do_snapshots(struct node_rpc *r, const struct proto_request *q,
 		return rv;
 	switch (q->method) {
 	case PROTO_SNAPSHOT_CREATE:
-		if ((rv = b->snapshot_create(b->ctx, t.collection, &si)) !=
-		    VECDB_OK)
+		if ((rv = b->snapshot_create(b->ctx, t.collection,
+		    t.name[0] ? t.name : NULL, &si)) != VECDB_OK)
 			return rv;
 		return proto_snapshot_info_encode(&si, &out->body, &out->len);
 	case PROTO_SNAPSHOT_GET:

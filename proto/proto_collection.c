@@ -240,6 +240,7 @@ struct target_kind {
 	const ProtobufCMessageDescriptor *desc;
 	const char *field;   /* "name", "field" or NULL */
 	size_t max;          /* bytes of that field */
+	int optional;        /* the field may be empty */
 };
 
 /* The target message of @p method, or NULL when it has none. */
@@ -252,7 +253,8 @@ target_kind(uint32_t method)
 		[PROTO_DELETE_COLLECTION] = {
 		    &vecdb__delete_collection__descriptor, NULL, 0 },
 		[PROTO_SNAPSHOT_CREATE] = {
-		    &vecdb__snapshot_create__descriptor, NULL, 0 },
+		    &vecdb__snapshot_create__descriptor, "name",
+		    VECDB_SNAPSHOT_NAME_MAX, 1 },
 		[PROTO_SNAPSHOT_LIST] = { &vecdb__snapshot_list__descriptor,
 		    NULL, 0 },
 		[PROTO_PAYLOAD_INDEX_LIST] = {
@@ -324,7 +326,7 @@ target_from_pb(const struct target_kind *k, ProtobufCMessage *m,
 	    VECDB_NAME_MAX, 1, "collection name", t->collection)))
 		return rv;
 	if (k->field != NULL && (rv = proto_name_get(*(char **)field_at(m,
-	    k->field), k->max, 1, k->field, t->name)) != VECDB_OK)
+	    k->field), k->max, !k->optional, k->field, t->name)) != VECDB_OK)
 		return rv;
 	if (k->desc == &vecdb__payload_index_create__descriptor) {
 		int s = (int)((Vecdb__PayloadIndexCreate *)m)->schema;

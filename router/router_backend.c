@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/evp.h>
+#include <sys/types.h>
 #include <uuid/uuid.h>
 
 #include "proto.h"
@@ -1579,38 +1581,272 @@ cl_stats(void *ctx, vecdb_stats *out)
 	return rv;
 }
 
-/* ===== Snapshots: per node, not through the router ===== */
+/* ===== Snapshots: one per shard, under one name ===== */
 
-#define SNAP_MSG "snapshots are per node: use the node's admin API"
-
+/*
+ * A cluster snapshot is a snapshot of the same name on every shard's
+ * primary, each holding that shard's points. Its size and count are the
+ * sums, its time the newest, and its checksum the SHA-256 of the shards'
+ * checksums (hex, in shard order), so it changes if any shard's does.
+ */
 static int
-cl_snap_create(void *ctx, const char *coll, vecdb_snapshot_info *out)
+snap_combine(const vecdb_snapshot_info *per, size_t n,
+    vecdb_snapshot_info *out)
 {
-	(void) ctx, (void) coll, (void) out;
-	return vdb_err(VECDB_EINVAL, SNAP_MSG);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char sum[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+	int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+
+	*out = per[0];
+	out->size_bytes = out->vector_count = 0;
+	for (size_t i = 0; i < n && ok; i++) {
+		out->size_bytes += per[i].size_bytes;
+		out->vector_count += per[i].vector_count;
+		if (per[i].created_at > out->created_at)
+			out->created_at = per[i].created_at;
+		ok = EVP_DigestUpdate(md, per[i].checksum,
+		    strlen(per[i].checksum)) == 1;
+	}
+	ok = ok && EVP_DigestFinal_ex(md, sum, &len) == 1 && len == 32;
+	EVP_MD_CTX_free(md);
+	if (!ok)
+		return vdb_err(VECDB_EINTERNAL, "SHA-256 failed");
+	for (unsigned i = 0; i < len; i++)
+		snprintf(out->checksum + 2 * i, 3, "%02x", sum[i]);
+	return VECDB_OK;
 }
 
+/* Every shard's SnapshotInfo answer into one cluster snapshot. */
 static int
-cl_snap_list(void *ctx, const char *coll, vecdb_snapshot_info **out,
-    size_t *n)
+snap_answers(router_topology *t, struct rcall *c, vecdb_snapshot_info *out)
 {
-	(void) ctx, (void) coll, (void) out, (void) n;
-	return vdb_err(VECDB_EINVAL, SNAP_MSG);
+	vecdb_snapshot_info *per = vdb_calloc(t->n, sizeof(*per));
+	int rv = per ? VECDB_OK : vdb_err(VECDB_ENOMEM, "out of memory");
+
+	for (size_t i = 0; i < t->n && rv == VECDB_OK; i++)
+		rv = proto_snapshot_info_decode(c[i].resp->body,
+		    c[i].resp->body_len, &per[i]);
+	if (rv == VECDB_OK)
+		rv = snap_combine(per, t->n, out);
+	vdb_free(per);
+	return rv;
+}
+
+/* Send a snapshot target (collection, name) to every primary. */
+static int
+snap_broadcast(router *r, router_topology *t, uint32_t method,
+    const char *coll, const char *name, struct rcall **c)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_target_encode(method, coll, name, 0, &b, &l);
+
+	return broadcast(r, t, method, 0, rv, b, l, c);
+}
+
+/* A name no other router will pick: <coll>_<time>-<8 hex>. */
+static void
+snap_name_new(const char *coll, char *buf, size_t len)
+{
+	uuid_t u;
+
+	uuid_generate_random(u);
+	snprintf(buf, len, "%.*s_%lld-%02x%02x%02x%02x",
+	    VECDB_SNAPSHOT_NAME_MAX - 32, coll, (long long) time(NULL), u[0],
+	    u[1], u[2], u[3]);
+}
+
+/* Every shard snapshots under one name; a failure removes the others. */
+static int
+cl_snap_create(void *ctx, const char *coll, const char *name,
+    vecdb_snapshot_info *out)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	char gen[VECDB_SNAPSHOT_NAME_MAX + 1];
+	struct rcall *c = NULL, *undo = NULL;
+	char msg[1024];
+	int rv;
+
+	if (name == NULL) {
+		snap_name_new(coll, gen, sizeof(gen));
+		name = gen;
+	}
+	if ((rv = snap_broadcast(r, t, PROTO_SNAPSHOT_CREATE, coll, name,
+	    &c)) == VECDB_OK && (rv = calls_check(c, t->n, VECDB_OK)) ==
+	    VECDB_OK)
+		rv = snap_answers(t, c, out);
+	else if (c != NULL) {
+		vdb_err_save(msg, sizeof(msg));
+		snap_broadcast(r, t, PROTO_SNAPSHOT_DELETE, coll, name, &undo);
+		calls_free(undo, t->n);
+		vdb_err(rv, "%s", msg);
+	}
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* NOT_FOUND naming the shards that lack the snapshot, if some do. */
+static int
+snap_missing(router_topology *t, struct rcall *c, const char *name)
+{
+	char buf[1024];
+	size_t len = 0, k = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (c[i].rv == VECDB_ENOTFOUND && len < sizeof(buf)) {
+			len += (size_t) snprintf(buf + len, sizeof(buf) - len,
+			    "%s%u", k ? ", " : "", t->shards[i].id);
+			k++;
+		}
+	if (k == 0)
+		return VECDB_OK;
+	return vdb_err(VECDB_ENOTFOUND, "snapshot '%s' not found on shard%s "
+	    "%s", name, k > 1 ? "s" : "", buf);
 }
 
 static int
 cl_snap_get(void *ctx, const char *coll, const char *name,
     vecdb_snapshot_info *out)
 {
-	(void) ctx, (void) coll, (void) name, (void) out;
-	return vdb_err(VECDB_EINVAL, SNAP_MSG);
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	struct rcall *c = NULL;
+	int rv;
+
+	if ((rv = snap_broadcast(r, t, PROTO_SNAPSHOT_GET, coll, name, &c)) ==
+	    VECDB_OK && (rv = calls_check(c, t->n, VECDB_ENOTFOUND)) ==
+	    VECDB_OK && (rv = snap_missing(t, c, name)) == VECDB_OK)
+		rv = snap_answers(t, c, out);
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
 }
 
-static int
-cl_snap_name(void *ctx, const char *coll, const char *name)
+/* Is name in list l of n? Its index, or -1. */
+static ssize_t
+snap_find(const vecdb_snapshot_info *l, size_t n, const char *name)
 {
-	(void) ctx, (void) coll, (void) name;
-	return vdb_err(VECDB_EINVAL, SNAP_MSG);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(l[i].name, name) == 0)
+			return (ssize_t) i;
+	return -1;
+}
+
+/* The snapshots every shard has, in shard 0's order (oldest first). */
+static int
+snap_intersect(vecdb_snapshot_info **lists, size_t *counts, size_t nshards,
+    vecdb_snapshot_info *per, vecdb_snapshot_info *out, size_t *n)
+{
+	ssize_t at;
+	int rv;
+
+	*n = 0;
+	for (size_t a = 0; a < counts[0]; a++) {
+		size_t i;
+		per[0] = lists[0][a];
+		for (i = 1; i < nshards; i++) {
+			if ((at = snap_find(lists[i], counts[i],
+			    lists[0][a].name)) < 0)
+				break;
+			per[i] = lists[i][at];
+		}
+		if (i < nshards)
+			continue;
+		if ((rv = snap_combine(per, nshards, &out[(*n)++])) !=
+		    VECDB_OK)
+			return rv;
+	}
+	return VECDB_OK;
+}
+
+/* Snapshots present on every shard (a failed create leaves none). */
+static int
+cl_snap_list(void *ctx, const char *coll, vecdb_snapshot_info **out,
+    size_t *n)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	vecdb_snapshot_info **lists = vdb_calloc(t->n, sizeof(*lists));
+	vecdb_snapshot_info *per = vdb_calloc(t->n, sizeof(*per)), *res = NULL;
+	size_t *counts = vdb_calloc(t->n, sizeof(*counts));
+	struct rcall *c = NULL;
+	int rv = VECDB_OK;
+
+	if (lists == NULL || per == NULL || counts == NULL)
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+	if (rv == VECDB_OK && (rv = snap_broadcast(r, t, PROTO_SNAPSHOT_LIST,
+	    coll, NULL, &c)) == VECDB_OK)
+		rv = calls_check(c, t->n, VECDB_OK);
+	for (size_t i = 0; i < t->n && rv == VECDB_OK; i++)
+		rv = proto_snapshot_list_decode(c[i].resp->body,
+		    c[i].resp->body_len, &lists[i], &counts[i]);
+	if (rv == VECDB_OK && (res = vdb_calloc(counts[0] + 1,
+	    sizeof(*res))) == NULL)
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+	if (rv == VECDB_OK && (rv = snap_intersect(lists, counts, t->n, per,
+	    res, n)) == VECDB_OK) {
+		*out = res;
+		res = NULL;
+	}
+	for (size_t i = 0; lists != NULL && i < t->n; i++)
+		vdb_free(lists[i]);
+	vdb_free(lists);
+	vdb_free(per);
+	vdb_free(counts);
+	vdb_free(res);
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* Delete on every shard; NOT_FOUND only when no shard had it. */
+static int
+cl_snap_delete(void *ctx, const char *coll, const char *name)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_target_encode(PROTO_SNAPSHOT_DELETE, coll, name, 0, &b,
+	    &l);
+
+	return ddl(ctx, PROTO_SNAPSHOT_DELETE, rv, b, l, VECDB_ENOTFOUND);
+}
+
+/*
+ * Restore every shard from its part. Checked first on every shard; the
+ * restores then run in parallel, and one that fails is named (the
+ * others have restored: restore again once the cause is fixed).
+ */
+static int
+cl_snap_restore(void *ctx, const char *coll, const char *name)
+{
+	router *r = ctx;
+	router_topology *t;
+	vecdb_snapshot_info si;
+	struct rcall *c = NULL;
+	int rv;
+
+	if ((rv = cl_snap_get(ctx, coll, name, &si)) != VECDB_OK)
+		return rv;
+	t = topo_get(r);
+	if ((rv = snap_broadcast(r, t, PROTO_SNAPSHOT_RESTORE, coll, name,
+	    &c)) == VECDB_OK)
+		rv = calls_check(c, t->n, VECDB_OK);
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
+/* A file upload holds one node's part: restore cluster snapshots by name. */
+static int
+cl_snap_restore_file(void *ctx, const char *coll, const char *path)
+{
+	(void) ctx, (void) coll, (void) path;
+	return vdb_err(VECDB_EINVAL, "a router cannot restore an uploaded "
+	    "snapshot file: a cluster snapshot is one file per shard; "
+	    "restore one by name (POST .../snapshots/NAME/restore)");
 }
 
 /* ===== Metrics ===== */
@@ -1716,10 +1952,10 @@ api_backend_cluster_init(struct api_backend *b, router *r)
 	b->snapshot_create = cl_snap_create;
 	b->snapshot_list = cl_snap_list;
 	b->snapshot_get = cl_snap_get;
-	b->snapshot_delete = cl_snap_name;
-	b->snapshot_restore = cl_snap_name;
+	b->snapshot_delete = cl_snap_delete;
+	b->snapshot_restore = cl_snap_restore;
 	b->snapshot_path = NULL;
-	b->snapshot_restore_file = cl_snap_name;
+	b->snapshot_restore_file = cl_snap_restore_file;
 	b->payload_index_create = cl_pindex_create;
 	b->payload_index_delete = cl_pindex_delete;
 	b->payload_index_list = cl_pindex_list;

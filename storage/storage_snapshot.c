@@ -334,8 +334,33 @@ snap_write(vecdb *db, MDB_txn *txn, const struct coll *c, const char *path,
 	return rv;
 }
 
+/* Take @p name for the snapshot and open its path, EEXIST if taken. */
+static int
+snap_name_take(vecdb *db, const char *coll, const char *name,
+    vecdb_snapshot_info *si, char *path, size_t len)
+{
+	struct stat st;
+	int rv;
+
+	if ((rv = snap_name_check(name)) != VECDB_OK ||
+	    (rv = snap_path(db, coll, name, SNAP_EXT, path, len)) != VECDB_OK)
+		return rv;
+	if (stat(path, &st) == 0 || errno != ENOENT)
+		return vdb_err(VECDB_EEXIST, "snapshot '%s' of '%s' exists",
+		    name, coll);
+	snprintf(si->name, sizeof(si->name), "%s", name);
+	return VECDB_OK;
+}
+
 int
 vecdb_snapshot_create(vecdb *db, const char *coll, vecdb_snapshot_info *out)
+{
+	return vecdb_snapshot_create_named(db, coll, NULL, out);
+}
+
+int
+vecdb_snapshot_create_named(vecdb *db, const char *coll, const char *name,
+    vecdb_snapshot_info *out)
 {
 	char dir[4096], path[4200], mpath[4200];
 	vecdb_snapshot_info si;
@@ -356,8 +381,12 @@ vecdb_snapshot_create(vecdb *db, const char *coll, vecdb_snapshot_info *out)
 		goto out;
 	si.created_at = (int64_t) time(NULL);
 	snprintf(si.collection, sizeof(si.collection), "%s", coll);
-	if ((rv = snap_name_pick(db, coll, si.created_at, &si, path,
-		 sizeof(path))) != VECDB_OK ||
+	if (name != NULL)
+		rv = snap_name_take(db, coll, name, &si, path, sizeof(path));
+	else
+		rv = snap_name_pick(db, coll, si.created_at, &si, path,
+		    sizeof(path));
+	if (rv != VECDB_OK ||
 	    (rv = snap_write(db, txn, &c, path, &si)) != VECDB_OK ||
 	    (rv = snap_path(db, coll, si.name, ".json", mpath,
 		 sizeof(mpath))) != VECDB_OK)
