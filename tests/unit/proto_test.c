@@ -311,6 +311,8 @@ START_TEST(targets_round_trip)
 	size_t len;
 
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		/* a snapshot create may name its snapshot */
+		int has_name = i >= 5 || methods[i] == PROTO_SNAPSHOT_CREATE;
 		int named = i >= 5;
 
 		ck_assert_int_eq(proto_target_encode(methods[i], "coll",
@@ -318,7 +320,7 @@ START_TEST(targets_round_trip)
 		ck_assert_int_eq(proto_target_decode(methods[i], buf, len,
 		    &t), VECDB_OK);
 		ck_assert_str_eq(t.collection, "coll");
-		ck_assert_str_eq(t.name, named ? "x.y" : "");
+		ck_assert_str_eq(t.name, has_name ? "x.y" : "");
 		if (methods[i] == PROTO_PAYLOAD_INDEX_CREATE)
 			ck_assert_int_eq(t.schema, VECDB_FIELD_GEO);
 		vdb_free(buf);

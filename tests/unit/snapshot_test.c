@@ -256,6 +256,34 @@ START_TEST(list_get_and_delete_manage_snapshots)
 }
 END_TEST
 
+START_TEST(a_named_snapshot_takes_its_name_once)
+{
+	vecdb_snapshot_info a, got, *list;
+	size_t n;
+
+	fill("s", VECDB_FLOAT32);
+	ck_assert_int_eq(vecdb_snapshot_create_named(tu_db, "s", "nightly-1",
+	    &a), VECDB_OK);
+	ck_assert_str_eq(a.name, "nightly-1");
+	ck_assert_int_eq(vecdb_snapshot_get(tu_db, "s", "nightly-1", &got),
+	    VECDB_OK);
+	ck_assert_str_eq(got.checksum, a.checksum);
+	ck_assert_uint_eq(got.vector_count, a.vector_count);
+	ck_assert_int_eq(vecdb_snapshot_create_named(tu_db, "s", "nightly-1",
+	    &got), VECDB_EEXIST);
+	ck_assert_int_eq(vecdb_snapshot_create_named(tu_db, "s", "../x",
+	    &got), VECDB_EINVAL);
+	ck_assert_int_eq(vecdb_snapshot_create_named(tu_db, "s", "", &got),
+	    VECDB_EINVAL);
+	/* the refused ones left nothing behind */
+	ck_assert_int_eq(vecdb_snapshot_list(tu_db, "s", &list, &n), VECDB_OK);
+	ck_assert_uint_eq(n, 1);
+	free(list);
+	ck_assert_int_eq(vecdb_snapshot_restore(tu_db, "s", "nightly-1"),
+	    VECDB_OK);
+}
+END_TEST
+
 static Suite *
 snapshot_suite(void)
 {
@@ -268,6 +296,7 @@ snapshot_suite(void)
 	tcase_add_test(tc, corrupted_snapshot_is_refused_and_live_data_untouched);
 	tcase_add_test(tc, restore_creates_a_deleted_collection_from_a_copied_file);
 	tcase_add_test(tc, list_get_and_delete_manage_snapshots);
+	tcase_add_test(tc, a_named_snapshot_takes_its_name_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
