@@ -1,21 +1,16 @@
 /*
- * http.c: the end-to-end harness: `vecdb serve` child processes and a small
- * HTTP client on civetweb's client API. See http.h for the cleanup rules.
+ * http.c: the end-to-end harness: `vecdb serve` or a cluster (shards and a
+ * router) as child processes through tests/proc.c, and a small HTTP client
+ * on civetweb's client API. See http.h.
  */
 #define _GNU_SOURCE
 #include <civetweb.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -24,364 +19,245 @@
 #ifndef VECDB_BIN
 #error "VECDB_BIN must name the vecdb server binary"
 #endif
+#ifndef VECDB_NODE_BIN
+#error "VECDB_NODE_BIN must name the vecdb-node binary"
+#endif
+#ifndef VECDB_ROUTER_BIN
+#error "VECDB_ROUTER_BIN must name the vecdb-router binary"
+#endif
 
-extern char **environ;
+#define LOCALHOST "127.0.0.1"
 
-/* ===== Process registry (parent side) ===== */
-
-/* Milliseconds on the monotonic clock. */
-static uint64_t
-now_ms(void)
+enum srv_target
+srv_target(void)
 {
-	struct timespec ts;
+	const char *t = getenv("VECDB_TEST_TARGET");
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-/* Sleep for ms milliseconds. */
-static void
-sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/*
- * Is pid still a server of ours? Its command line must mention base: a
- * recycled pid belongs to someone else and is left alone.
- */
-static int
-pid_is_ours(pid_t pid, const char *base)
-{
-	char path[64], cmd[8192];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	n = read(fd, cmd, sizeof(cmd) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;   /* a zombie has an empty command line */
-	for (ssize_t i = 0; i < n; i++)
-		if (cmd[i] == '\0')
-			cmd[i] = ' ';
-	cmd[n] = '\0';
-	return strstr(cmd, base) != NULL;
-}
-
-/*
- * Kill one registered server and wait (bounded) until it is gone. A
- * server whose test died is usually dying already (PR_SET_PDEATHSIG):
- * give it a moment before calling it a leftover.
- */
-static void
-reap_one(pid_t pid, const char *base)
-{
-	uint64_t deadline = now_ms() + 1000;
-
-	while (pid_is_ours(pid, base) && now_ms() < deadline)
-		sleep_ms(10);
-	if (!pid_is_ours(pid, base))
-		return;
-	deadline = now_ms() + 5000;
-	fprintf(stderr, "e2e: killing leftover server pid %d\n", (int) pid);
-	kill(pid, SIGKILL);
-	while (pid_is_ours(pid, base) && now_ms() < deadline) {
-		waitpid(pid, NULL, WNOHANG); /* ours only under CK_FORK=no */
-		sleep_ms(10);
-	}
-}
-
-/* Kill every server still registered under tu_base. */
-static void
-reap_all(void)
-{
-	struct dirent *e;
-	DIR *d;
-	int pid;
-
-	if (tu_base == NULL || (d = opendir(tu_base)) == NULL)
-		return;
-	while ((e = readdir(d)) != NULL)
-		if (sscanf(e->d_name, "srv-%d.pid", &pid) == 1 && pid > 0)
-			reap_one((pid_t) pid, tu_base);
-	closedir(d);
-}
-
-/* Unchecked teardown: no server outlives its TCase. */
-static void
-base_teardown(void)
-{
-	reap_all();
-	tu_base_teardown();
+	if (t == NULL || *t == '\0' || strcmp(t, "serve") == 0)
+		return SRV_SERVE;
+	if (strcmp(t, "cluster") == 0)
+		return SRV_CLUSTER;
+	ck_abort_msg("VECDB_TEST_TARGET '%s' is neither 'serve' nor "
+	    "'cluster'", t);
+	return SRV_SERVE;
 }
 
 void
 srv_add_fixture(TCase *tc)
 {
-	tcase_add_unchecked_fixture(tc, tu_base_setup, base_teardown);
+	proc_add_fixture(tc);
 }
-
-/* ===== Starting ===== */
 
 const char *
 srv_log_tail(const struct srv *s)
 {
-	static char buf[2048];   /* check caps a failure message near 4 KiB */
-	ssize_t n = 0;
-	off_t size;
-	int fd;
-
-	buf[0] = '\0';
-	if (s->log == NULL || (fd = open(s->log, O_RDONLY | O_CLOEXEC)) < 0)
-		return buf;
-	size = lseek(fd, 0, SEEK_END);
-	if (size > (off_t) sizeof(buf) - 1)
-		lseek(fd, size - (off_t) sizeof(buf) + 1, SEEK_SET);
-	else
-		lseek(fd, 0, SEEK_SET);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	return buf;
+	return proc_log_tail(&s->proc);
 }
 
-/* The environment for the server: ours without VECDB_* except VECDB_LOG,
- * so that a developer's settings cannot change what a test sees. */
-static char **
-server_env(void)
+/* Free everything s owns, stopping (unchecked) what still runs. */
+static void
+srv_free(struct srv *s)
 {
-	size_t n = 0, k = 0;
-	char **env;
+	proc_free(&s->proc);
+	for (int i = 0; i < s->nnodes; i++)
+		proc_free(&s->nodes[i]);
+	free(s->dir);
+	memset(s, 0, sizeof(*s));
+}
 
-	while (environ[n] != NULL)
-		n++;
-	if ((env = calloc(n + 1, sizeof(*env))) == NULL)
+/* Fail a start: the reason into s->err, everything stopped and freed. */
+static int
+start_fail(struct srv *s, const char *what, const char *why)
+{
+	char err[sizeof(s->err)];
+
+	snprintf(err, sizeof(err), "%s: %s", what, why);
+	srv_free(s);
+	memcpy(s->err, err, sizeof(err));
+	return -1;
+}
+
+/* Start p (already set up) and read the REST port it prints into *port
+ * ("serving http[s]://127.0.0.1:PORT"); a bad line kills it. */
+static int
+rest_start(struct proc *p, int tls, uint16_t *port, char *err, size_t len)
+{
+	const char *prefix = tls ? "serving https://" LOCALHOST ":" :
+	    "serving http://" LOCALHOST ":";
+
+	if (proc_try_start(p) != 0) {
+		snprintf(err, len, "%s", p->err);
+		return -1;
+	}
+	if ((*port = proc_port(p, prefix)) == 0) {
+		snprintf(err, len, "%s printed an unexpected first line "
+		    "(wanted '%s...'): %s", p->argv[0], prefix, p->line);
+		proc_kill(p);
+		return -1;
+	}
+	return 0;
+}
+
+/* ===== vecdb serve ===== */
+
+int
+srv_try_serve(const char *const *extra_args, struct srv *out)
+{
+	struct srv *s = out;
+	char *log;
+
+	memset(s, 0, sizeof(*s));
+	ck_assert_msg(tu_base != NULL, "srv_add_fixture is missing");
+	for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++)
+		if (strcmp(extra_args[i], "--tls-cert") == 0)
+			s->tls = 1;
+	s->dir = tu_subdir();
+	if (asprintf(&log, "%s.log", s->dir) < 0)
 		abort();
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "VECDB_", 6) != 0 ||
-		    strncmp(environ[i], "VECDB_LOG=", 10) == 0)
-			env[k++] = environ[i];
-	return env;
+	proc_init(&s->proc, (const char *const[]) { VECDB_BIN, "serve",
+	    "--data", s->dir, "--host", LOCALHOST, "--port", "0", NULL }, log);
+	free(log);
+	proc_args_add(&s->proc, extra_args);
+	if (rest_start(&s->proc, s->tls, &s->port, s->err,
+	    sizeof(s->err)) != 0)
+		return start_fail(s, "vecdb serve", s->err);
+	return 0;
 }
 
-/* argv for exec: serve --data D --host 127.0.0.1 --port 0 args... */
-static void
-server_argv(const struct srv *s, const char **argv)
+/* ===== Cluster ===== */
+
+/* Start shard i in <s->dir>/n<i>; its rpc port is kept for restarts. */
+static int
+node_start(struct srv *s, int i, const char *const *env)
 {
-	size_t i = 0;
+	struct proc *n = &s->nodes[i];
+	char *dir, *log, url[64];
+	uint16_t port;
 
-	argv[i++] = VECDB_BIN;
-	argv[i++] = "serve";
-	argv[i++] = "--data";
-	argv[i++] = s->dir;
-	argv[i++] = "--host";
-	argv[i++] = "127.0.0.1";
-	argv[i++] = "--port";
-	argv[i++] = "0";
-	for (size_t j = 0; s->args[j] != NULL; j++)
-		argv[i++] = s->args[j];
-	argv[i] = NULL;
-}
-
-/* In the forked child: wire stdout/stderr, arm the death signal, exec. */
-static void
-child_exec(const char **argv, char **envp, int out_w, const char *log,
-    pid_t parent)
-{
-	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(126);   /* the test died before the signal was armed */
-	if (fd < 0 || dup2(out_w, STDOUT_FILENO) < 0 ||
-	    dup2(fd, STDERR_FILENO) < 0)
-		_exit(125);
-	execve(argv[0], (char *const *) argv, envp);
-	_exit(127);
-}
-
-/* Register the running server for the parent's cleanup. */
-static void
-pid_register(struct srv *s)
-{
-	int fd;
-
-	free(s->pidfile);
-	s->pidfile = NULL;
-	if (tu_base == NULL || s->own_dir)
-		return;
-	if (asprintf(&s->pidfile, "%s/srv-%d.pid", tu_base, (int) s->pid) < 0)
+	if (asprintf(&dir, "%s/n%d", s->dir, i) < 0 ||
+	    asprintf(&log, "%s.log", dir) < 0)
 		abort();
-	if ((fd = open(s->pidfile, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) >= 0)
-		close(fd);
-}
-
-/* Fork and exec the server with its stdout on a pipe. */
-static int
-spawn(struct srv *s)
-{
-	const char *argv[SRV_ARGS_MAX + 10];
-	char **envp = server_env();
-	pid_t parent = getpid();
-	int p[2];
-
-	server_argv(s, argv);
-	if (pipe2(p, O_CLOEXEC) != 0) {
-		snprintf(s->err, sizeof(s->err), "pipe: %s", strerror(errno));
-		free(envp);
+	ck_assert_msg(mkdir(dir, 0755) == 0, "mkdir %s failed", dir);
+	proc_init(n, (const char *const[]) { VECDB_NODE_BIN, "--data", dir,
+	    "--rpc", "tcp://" LOCALHOST ":0", "--admin-port", "0", NULL }, log);
+	free(dir);
+	free(log);
+	for (size_t k = 0; env != NULL && env[k] != NULL; k++) {
+		char name[128];
+		const char *eq = strchr(env[k], '=');
+		ck_assert_msg(eq != NULL && (size_t) (eq - env[k]) <
+		    sizeof(name), "bad node variable '%s'", env[k]);
+		snprintf(name, sizeof(name), "%.*s", (int) (eq - env[k]),
+		    env[k]);
+		proc_setenv(n, name, eq + 1);
+	}
+	s->nnodes = i + 1;
+	if (proc_try_start(n) != 0) {
+		snprintf(s->err, sizeof(s->err), "%s", n->err);
 		return -1;
 	}
-	fflush(NULL);
-	if ((s->pid = fork()) < 0) {
-		snprintf(s->err, sizeof(s->err), "fork: %s", strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		free(envp);
+	if ((port = proc_port(n, "rpc tcp://" LOCALHOST ":")) == 0) {
+		snprintf(s->err, sizeof(s->err), "vecdb-node printed an "
+		    "unexpected first line: %s", n->line);
 		return -1;
 	}
-	if (s->pid == 0)
-		child_exec(argv, envp, p[1], s->log, parent);
-	free(envp);
-	close(p[1]);
-	s->out_fd = p[0];
-	pid_register(s);
+	snprintf(url, sizeof(url), "tcp://" LOCALHOST ":%u", port);
+	proc_arg_set(n, "--rpc", url);
 	return 0;
 }
 
-/* Describe how a child ended. */
-static void
-status_str(int st, char *buf, size_t len)
+/* The topology file of s's shards. */
+static char *
+topology_path(const struct srv *s)
 {
-	if (WIFEXITED(st))
-		snprintf(buf, len, "exited with status %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(buf, len, "killed by signal %d", WTERMSIG(st));
-	else
-		snprintf(buf, len, "ended with wait status 0x%x", st);
+	char *path;
+
+	if (asprintf(&path, "%s/topology.json", s->dir) < 0)
+		abort();
+	return path;
 }
 
-/* Forget the pid, its registration and its pipe (it has been reaped). */
+/* Write <s->dir>/topology.json over the shards' rpc urls. */
 static void
-proc_forget(struct srv *s)
+topology_write(const struct srv *s)
 {
-	if (s->pidfile != NULL)
-		unlink(s->pidfile);
-	free(s->pidfile);
-	s->pidfile = NULL;
-	if (s->out_fd >= 0)
-		close(s->out_fd);
-	s->out_fd = -1;
-	s->pid = 0;
+	char *path = topology_path(s);
+	FILE *f = fopen(path, "w");
+
+	ck_assert_msg(f != NULL, "cannot write %s", path);
+	fprintf(f, "{\"shards\": [");
+	for (int i = 0; i < s->nnodes; i++)
+		fprintf(f, "%s{\"id\": %d, \"primary\": \"tcp://" LOCALHOST
+		    ":%u\", \"replicas\": []}", i ? ", " : "", i,
+		    proc_port(&s->nodes[i], "rpc tcp://" LOCALHOST ":"));
+	fprintf(f, "]}\n");
+	ck_assert_msg(fclose(f) == 0, "cannot write %s", path);
+	free(path);
 }
 
-/* Kill and reap after a failed start. */
-static void
-start_abort(struct srv *s, const char *why)
-{
-	char st[64] = "still running: killed";
-	int status;
-
-	if (waitpid(s->pid, &status, WNOHANG) == s->pid)
-		status_str(status, st, sizeof(st));
-	else {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, &status, 0);
-	}
-	snprintf(s->err, sizeof(s->err), "%s %s: %s (%s); its stderr:\n%s",
-	    VECDB_BIN, "serve", why, st, srv_log_tail(s));
-	proc_forget(s);
-}
-
-/* Parse "vecdb V: serving http[s]://127.0.0.1:PORT (data D)". */
+/* Start a router over topology (a path under tu_base) into s->proc. */
 static int
-port_parse(const char *line, uint16_t *port)
+router_start(struct srv *s, const char *topology, const char *log,
+    const char *const *args)
 {
-	const char *p = strstr(line, "://127.0.0.1:");
-	unsigned long v;
-	char *end;
-
-	if (p == NULL || strstr(line, "serving") == NULL)
+	proc_init(&s->proc, (const char *const[]) { VECDB_ROUTER_BIN,
+	    "--topology", topology, "--host", LOCALHOST, "--port", "0",
+	    "--rpc", "tcp://" LOCALHOST ":0", NULL }, log);
+	proc_args_add(&s->proc, args);
+	if (rest_start(&s->proc, 0, &s->port, s->err, sizeof(s->err)) != 0)
 		return -1;
-	v = strtoul(p + 13, &end, 10);
-	if (end == p + 13 || v == 0 || v > 65535)
-		return -1;
-	*port = (uint16_t) v;
+	s->rpc_port = proc_port(&s->proc, "rpc tcp://" LOCALHOST ":");
 	return 0;
 }
 
-/* Read the first stdout line within the start timeout; the port in it. */
-static int
-port_wait(struct srv *s)
+int
+srv_try_cluster(int nshards, const char *const *router_args,
+    const char *const *node_env, struct srv *out)
 {
-	uint64_t deadline = now_ms() + SRV_START_TIMEOUT_S * 1000;
-	char line[1024];
-	size_t len = 0;
+	struct srv *s = out;
+	char *topo, *log;
+	int rv;
 
-	while (len < sizeof(line) - 1) {
-		struct pollfd pf = { s->out_fd, POLLIN, 0 };
-		uint64_t now = now_ms();
-		ssize_t n;
-
-		if (now >= deadline) {
-			start_abort(s, "no port line within the timeout");
-			return -1;
-		}
-		if (poll(&pf, 1, (int) (deadline - now)) <= 0)
-			continue;
-		if ((n = read(s->out_fd, line + len, 1)) <= 0) {
-			start_abort(s, "died before printing its port");
-			return -1;
-		}
-		if (line[len++] == '\n')
-			break;
-	}
-	line[len] = '\0';
-	if (port_parse(line, &s->port) != 0 ||
-	    (s->tls != (strstr(line, "https://") != NULL))) {
-		start_abort(s, "printed an unexpected first line");
-		fprintf(stderr, "e2e: first line: %s\n", line);
-		return -1;
-	}
-	return 0;
+	memset(s, 0, sizeof(*s));
+	ck_assert_msg(tu_base != NULL, "srv_add_fixture is missing");
+	ck_assert_int_le(nshards, SRV_SHARDS_MAX);
+	s->dir = tu_subdir();
+	for (int i = 0; i < nshards; i++)
+		if (node_start(s, i, node_env) != 0)
+			return start_fail(s, "vecdb-node", s->err);
+	topology_write(s);
+	topo = topology_path(s);
+	if (asprintf(&log, "%s/router.log", s->dir) < 0)
+		abort();
+	rv = router_start(s, topo, log, router_args);
+	free(topo);
+	free(log);
+	return rv == 0 ? 0 : start_fail(s, "vecdb-router", s->err);
 }
 
-/* Start the process for s (dir, log and args already set). */
-static int
-proc_start(struct srv *s)
+int
+srv_try_router(const struct srv *cluster, const char *const *router_args,
+    struct srv *out)
 {
-	if (spawn(s) != 0)
-		return -1;
-	return port_wait(s);
+	char *topo = topology_path(cluster), *log;
+	int rv;
+
+	memset(out, 0, sizeof(*out));
+	if (asprintf(&log, "%s/router-%u.log", cluster->dir,
+	    (unsigned) getpid()) < 0)
+		abort();
+	rv = router_start(out, topo, log, router_args);
+	free(topo);
+	free(log);
+	return rv == 0 ? 0 : start_fail(out, "vecdb-router", out->err);
 }
 
 int
 srv_try_start(const char *const *extra_args, struct srv *out)
 {
-	struct srv *s = out;
-	size_t n = 0;
-
-	memset(s, 0, sizeof(*s));
-	s->out_fd = -1;
-	while (extra_args != NULL && extra_args[n] != NULL) {
-		if (n == SRV_ARGS_MAX)
-			ck_abort_msg("more than %d server arguments",
-			    SRV_ARGS_MAX);
-		if ((s->args[n] = strdup(extra_args[n])) == NULL)
-			abort();
-		if (strcmp(extra_args[n], "--tls-cert") == 0)
-			s->tls = 1;
-		n++;
-	}
-	s->own_dir = tu_base == NULL;
-	s->dir = s->own_dir ? tu_tmpdir() : tu_subdir();
-	if (asprintf(&s->log, "%s.log", s->dir) < 0)
-		abort();
-	return proc_start(s);
+	if (srv_target() == SRV_CLUSTER)
+		return srv_try_cluster(SRV_SHARDS, extra_args, NULL, out);
+	return srv_try_serve(extra_args, out);
 }
 
 void
@@ -393,87 +269,60 @@ srv_start(const char *const *extra_args, struct srv *out)
 
 /* ===== Stopping ===== */
 
-/* SIGTERM, bounded wait, SIGKILL. Returns the wait status. */
-static int
-proc_stop(struct srv *s)
-{
-	uint64_t deadline = now_ms() + SRV_STOP_TIMEOUT_S * 1000;
-	int status = 0;
-	pid_t r;
-
-	kill(s->pid, SIGTERM);
-	while ((r = waitpid(s->pid, &status, WNOHANG)) == 0 &&
-	    now_ms() < deadline)
-		sleep_ms(10);
-	if (r == 0) {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, &status, 0);
-		status = -1;
-	}
-	proc_forget(s);
-	return status;
-}
-
-/* Fail unless the wait status says exit 0. */
+/* Stop p; on an unclean end the first report goes into why. */
 static void
-stop_check(struct srv *s, int status)
+stop_one(struct proc *p, char *why, size_t len)
 {
+	int status = proc_stop(p);
 	char st[64];
 
-	if (status == -1)
-		ck_abort_msg("the server did not stop within %d s of SIGTERM; "
-		    "its stderr:\n%s", SRV_STOP_TIMEOUT_S, srv_log_tail(s));
-	status_str(status, st, sizeof(st));
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "the server %s after SIGTERM; its stderr:\n%s", st,
-	    srv_log_tail(s));
+	if (why[0] != '\0' || (status != -1 && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0))
+		return;
+	proc_status_str(status, st, sizeof(st));
+	snprintf(why, len, "%s %s after SIGTERM; its stderr:\n%s",
+	    p->argv[0], st, proc_log_tail(p));
 }
 
-/* Free what srv_try_start allocated; remove a dir outside tu_base. */
+/* Stop the router (first: it talks to the shards), then the shards. */
 static void
-srv_free(struct srv *s)
+stop_all(struct srv *s, char *why, size_t len)
 {
-	if (s->own_dir) {
-		tu_rmrf(s->dir);
-		if (s->log != NULL)
-			unlink(s->log);
-	}
-	free(s->dir);
-	free(s->log);
-	for (size_t i = 0; s->args[i] != NULL; i++)
-		free(s->args[i]);
-	memset(s, 0, sizeof(*s));
-	s->out_fd = -1;
+	stop_one(&s->proc, why, len);
+	for (int i = 0; i < s->nnodes; i++)
+		stop_one(&s->nodes[i], why, len);
 }
 
 void
 srv_stop(struct srv *s)
 {
-	int status;
+	char why[2048] = "";
 
-	if (s->pid <= 0) {
-		if (s->dir != NULL)
-			srv_free(s);
+	if (s->proc.argv[0] == NULL)
 		return;
-	}
-	status = proc_stop(s);
-	if (!(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-		/* Report, then free: ck_abort does not return. */
-		char log[2048];
-		snprintf(log, sizeof(log), "%s", srv_log_tail(s));
-		srv_free(s);
-		ck_abort_msg("the server did not exit 0 after SIGTERM "
-		    "(wait status %d); its stderr:\n%s", status, log);
-	}
+	stop_all(s, why, sizeof(why));
+	/* Report, then free: ck_abort does not return. */
 	srv_free(s);
+	if (why[0] != '\0')
+		ck_abort_msg("%s", why);
 }
 
 void
 srv_restart(struct srv *s)
 {
-	ck_assert_msg(s->pid > 0, "restart of a server that is not running");
-	stop_check(s, proc_stop(s));
-	if (proc_start(s) != 0)
+	char why[2048] = "";
+
+	ck_assert_msg(s->proc.pid > 0, "restart of a server that is not "
+	    "running");
+	stop_all(s, why, sizeof(why));
+	if (why[0] != '\0')
+		ck_abort_msg("%s", why);
+	for (int i = 0; i < s->nnodes; i++)
+		if (proc_try_start(&s->nodes[i]) != 0)
+			ck_abort_msg("cannot restart shard %d: %s", i,
+			    s->nodes[i].err);
+	if (rest_start(&s->proc, s->tls, &s->port, s->err,
+	    sizeof(s->err)) != 0)
 		ck_abort_msg("cannot restart the server: %s", s->err);
 }
 

@@ -1,15 +1,16 @@
 /*
- * http.h: the end-to-end harness: run `vecdb serve` as a child process and
- * talk to it over real HTTP (or HTTPS) with civetweb's client API.
+ * http.h: the end-to-end harness: run `vecdb serve`, or a cluster of
+ * vecdb-node shards behind vecdb-router, as child processes (tests/proc.h)
+ * and talk to it over real HTTP (or HTTPS) with civetweb's client API.
  *
- * Process hygiene. A server is started from inside a test (check forks a
- * child per test), so a failing test must not leak it. Three layers:
- * - the server gets PR_SET_PDEATHSIG(SIGKILL): it dies with the test;
- * - each running server is registered as a file srv-<pid>.pid in tu_base,
- *   and srv_add_fixture()'s unchecked teardown (which runs in the parent,
- *   even after a crash) kills whatever is still registered;
- * - its data dir lives under tu_base, which that teardown removes.
+ * Process hygiene is proc.h's: PR_SET_PDEATHSIG, registration in tu_base
+ * and srv_add_fixture()'s unchecked teardown, data dirs under tu_base.
  * Servers always bind 127.0.0.1.
+ *
+ * The target. srv_start() starts what VECDB_TEST_TARGET names: unset or
+ * "serve" one `vecdb serve`; "cluster" SRV_SHARDS vecdb-node shards on
+ * free ports, a topology file over them and one vecdb-router, which is
+ * what the test talks to. The same REST suite then runs against both.
  */
 #ifndef E2E_HTTP_H
 #define E2E_HTTP_H
@@ -21,24 +22,81 @@
 
 #include <check.h>
 
-#define SRV_ARGS_MAX 16     /* extra arguments of one server */
-#define SRV_START_TIMEOUT_S 10
-#define SRV_STOP_TIMEOUT_S 10
+#include "proc.h"
+
+#define SRV_SHARDS 3        /* shards of a cluster started by srv_start */
+#define SRV_SHARDS_MAX 8
 #define HTTP_TIMEOUT_MS 60000
 
-/* A running `vecdb serve`. */
-struct srv {
-	pid_t pid;              /* 0 when not running */
-	uint16_t port;          /* the port it printed */
-	int tls;                /* started with --tls-cert: talk HTTPS */
-	int own_dir;            /* dir is outside tu_base: removed at stop */
-	char *dir;              /* --data (owned) */
-	char *log;              /* its stderr, kept across restarts (owned) */
-	char *pidfile;          /* registration for srv_add_fixture (owned) */
-	char *args[SRV_ARGS_MAX + 1]; /* extra args, NULL-terminated (owned) */
-	int out_fd;             /* read end of its stdout, -1 when closed */
-	char err[1024];         /* why srv_try_start failed */
+/* What srv_start runs. */
+enum srv_target {
+	SRV_SERVE,              /* one `vecdb serve` */
+	SRV_CLUSTER,            /* shards behind a router */
 };
+
+/* A running `vecdb serve`, or a router (and the shards it started). */
+struct srv {
+	struct proc proc;       /* the server, or the router */
+	struct proc nodes[SRV_SHARDS_MAX]; /* shards this srv owns */
+	int nnodes;             /* 0: not a cluster, or a second router */
+	uint16_t port;          /* the REST port it printed */
+	uint16_t rpc_port;      /* a router's --rpc port, 0 when none */
+	int tls;                /* started with --tls-cert: talk HTTPS */
+	char *dir;              /* serve: --data; cluster: the nodes' parent
+				   dir, with topology.json (owned) */
+	char err[2048];         /* why a start failed */
+};
+
+/* The target VECDB_TEST_TARGET asks for (SRV_SERVE when unset). */
+enum srv_target srv_target(void);
+
+/*
+ * Add the unchecked fixture that creates tu_base and, at the end of the
+ * TCase, kills any child still registered there and removes the tree.
+ */
+void srv_add_fixture(TCase *tc);
+
+/*
+ * Start `VECDB_BIN serve --data <fresh dir> --host 127.0.0.1 --port 0
+ * [extra_args]` (extra_args NULL-terminated, may be NULL) and wait for
+ * the line that names its port. Needs srv_add_fixture's tu_base.
+ * @return 0, or -1 with the reason (exit status, stderr tail) in out->err;
+ *	nothing is left running on failure.
+ */
+int srv_try_serve(const char *const *extra_args, struct srv *out);
+
+/*
+ * Start nshards vecdb-node shards (`--data DIR --rpc tcp://127.0.0.1:0
+ * --admin-port 0`, node_env NULL or "NAME=value" strings added to their
+ * environment), write <dir>/topology.json over their ports and start
+ * `vecdb-router --topology it --host 127.0.0.1 --port 0 --rpc
+ * tcp://127.0.0.1:0 [router_args]`. Same return as srv_try_serve.
+ */
+int srv_try_cluster(int nshards, const char *const *router_args,
+    const char *const *node_env, struct srv *out);
+
+/* Another router over cluster's topology; it owns no shards. */
+int srv_try_router(const struct srv *cluster,
+    const char *const *router_args, struct srv *out);
+
+/* srv_try_serve or srv_try_cluster(SRV_SHARDS, extra_args as the
+ * router's) as srv_target() says. */
+int srv_try_start(const char *const *extra_args, struct srv *out);
+
+/* srv_try_start, failing the test on error. */
+void srv_start(const char *const *extra_args, struct srv *out);
+
+/*
+ * SIGTERM, wait, and free s; a router first, then its shards. Fails the
+ * test unless each exited 0: a clean shutdown is part of the contract
+ * (and under ASan, a non-zero exit is a leak or error report). Stopping
+ * a stopped srv does nothing.
+ */
+void srv_stop(struct srv *s);
+
+/* Stop and start again on the same data dirs and arguments (a cluster:
+ * the router and every shard; shards keep their rpc ports). */
+void srv_restart(struct srv *s);
 
 /* A response. */
 struct resp {
@@ -48,35 +106,6 @@ struct resp {
 	char ctype[128];        /* Content-Type, "" if none */
 	json_t *json;           /* parsed body when it is JSON, else NULL */
 };
-
-/*
- * Add the unchecked fixture that creates tu_base and, at the end of the
- * TCase, kills any server still registered there and removes the tree.
- */
-void srv_add_fixture(TCase *tc);
-
-/*
- * Start `VECDB_BIN serve --data <fresh dir> --host 127.0.0.1 --port 0
- * [extra_args]` (extra_args NULL-terminated, may be NULL) and wait up to
- * SRV_START_TIMEOUT_S for the line that names its port.
- * @return 0, or -1 with the reason (exit status, stderr tail) in out->err;
- *	nothing is left running on failure.
- */
-int srv_try_start(const char *const *extra_args, struct srv *out);
-
-/* srv_try_start, failing the test on error. */
-void srv_start(const char *const *extra_args, struct srv *out);
-
-/*
- * SIGTERM, wait (SIGKILL after SRV_STOP_TIMEOUT_S), and free s. Fails the
- * test unless the server exited 0: a clean shutdown is part of the
- * contract (and under ASan, a non-zero exit is a leak or error report).
- * Stopping a stopped srv does nothing.
- */
-void srv_stop(struct srv *s);
-
-/* Stop and start again on the same data dir and arguments. */
-void srv_restart(struct srv *s);
 
 /*
  * One request on a fresh connection. body may be NULL (no body); headers
@@ -94,7 +123,7 @@ int http_req_raw(struct srv *s, const char *method, const char *path,
 
 void resp_free(struct resp *r);
 
-/* The last lines of the server's stderr (static buffer). */
+/* The last lines of the server's (or router's) stderr (static buffer). */
 const char *srv_log_tail(const struct srv *s);
 
 #endif

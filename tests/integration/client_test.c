@@ -4,24 +4,18 @@
  * message, a dead server gives VECDB_ECLOSED within the timeout, and the
  * example program prints its hits.
  *
- * Process hygiene as in node_test.c: the node gets PR_SET_PDEATHSIG
- * (SIGKILL), registers itself as node-<pid>.pid in tu_base, and the
- * unchecked teardown (run in the parent even after a crash) kills
- * whatever is still registered.
+ * The node is a tests/proc.h child, with its cleanup rules.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
-#include <fcntl.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "testutil.h"
 #include "vdb.h"
 #include "vecdb_client.h"
@@ -33,122 +27,43 @@
 #error "CLIENT_EXAMPLE_BIN must name the client_example binary"
 #endif
 
-#define START_TIMEOUT_MS 10000
-#define STOP_TIMEOUT_MS 10000
 #define CALL_TIMEOUT_MS 1500
 #define DIM 4
 #define NPTS 50
 
 /* A running node. */
 struct node {
-	pid_t pid;
+	struct proc proc;
 	char url[64];
-	char pidfile[512];
 };
 
 /* ===== Processes ===== */
-
-/* Kill the nodes still registered under tu_base, then remove it. */
-static void
-base_teardown(void)
-{
-	DIR *d = tu_base ? opendir(tu_base) : NULL;
-	struct dirent *e;
-	int pid;
-
-	while (d != NULL && (e = readdir(d)) != NULL)
-		if (sscanf(e->d_name, "node-%d.pid", &pid) == 1 && pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, WNOHANG);
-		}
-	if (d != NULL)
-		closedir(d);
-	tu_base_teardown();
-}
-
-/* The child: exec the node with stdout into the pipe. */
-static void
-child_exec(int out_fd, const char *dir)
-{
-	const char *argv[] = { VECDB_NODE_BIN, "--data", dir, "--rpc",
-		"tcp://127.0.0.1:0", "--admin-port", "0", NULL };
-	char log[600];
-	int fd;
-
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	dup2(out_fd, 1);
-	snprintf(log, sizeof(log), "%s.log", dir);
-	if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644)) >= 0)
-		dup2(fd, 2);
-	execv(VECDB_NODE_BIN, (char *const *) argv);
-	_exit(127);
-}
-
-/* Read the node's first line (up to START_TIMEOUT_MS) into buf. */
-static int
-read_line(int fd, char *buf, size_t cap)
-{
-	uint64_t end = vdb_now_ms() + START_TIMEOUT_MS;
-	size_t len = 0;
-
-	while (vdb_now_ms() < end && len + 1 < cap) {
-		struct pollfd p = { fd, POLLIN, 0 };
-		ssize_t k;
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if ((k = read(fd, buf + len, cap - len - 1)) <= 0)
-			return -1;
-		len += (size_t) k;
-		buf[len] = '\0';
-		if (strchr(buf, '\n') != NULL)
-			return 0;
-	}
-	return -1;
-}
 
 /* Start a node and read its rpc URL. */
 static void
 node_start(struct node *n)
 {
-	char *dir = tu_subdir(), line[512];
-	unsigned port = 0;
-	int fds[2];
-	FILE *f;
+	char *dir = tu_subdir(), log[600];
+	uint16_t port;
 
 	memset(n, 0, sizeof(*n));
-	ck_assert_int_eq(pipe(fds), 0);
-	if ((n->pid = fork()) == 0)
-		child_exec(fds[1], dir);
-	ck_assert_int_gt(n->pid, 0);
-	close(fds[1]);
-	snprintf(n->pidfile, sizeof(n->pidfile), "%s/node-%d.pid", tu_base,
-	    (int) n->pid);
-	if ((f = fopen(n->pidfile, "w")) != NULL)
-		fclose(f);
-	ck_assert_msg(read_line(fds[0], line, sizeof(line)) == 0,
-	    "node printed no ports within %d ms", START_TIMEOUT_MS);
-	close(fds[0]);
-	ck_assert_int_eq(sscanf(line, "vecdb-node %*s rpc tcp://127.0.0.1:%u",
-	    &port), 1);
-	snprintf(n->url, sizeof(n->url), "tcp://127.0.0.1:%u", port);
+	snprintf(log, sizeof(log), "%s.log", dir);
+	proc_init(&n->proc, (const char *const[]) { VECDB_NODE_BIN, "--data",
+	    dir, "--rpc", "tcp://127.0.0.1:0", "--admin-port", "0", NULL },
+	    log);
 	free(dir);
+	proc_start(&n->proc);
+	port = proc_port(&n->proc, "rpc tcp://127.0.0.1:");
+	ck_assert_msg(port != 0, "node printed no rpc port: %s", n->proc.line);
+	snprintf(n->url, sizeof(n->url), "tcp://127.0.0.1:%u", port);
 }
 
-/* SIGTERM; wait for the node to exit (SIGKILL after STOP_TIMEOUT_MS). */
+/* SIGTERM; the node must exit 0 (SIGKILL after PROC_STOP_TIMEOUT_S). */
 static void
 node_stop(struct node *n)
 {
-	uint64_t end = vdb_now_ms() + STOP_TIMEOUT_MS;
-	pid_t w = 0;
-
-	kill(n->pid, SIGTERM);
-	while (vdb_now_ms() < end && (w = waitpid(n->pid, NULL, WNOHANG)) == 0)
-		usleep(20000);
-	if (w == 0) {
-		kill(n->pid, SIGKILL);
-		waitpid(n->pid, NULL, 0);
-	}
-	unlink(n->pidfile);
+	proc_stop_ok(&n->proc);
+	proc_free(&n->proc);
 }
 
 /* ===== Helpers ===== */
@@ -471,7 +386,7 @@ main(void)
 	TCase *tc = tcase_create("client");
 
 	signal(SIGPIPE, SIG_IGN);
-	tcase_add_unchecked_fixture(tc, tu_base_setup, base_teardown);
+	proc_add_fixture(tc);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, collections_and_points_round_trip);
 	tcase_add_test(tc, queries_match_a_scan);

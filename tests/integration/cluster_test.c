@@ -3,22 +3,15 @@
  * over REST with a `vecdb serve` holding the same points; then one node
  * is killed and the router must answer 503 within its deadline.
  *
- * Process hygiene as in tests/e2e/http.h: every child gets
- * PR_SET_PDEATHSIG(SIGKILL), is registered as srv-<pid>.pid in tu_base
- * (its command line names tu_base), and srv_add_fixture()'s unchecked
- * teardown kills whatever is still registered and removes the tree.
+ * The processes are tests/e2e/http.h's (srv_try_cluster, srv_try_serve),
+ * with its cleanup rules.
  */
 #define _GNU_SOURCE
 #include <civetweb.h>
-#include <fcntl.h>
 #include <math.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,27 +23,9 @@
 #include "vdb.h"
 #include "testutil.h"
 
-#ifndef VECDB_NODE_BIN
-#error "VECDB_NODE_BIN must name the vecdb-node binary"
-#endif
-#ifndef VECDB_ROUTER_BIN
-#error "VECDB_ROUTER_BIN must name the vecdb-router binary"
-#endif
-
 #define NSHARDS 3
 #define NPTS 2000
 #define DIM 8
-#define START_TIMEOUT_MS 10000
-#define STOP_TIMEOUT_MS 10000
-#define ROUTER_DEADLINE_MS 1000
-
-/* A child process: a node or the router. */
-struct child {
-	pid_t pid;
-	uint16_t port;            /* rpc port (node) or http port (router) */
-	char pidfile[512];
-	char dir[512];            /* a node's data dir, for a restart */
-};
 
 static float vecs[NPTS][DIM];
 
@@ -62,148 +37,6 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
-/* ===== Processes ===== */
-
-/* Read the child's first line (up to START_TIMEOUT_MS) into buf. */
-static int
-read_line(int fd, char *buf, size_t cap)
-{
-	uint64_t end = now_ms() + START_TIMEOUT_MS;
-	size_t len = 0;
-
-	while (now_ms() < end && len + 1 < cap) {
-		struct pollfd p = { fd, POLLIN, 0 };
-		ssize_t k;
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if ((k = read(fd, buf + len, cap - len - 1)) <= 0)
-			return -1;
-		len += (size_t) k;
-		buf[len] = '\0';
-		if (strchr(buf, '\n') != NULL)
-			return 0;
-	}
-	return -1;
-}
-
-/* Fork and exec argv with stdout into a pipe and stderr into log; the
- * first line printed goes to line. */
-static void
-child_start(const char *const *argv, const char *log, struct child *c,
-    char *line, size_t cap)
-{
-	int fds[2], fd;
-	FILE *f;
-
-	memset(c, 0, sizeof(*c));
-	ck_assert_int_eq(pipe(fds), 0);
-	if ((c->pid = fork()) == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fds[1], 1);
-		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644)) >= 0)
-			dup2(fd, 2);
-		execv(argv[0], (char *const *) argv);
-		_exit(127);
-	}
-	ck_assert_int_gt(c->pid, 0);
-	close(fds[1]);
-	snprintf(c->pidfile, sizeof(c->pidfile), "%s/srv-%d.pid", tu_base,
-	    (int) c->pid);
-	if ((f = fopen(c->pidfile, "w")) != NULL)
-		fclose(f);
-	ck_assert_msg(read_line(fds[0], line, cap) == 0, "%s printed nothing "
-	    "within %d ms (log %s)", argv[0], START_TIMEOUT_MS, log);
-	close(fds[0]);
-}
-
-/* Start a node on free ports. */
-static void
-node_start(struct child *c)
-{
-	char *dir = tu_subdir(), log[600], line[512];
-	const char *argv[] = { VECDB_NODE_BIN, "--data", dir, "--rpc",
-		"tcp://127.0.0.1:0", "--admin-port", "0", NULL };
-
-	snprintf(log, sizeof(log), "%s.log", dir);
-	child_start(argv, log, c, line, sizeof(line));
-	ck_assert_int_eq(sscanf(line, "vecdb-node %*s rpc tcp://127.0.0.1:%hu",
-	    &c->port), 1);
-	snprintf(c->dir, sizeof(c->dir), "%s", dir);
-	free(dir);
-}
-
-/* Start a node again on its data dir and its port (a restart). */
-static void
-node_restart(struct child *c)
-{
-	char dir[512], log[600], line[512], url[64];
-	const char *argv[] = { VECDB_NODE_BIN, "--data", dir, "--rpc", url,
-		"--admin-port", "0", NULL };
-	uint16_t port = c->port;
-
-	snprintf(dir, sizeof(dir), "%s", c->dir);
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", port);
-	snprintf(log, sizeof(log), "%s.log", dir);
-	child_start(argv, log, c, line, sizeof(line));
-	ck_assert_int_eq(sscanf(line, "vecdb-node %*s rpc tcp://127.0.0.1:%hu",
-	    &c->port), 1);
-	ck_assert_uint_eq(c->port, port);
-	snprintf(c->dir, sizeof(c->dir), "%s", dir);
-}
-
-/* The port of the router's binary API (--rpc). */
-static uint16_t router_rpc_port;
-
-/* Write the topology of the nodes and start the router on it. */
-static void
-router_start(const struct child *nodes, struct child *c)
-{
-	char topo[600], log[600], line[512];
-	const char *argv[] = { VECDB_ROUTER_BIN, "--topology", topo, "--host",
-		"127.0.0.1", "--port", "0", "--timeout-ms", "1000", "--rpc",
-		"tcp://127.0.0.1:0", NULL };
-	FILE *f;
-
-	snprintf(topo, sizeof(topo), "%s/topology.json", tu_base);
-	snprintf(log, sizeof(log), "%s/router.log", tu_base);
-	ck_assert_ptr_nonnull(f = fopen(topo, "w"));
-	fprintf(f, "{\"shards\": [");
-	for (int i = 0; i < NSHARDS; i++)
-		fprintf(f, "%s{\"id\": %d, \"primary\": \"tcp://127.0.0.1:%u\", "
-		    "\"replicas\": []}", i ? ", " : "", i, nodes[i].port);
-	fprintf(f, "]}\n");
-	fclose(f);
-	child_start(argv, log, c, line, sizeof(line));
-	ck_assert_int_eq(sscanf(line, "vecdb-router %*s serving "
-	    "http://127.0.0.1:%hu rpc tcp://127.0.0.1:%hu", &c->port,
-	    &router_rpc_port), 2);
-}
-
-
-/* SIGTERM (or SIGKILL when hard) and wait; a soft stop must exit 0. */
-static void
-child_stop(struct child *c, int hard)
-{
-	uint64_t end = now_ms() + STOP_TIMEOUT_MS;
-	pid_t w = 0;
-	int st = 0;
-
-	kill(c->pid, hard ? SIGKILL : SIGTERM);
-	while (now_ms() < end && (w = waitpid(c->pid, &st, WNOHANG)) == 0)
-		usleep(20000);
-	if (w == 0) {
-		kill(c->pid, SIGKILL);
-		waitpid(c->pid, &st, 0);
-	}
-	unlink(c->pidfile);
-	c->pid = 0;
-	ck_assert_msg(w > 0, "child did not stop within %d ms",
-	    STOP_TIMEOUT_MS);
-	if (!hard)
-		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		    "exit status %d", st);
 }
 
 /* ===== REST ===== */
@@ -335,21 +168,17 @@ scroll_all(struct srv *s)
 
 /* Start the cluster and the reference, create and fill both. */
 static void
-cluster_up(struct child *nodes, struct child *rc, struct srv *rt,
-    struct srv *ref)
+cluster_up(struct srv *rt, struct srv *ref)
 {
+	static const char *const args[] = { "--timeout-ms", "1000", NULL };
 	uint64_t seed = 42;
 
 	for (int i = 0; i < NPTS; i++)
 		tu_rand_vector(&seed, vecs[i], DIM);
-	for (int i = 0; i < NSHARDS; i++)
-		node_start(&nodes[i]);
-	router_start(nodes, rc);
-	memset(rt, 0, sizeof(*rt));
-	rt->pid = rc->pid;
-	rt->port = rc->port;
-	rt->out_fd = -1;
-	srv_start(NULL, ref);
+	if (srv_try_cluster(NSHARDS, args, NULL, rt) != 0)
+		ck_abort_msg("cannot start the cluster: %s", rt->err);
+	if (srv_try_serve(NULL, ref) != 0)
+		ck_abort_msg("cannot start the reference: %s", ref->err);
 	json_decref(call(rt, 200, "POST", "/collections", json_pack("{s:s, "
 	    "s:i, s:s}", "name", "c", "dimension", DIM, "distance_metric",
 	    "euclidean")));
@@ -417,7 +246,7 @@ binary_search_check(struct srv *rt)
 	    VECDB_OK);
 	ck_assert_int_eq(proto_request_encode(PROTO_SEARCH, NULL, 1, body, blen,
 	    &req, &rlen), VECDB_OK);
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", router_rpc_port);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", rt->rpc_port);
 	ck_assert_int_eq(nng_req0_open(&sock), 0);
 	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 10000);
 	ck_assert_int_eq(nng_dial(sock, url, NULL, 0), 0);
@@ -447,12 +276,11 @@ binary_search_check(struct srv *rt)
 
 START_TEST(router_answers_like_one_server_and_fails_fast_on_a_dead_shard)
 {
-	struct child nodes[NSHARDS], rc;
 	struct srv rt, ref;
 	json_t *d, *e;
 	uint64_t t0;
 
-	cluster_up(nodes, &rc, &rt, &ref);
+	cluster_up(&rt, &ref);
 	ck_assert_int_eq(count(&rt, NULL), NPTS);
 	ck_assert_int_eq(count(&rt, "{\"filter\": {\"must\": [{\"key\": "
 	    "\"grp\", \"match\": {\"value\": \"g2\"}}]}}"), count(&ref,
@@ -480,7 +308,7 @@ START_TEST(router_answers_like_one_server_and_fails_fast_on_a_dead_shard)
 	ck_assert_int_eq(count(&rt, NULL), NPTS - 6);
 	json_decref(call(&rt, 404, "GET", "/collections/c/vectors/5", NULL));
 
-	child_stop(&nodes[1], 1);
+	proc_kill(&rt.nodes[1]);
 	t0 = now_ms();
 	e = call(&rt, 503, "POST", "/collections/c/search", json_pack("{s:o, "
 	    "s:i}", "vector", vec_json(vecs[0]), "limit", 10));
@@ -494,7 +322,7 @@ START_TEST(router_answers_like_one_server_and_fails_fast_on_a_dead_shard)
 
 	/* Restart the node: the router, not restarted, serves again once its
 	 * back-off has passed and nng has redialled. */
-	node_restart(&nodes[1]);
+	proc_start(&rt.nodes[1]);  /* on its data dir and rpc port */
 	t0 = now_ms();
 	for (;;) {
 		struct resp r;
@@ -515,9 +343,7 @@ START_TEST(router_answers_like_one_server_and_fails_fast_on_a_dead_shard)
 	}
 	ck_assert_int_eq(count(&rt, NULL), NPTS - 6);
 
-	child_stop(&rc, 0);
-	child_stop(&nodes[0], 0);
-	child_stop(&nodes[2], 0);
+	srv_stop(&rt);
 	srv_stop(&ref);
 }
 END_TEST

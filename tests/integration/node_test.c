@@ -2,29 +2,20 @@
  * node_test.c: `vecdb-node` as a child process, driven over nng req0 with
  * the proto.h codec, and its admin HTTP over civetweb's client.
  *
- * Process hygiene as in tests/e2e/http.h: the node gets
- * PR_SET_PDEATHSIG(SIGKILL), registers itself as node-<pid>.pid in
- * tu_base, and the unchecked teardown (run in the parent even after a
- * crash) kills whatever is still registered before removing the tree.
+ * The node is a tests/proc.h child, with its cleanup rules.
  */
 #define _GNU_SOURCE
 #include <civetweb.h>
-#include <dirent.h>
-#include <fcntl.h>
 #include <math.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "proc.h"
 #include "proto.h"
 #include "testutil.h"
 #include "vdb.h"
@@ -33,120 +24,39 @@
 #error "VECDB_NODE_BIN must name the vecdb-node binary"
 #endif
 
-#define START_TIMEOUT_MS 10000
-#define STOP_TIMEOUT_MS 10000
 #define RPC_TIMEOUT_MS 10000
 
 /* A running node and a req0 socket to it. */
 struct node {
-	pid_t pid;
+	struct proc proc;
 	uint16_t rpc_port;
 	uint16_t admin_port;
 	nng_socket sock;
-	char pidfile[512];
 };
 
 /* A response, decoded. */
 static struct proto_response *resp;
 
-/* Milliseconds on the monotonic clock. */
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 /* ===== Processes ===== */
-
-/* Kill the nodes still registered under tu_base, then remove it. */
-static void
-base_teardown(void)
-{
-	DIR *d = tu_base ? opendir(tu_base) : NULL;
-	struct dirent *e;
-	int pid;
-
-	while (d != NULL && (e = readdir(d)) != NULL)
-		if (sscanf(e->d_name, "node-%d.pid", &pid) == 1 && pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, WNOHANG);
-		}
-	if (d != NULL)
-		closedir(d);
-	tu_base_teardown();
-}
-
-/* The child: exec the node with stdout into the pipe. */
-static void
-child_exec(int out_fd, const char *dir, const char *const *extra)
-{
-	const char *argv[32] = { VECDB_NODE_BIN, "--data", dir, "--rpc",
-		"tcp://127.0.0.1:0", "--admin-port", "0" };
-	char log[600];
-	size_t n = 7;
-	int fd;
-
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	for (; extra != NULL && *extra != NULL && n < 30; extra++)
-		argv[n++] = *extra;
-	argv[n] = NULL;
-	dup2(out_fd, 1);
-	snprintf(log, sizeof(log), "%s.log", dir);
-	if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644)) >= 0)
-		dup2(fd, 2);
-	execv(VECDB_NODE_BIN, (char *const *) argv);
-	_exit(127);
-}
-
-/* Read the node's first line (up to START_TIMEOUT_MS) into buf. */
-static int
-read_line(int fd, char *buf, size_t cap)
-{
-	uint64_t end = now_ms() + START_TIMEOUT_MS;
-	size_t len = 0;
-
-	while (now_ms() < end && len + 1 < cap) {
-		struct pollfd p = { fd, POLLIN, 0 };
-		ssize_t k;
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if ((k = read(fd, buf + len, cap - len - 1)) <= 0)
-			return -1;
-		len += (size_t) k;
-		buf[len] = '\0';
-		if (strchr(buf, '\n') != NULL)
-			return 0;
-	}
-	return -1;
-}
 
 /* Start a node with extra args, read its ports, connect a req0 socket. */
 static void
 node_start(const char *const *extra, struct node *n)
 {
-	char *dir = tu_subdir(), line[512], url[64];
-	int fds[2];
-	FILE *f;
+	char *dir = tu_subdir(), log[600], url[64];
 
 	memset(n, 0, sizeof(*n));
-	ck_assert_int_eq(pipe(fds), 0);
-	if ((n->pid = fork()) == 0)
-		child_exec(fds[1], dir, extra);
-	ck_assert_int_gt(n->pid, 0);
-	close(fds[1]);
-	snprintf(n->pidfile, sizeof(n->pidfile), "%s/node-%d.pid", tu_base,
-	    (int) n->pid);
-	if ((f = fopen(n->pidfile, "w")) != NULL)
-		fclose(f);
-	ck_assert_msg(read_line(fds[0], line, sizeof(line)) == 0,
-	    "node printed no ports within %d ms", START_TIMEOUT_MS);
-	close(fds[0]);
-	ck_assert_int_eq(sscanf(line, "vecdb-node %*s rpc tcp://127.0.0.1:%hu "
-	    "admin http://127.0.0.1:%hu", &n->rpc_port, &n->admin_port), 2);
+	snprintf(log, sizeof(log), "%s.log", dir);
+	proc_init(&n->proc, (const char *const[]) { VECDB_NODE_BIN, "--data",
+	    dir, "--rpc", "tcp://127.0.0.1:0", "--admin-port", "0", NULL },
+	    log);
+	proc_args_add(&n->proc, extra);
 	free(dir);
+	proc_start(&n->proc);
+	n->rpc_port = proc_port(&n->proc, "rpc tcp://127.0.0.1:");
+	n->admin_port = proc_port(&n->proc, "admin http://127.0.0.1:");
+	ck_assert_msg(n->rpc_port != 0 && n->admin_port != 0, "node printed "
+	    "no ports: %s", n->proc.line);
 	ck_assert_int_eq(nng_req0_open(&n->sock), 0);
 	nng_socket_set_ms(n->sock, NNG_OPT_RECVTIMEO, RPC_TIMEOUT_MS);
 	nng_socket_set_ms(n->sock, NNG_OPT_SENDTIMEO, RPC_TIMEOUT_MS);
@@ -154,27 +64,13 @@ node_start(const char *const *extra, struct node *n)
 	ck_assert_int_eq(nng_dial(n->sock, url, NULL, 0), 0);
 }
 
-/* SIGTERM; the node must exit 0 within STOP_TIMEOUT_MS. */
+/* SIGTERM; the node must exit 0 within PROC_STOP_TIMEOUT_S. */
 static void
 node_stop(struct node *n)
 {
-	uint64_t end = now_ms() + STOP_TIMEOUT_MS;
-	int st = 0;
-	pid_t w = 0;
-
 	nng_close(n->sock);
-	kill(n->pid, SIGTERM);
-	while (now_ms() < end && (w = waitpid(n->pid, &st, WNOHANG)) == 0)
-		usleep(20000);
-	if (w == 0) {
-		kill(n->pid, SIGKILL);
-		waitpid(n->pid, &st, 0);
-	}
-	unlink(n->pidfile);
-	ck_assert_msg(w == n->pid, "node did not stop within %d ms",
-	    STOP_TIMEOUT_MS);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	    "node exit status %d", st);
+	proc_stop_ok(&n->proc);
+	proc_free(&n->proc);
 }
 
 /* ===== RPC ===== */
@@ -547,7 +443,7 @@ main(void)
 	TCase *tc = tcase_create("node");
 
 	mg_init_library(0);
-	tcase_add_unchecked_fixture(tc, tu_base_setup, base_teardown);
+	proc_add_fixture(tc);
 	tcase_add_checked_fixture(tc, NULL, resp_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, every_method_family_round_trips);
