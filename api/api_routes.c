@@ -431,10 +431,17 @@ h_snapshot_download(struct api_req *r, json_t **data)
 	char path[4096];
 	int rv;
 
+	vecdb_snapshot_info si;
+
 	(void) data;
-	if (r->b->snapshot_path == NULL)
+	if (r->b->snapshot_path == NULL) {
+		if ((rv = r->b->snapshot_get(r->b->ctx, r->segs[SEG_COLL],
+		    r->segs[3], &si)) != VECDB_OK)
+			return rv;
 		return vdb_err(VECDB_EINVAL, "this server cannot stream "
-		    "snapshots");
+		    "snapshot files: a cluster snapshot is one file per "
+		    "shard, restore it by name");
+	}
 	if ((rv = r->b->snapshot_path(r->b->ctx, r->segs[SEG_COLL], r->segs[3],
 		 path, sizeof(path))) != VECDB_OK)
 		return rv;

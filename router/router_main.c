@@ -21,6 +21,10 @@ struct settings {
 	unsigned long port;
 	unsigned long timeout_ms;
 	const char *api_key;      /* REST clients */
+	const char *read_only_key;/* may read, not write */
+	const char *tls_cert;     /* PEM; with tls_key: HTTPS */
+	const char *tls_key;
+	unsigned long max_body;   /* bytes; larger bodies get 413 */
 	const char *node_api_key; /* sent to nodes */
 	unsigned long threads;
 	const char *rpc;          /* --rpc URL: the binary API; NULL: none */
@@ -32,6 +36,10 @@ static const struct option long_opts[] = {
 	{ "port", required_argument, NULL, 'p' },
 	{ "timeout-ms", required_argument, NULL, 't' },
 	{ "api-key", required_argument, NULL, 'k' },
+	{ "read-only-api-key", required_argument, NULL, 'R' },
+	{ "tls-cert", required_argument, NULL, 'C' },
+	{ "tls-key", required_argument, NULL, 'K' },
+	{ "max-body", required_argument, NULL, 'm' },
 	{ "node-api-key", required_argument, NULL, 'n' },
 	{ "threads", required_argument, NULL, 'j' },
 	{ "rpc", required_argument, NULL, 'r' },
@@ -46,7 +54,9 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: vecdb-router --topology FILE [--host ADDR] [--port N]\n"
 	    "                    [--timeout-ms MS] [--api-key KEY]\n"
-	    "                    [--node-api-key KEY] [--threads N] [--rpc URL]\n");
+	    "                    [--node-api-key KEY] [--threads N] [--rpc URL]\n"
+	    "                    [--read-only-api-key KEY] [--max-body BYTES]\n"
+	    "                    [--tls-cert PEM --tls-key PEM]\n");
 }
 
 /* A decimal number in [lo, hi]. */
@@ -77,6 +87,10 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 't': return parse_ul("timeout-ms", v, ROUTER_TIMEOUT_MS_MIN,
 	    ROUTER_TIMEOUT_MS_MAX, &s->timeout_ms);
 	case 'k': s->api_key = *v ? v : NULL; return 0;
+	case 'R': s->read_only_key = *v ? v : NULL; return 0;
+	case 'C': s->tls_cert = v; return 0;
+	case 'K': s->tls_key = v; return 0;
+	case 'm': return parse_ul("max-body", v, 1, 1UL << 40, &s->max_body);
 	case 'n': s->node_api_key = v; return 0;
 	case 'j': return parse_ul("threads", v, 1, 1024, &s->threads);
 	case 'r': s->rpc = v; return 0;
@@ -95,6 +109,7 @@ settings_load(struct settings *s, int argc, char **argv)
 	s->port = 8080;
 	s->timeout_ms = ROUTER_TIMEOUT_MS_DEFAULT;
 	s->threads = API_DEFAULT_THREADS;
+	s->max_body = API_DEFAULT_MAX_BODY;
 	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
 		if (opt == 'h' || opt == '?') {
 			usage(opt == 'h' ? stdout : stderr);
@@ -105,6 +120,11 @@ settings_load(struct settings *s, int argc, char **argv)
 	}
 	if (optind < argc || s->topology == NULL) {
 		usage(stderr);
+		return -1;
+	}
+	if ((s->tls_cert == NULL) != (s->tls_key == NULL)) {
+		fprintf(stderr, "vecdb-router: --tls-cert and --tls-key go "
+		    "together\n");
 		return -1;
 	}
 	return 0;
@@ -153,8 +173,8 @@ static int
 serve(const struct settings *s, router *r)
 {
 	struct api_server_config sc = { s->host, (uint16_t) s->port,
-		s->api_key, NULL, NULL, NULL, API_DEFAULT_MAX_BODY,
-		(unsigned) s->threads, NULL };
+		s->api_key, s->read_only_key, s->tls_cert, s->tls_key,
+		s->max_body, (unsigned) s->threads, NULL };
 	struct api_backend b;
 	api_server *srv;
 	node_rpc *rpc = NULL;
@@ -175,8 +195,8 @@ serve(const struct settings *s, router *r)
 		api_server_stop(srv);
 		return 1;
 	}
-	printf("vecdb-router %s: serving http://%s:%u", VECDB_VERSION,
-	    s->host, api_server_port(srv));
+	printf("vecdb-router %s: serving %s://%s:%u", VECDB_VERSION,
+	    s->tls_cert ? "https" : "http", s->host, api_server_port(srv));
 	if (rpc != NULL)
 		printf(" rpc tcp://%s:%u", s->host, node_rpc_port(rpc));
 	printf("\n");

@@ -204,7 +204,11 @@ router_start(struct srv *s, const char *topology, const char *log,
 	    "--topology", topology, "--host", LOCALHOST, "--port", "0",
 	    "--rpc", "tcp://" LOCALHOST ":0", NULL }, log);
 	proc_args_add(&s->proc, args);
-	if (rest_start(&s->proc, 0, &s->port, s->err, sizeof(s->err)) != 0)
+	for (size_t i = 0; args != NULL && args[i] != NULL; i++)
+		if (strcmp(args[i], "--tls-cert") == 0)
+			s->tls = 1;
+	if (rest_start(&s->proc, s->tls, &s->port, s->err,
+	    sizeof(s->err)) != 0)
 		return -1;
 	s->rpc_port = proc_port(&s->proc, "rpc tcp://" LOCALHOST ":");
 	return 0;

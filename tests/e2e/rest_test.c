@@ -1751,10 +1751,7 @@ up_auth(void)
 {
 	static const char *const args[] = { "--api-key", KEY,
 		"--read-only-api-key", ROKEY, NULL };
-	/* The router has no read-only key; its test is skipped there. */
-	static const char *const router_args[] = { "--api-key", KEY, NULL };
-
-	srv_start(srv_target() == SRV_CLUSTER ? router_args : args, &S);
+	srv_start(args, &S);
 }
 
 static const char *const H_KEY[] = { "api-key: " KEY, NULL };
@@ -1974,8 +1971,8 @@ add(TCase *tc, const TTest *t, const char *cluster_skip)
 	tcase_add_test(tc, t);
 }
 
-/* Why the snapshot cases do not run against a cluster yet. */
-#define SNAP_PENDING "snapshots through the router: pending"
+/* A cluster snapshot is one file per shard (docs/ROUTER.md). */
+#define SNAP_FILES "a router cannot stream or take snapshot files"
 
 /* The suite. */
 static Suite *
@@ -2013,22 +2010,21 @@ rest_suite(void)
 	add(tc, full_scroll_returns_every_point_once_in_id_order, NULL);
 	add(tc, filtered_scroll_and_errors, NULL);
 	tc = tcase(s, "snapshots", up);
-	add(tc, snapshot_roundtrip_through_download_and_upload, SNAP_PENDING);
-	add(tc, corrupted_upload_changes_nothing, SNAP_PENDING);
-	add(tc, snapshot_restore_by_name_delete_and_errors, SNAP_PENDING);
+	add(tc, snapshot_roundtrip_through_download_and_upload, SNAP_FILES);
+	add(tc, corrupted_upload_changes_nothing, SNAP_FILES);
+	add(tc, snapshot_restore_by_name_delete_and_errors, NULL);
 	tc = tcase(s, "restart", up);
 	add(tc, restart_keeps_data, NULL);
 	tc = tcase(s, "routing and bodies", up);
 	add(tc, unknown_route_is_404_and_wrong_method_405, NULL);
 	add(tc, over_deep_json_is_400_and_server_stays_up, NULL);
 	tc = tcase(s, "body limit", up_small);
-	add(tc, body_over_max_body_is_413, "the router has no --max-body flag");
+	add(tc, body_over_max_body_is_413, NULL);
 	tc = tcase(s, "api keys", up_auth);
 	add(tc, api_key_is_required_except_for_health, NULL);
-	add(tc, read_only_key_can_read_but_not_write, "the router has no "
-	    "--read-only-api-key flag");
+	add(tc, read_only_key_can_read_but_not_write, NULL);
 	tc = tcase(s, "tls", NULL);
-	add(tc, https_serves_health_and_search, "the router has no TLS flags");
+	add(tc, https_serves_health_and_search, NULL);
 	tc = tcase(s, "payload index", up);
 	add(tc, payload_index_create_and_delete, NULL);
 	return s;
