@@ -46,6 +46,7 @@ struct router_member {
 	nng_socket sock;          /* req0 dialed to url */
 	int open;                 /* sock is open */
 	uint64_t down_until_ms;   /* back-off deadline; guarded by router lock */
+	int pipes;                /* live connections (atomic, nng callbacks) */
 	struct router_member_stats *stats;  /* owned by the router */
 };
 

@@ -224,20 +224,20 @@ member_down(router *r, struct router_member *m)
 	return until > now_ms();
 }
 
-/* Could c still ask member i? */
+/* Could c still ask member i (only if connected, with @p live)? */
 static int
-member_usable(router *r, struct router_shard *s, struct rcall *c, size_t i)
+member_usable(router *r, struct router_shard *s, struct rcall *c, size_t i,
+    int live)
 {
-	return !(c->tried >> i & 1) && !member_down(r, &s->members[i]);
+	return !(c->tried >> i & 1) && !member_down(r, &s->members[i]) &&
+	    (!live || __atomic_load_n(&s->members[i].pipes,
+	    __ATOMIC_RELAXED) > 0);
 }
 
-/*
- * The member c asks next, or -1 when none is left. Writes, and reads
- * with "consistency": "primary", go to the primary; other reads go to
- * the replicas first, round robin, then to the primary.
- */
+/* One pass of member_pick() over the usable members. */
 static int
-member_pick(router *r, struct router_shard *s, struct rcall *c)
+member_pick_pass(router *r, struct router_shard *s, struct rcall *c,
+    int live)
 {
 	size_t n = s->n_members;
 	unsigned start;
@@ -246,11 +246,39 @@ member_pick(router *r, struct router_shard *s, struct rcall *c)
 		start = __atomic_fetch_add(&s->rr, 1, __ATOMIC_RELAXED);
 		for (size_t k = 0; k < n - 1; k++) {
 			size_t i = 1 + (start + k) % (n - 1);
-			if (member_usable(r, s, c, i))
+			if (member_usable(r, s, c, i, live))
 				return (int) i;
 		}
 	}
-	return member_usable(r, s, c, 0) ? 0 : -1;
+	return member_usable(r, s, c, 0, live) ? 0 : -1;
+}
+
+/*
+ * The member c asks next, or -1 when none is left. Writes, and reads
+ * with "consistency": "primary", go to the primary; other reads go to
+ * the replicas first, round robin, then to the primary. Members with a
+ * live connection come first: nng tells us at once when a node goes
+ * away, so a dead replica costs nothing; one not yet (re)connected is
+ * still tried after them, since its connection may be on the way.
+ */
+static int
+member_pick(router *r, struct router_shard *s, struct rcall *c)
+{
+	int i = member_pick_pass(r, s, c, 1);
+
+	return i >= 0 ? i : member_pick_pass(r, s, c, 0);
+}
+
+/* Could a read of c still go elsewhere if its member fails? */
+static int
+call_has_fallback(router *r, struct router_shard *s, struct rcall *c)
+{
+	if (!c->read)
+		return 0;
+	for (size_t i = 0; i < s->n_members; i++)
+		if (member_usable(r, s, c, i, 0))
+			return 1;
+	return 0;
 }
 
 /* "url" of a one-member shard, "url, url..." of the usable ones. */
@@ -362,7 +390,7 @@ call_wait(router *r, router_topology *t, struct rcall *c, uint64_t end)
 {
 	struct router_shard *s = &t->shards[c->shard];
 	struct router_member *m = &s->members[c->member];
-	uint64_t now;
+	uint64_t now, left;
 	nng_msg *msg;
 
 	nng_aio_wait(c->aio);
@@ -370,8 +398,13 @@ call_wait(router *r, router_topology *t, struct rcall *c, uint64_t end)
 		nng_msg_free(nng_aio_get_msg(c->aio));
 		goto late;
 	}
+	/* A read with somewhere else to go waits half of what is left:
+	 * a hung member must leave time for the next one. */
 	now = now_ms();
-	nng_aio_set_timeout(c->aio, (nng_duration) (end > now ? end - now : 1));
+	left = end > now ? end - now : 1;
+	if (call_has_fallback(r, s, c) && left > 1)
+		left /= 2;
+	nng_aio_set_timeout(c->aio, (nng_duration) left);
 	nng_ctx_recv(c->ctx, c->aio);
 	nng_aio_wait(c->aio);
 	if (nng_aio_result(c->aio) != 0)
@@ -1881,7 +1914,10 @@ metrics_member(FILE *f, router *r, const struct router_shard *s,
 	else if (which == 2)
 		fprintf(f, "vecdb_router_shard_up{%s} %d\n", lab,
 		    !member_down(r, m));
-	if (which != 3)
+	else if (which == 3)
+		fprintf(f, "vecdb_router_shard_connected{%s} %d\n", lab,
+		    __atomic_load_n(&m->pipes, __ATOMIC_RELAXED) > 0);
+	if (which != 4)
 		return;
 	for (size_t b = 0; b <= ROUTER_LAT_BUCKETS; b++) {
 		cum += __atomic_load_n(&st->lat[b], __ATOMIC_RELAXED);
@@ -1905,7 +1941,7 @@ metrics_member(FILE *f, router *r, const struct router_shard *s,
 static void
 cl_metrics(void *ctx, FILE *f)
 {
-	static const char *const head[4] = {
+	static const char *const head[5] = {
 		"# HELP vecdb_router_shard_requests_total Requests sent to a "
 		"shard member.\n"
 		"# TYPE vecdb_router_shard_requests_total counter\n",
@@ -1915,6 +1951,9 @@ cl_metrics(void *ctx, FILE *f)
 		"# HELP vecdb_router_shard_up 0 while the member is skipped "
 		"after a failure.\n"
 		"# TYPE vecdb_router_shard_up gauge\n",
+		"# HELP vecdb_router_shard_connected 1 while the router holds "
+		"a connection to the member.\n"
+		"# TYPE vecdb_router_shard_connected gauge\n",
 		"# HELP vecdb_router_shard_duration_seconds Time to a shard "
 		"member's answer.\n"
 		"# TYPE vecdb_router_shard_duration_seconds histogram\n",
@@ -1922,7 +1961,7 @@ cl_metrics(void *ctx, FILE *f)
 	router *r = ctx;
 	router_topology *t = topo_get(r);
 
-	for (int which = 0; which < 4; which++) {
+	for (int which = 0; which < 5; which++) {
 		fputs(head[which], f);
 		for (size_t i = 0; i < t->n; i++)
 			for (size_t k = 0; k < t->shards[i].n_members; k++)

@@ -198,6 +198,17 @@ router_topology_load(const char *path, router_topology **out)
 	return VECDB_OK;
 }
 
+/* nng's pipe events keep m->pipes: a member with none is not connected. */
+static void
+pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct router_member *m = arg;
+
+	(void) p;
+	__atomic_add_fetch(&m->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1,
+	    __ATOMIC_RELAXED);
+}
+
 int
 router_topology_connect(router_topology *t)
 {
@@ -210,6 +221,10 @@ router_topology_connect(router_topology *t)
 				return vdb_err(VECDB_EIO, "shard %u: %s",
 				    t->shards[i].id, nng_strerror(rv));
 			m->open = 1;
+			nng_pipe_notify(m->sock, NNG_PIPE_EV_ADD_POST,
+			    pipe_event, m);
+			nng_pipe_notify(m->sock, NNG_PIPE_EV_REM_POST,
+			    pipe_event, m);
 			nng_socket_set_ms(m->sock, NNG_OPT_RECONNMINT, 50);
 			nng_socket_set_ms(m->sock, NNG_OPT_RECONNMAXT, 1000);
 			if ((rv = nng_dial(m->sock, m->url, NULL,

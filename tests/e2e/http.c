@@ -126,9 +126,11 @@ srv_try_serve(const char *const *extra_args, struct srv *out)
 
 /* ===== Cluster ===== */
 
-/* Start shard i in <s->dir>/n<i>; its rpc port is kept for restarts. */
+/* Start node i in <s->dir>/n<i> with extra args; its rpc port is kept
+ * for restarts. */
 static int
-node_start(struct srv *s, int i, const char *const *env)
+node_start(struct srv *s, int i, const char *const *args,
+    const char *const *env)
 {
 	struct proc *n = &s->nodes[i];
 	char *dir, *log, url[64];
@@ -142,6 +144,7 @@ node_start(struct srv *s, int i, const char *const *env)
 	    "--rpc", "tcp://" LOCALHOST ":0", "--admin-port", "0", NULL }, log);
 	free(dir);
 	free(log);
+	proc_args_add(n, args);
 	for (size_t k = 0; env != NULL && env[k] != NULL; k++) {
 		char name[128];
 		const char *eq = strchr(env[k], '=');
@@ -186,10 +189,17 @@ topology_write(const struct srv *s)
 
 	ck_assert_msg(f != NULL, "cannot write %s", path);
 	fprintf(f, "{\"shards\": [");
-	for (int i = 0; i < s->nnodes; i++)
+	for (int i = 0; i < s->nshards; i++) {
 		fprintf(f, "%s{\"id\": %d, \"primary\": \"tcp://" LOCALHOST
-		    ":%u\", \"replicas\": []}", i ? ", " : "", i,
+		    ":%u\", \"replicas\": [", i ? ", " : "", i,
 		    proc_port(&s->nodes[i], "rpc tcp://" LOCALHOST ":"));
+		for (int k = s->nshards, n = 0; k < s->nnodes; k++)
+			if (s->shard_of[k] == i)
+				fprintf(f, "%s\"tcp://" LOCALHOST ":%u\"",
+				    n++ ? ", " : "", proc_port(&s->nodes[k],
+				    "rpc tcp://" LOCALHOST ":"));
+		fprintf(f, "]}");
+	}
 	fprintf(f, "]}\n");
 	ck_assert_msg(fclose(f) == 0, "cannot write %s", path);
 	free(path);
@@ -226,9 +236,12 @@ srv_try_cluster(int nshards, const char *const *router_args,
 	ck_assert_msg(tu_base != NULL, "srv_add_fixture is missing");
 	ck_assert_int_le(nshards, SRV_SHARDS_MAX);
 	s->dir = tu_subdir();
-	for (int i = 0; i < nshards; i++)
-		if (node_start(s, i, node_env) != 0)
+	for (int i = 0; i < nshards; i++) {
+		s->shard_of[i] = i;
+		if (node_start(s, i, NULL, node_env) != 0)
 			return start_fail(s, "vecdb-node", s->err);
+	}
+	s->nshards = nshards;
 	topology_write(s);
 	topo = topology_path(s);
 	if (asprintf(&log, "%s/router.log", s->dir) < 0)
@@ -237,6 +250,28 @@ srv_try_cluster(int nshards, const char *const *router_args,
 	free(topo);
 	free(log);
 	return rv == 0 ? 0 : start_fail(s, "vecdb-router", s->err);
+}
+
+int
+srv_add_replica(struct srv *s, int shard, const char *const *args)
+{
+	const char *argv[PROC_ARGS_MAX + 1] = { "--mode", "replica" };
+	int i = s->nnodes;
+	size_t n = 2;
+
+	ck_assert_int_lt(shard, s->nshards);
+	ck_assert_int_lt(i, SRV_SHARDS_MAX);
+	for (size_t k = 0; args != NULL && args[k] != NULL; k++) {
+		ck_assert_uint_lt(n, PROC_ARGS_MAX);
+		argv[n++] = args[k];
+	}
+	s->shard_of[i] = shard;
+	if (node_start(s, i, argv, NULL) != 0)
+		ck_abort_msg("cannot start a replica: %s", s->err);
+	topology_write(s);
+	if (s->proc.pid > 0)
+		ck_assert_int_eq(kill(s->proc.pid, SIGHUP), 0);
+	return i;
 }
 
 int
@@ -483,4 +518,22 @@ resp_free(struct resp *r)
 	free(r->body);
 	json_decref(r->json);
 	memset(r, 0, sizeof(*r));
+}
+
+json_t *
+http_call(struct srv *s, int want, const char *method, const char *path,
+    const char *body)
+{
+	struct resp r;
+	json_t *env;
+
+	ck_assert_msg(http_req(s, method, path, body, NULL, &r) == 0,
+	    "%s %s: no response", method, path);
+	ck_assert_msg(r.status == want, "%s %s (port %u): expected %d, got "
+	    "%d: %.600s", method, path, s->port, want, r.status, r.body);
+	ck_assert_msg(r.json != NULL, "%s %s: not JSON: %.200s", method, path,
+	    r.body);
+	env = json_incref(r.json);
+	resp_free(&r);
+	return env;
 }

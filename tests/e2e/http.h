@@ -39,6 +39,8 @@ struct srv {
 	struct proc proc;       /* the server, or the router */
 	struct proc nodes[SRV_SHARDS_MAX]; /* shards this srv owns */
 	int nnodes;             /* 0: not a cluster, or a second router */
+	int nshards;            /* nodes[0..nshards) are the primaries */
+	int shard_of[SRV_SHARDS_MAX]; /* the shard of each node */
 	uint16_t port;          /* the REST port it printed */
 	uint16_t rpc_port;      /* a router's --rpc port, 0 when none */
 	int tls;                /* started with --tls-cert: talk HTTPS */
@@ -76,6 +78,13 @@ int srv_try_cluster(int nshards, const char *const *router_args,
     const char *const *node_env, struct srv *out);
 
 /* Another router over cluster's topology; it owns no shards. */
+/*
+ * Start a vecdb-node as a read replica of shard (`--mode replica` plus
+ * args), add it to the topology file and send the router SIGHUP.
+ * @return its index in s->nodes.
+ */
+int srv_add_replica(struct srv *s, int shard, const char *const *args);
+
 int srv_try_router(const struct srv *cluster,
     const char *const *router_args, struct srv *out);
 
@@ -122,6 +131,13 @@ int http_req_raw(struct srv *s, const char *method, const char *path,
     const char *const *headers, struct resp *out);
 
 void resp_free(struct resp *r);
+
+/*
+ * One JSON request that must answer HTTP @p want; returns the whole
+ * response envelope (a new reference). Fails the test otherwise.
+ */
+json_t *http_call(struct srv *s, int want, const char *method,
+    const char *path, const char *body);
 
 /* The last lines of the server's (or router's) stderr (static buffer). */
 const char *srv_log_tail(const struct srv *s);

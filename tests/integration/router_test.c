@@ -1,0 +1,418 @@
+/*
+ * router_test.c: how a router picks shard members and what it does when
+ * one is gone: reads go to replicas first and "consistency": "primary"
+ * forces the primary (seen through the router's per-member metrics), a
+ * replica that dies is replaced by the primary within the deadline, and
+ * "allow_partial" answers without a dead shard and names it.
+ *
+ * Real vecdb-node and vecdb-router processes on loopback
+ * (tests/e2e/http.h), REST over HTTP.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "e2e/http.h"
+#include "testutil.h"
+
+#define NPTS 300
+#define DIM 4
+#define DEADLINE_MS 1000
+
+static struct srv C;
+
+/* Milliseconds on the monotonic clock. */
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* The data of a successful call (new reference). */
+static json_t *
+ok(const char *method, const char *path, const char *body)
+{
+	json_t *env = http_call(&C, 200, method, path, body);
+	json_t *data = json_incref(json_object_get(env, "data"));
+
+	json_decref(env);
+	return data;
+}
+
+/* Point i: a vector on a slow spiral, so that distances differ. */
+static void
+point_vec(int i, float *v)
+{
+	for (int d = 0; d < DIM; d++)
+		v[d] = (float) ((i * (d + 3)) % 97) / 97.0f + (float) d * 0.01f;
+}
+
+/* A 2-shard cluster holding NPTS points in collection "c". */
+static void
+up(void)
+{
+	static const char *const rargs[] = { "--timeout-ms", "1000", NULL };
+	char body[64 * NPTS + 64];
+	size_t off;
+	float v[DIM];
+
+	if (srv_try_cluster(2, rargs, NULL, &C) != 0)
+		ck_abort_msg("cannot start the cluster: %s", C.err);
+	json_decref(ok("POST", "/collections", "{\"name\": \"c\", "
+	    "\"dimension\": 4, \"distance_metric\": \"euclidean\"}"));
+	off = (size_t) snprintf(body, sizeof(body), "{\"vectors\": [");
+	for (int i = 0; i < NPTS; i++) {
+		point_vec(i, v);
+		off += (size_t) snprintf(body + off, sizeof(body) - off,
+		    "%s{\"id\": %d, \"data\": [%g, %g, %g, %g]}", i ? ", " : "",
+		    i + 1, v[0], v[1], v[2], v[3]);
+	}
+	snprintf(body + off, sizeof(body) - off, "]}");
+	json_decref(ok("POST", "/collections/c/vectors/upsert", body));
+}
+
+static void
+down(void)
+{
+	srv_stop(&C);
+}
+
+/* The value of a series in a /metrics body (-1 when absent). */
+static double
+series(const char *body, const char *name, int shard, uint16_t port,
+    const char *role)
+{
+	char key[256];
+	const char *at;
+
+	snprintf(key, sizeof(key), "%s{shard=\"%d\",member=\"tcp://127.0.0.1:"
+	    "%u\",role=\"%s\"} ", name, shard, port, role);
+	if ((at = strstr(body, key)) == NULL)
+		return -1;
+	return strtod(at + strlen(key), NULL);
+}
+
+/* The rpc port of node i. */
+static uint16_t
+rpc_port(int i)
+{
+	return proc_port(&C.nodes[i], "rpc tcp://127.0.0.1:");
+}
+
+/* The value of one series on the router's /metrics now. */
+static double
+metric(const char *name, int shard, int i, const char *role)
+{
+	struct resp r;
+	double v;
+
+	ck_assert_int_eq(http_req(&C, "GET", "/metrics", NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	v = series(r.body, name, shard, rpc_port(i), role);
+	resp_free(&r);
+	return v;
+}
+
+/*
+ * Requests sent to shard 0's primary, its replica (node rep) and shard
+ * 1's primary, from one scrape. A scrape reads stats and collections
+ * through the router itself, so each one adds the same requests: the
+ * tests measure that once and take it off.
+ */
+struct sent {
+	double p0, rep, p1;
+};
+
+static struct sent
+scrape(int rep)
+{
+	const char *name = "vecdb_router_shard_requests_total";
+	struct sent s;
+	struct resp r;
+
+	ck_assert_int_eq(http_req(&C, "GET", "/metrics", NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	s.p0 = series(r.body, name, 0, rpc_port(0), "primary");
+	s.rep = series(r.body, name, 0, rpc_port(rep), "replica");
+	s.p1 = series(r.body, name, 1, rpc_port(1), "primary");
+	resp_free(&r);
+	return s;
+}
+
+/* What was sent between two scrapes, less one scrape's own share. */
+static struct sent
+sent_between(struct sent a, struct sent b, struct sent per_scrape)
+{
+	struct sent d = { b.p0 - a.p0 - per_scrape.p0,
+		b.rep - a.rep - per_scrape.rep, b.p1 - a.p1 - per_scrape.p1 };
+
+	return d;
+}
+
+/* Send n counts with body; each must answer want. */
+static void
+counts(int n, const char *body, int want)
+{
+	for (int k = 0; k < n; k++)
+		json_decref(http_call(&C, want, "POST",
+		    "/collections/c/points/count", body));
+}
+
+/* Wait until the router's metrics list node i (after a SIGHUP). */
+static void
+wait_member(int shard, int i, const char *role)
+{
+	uint64_t end = now_ms() + 5000;
+
+	while (metric("vecdb_router_shard_requests_total", shard, i, role) <
+	    0) {
+		ck_assert_msg(now_ms() < end, "the router never loaded the "
+		    "new topology");
+		usleep(20000);
+	}
+}
+
+START_TEST(reads_go_to_replicas_first_unless_consistency_is_primary)
+{
+	int rep = srv_add_replica(&C, 0, NULL);
+	struct sent a, b, own, d;
+	json_t *x;
+
+	wait_member(0, rep, "replica");
+	a = scrape(rep);
+	b = scrape(rep);
+	own = sent_between(a, b, (struct sent) { 0, 0, 0 });
+	/*
+	 * Default reads of shard 0 go to its replica, never its primary.
+	 * (Until the replica follows the primary it has no collection and
+	 * answers NOT_FOUND: what is checked here is who is asked.)
+	 */
+	for (int k = 0; k < 6; k++) {
+		struct resp r;
+		ck_assert_int_eq(http_req(&C, "POST",
+		    "/collections/c/points/count", "{}", NULL, &r), 0);
+		resp_free(&r);
+	}
+	a = scrape(rep);
+	d = sent_between(b, a, own);
+	ck_assert_double_eq(d.p0, 0);
+	ck_assert_double_eq(d.rep, 6);
+	ck_assert_double_eq(d.p1, 6);
+	/* "consistency": "primary" (body or query string) asks the primary */
+	x = ok("POST", "/collections/c/points/count",
+	    "{\"consistency\": \"primary\"}");
+	ck_assert_int_eq(json_integer_value(json_object_get(x, "count")), NPTS);
+	json_decref(x);
+	x = ok("POST", "/collections/c/points/count?consistency=primary",
+	    "{}");
+	ck_assert_int_eq(json_integer_value(json_object_get(x, "count")), NPTS);
+	json_decref(x);
+	b = scrape(rep);
+	d = sent_between(a, b, own);
+	ck_assert_double_eq(d.p0, 2);
+	ck_assert_double_eq(d.rep, 0);
+	/* writes always go to the primary */
+	json_decref(ok("POST", "/collections/c/vectors/upsert", "{\"vectors\": "
+	    "[{\"id\": 100001, \"data\": [1, 2, 3, 4]}, {\"id\": 100002, "
+	    "\"data\": [4, 3, 2, 1]}, {\"id\": 100003, \"data\": [0, 0, 0, "
+	    "1]}, {\"id\": 100004, \"data\": [9, 9, 9, 9]}]}"));
+	/* bad values are refused before anything is sent */
+	counts(1, "{\"consistency\": \"quorum\"}", 400);
+	counts(1, "{\"consistency\": 1}", 400);
+	counts(1, "{\"allow_partial\": \"yes\"}", 400);
+	a = scrape(rep);
+	d = sent_between(b, a, own);
+	ck_assert_double_eq(d.rep, 0);
+	ck_assert_double_eq(d.p0 + d.p1, 2);  /* the upsert, split */
+}
+END_TEST
+
+/* Wait until the router's gauge for member (shard, i) reads want. */
+static void
+wait_gauge(const char *name, int shard, int i, const char *role, double want)
+{
+	uint64_t end = now_ms() + 5000;
+
+	while (metric(name, shard, i, role) != want) {
+		ck_assert_msg(now_ms() < end, "%s of node %d never became %g",
+		    name, i, want);
+		usleep(20000);
+	}
+}
+
+START_TEST(a_dead_replica_is_replaced_by_the_primary_within_the_deadline)
+{
+	int rep = srv_add_replica(&C, 0, NULL);
+	struct sent a, b, own, d;
+	uint64_t t0;
+	json_t *x;
+
+	wait_member(0, rep, "replica");
+	wait_gauge("vecdb_router_shard_connected", 0, rep, "replica", 1);
+	proc_kill(&C.nodes[rep]);
+	/* nng sees the connection go: the router stops asking at once */
+	wait_gauge("vecdb_router_shard_connected", 0, rep, "replica", 0);
+	a = scrape(rep);
+	b = scrape(rep);
+	own = sent_between(a, b, (struct sent) { 0, 0, 0 });
+	t0 = now_ms();
+	x = ok("POST", "/collections/c/points/count", "{}");
+	ck_assert_uint_lt(now_ms() - t0, DEADLINE_MS / 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(x, "count")), NPTS);
+	json_decref(x);
+	a = scrape(rep);
+	d = sent_between(b, a, own);
+	ck_assert_double_eq(d.p0, 1);
+	ck_assert_double_eq(d.rep, 0);
+}
+END_TEST
+
+START_TEST(a_hung_replica_leaves_time_for_the_primary)
+{
+	int rep = srv_add_replica(&C, 0, NULL);
+	uint64_t t0, took;
+	json_t *x;
+
+	wait_member(0, rep, "replica");
+	wait_gauge("vecdb_router_shard_connected", 0, rep, "replica", 1);
+	/* stopped, not dead: its connection stays up and it never answers */
+	ck_assert_int_eq(kill(C.nodes[rep].pid, SIGSTOP), 0);
+	t0 = now_ms();
+	x = ok("POST", "/collections/c/points/count", "{}");
+	took = now_ms() - t0;
+	ck_assert_uint_ge(took, DEADLINE_MS / 2 - 50);
+	ck_assert_uint_lt(took, DEADLINE_MS + 500);
+	ck_assert_int_eq(json_integer_value(json_object_get(x, "count")), NPTS);
+	json_decref(x);
+	ck_assert_double_eq(metric("vecdb_router_shard_up", 0, rep,
+	    "replica"), 0);
+	ck_assert_double_ge(metric("vecdb_router_shard_errors_total", 0, rep,
+	    "replica"), 1);
+	/* during its back-off it is not asked: the answer comes at once */
+	t0 = now_ms();
+	x = ok("POST", "/collections/c/points/count", "{}");
+	ck_assert_uint_lt(now_ms() - t0, DEADLINE_MS / 2);
+	json_decref(x);
+	ck_assert_int_eq(kill(C.nodes[rep].pid, SIGCONT), 0);
+}
+END_TEST
+
+/* Every id of a scroll answer (limit large enough for everything). */
+static json_t *
+scroll_ids(const char *body)
+{
+	json_t *d = ok("POST", "/collections/c/points/scroll", body);
+	json_t *ids = json_array(), *p;
+	size_t i;
+
+	ck_assert(json_is_null(json_object_get(d, "next_offset")));
+	json_array_foreach(json_object_get(d, "points"), i, p)
+		json_array_append(ids, json_object_get(p, "id"));
+	json_decref(d);
+	return ids;
+}
+
+/* Is id in the array? */
+static int
+has_id(const json_t *ids, const json_t *id)
+{
+	size_t i;
+	json_t *x;
+
+	json_array_foreach(ids, i, x)
+		if (json_equal(x, id))
+			return 1;
+	return 0;
+}
+
+START_TEST(allow_partial_answers_without_a_dead_shard_and_names_it)
+{
+	const char *q = "{\"vector\": [0.5, 0.5, 0.5, 0.5], \"limit\": 400, "
+	    "\"exact\": true%s}";
+	char body[256];
+	json_t *all, *env, *live, *hits, *h, *e, *ref;
+	size_t i, k = 0;
+
+	snprintf(body, sizeof(body), q, "");
+	all = ok("POST", "/collections/c/search", body);
+	ck_assert_uint_eq(json_array_size(all), NPTS);
+	proc_kill(&C.nodes[1]);
+	/* without allow_partial: 503 naming the shard */
+	env = http_call(&C, 503, "POST", "/collections/c/search", body);
+	e = json_object_get(env, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "code")),
+	    "UNAVAILABLE");
+	ck_assert_msg(strstr(json_string_value(json_object_get(e, "message")),
+	    "shard 1") != NULL, "message names no shard: %s",
+	    json_string_value(json_object_get(e, "message")));
+	json_decref(env);
+	/* with it: shard 0's points, in the order of the full answer */
+	live = scroll_ids("{\"limit\": 1000, \"allow_partial\": true, "
+	    "\"with_payload\": false}");
+	ck_assert_uint_gt(json_array_size(live), 0);
+	ck_assert_uint_lt(json_array_size(live), NPTS);
+	snprintf(body, sizeof(body), q, ", \"allow_partial\": true");
+	env = http_call(&C, 200, "POST", "/collections/c/search", body);
+	ck_assert(json_is_true(json_object_get(env, "partial")));
+	ref = json_pack("[i]", 1);
+	ck_assert(json_equal(json_object_get(env, "missing_shards"), ref));
+	json_decref(ref);
+	hits = json_object_get(env, "data");
+	ck_assert_uint_eq(json_array_size(hits), json_array_size(live));
+	json_array_foreach(all, i, ref) {
+		if (!has_id(live, json_object_get(ref, "id")))
+			continue;
+		h = json_array_get(hits, k++);
+		ck_assert_msg(json_equal(json_object_get(h, "id"),
+		    json_object_get(ref, "id")), "partial hit %zu differs", k);
+	}
+	ck_assert_uint_eq(k, json_array_size(hits));
+	json_decref(env);
+	/* count agrees with the scroll */
+	env = http_call(&C, 200, "POST", "/collections/c/points/count",
+	    "{\"allow_partial\": true}");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    env, "data"), "count")), (json_int_t) json_array_size(live));
+	ck_assert(json_is_true(json_object_get(env, "partial")));
+	json_decref(env);
+	json_decref(live);
+	json_decref(all);
+}
+END_TEST
+
+START_TEST(a_complete_answer_is_not_marked_partial)
+{
+	json_t *env = http_call(&C, 200, "POST", "/collections/c/search",
+	    "{\"vector\": [1, 1, 1, 1], \"limit\": 3, \"allow_partial\": true}");
+
+	ck_assert_ptr_null(json_object_get(env, "partial"));
+	ck_assert_ptr_null(json_object_get(env, "missing_shards"));
+	ck_assert_uint_eq(json_array_size(json_object_get(env, "data")), 3);
+	json_decref(env);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("router");
+	TCase *tc = tcase_create("members");
+
+	srv_add_fixture(tc);
+	tcase_add_checked_fixture(tc, up, down);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, reads_go_to_replicas_first_unless_consistency_is_primary);
+	tcase_add_test(tc, a_dead_replica_is_replaced_by_the_primary_within_the_deadline);
+	tcase_add_test(tc, a_hung_replica_leaves_time_for_the_primary);
+	tcase_add_test(tc, allow_partial_answers_without_a_dead_shard_and_names_it);
+	tcase_add_test(tc, a_complete_answer_is_not_marked_partial);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
