@@ -23,7 +23,29 @@ struct vecdb_client {
 	char *api_key;           /* "" when none */
 	uint32_t timeout_ms;     /* one call, send and answer */
 	atomic_uint_fast64_t next_id;  /* request ids */
+	atomic_int primary_only; /* read options */
+	atomic_int allow_partial;
 };
+
+/* The shards this thread's last answer lacked. */
+static _Thread_local uint32_t missing[PROTO_MISSING_MAX];
+static _Thread_local size_t n_missing;
+
+void
+vecdb_client_read_options(vecdb_client *c, int primary_only,
+    int allow_partial)
+{
+	atomic_store(&c->primary_only, primary_only != 0);
+	atomic_store(&c->allow_partial, allow_partial != 0);
+}
+
+size_t
+vecdb_client_missing_shards(const uint32_t **ids)
+{
+	if (ids != NULL)
+		*ids = missing;
+	return n_missing;
+}
 
 /* ===== Connection ===== */
 
@@ -155,9 +177,11 @@ call(vecdb_client *c, uint32_t method, uint8_t *body, size_t len,
 	nng_msg *in = NULL;
 	int rv;
 
-	rv = proto_request_encode(method, c->api_key,
-	    (uint64_t) atomic_fetch_add(&c->next_id, 1), body, len, &req,
-	    &reqlen);
+	n_missing = 0;
+	rv = proto_request_encode_opts(method, c->api_key,
+	    (uint64_t) atomic_fetch_add(&c->next_id, 1),
+	    atomic_load(&c->primary_only), atomic_load(&c->allow_partial),
+	    body, len, &req, &reqlen);
 	vdb_free(body);
 	if (rv != VECDB_OK)
 		return rv;
@@ -175,6 +199,9 @@ call(vecdb_client *c, uint32_t method, uint8_t *body, size_t len,
 		proto_response_free(r);
 		return rv;
 	}
+	if (r->n_missing > 0)
+		memcpy(missing, r->missing, r->n_missing * sizeof(uint32_t));
+	n_missing = r->n_missing;
 	*res = r;
 	return VECDB_OK;
 }
@@ -500,6 +527,91 @@ vecdb_client_payload_index_delete(vecdb_client *c, const char *coll,
 {
 	return call_target(c, PROTO_PAYLOAD_INDEX_DELETE, coll, field,
 	    VECDB_FIELD_KEYWORD);
+}
+
+int
+vecdb_client_payload_index_list(vecdb_client *c, const char *coll,
+    vecdb_payload_index_info **out, size_t *count)
+{
+	struct proto_response *r;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	if ((rv = proto_target_encode(PROTO_PAYLOAD_INDEX_LIST, coll, NULL, 0,
+	    &body, &len)) != VECDB_OK ||
+	    (rv = call(c, PROTO_PAYLOAD_INDEX_LIST, body, len, &r)) !=
+	    VECDB_OK)
+		return rv;
+	rv = proto_pindex_list_decode(r->body, r->body_len, out, count);
+	proto_response_free(r);
+	return rv;
+}
+
+/* ===== Snapshots ===== */
+
+/* A snapshot call answered by a SnapshotInfo. */
+static int
+call_snapshot(vecdb_client *c, uint32_t method, const char *coll,
+    const char *name, vecdb_snapshot_info *out)
+{
+	struct proto_response *r;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	if ((rv = proto_target_encode(method, coll, name, 0, &body, &len)) !=
+	    VECDB_OK || (rv = call(c, method, body, len, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_snapshot_info_decode(r->body, r->body_len, out);
+	proto_response_free(r);
+	return rv;
+}
+
+int
+vecdb_client_snapshot_create(vecdb_client *c, const char *coll,
+    const char *name, vecdb_snapshot_info *out)
+{
+	return call_snapshot(c, PROTO_SNAPSHOT_CREATE, coll, name, out);
+}
+
+int
+vecdb_client_snapshot_get(vecdb_client *c, const char *coll,
+    const char *name, vecdb_snapshot_info *out)
+{
+	return call_snapshot(c, PROTO_SNAPSHOT_GET, coll, name, out);
+}
+
+int
+vecdb_client_snapshot_list(vecdb_client *c, const char *coll,
+    vecdb_snapshot_info **out, size_t *count)
+{
+	struct proto_response *r;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	if ((rv = proto_target_encode(PROTO_SNAPSHOT_LIST, coll, NULL, 0,
+	    &body, &len)) != VECDB_OK ||
+	    (rv = call(c, PROTO_SNAPSHOT_LIST, body, len, &r)) != VECDB_OK)
+		return rv;
+	rv = proto_snapshot_list_decode(r->body, r->body_len, out, count);
+	proto_response_free(r);
+	return rv;
+}
+
+int
+vecdb_client_snapshot_delete(vecdb_client *c, const char *coll,
+    const char *name)
+{
+	return call_target(c, PROTO_SNAPSHOT_DELETE, coll, name, 0);
+}
+
+int
+vecdb_client_snapshot_restore(vecdb_client *c, const char *coll,
+    const char *name)
+{
+	return call_target(c, PROTO_SNAPSHOT_RESTORE, coll, name, 0);
 }
 
 /* ===== Server ===== */

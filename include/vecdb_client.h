@@ -166,6 +166,55 @@ int vecdb_client_payload_index_create(vecdb_client *c, const char *coll,
 int vecdb_client_payload_index_delete(vecdb_client *c, const char *coll,
     const char *field);
 
+/** As vecdb_payload_index_list(); free *out with free(). */
+int vecdb_client_payload_index_list(vecdb_client *c, const char *coll,
+    vecdb_payload_index_info **out, size_t *count);
+
+/* ===== Snapshots ===== */
+
+/**
+ * As vecdb_snapshot_create_named() (@p name NULL: the server picks one).
+ * Through a router: one snapshot per shard under one name, described as
+ * a whole (docs/ROUTER.md).
+ */
+int vecdb_client_snapshot_create(vecdb_client *c, const char *coll,
+    const char *name, vecdb_snapshot_info *out);
+
+/** As vecdb_snapshot_list(); free *out with free(). */
+int vecdb_client_snapshot_list(vecdb_client *c, const char *coll,
+    vecdb_snapshot_info **out, size_t *count);
+
+/** As vecdb_snapshot_get(). */
+int vecdb_client_snapshot_get(vecdb_client *c, const char *coll,
+    const char *name, vecdb_snapshot_info *out);
+
+/** As vecdb_snapshot_delete(). */
+int vecdb_client_snapshot_delete(vecdb_client *c, const char *coll,
+    const char *name);
+
+/** As vecdb_snapshot_restore(). */
+int vecdb_client_snapshot_restore(vecdb_client *c, const char *coll,
+    const char *name);
+
+/* ===== Read options (a router's, docs/ROUTER.md) ===== */
+
+/**
+ * Set the read options of every later call on @p c, from any thread:
+ * @p primary_only reads from shard primaries only (read-your-writes);
+ * @p allow_partial lets a router answer searches, scrolls and counts
+ * without shards it cannot reach. A single node ignores both.
+ */
+void vecdb_client_read_options(vecdb_client *c, int primary_only,
+    int allow_partial);
+
+/**
+ * The shards the last successful call of this thread lacked (a partial
+ * answer), or 0 when it was complete.
+ * @param[out] ids the shard ids (may be NULL), valid until this thread's
+ *	next call.
+ */
+size_t vecdb_client_missing_shards(const uint32_t **ids);
+
 /* ===== Server ===== */
 
 /** The server's counters, as vecdb_stats_get(). */

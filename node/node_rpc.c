@@ -453,9 +453,12 @@ handle_request(struct node_rpc *r, const uint8_t *buf, size_t len,
 
 	*method = 0;
 	vdb_err_clear();
+	api_read_opts_reset();
 	if ((rv = proto_request_decode(buf, len, &q)) != VECDB_OK)
 		return PROTO_INVALID_ARGUMENT;
 	*method = q->method;
+	api_read_opts()->primary = q->primary_only;
+	api_read_opts()->allow_partial = q->allow_partial;
 	if (r->cfg.api_key != NULL && !key_ok(r->cfg.api_key, q->api_key))
 		code = (vdb_err(VECDB_EINVAL, "missing or wrong api key"),
 		    PROTO_UNAUTHENTICATED);
@@ -490,7 +493,10 @@ handle_msg(struct node_rpc *r, nng_msg *msg)
 	}
 	atomic_fetch_add_explicit(&r->requests[method][code], 1,
 	    memory_order_relaxed);
-	rv = proto_response_encode(code, m, out.body, out.len, &enc, &enclen);
+	/* a router's partial answer names the shards it lacks */
+	rv = proto_response_encode_missing(code, m, out.body, out.len,
+	    api_read_opts()->missing, code == PROTO_OK ?
+	    api_read_opts()->n_missing : 0, &enc, &enclen);
 	vdb_free(out.body);
 	if (rv != VECDB_OK)
 		return -1;

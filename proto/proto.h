@@ -104,12 +104,19 @@ struct proto_request {
 	uint64_t request_id;  /* the caller's tag */
 	uint8_t *body;        /* the argument message (NULL when empty) */
 	size_t body_len;      /* its bytes */
+	int primary_only;     /* read options (docs/ROUTER.md) */
+	int allow_partial;
 };
 
 /* @p body (len bytes, borrowed) is an encoded argument message. */
 int proto_request_encode(uint32_t method, const char *api_key,
     uint64_t request_id, const void *body, size_t len, uint8_t **out,
     size_t *outlen);
+
+/* As proto_request_encode(), with the read options set. */
+int proto_request_encode_opts(uint32_t method, const char *api_key,
+    uint64_t request_id, int primary_only, int allow_partial,
+    const void *body, size_t len, uint8_t **out, size_t *outlen);
 int proto_request_decode(const uint8_t *buf, size_t len,
     struct proto_request **out);
 void proto_request_free(struct proto_request *r);
@@ -120,10 +127,19 @@ struct proto_response {
 	char *message;        /* "" when none */
 	uint8_t *body;        /* the result message (NULL when empty) */
 	size_t body_len;      /* its bytes */
+	uint32_t *missing;    /* shards a partial answer lacks (owned) */
+	size_t n_missing;     /* at most PROTO_MISSING_MAX */
 };
+
+#define PROTO_MISSING_MAX 1024
 
 int proto_response_encode(int code, const char *message, const void *body,
     size_t len, uint8_t **out, size_t *outlen);
+
+/* As proto_response_encode(), naming the shards a partial answer lacks. */
+int proto_response_encode_missing(int code, const char *message,
+    const void *body, size_t len, const uint32_t *missing, size_t n_missing,
+    uint8_t **out, size_t *outlen);
 int proto_response_decode(const uint8_t *buf, size_t len,
     struct proto_response **out);
 void proto_response_free(struct proto_response *r);

@@ -44,6 +44,15 @@ proto_request_encode(uint32_t method, const char *api_key,
     uint64_t request_id, const void *body, size_t len, uint8_t **out,
     size_t *outlen)
 {
+	return proto_request_encode_opts(method, api_key, request_id, 0, 0,
+	    body, len, out, outlen);
+}
+
+int
+proto_request_encode_opts(uint32_t method, const char *api_key,
+    uint64_t request_id, int primary_only, int allow_partial,
+    const void *body, size_t len, uint8_t **out, size_t *outlen)
+{
 	Vecdb__Request m;
 
 	if (method == 0 || method >= PROTO_METHOD_COUNT)
@@ -52,6 +61,8 @@ proto_request_encode(uint32_t method, const char *api_key,
 	m.method = (Vecdb__Method)method;
 	m.api_key = proto_str(api_key);
 	m.request_id = request_id;
+	m.primary_only = primary_only != 0;
+	m.allow_partial = allow_partial != 0;
 	m.body.data = (uint8_t *)(uintptr_t)body;
 	m.body.len = body != NULL ? len : 0;
 	return proto_pack(&m.base, out, outlen);
@@ -68,6 +79,8 @@ request_from_pb(const Vecdb__Request *m, struct proto_request *r)
 		    (int)m->method);
 	r->method = (uint32_t)m->method;
 	r->request_id = m->request_id;
+	r->primary_only = m->primary_only;
+	r->allow_partial = m->allow_partial;
 	if ((rv = text_dup(m->api_key, PROTO_KEY_MAX, "api key",
 	    &r->api_key)) != VECDB_OK)
 		return rv;
@@ -113,6 +126,15 @@ int
 proto_response_encode(int code, const char *message, const void *body,
     size_t len, uint8_t **out, size_t *outlen)
 {
+	return proto_response_encode_missing(code, message, body, len, NULL, 0,
+	    out, outlen);
+}
+
+int
+proto_response_encode_missing(int code, const char *message,
+    const void *body, size_t len, const uint32_t *missing, size_t n_missing,
+    uint8_t **out, size_t *outlen)
+{
 	Vecdb__Response m;
 
 	if (code < 0 || code >= PROTO_CODE_COUNT)
@@ -122,6 +144,8 @@ proto_response_encode(int code, const char *message, const void *body,
 	m.message = proto_str(message);
 	m.body.data = (uint8_t *)(uintptr_t)body;
 	m.body.len = body != NULL ? len : 0;
+	m.missing_shards = (uint32_t *)(uintptr_t)missing;
+	m.n_missing_shards = missing != NULL ? n_missing : 0;
 	return proto_pack(&m.base, out, outlen);
 }
 
@@ -137,6 +161,13 @@ response_from_pb(const Vecdb__Response *m, struct proto_response *r)
 	if ((rv = text_dup(m->message, PROTO_MESSAGE_MAX, "message",
 	    &r->message)) != VECDB_OK)
 		return rv;
+	if (m->n_missing_shards > PROTO_MISSING_MAX)
+		return vdb_err(VECDB_EINVAL, "%zu missing shards: more than "
+		    "%d", m->n_missing_shards, PROTO_MISSING_MAX);
+	if ((rv = bytes_dup(m->missing_shards, m->n_missing_shards *
+	    sizeof(uint32_t), (uint8_t **)&r->missing)) != VECDB_OK)
+		return rv;
+	r->n_missing = m->n_missing_shards;
 	r->body_len = m->body.len;
 	return bytes_dup(m->body.data, m->body.len, &r->body);
 }
@@ -172,5 +203,6 @@ proto_response_free(struct proto_response *r)
 		return;
 	vdb_free(r->message);
 	vdb_free(r->body);
+	vdb_free(r->missing);
 	vdb_free(r);
 }

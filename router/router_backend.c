@@ -1690,6 +1690,29 @@ snap_name_new(const char *coll, char *buf, size_t len)
 	    u[1], u[2], u[3]);
 }
 
+/* Delete the parts a failed create made (only those: the name may be
+ * another snapshot's on the shards that refused it). */
+static void
+snap_undo(router *r, router_topology *t, const struct rcall *made,
+    const char *coll, const char *name)
+{
+	struct rcall *c = NULL;
+	uint8_t *b = NULL;
+	size_t l = 0;
+
+	if (proto_target_encode(PROTO_SNAPSHOT_DELETE, coll, name, 0, &b, &l)
+	    != VECDB_OK || calls_new(r, t->n, PROTO_SNAPSHOT_DELETE, 0, b, l,
+	    &c) != VECDB_OK)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		if (made[i].rv != VECDB_OK) {
+			vdb_free(c[i].req);
+			c[i].req = NULL;
+		}
+	fanout(r, t, c, t->n);
+	calls_free(c, t->n);
+}
+
 /* Every shard snapshots under one name; a failure removes the others. */
 static int
 cl_snap_create(void *ctx, const char *coll, const char *name,
@@ -1698,7 +1721,7 @@ cl_snap_create(void *ctx, const char *coll, const char *name,
 	router *r = ctx;
 	router_topology *t = topo_get(r);
 	char gen[VECDB_SNAPSHOT_NAME_MAX + 1];
-	struct rcall *c = NULL, *undo = NULL;
+	struct rcall *c = NULL;
 	char msg[1024];
 	int rv;
 
@@ -1712,8 +1735,7 @@ cl_snap_create(void *ctx, const char *coll, const char *name,
 		rv = snap_answers(t, c, out);
 	else if (c != NULL) {
 		vdb_err_save(msg, sizeof(msg));
-		snap_broadcast(r, t, PROTO_SNAPSHOT_DELETE, coll, name, &undo);
-		calls_free(undo, t->n);
+		snap_undo(r, t, c, coll, name);
 		vdb_err(rv, "%s", msg);
 	}
 	calls_free(c, t->n);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "e2e/http.h"
+#include "vecdb_client.h"
 #include "testutil.h"
 
 #define NPTS 300
@@ -399,6 +400,84 @@ START_TEST(a_complete_answer_is_not_marked_partial)
 }
 END_TEST
 
+START_TEST(the_binary_api_takes_read_options_and_names_missing_shards)
+{
+	char url[64];
+	vecdb_client *cl;
+	const uint32_t *ids;
+	uint64_t n = 0, all = 0;
+
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", C.rpc_port);
+	ck_assert_int_eq(vecdb_client_connect(url, NULL, 5000, &cl), VECDB_OK);
+	ck_assert_int_eq(vecdb_client_count(cl, "c", NULL, &all), VECDB_OK);
+	ck_assert_uint_eq(all, NPTS);
+	ck_assert_uint_eq(vecdb_client_missing_shards(&ids), 0);
+	proc_kill(&C.nodes[1]);
+	ck_assert_int_eq(vecdb_client_count(cl, "c", NULL, &n), VECDB_ECLOSED);
+	ck_assert_msg(strstr(vecdb_errmsg(), "shard 1") != NULL, "%s",
+	    vecdb_errmsg());
+	vecdb_client_read_options(cl, 0, 1);
+	ck_assert_int_eq(vecdb_client_count(cl, "c", NULL, &n), VECDB_OK);
+	ck_assert_uint_gt(n, 0);
+	ck_assert_uint_lt(n, all);
+	ck_assert_uint_eq(vecdb_client_missing_shards(&ids), 1);
+	ck_assert_uint_eq(ids[0], 1);
+	/* a call that needs every shard still fails, and says why */
+	ck_assert_int_eq(vecdb_client_collection_get(cl, "c", NULL, NULL),
+	    VECDB_ECLOSED);
+	vecdb_client_close(cl);
+}
+END_TEST
+
+START_TEST(cluster_snapshots_through_the_binary_api)
+{
+	char url[64];
+	vecdb_client *cl;
+	vecdb_snapshot_info si, got, *list;
+	size_t n;
+	uint64_t cnt;
+	vecdb_id gone[3] = { { VECDB_ID_NUM, 1, { 0 } },
+		{ VECDB_ID_NUM, 2, { 0 } }, { VECDB_ID_NUM, 3, { 0 } } };
+
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", C.rpc_port);
+	ck_assert_int_eq(vecdb_client_connect(url, NULL, 5000, &cl), VECDB_OK);
+	ck_assert_int_eq(vecdb_client_snapshot_create(cl, "c", "before", &si),
+	    VECDB_OK);
+	ck_assert_str_eq(si.name, "before");
+	ck_assert_uint_eq(si.vector_count, NPTS);
+	ck_assert_int_eq(vecdb_client_snapshot_create(cl, "c", "before", &got),
+	    VECDB_EEXIST);
+	ck_assert_int_eq(vecdb_client_snapshot_list(cl, "c", &list, &n),
+	    VECDB_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(list[0].checksum, si.checksum);
+	free(list);
+	ck_assert_int_eq(vecdb_client_delete(cl, "c", gone, 3, &n), VECDB_OK);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(vecdb_client_snapshot_restore(cl, "c", "before"),
+	    VECDB_OK);
+	ck_assert_int_eq(vecdb_client_count(cl, "c", NULL, &cnt), VECDB_OK);
+	ck_assert_uint_eq(cnt, NPTS);
+	ck_assert_int_eq(vecdb_client_snapshot_get(cl, "c", "before", &got),
+	    VECDB_OK);
+	ck_assert_str_eq(got.checksum, si.checksum);
+	ck_assert_int_eq(vecdb_client_snapshot_delete(cl, "c", "before"),
+	    VECDB_OK);
+	ck_assert_int_eq(vecdb_client_snapshot_get(cl, "c", "before", &got),
+	    VECDB_ENOTFOUND);
+	/* a create that fails on one shard leaves no part on the others */
+	proc_kill(&C.nodes[1]);
+	ck_assert_int_eq(vecdb_client_snapshot_create(cl, "c", "half", &got),
+	    VECDB_ECLOSED);
+	proc_start(&C.nodes[1]);
+	usleep(1100 * 1000);  /* the router's back-off */
+	ck_assert_int_eq(vecdb_client_snapshot_create(cl, "c", "half", &got),
+	    VECDB_OK);
+	ck_assert_uint_eq(got.vector_count, NPTS);
+	vecdb_client_close(cl);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -413,6 +492,8 @@ main(void)
 	tcase_add_test(tc, a_hung_replica_leaves_time_for_the_primary);
 	tcase_add_test(tc, allow_partial_answers_without_a_dead_shard_and_names_it);
 	tcase_add_test(tc, a_complete_answer_is_not_marked_partial);
+	tcase_add_test(tc, the_binary_api_takes_read_options_and_names_missing_shards);
+	tcase_add_test(tc, cluster_snapshots_through_the_binary_api);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
