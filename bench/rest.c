@@ -3,6 +3,7 @@
  *
  *   vecdb-bench rest [--n 100000] [--dim 128] [--conns 4] [--seconds 10]
  *                    [--limit 10] [--dir DIR]
+ *   vecdb-bench rest --port P [--load 1] [--search 1] [same flags]
  *
  * Loads n seeded random points through the embedded API and waits for the
  * indexer, starts the REST
@@ -10,6 +11,12 @@
  * for the same time two ways: `conns` threads each on its own keep-alive
  * HTTP connection, and `conns` threads calling vecdb_search directly. Prints
  * QPS and p50/p99 latency of both and their QPS ratio.
+ *
+ * With --port, the server is one already running on 127.0.0.1:P (`vecdb
+ * serve`, or a vecdb-router in front of shards: scripts/bench-router.sh
+ * compares the two). --load 1 creates collection "bench" there and writes
+ * the same n points over REST, then waits until its pending_count is 0;
+ * --search 1 runs the HTTP searches alone.
  */
 #include <civetweb.h>
 #include <math.h>
@@ -26,6 +33,8 @@ struct rest_args {
 	size_t n, dim, conns, limit;
 	double seconds;
 	const char *dir;
+	unsigned port;        /* a running server's; 0: serve in-process */
+	int load, search;     /* with port: what to do there */
 };
 
 struct worker {
@@ -63,24 +72,39 @@ query_json(struct worker *w, char *buf, size_t len)
 	return off;
 }
 
+/*
+ * One request on an open keep-alive connection; the answer's body into
+ * rbuf (cut at rlen - 1, NUL-terminated). Returns the HTTP status, or -1
+ * when no answer came.
+ */
+static int
+http_call(struct mg_connection *c, const char *method, const char *path,
+    const char *body, size_t len, char *rbuf, size_t rlen)
+{
+	size_t got = 0;
+	char err[128];
+	int n;
+
+	/* One write per request, as a well-behaved client does. */
+	mg_printf(c, "%s %s HTTP/1.1\r\nHost: b\r\n"
+		     "Content-Type: application/json\r\nContent-Length: %zu"
+		     "\r\n\r\n%.*s", method, path, len, (int) len, body);
+	if (mg_get_response(c, err, sizeof(err), 60000) < 0)
+		return -1;
+	while ((n = mg_read(c, rbuf + got, rlen - 1 - got)) > 0)
+		if ((got += (size_t) n) == rlen - 1)
+			got = 0;   /* only the status matters past rbuf */
+	rbuf[got] = '\0';
+	return n < 0 ? -1 : mg_get_response_info(c)->status_code;
+}
+
 /* One HTTP search on an open connection; -1 on any failure. */
 static int
 http_search(struct mg_connection *c, const char *body, size_t len, char *rbuf,
     size_t rlen)
 {
-	char err[128];
-	int n;
-
-	/* One write per request, as a well-behaved client does. */
-	mg_printf(c, "POST /collections/bench/search HTTP/1.1\r\nHost: b\r\n"
-		     "Content-Type: application/json\r\nContent-Length: %zu"
-		     "\r\n\r\n%.*s", len, (int) len, body);
-	if (mg_get_response(c, err, sizeof(err), 10000) < 0 ||
-	    mg_get_response_info(c)->status_code != 200)
-		return -1;
-	while ((n = mg_read(c, rbuf, rlen)) > 0)
-		;
-	return n < 0 ? -1 : 0;
+	return http_call(c, "POST", "/collections/bench/search", body, len,
+	    rbuf, rlen) == 200 ? 0 : -1;
 }
 
 /* Worker thread: search until the time is up. */
@@ -192,6 +216,109 @@ load(vecdb *db, const struct rest_args *a)
 	free(pay);
 }
 
+/* ===== A running server (--port) ===== */
+
+/* Connect to the server under test or die. */
+static struct mg_connection *
+remote_connect(unsigned port)
+{
+	struct mg_connection *c;
+	char err[128];
+
+	if ((c = mg_connect_client("127.0.0.1", (int) port, 0, err,
+	    sizeof(err))) == NULL)
+		bench_die("connect to 127.0.0.1:%u: %s", port, err);
+	return c;
+}
+
+/* A request that must answer 200; the body into rbuf. */
+static void
+remote_ok(struct mg_connection *c, const char *method, const char *path,
+    const char *body, char *rbuf, size_t rlen)
+{
+	int st = http_call(c, method, path, body, strlen(body), rbuf, rlen);
+
+	if (st != 200)
+		bench_die("%s %s: status %d: %.300s", method, path, st, rbuf);
+}
+
+/*
+ * Create "bench" and write the n points of load() (the same seed and
+ * order, printed with %.9g so that each float comes back exactly) over
+ * REST in batches of 1000.
+ */
+static void
+remote_load(struct mg_connection *c, const struct rest_args *a)
+{
+	size_t cap = 1000 * (a->dim * 18 + 64) + 64, off;
+	char *body = malloc(cap), rbuf[4096];
+	uint64_t seed = 42;
+
+	snprintf(body, cap, "{\"name\":\"bench\",\"dimension\":%zu,"
+	    "\"distance_metric\":\"euclidean\"}", a->dim);
+	remote_ok(c, "POST", "/collections", body, rbuf, sizeof(rbuf));
+	for (size_t done = 0; done < a->n; done += 1000) {
+		size_t m = a->n - done < 1000 ? a->n - done : 1000;
+		off = (size_t) snprintf(body, cap, "{\"vectors\":[");
+		for (size_t i = 0; i < m; i++) {
+			off += (size_t) snprintf(body + off, cap - off,
+			    "%s{\"id\":%zu,\"metadata\":{\"i\":%zu},"
+			    "\"data\":[", i ? "," : "", done + i, done + i);
+			for (size_t j = 0; j < a->dim; j++)
+				off += (size_t) snprintf(body + off, cap - off,
+				    "%s%.9g", j ? "," : "",
+				    (double) bench_randf(&seed));
+			off += (size_t) snprintf(body + off, cap - off, "]}");
+		}
+		snprintf(body + off, cap - off, "]}");
+		remote_ok(c, "POST", "/collections/bench/vectors/upsert", body,
+		    rbuf, sizeof(rbuf));
+	}
+	free(body);
+}
+
+/* Wait until the collection's pending_count (summed over shards behind
+ * a router) is 0. */
+static void
+remote_index_wait(struct mg_connection *c)
+{
+	char rbuf[8192];
+	const char *p;
+
+	for (;;) {
+		remote_ok(c, "GET", "/collections/bench", "", rbuf,
+		    sizeof(rbuf));
+		if ((p = strstr(rbuf, "\"pending_count\":")) == NULL)
+			bench_die("no pending_count in %.300s", rbuf);
+		if (strtoull(p + 16, NULL, 10) == 0)
+			return;
+		usleep(200 * 1000);
+	}
+}
+
+/* --port: load and/or search a running server. */
+static int
+rest_remote(const struct rest_args *a)
+{
+	struct mg_connection *c;
+	double t0 = bench_now();
+
+	mg_init_library(0);
+	if (a->load) {
+		c = remote_connect(a->port);
+		remote_load(c, a);
+		remote_index_wait(c);
+		mg_close_connection(c);
+		printf("loaded and indexed over REST n=%zu dim=%zu in %.1fs\n",
+		    a->n, a->dim, bench_now() - t0);
+	}
+	if (a->search)
+		run_mode(a, NULL, (uint16_t) a->port, "http");
+	return 0;
+}
+
+/* ===== Main ===== */
+
 /* Parse --flag value pairs. */
 static void
 rest_parse(int argc, char **argv, struct rest_args *a)
@@ -210,17 +337,25 @@ rest_parse(int argc, char **argv, struct rest_args *a)
 			a->seconds = atof(v);
 		else if (!strcmp(k, "--dir"))
 			a->dir = v;
+		else if (!strcmp(k, "--port"))
+			a->port = (unsigned) strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--load"))
+			a->load = atoi(v);
+		else if (!strcmp(k, "--search"))
+			a->search = atoi(v);
 		else
 			bench_die("unknown flag %s", k);
 	}
 	if (!a->n || !a->dim || !a->conns || !a->limit || a->seconds <= 0)
 		bench_die("n, dim, conns, limit and seconds must be positive");
+	if (a->port > 65535)
+		bench_die("--port %u is not a port", a->port);
 }
 
 int
 bench_rest(int argc, char **argv)
 {
-	struct rest_args a = { 100000, 128, 4, 10, 10, NULL };
+	struct rest_args a = { 100000, 128, 4, 10, 10, NULL, 0, 1, 1 };
 	struct api_server_config sc = { 0 };
 	struct api_backend b;
 	api_server *srv;
@@ -230,6 +365,8 @@ bench_rest(int argc, char **argv)
 	double t0, http, inproc;
 
 	rest_parse(argc, argv, &a);
+	if (a.port != 0)
+		return rest_remote(&a);
 	if (a.dir == NULL)
 		a.dir = tmp = bench_tmpdir();
 	vecdb_options_init(&o);

@@ -205,14 +205,19 @@ topology_write(const struct srv *s)
 	free(path);
 }
 
-/* Start a router over topology (a path under tu_base) into s->proc. */
+/*
+ * Start a router over topology (a path under tu_base) into s->proc. Its
+ * shard deadline is 30 s unless args say otherwise (the last flag wins):
+ * a sanitized build on a busy machine must not turn slowness into 503s.
+ */
 static int
 router_start(struct srv *s, const char *topology, const char *log,
     const char *const *args)
 {
 	proc_init(&s->proc, (const char *const[]) { VECDB_ROUTER_BIN,
 	    "--topology", topology, "--host", LOCALHOST, "--port", "0",
-	    "--rpc", "tcp://" LOCALHOST ":0", NULL }, log);
+	    "--rpc", "tcp://" LOCALHOST ":0", "--timeout-ms", "30000", NULL },
+	    log);
 	proc_args_add(&s->proc, args);
 	for (size_t i = 0; args != NULL && args[i] != NULL; i++)
 		if (strcmp(args[i], "--tls-cert") == 0)

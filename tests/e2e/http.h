@@ -72,7 +72,8 @@ int srv_try_serve(const char *const *extra_args, struct srv *out);
  * --admin-port 0`, node_env NULL or "NAME=value" strings added to their
  * environment), write <dir>/topology.json over their ports and start
  * `vecdb-router --topology it --host 127.0.0.1 --port 0 --rpc
- * tcp://127.0.0.1:0 [router_args]`. Same return as srv_try_serve.
+ * tcp://127.0.0.1:0 --timeout-ms 30000 [router_args]` (a later
+ * --timeout-ms in router_args wins). Same return as srv_try_serve.
  */
 int srv_try_cluster(int nshards, const char *const *router_args,
     const char *const *node_env, struct srv *out);

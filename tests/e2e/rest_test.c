@@ -802,8 +802,8 @@ START_TEST(point_writes_reject_bad_input)
 }
 END_TEST
 
-/* A batch is atomic: one bad point and nothing is written. Ids 8 and 9
- * (and 11) land on different shards of a 3-shard cluster. */
+/* A batch is atomic: one bad point and nothing is written. In a 3-shard
+ * cluster ids 8 and 9 land on different shards. */
 START_TEST(batch_with_one_bad_point_writes_nothing)
 {
 	coll_create("p", M_L2);

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# bench-router.sh: REST search QPS and p99 through a vecdb-router over
+# SHARDS vecdb-node shards vs against one `vecdb serve`, the same points in
+# both, in the same run.
+#
+#   scripts/bench-router.sh
+#
+# Starts SHARDS nodes, a router over them and a vecdb serve, each on free
+# loopback ports with its data in a temp dir; writes N seeded DIM-d points
+# into both over REST (vecdb-bench rest --port P --load 1 --search 0) and
+# waits for their indexers; then runs `vecdb-bench rest --port P --search 1`
+# against the router and against vecdb serve, ROUNDS times in turn (the
+# machine may be shared: alternating shows the noise). Servers are pinned
+# to SERVER_CPUS and the client to CLIENT_CPUS with taskset.
+#
+# Settings (environment): N (50000), DIM (128), CONNS (4), SECS (8),
+# SHARDS (2), ROUNDS (2), SERVER_CPUS (1), CLIENT_CPUS (0), BIN (build/bin).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BIN=${BIN:-build/bin}
+N=${N:-50000}
+DIM=${DIM:-128}
+CONNS=${CONNS:-4}
+SECS=${SECS:-8}   # not SECONDS: bash owns that name
+SHARDS=${SHARDS:-2}
+ROUNDS=${ROUNDS:-2}
+SERVER_CPUS=${SERVER_CPUS:-1}
+CLIENT_CPUS=${CLIENT_CPUS:-0}
+
+for b in vecdb vecdb-node vecdb-router vecdb-bench; do
+	[ -x "$BIN/$b" ] || { echo "bench-router.sh: no $BIN/$b (build first)" >&2; exit 2; }
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-router.XXXXXX")
+PIDS=()
+
+# Stop every server we started (by pid), then remove the temp dir.
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# start NAME CMD...: run CMD pinned to SERVER_CPUS in the background,
+# stdout to $TMP/NAME.out, stderr to $TMP/NAME.log.
+start() {
+	local name=$1
+	shift
+	VECDB_DURABILITY=buffered VECDB_LOG=warn taskset -c "$SERVER_CPUS" \
+		"$@" >"$TMP/$name.out" 2>"$TMP/$name.log" &
+	PIDS+=($!)
+}
+
+# port NAME PREFIX: wait (10 s) for NAME's first line; the port after PREFIX.
+port() {
+	local i line=""
+	for i in $(seq 100); do
+		if [ "$(wc -l <"$TMP/$1.out")" -ge 1 ]; then
+			line=$(head -n1 "$TMP/$1.out")
+			break
+		fi
+		sleep 0.1
+	done
+	[[ $line == *"$2"* ]] || line=""
+	line=${line#*"$2"}
+	line=${line%%[!0-9]*}
+	[ -n "$line" ] || { echo "bench-router.sh: $1 printed no port:" >&2; cat "$TMP/$1.log" >&2; exit 1; }
+	echo "$line"
+}
+
+topo="{\"shards\": ["
+sep=""
+for ((i = 0; i < SHARDS; i++)); do
+	mkdir -p "$TMP/n$i"
+	start "node$i" "$BIN/vecdb-node" --data "$TMP/n$i" \
+		--rpc tcp://127.0.0.1:0 --admin-port 0
+	p=$(port "node$i" "rpc tcp://127.0.0.1:")
+	topo+="$sep{\"id\": $i, \"primary\": \"tcp://127.0.0.1:$p\", \"replicas\": []}"
+	sep=", "
+done
+echo "$topo]}" >"$TMP/topology.json"
+start router "$BIN/vecdb-router" --topology "$TMP/topology.json" \
+	--host 127.0.0.1 --port 0 --timeout-ms 10000
+ROUTER=$(port router "serving http://127.0.0.1:")
+mkdir -p "$TMP/serve"
+start serve "$BIN/vecdb" serve --data "$TMP/serve" --host 127.0.0.1 --port 0
+SERVE=$(port serve "serving http://127.0.0.1:")
+
+bench() {
+	taskset -c "$CLIENT_CPUS" "$BIN/vecdb-bench" rest --n "$N" --dim "$DIM" \
+		--conns "$CONNS" --seconds "$SECS" "$@"
+}
+
+echo "# n=$N dim=$DIM shards=$SHARDS conns=$CONNS seconds=$SECS" \
+	"servers on cpu $SERVER_CPUS, client on cpu $CLIENT_CPUS"
+echo "# load: router"
+bench --port "$ROUTER" --load 1 --search 0
+echo "# load: vecdb serve"
+bench --port "$SERVE" --load 1 --search 0
+for ((r = 1; r <= ROUNDS; r++)); do
+	echo "# round $r: router over $SHARDS shards"
+	bench --port "$ROUTER" --load 0 --search 1
+	echo "# round $r: vecdb serve"
+	bench --port "$SERVE" --load 0 --search 1
+done
