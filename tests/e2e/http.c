@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -206,6 +207,53 @@ topology_write(const struct srv *s)
 }
 
 /*
+ * Wait until router s holds a connection to every member it lists
+ * (vecdb_router_shard_connected), so that a test's first request does
+ * not spend its deadline on nng's first dial on a loaded machine.
+ */
+static int
+router_wait_connected(struct srv *s)
+{
+	const char *key = "vecdb_router_shard_connected{";
+	time_t end = time(NULL) + PROC_START_TIMEOUT_S;
+	const char *at, *close, *hdr[2] = { NULL, NULL };
+	char key_hdr[256];
+	struct resp r;
+	int down;
+
+	for (int i = 0; s->proc.argv[i] != NULL; i++)
+		if (strcmp(s->proc.argv[i], "--api-key") == 0 &&
+		    s->proc.argv[i + 1] != NULL) {
+			snprintf(key_hdr, sizeof(key_hdr), "api-key: %s",
+			    s->proc.argv[i + 1]);
+			hdr[0] = key_hdr;
+		}
+	for (;;) {
+		down = -1;
+		if (http_req(s, "GET", "/metrics", NULL, hdr, &r) == 0) {
+			down = r.status == 200 ? 0 : -1;
+			/* every series line must end in "} 1" */
+			for (at = r.body; down == 0 && (at = strstr(at, key)) !=
+			    NULL; at = close) {
+				close = strchr(at, '}');
+				down = close == NULL || strncmp(close, "} 1\n",
+				    4) != 0;
+			}
+			resp_free(&r);
+		}
+		if (down == 0)
+			return 0;
+		if (time(NULL) > end) {
+			snprintf(s->err, sizeof(s->err), "the router did not "
+			    "connect to every node within %d s",
+			    PROC_START_TIMEOUT_S);
+			return -1;
+		}
+		usleep(10 * 1000);
+	}
+}
+
+/*
  * Start a router over topology (a path under tu_base) into s->proc. Its
  * shard deadline is 30 s unless args say otherwise (the last flag wins):
  * a sanitized build on a busy machine must not turn slowness into 503s.
@@ -226,7 +274,7 @@ router_start(struct srv *s, const char *topology, const char *log,
 	    sizeof(s->err)) != 0)
 		return -1;
 	s->rpc_port = proc_port(&s->proc, "rpc tcp://" LOCALHOST ":");
-	return 0;
+	return router_wait_connected(s);
 }
 
 int

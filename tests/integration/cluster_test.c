@@ -189,7 +189,7 @@ scroll_ids(struct srv *s, int page, size_t npts)
 static void
 cluster_up(struct srv *rt, struct srv *ref)
 {
-	static const char *const args[] = { "--timeout-ms", "1000", NULL };
+	static const char *const args[] = { "--timeout-ms", "3000", NULL };
 	uint64_t seed = 42;
 
 	for (int i = 0; i < NPTS; i++)

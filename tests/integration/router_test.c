@@ -22,7 +22,7 @@
 
 #define NPTS 300
 #define DIM 4
-#define DEADLINE_MS 1000
+#define DEADLINE_MS 3000
 
 static struct srv C;
 
@@ -59,7 +59,7 @@ point_vec(int i, float *v)
 static void
 up(void)
 {
-	static const char *const rargs[] = { "--timeout-ms", "1000", NULL };
+	static const char *const rargs[] = { "--timeout-ms", "3000", NULL };
 	char body[64 * NPTS + 64];
 	size_t off;
 	float v[DIM];
@@ -180,6 +180,19 @@ wait_member(int shard, int i, const char *role)
 	}
 }
 
+/* Wait until the router's gauge for member (shard, i) reads want. */
+static void
+wait_gauge(const char *name, int shard, int i, const char *role, double want)
+{
+	uint64_t end = now_ms() + 5000;
+
+	while (metric(name, shard, i, role) != want) {
+		ck_assert_msg(now_ms() < end, "%s of node %d never became %g",
+		    name, i, want);
+		usleep(20000);
+	}
+}
+
 START_TEST(reads_go_to_replicas_first_unless_consistency_is_primary)
 {
 	int rep = srv_add_replica(&C, 0, NULL);
@@ -187,6 +200,7 @@ START_TEST(reads_go_to_replicas_first_unless_consistency_is_primary)
 	json_t *x;
 
 	wait_member(0, rep, "replica");
+	wait_gauge("vecdb_router_shard_connected", 0, rep, "replica", 1);
 	a = scrape(rep);
 	b = scrape(rep);
 	own = sent_between(a, b, (struct sent) { 0, 0, 0 });
@@ -235,19 +249,6 @@ START_TEST(reads_go_to_replicas_first_unless_consistency_is_primary)
 }
 END_TEST
 
-/* Wait until the router's gauge for member (shard, i) reads want. */
-static void
-wait_gauge(const char *name, int shard, int i, const char *role, double want)
-{
-	uint64_t end = now_ms() + 5000;
-
-	while (metric(name, shard, i, role) != want) {
-		ck_assert_msg(now_ms() < end, "%s of node %d never became %g",
-		    name, i, want);
-		usleep(20000);
-	}
-}
-
 START_TEST(a_dead_replica_is_replaced_by_the_primary_within_the_deadline)
 {
 	int rep = srv_add_replica(&C, 0, NULL);
@@ -275,6 +276,29 @@ START_TEST(a_dead_replica_is_replaced_by_the_primary_within_the_deadline)
 }
 END_TEST
 
+/* Wait until the kernel shows pid stopped (SIGSTOP is asynchronous). */
+static void
+wait_stopped(pid_t pid)
+{
+	uint64_t end = now_ms() + 5000;
+	char path[64], buf[512], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	for (;;) {
+		ck_assert_msg(now_ms() < end, "pid %d never stopped", (int) pid);
+		if ((f = fopen(path, "r")) != NULL) {
+			p = fgets(buf, sizeof(buf), f);
+			fclose(f);
+			/* the state follows the ") " closing the name */
+			if (p != NULL && (p = strrchr(buf, ')')) != NULL &&
+			    (p[2] == 'T' || p[2] == 't'))
+				return;
+		}
+		usleep(1000);
+	}
+}
+
 START_TEST(a_hung_replica_leaves_time_for_the_primary)
 {
 	int rep = srv_add_replica(&C, 0, NULL);
@@ -285,6 +309,7 @@ START_TEST(a_hung_replica_leaves_time_for_the_primary)
 	wait_gauge("vecdb_router_shard_connected", 0, rep, "replica", 1);
 	/* stopped, not dead: its connection stays up and it never answers */
 	ck_assert_int_eq(kill(C.nodes[rep].pid, SIGSTOP), 0);
+	wait_stopped(C.nodes[rep].pid);
 	t0 = now_ms();
 	x = ok("POST", "/collections/c/points/count", "{}");
 	took = now_ms() - t0;
