@@ -15,6 +15,7 @@ packages=(
 	libprotobuf-c-dev protobuf-c-compiler  # wire format
 	libcivetweb-dev      # HTTP
 	libyaml-dev          # config files
+	libcurl4-openssl-dev # vecdbctl speaks REST through libcurl
 	openssl curl         # test certificates, end-to-end tests
 	prometheus           # promtool checks the /metrics output
 	libhnswlib-dev       # the peer vecdb-bench ann --compare measures
