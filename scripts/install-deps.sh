@@ -17,6 +17,7 @@ packages=(
 	libyaml-dev          # config files
 	libcurl4-openssl-dev # vecdbctl speaks REST through libcurl
 	openssl curl         # test certificates, end-to-end tests
+	jq                   # the vecdbctl test reads its --json output
 	prometheus           # promtool checks the /metrics output
 	libhnswlib-dev       # the peer vecdb-bench ann --compare measures
 )
