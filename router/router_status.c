@@ -28,19 +28,29 @@
 /* One member being asked, and what it said. */
 struct member {
 	uint32_t shard;           /* shard id */
-	const char *url;          /* borrowed from the topology */
+	char *url;                /* owned: a worker may outlive the topology */
 	const char *role;         /* as configured: primary or replica */
 	struct proto_health h;    /* its HEALTH answer */
 	json_t *colls;            /* [{name, vectors}] (owned) */
 	char error[512];          /* "" when it answered everything */
+	int done;                 /* the fields above are final; guarded by
+				     the run's lock */
 };
 
-/* A status call: the members and the shared deadline. */
+/*
+ * A status call: the members and the shared deadline. Shared by the
+ * caller and the workers, and freed by whichever lets go last: a worker
+ * stuck in a dial past the deadline is left behind, not waited for.
+ */
 struct status_run {
+	pthread_mutex_t lock;     /* guards done, left, refs */
+	pthread_cond_t cond;      /* signalled when a member is done */
+	unsigned refs;            /* the caller and each running worker */
+	size_t left;              /* members not done */
 	struct member *m;         /* n members, shard by shard */
 	size_t n;
 	atomic_size_t next;       /* the next member to ask */
-	const char *key;          /* node api key, "" for none */
+	char *key;                /* node api key, "" for none (owned) */
 	uint32_t timeout_ms;
 	uint64_t end_ms;          /* deadline on the monotonic clock */
 };
@@ -190,9 +200,10 @@ ask_collections(struct status_run *run, struct member *m, nng_socket s)
 }
 
 /*
- * Ask one member everything over a socket of its own.
- * XXX: the dial is synchronous so that a refused connection is reported
- * as such; a host that drops SYNs holds it until the kernel gives up.
+ * Ask one member everything over a socket of its own. The dial is
+ * synchronous so that a refused connection is reported as such; a host
+ * that drops SYNs holds it until the kernel gives up, but only this
+ * worker waits that long: the caller answers at the deadline.
  */
 static void
 ask_member(struct status_run *run, struct member *m)
@@ -218,32 +229,101 @@ ask_member(struct status_run *run, struct member *m)
 	nng_close(s);
 }
 
-/* A worker: ask members until none is left. */
+/* Free a run and what its members hold. */
+static void
+run_free(struct status_run *run)
+{
+	for (size_t i = 0; i < run->n; i++) {
+		vdb_free(run->m[i].url);
+		json_decref(run->m[i].colls);
+	}
+	vdb_free(run->m);
+	vdb_free(run->key);
+	pthread_cond_destroy(&run->cond);
+	pthread_mutex_destroy(&run->lock);
+	vdb_free(run);
+}
+
+/* Drop one reference; the last one frees. */
+static void
+run_put(struct status_run *run)
+{
+	unsigned left;
+
+	pthread_mutex_lock(&run->lock);
+	left = --run->refs;
+	pthread_mutex_unlock(&run->lock);
+	if (left == 0)
+		run_free(run);
+}
+
+/* A worker: ask members until none is left (none is started after the
+ * deadline: the caller reports those itself). */
 static void *
 worker(void *arg)
 {
 	struct status_run *run = arg;
 	size_t i;
 
-	while ((i = atomic_fetch_add(&run->next, 1)) < run->n)
+	while (now_ms() < run->end_ms &&
+	    (i = atomic_fetch_add(&run->next, 1)) < run->n) {
 		ask_member(run, &run->m[i]);
+		pthread_mutex_lock(&run->lock);
+		run->m[i].done = 1;
+		run->left--;
+		pthread_cond_signal(&run->cond);
+		pthread_mutex_unlock(&run->lock);
+	}
+	run_put(run);
 	return NULL;
 }
 
-/* Run the workers; this thread is one of them. */
+/* Start detached workers; with none, ask from this thread. */
 static void
-ask_all(struct status_run *run)
+workers_start(struct status_run *run)
 {
-	pthread_t th[STATUS_THREADS_MAX];
 	size_t want = run->n < STATUS_THREADS_MAX ? run->n : STATUS_THREADS_MAX;
+	pthread_attr_t attr;
+	pthread_t th;
 	size_t started = 0;
 
-	while (started + 1 < want &&
-	    pthread_create(&th[started], NULL, worker, run) == 0)
-		started++;
-	worker(run);
-	for (size_t i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	for (; started < want; started++) {
+		pthread_mutex_lock(&run->lock);
+		run->refs++;
+		pthread_mutex_unlock(&run->lock);
+		if (pthread_create(&th, &attr, worker, run) != 0) {
+			pthread_mutex_lock(&run->lock);
+			run->refs--;
+			pthread_mutex_unlock(&run->lock);
+			break;
+		}
+	}
+	pthread_attr_destroy(&attr);
+	if (started == 0) {
+		run->refs++;
+		worker(run);
+	}
+}
+
+/* Wait until every member is done or the deadline (plus a little for
+ * the last answers to be decoded) has passed. Called with the lock. */
+static void
+wait_locked(struct status_run *run)
+{
+	uint64_t end = run->end_ms + 100;
+	struct timespec ts;
+
+	while (run->left > 0 && now_ms() < end) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&run->cond, &run->lock, &ts);
+	}
 }
 
 /* The members of t, primary first within each shard. */
@@ -260,21 +340,38 @@ members_new(const router_topology *t, size_t *n)
 		return NULL;
 	for (size_t i = 0; i < t->n; i++) {
 		const struct router_shard *s = &t->shards[i];
-		m[k++] = (struct member) { .shard = s->id, .url = s->primary,
-			.role = "primary" };
+		m[k++] = (struct member) { .shard = s->id,
+			.url = vdb_strdup(s->primary), .role = "primary" };
 		for (size_t j = 0; j < s->n_replicas; j++)
 			m[k++] = (struct member) { .shard = s->id,
-				.url = s->replicas[j], .role = "replica" };
+				.url = vdb_strdup(s->replicas[j]),
+				.role = "replica" };
 	}
+	for (size_t i = 0; i < *n; i++)
+		if (m[i].url == NULL) {
+			for (size_t j = 0; j < *n; j++)
+				vdb_free(m[j].url);
+			vdb_free(m);
+			return NULL;
+		}
 	return m;
 }
 
-/* One member's JSON; an answering member's role is the one it reports. */
+/* One member's JSON; an answering member's role is the one it reports,
+ * and one still being asked is reported as not answering. */
 static json_t *
-member_json(struct member *m)
+member_json(struct status_run *run, struct member *m)
 {
-	json_t *colls = m->colls ? m->colls : json_array();
+	json_t *colls;
+	char why[128];
 
+	if (!m->done) {
+		snprintf(why, sizeof(why), "no answer within %u ms",
+		    run->timeout_ms);
+		return api_cluster_member_json(m->url, m->role, NULL, 0,
+		    json_array(), why);
+	}
+	colls = m->colls ? m->colls : json_array();
 	m->colls = NULL;
 	if (m->error[0] != '\0')
 		return api_cluster_member_json(m->url, m->role, m->h.node_id[0] ?
@@ -283,45 +380,75 @@ member_json(struct member *m)
 	    m->h.last_seq, colls, NULL);
 }
 
-/* {role: router, shards: [{id, members}]} from the answers. */
+/* {role: router, shards: [{id, members}]} from the answers. Called with
+ * the lock, so that no member turns done halfway. */
 static json_t *
-status_json(const router_topology *t, struct member *m, size_t n)
+status_json_locked(struct status_run *run, const router_topology *t)
 {
 	json_t *shards = json_array();
 	size_t k = 0;
 
 	for (size_t i = 0; i < t->n; i++) {
 		json_t *members = json_array();
-		while (k < n && m[k].shard == t->shards[i].id)
-			json_array_append_new(members, member_json(&m[k++]));
+		while (k < run->n && run->m[k].shard == t->shards[i].id)
+			json_array_append_new(members, member_json(run,
+			    &run->m[k++]));
 		json_array_append_new(shards, json_pack("{s:I, s:o}", "id",
 		    (json_int_t) t->shards[i].id, "members", members));
 	}
 	return json_pack("{s:s, s:o}", "role", "router", "shards", shards);
 }
 
+/* A run over the members of t, its deadline starting now. */
+static struct status_run *
+run_new(const router_topology *t, uint32_t timeout_ms, const char *key)
+{
+	struct status_run *run = vdb_calloc(1, sizeof(*run));
+	pthread_condattr_t ca;
+
+	if (run == NULL)
+		return NULL;
+	if ((run->m = members_new(t, &run->n)) == NULL ||
+	    (run->key = vdb_strdup(key)) == NULL) {
+		vdb_free(run->m);
+		vdb_free(run);
+		return NULL;
+	}
+	pthread_mutex_init(&run->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&run->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	run->refs = 1;
+	run->left = run->n;
+	run->timeout_ms = timeout_ms;
+	run->end_ms = now_ms() + timeout_ms;
+	atomic_init(&run->next, 0);
+	return run;
+}
+
 int
 router_cluster_status(void *ctx, json_t **out)
 {
 	router *r = ctx;
-	struct status_run run;
+	struct status_run *run;
 	router_topology *t;
+	const char *key;
+	uint32_t timeout_ms;
 	json_t *j;
 
-	memset(&run, 0, sizeof(run));
-	t = router_topology_acquire(r, &run.timeout_ms, &run.key);
-	if ((run.m = members_new(t, &run.n)) == NULL) {
+	t = router_topology_acquire(r, &timeout_ms, &key);
+	if ((run = run_new(t, timeout_ms, key)) == NULL) {
 		router_topology_release(r, t);
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
-	atomic_init(&run.next, 0);
-	run.end_ms = now_ms() + run.timeout_ms;
-	ask_all(&run);
-	j = status_json(t, run.m, run.n);
-	for (size_t i = 0; i < run.n; i++)
-		json_decref(run.m[i].colls);
-	vdb_free(run.m);
+	workers_start(run);
+	pthread_mutex_lock(&run->lock);
+	wait_locked(run);
+	j = status_json_locked(run, t);
+	pthread_mutex_unlock(&run->lock);
 	router_topology_release(r, t);
+	run_put(run);
 	if (j == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	*out = j;

@@ -181,6 +181,17 @@ standalone() {
 	server_stop
 	run 1 ctl --url "$u" collections list
 	expect_in "unreachable" "$err" "^vecdbctl: cannot reach $u: "
+
+	# /cluster is a read route: the read-only key may call it.
+	server_start "$vecdb_bin" --data "$tmp/data" --api-key rw --read-only-api-key ro
+	run 1 ctl --url "$url" cluster status
+	expect_in "status without a key" "$err" "^vecdbctl: UNAUTHENTICATED: "
+	run 0 ctl --url "$url" --api-key ro cluster status --json
+	expect_eq "status, read-only key" "$(jq -c '.shards[0].members[0].collections' <<<"$out")" \
+	    '[{"name":"bad","vectors":2},{"name":"items","vectors":3000}]'
+	VECDB_API_KEY=ro run 1 "$ctl_bin" --url "$url" collections delete items
+	expect_in "read-only key cannot write" "$err" "^vecdbctl: PERMISSION_DENIED: "
+	server_stop
 }
 
 # ===== The docs/CTL.md session =====
@@ -219,6 +230,7 @@ doc_session() {
 # node_start I: a vecdb-node on a free port; sets node_url[I], node_pid[I].
 node_url=()
 node_pid=()
+router_pids=()
 node_admin=()
 node_start() {
 	local i=$1 line=
@@ -237,20 +249,22 @@ node_start() {
 	node_admin[$i]=$(sed 's|.* admin \(http://[^ ]*\) .*|\1|' <<<"$line")
 }
 
-# router_start: over the two nodes, with an api key; sets rurl.
+# router_start NAME TIMEOUT_MS: over the two nodes, with an api key;
+# sets rurl. (A generous timeout: a loaded machine fsyncs slowly.)
 router_start() {
-	local line=
+	local line= r=$tmp/$1
 	printf '{"shards": [{"id": 0, "primary": "%s"}, {"id": 1, "primary": "%s"}]}\n' \
 	    "${node_url[0]}" "${node_url[1]}" >"$tmp/topology.json"
 	"$router_bin" --topology "$tmp/topology.json" --host 127.0.0.1 --port 0 \
-	    --timeout-ms 1000 --api-key secret >"$tmp/router.out" 2>"$tmp/router.err" &
+	    --timeout-ms "$2" --api-key secret >"$r.out" 2>"$r.err" &
 	extra_pids+=("$!")
+	router_pids+=("$!")
 	for _ in $(seq 100); do
-		line=$(grep -m1 'serving http' "$tmp/router.out" || true)
+		line=$(grep -m1 'serving http' "$r.out" || true)
 		[ -n "$line" ] && break
 		sleep 0.1
 	done
-	[ -n "$line" ] || fail "the router printed no port line: $(cat "$tmp/router.err")"
+	[ -n "$line" ] || fail "router $1 printed no port line: $(cat "$r.err")"
 	rurl=$(sed 's|.*serving \(http://[0-9.:]*\).*|\1|' <<<"$line")
 }
 
@@ -263,7 +277,7 @@ node_count() {
 cluster() {
 	node_start 0
 	node_start 1
-	router_start
+	router_start router 10000
 	key=secret
 
 	run 1 ctl --url "$rurl" cluster status
@@ -308,7 +322,27 @@ cluster() {
 	run 0 "$ctl_bin" cluster status
 	expect_in "dead row" "$out" "^1 +${node_url[1]} +primary +no "
 	expect_in "status footer" "$out" "^router: 1 of 2 members reachable$"
+
+	# A hung node (stopped: the kernel still accepts its connections) is
+	# reported at the router's deadline, not waited for.
+	router_start router2 500
+	kill -STOP "${node_pid[0]}"
+	local t0=$SECONDS
+	run 0 "$ctl_bin" --url "$rurl" cluster status --json
+	kill -CONT "${node_pid[0]}"
+	expect_eq "hung node" "$(jq -c '[.shards[].members[0].reachable]' <<<"$out")" '[false,false]'
+	expect_in "hung node error" "$(jq -r '.shards[0].members[0].error' <<<"$out")" "no answer within 500 ms$"
+	[ $((SECONDS - t0)) -le 5 ] || fail "status took $((SECONDS - t0)) s with a 500 ms timeout"
 	unset VECDB_URL VECDB_API_KEY
+
+	# The routers stop cleanly (under the sanitizers: no leak, no error).
+	local p rc
+	for p in "${router_pids[@]}"; do
+		rc=0
+		kill -TERM "$p"
+		wait "$p" || rc=$?
+		[ "$rc" -eq 0 ] || fail "a router exited with status $rc after SIGTERM"
+	done
 }
 
 standalone
