@@ -97,6 +97,14 @@ standalone() {
 	run 0 ctl --url "$u" points import items - <"$tmp/three.jsonl"
 	expect_in "stdin import" "$out" "^imported 3 points into 'items'"
 
+	# On a terminal (script(1) gives it one): a bar redrawn with \r.
+	if command -v script >/dev/null; then
+		script -qec "env -u VECDB_URL -u VECDB_API_KEY $ctl_bin --url $u points import items $tmp/three.jsonl" \
+		    /dev/null >"$tmp/tty" </dev/null || fail "import on a tty failed: $(cat "$tmp/tty")"
+		grep -q $'\r\\[#\\{30\\}\\] 3/3 points' "$tmp/tty" || fail "no progress bar: $(od -c "$tmp/tty" | head)"
+		grep -q '^imported 3 points' "$tmp/tty" || fail "no summary on the tty: $(cat "$tmp/tty")"
+	fi
+
 	run 0 ctl --url "$u" collections list --json
 	expect_eq "list --json" "$out" '["items"]'
 	run 0 ctl --url "$u" collections list
