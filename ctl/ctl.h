@@ -56,9 +56,13 @@ char *ctl_escape(struct ctl *c, const char *seg);
 
 /* ===== Output (ctl_table.c) ===== */
 
-/* A table printed with aligned columns; cells are copied. */
+#define CTL_TABLE_COLS_MAX 16
+
+/* A table printed with aligned columns; cells are copied. A CLI that
+ * cannot hold its output has nothing better to do than stop: allocation
+ * failures exit with CTL_FAIL. */
 struct ctl_table {
-	size_t ncols;
+	size_t ncols;             /* 1..CTL_TABLE_COLS_MAX */
 	size_t nrows;             /* rows added, the header included */
 	char **cells;             /* nrows * ncols */
 };

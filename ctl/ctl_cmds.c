@@ -91,8 +91,7 @@ coll_path(struct ctl *c, const char *coll, const char *rest)
 	return p;
 }
 
-/* One call on a collection path; prints --json output itself when
- * @p print_json, else hands the data back. */
+/* One call on collections/:coll[/rest]; *data as ctl_call gives it. */
 static int
 coll_call(struct ctl *c, const char *method, const char *coll,
     const char *rest, const json_t *body, json_t **data)
@@ -129,8 +128,10 @@ colls_text(const json_t *colls)
 	json_array_foreach(colls, i, x)
 		cap += strlen(json_string_value(json_object_get(x, "name")) ?:
 		    "") + 24;
-	if ((s = malloc(cap)) == NULL)
+	if ((s = malloc(cap)) == NULL) {
+		ctl_errorf("out of memory");
 		exit(CTL_FAIL);
+	}
 	s[0] = '\0';
 	json_array_foreach(colls, i, x)
 		len += (size_t) snprintf(s + len, cap - len, "%s%s=%lld",
@@ -165,6 +166,7 @@ shard_rows(struct ctl_table *t, const json_t *shard, size_t *up, size_t *all)
 	free(id);
 }
 
+/* cluster status: GET /cluster as one row per member. */
 static int
 cluster_status(struct ctl *c, const struct sub *s, int argc, char **argv)
 {
@@ -216,6 +218,7 @@ ctl_cluster(struct ctl *c, int argc, char **argv)
 	"       vecdbctl collections info NAME\n" \
 	"       vecdbctl collections delete NAME\n"
 
+/* collections list: the names, each with its dimension, metric, count. */
 static int
 coll_list(struct ctl *c, const struct sub *s, int argc, char **argv)
 {
@@ -318,6 +321,7 @@ create_parse(const struct sub *s, int argc, char **argv,
 	return CTL_OK;
 }
 
+/* collections create NAME --dim N ... */
 static int
 coll_create(struct ctl *c, const struct sub *s, int argc, char **argv)
 {
@@ -384,6 +388,7 @@ info_rows(struct ctl_table *t, const json_t *d)
 	free(v);
 }
 
+/* collections info NAME: config and stats as FIELD VALUE rows. */
 static int
 coll_info(struct ctl *c, const struct sub *s, int argc, char **argv)
 {
@@ -408,6 +413,7 @@ coll_info(struct ctl *c, const struct sub *s, int argc, char **argv)
 	return CTL_OK;
 }
 
+/* collections delete NAME. */
 static int
 coll_delete(struct ctl *c, const struct sub *s, int argc, char **argv)
 {
@@ -492,6 +498,7 @@ snap_print(struct ctl *c, const json_t *data)
 	ctl_table_fini(&t);
 }
 
+/* snapshot create COLLECTION. */
 static int
 snap_create(struct ctl *c, const struct sub *s, int argc, char **argv)
 {
@@ -508,6 +515,7 @@ snap_create(struct ctl *c, const struct sub *s, int argc, char **argv)
 	return CTL_OK;
 }
 
+/* snapshot list COLLECTION. */
 static int
 snap_list(struct ctl *c, const struct sub *s, int argc, char **argv)
 {
@@ -524,6 +532,7 @@ snap_list(struct ctl *c, const struct sub *s, int argc, char **argv)
 	return CTL_OK;
 }
 
+/* snapshot restore COLLECTION NAME. */
 static int
 snap_restore(struct ctl *c, const struct sub *s, int argc, char **argv)
 {

@@ -3,6 +3,7 @@
  * each column as wide as its widest cell (the last one unpadded, so long
  * payloads do not drag trailing spaces).
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ ctl_table_init(struct ctl_table *t, size_t ncols, ...)
 {
 	va_list ap;
 
+	assert(ncols >= 1 && ncols <= CTL_TABLE_COLS_MAX);
 	t->ncols = ncols;
 	t->nrows = 0;
 	t->cells = NULL;
@@ -66,10 +68,10 @@ ctl_table_row(struct ctl_table *t, ...)
 void
 ctl_table_print(const struct ctl_table *t, FILE *f)
 {
-	size_t w[32] = { 0 };
+	size_t w[CTL_TABLE_COLS_MAX] = { 0 };
 
 	for (size_t r = 0; r < t->nrows; r++)
-		for (size_t i = 0; i < t->ncols && i < 32; i++) {
+		for (size_t i = 0; i < t->ncols; i++) {
 			size_t n = strlen(t->cells[r * t->ncols + i]);
 			w[i] = n > w[i] ? n : w[i];
 		}
@@ -79,8 +81,7 @@ ctl_table_print(const struct ctl_table *t, FILE *f)
 			if (i + 1 == t->ncols)
 				fprintf(f, "%s\n", s);
 			else
-				fprintf(f, "%-*s  ", (int) w[i < 32 ? i : 31],
-				    s);
+				fprintf(f, "%-*s  ", (int) w[i], s);
 		}
 	}
 }
@@ -114,13 +115,12 @@ ctl_json_text(const json_t *v)
 void
 ctl_print_json(const json_t *data)
 {
-	char *s = ctl_json_text(data);
+	char *s = json_dumps(data, CTL_JSON_FLAGS);
 
-	/* Strings print quoted here: this is JSON for scripts. */
-	if (json_is_string(data)) {
-		free(s);
-		s = json_dumps(data, CTL_JSON_FLAGS);
+	if (s == NULL) {
+		ctl_errorf("out of memory");
+		exit(CTL_FAIL);
 	}
-	printf("%s\n", s ? s : "null");
+	printf("%s\n", s);
 	free(s);
 }
