@@ -318,8 +318,6 @@ cluster() {
 
 	run 0 "$ctl_bin" search items --vector 4,2,1,1234 --limit 3 --exact --json
 	expect_eq "router search" "$(jq -c '[.[].id]' <<<"$out")" '[1234,1233,1235]'
-	run 1 "$ctl_bin" snapshot list items
-	expect_in "router snapshots" "$err" "^vecdbctl: INVALID_ARGUMENT: snapshots are per node"
 
 	kill -KILL "${node_pid[1]}"
 	wait "${node_pid[1]}" 2>/dev/null || true
