@@ -51,6 +51,11 @@ void ctl_close(struct ctl *c);
 int ctl_call(struct ctl *c, const char *method, const char *path,
     const json_t *body, json_t **data);
 
+/* ctl_call with a body already in JSON text (@p len bytes, borrowed;
+ * NULL: none). */
+int ctl_call_text(struct ctl *c, const char *method, const char *path,
+    const char *body, size_t len, json_t **data);
+
 /* A path segment escaped for a URL (caller frees with free()). */
 char *ctl_escape(struct ctl *c, const char *seg);
 

@@ -106,7 +106,8 @@ headers_new(const struct ctl *c)
 /* Set up the handle for one request. */
 static void
 request_setup(struct ctl *c, const char *method, const char *url,
-    const char *body, struct curl_slist *h, struct buf *b, char *err)
+    const char *body, size_t len, struct curl_slist *h, struct buf *b,
+    char *err)
 {
 	CURL *k = c->curl;
 
@@ -122,7 +123,7 @@ request_setup(struct ctl *c, const char *method, const char *url,
 	if (body != NULL) {
 		curl_easy_setopt(k, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t) strlen(body));
+		    (curl_off_t) len);
 	}
 }
 
@@ -151,10 +152,10 @@ envelope(const char *url, long status, const struct buf *b, json_t **data)
 }
 
 int
-ctl_call(struct ctl *c, const char *method, const char *path,
-    const json_t *body, json_t **data)
+ctl_call_text(struct ctl *c, const char *method, const char *path,
+    const char *body, size_t len, json_t **data)
 {
-	char err[CURL_ERROR_SIZE] = "", *text = NULL, *url;
+	char err[CURL_ERROR_SIZE] = "", *url;
 	struct buf b = { NULL, 0, 0, 0 };
 	struct curl_slist *h = NULL;
 	size_t n = strlen(c->url);
@@ -163,17 +164,14 @@ ctl_call(struct ctl *c, const char *method, const char *path,
 	int rv = CTL_FAIL;
 
 	if ((url = malloc(n + strlen(path) + 2)) == NULL ||
-	    (h = headers_new(c)) == NULL ||
-	    (body != NULL && (text = json_dumps(body, CTL_JSON_FLAGS)) ==
-	    NULL)) {
+	    (h = headers_new(c)) == NULL) {
 		ctl_errorf("out of memory");
-		curl_slist_free_all(h);
 		free(url);
 		return CTL_FAIL;
 	}
 	sprintf(url, "%s%s%s", c->url, n && c->url[n - 1] == '/' ? "" : "/",
 	    path);
-	request_setup(c, method, url, body ? text : NULL, h, &b, err);
+	request_setup(c, method, url, body, len, h, &b, err);
 	if ((cc = curl_easy_perform(c->curl)) != CURLE_OK)
 		ctl_errorf("cannot reach %s: %s", c->url, b.oom ?
 		    "out of memory" : err[0] ? err : curl_easy_strerror(cc));
@@ -182,8 +180,24 @@ ctl_call(struct ctl *c, const char *method, const char *path,
 		rv = envelope(url, status, &b, data);
 	}
 	curl_slist_free_all(h);
-	free(text);
 	free(b.p);
 	free(url);
+	return rv;
+}
+
+int
+ctl_call(struct ctl *c, const char *method, const char *path,
+    const json_t *body, json_t **data)
+{
+	char *text = NULL;
+	int rv;
+
+	if (body != NULL && (text = json_dumps(body, CTL_JSON_FLAGS)) == NULL) {
+		ctl_errorf("out of memory");
+		return CTL_FAIL;
+	}
+	rv = ctl_call_text(c, method, path, text, text ? strlen(text) : 0,
+	    data);
+	free(text);
 	return rv;
 }

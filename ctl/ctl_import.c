@@ -4,7 +4,9 @@
  * takes it: {id?, vector|data, payload|metadata?}) into upsert batches.
  * Each line is checked before its batch is sent, against the collection's
  * dimension too, so that a bad line is named by its number and nothing of
- * its batch reaches the server.
+ * its batch reaches the server. A checked line is sent as it was written,
+ * not re-encoded: numbers keep their exact text, and it halves the
+ * client's work (parsing a 128-d line costs about as much as printing it).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,7 +36,9 @@ struct import {
 	uint64_t done;            /* points the server acknowledged */
 	uint64_t line;            /* number of the line being read */
 	uint64_t first;           /* line of the batch's first point */
-	json_t *points;           /* the batch being filled */
+	char *body;               /* the batch: {"vectors":[line,line... */
+	size_t len, cap;          /* of body */
+	size_t n;                 /* points in the batch */
 	double t0, shown;         /* start, last progress line */
 	int tty;                  /* stderr is a terminal: redraw one line */
 };
@@ -127,22 +131,52 @@ progress(struct import *im, int last)
 		    (unsigned long long) im->done, rate(im));
 }
 
+#define BATCH_HEAD "{\"vectors\":["
+
+/* Append len bytes to the batch body. */
+static int
+body_add(struct import *im, const char *s, size_t len)
+{
+	if (im->len + len + 1 > im->cap) {
+		size_t cap = (im->cap ? im->cap * 2 : 65536) + len;
+		char *p = realloc(im->body, cap);
+		if (p == NULL) {
+			ctl_errorf("out of memory");
+			return CTL_FAIL;
+		}
+		im->body = p;
+		im->cap = cap;
+	}
+	memcpy(im->body + im->len, s, len);
+	im->len += len;
+	im->body[im->len] = '\0';
+	return CTL_OK;
+}
+
+/* Empty the batch. */
+static int
+batch_reset(struct import *im)
+{
+	im->len = 0;
+	im->n = 0;
+	return body_add(im, BATCH_HEAD, strlen(BATCH_HEAD));
+}
+
 /* Send the batch; on failure say which lines it held. */
 static int
 batch_send(struct import *im)
 {
-	size_t n = json_array_size(im->points);
-	json_t *body, *data;
 	char path[128];
+	json_t *data;
 	int rv;
 
-	if (n == 0)
+	if (im->n == 0)
 		return CTL_OK;
 	snprintf(path, sizeof(path), "collections/%s/vectors/upsert",
 	    im->coll);
-	body = json_pack("{s:O}", "vectors", im->points);
-	rv = ctl_call(im->c, "POST", path, body, &data);
-	json_decref(body);
+	if ((rv = body_add(im, "]}", 2)) != CTL_OK)
+		return rv;
+	rv = ctl_call_text(im->c, "POST", path, im->body, im->len, &data);
 	if (rv != CTL_OK) {
 		ctl_errorf("the batch of lines %llu-%llu was not imported",
 		    (unsigned long long) im->first,
@@ -152,9 +186,8 @@ batch_send(struct import *im)
 	im->done += (uint64_t) json_integer_value(json_object_get(data,
 	    "upserted_count"));
 	json_decref(data);
-	json_array_clear(im->points);
 	progress(im, 0);
-	return CTL_OK;
+	return batch_reset(im);
 }
 
 /* Check a parsed line; NULL if it is a point, else why not. */
@@ -192,19 +225,24 @@ point_check(const struct import *im, const json_t *p, char *why, size_t len)
 	return NULL;
 }
 
-/* Take one line: skip blanks, else check it and add it to the batch. */
+/* Take one line of len bytes: skip blanks, else check it and add it to
+ * the batch. */
 static int
-line_take(struct import *im, const char *text)
+line_take(struct import *im, const char *text, size_t len)
 {
 	const char *s = text + strspn(text, " \t\r\n");
 	char why[256];
 	const char *bad;
 	json_error_t je;
 	json_t *p;
+	int rv;
 
-	if (*s == '\0')
+	len -= (size_t) (s - text);
+	while (len > 0 && strchr(" \t\r\n", s[len - 1]) != NULL)
+		len--;
+	if (len == 0)
 		return CTL_OK;
-	if ((p = json_loads(s, 0, &je)) == NULL) {
+	if ((p = json_loadb(s, len, 0, &je)) == NULL) {
 		ctl_errorf("%s:%llu: malformed line: %s", im->name,
 		    (unsigned long long) im->line, je.text);
 		return CTL_FAIL;
@@ -215,10 +253,13 @@ line_take(struct import *im, const char *text)
 		json_decref(p);
 		return CTL_FAIL;
 	}
-	if (json_array_size(im->points) == 0)
+	json_decref(p);
+	if (im->n == 0)
 		im->first = im->line;
-	json_array_append_new(im->points, p);
-	if ((long) json_array_size(im->points) >= im->batch)
+	if ((im->n > 0 && (rv = body_add(im, ",", 1)) != CTL_OK) ||
+	    (rv = body_add(im, s, len)) != CTL_OK)
+		return rv;
+	if ((long) ++im->n >= im->batch)
 		return batch_send(im);
 	return CTL_OK;
 }
@@ -229,11 +270,12 @@ import_run(struct import *im)
 {
 	char *text = NULL;
 	size_t cap = 0;
+	ssize_t got;
 	int rv = CTL_OK;
 
-	while (rv == CTL_OK && getline(&text, &cap, im->in) != -1) {
+	while (rv == CTL_OK && (got = getline(&text, &cap, im->in)) != -1) {
 		im->line++;
-		rv = line_take(im, text);
+		rv = line_take(im, text, (size_t) got);
 	}
 	free(text);
 	if (rv == CTL_OK && ferror(im->in)) {
@@ -339,10 +381,7 @@ points_import(struct ctl *c, int argc, char **argv)
 		ctl_errorf("cannot open %s: %s", im.file, strerror(errno));
 		return CTL_FAIL;
 	}
-	if ((im.points = json_array()) == NULL) {
-		ctl_errorf("out of memory");
-		rv = CTL_FAIL;
-	} else {
+	if ((rv = batch_reset(&im)) == CTL_OK) {
 		im.total = count_lines(im.file);
 		im.tty = isatty(STDERR_FILENO);
 		im.t0 = now_s();
@@ -353,7 +392,7 @@ points_import(struct ctl *c, int argc, char **argv)
 			progress(&im, 1);
 		summary(&im, rv);
 	}
-	json_decref(im.points);
+	free(im.body);
 	if (im.in != stdin)
 		fclose(im.in);
 	return rv;
