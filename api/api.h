@@ -89,6 +89,16 @@ struct api_backend {
 	void (*metrics)(void *ctx, FILE *f);
 
 	int (*stats)(void *ctx, vecdb_stats *out);
+
+	/*
+	 * GET /cluster: {role, shards: [{id, members: [{url, role,
+	 * reachable, node_id, last_seq, vectors, collections: [{name,
+	 * vectors}], error}]}]}. A member that cannot be reached is listed
+	 * with reachable false and its error, not failed: the call fails
+	 * only when the backend itself cannot answer. *out is new (caller
+	 * decrefs). NULL op: the route answers INVALID_ARGUMENT.
+	 */
+	int (*cluster_status)(void *ctx, json_t **out);
 };
 
 /*
@@ -114,6 +124,13 @@ void api_read_opts_reset(void);
 
 /* Record that shard id was left out (once). */
 void api_read_opts_missing(uint32_t shard);
+
+/* One member of GET /cluster's shards[].members, filled from what was
+ * learnt (error NULL: reachable; else last_seq and vectors are null).
+ * vectors is the sum over collections, which is stolen. */
+json_t *api_cluster_member_json(const char *url, const char *role,
+    const char *node_id, uint64_t last_seq, json_t *collections,
+    const char *error);
 
 /* The local backend over an open database (borrowed). */
 void api_backend_local_init(struct api_backend *b, vecdb *db);

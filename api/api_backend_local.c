@@ -242,6 +242,58 @@ l_stats(void *ctx, vecdb_stats *out)
 	return vecdb_stats_get(ctx, out);
 }
 
+/* Every collection of the database with its point count. */
+static int
+collections_json(vecdb *db, json_t **out)
+{
+	vecdb_collection_stats st;
+	json_t *a = json_array();
+	char **names;
+	size_t n;
+	int rv;
+
+	if ((rv = vecdb_collection_list(db, &names, &n)) != VECDB_OK) {
+		json_decref(a);
+		return rv;
+	}
+	for (size_t i = 0; i < n && rv == VECDB_OK; i++) {
+		/* Dropped since the list: not an error, just gone. */
+		if ((rv = vecdb_collection_stats_get(db, names[i], &st)) ==
+		    VECDB_ENOTFOUND) {
+			rv = VECDB_OK;
+			continue;
+		}
+		if (rv == VECDB_OK)
+			json_array_append_new(a, json_pack("{s:s, s:I}", "name",
+			    names[i], "vectors", (json_int_t) st.vector_count));
+	}
+	vecdb_names_free(names, n);
+	if (rv != VECDB_OK) {
+		json_decref(a);
+		return rv;
+	}
+	*out = a;
+	return VECDB_OK;
+}
+
+/* One shard, one member: this process. */
+static int
+l_cluster_status(void *ctx, json_t **out)
+{
+	json_t *colls, *member;
+	vecdb_stats st;
+	int rv;
+
+	if ((rv = vecdb_stats_get(ctx, &st)) != VECDB_OK ||
+	    (rv = collections_json(ctx, &colls)) != VECDB_OK)
+		return rv;
+	member = api_cluster_member_json("local", "primary", "local",
+	    st.last_seq, colls, NULL);
+	*out = json_pack("{s:s, s:[{s:i, s:[o]}]}", "role", "standalone",
+	    "shards", "id", 0, "members", member);
+	return *out ? VECDB_OK : vdb_err(VECDB_ENOMEM, "out of memory");
+}
+
 void
 api_backend_local_init(struct api_backend *b, vecdb *db)
 {
@@ -270,5 +322,6 @@ api_backend_local_init(struct api_backend *b, vecdb *db)
 		.payload_index_delete = l_payload_index_delete,
 		.payload_index_list = l_payload_index_list,
 		.stats = l_stats,
+		.cluster_status = l_cluster_status,
 	};
 }

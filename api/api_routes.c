@@ -43,6 +43,34 @@ h_stats(struct api_req *r, json_t **data)
 	return VECDB_OK;
 }
 
+json_t *
+api_cluster_member_json(const char *url, const char *role,
+    const char *node_id, uint64_t last_seq, json_t *collections,
+    const char *error)
+{
+	json_int_t vectors = 0;
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(collections, i, c)
+		vectors += json_integer_value(json_object_get(c, "vectors"));
+	/* What an unreachable member did not say is null, not zero. */
+	return json_pack("{s:s, s:s, s:b, s:s?, s:o, s:o, s:o, s:s?}", "url",
+	    url, "role", role, "reachable", error == NULL, "node_id", node_id,
+	    "last_seq", error ? json_null() : json_integer((json_int_t)
+	    last_seq), "vectors", error ? json_null() : json_integer(vectors),
+	    "collections", collections, "error", error);
+}
+
+static int
+h_cluster(struct api_req *r, json_t **data)
+{
+	if (r->b->cluster_status == NULL)
+		return vdb_err(VECDB_EINVAL, "this server has no cluster "
+		    "status");
+	return r->b->cluster_status(r->b->ctx, data);
+}
+
 /* The route names used as metric labels. */
 static const char *route_names[64];
 
@@ -549,6 +577,7 @@ const struct api_route api_routes[] = {
 	{ "GET", "health", h_health, 0, API_BODY_NONE, 1 },
 	{ "GET", "stats", h_stats, 0, API_BODY_NONE, 0 },
 	{ "GET", "metrics", h_metrics, 0, API_BODY_NONE, 0 },
+	{ "GET", "cluster", h_cluster, 0, API_BODY_NONE, 0 },
 	{ "POST", "collections", h_collection_create, 1, API_BODY_JSON, 0 },
 	{ "GET", "collections", h_collection_list, 0, API_BODY_NONE, 0 },
 	{ "GET", C, h_collection_get, 0, API_BODY_NONE, 0 },

@@ -104,4 +104,23 @@ void router_free(router *r);
 /* The cluster backend over a router (borrowed). */
 void api_backend_cluster_init(struct api_backend *b, router *r);
 
+/* ===== Cluster status (router_status.c) ===== */
+
+/*
+ * The api_backend cluster_status op over a router (ctx): asks every
+ * member of the topology, primaries and replicas, over a short-lived
+ * socket of its own, so that the answer does not depend on the router's
+ * back-off state. Unreachable members are listed with their error.
+ */
+int router_cluster_status(void *ctx, json_t **out);
+
+/*
+ * The current topology, referenced until router_topology_release(), with
+ * the router's timeout and node api key ("" for none; borrowed for the
+ * router's life).
+ */
+router_topology *router_topology_acquire(router *r, uint32_t *timeout_ms,
+    const char **node_key);
+void router_topology_release(router *r, router_topology *t);
+
 #endif /* ROUTER_H */

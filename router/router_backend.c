@@ -2022,4 +2022,21 @@ api_backend_cluster_init(struct api_backend *b, router *r)
 	b->payload_index_list = cl_pindex_list;
 	b->stats = cl_stats;
 	b->metrics = cl_metrics;
+	b->cluster_status = router_cluster_status;
+}
+
+/* ===== For router_status.c ===== */
+
+router_topology *
+router_topology_acquire(router *r, uint32_t *timeout_ms, const char **node_key)
+{
+	*timeout_ms = r->timeout_ms;
+	*node_key = r->key;
+	return topo_get(r);
+}
+
+void
+router_topology_release(router *r, router_topology *t)
+{
+	topo_put(r, t);
 }

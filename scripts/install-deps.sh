@@ -15,7 +15,9 @@ packages=(
 	libprotobuf-c-dev protobuf-c-compiler  # wire format
 	libcivetweb-dev      # HTTP
 	libyaml-dev          # config files
+	libcurl4-openssl-dev # vecdbctl speaks REST through libcurl
 	openssl curl         # test certificates, end-to-end tests
+	jq                   # the vecdbctl test reads its --json output
 	prometheus           # promtool checks the /metrics output
 	libhnswlib-dev       # the peer vecdb-bench ann --compare measures
 )

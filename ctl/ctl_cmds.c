@@ -1,0 +1,704 @@
+/*
+ * ctl_cmds.c: the command families cluster, collections, snapshot and
+ * search. Each command is one or a few REST calls; --json prints the
+ * server's data unchanged, otherwise a table.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+
+/* A subcommand: its name, usage and function (argv[0] is its name). */
+struct sub {
+	const char *name;
+	const char *usage;
+	int (*fn)(struct ctl *c, const struct sub *s, int argc, char **argv);
+};
+
+/* getopt over a subcommand's words; the positionals are left in
+ * argv[optind..]. Returns the option, -1 at the end, 'h' for --help. */
+static int
+opt_next(const struct sub *s, int argc, char **argv,
+    const struct option *opts)
+{
+	static const struct option none[] = { { "help", no_argument, NULL,
+		'h' }, { NULL, 0, NULL, 0 } };
+	int opt;
+
+	opterr = 0;
+	if ((opt = getopt_long(argc, argv, "h", opts ? opts : none, NULL)) ==
+	    '?')
+		ctl_usage_error(s->usage, "bad option '%s'", argv[optind - 1]);
+	return opt;
+}
+
+/* Parse a subcommand that takes no flags and exactly npos positionals. */
+static int
+plain_args(const struct sub *s, int argc, char **argv, int npos)
+{
+	int opt;
+
+	optind = 0;
+	while ((opt = opt_next(s, argc, argv, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(s->usage, stdout);
+			return -1;
+		}
+		return CTL_USAGE;
+	}
+	if (argc - optind != npos)
+		return ctl_usage_error(s->usage, "%s takes %d argument%s, "
+		    "got %d", s->name, npos, npos == 1 ? "" : "s",
+		    argc - optind);
+	return CTL_OK;
+}
+
+/* Run the subcommand named in argv[1] of a family (argv[0]). */
+static int
+family(struct ctl *c, const char *usage, const struct sub *subs, size_t n,
+    int argc, char **argv)
+{
+	if (argc < 2)
+		return ctl_usage_error(usage, "%s needs a subcommand", argv[0]);
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(usage, stdout);
+		return CTL_OK;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(argv[1], subs[i].name) == 0)
+			return subs[i].fn(c, &subs[i], argc - 1, argv + 1);
+	return ctl_usage_error(usage, "unknown %s subcommand '%s'", argv[0],
+	    argv[1]);
+}
+
+/* "collections/<escaped name>[/rest]" (caller frees). */
+static char *
+coll_path(struct ctl *c, const char *coll, const char *rest)
+{
+	char *e = ctl_escape(c, coll), *p;
+	size_t n;
+
+	if (e == NULL)
+		return NULL;
+	n = strlen(e) + (rest ? strlen(rest) : 0) + 16;
+	if ((p = malloc(n)) != NULL)
+		snprintf(p, n, "collections/%s%s%s", e, rest ? "/" : "",
+		    rest ? rest : "");
+	free(e);
+	return p;
+}
+
+/* One call on collections/:coll[/rest]; *data as ctl_call gives it. */
+static int
+coll_call(struct ctl *c, const char *method, const char *coll,
+    const char *rest, const json_t *body, json_t **data)
+{
+	char *path = coll_path(c, coll, rest);
+	int rv;
+
+	if (path == NULL) {
+		ctl_errorf("out of memory");
+		return CTL_FAIL;
+	}
+	rv = ctl_call(c, method, path, body, data);
+	free(path);
+	return rv;
+}
+
+/* A number field as text ("-" when absent). */
+static char *
+num_text(const json_t *o, const char *key)
+{
+	return ctl_json_text(json_object_get(o, key));
+}
+
+/* ===== cluster ===== */
+
+/* "a=10,b=3" for a member's collections. */
+static char *
+colls_text(const json_t *colls)
+{
+	size_t i, len = 0, cap = 1;
+	json_t *x;
+	char *s;
+
+	json_array_foreach(colls, i, x)
+		cap += strlen(json_string_value(json_object_get(x, "name")) ?:
+		    "") + 24;
+	if ((s = malloc(cap)) == NULL) {
+		ctl_errorf("out of memory");
+		exit(CTL_FAIL);
+	}
+	s[0] = '\0';
+	json_array_foreach(colls, i, x)
+		len += (size_t) snprintf(s + len, cap - len, "%s%s=%lld",
+		    i ? "," : "", json_string_value(json_object_get(x,
+		    "name")) ?: "?", (long long) json_integer_value(
+		    json_object_get(x, "vectors")));
+	return s;
+}
+
+/* One table row per member of one shard. */
+static void
+shard_rows(struct ctl_table *t, const json_t *shard, size_t *up, size_t *all)
+{
+	json_t *m, *members = json_object_get(shard, "members");
+	char *id = num_text(shard, "id");
+	size_t i;
+
+	json_array_foreach(members, i, m) {
+		int ok = json_is_true(json_object_get(m, "reachable"));
+		char *seq = num_text(m, "last_seq"), *vec = num_text(m,
+		    "vectors"), *cl = colls_text(json_object_get(m,
+		    "collections"));
+		ctl_table_row(t, id, json_string_value(json_object_get(m,
+		    "url")), json_string_value(json_object_get(m, "role")),
+		    ok ? "yes" : "no", json_string_value(json_object_get(m,
+		    "node_id")), seq, vec, *cl ? cl : "-",
+		    json_string_value(json_object_get(m, "error")));
+		*up += ok;
+		(*all)++;
+		free(seq), free(vec), free(cl);
+	}
+	free(id);
+}
+
+/* cluster status: GET /cluster as one row per member. */
+static int
+cluster_status(struct ctl *c, const struct sub *s, int argc, char **argv)
+{
+	size_t i, up = 0, all = 0;
+	struct ctl_table t;
+	json_t *data, *shard;
+	int rv;
+
+	if ((rv = plain_args(s, argc, argv, 0)) != CTL_OK)
+		return rv < 0 ? CTL_OK : rv;
+	if ((rv = ctl_call(c, "GET", "cluster", NULL, &data)) != CTL_OK)
+		return rv;
+	if (c->json) {
+		ctl_print_json(data);
+		json_decref(data);
+		return CTL_OK;
+	}
+	ctl_table_init(&t, 9, "SHARD", "URL", "ROLE", "REACHABLE", "NODE_ID",
+	    "LAST_SEQ", "VECTORS", "COLLECTIONS", "ERROR");
+	json_array_foreach(json_object_get(data, "shards"), i, shard)
+		shard_rows(&t, shard, &up, &all);
+	ctl_table_print(&t, stdout);
+	printf("%s: %zu of %zu members reachable\n", json_string_value(
+	    json_object_get(data, "role")) ?: "?", up, all);
+	ctl_table_fini(&t);
+	json_decref(data);
+	return CTL_OK;
+}
+
+int
+ctl_cluster(struct ctl *c, int argc, char **argv)
+{
+	static const struct sub subs[] = {
+		{ "status", "usage: vecdbctl cluster status\n",
+		    cluster_status },
+	};
+
+	return family(c, "usage: vecdbctl cluster status\n", subs, 1, argc,
+	    argv);
+}
+
+/* ===== collections ===== */
+
+#define COLL_USAGE \
+	"usage: vecdbctl collections list\n" \
+	"       vecdbctl collections create NAME --dim N " \
+	"[--metric cosine|euclidean|dot|manhattan]\n" \
+	"                                [--m M] [--ef-construction E]\n" \
+	"       vecdbctl collections info NAME\n" \
+	"       vecdbctl collections delete NAME\n"
+
+/* collections list: the names, each with its dimension, metric, count. */
+static int
+coll_list(struct ctl *c, const struct sub *s, int argc, char **argv)
+{
+	json_t *names, *name, *info;
+	struct ctl_table t;
+	size_t i;
+	int rv;
+
+	if ((rv = plain_args(s, argc, argv, 0)) != CTL_OK)
+		return rv < 0 ? CTL_OK : rv;
+	if ((rv = ctl_call(c, "GET", "collections", NULL, &names)) != CTL_OK)
+		return rv;
+	if (c->json) {
+		ctl_print_json(names);
+		json_decref(names);
+		return CTL_OK;
+	}
+	ctl_table_init(&t, 4, "NAME", "DIMENSION", "METRIC", "VECTORS");
+	json_array_foreach(names, i, name) {
+		json_t *cfg, *st;
+		char *dim, *cnt;
+		if ((rv = coll_call(c, "GET", json_string_value(name), NULL,
+		    NULL, &info)) != CTL_OK)
+			break;
+		cfg = json_object_get(info, "config");
+		st = json_object_get(info, "stats");
+		dim = num_text(cfg, "dimension");
+		cnt = num_text(st, "vector_count");
+		ctl_table_row(&t, json_string_value(name), dim,
+		    json_string_value(json_object_get(cfg, "distance_metric")),
+		    cnt);
+		free(dim), free(cnt);
+		json_decref(info);
+	}
+	if (rv == CTL_OK)
+		ctl_table_print(&t, stdout);
+	ctl_table_fini(&t);
+	json_decref(names);
+	return rv;
+}
+
+/* The metric names vecdbctl takes, as the server spells them. */
+static const char *
+metric_name(const char *m)
+{
+	static const char *const ok[][2] = { { "cosine", "cosine" },
+		{ "euclidean", "euclidean" }, { "dot", "dot_product" },
+		{ "dot_product", "dot_product" }, { "manhattan", "manhattan" } };
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (strcmp(m, ok[i][0]) == 0)
+			return ok[i][1];
+	return NULL;
+}
+
+/* The body of collections create from its flags. */
+struct create_args {
+	long dim, m, efc;
+	const char *metric;
+};
+
+/* Parse collections create's flags. */
+static int
+create_parse(const struct sub *s, int argc, char **argv,
+    struct create_args *a)
+{
+	static const struct option opts[] = {
+		{ "dim", required_argument, NULL, 'd' },
+		{ "metric", required_argument, NULL, 'M' },
+		{ "m", required_argument, NULL, 'm' },
+		{ "ef-construction", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt, rv = CTL_OK;
+
+	optind = 0;
+	while (rv == CTL_OK && (opt = opt_next(s, argc, argv, opts)) != -1)
+		switch (opt) {
+		case 'd': rv = ctl_parse_long(s->usage, "--dim", optarg, 1,
+		    65536, &a->dim); break;
+		case 'm': rv = ctl_parse_long(s->usage, "--m", optarg, 2,
+		    512, &a->m); break;
+		case 'e': rv = ctl_parse_long(s->usage, "--ef-construction",
+		    optarg, 1, 100000, &a->efc); break;
+		case 'M':
+			if ((a->metric = metric_name(optarg)) == NULL)
+				rv = ctl_usage_error(s->usage, "unknown metric "
+				    "'%s'", optarg);
+			break;
+		case 'h': fputs(s->usage, stdout); return -1;
+		default: return CTL_USAGE;
+		}
+	if (rv != CTL_OK)
+		return rv;
+	if (argc - optind != 1)
+		return ctl_usage_error(s->usage, "create takes one NAME");
+	if (a->dim == 0)
+		return ctl_usage_error(s->usage, "--dim is required");
+	return CTL_OK;
+}
+
+/* collections create NAME --dim N ... */
+static int
+coll_create(struct ctl *c, const struct sub *s, int argc, char **argv)
+{
+	struct create_args a = { 0, 0, 0, "cosine" };
+	json_t *body, *data;
+	int rv;
+
+	if ((rv = create_parse(s, argc, argv, &a)) != CTL_OK)
+		return rv < 0 ? CTL_OK : rv;
+	body = json_pack("{s:s, s:I, s:s, s:{s:I, s:I}}", "name",
+	    argv[optind], "dimension", (json_int_t) a.dim, "distance_metric",
+	    a.metric, "index_config", "max_connections", (json_int_t) a.m,
+	    "ef_construction", (json_int_t) a.efc);
+	rv = ctl_call(c, "POST", "collections", body, &data);
+	json_decref(body);
+	if (rv != CTL_OK)
+		return rv;
+	if (c->json)
+		ctl_print_json(data);
+	else
+		printf("created collection '%s' (dimension %lld, %s)\n",
+		    json_string_value(json_object_get(data, "name")),
+		    json_integer_value(json_object_get(data, "dimension")),
+		    json_string_value(json_object_get(data,
+		    "distance_metric")));
+	json_decref(data);
+	return CTL_OK;
+}
+
+/* The FIELD VALUE rows of collections info. */
+static void
+info_rows(struct ctl_table *t, const json_t *d)
+{
+	static const char *const rows[][3] = {
+		{ "name", "config", "name" },
+		{ "dimension", "config", "dimension" },
+		{ "metric", "config", "distance_metric" },
+		{ "vector_type", "config", "vector_type" },
+		{ "vectors", "stats", "vector_count" },
+		{ "indexed", "stats", "indexed_count" },
+		{ "pending", "stats", "pending_count" },
+		{ "disk_bytes", "stats", "disk_usage" },
+		{ "memory_bytes", "stats", "memory_usage" },
+	};
+	const json_t *ix = json_object_get(json_object_get(d, "config"),
+	    "index_config");
+	const char *ixk[] = { "max_connections", "ef_construction",
+		"ef_search" };
+	char *v;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		v = ctl_json_text(json_object_get(json_object_get(d,
+		    rows[i][1]), rows[i][2]));
+		ctl_table_row(t, rows[i][0], v);
+		free(v);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		v = ctl_json_text(json_object_get(ix, ixk[i]));
+		ctl_table_row(t, ixk[i], v);
+		free(v);
+	}
+	v = ctl_json_text(json_object_get(d, "payload_schema"));
+	ctl_table_row(t, "payload_indexes", v);
+	free(v);
+}
+
+/* collections info NAME: config and stats as FIELD VALUE rows. */
+static int
+coll_info(struct ctl *c, const struct sub *s, int argc, char **argv)
+{
+	struct ctl_table t;
+	json_t *data;
+	int rv;
+
+	if ((rv = plain_args(s, argc, argv, 1)) != CTL_OK)
+		return rv < 0 ? CTL_OK : rv;
+	if ((rv = coll_call(c, "GET", argv[optind], NULL, NULL, &data)) !=
+	    CTL_OK)
+		return rv;
+	if (c->json) {
+		ctl_print_json(data);
+	} else {
+		ctl_table_init(&t, 2, "FIELD", "VALUE");
+		info_rows(&t, data);
+		ctl_table_print(&t, stdout);
+		ctl_table_fini(&t);
+	}
+	json_decref(data);
+	return CTL_OK;
+}
+
+/* collections delete NAME. */
+static int
+coll_delete(struct ctl *c, const struct sub *s, int argc, char **argv)
+{
+	json_t *data;
+	int rv;
+
+	if ((rv = plain_args(s, argc, argv, 1)) != CTL_OK)
+		return rv < 0 ? CTL_OK : rv;
+	if ((rv = coll_call(c, "DELETE", argv[optind], NULL, NULL, &data)) !=
+	    CTL_OK)
+		return rv;
+	if (c->json)
+		ctl_print_json(data);
+	else
+		printf("deleted collection '%s'\n", argv[optind]);
+	json_decref(data);
+	return CTL_OK;
+}
+
+int
+ctl_collections(struct ctl *c, int argc, char **argv)
+{
+	static const struct sub subs[] = {
+		{ "list", "usage: vecdbctl collections list\n", coll_list },
+		{ "create", "usage: vecdbctl collections create NAME --dim N "
+		    "[--metric cosine|euclidean|dot|manhattan]\n"
+		    "                                [--m M] "
+		    "[--ef-construction E]\n", coll_create },
+		{ "info", "usage: vecdbctl collections info NAME\n",
+		    coll_info },
+		{ "delete", "usage: vecdbctl collections delete NAME\n",
+		    coll_delete },
+	};
+
+	return family(c, COLL_USAGE, subs, 4, argc, argv);
+}
+
+/* ===== snapshot ===== */
+
+#define SNAP_USAGE \
+	"usage: vecdbctl snapshot create COLLECTION\n" \
+	"       vecdbctl snapshot list COLLECTION\n" \
+	"       vecdbctl snapshot restore COLLECTION NAME\n"
+
+/* A snapshot's table row. */
+static void
+snap_row(struct ctl_table *t, const json_t *si)
+{
+	time_t at = (time_t) json_integer_value(json_object_get(si,
+	    "created_at"));
+	char when[32], *size = num_text(si, "size_bytes"),
+	    *cnt = num_text(si, "vector_count");
+	struct tm tm;
+
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
+	    gmtime_r(&at, &tm));
+	ctl_table_row(t, json_string_value(json_object_get(si, "name")), when,
+	    size, cnt, json_string_value(json_object_get(si, "checksum")));
+	free(size), free(cnt);
+}
+
+/* Print one snapshot or a list of them. */
+static void
+snap_print(struct ctl *c, const json_t *data)
+{
+	struct ctl_table t;
+	json_t *si;
+	size_t i;
+
+	if (c->json) {
+		ctl_print_json(data);
+		return;
+	}
+	ctl_table_init(&t, 5, "NAME", "CREATED", "SIZE_BYTES", "VECTORS",
+	    "SHA256");
+	if (json_is_array(data))
+		json_array_foreach(data, i, si)
+			snap_row(&t, si);
+	else
+		snap_row(&t, data);
+	ctl_table_print(&t, stdout);
+	ctl_table_fini(&t);
+}
+
+/* snapshot create COLLECTION. */
+static int
+snap_create(struct ctl *c, const struct sub *s, int argc, char **argv)
+{
+	json_t *data;
+	int rv;
+
+	if ((rv = plain_args(s, argc, argv, 1)) != CTL_OK)
+		return rv < 0 ? CTL_OK : rv;
+	if ((rv = coll_call(c, "POST", argv[optind], "snapshots", NULL,
+	    &data)) != CTL_OK)
+		return rv;
+	snap_print(c, data);
+	json_decref(data);
+	return CTL_OK;
+}
+
+/* snapshot list COLLECTION. */
+static int
+snap_list(struct ctl *c, const struct sub *s, int argc, char **argv)
+{
+	json_t *data;
+	int rv;
+
+	if ((rv = plain_args(s, argc, argv, 1)) != CTL_OK)
+		return rv < 0 ? CTL_OK : rv;
+	if ((rv = coll_call(c, "GET", argv[optind], "snapshots", NULL,
+	    &data)) != CTL_OK)
+		return rv;
+	snap_print(c, data);
+	json_decref(data);
+	return CTL_OK;
+}
+
+/* snapshot restore COLLECTION NAME. */
+static int
+snap_restore(struct ctl *c, const struct sub *s, int argc, char **argv)
+{
+	char *name, *rest;
+	json_t *data;
+	int rv;
+
+	if ((rv = plain_args(s, argc, argv, 2)) != CTL_OK)
+		return rv < 0 ? CTL_OK : rv;
+	name = ctl_escape(c, argv[optind + 1]);
+	rest = name ? malloc(strlen(name) + 32) : NULL;
+	if (rest == NULL) {
+		free(name);
+		ctl_errorf("out of memory");
+		return CTL_FAIL;
+	}
+	sprintf(rest, "snapshots/%s/restore", name);
+	rv = coll_call(c, "POST", argv[optind], rest, NULL, &data);
+	free(rest), free(name);
+	if (rv != CTL_OK)
+		return rv;
+	if (c->json)
+		ctl_print_json(data);
+	else
+		printf("restored '%s' from snapshot %s (%lld points)\n",
+		    argv[optind], argv[optind + 1], json_integer_value(
+		    json_object_get(data, "vector_count")));
+	json_decref(data);
+	return CTL_OK;
+}
+
+int
+ctl_snapshot(struct ctl *c, int argc, char **argv)
+{
+	static const struct sub subs[] = {
+		{ "create", "usage: vecdbctl snapshot create COLLECTION\n",
+		    snap_create },
+		{ "list", "usage: vecdbctl snapshot list COLLECTION\n",
+		    snap_list },
+		{ "restore", "usage: vecdbctl snapshot restore COLLECTION "
+		    "NAME\n", snap_restore },
+	};
+
+	return family(c, SNAP_USAGE, subs, 3, argc, argv);
+}
+
+/* ===== search ===== */
+
+#define SEARCH_USAGE \
+	"usage: vecdbctl search COLLECTION --vector X,Y,... [--limit K] " \
+	"[--filter JSON] [--exact]\n"
+
+/* "0.1,0.2,..." as a JSON array of numbers. */
+static int
+vector_parse(const char *s, json_t **out)
+{
+	json_t *a = json_array();
+	char *end;
+
+	for (;;) {
+		double v = strtod(s, &end);
+		if (end == s || !isfinite(v) || (*end != ',' && *end != '\0')) {
+			json_decref(a);
+			return ctl_usage_error(SEARCH_USAGE, "--vector: '%s' is "
+			    "not a comma-separated list of numbers", s);
+		}
+		json_array_append_new(a, json_real(v));
+		if (*end == '\0')
+			break;
+		s = end + 1;
+	}
+	*out = a;
+	return CTL_OK;
+}
+
+/* Parse search's flags into the request body. */
+static int
+search_parse(int argc, char **argv, json_t *body)
+{
+	static const struct option opts[] = {
+		{ "vector", required_argument, NULL, 'v' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ "filter", required_argument, NULL, 'f' },
+		{ "exact", no_argument, NULL, 'x' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sub s = { "search", SEARCH_USAGE, NULL };
+	json_t *v = NULL;
+	json_error_t je;
+	long limit;
+	int opt;
+
+	optind = 0;
+	while ((opt = opt_next(&s, argc, argv, opts)) != -1)
+		switch (opt) {
+		case 'v':
+			if (vector_parse(optarg, &v) != CTL_OK)
+				return CTL_USAGE;
+			json_object_set_new(body, "vector", v);
+			break;
+		case 'l':
+			if (ctl_parse_long(SEARCH_USAGE, "--limit", optarg, 1,
+			    100000, &limit) != CTL_OK)
+				return CTL_USAGE;
+			json_object_set_new(body, "limit", json_integer(limit));
+			break;
+		case 'f':
+			if ((v = json_loads(optarg, 0, &je)) == NULL)
+				return ctl_usage_error(SEARCH_USAGE, "--filter "
+				    "is not JSON: %s", je.text);
+			json_object_set_new(body, "filter", v);
+			break;
+		case 'x': json_object_set_new(body, "exact", json_true());
+			break;
+		case 'h': fputs(SEARCH_USAGE, stdout); return -1;
+		default: return CTL_USAGE;
+		}
+	if (argc - optind != 1)
+		return ctl_usage_error(SEARCH_USAGE, "search takes one "
+		    "COLLECTION");
+	if (json_object_get(body, "vector") == NULL)
+		return ctl_usage_error(SEARCH_USAGE, "--vector is required");
+	return CTL_OK;
+}
+
+/* The hits as ID DISTANCE PAYLOAD. */
+static void
+hits_print(const json_t *hits)
+{
+	struct ctl_table t;
+	char dist[32], *id, *pl;
+	json_t *h;
+	size_t i;
+
+	ctl_table_init(&t, 3, "ID", "DISTANCE", "PAYLOAD");
+	json_array_foreach(hits, i, h) {
+		id = ctl_json_text(json_object_get(h, "id"));
+		pl = ctl_json_text(json_object_get(h, "metadata"));
+		snprintf(dist, sizeof(dist), "%.6g", json_number_value(
+		    json_object_get(h, "distance")));
+		ctl_table_row(&t, id, dist, pl);
+		free(id), free(pl);
+	}
+	ctl_table_print(&t, stdout);
+	ctl_table_fini(&t);
+}
+
+int
+ctl_search(struct ctl *c, int argc, char **argv)
+{
+	json_t *body = json_object(), *data;
+	int rv;
+
+	if ((rv = search_parse(argc, argv, body)) != CTL_OK) {
+		json_decref(body);
+		return rv < 0 ? CTL_OK : rv;
+	}
+	rv = coll_call(c, "POST", argv[optind], "search", body, &data);
+	json_decref(body);
+	if (rv != CTL_OK)
+		return rv;
+	if (c->json)
+		ctl_print_json(data);
+	else
+		hits_print(data);
+	json_decref(data);
+	return CTL_OK;
+}

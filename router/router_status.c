@@ -1,0 +1,456 @@
+/*
+ * router_status.c: GET /cluster over a router. Every member of the
+ * topology (each shard's primary and replicas) is asked, in parallel, for
+ * HEALTH (role, node id, last WAL seq), LIST_COLLECTIONS and then
+ * GET_COLLECTION per collection (point counts).
+ *
+ * Each member gets a short-lived req0 socket of its own rather than the
+ * shard socket of router_backend.c: status is a rare operator call, and it
+ * must say honestly whether a member answers now, whatever the router's
+ * back-off state, and it covers replicas, which the router does not dial.
+ * A synchronous dial also yields the real reason ("Connection refused")
+ * instead of a bare timeout.
+ */
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto.h"
+#include "router.h"
+#include "vdb.h"
+
+#define STATUS_THREADS_MAX 16   /* members asked at once */
+
+/* One member being asked, and what it said. */
+struct member {
+	uint32_t shard;           /* shard id */
+	char *url;                /* owned: a worker may outlive the topology */
+	const char *role;         /* as configured: primary or replica */
+	struct proto_health h;    /* its HEALTH answer */
+	json_t *colls;            /* [{name, vectors}] (owned) */
+	char error[512];          /* "" when it answered everything */
+	int done;                 /* the fields above are final; guarded by
+				     the run's lock */
+};
+
+/*
+ * A status call: the members and the shared deadline. Shared by the
+ * caller and the workers, and freed by whichever lets go last: a worker
+ * stuck in a dial past the deadline is left behind, not waited for.
+ */
+struct status_run {
+	pthread_mutex_t lock;     /* guards done, left, refs */
+	pthread_cond_t cond;      /* signalled when a member is done */
+	unsigned refs;            /* the caller and each running worker */
+	size_t left;              /* members not done */
+	struct member *m;         /* n members, shard by shard */
+	size_t n;
+	atomic_size_t next;       /* the next member to ask */
+	char *key;                /* node api key, "" for none (owned) */
+	uint32_t timeout_ms;
+	uint64_t end_ms;          /* deadline on the monotonic clock */
+};
+
+/* Milliseconds on the monotonic clock. */
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* Send one request and wait for its answer until the deadline: 0, -1
+ * when no good answer came, or the member's error code (enum
+ * proto_code). On failure m->error says why, naming the method. */
+static int
+rpc(struct status_run *run, struct member *m, nng_socket s, uint32_t method,
+    const uint8_t *body, size_t len, struct proto_response **out)
+{
+	const char *what = proto_method_name(method);
+	uint64_t now = now_ms();
+	nng_duration left = (nng_duration) (run->end_ms > now ?
+	    run->end_ms - now : 1);
+	uint8_t *req;
+	size_t reqlen;
+	nng_msg *msg;
+	int rv;
+
+	if (proto_request_encode(method, run->key, 0, body, len, &req,
+	    &reqlen) != VECDB_OK) {
+		snprintf(m->error, sizeof(m->error), "%s: %s", what,
+		    vecdb_errmsg());
+		return -1;
+	}
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, left);
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, left);
+	rv = nng_send(s, req, reqlen, 0);
+	vdb_free(req);
+	if (rv == 0)
+		rv = nng_recvmsg(s, &msg, 0);
+	if (rv == NNG_ETIMEDOUT) {
+		snprintf(m->error, sizeof(m->error), "%s: no answer within "
+		    "%u ms", what, run->timeout_ms);
+		return -1;
+	}
+	if (rv != 0) {
+		snprintf(m->error, sizeof(m->error), "%s: %s", what,
+		    nng_strerror(rv));
+		return -1;
+	}
+	rv = proto_response_decode(nng_msg_body(msg), nng_msg_len(msg), out);
+	nng_msg_free(msg);
+	if (rv != VECDB_OK) {
+		snprintf(m->error, sizeof(m->error), "%s: bad response: %s",
+		    what, vecdb_errmsg());
+		return -1;
+	}
+	if ((rv = (*out)->code) != PROTO_OK) {
+		snprintf(m->error, sizeof(m->error), "%s: %s", what,
+		    (*out)->message);
+		proto_response_free(*out);
+		return rv;
+	}
+	return 0;
+}
+
+/* HEALTH into m->h. */
+static int
+ask_health(struct status_run *run, struct member *m, nng_socket s)
+{
+	struct proto_response *resp;
+	int rv;
+
+	if (rpc(run, m, s, PROTO_HEALTH, NULL, 0, &resp) != 0)
+		return -1;
+	rv = proto_health_decode(resp->body, resp->body_len, &m->h);
+	proto_response_free(resp);
+	if (rv != VECDB_OK)
+		snprintf(m->error, sizeof(m->error), "health: %s",
+		    vecdb_errmsg());
+	return rv == VECDB_OK ? 0 : -1;
+}
+
+/* GET_COLLECTION of one name: appended to m->colls; a collection dropped
+ * since the list is skipped. */
+static int
+ask_collection(struct status_run *run, struct member *m, nng_socket s,
+    const char *name)
+{
+	struct proto_response *resp;
+	vecdb_collection_config cfg;
+	vecdb_collection_stats st;
+	uint8_t *body;
+	size_t len;
+	int rv;
+
+	if (proto_target_encode(PROTO_GET_COLLECTION, name, NULL, 0, &body,
+	    &len) != VECDB_OK) {
+		snprintf(m->error, sizeof(m->error), "%s", vecdb_errmsg());
+		return -1;
+	}
+	rv = rpc(run, m, s, PROTO_GET_COLLECTION, body, len, &resp);
+	vdb_free(body);
+	if (rv == PROTO_NOT_FOUND) {
+		m->error[0] = '\0';
+		return 0;
+	}
+	if (rv != 0)
+		return -1;
+	rv = proto_collection_info_decode(resp->body, resp->body_len, &cfg,
+	    &st);
+	proto_response_free(resp);
+	if (rv != VECDB_OK) {
+		snprintf(m->error, sizeof(m->error), "get_collection: %s",
+		    vecdb_errmsg());
+		return -1;
+	}
+	json_array_append_new(m->colls, json_pack("{s:s, s:I}", "name", name,
+	    "vectors", (json_int_t) st.vector_count));
+	return 0;
+}
+
+/* LIST_COLLECTIONS, then each one's count. */
+static int
+ask_collections(struct status_run *run, struct member *m, nng_socket s)
+{
+	struct proto_response *resp;
+	char **names;
+	size_t n;
+	int rv;
+
+	if (rpc(run, m, s, PROTO_LIST_COLLECTIONS, NULL, 0, &resp) != 0)
+		return -1;
+	rv = proto_names_decode(resp->body, resp->body_len, &names, &n);
+	proto_response_free(resp);
+	if (rv != VECDB_OK) {
+		snprintf(m->error, sizeof(m->error), "list_collections: %s",
+		    vecdb_errmsg());
+		return -1;
+	}
+	for (size_t i = 0; i < n && rv == 0; i++)
+		rv = ask_collection(run, m, s, names[i]);
+	vecdb_names_free(names, n);
+	return rv;
+}
+
+/*
+ * Ask one member everything over a socket of its own. The dial is
+ * synchronous so that a refused connection is reported as such; a host
+ * that drops SYNs holds it until the kernel gives up, but only this
+ * worker waits that long: the caller answers at the deadline.
+ */
+static void
+ask_member(struct status_run *run, struct member *m)
+{
+	nng_socket s;
+	int rv;
+
+	if ((m->colls = json_array()) == NULL) {
+		snprintf(m->error, sizeof(m->error), "out of memory");
+		return;
+	}
+	if ((rv = nng_req0_open(&s)) != 0) {
+		snprintf(m->error, sizeof(m->error), "socket: %s",
+		    nng_strerror(rv));
+		return;
+	}
+	nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, PROTO_MSG_MAX);
+	if ((rv = nng_dial(s, m->url, NULL, 0)) != 0)
+		snprintf(m->error, sizeof(m->error), "cannot connect: %s",
+		    nng_strerror(rv));
+	else if (ask_health(run, m, s) == 0)
+		ask_collections(run, m, s);
+	nng_close(s);
+}
+
+/* Free a run and what its members hold. */
+static void
+run_free(struct status_run *run)
+{
+	for (size_t i = 0; i < run->n; i++) {
+		vdb_free(run->m[i].url);
+		json_decref(run->m[i].colls);
+	}
+	vdb_free(run->m);
+	vdb_free(run->key);
+	pthread_cond_destroy(&run->cond);
+	pthread_mutex_destroy(&run->lock);
+	vdb_free(run);
+}
+
+/* Drop one reference; the last one frees. */
+static void
+run_put(struct status_run *run)
+{
+	unsigned left;
+
+	pthread_mutex_lock(&run->lock);
+	left = --run->refs;
+	pthread_mutex_unlock(&run->lock);
+	if (left == 0)
+		run_free(run);
+}
+
+/* A worker: ask members until none is left (none is started after the
+ * deadline: the caller reports those itself). */
+static void *
+worker(void *arg)
+{
+	struct status_run *run = arg;
+	size_t i;
+
+	while (now_ms() < run->end_ms &&
+	    (i = atomic_fetch_add(&run->next, 1)) < run->n) {
+		ask_member(run, &run->m[i]);
+		pthread_mutex_lock(&run->lock);
+		run->m[i].done = 1;
+		run->left--;
+		pthread_cond_signal(&run->cond);
+		pthread_mutex_unlock(&run->lock);
+	}
+	run_put(run);
+	return NULL;
+}
+
+/* Start detached workers; with none, ask from this thread. */
+static void
+workers_start(struct status_run *run)
+{
+	size_t want = run->n < STATUS_THREADS_MAX ? run->n : STATUS_THREADS_MAX;
+	pthread_attr_t attr;
+	pthread_t th;
+	size_t started = 0;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	for (; started < want; started++) {
+		pthread_mutex_lock(&run->lock);
+		run->refs++;
+		pthread_mutex_unlock(&run->lock);
+		if (pthread_create(&th, &attr, worker, run) != 0) {
+			pthread_mutex_lock(&run->lock);
+			run->refs--;
+			pthread_mutex_unlock(&run->lock);
+			break;
+		}
+	}
+	pthread_attr_destroy(&attr);
+	if (started == 0) {
+		run->refs++;
+		worker(run);
+	}
+}
+
+/* Wait until every member is done or the deadline (plus a little for
+ * the last answers to be decoded) has passed. Called with the lock. */
+static void
+wait_locked(struct status_run *run)
+{
+	uint64_t end = run->end_ms + 100;
+	struct timespec ts;
+
+	while (run->left > 0 && now_ms() < end) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&run->cond, &run->lock, &ts);
+	}
+}
+
+/* The members of t, primary first within each shard. */
+static struct member *
+members_new(const router_topology *t, size_t *n)
+{
+	struct member *m;
+	size_t k = 0;
+
+	*n = 0;
+	for (size_t i = 0; i < t->n; i++)
+		*n += 1 + t->shards[i].n_replicas;
+	if ((m = vdb_calloc(*n, sizeof(*m))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct router_shard *s = &t->shards[i];
+		m[k++] = (struct member) { .shard = s->id,
+			.url = vdb_strdup(s->primary), .role = "primary" };
+		for (size_t j = 0; j < s->n_replicas; j++)
+			m[k++] = (struct member) { .shard = s->id,
+				.url = vdb_strdup(s->replicas[j]),
+				.role = "replica" };
+	}
+	for (size_t i = 0; i < *n; i++)
+		if (m[i].url == NULL) {
+			for (size_t j = 0; j < *n; j++)
+				vdb_free(m[j].url);
+			vdb_free(m);
+			return NULL;
+		}
+	return m;
+}
+
+/* One member's JSON; an answering member's role is the one it reports,
+ * and one still being asked is reported as not answering. */
+static json_t *
+member_json(struct status_run *run, struct member *m)
+{
+	json_t *colls;
+	char why[128];
+
+	if (!m->done) {
+		snprintf(why, sizeof(why), "no answer within %u ms",
+		    run->timeout_ms);
+		return api_cluster_member_json(m->url, m->role, NULL, 0,
+		    json_array(), why);
+	}
+	colls = m->colls ? m->colls : json_array();
+	m->colls = NULL;
+	if (m->error[0] != '\0')
+		return api_cluster_member_json(m->url, m->role, m->h.node_id[0] ?
+		    m->h.node_id : NULL, m->h.last_seq, colls, m->error);
+	return api_cluster_member_json(m->url, m->h.role, m->h.node_id,
+	    m->h.last_seq, colls, NULL);
+}
+
+/* {role: router, shards: [{id, members}]} from the answers. Called with
+ * the lock, so that no member turns done halfway. */
+static json_t *
+status_json_locked(struct status_run *run, const router_topology *t)
+{
+	json_t *shards = json_array();
+	size_t k = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		json_t *members = json_array();
+		while (k < run->n && run->m[k].shard == t->shards[i].id)
+			json_array_append_new(members, member_json(run,
+			    &run->m[k++]));
+		json_array_append_new(shards, json_pack("{s:I, s:o}", "id",
+		    (json_int_t) t->shards[i].id, "members", members));
+	}
+	return json_pack("{s:s, s:o}", "role", "router", "shards", shards);
+}
+
+/* A run over the members of t, its deadline starting now. */
+static struct status_run *
+run_new(const router_topology *t, uint32_t timeout_ms, const char *key)
+{
+	struct status_run *run = vdb_calloc(1, sizeof(*run));
+	pthread_condattr_t ca;
+
+	if (run == NULL)
+		return NULL;
+	if ((run->m = members_new(t, &run->n)) == NULL ||
+	    (run->key = vdb_strdup(key)) == NULL) {
+		vdb_free(run->m);
+		vdb_free(run);
+		return NULL;
+	}
+	pthread_mutex_init(&run->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&run->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	run->refs = 1;
+	run->left = run->n;
+	run->timeout_ms = timeout_ms;
+	run->end_ms = now_ms() + timeout_ms;
+	atomic_init(&run->next, 0);
+	return run;
+}
+
+int
+router_cluster_status(void *ctx, json_t **out)
+{
+	router *r = ctx;
+	struct status_run *run;
+	router_topology *t;
+	const char *key;
+	uint32_t timeout_ms;
+	json_t *j;
+
+	t = router_topology_acquire(r, &timeout_ms, &key);
+	if ((run = run_new(t, timeout_ms, key)) == NULL) {
+		router_topology_release(r, t);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	workers_start(run);
+	pthread_mutex_lock(&run->lock);
+	wait_locked(run);
+	j = status_json_locked(run, t);
+	pthread_mutex_unlock(&run->lock);
+	router_topology_release(r, t);
+	run_put(run);
+	if (j == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	*out = j;
+	return VECDB_OK;
+}
