@@ -15,8 +15,10 @@ server_cleanup() {
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
+		# under set -e a failing kill or wait would end the cleanup
+		# before the temp dir is removed
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
 	fi
 	rm -rf "$tmp"
 }
