@@ -44,6 +44,9 @@ struct api_backend {
 
 	int (*write)(void *ctx, const char *coll, int op, vecdb_point *pts,
 	    size_t n);
+	/* Would write() succeed? Changes nothing (vecdb_write_check). */
+	int (*write_check)(void *ctx, const char *coll, int op,
+	    const vecdb_point *pts, size_t n);
 	int (*delete)(void *ctx, const char *coll, const vecdb_id *ids,
 	    size_t n, size_t *deleted);
 	int (*get)(void *ctx, const char *coll, const vecdb_id *id,

@@ -171,6 +171,13 @@ l_count(void *ctx, const char *coll, const json_t *filter, uint64_t *out)
 }
 
 static int
+l_write_check(void *ctx, const char *coll, int op, const vecdb_point *pts,
+    size_t n)
+{
+	return vecdb_write_check(ctx, coll, (vecdb_write_op) op, pts, n);
+}
+
+static int
 l_snapshot_create(void *ctx, const char *coll, const char *name,
     vecdb_snapshot_info *out)
 {
@@ -312,6 +319,7 @@ api_backend_local_init(struct api_backend *b, vecdb *db)
 		.scroll = l_scroll,
 		.count = l_count,
 		.snapshot_create = l_snapshot_create,
+		.write_check = l_write_check,
 		.snapshot_list = l_snapshot_list,
 		.snapshot_get = l_snapshot_get,
 		.snapshot_delete = l_snapshot_delete,

@@ -350,6 +350,23 @@ int vecdb_insert(vecdb *db, const char *coll, vecdb_point *pts, size_t n);
 int vecdb_upsert(vecdb *db, const char *coll, vecdb_point *pts, size_t n);
 int vecdb_update(vecdb *db, const char *coll, vecdb_point *pts, size_t n);
 
+typedef enum vecdb_write_op {
+	VECDB_WRITE_INSERT,
+	VECDB_WRITE_UPSERT,
+	VECDB_WRITE_UPDATE
+} vecdb_write_op;
+
+/**
+ * Would this write succeed? Runs every check of vecdb_insert(),
+ * vecdb_upsert() or vecdb_update() (collection, dimension, values, ids
+ * that exist or not) in the writer's transaction, then rolls it back:
+ * nothing changes and nothing reaches the WAL. A router checks a batch
+ * on every shard this way before writing any part of it.
+ * @return what the write would return.
+ */
+int vecdb_write_check(vecdb *db, const char *coll, vecdb_write_op op,
+    const vecdb_point *pts, size_t n);
+
 #define VECDB_BATCH_MAX 100000  /* points (or ids) in one write call */
 
 /**

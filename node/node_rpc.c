@@ -135,6 +135,14 @@ do_write(struct node_rpc *r, const struct proto_request *q,
 
 	if ((rv = proto_write_decode(q->body, q->body_len, &w)) != VECDB_OK)
 		return rv;
+	if (w->check_only) {
+		/* the answer is the verdict alone (an empty body) */
+		rv = r->b->write_check == NULL ? vdb_err(VECDB_EINVAL, "this "
+		    "server cannot check writes") : r->b->write_check(
+		    r->b->ctx, w->collection, w->op, w->points, w->n);
+		proto_write_free(w);
+		return rv;
+	}
 	rv = r->b->write(r->b->ctx, w->collection, w->op, w->points, w->n);
 	if (rv == VECDB_OK)
 		rv = proto_ids_encode(w->points, w->n, &out->body, &out->len);

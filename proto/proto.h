@@ -191,6 +191,7 @@ int proto_target_decode(uint32_t method, const uint8_t *buf, size_t len,
 struct proto_write {
 	char collection[VECDB_NAME_MAX + 1];
 	int op;               /* enum api_write_op: insert, upsert, update */
+	int check_only;       /* validate, change nothing */
 	vecdb_point *points;  /* n points; vectors/payloads owned here
 				 (vector NULL: none given) */
 	size_t n;             /* 0..VECDB_BATCH_MAX */
@@ -198,6 +199,9 @@ struct proto_write {
 
 int proto_write_encode(const char *coll, int op, const vecdb_point *pts,
     size_t n, uint8_t **out, size_t *len);
+/* A Write with check_only set: the receiver validates, changes nothing. */
+int proto_write_check_encode(const char *coll, int op,
+    const vecdb_point *pts, size_t n, uint8_t **out, size_t *len);
 int proto_write_decode(const uint8_t *buf, size_t len,
     struct proto_write **out);
 void proto_write_free(struct proto_write *w);

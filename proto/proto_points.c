@@ -41,9 +41,10 @@ point_to_pb(const vecdb_point *p, Vecdb__Point *pb, Vecdb__PointId *id)
 	}
 }
 
-int
-proto_write_encode(const char *coll, int op, const vecdb_point *pts,
-    size_t n, uint8_t **out, size_t *len)
+/* A Write message, or a check of one. */
+static int
+write_encode(const char *coll, int op, int check_only,
+    const vecdb_point *pts, size_t n, uint8_t **out, size_t *len)
 {
 	Vecdb__Write m;
 	struct write_pb w;
@@ -64,11 +65,26 @@ proto_write_encode(const char *coll, int op, const vecdb_point *pts,
 	vecdb__write__init(&m);
 	m.collection = proto_str(coll);
 	m.op = (Vecdb__WriteOp)op;
+	m.check_only = check_only != 0;
 	m.n_points = n;
 	m.points = w.ptrs;
 	rv = proto_pack(&m.base, out, len);
 	write_pb_fini(&w);
 	return rv;
+}
+
+int
+proto_write_encode(const char *coll, int op, const vecdb_point *pts,
+    size_t n, uint8_t **out, size_t *len)
+{
+	return write_encode(coll, op, 0, pts, n, out, len);
+}
+
+int
+proto_write_check_encode(const char *coll, int op, const vecdb_point *pts,
+    size_t n, uint8_t **out, size_t *len)
+{
+	return write_encode(coll, op, 1, pts, n, out, len);
 }
 
 /* The vector of a Point, checked and copied. */
@@ -129,6 +145,7 @@ write_from_pb(const Vecdb__Write *m, struct proto_write *w)
 		return vdb_err(VECDB_EINVAL, "unknown write op %d",
 		    (int)m->op);
 	w->op = (int)m->op;
+	w->check_only = m->check_only;
 	if (m->n_points > VECDB_BATCH_MAX)
 		return vdb_err(VECDB_EINVAL, "%zu points, more than %d",
 		    m->n_points, VECDB_BATCH_MAX);

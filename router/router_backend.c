@@ -864,7 +864,7 @@ split(const vecdb_id *ids, size_t stride, size_t n, size_t nshards,
  * marked done with rv VECDB_OK and no request. */
 static int
 write_calls(router *r, router_topology *t, const char *coll, int op,
-    const vecdb_point *pts, size_t n, struct rcall *c)
+    const vecdb_point *pts, size_t n, int check, struct rcall *c)
 {
 	uint32_t *of;
 	size_t *cnt;
@@ -888,8 +888,9 @@ write_calls(router *r, router_topology *t, const char *coll, int op,
 		for (size_t i = 0; i < n; i++)
 			if (of[i] == s)
 				part[k++] = pts[i];
-		if ((rv = proto_write_encode(coll, op, part, k, &b, &l)) ==
-		    VECDB_OK) {
+		rv = check ? proto_write_check_encode(coll, op, part, k, &b,
+		    &l) : proto_write_encode(coll, op, part, k, &b, &l);
+		if (rv == VECDB_OK) {
 			rv = proto_request_encode(PROTO_WRITE, r->key, s, b, l,
 			    &c[s].req, &c[s].reqlen);
 			vdb_free(b);
@@ -901,25 +902,55 @@ write_calls(router *r, router_topology *t, const char *coll, int op,
 	return rv;
 }
 
-/* Split a batch by shard; each shard's part is atomic. */
+/* Send each shard its part of a batch (or, with check, a check of it). */
+static int
+write_phase(router *r, router_topology *t, const char *coll, int op,
+    vecdb_point *pts, size_t n, int check)
+{
+	struct rcall *c = vdb_calloc(t->n, sizeof(*c));
+	int rv;
+
+	if (c == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if ((rv = write_calls(r, t, coll, op, pts, n, check, c)) == VECDB_OK) {
+		fanout(r, t, c, t->n);
+		rv = calls_check(c, t->n, VECDB_OK);
+	}
+	calls_free(c, t->n);
+	return rv;
+}
+
+/* Does the batch touch more than one shard? */
+static int
+multi_shard(router_topology *t, const vecdb_point *pts, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (router_shard_of(&pts[i].id, (uint32_t) t->n) !=
+		    router_shard_of(&pts[0].id, (uint32_t) t->n))
+			return 1;
+	return 0;
+}
+
+/*
+ * Split a batch by shard. Each shard's part is atomic; a batch over
+ * several shards is first checked on each of them (the write, rolled
+ * back), so that bad input (a wrong dimension, an id that exists) is
+ * refused before any part is written. Only a failure between the check
+ * and the write (a concurrent write, a node dying) can leave some parts
+ * written; the error then names the shards that failed.
+ */
 static int
 cl_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
 {
 	router *r = ctx;
 	router_topology *t = topo_get(r);
-	struct rcall *c = vdb_calloc(t->n, sizeof(*c));
-	int rv;
+	int rv = VECDB_OK;
 
-	if (c == NULL) {
-		topo_put(r, t);
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	}
 	ids_assign(op, pts, n);
-	if ((rv = write_calls(r, t, coll, op, pts, n, c)) == VECDB_OK) {
-		fanout(r, t, c, t->n);
-		rv = calls_check(c, t->n, VECDB_OK);
-	}
-	calls_free(c, t->n);
+	if (multi_shard(t, pts, n))
+		rv = write_phase(r, t, coll, op, pts, n, 1);
+	if (rv == VECDB_OK)
+		rv = write_phase(r, t, coll, op, pts, n, 0);
 	topo_put(r, t);
 	return rv;
 }

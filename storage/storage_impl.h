@@ -414,6 +414,7 @@ struct wreq {
 	const char *path;                    /* RESTORE: snapshot file;
 						PINDEX_*: field */
 	int schema;                          /* PINDEX_CREATE */
+	int check_only;                      /* validate, then roll back */
 	size_t deleted;                      /* out: DELETE */
 	int rc;                              /* out */
 	char msg[512];                       /* out: detail on failure */

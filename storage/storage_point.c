@@ -470,7 +470,8 @@ wpoints_prepare(int op, const vecdb_point *pts, size_t n,
 
 /* The common path of insert, upsert and update. */
 static int
-points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n, int op)
+points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n, int op,
+    int check_only)
 {
 	struct wpoint *wp = NULL;
 	struct wreq r;
@@ -492,8 +493,9 @@ points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n, int op)
 	r.coll = coll;
 	r.pts = wp;
 	r.n = n;
+	r.check_only = check_only;
 	rv = storage_writer_submit(db, &r);
-	if (rv == VECDB_OK)
+	if (rv == VECDB_OK && !check_only)
 		for (size_t i = 0; i < n; i++)
 			pts[i].id = wp[i].id;
 	wpoints_free(wp, n);
@@ -503,19 +505,32 @@ points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n, int op)
 int
 vecdb_insert(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, WREQ_INSERT);
+	return points_write(db, coll, pts, n, WREQ_INSERT, 0);
 }
 
 int
 vecdb_upsert(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, WREQ_UPSERT);
+	return points_write(db, coll, pts, n, WREQ_UPSERT, 0);
 }
 
 int
 vecdb_update(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, WREQ_UPDATE);
+	return points_write(db, coll, pts, n, WREQ_UPDATE, 0);
+}
+
+int
+vecdb_write_check(vecdb *db, const char *coll, vecdb_write_op op,
+    const vecdb_point *pts, size_t n)
+{
+	static const int wreq_of[] = { WREQ_INSERT, WREQ_UPSERT, WREQ_UPDATE };
+
+	if ((unsigned) op > VECDB_WRITE_UPDATE)
+		return vdb_err(VECDB_EINVAL, "unknown write op %d", (int) op);
+	/* generated ids go to the writer's copy: pts is only read */
+	return points_write(db, coll, (vecdb_point *) (uintptr_t) pts, n,
+	    wreq_of[op], 1);
 }
 
 int

@@ -156,7 +156,10 @@ apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 	case WREQ_INDEX: r->rc = storage_apply_index(w, r); break;
 	default: r->rc = storage_apply_points(w, r); break;
 	}
-	if (r->rc == VECDB_OK && (rc = mdb_txn_commit(w->txn)) != 0)
+	if (r->rc == VECDB_OK && r->check_only) {
+		mdb_txn_abort(w->txn);  /* it would pass: undo it all the same */
+		w->seq = seq0;
+	} else if (r->rc == VECDB_OK && (rc = mdb_txn_commit(w->txn)) != 0)
 		r->rc = storage_mdb_err(rc, "commit nested transaction");
 	else if (r->rc != VECDB_OK)
 		mdb_txn_abort(w->txn);

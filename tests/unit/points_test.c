@@ -64,6 +64,54 @@ START_TEST(insert_of_existing_id_fails_and_keeps_the_old_point)
 }
 END_TEST
 
+START_TEST(a_write_check_answers_like_the_write_and_changes_nothing)
+{
+	float v[2] = { 1, 1 }, bad[3] = { 1, 2, 3 };
+	vecdb_point p[2] = { { vecdb_id_num(7), v, 2, "{\"v\":1}" },
+		{ vecdb_id_num(8), v, 2, NULL } };
+	vecdb_point nid = { { VECDB_ID_NONE, 0, { 0 } }, v, 2, NULL };
+	vecdb_stats before, after;
+	uint64_t n;
+
+	tu_create(tu_db, "p", 2, VECDB_EUCLIDEAN);
+	ck_assert_int_eq(vecdb_insert(tu_db, "p", p, 1), VECDB_OK);
+	ck_assert_int_eq(vecdb_stats_get(tu_db, &before), VECDB_OK);
+	/* would pass: OK, and nothing is written or logged */
+	ck_assert_int_eq(vecdb_write_check(tu_db, "p", VECDB_WRITE_INSERT,
+	    &p[1], 1), VECDB_OK);
+	ck_assert_int_eq(vecdb_write_check(tu_db, "p", VECDB_WRITE_UPSERT, p,
+	    2), VECDB_OK);
+	ck_assert_int_eq(vecdb_write_check(tu_db, "p", VECDB_WRITE_INSERT,
+	    &nid, 1), VECDB_OK);
+	ck_assert_int_eq(nid.id.kind, VECDB_ID_NONE);  /* pts only read */
+	/* would fail: the write's own error */
+	ck_assert_int_eq(vecdb_write_check(tu_db, "p", VECDB_WRITE_INSERT, p,
+	    2), VECDB_EEXIST);
+	ck_assert_str_eq(vecdb_errmsg(), "point 0 of 2 (id 7): point 7 "
+	    "already exists");
+	ck_assert_int_eq(vecdb_write_check(tu_db, "p", VECDB_WRITE_UPDATE,
+	    &p[1], 1), VECDB_ENOTFOUND);
+	p[1].vector = bad;
+	p[1].dim = 3;
+	ck_assert_int_eq(vecdb_write_check(tu_db, "p", VECDB_WRITE_UPSERT, p,
+	    2), VECDB_EDIM);
+	ck_assert_int_eq(vecdb_write_check(tu_db, "nope", VECDB_WRITE_UPSERT,
+	    p, 1), VECDB_ENOTFOUND);
+	ck_assert_int_eq(vecdb_write_check(tu_db, "p", (vecdb_write_op) 9, p,
+	    1), VECDB_EINVAL);
+	ck_assert_int_eq(vecdb_stats_get(tu_db, &after), VECDB_OK);
+	ck_assert_uint_eq(after.last_seq, before.last_seq);
+	ck_assert_int_eq(vecdb_count(tu_db, "p", NULL, &n), VECDB_OK);
+	ck_assert_uint_eq(n, 1);
+	/* and the writer goes on as before */
+	p[1].vector = v;
+	p[1].dim = 2;
+	ck_assert_int_eq(vecdb_insert(tu_db, "p", &p[1], 1), VECDB_OK);
+	ck_assert_int_eq(vecdb_stats_get(tu_db, &after), VECDB_OK);
+	ck_assert_uint_eq(after.last_seq, before.last_seq + 1);
+}
+END_TEST
+
 START_TEST(missing_id_is_assigned_a_v4_uuid)
 {
 	float v[2] = { 1, 0 };
@@ -283,6 +331,7 @@ points_suite(void)
 	tu_add_db_fixture(tc);
 	tcase_add_test(tc, insert_then_get_returns_vector_and_payload);
 	tcase_add_test(tc, insert_of_existing_id_fails_and_keeps_the_old_point);
+	tcase_add_test(tc, a_write_check_answers_like_the_write_and_changes_nothing);
 	tcase_add_test(tc, missing_id_is_assigned_a_v4_uuid);
 	tcase_add_test(tc, uuid_and_numeric_ids_never_collide);
 	tcase_add_test(tc, update_changes_only_what_it_is_given);
