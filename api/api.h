@@ -116,7 +116,9 @@ struct api_read_opts {
 	int primary;           /* "consistency": "primary": primaries only */
 	int allow_partial;     /* answer without shards that cannot be reached */
 	size_t n_missing;      /* out: the shards left out of the answer */
-	uint32_t missing[API_SHARDS_MAX];
+	uint64_t missing[API_SHARDS_MAX / 64];  /* ... as bits (thread-local
+				  storage comes out of every thread's stack:
+				  keep it small) */
 };
 
 /* This thread's options. */
@@ -125,8 +127,11 @@ struct api_read_opts *api_read_opts(void);
 /* Back to the defaults (replicas first, all shards), nothing missing. */
 void api_read_opts_reset(void);
 
-/* Record that shard id was left out (once). */
+/* Record that shard id (< API_SHARDS_MAX) was left out (once). */
 void api_read_opts_missing(uint32_t shard);
+
+/* The shards left out, ascending, into ids (room for n_missing). */
+void api_read_opts_missing_ids(uint32_t *ids);
 
 /* One member of GET /cluster's shards[].members, filled from what was
  * learnt (error NULL: reachable; else last_seq and vectors are null).

@@ -318,19 +318,29 @@ api_read_opts(void)
 void
 api_read_opts_reset(void)
 {
-	read_opts.primary = 0;
-	read_opts.allow_partial = 0;
-	read_opts.n_missing = 0;
+	memset(&read_opts, 0, sizeof(read_opts));
 }
 
 void
 api_read_opts_missing(uint32_t shard)
 {
-	for (size_t i = 0; i < read_opts.n_missing; i++)
-		if (read_opts.missing[i] == shard)
-			return;
-	if (read_opts.n_missing < API_SHARDS_MAX)
-		read_opts.missing[read_opts.n_missing++] = shard;
+	uint64_t bit = 1ULL << (shard % 64);
+
+	if (shard >= API_SHARDS_MAX || (read_opts.missing[shard / 64] & bit))
+		return;
+	read_opts.missing[shard / 64] |= bit;
+	read_opts.n_missing++;
+}
+
+void
+api_read_opts_missing_ids(uint32_t *ids)
+{
+	size_t k = 0;
+
+	for (uint32_t s = 0; s < API_SHARDS_MAX && k < read_opts.n_missing;
+	    s++)
+		if (read_opts.missing[s / 64] >> (s % 64) & 1)
+			ids[k++] = s;
 }
 
 /* "primary" or "any" into *primary. */
@@ -399,8 +409,9 @@ envelope_ok(json_t *data)
 		json_decref(env);
 		return NULL;
 	}
-	for (size_t i = 0; i < read_opts.n_missing; i++)
-		json_array_append_new(ids, json_integer(read_opts.missing[i]));
+	for (uint32_t s = 0; s < API_SHARDS_MAX; s++)
+		if (read_opts.missing[s / 64] >> (s % 64) & 1)
+			json_array_append_new(ids, json_integer(s));
 	json_object_set_new(env, "partial", json_true());
 	json_object_set_new(env, "missing_shards", ids);
 	return env;

@@ -478,18 +478,27 @@ h_snapshot_download(struct api_req *r, json_t **data)
 	return API_RESPONDED;
 }
 
-/* Stream the raw request body into fd. */
+/*
+ * Stream the raw request body into fd. The buffer is on the heap: a
+ * civetweb request thread has a small stack (and sanitizers grow frames).
+ */
 static int
 body_to_fd(struct api_req *r, int fd)
 {
-	char buf[65536];
-	int n;
+	enum { BUF = 65536 };
+	char *buf = vdb_malloc(BUF);
+	int n, rv = VECDB_OK;
 
-	while ((n = mg_read(r->conn, buf, sizeof(buf))) > 0)
+	if (buf == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory for an upload");
+	while (rv == VECDB_OK && (n = mg_read(r->conn, buf, BUF)) > 0)
 		if (write(fd, buf, (size_t) n) != n)
-			return vdb_err(VECDB_EIO, "cannot store the upload: %s",
+			rv = vdb_err(VECDB_EIO, "cannot store the upload: %s",
 			    strerror(errno));
-	return n < 0 ? vdb_err(VECDB_EINVAL, "upload interrupted") : VECDB_OK;
+	if (rv == VECDB_OK && n < 0)
+		rv = vdb_err(VECDB_EINVAL, "upload interrupted");
+	vdb_free(buf);
+	return rv;
 }
 
 struct form_ctx {

@@ -484,6 +484,8 @@ static int
 handle_msg(struct node_rpc *r, nng_msg *msg)
 {
 	struct reply out = { NULL, 0 };
+	uint32_t *missing = NULL;
+	size_t n_missing = 0;
 	const char *m;
 	uint8_t *enc = NULL;
 	size_t enclen = 0;
@@ -502,9 +504,15 @@ handle_msg(struct node_rpc *r, nng_msg *msg)
 	atomic_fetch_add_explicit(&r->requests[method][code], 1,
 	    memory_order_relaxed);
 	/* a router's partial answer names the shards it lacks */
+	if (code == PROTO_OK && api_read_opts()->n_missing > 0 &&
+	    (missing = vdb_malloc(api_read_opts()->n_missing *
+	    sizeof(uint32_t))) != NULL) {
+		api_read_opts_missing_ids(missing);
+		n_missing = api_read_opts()->n_missing;
+	}
 	rv = proto_response_encode_missing(code, m, out.body, out.len,
-	    api_read_opts()->missing, code == PROTO_OK ?
-	    api_read_opts()->n_missing : 0, &enc, &enclen);
+	    missing, n_missing, &enc, &enclen);
+	vdb_free(missing);
 	vdb_free(out.body);
 	if (rv != VECDB_OK)
 		return -1;
