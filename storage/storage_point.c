@@ -297,6 +297,79 @@ storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 	return VECDB_OK;
 }
 
+/* Check a replicated entry against the point it replaces (or not). */
+static int
+raw_check(const struct coll *c, const struct wal_entry *e, int exists,
+    const struct rpoint *old)
+{
+	vecdb_id id;
+
+	if (storage_key_id(e->key, e->klen, &id) != VECDB_OK)
+		return vdb_err(VECDB_ECORRUPT, "bad point key");
+	if (e->vlen != (size_t) c->cfg.dimension *
+	    vec_elem_size(c->cfg.vector_type))
+		return vdb_err(VECDB_ECORRUPT, "vector of %zu bytes does not "
+		    "fit collection '%s'", e->vlen, c->cfg.name);
+	if (e->offset == WAL_NO_OFFSET)
+		return vdb_err(VECDB_ECORRUPT, "point has no offset");
+	if (exists ? old->offset != e->old_offset :
+		     e->old_offset != WAL_NO_OFFSET)
+		return vdb_err(VECDB_ECORRUPT, "point's old offset differs "
+		    "from this database's: the replica has diverged");
+	return VECDB_OK;
+}
+
+int
+storage_point_put_raw(vecdb *db, MDB_txn *txn, const struct coll *c,
+    struct coll_state *st, const struct wal_entry *e, uint64_t seq,
+    const struct pindex_set *ix)
+{
+	uint8_t pkey[STORAGE_PKEY_MAX], d[POINT_HDR];
+	MDB_val k = { 4 + e->klen, pkey }, v;
+	struct rpoint old;
+	int rc, rv, exists;
+
+	put_be32(pkey, c->id);
+	memcpy(pkey + 4, e->key, e->klen);
+	if ((rc = mdb_get(txn, db->points, &k, &v)) != 0 && rc != MDB_NOTFOUND)
+		return storage_mdb_err(rc, "read point");
+	exists = rc == 0;
+	if ((exists && (rv = storage_point_decode(c, &v, &old)) != VECDB_OK) ||
+	    (rv = raw_check(c, e, exists, &old)) != VECDB_OK)
+		return rv;
+	if (exists && old.offset != e->offset &&
+	    (rv = offset_del(db, txn, c->id, old.offset)) != VECDB_OK)
+		return rv;
+	if ((!exists || old.offset != e->offset) &&
+	    (rv = offset_put(db, txn, c->id, e->offset, pkey, k.mv_size)) !=
+		VECDB_OK)
+		return rv;
+	if ((rv = storage_pindex_update(db, txn, c->id, ix, e->key, e->klen,
+		 exists ? old.payload : NULL, exists ? old.payload_len : 0,
+		 e->payload, e->plen)) != VECDB_OK)
+		return rv;
+	if (exists)
+		st->bytes -= k.mv_size + v.mv_size;
+	else
+		st->count++;
+	if (e->offset >= st->next_offset)
+		st->next_offset = e->offset + 1;
+	d[0] = STORAGE_REC_VERSION;
+	put_le64(d + 1, e->offset);
+	put_le64(d + 9, seq);
+	put_le32(d + 17, c->cfg.dimension);
+	v.mv_size = POINT_HDR + e->vlen + e->plen;
+	if ((rc = mdb_put(txn, db->points, &k, &v, MDB_RESERVE)) != 0)
+		return storage_mdb_err(rc, "write point");
+	memcpy(v.mv_data, d, POINT_HDR);
+	memcpy((uint8_t *) v.mv_data + POINT_HDR, e->vec, e->vlen);
+	if (e->plen)
+		memcpy((uint8_t *) v.mv_data + POINT_HDR + e->vlen, e->payload,
+		    e->plen);
+	st->bytes += k.mv_size + v.mv_size;
+	return VECDB_OK;
+}
+
 /* Prefix the thread's message with the point's place in its batch. */
 static int
 point_err(int rv, size_t i, size_t n, const vecdb_id *id)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "storage_impl.h"
+#include "storage_repl.h"
 
 struct writer {
 	pthread_t thread;
@@ -25,6 +26,8 @@ struct writer {
 	int dirty;                /* buffered mode: commits not yet synced */
 	uint64_t last_seq;        /* last WAL seq committed */
 	uint64_t term;            /* term stamped on WAL records */
+	void (*hook)(void *, uint64_t); /* storage_commit_hook_set */
+	void *hook_arg;
 };
 
 /* ===== Byte buffers ===== */
@@ -154,6 +157,8 @@ apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 		break;
 	case WREQ_PINDEX_DROP: r->rc = storage_apply_pindex_drop(w, r); break;
 	case WREQ_INDEX: r->rc = storage_apply_index(w, r); break;
+	case WREQ_REPLICATE: r->rc = storage_apply_replicated(w, r); break;
+	case WREQ_LOAD: r->rc = storage_apply_load(w, r); break;
 	default: r->rc = storage_apply_points(w, r); break;
 	}
 	if (r->rc == VECDB_OK && (rc = mdb_txn_commit(w->txn)) != 0)
@@ -169,9 +174,10 @@ out:
 
 /* Apply and commit one group; fills rc/msg of every request in it. */
 static void
-group_commit(vecdb *db, struct writer *wr, struct wreq *group)
+group_commit(vecdb *db, struct writer *wr, struct wreq *group,
+    void (*hook)(void *, uint64_t), void *hook_arg)
 {
-	struct wctx w = { db, NULL, wr->last_seq, wr->term };
+	struct wctx w = { db, NULL, wr->last_seq, wr->term, 0 };
 	MDB_txn *txn;
 	int rc, rv = VECDB_OK;
 
@@ -191,8 +197,13 @@ group_commit(vecdb *db, struct writer *wr, struct wreq *group)
 		rv = storage_mdb_err(rc, "commit");
 		goto fail;
 	}
+	if (w.reset_index)
+		storage_index_reset(db, w.seq);
+	else
+		storage_index_notify(db, w.seq);
+	if (w.seq != wr->last_seq && hook != NULL)
+		hook(hook_arg, w.seq);
 	wr->last_seq = w.seq;
-	storage_index_notify(db, w.seq);
 	return;
 fail:
 	/* Nothing of the group is committed: every request fails. */
@@ -246,8 +257,10 @@ writer_main(void *arg)
 
 	pthread_mutex_lock(&wr->lock);
 	while ((group = queue_take_locked(db, wr)) != NULL) {
+		void (*hook)(void *, uint64_t) = wr->hook;
+		void *hook_arg = wr->hook_arg;
 		pthread_mutex_unlock(&wr->lock);
-		group_commit(db, wr, group);
+		group_commit(db, wr, group, hook, hook_arg);
 		pthread_mutex_lock(&wr->lock);
 		if (db->opts.durability == VECDB_BUFFERED)
 			wr->dirty = 1;
@@ -325,6 +338,20 @@ storage_writer_stop(vecdb *db)
 	pthread_cond_destroy(&wr->done_cv);
 	vdb_free(wr);
 	db->writer = NULL;
+}
+
+void
+storage_commit_hook_set(vecdb *db, void (*fn)(void *, uint64_t), void *arg)
+{
+	struct writer *wr = db->writer;
+
+	if (wr == NULL)
+		return;
+	/* The writer copies the hook under the lock as it takes a group. */
+	pthread_mutex_lock(&wr->lock);
+	wr->hook = fn;
+	wr->hook_arg = arg;
+	pthread_mutex_unlock(&wr->lock);
 }
 
 int
