@@ -363,6 +363,10 @@ sock_open(struct repl_follower *f)
 	nng_socket_set_ms(f->sock, NNG_OPT_SENDTIMEO, SEND_TIMEOUT_MS);
 	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMINT, BACKOFF_MIN_MS);
 	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMAXT, BACKOFF_MAX_MS);
+	/* No blind resend: a bootstrap copy can take longer than req0's
+	 * default minute, and a second begin would copy again. Our receive
+	 * timeouts bound every call instead. */
+	nng_socket_set_ms(f->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	if ((rv = nng_dial(f->sock, f->cfg.primary_url, NULL,
 		 NNG_FLAG_NONBLOCK)) != 0) {
 		nng_close(f->sock);
@@ -378,6 +382,7 @@ repl_follower_start(const struct repl_follower_config *cfg,
 {
 	struct storage_wal_info info;
 	struct repl_follower *f;
+	char path[4200];
 	int rv;
 
 	if ((rv = storage_wal_info_get(cfg->db, &info)) != VECDB_OK)
@@ -390,6 +395,8 @@ repl_follower_start(const struct repl_follower_config *cfg,
 	if (f->cfg.replica_id == NULL)
 		f->cfg.replica_id = "";
 	f->st.applied_seq = info.last_seq;
+	snprintf(path, sizeof(path), "%s/repl-bootstrap.part", cfg->dir);
+	unlink(path); /* a download a crash interrupted */
 	if ((rv = sock_open(f)) != VECDB_OK) {
 		vdb_free(f);
 		return rv;

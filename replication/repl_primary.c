@@ -8,6 +8,7 @@
  * position or their deadline comes, so a parked request holds no RPC
  * thread while it waits.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -489,6 +490,23 @@ repl_primary_bootstrap_chunk(repl_primary *p,
 
 /* ===== Lifecycle ===== */
 
+/* Remove bootstrap copies a crash left behind in dir. */
+static void
+stale_copies_remove(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4200];
+
+	while (d != NULL && (e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "repl-bootstrap-", 15) == 0) {
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+	if (d != NULL)
+		closedir(d);
+}
+
 int
 repl_primary_new(vecdb *db, const char *dir, repl_primary **out)
 {
@@ -502,6 +520,7 @@ repl_primary_new(vecdb *db, const char *dir, repl_primary **out)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	p->db = db;
 	snprintf(p->dir, sizeof(p->dir), "%s", dir);
+	stale_copies_remove(dir);
 	p->last_seq = info.last_seq;
 	p->start_ms = mono_ms();
 	pthread_mutex_init(&p->lock, NULL);
