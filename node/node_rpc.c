@@ -611,11 +611,12 @@ handle_request(struct node_rpc *r, struct worker *w, const uint8_t *buf,
 }
 
 /*
- * Handle one request message; the reply replaces its body. 1: parked (w's
- * long-poll answers later); w NULL: may not park.
+ * Handle one request message; the reply replaces its body: 0, or nonzero
+ * when it cannot be encoded. *parked: w's long-poll answers later, msg
+ * untouched (w NULL: may not park).
  */
 static int
-handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg)
+handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg, int *parked)
 {
 	struct reply out = { NULL, 0, 0, 0 };
 	const char *m;
@@ -626,8 +627,8 @@ handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg)
 
 	code = handle_request(r, w, nng_msg_body(msg), nng_msg_len(msg),
 	    &method, &out);
-	if (code == PROTO_OK && out.parked)
-		return 1;
+	if ((*parked = code == PROTO_OK && out.parked))
+		return 0;
 	m = code == PROTO_OK ? "" : vecdb_errmsg();
 	if (code != PROTO_OK && *m == '\0')
 		m = vecdb_strerror(proto_err_of(code));
@@ -680,7 +681,7 @@ static void
 worker_got(struct worker *w)
 {
 	nng_msg *msg;
-	int rv = nng_aio_result(w->aio);
+	int rv = nng_aio_result(w->aio), parked;
 
 
 	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
@@ -692,9 +693,9 @@ worker_got(struct worker *w)
 	msg = nng_aio_get_msg(w->aio);
 	atomic_fetch_add(&w->rpc->busy, 1);
 	w->msg = msg;
-	if ((rv = handle_msg(w->rpc, w, msg)) == 1)
-		return; /* parked: worker_wake sends */
-	worker_reply(w, rv);
+	rv = handle_msg(w->rpc, w, msg, &parked);
+	if (!parked) /* else worker_wake sends */
+		worker_reply(w, rv);
 }
 
 /* Send the reply in w->msg (rv 0), or drop it on an encoding failure. */
@@ -718,8 +719,9 @@ static void
 worker_wake(void *arg)
 {
 	struct worker *w = arg;
+	int parked;
 
-	worker_reply(w, handle_msg(w->rpc, NULL, w->msg));
+	worker_reply(w, handle_msg(w->rpc, NULL, w->msg, &parked));
 }
 
 /* The aio callback: the classic async REP state machine. */

@@ -69,8 +69,9 @@ void repl_primary_free(repl_primary *p);
  * Answer a FetchWal: the records after f->after_seq within the limits,
  * and record the replica's acknowledgement. out->records: vdb_free().
  * @return VECDB_OK (out->count may be 0), VECDB_ENOTFOUND when the records
- *	after after_seq are no longer held (the message says to bootstrap;
- *	the wire code is OUT_OF_RANGE), VECDB_ENOMEM, VECDB_EIO.
+ *	after after_seq are no longer held, or after_seq is past our last
+ *	seq (the replica's history is not ours): the message says to
+ *	bootstrap, the wire code is OUT_OF_RANGE. VECDB_ENOMEM, VECDB_EIO.
  */
 int repl_primary_fetch(repl_primary *p, const struct proto_fetch_wal *f,
     struct proto_wal_batch *out);

@@ -29,12 +29,14 @@
 #define SEND_TIMEOUT_MS 2000
 #define RECV_SLACK_MS 10000    /* beyond the long-poll wait */
 #define BOOTSTRAP_RECV_MS 600000 /* a copy of a large database takes time */
+#define REFUSED_MAX 3          /* batches refused in a row: bootstrap */
 
 struct repl_follower {
 	struct repl_follower_config cfg;   /* strings borrowed */
 	nng_socket sock;
 	pthread_t thread;
 	uint64_t request_id;               /* follower thread only */
+	unsigned refused;                  /* batches refused in a row (same) */
 	pthread_mutex_t lock;              /* guards the fields below */
 	pthread_cond_t cv;                 /* stop */
 	int stopping;
@@ -256,7 +258,12 @@ bootstrap(struct repl_follower *f)
 
 /* ===== Tailing ===== */
 
-/* Apply a batch; *boot set when it stopped at a RESTORE. */
+/*
+ * Apply a batch; *boot set when it stopped at a RESTORE, or when the
+ * database refused batches REFUSED_MAX times in a row: one refusal may be
+ * a damaged message, repeated ones mean this replica has diverged from
+ * the primary, and only a copy of the primary's data mends that.
+ */
 static int
 apply(struct repl_follower *f, const struct proto_wal_batch *b, int *boot)
 {
@@ -267,8 +274,16 @@ apply(struct repl_follower *f, const struct proto_wal_batch *b, int *boot)
 		return VECDB_OK;
 	rv = storage_wal_apply(f->cfg.db, b->records, b->records_len, &last,
 	    &restore);
+	if (rv == VECDB_ECORRUPT && ++f->refused >= REFUSED_MAX) {
+		VDB_LOG_ERROR("REPL", "batch refused %u times (%s): "
+		    "bootstrapping", f->refused, vecdb_errmsg());
+		f->refused = 0;
+		*boot = 1;
+		return VECDB_OK;
+	}
 	if (rv != VECDB_OK)
 		return rv;
+	f->refused = 0;
 	contact(f, b->last_seq, last);
 	if (restore) {
 		VDB_LOG_WARN("REPL", "the primary restored a snapshot at seq %"

@@ -222,6 +222,10 @@ repl_primary_fetch(repl_primary *p, const struct proto_fetch_wal *f,
 		    f->after_seq, info.oldest_seq);
 	if (rv != VECDB_OK)
 		return rv;
+	if (f->after_seq > info.last_seq)
+		return vdb_err(VECDB_ENOTFOUND, "the replica is at %" PRIu64
+		    ", past this primary's last seq %" PRIu64 ": its history "
+		    "differs; bootstrap", f->after_seq, info.last_seq);
 	memset(out, 0, sizeof(*out));
 	out->records = blob;
 	out->records_len = len;

@@ -112,18 +112,28 @@ offset_del(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t off)
 	return VECDB_OK;
 }
 
-/* Map a new offset to the point key. */
+/* Map a new offset to the point key (MDB_NOOVERWRITE: refuse one in use). */
 static int
-offset_put(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t off,
-    const uint8_t *pkey, size_t pklen)
+offset_put_flags(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t off,
+    const uint8_t *pkey, size_t pklen, unsigned flags)
 {
 	uint8_t kb[12];
 	MDB_val k = { 12, kb }, v = { pklen - 4, (void *) (pkey + 4) };
 	int rc;
 
 	offset_key(coll_id, off, kb);
-	rc = mdb_put(txn, db->offsets, &k, &v, 0);
+	rc = mdb_put(txn, db->offsets, &k, &v, flags);
+	if (rc == MDB_KEYEXIST)
+		return vdb_err(VECDB_ECORRUPT, "offset %llu is in use here: "
+		    "the replica has diverged", (unsigned long long) off);
 	return rc ? storage_mdb_err(rc, "write offset") : VECDB_OK;
+}
+
+static int
+offset_put(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t off,
+    const uint8_t *pkey, size_t pklen)
+{
+	return offset_put_flags(db, txn, coll_id, off, pkey, pklen, 0);
 }
 
 /* The final vector bytes and payload of a put, owned copies. */
@@ -340,9 +350,10 @@ storage_point_put_raw(vecdb *db, MDB_txn *txn, const struct coll *c,
 	if (exists && old.offset != e->offset &&
 	    (rv = offset_del(db, txn, c->id, old.offset)) != VECDB_OK)
 		return rv;
+	/* Offsets are never reused, so a new one must be free here. */
 	if ((!exists || old.offset != e->offset) &&
-	    (rv = offset_put(db, txn, c->id, e->offset, pkey, k.mv_size)) !=
-		VECDB_OK)
+	    (rv = offset_put_flags(db, txn, c->id, e->offset, pkey, k.mv_size,
+		 MDB_NOOVERWRITE)) != VECDB_OK)
 		return rv;
 	if ((rv = storage_pindex_update(db, txn, c->id, ix, e->key, e->klen,
 		 exists ? old.payload : NULL, exists ? old.payload_len : 0,

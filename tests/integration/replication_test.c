@@ -587,6 +587,31 @@ START_TEST(a_snapshot_restore_on_the_primary_makes_replicas_bootstrap)
 }
 END_TEST
 
+START_TEST(a_replica_ahead_of_a_new_primary_bootstraps)
+{
+	struct node p1, p2, r;
+
+	node_start(&p1, NULL);
+	replica_start(&r, &p1, "r", 0);
+	create(&p1);
+	for (uint64_t k = 0; k < 10; k++)
+		write_batch(&p1, k);
+	converge(&p1, &r);
+	node_stop(&r);
+	node_stop(&p1);
+	/* A new primary with a shorter, different history. */
+	node_start(&p2, NULL);
+	create(&p2);
+	for (uint64_t k = 20; k < 23; k++)
+		write_batch(&p2, k);
+	replica_start(&r, &p2, "r", 1);
+	converge(&p2, &r);
+	ck_assert(metric(&r, "vecdb_replica_bootstraps_total ") == 1);
+	node_stop(&r);
+	node_stop(&p2);
+}
+END_TEST
+
 START_TEST(a_replica_refuses_writes_naming_its_primary)
 {
 	struct proto_fetch_wal f = { 0, 0, 0, 0, "x" };
@@ -717,6 +742,7 @@ replication_suite(void)
 	tcase_add_test(tc, a_killed_replica_catches_up_after_restart);
 	tcase_add_test(tc, a_replica_behind_the_wal_bootstraps);
 	tcase_add_test(tc, a_snapshot_restore_on_the_primary_makes_replicas_bootstrap);
+	tcase_add_test(tc, a_replica_ahead_of_a_new_primary_bootstraps);
 	tcase_add_test(tc, a_replica_refuses_writes_naming_its_primary);
 	tcase_add_test(tc, long_polls_wait_for_commits_without_starving_clients);
 	suite_add_tcase(s, tc);

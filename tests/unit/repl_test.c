@@ -364,6 +364,36 @@ START_TEST(reading_past_the_trimmed_wal_says_so)
 }
 END_TEST
 
+START_TEST(a_diverged_replica_refuses_offsets_it_uses)
+{
+	vecdb *r = open_other(), *other = open_other();
+	struct storage_wal_info info;
+	uint64_t seed = 4, last;
+	uint8_t *blob;
+	size_t len, n;
+	int restore;
+
+	/* The other primary's third record writes points r has never seen,
+	 * under offsets r gives to points of its own. */
+	tu_create(tu_db, "a", DIM, VECDB_EUCLIDEAN);
+	tu_create(other, "a", DIM, VECDB_EUCLIDEAN);
+	put_points(tu_db, "a", 0, 10, &seed);
+	put_points(other, "a", 0, 5, &seed);
+	put_points(other, "a", 100, 5, &seed);
+	ship(tu_db, r, 10);
+	blob = read_all(other, 2, &len, &n);
+	ck_assert_int_eq(storage_wal_apply(r, blob, len, &last, &restore),
+	    VECDB_ECORRUPT);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "in use here"));
+	ck_assert_int_eq(storage_wal_info_get(r, &info), VECDB_OK);
+	ck_assert_uint_eq(info.last_seq, 2);
+	digests_equal(tu_db, r);
+	vdb_free(blob);
+	vecdb_close(other);
+	vecdb_close(r);
+}
+END_TEST
+
 static Suite *
 repl_suite(void)
 {
@@ -375,6 +405,7 @@ repl_suite(void)
 	tcase_add_test(tc, a_corrupt_record_is_refused_and_nothing_is_applied);
 	tcase_add_test(tc, records_out_of_order_are_refused);
 	tcase_add_test(tc, a_diverged_replica_refuses_the_batch);
+	tcase_add_test(tc, a_diverged_replica_refuses_offsets_it_uses);
 	tcase_add_test(tc, a_restore_record_stops_the_replay);
 	tcase_add_test(tc, a_loaded_copy_replaces_everything_and_tailing_resumes);
 	tcase_add_test(tc, reading_past_the_trimmed_wal_says_so);
