@@ -522,6 +522,12 @@ START_TEST(a_killed_replica_catches_up_after_restart)
 		if (k == 15)
 			node_kill(&r);                /* mid-stream */
 	}
+	/* The primary sees it fall behind: at least the 24 batches since. */
+	usleep(50000);
+	ck_assert(metric(&p, "vecdb_replication_lag_records{replica=\"r\"} ")
+	    >= 24);
+	ck_assert(metric(&p, "vecdb_replication_lag_seconds{replica=\"r\"} ")
+	    > 0);
 	replica_start(&r, &p, "r", 1);
 	converge(&p, &r);
 	ck_assert_int_eq(admin_get(&r, "/ready", body, sizeof(body)), 200);
