@@ -526,11 +526,14 @@ rebuild_all(struct indexer *ix, MDB_txn *txn)
 static void
 unmap_hint(const MDB_val *v)
 {
-	static long page;
+	static _Atomic long page_size; /* every handle's indexer shares it */
+	long page = atomic_load_explicit(&page_size, memory_order_relaxed);
 	uintptr_t a, b;
 
-	if (page == 0)
+	if (page == 0) {
 		page = sysconf(_SC_PAGESIZE);
+		atomic_store_explicit(&page_size, page, memory_order_relaxed);
+	}
 	a = ((uintptr_t) v->mv_data + (uintptr_t) page - 1) &
 	    ~((uintptr_t) page - 1);
 	b = ((uintptr_t) v->mv_data + v->mv_size) & ~((uintptr_t) page - 1);
