@@ -3,6 +3,7 @@
  *
  *   vecdb-bench repl [--node PATH] [--batches 2000] [--batch 500]
  *                    [--dim 16] [--rate 0] [--replicas 1] [--dir DIR]
+ *                    [--bootstrap 0|1]
  *
  * Starts a primary `vecdb-node` and --replicas replicas of it on loopback
  * (PATH defaults to vecdb-node beside this binary), upserts --batches
@@ -17,6 +18,11 @@
  * replica applied before its acknowledgement reached the client counts
  * as 0. The nodes run with the environment's settings (VECDB_DURABILITY
  * and so on; VECDB_LOG defaults to warn here).
+ *
+ * With --bootstrap 1 the primary keeps 10 WAL records, the ingest runs
+ * first, and then one replica starts empty: it must bootstrap from a copy.
+ * The figure is the time from its start until its last seq is the
+ * primary's, against the size of the primary's data file.
  */
 #define _GNU_SOURCE
 #include <nng/nng.h>
@@ -29,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +52,7 @@ struct rargs {
 	uint32_t dim;
 	double rate;
 	const char *dir;
+	int bootstrap;
 };
 
 /* A node process and a req0 socket to it. */
@@ -225,6 +233,8 @@ rparse(int argc, char **argv, struct rargs *a)
 			a->replicas = strtoul(v, NULL, 10);
 		else if (strcmp(k, "--dir") == 0)
 			a->dir = v;
+		else if (strcmp(k, "--bootstrap") == 0)
+			a->bootstrap = atoi(v);
 		else
 			bench_die("unknown flag %s", k);
 	}
@@ -270,10 +280,66 @@ ingest(const struct rargs *a, struct proc *p, double *acked)
 	return bench_now() - t0;
 }
 
+/* The last seq a node reports. */
+static uint64_t
+last_seq(struct proc *p)
+{
+	struct proto_response *r;
+	vecdb_stats st;
+
+	call(p->sock, PROTO_STATS, NULL, 0, &r);
+	if (proto_stats_decode(r->body, r->body_len, &st) != VECDB_OK)
+		bench_die("bad stats");
+	proto_response_free(r);
+	return st.last_seq;
+}
+
+/* --bootstrap 1: ingest, then time an empty replica's catch-up. */
+static int
+bench_bootstrap(const struct rargs *a, const char *base)
+{
+	const char *pargs[] = { "--wal-retain", "10", NULL };
+	struct proc prim, rep;
+	char dir[4200], url[64];
+	double *acked = calloc(a->batches, sizeof(double)), t0, secs;
+	struct stat st;
+	uint64_t last;
+
+	if (acked == NULL)
+		bench_die("out of memory");
+	snprintf(dir, sizeof(dir), "%s/primary", base);
+	proc_start(a, dir, pargs, &prim);
+	create(a, &prim);
+	secs = ingest(a, &prim, acked);
+	last = last_seq(&prim);
+	snprintf(dir, sizeof(dir), "%s/primary/data.mdb", base);
+	if (stat(dir, &st) != 0)
+		bench_die("no %s", dir);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", prim.rpc);
+	snprintf(dir, sizeof(dir), "%s/replica0", base);
+	const char *rargs[] = { "--mode", "replica", "--primary", url,
+		"--node-id", "r0", NULL };
+	t0 = bench_now();
+	proc_start(a, dir, rargs, &rep);
+	while (last_seq(&rep) < last)
+		usleep(2000);
+	t0 = bench_now() - t0;
+	printf("points=%zu dim=%u ingest=%.0f points/s data_file=%.1f MiB\n",
+	    a->batches * a->batch, a->dim,
+	    (double) (a->batches * a->batch) / secs,
+	    (double) st.st_size / (1 << 20));
+	printf("bootstrap: replica start to caught up %.2f s (%.1f MiB/s of "
+	       "data file)\n", t0, (double) st.st_size / (1 << 20) / t0);
+	proc_stop(&rep);
+	proc_stop(&prim);
+	free(acked);
+	return 0;
+}
+
 int
 bench_repl(int argc, char **argv)
 {
-	struct rargs a = { "", 2000, 500, 1, 16, 0, NULL };
+	struct rargs a = { "", 2000, 500, 1, 16, 0, NULL, 0 };
 	struct proc prim, rep[REPLICAS_MAX];
 	struct poll_state ps;
 	char *base, dir[4200], url[64];
@@ -283,6 +349,13 @@ bench_repl(int argc, char **argv)
 	rparse(argc, argv, &a);
 	setenv("VECDB_LOG", "warn", 0);
 	base = a.dir ? strdup(a.dir) : bench_tmpdir();
+	if (a.bootstrap) {
+		bench_bootstrap(&a, base);
+		if (a.dir == NULL)
+			bench_rmrf(base);
+		free(base);
+		return 0;
+	}
 	snprintf(dir, sizeof(dir), "%s/primary", base);
 	proc_start(&a, dir, NULL, &prim);
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", prim.rpc);
