@@ -30,6 +30,8 @@
 #define RECV_SLACK_MS 10000    /* beyond the long-poll wait */
 #define BOOTSTRAP_RECV_MS 600000 /* a copy of a large database takes time */
 #define REFUSED_MAX 3          /* batches refused in a row: bootstrap */
+#define BOOTSTRAP_RETRY_MS 10000 /* after a failed bootstrap: each try
+				    copies the whole database again */
 
 struct repl_follower {
 	struct repl_follower_config cfg;   /* strings borrowed */
@@ -340,7 +342,7 @@ static void *
 follower_main(void *arg)
 {
 	struct repl_follower *f = arg;
-	uint64_t backoff = BACKOFF_MIN_MS;
+	uint64_t backoff = BACKOFF_MIN_MS, wait;
 	int rv, boot;
 
 	while (!stopping(f)) {
@@ -355,9 +357,11 @@ follower_main(void *arg)
 		pthread_mutex_lock(&f->lock);
 		f->st.errors++;
 		pthread_mutex_unlock(&f->lock);
+		wait = boot && backoff < BOOTSTRAP_RETRY_MS ? BOOTSTRAP_RETRY_MS :
+							  backoff;
 		VDB_LOG_WARN("REPL", "replication from %s: %s; again in %"
-		    PRIu64 " ms", f->cfg.primary_url, vecdb_errmsg(), backoff);
-		nap(f, backoff);
+		    PRIu64 " ms", f->cfg.primary_url, vecdb_errmsg(), wait);
+		nap(f, wait);
 		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 							 backoff * 2;
 	}
