@@ -280,6 +280,9 @@ ingest(const struct rargs *a, struct proc *p, double *acked)
 	return bench_now() - t0;
 }
 
+static void replica_start(const struct rargs *a, const char *base,
+    const struct proc *prim, size_t i, struct proc *rep);
+
 /* The last seq a node reports. */
 static uint64_t
 last_seq(struct proc *p)
@@ -300,7 +303,7 @@ bench_bootstrap(const struct rargs *a, const char *base)
 {
 	const char *pargs[] = { "--wal-retain", "10", NULL };
 	struct proc prim, rep;
-	char dir[4200], url[64];
+	char dir[4200];
 	double *acked = calloc(a->batches, sizeof(double)), t0, secs;
 	struct stat st;
 	uint64_t last;
@@ -315,12 +318,8 @@ bench_bootstrap(const struct rargs *a, const char *base)
 	snprintf(dir, sizeof(dir), "%s/primary/data.mdb", base);
 	if (stat(dir, &st) != 0)
 		bench_die("no %s", dir);
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", prim.rpc);
-	snprintf(dir, sizeof(dir), "%s/replica0", base);
-	const char *rargs[] = { "--mode", "replica", "--primary", url,
-		"--node-id", "r0", NULL };
 	t0 = bench_now();
-	proc_start(a, dir, rargs, &rep);
+	replica_start(a, base, &prim, 0, &rep);
 	while (last_seq(&rep) < last)
 		usleep(2000);
 	t0 = bench_now() - t0;
@@ -336,62 +335,75 @@ bench_bootstrap(const struct rargs *a, const char *base)
 	return 0;
 }
 
+/* Start a replica of prim in base/replica<i>, named r<i>. */
+static void
+replica_start(const struct rargs *a, const char *base,
+    const struct proc *prim, size_t i, struct proc *rep)
+{
+	char dir[4200], url[64], id[32];
+
+	snprintf(dir, sizeof(dir), "%s/replica%zu", base, i);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", prim->rpc);
+	snprintf(id, sizeof(id), "r%zu", i);
+	const char *args[] = { "--mode", "replica", "--primary", url,
+		"--node-id", id, NULL };
+	proc_start(a, dir, args, rep);
+}
+
+/* Ingest while the poller watches the first replica; lags in lag[]. */
+static void
+measure(const struct rargs *a, struct proc *prim, struct proc *rep)
+{
+	struct poll_state ps;
+	double *acked, *lag, secs;
+	pthread_t th;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.sock = rep->sock;
+	ps.max_seq = a->batches + 1;
+	acked = calloc(a->batches, sizeof(*acked));
+	lag = calloc(a->batches, sizeof(*lag));
+	ps.applied_at = calloc(ps.max_seq + 1, sizeof(double));
+	if (acked == NULL || lag == NULL || ps.applied_at == NULL)
+		bench_die("out of memory");
+	pthread_create(&th, NULL, poller, &ps);
+	secs = ingest(a, prim, acked);
+	pthread_join(th, NULL);
+	for (size_t k = 0; k < a->batches; k++) {
+		double d = ps.applied_at[k + 2] - acked[k];
+		lag[k] = d > 0 ? d : 0;
+	}
+	report(a, lag, a->batches, secs, ps.polls);
+	free(acked);
+	free(lag);
+	free(ps.applied_at);
+}
+
 int
 bench_repl(int argc, char **argv)
 {
 	struct rargs a = { "", 2000, 500, 1, 16, 0, NULL, 0 };
 	struct proc prim, rep[REPLICAS_MAX];
-	struct poll_state ps;
-	char *base, dir[4200], url[64];
-	double *acked, *lag, secs;
-	pthread_t th;
+	char *base, dir[4200];
 
 	rparse(argc, argv, &a);
 	setenv("VECDB_LOG", "warn", 0);
 	base = a.dir ? strdup(a.dir) : bench_tmpdir();
 	if (a.bootstrap) {
 		bench_bootstrap(&a, base);
-		if (a.dir == NULL)
-			bench_rmrf(base);
-		free(base);
-		return 0;
+	} else {
+		snprintf(dir, sizeof(dir), "%s/primary", base);
+		proc_start(&a, dir, NULL, &prim);
+		for (size_t i = 0; i < a.replicas; i++)
+			replica_start(&a, base, &prim, i, &rep[i]);
+		create(&a, &prim);
+		measure(&a, &prim, &rep[0]);
+		for (size_t i = 0; i < a.replicas; i++)
+			proc_stop(&rep[i]);
+		proc_stop(&prim);
 	}
-	snprintf(dir, sizeof(dir), "%s/primary", base);
-	proc_start(&a, dir, NULL, &prim);
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", prim.rpc);
-	for (size_t i = 0; i < a.replicas; i++) {
-		char id[32];
-		snprintf(dir, sizeof(dir), "%s/replica%zu", base, i);
-		snprintf(id, sizeof(id), "r%zu", i);
-		const char *args[] = { "--mode", "replica", "--primary", url,
-			"--node-id", id, NULL };
-		proc_start(&a, dir, args, &rep[i]);
-	}
-	create(&a, &prim);
-	memset(&ps, 0, sizeof(ps));
-	ps.sock = rep[0].sock;
-	ps.max_seq = a.batches + 1;
-	acked = calloc(a.batches, sizeof(*acked));
-	lag = calloc(a.batches, sizeof(*lag));
-	ps.applied_at = calloc(ps.max_seq + 1, sizeof(double));
-	if (acked == NULL || lag == NULL || ps.applied_at == NULL)
-		bench_die("out of memory");
-	pthread_create(&th, NULL, poller, &ps);
-	secs = ingest(&a, &prim, acked);
-	pthread_join(th, NULL);
-	for (size_t k = 0; k < a.batches; k++) {
-		double d = ps.applied_at[k + 2] - acked[k];
-		lag[k] = d > 0 ? d : 0;
-	}
-	report(&a, lag, a.batches, secs, ps.polls);
-	for (size_t i = 0; i < a.replicas; i++)
-		proc_stop(&rep[i]);
-	proc_stop(&prim);
 	if (a.dir == NULL)
 		bench_rmrf(base);
 	free(base);
-	free(acked);
-	free(lag);
-	free(ps.applied_at);
 	return 0;
 }
