@@ -32,6 +32,7 @@ struct settings {
 	const char *api_key;
 	const char *primary_url;     /* replica: the primary to follow */
 	uint64_t wal_retain;         /* 0: the engine's (VECDB_WAL_RETAIN) */
+	uint64_t wal_max_bytes;      /* WAL kept for replicas behind */
 };
 
 /* What the admin handlers read; set before civetweb starts. */
@@ -55,6 +56,7 @@ static const struct option long_opts[] = {
 	{ "api-key", required_argument, NULL, 'k' },
 	{ "primary", required_argument, NULL, 'p' },
 	{ "wal-retain", required_argument, NULL, 'W' },
+	{ "wal-retention-bytes", required_argument, NULL, 'B' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -67,7 +69,7 @@ static const struct {
 	{ 'd', "VECDB_DATA_DIR" }, { 'r', "VECDB_RPC_URL" },
 	{ 'a', "VECDB_ADMIN_PORT" }, { 'm', "VECDB_MODE" },
 	{ 'i', "VECDB_NODE_ID" }, { 'k', "VECDB_API_KEY" },
-	{ 'p', "VECDB_PRIMARY_URL" },
+	{ 'p', "VECDB_PRIMARY_URL" }, { 'B', "VECDB_WAL_RETENTION_BYTES" },
 };
 #define NENVS (sizeof(envs) / sizeof(envs[0]))
 
@@ -80,10 +82,11 @@ usage(FILE *f)
 	    "                  [--mode primary|replica] [--node-id ID]\n"
 	    "                  [--workers N] [--api-key KEY]\n"
 	    "                  [--primary URL] [--wal-retain N]\n"
+	    "                  [--wal-retention-bytes N]\n"
 	    "Environment: VECDB_DATA_DIR, VECDB_RPC_URL, VECDB_ADMIN_PORT,\n"
 	    "VECDB_MODE, VECDB_NODE_ID, VECDB_API_KEY, VECDB_PRIMARY_URL,\n"
-	    "VECDB_LOG, VECDB_DURABILITY, VECDB_MAP_SIZE, VECDB_HNSW_M,\n"
-	    "VECDB_HNSW_EF, VECDB_WAL_RETAIN.\n");
+	    "VECDB_WAL_RETENTION_BYTES, VECDB_LOG, VECDB_DURABILITY,\n"
+	    "VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF, VECDB_WAL_RETAIN.\n");
 }
 
 /* A decimal number up to max. */
@@ -114,6 +117,9 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'w': return parse_num("workers", v, NODE_WORKERS_MAX, &s->workers);
 	case 'k': s->api_key = *v ? v : NULL; return 0;
 	case 'p': s->primary_url = *v ? v : NULL; return 0;
+	case 'B':
+		return parse_num("wal-retention-bytes", v, UINT64_MAX,
+		    &s->wal_max_bytes);
 	case 'W':
 		if (parse_num("wal-retain", v, UINT64_MAX, &s->wal_retain) != 0)
 			return -1;
@@ -148,6 +154,7 @@ settings_load(struct settings *s, int argc, char **argv)
 	s->mode = "primary";
 	s->node_id = "node";
 	s->workers = NODE_WORKERS_DEFAULT;
+	s->wal_max_bytes = REPL_WAL_MAX_BYTES_DEFAULT;
 	for (size_t i = 0; i < NENVS; i++) {
 		const char *v = getenv(envs[i].env);
 		if (v != NULL && setting_set(s, envs[i].opt, v) != 0)
@@ -428,7 +435,8 @@ repl_start(struct settings *s, struct admin *a)
 	if (strcmp(s->mode, "replica") == 0)
 		rv = repl_follower_start(&fc, &a->follower);
 	else
-		rv = repl_primary_new(a->db, s->data_dir, &a->primary);
+		rv = repl_primary_new(a->db, s->data_dir, s->wal_max_bytes,
+		    &a->primary);
 	if (rv != VECDB_OK)
 		fprintf(stderr, "vecdb-node: replication: %s\n", vecdb_errmsg());
 	return rv;

@@ -50,11 +50,16 @@ struct repl_replica {
 /*
  * Serve replication from @p db, keeping bootstrap copies in @p dir (the
  * data dir: same file system, removed again at stop). Installs the
- * engine's commit hook. Both are borrowed: free the primary only after
- * vecdb_close(), since the writer may be running the hook until then.
+ * engine's commit hook. Beyond the engine's wal_retain window, the WAL
+ * keeps the records some replica heard from since start has not
+ * acknowledged, while it is under about @p wal_max_bytes. Both pointers
+ * are borrowed: free the primary only after vecdb_close(), since the
+ * writer may be running the hook until then.
  * @return VECDB_OK, VECDB_ENOMEM, VECDB_EIO.
  */
-int repl_primary_new(vecdb *db, const char *dir, repl_primary **out);
+#define REPL_WAL_MAX_BYTES_DEFAULT (1ull << 30)
+int repl_primary_new(vecdb *db, const char *dir, uint64_t wal_max_bytes,
+    repl_primary **out);
 
 /*
  * Answer every parked long-poll now and refuse new ones, remove bootstrap

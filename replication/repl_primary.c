@@ -51,6 +51,8 @@ struct commit {
 struct repl_primary {
 	vecdb *db;                          /* borrowed */
 	char dir[4096];
+	uint64_t wal_max_bytes;             /* how far the WAL may grow for
+					       replicas behind */
 	pthread_t thread;
 	pthread_mutex_t lock;               /* guards everything below */
 	pthread_cond_t cv;                  /* a commit, a park, or stop */
@@ -139,6 +141,18 @@ lag_locked(struct repl_primary *p, struct repl_replica *r, uint64_t now)
 	    1000.0;
 }
 
+/* Hold the WAL after the oldest position a replica has acknowledged. */
+static void
+hold_update_locked(struct repl_primary *p)
+{
+	uint64_t hold = UINT64_MAX;
+
+	for (size_t i = 0; i < p->nreplicas; i++)
+		if (p->replicas[i].acked_seq < hold)
+			hold = p->replicas[i].acked_seq;
+	storage_wal_hold_set(p->db, hold, p->wal_max_bytes);
+}
+
 /* Remember a replica's acknowledgement (the first REPL_REPLICAS_MAX). */
 static void
 ack_locked(struct repl_primary *p, const char *id, uint64_t seq)
@@ -159,6 +173,7 @@ ack_locked(struct repl_primary *p, const char *id, uint64_t seq)
 		return;
 	r->acked_seq = seq;
 	r->contact_ms = mono_ms();
+	hold_update_locked(p);
 }
 
 size_t
@@ -512,7 +527,8 @@ stale_copies_remove(const char *dir)
 }
 
 int
-repl_primary_new(vecdb *db, const char *dir, repl_primary **out)
+repl_primary_new(vecdb *db, const char *dir, uint64_t wal_max_bytes,
+    repl_primary **out)
 {
 	struct storage_wal_info info;
 	struct repl_primary *p;
@@ -523,6 +539,7 @@ repl_primary_new(vecdb *db, const char *dir, repl_primary **out)
 	if ((p = vdb_calloc(1, sizeof(*p))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	p->db = db;
+	p->wal_max_bytes = wal_max_bytes;
 	snprintf(p->dir, sizeof(p->dir), "%s", dir);
 	stale_copies_remove(dir);
 	p->last_seq = info.last_seq;

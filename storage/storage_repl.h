@@ -94,6 +94,15 @@ int storage_load(vecdb *db, const char *path);
 void storage_commit_hook_set(vecdb *db, void (*fn)(void *, uint64_t),
     void *arg);
 
+/*
+ * WAL retention for replicas: beyond the last wal_retain records, keep
+ * those after @p hold_seq (the oldest position a replica has
+ * acknowledged) as long as the WAL takes at most about @p max_bytes.
+ * UINT64_MAX: hold nothing (the default). Safe from any thread; the next
+ * commit trims accordingly.
+ */
+void storage_wal_hold_set(vecdb *db, uint64_t hold_seq, uint64_t max_bytes);
+
 /* A collection's content digest. */
 struct storage_digest {
 	char name[VECDB_NAME_MAX + 1];

@@ -10,6 +10,7 @@
  * success before its data is committed.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "storage_impl.h"
@@ -28,6 +29,8 @@ struct writer {
 	uint64_t term;            /* term stamped on WAL records */
 	void (*hook)(void *, uint64_t); /* storage_commit_hook_set */
 	void *hook_arg;
+	_Atomic uint64_t wal_hold;      /* keep records after this seq... */
+	_Atomic uint64_t wal_max_bytes; /* ...while the WAL is under this */
 };
 
 /* ===== Byte buffers ===== */
@@ -107,30 +110,63 @@ storage_wal_append(struct wctx *w, uint8_t op, const struct buf *body)
 	return VECDB_OK;
 }
 
+/* About how many bytes the WAL DB takes in txn (its pages). */
+static uint64_t
+wal_bytes(vecdb *db, MDB_txn *txn)
+{
+	MDB_stat st;
+
+	if (mdb_stat(txn, db->wal, &st) != 0)
+		return 0;
+	return (uint64_t) st.ms_psize * (st.ms_branch_pages +
+	    st.ms_leaf_pages + st.ms_overflow_pages);
+}
+
 /*
- * Drop WAL records older than the retention window. Replicas (a later
- * module) will hold records back for themselves; until then the window is
- * the only rule.
+ * Drop the WAL records nobody needs: those older than the retention
+ * window (the last wal_retain records) that the replicas have all
+ * acknowledged (seq <= the hold). Older records a replica still lacks stay
+ * while the WAL is under its byte bound; past it they go too, and that
+ * replica will bootstrap. The byte count is LMDB's page count at the start
+ * less an estimate per record dropped (its value, key and node header).
  */
 static int
 wal_trim(vecdb *db, MDB_txn *txn, uint64_t last_seq)
 {
+	struct writer *wr = db->writer;
+	uint64_t bound, hold = atomic_load(&wr->wal_hold), bytes = 0, seq;
+	uint64_t max = atomic_load(&wr->wal_max_bytes);
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
 
 	if (last_seq <= db->opts.wal_retain)
 		return VECDB_OK;
+	bound = last_seq - db->opts.wal_retain;
+	if (hold < bound)
+		bytes = wal_bytes(db, txn);
 	if ((rc = mdb_cursor_open(txn, db->wal, &cur)) != 0)
 		return storage_mdb_err(rc, "open WAL cursor");
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
-	    get_be64(k.mv_data) <= last_seq - db->opts.wal_retain)
+	    (seq = get_be64(k.mv_data)) <= bound &&
+	    (seq <= hold || bytes > max)) {
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
+		bytes -= bytes < v.mv_size + 16 ? bytes : v.mv_size + 16;
+	}
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return storage_mdb_err(rc, "trim WAL");
 	return VECDB_OK;
+}
+
+void
+storage_wal_hold_set(vecdb *db, uint64_t hold_seq, uint64_t max_bytes)
+{
+	if (db->writer == NULL)
+		return;
+	atomic_store(&db->writer->wal_hold, hold_seq);
+	atomic_store(&db->writer->wal_max_bytes, max_bytes);
 }
 
 /* ===== The writer thread ===== */
@@ -308,6 +344,8 @@ storage_writer_start(vecdb *db)
 		vdb_free(wr);
 		return rv;
 	}
+	atomic_init(&wr->wal_hold, UINT64_MAX);
+	atomic_init(&wr->wal_max_bytes, 0);
 	pthread_mutex_init(&wr->lock, NULL);
 	pthread_cond_init(&wr->work_cv, NULL);
 	pthread_cond_init(&wr->done_cv, NULL);

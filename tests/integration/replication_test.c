@@ -563,6 +563,43 @@ START_TEST(a_replica_behind_the_wal_bootstraps)
 }
 END_TEST
 
+/* A replica stops while the primary writes past its WAL window: it
+ * resumes from the WAL (held for it) unless the byte bound is 1. */
+static void
+stopped_replica_resumes(const char *max_bytes, double bootstraps)
+{
+	const char *args[] = { "--wal-retain", "5", "--wal-retention-bytes",
+		max_bytes, NULL };
+	struct node p, r;
+
+	node_start(&p, args);
+	replica_start(&r, &p, "r", 0);
+	create(&p);
+	for (uint64_t k = 0; k < 3; k++)
+		write_batch(&p, k);
+	converge(&p, &r);
+	node_stop(&r);
+	for (uint64_t k = 3; k < 23; k++)
+		write_batch(&p, k);
+	replica_start(&r, &p, "r", 1);
+	converge(&p, &r);
+	ck_assert(metric(&r, "vecdb_replica_bootstraps_total ") == bootstraps);
+	node_stop(&r);
+	node_stop(&p);
+}
+
+START_TEST(the_wal_is_held_for_a_replica_that_is_away)
+{
+	stopped_replica_resumes("1000000000", 0);
+}
+END_TEST
+
+START_TEST(past_the_byte_bound_a_replica_away_bootstraps)
+{
+	stopped_replica_resumes("1", 1);
+}
+END_TEST
+
 START_TEST(a_snapshot_restore_on_the_primary_makes_replicas_bootstrap)
 {
 	vecdb_snapshot_info si;
@@ -747,6 +784,8 @@ replication_suite(void)
 	tcase_add_test(tc, two_replicas_tail_an_ingest_and_end_equal);
 	tcase_add_test(tc, a_killed_replica_catches_up_after_restart);
 	tcase_add_test(tc, a_replica_behind_the_wal_bootstraps);
+	tcase_add_test(tc, the_wal_is_held_for_a_replica_that_is_away);
+	tcase_add_test(tc, past_the_byte_bound_a_replica_away_bootstraps);
 	tcase_add_test(tc, a_snapshot_restore_on_the_primary_makes_replicas_bootstrap);
 	tcase_add_test(tc, a_replica_ahead_of_a_new_primary_bootstraps);
 	tcase_add_test(tc, a_replica_refuses_writes_naming_its_primary);
