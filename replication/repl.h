@@ -116,6 +116,17 @@ int repl_primary_bootstrap_chunk(repl_primary *p,
 size_t repl_primary_replicas(repl_primary *p, struct repl_replica *out,
     size_t cap);
 
+/*
+ * Wait until at least @p n replicas have acknowledged @p seq (a replica
+ * acknowledges a record by its next FetchWal after applying it), at most
+ * @p timeout_ms: the primitive write concern will wait on. Blocks the
+ * calling thread; never call it from an nng callback.
+ * @return VECDB_OK, VECDB_EIO ("k of n replicas have acknowledged seq S in
+ *	time", or the primary is stopping).
+ */
+int repl_primary_wait_acks(repl_primary *p, uint64_t seq, size_t n,
+    uint32_t timeout_ms);
+
 /* vecdb_replication_lag_records{replica} and _lag_seconds{replica}. */
 void repl_primary_metrics_write(repl_primary *p, FILE *f);
 

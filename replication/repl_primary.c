@@ -56,6 +56,7 @@ struct repl_primary {
 	pthread_t thread;
 	pthread_mutex_t lock;               /* guards everything below */
 	pthread_cond_t cv;                  /* a commit, a park, or stop */
+	pthread_cond_t ack_cv;              /* a replica acknowledged */
 	uint64_t last_seq;                  /* the engine's, via the hook */
 	int stopping;
 	struct waiter parked[REPL_PARKED_MAX];
@@ -174,6 +175,7 @@ ack_locked(struct repl_primary *p, const char *id, uint64_t seq)
 	r->acked_seq = seq;
 	r->contact_ms = mono_ms();
 	hold_update_locked(p);
+	pthread_cond_broadcast(&p->ack_cv);
 }
 
 size_t
@@ -189,6 +191,47 @@ repl_primary_replicas(repl_primary *p, struct repl_replica *out, size_t cap)
 	}
 	pthread_mutex_unlock(&p->lock);
 	return n;
+}
+
+/* How many replicas have acknowledged @p seq. */
+static size_t
+acked_count_locked(struct repl_primary *p, uint64_t seq)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->nreplicas; i++)
+		n += p->replicas[i].acked_seq >= seq;
+	return n;
+}
+
+int
+repl_primary_wait_acks(repl_primary *p, uint64_t seq, size_t n,
+    uint32_t timeout_ms)
+{
+	struct timespec ts;
+	size_t have;
+	int rv = VECDB_OK;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t) (timeout_ms / 1000);
+	ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->lock);
+	while ((have = acked_count_locked(p, seq)) < n && !p->stopping &&
+	    rv == VECDB_OK)
+		if (pthread_cond_timedwait(&p->ack_cv, &p->lock, &ts) ==
+		    ETIMEDOUT)
+			rv = VECDB_EIO;
+	have = acked_count_locked(p, seq);
+	pthread_mutex_unlock(&p->lock);
+	if (have >= n)
+		return VECDB_OK;
+	return vdb_err(VECDB_EIO, "%zu of %zu replicas have acknowledged seq %"
+	    PRIu64 "%s", have, n, seq, rv == VECDB_OK ? " (stopping)" :
+	    " in time");
 }
 
 void
@@ -547,10 +590,12 @@ repl_primary_new(vecdb *db, const char *dir, uint64_t wal_max_bytes,
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->slock, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	pthread_cond_init(&p->ack_cv, NULL);
 	if (pthread_create(&p->thread, NULL, waiter_main, p) != 0) {
 		pthread_mutex_destroy(&p->lock);
 		pthread_mutex_destroy(&p->slock);
 		pthread_cond_destroy(&p->cv);
+		pthread_cond_destroy(&p->ack_cv);
 		vdb_free(p);
 		return vdb_err(VECDB_ENOMEM, "cannot start the waiter thread");
 	}
@@ -571,6 +616,7 @@ repl_primary_stop(repl_primary *p)
 	}
 	p->stopping = 1;
 	pthread_cond_broadcast(&p->cv);
+	pthread_cond_broadcast(&p->ack_cv);
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(p->thread, NULL); /* it answers every parked poll */
 	storage_commit_hook_set(p->db, NULL, NULL);
@@ -589,5 +635,6 @@ repl_primary_free(repl_primary *p)
 	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->slock);
 	pthread_cond_destroy(&p->cv);
+	pthread_cond_destroy(&p->ack_cv);
 	vdb_free(p);
 }
