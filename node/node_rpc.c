@@ -683,7 +683,6 @@ worker_got(struct worker *w)
 	nng_msg *msg;
 	int rv = nng_aio_result(w->aio), parked;
 
-
 	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
 		return;
 	if (rv != 0) {
