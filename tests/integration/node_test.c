@@ -453,6 +453,9 @@ START_TEST(errors_map_to_codes_and_garbage_is_survived)
 }
 END_TEST
 
+static int admin_get(struct node *n, const char *path, char *buf,
+    size_t cap);
+
 START_TEST(replica_refuses_writes)
 {
 	/* Nothing listens on the primary's port: the follower keeps
@@ -472,6 +475,10 @@ START_TEST(replica_refuses_writes)
 	    VECDB_OK);
 	ck_assert_str_eq(h.role, "replica");
 	ck_assert_str_eq(h.node_id, "r1");
+	/* Never heard from its primary: not ready. */
+	static char body[512];
+	ck_assert_int_eq(admin_get(&n, "/ready", body, sizeof(body)), 503);
+	ck_assert_ptr_nonnull(strstr(body, "\"status\":\"catching_up\""));
 	node_stop(&n);
 }
 END_TEST

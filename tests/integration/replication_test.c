@@ -686,7 +686,10 @@ START_TEST(a_replica_refuses_writes_naming_its_primary)
 	    PROTO_FAILED_PRECONDITION);
 	ck_assert_ptr_nonnull(strstr(resp->message, p.url));
 	converge(&p, &r); /* nothing changed */
+	/* Its follower is in a long-poll: SIGTERM does not wait it out. */
+	uint64_t t0 = now_ms();
 	node_stop(&r);
+	ck_assert_uint_lt(now_ms() - t0, 3000);
 	node_stop(&p);
 }
 END_TEST
