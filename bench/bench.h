@@ -29,5 +29,6 @@ void bench_rmrf(const char *dir);
 
 /* Subcommands. */
 int bench_rest(int argc, char **argv);
+int bench_repl(int argc, char **argv);  /* bench/repl.c */
 
 #endif

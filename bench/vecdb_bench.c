@@ -152,6 +152,8 @@ main(int argc, char **argv)
 		return bench_ann_main(argc, argv); /* bench/ann.c */
 	if (argc >= 2 && strcmp(argv[1], "gt") == 0)
 		return bench_gt_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "repl") == 0)
+		return bench_repl(argc, argv);
 	if (argc < 2 || strcmp(argv[1], "exact") != 0) {
 		fprintf(stderr, "usage: vecdb-bench exact [--n N] [--dim D] "
 				"[--queries Q] [--batch B] [--durability "

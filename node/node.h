@@ -29,6 +29,15 @@ struct node_rpc_config {
 };
 
 typedef struct node_rpc node_rpc;
+struct repl_primary;
+
+/* A storage node's replication role; pointers borrowed for the server's
+ * life. */
+struct node_repl {
+	struct repl_primary *primary; /* serve FetchWal and bootstraps */
+	const char *primary_url;      /* a replica's primary: named when it
+					 refuses writes */
+};
 
 /*
  * Listen on cfg->url and start the workers. The backend is borrowed and
@@ -38,6 +47,16 @@ typedef struct node_rpc node_rpc;
  */
 int node_rpc_start(const struct node_rpc_config *cfg,
     const struct api_backend *b, node_rpc **out);
+
+/*
+ * As node_rpc_start, with a replication role (NULL: none). A primary's
+ * FetchWal long-polls park without holding a worker: the server keeps
+ * REPL_PARKED_MAX spare contexts for them. Call repl_primary_stop()
+ * before node_rpc_stop() so parked polls answer at once.
+ */
+int node_rpc_start_repl(const struct node_rpc_config *cfg,
+    const struct node_repl *repl, const struct api_backend *b,
+    node_rpc **out);
 
 /* The TCP port actually bound (useful with port 0); 0 if not TCP. */
 uint16_t node_rpc_port(const node_rpc *r);

@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "node.h"
+#include "repl.h"
+#include "storage_repl.h"
 #include "vdb.h"
 
 struct settings {
@@ -28,6 +30,9 @@ struct settings {
 	const char *node_id;
 	uint64_t workers;
 	const char *api_key;
+	const char *primary_url;     /* replica: the primary to follow */
+	uint64_t wal_retain;         /* 0: the engine's (VECDB_WAL_RETAIN) */
+	uint64_t wal_max_bytes;      /* WAL kept for replicas behind */
 };
 
 /* What the admin handlers read; set before civetweb starts. */
@@ -35,6 +40,9 @@ struct admin {
 	const struct settings *s;
 	const struct api_backend *b;
 	node_rpc *rpc;
+	vecdb *db;
+	repl_follower *follower;     /* replica mode */
+	repl_primary *primary;       /* primary mode */
 	_Atomic int ready;           /* db open and rpc listening */
 };
 
@@ -46,6 +54,9 @@ static const struct option long_opts[] = {
 	{ "node-id", required_argument, NULL, 'i' },
 	{ "workers", required_argument, NULL, 'w' },
 	{ "api-key", required_argument, NULL, 'k' },
+	{ "primary", required_argument, NULL, 'p' },
+	{ "wal-retain", required_argument, NULL, 'W' },
+	{ "wal-retention-bytes", required_argument, NULL, 'B' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -58,6 +69,7 @@ static const struct {
 	{ 'd', "VECDB_DATA_DIR" }, { 'r', "VECDB_RPC_URL" },
 	{ 'a', "VECDB_ADMIN_PORT" }, { 'm', "VECDB_MODE" },
 	{ 'i', "VECDB_NODE_ID" }, { 'k', "VECDB_API_KEY" },
+	{ 'p', "VECDB_PRIMARY_URL" }, { 'B', "VECDB_WAL_RETENTION_BYTES" },
 };
 #define NENVS (sizeof(envs) / sizeof(envs[0]))
 
@@ -69,9 +81,12 @@ usage(FILE *f)
 	    "usage: vecdb-node [--data DIR] [--rpc URL] [--admin-port N]\n"
 	    "                  [--mode primary|replica] [--node-id ID]\n"
 	    "                  [--workers N] [--api-key KEY]\n"
+	    "                  [--primary URL] [--wal-retain N]\n"
+	    "                  [--wal-retention-bytes N]\n"
 	    "Environment: VECDB_DATA_DIR, VECDB_RPC_URL, VECDB_ADMIN_PORT,\n"
-	    "VECDB_MODE, VECDB_NODE_ID, VECDB_API_KEY, VECDB_LOG,\n"
-	    "VECDB_DURABILITY, VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF.\n");
+	    "VECDB_MODE, VECDB_NODE_ID, VECDB_API_KEY, VECDB_PRIMARY_URL,\n"
+	    "VECDB_WAL_RETENTION_BYTES, VECDB_LOG, VECDB_DURABILITY,\n"
+	    "VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF, VECDB_WAL_RETAIN.\n");
 }
 
 /* A decimal number up to max. */
@@ -101,6 +116,19 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'i': s->node_id = v; return 0;
 	case 'w': return parse_num("workers", v, NODE_WORKERS_MAX, &s->workers);
 	case 'k': s->api_key = *v ? v : NULL; return 0;
+	case 'p': s->primary_url = *v ? v : NULL; return 0;
+	case 'B':
+		return parse_num("wal-retention-bytes", v, UINT64_MAX,
+		    &s->wal_max_bytes);
+	case 'W':
+		if (parse_num("wal-retain", v, UINT64_MAX, &s->wal_retain) != 0)
+			return -1;
+		if (s->wal_retain == 0) {
+			fprintf(stderr, "vecdb-node: wal-retain must be at "
+			    "least 1\n");
+			return -1;
+		}
+		return 0;
 	case 'm':
 		if (strcmp(v, "primary") != 0 && strcmp(v, "replica") != 0) {
 			fprintf(stderr, "vecdb-node: mode '%s' is not primary or "
@@ -126,6 +154,7 @@ settings_load(struct settings *s, int argc, char **argv)
 	s->mode = "primary";
 	s->node_id = "node";
 	s->workers = NODE_WORKERS_DEFAULT;
+	s->wal_max_bytes = REPL_WAL_MAX_BYTES_DEFAULT;
 	for (size_t i = 0; i < NENVS; i++) {
 		const char *v = getenv(envs[i].env);
 		if (v != NULL && setting_set(s, envs[i].opt, v) != 0)
@@ -142,6 +171,11 @@ settings_load(struct settings *s, int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "vecdb-node: unexpected argument '%s'\n",
 		    argv[optind]);
+		return -1;
+	}
+	if (strcmp(s->mode, "replica") == 0 && s->primary_url == NULL) {
+		fprintf(stderr, "vecdb-node: --mode replica needs --primary URL "
+		    "(or VECDB_PRIMARY_URL)\n");
 		return -1;
 	}
 	return 0;
@@ -227,6 +261,10 @@ admin_metrics(struct mg_connection *c, struct admin *a)
 		return;
 	}
 	node_rpc_metrics_write(a->rpc, f);
+	if (a->primary != NULL)
+		repl_primary_metrics_write(a->primary, f);
+	if (a->follower != NULL)
+		repl_follower_metrics_write(a->follower, f);
 	metrics_db(f, a->b);
 	metrics_process(f);
 	fclose(f);
@@ -234,7 +272,70 @@ admin_metrics(struct mg_connection *c, struct admin *a)
 	free(out);
 }
 
-/* civetweb's begin_request: the three admin endpoints. */
+/* GET /ready: a replica also has to have caught up with its primary. */
+static void
+admin_ready(struct mg_connection *c, struct admin *a)
+{
+	struct repl_follower_status st;
+	char body[256];
+	int n;
+
+	if (!atomic_load(&a->ready)) {
+		send_text(c, 503, "application/json",
+		    "{\"status\":\"starting\"}", 21);
+		return;
+	}
+	if (a->follower == NULL || repl_follower_ready(a->follower)) {
+		send_text(c, 200, "application/json", "{\"status\":\"ready\"}",
+		    18);
+		return;
+	}
+	repl_follower_status_get(a->follower, &st);
+	n = snprintf(body, sizeof(body), "{\"status\":\"catching_up\","
+	    "\"applied_seq\":%llu,\"primary_seq\":%llu,\"bootstrapping\":%s}",
+	    (unsigned long long) st.applied_seq,
+	    (unsigned long long) st.primary_seq,
+	    st.bootstrapping ? "true" : "false");
+	send_text(c, 503, "application/json", body, (size_t) n);
+}
+
+/*
+ * GET /digest: every collection's point count and content SHA-256, and
+ * the last seq, from one read transaction: equal on a primary and a
+ * replica that has applied the same seq.
+ */
+static void
+admin_digest(struct mg_connection *c, struct admin *a)
+{
+	struct storage_digest *d = NULL;
+	char *out = NULL;
+	size_t n = 0, len = 0;
+	uint64_t last = 0;
+	FILE *f;
+
+	if (storage_digest_all(a->db, &d, &n, &last) != VECDB_OK ||
+	    (f = open_memstream(&out, &len)) == NULL) {
+		vdb_free(d);
+		send_text(c, 500, "text/plain", "digest failed\n", 14);
+		return;
+	}
+	fprintf(f, "{\"last_seq\":%llu,\"collections\":[",
+	    (unsigned long long) last);
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "%s{\"name\":\"%s\",\"count\":%llu,\"sha256\":\"",
+		    i ? "," : "", d[i].name, (unsigned long long) d[i].count);
+		for (int j = 0; j < 32; j++)
+			fprintf(f, "%02x", d[i].sha256[j]);
+		fprintf(f, "\"}");
+	}
+	fprintf(f, "]}");
+	fclose(f);
+	vdb_free(d);
+	send_text(c, 200, "application/json", out, len);
+	free(out);
+}
+
+/* civetweb's begin_request: the admin endpoints. */
 static int
 admin_request(struct mg_connection *c)
 {
@@ -251,12 +352,9 @@ admin_request(struct mg_connection *c)
 		    a->s->mode, VECDB_VERSION);
 		send_text(c, 200, "application/json", body, (size_t) n);
 	} else if (strcmp(ri->local_uri, "/ready") == 0) {
-		if (atomic_load(&a->ready))
-			send_text(c, 200, "application/json",
-			    "{\"status\":\"ready\"}", 18);
-		else
-			send_text(c, 503, "application/json",
-			    "{\"status\":\"starting\"}", 21);
+		admin_ready(c, a);
+	} else if (strcmp(ri->local_uri, "/digest") == 0) {
+		admin_digest(c, a);
 	} else if (strcmp(ri->local_uri, "/metrics") == 0) {
 		admin_metrics(c, a);
 	} else {
@@ -315,44 +413,79 @@ db_open(const struct settings *s, vecdb **db)
 	int rv;
 
 	vecdb_options_init(&o);
-	if ((rv = vecdb_options_from_env(&o)) == VECDB_OK)
+	if ((rv = vecdb_options_from_env(&o)) == VECDB_OK) {
+		if (s->wal_retain != 0)
+			o.wal_retain = s->wal_retain;
 		rv = vecdb_open(s->data_dir, &o, db);
+	}
 	if (rv != VECDB_OK)
 		fprintf(stderr, "vecdb-node: cannot open %s: %s\n", s->data_dir,
 		    vecdb_errmsg()[0] ? vecdb_errmsg() : vecdb_strerror(rv));
 	return rv;
 }
 
+/* Start the replication role: a replica's follower, a primary's service. */
+static int
+repl_start(struct settings *s, struct admin *a)
+{
+	struct repl_follower_config fc = { a->db, s->primary_url, s->node_id,
+		s->api_key, s->data_dir, 1000 };
+	int rv;
+
+	if (strcmp(s->mode, "replica") == 0)
+		rv = repl_follower_start(&fc, &a->follower);
+	else
+		rv = repl_primary_new(a->db, s->data_dir, s->wal_max_bytes,
+		    &a->primary);
+	if (rv != VECDB_OK)
+		fprintf(stderr, "vecdb-node: replication: %s\n", vecdb_errmsg());
+	return rv;
+}
+
+/* Stop replication before the RPC server: parked polls answer now. */
+static void
+repl_stop(struct admin *a)
+{
+	repl_follower_stop(a->follower);
+	a->follower = NULL;
+	repl_primary_stop(a->primary);
+}
+
 /* Serve RPC and admin HTTP until SIGINT / SIGTERM. */
 static int
-serve(struct settings *s, vecdb *db, sigset_t *set)
+serve(struct settings *s, struct admin *a, sigset_t *set)
 {
+	int replica = strcmp(s->mode, "replica") == 0;
 	struct node_rpc_config rc = { s->rpc_url, s->api_key, s->node_id,
-		strcmp(s->mode, "replica") == 0, (unsigned) s->workers };
-	struct api_backend b;
-	struct admin a = { s, &b, NULL, 0 };
+		replica, (unsigned) s->workers };
+	struct node_repl nr = { NULL, replica ? s->primary_url : NULL };
 	struct mg_context *mg;
 	int sig = 0;
 
-	api_backend_local_init(&b, db);
-	if (node_rpc_start(&rc, &b, &a.rpc) != VECDB_OK) {
+	if (repl_start(s, a) != VECDB_OK)
+		return 1;
+	nr.primary = a->primary;
+	if (node_rpc_start_repl(&rc, &nr, a->b, &a->rpc) != VECDB_OK) {
 		fprintf(stderr, "vecdb-node: %s\n", vecdb_errmsg());
+		repl_stop(a);
 		return 1;
 	}
-	if ((mg = admin_start(&a, &s->admin_port)) == NULL) {
-		node_rpc_stop(a.rpc);
+	if ((mg = admin_start(a, &s->admin_port)) == NULL) {
+		repl_stop(a);
+		node_rpc_stop(a->rpc);
 		return 1;
 	}
-	atomic_store(&a.ready, 1);
+	atomic_store(&a->ready, 1);
 	printf("vecdb-node %s: rpc tcp://127.0.0.1:%u admin "
 	       "http://127.0.0.1:%u (data %s)\n", VECDB_VERSION,
-	    node_rpc_port(a.rpc), (unsigned) s->admin_port, s->data_dir);
+	    node_rpc_port(a->rpc), (unsigned) s->admin_port, s->data_dir);
 	fflush(stdout);
 	sigwait(set, &sig);
 	VDB_LOG_INFO("NODE", "signal %d: finishing requests in flight", sig);
-	atomic_store(&a.ready, 0);
-	node_rpc_stop(a.rpc);
+	atomic_store(&a->ready, 0);
 	api_mg_stop(mg, "127.0.0.1", (uint16_t) s->admin_port);
+	repl_stop(a);
+	node_rpc_stop(a->rpc);
 	return 0;
 }
 
@@ -360,6 +493,8 @@ int
 main(int argc, char **argv)
 {
 	struct settings s;
+	struct api_backend b;
+	struct admin a;
 	sigset_t set;
 	vecdb *db = NULL;
 	int rv;
@@ -370,8 +505,14 @@ main(int argc, char **argv)
 	mg_init_library(0);
 	if (db_open(&s, &db) != VECDB_OK)
 		return 1;
-	rv = serve(&s, db, &set);
+	api_backend_local_init(&b, db);
+	memset(&a, 0, sizeof(a));
+	a.s = &s;
+	a.b = &b;
+	a.db = db;
+	rv = serve(&s, &a, &set);
 	vecdb_close(db);
+	repl_primary_free(a.primary); /* the writer ran its hook until now */
 	mg_exit_library();
 	if (rv == 0)
 		VDB_LOG_INFO("NODE", "stopped cleanly");

@@ -5,6 +5,7 @@
  */
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +13,24 @@
 
 #include "node.h"
 #include "proto.h"
+#include "repl.h"
 #include "vdb.h"
 
-/* A worker: one nng_ctx and its aio, cycling recv -> handle -> send. */
+/*
+ * A worker: one nng_ctx and its aio, cycling recv -> handle -> send. A
+ * FetchWal long-poll with nothing to send yet parks its worker (no aio in
+ * flight, the request kept in msg) and arms a spare in its place, so the
+ * number of receives armed stays cfg.workers however many replicas wait;
+ * once the parked worker has sent its answer it becomes a spare. The
+ * handoff between the aio callback and the primary's waiter thread goes
+ * through repl_primary_park's lock.
+ */
 struct worker {
-	enum { W_INIT, W_RECV, W_SEND } state;  /* owned by the callback */
+	enum { W_INIT, W_RECV, W_SEND, W_PARKED } state;
 	nng_aio *aio;
 	nng_ctx ctx;
+	nng_msg *msg;                          /* W_PARKED: the request */
+	int retire;                            /* become a spare after send */
 	struct node_rpc *rpc;                  /* back pointer */
 };
 
@@ -27,7 +39,12 @@ struct node_rpc {
 	const struct api_backend *b;  /* borrowed */
 	nng_socket sock;
 	nng_listener l;
-	struct worker *w;             /* cfg.workers of them */
+	struct node_repl repl;        /* pointers borrowed */
+	struct worker *w;             /* nworkers of them */
+	unsigned nworkers;            /* cfg.workers + spares */
+	pthread_mutex_t lock;         /* guards spare, nspare */
+	struct worker **spare;        /* workers with no receive armed */
+	size_t nspare;
 	uint16_t port;
 	_Atomic int stopping;         /* workers stop re-arming */
 	_Atomic int busy;             /* requests between recv and send end */
@@ -39,7 +56,12 @@ struct node_rpc {
 struct reply {
 	uint8_t *body;
 	size_t len;
+	int code;          /* a wire code other than the error's, or 0 */
+	int parked;        /* a long-poll parked: answer later */
 };
+
+static void worker_recv(struct worker *w);
+static void worker_wake(void *arg);
 
 /* ===== Helpers ===== */
 
@@ -421,14 +443,130 @@ do_node(struct node_rpc *r, const struct proto_request *q,
 	return proto_health_encode(&h, &out->body, &out->len);
 }
 
+/* ===== Replication ===== */
+
+/* Take a spare worker, or NULL when none is left. */
+static struct worker *
+spare_take(struct node_rpc *r)
+{
+	struct worker *w = NULL;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->nspare > 0)
+		w = r->spare[--r->nspare];
+	pthread_mutex_unlock(&r->lock);
+	return w;
+}
+
+static void
+spare_put(struct node_rpc *r, struct worker *w)
+{
+	pthread_mutex_lock(&r->lock);
+	r->spare[r->nspare++] = w;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/*
+ * Park worker w's long-poll (it found nothing after after_seq) and arm a
+ * spare in its place. 0 when it cannot wait: answer now.
+ */
+static int
+fetch_park(struct node_rpc *r, struct worker *w,
+    const struct proto_fetch_wal *f)
+{
+	struct worker *spare;
+
+	if (atomic_load(&r->stopping) || (spare = spare_take(r)) == NULL)
+		return 0;
+	w->state = W_PARKED;
+	w->retire = 1;
+	if (repl_primary_park(r->repl.primary, f->after_seq, f->max_wait_ms,
+		worker_wake, w) != VECDB_OK) {
+		w->retire = 0;
+		spare_put(r, spare);
+		return 0;
+	}
+	worker_recv(spare);
+	return 1;
+}
+
+/* FetchWal; w is NULL when the request may not park (a re-run). */
+static int
+do_fetch(struct node_rpc *r, struct worker *w, const struct proto_request *q,
+    struct reply *out)
+{
+	struct proto_wal_batch b;
+	struct proto_fetch_wal f;
+	int rv;
+
+	if ((rv = proto_fetch_wal_decode(q->body, q->body_len, &f)) != VECDB_OK)
+		return rv;
+	rv = repl_primary_fetch(r->repl.primary, &f, &b);
+	if (rv == VECDB_ENOTFOUND)
+		out->code = PROTO_OUT_OF_RANGE;
+	if (rv != VECDB_OK)
+		return rv;
+	if (b.count == 0 && f.max_wait_ms > 0 && w != NULL &&
+	    fetch_park(r, w, &f)) {
+		out->parked = 1;
+		return VECDB_OK;
+	}
+	rv = proto_wal_batch_encode(&b, &out->body, &out->len);
+	vdb_free(b.records);
+	return rv;
+}
+
+/* FetchWal, BootstrapBegin, BootstrapChunk: a primary's methods. */
+static int
+do_repl(struct node_rpc *r, struct worker *w, const struct proto_request *q,
+    struct reply *out)
+{
+	char id[PROTO_REPLICA_ID_MAX + 1];
+	struct proto_bootstrap_info bi;
+	struct proto_bootstrap_chunk c;
+	uint8_t *data;
+	size_t n;
+	int rv;
+
+	if (r->repl.primary == NULL) {
+		out->code = PROTO_FAILED_PRECONDITION;
+		return r->repl.primary_url != NULL ?
+		    vdb_err(VECDB_EREADONLY, "this node is a read replica of "
+			"%s; replicate from the primary", r->repl.primary_url) :
+		    vdb_err(VECDB_EREADONLY, "this node does not serve "
+			"replication");
+	}
+	if (q->method == PROTO_FETCH_WAL)
+		return do_fetch(r, w, q, out);
+	if (q->method == PROTO_BOOTSTRAP_BEGIN) {
+		if ((rv = proto_bootstrap_begin_decode(q->body, q->body_len,
+			 id)) != VECDB_OK ||
+		    (rv = repl_primary_bootstrap_begin(r->repl.primary, id,
+			 &bi)) != VECDB_OK)
+			return rv;
+		return proto_bootstrap_info_encode(&bi, &out->body, &out->len);
+	}
+	if ((rv = proto_bootstrap_chunk_decode(q->body, q->body_len, &c)) !=
+	    VECDB_OK ||
+	    (rv = repl_primary_bootstrap_chunk(r->repl.primary, &c, &data,
+		 &n)) != VECDB_OK)
+		return rv;
+	rv = proto_bootstrap_data_encode(data, n, &out->body, &out->len);
+	vdb_free(data);
+	return rv;
+}
+
 /* ===== Dispatch ===== */
 
 /* Run one decoded request on the backend. */
 static int
-dispatch(struct node_rpc *r, const struct proto_request *q,
+dispatch(struct node_rpc *r, struct worker *w, const struct proto_request *q,
     struct reply *out)
 {
 	switch (q->method) {
+	case PROTO_FETCH_WAL: case PROTO_BOOTSTRAP_BEGIN:
+	case PROTO_BOOTSTRAP_CHUNK:
+		return do_repl(r, w, q, out);
 	case PROTO_CREATE_COLLECTION: case PROTO_GET_COLLECTION:
 	case PROTO_LIST_COLLECTIONS: case PROTO_DELETE_COLLECTION:
 		return do_collections(r, q, out);
@@ -453,8 +591,8 @@ dispatch(struct node_rpc *r, const struct proto_request *q,
 
 /* Decode, check, run: the wire code, and the body in out. */
 static int
-handle_request(struct node_rpc *r, const uint8_t *buf, size_t len,
-    uint32_t *method, struct reply *out)
+handle_request(struct node_rpc *r, struct worker *w, const uint8_t *buf,
+    size_t len, uint32_t *method, struct reply *out)
 {
 	struct proto_request *q;
 	int rv, code;
@@ -471,19 +609,27 @@ handle_request(struct node_rpc *r, const uint8_t *buf, size_t len,
 		code = (vdb_err(VECDB_EINVAL, "missing or wrong api key"),
 		    PROTO_UNAUTHENTICATED);
 	else if (r->cfg.replica && is_write(q->method))
-		code = (vdb_err(VECDB_EREADONLY, "this node is a replica"),
+		code = (r->repl.primary_url != NULL ?
+			   vdb_err(VECDB_EREADONLY, "this node is a read "
+			       "replica of %s", r->repl.primary_url) :
+			   vdb_err(VECDB_EREADONLY, "this node is a replica"),
 		    PROTO_FAILED_PRECONDITION);
-	else
-		code = proto_code_of(dispatch(r, q, out));
+	else if ((code = proto_code_of(dispatch(r, w, q, out))) != PROTO_OK &&
+	    out->code != 0)
+		code = out->code;
 	proto_request_free(q);
 	return code;
 }
 
-/* Handle one request message; the reply replaces its body. */
+/*
+ * Handle one request message; the reply replaces its body: 0, or nonzero
+ * when it cannot be encoded. *parked: w's long-poll answers later, msg
+ * untouched (w NULL: may not park).
+ */
 static int
-handle_msg(struct node_rpc *r, nng_msg *msg)
+handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg, int *parked)
 {
-	struct reply out = { NULL, 0 };
+	struct reply out = { NULL, 0, 0, 0 };
 	uint32_t *missing = NULL;
 	size_t n_missing = 0;
 	const char *m;
@@ -492,8 +638,10 @@ handle_msg(struct node_rpc *r, nng_msg *msg)
 	uint32_t method;
 	int code, rv;
 
-	code = handle_request(r, nng_msg_body(msg), nng_msg_len(msg), &method,
-	    &out);
+	code = handle_request(r, w, nng_msg_body(msg), nng_msg_len(msg),
+	    &method, &out);
+	if ((*parked = code == PROTO_OK && out.parked))
+		return 0;
 	m = code == PROTO_OK ? "" : vecdb_errmsg();
 	if (code != PROTO_OK && *m == '\0')
 		m = vecdb_strerror(proto_err_of(code));
@@ -524,6 +672,8 @@ handle_msg(struct node_rpc *r, nng_msg *msg)
 
 /* ===== Workers ===== */
 
+static void worker_reply(struct worker *w, int rv);
+
 /* Arm the next receive unless stopping. */
 static void
 worker_recv(struct worker *w)
@@ -534,12 +684,26 @@ worker_recv(struct worker *w)
 	nng_ctx_recv(w->ctx, w->aio);
 }
 
+/* A worker finished a request: receive again, or become a spare if a
+ * spare took its receive while it was parked. */
+static void
+worker_done(struct worker *w)
+{
+	if (w->retire) {
+		w->retire = 0;
+		w->state = W_INIT;
+		spare_put(w->rpc, w);
+		return;
+	}
+	worker_recv(w);
+}
+
 /* A receive finished: handle it and send the reply. */
 static void
 worker_got(struct worker *w)
 {
 	nng_msg *msg;
-	int rv = nng_aio_result(w->aio);
+	int rv = nng_aio_result(w->aio), parked;
 
 	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
 		return;
@@ -549,16 +713,36 @@ worker_got(struct worker *w)
 	}
 	msg = nng_aio_get_msg(w->aio);
 	atomic_fetch_add(&w->rpc->busy, 1);
-	if (handle_msg(w->rpc, msg) != 0) {
+	w->msg = msg;
+	rv = handle_msg(w->rpc, w, msg, &parked);
+	if (!parked) /* else worker_wake sends */
+		worker_reply(w, rv);
+}
+
+/* Send the reply in w->msg (rv 0), or drop it on an encoding failure. */
+static void
+worker_reply(struct worker *w, int rv)
+{
+	if (rv != 0) {
 		/* XXX: out of memory encoding: the client times out. */
-		nng_msg_free(msg);
+		nng_msg_free(w->msg);
 		atomic_fetch_sub(&w->rpc->busy, 1);
-		worker_recv(w);
+		worker_done(w);
 		return;
 	}
-	nng_aio_set_msg(w->aio, msg);
+	nng_aio_set_msg(w->aio, w->msg);
 	w->state = W_SEND;
 	nng_ctx_send(w->ctx, w->aio);
+}
+
+/* A parked long-poll is due (the primary's waiter thread): answer it. */
+static void
+worker_wake(void *arg)
+{
+	struct worker *w = arg;
+	int parked;
+
+	worker_reply(w, handle_msg(w->rpc, NULL, w->msg, &parked));
 }
 
 /* The aio callback: the classic async REP state machine. */
@@ -579,8 +763,10 @@ worker_cb(void *arg)
 			nng_msg_free(nng_aio_get_msg(w->aio));
 		atomic_fetch_sub(&w->rpc->busy, 1);
 		if (nng_aio_result(w->aio) != NNG_ECLOSED)
-			worker_recv(w);
+			worker_done(w);
 		break;
+	case W_PARKED:
+		break; /* no aio in flight while parked */
 	}
 }
 
@@ -607,13 +793,19 @@ rpc_listen(struct node_rpc *r)
 	return VECDB_OK;
 }
 
-/* Allocate the workers' aios and contexts. */
+/* Allocate the workers' aios and contexts; a primary gets a spare for
+ * each long-poll that may park. */
 static int
 workers_init(struct node_rpc *r)
 {
-	if ((r->w = vdb_calloc(r->cfg.workers, sizeof(*r->w))) == NULL)
+	r->nworkers = r->cfg.workers +
+	    (r->repl.primary != NULL ? REPL_PARKED_MAX : 0);
+	if ((r->w = vdb_calloc(r->nworkers, sizeof(*r->w))) == NULL ||
+	    (r->spare = vdb_calloc(r->nworkers, sizeof(*r->spare))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	for (unsigned i = 0; i < r->cfg.workers; i++) {
+	for (unsigned i = r->cfg.workers; i < r->nworkers; i++)
+		r->spare[r->nspare++] = &r->w[i];
+	for (unsigned i = 0; i < r->nworkers; i++) {
 		struct worker *w = &r->w[i];
 		w->rpc = r;
 		if (nng_aio_alloc(&w->aio, worker_cb, w) != 0 ||
@@ -627,7 +819,7 @@ workers_init(struct node_rpc *r)
 static void
 workers_fini(struct node_rpc *r)
 {
-	for (unsigned i = 0; r->w != NULL && i < r->cfg.workers; i++) {
+	for (unsigned i = 0; r->w != NULL && i < r->nworkers; i++) {
 		if (r->w[i].aio != NULL) {
 			nng_aio_stop(r->w[i].aio);
 			nng_aio_free(r->w[i].aio);
@@ -635,12 +827,22 @@ workers_fini(struct node_rpc *r)
 		nng_ctx_close(r->w[i].ctx);
 	}
 	vdb_free(r->w);
+	vdb_free(r->spare);
 	r->w = NULL;
+	r->spare = NULL;
 }
 
 int
 node_rpc_start(const struct node_rpc_config *cfg,
     const struct api_backend *b, node_rpc **out)
+{
+	return node_rpc_start_repl(cfg, NULL, b, out);
+}
+
+int
+node_rpc_start_repl(const struct node_rpc_config *cfg,
+    const struct node_repl *repl, const struct api_backend *b,
+    node_rpc **out)
 {
 	struct node_rpc *r;
 	int rv;
@@ -648,7 +850,10 @@ node_rpc_start(const struct node_rpc_config *cfg,
 	if ((r = vdb_calloc(1, sizeof(*r))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	r->cfg = *cfg;
+	if (repl != NULL)
+		r->repl = *repl;
 	r->b = b;
+	pthread_mutex_init(&r->lock, NULL);
 	if (r->cfg.node_id == NULL)
 		r->cfg.node_id = "";
 	if (r->cfg.workers < NODE_WORKERS_MIN)
@@ -656,12 +861,14 @@ node_rpc_start(const struct node_rpc_config *cfg,
 	if (r->cfg.workers > NODE_WORKERS_MAX)
 		r->cfg.workers = NODE_WORKERS_MAX;
 	if ((rv = rpc_listen(r)) != VECDB_OK) {
+		pthread_mutex_destroy(&r->lock);
 		vdb_free(r);
 		return rv;
 	}
 	if ((rv = workers_init(r)) != VECDB_OK) {
 		nng_close(r->sock);
 		workers_fini(r);
+		pthread_mutex_destroy(&r->lock);
 		vdb_free(r);
 		return rv;
 	}
@@ -691,6 +898,7 @@ node_rpc_stop(node_rpc *r)
 		nanosleep(&ts, NULL);
 	nng_close(r->sock);
 	workers_fini(r);
+	pthread_mutex_destroy(&r->lock);
 	vdb_free(r);
 }
 

@@ -65,6 +65,9 @@ enum proto_method {
 	PROTO_PAYLOAD_INDEX_LIST,
 	PROTO_STATS,
 	PROTO_HEALTH,
+	PROTO_FETCH_WAL,
+	PROTO_BOOTSTRAP_BEGIN,
+	PROTO_BOOTSTRAP_CHUNK,
 	PROTO_METHOD_COUNT  /* one past the last method, not a method */
 };
 
@@ -367,5 +370,70 @@ int proto_health_encode(const struct proto_health *h, uint8_t **out,
     size_t *len);
 int proto_health_decode(const uint8_t *buf, size_t len,
     struct proto_health *out);
+
+/* ===== Replication (proto_repl.c) ===== */
+
+#define PROTO_REPLICA_ID_MAX 128     /* bytes of a replica id */
+#define PROTO_CHUNK_MAX (64u << 20)  /* bytes of one bootstrap chunk */
+
+/* FetchWal. */
+struct proto_fetch_wal {
+	uint64_t after_seq;
+	uint32_t max_records;       /* 0: the server's default */
+	uint64_t max_bytes;         /* 0: the server's default */
+	uint32_t max_wait_ms;
+	char replica_id[PROTO_REPLICA_ID_MAX + 1]; /* "" when none */
+};
+int proto_fetch_wal_encode(const struct proto_fetch_wal *f, uint8_t **out,
+    size_t *len);
+int proto_fetch_wal_decode(const uint8_t *buf, size_t len,
+    struct proto_fetch_wal *out);
+
+/* WalBatch. records is the packed blob of storage_repl.h (borrowed when
+ * encoding; owned by the decoded struct, freed by proto_wal_batch_free). */
+struct proto_wal_batch {
+	uint8_t *records;
+	size_t records_len;
+	uint32_t count;
+	uint64_t last_seq;
+	uint64_t oldest_seq;
+	uint64_t term;
+};
+int proto_wal_batch_encode(const struct proto_wal_batch *b, uint8_t **out,
+    size_t *len);
+int proto_wal_batch_decode(const uint8_t *buf, size_t len,
+    struct proto_wal_batch **out);
+void proto_wal_batch_free(struct proto_wal_batch *b);
+
+/* BootstrapBegin (replica_id) and BootstrapInfo. */
+int proto_bootstrap_begin_encode(const char *replica_id, uint8_t **out,
+    size_t *len);
+int proto_bootstrap_begin_decode(const uint8_t *buf, size_t len,
+    char replica_id[PROTO_REPLICA_ID_MAX + 1]);
+struct proto_bootstrap_info {
+	uint64_t session;
+	uint64_t size;
+	uint8_t sha256[32];
+};
+int proto_bootstrap_info_encode(const struct proto_bootstrap_info *i,
+    uint8_t **out, size_t *len);
+int proto_bootstrap_info_decode(const uint8_t *buf, size_t len,
+    struct proto_bootstrap_info *out);
+
+/* BootstrapChunk and BootstrapData (data: as records above). */
+struct proto_bootstrap_chunk {
+	uint64_t session;
+	uint64_t offset;
+	uint32_t max_bytes;         /* capped at PROTO_CHUNK_MAX */
+};
+int proto_bootstrap_chunk_encode(const struct proto_bootstrap_chunk *c,
+    uint8_t **out, size_t *len);
+int proto_bootstrap_chunk_decode(const uint8_t *buf, size_t len,
+    struct proto_bootstrap_chunk *out);
+int proto_bootstrap_data_encode(const uint8_t *data, size_t n, uint8_t **out,
+    size_t *len);
+/* *data: caller frees with vdb_free() (NULL when *n is 0). */
+int proto_bootstrap_data_decode(const uint8_t *buf, size_t len,
+    uint8_t **data, size_t *n);
 
 #endif /* PROTO_H */

@@ -187,6 +187,11 @@ void storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_SIZE]);
 int storage_coll_decode(const char *name, const uint8_t *p, size_t len,
     struct coll *out);
 
+/* The collection with id @p coll_id, by a catalog scan (ids are not keys):
+ * VECDB_ENOTFOUND (no message) when there is none. */
+int storage_coll_by_id(vecdb *db, MDB_txn *txn, uint32_t coll_id,
+    struct coll *out);
+
 /* Look up a collection in @p txn: VECDB_ENOTFOUND with a message. */
 int storage_coll_find(vecdb *db, MDB_txn *txn, const char *name,
     struct coll *out);
@@ -272,6 +277,16 @@ int storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
     struct coll_state *st, const vecdb_id *id, int *found, uint64_t *offset,
     const struct pindex_set *ix);
 
+/*
+ * Write one replicated PUT entry as the primary wrote it (same offset and
+ * seq), after checking it against this database: VECDB_ECORRUPT when the
+ * point's current offset is not the entry's old offset.
+ */
+struct wal_entry;
+int storage_point_put_raw(vecdb *db, MDB_txn *txn, const struct coll *c,
+    struct coll_state *st, const struct wal_entry *e, uint64_t seq,
+    const struct pindex_set *ix);
+
 /* Build the full [coll][key] LMDB key; returns its length. */
 size_t storage_pkey(uint32_t coll_id, const vecdb_id *id, uint8_t *out);
 
@@ -331,6 +346,15 @@ int storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
 /* indexed_count, pending_count, memory_bytes of a collection. */
 int storage_index_stats(vecdb *db, MDB_txn *txn, const struct coll *c,
     vecdb_collection_stats *st);
+
+/* Turn a collection's index flag on (delete "n"[id]) or off. */
+int storage_index_flag_txn(vecdb *db, MDB_txn *txn, uint32_t coll_id, int on);
+
+/*
+ * The whole database was replaced (storage_load) and committed at @p seq:
+ * drop every graph and build them again from the points.
+ */
+void storage_index_reset(vecdb *db, uint64_t seq);
 
 /* Whether a collection's vector index is on (meta flag "n"[id] absent). */
 int storage_index_enabled(vecdb *db, MDB_txn *txn, uint32_t coll_id,
@@ -392,7 +416,9 @@ enum wreq_op {
 	WREQ_RESTORE,
 	WREQ_PINDEX_CREATE,
 	WREQ_PINDEX_DROP,
-	WREQ_INDEX
+	WREQ_INDEX,
+	WREQ_REPLICATE,      /* apply raw WAL records (a replica) */
+	WREQ_LOAD            /* replace everything with a copy */
 };
 
 /* The context a request's apply step runs in (the writer thread). */
@@ -401,6 +427,7 @@ struct wctx {
 	MDB_txn *txn;        /* the request's own nested txn */
 	uint64_t seq;        /* the next WAL seq to use */
 	uint64_t term;
+	int reset_index;     /* a LOAD replaced everything: rebuild graphs */
 };
 
 /* A write request handed to the writer thread. */
@@ -415,6 +442,10 @@ struct wreq {
 						PINDEX_*: field */
 	int schema;                          /* PINDEX_CREATE */
 	int check_only;                      /* validate, then roll back */
+	const uint8_t *blob;                 /* REPLICATE: packed records */
+	size_t blob_len;
+	int restore;                         /* out: REPLICATE stopped at a
+						RESTORE record */
 	size_t deleted;                      /* out: DELETE */
 	int rc;                              /* out */
 	char msg[512];                       /* out: detail on failure */
@@ -440,6 +471,8 @@ int storage_apply_restore(struct wctx *w, struct wreq *r);
 int storage_apply_pindex_create(struct wctx *w, struct wreq *r);
 int storage_apply_pindex_drop(struct wctx *w, struct wreq *r);
 int storage_apply_index(struct wctx *w, struct wreq *r);
+int storage_apply_replicated(struct wctx *w, struct wreq *r);
+int storage_apply_load(struct wctx *w, struct wreq *r);
 
 /* ===== Payload indexes (storage_pindex.c) ===== */
 
@@ -460,6 +493,15 @@ struct pindex_set {
 
 int storage_pindex_load(vecdb *db, MDB_txn *txn, uint32_t coll_id,
     struct pindex_set *out);
+
+/* EINVAL unless field is a usable dotted path and schema is known. */
+int storage_field_check(const char *field, int schema);
+
+/* Add an index on @p field (backfilled from the points) / remove one. */
+int storage_pindex_create_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
+    vecdb_field_schema schema, const char *field);
+int storage_pindex_drop_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const char *field);
 
 /*
  * Keep the indexes in step with a point write: remove the entries of the

@@ -55,6 +55,7 @@ struct indexer {
 	uint64_t target;              /* last committed seq we know of */
 	uint64_t applied;             /* every record <= this is applied */
 	int stopping;
+	int reset;                    /* storage_index_reset was called */
 	uint64_t last_ckpt_ms;
 	uint64_t builds;              /* graph (re)builds, for the stats */
 	double build_s;
@@ -273,9 +274,8 @@ rebuild(struct indexer *ix, MDB_txn *txn, const struct coll *c)
 	return VECDB_OK;
 }
 
-/* The collection with id coll_id, by a catalog scan (ids are not keys). */
-static int
-coll_by_id(vecdb *db, MDB_txn *txn, uint32_t coll_id, struct coll *out)
+int
+storage_coll_by_id(vecdb *db, MDB_txn *txn, uint32_t coll_id, struct coll *out)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -372,7 +372,7 @@ static int
 apply_rebuild(struct indexer *ix, MDB_txn *txn, uint32_t coll_id)
 {
 	struct coll c;
-	int rv = coll_by_id(ix->db, txn, coll_id, &c);
+	int rv = storage_coll_by_id(ix->db, txn, coll_id, &c);
 
 	if (rv == VECDB_ENOTFOUND) {
 		forget(ix, coll_id);
@@ -526,11 +526,14 @@ rebuild_all(struct indexer *ix, MDB_txn *txn)
 static void
 unmap_hint(const MDB_val *v)
 {
-	static long page;
+	static _Atomic long page_size; /* every handle's indexer shares it */
+	long page = atomic_load_explicit(&page_size, memory_order_relaxed);
 	uintptr_t a, b;
 
-	if (page == 0)
+	if (page == 0) {
 		page = sysconf(_SC_PAGESIZE);
+		atomic_store_explicit(&page_size, page, memory_order_relaxed);
+	}
 	a = ((uintptr_t) v->mv_data + (uintptr_t) page - 1) &
 	    ~((uintptr_t) page - 1);
 	b = ((uintptr_t) v->mv_data + v->mv_size) & ~((uintptr_t) page - 1);
@@ -624,6 +627,75 @@ wait_work_locked(struct indexer *ix)
 	pthread_cond_timedwait(&ix->work_cv, &ix->lock, &ts);
 }
 
+/* Register every collection of txn whose index is on, without a graph
+ * (build_missing builds them). */
+static int
+register_unbuilt(struct indexer *ix, MDB_txn *txn)
+{
+	char name[VECDB_NAME_MAX + 1];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct coll c;
+	int rc, rv = VECDB_OK, on;
+
+	if ((rc = mdb_cursor_open(txn, ix->db->catalog, &cur)) != 0)
+		return storage_mdb_err(rc, "open cursor");
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	     rc == 0 && rv == VECDB_OK && k.mv_size <= VECDB_NAME_MAX;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct cindex *ci;
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = '\0';
+		if ((rv = storage_coll_decode(name, v.mv_data, v.mv_size,
+			 &c)) != VECDB_OK ||
+		    (rv = storage_index_enabled(ix->db, txn, c.id, &on)) !=
+			VECDB_OK || !on)
+			continue;
+		if ((ci = cindex_new(&c, 0)) == NULL)
+			rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		else
+			register_ci(ix, ci);
+	}
+	mdb_cursor_close(cur);
+	return rv;
+}
+
+/*
+ * The database was replaced (storage_load): drop every graph and its
+ * checkpoint, and register the new collections to be built from the
+ * points; the WAL is followed again from the new last seq.
+ */
+static int
+reset_all(struct indexer *ix)
+{
+	uint32_t ids[256];
+	size_t n = 0;
+	MDB_txn *txn;
+	uint64_t last = 0;
+	int rv;
+
+	pthread_mutex_lock(&ix->lock);
+	for (struct cindex *ci = ix->list; ci && n < 256; ci = ci->next)
+		ids[n++] = ci->coll_id;
+	pthread_mutex_unlock(&ix->lock);
+	for (size_t i = 0; i < n; i++)
+		forget(ix, ids[i]);
+	if ((rv = storage_read_begin(ix->db, &txn)) != VECDB_OK)
+		return rv;
+	if ((rv = storage_meta_get_u64(ix->db, txn, "last_seq", &last)) ==
+	    VECDB_ENOTFOUND)
+		rv = VECDB_OK;
+	if (rv == VECDB_OK)
+		rv = register_unbuilt(ix, txn);
+	mdb_txn_abort(txn);
+	pthread_mutex_lock(&ix->lock);
+	ix->applied = last;
+	if (ix->target < last)
+		ix->target = last;
+	pthread_mutex_unlock(&ix->lock);
+	return rv;
+}
+
 /*
  * One step of work; returns 1 only when the applied seq moved, so that a
  * step that cannot progress (an error, a WAL that ends early) never spins
@@ -633,8 +705,15 @@ static int
 step(struct indexer *ix)
 {
 	uint64_t applied, before;
-	int rv;
+	int rv, reset;
 
+	pthread_mutex_lock(&ix->lock);
+	reset = ix->reset;
+	ix->reset = 0;
+	pthread_mutex_unlock(&ix->lock);
+	if (reset && (rv = reset_all(ix)) != VECDB_OK)
+		VDB_LOG_ERROR("INDX", "resetting the indexes failed: %s",
+		    vecdb_errmsg());
 	if ((rv = build_missing(ix)) != 0) {
 		if (rv < 0 || rv != VECDB_OK)
 			VDB_LOG_ERROR("INDX", "building an index failed: %s",
@@ -859,6 +938,21 @@ storage_index_notify(vecdb *db, uint64_t seq)
 		ix->target = seq;
 		pthread_cond_signal(&ix->work_cv);
 	}
+	pthread_mutex_unlock(&ix->lock);
+}
+
+void
+storage_index_reset(vecdb *db, uint64_t seq)
+{
+	struct indexer *ix = db->indexer;
+
+	if (ix == NULL)
+		return;
+	pthread_mutex_lock(&ix->lock);
+	ix->reset = 1;
+	if (seq > ix->target)
+		ix->target = seq;
+	pthread_cond_signal(&ix->work_cv);
 	pthread_mutex_unlock(&ix->lock);
 }
 
@@ -1252,21 +1346,31 @@ storage_index_enabled(vecdb *db, MDB_txn *txn, uint32_t coll_id, int *on)
 }
 
 int
-storage_apply_index(struct wctx *w, struct wreq *r)
+storage_index_flag_txn(vecdb *db, MDB_txn *txn, uint32_t coll_id, int on)
 {
 	uint8_t kb[5], one = 1;
 	MDB_val k = { 5, kb }, v = { 1, &one };
-	struct buf body = { 0 };
-	struct coll c;
-	int rc, rv;
+	int rc;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK)
-		return rv;
-	off_key(c.id, kb);
-	rc = r->schema ? mdb_del(w->txn, w->db->meta, &k, NULL) :
-			 mdb_put(w->txn, w->db->meta, &k, &v, 0);
+	off_key(coll_id, kb);
+	rc = on ? mdb_del(txn, db->meta, &k, NULL) :
+		  mdb_put(txn, db->meta, &k, &v, 0);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return storage_mdb_err(rc, "write index flag");
+	return VECDB_OK;
+}
+
+int
+storage_apply_index(struct wctx *w, struct wreq *r)
+{
+	struct buf body = { 0 };
+	struct coll c;
+	int rv;
+
+	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	    (rv = storage_index_flag_txn(w->db, w->txn, c.id,
+		 r->schema)) != VECDB_OK)
+		return rv;
 	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
 	    (rv = buf_put_u8(&body, (uint8_t) r->schema)) == VECDB_OK)
 		rv = storage_wal_append(w, WAL_INDEX, &body);

@@ -320,63 +320,84 @@ def_put(vecdb *db, MDB_txn *txn, uint32_t coll_id,
 }
 
 int
-storage_apply_pindex_create(struct wctx *w, struct wreq *r)
+storage_pindex_create_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
+    vecdb_field_schema schema, const char *field)
 {
 	struct pindex_set ix;
 	struct pindex_def d;
-	struct buf body = { 0 };
 	uint64_t next = 1;
+	int rv;
+
+	if ((rv = storage_pindex_load(db, txn, c->id, &ix)) != VECDB_OK)
+		return rv;
+	if (ix.n >= PINDEX_MAX)
+		return vdb_err(VECDB_EINVAL, "collection '%s' has %d payload "
+		    "indexes, the most it may have", c->cfg.name, PINDEX_MAX);
+	rv = storage_meta_get_u64(db, txn, "next_index_id", &next);
+	if (rv != VECDB_OK && rv != VECDB_ENOTFOUND)
+		return rv;
+	d.id = (uint32_t) next;
+	d.schema = schema;
+	snprintf(d.field, sizeof(d.field), "%s", field);
+	if ((rv = def_put(db, txn, c->id, &d)) != VECDB_OK ||
+	    (rv = storage_meta_put_u64(db, txn, "next_index_id",
+		 next + 1)) != VECDB_OK)
+		return rv;
+	return backfill(db, txn, c, &d);
+}
+
+int
+storage_apply_pindex_create(struct wctx *w, struct wreq *r)
+{
+	struct buf body = { 0 };
 	struct coll c;
 	int rv;
 
 	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
-	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
-		return rv;
-	if (ix.n >= PINDEX_MAX)
-		return vdb_err(VECDB_EINVAL, "collection '%s' has %d payload "
-		    "indexes, the most it may have", r->coll, PINDEX_MAX);
-	rv = storage_meta_get_u64(w->db, w->txn, "next_index_id", &next);
-	if (rv != VECDB_OK && rv != VECDB_ENOTFOUND)
-		return rv;
-	d.id = (uint32_t) next;
-	d.schema = (vecdb_field_schema) r->schema;
-	snprintf(d.field, sizeof(d.field), "%s", r->path);
-	if ((rv = def_put(w->db, w->txn, c.id, &d)) != VECDB_OK ||
-	    (rv = storage_meta_put_u64(w->db, w->txn, "next_index_id",
-		 next + 1)) != VECDB_OK ||
-	    (rv = backfill(w->db, w->txn, &c, &d)) != VECDB_OK)
+	    (rv = storage_pindex_create_txn(w->db, w->txn, &c,
+		 (vecdb_field_schema) r->schema, r->path)) != VECDB_OK)
 		return rv;
 	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
-	    (rv = buf_put_u8(&body, (uint8_t) d.schema)) == VECDB_OK &&
-	    (rv = buf_put(&body, d.field, strlen(d.field))) == VECDB_OK)
+	    (rv = buf_put_u8(&body, (uint8_t) r->schema)) == VECDB_OK &&
+	    (rv = buf_put(&body, r->path, strlen(r->path))) == VECDB_OK)
 		rv = storage_wal_append(w, WAL_PINDEX_CREATE, &body);
 	buf_fini(&body);
 	return rv;
 }
 
 int
-storage_apply_pindex_drop(struct wctx *w, struct wreq *r)
+storage_pindex_drop_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const char *field)
 {
 	uint8_t kb[5 + VECDB_FIELD_NAME_MAX], pre[8];
 	struct pindex_set ix;
-	struct buf body = { 0 };
-	struct coll c;
 	size_t i;
 	int rc, rv;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
-	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
+	if ((rv = storage_pindex_load(db, txn, c->id, &ix)) != VECDB_OK)
 		return rv;
-	for (i = 0; i < ix.n && strcmp(ix.defs[i].field, r->path) != 0; i++)
+	for (i = 0; i < ix.n && strcmp(ix.defs[i].field, field) != 0; i++)
 		;
 	if (i == ix.n)
 		return vdb_err(VECDB_ENOTFOUND, "field '%s' of '%s' has no "
-		    "payload index", r->path, r->coll);
-	MDB_val k = { def_key(c.id, r->path, kb), kb };
-	if ((rc = mdb_del(w->txn, w->db->meta, &k, NULL)) != 0)
+		    "payload index", field, c->cfg.name);
+	MDB_val k = { def_key(c->id, field, kb), kb };
+	if ((rc = mdb_del(txn, db->meta, &k, NULL)) != 0)
 		return storage_mdb_err(rc, "drop payload index");
-	ix_prefix(c.id, ix.defs[i].id, pre);
-	if ((rv = range_drop(w->txn, w->db->pindex, pre, 8)) != VECDB_OK)
+	ix_prefix(c->id, ix.defs[i].id, pre);
+	return range_drop(txn, db->pindex, pre, 8);
+}
+
+int
+storage_apply_pindex_drop(struct wctx *w, struct wreq *r)
+{
+	struct buf body = { 0 };
+	struct coll c;
+	int rv;
+
+	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	    (rv = storage_pindex_drop_txn(w->db, w->txn, &c,
+		 r->path)) != VECDB_OK)
 		return rv;
 	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
 	    (rv = buf_put(&body, r->path, strlen(r->path))) == VECDB_OK)
@@ -673,9 +694,8 @@ storage_pindex_candidates(vecdb *db, MDB_txn *txn, uint32_t coll_id,
 
 /* ===== Public API ===== */
 
-/* EINVAL unless field is a usable dotted path and schema is known. */
-static int
-field_check(const char *field, int schema)
+int
+storage_field_check(const char *field, int schema)
 {
 	size_t n = field ? strnlen(field, VECDB_FIELD_NAME_MAX + 1) : 0;
 
@@ -702,7 +722,7 @@ pindex_submit(vecdb *db, const char *coll, const char *field, int op,
 	if (db->writer == NULL)
 		return vdb_err(VECDB_EREADONLY, "database is open read-only");
 	if ((rv = storage_name_check(coll)) != VECDB_OK ||
-	    (rv = field_check(field, schema)) != VECDB_OK)
+	    (rv = storage_field_check(field, schema)) != VECDB_OK)
 		return rv;
 	memset(&r, 0, sizeof(r));
 	r.op = op;

@@ -112,18 +112,28 @@ offset_del(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t off)
 	return VECDB_OK;
 }
 
-/* Map a new offset to the point key. */
+/* Map a new offset to the point key (MDB_NOOVERWRITE: refuse one in use). */
 static int
-offset_put(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t off,
-    const uint8_t *pkey, size_t pklen)
+offset_put_flags(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t off,
+    const uint8_t *pkey, size_t pklen, unsigned flags)
 {
 	uint8_t kb[12];
 	MDB_val k = { 12, kb }, v = { pklen - 4, (void *) (pkey + 4) };
 	int rc;
 
 	offset_key(coll_id, off, kb);
-	rc = mdb_put(txn, db->offsets, &k, &v, 0);
+	rc = mdb_put(txn, db->offsets, &k, &v, flags);
+	if (rc == MDB_KEYEXIST)
+		return vdb_err(VECDB_ECORRUPT, "offset %llu is in use here: "
+		    "the replica has diverged", (unsigned long long) off);
 	return rc ? storage_mdb_err(rc, "write offset") : VECDB_OK;
+}
+
+static int
+offset_put(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t off,
+    const uint8_t *pkey, size_t pklen)
+{
+	return offset_put_flags(db, txn, coll_id, off, pkey, pklen, 0);
 }
 
 /* The final vector bytes and payload of a put, owned copies. */
@@ -294,6 +304,80 @@ storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 		return storage_mdb_err(rc, "delete point");
 	*found = 1;
 	*offset = old.offset;
+	return VECDB_OK;
+}
+
+/* Check a replicated entry against the point it replaces (or not). */
+static int
+raw_check(const struct coll *c, const struct wal_entry *e, int exists,
+    const struct rpoint *old)
+{
+	vecdb_id id;
+
+	if (storage_key_id(e->key, e->klen, &id) != VECDB_OK)
+		return vdb_err(VECDB_ECORRUPT, "bad point key");
+	if (e->vlen != (size_t) c->cfg.dimension *
+	    vec_elem_size(c->cfg.vector_type))
+		return vdb_err(VECDB_ECORRUPT, "vector of %zu bytes does not "
+		    "fit collection '%s'", e->vlen, c->cfg.name);
+	if (e->offset == WAL_NO_OFFSET)
+		return vdb_err(VECDB_ECORRUPT, "point has no offset");
+	if (exists ? old->offset != e->old_offset :
+		     e->old_offset != WAL_NO_OFFSET)
+		return vdb_err(VECDB_ECORRUPT, "point's old offset differs "
+		    "from this database's: the replica has diverged");
+	return VECDB_OK;
+}
+
+int
+storage_point_put_raw(vecdb *db, MDB_txn *txn, const struct coll *c,
+    struct coll_state *st, const struct wal_entry *e, uint64_t seq,
+    const struct pindex_set *ix)
+{
+	uint8_t pkey[STORAGE_PKEY_MAX], d[POINT_HDR];
+	MDB_val k = { 4 + e->klen, pkey }, v;
+	struct rpoint old;
+	int rc, rv, exists;
+
+	put_be32(pkey, c->id);
+	memcpy(pkey + 4, e->key, e->klen);
+	if ((rc = mdb_get(txn, db->points, &k, &v)) != 0 && rc != MDB_NOTFOUND)
+		return storage_mdb_err(rc, "read point");
+	exists = rc == 0;
+	if ((exists && (rv = storage_point_decode(c, &v, &old)) != VECDB_OK) ||
+	    (rv = raw_check(c, e, exists, &old)) != VECDB_OK)
+		return rv;
+	if (exists && old.offset != e->offset &&
+	    (rv = offset_del(db, txn, c->id, old.offset)) != VECDB_OK)
+		return rv;
+	/* Offsets are never reused, so a new one must be free here. */
+	if ((!exists || old.offset != e->offset) &&
+	    (rv = offset_put_flags(db, txn, c->id, e->offset, pkey, k.mv_size,
+		 MDB_NOOVERWRITE)) != VECDB_OK)
+		return rv;
+	if ((rv = storage_pindex_update(db, txn, c->id, ix, e->key, e->klen,
+		 exists ? old.payload : NULL, exists ? old.payload_len : 0,
+		 e->payload, e->plen)) != VECDB_OK)
+		return rv;
+	if (exists)
+		st->bytes -= k.mv_size + v.mv_size;
+	else
+		st->count++;
+	if (e->offset >= st->next_offset)
+		st->next_offset = e->offset + 1;
+	d[0] = STORAGE_REC_VERSION;
+	put_le64(d + 1, e->offset);
+	put_le64(d + 9, seq);
+	put_le32(d + 17, c->cfg.dimension);
+	v.mv_size = POINT_HDR + e->vlen + e->plen;
+	if ((rc = mdb_put(txn, db->points, &k, &v, MDB_RESERVE)) != 0)
+		return storage_mdb_err(rc, "write point");
+	memcpy(v.mv_data, d, POINT_HDR);
+	memcpy((uint8_t *) v.mv_data + POINT_HDR, e->vec, e->vlen);
+	if (e->plen)
+		memcpy((uint8_t *) v.mv_data + POINT_HDR + e->vlen, e->payload,
+		    e->plen);
+	st->bytes += k.mv_size + v.mv_size;
 	return VECDB_OK;
 }
 

@@ -10,9 +10,11 @@
  * success before its data is committed.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "storage_impl.h"
+#include "storage_repl.h"
 
 struct writer {
 	pthread_t thread;
@@ -25,6 +27,10 @@ struct writer {
 	int dirty;                /* buffered mode: commits not yet synced */
 	uint64_t last_seq;        /* last WAL seq committed */
 	uint64_t term;            /* term stamped on WAL records */
+	void (*hook)(void *, uint64_t); /* storage_commit_hook_set */
+	void *hook_arg;
+	_Atomic uint64_t wal_hold;      /* keep records after this seq... */
+	_Atomic uint64_t wal_max_bytes; /* ...while the WAL is under this */
 };
 
 /* ===== Byte buffers ===== */
@@ -104,30 +110,63 @@ storage_wal_append(struct wctx *w, uint8_t op, const struct buf *body)
 	return VECDB_OK;
 }
 
+/* About how many bytes the WAL DB takes in txn (its pages). */
+static uint64_t
+wal_bytes(vecdb *db, MDB_txn *txn)
+{
+	MDB_stat st;
+
+	if (mdb_stat(txn, db->wal, &st) != 0)
+		return 0;
+	return (uint64_t) st.ms_psize * (st.ms_branch_pages +
+	    st.ms_leaf_pages + st.ms_overflow_pages);
+}
+
 /*
- * Drop WAL records older than the retention window. Replicas (a later
- * module) will hold records back for themselves; until then the window is
- * the only rule.
+ * Drop the WAL records nobody needs: those older than the retention
+ * window (the last wal_retain records) that the replicas have all
+ * acknowledged (seq <= the hold). Older records a replica still lacks stay
+ * while the WAL is under its byte bound; past it they go too, and that
+ * replica will bootstrap. The byte count is LMDB's page count at the start
+ * less an estimate per record dropped (its value, key and node header).
  */
 static int
 wal_trim(vecdb *db, MDB_txn *txn, uint64_t last_seq)
 {
+	struct writer *wr = db->writer;
+	uint64_t bound, hold = atomic_load(&wr->wal_hold), bytes = 0, seq;
+	uint64_t max = atomic_load(&wr->wal_max_bytes);
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
 
 	if (last_seq <= db->opts.wal_retain)
 		return VECDB_OK;
+	bound = last_seq - db->opts.wal_retain;
+	if (hold < bound)
+		bytes = wal_bytes(db, txn);
 	if ((rc = mdb_cursor_open(txn, db->wal, &cur)) != 0)
 		return storage_mdb_err(rc, "open WAL cursor");
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
-	    get_be64(k.mv_data) <= last_seq - db->opts.wal_retain)
+	    (seq = get_be64(k.mv_data)) <= bound &&
+	    (seq <= hold || bytes > max)) {
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
+		bytes -= bytes < v.mv_size + 16 ? bytes : v.mv_size + 16;
+	}
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return storage_mdb_err(rc, "trim WAL");
 	return VECDB_OK;
+}
+
+void
+storage_wal_hold_set(vecdb *db, uint64_t hold_seq, uint64_t max_bytes)
+{
+	if (db->writer == NULL)
+		return;
+	atomic_store(&db->writer->wal_hold, hold_seq);
+	atomic_store(&db->writer->wal_max_bytes, max_bytes);
 }
 
 /* ===== The writer thread ===== */
@@ -154,6 +193,8 @@ apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 		break;
 	case WREQ_PINDEX_DROP: r->rc = storage_apply_pindex_drop(w, r); break;
 	case WREQ_INDEX: r->rc = storage_apply_index(w, r); break;
+	case WREQ_REPLICATE: r->rc = storage_apply_replicated(w, r); break;
+	case WREQ_LOAD: r->rc = storage_apply_load(w, r); break;
 	default: r->rc = storage_apply_points(w, r); break;
 	}
 	if (r->rc == VECDB_OK && r->check_only) {
@@ -172,9 +213,10 @@ out:
 
 /* Apply and commit one group; fills rc/msg of every request in it. */
 static void
-group_commit(vecdb *db, struct writer *wr, struct wreq *group)
+group_commit(vecdb *db, struct writer *wr, struct wreq *group,
+    void (*hook)(void *, uint64_t), void *hook_arg)
 {
-	struct wctx w = { db, NULL, wr->last_seq, wr->term };
+	struct wctx w = { db, NULL, wr->last_seq, wr->term, 0 };
 	MDB_txn *txn;
 	int rc, rv = VECDB_OK;
 
@@ -194,8 +236,13 @@ group_commit(vecdb *db, struct writer *wr, struct wreq *group)
 		rv = storage_mdb_err(rc, "commit");
 		goto fail;
 	}
+	if (w.reset_index)
+		storage_index_reset(db, w.seq);
+	else
+		storage_index_notify(db, w.seq);
+	if (w.seq != wr->last_seq && hook != NULL)
+		hook(hook_arg, w.seq);
 	wr->last_seq = w.seq;
-	storage_index_notify(db, w.seq);
 	return;
 fail:
 	/* Nothing of the group is committed: every request fails. */
@@ -249,8 +296,10 @@ writer_main(void *arg)
 
 	pthread_mutex_lock(&wr->lock);
 	while ((group = queue_take_locked(db, wr)) != NULL) {
+		void (*hook)(void *, uint64_t) = wr->hook;
+		void *hook_arg = wr->hook_arg;
 		pthread_mutex_unlock(&wr->lock);
-		group_commit(db, wr, group);
+		group_commit(db, wr, group, hook, hook_arg);
 		pthread_mutex_lock(&wr->lock);
 		if (db->opts.durability == VECDB_BUFFERED)
 			wr->dirty = 1;
@@ -298,6 +347,8 @@ storage_writer_start(vecdb *db)
 		vdb_free(wr);
 		return rv;
 	}
+	atomic_init(&wr->wal_hold, UINT64_MAX);
+	atomic_init(&wr->wal_max_bytes, 0);
 	pthread_mutex_init(&wr->lock, NULL);
 	pthread_cond_init(&wr->work_cv, NULL);
 	pthread_cond_init(&wr->done_cv, NULL);
@@ -328,6 +379,20 @@ storage_writer_stop(vecdb *db)
 	pthread_cond_destroy(&wr->done_cv);
 	vdb_free(wr);
 	db->writer = NULL;
+}
+
+void
+storage_commit_hook_set(vecdb *db, void (*fn)(void *, uint64_t), void *arg)
+{
+	struct writer *wr = db->writer;
+
+	if (wr == NULL)
+		return;
+	/* The writer copies the hook under the lock as it takes a group. */
+	pthread_mutex_lock(&wr->lock);
+	wr->hook = fn;
+	wr->hook_arg = arg;
+	pthread_mutex_unlock(&wr->lock);
 }
 
 int

@@ -308,11 +308,16 @@ srv_try_cluster(int nshards, const char *const *router_args,
 int
 srv_add_replica(struct srv *s, int shard, const char *const *args)
 {
-	const char *argv[PROC_ARGS_MAX + 1] = { "--mode", "replica" };
+	const char *argv[PROC_ARGS_MAX + 1] = { "--mode", "replica",
+		"--primary" };
+	char primary[64];
 	int i = s->nnodes;
-	size_t n = 2;
+	size_t n = 4;
 
 	ck_assert_int_lt(shard, s->nshards);
+	snprintf(primary, sizeof(primary), "tcp://" LOCALHOST ":%u",
+	    proc_port(&s->nodes[shard], "rpc tcp://" LOCALHOST ":"));
+	argv[3] = primary;
 	ck_assert_int_lt(i, SRV_SHARDS_MAX);
 	for (size_t k = 0; args != NULL && args[k] != NULL; k++) {
 		ck_assert_uint_lt(n, PROC_ARGS_MAX);

@@ -80,8 +80,9 @@ int srv_try_cluster(int nshards, const char *const *router_args,
 
 /* Another router over cluster's topology; it owns no shards. */
 /*
- * Start a vecdb-node as a read replica of shard (`--mode replica` plus
- * args), add it to the topology file and send the router SIGHUP.
+ * Start a vecdb-node as a read replica of shard (`--mode replica
+ * --primary URL` plus args), add it to the topology file and send the
+ * router SIGHUP.
  * @return its index in s->nodes.
  */
 int srv_add_replica(struct srv *s, int shard, const char *const *args);

@@ -349,21 +349,32 @@ START_TEST(errors_map_to_codes_and_garbage_is_survived)
 }
 END_TEST
 
+static int admin_get(struct node *n, const char *path, char *buf,
+    size_t cap);
+
 START_TEST(replica_refuses_writes)
 {
-	const char *args[] = { "--mode", "replica", "--node-id", "r1", NULL };
+	/* Nothing listens on the primary's port: the follower keeps
+	 * retrying in the background; reads are still served. */
+	const char *args[] = { "--mode", "replica", "--node-id", "r1",
+		"--primary", "tcp://127.0.0.1:1", NULL };
 	struct proto_health h;
 	struct node n;
 
 	node_start(args, &n);
 	ck_assert_int_eq(create(&n, "c", DIM), PROTO_FAILED_PRECONDITION);
-	ck_assert_str_eq(resp->message, "this node is a replica");
+	ck_assert_str_eq(resp->message,
+	    "this node is a read replica of tcp://127.0.0.1:1");
 	ck_assert_int_eq(call(&n, PROTO_LIST_COLLECTIONS, NULL, 0), PROTO_OK);
 	ck_assert_int_eq(call(&n, PROTO_HEALTH, NULL, 0), PROTO_OK);
 	ck_assert_int_eq(proto_health_decode(resp->body, resp->body_len, &h),
 	    VECDB_OK);
 	ck_assert_str_eq(h.role, "replica");
 	ck_assert_str_eq(h.node_id, "r1");
+	/* Never heard from its primary: not ready. */
+	static char body[512];
+	ck_assert_int_eq(admin_get(&n, "/ready", body, sizeof(body)), 503);
+	ck_assert_ptr_nonnull(strstr(body, "\"status\":\"catching_up\""));
 	node_stop(&n);
 }
 END_TEST

@@ -1239,6 +1239,89 @@ START_TEST(allocation_failures_unwind_cleanly)
 }
 END_TEST
 
+/* ===== Replication ===== */
+
+START_TEST(replication_messages_round_trip)
+{
+	struct proto_fetch_wal f = { 41, 100, 1 << 20, 500, "r1" }, fo;
+	struct proto_bootstrap_info bi = { 9, 12345, { 0 } }, bo;
+	struct proto_bootstrap_chunk c = { 9, 4096, 0 }, co;
+	uint8_t recs[40], *b, *data;
+	struct proto_wal_batch wb = { recs, sizeof(recs), 2, 50, 3, 1 }, *wo;
+	char id[PROTO_REPLICA_ID_MAX + 1];
+	size_t l, n;
+
+	for (size_t i = 0; i < sizeof(recs); i++)
+		recs[i] = (uint8_t) i;
+	memset(bi.sha256, 0xab, 32);
+	ck_assert_int_eq(proto_fetch_wal_encode(&f, &b, &l), VECDB_OK);
+	ck_assert_int_eq(proto_fetch_wal_decode(b, l, &fo), VECDB_OK);
+	vdb_free(b);
+	ck_assert_uint_eq(fo.after_seq, 41);
+	ck_assert_uint_eq(fo.max_records, 100);
+	ck_assert_uint_eq(fo.max_bytes, 1 << 20);
+	ck_assert_uint_eq(fo.max_wait_ms, 500);
+	ck_assert_str_eq(fo.replica_id, "r1");
+	ck_assert_int_eq(proto_wal_batch_encode(&wb, &b, &l), VECDB_OK);
+	ck_assert_int_eq(proto_wal_batch_decode(b, l, &wo), VECDB_OK);
+	vdb_free(b);
+	ck_assert_uint_eq(wo->records_len, sizeof(recs));
+	ck_assert_mem_eq(wo->records, recs, sizeof(recs));
+	ck_assert_uint_eq(wo->count, 2);
+	ck_assert_uint_eq(wo->last_seq, 50);
+	ck_assert_uint_eq(wo->oldest_seq, 3);
+	proto_wal_batch_free(wo);
+	ck_assert_int_eq(proto_bootstrap_begin_encode("r2", &b, &l), VECDB_OK);
+	ck_assert_int_eq(proto_bootstrap_begin_decode(b, l, id), VECDB_OK);
+	vdb_free(b);
+	ck_assert_str_eq(id, "r2");
+	ck_assert_int_eq(proto_bootstrap_info_encode(&bi, &b, &l), VECDB_OK);
+	ck_assert_int_eq(proto_bootstrap_info_decode(b, l, &bo), VECDB_OK);
+	vdb_free(b);
+	ck_assert_uint_eq(bo.size, 12345);
+	ck_assert_mem_eq(bo.sha256, bi.sha256, 32);
+	ck_assert_int_eq(proto_bootstrap_chunk_encode(&c, &b, &l), VECDB_OK);
+	ck_assert_int_eq(proto_bootstrap_chunk_decode(b, l, &co), VECDB_OK);
+	vdb_free(b);
+	ck_assert_uint_eq(co.offset, 4096);
+	ck_assert_uint_eq(co.max_bytes, PROTO_CHUNK_MAX); /* 0: the cap */
+	ck_assert_int_eq(proto_bootstrap_data_encode(recs, 7, &b, &l),
+	    VECDB_OK);
+	ck_assert_int_eq(proto_bootstrap_data_decode(b, l, &data, &n),
+	    VECDB_OK);
+	vdb_free(b);
+	ck_assert_uint_eq(n, 7);
+	ck_assert_mem_eq(data, recs, 7);
+	vdb_free(data);
+}
+END_TEST
+
+START_TEST(replication_messages_refuse_bad_fields)
+{
+	struct proto_wal_batch wb = { NULL, 0, 3, 50, 3, 1 }, *wo;
+	struct proto_bootstrap_info bo;
+	char longid[PROTO_REPLICA_ID_MAX + 2];
+	uint8_t *b;
+	size_t l;
+
+	/* A count with no bytes. */
+	ck_assert_int_eq(proto_wal_batch_encode(&wb, &b, &l), VECDB_OK);
+	ck_assert_int_eq(proto_wal_batch_decode(b, l, &wo), VECDB_EINVAL);
+	vdb_free(b);
+	/* A replica id over the limit. */
+	memset(longid, 'x', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	ck_assert_int_eq(proto_bootstrap_begin_encode(longid, &b, &l), VECDB_OK);
+	ck_assert_int_eq(proto_bootstrap_begin_decode(b, l, longid),
+	    VECDB_EINVAL);
+	vdb_free(b);
+	/* A BootstrapInfo without its 32-byte checksum (an empty message). */
+	ck_assert_int_eq(proto_bootstrap_info_decode(NULL, 0, &bo),
+	    VECDB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "checksum"));
+}
+END_TEST
+
 /* ===== Suite ===== */
 
 /* Every case of the wire format. */
@@ -1268,6 +1351,8 @@ proto_suite(void)
 	tcase_add_test(tc, discover_round_trips);
 	tcase_add_test(tc, scroll_round_trips);
 	tcase_add_test(tc, snapshots_indexes_stats_health_round_trip);
+	tcase_add_test(tc, replication_messages_round_trip);
+	tcase_add_test(tc, replication_messages_refuse_bad_fields);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("malformed");
 	tcase_add_loop_test(tc, truncations_are_einval_or_a_valid_prefix, 0,

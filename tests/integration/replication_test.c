@@ -1,0 +1,804 @@
+/*
+ * replication_test.c: a primary `vecdb-node` and replicas following it,
+ * all real processes on loopback. Replicas tail a sustained ingest and end
+ * with the primary's exact content (the /digest of every collection) and
+ * answers; a replica killed with SIGKILL mid-stream catches up after a
+ * restart; a replica the primary's WAL no longer reaches bootstraps from a
+ * copy (so does one that meets a snapshot restore); a replica refuses
+ * writes naming its primary; parked long-polls do not starve clients.
+ *
+ * Process hygiene as in node_test.c: PR_SET_PDEATHSIG, a pid file per
+ * node under tu_base, and an unchecked teardown that kills what is left.
+ */
+#define _GNU_SOURCE
+#include <civetweb.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "proto.h"
+#include "testutil.h"
+#include "vdb.h"
+
+#ifndef VECDB_NODE_BIN
+#error "VECDB_NODE_BIN must name the vecdb-node binary"
+#endif
+
+#define START_TIMEOUT_MS 20000
+#define STOP_TIMEOUT_MS 20000
+#define RPC_TIMEOUT_MS 30000
+#define CONVERGE_MS 120000
+#define DIM 16
+#define BATCH 500
+
+/* A running node, its data dir and a req0 socket to it. */
+struct node {
+	pid_t pid;
+	uint16_t rpc_port;
+	uint16_t admin_port;
+	nng_socket sock;
+	char dir[512];
+	char pidfile[512];
+	char url[64];
+};
+
+static struct proto_response *resp;
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* ===== Processes ===== */
+
+static void
+base_teardown(void)
+{
+	DIR *d = tu_base ? opendir(tu_base) : NULL;
+	struct dirent *e;
+	int pid;
+
+	while (d != NULL && (e = readdir(d)) != NULL)
+		if (sscanf(e->d_name, "node-%d.pid", &pid) == 1 && pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, WNOHANG);
+		}
+	if (d != NULL)
+		closedir(d);
+	tu_base_teardown();
+}
+
+static void
+resp_teardown(void)
+{
+	proto_response_free(resp);
+	resp = NULL;
+}
+
+/* The child: exec the node with stdout into the pipe, stderr to a log. */
+static void
+child_exec(int out_fd, const char *dir, const char *const *extra)
+{
+	const char *argv[32] = { VECDB_NODE_BIN, "--data", dir, "--rpc",
+		"tcp://127.0.0.1:0", "--admin-port", "0" };
+	char log[600];
+	size_t n = 7;
+	int fd;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (; extra != NULL && *extra != NULL && n < 30; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+	dup2(out_fd, 1);
+	snprintf(log, sizeof(log), "%s.log", dir);
+	if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644)) >= 0)
+		dup2(fd, 2);
+	execv(VECDB_NODE_BIN, (char *const *) argv);
+	_exit(127);
+}
+
+/* Read the node's first line into buf. */
+static int
+read_line(int fd, char *buf, size_t cap)
+{
+	uint64_t end = now_ms() + START_TIMEOUT_MS;
+	size_t len = 0;
+
+	while (now_ms() < end && len + 1 < cap) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		ssize_t k;
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if ((k = read(fd, buf + len, cap - len - 1)) <= 0)
+			return -1;
+		len += (size_t) k;
+		buf[len] = '\0';
+		if (strchr(buf, '\n') != NULL)
+			return 0;
+	}
+	return -1;
+}
+
+/* A req0 socket to a node's RPC port. */
+static nng_socket
+dial(uint16_t port)
+{
+	nng_socket s;
+	char url[64];
+
+	ck_assert_int_eq(nng_req0_open(&s), 0);
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, RPC_TIMEOUT_MS);
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, RPC_TIMEOUT_MS);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", port);
+	ck_assert_int_eq(nng_dial(s, url, NULL, 0), 0);
+	return s;
+}
+
+/* Start a node on n->dir (kept across restarts) with extra args. */
+static void
+node_run(struct node *n, const char *const *extra)
+{
+	char line[512];
+	int fds[2];
+	FILE *f;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	if ((n->pid = fork()) == 0)
+		child_exec(fds[1], n->dir, extra);
+	ck_assert_int_gt(n->pid, 0);
+	close(fds[1]);
+	snprintf(n->pidfile, sizeof(n->pidfile), "%s/node-%d.pid", tu_base,
+	    (int) n->pid);
+	if ((f = fopen(n->pidfile, "w")) != NULL)
+		fclose(f);
+	ck_assert_msg(read_line(fds[0], line, sizeof(line)) == 0,
+	    "node printed no ports within %d ms (log %s.log)",
+	    START_TIMEOUT_MS, n->dir);
+	close(fds[0]);
+	ck_assert_int_eq(sscanf(line, "vecdb-node %*s rpc tcp://127.0.0.1:%hu "
+	    "admin http://127.0.0.1:%hu", &n->rpc_port, &n->admin_port), 2);
+	snprintf(n->url, sizeof(n->url), "tcp://127.0.0.1:%u", n->rpc_port);
+	n->sock = dial(n->rpc_port);
+}
+
+/* A new node in a fresh dir. */
+static void
+node_start(struct node *n, const char *const *extra)
+{
+	char *dir = tu_subdir();
+
+	memset(n, 0, sizeof(*n));
+	snprintf(n->dir, sizeof(n->dir), "%s", dir);
+	free(dir);
+	node_run(n, extra);
+}
+
+/* A replica of p, named id, in n's dir (fresh unless restart). */
+static void
+replica_start(struct node *n, const struct node *p, const char *id,
+    int restart)
+{
+	const char *args[] = { "--mode", "replica", "--primary", p->url,
+		"--node-id", id, NULL };
+
+	if (restart)
+		node_run(n, args);
+	else
+		node_start(n, args);
+}
+
+/* SIGKILL, no questions asked. */
+static void
+node_kill(struct node *n)
+{
+	nng_close(n->sock);
+	kill(n->pid, SIGKILL);
+	waitpid(n->pid, NULL, 0);
+	unlink(n->pidfile);
+}
+
+/* SIGTERM; the node must exit 0 in time. */
+static void
+node_stop(struct node *n)
+{
+	uint64_t end = now_ms() + STOP_TIMEOUT_MS;
+	int st = 0;
+	pid_t w = 0;
+
+	nng_close(n->sock);
+	kill(n->pid, SIGTERM);
+	while (now_ms() < end && (w = waitpid(n->pid, &st, WNOHANG)) == 0)
+		usleep(20000);
+	if (w == 0) {
+		kill(n->pid, SIGKILL);
+		waitpid(n->pid, &st, 0);
+	}
+	unlink(n->pidfile);
+	ck_assert_msg(w == n->pid, "node did not stop within %d ms",
+	    STOP_TIMEOUT_MS);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "node exit status %d", st);
+}
+
+/* ===== RPC ===== */
+
+/* One request on socket s (body freed here); the response code. */
+static int
+call_on(nng_socket s, uint32_t method, uint8_t *body, size_t len)
+{
+	uint8_t *req;
+	size_t reqlen, inlen = 0;
+	void *in = NULL;
+
+	ck_assert_int_eq(proto_request_encode(method, "", 1, body, len, &req,
+	    &reqlen), VECDB_OK);
+	vdb_free(body);
+	proto_response_free(resp);
+	resp = NULL;
+	ck_assert_int_eq(nng_send(s, req, reqlen, 0), 0);
+	vdb_free(req);
+	ck_assert_int_eq(nng_recv(s, &in, &inlen, NNG_FLAG_ALLOC), 0);
+	ck_assert_int_eq(proto_response_decode(in, inlen, &resp), VECDB_OK);
+	nng_free(in, inlen);
+	return resp->code;
+}
+
+static int
+call(struct node *n, uint32_t method, uint8_t *body, size_t len)
+{
+	return call_on(n->sock, method, body, len);
+}
+
+/* Create collection "c" (16-d euclidean) with a payload index on "g". */
+static void
+create(struct node *n)
+{
+	vecdb_collection_config c;
+	uint8_t *b;
+	size_t l;
+
+	/* A light graph: every node indexes 50k points on two shared
+	 * cores, and a node's stop waits for its indexer to catch up. */
+	vecdb_collection_config_init(&c, "c", DIM, VECDB_EUCLIDEAN);
+	c.index.max_connections = 8;
+	c.index.ef_construction = 32;
+	ck_assert_int_eq(proto_collection_create_encode(&c, &b, &l), VECDB_OK);
+	ck_assert_int_eq(call(n, PROTO_CREATE_COLLECTION, b, l), PROTO_OK);
+	ck_assert_int_eq(proto_target_encode(PROTO_PAYLOAD_INDEX_CREATE, "c",
+	    "g", VECDB_FIELD_INTEGER, &b, &l), VECDB_OK);
+	ck_assert_int_eq(call(n, PROTO_PAYLOAD_INDEX_CREATE, b, l), PROTO_OK);
+}
+
+/* Upsert batch number k: ids k*BATCH.., seeded vectors and payloads. */
+static void
+write_batch(struct node *n, uint64_t k)
+{
+	static float v[BATCH][DIM];
+	static char pay[BATCH][48];
+	vecdb_point p[BATCH];
+	uint64_t seed = 1000 + k;
+	uint8_t *b;
+	size_t l;
+
+	for (int i = 0; i < BATCH; i++) {
+		uint64_t id = k * BATCH + (uint64_t) i;
+		tu_rand_vector(&seed, v[i], DIM);
+		snprintf(pay[i], sizeof(pay[i]), "{\"g\":%llu,\"t\":\"x%llu\"}",
+		    (unsigned long long) (id % 10), (unsigned long long) id);
+		p[i] = (vecdb_point) { vecdb_id_num(id), v[i], DIM, pay[i] };
+	}
+	ck_assert_int_eq(proto_write_encode("c", API_UPSERT, p, BATCH, &b, &l),
+	    VECDB_OK);
+	ck_assert_int_eq(call(n, PROTO_WRITE, b, l), PROTO_OK);
+}
+
+/* Delete ids [from, from + n). */
+static void
+delete_range(struct node *n, uint64_t from, size_t cnt)
+{
+	vecdb_id ids[64];
+	uint8_t *b;
+	size_t l;
+
+	ck_assert_uint_le(cnt, 64);
+	for (size_t i = 0; i < cnt; i++)
+		ids[i] = vecdb_id_num(from + i);
+	ck_assert_int_eq(proto_delete_encode("c", ids, cnt, &b, &l), VECDB_OK);
+	ck_assert_int_eq(call(n, PROTO_DELETE, b, l), PROTO_OK);
+}
+
+/* ===== Admin HTTP ===== */
+
+static int
+admin_get(const struct node *n, const char *path, char *buf, size_t cap)
+{
+	char ebuf[256];
+	struct mg_connection *c;
+	int status, k, len = 0;
+
+	c = mg_connect_client("127.0.0.1", n->admin_port, 0, ebuf,
+	    sizeof(ebuf));
+	ck_assert_msg(c != NULL, "admin connect: %s", ebuf);
+	mg_printf(c, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+		     "Connection: close\r\n\r\n", path);
+	ck_assert_int_ge(mg_get_response(c, ebuf, sizeof(ebuf), 30000), 0);
+	status = mg_get_response_info(c)->status_code;
+	while ((size_t) len + 1 < cap &&
+	    (k = mg_read(c, buf + len, cap - (size_t) len - 1)) > 0)
+		len += k;
+	buf[len] = '\0';
+	mg_close_connection(c);
+	return status;
+}
+
+/*
+ * Wait until the replica's /digest (last seq, and each collection's count
+ * and SHA-256) equals the primary's; the primary is idle meanwhile.
+ */
+static void
+converge(const struct node *p, const struct node *r)
+{
+	static char dp[8192], dr[8192];
+	uint64_t end = now_ms() + CONVERGE_MS;
+
+	ck_assert_int_eq(admin_get(p, "/digest", dp, sizeof(dp)), 200);
+	ck_assert_ptr_nonnull(strstr(dp, "\"name\":\"c\""));
+	do {
+		ck_assert_int_eq(admin_get(r, "/digest", dr, sizeof(dr)), 200);
+		if (strcmp(dp, dr) == 0)
+			return;
+		usleep(100000);
+	} while (now_ms() < end);
+	ck_abort_msg("replica did not converge in %d ms:\nprimary %s\n"
+	    "replica %s", CONVERGE_MS, dp, dr);
+}
+
+/* The value of the metric line that starts with @p prefix, or -1. */
+static double
+metric(const struct node *n, const char *prefix)
+{
+	static char body[1 << 16];
+	char line[256];
+	char *at;
+
+	ck_assert_int_eq(admin_get(n, "/metrics", body, sizeof(body)), 200);
+	snprintf(line, sizeof(line), "\n%s", prefix);
+	if ((at = strstr(body, line)) == NULL)
+		return -1;
+	return atof(at + strlen(line));
+}
+
+/* ===== Searches ===== */
+
+/* The ids (and distances) of a search on node n. */
+static vecdb_records *
+search(struct node *n, const float *q, int exact)
+{
+	vecdb_search_params sp = { q, DIM, 10, 0, NULL, 0, exact, 0, 0 };
+	vecdb_records **res, *r;
+	size_t nr;
+	uint8_t *b;
+	size_t l;
+
+	ck_assert_int_eq(proto_search_encode("c", &sp, NULL, 1, &b, &l),
+	    VECDB_OK);
+	ck_assert_int_eq(call(n, PROTO_SEARCH, b, l), PROTO_OK);
+	ck_assert_int_eq(proto_search_result_decode(resp->body, resp->body_len,
+	    &res, &nr), VECDB_OK);
+	ck_assert_uint_eq(nr, 1);
+	r = res[0];
+	vdb_free(res);
+	return r;
+}
+
+/* Wait until node n's graph of "c" holds every point (pending 0). */
+static void
+wait_indexed(struct node *n)
+{
+	vecdb_collection_config c;
+	vecdb_collection_stats st;
+	uint64_t end = now_ms() + CONVERGE_MS;
+	uint8_t *b;
+	size_t l;
+
+	do {
+		ck_assert_int_eq(proto_target_encode(PROTO_GET_COLLECTION, "c",
+		    NULL, VECDB_FIELD_KEYWORD, &b, &l), VECDB_OK);
+		ck_assert_int_eq(call(n, PROTO_GET_COLLECTION, b, l), PROTO_OK);
+		ck_assert_int_eq(proto_collection_info_decode(resp->body,
+		    resp->body_len, &c, &st), VECDB_OK);
+		if (st.pending_count == 0 && st.indexed_count == st.vector_count)
+			return;
+		usleep(100000);
+	} while (now_ms() < end);
+	ck_abort_msg("index of %s still behind after %d ms", n->dir,
+	    CONVERGE_MS);
+}
+
+/* Exact searches agree to the bit; graph searches find the same points
+ * (they may differ only where a graph walk does). */
+static void
+searches_agree(struct node *p, struct node *r)
+{
+	uint64_t seed = 99;
+
+	wait_indexed(p);
+	wait_indexed(r);
+	size_t same = 0, total = 0;
+	float q[DIM];
+
+	for (int i = 0; i < 5; i++) {
+		tu_rand_vector(&seed, q, DIM);
+		vecdb_records *a = search(p, q, 1), *b = search(r, q, 1);
+		ck_assert_uint_eq(a->count, 10);
+		ck_assert_uint_eq(a->count, b->count);
+		for (size_t j = 0; j < a->count; j++) {
+			ck_assert_int_eq(vecdb_id_cmp(&a->items[j].id,
+			    &b->items[j].id), 0);
+			ck_assert_float_eq(a->items[j].distance,
+			    b->items[j].distance);
+		}
+		vecdb_records_free(a);
+		vecdb_records_free(b);
+		a = search(p, q, 0);
+		b = search(r, q, 0);
+		for (size_t j = 0; j < a->count; j++)
+			for (size_t k = 0; k < b->count; k++)
+				same += vecdb_id_cmp(&a->items[j].id,
+				    &b->items[k].id) == 0;
+		total += a->count;
+		vecdb_records_free(a);
+		vecdb_records_free(b);
+	}
+	ck_assert_uint_ge(same * 10, total * 9);
+}
+
+/* ===== Tests ===== */
+
+START_TEST(two_replicas_tail_an_ingest_and_end_equal)
+{
+	struct node p, r1, r2;
+	uint64_t t0;
+
+	node_start(&p, NULL);
+	replica_start(&r1, &p, "r1", 0);
+	replica_start(&r2, &p, "r2", 0);
+	create(&p);
+	t0 = now_ms();
+	for (uint64_t k = 0; k < 100; k++) {       /* 50k points */
+		write_batch(&p, k);
+		if (k % 10 == 9)
+			delete_range(&p, k * BATCH, 20);
+	}
+	write_batch(&p, 3);                        /* overwrite 500 */
+	fprintf(stderr, "ingest of 50k points: %llu ms\n",
+	    (unsigned long long) (now_ms() - t0));
+	converge(&p, &r1);
+	converge(&p, &r2);
+	fprintf(stderr, "both replicas converged: %llu ms\n",
+	    (unsigned long long) (now_ms() - t0));
+	searches_agree(&p, &r1);
+	searches_agree(&p, &r2);
+	/* Lag is reported per replica and drops to 0 once it polls again. */
+	for (int i = 0; i < 50 && metric(&p, "vecdb_replication_lag_records"
+	    "{replica=\"r1\"} ") != 0; i++)
+		usleep(100000);
+	ck_assert(metric(&p, "vecdb_replication_lag_records{replica=\"r1\"} ")
+	    == 0);
+	ck_assert(metric(&p, "vecdb_replication_lag_seconds{replica=\"r2\"} ")
+	    >= 0);
+	ck_assert(metric(&r1, "vecdb_replica_applied_seq ") > 100);
+	node_stop(&r1);
+	node_stop(&r2);
+	node_stop(&p);
+}
+END_TEST
+
+START_TEST(a_killed_replica_catches_up_after_restart)
+{
+	struct node p, r;
+	static char body[512];
+
+	node_start(&p, NULL);
+	replica_start(&r, &p, "r", 0);
+	create(&p);
+	for (uint64_t k = 0; k < 40; k++) {
+		write_batch(&p, k);
+		if (k == 15)
+			node_kill(&r);                /* mid-stream */
+	}
+	/* The primary sees it fall behind: at least the 24 batches since. */
+	usleep(50000);
+	ck_assert(metric(&p, "vecdb_replication_lag_records{replica=\"r\"} ")
+	    >= 24);
+	ck_assert(metric(&p, "vecdb_replication_lag_seconds{replica=\"r\"} ")
+	    > 0);
+	replica_start(&r, &p, "r", 1);
+	converge(&p, &r);
+	ck_assert_int_eq(admin_get(&r, "/ready", body, sizeof(body)), 200);
+	for (uint64_t k = 40; k < 45; k++)
+		write_batch(&p, k);
+	converge(&p, &r);
+	searches_agree(&p, &r);
+	node_stop(&r);
+	node_stop(&p);
+}
+END_TEST
+
+START_TEST(a_replica_behind_the_wal_bootstraps)
+{
+	const char *args[] = { "--wal-retain", "10", NULL };
+	struct node p, r;
+
+	node_start(&p, args);
+	create(&p);
+	for (uint64_t k = 0; k < 30; k++)
+		write_batch(&p, k);
+	delete_range(&p, 100, 50);
+	replica_start(&r, &p, "r", 0);      /* empty; the WAL starts at 23 */
+	converge(&p, &r);
+	ck_assert(metric(&r, "vecdb_replica_bootstraps_total ") == 1);
+	for (uint64_t k = 30; k < 35; k++)
+		write_batch(&p, k);
+	converge(&p, &r);                    /* and tails after it */
+	searches_agree(&p, &r);
+	ck_assert(metric(&r, "vecdb_replica_bootstraps_total ") == 1);
+	node_stop(&r);
+	node_stop(&p);
+}
+END_TEST
+
+/* A replica stops while the primary writes past its WAL window: it
+ * resumes from the WAL (held for it) unless the byte bound is 1. */
+static void
+stopped_replica_resumes(const char *max_bytes, double bootstraps)
+{
+	const char *args[] = { "--wal-retain", "5", "--wal-retention-bytes",
+		max_bytes, NULL };
+	struct node p, r;
+
+	node_start(&p, args);
+	replica_start(&r, &p, "r", 0);
+	create(&p);
+	for (uint64_t k = 0; k < 3; k++)
+		write_batch(&p, k);
+	converge(&p, &r);
+	node_stop(&r);
+	for (uint64_t k = 3; k < 23; k++)
+		write_batch(&p, k);
+	replica_start(&r, &p, "r", 1);
+	converge(&p, &r);
+	ck_assert(metric(&r, "vecdb_replica_bootstraps_total ") == bootstraps);
+	node_stop(&r);
+	node_stop(&p);
+}
+
+START_TEST(the_wal_is_held_for_a_replica_that_is_away)
+{
+	stopped_replica_resumes("1000000000", 0);
+}
+END_TEST
+
+START_TEST(past_the_byte_bound_a_replica_away_bootstraps)
+{
+	stopped_replica_resumes("1", 1);
+}
+END_TEST
+
+START_TEST(a_snapshot_restore_on_the_primary_makes_replicas_bootstrap)
+{
+	vecdb_snapshot_info si;
+	struct node p, r;
+	uint8_t *b;
+	size_t l;
+
+	node_start(&p, NULL);
+	replica_start(&r, &p, "r", 0);
+	create(&p);
+	write_batch(&p, 0);
+	ck_assert_int_eq(proto_target_encode(PROTO_SNAPSHOT_CREATE, "c", NULL,
+	    VECDB_FIELD_KEYWORD, &b, &l), VECDB_OK);
+	ck_assert_int_eq(call(&p, PROTO_SNAPSHOT_CREATE, b, l), PROTO_OK);
+	ck_assert_int_eq(proto_snapshot_info_decode(resp->body, resp->body_len,
+	    &si), VECDB_OK);
+	write_batch(&p, 1);
+	converge(&p, &r);
+	ck_assert(metric(&r, "vecdb_replica_bootstraps_total ") == 0);
+	ck_assert_int_eq(proto_target_encode(PROTO_SNAPSHOT_RESTORE, "c",
+	    si.name, VECDB_FIELD_KEYWORD, &b, &l), VECDB_OK);
+	ck_assert_int_eq(call(&p, PROTO_SNAPSHOT_RESTORE, b, l), PROTO_OK);
+	write_batch(&p, 2);
+	converge(&p, &r);
+	ck_assert(metric(&r, "vecdb_replica_bootstraps_total ") == 1);
+	node_stop(&r);
+	node_stop(&p);
+}
+END_TEST
+
+START_TEST(a_replica_ahead_of_a_new_primary_bootstraps)
+{
+	struct node p1, p2, r;
+
+	node_start(&p1, NULL);
+	replica_start(&r, &p1, "r", 0);
+	create(&p1);
+	for (uint64_t k = 0; k < 10; k++)
+		write_batch(&p1, k);
+	converge(&p1, &r);
+	node_stop(&r);
+	node_stop(&p1);
+	/* A new primary with a shorter, different history. */
+	node_start(&p2, NULL);
+	create(&p2);
+	for (uint64_t k = 20; k < 23; k++)
+		write_batch(&p2, k);
+	replica_start(&r, &p2, "r", 1);
+	converge(&p2, &r);
+	ck_assert(metric(&r, "vecdb_replica_bootstraps_total ") == 1);
+	node_stop(&r);
+	node_stop(&p2);
+}
+END_TEST
+
+START_TEST(a_replica_refuses_writes_naming_its_primary)
+{
+	struct proto_fetch_wal f = { 0, 0, 0, 0, "x" };
+	char want[128];
+	struct node p, r;
+	uint8_t *b;
+	size_t l;
+
+	node_start(&p, NULL);
+	replica_start(&r, &p, "r", 0);
+	snprintf(want, sizeof(want), "this node is a read replica of %s",
+	    p.url);
+	create(&p);
+	write_batch(&p, 0);
+	converge(&p, &r);
+	ck_assert_int_eq(proto_target_encode(PROTO_DELETE_COLLECTION, "c", NULL,
+	    VECDB_FIELD_KEYWORD, &b, &l), VECDB_OK);
+	ck_assert_int_eq(call(&r, PROTO_DELETE_COLLECTION, b, l),
+	    PROTO_FAILED_PRECONDITION);
+	ck_assert_str_eq(resp->message, want);
+	ck_assert_int_eq(proto_write_encode("c", API_UPSERT,
+	    &(vecdb_point) { vecdb_id_num(1), (float[DIM]) { 0 }, DIM, NULL }, 1,
+	    &b, &l), VECDB_OK);
+	ck_assert_int_eq(call(&r, PROTO_WRITE, b, l), PROTO_FAILED_PRECONDITION);
+	ck_assert_str_eq(resp->message, want);
+	/* Nor does it serve replication itself. */
+	ck_assert_int_eq(proto_fetch_wal_encode(&f, &b, &l), VECDB_OK);
+	ck_assert_int_eq(call(&r, PROTO_FETCH_WAL, b, l),
+	    PROTO_FAILED_PRECONDITION);
+	ck_assert_ptr_nonnull(strstr(resp->message, p.url));
+	converge(&p, &r); /* nothing changed */
+	/* Its follower is in a long-poll: SIGTERM does not wait it out. */
+	uint64_t t0 = now_ms();
+	node_stop(&r);
+	ck_assert_uint_lt(now_ms() - t0, 3000);
+	node_stop(&p);
+}
+END_TEST
+
+/* Send a FetchWal on s without waiting for the answer. */
+static void
+fetch_send(nng_socket s, uint64_t after, uint32_t wait_ms)
+{
+	struct proto_fetch_wal f = { after, 0, 0, wait_ms, "poller" };
+	uint8_t *b, *req;
+	size_t l, reqlen;
+
+	ck_assert_int_eq(proto_fetch_wal_encode(&f, &b, &l), VECDB_OK);
+	ck_assert_int_eq(proto_request_encode(PROTO_FETCH_WAL, "", 1, b, l,
+	    &req, &reqlen), VECDB_OK);
+	vdb_free(b);
+	ck_assert_int_eq(nng_send(s, req, reqlen, 0), 0);
+	vdb_free(req);
+}
+
+/* Receive a FetchWal answer on s: its record count. */
+static uint32_t
+fetch_recv(nng_socket s)
+{
+	struct proto_wal_batch *wb;
+	size_t inlen = 0;
+	void *in = NULL;
+	uint32_t n;
+
+	ck_assert_int_eq(nng_recv(s, &in, &inlen, NNG_FLAG_ALLOC), 0);
+	proto_response_free(resp);
+	ck_assert_int_eq(proto_response_decode(in, inlen, &resp), VECDB_OK);
+	nng_free(in, inlen);
+	ck_assert_int_eq(resp->code, PROTO_OK);
+	ck_assert_int_eq(proto_wal_batch_decode(resp->body, resp->body_len,
+	    &wb), VECDB_OK);
+	n = wb->count;
+	proto_wal_batch_free(wb);
+	return n;
+}
+
+START_TEST(long_polls_wait_for_commits_without_starving_clients)
+{
+	const char *args[] = { "--workers", "2", "--wal-retain", "5", NULL };
+	nng_socket polls[8];
+	struct node p;
+	uint64_t t0;
+
+	node_start(&p, args);
+	create(&p);                                  /* seqs 1 and 2 */
+	/* With nothing new, an answer comes after the wait, empty. */
+	t0 = now_ms();
+	fetch_send(p.sock, 2, 300);
+	ck_assert_uint_eq(fetch_recv(p.sock), 0);
+	ck_assert_uint_ge(now_ms() - t0, 250);
+	/* Eight parked polls on two workers; a client still gets through. */
+	for (int i = 0; i < 8; i++) {
+		polls[i] = dial(p.rpc_port);
+		fetch_send(polls[i], 2, 8000);
+	}
+	usleep(200000);
+	t0 = now_ms();
+	ck_assert_int_eq(call(&p, PROTO_HEALTH, NULL, 0), PROTO_OK);
+	ck_assert_uint_lt(now_ms() - t0, 1000);
+	/* A commit answers every one of them at once. */
+	t0 = now_ms();
+	write_batch(&p, 0);
+	for (int i = 0; i < 8; i++) {
+		ck_assert_uint_eq(fetch_recv(polls[i]), 1);
+		nng_close(polls[i]);
+	}
+	ck_assert_uint_lt(now_ms() - t0, 3000);
+	/* Behind the retained WAL: OUT_OF_RANGE, saying to bootstrap. */
+	for (uint64_t k = 1; k < 8; k++)
+		write_batch(&p, k);
+	struct proto_fetch_wal f = { 0, 0, 0, 0, "late" };
+	uint8_t *b;
+	size_t l;
+	ck_assert_int_eq(proto_fetch_wal_encode(&f, &b, &l), VECDB_OK);
+	ck_assert_int_eq(call(&p, PROTO_FETCH_WAL, b, l), PROTO_OUT_OF_RANGE);
+	ck_assert_ptr_nonnull(strstr(resp->message, "bootstrap"));
+	node_stop(&p);
+}
+END_TEST
+
+static Suite *
+replication_suite(void)
+{
+	Suite *s = suite_create("replication");
+	TCase *tc = tcase_create("nodes");
+
+	tcase_add_unchecked_fixture(tc, tu_base_setup, base_teardown);
+	tcase_add_checked_fixture(tc, NULL, resp_teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, two_replicas_tail_an_ingest_and_end_equal);
+	tcase_add_test(tc, a_killed_replica_catches_up_after_restart);
+	tcase_add_test(tc, a_replica_behind_the_wal_bootstraps);
+	tcase_add_test(tc, the_wal_is_held_for_a_replica_that_is_away);
+	tcase_add_test(tc, past_the_byte_bound_a_replica_away_bootstraps);
+	tcase_add_test(tc, a_snapshot_restore_on_the_primary_makes_replicas_bootstrap);
+	tcase_add_test(tc, a_replica_ahead_of_a_new_primary_bootstraps);
+	tcase_add_test(tc, a_replica_refuses_writes_naming_its_primary);
+	tcase_add_test(tc, long_polls_wait_for_commits_without_starving_clients);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return tu_run(replication_suite());
+}
