@@ -36,6 +36,7 @@ runtime=(
 tools=(
 	openssl curl         # test certificates, end-to-end tests
 	prometheus           # promtool checks /metrics and deploy/prometheus
+	jq                   # tests/deploy reads JSON
 )
 # node and npm validate deploy/k8s (tests/deploy), kubectl renders it
 # (`kubectl kustomize`). A node or kubectl already on the PATH (another
