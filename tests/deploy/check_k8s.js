@@ -5,7 +5,8 @@
 //
 // For each rendering (the output of `kubectl kustomize` of one overlay):
 //  - every object validates against the Kubernetes schemas of
-//    kubernetes-models (types, required fields, enums, formats);
+//    kubernetes-models (types, required fields, enums, formats), and has
+//    no field those schemas do not know;
 //  - the routers' topology (the ConfigMap) names exactly the pods the node
 //    StatefulSets create, by their headless Services' DNS names and the
 //    port those Services expose, primaries and replicas in their shards;
@@ -53,18 +54,66 @@ function modelOf(obj) {
 	return mod[obj.kind] || null;
 }
 
+// Wrap obj so that every key the schema validator looks at is recorded:
+// the validators read each property their schema defines (and iterate the
+// keys of maps such as labels), so a key nobody read is not in the schema.
+// kubernetes-models does not reject unknown fields itself, and a misspelt
+// field name is the commonest manifest mistake.
+function track(obj, path, seen) {
+	if (obj === null || typeof obj !== 'object')
+		return obj;
+	const read = new Set();
+	const children = {};
+	seen.push({ path, obj, read });
+	return new Proxy(obj, {
+		get(t, k, r) {
+			const v = Reflect.get(t, k, r);
+			if (typeof k !== 'string')
+				return v;
+			read.add(k);
+			if (!v || typeof v !== 'object' ||
+			    !Object.prototype.hasOwnProperty.call(t, k))
+				return v;
+			if (!(k in children))
+				children[k] = track(v, `${path}/${k}`, seen);
+			return children[k];
+		},
+		has(t, k) {
+			if (typeof k === 'string')
+				read.add(k);
+			return Reflect.has(t, k);
+		},
+		ownKeys(t) {
+			for (const k of Reflect.ownKeys(t))
+				if (typeof k === 'string')
+					read.add(k);
+			return Reflect.ownKeys(t);
+		},
+	});
+}
+
 function validateSchema(where, obj) {
 	const Model = modelOf(obj);
 	if (!check(Model !== null, `${where}: no schema for ` +
 	    `${obj.apiVersion} ${obj.kind}`))
 		return;
+	const what = `${where}: ${obj.kind} ${obj.metadata.name}`;
+	const seen = [];
 	try {
-		new Model(obj).validate();
+		// The model's validate, on the tracked plain object.
+		Model.prototype.validate.call(track(obj, '', seen));
 		check(true, '');
 	} catch (e) {
-		check(false, `${where}: ${obj.kind} ${obj.metadata.name}: ` +
-		    e.message);
+		check(false, `${what}: ${e.message}`);
+		return;
 	}
+	const unknown = [];
+	for (const s of seen)
+		for (const k of Object.keys(s.obj))
+			if (!s.read.has(k))
+				unknown.push(`${s.path}/${k}`);
+	check(unknown.length === 0, `${what}: unknown fields ` +
+	    unknown.join(', '));
 }
 
 // True when every label of sel is in labels.
