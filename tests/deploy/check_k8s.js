@@ -13,7 +13,8 @@
 //  - it has SHARDS shards of REPLICAS replicas each;
 //  - the wiring the rest relies on holds: selectors match pod labels,
 //    Service ports target named container ports, $(VAR) references are
-//    defined before use, probes, resources, the NetworkPolicy, the PDBs.
+//    defined before use, probes, resources, non-root pods, the
+//    NetworkPolicy, the PDBs.
 // --monitor FILE validates the ServiceMonitor against the operator's schema
 // and checks that its ports are named by the Services of the first
 // rendering.
@@ -176,7 +177,14 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 			check(r.requests && r.limits, `${name}: ` +
 			    `${w.metadata.name}/${c.name} has no requests ` +
 			    'and limits');
+			check(c.securityContext &&
+			    c.securityContext.allowPrivilegeEscalation === false,
+			    `${name}: ${w.metadata.name}/${c.name} may ` +
+			    'escalate privileges');
 		}
+		const psc = w.spec.template.spec.securityContext || {};
+		check(psc.runAsNonRoot === true && psc.runAsUser > 0,
+		    `${name}: ${w.metadata.name} may run as root`);
 		check(selects(w.spec.selector.matchLabels,
 		    w.spec.template.metadata.labels), `${name}: ` +
 		    `${w.metadata.name}: selector does not match its pods`);
