@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# k8s_test.sh SRCDIR: renders deploy/k8s/base and both overlays with
-# `kubectl kustomize` (offline) and runs check_k8s.js on them: Kubernetes
-# schemas, topology against Services and StatefulSets, shard and replica
-# counts; and validates base/servicemonitor.yaml. A missing tool fails the
-# test: scripts/install-deps.sh provides kubectl, node and node_modules.
+# k8s_test.sh SRCDIR BINDIR: renders deploy/k8s/base and both overlays
+# with `kubectl kustomize` (offline) and runs check_k8s.js on them:
+# Kubernetes schemas, topology against Services and StatefulSets, shard and
+# replica counts; validates base/servicemonitor.yaml; and has the real
+# vecdb-router load each topology file (names need not resolve: it dials in
+# the background). A missing tool fails the test: scripts/install-deps.sh
+# provides kubectl, node and node_modules.
 set -euo pipefail
-src=${1:?usage: k8s_test.sh SRCDIR}
+src=${1:?usage: k8s_test.sh SRCDIR BINDIR}
+bindir=${2:?usage: k8s_test.sh SRCDIR BINDIR}
 here=$src/tests/deploy
 k8s=$src/deploy/k8s
 
@@ -24,7 +27,13 @@ if [ ! -d "$here/node_modules/kubernetes-models" ]; then
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vecdb-k8s-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+router=
+cleanup() {
+	[ -n "$router" ] && kill -KILL "$router" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 # kustomize 5 warns that bases and commonLabels are deprecated; we keep
 # them for Debian's kubectl 1.20 (deploy/README.md). Other output on
@@ -40,6 +49,30 @@ render() {
 render base base
 render overlays/dev dev
 render overlays/prod prod
+
+# vecdb-router accepts each topology: it prints its serving line, and
+# stops with status 0 on SIGTERM.
+for t in base overlays/dev overlays/prod; do
+	env -u VECDB_API_KEY "$bindir/vecdb-router" --topology \
+	    "$k8s/$t/topology.json" --host 127.0.0.1 --port 0 \
+	    >"$tmp/router.out" 2>"$tmp/router.err" &
+	router=$!
+	for _ in $(seq 100); do
+		grep -q 'serving http' "$tmp/router.out" && break
+		kill -0 "$router" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! grep -q 'serving http' "$tmp/router.out"; then
+		cat "$tmp/router.err" >&2
+		echo "FAIL: vecdb-router does not load $t/topology.json" >&2
+		exit 1
+	fi
+	kill -TERM "$router"
+	rc=0
+	wait "$router" || rc=$?
+	router=
+	[ "$rc" = 0 ] || { echo "FAIL: vecdb-router exited $rc" >&2; exit 1; }
+done
 
 node "$here/check_k8s.js" "base=$tmp/base.yaml:1:2" \
     "dev=$tmp/dev.yaml:1:1" "prod=$tmp/prod.yaml:3:2" \
