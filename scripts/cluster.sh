@@ -46,16 +46,18 @@ die() {
 # A count in [lo, hi].
 count() {
 	case "$2" in '' | *[!0-9]*) die "$1 '$2' is not a number" ;; esac
-	[ "$2" -ge "$3" ] && [ "$2" -le "$4" ] ||
+	[ $((10#$2)) -ge "$3" ] && [ $((10#$2)) -le "$4" ] ||
 	    die "$1 must be within $3..$4, not $2"
-	echo "$2"
+	echo $((10#$2))
 }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--shards) shards=$(count --shards "${2:-}" 1 64); shift 2 ;;
 	--replicas) replicas=$(count --replicas "${2:-}" 0 8); shift 2 ;;
-	--routers) routers=$(count --routers "${2:-}" 1 16); shift 2 ;;
+	# At most 10, so that fixed binary-API ports (9090+i) stay below the
+	# nodes' admin ports (9100+j).
+	--routers) routers=$(count --routers "${2:-}" 1 10); shift 2 ;;
 	--dir) dir=${2:?--dir needs a directory}; shift 2 ;;
 	--bin) bin=${2:?--bin needs a directory}; shift 2 ;;
 	--free-ports) free=yes; shift ;;
