@@ -29,7 +29,9 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vecdb-k8s-XXXXXX")
 router=
 cleanup() {
-	[ -n "$router" ] && kill -KILL "$router" 2>/dev/null
+	if [ -n "$router" ]; then
+		kill -KILL "$router" 2>/dev/null || true
+	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
