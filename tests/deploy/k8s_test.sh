@@ -54,18 +54,24 @@ render overlays/prod prod
 
 # vecdb-router accepts each topology: it prints its serving line, and
 # stops with status 0 on SIGTERM.
+# Each router writes its own files: the shell truncates an output file in
+# the child after fork, so a reused one could still show the previous
+# router's line.
 for t in base overlays/dev overlays/prod; do
+	out=$tmp/router-${t##*/}.out
+	err=$tmp/router-${t##*/}.err
+	: >"$out"
 	env -u VECDB_API_KEY "$bindir/vecdb-router" --topology \
 	    "$k8s/$t/topology.json" --host 127.0.0.1 --port 0 \
-	    >"$tmp/router.out" 2>"$tmp/router.err" &
+	    >"$out" 2>"$err" &
 	router=$!
 	for _ in $(seq 100); do
-		grep -q 'serving http' "$tmp/router.out" && break
+		grep -q 'serving http' "$out" && break
 		kill -0 "$router" 2>/dev/null || break
 		sleep 0.1
 	done
-	if ! grep -q 'serving http' "$tmp/router.out"; then
-		cat "$tmp/router.err" >&2
+	if ! grep -q 'serving http' "$out"; then
+		cat "$err" >&2
 		echo "FAIL: vecdb-router does not load $t/topology.json" >&2
 		exit 1
 	fi
