@@ -2,9 +2,15 @@
 # Installs the Debian packages that vecdb's build, tests and tools need,
 # and only those that are missing. Safe to run again and again: it does
 # nothing (not even `apt-get update`) when everything is already there.
+#
+#   install-deps.sh             build, tests and tools (a developer, CI)
+#   install-deps.sh --build     only what building needs (deploy/Dockerfile)
+#   install-deps.sh --runtime   only the shared libraries and tools the
+#                               installed binaries use (the image's last stage)
 set -euo pipefail
 
-packages=(
+# What building needs.
+build=(
 	build-essential cmake pkg-config
 	liblmdb-dev          # storage
 	libjansson-dev       # JSON payloads, filters, REST
@@ -16,11 +22,35 @@ packages=(
 	libcivetweb-dev      # HTTP
 	libyaml-dev          # config files
 	libcurl4-openssl-dev # vecdbctl speaks REST through libcurl
-	openssl curl         # test certificates, end-to-end tests
-	jq                   # the vecdbctl test reads its --json output
-	prometheus           # promtool checks the /metrics output
 	libhnswlib-dev       # the peer vecdb-bench ann --compare measures
 )
+
+# What the binaries load at run time: the libraries of the -dev packages
+# above (Debian 12 names), plus curl for the Kubernetes probes and socat
+# for the node's admin proxy (deploy/k8s).
+runtime=(
+	liblmdb0 libjansson4 libssl3 libuuid1 libnng1 libprotobuf-c1
+	libcivetweb1 libyaml-0-2 libcurl4 ca-certificates curl socat
+)
+
+# What the tests and tools add.
+tools=(
+	openssl curl         # test certificates, end-to-end tests
+	prometheus           # promtool checks /metrics and deploy/prometheus
+	jq                   # tests/deploy and the vecdbctl test read JSON
+)
+# node and npm validate deploy/k8s (tests/deploy), kubectl renders it
+# (`kubectl kustomize`). A node or kubectl already on the PATH (another
+# packaging, a newer version) is kept: Debian's would conflict with it.
+command -v node >/dev/null 2>&1 || tools+=(nodejs npm)
+command -v kubectl >/dev/null 2>&1 || tools+=(kubernetes-client)
+
+case "${1:-}" in
+--build) packages=("${build[@]}") ;;
+--runtime) packages=("${runtime[@]}") ;;
+"") packages=("${build[@]}" "${tools[@]}") ;;
+*) echo "usage: install-deps.sh [--build|--runtime]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,15 +59,22 @@ for p in "${packages[@]}"; do
 	fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-	exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "install-deps: installing ${missing[*]}" >&2
+	sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		sudo="sudo"
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}" >&2
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-	sudo="sudo"
+# The schema validator of tests/deploy, pinned by its package-lock.json.
+if [ -z "${1:-}" ]; then
+	deploy_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/deploy"
+	if [ ! -d "$deploy_tests/node_modules/kubernetes-models" ]; then
+		echo "install-deps: npm ci in tests/deploy" >&2
+		(cd "$deploy_tests" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
 fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
