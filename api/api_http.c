@@ -430,7 +430,12 @@ route_run(struct api_req *r, const struct api_route *rt)
 	if (rt->body == API_BODY_JSON && body_read_json(r) != 0)
 		return;
 	vdb_err_clear();
-	if ((rv = read_opts_parse(r)) == VECDB_OK)
+	rv = read_opts_parse(r);
+	/* a write that reads back what it wrote (create echoes the config)
+	 * must read it where it was written, not from a lagging replica */
+	if (rt->writes)
+		read_opts.primary = 1;
+	if (rv == VECDB_OK)
 		rv = rt->fn(r, &data);
 	if (rv == API_RESPONDED)
 		return;

@@ -328,6 +328,43 @@ START_TEST(a_hung_replica_leaves_time_for_the_primary)
 }
 END_TEST
 
+START_TEST(a_write_reads_back_from_the_primary_and_replicas_catch_up)
+{
+	int rep = srv_add_replica(&C, 0, NULL);
+	uint64_t end;
+	json_t *d;
+
+	wait_member(0, rep, "replica");
+	wait_gauge("vecdb_router_shard_connected", 0, rep, "replica", 1);
+	/* create echoes the config it reads back: from the primary, even
+	 * though the replica has not applied the create yet */
+	for (int k = 0; k < 5; k++) {
+		char body[128];
+		snprintf(body, sizeof(body), "{\"name\": \"d%d\", "
+		    "\"dimension\": 3}", k);
+		d = ok("POST", "/collections", body);
+		ck_assert_int_eq(json_integer_value(json_object_get(d,
+		    "dimension")), 3);
+		json_decref(d);
+	}
+	/* the replica follows: default reads (replica first) see the points
+	 * shortly after they were written */
+	end = now_ms() + 10000;
+	for (;;) {
+		d = http_call(&C, 200, "POST", "/collections/c/points/count",
+		    "{}");
+		if (json_integer_value(json_object_get(json_object_get(d,
+		    "data"), "count")) == NPTS) {
+			json_decref(d);
+			break;
+		}
+		json_decref(d);
+		ck_assert_msg(now_ms() < end, "the replica never caught up");
+		usleep(20000);
+	}
+}
+END_TEST
+
 /* Every id of a scroll answer (limit large enough for everything). */
 static json_t *
 scroll_ids(const char *body)
@@ -513,6 +550,7 @@ main(void)
 	tcase_add_test(tc, reads_go_to_replicas_first_unless_consistency_is_primary);
 	tcase_add_test(tc, a_dead_replica_is_replaced_by_the_primary_within_the_deadline);
 	tcase_add_test(tc, a_hung_replica_leaves_time_for_the_primary);
+	tcase_add_test(tc, a_write_reads_back_from_the_primary_and_replicas_catch_up);
 	tcase_add_test(tc, allow_partial_answers_without_a_dead_shard_and_names_it);
 	tcase_add_test(tc, a_complete_answer_is_not_marked_partial);
 	tcase_add_test(tc, the_binary_api_takes_read_options_and_names_missing_shards);
