@@ -112,9 +112,11 @@ struct api_backend {
  * and ignores them.
  */
 #define API_SHARDS_MAX 1024
+#define API_WRITE_CONCERN_MAX 63    /* replicas of a shard, at most */
 struct api_read_opts {
 	int primary;           /* "consistency": "primary": primaries only */
 	int allow_partial;     /* answer without shards that cannot be reached */
+	uint32_t write_concern;/* a write waits for this many replicas */
 	size_t n_missing;      /* out: the shards left out of the answer */
 	uint64_t missing[API_SHARDS_MAX / 64];  /* ... as bits (thread-local
 				  storage comes out of every thread's stack:

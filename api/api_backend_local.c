@@ -48,6 +48,11 @@ l_collection_delete(void *ctx, const char *name)
 static int
 l_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
 {
+	/* one process holds the only copy: no replica can acknowledge */
+	if (api_read_opts()->write_concern > 0)
+		return vdb_err(VECDB_EINVAL, "write_concern %u: this server has "
+		    "no replicas (write_concern needs a vecdb-node primary)",
+		    api_read_opts()->write_concern);
 	if (op == API_INSERT)
 		return vecdb_insert(ctx, coll, pts, n);
 	if (op == API_UPDATE)

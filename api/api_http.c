@@ -391,6 +391,13 @@ read_opts_parse(struct api_req *r)
 		    &read_opts.primary)) != VECDB_OK)
 			return rv;
 	}
+	if ((v = json_object_get(r->body, "write_concern")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > API_WRITE_CONCERN_MAX)
+			return vdb_err(VECDB_EINVAL, "write_concern must be an "
+			    "integer in 0..%d", API_WRITE_CONCERN_MAX);
+		read_opts.write_concern = (uint32_t) json_integer_value(v);
+	}
 	return api_get_bool(r->body, "allow_partial", read_opts.allow_partial,
 	    &read_opts.allow_partial);
 }

@@ -38,6 +38,7 @@
 #define PROTO_SEARCH_MAX 1024        /* searches in one batch */
 #define PROTO_LIST_MAX 1000000       /* names, snapshots, indexes, records */
 #define PROTO_TEXT_MAX 256           /* health strings */
+#define PROTO_URL_MAX 1024           /* an nng url (Follow, Health) */
 
 /* ===== Envelope ===== */
 
@@ -68,6 +69,8 @@ enum proto_method {
 	PROTO_FETCH_WAL,
 	PROTO_BOOTSTRAP_BEGIN,
 	PROTO_BOOTSTRAP_CHUNK,
+	PROTO_PROMOTE,
+	PROTO_FOLLOW,
 	PROTO_METHOD_COUNT  /* one past the last method, not a method */
 };
 
@@ -195,6 +198,7 @@ struct proto_write {
 	char collection[VECDB_NAME_MAX + 1];
 	int op;               /* enum api_write_op: insert, upsert, update */
 	int check_only;       /* validate, change nothing */
+	uint32_t write_concern; /* replicas that must hold it; 0: none */
 	vecdb_point *points;  /* n points; vectors/payloads owned here
 				 (vector NULL: none given) */
 	size_t n;             /* 0..VECDB_BATCH_MAX */
@@ -205,6 +209,25 @@ int proto_write_encode(const char *coll, int op, const vecdb_point *pts,
 /* A Write with check_only set: the receiver validates, changes nothing. */
 int proto_write_check_encode(const char *coll, int op,
     const vecdb_point *pts, size_t n, uint8_t **out, size_t *len);
+/* A Write whose acknowledgement waits for write_concern replicas. */
+int proto_write_wc_encode(const char *coll, int op, uint32_t write_concern,
+    const vecdb_point *pts, size_t n, uint8_t **out, size_t *len);
+
+/* ===== Promotion (replication) ===== */
+
+/* Promote -> PromoteResult. */
+int proto_promote_encode(uint64_t min_term, uint8_t **out, size_t *len);
+int proto_promote_decode(const uint8_t *buf, size_t len, uint64_t *min_term);
+int proto_promote_result_encode(uint64_t term, uint64_t last_seq,
+    uint8_t **out, size_t *len);
+int proto_promote_result_decode(const uint8_t *buf, size_t len,
+    uint64_t *term, uint64_t *last_seq);
+
+/* Follow: primary_url is checked as an nng url of at most PROTO_URL_MAX. */
+int proto_follow_encode(const char *primary_url, uint64_t term,
+    uint8_t **out, size_t *len);
+int proto_follow_decode(const uint8_t *buf, size_t len,
+    char url[PROTO_URL_MAX + 1], uint64_t *term);
 int proto_write_decode(const uint8_t *buf, size_t len,
     struct proto_write **out);
 void proto_write_free(struct proto_write *w);
@@ -364,6 +387,8 @@ struct proto_health {
 	char role[PROTO_TEXT_MAX + 1];     /* primary, replica, router */
 	char node_id[PROTO_TEXT_MAX + 1];
 	uint64_t last_seq;                 /* last WAL sequence number */
+	uint64_t term;                     /* the node's term */
+	char primary[PROTO_URL_MAX + 1];   /* a replica's primary, or "" */
 };
 
 int proto_health_encode(const struct proto_health *h, uint8_t **out,

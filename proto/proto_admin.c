@@ -298,6 +298,8 @@ proto_health_encode(const struct proto_health *h, uint8_t **out,
 	m.role = proto_str(h->role);
 	m.node_id = proto_str(h->node_id);
 	m.last_seq = h->last_seq;
+	m.term = h->term;
+	m.primary = proto_str(h->primary);
 	return proto_pack(&m.base, out, len);
 }
 
@@ -315,9 +317,12 @@ health_from_pb(const Vecdb__HealthResult *m, struct proto_health *h)
 	    (rv = proto_name_get(m->role, PROTO_TEXT_MAX, 0, "role",
 	    h->role)) != VECDB_OK ||
 	    (rv = proto_name_get(m->node_id, PROTO_TEXT_MAX, 0, "node id",
-	    h->node_id)) != VECDB_OK)
+	    h->node_id)) != VECDB_OK ||
+	    (rv = proto_name_get(m->primary, PROTO_URL_MAX, 0, "primary url",
+	    h->primary)) != VECDB_OK)
 		return rv;
 	h->last_seq = m->last_seq;
+	h->term = m->term;
 	return VECDB_OK;
 }
 

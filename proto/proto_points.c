@@ -43,7 +43,7 @@ point_to_pb(const vecdb_point *p, Vecdb__Point *pb, Vecdb__PointId *id)
 
 /* A Write message, or a check of one. */
 static int
-write_encode(const char *coll, int op, int check_only,
+write_encode(const char *coll, int op, int check_only, uint32_t wc,
     const vecdb_point *pts, size_t n, uint8_t **out, size_t *len)
 {
 	Vecdb__Write m;
@@ -66,6 +66,7 @@ write_encode(const char *coll, int op, int check_only,
 	m.collection = proto_str(coll);
 	m.op = (Vecdb__WriteOp)op;
 	m.check_only = check_only != 0;
+	m.write_concern = wc;
 	m.n_points = n;
 	m.points = w.ptrs;
 	rv = proto_pack(&m.base, out, len);
@@ -77,14 +78,21 @@ int
 proto_write_encode(const char *coll, int op, const vecdb_point *pts,
     size_t n, uint8_t **out, size_t *len)
 {
-	return write_encode(coll, op, 0, pts, n, out, len);
+	return write_encode(coll, op, 0, 0, pts, n, out, len);
+}
+
+int
+proto_write_wc_encode(const char *coll, int op, uint32_t write_concern,
+    const vecdb_point *pts, size_t n, uint8_t **out, size_t *len)
+{
+	return write_encode(coll, op, 0, write_concern, pts, n, out, len);
 }
 
 int
 proto_write_check_encode(const char *coll, int op, const vecdb_point *pts,
     size_t n, uint8_t **out, size_t *len)
 {
-	return write_encode(coll, op, 1, pts, n, out, len);
+	return write_encode(coll, op, 1, 0, pts, n, out, len);
 }
 
 /* The vector of a Point, checked and copied. */
@@ -146,6 +154,7 @@ write_from_pb(const Vecdb__Write *m, struct proto_write *w)
 		    (int)m->op);
 	w->op = (int)m->op;
 	w->check_only = m->check_only;
+	w->write_concern = m->write_concern;
 	if (m->n_points > VECDB_BATCH_MAX)
 		return vdb_err(VECDB_EINVAL, "%zu points, more than %d",
 		    m->n_points, VECDB_BATCH_MAX);

@@ -253,3 +253,94 @@ proto_bootstrap_data_decode(const uint8_t *buf, size_t len, uint8_t **data,
 	proto_unpacked_free(pm);
 	return rv;
 }
+
+/* ===== Promotion ===== */
+
+int
+proto_promote_encode(uint64_t min_term, uint8_t **out, size_t *len)
+{
+	Vecdb__Promote m;
+
+	vecdb__promote__init(&m);
+	m.min_term = min_term;
+	return proto_pack(&m.base, out, len);
+}
+
+int
+proto_promote_decode(const uint8_t *buf, size_t len, uint64_t *min_term)
+{
+	ProtobufCMessage *pm;
+	int rv;
+
+	if ((rv = proto_unpack(&vecdb__promote__descriptor, buf, len, &pm)) !=
+	    VECDB_OK)
+		return rv;
+	*min_term = ((Vecdb__Promote *) pm)->min_term;
+	proto_unpacked_free(pm);
+	return VECDB_OK;
+}
+
+int
+proto_promote_result_encode(uint64_t term, uint64_t last_seq,
+    uint8_t **out, size_t *len)
+{
+	Vecdb__PromoteResult m;
+
+	vecdb__promote_result__init(&m);
+	m.term = term;
+	m.last_seq = last_seq;
+	return proto_pack(&m.base, out, len);
+}
+
+int
+proto_promote_result_decode(const uint8_t *buf, size_t len, uint64_t *term,
+    uint64_t *last_seq)
+{
+	ProtobufCMessage *pm;
+	int rv;
+
+	if ((rv = proto_unpack(&vecdb__promote_result__descriptor, buf, len,
+	    &pm)) != VECDB_OK)
+		return rv;
+	*term = ((Vecdb__PromoteResult *) pm)->term;
+	*last_seq = ((Vecdb__PromoteResult *) pm)->last_seq;
+	proto_unpacked_free(pm);
+	if (*term == 0)
+		return vdb_err(VECDB_EINVAL, "PromoteResult: term 0");
+	return VECDB_OK;
+}
+
+int
+proto_follow_encode(const char *primary_url, uint64_t term, uint8_t **out,
+    size_t *len)
+{
+	Vecdb__Follow m;
+
+	vecdb__follow__init(&m);
+	m.primary_url = proto_str(primary_url);
+	m.term = term;
+	return proto_pack(&m.base, out, len);
+}
+
+int
+proto_follow_decode(const uint8_t *buf, size_t len,
+    char url[PROTO_URL_MAX + 1], uint64_t *term)
+{
+	ProtobufCMessage *pm;
+	Vecdb__Follow *m;
+	int rv;
+
+	if ((rv = proto_unpack(&vecdb__follow__descriptor, buf, len, &pm)) !=
+	    VECDB_OK)
+		return rv;
+	m = (Vecdb__Follow *) pm;
+	if ((rv = proto_name_get(m->primary_url, PROTO_URL_MAX, 1,
+	    "primary url", url)) == VECDB_OK && strstr(url, "://") == NULL)
+		rv = vdb_err(VECDB_EINVAL, "primary url '%s' is not an nng url "
+		    "(scheme://...)", url);
+	*term = m->term;
+	proto_unpacked_free(pm);
+	if (rv == VECDB_OK && *term == 0)
+		rv = vdb_err(VECDB_EINVAL, "Follow: term 0");
+	return rv;
+}

@@ -248,7 +248,7 @@ static const char *const method_names[PROTO_METHOD_COUNT] = {
 	"snapshot_create", "snapshot_list", "snapshot_get", "snapshot_delete",
 	"snapshot_restore", "payload_index_create", "payload_index_delete",
 	"payload_index_list", "stats", "health", "fetch_wal",
-	"bootstrap_begin", "bootstrap_chunk",
+	"bootstrap_begin", "bootstrap_chunk", "promote", "follow",
 };
 
 const char *

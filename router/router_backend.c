@@ -889,7 +889,8 @@ write_calls(router *r, router_topology *t, const char *coll, int op,
 			if (of[i] == s)
 				part[k++] = pts[i];
 		rv = check ? proto_write_check_encode(coll, op, part, k, &b,
-		    &l) : proto_write_encode(coll, op, part, k, &b, &l);
+		    &l) : proto_write_wc_encode(coll, op,
+		    api_read_opts()->write_concern, part, k, &b, &l);
 		if (rv == VECDB_OK) {
 			rv = proto_request_encode(PROTO_WRITE, r->key, s, b, l,
 			    &c[s].req, &c[s].reqlen);

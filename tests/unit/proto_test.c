@@ -298,6 +298,49 @@ START_TEST(names_round_trip)
 }
 END_TEST
 
+START_TEST(promotion_messages_round_trip_and_refuse_bad_fields)
+{
+	char url[PROTO_URL_MAX + 1];
+	uint64_t a, b;
+	uint8_t *buf;
+	size_t len;
+
+	ck_assert_int_eq(proto_promote_encode(7, &buf, &len), VECDB_OK);
+	ck_assert_int_eq(proto_promote_decode(buf, len, &a), VECDB_OK);
+	ck_assert_uint_eq(a, 7);
+	vdb_free(buf);
+	ck_assert_int_eq(proto_promote_result_encode(8, 1234, &buf, &len),
+	    VECDB_OK);
+	ck_assert_int_eq(proto_promote_result_decode(buf, len, &a, &b),
+	    VECDB_OK);
+	ck_assert_uint_eq(a, 8);
+	ck_assert_uint_eq(b, 1234);
+	vdb_free(buf);
+	ck_assert_int_eq(proto_promote_result_encode(0, 1, &buf, &len),
+	    VECDB_OK);
+	ck_assert_int_eq(proto_promote_result_decode(buf, len, &a, &b),
+	    VECDB_EINVAL);
+	vdb_free(buf);
+	ck_assert_int_eq(proto_follow_encode("tcp://10.0.0.1:7000", 9, &buf,
+	    &len), VECDB_OK);
+	ck_assert_int_eq(proto_follow_decode(buf, len, url, &a), VECDB_OK);
+	ck_assert_str_eq(url, "tcp://10.0.0.1:7000");
+	ck_assert_uint_eq(a, 9);
+	vdb_free(buf);
+	ck_assert_int_eq(proto_follow_encode("nohost", 9, &buf, &len),
+	    VECDB_OK);
+	ck_assert_int_eq(proto_follow_decode(buf, len, url, &a), VECDB_EINVAL);
+	vdb_free(buf);
+	ck_assert_int_eq(proto_follow_encode("tcp://h:1", 0, &buf, &len),
+	    VECDB_OK);
+	ck_assert_int_eq(proto_follow_decode(buf, len, url, &a), VECDB_EINVAL);
+	vdb_free(buf);
+	ck_assert_int_eq(proto_follow_encode("", 3, &buf, &len), VECDB_OK);
+	ck_assert_int_eq(proto_follow_decode(buf, len, url, &a), VECDB_EINVAL);
+	vdb_free(buf);
+}
+END_TEST
+
 START_TEST(targets_round_trip)
 {
 	static const uint32_t methods[] = { PROTO_GET_COLLECTION,
@@ -796,8 +839,8 @@ START_TEST(snapshots_indexes_stats_health_round_trip)
 		{ "geo", VECDB_FIELD_GEO, 0 } }, *pl;
 	vecdb_stats st = { 1, 2, 3, 4, 5, 6, 7.5, { 1, 2, 3, 4, 5, 6, 7, 8,
 		9, 10 } }, st2;
-	struct proto_health h = { "ok", VECDB_VERSION, "primary", "n1", 77 },
-	    h2;
+	struct proto_health h = { "ok", VECDB_VERSION, "replica", "n1", 77, 3,
+		"tcp://127.0.0.1:7000" }, h2;
 	uint8_t *buf;
 	size_t len, n;
 
@@ -842,6 +885,8 @@ START_TEST(snapshots_indexes_stats_health_round_trip)
 	ck_assert_str_eq(h2.role, h.role);
 	ck_assert_str_eq(h2.node_id, h.node_id);
 	ck_assert_uint_eq(h2.last_seq, h.last_seq);
+	ck_assert_uint_eq(h2.term, 3);
+	ck_assert_str_eq(h2.primary, "tcp://127.0.0.1:7000");
 	vdb_free(buf);
 }
 END_TEST
@@ -1339,6 +1384,7 @@ proto_suite(void)
 	tcase_add_test(tc, collection_config_limits_are_checked);
 	tcase_add_test(tc, names_round_trip);
 	tcase_add_test(tc, targets_round_trip);
+	tcase_add_test(tc, promotion_messages_round_trip_and_refuse_bad_fields);
 	tcase_add_test(tc, write_round_trips_ids_vectors_and_payloads);
 	tcase_add_test(tc, write_refuses_nan_and_infinity);
 	tcase_add_test(tc, write_at_max_sizes_passes_and_over_fails);
