@@ -102,6 +102,12 @@ struct api_backend {
 	 * decrefs). NULL op: the route answers INVALID_ARGUMENT.
 	 */
 	int (*cluster_status)(void *ctx, json_t **out);
+
+	/*
+	 * POST /cluster/promote {"node"}: make a replica (url or node id) its
+	 * shard's primary. *out is new. NULL op: INVALID_ARGUMENT.
+	 */
+	int (*promote)(void *ctx, const char *node, json_t **out);
 };
 
 /*

@@ -71,6 +71,20 @@ h_cluster(struct api_req *r, json_t **data)
 	return r->b->cluster_status(r->b->ctx, data);
 }
 
+static int
+h_cluster_promote(struct api_req *r, json_t **data)
+{
+	const char *node = json_string_value(json_object_get(r->body, "node"));
+
+	if (r->b->promote == NULL)
+		return vdb_err(VECDB_EINVAL, "this server has no replicas to "
+		    "promote (promotion needs a vecdb-router)");
+	if (node == NULL || *node == '\0')
+		return vdb_err(VECDB_EINVAL, "\"node\" (a node id or rpc url) "
+		    "is required");
+	return r->b->promote(r->b->ctx, node, data);
+}
+
 /* The route names used as metric labels. */
 static const char *route_names[64];
 
@@ -587,6 +601,7 @@ const struct api_route api_routes[] = {
 	{ "GET", "stats", h_stats, 0, API_BODY_NONE, 0 },
 	{ "GET", "metrics", h_metrics, 0, API_BODY_NONE, 0 },
 	{ "GET", "cluster", h_cluster, 0, API_BODY_NONE, 0 },
+	{ "POST", "cluster/promote", h_cluster_promote, 1, API_BODY_JSON, 0 },
 	{ "POST", "collections", h_collection_create, 1, API_BODY_JSON, 0 },
 	{ "GET", "collections", h_collection_list, 0, API_BODY_NONE, 0 },
 	{ "GET", C, h_collection_get, 0, API_BODY_NONE, 0 },

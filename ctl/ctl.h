@@ -96,6 +96,7 @@ int ctl_collections(struct ctl *c, int argc, char **argv);
 int ctl_snapshot(struct ctl *c, int argc, char **argv);
 int ctl_search(struct ctl *c, int argc, char **argv);
 int ctl_points(struct ctl *c, int argc, char **argv);
+int ctl_promote(struct ctl *c, int argc, char **argv);
 
 /* A usage error: prints the message and the usage line, returns
  * CTL_USAGE. */

@@ -208,6 +208,48 @@ ctl_cluster(struct ctl *c, int argc, char **argv)
 	    argv);
 }
 
+/* ===== promote ===== */
+
+#define PROMOTE_USAGE "usage: vecdbctl promote NODE\n" \
+	"  NODE: a replica's --node-id or rpc url, as in cluster status\n"
+
+/* promote NODE: POST /cluster/promote, then who follows the new primary. */
+int
+ctl_promote(struct ctl *c, int argc, char **argv)
+{
+	static const struct sub s = { "promote", PROMOTE_USAGE, NULL };
+	json_t *body, *data, *m;
+	size_t i;
+	int rv;
+
+	if ((rv = plain_args(&s, argc, argv, 1)) != CTL_OK)
+		return rv < 0 ? CTL_OK : rv;
+	if ((body = json_pack("{s:s}", "node", argv[optind])) == NULL)
+		return CTL_FAIL;
+	rv = ctl_call(c, "POST", "cluster/promote", body, &data);
+	json_decref(body);
+	if (rv != CTL_OK)
+		return rv;
+	if (c->json) {
+		ctl_print_json(data);
+		json_decref(data);
+		return CTL_OK;
+	}
+	printf("shard %lld: %s is the primary now (term %lld, last seq %lld)\n",
+	    (long long) json_integer_value(json_object_get(data, "shard")),
+	    json_string_value(json_object_get(data, "url")),
+	    (long long) json_integer_value(json_object_get(data, "term")),
+	    (long long) json_integer_value(json_object_get(data, "last_seq")));
+	json_array_foreach(json_object_get(data, "members"), i, m)
+		printf("  %s: %s%s\n", json_string_value(json_object_get(m,
+		    "url")), json_is_true(json_object_get(m, "followed")) ?
+		    "follows it" : "not reached: ", json_is_true(
+		    json_object_get(m, "followed")) ? "" : json_string_value(
+		    json_object_get(m, "error")));
+	json_decref(data);
+	return CTL_OK;
+}
+
 /* ===== collections ===== */
 
 #define COLL_USAGE \

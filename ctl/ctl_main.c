@@ -25,6 +25,7 @@ static const char usage_text[] =
 "  snapshot list COLLECTION\n"
 "  snapshot restore COLLECTION NAME\n"
 "  search COLLECTION --vector X,Y,... [--limit K] [--filter JSON] [--exact]\n"
+"  promote NODE    (a replica's node id or rpc url; through a router)\n"
 "\n"
 "global flags:\n"
 "  --url URL      the server or router (default $VECDB_URL, else\n"
@@ -140,6 +141,7 @@ dispatch(struct ctl *c, int argc, char **argv)
 		{ "points", ctl_points },
 		{ "snapshot", ctl_snapshot },
 		{ "search", ctl_search },
+		{ "promote", ctl_promote },
 	};
 
 	if (argc == 0)

@@ -11,9 +11,11 @@
 #define ROUTER_H
 
 #include <nng/nng.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "api.h"
+#include "proto.h"
 
 #define ROUTER_SHARDS_MAX 1024
 #define ROUTER_TIMEOUT_MS_MIN 10
@@ -47,6 +49,9 @@ struct router_member {
 	int open;                 /* sock is open */
 	uint64_t down_until_ms;   /* back-off deadline; guarded by router lock */
 	int pipes;                /* live connections (atomic, nng callbacks) */
+	int role;                 /* what it last said it is: ROLE_* (atomic) */
+	uint64_t term;            /* the term it last reported (atomic) */
+	char node_id[PROTO_TEXT_MAX + 1]; /* its --node-id; router lock */
 	struct router_member_stats *stats;  /* owned by the router */
 };
 
@@ -56,10 +61,15 @@ struct router_shard {
 	char *primary;            /* nng url (owned) */
 	char **replicas;          /* nng urls (owned) */
 	size_t n_replicas;
-	struct router_member *members;  /* primary first, then replicas */
+	struct router_member *members;  /* the file's primary first */
 	size_t n_members;
 	unsigned rr;              /* round robin over replicas (atomic) */
+	int primary_idx;          /* index of the member writes go to: the
+				     file's until a member with a higher term
+				     says it is primary (atomic) */
 };
+
+enum router_role { ROLE_UNKNOWN, ROLE_PRIMARY, ROLE_REPLICA };
 
 typedef struct router_topology {
 	struct router_shard *shards;  /* n shards sorted by id */
@@ -122,5 +132,38 @@ int router_cluster_status(void *ctx, json_t **out);
 router_topology *router_topology_acquire(router *r, uint32_t *timeout_ms,
     const char **node_key);
 void router_topology_release(router *r, router_topology *t);
+
+/* ===== Members' roles and promotion (router_health.c) ===== */
+
+#define ROUTER_HEALTH_MS 500      /* how often every member is asked */
+
+/*
+ * Ask every member of t for HEALTH at once (within timeout_ms) and take
+ * what they say: role, term, node id. Then each shard's writes go to the
+ * member that says it is primary with the highest term, and a member
+ * that says primary under a lower term is told to FOLLOW that one (a
+ * former primary come back). Called by the health thread, and by promote
+ * before it looks a node up.
+ */
+void router_health_round(router_topology *t, const char *key,
+    uint32_t timeout_ms, pthread_mutex_t *lock);
+
+typedef struct router_health router_health;
+
+/* The thread that runs a round every ROUTER_HEALTH_MS. */
+int router_health_start(router *r, router_health **out);
+void router_health_stop(router_health *h);
+
+/*
+ * The api_backend promote op over a router (ctx): make @p node (a
+ * member's url or node id) its shard's primary: PROMOTE it with a term
+ * above every term of the shard, send writes to it, and tell the other
+ * members to FOLLOW it. *out: {shard, node, url, term, last_seq,
+ * members: [{url, followed, error}]}.
+ */
+int router_promote(void *ctx, const char *node, json_t **out);
+
+/* The router's lock (for router_health.c). */
+pthread_mutex_t *router_lock(router *r);
 
 #endif /* ROUTER_H */

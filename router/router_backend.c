@@ -24,6 +24,7 @@ struct router {
 	pthread_mutex_t lock;     /* guards topo, refs, down_until_ms, stats */
 	router_topology *topo;
 	struct router_member_stats *stats;  /* every member ever seen */
+	router_health *health;    /* the thread asking members their role */
 };
 
 /* One request to one shard, sent to one of its members at a time. */
@@ -133,7 +134,8 @@ router_new(const struct router_config *cfg, router **out)
 	r->timeout_ms = cfg->timeout_ms;
 	r->key = cfg->node_api_key ? cfg->node_api_key : "";
 	pthread_mutex_init(&r->lock, NULL);
-	if ((rv = topo_open(r, &r->topo)) != VECDB_OK) {
+	if ((rv = topo_open(r, &r->topo)) != VECDB_OK ||
+	    (rv = router_health_start(r, &r->health)) != VECDB_OK) {
 		router_free(r);
 		return rv;
 	}
@@ -190,6 +192,7 @@ router_free(router *r)
 
 	if (r == NULL)
 		return;
+	router_health_stop(r->health);
 	if (r->topo != NULL)
 		router_topology_free(r->topo);
 	for (st = r->stats; st != NULL; st = next) {
@@ -240,17 +243,19 @@ member_pick_pass(router *r, struct router_shard *s, struct rcall *c,
     int live)
 {
 	size_t n = s->n_members;
+	size_t p = (size_t) __atomic_load_n(&s->primary_idx, __ATOMIC_RELAXED);
 	unsigned start;
 
 	if (c->read && !api_read_opts()->primary && n > 1) {
 		start = __atomic_fetch_add(&s->rr, 1, __ATOMIC_RELAXED);
 		for (size_t k = 0; k < n - 1; k++) {
-			size_t i = 1 + (start + k) % (n - 1);
+			/* the k-th replica: every member but the primary */
+			size_t i = (p + 1 + (start + k) % (n - 1)) % n;
 			if (member_usable(r, s, c, i, live))
 				return (int) i;
 		}
 	}
-	return member_usable(r, s, c, 0, live) ? 0 : -1;
+	return member_usable(r, s, c, p, live) ? (int) p : -1;
 }
 
 /*
@@ -281,17 +286,18 @@ call_has_fallback(router *r, struct router_shard *s, struct rcall *c)
 	return 0;
 }
 
-/* "url" of a one-member shard, "url, url..." of the usable ones. */
+/* The primary's url, then with a read the others': "url, url...". */
 static void
 members_name(struct router_shard *s, int read, char *buf, size_t len)
 {
 	size_t n = read && !api_read_opts()->primary ? s->n_members : 1;
+	size_t p = (size_t) __atomic_load_n(&s->primary_idx, __ATOMIC_RELAXED);
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < n && off < len; i++)
+	for (size_t k = 0; k < n && off < len; k++)
 		off += (size_t) snprintf(buf + off, len - off, "%s%s",
-		    i ? ", " : "", s->members[i].url);
+		    k ? ", " : "", s->members[(p + k) % s->n_members].url);
 }
 
 /* Record that c could not reach its shard (rv UNAVAILABLE). */
@@ -2054,10 +2060,17 @@ api_backend_cluster_init(struct api_backend *b, router *r)
 	b->payload_index_list = cl_pindex_list;
 	b->stats = cl_stats;
 	b->metrics = cl_metrics;
+	b->promote = router_promote;
 	b->cluster_status = router_cluster_status;
 }
 
-/* ===== For router_status.c ===== */
+/* ===== For router_status.c and router_health.c ===== */
+
+pthread_mutex_t *
+router_lock(router *r)
+{
+	return &r->lock;
+}
 
 router_topology *
 router_topology_acquire(router *r, uint32_t *timeout_ms, const char **node_key)
