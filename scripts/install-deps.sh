@@ -38,6 +38,7 @@ tools=(
 	openssl curl         # test certificates, end-to-end tests
 	prometheus           # promtool checks /metrics and deploy/prometheus
 	jq                   # tests/deploy and the vecdbctl test read JSON
+	python3              # tests pick free ports with it
 )
 # node and npm validate deploy/k8s (tests/deploy), kubectl renders it
 # (`kubectl kustomize`). A node or kubectl already on the PATH (another
