@@ -141,27 +141,63 @@ colls_text(const json_t *colls)
 	return s;
 }
 
+/* The last seq of the shard's reachable primary (-1: none answered). */
+static json_int_t
+primary_seq(const json_t *members)
+{
+	json_int_t seq = -1;
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(members, i, m)
+		if (json_is_true(json_object_get(m, "reachable")) &&
+		    strcmp(json_string_value(json_object_get(m, "role")) ?: "",
+		    "primary") == 0 && json_integer_value(json_object_get(m,
+		    "last_seq")) > seq)
+			seq = json_integer_value(json_object_get(m, "last_seq"));
+	return seq;
+}
+
+/* A replica's lag in records behind its shard's primary, else "-". */
+static char *
+lag_text(const json_t *m, json_int_t pseq)
+{
+	json_t *seq = json_object_get(m, "last_seq");
+	char *s;
+
+	if (pseq < 0 || !json_is_integer(seq) || strcmp(json_string_value(
+	    json_object_get(m, "role")) ?: "", "replica") != 0)
+		return strdup("-");
+	if ((s = malloc(24)) != NULL)
+		snprintf(s, 24, "%lld", (long long) (pseq >
+		    json_integer_value(seq) ? pseq - json_integer_value(seq) :
+		    0));
+	return s;
+}
+
 /* One table row per member of one shard. */
 static void
 shard_rows(struct ctl_table *t, const json_t *shard, size_t *up, size_t *all)
 {
 	json_t *m, *members = json_object_get(shard, "members");
 	char *id = num_text(shard, "id");
+	json_int_t pseq = primary_seq(members);
 	size_t i;
 
 	json_array_foreach(members, i, m) {
 		int ok = json_is_true(json_object_get(m, "reachable"));
 		char *seq = num_text(m, "last_seq"), *vec = num_text(m,
 		    "vectors"), *cl = colls_text(json_object_get(m,
-		    "collections"));
+		    "collections")), *term = num_text(m, "term"),
+		    *lag = lag_text(m, pseq);
 		ctl_table_row(t, id, json_string_value(json_object_get(m,
 		    "url")), json_string_value(json_object_get(m, "role")),
 		    ok ? "yes" : "no", json_string_value(json_object_get(m,
-		    "node_id")), seq, vec, *cl ? cl : "-",
+		    "node_id")), term, seq, lag, vec, *cl ? cl : "-",
 		    json_string_value(json_object_get(m, "error")));
 		*up += ok;
 		(*all)++;
-		free(seq), free(vec), free(cl);
+		free(seq), free(vec), free(cl), free(term), free(lag);
 	}
 	free(id);
 }
@@ -184,8 +220,8 @@ cluster_status(struct ctl *c, const struct sub *s, int argc, char **argv)
 		json_decref(data);
 		return CTL_OK;
 	}
-	ctl_table_init(&t, 9, "SHARD", "URL", "ROLE", "REACHABLE", "NODE_ID",
-	    "LAST_SEQ", "VECTORS", "COLLECTIONS", "ERROR");
+	ctl_table_init(&t, 11, "SHARD", "URL", "ROLE", "REACHABLE", "NODE_ID",
+	    "TERM", "LAST_SEQ", "LAG", "VECTORS", "COLLECTIONS", "ERROR");
 	json_array_foreach(json_object_get(data, "shards"), i, shard)
 		shard_rows(&t, shard, &up, &all);
 	ctl_table_print(&t, stdout);

@@ -362,7 +362,7 @@ members_new(const router_topology *t, size_t *n)
 static json_t *
 member_json(struct status_run *run, struct member *m)
 {
-	json_t *colls;
+	json_t *colls, *j;
 	char why[128];
 
 	if (!m->done) {
@@ -376,8 +376,17 @@ member_json(struct status_run *run, struct member *m)
 	if (m->error[0] != '\0')
 		return api_cluster_member_json(m->url, m->role, m->h.node_id[0] ?
 		    m->h.node_id : NULL, m->h.last_seq, colls, m->error);
-	return api_cluster_member_json(m->url, m->h.role, m->h.node_id,
+	j = api_cluster_member_json(m->url, m->h.role, m->h.node_id,
 	    m->h.last_seq, colls, NULL);
+	/* replication: the term it is at, and whom a replica follows */
+	if (j != NULL) {
+		json_object_set_new(j, "term", json_integer((json_int_t)
+		    m->h.term));
+		if (m->h.primary[0] != '\0')
+			json_object_set_new(j, "primary",
+			    json_string(m->h.primary));
+	}
+	return j;
 }
 
 /* {role: router, shards: [{id, members}]} from the answers. Called with
