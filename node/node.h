@@ -18,6 +18,7 @@
 #define NODE_WORKERS_DEFAULT 8
 #define NODE_WORKERS_MAX 1024
 #define NODE_STOP_GRACE_MS 5000   /* wait for replies in flight at stop */
+#define NODE_STOP_QUIET_MS 20     /* and for no request coming in */
 
 /* RPC server settings; strings borrowed for the server's life. */
 struct node_rpc_config {
@@ -62,8 +63,19 @@ int node_rpc_start_repl(const struct node_rpc_config *cfg,
 uint16_t node_rpc_port(const node_rpc *r);
 
 /*
- * Stop accepting connections, let requests in flight send their replies
- * (up to NODE_STOP_GRACE_MS), close the socket and free. NULL is fine.
+ * Begin stopping: no receive is re-armed, and FetchWal polls, parked or
+ * new, are dropped unanswered, so that a replica sends nothing more. A
+ * primary calls it before repl_primary_stop(), which wakes the parked
+ * polls. NULL is fine.
+ */
+void node_rpc_drain(node_rpc *r);
+
+/*
+ * Drain, let requests in flight send their replies until none has come
+ * in for NODE_STOP_QUIET_MS (at most NODE_STOP_GRACE_MS in all), cancel
+ * the receives still armed, then close the socket, its listener and
+ * connections, and free. A primary's repl_primary_stop() must come
+ * first. NULL is fine.
  */
 void node_rpc_stop(node_rpc *r);
 

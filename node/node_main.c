@@ -442,10 +442,13 @@ repl_start(struct settings *s, struct admin *a)
 	return rv;
 }
 
-/* Stop replication before the RPC server: parked polls answer now. */
+/* Stop replication before the RPC server frees its workers; drain the
+ * server first, so the parked polls this wakes are dropped, not answered
+ * (node_rpc_stop says why). */
 static void
 repl_stop(struct admin *a)
 {
+	node_rpc_drain(a->rpc);
 	repl_follower_stop(a->follower);
 	a->follower = NULL;
 	repl_primary_stop(a->primary);

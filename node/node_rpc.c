@@ -48,22 +48,37 @@ struct node_rpc {
 	uint16_t port;
 	_Atomic int stopping;         /* workers stop re-arming */
 	_Atomic int busy;             /* requests between recv and send end */
+	_Atomic uint64_t recv_ms;     /* when the last request came in */
 	/* [method][code]; method 0 counts undecodable envelopes */
 	_Atomic uint64_t requests[PROTO_METHOD_COUNT][PROTO_CODE_COUNT];
 };
+
+/* When a request is answered. */
+enum when { ANSWER_NOW, ANSWER_PARKED, ANSWER_NEVER };
 
 /* A handler's result: a vecdb_err and an encoded body (vdb_free). */
 struct reply {
 	uint8_t *body;
 	size_t len;
 	int code;          /* a wire code other than the error's, or 0 */
-	int parked;        /* a long-poll parked: answer later */
+	enum when when;    /* PARKED: a long-poll answers later; NEVER: the
+			      server is stopping and drops a FetchWal */
 };
 
 static void worker_recv(struct worker *w);
 static void worker_wake(void *arg);
 
 /* ===== Helpers ===== */
+
+/* Milliseconds on the monotonic clock. */
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
 
 /* Parse a filter's JSON text; NULL or "" is no filter. */
 static int
@@ -499,6 +514,12 @@ do_fetch(struct node_rpc *r, struct worker *w, const struct proto_request *q,
 	struct proto_fetch_wal f;
 	int rv;
 
+	/* Stopping: leave the poll unanswered so the replica, waiting on it,
+	 * sends nothing more while we close (node_rpc_drain). */
+	if (atomic_load(&r->stopping) && w != NULL) {
+		out->when = ANSWER_NEVER;
+		return VECDB_OK;
+	}
 	if ((rv = proto_fetch_wal_decode(q->body, q->body_len, &f)) != VECDB_OK)
 		return rv;
 	rv = repl_primary_fetch(r->repl.primary, &f, &b);
@@ -508,7 +529,7 @@ do_fetch(struct node_rpc *r, struct worker *w, const struct proto_request *q,
 		return rv;
 	if (b.count == 0 && f.max_wait_ms > 0 && w != NULL &&
 	    fetch_park(r, w, &f)) {
-		out->parked = 1;
+		out->when = ANSWER_PARKED;
 		return VECDB_OK;
 	}
 	rv = proto_wal_batch_encode(&b, &out->body, &out->len);
@@ -623,13 +644,14 @@ handle_request(struct node_rpc *r, struct worker *w, const uint8_t *buf,
 
 /*
  * Handle one request message; the reply replaces its body: 0, or nonzero
- * when it cannot be encoded. *parked: w's long-poll answers later, msg
- * untouched (w NULL: may not park).
+ * when it cannot be encoded. *when other than ANSWER_NOW: msg untouched,
+ * w's long-poll answers later or never (w NULL: may not park or drop).
  */
 static int
-handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg, int *parked)
+handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg,
+    enum when *when)
 {
-	struct reply out = { NULL, 0, 0, 0 };
+	struct reply out = { NULL, 0, 0, ANSWER_NOW };
 	uint32_t *missing = NULL;
 	size_t n_missing = 0;
 	const char *m;
@@ -640,7 +662,8 @@ handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg, int *parked)
 
 	code = handle_request(r, w, nng_msg_body(msg), nng_msg_len(msg),
 	    &method, &out);
-	if ((*parked = code == PROTO_OK && out.parked))
+	*when = code == PROTO_OK ? out.when : ANSWER_NOW;
+	if (*when != ANSWER_NOW)
 		return 0;
 	m = code == PROTO_OK ? "" : vecdb_errmsg();
 	if (code != PROTO_OK && *m == '\0')
@@ -673,6 +696,7 @@ handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg, int *parked)
 /* ===== Workers ===== */
 
 static void worker_reply(struct worker *w, int rv);
+static void worker_drop(struct worker *w);
 
 /* Arm the next receive unless stopping. */
 static void
@@ -703,7 +727,8 @@ static void
 worker_got(struct worker *w)
 {
 	nng_msg *msg;
-	int rv = nng_aio_result(w->aio), parked;
+	int rv = nng_aio_result(w->aio);
+	enum when when;
 
 	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
 		return;
@@ -712,11 +737,26 @@ worker_got(struct worker *w)
 		return;
 	}
 	msg = nng_aio_get_msg(w->aio);
+	nng_aio_set_msg(w->aio, NULL); /* w->msg owns it now */
 	atomic_fetch_add(&w->rpc->busy, 1);
+	atomic_store(&w->rpc->recv_ms, mono_ms());
 	w->msg = msg;
-	rv = handle_msg(w->rpc, w, msg, &parked);
-	if (!parked) /* else worker_wake sends */
+	rv = handle_msg(w->rpc, w, msg, &when);
+	if (when == ANSWER_NOW)
 		worker_reply(w, rv);
+	else if (when == ANSWER_NEVER)
+		worker_drop(w);
+	/* else worker_wake answers */
+}
+
+/* Forget w's request unanswered. */
+static void
+worker_drop(struct worker *w)
+{
+	nng_msg_free(w->msg);
+	w->msg = NULL;
+	atomic_fetch_sub(&w->rpc->busy, 1);
+	worker_done(w);
 }
 
 /* Send the reply in w->msg (rv 0), or drop it on an encoding failure. */
@@ -725,9 +765,7 @@ worker_reply(struct worker *w, int rv)
 {
 	if (rv != 0) {
 		/* XXX: out of memory encoding: the client times out. */
-		nng_msg_free(w->msg);
-		atomic_fetch_sub(&w->rpc->busy, 1);
-		worker_done(w);
+		worker_drop(w);
 		return;
 	}
 	nng_aio_set_msg(w->aio, w->msg);
@@ -735,14 +773,21 @@ worker_reply(struct worker *w, int rv)
 	nng_ctx_send(w->ctx, w->aio);
 }
 
-/* A parked long-poll is due (the primary's waiter thread): answer it. */
+/*
+ * A parked long-poll is due (the primary's waiter thread): answer it, or,
+ * when repl_primary_stop wakes it after node_rpc_drain, drop it.
+ */
 static void
 worker_wake(void *arg)
 {
 	struct worker *w = arg;
-	int parked;
+	enum when when;
 
-	worker_reply(w, handle_msg(w->rpc, NULL, w->msg, &parked));
+	if (atomic_load(&w->rpc->stopping)) {
+		worker_drop(w);
+		return;
+	}
+	worker_reply(w, handle_msg(w->rpc, NULL, w->msg, &when));
 }
 
 /* The aio callback: the classic async REP state machine. */
@@ -759,8 +804,10 @@ worker_cb(void *arg)
 		worker_got(w);
 		break;
 	case W_SEND:
-		if (nng_aio_result(w->aio) != 0)
+		if (nng_aio_result(w->aio) != 0) {
 			nng_msg_free(nng_aio_get_msg(w->aio));
+			nng_aio_set_msg(w->aio, NULL);
+		}
 		atomic_fetch_sub(&w->rpc->busy, 1);
 		if (nng_aio_result(w->aio) != NNG_ECLOSED)
 			worker_done(w);
@@ -815,15 +862,39 @@ workers_init(struct node_rpc *r)
 	return VECDB_OK;
 }
 
-/* Stop and free the workers (the socket is closed). */
+/*
+ * Cancel every worker's receive and wait out its callback, so that no
+ * context has an operation pending; then no pipe's receive is re-armed on
+ * our behalf (see node_rpc_stop). A reply that an aio still holds was
+ * never sent, and a parked request never answered: free both.
+ */
+static void
+workers_quiesce(struct node_rpc *r)
+{
+	for (unsigned i = 0; r->w != NULL && i < r->nworkers; i++) {
+		struct worker *w = &r->w[i];
+		nng_msg *m;
+
+		if (w->aio == NULL)
+			continue;
+		nng_aio_stop(w->aio);
+		if ((m = nng_aio_get_msg(w->aio)) != NULL) {
+			nng_aio_set_msg(w->aio, NULL);
+			nng_msg_free(m);
+		}
+		if (w->state == W_PARKED && w->msg != NULL)
+			nng_msg_free(w->msg);
+		w->msg = NULL;
+	}
+}
+
+/* Free the workers (quiesced, the socket closed). */
 static void
 workers_fini(struct node_rpc *r)
 {
 	for (unsigned i = 0; r->w != NULL && i < r->nworkers; i++) {
-		if (r->w[i].aio != NULL) {
-			nng_aio_stop(r->w[i].aio);
+		if (r->w[i].aio != NULL)
 			nng_aio_free(r->w[i].aio);
-		}
 		nng_ctx_close(r->w[i].ctx);
 	}
 	vdb_free(r->w);
@@ -885,17 +956,51 @@ node_rpc_port(const node_rpc *r)
 }
 
 void
+node_rpc_drain(node_rpc *r)
+{
+	if (r != NULL)
+		atomic_store(&r->stopping, 1);
+}
+
+/*
+ * Why stop goes in this order. nng 1.5.2 can lose a pipe's receive when
+ * the pipe is closed while a message is arriving on it. In the hung
+ * process, nng_close() waits for the socket's pipe list to empty; nng's
+ * reaper is blocked in the rep0 pipe's stop, waiting on the pipe's
+ * receive aio, which was begun and never finished; every other nng thread
+ * is idle, so nothing will ever finish it. (Most likely the TCP
+ * transport's read, resubmitted for the rest of a message after the close
+ * had stopped it, is refused without a callback.) A replica makes that
+ * likely: when repl_primary_stop answered its parked poll, it polled
+ * again at once, was answered at once (the primary could not park any
+ * more), and so on, a poll on the wire at every moment, while we closed
+ * the listener (and with it the replica's pipe) and then the socket:
+ * about one stop in seven hung.
+ *
+ * So a primary is drained before its polls are woken: FetchWal is no
+ * longer answered (a parked poll woken by repl_primary_stop and a new one
+ * alike), and the replica, waiting for that answer, sends nothing more.
+ * Its REQ socket sends the request again when it reconnects, to this node
+ * restarted or to whatever listens there. Then no receive is re-armed;
+ * we wait until requests in flight have sent their replies and nothing
+ * has come in for NODE_STOP_QUIET_MS (a reply sent just before the drain
+ * draws one more poll, which is dropped), cancel the receives still
+ * armed, and only then close the listener, its pipes and the socket.
+ */
+void
 node_rpc_stop(node_rpc *r)
 {
-	struct timespec ts = { 0, 10 * 1000000L };
+	struct timespec ts = { 0, 5 * 1000000L };
+	uint64_t end;
 
 	if (r == NULL)
 		return;
-	atomic_store(&r->stopping, 1);
-	nng_listener_close(r->l);
-	for (int i = 0; i < NODE_STOP_GRACE_MS / 10 && atomic_load(&r->busy);
-	     i++)
+	node_rpc_drain(r);
+	end = mono_ms() + NODE_STOP_GRACE_MS;
+	while (mono_ms() < end && (atomic_load(&r->busy) ||
+	    mono_ms() - atomic_load(&r->recv_ms) < NODE_STOP_QUIET_MS))
 		nanosleep(&ts, NULL);
+	workers_quiesce(r);
 	nng_close(r->sock);
 	workers_fini(r);
 	pthread_mutex_destroy(&r->lock);
