@@ -31,6 +31,7 @@ struct node_rpc_config {
 
 typedef struct node_rpc node_rpc;
 struct repl_primary;
+struct repl_follower_status;
 
 /* ===== Replication role (node_role.c) ===== */
 
@@ -127,6 +128,9 @@ uint32_t node_role_wc_timeout_ms(const node_role *r);
 
 /* The database's last seq now (0 on error). */
 uint64_t node_role_last_seq(node_role *r);
+
+/* A replica's follower status: 1 with *out filled, 0 when not following. */
+int node_role_follower_status(node_role *r, struct repl_follower_status *out);
 
 /* /ready: a primary not fenced, or a replica caught up. */
 int node_role_ready(node_role *r);

@@ -294,6 +294,7 @@ admin_metrics(struct mg_connection *c, struct admin *a)
 static void
 admin_ready(struct mg_connection *c, struct admin *a)
 {
+	struct repl_follower_status fs;
 	struct node_role_status st;
 	char body[256];
 	int n;
@@ -309,9 +310,19 @@ admin_ready(struct mg_connection *c, struct admin *a)
 		return;
 	}
 	node_role_status_get(a->role, &st);
-	n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"term\":%llu}",
-	    st.primary ? "fenced" : "catching_up",
-	    (unsigned long long) st.term);
+	if (st.primary) {
+		n = snprintf(body, sizeof(body), "{\"status\":\"fenced\","
+		    "\"term\":%llu}", (unsigned long long) st.term);
+		send_text(c, 503, "application/json", body, (size_t) n);
+		return;
+	}
+	if (!node_role_follower_status(a->role, &fs))
+		memset(&fs, 0, sizeof(fs));
+	n = snprintf(body, sizeof(body), "{\"status\":\"catching_up\","
+	    "\"applied_seq\":%llu,\"primary_seq\":%llu,\"bootstrapping\":%s}",
+	    (unsigned long long) fs.applied_seq,
+	    (unsigned long long) fs.primary_seq,
+	    fs.bootstrapping ? "true" : "false");
 	send_text(c, 503, "application/json", body, (size_t) n);
 }
 

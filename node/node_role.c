@@ -414,6 +414,18 @@ node_role_status_get(node_role *r, struct node_role_status *out)
 }
 
 int
+node_role_follower_status(node_role *r, struct repl_follower_status *out)
+{
+	int has;
+
+	pthread_mutex_lock(&r->lock);
+	if ((has = r->follower != NULL))
+		repl_follower_status_get(r->follower, out);
+	pthread_mutex_unlock(&r->lock);
+	return has;
+}
+
+int
 node_role_ready(node_role *r)
 {
 	int ready;
