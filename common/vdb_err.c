@@ -23,6 +23,7 @@ static const char *const names[VECDB_ERR_COUNT] = {
 	[VECDB_EIO] = "I/O error",
 	[VECDB_ECLOSED] = "database is closing",
 	[VECDB_EINTERNAL] = "internal error",
+	[VECDB_ETIMEDOUT] = "timed out",
 };
 
 const char *

@@ -51,6 +51,8 @@ typedef enum vecdb_err {
 	VECDB_EIO,         /**< an operating system or LMDB I/O error */
 	VECDB_ECLOSED,     /**< the database is closing */
 	VECDB_EINTERNAL,   /**< a bug: please report it */
+	VECDB_ETIMEDOUT,   /**< done here, but not confirmed in time (write
+			        concern: not enough replicas acknowledged) */
 	VECDB_ERR_COUNT    /**< number of codes, not a code */
 } vecdb_err;
 

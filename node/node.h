@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "api.h"
+#include "proto.h"
 
 #define NODE_WORKERS_MIN 1
 #define NODE_WORKERS_DEFAULT 8
@@ -31,13 +32,119 @@ struct node_rpc_config {
 
 typedef struct node_rpc node_rpc;
 struct repl_primary;
+struct repl_follower_status;
 
-/* A storage node's replication role; pointers borrowed for the server's
- * life. */
+/* ===== Replication role (node_role.c) ===== */
+
+#define NODE_WC_TIMEOUT_DEFAULT_MS 5000  /* --write-concern-timeout-ms */
+#define NODE_WC_TIMEOUT_MAX_MS 600000
+#define NODE_MIN_REPLICAS_MAX 63         /* API_WRITE_CONCERN_MAX */
+#define NODE_RETIRED_MAX 64              /* primary roles kept until exit */
+
+/* Role settings; strings borrowed for the role's life. */
+struct node_role_config {
+	vecdb *db;
+	const char *data_dir;        /* bootstrap copies, both ways */
+	const char *node_id;         /* how a primary names us */
+	const char *api_key;         /* sent to the primary we follow */
+	uint64_t wal_max_bytes;      /* a primary's WAL bound for replicas */
+	const char *primary_url;     /* non-NULL: start as its replica */
+	uint32_t min_replicas;       /* every write waits for this many */
+	uint32_t wc_timeout_ms;      /* ... at most this long */
+};
+
+/*
+ * A node's replication role, which changes at run time: a primary
+ * (serving FetchWal through a repl_primary, taking writes) or a replica
+ * (a repl_follower of some primary, refusing writes), and the term. A
+ * primary that learns of a newer term is fenced: it refuses writes at
+ * once and until it is told to follow. Thread-safe.
+ */
+typedef struct node_role node_role;
+
+/* What a role is now. */
+struct node_role_status {
+	int primary;                 /* 1: primary (maybe fenced) */
+	int fenced;                  /* a primary that heard of a newer term */
+	uint64_t term;               /* the highest term this node knows */
+	char primary_url[PROTO_URL_MAX + 1]; /* a replica's primary, or "" */
+	uint64_t dropped;            /* records dropped to rejoin a primary's
+					history, since start */
+};
+
+/*
+ * Start as cfg->primary_url says (a follower, or a repl_primary).
+ * @return VECDB_OK, VECDB_EINVAL (bad url), VECDB_ENOMEM, VECDB_EIO.
+ */
+int node_role_start(const struct node_role_config *cfg, node_role **out);
+
+/* Stop the follower or the primary role (parked polls answer now); call
+ * before node_rpc_stop(). */
+void node_role_stop(node_role *r);
+
+/* Free, with every primary role it ever ran: after vecdb_close(), since
+ * the writer may run a primary's commit hook until then. NULL is fine. */
+void node_role_free(node_role *r);
+
+/* VECDB_OK when this node takes writes; else VECDB_EREADONLY, the message
+ * naming the primary to write to. */
+int node_role_writable(node_role *r);
+
+/* The primary role serving FetchWal, or NULL. Borrowed: valid until
+ * node_role_free (a primary role that stepped down stays allocated). */
+struct repl_primary *node_role_primary(node_role *r);
+
+/*
+ * Become primary (PROMOTE): stop following, start term max(own term,
+ * min_term) + 1, serve replication and take writes. A primary (not
+ * fenced) keeps its term unless min_term >= it (then it starts a newer
+ * one as above). Slow (stops the follower): not from a latency-critical
+ * thread.
+ * @param[out] term, last_seq the term now and the last seq.
+ * @return VECDB_OK, VECDB_EIO, VECDB_ENOMEM, VECDB_ECLOSED.
+ */
+int node_role_promote(node_role *r, uint64_t min_term, uint64_t *term,
+    uint64_t *last_seq);
+
+/*
+ * Follow @p url in @p term (FOLLOW): a replica switches to it; a primary
+ * of an older term steps down (refuses writes at once, answers its parked
+ * polls, follows url). A follower whose history left url's rejoins it
+ * (docs/REPLICATION.md).
+ * @return VECDB_OK, VECDB_EREADONLY ("stale term": term is below ours, or
+ *	equal to ours on a primary), VECDB_EINVAL (bad url), VECDB_ENOMEM.
+ */
+int node_role_follow(node_role *r, const char *url, uint64_t term);
+
+/* A replica showed us @p term: if newer than ours, note it and, if we are
+ * primary, fence. */
+void node_role_fence(node_role *r, uint64_t term);
+
+void node_role_status_get(node_role *r, struct node_role_status *out);
+
+/* The write concern: how many replicas a write waits for (at least
+ * min_replicas), and for how long. */
+uint32_t node_role_min_replicas(const node_role *r);
+uint32_t node_role_wc_timeout_ms(const node_role *r);
+
+/* The database's last seq now (0 on error). */
+uint64_t node_role_last_seq(node_role *r);
+
+/* A replica's follower status: 1 with *out filled, 0 when not following. */
+int node_role_follower_status(node_role *r, struct repl_follower_status *out);
+
+/* /ready: a primary not fenced, or a replica caught up. */
+int node_role_ready(node_role *r);
+
+/* The role's metrics: the primary's or the follower's, the term,
+ * vecdb_replica_dropped_records_total. */
+void node_role_metrics_write(node_role *r, FILE *f);
+
+/* ===== RPC server (node_rpc.c) ===== */
+
+/* A storage node's replication role; borrowed for the server's life. */
 struct node_repl {
-	struct repl_primary *primary; /* serve FetchWal and bootstraps */
-	const char *primary_url;      /* a replica's primary: named when it
-					 refuses writes */
+	node_role *role;
 };
 
 /*
@@ -50,10 +157,13 @@ int node_rpc_start(const struct node_rpc_config *cfg,
     const struct api_backend *b, node_rpc **out);
 
 /*
- * As node_rpc_start, with a replication role (NULL: none). A primary's
- * FetchWal long-polls park without holding a worker: the server keeps
- * REPL_PARKED_MAX spare contexts for them. Call repl_primary_stop()
- * before node_rpc_stop() so parked polls answer at once.
+ * As node_rpc_start, with a replication role (NULL: none): the server
+ * then refuses writes the role does not take, answers FetchWal and the
+ * bootstrap methods as a primary, PROMOTE and FOLLOW, and makes writes
+ * wait for the write concern. Long-polls and writes waiting for replicas
+ * park without holding a worker: the server keeps REPL_PARKED_MAX spare
+ * contexts for them. Call node_role_stop() before node_rpc_stop() so
+ * parked requests answer at once.
  */
 int node_rpc_start_repl(const struct node_rpc_config *cfg,
     const struct node_repl *repl, const struct api_backend *b,

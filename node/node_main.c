@@ -33,6 +33,8 @@ struct settings {
 	const char *primary_url;     /* replica: the primary to follow */
 	uint64_t wal_retain;         /* 0: the engine's (VECDB_WAL_RETAIN) */
 	uint64_t wal_max_bytes;      /* WAL kept for replicas behind */
+	uint64_t min_replicas;       /* every write waits for this many */
+	uint64_t wc_timeout_ms;      /* ... at most this long */
 };
 
 /* What the admin handlers read; set before civetweb starts. */
@@ -41,8 +43,7 @@ struct admin {
 	const struct api_backend *b;
 	node_rpc *rpc;
 	vecdb *db;
-	repl_follower *follower;     /* replica mode */
-	repl_primary *primary;       /* primary mode */
+	node_role *role;             /* primary or replica, changes */
 	_Atomic int ready;           /* db open and rpc listening */
 };
 
@@ -57,6 +58,8 @@ static const struct option long_opts[] = {
 	{ "primary", required_argument, NULL, 'p' },
 	{ "wal-retain", required_argument, NULL, 'W' },
 	{ "wal-retention-bytes", required_argument, NULL, 'B' },
+	{ "min-replicas", required_argument, NULL, 'R' },
+	{ "write-concern-timeout-ms", required_argument, NULL, 'T' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -70,6 +73,7 @@ static const struct {
 	{ 'a', "VECDB_ADMIN_PORT" }, { 'm', "VECDB_MODE" },
 	{ 'i', "VECDB_NODE_ID" }, { 'k', "VECDB_API_KEY" },
 	{ 'p', "VECDB_PRIMARY_URL" }, { 'B', "VECDB_WAL_RETENTION_BYTES" },
+	{ 'R', "VECDB_MIN_REPLICAS" }, { 'T', "VECDB_WRITE_CONCERN_TIMEOUT_MS" },
 };
 #define NENVS (sizeof(envs) / sizeof(envs[0]))
 
@@ -82,10 +86,12 @@ usage(FILE *f)
 	    "                  [--mode primary|replica] [--node-id ID]\n"
 	    "                  [--workers N] [--api-key KEY]\n"
 	    "                  [--primary URL] [--wal-retain N]\n"
-	    "                  [--wal-retention-bytes N]\n"
+	    "                  [--wal-retention-bytes N] [--min-replicas N]\n"
+	    "                  [--write-concern-timeout-ms MS]\n"
 	    "Environment: VECDB_DATA_DIR, VECDB_RPC_URL, VECDB_ADMIN_PORT,\n"
 	    "VECDB_MODE, VECDB_NODE_ID, VECDB_API_KEY, VECDB_PRIMARY_URL,\n"
-	    "VECDB_WAL_RETENTION_BYTES, VECDB_LOG, VECDB_DURABILITY,\n"
+	    "VECDB_WAL_RETENTION_BYTES, VECDB_MIN_REPLICAS,\n"
+	    "VECDB_WRITE_CONCERN_TIMEOUT_MS, VECDB_LOG, VECDB_DURABILITY,\n"
 	    "VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF, VECDB_WAL_RETAIN.\n");
 }
 
@@ -120,6 +126,19 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'B':
 		return parse_num("wal-retention-bytes", v, UINT64_MAX,
 		    &s->wal_max_bytes);
+	case 'R':
+		return parse_num("min-replicas", v, NODE_MIN_REPLICAS_MAX,
+		    &s->min_replicas);
+	case 'T':
+		if (parse_num("write-concern-timeout-ms", v,
+			NODE_WC_TIMEOUT_MAX_MS, &s->wc_timeout_ms) != 0)
+			return -1;
+		if (s->wc_timeout_ms == 0) {
+			fprintf(stderr, "vecdb-node: write-concern-timeout-ms must "
+			    "be at least 1\n");
+			return -1;
+		}
+		return 0;
 	case 'W':
 		if (parse_num("wal-retain", v, UINT64_MAX, &s->wal_retain) != 0)
 			return -1;
@@ -155,6 +174,7 @@ settings_load(struct settings *s, int argc, char **argv)
 	s->node_id = "node";
 	s->workers = NODE_WORKERS_DEFAULT;
 	s->wal_max_bytes = REPL_WAL_MAX_BYTES_DEFAULT;
+	s->wc_timeout_ms = NODE_WC_TIMEOUT_DEFAULT_MS;
 	for (size_t i = 0; i < NENVS; i++) {
 		const char *v = getenv(envs[i].env);
 		if (v != NULL && setting_set(s, envs[i].opt, v) != 0)
@@ -261,10 +281,7 @@ admin_metrics(struct mg_connection *c, struct admin *a)
 		return;
 	}
 	node_rpc_metrics_write(a->rpc, f);
-	if (a->primary != NULL)
-		repl_primary_metrics_write(a->primary, f);
-	if (a->follower != NULL)
-		repl_follower_metrics_write(a->follower, f);
+	node_role_metrics_write(a->role, f);
 	metrics_db(f, a->b);
 	metrics_process(f);
 	fclose(f);
@@ -272,11 +289,13 @@ admin_metrics(struct mg_connection *c, struct admin *a)
 	free(out);
 }
 
-/* GET /ready: a replica also has to have caught up with its primary. */
+/* GET /ready: a primary must not be fenced; a replica must have caught
+ * up with its primary. */
 static void
 admin_ready(struct mg_connection *c, struct admin *a)
 {
-	struct repl_follower_status st;
+	struct repl_follower_status fs;
+	struct node_role_status st;
 	char body[256];
 	int n;
 
@@ -285,18 +304,45 @@ admin_ready(struct mg_connection *c, struct admin *a)
 		    "{\"status\":\"starting\"}", 21);
 		return;
 	}
-	if (a->follower == NULL || repl_follower_ready(a->follower)) {
+	if (node_role_ready(a->role)) {
 		send_text(c, 200, "application/json", "{\"status\":\"ready\"}",
 		    18);
 		return;
 	}
-	repl_follower_status_get(a->follower, &st);
+	node_role_status_get(a->role, &st);
+	if (st.primary) {
+		n = snprintf(body, sizeof(body), "{\"status\":\"fenced\","
+		    "\"term\":%llu}", (unsigned long long) st.term);
+		send_text(c, 503, "application/json", body, (size_t) n);
+		return;
+	}
+	if (!node_role_follower_status(a->role, &fs))
+		memset(&fs, 0, sizeof(fs));
 	n = snprintf(body, sizeof(body), "{\"status\":\"catching_up\","
 	    "\"applied_seq\":%llu,\"primary_seq\":%llu,\"bootstrapping\":%s}",
-	    (unsigned long long) st.applied_seq,
-	    (unsigned long long) st.primary_seq,
-	    st.bootstrapping ? "true" : "false");
+	    (unsigned long long) fs.applied_seq,
+	    (unsigned long long) fs.primary_seq,
+	    fs.bootstrapping ? "true" : "false");
 	send_text(c, 503, "application/json", body, (size_t) n);
+}
+
+/* GET /health: who this node is now, and its term. */
+static void
+admin_health(struct mg_connection *c, struct admin *a)
+{
+	struct node_role_status st;
+	char body[PROTO_URL_MAX + 512];
+	int n;
+
+	node_role_status_get(a->role, &st);
+	n = snprintf(body, sizeof(body), "{\"status\":\"ok\",\"node_id\":"
+	    "\"%s\",\"mode\":\"%s\",\"role\":\"%s\",\"term\":%llu,"
+	    "\"primary\":\"%s\",\"dropped_records\":%llu,\"version\":\"%s\"}",
+	    a->s->node_id, st.primary ? "primary" : "replica",
+	    !st.primary ? "replica" : st.fenced ? "fenced" : "primary",
+	    (unsigned long long) st.term, st.primary_url,
+	    (unsigned long long) st.dropped, VECDB_VERSION);
+	send_text(c, 200, "application/json", body, (size_t) n);
 }
 
 /*
@@ -341,16 +387,11 @@ admin_request(struct mg_connection *c)
 {
 	const struct mg_request_info *ri = mg_get_request_info(c);
 	struct admin *a = ri->user_data;
-	char body[512];
-	int n;
 
 	if (strcmp(ri->request_method, "GET") != 0) {
 		send_text(c, 405, "text/plain", "method not allowed\n", 19);
 	} else if (strcmp(ri->local_uri, "/health") == 0) {
-		n = snprintf(body, sizeof(body), "{\"status\":\"ok\",\"node_id\":"
-		    "\"%s\",\"mode\":\"%s\",\"version\":\"%s\"}", a->s->node_id,
-		    a->s->mode, VECDB_VERSION);
-		send_text(c, 200, "application/json", body, (size_t) n);
+		admin_health(c, a);
 	} else if (strcmp(ri->local_uri, "/ready") == 0) {
 		admin_ready(c, a);
 	} else if (strcmp(ri->local_uri, "/digest") == 0) {
@@ -428,16 +469,13 @@ db_open(const struct settings *s, vecdb **db)
 static int
 repl_start(struct settings *s, struct admin *a)
 {
-	struct repl_follower_config fc = { a->db, s->primary_url, s->node_id,
-		s->api_key, s->data_dir, 1000 };
+	struct node_role_config rc = { a->db, s->data_dir, s->node_id,
+		s->api_key, s->wal_max_bytes,
+		strcmp(s->mode, "replica") == 0 ? s->primary_url : NULL,
+		(uint32_t) s->min_replicas, (uint32_t) s->wc_timeout_ms };
 	int rv;
 
-	if (strcmp(s->mode, "replica") == 0)
-		rv = repl_follower_start(&fc, &a->follower);
-	else
-		rv = repl_primary_new(a->db, s->data_dir, s->wal_max_bytes,
-		    &a->primary);
-	if (rv != VECDB_OK)
+	if ((rv = node_role_start(&rc, &a->role)) != VECDB_OK)
 		fprintf(stderr, "vecdb-node: replication: %s\n", vecdb_errmsg());
 	return rv;
 }
@@ -448,10 +486,9 @@ repl_start(struct settings *s, struct admin *a)
 static void
 repl_stop(struct admin *a)
 {
+	/* no new long-polls first: see node_rpc_drain */
 	node_rpc_drain(a->rpc);
-	repl_follower_stop(a->follower);
-	a->follower = NULL;
-	repl_primary_stop(a->primary);
+	node_role_stop(a->role);
 }
 
 /* Serve RPC and admin HTTP until SIGINT / SIGTERM. */
@@ -461,13 +498,13 @@ serve(struct settings *s, struct admin *a, sigset_t *set)
 	int replica = strcmp(s->mode, "replica") == 0;
 	struct node_rpc_config rc = { s->rpc_url, s->api_key, s->node_id,
 		replica, (unsigned) s->workers };
-	struct node_repl nr = { NULL, replica ? s->primary_url : NULL };
+	struct node_repl nr = { NULL };
 	struct mg_context *mg;
 	int sig = 0;
 
 	if (repl_start(s, a) != VECDB_OK)
 		return 1;
-	nr.primary = a->primary;
+	nr.role = a->role;
 	if (node_rpc_start_repl(&rc, &nr, a->b, &a->rpc) != VECDB_OK) {
 		fprintf(stderr, "vecdb-node: %s\n", vecdb_errmsg());
 		repl_stop(a);
@@ -515,7 +552,7 @@ main(int argc, char **argv)
 	a.db = db;
 	rv = serve(&s, &a, &set);
 	vecdb_close(db);
-	repl_primary_free(a.primary); /* the writer ran its hook until now */
+	node_role_free(a.role); /* the writer ran its hook until now */
 	mg_exit_library();
 	if (rv == 0)
 		VDB_LOG_INFO("NODE", "stopped cleanly");

@@ -4,6 +4,7 @@
  * each decoding its body with proto.h and calling the local backend.
  */
 #include <nng/nng.h>
+#include <inttypes.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,7 +24,8 @@
  * number of receives armed stays cfg.workers however many replicas wait;
  * once the parked worker has sent its answer it becomes a spare. The
  * handoff between the aio callback and the primary's waiter thread goes
- * through repl_primary_park's lock.
+ * through repl_primary_park's lock. A write waiting for its write concern
+ * parks the same way, on a thread of its own (struct acks_wait).
  */
 struct worker {
 	enum { W_INIT, W_RECV, W_SEND, W_PARKED } state;
@@ -47,28 +49,25 @@ struct node_rpc {
 	size_t nspare;
 	uint16_t port;
 	_Atomic int stopping;         /* workers stop re-arming */
-	_Atomic int busy;             /* requests between recv and send end */
 	_Atomic uint64_t recv_ms;     /* when the last request came in */
+	_Atomic int busy;             /* requests between recv and send end */
 	/* [method][code]; method 0 counts undecodable envelopes */
 	_Atomic uint64_t requests[PROTO_METHOD_COUNT][PROTO_CODE_COUNT];
 };
-
-/* When a request is answered. */
-enum when { ANSWER_NOW, ANSWER_PARKED, ANSWER_NEVER };
 
 /* A handler's result: a vecdb_err and an encoded body (vdb_free). */
 struct reply {
 	uint8_t *body;
 	size_t len;
 	int code;          /* a wire code other than the error's, or 0 */
-	enum when when;    /* PARKED: a long-poll answers later; NEVER: the
-			      server is stopping and drops a FetchWal */
+	int parked;        /* a long-poll parked: answer later */
+	int drop;          /* stopping: a FetchWal is never answered */
+	int no_wait;       /* a write that changed nothing (check_only) */
+	uint32_t wc;       /* Write.write_concern */
 };
 
-static void worker_recv(struct worker *w);
-static void worker_wake(void *arg);
-
-/* ===== Helpers ===== */
+/* How handle_msg leaves a request. */
+enum { ANSWERED, PARKED, DROPPED };
 
 /* Milliseconds on the monotonic clock. */
 static uint64_t
@@ -79,6 +78,23 @@ mono_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
+
+/* A write done here that waits for replicas before it is answered. */
+struct acks_wait {
+	struct worker *w;  /* parked, its request in w->msg */
+	repl_primary *p;   /* borrowed: role primaries live until exit */
+	uint32_t method;
+	uint64_t seq;      /* the last seq once the write committed */
+	uint32_t n;        /* replicas that must hold it */
+	struct reply out;  /* the answer if they do */
+};
+
+static void worker_recv(struct worker *w);
+static void worker_drop(struct worker *w);
+static void worker_wake(void *arg);
+static void worker_reply(struct worker *w, int rv);
+
+/* ===== Helpers ===== */
 
 /* Parse a filter's JSON text; NULL or "" is no filter. */
 static int
@@ -172,8 +188,10 @@ do_write(struct node_rpc *r, const struct proto_request *q,
 
 	if ((rv = proto_write_decode(q->body, q->body_len, &w)) != VECDB_OK)
 		return rv;
+	out->wc = w->write_concern;
 	if (w->check_only) {
 		/* the answer is the verdict alone (an empty body) */
+		out->no_wait = 1;
 		rv = r->b->write_check == NULL ? vdb_err(VECDB_EINVAL, "this "
 		    "server cannot check writes") : r->b->write_check(
 		    r->b->ctx, w->collection, w->op, w->points, w->n);
@@ -440,6 +458,7 @@ static int
 do_node(struct node_rpc *r, const struct proto_request *q,
     struct reply *out)
 {
+	struct node_role_status rs;
 	struct proto_health h;
 	vecdb_stats st;
 	int rv;
@@ -453,6 +472,13 @@ do_node(struct node_rpc *r, const struct proto_request *q,
 	snprintf(h.version, sizeof(h.version), "%s", VECDB_VERSION);
 	snprintf(h.role, sizeof(h.role), "%s",
 	    r->cfg.replica ? "replica" : "primary");
+	if (r->repl.role != NULL) {
+		node_role_status_get(r->repl.role, &rs);
+		snprintf(h.role, sizeof(h.role), "%s", !rs.primary ? "replica" :
+		    rs.fenced ? "fenced" : "primary");
+		snprintf(h.primary, sizeof(h.primary), "%s", rs.primary_url);
+		h.term = rs.term;
+	}
 	snprintf(h.node_id, sizeof(h.node_id), "%s", r->cfg.node_id);
 	h.last_seq = st.last_seq;
 	return proto_health_encode(&h, &out->body, &out->len);
@@ -486,7 +512,7 @@ spare_put(struct node_rpc *r, struct worker *w)
  * spare in its place. 0 when it cannot wait: answer now.
  */
 static int
-fetch_park(struct node_rpc *r, struct worker *w,
+fetch_park(struct node_rpc *r, struct repl_primary *p, struct worker *w,
     const struct proto_fetch_wal *f)
 {
 	struct worker *spare;
@@ -495,7 +521,7 @@ fetch_park(struct node_rpc *r, struct worker *w,
 		return 0;
 	w->state = W_PARKED;
 	w->retire = 1;
-	if (repl_primary_park(r->repl.primary, f->after_seq, f->max_wait_ms,
+	if (repl_primary_park(p, f->after_seq, f->max_wait_ms,
 		worker_wake, w) != VECDB_OK) {
 		w->retire = 0;
 		spare_put(r, spare);
@@ -507,9 +533,10 @@ fetch_park(struct node_rpc *r, struct worker *w,
 
 /* FetchWal; w is NULL when the request may not park (a re-run). */
 static int
-do_fetch(struct node_rpc *r, struct worker *w, const struct proto_request *q,
-    struct reply *out)
+do_fetch(struct node_rpc *r, struct repl_primary *p, struct worker *w,
+    const struct proto_request *q, struct reply *out)
 {
+	struct node_role_status st;
 	struct proto_wal_batch b;
 	struct proto_fetch_wal f;
 	int rv;
@@ -517,19 +544,26 @@ do_fetch(struct node_rpc *r, struct worker *w, const struct proto_request *q,
 	/* Stopping: leave the poll unanswered so the replica, waiting on it,
 	 * sends nothing more while we close (node_rpc_drain). */
 	if (atomic_load(&r->stopping) && w != NULL) {
-		out->when = ANSWER_NEVER;
+		out->drop = 1;
 		return VECDB_OK;
 	}
 	if ((rv = proto_fetch_wal_decode(q->body, q->body_len, &f)) != VECDB_OK)
 		return rv;
-	rv = repl_primary_fetch(r->repl.primary, &f, &b);
+	node_role_fence(r->repl.role, f.term);
+	node_role_status_get(r->repl.role, &st);
+	if (st.fenced) {
+		out->code = PROTO_FAILED_PRECONDITION;
+		return vdb_err(VECDB_EREADONLY, "this node is a stale primary: "
+		    "term %" PRIu64 " has started elsewhere", st.term);
+	}
+	rv = repl_primary_fetch(p, &f, &b);
 	if (rv == VECDB_ENOTFOUND)
 		out->code = PROTO_OUT_OF_RANGE;
 	if (rv != VECDB_OK)
 		return rv;
-	if (b.count == 0 && f.max_wait_ms > 0 && w != NULL &&
-	    fetch_park(r, w, &f)) {
-		out->when = ANSWER_PARKED;
+	if (b.count == 0 && !b.diverged && f.max_wait_ms > 0 && w != NULL &&
+	    fetch_park(r, p, w, &f)) {
+		out->parked = 1;
 		return VECDB_OK;
 	}
 	rv = proto_wal_batch_encode(&b, &out->body, &out->len);
@@ -545,35 +579,70 @@ do_repl(struct node_rpc *r, struct worker *w, const struct proto_request *q,
 	char id[PROTO_REPLICA_ID_MAX + 1];
 	struct proto_bootstrap_info bi;
 	struct proto_bootstrap_chunk c;
+	struct repl_primary *p;
 	uint8_t *data;
 	size_t n;
 	int rv;
 
-	if (r->repl.primary == NULL) {
+	if (r->repl.role == NULL ||
+	    (p = node_role_primary(r->repl.role)) == NULL) {
 		out->code = PROTO_FAILED_PRECONDITION;
-		return r->repl.primary_url != NULL ?
-		    vdb_err(VECDB_EREADONLY, "this node is a read replica of "
-			"%s; replicate from the primary", r->repl.primary_url) :
-		    vdb_err(VECDB_EREADONLY, "this node does not serve "
-			"replication");
+		if (r->repl.role != NULL &&
+		    node_role_writable(r->repl.role) != VECDB_OK) {
+			char why[512];
+			snprintf(why, sizeof(why), "%s", vecdb_errmsg());
+			return vdb_err(VECDB_EREADONLY, "%s; replicate from the "
+			    "primary", why);
+		}
+		return vdb_err(VECDB_EREADONLY, "this node does not serve "
+		    "replication");
 	}
 	if (q->method == PROTO_FETCH_WAL)
-		return do_fetch(r, w, q, out);
+		return do_fetch(r, p, w, q, out);
 	if (q->method == PROTO_BOOTSTRAP_BEGIN) {
 		if ((rv = proto_bootstrap_begin_decode(q->body, q->body_len,
 			 id)) != VECDB_OK ||
-		    (rv = repl_primary_bootstrap_begin(r->repl.primary, id,
-			 &bi)) != VECDB_OK)
+		    (rv = repl_primary_bootstrap_begin(p, id, &bi)) != VECDB_OK)
 			return rv;
 		return proto_bootstrap_info_encode(&bi, &out->body, &out->len);
 	}
 	if ((rv = proto_bootstrap_chunk_decode(q->body, q->body_len, &c)) !=
 	    VECDB_OK ||
-	    (rv = repl_primary_bootstrap_chunk(r->repl.primary, &c, &data,
-		 &n)) != VECDB_OK)
+	    (rv = repl_primary_bootstrap_chunk(p, &c, &data, &n)) != VECDB_OK)
 		return rv;
 	rv = proto_bootstrap_data_encode(data, n, &out->body, &out->len);
 	vdb_free(data);
+	return rv;
+}
+
+/* PROMOTE and FOLLOW: the router changes who is primary. */
+static int
+do_role(struct node_rpc *r, const struct proto_request *q,
+    struct reply *out)
+{
+	char url[PROTO_URL_MAX + 1];
+	uint64_t term, last;
+	int rv;
+
+	if (r->repl.role == NULL) {
+		out->code = PROTO_FAILED_PRECONDITION;
+		return vdb_err(VECDB_EREADONLY, "this server has no replication "
+		    "role");
+	}
+	if (q->method == PROTO_PROMOTE) {
+		if ((rv = proto_promote_decode(q->body, q->body_len, &term)) !=
+		    VECDB_OK ||
+		    (rv = node_role_promote(r->repl.role, term, &term, &last)) !=
+		    VECDB_OK)
+			return rv;
+		return proto_promote_result_encode(term, last, &out->body,
+		    &out->len);
+	}
+	if ((rv = proto_follow_decode(q->body, q->body_len, url, &term)) !=
+	    VECDB_OK)
+		return rv;
+	if ((rv = node_role_follow(r->repl.role, url, term)) == VECDB_EREADONLY)
+		out->code = PROTO_FAILED_PRECONDITION;
 	return rv;
 }
 
@@ -605,6 +674,8 @@ dispatch(struct node_rpc *r, struct worker *w, const struct proto_request *q,
 		return do_pindexes(r, q, out);
 	case PROTO_STATS: case PROTO_HEALTH:
 		return do_node(r, q, out);
+	case PROTO_PROMOTE: case PROTO_FOLLOW:
+		return do_role(r, q, out);
 	default:
 		return vdb_err(VECDB_EINVAL, "unknown method %u", q->method);
 	}
@@ -629,12 +700,12 @@ handle_request(struct node_rpc *r, struct worker *w, const uint8_t *buf,
 	if (r->cfg.api_key != NULL && !key_ok(r->cfg.api_key, q->api_key))
 		code = (vdb_err(VECDB_EINVAL, "missing or wrong api key"),
 		    PROTO_UNAUTHENTICATED);
-	else if (r->cfg.replica && is_write(q->method))
-		code = (r->repl.primary_url != NULL ?
-			   vdb_err(VECDB_EREADONLY, "this node is a read "
-			       "replica of %s", r->repl.primary_url) :
-			   vdb_err(VECDB_EREADONLY, "this node is a replica"),
+	else if (r->repl.role == NULL && r->cfg.replica && is_write(q->method))
+		code = (vdb_err(VECDB_EREADONLY, "this node is a replica"),
 		    PROTO_FAILED_PRECONDITION);
+	else if (r->repl.role != NULL && is_write(q->method) &&
+	    node_role_writable(r->repl.role) != VECDB_OK)
+		code = PROTO_FAILED_PRECONDITION;
 	else if ((code = proto_code_of(dispatch(r, w, q, out))) != PROTO_OK &&
 	    out->code != 0)
 		code = out->code;
@@ -643,34 +714,27 @@ handle_request(struct node_rpc *r, struct worker *w, const uint8_t *buf,
 }
 
 /*
- * Handle one request message; the reply replaces its body: 0, or nonzero
- * when it cannot be encoded. *when other than ANSWER_NOW: msg untouched,
- * w's long-poll answers later or never (w NULL: may not park or drop).
+ * Put the reply to a request in msg (the request's): 0, or nonzero when it
+ * cannot be encoded. Frees out->body.
  */
 static int
-handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg,
-    enum when *when)
+reply_encode(struct node_rpc *r, nng_msg *msg, uint32_t method, int code,
+    struct reply *out)
 {
-	struct reply out = { NULL, 0, 0, ANSWER_NOW };
+	struct reply o = *out;
 	uint32_t *missing = NULL;
 	size_t n_missing = 0;
 	const char *m;
 	uint8_t *enc = NULL;
 	size_t enclen = 0;
-	uint32_t method;
-	int code, rv;
+	int rv;
 
-	code = handle_request(r, w, nng_msg_body(msg), nng_msg_len(msg),
-	    &method, &out);
-	*when = code == PROTO_OK ? out.when : ANSWER_NOW;
-	if (*when != ANSWER_NOW)
-		return 0;
 	m = code == PROTO_OK ? "" : vecdb_errmsg();
 	if (code != PROTO_OK && *m == '\0')
 		m = vecdb_strerror(proto_err_of(code));
 	if (code != PROTO_OK) {
-		vdb_free(out.body);
-		out.body = NULL, out.len = 0;
+		vdb_free(o.body);
+		o.body = NULL, o.len = 0;
 	}
 	atomic_fetch_add_explicit(&r->requests[method][code], 1,
 	    memory_order_relaxed);
@@ -681,10 +745,10 @@ handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg,
 		api_read_opts_missing_ids(missing);
 		n_missing = api_read_opts()->n_missing;
 	}
-	rv = proto_response_encode_missing(code, m, out.body, out.len,
+	rv = proto_response_encode_missing(code, m, o.body, o.len,
 	    missing, n_missing, &enc, &enclen);
 	vdb_free(missing);
-	vdb_free(out.body);
+	vdb_free(o.body);
 	if (rv != VECDB_OK)
 		return -1;
 	nng_msg_clear(msg);
@@ -693,10 +757,147 @@ handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg,
 	return rv;
 }
 
-/* ===== Workers ===== */
+/* ===== Write concern ===== */
 
-static void worker_reply(struct worker *w, int rv);
-static void worker_drop(struct worker *w);
+/* How many replicas a successful request must wait for (0: none). */
+static uint32_t
+acks_needed(struct node_rpc *r, uint32_t method, const struct reply *out)
+{
+	uint32_t n;
+
+	if (r->repl.role == NULL || !is_write(method) || out->no_wait)
+		return 0;
+	n = node_role_min_replicas(r->repl.role);
+	return out->wc > n ? out->wc : n;
+}
+
+/*
+ * Wait for the replicas; on failure the answer becomes DEADLINE_EXCEEDED
+ * and says the write is done here all the same.
+ */
+static int
+acks_wait_run(struct node_rpc *r, struct acks_wait *a)
+{
+	uint32_t ms = node_role_wc_timeout_ms(r->repl.role);
+	struct repl_replica reps[REPL_REPLICAS_MAX];
+	size_t k = 0, n;
+
+	if (a->p != NULL &&
+	    repl_primary_wait_acks(a->p, a->seq, a->n, ms) == VECDB_OK)
+		return PROTO_OK;
+	n = a->p != NULL ? repl_primary_replicas(a->p, reps,
+	    REPL_REPLICAS_MAX) : 0;
+	for (size_t i = 0; i < n; i++)
+		k += reps[i].acked_seq >= a->seq;
+	vdb_err(VECDB_ETIMEDOUT, "write is durable on the primary but only %zu "
+	    "of %u replicas acknowledged it within %u ms", k, a->n, ms);
+	return PROTO_DEADLINE_EXCEEDED;
+}
+
+/* The thread a parked write waits on: wait, answer, send. */
+static void *
+acks_wait_main(void *arg)
+{
+	struct acks_wait *a = arg;
+	struct worker *w = a->w;
+	int code;
+
+	vdb_err_clear();
+	code = acks_wait_run(w->rpc, a);
+	worker_reply(w, reply_encode(w->rpc, w->msg, a->method, code,
+	    &a->out));
+	vdb_free(a);
+	return NULL;
+}
+
+/*
+ * Park worker w while its write waits for replicas on a thread of its
+ * own, and arm a spare in its place: 1 parked (a owned by the thread), 0
+ * when it cannot (no spare, no thread): the caller waits inline.
+ */
+static int
+acks_park(struct node_rpc *r, struct worker *w, struct acks_wait *a)
+{
+	struct worker *spare;
+	pthread_attr_t at;
+	pthread_t t;
+	int rv;
+
+	if (w == NULL || atomic_load(&r->stopping) ||
+	    (spare = spare_take(r)) == NULL)
+		return 0;
+	w->state = W_PARKED;
+	w->retire = 1;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	rv = pthread_create(&t, &at, acks_wait_main, a);
+	pthread_attr_destroy(&at);
+	if (rv != 0) {
+		w->retire = 0;
+		w->state = W_RECV;
+		spare_put(r, spare);
+		return 0;
+	}
+	worker_recv(spare);
+	return 1;
+}
+
+/*
+ * A write succeeded and needs @p n replicas: park it, or wait here when it
+ * cannot park. 1: parked.
+ */
+static int
+acks_start(struct node_rpc *r, struct worker *w, uint32_t method,
+    uint32_t n, struct reply *out, int *code)
+{
+	struct acks_wait *a;
+
+	if ((a = vdb_calloc(1, sizeof(*a))) == NULL) {
+		vdb_free(out->body);
+		out->body = NULL;
+		*code = (vdb_err(VECDB_ENOMEM, "out of memory waiting for "
+		    "replicas (the write is done on the primary)"),
+		    PROTO_RESOURCE_EXHAUSTED);
+		return 0;
+	}
+	*a = (struct acks_wait) { w, node_role_primary(r->repl.role), method,
+		node_role_last_seq(r->repl.role), n, *out };
+	if (acks_park(r, w, a))
+		return 1;
+	*code = acks_wait_run(r, a);
+	vdb_free(a);
+	return 0;
+}
+
+/*
+ * Handle one request message; the reply replaces its body: 0, or nonzero
+ * when it cannot be encoded. *how: ANSWERED; PARKED: w answers later (a
+ * long-poll, or a write waiting for replicas), msg untouched; DROPPED:
+ * stopping, a FetchWal is never answered (w NULL: may not park or drop).
+ */
+static int
+handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg, int *how)
+{
+	struct reply out = { NULL, 0, 0, 0, 0, 0, 0 };
+	uint32_t method, n;
+	int code, parked;
+
+	code = handle_request(r, w, nng_msg_body(msg), nng_msg_len(msg),
+	    &method, &out);
+	*how = ANSWERED;
+	if (code == PROTO_OK && (out.parked || out.drop)) {
+		*how = out.drop ? DROPPED : PARKED;
+		return 0;
+	}
+	if (code == PROTO_OK && (n = acks_needed(r, method, &out)) > 0 &&
+	    (parked = acks_start(r, w, method, n, &out, &code))) {
+		*how = PARKED;
+		return 0;
+	}
+	return reply_encode(r, msg, method, code, &out);
+}
+
+/* ===== Workers ===== */
 
 /* Arm the next receive unless stopping. */
 static void
@@ -727,8 +928,7 @@ static void
 worker_got(struct worker *w)
 {
 	nng_msg *msg;
-	int rv = nng_aio_result(w->aio);
-	enum when when;
+	int rv = nng_aio_result(w->aio), how;
 
 	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
 		return;
@@ -741,12 +941,12 @@ worker_got(struct worker *w)
 	atomic_fetch_add(&w->rpc->busy, 1);
 	atomic_store(&w->rpc->recv_ms, mono_ms());
 	w->msg = msg;
-	rv = handle_msg(w->rpc, w, msg, &when);
-	if (when == ANSWER_NOW)
+	rv = handle_msg(w->rpc, w, msg, &how);
+	if (how == ANSWERED)
 		worker_reply(w, rv);
-	else if (when == ANSWER_NEVER)
+	else if (how == DROPPED)
 		worker_drop(w);
-	/* else worker_wake answers */
+	/* else worker_wake, or the write concern thread, answers */
 }
 
 /* Forget w's request unanswered. */
@@ -781,13 +981,13 @@ static void
 worker_wake(void *arg)
 {
 	struct worker *w = arg;
-	enum when when;
+	int how;
 
 	if (atomic_load(&w->rpc->stopping)) {
 		worker_drop(w);
 		return;
 	}
-	worker_reply(w, handle_msg(w->rpc, NULL, w->msg, &when));
+	worker_reply(w, handle_msg(w->rpc, NULL, w->msg, &how));
 }
 
 /* The aio callback: the classic async REP state machine. */
@@ -840,13 +1040,14 @@ rpc_listen(struct node_rpc *r)
 	return VECDB_OK;
 }
 
-/* Allocate the workers' aios and contexts; a primary gets a spare for
- * each long-poll that may park. */
+/* Allocate the workers' aios and contexts; a node with a replication role
+ * (which may become primary) gets a spare for each request that may
+ * park. */
 static int
 workers_init(struct node_rpc *r)
 {
 	r->nworkers = r->cfg.workers +
-	    (r->repl.primary != NULL ? REPL_PARKED_MAX : 0);
+	    (r->repl.role != NULL ? REPL_PARKED_MAX : 0);
 	if ((r->w = vdb_calloc(r->nworkers, sizeof(*r->w))) == NULL ||
 	    (r->spare = vdb_calloc(r->nworkers, sizeof(*r->spare))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
@@ -968,24 +1169,21 @@ node_rpc_drain(node_rpc *r)
  * process, nng_close() waits for the socket's pipe list to empty; nng's
  * reaper is blocked in the rep0 pipe's stop, waiting on the pipe's
  * receive aio, which was begun and never finished; every other nng thread
- * is idle, so nothing will ever finish it. (Most likely the TCP
- * transport's read, resubmitted for the rest of a message after the close
- * had stopped it, is refused without a callback.) A replica makes that
- * likely: when repl_primary_stop answered its parked poll, it polled
- * again at once, was answered at once (the primary could not park any
- * more), and so on, a poll on the wire at every moment, while we closed
- * the listener (and with it the replica's pipe) and then the socket:
- * about one stop in seven hung.
+ * is idle, so nothing will ever finish it. A replica makes that likely:
+ * when repl_primary_stop answered its parked poll, it polled again at
+ * once, was answered at once (the primary could not park any more), and
+ * so on, a poll on the wire at every moment, while we closed the listener
+ * (and with it the replica's pipe) and then the socket: about one stop in
+ * seven hung.
  *
  * So a primary is drained before its polls are woken: FetchWal is no
  * longer answered (a parked poll woken by repl_primary_stop and a new one
  * alike), and the replica, waiting for that answer, sends nothing more.
- * Its REQ socket sends the request again when it reconnects, to this node
- * restarted or to whatever listens there. Then no receive is re-armed;
- * we wait until requests in flight have sent their replies and nothing
- * has come in for NODE_STOP_QUIET_MS (a reply sent just before the drain
- * draws one more poll, which is dropped), cancel the receives still
- * armed, and only then close the listener, its pipes and the socket.
+ * Its REQ socket sends the request again when it reconnects. Then no
+ * receive is re-armed; we wait until requests in flight have sent their
+ * replies and nothing has come in for NODE_STOP_QUIET_MS, cancel the
+ * receives still armed, and only then close the listener, its pipes and
+ * the socket.
  */
 void
 node_rpc_stop(node_rpc *r)

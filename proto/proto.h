@@ -408,6 +408,8 @@ struct proto_fetch_wal {
 	uint64_t max_bytes;         /* 0: the server's default */
 	uint32_t max_wait_ms;
 	char replica_id[PROTO_REPLICA_ID_MAX + 1]; /* "" when none */
+	uint64_t after_term;        /* term of its record at after_seq */
+	uint64_t term;              /* the highest term it knows of */
 };
 int proto_fetch_wal_encode(const struct proto_fetch_wal *f, uint8_t **out,
     size_t *len);
@@ -423,6 +425,8 @@ struct proto_wal_batch {
 	uint64_t last_seq;
 	uint64_t oldest_seq;
 	uint64_t term;
+	int diverged;               /* the replica's history differs... */
+	uint64_t common_seq;        /* ...after this seq (records empty) */
 };
 int proto_wal_batch_encode(const struct proto_wal_batch *b, uint8_t **out,
     size_t *len);

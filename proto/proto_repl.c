@@ -34,6 +34,8 @@ proto_fetch_wal_encode(const struct proto_fetch_wal *f, uint8_t **out,
 	m.max_bytes = f->max_bytes;
 	m.max_wait_ms = f->max_wait_ms;
 	m.replica_id = proto_str(f->replica_id);
+	m.after_term = f->after_term;
+	m.term = f->term;
 	return proto_pack(&m.base, out, len);
 }
 
@@ -55,6 +57,8 @@ proto_fetch_wal_decode(const uint8_t *buf, size_t len,
 	f.max_records = m->max_records;
 	f.max_bytes = m->max_bytes;
 	f.max_wait_ms = m->max_wait_ms;
+	f.after_term = m->after_term;
+	f.term = m->term;
 	rv = proto_name_get(m->replica_id, PROTO_REPLICA_ID_MAX, 0,
 	    "replica id", f.replica_id);
 	proto_unpacked_free(pm);
@@ -78,6 +82,8 @@ proto_wal_batch_encode(const struct proto_wal_batch *b, uint8_t **out,
 	m.last_seq = b->last_seq;
 	m.oldest_seq = b->oldest_seq;
 	m.term = b->term;
+	m.diverged = b->diverged != 0;
+	m.common_seq = b->common_seq;
 	return proto_pack(&m.base, out, len);
 }
 
@@ -107,6 +113,8 @@ proto_wal_batch_decode(const uint8_t *buf, size_t len,
 		b->last_seq = m->last_seq;
 		b->oldest_seq = m->oldest_seq;
 		b->term = m->term;
+		b->diverged = m->diverged;
+		b->common_seq = m->common_seq;
 		*out = b;
 	} else {
 		vdb_free(b);

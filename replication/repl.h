@@ -72,7 +72,11 @@ void repl_primary_free(repl_primary *p);
 
 /*
  * Answer a FetchWal: the records after f->after_seq within the limits,
- * and record the replica's acknowledgement. out->records: vdb_free().
+ * and record the replica's acknowledgement. When f->after_term says the
+ * replica's record at after_seq is not ours (an old primary's records of
+ * an older term), the answer has no records, out->diverged set and
+ * out->common_seq the last seq we share; its acknowledgement counts up to
+ * there only. out->records: vdb_free().
  * @return VECDB_OK (out->count may be 0), VECDB_ENOTFOUND when the records
  *	after after_seq are no longer held, or after_seq is past our last
  *	seq (the replica's history is not ours): the message says to
@@ -142,6 +146,7 @@ struct repl_follower_config {
 	const char *api_key;      /* the primary's, or NULL */
 	const char *dir;          /* where a bootstrap copy is downloaded */
 	uint32_t wait_ms;         /* long-poll; 0: 1000 */
+	uint64_t term;            /* the term we follow in (FetchWal.term) */
 };
 
 /* Where a follower stands. */
@@ -151,11 +156,18 @@ struct repl_follower_status {
 	uint64_t contact_age_ms;  /* since the last answer; UINT64_MAX: never */
 	uint64_t bootstraps;      /* completed */
 	uint64_t errors;          /* failed fetches, applies, bootstraps */
+	uint64_t dropped;         /* records of ours the primary never had,
+				     dropped to rejoin its history */
+	uint64_t primary_term;    /* the primary's term, last we heard */
 	int bootstrapping;
 };
 
 /*
- * Start the follower thread.
+ * Start the follower thread. Each FetchWal says the term of our last
+ * record, so a primary whose history replaced ours after some seq
+ * answers "diverged": the follower logs how many records it drops (ours
+ * after that seq), counts them in status.dropped, and bootstraps. A
+ * follower merely behind fetches on.
  * @return VECDB_OK, VECDB_EINVAL (bad url), VECDB_ENOMEM.
  */
 int repl_follower_start(const struct repl_follower_config *cfg,

@@ -39,6 +39,9 @@ struct repl_follower {
 	pthread_t thread;
 	uint64_t request_id;               /* follower thread only */
 	unsigned refused;                  /* batches refused in a row (same) */
+	uint64_t drop_counted;             /* our last seq when we last counted
+					      dropped records (same): a failed
+					      bootstrap does not count twice */
 	pthread_mutex_t lock;              /* guards the fields below */
 	pthread_cond_t cv;                 /* stop */
 	int stopping;
@@ -222,13 +225,14 @@ static int
 bootstrap(struct repl_follower *f)
 {
 	struct proto_bootstrap_info bi;
-	struct storage_wal_info info = { 0, 0, 0 };
+	struct storage_wal_info info;
 	struct answer a;
 	char path[4200];
 	uint8_t *body;
 	size_t len;
 	int rv;
 
+	memset(&info, 0, sizeof(info));
 	pthread_mutex_lock(&f->lock);
 	f->st.bootstrapping = 1;
 	pthread_mutex_unlock(&f->lock);
@@ -251,6 +255,7 @@ bootstrap(struct repl_follower *f)
 	pthread_mutex_lock(&f->lock);
 	f->st.bootstrapping = 0;
 	if (rv == VECDB_OK) {
+		f->drop_counted = 0;
 		f->st.bootstraps++;
 		f->st.applied_seq = info.last_seq;
 	}
@@ -296,6 +301,39 @@ apply(struct repl_follower *f, const struct proto_wal_batch *b, int *boot)
 }
 
 /*
+ * The primary says our history left its own after b->common_seq: the
+ * records we hold past it were never the primary's (we were a primary
+ * that lost its place) and must go. Undoing applied records one by one
+ * needs undo data we do not keep, so a bootstrap replaces them with the
+ * primary's copy; the count is what we had past the common seq.
+ */
+static int
+drop_diverged(struct repl_follower *f, const struct proto_wal_batch *b,
+    const struct storage_wal_info *info, int *boot)
+{
+	uint64_t n;
+
+	if (b->common_seq >= info->last_seq)
+		return vdb_err(VECDB_ECORRUPT, "primary %s says we diverged "
+		    "after seq %" PRIu64 ", but we are at %" PRIu64,
+		    f->cfg.primary_url, b->common_seq, info->last_seq);
+	n = info->last_seq - b->common_seq;
+	*boot = 1;
+	if (f->drop_counted == info->last_seq)
+		return VECDB_OK; /* a bootstrap that failed: counted */
+	f->drop_counted = info->last_seq;
+	VDB_LOG_WARN("REPL", "our history (seq %" PRIu64 ", term %" PRIu64
+	    ") left primary %s's (term %" PRIu64 ") after seq %" PRIu64
+	    ": dropping %" PRIu64 " records of ours and bootstrapping",
+	    info->last_seq, info->last_term, f->cfg.primary_url, b->term,
+	    b->common_seq, n);
+	pthread_mutex_lock(&f->lock);
+	f->st.dropped += n;
+	pthread_mutex_unlock(&f->lock);
+	return VECDB_OK;
+}
+
+/*
  * One long-poll and its batch. *boot is set when a bootstrap is due.
  */
 static int
@@ -315,6 +353,8 @@ fetch_once(struct repl_follower *f, int *boot)
 	memset(&q, 0, sizeof(q));
 	q.after_seq = info.last_seq;
 	q.max_wait_ms = f->cfg.wait_ms;
+	q.after_term = info.last_seq > 0 ? info.last_term : 0;
+	q.term = info.term > f->cfg.term ? info.term : f->cfg.term;
 	snprintf(q.replica_id, sizeof(q.replica_id), "%s", f->cfg.replica_id);
 	if ((rv = proto_fetch_wal_encode(&q, &body, &len)) != VECDB_OK ||
 	    (rv = call(f, PROTO_FETCH_WAL, body, len,
@@ -332,7 +372,13 @@ fetch_once(struct repl_follower *f, int *boot)
 	if (rv != VECDB_OK)
 		return rv;
 	contact(f, b->last_seq, info.last_seq);
-	rv = apply(f, b, boot);
+	pthread_mutex_lock(&f->lock);
+	f->st.primary_term = b->term;
+	pthread_mutex_unlock(&f->lock);
+	if (b->diverged)
+		rv = drop_diverged(f, b, &info, boot);
+	else
+		rv = apply(f, b, boot);
 	proto_wal_batch_free(b);
 	return rv;
 }

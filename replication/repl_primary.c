@@ -256,6 +256,23 @@ repl_primary_metrics_write(repl_primary *p, FILE *f)
 
 /* ===== FetchWal ===== */
 
+/* The answer to a replica whose history left ours after @p common. */
+static int
+diverged(const struct proto_fetch_wal *f, uint64_t common,
+    const struct storage_wal_info *info, struct proto_wal_batch *out)
+{
+	VDB_LOG_WARN("REPL", "replica '%s' at seq %" PRIu64 " (term %" PRIu64
+	    ") shares our history only up to seq %" PRIu64, f->replica_id,
+	    f->after_seq, f->after_term, common);
+	memset(out, 0, sizeof(*out));
+	out->last_seq = info->last_seq;
+	out->oldest_seq = info->oldest_seq;
+	out->term = info->term;
+	out->diverged = 1;
+	out->common_seq = common;
+	return VECDB_OK;
+}
+
 int
 repl_primary_fetch(repl_primary *p, const struct proto_fetch_wal *f,
     struct proto_wal_batch *out)
@@ -265,11 +282,19 @@ repl_primary_fetch(repl_primary *p, const struct proto_fetch_wal *f,
 	uint64_t bytes = f->max_bytes ? f->max_bytes : REPL_BYTES_DEFAULT;
 	size_t n = 0, len = 0;
 	uint8_t *blob = NULL;
+	uint64_t common = f->after_seq;
 	int rv;
 
+	if (f->after_term != 0 && (rv = storage_wal_common(p->db, f->after_seq,
+	    f->after_term, &common, &info)) != VECDB_OK)
+		return rv;
 	pthread_mutex_lock(&p->lock);
-	ack_locked(p, f->replica_id, f->after_seq);
+	/* a diverged replica holds only what we share: its acknowledgement
+	 * must not count our records past that for write concern */
+	ack_locked(p, f->replica_id, common);
 	pthread_mutex_unlock(&p->lock);
+	if (common < f->after_seq)
+		return diverged(f, common, &info, out);
 	rv = storage_wal_read(p->db, f->after_seq,
 	    recs > REPL_RECORDS_MAX ? REPL_RECORDS_MAX : recs,
 	    bytes > REPL_BYTES_MAX ? REPL_BYTES_MAX : (size_t) bytes, &blob,

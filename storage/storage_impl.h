@@ -9,7 +9,8 @@
  *   points   [coll id u32][point key] -> point record
  *   offsets  [coll id u32][offset u64] -> point key
  *   wal      [seq u64] -> WAL record (term, op, body)
- *   meta     "format" | "next_coll_id" | "last_seq" | "term"
+ *   meta     "format" | "next_coll_id" | "last_seq" | "term" |
+ *            "term_start:<term, 16 hex digits>" (its first seq)
  *            | "c"[coll id u32] -> collection state
  *            | "i"[coll id u32][field] -> payload index definition
  *   pindex   [coll id u32][index id u32][value][point key] -> (empty)
@@ -418,7 +419,8 @@ enum wreq_op {
 	WREQ_PINDEX_DROP,
 	WREQ_INDEX,
 	WREQ_REPLICATE,      /* apply raw WAL records (a replica) */
-	WREQ_LOAD            /* replace everything with a copy */
+	WREQ_LOAD,           /* replace everything with a copy */
+	WREQ_TERM            /* start a new term (a promotion) */
 };
 
 /* The context a request's apply step runs in (the writer thread). */
@@ -446,6 +448,8 @@ struct wreq {
 	size_t blob_len;
 	int restore;                         /* out: REPLICATE stopped at a
 						RESTORE record */
+	uint64_t term;                       /* TERM: the new term */
+	uint64_t term_start;                 /* out: TERM: its first seq */
 	size_t deleted;                      /* out: DELETE */
 	int rc;                              /* out */
 	char msg[512];                       /* out: detail on failure */
@@ -473,6 +477,7 @@ int storage_apply_pindex_drop(struct wctx *w, struct wreq *r);
 int storage_apply_index(struct wctx *w, struct wreq *r);
 int storage_apply_replicated(struct wctx *w, struct wreq *r);
 int storage_apply_load(struct wctx *w, struct wreq *r);
+int storage_apply_term(struct wctx *w, struct wreq *r);
 
 /* ===== Payload indexes (storage_pindex.c) ===== */
 

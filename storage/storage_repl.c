@@ -18,13 +18,228 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "storage_impl.h"
 #include "storage_repl.h"
+
+/* ===== Terms ===== */
+
+/*
+ * Every record carries the term of the primary that wrote it, and terms
+ * only grow along the WAL. Meta keeps where each term began
+ * ("term_start:<term as 16 hex digits>" = its first seq; fixed width so
+ * the keys sort by term): a promotion writes its own, a replica writes one
+ * when it applies the first record of a newer term, and a bootstrap copy
+ * brings its primary's. Term 1, the one a database starts in, may have
+ * none: it starts at seq 1.
+ */
+#define TERM_KEY_PREFIX "term_start:"
+#define TERM_KEY_LEN (sizeof(TERM_KEY_PREFIX) - 1 + 16)
+
+static int info_read(vecdb *db, MDB_txn *txn, struct storage_wal_info *out);
+
+/* The meta key of term t's start. */
+static void
+term_key(uint64_t t, char key[TERM_KEY_LEN + 1])
+{
+	snprintf(key, TERM_KEY_LEN + 1, TERM_KEY_PREFIX "%016" PRIx64, t);
+}
+
+/* Record in w's txn that term t starts at seq. */
+static int
+term_start_put(struct wctx *w, uint64_t t, uint64_t seq)
+{
+	char key[TERM_KEY_LEN + 1];
+
+	term_key(t, key);
+	return storage_meta_put_u64(w->db, w->txn, key, seq);
+}
+
+/*
+ * The first term after @p t that this database knows the start of, and
+ * that start: *next 0 when none.
+ */
+static int
+term_next(vecdb *db, MDB_txn *txn, uint64_t t, uint64_t *next,
+    uint64_t *start)
+{
+	char key[TERM_KEY_LEN + 1];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	*next = *start = 0;
+	if (t == UINT64_MAX)
+		return VECDB_OK;
+	term_key(t + 1, key);
+	k.mv_size = TERM_KEY_LEN;
+	k.mv_data = key;
+	if ((rc = mdb_cursor_open(txn, db->meta, &cur)) != 0)
+		return storage_mdb_err(rc, "open meta cursor");
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && k.mv_size == TERM_KEY_LEN && v.mv_size == 8 &&
+	    memcmp(k.mv_data, TERM_KEY_PREFIX, TERM_KEY_LEN - 16) == 0) {
+		memcpy(key, k.mv_data, TERM_KEY_LEN);
+		key[TERM_KEY_LEN] = '\0';
+		*next = strtoull(key + TERM_KEY_LEN - 16, NULL, 16);
+		*start = get_le64(v.mv_data);
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return storage_mdb_err(rc, "read meta");
+	return VECDB_OK;
+}
+
+/*
+ * The term of the record at @p seq: from the record when the WAL still
+ * holds it, else from the term starts (the last term starting at or
+ * before seq).
+ */
+static int
+term_at(vecdb *db, MDB_txn *txn, uint64_t seq, uint64_t *out)
+{
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	struct wal_rec r;
+	uint64_t t = 1, next, start;
+	int rc, rv;
+
+	put_be64(kb, seq);
+	if ((rc = mdb_get(txn, db->wal, &k, &v)) == 0 &&
+	    storage_wal_decode(&k, &v, &r) == VECDB_OK) {
+		*out = r.term;
+		return VECDB_OK;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return storage_mdb_err(rc, "read WAL");
+	for (;;) {
+		if ((rv = term_next(db, txn, t, &next, &start)) != VECDB_OK)
+			return rv;
+		if (next == 0 || start > seq)
+			break;
+		t = next;
+	}
+	*out = t;
+	return VECDB_OK;
+}
+
+/* The last seq of term @p t in this history (@p last: t is the newest). */
+static int
+term_end(vecdb *db, MDB_txn *txn, uint64_t t, uint64_t last, uint64_t *out)
+{
+	uint64_t next, start;
+	int rv;
+
+	if ((rv = term_next(db, txn, t, &next, &start)) != VECDB_OK)
+		return rv;
+	*out = next == 0 ? last : start - 1;
+	return VECDB_OK;
+}
+
+/*
+ * Given a replica at @p after_seq whose record there has term @p
+ * after_term, the last seq the two histories share. Two records with the
+ * same seq and term are the same record with the same history before it
+ * (one primary a term, each starting its term after what it held), so:
+ * the same term at after_seq shares everything; else the replica's run of
+ * after_term records holds ours only up to where our next term began.
+ */
+static int
+common_read(vecdb *db, MDB_txn *txn, uint64_t last, uint64_t after_seq,
+    uint64_t after_term, uint64_t *common)
+{
+	uint64_t t = 0, end;
+	int rv;
+
+	if (after_seq == 0) {
+		*common = 0;
+		return VECDB_OK;
+	}
+	if (after_seq <= last &&
+	    (rv = term_at(db, txn, after_seq, &t)) != VECDB_OK)
+		return rv;
+	if (after_seq <= last && t == after_term) {
+		*common = after_seq;
+		return VECDB_OK;
+	}
+	if (after_seq <= last && t < after_term)
+		/* a newer record than ours there: trust nothing of our term t
+		 * past its start (XXX: conservative, may drop more than
+		 * needed; needs a history we lack) */
+		after_term = t > 1 ? t - 1 : 0;
+	if (after_term == 0) {
+		*common = 0;
+		return VECDB_OK;
+	}
+	if ((rv = term_end(db, txn, after_term, last, &end)) != VECDB_OK)
+		return rv;
+	*common = end < after_seq ? end : after_seq;
+	if (*common > last)
+		*common = last;
+	return VECDB_OK;
+}
+
+int
+storage_wal_common(vecdb *db, uint64_t after_seq, uint64_t after_term,
+    uint64_t *common, struct storage_wal_info *info)
+{
+	MDB_txn *txn;
+	int rv;
+
+	vdb_err_clear();
+	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
+		return rv;
+	if ((rv = info_read(db, txn, info)) == VECDB_OK)
+		rv = common_read(db, txn, info->last_seq, after_seq, after_term,
+		    common);
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+/* Start term r->term at the next seq (writer thread). */
+int
+storage_apply_term(struct wctx *w, struct wreq *r)
+{
+	uint64_t cur = 1;
+	int rv;
+
+	rv = storage_meta_get_u64(w->db, w->txn, "term", &cur);
+	if (rv != VECDB_OK && rv != VECDB_ENOTFOUND)
+		return rv;
+	if (rv == VECDB_ENOTFOUND)
+		cur = 1;
+	if (r->term <= cur || r->term <= w->term)
+		return vdb_err(VECDB_EINVAL, "term %" PRIu64 " is not above "
+		    "the current term %" PRIu64, r->term,
+		    cur > w->term ? cur : w->term);
+	if ((rv = storage_meta_put_u64(w->db, w->txn, "term", r->term)) !=
+	    VECDB_OK ||
+	    (rv = term_start_put(w, r->term, w->seq + 1)) != VECDB_OK)
+		return rv;
+	w->term = r->term;
+	r->term_start = w->seq + 1;
+	return VECDB_OK;
+}
+
+int
+storage_term_begin(vecdb *db, uint64_t term, uint64_t *start_seq)
+{
+	struct wreq r;
+	int rv;
+
+	memset(&r, 0, sizeof(r));
+	r.op = WREQ_TERM;
+	r.term = term;
+	if ((rv = storage_writer_submit(db, &r)) == VECDB_OK)
+		*start_seq = r.term_start;
+	return rv;
+}
 
 /* ===== Reading the WAL (a primary) ===== */
 
@@ -53,6 +268,8 @@ info_read(vecdb *db, MDB_txn *txn, struct storage_wal_info *out)
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return storage_mdb_err(rc, "read WAL");
+	if (out->last_seq > 0)
+		return term_at(db, txn, out->last_seq, &out->last_term);
 	return VECDB_OK;
 }
 
@@ -359,9 +576,12 @@ rep_store(struct wctx *w, const MDB_val *k, const MDB_val *v,
 	rv = storage_meta_get_u64(w->db, w->txn, "term", &term);
 	if (rv != VECDB_OK && rv != VECDB_ENOTFOUND)
 		return rv;
-	if (r->term > term)
-		return storage_meta_put_u64(w->db, w->txn, "term", r->term);
-	return VECDB_OK;
+	if (r->term <= term)
+		return VECDB_OK;
+	if ((rv = storage_meta_put_u64(w->db, w->txn, "term", r->term)) !=
+	    VECDB_OK)
+		return rv;
+	return term_start_put(w, r->term, r->seq);
 }
 
 /* Cut the next record off the blob: 1 with k/v set, 0 at the end. */

@@ -27,6 +27,7 @@ struct storage_wal_info {
 	uint64_t oldest_seq;    /* oldest record still held; 0: none */
 	uint64_t last_seq;      /* last committed seq (0: nothing yet) */
 	uint64_t term;          /* the term the writer stamps on records */
+	uint64_t last_term;     /* the term of the record at last_seq */
 };
 
 /*
@@ -34,6 +35,28 @@ struct storage_wal_info {
  * @return VECDB_OK or VECDB_EIO.
  */
 int storage_wal_info_get(vecdb *db, struct storage_wal_info *out);
+
+/*
+ * Start term @p term (a promotion): through the writer, meta "term"
+ * becomes @p term and records it starts at the next seq, which every
+ * record written from then on carries.
+ * @param[out] start_seq the first seq of the new term.
+ * @return VECDB_OK, VECDB_EINVAL (not above the current term),
+ *	VECDB_EIO, VECDB_ECLOSED.
+ */
+int storage_term_begin(vecdb *db, uint64_t term, uint64_t *start_seq);
+
+/*
+ * For a replica at @p after_seq whose record there has term @p after_term:
+ * the last seq its history shares with this database's (after_seq when it
+ * is merely behind or level; less when it holds records of an older term
+ * that this history replaced, or records past our last seq). From the
+ * record terms and the term starts in meta, in one read transaction, with
+ * *info from the same one.
+ * @return VECDB_OK, VECDB_EIO.
+ */
+int storage_wal_common(vecdb *db, uint64_t after_seq, uint64_t after_term,
+    uint64_t *common, struct storage_wal_info *info);
 
 /*
  * Pack the records after @p after_seq into a blob: at most @p max_records

@@ -175,7 +175,7 @@ storage_wal_hold_set(vecdb *db, uint64_t hold_seq, uint64_t max_bytes)
 static void
 apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 {
-	uint64_t seq0 = w->seq;
+	uint64_t seq0 = w->seq, term0 = w->term;
 	int rc;
 
 	vdb_err_clear();
@@ -195,6 +195,7 @@ apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 	case WREQ_INDEX: r->rc = storage_apply_index(w, r); break;
 	case WREQ_REPLICATE: r->rc = storage_apply_replicated(w, r); break;
 	case WREQ_LOAD: r->rc = storage_apply_load(w, r); break;
+	case WREQ_TERM: r->rc = storage_apply_term(w, r); break;
 	default: r->rc = storage_apply_points(w, r); break;
 	}
 	if (r->rc == VECDB_OK && r->check_only) {
@@ -204,8 +205,10 @@ apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 		r->rc = storage_mdb_err(rc, "commit nested transaction");
 	else if (r->rc != VECDB_OK)
 		mdb_txn_abort(w->txn);
-	if (r->rc != VECDB_OK)
+	if (r->rc != VECDB_OK) {
 		w->seq = seq0;
+		w->term = term0;
+	}
 out:
 	w->txn = NULL;
 	vdb_err_save(r->msg, sizeof(r->msg));
@@ -243,6 +246,7 @@ group_commit(vecdb *db, struct writer *wr, struct wreq *group,
 	if (w.seq != wr->last_seq && hook != NULL)
 		hook(hook_arg, w.seq);
 	wr->last_seq = w.seq;
+	wr->term = w.term; /* a TERM request started a new one */
 	return;
 fail:
 	/* Nothing of the group is committed: every request fails. */

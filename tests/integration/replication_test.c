@@ -664,7 +664,7 @@ END_TEST
 
 START_TEST(a_replica_refuses_writes_naming_its_primary)
 {
-	struct proto_fetch_wal f = { 0, 0, 0, 0, "x" };
+	struct proto_fetch_wal f = { 0, 0, 0, 0, "x", 0, 0 };
 	char want[128];
 	struct node p, r;
 	uint8_t *b;
@@ -705,7 +705,7 @@ END_TEST
 static void
 fetch_send(nng_socket s, uint64_t after, uint32_t wait_ms)
 {
-	struct proto_fetch_wal f = { after, 0, 0, wait_ms, "poller" };
+	struct proto_fetch_wal f = { after, 0, 0, wait_ms, "poller", 0, 0 };
 	uint8_t *b, *req;
 	size_t l, reqlen;
 
@@ -772,7 +772,7 @@ START_TEST(long_polls_wait_for_commits_without_starving_clients)
 	/* Behind the retained WAL: OUT_OF_RANGE, saying to bootstrap. */
 	for (uint64_t k = 1; k < 8; k++)
 		write_batch(&p, k);
-	struct proto_fetch_wal f = { 0, 0, 0, 0, "late" };
+	struct proto_fetch_wal f = { 0, 0, 0, 0, "late", 0, 0 };
 	uint8_t *b;
 	size_t l;
 	ck_assert_int_eq(proto_fetch_wal_encode(&f, &b, &l), VECDB_OK);

@@ -1288,11 +1288,12 @@ END_TEST
 
 START_TEST(replication_messages_round_trip)
 {
-	struct proto_fetch_wal f = { 41, 100, 1 << 20, 500, "r1" }, fo;
+	struct proto_fetch_wal f = { 41, 100, 1 << 20, 500, "r1", 3, 4 }, fo;
 	struct proto_bootstrap_info bi = { 9, 12345, { 0 } }, bo;
 	struct proto_bootstrap_chunk c = { 9, 4096, 0 }, co;
 	uint8_t recs[40], *b, *data;
-	struct proto_wal_batch wb = { recs, sizeof(recs), 2, 50, 3, 1 }, *wo;
+	struct proto_wal_batch wb = { recs, sizeof(recs), 2, 50, 3, 1, 1, 38 },
+	    *wo;
 	char id[PROTO_REPLICA_ID_MAX + 1];
 	size_t l, n;
 
@@ -1307,6 +1308,8 @@ START_TEST(replication_messages_round_trip)
 	ck_assert_uint_eq(fo.max_bytes, 1 << 20);
 	ck_assert_uint_eq(fo.max_wait_ms, 500);
 	ck_assert_str_eq(fo.replica_id, "r1");
+	ck_assert_uint_eq(fo.after_term, 3);
+	ck_assert_uint_eq(fo.term, 4);
 	ck_assert_int_eq(proto_wal_batch_encode(&wb, &b, &l), VECDB_OK);
 	ck_assert_int_eq(proto_wal_batch_decode(b, l, &wo), VECDB_OK);
 	vdb_free(b);
@@ -1315,6 +1318,8 @@ START_TEST(replication_messages_round_trip)
 	ck_assert_uint_eq(wo->count, 2);
 	ck_assert_uint_eq(wo->last_seq, 50);
 	ck_assert_uint_eq(wo->oldest_seq, 3);
+	ck_assert_int_eq(wo->diverged, 1);
+	ck_assert_uint_eq(wo->common_seq, 38);
 	proto_wal_batch_free(wo);
 	ck_assert_int_eq(proto_bootstrap_begin_encode("r2", &b, &l), VECDB_OK);
 	ck_assert_int_eq(proto_bootstrap_begin_decode(b, l, id), VECDB_OK);
@@ -1343,7 +1348,7 @@ END_TEST
 
 START_TEST(replication_messages_refuse_bad_fields)
 {
-	struct proto_wal_batch wb = { NULL, 0, 3, 50, 3, 1 }, *wo;
+	struct proto_wal_batch wb = { NULL, 0, 3, 50, 3, 1, 0, 0 }, *wo;
 	struct proto_bootstrap_info bo;
 	char longid[PROTO_REPLICA_ID_MAX + 2];
 	uint8_t *b;

@@ -3,7 +3,9 @@
  * in small batches and applied to a fresh database gives the same content
  * (digest), the same WAL and the same answers; a corrupt or out-of-order
  * batch is refused whole; a RESTORE record stops the replay; a copy loaded
- * over another database replaces it and the replay continues from it.
+ * over another database replaces it and the replay continues from it. A
+ * new term stamps the records after it, replicas and copies learn where
+ * it began, and the last seq a diverged history shares is found by term.
  */
 #include <check.h>
 #include <stdio.h>
@@ -394,6 +396,101 @@ START_TEST(a_diverged_replica_refuses_offsets_it_uses)
 }
 END_TEST
 
+/* The last seq a replica at (seq, term) shares with db. */
+static uint64_t
+common(vecdb *db, uint64_t seq, uint64_t term)
+{
+	struct storage_wal_info info;
+	uint64_t c = UINT64_MAX;
+
+	ck_assert_int_eq(storage_wal_common(db, seq, term, &c, &info),
+	    VECDB_OK);
+	return c;
+}
+
+START_TEST(a_new_term_stamps_records_and_replicas_learn_where_it_began)
+{
+	vecdb *r = open_other(), *q = open_other();
+	struct storage_wal_info info;
+	char path[4300];
+	uint64_t seed = 5, start = 0;
+
+	tu_create(tu_db, "a", DIM, VECDB_EUCLIDEAN);
+	put_points(tu_db, "a", 0, 10, &seed);
+	put_points(tu_db, "a", 10, 10, &seed);
+	ship(tu_db, r, 10);
+	ck_assert_int_eq(storage_wal_info_get(tu_db, &info), VECDB_OK);
+	ck_assert_uint_eq(info.term, 1);
+	ck_assert_uint_eq(info.last_term, 1);
+	/* Terms only grow. */
+	ck_assert_int_eq(storage_term_begin(tu_db, 1, &start), VECDB_EINVAL);
+	ck_assert_int_eq(storage_term_begin(tu_db, 3, &start), VECDB_OK);
+	ck_assert_uint_eq(start, 4);
+	ck_assert_int_eq(storage_term_begin(tu_db, 2, &start), VECDB_EINVAL);
+	ck_assert_int_eq(storage_wal_info_get(tu_db, &info), VECDB_OK);
+	ck_assert_uint_eq(info.term, 3);
+	ck_assert_uint_eq(info.last_term, 1); /* no record of term 3 yet */
+	put_points(tu_db, "a", 20, 10, &seed);
+	ck_assert_int_eq(storage_wal_info_get(tu_db, &info), VECDB_OK);
+	ck_assert_uint_eq(info.last_term, 3);
+	/* Behind, or level, under the same terms: everything is shared. */
+	ck_assert_uint_eq(common(tu_db, 0, 0), 0);
+	ck_assert_uint_eq(common(tu_db, 2, 1), 2);
+	ck_assert_uint_eq(common(tu_db, 3, 1), 3);
+	ck_assert_uint_eq(common(tu_db, 4, 3), 4);
+	/* A replica learns where term 3 began from its first record. */
+	ship(tu_db, r, 10);
+	ck_assert_int_eq(storage_wal_info_get(r, &info), VECDB_OK);
+	ck_assert_uint_eq(info.term, 3);
+	ck_assert_uint_eq(info.last_term, 3);
+	/* An old primary that went on in term 1 shares up to seq 3, whether
+	 * its last seq is one we hold under term 3 or one past ours. */
+	ck_assert_uint_eq(common(r, 4, 1), 3);
+	ck_assert_uint_eq(common(r, 9, 1), 3);
+	ck_assert_uint_eq(common(r, 2, 1), 2);
+	/* A copy brings the term history along. */
+	snprintf(path, sizeof(path), "%s/terms.mdb", tu_base);
+	unlink(path);
+	ck_assert_int_eq(storage_copy(r, path), VECDB_OK);
+	ck_assert_int_eq(storage_load(q, path), VECDB_OK);
+	unlink(path);
+	ck_assert_uint_eq(common(q, 9, 1), 3);
+	vecdb_close(q);
+	vecdb_close(r);
+}
+END_TEST
+
+START_TEST(terms_of_trimmed_records_come_from_the_term_history)
+{
+	struct storage_wal_info info;
+	vecdb_options o;
+	vecdb *p;
+	char *dir = tu_subdir();
+	uint64_t seed = 6, start = 0;
+
+	vecdb_options_init(&o);
+	o.durability = VECDB_BUFFERED;
+	o.wal_retain = 2;
+	ck_assert_int_eq(vecdb_open(dir, &o, &p), VECDB_OK);
+	tu_create(p, "a", DIM, VECDB_EUCLIDEAN);
+	for (int i = 0; i < 3; i++)
+		put_points(p, "a", (uint64_t) i * 10, 10, &seed);
+	ck_assert_int_eq(storage_term_begin(p, 2, &start), VECDB_OK);
+	ck_assert_uint_eq(start, 5);
+	for (int i = 3; i < 6; i++)
+		put_points(p, "a", (uint64_t) i * 10, 10, &seed);
+	/* Only seqs 6 and 7 are still in the WAL. */
+	ck_assert_int_eq(storage_wal_info_get(p, &info), VECDB_OK);
+	ck_assert_uint_eq(info.oldest_seq, 6);
+	ck_assert_uint_eq(info.last_seq, 7);
+	ck_assert_uint_eq(common(p, 5, 1), 4);
+	ck_assert_uint_eq(common(p, 5, 2), 5);
+	ck_assert_uint_eq(common(p, 3, 1), 3);
+	vecdb_close(p);
+	free(dir);
+}
+END_TEST
+
 static Suite *
 repl_suite(void)
 {
@@ -409,6 +506,9 @@ repl_suite(void)
 	tcase_add_test(tc, a_restore_record_stops_the_replay);
 	tcase_add_test(tc, a_loaded_copy_replaces_everything_and_tailing_resumes);
 	tcase_add_test(tc, reading_past_the_trimmed_wal_says_so);
+	tcase_add_test(tc,
+	    a_new_term_stamps_records_and_replicas_learn_where_it_began);
+	tcase_add_test(tc, terms_of_trimmed_records_come_from_the_term_history);
 	suite_add_tcase(s, tc);
 	return s;
 }
