@@ -46,8 +46,12 @@ member() { # NAME FIELD(5 pid, 6 rpc url)
 }
 ctl() { "$bin/vecdbctl" --url "$router" "$@"; }
 
-# The command line of a running node, to start it again after a kill.
-cmdline() { tr '\0' '\n' <"/proc/$1/cmdline"; }
+# The command line of running node NAME, to start it again after a kill,
+# on the rpc url it bound (it was started with port 0).
+cmdline() { # NAME
+	tr '\0' '\n' <"/proc/$(member "$1" 5)/cmdline" |
+	    sed "s|^tcp://127.0.0.1:0\$|$(member "$1" 6)|"
+}
 restart() { # FILE-WITH-ARGV LOG
 	mapfile -t argv <"$1"
 	"${argv[@]}" >>"$2" 2>&1 &
@@ -97,7 +101,7 @@ ok "2000 points imported through the router are on the replica"
 
 # 2. kill -9 the replica, keep writing, restart it: it catches up.
 rpid=$(member "$replica" 5)
-cmdline "$rpid" >"$tmp/replica.argv"
+cmdline "$replica" >"$tmp/replica.argv"
 kill -9 "$rpid"
 points 2001 2500 | jq -e '.success' >/dev/null || fail "writes without replica"
 restart "$tmp/replica.argv" "$tmp/replica.log"
@@ -113,7 +117,7 @@ for b in 0 1 2 3; do
 done
 ok "200 points acknowledged with write_concern 1"
 ppid=$(member "$primary" 5)
-cmdline "$ppid" >"$tmp/primary.argv"
+cmdline "$primary" >"$tmp/primary.argv"
 kill -9 "$ppid"
 ctl promote "$replica" >"$tmp/promote.log" 2>&1 ||
     fail "promote: $(cat "$tmp/promote.log")"
