@@ -51,7 +51,10 @@ struct router_member {
 	int pipes;                /* live connections (atomic, nng callbacks) */
 	int role;                 /* what it last said it is: ROLE_* (atomic) */
 	uint64_t term;            /* the term it last reported (atomic) */
+	uint64_t last_seq;        /* the last seq it reported (atomic) */
+	int heard;                /* answered the last health round (atomic) */
 	char node_id[PROTO_TEXT_MAX + 1]; /* its --node-id; router lock */
+	char follows[PROTO_URL_MAX + 1];  /* a replica's primary; router lock */
 	struct router_member_stats *stats;  /* owned by the router */
 };
 

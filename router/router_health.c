@@ -163,8 +163,11 @@ member_learn(struct router_member *m, const struct proto_health *h,
 
 	__atomic_store_n(&m->role, role, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->term, h->term, __ATOMIC_RELAXED);
+	__atomic_store_n(&m->last_seq, h->last_seq, __ATOMIC_RELAXED);
+	__atomic_store_n(&m->heard, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(lock);
 	snprintf(m->node_id, sizeof(m->node_id), "%s", h->node_id);
+	snprintf(m->follows, sizeof(m->follows), "%s", h->primary);
 	pthread_mutex_unlock(lock);
 }
 
@@ -209,9 +212,33 @@ member_follow(struct router_shard *s, struct router_member *m, size_t p,
 	return rv;
 }
 
-/* Point s's writes at the elected primary; fence a stale one. */
+/*
+ * Does member m need telling whom to follow: a primary under an older
+ * term (a former primary come back), or a replica following another url
+ * (one restarted with its old --primary after a promotion)?
+ */
+static int
+member_astray(const struct router_member *m, const char *purl,
+    uint64_t term, pthread_mutex_t *lock)
+{
+	int role = __atomic_load_n(&m->role, __ATOMIC_RELAXED), astray = 0;
+
+	if (__atomic_load_n(&m->term, __ATOMIC_RELAXED) > term)
+		return 0;
+	if (role == ROLE_PRIMARY)
+		return __atomic_load_n(&m->term, __ATOMIC_RELAXED) < term;
+	if (role == ROLE_REPLICA) {
+		pthread_mutex_lock(lock);
+		astray = m->follows[0] != '\0' && strcmp(m->follows, purl) != 0;
+		pthread_mutex_unlock(lock);
+	}
+	return astray;
+}
+
+/* Point s's writes at the elected primary; set straying members right. */
 static void
-shard_settle(struct router_shard *s, const char *key, uint32_t timeout_ms)
+shard_settle(struct router_shard *s, const char *key, uint32_t timeout_ms,
+    pthread_mutex_t *lock)
 {
 	int p = shard_elect(s), old = __atomic_load_n(&s->primary_idx,
 	    __ATOMIC_RELAXED);
@@ -229,13 +256,12 @@ shard_settle(struct router_shard *s, const char *key, uint32_t timeout_ms)
 	term = __atomic_load_n(&s->members[p].term, __ATOMIC_RELAXED);
 	for (size_t i = 0; i < s->n_members; i++) {
 		struct router_member *m = &s->members[i];
-		if ((int) i == p || __atomic_load_n(&m->role,
-		    __ATOMIC_RELAXED) != ROLE_PRIMARY ||
-		    __atomic_load_n(&m->term, __ATOMIC_RELAXED) >= term)
+		if ((int) i == p || !member_astray(m, s->members[p].url, term,
+		    lock))
 			continue;
-		VDB_LOG_WARN("ROUT", "shard %u: %s says primary under an older "
-		    "term: telling it to follow %s", s->id, m->url,
-		    s->members[p].url);
+		VDB_LOG_WARN("ROUT", "shard %u: %s does not follow the primary "
+		    "of term %llu: telling it to follow %s", s->id, m->url,
+		    (unsigned long long) term, s->members[p].url);
 		if (member_follow(s, m, (size_t) p, key, timeout_ms, err,
 		    sizeof(err)) != 0)
 			VDB_LOG_WARN("ROUT", "shard %u: %s: %s", s->id, m->url,
@@ -264,6 +290,7 @@ router_health_round(router_topology *t, const char *key, uint32_t timeout_ms,
 		}
 	end = now_ms() + timeout_ms;
 	for (k = 0; k < n; k++) {
+		__atomic_store_n(&c[k].m->heard, 0, __ATOMIC_RELAXED);
 		if (mcall_wait(&c[k], PROTO_HEALTH, end) == 0 &&
 		    proto_health_decode(c[k].resp->body, c[k].resp->body_len,
 		    &h) == VECDB_OK)
@@ -272,7 +299,7 @@ router_health_round(router_topology *t, const char *key, uint32_t timeout_ms,
 	}
 	vdb_free(c);
 	for (size_t i = 0; i < t->n; i++)
-		shard_settle(&t->shards[i], key, timeout_ms);
+		shard_settle(&t->shards[i], key, timeout_ms, lock);
 }
 
 /* ===== The thread ===== */
@@ -394,6 +421,37 @@ shard_term(const struct router_shard *s)
 	return max;
 }
 
+/*
+ * EINVAL when another member of s that answered holds more
+ * of the WAL than member i: promoting i could lose writes acknowledged
+ * with a write concern that the more advanced one holds.
+ */
+static int
+promote_check(const struct router_shard *s, size_t i)
+{
+	uint64_t mine = __atomic_load_n(&s->members[i].last_seq,
+	    __ATOMIC_RELAXED), theirs;
+
+	if (!__atomic_load_n(&s->members[i].heard, __ATOMIC_RELAXED))
+		return vdb_err(VECDB_ECLOSED, "%s did not answer: cannot "
+		    "promote it", s->members[i].url);
+	for (size_t k = 0; k < s->n_members; k++) {
+		if (k == i || !__atomic_load_n(&s->members[k].heard,
+		    __ATOMIC_RELAXED) || __atomic_load_n(&s->members[k].role,
+		    __ATOMIC_RELAXED) == ROLE_PRIMARY)
+			continue;
+		theirs = __atomic_load_n(&s->members[k].last_seq,
+		    __ATOMIC_RELAXED);
+		if (theirs > mine)
+			return vdb_err(VECDB_EINVAL, "%s is behind %s (last "
+			    "seq %llu < %llu): promote the most advanced "
+			    "replica", s->members[i].url, s->members[k].url,
+			    (unsigned long long) mine,
+			    (unsigned long long) theirs);
+	}
+	return VECDB_OK;
+}
+
 /* PROMOTE member m above min_term: its new term and last seq. */
 static int
 member_promote(struct router_member *m, uint64_t min_term, const char *key,
@@ -460,6 +518,8 @@ router_promote(void *ctx, const char *node, json_t **out)
 		goto out;
 	}
 	s = &t->shards[si];
+	if ((rv = promote_check(s, mi)) != VECDB_OK)
+		goto out;
 	if ((rv = member_promote(&s->members[mi], shard_term(s), key,
 	    timeout_ms, &term, &last_seq)) != VECDB_OK)
 		goto out;

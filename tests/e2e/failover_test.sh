@@ -3,10 +3,12 @@
 # operator sees it (scripts/cluster.sh, curl, vecdbctl):
 #   1. a batch ingest through the router is seen by the replica;
 #   2. kill -9 the replica, keep writing, restart it: it catches up;
-#   3. writes with "write_concern": 1 are acknowledged; kill -9 the
+#   3. writes with "write_concern": 2 are acknowledged; kill -9 the
 #      primary; `vecdbctl promote` the replica: every acknowledged point
 #      is there (count with consistency primary) and it takes writes;
-#   4. the old primary restarts as a primary: the router tells it to
+#   4. a second replica, down during the promotion, comes back pointed at
+#      the old primary: the router tells it to follow the new one;
+#   5. the old primary restarts as a primary: the router tells it to
 #      follow, and it rejoins as a replica of the new one and converges.
 # Everything binds 127.0.0.1; the trap stops every process it started.
 set -euo pipefail
@@ -37,7 +39,7 @@ fail() {
 }
 
 VECDB_BIN_DIR=$bin "$src/scripts/cluster.sh" up --free-ports --shards 1 \
-    --replicas 1 --routers 1 --dir "$tmp/cl" >"$tmp/up.log" 2>&1 ||
+    --replicas 2 --routers 1 --dir "$tmp/cl" >"$tmp/up.log" 2>&1 ||
     fail "cluster.sh up"
 router=$(grep -o 'REST: http://127.0.0.1:[0-9]*' "$tmp/up.log" |
     sed 's/REST: //')
@@ -86,7 +88,9 @@ points() { # FIRST LAST [EXTRA-BODY]: upsert ids FIRST..LAST through the router
 
 primary=s0-primary
 replica=s0-replica-0
+other=s0-replica-1
 wait_status "$replica" reachable true
+wait_status "$other" reachable true
 
 # 1. Ingest through the router; the replica sees it.
 ctl collections create f --dim 4 --metric euclidean >/dev/null ||
@@ -111,11 +115,15 @@ ok "the replica, killed and restarted, caught up to 2500"
 # 3. Acknowledged writes with write concern 1 survive the primary's death.
 for b in 0 1 2 3; do
 	first=$((3001 + b * 50))
-	out=$(points "$first" $((first + 49)) ', "write_concern": 1')
+	out=$(points "$first" $((first + 49)) ', "write_concern": 2')
 	echo "$out" | jq -e '.success' >/dev/null ||
-	    fail "write_concern 1 batch $b: $out"
+	    fail "write_concern 2 batch $b: $out"
 done
-ok "200 points acknowledged with write_concern 1"
+ok "200 points acknowledged with write_concern 2 (both replicas)"
+# The other replica is down during the promotion; it comes back later
+# still pointed at the old primary.
+cmdline "$other" >"$tmp/other.argv"
+kill -9 "$(member "$other" 5)"
 ppid=$(member "$primary" 5)
 cmdline "$primary" >"$tmp/primary.argv"
 kill -9 "$ppid"
@@ -127,6 +135,10 @@ ok "after promote every acknowledged point is on the new primary (2700)"
 points 4001 4010 | jq -e '.success' >/dev/null || fail "writes after promote"
 [ "$(count ', "consistency": "primary"')" = 2710 ] || fail "count 2710"
 ok "the new primary takes writes"
+restart "$tmp/other.argv" "$tmp/other.log"
+wait_status "$other" primary "$(member "$replica" 6)"
+wait_status "$other" vectors 2710
+ok "a replica restarted with the old --primary is told to follow the new one"
 
 # 4. The old primary comes back as a primary: fenced, it rejoins.
 restart "$tmp/primary.argv" "$tmp/old-primary.log"
