@@ -3,7 +3,7 @@
  *
  *   vecdb-bench repl [--node PATH] [--batches 2000] [--batch 500]
  *                    [--dim 16] [--rate 0] [--replicas 1] [--dir DIR]
- *                    [--bootstrap 0|1]
+ *                    [--bootstrap 0|1] [--write-concern 0]
  *
  * Starts a primary `vecdb-node` and --replicas replicas of it on loopback
  * (PATH defaults to vecdb-node beside this binary), upserts --batches
@@ -16,7 +16,9 @@
  * polling flat out would steal the CPU the nodes need. Each batch is one
  * WAL record, so batch k is seq k + 2 (after the create). A batch the
  * replica applied before its acknowledgement reached the client counts
- * as 0. The nodes run with the environment's settings (VECDB_DURABILITY
+ * as 0. --write-concern N makes each batch wait for N replicas (the
+ * ingest figure then includes the replicas' round trip). The nodes run
+ * with the environment's settings (VECDB_DURABILITY
  * and so on; VECDB_LOG defaults to warn here).
  *
  * With --bootstrap 1 the primary keeps 10 WAL records, the ingest runs
@@ -53,6 +55,7 @@ struct rargs {
 	double rate;
 	const char *dir;
 	int bootstrap;
+	uint32_t write_concern;
 };
 
 /* A node process and a req0 socket to it. */
@@ -186,7 +189,8 @@ write_batch(const struct rargs *a, nng_socket s, size_t k, float *v,
 		p[i] = (vecdb_point) { vecdb_id_num(k * a->batch + i),
 			v + i * a->dim, a->dim, "{\"g\":1}" };
 	}
-	if (proto_write_encode("c", API_UPSERT, p, a->batch, &b, &l) != 0)
+	if (proto_write_wc_encode("c", API_UPSERT, a->write_concern, p,
+	    a->batch, &b, &l) != 0)
 		bench_die("encode");
 	call(s, PROTO_WRITE, b, l, NULL);
 }
@@ -198,8 +202,9 @@ report(const struct rargs *a, double *lag, size_t n, double secs,
 {
 	qsort(lag, n, sizeof(*lag), bench_dcmp);
 	printf("batches=%zu batch=%zu dim=%u replicas=%zu rate=%s "
-	       "ingest=%.0f points/s polls=%llu\n", n, a->batch, a->dim,
-	    a->replicas, a->rate > 0 ? "fixed" : "max",
+	       "write_concern=%u ingest=%.0f points/s polls=%llu\n", n,
+	    a->batch, a->dim, a->replicas, a->rate > 0 ? "fixed" : "max",
+	    a->write_concern,
 	    (double) (n * a->batch) / secs, (unsigned long long) polls);
 	printf("commit->apply ms: p50=%.2f p90=%.2f p99=%.2f max=%.2f\n",
 	    lag[n / 2] * 1e3, lag[n * 9 / 10] * 1e3, lag[n * 99 / 100] * 1e3,
@@ -235,6 +240,8 @@ rparse(int argc, char **argv, struct rargs *a)
 			a->dir = v;
 		else if (strcmp(k, "--bootstrap") == 0)
 			a->bootstrap = atoi(v);
+		else if (strcmp(k, "--write-concern") == 0)
+			a->write_concern = (uint32_t) strtoul(v, NULL, 10);
 		else
 			bench_die("unknown flag %s", k);
 	}
@@ -382,7 +389,7 @@ measure(const struct rargs *a, struct proc *prim, struct proc *rep)
 int
 bench_repl(int argc, char **argv)
 {
-	struct rargs a = { "", 2000, 500, 1, 16, 0, NULL, 0 };
+	struct rargs a = { "", 2000, 500, 1, 16, 0, NULL, 0, 0 };
 	struct proc prim, rep[REPLICAS_MAX];
 	char *base, dir[4200];
 
