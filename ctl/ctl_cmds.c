@@ -576,16 +576,17 @@ snap_print(struct ctl *c, const json_t *data)
 	ctl_table_fini(&t);
 }
 
-/* snapshot create COLLECTION. */
+/* snapshot create|list COLLECTION: POST or GET .../snapshots. */
 static int
-snap_create(struct ctl *c, const struct sub *s, int argc, char **argv)
+snap_call(struct ctl *c, const struct sub *s, int argc, char **argv,
+    const char *method)
 {
 	json_t *data;
 	int rv;
 
 	if ((rv = plain_args(s, argc, argv, 1)) != CTL_OK)
 		return rv < 0 ? CTL_OK : rv;
-	if ((rv = coll_call(c, "POST", argv[optind], "snapshots", NULL,
+	if ((rv = coll_call(c, method, argv[optind], "snapshots", NULL,
 	    &data)) != CTL_OK)
 		return rv;
 	snap_print(c, data);
@@ -593,21 +594,16 @@ snap_create(struct ctl *c, const struct sub *s, int argc, char **argv)
 	return CTL_OK;
 }
 
-/* snapshot list COLLECTION. */
+static int
+snap_create(struct ctl *c, const struct sub *s, int argc, char **argv)
+{
+	return snap_call(c, s, argc, argv, "POST");
+}
+
 static int
 snap_list(struct ctl *c, const struct sub *s, int argc, char **argv)
 {
-	json_t *data;
-	int rv;
-
-	if ((rv = plain_args(s, argc, argv, 1)) != CTL_OK)
-		return rv < 0 ? CTL_OK : rv;
-	if ((rv = coll_call(c, "GET", argv[optind], "snapshots", NULL,
-	    &data)) != CTL_OK)
-		return rv;
-	snap_print(c, data);
-	json_decref(data);
-	return CTL_OK;
+	return snap_call(c, s, argc, argv, "GET");
 }
 
 /* snapshot restore COLLECTION NAME. */
