@@ -85,7 +85,8 @@ void api_metrics_add_inserts(struct api_metrics *m, uint64_t n);
 
 /* Render everything in the Prometheus text format 0.0.4. */
 char *api_metrics_render(struct api_metrics *m, const struct api_backend *b,
-    const char *const *route_names, size_t n_routes, double uptime_s);
+    const char *const *route_names, const char *const *route_methods,
+    size_t n_routes, double uptime_s);
 
 /* ===== Requests and routes (api_http.c, api_routes.c) ===== */
 

@@ -159,13 +159,17 @@ render_build_hist(FILE *f, const vecdb_stats *st)
 	    (unsigned long long) st->index_builds);
 }
 
-/* vecdb_http_requests_total{route, code}. */
+/*
+ * vecdb_http_requests_total{method, route, code}. Routes that share a
+ * pattern (GET and POST /collections) are told apart by method: without
+ * it they would print the same series twice, which Prometheus refuses.
+ */
 static void
 render_requests(FILE *f, const struct api_metrics *m,
-    const char *const *names)
+    const char *const *names, const char *const *methods)
 {
-	fprintf(f, "# HELP vecdb_http_requests_total HTTP requests by route "
-		   "and status code.\n# TYPE vecdb_http_requests_total "
+	fprintf(f, "# HELP vecdb_http_requests_total HTTP requests by method, "
+		   "route and status code.\n# TYPE vecdb_http_requests_total "
 		   "counter\n");
 	for (size_t r = 0; r < m->n_routes; r++)
 		for (size_t c = 0; c <= NCODES; c++) {
@@ -173,12 +177,14 @@ render_requests(FILE *f, const struct api_metrics *m,
 			if (v == 0)
 				continue;
 			if (c < NCODES)
-				fprintf(f, "vecdb_http_requests_total{route=\"%s\","
-					   "code=\"%d\"} %llu\n", names[r], codes[c],
+				fprintf(f, "vecdb_http_requests_total{method="
+				    "\"%s\",route=\"%s\",code=\"%d\"} %llu\n",
+				    methods[r], names[r], codes[c],
 				    (unsigned long long) v);
 			else
-				fprintf(f, "vecdb_http_requests_total{route=\"%s\","
-					   "code=\"other\"} %llu\n", names[r],
+				fprintf(f, "vecdb_http_requests_total{method="
+				    "\"%s\",route=\"%s\",code=\"other\"} "
+				    "%llu\n", methods[r], names[r],
 				    (unsigned long long) v);
 		}
 }
@@ -237,7 +243,8 @@ render_process(FILE *f)
 
 char *
 api_metrics_render(struct api_metrics *m, const struct api_backend *b,
-    const char *const *route_names, size_t n_routes, double uptime_s)
+    const char *const *route_names, const char *const *route_methods,
+    size_t n_routes, double uptime_s)
 {
 	vecdb_stats st;
 	char *out = NULL;
@@ -272,7 +279,7 @@ api_metrics_render(struct api_metrics *m, const struct api_backend *b,
 	fprintf(f, "# HELP vecdb_uptime_seconds Seconds since start.\n"
 		   "# TYPE vecdb_uptime_seconds gauge\n"
 		   "vecdb_uptime_seconds %.0f\n", uptime_s);
-	render_requests(f, m, route_names);
+	render_requests(f, m, route_names, route_methods);
 	if (b->metrics != NULL)
 		b->metrics(b->ctx, f);
 	render_process(f);

@@ -87,6 +87,7 @@ h_cluster_promote(struct api_req *r, json_t **data)
 
 /* The route names used as metric labels. */
 static const char *route_names[64];
+static const char *route_methods[64];
 
 static int
 h_metrics(struct api_req *r, json_t **data)
@@ -95,7 +96,8 @@ h_metrics(struct api_req *r, json_t **data)
 
 	(void) data;
 	text = api_metrics_render(api_server_metrics(r->srv), r->b,
-	    route_names, api_n_routes + 1, api_server_uptime(r->srv));
+	    route_names, route_methods, api_n_routes + 1,
+	    api_server_uptime(r->srv));
 	if (text == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	api_req_status(r, 200);
@@ -640,7 +642,10 @@ const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);
 __attribute__((constructor)) static void
 route_names_init(void)
 {
-	for (size_t i = 0; i < api_n_routes && i < 63; i++)
+	for (size_t i = 0; i < api_n_routes && i < 63; i++) {
 		route_names[i] = api_routes[i].pattern;
+		route_methods[i] = api_routes[i].method;
+	}
 	route_names[api_n_routes < 63 ? api_n_routes : 63] = "unmatched";
+	route_methods[api_n_routes < 63 ? api_n_routes : 63] = "any";
 }
