@@ -579,6 +579,24 @@ upload_store(struct api_req *r, char *path, size_t len)
 	return rv;
 }
 
+/*
+ * The engine names the file it read; for an upload that is our temp
+ * file, meaningless to the client: say "the uploaded snapshot" instead.
+ */
+static void
+upload_msg_fix(const char *path, int rv)
+{
+	char msg[1024], out[1200], *at;
+
+	vdb_err_save(msg, sizeof(msg));
+	if ((at = strstr(msg, path)) == NULL)
+		return;
+	*at = '\0';
+	snprintf(out, sizeof(out), "%sthe uploaded file%s", msg,
+	    at + strlen(path));
+	vdb_err(rv, "%s", out);
+}
+
 static int
 h_snapshot_upload(struct api_req *r, json_t **data)
 {
@@ -592,6 +610,8 @@ h_snapshot_upload(struct api_req *r, json_t **data)
 	if (rv == VECDB_OK)
 		*data = json_pack("{s:s, s:b}", "collection", r->segs[SEG_COLL],
 		    "restored", 1);
+	else
+		upload_msg_fix(path, rv);
 	return rv;
 }
 
