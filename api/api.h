@@ -108,6 +108,14 @@ struct api_backend {
 	 * shard's primary. *out is new. NULL op: INVALID_ARGUMENT.
 	 */
 	int (*promote)(void *ctx, const char *node, json_t **out);
+
+	/*
+	 * GET /ready: can this backend take writes now? VECDB_OK, or
+	 * VECDB_ECLOSED with a message naming what is missing and *not_ready
+	 * a new array of the shard ids that cannot take them (caller
+	 * decrefs). NULL op: ready once serving (the local backend).
+	 */
+	int (*ready)(void *ctx, json_t **not_ready);
 };
 
 /*
@@ -195,5 +203,29 @@ struct mg_context;
  * 0.0.0.0 mean loopback) until mg_stop() has returned.
  */
 void api_mg_stop(struct mg_context *mg, const char *host, uint16_t port);
+
+/* ===== Settings of the commands (api_env.c) ===== */
+
+/*
+ * One setting of a command (`vecdb serve`, vecdb-node, vecdb-router):
+ * its getopt value, its YAML key (NULL: not in a file) and its
+ * environment variable.
+ */
+struct api_setting_name {
+	int opt;
+	const char *key;
+	const char *env;
+};
+
+/*
+ * Apply every variable of names[0..n) that is set, in table order, with
+ * set(s, opt, value); the commands then apply their flags, which win.
+ * A value set rejects (it printed why) gets a second line naming the
+ * variable, since the message names the flag.
+ * @return 0, or -1 at the first value rejected.
+ */
+int api_settings_from_env(const char *prog,
+    const struct api_setting_name *names, size_t n,
+    int (*set)(void *s, int opt, const char *v), void *s);
 
 #endif /* API_H */

@@ -26,6 +26,30 @@ h_health(struct api_req *r, json_t **data)
 	return VECDB_OK;
 }
 
+/*
+ * Readiness, apart from liveness (/health): a router is ready while it
+ * holds a connection to every shard's write member. Not ready is 503
+ * UNAVAILABLE with the shards in error.shards, for a probe's log.
+ */
+static int
+h_ready(struct api_req *r, json_t **data)
+{
+	json_t *shards = NULL;
+	int rv;
+
+	if (r->b->ready != NULL &&
+	    (rv = r->b->ready(r->b->ctx, &shards)) != VECDB_OK) {
+		const char *code;
+		int status = api_status_of(rv, &code);
+		api_send_json(r, status, json_pack("{s:b, s:{s:s, s:s, s:o}}",
+		    "success", 0, "error", "code", code, "message",
+		    vecdb_errmsg(), "shards", shards ? shards : json_array()));
+		return API_RESPONDED;
+	}
+	*data = json_pack("{s:s}", "status", "ready");
+	return VECDB_OK;
+}
+
 static int
 h_stats(struct api_req *r, json_t **data)
 {
@@ -620,6 +644,7 @@ h_snapshot_upload(struct api_req *r, json_t **data)
 #define C "collections/:c"
 const struct api_route api_routes[] = {
 	{ "GET", "health", h_health, 0, API_BODY_NONE, 1 },
+	{ "GET", "ready", h_ready, 0, API_BODY_NONE, 1 },
 	{ "GET", "stats", h_stats, 0, API_BODY_NONE, 0 },
 	{ "GET", "metrics", h_metrics, 0, API_BODY_NONE, 0 },
 	{ "GET", "cluster", h_cluster, 0, API_BODY_NONE, 0 },

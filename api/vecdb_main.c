@@ -110,11 +110,7 @@ setting_set(struct settings *s, int opt, const char *v)
 }
 
 /* Settings names shared by the YAML file and the environment. */
-static const struct {
-	int opt;
-	const char *key;   /* YAML key */
-	const char *env;
-} names[] = {
+static const struct api_setting_name names[] = {
 	{ 'd', "data_dir", "VECDB_DATA_DIR" }, { 'H', "host", "VECDB_HOST" },
 	{ 'p', "port", "VECDB_PORT" }, { 'k', "api_key", "VECDB_API_KEY" },
 	{ 'r', "read_only_api_key", "VECDB_READ_ONLY_API_KEY" },
@@ -150,16 +146,19 @@ settings_from_file(struct settings *s)
 	return 0;
 }
 
+/* setting_set for api_settings_from_env. */
+static int
+setting_set_env(void *s, int opt, const char *v)
+{
+	return setting_set(s, opt, v);
+}
+
 /* Apply the environment. */
 static int
 settings_from_env(struct settings *s)
 {
-	for (size_t i = 0; i < NNAMES; i++) {
-		const char *v = getenv(names[i].env);
-		if (v != NULL && setting_set(s, names[i].opt, v) != 0)
-			return -1;
-	}
-	return 0;
+	return api_settings_from_env("vecdb", names, NNAMES, setting_set_env,
+	    s);
 }
 
 /* Flags, file and environment into s, in order of precedence. */

@@ -6,6 +6,7 @@
  * Settings come from, lowest to highest: defaults, the environment
  * (VECDB_*), and flags, as `vecdb serve` does.
  */
+#include <arpa/inet.h>
 #include <civetweb.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -26,6 +27,7 @@ struct settings {
 	const char *data_dir;
 	const char *rpc_url;
 	uint64_t admin_port;
+	const char *admin_host;      /* the admin HTTP's address */
 	const char *mode;            /* primary|replica */
 	const char *node_id;
 	uint64_t workers;
@@ -51,6 +53,7 @@ static const struct option long_opts[] = {
 	{ "data", required_argument, NULL, 'd' },
 	{ "rpc", required_argument, NULL, 'r' },
 	{ "admin-port", required_argument, NULL, 'a' },
+	{ "admin-host", required_argument, NULL, 'A' },
 	{ "mode", required_argument, NULL, 'm' },
 	{ "node-id", required_argument, NULL, 'i' },
 	{ "workers", required_argument, NULL, 'w' },
@@ -64,16 +67,16 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* Environment names of the settings. */
-static const struct {
-	int opt;
-	const char *env;
-} envs[] = {
-	{ 'd', "VECDB_DATA_DIR" }, { 'r', "VECDB_RPC_URL" },
-	{ 'a', "VECDB_ADMIN_PORT" }, { 'm', "VECDB_MODE" },
-	{ 'i', "VECDB_NODE_ID" }, { 'k', "VECDB_API_KEY" },
-	{ 'p', "VECDB_PRIMARY_URL" }, { 'B', "VECDB_WAL_RETENTION_BYTES" },
-	{ 'R', "VECDB_MIN_REPLICAS" }, { 'T', "VECDB_WRITE_CONCERN_TIMEOUT_MS" },
+/* Environment names of the settings: every flag has one. */
+static const struct api_setting_name envs[] = {
+	{ 'd', NULL, "VECDB_DATA_DIR" }, { 'r', NULL, "VECDB_RPC_URL" },
+	{ 'a', NULL, "VECDB_ADMIN_PORT" }, { 'A', NULL, "VECDB_ADMIN_HOST" },
+	{ 'm', NULL, "VECDB_MODE" }, { 'i', NULL, "VECDB_NODE_ID" },
+	{ 'w', NULL, "VECDB_WORKERS" }, { 'k', NULL, "VECDB_API_KEY" },
+	{ 'p', NULL, "VECDB_PRIMARY_URL" },
+	{ 'B', NULL, "VECDB_WAL_RETENTION_BYTES" },
+	{ 'R', NULL, "VECDB_MIN_REPLICAS" },
+	{ 'T', NULL, "VECDB_WRITE_CONCERN_TIMEOUT_MS" },
 };
 #define NENVS (sizeof(envs) / sizeof(envs[0]))
 
@@ -83,13 +86,15 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: vecdb-node [--data DIR] [--rpc URL] [--admin-port N]\n"
+	    "                  [--admin-host ADDR]\n"
 	    "                  [--mode primary|replica] [--node-id ID]\n"
 	    "                  [--workers N] [--api-key KEY]\n"
 	    "                  [--primary URL] [--wal-retain N]\n"
 	    "                  [--wal-retention-bytes N] [--min-replicas N]\n"
 	    "                  [--write-concern-timeout-ms MS]\n"
 	    "Environment: VECDB_DATA_DIR, VECDB_RPC_URL, VECDB_ADMIN_PORT,\n"
-	    "VECDB_MODE, VECDB_NODE_ID, VECDB_API_KEY, VECDB_PRIMARY_URL,\n"
+	    "VECDB_ADMIN_HOST, VECDB_MODE, VECDB_NODE_ID, VECDB_WORKERS,\n"
+	    "VECDB_API_KEY, VECDB_PRIMARY_URL,\n"
 	    "VECDB_WAL_RETENTION_BYTES, VECDB_MIN_REPLICAS,\n"
 	    "VECDB_WRITE_CONCERN_TIMEOUT_MS, VECDB_LOG, VECDB_DURABILITY,\n"
 	    "VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF, VECDB_WAL_RETAIN.\n");
@@ -111,6 +116,25 @@ parse_num(const char *what, const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+/*
+ * The admin HTTP's address: an IPv4 one, as civetweb's listening_ports
+ * and api_mg_stop's wake-up connect take it. 0.0.0.0 lets a pod's
+ * kubelet and Prometheus reach /ready and /metrics.
+ */
+static int
+admin_host_set(struct settings *s, const char *v)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, v, &a) != 1) {
+		fprintf(stderr, "vecdb-node: admin-host '%s' is not an IPv4 "
+		    "address (such as 127.0.0.1 or 0.0.0.0)\n", v);
+		return -1;
+	}
+	s->admin_host = v;
+	return 0;
+}
+
 /* Apply one setting from a string (environment or flag). */
 static int
 setting_set(struct settings *s, int opt, const char *v)
@@ -119,6 +143,7 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'd': s->data_dir = v; return 0;
 	case 'r': s->rpc_url = v; return 0;
 	case 'a': return parse_num("admin-port", v, 65535, &s->admin_port);
+	case 'A': return admin_host_set(s, v);
 	case 'i': s->node_id = v; return 0;
 	case 'w': return parse_num("workers", v, NODE_WORKERS_MAX, &s->workers);
 	case 'k': s->api_key = *v ? v : NULL; return 0;
@@ -160,6 +185,13 @@ setting_set(struct settings *s, int opt, const char *v)
 	}
 }
 
+/* setting_set for api_settings_from_env. */
+static int
+setting_set_env(void *s, int opt, const char *v)
+{
+	return setting_set(s, opt, v);
+}
+
 /* Defaults, environment, then flags. */
 static int
 settings_load(struct settings *s, int argc, char **argv)
@@ -170,16 +202,15 @@ settings_load(struct settings *s, int argc, char **argv)
 	s->data_dir = "./data";
 	s->rpc_url = "tcp://127.0.0.1:7000";
 	s->admin_port = 9100;
+	s->admin_host = "127.0.0.1";    /* the pod manifests say 0.0.0.0 */
 	s->mode = "primary";
 	s->node_id = "node";
 	s->workers = NODE_WORKERS_DEFAULT;
 	s->wal_max_bytes = REPL_WAL_MAX_BYTES_DEFAULT;
 	s->wc_timeout_ms = NODE_WC_TIMEOUT_DEFAULT_MS;
-	for (size_t i = 0; i < NENVS; i++) {
-		const char *v = getenv(envs[i].env);
-		if (v != NULL && setting_set(s, envs[i].opt, v) != 0)
-			return -1;
-	}
+	if (api_settings_from_env("vecdb-node", envs, NENVS, setting_set_env,
+		s) != 0)
+		return -1;
 	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
 		if (opt == 'h' || opt == '?') {
 			usage(opt == 'h' ? stdout : stderr);
@@ -404,19 +435,19 @@ admin_request(struct mg_connection *c)
 	return 1;
 }
 
-/* Start civetweb on 127.0.0.1:port; *port gets the bound one. */
+/* Start civetweb on host:port; *port gets the bound one. */
 static struct mg_context *
-admin_start(struct admin *a, uint64_t *port)
+admin_start(struct admin *a, const char *host, uint64_t *port)
 {
 	struct mg_callbacks cb;
 	struct mg_server_port sp[2];
 	struct mg_context *mg;
-	char ports[32];
+	char ports[64];
 	const char *opts[] = { "listening_ports", ports, "num_threads", "2",
 		"enable_keep_alive", "no", "request_timeout_ms", "10000",
 		NULL };
 
-	snprintf(ports, sizeof(ports), "127.0.0.1:%u", (unsigned) *port);
+	snprintf(ports, sizeof(ports), "%s:%u", host, (unsigned) *port);
 	memset(&cb, 0, sizeof(cb));
 	cb.begin_request = admin_request;
 	if ((mg = mg_start(&cb, a, opts)) == NULL) {
@@ -510,20 +541,21 @@ serve(struct settings *s, struct admin *a, sigset_t *set)
 		repl_stop(a);
 		return 1;
 	}
-	if ((mg = admin_start(a, &s->admin_port)) == NULL) {
+	if ((mg = admin_start(a, s->admin_host, &s->admin_port)) == NULL) {
 		repl_stop(a);
 		node_rpc_stop(a->rpc);
 		return 1;
 	}
 	atomic_store(&a->ready, 1);
 	printf("vecdb-node %s: rpc tcp://127.0.0.1:%u admin "
-	       "http://127.0.0.1:%u (data %s)\n", VECDB_VERSION,
-	    node_rpc_port(a->rpc), (unsigned) s->admin_port, s->data_dir);
+	       "http://%s:%u (data %s)\n", VECDB_VERSION,
+	    node_rpc_port(a->rpc), s->admin_host, (unsigned) s->admin_port,
+	    s->data_dir);
 	fflush(stdout);
 	sigwait(set, &sig);
 	VDB_LOG_INFO("NODE", "signal %d: finishing requests in flight", sig);
 	atomic_store(&a->ready, 0);
-	api_mg_stop(mg, "127.0.0.1", (uint16_t) s->admin_port);
+	api_mg_stop(mg, s->admin_host, (uint16_t) s->admin_port);
 	repl_stop(a);
 	node_rpc_stop(a->rpc);
 	return 0;

@@ -2031,6 +2031,47 @@ cl_metrics(void *ctx, FILE *f)
 	topo_put(r, t);
 }
 
+/*
+ * The backend's ready op: a connection to every shard's write member
+ * (primary_idx, which moves on a promotion). Only the connection counts,
+ * not the back-off: a member the router skips for a while is still the
+ * one a write goes to, and the connection says whether it can.
+ */
+static int
+cl_ready(void *ctx, json_t **not_ready)
+{
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	json_t *ids = json_array();
+	char msg[1024];
+	size_t off = 0;
+
+	if (ids == NULL) {
+		topo_put(r, t);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	msg[0] = '\0';
+	for (size_t i = 0; i < t->n; i++) {
+		struct router_shard *s = &t->shards[i];
+		int p = __atomic_load_n(&s->primary_idx, __ATOMIC_RELAXED);
+		struct router_member *m = &s->members[p];
+		if (__atomic_load_n(&m->pipes, __ATOMIC_RELAXED) > 0)
+			continue;
+		json_array_append_new(ids, json_integer((json_int_t) s->id));
+		if (off < sizeof(msg))
+			off += (size_t) snprintf(msg + off, sizeof(msg) - off,
+			    "%sshard %u (no connection to %s)", off ? ", " : "",
+			    s->id, m->url);
+	}
+	topo_put(r, t);
+	if (json_array_size(ids) == 0) {
+		json_decref(ids);
+		return VECDB_OK;
+	}
+	*not_ready = ids;
+	return vdb_err(VECDB_ECLOSED, "not ready: %s", msg);
+}
+
 void
 api_backend_cluster_init(struct api_backend *b, router *r)
 {
@@ -2062,6 +2103,7 @@ api_backend_cluster_init(struct api_backend *b, router *r)
 	b->metrics = cl_metrics;
 	b->promote = router_promote;
 	b->cluster_status = router_cluster_status;
+	b->ready = cl_ready;
 }
 
 /* ===== For router_status.c and router_health.c ===== */

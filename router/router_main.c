@@ -47,6 +47,21 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/* Environment names of the settings: every flag has one, as for `vecdb
+ * serve` and vecdb-node, so that a pod sets them from a ConfigMap or a
+ * Secret. */
+static const struct api_setting_name envs[] = {
+	{ 'T', NULL, "VECDB_TOPOLOGY" }, { 'H', NULL, "VECDB_HOST" },
+	{ 'p', NULL, "VECDB_PORT" }, { 't', NULL, "VECDB_TIMEOUT_MS" },
+	{ 'k', NULL, "VECDB_API_KEY" },
+	{ 'R', NULL, "VECDB_READ_ONLY_API_KEY" },
+	{ 'C', NULL, "VECDB_TLS_CERT" }, { 'K', NULL, "VECDB_TLS_KEY" },
+	{ 'm', NULL, "VECDB_MAX_BODY" },
+	{ 'n', NULL, "VECDB_NODE_API_KEY" },
+	{ 'j', NULL, "VECDB_THREADS" }, { 'r', NULL, "VECDB_RPC_URL" },
+};
+#define NENVS (sizeof(envs) / sizeof(envs[0]))
+
 /* Print usage. */
 static void
 usage(FILE *f)
@@ -56,7 +71,11 @@ usage(FILE *f)
 	    "                    [--timeout-ms MS] [--api-key KEY]\n"
 	    "                    [--node-api-key KEY] [--threads N] [--rpc URL]\n"
 	    "                    [--read-only-api-key KEY] [--max-body BYTES]\n"
-	    "                    [--tls-cert PEM --tls-key PEM]\n");
+	    "                    [--tls-cert PEM --tls-key PEM]\n"
+	    "Environment: VECDB_TOPOLOGY, VECDB_HOST, VECDB_PORT,\n"
+	    "VECDB_TIMEOUT_MS, VECDB_API_KEY, VECDB_NODE_API_KEY, VECDB_THREADS,\n"
+	    "VECDB_RPC_URL, VECDB_READ_ONLY_API_KEY, VECDB_MAX_BODY,\n"
+	    "VECDB_TLS_CERT, VECDB_TLS_KEY, VECDB_LOG (flags win).\n");
 }
 
 /* A decimal number in [lo, hi]. */
@@ -91,14 +110,21 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'C': s->tls_cert = v; return 0;
 	case 'K': s->tls_key = v; return 0;
 	case 'm': return parse_ul("max-body", v, 1, 1UL << 40, &s->max_body);
-	case 'n': s->node_api_key = v; return 0;
+	case 'n': s->node_api_key = *v ? v : NULL; return 0;
 	case 'j': return parse_ul("threads", v, 1, 1024, &s->threads);
-	case 'r': s->rpc = v; return 0;
+	case 'r': s->rpc = *v ? v : NULL; return 0;
 	default: return -1;
 	}
 }
 
-/* Flags into s: 0, 1 (help printed) or -1. */
+/* setting_set for api_settings_from_env. */
+static int
+setting_set_env(void *s, int opt, const char *v)
+{
+	return setting_set(s, opt, v);
+}
+
+/* Defaults, environment, then flags into s: 0, 1 (help printed) or -1. */
 static int
 settings_load(struct settings *s, int argc, char **argv)
 {
@@ -110,6 +136,9 @@ settings_load(struct settings *s, int argc, char **argv)
 	s->timeout_ms = ROUTER_TIMEOUT_MS_DEFAULT;
 	s->threads = API_DEFAULT_THREADS;
 	s->max_body = API_DEFAULT_MAX_BODY;
+	if (api_settings_from_env("vecdb-router", envs, NENVS, setting_set_env,
+		s) != 0)
+		return -1;
 	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
 		if (opt == 'h' || opt == '?') {
 			usage(opt == 'h' ? stdout : stderr);
@@ -118,13 +147,20 @@ settings_load(struct settings *s, int argc, char **argv)
 		if (setting_set(s, opt, optarg) != 0)
 			return -1;
 	}
-	if (optind < argc || s->topology == NULL) {
+	if (optind < argc) {
+		fprintf(stderr, "vecdb-router: unexpected argument '%s'\n",
+		    argv[optind]);
+		return -1;
+	}
+	if (s->topology == NULL) {
+		fprintf(stderr, "vecdb-router: no topology: give --topology "
+		    "FILE (or VECDB_TOPOLOGY)\n");
 		usage(stderr);
 		return -1;
 	}
 	if ((s->tls_cert == NULL) != (s->tls_key == NULL)) {
 		fprintf(stderr, "vecdb-router: --tls-cert and --tls-key go "
-		    "together\n");
+		    "together (or VECDB_TLS_CERT and VECDB_TLS_KEY)\n");
 		return -1;
 	}
 	return 0;

@@ -26,11 +26,11 @@ build=(
 )
 
 # What the binaries load at run time: the libraries of the -dev packages
-# above (Debian 12 names), plus curl for the Kubernetes probes and socat
-# for the node's admin proxy (deploy/k8s).
+# above (Debian 12 names). No tools: deploy/k8s probes the nodes' admin
+# HTTP over the network (httpGet), not with curl in the container.
 runtime=(
 	liblmdb0 libjansson4 libssl3 libuuid1 libnng1 libprotobuf-c1
-	libcivetweb1 libyaml-0-2 libcurl4 ca-certificates curl socat
+	libcivetweb1 libyaml-0-2 libcurl4 ca-certificates
 )
 
 # What the tests and tools add.

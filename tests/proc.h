@@ -26,7 +26,7 @@
 #include <check.h>
 
 #define PROC_ARGS_MAX 40        /* argv entries of one child */
-#define PROC_ENV_MAX 8          /* variables added by proc_setenv */
+#define PROC_ENV_MAX 16         /* variables added by proc_setenv */
 #define PROC_START_TIMEOUT_S 10 /* until the first stdout line */
 #define PROC_STOP_TIMEOUT_S 10  /* SIGTERM to exit, then SIGKILL */
 

@@ -13,8 +13,10 @@
 //  - it has SHARDS shards of REPLICAS replicas each;
 //  - the wiring the rest relies on holds: selectors match pod labels,
 //    Service ports target named container ports, $(VAR) references are
-//    defined before use, probes, resources, non-root pods, the
-//    NetworkPolicy, the PDBs.
+//    defined before use, httpGet probes on the nodes' admin HTTP (bound
+//    to the pod IP, one container per pod) and on the routers' REST port,
+//    resources, non-root pods, the NetworkPolicy (admin port open to the
+//    scraper), the PDBs.
 // --monitor FILE validates the ServiceMonitor against the operator's schema
 // and checks that its ports are named by the Services of the first
 // rendering.
@@ -160,6 +162,26 @@ function containerPort(c, name) {
 	return p ? p.containerPort : undefined;
 }
 
+// A setting of our binaries as the container gives it: the flag
+// (--name=value or --name value) wins over the variable, as in the code.
+function setting(args, env, flag, variable) {
+	for (let i = args.length - 1; i >= 0; i--) {
+		if (args[i].startsWith(`--${flag}=`))
+			return args[i].slice(flag.length + 3);
+		if (args[i] === `--${flag}` && i + 1 < args.length)
+			return args[i + 1];
+	}
+	return env[variable];
+}
+
+// An httpGet probe on path and the container's named port (by name or
+// number).
+function httpProbe(p, path, c, portName) {
+	const g = p && p.httpGet;
+	return !!g && g.path === path && (g.port === portName ||
+	    g.port === containerPort(c, portName));
+}
+
 // The checks of one rendering.
 function checkRendering(name, file, wantShards, wantReplicas) {
 	const docs = yaml.loadAll(fs.readFileSync(file, 'utf8'))
@@ -247,11 +269,30 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 		    `VECDB_RPC_URL ${env.VECDB_RPC_URL} is not port ${cp}`);
 		const args = (node.args || []).map((a) =>
 		    expand(a, env, `${where}: args`));
-		const probe = (p) => p && p.exec && p.exec.command.join(' ');
-		check(/\/health$/.test(probe(node.livenessProbe)),
-		    `${where}: no /health liveness probe`);
-		check(/\/ready$/.test(probe(node.readinessProbe)),
-		    `${where}: no /ready readiness probe`);
+		// The admin HTTP listens on the pod IP at its named port, where
+		// the kubelet probes it and Prometheus scrapes it.
+		const ap = containerPort(node, 'admin');
+		check(ap !== undefined && String(ap) === setting(args, env,
+		    'admin-port', 'VECDB_ADMIN_PORT'), `${where}: the admin ` +
+		    `port ${ap} is not the node's --admin-port`);
+		check(setting(args, env, 'admin-host', 'VECDB_ADMIN_HOST') ===
+		    '0.0.0.0', `${where}: the admin HTTP does not listen on ` +
+		    'the pod IP (--admin-host 0.0.0.0)');
+		check(httpProbe(node.livenessProbe, '/health', node, 'admin'),
+		    `${where}: no /health liveness probe on the admin port`);
+		check(httpProbe(node.readinessProbe, '/ready', node, 'admin'),
+		    `${where}: no /ready readiness probe on the admin port`);
+		const ann = sts.spec.template.metadata.annotations || {};
+		check(ann['prometheus.io/port'] === String(ap), `${where}: ` +
+		    `prometheus.io/port ${ann['prometheus.io/port']} is not ` +
+		    `the admin port ${ap}`);
+		const sa = svc.spec.ports.find((p) => p.name === 'admin');
+		check(sa && (sa.targetPort === 'admin' || sa.targetPort === ap),
+		    `${where}: ${svc.metadata.name} has no admin port ` +
+		    'targeting the node\'s');
+		check(sts.spec.template.spec.containers.length === 1,
+		    `${where}: containers beside the node (the admin HTTP ` +
+		    'needs no proxy)');
 		check((sts.spec.volumeClaimTemplates || []).some((v) =>
 		    (node.volumeMounts || []).some((m) =>
 		    m.name === v.metadata.name &&
@@ -304,19 +345,24 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 		const where = `${name}: ${d.metadata.name}`;
 		const spec = d.spec.template.spec;
 		const c = spec.containers[0];
+		const env = envMap(c, d.spec.template.metadata.labels, where);
+		const args = (c.args || []).map((a) =>
+		    expand(a, env, `${where}: args`));
+		const set = (flag, variable) => setting(args, env, flag,
+		    variable);
 		const vol = (spec.volumes || []).find((v) => v.configMap &&
 		    v.configMap.name === cms[0].metadata.name);
 		const mount = vol && (c.volumeMounts || [])
 		    .find((m) => m.name === vol.name);
-		check(mount && c.args.includes('--topology=' +
-		    mount.mountPath + '/topology.json'), `${where}: does not ` +
+		check(mount && set('topology', 'VECDB_TOPOLOGY') ===
+		    mount.mountPath + '/topology.json', `${where}: does not ` +
 		    `read ${cms[0].metadata.name} as its --topology`);
 		const rest = containerPort(c, 'rest');
 		const rpc = containerPort(c, 'rpc');
-		check(c.args.includes(`--port=${rest}`) &&
-		    c.args.includes(`--rpc=tcp://0.0.0.0:${rpc}`) &&
-		    c.args.includes('--host=0.0.0.0'), `${where}: args do ` +
-		    'not listen on its named ports');
+		check(set('port', 'VECDB_PORT') === String(rest) &&
+		    set('rpc', 'VECDB_RPC_URL') === `tcp://0.0.0.0:${rpc}` &&
+		    set('host', 'VECDB_HOST') === '0.0.0.0', `${where}: ` +
+		    'does not listen on its named ports');
 		const svc = [...services.values()].find((s) =>
 		    s.spec.clusterIP !== 'None' &&
 		    selects(s.spec.selector, d.spec.template.metadata.labels));
@@ -328,9 +374,10 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 			    `${where}: the Service does not expose REST 8080 ` +
 			    'and the binary API 9090');
 		}
-		check(c.readinessProbe && c.readinessProbe.httpGet &&
-		    c.readinessProbe.httpGet.path === '/health',
-		    `${where}: no readiness probe`);
+		check(httpProbe(c.livenessProbe, '/health', c, 'rest'),
+		    `${where}: no /health liveness probe`);
+		check(httpProbe(c.readinessProbe, '/ready', c, 'rest'),
+		    `${where}: no /ready readiness probe`);
 	}
 
 	// Node RPC reachable only from routers and nodes.
@@ -355,6 +402,17 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 			    'node RPC is open to more than routers and nodes');
 		}
 	}
+
+	// The nodes' admin port open to the scraper (any source): a rule
+	// naming it and no "from".
+	const adminPorts = new Set(of('StatefulSet').map((s) =>
+	    containerPort(s.spec.template.spec.containers[0], 'admin')));
+	for (const p of rpcPolicies)
+		for (const ap of adminPorts)
+			check(p.spec.ingress.some((rule) => !rule.from &&
+			    (rule.ports || []).some((x) => x.port === ap ||
+			    x.port === 'admin')), `${name}: the NetworkPolicy ` +
+			    `keeps Prometheus off the admin port ${ap}`);
 
 	// Every PDB covers some pods.
 	for (const pdb of of('PodDisruptionBudget')) {

@@ -8,7 +8,7 @@
 #  - the last stage runs as a non-root user with VECDB_DATA_DIR and the
 #    volume on /var/lib/vecdb;
 #  - what deploy/k8s runs in the image exists: the vecdb-* binaries as
-#    CMake targets, curl and socat in install-deps.sh --runtime;
+#    CMake targets, any other command in install-deps.sh --runtime;
 #  - with a build directory (BUILDDIR, optional second argument), every
 #    library our binaries link directly is in that runtime list.
 set -euo pipefail
@@ -134,8 +134,7 @@ esac
 runtime=$(sed -n '/^runtime=(/,/^)/p' "$src/scripts/install-deps.sh" |
     sed -e 's/#.*//' -e '1d;$d' | tr -s ' \t\n' ' ')
 for cmd in $(grep -rhoE '(command|args): \["[a-z-]+"' "$src/deploy/k8s" |
-    sed 's/.*\["//; s/"//' | sort -u) $(grep -rhoE 'command: \["curl"' \
-    "$src/deploy/k8s" | head -1 | sed 's/.*\["//; s/"//'); do
+    sed 's/.*\["//; s/"//' | sort -u); do
 	case "$cmd" in
 	vecdb*)
 		grep -rqE "add_executable\\($cmd " --include=CMakeLists.txt \

@@ -61,8 +61,9 @@ for t in base overlays/dev overlays/prod; do
 	out=$tmp/router-${t##*/}.out
 	err=$tmp/router-${t##*/}.err
 	: >"$out"
-	env -u VECDB_API_KEY "$bindir/vecdb-router" --topology \
-	    "$k8s/$t/topology.json" --host 127.0.0.1 --port 0 \
+	# the topology as the Deployment gives it: VECDB_TOPOLOGY
+	env -u VECDB_API_KEY VECDB_TOPOLOGY="$k8s/$t/topology.json" \
+	    "$bindir/vecdb-router" --host 127.0.0.1 --port 0 \
 	    >"$out" 2>"$err" &
 	router=$!
 	for _ in $(seq 100); do

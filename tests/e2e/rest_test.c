@@ -489,6 +489,11 @@ START_TEST(health_and_stats_have_their_shapes)
 	ck_assert_str_eq(json_string_value(json_object_get(d, "version")),
 	    VECDB_VERSION);
 	json_decref(d);
+	/* serving, and (a router) connected to every primary: ready */
+	d = call(200, "GET", "/ready", NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "status")),
+	    "ready");
+	json_decref(d);
 	coll_fill("a", M_L2);
 	coll_create("b", M_COS);
 	d = call(200, "GET", "/stats", NULL);
@@ -1816,6 +1821,7 @@ START_TEST(api_key_is_required_except_for_health)
 	struct resp r;
 
 	json_decref(call_on(&S, 200, "GET", "/health", NULL, NULL));
+	json_decref(call_on(&S, 200, "GET", "/ready", NULL, NULL));
 	expect_err_on(&S, 401, "UNAUTHENTICATED", "GET", "/collections", NULL,
 	    NULL);
 	expect_err_on(&S, 401, "UNAUTHENTICATED", "GET", "/collections", NULL,

@@ -439,6 +439,83 @@ START_TEST(admin_endpoints_answer)
 }
 END_TEST
 
+/*
+ * --admin-host 0.0.0.0 (as a pod runs it): the admin HTTP listens on
+ * every address, so loopback still reaches it; the node names the
+ * address in its first line and stops cleanly (its stop wakes civetweb
+ * over loopback). VECDB_ADMIN_HOST does the same, and a flag wins.
+ */
+START_TEST(admin_host_binds_every_address)
+{
+	static char body[4096];
+	char *dir = tu_subdir(), log[600];
+	struct node n;
+
+	memset(&n, 0, sizeof(n));
+	snprintf(log, sizeof(log), "%s.log", dir);
+	proc_init(&n.proc, (const char *const[]) { VECDB_NODE_BIN, "--data",
+	    dir, "--rpc", "tcp://127.0.0.1:0", "--admin-port", "0",
+	    "--admin-host", "0.0.0.0", NULL }, log);
+	proc_start(&n.proc);
+	ck_assert_msg(strstr(n.proc.line, "admin http://0.0.0.0:") != NULL,
+	    "first line: %s", n.proc.line);
+	n.admin_port = proc_port(&n.proc, "admin http://0.0.0.0:");
+	ck_assert_uint_ne(n.admin_port, 0);
+	ck_assert_int_eq(admin_get(&n, "/ready", body, sizeof(body)), 200);
+	ck_assert_int_eq(admin_get(&n, "/health", body, sizeof(body)), 200);
+	proc_stop_ok(&n.proc);
+	proc_free(&n.proc);
+	/* the environment, and a flag over it */
+	memset(&n, 0, sizeof(n));
+	proc_init(&n.proc, (const char *const[]) { VECDB_NODE_BIN, "--data",
+	    dir, NULL }, log);
+	proc_setenv(&n.proc, "VECDB_RPC_URL", "tcp://127.0.0.1:0");
+	proc_setenv(&n.proc, "VECDB_ADMIN_PORT", "0");
+	proc_setenv(&n.proc, "VECDB_ADMIN_HOST", "0.0.0.0");
+	proc_start(&n.proc);
+	ck_assert_msg(strstr(n.proc.line, "admin http://0.0.0.0:") != NULL,
+	    "first line: %s", n.proc.line);
+	n.admin_port = proc_port(&n.proc, "admin http://0.0.0.0:");
+	ck_assert_int_eq(admin_get(&n, "/ready", body, sizeof(body)), 200);
+	proc_stop_ok(&n.proc);
+	proc_args_add(&n.proc, (const char *const[]) { "--admin-host",
+	    "127.0.0.1", NULL });
+	proc_start(&n.proc);
+	ck_assert_msg(strstr(n.proc.line, "admin http://127.0.0.1:") != NULL,
+	    "first line: %s", n.proc.line);
+	proc_stop_ok(&n.proc);
+	proc_free(&n.proc);
+	free(dir);
+}
+END_TEST
+
+/* A host that is not an IPv4 address stops the node at start, naming
+ * the value and, from the environment, the variable. */
+START_TEST(a_bad_admin_host_is_refused)
+{
+	char *dir = tu_subdir(), log[600];
+	struct proc p;
+
+	snprintf(log, sizeof(log), "%s.log", dir);
+	memset(&p, 0, sizeof(p));
+	proc_init(&p, (const char *const[]) { VECDB_NODE_BIN, "--data", dir,
+	    "--rpc", "tcp://127.0.0.1:0", "--admin-port", "0", "--admin-host",
+	    "localhost:80", NULL }, log);
+	ck_assert_int_ne(proc_try_start(&p), 0);
+	ck_assert_msg(strstr(p.err, "admin-host 'localhost:80' is not an "
+	    "IPv4") != NULL, "%s", p.err);
+	proc_free(&p);
+	memset(&p, 0, sizeof(p));
+	proc_init(&p, (const char *const[]) { VECDB_NODE_BIN, "--data", dir,
+	    "--rpc", "tcp://127.0.0.1:0", "--admin-port", "0", NULL }, log);
+	proc_setenv(&p, "VECDB_ADMIN_HOST", "::");
+	ck_assert_int_ne(proc_try_start(&p), 0);
+	ck_assert_msg(strstr(p.err, "VECDB_ADMIN_HOST") != NULL, "%s", p.err);
+	proc_free(&p);
+	free(dir);
+}
+END_TEST
+
 /* Free the last response (checked teardown). */
 static void
 resp_teardown(void)
@@ -462,6 +539,8 @@ main(void)
 	tcase_add_test(tc, replica_refuses_writes);
 	tcase_add_test(tc, api_key_is_required_when_configured);
 	tcase_add_test(tc, admin_endpoints_answer);
+	tcase_add_test(tc, admin_host_binds_every_address);
+	tcase_add_test(tc, a_bad_admin_host_is_refused);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -538,6 +538,204 @@ START_TEST(cluster_snapshots_through_the_binary_api)
 }
 END_TEST
 
+/* GET /ready on s without a key: its status. */
+static int
+ready_status(struct srv *s, json_t **env)
+{
+	struct resp r;
+	int status;
+
+	ck_assert_int_eq(http_req(s, "GET", "/ready", NULL, NULL, &r), 0);
+	status = r.status;
+	if (env != NULL)
+		*env = json_incref(r.json);
+	resp_free(&r);
+	return status;
+}
+
+/* Poll /ready until it answers want (nng notices a closed connection,
+ * and redials, in the background); the last envelope into *env. */
+static void
+ready_wait(struct srv *s, int want, json_t **env)
+{
+	uint64_t end = now_ms() + 20000;
+	int got;
+
+	for (;;) {
+		if (env != NULL)
+			*env = NULL;
+		if ((got = ready_status(s, env)) == want)
+			return;
+		if (env != NULL)
+			json_decref(*env);
+		ck_assert_msg(now_ms() < end, "/ready stayed %d, wanted %d",
+		    got, want);
+		usleep(20 * 1000);
+	}
+}
+
+/*
+ * /ready follows the connections to the shards' primaries: a dead
+ * replica leaves the router ready (writes do not go there), a dead
+ * primary makes it 503 naming that shard, and its restart makes it
+ * ready again. /health stays 200 throughout: it is liveness.
+ */
+START_TEST(ready_needs_a_connection_to_every_shards_primary)
+{
+	json_t *env, *e, *ref;
+	int rep;
+
+	env = http_call(&C, 200, "GET", "/ready", NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    env, "data"), "status")), "ready");
+	json_decref(env);
+	rep = srv_add_replica(&C, 0, NULL);
+	ready_wait(&C, 200, NULL);
+	proc_kill(&C.nodes[rep]);
+	usleep(300 * 1000);
+	ck_assert_int_eq(ready_status(&C, NULL), 200);
+	proc_kill(&C.nodes[1]);
+	ready_wait(&C, 503, &env);
+	e = json_object_get(env, "error");
+	ck_assert_str_eq(json_string_value(json_object_get(e, "code")),
+	    "UNAVAILABLE");
+	ck_assert_msg(strstr(json_string_value(json_object_get(e, "message")),
+	    "shard 1 (no connection to tcp://127.0.0.1:") != NULL,
+	    "message names no shard: %s",
+	    json_string_value(json_object_get(e, "message")));
+	ref = json_pack("[i]", 1);
+	ck_assert(json_equal(json_object_get(e, "shards"), ref));
+	json_decref(ref);
+	json_decref(env);
+	json_decref(http_call(&C, 200, "GET", "/health", NULL));
+	proc_start(&C.nodes[1]);
+	ready_wait(&C, 200, NULL);
+}
+END_TEST
+
+/* A router over C's topology with settings from env[] ("NAME=value")
+ * and flags; its REST port into r->port. Returns proc_try_start's. */
+static int
+env_router(struct srv *r, const char *const *env, const char *const *flags)
+{
+	char *topo, *log;
+	int rv;
+
+	memset(r, 0, sizeof(*r));
+	if (asprintf(&topo, "%s/topology.json", C.dir) < 0 ||
+	    asprintf(&log, "%s/router-env.log", C.dir) < 0)
+		abort();
+	proc_init(&r->proc, (const char *const[]) { VECDB_ROUTER_BIN, NULL },
+	    log);
+	proc_args_add(&r->proc, flags);
+	proc_setenv(&r->proc, "VECDB_TOPOLOGY", topo);
+	for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+		char name[64];
+		const char *eq = strchr(env[i], '=');
+		snprintf(name, sizeof(name), "%.*s", (int) (eq - env[i]),
+		    env[i]);
+		proc_setenv(&r->proc, name, eq + 1);
+	}
+	free(topo);
+	free(log);
+	if ((rv = proc_try_start(&r->proc)) == 0)
+		r->port = proc_port(&r->proc, "serving http://127.0.0.1:");
+	return rv;
+}
+
+/* The status of one request with an optional "api-key: KEY" header. */
+static int
+status_with_key(struct srv *s, const char *method, const char *path,
+    const char *body, const char *key)
+{
+	char h[128];
+	const char *hdr[2] = { h, NULL };
+	struct resp r;
+	int status;
+
+	snprintf(h, sizeof(h), "api-key: %s", key ? key : "");
+	ck_assert_int_eq(http_req(s, method, path, body, key ? hdr : NULL,
+	    &r), 0);
+	status = r.status;
+	resp_free(&r);
+	return status;
+}
+
+static const char *const router_env[] = {
+	"VECDB_HOST=127.0.0.1", "VECDB_PORT=0", "VECDB_TIMEOUT_MS=30000",
+	"VECDB_API_KEY=envkey", "VECDB_READ_ONLY_API_KEY=rokey",
+	"VECDB_NODE_API_KEY=", "VECDB_THREADS=4", "VECDB_MAX_BODY=4096",
+	"VECDB_RPC_URL=tcp://127.0.0.1:0", NULL,
+};
+
+/*
+ * vecdb-router with no flags at all, every setting from VECDB_*: it
+ * serves the cluster, with the keys, body limit and binary API the
+ * variables say. /ready and /health need no key.
+ */
+START_TEST(a_router_runs_from_the_environment_alone)
+{
+	char big[8192];
+	struct srv r;
+
+	ck_assert_msg(env_router(&r, router_env, NULL) == 0, "%s", r.proc.err);
+	ck_assert_uint_ne(r.port, 0);
+	ck_assert_msg(proc_port(&r.proc, "rpc tcp://127.0.0.1:") != 0,
+	    "VECDB_RPC_URL gave no binary API: %s", r.proc.line);
+	ready_wait(&r, 200, NULL);  /* the first dials are in flight */
+	ck_assert_int_eq(status_with_key(&r, "GET", "/health", NULL, NULL),
+	    200);
+	ck_assert_int_eq(status_with_key(&r, "GET", "/collections/c", NULL,
+	    NULL), 401);
+	ck_assert_int_eq(status_with_key(&r, "GET", "/collections/c", NULL,
+	    "envkey"), 200);
+	ck_assert_int_eq(status_with_key(&r, "POST", "/collections/c/points/"
+	    "count", "{}", "rokey"), 200);
+	ck_assert_int_eq(status_with_key(&r, "DELETE", "/collections/c/"
+	    "vectors/1", NULL, "rokey"), 403);
+	memset(big, ' ', sizeof(big) - 3);
+	memcpy(big + sizeof(big) - 3, "{}", 3);
+	ck_assert_int_eq(status_with_key(&r, "POST", "/collections/c/points/"
+	    "count", big, "envkey"), 413);
+	srv_stop(&r);
+}
+END_TEST
+
+/* A flag wins over its variable; a bad variable stops the router at
+ * start with a message naming it; no topology at all says how to give
+ * one. */
+START_TEST(router_flags_win_over_the_environment)
+{
+	const char *const bad[] = { "VECDB_PORT=http", NULL };
+	struct srv r;
+	char *log;
+
+	ck_assert_msg(env_router(&r, router_env, (const char *const[]) {
+	    "--api-key", "flagkey", NULL }) == 0, "%s", r.proc.err);
+	ready_wait(&r, 200, NULL);
+	ck_assert_int_eq(status_with_key(&r, "GET", "/collections/c", NULL,
+	    "envkey"), 401);
+	ck_assert_int_eq(status_with_key(&r, "GET", "/collections/c", NULL,
+	    "flagkey"), 200);
+	srv_stop(&r);
+	ck_assert_int_ne(env_router(&r, bad, NULL), 0);
+	ck_assert_msg(strstr(r.proc.err, "port 'http' is not a number") !=
+	    NULL && strstr(r.proc.err, "VECDB_PORT") != NULL, "%s",
+	    r.proc.err);
+	proc_free(&r.proc);
+	memset(&r, 0, sizeof(r));
+	if (asprintf(&log, "%s/router-none.log", C.dir) < 0)
+		abort();
+	proc_init(&r.proc, (const char *const[]) { VECDB_ROUTER_BIN, NULL },
+	    log);
+	free(log);
+	ck_assert_int_ne(proc_try_start(&r.proc), 0);
+	ck_assert_msg(strstr(r.proc.err, "no topology: give --topology FILE "
+	    "(or VECDB_TOPOLOGY)") != NULL, "%s", r.proc.err);
+	proc_free(&r.proc);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -555,6 +753,9 @@ main(void)
 	tcase_add_test(tc, a_complete_answer_is_not_marked_partial);
 	tcase_add_test(tc, the_binary_api_takes_read_options_and_names_missing_shards);
 	tcase_add_test(tc, cluster_snapshots_through_the_binary_api);
+	tcase_add_test(tc, ready_needs_a_connection_to_every_shards_primary);
+	tcase_add_test(tc, a_router_runs_from_the_environment_alone);
+	tcase_add_test(tc, router_flags_win_over_the_environment);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
