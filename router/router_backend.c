@@ -2053,15 +2053,21 @@ cl_ready(void *ctx, json_t **not_ready)
 	msg[0] = '\0';
 	for (size_t i = 0; i < t->n; i++) {
 		struct router_shard *s = &t->shards[i];
-		int p = __atomic_load_n(&s->primary_idx, __ATOMIC_RELAXED);
-		struct router_member *m = &s->members[p];
-		if (__atomic_load_n(&m->pipes, __ATOMIC_RELAXED) > 0)
+		size_t k;
+		/* a shard with any member connected can be read: a dead
+		 * primary alone must not take every router out of its
+		 * Service (its shard's writes answer 503 meanwhile) */
+		for (k = 0; k < s->n_members; k++)
+			if (__atomic_load_n(&s->members[k].pipes,
+			    __ATOMIC_RELAXED) > 0)
+				break;
+		if (k < s->n_members)
 			continue;
 		json_array_append_new(ids, json_integer((json_int_t) s->id));
 		if (off < sizeof(msg))
 			off += (size_t) snprintf(msg + off, sizeof(msg) - off,
-			    "%sshard %u (no connection to %s)", off ? ", " : "",
-			    s->id, m->url);
+			    "%sshard %u (no connection to any member)",
+			    off ? ", " : "", s->id);
 	}
 	topo_put(r, t);
 	if (json_array_size(ids) == 0) {
