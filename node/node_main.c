@@ -61,6 +61,7 @@ static const struct option long_opts[] = {
 	{ "primary", required_argument, NULL, 'p' },
 	{ "wal-retain", required_argument, NULL, 'W' },
 	{ "wal-retention-bytes", required_argument, NULL, 'B' },
+	{ "wal-retention", required_argument, NULL, 'Z' },
 	{ "min-replicas", required_argument, NULL, 'R' },
 	{ "write-concern-timeout-ms", required_argument, NULL, 'T' },
 	{ "help", no_argument, NULL, 'h' },
@@ -75,6 +76,7 @@ static const struct api_setting_name envs[] = {
 	{ 'w', NULL, "VECDB_WORKERS" }, { 'k', NULL, "VECDB_API_KEY" },
 	{ 'p', NULL, "VECDB_PRIMARY_URL" },
 	{ 'B', NULL, "VECDB_WAL_RETENTION_BYTES" },
+	{ 'Z', NULL, "VECDB_WAL_RETENTION" },
 	{ 'R', NULL, "VECDB_MIN_REPLICAS" },
 	{ 'T', NULL, "VECDB_WRITE_CONCERN_TIMEOUT_MS" },
 };
@@ -90,12 +92,13 @@ usage(FILE *f)
 	    "                  [--mode primary|replica] [--node-id ID]\n"
 	    "                  [--workers N] [--api-key KEY]\n"
 	    "                  [--primary URL] [--wal-retain N]\n"
-	    "                  [--wal-retention-bytes N] [--min-replicas N]\n"
+	    "                  [--wal-retention SIZE (or -bytes N)]\n"
+	    "                  [--min-replicas N]\n"
 	    "                  [--write-concern-timeout-ms MS]\n"
 	    "Environment: VECDB_DATA_DIR, VECDB_RPC_URL, VECDB_ADMIN_PORT,\n"
 	    "VECDB_ADMIN_HOST, VECDB_MODE, VECDB_NODE_ID, VECDB_WORKERS,\n"
 	    "VECDB_API_KEY, VECDB_PRIMARY_URL,\n"
-	    "VECDB_WAL_RETENTION_BYTES, VECDB_MIN_REPLICAS,\n"
+	    "VECDB_WAL_RETENTION(_BYTES), VECDB_MIN_REPLICAS,\n"
 	    "VECDB_WRITE_CONCERN_TIMEOUT_MS, VECDB_LOG, VECDB_DURABILITY,\n"
 	    "VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF, VECDB_WAL_RETAIN.\n");
 }
@@ -113,6 +116,34 @@ parse_num(const char *what, const char *s, uint64_t max, uint64_t *out)
 		return -1;
 	}
 	*out = v;
+	return 0;
+}
+
+/*
+ * A size: bytes, or a number with K, M, G or T (powers of 1024, an
+ * optional "iB" after it), as in --wal-retention 2G.
+ */
+static int
+parse_size(const char *what, const char *s, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	unsigned long long v;
+	const char *u;
+	char *end;
+	int shift = 0;
+
+	v = strtoull(s, &end, 10);
+	if (end != s && *end != '\0' && (u = strchr(units, *end)) != NULL &&
+	    (end[1] == '\0' || strcmp(end + 1, "iB") == 0)) {
+		shift = 10 * (int) (u - units + 1);
+		end = (char *) "";
+	}
+	if (end == s || *end != '\0' || (shift && v > (UINT64_MAX >> shift))) {
+		fprintf(stderr, "vecdb-node: %s '%s' is not a size (bytes, or "
+		    "a number with K, M, G or T)\n", what, s);
+		return -1;
+	}
+	*out = (uint64_t) v << shift;
 	return 0;
 }
 
@@ -151,6 +182,7 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'B':
 		return parse_num("wal-retention-bytes", v, UINT64_MAX,
 		    &s->wal_max_bytes);
+	case 'Z': return parse_size("wal-retention", v, &s->wal_max_bytes);
 	case 'R':
 		return parse_num("min-replicas", v, NODE_MIN_REPLICAS_MAX,
 		    &s->min_replicas);

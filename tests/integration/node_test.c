@@ -516,6 +516,39 @@ START_TEST(a_bad_admin_host_is_refused)
 }
 END_TEST
 
+START_TEST(wal_retention_takes_a_size)
+{
+	char *dir = tu_subdir(), log[600];
+	struct proc p;
+
+	snprintf(log, sizeof(log), "%s.log", dir);
+	memset(&p, 0, sizeof(p));
+	proc_init(&p, (const char *const[]) { VECDB_NODE_BIN, "--data", dir,
+	    "--rpc", "tcp://127.0.0.1:0", "--admin-port", "0",
+	    "--wal-retention", "12X", NULL }, log);
+	ck_assert_int_ne(proc_try_start(&p), 0);
+	ck_assert_msg(strstr(p.err, "wal-retention '12X' is not a size") !=
+	    NULL, "%s", p.err);
+	proc_free(&p);
+	memset(&p, 0, sizeof(p));
+	proc_init(&p, (const char *const[]) { VECDB_NODE_BIN, "--data", dir,
+	    "--rpc", "tcp://127.0.0.1:0", "--admin-port", "0",
+	    "--wal-retention", "512MiB", NULL }, log);
+	proc_start(&p);
+	proc_stop_ok(&p);
+	proc_free(&p);
+	memset(&p, 0, sizeof(p));
+	proc_init(&p, (const char *const[]) { VECDB_NODE_BIN, "--data", dir,
+	    "--rpc", "tcp://127.0.0.1:0", "--admin-port", "0", NULL }, log);
+	proc_setenv(&p, "VECDB_WAL_RETENTION", "99999999999T");
+	ck_assert_int_ne(proc_try_start(&p), 0);
+	ck_assert_msg(strstr(p.err, "VECDB_WAL_RETENTION") != NULL, "%s",
+	    p.err);
+	proc_free(&p);
+	free(dir);
+}
+END_TEST
+
 /* Free the last response (checked teardown). */
 static void
 resp_teardown(void)
@@ -541,6 +574,7 @@ main(void)
 	tcase_add_test(tc, admin_endpoints_answer);
 	tcase_add_test(tc, admin_host_binds_every_address);
 	tcase_add_test(tc, a_bad_admin_host_is_refused);
+	tcase_add_test(tc, wal_retention_takes_a_size);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
