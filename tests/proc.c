@@ -407,7 +407,13 @@ proc_port(const struct proc *p, const char *prefix)
 int
 proc_stop(struct proc *p)
 {
-	uint64_t deadline = now_ms() + PROC_STOP_TIMEOUT_S * 1000;
+	return proc_stop_in(p, PROC_STOP_TIMEOUT_S * 1000);
+}
+
+int
+proc_stop_in(struct proc *p, int ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t) ms;
 	int status = 0;
 	pid_t r;
 

@@ -83,6 +83,9 @@ uint16_t proc_port(const struct proc *p, const char *prefix);
  */
 int proc_stop(struct proc *p);
 
+/* proc_stop with the SIGKILL after @p ms instead. */
+int proc_stop_in(struct proc *p, int ms);
+
 /* proc_stop, failing the test unless the child exited 0: a clean
  * shutdown is part of the contract (under ASan, a non-zero exit is a
  * leak or error report). */

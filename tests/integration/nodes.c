@@ -3,9 +3,9 @@
  * start (a primary, or a replica of one), stop, kill, RPC over a req0
  * socket, the admin HTTP (/digest, /metrics), and convergence.
  *
- * Process hygiene as in node_test.c: PR_SET_PDEATHSIG, a pid file per
- * node under tu_base, and an unchecked teardown (nodes_base_teardown)
- * that kills what is left.
+ * The processes are tests/proc.h's, with its hygiene: PR_SET_PDEATHSIG,
+ * registration under tu_base, and proc_add_fixture's teardown that kills
+ * what is left.
  */
 #define _GNU_SOURCE
 #include <civetweb.h>
@@ -41,22 +41,6 @@ now_ms(void)
 	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
-void
-nodes_base_teardown(void)
-{
-	DIR *d = tu_base ? opendir(tu_base) : NULL;
-	struct dirent *e;
-	int pid;
-
-	while (d != NULL && (e = readdir(d)) != NULL)
-		if (sscanf(e->d_name, "node-%d.pid", &pid) == 1 && pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, WNOHANG);
-		}
-	if (d != NULL)
-		closedir(d);
-	tu_base_teardown();
-}
 
 void
 resp_teardown(void)
@@ -65,49 +49,7 @@ resp_teardown(void)
 	resp = NULL;
 }
 
-/* The child: exec the node with stdout into the pipe, stderr to a log. */
-void
-child_exec(int out_fd, const char *dir, const char *const *extra)
-{
-	const char *argv[32] = { VECDB_NODE_BIN, "--data", dir, "--rpc",
-		"tcp://127.0.0.1:0", "--admin-port", "0" };
-	char log[600];
-	size_t n = 7;
-	int fd;
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	for (; extra != NULL && *extra != NULL && n < 30; extra++)
-		argv[n++] = *extra;
-	argv[n] = NULL;
-	dup2(out_fd, 1);
-	snprintf(log, sizeof(log), "%s.log", dir);
-	if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644)) >= 0)
-		dup2(fd, 2);
-	execv(VECDB_NODE_BIN, (char *const *) argv);
-	_exit(127);
-}
-
-/* Read the node's first line into buf. */
-int
-read_line(int fd, char *buf, size_t cap)
-{
-	uint64_t end = now_ms() + START_TIMEOUT_MS;
-	size_t len = 0;
-
-	while (now_ms() < end && len + 1 < cap) {
-		struct pollfd p = { fd, POLLIN, 0 };
-		ssize_t k;
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		if ((k = read(fd, buf + len, cap - len - 1)) <= 0)
-			return -1;
-		len += (size_t) k;
-		buf[len] = '\0';
-		if (strchr(buf, '\n') != NULL)
-			return 0;
-	}
-	return -1;
-}
 
 /* A req0 socket to a node's RPC port. */
 nng_socket
@@ -128,25 +70,24 @@ dial(uint16_t port)
 void
 node_run(struct node *n, const char *const *extra)
 {
-	char line[512];
-	int fds[2];
-	FILE *f;
+	const char *argv[PROC_ARGS_MAX + 1] = { VECDB_NODE_BIN, "--data",
+		n->dir, "--rpc", "tcp://127.0.0.1:0", "--admin-port", "0" };
+	char log[600];
+	size_t k = 7;
 
-	ck_assert_int_eq(pipe(fds), 0);
-	if ((n->pid = fork()) == 0)
-		child_exec(fds[1], n->dir, extra);
-	ck_assert_int_gt(n->pid, 0);
-	close(fds[1]);
-	snprintf(n->pidfile, sizeof(n->pidfile), "%s/node-%d.pid", tu_base,
-	    (int) n->pid);
-	if ((f = fopen(n->pidfile, "w")) != NULL)
-		fclose(f);
-	ck_assert_msg(read_line(fds[0], line, sizeof(line)) == 0,
-	    "node printed no ports within %d ms (log %s.log)",
-	    START_TIMEOUT_MS, n->dir);
-	close(fds[0]);
-	ck_assert_int_eq(sscanf(line, "vecdb-node %*s rpc tcp://127.0.0.1:%hu "
-	    "admin http://127.0.0.1:%hu", &n->rpc_port, &n->admin_port), 2);
+	for (; extra != NULL && *extra != NULL; extra++) {
+		ck_assert_uint_lt(k, PROC_ARGS_MAX);
+		argv[k++] = *extra;
+	}
+	snprintf(log, sizeof(log), "%s.log", n->dir);
+	proc_free(&n->p);  /* a restart may take other arguments */
+	memset(&n->p, 0, sizeof(n->p));
+	proc_init(&n->p, argv, log);
+	proc_start(&n->p);
+	n->pid = n->p.pid;
+	ck_assert_int_eq(sscanf(n->p.line, "vecdb-node %*s rpc "
+	    "tcp://127.0.0.1:%hu admin http://127.0.0.1:%hu", &n->rpc_port,
+	    &n->admin_port), 2);
 	snprintf(n->url, sizeof(n->url), "tcp://127.0.0.1:%u", n->rpc_port);
 	n->sock = dial(n->rpc_port);
 }
@@ -182,32 +123,25 @@ void
 node_kill(struct node *n)
 {
 	nng_close(n->sock);
-	kill(n->pid, SIGKILL);
-	waitpid(n->pid, NULL, 0);
-	unlink(n->pidfile);
+	proc_kill(&n->p);
+	proc_free(&n->p);  /* node_run starts it afresh */
 }
 
 /* SIGTERM; the node must exit 0 within ms. */
 void
 node_stop_in(struct node *n, int ms)
 {
-	uint64_t end = now_ms() + (uint64_t) ms;
-	int st = 0;
-	pid_t w = 0;
+	char st[64];
+	int status;
 
 	nng_close(n->sock);
-	kill(n->pid, SIGTERM);
-	while (now_ms() < end && (w = waitpid(n->pid, &st, WNOHANG)) == 0)
-		usleep(20000);
-	if (w == 0) {
-		kill(n->pid, SIGKILL);
-		waitpid(n->pid, &st, 0);
-	}
-	unlink(n->pidfile);
-	ck_assert_msg(w == n->pid, "node did not stop within %d ms (log "
+	status = proc_stop_in(&n->p, ms);
+	proc_free(&n->p);  /* node_run starts it afresh */
+	proc_status_str(status, st, sizeof(st));
+	ck_assert_msg(status != -1, "node did not stop within %d ms (log "
 	    "%s.log)", ms, n->dir);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	    "node exit status %d", st);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "node %s (log %s.log)", st, n->dir);
 }
 
 void

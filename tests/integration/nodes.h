@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "api.h"
+#include "proc.h"
 #include "proto.h"
 #include "testutil.h"
 
@@ -21,12 +22,12 @@
 
 /* A running node, its data dir and a req0 socket to it. */
 struct node {
-	pid_t pid;
+	struct proc p;          /* the process (tests/proc.h) */
+	pid_t pid;              /* p.pid at the last start */
 	uint16_t rpc_port;
 	uint16_t admin_port;
 	nng_socket sock;
 	char dir[512];
-	char pidfile[512];
 	char url[64];
 };
 
@@ -35,8 +36,6 @@ extern struct proto_response *resp;
 
 uint64_t now_ms(void);
 
-/* Unchecked teardown: kill every node still registered, remove tu_base. */
-void nodes_base_teardown(void);
 /* Checked teardown: free the last response. */
 void resp_teardown(void);
 

@@ -363,7 +363,7 @@ promotion_suite(void)
 	Suite *s = suite_create("promotion");
 	TCase *tc = tcase_create("nodes");
 
-	tcase_add_unchecked_fixture(tc, tu_base_setup, nodes_base_teardown);
+	proc_add_fixture(tc);
 	tcase_add_checked_fixture(tc, NULL, resp_teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, write_concern_waits_for_replicas_or_says_what_it_lacks);

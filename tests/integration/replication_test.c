@@ -552,7 +552,7 @@ replication_suite(void)
 	Suite *s = suite_create("replication");
 	TCase *tc = tcase_create("nodes");
 
-	tcase_add_unchecked_fixture(tc, tu_base_setup, nodes_base_teardown);
+	proc_add_fixture(tc);
 	tcase_add_checked_fixture(tc, NULL, resp_teardown);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, two_replicas_tail_an_ingest_and_end_equal);
