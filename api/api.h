@@ -228,4 +228,13 @@ int api_settings_from_env(const char *prog,
     const struct api_setting_name *names, size_t n,
     int (*set)(void *s, int opt, const char *v), void *s);
 
+/*
+ * A setting's number: decimal, in lo..hi; with @p size also a K, M, G or
+ * T suffix (powers of 1024, either case, "iB" allowed after it). On error
+ * prints "PROG: WHAT 'S' is not a number in LO..HI" (or "is not a size
+ * ...") and returns -1.
+ */
+int api_parse_u64(const char *prog, const char *what, const char *s,
+    uint64_t lo, uint64_t hi, int size, uint64_t *out);
+
 #endif /* API_H */

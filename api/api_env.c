@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api.h"
 
@@ -22,4 +23,37 @@ api_settings_from_env(const char *prog, const struct api_setting_name *names,
 		return -1;
 	}
 	return 0;
+}
+
+int
+api_parse_u64(const char *prog, const char *what, const char *s,
+    uint64_t lo, uint64_t hi, int size, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	const char *u;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	int shift = 0;
+
+	if (size && end != s && *end != '\0' &&
+	    (u = strchr(units, end[0] & ~0x20)) != NULL &&
+	    (end[1] == '\0' || strcmp(end + 1, "iB") == 0)) {
+		shift = 10 * (int) (u - units + 1);
+		end += strlen(end);
+	}
+	if (end != s && *end == '\0' && s[0] != '-' &&
+	    v <= (UINT64_MAX >> shift) && (v << shift) >= lo &&
+	    (v << shift) <= hi) {
+		*out = (uint64_t) v << shift;
+		return 0;
+	}
+	if (size)
+		fprintf(stderr, "%s: %s '%s' is not a size (bytes, or a number "
+		    "with K, M, G or T) in %llu..%llu\n", prog, what, s,
+		    (unsigned long long) lo, (unsigned long long) hi);
+	else
+		fprintf(stderr, "%s: %s '%s' is not a number in %llu..%llu\n",
+		    prog, what, s, (unsigned long long) lo,
+		    (unsigned long long) hi);
+	return -1;
 }

@@ -68,25 +68,7 @@ usage(FILE *f)
 static int
 parse_num(const char *what, const char *s, uint64_t max, uint64_t *out)
 {
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	if (end == s)
-		goto bad;
-	if (*end == 'K' || *end == 'k')
-		v <<= 10, end++;
-	else if (*end == 'M' || *end == 'm')
-		v <<= 20, end++;
-	else if (*end == 'G' || *end == 'g')
-		v <<= 30, end++;
-	if (*end != '\0' || v > max)
-		goto bad;
-	*out = v;
-	return 0;
-bad:
-	fprintf(stderr, "vecdb: %s '%s' is not a number up to %llu\n", what,
-	    s, (unsigned long long) max);
-	return -1;
+	return api_parse_u64("vecdb", what, s, 0, max, 1, out);
 }
 
 /* Apply one setting by name from a string (file, env or flag). */

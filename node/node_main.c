@@ -107,44 +107,7 @@ usage(FILE *f)
 static int
 parse_num(const char *what, const char *s, uint64_t max, uint64_t *out)
 {
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	if (end == s || *end != '\0' || v > max) {
-		fprintf(stderr, "vecdb-node: %s '%s' is not a number up to "
-		    "%llu\n", what, s, (unsigned long long) max);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-/*
- * A size: bytes, or a number with K, M, G or T (powers of 1024, an
- * optional "iB" after it), as in --wal-retention 2G.
- */
-static int
-parse_size(const char *what, const char *s, uint64_t *out)
-{
-	static const char units[] = "KMGT";
-	unsigned long long v;
-	const char *u;
-	char *end;
-	int shift = 0;
-
-	v = strtoull(s, &end, 10);
-	if (end != s && *end != '\0' && (u = strchr(units, *end)) != NULL &&
-	    (end[1] == '\0' || strcmp(end + 1, "iB") == 0)) {
-		shift = 10 * (int) (u - units + 1);
-		end = (char *) "";
-	}
-	if (end == s || *end != '\0' || (shift && v > (UINT64_MAX >> shift))) {
-		fprintf(stderr, "vecdb-node: %s '%s' is not a size (bytes, or "
-		    "a number with K, M, G or T)\n", what, s);
-		return -1;
-	}
-	*out = (uint64_t) v << shift;
-	return 0;
+	return api_parse_u64("vecdb-node", what, s, 0, max, 0, out);
 }
 
 /*
@@ -182,7 +145,9 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'B':
 		return parse_num("wal-retention-bytes", v, UINT64_MAX,
 		    &s->wal_max_bytes);
-	case 'Z': return parse_size("wal-retention", v, &s->wal_max_bytes);
+	case 'Z':
+		return api_parse_u64("vecdb-node", "wal-retention", v, 0,
+		    UINT64_MAX, 1, &s->wal_max_bytes);
 	case 'R':
 		return parse_num("min-replicas", v, NODE_MIN_REPLICAS_MAX,
 		    &s->min_replicas);

@@ -18,15 +18,15 @@
 struct settings {
 	const char *topology;     /* --topology FILE */
 	const char *host;
-	unsigned long port;
-	unsigned long timeout_ms;
+	uint64_t port;
+	uint64_t timeout_ms;
 	const char *api_key;      /* REST clients */
 	const char *read_only_key;/* may read, not write */
 	const char *tls_cert;     /* PEM; with tls_key: HTTPS */
 	const char *tls_key;
-	unsigned long max_body;   /* bytes; larger bodies get 413 */
+	uint64_t max_body;   /* bytes; larger bodies get 413 */
 	const char *node_api_key; /* sent to nodes */
-	unsigned long threads;
+	uint64_t threads;
 	const char *rpc;          /* --rpc URL: the binary API; NULL: none */
 };
 
@@ -80,19 +80,10 @@ usage(FILE *f)
 
 /* A decimal number in [lo, hi]. */
 static int
-parse_ul(const char *what, const char *s, unsigned long lo,
-    unsigned long hi, unsigned long *out)
+parse_ul(const char *what, const char *s, uint64_t lo, uint64_t hi,
+    uint64_t *out)
 {
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	if (end == s || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "vecdb-router: %s '%s' is not a number in "
-		    "%lu..%lu\n", what, s, lo, hi);
-		return -1;
-	}
-	*out = v;
-	return 0;
+	return api_parse_u64("vecdb-router", what, s, lo, hi, 0, out);
 }
 
 /* Apply one flag. */
