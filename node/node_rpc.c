@@ -69,16 +69,6 @@ struct reply {
 /* How handle_msg leaves a request. */
 enum { ANSWERED, PARKED, DROPPED };
 
-/* Milliseconds on the monotonic clock. */
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 /* A write done here that waits for replicas before it is answered. */
 struct acks_wait {
 	struct worker *w;  /* parked, its request in w->msg */
@@ -939,7 +929,7 @@ worker_got(struct worker *w)
 	msg = nng_aio_get_msg(w->aio);
 	nng_aio_set_msg(w->aio, NULL); /* w->msg owns it now */
 	atomic_fetch_add(&w->rpc->busy, 1);
-	atomic_store(&w->rpc->recv_ms, mono_ms());
+	atomic_store(&w->rpc->recv_ms, vdb_now_ms());
 	w->msg = msg;
 	rv = handle_msg(w->rpc, w, msg, &how);
 	if (how == ANSWERED)
@@ -1194,9 +1184,9 @@ node_rpc_stop(node_rpc *r)
 	if (r == NULL)
 		return;
 	node_rpc_drain(r);
-	end = mono_ms() + NODE_STOP_GRACE_MS;
-	while (mono_ms() < end && (atomic_load(&r->busy) ||
-	    mono_ms() - atomic_load(&r->recv_ms) < NODE_STOP_QUIET_MS))
+	end = vdb_now_ms() + NODE_STOP_GRACE_MS;
+	while (vdb_now_ms() < end && (atomic_load(&r->busy) ||
+	    vdb_now_ms() - atomic_load(&r->recv_ms) < NODE_STOP_QUIET_MS))
 		nanosleep(&ts, NULL);
 	workers_quiesce(r);
 	nng_close(r->sock);

@@ -56,15 +56,6 @@ struct answer {
 	size_t len;
 };
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 static int
 stopping(struct repl_follower *f)
 {
@@ -145,7 +136,7 @@ static void
 contact(struct repl_follower *f, uint64_t primary_seq, uint64_t applied)
 {
 	pthread_mutex_lock(&f->lock);
-	f->contact_ms = mono_ms();
+	f->contact_ms = vdb_now_ms();
 	f->st.primary_seq = primary_seq;
 	f->st.applied_seq = applied;
 	pthread_mutex_unlock(&f->lock);
@@ -500,7 +491,7 @@ repl_follower_status_get(repl_follower *f, struct repl_follower_status *out)
 {
 	pthread_mutex_lock(&f->lock);
 	*out = f->st;
-	out->contact_age_ms = f->contact_ms ? mono_ms() - f->contact_ms :
+	out->contact_age_ms = f->contact_ms ? vdb_now_ms() - f->contact_ms :
 					      UINT64_MAX;
 	pthread_mutex_unlock(&f->lock);
 }

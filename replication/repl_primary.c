@@ -73,16 +73,6 @@ struct repl_primary {
 	uint64_t next_session;
 };
 
-/* Milliseconds on the monotonic clock. */
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 /* ===== Commits and lag ===== */
 
 /* The engine's commit hook (writer thread): note the seq, wake waiters. */
@@ -99,7 +89,7 @@ on_commit(void *arg, uint64_t seq)
 		p->commit_head = (p->commit_head + 1) % COMMITS_KEPT;
 	else
 		p->ncommits++;
-	p->commits[i] = (struct commit) { seq, mono_ms() };
+	p->commits[i] = (struct commit) { seq, vdb_now_ms() };
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->lock);
 }
@@ -173,7 +163,7 @@ ack_locked(struct repl_primary *p, const char *id, uint64_t seq)
 	if (r == NULL)
 		return;
 	r->acked_seq = seq;
-	r->contact_ms = mono_ms();
+	r->contact_ms = vdb_now_ms();
 	hold_update_locked(p);
 	pthread_cond_broadcast(&p->ack_cv);
 }
@@ -181,7 +171,7 @@ ack_locked(struct repl_primary *p, const char *id, uint64_t seq)
 size_t
 repl_primary_replicas(repl_primary *p, struct repl_replica *out, size_t cap)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = vdb_now_ms();
 	size_t n;
 
 	pthread_mutex_lock(&p->lock);
@@ -336,7 +326,7 @@ repl_primary_park(repl_primary *p, uint64_t after_seq, uint32_t wait_ms,
 		rv = VECDB_EFULL;
 	else {
 		p->parked[p->nparked++] = (struct waiter) { after_seq,
-			mono_ms() + wait_ms, wake, arg };
+			vdb_now_ms() + wait_ms, wake, arg };
 		pthread_cond_broadcast(&p->cv);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -347,7 +337,7 @@ repl_primary_park(repl_primary *p, uint64_t after_seq, uint32_t wait_ms,
 static size_t
 take_due_locked(struct repl_primary *p, struct waiter *due)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = vdb_now_ms();
 	size_t n = 0, keep = 0;
 
 	for (size_t i = 0; i < p->nparked; i++) {
@@ -366,7 +356,7 @@ take_due_locked(struct repl_primary *p, struct waiter *due)
 static void
 wait_locked(struct repl_primary *p)
 {
-	uint64_t first = UINT64_MAX, now = mono_ms(), ms;
+	uint64_t first = UINT64_MAX, now = vdb_now_ms(), ms;
 	struct timespec ts;
 
 	for (size_t i = 0; i < p->nparked; i++)
@@ -461,7 +451,7 @@ static struct session *
 session_slot_locked(struct repl_primary *p)
 {
 	struct session *lru = &p->sessions[0];
-	uint64_t now = mono_ms();
+	uint64_t now = vdb_now_ms();
 
 	for (size_t i = 0; i < REPL_SESSIONS_MAX; i++) {
 		struct session *s = &p->sessions[i];
@@ -503,7 +493,7 @@ repl_primary_bootstrap_begin(repl_primary *p, const char *replica_id,
 	s->id = id;
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	s->size = size;
-	s->used_ms = mono_ms();
+	s->used_ms = vdb_now_ms();
 	pthread_mutex_unlock(&p->slock);
 	out->session = id;
 	out->size = size;
@@ -552,7 +542,7 @@ repl_primary_bootstrap_chunk(repl_primary *p,
 		return vdb_err(VECDB_ENOTFOUND, "bootstrap session %" PRIu64
 		    " is not open here", c->session);
 	}
-	s->used_ms = mono_ms();
+	s->used_ms = vdb_now_ms();
 	size = s->size;
 	snprintf(path, sizeof(path), "%s", s->path);
 	pthread_mutex_unlock(&p->slock);
@@ -611,7 +601,7 @@ repl_primary_new(vecdb *db, const char *dir, uint64_t wal_max_bytes,
 	snprintf(p->dir, sizeof(p->dir), "%s", dir);
 	stale_copies_remove(dir);
 	p->last_seq = info.last_seq;
-	p->start_ms = mono_ms();
+	p->start_ms = vdb_now_ms();
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->slock, NULL);
 	pthread_cond_init(&p->cv, NULL);

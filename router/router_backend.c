@@ -54,13 +54,6 @@ now_us(void)
 	return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
-/* Milliseconds on the monotonic clock. */
-static uint64_t
-now_ms(void)
-{
-	return now_us() / 1000;
-}
-
 /* ===== Router ===== */
 
 /* The stats of (shard, url), created on first sight; lock held. */
@@ -211,7 +204,7 @@ static void
 member_mark(router *r, struct router_member *m, int failed)
 {
 	pthread_mutex_lock(&r->lock);
-	m->down_until_ms = failed ? now_ms() + ROUTER_BACKOFF_MS : 0;
+	m->down_until_ms = failed ? vdb_now_ms() + ROUTER_BACKOFF_MS : 0;
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -224,7 +217,7 @@ member_down(router *r, struct router_member *m)
 	pthread_mutex_lock(&r->lock);
 	until = m->down_until_ms;
 	pthread_mutex_unlock(&r->lock);
-	return until > now_ms();
+	return until > vdb_now_ms();
 }
 
 /* Could c still ask member i (only if connected, with @p live)? */
@@ -327,7 +320,7 @@ call_send(router *r, router_topology *t, struct rcall *c, uint64_t end)
 {
 	struct router_shard *s = &t->shards[c->shard];
 	int i = member_pick(r, s, c);
-	uint64_t now = now_ms();
+	uint64_t now = vdb_now_ms();
 	struct router_member *m;
 	nng_msg *msg = NULL;
 	char names[256];
@@ -406,7 +399,7 @@ call_wait(router *r, router_topology *t, struct rcall *c, uint64_t end)
 	}
 	/* A read with somewhere else to go waits half of what is left:
 	 * a hung member must leave time for the next one. */
-	now = now_ms();
+	now = vdb_now_ms();
 	left = end > now ? end - now : 1;
 	if (call_has_fallback(r, s, c) && left > 1)
 		left /= 2;
@@ -443,7 +436,7 @@ static void
 call_finish(router *r, router_topology *t, struct rcall *c, uint64_t end)
 {
 	while (c->aio != NULL && call_wait(r, t, c, end) != 0 &&
-	    c->read && now_ms() < end) {
+	    c->read && vdb_now_ms() < end) {
 		nng_aio_free(c->aio);
 		nng_ctx_close(c->ctx);
 		c->aio = NULL;
@@ -466,7 +459,7 @@ call_code(router_topology *t, struct rcall *c)
 static void
 fanout(router *r, router_topology *t, struct rcall *calls, size_t n)
 {
-	uint64_t end = now_ms() + r->timeout_ms;
+	uint64_t end = vdb_now_ms() + r->timeout_ms;
 
 	for (size_t i = 0; i < n; i++)
 		if (calls[i].rv == VECDB_OK && calls[i].req != NULL)

@@ -21,16 +21,6 @@
 #include "router.h"
 #include "vdb.h"
 
-/* Milliseconds on the monotonic clock. */
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 /* One request to one member over the member's socket. */
 struct mcall {
 	struct router_member *m;
@@ -87,7 +77,7 @@ mcall_wait(struct mcall *c, uint32_t method, uint64_t end)
 		nng_msg_free(nng_aio_get_msg(c->aio));
 		goto fail;
 	}
-	now = now_ms();
+	now = vdb_now_ms();
 	nng_aio_set_timeout(c->aio, (nng_duration) (end > now ? end - now : 1));
 	nng_ctx_recv(c->ctx, c->aio);
 	nng_aio_wait(c->aio);
@@ -141,7 +131,7 @@ member_call(struct router_member *m, uint32_t method, const char *key,
 	memset(&c, 0, sizeof(c));
 	c.m = m;
 	mcall_send(&c, method, key, body, len, timeout_ms);
-	if ((rv = mcall_wait(&c, method, now_ms() + timeout_ms)) == 0) {
+	if ((rv = mcall_wait(&c, method, vdb_now_ms() + timeout_ms)) == 0) {
 		*out = c.resp;
 		c.resp = NULL;
 	} else {
@@ -288,7 +278,7 @@ router_health_round(router_topology *t, const char *key, uint32_t timeout_ms,
 			mcall_send(&c[k++], PROTO_HEALTH, key, NULL, 0,
 			    timeout_ms);
 		}
-	end = now_ms() + timeout_ms;
+	end = vdb_now_ms() + timeout_ms;
 	for (k = 0; k < n; k++) {
 		__atomic_store_n(&c[k].m->heard, 0, __ATOMIC_RELAXED);
 		if (mcall_wait(&c[k], PROTO_HEALTH, end) == 0 &&

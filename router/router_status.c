@@ -55,16 +55,6 @@ struct status_run {
 	uint64_t end_ms;          /* deadline on the monotonic clock */
 };
 
-/* Milliseconds on the monotonic clock. */
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
-
 /* Send one request and wait for its answer until the deadline: 0, -1
  * when no good answer came, or the member's error code (enum
  * proto_code). On failure m->error says why, naming the method. */
@@ -73,7 +63,7 @@ rpc(struct status_run *run, struct member *m, nng_socket s, uint32_t method,
     const uint8_t *body, size_t len, struct proto_response **out)
 {
 	const char *what = proto_method_name(method);
-	uint64_t now = now_ms();
+	uint64_t now = vdb_now_ms();
 	nng_duration left = (nng_duration) (run->end_ms > now ?
 	    run->end_ms - now : 1);
 	uint8_t *req;
@@ -265,7 +255,7 @@ worker(void *arg)
 	struct status_run *run = arg;
 	size_t i;
 
-	while (now_ms() < run->end_ms &&
+	while (vdb_now_ms() < run->end_ms &&
 	    (i = atomic_fetch_add(&run->next, 1)) < run->n) {
 		ask_member(run, &run->m[i]);
 		pthread_mutex_lock(&run->lock);
@@ -315,7 +305,7 @@ wait_locked(struct status_run *run)
 	uint64_t end = run->end_ms + 100;
 	struct timespec ts;
 
-	while (run->left > 0 && now_ms() < end) {
+	while (run->left > 0 && vdb_now_ms() < end) {
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += 20 * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
@@ -431,7 +421,7 @@ run_new(const router_topology *t, uint32_t timeout_ms, const char *key)
 	run->refs = 1;
 	run->left = run->n;
 	run->timeout_ms = timeout_ms;
-	run->end_ms = now_ms() + timeout_ms;
+	run->end_ms = vdb_now_ms() + timeout_ms;
 	atomic_init(&run->next, 0);
 	return run;
 }
