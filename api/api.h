@@ -161,6 +161,59 @@ void api_backend_local_init(struct api_backend *b, vecdb *db);
 
 /* ===== The HTTP server (api_http.c) ===== */
 
+/*
+ * What one HTTP listener allows its connections (api_httpd.h; 0: its
+ * defaults). The same flags, YAML keys and variables on `vecdb serve`
+ * and vecdb-router: API_CONN_LONG_OPTS, API_CONN_SETTING_NAMES and
+ * api_conn_setting().
+ */
+struct api_conn_limits {
+	uint64_t max_conns;          /* over it: 503 */
+	uint64_t max_conns_per_ip;   /* over it: 503; 0: no limit */
+	uint64_t header_timeout_ms;  /* request line and headers */
+	uint64_t body_timeout_ms;    /* the body, once the headers are in */
+	uint64_t idle_timeout_ms;    /* keep-alive between requests */
+};
+
+enum {
+	API_OPT_MAX_CONNS = 1000,
+	API_OPT_MAX_CONNS_PER_IP,
+	API_OPT_HEADER_TIMEOUT,
+	API_OPT_BODY_TIMEOUT,
+	API_OPT_IDLE_TIMEOUT
+};
+
+#define API_CONN_LONG_OPTS \
+	{ "max-connections", required_argument, NULL, API_OPT_MAX_CONNS }, \
+	{ "max-connections-per-ip", required_argument, NULL, \
+	    API_OPT_MAX_CONNS_PER_IP }, \
+	{ "header-timeout-ms", required_argument, NULL, \
+	    API_OPT_HEADER_TIMEOUT }, \
+	{ "body-timeout-ms", required_argument, NULL, API_OPT_BODY_TIMEOUT }, \
+	{ "idle-timeout-ms", required_argument, NULL, API_OPT_IDLE_TIMEOUT }
+
+#define API_CONN_SETTING_NAMES \
+	{ API_OPT_MAX_CONNS, "max_connections", "VECDB_MAX_CONNECTIONS" }, \
+	{ API_OPT_MAX_CONNS_PER_IP, "max_connections_per_ip", \
+	    "VECDB_MAX_CONNECTIONS_PER_IP" }, \
+	{ API_OPT_HEADER_TIMEOUT, "header_timeout_ms", \
+	    "VECDB_HEADER_TIMEOUT_MS" }, \
+	{ API_OPT_BODY_TIMEOUT, "body_timeout_ms", "VECDB_BODY_TIMEOUT_MS" }, \
+	{ API_OPT_IDLE_TIMEOUT, "idle_timeout_ms", "VECDB_IDLE_TIMEOUT_MS" }
+
+/* The usage lines of those flags. */
+#define API_CONN_USAGE \
+	"  [--max-connections N] [--max-connections-per-ip N]\n" \
+	"  [--header-timeout-ms MS] [--body-timeout-ms MS] " \
+	"[--idle-timeout-ms MS]\n"
+
+/*
+ * Apply one of those settings. @return 0, -1 for a bad value (printed,
+ * naming PROG), or 1 when opt is not one of them.
+ */
+int api_conn_setting(const char *prog, struct api_conn_limits *c, int opt,
+    const char *v);
+
 typedef struct api_server api_server;
 
 struct api_server_config {
@@ -171,8 +224,9 @@ struct api_server_config {
 	const char *tls_cert;        /* PEM; with tls_key enables HTTPS */
 	const char *tls_key;
 	uint64_t max_body;           /* bytes; larger bodies get 413 */
-	unsigned threads;            /* request threads */
+	unsigned threads;            /* request workers */
 	const char *tmp_dir;         /* for snapshot uploads */
+	struct api_conn_limits conn; /* zeroes: the defaults */
 };
 
 #define API_DEFAULT_MAX_BODY (64ULL << 20)
@@ -193,16 +247,6 @@ uint16_t api_server_port(const api_server *s);
 
 /* Stop accepting, finish the requests in flight, free. NULL is fine. */
 void api_server_stop(api_server *s);
-
-struct mg_context;
-
-/*
- * mg_stop() without its 2-second wait: civetweb's accept loop polls in
- * 2 s quanta and sees the stop flag only when poll returns, so a thread
- * keeps connecting to host:port (the server's own listener; NULL or
- * 0.0.0.0 mean loopback) until mg_stop() has returned.
- */
-void api_mg_stop(struct mg_context *mg, const char *host, uint16_t port);
 
 /* ===== Settings of the commands (api_env.c) ===== */
 

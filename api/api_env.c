@@ -57,3 +57,28 @@ api_parse_u64(const char *prog, const char *what, const char *s,
 		    (unsigned long long) hi);
 	return -1;
 }
+
+int
+api_conn_setting(const char *prog, struct api_conn_limits *c, int opt,
+    const char *v)
+{
+	switch (opt) {
+	case API_OPT_MAX_CONNS:
+		return api_parse_u64(prog, "max-connections", v, 1, 1000000, 0,
+		    &c->max_conns);
+	case API_OPT_MAX_CONNS_PER_IP:
+		return api_parse_u64(prog, "max-connections-per-ip", v, 0,
+		    1000000, 0, &c->max_conns_per_ip);
+	case API_OPT_HEADER_TIMEOUT:
+		return api_parse_u64(prog, "header-timeout-ms", v, 100,
+		    3600000, 0, &c->header_timeout_ms);
+	case API_OPT_BODY_TIMEOUT:
+		return api_parse_u64(prog, "body-timeout-ms", v, 100,
+		    86400000, 0, &c->body_timeout_ms);
+	case API_OPT_IDLE_TIMEOUT:
+		return api_parse_u64(prog, "idle-timeout-ms", v, 100,
+		    86400000, 0, &c->idle_timeout_ms);
+	default:
+		return 1;
+	}
+}

@@ -1,31 +1,23 @@
 /*
- * api_http.c: the HTTP server: civetweb setup, routing, authentication,
- * body limits, the response envelope, request logging and shutdown.
+ * api_http.c: the REST front end on our HTTP server (api_httpd.c):
+ * routing on the path as sent, authentication, body limits, the response
+ * envelope, request logging.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <openssl/crypto.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "api_impl.h"
-#include "api_tls.h"
 
 struct api_server {
-	struct mg_context *mg;
+	struct httpd *h;
 	struct api_server_config cfg;   /* strings borrowed from caller */
 	const struct api_backend *b;
 	struct api_metrics *metrics;
-	uint16_t port;            /* the public port */
-	uint16_t http_port;       /* civetweb's own port */
-	struct api_tls *tls;      /* TLS front, or NULL */
+	uint16_t port;
 	uint64_t started_ms;
 };
 
@@ -80,16 +72,15 @@ static void
 send_body(struct api_req *r, int status, const char *type, const char *body,
     size_t len)
 {
-	char clen[32];
-
 	api_req_status(r, status);
-	snprintf(clen, sizeof(clen), "%zu", len);
-	mg_response_header_start(r->conn, status);
-	mg_response_header_add(r->conn, "Content-Type", type, -1);
-	mg_response_header_add(r->conn, "Content-Length", clen, -1);
-	mg_response_header_send(r->conn);
-	if (len > 0)
-		mg_write(r->conn, body, len);
+	httpd_respond(r->h, (unsigned) status, type, body, len);
+}
+
+void
+api_send_text(struct api_req *r, int status, const char *type,
+    const char *body, size_t len)
+{
+	send_body(r, status, type, body, len);
 }
 
 void
@@ -131,22 +122,98 @@ api_send_error(struct api_req *r, int err, const char *msg)
 
 /* ===== Requests ===== */
 
-/* Split the URI path into URL-decoded segments (in place copies). */
+/* Is s[0..n) well-formed UTF-8 (no overlongs, surrogates, > U+10FFFF)? */
 static int
-path_split(struct api_req *r, char *buf, size_t len)
+utf8_valid(const unsigned char *s, size_t n)
 {
-	char *save = NULL, *tok;
-	int n = mg_url_decode(r->ri->local_uri, (int) strlen(r->ri->local_uri),
-	    buf, (int) len, 0);
+	size_t i = 0;
 
-	if (n < 0)
+	while (i < n) {
+		unsigned c = s[i], need, cp, min;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			need = 1, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			need = 2, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			need = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return 0;
+		}
+		if (i + need >= n)
+			return 0;
+		for (unsigned k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
+/*
+ * Split the path as sent into its segments (empty ones skipped), without
+ * decoding: routes match on these, so no escape can change the route.
+ */
+static int
+path_split(struct api_req *r, const char *path)
+{
+	size_t len = strlen(path);
+	char *save = NULL, *tok;
+
+	if (len >= sizeof(r->raw))
 		return -1;
+	memcpy(r->raw, path, len + 1);
 	r->nsegs = 0;
-	for (tok = strtok_r(buf, "/", &save); tok != NULL;
+	for (tok = strtok_r(r->raw, "/", &save); tok != NULL;
 	     tok = strtok_r(NULL, "/", &save)) {
 		if (r->nsegs == API_MAX_SEGS)
 			return -1;
 		r->segs[r->nsegs++] = tok;
+	}
+	return 0;
+}
+
+/*
+ * Decode each segment once, after routing, into r->dec. A segment that
+ * decodes to a '/', a NUL, "..", or bytes that are not UTF-8 names
+ * nothing that can exist: 400, with *why saying which.
+ */
+static int
+path_decode(struct api_req *r, char *why, size_t whylen)
+{
+	size_t off = 0;
+
+	for (size_t i = 0; i < r->nsegs; i++) {
+		const char *raw = r->segs[i];
+		char *out = r->dec + off;
+		int n = httpd_url_decode(raw, strlen(raw), out,
+		    sizeof(r->dec) - off);
+		const char *bad = NULL;
+
+		if (n < 0)
+			bad = "has a malformed %-escape";
+		else if (memchr(out, '\0', (size_t) n) != NULL)
+			bad = "holds a NUL";
+		else if (memchr(out, '/', (size_t) n) != NULL)
+			bad = "holds a '/'";
+		else if (strstr(out, "..") != NULL || strcmp(out, ".") == 0)
+			bad = "holds '..' or is '.'";
+		else if (!utf8_valid((const unsigned char *) out, (size_t) n))
+			bad = "is not valid UTF-8";
+		if (bad != NULL) {
+			snprintf(why, whylen, "path segment %zu %s", i + 1,
+			    bad);
+			return -1;
+		}
+		r->segs[i] = out;
+		off += (size_t) n + 1;
 	}
 	return 0;
 }
@@ -178,7 +245,7 @@ route_find(const struct api_req *r, int *path_known)
 		if (!route_match(r, api_routes[i].pattern))
 			continue;
 		*path_known = 1;
-		if (strcmp(api_routes[i].method, r->ri->request_method) == 0)
+		if (strcmp(api_routes[i].method, httpd_method(r->h)) == 0)
 			return i;
 	}
 	return api_n_routes;
@@ -197,14 +264,14 @@ key_equal(const char *given, const char *want)
 
 /* The key presented: header api-key, or Authorization: Bearer KEY. */
 static const char *
-presented_key(struct mg_connection *conn)
+presented_key(const struct httpd_req *h)
 {
-	const char *k = mg_get_header(conn, "api-key");
+	const char *k = httpd_header(h, "api-key");
 	const char *a;
 
 	if (k != NULL)
 		return k;
-	a = mg_get_header(conn, "Authorization");
+	a = httpd_header(h, "Authorization");
 	if (a != NULL && strncasecmp(a, "Bearer ", 7) == 0)
 		return a + 7;
 	return NULL;
@@ -219,7 +286,7 @@ authorize(struct api_req *r, const struct api_route *rt)
 
 	if (rt->noauth || (c->api_key == NULL && c->read_only_key == NULL))
 		return 0;
-	k = presented_key(r->conn);
+	k = presented_key(r->h);
 	if (c->api_key != NULL && key_equal(k, c->api_key))
 		return 0;
 	if (c->read_only_key != NULL && key_equal(k, c->read_only_key)) {
@@ -236,58 +303,27 @@ authorize(struct api_req *r, const struct api_route *rt)
 }
 
 /*
- * Read and parse a JSON object body under the size limit. Sends the error
- * response itself (413 or 400) and returns -1 on failure.
+ * Parse the JSON object body (the server kept it under --max-body).
+ * Sends the error response itself (400) and returns -1 on failure.
  */
 static int
-body_read_json(struct api_req *r)
+body_parse_json(struct api_req *r)
 {
-	uint64_t max = r->srv->cfg.max_body;
-	long long clen = r->ri->content_length;
-	size_t cap = 4096, len = 0;
-	char *buf;
+	size_t len;
+	const char *buf = httpd_body(r->h, &len);
 	json_error_t err;
-	int n;
 
-	if (clen > 0 && (uint64_t) clen > max)
-		goto too_big;
-	if (clen > 0)
-		cap = (size_t) clen + 1;
-	if ((buf = vdb_malloc(cap)) == NULL) {
-		api_send_error(r, VECDB_ENOMEM, "out of memory");
-		return -1;
-	}
-	while ((n = mg_read(r->conn, buf + len, cap - len)) > 0) {
-		len += (size_t) n;
-		if (len > max) {
-			vdb_free(buf);
-			goto too_big;
-		}
-		if (len == cap) {
-			char *nb = vdb_realloc(buf, cap * 2);
-			if (nb == NULL) {
-				vdb_free(buf);
-				api_send_error(r, VECDB_ENOMEM, "out of memory");
-				return -1;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	if (vdb_json_depth(buf, len) > API_JSON_DEPTH_MAX) {
-		vdb_free(buf);
-		send_error_status(r, 400, "INVALID_ARGUMENT", "JSON nesting is "
-		    "deeper than " API_JSON_DEPTH_MAX_STR " levels");
-		return -1;
-	}
-	r->body = len ? json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err) :
-			NULL;
-	vdb_free(buf);
 	if (len == 0) {
 		r->body = json_object(); /* an empty body is an empty request */
 		return 0;
 	}
-	if (r->body == NULL) {
+	if (vdb_json_depth(buf, len) > API_JSON_DEPTH_MAX) {
+		send_error_status(r, 400, "INVALID_ARGUMENT", "JSON nesting is "
+		    "deeper than " API_JSON_DEPTH_MAX_STR " levels");
+		return -1;
+	}
+	if ((r->body = json_loadb(buf, len, JSON_REJECT_DUPLICATES,
+	    &err)) == NULL) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "invalid JSON body: %s (line %d, "
 		    "column %d)", err.text, err.line, err.column);
@@ -300,10 +336,6 @@ body_read_json(struct api_req *r)
 		return -1;
 	}
 	return 0;
-too_big:
-	send_error_status(r, 413, "RESOURCE_EXHAUSTED",
-	    "request body is larger than the limit (--max-body)");
-	return -1;
 }
 
 /* ===== Read options ===== */
@@ -365,21 +397,24 @@ consistency_parse(const char *v, int *primary)
 static int
 read_opts_parse(struct api_req *r)
 {
-	const char *qs = r->ri->query_string;
+	const char *qs = httpd_query(r->h);
 	json_t *v;
 	char buf[32];
-	int rv;
+	int rv, n;
 
 	api_read_opts_reset();
-	if (qs != NULL && mg_get_var(qs, strlen(qs), "consistency", buf,
-	    sizeof(buf)) >= 0 && (rv = consistency_parse(buf,
-	    &read_opts.primary)) != VECDB_OK)
+	if ((n = httpd_query_var(qs, "consistency", buf, sizeof(buf))) == -2)
+		return vdb_err(VECDB_EINVAL, "consistency must be \"primary\" "
+		    "or \"any\"");
+	if (n >= 0 && (rv = consistency_parse(buf, &read_opts.primary)) !=
+	    VECDB_OK)
 		return rv;
-	if (qs != NULL && mg_get_var(qs, strlen(qs), "allow_partial", buf,
-	    sizeof(buf)) >= 0) {
-		if (strcmp(buf, "true") != 0 && strcmp(buf, "false") != 0)
-			return vdb_err(VECDB_EINVAL, "allow_partial must be "
-			    "true or false");
+	if ((n = httpd_query_var(qs, "allow_partial", buf, sizeof(buf))) ==
+	    -2 || (n >= 0 && strcmp(buf, "true") != 0 &&
+	    strcmp(buf, "false") != 0))
+		return vdb_err(VECDB_EINVAL, "allow_partial must be true or "
+		    "false");
+	if (n >= 0) {
 		read_opts.allow_partial = strcmp(buf, "true") == 0;
 	}
 	if (!json_is_object(r->body))
@@ -433,9 +468,7 @@ route_run(struct api_req *r, const struct api_route *rt)
 	char msg[512];
 	int rv;
 
-	if (authorize(r, rt) != 0)
-		return;
-	if (rt->body == API_BODY_JSON && body_read_json(r) != 0)
+	if (rt->body == API_BODY_JSON && body_parse_json(r) != 0)
 		return;
 	vdb_err_clear();
 	rv = read_opts_parse(r);
@@ -456,120 +489,80 @@ route_run(struct api_req *r, const struct api_route *rt)
 	api_send_json(r, 200, envelope_ok(data));
 }
 
-/* civetweb's entry point for every request. */
-static int
-on_request(struct mg_connection *conn)
+/*
+ * The headers are in (the server's I/O thread): route on the path as
+ * sent, decode its segments, authenticate. A refusal is answered here,
+ * before any body is read.
+ */
+static enum httpd_body
+on_begin(void *user, struct httpd_req *h)
 {
-	struct api_server *srv = mg_get_user_data(mg_get_context(conn));
-	struct api_req r;
-	char path[2048];
-	uint64_t t0 = vdb_now_ms();
-	size_t idx;
+	struct api_server *srv = user;
+	struct api_req *r = httpd_req_data(h);
+	char why[128];
 	int known;
 
-	memset(&r, 0, sizeof(r));
-	r.conn = conn;
-	r.ri = mg_get_request_info(conn);
-	r.b = srv->b;
-	r.srv = srv;
-	r.route = api_n_routes;
-	if (path_split(&r, path, sizeof(path)) != 0) {
-		send_error_status(&r, 404, "NOT_FOUND", "no such route");
-		idx = api_n_routes;
-	} else if ((r.route = idx = route_find(&r, &known)) == api_n_routes) {
+	r->h = h;
+	r->b = srv->b;
+	r->srv = srv;
+	r->route = api_n_routes;
+	r->t0 = vdb_now_ms();
+	if (path_split(r, httpd_path(h)) != 0) {
+		send_error_status(r, 404, "NOT_FOUND", "no such route");
+	} else if ((r->route = route_find(r, &known)) == api_n_routes) {
 		if (known)
-			send_error_status(&r, 405, "UNIMPLEMENTED",
+			send_error_status(r, 405, "UNIMPLEMENTED",
 			    "method not allowed on this route");
 		else
-			send_error_status(&r, 404, "NOT_FOUND", "no such route");
-	} else {
-		route_run(&r, &api_routes[idx]);
+			send_error_status(r, 404, "NOT_FOUND", "no such route");
+	} else if (path_decode(r, why, sizeof(why)) != 0) {
+		send_error_status(r, 400, "INVALID_ARGUMENT", why);
+	} else if (authorize(r, &api_routes[r->route]) == 0) {
+		return api_routes[r->route].body == API_BODY_RAW ?
+		    HTTPD_BODY_FILE : HTTPD_BODY_MEMORY;
 	}
-	json_decref(r.body);
-	if (r.status >= 500)
-		VDB_LOG_ERROR("HTTP", "%s %s -> %d (%llu ms)",
-		    r.ri->request_method, r.ri->local_uri, r.status,
-		    (unsigned long long) (vdb_now_ms() - t0));
+	return HTTPD_BODY_MEMORY;   /* answered */
+}
+
+/* The request is whole (a worker thread): run its route. */
+static void
+on_serve(void *user, struct httpd_req *h)
+{
+	struct api_req *r = httpd_req_data(h);
+
+	(void) user;
+	route_run(r, &api_routes[r->route]);
+}
+
+/* The request is over: log it, free what it kept. */
+static void
+on_end(void *user, struct httpd_req *h)
+{
+	struct api_req *r = httpd_req_data(h);
+
+	(void) user;
+	json_decref(r->body);
+	r->body = NULL;
+	if (r->srv == NULL)
+		return;   /* refused before routing (connection limits) */
+	if (r->status >= 500)
+		VDB_LOG_ERROR("HTTP", "%s %s -> %d (%llu ms)", httpd_method(h),
+		    httpd_path(h), r->status,
+		    (unsigned long long) (vdb_now_ms() - r->t0));
 	else
-		VDB_LOG_DEBUG("HTTP", "%s %s -> %d (%llu ms)",
-		    r.ri->request_method, r.ri->local_uri, r.status,
-		    (unsigned long long) (vdb_now_ms() - t0));
-	return r.status; /* non-zero: handled */
-}
-
-/* civetweb's log hook: route its messages into ours. */
-static int
-on_log(const struct mg_connection *conn, const char *msg)
-{
-	(void) conn;
-	VDB_LOG_WARN("HTTP", "%s", msg);
-	return 1;
-}
-
-/*
- * Start civetweb; fills srv->mg and srv->port. With TLS, civetweb serves
- * plain HTTP on a private loopback port behind our TLS front (api_tls.c
- * says why).
- */
-static int
-server_listen(struct api_server *srv)
-{
-	const struct api_server_config *c = &srv->cfg;
-	char ports[300], threads[16], err[256] = "";
-	struct mg_callbacks cb;
-	struct mg_init_data init;
-	struct mg_error_data ed;
-	struct mg_server_port sp[4];
-	int tls = c->tls_cert != NULL, rv;
-	const char *opts[] = { "listening_ports", ports, "num_threads",
-		threads, "enable_keep_alive", "yes", "keep_alive_timeout_ms",
-		"30000", "request_timeout_ms", "60000",
-		/* Headers and body go out in separate writes: without
-		 * TCP_NODELAY, Nagle holds the body for the client's delayed
-		 * ACK (measured: 90 ms a request instead of 0.1). */
-		"tcp_nodelay", "1", NULL };
-
-	snprintf(ports, sizeof(ports), "%s:%u", tls ? "127.0.0.1" : c->host,
-	    tls ? 0 : c->port);
-	snprintf(threads, sizeof(threads), "%u", c->threads);
-	memset(&cb, 0, sizeof(cb));
-	cb.begin_request = on_request;
-	cb.log_message = on_log;
-	memset(&init, 0, sizeof(init));
-	init.callbacks = &cb;
-	init.user_data = srv;
-	init.configuration_options = opts;
-	memset(&ed, 0, sizeof(ed));
-	ed.text = err;
-	ed.text_buffer_size = sizeof(err);
-	if ((srv->mg = mg_start2(&init, &ed)) == NULL)
-		return vdb_err(VECDB_EIO, "cannot serve on %s: %s", ports,
-		    err[0] ? err : "unknown error");
-	if (mg_get_server_ports(srv->mg, 4, sp) < 1) {
-		mg_stop(srv->mg);
-		return vdb_err(VECDB_EIO, "no listening port");
-	}
-	srv->port = srv->http_port = (uint16_t) sp[0].port;
-	if (tls && (rv = api_tls_start(c->host, c->port, c->tls_cert,
-			c->tls_key, srv->port, &srv->tls)) != VECDB_OK) {
-		mg_stop(srv->mg);
-		return rv;
-	}
-	if (tls)
-		srv->port = api_tls_port(srv->tls);
-	return VECDB_OK;
+		VDB_LOG_DEBUG("HTTP", "%s %s -> %d (%llu ms)", httpd_method(h),
+		    httpd_path(h), r->status,
+		    (unsigned long long) (vdb_now_ms() - r->t0));
 }
 
 int
 api_server_start(const struct api_server_config *cfg,
     const struct api_backend *b, api_server **out)
 {
+	struct httpd_config hc;
 	struct api_server *srv;
 	int rv;
 
-	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL))
-		return vdb_err(VECDB_EINVAL, "TLS needs both a certificate and "
-		    "a key");
 	if ((srv = vdb_calloc(1, sizeof(*srv))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	srv->cfg = *cfg;
@@ -585,11 +578,31 @@ api_server_start(const struct api_server_config *cfg,
 		vdb_free(srv);
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
-	if ((rv = server_listen(srv)) != VECDB_OK) {
+	memset(&hc, 0, sizeof(hc));
+	hc.name = "HTTP";
+	hc.host = srv->cfg.host;
+	hc.port = srv->cfg.port;
+	hc.tls_cert = srv->cfg.tls_cert;
+	hc.tls_key = srv->cfg.tls_key;
+	hc.threads = srv->cfg.threads;
+	hc.max_conns = (unsigned) srv->cfg.conn.max_conns;
+	hc.max_conns_per_ip = (unsigned) srv->cfg.conn.max_conns_per_ip;
+	hc.header_timeout_ms = (unsigned) srv->cfg.conn.header_timeout_ms;
+	hc.body_timeout_ms = (unsigned) srv->cfg.conn.body_timeout_ms;
+	hc.idle_timeout_ms = (unsigned) srv->cfg.conn.idle_timeout_ms;
+	hc.max_body = srv->cfg.max_body;
+	hc.tmp_dir = srv->cfg.tmp_dir;
+	hc.req_size = sizeof(struct api_req);
+	hc.begin = on_begin;
+	hc.serve = on_serve;
+	hc.end = on_end;
+	hc.user = srv;
+	if ((rv = httpd_start(&hc, &srv->h)) != VECDB_OK) {
 		api_metrics_free(srv->metrics);
 		vdb_free(srv);
 		return rv;
 	}
+	srv->port = httpd_port(srv->h);
 	*out = srv;
 	return VECDB_OK;
 }
@@ -600,69 +613,12 @@ api_server_port(const api_server *s)
 	return s->port;
 }
 
-/* Pokes civetweb's accept loop until the server has stopped. */
-struct waker {
-	struct sockaddr_in addr;
-	_Atomic int done;
-};
-
-/*
- * civetweb's accept loop polls in 2-second quanta and sees the stop flag
- * only when poll returns: every shutdown took 2 s. A connection makes poll
- * return at once, so keep connecting until mg_stop has returned.
- */
-static void *
-waker_main(void *arg)
-{
-	struct waker *w = arg;
-
-	while (!atomic_load(&w->done)) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0) {
-			connect(fd, (struct sockaddr *) &w->addr,
-			    sizeof(w->addr));
-			close(fd);
-		}
-		usleep(20000);
-	}
-	return NULL;
-}
-
-void
-api_mg_stop(struct mg_context *mg, const char *host, uint16_t port)
-{
-	struct waker w;
-	pthread_t th;
-	int started;
-
-	if (host == NULL || strcmp(host, "0.0.0.0") == 0)
-		host = "127.0.0.1";
-	memset(&w, 0, sizeof(w));
-	w.addr.sin_family = AF_INET;
-	w.addr.sin_port = htons(port);
-	started = inet_pton(AF_INET, host, &w.addr.sin_addr) == 1 &&
-	    pthread_create(&th, NULL, waker_main, &w) == 0;
-	mg_stop(mg); /* stops accepting, finishes requests in flight */
-	atomic_store(&w.done, 1);
-	if (started)
-		pthread_join(th, NULL);
-}
-
-/* Stop our civetweb (behind the TLS front, it listens on loopback). */
-static void
-http_stop(struct api_server *s)
-{
-	api_mg_stop(s->mg, s->tls ? "127.0.0.1" : s->cfg.host, s->http_port);
-}
-
 void
 api_server_stop(api_server *s)
 {
 	if (s == NULL)
 		return;
-	api_tls_stop_accepting(s->tls);
-	http_stop(s);
-	api_tls_stop(s->tls);
+	httpd_stop(s->h);
 	api_metrics_free(s->metrics);
 	vdb_free(s);
 }

@@ -4,12 +4,12 @@
 #ifndef API_IMPL_H
 #define API_IMPL_H
 
-#include <civetweb.h>
 #include <jansson.h>
 #include <string.h>
 #include <strings.h>
 
 #include "api.h"
+#include "api_httpd.h"
 #include "vdb.h"
 
 /* ===== JSON fields (api_json.c) ===== */
@@ -99,16 +99,20 @@ enum api_body {
 	API_BODY_RAW     /* the handler reads the body itself */
 };
 
+#define API_PATH_MAX 2048
+
 struct api_req {
-	struct mg_connection *conn;
-	const struct mg_request_info *ri;
+	struct httpd_req *h;
 	const struct api_backend *b;
 	struct api_server *srv;
-	char *segs[API_MAX_SEGS];   /* URL-decoded path segments */
+	char *segs[API_MAX_SEGS];   /* path segments, each decoded once */
 	size_t nsegs;
 	json_t *body;               /* parsed JSON body (owned) or NULL */
 	int status;                 /* response status, for logs/metrics */
 	size_t route;               /* index in api_routes, or api_n_routes */
+	uint64_t t0;                /* ms, when the headers were in */
+	char raw[API_PATH_MAX];     /* the path as sent, split */
+	char dec[API_PATH_MAX];     /* the segments decoded */
 };
 
 /*
@@ -146,6 +150,10 @@ extern const size_t api_n_routes;
 
 /* Write a JSON response (steals root). */
 void api_send_json(struct api_req *r, int status, json_t *root);
+
+/* Write a response of another type (body copied). */
+void api_send_text(struct api_req *r, int status, const char *type,
+    const char *body, size_t len);
 
 /* Write the error envelope for a vecdb_err and its message. */
 void api_send_error(struct api_req *r, int err, const char *msg);

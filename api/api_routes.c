@@ -124,10 +124,8 @@ h_metrics(struct api_req *r, json_t **data)
 	    api_server_uptime(r->srv));
 	if (text == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	api_req_status(r, 200);
-	mg_send_http_ok(r->conn, "text/plain; version=0.0.4; charset=utf-8",
-	    (long long) strlen(text));
-	mg_write(r->conn, text, strlen(text));
+	api_send_text(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    text, strlen(text));
 	free(text);
 	return API_RESPONDED;
 }
@@ -496,10 +494,9 @@ h_snapshot_restore(struct api_req *r, json_t **data)
 static int
 h_snapshot_download(struct api_req *r, json_t **data)
 {
-	char path[4096];
-	int rv;
-
 	vecdb_snapshot_info si;
+	char path[4096];
+	int rv, fd;
 
 	(void) data;
 	if (r->b->snapshot_path == NULL) {
@@ -513,94 +510,15 @@ h_snapshot_download(struct api_req *r, json_t **data)
 	if ((rv = r->b->snapshot_path(r->b->ctx, r->segs[SEG_COLL], r->segs[3],
 		 path, sizeof(path))) != VECDB_OK)
 		return rv;
-	api_req_status(r, 200);
-	mg_send_mime_file(r->conn, path, "application/octet-stream");
-	return API_RESPONDED;
-}
-
-/*
- * Stream the raw request body into fd. The buffer is on the heap: a
- * civetweb request thread has a small stack (and sanitizers grow frames).
- */
-static int
-body_to_fd(struct api_req *r, int fd)
-{
-	enum { BUF = 65536 };
-	char *buf = vdb_malloc(BUF);
-	int n, rv = VECDB_OK;
-
-	if (buf == NULL)
-		return vdb_err(VECDB_ENOMEM, "out of memory for an upload");
-	while (rv == VECDB_OK && (n = mg_read(r->conn, buf, BUF)) > 0)
-		if (write(fd, buf, (size_t) n) != n)
-			rv = vdb_err(VECDB_EIO, "cannot store the upload: %s",
-			    strerror(errno));
-	if (rv == VECDB_OK && n < 0)
-		rv = vdb_err(VECDB_EINVAL, "upload interrupted");
-	vdb_free(buf);
-	return rv;
-}
-
-struct form_ctx {
-	int fd;          /* where the "snapshot" field goes */
-	int got;         /* saw a file field */
-};
-
-/* Multipart: take the first file field, whatever its name. */
-static int
-form_field_found(const char *key, const char *filename, char *path,
-    size_t pathlen, void *user)
-{
-	(void) key;
-	(void) path;
-	(void) pathlen;
-	(void) user;
-	return filename != NULL && *filename ? MG_FORM_FIELD_STORAGE_GET :
-					       MG_FORM_FIELD_STORAGE_SKIP;
-}
-
-/* Multipart: append a chunk of the file field to the temp file. */
-static int
-form_field_get(const char *key, const char *value, size_t len, void *user)
-{
-	struct form_ctx *f = user;
-
-	(void) key;
-	f->got = 1;
-	if (write(f->fd, value, len) != (ssize_t) len)
-		return MG_FORM_FIELD_HANDLE_ABORT;
-	return MG_FORM_FIELD_HANDLE_GET;
-}
-
-/* Store an upload (raw body or multipart) into a new temp file. */
-static int
-upload_store(struct api_req *r, char *path, size_t len)
-{
-	const char *ct = mg_get_header(r->conn, "Content-Type");
-	const struct api_server_config *c = api_server_cfg(r->srv);
-	struct form_ctx f = { -1, 0 };
-	int rv = VECDB_OK;
-
-	snprintf(path, len, "%s/vecdb-upload-XXXXXX",
-	    c->tmp_dir ? c->tmp_dir : "/tmp");
-	if ((f.fd = mkstemp(path)) < 0)
-		return vdb_err(VECDB_EIO, "cannot create %s: %s", path,
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return vdb_err(errno == ENOENT ? VECDB_ENOTFOUND : VECDB_EIO,
+		    "cannot read snapshot '%s': %s", r->segs[3],
 		    strerror(errno));
-	if (ct != NULL && strncasecmp(ct, "multipart/form-data", 19) == 0) {
-		struct mg_form_data_handler fh = { form_field_found,
-			form_field_get, NULL, &f };
-		if (mg_handle_form_request(r->conn, &fh) < 0 || !f.got)
-			rv = vdb_err(VECDB_EINVAL, "the form has no snapshot "
-			    "file field");
-	} else {
-		rv = body_to_fd(r, f.fd);
-	}
-	if (fsync(f.fd) != 0 && rv == VECDB_OK)
-		rv = vdb_err(VECDB_EIO, "cannot store the upload");
-	close(f.fd);
-	if (rv != VECDB_OK)
-		unlink(path);
-	return rv;
+	api_req_status(r, 200);
+	if (httpd_respond_fd(r->h, 200, "application/octet-stream", fd) != 0)
+		return vdb_err(VECDB_ENOMEM, "cannot send snapshot '%s'",
+		    r->segs[3]);
+	return API_RESPONDED;
 }
 
 /*
@@ -624,13 +542,14 @@ upload_msg_fix(const char *path, int rv)
 static int
 h_snapshot_upload(struct api_req *r, json_t **data)
 {
-	char path[4200];
+	const char *path, *err;
 	int rv;
 
-	if ((rv = upload_store(r, path, sizeof(path))) != VECDB_OK)
-		return rv;
+	/* the server kept the body (or the form's file field) in a temp
+	 * file, and removes it when the request ends */
+	if ((path = httpd_upload(r->h, &err)) == NULL)
+		return vdb_err(VECDB_EINVAL, "%s", err);
 	rv = r->b->snapshot_restore_file(r->b->ctx, r->segs[SEG_COLL], path);
-	unlink(path);
 	if (rv == VECDB_OK)
 		*data = json_pack("{s:s, s:b}", "collection", r->segs[SEG_COLL],
 		    "restored", 1);

@@ -27,8 +27,9 @@ struct settings {
 	uint64_t max_body;
 	uint64_t threads;
 	const char *durability;      /* sync|buffered, passed to the engine */
+	struct api_conn_limits conn;
 	json_t *file;                /* the parsed config file (owned) */
-	char nums[16][24];           /* file integers as strings */
+	char nums[24][24];           /* file integers as strings */
 };
 
 static const struct option long_opts[] = {
@@ -43,6 +44,7 @@ static const struct option long_opts[] = {
 	{ "max-body", required_argument, NULL, 'm' },
 	{ "threads", required_argument, NULL, 't' },
 	{ "durability", required_argument, NULL, 'D' },
+	API_CONN_LONG_OPTS,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -57,10 +59,13 @@ usage(FILE *f)
 	    "                   [--tls-cert PEM --tls-key PEM] [--max-body BYTES]\n"
 	    "                   [--threads N] [--durability sync|buffered]\n"
 	    "                   [--config FILE]\n"
+	    "                 " API_CONN_USAGE
 	    "       vecdb version\n"
 	    "Environment: VECDB_DATA_DIR, VECDB_HOST, VECDB_PORT, VECDB_API_KEY,\n"
 	    "VECDB_READ_ONLY_API_KEY, VECDB_TLS_CERT, VECDB_TLS_KEY,\n"
 	    "VECDB_MAX_BODY, VECDB_THREADS, VECDB_DURABILITY, VECDB_CONFIG,\n"
+	    "VECDB_MAX_CONNECTIONS, VECDB_MAX_CONNECTIONS_PER_IP,\n"
+	    "VECDB_HEADER_TIMEOUT_MS, VECDB_BODY_TIMEOUT_MS, VECDB_IDLE_TIMEOUT_MS,\n"
 	    "VECDB_LOG, VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF.\n");
 }
 
@@ -87,7 +92,8 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'm': return parse_num("max-body", v, 1ULL << 40, &s->max_body);
 	case 't': return parse_num("threads", v, 1024, &s->threads);
 	case 'D': s->durability = v; return 0;
-	default: return -1;
+	default: return api_conn_setting("vecdb", &s->conn, opt, v) == 0 ?
+	    0 : -1;
 	}
 }
 
@@ -101,6 +107,7 @@ static const struct api_setting_name names[] = {
 	{ 'm', "max_body", "VECDB_MAX_BODY" },
 	{ 't', "threads", "VECDB_THREADS" },
 	{ 'D', "durability", "VECDB_DURABILITY" },
+	API_CONN_SETTING_NAMES,
 };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
 
@@ -247,7 +254,7 @@ serve(struct settings *s, vecdb *db)
 {
 	struct api_server_config sc = { s->host, (uint16_t) s->port,
 		s->api_key, s->read_only_key, s->tls_cert, s->tls_key,
-		s->max_body, (unsigned) s->threads, NULL };
+		s->max_body, (unsigned) s->threads, NULL, s->conn };
 	struct api_backend b;
 	api_server *srv;
 	sigset_t set;
@@ -296,7 +303,6 @@ cmd_serve(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	mg_init_library(MG_FEATURES_TLS);
 	if (argc >= 2 && strcmp(argv[1], "serve") == 0)
 		return cmd_serve(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "version") == 0) {

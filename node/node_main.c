@@ -7,7 +7,6 @@
  * (VECDB_*), and flags, as `vecdb serve` does.
  */
 #include <arpa/inet.h>
-#include <civetweb.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +17,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "api_httpd.h"
 #include "node.h"
 #include "repl.h"
 #include "storage_repl.h"
@@ -111,9 +111,8 @@ parse_num(const char *what, const char *s, uint64_t max, uint64_t *out)
 }
 
 /*
- * The admin HTTP's address: an IPv4 one, as civetweb's listening_ports
- * and api_mg_stop's wake-up connect take it. 0.0.0.0 lets a pod's
- * kubelet and Prometheus reach /ready and /metrics.
+ * The admin HTTP's address: an IPv4 one. 0.0.0.0 lets a pod's kubelet
+ * and Prometheus reach /ready and /metrics.
  */
 static int
 admin_host_set(struct settings *s, const char *v)
@@ -233,13 +232,10 @@ settings_load(struct settings *s, int argc, char **argv)
 
 /* Send a complete response. */
 static void
-send_text(struct mg_connection *c, int status, const char *type,
+send_text(struct httpd_req *c, int status, const char *type,
     const char *body, size_t len)
 {
-	mg_printf(c, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-		     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-	    status, mg_get_response_code_text(c, status), type, len);
-	mg_write(c, body, len);
+	httpd_respond(c, (unsigned) status, type, body, len);
 }
 
 /* Collection and vector counts, and the engine's figures. */
@@ -298,7 +294,7 @@ metrics_process(FILE *f)
 
 /* GET /metrics. */
 static void
-admin_metrics(struct mg_connection *c, struct admin *a)
+admin_metrics(struct httpd_req *c, struct admin *a)
 {
 	char *out = NULL;
 	size_t len = 0;
@@ -320,7 +316,7 @@ admin_metrics(struct mg_connection *c, struct admin *a)
 /* GET /ready: a primary must not be fenced; a replica must have caught
  * up with its primary. */
 static void
-admin_ready(struct mg_connection *c, struct admin *a)
+admin_ready(struct httpd_req *c, struct admin *a)
 {
 	struct repl_follower_status fs;
 	struct node_role_status st;
@@ -356,7 +352,7 @@ admin_ready(struct mg_connection *c, struct admin *a)
 
 /* GET /health: who this node is now, and its term. */
 static void
-admin_health(struct mg_connection *c, struct admin *a)
+admin_health(struct httpd_req *c, struct admin *a)
 {
 	struct node_role_status st;
 	char body[PROTO_URL_MAX + 512];
@@ -379,7 +375,7 @@ admin_health(struct mg_connection *c, struct admin *a)
  * replica that has applied the same seq.
  */
 static void
-admin_digest(struct mg_connection *c, struct admin *a)
+admin_digest(struct httpd_req *c, struct admin *a)
 {
 	struct storage_digest *d = NULL;
 	char *out = NULL;
@@ -409,56 +405,63 @@ admin_digest(struct mg_connection *c, struct admin *a)
 	free(out);
 }
 
-/* civetweb's begin_request: the admin endpoints. */
-static int
-admin_request(struct mg_connection *c)
+/* The admin endpoints take no body: a small one is read and ignored. */
+static enum httpd_body
+admin_begin(void *user, struct httpd_req *c)
 {
-	const struct mg_request_info *ri = mg_get_request_info(c);
-	struct admin *a = ri->user_data;
+	(void) user;
+	(void) c;
+	return HTTPD_BODY_MEMORY;
+}
 
-	if (strcmp(ri->request_method, "GET") != 0) {
+/* The admin endpoints (a worker of the admin server). */
+static void
+admin_request(void *user, struct httpd_req *c)
+{
+	struct admin *a = user;
+	const char *path = httpd_path(c);
+
+	if (strcmp(httpd_method(c), "GET") != 0) {
 		send_text(c, 405, "text/plain", "method not allowed\n", 19);
-	} else if (strcmp(ri->local_uri, "/health") == 0) {
+	} else if (strcmp(path, "/health") == 0) {
 		admin_health(c, a);
-	} else if (strcmp(ri->local_uri, "/ready") == 0) {
+	} else if (strcmp(path, "/ready") == 0) {
 		admin_ready(c, a);
-	} else if (strcmp(ri->local_uri, "/digest") == 0) {
+	} else if (strcmp(path, "/digest") == 0) {
 		admin_digest(c, a);
-	} else if (strcmp(ri->local_uri, "/metrics") == 0) {
+	} else if (strcmp(path, "/metrics") == 0) {
 		admin_metrics(c, a);
 	} else {
 		send_text(c, 404, "text/plain", "not found\n", 10);
 	}
-	return 1;
 }
 
-/* Start civetweb on host:port; *port gets the bound one. */
-static struct mg_context *
+/* Serve the admin HTTP on host:port; *port gets the bound one. Probes
+ * and scrapes are small: two workers, small bodies, short deadlines. */
+static struct httpd *
 admin_start(struct admin *a, const char *host, uint64_t *port)
 {
-	struct mg_callbacks cb;
-	struct mg_server_port sp[2];
-	struct mg_context *mg;
-	char ports[64];
-	const char *opts[] = { "listening_ports", ports, "num_threads", "2",
-		"enable_keep_alive", "no", "request_timeout_ms", "10000",
-		NULL };
+	struct httpd_config hc;
+	struct httpd *h;
 
-	snprintf(ports, sizeof(ports), "%s:%u", host, (unsigned) *port);
-	memset(&cb, 0, sizeof(cb));
-	cb.begin_request = admin_request;
-	if ((mg = mg_start(&cb, a, opts)) == NULL) {
-		fprintf(stderr, "vecdb-node: cannot serve admin HTTP on %s\n",
-		    ports);
+	memset(&hc, 0, sizeof(hc));
+	hc.name = "ADMIN";
+	hc.host = host;
+	hc.port = (uint16_t) *port;
+	hc.threads = 2;
+	hc.max_conns = 1024;
+	hc.max_body = 4096;
+	hc.body_timeout_ms = 10000;
+	hc.begin = admin_begin;
+	hc.serve = admin_request;
+	hc.user = a;
+	if (httpd_start(&hc, &h) != VECDB_OK) {
+		fprintf(stderr, "vecdb-node: cannot serve admin HTTP on %s:%u: "
+		    "%s\n", host, (unsigned) *port, vecdb_errmsg());
 		return NULL;
 	}
-	if (mg_get_server_ports(mg, 2, sp) < 1) {
-		mg_stop(mg);
-		fprintf(stderr, "vecdb-node: admin HTTP has no port\n");
-		return NULL;
-	}
-	*port = (uint64_t) sp[0].port;
-	return mg;
+	*port = httpd_port(h);
+	return h;
 }
 
 /* ===== Main ===== */
@@ -527,7 +530,7 @@ serve(struct settings *s, struct admin *a, sigset_t *set)
 	struct node_rpc_config rc = { s->rpc_url, s->api_key, s->node_id,
 		replica, (unsigned) s->workers };
 	struct node_repl nr = { NULL };
-	struct mg_context *mg;
+	struct httpd *mg;
 	int sig = 0;
 
 	if (repl_start(s, a) != VECDB_OK)
@@ -552,7 +555,7 @@ serve(struct settings *s, struct admin *a, sigset_t *set)
 	sigwait(set, &sig);
 	VDB_LOG_INFO("NODE", "signal %d: finishing requests in flight", sig);
 	atomic_store(&a->ready, 0);
-	api_mg_stop(mg, s->admin_host, (uint16_t) s->admin_port);
+	httpd_stop(mg);
 	repl_stop(a);
 	node_rpc_stop(a->rpc);
 	return 0;
@@ -571,7 +574,6 @@ main(int argc, char **argv)
 	if ((rv = settings_load(&s, argc, argv)) != 0)
 		return rv > 0 ? 0 : 2;
 	signals_block(&set);
-	mg_init_library(0);
 	if (db_open(&s, &db) != VECDB_OK)
 		return 1;
 	api_backend_local_init(&b, db);
@@ -582,7 +584,6 @@ main(int argc, char **argv)
 	rv = serve(&s, &a, &set);
 	vecdb_close(db);
 	node_role_free(a.role); /* the writer ran its hook until now */
-	mg_exit_library();
 	if (rv == 0)
 		VDB_LOG_INFO("NODE", "stopped cleanly");
 	return rv;

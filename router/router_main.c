@@ -3,7 +3,6 @@
  * cluster of vecdb-node shards (docs/ROUTER.md). SIGHUP re-reads the
  * topology file; SIGINT / SIGTERM stop.
  */
-#include <civetweb.h>
 #include <pthread.h>
 #include <getopt.h>
 #include <signal.h>
@@ -28,6 +27,7 @@ struct settings {
 	const char *node_api_key; /* sent to nodes */
 	uint64_t threads;
 	const char *rpc;          /* --rpc URL: the binary API; NULL: none */
+	struct api_conn_limits conn;
 };
 
 static const struct option long_opts[] = {
@@ -43,6 +43,7 @@ static const struct option long_opts[] = {
 	{ "node-api-key", required_argument, NULL, 'n' },
 	{ "threads", required_argument, NULL, 'j' },
 	{ "rpc", required_argument, NULL, 'r' },
+	API_CONN_LONG_OPTS,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -59,6 +60,7 @@ static const struct api_setting_name envs[] = {
 	{ 'm', NULL, "VECDB_MAX_BODY" },
 	{ 'n', NULL, "VECDB_NODE_API_KEY" },
 	{ 'j', NULL, "VECDB_THREADS" }, { 'r', NULL, "VECDB_RPC_URL" },
+	API_CONN_SETTING_NAMES,
 };
 #define NENVS (sizeof(envs) / sizeof(envs[0]))
 
@@ -72,10 +74,13 @@ usage(FILE *f)
 	    "                    [--node-api-key KEY] [--threads N] [--rpc URL]\n"
 	    "                    [--read-only-api-key KEY] [--max-body BYTES]\n"
 	    "                    [--tls-cert PEM --tls-key PEM]\n"
+	    "                  " API_CONN_USAGE
 	    "Environment: VECDB_TOPOLOGY, VECDB_HOST, VECDB_PORT,\n"
 	    "VECDB_TIMEOUT_MS, VECDB_API_KEY, VECDB_NODE_API_KEY, VECDB_THREADS,\n"
 	    "VECDB_RPC_URL, VECDB_READ_ONLY_API_KEY, VECDB_MAX_BODY,\n"
-	    "VECDB_TLS_CERT, VECDB_TLS_KEY, VECDB_LOG (flags win).\n");
+	    "VECDB_TLS_CERT, VECDB_TLS_KEY, VECDB_MAX_CONNECTIONS,\n"
+	    "VECDB_MAX_CONNECTIONS_PER_IP, VECDB_HEADER_TIMEOUT_MS,\n"
+	    "VECDB_BODY_TIMEOUT_MS, VECDB_IDLE_TIMEOUT_MS, VECDB_LOG (flags win).\n");
 }
 
 /* A decimal number in [lo, hi]. */
@@ -104,7 +109,8 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'n': s->node_api_key = *v ? v : NULL; return 0;
 	case 'j': return parse_ul("threads", v, 1, 1024, &s->threads);
 	case 'r': s->rpc = *v ? v : NULL; return 0;
-	default: return -1;
+	default: return api_conn_setting("vecdb-router", &s->conn, opt, v) ==
+	    0 ? 0 : -1;
 	}
 }
 
@@ -201,7 +207,7 @@ serve(const struct settings *s, router *r)
 {
 	struct api_server_config sc = { s->host, (uint16_t) s->port,
 		s->api_key, s->read_only_key, s->tls_cert, s->tls_key,
-		s->max_body, (unsigned) s->threads, NULL };
+		s->max_body, (unsigned) s->threads, NULL, s->conn };
 	struct api_backend b;
 	api_server *srv;
 	node_rpc *rpc = NULL;
@@ -244,7 +250,6 @@ main(int argc, char **argv)
 
 	if ((rv = settings_load(&s, argc, argv)) != 0)
 		return rv > 0 ? 0 : 2;
-	mg_init_library(0);
 	rc.topology = s.topology;
 	rc.timeout_ms = (uint32_t) s.timeout_ms;
 	rc.node_api_key = s.node_api_key;

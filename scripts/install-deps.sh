@@ -19,7 +19,8 @@ build=(
 	check                # unit tests
 	libnng-dev           # node/router messaging
 	libprotobuf-c-dev protobuf-c-compiler  # wire format
-	libcivetweb-dev      # HTTP
+	libmicrohttpd-dev    # HTTP servers (api/api_httpd.c)
+	libcivetweb-dev      # HTTP client of the tests and vecdb-bench
 	libyaml-dev          # config files
 	libcurl4-openssl-dev # vecdbctl speaks REST through libcurl
 	libhnswlib-dev       # the peer vecdb-bench ann --compare measures
@@ -30,7 +31,7 @@ build=(
 # HTTP over the network (httpGet), not with curl in the container.
 runtime=(
 	liblmdb0 libjansson4 libssl3 libuuid1 libnng1 libprotobuf-c1
-	libcivetweb1 libyaml-0-2 libcurl4 ca-certificates
+	libmicrohttpd12 libcivetweb1 libyaml-0-2 libcurl4 ca-certificates
 )
 
 # What the tests and tools add.
