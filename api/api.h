@@ -201,11 +201,11 @@ enum {
 	{ API_OPT_BODY_TIMEOUT, "body_timeout_ms", "VECDB_BODY_TIMEOUT_MS" }, \
 	{ API_OPT_IDLE_TIMEOUT, "idle_timeout_ms", "VECDB_IDLE_TIMEOUT_MS" }
 
-/* The usage lines of those flags. */
-#define API_CONN_USAGE \
-	"  [--max-connections N] [--max-connections-per-ip N]\n" \
-	"  [--header-timeout-ms MS] [--body-timeout-ms MS] " \
-	"[--idle-timeout-ms MS]\n"
+/* The usage lines of those flags, each after indent (a literal). */
+#define API_CONN_USAGE(indent) \
+	indent "[--max-connections N] [--max-connections-per-ip N]\n" \
+	indent "[--header-timeout-ms MS] [--body-timeout-ms MS]\n" \
+	indent "[--idle-timeout-ms MS]\n"
 
 /*
  * Apply one of those settings. @return 0, -1 for a bad value (printed,

@@ -59,7 +59,7 @@ usage(FILE *f)
 	    "                   [--tls-cert PEM --tls-key PEM] [--max-body BYTES]\n"
 	    "                   [--threads N] [--durability sync|buffered]\n"
 	    "                   [--config FILE]\n"
-	    "                 " API_CONN_USAGE
+	    API_CONN_USAGE("                   ")
 	    "       vecdb version\n"
 	    "Environment: VECDB_DATA_DIR, VECDB_HOST, VECDB_PORT, VECDB_API_KEY,\n"
 	    "VECDB_READ_ONLY_API_KEY, VECDB_TLS_CERT, VECDB_TLS_KEY,\n"

@@ -437,7 +437,7 @@ admin_request(void *user, struct httpd_req *c)
 }
 
 /* Serve the admin HTTP on host:port; *port gets the bound one. Probes
- * and scrapes are small: two workers, small bodies, short deadlines. */
+ * and scrapes are small: two workers, small bodies. */
 static struct httpd *
 admin_start(struct admin *a, const char *host, uint64_t *port)
 {
@@ -449,7 +449,6 @@ admin_start(struct admin *a, const char *host, uint64_t *port)
 	hc.host = host;
 	hc.port = (uint16_t) *port;
 	hc.threads = 2;
-	hc.max_conns = 1024;
 	hc.max_body = 4096;
 	hc.body_timeout_ms = 10000;
 	hc.begin = admin_begin;

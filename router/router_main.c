@@ -74,7 +74,7 @@ usage(FILE *f)
 	    "                    [--node-api-key KEY] [--threads N] [--rpc URL]\n"
 	    "                    [--read-only-api-key KEY] [--max-body BYTES]\n"
 	    "                    [--tls-cert PEM --tls-key PEM]\n"
-	    "                  " API_CONN_USAGE
+	    API_CONN_USAGE("                    ")
 	    "Environment: VECDB_TOPOLOGY, VECDB_HOST, VECDB_PORT,\n"
 	    "VECDB_TIMEOUT_MS, VECDB_API_KEY, VECDB_NODE_API_KEY, VECDB_THREADS,\n"
 	    "VECDB_RPC_URL, VECDB_READ_ONLY_API_KEY, VECDB_MAX_BODY,\n"

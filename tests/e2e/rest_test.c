@@ -1676,6 +1676,77 @@ START_TEST(unknown_route_is_404_and_wrong_method_405)
 }
 END_TEST
 
+/* Collection name has its one point (id 1) and answers GET. */
+static void
+coll_intact(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/collections/%s/vectors/1", name);
+	json_decref(call(200, "GET", path, NULL));
+}
+
+/*
+ * A segment is decoded once, after routing: an escaped '/', '..', a NUL
+ * or bytes that are not UTF-8 are refused (400), never routed elsewhere.
+ * Each of these once deleted or listed another collection.
+ */
+START_TEST(escaped_paths_reach_no_other_collection)
+{
+	static const char *const names[] = { "a", "b", "c", "victim" };
+	static const struct {
+		const char *m, *p, *body;
+	} bad[] = {
+		{ "DELETE", "/collections/a/snapshots/..%2F..%2Fb", NULL },
+		{ "DELETE", "/collections/a/vectors/..%2F..%2Fc", NULL },
+		{ "DELETE", "/collections/a/snapshots/..", NULL },
+		{ "DELETE", "/collections/a/snapshots/.", NULL },
+		{ "DELETE", "/collections/a/snapshots/%2E%2E", NULL },
+		{ "POST", "/collections/a/snapshots/..%2F..%2Fb/restore", NULL },
+		{ "DELETE", "/collections/victim%00.anything", NULL },
+		{ "GET", "/collections/%00", NULL },
+		{ "GET", "/collections/a%2Fb", NULL },
+		{ "GET", "/collections/%ff", NULL },
+		{ "GET", "/collections/%c3%28", NULL },
+		{ "DELETE", "/collections/%ff", NULL },
+		{ "GET", "/collections/%c3%28/vectors/1", NULL },
+		{ "DELETE", "/collections/a/vectors/%ff", NULL },
+		{ "GET", "/collections/a/snapshots/%ff", NULL },
+		{ "DELETE", "/collections/a/index/%c3%28", NULL },
+		{ "POST", "/collections/%ff/search", "{\"vector\": [1]}" },
+		{ "GET", "/collections/%zz", NULL },
+		{ "GET", "/collections/%4", NULL },
+	};
+	char body[256];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char path[128];
+		coll_create(names[i], M_L2);
+		snprintf(path, sizeof(path), "/collections/%s/vectors",
+		    names[i]);
+		snprintf(body, sizeof(body), "{\"id\": 1, \"data\": "
+		    "[1,2,3,4,5,6,7,8]}");
+		json_decref(call(200, "POST", path, body));
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		expect_err(400, "INVALID_ARGUMENT", bad[i].m, bad[i].p,
+		    bad[i].body);
+		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+			coll_intact(names[k]);
+	}
+	/* ".." between routed segments is a path of its own: no route */
+	expect_err(404, "NOT_FOUND", "GET", "/collections/a/../b", NULL);
+	/* an escaped letter is not the route's word */
+	expect_err(404, "NOT_FOUND", "GET", "/collections/a/%73napshots",
+	    NULL);
+	/* well-formed escapes still name their collection */
+	json_decref(call(200, "GET", "/collections/%61", NULL));
+	json_decref(call(200, "GET", "/collections/a/vectors/%31", NULL));
+	ck_assert_msg(strstr(srv_log_tail(&S), "out of memory") == NULL,
+	    "the server logged: %s", srv_log_tail(&S));
+}
+END_TEST
+
 /* n nested arrays (or objects) as a body; caller frees. */
 static char *
 deep_body(size_t n, int objects)
@@ -2061,6 +2132,7 @@ rest_suite(void)
 	add(tc, restart_keeps_data, NULL);
 	tc = tcase(s, "routing and bodies", up);
 	add(tc, unknown_route_is_404_and_wrong_method_405, NULL);
+	add(tc, escaped_paths_reach_no_other_collection, NULL);
 	add(tc, over_deep_json_is_400_and_server_stays_up, NULL);
 	tc = tcase(s, "body limit", up_small);
 	add(tc, body_over_max_body_is_413, NULL);
