@@ -4,6 +4,7 @@
  *   vecdb-bench rest [--n 100000] [--dim 128] [--conns 4] [--seconds 10]
  *                    [--limit 10] [--dir DIR]
  *   vecdb-bench rest --port P [--load 1] [--search 1] [same flags]
+ *   ... [--hold-idle N] [--hold-slow N] [--hold-keepalive N]
  *
  * Loads n seeded random points through the embedded API and waits for the
  * indexer, starts the REST
@@ -17,10 +18,22 @@
  * compares the two). --load 1 creates collection "bench" there and writes
  * the same n points over REST, then waits until its pending_count is 0;
  * --search 1 runs the HTTP searches alone.
+ *
+ * --hold-idle, --hold-slow and --hold-keepalive keep that many other
+ * connections open to the server during the HTTP run: idle ones that
+ * send nothing, slowloris ones that trickle a header byte every 0.5 s,
+ * and keep-alive ones that were answered once and wait. Any the server
+ * closes (its deadlines) are opened again, so the count holds. The
+ * searches' p99 then says what such clients cost the others.
  */
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +48,130 @@ struct rest_args {
 	const char *dir;
 	unsigned port;        /* a running server's; 0: serve in-process */
 	int load, search;     /* with port: what to do there */
+	size_t hold_idle, hold_slow, hold_keep; /* connections held open */
 };
+
+/* ===== Connections held open during a run ===== */
+
+enum hold_kind { HOLD_IDLE, HOLD_SLOW, HOLD_KEEP };
+
+struct hold {
+	uint16_t port;
+	size_t n[3];          /* wanted, per kind */
+	int *fd[3];           /* -1: (re)open */
+	size_t pos;           /* next header byte of the slow ones */
+	size_t reopened;
+	volatile int stop;
+	pthread_t th;
+};
+
+static const char slow_text[] = "GET /health HTTP/1.1\r\nHost: bench\r\n"
+    "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+static int
+hold_open(uint16_t port, enum hold_kind k)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		.sin_port = htons(port) };
+	static const char req[] = "GET /health HTTP/1.1\r\nHost: bench\r\n\r\n";
+	char buf[512];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (k == HOLD_KEEP && (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) < 0
+	    || recv(fd, buf, sizeof(buf), 0) <= 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Did the server close fd? */
+static int
+hold_closed(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	char buf[512];
+
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	return recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0;
+}
+
+/* Every 0.5 s: reopen what was closed, trickle a byte on the slow ones. */
+static void *
+hold_main(void *arg)
+{
+	struct hold *h = arg;
+
+	while (!h->stop) {
+		for (int k = 0; k < 3; k++)
+			for (size_t i = 0; i < h->n[k]; i++) {
+				int *fd = &h->fd[k][i];
+				if (*fd >= 0 && hold_closed(*fd)) {
+					close(*fd);
+					*fd = -1;
+					h->reopened++;
+				}
+				if (*fd < 0)
+					*fd = hold_open(h->port, k);
+				if (*fd >= 0 && k == HOLD_SLOW)
+					(void) send(*fd, slow_text + h->pos %
+					    (sizeof(slow_text) - 1), 1,
+					    MSG_NOSIGNAL);
+			}
+		h->pos++;
+		for (int i = 0; i < 5 && !h->stop; i++)
+			usleep(100 * 1000);
+	}
+	return NULL;
+}
+
+static struct hold *
+hold_start(const struct rest_args *a, uint16_t port)
+{
+	struct hold *h;
+
+	if (a->hold_idle + a->hold_slow + a->hold_keep == 0)
+		return NULL;
+	h = calloc(1, sizeof(*h));
+	h->port = port;
+	h->n[HOLD_IDLE] = a->hold_idle;
+	h->n[HOLD_SLOW] = a->hold_slow;
+	h->n[HOLD_KEEP] = a->hold_keep;
+	for (int k = 0; k < 3; k++) {
+		h->fd[k] = malloc((h->n[k] + 1) * sizeof(int));
+		for (size_t i = 0; i < h->n[k]; i++)
+			h->fd[k][i] = hold_open(port, k);
+	}
+	pthread_create(&h->th, NULL, hold_main, h);
+	printf("holding idle=%zu slow=%zu keepalive=%zu connections\n",
+	    a->hold_idle, a->hold_slow, a->hold_keep);
+	return h;
+}
+
+static void
+hold_stop(struct hold *h)
+{
+	if (h == NULL)
+		return;
+	h->stop = 1;
+	pthread_join(h->th, NULL);
+	for (int k = 0; k < 3; k++) {
+		for (size_t i = 0; i < h->n[k]; i++)
+			if (h->fd[k][i] >= 0)
+				close(h->fd[k][i]);
+		free(h->fd[k]);
+	}
+	printf("held connections reopened after the server closed them: "
+	    "%zu\n", h->reopened);
+	free(h);
+}
 
 struct worker {
 	const struct rest_args *a;
@@ -312,8 +448,11 @@ rest_remote(const struct rest_args *a)
 		printf("loaded and indexed over REST n=%zu dim=%zu in %.1fs\n",
 		    a->n, a->dim, bench_now() - t0);
 	}
-	if (a->search)
+	if (a->search) {
+		struct hold *h = hold_start(a, (uint16_t) a->port);
 		run_mode(a, NULL, (uint16_t) a->port, "http");
+		hold_stop(h);
+	}
 	return 0;
 }
 
@@ -343,6 +482,12 @@ rest_parse(int argc, char **argv, struct rest_args *a)
 			a->load = atoi(v);
 		else if (!strcmp(k, "--search"))
 			a->search = atoi(v);
+		else if (!strcmp(k, "--hold-idle"))
+			a->hold_idle = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--hold-slow"))
+			a->hold_slow = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--hold-keepalive"))
+			a->hold_keep = strtoul(v, NULL, 10);
 		else
 			bench_die("unknown flag %s", k);
 	}
@@ -355,7 +500,8 @@ rest_parse(int argc, char **argv, struct rest_args *a)
 int
 bench_rest(int argc, char **argv)
 {
-	struct rest_args a = { 100000, 128, 4, 10, 10, NULL, 0, 1, 1 };
+	struct rest_args a = { 100000, 128, 4, 10, 10, NULL, 0, 1, 1, 0, 0, 0 };
+	struct hold *h;
 	struct api_server_config sc = { 0 };
 	struct api_backend b;
 	api_server *srv;
@@ -382,7 +528,9 @@ bench_rest(int argc, char **argv)
 	sc.host = "127.0.0.1";
 	sc.threads = (unsigned) a.conns + 2;
 	bench_check(api_server_start(&sc, &b, &srv), "server");
+	h = hold_start(&a, api_server_port(srv));
 	http = run_mode(&a, db, api_server_port(srv), "http");
+	hold_stop(h);
 	inproc = run_mode(&a, db, 0, "inproc");
 	printf("http_over_inproc_qps=%.3f\n", http / inproc);
 	api_server_stop(srv);
