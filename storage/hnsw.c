@@ -1609,10 +1609,14 @@ hnsw_save(const hnsw_index *hc, const char *path, uint64_t covered_seq)
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int) sizeof(tmp))
 		return VECDB_EINVAL;
 	pthread_mutex_lock(&h->wmutex);
+	errno = 0;
 	if (save_tmp(h, tmp, covered_seq) != 0 || rename(tmp, path) != 0 ||
 	    sync_dir(path) != 0) {
+		int e = errno;
 		unlink(tmp);
-		rv = VECDB_EIO;
+		rv = vdb_err(e == ENOSPC ? VECDB_EFULL : VECDB_EIO, "cannot "
+		    "write %s: %s", tmp, e == ENOSPC ? "the disk is full" :
+		    e ? strerror(e) : "write failed");
 	}
 	pthread_mutex_unlock(&h->wmutex);
 	return rv;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "storage_impl.h"
@@ -134,6 +135,24 @@ storage_mdb_err(int rc, const char *what)
 	default:
 		return vdb_err(VECDB_EIO, "%s: %s", what, mdb_strerror(rc));
 	}
+}
+
+int
+storage_write_err(const vecdb *db, int rc, const char *what)
+{
+	struct statvfs st;
+	unsigned long long avail;
+
+	if (rc != ENOSPC && rc != EIO)
+		return storage_mdb_err(rc, what);
+	if (statvfs(db->path, &st) != 0)
+		return storage_mdb_err(rc, what);
+	avail = (unsigned long long) st.f_bavail * st.f_frsize;
+	if (rc == EIO && avail >= STORAGE_DISK_FULL_BYTES)
+		return storage_mdb_err(rc, what);
+	return vdb_err(VECDB_EFULL, "%s: the disk holding %s is full (%llu "
+	    "bytes free): writes fail until space is freed, reads go on",
+	    what, db->path, avail);
 }
 
 int

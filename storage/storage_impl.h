@@ -121,6 +121,13 @@ struct vecdb {
 
 /* Map an LMDB return code to a vecdb code with a message naming @p what. */
 int storage_mdb_err(int mdb_rc, const char *what);
+/*
+ * storage_mdb_err for a failed write to db's files: ENOSPC, or an I/O
+ * error (LMDB reports a short write as EIO) on a disk with less than
+ * STORAGE_DISK_FULL_BYTES free, is VECDB_EFULL saying the disk is full.
+ */
+#define STORAGE_DISK_FULL_BYTES (16ULL << 20)
+int storage_write_err(const vecdb *db, int rc, const char *what);
 
 /* Begin a read transaction. */
 int storage_read_begin(vecdb *db, MDB_txn **out);

@@ -236,7 +236,7 @@ group_commit(vecdb *db, struct writer *wr, struct wreq *group,
 		goto fail;
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0) {
-		rv = storage_mdb_err(rc, "commit");
+		rv = storage_write_err(db, rc, "commit");
 		goto fail;
 	}
 	if (w.reset_index)

@@ -25,7 +25,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,10 +33,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import conn_probe  # noqa: E402
+from vdbproc import Procs, port_after  # noqa: E402
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
 TMP = tempfile.mkdtemp(prefix="vecdb-conn-")
-PROCS = []
+P = Procs(TMP)
+PROCS = P.procs
 RESULTS = []
 DIM = 4
 
@@ -48,33 +49,7 @@ def check(ok, what):
 
 
 def start(args, marker, env=None):
-    """Start a process; wait for the line holding marker; return (proc,
-    line)."""
-    log = open(os.path.join(TMP, f"p{len(PROCS)}.log"), "w+")
-    e = {k: v for k, v in os.environ.items() if not k.startswith("VECDB_")}
-    e["VECDB_LOG"] = "warn"
-    e.update(env or {})
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env=e,
-                         text=True)
-    PROCS.append(p)
-    end = time.monotonic() + 20
-    while time.monotonic() < end:
-        line = p.stdout.readline()
-        if not line:
-            break
-        if marker in line:
-            threading.Thread(target=p.stdout.read, daemon=True).start()
-            return p, line
-    log.seek(0)
-    raise RuntimeError(f"{args[0]} did not start: {log.read()[-2000:]}")
-
-
-def port_after(line, prefix):
-    i = line.index(prefix) + len(prefix)
-    j = i
-    while j < len(line) and line[j].isdigit():
-        j += 1
-    return int(line[i:j])
+    return P.start(args, marker, env)
 
 
 def req(port, method, path, body=None):
@@ -369,10 +344,7 @@ def main():
     except Exception as e:  # a harness failure is a failed check
         check(False, f"harness: {e!r}")
     finally:
-        for proc in PROCS:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        P.stop_all()
         shutil.rmtree(TMP, ignore_errors=True)
     bad = RESULTS.count(False)
     print(f"{len(RESULTS) - bad} passed, {bad} failed")
