@@ -53,6 +53,9 @@ struct router_member {
 	uint64_t term;            /* the term it last reported (atomic) */
 	uint64_t last_seq;        /* the last seq it reported (atomic) */
 	int heard;                /* answered the last health round (atomic) */
+	int unanswered;           /* health rounds in a row it did not
+				     answer (atomic): a member that is
+				     connected but hung, say SIGSTOPped */
 	char node_id[PROTO_TEXT_MAX + 1]; /* its --node-id; router lock */
 	char follows[PROTO_URL_MAX + 1];  /* a replica's primary; router lock */
 	struct router_member_stats *stats;  /* owned by the router */
@@ -139,6 +142,7 @@ void router_topology_release(router *r, router_topology *t);
 /* ===== Members' roles and promotion (router_health.c) ===== */
 
 #define ROUTER_HEALTH_MS 500      /* how often every member is asked */
+#define ROUTER_UNANSWERED_MAX 2  /* health rounds missed: not ready */
 
 /*
  * Ask every member of t for HEALTH at once (within timeout_ms) and take

@@ -31,6 +31,7 @@ struct router {
 struct rcall {
 	size_t shard;                 /* index in the topology */
 	int read;                     /* may be answered by a replica */
+	int check;                    /* a write's check: changes nothing */
 	int member;                   /* the member asked, -1 before */
 	uint64_t tried;               /* members asked so far (bits) */
 	uint64_t sent_us;             /* when the member was asked */
@@ -391,11 +392,12 @@ call_wait(router *r, router_topology *t, struct rcall *c, uint64_t end)
 	struct router_member *m = &s->members[c->member];
 	uint64_t now, left;
 	nng_msg *msg;
+	int sent = 0;
 
 	nng_aio_wait(c->aio);
 	if (nng_aio_result(c->aio) != 0) {
 		nng_msg_free(nng_aio_get_msg(c->aio));
-		goto late;
+		goto unsent;
 	}
 	/* A read with somewhere else to go waits half of what is left:
 	 * a hung member must leave time for the next one. */
@@ -406,8 +408,10 @@ call_wait(router *r, router_topology *t, struct rcall *c, uint64_t end)
 	nng_aio_set_timeout(c->aio, (nng_duration) left);
 	nng_ctx_recv(c->ctx, c->aio);
 	nng_aio_wait(c->aio);
-	if (nng_aio_result(c->aio) != 0)
+	if (nng_aio_result(c->aio) != 0) {
+		sent = 1;
 		goto late;
+	}
 	msg = nng_aio_get_msg(c->aio);
 	stats_answer(m->stats, now_us() - c->sent_us);
 	if (proto_response_decode(nng_msg_body(msg), nng_msg_len(msg),
@@ -420,11 +424,23 @@ call_wait(router *r, router_topology *t, struct rcall *c, uint64_t end)
 		member_mark(r, m, 0);
 	nng_msg_free(msg);
 	return 0;
+unsent:
 late:
 	__atomic_fetch_add(&m->stats->errors, 1, __ATOMIC_RELAXED);
 	member_mark(r, m, 1);
-	call_unavailable(c, "shard %u (%s) did not answer within %u ms", s->id,
-	    m->url, r->timeout_ms);
+	if (sent && !c->read && !c->check) {
+		/* it may have been applied: say so, and keep 503 for what
+		 * surely was not */
+		c->rv = VECDB_ETIMEDOUT;
+		snprintf(c->msg, sizeof(c->msg), "shard %u (%s) did not answer "
+		    "within %u ms: the write may have been applied or not "
+		    "(an upsert or delete may be retried safely)", s->id,
+		    m->url, r->timeout_ms);
+	} else {
+		call_unavailable(c, "shard %u (%s) did not answer within "
+		    "%u ms%s", s->id, m->url, r->timeout_ms, sent ? "" :
+		    " (the request was not sent)");
+	}
 	return -1;
 }
 
@@ -882,6 +898,7 @@ write_calls(router *r, router_topology *t, const char *coll, int op,
 		uint8_t *b;
 		size_t l;
 		c[s].shard = s;
+		c[s].check = check;
 		if (cnt[s] == 0)
 			continue;
 		for (size_t i = 0; i < n; i++)
@@ -2025,10 +2042,11 @@ cl_metrics(void *ctx, FILE *f)
 }
 
 /*
- * The backend's ready op: a connection to every shard's write member
- * (primary_idx, which moves on a promotion). Only the connection counts,
- * not the back-off: a member the router skips for a while is still the
- * one a write goes to, and the connection says whether it can.
+ * The backend's ready op: every shard has a member that is connected and
+ * answers the health rounds (a connected member that missed
+ * ROUTER_UNANSWERED_MAX rounds in a row is hung: stopped, or stuck).
+ * The back-off does not count: a member the router skips for a while may
+ * still answer the next round.
  */
 static int
 cl_ready(void *ctx, json_t **not_ready)
@@ -2050,17 +2068,24 @@ cl_ready(void *ctx, json_t **not_ready)
 		/* a shard with any member connected can be read: a dead
 		 * primary alone must not take every router out of its
 		 * Service (its shard's writes answer 503 meanwhile) */
-		for (k = 0; k < s->n_members; k++)
+		int hung = 0;
+		for (k = 0; k < s->n_members; k++) {
 			if (__atomic_load_n(&s->members[k].pipes,
-			    __ATOMIC_RELAXED) > 0)
+			    __ATOMIC_RELAXED) <= 0)
+				continue;
+			if (__atomic_load_n(&s->members[k].unanswered,
+			    __ATOMIC_RELAXED) < ROUTER_UNANSWERED_MAX)
 				break;
+			hung = 1;
+		}
 		if (k < s->n_members)
 			continue;
 		json_array_append_new(ids, json_integer((json_int_t) s->id));
 		if (off < sizeof(msg))
 			off += (size_t) snprintf(msg + off, sizeof(msg) - off,
-			    "%sshard %u (no connection to any member)",
-			    off ? ", " : "", s->id);
+			    "%sshard %u (%s)", off ? ", " : "", s->id, hung ?
+			    "connected, but no member answers" :
+			    "no connection to any member");
 	}
 	topo_put(r, t);
 	if (json_array_size(ids) == 0) {

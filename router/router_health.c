@@ -283,8 +283,14 @@ router_health_round(router_topology *t, const char *key, uint32_t timeout_ms,
 		__atomic_store_n(&c[k].m->heard, 0, __ATOMIC_RELAXED);
 		if (mcall_wait(&c[k], PROTO_HEALTH, end) == 0 &&
 		    proto_health_decode(c[k].resp->body, c[k].resp->body_len,
-		    &h) == VECDB_OK)
+		    &h) == VECDB_OK) {
 			member_learn(c[k].m, &h, lock);
+			__atomic_store_n(&c[k].m->unanswered, 0,
+			    __ATOMIC_RELAXED);
+		} else {
+			__atomic_fetch_add(&c[k].m->unanswered, 1,
+			    __ATOMIC_RELAXED);
+		}
 		mcall_fini(&c[k]);
 	}
 	vdb_free(c);

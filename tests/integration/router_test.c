@@ -614,6 +614,102 @@ START_TEST(ready_needs_a_connection_to_every_shard)
 }
 END_TEST
 
+/* The status and error envelope of one request (env: new reference). */
+static int
+call_status(const char *method, const char *path, const char *body,
+    json_t **env)
+{
+	struct resp r;
+	int st;
+
+	ck_assert_int_eq(http_req(&C, method, path, body, NULL, &r), 0);
+	st = r.status;
+	*env = json_incref(r.json);
+	resp_free(&r);
+	return st;
+}
+
+/* The error message of an envelope. */
+static const char *
+err_msg(const json_t *env)
+{
+	const char *m = json_string_value(json_object_get(json_object_get(env,
+	    "error"), "message"));
+
+	return m ? m : "";
+}
+
+/*
+ * A hung primary (SIGSTOP: connected, never answering). A write sent to
+ * it is an unknown outcome: 504 saying it may have been applied (and it
+ * is, once the node runs again). A write while its member is in back-off
+ * was never sent: 503. /ready turns 503 naming the shard within a few
+ * health rounds, and 200 again once the node answers.
+ */
+START_TEST(a_hung_primary_is_an_unknown_outcome_and_not_ready)
+{
+	char path[96], body[128];
+	json_t *env, *d;
+	int id = -1, st;
+	uint64_t end;
+
+	/* an id that lands on shard 0: the write counts on its primary */
+	for (int i = 5000; i < 5040 && id < 0; i++) {
+		double before = metric("vecdb_router_shard_requests_total", 0, 0,
+		    "primary");
+		snprintf(body, sizeof(body), "{\"vectors\": [{\"id\": %d, "
+		    "\"data\": [1, 1, 1, 1]}]}", i);
+		json_decref(ok("POST", "/collections/c/vectors/upsert", body));
+		if (metric("vecdb_router_shard_requests_total", 0, 0,
+		    "primary") > before)
+			id = i;
+	}
+	ck_assert_int_ge(id, 0);
+	ready_wait(&C, 200, NULL);
+	ck_assert_int_eq(kill(C.nodes[0].pid, SIGSTOP), 0);
+	wait_stopped(C.nodes[0].pid);
+	snprintf(body, sizeof(body), "{\"vectors\": [{\"id\": %d, "
+	    "\"data\": [2, 2, 2, 2]}]}", id);
+	st = call_status("POST", "/collections/c/vectors/upsert", body, &env);
+	ck_assert_msg(st == 504 && strstr(err_msg(env), "may have been "
+	    "applied") != NULL, "a write to a hung primary: %d %s", st,
+	    err_msg(env));
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    env, "error"), "code")), "DEADLINE_EXCEEDED");
+	json_decref(env);
+	/* in back-off now: refused without being sent */
+	snprintf(body, sizeof(body), "{\"vectors\": [{\"id\": %d, "
+	    "\"data\": [3, 3, 3, 3]}]}", id);
+	st = call_status("POST", "/collections/c/vectors/upsert", body, &env);
+	ck_assert_msg(st == 503 && strstr(err_msg(env), "unavailable") != NULL,
+	    "a write to a member in back-off: %d %s", st, err_msg(env));
+	json_decref(env);
+	ready_wait(&C, 503, &env);
+	ck_assert_msg(strstr(err_msg(env), "shard 0 (connected, but no member "
+	    "answers)") != NULL, "/ready: %s", err_msg(env));
+	json_decref(env);
+	ck_assert_int_eq(kill(C.nodes[0].pid, SIGCONT), 0);
+	ready_wait(&C, 200, NULL);
+	/* the write of unknown outcome was applied after all; the one
+	 * refused in back-off was not */
+	end = now_ms() + 10000;
+	for (;;) {
+		snprintf(path, sizeof(path), "/collections/c/vectors/%d?"
+		    "consistency=primary", id);
+		st = call_status("GET", path, NULL, &env);
+		d = json_object_get(json_object_get(env, "data"), "data");
+		if (st == 200 && json_number_value(json_array_get(d, 0)) == 2.0) {
+			json_decref(env);
+			break;
+		}
+		json_decref(env);
+		ck_assert_msg(now_ms() < end, "the 504 write never showed: %d",
+		    st);
+		usleep(50 * 1000);
+	}
+}
+END_TEST
+
 /* A router over C's topology with settings from env[] ("NAME=value")
  * and flags; its REST port into r->port. Returns proc_try_start's. */
 static int
@@ -755,6 +851,7 @@ main(void)
 	tcase_add_test(tc, the_binary_api_takes_read_options_and_names_missing_shards);
 	tcase_add_test(tc, cluster_snapshots_through_the_binary_api);
 	tcase_add_test(tc, ready_needs_a_connection_to_every_shard);
+	tcase_add_test(tc, a_hung_primary_is_an_unknown_outcome_and_not_ready);
 	tcase_add_test(tc, a_router_runs_from_the_environment_alone);
 	tcase_add_test(tc, router_flags_win_over_the_environment);
 	suite_add_tcase(s, tc);
