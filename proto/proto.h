@@ -71,6 +71,8 @@ enum proto_method {
 	PROTO_BOOTSTRAP_CHUNK,
 	PROTO_PROMOTE,
 	PROTO_FOLLOW,
+	PROTO_SNAPSHOT_READ,
+	PROTO_SNAPSHOT_UPLOAD,
 	PROTO_METHOD_COUNT  /* one past the last method, not a method */
 };
 
@@ -356,6 +358,39 @@ int proto_count_decode(const uint8_t *buf, size_t len,
     char coll[VECDB_NAME_MAX + 1], char **filter_json);
 
 /* ===== Snapshots, payload indexes ===== */
+
+/* SnapshotRead: a piece of a snapshot file; SnapshotData the answer. */
+struct proto_snapshot_read {
+	char collection[VECDB_NAME_MAX + 1];
+	char name[VECDB_SNAPSHOT_NAME_MAX + 1];
+	uint64_t offset;
+	uint32_t max_bytes;         /* capped at PROTO_CHUNK_MAX */
+};
+int proto_snapshot_read_encode(const struct proto_snapshot_read *q,
+    uint8_t **out, size_t *len);
+int proto_snapshot_read_decode(const uint8_t *buf, size_t len,
+    struct proto_snapshot_read *out);
+int proto_snapshot_data_encode(const uint8_t *data, size_t n, uint64_t size,
+    uint8_t **out, size_t *len);
+/* *data: caller frees with vdb_free() (NULL when *n is 0). */
+int proto_snapshot_data_decode(const uint8_t *buf, size_t len,
+    uint8_t **data, size_t *n, uint64_t *size);
+
+/* SnapshotUpload: data borrowed when encoding, and when decoding from the
+ * unpacked message that *keep holds (free it with proto_unpacked_drop). */
+struct proto_snapshot_upload {
+	char collection[VECDB_NAME_MAX + 1];
+	uint64_t upload;
+	uint64_t offset;
+	const uint8_t *data;
+	size_t n;
+	int last;
+};
+int proto_snapshot_upload_encode(const struct proto_snapshot_upload *u,
+    uint8_t **out, size_t *len);
+int proto_snapshot_upload_decode(const uint8_t *buf, size_t len,
+    struct proto_snapshot_upload *out, void **keep);
+void proto_unpacked_drop(void *keep);
 
 /* SnapshotInfo (results of snapshot create and get). */
 int proto_snapshot_info_encode(const vecdb_snapshot_info *s, uint8_t **out,

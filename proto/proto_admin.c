@@ -8,6 +8,127 @@
 
 /* ===== Snapshots ===== */
 
+int
+proto_snapshot_read_encode(const struct proto_snapshot_read *q,
+    uint8_t **out, size_t *len)
+{
+	Vecdb__SnapshotRead m;
+
+	vecdb__snapshot_read__init(&m);
+	m.collection = proto_str(q->collection);
+	m.name = proto_str(q->name);
+	m.offset = q->offset;
+	m.max_bytes = q->max_bytes;
+	return proto_pack(&m.base, out, len);
+}
+
+int
+proto_snapshot_read_decode(const uint8_t *buf, size_t len,
+    struct proto_snapshot_read *out)
+{
+	ProtobufCMessage *pm;
+	Vecdb__SnapshotRead *m;
+	int rv;
+
+	if ((rv = proto_unpack(&vecdb__snapshot_read__descriptor, buf, len,
+	    &pm)) != VECDB_OK)
+		return rv;
+	m = (Vecdb__SnapshotRead *) pm;
+	if ((rv = proto_name_get(m->collection, VECDB_NAME_MAX, 1,
+	    "collection", out->collection)) == VECDB_OK)
+		rv = proto_name_get(m->name, VECDB_SNAPSHOT_NAME_MAX, 1,
+		    "snapshot name", out->name);
+	out->offset = m->offset;
+	out->max_bytes = m->max_bytes == 0 || m->max_bytes > PROTO_CHUNK_MAX ?
+	    PROTO_CHUNK_MAX : m->max_bytes;
+	proto_unpacked_free(pm);
+	return rv;
+}
+
+int
+proto_snapshot_data_encode(const uint8_t *data, size_t n, uint64_t size,
+    uint8_t **out, size_t *len)
+{
+	Vecdb__SnapshotData m;
+
+	vecdb__snapshot_data__init(&m);
+	m.data.data = (uint8_t *) (uintptr_t) data;
+	m.data.len = n;
+	m.size = size;
+	return proto_pack(&m.base, out, len);
+}
+
+int
+proto_snapshot_data_decode(const uint8_t *buf, size_t len, uint8_t **data,
+    size_t *n, uint64_t *size)
+{
+	ProtobufCMessage *pm;
+	Vecdb__SnapshotData *m;
+	int rv;
+
+	if ((rv = proto_unpack(&vecdb__snapshot_data__descriptor, buf, len,
+	    &pm)) != VECDB_OK)
+		return rv;
+	m = (Vecdb__SnapshotData *) pm;
+	if ((rv = proto_bytes_dup(m->data.data, m->data.len, data)) ==
+	    VECDB_OK) {
+		*n = m->data.len;
+		*size = m->size;
+	}
+	proto_unpacked_free(pm);
+	return rv;
+}
+
+int
+proto_snapshot_upload_encode(const struct proto_snapshot_upload *u,
+    uint8_t **out, size_t *len)
+{
+	Vecdb__SnapshotUpload m;
+
+	vecdb__snapshot_upload__init(&m);
+	m.collection = proto_str(u->collection);
+	m.upload = u->upload;
+	m.offset = u->offset;
+	m.data.data = (uint8_t *) (uintptr_t) u->data;
+	m.data.len = u->n;
+	m.last = u->last != 0;
+	return proto_pack(&m.base, out, len);
+}
+
+int
+proto_snapshot_upload_decode(const uint8_t *buf, size_t len,
+    struct proto_snapshot_upload *out, void **keep)
+{
+	ProtobufCMessage *pm;
+	Vecdb__SnapshotUpload *m;
+	int rv;
+
+	*keep = NULL;
+	if ((rv = proto_unpack(&vecdb__snapshot_upload__descriptor, buf, len,
+	    &pm)) != VECDB_OK)
+		return rv;
+	m = (Vecdb__SnapshotUpload *) pm;
+	if ((rv = proto_name_get(m->collection, VECDB_NAME_MAX, 1,
+	    "collection", out->collection)) != VECDB_OK) {
+		proto_unpacked_free(pm);
+		return rv;
+	}
+	out->upload = m->upload;
+	out->offset = m->offset;
+	out->data = m->data.data;
+	out->n = m->data.len;
+	out->last = m->last;
+	*keep = pm;
+	return VECDB_OK;
+}
+
+void
+proto_unpacked_drop(void *keep)
+{
+	if (keep != NULL)
+		proto_unpacked_free(keep);
+}
+
 /* Fill a SnapshotInfo (borrowing) from ours. */
 static void
 snap_to_pb(const vecdb_snapshot_info *s, Vecdb__SnapshotInfo *pb)

@@ -5,22 +5,6 @@
 
 #include "proto_impl.h"
 
-/* A vdb_malloc'ed copy of n bytes (NULL when n is 0). */
-static int
-bytes_dup(const void *p, size_t n, uint8_t **out)
-{
-	uint8_t *c = NULL;
-
-	if (n > 0) {
-		if ((c = vdb_malloc(n)) == NULL)
-			return vdb_err(VECDB_ENOMEM, "out of memory for a "
-			    "body of %zu bytes", n);
-		memcpy(c, p, n);
-	}
-	*out = c;
-	return VECDB_OK;
-}
-
 /* A vdb_malloc'ed copy of a string of at most max bytes. */
 static int
 text_dup(const char *s, size_t max, const char *what, char **out)
@@ -85,7 +69,7 @@ request_from_pb(const Vecdb__Request *m, struct proto_request *r)
 	    &r->api_key)) != VECDB_OK)
 		return rv;
 	r->body_len = m->body.len;
-	return bytes_dup(m->body.data, m->body.len, &r->body);
+	return proto_bytes_dup(m->body.data, m->body.len, &r->body);
 }
 
 int
@@ -164,12 +148,12 @@ response_from_pb(const Vecdb__Response *m, struct proto_response *r)
 	if (m->n_missing_shards > PROTO_MISSING_MAX)
 		return vdb_err(VECDB_EINVAL, "%zu missing shards: more than "
 		    "%d", m->n_missing_shards, PROTO_MISSING_MAX);
-	if ((rv = bytes_dup(m->missing_shards, m->n_missing_shards *
+	if ((rv = proto_bytes_dup(m->missing_shards, m->n_missing_shards *
 	    sizeof(uint32_t), (uint8_t **)&r->missing)) != VECDB_OK)
 		return rv;
 	r->n_missing = m->n_missing_shards;
 	r->body_len = m->body.len;
-	return bytes_dup(m->body.data, m->body.len, &r->body);
+	return proto_bytes_dup(m->body.data, m->body.len, &r->body);
 }
 
 int

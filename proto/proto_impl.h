@@ -23,6 +23,9 @@ int proto_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
     size_t len, ProtobufCMessage **out);
 void proto_unpacked_free(void *m);
 
+/* A vdb_malloc'ed copy of n bytes (NULL when n is 0). */
+int proto_bytes_dup(const void *p, size_t n, uint8_t **out);
+
 /* A const string as the generated structs' char * (packing only reads). */
 char *proto_str(const char *s);
 

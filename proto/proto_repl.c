@@ -7,19 +7,6 @@
 
 #include "proto_impl.h"
 
-/* A vdb_malloc'ed copy of n bytes (NULL when n is 0). */
-static int
-bytes_dup(const uint8_t *p, size_t n, uint8_t **out)
-{
-	*out = NULL;
-	if (n == 0)
-		return VECDB_OK;
-	if ((*out = vdb_malloc(n)) == NULL)
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	memcpy(*out, p, n);
-	return VECDB_OK;
-}
-
 /* ===== FetchWal ===== */
 
 int
@@ -106,7 +93,8 @@ proto_wal_batch_decode(const uint8_t *buf, size_t len,
 		rv = vdb_err(VECDB_EINVAL, "WalBatch of %u records has no "
 		    "bytes", m->count);
 	else
-		rv = bytes_dup(m->records.data, m->records.len, &b->records);
+		rv = proto_bytes_dup(m->records.data, m->records.len,
+		    &b->records);
 	if (rv == VECDB_OK) {
 		b->records_len = m->records.len;
 		b->count = m->count;
@@ -256,7 +244,7 @@ proto_bootstrap_data_decode(const uint8_t *buf, size_t len, uint8_t **data,
 		 &pm)) != VECDB_OK)
 		return rv;
 	m = (Vecdb__BootstrapData *) pm;
-	if ((rv = bytes_dup(m->data.data, m->data.len, data)) == VECDB_OK)
+	if ((rv = proto_bytes_dup(m->data.data, m->data.len, data)) == VECDB_OK)
 		*n = m->data.len;
 	proto_unpacked_free(pm);
 	return rv;

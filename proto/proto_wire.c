@@ -88,6 +88,21 @@ proto_str(const char *s)
 }
 
 int
+proto_bytes_dup(const void *p, size_t n, uint8_t **out)
+{
+	uint8_t *c = NULL;
+
+	if (n > 0) {
+		if ((c = vdb_malloc(n)) == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory for %zu "
+			    "bytes", n);
+		memcpy(c, p, n);
+	}
+	*out = c;
+	return VECDB_OK;
+}
+
+int
 proto_name_get(const char *s, size_t max, int required, const char *what,
     char *dst)
 {
@@ -249,6 +264,7 @@ static const char *const method_names[PROTO_METHOD_COUNT] = {
 	"snapshot_restore", "payload_index_create", "payload_index_delete",
 	"payload_index_list", "stats", "health", "fetch_wal",
 	"bootstrap_begin", "bootstrap_chunk", "promote", "follow",
+	"snapshot_read", "snapshot_upload",
 };
 
 const char *
