@@ -215,12 +215,25 @@ example_vec_add(struct examples *e, const float *v, uint32_t d, uint32_t *dim)
 	return VECDB_OK;
 }
 
+/* Append one id example. */
+static int
+example_id_add(struct examples *e, const vecdb_id *id)
+{
+	vecdb_id *ni;
+
+	if ((ni = vdb_realloc(e->ids, (e->n_ids + 1) * sizeof(*ni))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	e->ids = ni;
+	e->ids[e->n_ids++] = *id;
+	return VECDB_OK;
+}
+
 /* Append one example: an id or a vector. */
 static int
 example_add(struct examples *e, const json_t *x, const char *where,
     uint32_t *dim)
 {
-	vecdb_id *ni;
+	vecdb_id id;
 	float *v;
 	uint32_t d;
 	int rv;
@@ -232,13 +245,9 @@ example_add(struct examples *e, const json_t *x, const char *where,
 		vdb_free(v);
 		return rv;
 	}
-	if ((ni = vdb_realloc(e->ids, (e->n_ids + 1) * sizeof(*ni))) == NULL)
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	e->ids = ni;
-	if ((rv = api_id_from_json(x, where, &e->ids[e->n_ids])) != VECDB_OK)
+	if ((rv = api_id_from_json(x, where, &id)) != VECDB_OK)
 		return rv;
-	e->n_ids++;
-	return VECDB_OK;
+	return example_id_add(e, &id);
 }
 
 /* A list of examples (ids or vectors) from field @p key. */
@@ -340,36 +349,66 @@ out:
 	return rv;
 }
 
-/* A discover example that must be a vector: given, or fetched by id. */
+/*
+ * The vector of a discover example, given or that of the point it names
+ * (*id; kind NONE for a given vector): a new *out of *d floats, written
+ * only on success.
+ */
+static int
+member_fetch(struct api_req *r, const json_t *x, const char *where,
+    float **out, uint32_t *d, vecdb_id *id)
+{
+	vecdb_record *rec;
+	int rv;
+
+	id->kind = VECDB_ID_NONE;
+	if (json_is_array(x))
+		return api_vector_from_json(x, where, out, d);
+	if ((rv = api_id_from_json(x, where, id)) != VECDB_OK ||
+	    (rv = r->b->get(r->b->ctx, r->segs[SEG_COLL], id, &rec)) !=
+	    VECDB_OK)
+		return rv;
+	if (rec->vector == NULL) {
+		vecdb_record_free(rec);
+		return vdb_err(VECDB_EINTERNAL, "%s: the point has no vector",
+		    where);
+	}
+	*out = rec->vector;
+	*d = rec->dim;
+	rec->vector = NULL; /* taken */
+	vecdb_record_free(rec);
+	return VECDB_OK;
+}
+
+/*
+ * A discover example that must be a vector, of dimension *dim when that
+ * is set. A point given by id is added to @p fetched (excluded from the
+ * answer). On success *out is a new vector the caller frees; on failure
+ * *out is left alone and nothing is kept.
+ */
 static int
 member_vector(struct api_req *r, const json_t *x, const char *where,
     float **out, uint32_t *dim, struct examples *fetched)
 {
-	vecdb_record *rec;
 	vecdb_id id;
+	float *v;
 	uint32_t d;
 	int rv;
 
-	if (json_is_array(x))
-		rv = api_vector_from_json(x, where, out, &d);
-	else if ((rv = api_id_from_json(x, where, &id)) == VECDB_OK &&
-	    (rv = r->b->get(r->b->ctx, r->segs[SEG_COLL], &id, &rec)) == VECDB_OK) {
-		*out = rec->vector;
-		d = rec->dim;
-		rec->vector = NULL;
-		vecdb_record_free(rec);
-		rv = example_add(fetched, x, where, dim); /* excluded later */
-		if (rv != VECDB_OK)
-			vdb_free(*out);
-	}
-	if (rv == VECDB_OK && *dim != 0 && d != *dim) {
-		vdb_free(*out);
-		return vdb_err(VECDB_EDIM, "%s has %u dimensions, other "
+	if ((rv = member_fetch(r, x, where, &v, &d, &id)) != VECDB_OK)
+		return rv;
+	if (*dim != 0 && d != *dim)
+		rv = vdb_err(VECDB_EDIM, "%s has %u dimensions, earlier "
 		    "examples %u", where, d, *dim);
+	else if (id.kind != VECDB_ID_NONE)
+		rv = example_id_add(fetched, &id);
+	if (rv != VECDB_OK) {
+		vdb_free(v);
+		return rv;
 	}
-	if (rv == VECDB_OK)
-		*dim = d;
-	return rv;
+	*dim = d;
+	*out = v;
+	return VECDB_OK;
 }
 
 /* Discover's parsed examples. */
@@ -404,13 +443,16 @@ pair_add(struct api_req *r, const json_t *o, size_t i, struct disc *d,
 		d->n_pairs++;
 		return VECDB_OK;
 	}
+	/* pv and nv are ours from here; member_vector sets them only on
+	 * success */
 	snprintf(where, sizeof(where), "context[%zu].positive", i);
 	rv = member_vector(r, pj, where, &pv, dim, &d->fetched);
 	snprintf(where, sizeof(where), "context[%zu].negative", i);
 	if (rv == VECDB_OK)
 		rv = member_vector(r, nj, where, &nv, dim, &d->fetched);
-	if (rv == VECDB_OK && (rv = example_vec_add(&d->cvecs, pv, *dim,
-				   dim)) == VECDB_OK)
+	if (rv == VECDB_OK)
+		rv = example_vec_add(&d->cvecs, pv, *dim, dim);
+	if (rv == VECDB_OK)
 		rv = example_vec_add(&d->cvecs, nv, *dim, dim);
 	vdb_free(pv);
 	vdb_free(nv);

@@ -1303,6 +1303,64 @@ START_TEST(recommend_and_discover_reject_bad_input)
 }
 END_TEST
 
+/*
+ * Examples of the wrong dimension, alone or beside a point given by id,
+ * in every slot: context pairs (positive and negative), the target, and
+ * recommend's lists. Each is a 400 and the server keeps serving (a
+ * negative of the wrong dimension beside a positive id was freed twice
+ * and killed the server).
+ */
+START_TEST(examples_of_the_wrong_dimension_are_400_and_the_server_lives)
+{
+	static const char *const bad_disc[] = {
+		"{\"target\": 10, \"context\": [{\"positive\": 13, "
+		    "\"negative\": [0.1, 0.1, 0.1]}], \"limit\": 5}",
+		"{\"target\": 10, \"context\": [{\"positive\": [0.1, 0.1, "
+		    "0.1], \"negative\": 13}], \"limit\": 5}",
+		"{\"target\": 10, \"context\": [{\"positive\": [0.1, 0.1, "
+		    "0.1], \"negative\": [0.2, 0.2, 0.2]}]}",
+		"{\"target\": 10, \"context\": [{\"positive\": [1, 2, 3, 4, "
+		    "5, 6, 7, 8], \"negative\": [0.1, 0.1, 0.1]}]}",
+		"{\"target\": 10, \"context\": [{\"positive\": [0.1, 0.1, "
+		    "0.1], \"negative\": [1, 2, 3, 4, 5, 6, 7, 8]}]}",
+		"{\"target\": 10, \"context\": [{\"positive\": 13, "
+		    "\"negative\": 16}, {\"positive\": 19, \"negative\": [1, 2, "
+		    "3, 4, 5, 6, 7, 8, 9]}]}",
+		"{\"target\": [0.1, 0.1, 0.1], \"context\": [{\"positive\": "
+		    "13, \"negative\": 16}]}",
+		"{\"target\": [0.1, 0.1, 0.1]}",
+		"{\"target\": [0.1, 0.1, 0.1], \"context\": [{\"positive\": "
+		    "[1, 2, 3, 4, 5, 6, 7, 8], \"negative\": 13}]}",
+		"{\"target\": [1, 2, 3, 4, 5, 6, 7, 8], \"context\": "
+		    "[{\"positive\": [0.1, 0.1, 0.1], \"negative\": [0.2, 0.2, "
+		    "0.2]}]}",
+	};
+	static const char *const bad_reco[] = {
+		"{\"positive\": [[0.1, 0.1, 0.1]]}",
+		"{\"positive\": [10, [0.1, 0.1, 0.1]]}",
+		"{\"positive\": [10], \"negative\": [[0.1, 0.1, 0.1]]}",
+		"{\"positive\": [[1, 2, 3, 4, 5, 6, 7, 8]], \"negative\": "
+		    "[[0.1, 0.1, 0.1]]}",
+		"{\"positive\": [[0.1, 0.1, 0.1]], \"negative\": [13]}",
+	};
+
+	coll_fill("w", M_L2);
+	for (size_t i = 0; i < sizeof(bad_disc) / sizeof(bad_disc[0]); i++) {
+		expect_err(400, "INVALID_ARGUMENT", "POST",
+		    "/collections/w/points/discover", bad_disc[i]);
+		json_decref(call(200, "GET", "/health", NULL));
+	}
+	for (size_t i = 0; i < sizeof(bad_reco) / sizeof(bad_reco[0]); i++) {
+		expect_err(400, "INVALID_ARGUMENT", "POST",
+		    "/collections/w/points/recommend", bad_reco[i]);
+		json_decref(call(200, "GET", "/health", NULL));
+	}
+	/* and still answers right */
+	discover_ids_check("w", M_L2, 10, (const int[]) { 20, 40 },
+	    (const int[]) { 30, 50 }, 2, 10, 0);
+}
+END_TEST
+
 /* ===== Scroll ===== */
 
 /* Scroll the whole collection with page size limit; the points in order
@@ -2050,6 +2108,8 @@ rest_suite(void)
 	add(tc, discover_matches_naive, NULL);
 	add(tc, discover_with_vectors_matches_naive, NULL);
 	add(tc, recommend_and_discover_reject_bad_input, NULL);
+	add(tc, examples_of_the_wrong_dimension_are_400_and_the_server_lives,
+	    NULL);
 	tc = tcase(s, "scroll", up);
 	add(tc, full_scroll_returns_every_point_once_in_id_order, NULL);
 	add(tc, filtered_scroll_and_errors, NULL);
