@@ -233,9 +233,11 @@ static int
 h_point_insert(struct api_req *r, json_t **data)
 {
 	struct api_points p;
-	json_t *one = json_array();
+	json_t *one;
 	int rv;
 
+	if ((one = json_array()) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
 	json_array_append(one, r->body);
 	rv = api_points_from_json(one, 0, &p);
 	json_decref(one);
