@@ -56,7 +56,7 @@ api_get_string(const json_t *obj, const char *key, int required,
 	if (v == NULL || json_is_null(v))
 		return required ? vdb_err(VECDB_EINVAL, "'%s' is required",
 				      key) : VECDB_OK;
-	if (!json_is_string(v))
+	if (!json_is_string(v) || api_json_is_big(v))
 		return vdb_err(VECDB_EINVAL, "'%s' must be a string", key);
 	*out = json_string_value(v);
 	return VECDB_OK;
@@ -86,8 +86,10 @@ api_get_array(const json_t *obj, const char *key, int required, size_t max,
 int
 api_id_from_json(const json_t *j, const char *what, vecdb_id *out)
 {
-	if (json_is_integer(j) && json_integer_value(j) >= 0) {
-		*out = vecdb_id_num((uint64_t) json_integer_value(j));
+	uint64_t n;
+
+	if (api_json_get_u64(j, &n)) {
+		*out = vecdb_id_num(n);
 		return VECDB_OK;
 	}
 	if (json_is_string(j)) {
@@ -106,6 +108,9 @@ api_id_to_json(const vecdb_id *id)
 {
 	char buf[VECDB_ID_STRLEN];
 
+	/* XXX: all numbers through api_json_uint() once api_send_json()
+	 * (api_http.c) writes with api_json_dumps(); until then one above
+	 * INT64_MAX goes out as its decimal string. */
 	if (id->kind == VECDB_ID_NUM && id->num <= (uint64_t) INT64_MAX)
 		return json_integer((json_int_t) id->num);
 	return json_string(vecdb_id_format(id, buf));
@@ -135,6 +140,11 @@ api_vector_from_json(const json_t *j, const char *what, float **out,
 	if ((v = vdb_malloc(n * sizeof(float))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	json_array_foreach(j, i, x) {
+		uint64_t big;
+		if (api_json_is_big(x) && api_json_get_u64(x, &big)) {
+			v[i] = (float) big;
+			continue;
+		}
 		if (!json_is_number(x)) {
 			vdb_free(v);
 			return vdb_err(VECDB_EINVAL, "%s[%zu] is not a number",
@@ -237,9 +247,12 @@ point_from_json(const json_t *o, size_t i, int update, struct api_points *p)
 	p->pts[i].vector = p->vecs[i];
 	meta = field2(o, "metadata", "payload");
 	if (meta != NULL) {
+		snprintf(where, sizeof(where), "vectors[%zu].metadata", i);
 		if (!json_is_object(meta))
-			return vdb_err(VECDB_EINVAL, "vectors[%zu].metadata "
-			    "must be a JSON object", i);
+			return vdb_err(VECDB_EINVAL, "%s must be a JSON object",
+			    where);
+		if (api_json_check_int64(meta, where) != VECDB_OK)
+			return VECDB_EINVAL;
 		if ((p->payloads[i] = json_dumps(meta, JSON_COMPACT)) == NULL)
 			return vdb_err(VECDB_ENOMEM, "out of memory");
 		p->pts[i].payload = p->payloads[i];

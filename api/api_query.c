@@ -21,6 +21,9 @@ filter_field(const json_t *body, const json_t **out)
 		return VECDB_OK;
 	if (!json_is_object(f))
 		return vdb_err(VECDB_EINVAL, "'filter' must be an object");
+	/* payload integers are signed: one above INT64_MAX matches none */
+	if (api_json_check_int64(f, "filter") != VECDB_OK)
+		return VECDB_EINVAL;
 	*out = f;
 	return VECDB_OK;
 }
