@@ -52,6 +52,17 @@ int api_get_string(const json_t *obj, const char *key, int required,
 int api_get_array(const json_t *obj, const char *key, int required,
     size_t max, json_t **out);
 
+/*
+ * EINVAL naming the first key of obj that is not in @p allowed (NULL-
+ * terminated): a misspelt field must not go unnoticed. @p where is the
+ * object's path in the body ("params", "context[2]"), or "" for a nested
+ * object whose caller names it in the message; NULL means the body
+ * itself, which may also hold the read options (consistency,
+ * allow_partial, write_concern) api_http.c takes from any route.
+ */
+int api_check_keys(const json_t *obj, const char *const *allowed,
+    const char *where);
+
 /* A point id from JSON: an unsigned integer or a UUID string. */
 int api_id_from_json(const json_t *j, const char *what, vecdb_id *out);
 json_t *api_id_to_json(const vecdb_id *id);
@@ -68,17 +79,21 @@ int api_ids_from_json(const json_t *arr, const char *what, vecdb_id **out,
     size_t *n);
 
 /*
- * Points from JSON objects {id?, data|vector, metadata|payload?}. The
- * vectors and payloads are owned by *owned; free with api_points_free().
- * For updates, data and metadata are each optional.
+ * Points from JSON objects {id?, data|vector, metadata|payload?} (each
+ * pair synonyms: one of the two). The vectors and payloads are owned by
+ * *out; free with api_points_free(). Flags: API_POINTS_UPDATE, data and
+ * metadata are each optional; API_POINTS_BODY, the array holds the
+ * request body itself (the read options may be there too).
  */
+#define API_POINTS_UPDATE 1
+#define API_POINTS_BODY 2
 struct api_points {
-	vecdb_point *pts;
+	vecdb_point *pts;   /* n points */
 	size_t n;
-	float **vecs;
-	char **payloads;
+	float **vecs;       /* their vectors (owned) */
+	char **payloads;    /* their payloads (owned, from json_dumps) */
 };
-int api_points_from_json(const json_t *arr, int update,
+int api_points_from_json(const json_t *arr, int flags,
     struct api_points *out);
 void api_points_free(struct api_points *p);
 

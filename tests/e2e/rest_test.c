@@ -2003,6 +2003,128 @@ START_TEST(over_deep_json_is_400_and_server_stays_up)
 }
 END_TEST
 
+/* Expect 400 INVALID_ARGUMENT whose message holds @p part. */
+static void
+expect_400_saying(const char *m, const char *p, const char *body,
+    const char *part)
+{
+	json_t *e = call(400, m, p, body);
+	const char *msg = json_string_value(json_object_get(e, "message"));
+
+	ck_assert_msg(strcmp(json_string_value(json_object_get(e, "code")),
+	    "INVALID_ARGUMENT") == 0 && msg != NULL && strstr(msg, part) !=
+	    NULL, "%s %s (body %.300s): message '%s', expected it to hold "
+	    "'%s'", m, p, body, msg ? msg : "(none)", part);
+	json_decref(e);
+}
+
+#define VEC8 "[1, 2, 3, 4, 5, 6, 7, 8]"
+
+/*
+ * A field a route does not know is a 400 naming it, at any depth: a
+ * typo such as "fliter" must not answer unfiltered results. The read
+ * options are known to every body, and only there; synonyms stay.
+ */
+START_TEST(unknown_fields_are_400_naming_them)
+{
+	static const struct {
+		const char *m, *p, *body, *says;
+	} bad[] = {
+		{ "POST", "/collections/k/search", "{\"vector\": " VEC8 ", "
+		    "\"fliter\": {\"must\": [{\"key\": \"grp\", \"match\": "
+		    "{\"value\": \"g1\"}}]}}", "unknown field \"fliter\"" },
+		{ "POST", "/collections/k/search", "{\"vector\": " VEC8 ", "
+		    "\"params\": {\"exakt\": true}}",
+		    "unknown field \"params.exakt\"" },
+		{ "POST", "/collections/k/points/search/batch", "{\"searches\": "
+		    "[{\"vector\": " VEC8 "}, {\"vector\": " VEC8 ", \"limt\": "
+		    "3}]}", "searches[1]: unknown field \"limt\"" },
+		{ "POST", "/collections/k/points/search/batch", "{\"searches\": "
+		    "[{\"vector\": " VEC8 ", \"consistency\": \"any\"}]}",
+		    "unknown field \"consistency\"" },
+		{ "POST", "/collections/k/points/search/batch", "{\"serches\": "
+		    "[]}", "unknown field \"serches\"" },
+		{ "POST", "/collections/k/points/recommend", "{\"positive\": "
+		    "[10], \"limt\": 2}", "unknown field \"limt\"" },
+		{ "POST", "/collections/k/points/recommend", "{\"positive\": "
+		    "[10], \"with_payload\": false}",
+		    "unknown field \"with_payload\"" },
+		{ "POST", "/collections/k/points/discover", "{\"target\": 10, "
+		    "\"context\": [{\"positive\": 13, \"negative\": 16, "
+		    "\"weight\": 2}]}", "unknown field \"context[0].weight\"" },
+		{ "POST", "/collections/k/points/discover", "{\"targte\": 10}",
+		    "unknown field \"targte\"" },
+		{ "POST", "/collections/k/points/scroll", "{\"limit\": 2, "
+		    "\"with_vectorz\": true}", "unknown field \"with_vectorz\"" },
+		{ "POST", "/collections/k/points/count", "{\"filtr\": {}}",
+		    "unknown field \"filtr\"" },
+		{ "POST", "/collections/k/vectors", "{\"id\": 900, \"data\": "
+		    VEC8 ", \"metdata\": {\"a\": 1}}",
+		    "unknown field \"metdata\"" },
+		{ "POST", "/collections/k/vectors", "{\"id\": 900, \"data\": "
+		    VEC8 ", \"vector\": " VEC8 "}", "the same field" },
+		{ "POST", "/collections/k/vectors/batch", "{\"vectors\": "
+		    "[{\"id\": 900, \"data\": " VEC8 ", \"payloads\": {}}]}",
+		    "unknown field \"vectors[0].payloads\"" },
+		{ "POST", "/collections/k/vectors/batch", "{\"vectors\": "
+		    "[{\"id\": 900, \"data\": " VEC8 ", \"write_concern\": 0}]}",
+		    "unknown field \"vectors[0].write_concern\"" },
+		{ "POST", "/collections/k/vectors/upsert", "{\"vector\": "
+		    "[{\"id\": 900, \"data\": " VEC8 "}]}",
+		    "unknown field \"vector\"" },
+		{ "PUT", "/collections/k/vectors/10", "{\"metadata\": {}, "
+		    "\"dta\": " VEC8 "}", "unknown field \"dta\"" },
+		{ "PUT", "/collections/k/vectors/10", "{\"id\": 11, "
+		    "\"metadata\": {}}", "not the URL's" },
+		{ "POST", "/collections/k/vectors/batch-delete", "{\"ids\": "
+		    "[10], \"idz\": [13]}", "unknown field \"idz\"" },
+		{ "POST", "/collections", "{\"name\": \"k2\", \"dimension\": 8, "
+		    "\"metric\": \"euclidean\"}", "unknown field \"metric\"" },
+		{ "POST", "/collections", "{\"name\": \"k2\", \"dimension\": 8, "
+		    "\"index_config\": {\"m\": 8}}",
+		    "unknown field \"index_config.m\"" },
+		{ "POST", "/collections", "{\"name\": \"k2\", \"dimension\": 8, "
+		    "\"quantization\": {\"type\": \"scalar\", \"quantille\": "
+		    "0.9}}", "unknown field \"quantization.quantille\"" },
+		{ "POST", "/collections", "{\"name\": \"k2\", \"dimension\": 8, "
+		    "\"quantization\": {\"scalar\": {\"quantile\": 0.9, "
+		    "\"always_ram\": true, \"on_disk\": true}}}",
+		    "unknown field \"quantization.scalar.on_disk\"" },
+		{ "POST", "/collections/k/index", "{\"field_name\": \"grp\", "
+		    "\"field_schema\": \"keyword\", \"type\": \"x\"}",
+		    "unknown field \"type\"" },
+		{ "POST", "/collections/k/snapshots", "{\"name\": \"s1\"}",
+		    "unknown field \"name\"" },
+		{ "POST", "/cluster/promote", "{\"nod\": \"n1\"}",
+		    "unknown field \"nod\"" },
+	};
+
+	coll_fill("k", M_L2);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_400_saying(bad[i].m, bad[i].p, bad[i].body, bad[i].says);
+	/* nothing was written, created or indexed */
+	expect_err(404, "NOT_FOUND", "GET", "/collections/k/vectors/900",
+	    NULL);
+	expect_err(404, "NOT_FOUND", "GET", "/collections/k2", NULL);
+	ck_assert_int_eq(count("k", NULL), N);
+	json_decref(call(200, "GET", "/collections/k/snapshots", NULL));
+
+	/* the read options on any body, synonyms, and an id that agrees */
+	json_decref(call(200, "POST", "/collections/k/search", "{\"vector\": "
+	    VEC8 ", \"consistency\": \"any\", \"allow_partial\": false, "
+	    "\"with_vectors\": true, \"params\": {\"hnsw_ef\": 64}}"));
+	json_decref(call(200, "POST", "/collections/k/points/count",
+	    "{\"consistency\": \"primary\"}"));
+	ok("POST", "/collections/k/vectors", "{\"id\": 7, \"vector\": " VEC8
+	    ", \"payload\": {\"a\": 1}, \"write_concern\": 0}");
+	ok("PUT", "/collections/k/vectors/7", "{\"id\": 7, \"metadata\": "
+	    "{\"a\": 2}}");
+	ok("PUT", "/collections/k/vectors/7", "{\"vector\": " VEC8 "}");
+	ck_assert_int_eq(count("k", "{\"must\": [{\"key\": \"a\", \"match\": "
+	    "{\"value\": 2}}]}"), 1);
+}
+END_TEST
+
 /* Checked fixture: a server with a 1 KiB body limit. */
 static void
 up_small(void)
@@ -2347,6 +2469,7 @@ rest_suite(void)
 	tc = tcase(s, "routing and bodies", up);
 	add(tc, unknown_route_is_404_and_wrong_method_405, NULL);
 	add(tc, over_deep_json_is_400_and_server_stays_up, NULL);
+	add(tc, unknown_fields_are_400_naming_them, NULL);
 	tc = tcase(s, "body limit", up_small);
 	add(tc, body_over_max_body_is_413, NULL);
 	tc = tcase(s, "api keys", up_auth);

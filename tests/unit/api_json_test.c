@@ -173,6 +173,30 @@ START_TEST(signed_places_refuse_big_integers)
 }
 END_TEST
 
+START_TEST(check_keys_names_the_first_unknown_field)
+{
+	static const char *const keys[] = { "vector", "filter", NULL };
+	json_t *j = load("{\"vector\": [1], \"consistency\": \"any\", "
+	    "\"write_concern\": 1, \"allow_partial\": true}");
+
+	ck_assert_int_eq(api_check_keys(j, keys, NULL), VECDB_OK);
+	ck_assert_int_eq(api_check_keys(j, keys, "searches[0]"),
+	    VECDB_EINVAL);
+	ck_assert_str_eq(vecdb_errmsg(),
+	    "unknown field \"searches[0].consistency\"");
+	ck_assert_int_eq(api_check_keys(j, keys, ""), VECDB_EINVAL);
+	ck_assert_str_eq(vecdb_errmsg(), "unknown field \"consistency\"");
+	json_decref(j);
+	j = load("{\"vector\": [1], \"fliter\": {}, \"limt\": 3}");
+	ck_assert_int_eq(api_check_keys(j, keys, NULL), VECDB_EINVAL);
+	ck_assert_str_eq(vecdb_errmsg(), "unknown field \"fliter\"");
+	json_decref(j);
+	j = load("{}");
+	ck_assert_int_eq(api_check_keys(j, keys, "params"), VECDB_OK);
+	json_decref(j);
+}
+END_TEST
+
 static Suite *
 api_json_suite(void)
 {
@@ -186,6 +210,9 @@ api_json_suite(void)
 	tcase_add_test(tc, errors_are_placed_in_the_text_sent);
 	tcase_add_test(tc, random_numbers_round_trip);
 	tcase_add_test(tc, signed_places_refuse_big_integers);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("fields");
+	tcase_add_test(tc, check_keys_names_the_first_unknown_field);
 	suite_add_tcase(s, tc);
 	return s;
 }
