@@ -12,6 +12,32 @@
 #include "api_httpd.h"
 #include "vdb.h"
 
+/* ===== JSON text (api_json_text.c) ===== */
+
+/*
+ * Parse and print JSON as json_loadb() and json_dumps() do, but with the
+ * unsigned integers above INT64_MAX (point ids) jansson cannot hold: a
+ * request body parsed with api_json_loadb() carries each one as a marked
+ * value, which api_json_get_u64() reads and api_json_dumps() prints back
+ * as the bare number. Every request body must be read, and every
+ * response written, through these two.
+ */
+json_t *api_json_loadb(const char *buf, size_t len, size_t flags,
+    json_error_t *err);
+/* Free the result with free(), as json_dumps()'s. */
+char *api_json_dumps(const json_t *j, size_t flags);
+
+/* A JSON number for v (new reference): an integer, or above INT64_MAX a
+ * marked one that only api_json_dumps() prints right. */
+json_t *api_json_uint(uint64_t v);
+/* A non-negative integer, marked or not, into *out: 1, else 0. */
+int api_json_get_u64(const json_t *j, uint64_t *out);
+/* Is j an integer above INT64_MAX (a marked one)? */
+int api_json_is_big(const json_t *j);
+/* EINVAL naming @p what if j holds an integer above INT64_MAX anywhere:
+ * for what is stored or compared as signed (payloads, filters). */
+int api_json_check_int64(const json_t *j, const char *what);
+
 /* ===== JSON fields (api_json.c) ===== */
 
 /* Read an optional unsigned integer field in [lo, hi]; def if absent. */
@@ -25,6 +51,17 @@ int api_get_string(const json_t *obj, const char *key, int required,
 /* Read a required array field (borrowed). */
 int api_get_array(const json_t *obj, const char *key, int required,
     size_t max, json_t **out);
+
+/*
+ * EINVAL naming the first key of obj that is not in @p allowed (NULL-
+ * terminated): a misspelt field must not go unnoticed. @p where is the
+ * object's path in the body ("params", "context[2]"), or "" for a nested
+ * object whose caller names it in the message; NULL means the body
+ * itself, which may also hold the read options (consistency,
+ * allow_partial, write_concern) api_http.c takes from any route.
+ */
+int api_check_keys(const json_t *obj, const char *const *allowed,
+    const char *where);
 
 /* A point id from JSON: an unsigned integer or a UUID string. */
 int api_id_from_json(const json_t *j, const char *what, vecdb_id *out);
@@ -42,17 +79,21 @@ int api_ids_from_json(const json_t *arr, const char *what, vecdb_id **out,
     size_t *n);
 
 /*
- * Points from JSON objects {id?, data|vector, metadata|payload?}. The
- * vectors and payloads are owned by *owned; free with api_points_free().
- * For updates, data and metadata are each optional.
+ * Points from JSON objects {id?, data|vector, metadata|payload?} (each
+ * pair synonyms: one of the two). The vectors and payloads are owned by
+ * *out; free with api_points_free(). Flags: API_POINTS_UPDATE, data and
+ * metadata are each optional; API_POINTS_BODY, the array holds the
+ * request body itself (the read options may be there too).
  */
+#define API_POINTS_UPDATE 1
+#define API_POINTS_BODY 2
 struct api_points {
-	vecdb_point *pts;
+	vecdb_point *pts;   /* n points */
 	size_t n;
-	float **vecs;
-	char **payloads;
+	float **vecs;       /* their vectors (owned) */
+	char **payloads;    /* their payloads (owned, from json_dumps) */
 };
-int api_points_from_json(const json_t *arr, int update,
+int api_points_from_json(const json_t *arr, int flags,
     struct api_points *out);
 void api_points_free(struct api_points *p);
 

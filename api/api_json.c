@@ -56,7 +56,7 @@ api_get_string(const json_t *obj, const char *key, int required,
 	if (v == NULL || json_is_null(v))
 		return required ? vdb_err(VECDB_EINVAL, "'%s' is required",
 				      key) : VECDB_OK;
-	if (!json_is_string(v))
+	if (!json_is_string(v) || api_json_is_big(v))
 		return vdb_err(VECDB_EINVAL, "'%s' must be a string", key);
 	*out = json_string_value(v);
 	return VECDB_OK;
@@ -81,13 +81,53 @@ api_get_array(const json_t *obj, const char *key, int required, size_t max,
 	return VECDB_OK;
 }
 
+/* The read options api_http.c takes from any request body. */
+static const char *const read_opt_keys[] = { "consistency",
+	"allow_partial", "write_concern", NULL };
+
+/* Is key one of the NULL-terminated names? */
+static int
+key_in(const char *key, const char *const *names)
+{
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (strcmp(key, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int
+api_check_keys(const json_t *obj, const char *const *allowed,
+    const char *where)
+{
+	/* The iterator API wants a mutable object; it only reads it here. */
+	json_t *o = (json_t *) obj;
+	const char *key;
+	void *it;
+
+	for (it = json_object_iter(o); it != NULL;
+	    it = json_object_iter_next(o, it)) {
+		key = json_object_iter_key(it);
+		if (key_in(key, allowed) ||
+		    (where == NULL && key_in(key, read_opt_keys)))
+			continue;
+		if (where == NULL || *where == '\0')
+			return vdb_err(VECDB_EINVAL, "unknown field \"%.64s\"",
+			    key);
+		return vdb_err(VECDB_EINVAL, "unknown field \"%s.%.64s\"",
+		    where, key);
+	}
+	return VECDB_OK;
+}
+
 /* ===== Ids and vectors ===== */
 
 int
 api_id_from_json(const json_t *j, const char *what, vecdb_id *out)
 {
-	if (json_is_integer(j) && json_integer_value(j) >= 0) {
-		*out = vecdb_id_num((uint64_t) json_integer_value(j));
+	uint64_t n;
+
+	if (api_json_get_u64(j, &n)) {
+		*out = vecdb_id_num(n);
 		return VECDB_OK;
 	}
 	if (json_is_string(j)) {
@@ -106,6 +146,9 @@ api_id_to_json(const vecdb_id *id)
 {
 	char buf[VECDB_ID_STRLEN];
 
+	/* XXX: all numbers through api_json_uint() once api_send_json()
+	 * (api_http.c) writes with api_json_dumps(); until then one above
+	 * INT64_MAX goes out as its decimal string. */
 	if (id->kind == VECDB_ID_NUM && id->num <= (uint64_t) INT64_MAX)
 		return json_integer((json_int_t) id->num);
 	return json_string(vecdb_id_format(id, buf));
@@ -135,6 +178,11 @@ api_vector_from_json(const json_t *j, const char *what, float **out,
 	if ((v = vdb_malloc(n * sizeof(float))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	json_array_foreach(j, i, x) {
+		uint64_t big;
+		if (api_json_is_big(x) && api_json_get_u64(x, &big)) {
+			v[i] = (float) big;
+			continue;
+		}
 		if (!json_is_number(x)) {
 			vdb_free(v);
 			return vdb_err(VECDB_EINVAL, "%s[%zu] is not a number",
@@ -202,57 +250,76 @@ api_points_free(struct api_points *p)
 	memset(p, 0, sizeof(*p));
 }
 
-/* The first present field among two names (the API's and Qdrant's). */
-static json_t *
-field2(const json_t *o, const char *a, const char *b)
-{
-	json_t *v = json_object_get(o, a);
+static const char *const point_keys[] = { "id", "data", "vector",
+	"metadata", "payload", NULL };
 
-	if (v == NULL || json_is_null(v))
-		v = json_object_get(o, b);
-	return v != NULL && json_is_null(v) ? NULL : v;
+/*
+ * The one present field of two synonyms (the API's and Qdrant's) into
+ * *out (NULL: neither, or null); both is an error.
+ */
+static int
+field2(const json_t *o, const char *a, const char *b, const char *where,
+    json_t **out)
+{
+	json_t *va = json_object_get(o, a), *vb = json_object_get(o, b);
+
+	if (va != NULL && json_is_null(va))
+		va = NULL;
+	if (vb != NULL && json_is_null(vb))
+		vb = NULL;
+	if (va != NULL && vb != NULL)
+		return vdb_err(VECDB_EINVAL, "%s: '%s' and '%s' are the same "
+		    "field: give one", where, a, b);
+	*out = va != NULL ? va : vb;
+	return VECDB_OK;
 }
 
-/* One point object into slot i. */
+/* One point object into slot i (what it allocates is p's). */
 static int
-point_from_json(const json_t *o, size_t i, int update, struct api_points *p)
+point_from_json(const json_t *o, size_t i, int flags, struct api_points *p)
 {
 	char where[48];
 	json_t *id = json_object_get(o, "id"), *data, *meta;
+	int rv;
 
 	snprintf(where, sizeof(where), "vectors[%zu]", i);
 	if (!json_is_object(o))
 		return vdb_err(VECDB_EINVAL, "%s must be an object", where);
-	if (id != NULL && !json_is_null(id) &&
-	    api_id_from_json(id, where, &p->pts[i].id) != VECDB_OK)
-		return VECDB_EINVAL;
-	data = field2(o, "data", "vector");
-	if (data == NULL && !update)
+	if ((rv = api_check_keys(o, point_keys, flags & API_POINTS_BODY ?
+	    NULL : where)) != VECDB_OK ||
+	    (id != NULL && !json_is_null(id) &&
+	    (rv = api_id_from_json(id, where, &p->pts[i].id)) != VECDB_OK) ||
+	    (rv = field2(o, "data", "vector", where, &data)) != VECDB_OK ||
+	    (rv = field2(o, "metadata", "payload", where, &meta)) != VECDB_OK)
+		return rv;
+	if (data == NULL && !(flags & API_POINTS_UPDATE))
 		return vdb_err(VECDB_EINVAL, "%s: 'data' (the vector) is "
 		    "required", where);
 	snprintf(where, sizeof(where), "vectors[%zu].data", i);
-	if (data != NULL && api_vector_from_json(data, where, &p->vecs[i],
-				&p->pts[i].dim) != VECDB_OK)
-		return VECDB_EINVAL;
+	if (data != NULL && (rv = api_vector_from_json(data, where,
+	    &p->vecs[i], &p->pts[i].dim)) != VECDB_OK)
+		return rv;
 	p->pts[i].vector = p->vecs[i];
-	meta = field2(o, "metadata", "payload");
-	if (meta != NULL) {
-		if (!json_is_object(meta))
-			return vdb_err(VECDB_EINVAL, "vectors[%zu].metadata "
-			    "must be a JSON object", i);
-		if ((p->payloads[i] = json_dumps(meta, JSON_COMPACT)) == NULL)
-			return vdb_err(VECDB_ENOMEM, "out of memory");
-		p->pts[i].payload = p->payloads[i];
-	}
+	if (meta == NULL)
+		return VECDB_OK;
+	snprintf(where, sizeof(where), "vectors[%zu].metadata", i);
+	if (!json_is_object(meta))
+		return vdb_err(VECDB_EINVAL, "%s must be a JSON object", where);
+	if ((rv = api_json_check_int64(meta, where)) != VECDB_OK)
+		return rv;
+	if ((p->payloads[i] = json_dumps(meta, JSON_COMPACT)) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	p->pts[i].payload = p->payloads[i];
 	return VECDB_OK;
 }
 
 int
-api_points_from_json(const json_t *arr, int update, struct api_points *out)
+api_points_from_json(const json_t *arr, int flags, struct api_points *out)
 {
 	struct api_points p;
 	size_t i, n = json_array_size(arr);
 	json_t *o;
+	int rv;
 
 	memset(&p, 0, sizeof(p));
 	p.n = n;
@@ -264,9 +331,9 @@ api_points_from_json(const json_t *arr, int update, struct api_points *out)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
 	json_array_foreach(arr, i, o) {
-		if (point_from_json(o, i, update, &p) != VECDB_OK) {
+		if ((rv = point_from_json(o, i, flags, &p)) != VECDB_OK) {
 			api_points_free(&p);
-			return VECDB_EINVAL;
+			return rv;
 		}
 	}
 	*out = p;
@@ -318,6 +385,9 @@ name_index(const char *s, const char *const *names, int n)
 	return -1;
 }
 
+static const char *const index_keys[] = { "max_connections",
+	"ef_construction", "ef_search", "max_layer", NULL };
+
 /* index_config {max_connections, ef_construction, ef_search, max_layer}. */
 static int
 index_from_json(const json_t *j, vecdb_index_config *ix)
@@ -329,7 +399,8 @@ index_from_json(const json_t *j, vecdb_index_config *ix)
 		return VECDB_OK;
 	if (!json_is_object(j))
 		return vdb_err(VECDB_EINVAL, "'index_config' must be an object");
-	if ((rv = api_get_uint(j, "max_connections", 0, 0, UINT32_MAX, &m)) ||
+	if ((rv = api_check_keys(j, index_keys, "index_config")) ||
+	    (rv = api_get_uint(j, "max_connections", 0, 0, UINT32_MAX, &m)) ||
 	    (rv = api_get_uint(j, "ef_construction", 0, 0, UINT32_MAX, &efc)) ||
 	    (rv = api_get_uint(j, "ef_search", 0, 0, UINT32_MAX, &ef)) ||
 	    (rv = api_get_uint(j, "max_layer", 0, 0, UINT32_MAX, &ml)))
@@ -348,22 +419,35 @@ index_from_json(const json_t *j, vecdb_index_config *ix)
 static int
 quant_from_json(const json_t *j, vecdb_quant_config *q)
 {
+	static const char *const typed_keys[] = { "type", "quantile",
+		"always_ram", NULL };
+	static const char *const inner_keys[] = { "quantile", "always_ram",
+		NULL };
+	char where[48];
 	const char *t = NULL;
 	json_t *inner = NULL;
 	int idx, rv;
 
 	if (j == NULL || json_is_null(j))
 		return VECDB_OK;
-	if (json_is_string(j)) {
+	if (json_is_string(j) && !api_json_is_big(j)) {
 		t = json_string_value(j);
 	} else if (json_is_object(j) && json_object_get(j, "type") != NULL) {
-		if ((rv = api_get_string(j, "type", 1, &t)) != VECDB_OK)
+		if ((rv = api_get_string(j, "type", 1, &t)) != VECDB_OK ||
+		    (rv = api_check_keys(j, typed_keys, "quantization")))
 			return rv;
 		inner = (json_t *) j;
 	} else if (json_is_object(j) && json_object_size(j) == 1) {
 		void *it = json_object_iter((json_t *) j);
 		t = json_object_iter_key(it);
 		inner = json_object_iter_value(it);
+		snprintf(where, sizeof(where), "quantization.%.32s", t);
+		if (!json_is_object(inner) && !json_is_null(inner))
+			return vdb_err(VECDB_EINVAL, "'%s' must be an object",
+			    where);
+		if (json_is_object(inner) && (rv = api_check_keys(inner,
+		    inner_keys, where)) != VECDB_OK)
+			return rv;
 	}
 	if (t == NULL || (idx = name_index(t, quants, 3)) < 0)
 		return vdb_err(VECDB_EINVAL, "'quantization' must be none, "
@@ -389,11 +473,15 @@ api_config_from_json(const json_t *j, vecdb_collection_config *out)
 {
 	const char *name, *metric, *vtype;
 	vecdb_collection_config c;
+	static const char *const keys[] = { "name", "dimension",
+		"distance_metric", "vector_type", "index_config",
+		"quantization", NULL };
 	vecdb_metric m = VECDB_COSINE;
 	uint64_t dim;
 	int rv, vt = 0;
 
-	if ((rv = api_get_string(j, "name", 1, &name)) ||
+	if ((rv = api_check_keys(j, keys, NULL)) ||
+	    (rv = api_get_string(j, "name", 1, &name)) ||
 	    (rv = api_get_uint(j, "dimension", 0, 1, VECDB_DIM_MAX, &dim)) ||
 	    (rv = api_get_string(j, "distance_metric", 0, &metric)) ||
 	    (rv = api_get_string(j, "vector_type", 0, &vtype)))

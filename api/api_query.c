@@ -21,6 +21,9 @@ filter_field(const json_t *body, const json_t **out)
 		return VECDB_OK;
 	if (!json_is_object(f))
 		return vdb_err(VECDB_EINVAL, "'filter' must be an object");
+	/* payload integers are signed: one above INT64_MAX matches none */
+	if (api_json_check_int64(f, "filter") != VECDB_OK)
+		return VECDB_EINVAL;
 	*out = f;
 	return VECDB_OK;
 }
@@ -35,14 +38,28 @@ query_done(struct api_req *r, double t0, size_t n)
 	api_metrics_add_queries(m, n);
 }
 
+/* A nested object's path in the body, for messages: "params" or
+ * "searches[2].params". */
+static const char *
+path_of(char *buf, size_t len, const char *where, const char *key)
+{
+	if (where == NULL || *where == '\0')
+		return key;
+	snprintf(buf, len, "%s.%s", where, key);
+	return buf;
+}
+
 /*
  * `exact: true` (or Qdrant's `params: {exact, hnsw_ef}`) asks for an exact
  * search instead of the index; hnsw_ef overrides ef_search.
  */
 static int
-search_params_from_json(const json_t *o, int *exact, uint64_t *ef)
+search_params_from_json(const json_t *o, const char *where, int *exact,
+    uint64_t *ef)
 {
+	static const char *const keys[] = { "exact", "hnsw_ef", NULL };
 	json_t *params = json_object_get(o, "params");
+	char path[48];
 	int rv;
 
 	if ((rv = api_get_bool(o, "exact", 0, exact)) != VECDB_OK)
@@ -51,6 +68,9 @@ search_params_from_json(const json_t *o, int *exact, uint64_t *ef)
 		return VECDB_OK;
 	if (!json_is_object(params))
 		return vdb_err(VECDB_EINVAL, "'params' must be an object");
+	if ((rv = api_check_keys(params, keys, path_of(path, sizeof(path),
+	    where, "params"))) != VECDB_OK)
+		return rv;
 	if (json_object_get(params, "exact") != NULL &&
 	    (rv = api_get_bool(params, "exact", 0, exact)) != VECDB_OK)
 		return rv;
@@ -60,11 +80,18 @@ search_params_from_json(const json_t *o, int *exact, uint64_t *ef)
 	return VECDB_OK;
 }
 
-/* The fields of one search object; the vector is owned by *vec. */
+/*
+ * The fields of one search object: the body itself (where NULL) or one
+ * of a batch (where "", the caller names it); the vector is owned by
+ * *vec.
+ */
 static int
-search_from_json(const json_t *o, struct api_search *s, float **vec,
-    int *with_payload)
+search_from_json(const json_t *o, const char *where, struct api_search *s,
+    float **vec, int *with_payload)
 {
+	static const char *const keys[] = { "vector", "limit", "offset",
+		"ef_search", "exact", "params", "filter", "with_vector",
+		"with_vectors", "with_payload", NULL };
 	uint64_t limit, offset, ef;
 	int rv;
 
@@ -72,6 +99,8 @@ search_from_json(const json_t *o, struct api_search *s, float **vec,
 	*vec = NULL;
 	if (!json_is_object(o))
 		return vdb_err(VECDB_EINVAL, "a search must be an object");
+	if ((rv = api_check_keys(o, keys, where)) != VECDB_OK)
+		return rv;
 	if (json_object_get(o, "vector") == NULL)
 		return vdb_err(VECDB_EINVAL, "'vector' is required");
 	if ((rv = api_vector_from_json(json_object_get(o, "vector"), "vector",
@@ -88,7 +117,8 @@ search_from_json(const json_t *o, struct api_search *s, float **vec,
 	if (json_object_get(o, "with_vectors") != NULL &&
 	    (rv = api_get_bool(o, "with_vectors", 0, &s->p.with_vector)) != 0)
 		return rv;
-	if ((rv = search_params_from_json(o, &s->p.exact, &ef)) != VECDB_OK)
+	if ((rv = search_params_from_json(o, where, &s->p.exact, &ef)) !=
+	    VECDB_OK)
 		return rv;
 	s->p.limit = (uint32_t) limit;
 	s->p.offset = (uint32_t) offset;
@@ -106,7 +136,7 @@ api_h_search(struct api_req *r, json_t **data)
 	float *vec;
 	int rv, wp;
 
-	if ((rv = search_from_json(r->body, &s, &vec, &wp)) == VECDB_OK &&
+	if ((rv = search_from_json(r->body, NULL, &s, &vec, &wp)) == VECDB_OK &&
 	    (rv = r->b->search(r->b->ctx, r->segs[SEG_COLL], &s, 1,
 		 &res)) == VECDB_OK) {
 		*data = api_hits_to_json(res[0], wp, s.p.with_vector);
@@ -141,6 +171,7 @@ batch_err(int rv, size_t i)
 int
 api_h_search_batch(struct api_req *r, json_t **data)
 {
+	static const char *const keys[] = { "searches", NULL };
 	struct api_search *s = NULL;
 	vecdb_records **res;
 	float **vecs = NULL;
@@ -149,7 +180,9 @@ api_h_search_batch(struct api_req *r, json_t **data)
 	json_t *arr;
 	int rv, *wp = NULL;
 
-	if ((rv = api_get_array(r->body, "searches", 1, 1024, &arr)) != VECDB_OK)
+	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_array(r->body, "searches", 1, 1024, &arr)) !=
+	    VECDB_OK)
 		return rv;
 	n = json_array_size(arr);
 	s = vdb_calloc(n ? n : 1, sizeof(*s));
@@ -158,7 +191,7 @@ api_h_search_batch(struct api_req *r, json_t **data)
 	if (s == NULL || vecs == NULL || wp == NULL)
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
 	for (size_t i = 0; rv == VECDB_OK && i < n; i++)
-		if ((rv = search_from_json(json_array_get(arr, i), &s[i],
+		if ((rv = search_from_json(json_array_get(arr, i), "", &s[i],
 			 &vecs[i], &wp[i])) != VECDB_OK)
 			rv = batch_err(rv, i);
 	if (rv == VECDB_OK && n > 0 &&
@@ -215,12 +248,25 @@ example_vec_add(struct examples *e, const float *v, uint32_t d, uint32_t *dim)
 	return VECDB_OK;
 }
 
+/* Append one id example. */
+static int
+example_id_add(struct examples *e, const vecdb_id *id)
+{
+	vecdb_id *ni;
+
+	if ((ni = vdb_realloc(e->ids, (e->n_ids + 1) * sizeof(*ni))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	e->ids = ni;
+	e->ids[e->n_ids++] = *id;
+	return VECDB_OK;
+}
+
 /* Append one example: an id or a vector. */
 static int
 example_add(struct examples *e, const json_t *x, const char *where,
     uint32_t *dim)
 {
-	vecdb_id *ni;
+	vecdb_id id;
 	float *v;
 	uint32_t d;
 	int rv;
@@ -232,13 +278,9 @@ example_add(struct examples *e, const json_t *x, const char *where,
 		vdb_free(v);
 		return rv;
 	}
-	if ((ni = vdb_realloc(e->ids, (e->n_ids + 1) * sizeof(*ni))) == NULL)
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	e->ids = ni;
-	if ((rv = api_id_from_json(x, where, &e->ids[e->n_ids])) != VECDB_OK)
+	if ((rv = api_id_from_json(x, where, &id)) != VECDB_OK)
 		return rv;
-	e->n_ids++;
-	return VECDB_OK;
+	return example_id_add(e, &id);
 }
 
 /* A list of examples (ids or vectors) from field @p key. */
@@ -303,6 +345,8 @@ strategy_from_json(const json_t *b, vecdb_reco_strategy *out)
 int
 api_h_recommend(struct api_req *r, json_t **data)
 {
+	static const char *const keys[] = { "positive", "negative",
+		"strategy", "limit", "offset", "filter", "with_vector", NULL };
 	struct examples pos, neg = { 0 };
 	vecdb_recommend_params p;
 	const json_t *filter;
@@ -311,7 +355,8 @@ api_h_recommend(struct api_req *r, json_t **data)
 	int rv;
 
 	memset(&p, 0, sizeof(p));
-	if ((rv = examples_from_json(r->body, "positive", &pos, &p.dim)) != 0)
+	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = examples_from_json(r->body, "positive", &pos, &p.dim)) != 0)
 		return rv;
 	if ((rv = examples_from_json(r->body, "negative", &neg, &p.dim)) ||
 	    (rv = strategy_from_json(r->body, &p.strategy)) ||
@@ -340,36 +385,66 @@ out:
 	return rv;
 }
 
-/* A discover example that must be a vector: given, or fetched by id. */
+/*
+ * The vector of a discover example, given or that of the point it names
+ * (*id; kind NONE for a given vector): a new *out of *d floats, written
+ * only on success.
+ */
+static int
+member_fetch(struct api_req *r, const json_t *x, const char *where,
+    float **out, uint32_t *d, vecdb_id *id)
+{
+	vecdb_record *rec;
+	int rv;
+
+	id->kind = VECDB_ID_NONE;
+	if (json_is_array(x))
+		return api_vector_from_json(x, where, out, d);
+	if ((rv = api_id_from_json(x, where, id)) != VECDB_OK ||
+	    (rv = r->b->get(r->b->ctx, r->segs[SEG_COLL], id, &rec)) !=
+	    VECDB_OK)
+		return rv;
+	if (rec->vector == NULL) {
+		vecdb_record_free(rec);
+		return vdb_err(VECDB_EINTERNAL, "%s: the point has no vector",
+		    where);
+	}
+	*out = rec->vector;
+	*d = rec->dim;
+	rec->vector = NULL; /* taken */
+	vecdb_record_free(rec);
+	return VECDB_OK;
+}
+
+/*
+ * A discover example that must be a vector, of dimension *dim when that
+ * is set. A point given by id is added to @p fetched (excluded from the
+ * answer). On success *out is a new vector the caller frees; on failure
+ * *out is left alone and nothing is kept.
+ */
 static int
 member_vector(struct api_req *r, const json_t *x, const char *where,
     float **out, uint32_t *dim, struct examples *fetched)
 {
-	vecdb_record *rec;
 	vecdb_id id;
+	float *v;
 	uint32_t d;
 	int rv;
 
-	if (json_is_array(x))
-		rv = api_vector_from_json(x, where, out, &d);
-	else if ((rv = api_id_from_json(x, where, &id)) == VECDB_OK &&
-	    (rv = r->b->get(r->b->ctx, r->segs[SEG_COLL], &id, &rec)) == VECDB_OK) {
-		*out = rec->vector;
-		d = rec->dim;
-		rec->vector = NULL;
-		vecdb_record_free(rec);
-		rv = example_add(fetched, x, where, dim); /* excluded later */
-		if (rv != VECDB_OK)
-			vdb_free(*out);
-	}
-	if (rv == VECDB_OK && *dim != 0 && d != *dim) {
-		vdb_free(*out);
-		return vdb_err(VECDB_EDIM, "%s has %u dimensions, other "
+	if ((rv = member_fetch(r, x, where, &v, &d, &id)) != VECDB_OK)
+		return rv;
+	if (*dim != 0 && d != *dim)
+		rv = vdb_err(VECDB_EDIM, "%s has %u dimensions, earlier "
 		    "examples %u", where, d, *dim);
+	else if (id.kind != VECDB_ID_NONE)
+		rv = example_id_add(fetched, &id);
+	if (rv != VECDB_OK) {
+		vdb_free(v);
+		return rv;
 	}
-	if (rv == VECDB_OK)
-		*dim = d;
-	return rv;
+	*dim = d;
+	*out = v;
+	return VECDB_OK;
 }
 
 /* Discover's parsed examples. */
@@ -386,6 +461,7 @@ static int
 pair_add(struct api_req *r, const json_t *o, size_t i, struct disc *d,
     uint32_t *dim)
 {
+	static const char *const keys[] = { "positive", "negative", NULL };
 	json_t *pj = json_object_get(o, "positive");
 	json_t *nj = json_object_get(o, "negative");
 	char where[48];
@@ -395,22 +471,27 @@ pair_add(struct api_req *r, const json_t *o, size_t i, struct disc *d,
 	if (!json_is_object(o) || pj == NULL || nj == NULL)
 		return vdb_err(VECDB_EINVAL, "context[%zu] must be {positive, "
 		    "negative}", i);
+	snprintf(where, sizeof(where), "context[%zu]", i);
+	if ((rv = api_check_keys(o, keys, where)) != VECDB_OK)
+		return rv;
 	if (!json_is_array(pj) && !json_is_array(nj)) {
 		vecdb_context_pair *cp = &d->pairs[d->n_pairs];
-		snprintf(where, sizeof(where), "context[%zu]", i);
 		if ((rv = api_id_from_json(pj, where, &cp->positive)) ||
 		    (rv = api_id_from_json(nj, where, &cp->negative)))
 			return rv;
 		d->n_pairs++;
 		return VECDB_OK;
 	}
+	/* pv and nv are ours from here; member_vector sets them only on
+	 * success */
 	snprintf(where, sizeof(where), "context[%zu].positive", i);
 	rv = member_vector(r, pj, where, &pv, dim, &d->fetched);
 	snprintf(where, sizeof(where), "context[%zu].negative", i);
 	if (rv == VECDB_OK)
 		rv = member_vector(r, nj, where, &nv, dim, &d->fetched);
-	if (rv == VECDB_OK && (rv = example_vec_add(&d->cvecs, pv, *dim,
-				   dim)) == VECDB_OK)
+	if (rv == VECDB_OK)
+		rv = example_vec_add(&d->cvecs, pv, *dim, dim);
+	if (rv == VECDB_OK)
 		rv = example_vec_add(&d->cvecs, nv, *dim, dim);
 	vdb_free(pv);
 	vdb_free(nv);
@@ -422,11 +503,14 @@ static int
 discover_from_json(struct api_req *r, vecdb_discover_params *p,
     struct disc *d)
 {
+	static const char *const keys[] = { "target", "context", "limit",
+		"offset", "filter", "with_vector", NULL };
 	json_t *t = json_object_get(r->body, "target"), *arr, *o;
 	size_t i;
 	int rv;
 
-	if ((rv = api_get_array(r->body, "context", 0, EXAMPLES_MAX,
+	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_array(r->body, "context", 0, EXAMPLES_MAX,
 		 &arr)) != VECDB_OK)
 		return rv;
 	if ((d->pairs = vdb_calloc(json_array_size(arr) + 1,
@@ -519,6 +603,8 @@ scroll_points(const vecdb_records *res)
 int
 api_h_scroll(struct api_req *r, json_t **data)
 {
+	static const char *const keys[] = { "limit", "offset", "with_vectors",
+		"with_vector", "with_payload", "filter", NULL };
 	vecdb_id start = { VECDB_ID_NONE, 0, { 0 } };
 	json_t *off = json_object_get(r->body, "offset");
 	const json_t *filter;
@@ -526,7 +612,8 @@ api_h_scroll(struct api_req *r, json_t **data)
 	uint64_t limit;
 	int rv, wv, wv2, wp;
 
-	if ((rv = api_get_uint(r->body, "limit", 10, 1, VECDB_LIMIT_MAX,
+	if ((rv = api_check_keys(r->body, keys, NULL)) ||
+	    (rv = api_get_uint(r->body, "limit", 10, 1, VECDB_LIMIT_MAX,
 		 &limit)) ||
 	    (rv = api_get_bool(r->body, "with_vectors", 0, &wv)) ||
 	    (rv = api_get_bool(r->body, "with_vector", 0, &wv2)) ||
@@ -549,11 +636,13 @@ api_h_scroll(struct api_req *r, json_t **data)
 int
 api_h_count(struct api_req *r, json_t **data)
 {
+	static const char *const keys[] = { "filter", "exact", NULL };
 	const json_t *filter;
 	uint64_t n;
 	int rv, exact;
 
-	if ((rv = filter_field(r->body, &filter)) ||
+	if ((rv = api_check_keys(r->body, keys, NULL)) ||
+	    (rv = filter_field(r->body, &filter)) ||
 	    (rv = api_get_bool(r->body, "exact", 1, &exact)) ||
 	    (rv = r->b->count(r->b->ctx, r->segs[SEG_COLL], filter, &n)))
 		return rv;

@@ -98,8 +98,13 @@ h_cluster(struct api_req *r, json_t **data)
 static int
 h_cluster_promote(struct api_req *r, json_t **data)
 {
-	const char *node = json_string_value(json_object_get(r->body, "node"));
+	static const char *const keys[] = { "node", NULL };
+	const char *node;
+	int rv;
 
+	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_string(r->body, "node", 0, &node)) != VECDB_OK)
+		return rv;
 	if (r->b->promote == NULL)
 		return vdb_err(VECDB_EINVAL, "this server has no replicas to "
 		    "promote (promotion needs a vecdb-router)");
@@ -231,11 +236,13 @@ static int
 h_point_insert(struct api_req *r, json_t **data)
 {
 	struct api_points p;
-	json_t *one = json_array();
+	json_t *one;
 	int rv;
 
+	if ((one = json_array()) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
 	json_array_append(one, r->body);
-	rv = api_points_from_json(one, 0, &p);
+	rv = api_points_from_json(one, API_POINTS_BODY, &p);
 	json_decref(one);
 	if (rv != VECDB_OK)
 		return rv;
@@ -249,11 +256,13 @@ h_point_insert(struct api_req *r, json_t **data)
 static int
 points_batch(struct api_req *r, json_t **data, int op, const char *count_key)
 {
+	static const char *const keys[] = { "vectors", NULL };
 	struct api_points p;
 	json_t *arr;
 	int rv;
 
-	if ((rv = api_get_array(r->body, "vectors", 1, VECDB_BATCH_MAX,
+	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_array(r->body, "vectors", 1, VECDB_BATCH_MAX,
 		 &arr)) != VECDB_OK ||
 	    (rv = api_points_from_json(arr, 0, &p)) != VECDB_OK)
 		return rv;
@@ -279,12 +288,14 @@ h_point_upsert(struct api_req *r, json_t **data)
 static int
 h_point_batch_delete(struct api_req *r, json_t **data)
 {
+	static const char *const keys[] = { "ids", NULL };
 	vecdb_id *ids;
 	size_t n, deleted = 0;
 	json_t *arr;
 	int rv;
 
-	if ((rv = api_get_array(r->body, "ids", 1, VECDB_BATCH_MAX,
+	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_array(r->body, "ids", 1, VECDB_BATCH_MAX,
 		 &arr)) != VECDB_OK ||
 	    (rv = api_ids_from_json(arr, "ids", &ids, &n)) != VECDB_OK)
 		return rv;
@@ -319,9 +330,20 @@ h_point_get(struct api_req *r, json_t **data)
 	return VECDB_OK;
 }
 
+/* Does the body give field a or its synonym b (not null)? */
+static int
+has_field(const json_t *body, const char *a, const char *b)
+{
+	json_t *va = json_object_get(body, a), *vb = json_object_get(body, b);
+
+	return (va != NULL && !json_is_null(va)) ||
+	    (vb != NULL && !json_is_null(vb));
+}
+
 static int
 h_point_put(struct api_req *r, json_t **data)
 {
+	char want[VECDB_ID_STRLEN], got[VECDB_ID_STRLEN];
 	struct api_points p;
 	json_t *one;
 	vecdb_id id;
@@ -329,16 +351,26 @@ h_point_put(struct api_req *r, json_t **data)
 
 	if ((rv = url_id(r, &id)) != VECDB_OK)
 		return rv;
-	if (json_object_get(r->body, "data") == NULL &&
-	    json_object_get(r->body, "metadata") == NULL)
+	if (!has_field(r->body, "data", "vector") &&
+	    !has_field(r->body, "metadata", "payload"))
 		return vdb_err(VECDB_EINVAL, "give 'data', 'metadata' or both");
 	if ((one = json_array()) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	json_array_append(one, r->body);
-	rv = api_points_from_json(one, 1, &p);
+	rv = api_points_from_json(one, API_POINTS_UPDATE | API_POINTS_BODY,
+	    &p);
 	json_decref(one);
 	if (rv != VECDB_OK)
 		return rv;
+	/* an id in the body may only repeat the URL's */
+	if (p.pts[0].id.kind != VECDB_ID_NONE &&
+	    vecdb_id_cmp(&p.pts[0].id, &id) != 0) {
+		rv = vdb_err(VECDB_EINVAL, "the body's id %s is not the URL's "
+		    "%s", vecdb_id_format(&p.pts[0].id, got),
+		    vecdb_id_format(&id, want));
+		api_points_free(&p);
+		return rv;
+	}
 	p.pts[0].id = id;
 	if ((rv = points_write(r, API_UPDATE, &p)) == VECDB_OK)
 		*data = json_pack("{s:o}", "id", api_id_to_json(&id));
@@ -373,10 +405,13 @@ static const char *const schemas[] = { "keyword", "integer", "float", "bool",
 static int
 h_index_create(struct api_req *r, json_t **data)
 {
+	static const char *const keys[] = { "field_name", "field_schema",
+		NULL };
 	const char *field, *schema;
 	int rv, s = -1;
 
-	if ((rv = api_get_string(r->body, "field_name", 1, &field)) ||
+	if ((rv = api_check_keys(r->body, keys, NULL)) ||
+	    (rv = api_get_string(r->body, "field_name", 1, &field)) ||
 	    (rv = api_get_string(r->body, "field_schema", 1, &schema)))
 		return rv;
 	for (int i = 0; i < 5; i++)
@@ -424,16 +459,21 @@ payload_schema_json(struct api_req *r, const char *coll)
 
 /* ===== Snapshots ===== */
 
+/* The keys of a body that has none of its own (read options only). */
+static const char *const no_keys[] = { NULL };
+
 static int
 h_snapshot_create(struct api_req *r, json_t **data)
 {
 	vecdb_snapshot_info si;
-	int rv = r->b->snapshot_create(r->b->ctx, r->segs[SEG_COLL], NULL,
-	    &si);
+	int rv;
 
-	if (rv == VECDB_OK)
-		*data = api_snapshot_to_json(&si);
-	return rv;
+	if ((rv = api_check_keys(r->body, no_keys, NULL)) != VECDB_OK ||
+	    (rv = r->b->snapshot_create(r->b->ctx, r->segs[SEG_COLL], NULL,
+	    &si)) != VECDB_OK)
+		return rv;
+	*data = api_snapshot_to_json(&si);
+	return VECDB_OK;
 }
 
 static int
@@ -482,7 +522,8 @@ h_snapshot_restore(struct api_req *r, json_t **data)
 	vecdb_snapshot_info si;
 	int rv;
 
-	if ((rv = r->b->snapshot_get(r->b->ctx, r->segs[SEG_COLL], r->segs[3],
+	if ((rv = api_check_keys(r->body, no_keys, NULL)) != VECDB_OK ||
+	    (rv = r->b->snapshot_get(r->b->ctx, r->segs[SEG_COLL], r->segs[3],
 		 &si)) != VECDB_OK ||
 	    (rv = r->b->snapshot_restore(r->b->ctx, r->segs[SEG_COLL],
 		 r->segs[3])) != VECDB_OK)
@@ -590,12 +631,12 @@ const struct api_route api_routes[] = {
 	{ "POST", C "/index", h_index_create, 1, API_BODY_JSON, 0 },
 	{ "DELETE", C "/index/:field", h_index_delete, 1, API_BODY_NONE, 0 },
 	{ "POST", C "/snapshots/upload", h_snapshot_upload, 1, API_BODY_RAW, 0 },
-	{ "POST", C "/snapshots", h_snapshot_create, 1, API_BODY_NONE, 0 },
+	{ "POST", C "/snapshots", h_snapshot_create, 1, API_BODY_JSON, 0 },
 	{ "GET", C "/snapshots", h_snapshot_list, 0, API_BODY_NONE, 0 },
 	{ "GET", C "/snapshots/:s", h_snapshot_get, 0, API_BODY_NONE, 0 },
 	{ "DELETE", C "/snapshots/:s", h_snapshot_delete, 1, API_BODY_NONE, 0 },
 	{ "POST", C "/snapshots/:s/restore", h_snapshot_restore, 1,
-	    API_BODY_NONE, 0 },
+	    API_BODY_JSON, 0 },
 	{ "GET", C "/snapshots/:s/download", h_snapshot_download, 0,
 	    API_BODY_NONE, 0 },
 };

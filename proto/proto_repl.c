@@ -293,16 +293,19 @@ proto_promote_result_decode(const uint8_t *buf, size_t len, uint64_t *term,
     uint64_t *last_seq)
 {
 	ProtobufCMessage *pm;
+	uint64_t t, seq;
 	int rv;
 
 	if ((rv = proto_unpack(&vecdb__promote_result__descriptor, buf, len,
 	    &pm)) != VECDB_OK)
 		return rv;
-	*term = ((Vecdb__PromoteResult *) pm)->term;
-	*last_seq = ((Vecdb__PromoteResult *) pm)->last_seq;
+	t = ((Vecdb__PromoteResult *) pm)->term;
+	seq = ((Vecdb__PromoteResult *) pm)->last_seq;
 	proto_unpacked_free(pm);
-	if (*term == 0)
+	if (t == 0)
 		return vdb_err(VECDB_EINVAL, "PromoteResult: term 0");
+	*term = t;
+	*last_seq = seq;
 	return VECDB_OK;
 }
 
@@ -322,8 +325,10 @@ int
 proto_follow_decode(const uint8_t *buf, size_t len,
     char url[PROTO_URL_MAX + 1], uint64_t *term)
 {
+	char u[PROTO_URL_MAX + 1];
 	ProtobufCMessage *pm;
 	Vecdb__Follow *m;
+	uint64_t t;
 	int rv;
 
 	if ((rv = proto_unpack(&vecdb__follow__descriptor, buf, len, &pm)) !=
@@ -331,12 +336,16 @@ proto_follow_decode(const uint8_t *buf, size_t len,
 		return rv;
 	m = (Vecdb__Follow *) pm;
 	if ((rv = proto_name_get(m->primary_url, PROTO_URL_MAX, 1,
-	    "primary url", url)) == VECDB_OK && strstr(url, "://") == NULL)
+	    "primary url", u)) == VECDB_OK && strstr(u, "://") == NULL)
 		rv = vdb_err(VECDB_EINVAL, "primary url '%s' is not an nng url "
-		    "(scheme://...)", url);
-	*term = m->term;
+		    "(scheme://...)", u);
+	t = m->term;
 	proto_unpacked_free(pm);
-	if (rv == VECDB_OK && *term == 0)
+	if (rv == VECDB_OK && t == 0)
 		rv = vdb_err(VECDB_EINVAL, "Follow: term 0");
+	if (rv == VECDB_OK) {
+		memcpy(url, u, sizeof(u));
+		*term = t;
+	}
 	return rv;
 }

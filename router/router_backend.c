@@ -720,9 +720,10 @@ cl_collection_get(void *ctx, const char *name, vecdb_collection_config *cfg,
 	    VECDB_OK || (rv = calls_check(c, t->n, VECDB_OK)) != VECDB_OK)
 		goto out;
 	for (size_t i = 0; i < t->n && rv == VECDB_OK; i++) {
-		rv = proto_collection_info_decode(c[i].resp->body,
-		    c[i].resp->body_len, i == 0 ? &c0 : &ci, &si);
-		if (rv == VECDB_OK && i == 0)
+		if ((rv = proto_collection_info_decode(c[i].resp->body,
+		    c[i].resp->body_len, i == 0 ? &c0 : &ci, &si)) != VECDB_OK)
+			break; /* si is not written */
+		if (i == 0)
 			sum.dimension = si.dimension;
 		stats_add(&sum, &si);
 	}
@@ -1240,17 +1241,26 @@ cl_search(void *ctx, const char *coll, const struct api_search *s, size_t n,
 	struct rcall *c = NULL;
 	uint8_t *b = NULL;
 	size_t l = 0, k;
-	int rv = per ? search_encode(coll, s, n, &b, &l) : VECDB_ENOMEM;
+	int rv = per ? search_encode(coll, s, n, &b, &l) :
+	    vdb_err(VECDB_ENOMEM, "out of memory");
 
 	if ((rv = broadcast(r, t, PROTO_SEARCH, 1, rv, b, l, &c)) != VECDB_OK ||
 	    (rv = calls_settle(t, c, t->n)) != VECDB_OK)
 		goto out;
-	for (size_t i = 0, j = 0; i < t->n && rv == VECDB_OK; i++)
-		if (!c[i].skip && (rv = proto_search_result_decode(
-		    c[i].resp->body, c[i].resp->body_len, &per[j++], &k)) ==
-		    VECDB_OK && k != n)
+	for (size_t i = 0, j = 0; i < t->n && rv == VECDB_OK; i++) {
+		if (c[i].skip || (rv = proto_search_result_decode(
+		    c[i].resp->body, c[i].resp->body_len, &per[j], &k)) !=
+		    VECDB_OK)
+			continue;
+		/* per[j] holds k lists: freed as n below, it must be n */
+		if (k != n) {
+			vecdb_records_free_array(per[j], k);
+			per[j] = NULL;
 			rv = vdb_err(VECDB_EINTERNAL, "shard %zu answered %zu "
 			    "of %zu searches", i, k, n);
+		}
+		j++;
+	}
 	if (rv == VECDB_OK)
 		rv = search_merge(per, answered(c, t->n), s, n, out);
 out:

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api_impl.h"
 #include "http.h"
 #include "testutil.h"
 
@@ -1303,6 +1304,64 @@ START_TEST(recommend_and_discover_reject_bad_input)
 }
 END_TEST
 
+/*
+ * Examples of the wrong dimension, alone or beside a point given by id,
+ * in every slot: context pairs (positive and negative), the target, and
+ * recommend's lists. Each is a 400 and the server keeps serving (a
+ * negative of the wrong dimension beside a positive id was freed twice
+ * and killed the server).
+ */
+START_TEST(examples_of_the_wrong_dimension_are_400_and_the_server_lives)
+{
+	static const char *const bad_disc[] = {
+		"{\"target\": 10, \"context\": [{\"positive\": 13, "
+		    "\"negative\": [0.1, 0.1, 0.1]}], \"limit\": 5}",
+		"{\"target\": 10, \"context\": [{\"positive\": [0.1, 0.1, "
+		    "0.1], \"negative\": 13}], \"limit\": 5}",
+		"{\"target\": 10, \"context\": [{\"positive\": [0.1, 0.1, "
+		    "0.1], \"negative\": [0.2, 0.2, 0.2]}]}",
+		"{\"target\": 10, \"context\": [{\"positive\": [1, 2, 3, 4, "
+		    "5, 6, 7, 8], \"negative\": [0.1, 0.1, 0.1]}]}",
+		"{\"target\": 10, \"context\": [{\"positive\": [0.1, 0.1, "
+		    "0.1], \"negative\": [1, 2, 3, 4, 5, 6, 7, 8]}]}",
+		"{\"target\": 10, \"context\": [{\"positive\": 13, "
+		    "\"negative\": 16}, {\"positive\": 19, \"negative\": [1, 2, "
+		    "3, 4, 5, 6, 7, 8, 9]}]}",
+		"{\"target\": [0.1, 0.1, 0.1], \"context\": [{\"positive\": "
+		    "13, \"negative\": 16}]}",
+		"{\"target\": [0.1, 0.1, 0.1]}",
+		"{\"target\": [0.1, 0.1, 0.1], \"context\": [{\"positive\": "
+		    "[1, 2, 3, 4, 5, 6, 7, 8], \"negative\": 13}]}",
+		"{\"target\": [1, 2, 3, 4, 5, 6, 7, 8], \"context\": "
+		    "[{\"positive\": [0.1, 0.1, 0.1], \"negative\": [0.2, 0.2, "
+		    "0.2]}]}",
+	};
+	static const char *const bad_reco[] = {
+		"{\"positive\": [[0.1, 0.1, 0.1]]}",
+		"{\"positive\": [10, [0.1, 0.1, 0.1]]}",
+		"{\"positive\": [10], \"negative\": [[0.1, 0.1, 0.1]]}",
+		"{\"positive\": [[1, 2, 3, 4, 5, 6, 7, 8]], \"negative\": "
+		    "[[0.1, 0.1, 0.1]]}",
+		"{\"positive\": [[0.1, 0.1, 0.1]], \"negative\": [13]}",
+	};
+
+	coll_fill("w", M_L2);
+	for (size_t i = 0; i < sizeof(bad_disc) / sizeof(bad_disc[0]); i++) {
+		expect_err(400, "INVALID_ARGUMENT", "POST",
+		    "/collections/w/points/discover", bad_disc[i]);
+		json_decref(call(200, "GET", "/health", NULL));
+	}
+	for (size_t i = 0; i < sizeof(bad_reco) / sizeof(bad_reco[0]); i++) {
+		expect_err(400, "INVALID_ARGUMENT", "POST",
+		    "/collections/w/points/recommend", bad_reco[i]);
+		json_decref(call(200, "GET", "/health", NULL));
+	}
+	/* and still answers right */
+	discover_ids_check("w", M_L2, 10, (const int[]) { 20, 40 },
+	    (const int[]) { 30, 50 }, 2, 10, 0);
+}
+END_TEST
+
 /* ===== Scroll ===== */
 
 /* Scroll the whole collection with page size limit; the points in order
@@ -1354,6 +1413,229 @@ scroll_point_check(const json_t *p, int i, int with_vectors)
 		ck_assert((float) json_number_value(json_array_get(v, j)) ==
 		    V[i][j]);
 }
+
+/* ===== Ids above INT64_MAX ===== */
+
+#define BIG1 "18446744073709551615"   /* UINT64_MAX */
+#define BIG2 "9223372036854775808"    /* INT64_MAX + 1 */
+#define BIG1_U UINT64_MAX
+#define BIG2_U (1ULL << 63)
+
+/*
+ * One request that must answer @p want, its body read as the server
+ * means it: with api_json_loadb (jansson alone refuses integers above
+ * INT64_MAX). Returns "data" or "error" (new reference); *text, when not
+ * NULL, gets the body text (free it).
+ */
+static json_t *
+call_u64(int want, const char *m, const char *p, const char *body,
+    char **text)
+{
+	json_error_t e;
+	struct resp r;
+	json_t *j, *out;
+
+	ck_assert_msg(http_req(&S, m, p, body, NULL, &r) == 0, "%s %s: no "
+	    "HTTP response; server stderr:\n%s", m, p, srv_log_tail(&S));
+	ck_assert_msg(r.status == want, "%s %s (body %.300s): expected %d, "
+	    "got %d: %.600s", m, p, body ? body : "none", want, r.status,
+	    r.body);
+	j = api_json_loadb(r.body, r.len, 0, &e);
+	ck_assert_msg(j != NULL, "%s %s: %s: %.400s", m, p, e.text, r.body);
+	out = json_incref(json_object_get(j, want == 200 ? "data" : "error"));
+	ck_assert_ptr_nonnull(out);
+	json_decref(j);
+	if (text != NULL)
+		*text = strdup(r.body);
+	resp_free(&r);
+	return out;
+}
+
+/* The unsigned id at key of o. */
+static uint64_t
+u64_of(const json_t *o, const char *key)
+{
+	uint64_t v = 0;
+
+	ck_assert_msg(api_json_get_u64(json_object_get(o, key), &v), "'%s' is "
+	    "not an unsigned integer", key);
+	return v;
+}
+
+/* The text must hold @p id as a bare number after @p key, never quoted. */
+static void
+text_has_bare(const char *text, const char *key, const char *id)
+{
+	char want[96], quoted[96];
+
+	snprintf(want, sizeof(want), "\"%s\":%s", key, id);
+	snprintf(quoted, sizeof(quoted), "\"%s\"", id);
+	ck_assert_msg(strstr(text, want) != NULL, "no %s in %.600s", want,
+	    text);
+	ck_assert_msg(strstr(text, quoted) == NULL, "%s is quoted in %.600s",
+	    id, text);
+}
+
+/* A point body {id, data: V[i]} with the id's text as given. */
+static char *
+big_point(const char *id, int i)
+{
+	char *vec = dumps(vec_json(V[i])), *b;
+
+	ck_assert(asprintf(&b, "{\"id\": %s, \"data\": %s}", id, vec) > 0);
+	free(vec);
+	return b;
+}
+
+/*
+ * Is the server's body parser the one that reads big integers? The REST
+ * server parses in api_http.c, which must call api_json_loadb(); until it
+ * does this says so and the test is skipped, loudly.
+ */
+static int
+u64_bodies_parse(void)
+{
+	struct resp r;
+	int yes;
+
+	ck_assert(http_req(&S, "POST", "/collections/nope/points/count",
+	    "{\"x\": " BIG1 "}", NULL, &r) == 0);
+	yes = strstr(r.body, "too big integer") == NULL;
+	resp_free(&r);
+	if (!yes)
+		fprintf(stderr, "rest_test: SKIPPED ids_above_int64_max_round_"
+		    "trip: the server refuses integers above INT64_MAX "
+		    "(api_http.c must parse with api_json_loadb and write "
+		    "with api_json_dumps)\n");
+	return yes;
+}
+
+START_TEST(ids_above_int64_max_round_trip)
+{
+	json_t *d, *hits, *pts;
+	char *b, *text;
+	uint64_t want[4] = { 5, INT64_MAX, BIG2_U, BIG1_U };
+
+	if (!u64_bodies_parse())
+		return;
+	coll_create("u", M_L2);
+	b = big_point(BIG1, 0);
+	d = call_u64(200, "POST", "/collections/u/vectors", b, &text);
+	free(b);
+	ck_assert_uint_eq(u64_of(d, "id"), BIG1_U);
+	text_has_bare(text, "id", BIG1);
+	free(text);
+	json_decref(d);
+	{
+		char *p2 = big_point(BIG2, 1), *p3 = big_point("5", 2),
+		     *p4 = big_point("9223372036854775807", 3);
+		ck_assert(asprintf(&b, "{\"vectors\": [%s, %s, %s]}", p2, p3,
+		    p4) > 0);
+		free(p2), free(p3), free(p4);
+	}
+	d = call_u64(200, "POST", "/collections/u/vectors/batch", b, &text);
+	free(b);
+	ck_assert_uint_eq(u64_of(d, "inserted_count"), 3);
+	ck_assert_msg(strstr(text, "[" BIG2 ",5,9223372036854775807]"),
+	    "ids: %s", text);
+	free(text);
+	json_decref(d);
+
+	/* get */
+	d = call_u64(200, "GET", "/collections/u/vectors/" BIG1, NULL, &text);
+	ck_assert_uint_eq(u64_of(d, "id"), BIG1_U);
+	text_has_bare(text, "id", BIG1);
+	free(text);
+	json_decref(d);
+
+	/* search: the nearest to V[0] is the point BIG1 */
+	b = dumps(json_pack("{s:o, s:i}", "vector", vec_json(V[0]), "limit",
+	    4));
+	hits = call_u64(200, "POST", "/collections/u/search", b, &text);
+	free(b);
+	ck_assert_uint_eq(json_array_size(hits), 4);
+	ck_assert_uint_eq(u64_of(json_array_get(hits, 0), "id"), BIG1_U);
+	text_has_bare(text, "id", BIG1);
+	text_has_bare(text, "id", BIG2);
+	free(text);
+	json_decref(hits);
+
+	/* scroll in id order, one a page, next_offset as the numbers */
+	b = strdup("{\"limit\": 1}");
+	for (int k = 0; k < 4; k++) {
+		uint64_t next;
+		d = call_u64(200, "POST", "/collections/u/points/scroll", b,
+		    &text);
+		free(b);
+		pts = json_object_get(d, "points");
+		ck_assert_uint_eq(json_array_size(pts), 1);
+		ck_assert_uint_eq(u64_of(json_array_get(pts, 0), "id"),
+		    want[k]);
+		if (k == 3) {
+			ck_assert(json_is_null(json_object_get(d,
+			    "next_offset")));
+			b = NULL;
+		} else {
+			next = u64_of(d, "next_offset");
+			ck_assert_uint_eq(next, want[k + 1]);
+			ck_assert(asprintf(&b, "{\"limit\": 1, \"offset\": "
+			    "%llu}", (unsigned long long) next) > 0);
+		}
+		free(text);
+		json_decref(d);
+	}
+
+	/* recommend and discover by those ids */
+	hits = call_u64(200, "POST", "/collections/u/points/recommend",
+	    "{\"positive\": [" BIG1 "], \"negative\": [" BIG2 "], \"limit\": "
+	    "10}", NULL);
+	ck_assert_uint_eq(json_array_size(hits), 2);
+	for (size_t i = 0; i < 2; i++) {
+		uint64_t id = u64_of(json_array_get(hits, i), "id");
+		ck_assert(id == 5 || id == INT64_MAX);
+	}
+	json_decref(hits);
+	hits = call_u64(200, "POST", "/collections/u/points/discover",
+	    "{\"target\": " BIG2 ", \"context\": [{\"positive\": " BIG1 ", "
+	    "\"negative\": 5}], \"limit\": 10}", NULL);
+	ck_assert_uint_eq(json_array_size(hits), 1);
+	ck_assert_uint_eq(u64_of(json_array_get(hits, 0), "id"), INT64_MAX);
+	json_decref(hits);
+
+	/* update, delete by batch and by URL */
+	d = call_u64(200, "PUT", "/collections/u/vectors/" BIG1,
+	    "{\"metadata\": {\"k\": 1}}", &text);
+	text_has_bare(text, "id", BIG1);
+	free(text);
+	json_decref(d);
+	d = call_u64(200, "POST", "/collections/u/vectors/batch-delete",
+	    "{\"ids\": [" BIG2 "]}", NULL);
+	ck_assert_uint_eq(u64_of(d, "deleted_count"), 1);
+	json_decref(d);
+	d = call_u64(200, "DELETE", "/collections/u/vectors/" BIG1, NULL,
+	    &text);
+	ck_assert_uint_eq(u64_of(d, "id"), BIG1_U);
+	text_has_bare(text, "id", BIG1);
+	free(text);
+	json_decref(d);
+	expect_err(404, "NOT_FOUND", "GET", "/collections/u/vectors/" BIG1,
+	    NULL);
+	ck_assert_int_eq(count("u", NULL), 2);
+
+	/* what is still refused */
+	expect_err(400, "INVALID_ARGUMENT", "POST", "/collections/u/vectors",
+	    "{\"id\": 18446744073709551616, \"data\": [1, 2, 3, 4, 5, 6, 7, "
+	    "8]}");
+	expect_err(400, "INVALID_ARGUMENT", "POST", "/collections/u/vectors",
+	    "{\"id\": 1, \"data\": [1, 2, 3, 4, 5, 6, 7, 8], \"metadata\": "
+	    "{\"n\": " BIG1 "}}");
+	expect_err(400, "INVALID_ARGUMENT", "POST",
+	    "/collections/u/points/count", "{\"filter\": {\"must\": [{\"key\": "
+	    "\"n\", \"match\": {\"value\": " BIG1 "}}]}}");
+	expect_err(400, "INVALID_ARGUMENT", "POST", "/collections/u/search",
+	    "{\"vector\": [1, 2, 3, 4, 5, 6, 7, 8], \"limit\": " BIG1 "}");
+}
+END_TEST
 
 START_TEST(full_scroll_returns_every_point_once_in_id_order)
 {
@@ -1792,6 +2074,128 @@ START_TEST(over_deep_json_is_400_and_server_stays_up)
 }
 END_TEST
 
+/* Expect 400 INVALID_ARGUMENT whose message holds @p part. */
+static void
+expect_400_saying(const char *m, const char *p, const char *body,
+    const char *part)
+{
+	json_t *e = call(400, m, p, body);
+	const char *msg = json_string_value(json_object_get(e, "message"));
+
+	ck_assert_msg(strcmp(json_string_value(json_object_get(e, "code")),
+	    "INVALID_ARGUMENT") == 0 && msg != NULL && strstr(msg, part) !=
+	    NULL, "%s %s (body %.300s): message '%s', expected it to hold "
+	    "'%s'", m, p, body, msg ? msg : "(none)", part);
+	json_decref(e);
+}
+
+#define VEC8 "[1, 2, 3, 4, 5, 6, 7, 8]"
+
+/*
+ * A field a route does not know is a 400 naming it, at any depth: a
+ * typo such as "fliter" must not answer unfiltered results. The read
+ * options are known to every body, and only there; synonyms stay.
+ */
+START_TEST(unknown_fields_are_400_naming_them)
+{
+	static const struct {
+		const char *m, *p, *body, *says;
+	} bad[] = {
+		{ "POST", "/collections/k/search", "{\"vector\": " VEC8 ", "
+		    "\"fliter\": {\"must\": [{\"key\": \"grp\", \"match\": "
+		    "{\"value\": \"g1\"}}]}}", "unknown field \"fliter\"" },
+		{ "POST", "/collections/k/search", "{\"vector\": " VEC8 ", "
+		    "\"params\": {\"exakt\": true}}",
+		    "unknown field \"params.exakt\"" },
+		{ "POST", "/collections/k/points/search/batch", "{\"searches\": "
+		    "[{\"vector\": " VEC8 "}, {\"vector\": " VEC8 ", \"limt\": "
+		    "3}]}", "searches[1]: unknown field \"limt\"" },
+		{ "POST", "/collections/k/points/search/batch", "{\"searches\": "
+		    "[{\"vector\": " VEC8 ", \"consistency\": \"any\"}]}",
+		    "unknown field \"consistency\"" },
+		{ "POST", "/collections/k/points/search/batch", "{\"serches\": "
+		    "[]}", "unknown field \"serches\"" },
+		{ "POST", "/collections/k/points/recommend", "{\"positive\": "
+		    "[10], \"limt\": 2}", "unknown field \"limt\"" },
+		{ "POST", "/collections/k/points/recommend", "{\"positive\": "
+		    "[10], \"with_payload\": false}",
+		    "unknown field \"with_payload\"" },
+		{ "POST", "/collections/k/points/discover", "{\"target\": 10, "
+		    "\"context\": [{\"positive\": 13, \"negative\": 16, "
+		    "\"weight\": 2}]}", "unknown field \"context[0].weight\"" },
+		{ "POST", "/collections/k/points/discover", "{\"targte\": 10}",
+		    "unknown field \"targte\"" },
+		{ "POST", "/collections/k/points/scroll", "{\"limit\": 2, "
+		    "\"with_vectorz\": true}", "unknown field \"with_vectorz\"" },
+		{ "POST", "/collections/k/points/count", "{\"filtr\": {}}",
+		    "unknown field \"filtr\"" },
+		{ "POST", "/collections/k/vectors", "{\"id\": 900, \"data\": "
+		    VEC8 ", \"metdata\": {\"a\": 1}}",
+		    "unknown field \"metdata\"" },
+		{ "POST", "/collections/k/vectors", "{\"id\": 900, \"data\": "
+		    VEC8 ", \"vector\": " VEC8 "}", "the same field" },
+		{ "POST", "/collections/k/vectors/batch", "{\"vectors\": "
+		    "[{\"id\": 900, \"data\": " VEC8 ", \"payloads\": {}}]}",
+		    "unknown field \"vectors[0].payloads\"" },
+		{ "POST", "/collections/k/vectors/batch", "{\"vectors\": "
+		    "[{\"id\": 900, \"data\": " VEC8 ", \"write_concern\": 0}]}",
+		    "unknown field \"vectors[0].write_concern\"" },
+		{ "POST", "/collections/k/vectors/upsert", "{\"vector\": "
+		    "[{\"id\": 900, \"data\": " VEC8 "}]}",
+		    "unknown field \"vector\"" },
+		{ "PUT", "/collections/k/vectors/10", "{\"metadata\": {}, "
+		    "\"dta\": " VEC8 "}", "unknown field \"dta\"" },
+		{ "PUT", "/collections/k/vectors/10", "{\"id\": 11, "
+		    "\"metadata\": {}}", "not the URL's" },
+		{ "POST", "/collections/k/vectors/batch-delete", "{\"ids\": "
+		    "[10], \"idz\": [13]}", "unknown field \"idz\"" },
+		{ "POST", "/collections", "{\"name\": \"k2\", \"dimension\": 8, "
+		    "\"metric\": \"euclidean\"}", "unknown field \"metric\"" },
+		{ "POST", "/collections", "{\"name\": \"k2\", \"dimension\": 8, "
+		    "\"index_config\": {\"m\": 8}}",
+		    "unknown field \"index_config.m\"" },
+		{ "POST", "/collections", "{\"name\": \"k2\", \"dimension\": 8, "
+		    "\"quantization\": {\"type\": \"scalar\", \"quantille\": "
+		    "0.9}}", "unknown field \"quantization.quantille\"" },
+		{ "POST", "/collections", "{\"name\": \"k2\", \"dimension\": 8, "
+		    "\"quantization\": {\"scalar\": {\"quantile\": 0.9, "
+		    "\"always_ram\": true, \"on_disk\": true}}}",
+		    "unknown field \"quantization.scalar.on_disk\"" },
+		{ "POST", "/collections/k/index", "{\"field_name\": \"grp\", "
+		    "\"field_schema\": \"keyword\", \"type\": \"x\"}",
+		    "unknown field \"type\"" },
+		{ "POST", "/collections/k/snapshots", "{\"name\": \"s1\"}",
+		    "unknown field \"name\"" },
+		{ "POST", "/cluster/promote", "{\"nod\": \"n1\"}",
+		    "unknown field \"nod\"" },
+	};
+
+	coll_fill("k", M_L2);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_400_saying(bad[i].m, bad[i].p, bad[i].body, bad[i].says);
+	/* nothing was written, created or indexed */
+	expect_err(404, "NOT_FOUND", "GET", "/collections/k/vectors/900",
+	    NULL);
+	expect_err(404, "NOT_FOUND", "GET", "/collections/k2", NULL);
+	ck_assert_int_eq(count("k", NULL), N);
+	json_decref(call(200, "GET", "/collections/k/snapshots", NULL));
+
+	/* the read options on any body, synonyms, and an id that agrees */
+	json_decref(call(200, "POST", "/collections/k/search", "{\"vector\": "
+	    VEC8 ", \"consistency\": \"any\", \"allow_partial\": false, "
+	    "\"with_vectors\": true, \"params\": {\"hnsw_ef\": 64}}"));
+	json_decref(call(200, "POST", "/collections/k/points/count",
+	    "{\"consistency\": \"primary\"}"));
+	ok("POST", "/collections/k/vectors", "{\"id\": 7, \"vector\": " VEC8
+	    ", \"payload\": {\"a\": 1}, \"write_concern\": 0}");
+	ok("PUT", "/collections/k/vectors/7", "{\"id\": 7, \"metadata\": "
+	    "{\"a\": 2}}");
+	ok("PUT", "/collections/k/vectors/7", "{\"vector\": " VEC8 "}");
+	ck_assert_int_eq(count("k", "{\"must\": [{\"key\": \"a\", \"match\": "
+	    "{\"value\": 2}}]}"), 1);
+}
+END_TEST
+
 /* Checked fixture: a server with a 1 KiB body limit. */
 static void
 up_small(void)
@@ -2121,8 +2525,11 @@ rest_suite(void)
 	add(tc, discover_matches_naive, NULL);
 	add(tc, discover_with_vectors_matches_naive, NULL);
 	add(tc, recommend_and_discover_reject_bad_input, NULL);
+	add(tc, examples_of_the_wrong_dimension_are_400_and_the_server_lives,
+	    NULL);
 	tc = tcase(s, "scroll", up);
 	add(tc, full_scroll_returns_every_point_once_in_id_order, NULL);
+	add(tc, ids_above_int64_max_round_trip, NULL);
 	add(tc, filtered_scroll_and_errors, NULL);
 	tc = tcase(s, "snapshots", up);
 	add(tc, snapshot_roundtrip_through_download_and_upload, SNAP_FILES);
@@ -2134,6 +2541,7 @@ rest_suite(void)
 	add(tc, unknown_route_is_404_and_wrong_method_405, NULL);
 	add(tc, escaped_paths_reach_no_other_collection, NULL);
 	add(tc, over_deep_json_is_400_and_server_stays_up, NULL);
+	add(tc, unknown_fields_are_400_naming_them, NULL);
 	tc = tcase(s, "body limit", up_small);
 	add(tc, body_over_max_body_is_413, NULL);
 	tc = tcase(s, "api keys", up_auth);

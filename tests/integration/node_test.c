@@ -349,6 +349,91 @@ START_TEST(errors_map_to_codes_and_garbage_is_survived)
 }
 END_TEST
 
+/* A discover of c (4-d) by target id ids[3] and context vectors. */
+static int
+discover_call(struct node *n, const vecdb_id ids[NPTS], const float *cv,
+    size_t pairs, uint32_t dim)
+{
+	vecdb_discover_params p;
+	uint8_t *b;
+	size_t l;
+
+	memset(&p, 0, sizeof(p));
+	p.has_target = 1;
+	p.target = ids[3];
+	p.context_vectors = cv;
+	p.n_context_vectors = pairs;
+	p.dim = dim;
+	p.limit = 5;
+	ck_assert_int_eq(proto_discover_encode("c", &p, NULL, &b, &l),
+	    VECDB_OK);
+	return call(n, PROTO_DISCOVER, b, l);
+}
+
+/* A code an argument error may carry: INVALID_ARGUMENT, or OUT_OF_RANGE
+ * for a dimension (VECDB_EDIM). */
+static int
+is_arg_error(int code)
+{
+	return code == PROTO_INVALID_ARGUMENT ||
+	    code == proto_code_of(VECDB_EDIM);
+}
+
+/*
+ * The binary twin of rest_test's wrong-dimension cases: examples of the
+ * wrong dimension in discover and recommend are argument errors, and the
+ * node keeps serving.
+ */
+START_TEST(examples_of_the_wrong_dimension_are_refused)
+{
+	static const float v3[6] = { .1f, .1f, .1f, .2f, .2f, .2f };
+	static const float v5[10] = { 1, 2, 3, 4, 5, 1, 2, 3, 4, 5 };
+	vecdb_recommend_params rp;
+	vecdb_discover_params dp;
+	vecdb_records *rs;
+	vecdb_id ids[NPTS];
+	struct node n;
+	int code;
+	uint8_t *b;
+	size_t l;
+
+	node_start(NULL, &n);
+	ck_assert_int_eq(create(&n, "c", DIM), PROTO_OK);
+	write_points(&n, ids);
+	ck_assert_msg(is_arg_error(code = discover_call(&n, ids, v3, 1, 3)),
+	    "3-d context: code %d (%s)", code, resp->message);
+	ck_assert_msg(is_arg_error(code = discover_call(&n, ids, v5, 1, 5)),
+	    "5-d context: code %d (%s)", code, resp->message);
+	memset(&dp, 0, sizeof(dp));
+	dp.has_target = 1;
+	dp.target_vector = v3;
+	dp.dim = 3;
+	dp.limit = 5;
+	ck_assert_int_eq(proto_discover_encode("c", &dp, NULL, &b, &l),
+	    VECDB_OK);
+	ck_assert_msg(is_arg_error(code = call(&n, PROTO_DISCOVER, b, l)),
+	    "3-d target: code %d (%s)", code, resp->message);
+	memset(&rp, 0, sizeof(rp));
+	rp.positive = &ids[3];
+	rp.n_positive = 1;
+	rp.negative_vectors = v3;
+	rp.n_negative_vectors = 1;
+	rp.dim = 3;
+	rp.limit = 5;
+	ck_assert_int_eq(proto_recommend_encode("c", &rp, NULL, &b, &l),
+	    VECDB_OK);
+	ck_assert_msg(is_arg_error(code = call(&n, PROTO_RECOMMEND, b, l)),
+	    "3-d negative: code %d (%s)", code, resp->message);
+	ck_assert_int_eq(call(&n, PROTO_HEALTH, NULL, 0), PROTO_OK);
+	ck_assert_int_eq(discover_call(&n, ids, vecs[0], 1, DIM), PROTO_OK);
+	ck_assert_int_eq(proto_records_decode(resp->body, resp->body_len, &rs),
+	    VECDB_OK);
+	ck_assert_uint_gt(rs->count, 0);
+	vecdb_records_free(rs);
+	node_stop(&n);
+}
+END_TEST
+
 static int admin_get(struct node *n, const char *path, char *buf,
     size_t cap);
 
@@ -569,6 +654,7 @@ main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, every_method_family_round_trips);
 	tcase_add_test(tc, errors_map_to_codes_and_garbage_is_survived);
+	tcase_add_test(tc, examples_of_the_wrong_dimension_are_refused);
 	tcase_add_test(tc, replica_refuses_writes);
 	tcase_add_test(tc, api_key_is_required_when_configured);
 	tcase_add_test(tc, admin_endpoints_answer);
