@@ -87,8 +87,8 @@ void
 api_send_json(struct api_req *r, int status, json_t *root)
 {
 	/* Nine significant digits print every float32 exactly. */
-	char *s = root ? json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9)) :
-			 NULL;
+	char *s = root ? api_json_dumps(root, JSON_COMPACT |
+			     JSON_REAL_PRECISION(9)) : NULL;
 
 	if (s == NULL) {
 		static const char oom[] = "{\"success\":false,\"error\":{\"code\":"
@@ -322,7 +322,7 @@ body_parse_json(struct api_req *r)
 		    "deeper than " API_JSON_DEPTH_MAX_STR " levels");
 		return -1;
 	}
-	if ((r->body = json_loadb(buf, len, JSON_REJECT_DUPLICATES,
+	if ((r->body = api_json_loadb(buf, len, JSON_REJECT_DUPLICATES,
 	    &err)) == NULL) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "invalid JSON body: %s (line %d, "

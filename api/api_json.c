@@ -146,11 +146,10 @@ api_id_to_json(const vecdb_id *id)
 {
 	char buf[VECDB_ID_STRLEN];
 
-	/* XXX: all numbers through api_json_uint() once api_send_json()
-	 * (api_http.c) writes with api_json_dumps(); until then one above
-	 * INT64_MAX goes out as its decimal string. */
-	if (id->kind == VECDB_ID_NUM && id->num <= (uint64_t) INT64_MAX)
-		return json_integer((json_int_t) id->num);
+	/* api_send_json() prints with api_json_dumps(), so an id above
+	 * INT64_MAX goes out as the bare number it is */
+	if (id->kind == VECDB_ID_NUM)
+		return api_json_uint(id->num);
 	return json_string(vecdb_id_format(id, buf));
 }
 
