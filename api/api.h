@@ -76,9 +76,11 @@ struct api_backend {
 	    vecdb_snapshot_info *out);
 	int (*snapshot_delete)(void *ctx, const char *coll, const char *name);
 	int (*snapshot_restore)(void *ctx, const char *coll, const char *name);
-	/* A local file path to stream out; NULL op: not downloadable. */
-	int (*snapshot_path)(void *ctx, const char *coll, const char *name,
-	    char *buf, size_t len);
+	/* The snapshot file, open for reading at its start (*fd the
+	 * caller's to close): a local one, or one a router assembled from
+	 * its shards' files. */
+	int (*snapshot_open)(void *ctx, const char *coll, const char *name,
+	    int *fd);
 	int (*snapshot_restore_file)(void *ctx, const char *coll,
 	    const char *path);
 

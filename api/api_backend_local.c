@@ -4,6 +4,10 @@
  * one backend call onto include/vecdb.h; filters arrive as JSON and are
  * compiled here.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
 #include "api.h"
 #include "filter.h"
 #include "vdb.h"
@@ -216,10 +220,18 @@ l_snapshot_restore(void *ctx, const char *coll, const char *name)
 }
 
 static int
-l_snapshot_path(void *ctx, const char *coll, const char *name, char *buf,
-    size_t len)
+l_snapshot_open(void *ctx, const char *coll, const char *name, int *fd)
 {
-	return vecdb_snapshot_path(ctx, coll, name, buf, len);
+	char path[4096];
+	int rv;
+
+	if ((rv = vecdb_snapshot_path(ctx, coll, name, path, sizeof(path))) !=
+	    VECDB_OK)
+		return rv;
+	if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return vdb_err(errno == ENOENT ? VECDB_ENOTFOUND : VECDB_EIO,
+		    "cannot read snapshot '%s': %s", name, strerror(errno));
+	return VECDB_OK;
 }
 
 static int
@@ -329,7 +341,7 @@ api_backend_local_init(struct api_backend *b, vecdb *db)
 		.snapshot_get = l_snapshot_get,
 		.snapshot_delete = l_snapshot_delete,
 		.snapshot_restore = l_snapshot_restore,
-		.snapshot_path = l_snapshot_path,
+		.snapshot_open = l_snapshot_open,
 		.snapshot_restore_file = l_snapshot_restore_file,
 		.payload_index_create = l_payload_index_create,
 		.payload_index_delete = l_payload_index_delete,

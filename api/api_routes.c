@@ -535,26 +535,12 @@ h_snapshot_restore(struct api_req *r, json_t **data)
 static int
 h_snapshot_download(struct api_req *r, json_t **data)
 {
-	vecdb_snapshot_info si;
-	char path[4096];
 	int rv, fd;
 
 	(void) data;
-	if (r->b->snapshot_path == NULL) {
-		if ((rv = r->b->snapshot_get(r->b->ctx, r->segs[SEG_COLL],
-		    r->segs[3], &si)) != VECDB_OK)
-			return rv;
-		return vdb_err(VECDB_EINVAL, "this server cannot stream "
-		    "snapshot files: a cluster snapshot is one file per "
-		    "shard, restore it by name");
-	}
-	if ((rv = r->b->snapshot_path(r->b->ctx, r->segs[SEG_COLL], r->segs[3],
-		 path, sizeof(path))) != VECDB_OK)
+	if ((rv = r->b->snapshot_open(r->b->ctx, r->segs[SEG_COLL], r->segs[3],
+	    &fd)) != VECDB_OK)
 		return rv;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return vdb_err(errno == ENOENT ? VECDB_ENOTFOUND : VECDB_EIO,
-		    "cannot read snapshot '%s': %s", r->segs[3],
-		    strerror(errno));
 	api_req_status(r, 200);
 	if (httpd_respond_fd(r->h, 200, "application/octet-stream", fd) != 0)
 		return vdb_err(VECDB_ENOMEM, "cannot send snapshot '%s'",

@@ -34,6 +34,22 @@ typedef struct node_rpc node_rpc;
 struct repl_primary;
 struct repl_follower_status;
 
+/* ===== Snapshot files over the RPC (node_snapfile.c) ===== */
+
+struct node_uploads;
+int node_uploads_new(struct node_uploads **out);
+/* Remove every upload's temp file. NULL is fine. */
+void node_uploads_free(struct node_uploads *u);
+
+/* SNAPSHOT_READ: a piece of b's snapshot file, encoded as SnapshotData. */
+int node_snapshot_read(const struct api_backend *b,
+    const struct proto_snapshot_read *q, uint8_t **body, size_t *len);
+
+/* SNAPSHOT_UPLOAD: a piece of a file in order; the last one restores
+ * q->collection from the whole file (b->snapshot_restore_file). */
+int node_snapshot_upload(struct node_uploads *u, const struct api_backend *b,
+    const struct proto_snapshot_upload *q);
+
 /* ===== Replication role (node_role.c) ===== */
 
 #define NODE_WC_TIMEOUT_DEFAULT_MS 5000  /* --write-concern-timeout-ms */

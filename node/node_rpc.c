@@ -42,6 +42,7 @@ struct node_rpc {
 	nng_socket sock;
 	nng_listener l;
 	struct node_repl repl;        /* pointers borrowed */
+	struct node_uploads *uploads; /* snapshot files coming in */
 	struct worker *w;             /* nworkers of them */
 	unsigned nworkers;            /* cfg.workers + spares */
 	pthread_mutex_t lock;         /* guards spare, nspare */
@@ -108,6 +109,7 @@ is_write(uint32_t m)
 	case PROTO_CREATE_COLLECTION: case PROTO_DELETE_COLLECTION:
 	case PROTO_WRITE: case PROTO_DELETE: case PROTO_SNAPSHOT_CREATE:
 	case PROTO_SNAPSHOT_DELETE: case PROTO_SNAPSHOT_RESTORE:
+	case PROTO_SNAPSHOT_UPLOAD:
 	case PROTO_PAYLOAD_INDEX_CREATE: case PROTO_PAYLOAD_INDEX_DELETE:
 		return 1;
 	default:
@@ -414,6 +416,30 @@ do_snapshots(struct node_rpc *r, const struct proto_request *q,
 	}
 }
 
+/* A piece of a snapshot file out, or in. */
+static int
+do_snapfile(struct node_rpc *r, const struct proto_request *q,
+    struct reply *out)
+{
+	struct proto_snapshot_read rq;
+	struct proto_snapshot_upload up;
+	void *keep;
+	int rv;
+
+	if (q->method == PROTO_SNAPSHOT_READ) {
+		if ((rv = proto_snapshot_read_decode(q->body, q->body_len,
+		    &rq)) != VECDB_OK)
+			return rv;
+		return node_snapshot_read(r->b, &rq, &out->body, &out->len);
+	}
+	if ((rv = proto_snapshot_upload_decode(q->body, q->body_len, &up,
+	    &keep)) != VECDB_OK)
+		return rv;
+	rv = node_snapshot_upload(r->uploads, r->b, &up);
+	proto_unpacked_drop(keep);
+	return rv;
+}
+
 /* payload index create, delete, list. */
 static int
 do_pindexes(struct node_rpc *r, const struct proto_request *q,
@@ -659,6 +685,8 @@ dispatch(struct node_rpc *r, struct worker *w, const struct proto_request *q,
 	case PROTO_SNAPSHOT_GET: case PROTO_SNAPSHOT_DELETE:
 	case PROTO_SNAPSHOT_RESTORE:
 		return do_snapshots(r, q, out);
+	case PROTO_SNAPSHOT_READ: case PROTO_SNAPSHOT_UPLOAD:
+		return do_snapfile(r, q, out);
 	case PROTO_PAYLOAD_INDEX_CREATE: case PROTO_PAYLOAD_INDEX_DELETE:
 	case PROTO_PAYLOAD_INDEX_LIST:
 		return do_pindexes(r, q, out);
@@ -1122,7 +1150,13 @@ node_rpc_start_repl(const struct node_rpc_config *cfg,
 		r->cfg.workers = NODE_WORKERS_DEFAULT;
 	if (r->cfg.workers > NODE_WORKERS_MAX)
 		r->cfg.workers = NODE_WORKERS_MAX;
+	if ((rv = node_uploads_new(&r->uploads)) != VECDB_OK) {
+		pthread_mutex_destroy(&r->lock);
+		vdb_free(r);
+		return rv;
+	}
 	if ((rv = rpc_listen(r)) != VECDB_OK) {
+		node_uploads_free(r->uploads);
 		pthread_mutex_destroy(&r->lock);
 		vdb_free(r);
 		return rv;
@@ -1130,6 +1164,7 @@ node_rpc_start_repl(const struct node_rpc_config *cfg,
 	if ((rv = workers_init(r)) != VECDB_OK) {
 		nng_close(r->sock);
 		workers_fini(r);
+		node_uploads_free(r->uploads);
 		pthread_mutex_destroy(&r->lock);
 		vdb_free(r);
 		return rv;
@@ -1191,6 +1226,7 @@ node_rpc_stop(node_rpc *r)
 	workers_quiesce(r);
 	nng_close(r->sock);
 	workers_fini(r);
+	node_uploads_free(r->uploads);
 	pthread_mutex_destroy(&r->lock);
 	vdb_free(r);
 }

@@ -139,6 +139,33 @@ router_topology *router_topology_acquire(router *r, uint32_t *timeout_ms,
     const char **node_key);
 void router_topology_release(router *r, router_topology *t);
 
+/*
+ * One request to shard's primary under the router's deadline, as the
+ * backend's writes go: *out its answer (code OK; caller frees), or the
+ * error naming the shard.
+ */
+int router_shard_call(router *r, router_topology *t, size_t shard,
+    uint32_t method, const uint8_t *body, size_t len,
+    struct proto_response **out);
+
+/* ===== Cluster snapshot files (router_snapfile.c) ===== */
+
+/*
+ * The api_backend snapshot_open and snapshot_restore_file ops over a
+ * router (ctx). A cluster snapshot file holds every shard's snapshot
+ * file of that name, in shard order, then a JSON manifest naming each
+ * part's shard, size and SHA-256, then the manifest's length (8 bytes,
+ * little-endian) and the magic ROUTER_SNAPFILE_MAGIC. Restoring checks
+ * every part against its checksum before any shard is changed, then
+ * sends each shard its part.
+ */
+#define ROUTER_SNAPFILE_MAGIC "VDBCSNP1"
+#define ROUTER_SNAPFILE_PIECE (16u << 20)  /* bytes a message carries */
+int router_snapshot_open(void *ctx, const char *coll, const char *name,
+    int *fd);
+int router_snapshot_restore_file(void *ctx, const char *coll,
+    const char *path);
+
 /* ===== Members' roles and promotion (router_health.c) ===== */
 
 #define ROUTER_HEALTH_MS 500      /* how often every member is asked */

@@ -1952,16 +1952,6 @@ cl_snap_restore(void *ctx, const char *coll, const char *name)
 	return rv;
 }
 
-/* A file upload holds one node's part: restore cluster snapshots by name. */
-static int
-cl_snap_restore_file(void *ctx, const char *coll, const char *path)
-{
-	(void) ctx, (void) coll, (void) path;
-	return vdb_err(VECDB_EINVAL, "a router cannot restore an uploaded "
-	    "snapshot file: a cluster snapshot is one file per shard; "
-	    "restore one by name (POST .../snapshots/NAME/restore)");
-}
-
 /* ===== Metrics ===== */
 
 /* The label set of a member. */
@@ -2128,8 +2118,8 @@ api_backend_cluster_init(struct api_backend *b, router *r)
 	b->snapshot_get = cl_snap_get;
 	b->snapshot_delete = cl_snap_delete;
 	b->snapshot_restore = cl_snap_restore;
-	b->snapshot_path = NULL;
-	b->snapshot_restore_file = cl_snap_restore_file;
+	b->snapshot_open = router_snapshot_open;
+	b->snapshot_restore_file = router_snapshot_restore_file;
 	b->payload_index_create = cl_pindex_create;
 	b->payload_index_delete = cl_pindex_delete;
 	b->payload_index_list = cl_pindex_list;
@@ -2140,7 +2130,36 @@ api_backend_cluster_init(struct api_backend *b, router *r)
 	b->ready = cl_ready;
 }
 
-/* ===== For router_status.c and router_health.c ===== */
+/* ===== For router_status.c, router_health.c, router_snapfile.c ===== */
+
+int
+router_shard_call(router *r, router_topology *t, size_t shard,
+    uint32_t method, const uint8_t *body, size_t len,
+    struct proto_response **out)
+{
+	uint64_t end = vdb_now_ms() + r->timeout_ms;
+	struct rcall *c = vdb_calloc(1, sizeof(*c));
+	int rv;
+
+	if (c == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	c->shard = shard;
+	c->member = -1;
+	if ((rv = proto_request_encode(method, r->key, (uint32_t) shard, body,
+	    len, &c->req, &c->reqlen)) == VECDB_OK) {
+		call_send(r, t, c, end);
+		call_finish(r, t, c, end);
+		call_code(t, c);
+		if ((rv = c->rv) != VECDB_OK)
+			vdb_err(rv, "%s", c->msg);
+		else {
+			*out = c->resp;
+			c->resp = NULL;
+		}
+	}
+	calls_free(c, 1);
+	return rv;
+}
 
 pthread_mutex_t *
 router_lock(router *r)
