@@ -116,6 +116,10 @@ def main():
     except Exception as e:
         check(False, f"harness: {e!r}")
     finally:
+        if RESULTS.count(False):
+            for q in P.procs:
+                q.log.seek(0)
+                print(f"--- {q.args[0]} stderr:\n{q.log.read()[-3000:]}")
         P.stop_all()
         subprocess.run(["umount", "-l", mnt])
         shutil.rmtree(tmp, ignore_errors=True)

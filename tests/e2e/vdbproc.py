@@ -48,7 +48,7 @@ class Procs:
                               *extra], "serving", env=env)
         return p, port_after(line, "127.0.0.1:")
 
-    def stop(self, p, sig=signal.SIGTERM, timeout=30):
+    def stop(self, p, sig=signal.SIGTERM, timeout=120):
         """Signal p and wait: its exit status."""
         if p.poll() is None:
             p.send_signal(sig)
