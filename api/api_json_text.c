@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "api_impl.h"
+#include <string.h>
+
+#include "api_json_text.h"
+#include "vdb.h"
 
 #define U64_MARK "\\u0000"     /* the marker string's prefix, as text */
 #define U64_MARK_LEN 6

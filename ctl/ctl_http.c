@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_json_text.h"
 #include "ctl.h"
 
 /* A response body being received. */
@@ -131,7 +132,8 @@ request_setup(struct ctl *c, const char *method, const char *url,
 static int
 envelope(const char *url, long status, const struct buf *b, json_t **data)
 {
-	json_t *root = b->p ? json_loads(b->p, 0, NULL) : NULL;
+	/* ids above INT64_MAX: jansson alone refuses them */
+	json_t *root = b->p ? api_json_loadb(b->p, b->len, 0, NULL) : NULL;
 	json_t *err = json_object_get(root, "error");
 	int rv = CTL_FAIL;
 
@@ -192,7 +194,8 @@ ctl_call(struct ctl *c, const char *method, const char *path,
 	char *text = NULL;
 	int rv;
 
-	if (body != NULL && (text = json_dumps(body, CTL_JSON_FLAGS)) == NULL) {
+	if (body != NULL && (text = api_json_dumps(body, CTL_JSON_FLAGS)) ==
+	    NULL) {
 		ctl_errorf("out of memory");
 		return CTL_FAIL;
 	}

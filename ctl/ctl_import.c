@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api_json_text.h"
 #include "ctl.h"
 
 #define IMPORT_USAGE \
@@ -242,7 +243,7 @@ line_take(struct import *im, const char *text, size_t len)
 		len--;
 	if (len == 0)
 		return CTL_OK;
-	if ((p = json_loadb(s, len, 0, &je)) == NULL) {
+	if ((p = api_json_loadb(s, len, 0, &je)) == NULL) {
 		ctl_errorf("%s:%llu: malformed line: %s", im->name,
 		    (unsigned long long) im->line, je.text);
 		return CTL_FAIL;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_json_text.h"
 #include "ctl.h"
 
 /* strdup that dies on OOM: a CLI that cannot hold its output stops. */
@@ -103,9 +104,9 @@ ctl_json_text(const json_t *v)
 
 	if (v == NULL || json_is_null(v))
 		return xstrdup("-");
-	if (json_is_string(v))
+	if (json_is_string(v) && !api_json_is_big(v))
 		return xstrdup(json_string_value(v));
-	if ((s = json_dumps(v, CTL_JSON_FLAGS)) == NULL) {
+	if ((s = api_json_dumps(v, CTL_JSON_FLAGS)) == NULL) {
 		ctl_errorf("out of memory");
 		exit(CTL_FAIL);
 	}
@@ -115,7 +116,7 @@ ctl_json_text(const json_t *v)
 void
 ctl_print_json(const json_t *data)
 {
-	char *s = json_dumps(data, CTL_JSON_FLAGS);
+	char *s = api_json_dumps(data, CTL_JSON_FLAGS);
 
 	if (s == NULL) {
 		ctl_errorf("out of memory");

@@ -1,0 +1,35 @@
+/*
+ * api_json_text.h: JSON text with every unsigned 64-bit integer, for the
+ * REST API and its clients (vecdbctl). Depends on jansson and common/.
+ */
+#ifndef API_JSON_TEXT_H
+#define API_JSON_TEXT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+/*
+ * Parse and print JSON as json_loadb() and json_dumps() do, but with the
+ * unsigned integers above INT64_MAX (point ids) jansson cannot hold: a
+ * request body parsed with api_json_loadb() carries each one as a marked
+ * value, which api_json_get_u64() reads and api_json_dumps() prints back
+ * as the bare number. Every request body must be read, and every
+ * response written, through these two.
+ */
+json_t *api_json_loadb(const char *buf, size_t len, size_t flags,
+    json_error_t *err);
+/* Free the result with free(), as json_dumps()'s. */
+char *api_json_dumps(const json_t *j, size_t flags);
+
+/* A JSON number for v (new reference): an integer, or above INT64_MAX a
+ * marked one that only api_json_dumps() prints right. */
+json_t *api_json_uint(uint64_t v);
+/* A non-negative integer, marked or not, into *out: 1, else 0. */
+int api_json_get_u64(const json_t *j, uint64_t *out);
+/* Is j an integer above INT64_MAX (a marked one)? */
+int api_json_is_big(const json_t *j);
+/* EINVAL naming @p what if j holds an integer above INT64_MAX anywhere:
+ * for what is stored or compared as signed (payloads, filters). */
+int api_json_check_int64(const json_t *j, const char *what);
+
+#endif /* API_JSON_TEXT_H */
