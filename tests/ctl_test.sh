@@ -186,6 +186,18 @@ standalone() {
 	run 1 ctl --url "$u" points import nope "$tmp/items.jsonl"
 	expect_in "import unknown" "$err" "NOT_FOUND: collection 'nope' not found"
 
+	# ids above INT64_MAX both ways (raw text: jq would round them)
+	run 0 ctl --url "$u" collections create big --dim 2
+	printf '%s\n' '{"id": 18446744073709551615, "vector": [1, 2]}' \
+	    '{"id": 9223372036854775808, "vector": [5, 5]}' >"$tmp/big.jsonl"
+	run 0 ctl --url "$u" points import big "$tmp/big.jsonl"
+	run 0 ctl --url "$u" search big --vector 1,2 --limit 2 --json
+	expect_in "big ids" "$(tr -d ' \n' <<<"$out")" \
+	    '"id":18446744073709551615,.*"id":9223372036854775808,'
+	run 0 ctl --url "$u" search big --vector 1,2 --limit 1
+	expect_in "big id row" "$out" "^18446744073709551615 "
+	rest DELETE "$u/collections/big" >/dev/null
+
 	server_stop
 	run 1 ctl --url "$u" collections list
 	expect_in "unreachable" "$err" "^vecdbctl: cannot reach $u: "
