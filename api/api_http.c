@@ -33,6 +33,12 @@ api_server_cfg(struct api_server *s)
 	return &s->cfg;
 }
 
+void
+api_server_http_stats(struct api_server *s, struct httpd_stats *out)
+{
+	httpd_stats(s->h, out);
+}
+
 double
 api_server_uptime(struct api_server *s)
 {

@@ -112,6 +112,9 @@ struct httpd {
 	int reaper_stop;
 
 	atomic_uint in_flight;      /* requests begun and not ended */
+	atomic_int closing;         /* httpd_stop began: queue nothing */
+	atomic_ullong refused;      /* answered 503 for the limits */
+	atomic_ullong late;         /* closed past a deadline */
 };
 
 /* ===== Small helpers ===== */
@@ -370,6 +373,7 @@ reaper_main(void *arg)
 				late++;
 			}
 		pthread_mutex_unlock(&s->lock);
+		atomic_fetch_add(&s->late, late);
 		if (late)
 			VDB_LOG_DEBUG(s->cfg.name, "closed %u connections past "
 			    "their deadline", late);
@@ -706,6 +710,7 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 			snprintf(msg, sizeof(msg), "too many connections "
 			    "(the limit is %u, and %u from one address)",
 			    s->cfg.max_conns, s->cfg.max_conns_per_ip);
+			atomic_fetch_add(&s->refused, 1);
 			respond_error(r, 503, "UNAVAILABLE", msg, 1);
 			return respond_now(r);
 		}
@@ -739,6 +744,10 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 		}
 		if (r->mode == HTTPD_BODY_FILE)
 			upload_close(r);
+		if (atomic_load(&s->closing)) {
+			respond_error(r, 503, "UNAVAILABLE", "shutting down", 1);
+			return respond_now(r);
+		}
 		r->state = RS_QUEUED;
 		MHD_suspend_connection(mc);
 		queue_push(s, r);
@@ -814,15 +823,14 @@ httpd_port(const struct httpd *s)
 	return s->port;
 }
 
-unsigned
-httpd_connections(const struct httpd *s)
+void
+httpd_stats(struct httpd *s, struct httpd_stats *out)
 {
-	unsigned n;
-
-	pthread_mutex_lock((pthread_mutex_t *) &s->lock);
-	n = s->n_conns;
-	pthread_mutex_unlock((pthread_mutex_t *) &s->lock);
-	return n;
+	pthread_mutex_lock(&s->lock);
+	out->connections = s->n_conns;
+	pthread_mutex_unlock(&s->lock);
+	out->refused = atomic_load(&s->refused);
+	out->late = atomic_load(&s->late);
 }
 
 /*
@@ -1055,6 +1063,7 @@ httpd_stop(struct httpd *s)
 	/* no new connections; the workers finish what is queued and
 	 * resume those connections, whose answers then go out */
 	lfd = MHD_quiesce_daemon(s->d);
+	atomic_store(&s->closing, 1);
 	workers_stop(s);
 	until = vdb_now_ms() + 2000;
 	pthread_mutex_lock(&s->lock);

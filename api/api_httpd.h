@@ -74,8 +74,13 @@ int httpd_start(const struct httpd_config *cfg, struct httpd **out);
 /* The port bound. */
 uint16_t httpd_port(const struct httpd *s);
 
-/* Connections open now. */
-unsigned httpd_connections(const struct httpd *s);
+/* What /metrics shows of a server. */
+struct httpd_stats {
+	unsigned connections;       /* open now */
+	uint64_t refused;           /* answered 503 for the limits */
+	uint64_t late;              /* closed past a deadline */
+};
+void httpd_stats(struct httpd *s, struct httpd_stats *out);
 
 /* Stop accepting, finish the requests in flight, close, free. NULL ok. */
 void httpd_stop(struct httpd *s);

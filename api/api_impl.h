@@ -102,7 +102,7 @@ void api_metrics_add_inserts(struct api_metrics *m, uint64_t n);
 /* Render everything in the Prometheus text format 0.0.4. */
 char *api_metrics_render(struct api_metrics *m, const struct api_backend *b,
     const char *const *route_names, const char *const *route_methods,
-    size_t n_routes, double uptime_s);
+    size_t n_routes, double uptime_s, const struct httpd_stats *hs);
 
 /* ===== Requests and routes (api_http.c, api_routes.c) ===== */
 
@@ -181,5 +181,6 @@ int api_status_of(int err, const char **code);
 struct api_metrics *api_server_metrics(struct api_server *s);
 const struct api_server_config *api_server_cfg(struct api_server *s);
 double api_server_uptime(struct api_server *s);
+void api_server_http_stats(struct api_server *s, struct httpd_stats *out);
 
 #endif /* API_IMPL_H */

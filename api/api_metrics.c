@@ -244,7 +244,7 @@ render_process(FILE *f)
 char *
 api_metrics_render(struct api_metrics *m, const struct api_backend *b,
     const char *const *route_names, const char *const *route_methods,
-    size_t n_routes, double uptime_s)
+    size_t n_routes, double uptime_s, const struct httpd_stats *hs)
 {
 	vecdb_stats st;
 	char *out = NULL;
@@ -280,6 +280,18 @@ api_metrics_render(struct api_metrics *m, const struct api_backend *b,
 		   "# TYPE vecdb_uptime_seconds gauge\n"
 		   "vecdb_uptime_seconds %.0f\n", uptime_s);
 	render_requests(f, m, route_names, route_methods);
+	fprintf(f, "# HELP vecdb_http_connections Open HTTP connections.\n"
+		   "# TYPE vecdb_http_connections gauge\n"
+		   "vecdb_http_connections %u\n"
+		   "# HELP vecdb_http_refused_total Requests answered 503 "
+		   "over the connection limits.\n"
+		   "# TYPE vecdb_http_refused_total counter\n"
+		   "vecdb_http_refused_total %llu\n"
+		   "# HELP vecdb_http_timeouts_total Connections closed past "
+		   "a deadline (headers, body, keep-alive idle).\n"
+		   "# TYPE vecdb_http_timeouts_total counter\n"
+		   "vecdb_http_timeouts_total %llu\n", hs->connections,
+	    (unsigned long long) hs->refused, (unsigned long long) hs->late);
 	if (b->metrics != NULL)
 		b->metrics(b->ctx, f);
 	render_process(f);

@@ -121,12 +121,14 @@ static const char *route_methods[64];
 static int
 h_metrics(struct api_req *r, json_t **data)
 {
+	struct httpd_stats hs;
 	char *text;
 
 	(void) data;
+	api_server_http_stats(r->srv, &hs);
 	text = api_metrics_render(api_server_metrics(r->srv), r->b,
 	    route_names, route_methods, api_n_routes + 1,
-	    api_server_uptime(r->srv));
+	    api_server_uptime(r->srv), &hs);
 	if (text == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	api_send_text(r, 200, "text/plain; version=0.0.4; charset=utf-8",
