@@ -6,7 +6,8 @@ HTTP). Real processes on 127.0.0.1, free ports, real sockets.
 For each server, while 1,000 idle connections, then 1,000 slowloris
 connections (headers trickled a byte every 0.5 s), then 200 keep-alive
 clients are held open (conn_probe.py), a fresh client's GET /health and
-search answer within 1 s each. Then, on vecdb serve and the router with
+search answer within 1 s each, and the server's resident memory grows by
+less than 64 MiB. Then, on vecdb serve and the router with
 short deadlines and small limits:
 - an idle connection is closed once the header deadline passes, and so
   is a slowloris one, however steadily it trickles;
@@ -41,6 +42,7 @@ P = Procs(TMP)
 PROCS = P.procs
 RESULTS = []
 DIM = 4
+RSS_GROWTH_KIB = 64 * 1024    # measured: about 18 MiB for 2,200
 
 
 def check(ok, what):
@@ -90,12 +92,22 @@ class Args:
         self.keepalive = 200
 
 
-def waves(name, port, search):
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def waves(name, port, search, pid):
     """1,000 idle, 1,000 slowloris, 200 keep-alive; a fresh client must be
-    answered within 1 s after each wave (conn_probe.py's probe)."""
+    answered within 1 s after each wave (conn_probe.py's probe), and the
+    server's resident memory grows by less than RSS_GROWTH_KIB."""
     a = Args(port, search)
     socks, trickle = [], None
     results = []
+    rss0, rss_max = rss_kib(pid), 0
     try:
         socks += conn_probe.connect_many(port, a.idle)
         conn_probe.probe(a, f"{name} idle x{a.idle}", results)
@@ -121,6 +133,7 @@ def waves(name, port, search):
               f"{name}: {answered} of {len(keep)} keep-alive clients "
               "answered")
         conn_probe.probe(a, f"{name} keep-alive x{a.keepalive}", results)
+        rss_max = rss_kib(pid)
     finally:
         if trickle:
             trickle.stop.set()
@@ -128,6 +141,9 @@ def waves(name, port, search):
             s.close()
     for ok in results:
         check(ok, f"{name}: a fresh client answered within 1 s")
+    check(rss_max - rss0 < RSS_GROWTH_KIB,
+          f"{name}: resident memory {rss0 // 1024} MiB before, "
+          f"{rss_max // 1024} MiB with 2,200 connections open")
 
 
 def deadlines(name, port):
@@ -280,7 +296,7 @@ def main():
                          "--port", "0"], "serving")
         port = port_after(line, "127.0.0.1:")
         setup_collection(port)
-        waves("serve", port, "c")
+        waves("serve", port, "c", p.pid)
 
         p2, line = start([f"{BIN}/vecdb", "serve", "--data",
                           os.path.join(TMP, "serve2"), "--host",
@@ -306,7 +322,7 @@ def main():
                            "admin http")
         rpc = port_after(line, "rpc tcp://127.0.0.1:")
         admin = port_after(line, "admin http://127.0.0.1:")
-        waves("node admin", admin, None)
+        waves("node admin", admin, None, node.pid)
         topo = os.path.join(TMP, "topology.json")
         with open(topo, "w") as f:
             json.dump({"shards": [{"id": 0, "primary":
@@ -320,7 +336,7 @@ def main():
                 req(rport, "GET", "/ready")[0] != 200:
             time.sleep(0.05)
         setup_collection(rport)
-        waves("router", rport, "c")
+        waves("router", rport, "c", r.pid)
         # the limits and deadlines as variables, as a pod sets them
         r2, line = start([f"{BIN}/vecdb-router", "--topology", topo,
                           "--host", "127.0.0.1", "--port", "0"],
