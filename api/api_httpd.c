@@ -462,16 +462,11 @@ on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	*con_cls = NULL;
 }
 
-int
-httpd_respond(struct httpd_req *r, unsigned status, const char *type,
-    const char *body, size_t len)
+/* Keep resp (made, or NULL when that failed) as r's answer. */
+static int
+resp_keep(struct httpd_req *r, struct MHD_Response *resp, unsigned status,
+    const char *type)
 {
-	struct MHD_Response *resp;
-
-	if (r->resp != NULL)
-		return 0;   /* answered already */
-	resp = MHD_create_response_from_buffer(len, (void *) body,
-	    MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
 		return -1;
 	if (type != NULL)
@@ -483,23 +478,30 @@ httpd_respond(struct httpd_req *r, unsigned status, const char *type,
 }
 
 int
+httpd_respond(struct httpd_req *r, unsigned status, const char *type,
+    const char *body, size_t len)
+{
+	if (r->resp != NULL)
+		return 0;   /* answered already */
+	return resp_keep(r, MHD_create_response_from_buffer(len, (void *) body,
+	    MHD_RESPMEM_MUST_COPY), status, type);
+}
+
+int
 httpd_respond_fd(struct httpd_req *r, unsigned status, const char *type,
     int fd)
 {
-	struct MHD_Response *resp;
 	struct stat st;
 
-	if (r->resp != NULL || fstat(fd, &st) != 0 ||
-	    (resp = MHD_create_response_from_fd64((uint64_t) st.st_size,
-		 fd)) == NULL) {
+	if (r->resp != NULL || fstat(fd, &st) != 0) {
 		close(fd);
 		return -1;
 	}
-	if (type != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    type);
-	r->resp = resp;
-	r->status = status;
+	if (resp_keep(r, MHD_create_response_from_fd64((uint64_t) st.st_size,
+	    fd), status, type) != 0) {
+		close(fd);
+		return -1;
+	}
 	return 0;
 }
 

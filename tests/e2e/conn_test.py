@@ -34,20 +34,16 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import conn_probe  # noqa: E402
-from vdbproc import Procs, port_after  # noqa: E402
+from vdbproc import Checks, Procs, port_after  # noqa: E402
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
 TMP = tempfile.mkdtemp(prefix="vecdb-conn-")
 P = Procs(TMP)
 PROCS = P.procs
-RESULTS = []
+check = Checks()
 DIM = 4
 RSS_GROWTH_KIB = 64 * 1024    # measured: about 18 MiB for 2,200
 
-
-def check(ok, what):
-    RESULTS.append(bool(ok))
-    print(f"{'ok  ' if ok else 'FAIL'} {what}", flush=True)
 
 
 def start(args, marker, env=None):
@@ -362,9 +358,7 @@ def main():
     finally:
         P.stop_all()
         shutil.rmtree(TMP, ignore_errors=True)
-    bad = RESULTS.count(False)
-    print(f"{len(RESULTS) - bad} passed, {bad} failed")
-    return 0 if bad == 0 and RESULTS else 1
+    return check.report()
 
 
 if __name__ == "__main__":

@@ -17,18 +17,13 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vdbproc import Procs, call  # noqa: E402
+from vdbproc import Checks, Procs, call  # noqa: E402
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
 DIM = 64
 BATCH = 400
-RESULTS = []
+check = Checks()
 
-
-def check(ok, what):
-    RESULTS.append(bool(ok))
-    print(f"{'ok  ' if ok else 'FAIL'} {what}", flush=True)
-    return ok
 
 
 def batch(port, b):
@@ -116,16 +111,14 @@ def main():
     except Exception as e:
         check(False, f"harness: {e!r}")
     finally:
-        if RESULTS.count(False):
+        if check.failed():
             for q in P.procs:
                 q.log.seek(0)
                 print(f"--- {q.args[0]} stderr:\n{q.log.read()[-3000:]}")
         P.stop_all()
         subprocess.run(["umount", "-l", mnt])
         shutil.rmtree(tmp, ignore_errors=True)
-    bad = RESULTS.count(False)
-    print(f"{len(RESULTS) - bad} passed, {bad} failed")
-    return 0 if bad == 0 else 1
+    return check.report()
 
 
 if __name__ == "__main__":

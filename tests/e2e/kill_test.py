@@ -21,21 +21,15 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vdbproc import Procs, call  # noqa: E402
+from vdbproc import Checks, Procs, call  # noqa: E402
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/bin"
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 DIM = 8
 BATCH = 50
 CLIENTS = 3
-RESULTS = []
+check = Checks(quiet=True)
 
-
-def check(ok, what):
-    RESULTS.append(bool(ok))
-    if not ok:
-        print(f"FAIL {what}", flush=True)
-    return ok
 
 
 def vec(pid):
@@ -151,9 +145,7 @@ def main():
     finally:
         P.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
-    bad = RESULTS.count(False)
-    print(f"{len(RESULTS) - bad} passed, {bad} failed")
-    return 0 if bad == 0 and RESULTS else 1
+    return check.report()
 
 
 if __name__ == "__main__":

@@ -61,6 +61,28 @@ class Procs:
                 p.wait()
 
 
+class Checks:
+    """Named checks of a test; report() prints 'N passed, N failed' and
+    gives the exit status (1 also when nothing was checked)."""
+    def __init__(self, quiet=False):
+        self.results = []
+        self.quiet = quiet
+
+    def __call__(self, ok, what):
+        self.results.append(bool(ok))
+        if not ok or not self.quiet:
+            print(f"{'ok  ' if ok else 'FAIL'} {what}", flush=True)
+        return ok
+
+    def failed(self):
+        return self.results.count(False)
+
+    def report(self):
+        bad = self.failed()
+        print(f"{len(self.results) - bad} passed, {bad} failed")
+        return 0 if bad == 0 and self.results else 1
+
+
 def port_after(line, prefix):
     """The decimal number that follows prefix in line."""
     i = line.index(prefix) + len(prefix)
