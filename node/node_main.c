@@ -1,7 +1,7 @@
 /*
  * node_main.c: the `vecdb-node` command: settings, the database, the RPC
  * server (node_rpc.c) and a small admin HTTP server (/health, /ready,
- * /metrics) on civetweb, and a clean stop on SIGTERM / SIGINT.
+ * /metrics) on api_httpd.h, and a clean stop on SIGTERM / SIGINT.
  *
  * Settings come from, lowest to highest: defaults, the environment
  * (VECDB_*), and flags, as `vecdb serve` does.
@@ -39,7 +39,7 @@ struct settings {
 	uint64_t wc_timeout_ms;      /* ... at most this long */
 };
 
-/* What the admin handlers read; set before civetweb starts. */
+/* What the admin handlers read; set before the admin HTTP starts. */
 struct admin {
 	const struct settings *s;
 	const struct api_backend *b;
