@@ -153,6 +153,8 @@ typedef struct vecdb_stats {
 	uint64_t index_build_buckets[VECDB_BUILD_BUCKETS]; /* builds per
 				   bucket (not cumulative); longer ones are
 				   counted in index_builds only */
+	uint64_t wal_records;   /* WAL records kept (for recovery and
+				   replicas; older ones are trimmed) */
 } vecdb_stats;
 
 int vecdb_stats_get(vecdb *db, vecdb_stats *out);
@@ -254,6 +256,13 @@ void vecdb_names_free(char **names, size_t count);
  */
 int vecdb_collection_delete(vecdb *db, const char *name);
 
+/** What the background optimizer (vacuum) is doing to a collection. */
+typedef enum vecdb_optimizer_status {
+	VECDB_OPTIMIZER_IDLE = 0,   /* nothing */
+	VECDB_OPTIMIZER_COMPACTING  /* rebuilding its index from the live
+				       points, off to the side */
+} vecdb_optimizer_status;
+
 typedef struct vecdb_collection_stats {
 	uint64_t vector_count;  /* points in the collection */
 	uint32_t dimension;
@@ -261,6 +270,14 @@ typedef struct vecdb_collection_stats {
 	uint64_t memory_bytes;  /* bytes of its in-memory structures */
 	uint64_t indexed_count; /* points linked into the in-memory index */
 	uint64_t pending_count; /* points committed but not yet indexed */
+	uint64_t dead_count;    /* index nodes of deleted or overwritten
+				   vectors not yet reused or vacuumed: they
+				   take memory and slow searches */
+	double dead_ratio;      /* dead_count / (indexed_count + dead_count);
+				   0 with no index */
+	vecdb_optimizer_status optimizer; /* is a compaction running */
+	double optimizer_progress; /* its share done, 0..1; 0 when idle */
+	uint64_t compactions;   /* compactions finished since open */
 } vecdb_collection_stats;
 
 int vecdb_collection_stats_get(vecdb *db, const char *name,

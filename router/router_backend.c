@@ -682,6 +682,15 @@ stats_add(vecdb_collection_stats *sum, const vecdb_collection_stats *s)
 	sum->memory_bytes += s->memory_bytes;
 	sum->indexed_count += s->indexed_count;
 	sum->pending_count += s->pending_count;
+	sum->dead_count += s->dead_count;
+	sum->compactions += s->compactions;
+	/* Compacting while any shard is; progress of the least advanced. */
+	if (s->optimizer == VECDB_OPTIMIZER_COMPACTING &&
+	    (sum->optimizer != VECDB_OPTIMIZER_COMPACTING ||
+		s->optimizer_progress < sum->optimizer_progress)) {
+		sum->optimizer = VECDB_OPTIMIZER_COMPACTING;
+		sum->optimizer_progress = s->optimizer_progress;
+	}
 }
 
 /* Config from shard 0, stats summed over all shards. */
@@ -710,6 +719,9 @@ cl_collection_get(void *ctx, const char *name, vecdb_collection_config *cfg,
 			sum.dimension = si.dimension;
 		stats_add(&sum, &si);
 	}
+	if (rv == VECDB_OK && sum.dead_count > 0)
+		sum.dead_ratio = (double) sum.dead_count /
+		    (double) (sum.indexed_count + sum.dead_count);
 	if (rv == VECDB_OK) {
 		*cfg = c0;
 		*st = sum;
