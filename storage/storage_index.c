@@ -32,6 +32,14 @@
 
 #define APPLY_BATCH 4096        /* records per read txn of the indexer */
 #define CKPT_CHANGES 100000     /* a checkpoint after this many changes */
+/*
+ * ...or after a quarter of the collection's points changed, at least
+ * CKPT_MIN: the WAL after a checkpoint is kept for the restart, so this
+ * bounds it to about a quarter of the collection's vectors. At 100k x 128
+ * a checkpoint writes 66 MB and an update stream of 5,000 points a second
+ * makes one every 5 s (vecdb-bench update).
+ */
+#define CKPT_MIN 10000
 #define POLL_MS 100             /* read-only: how often to look for writes */
 
 struct cindex {
@@ -43,6 +51,9 @@ struct cindex {
 	_Atomic uint64_t stale_txn;   /* newest snapshot (LMDB txn id) that
 					 decided to skip a stale insert */
 	uint64_t changes;             /* since the last checkpoint */
+	_Atomic uint64_t ckpt_seq;    /* the WAL up to this seq is not needed
+					 to restore the graph: its checkpoint
+					 covers it (0: no checkpoint) */
 	int refs;                     /* registry + searches (indexer lock) */
 	struct cindex *next;          /* registry list (indexer lock) */
 };
@@ -54,6 +65,7 @@ struct indexer {
 	pthread_cond_t work_cv;       /* target moved, or stopping */
 	pthread_cond_t done_cv;       /* applied moved */
 	struct cindex *list;          /* live cindexes */
+	_Atomic uint64_t wal_floor;   /* storage_index_wal_floor */
 	uint64_t target;              /* last committed seq we know of */
 	uint64_t applied;             /* every record <= this is applied */
 	int stopping;
@@ -368,6 +380,7 @@ apply_create(struct indexer *ix, const struct wal_rec *r)
 		return rv;
 	if ((ci = cindex_new(&c, r->seq)) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
+	atomic_store(&ci->ckpt_seq, r->seq); /* empty: nothing to restore */
 	hnsw_cfg_of(&c.cfg, c.id, &hc);
 	if ((rv = hnsw_new(&hc, &ci->h)) != VECDB_OK) {
 		vdb_free(ci);
@@ -457,37 +470,94 @@ apply_record(struct indexer *ix, MDB_txn *txn, const struct wal_rec *r,
 
 /* ===== Checkpoints ===== */
 
-/* Save every graph changed since its last checkpoint (writable only). */
+/* Publish the WAL floor: the oldest seq a checkpoint or the indexer still
+ * needs. Graphs not built yet need none (they are built from the points). */
+static void
+floor_update(struct indexer *ix)
+{
+	uint64_t floor;
+
+	pthread_mutex_lock(&ix->lock);
+	floor = ix->applied;
+	for (struct cindex *ci = ix->list; ci != NULL; ci = ci->next)
+		if (ci->h != NULL && atomic_load(&ci->ckpt_seq) < floor)
+			floor = atomic_load(&ci->ckpt_seq);
+	pthread_mutex_unlock(&ix->lock);
+	atomic_store(&ix->wal_floor, floor);
+}
+
+uint64_t
+storage_index_wal_floor(vecdb *db)
+{
+	return db->indexer ? atomic_load(&db->indexer->wal_floor) : 0;
+}
+
+/*
+ * Is a graph due for a checkpoint? When changed: at the timer, or after
+ * enough changes (CKPT_CHANGES, CKPT_MIN). When idle but its checkpoint
+ * holds the WAL back by CKPT_CHANGES records: at the timer, so that the
+ * writes of other collections can be trimmed.
+ */
+static int
+ckpt_due(struct indexer *ix, const struct cindex *ci, int force, int timer)
+{
+	uint64_t live = hnsw_count(ci->h), want = live / 4;
+
+	if (want < CKPT_MIN)
+		want = CKPT_MIN;
+	if (ci->changes > 0)
+		return force || timer || ci->changes >= CKPT_CHANGES ||
+		    ci->changes >= want;
+	return timer &&
+	    ix->applied > atomic_load(&ci->ckpt_seq) + CKPT_CHANGES;
+}
+
+/*
+ * Save the graphs due (writable only). Called on the indexer thread
+ * between steps, so every record up to ix->applied is in every graph:
+ * the checkpoint covers that far even when its own last record is older.
+ */
 static void
 checkpoint_all(struct indexer *ix, int force)
 {
 	struct cindex *todo[256];
 	size_t n = 0;
 	char path[4200];
+	uint64_t covered;
+	int timer;
 
 	if (ix->db->opts.read_only)
 		return;
 	pthread_mutex_lock(&ix->lock);
+	timer = vdb_now_ms() - ix->last_ckpt_ms >=
+	    ix->db->opts.checkpoint_interval_s * 1000ULL;
 	for (struct cindex *ci = ix->list; ci && n < 256; ci = ci->next)
-		if (ci->h != NULL && ci->changes > 0 &&
-		    (force || ci->changes >= CKPT_CHANGES ||
-			vdb_now_ms() - ix->last_ckpt_ms >=
-			    ix->db->opts.checkpoint_interval_s * 1000ULL)) {
+		if (ci->h != NULL && ckpt_due(ix, ci, force, timer)) {
 			ci->refs++;
 			todo[n++] = ci;
 		}
+	covered = ix->applied;
 	pthread_mutex_unlock(&ix->lock);
 	for (size_t i = 0; i < n; i++) {
-		ckpt_path(ix->db, todo[i]->name, path, sizeof(path));
-		if (hnsw_save(todo[i]->h, path,
-			atomic_load(&todo[i]->applied)) == VECDB_OK)
-			todo[i]->changes = 0;
-		else
+		struct cindex *ci = todo[i];
+		uint64_t seq = atomic_load(&ci->applied);
+		if (seq < covered)
+			seq = covered;
+		ckpt_path(ix->db, ci->name, path, sizeof(path));
+		if (hnsw_save(ci->h, path, seq) == VECDB_OK) {
+			VDB_LOG_INFO("INDX", "checkpoint of '%s' at %llu",
+			    ci->name, (unsigned long long) seq);
+			ci->changes = 0;
+			atomic_store(&ci->ckpt_seq, seq);
+		} else {
 			VDB_LOG_WARN("INDX", "checkpoint of '%s' failed: %s",
-			    todo[i]->name, vecdb_errmsg());
-		release(ix, todo[i]);
+			    ci->name, vecdb_errmsg());
+		}
+		release(ix, ci);
 	}
-	ix->last_ckpt_ms = vdb_now_ms();
+	if (timer || force)
+		ix->last_ckpt_ms = vdb_now_ms();
+	floor_update(ix);
 }
 
 /* ===== The indexer thread ===== */
@@ -1014,6 +1084,7 @@ open_coll(struct indexer *ix, MDB_txn *txn, const struct coll *c,
 		VDB_LOG_WARN("INDX", "checkpoint of '%s' not used (%s): "
 		    "rebuilding from the points", c->cfg.name, vecdb_strerror(rv));
 	atomic_store(&ci->applied, ci->h ? covered : 0);
+	atomic_store(&ci->ckpt_seq, ci->h ? covered : 0);
 	register_ci(ix, ci);
 	return VECDB_OK;
 }

@@ -123,26 +123,36 @@ wal_bytes(vecdb *db, MDB_txn *txn)
 }
 
 /*
- * Drop the WAL records nobody needs: those older than the retention
- * window (the last wal_retain records) that the replicas have all
- * acknowledged (seq <= the hold). Older records a replica still lacks stay
- * while the WAL is under its byte bound; past it they go too, and that
- * replica will bootstrap. The byte count is LMDB's page count at the start
- * less an estimate per record dropped (its value, key and node header).
+ * Drop the WAL records nobody needs. Recovery needs those after the
+ * indexes' checkpoints (storage_index_wal_floor), replicas those after
+ * the oldest position they acknowledged (the hold). Past that, records
+ * older than the retention window (the last wal_retain) go anyway once
+ * the replicas have them, or while the WAL is over its byte bound (that
+ * replica will bootstrap, a restart rebuilds the graph from the points).
+ * The byte count is LMDB's page count at the start less an estimate per
+ * record dropped (its value, key and node header).
  */
 static int
 wal_trim(vecdb *db, MDB_txn *txn, uint64_t last_seq)
 {
 	struct writer *wr = db->writer;
-	uint64_t bound, hold = atomic_load(&wr->wal_hold), bytes = 0, seq;
+	uint64_t bound = 0, hold = atomic_load(&wr->wal_hold), bytes = 0, seq;
 	uint64_t max = atomic_load(&wr->wal_max_bytes);
+	uint64_t floor = storage_index_wal_floor(db);
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
 
-	if (last_seq <= db->opts.wal_retain)
+	if (last_seq > db->opts.wal_retain)
+		bound = last_seq - db->opts.wal_retain;
+	if (floor > last_seq)
+		floor = last_seq;
+	if (hold < floor)
+		floor = hold;
+	if (floor > bound)
+		bound = floor; /* needed by neither recovery nor a replica */
+	if (bound == 0)
 		return VECDB_OK;
-	bound = last_seq - db->opts.wal_retain;
 	if (hold < bound)
 		bytes = wal_bytes(db, txn);
 	if ((rc = mdb_cursor_open(txn, db->wal, &cur)) != 0)
