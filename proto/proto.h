@@ -71,6 +71,7 @@ enum proto_method {
 	PROTO_BOOTSTRAP_CHUNK,
 	PROTO_PROMOTE,
 	PROTO_FOLLOW,
+	PROTO_COMPACT_COLLECTION,
 	PROTO_METHOD_COUNT  /* one past the last method, not a method */
 };
 

@@ -267,6 +267,8 @@ target_kind(uint32_t method)
 		    NULL, 0 },
 		[PROTO_DELETE_COLLECTION] = {
 		    &vecdb__delete_collection__descriptor, NULL, 0 },
+		[PROTO_COMPACT_COLLECTION] = {
+		    &vecdb__compact_collection__descriptor, NULL, 0 },
 		[PROTO_SNAPSHOT_CREATE] = {
 		    &vecdb__snapshot_create__descriptor, "name",
 		    VECDB_SNAPSHOT_NAME_MAX, 1 },

@@ -249,6 +249,7 @@ static const char *const method_names[PROTO_METHOD_COUNT] = {
 	"snapshot_restore", "payload_index_create", "payload_index_delete",
 	"payload_index_list", "stats", "health", "fetch_wal",
 	"bootstrap_begin", "bootstrap_chunk", "promote", "follow",
+	"compact_collection",
 };
 
 const char *

@@ -647,6 +647,26 @@ cl_collection_delete(void *ctx, const char *name)
 	return ddl(ctx, PROTO_DELETE_COLLECTION, rv, b, l, VECDB_ENOTFOUND);
 }
 
+/* Compact on every shard's primary; replicas compact on their own. */
+static int
+cl_collection_compact(void *ctx, const char *name)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	struct rcall *c = NULL;
+	int rv = proto_target_encode(PROTO_COMPACT_COLLECTION, name, NULL, 0,
+	    &b, &l);
+
+	if ((rv = broadcast(r, t, PROTO_COMPACT_COLLECTION, 0, rv, b, l,
+		 &c)) == VECDB_OK)
+		rv = calls_check(c, t->n, VECDB_OK);
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
 /* A payload index on every shard. */
 static int
 cl_pindex_create(void *ctx, const char *coll, const char *field,
@@ -2092,6 +2112,7 @@ api_backend_cluster_init(struct api_backend *b, router *r)
 	b->collection_get = cl_collection_get;
 	b->collection_list = cl_collection_list;
 	b->collection_delete = cl_collection_delete;
+	b->collection_compact = cl_collection_compact;
 	b->write = cl_write;
 	b->delete = cl_delete;
 	b->get = cl_get;

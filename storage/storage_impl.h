@@ -372,6 +372,13 @@ uint64_t storage_index_memory(vecdb *db);
  */
 uint64_t storage_index_wal_floor(vecdb *db);
 
+/*
+ * A write of @p entries points was committed: count them, and wait (at
+ * most a few seconds) while the indexer is too far behind. Called by the
+ * writing thread after its commit, with no lock held.
+ */
+void storage_index_throttle(vecdb *db, size_t entries);
+
 /* The index build counters of vecdb_stats. */
 void storage_index_build_stats(vecdb *db, vecdb_stats *st);
 

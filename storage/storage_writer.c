@@ -430,6 +430,11 @@ storage_writer_submit(vecdb *db, struct wreq *r)
 	while (!r->done)
 		pthread_cond_wait(&wr->done_cv, &wr->lock);
 	pthread_mutex_unlock(&wr->lock);
+	if (r->rc == VECDB_OK && !r->check_only && (r->op == WREQ_INSERT ||
+		r->op == WREQ_UPSERT || r->op == WREQ_UPDATE ||
+		r->op == WREQ_DELETE))
+		storage_index_throttle(db, r->op == WREQ_DELETE ? r->deleted :
+		    r->n);
 	vdb_err_restore(r->rc, r->rc == VECDB_OK ? "" : r->msg);
 	return r->rc;
 }
