@@ -169,7 +169,7 @@ optimizer_json(const vecdb_collection_stats *st)
 {
 	return json_pack("{s:s, s:f, s:I}", "status",
 	    st->optimizer == VECDB_OPTIMIZER_COMPACTING ? "compacting" : "idle",
-	    st->optimizer_progress, "compactions",
+	    "progress", st->optimizer_progress, "compactions",
 	    (json_int_t) st->compactions);
 }
 

@@ -90,7 +90,10 @@ typedef struct vecdb_options {
 	uint32_t sync_interval_ms;   /* buffered mode flush period */
 	uint32_t hnsw_m;             /* default max_connections (VECDB_HNSW_M) */
 	uint32_t hnsw_ef;            /* default ef_search (VECDB_HNSW_EF) */
-	uint64_t wal_retain;         /* WAL records kept (VECDB_WAL_RETAIN) */
+	uint64_t wal_retain;         /* at most this many WAL records are kept
+					for replicas (VECDB_WAL_RETAIN); fewer
+					once the index checkpoints and the
+					replicas have them */
 	uint64_t full_scan_threshold; /* collections up to this many points
 					 are searched exactly
 					 (VECDB_FULL_SCAN_THRESHOLD) */
@@ -581,7 +584,22 @@ int vecdb_count(vecdb *db, const char *coll, const vecdb_filter *filter,
  */
 int vecdb_index_rebuild(vecdb *db, const char *coll);
 
-/** Same as vecdb_index_rebuild(): the points themselves hold no garbage. */
+/**
+ * Start compacting a collection's vector index: a background thread
+ * rebuilds the graph from the live points off to the side (dropping the
+ * nodes of deleted points that no insert has reused: dead_count), catches
+ * up with the writes made meanwhile and swaps it in. Searches and writes
+ * go on throughout, over the old graph until the swap. The same runs on
+ * its own when a graph's dead_ratio passes 0.2 (and it has at least 1,000
+ * dead nodes). The points themselves hold no garbage: LMDB reuses freed
+ * pages, and the WAL is trimmed to what the index checkpoints and the
+ * replicas need.
+ * @return VECDB_OK once it is queued (vecdb_collection_stats: optimizer,
+ *	optimizer_progress, compactions show how it goes; a collection whose
+ *	index is off or not built yet is left as it is), VECDB_ENOTFOUND,
+ *	VECDB_EINVAL (bad name), VECDB_ECLOSED.
+ * @note Works on read-only handles too: only memory changes.
+ */
 int vecdb_compact(vecdb *db, const char *coll);
 
 /**
