@@ -41,6 +41,9 @@ struct api_backend {
 	    vecdb_collection_config *cfg, vecdb_collection_stats *st);
 	int (*collection_list)(void *ctx, char ***names, size_t *n);
 	int (*collection_delete)(void *ctx, const char *name);
+	/* Start compacting the collection's index (vecdb_compact): returns
+	 * once it is asked for; collection_get shows the progress. */
+	int (*collection_compact)(void *ctx, const char *name);
 
 	int (*write)(void *ctx, const char *coll, int op, vecdb_point *pts,
 	    size_t n);

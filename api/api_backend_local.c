@@ -44,6 +44,12 @@ l_collection_list(void *ctx, char ***names, size_t *n)
 }
 
 static int
+l_collection_compact(void *ctx, const char *name)
+{
+	return vecdb_compact(ctx, name);
+}
+
+static int
 l_collection_delete(void *ctx, const char *name)
 {
 	return vecdb_collection_delete(ctx, name);
@@ -327,6 +333,7 @@ api_backend_local_init(struct api_backend *b, vecdb *db)
 		.collection_get = l_collection_get,
 		.collection_list = l_collection_list,
 		.collection_delete = l_collection_delete,
+		.collection_compact = l_collection_compact,
 		.write = l_write,
 		.delete = l_delete,
 		.get = l_get,

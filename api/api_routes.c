@@ -170,6 +170,16 @@ h_collection_list(struct api_req *r, json_t **data)
 	return VECDB_OK;
 }
 
+/* {"status": "idle"|"compacting", "progress": 0..1, "compactions": n} */
+static json_t *
+optimizer_json(const vecdb_collection_stats *st)
+{
+	return json_pack("{s:s, s:f, s:I}", "status",
+	    st->optimizer == VECDB_OPTIMIZER_COMPACTING ? "compacting" : "idle",
+	    "progress", st->optimizer_progress, "compactions",
+	    (json_int_t) st->compactions);
+}
+
 static int
 h_collection_get(struct api_req *r, json_t **data)
 {
@@ -189,8 +199,30 @@ h_collection_get(struct api_req *r, json_t **data)
 	    (json_int_t) st.pending_count);
 	json_object_set_new(json_object_get(*data, "stats"), "disk_usage",
 	    json_integer((json_int_t) st.disk_bytes));
+	json_object_set_new(json_object_get(*data, "stats"), "dead_count",
+	    json_integer((json_int_t) st.dead_count));
+	json_object_set_new(json_object_get(*data, "stats"), "dead_ratio",
+	    json_real(st.dead_ratio));
+	json_object_set_new(*data, "optimizer", optimizer_json(&st));
 	json_object_set_new(*data, "payload_schema", payload_schema_json(r,
 	    name));
+	return VECDB_OK;
+}
+
+/* Start compacting a collection's index; the answer is its state now. */
+static int
+h_collection_compact(struct api_req *r, json_t **data)
+{
+	const char *name = r->segs[SEG_COLL];
+	vecdb_collection_config cfg;
+	vecdb_collection_stats st;
+	int rv;
+
+	if ((rv = r->b->collection_compact(r->b->ctx, name)) != VECDB_OK ||
+	    (rv = r->b->collection_get(r->b->ctx, name, &cfg, &st)) != VECDB_OK)
+		return rv;
+	*data = json_pack("{s:s, s:o}", "name", name, "optimizer",
+	    optimizer_json(&st));
 	return VECDB_OK;
 }
 
@@ -601,6 +633,7 @@ const struct api_route api_routes[] = {
 	{ "GET", "collections", h_collection_list, 0, API_BODY_NONE, 0 },
 	{ "GET", C, h_collection_get, 0, API_BODY_NONE, 0 },
 	{ "DELETE", C, h_collection_delete, 1, API_BODY_NONE, 0 },
+	{ "POST", C "/compact", h_collection_compact, 1, API_BODY_NONE, 0 },
 	{ "POST", C "/vectors", h_point_insert, 1, API_BODY_JSON, 0 },
 	{ "POST", C "/vectors/batch", h_point_batch, 1, API_BODY_JSON, 0 },
 	{ "POST", C "/vectors/upsert", h_point_upsert, 1, API_BODY_JSON, 0 },

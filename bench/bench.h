@@ -30,5 +30,6 @@ void bench_rmrf(const char *dir);
 /* Subcommands. */
 int bench_rest(int argc, char **argv);
 int bench_repl(int argc, char **argv);  /* bench/repl.c */
+int bench_update(int argc, char **argv); /* bench/update.c */
 
 #endif

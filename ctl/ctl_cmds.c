@@ -294,7 +294,8 @@ ctl_promote(struct ctl *c, int argc, char **argv)
 	"[--metric cosine|euclidean|dot|manhattan]\n" \
 	"                                [--m M] [--ef-construction E]\n" \
 	"       vecdbctl collections info NAME\n" \
-	"       vecdbctl collections delete NAME\n"
+	"       vecdbctl collections delete NAME\n" \
+	"       vecdbctl collections compact NAME\n"
 
 /* collections list: the names, each with its dimension, metric, count. */
 static int
@@ -441,6 +442,11 @@ info_rows(struct ctl_table *t, const json_t *d)
 		{ "vectors", "stats", "vector_count" },
 		{ "indexed", "stats", "indexed_count" },
 		{ "pending", "stats", "pending_count" },
+		{ "dead", "stats", "dead_count" },
+		{ "dead_ratio", "stats", "dead_ratio" },
+		{ "optimizer", "optimizer", "status" },
+		{ "progress", "optimizer", "progress" },
+		{ "compactions", "optimizer", "compactions" },
 		{ "disk_bytes", "stats", "disk_usage" },
 		{ "memory_bytes", "stats", "memory_usage" },
 	};
@@ -491,6 +497,34 @@ coll_info(struct ctl *c, const struct sub *s, int argc, char **argv)
 	return CTL_OK;
 }
 
+/* collections compact NAME: start it, print the optimizer's state. */
+static int
+coll_compact(struct ctl *c, const struct sub *s, int argc, char **argv)
+{
+	json_t *data;
+	int rv;
+
+	if ((rv = plain_args(s, argc, argv, 1)) != CTL_OK)
+		return rv < 0 ? CTL_OK : rv;
+	if ((rv = coll_call(c, "POST", argv[optind], "compact", NULL,
+		 &data)) != CTL_OK)
+		return rv;
+	if (c->json) {
+		ctl_print_json(data);
+	} else {
+		const json_t *o = json_object_get(data, "optimizer");
+		printf("compacting '%s': %s, %.0f%% done, %lld compactions "
+		    "finished (see: vecdbctl collections info %s)\n",
+		    argv[optind],
+		    json_string_value(json_object_get(o, "status")),
+		    100 * json_number_value(json_object_get(o, "progress")),
+		    json_integer_value(json_object_get(o, "compactions")),
+		    argv[optind]);
+	}
+	json_decref(data);
+	return CTL_OK;
+}
+
 /* collections delete NAME. */
 static int
 coll_delete(struct ctl *c, const struct sub *s, int argc, char **argv)
@@ -524,9 +558,11 @@ ctl_collections(struct ctl *c, int argc, char **argv)
 		    coll_info },
 		{ "delete", "usage: vecdbctl collections delete NAME\n",
 		    coll_delete },
+		{ "compact", "usage: vecdbctl collections compact NAME\n",
+		    coll_compact },
 	};
 
-	return family(c, COLL_USAGE, subs, 4, argc, argv);
+	return family(c, COLL_USAGE, subs, 5, argc, argv);
 }
 
 /* ===== snapshot ===== */

@@ -20,6 +20,7 @@ static const char usage_text[] =
 "                     [--m M] [--ef-construction E]\n"
 "  collections info NAME\n"
 "  collections delete NAME\n"
+"  collections compact NAME\n"
 "  points import COLLECTION FILE.jsonl|- [--batch N]\n"
 "  snapshot create COLLECTION\n"
 "  snapshot list COLLECTION\n"

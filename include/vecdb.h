@@ -90,7 +90,10 @@ typedef struct vecdb_options {
 	uint32_t sync_interval_ms;   /* buffered mode flush period */
 	uint32_t hnsw_m;             /* default max_connections (VECDB_HNSW_M) */
 	uint32_t hnsw_ef;            /* default ef_search (VECDB_HNSW_EF) */
-	uint64_t wal_retain;         /* WAL records kept (VECDB_WAL_RETAIN) */
+	uint64_t wal_retain;         /* at most this many WAL records are kept
+					for replicas (VECDB_WAL_RETAIN); fewer
+					once the index checkpoints and the
+					replicas have them */
 	uint64_t full_scan_threshold; /* collections up to this many points
 					 are searched exactly
 					 (VECDB_FULL_SCAN_THRESHOLD) */
@@ -153,6 +156,8 @@ typedef struct vecdb_stats {
 	uint64_t index_build_buckets[VECDB_BUILD_BUCKETS]; /* builds per
 				   bucket (not cumulative); longer ones are
 				   counted in index_builds only */
+	uint64_t wal_records;   /* WAL records kept (for recovery and
+				   replicas; older ones are trimmed) */
 } vecdb_stats;
 
 int vecdb_stats_get(vecdb *db, vecdb_stats *out);
@@ -254,6 +259,13 @@ void vecdb_names_free(char **names, size_t count);
  */
 int vecdb_collection_delete(vecdb *db, const char *name);
 
+/** What the background optimizer (vacuum) is doing to a collection. */
+typedef enum vecdb_optimizer_status {
+	VECDB_OPTIMIZER_IDLE = 0,   /* nothing */
+	VECDB_OPTIMIZER_COMPACTING  /* rebuilding its index from the live
+				       points, off to the side */
+} vecdb_optimizer_status;
+
 typedef struct vecdb_collection_stats {
 	uint64_t vector_count;  /* points in the collection */
 	uint32_t dimension;
@@ -261,6 +273,14 @@ typedef struct vecdb_collection_stats {
 	uint64_t memory_bytes;  /* bytes of its in-memory structures */
 	uint64_t indexed_count; /* points linked into the in-memory index */
 	uint64_t pending_count; /* points committed but not yet indexed */
+	uint64_t dead_count;    /* index nodes of deleted or overwritten
+				   vectors not yet reused or vacuumed: they
+				   take memory and slow searches */
+	double dead_ratio;      /* dead_count / (indexed_count + dead_count);
+				   0 with no index */
+	vecdb_optimizer_status optimizer; /* is a compaction running */
+	double optimizer_progress; /* its share done, 0..1; 0 when idle */
+	uint64_t compactions;   /* compactions finished since open */
 } vecdb_collection_stats;
 
 int vecdb_collection_stats_get(vecdb *db, const char *name,
@@ -564,7 +584,22 @@ int vecdb_count(vecdb *db, const char *coll, const vecdb_filter *filter,
  */
 int vecdb_index_rebuild(vecdb *db, const char *coll);
 
-/** Same as vecdb_index_rebuild(): the points themselves hold no garbage. */
+/**
+ * Start compacting a collection's vector index: a background thread
+ * rebuilds the graph from the live points off to the side (dropping the
+ * nodes of deleted points that no insert has reused: dead_count), catches
+ * up with the writes made meanwhile and swaps it in. Searches and writes
+ * go on throughout, over the old graph until the swap. The same runs on
+ * its own when a graph's dead_ratio passes 0.2 (and it has at least 1,000
+ * dead nodes). The points themselves hold no garbage: LMDB reuses freed
+ * pages, and the WAL is trimmed to what the index checkpoints and the
+ * replicas need.
+ * @return VECDB_OK once it is queued (vecdb_collection_stats: optimizer,
+ *	optimizer_progress, compactions show how it goes; a collection whose
+ *	index is off or not built yet is left as it is), VECDB_ENOTFOUND,
+ *	VECDB_EINVAL (bad name), VECDB_ECLOSED.
+ * @note Works on read-only handles too: only memory changes.
+ */
 int vecdb_compact(vecdb *db, const char *coll);
 
 /**

@@ -162,6 +162,8 @@ do_collections(struct node_rpc *r, const struct proto_request *q,
 		return rv;
 	if (q->method == PROTO_DELETE_COLLECTION)
 		return b->collection_delete(b->ctx, t.collection);
+	if (q->method == PROTO_COMPACT_COLLECTION)
+		return b->collection_compact(b->ctx, t.collection);
 	if ((rv = b->collection_get(b->ctx, t.collection, &c, &st)) !=
 	    VECDB_OK)
 		return rv;
@@ -675,6 +677,7 @@ dispatch(struct node_rpc *r, struct worker *w, const struct proto_request *q,
 		return do_repl(r, w, q, out);
 	case PROTO_CREATE_COLLECTION: case PROTO_GET_COLLECTION:
 	case PROTO_LIST_COLLECTIONS: case PROTO_DELETE_COLLECTION:
+	case PROTO_COMPACT_COLLECTION:
 		return do_collections(r, q, out);
 	case PROTO_WRITE: case PROTO_DELETE: case PROTO_GET:
 		return do_points(r, q, out);

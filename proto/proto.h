@@ -73,6 +73,7 @@ enum proto_method {
 	PROTO_FOLLOW,
 	PROTO_SNAPSHOT_READ,
 	PROTO_SNAPSHOT_UPLOAD,
+	PROTO_COMPACT_COLLECTION,
 	PROTO_METHOD_COUNT  /* one past the last method, not a method */
 };
 

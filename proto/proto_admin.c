@@ -365,6 +365,7 @@ proto_stats_encode(const vecdb_stats *s, uint8_t **out, size_t *len)
 	m.index_build_seconds = s->index_build_seconds;
 	m.n_index_build_buckets = VECDB_BUILD_BUCKETS;
 	m.index_build_buckets = (uint64_t *)(uintptr_t)s->index_build_buckets;
+	m.wal_records = s->wal_records;
 	return proto_pack(&m.base, out, len);
 }
 
@@ -387,6 +388,7 @@ stats_from_pb(const Vecdb__StatsResult *m, vecdb_stats *s)
 	s->index_build_seconds = m->index_build_seconds;
 	memcpy(s->index_build_buckets, m->index_build_buckets,
 	    sizeof(s->index_build_buckets));
+	s->wal_records = m->wal_records;
 	return VECDB_OK;
 }
 

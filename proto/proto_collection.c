@@ -128,6 +128,10 @@ proto_collection_info_encode(const vecdb_collection_config *c,
 	ps.memory_bytes = st->memory_bytes;
 	ps.indexed_count = st->indexed_count;
 	ps.pending_count = st->pending_count;
+	ps.dead_count = st->dead_count;
+	ps.compacting = st->optimizer == VECDB_OPTIMIZER_COMPACTING;
+	ps.optimizer_progress = st->optimizer_progress;
+	ps.compactions = st->compactions;
 	m.config = &pc;
 	m.stats = &ps;
 	return proto_pack(&m.base, out, len);
@@ -151,6 +155,17 @@ info_from_pb(const Vecdb__GetCollectionResult *m, vecdb_collection_config *c,
 	st->memory_bytes = ps->memory_bytes;
 	st->indexed_count = ps->indexed_count;
 	st->pending_count = ps->pending_count;
+	st->dead_count = ps->dead_count;
+	st->dead_ratio = 0;
+	if (st->dead_count > 0)
+		st->dead_ratio = (double) st->dead_count /
+		    (double) (st->indexed_count + st->dead_count);
+	st->optimizer = ps->compacting ? VECDB_OPTIMIZER_COMPACTING :
+					 VECDB_OPTIMIZER_IDLE;
+	st->optimizer_progress = isfinite(ps->optimizer_progress) &&
+	    ps->optimizer_progress >= 0 && ps->optimizer_progress <= 1 ?
+	    ps->optimizer_progress : 0;
+	st->compactions = ps->compactions;
 	return VECDB_OK;
 }
 
@@ -252,6 +267,8 @@ target_kind(uint32_t method)
 		    NULL, 0 },
 		[PROTO_DELETE_COLLECTION] = {
 		    &vecdb__delete_collection__descriptor, NULL, 0 },
+		[PROTO_COMPACT_COLLECTION] = {
+		    &vecdb__compact_collection__descriptor, NULL, 0 },
 		[PROTO_SNAPSHOT_CREATE] = {
 		    &vecdb__snapshot_create__descriptor, "name",
 		    VECDB_SNAPSHOT_NAME_MAX, 1 },

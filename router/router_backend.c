@@ -663,6 +663,26 @@ cl_collection_delete(void *ctx, const char *name)
 	return ddl(ctx, PROTO_DELETE_COLLECTION, rv, b, l, VECDB_ENOTFOUND);
 }
 
+/* Compact on every shard's primary; replicas compact on their own. */
+static int
+cl_collection_compact(void *ctx, const char *name)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	router *r = ctx;
+	router_topology *t = topo_get(r);
+	struct rcall *c = NULL;
+	int rv = proto_target_encode(PROTO_COMPACT_COLLECTION, name, NULL, 0,
+	    &b, &l);
+
+	if ((rv = broadcast(r, t, PROTO_COMPACT_COLLECTION, 0, rv, b, l,
+		 &c)) == VECDB_OK)
+		rv = calls_check(c, t->n, VECDB_OK);
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
 /* A payload index on every shard. */
 static int
 cl_pindex_create(void *ctx, const char *coll, const char *field,
@@ -698,6 +718,15 @@ stats_add(vecdb_collection_stats *sum, const vecdb_collection_stats *s)
 	sum->memory_bytes += s->memory_bytes;
 	sum->indexed_count += s->indexed_count;
 	sum->pending_count += s->pending_count;
+	sum->dead_count += s->dead_count;
+	sum->compactions += s->compactions;
+	/* Compacting while any shard is; progress of the least advanced. */
+	if (s->optimizer == VECDB_OPTIMIZER_COMPACTING &&
+	    (sum->optimizer != VECDB_OPTIMIZER_COMPACTING ||
+		s->optimizer_progress < sum->optimizer_progress)) {
+		sum->optimizer = VECDB_OPTIMIZER_COMPACTING;
+		sum->optimizer_progress = s->optimizer_progress;
+	}
 }
 
 /* Config from shard 0, stats summed over all shards. */
@@ -727,6 +756,9 @@ cl_collection_get(void *ctx, const char *name, vecdb_collection_config *cfg,
 			sum.dimension = si.dimension;
 		stats_add(&sum, &si);
 	}
+	if (rv == VECDB_OK && sum.dead_count > 0)
+		sum.dead_ratio = (double) sum.dead_count /
+		    (double) (sum.indexed_count + sum.dead_count);
 	if (rv == VECDB_OK) {
 		*cfg = c0;
 		*st = sum;
@@ -2105,6 +2137,7 @@ api_backend_cluster_init(struct api_backend *b, router *r)
 	b->collection_get = cl_collection_get;
 	b->collection_list = cl_collection_list;
 	b->collection_delete = cl_collection_delete;
+	b->collection_compact = cl_collection_compact;
 	b->write = cl_write;
 	b->delete = cl_delete;
 	b->get = cl_get;

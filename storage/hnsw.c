@@ -71,6 +71,8 @@ struct update {
 struct plan {
 	uint32_t slot;       /* the new node */
 	uint32_t level;      /* its top layer */
+	int reuse;           /* slot is a deleted node's, taken over */
+	uint32_t *old;       /* reuse: its lists before, as `own` */
 	uint32_t *own;       /* its lists, layer l at own + l * (1 + m0) */
 	uint32_t *upper;     /* its upper-layer block (NULL on level 0) */
 	struct update *upd;  /* neighbours' new lists */
@@ -116,6 +118,8 @@ struct hnsw_index {
 	_Atomic uint64_t n_deleted; /* of them marked deleted */
 
 	/* Guarded by wmutex. */
+	uint32_t *free;            /* deleted slots an insert may take over */
+	size_t nfree, free_cap;    /* in free; allocated */
 	uint64_t *map_keys;        /* label hash: keys */
 	uint32_t *map_vals;        /* slot + 1; 0 is empty */
 	size_t map_cap;            /* power of two */
@@ -332,6 +336,7 @@ static void
 plan_free(struct plan *p)
 {
 	vdb_free(p->own);
+	vdb_free(p->old);
 	vdb_free(p->upd);
 	vdb_free(p->ubuf);
 	vdb_free(p->pool);
@@ -353,6 +358,7 @@ hnsw_free(hnsw_index *h)
 	vdb_free(h->deleted);
 	vdb_free(h->map_keys);
 	vdb_free(h->map_vals);
+	vdb_free(h->free);
 	scratch_free(&h->wscr);
 	plan_free(&h->plan);
 	for (int i = 0; i < HNSW_READ_SLOTS; i++)
@@ -415,6 +421,35 @@ map_put(hnsw_index *h, uint64_t label, uint32_t slot)
 		i = (i + 1) & (h->map_cap - 1);
 	h->map_keys[i] = label;
 	h->map_vals[i] = slot + 1;
+}
+
+/* Remove a label (backward-shift deletion: no tombstones, so lookups
+ * stay as short as in a table that never had it). */
+static void
+map_del(hnsw_index *h, uint64_t label)
+{
+	size_t mask = h->map_cap - 1, i, j;
+
+	if (h->map_cap == 0)
+		return;
+	for (i = map_home(h, label); h->map_keys[i] != label; i = (i + 1) & mask)
+		if (h->map_vals[i] == 0)
+			return;
+	if (h->map_vals[i] == 0)
+		return;
+	for (j = i;;) {
+		j = (j + 1) & mask;
+		if (h->map_vals[j] == 0)
+			break;
+		size_t k = map_home(h, h->map_keys[j]);
+		/* j stays if its home lies cyclically in (i, j]. */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		h->map_keys[i] = h->map_keys[j];
+		h->map_vals[i] = h->map_vals[j];
+		i = j;
+	}
+	h->map_vals[i] = 0;
 }
 
 /* Make room for `want` labels at load <= 1/2 (rehashing). */
@@ -991,9 +1026,13 @@ plan_fit(hnsw_index *h, struct plan *p, uint32_t level)
 	}
 	if (p->layers >= layers)
 		return VECDB_OK;
+	/* Per layer: m new neighbours, and on a reuse up to m0 old ones
+	 * that lose their link to the slot. */
 	if (grow_array(&p->own, layers * h->ls0 * sizeof(uint32_t)) ||
-	    grow_array(&p->upd, layers * m * sizeof(struct update)) ||
-	    grow_array(&p->ubuf, layers * m * h->ls0 * sizeof(uint32_t)))
+	    grow_array(&p->old, layers * h->ls0 * sizeof(uint32_t)) ||
+	    grow_array(&p->upd, layers * (m + h->m0) * sizeof(struct update)) ||
+	    grow_array(&p->ubuf, layers * (m + h->m0) * h->ls0 *
+		sizeof(uint32_t)))
 		return VECDB_ENOMEM;
 	p->layers = layers;
 	return VECDB_OK;
@@ -1009,20 +1048,23 @@ plan_update(hnsw_index *h, struct plan *p, uint32_t e, uint32_t layer,
     float d_new)
 {
 	const uint32_t *cur = links(h, e, layer);
-	size_t max = layer ? h->cfg.m : h->m0, cnt = cur[0];
+	size_t max = layer ? h->cfg.m : h->m0, cnt = 0;
 	uint32_t *dst = p->ubuf + p->nupd * h->ls0;
 
 	p->upd[p->nupd++] = (struct update) { e, layer, dst };
+	/* A reused slot may be in the list already, as its old self. */
+	for (uint32_t j = 1; j <= cur[0]; j++)
+		if (cur[j] != p->slot)
+			dst[1 + cnt++] = cur[j];
 	if (cnt < max) {
-		memcpy(dst, cur, (1 + cnt) * sizeof(uint32_t));
 		dst[1 + cnt] = p->slot;
 		dst[0] = (uint32_t) cnt + 1;
 		return;
 	}
 	const float *v = row(h, e);
 	for (size_t j = 0; j < cnt; j++)
-		p->pool2[j] = (struct cand) { dist1(h, v, cur[1 + j]),
-			cur[1 + j] };
+		p->pool2[j] = (struct cand) { dist1(h, v, dst[1 + j]),
+			dst[1 + j] };
 	p->pool2[cnt] = (struct cand) { d_new, p->slot };
 	size_t k = select_neighbors(h, p->pool2, cnt + 1, max);
 	for (size_t j = 0; j < k; j++)
@@ -1044,9 +1086,49 @@ layer_candidates(hnsw_index *h, const float *q, uint32_t ep, uint32_t l,
 		acc.deleted = 0;
 		rv = search_layer(h, s, q, ep, l, h->cfg.ef_construction, &acc);
 	}
-	memcpy(h->plan.pool, s->res.a, s->res.n * sizeof(struct cand));
-	*n = s->res.n;
+	*n = 0;
+	for (size_t i = 0; i < s->res.n; i++)
+		if (s->res.a[i].id != h->plan.slot) /* a reused slot's old self */
+			h->plan.pool[(*n)++] = s->res.a[i];
 	return rv;
+}
+
+/* Is there an update of (node, layer) in the plan already? */
+static int
+planned(const struct plan *p, uint32_t node, uint32_t layer)
+{
+	for (size_t i = 0; i < p->nupd; i++)
+		if (p->upd[i].node == node && p->upd[i].layer == layer)
+			return 1;
+	return 0;
+}
+
+/*
+ * A reused slot's old neighbours mostly link back to it (links are made
+ * in pairs), and those links would now lead to an unrelated vector: drop
+ * them. Links to it from nodes it did not link to stay, as long-range
+ * links, until a vacuum rebuilds the graph.
+ */
+static void
+plan_unlink_old(hnsw_index *h, struct plan *p)
+{
+	for (uint32_t l = 0; l <= p->level; l++) {
+		const uint32_t *old = p->old + (size_t) l * h->ls0;
+		for (uint32_t j = 1; j <= old[0]; j++) {
+			uint32_t e = old[j];
+			const uint32_t *cur = links(h, e, l);
+			uint32_t *dst = p->ubuf + p->nupd * h->ls0, cnt = 0;
+			if (planned(p, e, l))
+				continue;
+			for (uint32_t i = 1; i <= cur[0]; i++)
+				if (cur[i] != p->slot)
+					dst[1 + cnt++] = cur[i];
+			if (cnt == cur[0])
+				continue;
+			dst[0] = cnt;
+			p->upd[p->nupd++] = (struct update) { e, l, dst };
+		}
+	}
 }
 
 /*
@@ -1078,11 +1160,13 @@ prepare(hnsw_index *h, struct plan *p)
 			own[1 + j] = p->pool[j].id;
 			plan_update(h, p, p->pool[j].id, l, p->pool[j].d);
 		}
-		if (nw > 0)
+		if (k > 0)
 			ep = p->pool[0].id; /* the nearest, always kept */
 		if (l == 0)
 			break;
 	}
+	if (p->reuse)
+		plan_unlink_old(h, p);
 	return VECDB_OK;
 }
 
@@ -1105,7 +1189,12 @@ commit_locked(hnsw_index *h, const struct plan *p, uint64_t label)
 	}
 	h->labels[s] = label;
 	h->levels[s] = (uint8_t) p->level;
-	h->deleted[s] = 0;
+	atomic_store_explicit((_Atomic uint8_t *) &h->deleted[s], 0,
+	    memory_order_relaxed);
+	if (p->reuse) {
+		atomic_fetch_sub(&h->n_deleted, 1);
+		return; /* its level and upper block stay as they were */
+	}
 	h->upper_bytes += (size_t) p->level * h->ls * sizeof(uint32_t);
 	if (s == 0 || p->level > h->top) {
 		h->entry = s;
@@ -1146,28 +1235,82 @@ store_vector(hnsw_index *h, uint32_t slot, const float *vec)
 		kern_normalize(r, h->cfg.dim);
 }
 
-/* hnsw_insert with wmutex held. */
+/*
+ * Take over the most recently deleted slot for a new label, as hnswlib's
+ * replace_deleted does: the slot keeps its level and upper block, gets the
+ * new vector (under the write lock: searches read rows) and new links.
+ * An update (mark_deleted of the old offset, insert of the new one) so
+ * reuses its own slot, and the graph does not grow.
+ */
 static int
-insert_locked(hnsw_index *h, uint64_t label, const float *vec)
+reuse_slot(hnsw_index *h, struct plan *p, const float *vec)
 {
-	struct plan *p = &h->plan;
-	uint32_t level;
+	uint32_t s = h->free[h->nfree - 1];
 	int rv;
 
-	if (map_find(h, label) != NO_SLOT)
-		return VECDB_EEXIST;
-	level = random_level(h);
+	p->level = h->levels[s];
+	if ((rv = plan_fit(h, p, p->level)) != VECDB_OK ||
+	    (rv = scratch_fit(h, &h->wscr, h->cfg.ef_construction)) != VECDB_OK)
+		return rv;
+	h->nfree--;
+	p->slot = s;
+	p->reuse = 1;
+	p->upper = h->upper[s];
+	for (uint32_t l = 0; l <= p->level; l++) {
+		const uint32_t *src = links(h, s, l);
+		memcpy(p->old + (size_t) l * h->ls0, src,
+		    (1 + src[0]) * sizeof(uint32_t));
+	}
+	map_del(h, h->labels[s]);
+	pthread_rwlock_wrlock(&h->lock);
+	store_vector(h, s, vec);
+	pthread_rwlock_unlock(&h->lock);
+	return VECDB_OK;
+}
+
+/* A fresh slot at the end for a new label. */
+static int
+append_slot(hnsw_index *h, struct plan *p, const float *vec)
+{
+	uint32_t level = random_level(h);
+	int rv;
+
 	if ((rv = make_room(h, level)) != VECDB_OK)
 		return rv;
 	p->slot = (uint32_t) atomic_load(&h->n);
 	p->level = level;
+	p->reuse = 0;
 	p->upper = NULL;
 	if (level > 0 && (p->upper = vdb_calloc((size_t) level * h->ls,
 	    sizeof(uint32_t))) == NULL)
 		return VECDB_ENOMEM;
 	store_vector(h, p->slot, vec);
+	return VECDB_OK;
+}
+
+/* hnsw_insert with wmutex held. */
+static int
+insert_locked(hnsw_index *h, uint64_t label, const float *vec)
+{
+	struct plan *p = &h->plan;
+	int rv;
+
+	if (map_find(h, label) != NO_SLOT)
+		return VECDB_EEXIST;
+	if (h->nfree > 0)
+		rv = reuse_slot(h, p, vec);
+	else
+		rv = append_slot(h, p, vec);
+	if (rv != VECDB_OK)
+		return rv;
 	if ((rv = prepare(h, p)) != VECDB_OK) {
-		vdb_free(p->upper);
+		/* The slot has the new vector already; it stays deleted,
+		 * under its old label. */
+		if (p->reuse) {
+			map_put(h, h->labels[p->slot], p->slot);
+			h->free[h->nfree++] = p->slot;
+		} else
+			vdb_free(p->upper);
 		return rv;
 	}
 	pthread_rwlock_wrlock(&h->lock);
@@ -1190,6 +1333,20 @@ hnsw_insert(hnsw_index *h, uint64_t label, const float *vec)
 
 /* ===== Deletes and figures ===== */
 
+/* Offer a deleted slot for reuse; without memory it just stays dead. */
+static void
+free_push(hnsw_index *h, uint32_t s)
+{
+	if (h->nfree == h->free_cap) {
+		size_t cap = h->free_cap ? 2 * h->free_cap : 64;
+		if (grow_array(&h->free, cap * sizeof(uint32_t)) != VECDB_OK)
+			return;
+		atomic_fetch_add(&h->scratch_bytes, (cap - h->free_cap) * 4);
+		h->free_cap = cap;
+	}
+	h->free[h->nfree++] = s;
+}
+
 int
 hnsw_mark_deleted(hnsw_index *h, uint64_t label)
 {
@@ -1203,6 +1360,7 @@ hnsw_mark_deleted(hnsw_index *h, uint64_t label)
 		atomic_store_explicit((_Atomic uint8_t *) &h->deleted[s], 1,
 		    memory_order_relaxed);
 		atomic_fetch_add(&h->n_deleted, 1);
+		free_push(h, s);
 		rv = VECDB_OK;
 	}
 	pthread_mutex_unlock(&h->wmutex);
@@ -1292,8 +1450,12 @@ validate_locked(const hnsw_index *h)
 	if (n > 0 && (h->entry >= n || h->levels[h->entry] != h->top ||
 	    h->top != maxlev))
 		return VECDB_ECORRUPT;
-	if (dels != atomic_load(&((hnsw_index *) h)->n_deleted))
+	if (dels != atomic_load(&((hnsw_index *) h)->n_deleted) ||
+	    h->nfree > dels)
 		return VECDB_ECORRUPT;
+	for (size_t i = 0; i < h->nfree; i++)
+		if (h->free[i] >= n || !h->deleted[h->free[i]])
+			return VECDB_ECORRUPT;
 	return VECDB_OK;
 }
 
@@ -1799,6 +1961,9 @@ load_finish(struct rfile *r, hnsw_index *h, const struct file_hdr *hd)
 			return VECDB_ECORRUPT; /* duplicate label */
 		map_put(h, h->labels[s], s);
 	}
+	for (uint32_t s = 0; s < hd->n; s++)
+		if (h->deleted[s])
+			free_push(h, s);
 	h->entry = hd->entry;
 	h->top = hd->top;
 	h->rng = hd->rng;

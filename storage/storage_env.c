@@ -448,6 +448,8 @@ vecdb_stats_get(vecdb *db, vecdb_stats *out)
 		rv = storage_meta_get_u64(db, txn, "last_seq", &st.last_seq);
 	if (rv == VECDB_ENOTFOUND)
 		rv = VECDB_OK;
+	if (rv == VECDB_OK && mdb_stat(txn, db->wal, &ms) == 0)
+		st.wal_records = ms.ms_entries;
 	mdb_txn_abort(txn);
 	if (rv != VECDB_OK)
 		return rv;

@@ -371,6 +371,21 @@ int storage_index_enabled(vecdb *db, MDB_txn *txn, uint32_t coll_id,
 /* Bytes held by all in-memory indexes. */
 uint64_t storage_index_memory(vecdb *db);
 
+/*
+ * The WAL records up to this seq are not needed to bring the indexes back
+ * after a restart (every graph's checkpoint covers them) nor by the
+ * indexer: the writer may trim them, replicas permitting. 0 until the
+ * indexer has checkpointed every graph; any thread.
+ */
+uint64_t storage_index_wal_floor(vecdb *db);
+
+/*
+ * A write of @p entries points was committed: count them, and wait (at
+ * most a few seconds) while the indexer is too far behind. Called by the
+ * writing thread after its commit, with no lock held.
+ */
+void storage_index_throttle(vecdb *db, size_t entries);
+
 /* The index build counters of vecdb_stats. */
 void storage_index_build_stats(vecdb *db, vecdb_stats *st);
 

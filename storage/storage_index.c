@@ -32,7 +32,16 @@
 
 #define APPLY_BATCH 4096        /* records per read txn of the indexer */
 #define CKPT_CHANGES 100000     /* a checkpoint after this many changes */
+/*
+ * ...or after a quarter of the collection's points changed, at least
+ * CKPT_MIN: the WAL after a checkpoint is kept for the restart, so this
+ * bounds it to about a quarter of the collection's vectors. At 100k x 128
+ * a checkpoint writes 66 MB and an update stream of 5,000 points a second
+ * makes one every 5 s (vecdb-bench update).
+ */
+#define CKPT_MIN 10000
 #define POLL_MS 100             /* read-only: how often to look for writes */
+#define VACUUM_QUEUE 64         /* compactions waiting */
 
 struct cindex {
 	uint32_t coll_id;
@@ -40,7 +49,13 @@ struct cindex {
 	vecdb_collection_config cfg;
 	hnsw_index *h;                /* never changes; NULL: not built yet */
 	_Atomic uint64_t applied;     /* WAL seq the graph covers */
+	_Atomic uint64_t stale_txn;   /* newest snapshot (LMDB txn id) that
+					 decided to skip a stale insert */
 	uint64_t changes;             /* since the last checkpoint */
+	_Atomic uint64_t compactions; /* vacuums that produced this graph */
+	_Atomic uint64_t ckpt_seq;    /* the WAL up to this seq is not needed
+					 to restore the graph: its checkpoint
+					 covers it (0: no checkpoint) */
 	int refs;                     /* registry + searches (indexer lock) */
 	struct cindex *next;          /* registry list (indexer lock) */
 };
@@ -52,6 +67,23 @@ struct indexer {
 	pthread_cond_t work_cv;       /* target moved, or stopping */
 	pthread_cond_t done_cv;       /* applied moved */
 	struct cindex *list;          /* live cindexes */
+	_Atomic uint64_t wal_floor;   /* storage_index_wal_floor */
+	uint64_t open_seq;            /* last seq at open (fixed after) */
+	_Atomic uint64_t entries_in;  /* point entries committed since open */
+	_Atomic uint64_t entries_out; /* of them, applied */
+	_Atomic int building;         /* building a graph from the points */
+	/* The vacuum (see its section). */
+	pthread_t vac_thread;
+	pthread_cond_t vac_cv;        /* a compaction asked for, or stopping */
+	uint32_t vac_queue[VACUUM_QUEUE]; /* collections to compact */
+	size_t vac_n;                 /* in vac_queue */
+	int vac_busy;                 /* compacting vac_coll */
+	uint32_t vac_coll;
+	_Atomic uint32_t vac_permille; /* its progress */
+	_Atomic uint64_t vac_base;    /* it needs the WAL after this seq */
+	struct cindex *swap;          /* a compacted graph to put in place */
+	struct cindex *swap_old;      /* the graph it replaces */
+	int swap_taken;               /* the indexer took swap */
 	uint64_t target;              /* last committed seq we know of */
 	uint64_t applied;             /* every record <= this is applied */
 	int stopping;
@@ -160,9 +192,17 @@ hnsw_cfg_of(const vecdb_collection_config *c, uint32_t coll_id,
 
 /* ===== Applying WAL records ===== */
 
-/* Apply one PUT or DELETE record to a collection's graph. */
+/*
+ * Apply one PUT or DELETE record to a collection's graph. stale[i] (NULL:
+ * none) says entry i's vector was overwritten or deleted again before the
+ * record was read: its old node still goes, but inserting the new one
+ * would only make a node that a later record deletes. Under a stream of
+ * updates the backlog is mostly such entries, so skipping them is what
+ * lets the indexer catch up (see read_batch).
+ */
 static int
-apply_points(struct cindex *ci, const struct wal_rec *r, float *buf)
+apply_points(struct cindex *ci, const struct wal_rec *r, float *buf,
+    const uint8_t *stale)
 {
 	struct wal_iter it;
 	struct wal_entry e;
@@ -173,11 +213,14 @@ apply_points(struct cindex *ci, const struct wal_rec *r, float *buf)
 	if ((rv = storage_wal_iter_init(&it, r)) != VECDB_OK)
 		return rv;
 	while ((more = storage_wal_next(&it, &e)) > 0) {
+		/* Every entry counts towards the next checkpoint, skipped or
+		 * not: what a checkpoint bounds is the WAL kept behind it. */
+		ci->changes++;
 		if (e.old_offset == e.offset)
 			continue; /* payload-only update */
 		if (e.old_offset != WAL_NO_OFFSET)
 			hnsw_mark_deleted(ci->h, e.old_offset); /* may be gone */
-		if (r->op == WAL_DELETE)
+		if (r->op == WAL_DELETE || (stale != NULL && stale[it.i - 1]))
 			continue;
 		if (e.vlen != vlen)
 			return vdb_err(VECDB_ECORRUPT, "WAL vector of %zu bytes "
@@ -186,7 +229,6 @@ apply_points(struct cindex *ci, const struct wal_rec *r, float *buf)
 		rv = hnsw_insert(ci->h, e.offset, buf);
 		if (rv != VECDB_OK && rv != VECDB_EEXIST)
 			return rv;
-		ci->changes++;
 	}
 	return more < 0 ? -more : VECDB_OK;
 }
@@ -261,7 +303,10 @@ rebuild(struct indexer *ix, MDB_txn *txn, const struct coll *c)
 
 	if (ci == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	if ((rv = build_graph(ix->db, txn, ci)) != VECDB_OK) {
+	atomic_fetch_add(&ix->building, 1);
+	rv = build_graph(ix->db, txn, ci);
+	atomic_fetch_sub(&ix->building, 1);
+	if (rv != VECDB_OK) {
 		hnsw_free(ci->h);
 		vdb_free(ci);
 		return rv;
@@ -358,6 +403,7 @@ apply_create(struct indexer *ix, const struct wal_rec *r)
 		return rv;
 	if ((ci = cindex_new(&c, r->seq)) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
+	atomic_store(&ci->ckpt_seq, r->seq); /* empty: nothing to restore */
 	hnsw_cfg_of(&c.cfg, c.id, &hc);
 	if ((rv = hnsw_new(&hc, &ci->h)) != VECDB_OK) {
 		vdb_free(ci);
@@ -383,7 +429,8 @@ apply_rebuild(struct indexer *ix, MDB_txn *txn, uint32_t coll_id)
 
 /* Apply a point record to its collection's graph, if not done yet. */
 static int
-apply_point_record(struct indexer *ix, const struct wal_rec *r, float **buf)
+apply_point_record(struct indexer *ix, const struct wal_rec *r, float **buf,
+    const uint8_t *stale, uint64_t txnid)
 {
 	struct cindex *ci;
 	uint32_t coll_id;
@@ -397,17 +444,25 @@ apply_point_record(struct indexer *ix, const struct wal_rec *r, float **buf)
 		float *nb = vdb_realloc(*buf, ci->cfg.dimension * sizeof(float));
 		if (nb == NULL)
 			rv = vdb_err(VECDB_ENOMEM, "out of memory");
-		else if ((rv = apply_points(ci, r, (*buf = nb))) == VECDB_OK)
-			atomic_store(&ci->applied, r->seq);
+		else {
+			/* Published before the graph changes: a search that
+			 * sees the change sees this (storage_index_search). */
+			if (stale != NULL && txnid > atomic_load(&ci->stale_txn))
+				atomic_store(&ci->stale_txn, txnid);
+			if ((rv = apply_points(ci, r, (*buf = nb), stale)) ==
+			    VECDB_OK)
+				atomic_store(&ci->applied, r->seq);
+		}
 	}
 	release(ix, ci);
 	return rv;
 }
 
-/* Apply one WAL record (indexer thread, in its read txn). */
+/* Apply one WAL record (indexer thread). txn is needed only by the
+ * records that rebuild from the points (needs_txn). */
 static int
 apply_record(struct indexer *ix, MDB_txn *txn, const struct wal_rec *r,
-    float **buf)
+    float **buf, const uint8_t *stale, uint64_t txnid)
 {
 	uint32_t coll_id;
 	int rv;
@@ -417,7 +472,7 @@ apply_record(struct indexer *ix, MDB_txn *txn, const struct wal_rec *r,
 		return apply_create(ix, r);
 	case WAL_PUT:
 	case WAL_DELETE:
-		return apply_point_record(ix, r, buf);
+		return apply_point_record(ix, r, buf, stale, txnid);
 	case WAL_DROP:
 		if ((rv = storage_wal_coll(r, &coll_id)) == VECDB_OK)
 			forget(ix, coll_id);
@@ -438,37 +493,136 @@ apply_record(struct indexer *ix, MDB_txn *txn, const struct wal_rec *r,
 
 /* ===== Checkpoints ===== */
 
-/* Save every graph changed since its last checkpoint (writable only). */
+/* Publish the WAL floor: the oldest seq a checkpoint or the indexer still
+ * needs. Graphs not built yet need none (they are built from the points). */
+static void
+floor_update(struct indexer *ix)
+{
+	uint64_t floor;
+
+	pthread_mutex_lock(&ix->lock);
+	floor = ix->applied;
+	if (atomic_load(&ix->vac_base) < floor)
+		floor = atomic_load(&ix->vac_base);
+	for (struct cindex *ci = ix->list; ci != NULL; ci = ci->next)
+		if (ci->h != NULL && atomic_load(&ci->ckpt_seq) < floor)
+			floor = atomic_load(&ci->ckpt_seq);
+	pthread_mutex_unlock(&ix->lock);
+	atomic_store(&ix->wal_floor, floor);
+}
+
+/*
+ * Entries the indexer may fall behind before writers wait: at least
+ * LAG_MIN, else half the points. Without a bound the backlog settles,
+ * thanks to the skipped stale inserts, near N ln(write rate / index rate)
+ * entries only while writes are under e times the index rate; at 100k x
+ * 128, 6,000 updates a second against ~1,000 indexed, it grew past 287,000
+ * in 80 s and the WAL that holds it took data.mdb to 2.35x a fresh load
+ * (vecdb-bench update). Searches also scan the backlog exactly.
+ */
+#define LAG_MIN 20000
+#define LAG_WAIT_MS 5000        /* longest a write waits for the indexer */
+
+void
+storage_index_throttle(vecdb *db, size_t entries)
+{
+	struct indexer *ix = db->indexer;
+	uint64_t live = 0, cap, deadline = vdb_now_ms() + LAG_WAIT_MS;
+
+	if (ix == NULL)
+		return;
+	atomic_fetch_add(&ix->entries_in, entries);
+	pthread_mutex_lock(&ix->lock);
+	for (struct cindex *ci = ix->list; ci != NULL; ci = ci->next)
+		live += ci->h ? hnsw_count(ci->h) : 0;
+	cap = live / 2 > LAG_MIN ? live / 2 : LAG_MIN;
+	while (!ix->stopping && atomic_load(&ix->building) == 0 &&
+	    atomic_load(&ix->entries_in) > atomic_load(&ix->entries_out) + cap &&
+	    vdb_now_ms() < deadline) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&ix->done_cv, &ix->lock, &ts);
+	}
+	pthread_mutex_unlock(&ix->lock);
+}
+
+uint64_t
+storage_index_wal_floor(vecdb *db)
+{
+	return db->indexer ? atomic_load(&db->indexer->wal_floor) : 0;
+}
+
+/*
+ * Is a graph due for a checkpoint? When changed: at the timer, or after
+ * enough changes (CKPT_CHANGES, CKPT_MIN). When idle but its checkpoint
+ * holds the WAL back by CKPT_CHANGES records: at the timer, so that the
+ * writes of other collections can be trimmed.
+ */
+static int
+ckpt_due(struct indexer *ix, const struct cindex *ci, int force, int timer)
+{
+	uint64_t live = hnsw_count(ci->h), want = live / 4;
+
+	if (want < CKPT_MIN)
+		want = CKPT_MIN;
+	if (ci->changes > 0)
+		return force || timer || ci->changes >= CKPT_CHANGES ||
+		    ci->changes >= want;
+	return timer &&
+	    ix->applied > atomic_load(&ci->ckpt_seq) + CKPT_CHANGES;
+}
+
+/*
+ * Save the graphs due (writable only). Called on the indexer thread
+ * between steps, so every record up to ix->applied is in every graph:
+ * the checkpoint covers that far even when its own last record is older.
+ */
 static void
 checkpoint_all(struct indexer *ix, int force)
 {
 	struct cindex *todo[256];
 	size_t n = 0;
 	char path[4200];
+	uint64_t covered;
+	int timer;
 
 	if (ix->db->opts.read_only)
 		return;
 	pthread_mutex_lock(&ix->lock);
+	timer = vdb_now_ms() - ix->last_ckpt_ms >=
+	    ix->db->opts.checkpoint_interval_s * 1000ULL;
 	for (struct cindex *ci = ix->list; ci && n < 256; ci = ci->next)
-		if (ci->h != NULL && ci->changes > 0 &&
-		    (force || ci->changes >= CKPT_CHANGES ||
-			vdb_now_ms() - ix->last_ckpt_ms >=
-			    ix->db->opts.checkpoint_interval_s * 1000ULL)) {
+		if (ci->h != NULL && ckpt_due(ix, ci, force, timer)) {
 			ci->refs++;
 			todo[n++] = ci;
 		}
+	covered = ix->applied;
 	pthread_mutex_unlock(&ix->lock);
 	for (size_t i = 0; i < n; i++) {
-		ckpt_path(ix->db, todo[i]->name, path, sizeof(path));
-		if (hnsw_save(todo[i]->h, path,
-			atomic_load(&todo[i]->applied)) == VECDB_OK)
-			todo[i]->changes = 0;
-		else
+		struct cindex *ci = todo[i];
+		uint64_t seq = atomic_load(&ci->applied);
+		if (seq < covered)
+			seq = covered;
+		ckpt_path(ix->db, ci->name, path, sizeof(path));
+		if (hnsw_save(ci->h, path, seq) == VECDB_OK) {
+			VDB_LOG_DEBUG("INDX", "checkpoint of '%s' at %llu",
+			    ci->name, (unsigned long long) seq);
+			ci->changes = 0;
+			atomic_store(&ci->ckpt_seq, seq);
+		} else {
 			VDB_LOG_WARN("INDX", "checkpoint of '%s' failed: %s",
-			    todo[i]->name, vecdb_errmsg());
-		release(ix, todo[i]);
+			    ci->name, vecdb_errmsg());
+		}
+		release(ix, ci);
 	}
-	ix->last_ckpt_ms = vdb_now_ms();
+	if (timer || force)
+		ix->last_ckpt_ms = vdb_now_ms();
+	floor_update(ix);
 }
 
 /* ===== The indexer thread ===== */
@@ -541,20 +695,124 @@ unmap_hint(const MDB_val *v)
 		madvise((void *) a, b - a, MADV_DONTNEED);
 }
 
-/* Apply up to APPLY_BATCH records after ix->applied in one read txn. */
+/* A record that rebuilds a graph from the points, in a read txn. */
 static int
-apply_batch(struct indexer *ix, uint64_t *applied)
+needs_txn(const struct wal_rec *r)
+{
+	return r->op == WAL_RESTORE || (r->op == WAL_INDEX &&
+	    !(r->len >= 5 && r->body[4] == 0));
+}
+
+/*
+ * WAL records copied out of the indexer's read txn. The indexer used to
+ * apply records inside the txn that read them: with a backlog that txn
+ * stayed open for minutes (4096 records of 100 points at ~1,500 inserts
+ * a second), and LMDB cannot reuse a page freed after the oldest reader
+ * began, so every update took new pages: data.mdb grew from 28 MiB to
+ * 3.5 GiB in 50 s of upserts over 20,000 points (vecdb-bench update).
+ * Now the txn only copies; the graph work happens with no txn open.
+ */
+struct rcopy {
+	uint64_t seq;
+	size_t off, len;        /* the value, in the batch's arena */
+	size_t stale;           /* per-entry flags in the arena, or SIZE_MAX */
+};
+
+struct rbatch {
+	struct buf arena;       /* values and flags */
+	struct rcopy *recs;
+	size_t n, cap;
+	uint64_t txnid;         /* the snapshot the flags were decided in */
+};
+
+#define APPLY_BYTES (1u << 20)  /* bytes of records copied per read txn */
+
+/* Is offset `off` of collection coll_id current in txn? */
+static int
+offset_live(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t off)
+{
+	uint8_t kb[12];
+	MDB_val k = { 12, kb }, v;
+
+	put_be32(kb, coll_id);
+	put_be64(kb + 4, off);
+	return mdb_get(txn, db->offsets, &k, &v) != MDB_NOTFOUND;
+}
+
+/* Flag the entries of a PUT record whose new vector is no longer current
+ * in txn; appended to the arena. Returns the flags' offset or SIZE_MAX. */
+static size_t
+stale_flags(vecdb *db, MDB_txn *txn, const struct wal_rec *r,
+    struct buf *arena)
+{
+	struct wal_iter it;
+	struct wal_entry e;
+	size_t at = arena->len;
+	int any = 0;
+	uint8_t f;
+
+	if (r->op != WAL_PUT || storage_wal_iter_init(&it, r) != VECDB_OK)
+		return SIZE_MAX;
+	while (storage_wal_next(&it, &e) > 0) {
+		f = e.old_offset != e.offset &&
+		    !offset_live(db, txn, it.coll_id, e.offset);
+		any |= f;
+		if (buf_put_u8(arena, f) != VECDB_OK)
+			break;
+	}
+	if (!any || it.i != it.n || arena->len - at != it.n) {
+		arena->len = at;
+		return SIZE_MAX;
+	}
+	return at;
+}
+
+/* Copy one record (value and stale flags) into the batch. */
+static int
+batch_push(struct indexer *ix, MDB_txn *txn, struct rbatch *b,
+    const MDB_val *v, const struct wal_rec *r)
+{
+	struct rcopy c = { r->seq, b->arena.len, v->mv_size, SIZE_MAX };
+	struct wal_rec copy;
+	int rv;
+
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 64;
+		struct rcopy *nr = vdb_realloc(b->recs, cap * sizeof(*nr));
+		if (nr == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		b->recs = nr;
+		b->cap = cap;
+	}
+	if ((rv = buf_put(&b->arena, v->mv_data, v->mv_size)) != VECDB_OK)
+		return rv;
+	copy = *r;
+	copy.body = b->arena.p + c.off + (r->body - (const uint8_t *) v->mv_data);
+	c.stale = stale_flags(ix->db, txn, &copy, &b->arena);
+	b->recs[b->n++] = c;
+	return VECDB_OK;
+}
+
+/*
+ * Read the records after *applied into b, at most APPLY_BATCH records or
+ * APPLY_BYTES bytes, in one short read txn. A record that rebuilds from
+ * the points (or a WAL trimmed past us) is applied here, in the txn, and
+ * ends the batch; *applied moves past what was applied here.
+ */
+static int
+read_batch(struct indexer *ix, uint64_t *applied, struct rbatch *b,
+    float **buf)
 {
 	uint8_t kb[8];
 	MDB_cursor *cur;
 	MDB_val k = { 8, kb }, v;
 	MDB_txn *txn;
 	struct wal_rec r;
-	float *buf = NULL;
-	int rc, rv, n = 0;
+	int rc, rv;
 
 	if ((rv = storage_read_begin(ix->db, &txn)) != VECDB_OK)
 		return rv;
+	b->txnid = mdb_txn_id(txn);
 	put_be64(kb, *applied + 1);
 	if ((rc = mdb_cursor_open(txn, ix->db->wal, &cur)) != 0) {
 		mdb_txn_abort(txn);
@@ -569,26 +827,520 @@ apply_batch(struct indexer *ix, uint64_t *applied)
 			    applied);
 		rc = MDB_NOTFOUND;
 	}
-	for (; rc == 0 && rv == VECDB_OK && n < APPLY_BATCH; n++) {
+	for (; rc == 0 && rv == VECDB_OK && b->n < APPLY_BATCH &&
+	     b->arena.len < APPLY_BYTES;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if ((rv = storage_wal_decode(&k, &v, &r)) != VECDB_OK)
 			break;
-		if ((rv = apply_record(ix, txn, &r, &buf)) != VECDB_OK) {
-			/* Do not get stuck on one record: rebuild what it
-			 * touched from the points, which are the truth. */
-			uint32_t id;
-			VDB_LOG_ERROR("INDX", "WAL record %llu: %s; rebuilding",
-			    (unsigned long long) r.seq, vecdb_errmsg());
-			rv = storage_wal_coll(&r, &id) == VECDB_OK ?
-			    apply_rebuild(ix, txn, id) : rebuild_all(ix, txn);
+		if (needs_txn(&r)) {
+			if (b->n == 0) {
+				if (apply_record(ix, txn, &r, buf, NULL, 0) !=
+				    VECDB_OK)
+					VDB_LOG_ERROR("INDX", "WAL record %llu: "
+					    "%s", (unsigned long long) r.seq,
+					    vecdb_errmsg());
+				*applied = r.seq;
+			}
+			break;
 		}
-		*applied = r.seq;
+		rv = batch_push(ix, txn, b, &v, &r);
 		unmap_hint(&v);
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
+	return rv;
+}
+
+/* A record failed to apply: rebuild what it touched from the points,
+ * which are the truth, so that the indexer does not get stuck on it. */
+static int
+recover_record(struct indexer *ix, const struct wal_rec *r)
+{
+	MDB_txn *txn;
+	uint32_t id;
+	int rv;
+
+	VDB_LOG_ERROR("INDX", "WAL record %llu: %s; rebuilding",
+	    (unsigned long long) r->seq, vecdb_errmsg());
+	if ((rv = storage_read_begin(ix->db, &txn)) != VECDB_OK)
+		return rv;
+	rv = storage_wal_coll(r, &id) == VECDB_OK ?
+	    apply_rebuild(ix, txn, id) : rebuild_all(ix, txn);
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+/* Apply the copied records of b, with no txn open. */
+static int
+apply_copied(struct indexer *ix, struct rbatch *b, uint64_t *applied,
+    float **buf)
+{
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	struct wal_rec r;
+	int rv = VECDB_OK;
+
+	for (size_t i = 0; i < b->n && rv == VECDB_OK; i++) {
+		const struct rcopy *c = &b->recs[i];
+		put_be64(kb, c->seq);
+		v.mv_data = b->arena.p + c->off;
+		v.mv_size = c->len;
+		if ((rv = storage_wal_decode(&k, &v, &r)) != VECDB_OK)
+			break;
+		if (apply_record(ix, NULL, &r, buf, c->stale == SIZE_MAX ?
+			NULL : b->arena.p + c->stale, b->txnid) != VECDB_OK)
+			rv = recover_record(ix, &r);
+		*applied = r.seq;
+		if ((r.op == WAL_PUT || r.op == WAL_DELETE) && r.len >= 8 &&
+		    r.seq > ix->open_seq)
+			atomic_fetch_add(&ix->entries_out, get_le32(r.body + 4));
+	}
+	return rv;
+}
+
+/* Apply a batch of records after *applied. */
+static int
+apply_batch(struct indexer *ix, uint64_t *applied)
+{
+	struct rbatch b;
+	float *buf = NULL;
+	int rv;
+
+	memset(&b, 0, sizeof(b));
+	if ((rv = read_batch(ix, applied, &b, &buf)) == VECDB_OK)
+		rv = apply_copied(ix, &b, applied, &buf);
+	buf_fini(&b.arena);
+	vdb_free(b.recs);
 	vdb_free(buf);
 	return rv;
+}
+
+/* ===== Vacuum ===== */
+
+/*
+ * The vacuum rebuilds a collection's graph from its live points off to
+ * the side, as Qdrant's optimizer does, and puts it in place: searches go
+ * on over the old graph and writes are not held. A slot freed by a delete
+ * is reused by the next insert (hnsw.c), so updates leave no dead nodes;
+ * deletes without inserts do, and so does anything that drops a slot
+ * from reuse. The thread compacts what an operator asks for
+ * (vecdb_compact) and, every VACUUM_POLL_MS, any graph whose dead share
+ * is over VACUUM_RATIO.
+ *
+ * Passes: copy the points in chunks, each in its own short read txn (a
+ * long one would keep LMDB from reusing pages, see rcopy); catch up on
+ * the WAL written meanwhile (records are idempotent, so a point seen by a
+ * chunk and again in the WAL comes out right); hand the graph to the
+ * indexer, which applies the last few records and swaps it in.
+ */
+#define VACUUM_CHUNK 1024       /* points copied per read txn */
+#define VACUUM_POLL_MS 5000     /* how often to look at the dead shares */
+#define VACUUM_MIN_DEAD 1000    /* fewer dead nodes are not worth a build */
+/*
+ * XXX: a guess, not measured yet. Dead nodes cost memory, 1/(1 - share)
+ * of the graph (0.2: 1.25x, inside the 1.5x the space issue allows with
+ * room for the second graph a compaction builds), and they still route
+ * searches, which then visit more nodes for the same results. A sweep of
+ * recall and latency over the share (vecdb-bench ann on a graph with
+ * deletes) should set it.
+ */
+#define VACUUM_RATIO 0.2
+
+/* Queue a compaction of coll_id (once). Caller holds the lock. */
+static void
+vacuum_push_locked(struct indexer *ix, uint32_t coll_id)
+{
+	if (ix->vac_busy && ix->vac_coll == coll_id)
+		return;
+	for (size_t i = 0; i < ix->vac_n; i++)
+		if (ix->vac_queue[i] == coll_id)
+			return;
+	if (ix->vac_n < VACUUM_QUEUE)
+		ix->vac_queue[ix->vac_n++] = coll_id;
+}
+
+/* Ask for a compaction of a collection; returns at once. */
+static void
+vacuum_request(struct indexer *ix, uint32_t coll_id)
+{
+	pthread_mutex_lock(&ix->lock);
+	vacuum_push_locked(ix, coll_id);
+	pthread_cond_signal(&ix->vac_cv);
+	pthread_mutex_unlock(&ix->lock);
+}
+
+/* The optimizer fields of a collection's stats. */
+static void
+vacuum_stats(struct indexer *ix, uint32_t coll_id, vecdb_collection_stats *st)
+{
+	pthread_mutex_lock(&ix->lock);
+	if (ix->vac_busy && ix->vac_coll == coll_id) {
+		st->optimizer = VECDB_OPTIMIZER_COMPACTING;
+		st->optimizer_progress = atomic_load(&ix->vac_permille) / 1000.0;
+	}
+	for (size_t i = 0; i < ix->vac_n; i++)
+		if (ix->vac_queue[i] == coll_id)
+			st->optimizer = VECDB_OPTIMIZER_COMPACTING;
+	pthread_mutex_unlock(&ix->lock);
+}
+
+/* Queue every graph whose dead share is over VACUUM_RATIO. */
+static void
+vacuum_pick_locked(struct indexer *ix)
+{
+	for (struct cindex *ci = ix->list; ci != NULL; ci = ci->next) {
+		uint64_t dead, live;
+		if (ci->h == NULL)
+			continue;
+		dead = hnsw_deleted_count(ci->h);
+		live = hnsw_count(ci->h);
+		if (dead >= VACUUM_MIN_DEAD &&
+		    (double) dead > VACUUM_RATIO * (double) (dead + live))
+			vacuum_push_locked(ix, ci->coll_id);
+	}
+}
+
+/* The points of one chunk: offsets and decoded vectors. */
+struct vchunk {
+	uint64_t *offs;
+	float *vecs;
+	size_t n;
+	uint8_t last[STORAGE_KEY_MAX]; /* the chunk's last point key */
+	size_t last_len;               /* 0: start at the first point */
+};
+
+/* Copy up to VACUUM_CHUNK points after ch->last in a short read txn. */
+static int
+vacuum_read_chunk(struct indexer *ix, struct cindex *ci, struct vchunk *ch,
+    int *done)
+{
+	struct coll c = { ci->coll_id, ci->cfg };
+	struct storage_scan sc;
+	struct rpoint rp;
+	vecdb_id start;
+	MDB_txn *txn;
+	int rv;
+
+	ch->n = 0;
+	if ((rv = storage_read_begin(ix->db, &txn)) != VECDB_OK)
+		return rv;
+	if (atomic_load(&ci->stale_txn) < mdb_txn_id(txn))
+		atomic_store(&ci->stale_txn, mdb_txn_id(txn));
+	if (ch->last_len > 0 && (rv = storage_key_id(ch->last, ch->last_len,
+				     &start)) != VECDB_OK)
+		goto out;
+	if ((rv = storage_scan_open(ix->db, txn, &c, ch->last_len ? &start :
+		 NULL, &sc)) != VECDB_OK)
+		goto out;
+	for (; rv == VECDB_OK && storage_scan_valid(&sc) &&
+	     ch->n < VACUUM_CHUNK; storage_scan_next(&sc)) {
+		const uint8_t *key = (const uint8_t *) sc.k.mv_data + 4;
+		size_t klen = sc.k.mv_size - 4;
+		if (ch->last_len == klen && memcmp(key, ch->last, klen) == 0)
+			continue; /* the previous chunk's last point */
+		if ((rv = storage_point_decode(&c, &sc.v, &rp)) != VECDB_OK)
+			break;
+		ch->offs[ch->n] = rp.offset;
+		vec_decode(rp.vec, rp.dim, c.cfg.vector_type,
+		    ch->vecs + ch->n * c.cfg.dimension);
+		memcpy(ch->last, key, klen);
+		ch->last_len = klen;
+		ch->n++;
+	}
+	*done = !storage_scan_valid(&sc);
+	if (storage_scan_close(&sc) != VECDB_OK && rv == VECDB_OK)
+		rv = VECDB_EIO;
+out:
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+/* Pass 1: every live point into ci's graph, chunk by chunk. */
+static int
+vacuum_copy_points(struct indexer *ix, struct cindex *ci, uint64_t count)
+{
+	struct vchunk ch = { 0 };
+	uint64_t copied = 0;
+	int rv = VECDB_OK, done = 0;
+
+	ch.offs = vdb_malloc(VACUUM_CHUNK * sizeof(uint64_t));
+	ch.vecs = vdb_malloc((size_t) VACUUM_CHUNK * ci->cfg.dimension *
+	    sizeof(float));
+	if (ch.offs == NULL || ch.vecs == NULL)
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+	while (rv == VECDB_OK && !done && !ix->stopping) {
+		if ((rv = vacuum_read_chunk(ix, ci, &ch, &done)) != VECDB_OK)
+			break;
+		for (size_t i = 0; i < ch.n && rv == VECDB_OK; i++) {
+			rv = hnsw_insert(ci->h, ch.offs[i],
+			    ch.vecs + i * ci->cfg.dimension);
+			if (rv == VECDB_EEXIST)
+				rv = VECDB_OK;
+		}
+		copied += ch.n;
+		if (count > 0 && copied < count)
+			atomic_store(&ix->vac_permille,
+			    (uint32_t) (900 * copied / count));
+	}
+	vdb_free(ch.offs);
+	vdb_free(ch.vecs);
+	if (rv == VECDB_OK && ix->stopping)
+		rv = vdb_err(VECDB_ECLOSED, "database is closing");
+	return rv;
+}
+
+/*
+ * Copy the records after ci->applied (at most up to `upto`) that concern
+ * ci's collection into b, in one short read txn; *last is the seq read up
+ * to. A record that replaces the collection, or a WAL trimmed past us,
+ * makes the compaction moot (VECDB_ENOTFOUND).
+ */
+static int
+vacuum_read_wal(struct indexer *ix, struct cindex *ci, uint64_t upto,
+    struct rbatch *b, uint64_t *last)
+{
+	uint8_t kb[8];
+	MDB_cursor *cur;
+	MDB_val k = { 8, kb }, v;
+	MDB_txn *txn;
+	struct wal_rec r;
+	uint32_t id;
+	int rc, rv;
+
+	if ((rv = storage_read_begin(ix->db, &txn)) != VECDB_OK)
+		return rv;
+	b->txnid = mdb_txn_id(txn);
+	*last = atomic_load(&ci->applied);
+	put_be64(kb, *last + 1);
+	if ((rc = mdb_cursor_open(txn, ix->db->wal, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return storage_mdb_err(rc, "open cursor");
+	}
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && get_be64(k.mv_data) != *last + 1)
+		rv = vdb_err(VECDB_ENOTFOUND, "the WAL was trimmed");
+	for (; rc == 0 && rv == VECDB_OK && b->arena.len < APPLY_BYTES;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if ((rv = storage_wal_decode(&k, &v, &r)) != VECDB_OK ||
+		    r.seq > upto)
+			break;
+		*last = r.seq;
+		if (r.op == WAL_CREATE || storage_wal_coll(&r, &id) != VECDB_OK ||
+		    id != ci->coll_id)
+			continue;
+		if (r.op != WAL_PUT && r.op != WAL_DELETE)
+			rv = vdb_err(VECDB_ENOTFOUND, "collection changed");
+		else
+			rv = batch_push(ix, txn, b, &v, &r);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+/* Pass 2: apply the WAL after ci->applied up to `upto` to ci's graph. */
+static int
+vacuum_catch_up(struct indexer *ix, struct cindex *ci, uint64_t upto)
+{
+	float *buf = vdb_malloc(ci->cfg.dimension * sizeof(float));
+	int rv = buf ? VECDB_OK : vdb_err(VECDB_ENOMEM, "out of memory");
+
+	while (rv == VECDB_OK && atomic_load(&ci->applied) < upto) {
+		struct rbatch b;
+		uint64_t last = 0;
+		memset(&b, 0, sizeof(b));
+		rv = vacuum_read_wal(ix, ci, upto, &b, &last);
+		for (size_t i = 0; i < b.n && rv == VECDB_OK; i++) {
+			const struct rcopy *c = &b.recs[i];
+			uint8_t kb[8];
+			MDB_val k = { 8, kb }, v = { c->len, b.arena.p + c->off };
+			struct wal_rec r;
+			put_be64(kb, c->seq);
+			if (c->stale != SIZE_MAX &&
+			    b.txnid > atomic_load(&ci->stale_txn))
+				atomic_store(&ci->stale_txn, b.txnid);
+			if ((rv = storage_wal_decode(&k, &v, &r)) == VECDB_OK)
+				rv = apply_points(ci, &r, buf, c->stale ==
+				    SIZE_MAX ? NULL : b.arena.p + c->stale);
+		}
+		if (rv == VECDB_OK && last == atomic_load(&ci->applied))
+			rv = vdb_err(VECDB_EIO, "the WAL ends before %llu",
+			    (unsigned long long) upto);
+		if (rv == VECDB_OK)
+			atomic_store(&ci->applied, last);
+		buf_fini(&b.arena);
+		vdb_free(b.recs);
+	}
+	vdb_free(buf);
+	return rv;
+}
+
+/*
+ * Indexer thread: put a compacted graph in place once it has every record
+ * the indexer applied, unless the graph it replaces is gone meanwhile (a
+ * drop, a rebuild, a restore).
+ */
+static void
+take_swap(struct indexer *ix)
+{
+	struct cindex *ci, *old, *cur;
+	uint64_t upto;
+	int rv;
+
+	pthread_mutex_lock(&ix->lock);
+	ci = ix->swap;
+	old = ix->swap_old;
+	upto = ix->applied;
+	ix->swap = NULL;
+	pthread_mutex_unlock(&ix->lock);
+	if (ci == NULL)
+		return;
+	rv = vacuum_catch_up(ix, ci, upto);
+	pthread_mutex_lock(&ix->lock);
+	cur = find_locked(ix, ci->coll_id);
+	pthread_mutex_unlock(&ix->lock);
+	if (rv == VECDB_OK && cur == old) {
+		ci->changes = hnsw_count(ci->h) + 1; /* a compact checkpoint */
+		atomic_store(&ci->ckpt_seq, atomic_load(&old->ckpt_seq));
+		atomic_store(&ci->compactions,
+		    atomic_load(&old->compactions) + 1);
+		register_ci(ix, ci);
+	} else {
+		VDB_LOG_INFO("INDX", "compaction of '%s' dropped: %s", ci->name,
+		    rv ? vecdb_errmsg() : "the graph was replaced");
+		hnsw_free(ci->h);
+		vdb_free(ci);
+	}
+	pthread_mutex_lock(&ix->lock);
+	ix->swap_taken = 1;
+	pthread_cond_broadcast(&ix->done_cv);
+	pthread_mutex_unlock(&ix->lock);
+}
+
+/* Hand ci to the indexer and wait until it took it (or we stop). */
+static void
+vacuum_hand_over(struct indexer *ix, struct cindex *ci, struct cindex *old)
+{
+	pthread_mutex_lock(&ix->lock);
+	ix->swap = ci;
+	ix->swap_old = old;
+	ix->swap_taken = 0;
+	pthread_cond_signal(&ix->work_cv);
+	while (!ix->swap_taken && !ix->stopping)
+		pthread_cond_wait(&ix->done_cv, &ix->lock);
+	if (!ix->swap_taken && ix->swap == ci) {
+		ix->swap = NULL; /* stopping: nobody will take it */
+		hnsw_free(ci->h);
+		vdb_free(ci);
+	}
+	pthread_mutex_unlock(&ix->lock);
+}
+
+/* The new graph's start: the collection, its size and the seq S before
+ * the copy (the WAL after S is kept for us from here on). */
+static int
+vacuum_begin(struct indexer *ix, uint32_t coll_id, struct cindex **out,
+    uint64_t *count)
+{
+	struct coll_state st;
+	struct coll c;
+	hnsw_config hc;
+	MDB_txn *txn;
+	uint64_t seq = 0;
+	int rv;
+
+	atomic_store(&ix->vac_base, atomic_load(&ix->wal_floor));
+	floor_update(ix);
+	if ((rv = storage_read_begin(ix->db, &txn)) != VECDB_OK)
+		return rv;
+	if ((rv = storage_coll_by_id(ix->db, txn, coll_id, &c)) == VECDB_OK &&
+	    (rv = storage_state_get(ix->db, txn, coll_id, &st)) == VECDB_OK &&
+	    (rv = storage_meta_get_u64(ix->db, txn, "last_seq", &seq)) ==
+		VECDB_ENOTFOUND)
+		rv = VECDB_OK;
+	mdb_txn_abort(txn);
+	if (rv != VECDB_OK)
+		return rv;
+	atomic_store(&ix->vac_base, seq);
+	if ((*out = cindex_new(&c, seq)) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	hnsw_cfg_of(&c.cfg, c.id, &hc);
+	if ((rv = hnsw_new(&hc, &(*out)->h)) != VECDB_OK ||
+	    (rv = hnsw_reserve((*out)->h, st.count)) != VECDB_OK) {
+		hnsw_free((*out)->h);
+		vdb_free(*out);
+		return rv;
+	}
+	*count = st.count;
+	return VECDB_OK;
+}
+
+/* Compact one collection's graph. */
+static int
+vacuum_one(struct indexer *ix, uint32_t coll_id)
+{
+	struct cindex *old = acquire(ix, coll_id), *ci = NULL;
+	uint64_t count = 0, target;
+	double t0 = vdb_now_s();
+	int rv;
+
+	if (old == NULL)
+		return VECDB_OK; /* index off, or not built yet */
+	if ((rv = vacuum_begin(ix, coll_id, &ci, &count)) == VECDB_OK &&
+	    (rv = vacuum_copy_points(ix, ci, count)) == VECDB_OK) {
+		pthread_mutex_lock(&ix->lock);
+		target = ix->applied;
+		pthread_mutex_unlock(&ix->lock);
+		rv = vacuum_catch_up(ix, ci, target);
+	}
+	if (rv == VECDB_OK) {
+		atomic_store(&ix->vac_permille, 990);
+		VDB_LOG_INFO("INDX", "compacted '%s': %llu dead nodes of %llu "
+		    "dropped in %.2f s", old->name,
+		    (unsigned long long) hnsw_deleted_count(old->h),
+		    (unsigned long long) (hnsw_count(old->h) +
+			hnsw_deleted_count(old->h)), vdb_now_s() - t0);
+		vacuum_hand_over(ix, ci, old);
+	} else if (ci != NULL) {
+		hnsw_free(ci->h);
+		vdb_free(ci);
+	}
+	atomic_store(&ix->vac_base, UINT64_MAX);
+	release(ix, old);
+	return rv;
+}
+
+/* The vacuum thread: compact what is asked for or over the threshold. */
+static void *
+vacuum_main(void *arg)
+{
+	struct indexer *ix = arg;
+
+	pthread_mutex_lock(&ix->lock);
+	while (!ix->stopping) {
+		if (ix->vac_n == 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += VACUUM_POLL_MS / 1000;
+			pthread_cond_timedwait(&ix->vac_cv, &ix->lock, &ts);
+			if (ix->vac_n == 0 && !ix->stopping)
+				vacuum_pick_locked(ix);
+			continue;
+		}
+		ix->vac_coll = ix->vac_queue[0];
+		memmove(ix->vac_queue, ix->vac_queue + 1,
+		    --ix->vac_n * sizeof(uint32_t));
+		ix->vac_busy = 1;
+		atomic_store(&ix->vac_permille, 0);
+		pthread_mutex_unlock(&ix->lock);
+		if (vacuum_one(ix, ix->vac_coll) != VECDB_OK)
+			VDB_LOG_WARN("INDX", "compaction failed: %s",
+			    vecdb_errmsg());
+		pthread_mutex_lock(&ix->lock);
+		ix->vac_busy = 0;
+	}
+	pthread_mutex_unlock(&ix->lock);
+	return NULL;
 }
 
 /*
@@ -707,6 +1459,7 @@ step(struct indexer *ix)
 	uint64_t applied, before;
 	int rv, reset;
 
+	take_swap(ix);
 	pthread_mutex_lock(&ix->lock);
 	reset = ix->reset;
 	ix->reset = 0;
@@ -828,6 +1581,7 @@ open_coll(struct indexer *ix, MDB_txn *txn, const struct coll *c,
 		VDB_LOG_WARN("INDX", "checkpoint of '%s' not used (%s): "
 		    "rebuilding from the points", c->cfg.name, vecdb_strerror(rv));
 	atomic_store(&ci->applied, ci->h ? covered : 0);
+	atomic_store(&ci->ckpt_seq, ci->h ? covered : 0);
 	register_ci(ix, ci);
 	return VECDB_OK;
 }
@@ -850,6 +1604,7 @@ open_all(struct indexer *ix)
 	    VECDB_ENOTFOUND)
 		rv = VECDB_OK;
 	ix->applied = ix->target = last;
+	ix->open_seq = last;
 	if (rv == VECDB_OK && (rc = mdb_cursor_open(txn, ix->db->catalog,
 				   &cur)) != 0)
 		rv = storage_mdb_err(rc, "open cursor");
@@ -886,6 +1641,8 @@ storage_index_start(vecdb *db)
 	pthread_mutex_init(&ix->lock, NULL);
 	pthread_cond_init(&ix->work_cv, NULL);
 	pthread_cond_init(&ix->done_cv, NULL);
+	pthread_cond_init(&ix->vac_cv, NULL);
+	atomic_init(&ix->vac_base, UINT64_MAX);
 	ix->last_ckpt_ms = vdb_now_ms();
 	db->indexer = ix;
 	snprintf(dir, sizeof(dir), "%s/index", db->path);
@@ -896,13 +1653,25 @@ storage_index_start(vecdb *db)
 	    pthread_create(&ix->thread, NULL, indexer_main, ix) != 0) {
 		if (rv == VECDB_OK)
 			rv = vdb_err(VECDB_ENOMEM, "cannot start the indexer");
-		while (ix->list != NULL)
-			unregister_locked(ix, ix->list->coll_id);
-		db->indexer = NULL;
-		vdb_free(ix);
-		return rv;
+		goto fail;
+	}
+	if (pthread_create(&ix->vac_thread, NULL, vacuum_main, ix) != 0) {
+		pthread_mutex_lock(&ix->lock);
+		ix->stopping = 1;
+		pthread_cond_broadcast(&ix->work_cv);
+		pthread_mutex_unlock(&ix->lock);
+		pthread_join(ix->thread, NULL);
+		rv = vdb_err(VECDB_ENOMEM, "cannot start the vacuum");
+		goto fail;
 	}
 	return VECDB_OK;
+fail:
+	while (ix->list != NULL)
+		unregister_locked(ix, ix->list->coll_id);
+	db->indexer = NULL;
+	pthread_cond_destroy(&ix->vac_cv);
+	vdb_free(ix);
+	return rv;
 }
 
 void
@@ -915,13 +1684,17 @@ storage_index_stop(vecdb *db)
 	pthread_mutex_lock(&ix->lock);
 	ix->stopping = 1;
 	pthread_cond_broadcast(&ix->work_cv);
+	pthread_cond_broadcast(&ix->vac_cv);
+	pthread_cond_broadcast(&ix->done_cv);
 	pthread_mutex_unlock(&ix->lock);
+	pthread_join(ix->vac_thread, NULL); /* gives up a compaction */
 	pthread_join(ix->thread, NULL); /* drains, then checkpoints */
 	while (ix->list != NULL)
 		unregister_locked(ix, ix->list->coll_id);
 	pthread_mutex_destroy(&ix->lock);
 	pthread_cond_destroy(&ix->work_cv);
 	pthread_cond_destroy(&ix->done_cv);
+	pthread_cond_destroy(&ix->vac_cv);
 	vdb_free(ix);
 	db->indexer = NULL;
 }
@@ -1195,7 +1968,7 @@ storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
 	uint64_t applied;
 	uint32_t k = (uint32_t) t->k, ef;
 	size_t n = 0, dropped = 0;
-	int rv;
+	int rv, stale;
 
 	*used = 0;
 	if (p->exact || db->indexer == NULL || !big_enough(db, txn, c) ||
@@ -1224,7 +1997,17 @@ storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
 			break;
 		k += (uint32_t) (2 * dropped + 8);
 	}
+	/* The indexer skipped inserts that a snapshot newer than ours found
+	 * overwritten: ours may still hold those points, which neither the
+	 * graph nor our WAL tail has. Rare (an indexer batch must begin and
+	 * a write commit while this search runs); scan exactly then. */
+	stale = atomic_load(&ci->stale_txn) > mdb_txn_id(txn);
 	release(db->indexer, ci);
+	if (rv == VECDB_OK && stale) {
+		t->n = 0;
+		vdb_free(hits);
+		return VECDB_OK;
+	}
 	if (rv == VECDB_OK && p->filter != NULL && too_selective(&x, n, t->k)) {
 		t->n = 0;
 		vdb_free(hits);
@@ -1279,9 +2062,15 @@ storage_index_stats(vecdb *db, MDB_txn *txn, const struct coll *c,
 		goto out;
 	if (ci != NULL) {
 		st->indexed_count = hnsw_count(ci->h);
+		st->dead_count = hnsw_deleted_count(ci->h);
+		if (st->dead_count > 0)
+			st->dead_ratio = (double) st->dead_count /
+			    (double) (st->indexed_count + st->dead_count);
 		st->memory_bytes = hnsw_memory(ci->h);
 		st->pending_count = tail_count(db, txn, c->id,
 		    atomic_load(&ci->applied));
+		st->compactions = atomic_load(&ci->compactions);
+		vacuum_stats(db->indexer, c->id, st);
 	} else if (on) {
 		st->pending_count = st->vector_count; /* still building */
 	}
@@ -1406,7 +2195,21 @@ vecdb_index_rebuild(vecdb *db, const char *coll)
 int
 vecdb_compact(vecdb *db, const char *coll)
 {
-	return index_request(db, coll, 1);
+	struct coll c;
+	MDB_txn *txn;
+	int rv;
+
+	vdb_err_clear();
+	if (db->indexer == NULL)
+		return vdb_err(VECDB_ECLOSED, "database is closing");
+	if ((rv = storage_name_check(coll)) != VECDB_OK ||
+	    (rv = storage_read_begin(db, &txn)) != VECDB_OK)
+		return rv;
+	rv = storage_coll_find(db, txn, coll, &c);
+	mdb_txn_abort(txn);
+	if (rv == VECDB_OK)
+		vacuum_request(db->indexer, c.id);
+	return rv;
 }
 
 int

@@ -123,33 +123,52 @@ wal_bytes(vecdb *db, MDB_txn *txn)
 }
 
 /*
- * Drop the WAL records nobody needs: those older than the retention
- * window (the last wal_retain records) that the replicas have all
- * acknowledged (seq <= the hold). Older records a replica still lacks stay
- * while the WAL is under its byte bound; past it they go too, and that
- * replica will bootstrap. The byte count is LMDB's page count at the start
- * less an estimate per record dropped (its value, key and node header).
+ * The last WAL_KEEP_BYTES of the WAL stay even when recovery and the known
+ * replicas need none of it: a replica the primary has not heard from
+ * since it started (so not in the hold) finds the latest writes without
+ * a bootstrap, and so do tests and tools reading a plain database's WAL.
+ * Small next to the data: 1/60 of a 100k x 128 collection.
+ */
+#define WAL_KEEP_BYTES (1u << 20)
+
+/*
+ * Drop the WAL records nobody needs. Recovery needs those after the
+ * indexes' checkpoints (storage_index_wal_floor), replicas those after
+ * the oldest position they acknowledged (the hold); past both, records
+ * go while the WAL is over WAL_KEEP_BYTES. Records older than the
+ * retention window (the last wal_retain) go anyway once the replicas have
+ * them, or while the WAL is over its byte bound (that replica will
+ * bootstrap, a restart rebuilds the graph from the points). The byte
+ * count is LMDB's page count at the start less an estimate per record
+ * dropped (its value, key and node header).
  */
 static int
 wal_trim(vecdb *db, MDB_txn *txn, uint64_t last_seq)
 {
 	struct writer *wr = db->writer;
-	uint64_t bound, hold = atomic_load(&wr->wal_hold), bytes = 0, seq;
+	uint64_t bound = 0, hold = atomic_load(&wr->wal_hold), bytes, seq;
 	uint64_t max = atomic_load(&wr->wal_max_bytes);
+	uint64_t floor = storage_index_wal_floor(db);
 	MDB_cursor *cur;
 	MDB_val k, v;
 	int rc;
 
-	if (last_seq <= db->opts.wal_retain)
+	if (last_seq > db->opts.wal_retain)
+		bound = last_seq - db->opts.wal_retain;
+	if (floor > last_seq)
+		floor = last_seq;
+	if (hold < floor)
+		floor = hold; /* needed by neither recovery nor a replica */
+	if (bound == 0 && floor == 0)
 		return VECDB_OK;
-	bound = last_seq - db->opts.wal_retain;
-	if (hold < bound)
-		bytes = wal_bytes(db, txn);
+	bytes = wal_bytes(db, txn);
 	if ((rc = mdb_cursor_open(txn, db->wal, &cur)) != 0)
 		return storage_mdb_err(rc, "open WAL cursor");
-	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 &&
-	    (seq = get_be64(k.mv_data)) <= bound &&
-	    (seq <= hold || bytes > max)) {
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+		seq = get_be64(k.mv_data);
+		if (!(seq <= bound && (seq <= hold || bytes > max)) &&
+		    !(seq <= floor && bytes > WAL_KEEP_BYTES))
+			break;
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
 		bytes -= bytes < v.mv_size + 16 ? bytes : v.mv_size + 16;
@@ -420,6 +439,11 @@ storage_writer_submit(vecdb *db, struct wreq *r)
 	while (!r->done)
 		pthread_cond_wait(&wr->done_cv, &wr->lock);
 	pthread_mutex_unlock(&wr->lock);
+	if (r->rc == VECDB_OK && !r->check_only && (r->op == WREQ_INSERT ||
+		r->op == WREQ_UPSERT || r->op == WREQ_UPDATE ||
+		r->op == WREQ_DELETE))
+		storage_index_throttle(db, r->op == WREQ_DELETE ? r->deleted :
+		    r->n);
 	vdb_err_restore(r->rc, r->rc == VECDB_OK ? "" : r->msg);
 	return r->rc;
 }

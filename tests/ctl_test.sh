@@ -117,6 +117,13 @@ standalone() {
 	run 0 ctl --url "$u" collections info items
 	expect_eq "info vectors row" "$(grep '^vectors ' <<<"$out" | tr -s ' ')" "vectors 3000"
 	expect_eq "info dimension row" "$(grep '^dimension ' <<<"$out" | tr -s ' ')" "dimension 4"
+	expect_eq "info dead row" "$(grep '^dead ' <<<"$out" | tr -s ' ')" "dead 0"
+
+	run 0 ctl --url "$u" --json collections compact items
+	expect_eq "compact name" "$(jq -r .name <<<"$out")" items
+	run 0 ctl --url "$u" collections compact items
+	grep -q "^compacting 'items': " <<<"$out" || fail "compact line: $out"
+	run 1 ctl --url "$u" collections compact nope
 
 	# 1234 is [4,2,1,1234]; 1233 and 1235 are 2 away (ties by id).
 	run 0 ctl --url "$u" search items --vector 4,2,1,1234 --limit 3 --exact --json

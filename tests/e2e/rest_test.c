@@ -903,6 +903,96 @@ START_TEST(batch_upsert_and_batch_delete_count)
 }
 END_TEST
 
+/* ===== Compaction ===== */
+
+/* Collection z's stats, after the indexer caught up (at most 60 s). */
+static json_t *
+settled_stats(void)
+{
+	for (int i = 0; i < 600; i++) {
+		json_t *d = call(200, "GET", "/collections/z", NULL);
+		json_t *st = json_object_get(d, "stats");
+		const char *status = json_string_value(json_object_get(
+		    json_object_get(d, "optimizer"), "status"));
+		if (int_of(st, "pending_count") == 0 && status != NULL &&
+		    strcmp(status, "idle") == 0)
+			return d;
+		json_decref(d);
+		usleep(100000);
+	}
+	ck_abort_msg("collection z never settled");
+	return NULL;
+}
+
+/* The optimizer's compactions in a GET /collections/z answer. */
+static json_int_t
+compactions_of(const json_t *d)
+{
+	return json_integer_value(json_object_get(json_object_get(d,
+	    "optimizer"), "compactions"));
+}
+
+START_TEST(compact_drops_the_dead_share)
+{
+	json_t *d, *st, *vs;
+	json_int_t before;
+	uint64_t seed = 77;
+
+	coll_create("z", M_L2);
+	for (int b = 0; b < 3000; b += 500) {
+		vs = json_array();
+		for (int i = b; i < b + 500; i++) {
+			json_t *v = json_array();
+			for (int j = 0; j < DIM; j++) {
+				seed = seed * 6364136223846793005ULL + 1;
+				json_array_append_new(v, json_real(
+				    (double) (seed >> 40) / (1 << 24)));
+			}
+			json_array_append_new(vs, json_pack("{s:i, s:o}", "id",
+			    i, "data", v));
+		}
+		json_decref(callj(200, "POST", "/collections/z/vectors/upsert",
+		    json_pack("{s:o}", "vectors", vs)));
+	}
+	json_decref(settled_stats()); /* indexed, so deletes leave nodes */
+	vs = json_array();
+	for (int i = 0; i < 1500; i++)
+		json_array_append_new(vs, json_integer(i));
+	json_decref(callj(200, "POST", "/collections/z/vectors/batch-delete",
+	    json_pack("{s:o}", "ids", vs)));
+	d = settled_stats();
+	st = json_object_get(d, "stats");
+	before = compactions_of(d);
+	/* half the nodes are dead, unless the background vacuum (dead share
+	 * over 0.2) was quicker than us */
+	ck_assert_msg(before > 0 || json_real_value(json_object_get(st,
+	    "dead_ratio")) >= 0.4, "dead_ratio %f",
+	    json_real_value(json_object_get(st, "dead_ratio")));
+	json_decref(d);
+	d = call(200, "POST", "/collections/z/compact", NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "name")), "z");
+	ck_assert(json_is_string(json_object_get(json_object_get(d,
+	    "optimizer"), "status")));
+	json_decref(d);
+	for (int i = 0; i < 600; i++) {
+		d = settled_stats();
+		if (compactions_of(d) > before)
+			break;
+		json_decref(d);
+		d = NULL;
+		usleep(100000);
+	}
+	ck_assert_msg(d != NULL, "no compaction finished");
+	st = json_object_get(d, "stats");
+	ck_assert_int_eq(int_of(st, "dead_count"), 0);
+	ck_assert(json_real_value(json_object_get(st, "dead_ratio")) == 0);
+	ck_assert_int_eq(int_of(st, "indexed_count"), 1500);
+	ck_assert_int_eq(int_of(st, "vector_count"), 1500);
+	json_decref(d);
+	expect_err(404, "NOT_FOUND", "POST", "/collections/nope/compact", NULL);
+}
+END_TEST
+
 /* ===== Search ===== */
 
 START_TEST(search_matches_naive_for_every_metric)
@@ -2516,6 +2606,8 @@ rest_suite(void)
 	add(tc, point_writes_reject_bad_input, NULL);
 	add(tc, batch_with_one_bad_point_writes_nothing, NULL);
 	add(tc, batch_upsert_and_batch_delete_count, NULL);
+	tc = tcase(s, "compaction", up);
+	add(tc, compact_drops_the_dead_share, NULL);
 	tc = tcase(s, "search", up);
 	add(tc, search_matches_naive_for_every_metric, NULL);
 	add(tc, search_with_vector_returns_the_stored_vector, NULL);

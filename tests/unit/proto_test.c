@@ -205,7 +205,8 @@ END_TEST
 START_TEST(collection_config_round_trips)
 {
 	vecdb_collection_config c, d;
-	vecdb_collection_stats st = { 5, 4, 100, 200, 3, 2 }, st2;
+	vecdb_collection_stats st = { 5, 4, 100, 200, 3, 2, 1, 0.25,
+		VECDB_OPTIMIZER_COMPACTING, 0.5, 7 }, st2;
 	uint8_t *buf;
 	size_t len;
 
@@ -233,6 +234,11 @@ START_TEST(collection_config_round_trips)
 	ck_assert_uint_eq(st.memory_bytes, st2.memory_bytes);
 	ck_assert_uint_eq(st.indexed_count, st2.indexed_count);
 	ck_assert_uint_eq(st.pending_count, st2.pending_count);
+	ck_assert_uint_eq(st.dead_count, st2.dead_count);
+	ck_assert(st2.dead_ratio == 0.25);
+	ck_assert_int_eq(st2.optimizer, VECDB_OPTIMIZER_COMPACTING);
+	ck_assert(st2.optimizer_progress == 0.5);
+	ck_assert_uint_eq(st.compactions, st2.compactions);
 	vdb_free(buf);
 }
 END_TEST
@@ -838,7 +844,7 @@ START_TEST(snapshots_indexes_stats_health_round_trip)
 	vecdb_payload_index_info pi[2] = { { "a.b", VECDB_FIELD_FLOAT, 3 },
 		{ "geo", VECDB_FIELD_GEO, 0 } }, *pl;
 	vecdb_stats st = { 1, 2, 3, 4, 5, 6, 7.5, { 1, 2, 3, 4, 5, 6, 7, 8,
-		9, 10 } }, st2;
+		9, 10 }, 11 }, st2;
 	struct proto_health h = { "ok", VECDB_VERSION, "replica", "n1", 77, 3,
 		"tcp://127.0.0.1:7000" }, h2;
 	uint8_t *buf;
@@ -1018,7 +1024,8 @@ sample(int i, uint8_t **buf, size_t *len)
 	vecdb_discover_params dp = { 1, vecdb_id_num(5), NULL, ctx, 1, vec4,
 		0, 4, ids, 1, 4, 0, NULL, 1, 0 };
 	vecdb_collection_config cc;
-	vecdb_collection_stats cs = { 1, 4, 2, 3, 4, 5 };
+	vecdb_collection_stats cs = { 1, 4, 2, 3, 4, 5, 0, 0,
+		VECDB_OPTIMIZER_IDLE, 0, 0 };
 	vecdb_snapshot_info si = { "c_1", "c", 1, 2, 3, "abc" };
 	vecdb_records *r;
 	int rv = VECDB_EINVAL;
