@@ -773,7 +773,6 @@ batch_push(struct indexer *ix, MDB_txn *txn, struct rbatch *b,
     const MDB_val *v, const struct wal_rec *r)
 {
 	struct rcopy c = { r->seq, b->arena.len, v->mv_size, SIZE_MAX };
-	struct wal_rec copy;
 	int rv;
 
 	if (b->n == b->cap) {
@@ -786,9 +785,9 @@ batch_push(struct indexer *ix, MDB_txn *txn, struct rbatch *b,
 	}
 	if ((rv = buf_put(&b->arena, v->mv_data, v->mv_size)) != VECDB_OK)
 		return rv;
-	copy = *r;
-	copy.body = b->arena.p + c.off + (r->body - (const uint8_t *) v->mv_data);
-	c.stale = stale_flags(ix->db, txn, &copy, &b->arena);
+	/* the flags are read from the record in the txn, not from its copy:
+	 * appending them may move the arena under an iterator */
+	c.stale = stale_flags(ix->db, txn, r, &b->arena);
 	b->recs[b->n++] = c;
 	return VECDB_OK;
 }
