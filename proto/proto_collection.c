@@ -264,32 +264,32 @@ target_kind(uint32_t method)
 {
 	static const struct target_kind k[PROTO_METHOD_COUNT] = {
 		[PROTO_GET_COLLECTION] = { &vecdb__get_collection__descriptor,
-		    NULL, 0 },
+		    NULL, 0, 0 },
 		[PROTO_DELETE_COLLECTION] = {
-		    &vecdb__delete_collection__descriptor, NULL, 0 },
+		    &vecdb__delete_collection__descriptor, NULL, 0, 0 },
 		[PROTO_COMPACT_COLLECTION] = {
-		    &vecdb__compact_collection__descriptor, NULL, 0 },
+		    &vecdb__compact_collection__descriptor, NULL, 0, 0 },
 		[PROTO_SNAPSHOT_CREATE] = {
 		    &vecdb__snapshot_create__descriptor, "name",
 		    VECDB_SNAPSHOT_NAME_MAX, 1 },
 		[PROTO_SNAPSHOT_LIST] = { &vecdb__snapshot_list__descriptor,
-		    NULL, 0 },
+		    NULL, 0, 0 },
 		[PROTO_PAYLOAD_INDEX_LIST] = {
-		    &vecdb__payload_index_list__descriptor, NULL, 0 },
+		    &vecdb__payload_index_list__descriptor, NULL, 0, 0 },
 		[PROTO_SNAPSHOT_GET] = { &vecdb__snapshot_get__descriptor,
-		    "name", VECDB_SNAPSHOT_NAME_MAX },
+		    "name", VECDB_SNAPSHOT_NAME_MAX, 0 },
 		[PROTO_SNAPSHOT_DELETE] = {
 		    &vecdb__snapshot_delete__descriptor, "name",
-		    VECDB_SNAPSHOT_NAME_MAX },
+		    VECDB_SNAPSHOT_NAME_MAX, 0 },
 		[PROTO_SNAPSHOT_RESTORE] = {
 		    &vecdb__snapshot_restore__descriptor, "name",
-		    VECDB_SNAPSHOT_NAME_MAX },
+		    VECDB_SNAPSHOT_NAME_MAX, 0 },
 		[PROTO_PAYLOAD_INDEX_DELETE] = {
 		    &vecdb__payload_index_delete__descriptor, "field",
-		    VECDB_FIELD_NAME_MAX },
+		    VECDB_FIELD_NAME_MAX, 0 },
 		[PROTO_PAYLOAD_INDEX_CREATE] = {
 		    &vecdb__payload_index_create__descriptor, "field",
-		    VECDB_FIELD_NAME_MAX },
+		    VECDB_FIELD_NAME_MAX, 0 },
 	};
 
 	if (method >= PROTO_METHOD_COUNT || k[method].desc == NULL)

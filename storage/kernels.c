@@ -9,6 +9,10 @@
 
 #include "kernels.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 /* ===== Scalar kernels ===== */
 
 /* Component i of a float32 / float16 / uint8 vector as float. */
@@ -141,6 +145,21 @@ env_level(void)
 	return KERN_LEVEL_COUNT;
 }
 
+#if defined(__x86_64__)
+/*
+ * F16C from CPUID leaf 1 (ECX bit 29): clang before 16 does not know the
+ * "f16c" of __builtin_cpu_supports, and the fuzz build uses Debian 12's
+ * clang 14.
+ */
+static int
+cpu_has_f16c(void)
+{
+	unsigned int a, b, c, d;
+
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
+
 /* Probe the CPU and fill the SIMD tables (pthread_once). */
 static void
 init_tables(void)
@@ -149,7 +168,7 @@ init_tables(void)
 #if defined(__x86_64__)
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-	    __builtin_cpu_supports("f16c")) {
+	    cpu_has_f16c()) {
 		kern_fill_avx2(&simd_ops[KERN_AVX2]);
 		simd_ok[KERN_AVX2] = 1;
 		if (__builtin_cpu_supports("avx512f") &&
