@@ -1900,10 +1900,14 @@ load_vectors(struct rfile *r, hnsw_index *h, uint64_t n)
 	return VECDB_OK;
 }
 
-/* One list read into ll: count and links range-checked. */
+/*
+ * One list read into ll: count and links range-checked, and no slot named
+ * twice (hnsw_validate's rule: a duplicate link would stay in the graph).
+ * seen[x] holds the stamp of the last list that named slot x.
+ */
 static int
 load_list(struct rfile *r, const hnsw_index *h, uint32_t self,
-    uint32_t layer, uint64_t n, uint32_t *ll)
+    uint32_t layer, uint64_t n, uint32_t *ll, uint32_t *seen, uint32_t stamp)
 {
 	size_t max = layer ? h->cfg.m : h->m0;
 	int rv;
@@ -1912,34 +1916,51 @@ load_list(struct rfile *r, const hnsw_index *h, uint32_t self,
 		return rv;
 	if (ll[0] > max)
 		return VECDB_ECORRUPT;
-	for (uint32_t i = 1; i <= ll[0]; i++)
-		if (ll[i] >= n || ll[i] == self || h->levels[ll[i]] < layer)
+	for (uint32_t i = 1; i <= ll[0]; i++) {
+		if (ll[i] >= n || ll[i] == self || h->levels[ll[i]] < layer ||
+		    seen[ll[i]] == stamp)
 			return VECDB_ECORRUPT;
+		seen[ll[i]] = stamp;
+	}
 	return VECDB_OK;
+}
+
+/* The next list's stamp; seen[] starts over when the stamps wrap. */
+static uint32_t
+stamp_next(uint32_t *stamp, uint32_t *seen, uint64_t n)
+{
+	if (++*stamp == 0) {
+		memset(seen, 0, n * sizeof(*seen));
+		*stamp = 1;
+	}
+	return *stamp;
 }
 
 /* Every node's lists, allocating the upper blocks. */
 static int
 load_links(struct rfile *r, hnsw_index *h, uint64_t n)
 {
-	int rv;
+	uint32_t *seen = vdb_calloc(n ? n : 1, sizeof(*seen)), stamp = 0;
+	int rv = seen == NULL ? VECDB_ENOMEM : VECDB_OK;
 
-	for (uint32_t s = 0; s < n; s++)
-		if ((rv = load_list(r, h, s, 0, n, links(h, s, 0))) != VECDB_OK)
-			return rv;
-	for (uint32_t s = 0; s < n; s++) {
+	for (uint32_t s = 0; rv == VECDB_OK && s < n; s++)
+		rv = load_list(r, h, s, 0, n, links(h, s, 0), seen,
+		    stamp_next(&stamp, seen, n));
+	for (uint32_t s = 0; rv == VECDB_OK && s < n; s++) {
 		if (h->levels[s] == 0)
 			continue;
 		size_t words = (size_t) h->levels[s] * h->ls;
-		if ((h->upper[s] = vdb_malloc(words * 4)) == NULL)
-			return VECDB_ENOMEM;
+		if ((h->upper[s] = vdb_malloc(words * 4)) == NULL) {
+			rv = VECDB_ENOMEM;
+			break;
+		}
 		h->upper_bytes += words * 4;
-		for (uint32_t l = 1; l <= h->levels[s]; l++)
-			if ((rv = load_list(r, h, s, l, n, links(h, s, l))) !=
-			    VECDB_OK)
-				return rv;
+		for (uint32_t l = 1; rv == VECDB_OK && l <= h->levels[s]; l++)
+			rv = load_list(r, h, s, l, n, links(h, s, l), seen,
+			    stamp_next(&stamp, seen, n));
 	}
-	return VECDB_OK;
+	vdb_free(seen);
+	return rv;
 }
 
 /* The checksum, then the label hash and the published state. */
