@@ -4,20 +4,26 @@
  *
  * An input is a request line and a body, as a client would send them:
  *
- *   POST collections/places/search
+ *   POST collections/places/search?consistency=primary
  *   {"vector": [0, 0], "limit": 3}
  *
- * The line picks a route of api_routes[] the way api_http.c does (the path
- * URL-decoded by civetweb's mg_url_decode, split on '/', matched segment by
- * segment), restricted to the routes the target names; the body is read as
- * api_http.c's body_read_json reads it (the same depth limit before
- * jansson, duplicate keys refused, an empty body is {}, anything but an
- * object refused), and the handler runs on an api_req built as on_request
- * builds one. Then what a client would get back is formed: the data
- * serialised, or the error's status and message.
+ * The line picks a route of api_routes[] as api_http.c's on_begin does:
+ * the path as sent split on '/', matched segment by segment (restricted
+ * to the routes the target names), then each segment decoded once by
+ * api_httpd.c's httpd_url_decode and refused if it decodes to a NUL, a
+ * '/' or "..". The body is parsed as body_parse_json does (an empty body
+ * is {}, the same depth limit before jansson, duplicate keys refused,
+ * anything but an object refused), the read options come from the query
+ * (httpd_query_var) and the body as read_opts_parse takes them, and the
+ * handler runs on an api_req built as on_begin builds one. Then what a
+ * client would get back is formed: the data serialised, or the error's
+ * status and message.
  *
- * The body reading and the route matching are static in api_http.c, which
- * another branch is changing: they are mirrored here, a dozen lines each.
+ * That framing is static in api_http.c, which another branch is
+ * changing: it is mirrored here, a few lines a step, and is stricter in
+ * one place (a segment with a byte above 0x7f is refused outright rather
+ * than checked as UTF-8), so that the handlers never see a request the
+ * server would refuse.
  *
  * The backend is api_backend_local's over the seeded database, with the
  * calls that would change it swapped so that every input meets the same
@@ -26,7 +32,6 @@
  * collection or payload index that a request creates is dropped again
  * after the handler.
  */
-#include <civetweb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,14 +159,12 @@ undo(void)
 	created_coll[0] = created_ix_coll[0] = '\0';
 }
 
-/* atexit: stop the server and close the database, then civetweb, whose
- * mg_init_library allocation is freed only by mg_exit_library (LSan). */
+/* atexit: stop the server and close the database. */
 static void
 rest_fini(void)
 {
 	api_server_stop(srv);
 	vecdb_close(db);
-	mg_exit_library();
 }
 
 void
@@ -170,7 +173,6 @@ fz_rest_init(void)
 	struct api_server_config sc;
 
 	fz_init();
-	mg_init_library(0);
 	db = fz_db_open(fz_tmpdir("rest"));
 	fz_db_seed(db);
 	api_backend_local_init(&real, db);
@@ -193,20 +195,47 @@ fz_rest_init(void)
 
 /* ===== One request ===== */
 
-/* api_http.c's path_split: URL-decode, then split on '/'. */
+/* api_http.c's path_split: the path as sent, split on '/'. */
 static int
-path_split(struct api_req *r, const char *path, char *buf, size_t len)
+path_split(struct api_req *r, const char *path)
 {
+	size_t len = strlen(path);
 	char *save = NULL, *tok;
 
-	if (mg_url_decode(path, (int) strlen(path), buf, (int) len, 0) < 0)
+	if (len >= sizeof(r->raw))
 		return -1;
+	memcpy(r->raw, path, len + 1);
 	r->nsegs = 0;
-	for (tok = strtok_r(buf, "/", &save); tok != NULL;
+	for (tok = strtok_r(r->raw, "/", &save); tok != NULL;
 	     tok = strtok_r(NULL, "/", &save)) {
 		if (r->nsegs == API_MAX_SEGS)
 			return -1;
 		r->segs[r->nsegs++] = tok;
+	}
+	return 0;
+}
+
+/* api_http.c's path_decode, refusing any byte above 0x7f. */
+static int
+path_decode(struct api_req *r)
+{
+	size_t off = 0;
+
+	for (size_t i = 0; i < r->nsegs; i++) {
+		const char *raw = r->segs[i];
+		char *out = r->dec + off;
+		int n = httpd_url_decode(raw, strlen(raw), out,
+		    sizeof(r->dec) - off);
+
+		if (n < 0 || memchr(out, '\0', (size_t) n) != NULL ||
+		    memchr(out, '/', (size_t) n) != NULL ||
+		    strstr(out, "..") != NULL || strcmp(out, ".") == 0)
+			return -1;
+		for (int k = 0; k < n; k++)
+			if ((unsigned char) out[k] > 0x7f)
+				return -1;
+		r->segs[i] = out;
+		off += (size_t) n + 1;
 	}
 	return 0;
 }
@@ -246,22 +275,67 @@ route_find(const struct api_req *r, const char *method,
 	return NULL;
 }
 
-/* api_http.c's body_read_json, minus the socket: 0 with r->body set. */
+/* api_http.c's body_parse_json: 0 with r->body set. */
 static int
 body_parse(struct api_req *r, const char *buf, size_t len)
 {
 	json_error_t err;
 
-	if (vdb_json_depth(buf, len) > API_JSON_DEPTH_MAX)
-		return -1;
 	if (len == 0) {
 		r->body = json_object();
 		return 0;
 	}
+	if (vdb_json_depth(buf, len) > API_JSON_DEPTH_MAX)
+		return -1;
 	if ((r->body = json_loadb(buf, len, JSON_REJECT_DUPLICATES,
 		 &err)) == NULL)
 		return -1;
 	return json_is_object(r->body) ? 0 : -1;
+}
+
+/* "primary" or "any", as api_http.c's consistency_parse. */
+static int
+consistency(const char *v, int *primary)
+{
+	if (strcmp(v, "primary") != 0 && strcmp(v, "any") != 0)
+		return vdb_err(VECDB_EINVAL, "bad consistency");
+	*primary = strcmp(v, "primary") == 0;
+	return VECDB_OK;
+}
+
+/* api_http.c's read_opts_parse: the query string, then the body. */
+static int
+read_opts(const struct api_req *r, const char *qs)
+{
+	struct api_read_opts *o = api_read_opts();
+	char buf[32];
+	json_t *v;
+	int n;
+
+	api_read_opts_reset();
+	if ((n = httpd_query_var(qs, "consistency", buf, sizeof(buf))) == -2 ||
+	    (n >= 0 && consistency(buf, &o->primary) != VECDB_OK))
+		return VECDB_EINVAL;
+	if ((n = httpd_query_var(qs, "allow_partial", buf, sizeof(buf))) ==
+	    -2 || (n >= 0 && strcmp(buf, "true") != 0 &&
+	    strcmp(buf, "false") != 0))
+		return VECDB_EINVAL;
+	if (n >= 0)
+		o->allow_partial = strcmp(buf, "true") == 0;
+	if (!json_is_object(r->body))
+		return VECDB_OK;
+	if ((v = json_object_get(r->body, "consistency")) != NULL &&
+	    (!json_is_string(v) || consistency(json_string_value(v),
+	    &o->primary) != VECDB_OK))
+		return VECDB_EINVAL;
+	if ((v = json_object_get(r->body, "write_concern")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > API_WRITE_CONCERN_MAX)
+			return VECDB_EINVAL;
+		o->write_concern = (uint32_t) json_integer_value(v);
+	}
+	return api_get_bool(r->body, "allow_partial", o->allow_partial,
+	    &o->allow_partial);
 }
 
 /* What the client gets: the data as text, or the error envelope. */
@@ -290,9 +364,8 @@ fz_rest_run(const uint8_t *d, size_t n, const char *const *allowed)
 {
 	const uint8_t *nl = memchr(d, '\n', n);
 	const struct api_route *rt;
-	struct mg_request_info ri;
-	struct api_req r;
-	char line[1024], *sp, pathbuf[1024];
+	struct api_req *r;
+	char line[API_PATH_MAX], *path, *qs;
 	json_t *data = NULL;
 	size_t ll;
 	int rv;
@@ -301,31 +374,36 @@ fz_rest_run(const uint8_t *d, size_t n, const char *const *allowed)
 		return 0;
 	memcpy(line, d, ll);
 	line[ll] = '\0';
-	if (strlen(line) != ll || (sp = strchr(line, ' ')) == NULL)
+	if (strlen(line) != ll || (path = strchr(line, ' ')) == NULL)
 		return 0;
-	*sp++ = '\0';
-	memset(&r, 0, sizeof(r));
-	memset(&ri, 0, sizeof(ri));
-	ri.request_method = line;
-	ri.local_uri = sp;
-	r.ri = &ri;
-	r.b = &fake;
-	r.srv = srv;
-	r.route = api_n_routes;
-	if (path_split(&r, sp, pathbuf, sizeof(pathbuf)) != 0 ||
-	    (rt = route_find(&r, line, allowed)) == NULL)
-		return 0;
-	r.route = (size_t) (rt - api_routes);
+	*path++ = '\0';
+	if ((qs = strchr(path, '?')) != NULL)
+		*qs++ = '\0';
+	/* api_req is large (two path buffers): on the heap, as httpd's
+	 * per-request storage is */
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		abort();
+	r->b = &fake;
+	r->srv = srv;
+	r->route = api_n_routes;
+	if (path_split(r, path) != 0 ||
+	    (rt = route_find(r, line, allowed)) == NULL ||
+	    path_decode(r) != 0)
+		goto out;
+	r->route = (size_t) (rt - api_routes);
 	if (rt->body == API_BODY_JSON &&
-	    body_parse(&r, (const char *) nl + 1, n - ll - 1) != 0) {
-		json_decref(r.body);
-		return 0;
-	}
-	api_read_opts_reset();
+	    body_parse(r, (const char *) nl + 1, n - ll - 1) != 0)
+		goto out;
 	vdb_err_clear();
-	rv = rt->fn(&r, &data);
+	if ((rv = read_opts(r, qs)) == VECDB_OK) {
+		if (rt->writes)
+			api_read_opts()->primary = 1;
+		rv = rt->fn(r, &data);
+	}
 	respond(rv, data);
-	json_decref(r.body);
 	undo();
+out:
+	json_decref(r->body);
+	free(r);
 	return 0;
 }

@@ -84,6 +84,9 @@ static const char *const rest[][3] = {
 	  "\"data\": [6, 8], \"metadata\": {\"kind\": \"cafe\", \"rating\": "
 	  "2}}, {\"id\": 4, \"data\": [0, 1], \"metadata\": {\"kind\": "
 	  "\"shop\", \"rating\": 3}}]}" },
+	{ "rest_points", "batch-wc", "POST collections/places/vectors/batch\n"
+	  "{\"write_concern\": 2, \"vectors\": [{\"id\": 7, \"data\": "
+	  "[1, 1]}]}" },
 	{ "rest_points", "batch", "POST collections/places/vectors/batch\n"
 	  "{\"vectors\": [{\"id\": 5, \"data\": [1, 1]}, {\"id\": 6, \"data\": "
 	  "[2, 2], \"metadata\": {\"kind\": \"bar\"}}]}" },
@@ -95,12 +98,17 @@ static const char *const rest[][3] = {
 	{ "rest_points", "put-data", "PUT collections/docs/vectors/"
 	  "0b6a2e1e-3c8e-4f0a-9d4b-9f1f7f1c2a11\n{\"data\": [1, 2, 3]}" },
 	{ "rest_points", "get", "GET collections/places/vectors/2\n" },
+	{ "rest_points", "get-escaped", "GET collections/pl%61ces/vectors/"
+	  "%32?consistency=any\n" },
 	{ "rest_points", "delete", "DELETE collections/places/vectors/6\n" },
 	{ "rest_points", "batch-delete",
 	  "POST collections/places/vectors/batch-delete\n"
 	  "{\"ids\": [4, 99, \"f0e1d2c3-b4a5-4697-8879-6a5b4c3d2e1f\"]}" },
 	{ "rest_query", "search", "POST collections/places/search\n"
 	  "{\"vector\": [0, 0], \"limit\": 3}" },
+	{ "rest_query", "search-opts", "POST collections/places/search"
+	  "?consistency=primary&allow_partial=true\n{\"vector\": [1, 2], "
+	  "\"write_concern\": 1, \"consistency\": \"any\"}" },
 	{ "rest_query", "search-filter", "POST collections/places/search\n"
 	  "{\"vector\": [0, 0], \"limit\": 3, \"filter\": {\"must\": "
 	  "[{\"key\": \"kind\", \"match\": {\"value\": \"cafe\"}}], "
