@@ -62,7 +62,7 @@ storage_wal_next(struct wal_iter *it, struct wal_entry *e)
 
 	if (it->i == it->n)
 		return it->p == it->end ? 0 :
-		    vdb_err(VECDB_ECORRUPT, "WAL record has trailing bytes");
+		    -vdb_err(VECDB_ECORRUPT, "WAL record has trailing bytes");
 	it->i++;
 	memset(e, 0, sizeof(*e));
 	if ((p = take(it, 1)) == NULL || (e->klen = p[0]) > STORAGE_KEY_MAX ||

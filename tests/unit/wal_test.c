@@ -121,6 +121,33 @@ START_TEST(truncated_records_are_refused)
 }
 END_TEST
 
+/*
+ * Bytes after the last entry are an error, negative like every other:
+ * returned positive, the indexer's and search's `> 0` loops spun forever
+ * on the last entry (fuzz_wal, corpus wal/regress-trailing-bytes).
+ */
+START_TEST(trailing_bytes_are_refused)
+{
+	static uint8_t buf[4096];
+	float v[2] = { 1, 2 };
+	vecdb_point p = { vecdb_id_num(1), v, 2, NULL };
+	struct wal_rec r;
+	struct wal_iter it;
+	struct wal_entry e;
+
+	tu_create(tu_db, "w", 2, VECDB_EUCLIDEAN);
+	ck_assert_int_eq(vecdb_insert(tu_db, "w", &p, 1), VECDB_OK);
+	r = last_record(buf, sizeof(buf));
+	buf[r.len] = 0x7b;
+	r.len++;
+	ck_assert_int_eq(storage_wal_iter_init(&it, &r), VECDB_OK);
+	ck_assert_int_eq(storage_wal_next(&it, &e), 1);
+	ck_assert_int_lt(storage_wal_next(&it, &e), 0);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "trailing"));
+	ck_assert_int_lt(storage_wal_next(&it, &e), 0);
+}
+END_TEST
+
 static Suite *
 wal_suite(void)
 {
@@ -130,6 +157,7 @@ wal_suite(void)
 	tu_add_db_fixture(tc);
 	tcase_add_test(tc, point_records_carry_keys_offsets_vectors_and_payloads);
 	tcase_add_test(tc, truncated_records_are_refused);
+	tcase_add_test(tc, trailing_bytes_are_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
