@@ -4,12 +4,16 @@
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_TIME  ?= 60
+FUZZ_JOBS  ?= 1
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DATA       ?= ./data
 HOST       ?= 127.0.0.1
 PORT       ?= 8080
 
-.PHONY: all deps build run test test-asan test-tsan bench bench-quick clean
+.PHONY: all deps build run test test-asan test-tsan fuzz test-fuzz bench \
+	bench-quick clean
 
 all: build
 
@@ -48,6 +52,22 @@ test-tsan: deps
 	cd $(BUILD_TSAN) && TSAN_OPTIONS=halt_on_error=1 \
 		ctest --output-on-failure -L tsan
 
+# The fuzz targets of fuzz/ (clang, libFuzzer, ASan + UBSan) in a build
+# tree of their own: each runs FUZZ_TIME seconds from a copy of its
+# committed corpus, FUZZ_JOBS at a time; what they find is kept in
+# $(BUILD_FUZZ)/fuzz-artifacts/. docs/FUZZING.md.
+fuzz: deps
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang \
+		-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+		-DCMAKE_C_FLAGS_DEBUG="-g -O1" -DVDB_FUZZ=ON
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	cd $(BUILD_FUZZ) && FUZZ_TIME=$(FUZZ_TIME) ctest --output-on-failure \
+		-L fuzz -j $(FUZZ_JOBS) --timeout $$(( $(FUZZ_TIME) + 300 ))
+
+# CI's share: every target for 30 s, two at a time.
+test-fuzz:
+	$(MAKE) fuzz FUZZ_TIME=30 FUZZ_JOBS=2
+
 # fashion-mnist-784 against hnswlib on one pinned core; the table goes to
 # bench/results/ with the CPU model and the date.
 DATASET = data/datasets/fashion-mnist-784-euclidean
@@ -68,4 +88,4 @@ bench-quick: build
 	$(BUILD)/bin/vecdb-bench rest --n 20000 --dim 128 --conns 2 --seconds 5
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)

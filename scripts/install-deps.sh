@@ -3,7 +3,8 @@
 # and only those that are missing. Safe to run again and again: it does
 # nothing (not even `apt-get update`) when everything is already there.
 #
-#   install-deps.sh             build, tests and tools (a developer, CI)
+#   install-deps.sh             build, tests, fuzzing and tools (a developer,
+#                               CI)
 #   install-deps.sh --build     only what building needs (deploy/Dockerfile)
 #   install-deps.sh --runtime   only the shared libraries and tools the
 #                               installed binaries use (the image's last stage)
@@ -41,6 +42,14 @@ tools=(
 	jq                   # tests/deploy and the vecdbctl test read JSON
 	python3              # tests pick free ports with it
 )
+# What `make fuzz` adds (fuzz/, docs/FUZZING.md): clang with its libFuzzer
+# and sanitizer runtimes (clang-14 only recommends the runtimes, and we
+# install without recommends), and libxxhash for the XXH64 trailers the
+# checkpoint target sets.
+fuzz=(
+	clang libclang-rt-14-dev
+	libxxhash-dev
+)
 # node and npm validate deploy/k8s (tests/deploy), kubectl renders it
 # (`kubectl kustomize`). A node or kubectl already on the PATH (another
 # packaging, a newer version) is kept: Debian's would conflict with it.
@@ -50,7 +59,7 @@ command -v kubectl >/dev/null 2>&1 || tools+=(kubernetes-client)
 case "${1:-}" in
 --build) packages=("${build[@]}") ;;
 --runtime) packages=("${runtime[@]}") ;;
-"") packages=("${build[@]}" "${tools[@]}") ;;
+"") packages=("${build[@]}" "${tools[@]}" "${fuzz[@]}") ;;
 *) echo "usage: install-deps.sh [--build|--runtime]" >&2; exit 2 ;;
 esac
 
