@@ -4,8 +4,8 @@
  * snapshot_restore_file, i.e. vecdb_snapshot_restore_file, which checks
  * the SHA-256 trailer (snap_verify) and then parses the header, the
  * collection record and every point (storage_snapshot.c) in the writer.
- * A restore that succeeds is read back (scroll with vectors and payloads)
- * once the indexer has built its graph.
+ * A restore that succeeds is read back once the indexer has built its
+ * graph: a scroll with vectors and payloads, and a search.
  *
  * A mutated file would almost never get past the checksum, so when the
  * input ends in a trailer ("VDBSNEND" + 32 bytes) its checksum is set to
@@ -57,11 +57,38 @@ checksum_fix(const uint8_t *d, size_t n)
 	return f;
 }
 
+/* Read the restored collection back: every point, and a search. */
+static void
+read_back(void)
+{
+	vecdb_collection_config c;
+	vecdb_collection_stats st;
+	vecdb_search_params p;
+	vecdb_records *res;
+	float *q;
+
+	if (b.scroll(b.ctx, "restored", &(vecdb_id) { VECDB_ID_NONE, 0,
+		{ 0 } }, 100, NULL, 1, 1, &res) == VECDB_OK)
+		vecdb_records_free(res);
+	if (b.collection_get(b.ctx, "restored", &c, &st) != VECDB_OK ||
+	    (q = malloc(c.dimension * sizeof(float))) == NULL)
+		return;
+	for (uint32_t i = 0; i < c.dimension; i++)
+		q[i] = 1;
+	memset(&p, 0, sizeof(p));
+	p.vector = q;
+	p.dim = c.dimension;
+	p.limit = 5;
+	p.with_payload = 1;
+	if (vecdb_search(db, "restored", &p, &res) == VECDB_OK)
+		vecdb_records_free(res);
+	free(q);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
 	uint8_t *f = checksum_fix(d, n);
-	vecdb_records *res;
 
 	fz_file_write(path, f, n);
 	free(f);
@@ -69,8 +96,6 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		return 0;
 	if (vecdb_index_sync(db, 60000) != VECDB_OK)
 		abort();
-	if (b.scroll(b.ctx, "restored", &(vecdb_id) { VECDB_ID_NONE, 0,
-		{ 0 } }, 100, NULL, 1, 1, &res) == VECDB_OK)
-		vecdb_records_free(res);
+	read_back();
 	return 0;
 }

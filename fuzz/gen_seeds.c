@@ -174,6 +174,9 @@ static const char *const rest[][3] = {
 	  "{\"field_name\": \"diet[].food\", \"field_schema\": \"geo\"}" },
 	{ "rest_config", "promote", "POST cluster/promote\n"
 	  "{\"node\": \"node-2\"}" },
+	{ "rest_config", "snapshot-get", "GET collections/places/snapshots/"
+	  "places_1700000000\n" },
+	{ "rest_config", "snapshot-list", "GET collections/docs/snapshots\n" },
 };
 
 static const char *const filters[][2] = {
