@@ -129,6 +129,7 @@ f_refuse(void)
 	return vdb_err(VECDB_EINVAL, "not in the fuzz harness");
 }
 
+/* collection_delete: refused (no JSON route deletes). */
 static int
 f_coll_delete(void *ctx, const char *name)
 {
@@ -137,6 +138,7 @@ f_coll_delete(void *ctx, const char *name)
 	return f_refuse();
 }
 
+/* payload_index_delete: refused (DELETE .../index/:field is not fuzzed). */
 static int
 f_pindex_delete(void *ctx, const char *coll, const char *field)
 {
