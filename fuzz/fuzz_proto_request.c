@@ -9,6 +9,8 @@
 #include "proto.h"
 #include "vdb.h"
 
+static volatile uint8_t sink;   /* what reading borrowed data yields */
+
 /* Decode q's body as its method's argument message, then free it. */
 static void
 body_decode(const struct proto_request *q)
@@ -23,7 +25,7 @@ body_decode(const struct proto_request *q)
 		break;
 	}
 	case PROTO_GET_COLLECTION: case PROTO_DELETE_COLLECTION:
-	case PROTO_SNAPSHOT_CREATE: case PROTO_SNAPSHOT_LIST:
+	case PROTO_COMPACT_COLLECTION: case PROTO_SNAPSHOT_CREATE: case PROTO_SNAPSHOT_LIST:
 	case PROTO_SNAPSHOT_GET: case PROTO_SNAPSHOT_DELETE:
 	case PROTO_SNAPSHOT_RESTORE: case PROTO_PAYLOAD_INDEX_CREATE:
 	case PROTO_PAYLOAD_INDEX_DELETE: case PROTO_PAYLOAD_INDEX_LIST: {
@@ -103,6 +105,23 @@ body_decode(const struct proto_request *q)
 		char url[PROTO_URL_MAX + 1];
 		uint64_t t;
 		(void) proto_follow_decode(b, n, url, &t);
+		break;
+	}
+	case PROTO_SNAPSHOT_READ: {
+		struct proto_snapshot_read rq;
+		(void) proto_snapshot_read_decode(b, n, &rq);
+		break;
+	}
+	case PROTO_SNAPSHOT_UPLOAD: {
+		struct proto_snapshot_upload up;
+		void *keep;
+		if (proto_snapshot_upload_decode(b, n, &up, &keep) ==
+		    VECDB_OK) {
+			/* the data is borrowed from keep: read it all */
+			for (size_t i = 0; i < up.n; i++)
+				sink ^= up.data[i];
+			proto_unpacked_drop(keep);
+		}
 		break;
 	}
 	default: /* LIST_COLLECTIONS, STATS, HEALTH: no argument */

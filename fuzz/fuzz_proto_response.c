@@ -111,13 +111,22 @@ result_decode(uint32_t method, const uint8_t *b, size_t n)
 			vdb_free(data);
 		break;
 	}
+	case PROTO_SNAPSHOT_READ: {
+		uint8_t *data;
+		uint64_t size;
+		size_t k;
+		if (proto_snapshot_data_decode(b, n, &data, &k, &size) ==
+		    VECDB_OK)
+			vdb_free(data);
+		break;
+	}
 	case PROTO_PROMOTE: {
 		uint64_t term, seq;
 		(void) proto_promote_result_decode(b, n, &term, &seq);
 		break;
 	}
-	default: /* DELETE_COLLECTION, restores, index create/delete,
-		    FOLLOW: an empty result */
+	default: /* DELETE_COLLECTION, COMPACT_COLLECTION, restores,
+		    uploads, index create/delete, FOLLOW: an empty result */
 		break;
 	}
 }
