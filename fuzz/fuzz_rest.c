@@ -12,12 +12,12 @@
  * to the routes the target names), then each segment decoded once by
  * api_httpd.c's httpd_url_decode and refused if it decodes to a NUL, a
  * '/' or "..". The body is parsed as body_parse_json does (an empty body
- * is {}, the same depth limit before jansson, duplicate keys refused,
- * anything but an object refused), the read options come from the query
+ * is {}, the same depth limit, then api_json_loadb with duplicate keys
+ * refused, anything but an object refused), the read options come from the query
  * (httpd_query_var) and the body as read_opts_parse takes them, and the
  * handler runs on an api_req built as on_begin builds one. Then what a
- * client would get back is formed: the data serialised, or the error's
- * status and message.
+ * client would get back is formed: the data printed by api_json_dumps, or
+ * the error's status and message.
  *
  * That framing is static in api_http.c, which another branch is
  * changing: it is mirrored here, a few lines a step, and is stricter in
@@ -39,18 +39,6 @@
 #include "api_impl.h"
 #include "fuzz.h"
 #include "fuzz_rest.h"
-
-/*
- * XXX: branch fix-parse (4ece357) adds api_json_loadb and api_json_dumps
- * (api_json_text.c: integers above INT64_MAX), which api_http.c is to read
- * every body and write every response with. Declared weak, so that this
- * harness parses with them as soon as they are linked in, and with
- * jansson's json_loadb and json_dumps until then; drop the fallback once
- * they are on main.
- */
-json_t *api_json_loadb(const char *buf, size_t len, size_t flags,
-    json_error_t *err) __attribute__((weak));
-char *api_json_dumps(const json_t *j, size_t flags) __attribute__((weak));
 
 static vecdb *db;
 static struct api_backend real, fake;
@@ -301,10 +289,8 @@ body_parse(struct api_req *r, const char *buf, size_t len)
 	}
 	if (vdb_json_depth(buf, len) > API_JSON_DEPTH_MAX)
 		return -1;
-	r->body = api_json_loadb != NULL ?
-	    api_json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err) :
-	    json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
-	if (r->body == NULL)
+	if ((r->body = api_json_loadb(buf, len, JSON_REJECT_DUPLICATES,
+		 &err)) == NULL)
 		return -1;
 	return json_is_object(r->body) ? 0 : -1;
 }
@@ -370,8 +356,7 @@ respond(int rv, json_t *data)
 		data = json_pack("{s:b, s:{s:s, s:s}}", "success", 0, "error",
 		    "code", code, "message", msg);
 	}
-	s = api_json_dumps != NULL ? api_json_dumps(data, JSON_COMPACT) :
-	    json_dumps(data, JSON_COMPACT);
+	s = api_json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(9));
 	free(s);
 	json_decref(data);
 }

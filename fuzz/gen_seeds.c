@@ -203,6 +203,19 @@ static const char *const filters[][2] = {
 	  "3}}]}\0{\"x\": [{\"y\": 3.0}, {\"y\": [3]}, 3]}" },
 };
 
+static const char *const json_texts[][2] = {
+	{ "ids", "{\"ids\": [18446744073709551615, 9223372036854775808, "
+	  "9223372036854775807, 0, \"5c56c793-69f3-4fbf-87e6-c4bf54c28c26\"]}" },
+	{ "body", "{\"id\": 18446744073709551615, \"data\": [0.5, -1e-3, "
+	  "3], \"metadata\": {\"s\": \"\\\"18446744073709551615\\\"\", "
+	  "\"n\": -9223372036854775808}}" },
+	{ "too-big", "[18446744073709551616, 1]" },
+	{ "nul", "{\"k\": \"a\\u0000b\", \"id\": 18446744073709551615}" },
+	{ "error", "{\"a\": 18446744073709551615, \"b\": 18446744073709551614"
+	  ",\n \"c\": }" },
+	{ "scalar", "12345678901234567890" },
+};
+
 static const char *const yamls[][2] = {
 	{ "docs", "data_dir: ./data\nport: 8080\napi_key: change-me\n"
 	  "collections:\n  - name: articles\n    dimension: 384\n"
@@ -238,6 +251,8 @@ seeds_text(void)
 			n += 1 + strlen(filters[i][1] + n + 1);
 		seed("filter", filters[i][0], filters[i][1], n);
 	}
+	for (size_t i = 0; i < sizeof(json_texts) / sizeof(json_texts[0]); i++)
+		seed_text("json_text", json_texts[i][0], json_texts[i][1]);
 	for (size_t i = 0; i < sizeof(yamls) / sizeof(yamls[0]); i++) {
 		snprintf(name, sizeof(name), "%s.yaml", yamls[i][0]);
 		seed_text("yaml", name, yamls[i][1]);
@@ -306,6 +321,9 @@ seeds_requests_admin(void)
 	ok(proto_target_encode(PROTO_GET_COLLECTION, "places", NULL, 0, &b,
 	    &n), "get coll");
 	seed_request("get-collection", PROTO_GET_COLLECTION, b, n);
+	ok(proto_target_encode(PROTO_COMPACT_COLLECTION, "places", NULL, 0,
+	    &b, &n), "compact");
+	seed_request("compact", PROTO_COMPACT_COLLECTION, b, n);
 	ok(proto_target_encode(PROTO_SNAPSHOT_RESTORE, "places", "snap_1", 0,
 	    &b, &n), "restore");
 	seed_request("snapshot-restore", PROTO_SNAPSHOT_RESTORE, b, n);
@@ -400,6 +418,24 @@ seeds_requests_repl(void)
 	seed_request("follow", PROTO_FOLLOW, b, n);
 }
 
+/* Requests that move snapshot files in pieces (router <-> nodes). */
+static void
+seeds_requests_snapfile(void)
+{
+	static const uint8_t piece[] = "VDBSNAP1 the first piece of a file";
+	struct proto_snapshot_read rq = { "places", "places_1700000000",
+		4096, 65536 };
+	struct proto_snapshot_upload up = { "places", 0x1234567890abcdefULL,
+		0, piece, sizeof(piece) - 1, 1 };
+	uint8_t *b;
+	size_t n;
+
+	ok(proto_snapshot_read_encode(&rq, &b, &n), "snapshot read");
+	seed_request("snapshot-read", PROTO_SNAPSHOT_READ, b, n);
+	ok(proto_snapshot_upload_encode(&up, &b, &n), "snapshot upload");
+	seed_request("snapshot-upload", PROTO_SNAPSHOT_UPLOAD, b, n);
+}
+
 /* Responses carrying records (get, search, scroll). */
 static void
 seeds_responses_records(void)
@@ -430,12 +466,17 @@ seeds_responses_admin(void)
 {
 	static char *const names[] = { "docs", "places" };
 	vecdb_collection_config c;
-	vecdb_collection_stats st = { 4, 2, 8192, 1024, 3, 1 };
+	vecdb_collection_stats st = { .vector_count = 4, .dimension = 2,
+		.disk_bytes = 8192, .memory_bytes = 1024, .indexed_count = 3,
+		.pending_count = 1, .dead_count = 1, .dead_ratio = 0.25 };
 	vecdb_snapshot_info si = { "places_1", "places", 1700000000, 4242,
 		4, "ab" };
 	vecdb_payload_index_info pi[2] = { { "kind", VECDB_FIELD_KEYWORD, 4 },
 		{ "loc", VECDB_FIELD_GEO, 2 } };
-	vecdb_stats s = { 2, 7, 1 << 20, 1 << 16, 42, 1, 0.5, { 1 } };
+	vecdb_stats s = { .collections = 2, .vectors = 7,
+		.disk_bytes = 1 << 20, .memory_bytes = 1 << 16, .last_seq = 42,
+		.index_builds = 1, .index_build_seconds = 0.5,
+		.index_build_buckets = { 1 }, .wal_records = 42 };
 	struct proto_health h = { "ok", "0.1.0", "replica", "node-2", 42, 3,
 		"tcp://127.0.0.1:7000" };
 	vecdb_point p = { vecdb_id_num(5), NULL, 0, NULL };
@@ -482,6 +523,9 @@ seeds_responses_repl(const uint8_t *blob, size_t blob_len)
 	seed_response("bootstrap-info", PROTO_BOOTSTRAP_BEGIN, b, n);
 	ok(proto_bootstrap_data_encode(chunk, sizeof(chunk), &b, &n), "data");
 	seed_response("bootstrap-data", PROTO_BOOTSTRAP_CHUNK, b, n);
+	ok(proto_snapshot_data_encode(chunk, sizeof(chunk), 1 << 20, &b, &n),
+	    "snapshot data");
+	seed_response("snapshot-data", PROTO_SNAPSHOT_READ, b, n);
 	ok(proto_promote_result_encode(4, 44, &b, &n), "promote result");
 	seed_response("promote", PROTO_PROMOTE, b, n);
 	ok(proto_response_encode(PROTO_NOT_FOUND, "collection 'x' not found",
@@ -633,6 +677,7 @@ main(int argc, char **argv)
 	seeds_requests_admin();
 	seeds_requests_query();
 	seeds_requests_repl();
+	seeds_requests_snapfile();
 	seeds_responses_records();
 	seeds_responses_admin();
 	seeds_wal(&blob, &len);
