@@ -1,0 +1,90 @@
+/*
+ * fuzz_json_text.c: api_json_text.c, the pre-pass every REST body goes
+ * through (api_json_loadb: integers above INT64_MAX marked, then jansson)
+ * and the printer of every response (api_json_dumps: marks back to bare
+ * numbers); vecdbctl reads the server's answers with them too.
+ *
+ * Beyond not crashing: what loads prints, prints what loads again, and
+ * prints the same the second time (a response a client cannot read back
+ * is a bug); the helpers that read marked numbers (api_json_get_u64,
+ * api_json_is_big, api_json_check_int64) walk the result; and an error's
+ * position stays inside the text the client sent.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_json_text.h"
+#include "fuzz.h"
+
+/* api_http.c reads bodies and prints responses with these (and any
+ * value, not only objects, as vecdbctl reads answers) */
+#define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
+#define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9))
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void) argc;
+	(void) argv;
+	fz_init();
+	return 0;
+}
+
+/* Read every value as the API's field readers would. */
+static void
+walk(const json_t *j, int depth)
+{
+	const char *key;
+	uint64_t u;
+	json_t *v;
+	size_t i;
+
+	(void) api_json_get_u64(j, &u);
+	(void) api_json_is_big(j);
+	if (depth > 8)
+		return;
+	if (json_is_array(j))
+		json_array_foreach(j, i, v)
+			walk(v, depth + 1);
+	if (json_is_object(j))
+		json_object_foreach((json_t *) j, key, v)
+			walk(v, depth + 1);
+}
+
+/* Fail loudly: a property of the round trip does not hold. */
+static void
+broken(const char *what, const char *text)
+{
+	fprintf(stderr, "fuzz_json_text: %s\n  text: %s\n", what, text);
+	abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
+{
+	json_error_t err;
+	json_t *j, *j2;
+	char *s, *s2;
+
+	if ((j = api_json_loadb((const char *) d, n, LOAD_FLAGS, &err)) ==
+	    NULL) {
+		if (err.position < -1 || err.position > (int) n)
+			broken("an error position outside the text", err.text);
+		return 0;
+	}
+	walk(j, 0);
+	(void) api_json_check_int64(j, "fuzz");
+	if ((s = api_json_dumps(j, DUMP_FLAGS)) == NULL)
+		broken("a loaded value does not print", "");
+	if ((j2 = api_json_loadb(s, strlen(s), LOAD_FLAGS, &err)) == NULL)
+		broken("a printed value does not load", s);
+	if ((s2 = api_json_dumps(j2, DUMP_FLAGS)) == NULL ||
+	    strcmp(s, s2) != 0)
+		broken("a value prints differently once reloaded", s);
+	free(s2);
+	free(s);
+	json_decref(j2);
+	json_decref(j);
+	return 0;
+}
