@@ -134,24 +134,31 @@ is_marked(const char *s, size_t n)
 
 /*
  * Where jansson's error in a marked text of len bytes is in the text the
- * client sent: take out what the markers before it added.
+ * client sent: take out what the markers before it added. An error
+ * inside a marked string (jansson places "end of file expected" on the
+ * last byte of the token after a raw NUL: "0\0" then a big number) is
+ * placed on the number as if jansson had read it: its closing quote on the
+ * last digit, the marker on the first.
  */
 static void
 error_unmark(const char *s, size_t len, json_error_t *err)
 {
-	size_t shift = 0, line_shift = 0, i = 0, n;
+	size_t shift = 0, line_shift = 0, i = 0, n, k;
+	size_t pos = err->position >= 0 ? (size_t) err->position : 0;
 	int nul = 0;
 
-	while (err->position >= 0 && i < (size_t) err->position && i < len) {
+	while (i < pos && i < len) {
 		n = 1;
 		if (s[i] == '\n') {
 			line_shift = 0;
 		} else if (s[i] == '"') {
 			n = string_skip(s, len, i + 1, &nul) - i;
-			if (i + n <= (size_t) err->position &&
-			    is_marked(s + i, n)) {
-				shift += U64_EXTRA;
-				line_shift += U64_EXTRA;
+			if (is_marked(s + i, n)) {
+				k = i + n - 1 <= pos ? U64_EXTRA :
+				    pos - i < 1 + U64_MARK_LEN ? pos - i :
+				    1 + U64_MARK_LEN;
+				shift += k;
+				line_shift += k;
 			}
 		}
 		i += n;

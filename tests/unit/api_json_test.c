@@ -137,6 +137,27 @@ START_TEST(errors_are_placed_in_the_text_sent)
 }
 END_TEST
 
+/*
+ * After a raw NUL jansson places "end of file expected" on the last byte
+ * of the next token: with a big number, the closing quote its marker
+ * added, past the end of what the client sent (fuzz_json_text found it).
+ */
+START_TEST(errors_inside_a_marked_number_stay_in_the_text)
+{
+	static const char big[] = "0\0" "18446744073709551615\x05";
+	static const char same[] = "0\0" "1.000000000000000000\x05";
+	json_error_t e1, e2;
+
+	ck_assert_ptr_null(api_json_loadb(big, sizeof(big) - 1,
+	    JSON_DECODE_ANY, &e1));
+	ck_assert_ptr_null(json_loadb(same, sizeof(same) - 1, JSON_DECODE_ANY,
+	    &e2));
+	ck_assert_int_le(e1.position, (int) sizeof(big) - 1);
+	ck_assert_int_eq(e1.position, e2.position);
+	ck_assert_int_eq(e1.column, e2.column);
+}
+END_TEST
+
 START_TEST(random_numbers_round_trip)
 {
 	uint64_t seed = 0xb16b00b5ULL;
@@ -208,6 +229,7 @@ api_json_suite(void)
 	tcase_add_test(tc, strings_and_keys_are_left_alone);
 	tcase_add_test(tc, what_jansson_refuses_stays_refused);
 	tcase_add_test(tc, errors_are_placed_in_the_text_sent);
+	tcase_add_test(tc, errors_inside_a_marked_number_stay_in_the_text);
 	tcase_add_test(tc, random_numbers_round_trip);
 	tcase_add_test(tc, signed_places_refuse_big_integers);
 	suite_add_tcase(s, tc);
