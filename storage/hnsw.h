@@ -33,6 +33,7 @@
 
 #define HNSW_FORMAT_VERSION 1 /* of the file hnsw_save writes */
 #define HNSW_READ_SLOTS 64    /* concurrent searches; more wait */
+#define HNSW_WRITE_SLOTS 64   /* concurrent inserts; more wait */
 
 typedef struct hnsw_index hnsw_index;
 
