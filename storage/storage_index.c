@@ -87,13 +87,21 @@ struct indexer {
 	int swap_taken;               /* the indexer took swap */
 	uint64_t target;              /* last committed seq we know of */
 	uint64_t applied;             /* every record <= this is applied */
-	int stopping;
+	int stopping;                 /* set under lock, atomically: the
+					 vacuum reads it without (closing) */
 	int reset;                    /* storage_index_reset was called */
 	uint64_t last_ckpt_ms;
 	uint64_t builds;              /* graph (re)builds, for the stats */
 	double build_s;
 	uint64_t build_buckets[VECDB_BUILD_BUCKETS];
 };
+
+/* Is the indexer stopping? For readers without the lock. */
+static int
+closing(struct indexer *ix)
+{
+	return __atomic_load_n(&ix->stopping, __ATOMIC_RELAXED);
+}
 
 /* ===== Registry ===== */
 
@@ -1393,7 +1401,7 @@ vacuum_copy_points(struct indexer *ix, struct cindex *ci, uint64_t count)
 	    sizeof(float));
 	if (ch.offs == NULL || ch.vecs == NULL)
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
-	while (rv == VECDB_OK && !done && !ix->stopping) {
+	while (rv == VECDB_OK && !done && !closing(ix)) {
 		if ((rv = vacuum_read_chunk(ix, ci, &ch, &done)) != VECDB_OK)
 			break;
 		for (size_t i = 0; i < ch.n && rv == VECDB_OK; i++) {
@@ -1409,7 +1417,7 @@ vacuum_copy_points(struct indexer *ix, struct cindex *ci, uint64_t count)
 	}
 	vdb_free(ch.offs);
 	vdb_free(ch.vecs);
-	if (rv == VECDB_OK && ix->stopping)
+	if (rv == VECDB_OK && closing(ix))
 		rv = vdb_err(VECDB_ECLOSED, "database is closing");
 	return rv;
 }
@@ -2004,7 +2012,7 @@ storage_index_start(vecdb *db)
 	}
 	if (pthread_create(&ix->vac_thread, NULL, vacuum_main, ix) != 0) {
 		pthread_mutex_lock(&ix->lock);
-		ix->stopping = 1;
+		__atomic_store_n(&ix->stopping, 1, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&ix->work_cv);
 		pthread_mutex_unlock(&ix->lock);
 		pthread_join(ix->thread, NULL);
@@ -2030,7 +2038,7 @@ storage_index_stop(vecdb *db)
 	if (ix == NULL)
 		return;
 	pthread_mutex_lock(&ix->lock);
-	ix->stopping = 1;
+	__atomic_store_n(&ix->stopping, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&ix->work_cv);
 	pthread_cond_broadcast(&ix->vac_cv);
 	pthread_cond_broadcast(&ix->done_cv);
