@@ -91,9 +91,9 @@ struct rslot {
  * LW_WRITING only while it copies the new list in; readers copy a list
  * without any lock and retry when LW_WRITING was set or the version moved
  * meanwhile. So a search never waits for a neighbour selection, only for
- * a 33-word copy. In the list's own word, not an array beside the lists:
- * that was one more cache miss a visited node, 11% of single-thread
- * search QPS on fashion-mnist (20k x 784, ef 64-128).
+ * a 33-word copy (a search expanding a list reads it in place: see
+ * gather). In the list's own word, not an array beside the lists, which
+ * would be one more cache miss a visited node.
  */
 #define LW_COUNT 0x3ffu      /* links in the list (m0 <= 256) */
 #define LW_WRITING 0x400u
@@ -828,7 +828,9 @@ node_state(const hnsw_index *h, uint32_t slot)
 static inline int
 accepted(const hnsw_index *h, const struct accept *a, uint32_t slot)
 {
-	if (node_state(h, slot) & a->reject)
+	/* No load when nothing is rejected: the state array is one more
+	 * cache miss a candidate. */
+	if (a->reject && (node_state(h, slot) & a->reject))
 		return 0;
 	return a->filter == NULL || a->filter(h->labels[slot], a->arg);
 }
@@ -864,18 +866,31 @@ list_read(const hnsw_index *h, uint32_t slot, uint32_t layer, uint32_t *out)
 	}
 }
 
-/* Mark and collect the unvisited neighbours in a list, prefetching their
- * rows so that they load while the visited marks are being checked. */
+/*
+ * Mark and collect the unvisited neighbours in a node's list, prefetching
+ * their rows so that they load while the visited marks are being
+ * checked. The list is read in place, without list_read's retry: a read
+ * torn by a concurrent writer mixes old and new links, each of them a
+ * node with its row in place (acquire loads: the row was written before
+ * the link), which is all a search needs, as in hnswlib; so the hottest
+ * loop of searches and inserts copies nothing.
+ */
 static inline size_t
-gather(const hnsw_index *h, struct scratch *s, const uint32_t *nb,
-    uint32_t cnt, uint16_t mark)
+gather(const hnsw_index *h, struct scratch *s, uint32_t slot,
+    uint32_t layer, uint16_t mark)
 {
+	_Atomic uint32_t *ll = (_Atomic uint32_t *) links(h, slot, layer);
+	uint32_t max = layer ? h->cfg.m : h->m0, cnt;
 	size_t m = 0;
 
-	for (uint32_t j = 0; j < cnt; j++)
-		__builtin_prefetch(&s->visited[nb[j]], 1, 3);
-	for (uint32_t j = 0; j < cnt; j++) {
-		uint32_t id = nb[j];
+	cnt = atomic_load_explicit(&ll[0], memory_order_acquire) & LW_COUNT;
+	if (cnt > max)
+		cnt = max;
+	for (uint32_t j = 1; j <= cnt; j++)
+		__builtin_prefetch(&s->visited[atomic_load_explicit(&ll[j],
+		    memory_order_relaxed)], 1, 3);
+	for (uint32_t j = 1; j <= cnt; j++) {
+		uint32_t id = atomic_load_explicit(&ll[j], memory_order_acquire);
 		if (s->visited[id] == mark)
 			continue;
 		s->visited[id] = mark;
@@ -932,8 +947,7 @@ search_layer(hnsw_index *h, struct scratch *s, const float *q, uint32_t ep,
 		if (c.d > bound && s->res.n >= ef)
 			break;
 		cand_pop(&s->cands);
-		uint32_t cnt = list_read(h, c.id, layer, s->nb);
-		size_t m = gather(h, s, s->nb, cnt, mark);
+		size_t m = gather(h, s, c.id, layer, mark);
 		dist_batch(h, q, s->ids, m, s->dists);
 		if (offer(h, s, m, ef, acc, &bound) != VECDB_OK)
 			return VECDB_ENOMEM;
@@ -1338,7 +1352,11 @@ static size_t
 layer_candidates(hnsw_index *h, struct scratch *s, struct plan *p,
     const float *q, uint32_t ep, uint32_t l)
 {
-	struct accept acc = { NULL, NULL, NODE_DEAD | NODE_DOOMED };
+	/* Dead nodes exist only with n_deleted, doomed ones only while
+	 * another insert links; nodes other inserts are linking are fine. */
+	int some = atomic_load(&h->n_deleted) > 0 ||
+	    atomic_load(&h->n_linking) > 1;
+	struct accept acc = { NULL, NULL, some ? NODE_DEAD | NODE_DOOMED : 0 };
 	uint32_t efc = h->cfg.ef_construction;
 	size_t n = 0;
 
