@@ -18,8 +18,9 @@
  * insert changes one list at a time under its spin lock (the new node's
  * own list, then each neighbour's, with the neighbour selection inside
  * the lock so that two inserts never lose each other's link), and a
- * search copies a list without locking, retrying if a writer was copying
- * a new one in (a sequence count). The insert that raises the top level
+ * search reads lists without locking: a read torn by a writer mixes old
+ * and new links, every one of them a linked node (where a consistent copy
+ * is wanted, a sequence count in the same word makes the reader retry). The insert that raises the top level
  * holds ep_mu throughout and becomes the entry point once linked; the
  * label hash, slot allocation and node states have their own mutex. A
  * node is returned by searches only once its insert has linked it (a
