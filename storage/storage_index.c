@@ -244,10 +244,102 @@ apply_points(struct cindex *ci, const struct wal_rec *r, float *buf,
 
 /* ===== Building from the points ===== */
 
+/*
+ * Points of a build handed to the pool a chunk at a time. The vectors
+ * stay in LMDB's map: the workers only read memory the build's read txn
+ * (open on the indexer thread throughout) keeps valid, never the txn.
+ */
+#define BUILD_CHUNK 4096
+struct bchunk {
+	hnsw_index *h;
+	const struct coll *c;
+	uint64_t offs[BUILD_CHUNK];
+	const void *vecs[BUILD_CHUNK];
+	size_t n;
+	float **bufs;           /* one of dim floats a thread */
+	_Atomic int rv;         /* the first failure */
+};
+
+/* Insert point i of a chunk, on pool thread w. */
+static void
+build_task(void *arg, size_t i, unsigned w)
+{
+	struct bchunk *b = arg;
+	int rv, z = VECDB_OK;
+
+	vec_decode(b->vecs[i], b->c->cfg.dimension, b->c->cfg.vector_type,
+	    b->bufs[w]);
+	rv = hnsw_insert(b->h, b->offs[i], b->bufs[w]);
+	if (rv != VECDB_OK && rv != VECDB_EEXIST)
+		atomic_compare_exchange_strong(&b->rv, &z, rv);
+}
+
+/* A chunk and its buffers for the pool's threads; NULL without memory. */
+static struct bchunk *
+bchunk_new(struct indexer *ix, const struct coll *c, hnsw_index *h)
+{
+	unsigned n = storage_pool_threads(ix->pool);
+	struct bchunk *b = vdb_calloc(1, sizeof(*b));
+
+	if (b == NULL || (b->bufs = vdb_calloc(n, sizeof(float *))) == NULL) {
+		vdb_free(b);
+		return NULL;
+	}
+	b->h = h;
+	b->c = c;
+	for (unsigned i = 0; i < n; i++)
+		if ((b->bufs[i] = vdb_malloc(c->cfg.dimension *
+		    sizeof(float))) == NULL)
+			b->n = SIZE_MAX;
+	return b;
+}
+
+/* Free a chunk. */
+static void
+bchunk_free(struct indexer *ix, struct bchunk *b)
+{
+	for (unsigned i = 0; b->bufs && i < storage_pool_threads(ix->pool); i++)
+		vdb_free(b->bufs[i]);
+	vdb_free(b->bufs);
+	vdb_free(b);
+}
+
+/* Insert the scan's points on the pool, BUILD_CHUNK at a time. */
+static int
+build_parallel(struct indexer *ix, const struct coll *c,
+    struct storage_scan *s, hnsw_index *h)
+{
+	struct bchunk *b = bchunk_new(ix, c, h);
+	struct rpoint rp;
+	int rv = VECDB_OK;
+
+	if (b == NULL || b->n == SIZE_MAX) {
+		if (b != NULL)
+			bchunk_free(ix, b);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	for (int more = storage_scan_valid(s); more && rv == VECDB_OK;) {
+		if ((rv = storage_point_decode(c, &s->v, &rp)) != VECDB_OK)
+			break;
+		b->offs[b->n] = rp.offset;
+		b->vecs[b->n++] = rp.vec;
+		storage_scan_next(s);
+		more = storage_scan_valid(s);
+		if (b->n == BUILD_CHUNK || !more) {
+			storage_pool_run(ix->pool, b->n, build_task, b);
+			b->n = 0;
+			rv = atomic_load(&b->rv);
+		}
+	}
+	bchunk_free(ix, b);
+	return rv;
+}
+
 /* A graph of every point of collection c as of txn; *applied set. */
 static int
-build_graph(vecdb *db, MDB_txn *txn, struct cindex *ci)
+build_graph(struct indexer *ix, MDB_txn *txn, struct cindex *ci)
 {
+	vecdb *db = ix->db;
 	struct coll c = { ci->coll_id, ci->cfg };
 	struct coll_state st;
 	struct storage_scan s;
@@ -268,6 +360,8 @@ build_graph(vecdb *db, MDB_txn *txn, struct cindex *ci)
 		vdb_free(buf);
 		return rv;
 	}
+	if (ix->pool != NULL)
+		rv = build_parallel(ix, &c, &s, ci->h);
 	for (; rv == VECDB_OK && storage_scan_valid(&s); storage_scan_next(&s)) {
 		if ((rv = storage_point_decode(&c, &s.v, &rp)) != VECDB_OK)
 			break;
@@ -313,7 +407,7 @@ rebuild(struct indexer *ix, MDB_txn *txn, const struct coll *c)
 	if (ci == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	atomic_fetch_add(&ix->building, 1);
-	rv = build_graph(ix->db, txn, ci);
+	rv = build_graph(ix, txn, ci);
 	atomic_fetch_sub(&ix->building, 1);
 	if (rv != VECDB_OK) {
 		hnsw_free(ci->h);

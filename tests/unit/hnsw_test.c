@@ -130,17 +130,28 @@ exact_topk(const float *pts, uint32_t n, vecdb_metric m, const float *q,
 	return nb;
 }
 
+static double recall_q(hnsw_index *h, const float *pts, uint32_t n,
+    vecdb_metric m, const struct keep *kp, uint32_t ef, int nq);
+
 /* Mean recall@K over NQ seeded queries; checks every hit passes kp. */
 static double
 recall(hnsw_index *h, const float *pts, uint32_t n, vecdb_metric m,
     const struct keep *kp, uint32_t ef)
+{
+	return recall_q(h, pts, n, m, kp, ef, NQ);
+}
+
+/* recall over nq queries. */
+static double
+recall_q(hnsw_index *h, const float *pts, uint32_t n, vecdb_metric m,
+    const struct keep *kp, uint32_t ef, int nq)
 {
 	float q[DIM];
 	uint64_t seed = 99, truth[K];
 	hnsw_hit hits[K];
 	size_t found = 0, want = 0, nh, nt;
 
-	for (int qi = 0; qi < NQ; qi++) {
+	for (int qi = 0; qi < nq; qi++) {
 		rand_query(&seed, pts, n, q);
 		want += nt = exact_topk(pts, n, m, q, kp, truth);
 		ck_assert_int_eq(hnsw_search(h, q, K, ef, kp->mod ? filter_mod :
@@ -609,6 +620,16 @@ insert_parallel(hnsw_index *h, const float *pts, uint32_t n, int churn)
 	}
 }
 
+/*
+ * A parallel build is not deterministic, and on NQ queries two builds of
+ * the same points differ by up to 0.005 at ef 16 either way (measured:
+ * 4-thread builds 0.9130-0.9225 against the 1-thread 0.9180), so this
+ * compares on PAR_NQ queries: there, four 4-thread builds measured
+ * 0.9110-0.9134 at ef 16 against the 1-thread 0.9133, and within 0.002
+ * of it at ef 32-128.
+ */
+#define PAR_NQ 2000
+
 START_TEST(parallel_build_recall_is_within_0005_of_one_thread)
 {
 	static const uint32_t efs[] = { 16, 32, 64, 128 };
@@ -623,8 +644,10 @@ START_TEST(parallel_build_recall_is_within_0005_of_one_thread)
 	ck_assert_int_eq(hnsw_validate(par), VECDB_OK);
 	ck_assert_uint_eq(hnsw_count(par), n);
 	for (size_t i = 0; i < sizeof(efs) / sizeof(efs[0]); i++) {
-		double r1 = recall(one, pts, n, VECDB_EUCLIDEAN, &all, efs[i]);
-		double rp = recall(par, pts, n, VECDB_EUCLIDEAN, &all, efs[i]);
+		double r1 = recall_q(one, pts, n, VECDB_EUCLIDEAN, &all, efs[i],
+		    PAR_NQ);
+		double rp = recall_q(par, pts, n, VECDB_EUCLIDEAN, &all, efs[i],
+		    PAR_NQ);
 		fprintf(stderr, "hnsw_test: ef %u recall@10 1 thread %.4f, "
 		    "%d threads %.4f\n", efs[i], r1, WRITERS, rp);
 		ck_assert(rp >= r1 - 0.005);
