@@ -27,6 +27,8 @@ struct settings {
 	uint64_t max_body;
 	uint64_t threads;
 	const char *durability;      /* sync|buffered, passed to the engine */
+	uint64_t index_threads;      /* the engine's index_threads */
+	int index_threads_set;       /* given by file, env or flag */
 	struct api_conn_limits conn;
 	json_t *file;                /* the parsed config file (owned) */
 	char nums[24][24];           /* file integers as strings */
@@ -44,6 +46,7 @@ static const struct option long_opts[] = {
 	{ "max-body", required_argument, NULL, 'm' },
 	{ "threads", required_argument, NULL, 't' },
 	{ "durability", required_argument, NULL, 'D' },
+	{ "index-threads", required_argument, NULL, 'I' },
 	API_CONN_LONG_OPTS,
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -58,12 +61,13 @@ usage(FILE *f)
 	    "                   [--api-key KEY] [--read-only-api-key KEY]\n"
 	    "                   [--tls-cert PEM --tls-key PEM] [--max-body BYTES]\n"
 	    "                   [--threads N] [--durability sync|buffered]\n"
-	    "                   [--config FILE]\n"
+	    "                   [--index-threads N] [--config FILE]\n"
 	    API_CONN_USAGE("                   ")
 	    "       vecdb version\n"
 	    "Environment: VECDB_DATA_DIR, VECDB_HOST, VECDB_PORT, VECDB_API_KEY,\n"
 	    "VECDB_READ_ONLY_API_KEY, VECDB_TLS_CERT, VECDB_TLS_KEY,\n"
 	    "VECDB_MAX_BODY, VECDB_THREADS, VECDB_DURABILITY, VECDB_CONFIG,\n"
+	    "VECDB_INDEX_THREADS (0: one a core, the default),\n"
 	    "VECDB_MAX_CONNECTIONS, VECDB_MAX_CONNECTIONS_PER_IP,\n"
 	    "VECDB_HEADER_TIMEOUT_MS, VECDB_BODY_TIMEOUT_MS, VECDB_IDLE_TIMEOUT_MS,\n"
 	    "VECDB_LOG, VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF.\n");
@@ -92,6 +96,10 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'm': return parse_num("max-body", v, 1ULL << 40, &s->max_body);
 	case 't': return parse_num("threads", v, 1024, &s->threads);
 	case 'D': s->durability = v; return 0;
+	case 'I':
+		s->index_threads_set = 1;
+		return parse_num("index-threads", v, VECDB_INDEX_THREADS_MAX,
+		    &s->index_threads);
 	default: return api_conn_setting("vecdb", &s->conn, opt, v) == 0 ?
 	    0 : -1;
 	}
@@ -107,6 +115,7 @@ static const struct api_setting_name names[] = {
 	{ 'm', "max_body", "VECDB_MAX_BODY" },
 	{ 't', "threads", "VECDB_THREADS" },
 	{ 'D', "durability", "VECDB_DURABILITY" },
+	{ 'I', "index_threads", "VECDB_INDEX_THREADS" },
 	API_CONN_SETTING_NAMES,
 };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
@@ -195,8 +204,11 @@ db_open(const struct settings *s, vecdb **db)
 	vecdb_options_init(&o);
 	if (s->durability != NULL)
 		setenv("VECDB_DURABILITY", s->durability, 1);
-	if ((rv = vecdb_options_from_env(&o)) == VECDB_OK)
+	if ((rv = vecdb_options_from_env(&o)) == VECDB_OK) {
+		if (s->index_threads_set)
+			o.index_threads = (uint32_t) s->index_threads;
 		rv = vecdb_open(s->data_dir, &o, db);
+	}
 	if (rv != VECDB_OK)
 		fprintf(stderr, "vecdb: cannot open %s: %s\n", s->data_dir,
 		    vecdb_errmsg()[0] ? vecdb_errmsg() : vecdb_strerror(rv));

@@ -10,6 +10,7 @@
  *                   manhattan] [--m 16] [--ef-construction 200]
  *                   [--ef 10,16,32,64,128,256,512] [--k 10] [--threads 1]
  *                   [--seed 100] [--reps 3] [--compare hnswlib]
+ *                   [--build-threads 1]
  *	builds our index directly through storage/hnsw.h (the storage
  *	engine's integration comes later), then for each ef runs every query
  *	and prints `ef=64 recall=0.9612 qps=12345.6`, and once
@@ -21,8 +22,10 @@
  *
  * Each engine lives in its own forked child, so its peak RSS (VmHWM) is
  * its own: the child reports it after the build and then serves "run this
- * ef" requests over a pipe. Builds are single-threaded for both engines;
- * --threads applies to the searches.
+ * ef" requests over a pipe. --build-threads sets the threads of every
+ * engine's build (default 1): ours inserts row i on thread i % N through
+ * hnsw.h, or indexes with index_threads N through the embedded API;
+ * hnswlib calls addPoint the same way. --threads applies to the searches.
  *
  * Files are the usual fvecs/ivecs: per row an int32 count, then the
  * values.
@@ -46,7 +49,7 @@ enum { PEER_L2 = 0, PEER_DOT = 1, PEER_COSINE = 2 };
 struct peer;
 int peer_supports(int metric);
 struct peer *peer_build(const float *base, size_t n, size_t dim, int metric,
-    size_t m, size_t efc, size_t seed);
+    size_t m, size_t efc, size_t seed, size_t threads);
 void peer_set_ef(struct peer *p, size_t ef);
 size_t peer_search(struct peer *p, const float *q, size_t k,
     uint64_t *labels);
@@ -68,6 +71,7 @@ struct opts {
 	const char *via;           /* "embedded" (default) or "hnsw" */
 	vecdb_metric metric;
 	uint32_t m, efc, k, threads, reps;
+	uint32_t build_threads;    /* of every engine's build */
 	uint64_t seed;
 	uint32_t efs[MAX_EFS];
 	size_t nef;
@@ -138,7 +142,8 @@ static void
 parse(int argc, char **argv, struct opts *o)
 {
 	*o = (struct opts) { .metric = VECDB_EUCLIDEAN, .m = 16, .efc = 200,
-		.k = 10, .threads = 1, .reps = 3, .seed = 100, .via = "embedded" };
+		.k = 10, .threads = 1, .reps = 3, .seed = 100, .via = "embedded",
+		.build_threads = 1 };
 	parse_efs(o, "10,16,32,64,128,256,512");
 	for (int i = 2; i + 1 < argc; i += 2) {
 		const char *k = argv[i], *v = argv[i + 1];
@@ -156,12 +161,16 @@ parse(int argc, char **argv, struct opts *o)
 		else if (strcmp(k, "--threads") == 0)
 			o->threads = (uint32_t) atoi(v);
 		else if (strcmp(k, "--reps") == 0) o->reps = (uint32_t) atoi(v);
+		else if (strcmp(k, "--build-threads") == 0)
+			o->build_threads = (uint32_t) atoi(v);
 		else if (strcmp(k, "--seed") == 0) o->seed = strtoull(v, 0, 10);
 		else if (strcmp(k, "--ef") == 0) parse_efs(o, v);
 		else bench_die("unknown flag %s", k);
 	}
-	if (o->k == 0 || o->threads == 0 || o->reps == 0 || o->nef == 0)
-		bench_die("%s", "k, threads, reps and ef must be >= 1");
+	if (o->k == 0 || o->threads == 0 || o->reps == 0 || o->nef == 0 ||
+	    o->build_threads == 0 || o->build_threads > 256)
+		bench_die("%s", "k, threads, build-threads, reps and ef must be "
+		    ">= 1");
 }
 
 /* Run fn(arg, t) on t = 0..n-1 threads and wait. */
@@ -414,19 +423,43 @@ struct engine {
 	void (*set_ef)(struct engine *, uint32_t ef);
 };
 
-/* Build ours through hnsw.h. */
+/* One build thread's share of ours: rows t, t + nt, ... */
+struct ours_share {
+	hnsw_index *h;
+	const struct mat *b;
+	size_t t, nt;
+};
+
+/* Insert a share. */
+static void *
+ours_insert(void *arg)
+{
+	struct ours_share *s = arg;
+
+	for (size_t i = s->t; i < s->b->n; i += s->nt)
+		if (hnsw_insert(s->h, i, (const float *) s->b->v +
+		    i * s->b->d) != 0)
+			bench_die("%s", "hnsw_insert failed");
+	return NULL;
+}
+
+/* Build ours through hnsw.h, on --build-threads threads. */
 static void
 ours_build(struct engine *e, const struct opts *o, const struct mat *b)
 {
 	hnsw_config c = { .dim = (uint32_t) b->d, .metric = o->metric, .m = o->m,
 		.ef_construction = o->efc, .seed = o->seed };
+	struct ours_share sh[256];
+	void *args[256];
 	hnsw_index *h;
 
 	if (hnsw_new(&c, &h) != VECDB_OK || hnsw_reserve(h, b->n) != VECDB_OK)
 		bench_die("%s", "hnsw_new failed");
-	for (size_t i = 0; i < b->n; i++)
-		if (hnsw_insert(h, i, (const float *) b->v + i * b->d) != 0)
-			bench_die("%s", "hnsw_insert failed");
+	for (uint32_t t = 0; t < o->build_threads; t++) {
+		sh[t] = (struct ours_share) { h, b, t, o->build_threads };
+		args[t] = &sh[t];
+	}
+	run_threads(o->build_threads, ours_insert, args);
 	e->idx = h;
 }
 
@@ -480,6 +513,7 @@ emb_build(struct engine *e, const struct opts *o, const struct mat *b)
 	vecdb_options_init(&vo);
 	vo.durability = VECDB_BUFFERED;
 	vo.full_scan_threshold = 0;
+	vo.index_threads = o->build_threads;
 	if (vecdb_open(x->dir, &vo, &x->db) != VECDB_OK)
 		bench_die("open: %s", vecdb_errmsg());
 	vecdb_collection_config_init(&cfg, "ann", x->dim, o->metric);
@@ -534,7 +568,7 @@ static void
 peer_build_e(struct engine *e, const struct opts *o, const struct mat *b)
 {
 	e->idx = peer_build(b->v, b->n, b->d, peer_metric(o->metric), o->m,
-	    o->efc, o->seed);
+	    o->efc, o->seed, o->build_threads);
 }
 
 /* One query on hnswlib. */
@@ -725,9 +759,10 @@ print_header(const struct opts *o, const struct mat *b, const struct mat *q)
 		printf("# vecdb-bench ann: our HNSW graph alone, through "
 		       "storage/hnsw.h (--via hnsw)\n");
 	printf("# base=%s n=%zu dim=%zu queries=%zu metric=%s M=%u efC=%u "
-	       "k=%u threads=%u reps=%u simd=%s\n# cpu=%s date=%s\n", o->base,
+	       "k=%u threads=%u build_threads=%u reps=%u simd=%s\n"
+	       "# cpu=%s date=%s\n", o->base,
 	    b->n, b->d, q->n, mn[o->metric], o->m, o->efc, o->k, o->threads,
-	    o->reps, kern_level_name(kern_ops_best()->level), cpu, day);
+	    o->build_threads, o->reps, kern_level_name(kern_ops_best()->level), cpu, day);
 }
 
 /* One ef line: ours, and the peer's when comparing. */

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <queue>
+#include <thread>
 #include <vector>
 
 #include <hnswlib/hnswlib.h>
@@ -18,7 +19,7 @@ extern "C" {
 struct peer;
 int peer_supports(int metric);
 struct peer *peer_build(const float *base, size_t n, size_t dim, int metric,
-    size_t m, size_t efc, size_t seed);
+    size_t m, size_t efc, size_t seed, size_t threads);
 void peer_set_ef(struct peer *p, size_t ef);
 size_t peer_search(struct peer *p, const float *q, size_t k,
     uint64_t *labels);
@@ -51,12 +52,29 @@ peer_supports(int metric)
 	return metric == PEER_L2 || metric == PEER_DOT || metric == PEER_COSINE;
 }
 
+/* Insert rows t, t + nt, t + 2 nt, ... (hnswlib's addPoint is safe from
+ * many threads, as its python binding's parallel add uses it). */
+static void
+add_rows(peer *p, const float *base, size_t n, size_t t, size_t nt)
+{
+	std::vector<float> tmp(p->dim);
+
+	for (size_t i = t; i < n; i += nt) {
+		const float *v = base + i * p->dim;
+		if (p->normalize) {
+			unit(v, p->dim, tmp.data());
+			v = tmp.data();
+		}
+		p->index->addPoint(v, (hnswlib::labeltype) i);
+	}
+}
+
 extern "C" struct peer *
 peer_build(const float *base, size_t n, size_t dim, int metric, size_t m,
-    size_t efc, size_t seed)
+    size_t efc, size_t seed, size_t threads)
 {
 	peer *p = new peer();
-	std::vector<float> tmp(dim);
+	std::vector<std::thread> th;
 
 	p->dim = dim;
 	p->normalize = metric == PEER_COSINE;
@@ -66,14 +84,11 @@ peer_build(const float *base, size_t n, size_t dim, int metric, size_t m,
 		p->space = new hnswlib::InnerProductSpace(dim);
 	p->index = new hnswlib::HierarchicalNSW<float>(p->space, n, m, efc,
 	    seed);
-	for (size_t i = 0; i < n; i++) {
-		const float *v = base + i * dim;
-		if (p->normalize) {
-			unit(v, dim, tmp.data());
-			v = tmp.data();
-		}
-		p->index->addPoint(v, (hnswlib::labeltype) i);
-	}
+	for (size_t t = 1; t < threads; t++)
+		th.emplace_back(add_rows, p, base, n, t, threads);
+	add_rows(p, base, n, 0, threads > 0 ? threads : 1);
+	for (auto &x : th)
+		x.join();
 	return p;
 }
 

@@ -98,6 +98,14 @@ typedef struct vecdb_options {
 					 are searched exactly
 					 (VECDB_FULL_SCAN_THRESHOLD) */
 	uint32_t checkpoint_interval_s; /* index checkpoint timer */
+	uint32_t index_threads;      /* threads the indexer inserts with,
+					its own included (VECDB_INDEX_THREADS,
+					1..VECDB_INDEX_THREADS_MAX); 0: one a
+					core (sysconf _SC_NPROCESSORS_ONLN).
+					Committed WAL records are applied in
+					batches whose inserts run in parallel
+					into the same graphs; deletes and
+					overwrites keep WAL order */
 } vecdb_options;
 
 #define VECDB_DEFAULT_MAP_SIZE (256ULL << 30) /* address space, not disk */
@@ -105,6 +113,7 @@ typedef struct vecdb_options {
 #define VECDB_DEFAULT_WAL_RETAIN 1000000
 #define VECDB_DEFAULT_FULL_SCAN_THRESHOLD 10000
 #define VECDB_DEFAULT_CHECKPOINT_INTERVAL_S 60
+#define VECDB_INDEX_THREADS_MAX 256
 
 /** Fill @p opts with the defaults. */
 void vecdb_options_init(vecdb_options *opts);
@@ -112,7 +121,8 @@ void vecdb_options_init(vecdb_options *opts);
 /**
  * Apply the VECDB_* environment variables to @p opts: VECDB_DURABILITY
  * (sync|buffered), VECDB_MAP_SIZE (bytes, or with a K/M/G/T suffix),
- * VECDB_HNSW_M, VECDB_HNSW_EF, VECDB_WAL_RETAIN.
+ * VECDB_HNSW_M, VECDB_HNSW_EF, VECDB_WAL_RETAIN, VECDB_FULL_SCAN_THRESHOLD,
+ * VECDB_INDEX_THREADS (0 for one a core).
  * @return VECDB_OK, or VECDB_EINVAL naming the variable with a bad value
  *	(then @p opts is unchanged).
  */

@@ -34,6 +34,8 @@ struct settings {
 	const char *api_key;
 	const char *primary_url;     /* replica: the primary to follow */
 	uint64_t wal_retain;         /* 0: the engine's (VECDB_WAL_RETAIN) */
+	uint64_t index_threads;      /* the engine's index_threads */
+	int index_threads_set;       /* given by env or flag */
 	uint64_t wal_max_bytes;      /* WAL kept for replicas behind */
 	uint64_t min_replicas;       /* every write waits for this many */
 	uint64_t wc_timeout_ms;      /* ... at most this long */
@@ -60,6 +62,7 @@ static const struct option long_opts[] = {
 	{ "api-key", required_argument, NULL, 'k' },
 	{ "primary", required_argument, NULL, 'p' },
 	{ "wal-retain", required_argument, NULL, 'W' },
+	{ "index-threads", required_argument, NULL, 'I' },
 	{ "wal-retention-bytes", required_argument, NULL, 'B' },
 	{ "wal-retention", required_argument, NULL, 'Z' },
 	{ "min-replicas", required_argument, NULL, 'R' },
@@ -79,6 +82,7 @@ static const struct api_setting_name envs[] = {
 	{ 'Z', NULL, "VECDB_WAL_RETENTION" },
 	{ 'R', NULL, "VECDB_MIN_REPLICAS" },
 	{ 'T', NULL, "VECDB_WRITE_CONCERN_TIMEOUT_MS" },
+	{ 'I', NULL, "VECDB_INDEX_THREADS" },
 };
 #define NENVS (sizeof(envs) / sizeof(envs[0]))
 
@@ -95,11 +99,13 @@ usage(FILE *f)
 	    "                  [--wal-retention SIZE (or -bytes N)]\n"
 	    "                  [--min-replicas N]\n"
 	    "                  [--write-concern-timeout-ms MS]\n"
+	    "                  [--index-threads N (0: one a core)]\n"
 	    "Environment: VECDB_DATA_DIR, VECDB_RPC_URL, VECDB_ADMIN_PORT,\n"
 	    "VECDB_ADMIN_HOST, VECDB_MODE, VECDB_NODE_ID, VECDB_WORKERS,\n"
 	    "VECDB_API_KEY, VECDB_PRIMARY_URL,\n"
 	    "VECDB_WAL_RETENTION(_BYTES), VECDB_MIN_REPLICAS,\n"
-	    "VECDB_WRITE_CONCERN_TIMEOUT_MS, VECDB_LOG, VECDB_DURABILITY,\n"
+	    "VECDB_WRITE_CONCERN_TIMEOUT_MS, VECDB_INDEX_THREADS, VECDB_LOG,\n"
+	    "VECDB_DURABILITY,\n"
 	    "VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF, VECDB_WAL_RETAIN.\n");
 }
 
@@ -160,6 +166,10 @@ setting_set(struct settings *s, int opt, const char *v)
 			return -1;
 		}
 		return 0;
+	case 'I':
+		s->index_threads_set = 1;
+		return parse_num("index-threads", v, VECDB_INDEX_THREADS_MAX,
+		    &s->index_threads);
 	case 'W':
 		if (parse_num("wal-retain", v, UINT64_MAX, &s->wal_retain) != 0)
 			return -1;
@@ -487,6 +497,8 @@ db_open(const struct settings *s, vecdb **db)
 	if ((rv = vecdb_options_from_env(&o)) == VECDB_OK) {
 		if (s->wal_retain != 0)
 			o.wal_retain = s->wal_retain;
+		if (s->index_threads_set)
+			o.index_threads = (uint32_t) s->index_threads;
 		rv = vecdb_open(s->data_dir, &o, db);
 	}
 	if (rv != VECDB_OK)

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@ struct scratch {
 	uint16_t epoch;      /* mark of the current search; never 0 */
 	struct heap cands;   /* min-heap: nodes to expand */
 	struct heap res;     /* max-heap: the best ef accepted so far */
+	uint32_t *nb;        /* a list copied out (list_read) */
 	uint32_t *ids;       /* unvisited neighbours of one expansion */
 	float *dists;        /* their distances */
 	hnsw_hit *hits;      /* results being sorted */
@@ -54,34 +56,51 @@ struct scratch {
 	float *q;            /* the query, normalised (cosine) */
 };
 
-/* A read slot: a search owns it from start to end. */
-struct rslot {
-	atomic_int busy;     /* 1 while a search holds it */
-	struct scratch s;    /* guarded by busy */
-} __attribute__((aligned(64)));
-
-/* A list the commit step will copy into the graph. */
-struct update {
-	uint32_t node;       /* slot whose list changes */
-	uint32_t layer;      /* on this layer */
-	uint32_t *list;      /* [count][ids], in plan.ubuf */
-};
-
-/* Everything an insert prepares before it takes the write lock. */
+/* An insert's state: its node and the lists it is building. */
 struct plan {
 	uint32_t slot;       /* the new node */
 	uint32_t level;      /* its top layer */
 	int reuse;           /* slot is a deleted node's, taken over */
-	uint32_t *old;       /* reuse: its lists before, as `own` */
-	uint32_t *own;       /* its lists, layer l at own + l * (1 + m0) */
-	uint32_t *upper;     /* its upper-layer block (NULL on level 0) */
-	struct update *upd;  /* neighbours' new lists */
-	size_t nupd;         /* in upd */
-	uint32_t *ubuf;      /* storage of the updates' lists */
-	size_t layers;       /* own/upd/ubuf are sized for this many layers */
-	struct cand *pool;   /* candidates of one selection (efc or m0+1) */
-	struct cand *pool2;  /* a neighbour's candidates (m0 + 1) */
+	uint32_t *old;       /* reuse: its lists before, layer l at
+				old + l * (1 + m0); max_layer + 1 layers */
+	uint32_t *list;      /* one list being built: [count][ids] */
+	struct cand *pool;   /* candidates of one selection (efc) */
+	struct cand *pool2;  /* one list's candidates (2 * m0 + 1) */
 };
+
+/* A slot: a search (or an insert) owns it from start to end. */
+struct rslot {
+	atomic_int busy;     /* 1 while a thread holds it */
+	struct scratch s;    /* guarded by busy */
+	struct plan p;       /* write slots only; guarded by busy */
+} __attribute__((aligned(64)));
+
+/*
+ * A node's state, one byte a slot (h->deleted). Searches return only
+ * NODE_LIVE nodes; inserts link to anything but a dead or doomed one.
+ */
+#define NODE_LIVE 0
+#define NODE_DEAD 1     /* marked deleted (the saved format's 1) */
+#define NODE_LINKING 2  /* an insert is making its links */
+#define NODE_DOOMED 4   /* deleted while linking: dead once linked */
+
+/*
+ * The first word of every list: its count, and the list's lock, a spin
+ * lock for writers and a sequence count for readers. A writer takes
+ * LW_LOCKED for the whole read-select-write of the list, but sets
+ * LW_WRITING only while it copies the new list in; readers copy a list
+ * without any lock and retry when LW_WRITING was set or the version moved
+ * meanwhile. So a search never waits for a neighbour selection, only for
+ * a 33-word copy (a search expanding a list reads it in place: see
+ * gather). In the list's own word, not an array beside the lists, which
+ * would be one more cache miss a visited node.
+ */
+#define LW_COUNT 0x3ffu      /* links in the list (m0 <= 256) */
+#define LW_WRITING 0x400u
+#define LW_LOCKED 0x800u
+#define LW_VERSION 0x1000u   /* the version counts from here up */
+
+#define EP_NONE UINT64_MAX   /* h->ep of an empty index */
 
 struct hnsw_index {
 	/* Fixed at creation. */
@@ -97,38 +116,53 @@ struct hnsw_index {
 	kern_dist_fn dist;         /* kern->dist[op][float32] */
 	int negate;                /* dot and cosine order by -dot */
 
-	/* Readers and the writer. */
-	pthread_rwlock_t lock;     /* write side: growth and commit */
-	pthread_mutex_t wmutex;    /* serialises writers */
+	/*
+	 * The locks, in the order they are taken: ilock, map_mu, lock,
+	 * ep_mu, then one node's link lock at a time (never two).
+	 */
+	pthread_rwlock_t ilock;    /* read side: insert, mark_deleted,
+				      reserve; write side: save, validate,
+				      which need a graph nobody changes */
+	pthread_mutex_t map_mu;    /* the label hash, slot allocation and
+				      node states (see below) */
+	pthread_rwlock_t lock;     /* read side: searches and inserts while
+				      they link; write side: growth and a
+				      reused slot's new vector */
+	pthread_mutex_t ep_mu;     /* held by the insert raising the top */
 
-	/* Written under the write side of lock (and by the writer on slots
-	 * not yet published); read under the read side, or by the writer. */
+	/* Reallocated under map_mu and the write side of lock, so read under
+	 * either. A slot's row, label, level and upper block are written by
+	 * its insert before any link to it is published (or, on a reuse,
+	 * under the write side of lock); lists under their link lock. */
 	float *vecs;               /* arena, cap rows of vstride floats */
 	void *vecs_raw;            /* its allocation (vecs is aligned in it) */
 	uint32_t *links0;          /* cap lists of ls0 */
 	uint32_t **upper;          /* per slot: level lists of ls, or NULL */
 	uint64_t *labels;          /* per slot */
 	uint8_t *levels;           /* per slot */
-	uint8_t *deleted;          /* per slot; atomic byte access */
+	uint8_t *deleted;          /* per slot NODE_*; atomic byte access,
+				      changed under map_mu */
 	uint64_t cap;              /* slots allocated */
-	uint32_t entry;            /* entry point; valid when n > 0 */
-	uint32_t top;              /* its level */
-	size_t upper_bytes;        /* held by the upper blocks */
-	_Atomic uint64_t n;        /* slots published */
-	_Atomic uint64_t n_deleted; /* of them marked deleted */
+	_Atomic uint64_t ep;       /* entry slot | its level << 32; EP_NONE
+				      when empty; raised under ep_mu */
+	_Atomic size_t upper_bytes; /* held by the upper blocks */
+	_Atomic uint64_t n;        /* slots handed out (map_mu) */
+	_Atomic uint64_t n_deleted; /* of them dead */
+	_Atomic uint64_t n_linking; /* of them being linked */
 
-	/* Guarded by wmutex. */
+	/* Guarded by map_mu. */
 	uint32_t *free;            /* deleted slots an insert may take over */
 	size_t nfree, free_cap;    /* in free; allocated */
 	uint64_t *map_keys;        /* label hash: keys */
 	uint32_t *map_vals;        /* slot + 1; 0 is empty */
 	size_t map_cap;            /* power of two */
 	uint64_t rng;              /* level PRNG state */
-	struct scratch wscr;       /* the writer's search state */
-	struct plan plan;          /* the writer's insert state */
 
-	/* Read slots. */
+	/* Read slots (searches) and write slots (inserts). Separate, so that
+	 * an insert holding a slot while it waits for growth never keeps a
+	 * search, which holds the read side of lock, from a slot. */
 	struct rslot slots[HNSW_READ_SLOTS];
+	struct rslot wslots[HNSW_WRITE_SLOTS];
 	pthread_mutex_t slot_mu;   /* with slot_cv: waiting for a slot */
 	pthread_cond_t slot_cv;
 	atomic_int slot_waiters;   /* threads waiting on slot_cv */
@@ -199,7 +233,14 @@ grow_arena(hnsw_index *h, uint64_t old_cap, uint64_t cap)
 	return VECDB_OK;
 }
 
-/* Grow every per-slot array to cap slots. Caller holds the write lock. */
+static int visited_grow(hnsw_index *h, struct scratch *s, uint64_t cap);
+
+/*
+ * Grow every per-slot array to cap slots, and the visited marks of every
+ * write slot in use: an insert sizes its scratch when it takes a slot
+ * number, so that nothing can fail once it links. Caller holds map_mu and
+ * the write lock (or owns the index, as the loader does).
+ */
 static int
 grow_locked(hnsw_index *h, uint64_t cap)
 {
@@ -215,13 +256,20 @@ grow_locked(hnsw_index *h, uint64_t cap)
 	    grow_array(&h->labels, cap * sizeof(uint64_t)) ||
 	    grow_array(&h->levels, cap) || grow_array(&h->deleted, cap))
 		return VECDB_ENOMEM;
+	for (int i = 0; i < HNSW_WRITE_SLOTS; i++)
+		if (h->wslots[i].s.ids != NULL &&
+		    visited_grow(h, &h->wslots[i].s, cap) != VECDB_OK)
+			return VECDB_ENOMEM;
+	/* A fresh slot's lists are empty until its insert writes them. */
+	memset(h->links0 + old * h->ls0, 0,
+	    (cap - old) * h->ls0 * sizeof(uint32_t));
 	memset(h->upper + old, 0, (cap - old) * sizeof(uint32_t *));
 	memset(h->deleted + old, 0, cap - old);
 	h->cap = cap;
 	return VECDB_OK;
 }
 
-/* grow_locked under the write lock. */
+/* grow_locked under the write lock; caller holds map_mu. */
 static int
 grow(hnsw_index *h, uint64_t cap)
 {
@@ -280,13 +328,13 @@ init_locks(hnsw_index *h)
 	pthread_rwlockattr_setkind_np(&a,
 	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	rc = pthread_rwlock_init(&h->lock, &a);
+	if (rc == 0 && (rc = pthread_rwlock_init(&h->ilock, &a)) != 0)
+		pthread_rwlock_destroy(&h->lock);
 	pthread_rwlockattr_destroy(&a);
 	if (rc != 0)
 		return -1;
-	if (pthread_mutex_init(&h->wmutex, NULL) != 0) {
-		pthread_rwlock_destroy(&h->lock);
-		return -1;
-	}
+	pthread_mutex_init(&h->map_mu, NULL);
+	pthread_mutex_init(&h->ep_mu, NULL);
 	pthread_mutex_init(&h->slot_mu, NULL);
 	pthread_cond_init(&h->slot_cv, NULL);
 	return 0;
@@ -309,6 +357,7 @@ hnsw_new(const hnsw_config *cfg, hnsw_index **out)
 	h->ls = 1 + h->cfg.m;
 	h->ml = 1.0 / log((double) h->cfg.m);
 	h->rng = h->cfg.seed ^ 0x9e3779b97f4a7c15ULL;
+	atomic_init(&h->ep, EP_NONE);
 	setup_kernels(h);
 	if (init_locks(h) != 0) {
 		vdb_free(h);
@@ -326,6 +375,7 @@ scratch_free(struct scratch *s)
 	vdb_free(s->cands.a);
 	vdb_free(s->res.a);
 	vdb_free(s->ids);
+	vdb_free(s->nb);
 	vdb_free(s->dists);
 	vdb_free(s->hits);
 	vdb_free(s->q);
@@ -335,10 +385,8 @@ scratch_free(struct scratch *s)
 static void
 plan_free(struct plan *p)
 {
-	vdb_free(p->own);
 	vdb_free(p->old);
-	vdb_free(p->upd);
-	vdb_free(p->ubuf);
+	vdb_free(p->list);
 	vdb_free(p->pool);
 	vdb_free(p->pool2);
 }
@@ -359,12 +407,16 @@ hnsw_free(hnsw_index *h)
 	vdb_free(h->map_keys);
 	vdb_free(h->map_vals);
 	vdb_free(h->free);
-	scratch_free(&h->wscr);
-	plan_free(&h->plan);
 	for (int i = 0; i < HNSW_READ_SLOTS; i++)
 		scratch_free(&h->slots[i].s);
+	for (int i = 0; i < HNSW_WRITE_SLOTS; i++) {
+		scratch_free(&h->wslots[i].s);
+		plan_free(&h->wslots[i].p);
+	}
 	pthread_rwlock_destroy(&h->lock);
-	pthread_mutex_destroy(&h->wmutex);
+	pthread_rwlock_destroy(&h->ilock);
+	pthread_mutex_destroy(&h->map_mu);
+	pthread_mutex_destroy(&h->ep_mu);
 	pthread_mutex_destroy(&h->slot_mu);
 	pthread_cond_destroy(&h->slot_cv);
 	vdb_free(h);
@@ -375,9 +427,11 @@ hnsw_reserve(hnsw_index *h, uint64_t n)
 {
 	if (h == NULL)
 		return VECDB_EINVAL;
-	pthread_mutex_lock(&h->wmutex);
+	pthread_rwlock_rdlock(&h->ilock);
+	pthread_mutex_lock(&h->map_mu);
 	int rv = n > h->cap ? grow(h, n) : VECDB_OK;
-	pthread_mutex_unlock(&h->wmutex);
+	pthread_mutex_unlock(&h->map_mu);
+	pthread_rwlock_unlock(&h->ilock);
 	return rv;
 }
 
@@ -387,7 +441,7 @@ hnsw_config_get(const hnsw_index *h, hnsw_config *out)
 	*out = h->cfg;
 }
 
-/* ===== Label hash (writer only) ===== */
+/* ===== Label hash (map_mu) ===== */
 
 /* Home bucket of a label. */
 static inline size_t
@@ -502,19 +556,26 @@ heap_reserve(hnsw_index *h, struct heap *hp, size_t n)
 	return VECDB_OK;
 }
 
+/* Size a visited array to cap slots. */
+static int
+visited_grow(hnsw_index *h, struct scratch *s, uint64_t cap)
+{
+	if (s->vcap >= cap)
+		return VECDB_OK;
+	if (grow_array(&s->visited, cap * sizeof(uint16_t)) != VECDB_OK)
+		return VECDB_ENOMEM;
+	/* Old marks are all below the next epoch; new ones must be too. */
+	memset(s->visited + s->vcap, 0, (cap - s->vcap) * sizeof(uint16_t));
+	atomic_fetch_add(&h->scratch_bytes, (cap - s->vcap) * 2);
+	s->vcap = cap;
+	return VECDB_OK;
+}
+
 /* Size the visited array to the index's capacity. */
 static int
 visited_fit(hnsw_index *h, struct scratch *s)
 {
-	if (s->vcap >= h->cap)
-		return VECDB_OK;
-	if (grow_array(&s->visited, h->cap * sizeof(uint16_t)) != VECDB_OK)
-		return VECDB_ENOMEM;
-	/* Old marks are all below the next epoch; new ones must be too. */
-	memset(s->visited + s->vcap, 0, (h->cap - s->vcap) * sizeof(uint16_t));
-	atomic_fetch_add(&h->scratch_bytes, (h->cap - s->vcap) * 2);
-	s->vcap = h->cap;
-	return VECDB_OK;
+	return visited_grow(h, s, h->cap);
 }
 
 /* Allocate the fixed-size parts of a scratch on first use. */
@@ -525,13 +586,19 @@ scratch_init(hnsw_index *h, struct scratch *s)
 		return VECDB_OK;
 	s->dists = vdb_malloc((h->m0 + 1) * sizeof(float));
 	s->q = vdb_malloc(h->vstride * sizeof(float));
+	s->nb = vdb_malloc((h->m0 + 1) * sizeof(uint32_t));
 	s->ids = vdb_malloc((h->m0 + 1) * sizeof(uint32_t));
-	if (s->ids == NULL || s->dists == NULL || s->q == NULL) {
+	if (s->ids == NULL || s->nb == NULL || s->dists == NULL ||
+	    s->q == NULL) {
 		vdb_free(s->ids);
-		s->ids = NULL;
+		vdb_free(s->nb);
+		vdb_free(s->dists);
+		vdb_free(s->q);
+		s->ids = s->nb = NULL;
+		s->dists = s->q = NULL;
 		return VECDB_ENOMEM;
 	}
-	atomic_fetch_add(&h->scratch_bytes, (h->m0 + 1) * 8 +
+	atomic_fetch_add(&h->scratch_bytes, (h->m0 + 1) * 12 +
 	    h->vstride * sizeof(float));
 	return VECDB_OK;
 }
@@ -565,18 +632,18 @@ next_epoch(struct scratch *s)
 	return s->epoch;
 }
 
-/* Try to take a free read slot, starting at *hint. */
+/* Try to take a free slot of the n in a, starting at *hint. */
 static struct rslot *
-slot_try(hnsw_index *h, unsigned *hint)
+slot_try(struct rslot *a, unsigned n, unsigned *hint)
 {
-	for (unsigned i = 0; i < HNSW_READ_SLOTS; i++) {
-		unsigned j = (*hint + i) % HNSW_READ_SLOTS;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned j = (*hint + i) % n;
 		int z = 0;
-		if (atomic_load_explicit(&h->slots[j].busy,
+		if (atomic_load_explicit(&a[j].busy,
 		    memory_order_relaxed) == 0 &&
-		    atomic_compare_exchange_strong(&h->slots[j].busy, &z, 1)) {
+		    atomic_compare_exchange_strong(&a[j].busy, &z, 1)) {
 			*hint = j;
-			return &h->slots[j];
+			return &a[j];
 		}
 	}
 	return NULL;
@@ -588,16 +655,19 @@ slot_try(hnsw_index *h, unsigned *hint)
  * waiter or the waiter's rescan sees the freed slot.
  */
 static struct rslot *
-slot_acquire(hnsw_index *h)
+slot_acquire(hnsw_index *h, int write)
 {
-	static _Thread_local unsigned hint;
+	static _Thread_local unsigned hint, whint;
+	struct rslot *a = write ? h->wslots : h->slots;
+	unsigned n = write ? HNSW_WRITE_SLOTS : HNSW_READ_SLOTS;
+	unsigned *ph = write ? &whint : &hint;
 	struct rslot *rs;
 
-	if ((rs = slot_try(h, &hint)) != NULL)
+	if ((rs = slot_try(a, n, ph)) != NULL)
 		return rs;
 	pthread_mutex_lock(&h->slot_mu);
 	atomic_fetch_add(&h->slot_waiters, 1);
-	while ((rs = slot_try(h, &hint)) == NULL)
+	while ((rs = slot_try(a, n, ph)) == NULL)
 		pthread_cond_wait(&h->slot_cv, &h->slot_mu);
 	atomic_fetch_sub(&h->slot_waiters, 1);
 	pthread_mutex_unlock(&h->slot_mu);
@@ -742,32 +812,85 @@ to_metric(const hnsw_index *h, float d)
 struct accept {
 	hnsw_filter_fn filter;  /* NULL: everything */
 	void *arg;              /* for filter */
-	int deleted;            /* check the deleted marks */
+	uint8_t reject;         /* node states (NODE_*) that may not */
 };
+
+/* A node's state (NODE_*). Acquire: a search that sees a reused slot
+ * live also sees its new label. */
+static inline uint8_t
+node_state(const hnsw_index *h, uint32_t slot)
+{
+	return atomic_load_explicit((_Atomic uint8_t *) &h->deleted[slot],
+	    memory_order_acquire);
+}
 
 /* 1 if slot may enter the results. */
 static inline int
 accepted(const hnsw_index *h, const struct accept *a, uint32_t slot)
 {
-	if (a->deleted && atomic_load_explicit(
-	    (_Atomic uint8_t *) &h->deleted[slot], memory_order_relaxed))
+	/* No load when nothing is rejected: the state array is one more
+	 * cache miss a candidate. */
+	if (a->reject && (node_state(h, slot) & a->reject))
 		return 0;
 	return a->filter == NULL || a->filter(h->labels[slot], a->arg);
 }
 
-/* Mark and collect the unvisited neighbours in a list, prefetching their
- * rows so that they load while the visited marks are being checked. */
-static inline size_t
-gather(const hnsw_index *h, struct scratch *s, const uint32_t *ll,
-    uint16_t mark)
+/*
+ * Copy a node's list on a layer into out (room for m0); returns its
+ * count. Lock-free: retried while a writer copies a list in (see LW_*).
+ * The list words are read with acquire so that the closing read of the
+ * lock word cannot move above them (a fence would do, but ThreadSanitizer
+ * does not model fences); on x86 both are plain loads.
+ */
+static inline uint32_t
+list_read(const hnsw_index *h, uint32_t slot, uint32_t layer, uint32_t *out)
 {
-	uint32_t cnt = ll[0];
+	_Atomic uint32_t *ll = (_Atomic uint32_t *) links(h, slot, layer);
+	uint32_t max = layer ? h->cfg.m : h->m0;
+
+	for (;;) {
+		uint32_t v1 = atomic_load_explicit(&ll[0], memory_order_acquire);
+		if (__builtin_expect(v1 & LW_WRITING, 0)) {
+			sched_yield();
+			continue;
+		}
+		uint32_t cnt = v1 & LW_COUNT;
+		if (cnt > max)
+			cnt = max; /* cannot happen; keeps out in bounds */
+		for (uint32_t j = 0; j < cnt; j++)
+			out[j] = atomic_load_explicit(&ll[1 + j],
+			    memory_order_acquire);
+		uint32_t v2 = atomic_load_explicit(&ll[0], memory_order_relaxed);
+		if (__builtin_expect(((v1 ^ v2) & ~LW_LOCKED) == 0, 1))
+			return cnt;
+	}
+}
+
+/*
+ * Mark and collect the unvisited neighbours in a node's list, prefetching
+ * their rows so that they load while the visited marks are being
+ * checked. The list is read in place, without list_read's retry: a read
+ * torn by a concurrent writer mixes old and new links, each of them a
+ * node with its row in place (acquire loads: the row was written before
+ * the link), which is all a search needs, as in hnswlib; so the hottest
+ * loop of searches and inserts copies nothing.
+ */
+static inline size_t
+gather(const hnsw_index *h, struct scratch *s, uint32_t slot,
+    uint32_t layer, uint16_t mark)
+{
+	_Atomic uint32_t *ll = (_Atomic uint32_t *) links(h, slot, layer);
+	uint32_t max = layer ? h->cfg.m : h->m0, cnt;
 	size_t m = 0;
 
+	cnt = atomic_load_explicit(&ll[0], memory_order_acquire) & LW_COUNT;
+	if (cnt > max)
+		cnt = max;
 	for (uint32_t j = 1; j <= cnt; j++)
-		__builtin_prefetch(&s->visited[ll[j]], 1, 3);
+		__builtin_prefetch(&s->visited[atomic_load_explicit(&ll[j],
+		    memory_order_relaxed)], 1, 3);
 	for (uint32_t j = 1; j <= cnt; j++) {
-		uint32_t id = ll[j];
+		uint32_t id = atomic_load_explicit(&ll[j], memory_order_acquire);
 		if (s->visited[id] == mark)
 			continue;
 		s->visited[id] = mark;
@@ -824,7 +947,7 @@ search_layer(hnsw_index *h, struct scratch *s, const float *q, uint32_t ep,
 		if (c.d > bound && s->res.n >= ef)
 			break;
 		cand_pop(&s->cands);
-		size_t m = gather(h, s, links(h, c.id, layer), mark);
+		size_t m = gather(h, s, c.id, layer, mark);
 		dist_batch(h, q, s->ids, m, s->dists);
 		if (offer(h, s, m, ef, acc, &bound) != VECDB_OK)
 			return VECDB_ENOMEM;
@@ -841,27 +964,41 @@ greedy(const hnsw_index *h, struct scratch *s, const float *q,
     uint32_t layer, uint32_t *ep, float *d)
 {
 	for (int changed = 1; changed;) {
-		const uint32_t *ll = links(h, *ep, layer);
+		uint32_t cnt = list_read(h, *ep, layer, s->nb);
 		changed = 0;
-		dist_batch(h, q, ll + 1, ll[0], s->dists);
-		for (uint32_t j = 0; j < ll[0]; j++) {
+		dist_batch(h, q, s->nb, cnt, s->dists);
+		for (uint32_t j = 0; j < cnt; j++) {
 			if (s->dists[j] < *d) {
 				*d = s->dists[j];
-				*ep = ll[1 + j];
+				*ep = s->nb[j];
 				changed = 1;
 			}
 		}
 	}
 }
 
-/* Descend from the entry point to layer `to` + 1's nearest node. */
-static uint32_t
-descend(const hnsw_index *h, struct scratch *s, const float *q, uint32_t to)
+/* Entry slot and top level of an h->ep value. */
+static inline uint32_t
+ep_slot(uint64_t e)
 {
-	uint32_t ep = h->entry;
+	return (uint32_t) e;
+}
+
+static inline uint32_t
+ep_top(uint64_t e)
+{
+	return (uint32_t) (e >> 32);
+}
+
+/* Descend from entry point e to layer `to` + 1's nearest node. */
+static uint32_t
+descend(const hnsw_index *h, struct scratch *s, const float *q, uint64_t e,
+    uint32_t to)
+{
+	uint32_t ep = ep_slot(e);
 	float d = dist1(h, q, ep);
 
-	for (uint32_t l = h->top; l > to; l--)
+	for (uint32_t l = ep_top(e); l > to; l--)
 		greedy(h, s, q, l, &ep, &d);
 	return ep;
 }
@@ -914,12 +1051,13 @@ search_locked(hnsw_index *h, struct scratch *s, const float *query,
 
 	if ((rv = scratch_fit(h, s, ef)) != VECDB_OK)
 		return rv;
-	if (atomic_load_explicit(&h->n, memory_order_acquire) == 0) {
+	uint64_t e = atomic_load_explicit(&h->ep, memory_order_acquire);
+	if (e == EP_NONE) {
 		*n = 0;
 		return VECDB_OK;
 	}
 	const float *q = prep_query(h, s, query);
-	uint32_t ep = descend(h, s, q, 0);
+	uint32_t ep = descend(h, s, q, e, 0);
 	if ((rv = search_layer(h, s, q, ep, 0, ef, acc)) != VECDB_OK)
 		return rv;
 	*n = emit(h, s, k, out);
@@ -938,9 +1076,13 @@ hnsw_search(hnsw_index *h, const float *query, uint32_t k, uint32_t ef,
 		ef = k;
 	if (ef > VECDB_HNSW_EF_MAX)
 		ef = k > VECDB_HNSW_EF_MAX ? k : VECDB_HNSW_EF_MAX;
-	struct accept acc = { filter, arg, atomic_load(&h->n_deleted) > 0 };
+	/* With no dead or linking node when it starts, a search checks no
+	 * states: a node an insert links meanwhile is complete but for some
+	 * links, and a reuse (which changes a row) waits for the search. */
+	struct accept acc = { filter, arg, atomic_load(&h->n_deleted) +
+		atomic_load(&h->n_linking) > 0 ? 0xff : 0 };
 	pthread_rwlock_rdlock(&h->lock);
-	struct rslot *rs = slot_acquire(h);
+	struct rslot *rs = slot_acquire(h, 0);
 	int rv = search_locked(h, &rs->s, query, k, ef, &acc, out, n);
 	slot_release(h, rs);
 	pthread_rwlock_unlock(&h->lock);
@@ -997,7 +1139,8 @@ select_neighbors(const hnsw_index *h, struct cand *c, size_t n, size_t m)
 
 /* ===== Insert ===== */
 
-/* A level -ln(U) * mL with U in (0, 1], capped at max_layer (xorshift*). */
+/* A level -ln(U) * mL with U in (0, 1], capped at max_layer (xorshift*).
+ * Caller holds map_mu. */
 static uint32_t
 random_level(hnsw_index *h)
 {
@@ -1011,96 +1154,174 @@ random_level(hnsw_index *h)
 	return l >= h->cfg.max_layer ? h->cfg.max_layer : (uint32_t) l;
 }
 
-/* Size the plan for a node of this level. */
+/* Size a write slot's plan, once, for a node of any level. */
 static int
-plan_fit(hnsw_index *h, struct plan *p, uint32_t level)
+plan_fit(hnsw_index *h, struct plan *p)
 {
-	size_t layers = level + 1, m = h->cfg.m;
+	size_t layers = h->cfg.max_layer + 1;
+	size_t np = h->cfg.ef_construction + h->m0 + 1;
 
-	if (p->pool == NULL) {
-		size_t np = h->cfg.ef_construction + h->m0 + 1;
-		p->pool = vdb_malloc(np * sizeof(struct cand));
-		p->pool2 = vdb_malloc((h->m0 + 1) * sizeof(struct cand));
-		if (p->pool == NULL || p->pool2 == NULL)
-			return VECDB_ENOMEM;
-	}
-	if (p->layers >= layers)
+	if (p->pool != NULL)
 		return VECDB_OK;
-	/* Per layer: m new neighbours, and on a reuse up to m0 old ones
-	 * that lose their link to the slot. */
-	if (grow_array(&p->own, layers * h->ls0 * sizeof(uint32_t)) ||
-	    grow_array(&p->old, layers * h->ls0 * sizeof(uint32_t)) ||
-	    grow_array(&p->upd, layers * (m + h->m0) * sizeof(struct update)) ||
-	    grow_array(&p->ubuf, layers * (m + h->m0) * h->ls0 *
-		sizeof(uint32_t)))
+	p->old = vdb_malloc(layers * h->ls0 * sizeof(uint32_t));
+	p->list = vdb_malloc(h->ls0 * sizeof(uint32_t));
+	p->pool2 = vdb_malloc((2 * h->m0 + 1) * sizeof(struct cand));
+	p->pool = vdb_malloc(np * sizeof(struct cand));
+	if (p->old == NULL || p->list == NULL || p->pool2 == NULL ||
+	    p->pool == NULL) {
+		plan_free(p);
+		memset(p, 0, sizeof(*p));
 		return VECDB_ENOMEM;
-	p->layers = layers;
+	}
+	atomic_fetch_add(&h->scratch_bytes, (layers + 1) * h->ls0 * 4 +
+	    (np + 2 * h->m0 + 1) * sizeof(struct cand));
 	return VECDB_OK;
 }
 
+/* Take a list's lock. It is held for one neighbour selection at most,
+ * so a waiter spins a little, then yields. */
+static void
+list_lock(hnsw_index *h, uint32_t slot, uint32_t layer)
+{
+	_Atomic uint32_t *w = (_Atomic uint32_t *) links(h, slot, layer);
+
+	for (unsigned spin = 0;; spin++) {
+		uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
+		if (!(v & LW_LOCKED) && atomic_compare_exchange_weak_explicit(
+		    w, &v, v | LW_LOCKED, memory_order_acquire,
+		    memory_order_relaxed))
+			return;
+		if (spin >= 64)
+			sched_yield();
+	}
+}
+
+/* Release a list's lock. */
+static void
+list_unlock(hnsw_index *h, uint32_t slot, uint32_t layer)
+{
+	atomic_fetch_and_explicit((_Atomic uint32_t *) links(h, slot, layer),
+	    ~LW_LOCKED, memory_order_release);
+}
+
+/* Write a [count][ids] list (a plain count) over a node's list on a
+ * layer; caller holds its lock. The id stores are release stores: a
+ * reader that sees one of them also sees LW_WRITING, and retries (see
+ * list_read). */
+static void
+list_write(hnsw_index *h, uint32_t slot, uint32_t layer, const uint32_t *src)
+{
+	_Atomic uint32_t *ll = (_Atomic uint32_t *) links(h, slot, layer);
+	uint32_t v = atomic_load_explicit(&ll[0], memory_order_relaxed);
+	uint32_t ver = (v & ~(LW_COUNT | LW_WRITING)) + LW_VERSION;
+
+	atomic_store_explicit(&ll[0], v | LW_WRITING, memory_order_relaxed);
+	for (uint32_t j = 1; j <= src[0]; j++)
+		atomic_store_explicit(&ll[j], src[j], memory_order_release);
+	atomic_store_explicit(&ll[0], ver | src[0], memory_order_release);
+}
+
 /*
- * Plan neighbour e's new list on a layer once the new node links to it:
- * appended if there is room, otherwise the heuristic picks among the old
- * links and the new node, with distances from e.
+ * Link neighbour e on a layer to the new node: appended if there is
+ * room, otherwise the heuristic picks among its links and the new node,
+ * with distances from e. The whole read-select-write holds e's link
+ * lock, so two inserts linking to e never lose each other's link.
  */
 static void
-plan_update(hnsw_index *h, struct plan *p, uint32_t e, uint32_t layer,
-    float d_new)
+link_back(hnsw_index *h, struct scratch *s, struct plan *p, uint32_t e,
+    uint32_t layer, float d_new)
 {
-	const uint32_t *cur = links(h, e, layer);
 	size_t max = layer ? h->cfg.m : h->m0, cnt = 0;
-	uint32_t *dst = p->ubuf + p->nupd * h->ls0;
+	uint32_t *dst = p->list;
 
-	p->upd[p->nupd++] = (struct update) { e, layer, dst };
+	list_lock(h, e, layer);
+	uint32_t n = list_read(h, e, layer, s->nb);
 	/* A reused slot may be in the list already, as its old self. */
-	for (uint32_t j = 1; j <= cur[0]; j++)
-		if (cur[j] != p->slot)
-			dst[1 + cnt++] = cur[j];
+	for (uint32_t j = 0; j < n; j++)
+		if (s->nb[j] != p->slot)
+			dst[1 + cnt++] = s->nb[j];
 	if (cnt < max) {
-		dst[1 + cnt] = p->slot;
-		dst[0] = (uint32_t) cnt + 1;
-		return;
+		dst[1 + cnt++] = p->slot;
+		dst[0] = (uint32_t) cnt;
+	} else {
+		const float *v = row(h, e);
+		for (size_t j = 0; j < cnt; j++)
+			p->pool2[j] = (struct cand) { dist1(h, v, dst[1 + j]),
+				dst[1 + j] };
+		p->pool2[cnt] = (struct cand) { d_new, p->slot };
+		size_t k = select_neighbors(h, p->pool2, cnt + 1, max);
+		for (size_t j = 0; j < k; j++)
+			dst[1 + j] = p->pool2[j].id;
+		dst[0] = (uint32_t) k;
 	}
-	const float *v = row(h, e);
-	for (size_t j = 0; j < cnt; j++)
-		p->pool2[j] = (struct cand) { dist1(h, v, dst[1 + j]),
-			dst[1 + j] };
-	p->pool2[cnt] = (struct cand) { d_new, p->slot };
-	size_t k = select_neighbors(h, p->pool2, cnt + 1, max);
-	for (size_t j = 0; j < k; j++)
-		dst[1 + j] = p->pool2[j].id;
-	dst[0] = (uint32_t) k;
+	list_write(h, e, layer, dst);
+	list_unlock(h, e, layer);
 }
 
-/* Search one layer for the new node's neighbours (excluding deleted
- * nodes, unless nothing else is reachable); copies them into pool. */
+/* Is x among the n ids of a? */
 static int
-layer_candidates(hnsw_index *h, const float *q, uint32_t ep, uint32_t l,
-    size_t *n)
+among(const uint32_t *a, uint32_t n, uint32_t x)
 {
-	struct scratch *s = &h->wscr;
-	struct accept acc = { NULL, NULL, atomic_load(&h->n_deleted) > 0 };
-	int rv = search_layer(h, s, q, ep, l, h->cfg.ef_construction, &acc);
-
-	if (rv == VECDB_OK && s->res.n == 0 && acc.deleted) {
-		acc.deleted = 0;
-		rv = search_layer(h, s, q, ep, l, h->cfg.ef_construction, &acc);
-	}
-	*n = 0;
-	for (size_t i = 0; i < s->res.n; i++)
-		if (s->res.a[i].id != h->plan.slot) /* a reused slot's old self */
-			h->plan.pool[(*n)++] = s->res.a[i];
-	return rv;
-}
-
-/* Is there an update of (node, layer) in the plan already? */
-static int
-planned(const struct plan *p, uint32_t node, uint32_t layer)
-{
-	for (size_t i = 0; i < p->nupd; i++)
-		if (p->upd[i].node == node && p->upd[i].layer == layer)
+	for (uint32_t i = 0; i < n; i++)
+		if (a[i] == x)
 			return 1;
 	return 0;
+}
+
+/*
+ * Write the new node's own list on a layer: the k neighbours chosen
+ * (p->pool), plus the links other inserts made to it meanwhile (one that
+ * started its search from this node on the layer above may have picked
+ * it already), by the heuristic if they are too many. hnswlib keeps
+ * these by holding the new node's lock for the whole insert; here they
+ * are merged, so that no insert waits for another's search.
+ */
+static void
+own_write(hnsw_index *h, struct scratch *s, struct plan *p, uint32_t layer,
+    size_t k)
+{
+	const uint32_t *old = p->old + (size_t) layer * h->ls0;
+	size_t max = layer ? h->cfg.m : h->m0, n = k;
+
+	list_lock(h, p->slot, layer);
+	uint32_t cur = list_read(h, p->slot, layer, s->nb);
+	for (size_t j = 0; j < k; j++)
+		p->pool2[j] = p->pool[j];
+	for (uint32_t j = 0; j < cur; j++) {
+		uint32_t x = s->nb[j];
+		int dup = 0;
+		for (size_t i = 0; i < k && !dup; i++)
+			dup = p->pool[i].id == x;
+		if (dup || (p->reuse && among(old + 1, old[0], x)))
+			continue; /* chosen already, or a reused slot's old link */
+		p->pool2[n++] = (struct cand) { dist1(h, row(h, p->slot), x), x };
+	}
+	if (n > max)
+		n = select_neighbors(h, p->pool2, n, max);
+	p->list[0] = (uint32_t) n;
+	for (size_t j = 0; j < n; j++)
+		p->list[1 + j] = p->pool2[j].id;
+	list_write(h, p->slot, layer, p->list);
+	list_unlock(h, p->slot, layer);
+}
+
+/* Drop the reused slot from e's list on a layer, if it is there. */
+static void
+unlink_from(hnsw_index *h, struct scratch *s, struct plan *p, uint32_t e,
+    uint32_t layer)
+{
+	uint32_t *dst = p->list, cnt = 0;
+
+	list_lock(h, e, layer);
+	uint32_t n = list_read(h, e, layer, s->nb);
+	for (uint32_t j = 0; j < n; j++)
+		if (s->nb[j] != p->slot)
+			dst[1 + cnt++] = s->nb[j];
+	if (cnt != n) {
+		dst[0] = cnt;
+		list_write(h, e, layer, dst);
+	}
+	list_unlock(h, e, layer);
 }
 
 /*
@@ -1110,117 +1331,98 @@ planned(const struct plan *p, uint32_t node, uint32_t layer)
  * links, until a vacuum rebuilds the graph.
  */
 static void
-plan_unlink_old(hnsw_index *h, struct plan *p)
+unlink_old(hnsw_index *h, struct scratch *s, struct plan *p)
 {
-	for (uint32_t l = 0; l <= p->level; l++) {
-		const uint32_t *old = p->old + (size_t) l * h->ls0;
-		for (uint32_t j = 1; j <= old[0]; j++) {
-			uint32_t e = old[j];
-			const uint32_t *cur = links(h, e, l);
-			uint32_t *dst = p->ubuf + p->nupd * h->ls0, cnt = 0;
-			if (planned(p, e, l))
-				continue;
-			for (uint32_t i = 1; i <= cur[0]; i++)
-				if (cur[i] != p->slot)
-					dst[1 + cnt++] = cur[i];
-			if (cnt == cur[0])
-				continue;
-			dst[0] = cnt;
-			p->upd[p->nupd++] = (struct update) { e, l, dst };
-		}
-	}
+	uint32_t *old = p->old;
+
+	for (uint32_t l = 0; l <= p->level; l++)
+		old[l * h->ls0] = list_read(h, p->slot, l, old + l * h->ls0 + 1);
+	for (uint32_t l = 0; l <= p->level; l++)
+		for (uint32_t j = 1; j <= old[l * h->ls0]; j++)
+			unlink_from(h, s, p, old[l * h->ls0 + j], l);
 }
 
 /*
- * Algorithm 1 from paper (INSERT), up to the point of changing the graph:
- * the new node's lists and its neighbours' new lists go into the plan.
- * Runs with no lock: only the writer (us, holding wmutex) changes the
- * graph, and searches only read it.
+ * Search one layer for the new node's neighbours (no dead nodes, unless
+ * nothing else is reachable); copies them into pool, returns how many.
+ * XXX: a candidate heap that cannot grow (ENOMEM) ends the search early,
+ * and the node links to what was found: better than failing half linked.
  */
-static int
-prepare(hnsw_index *h, struct plan *p)
+static size_t
+layer_candidates(hnsw_index *h, struct scratch *s, struct plan *p,
+    const float *q, uint32_t ep, uint32_t l)
+{
+	/* Dead nodes exist only with n_deleted, doomed ones only while
+	 * another insert links; nodes other inserts are linking are fine. */
+	int some = atomic_load(&h->n_deleted) > 0 ||
+	    atomic_load(&h->n_linking) > 1;
+	struct accept acc = { NULL, NULL, some ? NODE_DEAD | NODE_DOOMED : 0 };
+	uint32_t efc = h->cfg.ef_construction;
+	size_t n = 0;
+
+	(void) search_layer(h, s, q, ep, l, efc, &acc);
+	if (s->res.n == 0) {
+		acc.reject = 0;
+		(void) search_layer(h, s, q, ep, l, efc, &acc);
+	}
+	for (size_t i = 0; i < s->res.n; i++)
+		if (s->res.a[i].id != p->slot) /* a reused slot's old self */
+			p->pool[n++] = s->res.a[i];
+	return n;
+}
+
+/*
+ * Algorithm 1 from paper (INSERT), from entry point e: on each layer from
+ * the node's level down, the heuristic picks its neighbours among the
+ * efc nearest, its list is written, and each neighbour links back
+ * (hnswlib's mutuallyConnectNewElement). Lists change one at a time,
+ * each under its link lock, so searches and other inserts go on.
+ */
+static void
+link_layers(hnsw_index *h, struct scratch *s, struct plan *p, uint64_t e)
 {
 	const float *q = row(h, p->slot);
-	uint32_t top = h->top, ep;
-	int rv;
+	uint32_t top = ep_top(e), ep = descend(h, s, q, e, p->level);
 
-	p->nupd = 0;
-	memset(p->own, 0, p->layers * h->ls0 * sizeof(uint32_t));
-	if (atomic_load(&h->n) == 0)
-		return VECDB_OK;
-	ep = descend(h, &h->wscr, q, p->level);
 	for (uint32_t l = p->level < top ? p->level : top;; l--) {
-		size_t nw, k;
-		if ((rv = layer_candidates(h, q, ep, l, &nw)) != VECDB_OK)
-			return rv;
-		k = select_neighbors(h, p->pool, nw, h->cfg.m);
-		uint32_t *own = p->own + (size_t) l * h->ls0;
-		own[0] = (uint32_t) k;
-		for (size_t j = 0; j < k; j++) {
-			own[1 + j] = p->pool[j].id;
-			plan_update(h, p, p->pool[j].id, l, p->pool[j].d);
-		}
+		size_t nw = layer_candidates(h, s, p, q, ep, l);
+		size_t k = select_neighbors(h, p->pool, nw, h->cfg.m);
+		own_write(h, s, p, l, k);
+		for (size_t j = 0; j < k; j++)
+			link_back(h, s, p, p->pool[j].id, l, p->pool[j].d);
 		if (k > 0)
 			ep = p->pool[0].id; /* the nearest, always kept */
 		if (l == 0)
 			break;
 	}
-	if (p->reuse)
-		plan_unlink_old(h, p);
-	return VECDB_OK;
 }
 
-/* Copy the plan into the graph and publish the node. Caller holds the
- * write lock, so no search sees a list half copied. */
+/*
+ * Link a claimed node; caller holds the read side of lock. An insert
+ * whose level is above the top holds ep_mu throughout, as hnswlib's
+ * global lock, and makes its node the entry point once linked; the
+ * others link alongside from the entry point they read.
+ */
 static void
-commit_locked(hnsw_index *h, const struct plan *p, uint64_t label)
+link_node(hnsw_index *h, struct scratch *s, struct plan *p)
 {
-	uint32_t s = p->slot;
+	uint64_t e = atomic_load_explicit(&h->ep, memory_order_acquire);
+	int raise = e == EP_NONE || p->level > ep_top(e);
 
-	h->upper[s] = p->upper;
-	for (uint32_t l = 0; l <= p->level; l++) {
-		const uint32_t *src = p->own + (size_t) l * h->ls0;
-		memcpy(links(h, s, l), src, (1 + src[0]) * sizeof(uint32_t));
+	if (raise) {
+		pthread_mutex_lock(&h->ep_mu);
+		e = atomic_load_explicit(&h->ep, memory_order_acquire);
+		raise = e == EP_NONE || p->level > ep_top(e);
+		if (!raise)
+			pthread_mutex_unlock(&h->ep_mu);
 	}
-	for (size_t i = 0; i < p->nupd; i++) {
-		const struct update *u = &p->upd[i];
-		memcpy(links(h, u->node, u->layer), u->list,
-		    (1 + u->list[0]) * sizeof(uint32_t));
+	if (e != EP_NONE)
+		link_layers(h, s, p, e);
+	if (raise) {
+		atomic_store_explicit(&h->ep, (uint64_t) p->slot |
+		    (uint64_t) p->level << 32, memory_order_release);
+		pthread_mutex_unlock(&h->ep_mu);
 	}
-	h->labels[s] = label;
-	h->levels[s] = (uint8_t) p->level;
-	atomic_store_explicit((_Atomic uint8_t *) &h->deleted[s], 0,
-	    memory_order_relaxed);
-	if (p->reuse) {
-		atomic_fetch_sub(&h->n_deleted, 1);
-		return; /* its level and upper block stay as they were */
-	}
-	h->upper_bytes += (size_t) p->level * h->ls * sizeof(uint32_t);
-	if (s == 0 || p->level > h->top) {
-		h->entry = s;
-		h->top = p->level;
-	}
-	atomic_store_explicit(&h->n, (uint64_t) s + 1, memory_order_release);
-}
-
-/* Room for one more node of this level: slots, hash, scratch, plan. */
-static int
-make_room(hnsw_index *h, uint32_t level)
-{
-	uint64_t n = atomic_load(&h->n);
-
-	if (n >= MAX_SLOTS)
-		return VECDB_EFULL;
-	if (n == h->cap && grow(h, h->cap + h->cap / 2 + 64) != VECDB_OK)
-		return VECDB_ENOMEM;
-	size_t before = h->map_cap;
-	if (map_reserve(h, n + 1) != VECDB_OK)
-		return VECDB_ENOMEM;
-	atomic_fetch_add(&h->scratch_bytes, (h->map_cap - before) * 12);
-	if (plan_fit(h, &h->plan, level) != VECDB_OK ||
-	    scratch_fit(h, &h->wscr, h->cfg.ef_construction) != VECDB_OK)
-		return VECDB_ENOMEM;
-	return VECDB_OK;
 }
 
 /* Write a new node's vector (normalised for cosine) into its row. */
@@ -1236,104 +1438,104 @@ store_vector(hnsw_index *h, uint32_t slot, const float *vec)
 }
 
 /*
- * Take over the most recently deleted slot for a new label, as hnswlib's
- * replace_deleted does: the slot keeps its level and upper block, gets the
- * new vector (under the write lock: searches read rows) and new links.
- * An update (mark_deleted of the old offset, insert of the new one) so
- * reuses its own slot, and the graph does not grow.
+ * Take over the most recently deleted slot, as hnswlib's replace_deleted
+ * does: the slot keeps its level and upper block and gets new links. An
+ * update (mark_deleted of the old offset, insert of the new one) so
+ * reuses its own slot, and the graph does not grow. It stays NODE_DEAD
+ * until reuse_store has put the new vector in. Caller holds map_mu.
  */
-static int
-reuse_slot(hnsw_index *h, struct plan *p, const float *vec)
+static void
+claim_reuse(hnsw_index *h, struct plan *p)
 {
-	uint32_t s = h->free[h->nfree - 1];
-	int rv;
+	uint32_t s = h->free[--h->nfree];
 
-	p->level = h->levels[s];
-	if ((rv = plan_fit(h, p, p->level)) != VECDB_OK ||
-	    (rv = scratch_fit(h, &h->wscr, h->cfg.ef_construction)) != VECDB_OK)
-		return rv;
-	h->nfree--;
 	p->slot = s;
+	p->level = h->levels[s];
 	p->reuse = 1;
-	p->upper = h->upper[s];
-	for (uint32_t l = 0; l <= p->level; l++) {
-		const uint32_t *src = links(h, s, l);
-		memcpy(p->old + (size_t) l * h->ls0, src,
-		    (1 + src[0]) * sizeof(uint32_t));
-	}
 	map_del(h, h->labels[s]);
-	pthread_rwlock_wrlock(&h->lock);
-	store_vector(h, s, vec);
-	pthread_rwlock_unlock(&h->lock);
-	return VECDB_OK;
+	atomic_fetch_or((_Atomic uint8_t *) &h->deleted[s], NODE_LINKING);
+	atomic_fetch_sub(&h->n_deleted, 1);
 }
 
-/* A fresh slot at the end for a new label. */
+/* A fresh slot at the end. Caller holds map_mu. */
 static int
-append_slot(hnsw_index *h, struct plan *p, const float *vec)
+claim_fresh(hnsw_index *h, struct plan *p)
 {
-	uint32_t level = random_level(h);
-	int rv;
+	uint64_t n = atomic_load(&h->n);
+	uint32_t level = random_level(h), *upper = NULL;
 
-	if ((rv = make_room(h, level)) != VECDB_OK)
-		return rv;
-	p->slot = (uint32_t) atomic_load(&h->n);
-	p->level = level;
-	p->reuse = 0;
-	p->upper = NULL;
-	if (level > 0 && (p->upper = vdb_calloc((size_t) level * h->ls,
+	if (n >= MAX_SLOTS)
+		return VECDB_EFULL;
+	if (n == h->cap && grow(h, h->cap + h->cap / 2 + 64) != VECDB_OK)
+		return VECDB_ENOMEM;
+	if (level > 0 && (upper = vdb_calloc((size_t) level * h->ls,
 	    sizeof(uint32_t))) == NULL)
 		return VECDB_ENOMEM;
-	store_vector(h, p->slot, vec);
+	p->slot = (uint32_t) n;
+	p->level = level;
+	p->reuse = 0;
+	h->upper[n] = upper;
+	h->levels[n] = (uint8_t) level;
+	atomic_store_explicit((_Atomic uint8_t *) &h->deleted[n],
+	    NODE_LINKING, memory_order_relaxed);
+	atomic_fetch_add(&h->upper_bytes, (size_t) level * h->ls * 4);
+	atomic_store(&h->n, n + 1);
 	return VECDB_OK;
 }
 
-/* hnsw_insert with wmutex held. */
+/*
+ * Give a label a slot and size the write slot's scratch, so that
+ * linking cannot fail. Caller holds map_mu. Every error (EEXIST, EFULL,
+ * ENOMEM) leaves the index as it was.
+ */
 static int
-insert_locked(hnsw_index *h, uint64_t label, const float *vec)
+claim(hnsw_index *h, struct rslot *ws, uint64_t label)
 {
-	struct plan *p = &h->plan;
+	struct plan *p = &ws->p;
 	int rv;
 
 	if (map_find(h, label) != NO_SLOT)
 		return VECDB_EEXIST;
-	if (h->nfree > 0)
-		rv = reuse_slot(h, p, vec);
-	else
-		rv = append_slot(h, p, vec);
-	if (rv != VECDB_OK)
+	if ((rv = plan_fit(h, p)) != VECDB_OK || (rv = scratch_fit(h, &ws->s,
+	    h->cfg.ef_construction)) != VECDB_OK)
 		return rv;
-	if ((rv = prepare(h, p)) != VECDB_OK) {
-		/* The slot has the new vector already; it stays deleted,
-		 * under its old label. */
-		if (p->reuse) {
-			map_put(h, h->labels[p->slot], p->slot);
-			h->free[h->nfree++] = p->slot;
-		} else
-			vdb_free(p->upper);
-		return rv;
+	if (h->nfree > 0) {
+		claim_reuse(h, p);
+	} else {
+		size_t before = h->map_cap;
+		if (map_reserve(h, atomic_load(&h->n) + 1) != VECDB_OK)
+			return VECDB_ENOMEM;
+		atomic_fetch_add(&h->scratch_bytes,
+		    (h->map_cap - before) * 12);
+		if ((rv = claim_fresh(h, p)) != VECDB_OK)
+			return rv;
 	}
-	pthread_rwlock_wrlock(&h->lock);
-	commit_locked(h, p, label);
-	pthread_rwlock_unlock(&h->lock);
 	map_put(h, label, p->slot);
+	atomic_fetch_add(&h->n_linking, 1);
 	return VECDB_OK;
 }
 
-int
-hnsw_insert(hnsw_index *h, uint64_t label, const float *vec)
+/*
+ * Put a reused slot's new vector and label in. Searches read the rows of
+ * dead nodes (they route), hence the write side of lock.
+ * XXX: that waits for the inserts linking meanwhile, so a stream of
+ * updates inserts about one at a time; a row version checked by the
+ * distance loop would lift it.
+ */
+static void
+reuse_store(hnsw_index *h, const struct plan *p, uint64_t label,
+    const float *vec)
 {
-	if (h == NULL || vec == NULL)
-		return VECDB_EINVAL;
-	pthread_mutex_lock(&h->wmutex);
-	int rv = insert_locked(h, label, vec);
-	pthread_mutex_unlock(&h->wmutex);
-	return rv;
+	pthread_rwlock_wrlock(&h->lock);
+	store_vector(h, p->slot, vec);
+	h->labels[p->slot] = label;
+	atomic_fetch_and((_Atomic uint8_t *) &h->deleted[p->slot],
+	    (uint8_t) ~NODE_DEAD);
+	pthread_rwlock_unlock(&h->lock);
 }
 
-/* ===== Deletes and figures ===== */
-
-/* Offer a deleted slot for reuse; without memory it just stays dead. */
+/* Offer a deleted slot for reuse; without memory it just stays dead.
+ * Caller holds map_mu. */
 static void
 free_push(hnsw_index *h, uint32_t s)
 {
@@ -1347,6 +1549,67 @@ free_push(hnsw_index *h, uint32_t s)
 	h->free[h->nfree++] = s;
 }
 
+/* The node is linked: live now, or dead if deleted meanwhile. */
+static void
+publish(hnsw_index *h, uint32_t s)
+{
+	pthread_mutex_lock(&h->map_mu);
+	/* Not before: growth moves the array, under map_mu. */
+	_Atomic uint8_t *st = (_Atomic uint8_t *) &h->deleted[s];
+	if (atomic_load(st) & NODE_DOOMED) {
+		atomic_store_explicit(st, NODE_DEAD, memory_order_release);
+		atomic_fetch_add(&h->n_deleted, 1);
+		free_push(h, s);
+	} else
+		atomic_store_explicit(st, NODE_LIVE, memory_order_release);
+	atomic_fetch_sub(&h->n_linking, 1);
+	pthread_mutex_unlock(&h->map_mu);
+}
+
+/* hnsw_insert with the read side of ilock held: claim a slot (map_mu),
+ * link it (the read side of lock), publish it (map_mu). */
+static int
+insert_ilocked(hnsw_index *h, uint64_t label, const float *vec)
+{
+	struct rslot *ws = slot_acquire(h, 1);
+	struct plan *p = &ws->p;
+	int rv;
+
+	pthread_mutex_lock(&h->map_mu);
+	rv = claim(h, ws, label);
+	pthread_mutex_unlock(&h->map_mu);
+	if (rv == VECDB_OK) {
+		if (p->reuse)
+			reuse_store(h, p, label, vec);
+		pthread_rwlock_rdlock(&h->lock);
+		if (p->reuse) {
+			unlink_old(h, &ws->s, p);
+		} else {
+			/* Nothing links to the slot yet: no one reads it. */
+			store_vector(h, p->slot, vec);
+			h->labels[p->slot] = label;
+		}
+		link_node(h, &ws->s, p);
+		pthread_rwlock_unlock(&h->lock);
+		publish(h, p->slot);
+	}
+	slot_release(h, ws);
+	return rv;
+}
+
+int
+hnsw_insert(hnsw_index *h, uint64_t label, const float *vec)
+{
+	if (h == NULL || vec == NULL)
+		return VECDB_EINVAL;
+	pthread_rwlock_rdlock(&h->ilock);
+	int rv = insert_ilocked(h, label, vec);
+	pthread_rwlock_unlock(&h->ilock);
+	return rv;
+}
+
+/* ===== Deletes and figures ===== */
+
 int
 hnsw_mark_deleted(hnsw_index *h, uint64_t label)
 {
@@ -1354,25 +1617,38 @@ hnsw_mark_deleted(hnsw_index *h, uint64_t label)
 
 	if (h == NULL)
 		return VECDB_EINVAL;
-	pthread_mutex_lock(&h->wmutex);
+	pthread_rwlock_rdlock(&h->ilock);
+	pthread_mutex_lock(&h->map_mu);
 	uint32_t s = map_find(h, label);
-	if (s != NO_SLOT && h->deleted[s] == 0) {
-		atomic_store_explicit((_Atomic uint8_t *) &h->deleted[s], 1,
-		    memory_order_relaxed);
-		atomic_fetch_add(&h->n_deleted, 1);
-		free_push(h, s);
-		rv = VECDB_OK;
+	if (s != NO_SLOT) {
+		_Atomic uint8_t *st = (_Atomic uint8_t *) &h->deleted[s];
+		uint8_t v = atomic_load(st);
+		if (v == NODE_LIVE) {
+			atomic_store_explicit(st, NODE_DEAD,
+			    memory_order_relaxed);
+			atomic_fetch_add(&h->n_deleted, 1);
+			free_push(h, s);
+			rv = VECDB_OK;
+		} else if ((v & NODE_LINKING) && !(v & NODE_DOOMED)) {
+			/* Its insert is linking it: publish() retires it. */
+			atomic_fetch_or(st, NODE_DOOMED);
+			rv = VECDB_OK;
+		}
 	}
-	pthread_mutex_unlock(&h->wmutex);
+	pthread_mutex_unlock(&h->map_mu);
+	pthread_rwlock_unlock(&h->ilock);
 	return rv;
 }
 
 uint64_t
-hnsw_count(const hnsw_index *h)
+hnsw_count(const hnsw_index *hc)
 {
-	uint64_t d = atomic_load(&((hnsw_index *) h)->n_deleted);
+	hnsw_index *h = (hnsw_index *) hc;
+	uint64_t d = atomic_load(&h->n_deleted);
+	uint64_t l = atomic_load(&h->n_linking);
+	uint64_t n = atomic_load(&h->n);
 
-	return atomic_load(&((hnsw_index *) h)->n) - d;
+	return n > d + l ? n - d - l : 0;
 }
 
 uint64_t
@@ -1403,11 +1679,11 @@ static int
 list_ok(const hnsw_index *h, uint32_t self, uint32_t layer, uint64_t n)
 {
 	const uint32_t *ll = links(h, self, layer);
-	uint32_t max = layer ? h->cfg.m : h->m0;
+	uint32_t max = layer ? h->cfg.m : h->m0, cnt = ll[0] & LW_COUNT;
 
-	if (ll[0] > max)
+	if (cnt > max || (ll[0] & (LW_LOCKED | LW_WRITING)))
 		return 0;
-	for (uint32_t i = 1; i <= ll[0]; i++) {
+	for (uint32_t i = 1; i <= cnt; i++) {
 		if (ll[i] >= n || ll[i] == self || h->levels[ll[i]] < layer)
 			return 0;
 		for (uint32_t j = 1; j < i; j++)
@@ -1433,22 +1709,27 @@ node_ok(const hnsw_index *h, uint32_t s, uint64_t n)
 	return 1;
 }
 
-/* hnsw_validate with wmutex held. */
+/* hnsw_validate with the write side of ilock held: no insert is
+ * linking, so every node is live or dead and nobody holds a link lock. */
 static int
 validate_locked(const hnsw_index *h)
 {
 	uint64_t n = atomic_load(&((hnsw_index *) h)->n), dels = 0;
+	uint64_t e = atomic_load(&((hnsw_index *) h)->ep);
 	uint32_t maxlev = 0;
 
 	for (uint32_t s = 0; s < n; s++) {
-		if (!node_ok(h, s, n))
+		if (!node_ok(h, s, n) || h->deleted[s] > NODE_DEAD)
 			return VECDB_ECORRUPT;
 		dels += h->deleted[s];
 		if (h->levels[s] > maxlev)
 			maxlev = h->levels[s];
 	}
-	if (n > 0 && (h->entry >= n || h->levels[h->entry] != h->top ||
-	    h->top != maxlev))
+	if ((n > 0) != (e != EP_NONE) || atomic_load(
+	    &((hnsw_index *) h)->n_linking) != 0)
+		return VECDB_ECORRUPT;
+	if (n > 0 && (ep_slot(e) >= n || h->levels[ep_slot(e)] != ep_top(e) ||
+	    ep_top(e) != maxlev))
 		return VECDB_ECORRUPT;
 	if (dels != atomic_load(&((hnsw_index *) h)->n_deleted) ||
 	    h->nfree > dels)
@@ -1466,9 +1747,9 @@ hnsw_validate(const hnsw_index *hc)
 
 	if (h == NULL)
 		return VECDB_EINVAL;
-	pthread_mutex_lock(&h->wmutex);
+	pthread_rwlock_wrlock(&h->ilock);
 	int rv = validate_locked(h);
-	pthread_mutex_unlock(&h->wmutex);
+	pthread_rwlock_unlock(&h->ilock);
 	return rv;
 }
 
@@ -1685,7 +1966,8 @@ w_list(struct wfile *w, const uint32_t *ll, size_t max)
 {
 	uint32_t tmp[1 + 2 * VECDB_HNSW_M_MAX] = { 0 };
 
-	memcpy(tmp, ll, (1 + ll[0]) * sizeof(uint32_t));
+	tmp[0] = ll[0] & LW_COUNT;
+	memcpy(tmp + 1, ll + 1, tmp[0] * sizeof(uint32_t));
 	w_put(w, tmp, (1 + max) * sizeof(uint32_t));
 }
 
@@ -1694,9 +1976,10 @@ static void
 save_body(const hnsw_index *h, struct wfile *w, uint64_t covered_seq)
 {
 	uint64_t n = atomic_load(&((hnsw_index *) h)->n);
+	uint64_t e = atomic_load(&((hnsw_index *) h)->ep);
 	struct file_hdr hd = { HNSW_MAGIC, HNSW_FORMAT_VERSION, h->cfg.dim,
 		(uint32_t) h->cfg.metric, h->cfg.m, h->cfg.max_layer,
-		n ? h->top : 0, n ? h->entry : NO_SLOT, 0, n,
+		n ? ep_top(e) : 0, n ? ep_slot(e) : NO_SLOT, 0, n,
 		atomic_load(&((hnsw_index *) h)->n_deleted), covered_seq,
 		h->rng };
 
@@ -1770,7 +2053,7 @@ hnsw_save(const hnsw_index *hc, const char *path, uint64_t covered_seq)
 		return VECDB_EINVAL;
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int) sizeof(tmp))
 		return VECDB_EINVAL;
-	pthread_mutex_lock(&h->wmutex);
+	pthread_rwlock_wrlock(&h->ilock);
 	errno = 0;
 	if (save_tmp(h, tmp, covered_seq) != 0 || rename(tmp, path) != 0 ||
 	    sync_dir(path) != 0) {
@@ -1780,7 +2063,7 @@ hnsw_save(const hnsw_index *hc, const char *path, uint64_t covered_seq)
 		    "write %s: %s", tmp, e == ENOSPC ? "the disk is full" :
 		    e ? strerror(e) : "write failed");
 	}
-	pthread_mutex_unlock(&h->wmutex);
+	pthread_rwlock_unlock(&h->ilock);
 	return rv;
 }
 
@@ -1985,8 +2268,9 @@ load_finish(struct rfile *r, hnsw_index *h, const struct file_hdr *hd)
 	for (uint32_t s = 0; s < hd->n; s++)
 		if (h->deleted[s])
 			free_push(h, s);
-	h->entry = hd->entry;
-	h->top = hd->top;
+	if (hd->n > 0)
+		atomic_store(&h->ep, (uint64_t) hd->entry |
+		    (uint64_t) hd->top << 32);
 	h->rng = hd->rng;
 	atomic_store(&h->n_deleted, hd->n_deleted);
 	atomic_store(&h->n, hd->n);

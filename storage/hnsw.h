@@ -13,15 +13,25 @@
  * small block a node (only ~1/M of the nodes have one). Nodes are "slots"
  * numbered in insertion order; a hash maps labels to slots.
  *
- * Threading: any number of threads may search while one thread writes.
- * Writers (insert, mark_deleted, save) are serialised by a mutex. An
- * insert searches the graph and prepares every list it will change with
- * no lock (only the writer mutates the graph), then takes the write side
- * of an rwlock for the short step that copies the lists in and publishes
- * the node; a search holds the read side, so it never sees a half-linked
- * node or a torn list. A search takes one of HNSW_READ_SLOTS read slots,
- * each with its own epoch-marked visited array and heaps, so it allocates
- * nothing per visited node.
+ * Threading: any number of threads may search, insert and mark deleted
+ * at once (hnswlib's scheme). Every list starts with a lock word: an
+ * insert changes one list at a time under its spin lock (the new node's
+ * own list, then each neighbour's, with the neighbour selection inside
+ * the lock so that two inserts never lose each other's link), and a
+ * search reads lists without locking: a read torn by a writer mixes old
+ * and new links, every one of them a linked node (where a consistent copy
+ * is wanted, a sequence count in the same word makes the reader retry). The insert that raises the top level
+ * holds ep_mu throughout and becomes the entry point once linked; the
+ * label hash, slot allocation and node states have their own mutex. A
+ * node is returned by searches only once its insert has linked it (a
+ * search that overlaps an insert on a graph with no dead node may return
+ * it a little earlier, complete but for some links). save and validate
+ * wait for inserts and deletes in flight and hold new ones off; searches
+ * go on. Growth of the arrays and a reused slot's new vector take the
+ * write side of an rwlock whose read side searches and linking inserts
+ * hold. A search takes one of HNSW_READ_SLOTS read slots, an insert one
+ * of HNSW_WRITE_SLOTS write slots, each with its own epoch-marked visited
+ * array and heaps, so neither allocates per visited node.
  */
 #ifndef HNSW_H
 #define HNSW_H
@@ -33,6 +43,7 @@
 
 #define HNSW_FORMAT_VERSION 1 /* of the file hnsw_save writes */
 #define HNSW_READ_SLOTS 64    /* concurrent searches; more wait */
+#define HNSW_WRITE_SLOTS 64   /* concurrent inserts; more wait */
 
 typedef struct hnsw_index hnsw_index;
 
@@ -67,7 +78,7 @@ void hnsw_free(hnsw_index *h);
  * Make room for @p n nodes in total so that inserts up to that count
  * allocate nothing (the arena grows by half when full otherwise).
  * @return VECDB_OK, VECDB_ENOMEM (the index is unchanged).
- * @note A writer call: serialised with inserts.
+ * @note Thread-safe; waits for growth by concurrent inserts.
  */
 int hnsw_reserve(hnsw_index *h, uint64_t n);
 
@@ -77,15 +88,18 @@ int hnsw_reserve(hnsw_index *h, uint64_t n);
  * @return VECDB_OK, VECDB_EEXIST (label present, deleted or not),
  *	VECDB_EINVAL (NULL), VECDB_ENOMEM (the index is unchanged), VECDB_EFULL
  *	(2^32 - 1 nodes).
- * @note Searches on other threads see the node only once it is fully
- *	linked.
+ * @note Thread-safe: inserts of different labels run in parallel (two of
+ *	one label: one gets VECDB_EEXIST). Searches on other threads
+ *	return the node once it is linked.
  */
 int hnsw_insert(hnsw_index *h, uint64_t label, const float *vec);
 
 /**
  * Mark a node deleted: it still routes searches but is never returned.
- * Its slot is reclaimed only by a rebuild (the storage engine's compact).
+ * A later insert takes its slot over (the most recent dead slot first).
+ * A node whose insert is still linking it is retired when linked.
  * @return VECDB_OK, VECDB_ENOTFOUND (no such label, or already deleted).
+ * @note Thread-safe, with inserts and searches.
  */
 int hnsw_mark_deleted(hnsw_index *h, uint64_t label);
 
@@ -136,7 +150,8 @@ void hnsw_config_get(const hnsw_index *h, hnsw_config *out);
  * that precedes it.
  * @param[in] covered_seq stored as is (the WAL seq the index covers).
  * @return VECDB_OK, VECDB_EIO (the old file, if any, is untouched).
- * @note A writer call: inserts wait; searches go on.
+ * @note Waits for inserts and deletes in flight; new ones wait for the
+ *	save; searches go on.
  */
 int hnsw_save(const hnsw_index *h, const char *path, uint64_t covered_seq);
 
@@ -158,7 +173,8 @@ int hnsw_load(const char *path, const hnsw_config *expect, hnsw_index **out,
 /**
  * Check the graph: every link in range, no self or duplicate links,
  * degrees within bounds, levels within max_layer, the entry point on the
- * top level, labels and the label hash agreeing. A test hook; O(n * M^2).
+ * top level, labels and the label hash agreeing, no list locked and no
+ * node half inserted. A test hook; O(n * M^2). Waits like hnsw_save.
  * @return VECDB_OK or VECDB_ECORRUPT.
  */
 int hnsw_validate(const hnsw_index *h);

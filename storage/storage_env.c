@@ -79,7 +79,7 @@ vecdb_options_from_env(vecdb_options *opts)
 {
 	vecdb_options o = *opts;
 	const char *d = getenv("VECDB_DURABILITY");
-	uint64_t m = o.hnsw_m, ef = o.hnsw_ef;
+	uint64_t m = o.hnsw_m, ef = o.hnsw_ef, it = o.index_threads;
 	int rv;
 
 	if (d != NULL && *d != '\0') {
@@ -101,8 +101,11 @@ vecdb_options_from_env(vecdb_options *opts)
 	    (rv = env_u64("VECDB_WAL_RETAIN", 1, UINT64_MAX,
 		 &o.wal_retain)) != VECDB_OK ||
 	    (rv = env_u64("VECDB_FULL_SCAN_THRESHOLD", 0, UINT64_MAX,
-		 &o.full_scan_threshold)) != VECDB_OK)
+		 &o.full_scan_threshold)) != VECDB_OK ||
+	    (rv = env_u64("VECDB_INDEX_THREADS", 0, VECDB_INDEX_THREADS_MAX,
+		 &it)) != VECDB_OK)
 		return rv;
+	o.index_threads = (uint32_t) it;
 	o.hnsw_m = (uint32_t) m;
 	o.hnsw_ef = (uint32_t) ef;
 	*opts = o;
@@ -341,6 +344,9 @@ options_check(const vecdb_options *o)
 	if (o->checkpoint_interval_s == 0)
 		return vdb_err(VECDB_EINVAL, "checkpoint_interval_s must be at "
 		    "least 1");
+	if (o->index_threads > VECDB_INDEX_THREADS_MAX)
+		return vdb_err(VECDB_EINVAL, "index_threads above %d",
+		    VECDB_INDEX_THREADS_MAX);
 	return VECDB_OK;
 }
 

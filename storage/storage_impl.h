@@ -327,6 +327,34 @@ int buf_put_le16(struct buf *b, uint16_t v);
 int buf_put_le32(struct buf *b, uint32_t v);
 void buf_fini(struct buf *b);
 
+/* ===== A pool of index threads (storage_pool.c) ===== */
+
+typedef struct storage_pool storage_pool;
+
+/* Task i of a run, on thread `worker` (0 is the caller, then 1..n-1). */
+typedef void (*storage_pool_fn)(void *arg, size_t i, unsigned worker);
+
+/**
+ * Start a pool of @p threads threads in all: the caller of
+ * storage_pool_run and threads - 1 workers (none for 0 or 1).
+ * @param[out] out free with storage_pool_free().
+ * @return VECDB_OK, VECDB_ENOMEM (no pool; nothing left running).
+ */
+int storage_pool_new(unsigned threads, storage_pool **out);
+
+/** Threads a run uses, the caller's included. */
+unsigned storage_pool_threads(const storage_pool *p);
+
+/**
+ * Run fn(arg, i, worker) for every i in [0, n), spread over the caller
+ * and the workers; returns when all have returned. One run at a time.
+ */
+void storage_pool_run(storage_pool *p, size_t n, storage_pool_fn fn,
+    void *arg);
+
+/** Stop the workers and free the pool. NULL is a no-op. */
+void storage_pool_free(storage_pool *p);
+
 /* ===== In-memory vector indexes (storage_index.c) ===== */
 
 struct storage_topk;

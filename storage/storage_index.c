@@ -72,6 +72,7 @@ struct indexer {
 	_Atomic uint64_t entries_in;  /* point entries committed since open */
 	_Atomic uint64_t entries_out; /* of them, applied */
 	_Atomic int building;         /* building a graph from the points */
+	storage_pool *pool;           /* index_threads > 1: the inserters */
 	/* The vacuum (see its section). */
 	pthread_t vac_thread;
 	pthread_cond_t vac_cv;        /* a compaction asked for, or stopping */
@@ -86,13 +87,21 @@ struct indexer {
 	int swap_taken;               /* the indexer took swap */
 	uint64_t target;              /* last committed seq we know of */
 	uint64_t applied;             /* every record <= this is applied */
-	int stopping;
+	int stopping;                 /* set under lock, atomically: the
+					 vacuum reads it without (closing) */
 	int reset;                    /* storage_index_reset was called */
 	uint64_t last_ckpt_ms;
 	uint64_t builds;              /* graph (re)builds, for the stats */
 	double build_s;
 	uint64_t build_buckets[VECDB_BUILD_BUCKETS];
 };
+
+/* Is the indexer stopping? For readers without the lock. */
+static int
+closing(struct indexer *ix)
+{
+	return __atomic_load_n(&ix->stopping, __ATOMIC_RELAXED);
+}
 
 /* ===== Registry ===== */
 
@@ -235,10 +244,102 @@ apply_points(struct cindex *ci, const struct wal_rec *r, float *buf,
 
 /* ===== Building from the points ===== */
 
+/*
+ * Points of a build handed to the pool a chunk at a time. The vectors
+ * stay in LMDB's map: the workers only read memory the build's read txn
+ * (open on the indexer thread throughout) keeps valid, never the txn.
+ */
+#define BUILD_CHUNK 4096
+struct bchunk {
+	hnsw_index *h;
+	const struct coll *c;
+	uint64_t offs[BUILD_CHUNK];
+	const void *vecs[BUILD_CHUNK];
+	size_t n;
+	float **bufs;           /* one of dim floats a thread */
+	_Atomic int rv;         /* the first failure */
+};
+
+/* Insert point i of a chunk, on pool thread w. */
+static void
+build_task(void *arg, size_t i, unsigned w)
+{
+	struct bchunk *b = arg;
+	int rv, z = VECDB_OK;
+
+	vec_decode(b->vecs[i], b->c->cfg.dimension, b->c->cfg.vector_type,
+	    b->bufs[w]);
+	rv = hnsw_insert(b->h, b->offs[i], b->bufs[w]);
+	if (rv != VECDB_OK && rv != VECDB_EEXIST)
+		atomic_compare_exchange_strong(&b->rv, &z, rv);
+}
+
+/* A chunk and its buffers for the pool's threads; NULL without memory. */
+static struct bchunk *
+bchunk_new(struct indexer *ix, const struct coll *c, hnsw_index *h)
+{
+	unsigned n = storage_pool_threads(ix->pool);
+	struct bchunk *b = vdb_calloc(1, sizeof(*b));
+
+	if (b == NULL || (b->bufs = vdb_calloc(n, sizeof(float *))) == NULL) {
+		vdb_free(b);
+		return NULL;
+	}
+	b->h = h;
+	b->c = c;
+	for (unsigned i = 0; i < n; i++)
+		if ((b->bufs[i] = vdb_malloc(c->cfg.dimension *
+		    sizeof(float))) == NULL)
+			b->n = SIZE_MAX;
+	return b;
+}
+
+/* Free a chunk. */
+static void
+bchunk_free(struct indexer *ix, struct bchunk *b)
+{
+	for (unsigned i = 0; b->bufs && i < storage_pool_threads(ix->pool); i++)
+		vdb_free(b->bufs[i]);
+	vdb_free(b->bufs);
+	vdb_free(b);
+}
+
+/* Insert the scan's points on the pool, BUILD_CHUNK at a time. */
+static int
+build_parallel(struct indexer *ix, const struct coll *c,
+    struct storage_scan *s, hnsw_index *h)
+{
+	struct bchunk *b = bchunk_new(ix, c, h);
+	struct rpoint rp;
+	int rv = VECDB_OK;
+
+	if (b == NULL || b->n == SIZE_MAX) {
+		if (b != NULL)
+			bchunk_free(ix, b);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	for (int more = storage_scan_valid(s); more && rv == VECDB_OK;) {
+		if ((rv = storage_point_decode(c, &s->v, &rp)) != VECDB_OK)
+			break;
+		b->offs[b->n] = rp.offset;
+		b->vecs[b->n++] = rp.vec;
+		storage_scan_next(s);
+		more = storage_scan_valid(s);
+		if (b->n == BUILD_CHUNK || !more) {
+			storage_pool_run(ix->pool, b->n, build_task, b);
+			b->n = 0;
+			rv = atomic_load(&b->rv);
+		}
+	}
+	bchunk_free(ix, b);
+	return rv;
+}
+
 /* A graph of every point of collection c as of txn; *applied set. */
 static int
-build_graph(vecdb *db, MDB_txn *txn, struct cindex *ci)
+build_graph(struct indexer *ix, MDB_txn *txn, struct cindex *ci)
 {
+	vecdb *db = ix->db;
 	struct coll c = { ci->coll_id, ci->cfg };
 	struct coll_state st;
 	struct storage_scan s;
@@ -259,6 +360,8 @@ build_graph(vecdb *db, MDB_txn *txn, struct cindex *ci)
 		vdb_free(buf);
 		return rv;
 	}
+	if (ix->pool != NULL)
+		rv = build_parallel(ix, &c, &s, ci->h);
 	for (; rv == VECDB_OK && storage_scan_valid(&s); storage_scan_next(&s)) {
 		if ((rv = storage_point_decode(&c, &s.v, &rp)) != VECDB_OK)
 			break;
@@ -304,7 +407,7 @@ rebuild(struct indexer *ix, MDB_txn *txn, const struct coll *c)
 	if (ci == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	atomic_fetch_add(&ix->building, 1);
-	rv = build_graph(ix->db, txn, ci);
+	rv = build_graph(ix, txn, ci);
 	atomic_fetch_sub(&ix->building, 1);
 	if (rv != VECDB_OK) {
 		hnsw_free(ci->h);
@@ -897,6 +1000,329 @@ apply_copied(struct indexer *ix, struct rbatch *b, uint64_t *applied,
 	return rv;
 }
 
+/* ===== Parallel apply ===== */
+
+/*
+ * With index_threads above 1 a batch is applied in groups. The indexer
+ * walks the records in WAL order and does everything but the inserts
+ * itself (retiring overwritten and deleted vectors, creates, drops),
+ * queueing each insert; the queue runs on the pool when the group ends:
+ * at the end of the batch, before a record that is not a point record,
+ * and before a retirement whose vector may still be queued (its
+ * hnsw_mark_deleted found nothing). Offsets are never reused, so the
+ * queued inserts touch distinct labels, and every retirement applies
+ * after its insert, as in WAL order. A record is marked applied (its
+ * cindex's applied seq, the indexer's) only when the inserts of the whole
+ * group are done, so the seq a checkpoint records covers only records
+ * whose inserts are complete, however the pool finished them.
+ */
+struct ins_task {
+	struct cindex *ci;
+	uint64_t offset;        /* the label */
+	const void *vec;        /* encoded, in the batch's arena */
+	size_t rec;             /* its record in g->recs */
+};
+
+/* A record of the group, applied once the group's inserts are done. */
+struct grec {
+	struct wal_rec r;
+	struct cindex *ci;      /* a reference; NULL: no graph to mark */
+	_Atomic int rv;         /* its first failure */
+};
+
+struct group {
+	struct indexer *ix;
+	struct grec *recs;
+	size_t nrec, rcap;
+	struct ins_task *tasks;
+	size_t ntask, tcap;
+	float **bufs;           /* one decode buffer a thread */
+	uint32_t bufdim;        /* floats each of bufs holds */
+	uint32_t maxdim;        /* of the queued inserts */
+};
+
+/* Grow an array of elements of size sz to hold n + 1. */
+static int
+grow_for(void *pp, size_t *cap, size_t n, size_t sz)
+{
+	void **p = pp;
+
+	if (n < *cap)
+		return VECDB_OK;
+	size_t c = *cap ? 2 * *cap : 256;
+	void *q = vdb_realloc(*p, c * sz);
+	if (q == NULL)
+		return VECDB_ENOMEM;
+	*p = q;
+	*cap = c;
+	return VECDB_OK;
+}
+
+/* Record a failure of record i (the first one wins). */
+static void
+grec_fail(struct group *g, size_t i, int rv)
+{
+	int z = VECDB_OK;
+
+	atomic_compare_exchange_strong(&g->recs[i].rv, &z, rv);
+}
+
+/* One queued insert, on pool thread w. */
+static void
+insert_task(void *arg, size_t i, unsigned w)
+{
+	struct group *g = arg;
+	const struct ins_task *t = &g->tasks[i];
+
+	vec_decode(t->vec, t->ci->cfg.dimension, t->ci->cfg.vector_type,
+	    g->bufs[w]);
+	int rv = hnsw_insert(t->ci->h, t->offset, g->bufs[w]);
+	if (rv != VECDB_OK && rv != VECDB_EEXIST)
+		grec_fail(g, t->rec, rv);
+}
+
+/* Size every thread's decode buffer for the queued inserts. */
+static int
+bufs_fit(struct group *g)
+{
+	unsigned n = storage_pool_threads(g->ix->pool);
+
+	if (g->bufs == NULL && (g->bufs = vdb_calloc(n, sizeof(float *))) ==
+	    NULL)
+		return VECDB_ENOMEM;
+	if (g->maxdim <= g->bufdim)
+		return VECDB_OK;
+	for (unsigned i = 0; i < n; i++) {
+		float *b = vdb_realloc(g->bufs[i], g->maxdim * sizeof(float));
+		if (b == NULL)
+			return VECDB_ENOMEM;
+		g->bufs[i] = b;
+	}
+	g->bufdim = g->maxdim;
+	return VECDB_OK;
+}
+
+/* Run the queued inserts: on the pool, or here if the buffers cannot be
+ * had (then with buf, one at a time). */
+static void
+run_tasks(struct group *g, float **buf)
+{
+	if (g->ntask == 0)
+		return;
+	if (bufs_fit(g) == VECDB_OK) {
+		storage_pool_run(g->ix->pool, g->ntask, insert_task, g);
+	} else {
+		for (size_t i = 0; i < g->ntask; i++) {
+			const struct ins_task *t = &g->tasks[i];
+			float *nb = vdb_realloc(*buf, t->ci->cfg.dimension *
+			    sizeof(float));
+			if (nb == NULL) {
+				grec_fail(g, t->rec, VECDB_ENOMEM);
+				continue;
+			}
+			*buf = nb;
+			vec_decode(t->vec, t->ci->cfg.dimension,
+			    t->ci->cfg.vector_type, nb);
+			int rv = hnsw_insert(t->ci->h, t->offset, nb);
+			if (rv != VECDB_OK && rv != VECDB_EEXIST)
+				grec_fail(g, t->rec, rv);
+		}
+	}
+	g->ntask = 0;
+	g->maxdim = 0;
+}
+
+/* A record whose inserts are all done: mark it applied, or rebuild what
+ * it touched if any part failed (as apply_copied does). */
+static void
+grec_finish(struct group *g, struct grec *gr, uint64_t *applied)
+{
+	struct indexer *ix = g->ix;
+	int rv = atomic_load(&gr->rv);
+
+	if (rv != VECDB_OK) {
+		vdb_err(rv, "indexing into '%s' failed", gr->ci ?
+		    gr->ci->name : "?");
+		recover_record(ix, &gr->r);
+	} else if (gr->ci != NULL) {
+		atomic_store(&gr->ci->applied, gr->r.seq);
+	}
+	if (gr->ci != NULL)
+		release(ix, gr->ci);
+	*applied = gr->r.seq;
+	if (gr->r.len >= 8 && gr->r.seq > ix->open_seq)
+		atomic_fetch_add(&ix->entries_out, get_le32(gr->r.body + 4));
+}
+
+/* End the group: run its inserts, then finish its records in WAL order;
+ * with `open`, the last record is still being read and stays. */
+static void
+group_flush(struct group *g, uint64_t *applied, float **buf, int open)
+{
+	size_t done = g->nrec - (open && g->nrec > 0);
+
+	run_tasks(g, buf);
+	for (size_t i = 0; i < done; i++)
+		grec_finish(g, &g->recs[i], applied);
+	if (done < g->nrec) {
+		g->recs[0].r = g->recs[done].r;
+		g->recs[0].ci = g->recs[done].ci;
+		atomic_store(&g->recs[0].rv, atomic_load(&g->recs[done].rv));
+	}
+	g->nrec -= done;
+}
+
+/* Queue one insert of record gi, or do it now if the queue cannot grow. */
+static void
+queue_insert(struct group *g, size_t gi, const struct wal_entry *e,
+    float **buf)
+{
+	struct cindex *ci = g->recs[gi].ci;
+
+	if (grow_for(&g->tasks, &g->tcap, g->ntask, sizeof(*g->tasks)) ==
+	    VECDB_OK) {
+		g->tasks[g->ntask++] = (struct ins_task) { ci, e->offset,
+			e->vec, gi };
+		if (ci->cfg.dimension > g->maxdim)
+			g->maxdim = ci->cfg.dimension;
+		return;
+	}
+	float *nb = vdb_realloc(*buf, ci->cfg.dimension * sizeof(float));
+	int rv = nb == NULL ? VECDB_ENOMEM : VECDB_OK;
+	if (nb != NULL) {
+		*buf = nb;
+		vec_decode(e->vec, ci->cfg.dimension, ci->cfg.vector_type, nb);
+		rv = hnsw_insert(ci->h, e->offset, nb);
+	}
+	if (rv != VECDB_OK && rv != VECDB_EEXIST)
+		grec_fail(g, gi, rv);
+}
+
+/* Retire an offset. If it is not in the graph its insert may be queued:
+ * run the queue, then try again. */
+static void
+retire(struct group *g, struct cindex *ci, uint64_t off, uint64_t *applied,
+    float **buf)
+{
+	if (hnsw_mark_deleted(ci->h, off) == VECDB_ENOTFOUND &&
+	    g->ntask > 0) {
+		group_flush(g, applied, buf, 1);
+		hnsw_mark_deleted(ci->h, off); /* may be gone */
+	}
+}
+
+/* The entries of the group's last record (apply_points, but queueing
+ * the inserts). */
+static int
+collect_entries(struct group *g, const uint8_t *stale, uint64_t *applied,
+    float **buf)
+{
+	struct grec *gr = &g->recs[g->nrec - 1];
+	struct cindex *ci = gr->ci;
+	size_t vlen = (size_t) ci->cfg.dimension *
+	    vec_elem_size(ci->cfg.vector_type);
+	struct wal_iter it;
+	struct wal_entry e;
+	int rv, more;
+
+	if ((rv = storage_wal_iter_init(&it, &gr->r)) != VECDB_OK)
+		return rv;
+	while ((more = storage_wal_next(&it, &e)) > 0) {
+		ci->changes++;
+		if (e.old_offset == e.offset)
+			continue; /* payload-only update */
+		if (e.old_offset != WAL_NO_OFFSET) {
+			retire(g, ci, e.old_offset, applied, buf);
+			gr = &g->recs[g->nrec - 1]; /* moved by a flush */
+		}
+		if (gr->r.op == WAL_DELETE || (stale != NULL && stale[it.i - 1]))
+			continue;
+		if (e.vlen != vlen)
+			return vdb_err(VECDB_ECORRUPT, "WAL vector of %zu bytes "
+			    "in '%s'", e.vlen, ci->name);
+		queue_insert(g, g->nrec - 1, &e, buf);
+	}
+	return more < 0 ? -more : VECDB_OK;
+}
+
+/* Add a PUT or DELETE record to the group (apply_point_record). */
+static int
+collect_record(struct group *g, const struct wal_rec *r, const uint8_t *stale,
+    uint64_t txnid, uint64_t *applied, float **buf)
+{
+	struct cindex *ci = NULL;
+	uint32_t coll_id;
+	int rv;
+
+	if (grow_for(&g->recs, &g->rcap, g->nrec, sizeof(*g->recs)) !=
+	    VECDB_OK)
+		return VECDB_ENOMEM;
+	if ((rv = storage_wal_coll(r, &coll_id)) == VECDB_OK &&
+	    (ci = acquire(g->ix, coll_id)) != NULL &&
+	    r->seq <= atomic_load(&ci->applied)) {
+		release(g->ix, ci);
+		ci = NULL; /* applied already (a graph built later) */
+	}
+	struct grec *gr = &g->recs[g->nrec++];
+	gr->r = *r;
+	gr->ci = ci;
+	atomic_store(&gr->rv, rv);
+	if (ci == NULL || rv != VECDB_OK)
+		return VECDB_OK;
+	/* Published before the graph changes: a search that sees the
+	 * change sees this (storage_index_search). */
+	if (stale != NULL && txnid > atomic_load(&ci->stale_txn))
+		atomic_store(&ci->stale_txn, txnid);
+	if ((rv = collect_entries(g, stale, applied, buf)) != VECDB_OK)
+		grec_fail(g, g->nrec - 1, rv);
+	return VECDB_OK;
+}
+
+/* apply_copied with the pool. */
+static int
+apply_parallel(struct indexer *ix, struct rbatch *b, uint64_t *applied,
+    float **buf)
+{
+	struct group g;
+	uint8_t kb[8];
+	MDB_val k = { 8, kb }, v;
+	struct wal_rec r;
+	int rv = VECDB_OK;
+
+	memset(&g, 0, sizeof(g));
+	g.ix = ix;
+	for (size_t i = 0; i < b->n && rv == VECDB_OK; i++) {
+		const struct rcopy *c = &b->recs[i];
+		const uint8_t *stale = c->stale == SIZE_MAX ? NULL :
+		    b->arena.p + c->stale;
+		put_be64(kb, c->seq);
+		v.mv_data = b->arena.p + c->off;
+		v.mv_size = c->len;
+		if ((rv = storage_wal_decode(&k, &v, &r)) != VECDB_OK)
+			break;
+		if ((r.op == WAL_PUT || r.op == WAL_DELETE) &&
+		    collect_record(&g, &r, stale, b->txnid, applied, buf) ==
+		    VECDB_OK)
+			continue;
+		/* Any other record, or no memory to queue: in order. */
+		group_flush(&g, applied, buf, 0);
+		if (apply_record(ix, NULL, &r, buf, stale, b->txnid) != VECDB_OK)
+			rv = recover_record(ix, &r);
+		*applied = r.seq;
+		if ((r.op == WAL_PUT || r.op == WAL_DELETE) && r.len >= 8 &&
+		    r.seq > ix->open_seq)
+			atomic_fetch_add(&ix->entries_out, get_le32(r.body + 4));
+	}
+	group_flush(&g, applied, buf, 0);
+	if (g.bufs != NULL)
+		for (unsigned i = 0; i < storage_pool_threads(ix->pool); i++)
+			vdb_free(g.bufs[i]);
+	vdb_free(g.bufs);
+	vdb_free(g.recs);
+	vdb_free(g.tasks);
+	return rv;
+}
+
 /* Apply a batch of records after *applied. */
 static int
 apply_batch(struct indexer *ix, uint64_t *applied)
@@ -907,7 +1333,8 @@ apply_batch(struct indexer *ix, uint64_t *applied)
 
 	memset(&b, 0, sizeof(b));
 	if ((rv = read_batch(ix, applied, &b, &buf)) == VECDB_OK)
-		rv = apply_copied(ix, &b, applied, &buf);
+		rv = ix->pool != NULL ? apply_parallel(ix, &b, applied, &buf) :
+		    apply_copied(ix, &b, applied, &buf);
 	buf_fini(&b.arena);
 	vdb_free(b.recs);
 	vdb_free(buf);
@@ -1067,7 +1494,7 @@ vacuum_copy_points(struct indexer *ix, struct cindex *ci, uint64_t count)
 	    sizeof(float));
 	if (ch.offs == NULL || ch.vecs == NULL)
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
-	while (rv == VECDB_OK && !done && !ix->stopping) {
+	while (rv == VECDB_OK && !done && !closing(ix)) {
 		if ((rv = vacuum_read_chunk(ix, ci, &ch, &done)) != VECDB_OK)
 			break;
 		for (size_t i = 0; i < ch.n && rv == VECDB_OK; i++) {
@@ -1083,7 +1510,7 @@ vacuum_copy_points(struct indexer *ix, struct cindex *ci, uint64_t count)
 	}
 	vdb_free(ch.offs);
 	vdb_free(ch.vecs);
-	if (rv == VECDB_OK && ix->stopping)
+	if (rv == VECDB_OK && closing(ix))
 		rv = vdb_err(VECDB_ECLOSED, "database is closing");
 	return rv;
 }
@@ -1627,6 +2054,27 @@ open_all(struct indexer *ix)
 	return rv;
 }
 
+/* Start the insert pool: index_threads threads in all, 0 meaning one a
+ * core. Without it (one thread, or none could start) the indexer inserts
+ * alone. */
+static void
+pool_start(struct indexer *ix)
+{
+	long n = ix->db->opts.index_threads;
+
+	if (n == 0)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n > VECDB_INDEX_THREADS_MAX)
+		n = VECDB_INDEX_THREADS_MAX;
+	if (n <= 1)
+		return;
+	if (storage_pool_new((unsigned) n, &ix->pool) != VECDB_OK) {
+		VDB_LOG_WARN("INDX", "%s; indexing with one thread",
+		    vecdb_errmsg());
+		ix->pool = NULL;
+	}
+}
+
 int
 storage_index_start(vecdb *db)
 {
@@ -1648,6 +2096,7 @@ storage_index_start(vecdb *db)
 	if (!db->opts.read_only && mkdir(dir, 0755) != 0 && errno != EEXIST)
 		VDB_LOG_WARN("INDX", "cannot create %s: %s", dir,
 		    strerror(errno));
+	pool_start(ix);
 	if ((rv = open_all(ix)) != VECDB_OK ||
 	    pthread_create(&ix->thread, NULL, indexer_main, ix) != 0) {
 		if (rv == VECDB_OK)
@@ -1656,7 +2105,7 @@ storage_index_start(vecdb *db)
 	}
 	if (pthread_create(&ix->vac_thread, NULL, vacuum_main, ix) != 0) {
 		pthread_mutex_lock(&ix->lock);
-		ix->stopping = 1;
+		__atomic_store_n(&ix->stopping, 1, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&ix->work_cv);
 		pthread_mutex_unlock(&ix->lock);
 		pthread_join(ix->thread, NULL);
@@ -1667,6 +2116,7 @@ storage_index_start(vecdb *db)
 fail:
 	while (ix->list != NULL)
 		unregister_locked(ix, ix->list->coll_id);
+	storage_pool_free(ix->pool);
 	db->indexer = NULL;
 	pthread_cond_destroy(&ix->vac_cv);
 	vdb_free(ix);
@@ -1681,13 +2131,14 @@ storage_index_stop(vecdb *db)
 	if (ix == NULL)
 		return;
 	pthread_mutex_lock(&ix->lock);
-	ix->stopping = 1;
+	__atomic_store_n(&ix->stopping, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&ix->work_cv);
 	pthread_cond_broadcast(&ix->vac_cv);
 	pthread_cond_broadcast(&ix->done_cv);
 	pthread_mutex_unlock(&ix->lock);
 	pthread_join(ix->vac_thread, NULL); /* gives up a compaction */
 	pthread_join(ix->thread, NULL); /* drains, then checkpoints */
+	storage_pool_free(ix->pool);
 	while (ix->list != NULL)
 		unregister_locked(ix, ix->list->coll_id);
 	pthread_mutex_destroy(&ix->lock);

@@ -12,6 +12,13 @@
  * whether the one announced-but-unacknowledged call landed (it must have
  * landed whole or not at all), and then compares the whole collection with
  * the model.
+ *
+ * Every open indexes with INDEX_THREADS threads and checkpoints every
+ * second, so the kills land while a pool inserts and checkpoints are
+ * written behind it; after each reopen the index must catch up to exactly
+ * the model's live points (a checkpoint covering an insert that had not
+ * finished would leave one out; a retirement applied before its insert
+ * would leave one in).
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -42,6 +49,7 @@
 #define ID_BATCH 1000ULL
 #define OPEN_TIMEOUT_MS 30000     /* the child must open within this */
 #define SCROLL_PAGE 1024
+#define INDEX_THREADS 4           /* more than the cores of a small CI box */
 
 /* What the child says over the pipe. One write() per message. */
 enum msg_kind {
@@ -238,6 +246,15 @@ child_batch(vecdb *db, int fd, uint64_t seed, uint32_t round, uint32_t b)
 	msg_send(fd, MSG_DONE, OP_DELETE, b, p.size);
 }
 
+/* The options of every open: parallel indexing, frequent checkpoints. */
+static void
+options_make(vecdb_options *o)
+{
+	vecdb_options_init(o);
+	o->index_threads = INDEX_THREADS;
+	o->checkpoint_interval_s = 1;
+}
+
 /* In the child: open in sync mode and write batches until killed. */
 static void
 child_run(const char *dir, uint64_t seed, uint32_t round, int fd)
@@ -246,7 +263,7 @@ child_run(const char *dir, uint64_t seed, uint32_t round, int fd)
 	vecdb *db = NULL;
 	int rv;
 
-	vecdb_options_init(&o);
+	options_make(&o);
 	if (o.durability != VECDB_SYNC)
 		child_fail(fd, OP_OPEN, 0, VECDB_EINTERNAL);
 	if ((rv = vecdb_open(dir, &o, &db)) != VECDB_OK)
@@ -458,6 +475,21 @@ verify_all(vecdb *db, struct model *m, uint32_t round)
 	ck_assert_uint_eq(count, m->live);
 }
 
+/* Once caught up, the index holds exactly the live points. */
+static void
+verify_index(vecdb *db, const struct model *m, uint32_t round)
+{
+	vecdb_collection_stats st;
+
+	ck_assert_int_eq(vecdb_index_sync(db, 60000), VECDB_OK);
+	ck_assert_int_eq(vecdb_collection_stats_get(db, COLL, &st), VECDB_OK);
+	ck_assert_msg(st.indexed_count == m->live && st.pending_count == 0,
+	    "round %u: %llu indexed, %llu pending, %llu live", round,
+	    (unsigned long long) st.indexed_count,
+	    (unsigned long long) st.pending_count,
+	    (unsigned long long) m->live);
+}
+
 /* ===== Deciding the call in flight ===== */
 
 /* Tally whether a point of the call in flight is as before or after it. */
@@ -511,7 +543,7 @@ inflight_settle(struct crash *cr, uint32_t round, const struct msg *op)
 	vecdb *db;
 	int rv, landed = 0;
 
-	vecdb_options_init(&o);
+	options_make(&o);
 	rv = vecdb_open(cr->dir, &o, &db);
 	ck_assert_msg(rv == VECDB_OK, "reopen after round %u: %s (%s)",
 	    round, vecdb_strerror(rv), vecdb_errmsg());
@@ -532,6 +564,7 @@ inflight_settle(struct crash *cr, uint32_t round, const struct msg *op)
 	else if (op != NULL)
 		cr->lost++;
 	verify_all(db, &cr->m, round);
+	verify_index(db, &cr->m, round);
 	vecdb_close(db);
 }
 
