@@ -26,7 +26,10 @@ import time
 def http(port, method, path, body=None, timeout=5.0):
     """One request on a new connection: (status, seconds)."""
     t0 = time.monotonic()
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except OSError:
+        return 0, time.monotonic() - t0
     try:
         data = b"" if body is None else json.dumps(body).encode()
         req = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"

@@ -356,6 +356,10 @@ def main():
     except Exception as e:  # a harness failure is a failed check
         check(False, f"harness: {e!r}")
     finally:
+        if check.failed():
+            for q in P.procs:
+                q.log.seek(0)
+                print(f"--- {q.args[0]} stderr:\n{q.log.read()[-3000:]}")
         P.stop_all()
         shutil.rmtree(TMP, ignore_errors=True)
     return check.report()
