@@ -86,9 +86,15 @@ def main():
         st, _ = call(port, "POST", "/collections/c/search",
                      {"vector": [0.5] * DIM, "limit": 3})
         check(st == 200, f"search on a full disk: {st}")
-        # and again refused, cleanly, while full
-        st, _ = batch(port, 10000)
-        check(st == 507, f"a second write while full: {st}")
+        # while full, a write either fits in pages LMDB freed inside its
+        # file (WAL trimmed, checkpoint temp files removed) or is refused
+        # the same clean way: never a 500, never half applied
+        st, body = batch(port, 10000)
+        check(st in (200, 507) and (st == 200 or "full" in
+              (body or {}).get("error", {}).get("message", "")),
+              f"a second write while full: {st}")
+        if st == 200:
+            acked.add(10000)
         # space freed: writes work again
         os.unlink(os.path.join(mnt, "filler"))
         st, _ = batch(port, 20000)
