@@ -244,17 +244,36 @@ route_match(const struct api_req *r, const char *pattern)
 
 /* Find the route; *path_known says whether some method matched. */
 static size_t
-route_find(const struct api_req *r, int *path_known)
+route_find(const struct api_req *r, const char *method, int *path_known)
 {
 	*path_known = 0;
 	for (size_t i = 0; i < api_n_routes; i++) {
 		if (!route_match(r, api_routes[i].pattern))
 			continue;
 		*path_known = 1;
-		if (strcmp(api_routes[i].method, httpd_method(r->h)) == 0)
+		if (strcmp(api_routes[i].method, method) == 0)
 			return i;
 	}
 	return api_n_routes;
+}
+
+int
+api_route(struct api_req *r, const char *method, const char *path,
+    char *why, size_t whylen)
+{
+	int known;
+
+	r->route = api_n_routes;
+	if (path_split(r, path) != 0) {
+		snprintf(why, whylen, "no such route");
+		return 404;
+	}
+	if ((r->route = route_find(r, method, &known)) == api_n_routes) {
+		snprintf(why, whylen, known ? "method not allowed on this "
+		    "route" : "no such route");
+		return known ? 405 : 404;
+	}
+	return path_decode(r, why, whylen) != 0 ? 400 : 0;
 }
 
 /* Constant-time equality of a presented key and the configured one. */
@@ -308,15 +327,10 @@ authorize(struct api_req *r, const struct api_route *rt)
 	return -1;
 }
 
-/*
- * Parse the JSON object body (the server kept it under --max-body).
- * Sends the error response itself (400) and returns -1 on failure.
- */
-static int
-body_parse_json(struct api_req *r)
+int
+api_body_parse(struct api_req *r, const char *buf, size_t len, char *why,
+    size_t whylen)
 {
-	size_t len;
-	const char *buf = httpd_body(r->h, &len);
 	json_error_t err;
 
 	if (len == 0) {
@@ -324,21 +338,18 @@ body_parse_json(struct api_req *r)
 		return 0;
 	}
 	if (vdb_json_depth(buf, len) > API_JSON_DEPTH_MAX) {
-		send_error_status(r, 400, "INVALID_ARGUMENT", "JSON nesting is "
-		    "deeper than " API_JSON_DEPTH_MAX_STR " levels");
+		snprintf(why, whylen, "JSON nesting is deeper than "
+		    API_JSON_DEPTH_MAX_STR " levels");
 		return -1;
 	}
 	if ((r->body = api_json_loadb(buf, len, JSON_REJECT_DUPLICATES,
 	    &err)) == NULL) {
-		char msg[256];
-		snprintf(msg, sizeof(msg), "invalid JSON body: %s (line %d, "
-		    "column %d)", err.text, err.line, err.column);
-		send_error_status(r, 400, "INVALID_ARGUMENT", msg);
+		snprintf(why, whylen, "invalid JSON body: %s (line %d, column "
+		    "%d)", err.text, err.line, err.column);
 		return -1;
 	}
 	if (!json_is_object(r->body)) {
-		send_error_status(r, 400, "INVALID_ARGUMENT",
-		    "the request body must be a JSON object");
+		snprintf(why, whylen, "the request body must be a JSON object");
 		return -1;
 	}
 	return 0;
@@ -400,10 +411,9 @@ consistency_parse(const char *v, int *primary)
  * The read options of a request: "consistency" and "allow_partial" in
  * the query string (any route) or the JSON body (query routes).
  */
-static int
-read_opts_parse(struct api_req *r)
+int
+api_read_opts_parse(const struct api_req *r, const char *qs)
 {
-	const char *qs = httpd_query(r->h);
 	json_t *v;
 	char buf[32];
 	int rv, n;
@@ -471,13 +481,19 @@ static void
 route_run(struct api_req *r, const struct api_route *rt)
 {
 	json_t *data = NULL;
+	const char *body;
 	char msg[512];
+	size_t len;
 	int rv;
 
-	if (rt->body == API_BODY_JSON && body_parse_json(r) != 0)
+	body = httpd_body(r->h, &len);
+	if (rt->body == API_BODY_JSON && api_body_parse(r, body, len, msg,
+	    sizeof(msg)) != 0) {
+		send_error_status(r, 400, "INVALID_ARGUMENT", msg);
 		return;
+	}
 	vdb_err_clear();
-	rv = read_opts_parse(r);
+	rv = api_read_opts_parse(r, httpd_query(r->h));
 	/* a write that reads back what it wrote (create echoes the config)
 	 * must read it where it was written, not from a lagging replica */
 	if (rt->writes)
@@ -506,23 +522,16 @@ on_begin(void *user, struct httpd_req *h)
 	struct api_server *srv = user;
 	struct api_req *r = httpd_req_data(h);
 	char why[128];
-	int known;
+	int st;
 
 	r->h = h;
 	r->b = srv->b;
 	r->srv = srv;
-	r->route = api_n_routes;
 	r->t0 = vdb_now_ms();
-	if (path_split(r, httpd_path(h)) != 0) {
-		send_error_status(r, 404, "NOT_FOUND", "no such route");
-	} else if ((r->route = route_find(r, &known)) == api_n_routes) {
-		if (known)
-			send_error_status(r, 405, "UNIMPLEMENTED",
-			    "method not allowed on this route");
-		else
-			send_error_status(r, 404, "NOT_FOUND", "no such route");
-	} else if (path_decode(r, why, sizeof(why)) != 0) {
-		send_error_status(r, 400, "INVALID_ARGUMENT", why);
+	if ((st = api_route(r, httpd_method(h), httpd_path(h), why,
+	    sizeof(why))) != 0) {
+		send_error_status(r, st, st == 404 ? "NOT_FOUND" : st == 405 ?
+		    "UNIMPLEMENTED" : "INVALID_ARGUMENT", why);
 	} else if (authorize(r, &api_routes[r->route]) == 0) {
 		return api_routes[r->route].body == API_BODY_RAW ?
 		    HTTPD_BODY_FILE : HTTPD_BODY_MEMORY;

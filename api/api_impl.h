@@ -164,6 +164,21 @@ int api_h_count(struct api_req *r, json_t **data);
 extern const struct api_route api_routes[];
 extern const size_t api_n_routes;
 
+/*
+ * The framing of a request, before its handler: route method and path
+ * (as sent) into r, each segment decoded once after routing: 0, or the
+ * HTTP status of the refusal (404, 405, 400) with why.
+ */
+int api_route(struct api_req *r, const char *method, const char *path,
+    char *why, size_t whylen);
+/* A JSON object body into r->body (an empty one is {}): 0, or -1 with
+ * why (a 400). */
+int api_body_parse(struct api_req *r, const char *buf, size_t len, char *why,
+    size_t whylen);
+/* This thread's read options from the query string (or NULL) and r's
+ * body: VECDB_OK or VECDB_EINVAL with the message set. */
+int api_read_opts_parse(const struct api_req *r, const char *qs);
+
 /* Write a JSON response (steals root). */
 void api_send_json(struct api_req *r, int status, json_t *root);
 

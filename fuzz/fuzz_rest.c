@@ -7,23 +7,13 @@
  *   POST collections/places/search?consistency=primary
  *   {"vector": [0, 0], "limit": 3}
  *
- * The line picks a route of api_routes[] as api_http.c's on_begin does:
- * the path as sent split on '/', matched segment by segment (restricted
- * to the routes the target names), then each segment decoded once by
- * api_httpd.c's httpd_url_decode and refused if it decodes to a NUL, a
- * '/' or "..". The body is parsed as body_parse_json does (an empty body
- * is {}, the same depth limit, then api_json_loadb with duplicate keys
- * refused, anything but an object refused), the read options come from the query
- * (httpd_query_var) and the body as read_opts_parse takes them, and the
- * handler runs on an api_req built as on_begin builds one. Then what a
- * client would get back is formed: the data printed by api_json_dumps, or
- * the error's status and message.
- *
- * That framing is static in api_http.c, which another branch is
- * changing: it is mirrored here, a few lines a step, and is stricter in
- * one place (a segment with a byte above 0x7f is refused outright rather
- * than checked as UTF-8), so that the handlers never see a request the
- * server would refuse.
+ * The line is framed by api_http.c's own code, as on_begin and route_run
+ * frame a request: api_route (the path as sent split and routed, each
+ * segment decoded once; restricted here to the routes the target names),
+ * api_body_parse and api_read_opts_parse; the handler then runs on an
+ * api_req built as on_begin builds one. Then what a client would get back
+ * is formed: the data printed by api_json_dumps, or the error's status
+ * and message.
  *
  * The backend is api_backend_local's over the seeded database, with the
  * calls that would change it swapped so that every input meets the same
@@ -197,147 +187,14 @@ fz_rest_init(void)
 
 /* ===== One request ===== */
 
-/* api_http.c's path_split: the path as sent, split on '/'. */
+/* Is the routed request one of the allowed patterns? */
 static int
-path_split(struct api_req *r, const char *path)
+route_allowed(const struct api_route *rt, const char *const *allowed)
 {
-	size_t len = strlen(path);
-	char *save = NULL, *tok;
-
-	if (len >= sizeof(r->raw))
-		return -1;
-	memcpy(r->raw, path, len + 1);
-	r->nsegs = 0;
-	for (tok = strtok_r(r->raw, "/", &save); tok != NULL;
-	     tok = strtok_r(NULL, "/", &save)) {
-		if (r->nsegs == API_MAX_SEGS)
-			return -1;
-		r->segs[r->nsegs++] = tok;
-	}
+	for (size_t j = 0; allowed[j] != NULL; j++)
+		if (strcmp(allowed[j], rt->pattern) == 0)
+			return 1;
 	return 0;
-}
-
-/* api_http.c's path_decode, refusing any byte above 0x7f. */
-static int
-path_decode(struct api_req *r)
-{
-	size_t off = 0;
-
-	for (size_t i = 0; i < r->nsegs; i++) {
-		const char *raw = r->segs[i];
-		char *out = r->dec + off;
-		int n = httpd_url_decode(raw, strlen(raw), out,
-		    sizeof(r->dec) - off);
-
-		if (n < 0 || memchr(out, '\0', (size_t) n) != NULL ||
-		    memchr(out, '/', (size_t) n) != NULL ||
-		    strstr(out, "..") != NULL || strcmp(out, ".") == 0)
-			return -1;
-		for (int k = 0; k < n; k++)
-			if ((unsigned char) out[k] > 0x7f)
-				return -1;
-		r->segs[i] = out;
-		off += (size_t) n + 1;
-	}
-	return 0;
-}
-
-/* api_http.c's route_match. */
-static int
-route_match(const struct api_req *r, const char *pattern)
-{
-	char pat[128], *save = NULL, *tok;
-	size_t i = 0;
-
-	snprintf(pat, sizeof(pat), "%s", pattern);
-	for (tok = strtok_r(pat, "/", &save); tok != NULL;
-	     tok = strtok_r(NULL, "/", &save), i++) {
-		if (i >= r->nsegs)
-			return 0;
-		if (tok[0] != ':' && strcmp(tok, r->segs[i]) != 0)
-			return 0;
-	}
-	return i == r->nsegs;
-}
-
-/* The route of method + path among the allowed patterns, or NULL. */
-static const struct api_route *
-route_find(const struct api_req *r, const char *method,
-    const char *const *allowed)
-{
-	for (size_t i = 0; i < api_n_routes; i++) {
-		const struct api_route *rt = &api_routes[i];
-		int ok = 0;
-		for (size_t j = 0; allowed[j] != NULL; j++)
-			ok |= strcmp(allowed[j], rt->pattern) == 0;
-		if (ok && strcmp(rt->method, method) == 0 &&
-		    route_match(r, rt->pattern))
-			return rt;
-	}
-	return NULL;
-}
-
-/* api_http.c's body_parse_json: 0 with r->body set. */
-static int
-body_parse(struct api_req *r, const char *buf, size_t len)
-{
-	json_error_t err;
-
-	if (len == 0) {
-		r->body = json_object();
-		return 0;
-	}
-	if (vdb_json_depth(buf, len) > API_JSON_DEPTH_MAX)
-		return -1;
-	if ((r->body = api_json_loadb(buf, len, JSON_REJECT_DUPLICATES,
-		 &err)) == NULL)
-		return -1;
-	return json_is_object(r->body) ? 0 : -1;
-}
-
-/* "primary" or "any", as api_http.c's consistency_parse. */
-static int
-consistency(const char *v, int *primary)
-{
-	if (strcmp(v, "primary") != 0 && strcmp(v, "any") != 0)
-		return vdb_err(VECDB_EINVAL, "bad consistency");
-	*primary = strcmp(v, "primary") == 0;
-	return VECDB_OK;
-}
-
-/* api_http.c's read_opts_parse: the query string, then the body. */
-static int
-read_opts(const struct api_req *r, const char *qs)
-{
-	struct api_read_opts *o = api_read_opts();
-	char buf[32];
-	json_t *v;
-	int n;
-
-	api_read_opts_reset();
-	if ((n = httpd_query_var(qs, "consistency", buf, sizeof(buf))) == -2 ||
-	    (n >= 0 && consistency(buf, &o->primary) != VECDB_OK))
-		return VECDB_EINVAL;
-	if ((n = httpd_query_var(qs, "allow_partial", buf, sizeof(buf))) ==
-	    -2 || (n >= 0 && strcmp(buf, "true") != 0 &&
-	    strcmp(buf, "false") != 0))
-		return VECDB_EINVAL;
-	if (n >= 0)
-		o->allow_partial = strcmp(buf, "true") == 0;
-	if (!json_is_object(r->body))
-		return VECDB_OK;
-	if ((v = json_object_get(r->body, "consistency")) != NULL &&
-	    (!json_is_string(v) || consistency(json_string_value(v),
-	    &o->primary) != VECDB_OK))
-		return VECDB_EINVAL;
-	if ((v = json_object_get(r->body, "write_concern")) != NULL) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > API_WRITE_CONCERN_MAX)
-			return VECDB_EINVAL;
-		o->write_concern = (uint32_t) json_integer_value(v);
-	}
-	return api_get_bool(r->body, "allow_partial", o->allow_partial,
-	    &o->allow_partial);
 }
 
 /* What the client gets: the data as text, or the error envelope. */
@@ -367,7 +224,7 @@ fz_rest_run(const uint8_t *d, size_t n, const char *const *allowed)
 	const uint8_t *nl = memchr(d, '\n', n);
 	const struct api_route *rt;
 	struct api_req *r;
-	char line[API_PATH_MAX], *path, *qs;
+	char line[API_PATH_MAX], *path, *qs, why[256];
 	json_t *data = NULL;
 	size_t ll;
 	int rv;
@@ -387,17 +244,14 @@ fz_rest_run(const uint8_t *d, size_t n, const char *const *allowed)
 		abort();
 	r->b = &fake;
 	r->srv = srv;
-	r->route = api_n_routes;
-	if (path_split(r, path) != 0 ||
-	    (rt = route_find(r, line, allowed)) == NULL ||
-	    path_decode(r) != 0)
+	if (api_route(r, line, path, why, sizeof(why)) != 0 ||
+	    !route_allowed(rt = &api_routes[r->route], allowed))
 		goto out;
-	r->route = (size_t) (rt - api_routes);
-	if (rt->body == API_BODY_JSON &&
-	    body_parse(r, (const char *) nl + 1, n - ll - 1) != 0)
+	if (rt->body == API_BODY_JSON && api_body_parse(r, (const char *) nl
+	    + 1, n - ll - 1, why, sizeof(why)) != 0)
 		goto out;
 	vdb_err_clear();
-	if ((rv = read_opts(r, qs)) == VECDB_OK) {
+	if ((rv = api_read_opts_parse(r, qs)) == VECDB_OK) {
 		if (rt->writes)
 			api_read_opts()->primary = 1;
 		rv = rt->fn(r, &data);
