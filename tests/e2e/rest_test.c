@@ -963,10 +963,11 @@ START_TEST(compact_drops_the_dead_share)
 	d = settled_stats();
 	st = json_object_get(d, "stats");
 	before = compactions_of(d);
-	/* half the nodes are dead, unless the background vacuum (dead share
-	 * over 0.2) was quicker than us */
+	/* the deletes left dead nodes, unless the background vacuum (dead
+	 * share over 0.2) was quicker than us: on some shards of a cluster
+	 * it may have been */
 	ck_assert_msg(before > 0 || json_real_value(json_object_get(st,
-	    "dead_ratio")) >= 0.4, "dead_ratio %f",
+	    "dead_ratio")) > 0, "dead_ratio %f",
 	    json_real_value(json_object_get(st, "dead_ratio")));
 	json_decref(d);
 	d = call(200, "POST", "/collections/z/compact", NULL);
@@ -976,7 +977,10 @@ START_TEST(compact_drops_the_dead_share)
 	json_decref(d);
 	for (int i = 0; i < 600; i++) {
 		d = settled_stats();
-		if (compactions_of(d) > before)
+		/* a cluster sums its shards: one shard's vacuum may finish
+		 * before the others' compactions */
+		if (compactions_of(d) > before && int_of(json_object_get(d,
+		    "stats"), "dead_count") == 0)
 			break;
 		json_decref(d);
 		d = NULL;
