@@ -282,7 +282,8 @@ typedef struct vecdb_collection_stats {
 	uint64_t disk_bytes;    /* bytes of its records in the data file */
 	uint64_t memory_bytes;  /* bytes of its in-memory structures */
 	uint64_t indexed_count; /* points linked into the in-memory index */
-	uint64_t pending_count; /* points committed but not yet indexed */
+	uint64_t pending_count; /* writes and deletes committed but not yet
+	                           applied to the index */
 	uint64_t dead_count;    /* index nodes of deleted or overwritten
 				   vectors not yet reused or vacuumed: they
 				   take memory and slow searches */

@@ -73,7 +73,14 @@ struct rslot {
 	atomic_int busy;     /* 1 while a thread holds it */
 	struct scratch s;    /* guarded by busy */
 	struct plan p;       /* write slots only; guarded by busy */
+	_Atomic uint64_t linking; /* write slots: the node this insert is
+				     linking, as INFLIGHT(slot, level), or 0;
+				     read by the other inserts */
 } __attribute__((aligned(64)));
+
+/* A write slot's linking word: slot, level and a valid bit. */
+#define INFLIGHT(slot, level) \
+	((uint64_t) (slot) | (uint64_t) (level) << 32 | 1ULL << 63)
 
 /*
  * A node's state, one byte a slot (h->deleted). Searches return only
@@ -957,18 +964,33 @@ search_layer(hnsw_index *h, struct scratch *s, const float *q, uint32_t ep,
 	return VECDB_OK;
 }
 
-/* Greedy descent on one layer (ef = 1): the nearest node reachable from
- * *ep by always moving closer; *d is its distance. */
+/* 1 if a node is being linked: its lists below the layer it was found
+ * on may not be written yet. */
+static inline int
+linking(const hnsw_index *h, uint32_t slot)
+{
+	return (node_state(h, slot) & NODE_LINKING) != 0;
+}
+
+/*
+ * Greedy descent on one layer (ef = 1): the nearest node reachable from
+ * *ep by always moving closer; *d is its distance. It never moves to a
+ * node being linked: that node's lists on the layers below may still be
+ * empty, and the descent would end there, in a dead end.
+ */
 static void
 greedy(const hnsw_index *h, struct scratch *s, const float *q,
     uint32_t layer, uint32_t *ep, float *d)
 {
+	int some = atomic_load(&((hnsw_index *) h)->n_linking) > 0;
+
 	for (int changed = 1; changed;) {
 		uint32_t cnt = list_read(h, *ep, layer, s->nb);
 		changed = 0;
 		dist_batch(h, q, s->nb, cnt, s->dists);
 		for (uint32_t j = 0; j < cnt; j++) {
-			if (s->dists[j] < *d) {
+			if (s->dists[j] < *d && !(some && linking(h,
+			    s->nb[j]))) {
 				*d = s->dists[j];
 				*ep = s->nb[j];
 				changed = 1;
@@ -1343,8 +1365,41 @@ unlink_old(hnsw_index *h, struct scratch *s, struct plan *p)
 }
 
 /*
+ * Offer the nodes other inserts are linking right now (on this layer,
+ * not visited, accepted) to the results of the search just done. Such a
+ * node is not reachable until its insert links back to it, so two
+ * concurrent inserts near each other would otherwise never see each
+ * other; the heuristic then prunes links on the belief that the nearer
+ * of the two leads to the other, and a small far cluster inserted in
+ * parallel could lose every link into it. With its in-flight neighbours
+ * offered, each insert sees what a one-thread build would have linked
+ * before it.
+ */
+static void
+offer_linking(hnsw_index *h, struct scratch *s, struct plan *p,
+    const float *q, uint32_t l, uint32_t efc, const struct accept *acc)
+{
+	for (int i = 0; i < HNSW_WRITE_SLOTS; i++) {
+		uint64_t v = atomic_load_explicit(&h->wslots[i].linking,
+		    memory_order_acquire);
+		uint32_t z = (uint32_t) v;
+		if (v == 0 || z == p->slot || ((v >> 32) & 0xff) < l ||
+		    s->visited[z] == s->epoch || !accepted(h, acc, z))
+			continue;
+		s->visited[z] = s->epoch;
+		float d = dist1(h, q, z);
+		if (s->res.n >= efc && d >= s->res.a[0].d)
+			continue;
+		res_push(&s->res, d, z);
+		if (s->res.n > efc)
+			res_pop(&s->res);
+	}
+}
+
+/*
  * Search one layer for the new node's neighbours (no dead nodes, unless
- * nothing else is reachable); copies them into pool, returns how many.
+ * nothing else is reachable), with the nodes being linked alongside;
+ * copies them into pool, returns how many.
  * XXX: a candidate heap that cannot grow (ENOMEM) ends the search early,
  * and the node links to what was found: better than failing half linked.
  */
@@ -1365,6 +1420,8 @@ layer_candidates(hnsw_index *h, struct scratch *s, struct plan *p,
 		acc.reject = 0;
 		(void) search_layer(h, s, q, ep, l, efc, &acc);
 	}
+	if (atomic_load(&h->n_linking) > 1)
+		offer_linking(h, s, p, q, l, efc, &acc);
 	for (size_t i = 0; i < s->res.n; i++)
 		if (s->res.a[i].id != p->slot) /* a reused slot's old self */
 			p->pool[n++] = s->res.a[i];
@@ -1390,8 +1447,13 @@ link_layers(hnsw_index *h, struct scratch *s, struct plan *p, uint64_t e)
 		own_write(h, s, p, l, k);
 		for (size_t j = 0; j < k; j++)
 			link_back(h, s, p, p->pool[j].id, l, p->pool[j].d);
-		if (k > 0)
-			ep = p->pool[0].id; /* the nearest, always kept */
+		/* The next layer starts from the nearest neighbour whose
+		 * lists are all written (see greedy). */
+		for (size_t j = 0; j < k; j++)
+			if (!linking(h, p->pool[j].id)) {
+				ep = p->pool[j].id;
+				break;
+			}
 		if (l == 0)
 			break;
 	}
@@ -1589,7 +1651,11 @@ insert_ilocked(hnsw_index *h, uint64_t label, const float *vec)
 			store_vector(h, p->slot, vec);
 			h->labels[p->slot] = label;
 		}
+		/* Its row is in: other inserts may link to it now. */
+		atomic_store_explicit(&ws->linking, INFLIGHT(p->slot,
+		    p->level), memory_order_release);
 		link_node(h, &ws->s, p);
+		atomic_store_explicit(&ws->linking, 0, memory_order_release);
 		pthread_rwlock_unlock(&h->lock);
 		publish(h, p->slot);
 	}

@@ -2472,7 +2472,8 @@ storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
 
 /* ===== Stats and API ===== */
 
-/* Entries in the WAL after `applied` that wrote vectors of collection c. */
+/* Entries in the WAL after `applied` that wrote or deleted vectors of
+ * collection c: the index work still to do. */
 static uint64_t
 tail_count(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t applied)
 {
@@ -2491,7 +2492,8 @@ tail_count(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t applied)
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (storage_wal_decode(&k, &v, &r) != VECDB_OK ||
-		    r.op != WAL_PUT || get_le32(r.body) != coll_id ||
+		    (r.op != WAL_PUT && r.op != WAL_DELETE) ||
+		    get_le32(r.body) != coll_id ||
 		    storage_wal_iter_init(&it, &r) != VECDB_OK)
 			continue;
 		while (storage_wal_next(&it, &e) > 0)

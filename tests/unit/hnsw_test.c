@@ -658,6 +658,55 @@ START_TEST(parallel_build_recall_is_within_0005_of_one_thread)
 }
 END_TEST
 
+/* Points of pts[0..n) that a search for their own vector (k 1, ef 64)
+ * does not return first. */
+static uint32_t
+self_misses(hnsw_index *h, const float *pts, uint32_t n)
+{
+	hnsw_hit hit;
+	size_t nh;
+	uint32_t miss = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		ck_assert_int_eq(hnsw_search(h, pts + (size_t) i * DIM, 1, 64,
+		    NULL, NULL, &hit, &nh), VECDB_OK);
+		miss += nh != 1 || hit.label != i;
+	}
+	return miss;
+}
+
+/*
+ * A node is reachable at a layer before its lists below are written,
+ * and invisible to the inserts running alongside until it links back.
+ * Before inserts stepped around nodes being linked and offered them to
+ * each other, 4-thread builds of 3000-point sets lost 11 points in
+ * 60,000 (20 seeds) to self-searches, mostly in small far clusters
+ * linked only among themselves; one-thread builds lost none in 240,000.
+ * After, 4-thread builds lost 1 in about 170,000, always in seed 6's
+ * far cluster: a build is not deterministic, so this allows 2 in the
+ * 24,000 here, where the old builds lost 4 on average.
+ */
+START_TEST(parallel_build_finds_every_point_by_its_own_vector)
+{
+	uint32_t n = 3000, miss = 0;
+
+	for (uint64_t seed = 1; seed <= 8; seed++) {
+		float *pts = rand_points(seed, n);
+		hnsw_index *par = new_index(VECDB_EUCLIDEAN);
+		insert_parallel(par, pts, n, 0);
+		uint32_t m = self_misses(par, pts, n);
+		if (m > 0)
+			fprintf(stderr, "hnsw_test: seed %llu: %u of %u points "
+			    "not found by their own vector\n",
+			    (unsigned long long) seed, m, n);
+		miss += m;
+		hnsw_free(par);
+		free(pts);
+	}
+	ck_assert_uint_le(miss, 2);
+}
+END_TEST
+
 /* ===== Concurrency ===== */
 
 /* What reader threads share with the writer. */
@@ -799,6 +848,7 @@ hnsw_suite(void)
 	tc = tcase_create("parallel recall");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, parallel_build_recall_is_within_0005_of_one_thread);
+	tcase_add_test(tc, parallel_build_finds_every_point_by_its_own_vector);
 	suite_add_tcase(s, tc);
 	return s;
 }
