@@ -189,14 +189,16 @@ render_requests(FILE *f, const struct api_metrics *m,
 		}
 }
 
-/* Collections and per-collection vector counts, from the backend. */
+/* Collections, and per collection its points, pending writes and
+ * indexing rate, from the backend. */
 static void
 render_collections(FILE *f, const struct api_backend *b)
 {
 	vecdb_collection_config cfg;
-	vecdb_collection_stats st;
+	vecdb_collection_stats *st_all;
 	char **names = NULL;
-	size_t n = 0;
+	uint8_t *ok;
+	size_t n = 0, m;
 
 	if (b->collection_list(b->ctx, &names, &n) != VECDB_OK)
 		n = 0;
@@ -206,13 +208,37 @@ render_collections(FILE *f, const struct api_backend *b)
 	fprintf(f, "# HELP vecdb_collections_total Collections now (can "
 		   "decrease).\n# TYPE vecdb_collections_total counter\n"
 		   "vecdb_collections_total %zu\n", n);
+	st_all = vdb_calloc(n ? n : 1, sizeof(*st_all));
+	ok = vdb_calloc(n ? n : 1, 1);
+	m = st_all != NULL && ok != NULL ? n : 0;
+	for (size_t i = 0; i < m; i++)
+		ok[i] = b->collection_get(b->ctx, names[i], &cfg,
+		    &st_all[i]) == VECDB_OK;
 	fprintf(f, "# HELP vecdb_vectors_total Points now, per collection "
 		   "(can decrease).\n# TYPE vecdb_vectors_total counter\n");
-	for (size_t i = 0; i < n; i++)
-		if (b->collection_get(b->ctx, names[i], &cfg, &st) == VECDB_OK)
+	for (size_t i = 0; i < m; i++)
+		if (ok[i])
 			fprintf(f, "vecdb_vectors_total{collection=\"%s\"} "
 				   "%llu\n", names[i],
-			    (unsigned long long) st.vector_count);
+			    (unsigned long long) st_all[i].vector_count);
+	fprintf(f, "# HELP vecdb_collection_pending_points Writes and "
+		   "deletes committed but not yet in the index.\n"
+		   "# TYPE vecdb_collection_pending_points gauge\n");
+	for (size_t i = 0; i < m; i++)
+		if (ok[i])
+			fprintf(f, "vecdb_collection_pending_points{collection="
+				   "\"%s\"} %llu\n", names[i],
+			    (unsigned long long) st_all[i].pending_count);
+	fprintf(f, "# HELP vecdb_collection_indexing_rate Writes and "
+		   "deletes the indexer applied a second, lately.\n"
+		   "# TYPE vecdb_collection_indexing_rate gauge\n");
+	for (size_t i = 0; i < m; i++)
+		if (ok[i])
+			fprintf(f, "vecdb_collection_indexing_rate{collection="
+				   "\"%s\"} %.1f\n", names[i],
+			    st_all[i].indexing_rate);
+	vdb_free(st_all);
+	vdb_free(ok);
 	vecdb_names_free(names, n);
 }
 

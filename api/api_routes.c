@@ -203,6 +203,8 @@ h_collection_get(struct api_req *r, json_t **data)
 	    json_integer((json_int_t) st.dead_count));
 	json_object_set_new(json_object_get(*data, "stats"), "dead_ratio",
 	    json_real(st.dead_ratio));
+	json_object_set_new(json_object_get(*data, "stats"), "indexing_rate",
+	    json_real(st.indexing_rate));
 	json_object_set_new(*data, "optimizer", optimizer_json(&st));
 	json_object_set_new(*data, "payload_schema", payload_schema_json(r,
 	    name));

@@ -442,6 +442,7 @@ info_rows(struct ctl_table *t, const json_t *d)
 		{ "vectors", "stats", "vector_count" },
 		{ "indexed", "stats", "indexed_count" },
 		{ "pending", "stats", "pending_count" },
+		{ "indexing_rate", "stats", "indexing_rate" },
 		{ "dead", "stats", "dead_count" },
 		{ "dead_ratio", "stats", "dead_ratio" },
 		{ "optimizer", "optimizer", "status" },

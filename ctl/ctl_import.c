@@ -7,6 +7,8 @@
  * its batch reaches the server. A checked line is sent as it was written,
  * not re-encoded: numbers keep their exact text, and it halves the
  * client's work (parsing a 128-d line costs about as much as printing it).
+ * Then it waits, showing the indexer's progress, until what it imported
+ * is in the collection's index (pending_count 0), unless --no-wait.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,9 +23,11 @@
 #include "ctl.h"
 
 #define IMPORT_USAGE \
-	"usage: vecdbctl points import COLLECTION FILE.jsonl|- [--batch N]\n"
+	"usage: vecdbctl points import COLLECTION FILE.jsonl|- [--batch N] " \
+	"[--no-wait]\n"
 #define PROGRESS_INTERVAL_S 1.0   /* between plain progress lines */
 #define BAR_WIDTH 30
+#define WAIT_POLL_US 200000       /* between looks at pending_count */
 
 struct import {
 	struct ctl *c;
@@ -41,7 +45,9 @@ struct import {
 	size_t len, cap;          /* of body */
 	size_t n;                 /* points in the batch */
 	double t0, shown;         /* start, last progress line */
+	double searchable;        /* seconds until indexed; < 0: not waited */
 	int tty;                  /* stderr is a terminal: redraw one line */
+	int no_wait;              /* --no-wait */
 };
 
 /* Seconds on the monotonic clock. */
@@ -306,12 +312,68 @@ dim_get(struct import *im)
 	return CTL_OK;
 }
 
+/* The collection's pending_count and indexing_rate now. */
+static int
+pending_get(struct import *im, uint64_t *pending, double *rate_now)
+{
+	char path[128];
+	json_t *data, *st;
+	int rv;
+
+	snprintf(path, sizeof(path), "collections/%s", im->coll);
+	if ((rv = ctl_call(im->c, "GET", path, NULL, &data)) != CTL_OK)
+		return rv;
+	st = json_object_get(data, "stats");
+	*pending = (uint64_t) json_integer_value(json_object_get(st,
+	    "pending_count"));
+	*rate_now = json_number_value(json_object_get(st, "indexing_rate"));
+	json_decref(data);
+	return CTL_OK;
+}
+
+/*
+ * Wait until the indexer has caught up with the import: a point is
+ * searchable at once, but exactly (slowly) until then. Shows how much
+ * is left the way the import showed its progress.
+ */
+static int
+index_wait(struct import *im)
+{
+	uint64_t pending, first = 0;
+	double r, shown = 0;
+	int rv;
+
+	for (;;) {
+		if ((rv = pending_get(im, &pending, &r)) != CTL_OK)
+			return rv;
+		if (first == 0)
+			first = pending;
+		if (pending == 0)
+			break;
+		double now = now_s();
+		if (im->tty)
+			fprintf(stderr, "\rindexing: %llu points pending  %.0f "
+			    "points/s ", (unsigned long long) pending, r);
+		else if (now - shown >= PROGRESS_INTERVAL_S) {
+			fprintf(stderr, "indexing: %llu points pending (%.0f "
+			    "points/s)\n", (unsigned long long) pending, r);
+			shown = now;
+		}
+		usleep(WAIT_POLL_US);
+	}
+	if (im->tty && first > 0)
+		fprintf(stderr, "\rindexing: done%*s\n", 30, "");
+	im->searchable = now_s() - im->t0;
+	return CTL_OK;
+}
+
 /* Flags and positionals of points import. */
 static int
 import_parse(int argc, char **argv, struct import *im)
 {
 	static const struct option opts[] = {
 		{ "batch", required_argument, NULL, 'b' },
+		{ "no-wait", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -326,6 +388,7 @@ import_parse(int argc, char **argv, struct import *im)
 			    CTL_BATCH_MAX, &im->batch) != CTL_OK)
 				return CTL_USAGE;
 			break;
+		case 'n': im->no_wait = 1; break;
 		case 'h': fputs(IMPORT_USAGE, stdout); return -1;
 		default: return ctl_usage_error(IMPORT_USAGE, "bad option "
 		    "'%s'", argv[optind - 1]);
@@ -346,10 +409,8 @@ import_parse(int argc, char **argv, struct import *im)
 
 /* The closing line: what got in, and how fast. */
 static void
-summary(struct import *im, int rv)
+summary(struct import *im, int rv, double dt)
 {
-	double dt = now_s() - im->t0;
-
 	if (rv != CTL_OK) {
 		ctl_errorf("imported %llu points into '%s' before the error",
 		    (unsigned long long) im->done, im->coll);
@@ -358,19 +419,27 @@ summary(struct import *im, int rv)
 	if (im->c->json) {
 		json_t *j = json_pack("{s:s, s:I, s:f}", "collection", im->coll,
 		    "imported", (json_int_t) im->done, "seconds", dt);
+		if (im->searchable >= 0)
+			json_object_set_new(j, "searchable_seconds",
+			    json_real(im->searchable));
 		ctl_print_json(j);
 		json_decref(j);
 		return;
 	}
-	printf("imported %llu points into '%s' in %.1f s (%.0f points/s)\n",
-	    (unsigned long long) im->done, im->coll, dt, rate(im));
+	printf("imported %llu points into '%s' in %.1f s (%.0f points/s)",
+	    (unsigned long long) im->done, im->coll, dt,
+	    dt > 0 ? (double) im->done / dt : 0);
+	if (im->searchable >= 0)
+		printf("; all indexed after %.1f s", im->searchable);
+	putchar('\n');
 }
 
 /* points import. */
 static int
 points_import(struct ctl *c, int argc, char **argv)
 {
-	struct import im = { .c = c, .batch = CTL_BATCH_DEFAULT };
+	struct import im = { .c = c, .batch = CTL_BATCH_DEFAULT,
+		.searchable = -1 };
 	int rv;
 
 	if ((rv = import_parse(argc, argv, &im)) != CTL_OK)
@@ -386,12 +455,16 @@ points_import(struct ctl *c, int argc, char **argv)
 		im.total = count_lines(im.file);
 		im.tty = isatty(STDERR_FILENO);
 		im.t0 = now_s();
+		double dt;
 		rv = import_run(&im);
+		dt = now_s() - im.t0;
 		if (im.tty && im.done)
 			fputc('\n', stderr);
 		else if (!im.tty && rv == CTL_OK && im.done)
 			progress(&im, 1);
-		summary(&im, rv);
+		if (rv == CTL_OK && !im.no_wait)
+			rv = index_wait(&im);
+		summary(&im, rv, dt);
 	}
 	free(im.body);
 	if (im.in != stdin)

@@ -292,6 +292,9 @@ typedef struct vecdb_collection_stats {
 	vecdb_optimizer_status optimizer; /* is a compaction running */
 	double optimizer_progress; /* its share done, 0..1; 0 when idle */
 	uint64_t compactions;   /* compactions finished since open */
+	double indexing_rate;   /* writes and deletes the indexer applied a
+				   second, over the last 2 s or more; 0 when
+				   it has nothing to do */
 } vecdb_collection_stats;
 
 int vecdb_collection_stats_get(vecdb *db, const char *name,

@@ -132,6 +132,7 @@ proto_collection_info_encode(const vecdb_collection_config *c,
 	ps.compacting = st->optimizer == VECDB_OPTIMIZER_COMPACTING;
 	ps.optimizer_progress = st->optimizer_progress;
 	ps.compactions = st->compactions;
+	ps.indexing_rate = st->indexing_rate;
 	m.config = &pc;
 	m.stats = &ps;
 	return proto_pack(&m.base, out, len);
@@ -166,6 +167,8 @@ info_from_pb(const Vecdb__GetCollectionResult *m, vecdb_collection_config *c,
 	    ps->optimizer_progress >= 0 && ps->optimizer_progress <= 1 ?
 	    ps->optimizer_progress : 0;
 	st->compactions = ps->compactions;
+	st->indexing_rate = isfinite(ps->indexing_rate) &&
+	    ps->indexing_rate >= 0 ? ps->indexing_rate : 0;
 	return VECDB_OK;
 }
 

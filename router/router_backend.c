@@ -720,6 +720,7 @@ stats_add(vecdb_collection_stats *sum, const vecdb_collection_stats *s)
 	sum->pending_count += s->pending_count;
 	sum->dead_count += s->dead_count;
 	sum->compactions += s->compactions;
+	sum->indexing_rate += s->indexing_rate;
 	/* Compacting while any shard is; progress of the least advanced. */
 	if (s->optimizer == VECDB_OPTIMIZER_COMPACTING &&
 	    (sum->optimizer != VECDB_OPTIMIZER_COMPACTING ||

@@ -56,6 +56,12 @@ struct cindex {
 	_Atomic uint64_t ckpt_seq;    /* the WAL up to this seq is not needed
 					 to restore the graph: its checkpoint
 					 covers it (0: no checkpoint) */
+	/* The indexing rate: entries applied, and a window over them
+	 * (written by the indexer thread, read by stats). */
+	_Atomic uint64_t done;        /* entries applied to this graph */
+	_Atomic uint64_t rate_ms;     /* the window's start */
+	_Atomic uint64_t rate_done;   /* done at rate_ms */
+	_Atomic uint64_t rate;        /* entries/s over the last window */
 	int refs;                     /* registry + searches (indexer lock) */
 	struct cindex *next;          /* registry list (indexer lock) */
 };
@@ -96,6 +102,8 @@ struct indexer {
 	uint64_t build_buckets[VECDB_BUILD_BUCKETS];
 };
 
+#define RATE_WINDOW_MS 2000      /* the indexing rate's window */
+
 /* Is the indexer stopping? For readers without the lock. */
 static int
 closing(struct indexer *ix)
@@ -104,6 +112,47 @@ closing(struct indexer *ix)
 }
 
 /* ===== Registry ===== */
+
+/* Record r (of ci's collection) is in ci's graph: mark it applied, and
+ * count its entries into the indexing rate (indexer thread). */
+static void
+mark_applied(struct cindex *ci, const struct wal_rec *r)
+{
+	uint64_t now = vdb_now_ms(), t0 = atomic_load(&ci->rate_ms);
+	uint64_t done = atomic_load(&ci->done);
+
+	atomic_store(&ci->applied, r->seq);
+	if (r->len >= 8 && (r->op == WAL_PUT || r->op == WAL_DELETE))
+		atomic_store(&ci->done, done += get_le32(r->body + 4));
+	if (t0 == 0) {
+		atomic_store(&ci->rate_done, done);
+		atomic_store(&ci->rate_ms, now);
+	} else if (now - t0 >= RATE_WINDOW_MS) {
+		atomic_store(&ci->rate, (atomic_load(&ci->done) -
+		    atomic_load(&ci->rate_done)) * 1000 / (now - t0));
+		atomic_store(&ci->rate_done, done);
+		atomic_store(&ci->rate_ms, now);
+	}
+}
+
+/* Entries a second the indexer applied to ci's graph lately: over the
+ * last full window; or over the current one, when none ended yet or
+ * this one is overdue (the indexer went quiet: it decays to 0). */
+static double
+index_rate(struct cindex *ci)
+{
+	uint64_t now = vdb_now_ms(), t0 = atomic_load(&ci->rate_ms);
+	uint64_t r = atomic_load(&ci->rate), dt = now - t0;
+
+	if (t0 == 0)
+		return 0;
+	if (r > 0 && dt < RATE_WINDOW_MS)
+		return (double) r;
+	if (dt < RATE_WINDOW_MS / 8)
+		dt = RATE_WINDOW_MS / 8; /* a few records are no rate yet */
+	return (double) (atomic_load(&ci->done) -
+	    atomic_load(&ci->rate_done)) * 1000.0 / (double) dt;
+}
 
 /* A new cindex for a collection (no graph yet), one reference. */
 static struct cindex *
@@ -554,7 +603,7 @@ apply_point_record(struct indexer *ix, const struct wal_rec *r, float **buf,
 				atomic_store(&ci->stale_txn, txnid);
 			if ((rv = apply_points(ci, r, (*buf = nb), stale)) ==
 			    VECDB_OK)
-				atomic_store(&ci->applied, r->seq);
+				mark_applied(ci, r);
 		}
 	}
 	release(ix, ci);
@@ -1145,7 +1194,7 @@ grec_finish(struct group *g, struct grec *gr, uint64_t *applied)
 		    gr->ci->name : "?");
 		recover_record(ix, &gr->r);
 	} else if (gr->ci != NULL) {
-		atomic_store(&gr->ci->applied, gr->r.seq);
+		mark_applied(gr->ci, &gr->r);
 	}
 	if (gr->ci != NULL)
 		release(ix, gr->ci);
@@ -2522,6 +2571,7 @@ storage_index_stats(vecdb *db, MDB_txn *txn, const struct coll *c,
 		st->pending_count = tail_count(db, txn, c->id,
 		    atomic_load(&ci->applied));
 		st->compactions = atomic_load(&ci->compactions);
+		st->indexing_rate = index_rate(ci);
 		vacuum_stats(db->indexer, c->id, st);
 	} else if (on) {
 		st->pending_count = st->vector_count; /* still building */

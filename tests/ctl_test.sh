@@ -85,6 +85,18 @@ standalone() {
 	expect_in "import summary" "$out" "^imported 3000 points into 'items' in [0-9.]+ s"
 	expect_in "first progress line" "$err" "^imported 500/3000 points \(17%, [0-9]+ points/s\)$"
 	expect_in "last progress line" "$err" "^imported 3000/3000 points \(100%"
+	# it waited for the index: all 3000 are in it, none pending
+	expect_in "indexed summary" "$out" "; all indexed after [0-9.]+ s$"
+	expect_eq "nothing pending after the import" \
+	    "$(rest GET "$u/collections/items" | jq -c '.data.stats | [.indexed_count, .pending_count]')" \
+	    '[3000,0]'
+	expect_eq "indexing rate" "$(rest GET "$u/collections/items" | jq '.data.stats.indexing_rate > 0')" true
+	run 0 ctl --url "$u" collections info items
+	expect_in "info pending" "$out" "^pending +0$"
+	expect_in "info indexing_rate" "$out" "^indexing_rate +[0-9.]+"
+	curl -sS "$u/metrics" >"$tmp/metrics"
+	expect_in "pending metric" "$(cat "$tmp/metrics")" '^vecdb_collection_pending_points\{collection="items"\} 0$'
+	expect_in "rate metric" "$(cat "$tmp/metrics")" '^vecdb_collection_indexing_rate\{collection="items"\} [0-9.]+$'
 	expect_eq "count through REST" "$(rest POST "$u/collections/items/points/count" '{}')" \
 	    '{"success":true,"data":{"count":3000}}'
 	expect_eq "a point through REST" "$(rest GET "$u/collections/items/vectors/1234" | jq -c .data)" \
@@ -96,6 +108,10 @@ standalone() {
 	head -3 "$tmp/items.jsonl" >"$tmp/three.jsonl"
 	run 0 ctl --url "$u" points import items - <"$tmp/three.jsonl"
 	expect_in "stdin import" "$out" "^imported 3 points into 'items'"
+	run 0 ctl --url "$u" points import items - --no-wait <"$tmp/three.jsonl"
+	expect_in "--no-wait import" "$out" "^imported 3 points into 'items' in [0-9.]+ s \([0-9]+ points/s\)$"
+	run 0 ctl --url "$u" --json points import items - <"$tmp/three.jsonl"
+	expect_eq "--json import" "$(jq -c '[.imported, (.searchable_seconds | type)]' <<<"$out")" '[3,"number"]'
 
 	# On a terminal (script(1) gives it one): a bar redrawn with \r.
 	if command -v script >/dev/null; then

@@ -206,7 +206,7 @@ START_TEST(collection_config_round_trips)
 {
 	vecdb_collection_config c, d;
 	vecdb_collection_stats st = { 5, 4, 100, 200, 3, 2, 1, 0.25,
-		VECDB_OPTIMIZER_COMPACTING, 0.5, 7 }, st2;
+		VECDB_OPTIMIZER_COMPACTING, 0.5, 7, 1234.5 }, st2;
 	uint8_t *buf;
 	size_t len;
 
@@ -239,6 +239,7 @@ START_TEST(collection_config_round_trips)
 	ck_assert_int_eq(st2.optimizer, VECDB_OPTIMIZER_COMPACTING);
 	ck_assert(st2.optimizer_progress == 0.5);
 	ck_assert_uint_eq(st.compactions, st2.compactions);
+	ck_assert(st.indexing_rate == st2.indexing_rate);
 	vdb_free(buf);
 }
 END_TEST
@@ -1025,7 +1026,7 @@ sample(int i, uint8_t **buf, size_t *len)
 		0, 4, ids, 1, 4, 0, NULL, 1, 0 };
 	vecdb_collection_config cc;
 	vecdb_collection_stats cs = { 1, 4, 2, 3, 4, 5, 0, 0,
-		VECDB_OPTIMIZER_IDLE, 0, 0 };
+		VECDB_OPTIMIZER_IDLE, 0, 0, 0 };
 	vecdb_snapshot_info si = { "c_1", "c", 1, 2, 3, "abc" };
 	vecdb_records *r;
 	int rv = VECDB_EINVAL;
