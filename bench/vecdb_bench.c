@@ -138,9 +138,6 @@ bench_exact(const struct args *a)
 	return 0;
 }
 
-int bench_ann_main(int argc, char **argv);
-int bench_gt_main(int argc, char **argv);
-
 int
 main(int argc, char **argv)
 {
@@ -149,7 +146,7 @@ main(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "rest") == 0)
 		return bench_rest(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "ann") == 0)
-		return bench_ann_main(argc, argv); /* bench/ann.c */
+		return bench_ann_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "gt") == 0)
 		return bench_gt_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "repl") == 0)
