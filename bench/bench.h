@@ -81,6 +81,7 @@ struct api_server *bench_serve(vecdb *db, struct api_backend *b,
 int bench_rest(int argc, char **argv);
 int bench_repl(int argc, char **argv);  /* bench/repl.c */
 int bench_update(int argc, char **argv); /* bench/update.c */
+int bench_ingest(int argc, char **argv); /* bench/ingest.c */
 int bench_ann_main(int argc, char **argv); /* bench/ann.c */
 int bench_gt_main(int argc, char **argv);
 

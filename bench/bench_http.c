@@ -1,5 +1,5 @@
 /*
- * bench_http.c: what the REST modes (rest) share to talk to a
+ * bench_http.c: what the REST modes (rest, ingest) share to talk to a
  * server: requests on a keep-alive civetweb client connection, the JSON
  * of vectors and of upsert batches, and serving a database in-process.
  */

@@ -1,7 +1,7 @@
 /*
  * hnswlib_peer.cpp: Debian's hnswlib (libhnswlib-dev, header-only) behind
- * a small C interface (hnswlib_peer.h), for `vecdb-bench ann --compare
- * hnswlib`. Built only
+ * a small C interface (hnswlib_peer.h), for `vecdb-bench ann` and
+ * `vecdb-bench ingest` with --compare hnswlib. Built only
  * when /usr/include/hnswlib/hnswlib.h exists, with the same optimisation
  * and ISA flags as our AVX2 kernels (so hnswlib uses its AVX code path).
  */

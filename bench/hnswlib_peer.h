@@ -1,7 +1,7 @@
 /*
  * hnswlib_peer.h: the C interface of bench/hnswlib_peer.cpp (Debian's
- * hnswlib behind it), for the modes that compare with hnswlib (ann).
- * Its functions exist only when VDB_HAVE_HNSWLIB is defined.
+ * hnswlib behind it), for the modes that compare with hnswlib (ann,
+ * ingest). Its functions exist only when VDB_HAVE_HNSWLIB is defined.
  */
 #ifndef HNSWLIB_PEER_H
 #define HNSWLIB_PEER_H

@@ -153,6 +153,8 @@ main(int argc, char **argv)
 		return bench_repl(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "update") == 0)
 		return bench_update(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "ingest") == 0)
+		return bench_ingest(argc, argv);
 	if (argc < 2 || strcmp(argv[1], "exact") != 0) {
 		fprintf(stderr, "usage: vecdb-bench exact [--n N] [--dim D] "
 				"[--queries Q] [--batch B] [--durability "
