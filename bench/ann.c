@@ -41,22 +41,9 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "hnswlib_peer.h"
 #include "hnsw.h"
 #include "kernels.h"
-
-/* hnswlib_peer.cpp's C interface (keep in step with it). */
-enum { PEER_L2 = 0, PEER_DOT = 1, PEER_COSINE = 2 };
-struct peer;
-int peer_supports(int metric);
-struct peer *peer_build(const float *base, size_t n, size_t dim, int metric,
-    size_t m, size_t efc, size_t seed, size_t threads);
-void peer_set_ef(struct peer *p, size_t ef);
-size_t peer_search(struct peer *p, const float *q, size_t k,
-    uint64_t *labels);
-void peer_free(struct peer *p);
-
-int bench_gt_main(int argc, char **argv);
-int bench_ann_main(int argc, char **argv);
 
 #define MAX_EFS 32
 

@@ -1,6 +1,7 @@
 /*
  * hnswlib_peer.cpp: Debian's hnswlib (libhnswlib-dev, header-only) behind
- * a small C interface, for `vecdb-bench ann --compare hnswlib`. Built only
+ * a small C interface (hnswlib_peer.h), for `vecdb-bench ann` and
+ * `vecdb-bench ingest` with --compare hnswlib. Built only
  * when /usr/include/hnswlib/hnswlib.h exists, with the same optimisation
  * and ISA flags as our AVX2 kernels (so hnswlib uses its AVX code path).
  */
@@ -13,18 +14,7 @@
 
 #include <hnswlib/hnswlib.h>
 
-/* The C interface; ann.c declares the same (keep the two in step). */
-enum { PEER_L2 = 0, PEER_DOT = 1, PEER_COSINE = 2 };
-extern "C" {
-struct peer;
-int peer_supports(int metric);
-struct peer *peer_build(const float *base, size_t n, size_t dim, int metric,
-    size_t m, size_t efc, size_t seed, size_t threads);
-void peer_set_ef(struct peer *p, size_t ef);
-size_t peer_search(struct peer *p, const float *q, size_t k,
-    uint64_t *labels);
-void peer_free(struct peer *p);
-}
+#include "hnswlib_peer.h"
 
 struct peer {
 	hnswlib::SpaceInterface<float> *space;   /* L2 or inner product */

@@ -194,44 +194,17 @@ lat_add(struct worker *w, double ms)
 	w->lat[w->nlat++] = ms;
 }
 
-/* A search request body for a random query. */
+/* A search request body for a random query (into q). */
 static size_t
-query_json(struct worker *w, char *buf, size_t len)
+query_json(struct worker *w, float *q, char *buf, size_t len)
 {
-	size_t off = (size_t) snprintf(buf, len, "{\"limit\":%zu,\"vector\":[",
+	size_t off = (size_t) snprintf(buf, len, "{\"limit\":%zu,\"vector\":",
 	    w->a->limit);
 
 	for (size_t j = 0; j < w->a->dim; j++)
-		off += (size_t) snprintf(buf + off, len - off, "%s%.6f",
-		    j ? "," : "", (double) bench_randf(&w->seed));
-	off += (size_t) snprintf(buf + off, len - off, "]}");
-	return off;
-}
-
-/*
- * One request on an open keep-alive connection; the answer's body into
- * rbuf (cut at rlen - 1, NUL-terminated). Returns the HTTP status, or -1
- * when no answer came.
- */
-static int
-http_call(struct mg_connection *c, const char *method, const char *path,
-    const char *body, size_t len, char *rbuf, size_t rlen)
-{
-	size_t got = 0;
-	char err[128];
-	int n;
-
-	/* One write per request, as a well-behaved client does. */
-	mg_printf(c, "%s %s HTTP/1.1\r\nHost: b\r\n"
-		     "Content-Type: application/json\r\nContent-Length: %zu"
-		     "\r\n\r\n%.*s", method, path, len, (int) len, body);
-	if (mg_get_response(c, err, sizeof(err), 60000) < 0)
-		return -1;
-	while ((n = mg_read(c, rbuf + got, rlen - 1 - got)) > 0)
-		if ((got += (size_t) n) == rlen - 1)
-			got = 0;   /* only the status matters past rbuf */
-	rbuf[got] = '\0';
-	return n < 0 ? -1 : mg_get_response_info(c)->status_code;
+		q[j] = bench_randf(&w->seed);
+	off = bench_json_floats(buf, len, off, q, w->a->dim, 0);
+	return off + (size_t) snprintf(buf + off, len - off, "}");
 }
 
 /* One HTTP search on an open connection; -1 on any failure. */
@@ -239,8 +212,8 @@ static int
 http_search(struct mg_connection *c, const char *body, size_t len, char *rbuf,
     size_t rlen)
 {
-	return http_call(c, "POST", "/collections/bench/search", body, len,
-	    rbuf, rlen) == 200 ? 0 : -1;
+	return bench_http_call(c, "POST", "/collections/bench/search", body,
+	    len, rbuf, rlen) == 200 ? 0 : -1;
 }
 
 /* Worker thread: search until the time is up. */
@@ -262,7 +235,7 @@ worker_main(void *arg)
 	while (bench_now() < end && !w->failed) {
 		double t0 = bench_now();
 		if (c != NULL) {
-			size_t len = query_json(w, body, blen);
+			size_t len = query_json(w, q, body, blen);
 			w->failed = http_search(c, body, len, rbuf,
 			    sizeof(rbuf)) != 0;
 		} else {
@@ -354,30 +327,6 @@ load(vecdb *db, const struct rest_args *a)
 
 /* ===== A running server (--port) ===== */
 
-/* Connect to the server under test or die. */
-static struct mg_connection *
-remote_connect(unsigned port)
-{
-	struct mg_connection *c;
-	char err[128];
-
-	if ((c = mg_connect_client("127.0.0.1", (int) port, 0, err,
-	    sizeof(err))) == NULL)
-		bench_die("connect to 127.0.0.1:%u: %s", port, err);
-	return c;
-}
-
-/* A request that must answer 200; the body into rbuf. */
-static void
-remote_ok(struct mg_connection *c, const char *method, const char *path,
-    const char *body, char *rbuf, size_t rlen)
-{
-	int st = http_call(c, method, path, body, strlen(body), rbuf, rlen);
-
-	if (st != 200)
-		bench_die("%s %s: status %d: %.300s", method, path, st, rbuf);
-}
-
 /*
  * Create "bench" and write the n points of load() (the same seed and
  * order, printed with %.9g so that each float comes back exactly) over
@@ -386,31 +335,24 @@ remote_ok(struct mg_connection *c, const char *method, const char *path,
 static void
 remote_load(struct mg_connection *c, const struct rest_args *a)
 {
-	size_t cap = 1000 * (a->dim * 18 + 64) + 64, off;
+	size_t cap = bench_upsert_cap(1000, a->dim);
 	char *body = malloc(cap), rbuf[4096];
+	float *v = malloc(1000 * a->dim * sizeof(float));
 	uint64_t seed = 42;
 
 	snprintf(body, cap, "{\"name\":\"bench\",\"dimension\":%zu,"
 	    "\"distance_metric\":\"euclidean\"}", a->dim);
-	remote_ok(c, "POST", "/collections", body, rbuf, sizeof(rbuf));
+	bench_http_ok(c, "POST", "/collections", body, rbuf, sizeof(rbuf));
 	for (size_t done = 0; done < a->n; done += 1000) {
 		size_t m = a->n - done < 1000 ? a->n - done : 1000;
-		off = (size_t) snprintf(body, cap, "{\"vectors\":[");
-		for (size_t i = 0; i < m; i++) {
-			off += (size_t) snprintf(body + off, cap - off,
-			    "%s{\"id\":%zu,\"metadata\":{\"i\":%zu},"
-			    "\"data\":[", i ? "," : "", done + i, done + i);
-			for (size_t j = 0; j < a->dim; j++)
-				off += (size_t) snprintf(body + off, cap - off,
-				    "%s%.9g", j ? "," : "",
-				    (double) bench_randf(&seed));
-			off += (size_t) snprintf(body + off, cap - off, "]}");
-		}
-		snprintf(body + off, cap - off, "]}");
-		remote_ok(c, "POST", "/collections/bench/vectors/upsert", body,
-		    rbuf, sizeof(rbuf));
+		for (size_t i = 0; i < m * a->dim; i++)
+			v[i] = bench_randf(&seed);
+		bench_upsert_json(body, cap, done, m, v, a->dim);
+		bench_http_ok(c, "POST", "/collections/bench/vectors/upsert",
+		    body, rbuf, sizeof(rbuf));
 	}
 	free(body);
+	free(v);
 }
 
 /* Wait until the collection's pending_count (summed over shards behind
@@ -418,18 +360,8 @@ remote_load(struct mg_connection *c, const struct rest_args *a)
 static void
 remote_index_wait(struct mg_connection *c)
 {
-	char rbuf[8192];
-	const char *p;
-
-	for (;;) {
-		remote_ok(c, "GET", "/collections/bench", "", rbuf,
-		    sizeof(rbuf));
-		if ((p = strstr(rbuf, "\"pending_count\":")) == NULL)
-			bench_die("no pending_count in %.300s", rbuf);
-		if (strtoull(p + 16, NULL, 10) == 0)
-			return;
+	while (bench_http_pending(c, "bench") != 0)
 		usleep(200 * 1000);
-	}
 }
 
 /* --port: load and/or search a running server. */
@@ -441,7 +373,7 @@ rest_remote(const struct rest_args *a)
 
 	mg_init_library(0);
 	if (a->load) {
-		c = remote_connect(a->port);
+		c = bench_http_connect(a->port);
 		remote_load(c, a);
 		remote_index_wait(c);
 		mg_close_connection(c);
@@ -502,7 +434,6 @@ bench_rest(int argc, char **argv)
 {
 	struct rest_args a = { 100000, 128, 4, 10, 10, NULL, 0, 1, 1, 0, 0, 0 };
 	struct hold *h;
-	struct api_server_config sc = { 0 };
 	struct api_backend b;
 	api_server *srv;
 	vecdb_options o;
@@ -523,11 +454,7 @@ bench_rest(int argc, char **argv)
 	bench_check(vecdb_index_sync(db, 3600 * 1000), "index");
 	printf("loaded and indexed n=%zu dim=%zu in %.1fs\n", a.n, a.dim,
 	    bench_now() - t0);
-	mg_init_library(0);
-	api_backend_local_init(&b, db);
-	sc.host = "127.0.0.1";
-	sc.threads = (unsigned) a.conns + 2;
-	bench_check(api_server_start(&sc, &b, &srv), "server");
+	srv = bench_serve(db, &b, (unsigned) a.conns + 2);
 	h = hold_start(&a, api_server_port(srv));
 	http = run_mode(&a, db, api_server_port(srv), "http");
 	hold_stop(h);

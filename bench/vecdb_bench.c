@@ -7,6 +7,9 @@
  * Ingests n seeded random points in batches, then runs exact searches
  * (limit 10) and prints one line of figures:
  *   ingest_pts_per_s=... batch_p50_ms=... search_qps=... disk_mib=...
+ *
+ * The other modes live in files of their own; `vecdb-bench --help` (or no
+ * mode, or an unknown one) lists them all with their flags.
  */
 #include <math.h>
 #include <stdio.h>
@@ -138,28 +141,73 @@ bench_exact(const struct args *a)
 	return 0;
 }
 
-int bench_ann_main(int argc, char **argv);
-int bench_gt_main(int argc, char **argv);
+/* Every mode and what it measures; its file's header has the details. */
+static void
+usage(FILE *f)
+{
+	fputs(
+	    "usage: vecdb-bench MODE [--flag value ...]\n"
+	    "  exact   embedded ingest, then exact searches\n"
+	    "          (bench/vecdb_bench.c) [--n 20000] [--dim 128]\n"
+	    "          [--queries 200] [--batch 1000]\n"
+	    "          [--durability sync|buffered] [--dir DIR]\n"
+	    "  rest    search over HTTP against in-process calls\n"
+	    "          (bench/rest.c) [--n 100000] [--dim 128] [--conns 4]\n"
+	    "          [--seconds 10] [--limit 10] [--dir DIR]\n"
+	    "          [--port P [--load 1] [--search 1]] [--hold-idle N]\n"
+	    "          [--hold-slow N] [--hold-keepalive N]\n"
+	    "  ann     recall and QPS of our HNSW, beside hnswlib's\n"
+	    "          (bench/ann.c) --base F --query F --gt F [--metric M]\n"
+	    "          [--m 16] [--ef-construction 200] [--ef 10,16,...]\n"
+	    "          [--k 10] [--threads 1] [--seed 100] [--reps 3]\n"
+	    "          [--build-threads 1] [--via embedded|hnsw]\n"
+	    "          [--compare hnswlib]\n"
+	    "  gt      exact top-k ground truth of fvecs files\n"
+	    "          (bench/ann.c) --base F --query F --k 100 --out F\n"
+	    "          [--metric l2] [--threads N]\n"
+	    "  repl    replication lag under batch ingest, vecdb-node\n"
+	    "          processes (bench/repl.c) [--node PATH]\n"
+	    "          [--batches 2000] [--batch 500] [--dim 16] [--rate 0]\n"
+	    "          [--replicas 1] [--dir DIR] [--bootstrap 0|1]\n"
+	    "          [--write-concern 0]\n"
+	    "  update  space under a steady stream of updates\n"
+	    "          (bench/update.c) [--n 100000] [--dim 128]\n"
+	    "          [--seconds 600] [--batch 100] [--every 10]\n"
+	    "          [--durability sync|buffered] [--dir DIR]\n"
+	    "  ingest  bulk load over REST: seconds until acked and\n"
+	    "          searchable, probe searches meanwhile (bench/ingest.c)\n"
+	    "          [--n 200000] [--dim 128] [--batch 1000] [--seed 42]\n"
+	    "          [--threads NCPU] [--probe-ms 100] [--port P]\n"
+	    "          [--compare hnswlib]\n"
+	    "vecdb-bench --help prints this.\n", f);
+}
 
 int
 main(int argc, char **argv)
 {
 	struct args a = { 20000, 128, 200, 1000, VECDB_SYNC, NULL };
 
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
 	if (argc >= 2 && strcmp(argv[1], "rest") == 0)
 		return bench_rest(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "ann") == 0)
-		return bench_ann_main(argc, argv); /* bench/ann.c */
+		return bench_ann_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "gt") == 0)
 		return bench_gt_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "repl") == 0)
 		return bench_repl(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "update") == 0)
 		return bench_update(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "ingest") == 0)
+		return bench_ingest(argc, argv);
 	if (argc < 2 || strcmp(argv[1], "exact") != 0) {
-		fprintf(stderr, "usage: vecdb-bench exact [--n N] [--dim D] "
-				"[--queries Q] [--batch B] [--durability "
-				"sync|buffered] [--dir DIR]\n");
+		if (argc >= 2)
+			fprintf(stderr, "unknown mode %s\n", argv[1]);
+		usage(stderr);
 		return 2;
 	}
 	parse(argc, argv, &a);
