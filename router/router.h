@@ -131,6 +131,15 @@ void api_backend_cluster_init(struct api_backend *b, router *r);
 int router_cluster_status(void *ctx, json_t **out);
 
 /*
+ * Wait, at most timeout_ms, for the status workers a late member left
+ * running (a status answers at its deadline without them); returns how
+ * many are still running. Closing the router's sockets while one of them
+ * closes its own could hang both in nng_close (seen at SIGTERM after a
+ * member was stopped with SIGSTOP).
+ */
+unsigned router_status_drain(uint32_t timeout_ms);
+
+/*
  * The current topology, referenced until router_topology_release(), with
  * the router's timeout and node api key ("" for none; borrowed for the
  * router's life).

@@ -187,7 +187,12 @@ router_free(router *r)
 	if (r == NULL)
 		return;
 	router_health_stop(r->health);
-	if (r->topo != NULL)
+	/* A status worker still closing its socket: leave ours open (the
+	 * process is ending) rather than risk both waiting in nng_close. */
+	if (router_status_drain(5000) > 0)
+		VDB_LOG_WARN("ROUT", "a cluster status worker is still running: "
+		    "not closing the member sockets");
+	else if (r->topo != NULL)
 		router_topology_free(r->topo);
 	for (st = r->stats; st != NULL; st = next) {
 		next = st->next;

@@ -247,6 +247,43 @@ run_put(struct status_run *run)
 		run_free(run);
 }
 
+/* Status workers still running, in any run (router_status_drain). */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t live_cv = PTHREAD_COND_INITIALIZER;
+static unsigned live;
+
+/* One more worker (+1) or one fewer (-1). */
+static void
+live_add(int d)
+{
+	pthread_mutex_lock(&live_mu);
+	live = (unsigned) ((int) live + d);
+	if (live == 0)
+		pthread_cond_broadcast(&live_cv);
+	pthread_mutex_unlock(&live_mu);
+}
+
+unsigned
+router_status_drain(uint32_t timeout_ms)
+{
+	struct timespec ts;
+	unsigned left;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&live_mu);
+	while (live > 0 && pthread_cond_timedwait(&live_cv, &live_mu, &ts) == 0)
+		;
+	left = live;
+	pthread_mutex_unlock(&live_mu);
+	return left;
+}
+
 /* A worker: ask members until none is left (none is started after the
  * deadline: the caller reports those itself). */
 static void *
@@ -265,6 +302,7 @@ worker(void *arg)
 		pthread_mutex_unlock(&run->lock);
 	}
 	run_put(run);
+	live_add(-1);
 	return NULL;
 }
 
@@ -283,7 +321,9 @@ workers_start(struct status_run *run)
 		pthread_mutex_lock(&run->lock);
 		run->refs++;
 		pthread_mutex_unlock(&run->lock);
+		live_add(1);
 		if (pthread_create(&th, &attr, worker, run) != 0) {
+			live_add(-1);
 			pthread_mutex_lock(&run->lock);
 			run->refs--;
 			pthread_mutex_unlock(&run->lock);
@@ -293,6 +333,7 @@ workers_start(struct status_run *run)
 	pthread_attr_destroy(&attr);
 	if (started == 0) {
 		run->refs++;
+		live_add(1);
 		worker(run);
 	}
 }
