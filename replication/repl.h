@@ -22,7 +22,7 @@
 #include "vecdb.h"
 
 #define REPL_WAIT_MAX_MS 10000          /* cap of FetchWal.max_wait_ms */
-#define REPL_RECORDS_DEFAULT 1000       /* FetchWal.max_records 0 */
+#define REPL_RECORDS_DEFAULT 10000      /* FetchWal.max_records 0 */
 #define REPL_RECORDS_MAX 100000
 #define REPL_BYTES_DEFAULT (8u << 20)   /* FetchWal.max_bytes 0 */
 #define REPL_BYTES_MAX (256u << 20)
@@ -31,7 +31,8 @@
 #define REPL_SESSIONS_MAX 4             /* bootstrap copies kept at once */
 #define REPL_SESSION_IDLE_MS 600000     /* a copy unused this long goes */
 #define REPL_CHUNK_DEFAULT (4u << 20)   /* bootstrap chunk a replica asks */
-#define REPL_READY_LAG_RECORDS 1000     /* /ready: at most this far behind */
+#define REPL_READY_LAG_RECORDS 10000    /* /ready: at most this far behind
+					   (records of at most ~2 KB) */
 #define REPL_READY_CONTACT_MS 10000     /* /ready: heard the primary since */
 
 /* ===== Primary ===== */

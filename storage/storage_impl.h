@@ -321,6 +321,11 @@ enum wal_op {
 				  on also means rebuild */
 };
 
+/* Or'ed into a record's op byte: the next record is of the same request
+ * (a batch of points spans records of at most ~2 KB, storage_point.c),
+ * and a replica applies them in one transaction, as the primary did. */
+#define WAL_MORE 0x80
+
 int buf_put(struct buf *b, const void *p, size_t n);
 int buf_put_u8(struct buf *b, uint8_t v);
 int buf_put_le16(struct buf *b, uint16_t v);
@@ -424,6 +429,7 @@ struct wal_rec {
 	uint64_t seq;
 	uint64_t term;
 	uint8_t op;              /* enum wal_op */
+	uint8_t more;            /* WAL_MORE was set: the request goes on */
 	const uint8_t *body;
 	size_t len;
 };

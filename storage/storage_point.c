@@ -394,6 +394,56 @@ point_err(int rv, size_t i, size_t n, const vecdb_id *id)
 	    vecdb_id_format(id, idbuf), msg);
 }
 
+/*
+ * A batch's WAL entries go into records of at most WAL_REC_MAX bytes (as
+ * far as an entry's size is known before it is written), each its own
+ * seq, all in the batch's transaction. LMDB stores a bigger value on
+ * contiguous overflow pages, and its free list seldom has a run as long
+ * as the next 65 KB record: under an update loop the freed runs piled up
+ * and data.mdb grew to 2.15x a fresh load of the same points. Values up
+ * to about half a page stay on leaf pages, which are reused one by one.
+ */
+#define WAL_REC_MAX 2000
+
+/* Start a record of op's entries for collection coll_id. */
+static int
+rec_start(struct buf *body, uint32_t coll_id)
+{
+	int rv;
+
+	body->len = 0;
+	if ((rv = buf_put_le32(body, coll_id)) != VECDB_OK)
+		return rv;
+	return buf_put_le32(body, 0);
+}
+
+/* Append the record of n entries, if any (with WAL_MORE unless it is
+ * the request's last); start the next one. */
+static int
+rec_flush(struct wctx *w, uint8_t op, struct buf *body, uint32_t coll_id,
+    uint32_t *n, int last)
+{
+	int rv;
+
+	if (*n == 0)
+		return VECDB_OK;
+	put_le32(body->p + 4, *n);
+	if ((rv = storage_wal_append(w, last ? op : op | WAL_MORE, body)) !=
+	    VECDB_OK)
+		return rv;
+	*n = 0;
+	return rec_start(body, coll_id);
+}
+
+/* An entry's WAL bytes for point p, as far as known before writing it
+ * (an update that keeps the payload copies one of unknown length). */
+static size_t
+put_entry_size(const struct coll *c, const struct wpoint *p)
+{
+	return 1 + STORAGE_KEY_MAX + 16 + 4 + (size_t) c->cfg.dimension *
+	    vec_elem_size(c->cfg.vector_type) + 4 + p->payload_len;
+}
+
 int
 storage_apply_points(struct wctx *w, struct wreq *r)
 {
@@ -401,25 +451,31 @@ storage_apply_points(struct wctx *w, struct wreq *r)
 	struct pindex_set ix;
 	struct coll_state st;
 	struct coll c;
+	uint32_t n = 0;
 	int rv;
 
 	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
 	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK ||
 	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
 		return rv;
-	if ((rv = buf_put_le32(&body, c.id)) != VECDB_OK ||
-	    (rv = buf_put_le32(&body, (uint32_t) r->n)) != VECDB_OK)
+	if ((rv = rec_start(&body, c.id)) != VECDB_OK)
 		goto out;
 	for (size_t i = 0; i < r->n; i++) {
+		if (10 + body.len + put_entry_size(&c, &r->pts[i]) >
+		    WAL_REC_MAX && (rv = rec_flush(w, WAL_PUT, &body, c.id,
+		    &n, 0)) != VECDB_OK)
+			goto out;
+		/* The point records the seq of the record its entry is in. */
 		rv = storage_point_put_txn(w->db, w->txn, &c, &st, r->op,
 		    &r->pts[i], w->seq + 1, &body, &ix);
 		if (rv != VECDB_OK) {
 			rv = point_err(rv, i, r->n, &r->pts[i].id);
 			goto out;
 		}
+		n++;
 	}
 	if ((rv = storage_state_put(w->db, w->txn, c.id, &st)) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_PUT, &body);
+		rv = rec_flush(w, WAL_PUT, &body, c.id, &n, 1);
 out:
 	buf_fini(&body);
 	return rv;
@@ -433,6 +489,7 @@ storage_apply_delete(struct wctx *w, struct wreq *r)
 	struct coll_state st;
 	struct coll c;
 	uint8_t key[STORAGE_KEY_MAX], off[8];
+	uint32_t n = 0;
 	uint64_t offset;
 	int rv, found;
 
@@ -441,8 +498,7 @@ storage_apply_delete(struct wctx *w, struct wreq *r)
 	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
 		return rv;
 	r->deleted = 0;
-	if ((rv = buf_put_le32(&body, c.id)) != VECDB_OK ||
-	    (rv = buf_put_le32(&body, 0)) != VECDB_OK)
+	if ((rv = rec_start(&body, c.id)) != VECDB_OK)
 		goto out;
 	for (size_t i = 0; i < r->n; i++) {
 		size_t klen = storage_id_key(&r->ids[i], key);
@@ -454,16 +510,19 @@ storage_apply_delete(struct wctx *w, struct wreq *r)
 			continue;
 		r->deleted++;
 		put_le64(off, offset);
-		if ((rv = buf_put_u8(&body, (uint8_t) klen)) != VECDB_OK ||
+		if ((10 + body.len + 1 + klen + 8 > WAL_REC_MAX &&
+		    (rv = rec_flush(w, WAL_DELETE, &body, c.id, &n, 0)) !=
+		    VECDB_OK) ||
+		    (rv = buf_put_u8(&body, (uint8_t) klen)) != VECDB_OK ||
 		    (rv = buf_put(&body, key, klen)) != VECDB_OK ||
 		    (rv = buf_put(&body, off, 8)) != VECDB_OK)
 			goto out;
+		n++;
 	}
-	put_le32(body.p + 4, (uint32_t) r->deleted);
 	if (r->deleted == 0)
 		goto out; /* nothing changed: no WAL record */
 	if ((rv = storage_state_put(w->db, w->txn, c.id, &st)) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_DELETE, &body);
+		rv = rec_flush(w, WAL_DELETE, &body, c.id, &n, 1);
 out:
 	buf_fini(&body);
 	return rv;

@@ -301,26 +301,30 @@ pack_one(struct buf *b, const MDB_val *k, const MDB_val *v)
 	return buf_put(b, v->mv_data, v->mv_size);
 }
 
-/* Pack the records from after_seq + 1 on; the cursor is open in txn. */
+/* Pack the records from after_seq + 1 on; the cursor is open in txn.
+ * The limits end a batch only between requests (WAL_MORE), so that a
+ * replica never applies part of one. */
 static int
 pack_records(MDB_cursor *cur, uint64_t after_seq, size_t max_records,
     size_t max_bytes, struct buf *b, size_t *count)
 {
 	uint8_t kb[8];
 	MDB_val k = { 8, kb }, v;
-	int rc, rv = VECDB_OK;
+	int rc, rv = VECDB_OK, more = 0;
 
 	put_be64(kb, after_seq + 1);
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	if (rc == 0 && (k.mv_size != 8 || get_be64(k.mv_data) != after_seq + 1))
 		return vdb_err(VECDB_ENOTFOUND, "WAL records after %llu are "
 		    "no longer held", (unsigned long long) after_seq);
-	for (; rc == 0 && *count < max_records; (*count)++) {
-		if (*count > 0 && b->len + STORAGE_REPL_HDR + v.mv_size >
-		    max_bytes)
+	for (; rc == 0; (*count)++) {
+		if (!more && (*count >= max_records || (*count > 0 &&
+		    b->len + STORAGE_REPL_HDR + v.mv_size > max_bytes)))
 			break;
 		if ((rv = pack_one(b, &k, &v)) != VECDB_OK)
 			return rv;
+		more = v.mv_size >= 10 &&
+		    (((const uint8_t *) v.mv_data)[9] & WAL_MORE);
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND)

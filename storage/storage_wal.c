@@ -14,7 +14,8 @@ storage_wal_decode(const MDB_val *k, const MDB_val *v, struct wal_rec *out)
 		return vdb_err(VECDB_ECORRUPT, "malformed WAL record");
 	out->seq = get_be64(k->mv_data);
 	out->term = get_le64(p + 1);
-	out->op = p[9];
+	out->op = p[9] & (uint8_t) ~WAL_MORE;
+	out->more = (p[9] & WAL_MORE) != 0;
 	out->body = p + 10;
 	out->len = v->mv_size - 10;
 	return VECDB_OK;

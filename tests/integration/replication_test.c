@@ -474,11 +474,12 @@ START_TEST(long_polls_wait_for_commits_without_starving_clients)
 	t0 = now_ms();
 	ck_assert_int_eq(call(&p, PROTO_HEALTH, NULL, 0), PROTO_OK);
 	ck_assert_uint_lt(now_ms() - t0, 1000);
-	/* A commit answers every one of them at once. */
+	/* A commit answers every one of them at once, with all of its
+	 * records (a batch spans records of at most ~2 KB). */
 	t0 = now_ms();
 	write_batch(&p, 0);
 	for (int i = 0; i < 8; i++) {
-		ck_assert_uint_eq(fetch_recv(polls[i]), 1);
+		ck_assert_uint_ge(fetch_recv(polls[i]), 2);
 		nng_close(polls[i]);
 	}
 	ck_assert_uint_lt(now_ms() - t0, 3000);

@@ -79,10 +79,32 @@ history(vecdb *db)
 	put_points(db, "b", 1000, 30, &seed);
 }
 
-/* Ship everything after dst's last seq from src, max_records at a time. */
+/* Does a blob of records end where a request ends (no WAL_MORE)? And
+ * how many records does its last request span? */
+static int
+ends_request(const uint8_t *blob, size_t len, size_t *last_span)
+{
+	const uint8_t *p = blob, *end = blob + len;
+	int more = 0;
+
+	*last_span = 0;
+	while (p < end) {
+		uint32_t vlen = get_le32(p);
+		const uint8_t *v = p + STORAGE_REPL_HDR;
+		*last_span = more ? *last_span + 1 : 1;
+		more = vlen >= 10 && (v[9] & WAL_MORE);
+		p = v + vlen;
+	}
+	return !more;
+}
+
+/* Ship everything after dst's last seq from src, max_records at a time
+ * (more only to end a request). */
 static void
 ship(vecdb *src, vecdb *dst, size_t max_records)
 {
+	size_t span;
+
 	struct storage_wal_info si, di;
 	uint8_t *blob;
 	size_t len, n;
@@ -95,7 +117,8 @@ ship(vecdb *src, vecdb *dst, size_t max_records)
 		    1 << 20, &blob, &len, &n, &si), VECDB_OK);
 		if (n == 0)
 			break;
-		ck_assert_uint_le(n, max_records);
+		ck_assert(ends_request(blob, len, &span));
+		ck_assert(n <= max_records || span > 1);
 		ck_assert_int_eq(storage_wal_apply(dst, blob, len, &last,
 		    &restore), VECDB_OK);
 		ck_assert_int_eq(restore, 0);
@@ -333,6 +356,37 @@ START_TEST(a_loaded_copy_replaces_everything_and_tailing_resumes)
 }
 END_TEST
 
+/*
+ * A batch of points spans WAL records of at most ~2 KB (LMDB reuses leaf
+ * pages, not long runs of overflow pages); a replica reading one record
+ * at a time still gets the whole batch, and applies it at once.
+ */
+START_TEST(a_batch_spans_records_and_ships_whole)
+{
+	vecdb *r = open_other();
+	struct storage_wal_info info;
+	uint64_t seed = 9, before;
+	uint8_t *blob;
+	size_t len, n, span;
+
+	tu_create(tu_db, "a", DIM, VECDB_EUCLIDEAN);
+	ck_assert_int_eq(storage_wal_info_get(tu_db, &info), VECDB_OK);
+	before = info.last_seq;
+	put_points(tu_db, "a", 0, 64, &seed);
+	ck_assert_int_eq(storage_wal_info_get(tu_db, &info), VECDB_OK);
+	ck_assert_uint_ge(info.last_seq - before, 2);
+	ck_assert_int_eq(storage_wal_read(tu_db, before, 1, 1 << 20, &blob,
+	    &len, &n, &info), VECDB_OK);
+	ck_assert_uint_eq(n, info.last_seq - before);
+	ck_assert(ends_request(blob, len, &span));
+	ck_assert_uint_eq(span, n);
+	vdb_free(blob);
+	ship(tu_db, r, 1);
+	digests_equal(tu_db, r);
+	vecdb_close(r);
+}
+END_TEST
+
 START_TEST(reading_past_the_trimmed_wal_says_so)
 {
 	vecdb_options o;
@@ -506,6 +560,7 @@ repl_suite(void)
 	tcase_add_test(tc, a_restore_record_stops_the_replay);
 	tcase_add_test(tc, a_loaded_copy_replaces_everything_and_tailing_resumes);
 	tcase_add_test(tc, reading_past_the_trimmed_wal_says_so);
+	tcase_add_test(tc, a_batch_spans_records_and_ships_whole);
 	tcase_add_test(tc,
 	    a_new_term_stamps_records_and_replicas_learn_where_it_began);
 	tcase_add_test(tc, terms_of_trimmed_records_come_from_the_term_history);
