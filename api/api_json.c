@@ -278,7 +278,7 @@ static int
 point_from_json(const json_t *o, size_t i, int flags, struct api_points *p)
 {
 	char where[48];
-	json_t *id = json_object_get(o, "id"), *data, *meta;
+	json_t *id = json_object_get(o, "id"), *data = NULL, *meta = NULL;
 	int rv;
 
 	snprintf(where, sizeof(where), "vectors[%zu]", i);
@@ -391,7 +391,7 @@ static const char *const index_keys[] = { "max_connections",
 static int
 index_from_json(const json_t *j, vecdb_index_config *ix)
 {
-	uint64_t m, efc, ef, ml;
+	uint64_t m = 0, efc = 0, ef = 0, ml = 0;
 	int rv;
 
 	if (j == NULL || json_is_null(j))
@@ -476,7 +476,7 @@ api_config_from_json(const json_t *j, vecdb_collection_config *out)
 		"distance_metric", "vector_type", "index_config",
 		"quantization", NULL };
 	vecdb_metric m = VECDB_COSINE;
-	uint64_t dim;
+	uint64_t dim = 0;
 	int rv, vt = 0;
 
 	if ((rv = api_check_keys(j, keys, NULL)) ||

@@ -439,7 +439,7 @@ vecdb_client_search(vecdb_client *c, const char *coll,
     const vecdb_search_params *p, const char *filter_json,
     vecdb_records **out)
 {
-	vecdb_records **lists;
+	vecdb_records **lists = NULL;
 	int rv;
 
 	if ((rv = vecdb_client_search_batch(c, coll, p, &filter_json, 1,

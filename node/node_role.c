@@ -290,7 +290,7 @@ term_next(node_role *r, uint64_t min_term, uint64_t *out)
 static int
 promote_locked(node_role *r, uint64_t min_term)
 {
-	uint64_t t;
+	uint64_t t = 0;
 	int rv;
 
 	follower_stop(r);
@@ -315,7 +315,7 @@ node_role_promote(node_role *r, uint64_t min_term, uint64_t *term,
     uint64_t *last_seq)
 {
 	struct node_role_status st;
-	uint64_t t;
+	uint64_t t = 0;
 	int rv = VECDB_OK;
 
 	pthread_mutex_lock(&r->op_lock);

@@ -2299,7 +2299,7 @@ filter_cb(uint64_t label, void *arg)
 	uint8_t pkey[STORAGE_PKEY_MAX];
 	struct rpoint rp;
 	json_t *pay = NULL;
-	size_t pklen;
+	size_t pklen = 0;
 	MDB_val v;
 	int match;
 
