@@ -583,7 +583,7 @@ struct pass {
 	uint32_t ef;
 	size_t q0, q1;
 	size_t found;      /* true neighbours among the hits */
-};
+} __attribute__((aligned(64))); /* a line each: threads write found */
 
 /* Run the queries [q0, q1) and count recall hits. */
 static void *
