@@ -189,13 +189,45 @@ render_requests(FILE *f, const struct api_metrics *m,
 		}
 }
 
+/* Per-collection values for the renderer below. */
+static double
+st_vectors(const vecdb_collection_stats *st)
+{
+	return (double) st->vector_count;
+}
+
+static double
+st_pending(const vecdb_collection_stats *st)
+{
+	return (double) st->pending_count;
+}
+
+static double
+st_rate(const vecdb_collection_stats *st)
+{
+	return st->indexing_rate;
+}
+
+/* One family with a sample per collection whose stats were read. */
+static void
+render_per_collection(FILE *f, const char *name, const char *type,
+    const char *help, char **names, const vecdb_collection_stats *st,
+    const uint8_t *ok, size_t n, double (*value)(const vecdb_collection_stats *))
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	for (size_t i = 0; i < n; i++)
+		if (ok[i])
+			fprintf(f, "%s{collection=\"%s\"} %.15g\n", name,
+			    names[i], value(&st[i]));
+}
+
 /* Collections, and per collection its points, pending writes and
  * indexing rate, from the backend. */
 static void
 render_collections(FILE *f, const struct api_backend *b)
 {
 	vecdb_collection_config cfg;
-	vecdb_collection_stats *st_all;
+	vecdb_collection_stats *st;
 	char **names = NULL;
 	uint8_t *ok;
 	size_t n = 0, m;
@@ -208,36 +240,22 @@ render_collections(FILE *f, const struct api_backend *b)
 	fprintf(f, "# HELP vecdb_collections_total Collections now (can "
 		   "decrease).\n# TYPE vecdb_collections_total counter\n"
 		   "vecdb_collections_total %zu\n", n);
-	st_all = vdb_calloc(n ? n : 1, sizeof(*st_all));
+	st = vdb_calloc(n ? n : 1, sizeof(*st));
 	ok = vdb_calloc(n ? n : 1, 1);
-	m = st_all != NULL && ok != NULL ? n : 0;
+	m = st != NULL && ok != NULL ? n : 0;
 	for (size_t i = 0; i < m; i++)
-		ok[i] = b->collection_get(b->ctx, names[i], &cfg,
-		    &st_all[i]) == VECDB_OK;
-	fprintf(f, "# HELP vecdb_vectors_total Points now, per collection "
-		   "(can decrease).\n# TYPE vecdb_vectors_total counter\n");
-	for (size_t i = 0; i < m; i++)
-		if (ok[i])
-			fprintf(f, "vecdb_vectors_total{collection=\"%s\"} "
-				   "%llu\n", names[i],
-			    (unsigned long long) st_all[i].vector_count);
-	fprintf(f, "# HELP vecdb_collection_pending_points Writes and "
-		   "deletes committed but not yet in the index.\n"
-		   "# TYPE vecdb_collection_pending_points gauge\n");
-	for (size_t i = 0; i < m; i++)
-		if (ok[i])
-			fprintf(f, "vecdb_collection_pending_points{collection="
-				   "\"%s\"} %llu\n", names[i],
-			    (unsigned long long) st_all[i].pending_count);
-	fprintf(f, "# HELP vecdb_collection_indexing_rate Writes and "
-		   "deletes the indexer applied a second, lately.\n"
-		   "# TYPE vecdb_collection_indexing_rate gauge\n");
-	for (size_t i = 0; i < m; i++)
-		if (ok[i])
-			fprintf(f, "vecdb_collection_indexing_rate{collection="
-				   "\"%s\"} %.1f\n", names[i],
-			    st_all[i].indexing_rate);
-	vdb_free(st_all);
+		ok[i] = b->collection_get(b->ctx, names[i], &cfg, &st[i]) ==
+		    VECDB_OK;
+	render_per_collection(f, "vecdb_vectors_total", "counter",
+	    "Points now, per collection (can decrease).", names, st, ok, m,
+	    st_vectors);
+	render_per_collection(f, "vecdb_collection_pending_points", "gauge",
+	    "Writes and deletes committed but not yet in the index.", names,
+	    st, ok, m, st_pending);
+	render_per_collection(f, "vecdb_collection_indexing_rate", "gauge",
+	    "Writes and deletes the indexer applied a second, lately.", names,
+	    st, ok, m, st_rate);
+	vdb_free(st);
 	vdb_free(ok);
 	vecdb_names_free(names, n);
 }
