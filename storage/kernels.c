@@ -113,6 +113,72 @@ SCALAR_BATCH(l2sq)
 SCALAR_BATCH(dot)
 SCALAR_BATCH(l1)
 
+/* ===== Scalar code kernels ===== */
+
+static uint32_t
+l2sq_codes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	uint32_t s = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int d = (int) a[i] - (int) b[i];
+		s += (uint32_t) (d * d);
+	}
+	return s;
+}
+
+static uint32_t
+dot_codes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	uint32_t s = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s += (uint32_t) a[i] * b[i];
+	return s;
+}
+
+static uint32_t
+l1_codes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	uint32_t s = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s += (uint32_t) (a[i] > b[i] ? a[i] - b[i] : b[i] - a[i]);
+	return s;
+}
+
+/* Bit-parallel popcount: no POPCNT instruction in a portable build. */
+static uint32_t
+hamming_words(const uint64_t *a, const uint64_t *b, size_t words)
+{
+	uint32_t s = 0;
+
+	for (size_t i = 0; i < words; i++) {
+		uint64_t x = a[i] ^ b[i];
+		x = x - ((x >> 1) & 0x5555555555555555ULL);
+		x = (x & 0x3333333333333333ULL) +
+		    ((x >> 2) & 0x3333333333333333ULL);
+		x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+		s += (uint32_t) ((x * 0x0101010101010101ULL) >> 56);
+	}
+	return s;
+}
+
+static float
+lut_sum(const float *lut, const uint8_t *codes, size_t m)
+{
+	float s0 = 0, s1 = 0;
+	size_t i = 0;
+
+	for (; i + 2 <= m; i += 2) {
+		s0 += lut[256 * i + codes[i]];
+		s1 += lut[256 * (i + 1) + codes[i + 1]];
+	}
+	for (; i < m; i++)
+		s0 += lut[256 * i + codes[i]];
+	return s0 + s1;
+}
+
 static const kern_ops scalar_ops = {
 	.level = KERN_SCALAR,
 	.dist = {
@@ -122,6 +188,10 @@ static const kern_ops scalar_ops = {
 		[KERN_COS] = { cos_f32, cos_f16, cos_u8 },
 	},
 	.batch = { l2sq_batch, dot_batch, l1_batch },
+	.u8 = { l2sq_codes, dot_codes, l1_codes },
+	.hamming = hamming_words,
+	.lut = lut_sum,
+	.extras = "",
 };
 
 /* ===== Run-time choice ===== */
@@ -160,6 +230,21 @@ cpu_has_f16c(void)
 }
 #endif
 
+/* Code kernels a level's fill left unset take the scalar ones. */
+static void
+kern_fill_codes_default(kern_ops *k)
+{
+	for (int op = 0; op < KERN_COS; op++)
+		if (k->u8[op] == NULL)
+			k->u8[op] = scalar_ops.u8[op];
+	if (k->hamming == NULL)
+		k->hamming = scalar_ops.hamming;
+	if (k->lut == NULL)
+		k->lut = scalar_ops.lut;
+	if (k->extras == NULL)
+		k->extras = "";
+}
+
 /* Probe the CPU and fill the SIMD tables (pthread_once). */
 static void
 init_tables(void)
@@ -170,12 +255,14 @@ init_tables(void)
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
 	    cpu_has_f16c()) {
 		kern_fill_avx2(&simd_ops[KERN_AVX2]);
+		kern_fill_codes_default(&simd_ops[KERN_AVX2]);
 		simd_ok[KERN_AVX2] = 1;
 		if (__builtin_cpu_supports("avx512f") &&
 		    __builtin_cpu_supports("avx512bw") &&
 		    __builtin_cpu_supports("avx512vl") &&
 		    __builtin_cpu_supports("avx512dq")) {
 			kern_fill_avx512(&simd_ops[KERN_AVX512]);
+			kern_fill_codes_default(&simd_ops[KERN_AVX512]);
 			simd_ok[KERN_AVX512] = 1;
 		}
 	}

@@ -61,10 +61,38 @@ typedef float (*kern_dist_fn)(const float *q, const void *x, size_t dim);
 typedef void (*kern_batch_fn)(const float *q, const float *base,
     size_t stride, size_t dim, const uint32_t *ids, size_t n, float *out);
 
+/*
+ * Kernels over quantization codes (quant.c), all exact integer sums or
+ * sums of table entries:
+ *
+ *	u8[KERN_L2SQ](a, b, n)  sum (a[i]-b[i])^2     scalar quantization:
+ *	u8[KERN_DOT](a, b, n)   sum a[i]*b[i]         one byte a component
+ *	u8[KERN_L1](a, b, n)    sum |a[i]-b[i]|
+ *	hamming(a, b, w)        popcount(a ^ b) over w 64-bit words (binary)
+ *	lut(t, c, m)            sum t[256*s + c[s]] for s < m (product:
+ *	                        a per-query table of 256 floats a segment)
+ *
+ * n <= VECDB_DIM_MAX, so the u8 sums fit 32 bits (65025 * 65536 < 2^32).
+ * The integer kernels of every level return the same value; lut's may
+ * differ from the scalar one by float rounding (another summation order).
+ */
+typedef uint32_t (*kern_u8_fn)(const uint8_t *a, const uint8_t *b,
+    size_t n);
+typedef uint32_t (*kern_hamming_fn)(const uint64_t *a, const uint64_t *b,
+    size_t words);
+typedef float (*kern_lut_fn)(const float *lut, const uint8_t *codes,
+    size_t m);
+
 typedef struct kern_ops {
 	kern_level level;                             /* what this table is */
 	kern_dist_fn dist[KERN_OP_COUNT][KERN_TYPE_COUNT]; /* [op][vtype] */
 	kern_batch_fn batch[KERN_COS];                /* L2SQ, DOT, L1; f32 */
+	kern_u8_fn u8[KERN_COS];                      /* L2SQ, DOT, L1 */
+	kern_hamming_fn hamming;
+	kern_lut_fn lut;
+	const char *extras;   /* optional instructions the code kernels of
+				 this level use ("vnni vpopcntdq", "popcnt");
+				 "" for none */
 } kern_ops;
 
 /**
