@@ -529,7 +529,7 @@ emb_search(struct engine *e, const float *q, uint32_t k, uint32_t ef,
     uint64_t *labels)
 {
 	struct emb *x = e->idx;
-	vecdb_search_params sp = { q, x->dim, k, 0, NULL, ef, 0, 0, 0 };
+	vecdb_search_params sp = { q, x->dim, k, 0, NULL, ef, 0, 0, 0, 0, 0, 0 };
 	vecdb_records *r;
 	size_t n;
 

@@ -362,8 +362,8 @@ seeds_requests_query(void)
 	size_t n;
 
 	memset(sp, 0, sizeof(sp));
-	sp[0] = (vecdb_search_params) { qv, 3, 5, 1, NULL, 32, 0, 1, 1 };
-	sp[1] = (vecdb_search_params) { qv, 3, 1, 0, NULL, 0, 1, 0, 0 };
+	sp[0] = (vecdb_search_params) { qv, 3, 5, 1, NULL, 32, 0, 1, 1, 0, 0, 0 };
+	sp[1] = (vecdb_search_params) { qv, 3, 1, 0, NULL, 0, 1, 0, 0, 0, 0, 0 };
 	ok(proto_search_encode("places", sp, fl, 2, &b, &n), "search");
 	seed_request("search", PROTO_SEARCH, b, n);
 	memset(&rp, 0, sizeof(rp));

@@ -190,10 +190,16 @@ typedef enum vecdb_vtype {
 	VECDB_UINT8          /* 1 byte; integers 0..255 */
 } vecdb_vtype;
 
+/*
+ * Quantization: the index keeps compact codes of the vectors, walks its
+ * graph on them, and rescores the best candidates with the original
+ * vectors (read from the data file) unless the search says not to.
+ */
 typedef enum vecdb_quant {
 	VECDB_QUANT_NONE = 0,
-	VECDB_QUANT_SCALAR,  /* int8 per component */
-	VECDB_QUANT_BINARY   /* one bit per component */
+	VECDB_QUANT_SCALAR,  /* one byte a component */
+	VECDB_QUANT_BINARY,  /* one bit a component; cosine and dot only */
+	VECDB_QUANT_PRODUCT  /* one byte a segment of components */
 } vecdb_quant;
 
 /* Index limits: _MIN/_DEFAULT/_MAX. A 0 in a config means the default. */
@@ -217,10 +223,18 @@ typedef struct vecdb_index_config {
 	uint32_t max_layer;        /* highest layer a node may reach */
 } vecdb_index_config;
 
+#define VECDB_PQ_BITS 8      /* bits a product-quantization code */
+
 typedef struct vecdb_quant_config {
 	vecdb_quant type;   /* VECDB_QUANT_* */
 	float quantile;     /* scalar: share of values kept in range, (0,1] */
-	int always_ram;     /* keep quantized vectors in memory */
+	int always_ram;     /* also keep the original vectors in the index's
+			       memory (rescoring reads them there, not from
+			       the data file); 0: only codes and links */
+	uint32_t segments;  /* product: segments a vector is cut into,
+			       1..dimension; 0 means ceil(dimension / 8) */
+	uint32_t bits;      /* product: bits a segment's code; only
+			       VECDB_PQ_BITS; 0 means it */
 } vecdb_quant_config;
 
 typedef struct vecdb_collection_config {
@@ -295,6 +309,12 @@ typedef struct vecdb_collection_stats {
 	double indexing_rate;   /* writes and deletes the indexer applied a
 				   second, over the last 2 s or more; 0 when
 				   it has nothing to do */
+	vecdb_quant quant_in_force; /* the codes searches walk: NONE until
+				   the index has trained on enough points
+				   (or when the collection has none) */
+	uint64_t code_bytes;    /* index memory: codes and codebooks */
+	uint64_t link_bytes;    /* index memory: the graph's links */
+	uint64_t original_bytes; /* index memory: float vectors kept */
 } vecdb_collection_stats;
 
 int vecdb_collection_stats_get(vecdb *db, const char *name,
@@ -461,7 +481,18 @@ typedef struct vecdb_search_params {
 	int exact;                   /* force exact (brute-force) search */
 	int with_payload;
 	int with_vector;
+	/* Quantized collections (ignored by the others): */
+	int quant_ignore;            /* rank on the original vectors only:
+					every candidate the walk keeps (ef)
+					is rescored */
+	int quant_no_rescore;        /* answer with the codes' approximate
+					distances, read nothing */
+	float oversampling;          /* rescore the best oversampling x
+					limit candidates; 0 means 1, else
+					1..VECDB_OVERSAMPLING_MAX */
 } vecdb_search_params;
+
+#define VECDB_OVERSAMPLING_MAX 100.0f
 
 /**
  * Find the points nearest to a vector, by the collection's metric,

@@ -22,6 +22,7 @@
 
 #include "hnsw.h"
 #include "kernels.h"
+#include "quant.h"
 #include "vdb.h"
 
 #define ROW_ALIGN 64           /* bytes; every vector row starts on a line */
@@ -54,6 +55,10 @@ struct scratch {
 	hnsw_hit *hits;      /* results being sorted */
 	size_t hcap;         /* entries in hits */
 	float *q;            /* the query, normalised (cosine) */
+	void *qb;            /* quantized: the query as quant_prepare made
+				it (an insert's: its node's) */
+	size_t qbcap;        /* bytes in qb */
+	float *tmp;          /* quantized: 2 * dim floats of scratch */
 };
 
 /* An insert's state: its node and the lists it is building. */
@@ -122,6 +127,7 @@ struct hnsw_index {
 	kern_batch_fn batch;       /* kern->batch[op] */
 	kern_dist_fn dist;         /* kern->dist[op][float32] */
 	int negate;                /* dot and cosine order by -dot */
+	uint32_t train_at;         /* quantized: nodes the codes wait for */
 
 	/*
 	 * The locks, in the order they are taken: ilock, map_mu, lock,
@@ -141,8 +147,18 @@ struct hnsw_index {
 	 * either. A slot's row, label, level and upper block are written by
 	 * its insert before any link to it is published (or, on a reuse,
 	 * under the write side of lock); lists under their link lock. */
-	float *vecs;               /* arena, cap rows of vstride floats */
+	float *vecs;               /* arena, cap rows of vstride floats;
+				      NULL once quantized without always_ram */
 	void *vecs_raw;            /* its allocation (vecs is aligned in it) */
+	quant *qz;                 /* the quantizer once trained, else NULL;
+				      set under ilock and lock, both written */
+	uint8_t *codes;            /* quantized: cap codes of cstride bytes */
+	void *codes_raw;           /* its allocation */
+	size_t cstride;            /* bytes a code row */
+	int floats_on;             /* vecs is kept (not quantized, or
+				      always_ram) */
+	atomic_int quantized;      /* qz is set (for lock-free checks) */
+	atomic_int train_failed;   /* training failed: stay on floats */
 	uint32_t *links0;          /* cap lists of ls0 */
 	uint32_t **upper;          /* per slot: level lists of ls, or NULL */
 	uint64_t *labels;          /* per slot */
@@ -222,12 +238,12 @@ grow_array(void *pp, size_t n)
  * moving the rows when the block's alignment changed.
  */
 static int
-grow_arena(hnsw_index *h, uint64_t old_cap, uint64_t cap)
+grow_rows(void **rawp, void **basep, size_t row, uint64_t old_cap,
+    uint64_t cap)
 {
-	size_t row = h->vstride * sizeof(float);
-	size_t old_off = h->vecs_raw ?
-	    (size_t) ((char *) h->vecs - (char *) h->vecs_raw) : 0;
-	void *raw = h->vecs_raw;
+	size_t old_off = *rawp ?
+	    (size_t) ((char *) *basep - (char *) *rawp) : 0;
+	void *raw = *rawp;
 
 	if (grow_array(&raw, cap * row + ROW_ALIGN) != VECDB_OK)
 		return VECDB_ENOMEM;
@@ -235,8 +251,22 @@ grow_arena(hnsw_index *h, uint64_t old_cap, uint64_t cap)
 	if (off != old_off && old_cap > 0)
 		memmove((char *) raw + off, (char *) raw + old_off,
 		    old_cap * row);
-	h->vecs_raw = raw;
-	h->vecs = (float *) ((char *) raw + off);
+	*rawp = raw;
+	*basep = (char *) raw + off;
+	return VECDB_OK;
+}
+
+/* Grow the arenas in use (floats, codes) to cap rows. */
+static int
+grow_arena(hnsw_index *h, uint64_t old_cap, uint64_t cap)
+{
+	if (h->floats_on && grow_rows(&h->vecs_raw,
+	    (void **) &h->vecs, h->vstride * sizeof(float), old_cap,
+	    cap) != VECDB_OK)
+		return VECDB_ENOMEM;
+	if (h->qz != NULL && grow_rows(&h->codes_raw, (void **) &h->codes,
+	    h->cstride, old_cap, cap) != VECDB_OK)
+		return VECDB_ENOMEM;
 	return VECDB_OK;
 }
 
@@ -291,6 +321,20 @@ static inline float *
 row(const hnsw_index *h, uint32_t slot)
 {
 	return h->vecs + (size_t) slot * h->vstride;
+}
+
+/* Code row of a slot (quantized). */
+static inline uint8_t *
+code(const hnsw_index *h, uint32_t slot)
+{
+	return h->codes + (size_t) slot * h->cstride;
+}
+
+/* What a distance to the slot reads: its code, or its float row. */
+static inline const void *
+vec_of(const hnsw_index *h, uint32_t slot)
+{
+	return h->qz ? (const void *) code(h, slot) : (const void *) row(h, slot);
 }
 
 /* The [count][ids] list of a slot on a layer. */
@@ -353,7 +397,8 @@ hnsw_new(const hnsw_config *cfg, hnsw_index **out)
 	hnsw_index *h;
 
 	if (cfg == NULL || out == NULL || cfg->dim == 0 ||
-	    cfg->dim > VECDB_DIM_MAX || (unsigned) cfg->metric > VECDB_MANHATTAN)
+	    cfg->dim > VECDB_DIM_MAX || (unsigned) cfg->metric > VECDB_MANHATTAN ||
+	    (unsigned) cfg->quant.type > VECDB_QUANT_PRODUCT)
 		return VECDB_EINVAL;
 	if ((h = vdb_calloc(1, sizeof(*h))) == NULL)
 		return VECDB_ENOMEM;
@@ -364,6 +409,8 @@ hnsw_new(const hnsw_config *cfg, hnsw_index **out)
 	h->ls = 1 + h->cfg.m;
 	h->ml = 1.0 / log((double) h->cfg.m);
 	h->rng = h->cfg.seed ^ 0x9e3779b97f4a7c15ULL;
+	h->train_at = h->cfg.train_at ? h->cfg.train_at : HNSW_TRAIN_DEFAULT;
+	h->floats_on = 1;
 	atomic_init(&h->ep, EP_NONE);
 	setup_kernels(h);
 	if (init_locks(h) != 0) {
@@ -386,6 +433,8 @@ scratch_free(struct scratch *s)
 	vdb_free(s->dists);
 	vdb_free(s->hits);
 	vdb_free(s->q);
+	vdb_free(s->qb);
+	vdb_free(s->tmp);
 }
 
 /* Free the insert plan's buffers. */
@@ -406,6 +455,8 @@ hnsw_free(hnsw_index *h)
 	for (uint64_t i = 0; i < h->cap; i++)
 		vdb_free(h->upper[i]);
 	vdb_free(h->vecs_raw);
+	vdb_free(h->codes_raw);
+	quant_free(h->qz);
 	vdb_free(h->links0);
 	vdb_free(h->upper);
 	vdb_free(h->labels);
@@ -610,6 +661,33 @@ scratch_init(hnsw_index *h, struct scratch *s)
 	return VECDB_OK;
 }
 
+/* The query buffers of a quantized index (sized once it has trained);
+ * caller holds lock or ilock, so the quantizer cannot appear meanwhile. */
+static int
+scratch_quant(hnsw_index *h, struct scratch *s)
+{
+	if (h->qz == NULL || s->qbcap >= quant_query_size(h->qz))
+		return VECDB_OK;
+	size_t n = quant_query_size(h->qz);
+	void *qb = vdb_malloc(n);
+	float *tmp = s->tmp ? s->tmp :
+	    vdb_malloc(2 * (size_t) h->cfg.dim * sizeof(float));
+
+	if (qb == NULL || tmp == NULL) {
+		vdb_free(qb);
+		if (tmp != s->tmp)
+			vdb_free(tmp);
+		return VECDB_ENOMEM;
+	}
+	atomic_fetch_add(&h->scratch_bytes, n - s->qbcap +
+	    (s->tmp ? 0 : 2 * (size_t) h->cfg.dim * sizeof(float)));
+	vdb_free(s->qb);
+	s->qb = qb;
+	s->qbcap = n;
+	s->tmp = tmp;
+	return VECDB_OK;
+}
+
 /* Make a scratch ready for a search with this ef. */
 static int
 scratch_fit(hnsw_index *h, struct scratch *s, uint32_t ef)
@@ -625,7 +703,7 @@ scratch_fit(hnsw_index *h, struct scratch *s, uint32_t ef)
 		    sizeof(hnsw_hit));
 		s->hcap = ef;
 	}
-	return VECDB_OK;
+	return scratch_quant(h, s);
 }
 
 /* A fresh visited mark: epochs wrap after 65535 searches. */
@@ -780,23 +858,43 @@ res_pop(struct heap *hp)
  * L1, or -dot for dot and cosine (cosine vectors are unit length, so
  * 1 - dot orders as -dot). to_metric turns them into the metric's value.
  */
+/*
+ * A query q is the float query (normalised for cosine) on a float index,
+ * and quant_prepare's form of it on a quantized one.
+ */
 static inline float
-dist1(const hnsw_index *h, const float *q, uint32_t slot)
+dist1(const hnsw_index *h, const void *q, uint32_t slot)
 {
+	if (h->qz != NULL)
+		return quant_dist(h->qz, q, code(h, slot));
 	float d = h->dist(q, row(h, slot), h->cfg.dim);
 
 	return h->negate ? -d : d;
 }
 
-/* Distances from q to the rows of ids[0..n) into out. */
+/* Distances from q to the nodes ids[0..n) into out. */
 static inline void
-dist_batch(const hnsw_index *h, const float *q, const uint32_t *ids,
+dist_batch(const hnsw_index *h, const void *q, const uint32_t *ids,
     size_t n, float *out)
 {
+	if (h->qz != NULL) {
+		quant_dist_batch(h->qz, q, h->codes, h->cstride, ids, n, out);
+		return;
+	}
 	h->batch(q, h->vecs, h->vstride, h->cfg.dim, ids, n, out);
 	if (h->negate)
 		for (size_t i = 0; i < n; i++)
 			out[i] = -out[i];
+}
+
+/* Distance between two nodes (neighbour selection); tmp is the
+ * scratch's (2 * dim floats, used by product codes). */
+static inline float
+dist_nodes(const hnsw_index *h, float *tmp, uint32_t a, uint32_t b)
+{
+	if (h->qz != NULL)
+		return quant_dist_codes(h->qz, code(h, a), code(h, b), tmp);
+	return dist1(h, row(h, a), b);
 }
 
 /* The metric's distance from an internal one. */
@@ -901,7 +999,7 @@ gather(const hnsw_index *h, struct scratch *s, uint32_t slot,
 		if (s->visited[id] == mark)
 			continue;
 		s->visited[id] = mark;
-		__builtin_prefetch(row(h, id), 0, 3);
+		__builtin_prefetch(vec_of(h, id), 0, 3);
 		s->ids[m++] = id;
 	}
 	return m;
@@ -936,7 +1034,7 @@ offer(hnsw_index *h, struct scratch *s, size_t m, uint32_t ef,
  * filtered out) still enter the candidate queue, so they route.
  */
 static int
-search_layer(hnsw_index *h, struct scratch *s, const float *q, uint32_t ep,
+search_layer(hnsw_index *h, struct scratch *s, const void *q, uint32_t ep,
     uint32_t layer, uint32_t ef, const struct accept *acc)
 {
 	uint16_t mark = next_epoch(s);
@@ -979,7 +1077,7 @@ linking(const hnsw_index *h, uint32_t slot)
  * empty, and the descent would end there, in a dead end.
  */
 static void
-greedy(const hnsw_index *h, struct scratch *s, const float *q,
+greedy(const hnsw_index *h, struct scratch *s, const void *q,
     uint32_t layer, uint32_t *ep, float *d)
 {
 	int some = atomic_load(&((hnsw_index *) h)->n_linking) > 0;
@@ -1014,7 +1112,7 @@ ep_top(uint64_t e)
 
 /* Descend from entry point e to layer `to` + 1's nearest node. */
 static uint32_t
-descend(const hnsw_index *h, struct scratch *s, const float *q, uint64_t e,
+descend(const hnsw_index *h, struct scratch *s, const void *q, uint64_t e,
     uint32_t to)
 {
 	uint32_t ep = ep_slot(e);
@@ -1052,15 +1150,20 @@ emit(const hnsw_index *h, struct scratch *s, uint32_t k, hnsw_hit *out)
 	return n;
 }
 
-/* The query as the index compares it (normalised for cosine). */
-static const float *
+/* The query as the index compares it: normalised for cosine, then
+ * prepared for the codes of a quantized index. */
+static const void *
 prep_query(const hnsw_index *h, struct scratch *s, const float *query)
 {
-	if (h->cfg.metric != VECDB_COSINE)
+	if (h->cfg.metric == VECDB_COSINE) {
+		memcpy(s->q, query, h->cfg.dim * sizeof(float));
+		kern_normalize(s->q, h->cfg.dim);
+		query = s->q;
+	}
+	if (h->qz == NULL)
 		return query;
-	memcpy(s->q, query, h->cfg.dim * sizeof(float));
-	kern_normalize(s->q, h->cfg.dim);
-	return s->q;
+	quant_prepare(h->qz, query, s->qb);
+	return s->qb;
 }
 
 /* Algorithm 5 from paper (K-NN-SEARCH), under the read lock. */
@@ -1078,7 +1181,7 @@ search_locked(hnsw_index *h, struct scratch *s, const float *query,
 		*n = 0;
 		return VECDB_OK;
 	}
-	const float *q = prep_query(h, s, query);
+	const void *q = prep_query(h, s, query);
 	uint32_t ep = descend(h, s, q, e, 0);
 	if ((rv = search_layer(h, s, q, ep, 0, ef, acc)) != VECDB_OK)
 		return rv;
@@ -1126,13 +1229,11 @@ cand_cmp(const void *a, const void *b)
 
 /* 1 if c is closer to the base than to every kept candidate. */
 static int
-diverse(const hnsw_index *h, const struct cand *c, const struct cand *kept,
-    size_t nkept)
+diverse(const hnsw_index *h, float *tmp, const struct cand *c,
+    const struct cand *kept, size_t nkept)
 {
-	const float *v = row(h, c->id);
-
 	for (size_t j = 0; j < nkept; j++)
-		if (dist1(h, v, kept[j].id) < c->d)
+		if (dist_nodes(h, tmp, c->id, kept[j].id) < c->d)
 			return 0;
 	return 1;
 }
@@ -1146,7 +1247,8 @@ diverse(const hnsw_index *h, const struct cand *c, const struct cand *kept,
  * the kept ones come first, nearest first; returns their count.
  */
 static size_t
-select_neighbors(const hnsw_index *h, struct cand *c, size_t n, size_t m)
+select_neighbors(const hnsw_index *h, float *tmp, struct cand *c, size_t n,
+    size_t m)
 {
 	size_t kept = 0;
 
@@ -1154,7 +1256,7 @@ select_neighbors(const hnsw_index *h, struct cand *c, size_t n, size_t m)
 	if (n <= m)
 		return n;
 	for (size_t i = 0; i < n && kept < m; i++)
-		if (diverse(h, &c[i], c, kept))
+		if (diverse(h, tmp, &c[i], c, kept))
 			c[kept++] = c[i];
 	return kept;
 }
@@ -1266,12 +1368,11 @@ link_back(hnsw_index *h, struct scratch *s, struct plan *p, uint32_t e,
 		dst[1 + cnt++] = p->slot;
 		dst[0] = (uint32_t) cnt;
 	} else {
-		const float *v = row(h, e);
 		for (size_t j = 0; j < cnt; j++)
-			p->pool2[j] = (struct cand) { dist1(h, v, dst[1 + j]),
-				dst[1 + j] };
+			p->pool2[j] = (struct cand) { dist_nodes(h, s->tmp, e,
+				dst[1 + j]), dst[1 + j] };
 		p->pool2[cnt] = (struct cand) { d_new, p->slot };
-		size_t k = select_neighbors(h, p->pool2, cnt + 1, max);
+		size_t k = select_neighbors(h, s->tmp, p->pool2, cnt + 1, max);
 		for (size_t j = 0; j < k; j++)
 			dst[1 + j] = p->pool2[j].id;
 		dst[0] = (uint32_t) k;
@@ -1316,10 +1417,11 @@ own_write(hnsw_index *h, struct scratch *s, struct plan *p, uint32_t layer,
 			dup = p->pool[i].id == x;
 		if (dup || (p->reuse && among(old + 1, old[0], x)))
 			continue; /* chosen already, or a reused slot's old link */
-		p->pool2[n++] = (struct cand) { dist1(h, row(h, p->slot), x), x };
+		p->pool2[n++] = (struct cand) { dist_nodes(h, s->tmp, p->slot,
+			x), x };
 	}
 	if (n > max)
-		n = select_neighbors(h, p->pool2, n, max);
+		n = select_neighbors(h, s->tmp, p->pool2, n, max);
 	p->list[0] = (uint32_t) n;
 	for (size_t j = 0; j < n; j++)
 		p->list[1 + j] = p->pool2[j].id;
@@ -1377,7 +1479,7 @@ unlink_old(hnsw_index *h, struct scratch *s, struct plan *p)
  */
 static void
 offer_linking(hnsw_index *h, struct scratch *s, struct plan *p,
-    const float *q, uint32_t l, uint32_t efc, const struct accept *acc)
+    const void *q, uint32_t l, uint32_t efc, const struct accept *acc)
 {
 	for (int i = 0; i < HNSW_WRITE_SLOTS; i++) {
 		uint64_t v = atomic_load_explicit(&h->wslots[i].linking,
@@ -1405,7 +1507,7 @@ offer_linking(hnsw_index *h, struct scratch *s, struct plan *p,
  */
 static size_t
 layer_candidates(hnsw_index *h, struct scratch *s, struct plan *p,
-    const float *q, uint32_t ep, uint32_t l)
+    const void *q, uint32_t ep, uint32_t l)
 {
 	/* Dead nodes exist only with n_deleted, doomed ones only while
 	 * another insert links; nodes other inserts are linking are fine. */
@@ -1438,12 +1540,14 @@ layer_candidates(hnsw_index *h, struct scratch *s, struct plan *p,
 static void
 link_layers(hnsw_index *h, struct scratch *s, struct plan *p, uint64_t e)
 {
-	const float *q = row(h, p->slot);
+	/* The node's own vector as a query: its row, or its prepared form
+	 * (store_vector left it in the scratch). */
+	const void *q = h->qz ? s->qb : (const void *) row(h, p->slot);
 	uint32_t top = ep_top(e), ep = descend(h, s, q, e, p->level);
 
 	for (uint32_t l = p->level < top ? p->level : top;; l--) {
 		size_t nw = layer_candidates(h, s, p, q, ep, l);
-		size_t k = select_neighbors(h, p->pool, nw, h->cfg.m);
+		size_t k = select_neighbors(h, s->tmp, p->pool, nw, h->cfg.m);
 		own_write(h, s, p, l, k);
 		for (size_t j = 0; j < k; j++)
 			link_back(h, s, p, p->pool[j].id, l, p->pool[j].d);
@@ -1487,16 +1591,27 @@ link_node(hnsw_index *h, struct scratch *s, struct plan *p)
 	}
 }
 
-/* Write a new node's vector (normalised for cosine) into its row. */
+/*
+ * Write a new node's vector (normalised for cosine) into its row, and on
+ * a quantized index its code, leaving the vector prepared as a query in
+ * the insert's scratch (link_layers searches with it).
+ */
 static void
-store_vector(hnsw_index *h, uint32_t slot, const float *vec)
+store_vector(hnsw_index *h, struct scratch *s, uint32_t slot,
+    const float *vec)
 {
-	float *r = row(h, slot);
+	float *v = s->q;
 
-	memcpy(r, vec, h->cfg.dim * sizeof(float));
-	memset(r + h->cfg.dim, 0, (h->vstride - h->cfg.dim) * sizeof(float));
+	memcpy(v, vec, h->cfg.dim * sizeof(float));
+	memset(v + h->cfg.dim, 0, (h->vstride - h->cfg.dim) * sizeof(float));
 	if (h->cfg.metric == VECDB_COSINE)
-		kern_normalize(r, h->cfg.dim);
+		kern_normalize(v, h->cfg.dim);
+	if (h->vecs != NULL)
+		memcpy(row(h, slot), v, h->vstride * sizeof(float));
+	if (h->qz != NULL) {
+		quant_encode(h->qz, v, code(h, slot));
+		quant_prepare(h->qz, v, s->qb);
+	}
 }
 
 /*
@@ -1585,11 +1700,11 @@ claim(hnsw_index *h, struct rslot *ws, uint64_t label)
  * distance loop would lift it.
  */
 static void
-reuse_store(hnsw_index *h, const struct plan *p, uint64_t label,
-    const float *vec)
+reuse_store(hnsw_index *h, struct scratch *s, const struct plan *p,
+    uint64_t label, const float *vec)
 {
 	pthread_rwlock_wrlock(&h->lock);
-	store_vector(h, p->slot, vec);
+	store_vector(h, s, p->slot, vec);
 	h->labels[p->slot] = label;
 	atomic_fetch_and((_Atomic uint8_t *) &h->deleted[p->slot],
 	    (uint8_t) ~NODE_DEAD);
@@ -1642,13 +1757,13 @@ insert_ilocked(hnsw_index *h, uint64_t label, const float *vec)
 	pthread_mutex_unlock(&h->map_mu);
 	if (rv == VECDB_OK) {
 		if (p->reuse)
-			reuse_store(h, p, label, vec);
+			reuse_store(h, &ws->s, p, label, vec);
 		pthread_rwlock_rdlock(&h->lock);
 		if (p->reuse) {
 			unlink_old(h, &ws->s, p);
 		} else {
 			/* Nothing links to the slot yet: no one reads it. */
-			store_vector(h, p->slot, vec);
+			store_vector(h, &ws->s, p->slot, vec);
 			h->labels[p->slot] = label;
 		}
 		/* Its row is in: other inserts may link to it now. */
@@ -1663,11 +1778,94 @@ insert_ilocked(hnsw_index *h, uint64_t label, const float *vec)
 	return rv;
 }
 
+/*
+ * Train the quantizer on the rows present (spread evenly, at most
+ * QUANT_TRAIN_MAX) and move the index onto codes. Holding the write side
+ * of ilock keeps inserts and deletes off while the codes are made;
+ * searches go on on the floats until the switch, under the write lock.
+ * A failure leaves the index on floats for good (train_failed).
+ */
+static int
+train_now(hnsw_index *h)
+{
+	uint32_t dim = h->cfg.dim;
+	float *sample = NULL;
+	quant *qz = NULL;
+	void *raw = NULL, *base = NULL;
+	int rv = VECDB_OK;
+
+	pthread_rwlock_wrlock(&h->ilock);
+	uint64_t n = atomic_load(&h->n);
+	if (h->qz != NULL || n == 0)
+		goto out;
+	size_t m = n < QUANT_TRAIN_MAX ? (size_t) n : QUANT_TRAIN_MAX;
+	if ((sample = vdb_malloc(m * dim * sizeof(float))) == NULL) {
+		rv = VECDB_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < m; i++)
+		memcpy(sample + i * dim, row(h, (uint32_t) (i * n / m)),
+		    dim * sizeof(float));
+	if ((rv = quant_train(&h->cfg.quant, h->cfg.metric, dim, sample, m,
+	    h->cfg.seed, &qz)) != VECDB_OK)
+		goto out;
+	size_t cstride = (quant_code_size(qz) + 15) & ~(size_t) 15;
+	if ((rv = grow_rows(&raw, &base, cstride, 0, h->cap)) != VECDB_OK)
+		goto out;
+	for (uint64_t i = 0; i < n; i++)
+		quant_encode(qz, row(h, (uint32_t) i), (uint8_t *) base +
+		    i * cstride);
+	pthread_rwlock_wrlock(&h->lock);
+	h->codes_raw = raw;
+	h->codes = base;
+	h->cstride = cstride;
+	h->qz = qz;
+	if (!h->cfg.quant.always_ram) {
+		vdb_free(h->vecs_raw);
+		h->vecs_raw = NULL;
+		h->vecs = NULL;
+		h->floats_on = 0;
+	}
+	atomic_store(&h->quantized, 1);
+	pthread_rwlock_unlock(&h->lock);
+	raw = NULL;
+	qz = NULL;
+out:
+	if (rv != VECDB_OK)
+		atomic_store(&h->train_failed, 1);
+	pthread_rwlock_unlock(&h->ilock);
+	vdb_free(sample);
+	vdb_free(raw);
+	quant_free(qz);
+	return rv;
+}
+
+int
+hnsw_quantize(hnsw_index *h)
+{
+	if (h == NULL)
+		return VECDB_EINVAL;
+	if (h->cfg.quant.type == VECDB_QUANT_NONE)
+		return VECDB_OK;
+	return train_now(h);
+}
+
+vecdb_quant
+hnsw_quantized(const hnsw_index *h)
+{
+	return atomic_load(&((hnsw_index *) h)->quantized) ?
+	    h->cfg.quant.type : VECDB_QUANT_NONE;
+}
+
 int
 hnsw_insert(hnsw_index *h, uint64_t label, const float *vec)
 {
 	if (h == NULL || vec == NULL)
 		return VECDB_EINVAL;
+	if (h->cfg.quant.type != VECDB_QUANT_NONE &&
+	    !atomic_load(&h->quantized) && !atomic_load(&h->train_failed) &&
+	    atomic_load(&h->n) >= h->train_at)
+		(void) train_now(h);
 	pthread_rwlock_rdlock(&h->ilock);
 	int rv = insert_ilocked(h, label, vec);
 	pthread_rwlock_unlock(&h->ilock);
@@ -1731,10 +1929,60 @@ hnsw_memory(const hnsw_index *hc)
 
 	pthread_rwlock_rdlock(&h->lock);
 	b = sizeof(*h) + (h->vecs_raw ? ROW_ALIGN : 0) + h->upper_bytes +
-	    h->cap * (h->vstride * sizeof(float) + h->ls0 * sizeof(uint32_t) +
-	    sizeof(uint32_t *) + sizeof(uint64_t) + 2);
+	    h->cap * ((h->floats_on ? h->vstride * sizeof(float) : 0) +
+	    h->ls0 * sizeof(uint32_t) + sizeof(uint32_t *) + sizeof(uint64_t) +
+	    2);
+	if (h->qz != NULL)
+		b += ROW_ALIGN + h->cap * h->cstride + quant_memory(h->qz);
 	pthread_rwlock_unlock(&h->lock);
 	return b + atomic_load(&h->scratch_bytes);
+}
+
+void
+hnsw_memory_parts(const hnsw_index *hc, size_t *codes, size_t *linkb,
+    size_t *originals)
+{
+	hnsw_index *h = (hnsw_index *) hc;
+
+	pthread_rwlock_rdlock(&h->lock);
+	*codes = h->qz ? h->cap * h->cstride + quant_memory(h->qz) : 0;
+	*linkb = h->cap * h->ls0 * sizeof(uint32_t) + h->upper_bytes;
+	*originals = h->floats_on ? h->cap * h->vstride * sizeof(float) : 0;
+	pthread_rwlock_unlock(&h->lock);
+}
+
+int
+hnsw_rescore(hnsw_index *h, const float *query, hnsw_hit *hits, size_t n)
+{
+	int done = 0;
+
+	if (h == NULL || query == NULL || (hits == NULL && n > 0))
+		return 0;
+	pthread_rwlock_rdlock(&h->lock);
+	if (h->qz != NULL && h->floats_on) {
+		struct rslot *rs = slot_acquire(h, 0);
+		if (scratch_init(h, &rs->s) == VECDB_OK) {
+			const float *q = query;
+			if (h->cfg.metric == VECDB_COSINE) {
+				memcpy(rs->s.q, query, h->cfg.dim * sizeof(float));
+				kern_normalize(rs->s.q, h->cfg.dim);
+				q = rs->s.q;
+			}
+			pthread_mutex_lock(&h->map_mu);
+			for (size_t i = 0; i < n; i++) {
+				uint32_t slot = map_find(h, hits[i].label);
+				if (slot == NO_SLOT)
+					continue; /* gone: the caller drops it */
+				float d = h->dist(q, row(h, slot), h->cfg.dim);
+				hits[i].dist = to_metric(h, h->negate ? -d : d);
+			}
+			pthread_mutex_unlock(&h->map_mu);
+			done = 1;
+		}
+		slot_release(h, rs);
+	}
+	pthread_rwlock_unlock(&h->lock);
+	return done;
 }
 
 /* ===== Validation ===== */
@@ -1969,12 +2217,17 @@ struct file_hdr {
 	uint32_t max_layer;    /* of the saving index */
 	uint32_t top;          /* entry point's level */
 	uint32_t entry;        /* entry slot; NO_SLOT when empty */
-	uint32_t reserved;     /* 0 */
+	uint32_t flags;        /* FILE_* (version 1: 0, floats only) */
 	uint64_t n;            /* slots */
 	uint64_t n_deleted;
 	uint64_t covered_seq;  /* the caller's */
 	uint64_t rng;          /* level PRNG state */
 };
+
+#define FILE_CODES 1u    /* quantized: [len u32][quant tables] follow the
+			    header, and a code a node after its floats */
+#define FILE_NOFLOATS 2u /* no float rows (quantized, not always_ram) */
+#define QUANT_BLOB_MAX (64u + 256u * 4u * VECDB_DIM_MAX)
 
 /* A buffered, hashing writer. */
 struct wfile {
@@ -2043,18 +2296,36 @@ save_body(const hnsw_index *h, struct wfile *w, uint64_t covered_seq)
 {
 	uint64_t n = atomic_load(&((hnsw_index *) h)->n);
 	uint64_t e = atomic_load(&((hnsw_index *) h)->ep);
+	uint32_t flags = (h->qz ? FILE_CODES : 0) |
+	    (h->floats_on ? 0 : FILE_NOFLOATS);
 	struct file_hdr hd = { HNSW_MAGIC, HNSW_FORMAT_VERSION, h->cfg.dim,
 		(uint32_t) h->cfg.metric, h->cfg.m, h->cfg.max_layer,
-		n ? ep_top(e) : 0, n ? ep_slot(e) : NO_SLOT, 0, n,
+		n ? ep_top(e) : 0, n ? ep_slot(e) : NO_SLOT, flags, n,
 		atomic_load(&((hnsw_index *) h)->n_deleted), covered_seq,
 		h->rng };
 
 	w_put(w, &hd, sizeof(hd));
+	if (h->qz != NULL) {
+		uint8_t *blob = NULL;
+		size_t len = 0;
+		if (quant_serialize(h->qz, &blob, &len) != VECDB_OK) {
+			w->err = 1;
+			return;
+		}
+		uint32_t l32 = (uint32_t) len;
+		w_put(w, &l32, 4);
+		w_put(w, blob, len);
+		vdb_free(blob);
+	}
 	w_put(w, h->labels, n * sizeof(uint64_t));
 	w_put(w, h->levels, n);
 	w_put(w, h->deleted, n);
-	for (uint32_t s = 0; s < n; s++)
-		w_put(w, row(h, s), h->cfg.dim * sizeof(float));
+	if (h->floats_on)
+		for (uint32_t s = 0; s < n; s++)
+			w_put(w, row(h, s), h->cfg.dim * sizeof(float));
+	if (h->qz != NULL)
+		for (uint32_t s = 0; s < n; s++)
+			w_put(w, code(h, s), quant_code_size(h->qz));
 	for (uint32_t s = 0; s < n; s++)
 		w_list(w, links(h, s, 0), h->m0);
 	for (uint32_t s = 0; s < n; s++)
@@ -2172,9 +2443,11 @@ r_read(struct rfile *r, void *p, size_t n, int hash)
 
 /* Bytes of the fixed-size part a node takes in the file. */
 static uint64_t
-node_bytes(const hnsw_config *c)
+node_bytes(const hnsw_config *c, uint32_t flags, size_t code_size)
 {
-	return 8 + 1 + 1 + (uint64_t) c->dim * 4 + (1 + 2 * (uint64_t) c->m) * 4;
+	return 8 + 1 + 1 + (flags & FILE_NOFLOATS ? 0 : (uint64_t) c->dim * 4) +
+	    (flags & FILE_CODES ? code_size : 0) +
+	    (1 + 2 * (uint64_t) c->m) * 4;
 }
 
 /* Read and check the header against the expected config and file size. */
@@ -2189,12 +2462,15 @@ load_header(struct rfile *r, const hnsw_config *c, uint64_t size,
 	if ((rv = r_read(r, hd, sizeof(*hd), 1)) != VECDB_OK)
 		return rv;
 	if (memcmp(hd->magic, HNSW_MAGIC, sizeof(HNSW_MAGIC)) != 0 ||
-	    hd->version != HNSW_FORMAT_VERSION || hd->dim != c->dim ||
+	    hd->version < 1 || hd->version > HNSW_FORMAT_VERSION ||
+	    (hd->version == 1 && hd->flags != 0) ||
+	    (hd->flags & ~(FILE_CODES | FILE_NOFLOATS)) != 0 ||
+	    hd->flags == FILE_NOFLOATS || hd->dim != c->dim ||
 	    hd->metric != (uint32_t) c->metric || hd->m != c->m ||
 	    hd->top > c->max_layer || hd->n > MAX_SLOTS ||
 	    hd->n_deleted > hd->n)
 		return VECDB_ECORRUPT;
-	if (hd->n > (size - sizeof(*hd) - 8) / node_bytes(c))
+	if (hd->n > (size - sizeof(*hd) - 8) / node_bytes(c, hd->flags, 0))
 		return VECDB_ECORRUPT;
 	if (hd->n == 0 && (hd->top != 0 || hd->entry != NO_SLOT))
 		return VECDB_ECORRUPT;
@@ -2206,7 +2482,7 @@ load_header(struct rfile *r, const hnsw_config *c, uint64_t size,
 /* Labels, levels and deleted marks; checks them and the exact size. */
 static int
 load_nodes(struct rfile *r, hnsw_index *h, const struct file_hdr *hd,
-    uint64_t size)
+    uint64_t size, uint64_t qbytes)
 {
 	uint64_t n = hd->n, dels = 0, levsum = 0;
 	int rv;
@@ -2224,19 +2500,19 @@ load_nodes(struct rfile *r, hnsw_index *h, const struct file_hdr *hd,
 	}
 	if (dels != hd->n_deleted || (n > 0 && h->levels[hd->entry] != hd->top))
 		return VECDB_ECORRUPT;
-	if (size != sizeof(*hd) + n * node_bytes(&h->cfg) +
-	    levsum * h->ls * 4 + 8)
+	if (size != sizeof(*hd) + qbytes + n * node_bytes(&h->cfg, hd->flags,
+	    h->qz ? quant_code_size(h->qz) : 0) + levsum * h->ls * 4 + 8)
 		return VECDB_ECORRUPT;
 	return VECDB_OK;
 }
 
-/* Vector rows; every component must be finite. */
+/* Vector rows (every component finite), then codes. */
 static int
 load_vectors(struct rfile *r, hnsw_index *h, uint64_t n)
 {
 	int rv;
 
-	for (uint32_t s = 0; s < n; s++) {
+	for (uint32_t s = 0; h->floats_on && s < n; s++) {
 		float *v = row(h, s);
 		if ((rv = r_read(r, v, h->cfg.dim * sizeof(float), 1)) != VECDB_OK)
 			return rv;
@@ -2246,6 +2522,64 @@ load_vectors(struct rfile *r, hnsw_index *h, uint64_t n)
 		memset(v + h->cfg.dim, 0,
 		    (h->vstride - h->cfg.dim) * sizeof(float));
 	}
+	/* Any bytes are a code; a code past the data is never read. */
+	for (uint32_t s = 0; h->qz != NULL && s < n; s++) {
+		size_t cs = quant_code_size(h->qz);
+		if ((rv = r_read(r, code(h, s), cs, 1)) != VECDB_OK)
+			return rv;
+		memset(code(h, s) + cs, 0, h->cstride - cs);
+	}
+	return VECDB_OK;
+}
+
+/*
+ * The quantizer section of a FILE_CODES file; it must be what the
+ * caller's config asks for (type and settings), and floats must be kept
+ * exactly when always_ram says so: else the caller rebuilds. Sets *qbytes
+ * to the section's size.
+ */
+static int
+load_quant(struct rfile *r, hnsw_index *h, const struct file_hdr *hd,
+    uint64_t size, uint64_t *qbytes)
+{
+	const vecdb_quant_config *want = &h->cfg.quant;
+	vecdb_quant_config got;
+	uint32_t len;
+	uint8_t *blob;
+	quant *qz;
+	int rv;
+
+	*qbytes = 0;
+	if (!(hd->flags & FILE_CODES))
+		return VECDB_OK; /* floats: untrained, or not quantized */
+	if (want->type == VECDB_QUANT_NONE ||
+	    !(hd->flags & FILE_NOFLOATS) != !!want->always_ram)
+		return VECDB_ECORRUPT;
+	if ((rv = r_read(r, &len, 4, 1)) != VECDB_OK)
+		return rv;
+	if (len > QUANT_BLOB_MAX || len > size)
+		return VECDB_ECORRUPT;
+	if ((blob = vdb_malloc(len ? len : 1)) == NULL)
+		return VECDB_ENOMEM;
+	if ((rv = r_read(r, blob, len, 1)) == VECDB_OK)
+		rv = quant_deserialize(blob, len, h->cfg.metric, h->cfg.dim, &qz);
+	vdb_free(blob);
+	if (rv != VECDB_OK)
+		return rv;
+	quant_config_get(qz, &got);
+	uint32_t segs = want->segments ? want->segments :
+	    (h->cfg.dim + 7) / 8;
+	if (got.type != want->type || (got.type == VECDB_QUANT_SCALAR &&
+	    got.quantile != want->quantile) || (got.type ==
+	    VECDB_QUANT_PRODUCT && got.segments != segs)) {
+		quant_free(qz);
+		return VECDB_ECORRUPT;
+	}
+	h->qz = qz;
+	h->cstride = (quant_code_size(qz) + 15) & ~(size_t) 15;
+	h->floats_on = !(hd->flags & FILE_NOFLOATS);
+	atomic_store(&h->quantized, 1);
+	*qbytes = 4 + (uint64_t) len;
 	return VECDB_OK;
 }
 
@@ -2357,8 +2691,10 @@ load_all(struct rfile *r, uint64_t size, const hnsw_config *expect,
 		return rv;
 	if ((rv = hnsw_new(&c, &h)) != VECDB_OK)
 		return rv;
-	if ((rv = grow_locked(h, hd->n)) != VECDB_OK ||
-	    (rv = load_nodes(r, h, hd, size)) != VECDB_OK ||
+	uint64_t qbytes = 0;
+	if ((rv = load_quant(r, h, hd, size, &qbytes)) != VECDB_OK ||
+	    (rv = grow_locked(h, hd->n)) != VECDB_OK ||
+	    (rv = load_nodes(r, h, hd, size, qbytes)) != VECDB_OK ||
 	    (rv = load_vectors(r, h, hd->n)) != VECDB_OK ||
 	    (rv = load_links(r, h, hd->n)) != VECDB_OK ||
 	    (rv = load_finish(r, h, hd)) != VECDB_OK) {

@@ -32,6 +32,14 @@
  * hold. A search takes one of HNSW_READ_SLOTS read slots, an insert one
  * of HNSW_WRITE_SLOTS write slots, each with its own epoch-marked visited
  * array and heaps, so neither allocates per visited node.
+ *
+ * Quantization (quant.h): an index configured with one keeps float rows
+ * until it holds train_at nodes; the insert that finds that many trains
+ * the quantizer on them (inserts wait; searches go on), codes every row,
+ * and from then on searches and inserts walk the graph on codes, and the
+ * float rows are dropped unless always_ram keeps them. Distances are then
+ * the codes' approximations: the caller rescores the best candidates with
+ * the original vectors (hnsw_rescore when they are kept here).
  */
 #ifndef HNSW_H
 #define HNSW_H
@@ -41,7 +49,9 @@
 
 #include "vecdb.h"
 
-#define HNSW_FORMAT_VERSION 1 /* of the file hnsw_save writes */
+#define HNSW_FORMAT_VERSION 2 /* of the file hnsw_save writes (1: no
+				 codes, still read) */
+#define HNSW_TRAIN_DEFAULT 4096 /* nodes a quantized index trains on */
 #define HNSW_READ_SLOTS 64    /* concurrent searches; more wait */
 #define HNSW_WRITE_SLOTS 64   /* concurrent inserts; more wait */
 
@@ -60,6 +70,9 @@ typedef struct hnsw_config {
 	uint32_t ef_search;        /* default candidate list size of a search */
 	uint32_t max_layer;        /* highest layer a node may reach */
 	uint64_t seed;             /* level PRNG owned by the index */
+	vecdb_quant_config quant;  /* type NONE: float rows only */
+	uint32_t train_at;         /* nodes before quantizing; 0 means
+				      HNSW_TRAIN_DEFAULT */
 } hnsw_config;
 
 /**
@@ -130,6 +143,32 @@ typedef struct hnsw_hit {
  */
 int hnsw_search(hnsw_index *h, const float *query, uint32_t k, uint32_t ef,
     hnsw_filter_fn filter, void *arg, hnsw_hit *out, size_t *n);
+
+/**
+ * Train the quantizer now on the nodes present (not waiting for
+ * train_at) and move the index onto codes. A no-op without quantization,
+ * when already quantized, or when empty.
+ * @return VECDB_OK, VECDB_ENOMEM, VECDB_EINVAL (the quantizer refused
+ *	the config); on failure the index stays on floats for good.
+ */
+int hnsw_quantize(hnsw_index *h);
+
+/** The quantization searches walk on: NONE until trained. Lock-free. */
+vecdb_quant hnsw_quantized(const hnsw_index *h);
+
+/**
+ * Replace the distances of @p hits with exact ones from the float rows a
+ * quantized index keeps with always_ram. Hits whose label is gone keep
+ * theirs.
+ * @return 1 if rescored, 0 if the index keeps no floats besides codes
+ *	(or is not quantized: its distances are exact already).
+ */
+int hnsw_rescore(hnsw_index *h, const float *query, hnsw_hit *hits,
+    size_t n);
+
+/** Bytes of codes (with the quantizer's tables), links, and float rows. */
+void hnsw_memory_parts(const hnsw_index *h, size_t *codes, size_t *links,
+    size_t *originals);
 
 /** Live (not deleted) nodes. Lock-free. */
 uint64_t hnsw_count(const hnsw_index *h);

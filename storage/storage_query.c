@@ -581,7 +581,7 @@ rank_graph(vecdb *db, MDB_txn *txn, const struct coll *c, struct ranker *r,
 {
 	struct storage_topk g = { NULL, 0, r->t.k + r->skip.n };
 	vecdb_search_params sp = { r->target, c->cfg.dimension, 0, 0,
-		r->filter, r->ef, 0, 0, 0 };
+		r->filter, r->ef, 0, 0, 0, 0, 0, 0 };
 	struct pkey k;
 	int rv;
 

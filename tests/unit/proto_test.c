@@ -206,7 +206,8 @@ START_TEST(collection_config_round_trips)
 {
 	vecdb_collection_config c, d;
 	vecdb_collection_stats st = { 5, 4, 100, 200, 3, 2, 1, 0.25,
-		VECDB_OPTIMIZER_COMPACTING, 0.5, 7, 1234.5 }, st2;
+		VECDB_OPTIMIZER_COMPACTING, 0.5, 7, 1234.5, VECDB_QUANT_SCALAR, 11, 22,
+		33 }, st2;
 	uint8_t *buf;
 	size_t len;
 
@@ -590,8 +591,8 @@ START_TEST(search_round_trips)
 	size_t len;
 
 	memset(p, 0, sizeof(p));
-	p[0] = (vecdb_search_params){ vec4, 4, 10, 5, NULL, 128, 1, 1, 0 };
-	p[1] = (vecdb_search_params){ vec4b, 4, 1, 0, NULL, 0, 0, 0, 1 };
+	p[0] = (vecdb_search_params){ vec4, 4, 10, 5, NULL, 128, 1, 1, 0, 0, 0, 0 };
+	p[1] = (vecdb_search_params){ vec4b, 4, 1, 0, NULL, 0, 0, 0, 1, 0, 0, 0 };
 	ck_assert_int_eq(proto_search_encode("s", p, filters, 2, &buf, &len),
 	    0);
 	ck_assert_int_eq(proto_search_decode(buf, len, &s), VECDB_OK);
@@ -617,7 +618,7 @@ END_TEST
 
 START_TEST(search_limits_are_checked)
 {
-	vecdb_search_params p = { vec4, 4, 0, 0, NULL, 0, 0, 0, 0 };
+	vecdb_search_params p = { vec4, 4, 0, 0, NULL, 0, 0, 0, 0, 0, 0, 0 };
 	float nan4[4] = { 0, 0, NAN, 0 };
 	struct proto_search *s;
 	uint8_t *buf;
@@ -649,7 +650,7 @@ END_TEST
 
 START_TEST(search_filter_depth_is_bounded)
 {
-	vecdb_search_params p = { vec4, 4, 1, 0, NULL, 0, 0, 0, 0 };
+	vecdb_search_params p = { vec4, 4, 1, 0, NULL, 0, 0, 0, 0, 0, 0, 0 };
 	char deep[2 * 200 + 1];
 	const char *f[1] = { deep };
 	struct proto_search *s;
@@ -1016,7 +1017,7 @@ sample(int i, uint8_t **buf, size_t *len)
 {
 	vecdb_point pts[2] = { { uuid_id(1), vec4, 4, "{\"a\":[1,2]}" },
 		{ vecdb_id_num(300), vec4b, 4, NULL } };
-	vecdb_search_params sp = { vec4, 4, 10, 2, NULL, 0, 1, 1, 1 };
+	vecdb_search_params sp = { vec4, 4, 10, 2, NULL, 0, 1, 1, 1, 0, 0, 0 };
 	const char *f[1] = { "{\"must\":[]}" };
 	vecdb_id ids[2] = { vecdb_id_num(1), uuid_id(2) };
 	vecdb_context_pair ctx[1] = { { vecdb_id_num(1), uuid_id(2) } };
@@ -1026,7 +1027,7 @@ sample(int i, uint8_t **buf, size_t *len)
 		0, 4, ids, 1, 4, 0, NULL, 1, 0 };
 	vecdb_collection_config cc;
 	vecdb_collection_stats cs = { 1, 4, 2, 3, 4, 5, 0, 0,
-		VECDB_OPTIMIZER_IDLE, 0, 0, 0 };
+		VECDB_OPTIMIZER_IDLE, 0, 0, 0, VECDB_QUANT_NONE, 0, 0, 0 };
 	vecdb_snapshot_info si = { "c_1", "c", 1, 2, 3, "abc" };
 	vecdb_records *r;
 	int rv = VECDB_EINVAL;
@@ -1183,7 +1184,7 @@ START_TEST(missing_or_long_collection_name_is_einval)
 	char longname[VECDB_NAME_MAX + 2];
 	const char *names[2] = { "", longname };
 	vecdb_point pt = { vecdb_id_num(1), vec4, 4, NULL };
-	vecdb_search_params sp = { vec4, 4, 1, 0, NULL, 0, 0, 0, 0 };
+	vecdb_search_params sp = { vec4, 4, 1, 0, NULL, 0, 0, 0, 0, 0, 0, 0 };
 	vecdb_id id = vecdb_id_num(1);
 	vecdb_recommend_params rp = { &id, 1, NULL, 0, NULL, 0, NULL, 0, 0,
 		NULL, 0, 0, 1, 0, NULL, 0, 0, 0 };
@@ -1257,7 +1258,7 @@ START_TEST(oversized_counts_are_einval)
 	vdb_free(buf);
 	for (size_t i = 0; i <= PROTO_SEARCH_MAX; i++)
 		sp[i] = (vecdb_search_params){ vec4, 4, 1, 0, NULL, 0, 0, 0,
-			0 };
+			0, 0, 0, 0 };
 	ck_assert_int_eq(proto_search_encode("c", sp, NULL,
 	    PROTO_SEARCH_MAX + 1, &buf, &len), 0);
 	ck_assert_int_eq(proto_search_decode(buf, len, &s), VECDB_EINVAL);
