@@ -8,6 +8,11 @@
  * runs at an eighth of the possible rate on data in cache. A tail of
  * fewer than 8 components goes through masked loads (float32) or a
  * zero-padded copy (half, uint8), never a scalar loop.
+ *
+ * The code kernels at the end (quantization) are exact integer sums,
+ * whose short tails are scalar, a POPCNT Hamming distance (the one
+ * function that needs more than the file's flags, marked with its
+ * target) and the product-quantization table lookup.
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -213,6 +218,157 @@ BATCH(l2)
 BATCH(dot)
 BATCH(l1)
 
+/* ===== Code kernels (quantization) ===== */
+
+/*
+ * The u8 sums are exact, so any order of additions gives the scalar
+ * value: 32 codes an iteration, one 16-code step, then at most 15 codes
+ * one by one (an integer tail needs no padding to stay exact). The
+ * 16-bit lanes hold a difference (-255..255) or a code (0..255), and
+ * _mm256_madd_epi16 adds pairs of their products (<= 2 * 65025) into
+ * 32-bit lanes, which wrap as the scalar uint32 sum does.
+ */
+
+/* Sum of the 8 32-bit lanes, modulo 2^32. */
+AI uint32_t
+hsum_epi32(__m256i v)
+{
+	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(v),
+	    _mm256_extracti128_si256(v, 1));
+
+	s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 1, 1, 1)));
+	return (uint32_t) _mm_cvtsi128_si32(s);
+}
+
+/* 16 codes of a and b at i, widened to 16 bits. */
+AI __m256i
+wide16(const uint8_t *p, size_t i)
+{
+	return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *) (p + i)));
+}
+
+/* Sums over 16 codes, as 8 32-bit lanes. */
+AI __m256i
+l2sq16(const uint8_t *a, const uint8_t *b, size_t i)
+{
+	__m256i d = _mm256_sub_epi16(wide16(a, i), wide16(b, i));
+
+	return _mm256_madd_epi16(d, d);
+}
+
+AI __m256i
+dot16(const uint8_t *a, const uint8_t *b, size_t i)
+{
+	return _mm256_madd_epi16(wide16(a, i), wide16(b, i));
+}
+
+#define CODES_MADD(OP, SCALAR)                                              \
+	static uint32_t OP##_codes(const uint8_t *a, const uint8_t *b,      \
+	    size_t n)                                                       \
+	{                                                                   \
+		__m256i s0 = _mm256_setzero_si256(), s1 = s0;               \
+		size_t i = 0;                                               \
+		for (; i + 32 <= n; i += 32) {                              \
+			s0 = _mm256_add_epi32(s0, OP##16(a, b, i));         \
+			s1 = _mm256_add_epi32(s1, OP##16(a, b, i + 16));    \
+		}                                                           \
+		if (i + 16 <= n) {                                          \
+			s0 = _mm256_add_epi32(s0, OP##16(a, b, i));         \
+			i += 16;                                            \
+		}                                                           \
+		uint32_t s = hsum_epi32(_mm256_add_epi32(s0, s1));          \
+		for (; i < n; i++)                                          \
+			s += SCALAR;                                        \
+		return s;                                                   \
+	}
+
+CODES_MADD(l2sq, (uint32_t) (((int) a[i] - b[i]) * ((int) a[i] - b[i])))
+CODES_MADD(dot, (uint32_t) a[i] * b[i])
+
+/* Sum |a-b|: _mm256_sad_epu8 adds 8 absolute differences a 64-bit lane. */
+static uint32_t
+l1_codes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	__m256i s0 = _mm256_setzero_si256(), s1 = s0;
+	__m128i t = _mm_setzero_si128();
+	size_t i = 0;
+
+	for (; i + 64 <= n; i += 64) {
+		s0 = _mm256_add_epi64(s0, _mm256_sad_epu8(
+		    _mm256_loadu_si256((const __m256i *) (a + i)),
+		    _mm256_loadu_si256((const __m256i *) (b + i))));
+		s1 = _mm256_add_epi64(s1, _mm256_sad_epu8(
+		    _mm256_loadu_si256((const __m256i *) (a + i + 32)),
+		    _mm256_loadu_si256((const __m256i *) (b + i + 32))));
+	}
+	if (i + 32 <= n) {
+		s0 = _mm256_add_epi64(s0, _mm256_sad_epu8(
+		    _mm256_loadu_si256((const __m256i *) (a + i)),
+		    _mm256_loadu_si256((const __m256i *) (b + i))));
+		i += 32;
+	}
+	if (i + 16 <= n) {
+		t = _mm_sad_epu8(_mm_loadu_si128((const __m128i *) (a + i)),
+		    _mm_loadu_si128((const __m128i *) (b + i)));
+		i += 16;
+	}
+	s0 = _mm256_add_epi64(s0, s1);
+	t = _mm_add_epi64(t, _mm_add_epi64(_mm256_castsi256_si128(s0),
+	    _mm256_extracti128_si256(s0, 1)));
+	uint32_t s = (uint32_t) (_mm_cvtsi128_si64(t) +
+	    _mm_extract_epi64(t, 1));
+	for (; i < n; i++)
+		s += (uint32_t) (a[i] > b[i] ? a[i] - b[i] : b[i] - a[i]);
+	return s;
+}
+
+/*
+ * POPCNT, four independent sums. Every AVX2 CPU has the instruction,
+ * but the fill still checks its CPUID bit: the attribute says what this
+ * function needs, whatever the file's flags imply.
+ */
+__attribute__((target("popcnt"))) static uint32_t
+hamming_popcnt(const uint64_t *a, const uint64_t *b, size_t words)
+{
+	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	size_t i = 0;
+
+	for (; i + 4 <= words; i += 4) {
+		s0 += (uint64_t) _mm_popcnt_u64(a[i] ^ b[i]);
+		s1 += (uint64_t) _mm_popcnt_u64(a[i + 1] ^ b[i + 1]);
+		s2 += (uint64_t) _mm_popcnt_u64(a[i + 2] ^ b[i + 2]);
+		s3 += (uint64_t) _mm_popcnt_u64(a[i + 3] ^ b[i + 3]);
+	}
+	for (; i < words; i++)
+		s0 += (uint64_t) _mm_popcnt_u64(a[i] ^ b[i]);
+	return (uint32_t) (s0 + s1 + s2 + s3);
+}
+
+/*
+ * Table lookups: four scalar sums. Measured against _mm256_i32gather_ps
+ * (8 segments a gather, two accumulators) on the AMD EPYC this was
+ * written on, streaming 20000 code rows through one table: m = 98 0.46
+ * vs 0.57 ns a segment, m = 392 0.64 vs 0.72; the gather loses at both.
+ */
+static float
+lut_sum4(const float *lut, const uint8_t *codes, size_t m)
+{
+	float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	size_t i = 0;
+
+	for (; i + 4 <= m; i += 4) {
+		const float *t = lut + 256 * i;
+		s0 += t[codes[i]];
+		s1 += t[256 + codes[i + 1]];
+		s2 += t[512 + codes[i + 2]];
+		s3 += t[768 + codes[i + 3]];
+	}
+	for (; i < m; i++)
+		s0 += lut[256 * i + codes[i]];
+	return (s0 + s1) + (s2 + s3);
+}
+
 void
 kern_fill_avx2(kern_ops *k)
 {
@@ -225,6 +381,15 @@ kern_fill_avx2(kern_ops *k)
 			[KERN_COS] = { cos_f32, cos_f16, cos_u8 },
 		},
 		.batch = { l2_batch, dot_batch, l1_batch },
+		.u8 = { l2sq_codes, dot_codes, l1_codes },
+		.lut = lut_sum4,
+		.extras = "",
 	};
+	/* Without POPCNT, hamming stays NULL: kernels.c then fills in the
+	 * scalar one. */
+	if (__builtin_cpu_supports("popcnt")) {
+		k->hamming = hamming_popcnt;
+		k->extras = "popcnt";
+	}
 }
 #endif /* __x86_64__ */

@@ -6,6 +6,14 @@
  * Same shape as the AVX2 file: four accumulators of 16 lanes (64
  * components an iteration); the tail is one masked load, which AVX-512
  * has for every element width.
+ *
+ * The code kernels at the end (quantization) may use two optional
+ * extensions the level does not require, AVX512_VNNI and
+ * AVX512_VPOPCNTDQ: the functions that do carry a target attribute for
+ * them, and kern_fill_avx512 puts them in the table only after
+ * __builtin_cpu_supports saw the CPU flag. This was written on a CPU
+ * without AVX-512: kernel_test compares it with the scalar reference
+ * wherever it does run.
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -188,6 +196,175 @@ BATCH(l2)
 BATCH(dot)
 BATCH(l1)
 
+/* ===== Code kernels (quantization) ===== */
+
+/*
+ * The u8 sums are exact, so any order of additions gives the scalar
+ * value. 64 codes a step; the last n % 64 go through one masked load
+ * (_mm512_maskz_loadu_epi8 zeroes the lanes past n and does not touch
+ * their memory), and zero codes in both a and b add nothing to any of
+ * the sums. For L2SQ and DOT each half of the 64 codes is widened to
+ * 32 16-bit lanes, which hold a difference (-255..255) or a code
+ * (0..255); pairs of their products (<= 2 * 65025) are added into 16
+ * 32-bit lanes, by _mm512_madd_epi16 + _mm512_add_epi32 or, with
+ * AVX512_VNNI, by one _mm512_dpwssd_epi32 (the non-saturating form).
+ * The 32-bit lanes wrap as the scalar uint32 sum does.
+ */
+
+#define TARGET_VNNI __attribute__((target("avx512vnni")))
+#define TARGET_VPOPCNTDQ __attribute__((target("avx512vpopcntdq")))
+#define TARGET_POPCNT __attribute__((target("popcnt")))
+
+/* Mask of the first r (< 64) bytes. */
+AI __mmask64
+tail_mask64(size_t r)
+{
+	return (__mmask64) ((1ULL << r) - 1);
+}
+
+/* The low and the high 32 codes of v, widened to 16 bits. */
+AI __m512i
+wide_lo(__m512i v)
+{
+	return _mm512_cvtepu8_epi16(_mm512_castsi512_si256(v));
+}
+
+AI __m512i
+wide_hi(__m512i v)
+{
+	return _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(v, 1));
+}
+
+/*
+ * Sum of the 16 32-bit lanes, modulo 2^32, with vector adds only:
+ * _mm512_reduce_add_epi32 ends on a signed int addition, which
+ * overflows (undefined) once a sum passes 2^31, as an L2SQ of 65536
+ * codes can.
+ */
+AI uint32_t
+hsum_epi32(__m512i v)
+{
+	__m256i s = _mm256_add_epi32(_mm512_castsi512_si256(v),
+	    _mm512_extracti64x4_epi64(v, 1));
+	__m128i t = _mm_add_epi32(_mm256_castsi256_si128(s),
+	    _mm256_extracti128_si256(s, 1));
+
+	t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
+	t = _mm_add_epi32(t, _mm_shuffle_epi32(t, _MM_SHUFFLE(1, 1, 1, 1)));
+	return (uint32_t) _mm_cvtsi128_si32(t);
+}
+
+/* acc + the sums of adjacent pairs of x*y (16-bit lanes to 32-bit). */
+AI __m512i
+acc_madd(__m512i acc, __m512i x, __m512i y)
+{
+	return _mm512_add_epi32(acc, _mm512_madd_epi16(x, y));
+}
+
+AI TARGET_VNNI __m512i
+acc_vnni(__m512i acc, __m512i x, __m512i y)
+{
+	return _mm512_dpwssd_epi32(acc, x, y);
+}
+
+/* One step of 64 codes x of a and y of b, into s0 (low 32) and s1. */
+#define STEP_L2SQ(ACC, x, y)                                                \
+	do {                                                                \
+		__m512i dl = _mm512_sub_epi16(wide_lo(x), wide_lo(y));      \
+		__m512i dh = _mm512_sub_epi16(wide_hi(x), wide_hi(y));      \
+		s0 = ACC(s0, dl, dl);                                       \
+		s1 = ACC(s1, dh, dh);                                       \
+	} while (0)
+
+#define STEP_DOT(ACC, x, y)                                                 \
+	do {                                                                \
+		s0 = ACC(s0, wide_lo(x), wide_lo(y));                       \
+		s1 = ACC(s1, wide_hi(x), wide_hi(y));                       \
+	} while (0)
+
+/* OP_codes_SUF: the u8 kernel OP with the accumulate ACC. */
+#define CODES_WIDE(OP, STEP, SUF, ACC, ATTR)                                \
+	ATTR static uint32_t OP##_codes_##SUF(const uint8_t *a,             \
+	    const uint8_t *b, size_t n)                                     \
+	{                                                                   \
+		__m512i s0 = _mm512_setzero_si512(), s1 = s0;               \
+		size_t i = 0;                                               \
+		for (; i + 64 <= n; i += 64) {                              \
+			__m512i x = _mm512_loadu_si512(a + i);              \
+			__m512i y = _mm512_loadu_si512(b + i);              \
+			STEP(ACC, x, y);                                    \
+		}                                                           \
+		if (i < n) {                                                \
+			__mmask64 m = tail_mask64(n - i);                   \
+			__m512i x = _mm512_maskz_loadu_epi8(m, a + i);      \
+			__m512i y = _mm512_maskz_loadu_epi8(m, b + i);      \
+			STEP(ACC, x, y);                                    \
+		}                                                           \
+		return hsum_epi32(_mm512_add_epi32(s0, s1));                \
+	}
+
+CODES_WIDE(l2sq, STEP_L2SQ, madd, acc_madd, )
+CODES_WIDE(dot, STEP_DOT, madd, acc_madd, )
+CODES_WIDE(l2sq, STEP_L2SQ, vnni, acc_vnni, TARGET_VNNI)
+CODES_WIDE(dot, STEP_DOT, vnni, acc_vnni, TARGET_VNNI)
+
+/* Sum |a-b|: _mm512_sad_epu8 adds 8 absolute differences a 64-bit lane
+ * (VNNI has nothing for it). */
+static uint32_t
+l1_codes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	__m512i s = _mm512_setzero_si512();
+	size_t i = 0;
+
+	for (; i + 64 <= n; i += 64)
+		s = _mm512_add_epi64(s, _mm512_sad_epu8(
+		    _mm512_loadu_si512(a + i), _mm512_loadu_si512(b + i)));
+	if (i < n) {
+		__mmask64 m = tail_mask64(n - i);
+		s = _mm512_add_epi64(s, _mm512_sad_epu8(
+		    _mm512_maskz_loadu_epi8(m, a + i),
+		    _mm512_maskz_loadu_epi8(m, b + i)));
+	}
+	return (uint32_t) _mm512_reduce_add_epi64(s);
+}
+
+/* AVX512_VPOPCNTDQ: 8 words a step, the tail through a masked load. */
+TARGET_VPOPCNTDQ static uint32_t
+hamming_vpopcntdq(const uint64_t *a, const uint64_t *b, size_t words)
+{
+	__m512i s = _mm512_setzero_si512();
+	size_t i = 0;
+
+	for (; i + 8 <= words; i += 8)
+		s = _mm512_add_epi64(s, _mm512_popcnt_epi64(_mm512_xor_si512(
+		    _mm512_loadu_si512(a + i), _mm512_loadu_si512(b + i))));
+	if (i < words) {
+		__mmask8 m = (__mmask8) ((1u << (words - i)) - 1);
+		s = _mm512_add_epi64(s, _mm512_popcnt_epi64(_mm512_xor_si512(
+		    _mm512_maskz_loadu_epi64(m, a + i),
+		    _mm512_maskz_loadu_epi64(m, b + i))));
+	}
+	return (uint32_t) _mm512_reduce_add_epi64(s);
+}
+
+/* POPCNT, four independent sums (as kernels_avx2.c). */
+TARGET_POPCNT static uint32_t
+hamming_popcnt(const uint64_t *a, const uint64_t *b, size_t words)
+{
+	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	size_t i = 0;
+
+	for (; i + 4 <= words; i += 4) {
+		s0 += (uint64_t) _mm_popcnt_u64(a[i] ^ b[i]);
+		s1 += (uint64_t) _mm_popcnt_u64(a[i + 1] ^ b[i + 1]);
+		s2 += (uint64_t) _mm_popcnt_u64(a[i + 2] ^ b[i + 2]);
+		s3 += (uint64_t) _mm_popcnt_u64(a[i + 3] ^ b[i + 3]);
+	}
+	for (; i < words; i++)
+		s0 += (uint64_t) _mm_popcnt_u64(a[i] ^ b[i]);
+	return (uint32_t) (s0 + s1 + s2 + s3);
+}
+
 void
 kern_fill_avx512(kern_ops *k)
 {
@@ -200,6 +377,26 @@ kern_fill_avx512(kern_ops *k)
 			[KERN_COS] = { cos_f32, cos_f16, cos_u8 },
 		},
 		.batch = { l2_batch, dot_batch, l1_batch },
+		.u8 = { l2sq_codes_madd, dot_codes_madd, l1_codes },
 	};
+	/*
+	 * The optional instructions, each checked on its own; extras lists
+	 * those the table uses. lut stays NULL (kernels.c fills in the
+	 * scalar one): no AVX-512 version has been measured yet.
+	 */
+	int vnni = __builtin_cpu_supports("avx512vnni");
+	int vpop = __builtin_cpu_supports("avx512vpopcntdq");
+	int pop = __builtin_cpu_supports("popcnt");
+
+	if (vnni) {
+		k->u8[KERN_L2SQ] = l2sq_codes_vnni;
+		k->u8[KERN_DOT] = dot_codes_vnni;
+	}
+	if (vpop)
+		k->hamming = hamming_vpopcntdq;
+	else if (pop)
+		k->hamming = hamming_popcnt;
+	k->extras = vnni ? (vpop ? "vnni vpopcntdq" : pop ? "vnni popcnt" :
+	    "vnni") : vpop ? "vpopcntdq" : pop ? "popcnt" : "";
 }
 #endif /* __x86_64__ */
