@@ -265,6 +265,20 @@ void vecdb_collection_config_init(vecdb_collection_config *cfg,
  */
 int vecdb_collection_create(vecdb *db, const vecdb_collection_config *cfg);
 
+/**
+ * Set, change or remove (type VECDB_QUANT_NONE) a collection's
+ * quantization. Stored at once (vecdb_collection_get shows it, with the
+ * defaults filled in); the index is then rebuilt on it in the background,
+ * searches going on on the old index until the new one replaces it
+ * (vecdb_collection_stats quant_in_force says when). Replicas follow.
+ * @return VECDB_OK, VECDB_ENOTFOUND, VECDB_EINVAL (unknown type, quantile
+ *	outside (0, 1], binary on a euclidean or manhattan collection,
+ *	product segments outside 1..dimension or bits other than
+ *	VECDB_PQ_BITS), VECDB_EREADONLY.
+ */
+int vecdb_collection_set_quantization(vecdb *db, const char *name,
+    const vecdb_quant_config *q);
+
 /** Read a collection's config. @return VECDB_OK or VECDB_ENOTFOUND. */
 int vecdb_collection_get(vecdb *db, const char *name,
     vecdb_collection_config *out);

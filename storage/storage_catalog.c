@@ -53,6 +53,22 @@ vecdb_collection_config_init(vecdb_collection_config *cfg, const char *name,
 	cfg->quantization.quantile = 0.99f;
 }
 
+/* Product quantization's defaults: a segment of 8 components, 8 bits. */
+static void
+quant_defaults(vecdb_quant_config *q, uint32_t dimension)
+{
+	if (q->quantile == 0)
+		q->quantile = 0.99f;
+	if (q->type != VECDB_QUANT_PRODUCT) {
+		q->segments = q->bits = 0;
+		return;
+	}
+	if (q->segments == 0)
+		q->segments = (dimension + 7) / 8;
+	if (q->bits == 0)
+		q->bits = VECDB_PQ_BITS;
+}
+
 void
 storage_config_defaults(const vecdb *db, vecdb_collection_config *cfg)
 {
@@ -64,8 +80,33 @@ storage_config_defaults(const vecdb *db, vecdb_collection_config *cfg)
 		cfg->index.ef_search = db->opts.hnsw_ef;
 	if (cfg->index.max_layer == 0)
 		cfg->index.max_layer = VECDB_HNSW_LAYER_DEFAULT;
-	if (cfg->quantization.quantile == 0)
-		cfg->quantization.quantile = 0.99f;
+	quant_defaults(&cfg->quantization, cfg->dimension);
+}
+
+int
+storage_quant_check(const vecdb_quant_config *q, vecdb_metric metric,
+    uint32_t dimension)
+{
+	if ((unsigned) q->type > VECDB_QUANT_PRODUCT)
+		return vdb_err(VECDB_EINVAL, "unknown quantization %d",
+		    (int) q->type);
+	if (!(q->quantile > 0 && q->quantile <= 1))
+		return vdb_err(VECDB_EINVAL,
+		    "quantization quantile must be in (0, 1]");
+	if (q->type == VECDB_QUANT_BINARY && metric != VECDB_COSINE &&
+	    metric != VECDB_DOT)
+		return vdb_err(VECDB_EINVAL, "binary quantization needs a cosine "
+		    "or dot collection");
+	if (q->type != VECDB_QUANT_PRODUCT)
+		return VECDB_OK;
+	if (q->segments < 1 || q->segments > dimension)
+		return vdb_err(VECDB_EINVAL, "product quantization segments %u "
+		    "is out of range 1..%u (the dimension)", q->segments,
+		    dimension);
+	if (q->bits != VECDB_PQ_BITS)
+		return vdb_err(VECDB_EINVAL, "product quantization bits must be "
+		    "%d", VECDB_PQ_BITS);
+	return VECDB_OK;
 }
 
 /* EINVAL unless lo <= v <= hi. */
@@ -92,12 +133,9 @@ storage_config_check(const vecdb_collection_config *c)
 	if ((unsigned) c->vector_type > VECDB_UINT8)
 		return vdb_err(VECDB_EINVAL, "unknown vector type %d",
 		    (int) c->vector_type);
-	if ((unsigned) c->quantization.type > VECDB_QUANT_BINARY)
-		return vdb_err(VECDB_EINVAL, "unknown quantization %d",
-		    (int) c->quantization.type);
-	if (!(c->quantization.quantile > 0 && c->quantization.quantile <= 1))
-		return vdb_err(VECDB_EINVAL,
-		    "quantization quantile must be in (0, 1]");
+	if ((rv = storage_quant_check(&c->quantization, c->metric,
+	    c->dimension)) != VECDB_OK)
+		return rv;
 	if ((rv = range_check("dimension", c->dimension, 1,
 		 VECDB_DIM_MAX)) != VECDB_OK ||
 	    (rv = range_check("max_connections", ix->max_connections,
@@ -117,7 +155,7 @@ storage_config_check(const vecdb_collection_config *c)
 /*
  * [ver u8][id u32][dim u32][metric u8][vtype u8][m u32][efc u32][ef u32]
  * [max_layer u32][quant u8][quantile f32][always_ram u8][created_at i64]
- * [7 reserved bytes]
+ * [pq segments u32][pq bits u8][2 reserved bytes]
  */
 void
 storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_SIZE])
@@ -140,6 +178,8 @@ storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_SIZE])
 	put_le32(out + 28, q);
 	out[32] = g->quantization.always_ram ? 1 : 0;
 	put_le64(out + 33, (uint64_t) g->created_at);
+	put_le32(out + 41, g->quantization.segments);
+	out[45] = (uint8_t) g->quantization.bits;
 }
 
 int
@@ -167,6 +207,8 @@ storage_coll_decode(const char *name, const uint8_t *p, size_t len,
 	memcpy(&g->quantization.quantile, &q, 4);
 	g->quantization.always_ram = p[32];
 	g->created_at = (int64_t) get_le64(p + 33);
+	g->quantization.segments = get_le32(p + 41);
+	g->quantization.bits = p[45];
 	if (storage_config_check(g) != VECDB_OK)
 		return vdb_err(VECDB_ECORRUPT,
 		    "catalog record for '%s' is invalid", name);
@@ -401,6 +443,37 @@ storage_apply_drop(struct wctx *w, struct wreq *r)
 	return rv;
 }
 
+/* Store the new quantization in the catalog; WAL_CONFIG makes the indexer
+ * (and each replica's) rebuild the graph on it. */
+int
+storage_apply_config(struct wctx *w, struct wreq *r)
+{
+	uint8_t rec[COLL_REC_SIZE];
+	struct buf body = { 0 };
+	struct coll c;
+	MDB_val k, v;
+	int rc, rv;
+
+	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK)
+		return rv;
+	c.cfg.quantization = *r->quant;
+	quant_defaults(&c.cfg.quantization, c.cfg.dimension);
+	if ((rv = storage_config_check(&c.cfg)) != VECDB_OK)
+		return rv;
+	storage_coll_encode(&c, rec);
+	k.mv_data = c.cfg.name;
+	k.mv_size = strlen(c.cfg.name);
+	v.mv_data = rec;
+	v.mv_size = sizeof(rec);
+	if ((rc = mdb_put(w->txn, w->db->catalog, &k, &v, 0)) != 0)
+		return storage_mdb_err(rc, "write catalog");
+	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
+	    (rv = buf_put(&body, rec, sizeof(rec))) == VECDB_OK)
+		rv = storage_wal_append(w, WAL_CONFIG, &body);
+	buf_fini(&body);
+	return rv;
+}
+
 /* ===== Public API ===== */
 
 /* VECDB_EREADONLY for a read-only handle. */
@@ -431,6 +504,26 @@ vecdb_collection_create(vecdb *db, const vecdb_collection_config *cfg)
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_CREATE;
 	r.cfg = &c;
+	return storage_writer_submit(db, &r);
+}
+
+int
+vecdb_collection_set_quantization(vecdb *db, const char *name,
+    const vecdb_quant_config *q)
+{
+	struct wreq r;
+	int rv;
+
+	vdb_err_clear();
+	if (q == NULL)
+		return vdb_err(VECDB_EINVAL, "no quantization given");
+	if ((rv = writable(db)) != VECDB_OK ||
+	    (rv = storage_name_check(name)) != VECDB_OK)
+		return rv;
+	memset(&r, 0, sizeof(r));
+	r.op = WREQ_CONFIG;
+	r.coll = name;
+	r.quant = q;
 	return storage_writer_submit(db, &r);
 }
 

@@ -188,6 +188,9 @@ struct coll_state {
 
 int storage_name_check(const char *name);
 int storage_config_check(const vecdb_collection_config *cfg);
+/* A quantization config valid for a collection of this metric and dim. */
+int storage_quant_check(const vecdb_quant_config *q, vecdb_metric metric,
+    uint32_t dimension);
 void storage_config_defaults(const vecdb *db, vecdb_collection_config *cfg);
 
 /* Encode/decode the catalog value (config without name). */
@@ -317,8 +320,11 @@ enum wal_op {
 	WAL_RESTORE = 5,  /* [coll id u32][sha256 32] */
 	WAL_PINDEX_CREATE = 6, /* [coll id u32][schema u8][field] */
 	WAL_PINDEX_DROP = 7,   /* [coll id u32][field] */
-	WAL_INDEX = 8          /* [coll id u32][on u8]: vector index on/off;
+	WAL_INDEX = 8,         /* [coll id u32][on u8]: vector index on/off;
 				  on also means rebuild */
+	WAL_CONFIG = 9         /* [coll id u32][coll record]: the
+				  collection's settings changed (its
+				  quantization): store them, rebuild */
 };
 
 /* Or'ed into a record's op byte: the next record is of the same request
@@ -476,7 +482,8 @@ enum wreq_op {
 	WREQ_INDEX,
 	WREQ_REPLICATE,      /* apply raw WAL records (a replica) */
 	WREQ_LOAD,           /* replace everything with a copy */
-	WREQ_TERM            /* start a new term (a promotion) */
+	WREQ_TERM,           /* start a new term (a promotion) */
+	WREQ_CONFIG          /* change a collection's quantization */
 };
 
 /* The context a request's apply step runs in (the writer thread). */
@@ -493,6 +500,7 @@ struct wreq {
 	int op;                              /* WREQ_* */
 	const char *coll;                    /* collection name */
 	const vecdb_collection_config *cfg;  /* CREATE */
+	const vecdb_quant_config *quant;     /* CONFIG */
 	struct wpoint *pts;                  /* INSERT/UPSERT/UPDATE */
 	const vecdb_id *ids;                 /* DELETE */
 	size_t n;
@@ -527,6 +535,7 @@ int storage_apply_points(struct wctx *w, struct wreq *r);
 int storage_apply_delete(struct wctx *w, struct wreq *r);
 int storage_apply_create(struct wctx *w, struct wreq *r);
 int storage_apply_drop(struct wctx *w, struct wreq *r);
+int storage_apply_config(struct wctx *w, struct wreq *r);
 int storage_apply_restore(struct wctx *w, struct wreq *r);
 int storage_apply_pindex_create(struct wctx *w, struct wreq *r);
 int storage_apply_pindex_drop(struct wctx *w, struct wreq *r);

@@ -19,6 +19,7 @@
  * it. The indexer's lock guards the registry and reference counts only.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,7 @@ hnsw_cfg_of(const vecdb_collection_config *c, uint32_t coll_id,
 	out->ef_search = c->index.ef_search;
 	out->max_layer = c->index.max_layer;
 	out->seed = 0x9E3779B97F4A7C15ULL ^ coll_id;
+	out->quant = c->quantization;
 }
 
 /* ===== Applying WAL records ===== */
@@ -631,11 +633,18 @@ apply_record(struct indexer *ix, MDB_txn *txn, const struct wal_rec *r,
 		return rv;
 	case WAL_RESTORE:
 	case WAL_INDEX:
+	case WAL_CONFIG:
 		if ((rv = storage_wal_coll(r, &coll_id)) != VECDB_OK)
 			return rv;
 		if (r->op == WAL_INDEX && r->len >= 5 && r->body[4] == 0) {
 			forget(ix, coll_id);
 			return VECDB_OK;
+		}
+		if (r->op == WAL_CONFIG) {
+			int on = 0;
+			if ((rv = storage_index_enabled(ix->db, txn, coll_id,
+			    &on)) != VECDB_OK || !on)
+				return rv; /* no graph to rebuild */
 		}
 		return apply_rebuild(ix, txn, coll_id);
 	default:
@@ -859,7 +868,7 @@ unmap_hint(const MDB_val *v)
 static int
 needs_txn(const struct wal_rec *r)
 {
-	return r->op == WAL_RESTORE || (r->op == WAL_INDEX &&
+	return r->op == WAL_RESTORE || r->op == WAL_CONFIG || (r->op == WAL_INDEX &&
 	    !(r->len >= 5 && r->body[4] == 0));
 }
 
@@ -2063,6 +2072,11 @@ open_coll(struct indexer *ix, MDB_txn *txn, const struct coll *c,
 	if (rv != VECDB_OK && rv != VECDB_ENOTFOUND)
 		VDB_LOG_WARN("INDX", "checkpoint of '%s' not used (%s): "
 		    "rebuilding from the points", c->cfg.name, vecdb_strerror(rv));
+	/* A checkpoint saved before the index had enough points to train
+	 * on, that now has them: quantize it now, not at the next insert. */
+	if (ci->h != NULL && hnsw_quantized(ci->h) == VECDB_QUANT_NONE &&
+	    hnsw_count(ci->h) >= HNSW_TRAIN_DEFAULT)
+		(void) hnsw_quantize(ci->h);
 	atomic_store(&ci->applied, ci->h ? covered : 0);
 	atomic_store(&ci->ckpt_seq, ci->h ? covered : 0);
 	register_ci(ix, ci);
@@ -2334,28 +2348,63 @@ push_hit(struct storage_topk *t, const uint8_t *pkey, size_t pklen,
 /*
  * Push the graph's hits, resolved in txn; stale nodes (deleted or
  * overwritten since indexing, or newer than the snapshot) are skipped and
- * counted in *dropped.
+ * counted in *dropped. With q (a quantized graph's candidates to rescore)
+ * each distance is taken anew from the point's vector in txn, decoded
+ * into buf.
  */
 static int
 push_graph_hits(struct fctx *x, const hnsw_hit *h, size_t n,
-    struct storage_topk *t, size_t *dropped)
+    struct storage_topk *t, size_t *dropped, const float *q, float *buf)
 {
 	uint8_t pkey[STORAGE_PKEY_MAX];
+	struct rpoint rp;
 	size_t pklen;
+	MDB_val v;
+	float d;
 	int rv;
 
 	*dropped = 0;
 	for (size_t i = 0; i < n; i++) {
-		rv = key_of_offset(x->db, x->txn, x->c, h[i].label, pkey, &pklen);
+		d = h[i].dist;
+		if (q == NULL) {
+			rv = key_of_offset(x->db, x->txn, x->c, h[i].label, pkey,
+			    &pklen);
+		} else if ((rv = point_of_offset(x->db, x->txn, x->c,
+		    h[i].label, pkey, &pklen, &v)) == VECDB_OK &&
+		    (rv = storage_point_decode(x->c, &v, &rp)) == VECDB_OK) {
+			vec_decode(rp.vec, x->c->cfg.dimension,
+			    x->c->cfg.vector_type, buf);
+			d = storage_distance(x->c->cfg.metric, q, buf,
+			    x->c->cfg.dimension);
+		}
 		if (rv == VECDB_ENOTFOUND) {
 			(*dropped)++;
 			continue;
 		}
 		if (rv != VECDB_OK)
 			return rv;
-		push_hit(t, pkey, pklen, h[i].dist);
+		push_hit(t, pkey, pklen, d);
 	}
 	return VECDB_OK;
+}
+
+/*
+ * Candidates a search asks the graph for: the limit, or on a quantized
+ * graph whose hits are rescored, oversampling x the limit (every
+ * candidate the walk keeps, ef, when the codes are to be ignored).
+ */
+static uint32_t
+candidates(const vecdb_search_params *p, uint32_t k, uint32_t ef,
+    int rescore)
+{
+	if (!rescore)
+		return k;
+	if (p->quant_ignore)
+		return ef > k ? ef : k;
+	double over = p->oversampling >= 1 ? p->oversampling : 1.0;
+	double want = ceil(over * k);
+	return want > VECDB_HNSW_EF_MAX ? VECDB_HNSW_EF_MAX :
+	    want < k ? k : (uint32_t) want;
 }
 
 /* Was offset `off` among the graph's hits? */
@@ -2484,10 +2533,11 @@ storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
 	struct fctx x = { db, txn, c, p->filter, 0, 0 };
 	struct cindex *ci;
 	hnsw_hit *hits = NULL;
+	float *rbuf = NULL;
 	uint64_t applied;
 	uint32_t k = (uint32_t) t->k, ef;
 	size_t n = 0, dropped = 0;
-	int rv, stale;
+	int rv, stale, rescore, in_ram = 0;
 
 	*used = 0;
 	if (p->exact || db->indexer == NULL || !big_enough(db, txn, c) ||
@@ -2495,6 +2545,14 @@ storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
 		return VECDB_OK;
 	ef = p->ef_search ? p->ef_search : ci->cfg.index.ef_search;
 	applied = atomic_load(&ci->applied);
+	rescore = hnsw_quantized(ci->h) != VECDB_QUANT_NONE &&
+	    !p->quant_no_rescore;
+	k = candidates(p, k, ef, rescore);
+	if (rescore && (rbuf = vdb_malloc(c->cfg.dimension *
+	    sizeof(float))) == NULL) {
+		release(db->indexer, ci);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
 	/* Ask for k; if resolving drops stale nodes, ask again for more
 	 * (rare: only writes the indexer has not applied make them). */
 	for (int round = 0; round < 4; round++) {
@@ -2511,7 +2569,11 @@ storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
 			too_selective(&x, n, t->k)))
 			break;
 		t->n = 0; /* a retry starts the heap over */
-		if ((rv = push_graph_hits(&x, hits, n, t, &dropped)) != VECDB_OK ||
+		/* Rescored from the floats the index keeps (always_ram), or
+		 * from the points' vectors, read as each hit is resolved. */
+		in_ram = rescore && hnsw_rescore(ci->h, p->vector, hits, n);
+		if ((rv = push_graph_hits(&x, hits, n, t, &dropped,
+		    rescore && !in_ram ? p->vector : NULL, rbuf)) != VECDB_OK ||
 		    dropped == 0 || n < k)
 			break;
 		k += (uint32_t) (2 * dropped + 8);
@@ -2525,16 +2587,19 @@ storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
 	if (rv == VECDB_OK && stale) {
 		t->n = 0;
 		vdb_free(hits);
+		vdb_free(rbuf);
 		return VECDB_OK;
 	}
 	if (rv == VECDB_OK && p->filter != NULL && too_selective(&x, n, t->k)) {
 		t->n = 0;
 		vdb_free(hits);
+		vdb_free(rbuf);
 		return VECDB_OK; /* *used 0: the caller scans exactly */
 	}
 	if (rv == VECDB_OK)
 		rv = search_tail(&x, applied, p, hits, n, t);
 	vdb_free(hits);
+	vdb_free(rbuf);
 	*used = rv == VECDB_OK;
 	return rv;
 }
@@ -2588,6 +2653,12 @@ storage_index_stats(vecdb *db, MDB_txn *txn, const struct coll *c,
 			st->dead_ratio = (double) st->dead_count /
 			    (double) (st->indexed_count + st->dead_count);
 		st->memory_bytes = hnsw_memory(ci->h);
+		size_t codes, links, orig;
+		hnsw_memory_parts(ci->h, &codes, &links, &orig);
+		st->code_bytes = codes;
+		st->link_bytes = links;
+		st->original_bytes = orig;
+		st->quant_in_force = hnsw_quantized(ci->h);
 		st->pending_count = tail_count(db, txn, c->id,
 		    atomic_load(&ci->applied));
 		st->compactions = atomic_load(&ci->compactions);

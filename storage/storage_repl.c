@@ -548,6 +548,29 @@ rep_indexes(struct wctx *w, const struct wal_rec *r)
 	    (vecdb_field_schema) r->body[4], field);
 }
 
+/* CONFIG: the collection's record as the primary stored it. */
+static int
+rep_config(struct wctx *w, const struct wal_rec *r)
+{
+	struct coll c, got;
+	MDB_val k, v;
+	int rc, rv;
+
+	if ((rv = rec_coll(w, r, &c)) != VECDB_OK)
+		return rv;
+	if (r->len != 4u + COLL_REC_SIZE ||
+	    storage_coll_decode(c.cfg.name, r->body + 4, COLL_REC_SIZE,
+	    &got) != VECDB_OK || got.id != c.id)
+		return vdb_err(VECDB_ECORRUPT, "malformed CONFIG record");
+	k.mv_data = c.cfg.name;
+	k.mv_size = strlen(c.cfg.name);
+	v.mv_data = (void *) (r->body + 4);
+	v.mv_size = COLL_REC_SIZE;
+	if ((rc = mdb_put(w->txn, w->db->catalog, &k, &v, 0)) != 0)
+		return storage_mdb_err(rc, "write catalog");
+	return VECDB_OK;
+}
+
 /* Replay one record's change (not the record itself). */
 static int
 rep_apply(struct wctx *w, const struct wal_rec *r)
@@ -560,6 +583,7 @@ rep_apply(struct wctx *w, const struct wal_rec *r)
 	case WAL_PINDEX_CREATE:
 	case WAL_PINDEX_DROP:
 	case WAL_INDEX: return rep_indexes(w, r);
+	case WAL_CONFIG: return rep_config(w, r);
 	default:
 		return vdb_err(VECDB_ECORRUPT, "unknown WAL op %u", r->op);
 	}

@@ -205,6 +205,7 @@ apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 	switch (r->op) {
 	case WREQ_CREATE: r->rc = storage_apply_create(w, r); break;
 	case WREQ_DROP: r->rc = storage_apply_drop(w, r); break;
+	case WREQ_CONFIG: r->rc = storage_apply_config(w, r); break;
 	case WREQ_DELETE: r->rc = storage_apply_delete(w, r); break;
 	case WREQ_RESTORE: r->rc = storage_apply_restore(w, r); break;
 	case WREQ_PINDEX_CREATE:
