@@ -297,9 +297,9 @@ grow_locked(hnsw_index *h, uint64_t cap)
 		if (h->wslots[i].s.ids != NULL &&
 		    visited_grow(h, &h->wslots[i].s, cap) != VECDB_OK)
 			return VECDB_ENOMEM;
-	/* A fresh slot's lists are empty until its insert writes them. */
-	memset(h->links0 + old * h->ls0, 0,
-	    (cap - old) * h->ls0 * sizeof(uint32_t));
+	/* A fresh slot's layer-0 list is zeroed when an insert claims it
+	 * (claim_fresh): zeroing the whole growth here would make a half
+	 * of the capacity resident that may never be used. */
 	memset(h->upper + old, 0, (cap - old) * sizeof(uint32_t *));
 	memset(h->deleted + old, 0, cap - old);
 	h->cap = cap;
@@ -1643,7 +1643,7 @@ claim_fresh(hnsw_index *h, struct plan *p)
 
 	if (n >= MAX_SLOTS)
 		return VECDB_EFULL;
-	if (n == h->cap && grow(h, h->cap + h->cap / 2 + 64) != VECDB_OK)
+	if (n == h->cap && grow(h, h->cap + h->cap / 4 + 64) != VECDB_OK)
 		return VECDB_ENOMEM;
 	if (level > 0 && (upper = vdb_calloc((size_t) level * h->ls,
 	    sizeof(uint32_t))) == NULL)
@@ -1651,6 +1651,7 @@ claim_fresh(hnsw_index *h, struct plan *p)
 	p->slot = (uint32_t) n;
 	p->level = level;
 	p->reuse = 0;
+	memset(links(h, p->slot, 0), 0, h->ls0 * sizeof(uint32_t));
 	h->upper[n] = upper;
 	h->levels[n] = (uint8_t) level;
 	atomic_store_explicit((_Atomic uint8_t *) &h->deleted[n],

@@ -12,6 +12,9 @@
 #define SCALAR_VALUES (1u << 20)  /* sample values a range is read from */
 #define PQ_TRAIN_MAX 8192         /* sample vectors k-means runs on */
 #define PQ_K 256                  /* centroids a segment */
+#define BIN_PLANES 4              /* bits a binary query's weight keeps */
+#define BIN_EXTRA 16              /* a binary code's sums: see encode_binary */
+#define BIN_QEXTRA 48             /* a binary query: see prepare_binary */
 
 struct quant {
 	vecdb_quant type;
@@ -27,9 +30,11 @@ struct quant {
 	float lo, alpha;
 	size_t sum_off;          /* dot: where the code keeps sum(c) */
 
-	/* binary */
-	float *centre;           /* dim */
-	uint32_t words;          /* 64-bit words a code */
+	/* binary: x_i ~ lo_i, or hi_i when bit i is set */
+	float *centre;           /* dim centres, dim lo, dim hi */
+	uint32_t words;          /* 64-bit words of bits a code */
+	float ll;                /* sum lo^2 */
+	float d2;                /* mean (hi - lo)^2 of components that vary */
 
 	/* product: segment s is components off[s] .. off[s+1]; its
 	 * codebook is books + PQ_K * off[s], component-major: centroid c's
@@ -80,9 +85,10 @@ quant_alloc(vecdb_quant type, vecdb_metric metric, uint32_t dim,
 		break;
 	case VECDB_QUANT_BINARY:
 		q->words = (dim + 63) / 64;
-		q->code_size = (size_t) q->words * 8;
-		q->query_size = q->code_size;
-		if ((q->centre = vdb_calloc(dim, sizeof(float))) == NULL)
+		q->code_size = (size_t) q->words * 8 + BIN_EXTRA;
+		q->query_size = (size_t) BIN_PLANES * q->words * 8 + BIN_QEXTRA;
+		if ((q->centre = vdb_calloc(3 * (size_t) dim, sizeof(float))) ==
+		    NULL)
 			goto nomem;
 		break;
 	default:
@@ -143,7 +149,7 @@ quant_memory(const quant *q)
 	size_t b = sizeof(*q);
 
 	if (q->centre != NULL)
-		b += q->dim * sizeof(float);
+		b += 3 * (size_t) q->dim * sizeof(float);
 	if (q->books != NULL)
 		b += ((size_t) PQ_K * q->dim) * sizeof(float) +
 		    ((size_t) q->segments + 1) * sizeof(uint32_t);
@@ -225,42 +231,203 @@ dist_scalar(const quant *q, const uint8_t *a, const uint8_t *b)
 
 /* ===== Binary ===== */
 
+/* The sums dist_binary_codes needs, from the tables. */
+static void
+binary_sums(quant *q)
+{
+	const float *lo = q->centre + q->dim, *hi = lo + q->dim;
+	double ll = 0, d2 = 0;
+	uint32_t live = 0;
+
+	for (uint32_t i = 0; i < q->dim; i++) {
+		double d = (double) hi[i] - lo[i];
+		ll += (double) lo[i] * lo[i];
+		d2 += d * d;
+		live += d != 0;
+	}
+	q->ll = (float) ll;
+	q->d2 = live ? (float) (d2 / live) : 0;
+}
+
+/*
+ * A component's centre is the sample's mean; a bit says which side of it
+ * a value is, and decodes to the mean of the sample's values on that side
+ * (lo below, hi above): the best two values to stand for the component.
+ */
 static void
 train_binary(quant *q, const float *v, size_t n)
 {
-	double *sum = vdb_calloc(q->dim, sizeof(double));
+	double *acc = vdb_calloc(4 * (size_t) q->dim, sizeof(double));
+	float *lo = q->centre + q->dim, *hi = lo + q->dim;
 
+	if (acc == NULL) { /* still a code: centres 0, -1 and 1 */
+		for (uint32_t i = 0; i < q->dim; i++) {
+			lo[i] = -1;
+			hi[i] = 1;
+		}
+		binary_sums(q);
+		return;
+	}
+	double *nlo = acc + q->dim, *slo = nlo + q->dim, *shi = slo + q->dim;
+	for (size_t j = 0; j < n; j++)
+		for (uint32_t i = 0; i < q->dim; i++)
+			acc[i] += v[j * q->dim + i];
+	for (uint32_t i = 0; i < q->dim; i++)
+		q->centre[i] = (float) (acc[i] / (double) n);
 	for (size_t j = 0; j < n; j++)
 		for (uint32_t i = 0; i < q->dim; i++) {
-			if (sum != NULL)
-				sum[i] += v[j * q->dim + i];
+			float x = v[j * q->dim + i];
+			if (x > q->centre[i]) {
+				shi[i] += x;
+			} else {
+				slo[i] += x;
+				nlo[i] += 1;
+			}
 		}
-	for (uint32_t i = 0; i < q->dim; i++)
-		q->centre[i] = sum != NULL ? (float) (sum[i] / (double) n) : 0;
-	vdb_free(sum);
+	for (uint32_t i = 0; i < q->dim; i++) {
+		double nhi = (double) n - nlo[i];
+		lo[i] = nlo[i] > 0 ? (float) (slo[i] / nlo[i]) : q->centre[i];
+		hi[i] = nhi > 0 ? (float) (shi[i] / nhi) : q->centre[i];
+	}
+	binary_sums(q);
+	vdb_free(acc);
 }
 
+/*
+ * [bits: words x u64][popcount u32][a f32][norm f32][0 u32]: a = sum
+ * lo_i (hi_i - lo_i) b_i (the code's share of the cross terms between two
+ * codes), norm = |decoded vector|.
+ */
 static void
 encode_binary(const quant *q, const float *v, uint8_t *code)
 {
-	uint64_t w[1];
+	const float *lo = q->centre + q->dim, *hi = lo + q->dim;
+	size_t pw = (size_t) q->words * 8;
+	uint64_t w;
+	uint32_t pop = 0;
+	double a = 0, nn = 0;
 
 	memset(code, 0, q->code_size);
-	for (uint32_t i = 0; i < q->dim; i++)
-		if (v[i] > q->centre[i]) {
-			memcpy(w, code + (i / 64) * 8, 8);
-			w[0] |= 1ULL << (i % 64);
-			memcpy(code + (i / 64) * 8, w, 8);
+	for (uint32_t i = 0; i < q->dim; i++) {
+		int bit = v[i] > q->centre[i];
+		float x = bit ? hi[i] : lo[i];
+		nn += (double) x * x;
+		if (!bit)
+			continue;
+		a += (double) lo[i] * ((double) hi[i] - lo[i]);
+		memcpy(&w, code + (i / 64) * 8, 8);
+		w |= 1ULL << (i % 64);
+		memcpy(code + (i / 64) * 8, &w, 8);
+		pop++;
+	}
+	float fa = (float) a, fn = (float) sqrt(nn);
+	memcpy(code + pw, &pop, 4);
+	memcpy(code + pw + 4, &fa, 4);
+	memcpy(code + pw + 8, &fn, 4);
+}
+
+/* Internal distance from a dot product of decoded vectors: cosine
+ * divides by the decoded norm (the decoded vectors are not unit). */
+static float
+binary_internal(const quant *q, double dot, float norm)
+{
+	if (q->metric == VECDB_COSINE)
+		return norm > 0 ? -(float) (dot / norm) : 0.0f;
+	return -(float) dot;
+}
+
+/*
+ * A binary query is asymmetric: q . x ~ sum q_i lo_i + sum w_i b_i with
+ * w_i = q_i (hi_i - lo_i). Each w_i is kept as 4 bits, w ~ wlo + step *
+ * u, one bit plane a power of two, so that sum w_i b_i is wlo *
+ * popcount(b) + step * sum_p 2^p popcount(plane_p & b), and popcount(x &
+ * b) = (popcount(x) + popcount(b) - hamming(x, b)) / 2: four Hamming
+ * kernels a distance. Layout: [4 planes x words u64][qlo f32][wlo f32]
+ * [step f32][0 f32][4 x plane popcount u32][pad to BIN_QEXTRA].
+ */
+static void
+prepare_binary(const quant *q, const float *v, uint8_t *qb)
+{
+	const float *lo = q->centre + q->dim, *hi = lo + q->dim;
+	size_t pw = (size_t) q->words * 8, tail = BIN_PLANES * pw;
+	float wlo = INFINITY, whi = -INFINITY;
+	double qlo = 0;
+	uint32_t pops[BIN_PLANES] = { 0 };
+	uint64_t w;
+
+	memset(qb, 0, q->query_size);
+	for (uint32_t i = 0; i < q->dim; i++) {
+		float x = v[i] * (hi[i] - lo[i]);
+		wlo = fminf(wlo, x);
+		whi = fmaxf(whi, x);
+		qlo += (double) v[i] * lo[i];
+	}
+	float step = whi > wlo ? (whi - wlo) / 15.0f : 1.0f, fq = (float) qlo;
+	for (uint32_t i = 0; i < q->dim; i++) {
+		float u = rintf((v[i] * (hi[i] - lo[i]) - wlo) / step);
+		unsigned b = u <= 0 ? 0 : u >= 15 ? 15 : (unsigned) u;
+		for (int p = 0; p < BIN_PLANES; p++) {
+			if (!(b >> p & 1))
+				continue;
+			uint8_t *at = qb + (size_t) p * pw + (i / 64) * 8;
+			memcpy(&w, at, 8);
+			w |= 1ULL << (i % 64);
+			memcpy(at, &w, 8);
+			pops[p]++;
 		}
+	}
+	memcpy(qb + tail, &fq, 4);
+	memcpy(qb + tail + 4, &wlo, 4);
+	memcpy(qb + tail + 8, &step, 4);
+	memcpy(qb + tail + 16, pops, sizeof(pops));
 }
 
 static float
-dist_binary(const quant *q, const uint8_t *a, const uint8_t *b)
+dist_binary(const quant *q, const uint8_t *qb, const uint8_t *code)
 {
-	uint32_t h = q->k->hamming((const uint64_t *) a, (const uint64_t *) b,
-	    q->words);
+	size_t pw = (size_t) q->words * 8, tail = BIN_PLANES * pw;
+	float qlo, wlo, step, norm;
+	uint32_t pops[BIN_PLANES], pb;
+	double and_sum = 0;
 
-	return 2.0f * (float) h / (float) q->dim - 1.0f;
+	memcpy(&qlo, qb + tail, 4);
+	memcpy(&wlo, qb + tail + 4, 4);
+	memcpy(&step, qb + tail + 8, 4);
+	memcpy(pops, qb + tail + 16, sizeof(pops));
+	memcpy(&pb, code + pw, 4);
+	memcpy(&norm, code + pw + 8, 4);
+	for (int p = 0; p < BIN_PLANES; p++) {
+		uint32_t h = q->k->hamming((const uint64_t *) (qb + p * pw),
+		    (const uint64_t *) code, q->words);
+		and_sum += (double) (1u << p) * (double) (pops[p] + pb - h) / 2;
+	}
+	return binary_internal(q, (double) qlo + (double) wlo * pb +
+	    (double) step * and_sum, norm);
+}
+
+/*
+ * Between two codes, on the queries' scale: decoded x . y = sum lo^2 +
+ * a(x) + a(y) + sum (hi - lo)^2 b_x b_y, the last sum taken as if every
+ * component that varies had the mean (hi - lo)^2 (d2), times the bits
+ * both set, (popcount x + popcount y - hamming) / 2.
+ */
+static float
+dist_binary_codes(const quant *q, const uint8_t *a, const uint8_t *b)
+{
+	size_t pw = (size_t) q->words * 8;
+	uint32_t pa, pb, h = q->k->hamming((const uint64_t *) a,
+	    (const uint64_t *) b, q->words);
+	float fa, fb, na, nb;
+
+	memcpy(&pa, a + pw, 4);
+	memcpy(&pb, b + pw, 4);
+	memcpy(&fa, a + pw + 4, 4);
+	memcpy(&fb, b + pw + 4, 4);
+	memcpy(&na, a + pw + 8, 4);
+	memcpy(&nb, b + pw + 8, 4);
+	double dot = (double) q->ll + fa + fb + (double) q->d2 *
+	    ((double) pa + pb - h) / 2;
+	return binary_internal(q, dot, na * nb);
 }
 
 /* ===== Product ===== */
@@ -472,10 +639,11 @@ quant_decode(const quant *q, const uint8_t *code, float *out)
 			out[i] = q->lo + q->alpha * (float) code[i];
 		break;
 	case VECDB_QUANT_BINARY: {
-		/* +-1 around the centre: the direction the bits keep. */
+		const float *lo = q->centre + q->dim, *hi = lo + q->dim;
 		for (uint32_t i = 0; i < q->dim; i++) {
-			int bit = (code[i / 8] >> (i % 8)) & 1;
-			out[i] = q->centre[i] + (bit ? 1.0f : -1.0f);
+			uint64_t w;
+			memcpy(&w, code + (i / 64) * 8, 8);
+			out[i] = w >> (i % 64) & 1 ? hi[i] : lo[i];
 		}
 		break;
 	}
@@ -492,6 +660,10 @@ quant_decode(const quant *q, const uint8_t *code, float *out)
 void
 quant_prepare(const quant *q, const float *v, void *qbuf)
 {
+	if (q->type == VECDB_QUANT_BINARY) {
+		prepare_binary(q, v, qbuf);
+		return;
+	}
 	if (q->type != VECDB_QUANT_PRODUCT) {
 		memset(qbuf, 0, q->query_size);
 		quant_encode(q, v, qbuf);
@@ -522,10 +694,14 @@ void
 quant_dist_batch(const quant *q, const void *qbuf, const uint8_t *base,
     size_t stride, const uint32_t *ids, size_t n, float *out)
 {
+	/* A code is several lines (784 bytes: 13): fetch all of the next
+	 * one while this one is compared, not just its first line. */
 	for (size_t i = 0; i < n; i++) {
-		if (i + 1 < n)
-			__builtin_prefetch(base + (size_t) ids[i + 1] * stride,
-			    0, 3);
+		if (i + 1 < n) {
+			const uint8_t *nx = base + (size_t) ids[i + 1] * stride;
+			for (size_t o = 0; o < q->code_size; o += 64)
+				__builtin_prefetch(nx + o, 0, 3);
+		}
 		out[i] = quant_dist(q, qbuf, base + (size_t) ids[i] * stride);
 	}
 }
@@ -537,7 +713,7 @@ quant_dist_codes(const quant *q, const uint8_t *a, const uint8_t *b,
 	if (q->type == VECDB_QUANT_SCALAR)
 		return dist_scalar(q, a, b);
 	if (q->type == VECDB_QUANT_BINARY)
-		return dist_binary(q, a, b);
+		return dist_binary_codes(q, a, b);
 	quant_decode(q, a, tmp);
 	quant_decode(q, b, tmp + q->dim);
 	float d = q->k->dist[q->op][VECDB_FLOAT32](tmp, tmp + q->dim, q->dim);
@@ -549,6 +725,7 @@ quant_dist_codes(const quant *q, const uint8_t *a, const uint8_t *b,
 /*
  * [magic u32][type u8][metric u8][0 u16][dim u32][quantile f32]
  * [segments u32], then scalar [lo f32][alpha f32], binary dim centres,
+ * dim lows and dim highs,
  * product PQ_K * dim codebook floats; host byte order, as the index file.
  */
 #define SER_HDR 20
@@ -557,7 +734,7 @@ static size_t
 tables_size(const quant *q)
 {
 	return q->type == VECDB_QUANT_SCALAR ? 8 : q->type ==
-	    VECDB_QUANT_BINARY ? (size_t) q->dim * 4 :
+	    VECDB_QUANT_BINARY ? (size_t) q->dim * 12 :
 	    (size_t) PQ_K * q->dim * 4;
 }
 
@@ -581,7 +758,7 @@ quant_serialize(const quant *q, uint8_t **buf, size_t *len)
 		memcpy(b + SER_HDR, &q->lo, 4);
 		memcpy(b + SER_HDR + 4, &q->alpha, 4);
 	} else if (q->type == VECDB_QUANT_BINARY) {
-		memcpy(b + SER_HDR, q->centre, (size_t) q->dim * 4);
+		memcpy(b + SER_HDR, q->centre, (size_t) q->dim * 12);
 	} else {
 		memcpy(b + SER_HDR, q->books, (size_t) PQ_K * q->dim * 4);
 	}
@@ -637,8 +814,9 @@ quant_deserialize(const uint8_t *b, size_t len, vecdb_metric metric,
 		memcpy(&q->alpha, b + SER_HDR + 4, 4);
 		rv = isfinite(q->lo) && isfinite(q->alpha) && q->alpha > 0;
 	} else if (type == VECDB_QUANT_BINARY) {
-		memcpy(q->centre, b + SER_HDR, (size_t) dim * 4);
-		rv = all_finite(q->centre, dim);
+		memcpy(q->centre, b + SER_HDR, (size_t) dim * 12);
+		rv = all_finite(q->centre, 3 * (size_t) dim);
+		binary_sums(q);
 	} else {
 		memcpy(q->books, b + SER_HDR, (size_t) PQ_K * dim * 4);
 		rv = all_finite(q->books, (size_t) PQ_K * dim);

@@ -17,7 +17,11 @@
  *	         over bytes). A dot code also stores sum(c), for the
  *	         lo terms.
  *	binary   bit i = x_i > centre_i (the sample's mean of component i);
- *	         -dot ~ 2 * hamming / dim - 1. Cosine and dot only.
+ *	         a bit decodes to the mean of the sample's values on its
+ *	         side. A query is not coded: its weights are kept as 4-bit
+ *	         planes, and q . x is four Hamming kernels against the
+ *	         code's bits (see prepare_binary); cosine divides by the
+ *	         decoded vector's norm, kept in the code. Cosine and dot.
  *	product  the components cut into S segments of ceil or floor(dim/S);
  *	         a byte a segment names one of 256 centroids (k-means on the
  *	         sample). Queries are tables of 256 partial distances a
