@@ -10,7 +10,10 @@
  * that a mutated header is still loaded against a config it claims. A
  * mutated file would almost never match its XXH64 trailer, so the last 8
  * bytes are set to the XXH64 (seed 0) of what precedes them, as
- * hnsw_save does.
+ * hnsw_save does. A quantized checkpoint (flags bit 0) is loaded against
+ * the quantization its tables claim (quant.c's serialised header after
+ * the [len u32]: magic u32, type u8, metric u8, pad u16, dim u32,
+ * quantile f32, segments u32), with always_ram as its flags say.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +89,15 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	c.metric = (vecdb_metric) hdr_u32(d, n, 16, VECDB_EUCLIDEAN);
 	c.m = hdr_u32(d, n, 20, 0);
 	c.max_layer = hdr_u32(d, n, 24, 0);
+	uint32_t flags = hdr_u32(d, n, 36, 0);
+	if (flags & 1) {
+		uint32_t q = hdr_u32(d, n, HDR_SIZE + 4 + 4, 0);
+		c.quant.type = (vecdb_quant) (q & 0xff);
+		q = hdr_u32(d, n, HDR_SIZE + 4 + 12, 0);
+		memcpy(&c.quant.quantile, &q, 4);
+		c.quant.segments = hdr_u32(d, n, HDR_SIZE + 4 + 16, 0);
+		c.quant.always_ram = !(flags & 2);
+	}
 	if ((f = malloc(n ? n : 1)) == NULL)
 		abort();
 	memcpy(f, d, n);

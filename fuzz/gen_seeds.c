@@ -628,9 +628,13 @@ seeds_snapshots(void)
 /* An index of n nodes saved by hnsw_save, copied into the corpus. */
 static void
 seed_hnsw(const char *name, uint32_t dim, vecdb_metric metric, uint32_t m,
-    uint32_t n, int del)
+    uint32_t n, int del, vecdb_quant qt)
 {
-	hnsw_config c = { dim, metric, m, 16, 16, 0, 42 };
+	hnsw_config c = { .dim = dim, .metric = metric, .m = m,
+		.ef_construction = 16, .ef_search = 16, .seed = 42,
+		.quant = { qt, 0.99f, 0, qt == VECDB_QUANT_PRODUCT ? 2 : 0,
+			qt == VECDB_QUANT_PRODUCT ? 8 : 0 },
+		.train_at = 8 };
 	char path[4200];
 	hnsw_index *h;
 	uint64_t s = 0x9E3779B97F4A7C15ULL;
@@ -684,10 +688,14 @@ main(int argc, char **argv)
 	seeds_responses_repl(blob, len);
 	vdb_free(blob);
 	seeds_snapshots();
-	seed_hnsw("empty", 2, VECDB_EUCLIDEAN, 2, 0, 0);
-	seed_hnsw("l2-m2", 2, VECDB_EUCLIDEAN, 2, 24, 1);
-	seed_hnsw("cos-m4", 3, VECDB_COSINE, 4, 16, 0);
-	seed_hnsw("dot-m3", 4, VECDB_DOT, 3, 12, 1);
-	seed_hnsw("l1-m2", 1, VECDB_MANHATTAN, 2, 8, 0);
+	seed_hnsw("empty", 2, VECDB_EUCLIDEAN, 2, 0, 0, VECDB_QUANT_NONE);
+	seed_hnsw("l2-m2", 2, VECDB_EUCLIDEAN, 2, 24, 1, VECDB_QUANT_NONE);
+	seed_hnsw("cos-m4", 3, VECDB_COSINE, 4, 16, 0, VECDB_QUANT_NONE);
+	seed_hnsw("dot-m3", 4, VECDB_DOT, 3, 12, 1, VECDB_QUANT_NONE);
+	seed_hnsw("l1-m2", 1, VECDB_MANHATTAN, 2, 8, 0, VECDB_QUANT_NONE);
+	/* Quantized (trained at 8 nodes): codes and tables in the file. */
+	seed_hnsw("sq-l2", 4, VECDB_EUCLIDEAN, 2, 20, 1, VECDB_QUANT_SCALAR);
+	seed_hnsw("bq-cos", 5, VECDB_COSINE, 3, 20, 0, VECDB_QUANT_BINARY);
+	seed_hnsw("pq-dot", 4, VECDB_DOT, 2, 16, 1, VECDB_QUANT_PRODUCT);
 	return 0;
 }
