@@ -44,6 +44,11 @@ struct api_backend {
 	/* Start compacting the collection's index (vecdb_compact): returns
 	 * once it is asked for; collection_get shows the progress. */
 	int (*collection_compact)(void *ctx, const char *name);
+	/* Set, change or remove (type NONE) a collection's quantization
+	 * (vecdb_collection_set_quantization): stored when it returns, the
+	 * index rebuilt in the background; collection_get shows both. */
+	int (*collection_set_quantization)(void *ctx, const char *name,
+	    const vecdb_quant_config *q);
 
 	int (*write)(void *ctx, const char *coll, int op, vecdb_point *pts,
 	    size_t n);

@@ -50,6 +50,13 @@ l_collection_compact(void *ctx, const char *name)
 }
 
 static int
+l_collection_set_quantization(void *ctx, const char *name,
+    const vecdb_quant_config *q)
+{
+	return vecdb_collection_set_quantization(ctx, name, q);
+}
+
+static int
 l_collection_delete(void *ctx, const char *name)
 {
 	return vecdb_collection_delete(ctx, name);
@@ -334,6 +341,7 @@ api_backend_local_init(struct api_backend *b, vecdb *db)
 		.collection_list = l_collection_list,
 		.collection_delete = l_collection_delete,
 		.collection_compact = l_collection_compact,
+		.collection_set_quantization = l_collection_set_quantization,
 		.write = l_write,
 		.delete = l_delete,
 		.get = l_get,

@@ -77,6 +77,20 @@ int api_config_from_json(const json_t *j, vecdb_collection_config *out);
 json_t *api_config_to_json(const vecdb_collection_config *c);
 const char *api_metric_name(vecdb_metric m);
 
+/*
+ * A collection's quantization (create's and PATCH's field) into *out, for
+ * a collection of dimension dim (Qdrant's product compression is a share
+ * of it): null, "none"|"scalar"|"binary"|"product", {type, quantile?,
+ * always_ram?, segments?, bits?}, or Qdrant's {"scalar": {type: "int8",
+ * quantile?, always_ram?}}, {"binary": {always_ram?}} or {"product":
+ * {compression: "x4".."x64", always_ram?}}. null means none. Ranges that
+ * need the collection's metric or dimension are left to the engine.
+ */
+int api_quant_from_json(const json_t *j, uint32_t dim,
+    vecdb_quant_config *out);
+/* "none", "scalar", "binary", "product". */
+const char *api_quant_name(vecdb_quant q);
+
 /* Search hits as [{id, distance, metadata, vector?}]. */
 json_t *api_hits_to_json(const vecdb_records *r, int with_payload,
     int with_vector);

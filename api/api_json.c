@@ -372,7 +372,10 @@ metric_parse(const char *s, vecdb_metric *out)
 }
 
 static const char *const vtypes[] = { "float32", "float16", "uint8" };
-static const char *const quants[] = { "none", "scalar", "binary" };
+/* By vecdb_quant. */
+static const char *const quants[] = { "none", "scalar", "binary",
+	"product" };
+#define N_QUANTS ((int) (sizeof(quants) / sizeof(quants[0])))
 
 /* Index of s in names[n] (case-insensitive), or -1. */
 static int
@@ -411,60 +414,159 @@ index_from_json(const json_t *j, vecdb_index_config *ix)
 	return VECDB_OK;
 }
 
+/* ===== Quantization ===== */
+
 /*
- * quantization: null, "none"|"scalar"|"binary", {type, quantile,
- * always_ram}, or Qdrant's {"scalar": {quantile, always_ram}}.
+ * The settings an object may give, by type: quantile and always_ram for
+ * any (as before product existed), segments and bits for product only,
+ * so that a product setting on another type is not silently dropped.
  */
 static int
-quant_from_json(const json_t *j, vecdb_quant_config *q)
+quant_fields(const json_t *o, vecdb_quant_config *q)
 {
-	static const char *const typed_keys[] = { "type", "quantile",
-		"always_ram", NULL };
-	static const char *const inner_keys[] = { "quantile", "always_ram",
-		NULL };
-	char where[48];
-	const char *t = NULL;
-	json_t *inner = NULL;
+	json_t *ql = json_object_get(o, "quantile");
+	json_t *seg = json_object_get(o, "segments");
+	json_t *bits = json_object_get(o, "bits");
+	uint64_t n;
+	int rv;
+
+	if (seg != NULL && json_is_null(seg))
+		seg = NULL;
+	if (bits != NULL && json_is_null(bits))
+		bits = NULL;
+	if (ql != NULL && !json_is_null(ql)) {
+		if (!json_is_number(ql))
+			return vdb_err(VECDB_EINVAL, "'quantile' must be a "
+			    "number in (0, 1]");
+		q->quantile = (float) json_number_value(ql);
+	}
+	if ((rv = api_get_bool(o, "always_ram", 0, &q->always_ram)) != 0)
+		return rv;
+	if (q->type != VECDB_QUANT_PRODUCT && (seg != NULL || bits != NULL))
+		return vdb_err(VECDB_EINVAL, "'%s' is a setting of product "
+		    "quantization only", seg != NULL ? "segments" : "bits");
+	/* 0 means the default in the C API: here, leave the field out */
+	if ((rv = api_get_uint(o, "segments", 0, 1, VECDB_DIM_MAX, &n)))
+		return rv;
+	q->segments = (uint32_t) n;
+	if (bits != NULL && !(json_is_integer(bits) &&
+	    json_integer_value(bits) == VECDB_PQ_BITS))
+		return vdb_err(VECDB_EINVAL, "'bits' must be %d (the size of "
+		    "a product quantization code)", VECDB_PQ_BITS);
+	q->bits = bits != NULL ? VECDB_PQ_BITS : 0;
+	return VECDB_OK;
+}
+
+/* {type, quantile?, always_ram?, segments?, bits?} */
+static int
+quant_typed(const json_t *j, vecdb_quant_config *q)
+{
+	static const char *const keys[] = { "type", "quantile", "always_ram",
+		"segments", "bits", NULL };
+	const char *t;
 	int idx, rv;
 
-	if (j == NULL || json_is_null(j))
-		return VECDB_OK;
-	if (json_is_string(j) && !api_json_is_big(j)) {
-		t = json_string_value(j);
-	} else if (json_is_object(j) && json_object_get(j, "type") != NULL) {
-		if ((rv = api_get_string(j, "type", 1, &t)) != VECDB_OK ||
-		    (rv = api_check_keys(j, typed_keys, "quantization")))
-			return rv;
-		inner = (json_t *) j;
-	} else if (json_is_object(j) && json_object_size(j) == 1) {
-		void *it = json_object_iter((json_t *) j);
-		t = json_object_iter_key(it);
-		inner = json_object_iter_value(it);
-		snprintf(where, sizeof(where), "quantization.%.32s", t);
-		if (!json_is_object(inner) && !json_is_null(inner))
-			return vdb_err(VECDB_EINVAL, "'%s' must be an object",
-			    where);
-		if (json_is_object(inner) && (rv = api_check_keys(inner,
-		    inner_keys, where)) != VECDB_OK)
-			return rv;
-	}
-	if (t == NULL || (idx = name_index(t, quants, 3)) < 0)
-		return vdb_err(VECDB_EINVAL, "'quantization' must be none, "
-		    "scalar or binary");
+	if ((rv = api_get_string(j, "type", 1, &t)) != VECDB_OK ||
+	    (rv = api_check_keys(j, keys, "quantization")) != VECDB_OK)
+		return rv;
+	if ((idx = name_index(t, quants, N_QUANTS)) < 0)
+		return vdb_err(VECDB_EINVAL, "unknown quantization type "
+		    "'%.32s' (expected none, scalar, binary or product)", t);
 	q->type = (vecdb_quant) idx;
-	if (json_is_object(inner)) {
-		json_t *ql = json_object_get(inner, "quantile");
-		if (ql != NULL && !json_is_null(ql)) {
-			if (!json_is_number(ql))
-				return vdb_err(VECDB_EINVAL, "'quantile' must "
-				    "be a number in (0, 1]");
-			q->quantile = (float) json_number_value(ql);
-		}
-		if ((rv = api_get_bool(inner, "always_ram", 0,
-			 &q->always_ram)) != VECDB_OK)
-			return rv;
-	}
+	return quant_fields(j, q);
+}
+
+/* Qdrant's product compression "xR": a code of dim * 4 / R bytes, one
+ * byte a segment (at least one segment). */
+static int
+compression_segments(const json_t *o, uint32_t dim, uint32_t *segments)
+{
+	static const char *const ratios[] = { "x4", "x8", "x16", "x32",
+		"x64" };
+	json_t *c = json_object_get(o, "compression");
+	int i;
+
+	if (c == NULL || json_is_null(c))
+		return VECDB_OK;
+	if (!json_is_string(c) || (i = name_index(json_string_value(c),
+	    ratios, 5)) < 0)
+		return vdb_err(VECDB_EINVAL, "'quantization.product."
+		    "compression' must be x4, x8, x16, x32 or x64");
+	*segments = (uint32_t) ((uint64_t) dim * 4 / (4u << i));
+	if (*segments == 0)
+		*segments = 1;
 	return VECDB_OK;
+}
+
+/* The keys of Qdrant's inner objects, by vecdb_quant. */
+static const char *const *const qdrant_keys[] = {
+	(const char *const[]){ NULL },
+	(const char *const[]){ "type", "quantile", "always_ram", NULL },
+	(const char *const[]){ "always_ram", NULL },
+	(const char *const[]){ "compression", "always_ram", NULL },
+};
+
+/* Qdrant's {"scalar": {type: "int8", quantile, always_ram}}, {"binary":
+ * {always_ram}} and {"product": {compression, always_ram}}. */
+static int
+quant_qdrant(const json_t *j, uint32_t dim, vecdb_quant_config *q)
+{
+	void *it = json_object_iter((json_t *) j);
+	const char *kind = json_object_iter_key(it), *t;
+	json_t *in = json_object_iter_value(it);
+	char where[48];
+	int idx, rv;
+
+	snprintf(where, sizeof(where), "quantization.%.32s", kind);
+	if ((idx = name_index(kind, quants, N_QUANTS)) < 0)
+		return vdb_err(VECDB_EINVAL, "unknown quantization '%.32s' "
+		    "(expected none, scalar, binary or product)", kind);
+	q->type = (vecdb_quant) idx;
+	if (json_is_null(in))
+		return VECDB_OK;
+	if (!json_is_object(in))
+		return vdb_err(VECDB_EINVAL, "'%s' must be an object", where);
+	if ((rv = api_check_keys(in, qdrant_keys[idx], where)) != VECDB_OK ||
+	    (rv = api_get_string(in, "type", 0, &t)) != VECDB_OK)
+		return rv;
+	if (t != NULL && strcasecmp(t, "int8") != 0)
+		return vdb_err(VECDB_EINVAL, "'quantization.scalar.type' must "
+		    "be int8");
+	if ((rv = compression_segments(in, dim, &q->segments)) != VECDB_OK)
+		return rv;
+	if (q->type == VECDB_QUANT_SCALAR && (rv = quant_fields(in, q)) != 0)
+		return rv;
+	return api_get_bool(in, "always_ram", 0, &q->always_ram);
+}
+
+int
+api_quant_from_json(const json_t *j, uint32_t dim, vecdb_quant_config *out)
+{
+	vecdb_quant_config q;
+	int idx, rv = VECDB_OK;
+
+	memset(&q, 0, sizeof(q));
+	if (j == NULL || json_is_null(j)) {
+		q.type = VECDB_QUANT_NONE;
+	} else if (json_is_string(j) && !api_json_is_big(j)) {
+		if ((idx = name_index(json_string_value(j), quants,
+		    N_QUANTS)) < 0)
+			return vdb_err(VECDB_EINVAL, "unknown quantization "
+			    "'%.32s' (expected none, scalar, binary or "
+			    "product)", json_string_value(j));
+		q.type = (vecdb_quant) idx;
+	} else if (json_is_object(j) && json_object_get(j, "type") != NULL) {
+		rv = quant_typed(j, &q);
+	} else if (json_is_object(j) && json_object_size(j) == 1) {
+		rv = quant_qdrant(j, dim, &q);
+	} else {
+		return vdb_err(VECDB_EINVAL, "'quantization' must be none, "
+		    "scalar, binary, product, {\"type\": ..} or {\"scalar\"|"
+		    "\"binary\"|\"product\": {..}}");
+	}
+	if (rv == VECDB_OK)
+		*out = q;
+	return rv;
 }
 
 int
@@ -499,27 +601,46 @@ api_config_from_json(const json_t *j, vecdb_collection_config *out)
 	c.vector_type = (vecdb_vtype) vt;
 	if ((rv = index_from_json(json_object_get(j, "index_config"),
 		 &c.index)) != VECDB_OK ||
-	    (rv = quant_from_json(json_object_get(j, "quantization"),
-		 &c.quantization)) != VECDB_OK)
+	    (rv = api_quant_from_json(json_object_get(j, "quantization"),
+		 c.dimension, &c.quantization)) != VECDB_OK)
 		return rv;
 	*out = c;
 	return VECDB_OK;
+}
+
+const char *
+api_quant_name(vecdb_quant q)
+{
+	return quants[(unsigned) q < N_QUANTS ? q : 0];
+}
+
+/* {type, quantile, always_ram}, with segments and bits for product. */
+static json_t *
+quant_to_json(const vecdb_quant_config *q)
+{
+	json_t *o = json_pack("{s:s, s:f, s:b}", "type", api_quant_name(
+	    q->type), "quantile", (double) q->quantile, "always_ram",
+	    q->always_ram);
+
+	if (o != NULL && q->type == VECDB_QUANT_PRODUCT) {
+		json_object_set_new(o, "segments", json_integer(q->segments));
+		json_object_set_new(o, "bits", json_integer(q->bits));
+	}
+	return o;
 }
 
 json_t *
 api_config_to_json(const vecdb_collection_config *c)
 {
 	return json_pack("{s:s, s:i, s:s, s:s, s:{s:i, s:i, s:i, s:i}, "
-			 "s:{s:s, s:f, s:b}, s:I}",
+			 "s:o, s:I}",
 	    "name", c->name, "dimension", (int) c->dimension,
 	    "distance_metric", api_metric_name(c->metric), "vector_type",
 	    vtypes[c->vector_type], "index_config", "max_connections",
 	    (int) c->index.max_connections, "ef_construction",
 	    (int) c->index.ef_construction, "ef_search",
 	    (int) c->index.ef_search, "max_layer", (int) c->index.max_layer,
-	    "quantization", "type", quants[c->quantization.type], "quantile",
-	    (double) c->quantization.quantile, "always_ram",
-	    c->quantization.always_ram, "created_at",
+	    "quantization", quant_to_json(&c->quantization), "created_at",
 	    (json_int_t) c->created_at);
 }
 

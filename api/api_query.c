@@ -50,29 +50,75 @@ path_of(char *buf, size_t len, const char *where, const char *key)
 }
 
 /*
- * `exact: true` (or Qdrant's `params: {exact, hnsw_ef}`) asks for an exact
- * search instead of the index; hnsw_ef overrides ef_search.
+ * Qdrant's `params.quantization {ignore, rescore, oversampling}` on a
+ * quantized collection: rank on the original vectors only, answer with
+ * the codes' distances (rescore false), rescore oversampling x limit
+ * candidates. The engine would take an oversampling of 0.5 or NaN as 1
+ * and cap 1000 at ef's limit: refused here instead.
  */
 static int
-search_params_from_json(const json_t *o, const char *where, int *exact,
-    uint64_t *ef)
+quant_params_from_json(const json_t *params, const char *where,
+    vecdb_search_params *p)
 {
-	static const char *const keys[] = { "exact", "hnsw_ef", NULL };
+	static const char *const keys[] = { "ignore", "rescore",
+		"oversampling", NULL };
+	json_t *q = json_object_get(params, "quantization"), *o;
+	const char *path;
+	char buf[64];
+	int rescore, rv;
+
+	if (q == NULL || json_is_null(q))
+		return VECDB_OK;
+	path = path_of(buf, sizeof(buf), where, "params.quantization");
+	if (!json_is_object(q))
+		return vdb_err(VECDB_EINVAL, "'%s' must be an object", path);
+	if ((rv = api_check_keys(q, keys, path)) != VECDB_OK ||
+	    (rv = api_get_bool(q, "ignore", 0, &p->quant_ignore)) ||
+	    (rv = api_get_bool(q, "rescore", 1, &rescore)))
+		return rv;
+	if (p->quant_ignore && !rescore)
+		return vdb_err(VECDB_EINVAL, "%s: ignore (rank on the original "
+		    "vectors) and rescore false (answer with the codes) "
+		    "contradict each other", path);
+	p->quant_no_rescore = !rescore;
+	o = json_object_get(q, "oversampling");
+	if (o == NULL || json_is_null(o))
+		return VECDB_OK;
+	if (!json_is_number(o) || !(json_number_value(o) >= 1 &&
+	    json_number_value(o) <= VECDB_OVERSAMPLING_MAX))
+		return vdb_err(VECDB_EINVAL, "%s.oversampling must be between "
+		    "1 and %g", path, (double) VECDB_OVERSAMPLING_MAX);
+	p->oversampling = (float) json_number_value(o);
+	return VECDB_OK;
+}
+
+/*
+ * `exact: true` (or Qdrant's `params: {exact, hnsw_ef}`) asks for an exact
+ * search instead of the index; hnsw_ef overrides ef_search;
+ * params.quantization steers a quantized index.
+ */
+static int
+search_params_from_json(const json_t *o, const char *where,
+    vecdb_search_params *p, uint64_t *ef)
+{
+	static const char *const keys[] = { "exact", "hnsw_ef",
+		"quantization", NULL };
 	json_t *params = json_object_get(o, "params");
 	char path[48];
 	int rv;
 
-	if ((rv = api_get_bool(o, "exact", 0, exact)) != VECDB_OK)
+	if ((rv = api_get_bool(o, "exact", 0, &p->exact)) != VECDB_OK)
 		return rv;
 	if (params == NULL || json_is_null(params))
 		return VECDB_OK;
 	if (!json_is_object(params))
 		return vdb_err(VECDB_EINVAL, "'params' must be an object");
 	if ((rv = api_check_keys(params, keys, path_of(path, sizeof(path),
-	    where, "params"))) != VECDB_OK)
+	    where, "params"))) != VECDB_OK ||
+	    (rv = quant_params_from_json(params, where, p)) != VECDB_OK)
 		return rv;
 	if (json_object_get(params, "exact") != NULL &&
-	    (rv = api_get_bool(params, "exact", 0, exact)) != VECDB_OK)
+	    (rv = api_get_bool(params, "exact", 0, &p->exact)) != VECDB_OK)
 		return rv;
 	if (json_object_get(params, "hnsw_ef") != NULL)
 		return api_get_uint(params, "hnsw_ef", *ef, 1,
@@ -117,8 +163,7 @@ search_from_json(const json_t *o, const char *where, struct api_search *s,
 	if (json_object_get(o, "with_vectors") != NULL &&
 	    (rv = api_get_bool(o, "with_vectors", 0, &s->p.with_vector)) != 0)
 		return rv;
-	if ((rv = search_params_from_json(o, where, &s->p.exact, &ef)) !=
-	    VECDB_OK)
+	if ((rv = search_params_from_json(o, where, &s->p, &ef)) != VECDB_OK)
 		return rv;
 	s->p.limit = (uint32_t) limit;
 	s->p.offset = (uint32_t) offset;

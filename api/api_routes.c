@@ -180,6 +180,17 @@ optimizer_json(const vecdb_collection_stats *st)
 	    (json_int_t) st->compactions);
 }
 
+/* {in_force, code_bytes, link_bytes, original_bytes}: what the index's
+ * searches walk now, and its memory by kind. */
+static json_t *
+quant_stats_json(const vecdb_collection_stats *st)
+{
+	return json_pack("{s:s, s:I, s:I, s:I}", "in_force", api_quant_name(
+	    st->quant_in_force), "code_bytes", (json_int_t) st->code_bytes,
+	    "link_bytes", (json_int_t) st->link_bytes, "original_bytes",
+	    (json_int_t) st->original_bytes);
+}
+
 static int
 h_collection_get(struct api_req *r, json_t **data)
 {
@@ -205,6 +216,8 @@ h_collection_get(struct api_req *r, json_t **data)
 	    json_real(st.dead_ratio));
 	json_object_set_new(json_object_get(*data, "stats"), "indexing_rate",
 	    json_real(st.indexing_rate));
+	json_object_set_new(json_object_get(*data, "stats"), "quantization",
+	    quant_stats_json(&st));
 	json_object_set_new(*data, "optimizer", optimizer_json(&st));
 	json_object_set_new(*data, "payload_schema", payload_schema_json(r,
 	    name));
@@ -225,6 +238,55 @@ h_collection_compact(struct api_req *r, json_t **data)
 		return rv;
 	*data = json_pack("{s:s, s:o}", "name", name, "optimizer",
 	    optimizer_json(&st));
+	return VECDB_OK;
+}
+
+/*
+ * The new quantization of a PATCH body: {"quantization": q} or Qdrant's
+ * {"quantization_config": q}, q any form create takes, null or "none" to
+ * remove it. Nothing else of a collection can be changed (yet).
+ */
+static int
+patch_quant(const json_t *body, uint32_t dim, vecdb_quant_config *q)
+{
+	static const char *const keys[] = { "quantization",
+		"quantization_config", NULL };
+	json_t *a = json_object_get(body, "quantization");
+	json_t *b = json_object_get(body, "quantization_config");
+	char msg[512];
+	int rv;
+
+	if ((rv = api_check_keys(body, keys, NULL)) != VECDB_OK) {
+		vdb_err_save(msg, sizeof(msg));
+		return vdb_err(rv, "%s: only 'quantization' can be changed",
+		    msg);
+	}
+	if (a != NULL && b != NULL)
+		return vdb_err(VECDB_EINVAL, "'quantization' and "
+		    "'quantization_config' are the same field: give one");
+	if (a == NULL && b == NULL)
+		return vdb_err(VECDB_EINVAL, "'quantization' is required (null "
+		    "or \"none\" removes it)");
+	return api_quant_from_json(a != NULL ? a : b, dim, q);
+}
+
+/* Change a collection's quantization; the answer is its new config. */
+static int
+h_collection_update(struct api_req *r, json_t **data)
+{
+	const char *name = r->segs[SEG_COLL];
+	vecdb_collection_config cfg;
+	vecdb_collection_stats st;
+	vecdb_quant_config q;
+	int rv;
+
+	/* the dimension first: Qdrant's compression is a share of it */
+	if ((rv = r->b->collection_get(r->b->ctx, name, &cfg, &st)) ||
+	    (rv = patch_quant(r->body, cfg.dimension, &q)) ||
+	    (rv = r->b->collection_set_quantization(r->b->ctx, name, &q)) ||
+	    (rv = r->b->collection_get(r->b->ctx, name, &cfg, &st)))
+		return rv;
+	*data = api_config_to_json(&cfg);
 	return VECDB_OK;
 }
 
@@ -635,6 +697,7 @@ const struct api_route api_routes[] = {
 	{ "GET", "collections", h_collection_list, 0, API_BODY_NONE, 0 },
 	{ "GET", C, h_collection_get, 0, API_BODY_NONE, 0 },
 	{ "DELETE", C, h_collection_delete, 1, API_BODY_NONE, 0 },
+	{ "PATCH", C, h_collection_update, 1, API_BODY_JSON, 0 },
 	{ "POST", C "/compact", h_collection_compact, 1, API_BODY_NONE, 0 },
 	{ "POST", C "/vectors", h_point_insert, 1, API_BODY_JSON, 0 },
 	{ "POST", C "/vectors/batch", h_point_batch, 1, API_BODY_JSON, 0 },

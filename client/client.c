@@ -312,6 +312,22 @@ vecdb_client_collection_delete(vecdb_client *c, const char *name)
 	    VECDB_FIELD_KEYWORD);
 }
 
+int
+vecdb_client_collection_set_quantization(vecdb_client *c, const char *name,
+    const vecdb_quant_config *q)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	if (q == NULL)
+		return vdb_err(VECDB_EINVAL, "no quantization given");
+	if ((rv = proto_set_quantization_encode(name, q, &body, &len)) !=
+	    VECDB_OK)
+		return rv;
+	return call_empty(c, PROTO_SET_QUANTIZATION, body, len);
+}
+
 /* ===== Points ===== */
 
 /* Write with @p op; copy the ids the server answered into pts. */

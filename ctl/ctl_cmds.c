@@ -288,11 +288,25 @@ ctl_promote(struct ctl *c, int argc, char **argv)
 
 /* ===== collections ===== */
 
+/* The usage of create and update (the quantization flags are theirs). */
+#define USAGE_INDENT "                                "
+#define QUANT_FLAGS_USAGE \
+	USAGE_INDENT "[--segments S] [--quantile Q] [--always-ram]\n"
+#define CREATE_LINES \
+	"vecdbctl collections create NAME --dim N " \
+	"[--metric cosine|euclidean|dot|manhattan]\n" \
+	USAGE_INDENT "[--m M] [--ef-construction E]\n" \
+	USAGE_INDENT "[--quantization none|scalar|binary|product]\n" \
+	QUANT_FLAGS_USAGE
+#define UPDATE_LINES \
+	"vecdbctl collections update NAME " \
+	"--quantization none|scalar|binary|product\n" QUANT_FLAGS_USAGE
+#define CREATE_USAGE "usage: " CREATE_LINES
+#define UPDATE_USAGE "usage: " UPDATE_LINES
 #define COLL_USAGE \
 	"usage: vecdbctl collections list\n" \
-	"       vecdbctl collections create NAME --dim N " \
-	"[--metric cosine|euclidean|dot|manhattan]\n" \
-	"                                [--m M] [--ef-construction E]\n" \
+	"       " CREATE_LINES \
+	"       " UPDATE_LINES \
 	"       vecdbctl collections info NAME\n" \
 	"       vecdbctl collections delete NAME\n" \
 	"       vecdbctl collections compact NAME\n"
@@ -353,10 +367,121 @@ metric_name(const char *m)
 	return NULL;
 }
 
+/* The quantization flags of collections create and update. */
+struct quant_args {
+	const char *type;         /* --quantization; NULL: not given */
+	long segments;            /* --segments; 0: not given */
+	double quantile;          /* --quantile; 0: not given */
+	int always_ram;           /* --always-ram */
+};
+
+#define QUANT_OPTS \
+	{ "quantization", required_argument, NULL, 'q' }, \
+	{ "segments", required_argument, NULL, 's' }, \
+	{ "quantile", required_argument, NULL, 'Q' }, \
+	{ "always-ram", no_argument, NULL, 'A' }
+
+/* One quantization flag into a: CTL_OK, CTL_USAGE, or 1 when opt is
+ * not one of them. */
+static int
+quant_opt(const struct sub *s, int opt, const char *arg, struct quant_args *a)
+{
+	static const char *const types[] = { "none", "scalar", "binary",
+		"product" };
+	char *end;
+
+	switch (opt) {
+	case 'q':
+		for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+			if (strcmp(arg, types[i]) == 0) {
+				a->type = types[i];
+				return CTL_OK;
+			}
+		return ctl_usage_error(s->usage, "unknown quantization '%s' "
+		    "(none, scalar, binary or product)", arg);
+	case 's':
+		return ctl_parse_long(s->usage, "--segments", arg, 1, 65536,
+		    &a->segments);
+	case 'Q':
+		a->quantile = strtod(arg, &end);
+		if (end == arg || *end != '\0' || !(a->quantile > 0 &&
+		    a->quantile <= 1))
+			return ctl_usage_error(s->usage, "--quantile '%s' is "
+			    "not a number in (0, 1]", arg);
+		return CTL_OK;
+	case 'A':
+		a->always_ram = 1;
+		return CTL_OK;
+	default:
+		return 1;
+	}
+}
+
+/*
+ * The request's "quantization" from the flags: *out a new object, or
+ * NULL without --quantization. The flags that only make sense with
+ * another are a usage error, as the server would refuse them.
+ */
+static int
+quant_json(const struct sub *s, const struct quant_args *a, json_t **out)
+{
+	json_t *q;
+
+	*out = NULL;
+	if (a->type == NULL) {
+		if (a->segments || a->quantile > 0 || a->always_ram)
+			return ctl_usage_error(s->usage, "--segments, "
+			    "--quantile and --always-ram go with "
+			    "--quantization");
+		return CTL_OK;
+	}
+	if (a->segments && strcmp(a->type, "product") != 0)
+		return ctl_usage_error(s->usage, "--segments goes with "
+		    "--quantization product");
+	if (strcmp(a->type, "none") == 0 && (a->quantile > 0 ||
+	    a->always_ram))
+		return ctl_usage_error(s->usage, "--quantization none takes "
+		    "no --quantile or --always-ram");
+	if ((q = json_pack("{s:s}", "type", a->type)) == NULL)
+		return CTL_FAIL;
+	if (a->quantile > 0)
+		json_object_set_new(q, "quantile", json_real(a->quantile));
+	if (a->always_ram)
+		json_object_set_new(q, "always_ram", json_true());
+	if (a->segments)
+		json_object_set_new(q, "segments", json_integer(a->segments));
+	*out = q;
+	return CTL_OK;
+}
+
+/* A config's quantization in words: "none", "scalar", "product, 2
+ * segments", with ", always in RAM" (caller frees). */
+static char *
+quant_text(const json_t *q)
+{
+	const char *t = json_string_value(json_object_get(q, "type"));
+	json_t *seg = json_object_get(q, "segments");
+	char buf[128], *out;
+	size_t n;
+
+	n = (size_t) snprintf(buf, sizeof(buf), "%.32s", t ? t : "-");
+	if (json_is_integer(seg))
+		n += (size_t) snprintf(buf + n, sizeof(buf) - n,
+		    ", %lld segments", (long long) json_integer_value(seg));
+	if (json_is_true(json_object_get(q, "always_ram")))
+		snprintf(buf + n, sizeof(buf) - n, ", always in RAM");
+	if ((out = strdup(buf)) == NULL) {
+		ctl_errorf("out of memory");
+		exit(CTL_FAIL);
+	}
+	return out;
+}
+
 /* The body of collections create from its flags. */
 struct create_args {
 	long dim, m, efc;
 	const char *metric;
+	struct quant_args q;
 };
 
 /* Parse collections create's flags. */
@@ -369,6 +494,7 @@ create_parse(const struct sub *s, int argc, char **argv,
 		{ "metric", required_argument, NULL, 'M' },
 		{ "m", required_argument, NULL, 'm' },
 		{ "ef-construction", required_argument, NULL, 'e' },
+		QUANT_OPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -389,7 +515,9 @@ create_parse(const struct sub *s, int argc, char **argv,
 				    "'%s'", optarg);
 			break;
 		case 'h': fputs(s->usage, stdout); return -1;
-		default: return CTL_USAGE;
+		default:
+			if ((rv = quant_opt(s, opt, optarg, &a->q)) == 1)
+				return CTL_USAGE;
 		}
 	if (rv != CTL_OK)
 		return rv;
@@ -404,30 +532,124 @@ create_parse(const struct sub *s, int argc, char **argv,
 static int
 coll_create(struct ctl *c, const struct sub *s, int argc, char **argv)
 {
-	struct create_args a = { 0, 0, 0, "cosine" };
-	json_t *body, *data;
+	struct create_args a = { 0, 0, 0, "cosine", { NULL, 0, 0, 0 } };
+	json_t *body, *data, *q;
+	char *qt;
 	int rv;
 
-	if ((rv = create_parse(s, argc, argv, &a)) != CTL_OK)
+	if ((rv = create_parse(s, argc, argv, &a)) != CTL_OK ||
+	    (rv = quant_json(s, &a.q, &q)) != CTL_OK)
 		return rv < 0 ? CTL_OK : rv;
 	body = json_pack("{s:s, s:I, s:s, s:{s:I, s:I}}", "name",
 	    argv[optind], "dimension", (json_int_t) a.dim, "distance_metric",
 	    a.metric, "index_config", "max_connections", (json_int_t) a.m,
 	    "ef_construction", (json_int_t) a.efc);
+	if (q != NULL)
+		json_object_set_new(body, "quantization", q);
 	rv = ctl_call(c, "POST", "collections", body, &data);
 	json_decref(body);
 	if (rv != CTL_OK)
 		return rv;
-	if (c->json)
+	if (c->json) {
 		ctl_print_json(data);
-	else
-		printf("created collection '%s' (dimension %lld, %s)\n",
+	} else {
+		q = json_object_get(data, "quantization");
+		qt = quant_text(q);
+		printf("created collection '%s' (dimension %lld, %s%s%s)\n",
 		    json_string_value(json_object_get(data, "name")),
 		    json_integer_value(json_object_get(data, "dimension")),
 		    json_string_value(json_object_get(data,
-		    "distance_metric")));
+		    "distance_metric")), strcmp(qt, "none") ? ", quantization "
+		    : "", strcmp(qt, "none") ? qt : "");
+		free(qt);
+	}
 	json_decref(data);
 	return CTL_OK;
+}
+
+/* Parse collections update's flags: one NAME and --quantization. */
+static int
+update_parse(const struct sub *s, int argc, char **argv,
+    struct quant_args *a)
+{
+	static const struct option opts[] = {
+		QUANT_OPTS,
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt, rv = CTL_OK;
+
+	optind = 0;
+	while (rv == CTL_OK && (opt = opt_next(s, argc, argv, opts)) != -1) {
+		if (opt == 'h') {
+			fputs(s->usage, stdout);
+			return -1;
+		}
+		if ((rv = quant_opt(s, opt, optarg, a)) == 1)
+			return CTL_USAGE;
+	}
+	if (rv != CTL_OK)
+		return rv;
+	if (argc - optind != 1)
+		return ctl_usage_error(s->usage, "update takes one NAME");
+	if (a->type == NULL)
+		return ctl_usage_error(s->usage, "--quantization is required "
+		    "(the only setting that can be changed)");
+	return CTL_OK;
+}
+
+/* collections update NAME --quantization ...: PATCH, print the result. */
+static int
+coll_update(struct ctl *c, const struct sub *s, int argc, char **argv)
+{
+	struct quant_args a = { NULL, 0, 0, 0 };
+	json_t *body, *data, *q;
+	char *qt;
+	int rv;
+
+	if ((rv = update_parse(s, argc, argv, &a)) != CTL_OK ||
+	    (rv = quant_json(s, &a, &q)) != CTL_OK)
+		return rv < 0 ? CTL_OK : rv;
+	body = json_pack("{s:o}", "quantization", q);
+	rv = coll_call(c, "PATCH", argv[optind], NULL, body, &data);
+	json_decref(body);
+	if (rv != CTL_OK)
+		return rv;
+	if (c->json) {
+		ctl_print_json(data);
+	} else {
+		qt = quant_text(json_object_get(data, "quantization"));
+		printf("collection '%s': quantization %s (the index is rebuilt "
+		    "on it in the background)\n", argv[optind], qt);
+		free(qt);
+	}
+	json_decref(data);
+	return CTL_OK;
+}
+
+/* The quantization rows of collections info: the setting, the codes in
+ * force, and the index's memory by kind. */
+static void
+quant_rows(struct ctl_table *t, const json_t *d)
+{
+	static const char *const rows[][2] = {
+		{ "quant_in_force", "in_force" },
+		{ "code_bytes", "code_bytes" },
+		{ "link_bytes", "link_bytes" },
+		{ "original_bytes", "original_bytes" },
+	};
+	const json_t *st = json_object_get(json_object_get(d, "stats"),
+	    "quantization");
+	char *v = quant_text(json_object_get(json_object_get(d, "config"),
+	    "quantization"));
+
+	ctl_table_row(t, "quantization", v);
+	free(v);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		v = ctl_json_text(json_object_get(st, rows[i][1]));
+		ctl_table_row(t, rows[i][0], v);
+		free(v);
+	}
 }
 
 /* The FIELD VALUE rows of collections info. */
@@ -468,6 +690,7 @@ info_rows(struct ctl_table *t, const json_t *d)
 		ctl_table_row(t, ixk[i], v);
 		free(v);
 	}
+	quant_rows(t, d);
 	v = ctl_json_text(json_object_get(d, "payload_schema"));
 	ctl_table_row(t, "payload_indexes", v);
 	free(v);
@@ -551,10 +774,8 @@ ctl_collections(struct ctl *c, int argc, char **argv)
 {
 	static const struct sub subs[] = {
 		{ "list", "usage: vecdbctl collections list\n", coll_list },
-		{ "create", "usage: vecdbctl collections create NAME --dim N "
-		    "[--metric cosine|euclidean|dot|manhattan]\n"
-		    "                                [--m M] "
-		    "[--ef-construction E]\n", coll_create },
+		{ "create", CREATE_USAGE, coll_create },
+		{ "update", UPDATE_USAGE, coll_update },
 		{ "info", "usage: vecdbctl collections info NAME\n",
 		    coll_info },
 		{ "delete", "usage: vecdbctl collections delete NAME\n",
@@ -563,7 +784,8 @@ ctl_collections(struct ctl *c, int argc, char **argv)
 		    coll_compact },
 	};
 
-	return family(c, COLL_USAGE, subs, 5, argc, argv);
+	return family(c, COLL_USAGE, subs, sizeof(subs) / sizeof(subs[0]),
+	    argc, argv);
 }
 
 /* ===== snapshot ===== */

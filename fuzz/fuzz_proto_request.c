@@ -33,6 +33,12 @@ body_decode(const struct proto_request *q)
 		(void) proto_target_decode(q->method, b, n, &t);
 		break;
 	}
+	case PROTO_SET_QUANTIZATION: {
+		char coll[VECDB_NAME_MAX + 1];
+		vecdb_quant_config qc;
+		(void) proto_set_quantization_decode(b, n, coll, &qc);
+		break;
+	}
 	case PROTO_WRITE: {
 		struct proto_write *w;
 		if (proto_write_decode(b, n, &w) == VECDB_OK)

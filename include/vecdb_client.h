@@ -86,6 +86,19 @@ int vecdb_client_collection_list(vecdb_client *c, char ***names,
 /** Delete a collection. @return VECDB_OK, VECDB_ENOTFOUND. */
 int vecdb_client_collection_delete(vecdb_client *c, const char *name);
 
+/**
+ * Set, change or remove (type VECDB_QUANT_NONE) a collection's
+ * quantization, as vecdb_collection_set_quantization(): stored when the
+ * call returns (through a router, on every shard's primary), the index
+ * rebuilt in the background; vecdb_client_collection_get() shows the
+ * config with its defaults filled in and, in the stats, quant_in_force.
+ * @return VECDB_OK, VECDB_ENOTFOUND, VECDB_EINVAL (the setting, as
+ *	vecdb_collection_set_quantization() checks it), VECDB_EREADONLY
+ *	(sent to a replica).
+ */
+int vecdb_client_collection_set_quantization(vecdb_client *c,
+    const char *name, const vecdb_quant_config *q);
+
 /* ===== Points ===== */
 
 /**

@@ -107,6 +107,7 @@ is_write(uint32_t m)
 {
 	switch (m) {
 	case PROTO_CREATE_COLLECTION: case PROTO_DELETE_COLLECTION:
+	case PROTO_SET_QUANTIZATION:
 	case PROTO_WRITE: case PROTO_DELETE: case PROTO_SNAPSHOT_CREATE:
 	case PROTO_SNAPSHOT_DELETE: case PROTO_SNAPSHOT_RESTORE:
 	case PROTO_SNAPSHOT_UPLOAD:
@@ -131,7 +132,21 @@ key_ok(const char *want, const char *got)
 
 /* ===== Collections ===== */
 
-/* create, get, list, delete. */
+/* Set a collection's quantization. */
+static int
+do_set_quantization(struct node_rpc *r, const struct proto_request *q)
+{
+	char coll[VECDB_NAME_MAX + 1];
+	vecdb_quant_config qc;
+	int rv;
+
+	if ((rv = proto_set_quantization_decode(q->body, q->body_len, coll,
+	    &qc)) != VECDB_OK)
+		return rv;
+	return r->b->collection_set_quantization(r->b->ctx, coll, &qc);
+}
+
+/* create, get, list, delete, compact, set quantization. */
 static int
 do_collections(struct node_rpc *r, const struct proto_request *q,
     struct reply *out)
@@ -144,6 +159,8 @@ do_collections(struct node_rpc *r, const struct proto_request *q,
 	size_t n = 0;
 	int rv;
 
+	if (q->method == PROTO_SET_QUANTIZATION)
+		return do_set_quantization(r, q);
 	if (q->method == PROTO_CREATE_COLLECTION) {
 		if ((rv = proto_collection_create_decode(q->body, q->body_len,
 			 &c)) != VECDB_OK)
@@ -677,7 +694,7 @@ dispatch(struct node_rpc *r, struct worker *w, const struct proto_request *q,
 		return do_repl(r, w, q, out);
 	case PROTO_CREATE_COLLECTION: case PROTO_GET_COLLECTION:
 	case PROTO_LIST_COLLECTIONS: case PROTO_DELETE_COLLECTION:
-	case PROTO_COMPACT_COLLECTION:
+	case PROTO_COMPACT_COLLECTION: case PROTO_SET_QUANTIZATION:
 		return do_collections(r, q, out);
 	case PROTO_WRITE: case PROTO_DELETE: case PROTO_GET:
 		return do_points(r, q, out);

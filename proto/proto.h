@@ -74,6 +74,7 @@ enum proto_method {
 	PROTO_SNAPSHOT_READ,
 	PROTO_SNAPSHOT_UPLOAD,
 	PROTO_COMPACT_COLLECTION,
+	PROTO_SET_QUANTIZATION,
 	PROTO_METHOD_COUNT  /* one past the last method, not a method */
 };
 
@@ -167,6 +168,15 @@ int proto_collection_info_encode(const vecdb_collection_config *c,
     const vecdb_collection_stats *st, uint8_t **out, size_t *len);
 int proto_collection_info_decode(const uint8_t *buf, size_t len,
     vecdb_collection_config *c, vecdb_collection_stats *st);
+
+/* SetQuantization: a collection and its new quantization. Decode checks
+ * the name, the type's range and that the quantile is finite; the rest
+ * (quantile range, segments against the dimension, bits, binary on a
+ * metric) is the storage engine's to check. */
+int proto_set_quantization_encode(const char *coll,
+    const vecdb_quant_config *q, uint8_t **out, size_t *len);
+int proto_set_quantization_decode(const uint8_t *buf, size_t len,
+    char coll[VECDB_NAME_MAX + 1], vecdb_quant_config *q);
 
 /* ListCollectionsResult. Decoded names: free with vecdb_names_free(). */
 int proto_names_encode(char *const *names, size_t n, uint8_t **out,

@@ -26,6 +26,8 @@ config_to_pb(const vecdb_collection_config *c, Vecdb__CollectionConfig *pb)
 	pb->quantile = c->quantization.quantile;
 	pb->always_ram = c->quantization.always_ram != 0;
 	pb->created_at = c->created_at;
+	pb->segments = c->quantization.segments;
+	pb->bits = c->quantization.bits;
 }
 
 /* Check the enum fields of a CollectionConfig. */
@@ -38,7 +40,7 @@ config_check(const Vecdb__CollectionConfig *pb)
 	if ((unsigned)pb->vector_type > VECDB_UINT8)
 		return vdb_err(VECDB_EINVAL, "unknown vector type %d",
 		    (int)pb->vector_type);
-	if ((unsigned)pb->quantization > VECDB_QUANT_BINARY)
+	if ((unsigned)pb->quantization > VECDB_QUANT_PRODUCT)
 		return vdb_err(VECDB_EINVAL, "unknown quantization %d",
 		    (int)pb->quantization);
 	if (pb->dimension < 1 || pb->dimension > VECDB_DIM_MAX)
@@ -74,6 +76,8 @@ config_from_pb(const Vecdb__CollectionConfig *pb, vecdb_collection_config *c)
 	c->quantization.type = (vecdb_quant)pb->quantization;
 	c->quantization.quantile = pb->quantile;
 	c->quantization.always_ram = pb->always_ram != 0;
+	c->quantization.segments = pb->segments;
+	c->quantization.bits = pb->bits;
 	c->created_at = pb->created_at;
 	return VECDB_OK;
 }
@@ -133,6 +137,10 @@ proto_collection_info_encode(const vecdb_collection_config *c,
 	ps.optimizer_progress = st->optimizer_progress;
 	ps.compactions = st->compactions;
 	ps.indexing_rate = st->indexing_rate;
+	ps.quant_in_force = (Vecdb__Quantization)st->quant_in_force;
+	ps.code_bytes = st->code_bytes;
+	ps.link_bytes = st->link_bytes;
+	ps.original_bytes = st->original_bytes;
 	m.config = &pc;
 	m.stats = &ps;
 	return proto_pack(&m.base, out, len);
@@ -150,6 +158,9 @@ info_from_pb(const Vecdb__GetCollectionResult *m, vecdb_collection_config *c,
 		return rv;
 	if (ps == NULL)
 		return vdb_err(VECDB_EINVAL, "missing collection stats");
+	if ((unsigned)ps->quant_in_force > VECDB_QUANT_PRODUCT)
+		return vdb_err(VECDB_EINVAL, "unknown quantization in force %d",
+		    (int)ps->quant_in_force);
 	st->vector_count = ps->vector_count;
 	st->dimension = ps->dimension;
 	st->disk_bytes = ps->disk_bytes;
@@ -169,6 +180,10 @@ info_from_pb(const Vecdb__GetCollectionResult *m, vecdb_collection_config *c,
 	st->compactions = ps->compactions;
 	st->indexing_rate = isfinite(ps->indexing_rate) &&
 	    ps->indexing_rate >= 0 ? ps->indexing_rate : 0;
+	st->quant_in_force = (vecdb_quant)ps->quant_in_force;
+	st->code_bytes = ps->code_bytes;
+	st->link_bytes = ps->link_bytes;
+	st->original_bytes = ps->original_bytes;
 	return VECDB_OK;
 }
 
@@ -189,6 +204,70 @@ proto_collection_info_decode(const uint8_t *buf, size_t len,
 	if (rv == VECDB_OK) {
 		*c = cc;
 		*st = cs;
+	}
+	return rv;
+}
+
+/* ===== Quantization ===== */
+
+int
+proto_set_quantization_encode(const char *coll,
+    const vecdb_quant_config *q, uint8_t **out, size_t *len)
+{
+	Vecdb__SetQuantization m;
+
+	vecdb__set_quantization__init(&m);
+	m.collection = proto_str(coll);
+	m.quantization = (Vecdb__Quantization)q->type;
+	m.quantile = q->quantile;
+	m.always_ram = q->always_ram != 0;
+	m.segments = q->segments;
+	m.bits = q->bits;
+	return proto_pack(&m.base, out, len);
+}
+
+/* Ours from a SetQuantization. */
+static int
+set_quant_from_pb(const Vecdb__SetQuantization *m,
+    char coll[VECDB_NAME_MAX + 1], vecdb_quant_config *q)
+{
+	int rv;
+
+	if ((rv = proto_name_get(m->collection, VECDB_NAME_MAX, 1,
+	    "collection name", coll)) != VECDB_OK)
+		return rv;
+	if ((unsigned)m->quantization > VECDB_QUANT_PRODUCT)
+		return vdb_err(VECDB_EINVAL, "unknown quantization %d",
+		    (int)m->quantization);
+	if (!isfinite(m->quantile))
+		return vdb_err(VECDB_EINVAL, "quantile is not a finite "
+		    "number");
+	memset(q, 0, sizeof(*q));
+	q->type = (vecdb_quant)m->quantization;
+	q->quantile = m->quantile;
+	q->always_ram = m->always_ram != 0;
+	q->segments = m->segments;
+	q->bits = m->bits;
+	return VECDB_OK;
+}
+
+int
+proto_set_quantization_decode(const uint8_t *buf, size_t len,
+    char coll[VECDB_NAME_MAX + 1], vecdb_quant_config *q)
+{
+	char c[VECDB_NAME_MAX + 1];
+	ProtobufCMessage *pm;
+	vecdb_quant_config qc;
+	int rv;
+
+	if ((rv = proto_unpack(&vecdb__set_quantization__descriptor, buf, len,
+	    &pm)) != VECDB_OK)
+		return rv;
+	rv = set_quant_from_pb((Vecdb__SetQuantization *)pm, c, &qc);
+	proto_unpacked_free(pm);
+	if (rv == VECDB_OK) {
+		memcpy(coll, c, sizeof(c));
+		*q = qc;
 	}
 	return rv;
 }

@@ -82,6 +82,9 @@ search_to_pb(const vecdb_search_params *p, const char *filter,
 	pb->with_payload = p->with_payload != 0;
 	pb->with_vector = p->with_vector != 0;
 	pb->filter_json = proto_str(filter);
+	pb->quant_ignore = p->quant_ignore != 0;
+	pb->quant_no_rescore = p->quant_no_rescore != 0;
+	pb->oversampling = p->oversampling;
 }
 
 int
@@ -128,6 +131,13 @@ search_one_from_pb(const Vecdb__SearchParams *pb, size_t i,
 	if (pb->ef_search > VECDB_HNSW_EF_MAX)
 		return vdb_err(VECDB_EINVAL, "search %zu: ef_search %u over "
 		    "%d", i, pb->ef_search, VECDB_HNSW_EF_MAX);
+	/* the engine reads NaN or 0.5 as 1 and caps 1000 at ef's limit:
+	 * refused here, as the REST API refuses them */
+	if (pb->oversampling != 0 && !(pb->oversampling >= 1 &&
+	    pb->oversampling <= VECDB_OVERSAMPLING_MAX))
+		return vdb_err(VECDB_EINVAL, "search %zu: oversampling %g is "
+		    "not 0 or 1..%g", i, (double)pb->oversampling,
+		    (double)VECDB_OVERSAMPLING_MAX);
 	if ((rv = paging_check(pb->limit, pb->offset)) != VECDB_OK ||
 	    (rv = rows_get(pb->vector, pb->n_vector, (uint32_t)pb->n_vector,
 	    1, "search vector", &v, &rows)) != VECDB_OK)
@@ -140,6 +150,9 @@ search_one_from_pb(const Vecdb__SearchParams *pb, size_t i,
 	s->p.exact = pb->exact != 0;
 	s->p.with_payload = pb->with_payload != 0;
 	s->p.with_vector = pb->with_vector != 0;
+	s->p.quant_ignore = pb->quant_ignore != 0;
+	s->p.quant_no_rescore = pb->quant_no_rescore != 0;
+	s->p.oversampling = pb->oversampling;
 	return proto_filter_get(pb->filter_json, &s->filter_json);
 }
 

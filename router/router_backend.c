@@ -668,24 +668,51 @@ cl_collection_delete(void *ctx, const char *name)
 	return ddl(ctx, PROTO_DELETE_COLLECTION, rv, b, l, VECDB_ENOTFOUND);
 }
 
+/* Send one encoded body (owned) to every shard's primary: every one
+ * must succeed. */
+static int
+primaries(router *r, uint32_t method, int enc_rv, uint8_t *body, size_t len)
+{
+	router_topology *t = topo_get(r);
+	struct rcall *c = NULL;
+	int rv;
+
+	if ((rv = broadcast(r, t, method, 0, enc_rv, body, len, &c)) ==
+	    VECDB_OK)
+		rv = calls_check(c, t->n, VECDB_OK);
+	calls_free(c, t->n);
+	topo_put(r, t);
+	return rv;
+}
+
 /* Compact on every shard's primary; replicas compact on their own. */
 static int
 cl_collection_compact(void *ctx, const char *name)
 {
 	uint8_t *b = NULL;
 	size_t l = 0;
-	router *r = ctx;
-	router_topology *t = topo_get(r);
-	struct rcall *c = NULL;
 	int rv = proto_target_encode(PROTO_COMPACT_COLLECTION, name, NULL, 0,
 	    &b, &l);
 
-	if ((rv = broadcast(r, t, PROTO_COMPACT_COLLECTION, 0, rv, b, l,
-		 &c)) == VECDB_OK)
-		rv = calls_check(c, t->n, VECDB_OK);
-	calls_free(c, t->n);
-	topo_put(r, t);
-	return rv;
+	return primaries(ctx, PROTO_COMPACT_COLLECTION, rv, b, l);
+}
+
+/*
+ * Quantization on every shard's primary; replicas follow through the
+ * WAL. Every shard checks the setting against the same config, so a bad
+ * one is refused by all and changes nothing. XXX: a shard that cannot be
+ * reached keeps its old setting while the others change: the call fails
+ * (UNAVAILABLE) and may be repeated, as it is idempotent.
+ */
+static int
+cl_collection_set_quantization(void *ctx, const char *name,
+    const vecdb_quant_config *q)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_set_quantization_encode(name, q, &b, &l);
+
+	return primaries(ctx, PROTO_SET_QUANTIZATION, rv, b, l);
 }
 
 /* A payload index on every shard. */
@@ -726,6 +753,13 @@ stats_add(vecdb_collection_stats *sum, const vecdb_collection_stats *s)
 	sum->dead_count += s->dead_count;
 	sum->compactions += s->compactions;
 	sum->indexing_rate += s->indexing_rate;
+	sum->code_bytes += s->code_bytes;
+	sum->link_bytes += s->link_bytes;
+	sum->original_bytes += s->original_bytes;
+	/* In force on the collection when in force on every shard: until
+	 * then some searches still walk floats (or the old codes). */
+	if (s->quant_in_force != sum->quant_in_force)
+		sum->quant_in_force = VECDB_QUANT_NONE;
 	/* Compacting while any shard is; progress of the least advanced. */
 	if (s->optimizer == VECDB_OPTIMIZER_COMPACTING &&
 	    (sum->optimizer != VECDB_OPTIMIZER_COMPACTING ||
@@ -758,8 +792,10 @@ cl_collection_get(void *ctx, const char *name, vecdb_collection_config *cfg,
 		if ((rv = proto_collection_info_decode(c[i].resp->body,
 		    c[i].resp->body_len, i == 0 ? &c0 : &ci, &si)) != VECDB_OK)
 			break; /* si is not written */
-		if (i == 0)
+		if (i == 0) {
 			sum.dimension = si.dimension;
+			sum.quant_in_force = si.quant_in_force;
+		}
 		stats_add(&sum, &si);
 	}
 	if (rv == VECDB_OK && sum.dead_count > 0)
@@ -2144,6 +2180,7 @@ api_backend_cluster_init(struct api_backend *b, router *r)
 	b->collection_list = cl_collection_list;
 	b->collection_delete = cl_collection_delete;
 	b->collection_compact = cl_collection_compact;
+	b->collection_set_quantization = cl_collection_set_quantization;
 	b->write = cl_write;
 	b->delete = cl_delete;
 	b->get = cl_get;

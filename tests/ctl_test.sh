@@ -221,6 +221,51 @@ standalone() {
 	expect_in "big id row" "$out" "^18446744073709551615 "
 	rest DELETE "$u/collections/big" >/dev/null
 
+	# quantization: set at create, changed by update, shown by info
+	run 0 ctl --url "$u" collections create qp --dim 4 --metric euclidean \
+	    --quantization product --segments 2 --always-ram
+	expect_eq "create --quantization" "$out" \
+	    "created collection 'qp' (dimension 4, euclidean, quantization product, 2 segments, always in RAM)"
+	expect_eq "product in the config" \
+	    "$(rest GET "$u/collections/qp" | jq -c '.data.config.quantization | [.type, .segments, .bits, .always_ram]')" \
+	    '["product",2,8,true]'
+	run 0 ctl --url "$u" collections create qs --dim 4 --quantization scalar --quantile 0.9
+	expect_eq "scalar quantile" \
+	    "$(rest GET "$u/collections/qs" | jq -c '.data.config.quantization | [.type, (.quantile * 100 | round)]')" \
+	    '["scalar",90]'
+	run 0 ctl --url "$u" --json collections update qp --quantization product
+	expect_eq "update --json" "$(jq -c '.quantization | [.type, .segments, .always_ram]' <<<"$out")" \
+	    '["product",1,false]'
+	run 0 ctl --url "$u" collections update qp --quantization none
+	expect_eq "update to none" "$out" \
+	    "collection 'qp': quantization none (the index is rebuilt on it in the background)"
+	expect_eq "none in the config" "$(rest GET "$u/collections/qp" | jq -r .data.config.quantization.type)" none
+	run 1 ctl --url "$u" collections update qp --quantization binary
+	expect_eq "binary on euclidean" "$err" \
+	    "vecdbctl: INVALID_ARGUMENT: binary quantization needs a cosine or dot collection"
+	run 1 ctl --url "$u" collections update qp --quantization product --segments 5
+	expect_in "segments over the dimension" "$err" "^vecdbctl: INVALID_ARGUMENT: .*segments 5"
+	expect_eq "refusals change nothing" "$(rest GET "$u/collections/qp" | jq -r .data.config.quantization.type)" none
+	run 1 ctl --url "$u" collections update nope --quantization scalar
+	expect_eq "update unknown" "$err" "vecdbctl: NOT_FOUND: collection 'nope' not found"
+	run 2 ctl --url "$u" collections update qp
+	expect_in "update without --quantization" "$err" "--quantization is required"
+	run 2 ctl --url "$u" collections update qp --quantization scalar --quantile 0
+	expect_in "bad quantile" "$err" "--quantile '0' is not a number in \(0, 1\]"
+	run 2 ctl --url "$u" collections create x --dim 4 --quantization pq
+	expect_in "bad quantization" "$err" "unknown quantization 'pq'"
+	run 2 ctl --url "$u" collections create x --dim 4 --quantization scalar --segments 2
+	expect_in "segments without product" "$err" "--segments goes with --quantization product"
+	run 2 ctl --url "$u" collections create x --dim 4 --always-ram
+	expect_in "a flag without --quantization" "$err" "go with --quantization"
+	run 0 ctl --url "$u" collections info qs
+	expect_eq "info quantization row" "$(grep '^quantization ' <<<"$out" | tr -s ' ')" "quantization scalar"
+	expect_eq "info in force row" "$(grep '^quant_in_force ' <<<"$out" | tr -s ' ')" "quant_in_force none"
+	expect_in "info code_bytes row" "$out" "^code_bytes +[0-9]+$"
+	expect_in "info original_bytes row" "$out" "^original_bytes +[0-9]+$"
+	rest DELETE "$u/collections/qp" >/dev/null
+	rest DELETE "$u/collections/qs" >/dev/null
+
 	server_stop
 	run 1 ctl --url "$u" collections list
 	expect_in "unreachable" "$err" "^vecdbctl: cannot reach $u: "
@@ -234,6 +279,8 @@ standalone() {
 	    '[{"name":"bad","vectors":2},{"name":"items","vectors":3000}]'
 	VECDB_API_KEY=ro run 1 "$ctl_bin" --url "$url" collections delete items
 	expect_in "read-only key cannot write" "$err" "^vecdbctl: PERMISSION_DENIED: "
+	VECDB_API_KEY=ro run 1 "$ctl_bin" --url "$url" collections update items --quantization scalar
+	expect_in "read-only key cannot update" "$err" "^vecdbctl: PERMISSION_DENIED: "
 	server_stop
 }
 
@@ -353,6 +400,22 @@ cluster() {
 
 	run 0 "$ctl_bin" search items --vector 4,2,1,1234 --limit 3 --exact --json
 	expect_eq "router search" "$(jq -c '[.[].id]' <<<"$out")" '[1234,1233,1235]'
+
+	# quantization through the router: every shard's primary takes it
+	run 0 "$ctl_bin" collections update items --quantization product --segments 2
+	expect_eq "router update" "$out" \
+	    "collection 'items': quantization product, 2 segments (the index is rebuilt on it in the background)"
+	expect_eq "router config" \
+	    "$(rest GET "$rurl/collections/items" | jq -c '.data.config.quantization | [.type, .segments]')" \
+	    '["product",2]'
+	run 1 "$ctl_bin" collections update items --quantization binary
+	expect_in "router refusal" "$err" "^vecdbctl: INVALID_ARGUMENT: shard 0: binary quantization needs a cosine or dot collection"
+	run 0 "$ctl_bin" collections info items
+	expect_eq "router info quantization" "$(grep '^quantization ' <<<"$out" | tr -s ' ')" \
+	    "quantization product, 2 segments"
+	run 0 "$ctl_bin" search items --vector 4,2,1,1234 --limit 3 --exact --json
+	expect_eq "router search, quantized" "$(jq -c '[.[].id]' <<<"$out")" '[1234,1233,1235]'
+	run 0 "$ctl_bin" collections update items --quantization none
 
 	kill -KILL "${node_pid[1]}"
 	wait "${node_pid[1]}" 2>/dev/null || true

@@ -2295,6 +2295,343 @@ START_TEST(unknown_fields_are_400_naming_them)
 }
 END_TEST
 
+/* ===== Quantization ===== */
+
+/* config.quantization of GET /collections/:name (new reference). */
+static json_t *
+quant_of(const char *name)
+{
+	char path[128];
+	json_t *d, *q;
+
+	snprintf(path, sizeof(path), "/collections/%s", name);
+	d = call(200, "GET", path, NULL);
+	q = json_incref(json_object_get(json_object_get(d, "config"),
+	    "quantization"));
+	json_decref(d);
+	return q;
+}
+
+/* Is quantization q of type t, with segments seg (0: no segments and
+ * bits shown, as for every type but product)? */
+static void
+quant_expect(const json_t *q, const char *t, int seg, const char *what)
+{
+	ck_assert_msg(json_is_object(q), "%s: no quantization object", what);
+	ck_assert_msg(strcmp(json_string_value(json_object_get(q, "type")),
+	    t) == 0, "%s: type %s, expected %s", what, json_string_value(
+	    json_object_get(q, "type")), t);
+	ck_assert_msg(json_is_number(json_object_get(q, "quantile")) &&
+	    json_is_boolean(json_object_get(q, "always_ram")),
+	    "%s: quantile and always_ram are shown", what);
+	if (seg == 0) {
+		ck_assert_msg(json_object_get(q, "segments") == NULL &&
+		    json_object_get(q, "bits") == NULL, "%s: segments or bits "
+		    "shown for %s", what, t);
+		return;
+	}
+	ck_assert_msg(int_of(q, "segments") == seg, "%s: segments %lld, "
+	    "expected %d", what, (long long) int_of(q, "segments"), seg);
+	ck_assert_int_eq(int_of(q, "bits"), 8);
+}
+
+/*
+ * Every accepted form of "quantization" at create, as create echoes it
+ * and GET shows it (defaults filled in: product segments ceil(dim / 8),
+ * Qdrant's compression xR dim * 4 / R of them), and the stats' split.
+ */
+START_TEST(quantization_forms_round_trip_through_get)
+{
+	static const struct {
+		const char *name, *metric, *quant, *type;
+		int seg;
+	} c[] = {
+		{ "q_none", "cosine", "\"none\"", "none", 0 },
+		{ "q_null", "cosine", "null", "none", 0 },
+		{ "q_scalar", "euclidean", "\"scalar\"", "scalar", 0 },
+		{ "q_binary", "cosine", "\"binary\"", "binary", 0 },
+		{ "q_bin_dot", "dot_product", "{\"type\": \"binary\"}",
+		    "binary", 0 },
+		{ "q_product", "euclidean", "\"product\"", "product", 1 },
+		{ "q_typed", "manhattan", "{\"type\": \"product\", "
+		    "\"segments\": 4, \"bits\": 8, \"always_ram\": true}",
+		    "product", 4 },
+		{ "q_qd_scalar", "euclidean", "{\"scalar\": {\"type\": "
+		    "\"int8\", \"quantile\": 0.9, \"always_ram\": true}}",
+		    "scalar", 0 },
+		{ "q_qd_binary", "cosine", "{\"binary\": {\"always_ram\": "
+		    "true}}", "binary", 0 },
+		{ "q_x4", "euclidean", "{\"product\": {\"compression\": "
+		    "\"x4\"}}", "product", 8 },
+		{ "q_x16", "euclidean", "{\"product\": {\"compression\": "
+		    "\"x16\", \"always_ram\": false}}", "product", 2 },
+		{ "q_x64", "euclidean", "{\"product\": {\"compression\": "
+		    "\"x64\"}}", "product", 1 },
+	};
+	char body[512], path[128];
+	json_t *d, *q, *st;
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		snprintf(body, sizeof(body), "{\"name\": \"%s\", \"dimension\":"
+		    " %d, \"distance_metric\": \"%s\", \"quantization\": %s}",
+		    c[i].name, DIM, c[i].metric, c[i].quant);
+		d = call(200, "POST", "/collections", body);
+		quant_expect(json_object_get(d, "quantization"), c[i].type,
+		    c[i].seg, c[i].name);
+		json_decref(d);
+		q = quant_of(c[i].name);
+		quant_expect(q, c[i].type, c[i].seg, c[i].name);
+		json_decref(q);
+	}
+	q = quant_of("q_typed");
+	ck_assert(json_is_true(json_object_get(q, "always_ram")));
+	json_decref(q);
+	q = quant_of("q_qd_scalar");
+	ck_assert(fabs(json_number_value(json_object_get(q, "quantile")) -
+	    0.9) < 1e-6);
+	ck_assert(json_is_true(json_object_get(q, "always_ram")));
+	json_decref(q);
+
+	/* the stats: nothing trained on a few points, every figure there */
+	coll_fill("q_filled", M_L2);
+	ok("PATCH", "/collections/q_filled", "{\"quantization\": "
+	    "\"scalar\"}");
+	snprintf(path, sizeof(path), "/collections/q_filled");
+	d = call(200, "GET", path, NULL);
+	st = json_object_get(json_object_get(d, "stats"), "quantization");
+	ck_assert_msg(json_is_object(st), "stats.quantization is missing");
+	ck_assert_str_eq(json_string_value(json_object_get(st, "in_force")),
+	    "none");
+	ck_assert_int_ge(int_of(st, "code_bytes"), 0);
+	ck_assert_int_ge(int_of(st, "link_bytes"), 0);
+	ck_assert_int_ge(int_of(st, "original_bytes"), 0);
+	json_decref(d);
+}
+END_TEST
+
+/* Bad quantization at create: 400 naming what is wrong, nothing made. */
+START_TEST(quantization_errors_are_400_and_create_nothing)
+{
+	static const struct {
+		const char *metric, *quant, *says;
+	} bad[] = {
+		{ "euclidean", "\"binary\"", "binary" },
+		{ "manhattan", "{\"binary\": {}}", "binary" },
+		{ "cosine", "\"pq\"", "unknown quantization 'pq'" },
+		{ "cosine", "{\"type\": \"int8\"}", "unknown quantization "
+		    "type 'int8'" },
+		{ "cosine", "{\"lattice\": {}}", "unknown quantization "
+		    "'lattice'" },
+		{ "cosine", "5", "'quantization' must be" },
+		{ "cosine", "{\"scalar\": {}, \"binary\": {}}",
+		    "'quantization' must be" },
+		{ "cosine", "{\"type\": \"product\", \"segments\": 0}",
+		    "'segments'" },
+		{ "cosine", "{\"type\": \"product\", \"segments\": 9}",
+		    "segments 9" },
+		{ "cosine", "{\"type\": \"product\", \"segments\": \"2\"}",
+		    "'segments'" },
+		{ "cosine", "{\"type\": \"product\", \"bits\": 4}", "'bits'" },
+		{ "cosine", "{\"type\": \"scalar\", \"segments\": 2}",
+		    "'segments' is a setting of product" },
+		{ "cosine", "{\"type\": \"scalar\", \"quantile\": \"high\"}",
+		    "'quantile'" },
+		{ "cosine", "{\"type\": \"scalar\", \"quantile\": 1.5}",
+		    "quantile" },
+		{ "cosine", "{\"type\": \"scalar\", \"always_ram\": 1}",
+		    "'always_ram'" },
+		{ "cosine", "{\"product\": {\"compression\": \"x3\"}}",
+		    "'quantization.product.compression'" },
+		{ "cosine", "{\"product\": {\"compression\": 16}}",
+		    "'quantization.product.compression'" },
+		{ "cosine", "{\"product\": {\"segments\": 2}}",
+		    "unknown field \"quantization.product.segments\"" },
+		{ "cosine", "{\"scalar\": {\"type\": \"int4\"}}",
+		    "'quantization.scalar.type' must be int8" },
+		{ "cosine", "{\"binary\": {\"quantile\": 0.5}}",
+		    "unknown field \"quantization.binary.quantile\"" },
+		{ "cosine", "{\"scalar\": 3}",
+		    "'quantization.scalar' must be an object" },
+	};
+	char body[512];
+	json_t *d;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(body, sizeof(body), "{\"name\": \"bad\", \"dimension\":"
+		    " %d, \"distance_metric\": \"%s\", \"quantization\": %s}",
+		    DIM, bad[i].metric, bad[i].quant);
+		expect_400_saying("POST", "/collections", body, bad[i].says);
+	}
+	d = call(200, "GET", "/collections", NULL);
+	ck_assert_int_eq(json_array_size(d), 0);
+	json_decref(d);
+}
+END_TEST
+
+/* PATCH {quantization} and answer its config: the whole config as GET
+ * shows it. */
+static void
+patch_expect(const char *coll, const char *body, const char *t, int seg)
+{
+	char path[128];
+	json_t *d, *q;
+
+	snprintf(path, sizeof(path), "/collections/%s", coll);
+	d = call(200, "PATCH", path, body);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "name")), coll);
+	ck_assert_int_eq(int_of(d, "dimension"), DIM);
+	quant_expect(json_object_get(d, "quantization"), t, seg, body);
+	json_decref(d);
+	q = quant_of(coll);
+	quant_expect(q, t, seg, body);
+	json_decref(q);
+}
+
+/* A search of Q[q] with "params": params (JSON text), checked against
+ * the naive answer. */
+static void
+search_params_check(const char *coll, int m, int q, int limit,
+    const char *params)
+{
+	struct ref c[N];
+	double qd[DIM];
+	char path[128];
+	json_t *b = json_pack("{s:o, s:i, s:i}", "vector", vec_json(Q[q]),
+	    "limit", limit, "ef_search", EF), *hits;
+
+	json_object_set_new(b, "params", filter_json(params));
+	snprintf(path, sizeof(path), "/collections/%s/search", coll);
+	hits = callj(200, "POST", path, b);
+	to_double(Q[q], qd);
+	ranked_check(hits, c, search_refs(m, qd, NULL, c), (size_t) limit, 0,
+	    params);
+	json_decref(hits);
+}
+
+START_TEST(patch_sets_changes_and_removes_quantization)
+{
+	json_t *q;
+
+	coll_fill("pq", M_L2);
+	patch_expect("pq", "{\"quantization\": \"scalar\"}", "scalar", 0);
+	patch_expect("pq", "{\"quantization_config\": {\"product\": "
+	    "{\"compression\": \"x8\"}}}", "product", 4);
+	search_params_check("pq", M_L2, 0, 10, "{\"quantization\": "
+	    "{\"oversampling\": 3}}");
+	/* refused: binary on euclidean, segments past the dimension */
+	expect_400_saying("PATCH", "/collections/pq", "{\"quantization\": "
+	    "\"binary\"}", "binary");
+	expect_400_saying("PATCH", "/collections/pq", "{\"quantization\": "
+	    "{\"type\": \"product\", \"segments\": 9}}", "segments 9");
+	expect_400_saying("PATCH", "/collections/pq", "{\"quantization\": "
+	    "\"pq\"}", "unknown quantization 'pq'");
+	/* nothing else of a collection can be changed */
+	expect_400_saying("PATCH", "/collections/pq", "{\"quantization\": "
+	    "\"scalar\", \"dimension\": 4}", "unknown field \"dimension\": "
+	    "only 'quantization' can be changed");
+	expect_400_saying("PATCH", "/collections/pq", "{}",
+	    "'quantization' is required");
+	expect_400_saying("PATCH", "/collections/pq", "{\"quantization\": "
+	    "\"scalar\", \"quantization_config\": \"scalar\"}",
+	    "the same field");
+	expect_err(400, "INVALID_ARGUMENT", "PATCH", "/collections/pq", "[]");
+	q = quant_of("pq");
+	quant_expect(q, "product", 4, "after the refusals");
+	json_decref(q);
+	expect_err(404, "NOT_FOUND", "PATCH", "/collections/nope",
+	    "{\"quantization\": \"scalar\"}");
+	patch_expect("pq", "{\"quantization\": {\"type\": \"product\", "
+	    "\"segments\": 8, \"always_ram\": true}}", "product", 8);
+	patch_expect("pq", "{\"quantization\": null}", "none", 0);
+	patch_expect("pq", "{\"quantization\": {\"scalar\": {\"quantile\": "
+	    "0.95}}}", "scalar", 0);
+	patch_expect("pq", "{\"quantization\": \"none\"}", "none", 0);
+	/* the points are all there, searched as before */
+	ck_assert_int_eq(count("pq", NULL), N);
+	search_check("pq", M_L2, 1, 10, 0, NULL);
+}
+END_TEST
+
+/*
+ * params.quantization on a quantized collection: results stay right (a
+ * few hundred points are searched on floats until the index trains on
+ * 4096), and bad values are 400 naming them, alone or in a batch.
+ */
+START_TEST(search_quantization_params)
+{
+	static const char *const good[] = {
+		"{\"quantization\": {\"ignore\": true}}",
+		"{\"quantization\": {\"rescore\": false}}",
+		"{\"quantization\": {\"ignore\": false, \"rescore\": true, "
+		    "\"oversampling\": 2.5}}",
+		"{\"quantization\": {\"oversampling\": 1}, \"hnsw_ef\": 64}",
+		"{\"quantization\": {\"oversampling\": 100}, \"exact\": true}",
+		"{\"quantization\": null}",
+	};
+	static const struct {
+		const char *params, *says;
+	} bad[] = {
+		{ "{\"quantization\": {\"oversampling\": 0.5}}",
+		    "params.quantization.oversampling must be between 1 and "
+		    "100" },
+		{ "{\"quantization\": {\"oversampling\": 101}}",
+		    "oversampling must be between 1 and 100" },
+		{ "{\"quantization\": {\"oversampling\": 0}}",
+		    "oversampling must be between 1 and 100" },
+		{ "{\"quantization\": {\"oversampling\": \"2\"}}",
+		    "oversampling must be between 1 and 100" },
+		{ "{\"quantization\": {\"ignore\": 1}}", "'ignore'" },
+		{ "{\"quantization\": {\"rescore\": \"no\"}}", "'rescore'" },
+		{ "{\"quantization\": {\"ignore\": true, \"rescore\": "
+		    "false}}", "contradict" },
+		{ "{\"quantization\": {\"oversample\": 2}}",
+		    "unknown field \"params.quantization.oversample\"" },
+		{ "{\"quantization\": true}",
+		    "'params.quantization' must be an object" },
+	};
+	char body[512];
+	json_t *d, *one;
+
+	coll_fill("sq", M_COS);
+	ok("PATCH", "/collections/sq", "{\"quantization\": \"binary\"}");
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		search_params_check("sq", M_COS, (int) i % NQ, 7, good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(body, sizeof(body), "{\"vector\": " VEC8 ", "
+		    "\"params\": %s}", bad[i].params);
+		expect_400_saying("POST", "/collections/sq/search", body,
+		    bad[i].says);
+		snprintf(body, sizeof(body), "{\"searches\": [{\"vector\": "
+		    VEC8 "}, {\"vector\": " VEC8 ", \"params\": %s}]}",
+		    bad[i].params);
+		expect_400_saying("POST", "/collections/sq/points/search/batch",
+		    body, "searches[1]: ");
+		expect_400_saying("POST", "/collections/sq/points/search/batch",
+		    body, bad[i].says);
+	}
+
+	/* the batch: each search with its own params, as alone */
+	d = call(200, "POST", "/collections/sq/points/search/batch",
+	    "{\"searches\": [{\"vector\": " VEC8 ", \"limit\": 4, \"params\": "
+	    "{\"quantization\": {\"rescore\": false}}}, {\"vector\": " VEC8 ", "
+	    "\"limit\": 3, \"params\": {\"quantization\": {\"oversampling\": "
+	    "4}}}]}");
+	ck_assert_int_eq(json_array_size(d), 2);
+	one = call(200, "POST", "/collections/sq/search", "{\"vector\": " VEC8
+	    ", \"limit\": 4, \"params\": {\"quantization\": {\"rescore\": "
+	    "false}}}");
+	ck_assert_msg(json_equal(one, json_array_get(d, 0)), "batch search 0 "
+	    "differs from the single search");
+	json_decref(one);
+	one = call(200, "POST", "/collections/sq/search", "{\"vector\": " VEC8
+	    ", \"limit\": 3}");
+	ck_assert_msg(json_equal(one, json_array_get(d, 1)), "batch search 1 "
+	    "differs from the single search");
+	json_decref(one);
+	json_decref(d);
+}
+END_TEST
+
 /* Checked fixture: a server with a 1 KiB body limit. */
 static void
 up_small(void)
@@ -2422,6 +2759,10 @@ START_TEST(api_key_is_required_except_for_health)
 	json_decref(call_on(&S, 200, "GET", "/health", NULL, H_WRONG));
 	expect_err_on(&S, 401, "UNAUTHENTICATED", "DELETE", "/collections/a",
 	    NULL, H_WRONG);
+	expect_err_on(&S, 401, "UNAUTHENTICATED", "PATCH", "/collections/a",
+	    "{\"quantization\": \"scalar\"}", NULL);
+	ok_h("PATCH", "/collections/a", "{\"quantization\": \"scalar\"}",
+	    H_KEY);
 	ok_h("GET", "/collections/a/vectors/1", NULL, H_KEY);
 }
 END_TEST
@@ -2467,6 +2808,8 @@ START_TEST(read_only_key_can_read_but_not_write)
 	    "{\"name\": \"b\", \"dimension\": 8}", H_RO);
 	expect_err_on(&S, 403, "PERMISSION_DENIED", "DELETE",
 	    "/collections/a", NULL, H_RO);
+	expect_err_on(&S, 403, "PERMISSION_DENIED", "PATCH",
+	    "/collections/a", "{\"quantization\": \"scalar\"}", H_RO);
 	expect_err_on(&S, 403, "PERMISSION_DENIED", "POST",
 	    "/collections/a/snapshots", NULL, H_RO);
 	d = call_on(&S, 200, "POST", "/collections/a/points/count", "{}",
@@ -2641,6 +2984,11 @@ rest_suite(void)
 	add(tc, escaped_paths_reach_no_other_collection, NULL);
 	add(tc, over_deep_json_is_400_and_server_stays_up, NULL);
 	add(tc, unknown_fields_are_400_naming_them, NULL);
+	tc = tcase(s, "quantization", up);
+	add(tc, quantization_forms_round_trip_through_get, NULL);
+	add(tc, quantization_errors_are_400_and_create_nothing, NULL);
+	add(tc, patch_sets_changes_and_removes_quantization, NULL);
+	add(tc, search_quantization_params, NULL);
 	tc = tcase(s, "body limit", up_small);
 	add(tc, body_over_max_body_is_413, NULL);
 	tc = tcase(s, "api keys", up_auth);

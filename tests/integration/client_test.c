@@ -315,6 +315,75 @@ START_TEST(queries_match_a_scan)
 }
 END_TEST
 
+/*
+ * Quantization set, changed and removed through the node; a bad setting
+ * changes nothing. NPTS points are too few to train on, so searches stay
+ * on floats and must be exact whatever the quantization params say.
+ */
+START_TEST(quantization_is_set_changed_and_removed)
+{
+	vecdb_quant_config q = { VECDB_QUANT_PRODUCT, 0, 1, 0, 0 };
+	vecdb_collection_config cfg;
+	vecdb_collection_stats st;
+	vecdb_search_params sp;
+	vecdb_records *r;
+	vecdb_client *c;
+	struct node n;
+	float qv[DIM];
+	uint64_t seed = 11;
+
+	node_start(&n);
+	OK(vecdb_client_connect(n.url, NULL, CALL_TIMEOUT_MS * 4, &c));
+	load(c);
+	OK(vecdb_client_collection_set_quantization(c, "c", &q));
+	OK(vecdb_client_collection_get(c, "c", &cfg, &st));
+	ck_assert_int_eq(cfg.quantization.type, VECDB_QUANT_PRODUCT);
+	ck_assert_uint_eq(cfg.quantization.segments, (DIM + 7) / 8);
+	ck_assert_uint_eq(cfg.quantization.bits, VECDB_PQ_BITS);
+	ck_assert_int_eq(cfg.quantization.always_ram, 1);
+	ck_assert_int_eq(st.quant_in_force, VECDB_QUANT_NONE);
+
+	memset(&sp, 0, sizeof(sp));
+	tu_rand_vector(&seed, qv, DIM);
+	sp.vector = qv;
+	sp.dim = DIM;
+	sp.limit = 5;
+	sp.oversampling = 4;
+	OK(vecdb_client_search(c, "c", &sp, NULL, &r));
+	check_hits(r, qv, 5);
+	vecdb_records_free(r);
+	sp.oversampling = 0.5f;
+	ck_assert_int_eq(vecdb_client_search(c, "c", &sp, NULL, &r),
+	    VECDB_EINVAL);
+	ck_assert_msg(strstr(vecdb_errmsg(), "oversampling") != NULL,
+	    "message: %s", vecdb_errmsg());
+
+	/* binary on a euclidean collection: refused, the config stays */
+	q.type = VECDB_QUANT_BINARY;
+	ck_assert_int_eq(vecdb_client_collection_set_quantization(c, "c", &q),
+	    VECDB_EINVAL);
+	ck_assert_msg(strstr(vecdb_errmsg(), "binary") != NULL,
+	    "message: %s", vecdb_errmsg());
+	q.type = VECDB_QUANT_PRODUCT;
+	q.segments = DIM + 1;
+	ck_assert_int_eq(vecdb_client_collection_set_quantization(c, "c", &q),
+	    VECDB_EINVAL);
+	OK(vecdb_client_collection_get(c, "c", &cfg, NULL));
+	ck_assert_int_eq(cfg.quantization.type, VECDB_QUANT_PRODUCT);
+	ck_assert_uint_eq(cfg.quantization.segments, (DIM + 7) / 8);
+	ck_assert_int_eq(vecdb_client_collection_set_quantization(c, "nope",
+	    &q), VECDB_ENOTFOUND);
+
+	memset(&q, 0, sizeof(q));
+	OK(vecdb_client_collection_set_quantization(c, "c", &q));
+	OK(vecdb_client_collection_get(c, "c", &cfg, NULL));
+	ck_assert_int_eq(cfg.quantization.type, VECDB_QUANT_NONE);
+	ck_assert_uint_eq(cfg.quantization.segments, 0);
+	vecdb_client_close(c);
+	node_stop(&n);
+}
+END_TEST
+
 START_TEST(errors_carry_the_server_message)
 {
 	vecdb_collection_config cfg;
@@ -390,6 +459,7 @@ main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, collections_and_points_round_trip);
 	tcase_add_test(tc, queries_match_a_scan);
+	tcase_add_test(tc, quantization_is_set_changed_and_removed);
 	tcase_add_test(tc, errors_carry_the_server_message);
 	tcase_add_test(tc, example_prints_its_hits);
 	suite_add_tcase(s, tc);

@@ -365,6 +365,81 @@ START_TEST(a_write_reads_back_from_the_primary_and_replicas_catch_up)
 }
 END_TEST
 
+/* Wait until default reads (a replica first) show c's quantization of
+ * type t (and segments seg, 0: none shown). */
+static void
+wait_quant(const char *t, int seg)
+{
+	uint64_t end = now_ms() + 10000;
+	json_t *d, *q;
+	int done;
+
+	for (;;) {
+		d = ok("GET", "/collections/c", NULL);
+		q = json_object_get(json_object_get(d, "config"),
+		    "quantization");
+		done = strcmp(json_string_value(json_object_get(q, "type")),
+		    t) == 0 && (seg == 0 || json_integer_value(
+		    json_object_get(q, "segments")) == seg);
+		json_decref(d);
+		if (done)
+			return;
+		ck_assert_msg(now_ms() < end, "reads never showed quantization "
+		    "%s", t);
+		usleep(20000);
+	}
+}
+
+/*
+ * A quantization change through the router, REST or binary, is made on
+ * every shard's primary, and replicas follow through the WAL; a replica
+ * asked directly refuses it, as any write.
+ */
+START_TEST(quantization_reaches_every_primary_and_replicas_follow)
+{
+	vecdb_quant_config q = { VECDB_QUANT_PRODUCT, 0, 0, 2, 0 };
+	int rep = srv_add_replica(&C, 0, NULL);
+	vecdb_collection_config cfg;
+	vecdb_client *cl, *rc;
+	char url[64];
+	json_t *d;
+
+	wait_member(0, rep, "replica");
+	wait_gauge("vecdb_router_shard_connected", 0, rep, "replica", 1);
+	d = ok("PATCH", "/collections/c", "{\"quantization\": \"scalar\"}");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(d,
+	    "quantization"), "type")), "scalar");
+	json_decref(d);
+	wait_quant("scalar", 0);
+
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", C.rpc_port);
+	ck_assert_int_eq(vecdb_client_connect(url, NULL, 5000, &cl), VECDB_OK);
+	ck_assert_int_eq(vecdb_client_collection_set_quantization(cl, "c", &q),
+	    VECDB_OK);
+	vecdb_client_read_options(cl, 1, 0);
+	ck_assert_int_eq(vecdb_client_collection_get(cl, "c", &cfg, NULL),
+	    VECDB_OK);
+	ck_assert_int_eq(cfg.quantization.type, VECDB_QUANT_PRODUCT);
+	ck_assert_uint_eq(cfg.quantization.segments, 2);
+	wait_quant("product", 2);
+	/* binary on euclidean: every shard refuses, nothing changes */
+	q.type = VECDB_QUANT_BINARY;
+	ck_assert_int_eq(vecdb_client_collection_set_quantization(cl, "c", &q),
+	    VECDB_EINVAL);
+	ck_assert_int_eq(vecdb_client_collection_set_quantization(cl, "nope",
+	    &q), VECDB_ENOTFOUND);
+	vecdb_client_close(cl);
+
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", rpc_port(rep));
+	ck_assert_int_eq(vecdb_client_connect(url, NULL, 5000, &rc), VECDB_OK);
+	q.type = VECDB_QUANT_NONE;
+	ck_assert_int_eq(vecdb_client_collection_set_quantization(rc, "c", &q),
+	    VECDB_EREADONLY);
+	vecdb_client_close(rc);
+	wait_quant("product", 2);
+}
+END_TEST
+
 /* Every id of a scroll answer (limit large enough for everything). */
 static json_t *
 scroll_ids(const char *body)
@@ -846,6 +921,7 @@ main(void)
 	tcase_add_test(tc, a_dead_replica_is_replaced_by_the_primary_within_the_deadline);
 	tcase_add_test(tc, a_hung_replica_leaves_time_for_the_primary);
 	tcase_add_test(tc, a_write_reads_back_from_the_primary_and_replicas_catch_up);
+	tcase_add_test(tc, quantization_reaches_every_primary_and_replicas_follow);
 	tcase_add_test(tc, allow_partial_answers_without_a_dead_shard_and_names_it);
 	tcase_add_test(tc, a_complete_answer_is_not_marked_partial);
 	tcase_add_test(tc, the_binary_api_takes_read_options_and_names_missing_shards);

@@ -70,6 +70,16 @@ f_coll_get(void *ctx, const char *name, vecdb_collection_config *cfg,
 }
 
 static int
+f_coll_set_quant(void *ctx, const char *name, const vecdb_quant_config *q)
+{
+	(void) ctx, (void) name;
+	if (q->type == VECDB_QUANT_BINARY)
+		return vdb_err(VECDB_EINVAL, "binary quantization needs a "
+		    "cosine or dot collection");
+	return VECDB_OK;
+}
+
+static int
 f_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
 {
 	(void) ctx, (void) coll, (void) op;
@@ -202,6 +212,7 @@ f_snap_create(void *ctx, const char *coll, const char *name,
 static const struct api_backend fake = {
 	.collection_create = f_coll_create,
 	.collection_get = f_coll_get,
+	.collection_set_quantization = f_coll_set_quant,
 	.write = f_write,
 	.delete = f_delete,
 	.get = f_get,
@@ -305,6 +316,24 @@ static const struct call calls[] = {
 	    "\"quantization\": {\"scalar\": {\"quantile\": 0.9}}}" },
 	{ "POST", "collections", { "collections" }, "{\"name\": \"c\", "
 	    "\"dimension\": 4, \"metric\": \"l2\"}" },
+	{ "POST", "collections", { "collections" }, "{\"name\": \"c\", "
+	    "\"dimension\": 4, \"quantization\": {\"product\": "
+	    "{\"compression\": \"x8\", \"always_ram\": true}}}" },
+	{ "POST", "collections", { "collections" }, "{\"name\": \"c\", "
+	    "\"dimension\": 4, \"quantization\": {\"type\": \"product\", "
+	    "\"segments\": 2, \"bits\": 8}}" },
+	{ "POST", "collections", { "collections" }, "{\"name\": \"c\", "
+	    "\"dimension\": 4, \"quantization\": {\"scalar\": {\"type\": "
+	    "\"int4\"}}}" },
+	{ "PATCH", "collections/:c", { "collections", "c" },
+	    "{\"quantization\": {\"scalar\": {\"type\": \"int8\", "
+	    "\"quantile\": 0.9}}}" },
+	{ "PATCH", "collections/:c", { "collections", "c" },
+	    "{\"quantization_config\": null}" },
+	{ "PATCH", "collections/:c", { "collections", "c" },
+	    "{\"quantization\": \"binary\"}" },
+	{ "PATCH", "collections/:c", { "collections", "c" },
+	    "{\"quantization\": \"scalar\", \"name\": \"d\"}" },
 	{ "POST", "collections/:c/vectors", C3("vectors"), "{\"id\": 1, "
 	    "\"data\": " V4 ", \"metadata\": {\"a\": [1, 2]}}" },
 	{ "POST", "collections/:c/vectors", C3("vectors"), "{\"id\": "
@@ -329,6 +358,14 @@ static const struct call calls[] = {
 	    "{\"must\": [{\"key\": \"a\", \"match\": {\"value\": 1}}]}}" },
 	{ "POST", "collections/:c/search", C3("search"), "{\"vector\": " V4
 	    ", \"fliter\": {}}" },
+	{ "POST", "collections/:c/search", C3("search"), "{\"vector\": " V4
+	    ", \"params\": {\"quantization\": {\"ignore\": false, "
+	    "\"rescore\": false, \"oversampling\": 2}}}" },
+	{ "POST", "collections/:c/search", C3("search"), "{\"vector\": " V4
+	    ", \"params\": {\"quantization\": {\"oversampling\": 0.5}}}" },
+	{ "POST", "collections/:c/points/search/batch", C3("points"),
+	    "{\"searches\": [{\"vector\": " V4 "}, {\"vector\": " V4 ", "
+	    "\"params\": {\"quantization\": {\"ignore\": true}}}]}" },
 	{ "POST", "collections/:c/points/search/batch", C3("points"),
 	    "{\"searches\": [{\"vector\": " V4 "}, {\"vector\": " V4 ", "
 	    "\"with_vector\": true}]}" },

@@ -241,7 +241,87 @@ START_TEST(collection_config_round_trips)
 	ck_assert(st2.optimizer_progress == 0.5);
 	ck_assert_uint_eq(st.compactions, st2.compactions);
 	ck_assert(st.indexing_rate == st2.indexing_rate);
+	ck_assert_int_eq(st2.quant_in_force, VECDB_QUANT_SCALAR);
+	ck_assert_uint_eq(st2.code_bytes, 11);
+	ck_assert_uint_eq(st2.link_bytes, 22);
+	ck_assert_uint_eq(st2.original_bytes, 33);
 	vdb_free(buf);
+	/* product, with its segments and bits */
+	c.quantization.type = VECDB_QUANT_PRODUCT;
+	c.quantization.segments = 2;
+	c.quantization.bits = VECDB_PQ_BITS;
+	st.quant_in_force = VECDB_QUANT_PRODUCT;
+	ck_assert_int_eq(proto_collection_create_encode(&c, &buf, &len), 0);
+	ck_assert_int_eq(proto_collection_create_decode(buf, len, &d), 0);
+	ck_assert_int_eq(memcmp(&c, &d, sizeof(c)), 0);
+	vdb_free(buf);
+	ck_assert_int_eq(proto_collection_info_encode(&c, &st, &buf, &len),
+	    0);
+	ck_assert_int_eq(proto_collection_info_decode(buf, len, &d, &st2), 0);
+	ck_assert_int_eq(memcmp(&c, &d, sizeof(c)), 0);
+	ck_assert_int_eq(st2.quant_in_force, VECDB_QUANT_PRODUCT);
+	vdb_free(buf);
+	/* a quantization past the last one is refused, in force or not */
+	st.quant_in_force = (vecdb_quant)(VECDB_QUANT_PRODUCT + 1);
+	ck_assert_int_eq(proto_collection_info_encode(&c, &st, &buf, &len),
+	    0);
+	ck_assert_int_eq(proto_collection_info_decode(buf, len, &d, &st2),
+	    VECDB_EINVAL);
+	vdb_free(buf);
+	c.quantization.type = (vecdb_quant)(VECDB_QUANT_PRODUCT + 1);
+	ck_assert_int_eq(proto_collection_create_encode(&c, &buf, &len), 0);
+	ck_assert_int_eq(proto_collection_create_decode(buf, len, &d),
+	    VECDB_EINVAL);
+	vdb_free(buf);
+}
+END_TEST
+
+START_TEST(set_quantization_round_trips_and_refuses_bad_fields)
+{
+	vecdb_quant_config q = { VECDB_QUANT_PRODUCT, 0.5f, 1, 3,
+		VECDB_PQ_BITS }, got;
+	char coll[VECDB_NAME_MAX + 1];
+	uint8_t *buf;
+	size_t len;
+
+	ck_assert_int_eq(proto_set_quantization_encode("c-1", &q, &buf, &len),
+	    VECDB_OK);
+	ck_assert_int_eq(proto_set_quantization_decode(buf, len, coll, &got),
+	    VECDB_OK);
+	ck_assert_str_eq(coll, "c-1");
+	ck_assert_int_eq(memcmp(&q, &got, sizeof(q)), 0);
+	vdb_free(buf);
+	/* removal: all zeros, an empty message */
+	memset(&q, 0, sizeof(q));
+	ck_assert_int_eq(proto_set_quantization_encode("c", &q, &buf, &len),
+	    VECDB_OK);
+	ck_assert_int_eq(proto_set_quantization_decode(buf, len, coll, &got),
+	    VECDB_OK);
+	ck_assert_int_eq(got.type, VECDB_QUANT_NONE);
+	vdb_free(buf);
+	q.type = (vecdb_quant)(VECDB_QUANT_PRODUCT + 1);
+	ck_assert_int_eq(proto_set_quantization_encode("c", &q, &buf, &len),
+	    VECDB_OK);
+	ck_assert_int_eq(proto_set_quantization_decode(buf, len, coll, &got),
+	    VECDB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "quantization"));
+	vdb_free(buf);
+	q.type = VECDB_QUANT_SCALAR;
+	q.quantile = NAN;
+	ck_assert_int_eq(proto_set_quantization_encode("c", &q, &buf, &len),
+	    VECDB_OK);
+	ck_assert_int_eq(proto_set_quantization_decode(buf, len, coll, &got),
+	    VECDB_EINVAL);
+	vdb_free(buf);
+	q.quantile = 0.9f;
+	ck_assert_int_eq(proto_set_quantization_encode("", &q, &buf, &len),
+	    VECDB_OK);
+	ck_assert_int_eq(proto_set_quantization_decode(buf, len, coll, &got),
+	    VECDB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "collection name"));
+	vdb_free(buf);
+	ck_assert_str_eq(proto_method_name(PROTO_SET_QUANTIZATION),
+	    "set_quantization");
 }
 END_TEST
 
@@ -591,8 +671,10 @@ START_TEST(search_round_trips)
 	size_t len;
 
 	memset(p, 0, sizeof(p));
-	p[0] = (vecdb_search_params){ vec4, 4, 10, 5, NULL, 128, 1, 1, 0, 0, 0, 0 };
-	p[1] = (vecdb_search_params){ vec4b, 4, 1, 0, NULL, 0, 0, 0, 1, 0, 0, 0 };
+	p[0] = (vecdb_search_params){ vec4, 4, 10, 5, NULL, 128, 1, 1, 0, 1, 0,
+		2.5f };
+	p[1] = (vecdb_search_params){ vec4b, 4, 1, 0, NULL, 0, 0, 0, 1, 0, 1,
+		0 };
 	ck_assert_int_eq(proto_search_encode("s", p, filters, 2, &buf, &len),
 	    0);
 	ck_assert_int_eq(proto_search_decode(buf, len, &s), VECDB_OK);
@@ -608,6 +690,9 @@ START_TEST(search_round_trips)
 		ck_assert_int_eq(a->exact, b->exact);
 		ck_assert_int_eq(a->with_payload, b->with_payload);
 		ck_assert_int_eq(a->with_vector, b->with_vector);
+		ck_assert_int_eq(a->quant_ignore, b->quant_ignore);
+		ck_assert_int_eq(a->quant_no_rescore, b->quant_no_rescore);
+		ck_assert(a->oversampling == b->oversampling);
 		ck_assert_ptr_null(b->filter);
 		str_eq(filters[i], s->s[i].filter_json);
 	}
@@ -644,6 +729,24 @@ START_TEST(search_limits_are_checked)
 	vdb_free(buf);
 	ck_assert_int_eq(proto_search_encode("s", &p, NULL, 0, &buf, &len), 0);
 	ck_assert_int_eq(proto_search_decode(buf, len, &s), VECDB_EINVAL);
+	vdb_free(buf);
+	/* oversampling: 0 or 1..VECDB_OVERSAMPLING_MAX */
+	p.vector = vec4;
+	p.limit = 1;
+	for (size_t i = 0; i < 4; i++) {
+		static const float bad[] = { 0.5f, 100.5f, NAN, -1 };
+		p.oversampling = bad[i];
+		ck_assert_int_eq(proto_search_encode("s", &p, NULL, 1, &buf,
+		    &len), 0);
+		ck_assert_int_eq(proto_search_decode(buf, len, &s),
+		    VECDB_EINVAL);
+		ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "oversampling"));
+		vdb_free(buf);
+	}
+	p.oversampling = VECDB_OVERSAMPLING_MAX;
+	ck_assert_int_eq(proto_search_encode("s", &p, NULL, 1, &buf, &len), 0);
+	ck_assert_int_eq(proto_search_decode(buf, len, &s), VECDB_OK);
+	proto_search_free(s);
 	vdb_free(buf);
 }
 END_TEST
@@ -1011,13 +1114,23 @@ d_snaps(const uint8_t *b, size_t l)
 	return rv;
 }
 
+/* SetQuantization decode. */
+static int
+d_set_quant(const uint8_t *b, size_t l)
+{
+	char coll[VECDB_NAME_MAX + 1];
+	vecdb_quant_config q;
+
+	return proto_set_quantization_decode(b, l, coll, &q);
+}
+
 /* A sample encoding for decoder i of the fuzz table. */
 static void
 sample(int i, uint8_t **buf, size_t *len)
 {
 	vecdb_point pts[2] = { { uuid_id(1), vec4, 4, "{\"a\":[1,2]}" },
 		{ vecdb_id_num(300), vec4b, 4, NULL } };
-	vecdb_search_params sp = { vec4, 4, 10, 2, NULL, 0, 1, 1, 1, 0, 0, 0 };
+	vecdb_search_params sp = { vec4, 4, 10, 2, NULL, 0, 1, 1, 1, 1, 0, 3 };
 	const char *f[1] = { "{\"must\":[]}" };
 	vecdb_id ids[2] = { vecdb_id_num(1), uuid_id(2) };
 	vecdb_context_pair ctx[1] = { { vecdb_id_num(1), uuid_id(2) } };
@@ -1027,7 +1140,8 @@ sample(int i, uint8_t **buf, size_t *len)
 		0, 4, ids, 1, 4, 0, NULL, 1, 0 };
 	vecdb_collection_config cc;
 	vecdb_collection_stats cs = { 1, 4, 2, 3, 4, 5, 0, 0,
-		VECDB_OPTIMIZER_IDLE, 0, 0, 0, VECDB_QUANT_NONE, 0, 0, 0 };
+		VECDB_OPTIMIZER_IDLE, 0, 0, 0, VECDB_QUANT_PRODUCT, 6, 7, 8 };
+	vecdb_quant_config qc = { VECDB_QUANT_PRODUCT, 0.9f, 1, 2, 8 };
 	vecdb_snapshot_info si = { "c_1", "c", 1, 2, 3, "abc" };
 	vecdb_records *r;
 	int rv = VECDB_EINVAL;
@@ -1051,12 +1165,15 @@ sample(int i, uint8_t **buf, size_t *len)
 		break;
 	case 7: rv = proto_collection_info_encode(&cc, &cs, buf, len); break;
 	case 8: rv = proto_snapshot_list_encode(&si, 1, buf, len); break;
+	case 9: rv = proto_set_quantization_encode("coll", &qc, buf, len);
+		break;
 	}
 	ck_assert_int_eq(rv, VECDB_OK);
 }
 
 static const decode_fn decoders[] = { d_request, d_response, d_write,
-	d_records, d_search, d_recommend, d_discover, d_info, d_snaps };
+	d_records, d_search, d_recommend, d_discover, d_info, d_snaps,
+	d_set_quant };
 #define N_DECODERS ((int)(sizeof(decoders) / sizeof(decoders[0])))
 
 START_TEST(truncations_are_einval_or_a_valid_prefix)
@@ -1396,6 +1513,7 @@ proto_suite(void)
 	tcase_add_test(tc, codes_map_both_ways);
 	tcase_add_test(tc, collection_config_round_trips);
 	tcase_add_test(tc, collection_config_limits_are_checked);
+	tcase_add_test(tc, set_quantization_round_trips_and_refuses_bad_fields);
 	tcase_add_test(tc, names_round_trip);
 	tcase_add_test(tc, targets_round_trip);
 	tcase_add_test(tc, promotion_messages_round_trip_and_refuse_bad_fields);
