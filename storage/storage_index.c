@@ -81,7 +81,7 @@ struct indexer {
 	_Atomic uint64_t entries_out; /* of them, applied */
 	_Atomic int building;         /* building a graph from the points */
 	storage_pool *pool;           /* index_threads > 1: the inserters */
-	unsigned steps_since_trim;    /* see trim_when_caught_up */
+	double trimmed_at;            /* see trim_when_caught_up */
 	/* The vacuum (see its section). */
 	pthread_t vac_thread;
 	pthread_cond_t vac_cv;        /* a compaction asked for, or stopping */
@@ -1943,30 +1943,30 @@ reset_all(struct indexer *ix)
 }
 
 /*
- * Steps of work after which an indexer that runs out of work hands the
- * heap's free memory back to the system. A bulk load leaves tens of MiB
- * free in malloc's heap (WAL copies, decode buffers, the writer's pages):
- * glibc keeps it once large blocks have raised its trim threshold, and
- * the process looked that much bigger than its index (fashion-mnist,
- * 60,000 points: 19 MiB of 83).
+ * An indexer that catches up after work hands the heap's free memory back
+ * to the system (at most once a TRIM_EVERY_S). A bulk load leaves tens
+ * of MiB free in malloc's heaps (WAL copies, decode buffers, the writer's
+ * pages), which glibc keeps once large blocks have raised its trim
+ * threshold: the process looked that much bigger than its index
+ * (fashion-mnist, 60,000 points: 19 MiB of 83).
  */
-#define TRIM_AFTER_STEPS 64
+#define TRIM_EVERY_S 0.5
 
-/* After TRIM_AFTER_STEPS steps, once caught up with the WAL (before
- * waiters are told, so that a vecdb_index_sync sees the heap trimmed). */
+/* Trim if caught up (before waiters are told, so that a vecdb_index_sync
+ * sees the heap trimmed). */
 static void
 trim_when_caught_up(struct indexer *ix, uint64_t applied)
 {
-	int now;
+	double now = vdb_now_s();
+	int go;
 
 	pthread_mutex_lock(&ix->lock);
-	now = ++ix->steps_since_trim >= TRIM_AFTER_STEPS &&
-	    applied >= ix->target;
-	if (now)
-		ix->steps_since_trim = 0;
+	go = applied >= ix->target && now - ix->trimmed_at >= TRIM_EVERY_S;
+	if (go)
+		ix->trimmed_at = now;
 	pthread_mutex_unlock(&ix->lock);
 #ifdef __GLIBC__
-	if (now)
+	if (go)
 		malloc_trim(0);
 #endif
 }

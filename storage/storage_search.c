@@ -422,6 +422,10 @@ storage_search_params_check(const vecdb_search_params *p)
 	if ((uint64_t) p->limit + p->offset > VECDB_LIMIT_MAX)
 		return vdb_err(VECDB_EINVAL, "limit + offset exceeds %d",
 		    VECDB_LIMIT_MAX);
+	if (p->oversampling != 0 && !(p->oversampling >= 1 &&
+	    p->oversampling <= VECDB_OVERSAMPLING_MAX))
+		return vdb_err(VECDB_EINVAL, "oversampling must be between 1 "
+		    "and %g", (double) VECDB_OVERSAMPLING_MAX);
 	return vec_validate(p->vector, p->dim, VECDB_FLOAT32);
 }
 

@@ -2553,6 +2553,86 @@ START_TEST(patch_sets_changes_and_removes_quantization)
 END_TEST
 
 /*
+ * A collection past the training threshold (4,096 points) walks its
+ * codes: the stats say so, the float rows are gone, and every answer is
+ * rescored with the stored vectors, so its distances are exact; with
+ * "rescore": false they are the codes' approximations.
+ */
+START_TEST(a_trained_collection_rescores_its_codes)
+{
+	enum { TN = 4500, TD = 8 };
+	static float tv[TN][TD];
+	uint64_t s = 17;
+	json_t *d, *st = NULL, *q;
+
+	ok("POST", "/collections", "{\"name\": \"tq\", \"dimension\": 8, "
+	    "\"distance_metric\": \"euclidean\", \"quantization\": "
+	    "\"scalar\"}");
+	for (int b = 0; b < TN; b += 500) {
+		json_t *pts = json_array();
+		for (int i = b; i < b + 500; i++) {
+			json_t *v = json_array();
+			for (int j = 0; j < TD; j++) {
+				tv[i][j] = tu_randf(&s);
+				json_array_append_new(v, json_real(tv[i][j]));
+			}
+			json_array_append_new(pts, json_pack("{s:i, s:o}", "id",
+			    i + 1, "data", v));
+		}
+		json_decref(callj(200, "POST", "/collections/tq/vectors/batch",
+		    json_pack("{s:o}", "vectors", pts)));
+	}
+	for (int i = 0; i < 600; i++) { /* at most 60 s */
+		d = call(200, "GET", "/collections/tq", NULL);
+		st = json_object_get(json_object_get(d, "stats"), "quantization");
+		const char *in = json_string_value(json_object_get(st, "in_force"));
+		if (int_of(json_object_get(d, "stats"), "pending_count") == 0 &&
+		    in != NULL && strcmp(in, "scalar") == 0)
+			break;
+		json_decref(d);
+		d = NULL;
+		usleep(100000);
+	}
+	ck_assert_msg(d != NULL, "tq never searched its codes");
+	ck_assert_int_gt(int_of(st, "code_bytes"), TN * TD - 1);
+	ck_assert_int_gt(int_of(st, "link_bytes"), 0);
+	ck_assert_int_eq(int_of(st, "original_bytes"), 0);
+	json_decref(d);
+	for (int k = 0; k < 20; k++) {
+		float qv[TD];
+		for (int j = 0; j < TD; j++)
+			qv[j] = tu_randf(&s);
+		q = json_array();
+		for (int j = 0; j < TD; j++)
+			json_array_append_new(q, json_real(qv[j]));
+		json_t *a = callj(200, "POST", "/collections/tq/search",
+		    json_pack("{s:O, s:i, s:{s:{s:f}}}", "vector", q, "limit",
+		    10, "params", "quantization", "oversampling", 2.0));
+		json_t *r = callj(200, "POST", "/collections/tq/search",
+		    json_pack("{s:O, s:i, s:{s:{s:b}}}", "vector", q, "limit",
+		    10, "params", "quantization", "rescore", 0));
+		json_decref(q);
+		ck_assert_int_eq(json_array_size(a), 10);
+		ck_assert_int_eq(json_array_size(r), 10);
+		for (size_t i = 0; i < 10; i++) {
+			json_t *h = json_array_get(a, i);
+			int id = (int) json_integer_value(json_object_get(h, "id"));
+			double want = 0, got = json_number_value(json_object_get(h,
+			    "distance"));
+			for (int j = 0; j < TD; j++)
+				want += ((double) qv[j] - tv[id - 1][j]) *
+				    ((double) qv[j] - tv[id - 1][j]);
+			ck_assert_msg(fabs(got - sqrt(want)) < 1e-4, "hit %zu: "
+			    "distance %.7g, its vector's %.7g", i, got,
+			    sqrt(want));
+		}
+		json_decref(a);
+		json_decref(r);
+	}
+}
+END_TEST
+
+/*
  * params.quantization on a quantized collection: results stay right (a
  * few hundred points are searched on floats until the index trains on
  * 4096), and bad values are 400 naming them, alone or in a batch.
@@ -2989,6 +3069,8 @@ rest_suite(void)
 	add(tc, quantization_errors_are_400_and_create_nothing, NULL);
 	add(tc, patch_sets_changes_and_removes_quantization, NULL);
 	add(tc, search_quantization_params, NULL);
+	add(tc, a_trained_collection_rescores_its_codes, "4,500 points over 3 "
+	    "shards leave each under the 4,096 a graph trains on");
 	tc = tcase(s, "body limit", up_small);
 	add(tc, body_over_max_body_is_413, NULL);
 	tc = tcase(s, "api keys", up_auth);

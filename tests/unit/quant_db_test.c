@@ -178,6 +178,15 @@ START_TEST(bad_settings_are_refused_and_change_nothing)
 	    VECDB_EINVAL);
 	ck_assert_int_eq(vecdb_collection_set_quantization(db, "none", &q),
 	    VECDB_ENOTFOUND);
+	/* Oversampling is 0 (meaning 1) or 1..100. */
+	float v[16] = { 0 }, bad[] = { 0.5f, -1, 101, NAN, INFINITY };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		vecdb_search_params sp = { v, 16, 3, 0, NULL, 0, 0, 0, 0, 0, 0,
+			bad[i] };
+		vecdb_records *r = NULL;
+		ck_assert_int_eq(vecdb_search(db, "e", &sp, &r), VECDB_EINVAL);
+		ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "oversampling"));
+	}
 	ck_assert_int_eq(vecdb_collection_get(db, "e", &c), VECDB_OK);
 	ck_assert_int_eq(c.quantization.type, VECDB_QUANT_NONE);
 	/* Product defaults are filled in and shown. */
