@@ -230,17 +230,18 @@ cpu_has_f16c(void)
 }
 #endif
 
-/* Code kernels a level's fill left unset take the scalar ones. */
+/* Code kernels a level's fill left unset take those of the level below
+ * (from). */
 static void
-kern_fill_codes_default(kern_ops *k)
+kern_fill_codes_default(kern_ops *k, const kern_ops *from)
 {
 	for (int op = 0; op < KERN_COS; op++)
 		if (k->u8[op] == NULL)
-			k->u8[op] = scalar_ops.u8[op];
+			k->u8[op] = from->u8[op];
 	if (k->hamming == NULL)
-		k->hamming = scalar_ops.hamming;
+		k->hamming = from->hamming;
 	if (k->lut == NULL)
-		k->lut = scalar_ops.lut;
+		k->lut = from->lut;
 	if (k->extras == NULL)
 		k->extras = "";
 }
@@ -255,14 +256,15 @@ init_tables(void)
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
 	    cpu_has_f16c()) {
 		kern_fill_avx2(&simd_ops[KERN_AVX2]);
-		kern_fill_codes_default(&simd_ops[KERN_AVX2]);
+		kern_fill_codes_default(&simd_ops[KERN_AVX2], &scalar_ops);
 		simd_ok[KERN_AVX2] = 1;
 		if (__builtin_cpu_supports("avx512f") &&
 		    __builtin_cpu_supports("avx512bw") &&
 		    __builtin_cpu_supports("avx512vl") &&
 		    __builtin_cpu_supports("avx512dq")) {
 			kern_fill_avx512(&simd_ops[KERN_AVX512]);
-			kern_fill_codes_default(&simd_ops[KERN_AVX512]);
+			kern_fill_codes_default(&simd_ops[KERN_AVX512],
+			    &simd_ops[KERN_AVX2]);
 			simd_ok[KERN_AVX512] = 1;
 		}
 	}

@@ -213,7 +213,6 @@ BATCH(l1)
 
 #define TARGET_VNNI __attribute__((target("avx512vnni")))
 #define TARGET_VPOPCNTDQ __attribute__((target("avx512vpopcntdq")))
-#define TARGET_POPCNT __attribute__((target("popcnt")))
 
 /* Mask of the first r (< 64) bytes. */
 AI __mmask64
@@ -347,24 +346,6 @@ hamming_vpopcntdq(const uint64_t *a, const uint64_t *b, size_t words)
 	return (uint32_t) _mm512_reduce_add_epi64(s);
 }
 
-/* POPCNT, four independent sums (as kernels_avx2.c). */
-TARGET_POPCNT static uint32_t
-hamming_popcnt(const uint64_t *a, const uint64_t *b, size_t words)
-{
-	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-	size_t i = 0;
-
-	for (; i + 4 <= words; i += 4) {
-		s0 += (uint64_t) _mm_popcnt_u64(a[i] ^ b[i]);
-		s1 += (uint64_t) _mm_popcnt_u64(a[i + 1] ^ b[i + 1]);
-		s2 += (uint64_t) _mm_popcnt_u64(a[i + 2] ^ b[i + 2]);
-		s3 += (uint64_t) _mm_popcnt_u64(a[i + 3] ^ b[i + 3]);
-	}
-	for (; i < words; i++)
-		s0 += (uint64_t) _mm_popcnt_u64(a[i] ^ b[i]);
-	return (uint32_t) (s0 + s1 + s2 + s3);
-}
-
 void
 kern_fill_avx512(kern_ops *k)
 {
@@ -381,8 +362,9 @@ kern_fill_avx512(kern_ops *k)
 	};
 	/*
 	 * The optional instructions, each checked on its own; extras lists
-	 * those the table uses. lut stays NULL (kernels.c fills in the
-	 * scalar one): no AVX-512 version has been measured yet.
+	 * those the table uses. Without VPOPCNTDQ, hamming stays NULL, and
+	 * so does lut (no AVX-512 version has been measured yet): kernels.c
+	 * fills them in from the AVX2 table (POPCNT when the CPU has it).
 	 */
 	int vnni = __builtin_cpu_supports("avx512vnni");
 	int vpop = __builtin_cpu_supports("avx512vpopcntdq");
@@ -394,8 +376,6 @@ kern_fill_avx512(kern_ops *k)
 	}
 	if (vpop)
 		k->hamming = hamming_vpopcntdq;
-	else if (pop)
-		k->hamming = hamming_popcnt;
 	k->extras = vnni ? (vpop ? "vnni vpopcntdq" : pop ? "vnni popcnt" :
 	    "vnni") : vpop ? "vpopcntdq" : pop ? "popcnt" : "";
 }

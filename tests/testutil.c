@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "storage_impl.h"
 #include "testutil.h"
 
 char *
@@ -192,4 +193,31 @@ tu_clustered_query(uint64_t *seed, const float *pts, uint32_t n, uint32_t dim,
 
 	for (uint32_t j = 0; j < dim; j++)
 		q[j] = p[j] + TU_SPREAD * (tu_randf(seed) + tu_randf(seed));
+}
+
+size_t
+tu_exact_topk(const float *pts, uint32_t n, uint32_t dim, vecdb_metric m,
+    const float *q, size_t k, int (*keep)(uint64_t, void *), void *arg,
+    uint64_t *out)
+{
+	float *best = malloc(k * sizeof(float));
+	size_t nb = 0;
+
+	ck_assert_ptr_nonnull(best);
+	for (uint32_t i = 0; i < n; i++) {
+		if (keep != NULL && !keep(i, arg))
+			continue;
+		float d = vec_distance(m, q, pts + (size_t) i * dim, dim);
+		if (nb == k && d >= best[k - 1])
+			continue;
+		size_t j = nb < k ? nb++ : k - 1;
+		for (; j > 0 && best[j - 1] > d; j--) {
+			best[j] = best[j - 1];
+			out[j] = out[j - 1];
+		}
+		best[j] = d;
+		out[j] = i;
+	}
+	free(best);
+	return nb;
 }

@@ -32,6 +32,15 @@ float *tu_clustered(uint64_t seed, uint32_t n, uint32_t dim);
 void tu_clustered_query(uint64_t *seed, const float *pts, uint32_t n,
     uint32_t dim, float *q);
 
+/*
+ * The exact top k labels (indexes into pts, n rows of dim) of q by metric
+ * m, among the rows keep (NULL: all) lets through, nearest first; returns
+ * how many (< k when fewer pass).
+ */
+size_t tu_exact_topk(const float *pts, uint32_t n, uint32_t dim,
+    vecdb_metric m, const float *q, size_t k, int (*keep)(uint64_t, void *),
+    void *arg, uint64_t *out);
+
 /* Open a database in dir with defaults (buffered durability: faster tests
  * whose subject is not durability). Fails the test on error. */
 vecdb *tu_open(const char *dir);

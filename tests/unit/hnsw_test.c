@@ -104,32 +104,6 @@ filter_mod(uint64_t label, void *arg)
 	return keep_label(arg, label);
 }
 
-/* Exact top K labels of q among the points kp keeps; returns how many
- * there are (< K when fewer points pass). */
-static size_t
-exact_topk(const float *pts, uint32_t n, vecdb_metric m, const float *q,
-    const struct keep *kp, uint64_t *out)
-{
-	float best[K];
-	size_t nb = 0;
-
-	for (uint32_t i = 0; i < n; i++) {
-		if (!keep_label(kp, i))
-			continue;
-		float d = vec_distance(m, q, pts + (size_t) i * DIM, DIM);
-		if (nb == K && d >= best[K - 1])
-			continue;
-		size_t j = nb < K ? nb++ : K - 1;
-		for (; j > 0 && best[j - 1] > d; j--) {
-			best[j] = best[j - 1];
-			out[j] = out[j - 1];
-		}
-		best[j] = d;
-		out[j] = i;
-	}
-	return nb;
-}
-
 static double recall_q(hnsw_index *h, const float *pts, uint32_t n,
     vecdb_metric m, const struct keep *kp, uint32_t ef, int nq);
 
@@ -153,7 +127,8 @@ recall_q(hnsw_index *h, const float *pts, uint32_t n, vecdb_metric m,
 
 	for (int qi = 0; qi < nq; qi++) {
 		rand_query(&seed, pts, n, q);
-		want += nt = exact_topk(pts, n, m, q, kp, truth);
+		want += nt = tu_exact_topk(pts, n, DIM, m, q, K, filter_mod,
+		    (void *) kp, truth);
 		ck_assert_int_eq(hnsw_search(h, q, K, ef, kp->mod ? filter_mod :
 		    NULL, (void *) kp, hits, &nh), VECDB_OK);
 		for (size_t i = 0; i < nh; i++) {

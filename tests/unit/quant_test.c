@@ -210,28 +210,6 @@ quant_index(vecdb_quant t, vecdb_metric m, int always_ram,
 	return quant_index_dim(t, m, always_ram, pts, DIM, 0);
 }
 
-/* Exact top K of q. */
-static void
-exact_topk(const float *pts, uint32_t dim, vecdb_metric m, const float *q,
-    uint64_t *out)
-{
-	float best[K];
-	size_t nb = 0;
-
-	for (uint32_t i = 0; i < N; i++) {
-		float d = vec_distance(m, q, pts + (size_t) i * dim, dim);
-		if (nb == K && d >= best[K - 1])
-			continue;
-		size_t j = nb < K ? nb++ : K - 1;
-		for (; j > 0 && best[j - 1] > d; j--) {
-			best[j] = best[j - 1];
-			out[j] = out[j - 1];
-		}
-		best[j] = d;
-		out[j] = i;
-	}
-}
-
 static int
 hit_cmp(const void *a, const void *b)
 {
@@ -255,7 +233,7 @@ rescored_recall(hnsw_index *h, const float *pts, uint32_t dim,
 
 	for (int qi = 0; qi < NQ; qi++) {
 		tu_clustered_query(&seed, pts, N, dim, q);
-		exact_topk(pts, dim, m, q, truth);
+		tu_exact_topk(pts, N, dim, m, q, K, NULL, NULL, truth);
 		ck_assert_int_eq(hnsw_search(h, q, over * K, ef, NULL, NULL,
 		    hits, &nh), VECDB_OK);
 		for (size_t i = 0; i < nh; i++)
