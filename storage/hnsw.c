@@ -1955,35 +1955,37 @@ hnsw_memory_parts(const hnsw_index *hc, size_t *codes, size_t *linkb,
 int
 hnsw_rescore(hnsw_index *h, const float *query, hnsw_hit *hits, size_t n)
 {
-	int done = 0;
+	const float *q = query;
+	float *qn = NULL;
 
-	if (h == NULL || query == NULL || (hits == NULL && n > 0))
+	if (h == NULL || query == NULL || (hits == NULL && n > 0) ||
+	    !atomic_load(&h->quantized) || !h->cfg.quant.always_ram)
 		return 0;
-	pthread_rwlock_rdlock(&h->lock);
-	if (h->qz != NULL && h->floats_on) {
-		struct rslot *rs = slot_acquire(h, 0);
-		if (scratch_init(h, &rs->s) == VECDB_OK) {
-			const float *q = query;
-			if (h->cfg.metric == VECDB_COSINE) {
-				memcpy(rs->s.q, query, h->cfg.dim * sizeof(float));
-				kern_normalize(rs->s.q, h->cfg.dim);
-				q = rs->s.q;
-			}
-			pthread_mutex_lock(&h->map_mu);
-			for (size_t i = 0; i < n; i++) {
-				uint32_t slot = map_find(h, hits[i].label);
-				if (slot == NO_SLOT)
-					continue; /* gone: the caller drops it */
-				float d = h->dist(q, row(h, slot), h->cfg.dim);
-				hits[i].dist = to_metric(h, h->negate ? -d : d);
-			}
-			pthread_mutex_unlock(&h->map_mu);
-			done = 1;
-		}
-		slot_release(h, rs);
+	if (h->cfg.metric == VECDB_COSINE) {
+		if ((qn = vdb_malloc(h->cfg.dim * sizeof(float))) == NULL)
+			return 0;
+		memcpy(qn, query, h->cfg.dim * sizeof(float));
+		kern_normalize(qn, h->cfg.dim);
+		q = qn;
 	}
-	pthread_rwlock_unlock(&h->lock);
-	return done;
+	/* map_mu comes before lock (hnsw.h's order): find the slot first,
+	 * then check under lock that it still holds the label (a reuse
+	 * changes both under the write lock). */
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&h->map_mu);
+		uint32_t slot = map_find(h, hits[i].label);
+		pthread_mutex_unlock(&h->map_mu);
+		if (slot == NO_SLOT)
+			continue; /* gone: the caller drops it */
+		pthread_rwlock_rdlock(&h->lock);
+		if (h->labels[slot] == hits[i].label) {
+			float d = h->dist(q, row(h, slot), h->cfg.dim);
+			hits[i].dist = to_metric(h, h->negate ? -d : d);
+		}
+		pthread_rwlock_unlock(&h->lock);
+	}
+	vdb_free(qn);
+	return 1;
 }
 
 /* ===== Validation ===== */

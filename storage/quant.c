@@ -433,12 +433,9 @@ dist_binary_codes(const quant *q, const uint8_t *a, const uint8_t *b)
 /* ===== Product ===== */
 
 /* Squared distances from x (d components) to every centroid of a
- * component-major codebook, into dist[PQ_K]. Training, coding and every
- * product query's tables run through it: it is built for AVX2 and the
- * baseline, and the loader picks (target_clones, an ifunc). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx2", "default")))
-#endif
+ * component-major codebook, into dist[PQ_K]. (A target_clones AVX2 copy
+ * made no difference we could measure, and its ifunc resolver runs
+ * before ThreadSanitizer's runtime starts: the TSan build crashed.) */
 static void
 seg_dists(const float *book, uint32_t d, const float *x, kern_op op,
     float *dist)
