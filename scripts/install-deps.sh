@@ -25,6 +25,7 @@ build=(
 	libyaml-dev          # config files
 	libcurl4-openssl-dev # vecdbctl speaks REST through libcurl
 	libhnswlib-dev       # the peer vecdb-bench ann --compare measures
+	libxxhash-dev        # XXH64 of the index checkpoints
 )
 
 # What the binaries load at run time: the libraries of the -dev packages
@@ -33,6 +34,7 @@ build=(
 runtime=(
 	liblmdb0 libjansson4 libssl3 libuuid1 libnng1 libprotobuf-c1
 	libmicrohttpd12 libcivetweb1 libyaml-0-2 libcurl4 ca-certificates
+	libxxhash0
 )
 
 # What the tests and tools add.
@@ -44,11 +46,9 @@ tools=(
 )
 # What `make fuzz` adds (fuzz/, docs/FUZZING.md): clang with its libFuzzer
 # and sanitizer runtimes (clang-14 only recommends the runtimes, and we
-# install without recommends), and libxxhash for the XXH64 trailers the
-# checkpoint target sets.
+# install without recommends).
 fuzz=(
 	clang libclang-rt-14-dev
-	libxxhash-dev
 )
 # node and npm validate deploy/k8s (tests/deploy), kubectl renders it
 # (`kubectl kustomize`). A node or kubectl already on the PATH (another

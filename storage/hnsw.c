@@ -20,6 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
 #include "hnsw.h"
 #include "kernels.h"
 #include "quant.h"
@@ -2070,126 +2073,36 @@ hnsw_validate(const hnsw_index *hc)
 	return rv;
 }
 
-/* ===== Checksum: XXH64, seed 0 ===== */
+/* ===== Checksum: XXH64, seed 0, from libxxhash ===== */
 
-#define XP1 0x9E3779B185EBCA87ULL
-#define XP2 0xC2B2AE3D27D4EB4FULL
-#define XP3 0x165667B19E3779F9ULL
-#define XP4 0x85EBCA77C2B2AE63ULL
-#define XP5 0x27D4EB2F165667C5ULL
-
-/* Streaming state. */
+/*
+ * The checksum was a hand-written XXH64 until libxxhash (Debian's
+ * libxxhash-dev) took its place; the two give the same values, so
+ * checkpoints written before read as they did (fuzz_hnsw has always made
+ * its trailers with libxxhash). XXH_STATIC_LINKING_ONLY puts the state in
+ * our structs, so a save or load allocates no hash state.
+ */
 struct xxh {
-	uint64_t v[4];     /* lane accumulators */
-	uint8_t buf[32];   /* a partial stripe */
-	size_t blen;       /* bytes in buf */
-	uint64_t total;    /* bytes hashed */
+	XXH64_state_t st;
 };
 
-/* Rotate left. */
-static inline uint64_t
-rotl64(uint64_t x, int r)
-{
-	return (x << r) | (x >> (64 - r));
-}
-
-/* One lane step. */
-static inline uint64_t
-xround(uint64_t acc, uint64_t in)
-{
-	return rotl64(acc + in * XP2, 31) * XP1;
-}
-
-/* Little-endian loads. */
-static inline uint64_t
-rd64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static inline uint32_t
-rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return v;
-}
-
-/* Start a hash. */
 static void
 xxh_init(struct xxh *x)
 {
-	*x = (struct xxh) { { XP1 + XP2, XP2, 0, 0 - XP1 }, { 0 }, 0, 0 };
+	XXH64_reset(&x->st, 0);
 }
 
-/* Hash n more bytes. */
 static void
 xxh_update(struct xxh *x, const void *data, size_t n)
 {
-	const uint8_t *p = data;
-
-	if (n == 0)
-		return; /* data may be NULL */
-	x->total += n;
-	if (x->blen > 0) {
-		size_t t = 32 - x->blen < n ? 32 - x->blen : n;
-		memcpy(x->buf + x->blen, p, t);
-		x->blen += t;
-		p += t;
-		n -= t;
-		if (x->blen < 32)
-			return;
-		for (int i = 0; i < 4; i++)
-			x->v[i] = xround(x->v[i], rd64(x->buf + 8 * i));
-		x->blen = 0;
-	}
-	for (; n >= 32; p += 32, n -= 32)
-		for (int i = 0; i < 4; i++)
-			x->v[i] = xround(x->v[i], rd64(p + 8 * i));
-	memcpy(x->buf, p, n);
-	x->blen = n;
+	if (n > 0) /* data may be NULL */
+		XXH64_update(&x->st, data, n);
 }
 
-/* Fold a lane into the hash. */
-static inline uint64_t
-xmerge(uint64_t h, uint64_t v)
-{
-	return (h ^ xround(0, v)) * XP1 + XP4;
-}
-
-/* The hash of everything so far. */
 static uint64_t
 xxh_digest(const struct xxh *x)
 {
-	const uint8_t *p = x->buf;
-	size_t n = x->blen;
-	uint64_t h = XP5;
-
-	if (x->total >= 32) {
-		h = rotl64(x->v[0], 1) + rotl64(x->v[1], 7) +
-		    rotl64(x->v[2], 12) + rotl64(x->v[3], 18);
-		for (int i = 0; i < 4; i++)
-			h = xmerge(h, x->v[i]);
-	}
-	h += x->total;
-	for (; n >= 8; p += 8, n -= 8)
-		h = rotl64(h ^ xround(0, rd64(p)), 27) * XP1 + XP4;
-	if (n >= 4) {
-		h = rotl64(h ^ (uint64_t) rd32(p) * XP1, 23) * XP2 + XP3;
-		p += 4;
-		n -= 4;
-	}
-	for (; n > 0; p++, n--)
-		h = rotl64(h ^ *p * XP5, 11) * XP1;
-	h ^= h >> 33;
-	h *= XP2;
-	h ^= h >> 29;
-	h *= XP3;
-	return h ^ (h >> 32);
+	return XXH64_digest(&x->st);
 }
 
 /* ===== Persistence ===== */
@@ -2360,7 +2273,7 @@ sync_dir(const char *path)
 static int
 save_tmp(const hnsw_index *h, const char *tmp, uint64_t covered_seq)
 {
-	struct wfile w = { -1, NULL, 0, { { 0 }, { 0 }, 0, 0 }, 0 };
+	struct wfile w = { .fd = -1 };
 
 	if ((w.buf = vdb_malloc(IO_BUF)) == NULL)
 		return -1;
@@ -2712,7 +2625,7 @@ int
 hnsw_load(const char *path, const hnsw_config *expect, hnsw_index **out,
     uint64_t *covered_seq)
 {
-	struct rfile r = { -1, NULL, 0, 0, { { 0 }, { 0 }, 0, 0 } };
+	struct rfile r = { .fd = -1 };
 	struct file_hdr hd;
 	struct stat st;
 	int rv;
