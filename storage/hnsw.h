@@ -89,7 +89,7 @@ void hnsw_free(hnsw_index *h);
 
 /**
  * Make room for @p n nodes in total so that inserts up to that count
- * allocate nothing (the arena grows by half when full otherwise).
+ * allocate nothing (the arrays grow by a quarter when full otherwise).
  * @return VECDB_OK, VECDB_ENOMEM (the index is unchanged).
  * @note Thread-safe; waits for growth by concurrent inserts.
  */
