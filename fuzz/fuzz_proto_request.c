@@ -1,6 +1,6 @@
 /*
  * fuzz_proto_request.c: what a storage node reads off its socket: the
- * Request envelope (proto_request_decode) and then, as node_rpc.c's
+ * Request envelope (proto_request_decode) and then, as api_rpc.c's
  * dispatch does, the argument message of its method with that method's
  * decoder. An input is one encoded Request, as a client sends it.
  */

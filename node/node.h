@@ -1,10 +1,7 @@
 /*
- * node.h: the storage node (`vecdb-node`): the nng RPC server that executes
- * every proto.h method on a local api_backend, and its metrics.
- *
- * The RPC server is an nng rep0 socket with a pool of nng_ctx workers,
- * each an aio state machine (recv -> handle -> send). Handlers run on the
- * aio callback thread and call the backend, which is thread-safe.
+ * node.h: the storage node (`vecdb-node`): the binary API server of
+ * api_rpc.h over a local api_backend, with a replication role (primary or
+ * replica, changing at run time) plugged into it.
  */
 #ifndef NODE_H
 #define NODE_H
@@ -13,42 +10,11 @@
 #include <stdio.h>
 
 #include "api.h"
+#include "api_rpc.h"
 #include "proto.h"
 
-#define NODE_WORKERS_MIN 1
-#define NODE_WORKERS_DEFAULT 8
-#define NODE_WORKERS_MAX 1024
-#define NODE_STOP_GRACE_MS 5000   /* wait for replies in flight at stop */
-#define NODE_STOP_QUIET_MS 20     /* and for no request coming in */
-
-/* RPC server settings; strings borrowed for the server's life. */
-struct node_rpc_config {
-	const char *url;          /* "tcp://127.0.0.1:7000"; port 0 picks one */
-	const char *api_key;      /* NULL: no auth */
-	const char *node_id;      /* reported by health */
-	int replica;              /* refuse writes with FAILED_PRECONDITION */
-	unsigned workers;         /* nng_ctx workers, clamped to _MIN.._MAX */
-};
-
-typedef struct node_rpc node_rpc;
 struct repl_primary;
 struct repl_follower_status;
-
-/* ===== Snapshot files over the RPC (node_snapfile.c) ===== */
-
-struct node_uploads;
-int node_uploads_new(struct node_uploads **out);
-/* Remove every upload's temp file. NULL is fine. */
-void node_uploads_free(struct node_uploads *u);
-
-/* SNAPSHOT_READ: a piece of b's snapshot file, encoded as SnapshotData. */
-int node_snapshot_read(const struct api_backend *b,
-    const struct proto_snapshot_read *q, uint8_t **body, size_t *len);
-
-/* SNAPSHOT_UPLOAD: a piece of a file in order; the last one restores
- * q->collection from the whole file (b->snapshot_restore_file). */
-int node_snapshot_upload(struct node_uploads *u, const struct api_backend *b,
-    const struct proto_snapshot_upload *q);
 
 /* ===== Replication role (node_role.c) ===== */
 
@@ -95,7 +61,7 @@ struct node_role_status {
 int node_role_start(const struct node_role_config *cfg, node_role **out);
 
 /* Stop the follower or the primary role (parked polls answer now); call
- * before node_rpc_stop(). */
+ * before api_rpc_stop(). */
 void node_role_stop(node_role *r);
 
 /* Free, with every primary role it ever ran: after vecdb_close(), since
@@ -156,59 +122,18 @@ int node_role_ready(node_role *r);
  * vecdb_replica_dropped_records_total. */
 void node_role_metrics_write(node_role *r, FILE *f);
 
-/* ===== RPC server (node_rpc.c) ===== */
-
-/* A storage node's replication role; borrowed for the server's life. */
-struct node_repl {
-	node_role *role;
-};
+/* ===== The role in the RPC server (node_rpc.c) ===== */
 
 /*
- * Listen on cfg->url and start the workers. The backend is borrowed and
- * must outlive the server.
- * @return VECDB_OK, VECDB_EINVAL (bad url), VECDB_EIO (cannot listen: the
- *	message says why), VECDB_ENOMEM.
+ * The binary API server's extension for @p role (borrowed; it must
+ * outlive the server): the server then refuses writes the role does not
+ * take, answers FetchWal and the bootstrap methods as a primary, PROMOTE
+ * and FOLLOW, and makes writes wait for the write concern. Long-polls and
+ * writes waiting for replicas park without holding a handler thread: the
+ * server keeps REPL_PARKED_MAX spare receives for them. Call
+ * api_rpc_drain(), then node_role_stop(), then api_rpc_stop(), so parked
+ * requests are dropped at once (api_rpc_stop says why).
  */
-int node_rpc_start(const struct node_rpc_config *cfg,
-    const struct api_backend *b, node_rpc **out);
-
-/*
- * As node_rpc_start, with a replication role (NULL: none): the server
- * then refuses writes the role does not take, answers FetchWal and the
- * bootstrap methods as a primary, PROMOTE and FOLLOW, and makes writes
- * wait for the write concern. Long-polls and writes waiting for replicas
- * park without holding a worker: the server keeps REPL_PARKED_MAX spare
- * contexts for them. Call node_role_stop() before node_rpc_stop() so
- * parked requests answer at once.
- */
-int node_rpc_start_repl(const struct node_rpc_config *cfg,
-    const struct node_repl *repl, const struct api_backend *b,
-    node_rpc **out);
-
-/* The TCP port actually bound (useful with port 0); 0 if not TCP. */
-uint16_t node_rpc_port(const node_rpc *r);
-
-/*
- * Begin stopping: no receive is re-armed, and FetchWal polls, parked or
- * new, are dropped unanswered, so that a replica sends nothing more. A
- * primary calls it before repl_primary_stop(), which wakes the parked
- * polls. NULL is fine.
- */
-void node_rpc_drain(node_rpc *r);
-
-/*
- * Drain, let requests in flight send their replies until none has come
- * in for NODE_STOP_QUIET_MS (at most NODE_STOP_GRACE_MS in all), cancel
- * the receives still armed, then close the socket, its listener and
- * connections, and free. A primary's repl_primary_stop() must come
- * first. NULL is fine.
- */
-void node_rpc_stop(node_rpc *r);
-
-/*
- * Write the RPC metrics in the Prometheus text format:
- * vecdb_rpc_requests_total{method, code}. Safe from any thread.
- */
-void node_rpc_metrics_write(node_rpc *r, FILE *f);
+void node_rpc_ext(node_role *role, struct api_rpc_ext *out);
 
 #endif /* NODE_H */

@@ -1,7 +1,8 @@
 /*
- * node_main.c: the `vecdb-node` command: settings, the database, the RPC
- * server (node_rpc.c) and a small admin HTTP server (/health, /ready,
- * /metrics) on api_httpd.h, and a clean stop on SIGTERM / SIGINT.
+ * node_main.c: the `vecdb-node` command: settings, the database, the
+ * binary API server (api_rpc.h) with the node's replication role plugged
+ * in (node_rpc.c), a small admin HTTP server (/health, /ready, /metrics)
+ * on api_httpd.h, and a clean stop on SIGTERM / SIGINT.
  *
  * Settings come from, lowest to highest: defaults, the environment
  * (VECDB_*), and flags, as `vecdb serve` does.
@@ -45,7 +46,7 @@ struct settings {
 struct admin {
 	const struct settings *s;
 	const struct api_backend *b;
-	node_rpc *rpc;
+	api_rpc *rpc;
 	vecdb *db;
 	node_role *role;             /* primary or replica, changes */
 	_Atomic int ready;           /* db open and rpc listening */
@@ -144,7 +145,7 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'a': return parse_num("admin-port", v, 65535, &s->admin_port);
 	case 'A': return admin_host_set(s, v);
 	case 'i': s->node_id = v; return 0;
-	case 'w': return parse_num("workers", v, NODE_WORKERS_MAX, &s->workers);
+	case 'w': return parse_num("workers", v, API_RPC_WORKERS_MAX, &s->workers);
 	case 'k': s->api_key = *v ? v : NULL; return 0;
 	case 'p': s->primary_url = *v ? v : NULL; return 0;
 	case 'B':
@@ -211,7 +212,7 @@ settings_load(struct settings *s, int argc, char **argv)
 	s->admin_host = "127.0.0.1";    /* the pod manifests say 0.0.0.0 */
 	s->mode = "primary";
 	s->node_id = "node";
-	s->workers = NODE_WORKERS_DEFAULT;
+	s->workers = API_RPC_WORKERS_DEFAULT;
 	s->wal_max_bytes = REPL_WAL_MAX_BYTES_DEFAULT;
 	s->wc_timeout_ms = NODE_WC_TIMEOUT_DEFAULT_MS;
 	if (api_settings_from_env("vecdb-node", envs, NENVS, setting_set_env,
@@ -314,7 +315,7 @@ admin_metrics(struct httpd_req *c, struct admin *a)
 		send_text(c, 500, "text/plain", "out of memory\n", 14);
 		return;
 	}
-	node_rpc_metrics_write(a->rpc, f);
+	api_rpc_metrics_write(a->rpc, f);
 	node_role_metrics_write(a->role, f);
 	metrics_db(f, a->b);
 	metrics_process(f);
@@ -524,12 +525,12 @@ repl_start(struct settings *s, struct admin *a)
 
 /* Stop replication before the RPC server frees its workers; drain the
  * server first, so the parked polls this wakes are dropped, not answered
- * (node_rpc_stop says why). */
+ * (api_rpc_stop says why). */
 static void
 repl_stop(struct admin *a)
 {
-	/* no new long-polls first: see node_rpc_drain */
-	node_rpc_drain(a->rpc);
+	/* no new long-polls first: see api_rpc_drain */
+	api_rpc_drain(a->rpc);
 	node_role_stop(a->role);
 }
 
@@ -538,29 +539,29 @@ static int
 serve(struct settings *s, struct admin *a, sigset_t *set)
 {
 	int replica = strcmp(s->mode, "replica") == 0;
-	struct node_rpc_config rc = { s->rpc_url, s->api_key, s->node_id,
+	struct api_rpc_config rc = { s->rpc_url, s->api_key, s->node_id,
 		replica, (unsigned) s->workers };
-	struct node_repl nr = { NULL };
+	struct api_rpc_ext ext;
 	struct httpd *mg;
 	int sig = 0;
 
 	if (repl_start(s, a) != VECDB_OK)
 		return 1;
-	nr.role = a->role;
-	if (node_rpc_start_repl(&rc, &nr, a->b, &a->rpc) != VECDB_OK) {
+	node_rpc_ext(a->role, &ext);
+	if (api_rpc_start(&rc, a->b, &ext, &a->rpc) != VECDB_OK) {
 		fprintf(stderr, "vecdb-node: %s\n", vecdb_errmsg());
 		repl_stop(a);
 		return 1;
 	}
 	if ((mg = admin_start(a, s->admin_host, &s->admin_port)) == NULL) {
 		repl_stop(a);
-		node_rpc_stop(a->rpc);
+		api_rpc_stop(a->rpc);
 		return 1;
 	}
 	atomic_store(&a->ready, 1);
 	printf("vecdb-node %s: rpc tcp://127.0.0.1:%u admin "
 	       "http://%s:%u (data %s)\n", VECDB_VERSION,
-	    node_rpc_port(a->rpc), s->admin_host, (unsigned) s->admin_port,
+	    api_rpc_port(a->rpc), s->admin_host, (unsigned) s->admin_port,
 	    s->data_dir);
 	fflush(stdout);
 	sigwait(set, &sig);
@@ -568,7 +569,7 @@ serve(struct settings *s, struct admin *a, sigset_t *set)
 	atomic_store(&a->ready, 0);
 	httpd_stop(mg);
 	repl_stop(a);
-	node_rpc_stop(a->rpc);
+	api_rpc_stop(a->rpc);
 	return 0;
 }
 

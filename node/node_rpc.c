@@ -1,591 +1,52 @@
 /*
- * node_rpc.c: the node's RPC server: nng rep0 with nng_ctx workers, the
- * envelope, authentication, and one dispatch function per method family,
- * each decoding its body with proto.h and calling the local backend.
+ * node_rpc.c: a node's replication role as the binary API server's
+ * extension (struct api_rpc_ext): FetchWal (parking long-polls), the
+ * bootstrap methods, PROMOTE and FOLLOW, the refusal of writes the role
+ * does not take, the role in health answers, and the write concern.
  */
-#include <nng/nng.h>
 #include <inttypes.h>
-#include <nng/protocol/reqrep0/rep.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include <stdio.h>
 
 #include "node.h"
-#include "proto.h"
 #include "repl.h"
 #include "vdb.h"
 
-/*
- * A worker: one nng_ctx and its aio, cycling recv -> handle -> send. A
- * FetchWal long-poll with nothing to send yet parks its worker (no aio in
- * flight, the request kept in msg) and arms a spare in its place, so the
- * number of receives armed stays cfg.workers however many replicas wait;
- * once the parked worker has sent its answer it becomes a spare. The
- * handoff between the aio callback and the primary's waiter thread goes
- * through repl_primary_park's lock. A write waiting for its write concern
- * parks the same way, on a thread of its own (struct acks_wait).
- */
-struct worker {
-	enum { W_INIT, W_RECV, W_SEND, W_PARKED } state;
-	nng_aio *aio;
-	nng_ctx ctx;
-	nng_msg *msg;                          /* W_PARKED: the request */
-	int retire;                            /* become a spare after send */
-	struct node_rpc *rpc;                  /* back pointer */
+/* The parking of a FetchWal: repl_primary_park's arguments. */
+struct fetch_park {
+	struct repl_primary *p;
+	const struct proto_fetch_wal *f;
 };
 
-struct node_rpc {
-	struct node_rpc_config cfg;   /* strings borrowed */
-	const struct api_backend *b;  /* borrowed */
-	nng_socket sock;
-	nng_listener l;
-	struct node_repl repl;        /* pointers borrowed */
-	struct node_uploads *uploads; /* snapshot files coming in */
-	struct worker *w;             /* nworkers of them */
-	unsigned nworkers;            /* cfg.workers + spares */
-	pthread_mutex_t lock;         /* guards spare, nspare */
-	struct worker **spare;        /* workers with no receive armed */
-	size_t nspare;
-	uint16_t port;
-	_Atomic int stopping;         /* workers stop re-arming */
-	_Atomic uint64_t recv_ms;     /* when the last request came in */
-	_Atomic int busy;             /* requests between recv and send end */
-	/* [method][code]; method 0 counts undecodable envelopes */
-	_Atomic uint64_t requests[PROTO_METHOD_COUNT][PROTO_CODE_COUNT];
-};
-
-/* A handler's result: a vecdb_err and an encoded body (vdb_free). */
-struct reply {
-	uint8_t *body;
-	size_t len;
-	int code;          /* a wire code other than the error's, or 0 */
-	int parked;        /* a long-poll parked: answer later */
-	int drop;          /* stopping: a FetchWal is never answered */
-	int no_wait;       /* a write that changed nothing (check_only) */
-	uint32_t wc;       /* Write.write_concern */
-};
-
-/* How handle_msg leaves a request. */
-enum { ANSWERED, PARKED, DROPPED };
-
-/* A write done here that waits for replicas before it is answered. */
-struct acks_wait {
-	struct worker *w;  /* parked, its request in w->msg */
-	repl_primary *p;   /* borrowed: role primaries live until exit */
-	uint32_t method;
-	uint64_t seq;      /* the last seq once the write committed */
-	uint32_t n;        /* replicas that must hold it */
-	struct reply out;  /* the answer if they do */
-};
-
-static void worker_recv(struct worker *w);
-static void worker_drop(struct worker *w);
-static void worker_wake(void *arg);
-static void worker_reply(struct worker *w, int rv);
-
-/* ===== Helpers ===== */
-
-/* Parse a filter's JSON text; NULL or "" is no filter. */
 static int
-filter_load(const char *txt, json_t **out)
+fetch_arm(void *arg, void (*wake)(void *), void *wake_arg)
 {
-	json_error_t e;
+	struct fetch_park *fp = arg;
 
-	*out = NULL;
-	if (txt == NULL || *txt == '\0')
-		return VECDB_OK;
-	if ((*out = json_loads(txt, 0, &e)) == NULL)
-		return vdb_err(VECDB_EINVAL, "filter: %s", e.text);
-	return VECDB_OK;
+	return repl_primary_park(fp->p, fp->f->after_seq, fp->f->max_wait_ms,
+	    wake, wake_arg);
 }
 
-/* Is this method a write that a replica refuses? */
+/* FetchWal; c is NULL when the request may not park (a re-run). */
 static int
-is_write(uint32_t m)
-{
-	switch (m) {
-	case PROTO_CREATE_COLLECTION: case PROTO_DELETE_COLLECTION:
-	case PROTO_SET_QUANTIZATION:
-	case PROTO_WRITE: case PROTO_DELETE: case PROTO_SNAPSHOT_CREATE:
-	case PROTO_SNAPSHOT_DELETE: case PROTO_SNAPSHOT_RESTORE:
-	case PROTO_SNAPSHOT_UPLOAD:
-	case PROTO_PAYLOAD_INDEX_CREATE: case PROTO_PAYLOAD_INDEX_DELETE:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-/* Compare api keys in time independent of where they differ. */
-static int
-key_ok(const char *want, const char *got)
-{
-	size_t n = strlen(want), m = strlen(got);
-	unsigned char d = (unsigned char) (n != m);
-
-	for (size_t i = 0; i < n; i++)
-		d |= (unsigned char) (want[i] ^ (i < m ? got[i] : 0));
-	return d == 0;
-}
-
-/* ===== Collections ===== */
-
-/* Set a collection's quantization. */
-static int
-do_set_quantization(struct node_rpc *r, const struct proto_request *q)
-{
-	char coll[VECDB_NAME_MAX + 1];
-	vecdb_quant_config qc;
-	int rv;
-
-	if ((rv = proto_set_quantization_decode(q->body, q->body_len, coll,
-	    &qc)) != VECDB_OK)
-		return rv;
-	return r->b->collection_set_quantization(r->b->ctx, coll, &qc);
-}
-
-/* create, get, list, delete, compact, set quantization. */
-static int
-do_collections(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	const struct api_backend *b = r->b;
-	vecdb_collection_config c;
-	vecdb_collection_stats st;
-	struct proto_target t;
-	char **names = NULL;
-	size_t n = 0;
-	int rv;
-
-	if (q->method == PROTO_SET_QUANTIZATION)
-		return do_set_quantization(r, q);
-	if (q->method == PROTO_CREATE_COLLECTION) {
-		if ((rv = proto_collection_create_decode(q->body, q->body_len,
-			 &c)) != VECDB_OK)
-			return rv;
-		return b->collection_create(b->ctx, &c);
-	}
-	if (q->method == PROTO_LIST_COLLECTIONS) {
-		if ((rv = b->collection_list(b->ctx, &names, &n)) != VECDB_OK)
-			return rv;
-		rv = proto_names_encode(names, n, &out->body, &out->len);
-		vecdb_names_free(names, n);
-		return rv;
-	}
-	if ((rv = proto_target_decode(q->method, q->body, q->body_len, &t)) !=
-	    VECDB_OK)
-		return rv;
-	if (q->method == PROTO_DELETE_COLLECTION)
-		return b->collection_delete(b->ctx, t.collection);
-	if (q->method == PROTO_COMPACT_COLLECTION)
-		return b->collection_compact(b->ctx, t.collection);
-	if ((rv = b->collection_get(b->ctx, t.collection, &c, &st)) !=
-	    VECDB_OK)
-		return rv;
-	return proto_collection_info_encode(&c, &st, &out->body, &out->len);
-}
-
-/* ===== Points ===== */
-
-/* Write: the assigned ids come back. */
-static int
-do_write(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	struct proto_write *w;
-	int rv;
-
-	if ((rv = proto_write_decode(q->body, q->body_len, &w)) != VECDB_OK)
-		return rv;
-	out->wc = w->write_concern;
-	if (w->check_only) {
-		/* the answer is the verdict alone (an empty body) */
-		out->no_wait = 1;
-		rv = r->b->write_check == NULL ? vdb_err(VECDB_EINVAL, "this "
-		    "server cannot check writes") : r->b->write_check(
-		    r->b->ctx, w->collection, w->op, w->points, w->n);
-		proto_write_free(w);
-		return rv;
-	}
-	rv = r->b->write(r->b->ctx, w->collection, w->op, w->points, w->n);
-	if (rv == VECDB_OK)
-		rv = proto_ids_encode(w->points, w->n, &out->body, &out->len);
-	proto_write_free(w);
-	return rv;
-}
-
-/* write, delete, get. */
-static int
-do_points(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	char coll[VECDB_NAME_MAX + 1];
-	struct proto_delete *d;
-	vecdb_record *rec;
-	size_t deleted = 0;
-	vecdb_id id;
-	int rv;
-
-	if (q->method == PROTO_WRITE)
-		return do_write(r, q, out);
-	if (q->method == PROTO_DELETE) {
-		if ((rv = proto_delete_decode(q->body, q->body_len, &d)) !=
-		    VECDB_OK)
-			return rv;
-		rv = r->b->delete(r->b->ctx, d->collection, d->ids, d->n,
-		    &deleted);
-		if (rv == VECDB_OK)
-			rv = proto_deleted_encode(deleted, &out->body, &out->len);
-		proto_delete_free(d);
-		return rv;
-	}
-	if ((rv = proto_get_decode(q->body, q->body_len, coll, &id)) !=
-	    VECDB_OK)
-		return rv;
-	if ((rv = r->b->get(r->b->ctx, coll, &id, &rec)) != VECDB_OK)
-		return rv;
-	rv = proto_record_encode(rec, &out->body, &out->len);
-	vecdb_record_free(rec);
-	return rv;
-}
-
-/* ===== Queries ===== */
-
-/* Free the filters of n api_search. */
-static void
-searches_free(struct api_search *as, size_t n)
-{
-	for (size_t i = 0; i < n && as != NULL; i++)
-		json_decref((json_t *) as[i].filter);
-	vdb_free(as);
-}
-
-/* A batch of searches. */
-static int
-do_search(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	vecdb_records **res = NULL;
-	struct api_search *as = NULL;
-	struct proto_search *s;
-	json_t *f;
-	size_t i = 0;
-	int rv;
-
-	if ((rv = proto_search_decode(q->body, q->body_len, &s)) != VECDB_OK)
-		return rv;
-	if ((as = vdb_calloc(s->n, sizeof(*as))) == NULL) {
-		rv = vdb_err(VECDB_ENOMEM, "out of memory");
-		goto fail;
-	}
-	for (i = 0; i < s->n; i++) {
-		if ((rv = filter_load(s->s[i].filter_json, &f)) != VECDB_OK)
-			goto fail;
-		as[i].p = s->s[i].p;
-		as[i].filter = f;
-	}
-	if ((rv = r->b->search(r->b->ctx, s->collection, as, s->n, &res)) ==
-	    VECDB_OK) {
-		rv = proto_search_result_encode(res, s->n, &out->body,
-		    &out->len);
-		vecdb_records_free_array(res, s->n);
-	}
-fail:
-	searches_free(as, i);
-	proto_search_free(s);
-	return rv;
-}
-
-/* Encode a records result and free it. */
-static int
-records_reply(int rv, vecdb_records *res, struct reply *out)
-{
-	if (rv == VECDB_OK)
-		rv = proto_records_encode(res, &out->body, &out->len);
-	vecdb_records_free(res);
-	return rv;
-}
-
-/* Recommend and discover. */
-static int
-do_examples(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	struct proto_recommend *rc;
-	struct proto_discover *dc;
-	vecdb_records *res = NULL;
-	json_t *f = NULL;
-	int rv;
-
-	if (q->method == PROTO_RECOMMEND) {
-		if ((rv = proto_recommend_decode(q->body, q->body_len, &rc)) !=
-		    VECDB_OK)
-			return rv;
-		if ((rv = filter_load(rc->filter_json, &f)) == VECDB_OK)
-			rv = r->b->recommend(r->b->ctx, rc->collection, &rc->p, f,
-			    &res);
-		proto_recommend_free(rc);
-	} else {
-		if ((rv = proto_discover_decode(q->body, q->body_len, &dc)) !=
-		    VECDB_OK)
-			return rv;
-		if ((rv = filter_load(dc->filter_json, &f)) == VECDB_OK)
-			rv = r->b->discover(r->b->ctx, dc->collection, &dc->p, f,
-			    &res);
-		proto_discover_free(dc);
-	}
-	json_decref(f);
-	return records_reply(rv, res, out);
-}
-
-/* Scroll. */
-static int
-do_scroll(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	vecdb_records *res = NULL;
-	struct proto_scroll *s;
-	json_t *f = NULL;
-	int rv;
-
-	if ((rv = proto_scroll_decode(q->body, q->body_len, &s)) != VECDB_OK)
-		return rv;
-	if ((rv = filter_load(s->filter_json, &f)) == VECDB_OK)
-		rv = r->b->scroll(r->b->ctx, s->collection, &s->start, s->limit,
-		    f, s->with_payload, s->with_vector, &res);
-	json_decref(f);
-	proto_scroll_free(s);
-	return records_reply(rv, res, out);
-}
-
-/* Count. */
-static int
-do_count(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	char coll[VECDB_NAME_MAX + 1], *txt = NULL;
-	uint64_t n = 0;
-	json_t *f = NULL;
-	int rv;
-
-	if ((rv = proto_count_decode(q->body, q->body_len, coll, &txt)) !=
-	    VECDB_OK)
-		return rv;
-	if ((rv = filter_load(txt, &f)) == VECDB_OK &&
-	    (rv = r->b->count(r->b->ctx, coll, f, &n)) == VECDB_OK)
-		rv = proto_count_result_encode(n, &out->body, &out->len);
-	json_decref(f);
-	vdb_free(txt);
-	return rv;
-}
-
-/* search, recommend, discover, scroll, count. */
-static int
-do_queries(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	switch (q->method) {
-	case PROTO_SEARCH: return do_search(r, q, out);
-	case PROTO_SCROLL: return do_scroll(r, q, out);
-	case PROTO_COUNT: return do_count(r, q, out);
-	default: return do_examples(r, q, out);
-	}
-}
-
-/* ===== Snapshots, payload indexes ===== */
-
-/* snapshot create, list, get, delete, restore. */
-static int
-do_snapshots(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	const struct api_backend *b = r->b;
-	vecdb_snapshot_info si, *list = NULL;
-	struct proto_target t;
-	size_t n = 0;
-	int rv;
-
-	if ((rv = proto_target_decode(q->method, q->body, q->body_len, &t)) !=
-	    VECDB_OK)
-		return rv;
-	switch (q->method) {
-	case PROTO_SNAPSHOT_CREATE:
-		if ((rv = b->snapshot_create(b->ctx, t.collection,
-		    t.name[0] ? t.name : NULL, &si)) != VECDB_OK)
-			return rv;
-		return proto_snapshot_info_encode(&si, &out->body, &out->len);
-	case PROTO_SNAPSHOT_GET:
-		if ((rv = b->snapshot_get(b->ctx, t.collection, t.name, &si)) !=
-		    VECDB_OK)
-			return rv;
-		return proto_snapshot_info_encode(&si, &out->body, &out->len);
-	case PROTO_SNAPSHOT_LIST:
-		if ((rv = b->snapshot_list(b->ctx, t.collection, &list, &n)) !=
-		    VECDB_OK)
-			return rv;
-		rv = proto_snapshot_list_encode(list, n, &out->body, &out->len);
-		vdb_free(list);
-		return rv;
-	case PROTO_SNAPSHOT_DELETE:
-		return b->snapshot_delete(b->ctx, t.collection, t.name);
-	default:
-		return b->snapshot_restore(b->ctx, t.collection, t.name);
-	}
-}
-
-/* A piece of a snapshot file out, or in. */
-static int
-do_snapfile(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	struct proto_snapshot_read rq;
-	struct proto_snapshot_upload up;
-	void *keep;
-	int rv;
-
-	if (q->method == PROTO_SNAPSHOT_READ) {
-		if ((rv = proto_snapshot_read_decode(q->body, q->body_len,
-		    &rq)) != VECDB_OK)
-			return rv;
-		return node_snapshot_read(r->b, &rq, &out->body, &out->len);
-	}
-	if ((rv = proto_snapshot_upload_decode(q->body, q->body_len, &up,
-	    &keep)) != VECDB_OK)
-		return rv;
-	rv = node_snapshot_upload(r->uploads, r->b, &up);
-	proto_unpacked_drop(keep);
-	return rv;
-}
-
-/* payload index create, delete, list. */
-static int
-do_pindexes(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	const struct api_backend *b = r->b;
-	vecdb_payload_index_info *list = NULL;
-	struct proto_target t;
-	size_t n = 0;
-	int rv;
-
-	if ((rv = proto_target_decode(q->method, q->body, q->body_len, &t)) !=
-	    VECDB_OK)
-		return rv;
-	if (q->method == PROTO_PAYLOAD_INDEX_CREATE)
-		return b->payload_index_create(b->ctx, t.collection, t.name,
-		    t.schema);
-	if (q->method == PROTO_PAYLOAD_INDEX_DELETE)
-		return b->payload_index_delete(b->ctx, t.collection, t.name);
-	if ((rv = b->payload_index_list(b->ctx, t.collection, &list, &n)) !=
-	    VECDB_OK)
-		return rv;
-	rv = proto_pindex_list_encode(list, n, &out->body, &out->len);
-	vdb_free(list);
-	return rv;
-}
-
-/* ===== Node ===== */
-
-/* stats and health. */
-static int
-do_node(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
-{
-	struct node_role_status rs;
-	struct proto_health h;
-	vecdb_stats st;
-	int rv;
-
-	if ((rv = r->b->stats(r->b->ctx, &st)) != VECDB_OK)
-		return rv;
-	if (q->method == PROTO_STATS)
-		return proto_stats_encode(&st, &out->body, &out->len);
-	memset(&h, 0, sizeof(h));
-	snprintf(h.status, sizeof(h.status), "ok");
-	snprintf(h.version, sizeof(h.version), "%s", VECDB_VERSION);
-	snprintf(h.role, sizeof(h.role), "%s",
-	    r->cfg.replica ? "replica" : "primary");
-	if (r->repl.role != NULL) {
-		node_role_status_get(r->repl.role, &rs);
-		snprintf(h.role, sizeof(h.role), "%s", !rs.primary ? "replica" :
-		    rs.fenced ? "fenced" : "primary");
-		snprintf(h.primary, sizeof(h.primary), "%s", rs.primary_url);
-		h.term = rs.term;
-	}
-	snprintf(h.node_id, sizeof(h.node_id), "%s", r->cfg.node_id);
-	h.last_seq = st.last_seq;
-	return proto_health_encode(&h, &out->body, &out->len);
-}
-
-/* ===== Replication ===== */
-
-/* Take a spare worker, or NULL when none is left. */
-static struct worker *
-spare_take(struct node_rpc *r)
-{
-	struct worker *w = NULL;
-
-	pthread_mutex_lock(&r->lock);
-	if (r->nspare > 0)
-		w = r->spare[--r->nspare];
-	pthread_mutex_unlock(&r->lock);
-	return w;
-}
-
-static void
-spare_put(struct node_rpc *r, struct worker *w)
-{
-	pthread_mutex_lock(&r->lock);
-	r->spare[r->nspare++] = w;
-	pthread_mutex_unlock(&r->lock);
-}
-
-/*
- * Park worker w's long-poll (it found nothing after after_seq) and arm a
- * spare in its place. 0 when it cannot wait: answer now.
- */
-static int
-fetch_park(struct node_rpc *r, struct repl_primary *p, struct worker *w,
-    const struct proto_fetch_wal *f)
-{
-	struct worker *spare;
-
-	if (atomic_load(&r->stopping) || (spare = spare_take(r)) == NULL)
-		return 0;
-	w->state = W_PARKED;
-	w->retire = 1;
-	if (repl_primary_park(p, f->after_seq, f->max_wait_ms,
-		worker_wake, w) != VECDB_OK) {
-		w->retire = 0;
-		spare_put(r, spare);
-		return 0;
-	}
-	worker_recv(spare);
-	return 1;
-}
-
-/* FetchWal; w is NULL when the request may not park (a re-run). */
-static int
-do_fetch(struct node_rpc *r, struct repl_primary *p, struct worker *w,
-    const struct proto_request *q, struct reply *out)
+do_fetch(node_role *role, struct repl_primary *p, api_rpc_call *c,
+    const struct proto_request *q, struct api_rpc_reply *out)
 {
 	struct node_role_status st;
 	struct proto_wal_batch b;
 	struct proto_fetch_wal f;
+	struct fetch_park fp;
 	int rv;
 
 	/* Stopping: leave the poll unanswered so the replica, waiting on it,
-	 * sends nothing more while we close (node_rpc_drain). */
-	if (atomic_load(&r->stopping) && w != NULL) {
+	 * sends nothing more while we close (api_rpc_drain). */
+	if (c != NULL && api_rpc_stopping(c)) {
 		out->drop = 1;
 		return VECDB_OK;
 	}
 	if ((rv = proto_fetch_wal_decode(q->body, q->body_len, &f)) != VECDB_OK)
 		return rv;
-	node_role_fence(r->repl.role, f.term);
-	node_role_status_get(r->repl.role, &st);
+	node_role_fence(role, f.term);
+	node_role_status_get(role, &st);
 	if (st.fenced) {
 		out->code = PROTO_FAILED_PRECONDITION;
 		return vdb_err(VECDB_EREADONLY, "this node is a stale primary: "
@@ -596,8 +57,9 @@ do_fetch(struct node_rpc *r, struct repl_primary *p, struct worker *w,
 		out->code = PROTO_OUT_OF_RANGE;
 	if (rv != VECDB_OK)
 		return rv;
-	if (b.count == 0 && !b.diverged && f.max_wait_ms > 0 && w != NULL &&
-	    fetch_park(r, p, w, &f)) {
+	fp = (struct fetch_park) { p, &f };
+	if (b.count == 0 && !b.diverged && f.max_wait_ms > 0 && c != NULL &&
+	    api_rpc_park(c, fetch_arm, &fp)) {
 		out->parked = 1;
 		return VECDB_OK;
 	}
@@ -608,32 +70,30 @@ do_fetch(struct node_rpc *r, struct repl_primary *p, struct worker *w,
 
 /* FetchWal, BootstrapBegin, BootstrapChunk: a primary's methods. */
 static int
-do_repl(struct node_rpc *r, struct worker *w, const struct proto_request *q,
-    struct reply *out)
+do_repl(node_role *role, api_rpc_call *c, const struct proto_request *q,
+    struct api_rpc_reply *out)
 {
 	char id[PROTO_REPLICA_ID_MAX + 1];
 	struct proto_bootstrap_info bi;
-	struct proto_bootstrap_chunk c;
+	struct proto_bootstrap_chunk ch;
 	struct repl_primary *p;
 	uint8_t *data;
 	size_t n;
 	int rv;
 
-	if (r->repl.role == NULL ||
-	    (p = node_role_primary(r->repl.role)) == NULL) {
+	if ((p = node_role_primary(role)) == NULL) {
+		char why[512];
+
 		out->code = PROTO_FAILED_PRECONDITION;
-		if (r->repl.role != NULL &&
-		    node_role_writable(r->repl.role) != VECDB_OK) {
-			char why[512];
-			snprintf(why, sizeof(why), "%s", vecdb_errmsg());
-			return vdb_err(VECDB_EREADONLY, "%s; replicate from the "
-			    "primary", why);
-		}
-		return vdb_err(VECDB_EREADONLY, "this node does not serve "
-		    "replication");
+		if (node_role_writable(role) == VECDB_OK)
+			return vdb_err(VECDB_EREADONLY, "this node does not "
+			    "serve replication");
+		snprintf(why, sizeof(why), "%s", vecdb_errmsg());
+		return vdb_err(VECDB_EREADONLY, "%s; replicate from the "
+		    "primary", why);
 	}
 	if (q->method == PROTO_FETCH_WAL)
-		return do_fetch(r, p, w, q, out);
+		return do_fetch(role, p, c, q, out);
 	if (q->method == PROTO_BOOTSTRAP_BEGIN) {
 		if ((rv = proto_bootstrap_begin_decode(q->body, q->body_len,
 			 id)) != VECDB_OK ||
@@ -641,9 +101,9 @@ do_repl(struct node_rpc *r, struct worker *w, const struct proto_request *q,
 			return rv;
 		return proto_bootstrap_info_encode(&bi, &out->body, &out->len);
 	}
-	if ((rv = proto_bootstrap_chunk_decode(q->body, q->body_len, &c)) !=
+	if ((rv = proto_bootstrap_chunk_decode(q->body, q->body_len, &ch)) !=
 	    VECDB_OK ||
-	    (rv = repl_primary_bootstrap_chunk(p, &c, &data, &n)) != VECDB_OK)
+	    (rv = repl_primary_bootstrap_chunk(p, &ch, &data, &n)) != VECDB_OK)
 		return rv;
 	rv = proto_bootstrap_data_encode(data, n, &out->body, &out->len);
 	vdb_free(data);
@@ -652,22 +112,17 @@ do_repl(struct node_rpc *r, struct worker *w, const struct proto_request *q,
 
 /* PROMOTE and FOLLOW: the router changes who is primary. */
 static int
-do_role(struct node_rpc *r, const struct proto_request *q,
-    struct reply *out)
+do_role(node_role *role, const struct proto_request *q,
+    struct api_rpc_reply *out)
 {
 	char url[PROTO_URL_MAX + 1];
 	uint64_t term, last;
 	int rv;
 
-	if (r->repl.role == NULL) {
-		out->code = PROTO_FAILED_PRECONDITION;
-		return vdb_err(VECDB_EREADONLY, "this server has no replication "
-		    "role");
-	}
 	if (q->method == PROTO_PROMOTE) {
 		if ((rv = proto_promote_decode(q->body, q->body_len, &term)) !=
 		    VECDB_OK ||
-		    (rv = node_role_promote(r->repl.role, term, &term, &last)) !=
+		    (rv = node_role_promote(role, term, &term, &last)) !=
 		    VECDB_OK)
 			return rv;
 		return proto_promote_result_encode(term, last, &out->body,
@@ -676,602 +131,74 @@ do_role(struct node_rpc *r, const struct proto_request *q,
 	if ((rv = proto_follow_decode(q->body, q->body_len, url, &term)) !=
 	    VECDB_OK)
 		return rv;
-	if ((rv = node_role_follow(r->repl.role, url, term)) == VECDB_EREADONLY)
+	if ((rv = node_role_follow(role, url, term)) == VECDB_EREADONLY)
 		out->code = PROTO_FAILED_PRECONDITION;
 	return rv;
 }
 
-/* ===== Dispatch ===== */
-
-/* Run one decoded request on the backend. */
 static int
-dispatch(struct node_rpc *r, struct worker *w, const struct proto_request *q,
-    struct reply *out)
+ext_handle(void *ctx, api_rpc_call *c, const struct proto_request *q,
+    struct api_rpc_reply *out)
 {
-	switch (q->method) {
-	case PROTO_FETCH_WAL: case PROTO_BOOTSTRAP_BEGIN:
-	case PROTO_BOOTSTRAP_CHUNK:
-		return do_repl(r, w, q, out);
-	case PROTO_CREATE_COLLECTION: case PROTO_GET_COLLECTION:
-	case PROTO_LIST_COLLECTIONS: case PROTO_DELETE_COLLECTION:
-	case PROTO_COMPACT_COLLECTION: case PROTO_SET_QUANTIZATION:
-		return do_collections(r, q, out);
-	case PROTO_WRITE: case PROTO_DELETE: case PROTO_GET:
-		return do_points(r, q, out);
-	case PROTO_SEARCH: case PROTO_RECOMMEND: case PROTO_DISCOVER:
-	case PROTO_SCROLL: case PROTO_COUNT:
-		return do_queries(r, q, out);
-	case PROTO_SNAPSHOT_CREATE: case PROTO_SNAPSHOT_LIST:
-	case PROTO_SNAPSHOT_GET: case PROTO_SNAPSHOT_DELETE:
-	case PROTO_SNAPSHOT_RESTORE:
-		return do_snapshots(r, q, out);
-	case PROTO_SNAPSHOT_READ: case PROTO_SNAPSHOT_UPLOAD:
-		return do_snapfile(r, q, out);
-	case PROTO_PAYLOAD_INDEX_CREATE: case PROTO_PAYLOAD_INDEX_DELETE:
-	case PROTO_PAYLOAD_INDEX_LIST:
-		return do_pindexes(r, q, out);
-	case PROTO_STATS: case PROTO_HEALTH:
-		return do_node(r, q, out);
-	case PROTO_PROMOTE: case PROTO_FOLLOW:
-		return do_role(r, q, out);
-	default:
-		return vdb_err(VECDB_EINVAL, "unknown method %u", q->method);
-	}
+	if (q->method == PROTO_PROMOTE || q->method == PROTO_FOLLOW)
+		return do_role(ctx, q, out);
+	return do_repl(ctx, c, q, out);
 }
 
-/* Decode, check, run: the wire code, and the body in out. */
 static int
-handle_request(struct node_rpc *r, struct worker *w, const uint8_t *buf,
-    size_t len, uint32_t *method, struct reply *out)
+ext_writable(void *ctx)
 {
-	struct proto_request *q;
-	int rv, code;
-
-	*method = 0;
-	vdb_err_clear();
-	api_read_opts_reset();
-	if ((rv = proto_request_decode(buf, len, &q)) != VECDB_OK)
-		return PROTO_INVALID_ARGUMENT;
-	*method = q->method;
-	api_read_opts()->primary = q->primary_only;
-	api_read_opts()->allow_partial = q->allow_partial;
-	if (r->cfg.api_key != NULL && !key_ok(r->cfg.api_key, q->api_key))
-		code = (vdb_err(VECDB_EINVAL, "missing or wrong api key"),
-		    PROTO_UNAUTHENTICATED);
-	else if (r->repl.role == NULL && r->cfg.replica && is_write(q->method))
-		code = (vdb_err(VECDB_EREADONLY, "this node is a replica"),
-		    PROTO_FAILED_PRECONDITION);
-	else if (r->repl.role != NULL && is_write(q->method) &&
-	    node_role_writable(r->repl.role) != VECDB_OK)
-		code = PROTO_FAILED_PRECONDITION;
-	else if ((code = proto_code_of(dispatch(r, w, q, out))) != PROTO_OK &&
-	    out->code != 0)
-		code = out->code;
-	proto_request_free(q);
-	return code;
+	return node_role_writable(ctx);
 }
 
-/*
- * Put the reply to a request in msg (the request's): 0, or nonzero when it
- * cannot be encoded. Frees out->body.
- */
-static int
-reply_encode(struct node_rpc *r, nng_msg *msg, uint32_t method, int code,
-    struct reply *out)
+static void
+ext_health(void *ctx, struct proto_health *h)
 {
-	struct reply o = *out;
-	uint32_t *missing = NULL;
-	size_t n_missing = 0;
-	const char *m;
-	uint8_t *enc = NULL;
-	size_t enclen = 0;
-	int rv;
+	struct node_role_status rs;
 
-	m = code == PROTO_OK ? "" : vecdb_errmsg();
-	if (code != PROTO_OK && *m == '\0')
-		m = vecdb_strerror(proto_err_of(code));
-	if (code != PROTO_OK) {
-		vdb_free(o.body);
-		o.body = NULL, o.len = 0;
-	}
-	atomic_fetch_add_explicit(&r->requests[method][code], 1,
-	    memory_order_relaxed);
-	/* a router's partial answer names the shards it lacks */
-	if (code == PROTO_OK && api_read_opts()->n_missing > 0 &&
-	    (missing = vdb_malloc(api_read_opts()->n_missing *
-	    sizeof(uint32_t))) != NULL) {
-		api_read_opts_missing_ids(missing);
-		n_missing = api_read_opts()->n_missing;
-	}
-	rv = proto_response_encode_missing(code, m, o.body, o.len,
-	    missing, n_missing, &enc, &enclen);
-	vdb_free(missing);
-	vdb_free(o.body);
-	if (rv != VECDB_OK)
-		return -1;
-	nng_msg_clear(msg);
-	rv = nng_msg_append(msg, enc, enclen);
-	vdb_free(enc);
-	return rv;
+	node_role_status_get(ctx, &rs);
+	snprintf(h->role, sizeof(h->role), "%s", !rs.primary ? "replica" :
+	    rs.fenced ? "fenced" : "primary");
+	snprintf(h->primary, sizeof(h->primary), "%s", rs.primary_url);
+	h->term = rs.term;
 }
 
-/* ===== Write concern ===== */
-
-/* How many replicas a successful request must wait for (0: none). */
 static uint32_t
-acks_needed(struct node_rpc *r, uint32_t method, const struct reply *out)
+ext_acks_min(void *ctx)
 {
-	uint32_t n;
-
-	if (r->repl.role == NULL || !is_write(method) || out->no_wait)
-		return 0;
-	n = node_role_min_replicas(r->repl.role);
-	return out->wc > n ? out->wc : n;
+	return node_role_min_replicas(ctx);
 }
 
-/*
- * Wait for the replicas; on failure the answer becomes DEADLINE_EXCEEDED
- * and says the write is done here all the same.
- */
-static int
-acks_wait_run(struct node_rpc *r, struct acks_wait *a)
-{
-	uint32_t ms = node_role_wc_timeout_ms(r->repl.role);
-	struct repl_replica reps[REPL_REPLICAS_MAX];
-	size_t k = 0, n;
-
-	if (a->p != NULL &&
-	    repl_primary_wait_acks(a->p, a->seq, a->n, ms) == VECDB_OK)
-		return PROTO_OK;
-	n = a->p != NULL ? repl_primary_replicas(a->p, reps,
-	    REPL_REPLICAS_MAX) : 0;
-	for (size_t i = 0; i < n; i++)
-		k += reps[i].acked_seq >= a->seq;
-	vdb_err(VECDB_ETIMEDOUT, "write is durable on the primary but only %zu "
-	    "of %u replicas acknowledged it within %u ms", k, a->n, ms);
-	return PROTO_DEADLINE_EXCEEDED;
-}
-
-/* The thread a parked write waits on: wait, answer, send. */
 static void *
-acks_wait_main(void *arg)
+ext_acks_begin(void *ctx, uint64_t *seq)
 {
-	struct acks_wait *a = arg;
-	struct worker *w = a->w;
-	int code;
-
-	vdb_err_clear();
-	code = acks_wait_run(w->rpc, a);
-	worker_reply(w, reply_encode(w->rpc, w->msg, a->method, code,
-	    &a->out));
-	vdb_free(a);
-	return NULL;
+	*seq = node_role_last_seq(ctx);
+	return node_role_primary(ctx);
 }
 
-/*
- * Park worker w while its write waits for replicas on a thread of its
- * own, and arm a spare in its place: 1 parked (a owned by the thread), 0
- * when it cannot (no spare, no thread): the caller waits inline.
- */
+/* Wait for n replicas to hold seq; on failure say the write is done here
+ * all the same. */
 static int
-acks_park(struct node_rpc *r, struct worker *w, struct acks_wait *a)
+ext_acks_wait(void *ctx, void *token, uint64_t seq, uint32_t n)
 {
-	struct worker *spare;
-	pthread_attr_t at;
-	pthread_t t;
-	int rv;
+	uint32_t ms = node_role_wc_timeout_ms(ctx);
+	struct repl_replica reps[REPL_REPLICAS_MAX];
+	struct repl_primary *p = token;
+	size_t k = 0, m;
 
-	if (w == NULL || atomic_load(&r->stopping) ||
-	    (spare = spare_take(r)) == NULL)
-		return 0;
-	w->state = W_PARKED;
-	w->retire = 1;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	rv = pthread_create(&t, &at, acks_wait_main, a);
-	pthread_attr_destroy(&at);
-	if (rv != 0) {
-		w->retire = 0;
-		w->state = W_RECV;
-		spare_put(r, spare);
-		return 0;
-	}
-	worker_recv(spare);
-	return 1;
-}
-
-/*
- * A write succeeded and needs @p n replicas: park it, or wait here when it
- * cannot park. 1: parked.
- */
-static int
-acks_start(struct node_rpc *r, struct worker *w, uint32_t method,
-    uint32_t n, struct reply *out, int *code)
-{
-	struct acks_wait *a;
-
-	if ((a = vdb_calloc(1, sizeof(*a))) == NULL) {
-		vdb_free(out->body);
-		out->body = NULL;
-		*code = (vdb_err(VECDB_ENOMEM, "out of memory waiting for "
-		    "replicas (the write is done on the primary)"),
-		    PROTO_RESOURCE_EXHAUSTED);
-		return 0;
-	}
-	*a = (struct acks_wait) { w, node_role_primary(r->repl.role), method,
-		node_role_last_seq(r->repl.role), n, *out };
-	if (acks_park(r, w, a))
-		return 1;
-	*code = acks_wait_run(r, a);
-	vdb_free(a);
-	return 0;
-}
-
-/*
- * Handle one request message; the reply replaces its body: 0, or nonzero
- * when it cannot be encoded. *how: ANSWERED; PARKED: w answers later (a
- * long-poll, or a write waiting for replicas), msg untouched; DROPPED:
- * stopping, a FetchWal is never answered (w NULL: may not park or drop).
- */
-static int
-handle_msg(struct node_rpc *r, struct worker *w, nng_msg *msg, int *how)
-{
-	struct reply out = { NULL, 0, 0, 0, 0, 0, 0 };
-	uint32_t method, n;
-	int code, parked;
-
-	code = handle_request(r, w, nng_msg_body(msg), nng_msg_len(msg),
-	    &method, &out);
-	*how = ANSWERED;
-	if (code == PROTO_OK && (out.parked || out.drop)) {
-		*how = out.drop ? DROPPED : PARKED;
-		return 0;
-	}
-	if (code == PROTO_OK && (n = acks_needed(r, method, &out)) > 0 &&
-	    (parked = acks_start(r, w, method, n, &out, &code))) {
-		*how = PARKED;
-		return 0;
-	}
-	return reply_encode(r, msg, method, code, &out);
-}
-
-/* ===== Workers ===== */
-
-/* Arm the next receive unless stopping. */
-static void
-worker_recv(struct worker *w)
-{
-	if (atomic_load(&w->rpc->stopping))
-		return;
-	w->state = W_RECV;
-	nng_ctx_recv(w->ctx, w->aio);
-}
-
-/* A worker finished a request: receive again, or become a spare if a
- * spare took its receive while it was parked. */
-static void
-worker_done(struct worker *w)
-{
-	if (w->retire) {
-		w->retire = 0;
-		w->state = W_INIT;
-		spare_put(w->rpc, w);
-		return;
-	}
-	worker_recv(w);
-}
-
-/* A receive finished: handle it and send the reply. */
-static void
-worker_got(struct worker *w)
-{
-	nng_msg *msg;
-	int rv = nng_aio_result(w->aio), how;
-
-	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-		return;
-	if (rv != 0) {
-		worker_recv(w);
-		return;
-	}
-	msg = nng_aio_get_msg(w->aio);
-	nng_aio_set_msg(w->aio, NULL); /* w->msg owns it now */
-	atomic_fetch_add(&w->rpc->busy, 1);
-	atomic_store(&w->rpc->recv_ms, vdb_now_ms());
-	w->msg = msg;
-	rv = handle_msg(w->rpc, w, msg, &how);
-	if (how == ANSWERED)
-		worker_reply(w, rv);
-	else if (how == DROPPED)
-		worker_drop(w);
-	/* else worker_wake, or the write concern thread, answers */
-}
-
-/* Forget w's request unanswered. */
-static void
-worker_drop(struct worker *w)
-{
-	nng_msg_free(w->msg);
-	w->msg = NULL;
-	atomic_fetch_sub(&w->rpc->busy, 1);
-	worker_done(w);
-}
-
-/* Send the reply in w->msg (rv 0), or drop it on an encoding failure. */
-static void
-worker_reply(struct worker *w, int rv)
-{
-	if (rv != 0) {
-		/* XXX: out of memory encoding: the client times out. */
-		worker_drop(w);
-		return;
-	}
-	nng_aio_set_msg(w->aio, w->msg);
-	w->state = W_SEND;
-	nng_ctx_send(w->ctx, w->aio);
-}
-
-/*
- * A parked long-poll is due (the primary's waiter thread): answer it, or,
- * when repl_primary_stop wakes it after node_rpc_drain, drop it.
- */
-static void
-worker_wake(void *arg)
-{
-	struct worker *w = arg;
-	int how;
-
-	if (atomic_load(&w->rpc->stopping)) {
-		worker_drop(w);
-		return;
-	}
-	worker_reply(w, handle_msg(w->rpc, NULL, w->msg, &how));
-}
-
-/* The aio callback: the classic async REP state machine. */
-static void
-worker_cb(void *arg)
-{
-	struct worker *w = arg;
-
-	switch (w->state) {
-	case W_INIT:
-		worker_recv(w);
-		break;
-	case W_RECV:
-		worker_got(w);
-		break;
-	case W_SEND:
-		if (nng_aio_result(w->aio) != 0) {
-			nng_msg_free(nng_aio_get_msg(w->aio));
-			nng_aio_set_msg(w->aio, NULL);
-		}
-		atomic_fetch_sub(&w->rpc->busy, 1);
-		if (nng_aio_result(w->aio) != NNG_ECLOSED)
-			worker_done(w);
-		break;
-	case W_PARKED:
-		break; /* no aio in flight while parked */
-	}
-}
-
-/* ===== Lifecycle ===== */
-
-/* Open the socket and listen; records the bound port. */
-static int
-rpc_listen(struct node_rpc *r)
-{
-	int rv, port = 0;
-
-	if ((rv = nng_rep0_open(&r->sock)) != 0)
-		return vdb_err(VECDB_EIO, "nng: %s", nng_strerror(rv));
-	nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, PROTO_MSG_MAX);
-	if ((rv = nng_listener_create(&r->l, r->sock, r->cfg.url)) != 0 ||
-	    (rv = nng_listener_start(r->l, 0)) != 0) {
-		nng_close(r->sock);
-		return vdb_err(rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ?
-			VECDB_EINVAL : VECDB_EIO, "cannot listen on %s: %s",
-		    r->cfg.url, nng_strerror(rv));
-	}
-	if (nng_listener_get_int(r->l, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
-		r->port = (uint16_t) port;
-	return VECDB_OK;
-}
-
-/* Allocate the workers' aios and contexts; a node with a replication role
- * (which may become primary) gets a spare for each request that may
- * park. */
-static int
-workers_init(struct node_rpc *r)
-{
-	r->nworkers = r->cfg.workers +
-	    (r->repl.role != NULL ? REPL_PARKED_MAX : 0);
-	if ((r->w = vdb_calloc(r->nworkers, sizeof(*r->w))) == NULL ||
-	    (r->spare = vdb_calloc(r->nworkers, sizeof(*r->spare))) == NULL)
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	for (unsigned i = r->cfg.workers; i < r->nworkers; i++)
-		r->spare[r->nspare++] = &r->w[i];
-	for (unsigned i = 0; i < r->nworkers; i++) {
-		struct worker *w = &r->w[i];
-		w->rpc = r;
-		if (nng_aio_alloc(&w->aio, worker_cb, w) != 0 ||
-		    nng_ctx_open(&w->ctx, r->sock) != 0)
-			return vdb_err(VECDB_ENOMEM, "nng: cannot make worker");
-	}
-	return VECDB_OK;
-}
-
-/*
- * Cancel every worker's receive and wait out its callback, so that no
- * context has an operation pending; then no pipe's receive is re-armed on
- * our behalf (see node_rpc_stop). A reply that an aio still holds was
- * never sent, and a parked request never answered: free both.
- */
-static void
-workers_quiesce(struct node_rpc *r)
-{
-	for (unsigned i = 0; r->w != NULL && i < r->nworkers; i++) {
-		struct worker *w = &r->w[i];
-		nng_msg *m;
-
-		if (w->aio == NULL)
-			continue;
-		nng_aio_stop(w->aio);
-		if ((m = nng_aio_get_msg(w->aio)) != NULL) {
-			nng_aio_set_msg(w->aio, NULL);
-			nng_msg_free(m);
-		}
-		if (w->state == W_PARKED && w->msg != NULL)
-			nng_msg_free(w->msg);
-		w->msg = NULL;
-	}
-}
-
-/* Free the workers (quiesced, the socket closed). */
-static void
-workers_fini(struct node_rpc *r)
-{
-	for (unsigned i = 0; r->w != NULL && i < r->nworkers; i++) {
-		if (r->w[i].aio != NULL)
-			nng_aio_free(r->w[i].aio);
-		nng_ctx_close(r->w[i].ctx);
-	}
-	vdb_free(r->w);
-	vdb_free(r->spare);
-	r->w = NULL;
-	r->spare = NULL;
-}
-
-int
-node_rpc_start(const struct node_rpc_config *cfg,
-    const struct api_backend *b, node_rpc **out)
-{
-	return node_rpc_start_repl(cfg, NULL, b, out);
-}
-
-int
-node_rpc_start_repl(const struct node_rpc_config *cfg,
-    const struct node_repl *repl, const struct api_backend *b,
-    node_rpc **out)
-{
-	struct node_rpc *r;
-	int rv;
-
-	if ((r = vdb_calloc(1, sizeof(*r))) == NULL)
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	r->cfg = *cfg;
-	if (repl != NULL)
-		r->repl = *repl;
-	r->b = b;
-	pthread_mutex_init(&r->lock, NULL);
-	if (r->cfg.node_id == NULL)
-		r->cfg.node_id = "";
-	if (r->cfg.workers < NODE_WORKERS_MIN)
-		r->cfg.workers = NODE_WORKERS_DEFAULT;
-	if (r->cfg.workers > NODE_WORKERS_MAX)
-		r->cfg.workers = NODE_WORKERS_MAX;
-	if ((rv = node_uploads_new(&r->uploads)) != VECDB_OK) {
-		pthread_mutex_destroy(&r->lock);
-		vdb_free(r);
-		return rv;
-	}
-	if ((rv = rpc_listen(r)) != VECDB_OK) {
-		node_uploads_free(r->uploads);
-		pthread_mutex_destroy(&r->lock);
-		vdb_free(r);
-		return rv;
-	}
-	if ((rv = workers_init(r)) != VECDB_OK) {
-		nng_close(r->sock);
-		workers_fini(r);
-		node_uploads_free(r->uploads);
-		pthread_mutex_destroy(&r->lock);
-		vdb_free(r);
-		return rv;
-	}
-	for (unsigned i = 0; i < r->cfg.workers; i++)
-		worker_cb(&r->w[i]);
-	*out = r;
-	return VECDB_OK;
-}
-
-uint16_t
-node_rpc_port(const node_rpc *r)
-{
-	return r->port;
+	if (p != NULL && repl_primary_wait_acks(p, seq, n, ms) == VECDB_OK)
+		return VECDB_OK;
+	m = p != NULL ? repl_primary_replicas(p, reps, REPL_REPLICAS_MAX) : 0;
+	for (size_t i = 0; i < m; i++)
+		k += reps[i].acked_seq >= seq;
+	return vdb_err(VECDB_ETIMEDOUT, "write is durable on the primary but "
+	    "only %zu of %u replicas acknowledged it within %u ms", k, n, ms);
 }
 
 void
-node_rpc_drain(node_rpc *r)
+node_rpc_ext(node_role *role, struct api_rpc_ext *out)
 {
-	if (r != NULL)
-		atomic_store(&r->stopping, 1);
-}
-
-/*
- * Why stop goes in this order. nng 1.5.2 can lose a pipe's receive when
- * the pipe is closed while a message is arriving on it. In the hung
- * process, nng_close() waits for the socket's pipe list to empty; nng's
- * reaper is blocked in the rep0 pipe's stop, waiting on the pipe's
- * receive aio, which was begun and never finished; every other nng thread
- * is idle, so nothing will ever finish it. A replica makes that likely:
- * when repl_primary_stop answered its parked poll, it polled again at
- * once, was answered at once (the primary could not park any more), and
- * so on, a poll on the wire at every moment, while we closed the listener
- * (and with it the replica's pipe) and then the socket: about one stop in
- * seven hung.
- *
- * So a primary is drained before its polls are woken: FetchWal is no
- * longer answered (a parked poll woken by repl_primary_stop and a new one
- * alike), and the replica, waiting for that answer, sends nothing more.
- * Its REQ socket sends the request again when it reconnects. Then no
- * receive is re-armed; we wait until requests in flight have sent their
- * replies and nothing has come in for NODE_STOP_QUIET_MS, cancel the
- * receives still armed, and only then close the listener, its pipes and
- * the socket.
- */
-void
-node_rpc_stop(node_rpc *r)
-{
-	struct timespec ts = { 0, 5 * 1000000L };
-	uint64_t end;
-
-	if (r == NULL)
-		return;
-	node_rpc_drain(r);
-	end = vdb_now_ms() + NODE_STOP_GRACE_MS;
-	while (vdb_now_ms() < end && (atomic_load(&r->busy) ||
-	    vdb_now_ms() - atomic_load(&r->recv_ms) < NODE_STOP_QUIET_MS))
-		nanosleep(&ts, NULL);
-	workers_quiesce(r);
-	nng_close(r->sock);
-	workers_fini(r);
-	node_uploads_free(r->uploads);
-	pthread_mutex_destroy(&r->lock);
-	vdb_free(r);
-}
-
-void
-node_rpc_metrics_write(node_rpc *r, FILE *f)
-{
-	static const char *const codes[PROTO_CODE_COUNT] = { "OK",
-		"CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-		"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-		"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-		"OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
-		"DATA_LOSS", "UNAUTHENTICATED" };
-
-	fprintf(f, "# HELP vecdb_rpc_requests_total RPC requests by method "
-		   "and response code.\n# TYPE vecdb_rpc_requests_total "
-		   "counter\n");
-	for (uint32_t m = 0; m < PROTO_METHOD_COUNT; m++)
-		for (int c = 0; c < PROTO_CODE_COUNT; c++) {
-			uint64_t v = atomic_load_explicit(&r->requests[m][c],
-			    memory_order_relaxed);
-			if (v != 0)
-				fprintf(f, "vecdb_rpc_requests_total{method=\"%s\","
-					   "code=\"%s\"} %llu\n",
-				    proto_method_name(m), codes[c],
-				    (unsigned long long) v);
-		}
+	*out = (struct api_rpc_ext) { role, REPL_PARKED_MAX, ext_handle,
+		ext_writable, ext_health, ext_acks_min, ext_acks_begin,
+		ext_acks_wait };
 }

@@ -5,7 +5,7 @@
  * The primary side (repl_primary.c) answers FetchWal from the WAL, parks
  * long-polls until a commit or their deadline, remembers each replica's
  * acknowledged position, and serves bootstrap copies in chunks. It knows
- * nothing of nng: the RPC server (node_rpc.c) parks a request and is
+ * nothing of nng: the RPC server (api_rpc.c) parks a request and is
  * called back when it should answer.
  *
  * The replica side (repl_follower.c) is one thread that dials the primary,

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node.h"
+#include "api_rpc.h"
 #include "router.h"
 #include "vdb.h"
 
@@ -183,17 +183,17 @@ signals_wait(const sigset_t *set, router *r)
 }
 
 /*
- * The binary client API: the node's RPC server (the same envelope and
- * methods, docs/WIRE.md) over the cluster backend.
+ * The binary client API: the binary API server of api_rpc.h (the same
+ * envelope and methods as a node's, docs/WIRE.md) over the cluster backend.
  */
-static node_rpc *
+static api_rpc *
 binary_api_start(const struct settings *s, const struct api_backend *b)
 {
-	struct node_rpc_config rc = { s->rpc, s->api_key, "router", 0,
-		NODE_WORKERS_DEFAULT };
-	node_rpc *rpc;
+	struct api_rpc_config rc = { s->rpc, s->api_key, "router", 0,
+		API_RPC_WORKERS_DEFAULT };
+	api_rpc *rpc;
 
-	if (node_rpc_start(&rc, b, &rpc) != VECDB_OK) {
+	if (api_rpc_start(&rc, b, NULL, &rpc) != VECDB_OK) {
 		fprintf(stderr, "vecdb-router: --rpc %s: %s\n", s->rpc,
 		    vecdb_errmsg());
 		return NULL;
@@ -210,7 +210,7 @@ serve(const struct settings *s, router *r)
 		s->max_body, (unsigned) s->threads, NULL, s->conn };
 	struct api_backend b;
 	api_server *srv;
-	node_rpc *rpc = NULL;
+	api_rpc *rpc = NULL;
 	sigset_t set;
 
 	sigemptyset(&set);
@@ -231,11 +231,11 @@ serve(const struct settings *s, router *r)
 	printf("vecdb-router %s: serving %s://%s:%u", VECDB_VERSION,
 	    s->tls_cert ? "https" : "http", s->host, api_server_port(srv));
 	if (rpc != NULL)
-		printf(" rpc tcp://%s:%u", s->host, node_rpc_port(rpc));
+		printf(" rpc tcp://%s:%u", s->host, api_rpc_port(rpc));
 	printf("\n");
 	fflush(stdout);
 	signals_wait(&set, r);
-	node_rpc_stop(rpc);
+	api_rpc_stop(rpc);
 	api_server_stop(srv);
 	return 0;
 }

@@ -517,7 +517,7 @@ wait_polled(const struct node *p, const char *id)
  * once, every time. It used to hang in nng_close() about one stop in
  * seven: the replica polled again as soon as its parked poll was
  * answered, and the primary closed the pipe with a poll arriving on it
- * (node_rpc_stop explains). Every other round also commits a batch just
+ * (api_rpc_stop explains). Every other round also commits a batch just
  * before the SIGTERM, so the replica is answered and polls again while
  * the primary stops.
  */

@@ -1,12 +1,12 @@
 /*
- * node_snapfile.c: snapshot files over the RPC. SNAPSHOT_READ hands out a
+ * api_rpc_snapfile.c: snapshot files over the RPC. SNAPSHOT_READ hands out a
  * piece of a snapshot file; SNAPSHOT_UPLOAD takes one in pieces, in
  * order, into a temp file, and the last piece restores the collection
  * from it. A router builds its one-file cluster snapshot from the first
  * and restores one with the second (router_snapfile.c).
  *
- * Uploads in progress are a small table: at most NODE_UPLOADS_MAX at
- * once; one idle for NODE_UPLOAD_IDLE_MS is dropped (its sender is gone)
+ * Uploads in progress are a small table: at most API_RPC_UPLOADS_MAX at
+ * once; one idle for API_RPC_UPLOAD_IDLE_MS is dropped (its sender is gone)
  * when a slot is wanted, and every temp file goes when the server stops.
  */
 #define _GNU_SOURCE /* mkostemp */
@@ -19,11 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "node.h"
+#include "api_rpc.h"
 #include "vdb.h"
 
-#define NODE_UPLOADS_MAX 16
-#define NODE_UPLOAD_IDLE_MS 120000
+#define API_RPC_UPLOADS_MAX 16
+#define API_RPC_UPLOAD_IDLE_MS 120000
 
 struct upload {
 	uint64_t id;              /* 0: a free slot */
@@ -35,15 +35,15 @@ struct upload {
 	int busy;                 /* a piece is being written */
 };
 
-struct node_uploads {
+struct api_rpc_uploads {
 	pthread_mutex_t lock;
-	struct upload u[NODE_UPLOADS_MAX];
+	struct upload u[API_RPC_UPLOADS_MAX];
 };
 
 int
-node_uploads_new(struct node_uploads **out)
+api_rpc_uploads_new(struct api_rpc_uploads **out)
 {
-	struct node_uploads *u = vdb_calloc(1, sizeof(*u));
+	struct api_rpc_uploads *u = vdb_calloc(1, sizeof(*u));
 
 	if (u == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
@@ -63,11 +63,11 @@ slot_drop(struct upload *s)
 }
 
 void
-node_uploads_free(struct node_uploads *u)
+api_rpc_uploads_free(struct api_rpc_uploads *u)
 {
 	if (u == NULL)
 		return;
-	for (int i = 0; i < NODE_UPLOADS_MAX; i++)
+	for (int i = 0; i < API_RPC_UPLOADS_MAX; i++)
 		if (u->u[i].id != 0)
 			slot_drop(&u->u[i]);
 	pthread_mutex_destroy(&u->lock);
@@ -75,7 +75,7 @@ node_uploads_free(struct node_uploads *u)
 }
 
 int
-node_snapshot_read(const struct api_backend *b,
+api_rpc_snapshot_read(const struct api_backend *b,
     const struct proto_snapshot_read *q, uint8_t **body, size_t *len)
 {
 	struct stat st;
@@ -121,14 +121,14 @@ out:
 /* The slot of upload q into *out (a new one at offset 0). Called under
  * the lock. */
 static int
-slot_get(struct node_uploads *u, const struct proto_snapshot_upload *q,
+slot_get(struct api_rpc_uploads *u, const struct proto_snapshot_upload *q,
     struct upload **out)
 {
 	struct upload *free_slot = NULL;
 	uint64_t now = vdb_now_ms();
 	const char *tmp = getenv("TMPDIR");
 
-	for (int i = 0; i < NODE_UPLOADS_MAX; i++) {
+	for (int i = 0; i < API_RPC_UPLOADS_MAX; i++) {
 		struct upload *s = &u->u[i];
 		if (s->id == q->upload) {
 			if (s->busy || strcmp(s->collection, q->collection) != 0)
@@ -138,7 +138,7 @@ slot_get(struct node_uploads *u, const struct proto_snapshot_upload *q,
 			return VECDB_OK;
 		}
 		if (s->id != 0 && !s->busy &&
-		    now - s->touched_ms > NODE_UPLOAD_IDLE_MS)
+		    now - s->touched_ms > API_RPC_UPLOAD_IDLE_MS)
 			slot_drop(s);   /* its sender is gone */
 		if (s->id == 0 && free_slot == NULL)
 			free_slot = s;
@@ -147,10 +147,10 @@ slot_get(struct node_uploads *u, const struct proto_snapshot_upload *q,
 		return vdb_err(VECDB_EINVAL, "upload %llu: no such upload "
 		    "(it starts at offset 0, or it was dropped after %d s "
 		    "idle)", (unsigned long long) q->upload,
-		    NODE_UPLOAD_IDLE_MS / 1000);
+		    API_RPC_UPLOAD_IDLE_MS / 1000);
 	if (free_slot == NULL)
 		return vdb_err(VECDB_EFULL, "%d snapshot uploads are in "
-		    "progress already", NODE_UPLOADS_MAX);
+		    "progress already", API_RPC_UPLOADS_MAX);
 	snprintf(free_slot->path, sizeof(free_slot->path),
 	    "%s/vecdb-upload-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if ((free_slot->fd = mkostemp(free_slot->path, O_CLOEXEC)) < 0) {
@@ -170,7 +170,7 @@ slot_get(struct node_uploads *u, const struct proto_snapshot_upload *q,
 }
 
 int
-node_snapshot_upload(struct node_uploads *u, const struct api_backend *b,
+api_rpc_snapshot_upload(struct api_rpc_uploads *u, const struct api_backend *b,
     const struct proto_snapshot_upload *q)
 {
 	struct upload *s = NULL;
