@@ -60,6 +60,7 @@ api_status_of(int err, const char **code)
 	case VECDB_EREADONLY: *code = "PERMISSION_DENIED"; return 403;
 	case VECDB_EFULL: *code = "RESOURCE_EXHAUSTED"; return 507;
 	case VECDB_ECLOSED:
+	case VECDB_EUNAVAILABLE:
 	case VECDB_ELOCKED: *code = "UNAVAILABLE"; return 503;
 	case VECDB_ETIMEDOUT: *code = "DEADLINE_EXCEEDED"; return 504;
 	default: *code = "INTERNAL"; return 500;

@@ -377,12 +377,7 @@ reaper_main(void *arg)
 		if (late)
 			VDB_LOG_DEBUG(s->cfg.name, "closed %u connections past "
 			    "their deadline", late);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += REAP_INTERVAL_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = vdb_deadline(REAP_INTERVAL_MS);
 		pthread_cond_timedwait(&s->rcond, &s->rlock, &ts);
 	}
 	pthread_mutex_unlock(&s->rlock);
@@ -1024,7 +1019,7 @@ httpd_start(const struct httpd_config *cfg, struct httpd **out)
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
 	pthread_mutex_init(&s->rlock, NULL);
-	pthread_cond_init(&s->rcond, NULL);
+	vdb_cond_init(&s->rcond);
 	if ((s->workers = vdb_calloc(s->cfg.threads,
 	    sizeof(*s->workers))) == NULL) {
 		httpd_free(s);

@@ -1,16 +1,14 @@
 /*
  * client.c: the C client of the binary API (include/vecdb_client.h).
  *
- * One req0 socket per client; every call opens its own nng_ctx, so calls
- * from several threads run at once, each with its own timeout. Requests
- * and answers go through the proto.h codec.
+ * One req0 socket per client; every call is an exchange of its own
+ * (proto_rpc.h), so calls from several threads run at once, each with its
+ * own timeout.
  */
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <stdatomic.h>
 #include <string.h>
 
-#include "proto.h"
+#include "proto_rpc.h"
 #include "vdb.h"
 #include "vecdb_client.h"
 
@@ -71,18 +69,9 @@ vecdb_client_connect(const char *url, const char *api_key,
 		rv = vdb_err(VECDB_ENOMEM, "client: out of memory");
 		goto fail;
 	}
-	if ((rv = nng_req0_open(&c->sock)) != 0) {
-		rv = vdb_err(VECDB_EIO, "client: socket: %s", nng_strerror(rv));
+	/* Dialed in the background: the server may come later. */
+	if ((rv = proto_rpc_dial(url, &c->sock)) != VECDB_OK)
 		goto fail;
-	}
-	/* Retry the dial in the background: the server may come later. */
-	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-		rv = vdb_err(rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
-			    ? VECDB_EINVAL : VECDB_EIO,
-		    "client: dial %s: %s", url, nng_strerror(rv));
-		nng_close(c->sock);
-		goto fail;
-	}
 	*out = c;
 	return VECDB_OK;
 fail:
@@ -105,63 +94,6 @@ vecdb_client_close(vecdb_client *c)
 
 /* ===== Calls ===== */
 
-/* Send @p m on @p ctx, then receive the answer into *in (nng 1.5 has no
- * nng_ctx_sendmsg: an aio carries the message). Returns an nng code. */
-static int
-ctx_exchange(nng_ctx ctx, nng_aio *aio, nng_msg *m, nng_msg **in)
-{
-	int rv;
-
-	nng_aio_set_msg(aio, m);
-	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) != 0) {
-		nng_msg_free(nng_aio_get_msg(aio));
-		return rv;
-	}
-	nng_ctx_recv(ctx, aio);
-	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) == 0)
-		*in = nng_aio_get_msg(aio);
-	return rv;
-}
-
-/* Send @p req on a fresh context and wait for the answer into *in. */
-static int
-exchange(vecdb_client *c, uint32_t method, const uint8_t *req, size_t len,
-    nng_msg **in)
-{
-	nng_aio *aio = NULL;
-	nng_msg *m = NULL;
-	nng_ctx ctx;
-	int rv;
-
-	if ((rv = nng_ctx_open(&ctx, c->sock)) != 0)
-		return vdb_err(VECDB_ECLOSED, "client: %s to %s: %s",
-		    proto_method_name(method), c->url, nng_strerror(rv));
-	if (nng_aio_alloc(&aio, NULL, NULL) != 0 ||
-	    nng_msg_alloc(&m, len) != 0) {
-		nng_aio_free(aio);
-		nng_ctx_close(ctx);
-		return vdb_err(VECDB_ENOMEM, "client: out of memory");
-	}
-	if (len > 0)
-		memcpy(nng_msg_body(m), req, len);
-	/* One deadline per step, each the whole timeout. */
-	nng_aio_set_timeout(aio, (nng_duration) c->timeout_ms);
-	rv = ctx_exchange(ctx, aio, m, in);
-	nng_aio_free(aio);
-	nng_ctx_close(ctx);
-	if (rv == NNG_ETIMEDOUT)
-		return vdb_err(VECDB_ECLOSED, "client: %s to %s: no answer "
-		    "within %u ms", proto_method_name(method), c->url,
-		    c->timeout_ms);
-	if (rv != 0)
-		return vdb_err(VECDB_ECLOSED, "client: %s to %s: %s",
-		    proto_method_name(method), c->url, nng_strerror(rv));
-	return VECDB_OK;
-}
-
 /*
  * One request: @p body (len bytes; freed here, whatever happens) as the
  * argument of @p method. On VECDB_OK *res holds the decoded response
@@ -171,31 +103,17 @@ static int
 call(vecdb_client *c, uint32_t method, uint8_t *body, size_t len,
     struct proto_response **res)
 {
+	struct proto_rpc_req rq = { c->url, c->api_key,
+		(uint64_t) atomic_fetch_add(&c->next_id, 1),
+		atomic_load(&c->primary_only), atomic_load(&c->allow_partial),
+		c->timeout_ms };
 	struct proto_response *r = NULL;
-	uint8_t *req = NULL;
-	size_t reqlen = 0;
-	nng_msg *in = NULL;
 	int rv;
 
 	n_missing = 0;
-	rv = proto_request_encode_opts(method, c->api_key,
-	    (uint64_t) atomic_fetch_add(&c->next_id, 1),
-	    atomic_load(&c->primary_only), atomic_load(&c->allow_partial),
-	    body, len, &req, &reqlen);
+	rv = proto_rpc_call(c->sock, &rq, method, body, len, &r);
 	vdb_free(body);
-	if (rv != VECDB_OK)
-		return rv;
-	rv = exchange(c, method, req, reqlen, &in);
-	vdb_free(req);
-	if (rv != VECDB_OK)
-		return rv;
-	rv = proto_response_decode(nng_msg_body(in), nng_msg_len(in), &r);
-	nng_msg_free(in);
-	if (rv != VECDB_OK)
-		return vdb_err(rv, "client: %s: bad answer: %s",
-		    proto_method_name(method), vecdb_errmsg());
-	if (r->code != PROTO_OK) {
-		rv = vdb_err(proto_err_of(r->code), "%s", r->message);
+	if (rv != VECDB_OK) {
 		proto_response_free(r);
 		return rv;
 	}

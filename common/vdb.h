@@ -5,9 +5,11 @@
 #ifndef VDB_H
 #define VDB_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "vecdb.h"
 
@@ -85,5 +87,16 @@ uint64_t vdb_now_ms(void);
 
 /* Monotonic seconds with sub-microsecond resolution, for latencies. */
 double vdb_now_s(void);
+
+/*
+ * Initialise a condition variable whose timed waits count on the
+ * monotonic clock, which no change of the wall clock moves: every
+ * condition that is given vdb_deadline() times. 0 or an errno value.
+ */
+int vdb_cond_init(pthread_cond_t *cv);
+
+/* The monotonic time @p ms from now, for pthread_cond_timedwait() on a
+ * vdb_cond_init() condition. */
+struct timespec vdb_deadline(uint64_t ms);
 
 #endif /* VDB_H */

@@ -24,6 +24,7 @@ static const char *const names[VECDB_ERR_COUNT] = {
 	[VECDB_ECLOSED] = "database is closing",
 	[VECDB_EINTERNAL] = "internal error",
 	[VECDB_ETIMEDOUT] = "timed out",
+	[VECDB_EUNAVAILABLE] = "unavailable",
 };
 
 const char *

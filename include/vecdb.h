@@ -53,6 +53,8 @@ typedef enum vecdb_err {
 	VECDB_EINTERNAL,   /**< a bug: please report it */
 	VECDB_ETIMEDOUT,   /**< done here, but not confirmed in time (write
 			        concern: not enough replicas acknowledged) */
+	VECDB_EUNAVAILABLE,/**< a server or shard did not answer: not
+			        reachable, or no answer in time */
 	VECDB_ERR_COUNT    /**< number of codes, not a code */
 } vecdb_err;
 

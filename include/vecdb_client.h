@@ -7,7 +7,8 @@
  * - filters are JSON text (NULL or "" for none) instead of a compiled
  *   vecdb_filter; the filter fields of the params structs are ignored;
  * - a server that does not answer within the connection's timeout, or is
- *   gone, gives VECDB_ECLOSED with a message naming the method and URL;
+ *   gone, gives VECDB_EUNAVAILABLE with a message naming the method and
+ *   URL;
  * - a server's error comes back as the vecdb_err of its wire code
  *   (docs/WIRE.md, "Codes") with the server's message.
  *
@@ -43,7 +44,7 @@ typedef struct vecdb_client vecdb_client;
  *	VECDB_EIO (the socket could not be made).
  * @note The connection is made in the background and re-made when it
  *	breaks: connect succeeds while the server is down, and the first
- *	call then fails with VECDB_ECLOSED after the timeout.
+ *	call then fails with VECDB_EUNAVAILABLE after the timeout.
  */
 int vecdb_client_connect(const char *url, const char *api_key,
     uint32_t timeout_ms, vecdb_client **out);
@@ -56,7 +57,7 @@ void vecdb_client_close(vecdb_client *c);
 
 /*
  * Every call below returns VECDB_OK or a vecdb_err, with a detail in
- * vecdb_errmsg(): the errors of its vecdb.h twin, plus VECDB_ECLOSED
+ * vecdb_errmsg(): the errors of its vecdb.h twin, plus VECDB_EUNAVAILABLE
  * (timeout, server gone) and VECDB_EINVAL (an argument the codec refuses,
  * or a malformed answer). Out parameters are written only on success.
  */

@@ -13,13 +13,13 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "proto_rpc.h"
 #include "repl.h"
 #include "storage_repl.h"
 #include "vdb.h"
@@ -71,15 +71,8 @@ stopping(struct repl_follower *f)
 static void
 nap(struct repl_follower *f, uint64_t ms)
 {
-	struct timespec ts;
+	struct timespec ts = vdb_deadline(ms);
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t) (ms / 1000);
-	ts.tv_nsec += (long) (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&f->lock);
 	if (!f->stopping)
 		pthread_cond_timedwait(&f->cv, &f->lock, &ts);
@@ -97,29 +90,16 @@ static int
 call(struct repl_follower *f, uint32_t method, uint8_t *body, size_t len,
     uint32_t recv_ms, struct answer *a)
 {
+	struct proto_rpc_req rq = { f->cfg.primary_url, f->cfg.api_key,
+		++f->request_id, 0, 0, SEND_TIMEOUT_MS + recv_ms };
 	struct proto_response *resp = NULL;
-	uint8_t *req = NULL;
-	void *in = NULL;
-	size_t reqlen = 0, inlen = 0;
 	int rv;
 
 	memset(a, 0, sizeof(*a));
-	rv = proto_request_encode(method, f->cfg.api_key ? f->cfg.api_key : "",
-	    ++f->request_id, body, len, &req, &reqlen);
+	rv = proto_rpc_call(f->sock, &rq, method, body, len, &resp);
 	vdb_free(body);
-	if (rv != VECDB_OK)
-		return rv;
-	nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, (nng_duration) recv_ms);
-	if ((rv = nng_send(f->sock, req, reqlen, 0)) == 0)
-		rv = nng_recv(f->sock, &in, &inlen, NNG_FLAG_ALLOC);
-	vdb_free(req);
-	if (rv != 0)
-		return vdb_err(VECDB_EIO, "primary %s: %s", f->cfg.primary_url,
-		    nng_strerror(rv));
-	rv = proto_response_decode(in, inlen, &resp);
-	nng_free(in, inlen);
-	if (rv != VECDB_OK)
-		return rv;
+	if (resp == NULL)
+		return rv;  /* no answer */
 	a->code = resp->code;
 	if (resp->code != PROTO_OK)
 		vdb_err(proto_err_of(resp->code), "primary %s: %s",
@@ -413,22 +393,8 @@ sock_open(struct repl_follower *f)
 {
 	int rv;
 
-	if ((rv = nng_req0_open(&f->sock)) != 0)
-		return vdb_err(VECDB_ENOMEM, "nng: %s", nng_strerror(rv));
-	nng_socket_set_size(f->sock, NNG_OPT_RECVMAXSZ, PROTO_MSG_MAX);
-	nng_socket_set_ms(f->sock, NNG_OPT_SENDTIMEO, SEND_TIMEOUT_MS);
-	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMINT, BACKOFF_MIN_MS);
-	nng_socket_set_ms(f->sock, NNG_OPT_RECONNMAXT, BACKOFF_MAX_MS);
-	/* No blind resend: a bootstrap copy can take longer than req0's
-	 * default minute, and a second begin would copy again. Our receive
-	 * timeouts bound every call instead. */
-	nng_socket_set_ms(f->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	if ((rv = nng_dial(f->sock, f->cfg.primary_url, NULL,
-		 NNG_FLAG_NONBLOCK)) != 0) {
-		nng_close(f->sock);
-		return vdb_err(VECDB_EINVAL, "cannot dial primary %s: %s",
-		    f->cfg.primary_url, nng_strerror(rv));
-	}
+	if ((rv = proto_rpc_dial(f->cfg.primary_url, &f->sock)) != VECDB_OK)
+		return vdb_err(rv, "primary: %s", vecdb_errmsg());
 	return VECDB_OK;
 }
 
@@ -458,7 +424,7 @@ repl_follower_start(const struct repl_follower_config *cfg,
 		return rv;
 	}
 	pthread_mutex_init(&f->lock, NULL);
-	pthread_cond_init(&f->cv, NULL);
+	vdb_cond_init(&f->cv);
 	if (pthread_create(&f->thread, NULL, follower_main, f) != 0) {
 		nng_close(f->sock);
 		pthread_mutex_destroy(&f->lock);

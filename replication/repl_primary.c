@@ -202,13 +202,7 @@ repl_primary_wait_acks(repl_primary *p, uint64_t seq, size_t n,
 	size_t have;
 	int rv = VECDB_OK;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t) (timeout_ms / 1000);
-	ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	ts = vdb_deadline(timeout_ms);
 	pthread_mutex_lock(&p->lock);
 	while ((have = acked_count_locked(p, seq)) < n && !p->stopping &&
 	    rv == VECDB_OK)
@@ -367,13 +361,7 @@ wait_locked(struct repl_primary *p)
 		return;
 	}
 	ms = first > now ? first - now : 0;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t) (ms / 1000);
-	ts.tv_nsec += (long) (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	ts = vdb_deadline(ms);
 	pthread_cond_timedwait(&p->cv, &p->lock, &ts);
 }
 
@@ -604,8 +592,8 @@ repl_primary_new(vecdb *db, const char *dir, uint64_t wal_max_bytes,
 	p->start_ms = vdb_now_ms();
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->slock, NULL);
-	pthread_cond_init(&p->cv, NULL);
-	pthread_cond_init(&p->ack_cv, NULL);
+	vdb_cond_init(&p->cv);
+	vdb_cond_init(&p->ack_cv);
 	if (pthread_create(&p->thread, NULL, waiter_main, p) != 0) {
 		pthread_mutex_destroy(&p->lock);
 		pthread_mutex_destroy(&p->slock);

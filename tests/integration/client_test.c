@@ -1,7 +1,7 @@
 /*
  * client_test.c: include/vecdb_client.h against a `vecdb-node` child
  * process: every call round-trips, errors carry the server's code and
- * message, a dead server gives VECDB_ECLOSED within the timeout, and the
+ * message, a dead server gives VECDB_EUNAVAILABLE within the timeout, and the
  * example program prints its hits.
  *
  * The node is a tests/proc.h child, with its cleanup rules.
@@ -421,7 +421,7 @@ START_TEST(errors_carry_the_server_message)
 	node_stop(&n);
 	t0 = vdb_now_ms();
 	rv = vecdb_client_collection_list(c, &names, &count);
-	ck_assert_int_eq(rv, VECDB_ECLOSED);
+	ck_assert_int_eq(rv, VECDB_EUNAVAILABLE);
 	ck_assert_uint_le(vdb_now_ms() - t0, 2 * CALL_TIMEOUT_MS + 500);
 	ck_assert_msg(strstr(vecdb_errmsg(), n.url) != NULL, "message: %s",
 	    vecdb_errmsg());

@@ -1,0 +1,93 @@
+/*
+ * proto_rpc.h: the one RPC client of the binary API: a req0 socket dialed
+ * with one reconnect policy, requests sent on a context of their own with
+ * a deadline on the monotonic clock (vdb_now_ms), answers decoded, and
+ * transport failures mapped to vecdb errors. The router (fan-out, health
+ * and status rounds), the replication follower and the C client all call
+ * through it.
+ *
+ * Two levels: proto_rpc_send / proto_rpc_wait run one exchange in steps,
+ * so that a caller can have many in flight (the router's fan-out) and
+ * decide what a failure means (was the request sent?); proto_rpc_call
+ * does one whole request and answer.
+ *
+ * Retries are the caller's: a call is sent once (no blind resend by req0,
+ * which could apply a write twice or start a second bootstrap copy).
+ */
+#ifndef PROTO_RPC_H
+#define PROTO_RPC_H
+
+#include <nng/nng.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+#define PROTO_RPC_RECONNECT_MIN_MS 50    /* redial back-off, doubling... */
+#define PROTO_RPC_RECONNECT_MAX_MS 2000  /* ... up to this */
+
+/*
+ * Open a req0 socket and dial @p url in the background (a server that is
+ * not up yet is redialed with back-off from PROTO_RPC_RECONNECT_MIN_MS to
+ * PROTO_RPC_RECONNECT_MAX_MS). Messages up to PROTO_MSG_MAX; no resend.
+ * @return VECDB_OK, VECDB_EINVAL (a url nng cannot dial), VECDB_ENOMEM.
+ */
+int proto_rpc_dial(const char *url, nng_socket *out);
+
+/* One exchange in flight: zero it before proto_rpc_send. */
+struct proto_rpc_xchg {
+	nng_ctx ctx;
+	nng_aio *aio;            /* NULL: nothing in flight */
+};
+
+/* What became of an exchange. */
+enum proto_rpc_outcome {
+	PROTO_RPC_ANSWERED,      /* *res holds the decoded answer */
+	PROTO_RPC_UNSENT,        /* it never left: safe to send elsewhere */
+	PROTO_RPC_LATE,          /* sent, no answer by the deadline: a write
+				    may have been applied */
+	PROTO_RPC_BAD            /* an answer that does not decode */
+};
+
+/*
+ * Start sending @p req (len bytes, copied) on a fresh context of @p sock,
+ * to be sent by @p end_ms (vdb_now_ms() time).
+ * @return VECDB_OK, or VECDB_ENOMEM (nothing in flight).
+ */
+int proto_rpc_send(struct proto_rpc_xchg *x, nng_socket sock,
+    const uint8_t *req, size_t len, uint64_t end_ms);
+
+/*
+ * Wait for the send, then for the answer until @p end_ms, and decode it
+ * into *res (free with proto_response_free). The exchange is finished
+ * (proto_rpc_xchg_fini) whatever happens; on PROTO_RPC_BAD the message
+ * says why.
+ */
+enum proto_rpc_outcome proto_rpc_wait(struct proto_rpc_xchg *x,
+    uint64_t end_ms, struct proto_response **res);
+
+/* Free what an exchange holds (nothing if it is finished). */
+void proto_rpc_xchg_fini(struct proto_rpc_xchg *x);
+
+/* One whole request. */
+struct proto_rpc_req {
+	const char *url;         /* for messages */
+	const char *api_key;     /* NULL: none */
+	uint64_t id;             /* request id */
+	int primary_only;        /* read options of the envelope */
+	int allow_partial;
+	uint32_t timeout_ms;     /* from now until the answer */
+};
+
+/*
+ * Send @p method with @p body (len bytes; borrowed) and wait for the
+ * answer, which *res then holds, whatever its code (free it with
+ * proto_response_free; NULL when there is none). A server's error answer
+ * is returned as its vecdb_err with the server's message; a transport
+ * failure as VECDB_EUNAVAILABLE, the message naming the method and url
+ * and saying whether the request was sent.
+ */
+int proto_rpc_call(nng_socket sock, const struct proto_rpc_req *rq,
+    uint32_t method, const uint8_t *body, size_t len,
+    struct proto_response **res);
+
+#endif /* PROTO_RPC_H */
