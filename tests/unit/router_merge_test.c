@@ -13,18 +13,6 @@
 
 /* ===== Helpers ===== */
 
-/* A numeric id. */
-static vecdb_id
-num(uint64_t n)
-{
-	vecdb_id id;
-
-	memset(&id, 0, sizeof(id));
-	id.kind = VECDB_ID_NUM;
-	id.num = n;
-	return id;
-}
-
 /* A shard's answer of n hits: (id, distance) pairs, as a node sends them
  * (best first). Each hit owns a payload, so that dropped hits are freed. */
 static vecdb_records *
@@ -38,7 +26,7 @@ hits(size_t n, ...)
 	ck_assert_ptr_nonnull(r->items);
 	va_start(ap, n);
 	for (size_t i = 0; i < n; i++) {
-		r->items[i].id = num((uint64_t) va_arg(ap, int));
+		r->items[i].id = vecdb_id_num((uint64_t) va_arg(ap, int));
 		r->items[i].distance = (float) va_arg(ap, double);
 		r->items[i].payload = vdb_strdup("{}");
 	}
@@ -60,12 +48,12 @@ page(uint64_t next, size_t n, ...)
 	ck_assert_ptr_nonnull(r->items);
 	va_start(ap, n);
 	for (size_t i = 0; i < n; i++)
-		r->items[i].id = num((uint64_t) va_arg(ap, int));
+		r->items[i].id = vecdb_id_num((uint64_t) va_arg(ap, int));
 	va_end(ap);
 	r->count = n;
 	r->has_next = next != 0;
 	if (next != 0)
-		r->next = num(next);
+		r->next = vecdb_id_num(next);
 	return r;
 }
 
@@ -458,7 +446,7 @@ START_TEST(a_batch_splits_where_placement_says_in_order)
 
 		memset(pts, 0, sizeof(pts));
 		for (int i = 0; i < NPTS; i++) {
-			pts[i].id = num((uint64_t) i * 7919);
+			pts[i].id = vecdb_id_num((uint64_t) i * 7919);
 			pts[i].dim = (uint32_t) i;  /* marks the input slot */
 		}
 		ck_assert_int_eq(router_split(&pts[0].id, sizeof(pts[0]), NPTS,
@@ -472,7 +460,8 @@ START_TEST(a_batch_splits_where_placement_says_in_order)
 			ck_assert_uint_eq(k, counts[s]);
 			for (size_t j = 0; j < k; j++) {
 				ck_assert_uint_eq(of[part[j].dim], s);
-				ck_assert(j == 0 || part[j].dim > part[j - 1].dim);
+				ck_assert(j == 0 ||
+				    part[j].dim > part[j - 1].dim);
 				ck_assert_uint_eq(part[j].id.num,
 				    pts[part[j].dim].id.num);
 			}
@@ -495,7 +484,7 @@ START_TEST(ids_split_like_the_points_that_carry_them)
 
 	memset(pts, 0, sizeof(pts));
 	for (int i = 0; i < NPTS; i++)
-		pts[i].id = ids[i] = num((uint64_t) i * 31 + 5);
+		pts[i].id = ids[i] = vecdb_id_num((uint64_t) i * 31 + 5);
 	ck_assert_int_eq(router_split(ids, sizeof(ids[0]), NPTS, 3, &a, &ca),
 	    VECDB_OK);
 	ck_assert_int_eq(router_split(&pts[0].id, sizeof(pts[0]), NPTS, 3, &b,
@@ -543,7 +532,8 @@ merge_suite(void)
 	tc = tcase_create("scroll");
 	tcase_add_test(tc, scroll_pages_merge_by_id_and_continue_past_the_page);
 	tcase_add_test(tc, scroll_continues_from_a_shards_next_when_smaller);
-	tcase_add_test(tc, scroll_next_comes_from_a_shard_when_the_page_is_short);
+	tcase_add_test(tc,
+	    scroll_next_comes_from_a_shard_when_the_page_is_short);
 	tcase_add_test(tc, scroll_last_page_has_no_next);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("counts and stats");
