@@ -1,6 +1,6 @@
 /*
- * router_health.c: which member of a shard is its primary, and
- * promotion.
+ * router_health.c: which member of a shard is its primary, promotion,
+ * and readiness.
  *
  * The topology file names each shard's first primary; after a promotion
  * that name is stale until an operator edits the file. So the router
@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "proto.h"
-#include "router.h"
+#include "router_impl.h"
 #include "vdb.h"
 
 /* One request to one member over the member's socket. */
@@ -161,25 +161,6 @@ member_learn(struct router_member *m, const struct proto_health *h,
 	pthread_mutex_unlock(lock);
 }
 
-/* The member that says primary under the highest term, or -1. */
-static int
-shard_elect(const struct router_shard *s)
-{
-	uint64_t best = 0;
-	int who = -1;
-
-	for (size_t i = 0; i < s->n_members; i++) {
-		uint64_t term = __atomic_load_n(&s->members[i].term,
-		    __ATOMIC_RELAXED);
-		if (__atomic_load_n(&s->members[i].role, __ATOMIC_RELAXED) ==
-		    ROLE_PRIMARY && (who < 0 || term > best)) {
-			best = term;
-			who = (int) i;
-		}
-	}
-	return who;
-}
-
 /* Tell member m of s to follow the shard's primary p. */
 static int
 member_follow(struct router_shard *s, struct router_member *m, size_t p,
@@ -230,19 +211,16 @@ static void
 shard_settle(struct router_shard *s, const char *key, uint32_t timeout_ms,
     pthread_mutex_t *lock)
 {
-	int p = shard_elect(s), old = __atomic_load_n(&s->primary_idx,
-	    __ATOMIC_RELAXED);
+	int old, p = router_shard_elect(s, &old);
 	uint64_t term;
 	char err[256];
 
 	if (p < 0)
 		return;  /* nobody says primary: keep what we had */
-	if (p != old) {
+	if (p != old)
 		VDB_LOG_WARN("ROUT", "shard %u: primary is now %s (term %llu)",
 		    s->id, s->members[p].url, (unsigned long long)
 		    __atomic_load_n(&s->members[p].term, __ATOMIC_RELAXED));
-		__atomic_store_n(&s->primary_idx, p, __ATOMIC_RELAXED);
-	}
 	term = __atomic_load_n(&s->members[p].term, __ATOMIC_RELAXED);
 	for (size_t i = 0; i < s->n_members; i++) {
 		struct router_member *m = &s->members[i];
@@ -329,7 +307,7 @@ health_main(void *arg)
 		pthread_mutex_unlock(&h->lock);
 		t = router_topology_acquire(h->r, &timeout_ms, &key);
 		router_health_round(t, key, round_timeout(timeout_ms),
-		    router_lock(h->r));
+		    &h->r->lock);
 		router_topology_release(h->r, t);
 		pthread_mutex_lock(&h->lock);
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -496,7 +474,7 @@ int
 router_promote(void *ctx, const char *node, json_t **out)
 {
 	router *r = ctx;
-	pthread_mutex_t *lock = router_lock(r);
+	pthread_mutex_t *lock = &r->lock;
 	uint64_t term = 0, last_seq = 0;
 	router_topology *t;
 	struct router_shard *s;
@@ -533,4 +511,59 @@ router_promote(void *ctx, const char *node, json_t **out)
 out:
 	router_topology_release(r, t);
 	return rv;
+}
+
+/* ===== Readiness ===== */
+
+/*
+ * A connected member that missed ROUTER_UNANSWERED_MAX rounds in a row
+ * is hung: stopped, or stuck. The back-off does not count: a member the
+ * router skips for a while may still answer the next round.
+ */
+int
+router_ready(void *ctx, json_t **not_ready)
+{
+	router *r = ctx;
+	router_topology *t = router_topology_acquire(r, NULL, NULL);
+	json_t *ids = json_array();
+	char msg[1024];
+	size_t off = 0;
+
+	if (ids == NULL) {
+		router_topology_release(r, t);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	msg[0] = '\0';
+	for (size_t i = 0; i < t->n; i++) {
+		struct router_shard *s = &t->shards[i];
+		size_t k;
+		/* a shard with any member connected can be read: a dead
+		 * primary alone must not take every router out of its
+		 * Service (its shard's writes answer 503 meanwhile) */
+		int hung = 0;
+		for (k = 0; k < s->n_members; k++) {
+			if (__atomic_load_n(&s->members[k].pipes,
+			    __ATOMIC_RELAXED) <= 0)
+				continue;
+			if (__atomic_load_n(&s->members[k].unanswered,
+			    __ATOMIC_RELAXED) < ROUTER_UNANSWERED_MAX)
+				break;
+			hung = 1;
+		}
+		if (k < s->n_members)
+			continue;
+		json_array_append_new(ids, json_integer((json_int_t) s->id));
+		if (off < sizeof(msg))
+			off += (size_t) snprintf(msg + off, sizeof(msg) - off,
+			    "%sshard %u (%s)", off ? ", " : "", s->id, hung ?
+			    "connected, but no member answers" :
+			    "no connection to any member");
+	}
+	router_topology_release(r, t);
+	if (json_array_size(ids) == 0) {
+		json_decref(ids);
+		return VECDB_OK;
+	}
+	*not_ready = ids;
+	return vdb_err(VECDB_ECLOSED, "not ready: %s", msg);
 }

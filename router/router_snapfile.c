@@ -1,5 +1,5 @@
 /*
- * router_snapfile.c: one file for a cluster snapshot (router.h says its
+ * router_snapfile.c: one file for a cluster snapshot (router_impl.h says its
  * layout). Users back up through the router: GET .../download assembles
  * the file from every shard's snapshot of that name (SNAPSHOT_READ, in
  * pieces), and an upload of such a file restores every shard
@@ -19,7 +19,7 @@
 #include <uuid/uuid.h>
 
 #include "proto.h"
-#include "router.h"
+#include "router_impl.h"
 #include "vdb.h"
 
 #define TRAILER (8 + sizeof(ROUTER_SNAPFILE_MAGIC) - 1)

@@ -5,7 +5,7 @@
  * GET_COLLECTION per collection (point counts).
  *
  * Each member gets a short-lived req0 socket of its own rather than the
- * shard socket of router_backend.c: status is a rare operator call, and it
+ * shard socket of router_call.c: status is a rare operator call, and it
  * must say honestly whether a member answers now, whatever the router's
  * back-off state, and it covers replicas, which the router does not dial.
  * A synchronous dial also yields the real reason ("Connection refused")
@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "proto.h"
-#include "router.h"
+#include "router_impl.h"
 #include "vdb.h"
 
 #define STATUS_THREADS_MAX 16   /* members asked at once */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "router.h"
+#include "router_impl.h"
 #include "vdb.h"
 
 /* Free one shard's strings and sockets. */

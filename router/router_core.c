@@ -1,0 +1,155 @@
+/*
+ * router_core.c: the router's shared state: the topology it serves from
+ * (swapped by a reload while calls in flight keep the old one, freed by
+ * the last reference) and the members' counters, kept across reloads.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "router_impl.h"
+#include "vdb.h"
+
+/* The stats of (shard, url), created on first sight; lock held. */
+static struct router_member_stats *
+stats_find_locked(router *r, uint32_t shard, const char *url)
+{
+	struct router_member_stats *st;
+
+	for (st = r->stats; st != NULL; st = st->next)
+		if (st->shard == shard && strcmp(st->url, url) == 0)
+			return st;
+	if ((st = vdb_calloc(1, sizeof(*st))) == NULL ||
+	    (st->url = vdb_strdup(url)) == NULL) {
+		vdb_free(st);
+		return NULL;
+	}
+	st->shard = shard;
+	st->next = r->stats;
+	r->stats = st;
+	return st;
+}
+
+/* Point every member of t at its stats. */
+static int
+stats_bind(router *r, router_topology *t)
+{
+	int rv = VECDB_OK;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < t->n && rv == VECDB_OK; i++)
+		for (size_t k = 0; k < t->shards[i].n_members; k++) {
+			struct router_member *m = &t->shards[i].members[k];
+			m->stats = stats_find_locked(r, t->shards[i].id,
+			    m->url);
+			if (m->stats == NULL) {
+				rv = vdb_err(VECDB_ENOMEM, "out of memory");
+				break;
+			}
+		}
+	pthread_mutex_unlock(&r->lock);
+	return rv;
+}
+
+/* Load, connect and bind a topology from r's file. */
+static int
+topo_open(router *r, router_topology **out)
+{
+	router_topology *t;
+	int rv;
+
+	if ((rv = router_topology_load(r->path, &t)) != VECDB_OK)
+		return rv;
+	if ((rv = router_topology_connect(t)) != VECDB_OK ||
+	    (rv = stats_bind(r, t)) != VECDB_OK) {
+		router_topology_free(t);
+		return rv;
+	}
+	t->refs = 1;
+	*out = t;
+	return VECDB_OK;
+}
+
+int
+router_core_init(router *r, const struct router_config *cfg)
+{
+	r->path = cfg->topology;
+	r->timeout_ms = cfg->timeout_ms;
+	r->key = cfg->node_api_key ? cfg->node_api_key : "";
+	pthread_mutex_init(&r->lock, NULL);
+	return topo_open(r, &r->topo);
+}
+
+router_topology *
+router_topology_acquire(router *r, uint32_t *timeout_ms, const char **node_key)
+{
+	router_topology *t;
+
+	if (timeout_ms != NULL)
+		*timeout_ms = r->timeout_ms;
+	if (node_key != NULL)
+		*node_key = r->key;
+	pthread_mutex_lock(&r->lock);
+	t = r->topo;
+	t->refs++;
+	pthread_mutex_unlock(&r->lock);
+	return t;
+}
+
+void
+router_topology_release(router *r, router_topology *t)
+{
+	unsigned left;
+
+	pthread_mutex_lock(&r->lock);
+	left = --t->refs;
+	pthread_mutex_unlock(&r->lock);
+	if (left == 0)
+		router_topology_free(t);
+}
+
+int
+router_reload(router *r)
+{
+	router_topology *t, *old;
+	int rv;
+
+	if ((rv = topo_open(r, &t)) != VECDB_OK)
+		return rv;
+	pthread_mutex_lock(&r->lock);
+	old = r->topo;
+	r->topo = t;
+	pthread_mutex_unlock(&r->lock);
+	router_topology_release(r, old);
+	return VECDB_OK;
+}
+
+void
+router_core_fini(router *r, int close_sockets)
+{
+	struct router_member_stats *st, *next;
+
+	if (close_sockets && r->topo != NULL)
+		router_topology_free(r->topo);
+	for (st = r->stats; st != NULL; st = next) {
+		next = st->next;
+		vdb_free(st->url);
+		vdb_free(st);
+	}
+	pthread_mutex_destroy(&r->lock);
+}
+
+const uint64_t router_lat_bounds_us[ROUTER_LAT_BUCKETS] = {
+	500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000
+};
+
+void
+router_stats_answer(struct router_member_stats *st, uint64_t us)
+{
+	size_t b = 0;
+
+	while (b < ROUTER_LAT_BUCKETS && us > router_lat_bounds_us[b])
+		b++;
+	__atomic_fetch_add(&st->lat[b], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&st->lat_sum_us, us, __ATOMIC_RELAXED);
+}
