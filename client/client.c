@@ -70,7 +70,7 @@ vecdb_client_connect(const char *url, const char *api_key,
 		goto fail;
 	}
 	/* Dialed in the background: the server may come later. */
-	if ((rv = proto_rpc_dial(url, &c->sock)) != VECDB_OK)
+	if ((rv = proto_rpc_dial(url, 0, NULL, NULL, &c->sock)) != VECDB_OK)
 		goto fail;
 	*out = c;
 	return VECDB_OK;

@@ -44,11 +44,14 @@ vecdb_errmsg(void)
 int
 vdb_err(int code, const char *fmt, ...)
 {
+	char buf[ERRMSG_MAX];
 	va_list ap;
 
+	/* through a copy: the arguments may include vecdb_errmsg() */
 	va_start(ap, fmt);
-	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	memcpy(errmsg, buf, sizeof(errmsg));
 	return code;
 }
 

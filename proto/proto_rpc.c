@@ -10,7 +10,8 @@
 #include "vdb.h"
 
 int
-proto_rpc_dial(const char *url, nng_socket *out)
+proto_rpc_dial(const char *url, int flags, nng_pipe_cb notify, void *arg,
+    nng_socket *out)
 {
 	int rv;
 
@@ -21,12 +22,21 @@ proto_rpc_dial(const char *url, nng_socket *out)
 	nng_socket_set_ms(*out, NNG_OPT_RECONNMAXT, PROTO_RPC_RECONNECT_MAX_MS);
 	/* every call is sent once: a resend could apply a write twice */
 	nng_socket_set_ms(*out, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	if ((rv = nng_dial(*out, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-		nng_close(*out);
+	if (notify != NULL) {
+		nng_pipe_notify(*out, NNG_PIPE_EV_ADD_POST, notify, arg);
+		nng_pipe_notify(*out, NNG_PIPE_EV_REM_POST, notify, arg);
+	}
+	rv = nng_dial(*out, url, NULL, flags & PROTO_RPC_DIAL_NOW ? 0 :
+	    NNG_FLAG_NONBLOCK);
+	if (rv == 0)
+		return VECDB_OK;
+	nng_close(*out);
+	if (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP || rv == NNG_EINVAL ||
+	    !(flags & PROTO_RPC_DIAL_NOW))
 		return vdb_err(VECDB_EINVAL, "cannot dial %s: %s", url,
 		    nng_strerror(rv));
-	}
-	return VECDB_OK;
+	return vdb_err(VECDB_EUNAVAILABLE, "cannot connect to %s: %s", url,
+	    nng_strerror(rv));
 }
 
 /* Milliseconds from now until end, at least 1 (0 would mean no wait). */
@@ -45,6 +55,7 @@ proto_rpc_send(struct proto_rpc_xchg *x, nng_socket sock, const uint8_t *req,
 	nng_msg *msg = NULL;
 
 	x->aio = NULL;
+	x->sent = 0;
 	if (nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, req, len) != 0)
 		goto nomem;
 	if (nng_ctx_open(&x->ctx, sock) != 0)
@@ -73,6 +84,24 @@ proto_rpc_xchg_fini(struct proto_rpc_xchg *x)
 	x->aio = NULL;
 }
 
+int
+proto_rpc_wait_sent(struct proto_rpc_xchg *x)
+{
+	if (x->aio == NULL)
+		return VECDB_EUNAVAILABLE;
+	if (x->sent)
+		return VECDB_OK;
+	nng_aio_wait(x->aio);
+	if (nng_aio_result(x->aio) != 0) {
+		nng_msg_free(nng_aio_get_msg(x->aio));
+		nng_aio_set_msg(x->aio, NULL);
+		proto_rpc_xchg_fini(x);
+		return VECDB_EUNAVAILABLE;
+	}
+	x->sent = 1;
+	return VECDB_OK;
+}
+
 enum proto_rpc_outcome
 proto_rpc_wait(struct proto_rpc_xchg *x, uint64_t end_ms,
     struct proto_response **res)
@@ -81,14 +110,8 @@ proto_rpc_wait(struct proto_rpc_xchg *x, uint64_t end_ms,
 	nng_msg *msg;
 
 	*res = NULL;
-	if (x->aio == NULL)
+	if (proto_rpc_wait_sent(x) != VECDB_OK)
 		return PROTO_RPC_UNSENT;
-	nng_aio_wait(x->aio);
-	if (nng_aio_result(x->aio) != 0) {
-		nng_msg_free(nng_aio_get_msg(x->aio));
-		proto_rpc_xchg_fini(x);
-		return PROTO_RPC_UNSENT;
-	}
 	nng_aio_set_timeout(x->aio, left_ms(end_ms));
 	nng_ctx_recv(x->ctx, x->aio);
 	nng_aio_wait(x->aio);
@@ -97,6 +120,7 @@ proto_rpc_wait(struct proto_rpc_xchg *x, uint64_t end_ms,
 		return PROTO_RPC_LATE;
 	}
 	msg = nng_aio_get_msg(x->aio);
+	nng_aio_set_msg(x->aio, NULL);
 	if (proto_response_decode(nng_msg_body(msg), nng_msg_len(msg), res) !=
 	    VECDB_OK)
 		o = PROTO_RPC_BAD;

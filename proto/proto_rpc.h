@@ -23,20 +23,28 @@
 #include "proto.h"
 
 #define PROTO_RPC_RECONNECT_MIN_MS 50    /* redial back-off, doubling... */
-#define PROTO_RPC_RECONNECT_MAX_MS 2000  /* ... up to this */
+#define PROTO_RPC_RECONNECT_MAX_MS 1000  /* ... up to this */
+
+#define PROTO_RPC_DIAL_NOW 1  /* dial before returning: a refused
+				 connection fails the dial */
 
 /*
- * Open a req0 socket and dial @p url in the background (a server that is
- * not up yet is redialed with back-off from PROTO_RPC_RECONNECT_MIN_MS to
- * PROTO_RPC_RECONNECT_MAX_MS). Messages up to PROTO_MSG_MAX; no resend.
- * @return VECDB_OK, VECDB_EINVAL (a url nng cannot dial), VECDB_ENOMEM.
+ * Open a req0 socket and dial @p url: in the background unless @p flags
+ * has PROTO_RPC_DIAL_NOW (a server that is not up yet is redialed with
+ * back-off from PROTO_RPC_RECONNECT_MIN_MS to PROTO_RPC_RECONNECT_MAX_MS).
+ * @p notify (may be NULL) is told of every connection made and lost,
+ * from the first. Messages up to PROTO_MSG_MAX; no resend.
+ * @return VECDB_OK, VECDB_EINVAL (a url nng cannot dial), VECDB_ENOMEM,
+ *	VECDB_EUNAVAILABLE (PROTO_RPC_DIAL_NOW: "cannot connect to URL: why").
  */
-int proto_rpc_dial(const char *url, nng_socket *out);
+int proto_rpc_dial(const char *url, int flags, nng_pipe_cb notify,
+    void *arg, nng_socket *out);
 
 /* One exchange in flight: zero it before proto_rpc_send. */
 struct proto_rpc_xchg {
 	nng_ctx ctx;
 	nng_aio *aio;            /* NULL: nothing in flight */
+	int sent;                /* proto_rpc_wait_sent said it left */
 };
 
 /* What became of an exchange. */
@@ -57,7 +65,14 @@ int proto_rpc_send(struct proto_rpc_xchg *x, nng_socket sock,
     const uint8_t *req, size_t len, uint64_t end_ms);
 
 /*
- * Wait for the send, then for the answer until @p end_ms, and decode it
+ * Wait for the send alone: VECDB_OK once the request has left; otherwise
+ * the exchange is finished and the request was never sent.
+ */
+int proto_rpc_wait_sent(struct proto_rpc_xchg *x);
+
+/*
+ * Wait for the send (unless proto_rpc_wait_sent did), then for the
+ * answer until @p end_ms, and decode it
  * into *res (free with proto_response_free). The exchange is finished
  * (proto_rpc_xchg_fini) whatever happens; on PROTO_RPC_BAD the message
  * says why.

@@ -393,7 +393,8 @@ sock_open(struct repl_follower *f)
 {
 	int rv;
 
-	if ((rv = proto_rpc_dial(f->cfg.primary_url, &f->sock)) != VECDB_OK)
+	if ((rv = proto_rpc_dial(f->cfg.primary_url, 0, NULL, NULL,
+	    &f->sock)) != VECDB_OK)
 		return vdb_err(rv, "primary: %s", vecdb_errmsg());
 	return VECDB_OK;
 }

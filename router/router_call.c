@@ -2,7 +2,7 @@
  * router_call.c: requests to shard members. A call goes to one member at
  * a time (router_member.c picks it); a read whose member does not answer
  * asks the next one while the deadline allows. A fan-out sends all its
- * calls at once (one nng req0 context per request) under one deadline,
+ * calls at once (one exchange of proto_rpc.h each) under one deadline,
  * and the answers' errors become one error naming every failed shard.
  */
 #include <stdarg.h>
@@ -48,7 +48,7 @@ call_unavailable(struct router_call *c, const char *fmt, ...)
 {
 	va_list ap;
 
-	c->rv = VECDB_ECLOSED;
+	c->rv = VECDB_EUNAVAILABLE;
 	va_start(ap, fmt);
 	vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
 	va_end(ap);
@@ -68,7 +68,6 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	int i = router_member_pick(s, c->read && !api_read_opts()->primary,
 	    c->tried, now);
 	struct router_member *m;
-	nng_msg *msg = NULL;
 	char names[256];
 
 	if (i < 0) {
@@ -84,27 +83,13 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	c->member = i;
 	c->tried |= 1ULL << i;
 	c->rv = VECDB_OK;
-	if (nng_msg_alloc(&msg, 0) != 0 ||
-	    nng_msg_append(msg, c->req, c->reqlen) != 0 ||
-	    nng_ctx_open(&c->ctx, m->sock) != 0) {
-		nng_msg_free(msg);
-		c->rv = vdb_err(VECDB_ENOMEM, "out of memory");
-		snprintf(c->msg, sizeof(c->msg), "out of memory");
-		return;
-	}
-	if (nng_aio_alloc(&c->aio, NULL, NULL) != 0) {
-		nng_msg_free(msg);
-		nng_ctx_close(c->ctx);
-		c->aio = NULL;
-		c->rv = vdb_err(VECDB_ENOMEM, "out of memory");
-		snprintf(c->msg, sizeof(c->msg), "out of memory");
-		return;
-	}
 	__atomic_fetch_add(&m->stats->requests, 1, __ATOMIC_RELAXED);
 	c->sent_us = now_us();
-	nng_aio_set_timeout(c->aio, (nng_duration) (end > now ? end - now : 1));
-	nng_aio_set_msg(c->aio, msg);
-	nng_ctx_send(c->ctx, c->aio);
+	if (proto_rpc_send(&c->x, m->sock, c->req, c->reqlen, end) !=
+	    VECDB_OK) {
+		c->rv = VECDB_ENOMEM;
+		snprintf(c->msg, sizeof(c->msg), "out of memory");
+	}
 }
 
 /*
@@ -118,38 +103,34 @@ call_wait(router *r, router_topology *t, struct router_call *c, uint64_t end)
 	struct router_shard *s = &t->shards[c->shard];
 	struct router_member *m = &s->members[c->member];
 	uint64_t now, left;
-	nng_msg *msg;
 	int sent = 0;
 
-	nng_aio_wait(c->aio);
-	if (nng_aio_result(c->aio) != 0) {
-		nng_msg_free(nng_aio_get_msg(c->aio));
+	if (proto_rpc_wait_sent(&c->x) != VECDB_OK)
 		goto unsent;
-	}
 	/* A read with somewhere else to go waits half of what is left:
 	 * a hung member must leave time for the next one. */
 	now = vdb_now_ms();
 	left = end > now ? end - now : 1;
 	if (c->read && router_member_left(s, c->tried, now) && left > 1)
 		left /= 2;
-	nng_aio_set_timeout(c->aio, (nng_duration) left);
-	nng_ctx_recv(c->ctx, c->aio);
-	nng_aio_wait(c->aio);
-	if (nng_aio_result(c->aio) != 0) {
+	switch (proto_rpc_wait(&c->x, now + left, &c->resp)) {
+	case PROTO_RPC_UNSENT:
+		goto unsent;
+	case PROTO_RPC_LATE:
 		sent = 1;
 		goto late;
-	}
-	msg = nng_aio_get_msg(c->aio);
-	router_stats_answer(m->stats, now_us() - c->sent_us);
-	if (proto_response_decode(nng_msg_body(msg), nng_msg_len(msg),
-	    &c->resp) != VECDB_OK) {
+	case PROTO_RPC_BAD:
+		router_stats_answer(m->stats, now_us() - c->sent_us);
 		__atomic_fetch_add(&m->stats->errors, 1, __ATOMIC_RELAXED);
 		c->rv = VECDB_EINTERNAL;
 		snprintf(c->msg, sizeof(c->msg), "shard %u (%s): bad response: "
 		    "%s", s->id, m->url, vecdb_errmsg());
-	} else
-		router_member_backoff(m, 0, vdb_now_ms());
-	nng_msg_free(msg);
+		return 0;
+	case PROTO_RPC_ANSWERED:
+		break;
+	}
+	router_stats_answer(m->stats, now_us() - c->sent_us);
+	router_member_backoff(m, 0, vdb_now_ms());
 	return 0;
 unsent:
 late:
@@ -178,11 +159,9 @@ late:
 static void
 call_finish(router *r, router_topology *t, struct router_call *c, uint64_t end)
 {
-	while (c->aio != NULL && call_wait(r, t, c, end) != 0 &&
+	while (c->x.aio != NULL && call_wait(r, t, c, end) != 0 &&
 	    c->read && vdb_now_ms() < end) {
-		nng_aio_free(c->aio);
-		nng_ctx_close(c->ctx);
-		c->aio = NULL;
+		proto_rpc_xchg_fini(&c->x);
 		call_send(t, c, end);
 	}
 }
@@ -227,10 +206,7 @@ router_calls_free(struct router_call *calls, size_t n)
 void
 router_call_fini(struct router_call *c)
 {
-	if (c->aio != NULL) {
-		nng_aio_free(c->aio);
-		nng_ctx_close(c->ctx);
-	}
+	proto_rpc_xchg_fini(&c->x);
 	vdb_free(c->req);
 	proto_response_free(c->resp);
 }
@@ -264,7 +240,7 @@ router_calls_settle(router_topology *t, struct router_call *c, size_t n)
 		for (size_t i = 0; i < n; i++)
 			answered += c[i].rv == VECDB_OK;
 		for (size_t i = 0; i < n && answered > 0; i++)
-			if (c[i].rv == VECDB_ECLOSED) {
+			if (c[i].rv == VECDB_EUNAVAILABLE) {
 				c[i].skip = 1;
 				api_read_opts_missing(t->shards[c[i].shard].id);
 			}

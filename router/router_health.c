@@ -24,101 +24,69 @@
 /* One request to one member over the member's socket. */
 struct mcall {
 	struct router_member *m;
-	nng_ctx ctx;
-	nng_aio *aio;
-	int sent;                     /* the send was started */
+	struct proto_rpc_xchg x;
 	struct proto_response *resp;  /* the answer, if one came */
 	char error[256];              /* why none came */
 };
 
-/* Start sending an encoded request (borrowed) to c->m. */
+/* Start sending a request (body borrowed) to c->m. */
 static void
 mcall_send(struct mcall *c, uint32_t method, const char *key,
     const uint8_t *body, size_t len, uint32_t timeout_ms)
 {
 	uint8_t *req = NULL;
 	size_t reqlen = 0;
-	nng_msg *msg = NULL;
 
 	if (proto_request_encode(method, key, 0, body, len, &req, &reqlen) !=
-	    VECDB_OK || nng_msg_alloc(&msg, 0) != 0 ||
-	    nng_msg_append(msg, req, reqlen) != 0 ||
-	    nng_ctx_open(&c->ctx, c->m->sock) != 0) {
-		nng_msg_free(msg);
-		vdb_free(req);
+	    VECDB_OK || proto_rpc_send(&c->x, c->m->sock, req, reqlen,
+	    vdb_now_ms() + timeout_ms) != VECDB_OK)
 		snprintf(c->error, sizeof(c->error), "out of memory");
-		return;
-	}
 	vdb_free(req);
-	if (nng_aio_alloc(&c->aio, NULL, NULL) != 0) {
-		nng_msg_free(msg);
-		nng_ctx_close(c->ctx);
-		snprintf(c->error, sizeof(c->error), "out of memory");
-		return;
-	}
-	nng_aio_set_timeout(c->aio, (nng_duration) timeout_ms);
-	nng_aio_set_msg(c->aio, msg);
-	nng_ctx_send(c->ctx, c->aio);
-	c->sent = 1;
 }
 
 /* Wait for c's answer until end; 0 with c->resp, or -1 with c->error. */
 static int
 mcall_wait(struct mcall *c, uint32_t method, uint64_t end)
 {
-	uint64_t now;
-	nng_msg *msg;
-	int rv;
+	const char *what = proto_method_name(method);
 
-	if (!c->sent)
+	if (c->x.aio == NULL)
+		return -1;  /* never sent: c->error says why */
+	switch (proto_rpc_wait(&c->x, end, &c->resp)) {
+	case PROTO_RPC_UNSENT:
+		snprintf(c->error, sizeof(c->error), "%s: not sent in time",
+		    what);
 		return -1;
-	nng_aio_wait(c->aio);
-	if ((rv = nng_aio_result(c->aio)) != 0) {
-		nng_msg_free(nng_aio_get_msg(c->aio));
-		goto fail;
-	}
-	now = vdb_now_ms();
-	nng_aio_set_timeout(c->aio, (nng_duration) (end > now ? end - now : 1));
-	nng_ctx_recv(c->ctx, c->aio);
-	nng_aio_wait(c->aio);
-	if ((rv = nng_aio_result(c->aio)) != 0)
-		goto fail;
-	msg = nng_aio_get_msg(c->aio);
-	rv = proto_response_decode(nng_msg_body(msg), nng_msg_len(msg),
-	    &c->resp);
-	nng_msg_free(msg);
-	if (rv != VECDB_OK) {
+	case PROTO_RPC_LATE:
+		snprintf(c->error, sizeof(c->error), "%s: no answer in time",
+		    what);
+		return -1;
+	case PROTO_RPC_BAD:
 		snprintf(c->error, sizeof(c->error), "%s: bad answer: %s",
-		    proto_method_name(method), vecdb_errmsg());
+		    what, vecdb_errmsg());
 		return -1;
+	case PROTO_RPC_ANSWERED:
+		break;
 	}
 	if (c->resp->code != PROTO_OK) {
-		snprintf(c->error, sizeof(c->error), "%s: %s",
-		    proto_method_name(method), c->resp->message);
+		snprintf(c->error, sizeof(c->error), "%s: %s", what,
+		    c->resp->message);
 		return -1;
 	}
 	return 0;
-fail:
-	snprintf(c->error, sizeof(c->error), "%s: %s",
-	    proto_method_name(method), rv == NNG_ETIMEDOUT ? "no answer in "
-	    "time" : nng_strerror(rv));
-	return -1;
 }
 
 static void
 mcall_fini(struct mcall *c)
 {
-	if (c->aio != NULL) {
-		nng_aio_free(c->aio);
-		nng_ctx_close(c->ctx);
-	}
+	proto_rpc_xchg_fini(&c->x);
 	proto_response_free(c->resp);
 	memset(c, 0, sizeof(*c));
 }
 
 /*
  * One call to one member, start to end: 0, the vecdb_err of the code it
- * answered, or VECDB_ECLOSED when it did not answer; why in err.
+ * answered, or VECDB_EUNAVAILABLE when it did not answer; why in err.
  */
 static int
 member_call(struct router_member *m, uint32_t method, const char *key,
@@ -137,7 +105,7 @@ member_call(struct router_member *m, uint32_t method, const char *key,
 	} else {
 		snprintf(err, errlen, "%s", c.error);
 		rv = c.resp != NULL ? proto_err_of(c.resp->code) :
-		    VECDB_ECLOSED;
+		    VECDB_EUNAVAILABLE;
 	}
 	mcall_fini(&c);
 	return rv;
@@ -310,10 +278,7 @@ health_main(void *arg)
 		    &h->r->lock);
 		router_topology_release(h->r, t);
 		pthread_mutex_lock(&h->lock);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += ROUTER_HEALTH_MS * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
+		ts = vdb_deadline(ROUTER_HEALTH_MS);
 		if (!h->stopping)
 			pthread_cond_timedwait(&h->cv, &h->lock, &ts);
 	}
@@ -330,7 +295,7 @@ router_health_start(router *r, router_health **out)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	h->r = r;
 	pthread_mutex_init(&h->lock, NULL);
-	pthread_cond_init(&h->cv, NULL);
+	vdb_cond_init(&h->cv);
 	if (pthread_create(&h->thread, NULL, health_main, h) != 0) {
 		pthread_cond_destroy(&h->cv);
 		pthread_mutex_destroy(&h->lock);
@@ -407,7 +372,7 @@ promote_check(const struct router_shard *s, size_t i)
 	    __ATOMIC_RELAXED), theirs;
 
 	if (!__atomic_load_n(&s->members[i].heard, __ATOMIC_RELAXED))
-		return vdb_err(VECDB_ECLOSED, "%s did not answer: cannot "
+		return vdb_err(VECDB_EUNAVAILABLE, "%s did not answer: cannot "
 		    "promote it", s->members[i].url);
 	for (size_t k = 0; k < s->n_members; k++) {
 		if (k == i || !__atomic_load_n(&s->members[k].heard,

@@ -29,6 +29,7 @@
 
 #include "api.h"
 #include "proto.h"
+#include "proto_rpc.h"
 #include "router.h"
 
 #define ROUTER_SHARDS_MAX 1024
@@ -197,8 +198,7 @@ struct router_call {
 	struct proto_response *resp;  /* the answer when transport worked */
 	int rv;                       /* VECDB_OK or the shard's error */
 	char msg[512];                /* why, naming the shard */
-	nng_ctx ctx;
-	nng_aio *aio;
+	struct proto_rpc_xchg x;      /* the exchange with the member */
 };
 
 /* Run the calls that have a request, in parallel under one deadline. */

@@ -12,7 +12,6 @@
  * instead of a bare timeout.
  */
 #include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -63,42 +62,34 @@ rpc(struct status_run *run, struct member *m, nng_socket s, uint32_t method,
     const uint8_t *body, size_t len, struct proto_response **out)
 {
 	const char *what = proto_method_name(method);
-	uint64_t now = vdb_now_ms();
-	nng_duration left = (nng_duration) (run->end_ms > now ?
-	    run->end_ms - now : 1);
+	struct proto_rpc_xchg x = { .aio = NULL };
 	uint8_t *req;
 	size_t reqlen;
-	nng_msg *msg;
 	int rv;
 
-	if (proto_request_encode(method, run->key, 0, body, len, &req,
-	    &reqlen) != VECDB_OK) {
+	*out = NULL;
+	if ((rv = proto_request_encode(method, run->key, 0, body, len, &req,
+	    &reqlen)) == VECDB_OK) {
+		rv = proto_rpc_send(&x, s, req, reqlen, run->end_ms);
+		vdb_free(req);
+	}
+	if (rv != VECDB_OK) {
 		snprintf(m->error, sizeof(m->error), "%s: %s", what,
 		    vecdb_errmsg());
 		return -1;
 	}
-	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, left);
-	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, left);
-	rv = nng_send(s, req, reqlen, 0);
-	vdb_free(req);
-	if (rv == 0)
-		rv = nng_recvmsg(s, &msg, 0);
-	if (rv == NNG_ETIMEDOUT) {
+	switch (proto_rpc_wait(&x, run->end_ms, out)) {
+	case PROTO_RPC_UNSENT:
+	case PROTO_RPC_LATE:
 		snprintf(m->error, sizeof(m->error), "%s: no answer within "
 		    "%u ms", what, run->timeout_ms);
 		return -1;
-	}
-	if (rv != 0) {
-		snprintf(m->error, sizeof(m->error), "%s: %s", what,
-		    nng_strerror(rv));
-		return -1;
-	}
-	rv = proto_response_decode(nng_msg_body(msg), nng_msg_len(msg), out);
-	nng_msg_free(msg);
-	if (rv != VECDB_OK) {
+	case PROTO_RPC_BAD:
 		snprintf(m->error, sizeof(m->error), "%s: bad response: %s",
 		    what, vecdb_errmsg());
 		return -1;
+	case PROTO_RPC_ANSWERED:
+		break;
 	}
 	if ((rv = (*out)->code) != PROTO_OK) {
 		snprintf(m->error, sizeof(m->error), "%s: %s", what,
@@ -199,22 +190,17 @@ static void
 ask_member(struct status_run *run, struct member *m)
 {
 	nng_socket s;
-	int rv;
 
 	if ((m->colls = json_array()) == NULL) {
 		snprintf(m->error, sizeof(m->error), "out of memory");
 		return;
 	}
-	if ((rv = nng_req0_open(&s)) != 0) {
-		snprintf(m->error, sizeof(m->error), "socket: %s",
-		    nng_strerror(rv));
+	if (proto_rpc_dial(m->url, PROTO_RPC_DIAL_NOW, NULL, NULL, &s) !=
+	    VECDB_OK) {
+		snprintf(m->error, sizeof(m->error), "%s", vecdb_errmsg());
 		return;
 	}
-	nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, PROTO_MSG_MAX);
-	if ((rv = nng_dial(s, m->url, NULL, 0)) != 0)
-		snprintf(m->error, sizeof(m->error), "cannot connect: %s",
-		    nng_strerror(rv));
-	else if (ask_health(run, m, s) == 0)
+	if (ask_health(run, m, s) == 0)
 		ask_collections(run, m, s);
 	nng_close(s);
 }
@@ -249,13 +235,21 @@ run_put(struct status_run *run)
 
 /* Status workers still running, in any run (router_status_drain). */
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t live_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t live_cv;   /* on the monotonic clock: live_init */
+static pthread_once_t live_once = PTHREAD_ONCE_INIT;
 static unsigned live;
+
+static void
+live_init(void)
+{
+	vdb_cond_init(&live_cv);
+}
 
 /* One more worker (+1) or one fewer (-1). */
 static void
 live_add(int d)
 {
+	pthread_once(&live_once, live_init);
 	pthread_mutex_lock(&live_mu);
 	live = (unsigned) ((int) live + d);
 	if (live == 0)
@@ -266,16 +260,10 @@ live_add(int d)
 unsigned
 router_status_drain(uint32_t timeout_ms)
 {
-	struct timespec ts;
+	struct timespec ts = vdb_deadline(timeout_ms);
 	unsigned left;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	pthread_once(&live_once, live_init);
 	pthread_mutex_lock(&live_mu);
 	while (live > 0 && pthread_cond_timedwait(&live_cv, &live_mu, &ts) == 0)
 		;

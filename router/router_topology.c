@@ -3,7 +3,6 @@
  * to shard map.
  */
 #include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,21 +216,11 @@ router_topology_connect(router_topology *t)
 	for (size_t i = 0; i < t->n; i++)
 		for (size_t k = 0; k < t->shards[i].n_members; k++) {
 			struct router_member *m = &t->shards[i].members[k];
-			if ((rv = nng_req0_open(&m->sock)) != 0)
-				return vdb_err(VECDB_EIO, "shard %u: %s",
-				    t->shards[i].id, nng_strerror(rv));
+			if ((rv = proto_rpc_dial(m->url, 0, pipe_event, m,
+			    &m->sock)) != VECDB_OK)
+				return vdb_err(rv, "shard %u: %s",
+				    t->shards[i].id, vecdb_errmsg());
 			m->open = 1;
-			nng_pipe_notify(m->sock, NNG_PIPE_EV_ADD_POST,
-			    pipe_event, m);
-			nng_pipe_notify(m->sock, NNG_PIPE_EV_REM_POST,
-			    pipe_event, m);
-			nng_socket_set_ms(m->sock, NNG_OPT_RECONNMINT, 50);
-			nng_socket_set_ms(m->sock, NNG_OPT_RECONNMAXT, 1000);
-			if ((rv = nng_dial(m->sock, m->url, NULL,
-			    NNG_FLAG_NONBLOCK)) != 0)
-				return vdb_err(VECDB_EINVAL, "shard %u (%s): %s",
-				    t->shards[i].id, m->url,
-				    nng_strerror(rv));
 		}
 	return VECDB_OK;
 }

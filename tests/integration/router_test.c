@@ -548,7 +548,8 @@ START_TEST(the_binary_api_takes_read_options_and_names_missing_shards)
 	ck_assert_uint_eq(all, NPTS);
 	ck_assert_uint_eq(vecdb_client_missing_shards(&ids), 0);
 	proc_kill(&C.nodes[1]);
-	ck_assert_int_eq(vecdb_client_count(cl, "c", NULL, &n), VECDB_ECLOSED);
+	ck_assert_int_eq(vecdb_client_count(cl, "c", NULL, &n),
+	    VECDB_EUNAVAILABLE);
 	ck_assert_msg(strstr(vecdb_errmsg(), "shard 1") != NULL, "%s",
 	    vecdb_errmsg());
 	vecdb_client_read_options(cl, 0, 1);
@@ -559,7 +560,7 @@ START_TEST(the_binary_api_takes_read_options_and_names_missing_shards)
 	ck_assert_uint_eq(ids[0], 1);
 	/* a call that needs every shard still fails, and says why */
 	ck_assert_int_eq(vecdb_client_collection_get(cl, "c", NULL, NULL),
-	    VECDB_ECLOSED);
+	    VECDB_EUNAVAILABLE);
 	vecdb_client_close(cl);
 }
 END_TEST
@@ -603,7 +604,7 @@ START_TEST(cluster_snapshots_through_the_binary_api)
 	/* a create that fails on one shard leaves no part on the others */
 	proc_kill(&C.nodes[1]);
 	ck_assert_int_eq(vecdb_client_snapshot_create(cl, "c", "half", &got),
-	    VECDB_ECLOSED);
+	    VECDB_EUNAVAILABLE);
 	proc_start(&C.nodes[1]);
 	usleep(1100 * 1000);  /* the router's back-off */
 	ck_assert_int_eq(vecdb_client_snapshot_create(cl, "c", "half", &got),

@@ -157,7 +157,7 @@ START_TEST(a_call_to_a_shard_all_down_is_unavailable)
 	for (int i = 0; i < 3; i++)
 		router_member_backoff(&members[i], 1, vdb_now_ms());
 	ck_assert_int_eq(router_shard_call(&r, &t, 0, PROTO_HEALTH, NULL, 0,
-	    &resp), VECDB_ECLOSED);
+	    &resp), VECDB_EUNAVAILABLE);
 	ck_assert_ptr_null(resp);
 	ck_assert_str_eq(vecdb_errmsg(), "shard 0 (tcp://p) is unavailable "
 	    "(failed less than 1000 ms ago)");
