@@ -410,37 +410,26 @@ int
 storage_apply_create(struct wctx *w, struct wreq *r)
 {
 	uint8_t rec[COLL_REC_SIZE];
-	struct buf body = { 0 };
 	struct coll c;
-	size_t nlen = strlen(r->cfg->name);
 	int rv;
 
 	if ((rv = storage_coll_create_txn(w->db, w->txn, r->cfg, w->seq + 1,
 		 &c)) != VECDB_OK)
 		return rv;
 	storage_coll_encode(&c, rec);
-	if ((rv = buf_put_le16(&body, (uint16_t) nlen)) == VECDB_OK &&
-	    (rv = buf_put(&body, r->cfg->name, nlen)) == VECDB_OK &&
-	    (rv = buf_put(&body, rec, sizeof(rec))) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_CREATE, &body);
-	buf_fini(&body);
-	return rv;
+	return storage_wal_log_create(w, r->cfg->name, rec);
 }
 
 int
 storage_apply_drop(struct wctx *w, struct wreq *r)
 {
-	struct buf body = { 0 };
 	struct coll c;
 	int rv;
 
 	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
 	    (rv = storage_coll_drop_txn(w->db, w->txn, &c)) != VECDB_OK)
 		return rv;
-	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_DROP, &body);
-	buf_fini(&body);
-	return rv;
+	return storage_wal_log_drop(w, c.id);
 }
 
 /* Store the new quantization in the catalog; WAL_CONFIG makes the indexer
@@ -449,7 +438,6 @@ int
 storage_apply_config(struct wctx *w, struct wreq *r)
 {
 	uint8_t rec[COLL_REC_SIZE];
-	struct buf body = { 0 };
 	struct coll c;
 	MDB_val k, v;
 	int rc, rv;
@@ -467,11 +455,7 @@ storage_apply_config(struct wctx *w, struct wreq *r)
 	v.mv_size = sizeof(rec);
 	if ((rc = mdb_put(w->txn, w->db->catalog, &k, &v, 0)) != 0)
 		return storage_mdb_err(rc, "write catalog");
-	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
-	    (rv = buf_put(&body, rec, sizeof(rec))) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_CONFIG, &body);
-	buf_fini(&body);
-	return rv;
+	return storage_wal_log_config(w, c.id, rec);
 }
 
 /* ===== Public API ===== */

@@ -349,7 +349,6 @@ storage_pindex_create_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 int
 storage_apply_pindex_create(struct wctx *w, struct wreq *r)
 {
-	struct buf body = { 0 };
 	struct coll c;
 	int rv;
 
@@ -357,12 +356,7 @@ storage_apply_pindex_create(struct wctx *w, struct wreq *r)
 	    (rv = storage_pindex_create_txn(w->db, w->txn, &c,
 		 (vecdb_field_schema) r->schema, r->path)) != VECDB_OK)
 		return rv;
-	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
-	    (rv = buf_put_u8(&body, (uint8_t) r->schema)) == VECDB_OK &&
-	    (rv = buf_put(&body, r->path, strlen(r->path))) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_PINDEX_CREATE, &body);
-	buf_fini(&body);
-	return rv;
+	return storage_wal_log_pindex_create(w, c.id, r->schema, r->path);
 }
 
 int
@@ -391,7 +385,6 @@ storage_pindex_drop_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 int
 storage_apply_pindex_drop(struct wctx *w, struct wreq *r)
 {
-	struct buf body = { 0 };
 	struct coll c;
 	int rv;
 
@@ -399,11 +392,7 @@ storage_apply_pindex_drop(struct wctx *w, struct wreq *r)
 	    (rv = storage_pindex_drop_txn(w->db, w->txn, &c,
 		 r->path)) != VECDB_OK)
 		return rv;
-	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
-	    (rv = buf_put(&body, r->path, strlen(r->path))) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_PINDEX_DROP, &body);
-	buf_fini(&body);
-	return rv;
+	return storage_wal_log_pindex_drop(w, c.id, r->path);
 }
 
 /* ===== Candidates for a filter (the planner's probe) ===== */

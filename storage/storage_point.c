@@ -193,12 +193,11 @@ vector_check(const struct coll *c, const struct wpoint *p)
 static int
 put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
     const struct put_state *ps, uint64_t seq, uint64_t old_off,
-    struct buf *wal)
+    struct wal_batch *wal)
 {
-	uint8_t offs[16];
 	MDB_val k = { pklen, (void *) pkey }, v;
 	uint8_t *d;
-	int rc, rv;
+	int rc;
 
 	v.mv_size = POINT_HDR + ps->vec_len + ps->pay_len;
 	if ((rc = mdb_put(txn, db->points, &k, &v, MDB_RESERVE)) != 0)
@@ -211,23 +210,16 @@ put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
 	memcpy(d + POINT_HDR, ps->vec, ps->vec_len);
 	if (ps->pay_len)
 		memcpy(d + POINT_HDR + ps->vec_len, ps->pay, ps->pay_len);
-	put_le64(offs, old_off);
-	put_le64(offs + 8, ps->offset);
-	if ((rv = buf_put_u8(wal, (uint8_t) (pklen - 4))) != VECDB_OK ||
-	    (rv = buf_put(wal, pkey + 4, pklen - 4)) != VECDB_OK ||
-	    (rv = buf_put(wal, offs, 16)) != VECDB_OK ||
-	    (rv = buf_put_le32(wal, (uint32_t) ps->vec_len)) != VECDB_OK ||
-	    (rv = buf_put(wal, ps->vec, ps->vec_len)) != VECDB_OK ||
-	    (rv = buf_put_le32(wal, (uint32_t) ps->pay_len)) != VECDB_OK ||
-	    (rv = buf_put(wal, ps->pay, ps->pay_len)) != VECDB_OK)
-		return rv;
-	return VECDB_OK;
+	if (wal == NULL)
+		return VECDB_OK;
+	return storage_wal_batch_put(wal, pkey + 4, pklen - 4, old_off,
+	    ps->offset, ps->vec, ps->vec_len, ps->pay, ps->pay_len);
 }
 
 int
 storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
     struct coll_state *st, int op, const struct wpoint *p, uint64_t seq,
-    struct buf *wal, const struct pindex_set *ix)
+    struct wal_batch *wal, const struct pindex_set *ix)
 {
 	uint8_t pkey[STORAGE_PKEY_MAX];
 	size_t pklen = storage_pkey(c->id, &p->id, pkey);
@@ -394,102 +386,57 @@ point_err(int rv, size_t i, size_t n, const vecdb_id *id)
 	    vecdb_id_format(id, idbuf), msg);
 }
 
-/*
- * A batch's WAL entries go into records of at most WAL_REC_MAX bytes (as
- * far as an entry's size is known before it is written), each its own
- * seq, all in the batch's transaction. LMDB stores a bigger value on
- * contiguous overflow pages, and its free list seldom has a run as long
- * as the next 65 KB record: under an update loop the freed runs piled up
- * and data.mdb grew to 2.15x a fresh load of the same points. Values up
- * to about half a page stay on leaf pages, which are reused one by one.
- */
-#define WAL_REC_MAX 2000
-
-/* Start a record of op's entries for collection coll_id. */
-static int
-rec_start(struct buf *body, uint32_t coll_id)
-{
-	int rv;
-
-	body->len = 0;
-	if ((rv = buf_put_le32(body, coll_id)) != VECDB_OK)
-		return rv;
-	return buf_put_le32(body, 0);
-}
-
-/* Append the record of n entries, if any (with WAL_MORE unless it is
- * the request's last); start the next one. */
-static int
-rec_flush(struct wctx *w, uint8_t op, struct buf *body, uint32_t coll_id,
-    uint32_t *n, int last)
-{
-	int rv;
-
-	if (*n == 0)
-		return VECDB_OK;
-	put_le32(body->p + 4, *n);
-	if ((rv = storage_wal_append(w, last ? op : op | WAL_MORE, body)) !=
-	    VECDB_OK)
-		return rv;
-	*n = 0;
-	return rec_start(body, coll_id);
-}
-
 /* An entry's WAL bytes for point p, as far as known before writing it
  * (an update that keeps the payload copies one of unknown length). */
 static size_t
 put_entry_size(const struct coll *c, const struct wpoint *p)
 {
-	return 1 + STORAGE_KEY_MAX + 16 + 4 + (size_t) c->cfg.dimension *
-	    vec_elem_size(c->cfg.vector_type) + 4 + p->payload_len;
+	return storage_wal_put_size((size_t) c->cfg.dimension *
+	    vec_elem_size(c->cfg.vector_type), p->payload_len);
 }
 
 int
 storage_apply_points(struct wctx *w, struct wreq *r)
 {
-	struct buf body = { 0 };
+	struct wal_batch wal;
 	struct pindex_set ix;
 	struct coll_state st;
 	struct coll c;
-	uint32_t n = 0;
 	int rv;
 
 	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
 	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK ||
 	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
 		return rv;
-	if ((rv = rec_start(&body, c.id)) != VECDB_OK)
+	if ((rv = storage_wal_batch_init(&wal, WAL_PUT, c.id)) != VECDB_OK)
 		goto out;
 	for (size_t i = 0; i < r->n; i++) {
-		if (10 + body.len + put_entry_size(&c, &r->pts[i]) >
-		    WAL_REC_MAX && (rv = rec_flush(w, WAL_PUT, &body, c.id,
-		    &n, 0)) != VECDB_OK)
+		if ((rv = storage_wal_batch_room(w, &wal, put_entry_size(&c,
+			 &r->pts[i]))) != VECDB_OK)
 			goto out;
 		/* The point records the seq of the record its entry is in. */
 		rv = storage_point_put_txn(w->db, w->txn, &c, &st, r->op,
-		    &r->pts[i], w->seq + 1, &body, &ix);
+		    &r->pts[i], w->seq + 1, &wal, &ix);
 		if (rv != VECDB_OK) {
 			rv = point_err(rv, i, r->n, &r->pts[i].id);
 			goto out;
 		}
-		n++;
 	}
 	if ((rv = storage_state_put(w->db, w->txn, c.id, &st)) == VECDB_OK)
-		rv = rec_flush(w, WAL_PUT, &body, c.id, &n, 1);
+		rv = storage_wal_batch_end(w, &wal);
 out:
-	buf_fini(&body);
+	storage_wal_batch_fini(&wal);
 	return rv;
 }
 
 int
 storage_apply_delete(struct wctx *w, struct wreq *r)
 {
-	struct buf body = { 0 };
+	struct wal_batch wal;
 	struct pindex_set ix;
 	struct coll_state st;
 	struct coll c;
-	uint8_t key[STORAGE_KEY_MAX], off[8];
-	uint32_t n = 0;
+	uint8_t key[STORAGE_KEY_MAX];
 	uint64_t offset;
 	int rv, found;
 
@@ -498,7 +445,7 @@ storage_apply_delete(struct wctx *w, struct wreq *r)
 	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
 		return rv;
 	r->deleted = 0;
-	if ((rv = rec_start(&body, c.id)) != VECDB_OK)
+	if ((rv = storage_wal_batch_init(&wal, WAL_DELETE, c.id)) != VECDB_OK)
 		goto out;
 	for (size_t i = 0; i < r->n; i++) {
 		size_t klen = storage_id_key(&r->ids[i], key);
@@ -509,22 +456,18 @@ storage_apply_delete(struct wctx *w, struct wreq *r)
 		if (!found)
 			continue;
 		r->deleted++;
-		put_le64(off, offset);
-		if ((10 + body.len + 1 + klen + 8 > WAL_REC_MAX &&
-		    (rv = rec_flush(w, WAL_DELETE, &body, c.id, &n, 0)) !=
-		    VECDB_OK) ||
-		    (rv = buf_put_u8(&body, (uint8_t) klen)) != VECDB_OK ||
-		    (rv = buf_put(&body, key, klen)) != VECDB_OK ||
-		    (rv = buf_put(&body, off, 8)) != VECDB_OK)
+		if ((rv = storage_wal_batch_room(w, &wal,
+			 storage_wal_del_size(klen))) != VECDB_OK ||
+		    (rv = storage_wal_batch_del(&wal, key, klen, offset)) !=
+		    VECDB_OK)
 			goto out;
-		n++;
 	}
 	if (r->deleted == 0)
 		goto out; /* nothing changed: no WAL record */
 	if ((rv = storage_state_put(w->db, w->txn, c.id, &st)) == VECDB_OK)
-		rv = rec_flush(w, WAL_DELETE, &body, c.id, &n, 1);
+		rv = storage_wal_batch_end(w, &wal);
 out:
-	buf_fini(&body);
+	storage_wal_batch_fini(&wal);
 	return rv;
 }
 

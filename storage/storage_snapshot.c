@@ -663,7 +663,6 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 	struct coll old;
 	struct pindex_set ix = { 0 };
 	struct coll_state st;
-	struct buf scratch = { 0 };
 	struct rpt s = { { 0 }, NULL, NULL, NULL };
 	struct wpoint p;
 	int rv;
@@ -688,14 +687,13 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
 	for (uint64_t i = 0; rv == VECDB_OK && i < count; i++) {
 		memset(&p, 0, sizeof(p));
-		scratch.len = 0; /* the WAL gets a marker, not the points */
+		/* the WAL gets a marker (RESTORE), not the points */
 		if ((rv = restore_point(r, c, &s, &p)) == VECDB_OK)
 			rv = storage_point_put_txn(w->db, w->txn, c, &st,
-			    WREQ_UPSERT, &p, w->seq + 1, &scratch, &ix);
+			    WREQ_UPSERT, &p, w->seq + 1, NULL, &ix);
 	}
 	if (rv == VECDB_OK)
 		rv = storage_state_put(w->db, w->txn, c->id, &st);
-	buf_fini(&scratch);
 	vdb_free(s.vec);
 	vdb_free(s.fvec);
 	vdb_free(s.pay);
@@ -706,7 +704,6 @@ int
 storage_apply_restore(struct wctx *w, struct wreq *r)
 {
 	struct hreader hr = { NULL, NULL, r->path };
-	struct buf body = { 0 };
 	struct coll cfg, c;
 	uint64_t count = 0;
 	uint8_t sum[32];
@@ -728,11 +725,8 @@ storage_apply_restore(struct wctx *w, struct wreq *r)
 	    (rv = restore_points(w, &hr, &cfg, count, &c)) != VECDB_OK ||
 	    (rv = restore_trailer(&hr, sum)) != VECDB_OK)
 		goto out;
-	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
-	    (rv = buf_put(&body, sum, 32)) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_RESTORE, &body);
+	rv = storage_wal_log_restore(w, c.id, sum);
 out:
-	buf_fini(&body);
 	EVP_MD_CTX_free(hr.md);
 	fclose(hr.f);
 	return rv;

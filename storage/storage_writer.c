@@ -1,5 +1,6 @@
 /*
- * storage_writer.c: the single writer thread, group commit, and the WAL.
+ * storage_writer.c: the single writer thread, group commit, and WAL
+ * retention (the records themselves are storage_wal.c's).
  *
  * LMDB allows one write transaction at a time. Rather than make writers
  * queue on LMDB's mutex, each paying its own fsync, callers hand requests
@@ -33,82 +34,7 @@ struct writer {
 	_Atomic uint64_t wal_max_bytes; /* ...while the WAL is under this */
 };
 
-/* ===== Byte buffers ===== */
-
-int
-buf_put(struct buf *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		uint8_t *np;
-		while (cap < b->len + n)
-			cap *= 2;
-		if ((np = vdb_realloc(b->p, cap)) == NULL)
-			return vdb_err(VECDB_ENOMEM, "out of memory");
-		b->p = np;
-		b->cap = cap;
-	}
-	if (n > 0)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return VECDB_OK;
-}
-
-int
-buf_put_u8(struct buf *b, uint8_t v)
-{
-	return buf_put(b, &v, 1);
-}
-
-int
-buf_put_le16(struct buf *b, uint16_t v)
-{
-	return buf_put(b, &v, 2);
-}
-
-int
-buf_put_le32(struct buf *b, uint32_t v)
-{
-	uint8_t t[4];
-
-	put_le32(t, v);
-	return buf_put(b, t, 4);
-}
-
-void
-buf_fini(struct buf *b)
-{
-	vdb_free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}
-
-/* ===== WAL ===== */
-
-/*
- * WAL record: [ver u8][term u64][op u8][body]. The record commits in the
- * same transaction as the change it describes.
- */
-int
-storage_wal_append(struct wctx *w, uint8_t op, const struct buf *body)
-{
-	uint8_t kb[8];
-	MDB_val k = { 8, kb }, v;
-	int rc;
-
-	put_be64(kb, w->seq + 1);
-	v.mv_size = 10 + body->len;
-	rc = mdb_put(w->txn, w->db->wal, &k, &v, MDB_RESERVE | MDB_APPEND);
-	if (rc != 0)
-		return storage_mdb_err(rc, "append WAL record");
-	((uint8_t *) v.mv_data)[0] = STORAGE_REC_VERSION;
-	put_le64((uint8_t *) v.mv_data + 1, w->term);
-	((uint8_t *) v.mv_data)[9] = op;
-	if (body->len)
-		memcpy((uint8_t *) v.mv_data + 10, body->p, body->len);
-	w->seq++;
-	return VECDB_OK;
-}
+/* ===== WAL retention ===== */
 
 /* About how many bytes the WAL DB takes in txn (its pages). */
 static uint64_t
