@@ -2777,11 +2777,13 @@ storage_apply_index(struct wctx *w, struct wreq *r)
 	struct coll c;
 	int rv;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	if ((rv = storage_coll_find(w->db, w->txn, r->u.index.coll, &c)) !=
+	    VECDB_OK ||
 	    (rv = storage_index_flag_txn(w->db, w->txn, c.id,
-		 r->schema)) != VECDB_OK)
+		 r->u.index.on)) != VECDB_OK)
 		return rv;
-	return storage_wal_log_index(w, c.id, r->schema);
+	r->u.index.coll_id = c.id;
+	return VECDB_OK;
 }
 
 /* Ask the writer to turn a collection's index on (rebuild) or off. */
@@ -2798,8 +2800,8 @@ index_request(vecdb *db, const char *coll, int on)
 		return rv;
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_INDEX;
-	r.coll = coll;
-	r.schema = on;
+	r.u.index.coll = coll;
+	r.u.index.on = on;
 	return storage_writer_submit(db, &r);
 }
 

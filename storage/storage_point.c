@@ -218,8 +218,8 @@ put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
 
 int
 storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
-    struct coll_state *st, int op, const struct wpoint *p, uint64_t seq,
-    struct wal_batch *wal, const struct pindex_set *ix)
+    struct coll_state *st, vecdb_write_op how, const struct wpoint *p,
+    uint64_t seq, struct wal_batch *wal, const struct pindex_set *ix)
 {
 	uint8_t pkey[STORAGE_PKEY_MAX];
 	size_t pklen = storage_pkey(c->id, &p->id, pkey);
@@ -233,10 +233,10 @@ storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return storage_mdb_err(rc, "read point");
 	exists = rc == 0;
-	if (exists && op == WREQ_INSERT)
+	if (exists && how == VECDB_WRITE_INSERT)
 		return vdb_err(VECDB_EEXIST, "point %s already exists",
 		    vecdb_id_format(&p->id, idbuf));
-	if (!exists && op == WREQ_UPDATE)
+	if (!exists && how == VECDB_WRITE_UPDATE)
 		return vdb_err(VECDB_ENOTFOUND, "point %s not found",
 		    vecdb_id_format(&p->id, idbuf));
 	if (exists && (rv = storage_point_decode(c, &v, &old)) != VECDB_OK)
@@ -398,32 +398,34 @@ put_entry_size(const struct coll *c, const struct wpoint *p)
 int
 storage_apply_points(struct wctx *w, struct wreq *r)
 {
+	struct wreq_write *q = &r->u.write;
 	struct wal_batch wal;
 	struct pindex_set ix;
 	struct coll_state st;
 	struct coll c;
 	int rv;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	if ((rv = storage_coll_find(w->db, w->txn, q->coll, &c)) != VECDB_OK ||
 	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK ||
 	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
 		return rv;
 	if ((rv = storage_wal_batch_init(&wal, WAL_PUT, c.id)) != VECDB_OK)
 		goto out;
-	for (size_t i = 0; i < r->n; i++) {
+	for (size_t i = 0; i < q->n; i++) {
 		if ((rv = storage_wal_batch_room(w, &wal, put_entry_size(&c,
-			 &r->pts[i]))) != VECDB_OK)
+			 &q->pts[i]))) != VECDB_OK)
 			goto out;
 		/* The point records the seq of the record its entry is in. */
-		rv = storage_point_put_txn(w->db, w->txn, &c, &st, r->op,
-		    &r->pts[i], w->seq + 1, &wal, &ix);
+		rv = storage_point_put_txn(w->db, w->txn, &c, &st, q->how,
+		    &q->pts[i], w->seq + 1, &wal, &ix);
 		if (rv != VECDB_OK) {
-			rv = point_err(rv, i, r->n, &r->pts[i].id);
+			rv = point_err(rv, i, q->n, &q->pts[i].id);
 			goto out;
 		}
 	}
 	if ((rv = storage_state_put(w->db, w->txn, c.id, &st)) == VECDB_OK)
 		rv = storage_wal_batch_end(w, &wal);
+	r->entries = q->n;
 out:
 	storage_wal_batch_fini(&wal);
 	return rv;
@@ -432,6 +434,7 @@ out:
 int
 storage_apply_delete(struct wctx *w, struct wreq *r)
 {
+	struct wreq_delete *q = &r->u.del;
 	struct wal_batch wal;
 	struct pindex_set ix;
 	struct coll_state st;
@@ -440,29 +443,30 @@ storage_apply_delete(struct wctx *w, struct wreq *r)
 	uint64_t offset;
 	int rv, found;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	if ((rv = storage_coll_find(w->db, w->txn, q->coll, &c)) != VECDB_OK ||
 	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK ||
 	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
 		return rv;
-	r->deleted = 0;
+	q->deleted = 0;
 	if ((rv = storage_wal_batch_init(&wal, WAL_DELETE, c.id)) != VECDB_OK)
 		goto out;
-	for (size_t i = 0; i < r->n; i++) {
-		size_t klen = storage_id_key(&r->ids[i], key);
-		rv = storage_point_del_txn(w->db, w->txn, &c, &st, &r->ids[i],
+	for (size_t i = 0; i < q->n; i++) {
+		size_t klen = storage_id_key(&q->ids[i], key);
+		rv = storage_point_del_txn(w->db, w->txn, &c, &st, &q->ids[i],
 		    &found, &offset, &ix);
 		if (rv != VECDB_OK)
 			goto out;
 		if (!found)
 			continue;
-		r->deleted++;
+		q->deleted++;
 		if ((rv = storage_wal_batch_room(w, &wal,
 			 storage_wal_del_size(klen))) != VECDB_OK ||
 		    (rv = storage_wal_batch_del(&wal, key, klen, offset)) !=
 		    VECDB_OK)
 			goto out;
 	}
-	if (r->deleted == 0)
+	r->entries = q->deleted;
+	if (q->deleted == 0)
 		goto out; /* nothing changed: no WAL record */
 	if ((rv = storage_state_put(w->db, w->txn, c.id, &st)) == VECDB_OK)
 		rv = storage_wal_batch_end(w, &wal);
@@ -521,7 +525,7 @@ wpoints_free(struct wpoint *wp, size_t n)
 
 /* Check the caller's points and turn them into writer points. */
 static int
-wpoints_prepare(int op, const vecdb_point *pts, size_t n,
+wpoints_prepare(vecdb_write_op how, const vecdb_point *pts, size_t n,
     struct wpoint **out)
 {
 	struct wpoint *wp = vdb_calloc(n, sizeof(*wp));
@@ -533,12 +537,12 @@ wpoints_prepare(int op, const vecdb_point *pts, size_t n,
 		wp[i].id = pts[i].id;
 		wp[i].vector = pts[i].vector;
 		wp[i].dim = pts[i].dim;
-		if (pts[i].id.kind == VECDB_ID_NONE && op != WREQ_UPDATE)
+		if (pts[i].id.kind == VECDB_ID_NONE && how != VECDB_WRITE_UPDATE)
 			storage_id_generate(&wp[i].id);
 		else if ((unsigned) pts[i].id.kind > VECDB_ID_UUID ||
 		    pts[i].id.kind == VECDB_ID_NONE)
 			rv = vdb_err(VECDB_EINVAL, "point has no valid id");
-		else if (pts[i].vector == NULL && op != WREQ_UPDATE)
+		else if (pts[i].vector == NULL && how != VECDB_WRITE_UPDATE)
 			rv = vdb_err(VECDB_EINVAL, "point has no vector");
 		if (rv == VECDB_OK)
 			rv = payload_prepare(pts[i].payload, &wp[i].payload,
@@ -556,8 +560,8 @@ wpoints_prepare(int op, const vecdb_point *pts, size_t n,
 
 /* The common path of insert, upsert and update. */
 static int
-points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n, int op,
-    int check_only)
+points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n,
+    vecdb_write_op how, int check_only)
 {
 	struct wpoint *wp = NULL;
 	struct wreq r;
@@ -572,13 +576,14 @@ points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n, int op,
 	if (n == 0 || pts == NULL)
 		return n == 0 ? VECDB_OK : vdb_err(VECDB_EINVAL, "no points");
 	if ((rv = storage_name_check(coll)) != VECDB_OK ||
-	    (rv = wpoints_prepare(op, pts, n, &wp)) != VECDB_OK)
+	    (rv = wpoints_prepare(how, pts, n, &wp)) != VECDB_OK)
 		return rv;
 	memset(&r, 0, sizeof(r));
-	r.op = op;
-	r.coll = coll;
-	r.pts = wp;
-	r.n = n;
+	r.op = WREQ_WRITE;
+	r.u.write.coll = coll;
+	r.u.write.how = how;
+	r.u.write.pts = wp;
+	r.u.write.n = n;
 	r.check_only = check_only;
 	rv = storage_writer_submit(db, &r);
 	if (rv == VECDB_OK && !check_only)
@@ -591,32 +596,30 @@ points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n, int op,
 int
 vecdb_insert(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, WREQ_INSERT, 0);
+	return points_write(db, coll, pts, n, VECDB_WRITE_INSERT, 0);
 }
 
 int
 vecdb_upsert(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, WREQ_UPSERT, 0);
+	return points_write(db, coll, pts, n, VECDB_WRITE_UPSERT, 0);
 }
 
 int
 vecdb_update(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, WREQ_UPDATE, 0);
+	return points_write(db, coll, pts, n, VECDB_WRITE_UPDATE, 0);
 }
 
 int
 vecdb_write_check(vecdb *db, const char *coll, vecdb_write_op op,
     const vecdb_point *pts, size_t n)
 {
-	static const int wreq_of[] = { WREQ_INSERT, WREQ_UPSERT, WREQ_UPDATE };
-
 	if ((unsigned) op > VECDB_WRITE_UPDATE)
 		return vdb_err(VECDB_EINVAL, "unknown write op %d", (int) op);
 	/* generated ids go to the writer's copy: pts is only read */
-	return points_write(db, coll, (vecdb_point *) (uintptr_t) pts, n,
-	    wreq_of[op], 1);
+	return points_write(db, coll, (vecdb_point *) (uintptr_t) pts, n, op,
+	    1);
 }
 
 int
@@ -639,11 +642,11 @@ vecdb_delete(vecdb *db, const char *coll, const vecdb_id *ids, size_t n,
 			return vdb_err(VECDB_EINVAL, "id %zu is not valid", i);
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_DELETE;
-	r.coll = coll;
-	r.ids = ids;
-	r.n = n;
+	r.u.del.coll = coll;
+	r.u.del.ids = ids;
+	r.u.del.n = n;
 	if ((rv = storage_writer_submit(db, &r)) == VECDB_OK && deleted)
-		*deleted = r.deleted;
+		*deleted = r.u.del.deleted;
 	return rv;
 }
 

@@ -202,10 +202,11 @@ storage_wal_common(vecdb *db, uint64_t after_seq, uint64_t after_term,
 	return rv;
 }
 
-/* Start term r->term at the next seq (writer thread). */
+/* Start term r->u.term.term at the next seq (writer thread). */
 int
 storage_apply_term(struct wctx *w, struct wreq *r)
 {
+	struct wreq_term *t = &r->u.term;
 	uint64_t cur = 1;
 	int rv;
 
@@ -214,16 +215,16 @@ storage_apply_term(struct wctx *w, struct wreq *r)
 		return rv;
 	if (rv == VECDB_ENOTFOUND)
 		cur = 1;
-	if (r->term <= cur || r->term <= w->term)
+	if (t->term <= cur || t->term <= w->term)
 		return vdb_err(VECDB_EINVAL, "term %" PRIu64 " is not above "
-		    "the current term %" PRIu64, r->term,
+		    "the current term %" PRIu64, t->term,
 		    cur > w->term ? cur : w->term);
-	if ((rv = storage_meta_put_u64(w->db, w->txn, "term", r->term)) !=
+	if ((rv = storage_meta_put_u64(w->db, w->txn, "term", t->term)) !=
 	    VECDB_OK ||
-	    (rv = term_start_put(w, r->term, w->seq + 1)) != VECDB_OK)
+	    (rv = term_start_put(w, t->term, w->seq + 1)) != VECDB_OK)
 		return rv;
-	w->term = r->term;
-	r->term_start = w->seq + 1;
+	w->term = t->term;
+	t->start = w->seq + 1;
 	return VECDB_OK;
 }
 
@@ -235,9 +236,9 @@ storage_term_begin(vecdb *db, uint64_t term, uint64_t *start_seq)
 
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_TERM;
-	r.term = term;
+	r.u.term.term = term;
 	if ((rv = storage_writer_submit(db, &r)) == VECDB_OK)
-		*start_seq = r.term_start;
+		*start_seq = r.u.term.start;
 	return rv;
 }
 
@@ -618,7 +619,8 @@ blob_next(const uint8_t **p, const uint8_t *end, MDB_val *k, MDB_val *v)
 int
 storage_apply_replicated(struct wctx *w, struct wreq *r)
 {
-	const uint8_t *p = r->blob, *end = r->blob + r->blob_len;
+	const uint8_t *p = r->u.replicate.blob;
+	const uint8_t *end = p + r->u.replicate.len;
 	struct wal_rec rec;
 	MDB_val k, v;
 	int rv, more;
@@ -632,7 +634,7 @@ storage_apply_replicated(struct wctx *w, struct wreq *r)
 			    (unsigned long long) rec.seq,
 			    (unsigned long long) w->seq);
 		if (rec.op == WAL_RESTORE) {
-			r->restore = 1;
+			r->u.replicate.restore = 1;
 			return VECDB_OK;
 		}
 		if ((rv = rep_apply(w, &rec)) != VECDB_OK ||
@@ -660,13 +662,13 @@ storage_wal_apply(vecdb *db, const uint8_t *blob, size_t len,
 		return vdb_err(VECDB_EREADONLY, "database is open read-only");
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_REPLICATE;
-	r.blob = blob;
-	r.blob_len = len;
+	r.u.replicate.blob = blob;
+	r.u.replicate.len = len;
 	if ((rv = storage_writer_submit(db, &r)) != VECDB_OK ||
 	    (rv = storage_wal_info_get(db, &info)) != VECDB_OK)
 		return rv;
 	*last_seq = info.last_seq;
-	*restore = r.restore;
+	*restore = r.u.replicate.restore;
 	return VECDB_OK;
 }
 
@@ -797,7 +799,7 @@ storage_apply_load(struct wctx *w, struct wreq *r)
 	struct src s;
 	int rv;
 
-	if ((rv = src_open(r->path, &s)) != VECDB_OK)
+	if ((rv = src_open(r->u.load.path, &s)) != VECDB_OK)
 		return rv;
 	rv = src_check(w->db, &s, &last);
 	for (size_t i = 0; i < NDBS && rv == VECDB_OK; i++)
@@ -820,7 +822,7 @@ storage_load(vecdb *db, const char *path)
 		return vdb_err(VECDB_EREADONLY, "database is open read-only");
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_LOAD;
-	r.path = path;
+	r.u.load.path = path;
 	return storage_writer_submit(db, &r);
 }
 

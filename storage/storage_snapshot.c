@@ -655,7 +655,7 @@ restore_trailer(struct hreader *r, uint8_t sum[32])
 	return VECDB_OK;
 }
 
-/* Replace collection r->coll with the points of the snapshot. */
+/* Replace the collection of the snapshot's header with its points. */
 static int
 restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
     uint64_t count, struct coll *c)
@@ -690,7 +690,7 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 		/* the WAL gets a marker (RESTORE), not the points */
 		if ((rv = restore_point(r, c, &s, &p)) == VECDB_OK)
 			rv = storage_point_put_txn(w->db, w->txn, c, &st,
-			    WREQ_UPSERT, &p, w->seq + 1, NULL, &ix);
+			    VECDB_WRITE_UPSERT, &p, w->seq + 1, NULL, &ix);
 	}
 	if (rv == VECDB_OK)
 		rv = storage_state_put(w->db, w->txn, c->id, &st);
@@ -703,15 +703,15 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 int
 storage_apply_restore(struct wctx *w, struct wreq *r)
 {
-	struct hreader hr = { NULL, NULL, r->path };
+	struct wreq_restore *q = &r->u.restore;
+	struct hreader hr = { NULL, NULL, q->path };
 	struct coll cfg, c;
 	uint64_t count = 0;
-	uint8_t sum[32];
 	int rv;
 
-	if ((hr.f = fopen(r->path, "rbe")) == NULL)
+	if ((hr.f = fopen(q->path, "rbe")) == NULL)
 		return vdb_err(errno == ENOENT ? VECDB_ENOTFOUND : VECDB_EIO,
-		    "cannot open snapshot %s: %s", r->path, strerror(errno));
+		    "cannot open snapshot %s: %s", q->path, strerror(errno));
 	if ((hr.md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex(hr.md, EVP_sha256(), NULL) != 1) {
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
@@ -721,11 +721,10 @@ storage_apply_restore(struct wctx *w, struct wreq *r)
 	 * the file changed since. Any failure below aborts this request's
 	 * nested txn, so the live collection is untouched unless the whole
 	 * file checks out. */
-	if ((rv = restore_header(&hr, r->coll, &cfg, &count)) != VECDB_OK ||
-	    (rv = restore_points(w, &hr, &cfg, count, &c)) != VECDB_OK ||
-	    (rv = restore_trailer(&hr, sum)) != VECDB_OK)
-		goto out;
-	rv = storage_wal_log_restore(w, c.id, sum);
+	if ((rv = restore_header(&hr, q->coll, &cfg, &count)) == VECDB_OK &&
+	    (rv = restore_points(w, &hr, &cfg, count, &c)) == VECDB_OK &&
+	    (rv = restore_trailer(&hr, q->sum)) == VECDB_OK)
+		q->coll_id = c.id;
 out:
 	EVP_MD_CTX_free(hr.md);
 	fclose(hr.f);
@@ -807,8 +806,8 @@ vecdb_snapshot_restore_file(vecdb *db, const char *coll, const char *path)
 		return rv;
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_RESTORE;
-	r.coll = coll;
-	r.path = path;
+	r.u.restore.coll = coll;
+	r.u.restore.path = path;
 	return storage_writer_submit(db, &r);
 }
 
