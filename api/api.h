@@ -20,12 +20,15 @@
 
 #include "vecdb.h"
 
-/* Write operations a backend performs on points. */
-enum api_write_op {
-	API_INSERT,
-	API_UPSERT,
-	API_UPDATE
-};
+/*
+ * Write operations a backend performs on points: the engine's own
+ * vecdb_write_op (include/vecdb.h), one type from the REST routes through
+ * the wire (proto_points.c pins WriteOp's values to it) and the router to
+ * the writer. The API_ names are kept for the callers that use them.
+ */
+#define API_INSERT VECDB_WRITE_INSERT
+#define API_UPSERT VECDB_WRITE_UPSERT
+#define API_UPDATE VECDB_WRITE_UPDATE
 
 /* One search of a batch: the params plus its filter as JSON. */
 struct api_search {
@@ -50,6 +53,7 @@ struct api_backend {
 	int (*collection_set_quantization)(void *ctx, const char *name,
 	    const vecdb_quant_config *q);
 
+	/* op: a vecdb_write_op */
 	int (*write)(void *ctx, const char *coll, int op, vecdb_point *pts,
 	    size_t n);
 	/* Would write() succeed? Changes nothing (vecdb_write_check). */

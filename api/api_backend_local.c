@@ -70,9 +70,9 @@ l_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
 		return vdb_err(VECDB_EINVAL, "write_concern %u: this server has "
 		    "no replicas (write_concern needs a vecdb-node primary)",
 		    api_read_opts()->write_concern);
-	if (op == API_INSERT)
+	if (op == VECDB_WRITE_INSERT)
 		return vecdb_insert(ctx, coll, pts, n);
-	if (op == API_UPDATE)
+	if (op == VECDB_WRITE_UPDATE)
 		return vecdb_update(ctx, coll, pts, n);
 	return vecdb_upsert(ctx, coll, pts, n);
 }
@@ -196,7 +196,7 @@ static int
 l_write_check(void *ctx, const char *coll, int op, const vecdb_point *pts,
     size_t n)
 {
-	return vecdb_write_check(ctx, coll, (vecdb_write_op) op, pts, n);
+	return vecdb_write_check(ctx, coll, op, pts, n);
 }
 
 static int

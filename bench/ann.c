@@ -13,7 +13,7 @@
  *                   [--build-threads 1] [--quantization none|scalar|
  *                   binary|product] [--segments S] [--oversampling 1]
  *                   [--rescore 1] [--always-ram 0]
- *	builds our index directly through storage/hnsw.h (the storage
+ *	builds our index directly through storage/index/hnsw.h (the storage
  *	engine's integration comes later), then for each ef runs every query
  *	and prints `ef=64 recall=0.9612 qps=12345.6`, and once
  *	`build_s=... peak_rss_mib=...`. With --compare hnswlib the same
@@ -814,7 +814,7 @@ print_header(const struct opts *o, const struct mat *b, const struct mat *q)
 		       "(vecdb_upsert, vecdb_index_sync, vecdb_search)\n");
 	else
 		printf("# vecdb-bench ann: our HNSW graph alone, through "
-		       "storage/hnsw.h (--via hnsw)\n");
+		       "storage/index/hnsw.h (--via hnsw)\n");
 	printf("# base=%s n=%zu dim=%zu queries=%zu metric=%s M=%u efC=%u "
 	       "k=%u threads=%u build_threads=%u reps=%u simd=%s\n"
 	       "# cpu=%s date=%s\n", o->base,

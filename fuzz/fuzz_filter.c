@@ -1,7 +1,8 @@
 /*
- * fuzz_filter.c: the filter language (storage/filter.c): vecdb_filter_parse
- * compiles the JSON text; the compiled filter is then matched against
- * payloads (filter_match) and split into planner terms (filter_terms).
+ * fuzz_filter.c: the filter language (storage/filter/filter.c):
+ * vecdb_filter_parse compiles the JSON text; the compiled filter is then
+ * matched against payloads (filter_match) and split into planner terms
+ * (filter_terms).
  *
  * An input is a filter, optionally followed by a NUL byte and one payload
  * to match it against; without one, a few fixed payloads are used.

@@ -1,8 +1,8 @@
 /*
- * fuzz_hnsw.c: HNSW checkpoints (storage/hnsw.c hnsw_load), the file the
- * indexer reads back at open for each collection. A graph that loads is
- * then used as the indexer and searches use one: searched, written to
- * (an insert and a delete mark) and checked with hnsw_validate.
+ * fuzz_hnsw.c: HNSW checkpoints (storage/index/hnsw.c hnsw_load), the
+ * file the indexer reads back at open for each collection. A graph that
+ * loads is then used as the indexer and searches use one: searched,
+ * written to (an insert and a delete mark) and checked with hnsw_validate.
  *
  * The checkpoint must match the collection's dim, metric and m; here the
  * expected config is read from the input's own header (hnsw.c's struct

@@ -1,7 +1,7 @@
 /*
  * fuzz_rest_query.c: the query routes' bodies: search, batch search,
  * recommend, discover, scroll, count (api_query.c), with their filters
- * compiled by storage/filter.c and run by the engine over the seeded
+ * compiled by storage/filter/filter.c and run by the engine over the seeded
  * collections (HNSW, exact scan, payload index plans).
  */
 #include "fuzz_rest.h"

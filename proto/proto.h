@@ -209,7 +209,7 @@ int proto_target_decode(uint32_t method, const uint8_t *buf, size_t len,
 /* A decoded Write; free with proto_write_free(). */
 struct proto_write {
 	char collection[VECDB_NAME_MAX + 1];
-	int op;               /* enum api_write_op: insert, upsert, update */
+	int op;               /* a vecdb_write_op: insert, upsert, update */
 	int check_only;       /* validate, change nothing */
 	uint32_t write_concern; /* replicas that must hold it; 0: none */
 	vecdb_point *points;  /* n points; vectors/payloads owned here

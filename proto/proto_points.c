@@ -41,6 +41,13 @@ point_to_pb(const vecdb_point *p, Vecdb__Point *pb, Vecdb__PointId *id)
 	}
 }
 
+/* WriteOp on the wire is vecdb_write_op, value for value: the casts of
+ * write_encode and write_from_pb depend on it. */
+_Static_assert(VECDB__WRITE_OP__INSERT == (int)VECDB_WRITE_INSERT &&
+    VECDB__WRITE_OP__UPSERT == (int)VECDB_WRITE_UPSERT &&
+    VECDB__WRITE_OP__UPDATE == (int)VECDB_WRITE_UPDATE,
+    "proto WriteOp and vecdb_write_op must agree");
+
 /* A Write message, or a check of one. */
 static int
 write_encode(const char *coll, int op, int check_only, uint32_t wc,

@@ -409,38 +409,28 @@ storage_coll_drop_txn(vecdb *db, MDB_txn *txn, const struct coll *c)
 int
 storage_apply_create(struct wctx *w, struct wreq *r)
 {
-	uint8_t rec[COLL_REC_SIZE];
-	struct buf body = { 0 };
 	struct coll c;
-	size_t nlen = strlen(r->cfg->name);
 	int rv;
 
-	if ((rv = storage_coll_create_txn(w->db, w->txn, r->cfg, w->seq + 1,
-		 &c)) != VECDB_OK)
+	if ((rv = storage_coll_create_txn(w->db, w->txn, r->u.create.cfg,
+		 w->seq + 1, &c)) != VECDB_OK)
 		return rv;
-	storage_coll_encode(&c, rec);
-	if ((rv = buf_put_le16(&body, (uint16_t) nlen)) == VECDB_OK &&
-	    (rv = buf_put(&body, r->cfg->name, nlen)) == VECDB_OK &&
-	    (rv = buf_put(&body, rec, sizeof(rec))) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_CREATE, &body);
-	buf_fini(&body);
-	return rv;
+	storage_coll_encode(&c, r->u.create.rec);
+	return VECDB_OK;
 }
 
 int
 storage_apply_drop(struct wctx *w, struct wreq *r)
 {
-	struct buf body = { 0 };
 	struct coll c;
 	int rv;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	if ((rv = storage_coll_find(w->db, w->txn, r->u.drop.coll, &c)) !=
+	    VECDB_OK ||
 	    (rv = storage_coll_drop_txn(w->db, w->txn, &c)) != VECDB_OK)
 		return rv;
-	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_DROP, &body);
-	buf_fini(&body);
-	return rv;
+	r->u.drop.coll_id = c.id;
+	return VECDB_OK;
 }
 
 /* Store the new quantization in the catalog; WAL_CONFIG makes the indexer
@@ -448,30 +438,26 @@ storage_apply_drop(struct wctx *w, struct wreq *r)
 int
 storage_apply_config(struct wctx *w, struct wreq *r)
 {
-	uint8_t rec[COLL_REC_SIZE];
-	struct buf body = { 0 };
+	struct wreq_config *q = &r->u.config;
 	struct coll c;
 	MDB_val k, v;
 	int rc, rv;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK)
+	if ((rv = storage_coll_find(w->db, w->txn, q->coll, &c)) != VECDB_OK)
 		return rv;
-	c.cfg.quantization = *r->quant;
+	c.cfg.quantization = *q->quant;
 	quant_defaults(&c.cfg.quantization, c.cfg.dimension);
 	if ((rv = storage_config_check(&c.cfg)) != VECDB_OK)
 		return rv;
-	storage_coll_encode(&c, rec);
+	storage_coll_encode(&c, q->rec);
 	k.mv_data = c.cfg.name;
 	k.mv_size = strlen(c.cfg.name);
-	v.mv_data = rec;
-	v.mv_size = sizeof(rec);
+	v.mv_data = q->rec;
+	v.mv_size = sizeof(q->rec);
 	if ((rc = mdb_put(w->txn, w->db->catalog, &k, &v, 0)) != 0)
 		return storage_mdb_err(rc, "write catalog");
-	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
-	    (rv = buf_put(&body, rec, sizeof(rec))) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_CONFIG, &body);
-	buf_fini(&body);
-	return rv;
+	q->coll_id = c.id;
+	return VECDB_OK;
 }
 
 /* ===== Public API ===== */
@@ -503,7 +489,7 @@ vecdb_collection_create(vecdb *db, const vecdb_collection_config *cfg)
 	c.created_at = (int64_t) time(NULL);
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_CREATE;
-	r.cfg = &c;
+	r.u.create.cfg = &c;
 	return storage_writer_submit(db, &r);
 }
 
@@ -522,8 +508,8 @@ vecdb_collection_set_quantization(vecdb *db, const char *name,
 		return rv;
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_CONFIG;
-	r.coll = name;
-	r.quant = q;
+	r.u.config.coll = name;
+	r.u.config.quant = q;
 	return storage_writer_submit(db, &r);
 }
 
@@ -622,7 +608,7 @@ vecdb_collection_delete(vecdb *db, const char *name)
 		return rv;
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_DROP;
-	r.coll = name;
+	r.u.drop.coll = name;
 	return storage_writer_submit(db, &r);
 }
 

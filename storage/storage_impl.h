@@ -226,14 +226,18 @@ int storage_coll_create_txn(vecdb *db, MDB_txn *txn,
     const vecdb_collection_config *cfg, uint64_t seq, struct coll *out);
 int storage_coll_drop_txn(vecdb *db, MDB_txn *txn, const struct coll *c);
 
-#define WAL_NO_OFFSET UINT64_MAX
-
-/* A growable byte buffer for building WAL records. */
+/* A growable byte buffer (storage_buf.c). */
 struct buf {
 	uint8_t *p;
 	size_t len;
 	size_t cap;
 };
+/* Append bytes; VECDB_ENOMEM (b unchanged) when it cannot grow. */
+int buf_put(struct buf *b, const void *p, size_t n);
+int buf_put_u8(struct buf *b, uint8_t v);
+int buf_put_le16(struct buf *b, uint16_t v);
+int buf_put_le32(struct buf *b, uint32_t v);
+void buf_fini(struct buf *b);
 
 struct pindex_set;
 
@@ -276,12 +280,14 @@ int storage_point_decode(const struct coll *c, const MDB_val *v,
     struct rpoint *out);
 
 /*
- * Write one point in the writer's txn (op: WREQ_INSERT/UPSERT/UPDATE) and
- * append its final state (key, vector bytes, payload) to the WAL body.
+ * Write one point in the writer's txn (insert, upsert or update) and
+ * add its final state (key, vector bytes, payload) to the WAL batch
+ * (NULL: none, a restore logs only a marker).
  */
+struct wal_batch;
 int storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
-    struct coll_state *st, int op, const struct wpoint *p, uint64_t seq,
-    struct buf *wal, const struct pindex_set *ix);
+    struct coll_state *st, vecdb_write_op how, const struct wpoint *p,
+    uint64_t seq, struct wal_batch *wal, const struct pindex_set *ix);
 
 /* Delete one point; *found says whether it existed. */
 int storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
@@ -305,38 +311,6 @@ size_t storage_pkey(uint32_t coll_id, const vecdb_id *id, uint8_t *out);
 int storage_record_fill(const struct coll *c, const vecdb_id *id,
     const struct rpoint *rp, int with_payload, int with_vector,
     vecdb_record *out);
-
-/* ===== WAL ===== */
-
-enum wal_op {
-	WAL_CREATE = 1,   /* [namelen u16][name][coll record] */
-	WAL_DROP = 2,     /* [coll id u32] */
-	WAL_PUT = 3,      /* [coll id u32][n u32] n x [keylen u8][key]
-			     [old offset u64][offset u64]
-			     [veclen u32][vec][paylen u32][payload];
-			     old offset WAL_NO_OFFSET for a new point */
-	WAL_DELETE = 4,   /* [coll id u32][n u32] n x [keylen u8][key]
-			     [offset u64] */
-	WAL_RESTORE = 5,  /* [coll id u32][sha256 32] */
-	WAL_PINDEX_CREATE = 6, /* [coll id u32][schema u8][field] */
-	WAL_PINDEX_DROP = 7,   /* [coll id u32][field] */
-	WAL_INDEX = 8,         /* [coll id u32][on u8]: vector index on/off;
-				  on also means rebuild */
-	WAL_CONFIG = 9         /* [coll id u32][coll record]: the
-				  collection's settings changed (its
-				  quantization): store them, rebuild */
-};
-
-/* Or'ed into a record's op byte: the next record is of the same request
- * (a batch of points spans records of at most ~2 KB, storage_point.c),
- * and a replica applies them in one transaction, as the primary did. */
-#define WAL_MORE 0x80
-
-int buf_put(struct buf *b, const void *p, size_t n);
-int buf_put_u8(struct buf *b, uint8_t v);
-int buf_put_le16(struct buf *b, uint16_t v);
-int buf_put_le32(struct buf *b, uint32_t v);
-void buf_fini(struct buf *b);
 
 /* ===== A pool of index threads (storage_pool.c) ===== */
 
@@ -428,53 +402,18 @@ void storage_index_throttle(vecdb *db, size_t entries);
 /* The index build counters of vecdb_stats. */
 void storage_index_build_stats(vecdb *db, vecdb_stats *st);
 
-/* ===== Reading the WAL (storage_wal.c) ===== */
-
-/* A decoded WAL record (borrowed from the txn it was read in). */
-struct wal_rec {
-	uint64_t seq;
-	uint64_t term;
-	uint8_t op;              /* enum wal_op */
-	uint8_t more;            /* WAL_MORE was set: the request goes on */
-	const uint8_t *body;
-	size_t len;
-};
-
-/* One point of a PUT or DELETE record. */
-struct wal_entry {
-	const uint8_t *key;      /* point key */
-	size_t klen;
-	uint64_t old_offset;     /* the offset it had, or WAL_NO_OFFSET */
-	uint64_t offset;         /* PUT: its offset now; DELETE: none */
-	const void *vec;         /* PUT: the vector, in the collection's type */
-	size_t vlen;
-	const char *payload;     /* PUT: compact JSON, may be empty */
-	size_t plen;
-};
-
-/* Walks the entries of a PUT or DELETE record. */
-struct wal_iter {
-	uint8_t op;
-	uint32_t coll_id;
-	uint32_t n, i;
-	const uint8_t *p, *end;
-};
-
-int storage_wal_decode(const MDB_val *k, const MDB_val *v, struct wal_rec *out);
-/* The collection a record is about (not for WAL_CREATE). */
-int storage_wal_coll(const struct wal_rec *r, uint32_t *coll_id);
-int storage_wal_iter_init(struct wal_iter *it, const struct wal_rec *r);
-/* 1 with *e filled, 0 at the end, negative VECDB_ECORRUPT if malformed. */
-int storage_wal_next(struct wal_iter *it, struct wal_entry *e);
-
 /* ===== Writer (storage_writer.c) ===== */
 
+/*
+ * The operations of the writer thread. Each has one row in the writer's
+ * table (storage_writer.c: its name, apply step and WAL record) and one
+ * payload struct in struct wreq; adding an operation adds those two.
+ */
 enum wreq_op {
 	WREQ_CREATE,
 	WREQ_DROP,
-	WREQ_INSERT,
-	WREQ_UPSERT,
-	WREQ_UPDATE,
+	WREQ_CONFIG,         /* change a collection's quantization */
+	WREQ_WRITE,          /* insert, upsert or update points */
 	WREQ_DELETE,
 	WREQ_RESTORE,
 	WREQ_PINDEX_CREATE,
@@ -483,7 +422,7 @@ enum wreq_op {
 	WREQ_REPLICATE,      /* apply raw WAL records (a replica) */
 	WREQ_LOAD,           /* replace everything with a copy */
 	WREQ_TERM,           /* start a new term (a promotion) */
-	WREQ_CONFIG          /* change a collection's quantization */
+	WREQ_OPS             /* the number of operations */
 };
 
 /* The context a request's apply step runs in (the writer thread). */
@@ -495,26 +434,98 @@ struct wctx {
 	int reset_index;     /* a LOAD replaced everything: rebuild graphs */
 };
 
+/*
+ * Per-operation payloads: the caller fills the inputs (borrowed until
+ * storage_writer_submit returns); "out" fields are the apply step's, for
+ * the caller or for the operation's WAL record.
+ */
+struct wreq_create {
+	const vecdb_collection_config *cfg;  /* with defaults applied */
+	uint8_t rec[COLL_REC_SIZE];          /* out: its catalog record */
+};
+
+struct wreq_drop {
+	const char *coll;
+	uint32_t coll_id;                    /* out: the id it had */
+};
+
+struct wreq_config {
+	const char *coll;
+	const vecdb_quant_config *quant;     /* the new quantization */
+	uint32_t coll_id;                    /* out */
+	uint8_t rec[COLL_REC_SIZE];          /* out: the new catalog record */
+};
+
+struct wreq_write {
+	const char *coll;
+	vecdb_write_op how;                  /* insert, upsert or update */
+	struct wpoint *pts;                  /* validated; ids assigned */
+	size_t n;
+};
+
+struct wreq_delete {
+	const char *coll;
+	const vecdb_id *ids;
+	size_t n;
+	size_t deleted;                      /* out: how many existed */
+};
+
+struct wreq_restore {
+	const char *coll;
+	const char *path;                    /* the snapshot file */
+	uint32_t coll_id;                    /* out: the new collection's id */
+	uint8_t sum[32];                     /* out: the file's SHA-256 */
+};
+
+struct wreq_pindex {
+	const char *coll;
+	const char *field;                   /* dotted path */
+	vecdb_field_schema schema;           /* PINDEX_CREATE only */
+	uint32_t coll_id;                    /* out */
+};
+
+struct wreq_index {
+	const char *coll;
+	int on;                              /* on (and rebuild) or off */
+	uint32_t coll_id;                    /* out */
+};
+
+struct wreq_replicate {
+	const uint8_t *blob;                 /* packed records */
+	size_t len;
+	int restore;                         /* out: stopped at a RESTORE
+						record */
+};
+
+struct wreq_load {
+	const char *path;                    /* the copy to load */
+};
+
+struct wreq_term {
+	uint64_t term;                       /* the new term */
+	uint64_t start;                      /* out: its first seq */
+};
+
 /* A write request handed to the writer thread. */
 struct wreq {
-	int op;                              /* WREQ_* */
-	const char *coll;                    /* collection name */
-	const vecdb_collection_config *cfg;  /* CREATE */
-	const vecdb_quant_config *quant;     /* CONFIG */
-	struct wpoint *pts;                  /* INSERT/UPSERT/UPDATE */
-	const vecdb_id *ids;                 /* DELETE */
-	size_t n;
-	const char *path;                    /* RESTORE: snapshot file;
-						PINDEX_*: field */
-	int schema;                          /* PINDEX_CREATE */
+	enum wreq_op op;
 	int check_only;                      /* validate, then roll back */
-	const uint8_t *blob;                 /* REPLICATE: packed records */
-	size_t blob_len;
-	int restore;                         /* out: REPLICATE stopped at a
-						RESTORE record */
-	uint64_t term;                       /* TERM: the new term */
-	uint64_t term_start;                 /* out: TERM: its first seq */
-	size_t deleted;                      /* out: DELETE */
+	union {                              /* the payload of op */
+		struct wreq_create create;
+		struct wreq_drop drop;
+		struct wreq_config config;
+		struct wreq_write write;
+		struct wreq_delete del;
+		struct wreq_restore restore;
+		struct wreq_pindex pindex;   /* PINDEX_CREATE, PINDEX_DROP */
+		struct wreq_index index;
+		struct wreq_replicate replicate;
+		struct wreq_load load;
+		struct wreq_term term;
+	} u;
+	size_t entries;                      /* out: point entries written or
+						deleted, for the indexer's
+						throttle */
 	int rc;                              /* out */
 	char msg[512];                       /* out: detail on failure */
 	int done;                            /* guarded by writer lock */
@@ -527,10 +538,13 @@ void storage_writer_stop(vecdb *db);
 /* Queue @p r, wait for its commit; returns r->rc with the message set. */
 int storage_writer_submit(vecdb *db, struct wreq *r);
 
-/* Append one WAL record for the current request. */
-int storage_wal_append(struct wctx *w, uint8_t op, const struct buf *body);
-
-/* Apply steps (storage_point.c, storage_catalog.c, storage_snapshot.c). */
+/*
+ * Apply steps (storage_point.c, storage_catalog.c, storage_snapshot.c,
+ * storage_pindex.c, storage_index.c, storage_repl.c): the change, in
+ * w->txn. The writer's table then appends the operation's WAL record,
+ * except for those that write their own (points: a record every ~2 KB)
+ * or none (replicate, load, term).
+ */
 int storage_apply_points(struct wctx *w, struct wreq *r);
 int storage_apply_delete(struct wctx *w, struct wreq *r);
 int storage_apply_create(struct wctx *w, struct wreq *r);
@@ -687,5 +701,8 @@ vecdb_records *storage_records_new(size_t n);
 
 /* Check search parameters that do not depend on the collection. */
 int storage_search_params_check(const vecdb_search_params *p);
+
+/* The WAL's records, written and read (storage_wal.c). */
+#include "storage_wal.h"
 
 #endif /* STORAGE_IMPL_H */

@@ -126,7 +126,7 @@ mark_applied(struct cindex *ci, const struct wal_rec *r)
 
 	atomic_store(&ci->applied, r->seq);
 	if (r->len >= 8 && (r->op == WAL_PUT || r->op == WAL_DELETE))
-		atomic_store(&ci->done, done += get_le32(r->body + 4));
+		atomic_store(&ci->done, done += storage_wal_count(r));
 	if (t0 == 0) {
 		atomic_store(&ci->rate_done, done);
 		atomic_store(&ci->rate_ms, now);
@@ -546,16 +546,12 @@ apply_create(struct indexer *ix, const struct wal_rec *r)
 	struct coll c;
 	hnsw_config hc;
 	char name[VECDB_NAME_MAX + 1];
-	uint16_t nlen;
+	const uint8_t *rec;
 	int rv;
 
-	if (r->len < 2 || (nlen = (uint16_t) (r->body[0] | r->body[1] << 8)) >
-	    VECDB_NAME_MAX || r->len != 2u + nlen + COLL_REC_SIZE)
-		return vdb_err(VECDB_ECORRUPT, "malformed CREATE record");
-	memcpy(name, r->body + 2, nlen);
-	name[nlen] = '\0';
-	if ((rv = storage_coll_decode(name, r->body + 2 + nlen,
-		 COLL_REC_SIZE, &c)) != VECDB_OK)
+	if ((rv = storage_wal_create_decode(r, name, &rec)) != VECDB_OK ||
+	    (rv = storage_coll_decode(name, rec, COLL_REC_SIZE, &c)) !=
+	    VECDB_OK)
 		return rv;
 	if ((ci = cindex_new(&c, r->seq)) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
@@ -638,7 +634,7 @@ apply_record(struct indexer *ix, MDB_txn *txn, const struct wal_rec *r,
 	case WAL_CONFIG:
 		if ((rv = storage_wal_coll(r, &coll_id)) != VECDB_OK)
 			return rv;
-		if (r->op == WAL_INDEX && r->len >= 5 && r->body[4] == 0) {
+		if (storage_wal_index_off(r)) {
 			forget(ix, coll_id);
 			return VECDB_OK;
 		}
@@ -870,8 +866,8 @@ unmap_hint(const MDB_val *v)
 static int
 needs_txn(const struct wal_rec *r)
 {
-	return r->op == WAL_RESTORE || r->op == WAL_CONFIG || (r->op == WAL_INDEX &&
-	    !(r->len >= 5 && r->body[4] == 0));
+	return r->op == WAL_RESTORE || r->op == WAL_CONFIG ||
+	    (r->op == WAL_INDEX && !storage_wal_index_off(r));
 }
 
 /*
@@ -1061,9 +1057,8 @@ apply_copied(struct indexer *ix, struct rbatch *b, uint64_t *applied,
 			NULL : b->arena.p + c->stale, b->txnid) != VECDB_OK)
 			rv = recover_record(ix, &r);
 		*applied = r.seq;
-		if ((r.op == WAL_PUT || r.op == WAL_DELETE) && r.len >= 8 &&
-		    r.seq > ix->open_seq)
-			atomic_fetch_add(&ix->entries_out, get_le32(r.body + 4));
+		if (r.seq > ix->open_seq)
+			atomic_fetch_add(&ix->entries_out, storage_wal_count(&r));
 	}
 	return rv;
 }
@@ -1218,8 +1213,8 @@ grec_finish(struct group *g, struct grec *gr, uint64_t *applied)
 	if (gr->ci != NULL)
 		release(ix, gr->ci);
 	*applied = gr->r.seq;
-	if (gr->r.len >= 8 && gr->r.seq > ix->open_seq)
-		atomic_fetch_add(&ix->entries_out, get_le32(gr->r.body + 4));
+	if (gr->r.seq > ix->open_seq)
+		atomic_fetch_add(&ix->entries_out, storage_wal_count(&gr->r));
 }
 
 /* End the group: run its inserts, then finish its records in WAL order;
@@ -1377,9 +1372,8 @@ apply_parallel(struct indexer *ix, struct rbatch *b, uint64_t *applied,
 		if (apply_record(ix, NULL, &r, buf, stale, b->txnid) != VECDB_OK)
 			rv = recover_record(ix, &r);
 		*applied = r.seq;
-		if ((r.op == WAL_PUT || r.op == WAL_DELETE) && r.len >= 8 &&
-		    r.seq > ix->open_seq)
-			atomic_fetch_add(&ix->entries_out, get_le32(r.body + 4));
+		if (r.seq > ix->open_seq)
+			atomic_fetch_add(&ix->entries_out, storage_wal_count(&r));
 	}
 	group_flush(&g, applied, buf, 0);
 	if (g.bufs != NULL)
@@ -2501,6 +2495,7 @@ search_tail(struct fctx *x, uint64_t applied, const vecdb_search_params *p,
 	struct wal_iter it;
 	struct wal_entry e;
 	float *buf = vdb_malloc(x->c->cfg.dimension * sizeof(float));
+	uint32_t id;
 	int rc, rv = VECDB_OK, more;
 
 	if (buf == NULL)
@@ -2513,7 +2508,8 @@ search_tail(struct fctx *x, uint64_t applied, const vecdb_search_params *p,
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	     rc == 0 && rv == VECDB_OK; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if ((rv = storage_wal_decode(&k, &v, &r)) != VECDB_OK ||
-		    r.op != WAL_PUT || get_le32(r.body) != x->c->id)
+		    r.op != WAL_PUT || storage_wal_coll(&r, &id) != VECDB_OK ||
+		    id != x->c->id)
 			continue;
 		if ((rv = storage_wal_iter_init(&it, &r)) != VECDB_OK)
 			break;
@@ -2650,6 +2646,7 @@ tail_count(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t applied)
 	struct wal_iter it;
 	struct wal_entry e;
 	uint64_t n = 0;
+	uint32_t id;
 	int rc;
 
 	put_be64(kb, applied + 1);
@@ -2659,7 +2656,7 @@ tail_count(vecdb *db, MDB_txn *txn, uint32_t coll_id, uint64_t applied)
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (storage_wal_decode(&k, &v, &r) != VECDB_OK ||
 		    (r.op != WAL_PUT && r.op != WAL_DELETE) ||
-		    get_le32(r.body) != coll_id ||
+		    storage_wal_coll(&r, &id) != VECDB_OK || id != coll_id ||
 		    storage_wal_iter_init(&it, &r) != VECDB_OK)
 			continue;
 		while (storage_wal_next(&it, &e) > 0)
@@ -2777,19 +2774,16 @@ storage_index_flag_txn(vecdb *db, MDB_txn *txn, uint32_t coll_id, int on)
 int
 storage_apply_index(struct wctx *w, struct wreq *r)
 {
-	struct buf body = { 0 };
 	struct coll c;
 	int rv;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	if ((rv = storage_coll_find(w->db, w->txn, r->u.index.coll, &c)) !=
+	    VECDB_OK ||
 	    (rv = storage_index_flag_txn(w->db, w->txn, c.id,
-		 r->schema)) != VECDB_OK)
+		 r->u.index.on)) != VECDB_OK)
 		return rv;
-	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
-	    (rv = buf_put_u8(&body, (uint8_t) r->schema)) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_INDEX, &body);
-	buf_fini(&body);
-	return rv;
+	r->u.index.coll_id = c.id;
+	return VECDB_OK;
 }
 
 /* Ask the writer to turn a collection's index on (rebuild) or off. */
@@ -2806,8 +2800,8 @@ index_request(vecdb *db, const char *coll, int on)
 		return rv;
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_INDEX;
-	r.coll = coll;
-	r.schema = on;
+	r.u.index.coll = coll;
+	r.u.index.on = on;
 	return storage_writer_submit(db, &r);
 }
 

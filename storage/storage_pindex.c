@@ -349,20 +349,16 @@ storage_pindex_create_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 int
 storage_apply_pindex_create(struct wctx *w, struct wreq *r)
 {
-	struct buf body = { 0 };
+	struct wreq_pindex *p = &r->u.pindex;
 	struct coll c;
 	int rv;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
-	    (rv = storage_pindex_create_txn(w->db, w->txn, &c,
-		 (vecdb_field_schema) r->schema, r->path)) != VECDB_OK)
+	if ((rv = storage_coll_find(w->db, w->txn, p->coll, &c)) != VECDB_OK ||
+	    (rv = storage_pindex_create_txn(w->db, w->txn, &c, p->schema,
+		 p->field)) != VECDB_OK)
 		return rv;
-	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
-	    (rv = buf_put_u8(&body, (uint8_t) r->schema)) == VECDB_OK &&
-	    (rv = buf_put(&body, r->path, strlen(r->path))) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_PINDEX_CREATE, &body);
-	buf_fini(&body);
-	return rv;
+	p->coll_id = c.id;
+	return VECDB_OK;
 }
 
 int
@@ -391,19 +387,16 @@ storage_pindex_drop_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 int
 storage_apply_pindex_drop(struct wctx *w, struct wreq *r)
 {
-	struct buf body = { 0 };
+	struct wreq_pindex *p = &r->u.pindex;
 	struct coll c;
 	int rv;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	if ((rv = storage_coll_find(w->db, w->txn, p->coll, &c)) != VECDB_OK ||
 	    (rv = storage_pindex_drop_txn(w->db, w->txn, &c,
-		 r->path)) != VECDB_OK)
+		 p->field)) != VECDB_OK)
 		return rv;
-	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
-	    (rv = buf_put(&body, r->path, strlen(r->path))) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_PINDEX_DROP, &body);
-	buf_fini(&body);
-	return rv;
+	p->coll_id = c.id;
+	return VECDB_OK;
 }
 
 /* ===== Candidates for a filter (the planner's probe) ===== */
@@ -712,8 +705,8 @@ storage_field_check(const char *field, int schema)
 
 /* Submit a payload index create or drop to the writer. */
 static int
-pindex_submit(vecdb *db, const char *coll, const char *field, int op,
-    int schema)
+pindex_submit(vecdb *db, const char *coll, const char *field,
+    enum wreq_op op, int schema)
 {
 	struct wreq r;
 	int rv;
@@ -726,9 +719,9 @@ pindex_submit(vecdb *db, const char *coll, const char *field, int op,
 		return rv;
 	memset(&r, 0, sizeof(r));
 	r.op = op;
-	r.coll = coll;
-	r.path = field;
-	r.schema = schema;
+	r.u.pindex.coll = coll;
+	r.u.pindex.field = field;
+	r.u.pindex.schema = (vecdb_field_schema) schema;
 	return storage_writer_submit(db, &r);
 }
 

@@ -193,12 +193,11 @@ vector_check(const struct coll *c, const struct wpoint *p)
 static int
 put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
     const struct put_state *ps, uint64_t seq, uint64_t old_off,
-    struct buf *wal)
+    struct wal_batch *wal)
 {
-	uint8_t offs[16];
 	MDB_val k = { pklen, (void *) pkey }, v;
 	uint8_t *d;
-	int rc, rv;
+	int rc;
 
 	v.mv_size = POINT_HDR + ps->vec_len + ps->pay_len;
 	if ((rc = mdb_put(txn, db->points, &k, &v, MDB_RESERVE)) != 0)
@@ -211,23 +210,16 @@ put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
 	memcpy(d + POINT_HDR, ps->vec, ps->vec_len);
 	if (ps->pay_len)
 		memcpy(d + POINT_HDR + ps->vec_len, ps->pay, ps->pay_len);
-	put_le64(offs, old_off);
-	put_le64(offs + 8, ps->offset);
-	if ((rv = buf_put_u8(wal, (uint8_t) (pklen - 4))) != VECDB_OK ||
-	    (rv = buf_put(wal, pkey + 4, pklen - 4)) != VECDB_OK ||
-	    (rv = buf_put(wal, offs, 16)) != VECDB_OK ||
-	    (rv = buf_put_le32(wal, (uint32_t) ps->vec_len)) != VECDB_OK ||
-	    (rv = buf_put(wal, ps->vec, ps->vec_len)) != VECDB_OK ||
-	    (rv = buf_put_le32(wal, (uint32_t) ps->pay_len)) != VECDB_OK ||
-	    (rv = buf_put(wal, ps->pay, ps->pay_len)) != VECDB_OK)
-		return rv;
-	return VECDB_OK;
+	if (wal == NULL)
+		return VECDB_OK;
+	return storage_wal_batch_put(wal, pkey + 4, pklen - 4, old_off,
+	    ps->offset, ps->vec, ps->vec_len, ps->pay, ps->pay_len);
 }
 
 int
 storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
-    struct coll_state *st, int op, const struct wpoint *p, uint64_t seq,
-    struct buf *wal, const struct pindex_set *ix)
+    struct coll_state *st, vecdb_write_op how, const struct wpoint *p,
+    uint64_t seq, struct wal_batch *wal, const struct pindex_set *ix)
 {
 	uint8_t pkey[STORAGE_PKEY_MAX];
 	size_t pklen = storage_pkey(c->id, &p->id, pkey);
@@ -241,10 +233,10 @@ storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return storage_mdb_err(rc, "read point");
 	exists = rc == 0;
-	if (exists && op == WREQ_INSERT)
+	if (exists && how == VECDB_WRITE_INSERT)
 		return vdb_err(VECDB_EEXIST, "point %s already exists",
 		    vecdb_id_format(&p->id, idbuf));
-	if (!exists && op == WREQ_UPDATE)
+	if (!exists && how == VECDB_WRITE_UPDATE)
 		return vdb_err(VECDB_ENOTFOUND, "point %s not found",
 		    vecdb_id_format(&p->id, idbuf));
 	if (exists && (rv = storage_point_decode(c, &v, &old)) != VECDB_OK)
@@ -394,137 +386,92 @@ point_err(int rv, size_t i, size_t n, const vecdb_id *id)
 	    vecdb_id_format(id, idbuf), msg);
 }
 
-/*
- * A batch's WAL entries go into records of at most WAL_REC_MAX bytes (as
- * far as an entry's size is known before it is written), each its own
- * seq, all in the batch's transaction. LMDB stores a bigger value on
- * contiguous overflow pages, and its free list seldom has a run as long
- * as the next 65 KB record: under an update loop the freed runs piled up
- * and data.mdb grew to 2.15x a fresh load of the same points. Values up
- * to about half a page stay on leaf pages, which are reused one by one.
- */
-#define WAL_REC_MAX 2000
-
-/* Start a record of op's entries for collection coll_id. */
-static int
-rec_start(struct buf *body, uint32_t coll_id)
-{
-	int rv;
-
-	body->len = 0;
-	if ((rv = buf_put_le32(body, coll_id)) != VECDB_OK)
-		return rv;
-	return buf_put_le32(body, 0);
-}
-
-/* Append the record of n entries, if any (with WAL_MORE unless it is
- * the request's last); start the next one. */
-static int
-rec_flush(struct wctx *w, uint8_t op, struct buf *body, uint32_t coll_id,
-    uint32_t *n, int last)
-{
-	int rv;
-
-	if (*n == 0)
-		return VECDB_OK;
-	put_le32(body->p + 4, *n);
-	if ((rv = storage_wal_append(w, last ? op : op | WAL_MORE, body)) !=
-	    VECDB_OK)
-		return rv;
-	*n = 0;
-	return rec_start(body, coll_id);
-}
-
 /* An entry's WAL bytes for point p, as far as known before writing it
  * (an update that keeps the payload copies one of unknown length). */
 static size_t
 put_entry_size(const struct coll *c, const struct wpoint *p)
 {
-	return 1 + STORAGE_KEY_MAX + 16 + 4 + (size_t) c->cfg.dimension *
-	    vec_elem_size(c->cfg.vector_type) + 4 + p->payload_len;
+	return storage_wal_put_size((size_t) c->cfg.dimension *
+	    vec_elem_size(c->cfg.vector_type), p->payload_len);
 }
 
 int
 storage_apply_points(struct wctx *w, struct wreq *r)
 {
-	struct buf body = { 0 };
+	struct wreq_write *q = &r->u.write;
+	struct wal_batch wal;
 	struct pindex_set ix;
 	struct coll_state st;
 	struct coll c;
-	uint32_t n = 0;
 	int rv;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	if ((rv = storage_coll_find(w->db, w->txn, q->coll, &c)) != VECDB_OK ||
 	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK ||
 	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
 		return rv;
-	if ((rv = rec_start(&body, c.id)) != VECDB_OK)
+	if ((rv = storage_wal_batch_init(&wal, WAL_PUT, c.id)) != VECDB_OK)
 		goto out;
-	for (size_t i = 0; i < r->n; i++) {
-		if (10 + body.len + put_entry_size(&c, &r->pts[i]) >
-		    WAL_REC_MAX && (rv = rec_flush(w, WAL_PUT, &body, c.id,
-		    &n, 0)) != VECDB_OK)
+	for (size_t i = 0; i < q->n; i++) {
+		if ((rv = storage_wal_batch_room(w, &wal, put_entry_size(&c,
+			 &q->pts[i]))) != VECDB_OK)
 			goto out;
 		/* The point records the seq of the record its entry is in. */
-		rv = storage_point_put_txn(w->db, w->txn, &c, &st, r->op,
-		    &r->pts[i], w->seq + 1, &body, &ix);
+		rv = storage_point_put_txn(w->db, w->txn, &c, &st, q->how,
+		    &q->pts[i], w->seq + 1, &wal, &ix);
 		if (rv != VECDB_OK) {
-			rv = point_err(rv, i, r->n, &r->pts[i].id);
+			rv = point_err(rv, i, q->n, &q->pts[i].id);
 			goto out;
 		}
-		n++;
 	}
 	if ((rv = storage_state_put(w->db, w->txn, c.id, &st)) == VECDB_OK)
-		rv = rec_flush(w, WAL_PUT, &body, c.id, &n, 1);
+		rv = storage_wal_batch_end(w, &wal);
+	r->entries = q->n;
 out:
-	buf_fini(&body);
+	storage_wal_batch_fini(&wal);
 	return rv;
 }
 
 int
 storage_apply_delete(struct wctx *w, struct wreq *r)
 {
-	struct buf body = { 0 };
+	struct wreq_delete *q = &r->u.del;
+	struct wal_batch wal;
 	struct pindex_set ix;
 	struct coll_state st;
 	struct coll c;
-	uint8_t key[STORAGE_KEY_MAX], off[8];
-	uint32_t n = 0;
+	uint8_t key[STORAGE_KEY_MAX];
 	uint64_t offset;
 	int rv, found;
 
-	if ((rv = storage_coll_find(w->db, w->txn, r->coll, &c)) != VECDB_OK ||
+	if ((rv = storage_coll_find(w->db, w->txn, q->coll, &c)) != VECDB_OK ||
 	    (rv = storage_state_get(w->db, w->txn, c.id, &st)) != VECDB_OK ||
 	    (rv = storage_pindex_load(w->db, w->txn, c.id, &ix)) != VECDB_OK)
 		return rv;
-	r->deleted = 0;
-	if ((rv = rec_start(&body, c.id)) != VECDB_OK)
+	q->deleted = 0;
+	if ((rv = storage_wal_batch_init(&wal, WAL_DELETE, c.id)) != VECDB_OK)
 		goto out;
-	for (size_t i = 0; i < r->n; i++) {
-		size_t klen = storage_id_key(&r->ids[i], key);
-		rv = storage_point_del_txn(w->db, w->txn, &c, &st, &r->ids[i],
+	for (size_t i = 0; i < q->n; i++) {
+		size_t klen = storage_id_key(&q->ids[i], key);
+		rv = storage_point_del_txn(w->db, w->txn, &c, &st, &q->ids[i],
 		    &found, &offset, &ix);
 		if (rv != VECDB_OK)
 			goto out;
 		if (!found)
 			continue;
-		r->deleted++;
-		put_le64(off, offset);
-		if ((10 + body.len + 1 + klen + 8 > WAL_REC_MAX &&
-		    (rv = rec_flush(w, WAL_DELETE, &body, c.id, &n, 0)) !=
-		    VECDB_OK) ||
-		    (rv = buf_put_u8(&body, (uint8_t) klen)) != VECDB_OK ||
-		    (rv = buf_put(&body, key, klen)) != VECDB_OK ||
-		    (rv = buf_put(&body, off, 8)) != VECDB_OK)
+		q->deleted++;
+		if ((rv = storage_wal_batch_room(w, &wal,
+			 storage_wal_del_size(klen))) != VECDB_OK ||
+		    (rv = storage_wal_batch_del(&wal, key, klen, offset)) !=
+		    VECDB_OK)
 			goto out;
-		n++;
 	}
-	if (r->deleted == 0)
+	r->entries = q->deleted;
+	if (q->deleted == 0)
 		goto out; /* nothing changed: no WAL record */
 	if ((rv = storage_state_put(w->db, w->txn, c.id, &st)) == VECDB_OK)
-		rv = rec_flush(w, WAL_DELETE, &body, c.id, &n, 1);
+		rv = storage_wal_batch_end(w, &wal);
 out:
-	buf_fini(&body);
+	storage_wal_batch_fini(&wal);
 	return rv;
 }
 
@@ -578,7 +525,7 @@ wpoints_free(struct wpoint *wp, size_t n)
 
 /* Check the caller's points and turn them into writer points. */
 static int
-wpoints_prepare(int op, const vecdb_point *pts, size_t n,
+wpoints_prepare(vecdb_write_op how, const vecdb_point *pts, size_t n,
     struct wpoint **out)
 {
 	struct wpoint *wp = vdb_calloc(n, sizeof(*wp));
@@ -590,12 +537,12 @@ wpoints_prepare(int op, const vecdb_point *pts, size_t n,
 		wp[i].id = pts[i].id;
 		wp[i].vector = pts[i].vector;
 		wp[i].dim = pts[i].dim;
-		if (pts[i].id.kind == VECDB_ID_NONE && op != WREQ_UPDATE)
+		if (pts[i].id.kind == VECDB_ID_NONE && how != VECDB_WRITE_UPDATE)
 			storage_id_generate(&wp[i].id);
 		else if ((unsigned) pts[i].id.kind > VECDB_ID_UUID ||
 		    pts[i].id.kind == VECDB_ID_NONE)
 			rv = vdb_err(VECDB_EINVAL, "point has no valid id");
-		else if (pts[i].vector == NULL && op != WREQ_UPDATE)
+		else if (pts[i].vector == NULL && how != VECDB_WRITE_UPDATE)
 			rv = vdb_err(VECDB_EINVAL, "point has no vector");
 		if (rv == VECDB_OK)
 			rv = payload_prepare(pts[i].payload, &wp[i].payload,
@@ -613,8 +560,8 @@ wpoints_prepare(int op, const vecdb_point *pts, size_t n,
 
 /* The common path of insert, upsert and update. */
 static int
-points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n, int op,
-    int check_only)
+points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n,
+    vecdb_write_op how, int check_only)
 {
 	struct wpoint *wp = NULL;
 	struct wreq r;
@@ -629,13 +576,14 @@ points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n, int op,
 	if (n == 0 || pts == NULL)
 		return n == 0 ? VECDB_OK : vdb_err(VECDB_EINVAL, "no points");
 	if ((rv = storage_name_check(coll)) != VECDB_OK ||
-	    (rv = wpoints_prepare(op, pts, n, &wp)) != VECDB_OK)
+	    (rv = wpoints_prepare(how, pts, n, &wp)) != VECDB_OK)
 		return rv;
 	memset(&r, 0, sizeof(r));
-	r.op = op;
-	r.coll = coll;
-	r.pts = wp;
-	r.n = n;
+	r.op = WREQ_WRITE;
+	r.u.write.coll = coll;
+	r.u.write.how = how;
+	r.u.write.pts = wp;
+	r.u.write.n = n;
 	r.check_only = check_only;
 	rv = storage_writer_submit(db, &r);
 	if (rv == VECDB_OK && !check_only)
@@ -648,32 +596,30 @@ points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n, int op,
 int
 vecdb_insert(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, WREQ_INSERT, 0);
+	return points_write(db, coll, pts, n, VECDB_WRITE_INSERT, 0);
 }
 
 int
 vecdb_upsert(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, WREQ_UPSERT, 0);
+	return points_write(db, coll, pts, n, VECDB_WRITE_UPSERT, 0);
 }
 
 int
 vecdb_update(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, WREQ_UPDATE, 0);
+	return points_write(db, coll, pts, n, VECDB_WRITE_UPDATE, 0);
 }
 
 int
 vecdb_write_check(vecdb *db, const char *coll, vecdb_write_op op,
     const vecdb_point *pts, size_t n)
 {
-	static const int wreq_of[] = { WREQ_INSERT, WREQ_UPSERT, WREQ_UPDATE };
-
 	if ((unsigned) op > VECDB_WRITE_UPDATE)
 		return vdb_err(VECDB_EINVAL, "unknown write op %d", (int) op);
 	/* generated ids go to the writer's copy: pts is only read */
-	return points_write(db, coll, (vecdb_point *) (uintptr_t) pts, n,
-	    wreq_of[op], 1);
+	return points_write(db, coll, (vecdb_point *) (uintptr_t) pts, n, op,
+	    1);
 }
 
 int
@@ -696,11 +642,11 @@ vecdb_delete(vecdb *db, const char *coll, const vecdb_id *ids, size_t n,
 			return vdb_err(VECDB_EINVAL, "id %zu is not valid", i);
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_DELETE;
-	r.coll = coll;
-	r.ids = ids;
-	r.n = n;
+	r.u.del.coll = coll;
+	r.u.del.ids = ids;
+	r.u.del.n = n;
 	if ((rv = storage_writer_submit(db, &r)) == VECDB_OK && deleted)
-		*deleted = r.deleted;
+		*deleted = r.u.del.deleted;
 	return rv;
 }
 

@@ -202,10 +202,11 @@ storage_wal_common(vecdb *db, uint64_t after_seq, uint64_t after_term,
 	return rv;
 }
 
-/* Start term r->term at the next seq (writer thread). */
+/* Start term r->u.term.term at the next seq (writer thread). */
 int
 storage_apply_term(struct wctx *w, struct wreq *r)
 {
+	struct wreq_term *t = &r->u.term;
 	uint64_t cur = 1;
 	int rv;
 
@@ -214,16 +215,16 @@ storage_apply_term(struct wctx *w, struct wreq *r)
 		return rv;
 	if (rv == VECDB_ENOTFOUND)
 		cur = 1;
-	if (r->term <= cur || r->term <= w->term)
+	if (t->term <= cur || t->term <= w->term)
 		return vdb_err(VECDB_EINVAL, "term %" PRIu64 " is not above "
-		    "the current term %" PRIu64, r->term,
+		    "the current term %" PRIu64, t->term,
 		    cur > w->term ? cur : w->term);
-	if ((rv = storage_meta_put_u64(w->db, w->txn, "term", r->term)) !=
+	if ((rv = storage_meta_put_u64(w->db, w->txn, "term", t->term)) !=
 	    VECDB_OK ||
-	    (rv = term_start_put(w, r->term, w->seq + 1)) != VECDB_OK)
+	    (rv = term_start_put(w, t->term, w->seq + 1)) != VECDB_OK)
 		return rv;
-	w->term = r->term;
-	r->term_start = w->seq + 1;
+	w->term = t->term;
+	t->start = w->seq + 1;
 	return VECDB_OK;
 }
 
@@ -235,9 +236,9 @@ storage_term_begin(vecdb *db, uint64_t term, uint64_t *start_seq)
 
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_TERM;
-	r.term = term;
+	r.u.term.term = term;
 	if ((rv = storage_writer_submit(db, &r)) == VECDB_OK)
-		*start_seq = r.term_start;
+		*start_seq = r.u.term.start;
 	return rv;
 }
 
@@ -323,8 +324,7 @@ pack_records(MDB_cursor *cur, uint64_t after_seq, size_t max_records,
 			break;
 		if ((rv = pack_one(b, &k, &v)) != VECDB_OK)
 			return rv;
-		more = v.mv_size >= 10 &&
-		    (((const uint8_t *) v.mv_data)[9] & WAL_MORE);
+		more = storage_wal_more(&v);
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND)
@@ -391,19 +391,16 @@ rep_create(struct wctx *w, const struct wal_rec *r)
 {
 	char name[VECDB_NAME_MAX + 1];
 	uint8_t rec[COLL_REC_SIZE];
+	const uint8_t *body_rec;
 	struct coll c, other;
 	struct coll_state st = { 0, 0, 0, r->seq };
 	uint64_t next = 1;
-	uint16_t nlen;
 	MDB_val k, v;
 	int rc, rv;
 
-	if (r->len < 2 || (nlen = (uint16_t) (r->body[0] | r->body[1] << 8)) >
-	    VECDB_NAME_MAX || r->len != 2u + nlen + COLL_REC_SIZE)
-		return vdb_err(VECDB_ECORRUPT, "malformed CREATE record");
-	memcpy(name, r->body + 2, nlen);
-	name[nlen] = '\0';
-	memcpy(rec, r->body + 2 + nlen, COLL_REC_SIZE);
+	if ((rv = storage_wal_create_decode(r, name, &body_rec)) != VECDB_OK)
+		return rv;
+	memcpy(rec, body_rec, COLL_REC_SIZE);
 	if (storage_name_check(name) != VECDB_OK ||
 	    (rv = storage_coll_decode(name, rec, COLL_REC_SIZE, &c)) != VECDB_OK)
 		return vdb_err(VECDB_ECORRUPT, "malformed CREATE record");
@@ -414,7 +411,7 @@ rep_create(struct wctx *w, const struct wal_rec *r)
 	if (rv != VECDB_ENOTFOUND)
 		return rv;
 	k.mv_data = name;
-	k.mv_size = nlen;
+	k.mv_size = strlen(name);
 	v.mv_data = rec;
 	v.mv_size = COLL_REC_SIZE;
 	if ((rc = mdb_put(w->txn, w->db->catalog, &k, &v, MDB_NOOVERWRITE)) != 0)
@@ -510,61 +507,49 @@ rep_points(struct wctx *w, const struct wal_rec *r)
 	return storage_state_put(w->db, w->txn, c.id, &st);
 }
 
-/* The field of a payload index record (after the id and @p skip bytes). */
-static int
-rec_field(const struct wal_rec *r, size_t skip, char *field)
-{
-	size_t n = r->len - 4 - skip;
-
-	if (r->len < 4 + skip + 1 || n > VECDB_FIELD_NAME_MAX)
-		return vdb_err(VECDB_ECORRUPT, "malformed payload index record");
-	memcpy(field, r->body + 4 + skip, n);
-	field[n] = '\0';
-	return VECDB_OK;
-}
-
 /* PINDEX_CREATE, PINDEX_DROP, INDEX. */
 static int
 rep_indexes(struct wctx *w, const struct wal_rec *r)
 {
 	char field[VECDB_FIELD_NAME_MAX + 1];
 	struct coll c;
-	int rv;
+	int rv, on, schema = 0;
 
 	if ((rv = rec_coll(w, r, &c)) != VECDB_OK)
 		return rv;
 	if (r->op == WAL_INDEX) {
-		if (r->len != 5)
-			return vdb_err(VECDB_ECORRUPT, "malformed INDEX record");
-		return storage_index_flag_txn(w->db, w->txn, c.id, r->body[4]);
+		if ((rv = storage_wal_index_decode(r, &on)) != VECDB_OK)
+			return rv;
+		return storage_index_flag_txn(w->db, w->txn, c.id, on);
 	}
-	if ((rv = rec_field(r, r->op == WAL_PINDEX_CREATE, field)) != VECDB_OK)
+	if ((rv = storage_wal_pindex_decode(r, &schema, field)) != VECDB_OK)
 		return rv;
 	if (r->op == WAL_PINDEX_DROP)
 		return storage_pindex_drop_txn(w->db, w->txn, &c, field);
-	if (storage_field_check(field, r->body[4]) != VECDB_OK)
+	if (storage_field_check(field, schema) != VECDB_OK)
 		return vdb_err(VECDB_ECORRUPT, "malformed payload index record");
 	return storage_pindex_create_txn(w->db, w->txn, &c,
-	    (vecdb_field_schema) r->body[4], field);
+	    (vecdb_field_schema) schema, field);
 }
 
 /* CONFIG: the collection's record as the primary stored it. */
 static int
 rep_config(struct wctx *w, const struct wal_rec *r)
 {
+	const uint8_t *rec;
 	struct coll c, got;
 	MDB_val k, v;
 	int rc, rv;
 
 	if ((rv = rec_coll(w, r, &c)) != VECDB_OK)
 		return rv;
-	if (r->len != 4u + COLL_REC_SIZE ||
-	    storage_coll_decode(c.cfg.name, r->body + 4, COLL_REC_SIZE,
+	if (storage_wal_config_decode(r, &rec) != VECDB_OK ||
+	    storage_coll_decode(c.cfg.name, rec, COLL_REC_SIZE,
 	    &got) != VECDB_OK || got.id != c.id)
 		return vdb_err(VECDB_ECORRUPT, "malformed CONFIG record");
 	k.mv_data = c.cfg.name;
 	k.mv_size = strlen(c.cfg.name);
-	v.mv_data = (void *) (r->body + 4);
+	v.mv_data = (void *) rec;
 	v.mv_size = COLL_REC_SIZE;
 	if ((rc = mdb_put(w->txn, w->db->catalog, &k, &v, 0)) != 0)
 		return storage_mdb_err(rc, "write catalog");
@@ -634,7 +619,8 @@ blob_next(const uint8_t **p, const uint8_t *end, MDB_val *k, MDB_val *v)
 int
 storage_apply_replicated(struct wctx *w, struct wreq *r)
 {
-	const uint8_t *p = r->blob, *end = r->blob + r->blob_len;
+	const uint8_t *p = r->u.replicate.blob;
+	const uint8_t *end = p + r->u.replicate.len;
 	struct wal_rec rec;
 	MDB_val k, v;
 	int rv, more;
@@ -648,7 +634,7 @@ storage_apply_replicated(struct wctx *w, struct wreq *r)
 			    (unsigned long long) rec.seq,
 			    (unsigned long long) w->seq);
 		if (rec.op == WAL_RESTORE) {
-			r->restore = 1;
+			r->u.replicate.restore = 1;
 			return VECDB_OK;
 		}
 		if ((rv = rep_apply(w, &rec)) != VECDB_OK ||
@@ -676,13 +662,13 @@ storage_wal_apply(vecdb *db, const uint8_t *blob, size_t len,
 		return vdb_err(VECDB_EREADONLY, "database is open read-only");
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_REPLICATE;
-	r.blob = blob;
-	r.blob_len = len;
+	r.u.replicate.blob = blob;
+	r.u.replicate.len = len;
 	if ((rv = storage_writer_submit(db, &r)) != VECDB_OK ||
 	    (rv = storage_wal_info_get(db, &info)) != VECDB_OK)
 		return rv;
 	*last_seq = info.last_seq;
-	*restore = r.restore;
+	*restore = r.u.replicate.restore;
 	return VECDB_OK;
 }
 
@@ -813,7 +799,7 @@ storage_apply_load(struct wctx *w, struct wreq *r)
 	struct src s;
 	int rv;
 
-	if ((rv = src_open(r->path, &s)) != VECDB_OK)
+	if ((rv = src_open(r->u.load.path, &s)) != VECDB_OK)
 		return rv;
 	rv = src_check(w->db, &s, &last);
 	for (size_t i = 0; i < NDBS && rv == VECDB_OK; i++)
@@ -836,7 +822,7 @@ storage_load(vecdb *db, const char *path)
 		return vdb_err(VECDB_EREADONLY, "database is open read-only");
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_LOAD;
-	r.path = path;
+	r.u.load.path = path;
 	return storage_writer_submit(db, &r);
 }
 

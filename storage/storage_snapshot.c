@@ -655,7 +655,7 @@ restore_trailer(struct hreader *r, uint8_t sum[32])
 	return VECDB_OK;
 }
 
-/* Replace collection r->coll with the points of the snapshot. */
+/* Replace the collection of the snapshot's header with its points. */
 static int
 restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
     uint64_t count, struct coll *c)
@@ -663,7 +663,6 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 	struct coll old;
 	struct pindex_set ix = { 0 };
 	struct coll_state st;
-	struct buf scratch = { 0 };
 	struct rpt s = { { 0 }, NULL, NULL, NULL };
 	struct wpoint p;
 	int rv;
@@ -688,14 +687,13 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
 	for (uint64_t i = 0; rv == VECDB_OK && i < count; i++) {
 		memset(&p, 0, sizeof(p));
-		scratch.len = 0; /* the WAL gets a marker, not the points */
+		/* the WAL gets a marker (RESTORE), not the points */
 		if ((rv = restore_point(r, c, &s, &p)) == VECDB_OK)
 			rv = storage_point_put_txn(w->db, w->txn, c, &st,
-			    WREQ_UPSERT, &p, w->seq + 1, &scratch, &ix);
+			    VECDB_WRITE_UPSERT, &p, w->seq + 1, NULL, &ix);
 	}
 	if (rv == VECDB_OK)
 		rv = storage_state_put(w->db, w->txn, c->id, &st);
-	buf_fini(&scratch);
 	vdb_free(s.vec);
 	vdb_free(s.fvec);
 	vdb_free(s.pay);
@@ -705,16 +703,15 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 int
 storage_apply_restore(struct wctx *w, struct wreq *r)
 {
-	struct hreader hr = { NULL, NULL, r->path };
-	struct buf body = { 0 };
+	struct wreq_restore *q = &r->u.restore;
+	struct hreader hr = { NULL, NULL, q->path };
 	struct coll cfg, c;
 	uint64_t count = 0;
-	uint8_t sum[32];
 	int rv;
 
-	if ((hr.f = fopen(r->path, "rbe")) == NULL)
+	if ((hr.f = fopen(q->path, "rbe")) == NULL)
 		return vdb_err(errno == ENOENT ? VECDB_ENOTFOUND : VECDB_EIO,
-		    "cannot open snapshot %s: %s", r->path, strerror(errno));
+		    "cannot open snapshot %s: %s", q->path, strerror(errno));
 	if ((hr.md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex(hr.md, EVP_sha256(), NULL) != 1) {
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
@@ -724,15 +721,11 @@ storage_apply_restore(struct wctx *w, struct wreq *r)
 	 * the file changed since. Any failure below aborts this request's
 	 * nested txn, so the live collection is untouched unless the whole
 	 * file checks out. */
-	if ((rv = restore_header(&hr, r->coll, &cfg, &count)) != VECDB_OK ||
-	    (rv = restore_points(w, &hr, &cfg, count, &c)) != VECDB_OK ||
-	    (rv = restore_trailer(&hr, sum)) != VECDB_OK)
-		goto out;
-	if ((rv = buf_put_le32(&body, c.id)) == VECDB_OK &&
-	    (rv = buf_put(&body, sum, 32)) == VECDB_OK)
-		rv = storage_wal_append(w, WAL_RESTORE, &body);
+	if ((rv = restore_header(&hr, q->coll, &cfg, &count)) == VECDB_OK &&
+	    (rv = restore_points(w, &hr, &cfg, count, &c)) == VECDB_OK &&
+	    (rv = restore_trailer(&hr, q->sum)) == VECDB_OK)
+		q->coll_id = c.id;
 out:
-	buf_fini(&body);
 	EVP_MD_CTX_free(hr.md);
 	fclose(hr.f);
 	return rv;
@@ -813,8 +806,8 @@ vecdb_snapshot_restore_file(vecdb *db, const char *coll, const char *path)
 		return rv;
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_RESTORE;
-	r.coll = coll;
-	r.path = path;
+	r.u.restore.coll = coll;
+	r.u.restore.path = path;
 	return storage_writer_submit(db, &r);
 }
 

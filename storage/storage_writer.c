@@ -1,5 +1,6 @@
 /*
- * storage_writer.c: the single writer thread, group commit, and the WAL.
+ * storage_writer.c: the single writer thread, group commit, and WAL
+ * retention (the records themselves are storage_wal.c's).
  *
  * LMDB allows one write transaction at a time. Rather than make writers
  * queue on LMDB's mutex, each paying its own fsync, callers hand requests
@@ -9,6 +10,7 @@
  * fsync is shared by every request in the group, and no caller hears of
  * success before its data is committed.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -33,82 +35,7 @@ struct writer {
 	_Atomic uint64_t wal_max_bytes; /* ...while the WAL is under this */
 };
 
-/* ===== Byte buffers ===== */
-
-int
-buf_put(struct buf *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		uint8_t *np;
-		while (cap < b->len + n)
-			cap *= 2;
-		if ((np = vdb_realloc(b->p, cap)) == NULL)
-			return vdb_err(VECDB_ENOMEM, "out of memory");
-		b->p = np;
-		b->cap = cap;
-	}
-	if (n > 0)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return VECDB_OK;
-}
-
-int
-buf_put_u8(struct buf *b, uint8_t v)
-{
-	return buf_put(b, &v, 1);
-}
-
-int
-buf_put_le16(struct buf *b, uint16_t v)
-{
-	return buf_put(b, &v, 2);
-}
-
-int
-buf_put_le32(struct buf *b, uint32_t v)
-{
-	uint8_t t[4];
-
-	put_le32(t, v);
-	return buf_put(b, t, 4);
-}
-
-void
-buf_fini(struct buf *b)
-{
-	vdb_free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}
-
-/* ===== WAL ===== */
-
-/*
- * WAL record: [ver u8][term u64][op u8][body]. The record commits in the
- * same transaction as the change it describes.
- */
-int
-storage_wal_append(struct wctx *w, uint8_t op, const struct buf *body)
-{
-	uint8_t kb[8];
-	MDB_val k = { 8, kb }, v;
-	int rc;
-
-	put_be64(kb, w->seq + 1);
-	v.mv_size = 10 + body->len;
-	rc = mdb_put(w->txn, w->db->wal, &k, &v, MDB_RESERVE | MDB_APPEND);
-	if (rc != 0)
-		return storage_mdb_err(rc, "append WAL record");
-	((uint8_t *) v.mv_data)[0] = STORAGE_REC_VERSION;
-	put_le64((uint8_t *) v.mv_data + 1, w->term);
-	((uint8_t *) v.mv_data)[9] = op;
-	if (body->len)
-		memcpy((uint8_t *) v.mv_data + 10, body->p, body->len);
-	w->seq++;
-	return VECDB_OK;
-}
+/* ===== WAL retention ===== */
 
 /* About how many bytes the WAL DB takes in txn (its pages). */
 static uint64_t
@@ -188,12 +115,103 @@ storage_wal_hold_set(vecdb *db, uint64_t hold_seq, uint64_t max_bytes)
 	atomic_store(&db->writer->wal_max_bytes, max_bytes);
 }
 
+/* ===== The operations ===== */
+
+/* The WAL records of the operations whose apply step leaves one record
+ * to write after it (the others write their own, or none). */
+
+/* CREATE: [name][catalog record]. */
+static int
+log_create(struct wctx *w, const struct wreq *r)
+{
+	return storage_wal_log_create(w, r->u.create.cfg->name,
+	    r->u.create.rec);
+}
+
+/* DROP: the id the collection had. */
+static int
+log_drop(struct wctx *w, const struct wreq *r)
+{
+	return storage_wal_log_drop(w, r->u.drop.coll_id);
+}
+
+/* CONFIG: the new catalog record. */
+static int
+log_config(struct wctx *w, const struct wreq *r)
+{
+	return storage_wal_log_config(w, r->u.config.coll_id, r->u.config.rec);
+}
+
+/* RESTORE: a marker with the snapshot's checksum, not its points. */
+static int
+log_restore(struct wctx *w, const struct wreq *r)
+{
+	return storage_wal_log_restore(w, r->u.restore.coll_id,
+	    r->u.restore.sum);
+}
+
+/* PINDEX_CREATE: the field and its schema. */
+static int
+log_pindex_create(struct wctx *w, const struct wreq *r)
+{
+	return storage_wal_log_pindex_create(w, r->u.pindex.coll_id,
+	    (int) r->u.pindex.schema, r->u.pindex.field);
+}
+
+/* PINDEX_DROP: the field. */
+static int
+log_pindex_drop(struct wctx *w, const struct wreq *r)
+{
+	return storage_wal_log_pindex_drop(w, r->u.pindex.coll_id,
+	    r->u.pindex.field);
+}
+
+/* INDEX: on or off. */
+static int
+log_index(struct wctx *w, const struct wreq *r)
+{
+	return storage_wal_log_index(w, r->u.index.coll_id, r->u.index.on);
+}
+
+/* One row a write operation. */
+struct wop {
+	const char *name;                        /* for the debug log */
+	int (*apply)(struct wctx *, struct wreq *); /* the change, in w->txn */
+	int (*log)(struct wctx *, const struct wreq *); /* its WAL record,
+						   after apply; NULL: apply
+						   writes its own, or none */
+	int throttle;                            /* r->entries count against
+						   the indexer's backlog */
+};
+
+static const struct wop wops[WREQ_OPS] = {
+	[WREQ_CREATE] = { "create", storage_apply_create, log_create, 0 },
+	[WREQ_DROP] = { "drop", storage_apply_drop, log_drop, 0 },
+	[WREQ_CONFIG] = { "config", storage_apply_config, log_config, 0 },
+	/* points: a PUT or DELETE record every ~2 KB, as they go */
+	[WREQ_WRITE] = { "write", storage_apply_points, NULL, 1 },
+	[WREQ_DELETE] = { "delete", storage_apply_delete, NULL, 1 },
+	[WREQ_RESTORE] = { "restore", storage_apply_restore, log_restore, 0 },
+	[WREQ_PINDEX_CREATE] = { "pindex_create",
+	    storage_apply_pindex_create, log_pindex_create, 0 },
+	[WREQ_PINDEX_DROP] = { "pindex_drop", storage_apply_pindex_drop,
+	    log_pindex_drop, 0 },
+	[WREQ_INDEX] = { "index", storage_apply_index, log_index, 0 },
+	/* the records as the primary wrote them */
+	[WREQ_REPLICATE] = { "replicate", storage_apply_replicated, NULL, 0 },
+	/* the copy brings its own WAL */
+	[WREQ_LOAD] = { "load", storage_apply_load, NULL, 0 },
+	/* meta "term" only: the next record carries the term */
+	[WREQ_TERM] = { "term", storage_apply_term, NULL, 0 },
+};
+
 /* ===== The writer thread ===== */
 
 /* Run one request in its own nested txn; updates w->seq on success. */
 static void
 apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 {
+	const struct wop *op = &wops[r->op];
 	uint64_t seq0 = w->seq, term0 = w->term;
 	int rc;
 
@@ -202,22 +220,9 @@ apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 		r->rc = storage_mdb_err(rc, "begin nested transaction");
 		goto out;
 	}
-	switch (r->op) {
-	case WREQ_CREATE: r->rc = storage_apply_create(w, r); break;
-	case WREQ_DROP: r->rc = storage_apply_drop(w, r); break;
-	case WREQ_CONFIG: r->rc = storage_apply_config(w, r); break;
-	case WREQ_DELETE: r->rc = storage_apply_delete(w, r); break;
-	case WREQ_RESTORE: r->rc = storage_apply_restore(w, r); break;
-	case WREQ_PINDEX_CREATE:
-		r->rc = storage_apply_pindex_create(w, r);
-		break;
-	case WREQ_PINDEX_DROP: r->rc = storage_apply_pindex_drop(w, r); break;
-	case WREQ_INDEX: r->rc = storage_apply_index(w, r); break;
-	case WREQ_REPLICATE: r->rc = storage_apply_replicated(w, r); break;
-	case WREQ_LOAD: r->rc = storage_apply_load(w, r); break;
-	case WREQ_TERM: r->rc = storage_apply_term(w, r); break;
-	default: r->rc = storage_apply_points(w, r); break;
-	}
+	r->rc = op->apply(w, r);
+	if (r->rc == VECDB_OK && op->log != NULL)
+		r->rc = op->log(w, r);
 	if (r->rc == VECDB_OK && r->check_only) {
 		mdb_txn_abort(w->txn);  /* it would pass: undo it all the same */
 		w->seq = seq0;
@@ -232,6 +237,9 @@ apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 out:
 	w->txn = NULL;
 	vdb_err_save(r->msg, sizeof(r->msg));
+	if (r->rc != VECDB_OK)
+		VDB_LOG_DEBUG("STOR", "%s request failed: %s", op->name,
+		    r->msg);
 }
 
 /* Apply and commit one group; fills rc/msg of every request in it. */
@@ -424,6 +432,7 @@ storage_writer_submit(vecdb *db, struct wreq *r)
 {
 	struct writer *wr = db->writer;
 
+	assert((unsigned) r->op < WREQ_OPS && wops[r->op].apply != NULL);
 	r->next = NULL;
 	r->done = 0;
 	pthread_mutex_lock(&wr->lock);
@@ -440,11 +449,8 @@ storage_writer_submit(vecdb *db, struct wreq *r)
 	while (!r->done)
 		pthread_cond_wait(&wr->done_cv, &wr->lock);
 	pthread_mutex_unlock(&wr->lock);
-	if (r->rc == VECDB_OK && !r->check_only && (r->op == WREQ_INSERT ||
-		r->op == WREQ_UPSERT || r->op == WREQ_UPDATE ||
-		r->op == WREQ_DELETE))
-		storage_index_throttle(db, r->op == WREQ_DELETE ? r->deleted :
-		    r->n);
+	if (r->rc == VECDB_OK && !r->check_only && wops[r->op].throttle)
+		storage_index_throttle(db, r->entries);
 	vdb_err_restore(r->rc, r->rc == VECDB_OK ? "" : r->msg);
 	return r->rc;
 }

@@ -3,7 +3,8 @@
  * a point's payload (a jansson object). The JSON grammar is documented at
  * vecdb_filter_parse() in include/vecdb.h and in docs/FILTERS.md.
  *
- * Self-contained: depends on jansson and common/ only.
+ * Self-contained (library vecdb_filter, storage/filter/, which the build
+ * keeps closed): depends on jansson and common/ only.
  */
 #ifndef STORAGE_FILTER_H
 #define STORAGE_FILTER_H

@@ -3,10 +3,11 @@
  * robust approximate nearest neighbor search using Hierarchical Navigable
  * Small World graphs", 2016) over float32 vectors keyed by uint64 labels.
  *
- * Self-contained like sds.c: libc, pthreads, common/vdb.h (allocation and
- * the VECDB_* codes) and kernels.h. It never logs; every failure is a
- * return code. The storage engine keys nodes by a collection's dense
- * vector offsets, but any uint64 works.
+ * Self-contained like sds.c (library vecdb_index, storage/index/, which
+ * the build keeps closed): libc, pthreads, libxxhash, common/vdb.h
+ * (allocation and the VECDB_* codes) and kernels.h. It never logs; every
+ * failure is a return code. The storage engine keys nodes by a
+ * collection's dense vector offsets, but any uint64 works.
  *
  * Layout: vectors in one arena, one 64-byte aligned row each; layer-0
  * adjacency in one flat array, [count][2*M ids] a node; upper layers in a
