@@ -54,10 +54,11 @@ struct api_backend {
 	    const vecdb_quant_config *q);
 
 	/* op: a vecdb_write_op */
-	int (*write)(void *ctx, const char *coll, int op, vecdb_point *pts,
+	int (*write)(void *ctx, const char *coll, vecdb_write_op op,
+	    vecdb_point *pts,
 	    size_t n);
 	/* Would write() succeed? Changes nothing (vecdb_write_check). */
-	int (*write_check)(void *ctx, const char *coll, int op,
+	int (*write_check)(void *ctx, const char *coll, vecdb_write_op op,
 	    const vecdb_point *pts, size_t n);
 	int (*delete)(void *ctx, const char *coll, const vecdb_id *ids,
 	    size_t n, size_t *deleted);

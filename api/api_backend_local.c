@@ -63,7 +63,8 @@ l_collection_delete(void *ctx, const char *name)
 }
 
 static int
-l_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
+l_write(void *ctx, const char *coll, vecdb_write_op op, vecdb_point *pts,
+    size_t n)
 {
 	/* one process holds the only copy: no replica can acknowledge */
 	if (api_read_opts()->write_concern > 0)
@@ -193,7 +194,8 @@ l_count(void *ctx, const char *coll, const json_t *filter, uint64_t *out)
 }
 
 static int
-l_write_check(void *ctx, const char *coll, int op, const vecdb_point *pts,
+l_write_check(void *ctx, const char *coll, vecdb_write_op op,
+    const vecdb_point *pts,
     size_t n)
 {
 	return vecdb_write_check(ctx, coll, op, pts, n);

@@ -304,7 +304,7 @@ h_collection_delete(struct api_req *r, json_t **data)
 
 /* Write points through the backend, timing it for the metrics. */
 static int
-points_write(struct api_req *r, int op, struct api_points *p)
+points_write(struct api_req *r, vecdb_write_op op, struct api_points *p)
 {
 	struct api_metrics *m = api_server_metrics(r->srv);
 	double t0 = vdb_now_s();
@@ -352,7 +352,8 @@ h_point_insert(struct api_req *r, json_t **data)
 
 /* Batch insert or upsert of {vectors: [...]}. */
 static int
-points_batch(struct api_req *r, json_t **data, int op, const char *count_key)
+points_batch(struct api_req *r, json_t **data, vecdb_write_op op,
+    const char *count_key)
 {
 	static const char *const keys[] = { "vectors", NULL };
 	struct api_points p;

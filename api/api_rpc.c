@@ -735,36 +735,20 @@ acks_wait_main(void *arg)
 	return NULL;
 }
 
-/*
- * Park call w while its write waits for replicas on a thread of its own,
- * and arm a spare in its place: 1 parked (a owned by the thread), 0 when
- * it cannot (no spare, no thread): the caller waits inline.
- */
+/* Start the thread a parked write waits on (it answers by itself). */
 static int
-acks_park(struct api_rpc *r, struct api_rpc_call *w, struct acks_wait *a)
+acks_arm(void *arg, void (*wake)(void *), void *wake_arg)
 {
-	struct api_rpc_call *spare;
 	pthread_attr_t at;
 	pthread_t t;
 	int rv;
 
-	if (w == NULL || atomic_load(&r->stopping) ||
-	    (spare = spare_take(r)) == NULL)
-		return 0;
-	w->state = W_PARKED;
-	w->retire = 1;
+	(void) wake, (void) wake_arg;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	rv = pthread_create(&t, &at, acks_wait_main, a);
+	rv = pthread_create(&t, &at, acks_wait_main, arg);
 	pthread_attr_destroy(&at);
-	if (rv != 0) {
-		w->retire = 0;
-		w->state = W_RECV;
-		spare_put(r, spare);
-		return 0;
-	}
-	worker_recv(spare);
-	return 1;
+	return rv == 0 ? VECDB_OK : VECDB_ENOMEM;
 }
 
 /*
@@ -790,7 +774,8 @@ acks_start(struct api_rpc *r, struct api_rpc_call *w, uint32_t method,
 	a->n = n;
 	a->out = *out;
 	a->token = r->ext.acks_begin(r->ext.ctx, &a->seq);
-	if (acks_park(r, w, a))
+	/* parked: a owned by its thread */
+	if (w != NULL && api_rpc_park(w, acks_arm, a))
 		return 1;
 	*code = acks_wait_run(r, a);
 	vdb_free(a);

@@ -129,7 +129,9 @@ int api_rpc_stopping(const api_rpc_call *c);
  * Park call c: arm(arg, wake, wake_arg) registers the wake-up (it must
  * call wake(wake_arg) exactly once, from any thread, once it returned
  * VECDB_OK); the request is then run again with a NULL call and its
- * answer sent. A spare receive takes the call's place meanwhile.
+ * answer sent. A spare receive takes the call's place meanwhile. (The
+ * server parks a write waiting for its replicas the same way, on a thread
+ * that answers it.)
  * @return 1 parked (set out->parked), 0 when it cannot (stopping, no
  *	spare, or arm failed): answer now.
  */

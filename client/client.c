@@ -12,9 +12,6 @@
 #include "vdb.h"
 #include "vecdb_client.h"
 
-/* Write ops of a Write message (enum api_write_op of api/api.h). */
-enum { OP_INSERT = 0, OP_UPSERT = 1, OP_UPDATE = 2 };
-
 struct vecdb_client {
 	nng_socket sock;         /* req0, dialed in the background */
 	char *url;               /* for messages */
@@ -250,7 +247,8 @@ vecdb_client_collection_set_quantization(vecdb_client *c, const char *name,
 
 /* Write with @p op; copy the ids the server answered into pts. */
 static int
-write_points(vecdb_client *c, const char *coll, int op, vecdb_point *pts,
+write_points(vecdb_client *c, const char *coll, vecdb_write_op op,
+    vecdb_point *pts,
     size_t n)
 {
 	struct proto_response *r;
@@ -281,21 +279,21 @@ int
 vecdb_client_insert(vecdb_client *c, const char *coll, vecdb_point *pts,
     size_t n)
 {
-	return write_points(c, coll, OP_INSERT, pts, n);
+	return write_points(c, coll, VECDB_WRITE_INSERT, pts, n);
 }
 
 int
 vecdb_client_upsert(vecdb_client *c, const char *coll, vecdb_point *pts,
     size_t n)
 {
-	return write_points(c, coll, OP_UPSERT, pts, n);
+	return write_points(c, coll, VECDB_WRITE_UPSERT, pts, n);
 }
 
 int
 vecdb_client_update(vecdb_client *c, const char *coll, vecdb_point *pts,
     size_t n)
 {
-	return write_points(c, coll, OP_UPDATE, pts, n);
+	return write_points(c, coll, VECDB_WRITE_UPDATE, pts, n);
 }
 
 int

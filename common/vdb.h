@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "vecdb.h"
@@ -79,6 +80,83 @@ void vdb_log_write(int level, const char *module, const char *fmt, ...)
  * crashed a civetweb worker), so depth is checked before parsing.
  */
 size_t vdb_json_depth(const char *s, size_t len);
+
+/* ===== Byte order ===== */
+
+/* Big-endian keys sort in value order; values are little-endian. */
+
+static inline void
+put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t) (v >> 24);
+	p[1] = (uint8_t) (v >> 16);
+	p[2] = (uint8_t) (v >> 8);
+	p[3] = (uint8_t) v;
+}
+
+static inline uint32_t
+get_be32(const uint8_t *p)
+{
+	return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 |
+	    (uint32_t) p[2] << 8 | p[3];
+}
+
+static inline void
+put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t) (v >> 32));
+	put_be32(p + 4, (uint32_t) v);
+}
+
+static inline uint64_t
+get_be64(const uint8_t *p)
+{
+	return (uint64_t) get_be32(p) << 32 | get_be32(p + 4);
+}
+
+/* Little-endian values: x86 and arm64 are little-endian, so memcpy. */
+static inline void
+put_le32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static inline uint32_t
+get_le32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static inline void
+put_le64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static inline uint64_t
+get_le64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* ===== Point ids (vdb_ids.c) ===== */
+
+#define VDB_ID_KEY_MAX 17  /* tag + 16-byte UUID */
+
+/*
+ * Encode @p id as its point key, [1][u64 BE] or [2][16 bytes]: the
+ * engine's LMDB key (ids sort numbers first, each kind in value order)
+ * and what the router hashes to place a point. Returns the length (9 or
+ * 17); key has VDB_ID_KEY_MAX bytes.
+ */
+size_t vdb_id_key(const vecdb_id *id, uint8_t *key);
+
+/* Decode a point key; VECDB_ECORRUPT if malformed. */
+int vdb_key_id(const uint8_t *key, size_t len, vecdb_id *out);
 
 /* ===== Time ===== */
 

@@ -42,7 +42,8 @@ static uint64_t next_uuid;
 
 /* write -> write_check; ids the engine would assign get a UUID here. */
 static int
-f_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
+f_write(void *ctx, const char *coll, vecdb_write_op op, vecdb_point *pts,
+    size_t n)
 {
 	int rv;
 

@@ -209,7 +209,7 @@ int proto_target_decode(uint32_t method, const uint8_t *buf, size_t len,
 /* A decoded Write; free with proto_write_free(). */
 struct proto_write {
 	char collection[VECDB_NAME_MAX + 1];
-	int op;               /* a vecdb_write_op: insert, upsert, update */
+	vecdb_write_op op;    /* insert, upsert, update */
 	int check_only;       /* validate, change nothing */
 	uint32_t write_concern; /* replicas that must hold it; 0: none */
 	vecdb_point *points;  /* n points; vectors/payloads owned here
@@ -217,13 +217,13 @@ struct proto_write {
 	size_t n;             /* 0..VECDB_BATCH_MAX */
 };
 
-int proto_write_encode(const char *coll, int op, const vecdb_point *pts,
+int proto_write_encode(const char *coll, vecdb_write_op op, const vecdb_point *pts,
     size_t n, uint8_t **out, size_t *len);
 /* A Write with check_only set: the receiver validates, changes nothing. */
-int proto_write_check_encode(const char *coll, int op,
+int proto_write_check_encode(const char *coll, vecdb_write_op op,
     const vecdb_point *pts, size_t n, uint8_t **out, size_t *len);
 /* A Write whose acknowledgement waits for write_concern replicas. */
-int proto_write_wc_encode(const char *coll, int op, uint32_t write_concern,
+int proto_write_wc_encode(const char *coll, vecdb_write_op op, uint32_t write_concern,
     const vecdb_point *pts, size_t n, uint8_t **out, size_t *len);
 
 /* ===== Promotion (replication) ===== */

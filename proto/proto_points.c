@@ -50,7 +50,7 @@ _Static_assert(VECDB__WRITE_OP__INSERT == (int)VECDB_WRITE_INSERT &&
 
 /* A Write message, or a check of one. */
 static int
-write_encode(const char *coll, int op, int check_only, uint32_t wc,
+write_encode(const char *coll, vecdb_write_op op, int check_only, uint32_t wc,
     const vecdb_point *pts, size_t n, uint8_t **out, size_t *len)
 {
 	Vecdb__Write m;
@@ -82,21 +82,24 @@ write_encode(const char *coll, int op, int check_only, uint32_t wc,
 }
 
 int
-proto_write_encode(const char *coll, int op, const vecdb_point *pts,
+proto_write_encode(const char *coll, vecdb_write_op op,
+    const vecdb_point *pts,
     size_t n, uint8_t **out, size_t *len)
 {
 	return write_encode(coll, op, 0, 0, pts, n, out, len);
 }
 
 int
-proto_write_wc_encode(const char *coll, int op, uint32_t write_concern,
+proto_write_wc_encode(const char *coll, vecdb_write_op op,
+    uint32_t write_concern,
     const vecdb_point *pts, size_t n, uint8_t **out, size_t *len)
 {
 	return write_encode(coll, op, 0, write_concern, pts, n, out, len);
 }
 
 int
-proto_write_check_encode(const char *coll, int op, const vecdb_point *pts,
+proto_write_check_encode(const char *coll, vecdb_write_op op,
+    const vecdb_point *pts,
     size_t n, uint8_t **out, size_t *len)
 {
 	return write_encode(coll, op, 1, 0, pts, n, out, len);
@@ -159,7 +162,7 @@ write_from_pb(const Vecdb__Write *m, struct proto_write *w)
 	if ((unsigned)m->op > VECDB__WRITE_OP__UPDATE)
 		return vdb_err(VECDB_EINVAL, "unknown write op %d",
 		    (int)m->op);
-	w->op = (int)m->op;
+	w->op = (vecdb_write_op)m->op;
 	w->check_only = m->check_only;
 	w->write_concern = m->write_concern;
 	if (m->n_points > VECDB_BATCH_MAX)

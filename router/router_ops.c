@@ -240,7 +240,7 @@ out:
 
 /* A v4 uuid for every point without an id (insert and upsert). */
 static void
-ids_assign(int op, vecdb_point *pts, size_t n)
+ids_assign(vecdb_write_op op, vecdb_point *pts, size_t n)
 {
 	if (op == API_UPDATE)
 		return;
@@ -254,7 +254,8 @@ ids_assign(int op, vecdb_point *pts, size_t n)
 /* Encode one request per shard with items; calls for empty shards are
  * marked done with rv VECDB_OK and no request. */
 static int
-write_calls(router *r, router_topology *t, const char *coll, int op,
+write_calls(router *r, router_topology *t, const char *coll,
+    vecdb_write_op op,
     const vecdb_point *pts, size_t n, int check, struct router_call *c)
 {
 	uint32_t *of;
@@ -296,7 +297,8 @@ write_calls(router *r, router_topology *t, const char *coll, int op,
 
 /* Send each shard its part of a batch (or, with check, a check of it). */
 static int
-write_phase(router *r, router_topology *t, const char *coll, int op,
+write_phase(router *r, router_topology *t, const char *coll,
+    vecdb_write_op op,
     vecdb_point *pts, size_t n, int check)
 {
 	struct router_call *c = vdb_calloc(t->n, sizeof(*c));
@@ -332,7 +334,8 @@ multi_shard(router_topology *t, const vecdb_point *pts, size_t n)
  * written; the error then names the shards that failed.
  */
 static int
-cl_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
+cl_write(void *ctx, const char *coll, vecdb_write_op op, vecdb_point *pts,
+    size_t n)
 {
 	router *r = ctx;
 	router_topology *t = router_topology_acquire(r, NULL, NULL);

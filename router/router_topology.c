@@ -227,24 +227,15 @@ router_topology_connect(router_topology *t)
 
 /* ===== Point -> shard ===== */
 
-/* FNV-1a 64 over the point key (tag byte + value, as storage_id_key). */
+/* FNV-1a 64 over the point key: the engine's own encoding (vdb_id_key),
+ * so the two cannot drift apart (router_place_test pins the result). */
 static uint64_t
 id_hash(const vecdb_id *id)
 {
-	uint8_t key[17];
-	size_t len;
+	uint8_t key[VDB_ID_KEY_MAX];
+	size_t len = vdb_id_key(id, key);
 	uint64_t h = 14695981039346656037ULL;
 
-	if (id->kind == VECDB_ID_UUID) {
-		key[0] = 2;
-		memcpy(key + 1, id->uuid, 16);
-		len = 17;
-	} else {
-		key[0] = 1;
-		for (int i = 0; i < 8; i++)
-			key[1 + i] = (uint8_t) (id->num >> (56 - 8 * i));
-		len = 9;
-	}
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ key[i]) * 1099511628211ULL;
 	return h;

@@ -33,26 +33,6 @@ storage_name_check(const char *name)
 	return VECDB_OK;
 }
 
-void
-vecdb_collection_config_init(vecdb_collection_config *cfg, const char *name,
-    uint32_t dimension, vecdb_metric metric)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	if (name != NULL) {
-		/* An over-long name keeps VECDB_NAME_MAX chars and no NUL
-		 * inside the array's last slot would be wrong; mark it with a
-		 * character that storage_name_check() refuses instead. */
-		snprintf(cfg->name, sizeof(cfg->name), "%s", name);
-		if (strlen(name) > VECDB_NAME_MAX)
-			cfg->name[0] = '!';
-	}
-	cfg->dimension = dimension;
-	cfg->metric = metric;
-	cfg->vector_type = VECDB_FLOAT32;
-	cfg->quantization.type = VECDB_QUANT_NONE;
-	cfg->quantization.quantile = 0.99f;
-}
-
 /* Product quantization's defaults: a segment of 8 components, 8 bits. */
 static void
 quant_defaults(vecdb_quant_config *q, uint32_t dimension)
@@ -528,16 +508,6 @@ vecdb_collection_get(vecdb *db, const char *name, vecdb_collection_config *out)
 	if (rv == VECDB_OK)
 		*out = c.cfg;
 	return rv;
-}
-
-void
-vecdb_names_free(char **names, size_t count)
-{
-	if (names == NULL)
-		return;
-	for (size_t i = 0; i < count; i++)
-		vdb_free(names[i]);
-	vdb_free(names);
 }
 
 /* Append a copy of a catalog key to the growing list. */

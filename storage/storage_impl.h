@@ -36,68 +36,8 @@
 
 #define STORAGE_FORMAT 1           /* meta "format"; bump on layout change */
 #define STORAGE_REC_VERSION 1      /* first byte of every value we write */
-#define STORAGE_KEY_MAX 17         /* tag + 16-byte UUID */
+#define STORAGE_KEY_MAX VDB_ID_KEY_MAX
 #define STORAGE_PKEY_MAX (4 + STORAGE_KEY_MAX) /* with collection prefix */
-
-/* ===== Byte order helpers ===== */
-
-static inline void
-put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t) (v >> 24);
-	p[1] = (uint8_t) (v >> 16);
-	p[2] = (uint8_t) (v >> 8);
-	p[3] = (uint8_t) v;
-}
-
-static inline uint32_t
-get_be32(const uint8_t *p)
-{
-	return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 |
-	    (uint32_t) p[2] << 8 | p[3];
-}
-
-static inline void
-put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t) (v >> 32));
-	put_be32(p + 4, (uint32_t) v);
-}
-
-static inline uint64_t
-get_be64(const uint8_t *p)
-{
-	return (uint64_t) get_be32(p) << 32 | get_be32(p + 4);
-}
-
-/* Little-endian values: x86 and arm64 are little-endian, so memcpy. */
-static inline void
-put_le32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static inline uint32_t
-get_le32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static inline void
-put_le64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-
-static inline uint64_t
-get_le64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
 
 /* ===== The database handle ===== */
 
@@ -132,13 +72,7 @@ int storage_write_err(const vecdb *db, int rc, const char *what);
 /* Begin a read transaction. */
 int storage_read_begin(vecdb *db, MDB_txn **out);
 
-/* ===== Point ids and keys (storage_id.c) ===== */
-
-/* Encode @p id as a point key; returns its length (9 or 17). */
-size_t storage_id_key(const vecdb_id *id, uint8_t *key);
-
-/* Decode a point key; VECDB_ECORRUPT if malformed. */
-int storage_key_id(const uint8_t *key, size_t len, vecdb_id *out);
+/* ===== Point ids (storage_id.c; keys: vdb_id_key in common/) ===== */
 
 /* A fresh v4 UUID id. */
 void storage_id_generate(vecdb_id *out);

@@ -1514,7 +1514,7 @@ vacuum_read_chunk(struct indexer *ix, struct cindex *ci, struct vchunk *ch,
 		return rv;
 	if (atomic_load(&ci->stale_txn) < mdb_txn_id(txn))
 		atomic_store(&ci->stale_txn, mdb_txn_id(txn));
-	if (ch->last_len > 0 && (rv = storage_key_id(ch->last, ch->last_len,
+	if (ch->last_len > 0 && (rv = vdb_key_id(ch->last, ch->last_len,
 				     &start)) != VECDB_OK)
 		goto out;
 	if ((rv = storage_scan_open(ix->db, txn, &c, ch->last_len ? &start :

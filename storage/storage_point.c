@@ -12,7 +12,7 @@ size_t
 storage_pkey(uint32_t coll_id, const vecdb_id *id, uint8_t *out)
 {
 	put_be32(out, coll_id);
-	return 4 + storage_id_key(id, out + 4);
+	return 4 + vdb_id_key(id, out + 4);
 }
 
 int
@@ -62,29 +62,6 @@ storage_record_fill(const struct coll *c, const vecdb_id *id,
 		out->payload[n] = '\0';
 	}
 	return VECDB_OK;
-}
-
-void
-vecdb_record_free(vecdb_record *r)
-{
-	if (r == NULL)
-		return;
-	vdb_free(r->vector);
-	vdb_free(r->payload);
-	vdb_free(r);
-}
-
-void
-vecdb_records_free(vecdb_records *r)
-{
-	if (r == NULL)
-		return;
-	for (size_t i = 0; i < r->count; i++) {
-		vdb_free(r->items[i].vector);
-		vdb_free(r->items[i].payload);
-	}
-	vdb_free(r->items);
-	vdb_free(r);
 }
 
 /* ===== Writing a point (writer thread) ===== */
@@ -306,7 +283,7 @@ raw_check(const struct coll *c, const struct wal_entry *e, int exists,
 {
 	vecdb_id id;
 
-	if (storage_key_id(e->key, e->klen, &id) != VECDB_OK)
+	if (vdb_key_id(e->key, e->klen, &id) != VECDB_OK)
 		return vdb_err(VECDB_ECORRUPT, "bad point key");
 	if (e->vlen != (size_t) c->cfg.dimension *
 	    vec_elem_size(c->cfg.vector_type))
@@ -451,7 +428,7 @@ storage_apply_delete(struct wctx *w, struct wreq *r)
 	if ((rv = storage_wal_batch_init(&wal, WAL_DELETE, c.id)) != VECDB_OK)
 		goto out;
 	for (size_t i = 0; i < q->n; i++) {
-		size_t klen = storage_id_key(&q->ids[i], key);
+		size_t klen = vdb_id_key(&q->ids[i], key);
 		rv = storage_point_del_txn(w->db, w->txn, &c, &st, &q->ids[i],
 		    &found, &offset, &ix);
 		if (rv != VECDB_OK)

@@ -286,16 +286,6 @@ fail:
 	return rv;
 }
 
-void
-vecdb_records_free_array(vecdb_records **r, size_t n)
-{
-	if (r == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		vecdb_records_free(r[i]);
-	vdb_free(r);
-}
-
 /* ===== Examples ===== */
 
 /* Example vectors: n rows of the collection's dimension. */
@@ -454,7 +444,7 @@ keyset_add(struct keyset *ks, const vecdb_id *id)
 {
 	struct pkey *k = &ks->k[ks->n++];
 
-	k->len = (uint8_t) storage_id_key(id, k->b);
+	k->len = (uint8_t) vdb_id_key(id, k->b);
 }
 
 /* Add ids[0..n). */

@@ -465,7 +465,7 @@ rep_del_one(struct wctx *w, const struct coll *c, struct coll_state *st,
 	vecdb_id id;
 	int rv, found = 0;
 
-	if (storage_key_id(e->key, e->klen, &id) != VECDB_OK)
+	if (vdb_key_id(e->key, e->klen, &id) != VECDB_OK)
 		return vdb_err(VECDB_ECORRUPT, "bad point key");
 	if ((rv = storage_point_del_txn(w->db, w->txn, c, st, &id, &found,
 		 &off, ix)) != VECDB_OK)

@@ -102,7 +102,7 @@ scan_open_planned(vecdb *db, MDB_txn *txn, const struct coll *c,
 	last_planned = 1;
 	last_candidates = s->cand.n;
 	if (start != NULL && start->kind != VECDB_ID_NONE)
-		klen = storage_id_key(start, kb);
+		klen = vdb_id_key(start, kb);
 	while (klen > 0 && s->ci < s->cand.n &&
 	    memcmp(s->cand.keys[s->ci] + 1, kb, klen) < 0)
 		s->ci++;
@@ -372,7 +372,7 @@ storage_hits_fill(vecdb *db, MDB_txn *txn, const struct coll *c,
 			/* Ids only: the key says it all, no point read. */
 			vecdb_record *r = &res->items[res->count];
 			memset(r, 0, sizeof(*r));
-			if ((rv = storage_key_id(h[i].key, h[i].klen,
+			if ((rv = vdb_key_id(h[i].key, h[i].klen,
 				 &r->id)) != VECDB_OK)
 				return rv;
 			r->dim = c->cfg.dimension;
@@ -385,7 +385,7 @@ storage_hits_fill(vecdb *db, MDB_txn *txn, const struct coll *c,
 		k.mv_data = pkey;
 		if ((rc = mdb_get(txn, db->points, &k, &v)) != 0)
 			return storage_mdb_err(rc, "read point");
-		if ((rv = storage_key_id(h[i].key, h[i].klen, &id)) != VECDB_OK ||
+		if ((rv = vdb_key_id(h[i].key, h[i].klen, &id)) != VECDB_OK ||
 		    (rv = storage_point_decode(c, &v, &rp)) != VECDB_OK ||
 		    (rv = storage_record_fill(c, &id, &rp, with_payload,
 			 with_vector, &res->items[res->count])) != VECDB_OK)
@@ -492,7 +492,7 @@ scroll_collect(struct storage_scan *s, uint32_t limit, const vecdb_filter *f,
 	for (; storage_scan_valid(s); storage_scan_next(s)) {
 		if ((rv = storage_point_decode(s->c, &s->v, &rp)) != VECDB_OK ||
 		    (rv = storage_scan_match(s, &rp, f, &match)) != VECDB_OK ||
-		    (rv = storage_key_id((uint8_t *) s->k.mv_data + 4,
+		    (rv = vdb_key_id((uint8_t *) s->k.mv_data + 4,
 			 s->k.mv_size - 4, &id)) != VECDB_OK)
 			return rv;
 		if (!match)

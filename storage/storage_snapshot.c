@@ -617,7 +617,7 @@ restore_point(struct hreader *r, const struct coll *c, struct rpt *s,
 	if ((rv = hread(r, &klen, 1)) != VECDB_OK)
 		return rv;
 	if (klen > STORAGE_KEY_MAX || (rv = hread(r, s->key, klen)) != VECDB_OK ||
-	    (rv = storage_key_id(s->key, klen, &p->id)) != VECDB_OK ||
+	    (rv = vdb_key_id(s->key, klen, &p->id)) != VECDB_OK ||
 	    (rv = hread_le32(r, &n)) != VECDB_OK || n != vlen ||
 	    (rv = hread(r, s->vec, vlen)) != VECDB_OK ||
 	    (rv = hread_le32(r, &n)) != VECDB_OK || n > VECDB_PAYLOAD_MAX)

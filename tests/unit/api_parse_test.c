@@ -80,7 +80,8 @@ f_coll_set_quant(void *ctx, const char *name, const vecdb_quant_config *q)
 }
 
 static int
-f_write(void *ctx, const char *coll, int op, vecdb_point *pts, size_t n)
+f_write(void *ctx, const char *coll, vecdb_write_op op, vecdb_point *pts,
+    size_t n)
 {
 	(void) ctx, (void) coll, (void) op;
 	for (size_t i = 0; i < n; i++) {

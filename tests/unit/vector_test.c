@@ -108,13 +108,13 @@ START_TEST(keys_sort_like_ids)
 	vecdb_id_parse("00000000-0000-4000-8000-000000000000", &ids[2]);
 	vecdb_id_parse("ffffffff-0000-4000-8000-000000000000", &ids[3]);
 	for (int i = 0; i < 4; i++) {
-		n[i] = storage_id_key(&ids[i], k[i]);
-		ck_assert_int_eq(storage_key_id(k[i], n[i], &back), VECDB_OK);
+		n[i] = vdb_id_key(&ids[i], k[i]);
+		ck_assert_int_eq(vdb_key_id(k[i], n[i], &back), VECDB_OK);
 		ck_assert_int_eq(vecdb_id_cmp(&back, &ids[i]), 0);
 	}
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_lt(memcmp(k[i], k[i + 1], 9), 0);
-	ck_assert_int_eq(storage_key_id(k[0], 5, &back), VECDB_ECORRUPT);
+	ck_assert_int_eq(vdb_key_id(k[0], 5, &back), VECDB_ECORRUPT);
 }
 END_TEST
 

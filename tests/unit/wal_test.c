@@ -49,7 +49,7 @@ START_TEST(point_records_carry_keys_offsets_vectors_and_payloads)
 	ck_assert_uint_eq(r.seq, 2); /* after the create */
 	ck_assert_int_eq(storage_wal_iter_init(&it, &r), VECDB_OK);
 	ck_assert_int_eq(storage_wal_next(&it, &e), 1);
-	ck_assert_int_eq(storage_key_id(e.key, e.klen, &id), VECDB_OK);
+	ck_assert_int_eq(vdb_key_id(e.key, e.klen, &id), VECDB_OK);
 	ck_assert_uint_eq(id.num, 7);
 	ck_assert_uint_eq(e.old_offset, WAL_NO_OFFSET);
 	ck_assert_uint_eq(e.offset, 0);
