@@ -335,12 +335,7 @@ wait_locked(struct status_run *run)
 	struct timespec ts;
 
 	while (run->left > 0 && vdb_now_ms() < end) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 20 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = vdb_deadline(20);
 		pthread_cond_timedwait(&run->cond, &run->lock, &ts);
 	}
 }
@@ -432,7 +427,6 @@ static struct status_run *
 run_new(const router_topology *t, uint32_t timeout_ms, const char *key)
 {
 	struct status_run *run = vdb_calloc(1, sizeof(*run));
-	pthread_condattr_t ca;
 
 	if (run == NULL)
 		return NULL;
@@ -443,10 +437,7 @@ run_new(const router_topology *t, uint32_t timeout_ms, const char *key)
 		return NULL;
 	}
 	pthread_mutex_init(&run->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&run->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	vdb_cond_init(&run->cond);
 	run->refs = 1;
 	run->left = run->n;
 	run->timeout_ms = timeout_ms;

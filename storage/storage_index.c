@@ -707,12 +707,7 @@ storage_index_throttle(vecdb *db, size_t entries)
 	    atomic_load(&ix->entries_in) > atomic_load(&ix->entries_out) + cap &&
 	    vdb_now_ms() < deadline) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = vdb_deadline(20);
 		pthread_cond_timedwait(&ix->done_cv, &ix->lock, &ts);
 	}
 	pthread_mutex_unlock(&ix->lock);
@@ -1808,8 +1803,7 @@ vacuum_main(void *arg)
 	while (!ix->stopping) {
 		if (ix->vac_n == 0) {
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += VACUUM_POLL_MS / 1000;
+			ts = vdb_deadline(VACUUM_POLL_MS);
 			pthread_cond_timedwait(&ix->vac_cv, &ix->lock, &ts);
 			if (ix->vac_n == 0 && !ix->stopping)
 				vacuum_pick_locked(ix);
@@ -1857,13 +1851,7 @@ wait_work_locked(struct indexer *ix)
 	    ix->db->opts.checkpoint_interval_s * 1000ULL;
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t) (ms / 1000);
-	ts.tv_nsec += (long) (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	ts = vdb_deadline(ms);
 	pthread_cond_timedwait(&ix->work_cv, &ix->lock, &ts);
 }
 
@@ -2183,9 +2171,9 @@ storage_index_start(vecdb *db)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	ix->db = db;
 	pthread_mutex_init(&ix->lock, NULL);
-	pthread_cond_init(&ix->work_cv, NULL);
-	pthread_cond_init(&ix->done_cv, NULL);
-	pthread_cond_init(&ix->vac_cv, NULL);
+	vdb_cond_init(&ix->work_cv);
+	vdb_cond_init(&ix->done_cv);
+	vdb_cond_init(&ix->vac_cv);
 	atomic_init(&ix->vac_base, UINT64_MAX);
 	ix->last_ckpt_ms = vdb_now_ms();
 	db->indexer = ix;
@@ -2888,12 +2876,7 @@ vecdb_index_sync(vecdb *db, uint32_t timeout_ms)
 	pthread_mutex_lock(&ix->lock);
 	while (!(ok = synced_locked(ix, target)) && vdb_now_ms() < deadline) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = vdb_deadline(20);
 		pthread_cond_timedwait(&ix->done_cv, &ix->lock, &ts);
 	}
 	pthread_mutex_unlock(&ix->lock);

@@ -294,14 +294,7 @@ queue_take_locked(vecdb *db, struct writer *wr)
 	while (wr->head == NULL && !wr->stopping) {
 		if (wr->dirty) {
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += db->opts.sync_interval_ms / 1000;
-			ts.tv_nsec += (long) (db->opts.sync_interval_ms % 1000) *
-			    1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			ts = vdb_deadline(db->opts.sync_interval_ms);
 			if (pthread_cond_timedwait(&wr->work_cv, &wr->lock,
 				&ts) == ETIMEDOUT) {
 				wr->dirty = 0;
@@ -382,7 +375,7 @@ storage_writer_start(vecdb *db)
 	atomic_init(&wr->wal_hold, UINT64_MAX);
 	atomic_init(&wr->wal_max_bytes, 0);
 	pthread_mutex_init(&wr->lock, NULL);
-	pthread_cond_init(&wr->work_cv, NULL);
+	vdb_cond_init(&wr->work_cv);
 	pthread_cond_init(&wr->done_cv, NULL);
 	db->writer = wr;
 	if (pthread_create(&wr->thread, NULL, writer_main, db) != 0) {
