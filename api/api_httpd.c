@@ -1025,28 +1025,30 @@ httpd_start(const struct httpd_config *cfg, struct httpd **out)
 		httpd_free(s);
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
+	/* Before any thread starts: a request may be served (and read the
+	 * caller's copy of the handle, say for /metrics) before we return. */
+	*out = s;
 	for (; s->n_workers < s->cfg.threads; s->n_workers++)
 		if (pthread_create(&s->workers[s->n_workers], NULL,
 		    worker_main, s) != 0) {
-			workers_stop(s);
-			httpd_free(s);
-			return vdb_err(VECDB_ENOMEM, "cannot start the HTTP "
+			rv = vdb_err(VECDB_ENOMEM, "cannot start the HTTP "
 			    "workers");
+			goto fail;
 		}
 	if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
-		workers_stop(s);
-		httpd_free(s);
-		return vdb_err(VECDB_ENOMEM, "cannot start the HTTP reaper");
+		rv = vdb_err(VECDB_ENOMEM, "cannot start the HTTP reaper");
+		goto fail;
 	}
 	s->reaper_started = 1;
-	if ((rv = daemon_start(s)) != VECDB_OK) {
-		reaper_stop(s);
-		workers_stop(s);
-		httpd_free(s);
-		return rv;
-	}
-	*out = s;
+	if ((rv = daemon_start(s)) != VECDB_OK)
+		goto fail;
 	return VECDB_OK;
+fail:
+	reaper_stop(s);
+	workers_stop(s);
+	httpd_free(s);
+	*out = NULL;
+	return rv;
 }
 
 void

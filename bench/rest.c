@@ -3,7 +3,7 @@
  *
  *   vecdb-bench rest [--n 100000] [--dim 128] [--conns 4] [--seconds 10]
  *                    [--limit 10] [--dir DIR]
- *   vecdb-bench rest --port P [--load 1] [--search 1] [same flags]
+ *   vecdb-bench rest --port P [--load 1] [--search 1] [--rpc R] [same flags]
  *   ... [--hold-idle N] [--hold-slow N] [--hold-keepalive N]
  *
  * Loads n seeded random points through the embedded API and waits for the
@@ -17,7 +17,10 @@
  * serve`, or a vecdb-router in front of shards: scripts/bench-router.sh
  * compares the two). --load 1 creates collection "bench" there and writes
  * the same n points over REST, then waits until its pending_count is 0;
- * --search 1 runs the HTTP searches alone.
+ * --search 1 runs the HTTP searches alone. --rpc R runs the same searches
+ * over the binary API too (the C client of include/vecdb_client.h, one
+ * client a thread, against tcp://127.0.0.1:R: a router's --rpc or a
+ * node's) and prints its QPS over HTTP's.
  *
  * --hold-idle, --hold-slow and --hold-keepalive keep that many other
  * connections open to the server during the HTTP run: idle ones that
@@ -41,12 +44,14 @@
 
 #include "api.h"
 #include "bench.h"
+#include "vecdb_client.h"
 
 struct rest_args {
 	size_t n, dim, conns, limit;
 	double seconds;
 	const char *dir;
 	unsigned port;        /* a running server's; 0: serve in-process */
+	unsigned rpc;         /* with port: its binary API's port, or 0 */
 	int load, search;     /* with port: what to do there */
 	size_t hold_idle, hold_slow, hold_keep; /* connections held open */
 };
@@ -177,6 +182,7 @@ struct worker {
 	const struct rest_args *a;
 	vecdb *db;            /* in-process mode */
 	uint16_t port;        /* HTTP mode when non-zero */
+	uint16_t rpc;         /* binary API mode when non-zero */
 	uint64_t seed;
 	double *lat;          /* latencies in ms */
 	size_t nlat, cap;
@@ -222,6 +228,7 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct mg_connection *c = NULL;
+	vecdb_client *cl = NULL;
 	size_t blen = w->a->dim * 16 + 64;
 	char *body = malloc(blen), rbuf[65536], err[128];
 	float *q = malloc(w->a->dim * sizeof(float));
@@ -232,6 +239,14 @@ worker_main(void *arg)
 		w->failed = 1;
 		goto out;
 	}
+	if (w->rpc) {
+		char url[64];
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", w->rpc);
+		if (vecdb_client_connect(url, NULL, 10000, &cl) != 0) {
+			w->failed = 1;
+			goto out;
+		}
+	}
 	while (bench_now() < end && !w->failed) {
 		double t0 = bench_now();
 		if (c != NULL) {
@@ -240,14 +255,16 @@ worker_main(void *arg)
 			    sizeof(rbuf)) != 0;
 		} else {
 			vecdb_search_params sp = { 0 };
-			vecdb_records *res;
+			vecdb_records *res = NULL;
 			for (size_t j = 0; j < w->a->dim; j++)
 				q[j] = bench_randf(&w->seed);
 			sp.vector = q;
 			sp.dim = (uint32_t) w->a->dim;
 			sp.limit = (uint32_t) w->a->limit;
 			sp.with_payload = 1;
-			w->failed = vecdb_search(w->db, "bench", &sp, &res) != 0;
+			w->failed = (cl != NULL ? vecdb_client_search(cl, "bench",
+			    &sp, NULL, &res) : vecdb_search(w->db, "bench", &sp,
+			    &res)) != 0;
 			vecdb_records_free(res);
 		}
 		lat_add(w, (bench_now() - t0) * 1000);
@@ -255,6 +272,7 @@ worker_main(void *arg)
 out:
 	if (c != NULL)
 		mg_close_connection(c);
+	vecdb_client_close(cl);
 	free(body);
 	free(q);
 	return NULL;
@@ -262,7 +280,8 @@ out:
 
 /* Run conns workers in one mode; print a line; return the QPS. */
 static double
-run_mode(const struct rest_args *a, vecdb *db, uint16_t port, const char *name)
+run_mode(const struct rest_args *a, vecdb *db, uint16_t port, uint16_t rpc,
+    const char *name)
 {
 	struct worker *w = calloc(a->conns, sizeof(*w));
 	pthread_t *th = calloc(a->conns, sizeof(*th));
@@ -270,7 +289,8 @@ run_mode(const struct rest_args *a, vecdb *db, uint16_t port, const char *name)
 	size_t total = 0, k = 0;
 
 	for (size_t i = 0; i < a->conns; i++) {
-		w[i] = (struct worker) { a, db, port, 1000 + i, NULL, 0, 0, 0 };
+		w[i] = (struct worker) { a, db, port, rpc, 1000 + i, NULL, 0, 0,
+			0 };
 		pthread_create(&th[i], NULL, worker_main, &w[i]);
 	}
 	for (size_t i = 0; i < a->conns; i++) {
@@ -382,8 +402,11 @@ rest_remote(const struct rest_args *a)
 	}
 	if (a->search) {
 		struct hold *h = hold_start(a, (uint16_t) a->port);
-		run_mode(a, NULL, (uint16_t) a->port, "http");
+		double http = run_mode(a, NULL, (uint16_t) a->port, 0, "http");
 		hold_stop(h);
+		if (a->rpc)
+			printf("binary_over_http_qps=%.3f\n", run_mode(a, NULL, 0,
+			    (uint16_t) a->rpc, "binary") / http);
 	}
 	return 0;
 }
@@ -410,6 +433,8 @@ rest_parse(int argc, char **argv, struct rest_args *a)
 			a->dir = v;
 		else if (!strcmp(k, "--port"))
 			a->port = (unsigned) strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--rpc"))
+			a->rpc = (unsigned) strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--load"))
 			a->load = atoi(v);
 		else if (!strcmp(k, "--search"))
@@ -427,12 +452,15 @@ rest_parse(int argc, char **argv, struct rest_args *a)
 		bench_die("n, dim, conns, limit and seconds must be positive");
 	if (a->port > 65535)
 		bench_die("--port %u is not a port", a->port);
+	if (a->rpc > 65535 || (a->rpc && !a->port))
+		bench_die("--rpc needs --port, and a port");
 }
 
 int
 bench_rest(int argc, char **argv)
 {
-	struct rest_args a = { 100000, 128, 4, 10, 10, NULL, 0, 1, 1, 0, 0, 0 };
+	struct rest_args a = { 100000, 128, 4, 10, 10, NULL, 0, 0, 1, 1, 0, 0,
+		0 };
 	struct hold *h;
 	struct api_backend b;
 	api_server *srv;
@@ -456,9 +484,9 @@ bench_rest(int argc, char **argv)
 	    bench_now() - t0);
 	srv = bench_serve(db, &b, (unsigned) a.conns + 2);
 	h = hold_start(&a, api_server_port(srv));
-	http = run_mode(&a, db, api_server_port(srv), "http");
+	http = run_mode(&a, db, api_server_port(srv), 0, "http");
 	hold_stop(h);
-	inproc = run_mode(&a, db, 0, "inproc");
+	inproc = run_mode(&a, db, 0, 0, "inproc");
 	printf("http_over_inproc_qps=%.3f\n", http / inproc);
 	api_server_stop(srv);
 	vecdb_close(db);

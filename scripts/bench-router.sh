@@ -9,8 +9,9 @@
 # loopback ports with its data in a temp dir; writes N seeded DIM-d points
 # into both over REST (vecdb-bench rest --port P --load 1 --search 0) and
 # waits for their indexers; then runs `vecdb-bench rest --port P --search 1`
-# against the router and against vecdb serve, ROUNDS times in turn (the
-# machine may be shared: alternating shows the noise). Servers are pinned
+# against the router (REST, then the same searches over its binary API:
+# --rpc) and against vecdb serve, ROUNDS times in turn (the machine may be
+# shared: alternating shows the noise). Servers are pinned
 # to SERVER_CPUS and the client to CLIENT_CPUS with taskset.
 #
 # Settings (environment): N (50000), DIM (128), CONNS (4), SECS (8),
@@ -82,8 +83,9 @@ for ((i = 0; i < SHARDS; i++)); do
 done
 echo "$topo]}" >"$TMP/topology.json"
 start router "$BIN/vecdb-router" --topology "$TMP/topology.json" \
-	--host 127.0.0.1 --port 0 --timeout-ms 10000
+	--host 127.0.0.1 --port 0 --timeout-ms 10000 --rpc tcp://127.0.0.1:0
 ROUTER=$(port router "serving http://127.0.0.1:")
+ROUTER_RPC=$(port router " rpc tcp://127.0.0.1:")
 mkdir -p "$TMP/serve"
 start serve "$BIN/vecdb" serve --data "$TMP/serve" --host 127.0.0.1 --port 0
 SERVE=$(port serve "serving http://127.0.0.1:")
@@ -100,8 +102,8 @@ bench --port "$ROUTER" --load 1 --search 0
 echo "# load: vecdb serve"
 bench --port "$SERVE" --load 1 --search 0
 for ((r = 1; r <= ROUNDS; r++)); do
-	echo "# round $r: router over $SHARDS shards"
-	bench --port "$ROUTER" --load 0 --search 1
+	echo "# round $r: router over $SHARDS shards (REST, then binary API)"
+	bench --port "$ROUTER" --load 0 --search 1 --rpc "$ROUTER_RPC"
 	echo "# round $r: vecdb serve"
 	bench --port "$SERVE" --load 0 --search 1
 done
