@@ -51,6 +51,7 @@ api_backend_cluster_init(struct api_backend *b, router *r)
 	memset(b, 0, sizeof(*b));
 	b->ctx = r;
 	router_ops_init(b);
+	router_query_ops_init(b);
 	router_snapshot_ops_init(b);
 	b->metrics = router_metrics;
 	b->promote = router_promote;

@@ -3,7 +3,8 @@
  * contract. The files depend on each other one way only:
  *
  *   router.c ........ router_new/free, the backend table: uses all below
- *   router_ops.c, router_snapshot.c, router_snapfile.c: the operations
+ *   router_query.c, router_ops.c, router_snapshot.c, router_snapfile.c:
+ *                    the operations (queries fetch examples with ops)
  *   router_health.c, router_status.c, router_metrics.c
  *   router_call.c ... requests to members, fan-out
  *   router_core.c ... the router's topology (swap, references), counters
@@ -350,10 +351,18 @@ int router_split(const vecdb_id *ids, size_t stride, size_t n,
 size_t router_split_part(const void *items, size_t size, size_t n,
     const uint32_t *shard_of, uint32_t shard, void *part);
 
-/* ===== Operations (router_ops.c, router_snapshot.c) ===== */
+/* ===== Operations (router_ops.c, router_query.c, router_snapshot.c) ===== */
 
-/* The collection, point, query and stats ops of the backend over r. */
+/* The collection, point and stats ops of the backend over r. */
 void router_ops_init(struct api_backend *b);
+
+/* One point from its shard (a read: a replica may answer). */
+int router_get_point(router *r, router_topology *t, const char *coll,
+    const vecdb_id *id, vecdb_record **out);
+
+/* The query ops (router_query.c): search, scroll, count, recommend,
+ * discover. */
+void router_query_ops_init(struct api_backend *b);
 
 /* The snapshot ops (router_snapshot.c, router_snapfile.c). */
 void router_snapshot_ops_init(struct api_backend *b);
