@@ -169,3 +169,12 @@ proto_rpc_call(nng_socket sock, const struct proto_rpc_req *rq,
 		    proto_method_name(method), rq->url, vecdb_errmsg());
 	}
 }
+
+uint32_t
+proto_rpc_backoff(uint32_t prev_ms)
+{
+	if (prev_ms < PROTO_RPC_RETRY_MIN_MS)
+		return PROTO_RPC_RETRY_MIN_MS;
+	return prev_ms >= PROTO_RPC_RETRY_MAX_MS / 2 ? PROTO_RPC_RETRY_MAX_MS :
+	    prev_ms * 2;
+}

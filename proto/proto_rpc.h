@@ -12,7 +12,8 @@
  * does one whole request and answer.
  *
  * Retries are the caller's: a call is sent once (no blind resend by req0,
- * which could apply a write twice or start a second bootstrap copy).
+ * which could apply a write twice or start a second bootstrap copy). A
+ * caller that retries waits proto_rpc_backoff() between tries.
  */
 #ifndef PROTO_RPC_H
 #define PROTO_RPC_H
@@ -24,6 +25,9 @@
 
 #define PROTO_RPC_RECONNECT_MIN_MS 50    /* redial back-off, doubling... */
 #define PROTO_RPC_RECONNECT_MAX_MS 1000  /* ... up to this */
+
+#define PROTO_RPC_RETRY_MIN_MS 50        /* a caller's retries: doubling... */
+#define PROTO_RPC_RETRY_MAX_MS 2000      /* ... up to this */
 
 #define PROTO_RPC_DIAL_NOW 1  /* dial before returning: a refused
 				 connection fails the dial */
@@ -104,5 +108,11 @@ struct proto_rpc_req {
 int proto_rpc_call(nng_socket sock, const struct proto_rpc_req *rq,
     uint32_t method, const uint8_t *body, size_t len,
     struct proto_response **res);
+
+/*
+ * The wait before the next retry after one that waited @p prev_ms (0: the
+ * first): PROTO_RPC_RETRY_MIN_MS, doubling up to PROTO_RPC_RETRY_MAX_MS.
+ */
+uint32_t proto_rpc_backoff(uint32_t prev_ms);
 
 #endif /* PROTO_RPC_H */

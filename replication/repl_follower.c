@@ -24,8 +24,6 @@
 #include "storage_repl.h"
 #include "vdb.h"
 
-#define BACKOFF_MIN_MS 50
-#define BACKOFF_MAX_MS 2000
 #define SEND_TIMEOUT_MS 2000
 #define RECV_SLACK_MS 10000    /* beyond the long-poll wait */
 #define BOOTSTRAP_RECV_MS 600000 /* a copy of a large database takes time */
@@ -359,14 +357,15 @@ static void *
 follower_main(void *arg)
 {
 	struct repl_follower *f = arg;
-	uint64_t backoff = BACKOFF_MIN_MS, wait;
+	uint32_t backoff = proto_rpc_backoff(0);
+	uint64_t wait;
 	int rv, boot;
 
 	while (!stopping(f)) {
 		if ((rv = fetch_once(f, &boot)) == VECDB_OK && boot)
 			rv = bootstrap(f);
 		if (rv == VECDB_OK) {
-			backoff = BACKOFF_MIN_MS;
+			backoff = proto_rpc_backoff(0);
 			continue;
 		}
 		if (stopping(f))
@@ -379,8 +378,7 @@ follower_main(void *arg)
 		VDB_LOG_WARN("REPL", "replication from %s: %s; again in %"
 		    PRIu64 " ms", f->cfg.primary_url, vecdb_errmsg(), wait);
 		nap(f, wait);
-		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-							 backoff * 2;
+		backoff = proto_rpc_backoff(backoff);
 	}
 	return NULL;
 }

@@ -1,0 +1,256 @@
+/*
+ * proto_rpc_test.c: the RPC client (proto/proto_rpc.h) against real nng
+ * rep0 sockets on loopback, served by a thread of this test that answers
+ * as it is told: properly, never, or with bytes that are no Response.
+ * Every outcome is told apart (answered, never sent, sent but late,
+ * undecodable), a whole call maps them to vecdb errors, and the retry
+ * back-off doubles up to its cap.
+ */
+#include <check.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "proto_rpc.h"
+#include "testutil.h"
+#include "vdb.h"
+
+enum serve_how { ANSWER, SILENT, GARBAGE };
+
+/* A rep0 server on a free loopback port, on a thread of its own. */
+struct server {
+	nng_socket sock;
+	pthread_t th;
+	enum serve_how how;
+	char url[64];
+	int got;                 /* requests received */
+	char key[64];            /* the api key of the last one */
+};
+
+/* Answer every request as s->how says, until the socket closes. */
+static void *
+server_main(void *arg)
+{
+	struct server *s = arg;
+	nng_msg *m;
+
+	while (nng_recvmsg(s->sock, &m, 0) == 0) {
+		struct proto_request *q = NULL;
+		uint8_t *out = NULL;
+		size_t len = 0;
+
+		__atomic_add_fetch(&s->got, 1, __ATOMIC_SEQ_CST);
+		if (proto_request_decode(nng_msg_body(m), nng_msg_len(m),
+		    &q) == VECDB_OK) {
+			snprintf(s->key, sizeof(s->key), "%s", q->api_key);
+			proto_request_free(q);
+		}
+		if (s->how == SILENT) {
+			nng_msg_free(m);
+			continue;
+		}
+		nng_msg_clear(m);
+		if (s->how == GARBAGE)
+			nng_msg_append(m, "\xff\xff\xff", 3);
+		else {
+			ck_assert_int_eq(proto_response_encode(PROTO_NOT_FOUND,
+			    "collection nope not found", NULL, 0, &out, &len),
+			    VECDB_OK);
+			nng_msg_append(m, out, len);
+			vdb_free(out);
+		}
+		if (nng_sendmsg(s->sock, m, 0) != 0)
+			nng_msg_free(m);
+	}
+	return NULL;
+}
+
+static void
+server_start(struct server *s, enum serve_how how)
+{
+	nng_listener l;
+	int port = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->how = how;
+	ck_assert_int_eq(nng_rep0_open(&s->sock), 0);
+	ck_assert_int_eq(nng_listener_create(&l, s->sock,
+	    "tcp://127.0.0.1:0"), 0);
+	ck_assert_int_eq(nng_listener_start(l, 0), 0);
+	ck_assert_int_eq(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT,
+	    &port), 0);
+	snprintf(s->url, sizeof(s->url), "tcp://127.0.0.1:%d", port);
+	ck_assert_int_eq(pthread_create(&s->th, NULL, server_main, s), 0);
+}
+
+static void
+server_stop(struct server *s)
+{
+	nng_close(s->sock);
+	pthread_join(s->th, NULL);
+}
+
+/* A port nothing listens on: bound, then closed. */
+static void
+dead_url(char *buf, size_t len)
+{
+	struct server s;
+
+	server_start(&s, ANSWER);
+	snprintf(buf, len, "%s", s.url);
+	server_stop(&s);
+}
+
+START_TEST(an_error_answer_comes_back_with_its_code_and_message)
+{
+	struct proto_rpc_req rq = { NULL, "k1", 7, 0, 0, 5000 };
+	struct proto_response *res = NULL;
+	struct server s;
+	nng_socket c;
+
+	server_start(&s, ANSWER);
+	rq.url = s.url;
+	ck_assert_int_eq(proto_rpc_dial(s.url, 0, NULL, NULL, &c), VECDB_OK);
+	ck_assert_int_eq(proto_rpc_call(c, &rq, PROTO_GET, NULL, 0, &res),
+	    VECDB_ENOTFOUND);
+	ck_assert_ptr_nonnull(res);
+	ck_assert_int_eq(res->code, PROTO_NOT_FOUND);
+	ck_assert_str_eq(vecdb_errmsg(), "collection nope not found");
+	ck_assert_str_eq(s.key, "k1");
+	proto_response_free(res);
+	nng_close(c);
+	server_stop(&s);
+}
+END_TEST
+
+START_TEST(a_server_that_never_answers_is_late_and_unavailable)
+{
+	struct proto_rpc_req rq = { NULL, NULL, 1, 0, 0, 300 };
+	struct proto_rpc_xchg x = { .aio = NULL };
+	struct proto_response *res = NULL;
+	uint8_t *req;
+	size_t len;
+	struct server s;
+	nng_socket c;
+	uint64_t t0;
+
+	server_start(&s, SILENT);
+	rq.url = s.url;
+	ck_assert_int_eq(proto_rpc_dial(s.url, PROTO_RPC_DIAL_NOW, NULL, NULL,
+	    &c), VECDB_OK);
+	/* the exchange: sent, then no answer by the deadline */
+	ck_assert_int_eq(proto_request_encode(PROTO_HEALTH, "", 1, NULL, 0,
+	    &req, &len), VECDB_OK);
+	t0 = vdb_now_ms();
+	ck_assert_int_eq(proto_rpc_send(&x, c, req, len, t0 + 300), VECDB_OK);
+	vdb_free(req);
+	ck_assert_int_eq(proto_rpc_wait_sent(&x), VECDB_OK);
+	ck_assert_int_eq(proto_rpc_wait(&x, t0 + 300, &res), PROTO_RPC_LATE);
+	ck_assert_ptr_null(res);
+	ck_assert_ptr_null(x.aio);
+	ck_assert_uint_ge(vdb_now_ms() - t0, 250);
+	/* the whole call: VECDB_EUNAVAILABLE naming the method and url */
+	t0 = vdb_now_ms();
+	ck_assert_int_eq(proto_rpc_call(c, &rq, PROTO_HEALTH, NULL, 0, &res),
+	    VECDB_EUNAVAILABLE);
+	ck_assert_uint_lt(vdb_now_ms() - t0, 2000);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "no answer within 300 ms"));
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), s.url));
+	ck_assert_int_eq(__atomic_load_n(&s.got, __ATOMIC_SEQ_CST), 2);
+	nng_close(c);
+	server_stop(&s);
+}
+END_TEST
+
+START_TEST(bytes_that_are_no_response_are_bad)
+{
+	struct proto_rpc_req rq = { NULL, NULL, 1, 0, 0, 5000 };
+	struct proto_response *res = NULL;
+	struct server s;
+	nng_socket c;
+
+	server_start(&s, GARBAGE);
+	rq.url = s.url;
+	ck_assert_int_eq(proto_rpc_dial(s.url, 0, NULL, NULL, &c), VECDB_OK);
+	ck_assert_int_eq(proto_rpc_call(c, &rq, PROTO_STATS, NULL, 0, &res),
+	    VECDB_EINTERNAL);
+	ck_assert_ptr_null(res);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "bad answer"));
+	nng_close(c);
+	server_stop(&s);
+}
+END_TEST
+
+START_TEST(nothing_listening_is_never_sent)
+{
+	struct proto_rpc_req rq = { NULL, NULL, 1, 0, 0, 200 };
+	struct proto_response *res = NULL;
+	char url[64];
+	nng_socket c;
+
+	dead_url(url, sizeof(url));
+	rq.url = url;
+	/* dialed now: refused at once */
+	ck_assert_int_eq(proto_rpc_dial(url, PROTO_RPC_DIAL_NOW, NULL, NULL,
+	    &c), VECDB_EUNAVAILABLE);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "cannot connect to"));
+	/* dialed in the background: the call is never sent */
+	ck_assert_int_eq(proto_rpc_dial(url, 0, NULL, NULL, &c), VECDB_OK);
+	ck_assert_int_eq(proto_rpc_call(c, &rq, PROTO_HEALTH, NULL, 0, &res),
+	    VECDB_EUNAVAILABLE);
+	ck_assert_ptr_null(res);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "not sent"));
+	nng_close(c);
+}
+END_TEST
+
+START_TEST(a_url_nng_cannot_dial_is_invalid)
+{
+	nng_socket c;
+
+	ck_assert_int_eq(proto_rpc_dial("nope://x", 0, NULL, NULL, &c),
+	    VECDB_EINVAL);
+	ck_assert_int_eq(proto_rpc_dial("tcp://", PROTO_RPC_DIAL_NOW, NULL,
+	    NULL, &c), VECDB_EINVAL);
+}
+END_TEST
+
+START_TEST(retries_back_off_doubling_to_the_cap)
+{
+	uint32_t ms = proto_rpc_backoff(0);
+
+	ck_assert_uint_eq(ms, PROTO_RPC_RETRY_MIN_MS);
+	ck_assert_uint_eq(proto_rpc_backoff(ms), 2 * PROTO_RPC_RETRY_MIN_MS);
+	for (int i = 0; i < 20; i++) {
+		uint32_t next = proto_rpc_backoff(ms);
+		ck_assert_uint_ge(next, ms);
+		ck_assert_uint_le(next, PROTO_RPC_RETRY_MAX_MS);
+		ms = next;
+	}
+	ck_assert_uint_eq(ms, PROTO_RPC_RETRY_MAX_MS);
+}
+END_TEST
+
+static Suite *
+rpc_suite(void)
+{
+	Suite *s = suite_create("proto_rpc");
+	TCase *tc = tcase_create("exchanges");
+
+	tcase_add_test(tc, an_error_answer_comes_back_with_its_code_and_message);
+	tcase_add_test(tc, a_server_that_never_answers_is_late_and_unavailable);
+	tcase_add_test(tc, bytes_that_are_no_response_are_bad);
+	tcase_add_test(tc, nothing_listening_is_never_sent);
+	tcase_add_test(tc, a_url_nng_cannot_dial_is_invalid);
+	tcase_add_test(tc, retries_back_off_doubling_to_the_cap);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return tu_run(rpc_suite());
+}
