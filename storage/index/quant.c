@@ -197,7 +197,7 @@ encode_scalar(const quant *q, const float *v, uint8_t *code)
 
 	for (uint32_t i = 0; i < q->dim; i++) {
 		float c = rintf((v[i] - q->lo) * inv);
-		uint8_t b = c <= 0 ? 0 : c >= 255 ? 255 : (uint8_t) c;
+		uint8_t b = !(c > 0) ? 0 : c >= 255 ? 255 : (uint8_t) c;
 		code[i] = b;
 		sum += b;
 	}
@@ -365,7 +365,9 @@ prepare_binary(const quant *q, const float *v, uint8_t *qb)
 	float step = whi > wlo ? (whi - wlo) / 15.0f : 1.0f, fq = (float) qlo;
 	for (uint32_t i = 0; i < q->dim; i++) {
 		float u = rintf((v[i] * (hi[i] - lo[i]) - wlo) / step);
-		unsigned b = u <= 0 ? 0 : u >= 15 ? 15 : (unsigned) u;
+		/* !(u > 0) also takes NaN: extreme tables or queries
+		 * overflow the weights to infinities */
+		unsigned b = !(u > 0) ? 0 : u >= 15 ? 15 : (unsigned) u;
 		for (int p = 0; p < BIN_PLANES; p++) {
 			if (!(b >> p & 1))
 				continue;
