@@ -11,8 +11,15 @@ name=$(basename "$bin")
 secs=${FUZZ_TIME:-30}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vecdb-$name.XXXXXX")
-trap 'rm -rf "$work"' EXIT INT TERM
-mkdir -p "$work/corpus" "$work/tmp" "$artifacts"
+# The databases and files the targets write go on a tmpfs when the
+# machine has one: on a disk, truncating and syncing them is most of a
+# slow target's time (yaml ran 3.5x faster on /dev/shm than on ext4).
+db=$work/tmp
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	db=$(mktemp -d "/dev/shm/vecdb-$name.XXXXXX")
+fi
+trap 'rm -rf "$work" "$db"' EXIT INT TERM
+mkdir -p "$work/corpus" "$db" "$artifacts"
 cp "$corpus"/* "$work/corpus/"
 set -- -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 \
 	-print_final_stats=1 -artifact_prefix="$artifacts/"
@@ -20,10 +27,10 @@ if [ -n "$dict" ]; then
 	set -- "$@" -dict="$dict"
 fi
 
-# The databases the targets open go under $work/tmp, removed at the end
-# even when the target dies without its atexit cleanup.
+# The databases the targets open go under $db, removed at the end even
+# when the target dies without its atexit cleanup.
 rc=0
-TMPDIR=$work/tmp ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+TMPDIR=$db ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
 	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 	VECDB_LOG=${VECDB_LOG:-error} \
 	"$bin" "$@" "$work/corpus" >"$work/log" 2>&1 || rc=$?
