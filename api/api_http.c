@@ -343,7 +343,7 @@ api_body_parse(struct api_req *r, const char *buf, size_t len, char *why,
 		    API_JSON_DEPTH_MAX_STR " levels");
 		return -1;
 	}
-	if ((r->body = api_json_loadb(buf, len, JSON_REJECT_DUPLICATES,
+	if ((r->body = api_json_loadb_body(buf, len, JSON_REJECT_DUPLICATES,
 	    &err)) == NULL) {
 		snprintf(why, whylen, "invalid JSON body: %s (line %d, column "
 		    "%d)", err.text, err.line, err.column);

@@ -167,6 +167,12 @@ api_vector_from_json(const json_t *j, const char *what, float **out,
 	json_t *x;
 	float *v;
 
+	switch (api_json_get_floats(j, out, dim)) {
+	case 1:
+		return VECDB_OK;   /* read with the body (api_json_text.h) */
+	case -1:
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
 	if (!json_is_array(j) || json_array_size(j) == 0)
 		return vdb_err(VECDB_EINVAL, "%s must be a non-empty array of "
 		    "numbers", what);

@@ -218,6 +218,143 @@ START_TEST(check_keys_names_the_first_unknown_field)
 }
 END_TEST
 
+/* ===== A body's top-level "vector" (api_json_loadb_body) ===== */
+
+/*
+ * The floats of body's "vector" the fast way and the plain way (through
+ * api_vector_from_json both times): the same bits, or the same error.
+ * @return 1 when the fast way marked it (it read the vector itself).
+ */
+static int
+vector_same(const char *body)
+{
+	json_error_t e1, e2;
+	json_t *fast = api_json_loadb_body(body, strlen(body),
+	    JSON_REJECT_DUPLICATES, &e1);
+	json_t *plain = api_json_loadb(body, strlen(body),
+	    JSON_REJECT_DUPLICATES, &e2);
+	float *v1 = NULL, *v2 = NULL;
+	uint32_t d1 = 0, d2 = 0;
+	int rv1, rv2, marked;
+
+	ck_assert_msg((fast == NULL) == (plain == NULL), "'%s'", body);
+	if (fast == NULL) {
+		ck_assert_str_eq(e1.text, e2.text);
+		ck_assert_int_eq(e1.line, e2.line);
+		ck_assert_int_eq(e1.column, e2.column);
+		ck_assert_int_eq(e1.position, e2.position);
+		return 0;
+	}
+	marked = json_is_string(json_object_get(fast, "vector"));
+	rv1 = api_vector_from_json(json_object_get(fast, "vector"), "vector",
+	    &v1, &d1);
+	rv2 = api_vector_from_json(json_object_get(plain, "vector"), "vector",
+	    &v2, &d2);
+	ck_assert_int_eq(rv1, rv2);
+	if (rv1 == VECDB_OK) {
+		ck_assert_uint_eq(d1, d2);
+		ck_assert_msg(memcmp(v1, v2, d1 * sizeof(float)) == 0, "'%s': "
+		    "the floats differ", body);
+	}
+	vdb_free(v1);
+	vdb_free(v2);
+	json_decref(fast);
+	json_decref(plain);
+	return marked;
+}
+
+START_TEST(body_vectors_read_as_jansson_reads_them)
+{
+	static const char *const nums[] = { "0", "-0", "0.0", "-0.0", "1",
+		"-1", "0.5", "-0.25", "3.14159265358979", "1e3", "1E-3",
+		"2.5e+10", "1e22", "1e23", "1e-22", "1e-23", "123456789012345",
+		"1234567890123456", "9007199254740993", "0.1", "0.30000000001",
+		"1.00000000000000000001", "4.9e-324", "1e-400", "3.4028234e38",
+		"3.4028236e38", "1e39", "1e308", "1e309", "-1e309",
+		"18446744073709551615", "9223372036854775807",
+		"0.000000000000000000000000000001", "123.456e-7", "01", "1.",
+		".5", "+1", "1e", "1e+", "-", "--1", "0x10", "NaN", "true",
+		"\"1\"", "[1]", "null", "1 2", "1,", "" };
+	uint64_t seed = 0x5eedf00dULL;
+	char body[512];
+	int marked = 0;
+
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		snprintf(body, sizeof(body), "{\"limit\": 3, \"vector\": "
+		    "[0.5, %s, 2]}", nums[i]);
+		marked += vector_same(body);
+		snprintf(body, sizeof(body), "{\"vector\":[%s]}", nums[i]);
+		marked += vector_same(body);
+	}
+	ck_assert_int_ge(marked, 40);
+	for (int i = 0; i < 20000; i++) {
+		uint64_t r = tu_rand(&seed);
+		double x = (double) (int64_t) tu_rand(&seed) /
+		    (double) (1ULL << (r % 64));
+		switch (r % 5) {
+		case 0:
+			snprintf(body, sizeof(body), "{\"vector\":[%.6f]}", x);
+			break;
+		case 1:
+			snprintf(body, sizeof(body), "{\"vector\":[%.17g]}", x);
+			break;
+		case 2:
+			snprintf(body, sizeof(body), "{\"vector\":[%.9g]}",
+			    (double) (float) x);
+			break;
+		case 3:
+			snprintf(body, sizeof(body), "{\"vector\":[%lde%d]}",
+			    (long) (r >> 20) % 100000000, (int) (r >> 8) % 60 -
+			    30);
+			break;
+		default:
+			snprintf(body, sizeof(body), "{\"vector\":[%lld]}",
+			    (long long) ((int64_t) r >> (r % 63)));
+		}
+		vector_same(body);
+	}
+}
+END_TEST
+
+START_TEST(body_vectors_only_where_the_plain_path_agrees)
+{
+	static const char *const bodies[] = {
+		/* read here: the marker stands for the array */
+		"{\"vector\": [1, 2, 3]}",
+		" {\"limit\":1,\"filter\":{\"a\":[1,{\"vector\":[9]}]},"
+		    "\"vector\" : [ 1 ,2 , 3 ] , \"x\": 18446744073709551615}",
+		/* the plain path: errors, other places, other shapes */
+		"{\"vector\": [1, 2, 3], \"vector\": [4]}",
+		"{\"vector\": [1, 2, 3], \"a\": tru}",
+		"{\"vector\": [1, 2,\n 3}",
+		"{\"vector\": []}",
+		"{\"vector\": {\"a\": 1}}",
+		"{\"vector\": [1, 2, 3]",
+		"{\"a\": {\"vector\": [1]}}",
+		"{\"vec\\u0074or\": [1]}",
+		"[{\"vector\": [1]}]",
+		"{\"vector\": [1, \"\\u0000\"]}",
+		"{\"vector\": [1, 18446744073709551615]}",
+		"{\"vector\": [1e39]}",
+	};
+	json_error_t e;
+	uint64_t x = 0;
+	json_t *j;
+
+	ck_assert_int_eq(vector_same(bodies[0]), 1);
+	ck_assert_int_eq(vector_same(bodies[1]), 1);
+	for (size_t i = 2; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		ck_assert_msg(vector_same(bodies[i]) == 0, "'%s' was read "
+		    "the fast way", bodies[i]);
+	/* the rest of a marked body is jansson's, big integers and all */
+	j = api_json_loadb_body(bodies[1], strlen(bodies[1]), 0, &e);
+	ck_assert_ptr_nonnull(j);
+	ck_assert(api_json_get_u64(json_object_get(j, "x"), &x));
+	ck_assert_uint_eq(x, 18446744073709551615ULL);
+	json_decref(j);
+}
+END_TEST
+
 static Suite *
 api_json_suite(void)
 {
@@ -232,6 +369,10 @@ api_json_suite(void)
 	tcase_add_test(tc, errors_inside_a_marked_number_stay_in_the_text);
 	tcase_add_test(tc, random_numbers_round_trip);
 	tcase_add_test(tc, signed_places_refuse_big_integers);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("body vectors");
+	tcase_add_test(tc, body_vectors_read_as_jansson_reads_them);
+	tcase_add_test(tc, body_vectors_only_where_the_plain_path_agrees);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("fields");
 	tcase_add_test(tc, check_keys_names_the_first_unknown_field);
