@@ -8,7 +8,10 @@
  * prints the same the second time (a response a client cannot read back
  * is a bug); the helpers that read marked numbers (api_json_get_u64,
  * api_json_is_big, api_json_check_int64) walk the result; and an error's
- * position stays inside the text the client sent.
+ * position stays inside the text the client sent. api_json_loadb_body,
+ * which reads a top-level "vector" itself, must agree with the plain path
+ * on every text: the same error at the same place, or the same floats
+ * bit for bit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 
 #include "api_json_text.h"
 #include "fuzz.h"
+#include "vdb.h"
 
 /* api_http.c reads bodies and prints responses with these (and any
  * value, not only objects, as vecdbctl reads answers) */
@@ -60,6 +64,43 @@ broken(const char *what, const char *text)
 	abort();
 }
 
+/* api_json_loadb_body against api_json_loadb on the same text. */
+static void
+body_same(const char *d, size_t n)
+{
+	json_error_t e1, e2;
+	json_t *fast = api_json_loadb_body(d, n, LOAD_FLAGS, &e1);
+	json_t *plain = api_json_loadb(d, n, LOAD_FLAGS, &e2);
+	json_t *pv;
+	float *v = NULL;
+	uint32_t dim = 0;
+
+	if ((fast == NULL) != (plain == NULL))
+		broken("the body fast path and the plain one disagree", "");
+	if (fast == NULL) {
+		if (strcmp(e1.text, e2.text) != 0 || e1.position !=
+		    e2.position || e1.line != e2.line || e1.column != e2.column)
+			broken("the body fast path errs elsewhere", e1.text);
+		return;
+	}
+	if (api_json_get_floats(json_object_get(fast, "vector"), &v, &dim) ==
+	    1) {
+		pv = json_object_get(plain, "vector");
+		if (!json_is_array(pv) || json_array_size(pv) != dim)
+			broken("a fast vector of another length", "");
+		for (uint32_t i = 0; i < dim; i++) {
+			float f = (float) json_number_value(json_array_get(pv,
+			    i));
+			if (!json_is_number(json_array_get(pv, i)) ||
+			    memcmp(&f, &v[i], sizeof(f)) != 0)
+				broken("a fast vector float differs", "");
+		}
+		vdb_free(v);
+	}
+	json_decref(fast);
+	json_decref(plain);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
@@ -67,6 +108,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	json_t *j, *j2;
 	char *s, *s2;
 
+	body_same((const char *) d, n);
 	if ((j = api_json_loadb((const char *) d, n, LOAD_FLAGS, &err)) ==
 	    NULL) {
 		if (err.position < -1 || err.position > (int) n)
