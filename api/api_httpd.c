@@ -2,22 +2,12 @@
  * api_httpd.c: our HTTP server on libmicrohttpd (api_httpd.h says what it
  * promises).
  *
- * civetweb, which served us before, had a fixed pool of 16 threads, each
- * held by one connection for that connection's whole life: 16 idle
- * sockets took the server off the air (measured: a fresh GET /health got
- * nothing for 60 s). libmicrohttpd gives every connection a thread of its
- * own (up to max_conns), so an idle, slow or kept-alive socket holds only
- * its own thread, blocked in poll.
- *
- * How many requests run at once is bounded apart from that: a request
- * that has arrived whole takes a ticket at the gate and runs once fewer
- * than `threads` run, in ticket order (first come, first served). The
- * handler then runs on its connection's thread and the answer goes out
- * from there: a request costs two thread switches (client -> server ->
- * client). Until 2026-12 one epoll thread read every socket and handed
- * whole requests to a worker pool, and answers back: four switches, and
- * `vecdb-bench rest --conns 1` on one core served about 20% fewer
- * searches a second (docs/PERFORMANCE.md).
+ * civetweb, which served us before, gives each connection a worker thread
+ * for its whole life: 16 idle sockets took a 16-thread server off the air
+ * (measured: a fresh GET /health got nothing for 60 s). libmicrohttpd
+ * reads every socket from one epoll thread. We suspend a connection once
+ * its request is whole, queue it for our workers, and resume it when a
+ * worker has its response.
  *
  * libmicrohttpd's own timeout is an inactivity timeout that each byte
  * resets. Our deadlines are absolute, kept per connection and enforced by
@@ -50,7 +40,6 @@
 #define REAP_INTERVAL_MS 100
 #define FD_RESERVE 256          /* files kept for LMDB, logs, nng */
 #define UPLOAD_BUF 65536
-#define CONN_STACK (2u << 20)   /* bytes: a thread per connection */
 
 /* Connections from one address. */
 struct peer {
@@ -68,12 +57,13 @@ struct conn {
 	int refuse;                 /* over a limit: answer 503 */
 };
 
-enum req_state { RS_NEW, RS_BODY, RS_DONE };
+enum req_state { RS_NEW, RS_BODY, RS_QUEUED, RS_DONE };
 
 struct httpd_req {
 	struct httpd *s;
 	struct conn *c;
 	struct MHD_Connection *mc;
+	struct httpd_req *qnext;    /* in the work queue */
 	enum req_state state;
 	char *uri;                  /* as sent; split at '?' */
 	const char *query;
@@ -108,11 +98,12 @@ struct httpd {
 	struct peer *peers;
 	unsigned n_conns;
 
-	pthread_mutex_t glock;      /* the gate: requests that may run */
-	pthread_cond_t gcond;
-	uint64_t tickets;           /* handed out */
-	uint64_t left;              /* requests that ran and left */
-	unsigned waiting;           /* at the gate */
+	pthread_mutex_t qlock;      /* the work queue */
+	pthread_cond_t qcond;
+	struct httpd_req *qhead, *qtail;
+	int stopping;
+	pthread_t *workers;
+	unsigned n_workers;
 
 	pthread_t reaper;
 	int reaper_started;
@@ -121,7 +112,7 @@ struct httpd {
 	int reaper_stop;
 
 	atomic_uint in_flight;      /* requests begun and not ended */
-	atomic_int closing;         /* httpd_stop began: serve nothing new */
+	atomic_int closing;         /* httpd_stop began: queue nothing */
 	atomic_ullong refused;      /* answered 503 for the limits */
 	atomic_ullong late;         /* closed past a deadline */
 };
@@ -656,37 +647,44 @@ upload_close(struct httpd_req *r)
 	}
 }
 
-/*
- * Serve a whole request on its connection's thread once it may run: the
- * n-th ticket runs when fewer than `threads` of the tickets before it are
- * still running, so requests start in the order they arrived.
- */
 static void
-serve_gated(struct httpd *s, struct httpd_req *r)
+queue_push(struct httpd *s, struct httpd_req *r)
 {
-	uint64_t mine;
-
-	pthread_mutex_lock(&s->glock);
-	mine = s->tickets++;
-	if (mine >= s->left + s->cfg.threads) {
-		s->waiting++;
-		do
-			pthread_cond_wait(&s->gcond, &s->glock);
-		while (mine >= s->left + s->cfg.threads);
-		s->waiting--;
-	}
-	pthread_mutex_unlock(&s->glock);
-	s->cfg.serve(s->cfg.user, r);
-	pthread_mutex_lock(&s->glock);
-	s->left++;
-	if (s->waiting > 0)
-		pthread_cond_broadcast(&s->gcond);
-	pthread_mutex_unlock(&s->glock);
+	pthread_mutex_lock(&s->qlock);
+	r->qnext = NULL;
+	if (s->qtail)
+		s->qtail->qnext = r;
+	else
+		s->qhead = r;
+	s->qtail = r;
+	pthread_cond_signal(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
 }
 
-/* libmicrohttpd's access handler, on the connection's thread: called
- * when the headers are in, for each piece of the body, and once the body
- * is whole. */
+static void *
+worker_main(void *arg)
+{
+	struct httpd *s = arg;
+	struct httpd_req *r;
+
+	for (;;) {
+		pthread_mutex_lock(&s->qlock);
+		while (s->qhead == NULL && !s->stopping)
+			pthread_cond_wait(&s->qcond, &s->qlock);
+		if ((r = s->qhead) == NULL) {
+			pthread_mutex_unlock(&s->qlock);
+			return NULL;   /* stopping, and nothing left */
+		}
+		if ((s->qhead = r->qnext) == NULL)
+			s->qtail = NULL;
+		pthread_mutex_unlock(&s->qlock);
+		s->cfg.serve(s->cfg.user, r);
+		MHD_resume_connection(r->mc);
+	}
+}
+
+/* libmicrohttpd's access handler: called when the headers are in, for
+ * each piece of the body, once the body is whole, and once resumed. */
 static enum MHD_Result
 on_access(void *cls, struct MHD_Connection *mc, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -696,7 +694,6 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 	struct httpd_req *r = *con_cls;
 	const char *cl;
 
-	(void) mc;
 	(void) url;
 	(void) version;
 	if (r == NULL)
@@ -748,8 +745,12 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url,
 			respond_error(r, 503, "UNAVAILABLE", "shutting down", 1);
 			return respond_now(r);
 		}
-		serve_gated(s, r);
-		return respond_now(r);
+		r->state = RS_QUEUED;
+		MHD_suspend_connection(mc);
+		queue_push(s, r);
+		return MHD_YES;
+	case RS_QUEUED:
+		return respond_now(r);   /* resumed by a worker */
 	case RS_DONE:
 	default:
 		return MHD_NO;
@@ -880,6 +881,18 @@ addr_parse(const char *host, uint16_t port, struct sockaddr_storage *ss,
 }
 
 static void
+workers_stop(struct httpd *s)
+{
+	pthread_mutex_lock(&s->qlock);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+	for (unsigned i = 0; i < s->n_workers; i++)
+		pthread_join(s->workers[i], NULL);
+	s->n_workers = 0;
+}
+
+static void
 reaper_stop(struct httpd *s)
 {
 	if (!s->reaper_started)
@@ -901,10 +914,11 @@ httpd_free(struct httpd *s)
 		vdb_free(p);
 	}
 	pthread_mutex_destroy(&s->lock);
-	pthread_mutex_destroy(&s->glock);
-	pthread_cond_destroy(&s->gcond);
+	pthread_mutex_destroy(&s->qlock);
+	pthread_cond_destroy(&s->qcond);
 	pthread_mutex_destroy(&s->rlock);
 	pthread_cond_destroy(&s->rcond);
+	vdb_free(s->workers);
 	vdb_free(s->cert_pem);
 	vdb_free(s->key_pem);
 	vdb_free(s);
@@ -916,9 +930,8 @@ daemon_start(struct httpd *s)
 	const struct httpd_config *c = &s->cfg;
 	struct sockaddr_storage ss;
 	const union MHD_DaemonInfo *di;
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-	    MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	unsigned hard;
 	int v6, rv;
 
@@ -955,14 +968,12 @@ daemon_start(struct httpd *s)
 			{ MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL },
 			/* the request line and headers must fit in this */
 			{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 65536, NULL },
-			/* a connection's thread: its poll, our handlers */
-			{ MHD_OPTION_THREAD_STACK_SIZE, CONN_STACK, NULL },
 			{ MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem },
 			{ MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem },
 			{ MHD_OPTION_END, 0, NULL },
 		};
 		if (c->tls_cert == NULL)
-			opts[10].option = MHD_OPTION_END;
+			opts[9].option = MHD_OPTION_END;
 		s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s,
 		    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	}
@@ -1005,13 +1016,25 @@ httpd_start(const struct httpd_config *cfg, struct httpd **out)
 		s->cfg.idle_timeout_ms = HTTPD_DEFAULT_IDLE_TIMEOUT;
 	s->cfg.max_conns = files_fit(s->cfg.name, s->cfg.max_conns);
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_mutex_init(&s->glock, NULL);
-	pthread_cond_init(&s->gcond, NULL);
+	pthread_mutex_init(&s->qlock, NULL);
+	pthread_cond_init(&s->qcond, NULL);
 	pthread_mutex_init(&s->rlock, NULL);
 	vdb_cond_init(&s->rcond);
+	if ((s->workers = vdb_calloc(s->cfg.threads,
+	    sizeof(*s->workers))) == NULL) {
+		httpd_free(s);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
 	/* Before any thread starts: a request may be served (and read the
 	 * caller's copy of the handle, say for /metrics) before we return. */
 	*out = s;
+	for (; s->n_workers < s->cfg.threads; s->n_workers++)
+		if (pthread_create(&s->workers[s->n_workers], NULL,
+		    worker_main, s) != 0) {
+			rv = vdb_err(VECDB_ENOMEM, "cannot start the HTTP "
+			    "workers");
+			goto fail;
+		}
 	if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
 		rv = vdb_err(VECDB_ENOMEM, "cannot start the HTTP reaper");
 		goto fail;
@@ -1022,6 +1045,7 @@ httpd_start(const struct httpd_config *cfg, struct httpd **out)
 	return VECDB_OK;
 fail:
 	reaper_stop(s);
+	workers_stop(s);
 	httpd_free(s);
 	*out = NULL;
 	return rv;
@@ -1035,10 +1059,11 @@ httpd_stop(struct httpd *s)
 
 	if (s == NULL)
 		return;
-	/* no new connections; the requests that arrived whole are served
-	 * (also those at the gate), and their answers go out */
+	/* no new connections; the workers finish what is queued and
+	 * resume those connections, whose answers then go out */
 	lfd = MHD_quiesce_daemon(s->d);
 	atomic_store(&s->closing, 1);
+	workers_stop(s);
 	until = vdb_now_ms() + 2000;
 	pthread_mutex_lock(&s->lock);
 	for (struct conn *c = s->conns; c != NULL; c = c->next)

@@ -2,10 +2,10 @@
  * api_httpd.h: the HTTP/1.1 server under our front ends (the REST API of
  * `vecdb serve` and vecdb-router, and vecdb-node's admin HTTP).
  *
- * Every connection has a thread of its own, which reads it and, once a
- * request has arrived whole, serves it there: at most `threads` requests
- * run at once, admitted first come, first served. An idle or slow
- * connection holds only its own thread, never a place to run. Deadlines are absolute: the request
+ * libmicrohttpd reads and writes every connection from one epoll thread;
+ * a request is handed to a pool of workers only once it has arrived
+ * whole, so an idle or slow connection holds no worker, and workers take
+ * requests first come, first served. Deadlines are absolute: the request
  * line and headers must arrive within header_timeout_ms of the
  * connection's start (or of the end of its previous request, plus
  * idle_timeout_ms), and a body within body_timeout_ms of its headers,
@@ -39,7 +39,7 @@ struct httpd_config {
 	uint16_t port;              /* 0: a free port */
 	const char *tls_cert;       /* PEM files: both, or neither */
 	const char *tls_key;
-	unsigned threads;           /* requests that may run at once */
+	unsigned threads;           /* workers that serve requests */
 	unsigned max_conns;         /* 0: HTTPD_DEFAULT_MAX_CONNS */
 	unsigned max_conns_per_ip;  /* 0: no limit */
 	unsigned header_timeout_ms; /* 0: the defaults above */
@@ -50,14 +50,12 @@ struct httpd_config {
 	size_t req_size;            /* bytes of httpd_req_data(), zeroed */
 
 	/*
-	 * The request line and headers are in. Runs on the connection's
-	 * thread, before the request waits its turn: must not block. May
-	 * refuse the request by responding now (the body is
+	 * The request line and headers are in. Runs on the I/O thread: must
+	 * not block. May refuse the request by responding now (the body is
 	 * then not read); otherwise says how to keep the body.
 	 */
 	enum httpd_body (*begin)(void *user, struct httpd_req *r);
-	/* The request is whole and its turn has come: respond. Runs on the
-	 * connection's thread, at most `threads` at once. */
+	/* The request is whole: respond. Runs on a worker. */
 	void (*serve)(void *user, struct httpd_req *r);
 	/* The request is over (answered, or its connection lost): free
 	 * what begin and serve kept in httpd_req_data(). May be NULL. */
