@@ -184,10 +184,11 @@ error_unmark(const char *s, size_t len, json_error_t *err)
 	err->column -= (int) line_shift;
 }
 
-json_t *
-api_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err)
+/* api_json_loadb with mark_scan(buf, len, NULL) already counted: big. */
+static json_t *
+load_marked(const char *buf, size_t len, long big, size_t flags,
+    json_error_t *err)
 {
-	long big = mark_scan(buf, len, NULL);
 	json_t *j;
 	char *m;
 
@@ -208,6 +209,12 @@ api_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err)
 		error_unmark(m, len + (size_t) big * U64_EXTRA, err);
 	vdb_free(m);
 	return j;
+}
+
+json_t *
+api_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *err)
+{
+	return load_marked(buf, len, mark_scan(buf, len, NULL), flags, err);
 }
 
 /* ===== The top-level "vector" ===== */
@@ -413,7 +420,7 @@ api_json_loadb_body(const char *buf, size_t len, size_t flags,
 
 	if (big < 0 || !vector_find(buf, len, &at) ||
 	    (end = array_read(buf, len, at, &v, &n)) == 0)
-		return api_json_loadb(buf, len, flags, err);
+		return load_marked(buf, len, big, flags, err);
 	/* the text with the array as a short marked string, then the floats
 	 * put in its place as they are (jansson copies them, unread) */
 	if ((m = vdb_malloc(len + (size_t) big * U64_EXTRA + 1 +
@@ -449,7 +456,7 @@ api_json_loadb_body(const char *buf, size_t len, size_t flags,
 	return j;
 plain:
 	vdb_free(v);
-	return api_json_loadb(buf, len, flags, err);
+	return load_marked(buf, len, big, flags, err);
 }
 
 int
