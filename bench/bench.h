@@ -82,6 +82,7 @@ int bench_rest(int argc, char **argv);
 int bench_repl(int argc, char **argv);  /* bench/repl.c */
 int bench_update(int argc, char **argv); /* bench/update.c */
 int bench_ingest(int argc, char **argv); /* bench/ingest.c */
+int bench_sparse(int argc, char **argv); /* bench/sparse.c */
 int bench_ann_main(int argc, char **argv); /* bench/ann.c */
 int bench_gt_main(int argc, char **argv);
 

@@ -181,6 +181,11 @@ usage(FILE *f)
 	    "          [--n 200000] [--dim 128] [--batch 1000] [--seed 42]\n"
 	    "          [--threads NCPU] [--probe-ms 100] [--port P]\n"
 	    "          [--compare hnswlib]\n"
+	    "  sparse  sparse vectors: the inverted index against an\n"
+	    "          exact scan (bench/sparse.c) [--n 100000]\n"
+	    "          [--terms 100] [--vocab 30000] [--zipf 1.0]\n"
+	    "          [--queries 200] [--qterms 8] [--k 10] [--idf 1]\n"
+	    "          [--rounds 3] [--seed 42]\n"
 	    "vecdb-bench --help prints this.\n", f);
 }
 
@@ -206,6 +211,8 @@ main(int argc, char **argv)
 		return bench_update(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "ingest") == 0)
 		return bench_ingest(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "sparse") == 0)
+		return bench_sparse(argc, argv);
 	if (argc < 2 || strcmp(argv[1], "exact") != 0) {
 		if (argc >= 2)
 			fprintf(stderr, "unknown mode %s\n", argv[1]);

@@ -392,6 +392,8 @@ typedef struct vecdb_record {
 	char *payload;        /* compact JSON object (NULL if not requested) */
 	float distance;       /* search: distance to the query; else 0 */
 	uint32_t context_hits; /* discover: context pairs satisfied */
+	float score;          /* sparse and fused rankings: higher is
+				 better (vecdb_fuse); else 0 */
 } vecdb_record;
 
 /** A list of records; free with vecdb_records_free(). */
@@ -537,6 +539,50 @@ int vecdb_scroll(vecdb *db, const char *coll, const vecdb_id *start,
 int vecdb_search_batch(vecdb *db, const char *coll,
     const vecdb_search_params *params, size_t n, vecdb_records ***out);
 void vecdb_records_free_array(vecdb_records **r, size_t n);
+
+/* ===== Fusing two rankings (hybrid search) ===== */
+
+typedef enum vecdb_fusion {
+	VECDB_FUSION_RRF = 0,        /* reciprocal rank fusion */
+	VECDB_FUSION_RELATIVE_SCORE, /* min-max normalised, weighted sum */
+	VECDB_FUSION_DBSF            /* distribution-based score fusion */
+} vecdb_fusion;
+
+#define VECDB_FUSION_ALPHA_DEFAULT 0.7f
+#define VECDB_FUSION_RRF_K_DEFAULT 60.0f
+
+typedef struct vecdb_fusion_params {
+	vecdb_fusion method;
+	uint32_t limit;   /* hits wanted (>= 1) */
+	float alpha;      /* relative_score: the first list's weight, in
+			     [0, 1]; the second's is 1 - alpha */
+	float rrf_k;      /* rrf: the rank constant (>= 0) */
+} vecdb_fusion_params;
+
+/** method rrf, limit 10, alpha and rrf_k their defaults. */
+void vecdb_fusion_params_init(vecdb_fusion_params *p);
+
+/**
+ * Fuse two rankings of points (a dense and a sparse search's, say) into
+ * one. Each list is ordered best first, its items' score fields higher
+ * is better; either may be NULL or empty. A point's fused score:
+ * - rrf: the sum over the lists that hold it of 1 / (rrf_k + rank),
+ *   rank counted from 1;
+ * - relative_score: each list's scores min-max normalised to [0, 1] (a
+ *   list whose scores are all equal gives each 1), then alpha x first +
+ *   (1 - alpha) x second, a list without the point adding 0;
+ * - dbsf: each list's scores normalised as (s - (mean - 3 sd)) / (6 sd),
+ *   sd the population standard deviation (0 sd gives 0.5), clipped to
+ *   [0, 1], then summed.
+ * out: at most limit records by descending fused score (its score field;
+ * distance copied from the point's first list), ties by ascending id;
+ * vector and payload copied from the first list that holds the point.
+ * A point listed twice in one list counts at its first place.
+ * @return VECDB_OK, VECDB_EINVAL (limit 0, alpha or rrf_k out of range,
+ *	an unknown method), VECDB_ENOMEM.
+ */
+int vecdb_fuse(const vecdb_records *first, const vecdb_records *second,
+    const vecdb_fusion_params *p, vecdb_records **out);
 
 /* ===== Recommend and discover ===== */
 
