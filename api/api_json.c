@@ -575,6 +575,49 @@ api_quant_from_json(const json_t *j, uint32_t dim, vecdb_quant_config *out)
 	return rv;
 }
 
+static const char *const modifiers[] = { "none", "idf" };
+
+/* "sparse_vectors": {name: {"modifier": "none" | "idf"} or null}. */
+static int
+sparse_from_json(const json_t *j, vecdb_collection_config *c)
+{
+	static const char *const keys[] = { "modifier", NULL };
+	const char *name, *mod;
+	json_t *v;
+	int rv, m;
+
+	if (j == NULL || json_is_null(j))
+		return VECDB_OK;
+	if (!json_is_object(j))
+		return vdb_err(VECDB_EINVAL, "'sparse_vectors' must be an "
+		    "object of name: {\"modifier\": \"none\" | \"idf\"}");
+	if (json_object_size(j) > VECDB_SPARSE_MAX)
+		return vdb_err(VECDB_EINVAL, "a collection has at most %d "
+		    "sparse vectors", VECDB_SPARSE_MAX);
+	json_object_foreach((json_t *) j, name, v) {
+		vecdb_sparse_config *s = &c->sparse[c->n_sparse];
+		char where[VECDB_NAME_MAX + 32];
+
+		if (strlen(name) > VECDB_NAME_MAX)
+			return vdb_err(VECDB_EINVAL, "sparse vector name is "
+			    "longer than %d characters", VECDB_NAME_MAX);
+		snprintf(where, sizeof(where), "sparse_vectors.%s", name);
+		mod = NULL;
+		if (!json_is_null(v) && ((rv = api_check_keys(v, keys,
+		    where)) != VECDB_OK || (rv = api_get_string(v, "modifier",
+		    0, &mod)) != VECDB_OK))
+			return rv;
+		m = 0;
+		if (mod != NULL && (m = name_index(mod, modifiers, 2)) < 0)
+			return vdb_err(VECDB_EINVAL, "'%s.modifier' must be "
+			    "none or idf", where);
+		snprintf(s->name, sizeof(s->name), "%s", name);
+		s->modifier = (vecdb_sparse_modifier) m;
+		c->n_sparse++;
+	}
+	return VECDB_OK;
+}
+
 int
 api_config_from_json(const json_t *j, vecdb_collection_config *out)
 {
@@ -582,7 +625,7 @@ api_config_from_json(const json_t *j, vecdb_collection_config *out)
 	vecdb_collection_config c;
 	static const char *const keys[] = { "name", "dimension",
 		"distance_metric", "vector_type", "index_config",
-		"quantization", NULL };
+		"quantization", "sparse_vectors", NULL };
 	vecdb_metric m = VECDB_COSINE;
 	uint64_t dim = 0;
 	int rv, vt = 0;
@@ -608,7 +651,9 @@ api_config_from_json(const json_t *j, vecdb_collection_config *out)
 	if ((rv = index_from_json(json_object_get(j, "index_config"),
 		 &c.index)) != VECDB_OK ||
 	    (rv = api_quant_from_json(json_object_get(j, "quantization"),
-		 c.dimension, &c.quantization)) != VECDB_OK)
+		 c.dimension, &c.quantization)) != VECDB_OK ||
+	    (rv = sparse_from_json(json_object_get(j, "sparse_vectors"),
+		 &c)) != VECDB_OK)
 		return rv;
 	*out = c;
 	return VECDB_OK;
@@ -638,7 +683,7 @@ quant_to_json(const vecdb_quant_config *q)
 json_t *
 api_config_to_json(const vecdb_collection_config *c)
 {
-	return json_pack("{s:s, s:i, s:s, s:s, s:{s:i, s:i, s:i, s:i}, "
+	json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:{s:i, s:i, s:i, s:i}, "
 			 "s:o, s:I}",
 	    "name", c->name, "dimension", (int) c->dimension,
 	    "distance_metric", api_metric_name(c->metric), "vector_type",
@@ -648,6 +693,20 @@ api_config_to_json(const vecdb_collection_config *c)
 	    (int) c->index.ef_search, "max_layer", (int) c->index.max_layer,
 	    "quantization", quant_to_json(&c->quantization), "created_at",
 	    (json_int_t) c->created_at);
+	json_t *sv;
+
+	if (o == NULL || c->n_sparse == 0)
+		return o;
+	if ((sv = json_object()) == NULL) {
+		json_decref(o);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < c->n_sparse && i < VECDB_SPARSE_MAX; i++)
+		json_object_set_new(sv, c->sparse[i].name, json_pack("{s:s}",
+		    "modifier", modifiers[c->sparse[i].modifier ==
+		    VECDB_SPARSE_IDF]));
+	json_object_set_new(o, "sparse_vectors", sv);
+	return o;
 }
 
 /* ===== Results ===== */

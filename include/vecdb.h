@@ -239,6 +239,26 @@ typedef struct vecdb_quant_config {
 			       VECDB_PQ_BITS; 0 means it */
 } vecdb_quant_config;
 
+/*
+ * Sparse vectors: (u32 index, float value) pairs, such as BM25 or SPLADE
+ * term weights, searched by dot product through an inverted index. A
+ * collection may declare up to VECDB_SPARSE_MAX of them by name; a point
+ * carries any subset.
+ */
+#define VECDB_SPARSE_MAX 8
+
+typedef enum vecdb_sparse_modifier {
+	VECDB_SPARSE_PLAIN = 0, /* score: the dot product */
+	VECDB_SPARSE_IDF        /* each query index weighed by its inverse
+				   document frequency in the collection:
+				   ln(1 + (N - n + 0.5) / (n + 0.5)) */
+} vecdb_sparse_modifier;
+
+typedef struct vecdb_sparse_config {
+	char name[VECDB_NAME_MAX + 1]; /* 1-64 chars of [A-Za-z0-9_-] */
+	vecdb_sparse_modifier modifier;
+} vecdb_sparse_config;
+
 typedef struct vecdb_collection_config {
 	char name[VECDB_NAME_MAX + 1]; /* 1-64 chars of [A-Za-z0-9_-] */
 	uint32_t dimension;            /* 1..VECDB_DIM_MAX */
@@ -247,6 +267,8 @@ typedef struct vecdb_collection_config {
 	vecdb_index_config index;
 	vecdb_quant_config quantization;
 	int64_t created_at;            /* unix seconds; set by create */
+	uint32_t n_sparse;             /* named sparse vectors, ... */
+	vecdb_sparse_config sparse[VECDB_SPARSE_MAX]; /* ... names unique */
 } vecdb_collection_config;
 
 /**

@@ -9,10 +9,19 @@
 
 /* ===== Config ===== */
 
-/* Fill a CollectionConfig (borrowing the name) from ours. */
+/* A CollectionConfig and the sparse vector messages it points to. */
+struct pb_config {
+	Vecdb__CollectionConfig pb;
+	Vecdb__SparseVectorConfig sv[VECDB_SPARSE_MAX];
+	Vecdb__SparseVectorConfig *svp[VECDB_SPARSE_MAX];
+};
+
+/* Fill a CollectionConfig (borrowing the names) from ours. */
 static void
-config_to_pb(const vecdb_collection_config *c, Vecdb__CollectionConfig *pb)
+config_to_pb(const vecdb_collection_config *c, struct pb_config *x)
 {
+	Vecdb__CollectionConfig *pb = &x->pb;
+
 	vecdb__collection_config__init(pb);
 	pb->name = proto_str(c->name);
 	pb->dimension = c->dimension;
@@ -28,6 +37,14 @@ config_to_pb(const vecdb_collection_config *c, Vecdb__CollectionConfig *pb)
 	pb->created_at = c->created_at;
 	pb->segments = c->quantization.segments;
 	pb->bits = c->quantization.bits;
+	for (uint32_t i = 0; i < c->n_sparse && i < VECDB_SPARSE_MAX; i++) {
+		vecdb__sparse_vector_config__init(&x->sv[i]);
+		x->sv[i].name = proto_str(c->sparse[i].name);
+		x->sv[i].modifier = (Vecdb__SparseModifier)c->sparse[i].modifier;
+		x->svp[i] = &x->sv[i];
+		pb->n_sparse_vectors = i + 1;
+	}
+	pb->sparse_vectors = x->svp;
 }
 
 /* Check the enum fields of a CollectionConfig. */
@@ -49,6 +66,15 @@ config_check(const Vecdb__CollectionConfig *pb)
 	if (!isfinite(pb->quantile))
 		return vdb_err(VECDB_EINVAL, "quantile is not a finite "
 		    "number");
+	if (pb->n_sparse_vectors > VECDB_SPARSE_MAX)
+		return vdb_err(VECDB_EINVAL, "a collection has at most %d "
+		    "sparse vectors", VECDB_SPARSE_MAX);
+	for (size_t i = 0; i < pb->n_sparse_vectors; i++)
+		if ((unsigned)pb->sparse_vectors[i]->modifier >
+		    VECDB_SPARSE_IDF)
+			return vdb_err(VECDB_EINVAL, "unknown sparse "
+			    "modifier %d",
+			    (int)pb->sparse_vectors[i]->modifier);
 	return VECDB_OK;
 }
 
@@ -79,6 +105,15 @@ config_from_pb(const Vecdb__CollectionConfig *pb, vecdb_collection_config *c)
 	c->quantization.segments = pb->segments;
 	c->quantization.bits = pb->bits;
 	c->created_at = pb->created_at;
+	for (size_t i = 0; i < pb->n_sparse_vectors; i++) {
+		if ((rv = proto_name_get(pb->sparse_vectors[i]->name,
+		    VECDB_NAME_MAX, 1, "sparse vector name",
+		    c->sparse[i].name)) != VECDB_OK)
+			return rv;
+		c->sparse[i].modifier =
+		    (vecdb_sparse_modifier)pb->sparse_vectors[i]->modifier;
+	}
+	c->n_sparse = (uint32_t)pb->n_sparse_vectors;
 	return VECDB_OK;
 }
 
@@ -87,11 +122,11 @@ proto_collection_create_encode(const vecdb_collection_config *c,
     uint8_t **out, size_t *len)
 {
 	Vecdb__CreateCollection m;
-	Vecdb__CollectionConfig pc;
+	struct pb_config pc;
 
 	vecdb__create_collection__init(&m);
 	config_to_pb(c, &pc);
-	m.config = &pc;
+	m.config = &pc.pb;
 	return proto_pack(&m.base, out, len);
 }
 
@@ -120,7 +155,7 @@ proto_collection_info_encode(const vecdb_collection_config *c,
     const vecdb_collection_stats *st, uint8_t **out, size_t *len)
 {
 	Vecdb__GetCollectionResult m;
-	Vecdb__CollectionConfig pc;
+	struct pb_config pc;
 	Vecdb__CollectionStats ps;
 
 	vecdb__get_collection_result__init(&m);
@@ -141,7 +176,7 @@ proto_collection_info_encode(const vecdb_collection_config *c,
 	ps.code_bytes = st->code_bytes;
 	ps.link_bytes = st->link_bytes;
 	ps.original_bytes = st->original_bytes;
-	m.config = &pc;
+	m.config = &pc.pb;
 	m.stats = &ps;
 	return proto_pack(&m.base, out, len);
 }

@@ -13,22 +13,55 @@
 int
 storage_name_check(const char *name)
 {
+	return storage_name_check_as("collection", name);
+}
+
+int
+storage_name_check_as(const char *what, const char *name)
+{
 	size_t n;
 
 	if (name == NULL || *name == '\0')
-		return vdb_err(VECDB_EINVAL, "collection name is empty");
+		return vdb_err(VECDB_EINVAL, "%s name is empty", what);
 	n = strnlen(name, VECDB_NAME_MAX + 1);
 	if (n > VECDB_NAME_MAX)
 		return vdb_err(VECDB_EINVAL,
-		    "collection name is longer than %d characters",
+		    "%s name is longer than %d characters", what,
 		    VECDB_NAME_MAX);
 	for (size_t i = 0; i < n; i++) {
 		char c = name[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			(c >= '0' && c <= '9') || c == '_' || c == '-'))
 			return vdb_err(VECDB_EINVAL,
-			    "collection name '%s' has a character outside "
-			    "[A-Za-z0-9_-]", name);
+			    "%s name '%s' has a character outside "
+			    "[A-Za-z0-9_-]", what, name);
+	}
+	return VECDB_OK;
+}
+
+/* The named sparse vectors: valid names, each once, known modifiers. */
+static int
+sparse_config_check(const vecdb_collection_config *c)
+{
+	int rv;
+
+	if (c->n_sparse > VECDB_SPARSE_MAX)
+		return vdb_err(VECDB_EINVAL, "a collection has at most %d "
+		    "sparse vectors", VECDB_SPARSE_MAX);
+	for (uint32_t i = 0; i < c->n_sparse; i++) {
+		const vecdb_sparse_config *v = &c->sparse[i];
+
+		if ((rv = storage_name_check_as("sparse vector", v->name)) !=
+		    VECDB_OK)
+			return rv;
+		if ((unsigned) v->modifier > VECDB_SPARSE_IDF)
+			return vdb_err(VECDB_EINVAL, "sparse vector '%s': "
+			    "unknown modifier %d", v->name,
+			    (int) v->modifier);
+		for (uint32_t j = 0; j < i; j++)
+			if (strcmp(c->sparse[j].name, v->name) == 0)
+				return vdb_err(VECDB_EINVAL, "sparse vector "
+				    "'%s' is declared twice", v->name);
 	}
 	return VECDB_OK;
 }
@@ -114,7 +147,8 @@ storage_config_check(const vecdb_collection_config *c)
 		return vdb_err(VECDB_EINVAL, "unknown vector type %d",
 		    (int) c->vector_type);
 	if ((rv = storage_quant_check(&c->quantization, c->metric,
-	    c->dimension)) != VECDB_OK)
+	    c->dimension)) != VECDB_OK ||
+	    (rv = sparse_config_check(c)) != VECDB_OK)
 		return rv;
 	if ((rv = range_check("dimension", c->dimension, 1,
 		 VECDB_DIM_MAX)) != VECDB_OK ||
@@ -135,12 +169,16 @@ storage_config_check(const vecdb_collection_config *c)
 /*
  * [ver u8][id u32][dim u32][metric u8][vtype u8][m u32][efc u32][ef u32]
  * [max_layer u32][quant u8][quantile f32][always_ram u8][created_at i64]
- * [pq segments u32][pq bits u8][2 reserved bytes]
+ * [pq segments u32][pq bits u8][2 reserved bytes] (COLL_REC_SIZE), then,
+ * only when the collection has sparse vectors, [n u8] n x [namelen u8]
+ * [name][modifier u8]: a record written before sparse vectors existed is
+ * a collection without any.
  */
-void
-storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_SIZE])
+size_t
+storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_MAX])
 {
 	const vecdb_collection_config *g = &c->cfg;
+	size_t len = COLL_REC_SIZE;
 	uint32_t q;
 
 	memset(out, 0, COLL_REC_SIZE);
@@ -160,6 +198,43 @@ storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_SIZE])
 	put_le64(out + 33, (uint64_t) g->created_at);
 	put_le32(out + 41, g->quantization.segments);
 	out[45] = (uint8_t) g->quantization.bits;
+	if (g->n_sparse == 0)
+		return len;
+	out[len++] = (uint8_t) g->n_sparse;
+	for (uint32_t i = 0; i < g->n_sparse && i < VECDB_SPARSE_MAX; i++) {
+		size_t n = strnlen(g->sparse[i].name, VECDB_NAME_MAX);
+
+		out[len++] = (uint8_t) n;
+		memcpy(out + len, g->sparse[i].name, n);
+		len += n;
+		out[len++] = (uint8_t) g->sparse[i].modifier;
+	}
+	return len;
+}
+
+/* The sparse vectors after the fixed part (len bytes at p). */
+static int
+sparse_decode(const uint8_t *p, size_t len, vecdb_collection_config *g)
+{
+	size_t at = 1;
+
+	if (len == 0)
+		return VECDB_OK;
+	if (p[0] == 0 || p[0] > VECDB_SPARSE_MAX)
+		return VECDB_ECORRUPT;
+	g->n_sparse = p[0];
+	for (uint32_t i = 0; i < g->n_sparse; i++) {
+		size_t n;
+
+		if (at >= len || (n = p[at]) == 0 || n > VECDB_NAME_MAX ||
+		    len - at < n + 2)
+			return VECDB_ECORRUPT;
+		memcpy(g->sparse[i].name, p + at + 1, n);
+		g->sparse[i].name[n] = '\0';
+		g->sparse[i].modifier = (vecdb_sparse_modifier) p[at + 1 + n];
+		at += n + 2;
+	}
+	return at == len ? VECDB_OK : VECDB_ECORRUPT;
 }
 
 int
@@ -169,7 +244,8 @@ storage_coll_decode(const char *name, const uint8_t *p, size_t len,
 	vecdb_collection_config *g = &out->cfg;
 	uint32_t q;
 
-	if (len != COLL_REC_SIZE || p[0] != STORAGE_REC_VERSION)
+	if (len < COLL_REC_SIZE || len > COLL_REC_MAX ||
+	    p[0] != STORAGE_REC_VERSION)
 		return vdb_err(VECDB_ECORRUPT,
 		    "malformed catalog record for '%s'", name);
 	memset(out, 0, sizeof(*out));
@@ -189,7 +265,8 @@ storage_coll_decode(const char *name, const uint8_t *p, size_t len,
 	g->created_at = (int64_t) get_le64(p + 33);
 	g->quantization.segments = get_le32(p + 41);
 	g->quantization.bits = p[45];
-	if (storage_config_check(g) != VECDB_OK)
+	if (sparse_decode(p + COLL_REC_SIZE, len - COLL_REC_SIZE, g) !=
+	    VECDB_OK || storage_config_check(g) != VECDB_OK)
 		return vdb_err(VECDB_ECORRUPT,
 		    "catalog record for '%s' is invalid", name);
 	return VECDB_OK;
@@ -329,7 +406,7 @@ int
 storage_coll_create_txn(vecdb *db, MDB_txn *txn,
     const vecdb_collection_config *cfg, uint64_t seq, struct coll *out)
 {
-	uint8_t rec[COLL_REC_SIZE];
+	uint8_t rec[COLL_REC_MAX];
 	uint64_t next_id = 1;
 	struct coll c;
 	struct coll_state st = { 0, 0, 0, seq };
@@ -344,11 +421,10 @@ storage_coll_create_txn(vecdb *db, MDB_txn *txn,
 	memset(&c, 0, sizeof(c));
 	c.id = (uint32_t) next_id;
 	c.cfg = *cfg;
-	storage_coll_encode(&c, rec);
 	k.mv_data = c.cfg.name;
 	k.mv_size = strlen(c.cfg.name);
 	v.mv_data = rec;
-	v.mv_size = sizeof(rec);
+	v.mv_size = storage_coll_encode(&c, rec);
 	rc = mdb_put(txn, db->catalog, &k, &v, MDB_NOOVERWRITE);
 	if (rc == MDB_KEYEXIST)
 		return vdb_err(VECDB_EEXIST, "collection '%s' already exists",
@@ -395,7 +471,7 @@ storage_apply_create(struct wctx *w, struct wreq *r)
 	if ((rv = storage_coll_create_txn(w->db, w->txn, r->u.create.cfg,
 		 w->seq + 1, &c)) != VECDB_OK)
 		return rv;
-	storage_coll_encode(&c, r->u.create.rec);
+	r->u.create.rec_len = storage_coll_encode(&c, r->u.create.rec);
 	return VECDB_OK;
 }
 
@@ -429,11 +505,11 @@ storage_apply_config(struct wctx *w, struct wreq *r)
 	quant_defaults(&c.cfg.quantization, c.cfg.dimension);
 	if ((rv = storage_config_check(&c.cfg)) != VECDB_OK)
 		return rv;
-	storage_coll_encode(&c, q->rec);
+	q->rec_len = storage_coll_encode(&c, q->rec);
 	k.mv_data = c.cfg.name;
 	k.mv_size = strlen(c.cfg.name);
 	v.mv_data = q->rec;
-	v.mv_size = sizeof(q->rec);
+	v.mv_size = q->rec_len;
 	if ((rc = mdb_put(w->txn, w->db->catalog, &k, &v, 0)) != 0)
 		return storage_mdb_err(rc, "write catalog");
 	q->coll_id = c.id;

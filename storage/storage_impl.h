@@ -118,17 +118,22 @@ struct coll_state {
 	uint64_t created_seq;   /* WAL seq of the record that created it */
 };
 
-#define COLL_REC_SIZE 48 /* encoded config, without the name */
+#define COLL_REC_SIZE 48 /* encoded config, without the name ... */
+#define COLL_REC_MAX (COLL_REC_SIZE + 1 + VECDB_SPARSE_MAX * \
+    (VECDB_NAME_MAX + 2)) /* ... and with the most sparse vectors */
 
 int storage_name_check(const char *name);
+/* The same rules for another kind of name (what: "sparse vector"). */
+int storage_name_check_as(const char *what, const char *name);
 int storage_config_check(const vecdb_collection_config *cfg);
 /* A quantization config valid for a collection of this metric and dim. */
 int storage_quant_check(const vecdb_quant_config *q, vecdb_metric metric,
     uint32_t dimension);
 void storage_config_defaults(const vecdb *db, vecdb_collection_config *cfg);
 
-/* Encode/decode the catalog value (config without name). */
-void storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_SIZE]);
+/* Encode (returning its length) and decode the catalog value (config
+ * without name). */
+size_t storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_MAX]);
 int storage_coll_decode(const char *name, const uint8_t *p, size_t len,
     struct coll *out);
 
@@ -375,7 +380,8 @@ struct wctx {
  */
 struct wreq_create {
 	const vecdb_collection_config *cfg;  /* with defaults applied */
-	uint8_t rec[COLL_REC_SIZE];          /* out: its catalog record */
+	uint8_t rec[COLL_REC_MAX];           /* out: its catalog record */
+	size_t rec_len;
 };
 
 struct wreq_drop {
@@ -387,7 +393,8 @@ struct wreq_config {
 	const char *coll;
 	const vecdb_quant_config *quant;     /* the new quantization */
 	uint32_t coll_id;                    /* out */
-	uint8_t rec[COLL_REC_SIZE];          /* out: the new catalog record */
+	uint8_t rec[COLL_REC_MAX];           /* out: the new catalog record */
+	size_t rec_len;
 };
 
 struct wreq_write {

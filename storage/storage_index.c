@@ -547,11 +547,12 @@ apply_create(struct indexer *ix, const struct wal_rec *r)
 	hnsw_config hc;
 	char name[VECDB_NAME_MAX + 1];
 	const uint8_t *rec;
+	size_t rec_len;
 	int rv;
 
-	if ((rv = storage_wal_create_decode(r, name, &rec)) != VECDB_OK ||
-	    (rv = storage_coll_decode(name, rec, COLL_REC_SIZE, &c)) !=
-	    VECDB_OK)
+	if ((rv = storage_wal_create_decode(r, name, &rec, &rec_len)) !=
+	    VECDB_OK ||
+	    (rv = storage_coll_decode(name, rec, rec_len, &c)) != VECDB_OK)
 		return rv;
 	if ((ci = cindex_new(&c, r->seq)) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");

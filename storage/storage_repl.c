@@ -390,19 +390,21 @@ static int
 rep_create(struct wctx *w, const struct wal_rec *r)
 {
 	char name[VECDB_NAME_MAX + 1];
-	uint8_t rec[COLL_REC_SIZE];
+	uint8_t rec[COLL_REC_MAX];
 	const uint8_t *body_rec;
+	size_t rec_len;
 	struct coll c, other;
 	struct coll_state st = { 0, 0, 0, r->seq };
 	uint64_t next = 1;
 	MDB_val k, v;
 	int rc, rv;
 
-	if ((rv = storage_wal_create_decode(r, name, &body_rec)) != VECDB_OK)
+	if ((rv = storage_wal_create_decode(r, name, &body_rec, &rec_len)) !=
+	    VECDB_OK)
 		return rv;
-	memcpy(rec, body_rec, COLL_REC_SIZE);
+	memcpy(rec, body_rec, rec_len);
 	if (storage_name_check(name) != VECDB_OK ||
-	    (rv = storage_coll_decode(name, rec, COLL_REC_SIZE, &c)) != VECDB_OK)
+	    (rv = storage_coll_decode(name, rec, rec_len, &c)) != VECDB_OK)
 		return vdb_err(VECDB_ECORRUPT, "malformed CREATE record");
 	rv = storage_coll_by_id(w->db, w->txn, c.id, &other);
 	if (rv == VECDB_OK)
@@ -413,7 +415,7 @@ rep_create(struct wctx *w, const struct wal_rec *r)
 	k.mv_data = name;
 	k.mv_size = strlen(name);
 	v.mv_data = rec;
-	v.mv_size = COLL_REC_SIZE;
+	v.mv_size = rec_len;
 	if ((rc = mdb_put(w->txn, w->db->catalog, &k, &v, MDB_NOOVERWRITE)) != 0)
 		return rc == MDB_KEYEXIST ? vdb_err(VECDB_ECORRUPT, "collection "
 		    "'%s' already exists here", name) :
@@ -537,20 +539,21 @@ static int
 rep_config(struct wctx *w, const struct wal_rec *r)
 {
 	const uint8_t *rec;
+	size_t rec_len;
 	struct coll c, got;
 	MDB_val k, v;
 	int rc, rv;
 
 	if ((rv = rec_coll(w, r, &c)) != VECDB_OK)
 		return rv;
-	if (storage_wal_config_decode(r, &rec) != VECDB_OK ||
-	    storage_coll_decode(c.cfg.name, rec, COLL_REC_SIZE,
+	if (storage_wal_config_decode(r, &rec, &rec_len) != VECDB_OK ||
+	    storage_coll_decode(c.cfg.name, rec, rec_len,
 	    &got) != VECDB_OK || got.id != c.id)
 		return vdb_err(VECDB_ECORRUPT, "malformed CONFIG record");
 	k.mv_data = c.cfg.name;
 	k.mv_size = strlen(c.cfg.name);
 	v.mv_data = (void *) rec;
-	v.mv_size = COLL_REC_SIZE;
+	v.mv_size = rec_len;
 	if ((rc = mdb_put(w->txn, w->db->catalog, &k, &v, 0)) != 0)
 		return storage_mdb_err(rc, "write catalog");
 	return VECDB_OK;

@@ -3,9 +3,13 @@
  *
  * A snapshot is one file, <data dir>/snapshots/<collection>/<name>.snapshot:
  *
- *   "VDBSNAP1" [version u32][namelen u16][name][collection record]
- *   [count u64] count x ([keylen u8][key][veclen u32][vector bytes]
- *   [paylen u32][payload]) "VDBSNEND" [SHA-256 of everything before]
+ *   "VDBSNAP1" [version u32][namelen u16][name][reclen u16]
+ *   [collection record][count u64] count x ([keylen u8][key]
+ *   [veclen u32][vector bytes][paylen u32][payload])
+ *   "VDBSNEND" [SHA-256 of everything before]
+ *
+ * Version 1, still read, has no [reclen]: its record is COLL_REC_SIZE
+ * bytes (a collection without sparse vectors).
  *
  * The checksum travels inside the file, so a file that was downloaded and
  * uploaded again verifies on its own; <name>.json beside it holds the
@@ -25,7 +29,7 @@
 
 #define SNAP_MAGIC "VDBSNAP1"
 #define SNAP_END "VDBSNEND"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
 #define SNAP_EXT ".snapshot"
 
 /* ===== Paths and names ===== */
@@ -123,15 +127,18 @@ hwrite_le32(struct hfile *h, uint32_t v)
 static void
 snap_write_header(struct hfile *h, const struct coll *c, uint64_t count)
 {
-	uint8_t rec[COLL_REC_SIZE], b[8];
-	uint16_t nlen = (uint16_t) strlen(c->cfg.name);
+	uint8_t rec[COLL_REC_MAX], b[8];
+	uint16_t nlen = (uint16_t) strlen(c->cfg.name), rlen;
 
 	hwrite(h, SNAP_MAGIC, 8);
 	hwrite_le32(h, SNAP_VERSION);
 	hwrite(h, &nlen, 2);
 	hwrite(h, c->cfg.name, nlen);
-	storage_coll_encode(c, rec);
-	hwrite(h, rec, sizeof(rec));
+	rlen = (uint16_t) storage_coll_encode(c, rec);
+	b[0] = (uint8_t) rlen;
+	b[1] = (uint8_t) (rlen >> 8);
+	hwrite(h, b, 2);
+	hwrite(h, rec, rlen);
 	put_le64(b, count);
 	hwrite(h, b, 8);
 }
@@ -567,10 +574,11 @@ static int
 restore_header(struct hreader *r, const char *name, struct coll *c,
     uint64_t *count)
 {
-	uint8_t magic[8], rec[COLL_REC_SIZE], b[8];
+	uint8_t magic[8], rec[COLL_REC_MAX], b[8];
 	char oldname[VECDB_NAME_MAX + 1];
 	uint32_t ver;
 	uint16_t nlen;
+	size_t rlen = COLL_REC_SIZE;
 	int rv;
 
 	if ((rv = hread(r, magic, 8)) != VECDB_OK)
@@ -581,14 +589,24 @@ restore_header(struct hreader *r, const char *name, struct coll *c,
 	if ((rv = hread_le32(r, &ver)) != VECDB_OK ||
 	    (rv = hread(r, &nlen, 2)) != VECDB_OK)
 		return rv;
-	if (ver != SNAP_VERSION || nlen == 0 || nlen > VECDB_NAME_MAX)
+	if ((ver != 1 && ver != SNAP_VERSION) || nlen == 0 ||
+	    nlen > VECDB_NAME_MAX)
 		return vdb_err(VECDB_ECORRUPT, "snapshot %s: unsupported "
 		    "version %u or bad header", r->path, ver);
-	if ((rv = hread(r, oldname, nlen)) != VECDB_OK ||
-	    (rv = hread(r, rec, sizeof(rec))) != VECDB_OK ||
+	if ((rv = hread(r, oldname, nlen)) != VECDB_OK)
+		return rv;
+	if (ver >= 2) {
+		if ((rv = hread(r, b, 2)) != VECDB_OK)
+			return rv;
+		rlen = (size_t) b[0] | (size_t) b[1] << 8;
+		if (rlen < COLL_REC_SIZE || rlen > COLL_REC_MAX)
+			return vdb_err(VECDB_ECORRUPT, "snapshot %s: bad "
+			    "collection config", r->path);
+	}
+	if ((rv = hread(r, rec, rlen)) != VECDB_OK ||
 	    (rv = hread(r, b, 8)) != VECDB_OK)
 		return rv;
-	if (storage_coll_decode(name, rec, sizeof(rec), c) != VECDB_OK)
+	if (storage_coll_decode(name, rec, rlen, c) != VECDB_OK)
 		return vdb_err(VECDB_ECORRUPT, "snapshot %s: bad collection "
 		    "config", r->path);
 	*count = get_le64(b);

@@ -61,7 +61,7 @@ wal_log_coll(struct wctx *w, uint8_t op, uint32_t coll_id, const void *a,
 
 int
 storage_wal_log_create(struct wctx *w, const char *name,
-    const uint8_t rec[COLL_REC_SIZE])
+    const uint8_t *rec, size_t rec_len)
 {
 	struct buf body = { 0 };
 	size_t nlen = strlen(name);
@@ -69,7 +69,7 @@ storage_wal_log_create(struct wctx *w, const char *name,
 
 	if ((rv = buf_put_le16(&body, (uint16_t) nlen)) == VECDB_OK &&
 	    (rv = buf_put(&body, name, nlen)) == VECDB_OK &&
-	    (rv = buf_put(&body, rec, COLL_REC_SIZE)) == VECDB_OK)
+	    (rv = buf_put(&body, rec, rec_len)) == VECDB_OK)
 		rv = wal_append(w, WAL_CREATE, &body);
 	buf_fini(&body);
 	return rv;
@@ -83,10 +83,9 @@ storage_wal_log_drop(struct wctx *w, uint32_t coll_id)
 
 int
 storage_wal_log_config(struct wctx *w, uint32_t coll_id,
-    const uint8_t rec[COLL_REC_SIZE])
+    const uint8_t *rec, size_t rec_len)
 {
-	return wal_log_coll(w, WAL_CONFIG, coll_id, rec, COLL_REC_SIZE, NULL,
-	    0);
+	return wal_log_coll(w, WAL_CONFIG, coll_id, rec, rec_len, NULL, 0);
 }
 
 int
@@ -340,26 +339,31 @@ bad:
 
 int
 storage_wal_create_decode(const struct wal_rec *r,
-    char name[VECDB_NAME_MAX + 1], const uint8_t **rec)
+    char name[VECDB_NAME_MAX + 1], const uint8_t **rec, size_t *rec_len)
 {
 	uint16_t nlen;
 
 	if (r->op != WAL_CREATE || r->len < 2 ||
 	    (nlen = (uint16_t) (r->body[0] | r->body[1] << 8)) >
-	    VECDB_NAME_MAX || r->len != 2u + nlen + COLL_REC_SIZE)
+	    VECDB_NAME_MAX || r->len < 2u + nlen + COLL_REC_SIZE ||
+	    r->len > 2u + nlen + COLL_REC_MAX)
 		return vdb_err(VECDB_ECORRUPT, "malformed CREATE record");
 	memcpy(name, r->body + 2, nlen);
 	name[nlen] = '\0';
 	*rec = r->body + 2 + nlen;
+	*rec_len = r->len - 2u - nlen;
 	return VECDB_OK;
 }
 
 int
-storage_wal_config_decode(const struct wal_rec *r, const uint8_t **rec)
+storage_wal_config_decode(const struct wal_rec *r, const uint8_t **rec,
+    size_t *rec_len)
 {
-	if (r->op != WAL_CONFIG || r->len != 4u + COLL_REC_SIZE)
+	if (r->op != WAL_CONFIG || r->len < 4u + COLL_REC_SIZE ||
+	    r->len > 4u + COLL_REC_MAX)
 		return vdb_err(VECDB_ECORRUPT, "malformed CONFIG record");
 	*rec = r->body + 4;
+	*rec_len = r->len - 4u;
 	return VECDB_OK;
 }
 

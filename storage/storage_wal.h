@@ -17,7 +17,7 @@
 #include "storage_impl.h"
 
 enum wal_op {
-	WAL_CREATE = 1,   /* [namelen u16][name][coll record] */
+	WAL_CREATE = 1,   /* [namelen u16][name][coll record: the rest] */
 	WAL_DROP = 2,     /* [coll id u32] */
 	WAL_PUT = 3,      /* [coll id u32][n u32] n x [keylen u8][key]
 			     [old offset u64][offset u64]
@@ -30,7 +30,7 @@ enum wal_op {
 	WAL_PINDEX_DROP = 7,   /* [coll id u32][field] */
 	WAL_INDEX = 8,         /* [coll id u32][on u8]: vector index on/off;
 				  on also means rebuild */
-	WAL_CONFIG = 9         /* [coll id u32][coll record]: the
+	WAL_CONFIG = 9         /* [coll id u32][coll record: the rest]: the
 				  collection's settings changed (its
 				  quantization): store them, rebuild */
 };
@@ -51,10 +51,10 @@ enum wal_op {
  * mapped (storage_mdb_err).
  */
 int storage_wal_log_create(struct wctx *w, const char *name,
-    const uint8_t rec[COLL_REC_SIZE]);
+    const uint8_t *rec, size_t rec_len);
 int storage_wal_log_drop(struct wctx *w, uint32_t coll_id);
 int storage_wal_log_config(struct wctx *w, uint32_t coll_id,
-    const uint8_t rec[COLL_REC_SIZE]);
+    const uint8_t *rec, size_t rec_len);
 int storage_wal_log_restore(struct wctx *w, uint32_t coll_id,
     const uint8_t sum[32]);
 int storage_wal_log_pindex_create(struct wctx *w, uint32_t coll_id,
@@ -145,11 +145,13 @@ int storage_wal_iter_init(struct wal_iter *it, const struct wal_rec *r);
 int storage_wal_next(struct wal_iter *it, struct wal_entry *e);
 
 /* A CREATE record: the name (NUL-terminated) and the catalog record
- * (borrowed from r). VECDB_ECORRUPT if the lengths do not add up. */
+ * (borrowed from r) and its length. VECDB_ECORRUPT if the lengths do
+ * not add up. */
 int storage_wal_create_decode(const struct wal_rec *r,
-    char name[VECDB_NAME_MAX + 1], const uint8_t **rec);
-/* A CONFIG record's catalog record (borrowed from r). */
-int storage_wal_config_decode(const struct wal_rec *r, const uint8_t **rec);
+    char name[VECDB_NAME_MAX + 1], const uint8_t **rec, size_t *rec_len);
+/* A CONFIG record's catalog record (borrowed from r) and its length. */
+int storage_wal_config_decode(const struct wal_rec *r, const uint8_t **rec,
+    size_t *rec_len);
 /* An INDEX record's flag. */
 int storage_wal_index_decode(const struct wal_rec *r, int *on);
 /* Whether r is an INDEX record that turns the index off (tolerant: a

@@ -125,7 +125,7 @@ static int
 log_create(struct wctx *w, const struct wreq *r)
 {
 	return storage_wal_log_create(w, r->u.create.cfg->name,
-	    r->u.create.rec);
+	    r->u.create.rec, r->u.create.rec_len);
 }
 
 /* DROP: the id the collection had. */
@@ -139,7 +139,8 @@ log_drop(struct wctx *w, const struct wreq *r)
 static int
 log_config(struct wctx *w, const struct wreq *r)
 {
-	return storage_wal_log_config(w, r->u.config.coll_id, r->u.config.rec);
+	return storage_wal_log_config(w, r->u.config.coll_id, r->u.config.rec,
+	    r->u.config.rec_len);
 }
 
 /* RESTORE: a marker with the snapshot's checksum, not its points. */

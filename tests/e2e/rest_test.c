@@ -697,6 +697,61 @@ START_TEST(collection_create_rejects_bad_input)
 }
 END_TEST
 
+static void expect_400_saying(const char *m, const char *p,
+    const char *body, const char *part);
+
+START_TEST(sparse_vectors_are_declared_with_the_collection)
+{
+	static const struct {
+		const char *body, *says;
+	} bad[] = {
+		{ "{\"name\": \"s\", \"dimension\": 4, \"sparse_vectors\": 5}",
+		    "'sparse_vectors' must be an object" },
+		{ "{\"name\": \"s\", \"dimension\": 4, \"sparse_vectors\": "
+		    "{\"text\": {\"modifier\": \"bm25\"}}}",
+		    "'sparse_vectors.text.modifier' must be none or idf" },
+		{ "{\"name\": \"s\", \"dimension\": 4, \"sparse_vectors\": "
+		    "{\"text\": {\"modfier\": \"idf\"}}}",
+		    "unknown field \"sparse_vectors.text.modfier\"" },
+		{ "{\"name\": \"s\", \"dimension\": 4, \"sparse_vectors\": "
+		    "{\"a b\": {}}}", "sparse vector name 'a b'" },
+		{ "{\"name\": \"s\", \"dimension\": 4, \"sparse_vectors\": "
+		    "{\"a\": {}, \"b\": {}, \"c\": {}, \"d\": {}, \"e\": {}, "
+		    "\"f\": {}, \"g\": {}, \"h\": {}, \"i\": {}}}",
+		    "at most 8 sparse vectors" },
+	};
+	json_t *d, *sv;
+
+	d = call(200, "POST", "/collections", "{\"name\": \"hyb\", "
+	    "\"dimension\": 4, \"sparse_vectors\": {\"text\": {\"modifier\": "
+	    "\"idf\"}, \"tags\": {}, \"more\": null}}");
+	sv = json_object_get(d, "sparse_vectors");
+	ck_assert_int_eq(json_object_size(sv), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(sv,
+	    "text"), "modifier")), "idf");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(sv,
+	    "tags"), "modifier")), "none");
+	json_decref(d);
+	d = call(200, "GET", "/collections/hyb", NULL);
+	sv = json_object_get(json_object_get(d, "config"), "sparse_vectors");
+	ck_assert_int_eq(json_object_size(sv), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(sv,
+	    "text"), "modifier")), "idf");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(sv,
+	    "more"), "modifier")), "none");
+	json_decref(d);
+	/* a collection without sparse vectors shows none */
+	d = call(200, "POST", "/collections", "{\"name\": \"dense\", "
+	    "\"dimension\": 4}");
+	ck_assert_ptr_null(json_object_get(d, "sparse_vectors"));
+	json_decref(d);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_400_saying("POST", "/collections", bad[i].body,
+		    bad[i].says);
+	expect_err(404, "NOT_FOUND", "GET", "/collections/s", NULL);
+}
+END_TEST
+
 /* ===== Points ===== */
 
 /* GET a point and check its vector and metadata. */
@@ -3028,6 +3083,7 @@ rest_suite(void)
 	tc = tcase(s, "collections", up);
 	add(tc, collection_lifecycle, NULL);
 	add(tc, collection_create_rejects_bad_input, NULL);
+	add(tc, sparse_vectors_are_declared_with_the_collection, NULL);
 	tc = tcase(s, "points", up);
 	add(tc, point_get_put_delete, NULL);
 	add(tc, point_writes_reject_bad_input, NULL);

@@ -235,6 +235,104 @@ START_TEST(open_uses_vecdb_data_dir)
 }
 END_TEST
 
+/* A config with sparse vectors "text" (idf) and "tags" (plain). */
+static void
+sparse_cfg(vecdb_collection_config *cfg, const char *name)
+{
+	vecdb_collection_config_init(cfg, name, 4, VECDB_COSINE);
+	cfg->n_sparse = 2;
+	snprintf(cfg->sparse[0].name, sizeof(cfg->sparse[0].name), "text");
+	cfg->sparse[0].modifier = VECDB_SPARSE_IDF;
+	snprintf(cfg->sparse[1].name, sizeof(cfg->sparse[1].name), "tags");
+	cfg->sparse[1].modifier = VECDB_SPARSE_PLAIN;
+}
+
+static void
+assert_sparse_cfg(const vecdb_collection_config *got)
+{
+	ck_assert_uint_eq(got->n_sparse, 2);
+	ck_assert_str_eq(got->sparse[0].name, "text");
+	ck_assert_int_eq(got->sparse[0].modifier, VECDB_SPARSE_IDF);
+	ck_assert_str_eq(got->sparse[1].name, "tags");
+	ck_assert_int_eq(got->sparse[1].modifier, VECDB_SPARSE_PLAIN);
+}
+
+START_TEST(sparse_vectors_are_kept_and_survive_reopen)
+{
+	vecdb_collection_config cfg, got;
+	vecdb_snapshot_info si;
+	char path[4096];
+
+	sparse_cfg(&cfg, "hyb");
+	ck_assert_int_eq(vecdb_collection_create(tu_db, &cfg), VECDB_OK);
+	ck_assert_int_eq(vecdb_collection_get(tu_db, "hyb", &got), VECDB_OK);
+	assert_sparse_cfg(&got);
+	/* a collection without any still has none */
+	tu_create(tu_db, "plain", 4, VECDB_COSINE);
+	ck_assert_int_eq(vecdb_collection_get(tu_db, "plain", &got),
+	    VECDB_OK);
+	ck_assert_uint_eq(got.n_sparse, 0);
+	vecdb_close(tu_db);
+	tu_db = tu_open(tu_dir);
+	ck_assert_int_eq(vecdb_collection_get(tu_db, "hyb", &got), VECDB_OK);
+	assert_sparse_cfg(&got);
+	/* and a snapshot restored as another collection keeps them */
+	ck_assert_int_eq(vecdb_snapshot_create(tu_db, "hyb", &si), VECDB_OK);
+	ck_assert_int_eq(vecdb_snapshot_path(tu_db, "hyb", si.name, path,
+	    sizeof(path)), VECDB_OK);
+	ck_assert_int_eq(vecdb_snapshot_restore_file(tu_db, "hyb2", path),
+	    VECDB_OK);
+	ck_assert_int_eq(vecdb_collection_get(tu_db, "hyb2", &got), VECDB_OK);
+	assert_sparse_cfg(&got);
+}
+END_TEST
+
+START_TEST(bad_sparse_vectors_are_refused)
+{
+	vecdb_collection_config cfg;
+	size_t n;
+	char **names;
+
+	sparse_cfg(&cfg, "c");
+	snprintf(cfg.sparse[1].name, sizeof(cfg.sparse[1].name), "text");
+	ck_assert_int_eq(vecdb_collection_create(tu_db, &cfg), VECDB_EINVAL);
+	ck_assert_str_eq(vecdb_errmsg(), "sparse vector 'text' is declared "
+	    "twice");
+	sparse_cfg(&cfg, "c");
+	snprintf(cfg.sparse[1].name, sizeof(cfg.sparse[1].name), "a b");
+	ck_assert_int_eq(vecdb_collection_create(tu_db, &cfg), VECDB_EINVAL);
+	ck_assert_str_eq(vecdb_errmsg(), "sparse vector name 'a b' has a "
+	    "character outside [A-Za-z0-9_-]");
+	sparse_cfg(&cfg, "c");
+	cfg.sparse[1].name[0] = '\0';
+	ck_assert_int_eq(vecdb_collection_create(tu_db, &cfg), VECDB_EINVAL);
+	sparse_cfg(&cfg, "c");
+	cfg.sparse[0].modifier = (vecdb_sparse_modifier) 5;
+	ck_assert_int_eq(vecdb_collection_create(tu_db, &cfg), VECDB_EINVAL);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "modifier"));
+	sparse_cfg(&cfg, "c");
+	cfg.n_sparse = VECDB_SPARSE_MAX + 1;
+	ck_assert_int_eq(vecdb_collection_create(tu_db, &cfg), VECDB_EINVAL);
+	ck_assert_int_eq(vecdb_collection_list(tu_db, &names, &n), VECDB_OK);
+	ck_assert_uint_eq(n, 0);
+	vecdb_names_free(names, n);
+	/* the most there may be, with the longest names */
+	vecdb_collection_config_init(&cfg, "c", 4, VECDB_COSINE);
+	cfg.n_sparse = VECDB_SPARSE_MAX;
+	for (int i = 0; i < VECDB_SPARSE_MAX; i++) {
+		memset(cfg.sparse[i].name, 'a' + i, VECDB_NAME_MAX);
+		cfg.sparse[i].name[VECDB_NAME_MAX] = '\0';
+	}
+	ck_assert_int_eq(vecdb_collection_create(tu_db, &cfg), VECDB_OK);
+	vecdb_close(tu_db);
+	tu_db = tu_open(tu_dir);
+	ck_assert_int_eq(vecdb_collection_get(tu_db, "c", &cfg), VECDB_OK);
+	ck_assert_uint_eq(cfg.n_sparse, VECDB_SPARSE_MAX);
+	ck_assert_uint_eq(strlen(cfg.sparse[7].name), VECDB_NAME_MAX);
+	ck_assert_int_eq(cfg.sparse[7].name[0], 'h');
+}
+END_TEST
+
 static Suite *
 catalog_suite(void)
 {
@@ -250,6 +348,8 @@ catalog_suite(void)
 	tcase_add_test(tc, list_is_sorted_and_delete_removes_points);
 	tcase_add_test(tc, collections_survive_reopen);
 	tcase_add_test(tc, stats_count_points_and_bytes);
+	tcase_add_test(tc, sparse_vectors_are_kept_and_survive_reopen);
+	tcase_add_test(tc, bad_sparse_vectors_are_refused);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("config");
 	tu_add_db_fixture(tc);

@@ -221,6 +221,10 @@ START_TEST(collection_config_round_trips)
 	c.quantization.quantile = 0.99f;
 	c.quantization.always_ram = 1;
 	c.created_at = -5;
+	c.n_sparse = 2;
+	snprintf(c.sparse[0].name, sizeof(c.sparse[0].name), "text");
+	c.sparse[0].modifier = VECDB_SPARSE_IDF;
+	snprintf(c.sparse[1].name, sizeof(c.sparse[1].name), "tags");
 	ck_assert_int_eq(proto_collection_create_encode(&c, &buf, &len), 0);
 	ck_assert_int_eq(proto_collection_create_decode(buf, len, &d), 0);
 	ck_assert_int_eq(memcmp(&c, &d, sizeof(c)), 0);

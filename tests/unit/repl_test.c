@@ -193,11 +193,21 @@ START_TEST(applied_records_give_the_primarys_content)
 	ck_assert_int_eq(vecdb_collection_get(tu_db, "b", &ca), VECDB_OK);
 	ck_assert_int_eq(ca.dimension, cb.dimension);
 	ck_assert_int_eq(vecdb_collection_get(r, "gone", &cb), VECDB_ENOTFOUND);
-	/* Tailing continues with later writes. */
+	/* Tailing continues with later writes, a collection with sparse
+	 * vectors among them. */
+	vecdb_collection_config_init(&ca, "hyb", DIM, VECDB_DOT);
+	ca.n_sparse = 1;
+	snprintf(ca.sparse[0].name, sizeof(ca.sparse[0].name), "text");
+	ca.sparse[0].modifier = VECDB_SPARSE_IDF;
+	ck_assert_int_eq(vecdb_collection_create(tu_db, &ca), VECDB_OK);
 	uint64_t seed = 7;
 	put_points(tu_db, "a", 500, 40, &seed);
 	ship(tu_db, r, 1000);
 	digests_equal(tu_db, r);
+	ck_assert_int_eq(vecdb_collection_get(r, "hyb", &cb), VECDB_OK);
+	ck_assert_uint_eq(cb.n_sparse, 1);
+	ck_assert_str_eq(cb.sparse[0].name, "text");
+	ck_assert_int_eq(cb.sparse[0].modifier, VECDB_SPARSE_IDF);
 	vecdb_close(r);
 }
 END_TEST
