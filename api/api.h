@@ -53,13 +53,14 @@ struct api_backend {
 	int (*collection_set_quantization)(void *ctx, const char *name,
 	    const vecdb_quant_config *q);
 
-	/* op: a vecdb_write_op */
+	/* op: a vecdb_write_op; sparse: the points' sparse vectors (NULL:
+	 * none), as vecdb_write() takes them */
 	int (*write)(void *ctx, const char *coll, vecdb_write_op op,
-	    vecdb_point *pts,
-	    size_t n);
+	    vecdb_point *pts, const vecdb_point_sparse *sparse, size_t n);
 	/* Would write() succeed? Changes nothing (vecdb_write_check). */
 	int (*write_check)(void *ctx, const char *coll, vecdb_write_op op,
-	    const vecdb_point *pts, size_t n);
+	    const vecdb_point *pts, const vecdb_point_sparse *sparse,
+	    size_t n);
 	int (*delete)(void *ctx, const char *coll, const vecdb_id *ids,
 	    size_t n, size_t *deleted);
 	int (*get)(void *ctx, const char *coll, const vecdb_id *id,
@@ -68,6 +69,11 @@ struct api_backend {
 	/* n searches in one go; out receives n lists. */
 	int (*search)(void *ctx, const char *coll, const struct api_search *s,
 	    size_t n, vecdb_records ***out);
+	/* Search a sparse vector (vecdb_search_sparse); NULL where the
+	 * backend has none yet (a router). */
+	int (*search_sparse)(void *ctx, const char *coll,
+	    const vecdb_sparse_search_params *p, const json_t *filter,
+	    vecdb_records **out);
 	int (*recommend)(void *ctx, const char *coll,
 	    const vecdb_recommend_params *p, const json_t *filter,
 	    vecdb_records **out);

@@ -64,18 +64,14 @@ l_collection_delete(void *ctx, const char *name)
 
 static int
 l_write(void *ctx, const char *coll, vecdb_write_op op, vecdb_point *pts,
-    size_t n)
+    const vecdb_point_sparse *sparse, size_t n)
 {
 	/* one process holds the only copy: no replica can acknowledge */
 	if (api_read_opts()->write_concern > 0)
 		return vdb_err(VECDB_EINVAL, "write_concern %u: this server has "
 		    "no replicas (write_concern needs a vecdb-node primary)",
 		    api_read_opts()->write_concern);
-	if (op == VECDB_WRITE_INSERT)
-		return vecdb_insert(ctx, coll, pts, n);
-	if (op == VECDB_WRITE_UPDATE)
-		return vecdb_update(ctx, coll, pts, n);
-	return vecdb_upsert(ctx, coll, pts, n);
+	return vecdb_write(ctx, coll, op, pts, sparse, n, 0);
 }
 
 static int
@@ -149,6 +145,23 @@ l_recommend(void *ctx, const char *coll, const vecdb_recommend_params *p,
 }
 
 static int
+l_search_sparse(void *ctx, const char *coll,
+    const vecdb_sparse_search_params *p, const json_t *filter,
+    vecdb_records **out)
+{
+	vecdb_sparse_search_params q = *p;
+	vecdb_filter *f;
+	int rv;
+
+	if ((rv = filter_get(filter, &f)) != VECDB_OK)
+		return rv;
+	q.filter = f;
+	rv = vecdb_search_sparse(ctx, coll, &q, out);
+	vecdb_filter_free(f);
+	return rv;
+}
+
+static int
 l_discover(void *ctx, const char *coll, const vecdb_discover_params *p,
     const json_t *filter, vecdb_records **out)
 {
@@ -195,10 +208,10 @@ l_count(void *ctx, const char *coll, const json_t *filter, uint64_t *out)
 
 static int
 l_write_check(void *ctx, const char *coll, vecdb_write_op op,
-    const vecdb_point *pts,
-    size_t n)
+    const vecdb_point *pts, const vecdb_point_sparse *sparse, size_t n)
 {
-	return vecdb_write_check(ctx, coll, op, pts, n);
+	return vecdb_write(ctx, coll, op, (vecdb_point *) (uintptr_t) pts,
+	    sparse, n, 1);
 }
 
 static int
@@ -354,6 +367,7 @@ api_backend_local_init(struct api_backend *b, vecdb *db)
 		.count = l_count,
 		.snapshot_create = l_snapshot_create,
 		.write_check = l_write_check,
+		.search_sparse = l_search_sparse,
 		.snapshot_list = l_snapshot_list,
 		.snapshot_get = l_snapshot_get,
 		.snapshot_delete = l_snapshot_delete,

@@ -48,17 +48,21 @@ int api_id_from_str(const char *s, vecdb_id *out);
 int api_vector_from_json(const json_t *j, const char *what, float **out,
     uint32_t *dim);
 json_t *api_vector_to_json(const float *v, uint32_t dim);
+/* A record's sparse vectors as {name: {indices, values}}. */
+json_t *api_sparse_to_json(const vecdb_record *r);
 
 /* A list of ids from a JSON array; caller frees *out. */
 int api_ids_from_json(const json_t *arr, const char *what, vecdb_id **out,
     size_t *n);
 
 /*
- * Points from JSON objects {id?, data|vector, metadata|payload?} (each
- * pair synonyms: one of the two). The vectors and payloads are owned by
- * *out; free with api_points_free(). Flags: API_POINTS_UPDATE, data and
- * metadata are each optional; API_POINTS_BODY, the array holds the
- * request body itself (the read options may be there too).
+ * Points from JSON objects {id?, data|vector, metadata|payload?,
+ * vectors?} (each pair synonyms: one of the two); vectors maps sparse
+ * vector names to {indices, values}, or null to remove one (updates).
+ * The vectors and payloads are owned by *out; free with
+ * api_points_free(). Flags: API_POINTS_UPDATE, data and metadata are
+ * each optional; API_POINTS_BODY, the array holds the request body
+ * itself (the read options may be there too).
  */
 #define API_POINTS_UPDATE 1
 #define API_POINTS_BODY 2
@@ -67,6 +71,8 @@ struct api_points {
 	size_t n;
 	float **vecs;       /* their vectors (owned) */
 	char **payloads;    /* their payloads (owned, from json_dumps) */
+	vecdb_point_sparse *sparse; /* their sparse vectors (owned arrays;
+				       names borrowed from the JSON) */
 };
 int api_points_from_json(const json_t *arr, int flags,
     struct api_points *out);
@@ -91,9 +97,16 @@ int api_quant_from_json(const json_t *j, uint32_t dim,
 /* "none", "scalar", "binary", "product". */
 const char *api_quant_name(vecdb_quant q);
 
-/* Search hits as [{id, distance, metadata, vector?}]. */
+/* Search hits as [{id, distance, metadata, vector?, vectors?}]; scored:
+ * [{id, score, ...}] (sparse and hybrid searches). */
 json_t *api_hits_to_json(const vecdb_records *r, int with_payload,
     int with_vector);
+json_t *api_scored_hits_to_json(const vecdb_records *r, int with_payload,
+    int with_vector);
+/* A sparse vector {indices, values} at what into v (arrays owned by the
+ * caller, even on failure); null is refused unless null_removes. */
+int api_sparse_vector_from_json(const json_t *j, const char *name,
+    const char *what, vecdb_sparse_vector *v);
 json_t *api_snapshot_to_json(const vecdb_snapshot_info *si);
 
 /* ===== Metrics (api_metrics.c) ===== */
@@ -170,6 +183,7 @@ struct api_route {
 /* Query handlers (api_query.c). */
 int api_h_search(struct api_req *r, json_t **data);
 int api_h_search_batch(struct api_req *r, json_t **data);
+int api_h_search_hybrid(struct api_req *r, json_t **data);
 int api_h_recommend(struct api_req *r, json_t **data);
 int api_h_discover(struct api_req *r, json_t **data);
 int api_h_scroll(struct api_req *r, json_t **data);

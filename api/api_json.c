@@ -249,14 +249,119 @@ api_points_free(struct api_points *p)
 		if (p->payloads)
 			free(p->payloads[i]); /* from json_dumps */
 	}
+	for (size_t i = 0; p->sparse && i < p->n; i++) {
+		vecdb_sparse_vector *v =
+		    (vecdb_sparse_vector *) (uintptr_t) p->sparse[i].v;
+
+		for (size_t j = 0; j < p->sparse[i].n; j++) {
+			vdb_free((void *) (uintptr_t) v[j].indices);
+			vdb_free((void *) (uintptr_t) v[j].values);
+		}
+		vdb_free(v);
+	}
 	vdb_free(p->pts);
 	vdb_free(p->vecs);
 	vdb_free(p->payloads);
+	vdb_free(p->sparse);
 	memset(p, 0, sizeof(*p));
 }
 
 static const char *const point_keys[] = { "id", "data", "vector",
-	"metadata", "payload", NULL };
+	"metadata", "payload", "vectors", NULL };
+
+/* One sparse vector {indices: [u32...], values: [numbers]} (or null:
+ * remove it) into v, named name; what says where, for errors. */
+int
+api_sparse_vector_from_json(const json_t *j, const char *name,
+    const char *what, vecdb_sparse_vector *v)
+{
+	static const char *const keys[] = { "indices", "values", NULL };
+	json_t *ix = json_object_get(j, "indices"), *va, *x;
+	uint32_t *idx;
+	float *val;
+	size_t n, i;
+	int rv;
+
+	v->name = name;
+	if (json_is_null(j)) {
+		v->remove = 1;
+		return VECDB_OK;
+	}
+	if (!json_is_object(j))
+		return vdb_err(VECDB_EINVAL, "%s must be a sparse vector "
+		    "{\"indices\": [...], \"values\": [...]} or null", what);
+	if ((rv = api_check_keys(j, keys, what)) != VECDB_OK)
+		return rv;
+	va = json_object_get(j, "values");
+	if (!json_is_array(ix) || !json_is_array(va))
+		return vdb_err(VECDB_EINVAL, "%s needs 'indices' and 'values', "
+		    "two arrays", what);
+	if ((n = json_array_size(ix)) != json_array_size(va))
+		return vdb_err(VECDB_EINVAL, "%s has %zu indices and %zu "
+		    "values", what, n, json_array_size(va));
+	if (n > 65536)
+		return vdb_err(VECDB_EINVAL, "%s has %zu pairs; the limit is "
+		    "65536", what, n);
+	idx = vdb_malloc((n ? n : 1) * sizeof(*idx));
+	val = vdb_malloc((n ? n : 1) * sizeof(*val));
+	v->indices = idx;
+	v->values = val;
+	v->n = (uint32_t) n;
+	if (idx == NULL || val == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	json_array_foreach(ix, i, x) {
+		if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+		    json_integer_value(x) > UINT32_MAX)
+			return vdb_err(VECDB_EINVAL, "%s.indices[%zu] is not an "
+			    "integer in 0..4294967295", what, i);
+		idx[i] = (uint32_t) json_integer_value(x);
+	}
+	json_array_foreach(va, i, x) {
+		if (!json_is_number(x) || !isfinite((float)
+		    json_number_value(x)))
+			return vdb_err(VECDB_EINVAL, "%s.values[%zu] is not a "
+			    "finite number", what, i);
+		val[i] = (float) json_number_value(x);
+	}
+	return VECDB_OK;
+}
+
+/* A point's "vectors": {name: sparse vector or null} into p->sparse[i]. */
+static int
+point_sparse_from_json(const json_t *o, size_t i, struct api_points *p)
+{
+	vecdb_sparse_vector *v;
+	const char *name;
+	json_t *x;
+	size_t k = 0;
+	int rv;
+
+	if (o == NULL || json_is_null(o))
+		return VECDB_OK;
+	if (!json_is_object(o))
+		return vdb_err(VECDB_EINVAL, "vectors[%zu].vectors must be an "
+		    "object of name: sparse vector", i);
+	if (json_object_size(o) > VECDB_SPARSE_MAX)
+		return vdb_err(VECDB_EINVAL, "vectors[%zu].vectors: a point "
+		    "has at most %d sparse vectors", i, VECDB_SPARSE_MAX);
+	if (p->sparse == NULL && (p->sparse = vdb_calloc(p->n,
+	    sizeof(*p->sparse))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if ((v = vdb_calloc(json_object_size(o) + 1, sizeof(*v))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	p->sparse[i].v = v;
+	json_object_foreach((json_t *) o, name, x) {
+		char what[VECDB_NAME_MAX + 48];
+
+		snprintf(what, sizeof(what), "vectors[%zu].vectors.%.*s", i,
+		    VECDB_NAME_MAX, name);
+		p->sparse[i].n = ++k;
+		if ((rv = api_sparse_vector_from_json(x, name, what,
+		    &v[k - 1])) != VECDB_OK)
+			return rv;
+	}
+	return VECDB_OK;
+}
 
 /*
  * The one present field of two synonyms (the API's and Qdrant's) into
@@ -300,6 +405,9 @@ point_from_json(const json_t *o, size_t i, int flags, struct api_points *p)
 	if (data == NULL && !(flags & API_POINTS_UPDATE))
 		return vdb_err(VECDB_EINVAL, "%s: 'data' (the vector) is "
 		    "required", where);
+	if ((rv = point_sparse_from_json(json_object_get(o, "vectors"), i,
+	    p)) != VECDB_OK)
+		return rv;
 	snprintf(where, sizeof(where), "vectors[%zu].data", i);
 	if (data != NULL && (rv = api_vector_from_json(data, where,
 	    &p->vecs[i], &p->pts[i].dim)) != VECDB_OK)
@@ -712,7 +820,28 @@ api_config_to_json(const vecdb_collection_config *c)
 /* ===== Results ===== */
 
 json_t *
-api_hits_to_json(const vecdb_records *r, int with_payload, int with_vector)
+api_sparse_to_json(const vecdb_record *r)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; o != NULL && i < r->n_sparse; i++) {
+		const vecdb_sparse_record *s = &r->sparse[i];
+		json_t *ix = json_array(), *va = json_array();
+
+		for (uint32_t j = 0; j < s->n; j++) {
+			json_array_append_new(ix, json_integer(s->indices[j]));
+			json_array_append_new(va, json_real(s->values[j]));
+		}
+		json_object_set_new(o, s->name, json_pack("{s:o, s:o}",
+		    "indices", ix, "values", va));
+	}
+	return o;
+}
+
+/* Hits with their distance, or (scored) their score. */
+static json_t *
+hits_json(const vecdb_records *r, int with_payload, int with_vector,
+    int scored)
 {
 	json_t *a = json_array();
 
@@ -720,16 +849,36 @@ api_hits_to_json(const vecdb_records *r, int with_payload, int with_vector)
 		const vecdb_record *x = &r->items[i];
 		json_t *o = json_object();
 		json_object_set_new(o, "id", api_id_to_json(&x->id));
-		json_object_set_new(o, "distance", json_real(x->distance));
+		if (scored)
+			json_object_set_new(o, "score", json_real(x->score));
+		else
+			json_object_set_new(o, "distance",
+			    json_real(x->distance));
 		if (with_payload && x->payload != NULL)
 			json_object_set_new(o, "metadata",
 			    json_loads(x->payload, 0, NULL));
 		if (with_vector && x->vector != NULL)
 			json_object_set_new(o, "vector",
 			    api_vector_to_json(x->vector, x->dim));
+		if (with_vector && x->n_sparse > 0)
+			json_object_set_new(o, "vectors",
+			    api_sparse_to_json(x));
 		json_array_append_new(a, o);
 	}
 	return a;
+}
+
+json_t *
+api_hits_to_json(const vecdb_records *r, int with_payload, int with_vector)
+{
+	return hits_json(r, with_payload, with_vector, 0);
+}
+
+json_t *
+api_scored_hits_to_json(const vecdb_records *r, int with_payload,
+    int with_vector)
+{
+	return hits_json(r, with_payload, with_vector, 1);
 }
 
 json_t *

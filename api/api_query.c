@@ -172,6 +172,258 @@ search_from_json(const json_t *o, const char *where, struct api_search *s,
 	return VECDB_OK;
 }
 
+/* ===== Sparse and hybrid search ===== */
+
+/* {"using": name, "indices": [...], "values": [...]} at what into v (its
+ * arrays the caller's to free, even on failure). */
+static int
+sparse_query_from_json(const json_t *o, const char *what,
+    vecdb_sparse_vector *v)
+{
+	static const char *const keys[] = { "using", "indices", "values",
+		NULL };
+	json_t *u = json_object_get(o, "using"), *pairs;
+	char where[64];
+	int rv;
+
+	memset(v, 0, sizeof(*v));
+	if (!json_is_object(o))
+		return vdb_err(VECDB_EINVAL, "'%s' must be an object {\"using\", "
+		    "\"indices\", \"values\"}", what);
+	if ((rv = api_check_keys(o, keys, what)) != VECDB_OK)
+		return rv;
+	if (!json_is_string(u))
+		return vdb_err(VECDB_EINVAL, "'%s.using' must name a sparse "
+		    "vector of the collection", what);
+	/* the pairs without "using", checked as a point's are */
+	if ((pairs = json_copy((json_t *) o)) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	json_object_del(pairs, "using");
+	snprintf(where, sizeof(where), "%s", what);
+	rv = api_sparse_vector_from_json(pairs, json_string_value(u), where,
+	    v);
+	json_decref(pairs);
+	if (rv == VECDB_OK && v->remove)
+		rv = vdb_err(VECDB_EINVAL, "'%s' must be an object", what);
+	return rv;
+}
+
+static void
+sparse_query_free(vecdb_sparse_vector *v)
+{
+	vdb_free((void *) (uintptr_t) v->indices);
+	vdb_free((void *) (uintptr_t) v->values);
+}
+
+/* POST /search with "sparse_vector": hits by descending score. */
+static int
+search_sparse(struct api_req *r, json_t **data)
+{
+	static const char *const keys[] = { "sparse_vector", "limit",
+		"offset", "filter", "with_vector", "with_vectors",
+		"with_payload", NULL };
+	vecdb_sparse_search_params p;
+	vecdb_sparse_vector v;
+	vecdb_records *res;
+	const json_t *filter;
+	double t0 = vdb_now_s();
+	uint64_t limit, offset;
+	int rv, wp, wv = 0;
+
+	memset(&p, 0, sizeof(p));
+	if (json_object_get(r->body, "vector") != NULL)
+		return vdb_err(VECDB_EINVAL, "give 'vector' or 'sparse_vector', "
+		    "not both (POST /collections/:c/search/hybrid fuses "
+		    "the two)");
+	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_uint(r->body, "limit", 10, 1, VECDB_LIMIT_MAX,
+		 &limit)) ||
+	    (rv = api_get_uint(r->body, "offset", 0, 0, VECDB_LIMIT_MAX,
+		 &offset)) ||
+	    (rv = api_get_bool(r->body, "with_vector", 0, &wv)) ||
+	    (rv = api_get_bool(r->body, "with_payload", 1, &wp)) ||
+	    (rv = filter_field(r->body, &filter)))
+		return rv;
+	if (json_object_get(r->body, "with_vectors") != NULL &&
+	    (rv = api_get_bool(r->body, "with_vectors", 0, &wv)) != 0)
+		return rv;
+	if (r->b->search_sparse == NULL)
+		return vdb_err(VECDB_EINVAL, "sparse search through a router "
+		    "is not supported yet");
+	if ((rv = sparse_query_from_json(json_object_get(r->body,
+	    "sparse_vector"), "sparse_vector", &v)) == VECDB_OK) {
+		p.name = v.name;
+		p.indices = v.indices;
+		p.values = v.values;
+		p.n = v.n;
+		p.limit = (uint32_t) limit;
+		p.offset = (uint32_t) offset;
+		p.with_payload = wp;
+		p.with_vector = wv;
+		rv = r->b->search_sparse(r->b->ctx, r->segs[SEG_COLL], &p,
+		    filter, &res);
+	}
+	sparse_query_free(&v);
+	if (rv != VECDB_OK)
+		return rv;
+	*data = api_scored_hits_to_json(res, wp, wv);
+	vecdb_records_free(res);
+	query_done(r, t0, 1);
+	return VECDB_OK;
+}
+
+static const char *const fusions[] = { "rrf", "relative_score", "dbsf" };
+
+/* The hybrid body's numbers: fusion, limits, alpha, rrf_k. */
+static int
+fusion_from_json(const json_t *b, vecdb_fusion_params *fp,
+    uint32_t *prefetch)
+{
+	json_t *x;
+	uint64_t limit, pre;
+	int rv, i;
+
+	vecdb_fusion_params_init(fp);
+	if ((x = json_object_get(b, "fusion")) != NULL && !json_is_null(x)) {
+		for (i = 0; i < 3 && !(json_is_string(x) &&
+		    strcmp(json_string_value(x), fusions[i]) == 0); i++)
+			;
+		if (i == 3)
+			return vdb_err(VECDB_EINVAL, "'fusion' must be rrf, "
+			    "relative_score or dbsf");
+		fp->method = (vecdb_fusion) i;
+	}
+	if ((rv = api_get_uint(b, "limit", 10, 1, VECDB_LIMIT_MAX, &limit)))
+		return rv;
+	if ((rv = api_get_uint(b, "prefetch_limit", limit > 100 ? limit : 100,
+	    1, VECDB_LIMIT_MAX, &pre)))
+		return rv;
+	fp->limit = (uint32_t) limit;
+	*prefetch = (uint32_t) pre;
+	if ((x = json_object_get(b, "alpha")) != NULL) {
+		if (!json_is_number(x) || !(json_number_value(x) >= 0 &&
+		    json_number_value(x) <= 1))
+			return vdb_err(VECDB_EINVAL, "'alpha' must be a number "
+			    "in [0, 1]");
+		fp->alpha = (float) json_number_value(x);
+	}
+	if ((x = json_object_get(b, "rrf_k")) != NULL) {
+		if (!json_is_number(x) || !(json_number_value(x) >= 0 &&
+		    json_number_value(x) <= 1e9))
+			return vdb_err(VECDB_EINVAL, "'rrf_k' must be a number "
+			    ">= 0");
+		fp->rrf_k = (float) json_number_value(x);
+	}
+	return VECDB_OK;
+}
+
+/* The dense side: {"vector": [...], "using"?: null}. */
+static int
+dense_from_json(const json_t *d, float **vec, uint32_t *dim)
+{
+	static const char *const keys[] = { "vector", "using", NULL };
+	json_t *u;
+	int rv;
+
+	if (!json_is_object(d))
+		return vdb_err(VECDB_EINVAL, "'dense' must be an object "
+		    "{\"vector\": [...]}");
+	if ((rv = api_check_keys(d, keys, "dense")) != VECDB_OK)
+		return rv;
+	if ((u = json_object_get(d, "using")) != NULL && !json_is_null(u))
+		return vdb_err(VECDB_EINVAL, "'dense.using': named dense "
+		    "vectors are not supported yet; the collection's vector "
+		    "is the dense one");
+	if (json_object_get(d, "vector") == NULL)
+		return vdb_err(VECDB_EINVAL, "'dense.vector' is required");
+	return api_vector_from_json(json_object_get(d, "vector"),
+	    "dense.vector", vec, dim);
+}
+
+int
+api_h_search_hybrid(struct api_req *r, json_t **data)
+{
+	static const char *const keys[] = { "dense", "sparse", "fusion",
+		"limit", "prefetch_limit", "alpha", "rrf_k", "filter",
+		"with_payload", "with_vector", "with_vectors", NULL };
+	const char *coll = r->segs[SEG_COLL];
+	vecdb_collection_config cfg;
+	vecdb_collection_stats st;
+	vecdb_fusion_params fp;
+	vecdb_sparse_search_params sp;
+	vecdb_sparse_vector v;
+	struct api_search s;
+	vecdb_records **dres = NULL, *sres = NULL, *fused = NULL;
+	const json_t *filter;
+	double t0 = vdb_now_s();
+	uint32_t prefetch = 0;
+	float *vec = NULL;
+	int rv, wp, wv = 0;
+
+	memset(&v, 0, sizeof(v));
+	memset(&s, 0, sizeof(s));
+	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = fusion_from_json(r->body, &fp, &prefetch)) != VECDB_OK ||
+	    (rv = api_get_bool(r->body, "with_vector", 0, &wv)) ||
+	    (rv = api_get_bool(r->body, "with_payload", 1, &wp)) ||
+	    (rv = filter_field(r->body, &filter)))
+		return rv;
+	if (json_object_get(r->body, "with_vectors") != NULL &&
+	    (rv = api_get_bool(r->body, "with_vectors", 0, &wv)) != 0)
+		return rv;
+	if (json_object_get(r->body, "dense") == NULL ||
+	    json_object_get(r->body, "sparse") == NULL)
+		return vdb_err(VECDB_EINVAL, "a hybrid search needs 'dense' "
+		    "and 'sparse'");
+	if (r->b->search_sparse == NULL)
+		return vdb_err(VECDB_EINVAL, "hybrid search through a router "
+		    "is not supported yet");
+	if ((rv = dense_from_json(json_object_get(r->body, "dense"), &vec,
+	    &s.p.dim)) != VECDB_OK ||
+	    (rv = sparse_query_from_json(json_object_get(r->body, "sparse"),
+	    "sparse", &v)) != VECDB_OK ||
+	    (rv = r->b->collection_get(r->b->ctx, coll, &cfg, &st)) !=
+	    VECDB_OK)
+		goto out;
+	/* each side's best prefetch, with the filter */
+	s.p.vector = vec;
+	s.p.limit = prefetch;
+	s.p.with_payload = wp;
+	s.p.with_vector = wv;
+	s.filter = filter;
+	memset(&sp, 0, sizeof(sp));
+	sp.name = v.name;
+	sp.indices = v.indices;
+	sp.values = v.values;
+	sp.n = v.n;
+	sp.limit = prefetch;
+	sp.with_payload = wp;
+	sp.with_vector = wv;
+	if ((rv = r->b->search(r->b->ctx, coll, &s, 1, &dres)) != VECDB_OK ||
+	    (rv = r->b->search_sparse(r->b->ctx, coll, &sp, filter,
+		 &sres)) != VECDB_OK)
+		goto out;
+	/* the dense side as a similarity: higher is better */
+	for (size_t i = 0; i < dres[0]->count; i++) {
+		vecdb_record *x = &dres[0]->items[i];
+
+		x->score = cfg.metric == VECDB_COSINE ? 1 - x->distance :
+		    -x->distance;
+	}
+	if ((rv = vecdb_fuse(dres[0], sres, &fp, &fused)) != VECDB_OK)
+		goto out;
+	*data = api_scored_hits_to_json(fused, wp, wv);
+	query_done(r, t0, 1);
+out:
+	if (dres != NULL)
+		vecdb_records_free_array(dres, 1);
+	vecdb_records_free(sres);
+	vecdb_records_free(fused);
+	sparse_query_free(&v);
+	vdb_free(vec);
+	return rv;
+}
+
 int
 api_h_search(struct api_req *r, json_t **data)
 {
@@ -181,6 +433,8 @@ api_h_search(struct api_req *r, json_t **data)
 	float *vec;
 	int rv, wp;
 
+	if (json_object_get(r->body, "sparse_vector") != NULL)
+		return search_sparse(r, data);
 	if ((rv = search_from_json(r->body, NULL, &s, &vec, &wp)) == VECDB_OK &&
 	    (rv = r->b->search(r->b->ctx, r->segs[SEG_COLL], &s, 1,
 		 &res)) == VECDB_OK) {
@@ -640,6 +894,9 @@ scroll_points(const vecdb_records *res)
 		if (x->vector != NULL)
 			json_object_set_new(o, "vector",
 			    api_vector_to_json(x->vector, x->dim));
+		if (x->n_sparse > 0)
+			json_object_set_new(o, "vectors",
+			    api_sparse_to_json(x));
 		json_array_append_new(a, o);
 	}
 	return a;

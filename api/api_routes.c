@@ -308,7 +308,8 @@ points_write(struct api_req *r, vecdb_write_op op, struct api_points *p)
 {
 	struct api_metrics *m = api_server_metrics(r->srv);
 	double t0 = vdb_now_s();
-	int rv = r->b->write(r->b->ctx, r->segs[SEG_COLL], op, p->pts, p->n);
+	int rv = r->b->write(r->b->ctx, r->segs[SEG_COLL], op, p->pts,
+	    p->sparse, p->n);
 
 	if (rv == VECDB_OK) {
 		api_metrics_observe(m, API_H_INSERT,
@@ -425,6 +426,8 @@ h_point_get(struct api_req *r, json_t **data)
 	*data = json_pack("{s:o, s:o, s:o}", "id", api_id_to_json(&rec->id),
 	    "data", api_vector_to_json(rec->vector, rec->dim), "metadata",
 	    json_loads(rec->payload, 0, NULL));
+	if (*data != NULL && rec->n_sparse > 0)
+		json_object_set_new(*data, "vectors", api_sparse_to_json(rec));
 	vecdb_record_free(rec);
 	return VECDB_OK;
 }
@@ -451,8 +454,10 @@ h_point_put(struct api_req *r, json_t **data)
 	if ((rv = url_id(r, &id)) != VECDB_OK)
 		return rv;
 	if (!has_field(r->body, "data", "vector") &&
-	    !has_field(r->body, "metadata", "payload"))
-		return vdb_err(VECDB_EINVAL, "give 'data', 'metadata' or both");
+	    !has_field(r->body, "metadata", "payload") &&
+	    json_object_get(r->body, "vectors") == NULL)
+		return vdb_err(VECDB_EINVAL, "give 'data', 'metadata', "
+		    "'vectors' or several");
 	if ((one = json_array()) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	json_array_append(one, r->body);
@@ -709,6 +714,8 @@ const struct api_route api_routes[] = {
 	{ "PUT", C "/vectors/:id", h_point_put, 1, API_BODY_JSON, 0 },
 	{ "DELETE", C "/vectors/:id", h_point_delete, 1, API_BODY_NONE, 0 },
 	{ "POST", C "/search", api_h_search, 0, API_BODY_JSON, 0 },
+	{ "POST", C "/search/hybrid", api_h_search_hybrid, 0, API_BODY_JSON,
+	    0 },
 	{ "POST", C "/points/recommend", api_h_recommend, 0, API_BODY_JSON, 0 },
 	{ "POST", C "/points/discover", api_h_discover, 0, API_BODY_JSON, 0 },
 	{ "POST", C "/points/scroll", api_h_scroll, 0, API_BODY_JSON, 0 },

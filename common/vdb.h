@@ -43,6 +43,12 @@ void *vdb_malloc(size_t n);
 void *vdb_calloc(size_t count, size_t size);
 void *vdb_realloc(void *p, size_t n);
 char *vdb_strdup(const char *s);
+
+/* A record's owned parts (vector, payload, sparse vectors) freed and
+ * cleared; the record itself is the caller's. */
+void vdb_record_fini(vecdb_record *r);
+/* A deep copy of src into dst (VECDB_ENOMEM leaves dst empty). */
+int vdb_record_copy(const vecdb_record *src, vecdb_record *dst);
 void vdb_free(void *p);
 void vdb_alloc_fail_after(uint64_t n);
 

@@ -97,26 +97,6 @@ contributions(const vecdb_fusion_params *p, unsigned l, struct entry *e,
 	}
 }
 
-static int
-copy_record(const vecdb_record *src, double score, vecdb_record *dst)
-{
-	*dst = *src;
-	dst->vector = NULL;
-	dst->payload = NULL;
-	dst->score = (float) score;
-	if (src->vector) {
-		dst->vector = vdb_malloc((size_t) src->dim * sizeof(float));
-		if (dst->vector == NULL)
-			return VECDB_ENOMEM;
-		memcpy(dst->vector, src->vector,
-		    (size_t) src->dim * sizeof(float));
-	}
-	if (src->payload && (dst->payload = vdb_strdup(src->payload)) ==
-	    NULL)
-		return VECDB_ENOMEM;
-	return VECDB_OK;
-}
-
 int
 vecdb_fuse(const vecdb_records *first, const vecdb_records *second,
     const vecdb_fusion_params *p, vecdb_records **out)
@@ -170,10 +150,10 @@ vecdb_fuse(const vecdb_records *first, const vecdb_records *second,
 	if ((r->items = vdb_calloc(k ? k : 1, sizeof(*r->items))) == NULL)
 		goto oom;
 	for (size_t i = 0; i < k; i++) {
-		r->count = i + 1;
-		if (copy_record(f[i].rec, f[i].score, &r->items[i]) !=
-		    VECDB_OK)
+		if (vdb_record_copy(f[i].rec, &r->items[i]) != VECDB_OK)
 			goto oom;
+		r->items[i].score = (float) f[i].score;
+		r->count = i + 1;
 	}
 	vdb_free(e);
 	vdb_free(f);

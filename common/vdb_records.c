@@ -10,12 +10,68 @@
 #include "vdb.h"
 
 void
+vdb_record_fini(vecdb_record *r)
+{
+	vdb_free(r->vector);
+	vdb_free(r->payload);
+	for (size_t i = 0; i < r->n_sparse; i++) {
+		vdb_free(r->sparse[i].indices);
+		vdb_free(r->sparse[i].values);
+	}
+	vdb_free(r->sparse);
+	r->vector = NULL;
+	r->payload = NULL;
+	r->sparse = NULL;
+	r->n_sparse = 0;
+}
+
+int
+vdb_record_copy(const vecdb_record *src, vecdb_record *dst)
+{
+	*dst = *src;
+	dst->vector = NULL;
+	dst->payload = NULL;
+	dst->sparse = NULL;
+	dst->n_sparse = 0;
+	if (src->vector != NULL) {
+		if ((dst->vector = vdb_malloc((size_t) src->dim *
+		    sizeof(float))) == NULL)
+			goto oom;
+		memcpy(dst->vector, src->vector, (size_t) src->dim *
+		    sizeof(float));
+	}
+	if (src->payload != NULL &&
+	    (dst->payload = vdb_strdup(src->payload)) == NULL)
+		goto oom;
+	if (src->n_sparse > 0 && (dst->sparse = vdb_calloc(src->n_sparse,
+	    sizeof(*dst->sparse))) == NULL)
+		goto oom;
+	for (size_t i = 0; i < src->n_sparse; i++) {
+		const vecdb_sparse_record *s = &src->sparse[i];
+		vecdb_sparse_record *d = &dst->sparse[i];
+		size_t n = s->n ? s->n : 1;
+
+		dst->n_sparse = i + 1;
+		memcpy(d->name, s->name, sizeof(d->name));
+		d->n = s->n;
+		if ((d->indices = vdb_malloc(n * sizeof(uint32_t))) == NULL ||
+		    (d->values = vdb_malloc(n * sizeof(float))) == NULL)
+			goto oom;
+		memcpy(d->indices, s->indices, s->n * sizeof(uint32_t));
+		memcpy(d->values, s->values, s->n * sizeof(float));
+	}
+	return VECDB_OK;
+oom:
+	vdb_record_fini(dst);
+	return vdb_err(VECDB_ENOMEM, "out of memory");
+}
+
+void
 vecdb_record_free(vecdb_record *r)
 {
 	if (r == NULL)
 		return;
-	vdb_free(r->vector);
-	vdb_free(r->payload);
+	vdb_record_fini(r);
 	vdb_free(r);
 }
 
@@ -24,10 +80,8 @@ vecdb_records_free(vecdb_records *r)
 {
 	if (r == NULL)
 		return;
-	for (size_t i = 0; i < r->count; i++) {
-		vdb_free(r->items[i].vector);
-		vdb_free(r->items[i].payload);
-	}
+	for (size_t i = 0; i < r->count; i++)
+		vdb_record_fini(&r->items[i]);
 	vdb_free(r->items);
 	vdb_free(r);
 }

@@ -395,6 +395,19 @@ int vecdb_id_cmp(const vecdb_id *a, const vecdb_id *b);
 
 /* ===== Points ===== */
 
+/**
+ * One named sparse vector of a point to write: n (index, value) pairs,
+ * each index once (any order), values finite; n may be 0. In an update,
+ * remove != 0 drops the point's vector of that name instead.
+ */
+typedef struct vecdb_sparse_vector {
+	const char *name;         /* one of the collection's sparse vectors */
+	const uint32_t *indices;
+	const float *values;
+	uint32_t n;
+	int remove;
+} vecdb_sparse_vector;
+
 /** A point to write. All pointers are borrowed for the call. */
 typedef struct vecdb_point {
 	vecdb_id id;          /* VECDB_ID_NONE: assigned, written back */
@@ -402,6 +415,20 @@ typedef struct vecdb_point {
 	uint32_t dim;
 	const char *payload;  /* a JSON object, or NULL for none ({}) */
 } vecdb_point;
+
+/** The sparse vectors of one point to write (vecdb_write). */
+typedef struct vecdb_point_sparse {
+	const vecdb_sparse_vector *v;
+	size_t n;
+} vecdb_point_sparse;
+
+/** A stored point's sparse vector, as read back (indices ascending). */
+typedef struct vecdb_sparse_record {
+	char name[VECDB_NAME_MAX + 1];
+	uint32_t *indices;
+	float *values;
+	uint32_t n;
+} vecdb_sparse_record;
 
 #define VECDB_PAYLOAD_MAX (16u << 20) /* bytes of compact JSON */
 #define VECDB_PAYLOAD_DEPTH_MAX 100   /* nesting of objects and arrays */
@@ -416,6 +443,9 @@ typedef struct vecdb_record {
 	uint32_t context_hits; /* discover: context pairs satisfied */
 	float score;          /* sparse and fused rankings: higher is
 				 better (vecdb_fuse); else 0 */
+	vecdb_sparse_record *sparse; /* its sparse vectors, in the
+				 collection's order (with the vector) */
+	size_t n_sparse;
 } vecdb_record;
 
 /** A list of records; free with vecdb_records_free(). */
@@ -462,6 +492,21 @@ typedef enum vecdb_write_op {
  */
 int vecdb_write_check(vecdb *db, const char *coll, vecdb_write_op op,
     const vecdb_point *pts, size_t n);
+
+/**
+ * Write points with their sparse vectors: as vecdb_insert(),
+ * vecdb_upsert() or vecdb_update() by @p op, @p sparse[i] being the sparse
+ * vectors of @p pts[i] (@p sparse NULL: none given). Insert and upsert
+ * store exactly the sparse vectors given; update sets those given (or
+ * removes those marked remove) and keeps the point's others. Refused
+ * whole (VECDB_EINVAL) for a name the collection does not declare, a
+ * name twice in one point, an index twice in one vector, a value that is
+ * not finite, or remove outside an update.
+ * @p check_only != 0 checks as vecdb_write_check() does.
+ */
+int vecdb_write(vecdb *db, const char *coll, vecdb_write_op op,
+    vecdb_point *pts, const vecdb_point_sparse *sparse, size_t n,
+    int check_only);
 
 #define VECDB_BATCH_MAX 100000  /* points (or ids) in one write call */
 
@@ -561,6 +606,35 @@ int vecdb_scroll(vecdb *db, const char *coll, const vecdb_id *start,
 int vecdb_search_batch(vecdb *db, const char *coll,
     const vecdb_search_params *params, size_t n, vecdb_records ***out);
 void vecdb_records_free_array(vecdb_records **r, size_t n);
+
+/* ===== Sparse search ===== */
+
+typedef struct vecdb_sparse_search_params {
+	const char *name;            /* the collection's sparse vector */
+	const uint32_t *indices;     /* the query: n pairs, each index once */
+	const float *values;         /* (any order), values finite */
+	uint32_t n;
+	uint32_t limit;              /* results wanted (>= 1) */
+	uint32_t offset;             /* results skipped first */
+	const vecdb_filter *filter;  /* NULL: every point */
+	int with_payload;
+	int with_vector;
+} vecdb_sparse_search_params;
+
+/**
+ * Find the points whose sparse vector @p p->name scores highest against
+ * the query: the sum over the indices they share of query value x stored
+ * value, each index weighed by its IDF when the vector's modifier is
+ * idf. Only points sharing at least one index with the query are
+ * returned, by descending score (the record's score; its distance is
+ * -score), ties by id. Exact: it reads the posting lists of the query's
+ * indices, kept in the same transactions as the points.
+ * @return VECDB_OK, VECDB_ENOTFOUND (collection), VECDB_EINVAL (a name
+ *	the collection does not declare, a repeated index, a value not
+ *	finite, limit 0 or limit + offset over VECDB_LIMIT_MAX).
+ */
+int vecdb_search_sparse(vecdb *db, const char *coll,
+    const vecdb_sparse_search_params *p, vecdb_records **out);
 
 /* ===== Fusing two rankings (hybrid search) ===== */
 

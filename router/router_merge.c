@@ -70,18 +70,14 @@ router_merge_records(vecdb_records **lists, size_t n,
 	if (total > 0)
 		qsort(m->items, total, sizeof(vecdb_record), cmp);
 	m->count = total;
-	for (size_t i = 0; i < total && i < offset; i++) {
-		vdb_free(m->items[i].vector);
-		vdb_free(m->items[i].payload);
-	}
+	for (size_t i = 0; i < total && i < offset; i++)
+		vdb_record_fini(&m->items[i]);
 	k = total > offset ? total - offset : 0;
 	if (offset > 0 && k > 0)
 		memmove(m->items, m->items + offset, k * sizeof(vecdb_record));
 	m->count = k;
-	for (size_t i = limit; i < m->count; i++) {
-		vdb_free(m->items[i].vector);
-		vdb_free(m->items[i].payload);
-	}
+	for (size_t i = limit; i < m->count; i++)
+		vdb_record_fini(&m->items[i]);
 	if (m->count > limit)
 		m->count = limit;
 	*out = m;
@@ -136,8 +132,7 @@ router_merge_scroll(vecdb_records **lists, size_t n, uint32_t limit,
 		    &m->next) < 0)
 			m->next = m->items[limit].id;
 		m->has_next = 1;
-		vdb_free(m->items[limit].vector);
-		vdb_free(m->items[limit].payload);
+		vdb_record_fini(&m->items[limit]);
 		m->count = limit;
 	}
 	*out = m;

@@ -335,11 +335,19 @@ multi_shard(router_topology *t, const vecdb_point *pts, size_t n)
  */
 static int
 cl_write(void *ctx, const char *coll, vecdb_write_op op, vecdb_point *pts,
-    size_t n)
+    const vecdb_point_sparse *sparse, size_t n)
 {
 	router *r = ctx;
-	router_topology *t = router_topology_acquire(r, NULL, NULL);
+	router_topology *t;
 	int rv = VECDB_OK;
+
+	/* the wire does not carry sparse vectors yet: refuse, never drop */
+	for (size_t i = 0; sparse != NULL && i < n; i++)
+		if (sparse[i].n > 0)
+			return vdb_err(VECDB_EINVAL, "a router does not carry "
+			    "sparse vectors yet: write them to a vecdb serve "
+			    "or a vecdb-node directly");
+	t = router_topology_acquire(r, NULL, NULL);
 
 	ids_assign(op, pts, n);
 	if (multi_shard(t, pts, n))

@@ -448,7 +448,9 @@ storage_coll_drop_txn(vecdb *db, MDB_txn *txn, const struct coll *c)
 
 	if ((rv = storage_prefix_drop(db, txn, db->points, c->id)) != VECDB_OK ||
 	    (rv = storage_prefix_drop(db, txn, db->offsets, c->id)) != VECDB_OK ||
-	    (rv = storage_pindex_drop_all(db, txn, c->id)) != VECDB_OK)
+	    (rv = storage_pindex_drop_all(db, txn, c->id)) != VECDB_OK ||
+	    (db->has_sparse && (rv = storage_prefix_drop(db, txn, db->sparse,
+		 c->id)) != VECDB_OK))
 		return rv;
 	if ((rc = mdb_del(txn, db->catalog, &k, NULL)) != 0)
 		return storage_mdb_err(rc, "delete catalog record");

@@ -265,6 +265,14 @@ dbs_open(vecdb *db)
 			    "no vecdb database in %s", db->path);
 		return storage_mdb_err(rc, "open named databases");
 	}
+	/* added with sparse vectors: a database from before has none */
+	rc = mdb_dbi_open(txn, "sparse", flags | MDB_DUPSORT | MDB_DUPFIXED,
+	    &db->sparse);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return storage_mdb_err(rc, "open named databases");
+	}
+	db->has_sparse = rc == 0;
 	return format_check(db, txn);
 }
 
@@ -281,7 +289,7 @@ env_open(vecdb *db)
 		flags |= MDB_NOSYNC;
 	if ((rc = mdb_env_create(&db->env)) != 0)
 		return storage_mdb_err(rc, "create LMDB env");
-	mdb_env_set_maxdbs(db->env, 8);
+	mdb_env_set_maxdbs(db->env, 9);
 	mdb_env_set_maxreaders(db->env, MAX_READERS);
 	if ((rc = mdb_env_set_mapsize(db->env, db->opts.map_size)) != 0)
 		return storage_mdb_err(rc, "set map size");

@@ -1,7 +1,7 @@
 /*
  * storage_impl.h: the storage module's internals, shared by storage_*.c.
  *
- * On-disk layout: one LMDB environment per data dir with five named DBs.
+ * On-disk layout: one LMDB environment per data dir with six named DBs.
  * Keys are big-endian so that they sort; values are little-endian and start
  * with a format version byte.
  *
@@ -14,6 +14,10 @@
  *            | "c"[coll id u32] -> collection state
  *            | "i"[coll id u32][field] -> payload index definition
  *   pindex   [coll id u32][index id u32][value][point key] -> (empty)
+ *   sparse   (sorted duplicates of 12 bytes) [coll id u32][slot u8]
+ *            [index u32] -> [offset u64][value f32 LE] a point holding
+ *            that index; [coll id u32][slot u8] -> [points u64 LE][0 u32]
+ *            the points that have that sparse vector
  *
  * A point key is [tag u8][value]: tag 1 + u64 for numeric ids, tag 2 + 16
  * bytes for UUIDs, so numbers sort before UUIDs and the two never collide.
@@ -48,12 +52,15 @@ struct vecdb {
 	char *path;              /* data dir */
 	vecdb_options opts;      /* as opened; read-only afterwards */
 	MDB_env *env;
-	MDB_dbi catalog;         /* the five named DBs */
+	MDB_dbi catalog;         /* the named DBs */
 	MDB_dbi points;
 	MDB_dbi offsets;
 	MDB_dbi wal;
 	MDB_dbi meta;
 	MDB_dbi pindex;          /* payload index entries */
+	MDB_dbi sparse;          /* sparse vectors' postings (storage_sparse.c) */
+	int has_sparse;          /* 0: a read-only open of a database made
+				    before sparse vectors, which has none */
 	int lock_fd;             /* flock'ed LOCK file; -1 when read-only */
 	struct writer *writer;   /* NULL when read-only */
 	struct indexer *indexer; /* the in-memory indexes */
@@ -196,6 +203,16 @@ void keylist_fini(struct keylist *k);
  */
 #define POINT_HDR 21
 
+/* One sparse vector of a point to write: normalized (indices ascending,
+ * each once, values finite), owned. */
+struct wsparse {
+	const char *name;      /* borrowed from the caller */
+	uint32_t n;
+	uint32_t *idx;
+	float *val;
+	int remove;            /* update: drop the point's vector */
+};
+
 /* A point ready to write: payload already validated and compacted. */
 struct wpoint {
 	vecdb_id id;
@@ -203,6 +220,8 @@ struct wpoint {
 	uint32_t dim;
 	char *payload;         /* owned compact JSON; NULL: none (or keep) */
 	size_t payload_len;
+	struct wsparse *sparse; /* owned array */
+	size_t n_sparse;
 };
 
 /* A point record as read (borrowed from the txn). */
@@ -210,10 +229,75 @@ struct rpoint {
 	uint64_t offset;
 	uint64_t seq;
 	uint32_t dim;
-	const void *vec;       /* dim elements of the collection's type */
+	const void *vec;       /* dim elements of the collection's type, then
+				  the sparse vectors' block if any */
+	size_t vec_len;        /* of both */
 	const char *payload;   /* not NUL-terminated */
 	size_t payload_len;
 };
+
+/* ===== Sparse vectors of a point (storage_sparse.c) ===== */
+
+/*
+ * A point's vector bytes, in its record, its WAL entry and its snapshot
+ * entry, are the dense vector (dimension x element size) and, only when
+ * the point has sparse vectors, a block: [len u32][n u8] n x ([slot u8]
+ * [nnz u32][nnz x index u32][nnz x value f32]), slots (places in the
+ * collection's sparse vectors) ascending, indices ascending, values
+ * finite; len counts the bytes after it. A record with the block has
+ * version byte STORAGE_REC_VERSION_EXT.
+ */
+#define STORAGE_REC_VERSION_EXT 2
+
+/* One sparse vector as stored (borrowed little-endian arrays). */
+struct xvec {
+	uint8_t slot;
+	uint32_t n;
+	const uint8_t *idx_le;   /* n u32, then the values: n f32 */
+	const uint8_t *val_le;
+};
+
+struct xset {
+	size_t n;
+	struct xvec v[VECDB_SPARSE_MAX];
+};
+
+/* Check and split a point's vector bytes (len of them) into the dense
+ * vector (the first bytes) and its sparse vectors; VECDB_ECORRUPT if
+ * they do not fit collection c. */
+int storage_xset_parse(const struct coll *c, const uint8_t *blob, size_t len,
+    struct xset *out);
+/* One stored sparse vector into arrays of x->n. */
+void storage_xvec_read(const struct xvec *x, uint32_t *idx, float *val);
+
+/* The sparse vectors a write leaves a point with. */
+struct xnew {
+	uint8_t slot;
+	uint32_t n;
+	const uint32_t *idx;     /* given ... */
+	const float *val;
+	const struct xvec *old;  /* ... or kept from the record */
+};
+
+struct xlist {
+	size_t n;
+	struct xnew v[VECDB_SPARSE_MAX];
+};
+
+/* What write p (op how) leaves: p's vectors by name, and for an update
+ * the others of old (NULL: none). VECDB_EINVAL for a name c does not
+ * declare, a name twice, or remove outside an update. */
+int storage_xlist_build(const struct coll *c, vecdb_write_op how,
+    const struct wpoint *p, const struct xset *old, struct xlist *out);
+/* Move the postings of a point's sparse vectors: remove those of old
+ * (NULL: none) under old_off, add those of now (NULL: none) under
+ * new_off, and count the points that have each vector (writer txn). */
+int storage_sparse_postings(vecdb *db, MDB_txn *txn, const struct coll *c,
+    uint64_t old_off, const struct xset *old, uint64_t new_off,
+    const struct xset *now);
+/* The block's bytes (0 without sparse vectors), and the block. */
+size_t storage_xlist_size(const struct xlist *l);
+void storage_xlist_write(const struct xlist *l, uint8_t *out);
 
 int storage_point_decode(const struct coll *c, const MDB_val *v,
     struct rpoint *out);

@@ -284,7 +284,8 @@ apply_points(struct cindex *ci, const struct wal_rec *r, float *buf,
 			hnsw_mark_deleted(ci->h, e.old_offset); /* may be gone */
 		if (r->op == WAL_DELETE || (stale != NULL && stale[it.i - 1]))
 			continue;
-		if (e.vlen != vlen)
+		/* the dense vector first; sparse vectors may follow */
+		if (e.vlen < vlen)
 			return vdb_err(VECDB_ECORRUPT, "WAL vector of %zu bytes "
 			    "in '%s'", e.vlen, ci->name);
 		vec_decode(e.vec, ci->cfg.dimension, ci->cfg.vector_type, buf);
@@ -1296,7 +1297,8 @@ collect_entries(struct group *g, const uint8_t *stale, uint64_t *applied,
 		}
 		if (gr->r.op == WAL_DELETE || (stale != NULL && stale[it.i - 1]))
 			continue;
-		if (e.vlen != vlen)
+		/* the dense vector first; sparse vectors may follow */
+		if (e.vlen < vlen)
 			return vdb_err(VECDB_ECORRUPT, "WAL vector of %zu bytes "
 			    "in '%s'", e.vlen, ci->name);
 		queue_insert(g, g->nrec - 1, &e, buf);
@@ -2450,7 +2452,7 @@ push_tail_entry(struct fctx *x, const struct wal_entry *e,
 	float d;
 	int rv;
 
-	if (e->vlen != (size_t) dim * vec_elem_size(x->c->cfg.vector_type))
+	if (e->vlen < (size_t) dim * vec_elem_size(x->c->cfg.vector_type))
 		return vdb_err(VECDB_ECORRUPT, "WAL vector of %zu bytes in "
 		    "'%s'", e->vlen, x->c->cfg.name);
 	vec_decode(e->vec, dim, x->c->cfg.vector_type, buf);

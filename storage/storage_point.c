@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 
+#include "sparse.h"
 #include "storage_impl.h"
 
 /* ===== Records ===== */
@@ -22,7 +23,8 @@ storage_point_decode(const struct coll *c, const MDB_val *v,
 	const uint8_t *p = v->mv_data;
 	size_t vbytes;
 
-	if (v->mv_size < POINT_HDR || p[0] != STORAGE_REC_VERSION)
+	if (v->mv_size < POINT_HDR || (p[0] != STORAGE_REC_VERSION &&
+	    p[0] != STORAGE_REC_VERSION_EXT))
 		return vdb_err(VECDB_ECORRUPT, "malformed point record");
 	out->offset = get_le64(p + 1);
 	out->seq = get_le64(p + 9);
@@ -31,9 +33,47 @@ storage_point_decode(const struct coll *c, const MDB_val *v,
 	if (out->dim != c->cfg.dimension || v->mv_size < POINT_HDR + vbytes)
 		return vdb_err(VECDB_ECORRUPT,
 		    "point record does not fit collection '%s'", c->cfg.name);
+	if (p[0] == STORAGE_REC_VERSION_EXT) {
+		/* the sparse vectors' block: [len u32][len bytes] */
+		if (v->mv_size - POINT_HDR - vbytes < 4 ||
+		    v->mv_size - POINT_HDR - vbytes - 4 <
+		    get_le32(p + POINT_HDR + vbytes))
+			return vdb_err(VECDB_ECORRUPT, "point record does "
+			    "not fit collection '%s'", c->cfg.name);
+		vbytes += 4 + (size_t) get_le32(p + POINT_HDR + vbytes);
+	}
 	out->vec = p + POINT_HDR;
+	out->vec_len = vbytes;
 	out->payload = (const char *) p + POINT_HDR + vbytes;
 	out->payload_len = v->mv_size - POINT_HDR - vbytes;
+	return VECDB_OK;
+}
+
+/* The record's sparse vectors, from the point's block. */
+static int
+sparse_fill(const struct coll *c, const struct rpoint *rp, vecdb_record *out)
+{
+	struct xset xs;
+	int rv;
+
+	if ((rv = storage_xset_parse(c, rp->vec, rp->vec_len, &xs)) !=
+	    VECDB_OK || xs.n == 0)
+		return rv;
+	if ((out->sparse = vdb_calloc(xs.n, sizeof(*out->sparse))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < xs.n; i++) {
+		vecdb_sparse_record *r = &out->sparse[i];
+		size_t n = xs.v[i].n ? xs.v[i].n : 1;
+
+		out->n_sparse = i + 1;
+		memcpy(r->name, c->cfg.sparse[xs.v[i].slot].name,
+		    sizeof(r->name));
+		r->n = xs.v[i].n;
+		if ((r->indices = vdb_malloc(n * sizeof(uint32_t))) == NULL ||
+		    (r->values = vdb_malloc(n * sizeof(float))) == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		storage_xvec_read(&xs.v[i], r->indices, r->values);
+	}
 	return VECDB_OK;
 }
 
@@ -42,6 +82,8 @@ storage_record_fill(const struct coll *c, const vecdb_id *id,
     const struct rpoint *rp, int with_payload, int with_vector,
     vecdb_record *out)
 {
+	int rv;
+
 	memset(out, 0, sizeof(*out));
 	out->id = *id;
 	out->dim = rp->dim;
@@ -50,12 +92,15 @@ storage_record_fill(const struct coll *c, const vecdb_id *id,
 		if (out->vector == NULL)
 			return vdb_err(VECDB_ENOMEM, "out of memory");
 		vec_decode(rp->vec, rp->dim, c->cfg.vector_type, out->vector);
+		if ((rv = sparse_fill(c, rp, out)) != VECDB_OK) {
+			vdb_record_fini(out);
+			return rv;
+		}
 	}
 	if (with_payload) {
 		size_t n = rp->payload_len ? rp->payload_len : 2;
 		if ((out->payload = vdb_malloc(n + 1)) == NULL) {
-			vdb_free(out->vector);
-			out->vector = NULL;
+			vdb_record_fini(out);
 			return vdb_err(VECDB_ENOMEM, "out of memory");
 		}
 		memcpy(out->payload, rp->payload_len ? rp->payload : "{}", n);
@@ -126,22 +171,34 @@ struct put_state {
 
 /* Work out what a put writes, copying kept parts of the old record. */
 static int
-put_prepare(const struct coll *c, struct coll_state *st,
+put_prepare(const struct coll *c, struct coll_state *st, vecdb_write_op how,
     const struct wpoint *p, const struct rpoint *old, struct put_state *ps)
 {
 	vecdb_vtype t = c->cfg.vector_type;
+	size_t dense = (size_t) c->cfg.dimension * vec_elem_size(t);
+	struct xset had;
+	struct xlist xl;
+	int rv;
 
+	/* the sparse vectors it will have: checked before anything moves */
+	if (old != NULL && how == VECDB_WRITE_UPDATE && (rv =
+	    storage_xset_parse(c, old->vec, old->vec_len, &had)) != VECDB_OK)
+		return rv;
+	if ((rv = storage_xlist_build(c, how, p, old != NULL &&
+	    how == VECDB_WRITE_UPDATE ? &had : NULL, &xl)) != VECDB_OK)
+		return rv;
 	ps->dim = c->cfg.dimension;
-	ps->vec_len = (size_t) ps->dim * vec_elem_size(t);
+	ps->vec_len = dense + storage_xlist_size(&xl);
 	if ((ps->vec = vdb_malloc(ps->vec_len)) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	if (p->vector != NULL) {
 		vec_encode(p->vector, p->dim, t, ps->vec);
 		ps->offset = st->next_offset++;
 	} else {
-		memcpy(ps->vec, old->vec, ps->vec_len);
+		memcpy(ps->vec, old->vec, dense);
 		ps->offset = old->offset;
 	}
+	storage_xlist_write(&xl, ps->vec + dense);
 	if (p->payload != NULL || old == NULL) {
 		ps->pay = p->payload;
 		ps->pay_len = p->payload ? p->payload_len : 0;
@@ -169,7 +226,7 @@ vector_check(const struct coll *c, const struct wpoint *p)
 /* Store the record and append its WAL entry. */
 static int
 put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
-    const struct put_state *ps, uint64_t seq, uint64_t old_off,
+    const struct put_state *ps, size_t elem, uint64_t seq, uint64_t old_off,
     struct wal_batch *wal)
 {
 	MDB_val k = { pklen, (void *) pkey }, v;
@@ -180,7 +237,8 @@ put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
 	if ((rc = mdb_put(txn, db->points, &k, &v, MDB_RESERVE)) != 0)
 		return storage_mdb_err(rc, "write point");
 	d = v.mv_data;
-	d[0] = STORAGE_REC_VERSION;
+	d[0] = ps->vec_len > (size_t) ps->dim * elem ?
+	    STORAGE_REC_VERSION_EXT : STORAGE_REC_VERSION;
 	put_le64(d + 1, ps->offset);
 	put_le64(d + 9, seq);
 	put_le32(d + 17, ps->dim);
@@ -191,6 +249,26 @@ put_write(vecdb *db, MDB_txn *txn, const uint8_t *pkey, size_t pklen,
 		return VECDB_OK;
 	return storage_wal_batch_put(wal, pkey + 4, pklen - 4, old_off,
 	    ps->offset, ps->vec, ps->vec_len, ps->pay, ps->pay_len);
+}
+
+/* Move the postings of a point's sparse vectors from its old record
+ * (NULL: none) to its new vector bytes (NULL: deleted). */
+static int
+sparse_update(vecdb *db, MDB_txn *txn, const struct coll *c,
+    const struct rpoint *old, uint64_t off, const uint8_t *vec, size_t len)
+{
+	struct xset a, b;
+	int rv;
+
+	if (c->cfg.n_sparse == 0)
+		return VECDB_OK;
+	if ((old != NULL && (rv = storage_xset_parse(c, old->vec,
+	    old->vec_len, &a)) != VECDB_OK) ||
+	    (vec != NULL && (rv = storage_xset_parse(c, vec, len, &b)) !=
+	    VECDB_OK))
+		return rv;
+	return storage_sparse_postings(db, txn, c, old ? old->offset : 0,
+	    old ? &a : NULL, off, vec ? &b : NULL);
 }
 
 int
@@ -221,7 +299,7 @@ storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 	if (p->vector != NULL && (rv = vector_check(c, p)) != VECDB_OK)
 		return rv;
 	memset(&ps, 0, sizeof(ps));
-	rv = put_prepare(c, st, p, exists ? &old : NULL, &ps);
+	rv = put_prepare(c, st, how, p, exists ? &old : NULL, &ps);
 	if (rv == VECDB_OK && exists && ps.offset != old.offset)
 		rv = offset_del(db, txn, c->id, old.offset);
 	if (rv == VECDB_OK && (!exists || ps.offset != old.offset))
@@ -230,12 +308,16 @@ storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 		rv = storage_pindex_update(db, txn, c->id, ix, pkey + 4,
 		    pklen - 4, exists ? old.payload : NULL,
 		    exists ? old.payload_len : 0, ps.pay, ps.pay_len);
+	if (rv == VECDB_OK)
+		rv = sparse_update(db, txn, c, exists ? &old : NULL, ps.offset,
+		    ps.vec, ps.vec_len);
 	if (rv == VECDB_OK) {
 		if (exists)
 			st->bytes -= pklen + v.mv_size;
 		else
 			st->count++;
-		rv = put_write(db, txn, pkey, pklen, &ps, seq,
+		rv = put_write(db, txn, pkey, pklen, &ps,
+		    vec_elem_size(c->cfg.vector_type), seq,
 		    exists ? old.offset : WAL_NO_OFFSET, wal);
 		st->bytes += pklen + POINT_HDR + ps.vec_len + ps.pay_len;
 	}
@@ -265,7 +347,8 @@ storage_point_del_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 	if ((rv = storage_point_decode(c, &v, &old)) != VECDB_OK ||
 	    (rv = offset_del(db, txn, c->id, old.offset)) != VECDB_OK ||
 	    (rv = storage_pindex_update(db, txn, c->id, ix, pkey + 4,
-		 pklen - 4, old.payload, old.payload_len, NULL, 0)) != VECDB_OK)
+		 pklen - 4, old.payload, old.payload_len, NULL, 0)) != VECDB_OK ||
+	    (rv = sparse_update(db, txn, c, &old, 0, NULL, 0)) != VECDB_OK)
 		return rv;
 	st->count--;
 	st->bytes -= pklen + v.mv_size;
@@ -282,13 +365,13 @@ raw_check(const struct coll *c, const struct wal_entry *e, int exists,
     const struct rpoint *old)
 {
 	vecdb_id id;
+	struct xset xs;
+	int rv;
 
 	if (vdb_key_id(e->key, e->klen, &id) != VECDB_OK)
 		return vdb_err(VECDB_ECORRUPT, "bad point key");
-	if (e->vlen != (size_t) c->cfg.dimension *
-	    vec_elem_size(c->cfg.vector_type))
-		return vdb_err(VECDB_ECORRUPT, "vector of %zu bytes does not "
-		    "fit collection '%s'", e->vlen, c->cfg.name);
+	if ((rv = storage_xset_parse(c, e->vec, e->vlen, &xs)) != VECDB_OK)
+		return rv;
 	if (e->offset == WAL_NO_OFFSET)
 		return vdb_err(VECDB_ECORRUPT, "point has no offset");
 	if (exists ? old->offset != e->old_offset :
@@ -326,7 +409,9 @@ storage_point_put_raw(vecdb *db, MDB_txn *txn, const struct coll *c,
 		return rv;
 	if ((rv = storage_pindex_update(db, txn, c->id, ix, e->key, e->klen,
 		 exists ? old.payload : NULL, exists ? old.payload_len : 0,
-		 e->payload, e->plen)) != VECDB_OK)
+		 e->payload, e->plen)) != VECDB_OK ||
+	    (rv = sparse_update(db, txn, c, exists ? &old : NULL, e->offset,
+		 e->vec, e->vlen)) != VECDB_OK)
 		return rv;
 	if (exists)
 		st->bytes -= k.mv_size + v.mv_size;
@@ -334,7 +419,9 @@ storage_point_put_raw(vecdb *db, MDB_txn *txn, const struct coll *c,
 		st->count++;
 	if (e->offset >= st->next_offset)
 		st->next_offset = e->offset + 1;
-	d[0] = STORAGE_REC_VERSION;
+	d[0] = e->vlen > (size_t) c->cfg.dimension *
+	    vec_elem_size(c->cfg.vector_type) ? STORAGE_REC_VERSION_EXT :
+	    STORAGE_REC_VERSION;
 	put_le64(d + 1, e->offset);
 	put_le64(d + 9, seq);
 	put_le32(d + 17, c->cfg.dimension);
@@ -368,8 +455,12 @@ point_err(int rv, size_t i, size_t n, const vecdb_id *id)
 static size_t
 put_entry_size(const struct coll *c, const struct wpoint *p)
 {
+	size_t sparse = p->n_sparse ? 5 : 0;
+
+	for (size_t i = 0; i < p->n_sparse; i++)
+		sparse += 5 + 8 * (size_t) p->sparse[i].n;
 	return storage_wal_put_size((size_t) c->cfg.dimension *
-	    vec_elem_size(c->cfg.vector_type), p->payload_len);
+	    vec_elem_size(c->cfg.vector_type) + sparse, p->payload_len);
 }
 
 int
@@ -495,15 +586,75 @@ payload_prepare(const char *json, char **out, size_t *len)
 static void
 wpoints_free(struct wpoint *wp, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(wp[i].payload);
+		for (size_t j = 0; j < wp[i].n_sparse; j++) {
+			vdb_free(wp[i].sparse[j].idx);
+			vdb_free(wp[i].sparse[j].val);
+		}
+		vdb_free(wp[i].sparse);
+	}
 	vdb_free(wp);
+}
+
+/* Copy and normalize a point's sparse vectors (names are checked
+ * against the collection by the writer). */
+static int
+wsparse_prepare(const vecdb_point_sparse *sp, struct wpoint *w)
+{
+	int rv;
+
+	if (sp == NULL || sp->n == 0)
+		return VECDB_OK;
+	if (sp->v == NULL || sp->n > VECDB_SPARSE_MAX)
+		return vdb_err(VECDB_EINVAL, "a point has at most %d sparse "
+		    "vectors", VECDB_SPARSE_MAX);
+	if ((w->sparse = vdb_calloc(sp->n, sizeof(*w->sparse))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < sp->n; i++) {
+		const vecdb_sparse_vector *v = &sp->v[i];
+		struct wsparse *x = &w->sparse[i];
+		size_t m = v->n ? v->n : 1;
+
+		w->n_sparse = i + 1;
+		if (v->name == NULL)
+			return vdb_err(VECDB_EINVAL, "a sparse vector has no "
+			    "name");
+		x->name = v->name;
+		x->remove = v->remove != 0;
+		if (x->remove)
+			continue;
+		if (v->n > SPARSE_NNZ_MAX)
+			return vdb_err(VECDB_EINVAL, "sparse vector '%s' has "
+			    "%u pairs, more than %u", v->name, v->n,
+			    SPARSE_NNZ_MAX);
+		if (v->n && (v->indices == NULL || v->values == NULL))
+			return vdb_err(VECDB_EINVAL, "sparse vector '%s' has "
+			    "no indices or values", v->name);
+		if ((x->idx = vdb_malloc(m * sizeof(uint32_t))) == NULL ||
+		    (x->val = vdb_malloc(m * sizeof(float))) == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		x->n = v->n;
+		if (v->n) {
+			memcpy(x->idx, v->indices, v->n * sizeof(uint32_t));
+			memcpy(x->val, v->values, v->n * sizeof(float));
+		}
+		if ((rv = sparse_normalize(x->idx, x->val, x->n)) !=
+		    VECDB_OK) {
+			char msg[256];
+
+			vdb_err_save(msg, sizeof(msg));
+			return vdb_err(rv, "sparse vector '%s': %s", v->name,
+			    msg);
+		}
+	}
+	return VECDB_OK;
 }
 
 /* Check the caller's points and turn them into writer points. */
 static int
-wpoints_prepare(vecdb_write_op how, const vecdb_point *pts, size_t n,
-    struct wpoint **out)
+wpoints_prepare(vecdb_write_op how, const vecdb_point *pts,
+    const vecdb_point_sparse *sparse, size_t n, struct wpoint **out)
 {
 	struct wpoint *wp = vdb_calloc(n, sizeof(*wp));
 	int rv = VECDB_OK;
@@ -524,6 +675,8 @@ wpoints_prepare(vecdb_write_op how, const vecdb_point *pts, size_t n,
 		if (rv == VECDB_OK)
 			rv = payload_prepare(pts[i].payload, &wp[i].payload,
 			    &wp[i].payload_len);
+		if (rv == VECDB_OK && sparse != NULL)
+			rv = wsparse_prepare(&sparse[i], &wp[i]);
 		if (rv != VECDB_OK)
 			rv = point_err(rv, i, n, &wp[i].id);
 	}
@@ -537,8 +690,9 @@ wpoints_prepare(vecdb_write_op how, const vecdb_point *pts, size_t n,
 
 /* The common path of insert, upsert and update. */
 static int
-points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n,
-    vecdb_write_op how, int check_only)
+points_write(vecdb *db, const char *coll, vecdb_point *pts,
+    const vecdb_point_sparse *sparse, size_t n, vecdb_write_op how,
+    int check_only)
 {
 	struct wpoint *wp = NULL;
 	struct wreq r;
@@ -553,7 +707,7 @@ points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n,
 	if (n == 0 || pts == NULL)
 		return n == 0 ? VECDB_OK : vdb_err(VECDB_EINVAL, "no points");
 	if ((rv = storage_name_check(coll)) != VECDB_OK ||
-	    (rv = wpoints_prepare(how, pts, n, &wp)) != VECDB_OK)
+	    (rv = wpoints_prepare(how, pts, sparse, n, &wp)) != VECDB_OK)
 		return rv;
 	memset(&r, 0, sizeof(r));
 	r.op = WREQ_WRITE;
@@ -573,19 +727,19 @@ points_write(vecdb *db, const char *coll, vecdb_point *pts, size_t n,
 int
 vecdb_insert(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, VECDB_WRITE_INSERT, 0);
+	return points_write(db, coll, pts, NULL, n, VECDB_WRITE_INSERT, 0);
 }
 
 int
 vecdb_upsert(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, VECDB_WRITE_UPSERT, 0);
+	return points_write(db, coll, pts, NULL, n, VECDB_WRITE_UPSERT, 0);
 }
 
 int
 vecdb_update(vecdb *db, const char *coll, vecdb_point *pts, size_t n)
 {
-	return points_write(db, coll, pts, n, VECDB_WRITE_UPDATE, 0);
+	return points_write(db, coll, pts, NULL, n, VECDB_WRITE_UPDATE, 0);
 }
 
 int
@@ -595,8 +749,18 @@ vecdb_write_check(vecdb *db, const char *coll, vecdb_write_op op,
 	if ((unsigned) op > VECDB_WRITE_UPDATE)
 		return vdb_err(VECDB_EINVAL, "unknown write op %d", (int) op);
 	/* generated ids go to the writer's copy: pts is only read */
-	return points_write(db, coll, (vecdb_point *) (uintptr_t) pts, n, op,
-	    1);
+	return points_write(db, coll, (vecdb_point *) (uintptr_t) pts, NULL,
+	    n, op, 1);
+}
+
+int
+vecdb_write(vecdb *db, const char *coll, vecdb_write_op op,
+    vecdb_point *pts, const vecdb_point_sparse *sparse, size_t n,
+    int check_only)
+{
+	if ((unsigned) op > VECDB_WRITE_UPDATE)
+		return vdb_err(VECDB_EINVAL, "unknown write op %d", (int) op);
+	return points_write(db, coll, pts, sparse, n, op, check_only);
 }
 
 int

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sparse.h"
 #include "storage_impl.h"
 
 #define SNAP_MAGIC "VDBSNAP1"
@@ -152,8 +153,6 @@ snap_write_points(vecdb *db, MDB_txn *txn, const struct coll *c,
 	MDB_cursor *cur;
 	MDB_val k, v;
 	struct rpoint rp;
-	size_t vlen = (size_t) c->cfg.dimension *
-	    vec_elem_size(c->cfg.vector_type);
 	int rc, rv = VECDB_OK;
 
 	put_be32(pre, c->id);
@@ -170,8 +169,8 @@ snap_write_points(vecdb *db, MDB_txn *txn, const struct coll *c,
 			break;
 		hwrite(h, &klen, 1);
 		hwrite(h, (uint8_t *) k.mv_data + 4, klen);
-		hwrite_le32(h, (uint32_t) vlen);
-		hwrite(h, rp.vec, vlen);
+		hwrite_le32(h, (uint32_t) rp.vec_len);
+		hwrite(h, rp.vec, rp.vec_len);
 		hwrite_le32(h, (uint32_t) rp.payload_len);
 		hwrite(h, rp.payload, rp.payload_len);
 		(*count)++;
@@ -616,10 +615,60 @@ restore_header(struct hreader *r, const char *name, struct coll *c,
 /* Scratch space for one restored point. */
 struct rpt {
 	uint8_t key[STORAGE_KEY_MAX];
-	uint8_t *vec;
+	uint8_t *vec;            /* the vector bytes, vec_cap of room */
+	size_t vec_cap;
 	float *fvec;
 	char *pay;
+	struct wsparse sp[VECDB_SPARSE_MAX]; /* its sparse vectors */
 };
+
+/* The most vector bytes a point of c may have. */
+static size_t
+vec_bytes_max(const struct coll *c)
+{
+	return (size_t) c->cfg.dimension * vec_elem_size(c->cfg.vector_type) +
+	    (c->cfg.n_sparse ? 5 + c->cfg.n_sparse *
+	    (5 + 8 * (size_t) SPARSE_NNZ_MAX) : 0);
+}
+
+static void
+rpt_sparse_free(struct rpt *s)
+{
+	for (size_t i = 0; i < VECDB_SPARSE_MAX; i++) {
+		vdb_free(s->sp[i].idx);
+		vdb_free(s->sp[i].val);
+		s->sp[i].idx = NULL;
+		s->sp[i].val = NULL;
+	}
+}
+
+/* The point's sparse vectors from its vector bytes (n of them). */
+static int
+restore_sparse(const struct coll *c, struct rpt *s, size_t n,
+    struct wpoint *p)
+{
+	struct xset xs;
+	int rv;
+
+	if ((rv = storage_xset_parse(c, s->vec, n, &xs)) != VECDB_OK)
+		return rv;
+	rpt_sparse_free(s);
+	for (size_t i = 0; i < xs.n; i++) {
+		struct wsparse *w = &s->sp[i];
+		size_t m = xs.v[i].n ? xs.v[i].n : 1;
+
+		w->name = c->cfg.sparse[xs.v[i].slot].name;
+		w->n = xs.v[i].n;
+		w->remove = 0;
+		if ((w->idx = vdb_malloc(m * sizeof(uint32_t))) == NULL ||
+		    (w->val = vdb_malloc(m * sizeof(float))) == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		storage_xvec_read(&xs.v[i], w->idx, w->val);
+	}
+	p->sparse = xs.n ? s->sp : NULL;
+	p->n_sparse = xs.n;
+	return VECDB_OK;
+}
 
 /* Read one point record and check it fits collection c. */
 static int
@@ -636,8 +685,20 @@ restore_point(struct hreader *r, const struct coll *c, struct rpt *s,
 		return rv;
 	if (klen > STORAGE_KEY_MAX || (rv = hread(r, s->key, klen)) != VECDB_OK ||
 	    (rv = vdb_key_id(s->key, klen, &p->id)) != VECDB_OK ||
-	    (rv = hread_le32(r, &n)) != VECDB_OK || n != vlen ||
-	    (rv = hread(r, s->vec, vlen)) != VECDB_OK ||
+	    (rv = hread_le32(r, &n)) != VECDB_OK || n < vlen ||
+	    n > vec_bytes_max(c))
+		return rv ? rv : vdb_err(VECDB_ECORRUPT, "snapshot %s: "
+		    "malformed point record", r->path);
+	if (n > s->vec_cap) {
+		uint8_t *b = vdb_realloc(s->vec, n);
+
+		if (b == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		s->vec = b;
+		s->vec_cap = n;
+	}
+	if ((rv = hread(r, s->vec, n)) != VECDB_OK ||
+	    (rv = restore_sparse(c, s, n, p)) != VECDB_OK ||
 	    (rv = hread_le32(r, &n)) != VECDB_OK || n > VECDB_PAYLOAD_MAX)
 		return rv ? rv : vdb_err(VECDB_ECORRUPT, "snapshot %s: "
 		    "malformed point record", r->path);
@@ -681,7 +742,7 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 	struct coll old;
 	struct pindex_set ix = { 0 };
 	struct coll_state st;
-	struct rpt s = { { 0 }, NULL, NULL, NULL };
+	struct rpt s;
 	struct wpoint p;
 	int rv;
 
@@ -699,7 +760,9 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 	    (rv = storage_pindex_copy_defs(w->db, w->txn, c->id, &ix)) != VECDB_OK ||
 	    (rv = storage_state_get(w->db, w->txn, c->id, &st)) != VECDB_OK)
 		return rv;
-	s.vec = vdb_malloc((size_t) c->cfg.dimension * 4);
+	memset(&s, 0, sizeof(s));
+	s.vec_cap = (size_t) c->cfg.dimension * 4;
+	s.vec = vdb_malloc(s.vec_cap);
 	s.fvec = vdb_malloc((size_t) c->cfg.dimension * sizeof(float));
 	if (s.vec == NULL || s.fvec == NULL)
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
@@ -715,6 +778,7 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 	vdb_free(s.vec);
 	vdb_free(s.fvec);
 	vdb_free(s.pay);
+	rpt_sparse_free(&s);
 	return rv;
 }
 

@@ -752,6 +752,375 @@ START_TEST(sparse_vectors_are_declared_with_the_collection)
 }
 END_TEST
 
+/* The sparse vector name of GET path's point, as "[i,...]/[v,...]"
+ * ("none" without one). */
+static char *
+sparse_text(const char *path, const char *name)
+{
+	json_t *d = call(200, "GET", path, NULL);
+	json_t *s = json_object_get(json_object_get(d, "vectors"), name);
+	char *ix, *va, *out;
+
+	if (s == NULL) {
+		json_decref(d);
+		return strdup("none");
+	}
+	ix = json_dumps(json_object_get(s, "indices"), JSON_COMPACT);
+	va = json_dumps(json_object_get(s, "values"), JSON_COMPACT);
+	ck_assert_int_ge(asprintf(&out, "%s/%s", ix, va), 0);
+	free(ix);
+	free(va);
+	json_decref(d);
+	return out;
+}
+
+static void
+expect_sparse(const char *path, const char *name, const char *want)
+{
+	char *got = sparse_text(path, name);
+
+	ck_assert_str_eq(got, want);
+	free(got);
+}
+
+START_TEST(points_carry_sparse_vectors)
+{
+	static const struct {
+		const char *body, *says;
+	} bad[] = {
+		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
+		    "\"vectors\": {\"title\": {\"indices\": [1], \"values\": "
+		    "[1]}}}]}", "collection 'sp' has no sparse vector 'title'" },
+		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
+		    "\"vectors\": {\"text\": {\"indices\": [4, 9, 4], "
+		    "\"values\": [1, 2, 3]}}}]}", "sparse index 4 appears twice" },
+		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
+		    "\"vectors\": {\"text\": {\"indices\": [-1], "
+		    "\"values\": [1]}}}]}",
+		    "vectors[0].vectors.text.indices[0] is not an integer in "
+		    "0..4294967295" },
+		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
+		    "\"vectors\": {\"text\": {\"indices\": [4294967296], "
+		    "\"values\": [1]}}}]}", "is not an integer in" },
+		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
+		    "\"vectors\": {\"text\": {\"indices\": [1, 2], "
+		    "\"values\": [1]}}}]}", "has 2 indices and 1 values" },
+		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
+		    "\"vectors\": {\"text\": {\"indices\": [1], "
+		    "\"values\": [\"x\"]}}}]}",
+		    "vectors[0].vectors.text.values[0] is not a finite number" },
+		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
+		    "\"vectors\": {\"text\": {\"indices\": [1], "
+		    "\"values\": [1e39]}}}]}", "is not a finite number" },
+		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
+		    "\"vectors\": {\"text\": [1, 2]}}]}",
+		    "must be a sparse vector" },
+		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
+		    "\"vectors\": {\"text\": {\"indices\": [1], \"values\": "
+		    "[1], \"weights\": []}}}]}",
+		    "unknown field \"vectors[0].vectors.text.weights\"" },
+		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
+		    "\"vectors\": {\"text\": null}}]}",
+		    "only an update removes a vector" },
+	};
+	json_t *d;
+
+	ok("POST", "/collections", "{\"name\": \"sp\", \"dimension\": 4, "
+	    "\"sparse_vectors\": {\"text\": {\"modifier\": \"idf\"}, "
+	    "\"tags\": {}}}");
+	if (srv_target() == SRV_CLUSTER) {
+		/* the wire does not carry them yet: refused, not dropped */
+		expect_400_saying("POST", "/collections/sp/vectors/upsert",
+		    "{\"vectors\": [{\"id\": 1, \"data\": [1, 0, 0, 0], "
+		    "\"vectors\": {\"text\": {\"indices\": [1], "
+		    "\"values\": [1]}}}]}", "a router does not carry sparse "
+		    "vectors yet");
+		expect_err(404, "NOT_FOUND", "GET", "/collections/sp/vectors/1",
+		    NULL);
+		return;
+	}
+	ok("POST", "/collections/sp/vectors/upsert", "{\"vectors\": [{\"id\": "
+	    "1, \"data\": [1, 0, 0, 0], \"vectors\": {\"text\": {\"indices\": "
+	    "[42, 7], \"values\": [1.5, 0.25]}}}, {\"id\": 2, \"data\": [0, 1, "
+	    "0, 0]}]}");
+	expect_sparse("/collections/sp/vectors/1", "text", "[7,42]/[0.25,1.5]");
+	expect_sparse("/collections/sp/vectors/1", "tags", "none");
+	expect_sparse("/collections/sp/vectors/2", "text", "none");
+	/* an update sets one and keeps the other ... */
+	ok("PUT", "/collections/sp/vectors/1", "{\"vectors\": {\"tags\": "
+	    "{\"indices\": [3], \"values\": [9]}}}");
+	expect_sparse("/collections/sp/vectors/1", "text", "[7,42]/[0.25,1.5]");
+	expect_sparse("/collections/sp/vectors/1", "tags", "[3]/[9.0]");
+	/* ... or removes one */
+	ok("PUT", "/collections/sp/vectors/1", "{\"vectors\": {\"text\": "
+	    "null}}");
+	expect_sparse("/collections/sp/vectors/1", "text", "none");
+	expect_sparse("/collections/sp/vectors/1", "tags", "[3]/[9.0]");
+	/* scroll shows them with the vectors */
+	d = call(200, "POST", "/collections/sp/points/scroll",
+	    "{\"with_vector\": true, \"limit\": 1}");
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(
+	    json_array_get(json_object_get(d, "points"), 0), "vectors"),
+	    "tags"));
+	json_decref(d);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_400_saying("POST", "/collections/sp/vectors/upsert",
+		    bad[i].body, bad[i].says);
+	expect_err(404, "NOT_FOUND", "GET", "/collections/sp/vectors/9", NULL);
+	expect_sparse("/collections/sp/vectors/1", "tags", "[3]/[9.0]");
+}
+END_TEST
+
+/* ===== Sparse and hybrid search ===== */
+
+#define HN 80     /* points of the hybrid collection */
+#define HV 30     /* its vocabulary */
+
+/* Point i's sparse "text": indices i % 7, (i * 3) % HV, (i * 5 + 1) % HV
+ * (distinct ones), values 1 + index % 3. */
+static uint32_t
+h_text(int i, uint32_t *ix, float *val)
+{
+	uint32_t c[3] = { (uint32_t) (i % 7), (uint32_t) (i * 3 % HV),
+		(uint32_t) ((i * 5 + 1) % HV) }, n = 0;
+
+	for (int a = 0; a < 3; a++) {
+		int dup = 0;
+
+		for (uint32_t b = 0; b < n; b++)
+			dup |= ix[b] == c[a];
+		if (!dup) {
+			ix[n] = c[a];
+			val[n++] = (float) (1 + c[a] % 3);
+		}
+	}
+	return n;
+}
+
+/* (id, score) lists of a response's hits, by rank. */
+struct hl {
+	size_t n;
+	int id[HN];
+	double s[HN];
+};
+
+static void
+hl_of(json_t *hits, struct hl *l)
+{
+	l->n = json_array_size(hits);
+	ck_assert_uint_le(l->n, HN);
+	for (size_t i = 0; i < l->n; i++) {
+		json_t *h = json_array_get(hits, i);
+
+		l->id[i] = (int) json_integer_value(json_object_get(h, "id"));
+		l->s[i] = json_number_value(json_object_get(h, "score") ?
+		    json_object_get(h, "score") : json_object_get(h,
+		    "distance"));
+	}
+}
+
+/* A list's contribution for id under the method (reference). */
+static double
+h_part(const struct hl *l, const char *m, double weight, int id)
+{
+	double lo = 1e300, hi = -1e300, mean = 0, var = 0, sd;
+	size_t i;
+
+	for (i = 0; i < l->n && l->id[i] != id; i++)
+		;
+	if (i == l->n)
+		return 0;
+	if (strcmp(m, "rrf") == 0)
+		return 1.0 / (60.0 + (double) i + 1);
+	for (size_t j = 0; j < l->n; j++) {
+		lo = fmin(lo, l->s[j]);
+		hi = fmax(hi, l->s[j]);
+		mean += l->s[j];
+	}
+	mean /= (double) l->n; /* as the server: equal scores give sd 0 */
+	if (strcmp(m, "relative_score") == 0)
+		return weight * (hi > lo ? (l->s[i] - lo) / (hi - lo) : 1);
+	for (size_t j = 0; j < l->n; j++)
+		var += (l->s[j] - mean) * (l->s[j] - mean) / (double) l->n;
+	sd = sqrt(var);
+	return sd > 0 ? fmin(1, fmax(0, (l->s[i] - mean + 3 * sd) /
+	    (6 * sd))) : 0.5;
+}
+
+START_TEST(sparse_and_hybrid_search_match_references)
+{
+	static const char *const methods[] = { "rrf", "relative_score",
+		"dbsf" };
+	char *body = malloc(1 << 16);
+	size_t off;
+	json_t *d;
+
+	ok("POST", "/collections", "{\"name\": \"hy\", \"dimension\": 4, "
+	    "\"distance_metric\": \"cosine\", \"sparse_vectors\": "
+	    "{\"text\": {\"modifier\": \"idf\"}}}");
+	if (srv_target() == SRV_CLUSTER) {
+		expect_400_saying("POST", "/collections/hy/search",
+		    "{\"sparse_vector\": {\"using\": \"text\", \"indices\": "
+		    "[1], \"values\": [1]}}", "through a router is not "
+		    "supported yet");
+		expect_400_saying("POST", "/collections/hy/search/hybrid",
+		    "{\"dense\": {\"vector\": [1, 0, 0, 0]}, \"sparse\": "
+		    "{\"using\": \"text\", \"indices\": [1], \"values\": "
+		    "[1]}}", "through a router is not supported yet");
+		free(body);
+		return;
+	}
+	off = (size_t) snprintf(body, 1 << 16, "{\"vectors\": [");
+	for (int i = 0; i < HN; i++) {
+		uint32_t ix[3];
+		float val[3];
+		uint32_t n = h_text(i, ix, val);
+
+		off += (size_t) snprintf(body + off, (1 << 16) - off, "%s{\"id\": "
+		    "%d, \"data\": [%d, %d, 1, %d], \"metadata\": {\"odd\": %d}, "
+		    "\"vectors\": {\"text\": {\"indices\": [", i ? ", " : "", i,
+		    i % 5, i % 3, i % 4 + 1, i % 2);
+		for (uint32_t j = 0; j < n; j++)
+			off += (size_t) snprintf(body + off, (1 << 16) - off,
+			    "%s%u", j ? ", " : "", ix[j]);
+		off += (size_t) snprintf(body + off, (1 << 16) - off,
+		    "], \"values\": [");
+		for (uint32_t j = 0; j < n; j++)
+			off += (size_t) snprintf(body + off, (1 << 16) - off,
+			    "%s%g", j ? ", " : "", val[j]);
+		off += (size_t) snprintf(body + off, (1 << 16) - off, "]}}}");
+	}
+	snprintf(body + off, (1 << 16) - off, "]}");
+	ok("POST", "/collections/hy/vectors/upsert", body);
+
+	for (int q = 0; q < 6; q++) {
+		uint32_t qi[2] = { (uint32_t) q, (uint32_t) (q * 4 + 2) };
+		struct hl dense, sparse, hyb;
+		const char *m = methods[q % 3];
+		const char *flt = q % 2 ? "{\"must\": [{\"key\": \"odd\", "
+		    "\"match\": {\"value\": 1}}]}" : "null";
+		double npts = HN, w[2];
+
+		/* the sparse side against a scan of the points written */
+		snprintf(body, 1 << 16, "{\"sparse_vector\": {\"using\": "
+		    "\"text\", \"indices\": [%u, %u], \"values\": [1, 0.5]}, "
+		    "\"limit\": 20, \"filter\": %s}", qi[0], qi[1], flt);
+		d = call(200, "POST", "/collections/hy/search", body);
+		hl_of(d, &sparse);
+		json_decref(d);
+		for (int j = 0; j < 2; j++) {
+			double df = 0;
+
+			for (int i = 0; i < HN; i++) {
+				uint32_t ix[3];
+				float val[3];
+				uint32_t n = h_text(i, ix, val);
+
+				for (uint32_t k = 0; k < n; k++)
+					df += ix[k] == qi[j];
+			}
+			w[j] = (j ? 0.5 : 1) * log1p((npts - df + 0.5) /
+			    (df + 0.5));
+		}
+		{
+			struct hl want = { 0 };
+
+			for (int i = 0; i < HN; i++) {
+				uint32_t ix[3];
+				float val[3];
+				uint32_t n = h_text(i, ix, val);
+				double s = 0;
+				int shared = 0;
+
+				if (q % 2 && i % 2 == 0)
+					continue;
+				for (int j = 0; j < 2; j++)
+					for (uint32_t k = 0; k < n; k++)
+						if (ix[k] == qi[j]) {
+							s += w[j] * val[k];
+							shared = 1;
+						}
+				if (!shared)
+					continue;
+				/* insert by (score desc, id asc) */
+				size_t p = want.n++;
+
+				while (p > 0 && (want.s[p - 1] < s - 1e-9 ||
+				    (fabs(want.s[p - 1] - s) <= 1e-9 &&
+				    want.id[p - 1] > i))) {
+					want.s[p] = want.s[p - 1];
+					want.id[p] = want.id[p - 1];
+					p--;
+				}
+				want.s[p] = s;
+				want.id[p] = i;
+			}
+			ck_assert_uint_eq(sparse.n, want.n < 20 ? want.n : 20);
+			for (size_t i = 0; i < sparse.n; i++) {
+				ck_assert_int_eq(sparse.id[i], want.id[i]);
+				ck_assert_double_eq_tol(sparse.s[i], want.s[i],
+				    1e-4);
+			}
+		}
+		/* the dense side, as a similarity */
+		snprintf(body, 1 << 16, "{\"vector\": [1, %d, 1, 0.5], "
+		    "\"limit\": 20, \"filter\": %s}", q, flt);
+		d = call(200, "POST", "/collections/hy/search", body);
+		hl_of(d, &dense);
+		json_decref(d);
+		for (size_t i = 0; i < dense.n; i++)
+			dense.s[i] = 1 - dense.s[i];
+		/* fused by the server, and here from the two lists */
+		snprintf(body, 1 << 16, "{\"dense\": {\"vector\": [1, %d, 1, "
+		    "0.5]}, \"sparse\": {\"using\": \"text\", \"indices\": "
+		    "[%u, %u], \"values\": [1, 0.5]}, \"fusion\": \"%s\", "
+		    "\"limit\": 10, \"prefetch_limit\": 20, \"filter\": %s}", q,
+		    qi[0], qi[1], m, flt);
+		d = call(200, "POST", "/collections/hy/search/hybrid", body);
+		hl_of(d, &hyb);
+		json_decref(d);
+		ck_assert_uint_gt(hyb.n, 0);
+		for (size_t i = 0; i < hyb.n; i++) {
+			double want = h_part(&dense, m, 0.7, hyb.id[i]) +
+			    h_part(&sparse, m, 0.3, hyb.id[i]);
+
+			ck_assert_msg(fabs(hyb.s[i] - want) < 1e-4, "%s: id %d "
+			    "scored %g, the lists give %g", m, hyb.id[i],
+			    hyb.s[i], want);
+			ck_assert(i == 0 || hyb.s[i] <= hyb.s[i - 1] + 1e-6);
+			ck_assert(q % 2 == 0 || hyb.id[i] % 2 == 1);
+		}
+	}
+	/* bad input: a clear 400 */
+	expect_400_saying("POST", "/collections/hy/search/hybrid",
+	    "{\"dense\": {\"vector\": [1, 0, 0, 0]}}", "needs 'dense' and "
+	    "'sparse'");
+	expect_400_saying("POST", "/collections/hy/search/hybrid",
+	    "{\"dense\": {\"vector\": [1, 0, 0, 0]}, \"sparse\": {\"using\": "
+	    "\"text\", \"indices\": [1], \"values\": [1]}, \"fusion\": "
+	    "\"max\"}", "'fusion' must be rrf, relative_score or dbsf");
+	expect_400_saying("POST", "/collections/hy/search/hybrid",
+	    "{\"dense\": {\"vector\": [1, 0, 0, 0]}, \"sparse\": {\"using\": "
+	    "\"text\", \"indices\": [1], \"values\": [1]}, \"alpha\": 2}",
+	    "'alpha' must be a number in [0, 1]");
+	expect_400_saying("POST", "/collections/hy/search/hybrid",
+	    "{\"dense\": {\"vector\": [1, 0, 0]}, \"sparse\": {\"using\": "
+	    "\"text\", \"indices\": [1], \"values\": [1]}}", "dimension");
+	expect_400_saying("POST", "/collections/hy/search",
+	    "{\"sparse_vector\": {\"using\": \"title\", \"indices\": [1], "
+	    "\"values\": [1]}}", "collection 'hy' has no sparse vector "
+	    "'title'");
+	expect_400_saying("POST", "/collections/hy/search",
+	    "{\"sparse_vector\": {\"using\": \"text\", \"indices\": [1, 1], "
+	    "\"values\": [1, 2]}}", "sparse index 1 appears twice");
+	expect_400_saying("POST", "/collections/hy/search",
+	    "{\"vector\": [1, 0, 0, 0], \"sparse_vector\": {\"using\": "
+	    "\"text\", \"indices\": [1], \"values\": [1]}}",
+	    "give 'vector' or 'sparse_vector', not both");
+	free(body);
+}
+END_TEST
+
 /* ===== Points ===== */
 
 /* GET a point and check its vector and metadata. */
@@ -3089,6 +3458,7 @@ rest_suite(void)
 	add(tc, point_writes_reject_bad_input, NULL);
 	add(tc, batch_with_one_bad_point_writes_nothing, NULL);
 	add(tc, batch_upsert_and_batch_delete_count, NULL);
+	add(tc, points_carry_sparse_vectors, NULL);
 	tc = tcase(s, "compaction", up);
 	add(tc, compact_drops_the_dead_share, NULL);
 	tc = tcase(s, "search", up);
@@ -3097,6 +3467,7 @@ rest_suite(void)
 	add(tc, filtered_search_and_count_match_naive, NULL);
 	add(tc, batch_search_equals_individual_searches, NULL);
 	add(tc, search_rejects_bad_input, NULL);
+	add(tc, sparse_and_hybrid_search_match_references, NULL);
 	tc = tcase(s, "recommend discover", up);
 	add(tc, recommend_average_vector_matches_naive, NULL);
 	add(tc, recommend_best_score_matches_naive, NULL);

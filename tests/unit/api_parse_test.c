@@ -81,9 +81,9 @@ f_coll_set_quant(void *ctx, const char *name, const vecdb_quant_config *q)
 
 static int
 f_write(void *ctx, const char *coll, vecdb_write_op op, vecdb_point *pts,
-    size_t n)
+    const vecdb_point_sparse *sparse, size_t n)
 {
-	(void) ctx, (void) coll, (void) op;
+	(void) ctx, (void) coll, (void) op, (void) sparse;
 	for (size_t i = 0; i < n; i++) {
 		if (pts[i].vector != NULL && pts[i].dim != DIM)
 			return vdb_err(VECDB_EDIM, "dimension %u", pts[i].dim);

@@ -187,8 +187,9 @@ ref_part(const vecdb_records *l, vecdb_fusion m, double weight, uint64_t id)
 	for (size_t j = 0; j < l->count; j++) {
 		lo = fmin(lo, l->items[j].score);
 		hi = fmax(hi, l->items[j].score);
-		mean += l->items[j].score / (double) l->count;
+		mean += l->items[j].score;
 	}
+	mean /= (double) l->count;
 	if (m == VECDB_FUSION_RELATIVE_SCORE)
 		return weight * (hi > lo ? (s - lo) / (hi - lo) : 1);
 	for (size_t j = 0; j < l->count; j++)
