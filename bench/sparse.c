@@ -6,6 +6,7 @@
  *   vecdb-bench sparse [--n 100000] [--terms 100] [--vocab 30000]
  *                      [--zipf 1.0] [--queries 200] [--qterms 8]
  *                      [--k 10] [--idf 1] [--rounds 3] [--seed 42]
+ *                      [--engine 1]
  *
  * The corpus is BM25-like: each of n documents draws words from a
  * vocabulary of --vocab term ids with Zipf's law (exponent --zipf) until
@@ -15,11 +16,15 @@
  * 1; with --idf 1 the index weighs them by IDF, which makes the score
  * the documents' BM25 score.
  *
- * Prints the time and memory the index took to build, then for each of
- * --rounds rounds the index's and the exact scan's QPS and latency on one
- * thread (index first, then scan, in turn: the machine may be shared),
- * and last how many of the index's answers equal the scan's (all of
- * them: both are exact).
+ * Prints the time and memory the in-memory index (storage/index/
+ * sparse.h) took to build and, with --engine 1, the time the engine took
+ * to store the same documents (vecdb_write in batches of 1,000 into a
+ * fresh database with buffered durability: the writer keeps the posting
+ * lists in LMDB). Then for each of --rounds rounds the QPS and latency on
+ * one thread of the in-memory index, of the engine (vecdb_search_sparse)
+ * and of an exact scan, in turn (the machine may be shared), and last how
+ * many of the index's and the engine's answers equal the scan's (all of
+ * them: all three are exact).
  */
 #include <math.h>
 #include <stdio.h>
@@ -33,7 +38,7 @@
 struct sargs {
 	size_t n, terms, vocab, queries, qterms, k, rounds;
 	double zipf;
-	int idf;
+	int idf, engine;
 	uint64_t seed;
 };
 
@@ -67,6 +72,8 @@ sparse_parse(int argc, char **argv, struct sargs *a)
 			a->k = strtoul(v, NULL, 10);
 		else if (strcmp(k, "--idf") == 0)
 			a->idf = atoi(v);
+		else if (strcmp(k, "--engine") == 0)
+			a->engine = atoi(v);
 		else if (strcmp(k, "--rounds") == 0)
 			a->rounds = strtoul(v, NULL, 10);
 		else if (strcmp(k, "--seed") == 0)
@@ -208,6 +215,56 @@ scan(const struct corpus *c, const sparse_vec *q, size_t k, sparse_hit *out)
 	return n;
 }
 
+/* The corpus into collection "docs" of a fresh database under dir: a
+ * 1-d dense vector each and sparse vector "text"; returns the seconds. */
+static double
+engine_load(const struct sargs *a, const struct corpus *c, const char *dir,
+    vecdb **out)
+{
+	static const float one = 1;
+	vecdb_options o;
+	vecdb_collection_config cfg;
+	vecdb_point *p = xcalloc(1000, sizeof(*p));
+	vecdb_sparse_vector *sv = xcalloc(1000, sizeof(*sv));
+	vecdb_point_sparse *ps = xcalloc(1000, sizeof(*ps));
+	double t0;
+
+	vecdb_options_init(&o);
+	o.durability = VECDB_BUFFERED;
+	o.map_size = (size_t) 16 << 30;
+	bench_check(vecdb_open(dir, &o, out), "open");
+	vecdb_collection_config_init(&cfg, "docs", 1, VECDB_DOT);
+	cfg.n_sparse = 1;
+	snprintf(cfg.sparse[0].name, sizeof(cfg.sparse[0].name), "text");
+	cfg.sparse[0].modifier = a->idf ? VECDB_SPARSE_IDF :
+	    VECDB_SPARSE_PLAIN;
+	bench_check(vecdb_collection_create(*out, &cfg), "create");
+	t0 = bench_now();
+	for (size_t d0 = 0; d0 < c->n; d0 += 1000) {
+		size_t m = c->n - d0 < 1000 ? c->n - d0 : 1000;
+
+		for (size_t i = 0; i < m; i++) {
+			sparse_vec v = doc(c, d0 + i);
+
+			p[i] = (vecdb_point) { vecdb_id_num(d0 + i), &one, 1,
+				NULL };
+			sv[i] = (vecdb_sparse_vector) { "text", v.indices,
+				v.values, v.n, 0 };
+			ps[i] = (vecdb_point_sparse) { &sv[i], 1 };
+		}
+		bench_check(vecdb_write(*out, "docs", VECDB_WRITE_UPSERT, p, ps,
+		    m, 0), "write");
+	}
+	free(p);
+	free(sv);
+	free(ps);
+	t0 = bench_now() - t0;
+	/* the dense graph of the 1-d vectors builds in the background: let
+	 * it finish before searches are timed */
+	bench_check(vecdb_index_sync(*out, 600000), "index sync");
+	return t0;
+}
+
 static void
 report(const char *mode, double *lat, size_t n, double secs)
 {
@@ -220,9 +277,13 @@ report(const char *mode, double *lat, size_t n, double secs)
 int
 bench_sparse(int argc, char **argv)
 {
-	struct sargs a = { 100000, 100, 30000, 200, 8, 10, 3, 1.0, 1, 42 };
+	struct sargs a = { 100000, 100, 30000, 200, 8, 10, 3, 1.0, 1, 1,
+		42 };
 	struct corpus c;
-	double *cdf, sum = 0, run = 0, t0, t_build, *lat_i, *lat_s;
+	double *cdf, sum = 0, run = 0, t0, t_build, *lat_i, *lat_s, *lat_e;
+	vecdb *db = NULL;
+	char *dir = NULL;
+	size_t agree_e = 0;
 	uint32_t *qidx;
 	float *qval, *qw;
 	sparse_hit *hi, *hs;
@@ -254,6 +315,10 @@ bench_sparse(int argc, char **argv)
 	sparse_postings(s, &live, &dead);
 	printf("build_s=%.2f postings=%zu memory_mib=%.1f\n", t_build, live,
 	    (double) sparse_memory(s) / (1 << 20));
+	if (a.engine) {
+		dir = bench_tmpdir();
+		printf("engine_load_s=%.2f\n", engine_load(&a, &c, dir, &db));
+	}
 
 	/* the queries, and for the scan their IDF-weighted values */
 	qidx = xcalloc(a.queries * a.qterms, sizeof(uint32_t));
@@ -289,8 +354,10 @@ bench_sparse(int argc, char **argv)
 	hs = xcalloc(a.k, sizeof(sparse_hit));
 	lat_i = xcalloc(a.queries, sizeof(double));
 	lat_s = xcalloc(a.queries, sizeof(double));
+	lat_e = xcalloc(a.queries, sizeof(double));
 	for (size_t r = 0; r < a.rounds; r++) {
-		double ti = 0, ts = 0;
+		double ti = 0, ts = 0, te = 0;
+		size_t r0 = r;
 
 		printf("# round %zu\n", r + 1);
 		for (size_t q = 0; q < a.queries; q++) {
@@ -305,6 +372,37 @@ bench_sparse(int argc, char **argv)
 			ti += lat_i[q];
 		}
 		report("index", lat_i, a.queries, ti);
+		for (size_t q = 0; db != NULL && q < a.queries; q++) {
+			vecdb_sparse_search_params sp = { "text",
+			    qidx + q * a.qterms, qval + q * a.qterms,
+			    (uint32_t) a.qterms, (uint32_t) a.k, 0, NULL, 0,
+			    0 };
+			vecdb_records *r;
+			size_t n;
+
+			t0 = bench_now();
+			bench_check(vecdb_search_sparse(db, "docs", &sp, &r),
+			    "vecdb_search_sparse");
+			lat_e[q] = bench_now() - t0;
+			te += lat_e[q];
+			if (r0 == 0) {
+				sparse_vec qv = { qidx + q * a.qterms,
+				    qw + q * a.qterms, (uint32_t) a.qterms };
+				int same;
+
+				n = scan(&c, &qv, a.k, hs);
+				same = r->count == (n < a.k ? n : a.k);
+				for (size_t i = 0; same && i < r->count; i++)
+					same = r->items[i].id.num ==
+					    hs[i].label && fabsf(
+					    r->items[i].score - hs[i].score) <=
+					    1e-4f * fabsf(hs[i].score) + 1e-6f;
+				agree_e += same;
+			}
+			vecdb_records_free(r);
+		}
+		if (db != NULL)
+			report("engine", lat_e, a.queries, te);
 		for (size_t q = 0; q < a.queries; q++) {
 			sparse_vec qv = { qidx + q * a.qterms,
 			    qw + q * a.qterms, (uint32_t) a.qterms };
@@ -334,8 +432,16 @@ bench_sparse(int argc, char **argv)
 		}
 		report("scan", lat_s, a.queries, ts);
 		printf("index_over_scan_qps=%.1f\n", ts / ti);
+		if (db != NULL)
+			printf("engine_over_scan_qps=%.1f\n", ts / te);
 	}
 	printf("answers_equal=%zu/%zu\n", agree, checked);
+	if (db != NULL) {
+		printf("engine_answers_equal=%zu/%zu\n", agree_e, checked);
+		vecdb_close(db);
+		bench_rmrf(dir);
+		free(dir);
+	}
 	sparse_free(s);
 	free(cdf);
 	free(c.idx);
@@ -349,5 +455,7 @@ bench_sparse(int argc, char **argv)
 	free(hs);
 	free(lat_i);
 	free(lat_s);
-	return agree == checked ? 0 : 1;
+	free(lat_e);
+	return agree == checked && (a.engine == 0 || agree_e == checked) ?
+	    0 : 1;
 }

@@ -292,37 +292,22 @@ storage_sparse_postings(vecdb *db, MDB_txn *txn, const struct coll *c,
 
 /* ===== Search ===== */
 
-/* Score accumulators, one a point offset below cap: acc[off] is valid
- * once off's bit is set in seen; touched lists those offsets. */
+/* Score accumulators, one a point offset below cap (zeroed), and a bit
+ * a point offset: set once a posting of the query reached it. Branch
+ * free: the lists of common indices reach most points. */
 struct accum {
 	float *acc;
 	uint64_t *seen;
-	uint64_t *touched;
-	size_t nt, tcap;
 	uint64_t cap;
 };
 
-static int
+static inline void
 accum_add(struct accum *a, uint64_t off, float x)
 {
 	if (off >= a->cap)
-		return VECDB_OK; /* not a point of this snapshot's */
-	if (!(a->seen[off >> 6] & (1ull << (off & 63)))) {
-		if (a->nt == a->tcap) {
-			size_t cap = a->tcap ? a->tcap * 2 : 1024;
-			uint64_t *t = vdb_realloc(a->touched, cap * 8);
-
-			if (t == NULL)
-				return vdb_err(VECDB_ENOMEM, "out of memory");
-			a->touched = t;
-			a->tcap = cap;
-		}
-		a->seen[off >> 6] |= 1ull << (off & 63);
-		a->touched[a->nt++] = off;
-		a->acc[off] = 0;
-	}
+		return; /* not a point of this snapshot's */
 	a->acc[off] += x;
-	return VECDB_OK;
+	a->seen[off >> 6] |= 1ull << (off & 63);
 }
 
 /* Add query pair (index, w) over slot's posting list; *df its length. */
@@ -349,13 +334,12 @@ accum_list(vecdb *db, MDB_txn *txn, const struct coll *c, uint8_t slot,
 	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_MULTIPLE)) {
 		const uint8_t *p = v.mv_data;
 
-		for (size_t i = 0; i + 12 <= v.mv_size && rv == VECDB_OK;
-		    i += 12) {
+		for (size_t i = 0; i + 12 <= v.mv_size; i += 12) {
 			uint32_t bits = get_le32(p + i + 8);
 			float x;
 
 			memcpy(&x, &bits, 4);
-			rv = accum_add(a, get_be64(p + i), w * x);
+			accum_add(a, get_be64(p + i), w * x);
 		}
 	}
 	mdb_cursor_close(cur);
@@ -475,7 +459,7 @@ vecdb_search_sparse(vecdb *db, const char *coll,
 	t.k = (size_t) p->limit + p->offset;
 	a.cap = st.next_offset;
 	if ((t.h = vdb_malloc(t.k * sizeof(*t.h))) == NULL ||
-	    (a.acc = vdb_malloc((a.cap ? a.cap : 1) * sizeof(float))) == NULL ||
+	    (a.acc = vdb_calloc(a.cap ? a.cap : 1, sizeof(float))) == NULL ||
 	    (a.seen = vdb_calloc(a.cap / 64 + 1, 8)) == NULL) {
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
 		goto out;
@@ -485,9 +469,13 @@ vecdb_search_sparse(vecdb *db, const char *coll,
 	    i++)
 		rv = accum_list(db, txn, &c, (uint8_t) slot, qi[i], qv[i],
 		    c.cfg.sparse[slot].modifier == VECDB_SPARSE_IDF, N, &a);
-	for (size_t i = 0; i < a.nt && rv == VECDB_OK; i++)
-		rv = offer(db, txn, &c, p->filter, a.touched[i],
-		    a.acc[a.touched[i]], &t);
+	for (uint64_t w = 0; w <= a.cap / 64 && rv == VECDB_OK; w++)
+		for (uint64_t bits = a.seen[w]; bits != 0 && rv == VECDB_OK;
+		    bits &= bits - 1) {
+			uint64_t off = w * 64 + (uint64_t) __builtin_ctzll(bits);
+
+			rv = offer(db, txn, &c, p->filter, off, a.acc[off], &t);
+		}
 	if (rv != VECDB_OK)
 		goto out;
 	storage_hits_sort(t.h, t.n);
@@ -511,7 +499,6 @@ out:
 	vdb_free(t.h);
 	vdb_free(a.acc);
 	vdb_free(a.seen);
-	vdb_free(a.touched);
 	vdb_free(qi);
 	vdb_free(qv);
 	return rv;
