@@ -23,6 +23,8 @@
 #define FZ_PLACES "places"     /* dim 2, euclidean, float32, numeric ids */
 #define FZ_DOCS "docs"         /* dim 3, cosine, float16, uuid ids */
 #define FZ_BYTES "bytes"       /* dim 4, dot, uint8, scalar quantization */
+#define FZ_HYBRID "hybrid"     /* dim 2, cosine, sparse "text" (idf) and
+				  "tags" */
 
 /*
  * Quiet logs (VECDB_LOG=error unless set) and a process temp dir under
@@ -46,9 +48,9 @@ vecdb *fz_db_open(const char *dir);
 
 /*
  * Create FZ_PLACES (the points and payload indexes of docs/API.md's tour),
- * FZ_DOCS and FZ_BYTES, with nested, array and geo payloads and payload
- * indexes of every schema, then wait for the vector indexes. Aborts on
- * failure.
+ * FZ_DOCS, FZ_BYTES and FZ_HYBRID, with nested, array and geo payloads,
+ * payload indexes of every schema and sparse vectors, then wait for the
+ * vector indexes. Aborts on failure.
  */
 void fz_db_seed(vecdb *db);
 

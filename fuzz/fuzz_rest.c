@@ -43,13 +43,14 @@ static uint64_t next_uuid;
 /* write -> write_check; ids the engine would assign get a UUID here. */
 static int
 f_write(void *ctx, const char *coll, vecdb_write_op op, vecdb_point *pts,
-    size_t n)
+    const vecdb_point_sparse *sparse, size_t n)
 {
 	int rv;
 
 	if (api_read_opts()->write_concern > 0)
-		return real.write(ctx, coll, op, pts, n); /* its own refusal */
-	if ((rv = real.write_check(ctx, coll, op, pts, n)) != VECDB_OK)
+		return real.write(ctx, coll, op, pts, sparse, n); /* refused */
+	if ((rv = real.write_check(ctx, coll, op, pts, sparse, n)) !=
+	    VECDB_OK)
 		return rv;
 	for (size_t i = 0; i < n; i++) {
 		if (pts[i].id.kind != VECDB_ID_NONE)

@@ -210,12 +210,41 @@ seed_bytes(vecdb *db)
 	ok(vecdb_upsert(db, FZ_BYTES, p, 3), "points of " FZ_BYTES);
 }
 
+/* Sparse vectors beside a dense one: a point with both, one with tags
+ * only, one with none. */
+static void
+seed_hybrid(vecdb *db)
+{
+	static const float v[3][2] = { { 1, 0 }, { 0.6f, 0.8f }, { 0, 1 } };
+	static const uint32_t ti[] = { 1, 7, 42 }, gi[] = { 3 };
+	static const float tv[] = { 0.5f, 1.25f, 2 }, gv[] = { 1 };
+	const vecdb_sparse_vector sv[2] = { { "text", ti, tv, 3, 0 },
+		{ "tags", gi, gv, 1, 0 } };
+	const vecdb_point_sparse ps[3] = { { sv, 2 }, { sv + 1, 1 },
+		{ NULL, 0 } };
+	vecdb_collection_config c;
+	vecdb_point p[3];
+
+	vecdb_collection_config_init(&c, FZ_HYBRID, 2, VECDB_COSINE);
+	c.n_sparse = 2;
+	snprintf(c.sparse[0].name, sizeof(c.sparse[0].name), "text");
+	c.sparse[0].modifier = VECDB_SPARSE_IDF;
+	snprintf(c.sparse[1].name, sizeof(c.sparse[1].name), "tags");
+	ok(vecdb_collection_create(db, &c), "create " FZ_HYBRID);
+	for (int i = 0; i < 3; i++)
+		p[i] = (vecdb_point) { vecdb_id_num((uint64_t) i + 1), v[i], 2,
+			"{\"n\": 1}" };
+	ok(vecdb_write(db, FZ_HYBRID, VECDB_WRITE_UPSERT, p, ps, 3, 0),
+	    "points of " FZ_HYBRID);
+}
+
 void
 fz_db_seed(vecdb *db)
 {
 	seed_places(db);
 	seed_docs(db);
 	seed_bytes(db);
+	seed_hybrid(db);
 	ok(vecdb_index_sync(db, 30000), "index sync");
 }
 

@@ -93,6 +93,13 @@ static const char *const rest[][3] = {
 	{ "rest_points", "batch-dup", "POST collections/places/vectors/batch\n"
 	  "{\"vectors\": [{\"id\": 5, \"data\": [1, 1]}, {\"id\": 1, \"data\": "
 	  "[1, 2]}]}" },
+	{ "rest_points", "upsert-sparse", "POST collections/hybrid/vectors/"
+	  "upsert\n{\"vectors\": [{\"id\": 9, \"data\": [1, 1], \"vectors\": "
+	  "{\"text\": {\"indices\": [5, 1], \"values\": [1, 2]}, "
+	  "\"tags\": {\"indices\": [], \"values\": []}}}]}" },
+	{ "rest_points", "put-sparse", "PUT collections/hybrid/vectors/1\n"
+	  "{\"vectors\": {\"text\": null, \"tags\": {\"indices\": [8], "
+	  "\"values\": [0.5]}}}" },
 	{ "rest_points", "put", "PUT collections/places/vectors/2\n"
 	  "{\"metadata\": {\"kind\": \"bar\", \"rating\": 4}}" },
 	{ "rest_points", "put-data", "PUT collections/docs/vectors/"
@@ -124,6 +131,16 @@ static const char *const rest[][3] = {
 	  "{\"vector\": [1, 2, 3, 4], \"exact\": true, \"ef_search\": 8}" },
 	{ "rest_query", "search-dim", "POST collections/places/search\n"
 	  "{\"vector\": [0, 0, 0]}" },
+	{ "rest_query", "search-sparse", "POST collections/hybrid/search\n"
+	  "{\"sparse_vector\": {\"using\": \"text\", \"indices\": [42, 1], "
+	  "\"values\": [1, 0.5]}, \"limit\": 2, \"filter\": {\"must\": "
+	  "[{\"key\": \"n\", \"match\": {\"value\": 1}}]}, "
+	  "\"with_vector\": true}" },
+	{ "rest_query", "hybrid", "POST collections/hybrid/search/hybrid\n"
+	  "{\"dense\": {\"vector\": [1, 0.5]}, \"sparse\": {\"using\": "
+	  "\"tags\", \"indices\": [3], \"values\": [2]}, \"fusion\": "
+	  "\"dbsf\", \"limit\": 3, \"prefetch_limit\": 10, \"alpha\": 0.5, "
+	  "\"rrf_k\": 10, \"with_payload\": false}" },
 	{ "rest_query", "batch", "POST collections/places/points/search/batch\n"
 	  "{\"searches\": [{\"vector\": [6, 8], \"limit\": 1}, {\"vector\": "
 	  "[0, 1], \"limit\": 2}]}" },
@@ -159,6 +176,9 @@ static const char *const rest[][3] = {
 	  "{\"gt\": -2, \"lte\": 1e300}}]}}" },
 	{ "rest_query", "count-empty", "POST collections/places/points/count\n"
 	  "{}" },
+	{ "rest_config", "create-sparse", "POST collections\n"
+	  "{\"name\": \"sp\", \"dimension\": 2, \"sparse_vectors\": "
+	  "{\"text\": {\"modifier\": \"idf\"}, \"tags\": null}}" },
 	{ "rest_config", "create", "POST collections\n"
 	  "{\"name\": \"places2\", \"dimension\": 2, \"distance_metric\": "
 	  "\"euclidean\"}" },
@@ -442,8 +462,10 @@ seeds_responses_records(void)
 {
 	float v[2] = { 3, 4 };
 	vecdb_record r[2] = {
-		{ vecdb_id_num(2), v, 2, "{\"kind\": \"bar\"}", 0.5f, 1 },
-		{ vecdb_id_num(9), NULL, 0, NULL, 1.25f, 0 },
+		{ .id = vecdb_id_num(2), .vector = v, .dim = 2,
+		    .payload = "{\"kind\": \"bar\"}", .distance = 0.5f,
+		    .context_hits = 1 },
+		{ .id = vecdb_id_num(9), .distance = 1.25f },
 	};
 	vecdb_records rs = { 2, r, 1, { VECDB_ID_NUM, 10, { 0 } } };
 	vecdb_records *lists[2] = { &rs, &rs };
@@ -567,6 +589,26 @@ seeds_wal(uint8_t **all, size_t *all_len)
 	from = info.last_seq;
 	ok(vecdb_upsert(db, FZ_PLACES, &p, 1), "put");
 	ok(vecdb_delete(db, FZ_PLACES, &del, 1, NULL), "delete");
+	{
+		/* sparse vectors: a new point with both, one updated */
+		static const uint32_t ix[] = { 2, 9 };
+		static const float val[] = { 1.5f, -1 };
+		vecdb_sparse_vector sv[2] = { { "text", ix, val, 2, 0 },
+			{ "tags", NULL, NULL, 0, 1 } };
+		vecdb_point_sparse ps = { sv, 1 };
+		vecdb_point hp = { vecdb_id_num(8), v, 2, NULL };
+		vecdb_id two = vecdb_id_num(2);
+
+		ok(vecdb_write(db, FZ_HYBRID, VECDB_WRITE_UPSERT, &hp, &ps, 1,
+		    0), "sparse put");
+		hp.id = vecdb_id_num(1);
+		hp.vector = NULL;
+		ps.v = sv + 1;
+		ok(vecdb_write(db, FZ_HYBRID, VECDB_WRITE_UPDATE, &hp, &ps, 1,
+		    0), "sparse update");
+		ok(vecdb_delete(db, FZ_HYBRID, &two, 1, NULL),
+		    "sparse delete");
+	}
 	vecdb_collection_config_init(&c, "fresh", 2, VECDB_MANHATTAN);
 	ok(vecdb_collection_create(db, &c), "create");
 	ok(vecdb_payload_index_create(db, FZ_PLACES, "colour",
@@ -596,7 +638,8 @@ seeds_wal(uint8_t **all, size_t *all_len)
 static void
 seeds_snapshots(void)
 {
-	static const char *const colls[] = { FZ_PLACES, FZ_DOCS, FZ_BYTES };
+	static const char *const colls[] = { FZ_PLACES, FZ_DOCS, FZ_BYTES,
+		FZ_HYBRID };
 	vecdb *db = fz_db_open(fz_tmpdir("snap"));
 	vecdb_snapshot_info si;
 	char path[4200];
@@ -605,7 +648,7 @@ seeds_snapshots(void)
 	long n;
 
 	fz_db_seed(db);
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		ok(vecdb_snapshot_create_named(db, colls[i], "seed", &si),
 		    "snapshot");
 		ok(vecdb_snapshot_path(db, colls[i], "seed", path,
