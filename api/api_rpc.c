@@ -205,12 +205,13 @@ do_write(struct api_rpc *r, const struct proto_request *q,
 		out->no_wait = 1;
 		rv = r->b->write_check == NULL ? vdb_err(VECDB_EINVAL, "this "
 		    "server cannot check writes") : r->b->write_check(
-		    r->b->ctx, w->collection, w->op, w->points, NULL, w->n);
+		    r->b->ctx, w->collection, w->op, w->points, w->sparse,
+		    w->n);
 		proto_write_free(w);
 		return rv;
 	}
-	rv = r->b->write(r->b->ctx, w->collection, w->op, w->points, NULL,
-	    w->n);
+	rv = r->b->write(r->b->ctx, w->collection, w->op, w->points,
+	    w->sparse, w->n);
 	if (rv == VECDB_OK)
 		rv = proto_ids_encode(w->points, w->n, &out->body, &out->len);
 	proto_write_free(w);

@@ -214,11 +214,17 @@ struct proto_write {
 	uint32_t write_concern; /* replicas that must hold it; 0: none */
 	vecdb_point *points;  /* n points; vectors/payloads owned here
 				 (vector NULL: none given) */
+	vecdb_point_sparse *sparse; /* n: their sparse vectors, owned */
 	size_t n;             /* 0..VECDB_BATCH_MAX */
 };
 
 int proto_write_encode(const char *coll, vecdb_write_op op, const vecdb_point *pts,
     size_t n, uint8_t **out, size_t *len);
+/* A Write of points with sparse vectors (sparse NULL: none), checked only
+ * or with a write concern. */
+int proto_write_sparse_encode(const char *coll, vecdb_write_op op,
+    int check_only, uint32_t write_concern, const vecdb_point *pts,
+    const vecdb_point_sparse *sparse, size_t n, uint8_t **out, size_t *len);
 /* A Write with check_only set: the receiver validates, changes nothing. */
 int proto_write_check_encode(const char *coll, vecdb_write_op op,
     const vecdb_point *pts, size_t n, uint8_t **out, size_t *len);

@@ -12,12 +12,15 @@ struct write_pb {
 	Vecdb__Point *pts;
 	Vecdb__Point **ptrs;
 	Vecdb__PointId *ids;
+	size_t n;
 };
 
 /* Free the scratch. */
 static void
 write_pb_fini(struct write_pb *w)
 {
+	for (size_t i = 0; w->pts != NULL && i < w->n; i++)
+		vdb_free(w->pts[i].sparse);
 	vdb_free(w->pts);
 	vdb_free(w->ptrs);
 	vdb_free(w->ids);
@@ -51,13 +54,15 @@ _Static_assert(VECDB__WRITE_OP__INSERT == (int)VECDB_WRITE_INSERT &&
 /* A Write message, or a check of one. */
 static int
 write_encode(const char *coll, vecdb_write_op op, int check_only, uint32_t wc,
-    const vecdb_point *pts, size_t n, uint8_t **out, size_t *len)
+    const vecdb_point *pts, const vecdb_point_sparse *sparse, size_t n,
+    uint8_t **out, size_t *len)
 {
 	Vecdb__Write m;
 	struct write_pb w;
 	size_t k = n ? n : 1;
 	int rv;
 
+	w.n = 0;
 	w.pts = vdb_calloc(k, sizeof(*w.pts));
 	w.ptrs = vdb_calloc(k, sizeof(*w.ptrs));
 	w.ids = vdb_calloc(k, sizeof(*w.ids));
@@ -68,6 +73,15 @@ write_encode(const char *coll, vecdb_write_op op, int check_only, uint32_t wc,
 	for (size_t i = 0; i < n; i++) {
 		point_to_pb(&pts[i], &w.pts[i], &w.ids[i]);
 		w.ptrs[i] = &w.pts[i];
+		w.n = i + 1;
+		if (sparse != NULL && sparse[i].n > 0) {
+			if ((rv = proto_sparse_to_pb(sparse[i].v, sparse[i].n,
+			    &w.pts[i].sparse)) != VECDB_OK) {
+				write_pb_fini(&w);
+				return rv;
+			}
+			w.pts[i].n_sparse = sparse[i].n;
+		}
 	}
 	vecdb__write__init(&m);
 	m.collection = proto_str(coll);
@@ -86,7 +100,16 @@ proto_write_encode(const char *coll, vecdb_write_op op,
     const vecdb_point *pts,
     size_t n, uint8_t **out, size_t *len)
 {
-	return write_encode(coll, op, 0, 0, pts, n, out, len);
+	return write_encode(coll, op, 0, 0, pts, NULL, n, out, len);
+}
+
+int
+proto_write_sparse_encode(const char *coll, vecdb_write_op op,
+    int check_only, uint32_t write_concern, const vecdb_point *pts,
+    const vecdb_point_sparse *sparse, size_t n, uint8_t **out, size_t *len)
+{
+	return write_encode(coll, op, check_only, write_concern, pts, sparse,
+	    n, out, len);
 }
 
 int
@@ -94,7 +117,8 @@ proto_write_wc_encode(const char *coll, vecdb_write_op op,
     uint32_t write_concern,
     const vecdb_point *pts, size_t n, uint8_t **out, size_t *len)
 {
-	return write_encode(coll, op, 0, write_concern, pts, n, out, len);
+	return write_encode(coll, op, 0, write_concern, pts, NULL, n, out,
+	    len);
 }
 
 int
@@ -102,7 +126,7 @@ proto_write_check_encode(const char *coll, vecdb_write_op op,
     const vecdb_point *pts,
     size_t n, uint8_t **out, size_t *len)
 {
-	return write_encode(coll, op, 1, 0, pts, n, out, len);
+	return write_encode(coll, op, 1, 0, pts, NULL, n, out, len);
 }
 
 /* The vector of a Point, checked and copied. */
@@ -168,16 +192,23 @@ write_from_pb(const Vecdb__Write *m, struct proto_write *w)
 	if (m->n_points > VECDB_BATCH_MAX)
 		return vdb_err(VECDB_EINVAL, "%zu points, more than %d",
 		    m->n_points, VECDB_BATCH_MAX);
-	if (m->n_points > 0 && (w->points = vdb_calloc(m->n_points,
-	    sizeof(*w->points))) == NULL)
+	if (m->n_points > 0 && ((w->points = vdb_calloc(m->n_points,
+	    sizeof(*w->points))) == NULL || (w->sparse = vdb_calloc(
+	    m->n_points, sizeof(*w->sparse))) == NULL))
 		return vdb_err(VECDB_ENOMEM, "out of memory for points");
 	for (size_t i = 0; i < m->n_points; i++) {
+		vecdb_sparse_vector *sv;
+
 		w->n = i + 1;
 		if ((rv = proto_id_get(m->points[i]->id, 0, "point id",
 		    &w->points[i].id)) != VECDB_OK ||
 		    (rv = point_vector(m->points[i], i, &w->points[i])) ||
-		    (rv = point_payload(m->points[i], i, &w->points[i])))
+		    (rv = point_payload(m->points[i], i, &w->points[i])) ||
+		    (rv = proto_sparse_from_pb(m->points[i]->sparse,
+		    m->points[i]->n_sparse, &sv)))
 			return rv;
+		w->sparse[i].v = sv;
+		w->sparse[i].n = m->points[i]->n_sparse;
 	}
 	return VECDB_OK;
 }
@@ -213,8 +244,12 @@ proto_write_free(struct proto_write *w)
 	for (size_t i = 0; i < w->n; i++) {
 		vdb_free((void *)(uintptr_t)w->points[i].vector);
 		vdb_free((void *)(uintptr_t)w->points[i].payload);
+		if (w->sparse != NULL)
+			proto_sparse_free((vecdb_sparse_vector *)(uintptr_t)
+			    w->sparse[i].v, w->sparse[i].n);
 	}
 	vdb_free(w->points);
+	vdb_free(w->sparse);
 	vdb_free(w);
 }
 

@@ -19,6 +19,7 @@ proto_record_to_pb(const vecdb_record *r, Vecdb__Record *pb,
 		return vdb_err(VECDB_EINVAL, "record without an id");
 	pb->id = id;
 	pb->distance = r->distance;
+	pb->score = r->score;
 	pb->context_hits = r->context_hits;
 	if (r->vector != NULL) {
 		pb->has_vector = 1;
@@ -29,7 +30,10 @@ proto_record_to_pb(const vecdb_record *r, Vecdb__Record *pb,
 		pb->has_payload = 1;
 		pb->payload_json = r->payload;
 	}
-	return VECDB_OK;
+	/* last: nothing to free when an earlier step fails */
+	pb->n_sparse = r->n_sparse;
+	return proto_sparse_records_to_pb(r->sparse, r->n_sparse,
+	    &pb->sparse);
 }
 
 /* Check a Record's fields before anything is copied. */
@@ -38,8 +42,9 @@ record_check(const Vecdb__Record *pb)
 {
 	size_t n = pb->payload_json != NULL ? strlen(pb->payload_json) : 0;
 
-	if (isnan(pb->distance))
-		return vdb_err(VECDB_EINVAL, "record distance is NaN");
+	if (isnan(pb->distance) || isnan(pb->score))
+		return vdb_err(VECDB_EINVAL, "record distance or score is "
+		    "NaN");
 	if (!pb->has_vector && pb->n_vector > 0)
 		return vdb_err(VECDB_EINVAL, "record vector given without "
 		    "has_vector");
@@ -67,6 +72,7 @@ proto_record_from_pb(const Vecdb__Record *pb, vecdb_record *out)
 	    (rv = record_check(pb)) != VECDB_OK)
 		return rv;
 	r.distance = pb->distance;
+	r.score = pb->score;
 	r.context_hits = pb->context_hits;
 	if ((rv = proto_floats_dup(pb->vector, pb->n_vector, &r.vector)))
 		return rv;
@@ -76,6 +82,12 @@ proto_record_from_pb(const Vecdb__Record *pb, vecdb_record *out)
 		vdb_free(r.vector);
 		return vdb_err(VECDB_ENOMEM, "out of memory for a payload");
 	}
+	if ((rv = proto_sparse_records_from_pb(pb->sparse, pb->n_sparse,
+	    &r.sparse)) != VECDB_OK) {
+		vdb_record_fini(&r);
+		return rv;
+	}
+	r.n_sparse = pb->n_sparse;
 	*out = r;
 	return VECDB_OK;
 }
@@ -92,7 +104,9 @@ proto_record_encode(const vecdb_record *r, uint8_t **out, size_t *len)
 		return rv;
 	vecdb__get_result__init(&m);
 	m.record = &pr;
-	return proto_pack(&m.base, out, len);
+	rv = proto_pack(&m.base, out, len);
+	vdb_free(pr.sparse);
+	return rv;
 }
 
 /* A heap record from a GetResult. */
@@ -145,8 +159,9 @@ proto_records_to_pb(const vecdb_records *r, struct records_pb *pb)
 		rv = vdb_err(VECDB_ENOMEM, "out of memory packing records");
 	for (size_t i = 0; rv == VECDB_OK && i < n; i++) {
 		pb->ptrs[i] = &pb->recs[i];
-		rv = proto_record_to_pb(&r->items[i], &pb->recs[i],
-		    &pb->ids[i + 1]);
+		if ((rv = proto_record_to_pb(&r->items[i], &pb->recs[i],
+		    &pb->ids[i + 1])) == VECDB_OK)
+			pb->m.n_items = i + 1;
 	}
 	if (rv != VECDB_OK) {
 		proto_records_pb_fini(pb);
@@ -163,6 +178,8 @@ proto_records_to_pb(const vecdb_records *r, struct records_pb *pb)
 void
 proto_records_pb_fini(struct records_pb *pb)
 {
+	for (size_t i = 0; pb->recs != NULL && i < pb->m.n_items; i++)
+		vdb_free(pb->recs[i].sparse);
 	vdb_free(pb->recs);
 	vdb_free(pb->ptrs);
 	vdb_free(pb->ids);

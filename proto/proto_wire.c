@@ -3,6 +3,7 @@
  * the envelope; the mapping between vecdb_err and the gRPC codes.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "proto_impl.h"
@@ -330,4 +331,188 @@ proto_err_of(int code)
 	if (code < 0 || code >= PROTO_CODE_COUNT)
 		return VECDB_EINTERNAL;
 	return err_of_code[code];
+}
+
+/* ===== Sparse vectors ===== */
+
+/* A block of n pointers followed by the n messages. */
+static Vecdb__SparseVector **
+sparse_block(size_t n)
+{
+	Vecdb__SparseVector **p;
+
+	if ((p = vdb_malloc(n * (sizeof(*p) + sizeof(**p)))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		p[i] = (Vecdb__SparseVector *)(void *)(p + n) + i;
+		vecdb__sparse_vector__init(p[i]);
+	}
+	return p;
+}
+
+int
+proto_sparse_to_pb(const vecdb_sparse_vector *v, size_t n,
+    Vecdb__SparseVector ***out)
+{
+	Vecdb__SparseVector **p;
+
+	*out = NULL;
+	if (n == 0)
+		return VECDB_OK;
+	if ((p = sparse_block(n)) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory packing sparse "
+		    "vectors");
+	for (size_t i = 0; i < n; i++) {
+		p[i]->name = proto_str(v[i].name);
+		p[i]->remove = v[i].remove != 0;
+		p[i]->n_indices = p[i]->n_values = v[i].n;
+		p[i]->indices = (uint32_t *)(uintptr_t)v[i].indices;
+		p[i]->values = (float *)(uintptr_t)v[i].values;
+	}
+	*out = p;
+	return VECDB_OK;
+}
+
+int
+proto_sparse_records_to_pb(const vecdb_sparse_record *v, size_t n,
+    Vecdb__SparseVector ***out)
+{
+	Vecdb__SparseVector **p;
+
+	*out = NULL;
+	if (n == 0)
+		return VECDB_OK;
+	if ((p = sparse_block(n)) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory packing sparse "
+		    "vectors");
+	for (size_t i = 0; i < n; i++) {
+		p[i]->name = (char *)(uintptr_t)v[i].name;
+		p[i]->n_indices = p[i]->n_values = v[i].n;
+		p[i]->indices = v[i].indices;
+		p[i]->values = v[i].values;
+	}
+	*out = p;
+	return VECDB_OK;
+}
+
+/* Check one wire sparse vector; its pairs are copied by the caller. */
+static int
+sparse_check(const Vecdb__SparseVector *pb, size_t i, int remove_ok)
+{
+	if (pb->name == NULL || pb->name[0] == '\0' ||
+	    strlen(pb->name) > VECDB_NAME_MAX)
+		return vdb_err(VECDB_EINVAL, "sparse vector %zu: no name or "
+		    "one over %d characters", i, VECDB_NAME_MAX);
+	if (pb->remove && !remove_ok)
+		return vdb_err(VECDB_EINVAL, "sparse vector %zu: remove in "
+		    "a record", i);
+	if (pb->n_indices != pb->n_values || pb->n_indices > 65536)
+		return vdb_err(VECDB_EINVAL, "sparse vector %zu: %zu indices "
+		    "and %zu values", i, pb->n_indices, pb->n_values);
+	return proto_floats_check(pb->values, pb->n_values,
+	    "sparse values");
+}
+
+/* Copies of one vector's pairs (at least one slot each). */
+static int
+sparse_pairs(const Vecdb__SparseVector *pb, uint32_t **idx, float **val)
+{
+	size_t n = pb->n_indices ? pb->n_indices : 1;
+
+	*idx = vdb_malloc(n * sizeof(**idx));
+	*val = vdb_malloc(n * sizeof(**val));
+	if (*idx == NULL || *val == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory for a sparse "
+		    "vector");
+	if (pb->n_indices) {
+		memcpy(*idx, pb->indices, pb->n_indices * sizeof(**idx));
+		memcpy(*val, pb->values, pb->n_values * sizeof(**val));
+	}
+	return VECDB_OK;
+}
+
+void
+proto_sparse_free(vecdb_sparse_vector *v, size_t n)
+{
+	for (size_t i = 0; v != NULL && i < n; i++) {
+		vdb_free((void *)(uintptr_t)v[i].name);
+		vdb_free((void *)(uintptr_t)v[i].indices);
+		vdb_free((void *)(uintptr_t)v[i].values);
+	}
+	vdb_free(v);
+}
+
+int
+proto_sparse_from_pb(Vecdb__SparseVector *const *pb, size_t n,
+    vecdb_sparse_vector **out)
+{
+	vecdb_sparse_vector *v;
+	int rv = VECDB_OK;
+
+	*out = NULL;
+	if (n == 0)
+		return VECDB_OK;
+	if (n > VECDB_SPARSE_MAX)
+		return vdb_err(VECDB_EINVAL, "%zu sparse vectors, more than "
+		    "%d", n, VECDB_SPARSE_MAX);
+	if ((v = vdb_calloc(n, sizeof(*v))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory for sparse "
+		    "vectors");
+	for (size_t i = 0; i < n && rv == VECDB_OK; i++) {
+		uint32_t *idx = NULL;
+		float *val = NULL;
+
+		if ((rv = sparse_check(pb[i], i, 1)) != VECDB_OK)
+			break;
+		if ((v[i].name = vdb_strdup(pb[i]->name)) == NULL) {
+			rv = vdb_err(VECDB_ENOMEM, "out of memory");
+			break;
+		}
+		rv = sparse_pairs(pb[i], &idx, &val);
+		v[i].indices = idx;
+		v[i].values = val;
+		v[i].n = (uint32_t)pb[i]->n_indices;
+		v[i].remove = pb[i]->remove;
+	}
+	if (rv != VECDB_OK) {
+		proto_sparse_free(v, n);
+		return rv;
+	}
+	*out = v;
+	return VECDB_OK;
+}
+
+int
+proto_sparse_records_from_pb(Vecdb__SparseVector *const *pb, size_t n,
+    vecdb_sparse_record **out)
+{
+	vecdb_sparse_record *v;
+	int rv = VECDB_OK;
+
+	*out = NULL;
+	if (n == 0)
+		return VECDB_OK;
+	if (n > VECDB_SPARSE_MAX)
+		return vdb_err(VECDB_EINVAL, "%zu sparse vectors, more than "
+		    "%d", n, VECDB_SPARSE_MAX);
+	if ((v = vdb_calloc(n, sizeof(*v))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory for sparse "
+		    "vectors");
+	for (size_t i = 0; i < n && rv == VECDB_OK; i++) {
+		if ((rv = sparse_check(pb[i], i, 0)) != VECDB_OK)
+			break;
+		snprintf(v[i].name, sizeof(v[i].name), "%s", pb[i]->name);
+		rv = sparse_pairs(pb[i], &v[i].indices, &v[i].values);
+		v[i].n = (uint32_t)pb[i]->n_indices;
+	}
+	if (rv != VECDB_OK) {
+		for (size_t i = 0; i < n; i++) {
+			vdb_free(v[i].indices);
+			vdb_free(v[i].values);
+		}
+		vdb_free(v);
+		return rv;
+	}
+	*out = v;
+	return VECDB_OK;
 }

@@ -255,19 +255,26 @@ ids_assign(vecdb_write_op op, vecdb_point *pts, size_t n)
  * marked done with rv VECDB_OK and no request. */
 static int
 write_calls(router *r, router_topology *t, const char *coll,
-    vecdb_write_op op,
-    const vecdb_point *pts, size_t n, int check, struct router_call *c)
+    vecdb_write_op op, const vecdb_point *pts,
+    const vecdb_point_sparse *sparse, size_t n, int check,
+    struct router_call *c)
 {
 	uint32_t *of;
 	size_t *cnt;
 	vecdb_point *part = vdb_malloc((n ? n : 1) * sizeof(*part));
+	vecdb_point_sparse *spart = sparse == NULL ? NULL :
+	    vdb_malloc((n ? n : 1) * sizeof(*spart));
 	int rv;
 
-	if (part == NULL)
+	if (part == NULL || (sparse != NULL && spart == NULL)) {
+		vdb_free(part);
+		vdb_free(spart);
 		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
 	if ((rv = router_split(&pts[0].id, sizeof(*pts), n, t->n, &of,
 	    &cnt)) != VECDB_OK) {
 		vdb_free(part);
+		vdb_free(spart);
 		return rv;
 	}
 	for (size_t s = 0; s < t->n && rv == VECDB_OK; s++) {
@@ -280,9 +287,11 @@ write_calls(router *r, router_topology *t, const char *coll,
 			continue;
 		k = router_split_part(pts, sizeof(*pts), n, of, (uint32_t) s,
 		    part);
-		rv = check ? proto_write_check_encode(coll, op, part, k, &b,
-		    &l) : proto_write_wc_encode(coll, op,
-		    api_read_opts()->write_concern, part, k, &b, &l);
+		if (sparse != NULL)
+			(void) router_split_part(sparse, sizeof(*sparse), n, of,
+			    (uint32_t) s, spart);
+		rv = proto_write_sparse_encode(coll, op, check, check ? 0 :
+		    api_read_opts()->write_concern, part, spart, k, &b, &l);
 		if (rv == VECDB_OK) {
 			rv = proto_request_encode(PROTO_WRITE, r->key, s, b, l,
 			    &c[s].req, &c[s].reqlen);
@@ -290,6 +299,7 @@ write_calls(router *r, router_topology *t, const char *coll,
 		}
 	}
 	vdb_free(part);
+	vdb_free(spart);
 	vdb_free(of);
 	vdb_free(cnt);
 	return rv;
@@ -298,15 +308,16 @@ write_calls(router *r, router_topology *t, const char *coll,
 /* Send each shard its part of a batch (or, with check, a check of it). */
 static int
 write_phase(router *r, router_topology *t, const char *coll,
-    vecdb_write_op op,
-    vecdb_point *pts, size_t n, int check)
+    vecdb_write_op op, vecdb_point *pts, const vecdb_point_sparse *sparse,
+    size_t n, int check)
 {
 	struct router_call *c = vdb_calloc(t->n, sizeof(*c));
 	int rv;
 
 	if (c == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	if ((rv = write_calls(r, t, coll, op, pts, n, check, c)) == VECDB_OK) {
+	if ((rv = write_calls(r, t, coll, op, pts, sparse, n, check, c)) ==
+	    VECDB_OK) {
 		router_fanout(r, t, c, t->n);
 		rv = router_calls_check(c, t->n, VECDB_OK);
 	}
@@ -338,22 +349,14 @@ cl_write(void *ctx, const char *coll, vecdb_write_op op, vecdb_point *pts,
     const vecdb_point_sparse *sparse, size_t n)
 {
 	router *r = ctx;
-	router_topology *t;
+	router_topology *t = router_topology_acquire(r, NULL, NULL);
 	int rv = VECDB_OK;
-
-	/* the wire does not carry sparse vectors yet: refuse, never drop */
-	for (size_t i = 0; sparse != NULL && i < n; i++)
-		if (sparse[i].n > 0)
-			return vdb_err(VECDB_EINVAL, "a router does not carry "
-			    "sparse vectors yet: write them to a vecdb serve "
-			    "or a vecdb-node directly");
-	t = router_topology_acquire(r, NULL, NULL);
 
 	ids_assign(op, pts, n);
 	if (multi_shard(t, pts, n))
-		rv = write_phase(r, t, coll, op, pts, n, 1);
+		rv = write_phase(r, t, coll, op, pts, sparse, n, 1);
 	if (rv == VECDB_OK)
-		rv = write_phase(r, t, coll, op, pts, n, 0);
+		rv = write_phase(r, t, coll, op, pts, sparse, n, 0);
 	router_topology_release(r, t);
 	return rv;
 }

@@ -828,17 +828,6 @@ START_TEST(points_carry_sparse_vectors)
 	ok("POST", "/collections", "{\"name\": \"sp\", \"dimension\": 4, "
 	    "\"sparse_vectors\": {\"text\": {\"modifier\": \"idf\"}, "
 	    "\"tags\": {}}}");
-	if (srv_target() == SRV_CLUSTER) {
-		/* the wire does not carry them yet: refused, not dropped */
-		expect_400_saying("POST", "/collections/sp/vectors/upsert",
-		    "{\"vectors\": [{\"id\": 1, \"data\": [1, 0, 0, 0], "
-		    "\"vectors\": {\"text\": {\"indices\": [1], "
-		    "\"values\": [1]}}}]}", "a router does not carry sparse "
-		    "vectors yet");
-		expect_err(404, "NOT_FOUND", "GET", "/collections/sp/vectors/1",
-		    NULL);
-		return;
-	}
 	ok("POST", "/collections/sp/vectors/upsert", "{\"vectors\": [{\"id\": "
 	    "1, \"data\": [1, 0, 0, 0], \"vectors\": {\"text\": {\"indices\": "
 	    "[42, 7], \"values\": [1.5, 0.25]}}}, {\"id\": 2, \"data\": [0, 1, "

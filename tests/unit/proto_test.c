@@ -517,6 +517,63 @@ START_TEST(write_round_trips_ids_vectors_and_payloads)
 }
 END_TEST
 
+START_TEST(sparse_vectors_round_trip_in_writes_and_records)
+{
+	static const uint32_t ix[] = { 9, 2, 4000000000u };
+	static const float val[] = { 1.5f, -2, 0.25f };
+	const float nan1[] = { NAN };
+	vecdb_sparse_vector sv[2] = { { "text", ix, val, 3, 0 },
+		{ "tags", NULL, NULL, 0, 1 } };
+	vecdb_point_sparse ps[2] = { { sv, 2 }, { NULL, 0 } };
+	float v[2] = { 1, 2 };
+	vecdb_point pts[2] = { { vecdb_id_num(1), v, 2, NULL },
+		{ vecdb_id_num(2), v, 2, NULL } };
+	vecdb_sparse_record sr = { "text", (uint32_t *) ix, (float *) val,
+		3 };
+	vecdb_record rec = { .id = vecdb_id_num(7), .vector = v, .dim = 2,
+		.distance = -3.5f, .score = 3.5f, .sparse = &sr,
+		.n_sparse = 1 }, *back;
+	struct proto_write *w;
+	uint8_t *buf;
+	size_t len;
+
+	ck_assert_int_eq(proto_write_sparse_encode("c", VECDB_WRITE_UPDATE, 1,
+	    2, pts, ps, 2, &buf, &len), VECDB_OK);
+	ck_assert_int_eq(proto_write_decode(buf, len, &w), VECDB_OK);
+	vdb_free(buf);
+	ck_assert_int_eq(w->check_only, 1);
+	ck_assert_uint_eq(w->write_concern, 2);
+	ck_assert_uint_eq(w->sparse[0].n, 2);
+	ck_assert_uint_eq(w->sparse[1].n, 0);
+	ck_assert_str_eq(w->sparse[0].v[0].name, "text");
+	ck_assert_uint_eq(w->sparse[0].v[0].n, 3);
+	ck_assert_uint_eq(w->sparse[0].v[0].indices[2], 4000000000u);
+	ck_assert_float_eq(w->sparse[0].v[0].values[1], -2);
+	ck_assert_int_eq(w->sparse[0].v[0].remove, 0);
+	ck_assert_str_eq(w->sparse[0].v[1].name, "tags");
+	ck_assert_int_eq(w->sparse[0].v[1].remove, 1);
+	proto_write_free(w);
+	/* a record keeps them, and its score */
+	ck_assert_int_eq(proto_record_encode(&rec, &buf, &len), VECDB_OK);
+	ck_assert_int_eq(proto_record_decode(buf, len, &back), VECDB_OK);
+	vdb_free(buf);
+	ck_assert_float_eq(back->score, 3.5f);
+	ck_assert_uint_eq(back->n_sparse, 1);
+	ck_assert_str_eq(back->sparse[0].name, "text");
+	ck_assert_uint_eq(back->sparse[0].n, 3);
+	ck_assert_uint_eq(back->sparse[0].indices[0], 9);
+	ck_assert_float_eq(back->sparse[0].values[2], 0.25f);
+	vecdb_record_free(back);
+	/* a non-finite value or lengths that differ are refused */
+	sv[0].values = nan1;
+	sv[0].n = 1;
+	ck_assert_int_eq(proto_write_sparse_encode("c", VECDB_WRITE_UPSERT, 0,
+	    0, pts, ps, 1, &buf, &len), VECDB_OK);
+	ck_assert_int_eq(proto_write_decode(buf, len, &w), VECDB_EINVAL);
+	vdb_free(buf);
+}
+END_TEST
+
 START_TEST(write_refuses_nan_and_infinity)
 {
 	float bad[3] = { 1, NAN, 2 };
@@ -1523,6 +1580,7 @@ proto_suite(void)
 	tcase_add_test(tc, promotion_messages_round_trip_and_refuse_bad_fields);
 	tcase_add_test(tc, write_round_trips_ids_vectors_and_payloads);
 	tcase_add_test(tc, write_refuses_nan_and_infinity);
+	tcase_add_test(tc, sparse_vectors_round_trip_in_writes_and_records);
 	tcase_add_test(tc, write_at_max_sizes_passes_and_over_fails);
 	tcase_add_test(tc, write_result_delete_get_and_count_round_trip);
 	tcase_add_test(tc, records_round_trip);
