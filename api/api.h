@@ -74,6 +74,10 @@ struct api_backend {
 	int (*search_sparse)(void *ctx, const char *coll,
 	    const vecdb_sparse_search_params *p, const json_t *filter,
 	    vecdb_records **out);
+	/* The counts an IDF weight needs (vecdb_sparse_stats). */
+	int (*sparse_stats)(void *ctx, const char *coll, const char *name,
+	    const uint32_t *indices, size_t n, uint64_t *points,
+	    uint64_t *df);
 	int (*recommend)(void *ctx, const char *coll,
 	    const vecdb_recommend_params *p, const json_t *filter,
 	    vecdb_records **out);

@@ -162,6 +162,13 @@ l_search_sparse(void *ctx, const char *coll,
 }
 
 static int
+l_sparse_stats(void *ctx, const char *coll, const char *name,
+    const uint32_t *indices, size_t n, uint64_t *points, uint64_t *df)
+{
+	return vecdb_sparse_stats(ctx, coll, name, indices, n, points, df);
+}
+
+static int
 l_discover(void *ctx, const char *coll, const vecdb_discover_params *p,
     const json_t *filter, vecdb_records **out)
 {
@@ -368,6 +375,7 @@ api_backend_local_init(struct api_backend *b, vecdb *db)
 		.snapshot_create = l_snapshot_create,
 		.write_check = l_write_check,
 		.search_sparse = l_search_sparse,
+		.sparse_stats = l_sparse_stats,
 		.snapshot_list = l_snapshot_list,
 		.snapshot_get = l_snapshot_get,
 		.snapshot_delete = l_snapshot_delete,

@@ -383,7 +383,57 @@ do_count(struct api_rpc *r, const struct proto_request *q,
 	return rv;
 }
 
-/* search, recommend, discover, scroll, count. */
+/* A sparse search. */
+static int
+do_sparse_search(struct api_rpc *r, const struct proto_request *q,
+    struct api_rpc_reply *out)
+{
+	struct proto_sparse_search *s;
+	vecdb_records *res = NULL;
+	json_t *f = NULL;
+	int rv;
+
+	if ((rv = proto_sparse_search_decode(q->body, q->body_len, &s)) !=
+	    VECDB_OK)
+		return rv;
+	if (r->b->search_sparse == NULL)
+		rv = vdb_err(VECDB_EINVAL, "this server has no sparse search");
+	else if ((rv = filter_load(s->filter_json, &f)) == VECDB_OK)
+		rv = r->b->search_sparse(r->b->ctx, s->collection, &s->p, f,
+		    &res);
+	json_decref(f);
+	proto_sparse_search_free(s);
+	return records_reply(rv, res, out);
+}
+
+/* The counts of a sparse vector's IDF. */
+static int
+do_sparse_stats(struct api_rpc *r, const struct proto_request *q,
+    struct api_rpc_reply *out)
+{
+	char coll[VECDB_NAME_MAX + 1], name[VECDB_NAME_MAX + 1];
+	uint32_t *ix = NULL;
+	uint64_t *df = NULL, points = 0;
+	size_t n = 0;
+	int rv;
+
+	if ((rv = proto_sparse_stats_decode(q->body, q->body_len, coll, name,
+	    &ix, &n)) != VECDB_OK)
+		return rv;
+	if (r->b->sparse_stats == NULL)
+		rv = vdb_err(VECDB_EINVAL, "this server has no sparse search");
+	else if ((df = vdb_malloc((n ? n : 1) * sizeof(*df))) == NULL)
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+	else if ((rv = r->b->sparse_stats(r->b->ctx, coll, name, ix, n,
+	    &points, df)) == VECDB_OK)
+		rv = proto_sparse_stats_result_encode(points, df, n,
+		    &out->body, &out->len);
+	vdb_free(ix);
+	vdb_free(df);
+	return rv;
+}
+
+/* search, recommend, discover, scroll, count, sparse search. */
 static int
 do_queries(struct api_rpc *r, const struct proto_request *q,
     struct api_rpc_reply *out)
@@ -392,6 +442,8 @@ do_queries(struct api_rpc *r, const struct proto_request *q,
 	case PROTO_SEARCH: return do_search(r, q, out);
 	case PROTO_SCROLL: return do_scroll(r, q, out);
 	case PROTO_COUNT: return do_count(r, q, out);
+	case PROTO_SPARSE_SEARCH: return do_sparse_search(r, q, out);
+	case PROTO_SPARSE_STATS: return do_sparse_stats(r, q, out);
 	default: return do_examples(r, q, out);
 	}
 }
@@ -600,7 +652,8 @@ dispatch(struct api_rpc *r, struct api_rpc_call *w,
 	case PROTO_WRITE: case PROTO_DELETE: case PROTO_GET:
 		return do_points(r, q, out);
 	case PROTO_SEARCH: case PROTO_RECOMMEND: case PROTO_DISCOVER:
-	case PROTO_SCROLL: case PROTO_COUNT:
+	case PROTO_SCROLL: case PROTO_COUNT: case PROTO_SPARSE_SEARCH:
+	case PROTO_SPARSE_STATS:
 		return do_queries(r, q, out);
 	case PROTO_SNAPSHOT_CREATE: case PROTO_SNAPSHOT_LIST:
 	case PROTO_SNAPSHOT_GET: case PROTO_SNAPSHOT_DELETE:

@@ -376,7 +376,7 @@ bench_sparse(int argc, char **argv)
 			vecdb_sparse_search_params sp = { "text",
 			    qidx + q * a.qterms, qval + q * a.qterms,
 			    (uint32_t) a.qterms, (uint32_t) a.k, 0, NULL, 0,
-			    0 };
+			    0, 0 };
 			vecdb_records *r;
 			size_t n;
 

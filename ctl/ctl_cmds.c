@@ -5,6 +5,7 @@
  */
 #include <getopt.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -915,8 +916,9 @@ ctl_snapshot(struct ctl *c, int argc, char **argv)
 /* ===== search ===== */
 
 #define SEARCH_USAGE \
-	"usage: vecdbctl search COLLECTION --vector X,Y,... [--limit K] " \
-	"[--filter JSON] [--exact]\n"
+	"usage: vecdbctl search COLLECTION (--vector X,Y,... | --sparse " \
+	"NAME:I=V,I=V,... | both [--fusion rrf|relative_score|dbsf]) " \
+	"[--limit K] [--filter JSON] [--exact]\n"
 
 /* "0.1,0.2,..." as a JSON array of numbers. */
 static int
@@ -941,12 +943,52 @@ vector_parse(const char *s, json_t **out)
 	return CTL_OK;
 }
 
+/* "NAME:I=V,I=V,..." as {"using": NAME, "indices": [I...], "values":
+ * [V...]}. */
+static int
+sparse_parse(const char *arg, json_t **out)
+{
+	const char *colon = strchr(arg, ':'), *s;
+	json_t *ix = json_array(), *va = json_array();
+	char *end;
+
+	if (colon == NULL || colon == arg)
+		goto bad;
+	for (s = colon + 1; *s != '\0';) {
+		unsigned long long i;
+		double v;
+
+		if (*s < '0' || *s > '9')
+			goto bad;
+		i = strtoull(s, &end, 10);
+		if (*end != '=' || i > UINT32_MAX)
+			goto bad;
+		s = end + 1;
+		v = strtod(s, &end);
+		if (end == s || !isfinite(v) || (*end != ',' && *end != '\0'))
+			goto bad;
+		json_array_append_new(ix, json_integer((json_int_t) i));
+		json_array_append_new(va, json_real(v));
+		s = *end == ',' ? end + 1 : end;
+	}
+	*out = json_pack("{s:s#, s:o, s:o}", "using", arg,
+	    (int) (colon - arg), "indices", ix, "values", va);
+	return CTL_OK;
+bad:
+	json_decref(ix);
+	json_decref(va);
+	return ctl_usage_error(SEARCH_USAGE, "--sparse: '%s' is not "
+	    "NAME:INDEX=VALUE,...", arg);
+}
+
 /* Parse search's flags into the request body. */
 static int
 search_parse(int argc, char **argv, json_t *body)
 {
 	static const struct option opts[] = {
 		{ "vector", required_argument, NULL, 'v' },
+		{ "sparse", required_argument, NULL, 's' },
+		{ "fusion", required_argument, NULL, 'u' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "exact", no_argument, NULL, 'x' },
@@ -981,32 +1023,63 @@ search_parse(int argc, char **argv, json_t *body)
 			break;
 		case 'x': json_object_set_new(body, "exact", json_true());
 			break;
+		case 's':
+			if (sparse_parse(optarg, &v) != CTL_OK)
+				return CTL_USAGE;
+			json_object_set_new(body, "sparse_vector", v);
+			break;
+		case 'u':
+			json_object_set_new(body, "fusion", json_string(optarg));
+			break;
 		case 'h': fputs(SEARCH_USAGE, stdout); return -1;
 		default: return CTL_USAGE;
 		}
 	if (argc - optind != 1)
 		return ctl_usage_error(SEARCH_USAGE, "search takes one "
 		    "COLLECTION");
-	if (json_object_get(body, "vector") == NULL)
-		return ctl_usage_error(SEARCH_USAGE, "--vector is required");
+	if (json_object_get(body, "vector") == NULL &&
+	    json_object_get(body, "sparse_vector") == NULL)
+		return ctl_usage_error(SEARCH_USAGE, "--vector or --sparse is "
+		    "required");
+	if (json_object_get(body, "fusion") != NULL &&
+	    (json_object_get(body, "vector") == NULL ||
+	    json_object_get(body, "sparse_vector") == NULL))
+		return ctl_usage_error(SEARCH_USAGE, "--fusion fuses a "
+		    "--vector and a --sparse search: give both");
 	return CTL_OK;
 }
 
-/* The hits as ID DISTANCE PAYLOAD. */
+/* --vector and --sparse together: the body of a hybrid search. */
+static json_t *
+hybrid_body(json_t *b)
+{
+	json_t *h = json_pack("{s:{s:O}, s:O}", "dense", "vector",
+	    json_object_get(b, "vector"), "sparse",
+	    json_object_get(b, "sparse_vector"));
+	static const char *const keep[] = { "fusion", "limit", "filter" };
+
+	for (size_t i = 0; h != NULL && i < 3; i++)
+		if (json_object_get(b, keep[i]) != NULL)
+			json_object_set(h, keep[i], json_object_get(b,
+			    keep[i]));
+	return h;
+}
+
+/* The hits as ID DISTANCE PAYLOAD (SCORE for sparse and hybrid). */
 static void
-hits_print(const json_t *hits)
+hits_print(const json_t *hits, int scored)
 {
 	struct ctl_table t;
 	char dist[32], *id, *pl;
 	json_t *h;
 	size_t i;
 
-	ctl_table_init(&t, 3, "ID", "DISTANCE", "PAYLOAD");
+	ctl_table_init(&t, 3, "ID", scored ? "SCORE" : "DISTANCE", "PAYLOAD");
 	json_array_foreach(hits, i, h) {
 		id = ctl_json_text(json_object_get(h, "id"));
 		pl = ctl_json_text(json_object_get(h, "metadata"));
 		snprintf(dist, sizeof(dist), "%.6g", json_number_value(
-		    json_object_get(h, "distance")));
+		    json_object_get(h, scored ? "score" : "distance")));
 		ctl_table_row(&t, id, dist, pl);
 		free(id), free(pl);
 	}
@@ -1018,20 +1091,30 @@ int
 ctl_search(struct ctl *c, int argc, char **argv)
 {
 	json_t *body = json_object(), *data;
-	int rv;
+	int rv, hybrid, scored;
 
 	if ((rv = search_parse(argc, argv, body)) != CTL_OK) {
 		json_decref(body);
 		return rv < 0 ? CTL_OK : rv;
 	}
-	rv = coll_call(c, "POST", argv[optind], "search", body, &data);
+	hybrid = json_object_get(body, "vector") != NULL &&
+	    json_object_get(body, "sparse_vector") != NULL;
+	if (hybrid) {
+		json_t *h = hybrid_body(body);
+
+		json_decref(body);
+		body = h;
+	}
+	rv = coll_call(c, "POST", argv[optind], hybrid ? "search/hybrid" :
+	    "search", body, &data);
+	scored = hybrid || json_object_get(body, "sparse_vector") != NULL;
 	json_decref(body);
 	if (rv != CTL_OK)
 		return rv;
 	if (c->json)
 		ctl_print_json(data);
 	else
-		hits_print(data);
+		hits_print(data, scored);
 	json_decref(data);
 	return CTL_OK;
 }

@@ -87,6 +87,21 @@ body_decode(const struct proto_request *q)
 			vdb_free(filter);
 		break;
 	}
+	case PROTO_SPARSE_SEARCH: {
+		struct proto_sparse_search *ss;
+		if (proto_sparse_search_decode(b, n, &ss) == VECDB_OK)
+			proto_sparse_search_free(ss);
+		break;
+	}
+	case PROTO_SPARSE_STATS: {
+		char coll[VECDB_NAME_MAX + 1], name[VECDB_NAME_MAX + 1];
+		uint32_t *ix = NULL;
+		size_t k;
+		if (proto_sparse_stats_decode(b, n, coll, name, &ix, &k) ==
+		    VECDB_OK)
+			vdb_free(ix);
+		break;
+	}
 	case PROTO_FETCH_WAL: {
 		struct proto_fetch_wal f;
 		(void) proto_fetch_wal_decode(b, n, &f);

@@ -45,6 +45,11 @@ result_decode(uint32_t method, const uint8_t *b, size_t n)
 		(void) proto_count_result_decode(b, n, &v);
 		break;
 	}
+	case PROTO_SPARSE_STATS: {
+		uint64_t points, df[4];
+		(void) proto_sparse_stats_result_decode(b, n, 4, &points, df);
+		break;
+	}
 	case PROTO_GET: {
 		vecdb_record *r;
 		if (proto_record_decode(b, n, &r) == VECDB_OK)
@@ -58,7 +63,8 @@ result_decode(uint32_t method, const uint8_t *b, size_t n)
 			vecdb_records_free_array(r, k);
 		break;
 	}
-	case PROTO_RECOMMEND: case PROTO_DISCOVER: case PROTO_SCROLL: {
+	case PROTO_RECOMMEND: case PROTO_DISCOVER: case PROTO_SCROLL:
+	case PROTO_SPARSE_SEARCH: {
 		vecdb_records *r;
 		if (proto_records_decode(b, n, &r) == VECDB_OK)
 			vecdb_records_free(r);

@@ -414,6 +414,19 @@ seeds_requests_query(void)
 	seed_request("scroll", PROTO_SCROLL, b, n);
 	ok(proto_count_encode("places", filt, &b, &n), "count");
 	seed_request("count", PROTO_COUNT, b, n);
+	{
+		static const uint32_t ix[] = { 42, 1 };
+		static const float val[] = { 1, 0.5f };
+		vecdb_sparse_search_params ssp = { "text", ix, val, 2, 3, 1,
+			NULL, 1, 1, 1 };
+
+		ok(proto_sparse_search_encode(FZ_HYBRID, &ssp, filt, &b, &n),
+		    "sparse search");
+		seed_request("sparse-search", PROTO_SPARSE_SEARCH, b, n);
+		ok(proto_sparse_stats_encode(FZ_HYBRID, "text", ix, 2, &b,
+		    &n), "sparse stats");
+		seed_request("sparse-stats", PROTO_SPARSE_STATS, b, n);
+	}
 }
 
 /* Requests of replication and promotion. */
@@ -516,6 +529,13 @@ seeds_responses_admin(void)
 	seed_response("delete", PROTO_DELETE, b, n);
 	ok(proto_count_result_encode(4, &b, &n), "count");
 	seed_response("count", PROTO_COUNT, b, n);
+	{
+		static const uint64_t df[4] = { 1, 0, 7, 3 };
+
+		ok(proto_sparse_stats_result_encode(9, df, 4, &b, &n),
+		    "sparse stats");
+		seed_response("sparse-stats", PROTO_SPARSE_STATS, b, n);
+	}
 	ok(proto_snapshot_info_encode(&si, &b, &n), "snapshot");
 	seed_response("snapshot", PROTO_SNAPSHOT_GET, b, n);
 	ok(proto_snapshot_list_encode(&si, 1, &b, &n), "snapshots");

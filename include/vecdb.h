@@ -619,6 +619,9 @@ typedef struct vecdb_sparse_search_params {
 	const vecdb_filter *filter;  /* NULL: every point */
 	int with_payload;
 	int with_vector;
+	int weighted;                /* values already carry their weights:
+					no IDF here (a router weighs by
+					the whole collection's counts) */
 } vecdb_sparse_search_params;
 
 /**
@@ -635,6 +638,15 @@ typedef struct vecdb_sparse_search_params {
  */
 int vecdb_search_sparse(vecdb *db, const char *coll,
     const vecdb_sparse_search_params *p, vecdb_records **out);
+
+/**
+ * What an IDF weight counts: the points that have sparse vector @p name
+ * (*points) and, for each of the n indices, how many of them hold it
+ * (df[i]). A router sums them over its shards.
+ * @return VECDB_OK, VECDB_ENOTFOUND, VECDB_EINVAL (an unknown name).
+ */
+int vecdb_sparse_stats(vecdb *db, const char *coll, const char *name,
+    const uint32_t *indices, size_t n, uint64_t *points, uint64_t *df);
 
 /* ===== Fusing two rankings (hybrid search) ===== */
 

@@ -75,6 +75,8 @@ enum proto_method {
 	PROTO_SNAPSHOT_UPLOAD,
 	PROTO_COMPACT_COLLECTION,
 	PROTO_SET_QUANTIZATION,
+	PROTO_SPARSE_SEARCH,
+	PROTO_SPARSE_STATS,
 	PROTO_METHOD_COUNT  /* one past the last method, not a method */
 };
 
@@ -369,6 +371,34 @@ void proto_scroll_free(struct proto_scroll *s);
 
 /* Count: a collection and a filter. *filter_json (NULL: none) is freed
  * with vdb_free(). */
+/* A SparseSearch: p's query and options (p->filter unused), the filter
+ * as JSON ("" or NULL: none). Decoded: a checked copy, freed with
+ * proto_sparse_search_free(). */
+struct proto_sparse_search {
+	char collection[VECDB_NAME_MAX + 1];
+	char name[VECDB_NAME_MAX + 1];
+	vecdb_sparse_search_params p;  /* name, indices and values here */
+	char *filter_json;             /* NULL: none */
+};
+int proto_sparse_search_encode(const char *coll,
+    const vecdb_sparse_search_params *p, const char *filter_json,
+    uint8_t **out, size_t *len);
+int proto_sparse_search_decode(const uint8_t *buf, size_t len,
+    struct proto_sparse_search **out);
+void proto_sparse_search_free(struct proto_sparse_search *s);
+
+/* A SparseStats, and its result (df: n counts). */
+int proto_sparse_stats_encode(const char *coll, const char *name,
+    const uint32_t *indices, size_t n, uint8_t **out, size_t *len);
+int proto_sparse_stats_decode(const uint8_t *buf, size_t len,
+    char coll[VECDB_NAME_MAX + 1], char name[VECDB_NAME_MAX + 1],
+    uint32_t **indices, size_t *n);
+int proto_sparse_stats_result_encode(uint64_t points, const uint64_t *df,
+    size_t n, uint8_t **out, size_t *len);
+/* Exactly n counts, or VECDB_EINVAL. */
+int proto_sparse_stats_result_decode(const uint8_t *buf, size_t len,
+    size_t n, uint64_t *points, uint64_t *df);
+
 int proto_count_encode(const char *coll, const char *filter_json,
     uint8_t **out, size_t *len);
 int proto_count_decode(const uint8_t *buf, size_t len,

@@ -707,3 +707,191 @@ proto_count_decode(const uint8_t *buf, size_t len,
 	proto_unpacked_free(pm);
 	return rv;
 }
+
+/* ===== Sparse search ===== */
+
+int
+proto_sparse_search_encode(const char *coll,
+    const vecdb_sparse_search_params *p, const char *filter_json,
+    uint8_t **out, size_t *len)
+{
+	Vecdb__SparseSearch m;
+
+	vecdb__sparse_search__init(&m);
+	m.collection = proto_str(coll);
+	m.name = proto_str(p->name);
+	m.n_indices = m.n_values = p->n;
+	m.indices = (uint32_t *)(uintptr_t)p->indices;
+	m.values = (float *)(uintptr_t)p->values;
+	m.limit = p->limit;
+	m.offset = p->offset;
+	m.filter_json = proto_str(filter_json);
+	m.with_payload = p->with_payload != 0;
+	m.with_vector = p->with_vector != 0;
+	m.weighted = p->weighted != 0;
+	return proto_pack(&m.base, out, len);
+}
+
+void
+proto_sparse_search_free(struct proto_sparse_search *s)
+{
+	if (s == NULL)
+		return;
+	vdb_free((void *)(uintptr_t)s->p.indices);
+	vdb_free((void *)(uintptr_t)s->p.values);
+	vdb_free(s->filter_json);
+	vdb_free(s);
+}
+
+/* Ours from a SparseSearch (s zeroed). */
+static int
+sparse_search_from_pb(const Vecdb__SparseSearch *m,
+    struct proto_sparse_search *s)
+{
+	size_t n = m->n_indices;
+	uint32_t *idx;
+	float *val;
+	int rv;
+
+	if ((rv = proto_name_get(m->collection, VECDB_NAME_MAX, 1,
+	    "collection name", s->collection)) != VECDB_OK ||
+	    (rv = proto_name_get(m->name, VECDB_NAME_MAX, 1,
+	    "sparse vector name", s->name)) != VECDB_OK)
+		return rv;
+	if (n != m->n_values || n > 65536)
+		return vdb_err(VECDB_EINVAL, "a sparse query of %zu indices "
+		    "and %zu values", n, m->n_values);
+	if ((rv = proto_floats_check(m->values, n, "sparse values")) != 0 ||
+	    (rv = proto_filter_get(m->filter_json, &s->filter_json)) != 0)
+		return rv;
+	idx = vdb_malloc((n ? n : 1) * sizeof(*idx));
+	val = vdb_malloc((n ? n : 1) * sizeof(*val));
+	s->p.indices = idx;
+	s->p.values = val;
+	if (idx == NULL || val == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if (n) {
+		memcpy(idx, m->indices, n * sizeof(*idx));
+		memcpy(val, m->values, n * sizeof(*val));
+	}
+	s->p.name = s->name;
+	s->p.n = (uint32_t)n;
+	s->p.limit = m->limit;
+	s->p.offset = m->offset;
+	s->p.with_payload = m->with_payload;
+	s->p.with_vector = m->with_vector;
+	s->p.weighted = m->weighted;
+	return VECDB_OK;
+}
+
+int
+proto_sparse_search_decode(const uint8_t *buf, size_t len,
+    struct proto_sparse_search **out)
+{
+	ProtobufCMessage *pm;
+	struct proto_sparse_search *s;
+	int rv;
+
+	if ((rv = proto_unpack(&vecdb__sparse_search__descriptor, buf, len,
+	    &pm)) != VECDB_OK)
+		return rv;
+	if ((s = vdb_calloc(1, sizeof(*s))) == NULL) {
+		proto_unpacked_free(pm);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	rv = sparse_search_from_pb((Vecdb__SparseSearch *)pm, s);
+	proto_unpacked_free(pm);
+	if (rv != VECDB_OK) {
+		proto_sparse_search_free(s);
+		return rv;
+	}
+	*out = s;
+	return VECDB_OK;
+}
+
+int
+proto_sparse_stats_encode(const char *coll, const char *name,
+    const uint32_t *indices, size_t n, uint8_t **out, size_t *len)
+{
+	Vecdb__SparseStats m;
+
+	vecdb__sparse_stats__init(&m);
+	m.collection = proto_str(coll);
+	m.name = proto_str(name);
+	m.n_indices = n;
+	m.indices = (uint32_t *)(uintptr_t)indices;
+	return proto_pack(&m.base, out, len);
+}
+
+int
+proto_sparse_stats_decode(const uint8_t *buf, size_t len,
+    char coll[VECDB_NAME_MAX + 1], char name[VECDB_NAME_MAX + 1],
+    uint32_t **indices, size_t *n)
+{
+	ProtobufCMessage *pm;
+	Vecdb__SparseStats *m;
+	int rv;
+
+	*indices = NULL;
+	*n = 0;
+	if ((rv = proto_unpack(&vecdb__sparse_stats__descriptor, buf, len,
+	    &pm)) != VECDB_OK)
+		return rv;
+	m = (Vecdb__SparseStats *)pm;
+	if ((rv = proto_name_get(m->collection, VECDB_NAME_MAX, 1,
+	    "collection name", coll)) == VECDB_OK &&
+	    (rv = proto_name_get(m->name, VECDB_NAME_MAX, 1,
+	    "sparse vector name", name)) == VECDB_OK) {
+		if (m->n_indices > 65536)
+			rv = vdb_err(VECDB_EINVAL, "%zu indices, more than "
+			    "65536", m->n_indices);
+		else if ((*indices = vdb_malloc((m->n_indices ?
+		    m->n_indices : 1) * sizeof(**indices))) == NULL)
+			rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		else {
+			if (m->n_indices)
+				memcpy(*indices, m->indices, m->n_indices *
+				    sizeof(**indices));
+			*n = m->n_indices;
+		}
+	}
+	proto_unpacked_free(pm);
+	return rv;
+}
+
+int
+proto_sparse_stats_result_encode(uint64_t points, const uint64_t *df,
+    size_t n, uint8_t **out, size_t *len)
+{
+	Vecdb__SparseStatsResult m;
+
+	vecdb__sparse_stats_result__init(&m);
+	m.points = points;
+	m.n_df = n;
+	m.df = (uint64_t *)(uintptr_t)df;
+	return proto_pack(&m.base, out, len);
+}
+
+int
+proto_sparse_stats_result_decode(const uint8_t *buf, size_t len, size_t n,
+    uint64_t *points, uint64_t *df)
+{
+	ProtobufCMessage *pm;
+	Vecdb__SparseStatsResult *m;
+	int rv;
+
+	if ((rv = proto_unpack(&vecdb__sparse_stats_result__descriptor, buf,
+	    len, &pm)) != VECDB_OK)
+		return rv;
+	m = (Vecdb__SparseStatsResult *)pm;
+	if (m->n_df != n)
+		rv = vdb_err(VECDB_EINVAL, "%zu counts for %zu indices",
+		    m->n_df, n);
+	else {
+		*points = m->points;
+		if (n)
+			memcpy(df, m->df, n * sizeof(*df));
+	}
+	proto_unpacked_free(pm);
+	return rv;
+}

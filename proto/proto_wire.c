@@ -266,7 +266,8 @@ static const char *const method_names[PROTO_METHOD_COUNT] = {
 	"payload_index_list", "stats", "health", "fetch_wal",
 	"bootstrap_begin", "bootstrap_chunk", "promote", "follow",
 	"snapshot_read", "snapshot_upload",
-	"compact_collection", "set_quantization",
+	"compact_collection", "set_quantization", "sparse_search",
+	"sparse_stats",
 };
 
 const char *

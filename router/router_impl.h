@@ -356,6 +356,10 @@ size_t router_split_part(const void *items, size_t size, size_t n,
 /* The collection, point and stats ops of the backend over r. */
 void router_ops_init(struct api_backend *b);
 
+/* A collection's config as the router's GET gives it. */
+int router_collection_config(router *r, const char *name,
+    vecdb_collection_config *cfg);
+
 /* One point from its shard (a read: a replica may answer). */
 int router_get_point(router *r, router_topology *t, const char *coll,
     const vecdb_id *id, vecdb_record **out);

@@ -496,6 +496,15 @@ cl_stats(void *ctx, vecdb_stats *out)
 	return rv;
 }
 
+int
+router_collection_config(router *r, const char *name,
+    vecdb_collection_config *cfg)
+{
+	vecdb_collection_stats st;
+
+	return cl_collection_get(r, name, cfg, &st);
+}
+
 void
 router_ops_init(struct api_backend *b)
 {

@@ -5,6 +5,7 @@
  * of recommend and discover, given by id, are fetched from their shards
  * first and sent as vectors.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +412,106 @@ cl_discover(void *ctx, const char *coll, const vecdb_discover_params *p,
 	return rv;
 }
 
+/* ===== Sparse search: weighed by the whole collection ===== */
+
+/* The counts of every shard, summed: the whole collection's. */
+static int
+cl_sparse_stats(void *ctx, const char *coll, const char *name,
+    const uint32_t *indices, size_t n, uint64_t *points, uint64_t *df)
+{
+	router *r = ctx;
+	router_topology *t = router_topology_acquire(r, NULL, NULL);
+	struct router_call *c = NULL;
+	uint64_t *one = vdb_malloc((n ? n : 1) * sizeof(*one));
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int rv = proto_sparse_stats_encode(coll, name, indices, n, &b, &l);
+
+	*points = 0;
+	for (size_t i = 0; i < n; i++)
+		df[i] = 0;
+	if (one == NULL && rv == VECDB_OK)
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+	if ((rv = router_broadcast(r, t, PROTO_SPARSE_STATS, 1, rv, b, l,
+	    &c)) == VECDB_OK && (rv = router_calls_settle(t, c, t->n)) ==
+	    VECDB_OK)
+		for (size_t s = 0; s < t->n && rv == VECDB_OK; s++) {
+			uint64_t p;
+
+			if (c[s].skip || c[s].resp == NULL)
+				continue;
+			if ((rv = proto_sparse_stats_result_decode(
+			    c[s].resp->body, c[s].resp->body_len, n, &p,
+			    one)) != VECDB_OK)
+				break;
+			*points += p;
+			for (size_t i = 0; i < n; i++)
+				df[i] += one[i];
+		}
+	vdb_free(one);
+	router_calls_free(c, t->n);
+	router_topology_release(r, t);
+	return rv;
+}
+
+/*
+ * A sparse search over every shard. With an IDF modifier each shard
+ * would weigh by its own counts; the router sums them first and sends
+ * the query weighed by the collection's, so that the answer is one
+ * node's. Each shard returns its best limit + offset.
+ */
+static int
+cl_search_sparse(void *ctx, const char *coll,
+    const vecdb_sparse_search_params *p, const json_t *filter,
+    vecdb_records **out)
+{
+	router *r = ctx;
+	vecdb_sparse_search_params q = *p;
+	vecdb_collection_config cfg;
+	router_topology *t;
+	uint64_t *df = NULL, points = 0;
+	float *w = NULL;
+	char *f;
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int idf = 0, rv;
+
+	*out = NULL;
+	if ((rv = router_collection_config(r, coll, &cfg)) != VECDB_OK)
+		return rv;
+	for (uint32_t i = 0; p->name != NULL && i < cfg.n_sparse; i++)
+		if (strcmp(cfg.sparse[i].name, p->name) == 0)
+			idf = cfg.sparse[i].modifier == VECDB_SPARSE_IDF;
+	if (idf && !p->weighted && p->n > 0) {
+		df = vdb_malloc(p->n * sizeof(*df));
+		w = vdb_malloc(p->n * sizeof(*w));
+		if (df == NULL || w == NULL)
+			rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		else if ((rv = cl_sparse_stats(ctx, coll, p->name, p->indices,
+		    p->n, &points, df)) == VECDB_OK)
+			for (uint32_t i = 0; i < p->n; i++)
+				w[i] = (float) (p->values[i] * log1p(((double)
+				    points - (double) df[i] + 0.5) /
+				    ((double) df[i] + 0.5)));
+		q.values = w;
+		q.weighted = 1;
+	}
+	if (rv == VECDB_OK) {
+		q.limit = p->limit + p->offset;
+		q.offset = 0;
+		f = filter_text(filter);
+		rv = proto_sparse_search_encode(coll, &q, f, &b, &l);
+		free(f);
+		t = router_topology_acquire(r, NULL, NULL);
+		rv = records_query(r, t, PROTO_SPARSE_SEARCH, rv, b, l,
+		    router_by_distance, p->offset, p->limit, out);
+		router_topology_release(r, t);
+	}
+	vdb_free(df);
+	vdb_free(w);
+	return rv;
+}
+
 void
 router_query_ops_init(struct api_backend *b)
 {
@@ -419,4 +520,6 @@ router_query_ops_init(struct api_backend *b)
 	b->discover = cl_discover;
 	b->scroll = cl_scroll;
 	b->count = cl_count;
+	b->search_sparse = cl_search_sparse;
+	b->sparse_stats = cl_sparse_stats;
 }

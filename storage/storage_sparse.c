@@ -468,7 +468,8 @@ vecdb_search_sparse(vecdb *db, const char *coll,
 	for (uint32_t i = 0; db->has_sparse && i < p->n && rv == VECDB_OK;
 	    i++)
 		rv = accum_list(db, txn, &c, (uint8_t) slot, qi[i], qv[i],
-		    c.cfg.sparse[slot].modifier == VECDB_SPARSE_IDF, N, &a);
+		    !p->weighted && c.cfg.sparse[slot].modifier ==
+		    VECDB_SPARSE_IDF, N, &a);
 	for (uint64_t w = 0; w <= a.cap / 64 && rv == VECDB_OK; w++)
 		for (uint64_t bits = a.seen[w]; bits != 0 && rv == VECDB_OK;
 		    bits &= bits - 1) {
@@ -501,5 +502,56 @@ out:
 	vdb_free(a.seen);
 	vdb_free(qi);
 	vdb_free(qv);
+	return rv;
+}
+
+int
+vecdb_sparse_stats(vecdb *db, const char *coll, const char *name,
+    const uint32_t *indices, size_t n, uint64_t *points, uint64_t *df)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur = NULL;
+	struct coll c;
+	int slot, rc, rv;
+
+	vdb_err_clear();
+	*points = 0;
+	if (name == NULL || (n > 0 && indices == NULL))
+		return vdb_err(VECDB_EINVAL, "sparse statistics need a name "
+		    "and indices");
+	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
+		return rv;
+	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK)
+		goto out;
+	if ((slot = slot_of(&c, name)) < 0) {
+		rv = vdb_err(VECDB_EINVAL, "collection '%s' has no sparse "
+		    "vector '%s'", coll, name);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		df[i] = 0;
+	if (!db->has_sparse)
+		goto out;
+	*points = slot_count(db, txn, c.id, (uint8_t) slot);
+	if ((rc = mdb_cursor_open(txn, db->sparse, &cur)) != 0) {
+		rv = storage_mdb_err(rc, "open cursor");
+		goto out;
+	}
+	for (size_t i = 0; i < n && rv == VECDB_OK; i++) {
+		uint8_t kb[9];
+		MDB_val k = { 9, kb }, v;
+		size_t cnt = 0;
+
+		post_key(c.id, (uint8_t) slot, indices[i], kb);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+		if (rc == 0 && (rc = mdb_cursor_count(cur, &cnt)) == 0)
+			df[i] = cnt;
+		else if (rc != MDB_NOTFOUND)
+			rv = storage_mdb_err(rc, "read sparse postings");
+	}
+out:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
 	return rv;
 }

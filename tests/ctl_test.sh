@@ -155,6 +155,23 @@ standalone() {
 	    --filter '{"must": [{"key": "group", "match": {"value": "g0"}}]}' --json
 	expect_eq "filtered search" "$(jq -c '[.[].id]' <<<"$out")" '[1235]'
 
+	# sparse and hybrid search
+	rest POST "$u/collections" '{"name": "sp", "dimension": 2, "sparse_vectors": {"text": {}}}' >/dev/null
+	rest POST "$u/collections/sp/vectors/upsert" '{"vectors": [{"id": 1, "data": [1, 0], "vectors": {"text": {"indices": [3, 9], "values": [1, 2]}}}, {"id": 2, "data": [0, 1], "vectors": {"text": {"indices": [9], "values": [0.5]}}}]}' >/dev/null
+	run 0 ctl --url "$u" search sp --sparse text:9=2,3=1 --json
+	expect_eq "sparse search" "$(jq -c '[.[] | [.id, .score]]' <<<"$out")" '[[1,5],[2,1]]'
+	run 0 ctl --url "$u" search sp --sparse text:9=2
+	expect_eq "sparse table" "$(tr -s ' ' <<<"$out" | cut -d' ' -f1,2)" 'ID SCORE
+1 4
+2 1'
+	run 0 ctl --url "$u" search sp --vector 0,1 --sparse text:3=1 --fusion rrf --json
+	expect_eq "hybrid search" "$(jq -c '[.[].id]' <<<"$out")" '[1,2]'
+	run 2 ctl --url "$u" search sp --sparse 9=2
+	expect_in "bad --sparse" "$err" "is not NAME:INDEX=VALUE"
+	run 2 ctl --url "$u" search sp --sparse text:9=2 --fusion rrf
+	expect_in "fusion alone" "$err" "give both"
+	rest DELETE "$u/collections/sp" >/dev/null
+
 	run 0 ctl --url "$u" cluster status --json
 	expect_eq "standalone status" "$(jq -c '[.role, (.shards[0].members[0] | .url, .reachable, .vectors, .collections)]' <<<"$out")" \
 	    '["standalone","local",true,3000,[{"name":"items","vectors":3000}]]'
@@ -184,7 +201,7 @@ standalone() {
 	run 2 ctl --url "$u" collections create x --dim 4 --metric nope
 	expect_in "bad metric" "$err" "unknown metric 'nope'"
 	run 2 ctl --url "$u" search items
-	expect_in "no --vector" "$err" "--vector is required"
+	expect_in "no --vector" "$err" "--vector or --sparse is required"
 	run 2 ctl --url "$u" search items --vector 1,x
 	run 2 ctl --url "$u" frobnicate
 	expect_in "unknown command" "$err" "unknown command 'frobnicate'"

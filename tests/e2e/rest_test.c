@@ -947,18 +947,6 @@ START_TEST(sparse_and_hybrid_search_match_references)
 	ok("POST", "/collections", "{\"name\": \"hy\", \"dimension\": 4, "
 	    "\"distance_metric\": \"cosine\", \"sparse_vectors\": "
 	    "{\"text\": {\"modifier\": \"idf\"}}}");
-	if (srv_target() == SRV_CLUSTER) {
-		expect_400_saying("POST", "/collections/hy/search",
-		    "{\"sparse_vector\": {\"using\": \"text\", \"indices\": "
-		    "[1], \"values\": [1]}}", "through a router is not "
-		    "supported yet");
-		expect_400_saying("POST", "/collections/hy/search/hybrid",
-		    "{\"dense\": {\"vector\": [1, 0, 0, 0]}, \"sparse\": "
-		    "{\"using\": \"text\", \"indices\": [1], \"values\": "
-		    "[1]}}", "through a router is not supported yet");
-		free(body);
-		return;
-	}
 	off = (size_t) snprintf(body, 1 << 16, "{\"vectors\": [");
 	for (int i = 0; i < HN; i++) {
 		uint32_t ix[3];

@@ -574,6 +574,65 @@ START_TEST(sparse_vectors_round_trip_in_writes_and_records)
 }
 END_TEST
 
+START_TEST(sparse_search_and_stats_round_trip)
+{
+	static const uint32_t ix[] = { 5, 1 };
+	static const float val[] = { 2, 0.5f };
+	const float bad[] = { INFINITY, 1 };
+	vecdb_sparse_search_params p = { "text", ix, val, 2, 7, 3, NULL, 1, 0,
+		1 };
+	struct proto_sparse_search *s;
+	uint64_t df[2] = { 4, 0 }, got[2], points;
+	char coll[VECDB_NAME_MAX + 1], name[VECDB_NAME_MAX + 1];
+	uint32_t *gi;
+	uint8_t *buf;
+	size_t len, n;
+
+	ck_assert_int_eq(proto_sparse_search_encode("c", &p, "{\"must\":[]}",
+	    &buf, &len), VECDB_OK);
+	ck_assert_int_eq(proto_sparse_search_decode(buf, len, &s), VECDB_OK);
+	vdb_free(buf);
+	ck_assert_str_eq(s->collection, "c");
+	ck_assert_str_eq(s->p.name, "text");
+	ck_assert_uint_eq(s->p.n, 2);
+	ck_assert_uint_eq(s->p.indices[0], 5);
+	ck_assert_float_eq(s->p.values[1], 0.5f);
+	ck_assert_uint_eq(s->p.limit, 7);
+	ck_assert_uint_eq(s->p.offset, 3);
+	ck_assert_int_eq(s->p.with_payload, 1);
+	ck_assert_int_eq(s->p.with_vector, 0);
+	ck_assert_int_eq(s->p.weighted, 1);
+	ck_assert_str_eq(s->filter_json, "{\"must\":[]}");
+	proto_sparse_search_free(s);
+	p.values = bad;
+	ck_assert_int_eq(proto_sparse_search_encode("c", &p, NULL, &buf,
+	    &len), VECDB_OK);
+	ck_assert_int_eq(proto_sparse_search_decode(buf, len, &s),
+	    VECDB_EINVAL);
+	vdb_free(buf);
+
+	ck_assert_int_eq(proto_sparse_stats_encode("c", "text", ix, 2, &buf,
+	    &len), VECDB_OK);
+	ck_assert_int_eq(proto_sparse_stats_decode(buf, len, coll, name, &gi,
+	    &n), VECDB_OK);
+	vdb_free(buf);
+	ck_assert_str_eq(name, "text");
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(gi[1], 1);
+	vdb_free(gi);
+	ck_assert_int_eq(proto_sparse_stats_result_encode(11, df, 2, &buf,
+	    &len), VECDB_OK);
+	ck_assert_int_eq(proto_sparse_stats_result_decode(buf, len, 2,
+	    &points, got), VECDB_OK);
+	ck_assert_uint_eq(points, 11);
+	ck_assert_uint_eq(got[0], 4);
+	/* counts for other than the indices asked are refused */
+	ck_assert_int_eq(proto_sparse_stats_result_decode(buf, len, 3,
+	    &points, got), VECDB_EINVAL);
+	vdb_free(buf);
+}
+END_TEST
+
 START_TEST(write_refuses_nan_and_infinity)
 {
 	float bad[3] = { 1, NAN, 2 };
@@ -1581,6 +1640,7 @@ proto_suite(void)
 	tcase_add_test(tc, write_round_trips_ids_vectors_and_payloads);
 	tcase_add_test(tc, write_refuses_nan_and_infinity);
 	tcase_add_test(tc, sparse_vectors_round_trip_in_writes_and_records);
+	tcase_add_test(tc, sparse_search_and_stats_round_trip);
 	tcase_add_test(tc, write_at_max_sizes_passes_and_over_fails);
 	tcase_add_test(tc, write_result_delete_get_and_count_round_trip);
 	tcase_add_test(tc, records_round_trip);

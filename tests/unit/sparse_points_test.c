@@ -331,7 +331,7 @@ searches_match(uint64_t seed, int odd_only, uint32_t off)
 		struct { int id; float s; } all[NP], t;
 		size_t na = 0, N = 0;
 		vecdb_sparse_search_params sp = { "text", qi, qv, 4, 10, off,
-			f, 0, 0 };
+			f, 0, 0, 0 };
 		vecdb_records *r;
 
 		for (int j = 0; j < 4; j++)
@@ -423,7 +423,7 @@ START_TEST(sparse_search_refuses_bad_queries)
 	uint32_t qi[2] = { 3, 3 };
 	float qv[2] = { 1, 1 };
 	vecdb_sparse_search_params sp = { "text", qi, qv, 2, 10, 0, NULL, 0,
-		0 };
+		0, 0 };
 	vecdb_records *r;
 
 	create_h(tu_db);
