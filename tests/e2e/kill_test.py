@@ -8,7 +8,10 @@ After each restart:
 - every point of every acknowledged batch is there, with its own vector
   and payload;
 - every batch is there whole or not at all (the ones in flight too);
-- nothing else is there.
+- nothing else is there;
+- each point's sparse vector is there, and the posting lists agree with
+  the points: a sparse search for a batch's own index finds exactly the
+  points of that batch that are there.
 As users see it: over HTTP, with the default durability (sync).
 """
 import os
@@ -36,6 +39,13 @@ def vec(pid):
     return [float((pid * 7 + k) % 101) / 10.0 for k in range(DIM)]
 
 
+def sparse(pid):
+    """Point pid's sparse vector: an index of its own batch's, and one
+    shared at random."""
+    return {"indices": [pid % 97, 1000 + pid // BATCH],
+            "values": [1.0, 0.5]}
+
+
 class Writer(threading.Thread):
     """Writes batches with ids from its own range until the server dies."""
     def __init__(self, port, next_batch, lock, sent, acked):
@@ -53,7 +63,8 @@ class Writer(threading.Thread):
                 self.next_batch[0] += 1
                 self.sent.add(b)
             pts = [{"id": b * BATCH + i, "data": vec(b * BATCH + i),
-                    "metadata": {"batch": b, "i": i}}
+                    "metadata": {"batch": b, "i": i},
+                    "vectors": {"text": sparse(b * BATCH + i)}}
                    for i in range(BATCH)]
             st, _ = call(self.port, "POST", "/collections/c/vectors/batch",
                          {"vectors": pts}, timeout=10)
@@ -78,7 +89,8 @@ def all_points(port):
         if st != 200:
             raise RuntimeError(f"scroll: {st} {r}")
         for p in r["data"]["points"]:
-            out[p["id"]] = (p.get("vector"), p.get("payload"))
+            out[p["id"]] = (p.get("vector"), p.get("payload"),
+                            p.get("vectors", {}).get("text"))
         offset = r["data"]["next_offset"]
         if offset is None:
             return out
@@ -87,12 +99,15 @@ def all_points(port):
 def verify(port, sent, acked, rnd):
     pts = all_points(port)
     present, wrong = {}, []
-    for pid, (v, pay) in pts.items():
+    for pid, (v, pay, sp) in pts.items():
         b = pid // BATCH
         present[b] = present.get(b, 0) + 1
+        want = sparse(pid)
         if v is None or any(abs(a - e) > 1e-5 for a, e in
                             zip(v, vec(pid))) or \
-                pay != {"batch": b, "i": pid % BATCH}:
+                pay != {"batch": b, "i": pid % BATCH} or sp is None or \
+                sorted(zip(sp["indices"], sp["values"])) != \
+                sorted(zip(want["indices"], want["values"])):
             wrong.append(pid)
     check(not wrong, f"round {rnd}: points with another vector or payload: "
           f"{wrong[:10]}")
@@ -103,6 +118,17 @@ def verify(port, sent, acked, rnd):
     check(not half, f"round {rnd}: batches half applied: {half[:10]}")
     stray = sorted(b for b in present if b not in sent)
     check(not stray, f"round {rnd}: batches never sent: {stray[:10]}")
+    # the postings: a batch's own index finds what is there of it
+    for b in sorted(sent)[-6:] + [max(sent) + 1]:
+        st, r = call(port, "POST", "/collections/c/search",
+                     {"sparse_vector": {"using": "text",
+                                        "indices": [1000 + b],
+                                        "values": [1.0]},
+                      "limit": 2 * BATCH, "with_payload": False})
+        got = sorted(h["id"] for h in r["data"]) if st == 200 else None
+        check(got == sorted(pid for pid in pts if pid // BATCH == b),
+              f"round {rnd}: sparse search of batch {b}: {st}, "
+              f"{None if got is None else len(got)} hits")
     return len(pts)
 
 
@@ -118,7 +144,8 @@ def main():
         p, port = P.serve(BIN, data)
         st, _ = call(port, "POST", "/collections",
                      {"name": "c", "dimension": DIM,
-                      "distance_metric": "euclidean"})
+                      "distance_metric": "euclidean",
+                      "sparse_vectors": {"text": {}}})
         check(st == 200, "collection created")
         for rnd in range(1, ROUNDS + 1):
             ws = [Writer(port, next_batch, lock, sent, acked)
