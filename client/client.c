@@ -248,8 +248,7 @@ vecdb_client_collection_set_quantization(vecdb_client *c, const char *name,
 /* Write with @p op; copy the ids the server answered into pts. */
 static int
 write_points(vecdb_client *c, const char *coll, vecdb_write_op op,
-    vecdb_point *pts,
-    size_t n)
+    vecdb_point *pts, const vecdb_point_sparse *sparse, size_t n)
 {
 	struct proto_response *r;
 	vecdb_id *ids = NULL;
@@ -257,8 +256,8 @@ write_points(vecdb_client *c, const char *coll, vecdb_write_op op,
 	size_t len = 0, nids = 0;
 	int rv;
 
-	if ((rv = proto_write_encode(coll, op, pts, n, &body, &len)) !=
-	    VECDB_OK)
+	if ((rv = proto_write_sparse_encode(coll, op, 0, 0, pts, sparse, n,
+	    &body, &len)) != VECDB_OK)
 		return rv;
 	if ((rv = call(c, PROTO_WRITE, body, len, &r)) != VECDB_OK)
 		return rv;
@@ -279,21 +278,30 @@ int
 vecdb_client_insert(vecdb_client *c, const char *coll, vecdb_point *pts,
     size_t n)
 {
-	return write_points(c, coll, VECDB_WRITE_INSERT, pts, n);
+	return write_points(c, coll, VECDB_WRITE_INSERT, pts, NULL, n);
 }
 
 int
 vecdb_client_upsert(vecdb_client *c, const char *coll, vecdb_point *pts,
     size_t n)
 {
-	return write_points(c, coll, VECDB_WRITE_UPSERT, pts, n);
+	return write_points(c, coll, VECDB_WRITE_UPSERT, pts, NULL, n);
 }
 
 int
 vecdb_client_update(vecdb_client *c, const char *coll, vecdb_point *pts,
     size_t n)
 {
-	return write_points(c, coll, VECDB_WRITE_UPDATE, pts, n);
+	return write_points(c, coll, VECDB_WRITE_UPDATE, pts, NULL, n);
+}
+
+int
+vecdb_client_write(vecdb_client *c, const char *coll, vecdb_write_op op,
+    vecdb_point *pts, const vecdb_point_sparse *sparse, size_t n)
+{
+	if ((unsigned) op > VECDB_WRITE_UPDATE)
+		return vdb_err(VECDB_EINVAL, "unknown write op %d", (int) op);
+	return write_points(c, coll, op, pts, sparse, n);
 }
 
 int
@@ -422,6 +430,19 @@ vecdb_client_scroll(vecdb_client *c, const char *coll, const vecdb_id *start,
 	rv = proto_scroll_encode(coll, start ? start : &none, limit,
 	    filter_json, with_payload, with_vector, &body, &len);
 	return call_records(c, PROTO_SCROLL, rv, body, len, out);
+}
+
+int
+vecdb_client_search_sparse(vecdb_client *c, const char *coll,
+    const vecdb_sparse_search_params *p, const char *filter_json,
+    vecdb_records **out)
+{
+	uint8_t *body = NULL;
+	size_t len = 0;
+	int rv;
+
+	rv = proto_sparse_search_encode(coll, p, filter_json, &body, &len);
+	return call_records(c, PROTO_SPARSE_SEARCH, rv, body, len, out);
 }
 
 int

@@ -115,6 +115,13 @@ int vecdb_client_update(vecdb_client *c, const char *coll, vecdb_point *pts,
     size_t n);
 
 /**
+ * Write points with their sparse vectors, as vecdb_write() (sparse NULL:
+ * none; a router splits them with their points).
+ */
+int vecdb_client_write(vecdb_client *c, const char *coll, vecdb_write_op op,
+    vecdb_point *pts, const vecdb_point_sparse *sparse, size_t n);
+
+/**
  * Delete points; missing ids are skipped.
  * @param[out] deleted how many existed (may be NULL).
  */
@@ -165,6 +172,16 @@ int vecdb_client_discover(vecdb_client *c, const char *coll,
 int vecdb_client_scroll(vecdb_client *c, const char *coll,
     const vecdb_id *start, uint32_t limit, const char *filter_json,
     int with_payload, int with_vector, vecdb_records **out);
+
+/**
+ * Search a sparse vector, as vecdb_search_sparse(); p->filter is ignored,
+ * @p filter_json used. Through a router the query is weighed by the
+ * whole collection's IDF.
+ * @param[out] out free with vecdb_records_free().
+ */
+int vecdb_client_search_sparse(vecdb_client *c, const char *coll,
+    const vecdb_sparse_search_params *p, const char *filter_json,
+    vecdb_records **out);
 
 /** Count the points matching @p filter_json (NULL: all). */
 int vecdb_client_count(vecdb_client *c, const char *coll,

@@ -429,6 +429,62 @@ START_TEST(errors_carry_the_server_message)
 }
 END_TEST
 
+START_TEST(sparse_vectors_are_written_read_and_searched)
+{
+	static const uint32_t ia[] = { 9, 3 }, ib[] = { 9 };
+	static const float va[] = { 2, 1 }, vb[] = { 0.5f };
+	const uint32_t q[] = { 9, 3 };
+	const float qv[] = { 1, 1 };
+	vecdb_sparse_vector sa = { "text", ia, va, 2, 0 };
+	vecdb_sparse_vector sb = { "text", ib, vb, 1, 0 };
+	vecdb_point_sparse ps[2] = { { &sa, 1 }, { &sb, 1 } };
+	float v[2][DIM] = { { 1 }, { 0, 1 } };
+	vecdb_point pts[2] = { { vecdb_id_num(1), v[0], DIM, NULL },
+		{ vecdb_id_num(2), v[1], DIM, NULL } };
+	vecdb_sparse_search_params sp = { "text", q, qv, 2, 10, 0, NULL, 1,
+		0, 0 };
+	vecdb_collection_config cfg;
+	vecdb_records *r;
+	vecdb_record *rec;
+	vecdb_client *c;
+	vecdb_id one = vecdb_id_num(1);
+	struct node n;
+
+	node_start(&n);
+	OK(vecdb_client_connect(n.url, NULL, CALL_TIMEOUT_MS, &c));
+	vecdb_collection_config_init(&cfg, "sp", DIM, VECDB_COSINE);
+	cfg.n_sparse = 1;
+	snprintf(cfg.sparse[0].name, sizeof(cfg.sparse[0].name), "text");
+	OK(vecdb_client_collection_create(c, &cfg));
+	OK(vecdb_client_write(c, "sp", VECDB_WRITE_UPSERT, pts, ps, 2));
+	OK(vecdb_client_get(c, "sp", &one, &rec));
+	ck_assert_uint_eq(rec->n_sparse, 1);
+	ck_assert_str_eq(rec->sparse[0].name, "text");
+	ck_assert_uint_eq(rec->sparse[0].indices[0], 3);
+	ck_assert_float_eq(rec->sparse[0].values[1], 2);
+	vecdb_record_free(rec);
+	/* point 1: 2 + 1, point 2: 0.5 */
+	OK(vecdb_client_search_sparse(c, "sp", &sp, NULL, &r));
+	ck_assert_uint_eq(r->count, 2);
+	ck_assert_uint_eq(r->items[0].id.num, 1);
+	ck_assert_float_eq(r->items[0].score, 3);
+	ck_assert_uint_eq(r->items[1].id.num, 2);
+	ck_assert_float_eq(r->items[1].score, 0.5f);
+	vecdb_records_free(r);
+	OK(vecdb_client_search_sparse(c, "sp", &sp, "{\"must\": [{\"key\": "
+	    "\"x\", \"match\": {\"value\": 1}}]}", &r));
+	ck_assert_uint_eq(r->count, 0);
+	vecdb_records_free(r);
+	sp.name = "title";
+	ck_assert_int_eq(vecdb_client_search_sparse(c, "sp", &sp, NULL, &r),
+	    VECDB_EINVAL);
+	ck_assert_msg(strstr(vecdb_errmsg(), "no sparse vector 'title'") !=
+	    NULL, "message: %s", vecdb_errmsg());
+	node_stop(&n);
+	vecdb_client_close(c);
+}
+END_TEST
+
 START_TEST(example_prints_its_hits)
 {
 	char cmd[700], out[1024] = "";
@@ -461,6 +517,7 @@ main(void)
 	tcase_add_test(tc, queries_match_a_scan);
 	tcase_add_test(tc, quantization_is_set_changed_and_removed);
 	tcase_add_test(tc, errors_carry_the_server_message);
+	tcase_add_test(tc, sparse_vectors_are_written_read_and_searched);
 	tcase_add_test(tc, example_prints_its_hits);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
