@@ -6,7 +6,7 @@
  *   vecdb-bench sparse [--n 100000] [--terms 100] [--vocab 30000]
  *                      [--zipf 1.0] [--queries 200] [--qterms 8]
  *                      [--k 10] [--idf 1] [--rounds 3] [--seed 42]
- *                      [--engine 1]
+ *                      [--engine 1] [--dense-dim 32]
  *
  * The corpus is BM25-like: each of n documents draws words from a
  * vocabulary of --vocab term ids with Zipf's law (exponent --zipf) until
@@ -24,7 +24,10 @@
  * one thread of the in-memory index, of the engine (vecdb_search_sparse)
  * and of an exact scan, in turn (the machine may be shared), and last how
  * many of the index's and the engine's answers equal the scan's (all of
- * them: all three are exact).
+ * them: all three are exact). With --engine 1 each document also has a
+ * random --dense-dim dense vector (cosine), and each round times hybrid
+ * searches as the REST API runs them: a dense search and a sparse search
+ * for the best 100 each, fused by RRF into the top --k (vecdb_fuse).
  */
 #include <math.h>
 #include <stdio.h>
@@ -40,6 +43,7 @@ struct sargs {
 	double zipf;
 	int idf, engine;
 	uint64_t seed;
+	size_t dense_dim;
 };
 
 struct corpus {
@@ -74,6 +78,8 @@ sparse_parse(int argc, char **argv, struct sargs *a)
 			a->idf = atoi(v);
 		else if (strcmp(k, "--engine") == 0)
 			a->engine = atoi(v);
+		else if (strcmp(k, "--dense-dim") == 0)
+			a->dense_dim = strtoul(v, NULL, 10);
 		else if (strcmp(k, "--rounds") == 0)
 			a->rounds = strtoul(v, NULL, 10);
 		else if (strcmp(k, "--seed") == 0)
@@ -82,7 +88,8 @@ sparse_parse(int argc, char **argv, struct sargs *a)
 			bench_die("unknown flag %s", k);
 	}
 	if (a->n == 0 || a->terms == 0 || a->vocab < 2 || a->queries == 0 ||
-	    a->qterms == 0 || a->k == 0 || a->rounds == 0 || a->zipf <= 0)
+	    a->qterms == 0 || a->k == 0 || a->rounds == 0 || a->zipf <= 0 ||
+	    a->dense_dim == 0)
 		bench_die("every setting must be positive (vocab at least 2)");
 	if (a->terms * 3 / 2 + 1 > a->vocab / 2)
 		bench_die("--terms too large for --vocab");
@@ -221,7 +228,8 @@ static double
 engine_load(const struct sargs *a, const struct corpus *c, const char *dir,
     vecdb **out)
 {
-	static const float one = 1;
+	float *dv = xcalloc(1000 * a->dense_dim, sizeof(float));
+	uint64_t seed = a->seed + 7;
 	vecdb_options o;
 	vecdb_collection_config cfg;
 	vecdb_point *p = xcalloc(1000, sizeof(*p));
@@ -233,7 +241,8 @@ engine_load(const struct sargs *a, const struct corpus *c, const char *dir,
 	o.durability = VECDB_BUFFERED;
 	o.map_size = (size_t) 16 << 30;
 	bench_check(vecdb_open(dir, &o, out), "open");
-	vecdb_collection_config_init(&cfg, "docs", 1, VECDB_DOT);
+	vecdb_collection_config_init(&cfg, "docs", (uint32_t) a->dense_dim,
+	    VECDB_COSINE);
 	cfg.n_sparse = 1;
 	snprintf(cfg.sparse[0].name, sizeof(cfg.sparse[0].name), "text");
 	cfg.sparse[0].modifier = a->idf ? VECDB_SPARSE_IDF :
@@ -246,8 +255,11 @@ engine_load(const struct sargs *a, const struct corpus *c, const char *dir,
 		for (size_t i = 0; i < m; i++) {
 			sparse_vec v = doc(c, d0 + i);
 
-			p[i] = (vecdb_point) { vecdb_id_num(d0 + i), &one, 1,
-				NULL };
+			for (size_t j = 0; j < a->dense_dim; j++)
+				dv[i * a->dense_dim + j] = bench_randf(&seed);
+			p[i] = (vecdb_point) { vecdb_id_num(d0 + i),
+				dv + i * a->dense_dim,
+				(uint32_t) a->dense_dim, NULL };
 			sv[i] = (vecdb_sparse_vector) { "text", v.indices,
 				v.values, v.n, 0 };
 			ps[i] = (vecdb_point_sparse) { &sv[i], 1 };
@@ -258,9 +270,10 @@ engine_load(const struct sargs *a, const struct corpus *c, const char *dir,
 	free(p);
 	free(sv);
 	free(ps);
+	free(dv);
 	t0 = bench_now() - t0;
-	/* the dense graph of the 1-d vectors builds in the background: let
-	 * it finish before searches are timed */
+	/* the dense graph builds in the background: let it finish before
+	 * searches are timed */
 	bench_check(vecdb_index_sync(*out, 600000), "index sync");
 	return t0;
 }
@@ -278,9 +291,10 @@ int
 bench_sparse(int argc, char **argv)
 {
 	struct sargs a = { 100000, 100, 30000, 200, 8, 10, 3, 1.0, 1, 1,
-		42 };
+		42, 32 };
 	struct corpus c;
 	double *cdf, sum = 0, run = 0, t0, t_build, *lat_i, *lat_s, *lat_e;
+	double *lat_h;
 	vecdb *db = NULL;
 	char *dir = NULL;
 	size_t agree_e = 0;
@@ -355,8 +369,9 @@ bench_sparse(int argc, char **argv)
 	lat_i = xcalloc(a.queries, sizeof(double));
 	lat_s = xcalloc(a.queries, sizeof(double));
 	lat_e = xcalloc(a.queries, sizeof(double));
+	lat_h = xcalloc(a.queries, sizeof(double));
 	for (size_t r = 0; r < a.rounds; r++) {
-		double ti = 0, ts = 0, te = 0;
+		double ti = 0, ts = 0, te = 0, th = 0;
 		size_t r0 = r;
 
 		printf("# round %zu\n", r + 1);
@@ -403,6 +418,41 @@ bench_sparse(int argc, char **argv)
 		}
 		if (db != NULL)
 			report("engine", lat_e, a.queries, te);
+		for (size_t q = 0; db != NULL && q < a.queries; q++) {
+			vecdb_sparse_search_params sp = { "text",
+			    qidx + q * a.qterms, qval + q * a.qterms,
+			    (uint32_t) a.qterms, 100, 0, NULL, 1, 0, 0 };
+			vecdb_search_params dp = { 0 };
+			vecdb_fusion_params fp;
+			vecdb_records *dr, *sr, *fr;
+			float *dq = xcalloc(a.dense_dim, sizeof(float));
+			uint64_t qs = a.seed + 1000 + q;
+
+			for (size_t j = 0; j < a.dense_dim; j++)
+				dq[j] = bench_randf(&qs);
+			dp.vector = dq;
+			dp.dim = (uint32_t) a.dense_dim;
+			dp.limit = 100;
+			dp.with_payload = 1;
+			vecdb_fusion_params_init(&fp);
+			fp.limit = (uint32_t) a.k;
+			t0 = bench_now();
+			bench_check(vecdb_search(db, "docs", &dp, &dr),
+			    "vecdb_search");
+			for (size_t i = 0; i < dr->count; i++)
+				dr->items[i].score = 1 - dr->items[i].distance;
+			bench_check(vecdb_search_sparse(db, "docs", &sp, &sr),
+			    "vecdb_search_sparse");
+			bench_check(vecdb_fuse(dr, sr, &fp, &fr), "vecdb_fuse");
+			lat_h[q] = bench_now() - t0;
+			th += lat_h[q];
+			vecdb_records_free(dr);
+			vecdb_records_free(sr);
+			vecdb_records_free(fr);
+			free(dq);
+		}
+		if (db != NULL)
+			report("hybrid", lat_h, a.queries, th);
 		for (size_t q = 0; q < a.queries; q++) {
 			sparse_vec qv = { qidx + q * a.qterms,
 			    qw + q * a.qterms, (uint32_t) a.qterms };
@@ -456,6 +506,7 @@ bench_sparse(int argc, char **argv)
 	free(lat_i);
 	free(lat_s);
 	free(lat_e);
+	free(lat_h);
 	return agree == checked && (a.engine == 0 || agree_e == checked) ?
 	    0 : 1;
 }

@@ -186,6 +186,7 @@ usage(FILE *f)
 	    "          [--terms 100] [--vocab 30000] [--zipf 1.0]\n"
 	    "          [--queries 200] [--qterms 8] [--k 10] [--idf 1]\n"
 	    "          [--rounds 3] [--seed 42] [--engine 1]\n"
+	    "          [--dense-dim 32]\n"
 	    "vecdb-bench --help prints this.\n", f);
 }
 
