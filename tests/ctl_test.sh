@@ -462,7 +462,7 @@ cluster() {
 		rc=0
 		kill -TERM "$p"
 		wait "$p" || rc=$?
-		[ "$rc" -eq 0 ] || fail "a router exited with status $rc after SIGTERM"
+		[ "$rc" -eq 0 ] || fail "a router exited with status $rc after SIGTERM: $(cat "$tmp"/router*.err)"
 	done
 }
 
