@@ -40,6 +40,14 @@ int router_reload(router *r);
 /* Free (after the server using it stopped). NULL is fine. */
 void router_free(router *r);
 
+/*
+ * Cluster status workers still running after router_free(): one stuck in
+ * a blocking dial (a member that accepts connections but does not answer)
+ * can be neither interrupted nor waited for. A process that sees any
+ * should end with _exit(), not run exit handlers under it.
+ */
+unsigned router_status_running(void);
+
 /* The cluster backend over a router (borrowed for b's life). */
 void api_backend_cluster_init(struct api_backend *b, router *r);
 

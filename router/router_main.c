@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api_rpc.h"
 #include "router.h"
@@ -259,5 +260,12 @@ main(int argc, char **argv)
 	}
 	rv = serve(&s, r);
 	router_free(r);
+	if (router_status_running() > 0) {
+		/* a status worker is still in a dial it cannot leave: end
+		 * now rather than tear the process down under it */
+		fflush(stdout);
+		fflush(stderr);
+		_exit(rv);
+	}
 	return rv;
 }

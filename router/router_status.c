@@ -258,6 +258,18 @@ live_add(int d)
 }
 
 unsigned
+router_status_running(void)
+{
+	unsigned n;
+
+	pthread_once(&live_once, live_init);
+	pthread_mutex_lock(&live_mu);
+	n = live;
+	pthread_mutex_unlock(&live_mu);
+	return n;
+}
+
+unsigned
 router_status_drain(uint32_t timeout_ms)
 {
 	struct timespec ts = vdb_deadline(timeout_ms);
