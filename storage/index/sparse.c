@@ -333,12 +333,19 @@ int
 sparse_new(int idf, sparse_index **out)
 {
 	sparse_index *s = vdb_calloc(1, sizeof(*s));
+	pthread_rwlockattr_t attr;
 
 	*out = NULL;
 	if (s == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	s->idf = idf != 0;
-	pthread_rwlock_init(&s->lock, NULL);
+	/* writers first: glibc's default lets a steady stream of searches
+	 * starve every put */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr,
+	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&s->scratch_mu, NULL);
 	*out = s;
 	return VECDB_OK;
