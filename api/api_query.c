@@ -215,6 +215,23 @@ sparse_query_free(vecdb_sparse_vector *v)
 	vdb_free((void *) (uintptr_t) v->values);
 }
 
+/* What hits carry: with_vector (or with_vectors), with_payload, and
+ * the filter. */
+static int
+hit_options(const json_t *body, int *wp, int *wv, const json_t **filter)
+{
+	int rv;
+
+	*wv = 0;
+	if ((rv = api_get_bool(body, "with_vector", 0, wv)) ||
+	    (rv = api_get_bool(body, "with_payload", 1, wp)) ||
+	    (rv = filter_field(body, filter)))
+		return rv;
+	if (json_object_get(body, "with_vectors") != NULL)
+		return api_get_bool(body, "with_vectors", 0, wv);
+	return VECDB_OK;
+}
+
 /* POST /search with "sparse_vector": hits by descending score. */
 static int
 search_sparse(struct api_req *r, json_t **data)
@@ -228,7 +245,7 @@ search_sparse(struct api_req *r, json_t **data)
 	const json_t *filter;
 	double t0 = vdb_now_s();
 	uint64_t limit, offset;
-	int rv, wp, wv = 0;
+	int rv, wp, wv;
 
 	memset(&p, 0, sizeof(p));
 	if (json_object_get(r->body, "vector") != NULL)
@@ -240,16 +257,11 @@ search_sparse(struct api_req *r, json_t **data)
 		 &limit)) ||
 	    (rv = api_get_uint(r->body, "offset", 0, 0, VECDB_LIMIT_MAX,
 		 &offset)) ||
-	    (rv = api_get_bool(r->body, "with_vector", 0, &wv)) ||
-	    (rv = api_get_bool(r->body, "with_payload", 1, &wp)) ||
-	    (rv = filter_field(r->body, &filter)))
-		return rv;
-	if (json_object_get(r->body, "with_vectors") != NULL &&
-	    (rv = api_get_bool(r->body, "with_vectors", 0, &wv)) != 0)
+	    (rv = hit_options(r->body, &wp, &wv, &filter)))
 		return rv;
 	if (r->b->search_sparse == NULL)
-		return vdb_err(VECDB_EINVAL, "sparse search through a router "
-		    "is not supported yet");
+		return vdb_err(VECDB_EINVAL, "this server has no sparse "
+		    "search");
 	if ((rv = sparse_query_from_json(json_object_get(r->body,
 	    "sparse_vector"), "sparse_vector", &v)) == VECDB_OK) {
 		p.name = v.name;
@@ -358,26 +370,21 @@ api_h_search_hybrid(struct api_req *r, json_t **data)
 	double t0 = vdb_now_s();
 	uint32_t prefetch = 0;
 	float *vec = NULL;
-	int rv, wp, wv = 0;
+	int rv, wp, wv;
 
 	memset(&v, 0, sizeof(v));
 	memset(&s, 0, sizeof(s));
 	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
 	    (rv = fusion_from_json(r->body, &fp, &prefetch)) != VECDB_OK ||
-	    (rv = api_get_bool(r->body, "with_vector", 0, &wv)) ||
-	    (rv = api_get_bool(r->body, "with_payload", 1, &wp)) ||
-	    (rv = filter_field(r->body, &filter)))
-		return rv;
-	if (json_object_get(r->body, "with_vectors") != NULL &&
-	    (rv = api_get_bool(r->body, "with_vectors", 0, &wv)) != 0)
+	    (rv = hit_options(r->body, &wp, &wv, &filter)))
 		return rv;
 	if (json_object_get(r->body, "dense") == NULL ||
 	    json_object_get(r->body, "sparse") == NULL)
 		return vdb_err(VECDB_EINVAL, "a hybrid search needs 'dense' "
 		    "and 'sparse'");
 	if (r->b->search_sparse == NULL)
-		return vdb_err(VECDB_EINVAL, "hybrid search through a router "
-		    "is not supported yet");
+		return vdb_err(VECDB_EINVAL, "this server has no sparse "
+		    "search");
 	if ((rv = dense_from_json(json_object_get(r->body, "dense"), &vec,
 	    &s.p.dim)) != VECDB_OK ||
 	    (rv = sparse_query_from_json(json_object_get(r->body, "sparse"),
