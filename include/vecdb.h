@@ -631,7 +631,8 @@ typedef struct vecdb_sparse_search_params {
  * idf. Only points sharing at least one index with the query are
  * returned, by descending score (the record's score; its distance is
  * -score), ties by id. Exact: it reads the posting lists of the query's
- * indices, kept in the same transactions as the points.
+ * indices, kept in the same transactions as the points (MaxScore skips
+ * the parts of them that cannot change the answer).
  * @return VECDB_OK, VECDB_ENOTFOUND (collection), VECDB_EINVAL (a name
  *	the collection does not declare, a repeated index, a value not
  *	finite, limit 0 or limit + offset over VECDB_LIMIT_MAX).

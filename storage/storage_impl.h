@@ -16,8 +16,10 @@
  *   pindex   [coll id u32][index id u32][value][point key] -> (empty)
  *   sparse   (sorted duplicates of 12 bytes) [coll id u32][slot u8]
  *            [index u32] -> [offset u64][value f32 LE] a point holding
- *            that index; [coll id u32][slot u8] -> [points u64 LE][0 u32]
- *            the points that have that sparse vector
+ *            that index; [coll id u32][slot u8] -> [points u64 LE]
+ *            [bound f32 LE] the points that have that sparse vector and
+ *            the largest |value| it ever held (sign bit: a value was
+ *            negative; 0 bits: unknown), MaxScore's bound
  *
  * A point key is [tag u8][value]: tag 1 + u64 for numeric ids, tag 2 + 16
  * bytes for UUIDs, so numbers sort before UUIDs and the two never collide.
@@ -295,6 +297,9 @@ int storage_xlist_build(const struct coll *c, vecdb_write_op how,
 int storage_sparse_postings(vecdb *db, MDB_txn *txn, const struct coll *c,
     uint64_t old_off, const struct xset *old, uint64_t new_off,
     const struct xset *now);
+/* Test hook: how many of the query's lists the last vecdb_search_sparse
+ * on this thread read only for candidates (MaxScore pruning). */
+unsigned storage_last_sparse_pruned(void);
 /* The block's bytes (0 without sparse vectors), and the block. */
 size_t storage_xlist_size(const struct xlist *l);
 void storage_xlist_write(const struct xlist *l, uint8_t *out);
