@@ -597,7 +597,7 @@ emb_search(struct engine *e, const float *q, uint32_t k, uint32_t ef,
 {
 	struct emb *x = e->idx;
 	vecdb_search_params sp = { q, x->dim, k, 0, NULL, ef, 0, 0, 0, 0,
-		!e->o->rescore, e->o->oversampling };
+		!e->o->rescore, e->o->oversampling, NULL };
 	vecdb_records *r;
 	size_t n;
 

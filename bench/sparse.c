@@ -262,7 +262,7 @@ engine_load(const struct sargs *a, const struct corpus *c, const char *dir,
 				(uint32_t) a->dense_dim, NULL };
 			sv[i] = (vecdb_sparse_vector) { "text", v.indices,
 				v.values, v.n, 0 };
-			ps[i] = (vecdb_point_sparse) { &sv[i], 1 };
+			ps[i] = (vecdb_point_sparse) { &sv[i], 1, NULL, 0 };
 		}
 		bench_check(vecdb_write(*out, "docs", VECDB_WRITE_UPSERT, p, ps,
 		    m, 0), "write");

@@ -19,10 +19,15 @@ vdb_record_fini(vecdb_record *r)
 		vdb_free(r->sparse[i].values);
 	}
 	vdb_free(r->sparse);
+	for (size_t i = 0; i < r->n_named; i++)
+		vdb_free(r->named[i].data);
+	vdb_free(r->named);
 	r->vector = NULL;
 	r->payload = NULL;
 	r->sparse = NULL;
 	r->n_sparse = 0;
+	r->named = NULL;
+	r->n_named = 0;
 }
 
 int
@@ -33,6 +38,8 @@ vdb_record_copy(const vecdb_record *src, vecdb_record *dst)
 	dst->payload = NULL;
 	dst->sparse = NULL;
 	dst->n_sparse = 0;
+	dst->named = NULL;
+	dst->n_named = 0;
 	if (src->vector != NULL) {
 		if ((dst->vector = vdb_malloc((size_t) src->dim *
 		    sizeof(float))) == NULL)
@@ -59,6 +66,21 @@ vdb_record_copy(const vecdb_record *src, vecdb_record *dst)
 			goto oom;
 		memcpy(d->indices, s->indices, s->n * sizeof(uint32_t));
 		memcpy(d->values, s->values, s->n * sizeof(float));
+	}
+	if (src->n_named > 0 && (dst->named = vdb_calloc(src->n_named,
+	    sizeof(*dst->named))) == NULL)
+		goto oom;
+	for (size_t i = 0; i < src->n_named; i++) {
+		const vecdb_named_record *s = &src->named[i];
+		vecdb_named_record *d = &dst->named[i];
+
+		dst->n_named = i + 1;
+		memcpy(d->name, s->name, sizeof(d->name));
+		d->dim = s->dim;
+		if ((d->data = vdb_malloc((s->dim ? s->dim : 1) *
+		    sizeof(float))) == NULL)
+			goto oom;
+		memcpy(d->data, s->data, s->dim * sizeof(float));
 	}
 	return VECDB_OK;
 oom:

@@ -220,8 +220,8 @@ seed_hybrid(vecdb *db)
 	static const float tv[] = { 0.5f, 1.25f, 2 }, gv[] = { 1 };
 	const vecdb_sparse_vector sv[2] = { { "text", ti, tv, 3, 0 },
 		{ "tags", gi, gv, 1, 0 } };
-	const vecdb_point_sparse ps[3] = { { sv, 2 }, { sv + 1, 1 },
-		{ NULL, 0 } };
+	const vecdb_point_sparse ps[3] = { { sv, 2, NULL, 0 },
+		{ sv + 1, 1, NULL, 0 }, { NULL, 0, NULL, 0 } };
 	vecdb_collection_config c;
 	vecdb_point p[3];
 

@@ -382,8 +382,10 @@ seeds_requests_query(void)
 	size_t n;
 
 	memset(sp, 0, sizeof(sp));
-	sp[0] = (vecdb_search_params) { qv, 3, 5, 1, NULL, 32, 0, 1, 1, 0, 0, 0 };
-	sp[1] = (vecdb_search_params) { qv, 3, 1, 0, NULL, 0, 1, 0, 0, 0, 0, 0 };
+	sp[0] = (vecdb_search_params) { qv, 3, 5, 1, NULL, 32, 0, 1, 1, 0, 0, 0,
+		NULL };
+	sp[1] = (vecdb_search_params) { qv, 3, 1, 0, NULL, 0, 1, 0, 0, 0, 0, 0,
+		NULL };
 	ok(proto_search_encode("places", sp, fl, 2, &b, &n), "search");
 	seed_request("search", PROTO_SEARCH, b, n);
 	memset(&rp, 0, sizeof(rp));
@@ -615,7 +617,7 @@ seeds_wal(uint8_t **all, size_t *all_len)
 		static const float val[] = { 1.5f, -1 };
 		vecdb_sparse_vector sv[2] = { { "text", ix, val, 2, 0 },
 			{ "tags", NULL, NULL, 0, 1 } };
-		vecdb_point_sparse ps = { sv, 1 };
+		vecdb_point_sparse ps = { sv, 1, NULL, 0 };
 		vecdb_point hp = { vecdb_id_num(8), v, 2, NULL };
 		vecdb_id two = vecdb_id_num(2);
 

@@ -259,6 +259,24 @@ typedef struct vecdb_sparse_config {
 	vecdb_sparse_modifier modifier;
 } vecdb_sparse_config;
 
+/*
+ * Named dense vectors: beside its default vector (dimension, metric, ...
+ * below), a collection may declare up to VECDB_VECTORS_MAX more, each
+ * with its own settings and its own HNSW index; a point carries any
+ * subset of them, and a search names the one it uses.
+ */
+#define VECDB_VECTORS_MAX 4
+
+typedef struct vecdb_vector_config {
+	char name[VECDB_NAME_MAX + 1]; /* 1-64 chars of [A-Za-z0-9_-]; not
+					  a sparse vector's name too */
+	uint32_t dimension;            /* 1..VECDB_DIM_MAX */
+	vecdb_metric metric;
+	vecdb_vtype vector_type;
+	vecdb_index_config index;      /* 0 fields: the defaults */
+	vecdb_quant_config quantization;
+} vecdb_vector_config;
+
 typedef struct vecdb_collection_config {
 	char name[VECDB_NAME_MAX + 1]; /* 1-64 chars of [A-Za-z0-9_-] */
 	uint32_t dimension;            /* 1..VECDB_DIM_MAX */
@@ -269,6 +287,8 @@ typedef struct vecdb_collection_config {
 	int64_t created_at;            /* unix seconds; set by create */
 	uint32_t n_sparse;             /* named sparse vectors, ... */
 	vecdb_sparse_config sparse[VECDB_SPARSE_MAX]; /* ... names unique */
+	uint32_t n_vectors;            /* named dense vectors, ... */
+	vecdb_vector_config vectors[VECDB_VECTORS_MAX]; /* ... names unique */
 } vecdb_collection_config;
 
 /**
@@ -353,6 +373,9 @@ typedef struct vecdb_collection_stats {
 	uint64_t code_bytes;    /* index memory: codes and codebooks */
 	uint64_t link_bytes;    /* index memory: the graph's links */
 	uint64_t original_bytes; /* index memory: float vectors kept */
+	uint64_t named_indexed[VECDB_VECTORS_MAX]; /* indexed_count of each
+				   named dense vector, in the config's order
+				   (their memory is in memory_bytes) */
 } vecdb_collection_stats;
 
 int vecdb_collection_stats_get(vecdb *db, const char *name,
@@ -416,11 +439,32 @@ typedef struct vecdb_point {
 	const char *payload;  /* a JSON object, or NULL for none ({}) */
 } vecdb_point;
 
-/** The sparse vectors of one point to write (vecdb_write). */
+/**
+ * One named dense vector of a point to write: dim finite components (the
+ * vector's dimension). In an update, remove != 0 drops it instead.
+ */
+typedef struct vecdb_named_vector {
+	const char *name;         /* one of the collection's named vectors */
+	const float *data;
+	uint32_t dim;
+	int remove;
+} vecdb_named_vector;
+
+/** The named vectors, sparse and dense, of one point to write
+ * (vecdb_write). */
 typedef struct vecdb_point_sparse {
-	const vecdb_sparse_vector *v;
+	const vecdb_sparse_vector *v;   /* sparse */
 	size_t n;
+	const vecdb_named_vector *d;    /* dense */
+	size_t nd;
 } vecdb_point_sparse;
+
+/** A stored point's named dense vector, as read back. */
+typedef struct vecdb_named_record {
+	char name[VECDB_NAME_MAX + 1];
+	float *data;
+	uint32_t dim;
+} vecdb_named_record;
 
 /** A stored point's sparse vector, as read back (indices ascending). */
 typedef struct vecdb_sparse_record {
@@ -446,6 +490,8 @@ typedef struct vecdb_record {
 	vecdb_sparse_record *sparse; /* its sparse vectors, in the
 				 collection's order (with the vector) */
 	size_t n_sparse;
+	vecdb_named_record *named; /* its named dense vectors, likewise */
+	size_t n_named;
 } vecdb_record;
 
 /** A list of records; free with vecdb_records_free(). */
@@ -575,6 +621,10 @@ typedef struct vecdb_search_params {
 	float oversampling;          /* rescore the best oversampling x
 					limit candidates; 0 means 1, else
 					1..VECDB_OVERSAMPLING_MAX */
+	const char *using;           /* a named dense vector of the
+					collection; NULL or "": the default
+					one. Points without it are not
+					found. */
 } vecdb_search_params;
 
 #define VECDB_OVERSAMPLING_MAX 100.0f

@@ -94,6 +94,49 @@ storage_config_defaults(const vecdb *db, vecdb_collection_config *cfg)
 	if (cfg->index.max_layer == 0)
 		cfg->index.max_layer = VECDB_HNSW_LAYER_DEFAULT;
 	quant_defaults(&cfg->quantization, cfg->dimension);
+	for (uint32_t i = 0; i < cfg->n_vectors && i < VECDB_VECTORS_MAX;
+	    i++) {
+		vecdb_collection_config v;
+
+		storage_vector_cfg(cfg, (int) i + 1, &v);
+		v.index = cfg->vectors[i].index;
+		memset(&v.quantization, 0, sizeof(v.quantization));
+		v.quantization = cfg->vectors[i].quantization;
+		v.n_vectors = 0;
+		storage_config_defaults(db, &v);
+		cfg->vectors[i].index = v.index;
+		cfg->vectors[i].quantization = v.quantization;
+	}
+}
+
+void
+storage_vector_cfg(const vecdb_collection_config *c, int vslot,
+    vecdb_collection_config *out)
+{
+	const vecdb_vector_config *v;
+
+	*out = *c;
+	out->n_sparse = 0;
+	out->n_vectors = 0;
+	if (vslot == 0)
+		return;
+	v = &c->vectors[vslot - 1];
+	out->dimension = v->dimension;
+	out->metric = v->metric;
+	out->vector_type = v->vector_type;
+	out->index = v->index;
+	out->quantization = v->quantization;
+}
+
+int
+storage_vector_slot(const vecdb_collection_config *c, const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		return 0;
+	for (uint32_t i = 0; i < c->n_vectors; i++)
+		if (strcmp(c->vectors[i].name, name) == 0)
+			return (int) i + 1;
+	return -1;
 }
 
 int
@@ -132,25 +175,26 @@ range_check(const char *what, uint32_t v, uint32_t lo, uint32_t hi)
 	return VECDB_OK;
 }
 
-int
-storage_config_check(const vecdb_collection_config *c)
+/* A vector's settings (the default one's, or a named one's: what names
+ * it in messages, "" for the default). */
+static int
+vector_check(const char *what, uint32_t dimension, vecdb_metric metric,
+    vecdb_vtype vtype, const vecdb_index_config *ix,
+    const vecdb_quant_config *q)
 {
-	const vecdb_index_config *ix = &c->index;
+	char w[VECDB_NAME_MAX + 16];
 	int rv;
 
-	if ((rv = storage_name_check(c->name)) != VECDB_OK)
-		return rv;
-	if ((unsigned) c->metric > VECDB_MANHATTAN)
-		return vdb_err(VECDB_EINVAL, "unknown distance metric %d",
-		    (int) c->metric);
-	if ((unsigned) c->vector_type > VECDB_UINT8)
-		return vdb_err(VECDB_EINVAL, "unknown vector type %d",
-		    (int) c->vector_type);
-	if ((rv = storage_quant_check(&c->quantization, c->metric,
-	    c->dimension)) != VECDB_OK ||
-	    (rv = sparse_config_check(c)) != VECDB_OK)
-		return rv;
-	if ((rv = range_check("dimension", c->dimension, 1,
+	snprintf(w, sizeof(w), "%s%s%s", what[0] ? "vector '" : "", what,
+	    what[0] ? "': " : "");
+	if ((unsigned) metric > VECDB_MANHATTAN)
+		return vdb_err(VECDB_EINVAL, "%sunknown distance metric %d", w,
+		    (int) metric);
+	if ((unsigned) vtype > VECDB_UINT8)
+		return vdb_err(VECDB_EINVAL, "%sunknown vector type %d", w,
+		    (int) vtype);
+	if ((rv = storage_quant_check(q, metric, dimension)) != VECDB_OK ||
+	    (rv = range_check("dimension", dimension, 1,
 		 VECDB_DIM_MAX)) != VECDB_OK ||
 	    (rv = range_check("max_connections", ix->max_connections,
 		 VECDB_HNSW_M_MIN, VECDB_HNSW_M_MAX)) != VECDB_OK ||
@@ -159,7 +203,59 @@ storage_config_check(const vecdb_collection_config *c)
 	    (rv = range_check("ef_search", ix->ef_search, VECDB_HNSW_EF_MIN,
 		 VECDB_HNSW_EF_MAX)) != VECDB_OK ||
 	    (rv = range_check("max_layer", ix->max_layer,
-		 VECDB_HNSW_LAYER_MIN, VECDB_HNSW_LAYER_MAX)) != VECDB_OK)
+		 VECDB_HNSW_LAYER_MIN, VECDB_HNSW_LAYER_MAX)) != VECDB_OK) {
+		if (w[0] != '\0') {
+			char m[512];
+
+			snprintf(m, sizeof(m), "%s%s", w, vecdb_errmsg());
+			vdb_err(rv, "%s", m);
+		}
+		return rv;
+	}
+	return VECDB_OK;
+}
+
+/* The named dense vectors: each valid, names unique among all the
+ * collection's vectors. */
+static int
+vectors_check(const vecdb_collection_config *c)
+{
+	int rv;
+
+	if (c->n_vectors > VECDB_VECTORS_MAX)
+		return vdb_err(VECDB_EINVAL, "a collection has at most %d "
+		    "named vectors", VECDB_VECTORS_MAX);
+	for (uint32_t i = 0; i < c->n_vectors; i++) {
+		const vecdb_vector_config *v = &c->vectors[i];
+
+		if ((rv = storage_name_check_as("vector", v->name)) !=
+		    VECDB_OK)
+			return rv;
+		for (uint32_t j = 0; j < i; j++)
+			if (strcmp(c->vectors[j].name, v->name) == 0)
+				return vdb_err(VECDB_EINVAL, "vector '%s' is "
+				    "declared twice", v->name);
+		for (uint32_t j = 0; j < c->n_sparse; j++)
+			if (strcmp(c->sparse[j].name, v->name) == 0)
+				return vdb_err(VECDB_EINVAL, "'%s' names both "
+				    "a dense and a sparse vector", v->name);
+		if ((rv = vector_check(v->name, v->dimension, v->metric,
+		    v->vector_type, &v->index, &v->quantization)) != VECDB_OK)
+			return rv;
+	}
+	return VECDB_OK;
+}
+
+int
+storage_config_check(const vecdb_collection_config *c)
+{
+	int rv;
+
+	if ((rv = storage_name_check(c->name)) != VECDB_OK ||
+	    (rv = sparse_config_check(c)) != VECDB_OK ||
+	    (rv = vector_check("", c->dimension, c->metric, c->vector_type,
+	    &c->index, &c->quantization)) != VECDB_OK ||
+	    (rv = vectors_check(c)) != VECDB_OK)
 		return rv;
 	return VECDB_OK;
 }
@@ -170,9 +266,12 @@ storage_config_check(const vecdb_collection_config *c)
  * [ver u8][id u32][dim u32][metric u8][vtype u8][m u32][efc u32][ef u32]
  * [max_layer u32][quant u8][quantile f32][always_ram u8][created_at i64]
  * [pq segments u32][pq bits u8][2 reserved bytes] (COLL_REC_SIZE), then,
- * only when the collection has sparse vectors, [n u8] n x [namelen u8]
- * [name][modifier u8]: a record written before sparse vectors existed is
- * a collection without any.
+ * only when the collection has named vectors, its sparse ones: [n u8]
+ * n x [namelen u8][name][modifier u8], and, only when it has named dense
+ * ones, [n u8] n x [namelen u8][name][dim u32][metric u8][vtype u8][m u32]
+ * [efc u32][ef u32][max_layer u32][quant u8][quantile f32][always_ram u8]
+ * [pq segments u32][pq bits u8] (VEC_REC_SIZE after the name). A record
+ * written before named vectors existed is a collection without any.
  */
 size_t
 storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_MAX])
@@ -198,7 +297,7 @@ storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_MAX])
 	put_le64(out + 33, (uint64_t) g->created_at);
 	put_le32(out + 41, g->quantization.segments);
 	out[45] = (uint8_t) g->quantization.bits;
-	if (g->n_sparse == 0)
+	if (g->n_sparse == 0 && g->n_vectors == 0)
 		return len;
 	out[len++] = (uint8_t) g->n_sparse;
 	for (uint32_t i = 0; i < g->n_sparse && i < VECDB_SPARSE_MAX; i++) {
@@ -209,18 +308,44 @@ storage_coll_encode(const struct coll *c, uint8_t out[COLL_REC_MAX])
 		len += n;
 		out[len++] = (uint8_t) g->sparse[i].modifier;
 	}
+	if (g->n_vectors == 0)
+		return len;
+	out[len++] = (uint8_t) g->n_vectors;
+	for (uint32_t i = 0; i < g->n_vectors && i < VECDB_VECTORS_MAX; i++) {
+		const vecdb_vector_config *v = &g->vectors[i];
+		size_t n = strnlen(v->name, VECDB_NAME_MAX);
+
+		out[len++] = (uint8_t) n;
+		memcpy(out + len, v->name, n);
+		len += n;
+		put_le32(out + len, v->dimension);
+		out[len + 4] = (uint8_t) v->metric;
+		out[len + 5] = (uint8_t) v->vector_type;
+		put_le32(out + len + 6, v->index.max_connections);
+		put_le32(out + len + 10, v->index.ef_construction);
+		put_le32(out + len + 14, v->index.ef_search);
+		put_le32(out + len + 18, v->index.max_layer);
+		out[len + 22] = (uint8_t) v->quantization.type;
+		memcpy(&q, &v->quantization.quantile, 4);
+		put_le32(out + len + 23, q);
+		out[len + 27] = v->quantization.always_ram ? 1 : 0;
+		put_le32(out + len + 28, v->quantization.segments);
+		out[len + 32] = (uint8_t) v->quantization.bits;
+		len += VEC_REC_SIZE;
+	}
 	return len;
 }
 
-/* The sparse vectors after the fixed part (len bytes at p). */
+/* The named vectors after the fixed part (len bytes at p): sparse, then
+ * dense. */
 static int
-sparse_decode(const uint8_t *p, size_t len, vecdb_collection_config *g)
+tail_decode(const uint8_t *p, size_t len, vecdb_collection_config *g)
 {
 	size_t at = 1;
 
 	if (len == 0)
 		return VECDB_OK;
-	if (p[0] == 0 || p[0] > VECDB_SPARSE_MAX)
+	if (p[0] > VECDB_SPARSE_MAX)
 		return VECDB_ECORRUPT;
 	g->n_sparse = p[0];
 	for (uint32_t i = 0; i < g->n_sparse; i++) {
@@ -233,6 +358,38 @@ sparse_decode(const uint8_t *p, size_t len, vecdb_collection_config *g)
 		g->sparse[i].name[n] = '\0';
 		g->sparse[i].modifier = (vecdb_sparse_modifier) p[at + 1 + n];
 		at += n + 2;
+	}
+	if (at == len)
+		return g->n_sparse > 0 ? VECDB_OK : VECDB_ECORRUPT;
+	if (p[at] == 0 || p[at] > VECDB_VECTORS_MAX)
+		return VECDB_ECORRUPT;
+	g->n_vectors = p[at++];
+	for (uint32_t i = 0; i < g->n_vectors; i++) {
+		vecdb_vector_config *v = &g->vectors[i];
+		const uint8_t *e;
+		uint32_t q;
+		size_t n;
+
+		if (at >= len || (n = p[at]) == 0 || n > VECDB_NAME_MAX ||
+		    len - at < 1 + n + VEC_REC_SIZE)
+			return VECDB_ECORRUPT;
+		memcpy(v->name, p + at + 1, n);
+		v->name[n] = '\0';
+		e = p + at + 1 + n;
+		v->dimension = get_le32(e);
+		v->metric = (vecdb_metric) e[4];
+		v->vector_type = (vecdb_vtype) e[5];
+		v->index.max_connections = get_le32(e + 6);
+		v->index.ef_construction = get_le32(e + 10);
+		v->index.ef_search = get_le32(e + 14);
+		v->index.max_layer = get_le32(e + 18);
+		v->quantization.type = (vecdb_quant) e[22];
+		q = get_le32(e + 23);
+		memcpy(&v->quantization.quantile, &q, 4);
+		v->quantization.always_ram = e[27];
+		v->quantization.segments = get_le32(e + 28);
+		v->quantization.bits = e[32];
+		at += 1 + n + VEC_REC_SIZE;
 	}
 	return at == len ? VECDB_OK : VECDB_ECORRUPT;
 }
@@ -265,7 +422,7 @@ storage_coll_decode(const char *name, const uint8_t *p, size_t len,
 	g->created_at = (int64_t) get_le64(p + 33);
 	g->quantization.segments = get_le32(p + 41);
 	g->quantization.bits = p[45];
-	if (sparse_decode(p + COLL_REC_SIZE, len - COLL_REC_SIZE, g) !=
+	if (tail_decode(p + COLL_REC_SIZE, len - COLL_REC_SIZE, g) !=
 	    VECDB_OK || storage_config_check(g) != VECDB_OK)
 		return vdb_err(VECDB_ECORRUPT,
 		    "catalog record for '%s' is invalid", name);

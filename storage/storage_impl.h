@@ -128,8 +128,10 @@ struct coll_state {
 };
 
 #define COLL_REC_SIZE 48 /* encoded config, without the name ... */
+#define VEC_REC_SIZE 33   /* a named dense vector's settings */
 #define COLL_REC_MAX (COLL_REC_SIZE + 1 + VECDB_SPARSE_MAX * \
-    (VECDB_NAME_MAX + 2)) /* ... and with the most sparse vectors */
+    (VECDB_NAME_MAX + 2) + 1 + VECDB_VECTORS_MAX * (1 + VECDB_NAME_MAX + \
+    VEC_REC_SIZE)) /* ... and with the most named vectors */
 
 int storage_name_check(const char *name);
 /* The same rules for another kind of name (what: "sparse vector"). */
@@ -139,6 +141,17 @@ int storage_config_check(const vecdb_collection_config *cfg);
 int storage_quant_check(const vecdb_quant_config *q, vecdb_metric metric,
     uint32_t dimension);
 void storage_config_defaults(const vecdb *db, vecdb_collection_config *cfg);
+
+/*
+ * Vector slots: 0 is a collection's default vector, 1 + i its named dense
+ * vector i. The slot of a name (NULL or "": 0; -1: no such vector), and
+ * the config a slot's vector is indexed and searched by: the
+ * collection's, with that vector's settings in place of the default
+ * one's, and no named vectors.
+ */
+int storage_vector_slot(const vecdb_collection_config *c, const char *name);
+void storage_vector_cfg(const vecdb_collection_config *c, int vslot,
+    vecdb_collection_config *out);
 
 /* Encode (returning its length) and decode the catalog value (config
  * without name). */
@@ -215,6 +228,15 @@ struct wsparse {
 	int remove;            /* update: drop the point's vector */
 };
 
+/* One named dense vector of a point to write (borrowed from the
+ * caller); checked against the collection by the writer. */
+struct wdense {
+	const char *name;
+	const float *data;
+	uint32_t dim;
+	int remove;            /* update: drop the point's vector */
+};
+
 /* A point ready to write: payload already validated and compacted. */
 struct wpoint {
 	vecdb_id id;
@@ -224,6 +246,8 @@ struct wpoint {
 	size_t payload_len;
 	struct wsparse *sparse; /* owned array */
 	size_t n_sparse;
+	struct wdense *dense;  /* owned array */
+	size_t n_dense;
 };
 
 /* A point record as read (borrowed from the txn). */
@@ -242,14 +266,17 @@ struct rpoint {
 
 /*
  * A point's vector bytes, in its record, its WAL entry and its snapshot
- * entry, are the dense vector (dimension x element size) and, only when
- * the point has sparse vectors, a block: [len u32][n u8] n x ([slot u8]
- * [nnz u32][nnz x index u32][nnz x value f32]), slots (places in the
- * collection's sparse vectors) ascending, indices ascending, values
- * finite; len counts the bytes after it. A record with the block has
- * version byte STORAGE_REC_VERSION_EXT.
+ * entry, are the default vector (dimension x element size) and, only when
+ * the point has named vectors, a block: [len u32][n u8] n x entries in
+ * ascending slot order; a sparse vector's is [slot u8][nnz u32][nnz x
+ * index u32][nnz x value f32] (slot: its place in the collection's sparse
+ * vectors, indices ascending, values finite), a named dense vector's
+ * [0x80 | slot u8][its dimension x its element size] (slot: its place in
+ * the collection's named dense vectors); len counts the bytes after it.
+ * A record with the block has version byte STORAGE_REC_VERSION_EXT.
  */
 #define STORAGE_REC_VERSION_EXT 2
+#define XDENSE 0x80
 
 /* One sparse vector as stored (borrowed little-endian arrays). */
 struct xvec {
@@ -259,10 +286,23 @@ struct xvec {
 	const uint8_t *val_le;
 };
 
+/* One named dense vector as stored (borrowed, the vector's type). */
+struct xdvec {
+	uint8_t slot;            /* 0-based: vector slot - 1 */
+	const uint8_t *data;
+};
+
 struct xset {
 	size_t n;
 	struct xvec v[VECDB_SPARSE_MAX];
+	size_t nd;
+	struct xdvec d[VECDB_VECTORS_MAX];
 };
+
+/* The raw bytes of vector slot vslot (0: the default) in a point's
+ * vector bytes (len of them), or NULL when the point has none. */
+const void *storage_xset_vector(const struct coll *c, int vslot,
+    const uint8_t *blob, size_t len);
 
 /* Check and split a point's vector bytes (len of them) into the dense
  * vector (the first bytes) and its sparse vectors; VECDB_ECORRUPT if
@@ -281,14 +321,25 @@ struct xnew {
 	const struct xvec *old;  /* ... or kept from the record */
 };
 
+/* The named dense vectors a write leaves a point with. */
+struct xdnew {
+	uint8_t slot;            /* 0-based */
+	const float *val;        /* given ... */
+	const uint8_t *old;      /* ... or kept from the record */
+};
+
 struct xlist {
 	size_t n;
 	struct xnew v[VECDB_SPARSE_MAX];
+	size_t nd;
+	struct xdnew d[VECDB_VECTORS_MAX];
+	int dense_changed;       /* a named dense vector set or removed */
 };
 
 /* What write p (op how) leaves: p's vectors by name, and for an update
  * the others of old (NULL: none). VECDB_EINVAL for a name c does not
- * declare, a name twice, or remove outside an update. */
+ * declare, a name twice, or remove outside an update; VECDB_EDIM for a
+ * dense vector of another dimension. */
 int storage_xlist_build(const struct coll *c, vecdb_write_op how,
     const struct wpoint *p, const struct xset *old, struct xlist *out);
 /* Move the postings of a point's sparse vectors: remove those of old
@@ -300,9 +351,10 @@ int storage_sparse_postings(vecdb *db, MDB_txn *txn, const struct coll *c,
 /* Test hook: how many of the query's lists the last vecdb_search_sparse
  * on this thread read only for candidates (MaxScore pruning). */
 unsigned storage_last_sparse_pruned(void);
-/* The block's bytes (0 without sparse vectors), and the block. */
-size_t storage_xlist_size(const struct xlist *l);
-void storage_xlist_write(const struct xlist *l, uint8_t *out);
+/* The block's bytes (0 without named vectors), and the block. */
+size_t storage_xlist_size(const struct coll *c, const struct xlist *l);
+void storage_xlist_write(const struct coll *c, const struct xlist *l,
+    uint8_t *out);
 
 int storage_point_decode(const struct coll *c, const MDB_val *v,
     struct rpoint *out);
@@ -385,12 +437,14 @@ void storage_index_stop(vecdb *db);
 void storage_index_notify(vecdb *db, uint64_t seq);
 
 /*
- * Search collection c through its HNSW index plus the WAL tail the index
- * has not applied yet, pushing hits into t. *used is 0 (and t untouched)
- * when the collection has no ready index: the caller scans instead.
+ * Search vector vslot (storage_vector_slot) of collection c through its
+ * HNSW index plus the WAL tail the index has not applied yet, pushing
+ * hits into t. *used is 0 (and t untouched) when the vector has no ready
+ * index: the caller scans instead.
  */
 int storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
-    const vecdb_search_params *p, struct storage_topk *t, int *used);
+    int vslot, const vecdb_search_params *p, struct storage_topk *t,
+    int *used);
 
 /* indexed_count, pending_count, memory_bytes of a collection. */
 int storage_index_stats(vecdb *db, MDB_txn *txn, const struct coll *c,

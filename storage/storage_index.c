@@ -47,8 +47,12 @@
 
 struct cindex {
 	uint32_t coll_id;
-	char name[VECDB_NAME_MAX + 1];
-	vecdb_collection_config cfg;
+	int vslot;                    /* the vector: 0 default, 1 + i the
+					 named dense vector i */
+	char name[2 * VECDB_NAME_MAX + 2]; /* "coll" or "coll.vector" */
+	vecdb_collection_config cfg;  /* the vector's settings (as if a
+					 collection's default vector) */
+	struct coll coll;             /* the collection, as it is */
 	hnsw_index *h;                /* never changes; NULL: not built yet */
 	_Atomic uint64_t applied;     /* WAL seq the graph covers */
 	_Atomic uint64_t stale_txn;   /* newest snapshot (LMDB txn id) that
@@ -159,15 +163,21 @@ index_rate(struct cindex *ci)
 
 /* A new cindex for a collection (no graph yet), one reference. */
 static struct cindex *
-cindex_new(const struct coll *c, uint64_t applied)
+cindex_new(const struct coll *c, int vslot, uint64_t applied)
 {
 	struct cindex *ci = vdb_calloc(1, sizeof(*ci));
 
 	if (ci == NULL)
 		return NULL;
 	ci->coll_id = c->id;
-	ci->cfg = c->cfg;
-	snprintf(ci->name, sizeof(ci->name), "%s", c->cfg.name);
+	ci->vslot = vslot;
+	ci->coll = *c;
+	storage_vector_cfg(&c->cfg, vslot, &ci->cfg);
+	if (vslot == 0)
+		snprintf(ci->name, sizeof(ci->name), "%s", c->cfg.name);
+	else
+		snprintf(ci->name, sizeof(ci->name), "%s.%s", c->cfg.name,
+		    c->cfg.vectors[vslot - 1].name);
 	atomic_store(&ci->applied, applied);
 	ci->refs = 1;
 	return ci;
@@ -183,44 +193,50 @@ cindex_unref_locked(struct cindex *ci)
 	}
 }
 
-/* The registered cindex of a collection. Caller holds the lock. */
+/* The registered cindex of a collection's vector. Caller holds the
+ * lock. */
 static struct cindex *
-find_locked(struct indexer *ix, uint32_t coll_id)
+find_locked(struct indexer *ix, uint32_t coll_id, int vslot)
 {
 	for (struct cindex *ci = ix->list; ci != NULL; ci = ci->next)
-		if (ci->coll_id == coll_id)
+		if (ci->coll_id == coll_id && ci->vslot == vslot)
 			return ci;
 	return NULL;
 }
 
-/* Take a collection's cindex out of the registry (and unref it). */
+/* Take a collection's cindexes (vslot -1: of every vector) out of the
+ * registry (and unref them). */
 static void
-unregister_locked(struct indexer *ix, uint32_t coll_id)
+unregister_locked(struct indexer *ix, uint32_t coll_id, int vslot)
 {
-	for (struct cindex **pp = &ix->list; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->coll_id == coll_id) {
+	for (struct cindex **pp = &ix->list; *pp != NULL;)
+		if ((*pp)->coll_id == coll_id && (vslot < 0 ||
+		    (*pp)->vslot == vslot)) {
 			struct cindex *ci = *pp;
 			*pp = ci->next;
 			cindex_unref_locked(ci);
-			return;
+		} else {
+			pp = &(*pp)->next;
 		}
 }
 
 /*
- * Put ci in the registry, replacing the collection's previous graph and
- * any graph of the same name: a restore replaces a collection under a new
- * id without a DROP record for the old one.
+ * Put ci in the registry, replacing the vector's previous graph and the
+ * graphs of any other collection of the same name: a restore replaces a
+ * collection under a new id without a DROP record for the old one.
  */
 static void
 register_ci(struct indexer *ix, struct cindex *ci)
 {
 	pthread_mutex_lock(&ix->lock);
-	unregister_locked(ix, ci->coll_id);
+	unregister_locked(ix, ci->coll_id, ci->vslot);
 	for (struct cindex *o = ix->list; o != NULL;)
-		if (strcmp(o->name, ci->name) == 0) {
+		if (o->coll_id != ci->coll_id && strcmp(o->coll.cfg.name,
+		    ci->coll.cfg.name) == 0) {
 			uint32_t id = o->coll_id;
 			o = o->next;
-			unregister_locked(ix, id);
+			unregister_locked(ix, id, -1);
+			o = ix->list; /* the list changed: start again */
 		} else {
 			o = o->next;
 		}
@@ -229,16 +245,29 @@ register_ci(struct indexer *ix, struct cindex *ci)
 	pthread_mutex_unlock(&ix->lock);
 }
 
-/* <data dir>/index/<collection>.hnsw */
+/* The vector of ci's slot in a point's vector bytes (len of them), or
+ * NULL when the point has none. */
+static const void *
+ci_vec(const struct cindex *ci, const void *bytes, size_t len)
+{
+	size_t need = (size_t) ci->cfg.dimension *
+	    vec_elem_size(ci->cfg.vector_type);
+
+	if (ci->vslot == 0)
+		return len >= need ? bytes : NULL;
+	return storage_xset_vector(&ci->coll, ci->vslot, bytes, len);
+}
+
+/* <data dir>/index/<collection>[.<vector>].hnsw */
 static void
 ckpt_path(vecdb *db, const char *name, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/index/%s.hnsw", db->path, name);
 }
 
-/* The HNSW config of a collection. */
+/* The HNSW config of a collection's vector (c: its settings). */
 static void
-hnsw_cfg_of(const vecdb_collection_config *c, uint32_t coll_id,
+hnsw_cfg_of(const vecdb_collection_config *c, uint32_t coll_id, int vslot,
     hnsw_config *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -248,7 +277,8 @@ hnsw_cfg_of(const vecdb_collection_config *c, uint32_t coll_id,
 	out->ef_construction = c->index.ef_construction;
 	out->ef_search = c->index.ef_search;
 	out->max_layer = c->index.max_layer;
-	out->seed = 0x9E3779B97F4A7C15ULL ^ coll_id;
+	out->seed = 0x9E3779B97F4A7C15ULL ^ coll_id ^
+	    ((uint64_t) vslot << 32);
 	out->quant = c->quantization;
 }
 
@@ -268,8 +298,7 @@ apply_points(struct cindex *ci, const struct wal_rec *r, float *buf,
 {
 	struct wal_iter it;
 	struct wal_entry e;
-	size_t vlen = (size_t) ci->cfg.dimension *
-	    vec_elem_size(ci->cfg.vector_type);
+	const void *vec;
 	int rv, more;
 
 	if ((rv = storage_wal_iter_init(&it, r)) != VECDB_OK)
@@ -284,11 +313,14 @@ apply_points(struct cindex *ci, const struct wal_rec *r, float *buf,
 			hnsw_mark_deleted(ci->h, e.old_offset); /* may be gone */
 		if (r->op == WAL_DELETE || (stale != NULL && stale[it.i - 1]))
 			continue;
-		/* the dense vector first; sparse vectors may follow */
-		if (e.vlen < vlen)
-			return vdb_err(VECDB_ECORRUPT, "WAL vector of %zu bytes "
-			    "in '%s'", e.vlen, ci->name);
-		vec_decode(e.vec, ci->cfg.dimension, ci->cfg.vector_type, buf);
+		/* the default vector first; named vectors may follow */
+		if ((vec = ci_vec(ci, e.vec, e.vlen)) == NULL) {
+			if (ci->vslot == 0)
+				return vdb_err(VECDB_ECORRUPT, "WAL vector of "
+				    "%zu bytes in '%s'", e.vlen, ci->name);
+			continue; /* the point has no such vector */
+		}
+		vec_decode(vec, ci->cfg.dimension, ci->cfg.vector_type, buf);
 		rv = hnsw_insert(ci->h, e.offset, buf);
 		if (rv != VECDB_OK && rv != VECDB_EEXIST)
 			return rv;
@@ -306,7 +338,7 @@ apply_points(struct cindex *ci, const struct wal_rec *r, float *buf,
 #define BUILD_CHUNK 4096
 struct bchunk {
 	hnsw_index *h;
-	const struct coll *c;
+	const struct cindex *ci;
 	uint64_t offs[BUILD_CHUNK];
 	const void *vecs[BUILD_CHUNK];
 	size_t n;
@@ -321,7 +353,7 @@ build_task(void *arg, size_t i, unsigned w)
 	struct bchunk *b = arg;
 	int rv, z = VECDB_OK;
 
-	vec_decode(b->vecs[i], b->c->cfg.dimension, b->c->cfg.vector_type,
+	vec_decode(b->vecs[i], b->ci->cfg.dimension, b->ci->cfg.vector_type,
 	    b->bufs[w]);
 	rv = hnsw_insert(b->h, b->offs[i], b->bufs[w]);
 	if (rv != VECDB_OK && rv != VECDB_EEXIST)
@@ -330,7 +362,7 @@ build_task(void *arg, size_t i, unsigned w)
 
 /* A chunk and its buffers for the pool's threads; NULL without memory. */
 static struct bchunk *
-bchunk_new(struct indexer *ix, const struct coll *c, hnsw_index *h)
+bchunk_new(struct indexer *ix, const struct cindex *ci, hnsw_index *h)
 {
 	unsigned n = storage_pool_threads(ix->pool);
 	struct bchunk *b = vdb_calloc(1, sizeof(*b));
@@ -340,9 +372,9 @@ bchunk_new(struct indexer *ix, const struct coll *c, hnsw_index *h)
 		return NULL;
 	}
 	b->h = h;
-	b->c = c;
+	b->ci = ci;
 	for (unsigned i = 0; i < n; i++)
-		if ((b->bufs[i] = vdb_malloc(c->cfg.dimension *
+		if ((b->bufs[i] = vdb_malloc(ci->cfg.dimension *
 		    sizeof(float))) == NULL)
 			b->n = SIZE_MAX;
 	return b;
@@ -360,11 +392,12 @@ bchunk_free(struct indexer *ix, struct bchunk *b)
 
 /* Insert the scan's points on the pool, BUILD_CHUNK at a time. */
 static int
-build_parallel(struct indexer *ix, const struct coll *c,
+build_parallel(struct indexer *ix, const struct cindex *ci,
     struct storage_scan *s, hnsw_index *h)
 {
-	struct bchunk *b = bchunk_new(ix, c, h);
+	struct bchunk *b = bchunk_new(ix, ci, h);
 	struct rpoint rp;
+	const void *vec;
 	int rv = VECDB_OK;
 
 	if (b == NULL || b->n == SIZE_MAX) {
@@ -373,10 +406,13 @@ build_parallel(struct indexer *ix, const struct coll *c,
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
 	for (int more = storage_scan_valid(s); more && rv == VECDB_OK;) {
-		if ((rv = storage_point_decode(c, &s->v, &rp)) != VECDB_OK)
+		if ((rv = storage_point_decode(&ci->coll, &s->v, &rp)) !=
+		    VECDB_OK)
 			break;
-		b->offs[b->n] = rp.offset;
-		b->vecs[b->n++] = rp.vec;
+		if ((vec = ci_vec(ci, rp.vec, rp.vec_len)) != NULL) {
+			b->offs[b->n] = rp.offset;
+			b->vecs[b->n++] = vec;
+		}
 		storage_scan_next(s);
 		more = storage_scan_valid(s);
 		if (b->n == BUILD_CHUNK || !more) {
@@ -394,32 +430,35 @@ static int
 build_graph(struct indexer *ix, MDB_txn *txn, struct cindex *ci)
 {
 	vecdb *db = ix->db;
-	struct coll c = { ci->coll_id, ci->cfg };
+	const struct coll *c = &ci->coll;
 	struct coll_state st;
 	struct storage_scan s;
 	struct rpoint rp;
+	const void *vec;
 	hnsw_config hc;
 	uint64_t last = 0;
 	float *buf = NULL;
 	int rv;
 
-	hnsw_cfg_of(&ci->cfg, ci->coll_id, &hc);
-	if ((rv = storage_state_get(db, txn, c.id, &st)) != VECDB_OK ||
+	hnsw_cfg_of(&ci->cfg, ci->coll_id, ci->vslot, &hc);
+	if ((rv = storage_state_get(db, txn, c->id, &st)) != VECDB_OK ||
 	    (rv = hnsw_new(&hc, &ci->h)) != VECDB_OK ||
 	    (rv = hnsw_reserve(ci->h, st.count)) != VECDB_OK)
 		return rv;
 	if ((buf = vdb_malloc(hc.dim * sizeof(float))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	if ((rv = storage_scan_open(db, txn, &c, NULL, &s)) != VECDB_OK) {
+	if ((rv = storage_scan_open(db, txn, c, NULL, &s)) != VECDB_OK) {
 		vdb_free(buf);
 		return rv;
 	}
 	if (ix->pool != NULL)
-		rv = build_parallel(ix, &c, &s, ci->h);
+		rv = build_parallel(ix, ci, &s, ci->h);
 	for (; rv == VECDB_OK && storage_scan_valid(&s); storage_scan_next(&s)) {
-		if ((rv = storage_point_decode(&c, &s.v, &rp)) != VECDB_OK)
+		if ((rv = storage_point_decode(c, &s.v, &rp)) != VECDB_OK)
 			break;
-		vec_decode(rp.vec, rp.dim, c.cfg.vector_type, buf);
+		if ((vec = ci_vec(ci, rp.vec, rp.vec_len)) == NULL)
+			continue;
+		vec_decode(vec, ci->cfg.dimension, ci->cfg.vector_type, buf);
 		rv = hnsw_insert(ci->h, rp.offset, buf);
 	}
 	if (storage_scan_close(&s) != VECDB_OK && rv == VECDB_OK)
@@ -450,11 +489,13 @@ build_observe(struct indexer *ix, double s)
 	pthread_mutex_unlock(&ix->lock);
 }
 
-/* Build and register a fresh graph for collection c as of txn. */
+/* Build and register a fresh graph for vector vslot of collection c as
+ * of txn. */
 static int
-rebuild(struct indexer *ix, MDB_txn *txn, const struct coll *c)
+rebuild_one(struct indexer *ix, MDB_txn *txn, const struct coll *c,
+    int vslot)
 {
-	struct cindex *ci = cindex_new(c, 0);
+	struct cindex *ci = cindex_new(c, vslot, 0);
 	double t0 = vdb_now_s();
 	int rv;
 
@@ -470,10 +511,21 @@ rebuild(struct indexer *ix, MDB_txn *txn, const struct coll *c)
 	}
 	t0 = vdb_now_s() - t0;
 	VDB_LOG_INFO("INDX", "built the index of '%s': %llu points in %.2f s",
-	    c->cfg.name, (unsigned long long) hnsw_count(ci->h), t0);
+	    ci->name, (unsigned long long) hnsw_count(ci->h), t0);
 	build_observe(ix, t0);
 	register_ci(ix, ci);
 	return VECDB_OK;
+}
+
+/* Build and register fresh graphs for every vector of collection c. */
+static int
+rebuild(struct indexer *ix, MDB_txn *txn, const struct coll *c)
+{
+	int rv = VECDB_OK;
+
+	for (int s = 0; s <= (int) c->cfg.n_vectors && rv == VECDB_OK; s++)
+		rv = rebuild_one(ix, txn, c, s);
+	return rv;
 }
 
 int
@@ -500,7 +552,7 @@ storage_coll_by_id(vecdb *db, MDB_txn *txn, uint32_t coll_id, struct coll *out)
 	return rv;
 }
 
-/* Unregister a collection's graph and remove its checkpoint. */
+/* Unregister a collection's graphs and remove their checkpoints. */
 static void
 forget(struct indexer *ix, uint32_t coll_id)
 {
@@ -508,22 +560,23 @@ forget(struct indexer *ix, uint32_t coll_id)
 	struct cindex *ci;
 
 	pthread_mutex_lock(&ix->lock);
-	if ((ci = find_locked(ix, coll_id)) != NULL) {
-		ckpt_path(ix->db, ci->name, path, sizeof(path));
-		unlink(path);
-		unregister_locked(ix, coll_id);
-	}
+	for (ci = ix->list; ci != NULL; ci = ci->next)
+		if (ci->coll_id == coll_id) {
+			ckpt_path(ix->db, ci->name, path, sizeof(path));
+			unlink(path);
+		}
+	unregister_locked(ix, coll_id, -1);
 	pthread_mutex_unlock(&ix->lock);
 }
 
-/* The graph of a collection, referenced, if it is built. */
+/* The graph of a collection's vector, referenced, if it is built. */
 static struct cindex *
-acquire(struct indexer *ix, uint32_t coll_id)
+acquire(struct indexer *ix, uint32_t coll_id, int vslot)
 {
 	struct cindex *ci;
 
 	pthread_mutex_lock(&ix->lock);
-	if ((ci = find_locked(ix, coll_id)) != NULL && ci->h != NULL)
+	if ((ci = find_locked(ix, coll_id, vslot)) != NULL && ci->h != NULL)
 		ci->refs++;
 	else
 		ci = NULL;
@@ -555,15 +608,18 @@ apply_create(struct indexer *ix, const struct wal_rec *r)
 	    VECDB_OK ||
 	    (rv = storage_coll_decode(name, rec, rec_len, &c)) != VECDB_OK)
 		return rv;
-	if ((ci = cindex_new(&c, r->seq)) == NULL)
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	atomic_store(&ci->ckpt_seq, r->seq); /* empty: nothing to restore */
-	hnsw_cfg_of(&c.cfg, c.id, &hc);
-	if ((rv = hnsw_new(&hc, &ci->h)) != VECDB_OK) {
-		vdb_free(ci);
-		return rv;
+	for (int s = 0; s <= (int) c.cfg.n_vectors; s++) {
+		if ((ci = cindex_new(&c, s, r->seq)) == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		/* empty: nothing to restore */
+		atomic_store(&ci->ckpt_seq, r->seq);
+		hnsw_cfg_of(&ci->cfg, c.id, s, &hc);
+		if ((rv = hnsw_new(&hc, &ci->h)) != VECDB_OK) {
+			vdb_free(ci);
+			return rv;
+		}
+		register_ci(ix, ci);
 	}
-	register_ci(ix, ci);
 	return VECDB_OK;
 }
 
@@ -592,23 +648,28 @@ apply_point_record(struct indexer *ix, const struct wal_rec *r, float **buf,
 
 	if ((rv = storage_wal_coll(r, &coll_id)) != VECDB_OK)
 		return rv;
-	if ((ci = acquire(ix, coll_id)) == NULL)
-		return VECDB_OK; /* index off, or collection gone */
-	if (r->seq > atomic_load(&ci->applied)) {
-		float *nb = vdb_realloc(*buf, ci->cfg.dimension * sizeof(float));
-		if (nb == NULL)
-			rv = vdb_err(VECDB_ENOMEM, "out of memory");
-		else {
-			/* Published before the graph changes: a search that
-			 * sees the change sees this (storage_index_search). */
-			if (stale != NULL && txnid > atomic_load(&ci->stale_txn))
-				atomic_store(&ci->stale_txn, txnid);
-			if ((rv = apply_points(ci, r, (*buf = nb), stale)) ==
-			    VECDB_OK)
-				mark_applied(ci, r);
+	for (int s = 0; s <= VECDB_VECTORS_MAX && rv == VECDB_OK; s++) {
+		if ((ci = acquire(ix, coll_id, s)) == NULL)
+			continue; /* index off, collection gone, no vector */
+		if (r->seq > atomic_load(&ci->applied)) {
+			float *nb = vdb_realloc(*buf, ci->cfg.dimension *
+			    sizeof(float));
+			if (nb == NULL)
+				rv = vdb_err(VECDB_ENOMEM, "out of memory");
+			else {
+				/* Published before the graph changes: a
+				 * search that sees the change sees this
+				 * (storage_index_search). */
+				if (stale != NULL &&
+				    txnid > atomic_load(&ci->stale_txn))
+					atomic_store(&ci->stale_txn, txnid);
+				if ((rv = apply_points(ci, r, (*buf = nb),
+				    stale)) == VECDB_OK)
+					mark_applied(ci, r);
+			}
 		}
+		release(ix, ci);
 	}
-	release(ix, ci);
 	return rv;
 }
 
@@ -796,21 +857,33 @@ static int
 build_missing(struct indexer *ix)
 {
 	uint32_t ids[256];
+	int slots[256];
 	size_t n = 0;
 	MDB_txn *txn;
+	struct coll c;
 	int rv;
 
 	pthread_mutex_lock(&ix->lock);
 	for (struct cindex *ci = ix->list; ci && n < 256; ci = ci->next)
-		if (ci->h == NULL)
+		if (ci->h == NULL) {
+			slots[n] = ci->vslot;
 			ids[n++] = ci->coll_id;
+		}
 	pthread_mutex_unlock(&ix->lock);
 	if (n == 0)
 		return 0;
 	if ((rv = storage_read_begin(ix->db, &txn)) != VECDB_OK)
 		return rv;
-	for (size_t i = 0; i < n && rv == VECDB_OK; i++)
-		rv = apply_rebuild(ix, txn, ids[i]);
+	for (size_t i = 0; i < n && rv == VECDB_OK; i++) {
+		rv = storage_coll_by_id(ix->db, txn, ids[i], &c);
+		if (rv == VECDB_ENOTFOUND || (rv == VECDB_OK &&
+		    slots[i] > (int) c.cfg.n_vectors)) {
+			forget(ix, ids[i]);
+			rv = VECDB_OK;
+		} else if (rv == VECDB_OK) {
+			rv = rebuild_one(ix, txn, &c, slots[i]);
+		}
+	}
 	mdb_txn_abort(txn);
 	return rv;
 }
@@ -825,7 +898,8 @@ rebuild_all(struct indexer *ix, MDB_txn *txn)
 
 	pthread_mutex_lock(&ix->lock);
 	for (struct cindex *ci = ix->list; ci && n < 256; ci = ci->next)
-		ids[n++] = ci->coll_id;
+		if (ci->vslot == 0 || find_locked(ix, ci->coll_id, 0) == NULL)
+			ids[n++] = ci->coll_id; /* once a collection */
 	pthread_mutex_unlock(&ix->lock);
 	for (size_t i = 0; i < n && rv == VECDB_OK; i++)
 		rv = apply_rebuild(ix, txn, ids[i]);
@@ -1087,6 +1161,8 @@ struct ins_task {
 struct grec {
 	struct wal_rec r;
 	struct cindex *ci;      /* a reference; NULL: no graph to mark */
+	int last;               /* the record's last grec (one a graph of
+				   its collection, or one when none) */
 	_Atomic int rv;         /* its first failure */
 };
 
@@ -1209,6 +1285,8 @@ grec_finish(struct group *g, struct grec *gr, uint64_t *applied)
 	}
 	if (gr->ci != NULL)
 		release(ix, gr->ci);
+	if (!gr->last)
+		return;
 	*applied = gr->r.seq;
 	if (gr->r.seq > ix->open_seq)
 		atomic_fetch_add(&ix->entries_out, storage_wal_count(&gr->r));
@@ -1227,6 +1305,7 @@ group_flush(struct group *g, uint64_t *applied, float **buf, int open)
 	if (done < g->nrec) {
 		g->recs[0].r = g->recs[done].r;
 		g->recs[0].ci = g->recs[done].ci;
+		g->recs[0].last = g->recs[done].last;
 		atomic_store(&g->recs[0].rv, atomic_load(&g->recs[done].rv));
 	}
 	g->nrec -= done;
@@ -1235,14 +1314,14 @@ group_flush(struct group *g, uint64_t *applied, float **buf, int open)
 /* Queue one insert of record gi, or do it now if the queue cannot grow. */
 static void
 queue_insert(struct group *g, size_t gi, const struct wal_entry *e,
-    float **buf)
+    const void *vec, float **buf)
 {
 	struct cindex *ci = g->recs[gi].ci;
 
 	if (grow_for(&g->tasks, &g->tcap, g->ntask, sizeof(*g->tasks)) ==
 	    VECDB_OK) {
 		g->tasks[g->ntask++] = (struct ins_task) { ci, e->offset,
-			e->vec, gi };
+			vec, gi };
 		if (ci->cfg.dimension > g->maxdim)
 			g->maxdim = ci->cfg.dimension;
 		return;
@@ -1251,7 +1330,7 @@ queue_insert(struct group *g, size_t gi, const struct wal_entry *e,
 	int rv = nb == NULL ? VECDB_ENOMEM : VECDB_OK;
 	if (nb != NULL) {
 		*buf = nb;
-		vec_decode(e->vec, ci->cfg.dimension, ci->cfg.vector_type, nb);
+		vec_decode(vec, ci->cfg.dimension, ci->cfg.vector_type, nb);
 		rv = hnsw_insert(ci->h, e->offset, nb);
 	}
 	if (rv != VECDB_OK && rv != VECDB_EEXIST)
@@ -1279,8 +1358,7 @@ collect_entries(struct group *g, const uint8_t *stale, uint64_t *applied,
 {
 	struct grec *gr = &g->recs[g->nrec - 1];
 	struct cindex *ci = gr->ci;
-	size_t vlen = (size_t) ci->cfg.dimension *
-	    vec_elem_size(ci->cfg.vector_type);
+	const void *vec;
 	struct wal_iter it;
 	struct wal_entry e;
 	int rv, more;
@@ -1297,11 +1375,14 @@ collect_entries(struct group *g, const uint8_t *stale, uint64_t *applied,
 		}
 		if (gr->r.op == WAL_DELETE || (stale != NULL && stale[it.i - 1]))
 			continue;
-		/* the dense vector first; sparse vectors may follow */
-		if (e.vlen < vlen)
-			return vdb_err(VECDB_ECORRUPT, "WAL vector of %zu bytes "
-			    "in '%s'", e.vlen, ci->name);
-		queue_insert(g, g->nrec - 1, &e, buf);
+		/* the default vector first; named vectors may follow */
+		if ((vec = ci_vec(ci, e.vec, e.vlen)) == NULL) {
+			if (ci->vslot == 0)
+				return vdb_err(VECDB_ECORRUPT, "WAL vector of "
+				    "%zu bytes in '%s'", e.vlen, ci->name);
+			continue; /* the point has no such vector */
+		}
+		queue_insert(g, g->nrec - 1, &e, vec, buf);
 	}
 	return more < 0 ? -more : VECDB_OK;
 }
@@ -1311,31 +1392,50 @@ static int
 collect_record(struct group *g, const struct wal_rec *r, const uint8_t *stale,
     uint64_t txnid, uint64_t *applied, float **buf)
 {
-	struct cindex *ci = NULL;
+	struct cindex *cis[VECDB_VECTORS_MAX + 1];
+	size_t n = 0;
 	uint32_t coll_id;
 	int rv;
 
-	if (grow_for(&g->recs, &g->rcap, g->nrec, sizeof(*g->recs)) !=
-	    VECDB_OK)
-		return VECDB_ENOMEM;
-	if ((rv = storage_wal_coll(r, &coll_id)) == VECDB_OK &&
-	    (ci = acquire(g->ix, coll_id)) != NULL &&
-	    r->seq <= atomic_load(&ci->applied)) {
-		release(g->ix, ci);
-		ci = NULL; /* applied already (a graph built later) */
+	/* a grec for each graph of the collection (one with none) */
+	if ((rv = storage_wal_coll(r, &coll_id)) == VECDB_OK)
+		for (int s = 0; s <= VECDB_VECTORS_MAX; s++) {
+			struct cindex *ci = acquire(g->ix, coll_id, s);
+
+			if (ci != NULL && r->seq <= atomic_load(&ci->applied)) {
+				release(g->ix, ci);
+				ci = NULL; /* applied already (built later) */
+			}
+			if (ci != NULL)
+				cis[n++] = ci;
+		}
+	for (size_t i = 0; i < (n ? n : 1); i++) {
+		struct cindex *ci = n ? cis[i] : NULL;
+		struct grec *gr;
+		int rc;
+
+		if (grow_for(&g->recs, &g->rcap, g->nrec, sizeof(*g->recs)) !=
+		    VECDB_OK) {
+			for (size_t j = i; j < n; j++)
+				release(g->ix, cis[j]);
+			/* the ones queued already are applied again in
+			 * order: inserts of labels they hold are no-ops */
+			return VECDB_ENOMEM;
+		}
+		gr = &g->recs[g->nrec++];
+		gr->r = *r;
+		gr->ci = ci;
+		gr->last = i + 1 == (n ? n : 1);
+		atomic_store(&gr->rv, rv);
+		if (ci == NULL || rv != VECDB_OK)
+			continue;
+		/* Published before the graph changes: a search that sees
+		 * the change sees this (storage_index_search). */
+		if (stale != NULL && txnid > atomic_load(&ci->stale_txn))
+			atomic_store(&ci->stale_txn, txnid);
+		if ((rc = collect_entries(g, stale, applied, buf)) != VECDB_OK)
+			grec_fail(g, g->nrec - 1, rc);
 	}
-	struct grec *gr = &g->recs[g->nrec++];
-	gr->r = *r;
-	gr->ci = ci;
-	atomic_store(&gr->rv, rv);
-	if (ci == NULL || rv != VECDB_OK)
-		return VECDB_OK;
-	/* Published before the graph changes: a search that sees the
-	 * change sees this (storage_index_search). */
-	if (stale != NULL && txnid > atomic_load(&ci->stale_txn))
-		atomic_store(&ci->stale_txn, txnid);
-	if ((rv = collect_entries(g, stale, applied, buf)) != VECDB_OK)
-		grec_fail(g, g->nrec - 1, rv);
 	return VECDB_OK;
 }
 
@@ -1500,9 +1600,10 @@ static int
 vacuum_read_chunk(struct indexer *ix, struct cindex *ci, struct vchunk *ch,
     int *done)
 {
-	struct coll c = { ci->coll_id, ci->cfg };
+	const struct coll *c = &ci->coll;
 	struct storage_scan sc;
 	struct rpoint rp;
+	const void *vec;
 	vecdb_id start;
 	MDB_txn *txn;
 	int rv;
@@ -1515,7 +1616,7 @@ vacuum_read_chunk(struct indexer *ix, struct cindex *ci, struct vchunk *ch,
 	if (ch->last_len > 0 && (rv = vdb_key_id(ch->last, ch->last_len,
 				     &start)) != VECDB_OK)
 		goto out;
-	if ((rv = storage_scan_open(ix->db, txn, &c, ch->last_len ? &start :
+	if ((rv = storage_scan_open(ix->db, txn, c, ch->last_len ? &start :
 		 NULL, &sc)) != VECDB_OK)
 		goto out;
 	for (; rv == VECDB_OK && storage_scan_valid(&sc) &&
@@ -1524,13 +1625,15 @@ vacuum_read_chunk(struct indexer *ix, struct cindex *ci, struct vchunk *ch,
 		size_t klen = sc.k.mv_size - 4;
 		if (ch->last_len == klen && memcmp(key, ch->last, klen) == 0)
 			continue; /* the previous chunk's last point */
-		if ((rv = storage_point_decode(&c, &sc.v, &rp)) != VECDB_OK)
+		if ((rv = storage_point_decode(c, &sc.v, &rp)) != VECDB_OK)
 			break;
-		ch->offs[ch->n] = rp.offset;
-		vec_decode(rp.vec, rp.dim, c.cfg.vector_type,
-		    ch->vecs + ch->n * c.cfg.dimension);
 		memcpy(ch->last, key, klen);
 		ch->last_len = klen;
+		if ((vec = ci_vec(ci, rp.vec, rp.vec_len)) == NULL)
+			continue; /* the point has no such vector */
+		ch->offs[ch->n] = rp.offset;
+		vec_decode(vec, ci->cfg.dimension, ci->cfg.vector_type,
+		    ch->vecs + ch->n * ci->cfg.dimension);
 		ch->n++;
 	}
 	*done = !storage_scan_valid(&sc);
@@ -1683,7 +1786,7 @@ take_swap(struct indexer *ix)
 		return;
 	rv = vacuum_catch_up(ix, ci, upto);
 	pthread_mutex_lock(&ix->lock);
-	cur = find_locked(ix, ci->coll_id);
+	cur = find_locked(ix, ci->coll_id, ci->vslot);
 	pthread_mutex_unlock(&ix->lock);
 	if (rv == VECDB_OK && cur == old) {
 		ci->changes = hnsw_count(ci->h) + 1; /* a compact checkpoint */
@@ -1725,8 +1828,8 @@ vacuum_hand_over(struct indexer *ix, struct cindex *ci, struct cindex *old)
 /* The new graph's start: the collection, its size and the seq S before
  * the copy (the WAL after S is kept for us from here on). */
 static int
-vacuum_begin(struct indexer *ix, uint32_t coll_id, struct cindex **out,
-    uint64_t *count)
+vacuum_begin(struct indexer *ix, uint32_t coll_id, int vslot,
+    struct cindex **out, uint64_t *count)
 {
 	struct coll_state st;
 	struct coll c;
@@ -1748,9 +1851,11 @@ vacuum_begin(struct indexer *ix, uint32_t coll_id, struct cindex **out,
 	if (rv != VECDB_OK)
 		return rv;
 	atomic_store(&ix->vac_base, seq);
-	if ((*out = cindex_new(&c, seq)) == NULL)
+	if (vslot > (int) c.cfg.n_vectors)
+		return vdb_err(VECDB_ENOTFOUND, "collection changed");
+	if ((*out = cindex_new(&c, vslot, seq)) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	hnsw_cfg_of(&c.cfg, c.id, &hc);
+	hnsw_cfg_of(&(*out)->cfg, c.id, vslot, &hc);
 	if ((rv = hnsw_new(&hc, &(*out)->h)) != VECDB_OK ||
 	    (rv = hnsw_reserve((*out)->h, st.count)) != VECDB_OK) {
 		hnsw_free((*out)->h);
@@ -1761,18 +1866,19 @@ vacuum_begin(struct indexer *ix, uint32_t coll_id, struct cindex **out,
 	return VECDB_OK;
 }
 
-/* Compact one collection's graph. */
+/* Compact the graph of one vector of a collection. */
 static int
-vacuum_one(struct indexer *ix, uint32_t coll_id)
+vacuum_vector(struct indexer *ix, uint32_t coll_id, int vslot)
 {
-	struct cindex *old = acquire(ix, coll_id), *ci = NULL;
+	struct cindex *old = acquire(ix, coll_id, vslot), *ci = NULL;
 	uint64_t count = 0, target;
 	double t0 = vdb_now_s();
 	int rv;
 
 	if (old == NULL)
-		return VECDB_OK; /* index off, or not built yet */
-	if ((rv = vacuum_begin(ix, coll_id, &ci, &count)) == VECDB_OK &&
+		return VECDB_OK; /* index off, not built yet, or no vector */
+	if ((rv = vacuum_begin(ix, coll_id, vslot, &ci, &count)) ==
+	    VECDB_OK &&
 	    (rv = vacuum_copy_points(ix, ci, count)) == VECDB_OK) {
 		pthread_mutex_lock(&ix->lock);
 		target = ix->applied;
@@ -1793,6 +1899,17 @@ vacuum_one(struct indexer *ix, uint32_t coll_id)
 	}
 	atomic_store(&ix->vac_base, UINT64_MAX);
 	release(ix, old);
+	return rv;
+}
+
+/* Compact every graph of one collection. */
+static int
+vacuum_one(struct indexer *ix, uint32_t coll_id)
+{
+	int rv = VECDB_OK;
+
+	for (int s = 0; s <= VECDB_VECTORS_MAX && rv == VECDB_OK; s++)
+		rv = vacuum_vector(ix, coll_id, s);
 	return rv;
 }
 
@@ -1882,10 +1999,12 @@ register_unbuilt(struct indexer *ix, MDB_txn *txn)
 		    (rv = storage_index_enabled(ix->db, txn, c.id, &on)) !=
 			VECDB_OK || !on)
 			continue;
-		if ((ci = cindex_new(&c, 0)) == NULL)
-			rv = vdb_err(VECDB_ENOMEM, "out of memory");
-		else
-			register_ci(ix, ci);
+		for (int s = 0; s <= (int) c.cfg.n_vectors && rv == VECDB_OK;
+		    s++)
+			if ((ci = cindex_new(&c, s, 0)) == NULL)
+				rv = vdb_err(VECDB_ENOMEM, "out of memory");
+			else
+				register_ci(ix, ci);
 	}
 	mdb_cursor_close(cur);
 	return rv;
@@ -2060,35 +2179,32 @@ ckpt_usable(vecdb *db, MDB_txn *txn, uint64_t covered, uint64_t created,
 	return ok;
 }
 
-/* Register collection c: its checkpoint if usable, else a graph to build. */
+/* Register the graph of vector vslot of collection c: its checkpoint if
+ * usable, else one to build. */
 static int
-open_coll(struct indexer *ix, MDB_txn *txn, const struct coll *c,
-    uint64_t last)
+open_vector(struct indexer *ix, MDB_txn *txn, const struct coll *c,
+    const struct coll_state *st, int vslot, uint64_t last)
 {
-	struct coll_state st;
 	struct cindex *ci;
 	hnsw_config hc;
 	char path[4200];
 	uint64_t covered = 0;
-	int rv, on;
+	int rv;
 
-	if ((rv = storage_index_enabled(ix->db, txn, c->id, &on)) != VECDB_OK ||
-	    !on || (rv = storage_state_get(ix->db, txn, c->id, &st)) != VECDB_OK)
-		return rv;
-	if ((ci = cindex_new(c, 0)) == NULL)
+	if ((ci = cindex_new(c, vslot, 0)) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	hnsw_cfg_of(&c->cfg, c->id, &hc);
-	ckpt_path(ix->db, c->cfg.name, path, sizeof(path));
+	hnsw_cfg_of(&ci->cfg, c->id, vslot, &hc);
+	ckpt_path(ix->db, ci->name, path, sizeof(path));
 	rv = hnsw_load(path, &hc, &ci->h, &covered);
 	if (rv == VECDB_OK && !ckpt_usable(ix->db, txn, covered,
-				  st.created_seq, last)) {
+				  st->created_seq, last)) {
 		hnsw_free(ci->h);
 		ci->h = NULL;
 		rv = VECDB_ECORRUPT;
 	}
 	if (rv != VECDB_OK && rv != VECDB_ENOTFOUND)
 		VDB_LOG_WARN("INDX", "checkpoint of '%s' not used (%s): "
-		    "rebuilding from the points", c->cfg.name, vecdb_strerror(rv));
+		    "rebuilding from the points", ci->name, vecdb_strerror(rv));
 	/* A checkpoint saved before the index had enough points to train
 	 * on, that now has them: quantize it now, not at the next insert. */
 	if (ci->h != NULL && hnsw_quantized(ci->h) == VECDB_QUANT_NONE &&
@@ -2098,6 +2214,22 @@ open_coll(struct indexer *ix, MDB_txn *txn, const struct coll *c,
 	atomic_store(&ci->ckpt_seq, ci->h ? covered : 0);
 	register_ci(ix, ci);
 	return VECDB_OK;
+}
+
+/* Register the graphs of collection c (open_vector). */
+static int
+open_coll(struct indexer *ix, MDB_txn *txn, const struct coll *c,
+    uint64_t last)
+{
+	struct coll_state st;
+	int rv, on;
+
+	if ((rv = storage_index_enabled(ix->db, txn, c->id, &on)) != VECDB_OK ||
+	    !on || (rv = storage_state_get(ix->db, txn, c->id, &st)) != VECDB_OK)
+		return rv;
+	for (int s = 0; s <= (int) c->cfg.n_vectors && rv == VECDB_OK; s++)
+		rv = open_vector(ix, txn, c, &st, s, last);
+	return rv;
 }
 
 /* Register every collection; ix->applied = the oldest graph's seq. */
@@ -2203,7 +2335,7 @@ storage_index_start(vecdb *db)
 	return VECDB_OK;
 fail:
 	while (ix->list != NULL)
-		unregister_locked(ix, ix->list->coll_id);
+		unregister_locked(ix, ix->list->coll_id, -1);
 	storage_pool_free(ix->pool);
 	db->indexer = NULL;
 	pthread_cond_destroy(&ix->vac_cv);
@@ -2228,7 +2360,7 @@ storage_index_stop(vecdb *db)
 	pthread_join(ix->thread, NULL); /* drains, then checkpoints */
 	storage_pool_free(ix->pool);
 	while (ix->list != NULL)
-		unregister_locked(ix, ix->list->coll_id);
+		unregister_locked(ix, ix->list->coll_id, -1);
 	pthread_mutex_destroy(&ix->lock);
 	pthread_cond_destroy(&ix->work_cv);
 	pthread_cond_destroy(&ix->done_cv);
@@ -2277,7 +2409,21 @@ struct fctx {
 	const vecdb_filter *f;
 	uint64_t calls;     /* candidates the graph asked about */
 	uint64_t passes;    /* of which matched */
+	int vslot;          /* the vector searched ... */
+	vecdb_collection_config vc; /* ... and its settings */
 };
+
+/* The searched vector in a point's vector bytes (NULL: it has none). */
+static const void *
+fctx_vec(const struct fctx *x, const void *bytes, size_t len)
+{
+	size_t need = (size_t) x->vc.dimension *
+	    vec_elem_size(x->vc.vector_type);
+
+	if (x->vslot == 0)
+		return len >= need ? bytes : NULL;
+	return storage_xset_vector(x->c, x->vslot, bytes, len);
+}
 
 /*
  * The point key of an offset in txn; VECDB_ENOTFOUND if that offset is not
@@ -2389,10 +2535,16 @@ push_graph_hits(struct fctx *x, const hnsw_hit *h, size_t n,
 		} else if ((rv = point_of_offset(x->db, x->txn, x->c,
 		    h[i].label, pkey, &pklen, &v)) == VECDB_OK &&
 		    (rv = storage_point_decode(x->c, &v, &rp)) == VECDB_OK) {
-			vec_decode(rp.vec, x->c->cfg.dimension,
-			    x->c->cfg.vector_type, buf);
-			d = storage_distance(x->c->cfg.metric, q, buf,
-			    x->c->cfg.dimension);
+			const void *vec = fctx_vec(x, rp.vec, rp.vec_len);
+
+			if (vec == NULL) {
+				(*dropped)++;
+				continue;
+			}
+			vec_decode(vec, x->vc.dimension, x->vc.vector_type,
+			    buf);
+			d = storage_distance(x->vc.metric, q, buf,
+			    x->vc.dimension);
 		}
 		if (rv == VECDB_ENOTFOUND) {
 			(*dropped)++;
@@ -2446,17 +2598,21 @@ static int
 push_tail_entry(struct fctx *x, const struct wal_entry *e,
     const vecdb_search_params *p, float *buf, struct storage_topk *t)
 {
-	uint32_t dim = x->c->cfg.dimension;
+	uint32_t dim = x->vc.dimension;
+	const void *vec = fctx_vec(x, e->vec, e->vlen);
 	uint8_t pkey[STORAGE_PKEY_MAX];
 	size_t pklen;
 	float d;
 	int rv;
 
-	if (e->vlen < (size_t) dim * vec_elem_size(x->c->cfg.vector_type))
+	if (vec == NULL) {
+		if (x->vslot != 0)
+			return VECDB_OK; /* the point has no such vector */
 		return vdb_err(VECDB_ECORRUPT, "WAL vector of %zu bytes in "
 		    "'%s'", e->vlen, x->c->cfg.name);
-	vec_decode(e->vec, dim, x->c->cfg.vector_type, buf);
-	d = storage_distance(x->c->cfg.metric, p->vector, buf, dim);
+	}
+	vec_decode(vec, dim, x->vc.vector_type, buf);
+	d = storage_distance(x->vc.metric, p->vector, buf, dim);
 	if (t->k == 0 || (t->n == t->k && t->h[0].rank == 0 &&
 	    d > t->h[0].dist))
 		return VECDB_OK; /* farther than all k found: no lookup */
@@ -2485,7 +2641,7 @@ search_tail(struct fctx *x, uint64_t applied, const vecdb_search_params *p,
 	struct wal_rec r;
 	struct wal_iter it;
 	struct wal_entry e;
-	float *buf = vdb_malloc(x->c->cfg.dimension * sizeof(float));
+	float *buf = vdb_malloc(x->vc.dimension * sizeof(float));
 	uint32_t id;
 	int rc, rv = VECDB_OK, more;
 
@@ -2547,9 +2703,11 @@ too_selective(const struct fctx *x, size_t n, size_t want)
 
 int
 storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
-    const vecdb_search_params *p, struct storage_topk *t, int *used)
+    int vslot, const vecdb_search_params *p, struct storage_topk *t,
+    int *used)
 {
-	struct fctx x = { db, txn, c, p->filter, 0, 0 };
+	struct fctx x = { .db = db, .txn = txn, .c = c, .f = p->filter,
+	    .vslot = vslot };
 	struct cindex *ci;
 	hnsw_hit *hits = NULL;
 	float *rbuf = NULL;
@@ -2559,15 +2717,16 @@ storage_index_search(vecdb *db, MDB_txn *txn, const struct coll *c,
 	int rv, stale, rescore, in_ram = 0;
 
 	*used = 0;
+	storage_vector_cfg(&c->cfg, vslot, &x.vc);
 	if (p->exact || db->indexer == NULL || !big_enough(db, txn, c) ||
-	    (ci = acquire(db->indexer, c->id)) == NULL)
+	    (ci = acquire(db->indexer, c->id, vslot)) == NULL)
 		return VECDB_OK;
 	ef = p->ef_search ? p->ef_search : ci->cfg.index.ef_search;
 	applied = atomic_load(&ci->applied);
 	rescore = hnsw_quantized(ci->h) != VECDB_QUANT_NONE &&
 	    !p->quant_no_rescore;
 	k = candidates(p, k, ef, rescore);
-	if (rescore && (rbuf = vdb_malloc(c->cfg.dimension *
+	if (rescore && (rbuf = vdb_malloc(x.vc.dimension *
 	    sizeof(float))) == NULL) {
 		release(db->indexer, ci);
 		return vdb_err(VECDB_ENOMEM, "out of memory");
@@ -2661,7 +2820,8 @@ int
 storage_index_stats(vecdb *db, MDB_txn *txn, const struct coll *c,
     vecdb_collection_stats *st)
 {
-	struct cindex *ci = db->indexer ? acquire(db->indexer, c->id) : NULL;
+	struct cindex *ci = db->indexer ? acquire(db->indexer, c->id, 0) :
+	    NULL;
 	int on = 0, rv;
 
 	if ((rv = storage_index_enabled(db, txn, c->id, &on)) != VECDB_OK)
@@ -2686,6 +2846,15 @@ storage_index_stats(vecdb *db, MDB_txn *txn, const struct coll *c,
 		vacuum_stats(db->indexer, c->id, st);
 	} else if (on) {
 		st->pending_count = st->vector_count; /* still building */
+	}
+	for (int s = 1; db->indexer && s <= (int) c->cfg.n_vectors; s++) {
+		struct cindex *vi = acquire(db->indexer, c->id, s);
+
+		if (vi == NULL)
+			continue;
+		st->named_indexed[s - 1] = hnsw_count(vi->h);
+		st->memory_bytes += hnsw_memory(vi->h);
+		release(db->indexer, vi);
 	}
 out:
 	if (ci != NULL)

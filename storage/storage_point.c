@@ -49,7 +49,8 @@ storage_point_decode(const struct coll *c, const MDB_val *v,
 	return VECDB_OK;
 }
 
-/* The record's sparse vectors, from the point's block. */
+/* The record's named vectors, sparse and dense, from the point's
+ * block. */
 static int
 sparse_fill(const struct coll *c, const struct rpoint *rp, vecdb_record *out)
 {
@@ -57,9 +58,11 @@ sparse_fill(const struct coll *c, const struct rpoint *rp, vecdb_record *out)
 	int rv;
 
 	if ((rv = storage_xset_parse(c, rp->vec, rp->vec_len, &xs)) !=
-	    VECDB_OK || xs.n == 0)
+	    VECDB_OK)
 		return rv;
-	if ((out->sparse = vdb_calloc(xs.n, sizeof(*out->sparse))) == NULL)
+	if ((xs.n > 0 && (out->sparse = vdb_calloc(xs.n,
+	    sizeof(*out->sparse))) == NULL) || (xs.nd > 0 &&
+	    (out->named = vdb_calloc(xs.nd, sizeof(*out->named))) == NULL))
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	for (size_t i = 0; i < xs.n; i++) {
 		vecdb_sparse_record *r = &out->sparse[i];
@@ -73,6 +76,19 @@ sparse_fill(const struct coll *c, const struct rpoint *rp, vecdb_record *out)
 		    (r->values = vdb_malloc(n * sizeof(float))) == NULL)
 			return vdb_err(VECDB_ENOMEM, "out of memory");
 		storage_xvec_read(&xs.v[i], r->indices, r->values);
+	}
+	for (size_t i = 0; i < xs.nd; i++) {
+		const vecdb_vector_config *v = &c->cfg.vectors[xs.d[i].slot];
+		vecdb_named_record *r = &out->named[i];
+
+		out->n_named = i + 1;
+		memcpy(r->name, v->name, sizeof(r->name));
+		r->dim = v->dimension;
+		if ((r->data = vdb_malloc(v->dimension * sizeof(float))) ==
+		    NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		vec_decode(xs.d[i].data, v->dimension, v->vector_type,
+		    r->data);
 	}
 	return VECDB_OK;
 }
@@ -188,17 +204,21 @@ put_prepare(const struct coll *c, struct coll_state *st, vecdb_write_op how,
 	    how == VECDB_WRITE_UPDATE ? &had : NULL, &xl)) != VECDB_OK)
 		return rv;
 	ps->dim = c->cfg.dimension;
-	ps->vec_len = dense + storage_xlist_size(&xl);
+	ps->vec_len = dense + storage_xlist_size(c, &xl);
 	if ((ps->vec = vdb_malloc(ps->vec_len)) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	if (p->vector != NULL) {
+	if (p->vector != NULL)
 		vec_encode(p->vector, p->dim, t, ps->vec);
-		ps->offset = st->next_offset++;
-	} else {
+	else
 		memcpy(ps->vec, old->vec, dense);
+	/* a new offset whenever a dense vector changes: the graphs see the
+	 * point as new; an update of the payload or sparse vectors only
+	 * keeps it */
+	if (p->vector != NULL || xl.dense_changed || old == NULL)
+		ps->offset = st->next_offset++;
+	else
 		ps->offset = old->offset;
-	}
-	storage_xlist_write(&xl, ps->vec + dense);
+	storage_xlist_write(c, &xl, ps->vec + dense);
 	if (p->payload != NULL || old == NULL) {
 		ps->pay = p->payload;
 		ps->pay_len = p->payload ? p->payload_len : 0;
@@ -455,10 +475,12 @@ point_err(int rv, size_t i, size_t n, const vecdb_id *id)
 static size_t
 put_entry_size(const struct coll *c, const struct wpoint *p)
 {
-	size_t sparse = p->n_sparse ? 5 : 0;
+	size_t sparse = p->n_sparse + p->n_dense ? 5 : 0;
 
 	for (size_t i = 0; i < p->n_sparse; i++)
 		sparse += 5 + 8 * (size_t) p->sparse[i].n;
+	for (size_t i = 0; i < p->n_dense; i++)
+		sparse += 1 + (size_t) p->dense[i].dim * sizeof(float);
 	return storage_wal_put_size((size_t) c->cfg.dimension *
 	    vec_elem_size(c->cfg.vector_type) + sparse, p->payload_len);
 }
@@ -593,17 +615,30 @@ wpoints_free(struct wpoint *wp, size_t n)
 			vdb_free(wp[i].sparse[j].val);
 		}
 		vdb_free(wp[i].sparse);
+		vdb_free(wp[i].dense);
 	}
 	vdb_free(wp);
 }
 
-/* Copy and normalize a point's sparse vectors (names are checked
- * against the collection by the writer). */
+/* Copy and normalize a point's sparse vectors, and take its named dense
+ * ones (names and dimensions are checked against the collection by the
+ * writer). */
 static int
 wsparse_prepare(const vecdb_point_sparse *sp, struct wpoint *w)
 {
 	int rv;
 
+	if (sp != NULL && sp->nd > 0) {
+		if (sp->d == NULL || sp->nd > VECDB_VECTORS_MAX)
+			return vdb_err(VECDB_EINVAL, "a point has at most %d "
+			    "named vectors", VECDB_VECTORS_MAX);
+		if ((w->dense = vdb_calloc(sp->nd, sizeof(*w->dense))) == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		w->n_dense = sp->nd;
+		for (size_t i = 0; i < sp->nd; i++)
+			w->dense[i] = (struct wdense) { sp->d[i].name,
+			    sp->d[i].data, sp->d[i].dim, sp->d[i].remove != 0 };
+	}
 	if (sp == NULL || sp->n == 0)
 		return VECDB_OK;
 	if (sp->v == NULL || sp->n > VECDB_SPARSE_MAX)

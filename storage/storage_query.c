@@ -571,7 +571,7 @@ rank_graph(vecdb *db, MDB_txn *txn, const struct coll *c, struct ranker *r,
 {
 	struct storage_topk g = { NULL, 0, r->t.k + r->skip.n };
 	vecdb_search_params sp = { r->target, c->cfg.dimension, 0, 0,
-		r->filter, r->ef, 0, 0, 0, 0, 0, 0 };
+		r->filter, r->ef, 0, 0, 0, 0, 0, 0, NULL };
 	struct pkey k;
 	int rv;
 
@@ -581,7 +581,7 @@ rank_graph(vecdb *db, MDB_txn *txn, const struct coll *c, struct ranker *r,
 	sp.limit = (uint32_t) g.k;
 	if ((g.h = vdb_malloc(g.k * sizeof(*g.h))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	rv = storage_index_search(db, txn, c, &sp, &g, used);
+	rv = storage_index_search(db, txn, c, 0, &sp, &g, used);
 	for (size_t i = 0; rv == VECDB_OK && *used && i < g.n; i++) {
 		k.len = g.h[i].klen;
 		memcpy(k.b, g.h[i].key, k.len);

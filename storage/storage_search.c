@@ -290,7 +290,7 @@ storage_topk_push(struct storage_topk *t, const struct storage_hit *x)
  * hits), else a scan of every point. On return with *graph 0, s is open.
  */
 static int
-search_open(vecdb *db, MDB_txn *txn, const struct coll *c,
+search_open(vecdb *db, MDB_txn *txn, const struct coll *c, int vslot,
     const vecdb_search_params *p, struct storage_topk *t,
     struct storage_scan *s, int *graph)
 {
@@ -308,7 +308,8 @@ search_open(vecdb *db, MDB_txn *txn, const struct coll *c,
 	if ((rv = scan_open_planned(db, txn, c, NULL, p->filter, max,
 		 s)) != VECDB_OK || s->planned)
 		return rv;
-	if ((rv = storage_index_search(db, txn, c, p, t, graph)) != VECDB_OK ||
+	if ((rv = storage_index_search(db, txn, c, vslot, p, t, graph)) !=
+	    VECDB_OK ||
 	    *graph) {
 		storage_scan_close(s);
 		return rv;
@@ -316,33 +317,42 @@ search_open(vecdb *db, MDB_txn *txn, const struct coll *c,
 	return VECDB_OK;
 }
 
-/* Scan every point, keeping the best limit+offset in @p t. */
+/* Scan every point, keeping the best limit+offset in @p t (the distance
+ * of vector vslot; points without it are skipped). */
 static int
-search_scan(vecdb *db, MDB_txn *txn, const struct coll *c,
+search_scan(vecdb *db, MDB_txn *txn, const struct coll *c, int vslot,
     const vecdb_search_params *p, struct storage_topk *t)
 {
-	float *buf = vdb_malloc((size_t) c->cfg.dimension * sizeof(float));
+	vecdb_collection_config vc;
+	float *buf;
 	struct storage_scan s;
 	struct rpoint rp;
 	struct storage_hit x;
+	const void *vec;
 	int rv, match, graph;
 
-	if (buf == NULL)
+	storage_vector_cfg(&c->cfg, vslot, &vc);
+	if ((buf = vdb_malloc((size_t) vc.dimension * sizeof(float))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	if ((rv = search_open(db, txn, c, p, t, &s, &graph)) != VECDB_OK ||
-	    graph) {
+	if ((rv = search_open(db, txn, c, vslot, p, t, &s, &graph)) !=
+	    VECDB_OK || graph) {
 		vdb_free(buf);
 		return rv;
 	}
 	for (; storage_scan_valid(&s); storage_scan_next(&s)) {
-		if ((rv = storage_point_decode(c, &s.v, &rp)) != VECDB_OK ||
-		    (rv = storage_scan_match(&s, &rp, p->filter,
+		if ((rv = storage_point_decode(c, &s.v, &rp)) != VECDB_OK)
+			break;
+		if ((vec = storage_xset_vector(c, vslot, rp.vec,
+		    rp.vec_len)) == NULL)
+			continue;
+		if ((rv = storage_scan_match(&s, &rp, p->filter,
 			 &match)) != VECDB_OK)
 			break;
 		if (!match)
 			continue;
-		vec_decode(rp.vec, rp.dim, c->cfg.vector_type, buf);
-		x.dist = storage_distance(c->cfg.metric, p->vector, buf, rp.dim);
+		vec_decode(vec, vc.dimension, vc.vector_type, buf);
+		x.dist = storage_distance(vc.metric, p->vector, buf,
+		    vc.dimension);
 		x.rank = 0;
 		storage_hit_key(&x, &s);
 		storage_topk_push(t, &x);
@@ -437,7 +447,8 @@ vecdb_search(vecdb *db, const char *coll, const vecdb_search_params *p,
 	vecdb_records *res = NULL;
 	struct coll c;
 	MDB_txn *txn;
-	int rv;
+	int rv, vslot;
+	uint32_t dim;
 
 	vdb_err_clear();
 	if ((rv = storage_search_params_check(p)) != VECDB_OK)
@@ -446,9 +457,20 @@ vecdb_search(vecdb *db, const char *coll, const vecdb_search_params *p,
 		return rv;
 	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK)
 		goto out;
-	if (p->dim != c.cfg.dimension) {
-		rv = vdb_err(VECDB_EDIM, "query has %u dimensions, collection "
-		    "'%s' expects %u", p->dim, coll, c.cfg.dimension);
+	if ((vslot = storage_vector_slot(&c.cfg, p->using)) < 0) {
+		rv = vdb_err(VECDB_EINVAL, "collection '%s' has no vector "
+		    "'%s'", coll, p->using);
+		goto out;
+	}
+	dim = vslot ? c.cfg.vectors[vslot - 1].dimension : c.cfg.dimension;
+	if (p->dim != dim) {
+		if (vslot)
+			rv = vdb_err(VECDB_EDIM, "query has %u dimensions, "
+			    "vector '%s' of collection '%s' expects %u",
+			    p->dim, p->using, coll, dim);
+		else
+			rv = vdb_err(VECDB_EDIM, "query has %u dimensions, "
+			    "collection '%s' expects %u", p->dim, coll, dim);
 		goto out;
 	}
 	t.k = (size_t) p->limit + p->offset;
@@ -456,7 +478,7 @@ vecdb_search(vecdb *db, const char *coll, const vecdb_search_params *p,
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rv = search_scan(db, txn, &c, p, &t)) != VECDB_OK)
+	if ((rv = search_scan(db, txn, &c, vslot, p, &t)) != VECDB_OK)
 		goto out;
 	storage_hits_sort(t.h, t.n);
 	res = storage_records_new(t.n > p->offset ? t.n - p->offset : 0);

@@ -620,15 +620,24 @@ struct rpt {
 	float *fvec;
 	char *pay;
 	struct wsparse sp[VECDB_SPARSE_MAX]; /* its sparse vectors */
+	struct wdense dn[VECDB_VECTORS_MAX]; /* its named dense vectors */
+	float *dv[VECDB_VECTORS_MAX];        /* their floats */
 };
 
 /* The most vector bytes a point of c may have. */
 static size_t
 vec_bytes_max(const struct coll *c)
 {
-	return (size_t) c->cfg.dimension * vec_elem_size(c->cfg.vector_type) +
-	    (c->cfg.n_sparse ? 5 + c->cfg.n_sparse *
-	    (5 + 8 * (size_t) SPARSE_NNZ_MAX) : 0);
+	size_t n = (size_t) c->cfg.dimension *
+	    vec_elem_size(c->cfg.vector_type);
+
+	if (c->cfg.n_sparse + c->cfg.n_vectors == 0)
+		return n;
+	n += 5 + c->cfg.n_sparse * (5 + 8 * (size_t) SPARSE_NNZ_MAX);
+	for (uint32_t i = 0; i < c->cfg.n_vectors; i++)
+		n += 1 + (size_t) c->cfg.vectors[i].dimension *
+		    vec_elem_size(c->cfg.vectors[i].vector_type);
+	return n;
 }
 
 static void
@@ -640,9 +649,13 @@ rpt_sparse_free(struct rpt *s)
 		s->sp[i].idx = NULL;
 		s->sp[i].val = NULL;
 	}
+	for (size_t i = 0; i < VECDB_VECTORS_MAX; i++) {
+		vdb_free(s->dv[i]);
+		s->dv[i] = NULL;
+	}
 }
 
-/* The point's sparse vectors from its vector bytes (n of them). */
+/* The point's named vectors from its vector bytes (n of them). */
 static int
 restore_sparse(const struct coll *c, struct rpt *s, size_t n,
     struct wpoint *p)
@@ -667,6 +680,19 @@ restore_sparse(const struct coll *c, struct rpt *s, size_t n,
 	}
 	p->sparse = xs.n ? s->sp : NULL;
 	p->n_sparse = xs.n;
+	for (size_t i = 0; i < xs.nd; i++) {
+		const vecdb_vector_config *v = &c->cfg.vectors[xs.d[i].slot];
+
+		if ((s->dv[i] = vdb_malloc(v->dimension * sizeof(float))) ==
+		    NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		vec_decode(xs.d[i].data, v->dimension, v->vector_type,
+		    s->dv[i]);
+		s->dn[i] = (struct wdense) { v->name, s->dv[i], v->dimension,
+		    0 };
+	}
+	p->dense = xs.nd ? s->dn : NULL;
+	p->n_dense = xs.nd;
 	return VECDB_OK;
 }
 

@@ -18,15 +18,23 @@
 #include "sparse.h"
 #include "storage_impl.h"
 
+/* Bytes of named dense vector i (0-based) of c. */
+static size_t
+xdense_size(const struct coll *c, uint32_t i)
+{
+	return (size_t) c->cfg.vectors[i].dimension *
+	    vec_elem_size(c->cfg.vectors[i].vector_type);
+}
+
 int
 storage_xset_parse(const struct coll *c, const uint8_t *blob, size_t len,
     struct xset *out)
 {
 	size_t dense = (size_t) c->cfg.dimension *
-	    vec_elem_size(c->cfg.vector_type), at, end;
+	    vec_elem_size(c->cfg.vector_type), at, end, n;
 	int last = -1;
 
-	out->n = 0;
+	out->n = out->nd = 0;
 	if (len == dense)
 		return VECDB_OK;
 	if (len < dense + 5 || get_le32(blob + dense) != len - dense - 4)
@@ -34,21 +42,35 @@ storage_xset_parse(const struct coll *c, const uint8_t *blob, size_t len,
 		    "fit collection '%s'", len, c->cfg.name);
 	at = dense + 4;
 	end = len;
-	out->n = blob[at++];
-	if (out->n == 0 || out->n > c->cfg.n_sparse)
+	n = blob[at++];
+	if (n == 0 || n > c->cfg.n_sparse + c->cfg.n_vectors)
 		goto bad;
-	for (size_t i = 0; i < out->n; i++) {
-		struct xvec *x = &out->v[i];
+	for (size_t i = 0; i < n; i++) {
+		struct xvec *x = &out->v[out->n];
+		uint8_t slot;
+		size_t sz;
 
+		if (end - at < 1 || (int) (slot = blob[at]) <= last)
+			goto bad;
+		last = slot;
+		if (slot & XDENSE) {
+			slot &= (uint8_t) ~XDENSE;
+			if (slot >= c->cfg.n_vectors ||
+			    end - at - 1 < (sz = xdense_size(c, slot)))
+				goto bad;
+			out->d[out->nd].slot = slot;
+			out->d[out->nd++].data = blob + at + 1;
+			at += 1 + sz;
+			continue;
+		}
 		if (end - at < 5)
 			goto bad;
-		x->slot = blob[at];
+		x->slot = slot;
 		x->n = get_le32(blob + at + 1);
 		at += 5;
-		if ((int) x->slot <= last || x->slot >= c->cfg.n_sparse ||
-		    x->n > SPARSE_NNZ_MAX || (end - at) / 8 < x->n)
+		if (x->slot >= c->cfg.n_sparse || x->n > SPARSE_NNZ_MAX ||
+		    (end - at) / 8 < x->n)
 			goto bad;
-		last = x->slot;
 		x->idx_le = blob + at;
 		x->val_le = blob + at + 4 * (size_t) x->n;
 		at += 8 * (size_t) x->n;
@@ -61,13 +83,30 @@ storage_xset_parse(const struct coll *c, const uint8_t *blob, size_t len,
 			    get_le32(x->idx_le + 4 * (j - 1))))
 				goto bad;
 		}
+		out->n++;
 	}
 	if (at != end)
 		goto bad;
 	return VECDB_OK;
 bad:
-	return vdb_err(VECDB_ECORRUPT, "malformed sparse vectors in a point "
+	return vdb_err(VECDB_ECORRUPT, "malformed named vectors in a point "
 	    "of '%s'", c->cfg.name);
+}
+
+const void *
+storage_xset_vector(const struct coll *c, int vslot, const uint8_t *blob,
+    size_t len)
+{
+	struct xset xs;
+
+	if (vslot == 0)
+		return blob;
+	if (storage_xset_parse(c, blob, len, &xs) != VECDB_OK)
+		return NULL;
+	for (size_t i = 0; i < xs.nd; i++)
+		if (xs.d[i].slot == vslot - 1)
+			return xs.d[i].data;
+	return NULL;
 }
 
 void
@@ -82,25 +121,28 @@ storage_xvec_read(const struct xvec *x, uint32_t *idx, float *val)
 }
 
 size_t
-storage_xlist_size(const struct xlist *l)
+storage_xlist_size(const struct coll *c, const struct xlist *l)
 {
 	size_t n = 0;
 
-	if (l->n == 0)
+	if (l->n + l->nd == 0)
 		return 0;
 	for (size_t i = 0; i < l->n; i++)
 		n += 5 + 8 * (size_t) l->v[i].n;
+	for (size_t i = 0; i < l->nd; i++)
+		n += 1 + xdense_size(c, l->d[i].slot);
 	return 4 + 1 + n;
 }
 
 void
-storage_xlist_write(const struct xlist *l, uint8_t *out)
+storage_xlist_write(const struct coll *c, const struct xlist *l,
+    uint8_t *out)
 {
 	size_t at = 5;
 
-	if (l->n == 0)
+	if (l->n + l->nd == 0)
 		return;
-	out[4] = (uint8_t) l->n;
+	out[4] = (uint8_t) (l->n + l->nd);
 	for (size_t i = 0; i < l->n; i++) {
 		const struct xnew *x = &l->v[i];
 
@@ -118,6 +160,19 @@ storage_xlist_write(const struct xlist *l, uint8_t *out)
 		}
 		at += 8 * (size_t) x->n;
 	}
+	for (size_t i = 0; i < l->nd; i++) {
+		const struct xdnew *x = &l->d[i];
+		const vecdb_vector_config *v = &c->cfg.vectors[x->slot];
+		size_t sz = xdense_size(c, x->slot);
+
+		out[at++] = (uint8_t) (XDENSE | x->slot);
+		if (x->old != NULL)
+			memcpy(out + at, x->old, sz);
+		else
+			vec_encode(x->val, v->dimension, v->vector_type,
+			    out + at);
+		at += sz;
+	}
 	put_le32(out, (uint32_t) (at - 4));
 }
 
@@ -131,6 +186,67 @@ slot_of(const struct coll *c, const char *name)
 	return -1;
 }
 
+/* The named dense vectors of write p: each checked, in slot order, the
+ * others of old kept by an update. */
+static int
+xdense_build(const struct coll *c, vecdb_write_op how,
+    const struct wpoint *p, const struct xset *old, struct xlist *out)
+{
+	const struct wdense *w[VECDB_VECTORS_MAX] = { 0 };
+	int rv;
+
+	for (size_t i = 0; i < p->n_dense; i++) {
+		const struct wdense *x = &p->dense[i];
+		int s = storage_vector_slot(&c->cfg, x->name) - 1;
+		const vecdb_vector_config *v;
+
+		if (x->name == NULL || x->name[0] == '\0' || s < 0)
+			return vdb_err(VECDB_EINVAL, "collection '%s' has no "
+			    "vector '%s'", c->cfg.name, x->name ? x->name : "");
+		if (w[s] != NULL)
+			return vdb_err(VECDB_EINVAL, "vector '%s' is given "
+			    "twice", x->name);
+		if (x->remove && how != VECDB_WRITE_UPDATE)
+			return vdb_err(VECDB_EINVAL, "vector '%s': only an "
+			    "update removes a vector", x->name);
+		v = &c->cfg.vectors[s];
+		if (!x->remove && (x->data == NULL || x->dim != v->dimension))
+			return vdb_err(VECDB_EDIM, "vector '%s' has %u "
+			    "dimensions, collection '%s' expects %u", x->name,
+			    x->data ? x->dim : 0, c->cfg.name, v->dimension);
+		if (!x->remove && (rv = vec_validate(x->data, x->dim,
+		    v->vector_type)) != VECDB_OK) {
+			char msg[256];
+
+			vdb_err_save(msg, sizeof(msg));
+			return vdb_err(rv, "vector '%s': %s", x->name, msg);
+		}
+		w[s] = x;
+		out->dense_changed = 1;
+	}
+	for (uint32_t s = 0; s < c->cfg.n_vectors; s++) {
+		struct xdnew *x = &out->d[out->nd];
+
+		if (w[s] != NULL) {
+			if (w[s]->remove)
+				continue;
+			*x = (struct xdnew) { .slot = (uint8_t) s,
+			    .val = w[s]->data };
+			out->nd++;
+			continue;
+		}
+		if (how != VECDB_WRITE_UPDATE || old == NULL)
+			continue;
+		for (size_t i = 0; i < old->nd; i++)
+			if (old->d[i].slot == s) {
+				*x = (struct xdnew) { .slot = (uint8_t) s,
+				    .old = old->d[i].data };
+				out->nd++;
+			}
+	}
+	return VECDB_OK;
+}
+
 int
 storage_xlist_build(const struct coll *c, vecdb_write_op how,
     const struct wpoint *p, const struct xset *old, struct xlist *out)
@@ -138,7 +254,8 @@ storage_xlist_build(const struct coll *c, vecdb_write_op how,
 	int given[VECDB_SPARSE_MAX] = { 0 };
 	const struct wsparse *w[VECDB_SPARSE_MAX] = { 0 };
 
-	out->n = 0;
+	out->n = out->nd = 0;
+	out->dense_changed = 0;
 	for (size_t i = 0; i < p->n_sparse; i++) {
 		int s = slot_of(c, p->sparse[i].name);
 
@@ -177,7 +294,7 @@ storage_xlist_build(const struct coll *c, vecdb_write_op how,
 				out->n++;
 			}
 	}
-	return VECDB_OK;
+	return xdense_build(c, how, p, old, out);
 }
 
 /* ===== Postings (writer thread) ===== */

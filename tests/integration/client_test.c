@@ -437,7 +437,8 @@ START_TEST(sparse_vectors_are_written_read_and_searched)
 	const float qv[] = { 1, 1 };
 	vecdb_sparse_vector sa = { "text", ia, va, 2, 0 };
 	vecdb_sparse_vector sb = { "text", ib, vb, 1, 0 };
-	vecdb_point_sparse ps[2] = { { &sa, 1 }, { &sb, 1 } };
+	vecdb_point_sparse ps[2] = { { &sa, 1, NULL, 0 },
+		{ &sb, 1, NULL, 0 } };
 	float v[2][DIM] = { { 1 }, { 0, 1 } };
 	vecdb_point pts[2] = { { vecdb_id_num(1), v[0], DIM, NULL },
 		{ vecdb_id_num(2), v[1], DIM, NULL } };

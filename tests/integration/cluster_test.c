@@ -251,7 +251,8 @@ queries_check(struct srv *rt, struct srv *ref)
 static void
 binary_search_check(struct srv *rt)
 {
-	vecdb_search_params sp = { vecs[7], DIM, 10, 0, NULL, 0, 0, 0, 0, 0, 0, 0 };
+	vecdb_search_params sp = { vecs[7], DIM, 10, 0, NULL, 0, 0, 0, 0, 0, 0,
+		0, NULL };
 	uint8_t *body, *req;
 	size_t blen, rlen, n;
 	struct proto_response *resp;

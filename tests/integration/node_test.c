@@ -191,7 +191,8 @@ dist(const float *a, const float *b)
 static void
 check_search(struct node *n, const vecdb_id ids[NPTS])
 {
-	vecdb_search_params sp = { vecs[3], DIM, 3, 0, NULL, 0, 1, 0, 0, 0, 0, 0 };
+	vecdb_search_params sp = { vecs[3], DIM, 3, 0, NULL, 0, 1, 0, 0, 0, 0,
+		0, NULL };
 	vecdb_records **res;
 	int order[NPTS];
 	size_t nr;

@@ -109,7 +109,8 @@ delete_range(struct node *n, uint64_t from, size_t cnt)
 static vecdb_records *
 search(struct node *n, const float *q, int exact)
 {
-	vecdb_search_params sp = { q, DIM, 10, 0, NULL, 0, exact, 0, 0, 0, 0, 0 };
+	vecdb_search_params sp = { q, DIM, 10, 0, NULL, 0, exact, 0, 0, 0, 0, 0,
+		NULL };
 	vecdb_records **res, *r;
 	size_t nr;
 	uint8_t *b;

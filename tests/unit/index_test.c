@@ -125,7 +125,8 @@ END_TEST
 static int
 finds_itself(vecdb *db, const char *name, uint64_t id, const float *v)
 {
-	vecdb_search_params sp = { v, DIM, 1, 0, NULL, 0, 0, 0, 0, 0, 0, 0 };
+	vecdb_search_params sp = { v, DIM, 1, 0, NULL, 0, 0, 0, 0, 0, 0, 0,
+		NULL };
 	vecdb_records *r;
 	int found;
 

@@ -111,7 +111,8 @@ static char *
 answers(vecdb *db, const char *coll, const vecdb_filter *f, int *planned)
 {
 	float q[DIM] = { 0.1f, -0.2f, 0.3f, 0 };
-	vecdb_search_params sp = { q, DIM, 25, 3, f, 0, 0, 0, 0, 0, 0, 0 };
+	vecdb_search_params sp = { q, DIM, 25, 3, f, 0, 0, 0, 0, 0, 0, 0,
+		NULL };
 	vecdb_records *r;
 	uint64_t count;
 	size_t len = 0, cap = 1 << 16;

@@ -207,7 +207,7 @@ START_TEST(collection_config_round_trips)
 	vecdb_collection_config c, d;
 	vecdb_collection_stats st = { 5, 4, 100, 200, 3, 2, 1, 0.25,
 		VECDB_OPTIMIZER_COMPACTING, 0.5, 7, 1234.5, VECDB_QUANT_SCALAR, 11, 22,
-		33 }, st2;
+		33, { 0 } }, st2;
 	uint8_t *buf;
 	size_t len;
 
@@ -524,7 +524,7 @@ START_TEST(sparse_vectors_round_trip_in_writes_and_records)
 	const float nan1[] = { NAN };
 	vecdb_sparse_vector sv[2] = { { "text", ix, val, 3, 0 },
 		{ "tags", NULL, NULL, 0, 1 } };
-	vecdb_point_sparse ps[2] = { { sv, 2 }, { NULL, 0 } };
+	vecdb_point_sparse ps[2] = { { sv, 2, NULL, 0 }, { NULL, 0, NULL, 0 } };
 	float v[2] = { 1, 2 };
 	vecdb_point pts[2] = { { vecdb_id_num(1), v, 2, NULL },
 		{ vecdb_id_num(2), v, 2, NULL } };
@@ -792,9 +792,9 @@ START_TEST(search_round_trips)
 
 	memset(p, 0, sizeof(p));
 	p[0] = (vecdb_search_params){ vec4, 4, 10, 5, NULL, 128, 1, 1, 0, 1, 0,
-		2.5f };
+		2.5f, NULL };
 	p[1] = (vecdb_search_params){ vec4b, 4, 1, 0, NULL, 0, 0, 0, 1, 0, 1,
-		0 };
+		0, NULL };
 	ck_assert_int_eq(proto_search_encode("s", p, filters, 2, &buf, &len),
 	    0);
 	ck_assert_int_eq(proto_search_decode(buf, len, &s), VECDB_OK);
@@ -823,7 +823,8 @@ END_TEST
 
 START_TEST(search_limits_are_checked)
 {
-	vecdb_search_params p = { vec4, 4, 0, 0, NULL, 0, 0, 0, 0, 0, 0, 0 };
+	vecdb_search_params p = { vec4, 4, 0, 0, NULL, 0, 0, 0, 0, 0, 0, 0,
+		NULL };
 	float nan4[4] = { 0, 0, NAN, 0 };
 	struct proto_search *s;
 	uint8_t *buf;
@@ -873,7 +874,8 @@ END_TEST
 
 START_TEST(search_filter_depth_is_bounded)
 {
-	vecdb_search_params p = { vec4, 4, 1, 0, NULL, 0, 0, 0, 0, 0, 0, 0 };
+	vecdb_search_params p = { vec4, 4, 1, 0, NULL, 0, 0, 0, 0, 0, 0, 0,
+		NULL };
 	char deep[2 * 200 + 1];
 	const char *f[1] = { deep };
 	struct proto_search *s;
@@ -1250,7 +1252,8 @@ sample(int i, uint8_t **buf, size_t *len)
 {
 	vecdb_point pts[2] = { { uuid_id(1), vec4, 4, "{\"a\":[1,2]}" },
 		{ vecdb_id_num(300), vec4b, 4, NULL } };
-	vecdb_search_params sp = { vec4, 4, 10, 2, NULL, 0, 1, 1, 1, 1, 0, 3 };
+	vecdb_search_params sp = { vec4, 4, 10, 2, NULL, 0, 1, 1, 1, 1, 0, 3,
+		NULL };
 	const char *f[1] = { "{\"must\":[]}" };
 	vecdb_id ids[2] = { vecdb_id_num(1), uuid_id(2) };
 	vecdb_context_pair ctx[1] = { { vecdb_id_num(1), uuid_id(2) } };
@@ -1260,7 +1263,8 @@ sample(int i, uint8_t **buf, size_t *len)
 		0, 4, ids, 1, 4, 0, NULL, 1, 0 };
 	vecdb_collection_config cc;
 	vecdb_collection_stats cs = { 1, 4, 2, 3, 4, 5, 0, 0,
-		VECDB_OPTIMIZER_IDLE, 0, 0, 0, VECDB_QUANT_PRODUCT, 6, 7, 8 };
+		VECDB_OPTIMIZER_IDLE, 0, 0, 0, VECDB_QUANT_PRODUCT, 6, 7, 8,
+		{ 0 } };
 	vecdb_quant_config qc = { VECDB_QUANT_PRODUCT, 0.9f, 1, 2, 8 };
 	vecdb_snapshot_info si = { "c_1", "c", 1, 2, 3, "abc" };
 	vecdb_records *r;
@@ -1421,7 +1425,8 @@ START_TEST(missing_or_long_collection_name_is_einval)
 	char longname[VECDB_NAME_MAX + 2];
 	const char *names[2] = { "", longname };
 	vecdb_point pt = { vecdb_id_num(1), vec4, 4, NULL };
-	vecdb_search_params sp = { vec4, 4, 1, 0, NULL, 0, 0, 0, 0, 0, 0, 0 };
+	vecdb_search_params sp = { vec4, 4, 1, 0, NULL, 0, 0, 0, 0, 0, 0, 0,
+		NULL };
 	vecdb_id id = vecdb_id_num(1);
 	vecdb_recommend_params rp = { &id, 1, NULL, 0, NULL, 0, NULL, 0, 0,
 		NULL, 0, 0, 1, 0, NULL, 0, 0, 0 };
@@ -1495,7 +1500,7 @@ START_TEST(oversized_counts_are_einval)
 	vdb_free(buf);
 	for (size_t i = 0; i <= PROTO_SEARCH_MAX; i++)
 		sp[i] = (vecdb_search_params){ vec4, 4, 1, 0, NULL, 0, 0, 0,
-			0, 0, 0, 0 };
+			0, 0, 0, 0, NULL };
 	ck_assert_int_eq(proto_search_encode("c", sp, NULL,
 	    PROTO_SEARCH_MAX + 1, &buf, &len), 0);
 	ck_assert_int_eq(proto_search_decode(buf, len, &s), VECDB_EINVAL);

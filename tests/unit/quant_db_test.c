@@ -74,7 +74,7 @@ search(vecdb *db, const char *coll, const float *q, uint32_t dim,
     float over, int exact, int no_rescore, uint64_t *out, float *d)
 {
 	vecdb_search_params sp = { q, dim, K, 0, NULL, 64, exact, 0, 0, 0,
-		no_rescore, over };
+		no_rescore, over, NULL };
 	vecdb_records *r;
 	size_t n;
 
@@ -182,7 +182,7 @@ START_TEST(bad_settings_are_refused_and_change_nothing)
 	float v[16] = { 0 }, bad[] = { 0.5f, -1, 101, NAN, INFINITY };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		vecdb_search_params sp = { v, 16, 3, 0, NULL, 0, 0, 0, 0, 0, 0,
-			bad[i] };
+			bad[i], NULL };
 		vecdb_records *r = NULL;
 		ck_assert_int_eq(vecdb_search(db, "e", &sp, &r), VECDB_EINVAL);
 		ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "oversampling"));
@@ -280,7 +280,7 @@ searcher(void *arg)
 	while (!atomic_load(&x->stop)) {
 		tu_clustered_query(&seed, x->pts, N, x->dim, q);
 		vecdb_search_params sp = { q, x->dim, K, 0, NULL, 0, 0, 0, 0,
-			0, 0, 2 };
+			0, 0, 2, NULL };
 		vecdb_records *r;
 		if (vecdb_search(x->db, "m", &sp, &r) != VECDB_OK) {
 			atomic_fetch_add(&x->errors, 1);

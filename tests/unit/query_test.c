@@ -181,8 +181,10 @@ START_TEST(batch_search_equals_individual_searches)
 		sp[i].dim = DIM;
 	}
 	sp[0].limit = 10;
-	sp[1] = (vecdb_search_params) { q[1], DIM, 7, 3, odd, 0, 0, 1, 0, 0, 0, 0 };
-	sp[2] = (vecdb_search_params) { q[2], DIM, 5, 20, g1, 0, 1, 1, 1, 0, 0, 0 };
+	sp[1] = (vecdb_search_params) { q[1], DIM, 7, 3, odd, 0, 0, 1, 0, 0, 0,
+		0, NULL };
+	sp[2] = (vecdb_search_params) { q[2], DIM, 5, 20, g1, 0, 1, 1, 1, 0, 0,
+		0, NULL };
 	ck_assert_int_eq(vecdb_search_batch(tu_db, "s", sp, 3, &all),
 	    VECDB_OK);
 	for (int i = 0; i < 3; i++) {
@@ -211,7 +213,7 @@ START_TEST(batch_search_fails_whole_and_names_the_bad_search)
 	fill(VECDB_EUCLIDEAN);
 	for (int i = 0; i < 3; i++)
 		sp[i] = (vecdb_search_params) { q, DIM, 4, 0, NULL, 0, 0, 0,
-			0, 0, 0, 0 };
+			0, 0, 0, 0, NULL };
 	sp[1].limit = 0;
 	ck_assert_int_eq(vecdb_search_batch(tu_db, "s", sp, 3, &all),
 	    VECDB_EINVAL);
@@ -680,7 +682,8 @@ START_TEST(discover_with_target_only_is_a_search_without_the_target)
 	p.filter = f;
 	ck_assert_int_eq(vecdb_discover(tu_db, "s", &p, &res), VECDB_OK);
 	/* The search finds the target itself first (distance 0). */
-	sp = (vecdb_search_params) { vecs[TARGET], DIM, 16, 0, f, 0, 1, 0, 0, 0, 0, 0 };
+	sp = (vecdb_search_params) { vecs[TARGET], DIM, 16, 0, f, 0, 1, 0, 0, 0,
+		0, 0, NULL };
 	ck_assert_int_eq(vecdb_search(tu_db, "s", &sp, &s), VECDB_OK);
 	ck_assert_uint_eq(s->items[0].id.num, TARGET);
 	ck_assert_uint_eq(res->count, 12);

@@ -155,7 +155,8 @@ static void
 answers_equal(vecdb *a, vecdb *b)
 {
 	float q[DIM] = { 0.1f, -0.2f, 0.3f, 0.05f };
-	vecdb_search_params p = { q, DIM, 10, 0, NULL, 0, 0, 1, 0, 0, 0, 0 };
+	vecdb_search_params p = { q, DIM, 10, 0, NULL, 0, 0, 1, 0, 0, 0, 0,
+		NULL };
 	vecdb_records *ra, *rb;
 	vecdb_filter *f;
 	uint64_t ca, cb;
@@ -345,7 +346,8 @@ START_TEST(a_loaded_copy_replaces_everything_and_tailing_resumes)
 	uint64_t seed = 9;
 	vecdb_records *res;
 	float q[DIM] = { 0 };
-	vecdb_search_params p = { q, DIM, 5, 0, NULL, 0, 0, 0, 0, 0, 0, 0 };
+	vecdb_search_params p = { q, DIM, 5, 0, NULL, 0, 0, 0, 0, 0, 0, 0,
+		NULL };
 
 	history(tu_db);
 	tu_create(r, "stale", DIM, VECDB_EUCLIDEAN);

@@ -289,7 +289,8 @@ START_TEST(float16_and_uint8_collections_search_exactly)
 	float a[3] = { 1, 2, 3 }, b[3] = { 10, 20, 30 }, q[3] = { 9, 19, 29 };
 	vecdb_point p[2] = { { vecdb_id_num(1), a, 3, NULL },
 		{ vecdb_id_num(2), b, 3, NULL } };
-	vecdb_search_params sp = { q, 3, 2, 0, NULL, 0, 0, 0, 0, 0, 0, 0 };
+	vecdb_search_params sp = { q, 3, 2, 0, NULL, 0, 0, 0, 0, 0, 0, 0,
+		NULL };
 	vecdb_records *res;
 
 	for (int t = VECDB_FLOAT16; t <= VECDB_UINT8; t++) {

@@ -42,7 +42,7 @@ write1(vecdb *db, vecdb_write_op op, uint64_t id, int with_vector,
 {
 	vecdb_point p = { vecdb_id_num(id), with_vector ? V : NULL, DIM,
 		NULL };
-	vecdb_point_sparse ps = { sv, n };
+	vecdb_point_sparse ps = { sv, n, NULL, 0 };
 
 	return vecdb_write(db, "h", op, &p, &ps, 1, 0);
 }
@@ -217,7 +217,8 @@ START_TEST(bad_sparse_vectors_are_refused_and_nothing_is_written)
 	/* a batch with one bad point writes none of it */
 	vecdb_point pts[2] = { { vecdb_id_num(5), V, DIM, NULL },
 		{ vecdb_id_num(6), V, DIM, NULL } };
-	vecdb_point_sparse ps[2] = { { bad[0].sv, 0 }, { bad[0].sv, 1 } };
+	vecdb_point_sparse ps[2] = { { bad[0].sv, 0, NULL, 0 },
+		{ bad[0].sv, 1, NULL, 0 } };
 	uint64_t n;
 
 	ck_assert_int_eq(vecdb_write(tu_db, "h", VECDB_WRITE_UPSERT, pts, ps,
@@ -305,7 +306,7 @@ put_ref(uint64_t *seed, int i, int with_text)
 	char pay[32];
 	vecdb_point p = { vecdb_id_num((uint64_t) i), V, DIM, pay };
 	vecdb_sparse_vector sv = { "text", NULL, NULL, 0, 0 };
-	vecdb_point_sparse ps = { &sv, with_text ? 1 : 0 };
+	vecdb_point_sparse ps = { &sv, with_text ? 1 : 0, NULL, 0 };
 
 	snprintf(pay, sizeof(pay), "{\"odd\": %d}", i % 2);
 	if (with_text) {
