@@ -776,6 +776,9 @@ typedef struct vecdb_recommend_params {
 	uint32_t ef_search;
 	int with_payload;
 	int with_vector;
+	const char *using;               /* the named dense vector examples
+					    and candidates are compared by;
+					    NULL or "": the default one */
 } vecdb_recommend_params;
 
 /**
@@ -815,6 +818,7 @@ typedef struct vecdb_discover_params {
 	const vecdb_filter *filter;
 	int with_payload;
 	int with_vector;
+	const char *using;               /* as vecdb_recommend_params */
 } vecdb_discover_params;
 
 /**

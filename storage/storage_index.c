@@ -250,11 +250,6 @@ register_ci(struct indexer *ix, struct cindex *ci)
 static const void *
 ci_vec(const struct cindex *ci, const void *bytes, size_t len)
 {
-	size_t need = (size_t) ci->cfg.dimension *
-	    vec_elem_size(ci->cfg.vector_type);
-
-	if (ci->vslot == 0)
-		return len >= need ? bytes : NULL;
 	return storage_xset_vector(&ci->coll, ci->vslot, bytes, len);
 }
 
@@ -2417,11 +2412,6 @@ struct fctx {
 static const void *
 fctx_vec(const struct fctx *x, const void *bytes, size_t len)
 {
-	size_t need = (size_t) x->vc.dimension *
-	    vec_elem_size(x->vc.vector_type);
-
-	if (x->vslot == 0)
-		return len >= need ? bytes : NULL;
 	return storage_xset_vector(x->c, x->vslot, bytes, len);
 }
 

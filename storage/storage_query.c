@@ -216,6 +216,10 @@ batch_wants_graph(vecdb *db, MDB_txn *txn, const struct coll *c,
 	struct coll_state st;
 	size_t i;
 
+	/* a search of a named vector goes its own way too */
+	for (i = 0; i < n; i++)
+		if (params[i].using != NULL && params[i].using[0] != '\0')
+			return 1;
 	if (storage_state_get(db, txn, c->id, &st) != VECDB_OK ||
 	    st.count <= db->opts.full_scan_threshold)
 		return 0;
@@ -261,15 +265,15 @@ vecdb_search_batch(vecdb *db, const char *coll,
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
 		goto fail;
 	}
-	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK ||
-	    (rv = batch_prepare(&c, params, n, q)) != VECDB_OK)
+	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK)
 		goto fail;
 	if (batch_wants_graph(db, txn, &c, params, n)) {
 		mdb_txn_abort(txn);
 		txn = NULL;
 		if ((rv = batch_each(db, coll, params, n, res)) != VECDB_OK)
 			goto fail;
-	} else if ((rv = batch_scan(db, txn, &c, q, n)) != VECDB_OK ||
+	} else if ((rv = batch_prepare(&c, params, n, q)) != VECDB_OK ||
+	    (rv = batch_scan(db, txn, &c, q, n)) != VECDB_OK ||
 	    (rv = batch_results(db, txn, &c, q, n, res)) != VECDB_OK) {
 		goto fail;
 	}
@@ -287,6 +291,31 @@ fail:
 }
 
 /* ===== Examples ===== */
+
+/*
+ * The vector a recommend or discover query ranks by: vector vslot of
+ * collection full (0: the default one). view is the collection as that
+ * vector sees it (its dimension, metric and type in the default's place):
+ * what the scoring reads; records are read through full.
+ */
+struct qvec {
+	const struct coll *full;
+	int vslot;
+	struct coll view;
+};
+
+/* Set up q for the vector called name (NULL: the default) of c. */
+static int
+qvec_init(struct qvec *q, const struct coll *c, const char *name)
+{
+	q->full = c;
+	if ((q->vslot = storage_vector_slot(&c->cfg, name)) < 0)
+		return vdb_err(VECDB_EINVAL, "collection '%s' has no vector "
+		    "'%s'", c->cfg.name, name);
+	q->view.id = c->id;
+	storage_vector_cfg(&c->cfg, q->vslot, &q->view.cfg);
+	return VECDB_OK;
+}
 
 /* Example vectors: n rows of the collection's dimension. */
 struct vecs {
@@ -352,14 +381,16 @@ raw_dim_check(const struct coll *c, uint32_t dim)
 	return VECDB_OK;
 }
 
-/* Read the vector of point @p id into out (dim floats). */
+/* Read q's vector of point @p id into out (dim floats). */
 static int
-example_read(vecdb *db, MDB_txn *txn, const struct coll *c,
+example_read(vecdb *db, MDB_txn *txn, const struct qvec *q,
     const vecdb_id *id, float *out)
 {
+	const struct coll *c = q->full;
 	uint8_t pkey[STORAGE_PKEY_MAX];
 	char idbuf[VECDB_ID_STRLEN];
 	struct rpoint rp;
+	const void *vec;
 	MDB_val k, v;
 	int rc, rv;
 
@@ -372,7 +403,12 @@ example_read(vecdb *db, MDB_txn *txn, const struct coll *c,
 		return storage_mdb_err(rc, "read point");
 	if ((rv = storage_point_decode(c, &v, &rp)) != VECDB_OK)
 		return rv;
-	vec_decode(rp.vec, rp.dim, c->cfg.vector_type, out);
+	if ((vec = storage_xset_vector(c, q->vslot, rp.vec, rp.vec_len)) ==
+	    NULL)
+		return vdb_err(VECDB_EINVAL, "point %s has no vector '%s'",
+		    vecdb_id_format(id, idbuf),
+		    c->cfg.vectors[q->vslot - 1].name);
+	vec_decode(vec, q->view.cfg.dimension, q->view.cfg.vector_type, out);
 	return VECDB_OK;
 }
 
@@ -389,14 +425,14 @@ vecs_init(struct vecs *x, size_t n, uint32_t dim)
 
 /* Append the vectors of points ids[0..n). */
 static int
-vecs_add_ids(vecdb *db, MDB_txn *txn, const struct coll *c, struct vecs *x,
+vecs_add_ids(vecdb *db, MDB_txn *txn, const struct qvec *q, struct vecs *x,
     const vecdb_id *ids, size_t n)
 {
-	uint32_t dim = c->cfg.dimension;
+	uint32_t dim = q->view.cfg.dimension;
 	int rv;
 
 	for (size_t i = 0; i < n; i++, x->n++)
-		if ((rv = example_read(db, txn, c, &ids[i],
+		if ((rv = example_read(db, txn, q, &ids[i],
 			 x->v + x->n * dim)) != VECDB_OK)
 			return rv;
 	return VECDB_OK;
@@ -497,6 +533,7 @@ struct ranker {
 	struct page pg;
 	struct storage_topk t;       /* h owned */
 	uint32_t ef;                 /* recommend's ef_search */
+	struct qvec q;               /* the vector ranked by */
 };
 
 /* Start an empty ranker. */
@@ -531,20 +568,28 @@ rank_scan(vecdb *db, MDB_txn *txn, const struct coll *c, struct ranker *r)
 
 	if (buf == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	if ((rv = storage_scan_open(db, txn, c, NULL, &s)) != VECDB_OK) {
+	if ((rv = storage_scan_open(db, txn, r->q.full, NULL, &s)) !=
+	    VECDB_OK) {
 		vdb_free(buf);
 		return rv;
 	}
 	for (; storage_scan_valid(&s); storage_scan_next(&s)) {
+		const void *vec;
+
 		if (keyset_has(&r->skip, &s))
 			continue;
-		if ((rv = storage_point_decode(c, &s.v, &rp)) != VECDB_OK ||
-		    (rv = storage_scan_match(&s, &rp, r->filter,
+		if ((rv = storage_point_decode(r->q.full, &s.v, &rp)) !=
+		    VECDB_OK)
+			break;
+		if ((vec = storage_xset_vector(r->q.full, r->q.vslot, rp.vec,
+		    rp.vec_len)) == NULL)
+			continue; /* the point has no such vector */
+		if ((rv = storage_scan_match(&s, &rp, r->filter,
 			 &match)) != VECDB_OK)
 			break;
 		if (!match)
 			continue;
-		vec_decode(rp.vec, rp.dim, c->cfg.vector_type, buf);
+		vec_decode(vec, c->cfg.dimension, c->cfg.vector_type, buf);
 		r->score(r, c, buf, &x);
 		storage_hit_key(&x, &s);
 		storage_topk_push(&r->t, &x);
@@ -581,7 +626,8 @@ rank_graph(vecdb *db, MDB_txn *txn, const struct coll *c, struct ranker *r,
 	sp.limit = (uint32_t) g.k;
 	if ((g.h = vdb_malloc(g.k * sizeof(*g.h))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	rv = storage_index_search(db, txn, c, 0, &sp, &g, used);
+	rv = storage_index_search(db, txn, r->q.full, r->q.vslot, &sp, &g,
+	    used);
 	for (size_t i = 0; rv == VECDB_OK && *used && i < g.n; i++) {
 		k.len = g.h[i].klen;
 		memcpy(k.b, g.h[i].key, k.len);
@@ -609,7 +655,7 @@ ranker_run(vecdb *db, MDB_txn *txn, const struct coll *c, struct ranker *r,
 	if ((rv = rank_graph(db, txn, c, r, &graph)) != VECDB_OK ||
 	    (!graph && (rv = rank_scan(db, txn, c, r)) != VECDB_OK))
 		return rv;
-	return topk_records(db, txn, c, &r->t, &r->pg, out);
+	return topk_records(db, txn, r->q.full, &r->t, &r->pg, out);
 }
 
 /* ===== Recommend ===== */
@@ -701,9 +747,9 @@ reco_load(vecdb *db, MDB_txn *txn, const struct coll *c,
 		 dim)) != VECDB_OK ||
 	    (rv = vecs_init(&r->neg, p->n_negative + p->n_negative_vectors,
 		 dim)) != VECDB_OK ||
-	    (rv = vecs_add_ids(db, txn, c, &r->pos, p->positive,
+	    (rv = vecs_add_ids(db, txn, &r->q, &r->pos, p->positive,
 		 p->n_positive)) != VECDB_OK ||
-	    (rv = vecs_add_ids(db, txn, c, &r->neg, p->negative,
+	    (rv = vecs_add_ids(db, txn, &r->q, &r->neg, p->negative,
 		 p->n_negative)) != VECDB_OK ||
 	    (rv = keyset_init(&r->skip, p->n_positive + p->n_negative +
 		 p->n_exclude)) != VECDB_OK)
@@ -761,14 +807,15 @@ vecdb_recommend(vecdb *db, const char *coll,
 	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
 		return rv;
 	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK ||
-	    (rv = reco_load(db, txn, &c, p, &r)) != VECDB_OK)
+	    (rv = qvec_init(&r.q, &c, p->using)) != VECDB_OK ||
+	    (rv = reco_load(db, txn, &r.q.view, p, &r)) != VECDB_OK)
 		goto out;
 	if (p->strategy == VECDB_RECO_AVERAGE_VECTOR)
-		rv = reco_average(&c, &r);
+		rv = reco_average(&r.q.view, &r);
 	else
 		r.score = score_best;
 	if (rv == VECDB_OK)
-		rv = ranker_run(db, txn, &c, &r, out);
+		rv = ranker_run(db, txn, &r.q.view, &r, out);
 out:
 	mdb_txn_abort(txn);
 	ranker_fini(&r);
@@ -862,9 +909,9 @@ disc_pairs(vecdb *db, MDB_txn *txn, const struct coll *c,
 	    (rv = vecs_init(&r->neg, n, dim)) != VECDB_OK)
 		return rv;
 	for (size_t i = 0; i < p->n_context; i++)
-		if ((rv = vecs_add_ids(db, txn, c, &r->pos,
+		if ((rv = vecs_add_ids(db, txn, &r->q, &r->pos,
 			 &p->context[i].positive, 1)) != VECDB_OK ||
-		    (rv = vecs_add_ids(db, txn, c, &r->neg,
+		    (rv = vecs_add_ids(db, txn, &r->q, &r->neg,
 			 &p->context[i].negative, 1)) != VECDB_OK)
 			return rv;
 	for (size_t i = 0; i < p->n_context_vectors; i++) {
@@ -899,7 +946,7 @@ disc_target(vecdb *db, MDB_txn *txn, const struct coll *c,
 	if ((r->target = vdb_malloc(dim * sizeof(float))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	if (by_id)
-		return example_read(db, txn, c, &p->target, r->target);
+		return example_read(db, txn, &r->q, &p->target, r->target);
 	if ((rv = raw_check(p->target_vector, 1, (uint32_t) dim,
 		 "target vector")) != VECDB_OK)
 		return rv;
@@ -926,16 +973,17 @@ vecdb_discover(vecdb *db, const char *coll,
 	r.score = score_discover;
 	if ((rv = storage_read_begin(db, &txn)) != VECDB_OK)
 		return rv;
-	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK)
+	if ((rv = storage_coll_find(db, txn, coll, &c)) != VECDB_OK ||
+	    (rv = qvec_init(&r.q, &c, p->using)) != VECDB_OK)
 		goto out;
 	if ((p->n_context_vectors > 0 || (p->has_target &&
 		p->target.kind == VECDB_ID_NONE)) &&
-	    (rv = raw_dim_check(&c, p->dim)) != VECDB_OK)
+	    (rv = raw_dim_check(&r.q.view, p->dim)) != VECDB_OK)
 		goto out;
-	if ((rv = disc_pairs(db, txn, &c, p, &r)) != VECDB_OK ||
-	    (rv = disc_target(db, txn, &c, p, &r)) != VECDB_OK)
+	if ((rv = disc_pairs(db, txn, &r.q.view, p, &r)) != VECDB_OK ||
+	    (rv = disc_target(db, txn, &r.q.view, p, &r)) != VECDB_OK)
 		goto out;
-	rv = ranker_run(db, txn, &c, &r, out);
+	rv = ranker_run(db, txn, &r.q.view, &r, out);
 out:
 	mdb_txn_abort(txn);
 	ranker_fini(&r);

@@ -100,7 +100,8 @@ storage_xset_vector(const struct coll *c, int vslot, const uint8_t *blob,
 	struct xset xs;
 
 	if (vslot == 0)
-		return blob;
+		return len >= (size_t) c->cfg.dimension *
+		    vec_elem_size(c->cfg.vector_type) ? blob : NULL;
 	if (storage_xset_parse(c, blob, len, &xs) != VECDB_OK)
 		return NULL;
 	for (size_t i = 0; i < xs.nd; i++)

@@ -366,6 +366,55 @@ START_TEST(each_vector_is_searched_by_its_own_graph_and_metric)
 		ck_assert_int_eq(vecdb_search(db, "m", &sp, &r),
 		    VECDB_EINVAL);
 	}
+	/* recommend, discover and batch search by "image" rank as a search
+	 * of "image" does */
+	{
+		vecdb_id pos = vecdb_id_num(1);
+		vecdb_recommend_params rp = { 0 };
+		vecdb_discover_params dp = { 0 };
+		vecdb_search_params sp[2] = { { img[1], IDIM, 5, 0, NULL, 0, 1,
+			0, 0, 0, 0, 0, "image" }, { V, DIM, 5, 0, NULL, 0, 1,
+			0, 0, 0, 0, 0, NULL } };
+		vecdb_records *r, *s, **b;
+
+		rp.positive = &pos;
+		rp.n_positive = 1;
+		rp.limit = 4;
+		rp.using = "image";
+		dp.has_target = 1;
+		dp.target = pos;
+		dp.limit = 4;
+		dp.using = "image";
+		ck_assert_int_eq(vecdb_search(db, "m", &sp[0], &s), VECDB_OK);
+		ck_assert_uint_eq(s->items[0].id.num, 1); /* itself */
+		ck_assert_int_eq(vecdb_recommend(db, "m", &rp, &r), VECDB_OK);
+		ck_assert_uint_eq(r->count, 4);
+		for (size_t i = 0; i < 4; i++)
+			ck_assert_uint_eq(r->items[i].id.num,
+			    s->items[i + 1].id.num);
+		vecdb_records_free(r);
+		ck_assert_int_eq(vecdb_discover(db, "m", &dp, &r), VECDB_OK);
+		ck_assert_uint_eq(r->count, 4);
+		for (size_t i = 0; i < 4; i++)
+			ck_assert_uint_eq(r->items[i].id.num,
+			    s->items[i + 1].id.num);
+		vecdb_records_free(r);
+		ck_assert_int_eq(vecdb_search_batch(db, "m", sp, 2, &b),
+		    VECDB_OK);
+		for (size_t i = 0; i < 5; i++)
+			ck_assert_uint_eq(b[0]->items[i].id.num,
+			    s->items[i].id.num);
+		ck_assert_uint_eq(b[1]->count, 5);
+		vecdb_records_free_array(b, 2);
+		vecdb_records_free(s);
+		/* an example without the vector, a name that is not there */
+		pos = vecdb_id_num(0); /* every 3rd has no image */
+		ck_assert_int_eq(vecdb_recommend(db, "m", &rp, &r),
+		    VECDB_EINVAL);
+		rp.using = "nope";
+		ck_assert_int_eq(vecdb_recommend(db, "m", &rp, &r),
+		    VECDB_EINVAL);
+	}
 	/* removing a point's image takes it out of image searches, in the
 	 * WAL tail and in the graph */
 	for (int i = 1; i < NP; i += 3) {

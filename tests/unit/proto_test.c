@@ -1258,9 +1258,9 @@ sample(int i, uint8_t **buf, size_t *len)
 	vecdb_id ids[2] = { vecdb_id_num(1), uuid_id(2) };
 	vecdb_context_pair ctx[1] = { { vecdb_id_num(1), uuid_id(2) } };
 	vecdb_recommend_params rp = { ids, 2, ids, 1, vec4, 1, vec4b, 1, 4,
-		ids, 2, VECDB_RECO_AVERAGE_VECTOR, 5, 1, NULL, 0, 1, 1 };
+		ids, 2, VECDB_RECO_AVERAGE_VECTOR, 5, 1, NULL, 0, 1, 1, NULL };
 	vecdb_discover_params dp = { 1, vecdb_id_num(5), NULL, ctx, 1, vec4,
-		0, 4, ids, 1, 4, 0, NULL, 1, 0 };
+		0, 4, ids, 1, 4, 0, NULL, 1, 0, NULL };
 	vecdb_collection_config cc;
 	vecdb_collection_stats cs = { 1, 4, 2, 3, 4, 5, 0, 0,
 		VECDB_OPTIMIZER_IDLE, 0, 0, 0, VECDB_QUANT_PRODUCT, 6, 7, 8,
@@ -1429,9 +1429,9 @@ START_TEST(missing_or_long_collection_name_is_einval)
 		NULL };
 	vecdb_id id = vecdb_id_num(1);
 	vecdb_recommend_params rp = { &id, 1, NULL, 0, NULL, 0, NULL, 0, 0,
-		NULL, 0, 0, 1, 0, NULL, 0, 0, 0 };
+		NULL, 0, 0, 1, 0, NULL, 0, 0, 0, NULL };
 	vecdb_discover_params dp = { 1, vecdb_id_num(5), NULL, NULL, 0, NULL,
-		0, 0, NULL, 0, 1, 0, NULL, 0, 0 };
+		0, 0, NULL, 0, 1, 0, NULL, 0, 0, NULL };
 	char coll[VECDB_NAME_MAX + 1], *filter;
 	struct proto_delete *d;
 	struct proto_scroll *s;
