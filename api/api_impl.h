@@ -48,7 +48,7 @@ int api_id_from_str(const char *s, vecdb_id *out);
 int api_vector_from_json(const json_t *j, const char *what, float **out,
     uint32_t *dim);
 json_t *api_vector_to_json(const float *v, uint32_t dim);
-/* A record's sparse vectors as {name: {indices, values}}. */
+/* A record's named vectors as {name: [dense...] | {indices, values}}. */
 json_t *api_sparse_to_json(const vecdb_record *r);
 
 /* A list of ids from a JSON array; caller frees *out. */
@@ -57,8 +57,9 @@ int api_ids_from_json(const json_t *arr, const char *what, vecdb_id **out,
 
 /*
  * Points from JSON objects {id?, data|vector, metadata|payload?,
- * vectors?} (each pair synonyms: one of the two); vectors maps sparse
- * vector names to {indices, values}, or null to remove one (updates).
+ * vectors?} (each pair synonyms: one of the two); vectors maps named
+ * vectors to an array (dense) or {indices, values} (sparse), or null to
+ * remove one (updates).
  * The vectors and payloads are owned by *out; free with
  * api_points_free(). Flags: API_POINTS_UPDATE, data and metadata are
  * each optional; API_POINTS_BODY, the array holds the request body
@@ -71,7 +72,7 @@ struct api_points {
 	size_t n;
 	float **vecs;       /* their vectors (owned) */
 	char **payloads;    /* their payloads (owned, from json_dumps) */
-	vecdb_point_sparse *sparse; /* their sparse vectors (owned arrays;
+	vecdb_point_sparse *sparse; /* their named vectors (owned arrays;
 				       names borrowed from the JSON) */
 };
 int api_points_from_json(const json_t *arr, int flags,

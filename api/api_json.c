@@ -253,11 +253,17 @@ api_points_free(struct api_points *p)
 		vecdb_sparse_vector *v =
 		    (vecdb_sparse_vector *) (uintptr_t) p->sparse[i].v;
 
+		vecdb_named_vector *d =
+		    (vecdb_named_vector *) (uintptr_t) p->sparse[i].d;
+
 		for (size_t j = 0; j < p->sparse[i].n; j++) {
 			vdb_free((void *) (uintptr_t) v[j].indices);
 			vdb_free((void *) (uintptr_t) v[j].values);
 		}
+		for (size_t j = 0; j < p->sparse[i].nd; j++)
+			vdb_free((void *) (uintptr_t) d[j].data);
 		vdb_free(v);
+		vdb_free(d);
 	}
 	vdb_free(p->pts);
 	vdb_free(p->vecs);
@@ -326,35 +332,53 @@ api_sparse_vector_from_json(const json_t *j, const char *name,
 	return VECDB_OK;
 }
 
-/* A point's "vectors": {name: sparse vector or null} into p->sparse[i]. */
+/* A point's "vectors": {name: dense vector (an array), sparse vector or
+ * null} into p->sparse[i]; a null goes with the sparse ones (the engine
+ * removes the vector of that name, of either kind). */
 static int
 point_sparse_from_json(const json_t *o, size_t i, struct api_points *p)
 {
 	vecdb_sparse_vector *v;
+	vecdb_named_vector *d;
 	const char *name;
 	json_t *x;
-	size_t k = 0;
+	size_t k = 0, kd = 0;
 	int rv;
 
 	if (o == NULL || json_is_null(o))
 		return VECDB_OK;
 	if (!json_is_object(o))
 		return vdb_err(VECDB_EINVAL, "vectors[%zu].vectors must be an "
-		    "object of name: sparse vector", i);
-	if (json_object_size(o) > VECDB_SPARSE_MAX)
+		    "object of name: vector", i);
+	if (json_object_size(o) > VECDB_SPARSE_MAX + VECDB_VECTORS_MAX)
 		return vdb_err(VECDB_EINVAL, "vectors[%zu].vectors: a point "
-		    "has at most %d sparse vectors", i, VECDB_SPARSE_MAX);
+		    "has at most %d named vectors", i, VECDB_SPARSE_MAX +
+		    VECDB_VECTORS_MAX);
 	if (p->sparse == NULL && (p->sparse = vdb_calloc(p->n,
 	    sizeof(*p->sparse))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	if ((v = vdb_calloc(json_object_size(o) + 1, sizeof(*v))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	p->sparse[i].v = v;
+	if ((d = vdb_calloc(json_object_size(o) + 1, sizeof(*d))) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	p->sparse[i].d = d;
 	json_object_foreach((json_t *) o, name, x) {
 		char what[VECDB_NAME_MAX + 48];
 
 		snprintf(what, sizeof(what), "vectors[%zu].vectors.%.*s", i,
 		    VECDB_NAME_MAX, name);
+		if (json_is_array(x)) {
+			float *f = NULL;
+
+			d[kd].name = name;
+			p->sparse[i].nd = ++kd;
+			if ((rv = api_vector_from_json(x, what, &f,
+			    &d[kd - 1].dim)) != VECDB_OK)
+				return rv;
+			d[kd - 1].data = f;
+			continue;
+		}
 		p->sparse[i].n = ++k;
 		if ((rv = api_sparse_vector_from_json(x, name, what,
 		    &v[k - 1])) != VECDB_OK)
@@ -726,6 +750,72 @@ sparse_from_json(const json_t *j, vecdb_collection_config *c)
 	return VECDB_OK;
 }
 
+/* "vectors": {name: {dimension, distance_metric?, vector_type?,
+ * index_config?, quantization?}}: the named dense vectors. */
+static int
+vectors_from_json(const json_t *j, vecdb_collection_config *c)
+{
+	static const char *const keys[] = { "dimension", "distance_metric",
+		"vector_type", "index_config", "quantization", NULL };
+	const char *name, *metric, *vtype;
+	json_t *v;
+	int rv, vt;
+
+	if (j == NULL || json_is_null(j))
+		return VECDB_OK;
+	if (!json_is_object(j))
+		return vdb_err(VECDB_EINVAL, "'vectors' must be an object of "
+		    "name: {\"dimension\": .., \"distance_metric\": ..}");
+	if (json_object_size(j) > VECDB_VECTORS_MAX)
+		return vdb_err(VECDB_EINVAL, "a collection has at most %d "
+		    "named vectors", VECDB_VECTORS_MAX);
+	json_object_foreach((json_t *) j, name, v) {
+		vecdb_vector_config *x = &c->vectors[c->n_vectors];
+		char where[VECDB_NAME_MAX + 32];
+		uint64_t dim = 0;
+
+		if (strlen(name) > VECDB_NAME_MAX)
+			return vdb_err(VECDB_EINVAL, "vector name is longer "
+			    "than %d characters", VECDB_NAME_MAX);
+		snprintf(where, sizeof(where), "vectors.%s", name);
+		if (!json_is_object(v))
+			return vdb_err(VECDB_EINVAL, "'%s' must be an object "
+			    "with a dimension", where);
+		memset(x, 0, sizeof(*x));
+		if (json_object_get(v, "dimension") == NULL)
+			return vdb_err(VECDB_EINVAL, "'%s.dimension' is "
+			    "required", where);
+		if ((rv = api_check_keys(v, keys, where)) ||
+		    (rv = api_get_uint(v, "dimension", 1, 1, VECDB_DIM_MAX,
+		    &dim)) ||
+		    (rv = api_get_string(v, "distance_metric", 0, &metric)) ||
+		    (rv = api_get_string(v, "vector_type", 0, &vtype)))
+			return rv;
+		x->metric = VECDB_COSINE;
+		if (metric != NULL && (rv = metric_parse(metric,
+		    &x->metric)) != VECDB_OK)
+			return rv;
+		if (vtype != NULL && (vt = name_index(vtype, vtypes, 3)) < 0)
+			return vdb_err(VECDB_EINVAL, "%s: unknown vector_type "
+			    "'%.32s' (expected float32, float16 or uint8)",
+			    where, vtype);
+		x->vector_type = vtype != NULL ? (vecdb_vtype) vt :
+		    VECDB_FLOAT32;
+		snprintf(x->name, sizeof(x->name), "%s", name);
+		x->dimension = (uint32_t) dim;
+		if ((rv = index_from_json(json_object_get(v, "index_config"),
+			 &x->index)) != VECDB_OK ||
+		    (rv = api_quant_from_json(json_object_get(v,
+			 "quantization"), x->dimension, &x->quantization)) !=
+		    VECDB_OK)
+			return rv;
+		if (x->quantization.quantile == 0)
+			x->quantization.quantile = 0.99f;
+		c->n_vectors++;
+	}
+	return VECDB_OK;
+}
+
 int
 api_config_from_json(const json_t *j, vecdb_collection_config *out)
 {
@@ -733,7 +823,7 @@ api_config_from_json(const json_t *j, vecdb_collection_config *out)
 	vecdb_collection_config c;
 	static const char *const keys[] = { "name", "dimension",
 		"distance_metric", "vector_type", "index_config",
-		"quantization", "sparse_vectors", NULL };
+		"quantization", "sparse_vectors", "vectors", NULL };
 	vecdb_metric m = VECDB_COSINE;
 	uint64_t dim = 0;
 	int rv, vt = 0;
@@ -761,7 +851,9 @@ api_config_from_json(const json_t *j, vecdb_collection_config *out)
 	    (rv = api_quant_from_json(json_object_get(j, "quantization"),
 		 c.dimension, &c.quantization)) != VECDB_OK ||
 	    (rv = sparse_from_json(json_object_get(j, "sparse_vectors"),
-		 &c)) != VECDB_OK)
+		 &c)) != VECDB_OK ||
+	    (rv = vectors_from_json(json_object_get(j, "vectors"), &c)) !=
+		 VECDB_OK)
 		return rv;
 	*out = c;
 	return VECDB_OK;
@@ -788,22 +880,44 @@ quant_to_json(const vecdb_quant_config *q)
 	return o;
 }
 
+/* One vector's settings. */
+static json_t *
+vector_to_json(uint32_t dim, vecdb_metric m, vecdb_vtype vt,
+    const vecdb_index_config *ix, const vecdb_quant_config *q)
+{
+	return json_pack("{s:i, s:s, s:s, s:{s:i, s:i, s:i, s:i}, s:o}",
+	    "dimension", (int) dim, "distance_metric", api_metric_name(m),
+	    "vector_type", vtypes[(unsigned) vt < 3 ? vt : 0],
+	    "index_config", "max_connections", (int) ix->max_connections,
+	    "ef_construction", (int) ix->ef_construction, "ef_search",
+	    (int) ix->ef_search, "max_layer", (int) ix->max_layer,
+	    "quantization", quant_to_json(q));
+}
+
 json_t *
 api_config_to_json(const vecdb_collection_config *c)
 {
-	json_t *o = json_pack("{s:s, s:i, s:s, s:s, s:{s:i, s:i, s:i, s:i}, "
-			 "s:o, s:I}",
-	    "name", c->name, "dimension", (int) c->dimension,
-	    "distance_metric", api_metric_name(c->metric), "vector_type",
-	    vtypes[c->vector_type], "index_config", "max_connections",
-	    (int) c->index.max_connections, "ef_construction",
-	    (int) c->index.ef_construction, "ef_search",
-	    (int) c->index.ef_search, "max_layer", (int) c->index.max_layer,
-	    "quantization", quant_to_json(&c->quantization), "created_at",
-	    (json_int_t) c->created_at);
-	json_t *sv;
+	json_t *o = json_pack("{s:s}", "name", c->name), *sv;
 
-	if (o == NULL || c->n_sparse == 0)
+	if (o == NULL || json_object_update_new(o, vector_to_json(
+	    c->dimension, c->metric, c->vector_type, &c->index,
+	    &c->quantization)) != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	json_object_set_new(o, "created_at", json_integer(c->created_at));
+	if (c->n_vectors > 0 && (sv = json_object()) != NULL) {
+		for (uint32_t i = 0; i < c->n_vectors && i < VECDB_VECTORS_MAX;
+		    i++) {
+			const vecdb_vector_config *v = &c->vectors[i];
+
+			json_object_set_new(sv, v->name, vector_to_json(
+			    v->dimension, v->metric, v->vector_type,
+			    &v->index, &v->quantization));
+		}
+		json_object_set_new(o, "vectors", sv);
+	}
+	if (c->n_sparse == 0)
 		return o;
 	if ((sv = json_object()) == NULL) {
 		json_decref(o);
@@ -824,6 +938,9 @@ api_sparse_to_json(const vecdb_record *r)
 {
 	json_t *o = json_object();
 
+	for (size_t i = 0; o != NULL && i < r->n_named; i++)
+		json_object_set_new(o, r->named[i].name, api_vector_to_json(
+		    r->named[i].data, r->named[i].dim));
 	for (size_t i = 0; o != NULL && i < r->n_sparse; i++) {
 		const vecdb_sparse_record *s = &r->sparse[i];
 		json_t *ix = json_array(), *va = json_array();
@@ -860,7 +977,7 @@ hits_json(const vecdb_records *r, int with_payload, int with_vector,
 		if (with_vector && x->vector != NULL)
 			json_object_set_new(o, "vector",
 			    api_vector_to_json(x->vector, x->dim));
-		if (with_vector && x->n_sparse > 0)
+		if (with_vector && x->n_sparse + x->n_named > 0)
 			json_object_set_new(o, "vectors",
 			    api_sparse_to_json(x));
 		json_array_append_new(a, o);

@@ -137,7 +137,7 @@ search_from_json(const json_t *o, const char *where, struct api_search *s,
 {
 	static const char *const keys[] = { "vector", "limit", "offset",
 		"ef_search", "exact", "params", "filter", "with_vector",
-		"with_vectors", "with_payload", NULL };
+		"with_vectors", "with_payload", "using", NULL };
 	uint64_t limit, offset, ef;
 	int rv;
 
@@ -158,6 +158,7 @@ search_from_json(const json_t *o, const char *where, struct api_search *s,
 	    (rv = api_get_uint(o, "ef_search", 0, 0, VECDB_HNSW_EF_MAX, &ef)) ||
 	    (rv = api_get_bool(o, "with_vector", 0, &s->p.with_vector)) ||
 	    (rv = api_get_bool(o, "with_payload", 1, with_payload)) ||
+	    (rv = api_get_string(o, "using", 0, &s->p.using)) ||
 	    (rv = filter_field(o, &s->filter)))
 		return rv;
 	if (json_object_get(o, "with_vectors") != NULL &&
@@ -329,23 +330,20 @@ fusion_from_json(const json_t *b, vecdb_fusion_params *fp,
 	return VECDB_OK;
 }
 
-/* The dense side: {"vector": [...], "using"?: null}. */
+/* The dense side: {"vector": [...], "using"?: a named dense vector}. */
 static int
-dense_from_json(const json_t *d, float **vec, uint32_t *dim)
+dense_from_json(const json_t *d, float **vec, uint32_t *dim,
+    const char **using)
 {
 	static const char *const keys[] = { "vector", "using", NULL };
-	json_t *u;
 	int rv;
 
 	if (!json_is_object(d))
 		return vdb_err(VECDB_EINVAL, "'dense' must be an object "
 		    "{\"vector\": [...]}");
-	if ((rv = api_check_keys(d, keys, "dense")) != VECDB_OK)
+	if ((rv = api_check_keys(d, keys, "dense")) != VECDB_OK ||
+	    (rv = api_get_string(d, "using", 0, using)) != VECDB_OK)
 		return rv;
-	if ((u = json_object_get(d, "using")) != NULL && !json_is_null(u))
-		return vdb_err(VECDB_EINVAL, "'dense.using': named dense "
-		    "vectors are not supported yet; the collection's vector "
-		    "is the dense one");
 	if (json_object_get(d, "vector") == NULL)
 		return vdb_err(VECDB_EINVAL, "'dense.vector' is required");
 	return api_vector_from_json(json_object_get(d, "vector"),
@@ -369,6 +367,7 @@ api_h_search_hybrid(struct api_req *r, json_t **data)
 	const json_t *filter;
 	double t0 = vdb_now_s();
 	uint32_t prefetch = 0;
+	vecdb_metric metric;
 	float *vec = NULL;
 	int rv, wp, wv;
 
@@ -386,7 +385,7 @@ api_h_search_hybrid(struct api_req *r, json_t **data)
 		return vdb_err(VECDB_EINVAL, "this server has no sparse "
 		    "search");
 	if ((rv = dense_from_json(json_object_get(r->body, "dense"), &vec,
-	    &s.p.dim)) != VECDB_OK ||
+	    &s.p.dim, &s.p.using)) != VECDB_OK ||
 	    (rv = sparse_query_from_json(json_object_get(r->body, "sparse"),
 	    "sparse", &v)) != VECDB_OK ||
 	    (rv = r->b->collection_get(r->b->ctx, coll, &cfg, &st)) !=
@@ -411,10 +410,14 @@ api_h_search_hybrid(struct api_req *r, json_t **data)
 		 &sres)) != VECDB_OK)
 		goto out;
 	/* the dense side as a similarity: higher is better */
+	metric = cfg.metric;
+	for (uint32_t i = 0; s.p.using != NULL && i < cfg.n_vectors; i++)
+		if (strcmp(cfg.vectors[i].name, s.p.using) == 0)
+			metric = cfg.vectors[i].metric;
 	for (size_t i = 0; i < dres[0]->count; i++) {
 		vecdb_record *x = &dres[0]->items[i];
 
-		x->score = cfg.metric == VECDB_COSINE ? 1 - x->distance :
+		x->score = metric == VECDB_COSINE ? 1 - x->distance :
 		    -x->distance;
 	}
 	if ((rv = vecdb_fuse(dres[0], sres, &fp, &fused)) != VECDB_OK)
@@ -652,7 +655,8 @@ int
 api_h_recommend(struct api_req *r, json_t **data)
 {
 	static const char *const keys[] = { "positive", "negative",
-		"strategy", "limit", "offset", "filter", "with_vector", NULL };
+		"strategy", "limit", "offset", "filter", "with_vector", "using",
+		NULL };
 	struct examples pos, neg = { 0 };
 	vecdb_recommend_params p;
 	const json_t *filter;
@@ -668,6 +672,7 @@ api_h_recommend(struct api_req *r, json_t **data)
 	    (rv = strategy_from_json(r->body, &p.strategy)) ||
 	    (rv = paging_from_json(r->body, &p.limit, &p.offset,
 		 &p.with_vector)) ||
+	    (rv = api_get_string(r->body, "using", 0, &p.using)) ||
 	    (rv = filter_field(r->body, &filter)))
 		goto out;
 	p.positive = pos.ids;
@@ -698,9 +703,10 @@ out:
  */
 static int
 member_fetch(struct api_req *r, const json_t *x, const char *where,
-    float **out, uint32_t *d, vecdb_id *id)
+    const char *using, float **out, uint32_t *d, vecdb_id *id)
 {
 	vecdb_record *rec;
+	float **from = NULL;
 	int rv;
 
 	id->kind = VECDB_ID_NONE;
@@ -710,14 +716,23 @@ member_fetch(struct api_req *r, const json_t *x, const char *where,
 	    (rv = r->b->get(r->b->ctx, r->segs[SEG_COLL], id, &rec)) !=
 	    VECDB_OK)
 		return rv;
-	if (rec->vector == NULL) {
-		vecdb_record_free(rec);
-		return vdb_err(VECDB_EINTERNAL, "%s: the point has no vector",
-		    where);
+	if (using == NULL || using[0] == '\0') {
+		from = &rec->vector;
+		*d = rec->dim;
 	}
-	*out = rec->vector;
-	*d = rec->dim;
-	rec->vector = NULL; /* taken */
+	for (size_t i = 0; from == NULL && i < rec->n_named; i++)
+		if (strcmp(rec->named[i].name, using) == 0) {
+			from = &rec->named[i].data;
+			*d = rec->named[i].dim;
+		}
+	if (from == NULL || *from == NULL) {
+		vecdb_record_free(rec);
+		return vdb_err(VECDB_EINVAL, "%s: the point has no vector%s%s%s",
+		    where, using ? " '" : "", using ? using : "",
+		    using ? "'" : "");
+	}
+	*out = *from;
+	*from = NULL; /* taken */
 	vecdb_record_free(rec);
 	return VECDB_OK;
 }
@@ -730,14 +745,16 @@ member_fetch(struct api_req *r, const json_t *x, const char *where,
  */
 static int
 member_vector(struct api_req *r, const json_t *x, const char *where,
-    float **out, uint32_t *dim, struct examples *fetched)
+    const char *using, float **out, uint32_t *dim,
+    struct examples *fetched)
 {
 	vecdb_id id;
 	float *v;
 	uint32_t d;
 	int rv;
 
-	if ((rv = member_fetch(r, x, where, &v, &d, &id)) != VECDB_OK)
+	if ((rv = member_fetch(r, x, where, using, &v, &d, &id)) !=
+	    VECDB_OK)
 		return rv;
 	if (*dim != 0 && d != *dim)
 		rv = vdb_err(VECDB_EDIM, "%s has %u dimensions, earlier "
@@ -760,6 +777,7 @@ struct disc {
 	struct examples cvecs;       /* pairs given as vectors (2 rows) */
 	struct examples fetched;     /* ids fetched to make vectors */
 	float *target;
+	const char *using;           /* the named vector compared by */
 };
 
 /* One context pair: both ids, else both as vectors. */
@@ -791,10 +809,11 @@ pair_add(struct api_req *r, const json_t *o, size_t i, struct disc *d,
 	/* pv and nv are ours from here; member_vector sets them only on
 	 * success */
 	snprintf(where, sizeof(where), "context[%zu].positive", i);
-	rv = member_vector(r, pj, where, &pv, dim, &d->fetched);
+	rv = member_vector(r, pj, where, d->using, &pv, dim, &d->fetched);
 	snprintf(where, sizeof(where), "context[%zu].negative", i);
 	if (rv == VECDB_OK)
-		rv = member_vector(r, nj, where, &nv, dim, &d->fetched);
+		rv = member_vector(r, nj, where, d->using, &nv, dim,
+		    &d->fetched);
 	if (rv == VECDB_OK)
 		rv = example_vec_add(&d->cvecs, pv, *dim, dim);
 	if (rv == VECDB_OK)
@@ -810,15 +829,18 @@ discover_from_json(struct api_req *r, vecdb_discover_params *p,
     struct disc *d)
 {
 	static const char *const keys[] = { "target", "context", "limit",
-		"offset", "filter", "with_vector", NULL };
+		"offset", "filter", "with_vector", "using", NULL };
 	json_t *t = json_object_get(r->body, "target"), *arr, *o;
 	size_t i;
 	int rv;
 
 	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_string(r->body, "using", 0, &d->using)) !=
+		VECDB_OK ||
 	    (rv = api_get_array(r->body, "context", 0, EXAMPLES_MAX,
 		 &arr)) != VECDB_OK)
 		return rv;
+	p->using = d->using;
 	if ((d->pairs = vdb_calloc(json_array_size(arr) + 1,
 		 sizeof(*d->pairs))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
@@ -901,7 +923,7 @@ scroll_points(const vecdb_records *res)
 		if (x->vector != NULL)
 			json_object_set_new(o, "vector",
 			    api_vector_to_json(x->vector, x->dim));
-		if (x->n_sparse > 0)
+		if (x->n_sparse + x->n_named > 0)
 			json_object_set_new(o, "vectors",
 			    api_sparse_to_json(x));
 		json_array_append_new(a, o);

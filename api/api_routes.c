@@ -218,6 +218,17 @@ h_collection_get(struct api_req *r, json_t **data)
 	    json_real(st.indexing_rate));
 	json_object_set_new(json_object_get(*data, "stats"), "quantization",
 	    quant_stats_json(&st));
+	if (cfg.n_vectors > 0) {
+		json_t *nv = json_object();
+
+		for (uint32_t i = 0; i < cfg.n_vectors &&
+		    i < VECDB_VECTORS_MAX; i++)
+			json_object_set_new(nv, cfg.vectors[i].name, json_pack(
+			    "{s:I}", "indexed_count",
+			    (json_int_t) st.named_indexed[i]));
+		json_object_set_new(json_object_get(*data, "stats"),
+		    "vectors", nv);
+	}
 	json_object_set_new(*data, "optimizer", optimizer_json(&st));
 	json_object_set_new(*data, "payload_schema", payload_schema_json(r,
 	    name));
@@ -426,7 +437,7 @@ h_point_get(struct api_req *r, json_t **data)
 	*data = json_pack("{s:o, s:o, s:o}", "id", api_id_to_json(&rec->id),
 	    "data", api_vector_to_json(rec->vector, rec->dim), "metadata",
 	    json_loads(rec->payload, 0, NULL));
-	if (*data != NULL && rec->n_sparse > 0)
+	if (*data != NULL && rec->n_sparse + rec->n_named > 0)
 		json_object_set_new(*data, "vectors", api_sparse_to_json(rec));
 	vecdb_record_free(rec);
 	return VECDB_OK;

@@ -308,6 +308,7 @@ int proto_search_result_decode(const uint8_t *buf, size_t len,
 struct proto_search_one {
 	vecdb_search_params p;  /* p.vector owned by the proto_search */
 	char *filter_json;      /* NULL: no filter */
+	char using[VECDB_NAME_MAX + 1]; /* p.using points here (or NULL) */
 };
 
 /* A decoded Search; free with proto_search_free(). */
@@ -330,6 +331,7 @@ struct proto_recommend {
 	char collection[VECDB_NAME_MAX + 1];
 	vecdb_recommend_params p;  /* arrays owned here */
 	char *filter_json;         /* NULL: no filter */
+	char using[VECDB_NAME_MAX + 1]; /* p.using points here (or NULL) */
 };
 
 int proto_recommend_encode(const char *coll,
@@ -344,6 +346,7 @@ struct proto_discover {
 	char collection[VECDB_NAME_MAX + 1];
 	vecdb_discover_params p;   /* arrays owned here */
 	char *filter_json;         /* NULL: no filter */
+	char using[VECDB_NAME_MAX + 1]; /* p.using points here (or NULL) */
 };
 
 int proto_discover_encode(const char *coll, const vecdb_discover_params *p,

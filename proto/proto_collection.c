@@ -14,6 +14,8 @@ struct pb_config {
 	Vecdb__CollectionConfig pb;
 	Vecdb__SparseVectorConfig sv[VECDB_SPARSE_MAX];
 	Vecdb__SparseVectorConfig *svp[VECDB_SPARSE_MAX];
+	Vecdb__VectorConfig vc[VECDB_VECTORS_MAX];
+	Vecdb__VectorConfig *vcp[VECDB_VECTORS_MAX];
 };
 
 /* Fill a CollectionConfig (borrowing the names) from ours. */
@@ -45,6 +47,28 @@ config_to_pb(const vecdb_collection_config *c, struct pb_config *x)
 		pb->n_sparse_vectors = i + 1;
 	}
 	pb->sparse_vectors = x->svp;
+	for (uint32_t i = 0; i < c->n_vectors && i < VECDB_VECTORS_MAX; i++) {
+		const vecdb_vector_config *v = &c->vectors[i];
+		Vecdb__VectorConfig *y = &x->vc[i];
+
+		vecdb__vector_config__init(y);
+		y->name = proto_str(v->name);
+		y->dimension = v->dimension;
+		y->metric = (Vecdb__Metric)v->metric;
+		y->vector_type = (Vecdb__VectorType)v->vector_type;
+		y->max_connections = v->index.max_connections;
+		y->ef_construction = v->index.ef_construction;
+		y->ef_search = v->index.ef_search;
+		y->max_layer = v->index.max_layer;
+		y->quantization = (Vecdb__Quantization)v->quantization.type;
+		y->quantile = v->quantization.quantile;
+		y->always_ram = v->quantization.always_ram != 0;
+		y->segments = v->quantization.segments;
+		y->bits = v->quantization.bits;
+		x->vcp[i] = y;
+		pb->n_vectors = i + 1;
+	}
+	pb->vectors = x->vcp;
 }
 
 /* Check the enum fields of a CollectionConfig. */
@@ -75,6 +99,21 @@ config_check(const Vecdb__CollectionConfig *pb)
 			return vdb_err(VECDB_EINVAL, "unknown sparse "
 			    "modifier %d",
 			    (int)pb->sparse_vectors[i]->modifier);
+	if (pb->n_vectors > VECDB_VECTORS_MAX)
+		return vdb_err(VECDB_EINVAL, "a collection has at most %d "
+		    "named vectors", VECDB_VECTORS_MAX);
+	for (size_t i = 0; i < pb->n_vectors; i++) {
+		const Vecdb__VectorConfig *v = pb->vectors[i];
+
+		if ((unsigned)v->metric > VECDB_MANHATTAN ||
+		    (unsigned)v->vector_type > VECDB_UINT8 ||
+		    (unsigned)v->quantization > VECDB_QUANT_PRODUCT ||
+		    v->dimension < 1 || v->dimension > VECDB_DIM_MAX ||
+		    !isfinite(v->quantile))
+			return vdb_err(VECDB_EINVAL, "named vector %zu: a "
+			    "metric, type, quantization, dimension or "
+			    "quantile out of range", i);
+	}
 	return VECDB_OK;
 }
 
@@ -114,6 +153,27 @@ config_from_pb(const Vecdb__CollectionConfig *pb, vecdb_collection_config *c)
 		    (vecdb_sparse_modifier)pb->sparse_vectors[i]->modifier;
 	}
 	c->n_sparse = (uint32_t)pb->n_sparse_vectors;
+	for (size_t i = 0; i < pb->n_vectors; i++) {
+		const Vecdb__VectorConfig *y = pb->vectors[i];
+		vecdb_vector_config *v = &c->vectors[i];
+
+		if ((rv = proto_name_get(y->name, VECDB_NAME_MAX, 1,
+		    "vector name", v->name)) != VECDB_OK)
+			return rv;
+		v->dimension = y->dimension;
+		v->metric = (vecdb_metric)y->metric;
+		v->vector_type = (vecdb_vtype)y->vector_type;
+		v->index.max_connections = y->max_connections;
+		v->index.ef_construction = y->ef_construction;
+		v->index.ef_search = y->ef_search;
+		v->index.max_layer = y->max_layer;
+		v->quantization.type = (vecdb_quant)y->quantization;
+		v->quantization.quantile = y->quantile;
+		v->quantization.always_ram = y->always_ram != 0;
+		v->quantization.segments = y->segments;
+		v->quantization.bits = y->bits;
+	}
+	c->n_vectors = (uint32_t)pb->n_vectors;
 	return VECDB_OK;
 }
 
@@ -176,6 +236,9 @@ proto_collection_info_encode(const vecdb_collection_config *c,
 	ps.code_bytes = st->code_bytes;
 	ps.link_bytes = st->link_bytes;
 	ps.original_bytes = st->original_bytes;
+	ps.n_named_indexed = c->n_vectors < VECDB_VECTORS_MAX ?
+	    c->n_vectors : VECDB_VECTORS_MAX;
+	ps.named_indexed = (uint64_t *)(uintptr_t)st->named_indexed;
 	m.config = &pc.pb;
 	m.stats = &ps;
 	return proto_pack(&m.base, out, len);
@@ -219,6 +282,10 @@ info_from_pb(const Vecdb__GetCollectionResult *m, vecdb_collection_config *c,
 	st->code_bytes = ps->code_bytes;
 	st->link_bytes = ps->link_bytes;
 	st->original_bytes = ps->original_bytes;
+	memset(st->named_indexed, 0, sizeof(st->named_indexed));
+	for (size_t i = 0; i < ps->n_named_indexed && i < VECDB_VECTORS_MAX;
+	    i++)
+		st->named_indexed[i] = ps->named_indexed[i];
 	return VECDB_OK;
 }
 

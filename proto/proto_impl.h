@@ -56,22 +56,29 @@ int proto_floats_check(const float *v, size_t n, const char *what);
 /* A vdb_malloc'ed copy of n floats (NULL if n 0). */
 int proto_floats_dup(const float *v, size_t n, float **out);
 
-/* n sparse vectors to the wire, borrowing names and arrays: *out is one
- * vdb_malloc'ed block of n pointers and the n messages they point to
- * (NULL if n is 0); free it with vdb_free(). */
-int proto_sparse_to_pb(const vecdb_sparse_vector *v, size_t n,
-    Vecdb__SparseVector ***out);
-int proto_sparse_records_to_pb(const vecdb_sparse_record *v, size_t n,
-    Vecdb__SparseVector ***out);
-/* Checked copies of n wire sparse vectors (at most VECDB_SPARSE_MAX):
- * for a point (remove allowed) or a record (a vecdb_sparse_record array,
- * no remove). Each result is vdb_malloc'ed; free a point's with
- * proto_sparse_free(). */
+/* A point's named vectors (sparse, then dense: SparseVector with dense
+ * set) or a record's to the wire, borrowing names and arrays: *out is one
+ * vdb_malloc'ed block of *n pointers and the *n messages they point to
+ * (NULL if none); free it with vdb_free(). */
+int proto_sparse_to_pb(const vecdb_point_sparse *ps,
+    Vecdb__SparseVector ***out, size_t *n);
+int proto_sparse_records_to_pb(const vecdb_record *r,
+    Vecdb__SparseVector ***out, size_t *n);
+/* Checked copies of n wire named vectors (at most VECDB_SPARSE_MAX sparse
+ * and VECDB_VECTORS_MAX dense): for a point into *out (remove allowed;
+ * free with proto_sparse_free()), or a record's into r's sparse and
+ * named arrays (no remove; vdb_record_fini frees them, also on
+ * failure). */
 int proto_sparse_from_pb(Vecdb__SparseVector *const *pb, size_t n,
-    vecdb_sparse_vector **out);
-void proto_sparse_free(vecdb_sparse_vector *v, size_t n);
+    vecdb_point_sparse *out);
+void proto_sparse_free(vecdb_point_sparse *ps);
 int proto_sparse_records_from_pb(Vecdb__SparseVector *const *pb, size_t n,
-    vecdb_sparse_record **out);
+    vecdb_record *r);
+
+/* A vector name ("" or NULL: the default vector) into buf, *out pointing
+ * at it (or NULL). */
+int proto_using_get(const char *s, char buf[VECDB_NAME_MAX + 1],
+    const char **out);
 
 /* A filter's JSON: "" -> NULL, else a checked copy. */
 int proto_filter_get(const char *s, char **out);

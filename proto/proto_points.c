@@ -74,13 +74,10 @@ write_encode(const char *coll, vecdb_write_op op, int check_only, uint32_t wc,
 		point_to_pb(&pts[i], &w.pts[i], &w.ids[i]);
 		w.ptrs[i] = &w.pts[i];
 		w.n = i + 1;
-		if (sparse != NULL && sparse[i].n > 0) {
-			if ((rv = proto_sparse_to_pb(sparse[i].v, sparse[i].n,
-			    &w.pts[i].sparse)) != VECDB_OK) {
-				write_pb_fini(&w);
-				return rv;
-			}
-			w.pts[i].n_sparse = sparse[i].n;
+		if (sparse != NULL && (rv = proto_sparse_to_pb(&sparse[i],
+		    &w.pts[i].sparse, &w.pts[i].n_sparse)) != VECDB_OK) {
+			write_pb_fini(&w);
+			return rv;
 		}
 	}
 	vecdb__write__init(&m);
@@ -197,18 +194,14 @@ write_from_pb(const Vecdb__Write *m, struct proto_write *w)
 	    m->n_points, sizeof(*w->sparse))) == NULL))
 		return vdb_err(VECDB_ENOMEM, "out of memory for points");
 	for (size_t i = 0; i < m->n_points; i++) {
-		vecdb_sparse_vector *sv;
-
 		w->n = i + 1;
 		if ((rv = proto_id_get(m->points[i]->id, 0, "point id",
 		    &w->points[i].id)) != VECDB_OK ||
 		    (rv = point_vector(m->points[i], i, &w->points[i])) ||
 		    (rv = point_payload(m->points[i], i, &w->points[i])) ||
 		    (rv = proto_sparse_from_pb(m->points[i]->sparse,
-		    m->points[i]->n_sparse, &sv)))
+		    m->points[i]->n_sparse, &w->sparse[i])))
 			return rv;
-		w->sparse[i].v = sv;
-		w->sparse[i].n = m->points[i]->n_sparse;
 	}
 	return VECDB_OK;
 }
@@ -245,8 +238,7 @@ proto_write_free(struct proto_write *w)
 		vdb_free((void *)(uintptr_t)w->points[i].vector);
 		vdb_free((void *)(uintptr_t)w->points[i].payload);
 		if (w->sparse != NULL)
-			proto_sparse_free((vecdb_sparse_vector *)(uintptr_t)
-			    w->sparse[i].v, w->sparse[i].n);
+			proto_sparse_free(&w->sparse[i]);
 	}
 	vdb_free(w->points);
 	vdb_free(w->sparse);

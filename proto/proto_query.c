@@ -85,6 +85,7 @@ search_to_pb(const vecdb_search_params *p, const char *filter,
 	pb->quant_ignore = p->quant_ignore != 0;
 	pb->quant_no_rescore = p->quant_no_rescore != 0;
 	pb->oversampling = p->oversampling;
+	pb->using_ = proto_str(p->using);
 }
 
 int
@@ -153,6 +154,8 @@ search_one_from_pb(const Vecdb__SearchParams *pb, size_t i,
 	s->p.quant_ignore = pb->quant_ignore != 0;
 	s->p.quant_no_rescore = pb->quant_no_rescore != 0;
 	s->p.oversampling = pb->oversampling;
+	if ((rv = proto_using_get(pb->using_, s->using, &s->p.using)) != 0)
+		return rv;
 	return proto_filter_get(pb->filter_json, &s->filter_json);
 }
 
@@ -255,6 +258,7 @@ proto_recommend_encode(const char *coll, const vecdb_recommend_params *p,
 	m.ef_search = p->ef_search;
 	m.with_payload = p->with_payload != 0;
 	m.with_vector = p->with_vector != 0;
+	m.using_ = proto_str(p->using);
 	rv = proto_pack(&m.base, out, len);
 fail:
 	ids_scratch_free(&s.pos);
@@ -338,6 +342,8 @@ reco_from_pb(const Vecdb__Recommend *m, struct proto_recommend *r)
 	if (r->p.n_positive + r->p.n_positive_vectors == 0)
 		return vdb_err(VECDB_EINVAL, "recommend needs at least one "
 		    "positive example");
+	if ((rv = proto_using_get(m->using_, r->using, &r->p.using)) != 0)
+		return rv;
 	return proto_filter_get(m->filter_json, &r->filter_json);
 }
 
@@ -466,6 +472,7 @@ proto_discover_encode(const char *coll, const vecdb_discover_params *p,
 	m.filter_json = proto_str(filter_json);
 	m.with_payload = p->with_payload != 0;
 	m.with_vector = p->with_vector != 0;
+	m.using_ = proto_str(p->using);
 	rv = proto_pack(&m.base, out, len);
 fail:
 	pairs_scratch_free(&ps);
@@ -565,6 +572,8 @@ disco_from_pb(const Vecdb__Discover *m, struct proto_discover *d)
 	p->offset = m->offset;
 	p->with_payload = m->with_payload != 0;
 	p->with_vector = m->with_vector != 0;
+	if ((rv = proto_using_get(m->using_, d->using, &p->using)) != 0)
+		return rv;
 	return proto_filter_get(m->filter_json, &d->filter_json);
 }
 

@@ -31,9 +31,7 @@ proto_record_to_pb(const vecdb_record *r, Vecdb__Record *pb,
 		pb->payload_json = r->payload;
 	}
 	/* last: nothing to free when an earlier step fails */
-	pb->n_sparse = r->n_sparse;
-	return proto_sparse_records_to_pb(r->sparse, r->n_sparse,
-	    &pb->sparse);
+	return proto_sparse_records_to_pb(r, &pb->sparse, &pb->n_sparse);
 }
 
 /* Check a Record's fields before anything is copied. */
@@ -83,11 +81,10 @@ proto_record_from_pb(const Vecdb__Record *pb, vecdb_record *out)
 		return vdb_err(VECDB_ENOMEM, "out of memory for a payload");
 	}
 	if ((rv = proto_sparse_records_from_pb(pb->sparse, pb->n_sparse,
-	    &r.sparse)) != VECDB_OK) {
+	    &r)) != VECDB_OK) {
 		vdb_record_fini(&r);
 		return rv;
 	}
-	r.n_sparse = pb->n_sparse;
 	*out = r;
 	return VECDB_OK;
 }

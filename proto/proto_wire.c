@@ -233,6 +233,21 @@ proto_floats_dup(const float *v, size_t n, float **out)
 }
 
 int
+proto_using_get(const char *s, char buf[VECDB_NAME_MAX + 1],
+    const char **out)
+{
+	*out = NULL;
+	if (s == NULL || s[0] == '\0')
+		return VECDB_OK;
+	if (strlen(s) > VECDB_NAME_MAX)
+		return vdb_err(VECDB_EINVAL, "vector name over %d "
+		    "characters", VECDB_NAME_MAX);
+	snprintf(buf, VECDB_NAME_MAX + 1, "%s", s);
+	*out = buf;
+	return VECDB_OK;
+}
+
+int
 proto_filter_get(const char *s, char **out)
 {
 	size_t n = s != NULL ? strlen(s) : 0;
@@ -352,66 +367,100 @@ sparse_block(size_t n)
 }
 
 int
-proto_sparse_to_pb(const vecdb_sparse_vector *v, size_t n,
-    Vecdb__SparseVector ***out)
+proto_sparse_to_pb(const vecdb_point_sparse *ps, Vecdb__SparseVector ***out,
+    size_t *n)
 {
 	Vecdb__SparseVector **p;
+	size_t k;
 
 	*out = NULL;
-	if (n == 0)
+	*n = 0;
+	if (ps == NULL || (k = ps->n + ps->nd) == 0)
 		return VECDB_OK;
-	if ((p = sparse_block(n)) == NULL)
+	if ((p = sparse_block(k)) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory packing sparse "
 		    "vectors");
-	for (size_t i = 0; i < n; i++) {
-		p[i]->name = proto_str(v[i].name);
-		p[i]->remove = v[i].remove != 0;
-		p[i]->n_indices = p[i]->n_values = v[i].n;
-		p[i]->indices = (uint32_t *)(uintptr_t)v[i].indices;
-		p[i]->values = (float *)(uintptr_t)v[i].values;
+	for (size_t i = 0; i < ps->n; i++) {
+		const vecdb_sparse_vector *v = &ps->v[i];
+
+		p[i]->name = proto_str(v->name);
+		p[i]->remove = v->remove != 0;
+		p[i]->n_indices = p[i]->n_values = v->n;
+		p[i]->indices = (uint32_t *)(uintptr_t)v->indices;
+		p[i]->values = (float *)(uintptr_t)v->values;
+	}
+	for (size_t i = 0; i < ps->nd; i++) {
+		const vecdb_named_vector *d = &ps->d[i];
+		Vecdb__SparseVector *x = p[ps->n + i];
+
+		x->name = proto_str(d->name);
+		x->dense = 1;
+		x->remove = d->remove != 0;
+		x->n_values = d->remove ? 0 : d->dim;
+		x->values = (float *)(uintptr_t)d->data;
 	}
 	*out = p;
+	*n = k;
 	return VECDB_OK;
 }
 
 int
-proto_sparse_records_to_pb(const vecdb_sparse_record *v, size_t n,
-    Vecdb__SparseVector ***out)
+proto_sparse_records_to_pb(const vecdb_record *r, Vecdb__SparseVector ***out,
+    size_t *n)
 {
 	Vecdb__SparseVector **p;
+	size_t k = r->n_sparse + r->n_named;
 
 	*out = NULL;
-	if (n == 0)
+	*n = 0;
+	if (k == 0)
 		return VECDB_OK;
-	if ((p = sparse_block(n)) == NULL)
+	if ((p = sparse_block(k)) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory packing sparse "
 		    "vectors");
-	for (size_t i = 0; i < n; i++) {
-		p[i]->name = (char *)(uintptr_t)v[i].name;
-		p[i]->n_indices = p[i]->n_values = v[i].n;
-		p[i]->indices = v[i].indices;
-		p[i]->values = v[i].values;
+	for (size_t i = 0; i < r->n_sparse; i++) {
+		const vecdb_sparse_record *v = &r->sparse[i];
+
+		p[i]->name = (char *)(uintptr_t)v->name;
+		p[i]->n_indices = p[i]->n_values = v->n;
+		p[i]->indices = v->indices;
+		p[i]->values = v->values;
+	}
+	for (size_t i = 0; i < r->n_named; i++) {
+		const vecdb_named_record *d = &r->named[i];
+		Vecdb__SparseVector *x = p[r->n_sparse + i];
+
+		x->name = (char *)(uintptr_t)d->name;
+		x->dense = 1;
+		x->n_values = d->dim;
+		x->values = d->data;
 	}
 	*out = p;
+	*n = k;
 	return VECDB_OK;
 }
 
-/* Check one wire sparse vector; its pairs are copied by the caller. */
+/* Check one wire named vector; its values are copied by the caller. */
 static int
 sparse_check(const Vecdb__SparseVector *pb, size_t i, int remove_ok)
 {
 	if (pb->name == NULL || pb->name[0] == '\0' ||
 	    strlen(pb->name) > VECDB_NAME_MAX)
-		return vdb_err(VECDB_EINVAL, "sparse vector %zu: no name or "
+		return vdb_err(VECDB_EINVAL, "named vector %zu: no name or "
 		    "one over %d characters", i, VECDB_NAME_MAX);
 	if (pb->remove && !remove_ok)
-		return vdb_err(VECDB_EINVAL, "sparse vector %zu: remove in "
+		return vdb_err(VECDB_EINVAL, "named vector %zu: remove in "
 		    "a record", i);
-	if (pb->n_indices != pb->n_values || pb->n_indices > 65536)
+	if (pb->dense && (pb->n_indices > 0 || pb->n_values >
+	    VECDB_DIM_MAX || (!pb->remove && pb->n_values == 0)))
+		return vdb_err(VECDB_EINVAL, "named vector %zu: a dense one "
+		    "of %zu components, or with indices", i, pb->n_values);
+	if (!pb->dense && (pb->n_indices != pb->n_values ||
+	    pb->n_indices > 65536))
 		return vdb_err(VECDB_EINVAL, "sparse vector %zu: %zu indices "
 		    "and %zu values", i, pb->n_indices, pb->n_values);
 	return proto_floats_check(pb->values, pb->n_values,
-	    "sparse values");
+	    pb->dense ? "vector values" : "sparse values");
 }
 
 /* Copies of one vector's pairs (at least one slot each). */
@@ -432,88 +481,127 @@ sparse_pairs(const Vecdb__SparseVector *pb, uint32_t **idx, float **val)
 	return VECDB_OK;
 }
 
-void
-proto_sparse_free(vecdb_sparse_vector *v, size_t n)
+/* How many of n wire named vectors are dense; EINVAL past the limits. */
+static int
+sparse_count(Vecdb__SparseVector *const *pb, size_t n, size_t *nd)
 {
-	for (size_t i = 0; v != NULL && i < n; i++) {
-		vdb_free((void *)(uintptr_t)v[i].name);
-		vdb_free((void *)(uintptr_t)v[i].indices);
-		vdb_free((void *)(uintptr_t)v[i].values);
+	*nd = 0;
+	for (size_t i = 0; i < n; i++)
+		*nd += pb[i]->dense != 0;
+	if (n - *nd > VECDB_SPARSE_MAX || *nd > VECDB_VECTORS_MAX)
+		return vdb_err(VECDB_EINVAL, "%zu sparse and %zu dense named "
+		    "vectors, more than %d and %d", n - *nd, *nd,
+		    VECDB_SPARSE_MAX, VECDB_VECTORS_MAX);
+	return VECDB_OK;
+}
+
+void
+proto_sparse_free(vecdb_point_sparse *ps)
+{
+	for (size_t i = 0; ps->v != NULL && i < ps->n; i++) {
+		vdb_free((void *)(uintptr_t)ps->v[i].name);
+		vdb_free((void *)(uintptr_t)ps->v[i].indices);
+		vdb_free((void *)(uintptr_t)ps->v[i].values);
 	}
-	vdb_free(v);
+	for (size_t i = 0; ps->d != NULL && i < ps->nd; i++) {
+		vdb_free((void *)(uintptr_t)ps->d[i].name);
+		vdb_free((void *)(uintptr_t)ps->d[i].data);
+	}
+	vdb_free((void *)(uintptr_t)ps->v);
+	vdb_free((void *)(uintptr_t)ps->d);
+	memset(ps, 0, sizeof(*ps));
 }
 
 int
 proto_sparse_from_pb(Vecdb__SparseVector *const *pb, size_t n,
-    vecdb_sparse_vector **out)
+    vecdb_point_sparse *out)
 {
-	vecdb_sparse_vector *v;
+	vecdb_sparse_vector *v = NULL;
+	vecdb_named_vector *d = NULL;
+	size_t nd;
 	int rv = VECDB_OK;
 
-	*out = NULL;
+	memset(out, 0, sizeof(*out));
 	if (n == 0)
 		return VECDB_OK;
-	if (n > VECDB_SPARSE_MAX)
-		return vdb_err(VECDB_EINVAL, "%zu sparse vectors, more than "
-		    "%d", n, VECDB_SPARSE_MAX);
-	if ((v = vdb_calloc(n, sizeof(*v))) == NULL)
+	if ((rv = sparse_count(pb, n, &nd)) != VECDB_OK)
+		return rv;
+	if ((n > nd && (v = vdb_calloc(n - nd, sizeof(*v))) == NULL) ||
+	    (nd > 0 && (d = vdb_calloc(nd, sizeof(*d))) == NULL)) {
+		vdb_free(v);
 		return vdb_err(VECDB_ENOMEM, "out of memory for sparse "
 		    "vectors");
+	}
+	out->v = v;
+	out->d = d;
 	for (size_t i = 0; i < n && rv == VECDB_OK; i++) {
-		uint32_t *idx = NULL;
-		float *val = NULL;
+		char *name;
 
 		if ((rv = sparse_check(pb[i], i, 1)) != VECDB_OK)
 			break;
-		if ((v[i].name = vdb_strdup(pb[i]->name)) == NULL) {
+		if ((name = vdb_strdup(pb[i]->name)) == NULL) {
 			rv = vdb_err(VECDB_ENOMEM, "out of memory");
 			break;
 		}
+		if (pb[i]->dense) {
+			vecdb_named_vector *x = &d[out->nd++];
+
+			x->name = name;
+			x->remove = pb[i]->remove;
+			x->dim = (uint32_t)pb[i]->n_values;
+			rv = proto_floats_dup(pb[i]->values, pb[i]->n_values,
+			    (float **)(uintptr_t)&x->data);
+			continue;
+		}
+		uint32_t *idx = NULL;
+		float *val = NULL;
+		vecdb_sparse_vector *x = &v[out->n++];
+
+		x->name = name;
 		rv = sparse_pairs(pb[i], &idx, &val);
-		v[i].indices = idx;
-		v[i].values = val;
-		v[i].n = (uint32_t)pb[i]->n_indices;
-		v[i].remove = pb[i]->remove;
+		x->indices = idx;
+		x->values = val;
+		x->n = (uint32_t)pb[i]->n_indices;
+		x->remove = pb[i]->remove;
 	}
-	if (rv != VECDB_OK) {
-		proto_sparse_free(v, n);
-		return rv;
-	}
-	*out = v;
-	return VECDB_OK;
+	if (rv != VECDB_OK)
+		proto_sparse_free(out);
+	return rv;
 }
 
 int
 proto_sparse_records_from_pb(Vecdb__SparseVector *const *pb, size_t n,
-    vecdb_sparse_record **out)
+    vecdb_record *r)
 {
-	vecdb_sparse_record *v;
+	size_t nd;
 	int rv = VECDB_OK;
 
-	*out = NULL;
 	if (n == 0)
 		return VECDB_OK;
-	if (n > VECDB_SPARSE_MAX)
-		return vdb_err(VECDB_EINVAL, "%zu sparse vectors, more than "
-		    "%d", n, VECDB_SPARSE_MAX);
-	if ((v = vdb_calloc(n, sizeof(*v))) == NULL)
+	if ((rv = sparse_count(pb, n, &nd)) != VECDB_OK)
+		return rv;
+	if ((n > nd && (r->sparse = vdb_calloc(n - nd,
+	    sizeof(*r->sparse))) == NULL) || (nd > 0 && (r->named =
+	    vdb_calloc(nd, sizeof(*r->named))) == NULL))
 		return vdb_err(VECDB_ENOMEM, "out of memory for sparse "
-		    "vectors");
+		    "vectors"); /* the caller's vdb_record_fini frees */
 	for (size_t i = 0; i < n && rv == VECDB_OK; i++) {
 		if ((rv = sparse_check(pb[i], i, 0)) != VECDB_OK)
 			break;
-		snprintf(v[i].name, sizeof(v[i].name), "%s", pb[i]->name);
-		rv = sparse_pairs(pb[i], &v[i].indices, &v[i].values);
-		v[i].n = (uint32_t)pb[i]->n_indices;
-	}
-	if (rv != VECDB_OK) {
-		for (size_t i = 0; i < n; i++) {
-			vdb_free(v[i].indices);
-			vdb_free(v[i].values);
+		if (pb[i]->dense) {
+			vecdb_named_record *x = &r->named[r->n_named++];
+
+			snprintf(x->name, sizeof(x->name), "%s", pb[i]->name);
+			x->dim = (uint32_t)pb[i]->n_values;
+			rv = proto_floats_dup(pb[i]->values, pb[i]->n_values,
+			    &x->data);
+			continue;
 		}
-		vdb_free(v);
-		return rv;
+		vecdb_sparse_record *x = &r->sparse[r->n_sparse++];
+
+		snprintf(x->name, sizeof(x->name), "%s", pb[i]->name);
+		rv = sparse_pairs(pb[i], &x->indices, &x->values);
+		x->n = (uint32_t)pb[i]->n_indices;
 	}
-	*out = v;
-	return VECDB_OK;
+	return rv;
 }

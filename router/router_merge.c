@@ -190,6 +190,8 @@ router_merge_collection_stats(vecdb_collection_stats *sum,
 	sum->disk_bytes += s->disk_bytes;
 	sum->memory_bytes += s->memory_bytes;
 	sum->indexed_count += s->indexed_count;
+	for (int v = 0; v < VECDB_VECTORS_MAX; v++)
+		sum->named_indexed[v] += s->named_indexed[v];
 	sum->pending_count += s->pending_count;
 	sum->dead_count += s->dead_count;
 	sum->compactions += s->compactions;

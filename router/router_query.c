@@ -170,6 +170,7 @@ struct examples {
 	vecdb_id *exclude;    /* count of n_exclude */
 	size_t n_exclude;
 	uint32_t dim;
+	const char *using;    /* the named vector fetched; NULL: default */
 };
 
 /* Append n floats to e->vecs. */
@@ -201,12 +202,27 @@ ex_fetch(router *r, router_topology *t, const char *coll,
 	vecdb_id *g;
 	int rv;
 
+	const float *v = NULL;
+	uint32_t dim = 0;
+	char idbuf[VECDB_ID_STRLEN];
+
 	if ((rv = router_get_point(r, t, coll, id, &rec)) != VECDB_OK)
 		return rv;
-	if (rec->vector == NULL)
-		rv = vdb_err(VECDB_EINTERNAL, "example point has no vector");
+	if (e->using == NULL || e->using[0] == '\0') {
+		v = rec->vector;
+		dim = rec->dim;
+	}
+	for (size_t i = 0; v == NULL && e->using != NULL && i < rec->n_named;
+	    i++)
+		if (strcmp(rec->named[i].name, e->using) == 0) {
+			v = rec->named[i].data;
+			dim = rec->named[i].dim;
+		}
+	if (v == NULL)
+		rv = vdb_err(VECDB_EINVAL, "point %s has no vector '%s'",
+		    vecdb_id_format(id, idbuf), e->using ? e->using : "");
 	else
-		rv = ex_push(e, rec->vector, rec->dim);
+		rv = ex_push(e, v, dim);
 	vecdb_record_free(rec);
 	if (rv == VECDB_OK && (g = vdb_realloc(e->exclude, (e->n_exclude + 1)
 	    * sizeof(*g))) == NULL)
@@ -220,10 +236,12 @@ ex_fetch(router *r, router_topology *t, const char *coll,
 
 /* Start e with a copy of the caller's excluded ids. */
 static int
-ex_init(struct examples *e, const vecdb_id *ex, size_t n, uint32_t dim)
+ex_init(struct examples *e, const vecdb_id *ex, size_t n, uint32_t dim,
+    const char *using)
 {
 	memset(e, 0, sizeof(*e));
 	e->dim = dim;
+	e->using = using;
 	if ((e->exclude = vdb_malloc((n + 1) * sizeof(vecdb_id))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	if (n > 0)
@@ -320,8 +338,9 @@ cl_recommend(void *ctx, const char *coll, const vecdb_recommend_params *p,
 	int rv;
 
 	memset(&neg, 0, sizeof(neg));
-	if ((rv = ex_init(&pos, p->exclude, p->n_exclude, p->dim)) ==
-	    VECDB_OK && (rv = ex_init(&neg, NULL, 0, p->dim)) == VECDB_OK &&
+	if ((rv = ex_init(&pos, p->exclude, p->n_exclude, p->dim,
+	    p->using)) == VECDB_OK && (rv = ex_init(&neg, NULL, 0, p->dim,
+	    p->using)) == VECDB_OK &&
 	    (rv = ex_side(r, t, coll, p->positive_vectors,
 	    p->n_positive_vectors, p->dim, p->positive, p->n_positive, &pos))
 	    == VECDB_OK && (rv = ex_side(r, t, coll, p->negative_vectors,
@@ -402,8 +421,9 @@ cl_discover(void *ctx, const char *coll, const vecdb_discover_params *p,
 	int rv;
 
 	memset(&ctxv, 0, sizeof(ctxv));
-	if ((rv = ex_init(&tgt, p->exclude, p->n_exclude, p->dim)) ==
-	    VECDB_OK && (rv = ex_init(&ctxv, NULL, 0, p->dim)) == VECDB_OK &&
+	if ((rv = ex_init(&tgt, p->exclude, p->n_exclude, p->dim,
+	    p->using)) == VECDB_OK && (rv = ex_init(&ctxv, NULL, 0, p->dim,
+	    p->using)) == VECDB_OK &&
 	    (rv = disc_examples(r, t, coll, p, &tgt, &ctxv)) == VECDB_OK)
 		rv = disc_run(r, t, coll, p, filter, &tgt, &ctxv, out);
 	ex_fini(&tgt);

@@ -194,13 +194,35 @@ xdense_build(const struct coll *c, vecdb_write_op how,
     const struct wpoint *p, const struct xset *old, struct xlist *out)
 {
 	const struct wdense *w[VECDB_VECTORS_MAX] = { 0 };
+	struct wdense rm[VECDB_SPARSE_MAX];
 	int rv;
 
+	/* removals given with the sparse vectors (by name only) */
+	for (size_t i = 0; i < p->n_sparse && i < VECDB_SPARSE_MAX; i++) {
+		int s = storage_vector_slot(&c->cfg, p->sparse[i].name) - 1;
+
+		if (!p->sparse[i].remove || s < 0 ||
+		    slot_of(c, p->sparse[i].name) >= 0)
+			continue;
+		if (w[s] != NULL)
+			return vdb_err(VECDB_EINVAL, "vector '%s' is given "
+			    "twice", p->sparse[i].name);
+		if (how != VECDB_WRITE_UPDATE)
+			return vdb_err(VECDB_EINVAL, "vector '%s': only an "
+			    "update removes a vector", p->sparse[i].name);
+		rm[i] = (struct wdense) { p->sparse[i].name, NULL, 0, 1 };
+		w[s] = &rm[i];
+		out->dense_changed = 1;
+	}
 	for (size_t i = 0; i < p->n_dense; i++) {
 		const struct wdense *x = &p->dense[i];
 		int s = storage_vector_slot(&c->cfg, x->name) - 1;
 		const vecdb_vector_config *v;
 
+		if (s < 0 && x->name != NULL && slot_of(c, x->name) >= 0)
+			return vdb_err(VECDB_EINVAL, "'%s' is a sparse vector: "
+			    "give {\"indices\": [...], \"values\": [...]}",
+			    x->name);
 		if (x->name == NULL || x->name[0] == '\0' || s < 0)
 			return vdb_err(VECDB_EINVAL, "collection '%s' has no "
 			    "vector '%s'", c->cfg.name, x->name ? x->name : "");
@@ -260,6 +282,10 @@ storage_xlist_build(const struct coll *c, vecdb_write_op how,
 	for (size_t i = 0; i < p->n_sparse; i++) {
 		int s = slot_of(c, p->sparse[i].name);
 
+		/* a removal by name alone: the dense vector of that name */
+		if (s < 0 && p->sparse[i].remove &&
+		    storage_vector_slot(&c->cfg, p->sparse[i].name) > 0)
+			continue;
 		if (s < 0)
 			return vdb_err(VECDB_EINVAL, "collection '%s' has no "
 			    "sparse vector '%s'", c->cfg.name,

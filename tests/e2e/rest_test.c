@@ -814,7 +814,7 @@ START_TEST(points_carry_sparse_vectors)
 		    "\"values\": [1e39]}}}]}", "is not a finite number" },
 		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
 		    "\"vectors\": {\"text\": [1, 2]}}]}",
-		    "must be a sparse vector" },
+		    "'text' is a sparse vector: give {\"indices\"" },
 		{ "{\"vectors\": [{\"id\": 9, \"data\": [1, 0, 0, 0], "
 		    "\"vectors\": {\"text\": {\"indices\": [1], \"values\": "
 		    "[1], \"weights\": []}}}]}",
@@ -857,6 +857,207 @@ START_TEST(points_carry_sparse_vectors)
 		    bad[i].body, bad[i].says);
 	expect_err(404, "NOT_FOUND", "GET", "/collections/sp/vectors/9", NULL);
 	expect_sparse("/collections/sp/vectors/1", "tags", "[3]/[9.0]");
+}
+END_TEST
+
+/* ===== Named dense vectors ===== */
+
+#define NN 60     /* points of the named-vector collection */
+
+/* Point i's "image" (3-d, euclidean), which every 4th point lacks. */
+static void
+nv_image(int i, float *v)
+{
+	v[0] = (float) (i % 7);
+	v[1] = (float) ((i * 3) % 5);
+	v[2] = (float) (i % 2) - 0.5f;
+}
+
+START_TEST(named_dense_vectors_are_declared_written_and_searched)
+{
+	static const struct {
+		const char *path, *body, *says;
+	} bad[] = {
+		{ "/collections", "{\"name\": \"b\", \"dimension\": 4, "
+		    "\"vectors\": {\"x\": {\"distance_metric\": \"dot\"}}}",
+		    "'vectors.x.dimension' is required" },
+		{ "/collections", "{\"name\": \"b\", \"dimension\": 4, "
+		    "\"vectors\": {\"x\": {\"dimension\": 2}}, "
+		    "\"sparse_vectors\": {\"x\": {}}}",
+		    "'x' names both a dense and a sparse vector" },
+		{ "/collections", "{\"name\": \"b\", \"dimension\": 4, "
+		    "\"vectors\": {\"x\": {\"dimension\": 2, \"dims\": 3}}}",
+		    "unknown field \"vectors.x.dims\"" },
+		{ "/collections/nv/vectors/upsert", "{\"vectors\": [{\"id\": "
+		    "99, \"data\": [1, 0, 0, 0], \"vectors\": {\"photo\": [1, "
+		    "2, 3]}}]}", "collection 'nv' has no vector 'photo'" },
+		{ "/collections/nv/vectors/upsert", "{\"vectors\": [{\"id\": "
+		    "99, \"data\": [1, 0, 0, 0], \"vectors\": {\"image\": [1, "
+		    "2]}}]}", "vector 'image' has 2 dimensions, collection "
+		    "'nv' expects 3" },
+		{ "/collections/nv/vectors/upsert", "{\"vectors\": [{\"id\": "
+		    "99, \"data\": [1, 0, 0, 0], \"vectors\": {\"image\": [1, "
+		    "2, \"x\"]}}]}", "vectors[0].vectors.image[2]" },
+		{ "/collections/nv/vectors/upsert", "{\"vectors\": [{\"id\": "
+		    "99, \"data\": [1, 0, 0, 0], \"vectors\": {\"image\": "
+		    "null}}]}", "only an update removes a vector" },
+		{ "/collections/nv/search", "{\"vector\": [1, 2], \"using\": "
+		    "\"image\"}", "vector 'image' of collection 'nv' expects 3" },
+		{ "/collections/nv/search", "{\"vector\": [1, 2, 3], "
+		    "\"using\": \"photo\"}", "collection 'nv' has no vector "
+		    "'photo'" },
+	};
+	char *body = malloc(1 << 16);
+	size_t off;
+	json_t *d, *v, *hits;
+	float img[3];
+
+	d = call(200, "POST", "/collections", "{\"name\": \"nv\", "
+	    "\"dimension\": 4, \"vectors\": {\"image\": {\"dimension\": 3, "
+	    "\"distance_metric\": \"euclidean\"}}, \"sparse_vectors\": "
+	    "{\"text\": {}}}");
+	v = json_object_get(json_object_get(d, "vectors"), "image");
+	ck_assert_int_eq(int_of(v, "dimension"), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(v,
+	    "distance_metric")), "euclidean");
+	ck_assert_int_eq(int_of(json_object_get(v, "index_config"),
+	    "max_connections"), 16);
+	json_decref(d);
+	d = call(200, "GET", "/collections/nv", NULL);
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(json_object_get(
+	    d, "config"), "vectors"), "image"));
+	json_decref(d);
+	off = (size_t) snprintf(body, 1 << 16, "{\"vectors\": [");
+	for (int i = 0; i < NN; i++) {
+		nv_image(i, img);
+		off += (size_t) snprintf(body + off, (1 << 16) - off,
+		    "%s{\"id\": %d, \"data\": [1, %d, 0, 1]", i ? ", " : "", i,
+		    i);
+		if (i % 4 != 0)
+			off += (size_t) snprintf(body + off, (1 << 16) - off,
+			    ", \"vectors\": {\"image\": [%g, %g, %g], "
+			    "\"text\": {\"indices\": [%d], \"values\": [1]}}",
+			    (double) img[0], (double) img[1], (double) img[2],
+			    i % 3);
+		off += (size_t) snprintf(body + off, (1 << 16) - off, "}");
+	}
+	snprintf(body + off, (1 << 16) - off, "]}");
+	ok("POST", "/collections/nv/vectors/upsert", body);
+	/* the collection's stats count what each graph holds, once the
+	 * indexer is through */
+	for (int i = 0; i < 600; i++) { /* at most 60 s */
+		d = call(200, "GET", "/collections/nv", NULL);
+		v = json_object_get(json_object_get(json_object_get(d,
+		    "stats"), "vectors"), "image");
+		if (v != NULL && int_of(v, "indexed_count") == NN - NN / 4)
+			break;
+		json_decref(d);
+		d = NULL;
+		usleep(100000);
+	}
+	ck_assert_msg(d != NULL, "the image graph never held every image");
+	json_decref(d);
+	/* GET shows the point's named vectors beside its data */
+	d = call(200, "GET", "/collections/nv/vectors/5", NULL);
+	v = json_object_get(json_object_get(d, "vectors"), "image");
+	ck_assert_int_eq(json_array_size(v), 3);
+	ck_assert_float_eq(json_real_value(json_array_get(v, 0)), 5);
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(d, "vectors"),
+	    "text"));
+	json_decref(d);
+	d = call(200, "GET", "/collections/nv/vectors/4", NULL);
+	ck_assert_ptr_null(json_object_get(d, "vectors"));
+	json_decref(d);
+	/* a search using "image": euclidean, and only points that have it:
+	 * the query (5, 0, 0.5) is nearest point 5 (distance 0), then the
+	 * others with image (5, 0, +-0.5) */
+	d = call(200, "POST", "/collections/nv/search", "{\"vector\": [5, 0, "
+	    "0.5], \"using\": \"image\", \"limit\": 60, \"with_vector\": "
+	    "true}");
+	hits = d;
+	ck_assert_int_eq(json_array_size(hits), NN - NN / 4);
+	ck_assert_int_eq(int_of(json_array_get(hits, 0), "id"), 5);
+	ck_assert_float_eq_tol(json_real_value(json_object_get(json_array_get(
+	    hits, 0), "distance")), 0, 1e-6);
+	for (size_t i = 0; i < json_array_size(hits); i++) {
+		json_t *h = json_array_get(hits, i);
+		json_int_t id = int_of(h, "id");
+
+		ck_assert_msg(id % 4 != 0, "point %lld has no image",
+		    (long long) id);
+		nv_image((int) id, img);
+		ck_assert_float_eq_tol(json_real_value(json_object_get(h,
+		    "distance")), sqrt((img[0] - 5) * (img[0] - 5) +
+		    img[1] * img[1] + (img[2] - 0.5) * (img[2] - 0.5)), 1e-5);
+		if (i > 0)
+			ck_assert(json_real_value(json_object_get(h,
+			    "distance")) >= json_real_value(json_object_get(
+			    json_array_get(hits, i - 1), "distance")));
+		ck_assert_ptr_nonnull(json_object_get(json_object_get(h,
+		    "vectors"), "image"));
+	}
+	json_decref(d);
+	/* recommend and discover by "image": point 5's nearest others, as
+	 * a search by its image finds them (after itself) */
+	v = call(200, "POST", "/collections/nv/search", "{\"vector\": [5, "
+	    "0, 0.5], \"using\": \"image\", \"limit\": 4}");
+	ck_assert_int_eq(int_of(json_array_get(v, 0), "id"), 5);
+	d = call(200, "POST", "/collections/nv/points/recommend",
+	    "{\"positive\": [5], \"using\": \"image\", \"limit\": 3}");
+	ck_assert_int_eq(json_array_size(d), 3);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_int_eq(int_of(json_array_get(d, i), "id"),
+		    int_of(json_array_get(v, i + 1), "id"));
+	json_decref(d);
+	d = call(200, "POST", "/collections/nv/points/discover",
+	    "{\"target\": 5, \"using\": \"image\", \"limit\": 3}");
+	ck_assert_int_eq(json_array_size(d), 3);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_int_eq(int_of(json_array_get(d, i), "id"),
+		    int_of(json_array_get(v, i + 1), "id"));
+	json_decref(d);
+	json_decref(v);
+	expect_400_saying("POST", "/collections/nv/points/recommend",
+	    "{\"positive\": [4], \"using\": \"image\"}",
+	    "point 4 has no vector 'image'");
+	/* hybrid: the dense side by "image" */
+	d = call(200, "POST", "/collections/nv/search/hybrid", "{\"dense\": "
+	    "{\"vector\": [5, 0, 0.5], \"using\": \"image\"}, \"sparse\": "
+	    "{\"using\": \"text\", \"indices\": [2], \"values\": [1]}, "
+	    "\"fusion\": \"rrf\", \"limit\": 5}");
+	hits = d;
+	ck_assert_int_eq(int_of(json_array_get(hits, 0), "id"), 5);
+	json_decref(d);
+	/* an update sets the image, or removes it, and keeps the rest */
+	ok("PUT", "/collections/nv/vectors/5", "{\"vectors\": {\"image\": "
+	    "[9, 9, 9]}}");
+	d = call(200, "GET", "/collections/nv/vectors/5", NULL);
+	ck_assert_float_eq(json_real_value(json_array_get(json_object_get(
+	    json_object_get(d, "vectors"), "image"), 0)), 9);
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(d, "vectors"),
+	    "text"));
+	json_decref(d);
+	ok("PUT", "/collections/nv/vectors/5", "{\"vectors\": {\"image\": "
+	    "null}}");
+	d = call(200, "GET", "/collections/nv/vectors/5", NULL);
+	ck_assert_ptr_null(json_object_get(json_object_get(d, "vectors"),
+	    "image"));
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(d, "vectors"),
+	    "text"));
+	ck_assert_float_eq(json_real_value(json_array_get(json_object_get(d,
+	    "data"), 1)), 5);
+	json_decref(d);
+	d = call(200, "POST", "/collections/nv/search", "{\"vector\": [5, 0, "
+	    "0.5], \"using\": \"image\", \"limit\": 60}");
+	ck_assert_int_eq(json_array_size(d), NN - NN / 4 - 1);
+	json_decref(d);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_400_saying("POST", bad[i].path, bad[i].body,
+		    bad[i].says);
+	d = call(200, "POST", "/collections/nv/points/count", "{}");
+	ck_assert_int_eq(int_of(d, "count"), NN);
+	json_decref(d);
+	free(body);
 }
 END_TEST
 
@@ -3436,6 +3637,7 @@ rest_suite(void)
 	add(tc, batch_with_one_bad_point_writes_nothing, NULL);
 	add(tc, batch_upsert_and_batch_delete_count, NULL);
 	add(tc, points_carry_sparse_vectors, NULL);
+	add(tc, named_dense_vectors_are_declared_written_and_searched, NULL);
 	tc = tcase(s, "compaction", up);
 	add(tc, compact_drops_the_dead_share, NULL);
 	tc = tcase(s, "search", up);

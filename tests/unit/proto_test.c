@@ -207,7 +207,7 @@ START_TEST(collection_config_round_trips)
 	vecdb_collection_config c, d;
 	vecdb_collection_stats st = { 5, 4, 100, 200, 3, 2, 1, 0.25,
 		VECDB_OPTIMIZER_COMPACTING, 0.5, 7, 1234.5, VECDB_QUANT_SCALAR, 11, 22,
-		33, { 0 } }, st2;
+		33, { 44, 55 } }, st2;
 	uint8_t *buf;
 	size_t len;
 
@@ -225,6 +225,13 @@ START_TEST(collection_config_round_trips)
 	snprintf(c.sparse[0].name, sizeof(c.sparse[0].name), "text");
 	c.sparse[0].modifier = VECDB_SPARSE_IDF;
 	snprintf(c.sparse[1].name, sizeof(c.sparse[1].name), "tags");
+	c.n_vectors = 2;
+	c.vectors[0] = (vecdb_vector_config) { "image", 512, VECDB_DOT,
+		VECDB_UINT8, { 8, 100, 50, 4 }, { VECDB_QUANT_PRODUCT, 0.5f, 1,
+		64, VECDB_PQ_BITS } };
+	c.vectors[1] = (vecdb_vector_config) { "title", 3, VECDB_EUCLIDEAN,
+		VECDB_FLOAT32, { 16, 200, 64, 16 }, { VECDB_QUANT_NONE, 0.99f, 0,
+		0, 0 } };
 	ck_assert_int_eq(proto_collection_create_encode(&c, &buf, &len), 0);
 	ck_assert_int_eq(proto_collection_create_decode(buf, len, &d), 0);
 	ck_assert_int_eq(memcmp(&c, &d, sizeof(c)), 0);
@@ -249,6 +256,8 @@ START_TEST(collection_config_round_trips)
 	ck_assert_uint_eq(st2.code_bytes, 11);
 	ck_assert_uint_eq(st2.link_bytes, 22);
 	ck_assert_uint_eq(st2.original_bytes, 33);
+	ck_assert_uint_eq(st2.named_indexed[0], 44);
+	ck_assert_uint_eq(st2.named_indexed[1], 55);
 	vdb_free(buf);
 	/* product, with its segments and bits */
 	c.quantization.type = VECDB_QUANT_PRODUCT;
@@ -524,15 +533,19 @@ START_TEST(sparse_vectors_round_trip_in_writes_and_records)
 	const float nan1[] = { NAN };
 	vecdb_sparse_vector sv[2] = { { "text", ix, val, 3, 0 },
 		{ "tags", NULL, NULL, 0, 1 } };
-	vecdb_point_sparse ps[2] = { { sv, 2, NULL, 0 }, { NULL, 0, NULL, 0 } };
+	static const float img[3] = { 0.5f, -1, 8 };
+	vecdb_named_vector nv[2] = { { "image", img, 3, 0 },
+		{ "title", NULL, 0, 1 } };
+	vecdb_point_sparse ps[2] = { { sv, 2, nv, 2 }, { NULL, 0, NULL, 0 } };
 	float v[2] = { 1, 2 };
 	vecdb_point pts[2] = { { vecdb_id_num(1), v, 2, NULL },
 		{ vecdb_id_num(2), v, 2, NULL } };
 	vecdb_sparse_record sr = { "text", (uint32_t *) ix, (float *) val,
 		3 };
+	vecdb_named_record nr = { "image", (float *) img, 3 };
 	vecdb_record rec = { .id = vecdb_id_num(7), .vector = v, .dim = 2,
 		.distance = -3.5f, .score = 3.5f, .sparse = &sr,
-		.n_sparse = 1 }, *back;
+		.n_sparse = 1, .named = &nr, .n_named = 1 }, *back;
 	struct proto_write *w;
 	uint8_t *buf;
 	size_t len;
@@ -552,6 +565,15 @@ START_TEST(sparse_vectors_round_trip_in_writes_and_records)
 	ck_assert_int_eq(w->sparse[0].v[0].remove, 0);
 	ck_assert_str_eq(w->sparse[0].v[1].name, "tags");
 	ck_assert_int_eq(w->sparse[0].v[1].remove, 1);
+	/* and the named dense vectors, set or removed */
+	ck_assert_uint_eq(w->sparse[0].nd, 2);
+	ck_assert_str_eq(w->sparse[0].d[0].name, "image");
+	ck_assert_uint_eq(w->sparse[0].d[0].dim, 3);
+	ck_assert_float_eq(w->sparse[0].d[0].data[2], 8);
+	ck_assert_int_eq(w->sparse[0].d[0].remove, 0);
+	ck_assert_str_eq(w->sparse[0].d[1].name, "title");
+	ck_assert_int_eq(w->sparse[0].d[1].remove, 1);
+	ck_assert_uint_eq(w->sparse[1].nd, 0);
 	proto_write_free(w);
 	/* a record keeps them, and its score */
 	ck_assert_int_eq(proto_record_encode(&rec, &buf, &len), VECDB_OK);
@@ -563,6 +585,10 @@ START_TEST(sparse_vectors_round_trip_in_writes_and_records)
 	ck_assert_uint_eq(back->sparse[0].n, 3);
 	ck_assert_uint_eq(back->sparse[0].indices[0], 9);
 	ck_assert_float_eq(back->sparse[0].values[2], 0.25f);
+	ck_assert_uint_eq(back->n_named, 1);
+	ck_assert_str_eq(back->named[0].name, "image");
+	ck_assert_uint_eq(back->named[0].dim, 3);
+	ck_assert_float_eq(back->named[0].data[1], -1);
 	vecdb_record_free(back);
 	/* a non-finite value or lengths that differ are refused */
 	sv[0].values = nan1;
@@ -792,7 +818,7 @@ START_TEST(search_round_trips)
 
 	memset(p, 0, sizeof(p));
 	p[0] = (vecdb_search_params){ vec4, 4, 10, 5, NULL, 128, 1, 1, 0, 1, 0,
-		2.5f, NULL };
+		2.5f, "image" };
 	p[1] = (vecdb_search_params){ vec4b, 4, 1, 0, NULL, 0, 0, 0, 1, 0, 1,
 		0, NULL };
 	ck_assert_int_eq(proto_search_encode("s", p, filters, 2, &buf, &len),
@@ -813,6 +839,7 @@ START_TEST(search_round_trips)
 		ck_assert_int_eq(a->quant_ignore, b->quant_ignore);
 		ck_assert_int_eq(a->quant_no_rescore, b->quant_no_rescore);
 		ck_assert(a->oversampling == b->oversampling);
+		str_eq(a->using, b->using);
 		ck_assert_ptr_null(b->filter);
 		str_eq(filters[i], s->s[i].filter_json);
 	}
@@ -919,6 +946,7 @@ START_TEST(recommend_round_trips)
 	p.offset = 3;
 	p.ef_search = 50;
 	p.with_payload = 1;
+	p.using = "image";
 	ck_assert_int_eq(proto_recommend_encode("r", &p, "{}", &buf, &len), 0);
 	ck_assert_int_eq(proto_recommend_decode(buf, len, &r), VECDB_OK);
 	ck_assert_str_eq(r->collection, "r");
@@ -939,6 +967,7 @@ START_TEST(recommend_round_trips)
 	ck_assert_uint_eq(r->p.ef_search, 50);
 	ck_assert_int_eq(r->p.with_payload, 1);
 	ck_assert_int_eq(r->p.with_vector, 0);
+	ck_assert_str_eq(r->p.using, "image");
 	ck_assert_str_eq(r->filter_json, "{}");
 	proto_recommend_free(r);
 	vdb_free(buf);
@@ -993,6 +1022,7 @@ START_TEST(discover_round_trips)
 	p.n_exclude = 1;
 	p.limit = 3;
 	p.with_vector = 1;
+	p.using = "image";
 	ck_assert_int_eq(proto_discover_encode("d", &p, NULL, &buf, &len), 0);
 	ck_assert_int_eq(proto_discover_decode(buf, len, &d), VECDB_OK);
 	ck_assert_str_eq(d->collection, "d");
@@ -1008,6 +1038,7 @@ START_TEST(discover_round_trips)
 	id_eq(&d->p.exclude[0], &exc[0]);
 	ck_assert_uint_eq(d->p.limit, 3);
 	ck_assert_int_eq(d->p.with_vector, 1);
+	ck_assert_str_eq(d->p.using, "image");
 	ck_assert_ptr_null(d->filter_json);
 	proto_discover_free(d);
 	vdb_free(buf);
