@@ -426,7 +426,8 @@ point_from_json(const json_t *o, size_t i, int flags, struct api_points *p)
 	    (rv = field2(o, "data", "vector", where, &data)) != VECDB_OK ||
 	    (rv = field2(o, "metadata", "payload", where, &meta)) != VECDB_OK)
 		return rv;
-	if (data == NULL && !(flags & API_POINTS_UPDATE))
+	if (data == NULL && !(flags & API_POINTS_UPDATE) &&
+	    json_object_get(o, "vectors") == NULL)
 		return vdb_err(VECDB_EINVAL, "%s: 'data' (the vector) is "
 		    "required", where);
 	if ((rv = point_sparse_from_json(json_object_get(o, "vectors"), i,
@@ -834,8 +835,6 @@ api_config_from_json(const json_t *j, vecdb_collection_config *out)
 	    (rv = api_get_string(j, "distance_metric", 0, &metric)) ||
 	    (rv = api_get_string(j, "vector_type", 0, &vtype)))
 		return rv;
-	if (json_object_get(j, "dimension") == NULL)
-		return vdb_err(VECDB_EINVAL, "'dimension' is required");
 	if (metric != NULL && (rv = metric_parse(metric, &m)) != VECDB_OK)
 		return rv;
 	if (vtype != NULL && (vt = name_index(vtype, vtypes, 3)) < 0)
@@ -855,6 +854,11 @@ api_config_from_json(const json_t *j, vecdb_collection_config *out)
 	    (rv = vectors_from_json(json_object_get(j, "vectors"), &c)) !=
 		 VECDB_OK)
 		return rv;
+	/* without one, only named vectors: dimension 0 */
+	if (json_object_get(j, "dimension") == NULL &&
+	    c.n_vectors + c.n_sparse == 0)
+		return vdb_err(VECDB_EINVAL, "'dimension' is required (or "
+		    "named 'vectors' only)");
 	*out = c;
 	return VECDB_OK;
 }

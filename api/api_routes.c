@@ -434,9 +434,14 @@ h_point_get(struct api_req *r, json_t **data)
 	if ((rv = url_id(r, &id)) != VECDB_OK ||
 	    (rv = r->b->get(r->b->ctx, r->segs[SEG_COLL], &id, &rec)) != VECDB_OK)
 		return rv;
-	*data = json_pack("{s:o, s:o, s:o}", "id", api_id_to_json(&rec->id),
-	    "data", api_vector_to_json(rec->vector, rec->dim), "metadata",
-	    json_loads(rec->payload, 0, NULL));
+	*data = json_pack("{s:o}", "id", api_id_to_json(&rec->id));
+	/* no data in a collection without a default vector */
+	if (*data != NULL && rec->vector != NULL)
+		json_object_set_new(*data, "data",
+		    api_vector_to_json(rec->vector, rec->dim));
+	if (*data != NULL)
+		json_object_set_new(*data, "metadata",
+		    json_loads(rec->payload, 0, NULL));
 	if (*data != NULL && rec->n_sparse + rec->n_named > 0)
 		json_object_set_new(*data, "vectors", api_sparse_to_json(rec));
 	vecdb_record_free(rec);

@@ -84,9 +84,11 @@ config_check(const Vecdb__CollectionConfig *pb)
 	if ((unsigned)pb->quantization > VECDB_QUANT_PRODUCT)
 		return vdb_err(VECDB_EINVAL, "unknown quantization %d",
 		    (int)pb->quantization);
-	if (pb->dimension < 1 || pb->dimension > VECDB_DIM_MAX)
+	if ((pb->dimension < 1 && pb->n_vectors + pb->n_sparse_vectors ==
+	    0) || pb->dimension > VECDB_DIM_MAX)
 		return vdb_err(VECDB_EINVAL, "dimension %u out of range "
-		    "1..%d", pb->dimension, VECDB_DIM_MAX);
+		    "1..%d (0: named vectors only)", pb->dimension,
+		    VECDB_DIM_MAX);
 	if (!isfinite(pb->quantile))
 		return vdb_err(VECDB_EINVAL, "quantile is not a finite "
 		    "number");

@@ -253,11 +253,17 @@ storage_config_check(const vecdb_collection_config *c)
 
 	if ((rv = storage_name_check(c->name)) != VECDB_OK ||
 	    (rv = sparse_config_check(c)) != VECDB_OK ||
-	    (rv = vector_check("", c->dimension, c->metric, c->vector_type,
-	    &c->index, &c->quantization)) != VECDB_OK ||
 	    (rv = vectors_check(c)) != VECDB_OK)
 		return rv;
-	return VECDB_OK;
+	/* dimension 0: no default vector, only named ones */
+	if (c->dimension == 0 && c->n_vectors + c->n_sparse > 0) {
+		if (c->quantization.type != VECDB_QUANT_NONE)
+			return vdb_err(VECDB_EINVAL, "a collection without a "
+			    "default vector has no quantization of its own");
+		return VECDB_OK;
+	}
+	return vector_check("", c->dimension, c->metric, c->vector_type,
+	    &c->index, &c->quantization);
 }
 
 /* ===== Catalog records ===== */

@@ -253,6 +253,14 @@ ci_vec(const struct cindex *ci, const void *bytes, size_t len)
 	return storage_xset_vector(&ci->coll, ci->vslot, bytes, len);
 }
 
+/* The first vector slot with a graph: 1 when the collection has no
+ * default vector (dimension 0), else 0. */
+static int
+first_slot(const vecdb_collection_config *c)
+{
+	return c->dimension == 0;
+}
+
 /* <data dir>/index/<collection>[.<vector>].hnsw */
 static void
 ckpt_path(vecdb *db, const char *name, char *buf, size_t len)
@@ -518,7 +526,8 @@ rebuild(struct indexer *ix, MDB_txn *txn, const struct coll *c)
 {
 	int rv = VECDB_OK;
 
-	for (int s = 0; s <= (int) c->cfg.n_vectors && rv == VECDB_OK; s++)
+	for (int s = first_slot(&c->cfg); s <= (int) c->cfg.n_vectors &&
+	    rv == VECDB_OK; s++)
 		rv = rebuild_one(ix, txn, c, s);
 	return rv;
 }
@@ -603,7 +612,7 @@ apply_create(struct indexer *ix, const struct wal_rec *r)
 	    VECDB_OK ||
 	    (rv = storage_coll_decode(name, rec, rec_len, &c)) != VECDB_OK)
 		return rv;
-	for (int s = 0; s <= (int) c.cfg.n_vectors; s++) {
+	for (int s = first_slot(&c.cfg); s <= (int) c.cfg.n_vectors; s++) {
 		if ((ci = cindex_new(&c, s, r->seq)) == NULL)
 			return vdb_err(VECDB_ENOMEM, "out of memory");
 		/* empty: nothing to restore */
@@ -892,9 +901,14 @@ rebuild_all(struct indexer *ix, MDB_txn *txn)
 	int rv = VECDB_OK;
 
 	pthread_mutex_lock(&ix->lock);
-	for (struct cindex *ci = ix->list; ci && n < 256; ci = ci->next)
-		if (ci->vslot == 0 || find_locked(ix, ci->coll_id, 0) == NULL)
-			ids[n++] = ci->coll_id; /* once a collection */
+	for (struct cindex *ci = ix->list; ci && n < 256; ci = ci->next) {
+		size_t j = 0;
+
+		while (j < n && ids[j] != ci->coll_id)
+			j++;
+		if (j == n) /* once a collection */
+			ids[n++] = ci->coll_id;
+	}
 	pthread_mutex_unlock(&ix->lock);
 	for (size_t i = 0; i < n && rv == VECDB_OK; i++)
 		rv = apply_rebuild(ix, txn, ids[i]);
@@ -1994,7 +2008,8 @@ register_unbuilt(struct indexer *ix, MDB_txn *txn)
 		    (rv = storage_index_enabled(ix->db, txn, c.id, &on)) !=
 			VECDB_OK || !on)
 			continue;
-		for (int s = 0; s <= (int) c.cfg.n_vectors && rv == VECDB_OK;
+		for (int s = first_slot(&c.cfg); s <= (int) c.cfg.n_vectors &&
+		    rv == VECDB_OK;
 		    s++)
 			if ((ci = cindex_new(&c, s, 0)) == NULL)
 				rv = vdb_err(VECDB_ENOMEM, "out of memory");
@@ -2222,7 +2237,8 @@ open_coll(struct indexer *ix, MDB_txn *txn, const struct coll *c,
 	if ((rv = storage_index_enabled(ix->db, txn, c->id, &on)) != VECDB_OK ||
 	    !on || (rv = storage_state_get(ix->db, txn, c->id, &st)) != VECDB_OK)
 		return rv;
-	for (int s = 0; s <= (int) c->cfg.n_vectors && rv == VECDB_OK; s++)
+	for (int s = first_slot(&c->cfg); s <= (int) c->cfg.n_vectors &&
+	    rv == VECDB_OK; s++)
 		rv = open_vector(ix, txn, c, &st, s, last);
 	return rv;
 }
@@ -2834,7 +2850,7 @@ storage_index_stats(vecdb *db, MDB_txn *txn, const struct coll *c,
 		st->compactions = atomic_load(&ci->compactions);
 		st->indexing_rate = index_rate(ci);
 		vacuum_stats(db->indexer, c->id, st);
-	} else if (on) {
+	} else if (on && c->cfg.dimension > 0) {
 		st->pending_count = st->vector_count; /* still building */
 	}
 	for (int s = 1; db->indexer && s <= (int) c->cfg.n_vectors; s++) {

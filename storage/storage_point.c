@@ -104,10 +104,14 @@ storage_record_fill(const struct coll *c, const vecdb_id *id,
 	out->id = *id;
 	out->dim = rp->dim;
 	if (with_vector) {
-		out->vector = vdb_malloc((size_t) rp->dim * sizeof(float));
-		if (out->vector == NULL)
+		/* none for a collection without a default vector */
+		out->vector = rp->dim == 0 ? NULL :
+		    vdb_malloc((size_t) rp->dim * sizeof(float));
+		if (rp->dim > 0 && out->vector == NULL)
 			return vdb_err(VECDB_ENOMEM, "out of memory");
-		vec_decode(rp->vec, rp->dim, c->cfg.vector_type, out->vector);
+		if (rp->dim > 0)
+			vec_decode(rp->vec, rp->dim, c->cfg.vector_type,
+			    out->vector);
 		if ((rv = sparse_fill(c, rp, out)) != VECDB_OK) {
 			vdb_record_fini(out);
 			return rv;
@@ -209,7 +213,7 @@ put_prepare(const struct coll *c, struct coll_state *st, vecdb_write_op how,
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	if (p->vector != NULL)
 		vec_encode(p->vector, p->dim, t, ps->vec);
-	else
+	else if (dense > 0)
 		memcpy(ps->vec, old->vec, dense);
 	/* a new offset whenever a dense vector changes: the graphs see the
 	 * point as new; an update of the payload or sparse vectors only
@@ -316,6 +320,14 @@ storage_point_put_txn(vecdb *db, MDB_txn *txn, const struct coll *c,
 		    vecdb_id_format(&p->id, idbuf));
 	if (exists && (rv = storage_point_decode(c, &v, &old)) != VECDB_OK)
 		return rv;
+	/* the default vector: required, unless the collection has none */
+	if (p->vector == NULL && how != VECDB_WRITE_UPDATE &&
+	    c->cfg.dimension > 0)
+		return vdb_err(VECDB_EINVAL, "point has no vector");
+	if (p->vector != NULL && c->cfg.dimension == 0)
+		return vdb_err(VECDB_EDIM, "collection '%s' has no default "
+		    "vector: give the point named vectors only",
+		    c->cfg.name);
 	if (p->vector != NULL && (rv = vector_check(c, p)) != VECDB_OK)
 		return rv;
 	memset(&ps, 0, sizeof(ps));
@@ -705,8 +717,6 @@ wpoints_prepare(vecdb_write_op how, const vecdb_point *pts,
 		else if ((unsigned) pts[i].id.kind > VECDB_ID_UUID ||
 		    pts[i].id.kind == VECDB_ID_NONE)
 			rv = vdb_err(VECDB_EINVAL, "point has no valid id");
-		else if (pts[i].vector == NULL && how != VECDB_WRITE_UPDATE)
-			rv = vdb_err(VECDB_EINVAL, "point has no vector");
 		if (rv == VECDB_OK)
 			rv = payload_prepare(pts[i].payload, &wp[i].payload,
 			    &wp[i].payload_len);

@@ -216,7 +216,10 @@ batch_wants_graph(vecdb *db, MDB_txn *txn, const struct coll *c,
 	struct coll_state st;
 	size_t i;
 
-	/* a search of a named vector goes its own way too */
+	/* a search of a named vector goes its own way too (and, in a
+	 * collection without a default vector, any search) */
+	if (n > 0 && c->cfg.dimension == 0)
+		return 1;
 	for (i = 0; i < n; i++)
 		if (params[i].using != NULL && params[i].using[0] != '\0')
 			return 1;
@@ -312,6 +315,10 @@ qvec_init(struct qvec *q, const struct coll *c, const char *name)
 	if ((q->vslot = storage_vector_slot(&c->cfg, name)) < 0)
 		return vdb_err(VECDB_EINVAL, "collection '%s' has no vector "
 		    "'%s'", c->cfg.name, name);
+	if (q->vslot == 0 && c->cfg.dimension == 0)
+		return vdb_err(VECDB_EINVAL, "collection '%s' has no default "
+		    "vector: name the vector to compare by ('using')",
+		    c->cfg.name);
 	q->view.id = c->id;
 	storage_vector_cfg(&c->cfg, q->vslot, &q->view.cfg);
 	return VECDB_OK;

@@ -462,6 +462,11 @@ vecdb_search(vecdb *db, const char *coll, const vecdb_search_params *p,
 		    "'%s'", coll, p->using);
 		goto out;
 	}
+	if (vslot == 0 && c.cfg.dimension == 0) {
+		rv = vdb_err(VECDB_EINVAL, "collection '%s' has no default "
+		    "vector: name the vector to search ('using')", coll);
+		goto out;
+	}
 	dim = vslot ? c.cfg.vectors[vslot - 1].dimension : c.cfg.dimension;
 	if (p->dim != dim) {
 		if (vslot)

@@ -734,7 +734,8 @@ restore_point(struct hreader *r, const struct coll *c, struct rpt *s,
 	if ((rv = hread(r, s->pay, n)) != VECDB_OK)
 		return rv;
 	vec_decode(s->vec, c->cfg.dimension, c->cfg.vector_type, s->fvec);
-	p->vector = s->fvec;
+	/* none in a collection without a default vector */
+	p->vector = c->cfg.dimension > 0 ? s->fvec : NULL;
 	p->dim = c->cfg.dimension;
 	p->payload = n ? s->pay : NULL;
 	p->payload_len = n;
@@ -787,9 +788,9 @@ restore_points(struct wctx *w, struct hreader *r, const struct coll *cfg,
 	    (rv = storage_state_get(w->db, w->txn, c->id, &st)) != VECDB_OK)
 		return rv;
 	memset(&s, 0, sizeof(s));
-	s.vec_cap = (size_t) c->cfg.dimension * 4;
+	s.vec_cap = (size_t) c->cfg.dimension * 4 + 1;
 	s.vec = vdb_malloc(s.vec_cap);
-	s.fvec = vdb_malloc((size_t) c->cfg.dimension * sizeof(float));
+	s.fvec = vdb_malloc((size_t) c->cfg.dimension * sizeof(float) + 1);
 	if (s.vec == NULL || s.fvec == NULL)
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
 	for (uint64_t i = 0; rv == VECDB_OK && i < count; i++) {

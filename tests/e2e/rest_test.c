@@ -1057,6 +1057,33 @@ START_TEST(named_dense_vectors_are_declared_written_and_searched)
 	d = call(200, "POST", "/collections/nv/points/count", "{}");
 	ck_assert_int_eq(int_of(d, "count"), NN);
 	json_decref(d);
+	/* a collection of named vectors only: no dimension, no data */
+	d = call(200, "POST", "/collections", "{\"name\": \"nvo\", "
+	    "\"vectors\": {\"image\": {\"dimension\": 3}}}");
+	ck_assert_int_eq(int_of(d, "dimension"), 0);
+	json_decref(d);
+	ok("POST", "/collections/nvo/vectors/upsert", "{\"vectors\": "
+	    "[{\"id\": 1, \"vectors\": {\"image\": [1, 2, 3]}}, {\"id\": 2, "
+	    "\"vectors\": {}, \"metadata\": {\"a\": 1}}]}");
+	d = call(200, "GET", "/collections/nvo/vectors/1", NULL);
+	ck_assert_ptr_null(json_object_get(d, "data"));
+	ck_assert_int_eq(json_array_size(json_object_get(json_object_get(d,
+	    "vectors"), "image")), 3);
+	json_decref(d);
+	d = call(200, "POST", "/collections/nvo/search", "{\"vector\": [1, 2, "
+	    "3], \"using\": \"image\"}");
+	ck_assert_int_eq(json_array_size(d), 1);
+	json_decref(d);
+	expect_400_saying("POST", "/collections/nvo/search", "{\"vector\": "
+	    "[1, 2, 3]}", "collection 'nvo' has no default vector");
+	expect_400_saying("POST", "/collections/nvo/vectors/upsert",
+	    "{\"vectors\": [{\"id\": 3, \"data\": [1, 2, 3]}]}",
+	    "collection 'nvo' has no default vector");
+	expect_400_saying("POST", "/collections", "{\"name\": \"nod\"}",
+	    "'dimension' is required");
+	d = call(200, "POST", "/collections/nvo/points/count", "{}");
+	ck_assert_int_eq(int_of(d, "count"), 2);
+	json_decref(d);
 	free(body);
 }
 END_TEST

@@ -515,6 +515,73 @@ START_TEST(named_vectors_survive_reopen_snapshot_and_replication)
 }
 END_TEST
 
+START_TEST(a_collection_may_have_named_vectors_only)
+{
+	vecdb_collection_config c;
+	vecdb_named_vector nv = { "image", IMG1, IDIM, 0 };
+	vecdb_point p[3] = { { vecdb_id_num(1), NULL, 0, NULL },
+		{ vecdb_id_num(2), NULL, 0, "{\"a\": 1}" },
+		{ vecdb_id_num(3), V, DIM, NULL } };
+	vecdb_point_sparse ps[2] = { { NULL, 0, &nv, 1 },
+		{ NULL, 0, NULL, 0 } };
+	vecdb_search_params sp = { IMG1, IDIM, 5, 0, NULL, 0, 0, 0, 1, 0, 0,
+		0, "image" };
+	vecdb_snapshot_info si;
+	vecdb_collection_stats st;
+	vecdb_records *r;
+	vecdb_record *g;
+	vecdb_id one = vecdb_id_num(1);
+	char path[4096];
+
+	vecdb_collection_config_init(&c, "o", 0, VECDB_COSINE);
+	/* without any named vector, dimension 0 is still refused */
+	ck_assert_int_eq(vecdb_collection_create(tu_db, &c), VECDB_EINVAL);
+	c.n_vectors = 1;
+	snprintf(c.vectors[0].name, sizeof(c.vectors[0].name), "image");
+	c.vectors[0].dimension = IDIM;
+	c.vectors[0].metric = VECDB_EUCLIDEAN;
+	ck_assert_int_eq(vecdb_collection_create(tu_db, &c), VECDB_OK);
+	/* a point with the image, one with none at all; a default vector is
+	 * refused */
+	ck_assert_int_eq(vecdb_write(tu_db, "o", VECDB_WRITE_UPSERT, p, ps, 2,
+	    0), VECDB_OK);
+	ck_assert_int_eq(vecdb_write(tu_db, "o", VECDB_WRITE_UPSERT, p + 2,
+	    NULL, 1, 0), VECDB_EDIM);
+	ck_assert_int_eq(vecdb_get(tu_db, "o", &one, &g), VECDB_OK);
+	ck_assert_ptr_null(g->vector);
+	expect_named(g, "image", IDIM, IMG1);
+	vecdb_record_free(g);
+	ck_assert_int_eq(vecdb_search(tu_db, "o", &sp, &r), VECDB_OK);
+	ck_assert_uint_eq(r->count, 1);
+	ck_assert_uint_eq(r->items[0].id.num, 1);
+	vecdb_records_free(r);
+	sp.using = NULL;
+	ck_assert_int_eq(vecdb_search(tu_db, "o", &sp, &r), VECDB_EINVAL);
+	ck_assert_int_eq(vecdb_index_sync(tu_db, 60000), VECDB_OK);
+	ck_assert_int_eq(vecdb_collection_stats_get(tu_db, "o", &st),
+	    VECDB_OK);
+	ck_assert_uint_eq(st.vector_count, 2);
+	ck_assert_uint_eq(st.pending_count, 0);
+	ck_assert_uint_eq(st.named_indexed[0], 1);
+	/* it comes back from a reopen and a snapshot */
+	vecdb_close(tu_db);
+	tu_db = tu_open(tu_dir);
+	ck_assert_int_eq(vecdb_snapshot_create(tu_db, "o", &si), VECDB_OK);
+	ck_assert_int_eq(vecdb_snapshot_path(tu_db, "o", si.name, path,
+	    sizeof(path)), VECDB_OK);
+	ck_assert_int_eq(vecdb_collection_delete(tu_db, "o"), VECDB_OK);
+	ck_assert_msg(vecdb_snapshot_restore_file(tu_db, "o", path) ==
+	    VECDB_OK, "restore: %s", vecdb_errmsg());
+	sp.using = "image";
+	ck_assert_int_eq(vecdb_search(tu_db, "o", &sp, &r), VECDB_OK);
+	ck_assert_uint_eq(r->count, 1);
+	vecdb_records_free(r);
+	ck_assert_int_eq(vecdb_collection_stats_get(tu_db, "o", &st),
+	    VECDB_OK);
+	ck_assert_uint_eq(st.vector_count, 2);
+}
+END_TEST
+
 static Suite *
 named_vectors_suite(void)
 {
@@ -530,6 +597,7 @@ named_vectors_suite(void)
 	tcase_add_test(tc, each_vector_is_searched_by_its_own_graph_and_metric);
 	tcase_add_test(tc,
 	    named_vectors_survive_reopen_snapshot_and_replication);
+	tcase_add_test(tc, a_collection_may_have_named_vectors_only);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;
