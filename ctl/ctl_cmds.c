@@ -916,9 +916,9 @@ ctl_snapshot(struct ctl *c, int argc, char **argv)
 /* ===== search ===== */
 
 #define SEARCH_USAGE \
-	"usage: vecdbctl search COLLECTION (--vector X,Y,... | --sparse " \
-	"NAME:I=V,I=V,... | both [--fusion rrf|relative_score|dbsf]) " \
-	"[--limit K] [--filter JSON] [--exact]\n"
+	"usage: vecdbctl search COLLECTION (--vector X,Y,... [--using NAME] " \
+	"| --sparse NAME:I=V,I=V,... | both [--fusion rrf|relative_score|" \
+	"dbsf]) [--limit K] [--filter JSON] [--exact]\n"
 
 /* "0.1,0.2,..." as a JSON array of numbers. */
 static int
@@ -989,6 +989,7 @@ search_parse(int argc, char **argv, json_t *body)
 		{ "vector", required_argument, NULL, 'v' },
 		{ "sparse", required_argument, NULL, 's' },
 		{ "fusion", required_argument, NULL, 'u' },
+		{ "using", required_argument, NULL, 'n' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "exact", no_argument, NULL, 'x' },
@@ -1031,6 +1032,9 @@ search_parse(int argc, char **argv, json_t *body)
 		case 'u':
 			json_object_set_new(body, "fusion", json_string(optarg));
 			break;
+		case 'n':
+			json_object_set_new(body, "using", json_string(optarg));
+			break;
 		case 'h': fputs(SEARCH_USAGE, stdout); return -1;
 		default: return CTL_USAGE;
 		}
@@ -1041,6 +1045,10 @@ search_parse(int argc, char **argv, json_t *body)
 	    json_object_get(body, "sparse_vector") == NULL)
 		return ctl_usage_error(SEARCH_USAGE, "--vector or --sparse is "
 		    "required");
+	if (json_object_get(body, "using") != NULL &&
+	    json_object_get(body, "vector") == NULL)
+		return ctl_usage_error(SEARCH_USAGE, "--using names the dense "
+		    "vector of --vector: give one");
 	if (json_object_get(body, "fusion") != NULL &&
 	    (json_object_get(body, "vector") == NULL ||
 	    json_object_get(body, "sparse_vector") == NULL))
@@ -1056,6 +1064,10 @@ hybrid_body(json_t *b)
 	json_t *h = json_pack("{s:{s:O}, s:O}", "dense", "vector",
 	    json_object_get(b, "vector"), "sparse",
 	    json_object_get(b, "sparse_vector"));
+
+	if (h != NULL && json_object_get(b, "using") != NULL)
+		json_object_set(json_object_get(h, "dense"), "using",
+		    json_object_get(b, "using"));
 	static const char *const keep[] = { "fusion", "limit", "filter" };
 
 	for (size_t i = 0; h != NULL && i < 3; i++)

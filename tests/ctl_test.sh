@@ -172,6 +172,17 @@ standalone() {
 	expect_in "fusion alone" "$err" "give both"
 	rest DELETE "$u/collections/sp" >/dev/null
 
+	# a named dense vector
+	rest POST "$u/collections" '{"name": "nv", "dimension": 2, "vectors": {"image": {"dimension": 3, "distance_metric": "euclidean"}}, "sparse_vectors": {"text": {}}}' >/dev/null
+	rest POST "$u/collections/nv/vectors/upsert" '{"vectors": [{"id": 1, "data": [1, 0], "vectors": {"image": [0, 0, 1], "text": {"indices": [3], "values": [1]}}}, {"id": 2, "data": [0, 1], "vectors": {"image": [0, 0, 3]}}]}' >/dev/null
+	run 0 ctl --url "$u" search nv --vector 0,0,2.5 --using image --json
+	expect_eq "search using" "$(jq -c '[.[] | [.id, .distance]]' <<<"$out")" '[[2,0.5],[1,1.5]]'
+	run 0 ctl --url "$u" search nv --vector 0,0,2.5 --using image --sparse text:3=1 --json
+	expect_eq "hybrid using" "$(jq -c '[.[].id]' <<<"$out")" '[1,2]'
+	run 2 ctl --url "$u" search nv --sparse text:3=1 --using image
+	expect_in "using alone" "$err" "--using names the dense vector"
+	rest DELETE "$u/collections/nv" >/dev/null
+
 	run 0 ctl --url "$u" cluster status --json
 	expect_eq "standalone status" "$(jq -c '[.role, (.shards[0].members[0] | .url, .reachable, .vectors, .collections)]' <<<"$out")" \
 	    '["standalone","local",true,3000,[{"name":"items","vectors":3000}]]'

@@ -429,7 +429,7 @@ START_TEST(errors_carry_the_server_message)
 }
 END_TEST
 
-START_TEST(sparse_vectors_are_written_read_and_searched)
+START_TEST(named_vectors_are_written_read_and_searched)
 {
 	static const uint32_t ia[] = { 9, 3 }, ib[] = { 9 };
 	static const float va[] = { 2, 1 }, vb[] = { 0.5f };
@@ -437,8 +437,14 @@ START_TEST(sparse_vectors_are_written_read_and_searched)
 	const float qv[] = { 1, 1 };
 	vecdb_sparse_vector sa = { "text", ia, va, 2, 0 };
 	vecdb_sparse_vector sb = { "text", ib, vb, 1, 0 };
-	vecdb_point_sparse ps[2] = { { &sa, 1, NULL, 0 },
-		{ &sb, 1, NULL, 0 } };
+	static const float img[2][3] = { { 0, 0, 1 }, { 0, 0, 3 } };
+	vecdb_named_vector na = { "image", img[0], 3, 0 };
+	vecdb_named_vector nb = { "image", img[1], 3, 0 };
+	vecdb_point_sparse ps[2] = { { &sa, 1, &na, 1 },
+		{ &sb, 1, &nb, 1 } };
+	const float iq[3] = { 0, 0, 2.5f };
+	vecdb_search_params dp = { iq, 3, 2, 0, NULL, 0, 1, 0, 1, 0, 0, 0,
+		"image" };
 	float v[2][DIM] = { { 1 }, { 0, 1 } };
 	vecdb_point pts[2] = { { vecdb_id_num(1), v[0], DIM, NULL },
 		{ vecdb_id_num(2), v[1], DIM, NULL } };
@@ -456,6 +462,10 @@ START_TEST(sparse_vectors_are_written_read_and_searched)
 	vecdb_collection_config_init(&cfg, "sp", DIM, VECDB_COSINE);
 	cfg.n_sparse = 1;
 	snprintf(cfg.sparse[0].name, sizeof(cfg.sparse[0].name), "text");
+	cfg.n_vectors = 1;
+	snprintf(cfg.vectors[0].name, sizeof(cfg.vectors[0].name), "image");
+	cfg.vectors[0].dimension = 3;
+	cfg.vectors[0].metric = VECDB_EUCLIDEAN;
 	OK(vecdb_client_collection_create(c, &cfg));
 	OK(vecdb_client_write(c, "sp", VECDB_WRITE_UPSERT, pts, ps, 2));
 	OK(vecdb_client_get(c, "sp", &one, &rec));
@@ -463,7 +473,17 @@ START_TEST(sparse_vectors_are_written_read_and_searched)
 	ck_assert_str_eq(rec->sparse[0].name, "text");
 	ck_assert_uint_eq(rec->sparse[0].indices[0], 3);
 	ck_assert_float_eq(rec->sparse[0].values[1], 2);
+	ck_assert_uint_eq(rec->n_named, 1);
+	ck_assert_str_eq(rec->named[0].name, "image");
+	ck_assert_float_eq(rec->named[0].data[2], 1);
 	vecdb_record_free(rec);
+	/* the named dense vector, by its own metric */
+	OK(vecdb_client_search(c, "sp", &dp, NULL, &r));
+	ck_assert_uint_eq(r->count, 2);
+	ck_assert_uint_eq(r->items[0].id.num, 2);
+	ck_assert_float_eq_tol(r->items[0].distance, 0.5f, 1e-6);
+	ck_assert_uint_eq(r->items[0].n_named, 1);
+	vecdb_records_free(r);
 	/* point 1: 2 + 1, point 2: 0.5 */
 	OK(vecdb_client_search_sparse(c, "sp", &sp, NULL, &r));
 	ck_assert_uint_eq(r->count, 2);
@@ -518,7 +538,7 @@ main(void)
 	tcase_add_test(tc, queries_match_a_scan);
 	tcase_add_test(tc, quantization_is_set_changed_and_removed);
 	tcase_add_test(tc, errors_carry_the_server_message);
-	tcase_add_test(tc, sparse_vectors_are_written_read_and_searched);
+	tcase_add_test(tc, named_vectors_are_written_read_and_searched);
 	tcase_add_test(tc, example_prints_its_hits);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
