@@ -210,8 +210,9 @@ seed_bytes(vecdb *db)
 	ok(vecdb_upsert(db, FZ_BYTES, p, 3), "points of " FZ_BYTES);
 }
 
-/* Sparse vectors beside a dense one: a point with both, one with tags
- * only, one with none. */
+/* Sparse vectors and a named dense one ("image", 3-d euclidean) beside
+ * the default vector: a point with all of them, one with tags only, one
+ * with the image only. */
 static void
 seed_hybrid(vecdb *db)
 {
@@ -220,8 +221,11 @@ seed_hybrid(vecdb *db)
 	static const float tv[] = { 0.5f, 1.25f, 2 }, gv[] = { 1 };
 	const vecdb_sparse_vector sv[2] = { { "text", ti, tv, 3, 0 },
 		{ "tags", gi, gv, 1, 0 } };
-	const vecdb_point_sparse ps[3] = { { sv, 2, NULL, 0 },
-		{ sv + 1, 1, NULL, 0 }, { NULL, 0, NULL, 0 } };
+	static const float img[2][3] = { { 1, 2, 3 }, { 0, -1, 0.5f } };
+	const vecdb_named_vector nv[2] = { { "image", img[0], 3, 0 },
+		{ "image", img[1], 3, 0 } };
+	const vecdb_point_sparse ps[3] = { { sv, 2, nv, 1 },
+		{ sv + 1, 1, NULL, 0 }, { NULL, 0, nv + 1, 1 } };
 	vecdb_collection_config c;
 	vecdb_point p[3];
 
@@ -230,6 +234,10 @@ seed_hybrid(vecdb *db)
 	snprintf(c.sparse[0].name, sizeof(c.sparse[0].name), "text");
 	c.sparse[0].modifier = VECDB_SPARSE_IDF;
 	snprintf(c.sparse[1].name, sizeof(c.sparse[1].name), "tags");
+	c.n_vectors = 1;
+	snprintf(c.vectors[0].name, sizeof(c.vectors[0].name), "image");
+	c.vectors[0].dimension = 3;
+	c.vectors[0].metric = VECDB_EUCLIDEAN;
 	ok(vecdb_collection_create(db, &c), "create " FZ_HYBRID);
 	for (int i = 0; i < 3; i++)
 		p[i] = (vecdb_point) { vecdb_id_num((uint64_t) i + 1), v[i], 2,

@@ -97,6 +97,13 @@ static const char *const rest[][3] = {
 	  "upsert\n{\"vectors\": [{\"id\": 9, \"data\": [1, 1], \"vectors\": "
 	  "{\"text\": {\"indices\": [5, 1], \"values\": [1, 2]}, "
 	  "\"tags\": {\"indices\": [], \"values\": []}}}]}" },
+	{ "rest_points", "upsert-named", "POST collections/hybrid/vectors/"
+	  "upsert\n{\"vectors\": [{\"id\": 10, \"data\": [0, 1], \"vectors\": "
+	  "{\"image\": [0.5, 1, -2], \"tags\": {\"indices\": [1], "
+	  "\"values\": [3]}}}]}" },
+	{ "rest_points", "put-named", "PUT collections/hybrid/vectors/3\n"
+	  "{\"vectors\": {\"image\": null, \"text\": {\"indices\": [2], "
+	  "\"values\": [1]}}}" },
 	{ "rest_points", "put-sparse", "PUT collections/hybrid/vectors/1\n"
 	  "{\"vectors\": {\"text\": null, \"tags\": {\"indices\": [8], "
 	  "\"values\": [0.5]}}}" },
@@ -136,6 +143,19 @@ static const char *const rest[][3] = {
 	  "\"values\": [1, 0.5]}, \"limit\": 2, \"filter\": {\"must\": "
 	  "[{\"key\": \"n\", \"match\": {\"value\": 1}}]}, "
 	  "\"with_vector\": true}" },
+	{ "rest_query", "search-using", "POST collections/hybrid/search\n"
+	  "{\"vector\": [1, 2, 2.5], \"using\": \"image\", \"limit\": 2, "
+	  "\"with_vector\": true}" },
+	{ "rest_query", "recommend-using", "POST collections/hybrid/points/"
+	  "recommend\n{\"positive\": [1], \"negative\": [[0, 0, 1]], "
+	  "\"using\": \"image\", \"limit\": 2}" },
+	{ "rest_query", "discover-using", "POST collections/hybrid/points/"
+	  "discover\n{\"target\": 3, \"context\": [{\"positive\": 1, "
+	  "\"negative\": [1, 1, 1]}], \"using\": \"image\"}" },
+	{ "rest_query", "hybrid-using", "POST collections/hybrid/search/"
+	  "hybrid\n{\"dense\": {\"vector\": [1, 2, 3], \"using\": "
+	  "\"image\"}, \"sparse\": {\"using\": \"text\", \"indices\": [7], "
+	  "\"values\": [1]}, \"limit\": 2}" },
 	{ "rest_query", "hybrid", "POST collections/hybrid/search/hybrid\n"
 	  "{\"dense\": {\"vector\": [1, 0.5]}, \"sparse\": {\"using\": "
 	  "\"tags\", \"indices\": [3], \"values\": [2]}, \"fusion\": "
@@ -179,6 +199,11 @@ static const char *const rest[][3] = {
 	{ "rest_config", "create-sparse", "POST collections\n"
 	  "{\"name\": \"sp\", \"dimension\": 2, \"sparse_vectors\": "
 	  "{\"text\": {\"modifier\": \"idf\"}, \"tags\": null}}" },
+	{ "rest_config", "create-named", "POST collections\n"
+	  "{\"name\": \"nv\", \"vectors\": {\"image\": {\"dimension\": 3, "
+	  "\"distance_metric\": \"dot\", \"vector_type\": \"float16\", "
+	  "\"index_config\": {\"max_connections\": 8}, \"quantization\": "
+	  "\"scalar\"}}, \"sparse_vectors\": {\"text\": {}}}" },
 	{ "rest_config", "create", "POST collections\n"
 	  "{\"name\": \"places2\", \"dimension\": 2, \"distance_metric\": "
 	  "\"euclidean\"}" },
@@ -615,9 +640,11 @@ seeds_wal(uint8_t **all, size_t *all_len)
 		/* sparse vectors: a new point with both, one updated */
 		static const uint32_t ix[] = { 2, 9 };
 		static const float val[] = { 1.5f, -1 };
+		static const float img[3] = { 4, 5, 6 };
 		vecdb_sparse_vector sv[2] = { { "text", ix, val, 2, 0 },
 			{ "tags", NULL, NULL, 0, 1 } };
-		vecdb_point_sparse ps = { sv, 1, NULL, 0 };
+		vecdb_named_vector nv = { "image", img, 3, 0 };
+		vecdb_point_sparse ps = { sv, 1, &nv, 1 };
 		vecdb_point hp = { vecdb_id_num(8), v, 2, NULL };
 		vecdb_id two = vecdb_id_num(2);
 
