@@ -360,6 +360,7 @@ START_TEST(each_vector_is_searched_by_its_own_graph_and_metric)
 		ck_assert_uint_eq(r->items[0].id.num, (uint64_t) want);
 		vecdb_records_free(r);
 		/* wrong dimension, unknown name */
+		sp.vector = IMG1;
 		sp.dim = IDIM;
 		ck_assert_int_eq(vecdb_search(db, "m", &sp, &r), VECDB_EDIM);
 		sp.using = "nope";
