@@ -11,7 +11,9 @@ After each restart:
 - nothing else is there;
 - each point's sparse vector is there, and the posting lists agree with
   the points: a sparse search for a batch's own index finds exactly the
-  points of that batch that are there.
+  points of that batch that are there;
+- each point's named dense vector ("image") is there, and a search using
+  it finds a point at distance 0 for a point's own image.
 As users see it: over HTTP, with the default durability (sync).
 """
 import os
@@ -39,6 +41,10 @@ def vec(pid):
     return [float((pid * 7 + k) % 101) / 10.0 for k in range(DIM)]
 
 
+def image(pid):
+    return [float(pid % 5), float(pid % 7), 1.0]
+
+
 def sparse(pid):
     """Point pid's sparse vector: an index of its own batch's, and one
     shared at random."""
@@ -64,7 +70,8 @@ class Writer(threading.Thread):
                 self.sent.add(b)
             pts = [{"id": b * BATCH + i, "data": vec(b * BATCH + i),
                     "metadata": {"batch": b, "i": i},
-                    "vectors": {"text": sparse(b * BATCH + i)}}
+                    "vectors": {"text": sparse(b * BATCH + i),
+                                "image": image(b * BATCH + i)}}
                    for i in range(BATCH)]
             st, _ = call(self.port, "POST", "/collections/c/vectors/batch",
                          {"vectors": pts}, timeout=10)
@@ -90,7 +97,8 @@ def all_points(port):
             raise RuntimeError(f"scroll: {st} {r}")
         for p in r["data"]["points"]:
             out[p["id"]] = (p.get("vector"), p.get("payload"),
-                            p.get("vectors", {}).get("text"))
+                            p.get("vectors", {}).get("text"),
+                            p.get("vectors", {}).get("image"))
         offset = r["data"]["next_offset"]
         if offset is None:
             return out
@@ -99,7 +107,7 @@ def all_points(port):
 def verify(port, sent, acked, rnd):
     pts = all_points(port)
     present, wrong = {}, []
-    for pid, (v, pay, sp) in pts.items():
+    for pid, (v, pay, sp, img) in pts.items():
         b = pid // BATCH
         present[b] = present.get(b, 0) + 1
         want = sparse(pid)
@@ -107,7 +115,8 @@ def verify(port, sent, acked, rnd):
                             zip(v, vec(pid))) or \
                 pay != {"batch": b, "i": pid % BATCH} or sp is None or \
                 sorted(zip(sp["indices"], sp["values"])) != \
-                sorted(zip(want["indices"], want["values"])):
+                sorted(zip(want["indices"], want["values"])) or \
+                img is None or img != image(pid):
             wrong.append(pid)
     check(not wrong, f"round {rnd}: points with another vector or payload: "
           f"{wrong[:10]}")
@@ -129,6 +138,15 @@ def verify(port, sent, acked, rnd):
         check(got == sorted(pid for pid in pts if pid // BATCH == b),
               f"round {rnd}: sparse search of batch {b}: {st}, "
               f"{None if got is None else len(got)} hits")
+    # the named vector's graph (or its WAL tail) finds what is there
+    for pid in sorted(pts)[::max(1, len(pts) // 3)][:3]:
+        st, r = call(port, "POST", "/collections/c/search",
+                     {"vector": image(pid), "using": "image", "limit": 1,
+                      "with_payload": False})
+        check(st == 200 and len(r["data"]) == 1 and
+              r["data"][0]["distance"] < 1e-6,
+              f"round {rnd}: search using image for point {pid}: {st} "
+              f"{r if st != 200 else r['data']}")
     return len(pts)
 
 
@@ -145,7 +163,9 @@ def main():
         st, _ = call(port, "POST", "/collections",
                      {"name": "c", "dimension": DIM,
                       "distance_metric": "euclidean",
-                      "sparse_vectors": {"text": {}}})
+                      "sparse_vectors": {"text": {}},
+                      "vectors": {"image": {"dimension": 3,
+                                            "distance_metric": "euclidean"}}})
         check(st == 200, "collection created")
         for rnd in range(1, ROUNDS + 1):
             ws = [Writer(port, next_batch, lock, sent, acked)
