@@ -151,8 +151,11 @@ START_TEST(upserting_the_same_ids_keeps_disk_wal_and_index_bounded)
 	ck_assert_uint_eq(st.dead_count, 0);
 	ck_assert_uint_le(st.memory_bytes, mem0 + mem0 / 10);
 	/* the last MiB (~520 records) stays, and what the checkpoint
-	 * floor holds: measured 1001 */
-	ck_assert_uint_le(wal_records(db), 1500);
+	 * floor holds: at most CKPT_MIN (10,000) entries since the graph's
+	 * last checkpoint, ~1,000 records of ~10 entries; where the
+	 * checkpoint falls depends on the timer (measured 1001 alone, 1601
+	 * with a busy machine) */
+	ck_assert_uint_le(wal_records(db), 2000);
 	/* Bounded, not merely slower: the last 40 rounds wrote 13.6 MB of
 	 * WAL (340 KB a round), and the file may take at most
 	 * a quarter of that on top of what the first 10 rounds left. */
