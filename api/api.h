@@ -252,7 +252,15 @@ struct api_server_config {
 	unsigned threads;            /* request workers */
 	const char *tmp_dir;         /* for snapshot uploads */
 	struct api_conn_limits conn; /* zeroes: the defaults */
+	int qdrant;                  /* serve Qdrant's REST API instead
+					(docs/QDRANT.md) */
 };
+
+#define API_QDRANT_DEFAULT_PORT 6333
+
+/* The flag, YAML key and variable of that port on `vecdb serve` and
+ * vecdb-router. */
+#define API_OPT_QDRANT_PORT 'Q'
 
 #define API_DEFAULT_MAX_BODY (64ULL << 20)
 #define API_JSON_DEPTH_MAX 128      /* nesting of a request body */
@@ -266,6 +274,17 @@ struct api_server_config {
  */
 int api_server_start(const struct api_server_config *cfg,
     const struct api_backend *b, api_server **out);
+
+/*
+ * Start the Qdrant listener (docs/QDRANT.md) beside a native one, with
+ * its host, keys, TLS and limits, on port (0: none, *out NULL). The
+ * default port taken by another process is a warning, and the native
+ * API serves on; a port the user set (port_set) is an error, printed
+ * naming prog. @return 0 or -1.
+ */
+int api_qdrant_start(const char *prog, const struct api_server_config *native,
+    uint16_t port, int port_set, const struct api_backend *b,
+    api_server **out);
 
 /* The port actually bound (useful with port 0). */
 uint16_t api_server_port(const api_server *s);

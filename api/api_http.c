@@ -14,6 +14,8 @@
 
 struct api_server {
 	struct httpd *h;
+	const struct api_route *routes; /* this listener's API */
+	size_t n_routes;
 	struct api_server_config cfg;   /* strings borrowed from caller */
 	const struct api_backend *b;
 	struct api_metrics *metrics;
@@ -67,6 +69,12 @@ api_status_of(int err, const char **code)
 	}
 }
 
+double
+api_req_seconds(const struct api_req *r)
+{
+	return vdb_now_s() - r->t0s;
+}
+
 void
 api_req_status(struct api_req *r, int status)
 {
@@ -109,12 +117,16 @@ api_send_json(struct api_req *r, int status, json_t *root)
 }
 
 /* The error envelope with an explicit status and code name. */
-static void
-send_error_status(struct api_req *r, int status, const char *code,
+void
+api_send_error_status(struct api_req *r, int status, const char *code,
     const char *msg)
 {
-	api_send_json(r, status, json_pack("{s:b, s:{s:s, s:s}}", "success", 0,
-				     "error", "code", code, "message", msg));
+	if (r->qdrant)
+		api_send_json(r, status, json_pack("{s:{s:s}, s:f}", "status",
+		    "error", msg, "time", api_req_seconds(r)));
+	else
+		api_send_json(r, status, json_pack("{s:b, s:{s:s, s:s}}",
+		    "success", 0, "error", "code", code, "message", msg));
 }
 
 void
@@ -123,7 +135,7 @@ api_send_error(struct api_req *r, int err, const char *msg)
 	const char *code;
 	int status = api_status_of(err, &code);
 
-	send_error_status(r, status, code, msg && *msg ? msg :
+	api_send_error_status(r, status, code, msg && *msg ? msg :
 	    vecdb_strerror(err));
 }
 
@@ -248,14 +260,14 @@ static size_t
 route_find(const struct api_req *r, const char *method, int *path_known)
 {
 	*path_known = 0;
-	for (size_t i = 0; i < api_n_routes; i++) {
-		if (!route_match(r, api_routes[i].pattern))
+	for (size_t i = 0; i < r->n_routes; i++) {
+		if (!route_match(r, r->routes[i].pattern))
 			continue;
 		*path_known = 1;
-		if (strcmp(api_routes[i].method, method) == 0)
+		if (strcmp(r->routes[i].method, method) == 0)
 			return i;
 	}
-	return api_n_routes;
+	return r->n_routes;
 }
 
 int
@@ -264,12 +276,16 @@ api_route(struct api_req *r, const char *method, const char *path,
 {
 	int known;
 
-	r->route = api_n_routes;
+	if (r->routes == NULL) {
+		r->routes = api_routes;
+		r->n_routes = api_n_routes;
+	}
+	r->route = r->n_routes;
 	if (path_split(r, path) != 0) {
 		snprintf(why, whylen, "no such route");
 		return 404;
 	}
-	if ((r->route = route_find(r, method, &known)) == api_n_routes) {
+	if ((r->route = route_find(r, method, &known)) == r->n_routes) {
 		snprintf(why, whylen, known ? "method not allowed on this "
 		    "route" : "no such route");
 		return known ? 405 : 404;
@@ -318,11 +334,11 @@ authorize(struct api_req *r, const struct api_route *rt)
 	if (c->read_only_key != NULL && key_equal(k, c->read_only_key)) {
 		if (!rt->writes)
 			return 0;
-		send_error_status(r, 403, "PERMISSION_DENIED",
+		api_send_error_status(r, 403, "PERMISSION_DENIED",
 		    "the read-only API key cannot write");
 		return -1;
 	}
-	send_error_status(r, 401, "UNAUTHENTICATED", k == NULL ?
+	api_send_error_status(r, 401, "UNAUTHENTICATED", k == NULL ?
 	    "missing API key (header api-key or Authorization: Bearer)" :
 	    "wrong API key");
 	return -1;
@@ -343,8 +359,10 @@ api_body_parse(struct api_req *r, const char *buf, size_t len, char *why,
 		    API_JSON_DEPTH_MAX_STR " levels");
 		return -1;
 	}
-	if ((r->body = api_json_loadb_body(buf, len, JSON_REJECT_DUPLICATES,
-	    &err)) == NULL) {
+	/* the query vector, read fast: the native API's "vector", Qdrant's
+	 * "query" */
+	if ((r->body = api_json_loadb_body_key(buf, len, JSON_REJECT_DUPLICATES,
+	    r->qdrant ? "query" : "vector", &err)) == NULL) {
 		snprintf(why, whylen, "invalid JSON body: %s (line %d, column "
 		    "%d)", err.text, err.line, err.column);
 		return -1;
@@ -490,11 +508,18 @@ route_run(struct api_req *r, const struct api_route *rt)
 	body = httpd_body(r->h, &len);
 	if (rt->body == API_BODY_JSON && api_body_parse(r, body, len, msg,
 	    sizeof(msg)) != 0) {
-		send_error_status(r, 400, "INVALID_ARGUMENT", msg);
+		api_send_error_status(r, 400, "INVALID_ARGUMENT", msg);
 		return;
 	}
 	vdb_err_clear();
-	rv = api_read_opts_parse(r, httpd_query(r->h));
+	/* Qdrant's consistency and ordering parameters mean other things:
+	 * its front end takes the defaults */
+	if (r->qdrant) {
+		api_read_opts_reset();
+		rv = VECDB_OK;
+	} else {
+		rv = api_read_opts_parse(r, httpd_query(r->h));
+	}
 	/* a write that reads back what it wrote (create echoes the config)
 	 * must read it where it was written, not from a lagging replica */
 	if (rt->writes)
@@ -509,7 +534,12 @@ route_run(struct api_req *r, const struct api_route *rt)
 		api_send_error(r, rv, msg);
 		return;
 	}
-	api_send_json(r, 200, envelope_ok(data));
+	if (r->qdrant)
+		api_send_json(r, 200, json_pack("{s:o, s:s, s:f}", "result",
+		    data ? data : json_null(), "status", "ok", "time",
+		    api_req_seconds(r)));
+	else
+		api_send_json(r, 200, envelope_ok(data));
 }
 
 /*
@@ -528,13 +558,17 @@ on_begin(void *user, struct httpd_req *h)
 	r->h = h;
 	r->b = srv->b;
 	r->srv = srv;
+	r->routes = srv->routes;
+	r->n_routes = srv->n_routes;
+	r->qdrant = srv->cfg.qdrant;
 	r->t0 = vdb_now_ms();
+	r->t0s = vdb_now_s();
 	if ((st = api_route(r, httpd_method(h), httpd_path(h), why,
 	    sizeof(why))) != 0) {
-		send_error_status(r, st, st == 404 ? "NOT_FOUND" : st == 405 ?
+		api_send_error_status(r, st, st == 404 ? "NOT_FOUND" : st == 405 ?
 		    "UNIMPLEMENTED" : "INVALID_ARGUMENT", why);
-	} else if (authorize(r, &api_routes[r->route]) == 0) {
-		return api_routes[r->route].body == API_BODY_RAW ?
+	} else if (authorize(r, &r->routes[r->route]) == 0) {
+		return r->routes[r->route].body == API_BODY_RAW ?
 		    HTTPD_BODY_FILE : HTTPD_BODY_MEMORY;
 	}
 	return HTTPD_BODY_MEMORY;   /* answered */
@@ -547,7 +581,7 @@ on_serve(void *user, struct httpd_req *h)
 	struct api_req *r = httpd_req_data(h);
 
 	(void) user;
-	route_run(r, &api_routes[r->route]);
+	route_run(r, &r->routes[r->route]);
 }
 
 /* The request is over: log it, free what it kept. */
@@ -590,12 +624,14 @@ api_server_start(const struct api_server_config *cfg,
 		srv->cfg.host = "127.0.0.1";
 	srv->b = b;
 	srv->started_ms = vdb_now_ms();
-	if ((srv->metrics = api_metrics_new(api_n_routes + 1)) == NULL) {
+	srv->routes = cfg->qdrant ? api_qdrant_routes : api_routes;
+	srv->n_routes = cfg->qdrant ? api_qdrant_n_routes : api_n_routes;
+	if ((srv->metrics = api_metrics_new(srv->n_routes + 1)) == NULL) {
 		vdb_free(srv);
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
 	memset(&hc, 0, sizeof(hc));
-	hc.name = "HTTP";
+	hc.name = cfg->qdrant ? "QDRANT" : "HTTP";
 	hc.host = srv->cfg.host;
 	hc.port = srv->cfg.port;
 	hc.tls_cert = srv->cfg.tls_cert;
@@ -621,6 +657,29 @@ api_server_start(const struct api_server_config *cfg,
 	srv->port = httpd_port(srv->h);
 	*out = srv;
 	return VECDB_OK;
+}
+
+int
+api_qdrant_start(const char *prog, const struct api_server_config *native,
+    uint16_t port, int port_set, const struct api_backend *b,
+    api_server **out)
+{
+	struct api_server_config qc = *native;
+
+	*out = NULL;
+	if (port == 0)
+		return 0;
+	qc.port = port;
+	qc.qdrant = 1;
+	if (api_server_start(&qc, b, out) == VECDB_OK)
+		return 0;
+	if (port_set) {
+		fprintf(stderr, "%s: Qdrant API: %s\n", prog, vecdb_errmsg());
+		return -1;
+	}
+	VDB_LOG_WARN("HTTP", "Qdrant API off: %s (--qdrant-port sets another "
+	    "port, 0 turns it off)", vecdb_errmsg());
+	return 0;
 }
 
 uint16_t

@@ -155,6 +155,11 @@ struct api_req {
 	int status;                 /* response status, for logs/metrics */
 	size_t route;               /* index in api_routes, or api_n_routes */
 	uint64_t t0;                /* ms, when the headers were in */
+	double t0s;                 /* the same in seconds (vdb_now_s) */
+	const struct api_route *routes; /* the listener's table (NULL in
+				       api_route: the native one) */
+	size_t n_routes;
+	int qdrant;                 /* Qdrant's envelope (api_qdrant.c) */
 	char raw[API_PATH_MAX];     /* the path as sent, split */
 	char dec[API_PATH_MAX];     /* the segments decoded */
 };
@@ -190,8 +195,29 @@ int api_h_discover(struct api_req *r, json_t **data);
 int api_h_scroll(struct api_req *r, json_t **data);
 int api_h_count(struct api_req *r, json_t **data);
 
+/*
+ * One query described by a body in the native API's shape (POST
+ * /search, /points/recommend, /points/discover; a search with
+ * "sparse_vector" is a sparse one), its hits into *out: what the Qdrant
+ * front end runs once it has translated a request.
+ */
+enum api_query { API_Q_SEARCH, API_Q_RECOMMEND, API_Q_DISCOVER };
+int api_query_run(struct api_req *r, enum api_query q, const json_t *body,
+    vecdb_records **out);
+/* A body's "filter": absent or null (*out NULL), or an object. */
+int api_filter_field(const json_t *body, const json_t **out);
+/* Write points through the backend, timing it for the metrics. */
+int api_points_write(struct api_req *r, vecdb_write_op op,
+    struct api_points *p);
+
 extern const struct api_route api_routes[];
 extern const size_t api_n_routes;
+/* Qdrant's REST API (api_qdrant.c), served by a listener of its own. */
+extern const struct api_route api_qdrant_routes[];
+extern const size_t api_qdrant_n_routes;
+
+/* Seconds since the request's headers were in (Qdrant's "time"). */
+double api_req_seconds(const struct api_req *r);
 
 /*
  * The framing of a request, before its handler: route method and path
@@ -214,6 +240,10 @@ void api_send_json(struct api_req *r, int status, json_t *root);
 /* Write a response of another type (body copied). */
 void api_send_text(struct api_req *r, int status, const char *type,
     const char *body, size_t len);
+
+/* Write the error envelope with an explicit status and code name. */
+void api_send_error_status(struct api_req *r, int status, const char *code,
+    const char *msg);
 
 /* Write the error envelope for a vecdb_err and its message. */
 void api_send_error(struct api_req *r, int err, const char *msg);

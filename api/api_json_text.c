@@ -379,12 +379,12 @@ no:
 	return 0;
 }
 
-/* Where the first top-level "vector" of the object text s has its value
+/* Where the first top-level @p name of the object text s has its value
  * (*at); 0 when there is none, or it is not an array. */
 static int
-vector_find(const char *s, size_t len, size_t *at)
+vector_find(const char *s, size_t len, const char *name, size_t *at)
 {
-	size_t i = ws_skip(s, len, 0), key, key_end;
+	size_t i = ws_skip(s, len, 0), key, key_end, nl = strlen(name);
 	int nul = 0;
 
 	if (i >= len || s[i] != '{')
@@ -396,7 +396,8 @@ vector_find(const char *s, size_t len, size_t *at)
 		if (i >= len || s[i] != ':')
 			return 0;
 		i = ws_skip(s, len, i + 1);
-		if (key_end - key == 8 && memcmp(s + key, "\"vector\"", 8) == 0) {
+		if (key_end - key == nl + 2 && memcmp(s + key + 1, name, nl) ==
+		    0) {
 			*at = i;
 			return i < len && s[i] == '[';
 		}
@@ -412,13 +413,20 @@ json_t *
 api_json_loadb_body(const char *buf, size_t len, size_t flags,
     json_error_t *err)
 {
+	return api_json_loadb_body_key(buf, len, flags, "vector", err);
+}
+
+json_t *
+api_json_loadb_body_key(const char *buf, size_t len, size_t flags,
+    const char *name, json_error_t *err)
+{
 	size_t at, end, n, o;
 	long big = mark_scan(buf, len, NULL), before;
 	float *v = NULL;
 	json_t *j, *mark;
 	char *m;
 
-	if (big < 0 || !vector_find(buf, len, &at) ||
+	if (big < 0 || !vector_find(buf, len, name, &at) ||
 	    (end = array_read(buf, len, at, &v, &n)) == 0)
 		return load_marked(buf, len, big, flags, err);
 	/* the text with the array as a short marked string, then the floats
@@ -448,7 +456,7 @@ api_json_loadb_body(const char *buf, size_t len, size_t flags,
 	memcpy(m + 2, v, n * sizeof(float));
 	mark = json_stringn_nocheck(m, 2 + n * sizeof(float));
 	vdb_free(m);
-	if (mark == NULL || json_object_set_new(j, "vector", mark) != 0) {
+	if (mark == NULL || json_object_set_new(j, name, mark) != 0) {
 		json_decref(j);
 		goto plain;
 	}
@@ -457,6 +465,17 @@ api_json_loadb_body(const char *buf, size_t len, size_t flags,
 plain:
 	vdb_free(v);
 	return load_marked(buf, len, big, flags, err);
+}
+
+int
+api_json_is_floats(const json_t *j)
+{
+	const char *s;
+	size_t len;
+
+	return json_is_string(j) && (len = json_string_length(j)) > 2 &&
+	    (s = json_string_value(j))[0] == '\0' && s[1] == 'f' &&
+	    (len - 2) % sizeof(float) == 0;
 }
 
 int

@@ -27,6 +27,11 @@ json_t *api_json_loadb(const char *buf, size_t len, size_t flags,
  */
 json_t *api_json_loadb_body(const char *buf, size_t len, size_t flags,
     json_error_t *err);
+/* The same for the top-level array @p name ("query": Qdrant's). */
+json_t *api_json_loadb_body_key(const char *buf, size_t len, size_t flags,
+    const char *name, json_error_t *err);
+/* Is j a marked float array? */
+int api_json_is_floats(const json_t *j);
 /* A marked float array: 1 with *out (vdb_malloc'd, non-empty) and *n; 0
  * when j is not one; -1 out of memory. */
 int api_json_get_floats(const json_t *j, float **out, uint32_t *n);

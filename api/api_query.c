@@ -233,37 +233,38 @@ hit_options(const json_t *body, int *wp, int *wv, const json_t **filter)
 	return VECDB_OK;
 }
 
-/* POST /search with "sparse_vector": hits by descending score. */
+/* A sparse search described by body ("sparse_vector"): hits by
+ * descending score into *out. */
 static int
-search_sparse(struct api_req *r, json_t **data)
+sparse_run(struct api_req *r, const json_t *body, vecdb_records **out,
+    int *wp, int *wv)
 {
 	static const char *const keys[] = { "sparse_vector", "limit",
 		"offset", "filter", "with_vector", "with_vectors",
 		"with_payload", NULL };
 	vecdb_sparse_search_params p;
 	vecdb_sparse_vector v;
-	vecdb_records *res;
 	const json_t *filter;
 	double t0 = vdb_now_s();
 	uint64_t limit, offset;
-	int rv, wp, wv;
+	int rv;
 
 	memset(&p, 0, sizeof(p));
-	if (json_object_get(r->body, "vector") != NULL)
+	if (json_object_get(body, "vector") != NULL)
 		return vdb_err(VECDB_EINVAL, "give 'vector' or 'sparse_vector', "
 		    "not both (POST /collections/:c/search/hybrid fuses "
 		    "the two)");
-	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
-	    (rv = api_get_uint(r->body, "limit", 10, 1, VECDB_LIMIT_MAX,
+	if ((rv = api_check_keys(body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_uint(body, "limit", 10, 1, VECDB_LIMIT_MAX,
 		 &limit)) ||
-	    (rv = api_get_uint(r->body, "offset", 0, 0, VECDB_LIMIT_MAX,
+	    (rv = api_get_uint(body, "offset", 0, 0, VECDB_LIMIT_MAX,
 		 &offset)) ||
-	    (rv = hit_options(r->body, &wp, &wv, &filter)))
+	    (rv = hit_options(body, wp, wv, &filter)))
 		return rv;
 	if (r->b->search_sparse == NULL)
 		return vdb_err(VECDB_EINVAL, "this server has no sparse "
 		    "search");
-	if ((rv = sparse_query_from_json(json_object_get(r->body,
+	if ((rv = sparse_query_from_json(json_object_get(body,
 	    "sparse_vector"), "sparse_vector", &v)) == VECDB_OK) {
 		p.name = v.name;
 		p.indices = v.indices;
@@ -271,18 +272,15 @@ search_sparse(struct api_req *r, json_t **data)
 		p.n = v.n;
 		p.limit = (uint32_t) limit;
 		p.offset = (uint32_t) offset;
-		p.with_payload = wp;
-		p.with_vector = wv;
+		p.with_payload = *wp;
+		p.with_vector = *wv;
 		rv = r->b->search_sparse(r->b->ctx, r->segs[SEG_COLL], &p,
-		    filter, &res);
+		    filter, out);
 	}
 	sparse_query_free(&v);
-	if (rv != VECDB_OK)
-		return rv;
-	*data = api_scored_hits_to_json(res, wp, wv);
-	vecdb_records_free(res);
-	query_done(r, t0, 1);
-	return VECDB_OK;
+	if (rv == VECDB_OK)
+		query_done(r, t0, 1);
+	return rv;
 }
 
 static const char *const fusions[] = { "rrf", "relative_score", "dbsf" };
@@ -434,26 +432,45 @@ out:
 	return rv;
 }
 
-int
-api_h_search(struct api_req *r, json_t **data)
+/* One dense or sparse search described by body into *out. */
+static int
+search_run(struct api_req *r, const json_t *body, vecdb_records **out,
+    int *wp, int *wv)
 {
 	struct api_search s;
 	vecdb_records **res;
 	double t0 = vdb_now_s();
 	float *vec;
-	int rv, wp;
+	int rv;
 
-	if (json_object_get(r->body, "sparse_vector") != NULL)
-		return search_sparse(r, data);
-	if ((rv = search_from_json(r->body, NULL, &s, &vec, &wp)) == VECDB_OK &&
+	if (json_object_get(body, "sparse_vector") != NULL)
+		return sparse_run(r, body, out, wp, wv);
+	if ((rv = search_from_json(body, NULL, &s, &vec, wp)) == VECDB_OK &&
 	    (rv = r->b->search(r->b->ctx, r->segs[SEG_COLL], &s, 1,
 		 &res)) == VECDB_OK) {
-		*data = api_hits_to_json(res[0], wp, s.p.with_vector);
+		*out = res[0];
+		res[0] = NULL;
 		vecdb_records_free_array(res, 1);
 		query_done(r, t0, 1);
 	}
+	*wv = s.p.with_vector;
 	vdb_free(vec);
 	return rv;
+}
+
+int
+api_h_search(struct api_req *r, json_t **data)
+{
+	vecdb_records *res;
+	int rv, wp, wv, sparse = json_object_get(r->body, "sparse_vector") !=
+	    NULL;
+
+	if ((rv = search_run(r, r->body, &res, &wp, &wv)) != VECDB_OK)
+		return rv;
+	*data = sparse ? api_scored_hits_to_json(res, wp, wv) :
+	    api_hits_to_json(res, wp, wv);
+	vecdb_records_free(res);
+	return VECDB_OK;
 }
 
 /* Free the vectors of a parsed batch. */
@@ -651,8 +668,10 @@ strategy_from_json(const json_t *b, vecdb_reco_strategy *out)
 	return VECDB_OK;
 }
 
-int
-api_h_recommend(struct api_req *r, json_t **data)
+/* A recommendation described by body into *out. */
+static int
+recommend_run(struct api_req *r, const json_t *body, vecdb_records **out,
+    int *wv)
 {
 	static const char *const keys[] = { "positive", "negative",
 		"strategy", "limit", "offset", "filter", "with_vector", "using",
@@ -660,20 +679,19 @@ api_h_recommend(struct api_req *r, json_t **data)
 	struct examples pos, neg = { 0 };
 	vecdb_recommend_params p;
 	const json_t *filter;
-	vecdb_records *res;
 	double t0 = vdb_now_s();
 	int rv;
 
 	memset(&p, 0, sizeof(p));
-	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
-	    (rv = examples_from_json(r->body, "positive", &pos, &p.dim)) != 0)
+	if ((rv = api_check_keys(body, keys, NULL)) != VECDB_OK ||
+	    (rv = examples_from_json(body, "positive", &pos, &p.dim)) != 0)
 		return rv;
-	if ((rv = examples_from_json(r->body, "negative", &neg, &p.dim)) ||
-	    (rv = strategy_from_json(r->body, &p.strategy)) ||
-	    (rv = paging_from_json(r->body, &p.limit, &p.offset,
+	if ((rv = examples_from_json(body, "negative", &neg, &p.dim)) ||
+	    (rv = strategy_from_json(body, &p.strategy)) ||
+	    (rv = paging_from_json(body, &p.limit, &p.offset,
 		 &p.with_vector)) ||
-	    (rv = api_get_string(r->body, "using", 0, &p.using)) ||
-	    (rv = filter_field(r->body, &filter)))
+	    (rv = api_get_string(body, "using", 0, &p.using)) ||
+	    (rv = filter_field(body, &filter)))
 		goto out;
 	p.positive = pos.ids;
 	p.n_positive = pos.n_ids;
@@ -684,16 +702,27 @@ api_h_recommend(struct api_req *r, json_t **data)
 	p.negative_vectors = neg.vecs;
 	p.n_negative_vectors = neg.n_vecs;
 	p.with_payload = 1;
-	rv = r->b->recommend(r->b->ctx, r->segs[SEG_COLL], &p, filter, &res);
-	if (rv == VECDB_OK) {
-		*data = api_hits_to_json(res, 1, p.with_vector);
-		vecdb_records_free(res);
+	*wv = p.with_vector;
+	rv = r->b->recommend(r->b->ctx, r->segs[SEG_COLL], &p, filter, out);
+	if (rv == VECDB_OK)
 		query_done(r, t0, 1);
-	}
 out:
 	examples_free(&pos);
 	examples_free(&neg);
 	return rv;
+}
+
+int
+api_h_recommend(struct api_req *r, json_t **data)
+{
+	vecdb_records *res;
+	int rv, wv;
+
+	if ((rv = recommend_run(r, r->body, &res, &wv)) != VECDB_OK)
+		return rv;
+	*data = api_hits_to_json(res, 1, wv);
+	vecdb_records_free(res);
+	return VECDB_OK;
 }
 
 /*
@@ -825,19 +854,19 @@ pair_add(struct api_req *r, const json_t *o, size_t i, struct disc *d,
 
 /* target (id or vector, optional) and context into p. */
 static int
-discover_from_json(struct api_req *r, vecdb_discover_params *p,
-    struct disc *d)
+discover_from_json(struct api_req *r, const json_t *body,
+    vecdb_discover_params *p, struct disc *d)
 {
 	static const char *const keys[] = { "target", "context", "limit",
 		"offset", "filter", "with_vector", "using", NULL };
-	json_t *t = json_object_get(r->body, "target"), *arr, *o;
+	json_t *t = json_object_get(body, "target"), *arr, *o;
 	size_t i;
 	int rv;
 
-	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
-	    (rv = api_get_string(r->body, "using", 0, &d->using)) !=
+	if ((rv = api_check_keys(body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_string(body, "using", 0, &d->using)) !=
 		VECDB_OK ||
-	    (rv = api_get_array(r->body, "context", 0, EXAMPLES_MAX,
+	    (rv = api_get_array(body, "context", 0, EXAMPLES_MAX,
 		 &arr)) != VECDB_OK)
 		return rv;
 	p->using = d->using;
@@ -873,36 +902,69 @@ discover_from_json(struct api_req *r, vecdb_discover_params *p,
 	return VECDB_OK;
 }
 
-int
-api_h_discover(struct api_req *r, json_t **data)
+/* A discovery described by body into *out. */
+static int
+discover_run(struct api_req *r, const json_t *body, vecdb_records **out,
+    int *wv)
 {
 	vecdb_discover_params p;
 	struct disc d;
 	const json_t *filter;
-	vecdb_records *res;
 	double t0 = vdb_now_s();
 	int rv;
 
 	memset(&p, 0, sizeof(p));
 	memset(&d, 0, sizeof(d));
-	if ((rv = discover_from_json(r, &p, &d)) == VECDB_OK &&
-	    (rv = paging_from_json(r->body, &p.limit, &p.offset,
+	if ((rv = discover_from_json(r, body, &p, &d)) == VECDB_OK &&
+	    (rv = paging_from_json(body, &p.limit, &p.offset,
 		 &p.with_vector)) == VECDB_OK &&
-	    (rv = filter_field(r->body, &filter)) == VECDB_OK) {
+	    (rv = filter_field(body, &filter)) == VECDB_OK) {
 		p.with_payload = 1;
+		*wv = p.with_vector;
 		rv = r->b->discover(r->b->ctx, r->segs[SEG_COLL], &p, filter,
-		    &res);
-		if (rv == VECDB_OK) {
-			*data = api_hits_to_json(res, 1, p.with_vector);
-			vecdb_records_free(res);
+		    out);
+		if (rv == VECDB_OK)
 			query_done(r, t0, 1);
-		}
 	}
 	vdb_free(d.pairs);
 	vdb_free(d.target);
 	examples_free(&d.cvecs);
 	examples_free(&d.fetched);
 	return rv;
+}
+
+int
+api_h_discover(struct api_req *r, json_t **data)
+{
+	vecdb_records *res;
+	int rv, wv;
+
+	if ((rv = discover_run(r, r->body, &res, &wv)) != VECDB_OK)
+		return rv;
+	*data = api_hits_to_json(res, 1, wv);
+	vecdb_records_free(res);
+	return VECDB_OK;
+}
+
+int
+api_query_run(struct api_req *r, enum api_query q, const json_t *body,
+    vecdb_records **out)
+{
+	int wp, wv;
+
+	*out = NULL;
+	switch (q) {
+	case API_Q_SEARCH: return search_run(r, body, out, &wp, &wv);
+	case API_Q_RECOMMEND: return recommend_run(r, body, out, &wv);
+	case API_Q_DISCOVER: return discover_run(r, body, out, &wv);
+	}
+	return vdb_err(VECDB_EINVAL, "unknown query");
+}
+
+int
+api_filter_field(const json_t *body, const json_t **out)
+{
+	return filter_field(body, out);
 }
 
 /* ===== Scroll and count ===== */

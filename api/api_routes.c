@@ -313,9 +313,8 @@ h_collection_delete(struct api_req *r, json_t **data)
 
 /* ===== Points ===== */
 
-/* Write points through the backend, timing it for the metrics. */
-static int
-points_write(struct api_req *r, vecdb_write_op op, struct api_points *p)
+int
+api_points_write(struct api_req *r, vecdb_write_op op, struct api_points *p)
 {
 	struct api_metrics *m = api_server_metrics(r->srv);
 	double t0 = vdb_now_s();
@@ -356,7 +355,7 @@ h_point_insert(struct api_req *r, json_t **data)
 	json_decref(one);
 	if (rv != VECDB_OK)
 		return rv;
-	if ((rv = points_write(r, API_INSERT, &p)) == VECDB_OK)
+	if ((rv = api_points_write(r, API_INSERT, &p)) == VECDB_OK)
 		*data = json_pack("{s:o}", "id", api_id_to_json(&p.pts[0].id));
 	api_points_free(&p);
 	return rv;
@@ -377,7 +376,7 @@ points_batch(struct api_req *r, json_t **data, vecdb_write_op op,
 		 &arr)) != VECDB_OK ||
 	    (rv = api_points_from_json(arr, 0, &p)) != VECDB_OK)
 		return rv;
-	if ((rv = points_write(r, op, &p)) == VECDB_OK)
+	if ((rv = api_points_write(r, op, &p)) == VECDB_OK)
 		*data = json_pack("{s:I, s:o}", count_key, (json_int_t) p.n,
 		    "ids", ids_json(&p));
 	api_points_free(&p);
@@ -492,7 +491,7 @@ h_point_put(struct api_req *r, json_t **data)
 		return rv;
 	}
 	p.pts[0].id = id;
-	if ((rv = points_write(r, API_UPDATE, &p)) == VECDB_OK)
+	if ((rv = api_points_write(r, API_UPDATE, &p)) == VECDB_OK)
 		*data = json_pack("{s:o}", "id", api_id_to_json(&id));
 	api_points_free(&p);
 	return rv;

@@ -20,6 +20,8 @@ struct settings {
 	const char *data_dir;
 	const char *host;
 	uint64_t port;
+	uint64_t qdrant_port;        /* Qdrant's REST API; 0: off */
+	int qdrant_port_set;         /* given by file, env or flag */
 	const char *api_key;
 	const char *read_only_key;
 	const char *tls_cert;
@@ -39,6 +41,7 @@ static const struct option long_opts[] = {
 	{ "data", required_argument, NULL, 'd' },
 	{ "host", required_argument, NULL, 'H' },
 	{ "port", required_argument, NULL, 'p' },
+	{ "qdrant-port", required_argument, NULL, API_OPT_QDRANT_PORT },
 	{ "api-key", required_argument, NULL, 'k' },
 	{ "read-only-api-key", required_argument, NULL, 'r' },
 	{ "tls-cert", required_argument, NULL, 'C' },
@@ -58,13 +61,15 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: vecdb serve [--data DIR] [--host ADDR] [--port N]\n"
+	    "                   [--qdrant-port N (6333; 0: off)]\n"
 	    "                   [--api-key KEY] [--read-only-api-key KEY]\n"
 	    "                   [--tls-cert PEM --tls-key PEM] [--max-body BYTES]\n"
 	    "                   [--threads N] [--durability sync|buffered]\n"
 	    "                   [--index-threads N] [--config FILE]\n"
 	    API_CONN_USAGE("                   ")
 	    "       vecdb version\n"
-	    "Environment: VECDB_DATA_DIR, VECDB_HOST, VECDB_PORT, VECDB_API_KEY,\n"
+	    "Environment: VECDB_DATA_DIR, VECDB_HOST, VECDB_PORT,\n"
+	    "VECDB_QDRANT_PORT, VECDB_API_KEY,\n"
 	    "VECDB_READ_ONLY_API_KEY, VECDB_TLS_CERT, VECDB_TLS_KEY,\n"
 	    "VECDB_MAX_BODY, VECDB_THREADS, VECDB_DURABILITY, VECDB_CONFIG,\n"
 	    "VECDB_INDEX_THREADS (0: one a core, the default),\n"
@@ -89,6 +94,9 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'd': s->data_dir = v; return 0;
 	case 'H': s->host = v; return 0;
 	case 'p': return parse_num("port", v, 65535, &s->port);
+	case 'Q':
+		s->qdrant_port_set = 1;
+		return parse_num("qdrant-port", v, 65535, &s->qdrant_port);
 	case 'k': s->api_key = *v ? v : NULL; return 0;
 	case 'r': s->read_only_key = *v ? v : NULL; return 0;
 	case 'C': s->tls_cert = v; return 0;
@@ -108,7 +116,9 @@ setting_set(struct settings *s, int opt, const char *v)
 /* Settings names shared by the YAML file and the environment. */
 static const struct api_setting_name names[] = {
 	{ 'd', "data_dir", "VECDB_DATA_DIR" }, { 'H', "host", "VECDB_HOST" },
-	{ 'p', "port", "VECDB_PORT" }, { 'k', "api_key", "VECDB_API_KEY" },
+	{ 'p', "port", "VECDB_PORT" },
+	{ 'Q', "qdrant_port", "VECDB_QDRANT_PORT" },
+	{ 'k', "api_key", "VECDB_API_KEY" },
 	{ 'r', "read_only_api_key", "VECDB_READ_ONLY_API_KEY" },
 	{ 'C', "tls_cert", "VECDB_TLS_CERT" },
 	{ 'K', "tls_key", "VECDB_TLS_KEY" },
@@ -169,6 +179,7 @@ settings_load(struct settings *s, int argc, char **argv)
 	s->data_dir = "./data";
 	s->host = "127.0.0.1";
 	s->port = 8080;
+	s->qdrant_port = API_QDRANT_DEFAULT_PORT;
 	s->max_body = API_DEFAULT_MAX_BODY;
 	s->threads = API_DEFAULT_THREADS;
 	s->config = getenv("VECDB_CONFIG");
@@ -260,15 +271,15 @@ signals_block(sigset_t *set)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* Start the server and wait for SIGINT / SIGTERM. */
+/* Start the servers and wait for SIGINT / SIGTERM. */
 static int
 serve(struct settings *s, vecdb *db)
 {
 	struct api_server_config sc = { s->host, (uint16_t) s->port,
 		s->api_key, s->read_only_key, s->tls_cert, s->tls_key,
-		s->max_body, (unsigned) s->threads, NULL, s->conn };
+		s->max_body, (unsigned) s->threads, NULL, s->conn, 0 };
 	struct api_backend b;
-	api_server *srv;
+	api_server *srv, *qsrv;
 	sigset_t set;
 	int sig = 0;
 
@@ -278,12 +289,22 @@ serve(struct settings *s, vecdb *db)
 		fprintf(stderr, "vecdb: %s\n", vecdb_errmsg());
 		return 1;
 	}
+	if (api_qdrant_start("vecdb", &sc, (uint16_t) s->qdrant_port,
+	    s->qdrant_port_set, &b, &qsrv) != 0) {
+		api_server_stop(srv);
+		return 1;
+	}
 	printf("vecdb %s: serving %s://%s:%u (data %s)\n", VECDB_VERSION,
 	    s->tls_cert ? "https" : "http", s->host, api_server_port(srv),
 	    s->data_dir);
+	if (qsrv != NULL)
+		printf("vecdb %s: Qdrant API on %s://%s:%u\n", VECDB_VERSION,
+		    s->tls_cert ? "https" : "http", s->host,
+		    api_server_port(qsrv));
 	fflush(stdout);
 	sigwait(&set, &sig);
 	VDB_LOG_INFO("MAIN", "signal %d: finishing requests in flight", sig);
+	api_server_stop(qsrv);
 	api_server_stop(srv);
 	return 0;
 }

@@ -19,6 +19,8 @@ struct settings {
 	const char *topology;     /* --topology FILE */
 	const char *host;
 	uint64_t port;
+	uint64_t qdrant_port;     /* Qdrant's REST API; 0: off */
+	int qdrant_port_set;
 	uint64_t timeout_ms;
 	const char *api_key;      /* REST clients */
 	const char *read_only_key;/* may read, not write */
@@ -35,6 +37,7 @@ static const struct option long_opts[] = {
 	{ "topology", required_argument, NULL, 'T' },
 	{ "host", required_argument, NULL, 'H' },
 	{ "port", required_argument, NULL, 'p' },
+	{ "qdrant-port", required_argument, NULL, API_OPT_QDRANT_PORT },
 	{ "timeout-ms", required_argument, NULL, 't' },
 	{ "api-key", required_argument, NULL, 'k' },
 	{ "read-only-api-key", required_argument, NULL, 'R' },
@@ -54,7 +57,8 @@ static const struct option long_opts[] = {
  * Secret. */
 static const struct api_setting_name envs[] = {
 	{ 'T', NULL, "VECDB_TOPOLOGY" }, { 'H', NULL, "VECDB_HOST" },
-	{ 'p', NULL, "VECDB_PORT" }, { 't', NULL, "VECDB_TIMEOUT_MS" },
+	{ 'p', NULL, "VECDB_PORT" }, { 'Q', NULL, "VECDB_QDRANT_PORT" },
+	{ 't', NULL, "VECDB_TIMEOUT_MS" },
 	{ 'k', NULL, "VECDB_API_KEY" },
 	{ 'R', NULL, "VECDB_READ_ONLY_API_KEY" },
 	{ 'C', NULL, "VECDB_TLS_CERT" }, { 'K', NULL, "VECDB_TLS_KEY" },
@@ -71,12 +75,14 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: vecdb-router --topology FILE [--host ADDR] [--port N]\n"
+	    "                    [--qdrant-port N (6333; 0: off)]\n"
 	    "                    [--timeout-ms MS] [--api-key KEY]\n"
 	    "                    [--node-api-key KEY] [--threads N] [--rpc URL]\n"
 	    "                    [--read-only-api-key KEY] [--max-body BYTES]\n"
 	    "                    [--tls-cert PEM --tls-key PEM]\n"
 	    API_CONN_USAGE("                    ")
 	    "Environment: VECDB_TOPOLOGY, VECDB_HOST, VECDB_PORT,\n"
+	    "VECDB_QDRANT_PORT,\n"
 	    "VECDB_TIMEOUT_MS, VECDB_API_KEY, VECDB_NODE_API_KEY, VECDB_THREADS,\n"
 	    "VECDB_RPC_URL, VECDB_READ_ONLY_API_KEY, VECDB_MAX_BODY,\n"
 	    "VECDB_TLS_CERT, VECDB_TLS_KEY, VECDB_MAX_CONNECTIONS,\n"
@@ -100,6 +106,9 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'T': s->topology = v; return 0;
 	case 'H': s->host = v; return 0;
 	case 'p': return parse_ul("port", v, 0, 65535, &s->port);
+	case 'Q':
+		s->qdrant_port_set = 1;
+		return parse_ul("qdrant-port", v, 0, 65535, &s->qdrant_port);
 	case 't': return parse_ul("timeout-ms", v, ROUTER_TIMEOUT_MS_MIN,
 	    ROUTER_TIMEOUT_MS_MAX, &s->timeout_ms);
 	case 'k': s->api_key = *v ? v : NULL; return 0;
@@ -131,6 +140,7 @@ settings_load(struct settings *s, int argc, char **argv)
 	memset(s, 0, sizeof(*s));
 	s->host = "127.0.0.1";
 	s->port = 8080;
+	s->qdrant_port = API_QDRANT_DEFAULT_PORT;
 	s->timeout_ms = ROUTER_TIMEOUT_MS_DEFAULT;
 	s->threads = API_DEFAULT_THREADS;
 	s->max_body = API_DEFAULT_MAX_BODY;
@@ -208,9 +218,9 @@ serve(const struct settings *s, router *r)
 {
 	struct api_server_config sc = { s->host, (uint16_t) s->port,
 		s->api_key, s->read_only_key, s->tls_cert, s->tls_key,
-		s->max_body, (unsigned) s->threads, NULL, s->conn };
+		s->max_body, (unsigned) s->threads, NULL, s->conn, 0 };
 	struct api_backend b;
-	api_server *srv;
+	api_server *srv, *qsrv = NULL;
 	api_rpc *rpc = NULL;
 	sigset_t set;
 
@@ -225,7 +235,10 @@ serve(const struct settings *s, router *r)
 		fprintf(stderr, "vecdb-router: %s\n", vecdb_errmsg());
 		return 1;
 	}
-	if (s->rpc != NULL && (rpc = binary_api_start(s, &b)) == NULL) {
+	if (api_qdrant_start("vecdb-router", &sc, (uint16_t) s->qdrant_port,
+	    s->qdrant_port_set, &b, &qsrv) != 0 ||
+	    (s->rpc != NULL && (rpc = binary_api_start(s, &b)) == NULL)) {
+		api_server_stop(qsrv);
 		api_server_stop(srv);
 		return 1;
 	}
@@ -233,10 +246,14 @@ serve(const struct settings *s, router *r)
 	    s->tls_cert ? "https" : "http", s->host, api_server_port(srv));
 	if (rpc != NULL)
 		printf(" rpc tcp://%s:%u", s->host, api_rpc_port(rpc));
+	if (qsrv != NULL)
+		printf(" qdrant %s://%s:%u", s->tls_cert ? "https" : "http",
+		    s->host, api_server_port(qsrv));
 	printf("\n");
 	fflush(stdout);
 	signals_wait(&set, r);
 	api_rpc_stop(rpc);
+	api_server_stop(qsrv);
 	api_server_stop(srv);
 	return 0;
 }

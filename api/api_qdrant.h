@@ -1,0 +1,47 @@
+/*
+ * api_qdrant.h: what the two files of the Qdrant front end share
+ * (api_qdrant.c: service, collections, points, payload; api_qdrant_query.c:
+ * search, query, recommend, discover, scroll, count).
+ */
+#ifndef API_QDRANT_H
+#define API_QDRANT_H
+
+#include "api_impl.h"
+
+/* The Qdrant release whose REST API we speak (GET /). */
+#define QD_API_VERSION "1.19.0"
+
+/* A collection's config, from a cache kept for a second (api_qdrant.c). */
+int qd_config(struct api_req *r, const char *coll,
+    vecdb_collection_config *cfg);
+
+/* What a request wants of each point: with_payload and with_vector (or
+ * with_vectors) as given, borrowed from the body; NULL: the default. */
+struct qd_with {
+	const json_t *payload;   /* bool, [keys], {include} or {exclude} */
+	int payload_def;         /* with_payload when absent */
+	json_t *vector;          /* bool or [names] */
+};
+int qd_with_from_json(const json_t *body, int payload_def,
+    struct qd_with *w);
+int qd_with_payload(const struct qd_with *w);
+int qd_with_vector(const struct qd_with *w);
+
+/* A Record {id, payload?, vector?}, or with scored a ScoredPoint
+ * {id, version, score (x->score), payload?, vector?}. */
+json_t *qd_record_json(const vecdb_record *x,
+    const vecdb_collection_config *cfg, const struct qd_with *w, int scored);
+
+/* The query routes (api_qdrant_query.c). */
+int qd_h_scroll(struct api_req *r, json_t **data);
+int qd_h_count(struct api_req *r, json_t **data);
+int qd_h_query(struct api_req *r, json_t **data);
+int qd_h_query_batch(struct api_req *r, json_t **data);
+int qd_h_search(struct api_req *r, json_t **data);
+int qd_h_search_batch(struct api_req *r, json_t **data);
+int qd_h_recommend(struct api_req *r, json_t **data);
+int qd_h_recommend_batch(struct api_req *r, json_t **data);
+int qd_h_discover(struct api_req *r, json_t **data);
+int qd_h_discover_batch(struct api_req *r, json_t **data);
+
+#endif /* API_QDRANT_H */
