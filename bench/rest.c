@@ -2,7 +2,7 @@
  * rest.c: `vecdb-bench rest`: what HTTP + JSON cost a search.
  *
  *   vecdb-bench rest [--n 100000] [--dim 128] [--conns 4] [--seconds 10]
- *                    [--limit 10] [--rounds 1] [--dir DIR]
+ *                    [--limit 10] [--rounds 1] [--dir DIR] [--api qdrant]
  *   vecdb-bench rest --port P [--load 1] [--search 1] [--rpc R] [same flags]
  *   ... [--hold-idle N] [--hold-slow N] [--hold-keepalive N]
  *
@@ -13,6 +13,10 @@
  * HTTP connection, and `conns` threads calling vecdb_search directly. Prints
  * QPS and p50/p99 latency of both and their QPS ratio; --rounds R (default
  * 1) alternates the two R times, so that a noisy machine hits both alike.
+ * --api qdrant adds a third way in each round: the same searches through
+ * the Qdrant API (POST /collections/bench/points/query on a second
+ * listener of the same process), and prints its QPS over the native
+ * API's.
  *
  * The queries are made before the clock starts: QUERIES random vectors and
  * their JSON bodies, which every mode cycles through. Printing 128 floats
@@ -60,6 +64,7 @@ struct rest_args {
 	unsigned rpc;         /* with port: its binary API's port, or 0 */
 	int load, search;     /* with port: what to do there */
 	size_t hold_idle, hold_slow, hold_keep; /* connections held open */
+	int qdrant;           /* --api qdrant: also through Qdrant's API */
 };
 
 #define QUERIES 1024
@@ -70,6 +75,8 @@ struct queries {
 	float *v;             /* QUERIES x dim */
 	char **body;          /* each one's JSON search request */
 	size_t *len;
+	char **qbody;         /* the same as Qdrant's query request */
+	size_t *qlen;
 };
 
 static struct queries *
@@ -83,6 +90,8 @@ queries_make(const struct rest_args *a)
 	q->v = malloc(QUERIES * a->dim * sizeof(float));
 	q->body = calloc(QUERIES, sizeof(char *));
 	q->len = calloc(QUERIES, sizeof(size_t));
+	q->qbody = calloc(QUERIES, sizeof(char *));
+	q->qlen = calloc(QUERIES, sizeof(size_t));
 	for (size_t i = 0; i < QUERIES; i++) {
 		float *v = q->v + i * a->dim;
 		size_t off;
@@ -94,6 +103,15 @@ queries_make(const struct rest_args *a)
 		off = bench_json_floats(q->body[i], cap, off, v, a->dim, 0);
 		q->len[i] = off + (size_t) snprintf(q->body[i] + off,
 		    cap - off, "}");
+		/* the native search answers with payloads: ask Qdrant's
+		 * for them too */
+		q->qbody[i] = malloc(cap + 32);
+		off = (size_t) snprintf(q->qbody[i], cap + 32, "{\"limit\":%zu,"
+		    "\"with_payload\":true,\"query\":", a->limit);
+		off = bench_json_floats(q->qbody[i], cap + 32, off, v, a->dim,
+		    0);
+		q->qlen[i] = off + (size_t) snprintf(q->qbody[i] + off,
+		    cap + 32 - off, "}");
 	}
 	return q;
 }
@@ -101,10 +119,14 @@ queries_make(const struct rest_args *a)
 static void
 queries_free(struct queries *q)
 {
-	for (size_t i = 0; i < QUERIES; i++)
+	for (size_t i = 0; i < QUERIES; i++) {
 		free(q->body[i]);
+		free(q->qbody[i]);
+	}
 	free(q->body);
 	free(q->len);
+	free(q->qbody);
+	free(q->qlen);
 	free(q->v);
 	free(q);
 }
@@ -241,6 +263,7 @@ struct worker {
 	double *lat;          /* latencies in ms */
 	size_t nlat, cap;
 	int failed;
+	int qdrant;           /* HTTP to Qdrant's API */
 };
 
 /* Append one latency sample. */
@@ -254,13 +277,15 @@ lat_add(struct worker *w, double ms)
 	w->lat[w->nlat++] = ms;
 }
 
-/* One HTTP search on an open connection; -1 on any failure. */
+/* One HTTP search on an open connection (Qdrant's query with qdrant);
+ * -1 on any failure. */
 static int
-http_search(struct mg_connection *c, const char *body, size_t len, char *rbuf,
-    size_t rlen)
+http_search(struct mg_connection *c, int qdrant, const char *body,
+    size_t len, char *rbuf, size_t rlen)
 {
-	return bench_http_call(c, "POST", "/collections/bench/search", body,
-	    len, rbuf, rlen) == 200 ? 0 : -1;
+	return bench_http_call(c, "POST", qdrant ?
+	    "/collections/bench/points/query" : "/collections/bench/search",
+	    body, len, rbuf, rlen) == 200 ? 0 : -1;
 }
 
 /* Worker thread: search until the time is up. */
@@ -291,8 +316,10 @@ worker_main(void *arg)
 		double t0 = bench_now();
 		k = (k + 1) % QUERIES;
 		if (c != NULL) {
-			w->failed = http_search(c, w->q->body[k], w->q->len[k],
-			    rbuf, sizeof(rbuf)) != 0;
+			w->failed = http_search(c, w->qdrant, w->qdrant ?
+			    w->q->qbody[k] : w->q->body[k], w->qdrant ?
+			    w->q->qlen[k] : w->q->len[k], rbuf,
+			    sizeof(rbuf)) != 0;
 		} else {
 			vecdb_search_params sp = { 0 };
 			vecdb_records *res = NULL;
@@ -319,6 +346,8 @@ static double
 run_mode(const struct rest_args *a, const struct queries *q, vecdb *db,
     uint16_t port, uint16_t rpc, const char *name)
 {
+	int qdrant = strcmp(name, "qdrant") == 0;
+
 	struct worker *w = calloc(a->conns, sizeof(*w));
 	pthread_t *th = calloc(a->conns, sizeof(*th));
 	double *all, qps;
@@ -326,7 +355,7 @@ run_mode(const struct rest_args *a, const struct queries *q, vecdb *db,
 
 	for (size_t i = 0; i < a->conns; i++) {
 		w[i] = (struct worker) { a, q, db, port, rpc, 1000 + i, NULL, 0,
-			0, 0 };
+			0, 0, qdrant };
 		pthread_create(&th[i], NULL, worker_main, &w[i]);
 	}
 	for (size_t i = 0; i < a->conns; i++) {
@@ -489,6 +518,9 @@ rest_parse(int argc, char **argv, struct rest_args *a)
 			a->hold_slow = strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--hold-keepalive"))
 			a->hold_keep = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--api") && (!strcmp(v, "qdrant") ||
+		    !strcmp(v, "native")))
+			a->qdrant = !strcmp(v, "qdrant");
 		else
 			bench_die("unknown flag %s", k);
 	}
@@ -506,10 +538,10 @@ int
 bench_rest(int argc, char **argv)
 {
 	struct rest_args a = { 100000, 128, 4, 10, 1, 10, NULL, 0, 0, 1, 1, 0,
-		0, 0 };
+		0, 0, 0 };
 	struct queries *q;
 	struct api_backend b;
-	api_server *srv;
+	api_server *srv, *qsrv = NULL;
 	vecdb_options o;
 	vecdb *db;
 	char *tmp = NULL;
@@ -529,15 +561,26 @@ bench_rest(int argc, char **argv)
 	printf("loaded and indexed n=%zu dim=%zu in %.1fs\n", a.n, a.dim,
 	    bench_now() - t0);
 	srv = bench_serve(db, &b, (unsigned) a.conns + 2);
+	if (a.qdrant) {
+		struct api_server_config sc = { 0 };
+		sc.host = "127.0.0.1";
+		sc.threads = (unsigned) a.conns + 2;
+		sc.qdrant = 1;
+		bench_check(api_server_start(&sc, &b, &qsrv), "qdrant server");
+	}
 	q = queries_make(&a);
 	for (size_t r = 0; r < a.rounds; r++) {
 		struct hold *h = hold_start(&a, api_server_port(srv));
 		http = run_mode(&a, q, db, api_server_port(srv), 0, "http");
 		hold_stop(h);
+		if (qsrv != NULL)
+			printf("qdrant_over_http_qps=%.3f\n", run_mode(&a, q, db,
+			    api_server_port(qsrv), 0, "qdrant") / http);
 		inproc = run_mode(&a, q, db, 0, 0, "inproc");
 		printf("http_over_inproc_qps=%.3f\n", http / inproc);
 	}
 	queries_free(q);
+	api_server_stop(qsrv);
 	api_server_stop(srv);
 	vecdb_close(db);
 	if (tmp != NULL) {

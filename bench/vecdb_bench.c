@@ -156,6 +156,7 @@ usage(FILE *f)
 	    "          [--seconds 10] [--limit 10] [--rounds 1] [--dir DIR]\n"
 	    "          [--port P [--load 1] [--search 1] [--rpc R]]\n"
 	    "          [--hold-idle N] [--hold-slow N] [--hold-keepalive N]\n"
+	    "          [--api qdrant] (also through the Qdrant API)\n"
 	    "  ann     recall and QPS of our HNSW, beside hnswlib's\n"
 	    "          (bench/ann.c) --base F --query F --gt F [--metric M]\n"
 	    "          [--m 16] [--ef-construction 200] [--ef 10,16,...]\n"

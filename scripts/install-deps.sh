@@ -81,11 +81,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The schema validator of tests/deploy, pinned by its package-lock.json.
+# The npm packages of the tests, each pinned by its package-lock.json:
+# the schema validator of tests/deploy, the official Qdrant client of
+# tests/qdrant.
 if [ -z "${1:-}" ]; then
-	deploy_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/deploy"
-	if [ ! -d "$deploy_tests/node_modules/kubernetes-models" ]; then
-		echo "install-deps: npm ci in tests/deploy" >&2
-		(cd "$deploy_tests" && npm ci --no-audit --no-fund --loglevel=error)
-	fi
+	root="$(cd "$(dirname "$0")/.." && pwd)"
+	for t in deploy:kubernetes-models qdrant:@qdrant/js-client-rest; do
+		dir="$root/tests/${t%%:*}"
+		if [ ! -d "$dir/node_modules/${t#*:}" ]; then
+			echo "install-deps: npm ci in tests/${t%%:*}" >&2
+			(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+		fi
+	done
 fi

@@ -1,0 +1,407 @@
+// client_test.mjs: the official Qdrant JavaScript client (@qdrant/js-client-rest,
+// pinned by package-lock.json) against vecdb's Qdrant-compatible API, through
+// a scripted session over every group of routes, checking values.
+//
+//   node client_test.mjs BIN_DIR serve|cluster
+//
+// serve: one `vecdb serve`; cluster: three vecdb-node shards behind a
+// vecdb-router. The processes bind 127.0.0.1 on free ports and are stopped
+// at the end, also on failure.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { QdrantClient } from '@qdrant/js-client-rest';
+
+const [binDir, target = 'serve'] = process.argv.slice(2);
+if (!binDir) {
+	console.error('usage: node client_test.mjs BIN_DIR serve|cluster');
+	process.exit(2);
+}
+const tmp = mkdtempSync(join(process.env.TMPDIR || tmpdir(), 'vecdb-qdrant-'));
+const procs = [];
+const KEY = 'qdrant-test-key';
+
+function cleanup() {
+	for (const p of procs)
+		if (p.exitCode === null)
+			p.kill('SIGKILL');
+	rmSync(tmp, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM'])
+	process.on(sig, () => process.exit(1));
+
+// A free loopback port (bound, then released for the server).
+function freePort() {
+	return new Promise((resolve, reject) => {
+		const s = createServer();
+		s.once('error', reject);
+		s.listen(0, '127.0.0.1', () => {
+			const { port } = s.address();
+			s.close(() => resolve(port));
+		});
+	});
+}
+
+// Start a process and wait for a stdout line matching re; its match.
+function start(bin, args, re) {
+	const env = { ...process.env, VECDB_LOG: 'warn' };
+	for (const k of Object.keys(env))
+		if (k.startsWith('VECDB_') && k !== 'VECDB_LOG')
+			delete env[k];
+	const p = spawn(join(binDir, bin), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+	procs.push(p);
+	let out = '', err = '';
+	p.stderr.on('data', (d) => { err += d; });
+	return new Promise((resolve, reject) => {
+		const timer = setTimeout(() => reject(new Error(`${bin}: no start line within 20 s; stderr: ${err}`)), 20000);
+		p.stdout.on('data', (d) => {
+			out += d;
+			const m = out.match(re);
+			if (m) {
+				clearTimeout(timer);
+				resolve(m);
+			}
+		});
+		p.on('exit', (code) => {
+			clearTimeout(timer);
+			reject(new Error(`${bin} exited (${code}) before starting: ${err}`));
+		});
+	});
+}
+
+// Wait for a condition (an async predicate), up to ms.
+async function waitFor(what, fn, ms = 20000) {
+	const end = Date.now() + ms;
+	for (;;) {
+		try {
+			if (await fn())
+				return;
+		} catch { /* not yet */ }
+		if (Date.now() > end)
+			throw new Error(`timed out waiting for ${what}`);
+		await new Promise((r) => setTimeout(r, 50));
+	}
+}
+
+async function startServe() {
+	const qport = await freePort();
+	await start('vecdb', ['serve', '--data', join(tmp, 'data'), '--host', '127.0.0.1',
+		'--port', '0', '--qdrant-port', String(qport), '--api-key', KEY],
+	/Qdrant API on http:\/\/127\.0\.0\.1:(\d+)/);
+	return `http://127.0.0.1:${qport}`;
+}
+
+async function startCluster() {
+	const shards = [];
+	for (let i = 0; i < 3; i++) {
+		const dir = join(tmp, `n${i}`);
+		mkdirSync(dir);
+		const m = await start('vecdb-node', ['--data', dir, '--rpc', 'tcp://127.0.0.1:0',
+			'--admin-port', '0'], /rpc tcp:\/\/127\.0\.0\.1:(\d+)/);
+		shards.push({ id: i, primary: `tcp://127.0.0.1:${m[1]}`, replicas: [] });
+	}
+	const topo = join(tmp, 'topology.json');
+	writeFileSync(topo, JSON.stringify({ shards }));
+	const qport = await freePort();
+	const m = await start('vecdb-router', ['--topology', topo, '--host', '127.0.0.1',
+		'--port', '0', '--qdrant-port', String(qport), '--api-key', KEY],
+	/serving http:\/\/127\.0\.0\.1:(\d+).* qdrant http:\/\/127\.0\.0\.1:(\d+)/);
+	const native = `http://127.0.0.1:${m[1]}`;
+	await waitFor('the router to reach every shard', async () =>
+		(await fetch(`${native}/ready`)).status === 200);
+	return `http://127.0.0.1:${m[2]}`;
+}
+
+// The error a call must fail with: its HTTP status and a message part.
+async function rejects(promise, status, part) {
+	try {
+		await promise;
+	} catch (e) {
+		assert.equal(e.status, status, `status of ${e.message}`);
+		const msg = JSON.stringify(e.data ?? e.message);
+		assert.ok(msg.includes(part), `"${part}" not in ${msg}`);
+		return;
+	}
+	assert.fail(`expected a ${status} error`);
+}
+
+const close = (a, b, eps = 1e-4) => Math.abs(a - b) <= eps;
+const dot = (a, b) => a.reduce((s, x, i) => s + x * b[i], 0);
+const norm = (a) => Math.sqrt(dot(a, a));
+const cosine = (a, b) => dot(a, b) / (norm(a) * norm(b));
+const euclid = (a, b) => Math.sqrt(a.reduce((s, x, i) => s + (x - b[i]) ** 2, 0));
+
+// Deterministic points: 40 of 4 dimensions, a city and a number each.
+function points() {
+	let s = 7;
+	const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+	const cities = ['Berlin', 'Paris', 'Rome', 'Oslo'];
+	return Array.from({ length: 40 }, (_, i) => ({
+		id: i + 1,
+		vector: [rnd(), rnd(), rnd(), rnd()],
+		payload: { city: cities[i % 4], n: i, tags: i % 2 ? ['odd'] : ['even'], nested: { k: i % 3 } },
+	}));
+}
+
+async function session(url) {
+	const client = new QdrantClient({ url, apiKey: KEY, checkCompatibility: false });
+	const pts = points();
+
+	// --- service and keys
+	const info = await client.versionInfo();
+	assert.match(info.version, /^1\.\d+\.\d+$/);
+	const anon = new QdrantClient({ url, checkCompatibility: false });
+	await rejects(anon.getCollections(), 401, 'API key');
+	for (const path of ['/healthz', '/livez', '/readyz']) {
+		const r = await fetch(url + path);
+		assert.equal(r.status, 200, path);
+	}
+
+	// --- collections
+	await client.createCollection('qc', { vectors: { size: 4, distance: 'Cosine' }, hnsw_config: { m: 8, ef_construct: 64 } });
+	await rejects(client.createCollection('qc', { vectors: { size: 4, distance: 'Cosine' } }), 409, 'already exists');
+	await rejects(client.createCollection('bad', { vectors: { size: 4, distance: 'Hamming' } }), 400, 'distance');
+	assert.deepEqual(await client.collectionExists('qc'), { exists: true });
+	assert.deepEqual(await client.collectionExists('nope'), { exists: false });
+	const names = (await client.getCollections()).collections.map((c) => c.name);
+	assert.ok(names.includes('qc'));
+	await rejects(client.getCollection('nope'), 404, "doesn't exist");
+	assert.equal(await client.deleteCollection('nope'), false);
+
+	// --- points: the list form and the batch form
+	let r = await client.upsert('qc', { wait: true, points: pts.slice(0, 30) });
+	assert.equal(r.status, 'completed');
+	const rest = pts.slice(30);
+	await client.upsert('qc', {
+		wait: true,
+		batch: { ids: rest.map((p) => p.id), vectors: rest.map((p) => p.vector), payloads: rest.map((p) => p.payload) },
+	});
+	await rejects(client.upsert('qc', { points: [{ id: 99, vector: [1, 2, 3] }] }), 400, 'dimension');
+	await rejects(client.upsert('nope', { points: [{ id: 1, vector: [1, 2, 3, 4] }] }), 404, "doesn't exist");
+	let col = await client.getCollection('qc');
+	assert.equal(col.points_count, 40);
+	assert.equal(col.config.params.vectors.size, 4);
+	assert.equal(col.config.params.vectors.distance, 'Cosine');
+	assert.equal(col.config.hnsw_config.m, 8);
+	assert.equal(col.config.hnsw_config.ef_construct, 64);
+	assert.ok(['green', 'yellow'].includes(col.status));
+
+	// retrieve: cosine vectors come back normalised, payloads whole
+	const got = await client.retrieve('qc', { ids: [3, 1, 1000], with_payload: true, with_vector: true });
+	assert.deepEqual(got.map((p) => p.id), [3, 1]);
+	const v1 = pts[0].vector, n1 = norm(v1);
+	got[1].vector.forEach((x, i) => assert.ok(close(x, v1[i] / n1), 'normalised vector'));
+	assert.deepEqual(got[1].payload, pts[0].payload);
+	const sel = await client.retrieve('qc', { ids: [2], with_payload: { include: ['city', 'nested.k'] } });
+	assert.deepEqual(sel[0].payload, { city: pts[1].payload.city, nested: { k: pts[1].payload.nested.k } });
+	const exc = await client.retrieve('qc', { ids: [2], with_payload: { exclude: ['tags', 'nested'] } });
+	assert.deepEqual(exc[0].payload, { city: pts[1].payload.city, n: 1 });
+
+	// --- count and scroll
+	assert.equal((await client.count('qc', { exact: true })).count, 40);
+	assert.equal((await client.count('qc', { filter: { must: [{ key: 'city', match: { value: 'Rome' } }] } })).count, 10);
+	let page = await client.scroll('qc', { limit: 15, with_payload: false });
+	assert.equal(page.points.length, 15);
+	assert.equal(page.points[0].id, 1);
+	assert.equal(page.points[0].payload, undefined);
+	assert.equal(page.next_page_offset, 16);
+	page = await client.scroll('qc', { limit: 100, offset: 31, filter: { must: [{ key: 'tags', match: { any: ['odd'] } }] } });
+	assert.deepEqual(page.points.map((p) => p.id), [32, 34, 36, 38, 40]);
+	assert.equal(page.next_page_offset, null);
+
+	// --- query: nearest, against an exact reference (exact: true)
+	const q = [0.3, -0.2, 0.1, 0.4];
+	const ref = pts.map((p) => ({ id: p.id, score: cosine(q, p.vector), p }))
+		.sort((a, b) => b.score - a.score || a.id - b.id);
+	let res = await client.query('qc', { query: q, limit: 5, with_payload: true, params: { exact: true } });
+	assert.deepEqual(res.points.map((p) => p.id), ref.slice(0, 5).map((x) => x.id));
+	res.points.forEach((p, i) => {
+		assert.ok(close(p.score, ref[i].score), `score ${p.score} vs ${ref[i].score}`);
+		assert.equal(p.version, 0);
+		assert.deepEqual(p.payload, ref[i].p.payload);
+	});
+	res = await client.query('qc', { query: { nearest: q }, limit: 3, offset: 2, params: { exact: true } });
+	assert.deepEqual(res.points.map((p) => p.id), ref.slice(2, 5).map((x) => x.id));
+	assert.equal(res.points[0].payload, undefined);
+	// between two scores, clear of float32 rounding
+	const thr = (ref[6].score + ref[7].score) / 2;
+	res = await client.query('qc', { query: q, limit: 40, score_threshold: thr, params: { exact: true } });
+	assert.deepEqual(res.points.map((p) => p.id), ref.filter((x) => x.score >= thr).map((x) => x.id));
+	const paris = ref.filter((x) => x.p.payload.city === 'Paris');
+	res = await client.query('qc', {
+		query: q, limit: 3, params: { exact: true },
+		filter: { must: [{ key: 'city', match: { value: 'Paris' } }] },
+	});
+	assert.deepEqual(res.points.map((p) => p.id), paris.slice(0, 3).map((x) => x.id));
+	// the HNSW index finds the same best point
+	res = await client.query('qc', { query: q, limit: 1, params: { hnsw_ef: 128 } });
+	assert.equal(res.points[0].id, ref[0].id);
+	await rejects(client.query('qc', { query: [1, 2] }), 400, 'dimension');
+	await rejects(client.query('qc', { query: q, using: 'image' }), 400, 'image');
+
+	// by id: the point's own vector, the point itself left out
+	const self = pts[4].vector;
+	const byId = pts.filter((p) => p.id !== 5).map((p) => ({ id: p.id, score: cosine(self, p.vector) }))
+		.sort((a, b) => b.score - a.score);
+	res = await client.query('qc', { query: 5, limit: 3, params: { exact: true } });
+	assert.deepEqual(res.points.map((p) => p.id), byId.slice(0, 3).map((x) => x.id));
+
+	// recommend, discover, context
+	res = await client.query('qc', { query: { recommend: { positive: [1, 2], negative: [3] } }, limit: 4 });
+	assert.equal(res.points.length, 4);
+	assert.ok(res.points.every((p) => ![1, 2, 3].includes(p.id)));
+	res = await client.query('qc', { query: { discover: { target: 7, context: [{ positive: 1, negative: 2 }] } }, limit: 4 });
+	assert.equal(res.points.length, 4);
+	assert.ok(res.points.every((p) => ![1, 2, 7].includes(p.id)));
+	for (let i = 1; i < res.points.length; i++)
+		assert.ok(res.points[i - 1].score >= res.points[i].score, 'discover scores descend');
+	res = await client.query('qc', { query: { context: [{ positive: 1, negative: 2 }] }, limit: 4 });
+	assert.equal(res.points.length, 4);
+
+	// batch
+	const batch = await client.queryBatch('qc', { searches: [
+		{ query: q, limit: 2, params: { exact: true } },
+		{ query: { nearest: q }, limit: 1, params: { exact: true }, with_payload: ['city'] },
+	] });
+	assert.deepEqual(batch[0].points.map((p) => p.id), ref.slice(0, 2).map((x) => x.id));
+	assert.deepEqual(batch[1].points[0].payload, { city: ref[0].p.payload.city });
+
+	// the legacy search route, as older clients call it
+	const body = await (await fetch(`${url}/collections/qc/points/search`, {
+		method: 'POST', headers: { 'api-key': KEY, 'content-type': 'application/json' },
+		body: JSON.stringify({ vector: q, limit: 2, params: { exact: true }, with_payload: true }),
+	})).json().then((j) => j.result);
+	assert.deepEqual(body.map((p) => p.id), ref.slice(0, 2).map((x) => x.id));
+
+	// --- payload: set (and under a key), overwrite, delete keys, clear
+	await client.setPayload('qc', { payload: { color: 'red' }, points: [1, 2] });
+	await client.setPayload('qc', { payload: { deep: 1 }, points: [1], key: 'nested' });
+	let p1 = (await client.retrieve('qc', { ids: [1] }))[0].payload;
+	assert.deepEqual(p1, { ...pts[0].payload, color: 'red', nested: { k: pts[0].payload.nested.k, deep: 1 } });
+	await client.setPayload('qc', { payload: { flag: true }, filter: { must: [{ key: 'city', match: { value: 'Oslo' } }] } });
+	assert.equal((await client.count('qc', { filter: { must: [{ key: 'flag', match: { value: true } }] } })).count, 10);
+	await client.overwritePayload('qc', { payload: { only: 1 }, points: [2] });
+	assert.deepEqual((await client.retrieve('qc', { ids: [2] }))[0].payload, { only: 1 });
+	await client.deletePayload('qc', { keys: ['color', 'tags'], points: [1] });
+	p1 = (await client.retrieve('qc', { ids: [1] }))[0].payload;
+	assert.equal(p1.color, undefined);
+	assert.equal(p1.tags, undefined);
+	assert.equal(p1.city, pts[0].payload.city);
+	await client.clearPayload('qc', { points: [3] });
+	assert.deepEqual((await client.retrieve('qc', { ids: [3] }))[0].payload, {});
+
+	// --- payload indexes in payload_schema
+	await client.createPayloadIndex('qc', { field_name: 'city', field_schema: 'keyword', wait: true });
+	await client.createPayloadIndex('qc', { field_name: 'n', field_schema: 'integer', wait: true });
+	await rejects(client.createPayloadIndex('qc', { field_name: 'when', field_schema: 'datetime' }), 400, 'datetime');
+	col = await client.getCollection('qc');
+	assert.equal(col.payload_schema.city.data_type, 'keyword');
+	assert.equal(col.payload_schema.n.data_type, 'integer');
+	assert.equal((await client.count('qc', { filter: { must: [{ key: 'n', range: { gte: 10, lt: 20 } }] } })).count, 10);
+	await client.deletePayloadIndex('qc', 'n');
+	assert.equal((await client.getCollection('qc')).payload_schema.n, undefined);
+
+	// --- delete by ids and by filter
+	await client.delete('qc', { points: [1, 2] });
+	assert.equal((await client.count('qc')).count, 38);
+	await client.delete('qc', { filter: { must: [{ key: 'city', match: { value: 'Oslo' } }] } });
+	assert.equal((await client.count('qc')).count, 28);
+	assert.equal((await client.retrieve('qc', { ids: [4] })).length, 0);
+	await rejects(fetch(`${url}/collections/qc/points/4`, { headers: { 'api-key': KEY } }).then(async (x) => {
+			if (x.status !== 200)
+				throw Object.assign(new Error('http'), { status: x.status, data: await x.json() });
+		}), 404, 'No point');
+
+	// --- Euclid: the score is the distance, lower first
+	await client.createCollection('qe', { vectors: { size: 4, distance: 'Euclid' } });
+	await client.upsert('qe', { points: pts.slice(0, 20) });
+	const eref = pts.slice(0, 20).map((p) => ({ id: p.id, d: euclid(q, p.vector) })).sort((a, b) => a.d - b.d);
+	res = await client.query('qe', { query: q, limit: 3, params: { exact: true } });
+	assert.deepEqual(res.points.map((p) => p.id), eref.slice(0, 3).map((x) => x.id));
+	res.points.forEach((p, i) => assert.ok(close(p.score, eref[i].d), `euclid ${p.score} vs ${eref[i].d}`));
+	res = await client.query('qe', { query: q, limit: 20, score_threshold: eref[4].d + 1e-6, params: { exact: true } });
+	assert.deepEqual(res.points.map((p) => p.id), eref.slice(0, 5).map((x) => x.id));
+
+	// --- named and sparse vectors, vector updates, hybrid fusion
+	await client.createCollection('qn', {
+		vectors: { image: { size: 3, distance: 'Dot' }, text: { size: 2, distance: 'Cosine' } },
+		sparse_vectors: { bm25: { modifier: 'idf' } },
+	});
+	col = await client.getCollection('qn');
+	assert.equal(col.config.params.vectors.image.size, 3);
+	assert.equal(col.config.params.vectors.image.distance, 'Dot');
+	assert.equal(col.config.params.sparse_vectors.bm25.modifier, 'idf');
+	const named = [
+		{ id: 1, vector: { image: [1, 0, 0], text: [1, 0], bm25: { indices: [1, 5], values: [1, 2] } }, payload: { k: 'a' } },
+		{ id: 2, vector: { image: [0, 1, 0], text: [0, 1], bm25: { indices: [5], values: [1] } }, payload: { k: 'b' } },
+		{ id: 3, vector: { image: [0.5, 0.5, 0], bm25: { indices: [9], values: [3] } }, payload: { k: 'c' } },
+	];
+	await client.upsert('qn', { points: named });
+	res = await client.query('qn', { query: [2, 1, 0], using: 'image', limit: 3, with_vector: ['image'] });
+	assert.deepEqual(res.points.map((p) => p.id), [1, 3, 2]);
+	assert.ok(close(res.points[0].score, 2));
+	assert.deepEqual(res.points[0].vector, { image: [1, 0, 0] });
+	res = await client.query('qn', { query: { indices: [5], values: [1] }, using: 'bm25', limit: 3 });
+	assert.deepEqual(res.points.map((p) => p.id), [1, 2]);
+	assert.ok(res.points[0].score > res.points[1].score);
+	await rejects(client.query('qn', { query: [1, 0, 0], limit: 1 }), 400, 'using');
+	const fused = await client.query('qn', {
+		prefetch: [{ query: [0, 1, 0], using: 'image', limit: 3 }, { query: { indices: [1, 9], values: [1, 1] }, using: 'bm25', limit: 3 }],
+		query: { fusion: 'rrf' }, limit: 3,
+	});
+	// rrf: 1 / (2 + position) summed over the two lists
+	const rrf = {};
+	const dense = [2, 3, 1], sparse = [3, 1];
+	dense.forEach((id, i) => { rrf[id] = (rrf[id] || 0) + 1 / (2 + i); });
+	sparse.forEach((id, i) => { rrf[id] = (rrf[id] || 0) + 1 / (2 + i); });
+	const rrfRef = Object.entries(rrf).sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+	assert.deepEqual(fused.points.map((p) => p.id), rrfRef.map(([id]) => Number(id)));
+	fused.points.forEach((p, i) => assert.ok(close(p.score, rrfRef[i][1]), `rrf ${p.score} vs ${rrfRef[i][1]}`));
+	res = await client.query('qn', {
+		prefetch: [{ query: [0, 1, 0], using: 'image' }, { query: { indices: [1, 9], values: [1, 1] }, using: 'bm25' }],
+		query: { fusion: 'dbsf' }, limit: 2,
+	});
+	assert.equal(res.points.length, 2);
+	await client.updateVectors('qn', { points: [{ id: 3, vector: { text: [0.6, 0.8] } }] });
+	let p3 = (await client.retrieve('qn', { ids: [3], with_vector: true }))[0];
+	assert.deepEqual(p3.vector.text.map((x) => Math.round(x * 1e4) / 1e4), [0.6, 0.8]);
+	assert.deepEqual(p3.vector.image, [0.5, 0.5, 0]);
+	assert.deepEqual(p3.payload, { k: 'c' });
+	await client.deleteVectors('qn', { points: [3], vector: ['image'] });
+	p3 = (await client.retrieve('qn', { ids: [3], with_vector: true }))[0];
+	assert.equal(p3.vector.image, undefined);
+	assert.ok(p3.vector.text);
+	res = await client.query('qn', { query: [1, 1, 1], using: 'image', limit: 3 });
+	assert.deepEqual(res.points.map((p) => p.id).sort(), [1, 2]);
+
+	// --- quantization through PATCH
+	assert.equal(await client.updateCollection('qc', { quantization_config: { scalar: { type: 'int8', quantile: 0.99 } } }), true);
+	col = await client.getCollection('qc');
+	assert.equal(col.config.quantization_config.scalar.type, 'int8');
+	await rejects(client.updateCollection('qc', { hnsw_config: { m: 32 } }), 400, 'hnsw_config');
+
+	// --- what we do not serve is a clear error
+	await rejects(client.getAliases(), 501, 'not supported');
+
+	// --- collections go away
+	assert.equal(await client.deleteCollection('qe'), true);
+	assert.equal(await client.deleteCollection('qn'), true);
+	assert.equal(await client.deleteCollection('qc'), true);
+	assert.deepEqual(await client.collectionExists('qc'), { exists: false });
+}
+
+try {
+	const url = target === 'cluster' ? await startCluster() : await startServe();
+	await session(url);
+	console.log(`qdrant client session against ${target}: ok`);
+	process.exit(0);
+} catch (e) {
+	console.error(`FAIL (${target}):`, e.stack || e);
+	if (e.data)
+		console.error('response:', JSON.stringify(e.data));
+	process.exit(1);
+}
