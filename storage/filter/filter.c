@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "filter.h"
 #include "vdb.h"
@@ -22,13 +23,15 @@
 #define FILTER_PATH_TAIL 160     /* ... and its end */
 #define FILTER_MSG_BUF 200       /* error detail after the location */
 #define EARTH_RADIUS_M 6371008.8 /* mean radius (IUGG), as Qdrant uses */
+#define FILTER_POLY_MAX 4096     /* vertices of one geo_polygon ring */
+#define FILTER_RINGS_MAX 64      /* interior rings of one geo_polygon */
 
 /* ===== Types ===== */
 
 enum clause { CLAUSE_MUST, CLAUSE_SHOULD, CLAUSE_MUST_NOT, CLAUSE_COUNT };
 
-static const char *const clause_names[CLAUSE_COUNT] = {
-	"must", "should", "must_not"
+static const char *const clause_names[CLAUSE_COUNT + 1] = {
+	"must", "should", "must_not", "min_should"
 };
 
 enum cond_kind {
@@ -39,7 +42,14 @@ enum cond_kind {
 	COND_RANGE,    /* range */
 	COND_GEO,      /* geo_radius */
 	COND_NESTED,   /* some object at the key matches sub */
-	COND_FILTER    /* sub, applied to the same object */
+	COND_FILTER,   /* sub, applied to the same object */
+	COND_TEXT,     /* match text: a string holding the text */
+	COND_DATETIME, /* datetime_range: an RFC 3339 string within range */
+	COND_BBOX,     /* geo_bounding_box */
+	COND_POLYGON,  /* geo_polygon */
+	COND_COUNT,    /* values_count: how many values the key holds */
+	COND_EMPTY,    /* is_empty: no value, null, or [] */
+	COND_NULL      /* is_null: null */
 };
 
 enum scalar_type { SCALAR_STRING = 0, SCALAR_INT, SCALAR_BOOL };
@@ -73,6 +83,27 @@ struct geo {
 	double radius; /* metres */
 };
 
+struct bbox {
+	double top, left, bottom, right; /* degrees; left > right wraps */
+};
+
+struct ring {
+	double *lat, *lon;  /* n vertices (the ring closes itself) */
+	size_t n;
+};
+
+struct polygon {
+	struct ring *rings; /* rings[0] the exterior, then the holes */
+	size_t n;
+};
+
+/* min_should's conditions, at least min of which must hold. */
+struct min_should {
+	struct cond *items;
+	size_t n;
+	size_t min;
+};
+
 struct key_path {
 	char *buf;        /* the segments, each NUL-terminated, back to back */
 	const char **seg; /* nseg pointers into buf */
@@ -88,6 +119,8 @@ struct cond {
 		struct range range;      /* COND_RANGE */
 		struct geo geo;          /* COND_GEO */
 		vecdb_filter *sub;       /* COND_NESTED, COND_FILTER */
+		struct bbox bbox;        /* COND_BBOX */
+		struct polygon poly;     /* COND_POLYGON */
 	} u;
 };
 
@@ -98,6 +131,8 @@ struct cond_list {
 
 struct vecdb_filter {
 	struct cond_list clause[CLAUSE_COUNT]; /* must, should, must_not */
+	struct cond_list min_should;           /* at least min_count of */
+	size_t min_count;                      /* these hold */
 };
 
 /* State of one compile: where we are, for messages, and what it cost. */
@@ -339,28 +374,42 @@ scalar_list_compile(struct compile_ctx *ctx, const json_t *j,
 	return VECDB_OK;
 }
 
-static const char *const match_keys[] = { "value", "any", "except" };
+static const char *const match_keys[] = { "value", "any", "except", "text" };
 
-/* Compile {"value": v} | {"any": [...]} | {"except": [...]} into @p c. */
+/* Compile {"value": v} | {"any": [...]} | {"except": [...]} |
+ * {"text": s} into @p c. */
 static int
 match_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
 {
-	const json_t *v, *any, *except;
+	const json_t *v, *any, *except, *text;
 	size_t old;
 	int rv;
 
 	if (!json_is_object(j))
 		return ctx_err(ctx, NULL, "expected an object with one of "
-		    "value, any, except, not %s", json_kind_name(j));
-	if ((rv = keys_check(ctx, j, match_keys, 3,
-	    "value, any or except")) != VECDB_OK)
+		    "value, any, except, text, not %s", json_kind_name(j));
+	if ((rv = keys_check(ctx, j, match_keys, 4,
+	    "value, any, except or text")) != VECDB_OK)
 		return rv;
 	v = json_object_get(j, "value");
 	any = json_object_get(j, "any");
 	except = json_object_get(j, "except");
-	if ((v != NULL) + (any != NULL) + (except != NULL) != 1)
+	text = json_object_get(j, "text");
+	if ((v != NULL) + (any != NULL) + (except != NULL) + (text != NULL) !=
+	    1)
 		return ctx_err(ctx, NULL,
-		    "needs exactly one of value, any, except");
+		    "needs exactly one of value, any, except, text");
+	if (text != NULL) {
+		old = path_push(ctx, ".text");
+		if (!json_is_string(text))
+			rv = ctx_err(ctx, NULL, "expected a string, not %s",
+			    json_kind_name(text));
+		else
+			rv = scalar_compile(ctx, text, &c->u.value);
+		c->kind = COND_TEXT;
+		path_pop(ctx, old);
+		return rv;
+	}
 	if (v != NULL) {
 		c->kind = COND_VALUE;
 		old = path_push(ctx, ".value");
@@ -470,41 +519,355 @@ geo_compile(struct compile_ctx *ctx, const json_t *j, struct geo *g)
 	return VECDB_OK;
 }
 
-/* ===== Conditions ===== */
-
-static const char *const key_cond_keys[] = {
-	"key", "match", "range", "geo_radius"
-};
-
-/* Compile {"key": k, "match" | "range" | "geo_radius": ...} into @p c. */
+/* A {"lat", "lon"} value in range into *la, *lo: 1, else 0. */
 static int
-cond_key_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
+geo_point(const json_t *v, double *la, double *lo)
 {
-	const json_t *m, *r, *g;
+	const json_t *lat, *lon;
+
+	if (!json_is_object(v))
+		return 0;
+	lat = json_object_get(v, "lat");
+	lon = json_object_get(v, "lon");
+	if (!json_is_number(lat) || !json_is_number(lon))
+		return 0;
+	*la = json_number_value(lat);
+	*lo = json_number_value(lon);
+	return *la >= -90 && *la <= 90 && *lo >= -180 && *lo <= 180;
+}
+
+/* Compile {"top_left": {lat, lon}, "bottom_right": {lat, lon}}. */
+static int
+bbox_compile(struct compile_ctx *ctx, const json_t *j, struct bbox *b)
+{
+	static const char *const keys[] = { "top_left", "bottom_right" };
+	struct geo tl, br;
 	size_t old;
 	int rv;
 
-	if ((rv = keys_check(ctx, j, key_cond_keys, 4,
-	    "key with one of match, range, geo_radius")) != VECDB_OK)
+	if (!json_is_object(j))
+		return ctx_err(ctx, NULL, "expected an object with top_left "
+		    "and bottom_right, not %s", json_kind_name(j));
+	if ((rv = keys_check(ctx, j, keys, 2, "top_left, bottom_right")) !=
+	    VECDB_OK)
 		return rv;
-	m = json_object_get(j, "match");
-	r = json_object_get(j, "range");
-	g = json_object_get(j, "geo_radius");
-	if ((m != NULL) + (r != NULL) + (g != NULL) != 1)
+	if (json_object_get(j, "top_left") == NULL ||
+	    json_object_get(j, "bottom_right") == NULL)
+		return ctx_err(ctx, NULL, "needs top_left and bottom_right");
+	old = path_push(ctx, ".top_left");
+	rv = geo_center_compile(ctx, json_object_get(j, "top_left"), &tl);
+	path_pop(ctx, old);
+	if (rv != VECDB_OK)
+		return rv;
+	old = path_push(ctx, ".bottom_right");
+	rv = geo_center_compile(ctx, json_object_get(j, "bottom_right"), &br);
+	path_pop(ctx, old);
+	if (rv != VECDB_OK)
+		return rv;
+	if (br.lat > tl.lat)
+		return ctx_err(ctx, NULL, "bottom_right.lat %g is north of "
+		    "top_left.lat %g", br.lat, tl.lat);
+	b->top = tl.lat;
+	b->left = tl.lon;
+	b->bottom = br.lat;
+	b->right = br.lon;
+	return VECDB_OK;
+}
+
+/* Compile one ring {"points": [{lat, lon}, ...]} (3 vertices or more;
+ * a closing repeat of the first is allowed, not needed). */
+static int
+ring_compile(struct compile_ctx *ctx, const json_t *j, struct ring *r)
+{
+	static const char *const keys[] = { "points" };
+	const json_t *pts;
+	size_t i, n, old;
+	int rv;
+
+	if (!json_is_object(j))
+		return ctx_err(ctx, NULL, "expected an object with points, "
+		    "not %s", json_kind_name(j));
+	if ((rv = keys_check(ctx, j, keys, 1, "points")) != VECDB_OK)
+		return rv;
+	pts = json_object_get(j, "points");
+	n = json_array_size(pts);
+	if (!json_is_array(pts) || n < 3 || n > FILTER_POLY_MAX)
+		return ctx_err(ctx, "points", "expected a list of 3 to %d "
+		    "{lat, lon}", FILTER_POLY_MAX);
+	if ((r->lat = vdb_calloc(n, sizeof(double))) == NULL ||
+	    (r->lon = vdb_calloc(n, sizeof(double))) == NULL)
+		return nomem();
+	for (i = 0; i < n; i++) {
+		struct geo g;
+		old = path_push(ctx, ".points[%zu]", i);
+		rv = geo_center_compile(ctx, json_array_get(pts, i), &g);
+		path_pop(ctx, old);
+		if (rv != VECDB_OK)
+			return rv;
+		r->lat[i] = g.lat;
+		r->lon[i] = g.lon;
+	}
+	r->n = n;
+	return VECDB_OK;
+}
+
+/* Compile {"exterior": ring, "interiors": [ring, ...]?}. */
+static int
+polygon_compile(struct compile_ctx *ctx, const json_t *j, struct polygon *p)
+{
+	static const char *const keys[] = { "exterior", "interiors" };
+	const json_t *in;
+	size_t i, n, old;
+	int rv;
+
+	if (!json_is_object(j))
+		return ctx_err(ctx, NULL, "expected an object with exterior, "
+		    "not %s", json_kind_name(j));
+	if ((rv = keys_check(ctx, j, keys, 2, "exterior, interiors")) !=
+	    VECDB_OK)
+		return rv;
+	in = json_object_get(j, "interiors");
+	if (in != NULL && json_is_null(in))
+		in = NULL;
+	if (json_object_get(j, "exterior") == NULL)
+		return ctx_err(ctx, NULL, "needs exterior");
+	if (in != NULL && (!json_is_array(in) ||
+	    json_array_size(in) > FILTER_RINGS_MAX))
+		return ctx_err(ctx, "interiors", "expected a list of at most "
+		    "%d rings", FILTER_RINGS_MAX);
+	n = 1 + json_array_size(in);
+	if ((p->rings = vdb_calloc(n, sizeof(*p->rings))) == NULL)
+		return nomem();
+	p->n = n;
+	for (i = 0; i < n; i++) {
+		old = i == 0 ? path_push(ctx, ".exterior") :
+		    path_push(ctx, ".interiors[%zu]", i - 1);
+		rv = ring_compile(ctx, i == 0 ? json_object_get(j, "exterior") :
+		    json_array_get(in, i - 1), &p->rings[i]);
+		path_pop(ctx, old);
+		if (rv != VECDB_OK)
+			return rv;
+	}
+	return VECDB_OK;
+}
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar. */
+static long
+days_from_civil(long y, unsigned m, unsigned d)
+{
+	long era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned) (y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long) doe - 719468;
+}
+
+/* n decimal digits at s into *v. */
+static int
+digits(const char *s, size_t n, unsigned *v)
+{
+	*v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		*v = *v * 10 + (unsigned) (s[i] - '0');
+	}
+	return 1;
+}
+
+/*
+ * An RFC 3339 date-time (or what Qdrant also takes of it): YYYY-MM-DD,
+ * then optionally T or a space and HH:MM[:SS[.fraction]], then
+ * optionally Z or an offset +HH:MM / -HH:MM (UTC without one), into
+ * seconds since the epoch. 1, or 0 when s is not one.
+ */
+static int
+datetime_parse(const char *s, size_t n, double *out)
+{
+	static const unsigned mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30,
+		31, 30, 31 };
+	unsigned y, mo, d, h = 0, mi = 0, sec = 0, oh, om;
+	double frac = 0, scale = 0.1;
+	long off = 0;
+	size_t i = 10;
+
+	if (n < 10 || !digits(s, 4, &y) || s[4] != '-' ||
+	    !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d) ||
+	    mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	    (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 ||
+	    y % 400 == 0))))
+		return 0;
+	if (i < n && (s[i] == 'T' || s[i] == 't' || s[i] == ' ')) {
+		if (n < i + 6 || !digits(s + i + 1, 2, &h) || s[i + 3] != ':' ||
+		    !digits(s + i + 4, 2, &mi) || h > 23 || mi > 59)
+			return 0;
+		i += 6;
+		if (i < n && s[i] == ':') {
+			if (n < i + 3 || !digits(s + i + 1, 2, &sec) || sec > 60)
+				return 0;
+			i += 3;
+			if (i < n && s[i] == '.') {
+				if (++i >= n || s[i] < '0' || s[i] > '9')
+					return 0;
+				for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+					frac += (s[i] - '0') * scale;
+					scale /= 10;
+				}
+			}
+		}
+		if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+			i++;
+		} else if (i < n && (s[i] == '+' || s[i] == '-')) {
+			int neg = s[i] == '-';
+			if (n >= i + 6 && s[i + 3] == ':' &&
+			    digits(s + i + 1, 2, &oh) && digits(s + i + 4, 2,
+			    &om))
+				i += 6;
+			else if (n >= i + 5 && digits(s + i + 1, 2, &oh) &&
+			    digits(s + i + 3, 2, &om))
+				i += 5;
+			else
+				return 0;
+			if (oh > 23 || om > 59)
+				return 0;
+			off = (long) (oh * 3600 + om * 60) * (neg ? -1 : 1);
+		}
+	}
+	if (i != n)
+		return 0;
+	*out = (double) days_from_civil((long) y, mo, d) * 86400.0 +
+	    h * 3600.0 + mi * 60.0 + sec - (double) off + frac;
+	return 1;
+}
+
+/* Compile {"gt" | "gte" | "lt" | "lte": RFC 3339 string, ...}. */
+static int
+datetime_range_compile(struct compile_ctx *ctx, const json_t *j,
+    struct range *r)
+{
+	const json_t *v;
+	int b, rv;
+
+	if (!json_is_object(j))
+		return ctx_err(ctx, NULL, "expected an object with gt, gte, "
+		    "lt, lte, not %s", json_kind_name(j));
+	if ((rv = keys_check(ctx, j, range_names, RANGE_COUNT,
+	    "gt, gte, lt, lte")) != VECDB_OK)
+		return rv;
+	for (b = 0; b < RANGE_COUNT; b++) {
+		v = json_object_get(j, range_names[b]);
+		if (v == NULL || json_is_null(v))
+			continue;
+		if (!json_is_string(v) || !datetime_parse(json_string_value(v),
+		    json_string_length(v), &r->bound[b]))
+			return ctx_err(ctx, range_names[b], "expected an RFC "
+			    "3339 date-time such as \"2024-05-01T12:00:00Z\"");
+		r->present |= 1u << b;
+	}
+	if (r->present == 0)
+		return ctx_err(ctx, NULL,
+		    "needs at least one of gt, gte, lt, lte");
+	return VECDB_OK;
+}
+
+/* Compile {"is_empty" | "is_null": {"key": k}} into @p c. */
+static int
+cond_is_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
+{
+	static const char *const outer[] = { "is_empty", "is_null" };
+	static const char *const inner[] = { "key" };
+	int empty = json_object_get(j, "is_empty") != NULL, rv;
+	const json_t *body = json_object_get(j, empty ? "is_empty" :
+	    "is_null");
+	size_t old;
+
+	if ((rv = keys_check(ctx, j, outer, 2, "is_empty or is_null")) !=
+	    VECDB_OK)
+		return rv;
+	if (json_object_size(j) != 1)
+		return ctx_err(ctx, NULL, "is_empty and is_null are separate "
+		    "conditions");
+	old = path_push(ctx, empty ? ".is_empty" : ".is_null");
+	if (!json_is_object(body))
+		rv = ctx_err(ctx, NULL, "expected {\"key\": ...}, not %s",
+		    json_kind_name(body));
+	else if ((rv = keys_check(ctx, body, inner, 1, "key")) == VECDB_OK)
+		rv = key_path_compile(ctx, json_object_get(body, "key"),
+		    &c->key);
+	path_pop(ctx, old);
+	c->kind = empty ? COND_EMPTY : COND_NULL;
+	return rv;
+}
+
+/* ===== Conditions ===== */
+
+static const char *const key_cond_keys[] = {
+	"key", "match", "range", "geo_radius", "datetime_range",
+	"geo_bounding_box", "geo_polygon", "values_count"
+};
+#define KEY_CONDS 7   /* the kinds of a condition with a key */
+
+/* Compile {"key": k, and one of match, range, geo_radius, datetime_range,
+ * geo_bounding_box, geo_polygon, values_count} into @p c. */
+static int
+cond_key_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
+{
+	const json_t *v = NULL;
+	int which = -1, rv;
+	size_t old;
+
+	if ((rv = keys_check(ctx, j, key_cond_keys, KEY_CONDS + 1,
+	    "key with one of match, range, geo_radius, datetime_range, "
+	    "geo_bounding_box, geo_polygon, values_count")) != VECDB_OK)
+		return rv;
+	for (int k = 1; k <= KEY_CONDS; k++)
+		if (json_object_get(j, key_cond_keys[k]) != NULL) {
+			if (which >= 0)
+				which = KEY_CONDS + 1;
+			else
+				which = k;
+		}
+	if (which < 0 || which > KEY_CONDS)
 		return ctx_err(ctx, NULL, "a condition with a key needs "
-		    "exactly one of match, range, geo_radius");
+		    "exactly one of match, range, geo_radius, datetime_range, "
+		    "geo_bounding_box, geo_polygon, values_count");
+	v = json_object_get(j, key_cond_keys[which]);
 	if ((rv = key_path_compile(ctx, json_object_get(j, "key"),
 	    &c->key)) != VECDB_OK)
 		return rv;
-	old = path_push(ctx, m ? ".match" : r ? ".range" : ".geo_radius");
-	if (m != NULL) {
-		rv = match_compile(ctx, m, c);
-	} else if (r != NULL) {
+	old = path_push(ctx, ".%s", key_cond_keys[which]);
+	switch (which) {
+	case 1:
+		rv = match_compile(ctx, v, c);
+		break;
+	case 2:
 		c->kind = COND_RANGE;
-		rv = range_compile(ctx, r, &c->u.range);
-	} else {
+		rv = range_compile(ctx, v, &c->u.range);
+		break;
+	case 3:
 		c->kind = COND_GEO;
-		rv = geo_compile(ctx, g, &c->u.geo);
+		rv = geo_compile(ctx, v, &c->u.geo);
+		break;
+	case 4:
+		c->kind = COND_DATETIME;
+		rv = datetime_range_compile(ctx, v, &c->u.range);
+		break;
+	case 5:
+		c->kind = COND_BBOX;
+		rv = bbox_compile(ctx, v, &c->u.bbox);
+		break;
+	case 6:
+		c->kind = COND_POLYGON;
+		rv = polygon_compile(ctx, v, &c->u.poly);
+		break;
+	default:
+		c->kind = COND_COUNT;
+		rv = range_compile(ctx, v, &c->u.range);
+		break;
 	}
 	path_pop(ctx, old);
 	return rv;
@@ -565,7 +928,7 @@ has_clause(const json_t *j)
 {
 	int k;
 
-	for (k = 0; k < CLAUSE_COUNT; k++)
+	for (k = 0; k <= CLAUSE_COUNT; k++)
 		if (json_object_get(j, clause_names[k]) != NULL)
 			return 1;
 	return 0;
@@ -586,12 +949,21 @@ cond_compile(struct compile_ctx *ctx, const json_t *j, int depth,
 		return cond_key_compile(ctx, j, c);
 	if (json_object_get(j, "nested") != NULL)
 		return cond_nested_compile(ctx, j, depth, c);
+	if (json_object_get(j, "is_empty") != NULL ||
+	    json_object_get(j, "is_null") != NULL)
+		return cond_is_compile(ctx, j, c);
+	if (json_object_get(j, "has_id") != NULL ||
+	    json_object_get(j, "has_vector") != NULL)
+		return ctx_err(ctx, NULL, "has_id and has_vector are not "
+		    "supported: filters test payloads");
 	if (has_clause(j)) {
 		c->kind = COND_FILTER;
 		return filter_compile_at(ctx, j, depth + 1, &c->u.sub);
 	}
 	return ctx_err(ctx, NULL, "unknown condition (expected key with "
-	    "match, range or geo_radius; nested; or a filter)");
+	    "match, range, geo_radius, datetime_range, geo_bounding_box, "
+	    "geo_polygon or values_count; is_empty; is_null; nested; or a "
+	    "filter)");
 }
 
 /* ===== Filters ===== */
@@ -628,6 +1000,35 @@ clause_compile(struct compile_ctx *ctx, const json_t *j, int depth,
 	return VECDB_OK;
 }
 
+/* Compile {"conditions": [...], "min_count": n} into f's min_should. */
+static int
+min_should_compile(struct compile_ctx *ctx, const json_t *j, int depth,
+    vecdb_filter *f)
+{
+	static const char *const keys[] = { "conditions", "min_count" };
+	const json_t *conds, *min;
+	size_t old;
+	int rv;
+
+	if (!json_is_object(j))
+		return ctx_err(ctx, NULL, "expected {\"conditions\": [...], "
+		    "\"min_count\": n}, not %s", json_kind_name(j));
+	if ((rv = keys_check(ctx, j, keys, 2, "conditions, min_count")) !=
+	    VECDB_OK)
+		return rv;
+	conds = json_object_get(j, "conditions");
+	min = json_object_get(j, "min_count");
+	if (conds == NULL || !json_is_integer(min) ||
+	    json_integer_value(min) < 0)
+		return ctx_err(ctx, NULL, "needs conditions and min_count (an "
+		    "integer >= 0)");
+	old = path_push(ctx, ".conditions");
+	rv = clause_compile(ctx, conds, depth, &f->min_should);
+	path_pop(ctx, old);
+	f->min_count = (size_t) json_integer_value(min);
+	return rv;
+}
+
 /* Compile the filter object @p j found at nesting level @p depth (1..). */
 static int
 filter_compile_at(struct compile_ctx *ctx, const json_t *j, int depth,
@@ -644,11 +1045,21 @@ filter_compile_at(struct compile_ctx *ctx, const json_t *j, int depth,
 	if (depth > FILTER_DEPTH_MAX)
 		return ctx_err(ctx, NULL, "filters nested deeper than %d",
 		    FILTER_DEPTH_MAX);
-	if ((rv = keys_check(ctx, j, clause_names, CLAUSE_COUNT,
-	    "must, should, must_not")) != VECDB_OK)
+	if ((rv = keys_check(ctx, j, clause_names, CLAUSE_COUNT + 1,
+	    "must, should, must_not, min_should")) != VECDB_OK)
 		return rv;
 	if ((f = vdb_calloc(1, sizeof(*f))) == NULL)
 		return nomem();
+	c = json_object_get(j, "min_should");
+	if (c != NULL && !json_is_null(c)) {
+		old = path_push(ctx, ".min_should");
+		rv = min_should_compile(ctx, c, depth, f);
+		path_pop(ctx, old);
+		if (rv != VECDB_OK) {
+			vecdb_filter_free(f);
+			return rv;
+		}
+	}
 	for (k = 0; k < CLAUSE_COUNT; k++) {
 		/* null is an absent clause, as Qdrant clients send it. */
 		c = json_object_get(j, clause_names[k]);
@@ -730,6 +1141,16 @@ cond_free(struct cond *c)
 	case COND_FILTER:
 		vecdb_filter_free(c->u.sub);
 		break;
+	case COND_TEXT:
+		vdb_free(c->u.value.str);
+		break;
+	case COND_POLYGON:
+		for (i = 0; i < c->u.poly.n; i++) {
+			vdb_free(c->u.poly.rings[i].lat);
+			vdb_free(c->u.poly.rings[i].lon);
+		}
+		vdb_free(c->u.poly.rings);
+		break;
 	default:
 		break;
 	}
@@ -748,10 +1169,15 @@ vecdb_filter_free(vecdb_filter *f)
 			cond_free(&f->clause[k].items[i]);
 		vdb_free(f->clause[k].items);
 	}
+	for (i = 0; i < f->min_should.n; i++)
+		cond_free(&f->min_should.items[i]);
+	vdb_free(f->min_should.items);
 	vdb_free(f);
 }
 
 /* ===== Evaluation ===== */
+
+static int range_holds(const struct range *r, double x);
 
 /* Integer @p i equals real @p r exactly (2^53 + 1 is not 2^53). */
 static int
@@ -819,20 +1245,78 @@ range_holds(const struct range *r, double x)
 static int
 geo_holds(const struct geo *g, const json_t *v)
 {
-	const json_t *lat, *lon;
 	double la, lo;
 
-	if (!json_is_object(v))
+	return geo_point(v, &la, &lo) &&
+	    filter_geo_distance(g->lat, g->lon, la, lo) <= g->radius;
+}
+
+/* Is (la, lo) inside ring r (even-odd rule, in the lon/lat plane)? */
+static int
+ring_holds(const struct ring *r, double la, double lo)
+{
+	int in = 0;
+
+	for (size_t i = 0, j = r->n - 1; i < r->n; j = i++)
+		if ((r->lat[i] > la) != (r->lat[j] > la) &&
+		    lo < (r->lon[j] - r->lon[i]) * (la - r->lat[i]) /
+		    (r->lat[j] - r->lat[i]) + r->lon[i])
+			in = !in;
+	return in;
+}
+
+/* A geo point inside the exterior ring and outside every hole. */
+static int
+polygon_holds(const struct polygon *p, const json_t *v)
+{
+	double la, lo;
+
+	if (!geo_point(v, &la, &lo) || !ring_holds(&p->rings[0], la, lo))
 		return 0;
-	lat = json_object_get(v, "lat");
-	lon = json_object_get(v, "lon");
-	if (!json_is_number(lat) || !json_is_number(lon))
+	for (size_t i = 1; i < p->n; i++)
+		if (ring_holds(&p->rings[i], la, lo))
+			return 0;
+	return 1;
+}
+
+/* A geo point inside the box (which may cross the antimeridian). */
+static int
+bbox_holds(const struct bbox *b, const json_t *v)
+{
+	double la, lo;
+
+	if (!geo_point(v, &la, &lo) || la > b->top || la < b->bottom)
 		return 0;
-	la = json_number_value(lat);
-	lo = json_number_value(lon);
-	if (!(la >= -90 && la <= 90 && lo >= -180 && lo <= 180))
+	if (b->left <= b->right)
+		return lo >= b->left && lo <= b->right;
+	return lo >= b->left || lo <= b->right;
+}
+
+/* A string holding the text (bytes, case-sensitive). */
+static int
+text_holds(const struct scalar *t, const json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+
+	if (s == NULL || t->len > n)
 		return 0;
-	return filter_geo_distance(g->lat, g->lon, la, lo) <= g->radius;
+	if (t->len == 0)
+		return 1;
+	for (size_t i = 0; i + t->len <= n; i++)
+		if (s[i] == t->str[0] && memcmp(s + i, t->str, t->len) == 0)
+			return 1;
+	return 0;
+}
+
+/* An RFC 3339 string within the range. */
+static int
+datetime_holds(const struct range *r, const json_t *v)
+{
+	double t;
+
+	return json_is_string(v) && datetime_parse(json_string_value(v),
+	    json_string_length(v), &t) && range_holds(r, t);
 }
 
 /* One candidate value found at the key satisfies @p c. */
@@ -840,6 +1324,14 @@ static int
 candidate_holds(const struct cond *c, const json_t *v)
 {
 	switch (c->kind) {
+	case COND_TEXT:
+		return text_holds(&c->u.value, v);
+	case COND_DATETIME:
+		return datetime_holds(&c->u.range, v);
+	case COND_BBOX:
+		return bbox_holds(&c->u.bbox, v);
+	case COND_POLYGON:
+		return polygon_holds(&c->u.poly, v);
 	case COND_VALUE:
 		return scalar_eq(&c->u.value, v);
 	case COND_ANY:
@@ -900,13 +1392,57 @@ path_holds(const struct cond *c, const json_t *v, size_t i)
 	return 0;
 }
 
+/*
+ * Count the values key c reaches from segment i on at v (an array
+ * counts its elements, null none, anything else one) into *n, and note
+ * a null among them in *null.
+ */
+static void
+path_count(const struct cond *c, const json_t *v, size_t i, size_t *n,
+    int *null)
+{
+	const json_t *e;
+	size_t k;
+
+	while (i < c->key.nseg && json_is_object(v))
+		v = json_object_get(v, c->key.seg[i++]);
+	if (v == NULL)
+		return;
+	if (i == c->key.nseg) {
+		if (json_is_null(v))
+			*null = 1;
+		else
+			*n += json_is_array(v) ? json_array_size(v) : 1;
+		return;
+	}
+	if (!json_is_array(v))
+		return;
+	for (k = 0; k < json_array_size(v); k++) {
+		e = json_array_get(v, k);
+		if (json_is_object(e))
+			path_count(c, e, i, n, null);
+	}
+}
+
 /* Condition @p c holds on object @p obj (NULL: no keys at all). */
 static int
 cond_eval(const struct cond *c, const json_t *obj)
 {
-	if (c->kind == COND_FILTER)
+	size_t n = 0;
+	int null = 0;
+
+	switch (c->kind) {
+	case COND_FILTER:
 		return filter_eval(c->u.sub, obj);
-	return path_holds(c, obj, 0);
+	case COND_COUNT:
+	case COND_EMPTY:
+	case COND_NULL:
+		path_count(c, obj, 0, &n, &null);
+		return c->kind == COND_COUNT ? range_holds(&c->u.range,
+		    (double) n) : c->kind == COND_EMPTY ? n == 0 : null;
+	default:
+		return path_holds(c, obj, 0);
+	}
 }
 
 /* Every must, no must_not, and one should (if there are any) hold. */
@@ -924,6 +1460,14 @@ filter_eval(const vecdb_filter *f, const json_t *obj)
 	for (i = 0; i < l->n; i++)
 		if (cond_eval(&l->items[i], obj))
 			return 0;
+	if (f->min_count > 0) {
+		size_t held = 0;
+		l = &f->min_should;
+		for (i = 0; i < l->n && held < f->min_count; i++)
+			held += cond_eval(&l->items[i], obj) != 0;
+		if (held < f->min_count)
+			return 0;
+	}
 	l = &f->clause[CLAUSE_SHOULD];
 	if (l->n == 0)
 		return 1;

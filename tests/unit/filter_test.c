@@ -320,6 +320,139 @@ START_TEST(geo_radius_skips_values_that_are_not_points)
 }
 END_TEST
 
+/* ===== Qdrant's other conditions ===== */
+
+START_TEST(match_text_holds_for_a_string_holding_it)
+{
+	const char *f = "{'must':[{'key':'t','match':{'text':'quick fox'}}]}";
+
+	MATCH(f, "{'t':'the quick fox jumps'}");
+	MATCH(f, "{'t':['no','a quick fox']}");
+	NO_MATCH(f, "{'t':'the quick brown fox'}");
+	NO_MATCH(f, "{'t':'Quick Fox'}");
+	NO_MATCH(f, "{'t':42}");
+	NO_MATCH(f, "{}");
+}
+END_TEST
+
+START_TEST(datetime_range_compares_instants_across_formats_and_zones)
+{
+	const char *f = "{'must':[{'key':'d','datetime_range':{"
+	    "'gte':'2024-05-01T12:00:00Z','lt':'2024-05-02'}}]}";
+
+	MATCH(f, "{'d':'2024-05-01T12:00:00Z'}");
+	MATCH(f, "{'d':'2024-05-01 23:59:59.5'}");
+	/* 14:00 at +02:00 is 12:00 UTC; 13:59 there is 11:59 */
+	MATCH(f, "{'d':'2024-05-01T14:00:00+02:00'}");
+	NO_MATCH(f, "{'d':'2024-05-01T13:59:00+02:00'}");
+	MATCH(f, "{'d':'2024-05-01T20:00:00-0300'}");
+	NO_MATCH(f, "{'d':'2024-05-02T00:00:00Z'}");
+	NO_MATCH(f, "{'d':'2024-05-01T11:59:59.999Z'}");
+	NO_MATCH(f, "{'d':'not a date'}");
+	NO_MATCH(f, "{'d':1714564800}");
+	MATCH("{'must':[{'key':'d','datetime_range':{'gt':'2024-02-28'}}]}",
+	    "{'d':'2024-02-29T00:00:01Z'}");
+	MATCH("{'must':[{'key':'d','datetime_range':{'lt':'1970-01-01'}}]}",
+	    "{'d':'1969-12-31T23:59:59Z'}");
+}
+END_TEST
+
+START_TEST(geo_bounding_box_holds_inside_and_across_the_antimeridian)
+{
+	const char *f = "{'must':[{'key':'g','geo_bounding_box':{"
+	    "'top_left':{'lat':52.6,'lon':13.0},"
+	    "'bottom_right':{'lat':52.3,'lon':13.8}}}]}";
+	const char *wrap = "{'must':[{'key':'g','geo_bounding_box':{"
+	    "'top_left':{'lat':10,'lon':170},"
+	    "'bottom_right':{'lat':-10,'lon':-170}}}]}";
+
+	MATCH(f, "{'g':{'lat':52.52,'lon':13.40}}");
+	NO_MATCH(f, "{'g':{'lat':48.85,'lon':2.35}}");
+	NO_MATCH(f, "{'g':{'lat':52.7,'lon':13.40}}");
+	MATCH(wrap, "{'g':{'lat':0,'lon':179}}");
+	MATCH(wrap, "{'g':{'lat':0,'lon':-175}}");
+	NO_MATCH(wrap, "{'g':{'lat':0,'lon':0}}");
+}
+END_TEST
+
+START_TEST(geo_polygon_holds_inside_the_exterior_and_outside_its_holes)
+{
+	const char *f = "{'must':[{'key':'g','geo_polygon':{"
+	    "'exterior':{'points':[{'lat':0,'lon':0},{'lat':0,'lon':10},"
+	    "{'lat':10,'lon':10},{'lat':10,'lon':0},{'lat':0,'lon':0}]},"
+	    "'interiors':[{'points':[{'lat':4,'lon':4},{'lat':4,'lon':6},"
+	    "{'lat':6,'lon':6},{'lat':6,'lon':4}]}]}}]}";
+	const char *tri = "{'must':[{'key':'g','geo_polygon':{'exterior':"
+	    "{'points':[{'lat':0,'lon':0},{'lat':0,'lon':10},"
+	    "{'lat':10,'lon':0}]}}}]}";
+
+	MATCH(f, "{'g':{'lat':2,'lon':2}}");
+	NO_MATCH(f, "{'g':{'lat':5,'lon':5}}");
+	NO_MATCH(f, "{'g':{'lat':11,'lon':5}}");
+	MATCH(f, "{'g':[{'lat':50,'lon':50},{'lat':8,'lon':1}]}");
+	MATCH(tri, "{'g':{'lat':2,'lon':2}}");
+	NO_MATCH(tri, "{'g':{'lat':6,'lon':6}}");
+}
+END_TEST
+
+START_TEST(values_count_counts_array_elements_and_single_values)
+{
+	const char *two_or_more = "{'must':[{'key':'c','values_count':"
+	    "{'gte':2}}]}";
+	const char *none = "{'must':[{'key':'c','values_count':{'lt':1}}]}";
+
+	MATCH(two_or_more, "{'c':[1,2]}");
+	NO_MATCH(two_or_more, "{'c':[1]}");
+	NO_MATCH(two_or_more, "{'c':'ab'}");
+	MATCH(two_or_more, "{'c':[{'x':1},{'x':2},{'x':3}]}");
+	MATCH("{'must':[{'key':'a[].c','values_count':{'gt':2}}]}",
+	    "{'a':[{'c':[1,2]},{'c':3}]}");
+	MATCH(none, "{}");
+	MATCH(none, "{'c':[]}");
+	MATCH(none, "{'c':null}");
+	NO_MATCH(none, "{'c':0}");
+}
+END_TEST
+
+START_TEST(is_empty_and_is_null_tell_missing_null_and_empty_apart)
+{
+	const char *empty = "{'must':[{'is_empty':{'key':'r'}}]}";
+	const char *null = "{'must':[{'is_null':{'key':'r'}}]}";
+
+	MATCH(empty, "{}");
+	MATCH(empty, "{'r':null}");
+	MATCH(empty, "{'r':[]}");
+	NO_MATCH(empty, "{'r':[1]}");
+	NO_MATCH(empty, "{'r':''}");
+	MATCH(null, "{'r':null}");
+	NO_MATCH(null, "{}");
+	NO_MATCH(null, "{'r':[]}");
+	NO_MATCH(null, "{'r':0}");
+	/* must_not is_empty: the key holds something */
+	MATCH("{'must_not':[{'is_empty':{'key':'r'}}]}", "{'r':[0]}");
+}
+END_TEST
+
+START_TEST(min_should_needs_at_least_min_count_conditions)
+{
+	const char *f = "{'min_should':{'conditions':["
+	    "{'key':'a','match':{'value':1}},{'key':'b','match':{'value':1}},"
+	    "{'key':'c','match':{'value':1}}],'min_count':2},"
+	    "'must':[{'key':'d','match':{'value':1}}]}";
+
+	MATCH(f, "{'a':1,'b':1,'d':1}");
+	MATCH(f, "{'a':1,'b':1,'c':1,'d':1}");
+	NO_MATCH(f, "{'a':1,'d':1}");
+	NO_MATCH(f, "{'a':1,'b':1}");
+	MATCH("{'min_should':{'conditions':[{'key':'a','match':{'value':1}}],"
+	    "'min_count':0}}", "{}");
+	/* as a condition of its own */
+	MATCH("{'should':[{'min_should':{'conditions':[{'key':'a','match':"
+	    "{'value':1}}],'min_count':1}},{'key':'z','match':{'value':1}}]}",
+	    "{'a':1}");
+}
+END_TEST
+
 /* ===== must / should / must_not ===== */
 
 START_TEST(empty_filter_matches_everything)
@@ -638,7 +771,8 @@ static const struct bad_case bad_cases[] = {
 	{ "{'must':[1]}", "filter.must[0]: expected a condition object" },
 	{ "{'must':[{'key':'a','match':{'value':1}},{'foo':1}]}",
 	    "filter.must[1]: unknown condition (expected key with match, "
-	    "range or geo_radius; nested; or a filter)" },
+	    "range, geo_radius, datetime_range, geo_bounding_box, geo_polygon "
+	    "or values_count; is_empty; is_null; nested; or a filter)" },
 	{ "{'must':[{}]}", "filter.must[0]: unknown condition" },
 	{ "{'must':[{'key':1,'match':{'value':1}}]}",
 	    "filter.must[0].key: expected a string" },
@@ -666,8 +800,32 @@ static const struct bad_case bad_cases[] = {
 	    "filter.must[0].match: needs exactly one of value, any, except" },
 	{ "{'must':[{'key':'a','match':{'value':1,'any':[1]}}]}",
 	    "filter.must[0].match: needs exactly one" },
-	{ "{'must':[{'key':'a','match':{'text':'x'}}]}",
-	    "filter.must[0].match: unknown key 'text'" },
+	{ "{'must':[{'key':'a','match':{'phrase':'x'}}]}",
+	    "filter.must[0].match: unknown key 'phrase'" },
+	{ "{'must':[{'key':'a','match':{'text':1}}]}",
+	    "filter.must[0].match.text: expected a string" },
+	{ "{'must':[{'key':'d','datetime_range':{'gt':'yesterday'}}]}",
+	    "filter.must[0].datetime_range.gt: expected an RFC 3339" },
+	{ "{'must':[{'key':'d','datetime_range':{'gt':'2024-02-30'}}]}",
+	    "filter.must[0].datetime_range.gt: expected an RFC 3339" },
+	{ "{'must':[{'key':'g','geo_bounding_box':{'top_left':{'lat':1,"
+	    "'lon':0},'bottom_right':{'lat':2,'lon':1}}}]}",
+	    "bottom_right.lat 2 is north of top_left.lat 1" },
+	{ "{'must':[{'key':'g','geo_polygon':{'exterior':{'points':[{'lat':0,"
+	    "'lon':0},{'lat':1,'lon':1}]}}}]}",
+	    "filter.must[0].geo_polygon.exterior.points: expected a list of 3" },
+	{ "{'must':[{'key':'a','values_count':{}}]}",
+	    "filter.must[0].values_count: needs at least one of gt" },
+	{ "{'must':[{'is_empty':{'key':'a'},'is_null':{'key':'a'}}]}",
+	    "filter.must[0]: is_empty and is_null are separate" },
+	{ "{'must':[{'is_empty':{'field':'a'}}]}",
+	    "filter.must[0].is_empty: unknown key 'field'" },
+	{ "{'must':[{'has_id':[1,2]}]}", "has_id and has_vector are not "
+	    "supported" },
+	{ "{'min_should':{'conditions':[]}}",
+	    "filter.min_should: needs conditions and min_count" },
+	{ "{'min_should':{'conditions':[{'key':'a'}],'min_count':1}}",
+	    "filter.min_should.conditions[0]: a condition with a key needs" },
 	{ "{'must':[{'key':'a','match':{'value':1.5}}]}",
 	    "filter.must[0].match.value: expected a string, integer or "
 	    "boolean, not a real number" },
@@ -747,7 +905,7 @@ static const struct bad_case bad_cases[] = {
 	    "'match':{'value':1}},{'key':'a..b','match':{'value':1}}]}}}]}",
 	    "filter.must[0].nested.filter.must[1].key: empty path segment" },
 	{ "{'must':[{'must':[],'foo':1}]}", "filter.must[0]: unknown key "
-	    "'foo' (expected must, should, must_not)" },
+	    "'foo' (expected must, should, must_not, min_should)" },
 	{ "{'should':[{'must_not':[{'key':'a','range':{}}]}]}",
 	    "filter.should[0].must_not[0].range: needs at least one" },
 	{ "{'should':{'key':'a','range':{}}}",
@@ -1113,6 +1271,19 @@ add_robustness_cases(Suite *s)
 	tcase_add_test(tc, compile_refuses_a_non_object_json_value);
 	tcase_add_test(tc, compile_takes_copies_of_keys_and_strings);
 	tcase_add_test(tc, filter_free_of_null_does_nothing);
+	tc = tcase(s, "qdrant conditions");
+	tcase_add_test(tc, match_text_holds_for_a_string_holding_it);
+	tcase_add_test(tc,
+	    datetime_range_compares_instants_across_formats_and_zones);
+	tcase_add_test(tc,
+	    geo_bounding_box_holds_inside_and_across_the_antimeridian);
+	tcase_add_test(tc,
+	    geo_polygon_holds_inside_the_exterior_and_outside_its_holes);
+	tcase_add_test(tc,
+	    values_count_counts_array_elements_and_single_values);
+	tcase_add_test(tc,
+	    is_empty_and_is_null_tell_missing_null_and_empty_apart);
+	tcase_add_test(tc, min_should_needs_at_least_min_count_conditions);
 	tc = tcase(s, "limits");
 	tcase_add_test(tc, filters_nest_up_to_the_depth_limit);
 	tcase_add_test(tc, nested_conditions_count_toward_the_depth_limit);
