@@ -220,8 +220,9 @@ respond(int rv, json_t *data)
 	json_decref(data);
 }
 
-int
-fz_rest_run(const uint8_t *d, size_t n, const char *const *allowed)
+/* Run one request on the native routes or (qdrant) Qdrant's. */
+static int
+rest_run(const uint8_t *d, size_t n, const char *const *allowed, int qdrant)
 {
 	const uint8_t *nl = memchr(d, '\n', n);
 	const struct api_route *rt;
@@ -246,14 +247,20 @@ fz_rest_run(const uint8_t *d, size_t n, const char *const *allowed)
 		abort();
 	r->b = &fake;
 	r->srv = srv;
+	r->qdrant = qdrant;
+	r->routes = qdrant ? api_qdrant_routes : api_routes;
+	r->n_routes = qdrant ? api_qdrant_n_routes : api_n_routes;
 	if (api_route(r, line, path, why, sizeof(why)) != 0 ||
-	    !route_allowed(rt = &api_routes[r->route], allowed))
+	    !route_allowed(rt = &r->routes[r->route], allowed))
 		goto out;
 	if (rt->body == API_BODY_JSON && api_body_parse(r, (const char *) nl
 	    + 1, n - ll - 1, why, sizeof(why)) != 0)
 		goto out;
 	vdb_err_clear();
-	if ((rv = api_read_opts_parse(r, qs)) == VECDB_OK) {
+	if (qdrant)
+		api_read_opts_reset();
+	if ((rv = qdrant ? VECDB_OK : api_read_opts_parse(r, qs)) ==
+	    VECDB_OK) {
 		if (rt->writes)
 			api_read_opts()->primary = 1;
 		rv = rt->fn(r, &data);
@@ -264,4 +271,16 @@ out:
 	json_decref(r->body);
 	free(r);
 	return 0;
+}
+
+int
+fz_rest_run(const uint8_t *d, size_t n, const char *const *allowed)
+{
+	return rest_run(d, n, allowed, 0);
+}
+
+int
+fz_rest_run_qdrant(const uint8_t *d, size_t n, const char *const *allowed)
+{
+	return rest_run(d, n, allowed, 1);
 }

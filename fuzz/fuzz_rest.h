@@ -16,5 +16,8 @@ void fz_rest_init(void);
  * (NULL-terminated); anything else is ignored. Always returns 0.
  */
 int fz_rest_run(const uint8_t *d, size_t n, const char *const *allowed);
+/* The same on the routes of the Qdrant API (api_qdrant.c). */
+int fz_rest_run_qdrant(const uint8_t *d, size_t n,
+    const char *const *allowed);
 
 #endif /* FUZZ_REST_H */

@@ -21,14 +21,29 @@ if (!binDir) {
 	process.exit(2);
 }
 const tmp = mkdtempSync(join(process.env.TMPDIR || tmpdir(), 'vecdb-qdrant-'));
-const procs = [];
+const procs = [];   // { p, name, err }
 const KEY = 'qdrant-test-key';
 
 function cleanup() {
-	for (const p of procs)
-		if (p.exitCode === null)
+	for (const { p } of procs)
+		if (p.exitCode === null && p.signalCode === null)
 			p.kill('SIGKILL');
 	rmSync(tmp, { recursive: true, force: true });
+}
+
+// Stop every process with SIGTERM: each must exit 0 (a clean shutdown;
+// under ASan also no leak) within 30 s.
+async function stopAll() {
+	for (const { p, name, err } of procs.reverse()) {
+		if (p.exitCode === null && p.signalCode === null) {
+			const done = new Promise((r) => p.once('exit', r));
+			p.kill('SIGTERM');
+			const timer = setTimeout(() => p.kill('SIGKILL'), 30000);
+			await done;
+			clearTimeout(timer);
+		}
+		assert.equal(p.exitCode, 0, `${name} exited with ${p.exitCode ?? p.signalCode}: ${err()}`);
+	}
 }
 process.on('exit', cleanup);
 for (const sig of ['SIGINT', 'SIGTERM'])
@@ -53,8 +68,8 @@ function start(bin, args, re) {
 		if (k.startsWith('VECDB_') && k !== 'VECDB_LOG')
 			delete env[k];
 	const p = spawn(join(binDir, bin), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-	procs.push(p);
 	let out = '', err = '';
+	procs.push({ p, name: bin, err: () => err.slice(-4000) });
 	p.stderr.on('data', (d) => { err += d; });
 	return new Promise((resolve, reject) => {
 		const timer = setTimeout(() => reject(new Error(`${bin}: no start line within 20 s; stderr: ${err}`)), 20000);
@@ -66,7 +81,7 @@ function start(bin, args, re) {
 				resolve(m);
 			}
 		});
-		p.on('exit', (code) => {
+		p.once('exit', (code) => {
 			clearTimeout(timer);
 			reject(new Error(`${bin} exited (${code}) before starting: ${err}`));
 		});
@@ -212,6 +227,24 @@ async function session(url) {
 	page = await client.scroll('qc', { limit: 100, offset: 31, filter: { must: [{ key: 'tags', match: { any: ['odd'] } }] } });
 	assert.deepEqual(page.points.map((p) => p.id), [32, 34, 36, 38, 40]);
 	assert.equal(page.next_page_offset, null);
+
+	// Qdrant's other filter conditions
+	const nf = async (filter) => (await client.count('qc', { filter })).count;
+	assert.equal(await nf({ must: [{ key: 'city', match: { text: 'ri' } }] }), 10); // Paris
+	assert.equal(await nf({ must: [{ key: 'tags', values_count: { gte: 1 } }] }), 40);
+	assert.equal(await nf({ must: [{ is_empty: { key: 'missing' } }] }), 40);
+	assert.equal(await nf({ must: [{ is_null: { key: 'city' } }] }), 0);
+	assert.equal(await nf({
+		min_should: { conditions: [{ key: 'city', match: { value: 'Rome' } }, { key: 'n', range: { lt: 5 } },
+			{ key: 'tags', match: { value: 'odd' } }], min_count: 2 },
+	}), pts.filter((p) => [p.payload.city === 'Rome', p.payload.n < 5, p.payload.tags[0] === 'odd']
+		.filter(Boolean).length >= 2).length);
+	await client.setPayload('qc', { payload: { when: '2024-05-01T14:00:00+02:00' }, points: [5] });
+	await client.setPayload('qc', { payload: { when: '2024-05-03T00:00:00Z' }, points: [6] });
+	assert.deepEqual((await client.scroll('qc', {
+		filter: { must: [{ key: 'when', datetime_range: { gte: '2024-05-01T12:00:00Z', lt: '2024-05-02' } }] },
+	})).points.map((p) => p.id), [5]);
+	await rejects(client.count('qc', { filter: { must: [{ has_id: [1] }] } }), 400, 'has_id');
 
 	// --- query: nearest, against an exact reference (exact: true)
 	const q = [0.3, -0.2, 0.1, 0.4];
@@ -397,6 +430,7 @@ async function session(url) {
 try {
 	const url = target === 'cluster' ? await startCluster() : await startServe();
 	await session(url);
+	await stopAll();
 	console.log(`qdrant client session against ${target}: ok`);
 	process.exit(0);
 } catch (e) {
