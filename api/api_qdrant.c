@@ -1709,6 +1709,237 @@ h_index_delete(struct api_req *r, json_t **data)
 	return rv;
 }
 
+/* ===== Batch updates ===== */
+
+/* POST /points/batch {operations: [{upsert | delete | set_payload |
+ * overwrite_payload | delete_payload | clear_payload | update_vectors |
+ * delete_vectors: body}]}: each in turn, as its own route would; one
+ * that fails stops the batch (the ones before it stay applied, as in
+ * Qdrant) and is named in the error. */
+static int
+h_batch(struct api_req *r, json_t **data)
+{
+	static const struct {
+		const char *name;
+		api_handler fn;
+	} ops[] = {
+		{ "upsert", h_upsert }, { "delete", h_points_delete },
+		{ "set_payload", h_payload_set },
+		{ "overwrite_payload", h_payload_overwrite },
+		{ "delete_payload", h_payload_delete },
+		{ "clear_payload", h_payload_clear },
+		{ "update_vectors", h_vectors_update },
+		{ "delete_vectors", h_vectors_delete },
+	};
+	static const char *const keys[] = { "operations", NULL };
+	json_t *body = r->body, *arr, *op, *out;
+	size_t i;
+	int rv;
+
+	if ((rv = api_check_keys(body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_array(body, "operations", 1, VECDB_BATCH_MAX, &arr)))
+		return rv;
+	if ((out = json_array()) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	json_array_foreach(arr, i, op) {
+		const char *name = json_is_object(op) &&
+		    json_object_size(op) == 1 ? json_object_iter_key(
+		    json_object_iter(op)) : NULL;
+		json_t *res = NULL;
+		size_t k;
+
+		for (k = 0; name != NULL && k < sizeof(ops) / sizeof(ops[0]);
+		    k++)
+			if (strcmp(name, ops[k].name) == 0)
+				break;
+		if (name == NULL || k == sizeof(ops) / sizeof(ops[0])) {
+			rv = vdb_err(VECDB_EINVAL, "operations[%zu] must be one "
+			    "of {upsert | delete | set_payload | "
+			    "overwrite_payload | delete_payload | clear_payload "
+			    "| update_vectors | delete_vectors: {...}}", i);
+			break;
+		}
+		if (!json_is_object(json_object_get(op, name))) {
+			rv = vdb_err(VECDB_EINVAL, "operations[%zu].%s must be "
+			    "an object", i, name);
+			break;
+		}
+		r->body = json_object_get(op, name);
+		rv = ops[k].fn(r, &res);
+		r->body = body;
+		if (rv != VECDB_OK) {
+			char msg[512];
+			vdb_err_save(msg, sizeof(msg));
+			rv = vdb_err(rv, "operations[%zu] (%s): %s", i, name, msg);
+			break;
+		}
+		json_array_append_new(out, res);
+	}
+	r->body = body;
+	if (rv != VECDB_OK) {
+		json_decref(out);
+		return rv;
+	}
+	*data = out;
+	return VECDB_OK;
+}
+
+/* ===== Facets ===== */
+
+void
+qd_values_at(const json_t *v, const char *key, void (*fn)(const json_t *,
+    void *), void *arg)
+{
+	const char *dot;
+	const json_t *e;
+	size_t i;
+
+	while (key != NULL && json_is_object(v)) {
+		dot = strchr(key, '.');
+		v = json_object_getn(v, key, dot ? (size_t) (dot - key) :
+		    strlen(key));
+		key = dot ? dot + 1 : NULL;
+	}
+	if (v == NULL)
+		return;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			if (key == NULL)
+				fn(e, arg);
+			else
+				qd_values_at(e, key, fn, arg);
+		return;
+	}
+	if (key == NULL)
+		fn(v, arg);
+}
+
+/* Count one facet value (strings, integers and booleans count). */
+static void
+facet_add(const json_t *v, void *arg)
+{
+	json_t *counts = arg, *c;
+	char buf[32];
+	const char *k;
+
+	if (json_is_string(v))
+		k = json_string_value(v);
+	else if (json_is_integer(v))
+		snprintf(buf, sizeof(buf), "\001%lld", (long long)
+		    json_integer_value(v)), k = buf;
+	else if (json_is_boolean(v))
+		k = json_is_true(v) ? "\002true" : "\002false";
+	else
+		return;
+	c = json_object_get(counts, k);
+	json_object_set_new(counts, k, json_integer(1 +
+	    (c ? json_integer_value(c) : 0)));
+}
+
+/* Facet hits: count descending, then value ascending. */
+static int
+facet_cmp(const void *a, const void *b)
+{
+	const json_t *x = *(json_t *const *) a, *y = *(json_t *const *) b;
+	json_int_t cx = json_integer_value(json_object_get(x, "count"));
+	json_int_t cy = json_integer_value(json_object_get(y, "count"));
+	const json_t *vx = json_object_get(x, "value");
+	const json_t *vy = json_object_get(y, "value");
+
+	if (cx != cy)
+		return cx > cy ? -1 : 1;
+	if (json_is_integer(vx) && json_is_integer(vy))
+		return json_integer_value(vx) < json_integer_value(vy) ? -1 :
+		    json_integer_value(vx) > json_integer_value(vy);
+	if (json_is_string(vx) && json_is_string(vy))
+		return strcmp(json_string_value(vx), json_string_value(vy));
+	return json_typeof(vx) - json_typeof(vy);
+}
+
+/* Gather facet counts over the selected points. */
+static int
+visit_facet(struct api_req *r, const vecdb_record *x, json_t *acc,
+    void *arg)
+{
+	json_t *pl = x->payload ? json_loads(x->payload, 0, NULL) : NULL;
+
+	(void) r;
+	qd_values_at(pl, arg, facet_add, acc);
+	json_decref(pl);
+	return VECDB_OK;
+}
+
+/* POST /facet {key, filter?, limit?, exact?}: the most frequent values
+ * of an indexed keyword, integer or bool field, exact counts. */
+static int
+h_facet(struct api_req *r, json_t **data)
+{
+	static const char *const keys[] = { "key", "filter", "limit", "exact",
+		"shard_key", NULL };
+	vecdb_payload_index_info *ix = NULL;
+	const char *key, *k;
+	json_t *counts, *hits, *c, *sel, **all;
+	size_t n = 0, i = 0;
+	uint64_t limit;
+	int rv, indexed = 0, exact;
+
+	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_string(r->body, "key", 1, &key)) != VECDB_OK ||
+	    (rv = api_get_uint(r->body, "limit", 10, 1, VECDB_LIMIT_MAX,
+		 &limit)) != VECDB_OK ||
+	    (rv = api_get_bool(r->body, "exact", 0, &exact)) != VECDB_OK)
+		return rv;
+	if ((rv = r->b->payload_index_list(r->b->ctx, r->segs[SEG_COLL], &ix,
+	    &n)) != VECDB_OK)
+		return coll_missing(rv, r->segs[SEG_COLL]);
+	for (size_t j = 0; j < n; j++)
+		indexed |= strcmp(ix[j].field, key) == 0 &&
+		    ix[j].schema != VECDB_FIELD_FLOAT &&
+		    ix[j].schema != VECDB_FIELD_GEO;
+	free(ix);
+	if (!indexed)
+		return vdb_err(VECDB_EINVAL, "Bad request: Index required but "
+		    "not found for \"%s\" of one of the following types: "
+		    "[keyword, integer, bool]. Help: create an index with PUT "
+		    "/collections/%s/index", key, r->segs[SEG_COLL]);
+	/* select_points wants "points" or "filter": a filter of everything
+	 * when there is none */
+	sel = json_object();
+	if (json_object_get(r->body, "filter") != NULL &&
+	    !json_is_null(json_object_get(r->body, "filter")))
+		json_object_set(sel, "filter", json_object_get(r->body,
+		    "filter"));
+	else
+		json_object_set_new(sel, "filter", json_object());
+	counts = json_object();
+	rv = select_points(r, sel, "points", visit_facet, counts,
+	    (void *) (uintptr_t) key);
+	json_decref(sel);
+	if (rv != VECDB_OK) {
+		json_decref(counts);
+		return rv;
+	}
+	n = json_object_size(counts);
+	all = vdb_calloc(n ? n : 1, sizeof(*all));
+	json_object_foreach(counts, k, c) {
+		json_t *v = k[0] == '\001' ? json_integer(strtoll(k + 1, NULL,
+		    10)) : k[0] == '\002' ? json_boolean(strcmp(k + 1,
+		    "true") == 0) : json_string(k);
+		all[i++] = json_pack("{s:o, s:O}", "value", v, "count", c);
+	}
+	qsort(all, n, sizeof(*all), facet_cmp);
+	hits = json_array();
+	for (i = 0; i < n; i++) {
+		if (i < limit)
+			json_array_append(hits, all[i]);
+		json_decref(all[i]);
+	}
+	vdb_free(all);
+	json_decref(counts);
+	*data = json_pack("{s:o}", "hits", hits);
+	return VECDB_OK;
+}
+
 /* ===== Metrics ===== */
 
 static const char *route_names[64];
@@ -1775,15 +2006,17 @@ const struct api_route api_qdrant_routes[] = {
 	{ "POST", P "/discover/batch", qd_h_discover_batch, 0, API_BODY_JSON,
 	    0 },
 	/* Qdrant's routes we do not serve (yet): a clear 501 each */
-	{ "POST", P "/batch", h_unsupported, 1, API_BODY_NONE, 0 },
-	{ "POST", P "/query/groups", h_unsupported, 0, API_BODY_NONE, 0 },
-	{ "POST", P "/search/groups", h_unsupported, 0, API_BODY_NONE, 0 },
-	{ "POST", P "/recommend/groups", h_unsupported, 0, API_BODY_NONE, 0 },
+	{ "POST", P "/batch", h_batch, 1, API_BODY_JSON, 0 },
+	{ "POST", P "/query/groups", qd_h_query_groups, 0, API_BODY_JSON, 0 },
+	{ "POST", P "/search/groups", qd_h_search_groups, 0, API_BODY_JSON,
+	    0 },
+	{ "POST", P "/recommend/groups", qd_h_recommend_groups, 0,
+	    API_BODY_JSON, 0 },
+	{ "POST", C "/facet", h_facet, 0, API_BODY_JSON, 0 },
 	{ "POST", P "/search/matrix/pairs", h_unsupported, 0, API_BODY_NONE,
 	    0 },
 	{ "POST", P "/search/matrix/offsets", h_unsupported, 0, API_BODY_NONE,
 	    0 },
-	{ "POST", C "/facet", h_unsupported, 0, API_BODY_NONE, 0 },
 	{ "POST", "collections/aliases", h_unsupported, 1, API_BODY_NONE, 0 },
 	{ "GET", "aliases", h_unsupported, 0, API_BODY_NONE, 0 },
 	{ "GET", C "/aliases", h_unsupported, 0, API_BODY_NONE, 0 },

@@ -32,6 +32,12 @@ int qd_with_vector(const struct qd_with *w);
 json_t *qd_record_json(const vecdb_record *x,
     const vecdb_collection_config *cfg, const struct qd_with *w, int scored);
 
+/* Call fn on each value at a dotted key of a payload: objects by
+ * segment, into the objects of arrays on the way, an array at the end
+ * element by element (facets and groups). */
+void qd_values_at(const json_t *v, const char *key,
+    void (*fn)(const json_t *, void *), void *arg);
+
 /* The query routes (api_qdrant_query.c). */
 int qd_h_scroll(struct api_req *r, json_t **data);
 int qd_h_count(struct api_req *r, json_t **data);
@@ -43,5 +49,8 @@ int qd_h_recommend(struct api_req *r, json_t **data);
 int qd_h_recommend_batch(struct api_req *r, json_t **data);
 int qd_h_discover(struct api_req *r, json_t **data);
 int qd_h_discover_batch(struct api_req *r, json_t **data);
+int qd_h_query_groups(struct api_req *r, json_t **data);
+int qd_h_search_groups(struct api_req *r, json_t **data);
+int qd_h_recommend_groups(struct api_req *r, json_t **data);
 
 #endif /* API_QDRANT_H */

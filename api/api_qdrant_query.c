@@ -810,3 +810,187 @@ qd_h_count(struct api_req *r, json_t **data)
 	*data = json_pack("{s:I}", "count", (json_int_t) n);
 	return VECDB_OK;
 }
+
+/* ===== Groups ===== */
+
+/* A group's key for a value at group_by (strings and integers group),
+ * or 0 when the value cannot. */
+static int
+group_key(const json_t *v, char *buf, size_t len)
+{
+	if (json_is_string(v))
+		snprintf(buf, len, "s%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(buf, len, "i%lld", (long long) json_integer_value(v));
+	else
+		return 0;
+	return 1;
+}
+
+struct grouping {
+	json_t *index;       /* group key -> position in groups */
+	json_t *groups;      /* [{id, hits: [...]}] in order of first hit */
+	size_t size;         /* group_size */
+	size_t limit;        /* groups wanted */
+	size_t full;         /* groups that have size hits */
+	const vecdb_collection_config *cfg;
+	const struct qd_with *w;
+	const vecdb_record *x;   /* the hit being placed */
+};
+
+/* Place the current hit in the group of one of its values. */
+static void
+group_add(const json_t *v, void *arg)
+{
+	struct grouping *g = arg;
+	char key[512];
+	json_t *pos, *grp, *hits;
+
+	if (!group_key(v, key, sizeof(key)))
+		return;
+	if ((pos = json_object_get(g->index, key)) == NULL) {
+		if (json_array_size(g->groups) >= g->limit)
+			return;
+		json_object_set_new(g->index, key, json_integer((json_int_t)
+		    json_array_size(g->groups)));
+		json_array_append_new(g->groups, json_pack("{s:O, s:[]}", "id",
+		    v, "hits"));
+		pos = json_object_get(g->index, key);
+	}
+	grp = json_array_get(g->groups, (size_t) json_integer_value(pos));
+	hits = json_object_get(grp, "hits");
+	if (json_array_size(hits) >= g->size)
+		return;
+	/* a point with the same value twice joins its group once */
+	if (json_array_size(hits) > 0) {
+		json_t *id = api_id_to_json(&g->x->id);
+		int same = json_equal(json_object_get(json_array_get(hits,
+		    json_array_size(hits) - 1), "id"), id);
+		json_decref(id);
+		if (same)
+			return;
+	}
+	json_array_append_new(hits, qd_record_json(g->x, g->cfg, g->w, 1));
+	if (json_array_size(hits) == g->size)
+		g->full++;
+}
+
+/*
+ * One groups request (a query request with group_by, group_size and
+ * limit of groups): the query runs for more hits each time until the
+ * groups are full or the hits run out.
+ */
+static int
+groups_one(struct api_req *r, const json_t *req, json_t **out)
+{
+	static const char *const gkeys[] = { "group_by", "group_size",
+		"limit", "with_lookup" };
+	vecdb_collection_config cfg;
+	struct grouping g;
+	struct qd_with w;
+	const char *by;
+	uint64_t size, limit, fetch;
+	json_t *q;
+	int rv;
+
+	if (!json_is_object(req))
+		return vdb_err(VECDB_EINVAL, "a query must be an object");
+	if ((rv = api_get_string(req, "group_by", 1, &by)) != VECDB_OK ||
+	    (rv = api_get_uint(req, "group_size", 3, 1, 1000, &size)) ||
+	    (rv = api_get_uint(req, "limit", 10, 1, 1000, &limit)) ||
+	    (rv = qd_with_from_json(req, 0, &w)) != VECDB_OK)
+		return rv;
+	if (by[0] == '\0' || json_object_get(req, "offset") != NULL)
+		return vdb_err(VECDB_EINVAL, "group_by must name a payload key, "
+		    "and groups take no offset");
+	if (json_object_get(req, "with_lookup") != NULL &&
+	    !json_is_null(json_object_get(req, "with_lookup")))
+		return vdb_err(VECDB_EINVAL, "'with_lookup' is not supported");
+	if ((rv = qd_config(r, r->segs[SEG_COLL], &cfg)) != VECDB_OK)
+		return coll_missing(rv, r->segs[SEG_COLL]);
+	if ((q = json_copy((json_t *) req)) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < sizeof(gkeys) / sizeof(gkeys[0]); i++)
+		json_object_del(q, gkeys[i]);
+	for (fetch = limit * size * 2 < 64 ? 64 : limit * size * 2;;
+	    fetch = fetch * 4 < VECDB_LIMIT_MAX ? fetch * 4 :
+	    VECDB_LIMIT_MAX) {
+		struct qd_hits h;
+		memset(&g, 0, sizeof(g));
+		g.index = json_object();
+		g.groups = json_array();
+		g.size = size;
+		g.limit = limit;
+		g.cfg = &cfg;
+		g.w = &w;
+		json_object_set_new(q, "limit", json_integer((json_int_t)
+		    fetch));
+		if ((rv = qd_run(r, &cfg, q, &w, 1, 0, &h)) != VECDB_OK) {
+			json_decref(g.index);
+			json_decref(g.groups);
+			break;
+		}
+		for (size_t i = 0; i < h.n && !(g.full == limit); i++) {
+			json_t *pl = h.res->items[i].payload ? json_loads(
+			    h.res->items[i].payload, 0, NULL) : NULL;
+			g.x = &h.res->items[i];
+			qd_values_at(pl, by, group_add, &g);
+			json_decref(pl);
+		}
+		json_decref(g.index);
+		if (g.full == limit || h.n < fetch || fetch == VECDB_LIMIT_MAX) {
+			hits_free(&h);
+			*out = json_pack("{s:o}", "groups", g.groups);
+			break;
+		}
+		hits_free(&h);
+		json_decref(g.groups);
+	}
+	json_decref(q);
+	return coll_missing(rv, r->segs[SEG_COLL]);
+}
+
+int
+qd_h_query_groups(struct api_req *r, json_t **data)
+{
+	return groups_one(r, r->body, data);
+}
+
+/* A legacy groups request: its group fields kept aside while the rest is
+ * translated as the plain request would be. */
+static int
+legacy_groups(struct api_req *r, json_t **data, json_t *(*tr)(const json_t *))
+{
+	static const char *const gkeys[] = { "group_by", "group_size",
+		"limit", "with_lookup" };
+	json_t *rest = json_copy(r->body), *q;
+	int rv;
+
+	if (rest == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < sizeof(gkeys) / sizeof(gkeys[0]); i++)
+		json_object_del(rest, gkeys[i]);
+	q = tr(rest);
+	json_decref(rest);
+	if (q == NULL)
+		return VECDB_EINVAL;
+	for (size_t i = 0; i < sizeof(gkeys) / sizeof(gkeys[0]); i++)
+		if (json_object_get(r->body, gkeys[i]) != NULL)
+			json_object_set(q, gkeys[i], json_object_get(r->body,
+			    gkeys[i]));
+	rv = groups_one(r, q, data);
+	json_decref(q);
+	return rv;
+}
+
+int
+qd_h_search_groups(struct api_req *r, json_t **data)
+{
+	return legacy_groups(r, data, search_tr);
+}
+
+int
+qd_h_recommend_groups(struct api_req *r, json_t **data)
+{
+	return legacy_groups(r, data, recommend_tr);
+}

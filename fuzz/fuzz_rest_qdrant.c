@@ -15,7 +15,9 @@ static const char *const routes[] = { C, C "/exists", C "/index",
 	P "/payload/delete", P "/payload/clear", P "/vectors",
 	P "/vectors/delete", P "/scroll", P "/count", P "/query",
 	P "/query/batch", P "/search", P "/search/batch", P "/recommend",
-	P "/recommend/batch", P "/discover", P "/discover/batch", NULL };
+	P "/recommend/batch", P "/discover", P "/discover/batch", P "/batch",
+	P "/query/groups", P "/search/groups", P "/recommend/groups",
+	C "/facet", NULL };
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -338,6 +338,43 @@ async function session(url) {
 	await client.deletePayloadIndex('qc', 'n');
 	assert.equal((await client.getCollection('qc')).payload_schema.n, undefined);
 
+	// --- groups and facets, against the points as they are now
+	const now = (await client.scroll('qc', { limit: 100, with_payload: true, with_vector: true })).points;
+	const nowRef = now.map((p) => ({ id: p.id, city: p.payload.city, score: cosine(q, p.vector) }))
+		.sort((a, b) => b.score - a.score || a.id - b.id);
+	const wantGroups = [];
+	for (const h of nowRef) {
+		if (h.city === undefined)
+			continue;
+		let g = wantGroups.find((x) => x.id === h.city);
+		if (!g && wantGroups.length < 3)
+			wantGroups.push(g = { id: h.city, hits: [] });
+		if (g && g.hits.length < 2)
+			g.hits.push(h.id);
+	}
+	const groups = await client.queryGroups('qc', { query: q, group_by: 'city', group_size: 2, limit: 3, params: { exact: true } });
+	assert.deepEqual(groups.groups.map((g) => ({ id: g.id, hits: g.hits.map((h) => h.id) })), wantGroups);
+	const counts = {};
+	for (const p of now)
+		if (p.payload.city !== undefined)
+			counts[p.payload.city] = (counts[p.payload.city] || 0) + 1;
+	const wantFacet = Object.entries(counts).map(([value, count]) => ({ value, count }))
+		.sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1));
+	assert.deepEqual((await client.facet('qc', { key: 'city', limit: 10 })).hits, wantFacet);
+	assert.deepEqual((await client.facet('qc', { key: 'city', limit: 1, filter: { must: [{ key: 'n', range: { lt: 8 } }] } })).hits.length, 1);
+	await rejects(client.facet('qc', { key: 'tags' }), 400, 'Index required');
+
+	// --- several updates in one batch
+	const ops = await client.batchUpdate('qc', { operations: [
+		{ upsert: { points: [{ id: 500, vector: [1, 1, 1, 1], payload: { city: 'Lima' } }] } },
+		{ set_payload: { payload: { batch: true }, points: [500, 7] } },
+		{ delete: { points: [8] } },
+	] });
+	assert.equal(ops.length, 3);
+	assert.deepEqual((await client.retrieve('qc', { ids: [500, 7, 8] })).map((p) => [p.id, p.payload.batch]), [[500, true], [7, true]]);
+	await client.delete('qc', { points: [500] });
+	await client.upsert('qc', { points: [pts[7]] });
+
 	// --- delete by ids and by filter
 	await client.delete('qc', { points: [1, 2] });
 	assert.equal((await client.count('qc')).count, 38);
