@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "api_impl.h"
 #include "api_qdrant.h"
@@ -1940,6 +1941,168 @@ h_facet(struct api_req *r, json_t **data)
 	return VECDB_OK;
 }
 
+/* ===== Snapshots ===== */
+
+/* A snapshot's file name, as Qdrant names its snapshots: <name>.snapshot */
+#define SNAP_EXT ".snapshot"
+
+/* Qdrant's SnapshotDescription. */
+static json_t *
+snapshot_json(const vecdb_snapshot_info *si)
+{
+	char when[32], name[VECDB_SNAPSHOT_NAME_MAX + 16];
+	time_t t = (time_t) si->created_at;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(name, sizeof(name), "%s" SNAP_EXT, si->name);
+	return json_pack("{s:s, s:s, s:I, s:s}", "name", name,
+	    "creation_time", when, "size", (json_int_t) si->size_bytes,
+	    "checksum", si->checksum);
+}
+
+/* A snapshot named as Qdrant names it (with or without the .snapshot
+ * of its file) into the engine's name. */
+static int
+snapshot_name(const char *given, char *out, size_t len)
+{
+	size_t n = strlen(given), e = strlen(SNAP_EXT);
+
+	if (n > e && strcmp(given + n - e, SNAP_EXT) == 0)
+		n -= e;
+	if (n == 0 || n >= len)
+		return vdb_err(VECDB_EINVAL, "'%.64s' is not a snapshot name",
+		    given);
+	memcpy(out, given, n);
+	out[n] = '\0';
+	return VECDB_OK;
+}
+
+static int
+h_snapshot_create(struct api_req *r, json_t **data)
+{
+	vecdb_snapshot_info si;
+	int rv;
+
+	if ((rv = r->b->snapshot_create(r->b->ctx, r->segs[SEG_COLL], NULL,
+	    &si)) != VECDB_OK)
+		return coll_missing(rv, r->segs[SEG_COLL]);
+	*data = snapshot_json(&si);
+	return VECDB_OK;
+}
+
+static int
+h_snapshot_list(struct api_req *r, json_t **data)
+{
+	vecdb_snapshot_info *si;
+	size_t n;
+	int rv;
+
+	if ((rv = r->b->snapshot_list(r->b->ctx, r->segs[SEG_COLL], &si,
+	    &n)) != VECDB_OK)
+		return coll_missing(rv, r->segs[SEG_COLL]);
+	*data = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(*data, snapshot_json(&si[i]));
+	free(si);
+	return VECDB_OK;
+}
+
+static int
+h_snapshot_delete(struct api_req *r, json_t **data)
+{
+	char name[VECDB_SNAPSHOT_NAME_MAX + 1];
+	int rv;
+
+	if ((rv = snapshot_name(r->segs[3], name, sizeof(name))) != VECDB_OK ||
+	    (rv = r->b->snapshot_delete(r->b->ctx, r->segs[SEG_COLL],
+		 name)) != VECDB_OK)
+		return rv;
+	*data = json_true();
+	return VECDB_OK;
+}
+
+/* GET .../snapshots/:s: the file itself. */
+static int
+h_snapshot_download(struct api_req *r, json_t **data)
+{
+	char name[VECDB_SNAPSHOT_NAME_MAX + 1];
+	int rv, fd;
+
+	(void) data;
+	if ((rv = snapshot_name(r->segs[3], name, sizeof(name))) != VECDB_OK ||
+	    (rv = r->b->snapshot_open(r->b->ctx, r->segs[SEG_COLL], name,
+		 &fd)) != VECDB_OK)
+		return rv;
+	api_req_status(r, 200);
+	if (httpd_respond_fd(r->h, 200, "application/octet-stream", fd) != 0)
+		return vdb_err(VECDB_ENOMEM, "cannot send snapshot '%s'",
+		    name);
+	return API_RESPONDED;
+}
+
+/* POST .../snapshots/upload: a snapshot file (the raw body or the form's
+ * file field) replaces the collection. */
+static int
+h_snapshot_upload(struct api_req *r, json_t **data)
+{
+	const char *path, *err;
+	int rv;
+
+	if ((path = httpd_upload(r->h, &err)) == NULL)
+		return vdb_err(VECDB_EINVAL, "%s", err);
+	if ((rv = r->b->snapshot_restore_file(r->b->ctx, r->segs[SEG_COLL],
+	    path)) != VECDB_OK)
+		return rv;
+	qd_forget(r->segs[SEG_COLL]);
+	*data = json_true();
+	return VECDB_OK;
+}
+
+/*
+ * PUT .../snapshots/recover {location, priority?, checksum?}: restore one
+ * of the collection's own snapshots, named by its file name or a file://
+ * URL ending in it. vecdb reads no file or URL a request names: only
+ * its snapshots directory.
+ */
+static int
+h_snapshot_recover(struct api_req *r, json_t **data)
+{
+	static const char *const keys[] = { "location", "priority",
+		"checksum", "api_key", NULL };
+	char name[VECDB_SNAPSHOT_NAME_MAX + 1];
+	const char *loc, *base, *sum;
+	vecdb_snapshot_info si;
+	int rv;
+
+	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_string(r->body, "location", 1, &loc)) != VECDB_OK ||
+	    (rv = api_get_string(r->body, "checksum", 0, &sum)) != VECDB_OK)
+		return rv;
+	if (strstr(loc, "://") != NULL && strncmp(loc, "file://", 7) != 0)
+		return vdb_err(VECDB_EINVAL, "location: only file:// URLs of "
+		    "the collection's own snapshots can be recovered (upload "
+		    "other files to .../snapshots/upload)");
+	base = strrchr(loc, '/') ? strrchr(loc, '/') + 1 : loc;
+	if ((rv = snapshot_name(base, name, sizeof(name))) != VECDB_OK ||
+	    (rv = r->b->snapshot_get(r->b->ctx, r->segs[SEG_COLL], name,
+		 &si)) != VECDB_OK)
+		return rv == VECDB_ENOTFOUND ? vdb_err(rv, "Not found: no "
+		    "snapshot '%s' of collection `%s` (recover takes the "
+		    "collection's own snapshots)", base, r->segs[SEG_COLL]) :
+		    rv;
+	if (sum != NULL && strcmp(sum, si.checksum) != 0)
+		return vdb_err(VECDB_EINVAL, "checksum mismatch: snapshot '%s' "
+		    "has %s", base, si.checksum);
+	if ((rv = r->b->snapshot_restore(r->b->ctx, r->segs[SEG_COLL],
+	    name)) != VECDB_OK)
+		return rv;
+	qd_forget(r->segs[SEG_COLL]);
+	*data = json_true();
+	return VECDB_OK;
+}
+
 /* ===== Metrics ===== */
 
 static const char *route_names[64];
@@ -2020,12 +2183,14 @@ const struct api_route api_qdrant_routes[] = {
 	{ "POST", "collections/aliases", h_unsupported, 1, API_BODY_NONE, 0 },
 	{ "GET", "aliases", h_unsupported, 0, API_BODY_NONE, 0 },
 	{ "GET", C "/aliases", h_unsupported, 0, API_BODY_NONE, 0 },
-	{ "GET", C "/snapshots", h_unsupported, 0, API_BODY_NONE, 0 },
-	{ "POST", C "/snapshots", h_unsupported, 1, API_BODY_NONE, 0 },
-	{ "GET", C "/snapshots/:s", h_unsupported, 0, API_BODY_NONE, 0 },
-	{ "DELETE", C "/snapshots/:s", h_unsupported, 1, API_BODY_NONE, 0 },
-	{ "PUT", C "/snapshots/recover", h_unsupported, 1, API_BODY_NONE, 0 },
-	{ "POST", C "/snapshots/upload", h_unsupported, 1, API_BODY_NONE, 0 },
+	{ "POST", C "/snapshots/upload", h_snapshot_upload, 1, API_BODY_RAW,
+	    0 },
+	{ "PUT", C "/snapshots/recover", h_snapshot_recover, 1, API_BODY_JSON,
+	    0 },
+	{ "GET", C "/snapshots", h_snapshot_list, 0, API_BODY_NONE, 0 },
+	{ "POST", C "/snapshots", h_snapshot_create, 1, API_BODY_NONE, 0 },
+	{ "GET", C "/snapshots/:s", h_snapshot_download, 0, API_BODY_NONE, 0 },
+	{ "DELETE", C "/snapshots/:s", h_snapshot_delete, 1, API_BODY_NONE, 0 },
 	{ "GET", "snapshots", h_unsupported, 0, API_BODY_NONE, 0 },
 	{ "POST", "snapshots", h_unsupported, 1, API_BODY_NONE, 0 },
 	{ "GET", "cluster", h_unsupported, 0, API_BODY_NONE, 0 },

@@ -396,6 +396,38 @@ async function session(url) {
 	res = await client.query('qe', { query: q, limit: 20, score_threshold: eref[4].d + 1e-6, params: { exact: true } });
 	assert.deepEqual(res.points.map((p) => p.id), eref.slice(0, 5).map((x) => x.id));
 
+	// --- snapshots: create, list, recover, download, upload, delete
+	const snap = await client.createSnapshot('qe');
+	assert.match(snap.name, /\.snapshot$/);
+	assert.ok(snap.size > 0 && /^[0-9a-f]{64}$/.test(snap.checksum));
+	assert.deepEqual((await client.listSnapshots('qe')).map((x) => x.name), [snap.name]);
+	await client.delete('qe', { points: [1, 2, 3] });
+	assert.equal((await client.count('qe')).count, 17);
+	assert.equal(await client.recoverSnapshot('qe', { location: `file:///anywhere/${snap.name}`, checksum: snap.checksum }), true);
+	assert.equal((await client.count('qe')).count, 20);
+	await rejects(client.recoverSnapshot('qe', { location: 'http://example.com/x.snapshot' }), 400, 'file://');
+	await rejects(client.recoverSnapshot('qe', { location: 'file:///tmp/none.snapshot' }), 404, 'no snapshot');
+	const file = await fetch(`${url}/collections/qe/snapshots/${snap.name}`, { headers: { 'api-key': KEY } });
+	assert.equal(file.status, 200);
+	const bytes = new Uint8Array(await file.arrayBuffer());
+	// a router's download is the cluster file: every shard's snapshot
+	// with its checksum, larger than their sum
+	if (target === 'serve')
+		assert.equal(bytes.length, snap.size);
+	else
+		assert.ok(bytes.length > snap.size);
+	await client.delete('qe', { points: [4] });
+	const form = new FormData();
+	form.append('snapshot', new Blob([bytes]), snap.name);
+	const up = await fetch(`${url}/collections/qe/snapshots/upload?priority=snapshot`, {
+		method: 'POST', headers: { 'api-key': KEY }, body: form,
+	});
+	assert.equal(up.status, 200, await up.clone().text());
+	assert.equal((await up.json()).result, true);
+	assert.equal((await client.count('qe')).count, 20);
+	assert.equal(await client.deleteSnapshot('qe', snap.name), true);
+	assert.deepEqual(await client.listSnapshots('qe'), []);
+
 	// --- named and sparse vectors, vector updates, hybrid fusion
 	await client.createCollection('qn', {
 		vectors: { image: { size: 3, distance: 'Dot' }, text: { size: 2, distance: 'Cosine' } },
