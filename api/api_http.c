@@ -516,7 +516,7 @@ route_run(struct api_req *r, const struct api_route *rt)
 	 * its front end takes the defaults */
 	if (r->qdrant) {
 		api_read_opts_reset();
-		rv = VECDB_OK;
+		rv = api_qdrant_prepare(r);
 	} else {
 		rv = api_read_opts_parse(r, httpd_query(r->h));
 	}

@@ -160,6 +160,8 @@ struct api_req {
 				       api_route: the native one) */
 	size_t n_routes;
 	int qdrant;                 /* Qdrant's envelope (api_qdrant.c) */
+	char alias_to[VECDB_NAME_MAX + 1]; /* the collection an alias in
+				       the path names (api_qdrant.c) */
 	char raw[API_PATH_MAX];     /* the path as sent, split */
 	char dec[API_PATH_MAX];     /* the segments decoded */
 };
@@ -215,6 +217,10 @@ extern const size_t api_n_routes;
 /* Qdrant's REST API (api_qdrant.c), served by a listener of its own. */
 extern const struct api_route api_qdrant_routes[];
 extern const size_t api_qdrant_n_routes;
+
+/* Before a Qdrant route runs: its collection segment, when an alias,
+ * replaced by the collection it names. VECDB_OK or an error. */
+int api_qdrant_prepare(struct api_req *r);
 
 /* Seconds since the request's headers were in (Qdrant's "time"). */
 double api_req_seconds(const struct api_req *r);

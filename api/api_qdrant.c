@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <openssl/sha.h>
 
 #include "api_impl.h"
 #include "api_qdrant.h"
@@ -471,6 +472,368 @@ h_healthz(struct api_req *r, json_t **data)
 	return API_RESPONDED;
 }
 
+/* ===== Aliases ===== */
+
+/*
+ * Aliases live in a collection of their own, QD_ALIASES, one point each:
+ * its id a UUID made of the SHA-256 of the alias name, its payload
+ * {alias, collection}. So they persist, replicate and reach every shard
+ * behind a router as any point does, with no new storage. A request's
+ * collection is looked up in a table of them kept for a moment
+ * (QD_CACHE_MS), which this front end refreshes at once when it changes
+ * them.
+ */
+#define QD_ALIASES "qdrant-aliases"
+
+static int coll_missing(int rv, const char *name);
+#define QD_ALIASES_MAX 4096
+
+static struct {
+	json_t *map;        /* alias -> collection */
+	uint64_t at;        /* ms; 0: stale */
+} aliases;
+static pthread_mutex_t alias_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Read every alias from QD_ALIASES into a new map. */
+static int
+aliases_read(struct api_req *r, json_t **out)
+{
+	vecdb_id start = { VECDB_ID_NONE, 0, { 0 } };
+	vecdb_records *res;
+	json_t *map = json_object();
+	int rv;
+
+	do {
+		rv = r->b->scroll(r->b->ctx, QD_ALIASES, &start, PAGE, NULL, 1,
+		    0, &res);
+		if (rv == VECDB_ENOTFOUND) {
+			vdb_err_clear();
+			break;   /* no alias was ever made */
+		}
+		if (rv != VECDB_OK) {
+			json_decref(map);
+			return rv;
+		}
+		for (size_t i = 0; i < res->count; i++) {
+			json_t *p = res->items[i].payload ? json_loads(
+			    res->items[i].payload, 0, NULL) : NULL;
+			const char *a = json_string_value(json_object_get(p,
+			    "alias"));
+			json_t *c = json_object_get(p, "collection");
+			if (a != NULL && json_is_string(c))
+				json_object_set(map, a, c);
+			json_decref(p);
+		}
+		start = res->next;
+		if (!res->has_next)
+			start.kind = VECDB_ID_NONE;
+		vecdb_records_free(res);
+	} while (start.kind != VECDB_ID_NONE);
+	*out = map;
+	return VECDB_OK;
+}
+
+/* The alias table (a new reference), read again when stale. */
+static int
+aliases_get(struct api_req *r, json_t **out)
+{
+	uint64_t now = vdb_now_ms();
+	json_t *map;
+	int rv;
+
+	pthread_mutex_lock(&alias_lock);
+	if (aliases.map != NULL && aliases.at != 0 &&
+	    now - aliases.at < QD_CACHE_MS) {
+		*out = json_incref(aliases.map);
+		pthread_mutex_unlock(&alias_lock);
+		return VECDB_OK;
+	}
+	pthread_mutex_unlock(&alias_lock);
+	if ((rv = aliases_read(r, &map)) != VECDB_OK)
+		return rv;
+	pthread_mutex_lock(&alias_lock);
+	json_decref(aliases.map);
+	aliases.map = json_incref(map);
+	aliases.at = now ? now : 1;
+	pthread_mutex_unlock(&alias_lock);
+	*out = map;
+	return VECDB_OK;
+}
+
+/* Forget the table: the next request reads it again. */
+static void
+aliases_forget(void)
+{
+	pthread_mutex_lock(&alias_lock);
+	aliases.at = 0;
+	pthread_mutex_unlock(&alias_lock);
+}
+
+int
+api_qdrant_prepare(struct api_req *r)
+{
+	const char *pat = r->routes[r->route].pattern, *to;
+	json_t *map;
+	int rv;
+
+	/* the routes on one collection: collections/:c/... */
+	if (strncmp(pat, "collections/:c", 14) != 0 || r->nsegs < 2)
+		return VECDB_OK;
+	if (strcmp(r->segs[SEG_COLL], QD_ALIASES) == 0)
+		return vdb_err(VECDB_EINVAL, "`%s` holds the aliases and is not "
+		    "a collection of the Qdrant API", QD_ALIASES);
+	if ((rv = aliases_get(r, &map)) != VECDB_OK)
+		return rv;
+	to = json_string_value(json_object_get(map, r->segs[SEG_COLL]));
+	if (to != NULL && strlen(to) <= VECDB_NAME_MAX) {
+		snprintf(r->alias_to, sizeof(r->alias_to), "%s", to);
+		r->segs[SEG_COLL] = r->alias_to;
+	}
+	json_decref(map);
+	return VECDB_OK;
+}
+
+/* The point id of an alias: the first 16 bytes of its SHA-256. */
+static vecdb_id
+alias_id(const char *alias)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	vecdb_id id = { VECDB_ID_UUID, 0, { 0 } };
+
+	SHA256((const unsigned char *) alias, strlen(alias), md);
+	memcpy(id.uuid, md, 16);
+	return id;
+}
+
+/* Make QD_ALIASES if it is not there. */
+static int
+aliases_ensure(struct api_req *r)
+{
+	vecdb_collection_config c;
+	int rv;
+
+	vecdb_collection_config_init(&c, QD_ALIASES, 1, VECDB_DOT);
+	rv = r->b->collection_create(r->b->ctx, &c);
+	if (rv == VECDB_EEXIST) {
+		vdb_err_clear();
+		return VECDB_OK;
+	}
+	return rv;
+}
+
+/* Write alias -> coll (coll NULL: remove the alias). */
+static int
+alias_set(struct api_req *r, const char *alias, const char *coll)
+{
+	vecdb_id id = alias_id(alias);
+	static const float zero[1] = { 0 };
+	vecdb_point p;
+	size_t gone;
+	char *pl;
+	int rv;
+
+	if (coll == NULL)
+		return r->b->delete(r->b->ctx, QD_ALIASES, &id, 1, &gone);
+	json_t *o = json_pack("{s:s, s:s}", "alias", alias, "collection",
+	    coll);
+
+	pl = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (pl == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	p.id = id;
+	p.vector = zero;
+	p.dim = 1;
+	p.payload = pl;
+	rv = r->b->write(r->b->ctx, QD_ALIASES, VECDB_WRITE_UPSERT, &p, NULL,
+	    1);
+	free(pl);
+	return rv;
+}
+
+/* An alias name: what a collection name may be. */
+static int
+alias_name_check(const char *a, const char *what)
+{
+	size_t n = strlen(a);
+
+	if (n == 0 || n > VECDB_NAME_MAX || strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789_-") != n)
+		return vdb_err(VECDB_EINVAL, "%s '%.64s' must be 1-%d of "
+		    "[A-Za-z0-9_-]", what, a, VECDB_NAME_MAX);
+	if (strcmp(a, QD_ALIASES) == 0)
+		return vdb_err(VECDB_EINVAL, "%s '%s' is reserved", what, a);
+	return VECDB_OK;
+}
+
+/*
+ * POST /collections/aliases {actions: [{create_alias: {collection_name,
+ * alias_name}} | {delete_alias: {alias_name}} | {rename_alias:
+ * {old_alias_name, new_alias_name}}]}: every action is checked against
+ * the table as the earlier ones leave it, then all are written, in turn.
+ */
+static int
+h_aliases_update(struct api_req *r, json_t **data)
+{
+	static const char *const keys[] = { "actions", "timeout", NULL };
+	json_t *acts, *act, *map, *now, *plan;
+	const char *k;
+	json_t *v;
+	size_t i;
+	int rv;
+
+	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_array(r->body, "actions", 1, QD_ALIASES_MAX,
+		 &acts)) != VECDB_OK)
+		return rv;
+	aliases_forget();
+	if ((rv = aliases_get(r, &map)) != VECDB_OK)
+		return rv;
+	now = json_deep_copy(map);
+	json_decref(map);
+	json_array_foreach(acts, i, act) {
+		const char *kind = json_is_object(act) && json_object_size(act)
+		    == 1 ? json_object_iter_key(json_object_iter(act)) : "";
+		json_t *b = json_object_get(act, kind);
+		const char *a = NULL, *c = NULL, *o = NULL;
+		char where[48];
+
+		snprintf(where, sizeof(where), "actions[%zu]", i);
+		if (!json_is_object(b)) {
+			rv = vdb_err(VECDB_EINVAL, "%s must be {create_alias | "
+			    "delete_alias | rename_alias: {...}}", where);
+		} else if (strcmp(kind, "create_alias") == 0) {
+			static const char *const ck[] = { "collection_name",
+				"alias_name", NULL };
+			vecdb_collection_config cfg;
+			if ((rv = api_check_keys(b, ck, where)) == VECDB_OK &&
+			    (rv = api_get_string(b, "collection_name", 1, &c)) ==
+			    VECDB_OK && (rv = api_get_string(b, "alias_name", 1,
+			    &a)) == VECDB_OK && (rv = alias_name_check(a,
+			    "alias_name")) == VECDB_OK &&
+			    (rv = qd_config(r, c, &cfg)) == VECDB_ENOTFOUND)
+				rv = vdb_err(rv, "Not found: Collection `%s` "
+				    "doesn't exist!", c);
+			else if (rv == VECDB_OK && qd_config(r, a, &cfg) ==
+			    VECDB_OK)
+				rv = vdb_err(VECDB_EEXIST, "Wrong input: a "
+				    "collection is named `%s`: an alias cannot "
+				    "be", a);
+			if (rv == VECDB_OK)
+				json_object_set_new(now, a, json_string(c));
+		} else if (strcmp(kind, "delete_alias") == 0) {
+			static const char *const dk[] = { "alias_name", NULL };
+			if ((rv = api_check_keys(b, dk, where)) == VECDB_OK &&
+			    (rv = api_get_string(b, "alias_name", 1, &a)) ==
+			    VECDB_OK && json_object_del(now, a) != 0)
+				rv = vdb_err(VECDB_ENOTFOUND, "Not found: Alias "
+				    "`%s` doesn't exist!", a);
+		} else if (strcmp(kind, "rename_alias") == 0) {
+			static const char *const rk[] = { "old_alias_name",
+				"new_alias_name", NULL };
+			json_t *to;
+			if ((rv = api_check_keys(b, rk, where)) == VECDB_OK &&
+			    (rv = api_get_string(b, "old_alias_name", 1, &o)) ==
+			    VECDB_OK && (rv = api_get_string(b, "new_alias_name",
+			    1, &a)) == VECDB_OK && (rv = alias_name_check(a,
+			    "new_alias_name")) == VECDB_OK) {
+				if ((to = json_object_get(now, o)) == NULL) {
+					rv = vdb_err(VECDB_ENOTFOUND, "Not found: "
+					    "Alias `%s` doesn't exist!", o);
+				} else {
+					json_object_set(now, a, to);
+					json_object_del(now, o);
+				}
+			}
+		} else {
+			rv = vdb_err(VECDB_EINVAL, "%s: unknown action '%.32s' "
+			    "(create_alias, delete_alias, rename_alias)", where,
+			    kind);
+		}
+		if (rv != VECDB_OK) {
+			json_decref(now);
+			return rv;
+		}
+	}
+	/* write the difference between the table and what it becomes */
+	if ((rv = aliases_get(r, &map)) == VECDB_OK &&
+	    json_object_size(now) > 0)
+		rv = aliases_ensure(r);
+	plan = json_object();
+	json_object_foreach(now, k, v)
+		if (!json_equal(json_object_get(map, k), v))
+			json_object_set(plan, k, v);
+	json_object_foreach(map, k, v)
+		if (json_object_get(now, k) == NULL)
+			json_object_set_new(plan, k, json_null());
+	json_object_foreach(plan, k, v)
+		if (rv == VECDB_OK)
+			rv = alias_set(r, k, json_string_value(v));
+	json_decref(plan);
+	json_decref(map);
+	json_decref(now);
+	aliases_forget();
+	if (rv == VECDB_OK)
+		*data = json_true();
+	return rv;
+}
+
+/* {aliases: [{alias_name, collection_name}]}, of coll or (NULL) all. */
+static int
+aliases_list(struct api_req *r, const char *coll, json_t **data)
+{
+	json_t *map, *a, *v;
+	const char *k;
+	int rv;
+
+	if ((rv = aliases_get(r, &map)) != VECDB_OK)
+		return rv;
+	a = json_array();
+	json_object_foreach(map, k, v)
+		if (coll == NULL || strcmp(json_string_value(v), coll) == 0)
+			json_array_append_new(a, json_pack("{s:s, s:O}",
+			    "alias_name", k, "collection_name", v));
+	json_decref(map);
+	*data = json_pack("{s:o}", "aliases", a);
+	return VECDB_OK;
+}
+
+static int
+h_aliases(struct api_req *r, json_t **data)
+{
+	return aliases_list(r, NULL, data);
+}
+
+static int
+h_collection_aliases(struct api_req *r, json_t **data)
+{
+	vecdb_collection_config c;
+	int rv;
+
+	if ((rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK)
+		return coll_missing(rv, r->segs[SEG_COLL]);
+	return aliases_list(r, r->segs[SEG_COLL], data);
+}
+
+/* Drop the aliases of a collection that was deleted. */
+static int
+aliases_drop(struct api_req *r, const char *coll)
+{
+	json_t *map, *v;
+	const char *k;
+	int rv;
+
+	aliases_forget();
+	if ((rv = aliases_get(r, &map)) != VECDB_OK)
+		return rv;
+	json_object_foreach(map, k, v)
+		if (rv == VECDB_OK && strcmp(json_string_value(v), coll) == 0)
+			rv = alias_set(r, k, NULL);
+	json_decref(map);
+	aliases_forget();
+	return rv;
+}
+
 /* ===== Collections ===== */
 
 /* hnsw_config {m, ef_construct, ...} into an index config. */
@@ -762,7 +1125,8 @@ h_collection_delete(struct api_req *r, json_t **data)
 		*data = json_false();
 		return VECDB_OK;
 	}
-	if (rv == VECDB_OK)
+	/* its aliases go with it, as in Qdrant */
+	if (rv == VECDB_OK && (rv = aliases_drop(r, name)) == VECDB_OK)
 		*data = json_true();
 	return rv;
 }
@@ -779,7 +1143,9 @@ h_collection_list(struct api_req *r, json_t **data)
 		return rv;
 	a = json_array();
 	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(a, json_pack("{s:s}", "name", names[i]));
+		if (strcmp(names[i], QD_ALIASES) != 0)
+			json_array_append_new(a, json_pack("{s:s}", "name",
+			    names[i]));
 		free(names[i]);
 	}
 	free(names);
@@ -2180,9 +2546,10 @@ const struct api_route api_qdrant_routes[] = {
 	    0 },
 	{ "POST", P "/search/matrix/offsets", h_unsupported, 0, API_BODY_NONE,
 	    0 },
-	{ "POST", "collections/aliases", h_unsupported, 1, API_BODY_NONE, 0 },
-	{ "GET", "aliases", h_unsupported, 0, API_BODY_NONE, 0 },
-	{ "GET", C "/aliases", h_unsupported, 0, API_BODY_NONE, 0 },
+	{ "POST", "collections/aliases", h_aliases_update, 1, API_BODY_JSON,
+	    0 },
+	{ "GET", "aliases", h_aliases, 0, API_BODY_NONE, 0 },
+	{ "GET", C "/aliases", h_collection_aliases, 0, API_BODY_NONE, 0 },
 	{ "POST", C "/snapshots/upload", h_snapshot_upload, 1, API_BODY_RAW,
 	    0 },
 	{ "PUT", C "/snapshots/recover", h_snapshot_recover, 1, API_BODY_JSON,

@@ -259,8 +259,8 @@ rest_run(const uint8_t *d, size_t n, const char *const *allowed, int qdrant)
 	vdb_err_clear();
 	if (qdrant)
 		api_read_opts_reset();
-	if ((rv = qdrant ? VECDB_OK : api_read_opts_parse(r, qs)) ==
-	    VECDB_OK) {
+	if ((rv = qdrant ? api_qdrant_prepare(r) : api_read_opts_parse(r,
+	    qs)) == VECDB_OK) {
 		if (rt->writes)
 			api_read_opts()->primary = 1;
 		rv = rt->fn(r, &data);

@@ -17,7 +17,8 @@ static const char *const routes[] = { C, C "/exists", C "/index",
 	P "/query/batch", P "/search", P "/search/batch", P "/recommend",
 	P "/recommend/batch", P "/discover", P "/discover/batch", P "/batch",
 	P "/query/groups", P "/search/groups", P "/recommend/groups",
-	C "/facet", C "/snapshots/recover", NULL };
+	C "/facet", C "/snapshots/recover", "collections/aliases", C "/aliases",
+	"aliases", NULL };
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -480,6 +480,33 @@ async function session(url) {
 	res = await client.query('qn', { query: [1, 1, 1], using: 'image', limit: 3 });
 	assert.deepEqual(res.points.map((p) => p.id).sort(), [1, 2]);
 
+	// --- aliases: usable wherever a collection name is
+	assert.equal(await client.updateCollectionAliases({ actions: [
+		{ create_alias: { collection_name: 'qc', alias_name: 'prod' } },
+		{ create_alias: { collection_name: 'qe', alias_name: 'old' } },
+	] }), true);
+	assert.deepEqual((await client.getAliases()).aliases.sort((a, b) => (a.alias_name < b.alias_name ? -1 : 1)),
+		[{ alias_name: 'old', collection_name: 'qe' }, { alias_name: 'prod', collection_name: 'qc' }]);
+	assert.deepEqual((await client.getCollectionAliases('qc')).aliases, [{ alias_name: 'prod', collection_name: 'qc' }]);
+	assert.equal((await client.count('prod')).count, (await client.count('qc')).count);
+	res = await client.query('prod', { query: q, limit: 2, params: { exact: true } });
+	assert.deepEqual(res.points.map((p) => p.id), (await client.query('qc', { query: q, limit: 2, params: { exact: true } })).points.map((p) => p.id));
+	assert.ok(!(await client.getCollections()).collections.some((c) => c.name === 'qdrant-aliases'));
+	// switch an alias in one request, rename, delete
+	await client.updateCollectionAliases({ actions: [
+		{ delete_alias: { alias_name: 'old' } },
+		{ create_alias: { collection_name: 'qc', alias_name: 'old' } },
+		{ rename_alias: { old_alias_name: 'prod', new_alias_name: 'live' } },
+	] });
+	assert.equal((await client.count('old')).count, (await client.count('qc')).count);
+	assert.equal((await client.getCollection('live')).points_count, (await client.count('qc')).count);
+	await rejects(client.count('prod'), 404, "doesn't exist");
+	await rejects(client.updateCollectionAliases({ actions: [{ create_alias: { collection_name: 'nope', alias_name: 'x' } }] }), 404, 'nope');
+	await rejects(client.updateCollectionAliases({ actions: [{ create_alias: { collection_name: 'qc', alias_name: 'qe' } }] }), 409, 'alias');
+	await rejects(client.updateCollectionAliases({ actions: [{ delete_alias: { alias_name: 'never' } }] }), 404, 'never');
+	await client.updateCollectionAliases({ actions: [{ delete_alias: { alias_name: 'old' } }] });
+	assert.deepEqual((await client.getAliases()).aliases, [{ alias_name: 'live', collection_name: 'qc' }]);
+
 	// --- quantization through PATCH
 	assert.equal(await client.updateCollection('qc', { quantization_config: { scalar: { type: 'int8', quantile: 0.99 } } }), true);
 	col = await client.getCollection('qc');
@@ -487,13 +514,15 @@ async function session(url) {
 	await rejects(client.updateCollection('qc', { hnsw_config: { m: 32 } }), 400, 'hnsw_config');
 
 	// --- what we do not serve is a clear error
-	await rejects(client.getAliases(), 501, 'not supported');
+	await rejects(client.listFullSnapshots(), 501, 'not supported');
 
 	// --- collections go away
 	assert.equal(await client.deleteCollection('qe'), true);
 	assert.equal(await client.deleteCollection('qn'), true);
 	assert.equal(await client.deleteCollection('qc'), true);
 	assert.deepEqual(await client.collectionExists('qc'), { exists: false });
+	// the aliases of a collection go with it
+	assert.deepEqual((await client.getAliases()).aliases, []);
 }
 
 try {
