@@ -304,6 +304,19 @@ struct xset {
 const void *storage_xset_vector(const struct coll *c, int vslot,
     const uint8_t *blob, size_t len);
 
+/*
+ * A filter on a stored point: its payload (parsed), and for has_id and
+ * has_vector its id key (vdb_id_key's bytes, after the collection
+ * prefix) and its record.
+ */
+struct storage_point_ctx {
+	const struct coll *c;
+	const struct rpoint *rp;
+};
+int storage_point_match(const vecdb_filter *f, const json_t *payload,
+    const struct coll *c, const struct rpoint *rp, const uint8_t *key,
+    size_t klen);
+
 /* Check and split a point's vector bytes (len of them) into the dense
  * vector (the first bytes) and its sparse vectors; VECDB_ECORRUPT if
  * they do not fit collection c. */

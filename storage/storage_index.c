@@ -2493,7 +2493,8 @@ filter_cb(uint64_t label, void *arg)
 	if (rp.payload_len > 0 &&
 	    (pay = json_loadb(rp.payload, rp.payload_len, 0, NULL)) == NULL)
 		return 0;
-	match = filter_match(x->f, pay);
+	match = storage_point_match(x->f, pay, x->c, &rp, pkey + 4,
+	    pklen - 4);
 	json_decref(pay);
 	x->calls++;
 	x->passes += (uint64_t) match;

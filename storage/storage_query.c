@@ -136,7 +136,8 @@ batch_point(const struct storage_scan *s, struct bquery *q, size_t n,
 				return rv;
 			parsed = 1;
 		}
-		if (f != NULL && !filter_match(f, payload))
+		if (f != NULL && !storage_point_match(f, payload, c, &rp,
+		    (const uint8_t *) s->k.mv_data + 4, s->k.mv_size - 4))
 			continue;
 		if (!decoded) {
 			vec_decode(rp.vec, rp.dim, c->cfg.vector_type, buf);

@@ -187,7 +187,8 @@ storage_scan_match(const struct storage_scan *s, const struct rpoint *rp,
 	}
 	if ((rv = storage_scan_payload(s, rp, &payload)) != VECDB_OK)
 		return rv;
-	*match = filter_match(f, payload);
+	*match = storage_point_match(f, payload, s->c, rp,
+	    (const uint8_t *) s->k.mv_data + 4, s->k.mv_size - 4);
 	json_decref(payload);
 	return VECDB_OK;
 }

@@ -110,6 +110,46 @@ storage_xset_vector(const struct coll *c, int vslot, const uint8_t *blob,
 	return NULL;
 }
 
+/* has_vector of a filter: does the point carry the vector of that name? */
+static int
+point_has_vector(const char *name, void *arg)
+{
+	const struct storage_point_ctx *pc = arg;
+	struct xset xs;
+	int vslot;
+
+	if (name[0] == '\0')
+		return pc->c->cfg.dimension > 0 &&
+		    storage_xset_vector(pc->c, 0, pc->rp->vec,
+		    pc->rp->vec_len) != NULL;
+	if ((vslot = storage_vector_slot(&pc->c->cfg, name)) > 0)
+		return storage_xset_vector(pc->c, vslot, pc->rp->vec,
+		    pc->rp->vec_len) != NULL;
+	for (uint32_t i = 0; i < pc->c->cfg.n_sparse; i++) {
+		if (strcmp(pc->c->cfg.sparse[i].name, name) != 0)
+			continue;
+		if (storage_xset_parse(pc->c, pc->rp->vec, pc->rp->vec_len,
+		    &xs) != VECDB_OK)
+			return 0;
+		for (size_t k = 0; k < xs.n; k++)
+			if (xs.v[k].slot == i)
+				return 1;
+		return 0;
+	}
+	return 0;
+}
+
+int
+storage_point_match(const vecdb_filter *f, const json_t *payload,
+    const struct coll *c, const struct rpoint *rp, const uint8_t *key,
+    size_t klen)
+{
+	struct storage_point_ctx pc = { c, rp };
+	struct filter_point pt = { key, klen, point_has_vector, &pc };
+
+	return filter_match_point(f, payload, &pt);
+}
+
 void
 storage_xvec_read(const struct xvec *x, uint32_t *idx, float *val)
 {
@@ -654,7 +694,8 @@ passes(struct sctx *s, uint64_t off, int *match)
 			return rc;
 		if (rp.payload_len == 0 || (pay = json_loadb(rp.payload,
 		    rp.payload_len, 0, NULL)) != NULL)
-			*match = filter_match(s->f, pay);
+			*match = storage_point_match(s->f, pay, s->c, &rp,
+			    pkey + 4, k.mv_size - 4);
 		json_decref(pay);
 	}
 	s->memo[off] = *match ? 1 : 2;

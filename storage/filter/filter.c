@@ -49,7 +49,9 @@ enum cond_kind {
 	COND_POLYGON,  /* geo_polygon */
 	COND_COUNT,    /* values_count: how many values the key holds */
 	COND_EMPTY,    /* is_empty: no value, null, or [] */
-	COND_NULL      /* is_null: null */
+	COND_NULL,     /* is_null: null */
+	COND_HAS_ID,   /* has_id: the point's id is one of the list */
+	COND_HAS_VEC   /* has_vector: the point carries that vector */
 };
 
 enum scalar_type { SCALAR_STRING = 0, SCALAR_INT, SCALAR_BOOL };
@@ -121,6 +123,12 @@ struct cond {
 		vecdb_filter *sub;       /* COND_NESTED, COND_FILTER */
 		struct bbox bbox;        /* COND_BBOX */
 		struct polygon poly;     /* COND_POLYGON */
+		struct idkeys {          /* COND_HAS_ID: sorted id keys */
+			uint8_t (*k)[17];
+			uint8_t *len;
+			size_t n;
+		} ids;
+		char *vec;               /* COND_HAS_VEC: the name */
 	} u;
 };
 
@@ -144,7 +152,8 @@ struct compile_ctx {
 
 static int filter_compile_at(struct compile_ctx *ctx, const json_t *j,
     int depth, vecdb_filter **out);
-static int filter_eval(const vecdb_filter *f, const json_t *obj);
+static int filter_eval(const vecdb_filter *f, const json_t *obj,
+    const struct filter_point *pt);
 
 /* ===== Error locations ===== */
 
@@ -774,6 +783,85 @@ datetime_range_compile(struct compile_ctx *ctx, const json_t *j,
 	return VECDB_OK;
 }
 
+/* Order of id keys: by length, then bytes (numbers before UUIDs). */
+static int
+idkey_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	if (al != bl)
+		return al < bl ? -1 : 1;
+	return memcmp(a, b, al);
+}
+
+/* Compile {"has_id": [ids]} or {"has_vector": name} into @p c. */
+static int
+cond_has_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
+{
+	static const char *const outer[] = { "has_id", "has_vector" };
+	const json_t *ids = json_object_get(j, "has_id"), *x;
+	size_t i, n, old;
+	int rv;
+
+	if ((rv = keys_check(ctx, j, outer, 2, "has_id or has_vector")) !=
+	    VECDB_OK)
+		return rv;
+	if (json_object_size(j) != 1)
+		return ctx_err(ctx, NULL, "has_id and has_vector are separate "
+		    "conditions");
+	if (ids == NULL) {
+		const json_t *v = json_object_get(j, "has_vector");
+		if (!json_is_string(v) || json_string_length(v) >
+		    VECDB_NAME_MAX)
+			return ctx_err(ctx, "has_vector", "expected a vector "
+			    "name (\"\" for the default vector)");
+		if ((c->u.vec = vdb_malloc(json_string_length(v) + 1)) == NULL)
+			return nomem();
+		memcpy(c->u.vec, json_string_value(v), json_string_length(v) +
+		    1);
+		c->kind = COND_HAS_VEC;
+		return VECDB_OK;
+	}
+	old = path_push(ctx, ".has_id");
+	n = json_array_size(ids);
+	if (!json_is_array(ids) || n > FILTER_LIST_MAX) {
+		rv = ctx_err(ctx, NULL, "expected a list of at most %d point "
+		    "ids", FILTER_LIST_MAX);
+		path_pop(ctx, old);
+		return rv;
+	}
+	c->kind = COND_HAS_ID;
+	if ((c->u.ids.k = vdb_calloc(n ? n : 1, 17)) == NULL ||
+	    (c->u.ids.len = vdb_calloc(n ? n : 1, 1)) == NULL)
+		return nomem();
+	json_array_foreach(ids, i, x) {
+		vecdb_id id;
+		if (json_is_integer(x) && json_integer_value(x) >= 0) {
+			id = vecdb_id_num((uint64_t) json_integer_value(x));
+		} else if (!json_is_string(x) ||
+		    vecdb_id_parse_uuid(json_string_value(x), &id) != VECDB_OK) {
+			rv = ctx_err(ctx, NULL, "[%zu]: expected an unsigned "
+			    "integer or a UUID", i);
+			path_pop(ctx, old);
+			return rv;
+		}
+		c->u.ids.len[i] = (uint8_t) vdb_id_key(&id, c->u.ids.k[i]);
+	}
+	c->u.ids.n = n;
+	/* sorted, for a binary search */
+	for (i = 1; i < n; i++)
+		for (size_t k = i; k > 0 && idkey_cmp(c->u.ids.k[k],
+		    c->u.ids.len[k], c->u.ids.k[k - 1], c->u.ids.len[k - 1]) <
+		    0; k--) {
+			uint8_t t[17], tl = c->u.ids.len[k];
+			memcpy(t, c->u.ids.k[k], 17);
+			memcpy(c->u.ids.k[k], c->u.ids.k[k - 1], 17);
+			c->u.ids.len[k] = c->u.ids.len[k - 1];
+			memcpy(c->u.ids.k[k - 1], t, 17);
+			c->u.ids.len[k - 1] = tl;
+		}
+	path_pop(ctx, old);
+	return VECDB_OK;
+}
+
 /* Compile {"is_empty" | "is_null": {"key": k}} into @p c. */
 static int
 cond_is_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
@@ -954,16 +1042,15 @@ cond_compile(struct compile_ctx *ctx, const json_t *j, int depth,
 		return cond_is_compile(ctx, j, c);
 	if (json_object_get(j, "has_id") != NULL ||
 	    json_object_get(j, "has_vector") != NULL)
-		return ctx_err(ctx, NULL, "has_id and has_vector are not "
-		    "supported: filters test payloads");
+		return cond_has_compile(ctx, j, c);
 	if (has_clause(j)) {
 		c->kind = COND_FILTER;
 		return filter_compile_at(ctx, j, depth + 1, &c->u.sub);
 	}
 	return ctx_err(ctx, NULL, "unknown condition (expected key with "
 	    "match, range, geo_radius, datetime_range, geo_bounding_box, "
-	    "geo_polygon or values_count; is_empty; is_null; nested; or a "
-	    "filter)");
+	    "geo_polygon or values_count; is_empty; is_null; has_id; "
+	    "has_vector; nested; or a filter)");
 }
 
 /* ===== Filters ===== */
@@ -1143,6 +1230,13 @@ cond_free(struct cond *c)
 		break;
 	case COND_TEXT:
 		vdb_free(c->u.value.str);
+		break;
+	case COND_HAS_ID:
+		vdb_free(c->u.ids.k);
+		vdb_free(c->u.ids.len);
+		break;
+	case COND_HAS_VEC:
+		vdb_free(c->u.vec);
 		break;
 	case COND_POLYGON:
 		for (i = 0; i < c->u.poly.n; i++) {
@@ -1344,7 +1438,8 @@ candidate_holds(const struct cond *c, const json_t *v)
 	case COND_GEO:
 		return geo_holds(&c->u.geo, v);
 	case COND_NESTED:
-		return json_is_object(v) && filter_eval(c->u.sub, v);
+		/* inside an array element, the point is not the subject */
+		return json_is_object(v) && filter_eval(c->u.sub, v, NULL);
 	default:
 		return 0;
 	}
@@ -1424,16 +1519,45 @@ path_count(const struct cond *c, const json_t *v, size_t i, size_t *n,
 	}
 }
 
-/* Condition @p c holds on object @p obj (NULL: no keys at all). */
+/* Is the point's id key one of c's? */
 static int
-cond_eval(const struct cond *c, const json_t *obj)
+has_id_holds(const struct cond *c, const struct filter_point *pt)
+{
+	size_t lo = 0, hi = c->u.ids.n;
+
+	if (pt == NULL || pt->key == NULL)
+		return 0;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int d = idkey_cmp(c->u.ids.k[mid], c->u.ids.len[mid], pt->key,
+		    pt->klen);
+		if (d == 0)
+			return 1;
+		if (d < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* Condition @p c holds on object @p obj (NULL: no keys at all) of point
+ * pt (NULL: unknown). */
+static int
+cond_eval(const struct cond *c, const json_t *obj,
+    const struct filter_point *pt)
 {
 	size_t n = 0;
 	int null = 0;
 
 	switch (c->kind) {
 	case COND_FILTER:
-		return filter_eval(c->u.sub, obj);
+		return filter_eval(c->u.sub, obj, pt);
+	case COND_HAS_ID:
+		return has_id_holds(c, pt);
+	case COND_HAS_VEC:
+		return pt != NULL && pt->has_vector != NULL &&
+		    pt->has_vector(c->u.vec, pt->arg);
 	case COND_COUNT:
 	case COND_EMPTY:
 	case COND_NULL:
@@ -1447,24 +1571,25 @@ cond_eval(const struct cond *c, const json_t *obj)
 
 /* Every must, no must_not, and one should (if there are any) hold. */
 static int
-filter_eval(const vecdb_filter *f, const json_t *obj)
+filter_eval(const vecdb_filter *f, const json_t *obj,
+    const struct filter_point *pt)
 {
 	const struct cond_list *l;
 	size_t i;
 
 	l = &f->clause[CLAUSE_MUST];
 	for (i = 0; i < l->n; i++)
-		if (!cond_eval(&l->items[i], obj))
+		if (!cond_eval(&l->items[i], obj, pt))
 			return 0;
 	l = &f->clause[CLAUSE_MUST_NOT];
 	for (i = 0; i < l->n; i++)
-		if (cond_eval(&l->items[i], obj))
+		if (cond_eval(&l->items[i], obj, pt))
 			return 0;
 	if (f->min_count > 0) {
 		size_t held = 0;
 		l = &f->min_should;
 		for (i = 0; i < l->n && held < f->min_count; i++)
-			held += cond_eval(&l->items[i], obj) != 0;
+			held += cond_eval(&l->items[i], obj, pt) != 0;
 		if (held < f->min_count)
 			return 0;
 	}
@@ -1472,18 +1597,25 @@ filter_eval(const vecdb_filter *f, const json_t *obj)
 	if (l->n == 0)
 		return 1;
 	for (i = 0; i < l->n; i++)
-		if (cond_eval(&l->items[i], obj))
+		if (cond_eval(&l->items[i], obj, pt))
 			return 1;
 	return 0;
 }
 
 int
-filter_match(const vecdb_filter *f, const json_t *payload)
+filter_match_point(const vecdb_filter *f, const json_t *payload,
+    const struct filter_point *pt)
 {
 	if (f == NULL)
 		return 1;
 	/* A payload that is not an object has no keys: it counts as {}. */
-	return filter_eval(f, json_is_object(payload) ? payload : NULL);
+	return filter_eval(f, json_is_object(payload) ? payload : NULL, pt);
+}
+
+int
+filter_match(const vecdb_filter *f, const json_t *payload)
+{
+	return filter_match_point(f, payload, NULL);
 }
 
 double

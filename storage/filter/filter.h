@@ -29,6 +29,23 @@ int filter_compile(const json_t *json, vecdb_filter **out);
 int filter_match(const vecdb_filter *f, const json_t *payload);
 
 /*
+ * What a filter may ask of a point besides its payload: has_id compares
+ * its id key (vdb_id_key's bytes), has_vector asks whether it carries
+ * the vector of a name ("" the default one). A NULL key, or callback,
+ * makes those conditions false.
+ */
+struct filter_point {
+	const uint8_t *key;
+	size_t klen;
+	int (*has_vector)(const char *name, void *arg);
+	void *arg;
+};
+
+/* filter_match() of a point: its payload and what pt says of it. */
+int filter_match_point(const vecdb_filter *f, const json_t *payload,
+    const struct filter_point *pt);
+
+/*
  * Call @p fn on every value a condition on @p path would test in @p payload
  * (the same walk: objects by segment, into objects inside arrays, and one
  * level of array flattening at the end). Stops and returns fn's value when

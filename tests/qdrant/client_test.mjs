@@ -244,7 +244,10 @@ async function session(url) {
 	assert.deepEqual((await client.scroll('qc', {
 		filter: { must: [{ key: 'when', datetime_range: { gte: '2024-05-01T12:00:00Z', lt: '2024-05-02' } }] },
 	})).points.map((p) => p.id), [5]);
-	await rejects(client.count('qc', { filter: { must: [{ has_id: [1] }] } }), 400, 'has_id');
+	assert.equal(await nf({ must: [{ has_id: [1, 5, 999] }] }), 2);
+	assert.equal(await nf({ must_not: [{ has_id: [1, 5] }], must: [{ key: 'city', match: { value: 'Berlin' } }] }), 8);
+	assert.equal(await nf({ must: [{ has_vector: '' }] }), 40);
+	await rejects(client.count('qc', { filter: { must: [{ has_id: [-1] }] } }), 400, 'has_id');
 
 	// --- query: nearest, against an exact reference (exact: true)
 	const q = [0.3, -0.2, 0.1, 0.4];
@@ -479,6 +482,9 @@ async function session(url) {
 	assert.ok(p3.vector.text);
 	res = await client.query('qn', { query: [1, 1, 1], using: 'image', limit: 3 });
 	assert.deepEqual(res.points.map((p) => p.id).sort(), [1, 2]);
+	assert.deepEqual((await client.scroll('qn', { filter: { must: [{ has_vector: 'image' }] } })).points.map((p) => p.id), [1, 2]);
+	assert.deepEqual((await client.scroll('qn', { filter: { must_not: [{ has_vector: 'text' }] } })).points.map((p) => p.id), []);
+	assert.equal((await client.count('qn', { filter: { must: [{ has_vector: 'bm25' }] } })).count, 3);
 
 	// --- aliases: usable wherever a collection name is
 	assert.equal(await client.updateCollectionAliases({ actions: [

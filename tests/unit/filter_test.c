@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,6 +454,83 @@ START_TEST(min_should_needs_at_least_min_count_conditions)
 }
 END_TEST
 
+/* has_vector's answer in these tests: the names in arg, comma-joined. */
+static int
+has_vec(const char *name, void *arg)
+{
+	char buf[128], *save = NULL, *t;
+
+	snprintf(buf, sizeof(buf), "%s", (const char *) arg);
+	for (t = strtok_r(buf, ",", &save); t != NULL;
+	    t = strtok_r(NULL, ",", &save))
+		if (strcmp(t, name) == 0 || (name[0] == '\0' &&
+		    strcmp(t, "-") == 0))
+			return 1;
+	return 0;
+}
+
+/* Does @p filter match a point with id and the vectors named in vecs
+ * ("-" the default one) and an empty payload? */
+static int
+matches_point(const char *filter, const vecdb_id *id, const char *vecs)
+{
+	char *fs = dq(filter);
+	vecdb_filter *f = NULL;
+	uint8_t key[17];
+	struct filter_point pt;
+	int m;
+
+	ck_assert_msg(vecdb_filter_parse(fs, &f) == VECDB_OK, "%s: %s", fs,
+	    vecdb_errmsg());
+	pt.klen = vdb_id_key(id, key);
+	pt.key = key;
+	pt.has_vector = has_vec;
+	pt.arg = (void *) (uintptr_t) vecs;
+	m = filter_match_point(f, NULL, &pt);
+	vecdb_filter_free(f);
+	free(fs);
+	return m;
+}
+
+START_TEST(has_id_holds_for_the_ids_listed_of_either_kind)
+{
+	const char *f = "{'must':[{'has_id':[9, 3, "
+	    "'5c56c793-69f3-4fbf-87e6-c4bf54c28c26']}]}";
+	vecdb_id u;
+
+	ck_assert_int_eq(vecdb_id_parse_uuid(
+	    "5c56c793-69f3-4fbf-87e6-c4bf54c28c26", &u), VECDB_OK);
+	for (uint64_t n = 0; n < 12; n++)
+		ck_assert_int_eq(matches_point(f, &(vecdb_id) { VECDB_ID_NUM, n,
+		    { 0 } }, ""), n == 3 || n == 9);
+	ck_assert_int_eq(matches_point(f, &u, ""), 1);
+	u.uuid[15] ^= 1;
+	ck_assert_int_eq(matches_point(f, &u, ""), 0);
+	ck_assert_int_eq(matches_point("{'must_not':[{'has_id':[1]}]}",
+	    &(vecdb_id) { VECDB_ID_NUM, 1, { 0 } }, ""), 0);
+	ck_assert_int_eq(matches_point("{'must':[{'has_id':[]}]}",
+	    &(vecdb_id) { VECDB_ID_NUM, 1, { 0 } }, ""), 0);
+	/* without a point (filter_match) it holds for none */
+	NO_MATCH("{'must':[{'has_id':[1]}]}", "{}");
+}
+END_TEST
+
+START_TEST(has_vector_asks_the_point)
+{
+	vecdb_id id = vecdb_id_num(1);
+
+	ck_assert_int_eq(matches_point("{'must':[{'has_vector':'image'}]}",
+	    &id, "-,image"), 1);
+	ck_assert_int_eq(matches_point("{'must':[{'has_vector':'image'}]}",
+	    &id, "-,text"), 0);
+	ck_assert_int_eq(matches_point("{'must':[{'has_vector':''}]}", &id,
+	    "-"), 1);
+	ck_assert_int_eq(matches_point("{'must':[{'has_vector':''}]}", &id,
+	    "text"), 0);
+	NO_MATCH("{'must':[{'has_vector':''}]}", "{}");
+}
+END_TEST
+
 /* ===== must / should / must_not ===== */
 
 START_TEST(empty_filter_matches_everything)
@@ -772,7 +850,8 @@ static const struct bad_case bad_cases[] = {
 	{ "{'must':[{'key':'a','match':{'value':1}},{'foo':1}]}",
 	    "filter.must[1]: unknown condition (expected key with match, "
 	    "range, geo_radius, datetime_range, geo_bounding_box, geo_polygon "
-	    "or values_count; is_empty; is_null; nested; or a filter)" },
+	    "or values_count; is_empty; is_null; has_id; has_vector; nested; "
+	    "or a filter)" },
 	{ "{'must':[{}]}", "filter.must[0]: unknown condition" },
 	{ "{'must':[{'key':1,'match':{'value':1}}]}",
 	    "filter.must[0].key: expected a string" },
@@ -820,8 +899,14 @@ static const struct bad_case bad_cases[] = {
 	    "filter.must[0]: is_empty and is_null are separate" },
 	{ "{'must':[{'is_empty':{'field':'a'}}]}",
 	    "filter.must[0].is_empty: unknown key 'field'" },
-	{ "{'must':[{'has_id':[1,2]}]}", "has_id and has_vector are not "
-	    "supported" },
+	{ "{'must':[{'has_id':'7'}]}",
+	    "filter.must[0].has_id: expected a list of at most 1024" },
+	{ "{'must':[{'has_id':[1,-2]}]}",
+	    "filter.must[0].has_id: [1]: expected an unsigned integer or a UUID" },
+	{ "{'must':[{'has_vector':1}]}",
+	    "filter.must[0].has_vector: expected a vector name" },
+	{ "{'must':[{'has_id':[1],'has_vector':''}]}",
+	    "filter.must[0]: has_id and has_vector are separate" },
 	{ "{'min_should':{'conditions':[]}}",
 	    "filter.min_should: needs conditions and min_count" },
 	{ "{'min_should':{'conditions':[{'key':'a'}],'min_count':1}}",
@@ -1284,6 +1369,8 @@ add_robustness_cases(Suite *s)
 	tcase_add_test(tc,
 	    is_empty_and_is_null_tell_missing_null_and_empty_apart);
 	tcase_add_test(tc, min_should_needs_at_least_min_count_conditions);
+	tcase_add_test(tc, has_id_holds_for_the_ids_listed_of_either_kind);
+	tcase_add_test(tc, has_vector_asks_the_point);
 	tc = tcase(s, "limits");
 	tcase_add_test(tc, filters_nest_up_to_the_depth_limit);
 	tcase_add_test(tc, nested_conditions_count_toward_the_depth_limit);
