@@ -2469,6 +2469,173 @@ h_snapshot_recover(struct api_req *r, json_t **data)
 	return VECDB_OK;
 }
 
+/* ===== order_by ===== */
+
+/* One number found at the order_by key of a point. */
+struct ordered {
+	double v;
+	vecdb_id id;
+};
+
+struct order_acc {
+	struct ordered *a;
+	size_t n, cap;
+	vecdb_id id;       /* the point being read */
+	int fail;
+};
+
+/* Keep a number at the key (each number of an array, as Qdrant does). */
+static void
+order_add(const json_t *v, void *arg)
+{
+	struct order_acc *o = arg;
+
+	if (!json_is_number(v) || o->fail)
+		return;
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 1024;
+		struct ordered *a = vdb_realloc(o->a, cap * sizeof(*a));
+		if (a == NULL) {
+			o->fail = 1;
+			return;
+		}
+		o->a = a;
+		o->cap = cap;
+	}
+	o->a[o->n].v = json_number_value(v);
+	o->a[o->n++].id = o->id;
+}
+
+static int
+order_asc(const void *a, const void *b)
+{
+	const struct ordered *x = a, *y = b;
+
+	if (x->v != y->v)
+		return x->v < y->v ? -1 : 1;
+	return vecdb_id_cmp(&x->id, &y->id);
+}
+
+static int
+order_desc(const void *a, const void *b)
+{
+	const struct ordered *x = a, *y = b;
+
+	if (x->v != y->v)
+		return x->v > y->v ? -1 : 1;
+	return vecdb_id_cmp(&x->id, &y->id);
+}
+
+int
+qd_order_by(struct api_req *r, const vecdb_collection_config *cfg,
+    const json_t *ob, const json_t *filter, const struct qd_with *w,
+    uint64_t limit, uint64_t offset, int scored, json_t **points)
+{
+	static const char *const keys[] = { "key", "direction", "start_from",
+		NULL };
+	vecdb_id start = { VECDB_ID_NONE, 0, { 0 } };
+	vecdb_payload_index_info *ix = NULL;
+	struct order_acc o = { NULL, 0, 0, { VECDB_ID_NONE, 0, { 0 } }, 0 };
+	const char *key = json_string_value(ob), *dir = NULL;
+	json_t *from = NULL, *out;
+	vecdb_records *res;
+	size_t n = 0, first = 0, taken = 0;
+	int rv, desc = 0, indexed = 0, int_index = 0;
+
+	if (json_is_object(ob)) {
+		if ((rv = api_check_keys(ob, keys, "order_by")) != VECDB_OK ||
+		    (rv = api_get_string(ob, "key", 1, &key)) != VECDB_OK ||
+		    (rv = api_get_string(ob, "direction", 0, &dir)) != VECDB_OK)
+			return rv;
+		from = json_object_get(ob, "start_from");
+		if (from != NULL && json_is_null(from))
+			from = NULL;
+	}
+	if (key == NULL || key[0] == '\0')
+		return vdb_err(VECDB_EINVAL, "order_by is a key or {key, "
+		    "direction?, start_from?}");
+	if (dir != NULL && strcmp(dir, "asc") != 0 && strcmp(dir, "desc") != 0)
+		return vdb_err(VECDB_EINVAL, "order_by.direction must be asc or "
+		    "desc");
+	desc = dir != NULL && strcmp(dir, "desc") == 0;
+	if (from != NULL && !json_is_number(from))
+		return vdb_err(VECDB_EINVAL, "order_by.start_from must be a "
+		    "number");
+	if ((rv = r->b->payload_index_list(r->b->ctx, r->segs[SEG_COLL], &ix,
+	    &n)) != VECDB_OK)
+		return coll_missing(rv, r->segs[SEG_COLL]);
+	for (size_t j = 0; j < n; j++)
+		if (strcmp(ix[j].field, key) == 0 && (ix[j].schema ==
+		    VECDB_FIELD_INTEGER || ix[j].schema == VECDB_FIELD_FLOAT)) {
+			indexed = 1;
+			int_index |= ix[j].schema == VECDB_FIELD_INTEGER;
+		}
+	free(ix);
+	if (!indexed)
+		return vdb_err(VECDB_EINVAL, "Bad request: No range index for "
+		    "`order_by` key: `%s`. Help: create an integer or float "
+		    "index with PUT /collections/%s/index", key,
+		    r->segs[SEG_COLL]);
+	/* every matching point's numbers at the key, then sorted */
+	do {
+		if ((rv = r->b->scroll(r->b->ctx, r->segs[SEG_COLL], &start,
+		    PAGE, filter, 1, 0, &res)) != VECDB_OK) {
+			vdb_free(o.a);
+			return coll_missing(rv, r->segs[SEG_COLL]);
+		}
+		for (size_t i = 0; i < res->count; i++) {
+			json_t *pl = res->items[i].payload ? json_loads(
+			    res->items[i].payload, 0, NULL) : NULL;
+			o.id = res->items[i].id;
+			qd_values_at(pl, key, order_add, &o);
+			json_decref(pl);
+		}
+		start = res->next;
+		if (!res->has_next)
+			start.kind = VECDB_ID_NONE;
+		vecdb_records_free(res);
+	} while (start.kind != VECDB_ID_NONE && !o.fail);
+	if (o.fail) {
+		vdb_free(o.a);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	qsort(o.a, o.n, sizeof(*o.a), desc ? order_desc : order_asc);
+	if (from != NULL)
+		while (first < o.n && (desc ? o.a[first].v >
+		    json_number_value(from) : o.a[first].v <
+		    json_number_value(from)))
+			first++;
+	first += offset;
+	out = json_array();
+	for (size_t i = first; i < o.n && taken < limit && rv == VECDB_OK;
+	    i++) {
+		vecdb_record *rec;
+		json_t *j;
+		if ((rv = r->b->get(r->b->ctx, r->segs[SEG_COLL], &o.a[i].id,
+		    &rec)) == VECDB_ENOTFOUND) {
+			rv = VECDB_OK;   /* deleted meanwhile */
+			continue;
+		}
+		if (rv != VECDB_OK)
+			break;
+		rec->score = 0;
+		j = qd_record_json(rec, cfg, w, scored);
+		json_object_set_new(j, "order_value", int_index &&
+		    o.a[i].v == trunc(o.a[i].v) && fabs(o.a[i].v) < 9e15 ?
+		    json_integer((json_int_t) o.a[i].v) : json_real(o.a[i].v));
+		json_array_append_new(out, j);
+		vecdb_record_free(rec);
+		taken++;
+	}
+	vdb_free(o.a);
+	if (rv != VECDB_OK) {
+		json_decref(out);
+		return rv;
+	}
+	*points = out;
+	return VECDB_OK;
+}
+
 /* ===== Metrics ===== */
 
 static const char *route_names[64];

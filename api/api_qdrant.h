@@ -38,6 +38,17 @@ json_t *qd_record_json(const vecdb_record *x,
 void qd_values_at(const json_t *v, const char *key,
     void (*fn)(const json_t *, void *), void *arg);
 
+/*
+ * order_by (a key, or {key, direction?, start_from?}): the points that
+ * match filter and hold a number at an indexed integer or float key,
+ * by it (a point once for each of its numbers, ties by id), offset and
+ * limit applied, as Records (or, scored, ScoredPoints scored 0) with
+ * their order_value. Reads every matching point's payload.
+ */
+int qd_order_by(struct api_req *r, const vecdb_collection_config *cfg,
+    const json_t *ob, const json_t *filter, const struct qd_with *w,
+    uint64_t limit, uint64_t offset, int scored, json_t **points);
+
 /* The query routes (api_qdrant_query.c). */
 int qd_h_scroll(struct api_req *r, json_t **data);
 int qd_h_count(struct api_req *r, json_t **data);

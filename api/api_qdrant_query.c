@@ -264,8 +264,8 @@ query_native(const json_t *q, json_t *nb, enum api_query *kind,
 		return VECDB_OK;
 	}
 	if (json_object_get(q, "order_by") != NULL)
-		return vdb_err(VECDB_EINVAL, "order_by queries are not "
-		    "supported: use /points/scroll");
+		return vdb_err(VECDB_EINVAL, "an order_by query is a query of "
+		    "its own: no prefetch, fusion or nested query");
 	if (json_object_get(q, "sample") != NULL ||
 	    json_object_get(q, "formula") != NULL ||
 	    json_object_get(q, "relevance_feedback") != NULL)
@@ -527,6 +527,29 @@ coll_missing(int rv, const char *name)
 	return rv;
 }
 
+/* {"order_by": ...} as the query: the points by a payload value, score
+ * 0 and their order_value, as Qdrant answers it. */
+static int
+order_query(struct api_req *r, const vecdb_collection_config *cfg,
+    const json_t *req, const struct qd_with *w, json_t **points)
+{
+	static const char *const keys[] = { "query", "filter", "limit",
+		"offset", "with_vector", "with_payload", "shard_key", NULL };
+	const json_t *filter;
+	uint64_t limit, offset;
+	int rv;
+
+	if ((rv = api_check_keys(req, keys, NULL)) != VECDB_OK ||
+	    (rv = api_get_uint(req, "limit", 10, 1, VECDB_LIMIT_MAX,
+		 &limit)) != VECDB_OK ||
+	    (rv = api_get_uint(req, "offset", 0, 0, VECDB_LIMIT_MAX,
+		 &offset)) != VECDB_OK ||
+	    (rv = api_filter_field(req, &filter)) != VECDB_OK)
+		return rv;
+	return qd_order_by(r, cfg, json_object_get(json_object_get(req,
+	    "query"), "order_by"), filter, w, limit, offset, 1, points);
+}
+
 /* One query request into its [ScoredPoint]. */
 static int
 query_one(struct api_req *r, const json_t *req, json_t **points)
@@ -542,6 +565,11 @@ query_one(struct api_req *r, const json_t *req, json_t **points)
 		return rv;
 	if ((rv = qd_config(r, r->segs[SEG_COLL], &cfg)) != VECDB_OK)
 		return coll_missing(rv, r->segs[SEG_COLL]);
+	if (json_is_object(json_object_get(req, "query")) &&
+	    json_object_get(json_object_get(req, "query"), "order_by")) {
+		rv = order_query(r, &cfg, req, &w, points);
+		return coll_missing(rv, r->segs[SEG_COLL]);
+	}
 	if ((rv = qd_run(r, &cfg, req, &w, 1, 0, &h)) != VECDB_OK)
 		return coll_missing(rv, r->segs[SEG_COLL]);
 	*points = hits_json(&h, &cfg, &w);
@@ -771,9 +799,19 @@ qd_h_scroll(struct api_req *r, json_t **data)
 	    (rv = api_filter_field(r->body, &filter)))
 		return rv;
 	if (json_object_get(r->body, "order_by") != NULL &&
-	    !json_is_null(json_object_get(r->body, "order_by")))
-		return vdb_err(VECDB_EINVAL, "'order_by' is not supported: "
-		    "points are scrolled in id order");
+	    !json_is_null(json_object_get(r->body, "order_by"))) {
+		/* ordered by a payload value: no id to continue from */
+		if (off != NULL && !json_is_null(off))
+			return vdb_err(VECDB_EINVAL, "an ordered scroll continues "
+			    "with order_by.start_from, not offset");
+		if ((rv = qd_config(r, r->segs[SEG_COLL], &cfg)) != VECDB_OK ||
+		    (rv = qd_order_by(r, &cfg, json_object_get(r->body,
+			 "order_by"), filter, &w, limit, 0, 0, &pts)) != 0)
+			return coll_missing(rv, r->segs[SEG_COLL]);
+		*data = json_pack("{s:o, s:n}", "points", pts,
+		    "next_page_offset");
+		return VECDB_OK;
+	}
 	if (off != NULL && !json_is_null(off) &&
 	    (rv = api_id_from_json(off, "offset", &start)) != VECDB_OK)
 		return rv;

@@ -338,6 +338,19 @@ async function session(url) {
 	assert.equal(col.payload_schema.city.data_type, 'keyword');
 	assert.equal(col.payload_schema.n.data_type, 'integer');
 	assert.equal((await client.count('qc', { filter: { must: [{ key: 'n', range: { gte: 10, lt: 20 } }] } })).count, 10);
+	// ordered by a payload value (the index on n makes it allowed)
+	const byN = (await client.scroll('qc', { limit: 100 })).points.filter((p) => typeof p.payload.n === 'number')
+		.map((p) => ({ id: p.id, n: p.payload.n }));
+	const asc = [...byN].sort((a, b) => a.n - b.n || a.id - b.id);
+	const desc = [...byN].sort((a, b) => b.n - a.n || a.id - b.id);
+	page = await client.scroll('qc', { limit: 3, order_by: { key: 'n', direction: 'desc' }, with_payload: ['n'] });
+	assert.deepEqual(page.points.map((p) => [p.id, p.order_value]), desc.slice(0, 3).map((x) => [x.id, x.n]));
+	assert.equal(page.next_page_offset, null);
+	page = await client.scroll('qc', { limit: 2, order_by: { key: 'n', start_from: 10 } });
+	assert.deepEqual(page.points.map((p) => p.id), asc.filter((x) => x.n >= 10).slice(0, 2).map((x) => x.id));
+	res = await client.query('qc', { query: { order_by: 'n' }, limit: 2, offset: 1 });
+	assert.deepEqual(res.points.map((p) => [p.id, p.score]), asc.slice(1, 3).map((x) => [x.id, 0]));
+	await rejects(client.scroll('qc', { order_by: 'nested.k' }), 400, 'range index');
 	await client.deletePayloadIndex('qc', 'n');
 	assert.equal((await client.getCollection('qc')).payload_schema.n, undefined);
 
