@@ -82,13 +82,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The npm packages of the tests, each pinned by its package-lock.json:
-# the schema validator of tests/deploy, the official Qdrant client of
-# tests/qdrant.
+# the schema validator of tests/deploy, the official Qdrant client and
+# ajv (Qdrant's response schemas) of tests/qdrant.
 if [ -z "${1:-}" ]; then
 	root="$(cd "$(dirname "$0")/.." && pwd)"
-	for t in deploy:kubernetes-models qdrant:@qdrant/js-client-rest; do
+	for t in deploy:kubernetes-models qdrant:@qdrant/js-client-rest,ajv; do
 		dir="$root/tests/${t%%:*}"
-		if [ ! -d "$dir/node_modules/${t#*:}" ]; then
+		stale=0
+		IFS=, read -r -a mods <<<"${t#*:}"
+		for m in "${mods[@]}"; do
+			[ -d "$dir/node_modules/$m" ] || stale=1
+		done
+		if [ "$stale" -eq 1 ]; then
 			echo "install-deps: npm ci in tests/${t%%:*}" >&2
 			(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 		fi

@@ -13,6 +13,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import Ajv from 'ajv';
 import { QdrantClient } from '@qdrant/js-client-rest';
 
 const [binDir, target = 'serve'] = process.argv.slice(2);
@@ -142,6 +145,64 @@ async function rejects(promise, status, part) {
 		return;
 	}
 	assert.fail(`expected a ${status} error`);
+}
+
+// ---- Qdrant's OpenAPI document (tests/qdrant/README.md): its response
+// schemas, as JSON Schema (OpenAPI 3.0's nullable rewritten).
+const openapi = JSON.parse(readFileSync(fileURLToPath(new URL('qdrant-1.19-openapi.json', import.meta.url))));
+function jsonSchema(s) {
+	if (Array.isArray(s))
+		return s.map(jsonSchema);
+	if (s === null || typeof s !== 'object')
+		return s;
+	const o = {};
+	for (const [k, v] of Object.entries(s))
+		if (k !== 'nullable' && k !== 'example')
+			o[k] = k === '$ref' ? v.replace('#/components/', 'qdrant#/components/') : jsonSchema(v);
+	if (s.nullable !== true)
+		return o;
+	if (Object.keys(o).length === 0)
+		return { type: 'null' };
+	if (typeof o.type === 'string' && !o.enum)
+		return { ...o, type: [o.type, 'null'] };
+	return { anyOf: [o, { type: 'null' }] };
+}
+const ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
+ajv.addSchema({ $id: 'qdrant', components: jsonSchema(openapi.components) });
+const validators = new Map();
+
+// The document's 200 response schema of METHOD path (a concrete path,
+// matched against the templates), compiled once.
+function responseValidator(method, path) {
+	const segs = path.split('?')[0].split('/').filter(Boolean);
+	let best = null;
+	for (const tmpl of Object.keys(openapi.paths)) {
+		const ts = tmpl.split('/').filter(Boolean);
+		if (ts.length !== segs.length || !openapi.paths[tmpl][method.toLowerCase()])
+			continue;
+		const literal = ts.filter((t, i) => t === segs[i]).length;
+		if (ts.every((t, i) => t.startsWith('{') || t === segs[i]) && (!best || literal > best.literal))
+			best = { tmpl, literal };
+	}
+	assert.ok(best, `no route ${method} ${path} in Qdrant's OpenAPI document`);
+	const key = `${method} ${best.tmpl}`;
+	if (!validators.has(key)) {
+		const op = openapi.paths[best.tmpl][method.toLowerCase()];
+		validators.set(key, ajv.compile(jsonSchema(op.responses['200'].content['application/json'].schema)));
+	}
+	return validators.get(key);
+}
+
+// A request whose 200 answer must fit the document's schema.
+async function conforms(url, method, path, body) {
+	const r = await fetch(url + path, {
+		method, headers: { 'api-key': KEY, 'content-type': 'application/json' },
+		body: body === undefined ? undefined : JSON.stringify(body),
+	});
+	const text = await r.text();
+	assert.equal(r.status, 200, `${method} ${path}: ${text}`);
+	const v = responseValidator(method, path);
+	assert.ok(v(JSON.parse(text)), `${method} ${path} does not fit Qdrant's schema: ${JSON.stringify(v.errors)} in ${text.slice(0, 600)}`);
 }
 
 const close = (a, b, eps = 1e-4) => Math.abs(a - b) <= eps;
@@ -531,6 +592,36 @@ async function session(url) {
 	col = await client.getCollection('qc');
 	assert.equal(col.config.quantization_config.scalar.type, 'int8');
 	await rejects(client.updateCollection('qc', { hnsw_config: { m: 32 } }), 400, 'hnsw_config');
+
+	// --- answers fit Qdrant's published schemas (and the check can fail)
+	const C = '/collections';
+	assert.equal(responseValidator('GET', `${C}/qc`)({ result: { status: 'green' }, status: 'ok', time: 0 }), false);
+	assert.equal(responseValidator('POST', `${C}/qc/points/query`)({ result: { points: [{ id: 1, score: 1 }] } }), false);
+	for (const [m, path, body] of [
+		['GET', C], ['GET', `${C}/qc`], ['GET', `${C}/qn`], ['GET', `${C}/qc/exists`],
+		['PUT', `${C}/qc/points?wait=true`, { points: [{ id: 900, vector: [1, 2, 3, 4], payload: { city: 'Oslo' } }] }],
+		['POST', `${C}/qc/points`, { ids: [900, 5], with_vector: true }],
+		['GET', `${C}/qc/points/900`],
+		['POST', `${C}/qc/points/query`, { query: q, limit: 3, with_payload: true, with_vector: true }],
+		['POST', `${C}/qn/points/query`, { prefetch: [{ query: [1, 0, 0], using: 'image' }], query: { fusion: 'rrf' }, with_vector: true }],
+		['POST', `${C}/qc/points/query/batch`, { searches: [{ query: q }, { query: 5 }] }],
+		['POST', `${C}/qc/points/query/groups`, { query: q, group_by: 'city', limit: 2 }],
+		['POST', `${C}/qc/points/scroll`, { limit: 2, with_vector: true }],
+		['POST', `${C}/qc/points/count`, {}],
+		['POST', `${C}/qc/facet`, { key: 'city' }],
+		['POST', `${C}/qc/points/payload`, { payload: { s: 1 }, points: [900] }],
+		['POST', `${C}/qc/points/batch`, { operations: [{ delete: { points: [900] } }] }],
+		['PUT', `${C}/qc/index`, { field_name: 'n', field_schema: 'integer' }],
+		['GET', `${C}/qc/snapshots`],
+		['GET', '/aliases'], ['GET', `${C}/qc/aliases`],
+	])
+		await conforms(url, m, path, body);
+	const legacyPath = `${C}/qc/points/search`;
+	await conforms(url, 'POST', legacyPath, { vector: q, limit: 2 }).catch((e) => {
+		// 1.19's document no longer lists the legacy routes
+		if (!String(e.message).includes('no route'))
+			throw e;
+	});
 
 	// --- what we do not serve is a clear error
 	await rejects(client.listFullSnapshots(), 501, 'not supported');
