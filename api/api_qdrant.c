@@ -311,6 +311,23 @@ vector_wanted(const struct qd_with *w, const char *name)
 	return 0;
 }
 
+json_t *
+qd_real(float f)
+{
+	char buf[32];
+
+	/* the shortest decimal that reads back as f, as Qdrant prints its
+	 * f32s: 0.05, not 0.0500000007 */
+	if (!isfinite(f))
+		return json_real(0);
+	for (int p = 6; p <= 9; p++) {
+		snprintf(buf, sizeof(buf), "%.*g", p, (double) f);
+		if (strtof(buf, NULL) == f)
+			return json_real(strtod(buf, NULL));
+	}
+	return json_real((double) f);
+}
+
 /* A dense vector as Qdrant returns it: a cosine one normalised. */
 static json_t *
 dense_out(const float *v, uint32_t dim, vecdb_metric m)
@@ -318,14 +335,16 @@ dense_out(const float *v, uint32_t dim, vecdb_metric m)
 	double norm = 0;
 	json_t *a;
 
-	if (m != VECDB_COSINE)
-		return api_vector_to_json(v, dim);
-	for (uint32_t i = 0; i < dim; i++)
-		norm += (double) v[i] * v[i];
-	norm = norm > 0 ? sqrt(norm) : 1;
+	if (m == VECDB_COSINE) {
+		for (uint32_t i = 0; i < dim; i++)
+			norm += (double) v[i] * v[i];
+		norm = norm > 0 ? sqrt(norm) : 1;
+	} else {
+		norm = 1;
+	}
 	a = json_array();
 	for (uint32_t i = 0; a != NULL && i < dim; i++)
-		json_array_append_new(a, json_real((float) (v[i] / norm)));
+		json_array_append_new(a, qd_real((float) (v[i] / norm)));
 	return a;
 }
 
@@ -334,6 +353,20 @@ static int
 unnamed(const vecdb_collection_config *cfg)
 {
 	return cfg->dimension > 0 && cfg->n_vectors == 0 && cfg->n_sparse == 0;
+}
+
+const char *
+qd_default_vector(const vecdb_collection_config *c)
+{
+	return c->dimension == 0 && c->n_vectors > 0 &&
+	    strcmp(c->vectors[0].name, QD_DEFAULT) == 0 ? QD_DEFAULT : NULL;
+}
+
+/* A vector's name as Qdrant says it: "" for the unnamed one. */
+static const char *
+qd_name(const char *name)
+{
+	return strcmp(name, QD_DEFAULT) == 0 ? "" : name;
 }
 
 /* A record's vectors as the selector wants them, or NULL. */
@@ -353,14 +386,15 @@ vectors_out(const vecdb_record *x, const vecdb_collection_config *cfg,
 		json_object_set_new(o, "", dense_out(x->vector, x->dim,
 		    cfg->metric));
 	for (size_t i = 0; i < x->n_named; i++) {
+		const char *name = qd_name(x->named[i].name);
 		vecdb_metric m = VECDB_COSINE;
-		if (!vector_wanted(w, x->named[i].name))
+		if (!vector_wanted(w, name))
 			continue;
 		for (uint32_t k = 0; k < cfg->n_vectors; k++)
 			if (strcmp(cfg->vectors[k].name, x->named[i].name) == 0)
 				m = cfg->vectors[k].metric;
-		json_object_set_new(o, x->named[i].name, dense_out(
-		    x->named[i].data, x->named[i].dim, m));
+		json_object_set_new(o, name, dense_out(x->named[i].data,
+		    x->named[i].dim, m));
 	}
 	for (size_t i = 0; i < x->n_sparse; i++) {
 		const vecdb_sparse_record *s = &x->sparse[i];
@@ -372,7 +406,7 @@ vectors_out(const vecdb_record *x, const vecdb_collection_config *cfg,
 		}
 		for (uint32_t j = 0; j < s->n; j++) {
 			json_array_append_new(ix, json_integer(s->indices[j]));
-			json_array_append_new(va, json_real(s->values[j]));
+			json_array_append_new(va, qd_real(s->values[j]));
 		}
 		json_object_set_new(o, s->name, json_pack("{s:o, s:o}",
 		    "indices", ix, "values", va));
@@ -393,7 +427,7 @@ qd_record_json(const vecdb_record *x, const vecdb_collection_config *cfg,
 		/* the engine keeps no per-point version: 0, which Qdrant's
 		 * models require and its clients do not interpret */
 		json_object_set_new(o, "version", json_integer(0));
-		json_object_set_new(o, "score", json_real(x->score));
+		json_object_set_new(o, "score", qd_real(x->score));
 	}
 	if ((p = payload_out(x->payload, w)) != NULL)
 		json_object_set_new(o, "payload", p);
@@ -1086,6 +1120,38 @@ create_from_json(const json_t *b, const char *name,
 	return VECDB_OK;
 }
 
+/*
+ * A collection with an unnamed vector and sparse vectors keeps the
+ * unnamed one as the named vector QD_DEFAULT: a Qdrant point may then
+ * carry its sparse vectors alone, and a named vector may be absent where
+ * the default one may not.
+ */
+static int
+default_to_named(vecdb_collection_config *c)
+{
+	vecdb_vector_config *v;
+
+	if (c->dimension == 0 || c->n_sparse == 0)
+		return VECDB_OK;
+	if (c->n_vectors == VECDB_VECTORS_MAX)
+		return vdb_err(VECDB_EINVAL, "a collection has at most %d "
+		    "dense vectors beside its sparse ones", VECDB_VECTORS_MAX);
+	memmove(&c->vectors[1], &c->vectors[0], c->n_vectors *
+	    sizeof(c->vectors[0]));
+	v = &c->vectors[0];
+	memset(v, 0, sizeof(*v));
+	snprintf(v->name, sizeof(v->name), "%s", QD_DEFAULT);
+	v->dimension = c->dimension;
+	v->metric = c->metric;
+	v->vector_type = c->vector_type;
+	v->index = c->index;
+	v->quantization = c->quantization;
+	c->n_vectors++;
+	c->dimension = 0;
+	memset(&c->quantization, 0, sizeof(c->quantization));
+	return VECDB_OK;
+}
+
 static int
 h_collection_create(struct api_req *r, json_t **data)
 {
@@ -1093,7 +1159,8 @@ h_collection_create(struct api_req *r, json_t **data)
 	vecdb_collection_config c;
 	int rv;
 
-	if ((rv = create_from_json(r->body, name, &c)) != VECDB_OK)
+	if ((rv = create_from_json(r->body, name, &c)) != VECDB_OK ||
+	    (rv = default_to_named(&c)) != VECDB_OK)
 		return rv;
 	qd_forget(name);
 	if ((rv = r->b->collection_create(r->b->ctx, &c)) == VECDB_EEXIST)
@@ -1237,14 +1304,19 @@ vectors_json(const vecdb_collection_config *c)
 	if (unnamed(c) || (c->dimension > 0 && c->n_vectors == 0))
 		return vparams_json(c->dimension, c->metric, c->vector_type,
 		    &c->index, &c->quantization);
+	if (qd_default_vector(c) != NULL && c->n_vectors == 1)
+		return vparams_json(c->vectors[0].dimension,
+		    c->vectors[0].metric, c->vectors[0].vector_type,
+		    &c->vectors[0].index, &c->vectors[0].quantization);
 	o = json_object();
 	if (c->dimension > 0)
 		json_object_set_new(o, "", vparams_json(c->dimension,
 		    c->metric, c->vector_type, &c->index, &c->quantization));
 	for (uint32_t i = 0; i < c->n_vectors; i++) {
 		const vecdb_vector_config *v = &c->vectors[i];
-		json_object_set_new(o, v->name, vparams_json(v->dimension,
-		    v->metric, v->vector_type, &v->index, &v->quantization));
+		json_object_set_new(o, qd_name(v->name), vparams_json(
+		    v->dimension, v->metric, v->vector_type, &v->index,
+		    &v->quantization));
 	}
 	return o;
 }
@@ -1378,7 +1450,7 @@ h_collection_update(struct api_req *r, json_t **data)
  */
 static json_t *
 point_native(const json_t *id, const json_t *vec, const json_t *payload,
-    const char *where, int need_vector)
+    const char *where, int need_vector, const char *dflt)
 {
 	json_t *o = json_object(), *named = NULL, *x;
 	const char *name;
@@ -1402,7 +1474,11 @@ point_native(const json_t *id, const json_t *vec, const json_t *payload,
 		return o;
 	}
 	if (json_is_array(vec)) {
-		json_object_set(o, "vector", (json_t *) vec);
+		if (dflt != NULL)
+			json_object_set_new(o, "vectors", json_pack("{s:O}",
+			    dflt, vec));
+		else
+			json_object_set(o, "vector", (json_t *) vec);
 		return o;
 	}
 	if (!json_is_object(vec)) {
@@ -1412,13 +1488,13 @@ point_native(const json_t *id, const json_t *vec, const json_t *payload,
 		return NULL;
 	}
 	json_object_foreach((json_t *) vec, name, x) {
-		if (name[0] == '\0') {
+		if (name[0] == '\0' && dflt == NULL) {
 			json_object_set(o, "vector", x);
 			continue;
 		}
 		if (named == NULL)
 			named = json_object();
-		json_object_set(named, name, x);
+		json_object_set(named, name[0] == '\0' ? dflt : name, x);
 	}
 	if (named != NULL)
 		json_object_set_new(o, "vectors", named);
@@ -1428,7 +1504,7 @@ point_native(const json_t *id, const json_t *vec, const json_t *payload,
 /* PointInsertOperations: {points: [...]} or {batch: {ids, vectors,
  * payloads?}} into native point objects. */
 static int
-upsert_points(const json_t *b, json_t **out)
+upsert_points(const json_t *b, const char *dflt, json_t **out)
 {
 	static const char *const keys[] = { "points", "batch", "shard_key",
 		"update_filter", "update_mode", NULL };
@@ -1463,7 +1539,7 @@ upsert_points(const json_t *b, json_t **out)
 			    api_check_keys(x, pkeys, where) != VECDB_OK ||
 			    (p = point_native(json_object_get(x, "id"),
 			    json_object_get(x, "vector"), json_object_get(x,
-			    "payload"), where, 1)) == NULL) {
+			    "payload"), where, 1, dflt)) == NULL) {
 				json_decref(a);
 				if (!json_is_object(x))
 					return vdb_err(VECDB_EINVAL, "%s must be "
@@ -1517,7 +1593,7 @@ upsert_points(const json_t *b, json_t **out)
 				}
 			}
 			p = point_native(json_array_get(ids, i), v,
-			    json_array_get(pls, i), where, 1);
+			    json_array_get(pls, i), where, 1, dflt);
 			json_decref(v);
 			if (p == NULL) {
 				json_decref(a);
@@ -1548,10 +1624,14 @@ write_native(struct api_req *r, vecdb_write_op op, const json_t *arr,
 static int
 h_upsert(struct api_req *r, json_t **data)
 {
-	json_t *arr;
+	vecdb_collection_config c;
+	json_t *arr = NULL;
 	int rv;
 
-	if ((rv = upsert_points(r->body, &arr)) != VECDB_OK)
+	if ((rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK)
+		return coll_missing(rv, r->segs[SEG_COLL]);
+	if ((rv = upsert_points(r->body, qd_default_vector(&c), &arr)) !=
+	    VECDB_OK)
 		return rv;
 	rv = write_native(r, API_UPSERT, arr, 0);
 	json_decref(arr);
@@ -1932,10 +2012,13 @@ h_vectors_update(struct api_req *r, json_t **data)
 		"update_filter", NULL };
 	static const char *const pkeys[] = { "id", "vector", NULL };
 	json_t *pts, *arr, *x;
+	vecdb_collection_config c;
 	char where[48];
 	size_t i;
 	int rv;
 
+	if ((rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK)
+		return coll_missing(rv, r->segs[SEG_COLL]);
 	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
 	    (rv = null_only(r->body, "update_filter", "conditional updates "
 		"are not implemented")) ||
@@ -1949,8 +2032,8 @@ h_vectors_update(struct api_req *r, json_t **data)
 		snprintf(where, sizeof(where), "points[%zu]", i);
 		if (!json_is_object(x) || (rv = api_check_keys(x, pkeys,
 		    where)) != VECDB_OK || (p = point_native(json_object_get(x,
-		    "id"), json_object_get(x, "vector"), NULL, where, 1)) ==
-		    NULL) {
+		    "id"), json_object_get(x, "vector"), NULL, where, 1,
+		    qd_default_vector(&c))) == NULL) {
 			json_decref(arr);
 			return json_is_object(x) ? (rv ? rv : VECDB_EINVAL) :
 			    vdb_err(VECDB_EINVAL, "%s must be an object",
@@ -1976,7 +2059,8 @@ visit_vector_delete(struct api_req *r, const vecdb_record *x, json_t *acc,
 
 	(void) r;
 	json_array_foreach(names, i, n)
-		json_object_set_new(vs, json_string_value(n), json_null());
+		json_object_set_new(vs, json_string_length(n) ?
+		    json_string_value(n) : QD_DEFAULT, json_null());
 	return json_array_append_new(acc, json_pack("{s:o, s:o}", "id",
 	    api_id_to_json(&x->id), "vectors", vs)) ? vdb_err(VECDB_ENOMEM,
 	    "out of memory") : VECDB_OK;
@@ -1989,16 +2073,20 @@ h_vectors_delete(struct api_req *r, json_t **data)
 	static const char *const keys[] = { "points", "filter", "vector",
 		"shard_key", NULL };
 	json_t *names = json_object_get(r->body, "vector"), *n, *acc;
+	vecdb_collection_config c;
 	size_t i;
 	int rv;
 
 	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK)
 		return rv;
+	if ((rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK)
+		return coll_missing(rv, r->segs[SEG_COLL]);
 	if (!json_is_array(names) || json_array_size(names) == 0)
 		return vdb_err(VECDB_EINVAL, "'vector' must list the names of "
 		    "the vectors to delete");
 	json_array_foreach(names, i, n)
-		if (!json_is_string(n) || json_string_length(n) == 0)
+		if (!json_is_string(n) || (json_string_length(n) == 0 &&
+		    qd_default_vector(&c) == NULL))
 			return vdb_err(VECDB_EINVAL, "vector[%zu] must name a "
 			    "named vector (the default one cannot be "
 			    "deleted)", i);

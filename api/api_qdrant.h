@@ -11,6 +11,15 @@
 /* The Qdrant release whose REST API we speak (GET /). */
 #define QD_API_VERSION "1.19.0"
 
+/*
+ * Qdrant's unnamed vector in a collection that also has sparse vectors
+ * is kept as this named vector (a point may then lack it, as in Qdrant);
+ * the API shows it as the unnamed one.
+ */
+#define QD_DEFAULT "qdrant-default"
+/* QD_DEFAULT when collection c keeps its unnamed vector so, else NULL. */
+const char *qd_default_vector(const vecdb_collection_config *c);
+
 /* A collection's config, from a cache kept for a second (api_qdrant.c). */
 int qd_config(struct api_req *r, const char *coll,
     vecdb_collection_config *cfg);
@@ -26,6 +35,10 @@ int qd_with_from_json(const json_t *body, int payload_def,
     struct qd_with *w);
 int qd_with_payload(const struct qd_with *w);
 int qd_with_vector(const struct qd_with *w);
+
+/* A float as the shortest decimal that reads back as it (a new
+ * reference), as Qdrant prints scores and vectors. */
+json_t *qd_real(float f);
 
 /* A Record {id, payload?, vector?}, or with scored a ScoredPoint
  * {id, version, score (x->score), payload?, vector?}. */

@@ -476,6 +476,10 @@ qd_run(struct api_req *r, const vecdb_collection_config *cfg,
 		}
 		return rv;
 	}
+	/* the unnamed vector, where the collection keeps it named */
+	if ((using == NULL || using[0] == '\0') &&
+	    qd_default_vector(cfg) != NULL)
+		using = QD_DEFAULT;
 	if ((rv = metric_of(cfg, using, &m, &sparse)) != VECDB_OK)
 		return rv;
 	if ((nb = json_pack("{s:I, s:I, s:b}", "limit", (json_int_t) limit,
@@ -483,7 +487,8 @@ qd_run(struct api_req *r, const vecdb_collection_config *cfg,
 	    qd_with_vector(w))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	copy_field(nb, req, "filter", NULL);
-	copy_field(nb, req, "using", NULL);
+	if (using != NULL && using[0] != '\0')
+		json_object_set_new(nb, "using", json_string(using));
 	if ((rv = params_native(nb, req)) == VECDB_OK &&
 	    (rv = query_native(q, nb, &kind, &sc, sparse)) == VECDB_OK) {
 		if (sparse && sc != SC_SCORE)

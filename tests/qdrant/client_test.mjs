@@ -587,6 +587,30 @@ async function session(url) {
 	await client.updateCollectionAliases({ actions: [{ delete_alias: { alias_name: 'old' } }] });
 	assert.deepEqual((await client.getAliases()).aliases, [{ alias_name: 'live', collection_name: 'qc' }]);
 
+	// --- an unnamed vector beside sparse ones: a point may carry either
+	await client.createCollection('qs', { vectors: { size: 4, distance: 'Dot' }, sparse_vectors: { 'sparse-text': {} } });
+	await client.upsert('qs', { points: [
+		{ id: 1, vector: [0.05, 0.61, 0.76, 0.74], payload: { city: 'Berlin' } },
+		{ id: 9, vector: { 'sparse-text': { indices: [66, 12], values: [0.5, 0.5] } } },
+		{ id: 10, vector: { '': [0.25, 0.98, 0.14, 0.43], 'sparse-text': { indices: [1], values: [0.1] } } },
+	] });
+	col = await client.getCollection('qs');
+	assert.deepEqual([col.config.params.vectors.size, col.config.params.vectors.distance], [4, 'Dot']);
+	assert.deepEqual(Object.keys(col.config.params.sparse_vectors), ['sparse-text']);
+	assert.equal(col.points_count, 3);
+	const qsAll = await client.retrieve('qs', { ids: [1, 9, 10], with_vector: true });
+	assert.deepEqual(qsAll.map((p) => p.vector), [
+		{ '': [0.05, 0.61, 0.76, 0.74] },
+		{ 'sparse-text': { indices: [12, 66], values: [0.5, 0.5] } },
+		{ '': [0.25, 0.98, 0.14, 0.43], 'sparse-text': { indices: [1], values: [0.1] } },
+	]);
+	res = await client.query('qs', { query: [0.2, 0.1, 0.9, 0.7], limit: 5 });
+	assert.deepEqual(res.points.map((p) => [p.id, p.score]), [[1, 1.273], [10, 0.575]]);
+	res = await client.query('qs', { query: { indices: [12], values: [2] }, using: 'sparse-text' });
+	assert.deepEqual(res.points.map((p) => [p.id, p.score]), [[9, 1]]);
+	assert.deepEqual((await client.retrieve('qs', { ids: [10], with_vector: [''] }))[0].vector, { '': [0.25, 0.98, 0.14, 0.43] });
+	assert.equal(await client.deleteCollection('qs'), true);
+
 	// --- quantization through PATCH
 	assert.equal(await client.updateCollection('qc', { quantization_config: { scalar: { type: 'int8', quantile: 0.99 } } }), true);
 	col = await client.getCollection('qc');
