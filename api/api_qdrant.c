@@ -411,6 +411,13 @@ vectors_out(const vecdb_record *x, const vecdb_collection_config *cfg,
 		json_object_set_new(o, s->name, json_pack("{s:o, s:o}",
 		    "indices", ix, "values", va));
 	}
+	/* the unnamed vector alone is given as it is, not in a map, as
+	 * Qdrant gives it */
+	if (json_object_size(o) == 1 && json_object_get(o, "") != NULL) {
+		json_t *v = json_incref(json_object_get(o, ""));
+		json_decref(o);
+		return v;
+	}
 	return o;
 }
 

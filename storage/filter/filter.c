@@ -50,6 +50,8 @@ enum cond_kind {
 	COND_COUNT,    /* values_count: how many values the key holds */
 	COND_EMPTY,    /* is_empty: no value, null, or [] */
 	COND_NULL,     /* is_null: null */
+	COND_NOT_EMPTY,/* {key, is_empty: false} */
+	COND_NOT_NULL, /* {key, is_null: false} */
 	COND_HAS_ID,   /* has_id: the point's id is one of the list */
 	COND_HAS_VEC   /* has_vector: the point carries that vector */
 };
@@ -895,9 +897,10 @@ cond_is_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
 
 static const char *const key_cond_keys[] = {
 	"key", "match", "range", "geo_radius", "datetime_range",
-	"geo_bounding_box", "geo_polygon", "values_count"
+	"geo_bounding_box", "geo_polygon", "values_count", "is_empty",
+	"is_null"
 };
-#define KEY_CONDS 7   /* the kinds of a condition with a key */
+#define KEY_CONDS 9   /* the kinds of a condition with a key */
 
 /* Compile {"key": k, and one of match, range, geo_radius, datetime_range,
  * geo_bounding_box, geo_polygon, values_count} into @p c. */
@@ -910,7 +913,8 @@ cond_key_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
 
 	if ((rv = keys_check(ctx, j, key_cond_keys, KEY_CONDS + 1,
 	    "key with one of match, range, geo_radius, datetime_range, "
-	    "geo_bounding_box, geo_polygon, values_count")) != VECDB_OK)
+	    "geo_bounding_box, geo_polygon, values_count, is_empty, "
+	    "is_null")) != VECDB_OK)
 		return rv;
 	for (int k = 1; k <= KEY_CONDS; k++)
 		if (json_object_get(j, key_cond_keys[k]) != NULL) {
@@ -922,7 +926,8 @@ cond_key_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
 	if (which < 0 || which > KEY_CONDS)
 		return ctx_err(ctx, NULL, "a condition with a key needs "
 		    "exactly one of match, range, geo_radius, datetime_range, "
-		    "geo_bounding_box, geo_polygon, values_count");
+		    "geo_bounding_box, geo_polygon, values_count, is_empty, "
+		    "is_null");
 	v = json_object_get(j, key_cond_keys[which]);
 	if ((rv = key_path_compile(ctx, json_object_get(j, "key"),
 	    &c->key)) != VECDB_OK)
@@ -951,6 +956,18 @@ cond_key_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
 	case 6:
 		c->kind = COND_POLYGON;
 		rv = polygon_compile(ctx, v, &c->u.poly);
+		break;
+	case 8:
+	case 9:
+		/* Qdrant's older form: {"key": k, "is_empty": bool} */
+		if (!json_is_boolean(v)) {
+			rv = ctx_err(ctx, NULL, "expected true or false, not %s",
+			    json_kind_name(v));
+			break;
+		}
+		c->kind = which == 8 ? (json_is_true(v) ? COND_EMPTY :
+		    COND_NOT_EMPTY) : (json_is_true(v) ? COND_NULL :
+		    COND_NOT_NULL);
 		break;
 	default:
 		c->kind = COND_COUNT;
@@ -1561,9 +1578,16 @@ cond_eval(const struct cond *c, const json_t *obj,
 	case COND_COUNT:
 	case COND_EMPTY:
 	case COND_NULL:
+	case COND_NOT_EMPTY:
+	case COND_NOT_NULL:
 		path_count(c, obj, 0, &n, &null);
-		return c->kind == COND_COUNT ? range_holds(&c->u.range,
-		    (double) n) : c->kind == COND_EMPTY ? n == 0 : null;
+		switch (c->kind) {
+		case COND_COUNT: return range_holds(&c->u.range, (double) n);
+		case COND_EMPTY: return n == 0;
+		case COND_NOT_EMPTY: return n > 0;
+		case COND_NULL: return null;
+		default: return !null;
+		}
 	default:
 		return path_holds(c, obj, 0);
 	}

@@ -599,16 +599,21 @@ async function session(url) {
 	assert.deepEqual(Object.keys(col.config.params.sparse_vectors), ['sparse-text']);
 	assert.equal(col.points_count, 3);
 	const qsAll = await client.retrieve('qs', { ids: [1, 9, 10], with_vector: true });
+	// the unnamed vector alone comes as it is, as Qdrant gives it
 	assert.deepEqual(qsAll.map((p) => p.vector), [
-		{ '': [0.05, 0.61, 0.76, 0.74] },
+		[0.05, 0.61, 0.76, 0.74],
 		{ 'sparse-text': { indices: [12, 66], values: [0.5, 0.5] } },
 		{ '': [0.25, 0.98, 0.14, 0.43], 'sparse-text': { indices: [1], values: [0.1] } },
 	]);
 	res = await client.query('qs', { query: [0.2, 0.1, 0.9, 0.7], limit: 5 });
 	assert.deepEqual(res.points.map((p) => [p.id, p.score]), [[1, 1.273], [10, 0.575]]);
+	// Qdrant's older condition forms: is_empty and is_null as flags of a key
+	assert.deepEqual((await client.scroll('qs', { filter: { must: [{ key: 'city', is_empty: true }] } })).points.map((p) => p.id), [9, 10]);
+	assert.deepEqual((await client.scroll('qs', { filter: { must: [{ key: 'city', is_empty: false }] } })).points.map((p) => p.id), [1]);
+	assert.deepEqual((await client.scroll('qs', { filter: { must: [{ key: 'city', is_null: false }] } })).points.map((p) => p.id), [1, 9, 10]);
 	res = await client.query('qs', { query: { indices: [12], values: [2] }, using: 'sparse-text' });
 	assert.deepEqual(res.points.map((p) => [p.id, p.score]), [[9, 1]]);
-	assert.deepEqual((await client.retrieve('qs', { ids: [10], with_vector: [''] }))[0].vector, { '': [0.25, 0.98, 0.14, 0.43] });
+	assert.deepEqual((await client.retrieve('qs', { ids: [10], with_vector: [''] }))[0].vector, [0.25, 0.98, 0.14, 0.43]);
 	assert.equal(await client.deleteCollection('qs'), true);
 
 	// --- quantization through PATCH

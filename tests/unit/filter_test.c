@@ -431,6 +431,16 @@ START_TEST(is_empty_and_is_null_tell_missing_null_and_empty_apart)
 	NO_MATCH(null, "{'r':0}");
 	/* must_not is_empty: the key holds something */
 	MATCH("{'must_not':[{'is_empty':{'key':'r'}}]}", "{'r':[0]}");
+	/* Qdrant's older form, a flag of a key condition, and its negation */
+	MATCH("{'must':[{'key':'r','is_empty':true}]}", "{'r':[]}");
+	NO_MATCH("{'must':[{'key':'r','is_empty':true}]}", "{'r':[1]}");
+	MATCH("{'must':[{'key':'r','is_empty':false}]}", "{'r':[1]}");
+	NO_MATCH("{'must':[{'key':'r','is_empty':false}]}", "{}");
+	MATCH("{'must':[{'key':'r','is_null':true}]}", "{'r':null}");
+	MATCH("{'must':[{'key':'r','is_null':false}]}", "{}");
+	NO_MATCH("{'must':[{'key':'r','is_null':false}]}", "{'r':null}");
+	refused("{'must':[{'key':'r','is_null':1}]}",
+	    "filter.must[0].is_null: expected true or false");
 }
 END_TEST
 
