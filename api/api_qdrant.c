@@ -1870,14 +1870,59 @@ struct payload_change {
 	const json_t *keys;      /* delete */
 };
 
+/*
+ * Merge the keys of pl into the objects at a set_payload key path of v:
+ * "a.b" (objects made where missing), "a[2].b" (that element of an
+ * array), "a[].b" (every element).
+ */
+static void
+merge_at(json_t *v, const char *path, const json_t *pl)
+{
+	const char *dot, *br;
+	char seg[VECDB_FIELD_NAME_MAX + 1];
+	json_t *next, *x;
+	const char *k;
+	size_t n, i;
+
+	if (!json_is_object(v))
+		return;
+	if (path == NULL || *path == '\0') {
+		json_object_foreach((json_t *) pl, k, x)
+			json_object_set(v, k, x);
+		return;
+	}
+	dot = strchr(path, '.');
+	n = dot ? (size_t) (dot - path) : strlen(path);
+	br = memchr(path, '[', n);
+	snprintf(seg, sizeof(seg), "%.*s", (int) (br ? (size_t) (br - path) :
+	    n), path);
+	if (br == NULL) {
+		if (!json_is_object(next = json_object_get(v, seg))) {
+			next = json_object();
+			json_object_set_new(v, seg, next);
+		}
+		merge_at(next, dot ? dot + 1 : NULL, pl);
+		return;
+	}
+	/* name[N] or name[]: into an array that is there */
+	if (!json_is_array(next = json_object_get(v, seg)))
+		return;
+	if (br[1] == ']') {
+		json_array_foreach(next, i, x)
+			merge_at(x, dot ? dot + 1 : NULL, pl);
+		return;
+	}
+	i = strtoul(br + 1, NULL, 10);
+	merge_at(json_array_get(next, i), dot ? dot + 1 : NULL, pl);
+}
+
 /* The new payload of one point, as a native update {id, payload}. */
 static int
 visit_payload(struct api_req *r, const vecdb_record *x, json_t *acc,
     void *arg)
 {
 	const struct payload_change *pc = arg;
-	json_t *pl = NULL, *at, *k, *v;
-	const char *name;
+	json_t *pl = NULL, *k;
 	size_t i;
 
 	(void) r;
@@ -1900,9 +1945,7 @@ visit_payload(struct api_req *r, const vecdb_record *x, json_t *acc,
 				path_del(pl, json_string_value(k));
 			break;
 		}
-		at = pc->key ? path_make(pl, pc->key) : pl;
-		json_object_foreach((json_t *) pc->payload, name, v)
-			json_object_set(at, name, v);
+		merge_at(pl, pc->key, pc->payload);
 		break;
 	}
 	if (pl == NULL)

@@ -379,6 +379,12 @@ async function session(url) {
 	await client.setPayload('qc', { payload: { deep: 1 }, points: [1], key: 'nested' });
 	let p1 = (await client.retrieve('qc', { ids: [1] }))[0].payload;
 	assert.deepEqual(p1, { ...pts[0].payload, color: 'red', nested: { k: pts[0].payload.nested.k, deep: 1 } });
+	// under a key into arrays: one element, or every one
+	await client.setPayload('qc', { payload: { arr: [{ a: { x: 1 } }, { a: { x: 2 } }] }, points: [40] });
+	await client.setPayload('qc', { payload: { y: 'first' }, points: [40], key: 'arr[0].a' });
+	await client.setPayload('qc', { payload: { z: 'all' }, points: [40], key: 'arr[].a' });
+	assert.deepEqual((await client.retrieve('qc', { ids: [40] }))[0].payload.arr,
+		[{ a: { x: 1, y: 'first', z: 'all' } }, { a: { x: 2, z: 'all' } }]);
 	await client.setPayload('qc', { payload: { flag: true }, filter: { must: [{ key: 'city', match: { value: 'Oslo' } }] } });
 	assert.equal((await client.count('qc', { filter: { must: [{ key: 'flag', match: { value: true } }] } })).count, 10);
 	await client.overwritePayload('qc', { payload: { only: 1 }, points: [2] });
