@@ -26,6 +26,7 @@
 
 #define SEG_COLL 1   /* collections/:c/... */
 #define PAGE 1000    /* points a filter-selected update reads at once */
+#define QD_EF_CONSTRUCT 100 /* Qdrant's default ef_construct */
 
 /* ===== Collection settings, cached ===== */
 
@@ -1036,7 +1037,8 @@ create_from_json(const json_t *b, const char *name,
 {
 	json_t *v = json_object_get(b, "vectors"), *x;
 	json_t *qz = json_object_get(b, "quantization_config");
-	vecdb_index_config ix = { 0, 0, 0, 0 };
+	/* Qdrant's defaults: m 16, ef_construct 100 */
+	vecdb_index_config ix = { 16, QD_EF_CONSTRUCT, 0, 0 };
 	vecdb_quant_config q;
 	const char *vname;
 	int rv;
@@ -1286,44 +1288,62 @@ quant_json(const vecdb_quant_config *q, uint32_t dim)
 	}
 }
 
-/* VectorParams of one dense vector. */
+/* VectorParams of one dense vector: hnsw_config and quantization_config
+ * only where the vector's differ from the collection's (ix0, q0), as
+ * Qdrant shows a vector's own overrides only. */
 static json_t *
 vparams_json(uint32_t dim, vecdb_metric m, vecdb_vtype t,
-    const vecdb_index_config *ix, const vecdb_quant_config *q)
+    const vecdb_index_config *ix, const vecdb_quant_config *q,
+    const vecdb_index_config *ix0, const vecdb_quant_config *q0)
 {
 	static const char *const types[] = { "float32", "float16", "uint8" };
-	json_t *o = json_pack("{s:i, s:s, s:b, s:s, s:o}", "size", (int) dim,
-	    "distance", distances[m], "on_disk", 0, "datatype", types[t],
-	    "hnsw_config", hnsw_json(ix));
+	json_t *o = json_pack("{s:i, s:s, s:b, s:s}", "size", (int) dim,
+	    "distance", distances[m], "on_disk", 0, "datatype", types[t]);
 
-	if (o != NULL && q->type != VECDB_QUANT_NONE)
+	if (o != NULL && (ix->max_connections != ix0->max_connections ||
+	    ix->ef_construction != ix0->ef_construction))
+		json_object_set_new(o, "hnsw_config", hnsw_json(ix));
+	if (o != NULL && q->type != VECDB_QUANT_NONE &&
+	    memcmp(q, q0, sizeof(*q)) != 0)
 		json_object_set_new(o, "quantization_config",
 		    quant_json(q, dim));
 	return o;
+}
+
+/* The collection's own quantization: its default vector's, or that of
+ * the named vector that stands for it. */
+static const vecdb_quant_config *
+coll_quant(const vecdb_collection_config *c)
+{
+	return qd_default_vector(c) ? &c->vectors[0].quantization :
+	    &c->quantization;
 }
 
 /* CollectionParams.vectors: VectorParams, or name: VectorParams. */
 static json_t *
 vectors_json(const vecdb_collection_config *c)
 {
+	const vecdb_quant_config *q0 = coll_quant(c);
 	json_t *o;
 
 	if (unnamed(c) || (c->dimension > 0 && c->n_vectors == 0))
 		return vparams_json(c->dimension, c->metric, c->vector_type,
-		    &c->index, &c->quantization);
+		    &c->index, &c->quantization, &c->index, q0);
 	if (qd_default_vector(c) != NULL && c->n_vectors == 1)
 		return vparams_json(c->vectors[0].dimension,
 		    c->vectors[0].metric, c->vectors[0].vector_type,
-		    &c->vectors[0].index, &c->vectors[0].quantization);
+		    &c->vectors[0].index, &c->vectors[0].quantization,
+		    &c->index, q0);
 	o = json_object();
 	if (c->dimension > 0)
 		json_object_set_new(o, "", vparams_json(c->dimension,
-		    c->metric, c->vector_type, &c->index, &c->quantization));
+		    c->metric, c->vector_type, &c->index, &c->quantization,
+		    &c->index, q0));
 	for (uint32_t i = 0; i < c->n_vectors; i++) {
 		const vecdb_vector_config *v = &c->vectors[i];
 		json_object_set_new(o, qd_name(v->name), vparams_json(
 		    v->dimension, v->metric, v->vector_type, &v->index,
-		    &v->quantization));
+		    &v->quantization, &c->index, q0));
 	}
 	return o;
 }
@@ -1393,7 +1413,8 @@ h_collection_get(struct api_req *r, json_t **data)
 	    "max_segment_size", "memmap_threshold", "indexing_threshold", 0,
 	    "flush_interval_sec", 5, "max_optimization_threads",
 	    "wal_config", "wal_capacity_mb", 32, "wal_segments_ahead", 0,
-	    "quantization_config", quant_json(&c.quantization, c.dimension),
+	    "quantization_config", quant_json(coll_quant(&c), qd_default_vector(
+	    &c) ? c.vectors[0].dimension : c.dimension),
 	    "payload_schema", payload_schema_json(r, name));
 	return *data ? VECDB_OK : vdb_err(VECDB_ENOMEM, "out of memory");
 }
