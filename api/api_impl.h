@@ -79,6 +79,10 @@ int api_points_from_json(const json_t *arr, int flags,
     struct api_points *out);
 void api_points_free(struct api_points *p);
 
+/* A create body's "sparse_vectors": {name: {"modifier": "none" | "idf"}
+ * or null} into c's sparse vectors. */
+int api_sparse_config_from_json(const json_t *j, vecdb_collection_config *c);
+
 /* Collection config <-> JSON. */
 int api_config_from_json(const json_t *j, vecdb_collection_config *out);
 json_t *api_config_to_json(const vecdb_collection_config *c);

@@ -710,9 +710,8 @@ api_quant_from_json(const json_t *j, uint32_t dim, vecdb_quant_config *out)
 
 static const char *const modifiers[] = { "none", "idf" };
 
-/* "sparse_vectors": {name: {"modifier": "none" | "idf"} or null}. */
-static int
-sparse_from_json(const json_t *j, vecdb_collection_config *c)
+int
+api_sparse_config_from_json(const json_t *j, vecdb_collection_config *c)
 {
 	static const char *const keys[] = { "modifier", NULL };
 	const char *name, *mod;
@@ -849,7 +848,8 @@ api_config_from_json(const json_t *j, vecdb_collection_config *out)
 		 &c.index)) != VECDB_OK ||
 	    (rv = api_quant_from_json(json_object_get(j, "quantization"),
 		 c.dimension, &c.quantization)) != VECDB_OK ||
-	    (rv = sparse_from_json(json_object_get(j, "sparse_vectors"),
+	    (rv = api_sparse_config_from_json(json_object_get(j,
+	    "sparse_vectors"),
 		 &c)) != VECDB_OK ||
 	    (rv = vectors_from_json(json_object_get(j, "vectors"), &c)) !=
 		 VECDB_OK)

@@ -973,53 +973,25 @@ vector_params(const json_t *v, const char *where, uint32_t *dim,
 	return VECDB_OK;
 }
 
-/* sparse_vectors {name: {modifier?: "idf" | "none", index?}}. */
+/* sparse_vectors {name: {modifier?: "idf" | "none", index?}}: the native
+ * form once the index settings (Qdrant's storage knobs) are dropped. */
 static int
 sparse_params(const json_t *sv, vecdb_collection_config *c)
 {
-	static const char *const keys[] = { "modifier", "index", NULL };
 	const char *name;
-	json_t *x;
+	json_t *native, *x;
 	int rv;
 
-	if (sv == NULL || json_is_null(sv))
-		return VECDB_OK;
 	if (!json_is_object(sv))
-		return vdb_err(VECDB_EINVAL, "'sparse_vectors' must be an "
-		    "object of name: {modifier?}");
-	if (json_object_size(sv) > VECDB_SPARSE_MAX)
-		return vdb_err(VECDB_EINVAL, "a collection has at most %d "
-		    "sparse vectors", VECDB_SPARSE_MAX);
-	json_object_foreach((json_t *) sv, name, x) {
-		vecdb_sparse_config *s = &c->sparse[c->n_sparse++];
-		const char *mod;
-		char where[VECDB_NAME_MAX + 32];
-
-		snprintf(where, sizeof(where), "sparse_vectors.%.*s",
-		    VECDB_NAME_MAX, name);
-		if (x != NULL && json_is_null(x))
-			x = NULL;
-		if (x != NULL && !json_is_object(x))
-			return vdb_err(VECDB_EINVAL, "%s must be an object",
-			    where);
-		if (x != NULL && ((rv = api_check_keys(x, keys, where)) ||
-		    (rv = api_get_string(x, "modifier", 0, &mod))))
-			return rv;
-		if (x == NULL)
-			mod = NULL;
-		if (strlen(name) > VECDB_NAME_MAX)
-			return vdb_err(VECDB_EINVAL, "sparse vector name '%.32s..'"
-			    " is longer than %d", name, VECDB_NAME_MAX);
-		snprintf(s->name, sizeof(s->name), "%s", name);
-		if (mod == NULL || strcmp(mod, "none") == 0)
-			s->modifier = VECDB_SPARSE_PLAIN;
-		else if (strcmp(mod, "idf") == 0)
-			s->modifier = VECDB_SPARSE_IDF;
-		else
-			return vdb_err(VECDB_EINVAL, "%s.modifier must be "
-			    "\"idf\" or \"none\"", where);
-	}
-	return VECDB_OK;
+		return api_sparse_config_from_json(sv, c);
+	if ((native = json_deep_copy(sv)) == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	json_object_foreach(native, name, x)
+		if (json_is_object(x))
+			json_object_del(x, "index");
+	rv = api_sparse_config_from_json(native, c);
+	json_decref(native);
+	return rv;
 }
 
 /* The keys of Qdrant's create body we take and do not act on: sharding,

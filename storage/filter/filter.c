@@ -156,6 +156,7 @@ static int filter_compile_at(struct compile_ctx *ctx, const json_t *j,
     int depth, vecdb_filter **out);
 static int filter_eval(const vecdb_filter *f, const json_t *obj,
     const struct filter_point *pt);
+static int datetime_parse(const char *s, size_t n, double *out);
 
 /* ===== Error locations ===== */
 
@@ -437,9 +438,11 @@ match_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
 
 /* ===== Range and geo ===== */
 
-/* Compile {"gt": x, "gte": x, "lt": x, "lte": x} (one or more). */
+/* Compile {"gt": x, "gte": x, "lt": x, "lte": x} (one or more): numbers,
+ * or with datetime RFC 3339 date-times (as seconds since the epoch). */
 static int
-range_compile(struct compile_ctx *ctx, const json_t *j, struct range *r)
+range_compile(struct compile_ctx *ctx, const json_t *j, struct range *r,
+    int datetime)
 {
 	const json_t *v;
 	int b, rv;
@@ -455,7 +458,12 @@ range_compile(struct compile_ctx *ctx, const json_t *j, struct range *r)
 		v = json_object_get(j, range_names[b]);
 		if (v == NULL || json_is_null(v))
 			continue;
-		if ((rv = number_get(ctx, v, range_names[b],
+		if (datetime && (!json_is_string(v) || !datetime_parse(
+		    json_string_value(v), json_string_length(v),
+		    &r->bound[b])))
+			return ctx_err(ctx, range_names[b], "expected an RFC "
+			    "3339 date-time such as \"2024-05-01T12:00:00Z\"");
+		if (!datetime && (rv = number_get(ctx, v, range_names[b],
 		    &r->bound[b])) != VECDB_OK)
 			return rv;
 		r->present |= 1u << b;
@@ -755,36 +763,6 @@ datetime_parse(const char *s, size_t n, double *out)
 	return 1;
 }
 
-/* Compile {"gt" | "gte" | "lt" | "lte": RFC 3339 string, ...}. */
-static int
-datetime_range_compile(struct compile_ctx *ctx, const json_t *j,
-    struct range *r)
-{
-	const json_t *v;
-	int b, rv;
-
-	if (!json_is_object(j))
-		return ctx_err(ctx, NULL, "expected an object with gt, gte, "
-		    "lt, lte, not %s", json_kind_name(j));
-	if ((rv = keys_check(ctx, j, range_names, RANGE_COUNT,
-	    "gt, gte, lt, lte")) != VECDB_OK)
-		return rv;
-	for (b = 0; b < RANGE_COUNT; b++) {
-		v = json_object_get(j, range_names[b]);
-		if (v == NULL || json_is_null(v))
-			continue;
-		if (!json_is_string(v) || !datetime_parse(json_string_value(v),
-		    json_string_length(v), &r->bound[b]))
-			return ctx_err(ctx, range_names[b], "expected an RFC "
-			    "3339 date-time such as \"2024-05-01T12:00:00Z\"");
-		r->present |= 1u << b;
-	}
-	if (r->present == 0)
-		return ctx_err(ctx, NULL,
-		    "needs at least one of gt, gte, lt, lte");
-	return VECDB_OK;
-}
-
 /* Order of id keys: by length, then bytes (numbers before UUIDs). */
 static int
 idkey_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
@@ -939,7 +917,7 @@ cond_key_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
 		break;
 	case 2:
 		c->kind = COND_RANGE;
-		rv = range_compile(ctx, v, &c->u.range);
+		rv = range_compile(ctx, v, &c->u.range, 0);
 		break;
 	case 3:
 		c->kind = COND_GEO;
@@ -947,7 +925,7 @@ cond_key_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
 		break;
 	case 4:
 		c->kind = COND_DATETIME;
-		rv = datetime_range_compile(ctx, v, &c->u.range);
+		rv = range_compile(ctx, v, &c->u.range, 1);
 		break;
 	case 5:
 		c->kind = COND_BBOX;
@@ -971,7 +949,7 @@ cond_key_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
 		break;
 	default:
 		c->kind = COND_COUNT;
-		rv = range_compile(ctx, v, &c->u.range);
+		rv = range_compile(ctx, v, &c->u.range, 0);
 		break;
 	}
 	path_pop(ctx, old);
