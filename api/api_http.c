@@ -16,6 +16,8 @@ struct api_server {
 	struct httpd *h;
 	const struct api_route *routes; /* this listener's API */
 	size_t n_routes;
+	const char **route_names;       /* metric labels: the patterns, */
+	const char **route_methods;     /* then "unmatched" / "any" */
 	struct api_server_config cfg;   /* strings borrowed from caller */
 	const struct api_backend *b;
 	struct api_metrics *metrics;
@@ -45,6 +47,25 @@ double
 api_server_uptime(struct api_server *s)
 {
 	return (double) (vdb_now_ms() - s->started_ms) / 1000.0;
+}
+
+int
+api_h_metrics(struct api_req *r, json_t **data)
+{
+	struct api_server *s = r->srv;
+	struct httpd_stats hs;
+	char *text;
+
+	(void) data;
+	httpd_stats(s->h, &hs);
+	text = api_metrics_render(s->metrics, r->b, s->route_names,
+	    s->route_methods, s->n_routes + 1, api_server_uptime(s), &hs);
+	if (text == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	api_send_text(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    text, strlen(text));
+	free(text);
+	return API_RESPONDED;
 }
 
 /* ===== Responses ===== */
@@ -626,10 +647,21 @@ api_server_start(const struct api_server_config *cfg,
 	srv->started_ms = vdb_now_ms();
 	srv->routes = cfg->qdrant ? api_qdrant_routes : api_routes;
 	srv->n_routes = cfg->qdrant ? api_qdrant_n_routes : api_n_routes;
-	if ((srv->metrics = api_metrics_new(srv->n_routes + 1)) == NULL) {
+	srv->route_names = vdb_calloc(srv->n_routes + 1, sizeof(char *));
+	srv->route_methods = vdb_calloc(srv->n_routes + 1, sizeof(char *));
+	if (srv->route_names == NULL || srv->route_methods == NULL ||
+	    (srv->metrics = api_metrics_new(srv->n_routes + 1)) == NULL) {
+		vdb_free(srv->route_names);
+		vdb_free(srv->route_methods);
 		vdb_free(srv);
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
+	for (size_t i = 0; i < srv->n_routes; i++) {
+		srv->route_names[i] = srv->routes[i].pattern;
+		srv->route_methods[i] = srv->routes[i].method;
+	}
+	srv->route_names[srv->n_routes] = "unmatched";
+	srv->route_methods[srv->n_routes] = "any";
 	memset(&hc, 0, sizeof(hc));
 	hc.name = cfg->qdrant ? "QDRANT" : "HTTP";
 	hc.host = srv->cfg.host;
@@ -651,6 +683,8 @@ api_server_start(const struct api_server_config *cfg,
 	hc.user = srv;
 	if ((rv = httpd_start(&hc, &srv->h)) != VECDB_OK) {
 		api_metrics_free(srv->metrics);
+		vdb_free(srv->route_names);
+		vdb_free(srv->route_methods);
 		vdb_free(srv);
 		return rv;
 	}
@@ -695,5 +729,7 @@ api_server_stop(api_server *s)
 		return;
 	httpd_stop(s->h);
 	api_metrics_free(s->metrics);
+	vdb_free(s->route_names);
+	vdb_free(s->route_methods);
 	vdb_free(s);
 }

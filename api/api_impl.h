@@ -192,6 +192,10 @@ struct api_route {
 	int noauth;            /* served without an API key (/health) */
 };
 
+/* GET /metrics of either API: this listener's requests by route and the
+ * backend's figures, in the Prometheus text format (api_http.c). */
+int api_h_metrics(struct api_req *r, json_t **data);
+
 /* Query handlers (api_query.c). */
 int api_h_search(struct api_req *r, json_t **data);
 int api_h_search_batch(struct api_req *r, json_t **data);

@@ -2767,30 +2767,6 @@ qd_order_by(struct api_req *r, const vecdb_collection_config *cfg,
 	return VECDB_OK;
 }
 
-/* ===== Metrics ===== */
-
-static const char *route_names[64];
-static const char *route_methods[64];
-
-static int
-h_metrics(struct api_req *r, json_t **data)
-{
-	struct httpd_stats hs;
-	char *text;
-
-	(void) data;
-	api_server_http_stats(r->srv, &hs);
-	text = api_metrics_render(api_server_metrics(r->srv), r->b,
-	    route_names, route_methods, api_qdrant_n_routes + 1,
-	    api_server_uptime(r->srv), &hs);
-	if (text == NULL)
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	api_send_text(r, 200, "text/plain; version=0.0.4; charset=utf-8",
-	    text, strlen(text));
-	free(text);
-	return API_RESPONDED;
-}
-
 /* ===== The table ===== */
 
 #define C "collections/:c"
@@ -2800,7 +2776,7 @@ const struct api_route api_qdrant_routes[] = {
 	{ "GET", "healthz", h_healthz, 0, API_BODY_NONE, 1 },
 	{ "GET", "livez", h_healthz, 0, API_BODY_NONE, 1 },
 	{ "GET", "readyz", h_healthz, 0, API_BODY_NONE, 1 },
-	{ "GET", "metrics", h_metrics, 0, API_BODY_NONE, 0 },
+	{ "GET", "metrics", api_h_metrics, 0, API_BODY_NONE, 0 },
 	{ "GET", "telemetry", h_unsupported, 0, API_BODY_NONE, 0 },
 	{ "GET", "collections", h_collection_list, 0, API_BODY_NONE, 0 },
 	{ "PUT", C, h_collection_create, 1, API_BODY_JSON, 0 },
@@ -2868,16 +2844,3 @@ const struct api_route api_qdrant_routes[] = {
 const size_t api_qdrant_n_routes = sizeof(api_qdrant_routes) /
     sizeof(api_qdrant_routes[0]);
 
-/* The metric labels: the patterns, and "unmatched". */
-__attribute__((constructor)) static void
-route_names_init(void)
-{
-	size_t n = api_qdrant_n_routes < 63 ? api_qdrant_n_routes : 63;
-
-	for (size_t i = 0; i < n; i++) {
-		route_names[i] = api_qdrant_routes[i].pattern;
-		route_methods[i] = api_qdrant_routes[i].method;
-	}
-	route_names[n] = "unmatched";
-	route_methods[n] = "any";
-}

@@ -114,28 +114,6 @@ h_cluster_promote(struct api_req *r, json_t **data)
 	return r->b->promote(r->b->ctx, node, data);
 }
 
-/* The route names used as metric labels. */
-static const char *route_names[64];
-static const char *route_methods[64];
-
-static int
-h_metrics(struct api_req *r, json_t **data)
-{
-	struct httpd_stats hs;
-	char *text;
-
-	(void) data;
-	api_server_http_stats(r->srv, &hs);
-	text = api_metrics_render(api_server_metrics(r->srv), r->b,
-	    route_names, route_methods, api_n_routes + 1,
-	    api_server_uptime(r->srv), &hs);
-	if (text == NULL)
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	api_send_text(r, 200, "text/plain; version=0.0.4; charset=utf-8",
-	    text, strlen(text));
-	free(text);
-	return API_RESPONDED;
-}
 
 /* ===== Collections ===== */
 
@@ -711,7 +689,7 @@ const struct api_route api_routes[] = {
 	{ "GET", "health", h_health, 0, API_BODY_NONE, 1 },
 	{ "GET", "ready", h_ready, 0, API_BODY_NONE, 1 },
 	{ "GET", "stats", h_stats, 0, API_BODY_NONE, 0 },
-	{ "GET", "metrics", h_metrics, 0, API_BODY_NONE, 0 },
+	{ "GET", "metrics", api_h_metrics, 0, API_BODY_NONE, 0 },
 	{ "GET", "cluster", h_cluster, 0, API_BODY_NONE, 0 },
 	{ "POST", "cluster/promote", h_cluster_promote, 1, API_BODY_JSON, 0 },
 	{ "POST", "collections", h_collection_create, 1, API_BODY_JSON, 0 },
@@ -752,14 +730,3 @@ const struct api_route api_routes[] = {
 #undef C
 const size_t api_n_routes = sizeof(api_routes) / sizeof(api_routes[0]);
 
-/* Fill the metric labels once: the patterns, and "unmatched". */
-__attribute__((constructor)) static void
-route_names_init(void)
-{
-	for (size_t i = 0; i < api_n_routes && i < 63; i++) {
-		route_names[i] = api_routes[i].pattern;
-		route_methods[i] = api_routes[i].method;
-	}
-	route_names[api_n_routes < 63 ? api_n_routes : 63] = "unmatched";
-	route_methods[api_n_routes < 63 ? api_n_routes : 63] = "any";
-}
