@@ -658,6 +658,10 @@ async function session(url) {
 			throw e;
 	});
 
+	// --- this listener's own requests in its /metrics
+	const metrics = await (await fetch(`${url}/metrics`, { headers: { 'api-key': KEY } })).text();
+	assert.match(metrics, /vecdb_http_requests_total\{method="POST",route="collections\/:c\/points\/query",code="200"\} [1-9]/);
+
 	// --- what we do not serve is a clear error
 	await rejects(client.listFullSnapshots(), 501, 'not supported');
 
