@@ -863,7 +863,10 @@ cond_is_compile(struct compile_ctx *ctx, const json_t *j, struct cond *c)
 	if (!json_is_object(body))
 		rv = ctx_err(ctx, NULL, "expected {\"key\": ...}, not %s",
 		    json_kind_name(body));
-	else if ((rv = keys_check(ctx, body, inner, 1, "key")) == VECDB_OK)
+	else if ((rv = keys_check(ctx, body, inner, 1, "key")) == VECDB_OK &&
+	    json_object_get(body, "key") == NULL)
+		rv = ctx_err(ctx, NULL, "needs key");
+	else if (rv == VECDB_OK)
 		rv = key_path_compile(ctx, json_object_get(body, "key"),
 		    &c->key);
 	path_pop(ctx, old);
