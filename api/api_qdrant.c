@@ -514,6 +514,36 @@ h_healthz(struct api_req *r, json_t **data)
 	return API_RESPONDED;
 }
 
+/* ===== Scans ===== */
+
+/* A visitor of the points a scan or a selector reads. */
+typedef int (*visit_fn)(struct api_req *r, const vecdb_record *x,
+    json_t *acc, void *arg);
+
+/* Visit every point of coll that matches filter (NULL: all), with its
+ * payload (and vectors with with_vector), a page at a time. */
+static int
+scan_points(struct api_req *r, const char *coll, const json_t *filter,
+    int with_vector, visit_fn fn, json_t *acc, void *arg)
+{
+	vecdb_id start = { VECDB_ID_NONE, 0, { 0 } };
+	vecdb_records *res;
+	int rv;
+
+	do {
+		if ((rv = r->b->scroll(r->b->ctx, coll, &start, PAGE, filter,
+		    1, with_vector, &res)) != VECDB_OK)
+			return rv;
+		for (size_t i = 0; i < res->count && rv == VECDB_OK; i++)
+			rv = fn(r, &res->items[i], acc, arg);
+		start = res->next;
+		if (!res->has_next)
+			start.kind = VECDB_ID_NONE;
+		vecdb_records_free(res);
+	} while (rv == VECDB_OK && start.kind != VECDB_ID_NONE);
+	return rv;
+}
+
 /* ===== Aliases ===== */
 
 /*
@@ -527,7 +557,6 @@ h_healthz(struct api_req *r, json_t **data)
  */
 #define QD_ALIASES "qdrant-aliases"
 
-static int coll_missing(int rv, const char *name);
 #define QD_ALIASES_MAX 4096
 
 static struct {
@@ -536,41 +565,38 @@ static struct {
 } aliases;
 static pthread_mutex_t alias_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Put one alias point's {alias, collection} into the map acc. */
+static int
+visit_alias(struct api_req *r, const vecdb_record *x, json_t *acc,
+    void *arg)
+{
+	json_t *p = x->payload ? json_loads(x->payload, 0, NULL) : NULL;
+	const char *a = json_string_value(json_object_get(p, "alias"));
+	json_t *c = json_object_get(p, "collection");
+
+	(void) r;
+	(void) arg;
+	if (a != NULL && json_is_string(c))
+		json_object_set(acc, a, c);
+	json_decref(p);
+	return VECDB_OK;
+}
+
 /* Read every alias from QD_ALIASES into a new map. */
 static int
 aliases_read(struct api_req *r, json_t **out)
 {
-	vecdb_id start = { VECDB_ID_NONE, 0, { 0 } };
-	vecdb_records *res;
 	json_t *map = json_object();
-	int rv;
+	int rv = scan_points(r, QD_ALIASES, NULL, 0, visit_alias, map, NULL);
 
-	do {
-		rv = r->b->scroll(r->b->ctx, QD_ALIASES, &start, PAGE, NULL, 1,
-		    0, &res);
-		if (rv == VECDB_ENOTFOUND) {
-			vdb_err_clear();
-			break;   /* no alias was ever made */
-		}
-		if (rv != VECDB_OK) {
-			json_decref(map);
-			return rv;
-		}
-		for (size_t i = 0; i < res->count; i++) {
-			json_t *p = res->items[i].payload ? json_loads(
-			    res->items[i].payload, 0, NULL) : NULL;
-			const char *a = json_string_value(json_object_get(p,
-			    "alias"));
-			json_t *c = json_object_get(p, "collection");
-			if (a != NULL && json_is_string(c))
-				json_object_set(map, a, c);
-			json_decref(p);
-		}
-		start = res->next;
-		if (!res->has_next)
-			start.kind = VECDB_ID_NONE;
-		vecdb_records_free(res);
-	} while (start.kind != VECDB_ID_NONE);
+	if (rv == VECDB_ENOTFOUND) {
+		vdb_err_clear();   /* no alias was ever made */
+		rv = VECDB_OK;
+	}
+	if (rv != VECDB_OK) {
+		json_decref(map);
+		return rv;
+	}
 	*out = map;
 	return VECDB_OK;
 }
@@ -853,7 +879,7 @@ h_collection_aliases(struct api_req *r, json_t **data)
 	int rv;
 
 	if ((rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	return aliases_list(r, r->segs[SEG_COLL], data);
 }
 
@@ -1153,10 +1179,12 @@ h_collection_create(struct api_req *r, json_t **data)
 }
 
 /* A missing collection in Qdrant's words. */
-static int
-coll_missing(int rv, const char *name)
+int
+qd_coll_missing(int rv, const char *name)
 {
-	if (rv == VECDB_ENOTFOUND)
+	/* only a missing collection: a missing point or snapshot says so */
+	if (rv == VECDB_ENOTFOUND && strstr(vecdb_errmsg(), "ollection") !=
+	    NULL)
 		return vdb_err(rv, "Not found: Collection `%s` doesn't exist!",
 		    name);
 	return rv;
@@ -1352,7 +1380,7 @@ h_collection_get(struct api_req *r, json_t **data)
 	int rv;
 
 	if ((rv = r->b->collection_get(r->b->ctx, name, &c, &st)) != VECDB_OK)
-		return coll_missing(rv, name);
+		return qd_coll_missing(rv, name);
 	indexed = st.indexed_count;
 	for (uint32_t i = 0; i < c.n_vectors; i++)
 		indexed += st.named_indexed[i];
@@ -1409,7 +1437,7 @@ h_collection_update(struct api_req *r, json_t **data)
 
 	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
 	    (rv = qd_config(r, name, &c)) != VECDB_OK)
-		return coll_missing(rv, name);
+		return qd_coll_missing(rv, name);
 	if ((rv = null_only(r->body, "vectors", "a vector's settings are "
 	    "fixed at creation")) || (rv = null_only(r->body,
 	    "sparse_vectors", "sparse vectors are fixed at creation")))
@@ -1435,7 +1463,7 @@ h_collection_update(struct api_req *r, json_t **data)
 		qd_forget(name);
 		if ((rv = r->b->collection_set_quantization(r->b->ctx, name,
 		    &q)) != VECDB_OK)
-			return coll_missing(rv, name);
+			return qd_coll_missing(rv, name);
 	}
 	*data = json_true();
 	return VECDB_OK;
@@ -1618,7 +1646,7 @@ write_native(struct api_req *r, vecdb_write_op op, const json_t *arr,
 		return rv;
 	rv = api_points_write(r, op, &p);
 	api_points_free(&p);
-	return coll_missing(rv, r->segs[SEG_COLL]);
+	return qd_coll_missing(rv, r->segs[SEG_COLL]);
 }
 
 static int
@@ -1629,7 +1657,7 @@ h_upsert(struct api_req *r, json_t **data)
 	int rv;
 
 	if ((rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	if ((rv = upsert_points(r->body, qd_default_vector(&c), &arr)) !=
 	    VECDB_OK)
 		return rv;
@@ -1650,7 +1678,7 @@ record_get(struct api_req *r, const vecdb_id *id, vecdb_record **out)
 		/* the collection, or only the point? */
 		vecdb_collection_config c;
 		*out = NULL;
-		return coll_missing(qd_config(r, r->segs[SEG_COLL], &c),
+		return qd_coll_missing(qd_config(r, r->segs[SEG_COLL], &c),
 		    r->segs[SEG_COLL]);
 	}
 	return rv;
@@ -1669,7 +1697,7 @@ h_point_get(struct api_req *r, json_t **data)
 	w.vector = json_true();
 	if ((rv = api_id_from_str(r->segs[3], &id)) != VECDB_OK ||
 	    (rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	if ((rv = record_get(r, &id, &rec)) != VECDB_OK)
 		return rv;
 	if (rec == NULL)
@@ -1702,7 +1730,7 @@ h_points_retrieve(struct api_req *r, json_t **data)
 		return rv;
 	if ((rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK) {
 		vdb_free(ids);
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	}
 	out = json_array();
 	for (size_t i = 0; i < n && rv == VECDB_OK; i++) {
@@ -1728,8 +1756,6 @@ h_points_retrieve(struct api_req *r, json_t **data)
  * point matching it, read through scroll), each visited with its record
  * (payload read, vectors not). Ids that name no point are skipped.
  */
-typedef int (*visit_fn)(struct api_req *r, const vecdb_record *x,
-    json_t *acc, void *arg);
 
 static int
 select_points(struct api_req *r, const json_t *b, const char *ids_key,
@@ -1737,8 +1763,6 @@ select_points(struct api_req *r, const json_t *b, const char *ids_key,
 {
 	json_t *ids = json_object_get(b, ids_key);
 	const json_t *filter;
-	vecdb_id start = { VECDB_ID_NONE, 0, { 0 } };
-	vecdb_records *res;
 	int rv;
 
 	if ((rv = api_filter_field(b, &filter)) != VECDB_OK)
@@ -1768,18 +1792,8 @@ select_points(struct api_req *r, const json_t *b, const char *ids_key,
 		vdb_free(list);
 		return rv;
 	}
-	do {
-		if ((rv = r->b->scroll(r->b->ctx, r->segs[SEG_COLL], &start,
-		    PAGE, filter, 1, 0, &res)) != VECDB_OK)
-			return coll_missing(rv, r->segs[SEG_COLL]);
-		for (size_t i = 0; i < res->count && rv == VECDB_OK; i++)
-			rv = fn(r, &res->items[i], acc, arg);
-		start = res->next;
-		if (!res->has_next)
-			start.kind = VECDB_ID_NONE;
-		vecdb_records_free(res);
-	} while (rv == VECDB_OK && start.kind != VECDB_ID_NONE);
-	return rv;
+	return qd_coll_missing(scan_points(r, r->segs[SEG_COLL], filter, 0, fn,
+	    acc, arg), r->segs[SEG_COLL]);
 }
 
 /* Collect ids. */
@@ -1813,7 +1827,7 @@ delete_ids(struct api_req *r, const json_t *ids)
 		    &deleted);
 		vdb_free(list);
 		if (rv != VECDB_OK)
-			return coll_missing(rv, r->segs[SEG_COLL]);
+			return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	}
 	return VECDB_OK;
 }
@@ -1833,7 +1847,7 @@ h_points_delete(struct api_req *r, json_t **data)
 	    (rv = api_filter_field(r->body, &filter)) != VECDB_OK)
 		return rv;
 	if ((rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	if (ids != NULL && !json_is_null(ids) && filter == NULL) {
 		if (!json_is_array(ids))
 			return vdb_err(VECDB_EINVAL, "'points' must be a list "
@@ -1957,7 +1971,7 @@ payload_apply(struct api_req *r, json_t **data, struct payload_change *pc)
 	int rv;
 
 	if ((rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	if ((acc = json_array()) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	rv = select_points(r, r->body, "points", visit_payload, acc, pc);
@@ -2061,7 +2075,7 @@ h_vectors_update(struct api_req *r, json_t **data)
 	int rv;
 
 	if ((rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK ||
 	    (rv = null_only(r->body, "update_filter", "conditional updates "
 		"are not implemented")) ||
@@ -2123,7 +2137,7 @@ h_vectors_delete(struct api_req *r, json_t **data)
 	if ((rv = api_check_keys(r->body, keys, NULL)) != VECDB_OK)
 		return rv;
 	if ((rv = qd_config(r, r->segs[SEG_COLL], &c)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	if (!json_is_array(names) || json_array_size(names) == 0)
 		return vdb_err(VECDB_EINVAL, "'vector' must list the names of "
 		    "the vectors to delete");
@@ -2193,7 +2207,7 @@ h_index_create(struct api_req *r, json_t **data)
 		rv = VECDB_OK;   /* Qdrant's create is idempotent */
 	if (rv == VECDB_OK)
 		*data = update_result();
-	return coll_missing(rv, r->segs[SEG_COLL]);
+	return qd_coll_missing(rv, r->segs[SEG_COLL]);
 }
 
 static int
@@ -2389,7 +2403,7 @@ h_facet(struct api_req *r, json_t **data)
 		return rv;
 	if ((rv = r->b->payload_index_list(r->b->ctx, r->segs[SEG_COLL], &ix,
 	    &n)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	for (size_t j = 0; j < n; j++)
 		indexed |= strcmp(ix[j].field, key) == 0 &&
 		    ix[j].schema != VECDB_FIELD_FLOAT &&
@@ -2484,7 +2498,7 @@ h_snapshot_create(struct api_req *r, json_t **data)
 
 	if ((rv = r->b->snapshot_create(r->b->ctx, r->segs[SEG_COLL], NULL,
 	    &si)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	*data = snapshot_json(&si);
 	return VECDB_OK;
 }
@@ -2498,7 +2512,7 @@ h_snapshot_list(struct api_req *r, json_t **data)
 
 	if ((rv = r->b->snapshot_list(r->b->ctx, r->segs[SEG_COLL], &si,
 	    &n)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	*data = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(*data, snapshot_json(&si[i]));
@@ -2611,6 +2625,7 @@ struct ordered {
 struct order_acc {
 	struct ordered *a;
 	size_t n, cap;
+	const char *key;   /* order_by's */
 	vecdb_id id;       /* the point being read */
 	int fail;
 };
@@ -2635,6 +2650,22 @@ order_add(const json_t *v, void *arg)
 	}
 	o->a[o->n].v = json_number_value(v);
 	o->a[o->n++].id = o->id;
+}
+
+/* Keep the numbers of one point. */
+static int
+visit_order(struct api_req *r, const vecdb_record *x, json_t *acc,
+    void *arg)
+{
+	struct order_acc *o = arg;
+	json_t *pl = x->payload ? json_loads(x->payload, 0, NULL) : NULL;
+
+	(void) r;
+	(void) acc;
+	o->id = x->id;
+	qd_values_at(pl, o->key, order_add, o);
+	json_decref(pl);
+	return o->fail ? vdb_err(VECDB_ENOMEM, "out of memory") : VECDB_OK;
 }
 
 static int
@@ -2664,12 +2695,11 @@ qd_order_by(struct api_req *r, const vecdb_collection_config *cfg,
 {
 	static const char *const keys[] = { "key", "direction", "start_from",
 		NULL };
-	vecdb_id start = { VECDB_ID_NONE, 0, { 0 } };
 	vecdb_payload_index_info *ix = NULL;
-	struct order_acc o = { NULL, 0, 0, { VECDB_ID_NONE, 0, { 0 } }, 0 };
+	struct order_acc o = { NULL, 0, 0, NULL, { VECDB_ID_NONE, 0, { 0 } },
+		0 };
 	const char *key = json_string_value(ob), *dir = NULL;
 	json_t *from = NULL, *out;
-	vecdb_records *res;
 	size_t n = 0, first = 0, taken = 0;
 	int rv, desc = 0, indexed = 0, int_index = 0;
 
@@ -2694,7 +2724,7 @@ qd_order_by(struct api_req *r, const vecdb_collection_config *cfg,
 		    "number");
 	if ((rv = r->b->payload_index_list(r->b->ctx, r->segs[SEG_COLL], &ix,
 	    &n)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	for (size_t j = 0; j < n; j++)
 		if (strcmp(ix[j].field, key) == 0 && (ix[j].schema ==
 		    VECDB_FIELD_INTEGER || ix[j].schema == VECDB_FIELD_FLOAT)) {
@@ -2708,27 +2738,11 @@ qd_order_by(struct api_req *r, const vecdb_collection_config *cfg,
 		    "index with PUT /collections/%s/index", key,
 		    r->segs[SEG_COLL]);
 	/* every matching point's numbers at the key, then sorted */
-	do {
-		if ((rv = r->b->scroll(r->b->ctx, r->segs[SEG_COLL], &start,
-		    PAGE, filter, 1, 0, &res)) != VECDB_OK) {
-			vdb_free(o.a);
-			return coll_missing(rv, r->segs[SEG_COLL]);
-		}
-		for (size_t i = 0; i < res->count; i++) {
-			json_t *pl = res->items[i].payload ? json_loads(
-			    res->items[i].payload, 0, NULL) : NULL;
-			o.id = res->items[i].id;
-			qd_values_at(pl, key, order_add, &o);
-			json_decref(pl);
-		}
-		start = res->next;
-		if (!res->has_next)
-			start.kind = VECDB_ID_NONE;
-		vecdb_records_free(res);
-	} while (start.kind != VECDB_ID_NONE && !o.fail);
-	if (o.fail) {
+	o.key = key;
+	if ((rv = scan_points(r, r->segs[SEG_COLL], filter, 0, visit_order,
+	    NULL, &o)) != VECDB_OK) {
 		vdb_free(o.a);
-		return vdb_err(VECDB_ENOMEM, "out of memory");
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	}
 	qsort(o.a, o.n, sizeof(*o.a), desc ? order_desc : order_asc);
 	if (from != NULL)

@@ -20,6 +20,10 @@
 /* QD_DEFAULT when collection c keeps its unnamed vector so, else NULL. */
 const char *qd_default_vector(const vecdb_collection_config *c);
 
+/* A missing collection (VECDB_ENOTFOUND naming one) in Qdrant's words;
+ * any other rv as it is. */
+int qd_coll_missing(int rv, const char *name);
+
 /* A collection's config, from a cache kept for a second (api_qdrant.c). */
 int qd_config(struct api_req *r, const char *coll,
     vecdb_collection_config *cfg);

@@ -521,17 +521,6 @@ hits_json(const struct qd_hits *h, const vecdb_collection_config *cfg,
 	return a;
 }
 
-/* A missing collection in Qdrant's words. */
-static int
-coll_missing(int rv, const char *name)
-{
-	if (rv == VECDB_ENOTFOUND && strstr(vecdb_errmsg(), "ollection") !=
-	    NULL)
-		return vdb_err(rv, "Not found: Collection `%s` doesn't exist!",
-		    name);
-	return rv;
-}
-
 /* {"order_by": ...} as the query: the points by a payload value, score
  * 0 and their order_value, as Qdrant answers it. */
 static int
@@ -569,14 +558,14 @@ query_one(struct api_req *r, const json_t *req, json_t **points)
 	if ((rv = qd_with_from_json(req, 0, &w)) != VECDB_OK)
 		return rv;
 	if ((rv = qd_config(r, r->segs[SEG_COLL], &cfg)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	if (json_is_object(json_object_get(req, "query")) &&
 	    json_object_get(json_object_get(req, "query"), "order_by")) {
 		rv = order_query(r, &cfg, req, &w, points);
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	}
 	if ((rv = qd_run(r, &cfg, req, &w, 1, 0, &h)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	*points = hits_json(&h, &cfg, &w);
 	hits_free(&h);
 	return *points ? VECDB_OK : vdb_err(VECDB_ENOMEM, "out of memory");
@@ -812,7 +801,7 @@ qd_h_scroll(struct api_req *r, json_t **data)
 		if ((rv = qd_config(r, r->segs[SEG_COLL], &cfg)) != VECDB_OK ||
 		    (rv = qd_order_by(r, &cfg, json_object_get(r->body,
 			 "order_by"), filter, &w, limit, 0, 0, &pts)) != 0)
-			return coll_missing(rv, r->segs[SEG_COLL]);
+			return qd_coll_missing(rv, r->segs[SEG_COLL]);
 		*data = json_pack("{s:o, s:n}", "points", pts,
 		    "next_page_offset");
 		return VECDB_OK;
@@ -824,7 +813,7 @@ qd_h_scroll(struct api_req *r, json_t **data)
 	    (rv = r->b->scroll(r->b->ctx, r->segs[SEG_COLL], &start,
 		 (uint32_t) limit, filter, qd_with_payload(&w),
 		 qd_with_vector(&w), &res)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	pts = json_array();
 	for (size_t i = 0; i < res->count; i++)
 		json_array_append_new(pts, qd_record_json(&res->items[i], &cfg,
@@ -849,7 +838,7 @@ qd_h_count(struct api_req *r, json_t **data)
 	    (rv = api_get_bool(r->body, "exact", 1, &exact)))
 		return rv;
 	if ((rv = r->b->count(r->b->ctx, r->segs[SEG_COLL], filter, &n)) != 0)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	*data = json_pack("{s:I}", "count", (json_int_t) n);
 	return VECDB_OK;
 }
@@ -950,7 +939,7 @@ groups_one(struct api_req *r, const json_t *req, json_t **out)
 	    !json_is_null(json_object_get(req, "with_lookup")))
 		return vdb_err(VECDB_EINVAL, "'with_lookup' is not supported");
 	if ((rv = qd_config(r, r->segs[SEG_COLL], &cfg)) != VECDB_OK)
-		return coll_missing(rv, r->segs[SEG_COLL]);
+		return qd_coll_missing(rv, r->segs[SEG_COLL]);
 	if ((q = json_copy((json_t *) req)) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	for (size_t i = 0; i < sizeof(gkeys) / sizeof(gkeys[0]); i++)
@@ -990,7 +979,7 @@ groups_one(struct api_req *r, const json_t *req, json_t **out)
 		json_decref(g.groups);
 	}
 	json_decref(q);
-	return coll_missing(rv, r->segs[SEG_COLL]);
+	return qd_coll_missing(rv, r->segs[SEG_COLL]);
 }
 
 int
