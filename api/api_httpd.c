@@ -188,36 +188,23 @@ httpd_query_var(const char *qs, const char *name, char *buf, size_t cap)
 	return -1;
 }
 
-/* Read a whole small file (a PEM) into a new string. */
+/* Could host:port be bound now? (Why a daemon with TLS did not start:
+ * the address, or else the certificate.) */
 static int
-file_read(const char *path, char **out)
+addr_bindable(const char *host, uint16_t port)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t cap = 0, len = 0, n;
+	struct sockaddr_in a = { .sin_family = AF_INET,
+		.sin_port = htons(port) };
+	int fd, one = 1, ok;
 
-	if (f == NULL)
-		return vdb_err(VECDB_EINVAL, "cannot read %s: %s", path,
-		    strerror(errno));
-	for (;;) {
-		if (len + 4097 > cap) {
-			char *nb = vdb_realloc(buf, cap ? cap * 2 : 8192);
-			if (nb == NULL) {
-				vdb_free(buf);
-				fclose(f);
-				return vdb_err(VECDB_ENOMEM, "out of memory");
-			}
-			buf = nb;
-			cap = cap ? cap * 2 : 8192;
-		}
-		if ((n = fread(buf + len, 1, 4096, f)) == 0)
-			break;
-		len += n;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	*out = buf;
-	return VECDB_OK;
+	if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
+		return 0;
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ok = bind(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
 }
 
 static void
@@ -943,8 +930,8 @@ daemon_start(struct httpd *s)
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
 			return vdb_err(VECDB_EINVAL, "this libmicrohttpd has "
 			    "no TLS");
-		if ((rv = file_read(c->tls_cert, &s->cert_pem)) != VECDB_OK ||
-		    (rv = file_read(c->tls_key, &s->key_pem)) != VECDB_OK)
+		if ((rv = vdb_file_read(c->tls_cert, &s->cert_pem)) != VECDB_OK ||
+		    (rv = vdb_file_read(c->tls_key, &s->key_pem)) != VECDB_OK)
 			return rv;
 		flags |= MHD_USE_TLS;
 	}
@@ -977,12 +964,14 @@ daemon_start(struct httpd *s)
 		s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s,
 		    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	}
+	if (s->d == NULL && c->tls_cert != NULL && addr_bindable(c->host,
+	    c->port))
+		return vdb_err(VECDB_EINVAL, "cannot serve on %s:%u (is the "
+		    "TLS certificate and key a valid PEM pair?)", c->host,
+		    (unsigned) c->port);
 	if (s->d == NULL)
-		return vdb_err(c->tls_cert ? VECDB_EINVAL : VECDB_EIO,
-		    "cannot serve on %s:%u%s", c->host, (unsigned) c->port,
-		    c->tls_cert ? " (is the TLS certificate and key a valid "
-		    "PEM pair?)" : ": the address is in use or cannot be "
-		    "bound");
+		return vdb_err(VECDB_EIO, "cannot serve on %s:%u: the address "
+		    "is in use or cannot be bound", c->host, (unsigned) c->port);
 	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = di ? di->port : c->port;
 	return VECDB_OK;

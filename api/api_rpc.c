@@ -1053,13 +1053,29 @@ worker_cb(void *arg)
 static int
 rpc_listen(struct api_rpc *r)
 {
+	nng_tls_config *tls = NULL;
 	int rv, port = 0;
 
-	if ((rv = nng_rep0_open(&r->sock)) != 0)
+	if (proto_tls_url_check(r->cfg.url, r->cfg.tls != NULL, "listen url")
+	    != VECDB_OK)
+		return VECDB_EINVAL;
+	if (r->cfg.tls != NULL && (rv = proto_tls_config(r->cfg.tls, 1,
+	    &tls)) != VECDB_OK)
+		return rv;
+	if ((rv = nng_rep0_open(&r->sock)) != 0) {
+		if (tls != NULL)
+			nng_tls_config_free(tls);
 		return vdb_err(VECDB_EIO, "nng: %s", nng_strerror(rv));
+	}
 	nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, PROTO_MSG_MAX);
-	if ((rv = nng_listener_create(&r->l, r->sock, r->cfg.url)) != 0 ||
-	    (rv = nng_listener_start(r->l, 0)) != 0) {
+	rv = nng_listener_create(&r->l, r->sock, r->cfg.url);
+	if (rv == 0 && tls != NULL)
+		rv = nng_listener_set_ptr(r->l, NNG_OPT_TLS_CONFIG, tls);
+	if (tls != NULL)
+		nng_tls_config_free(tls); /* the listener holds it */
+	if (rv == 0)
+		rv = nng_listener_start(r->l, 0);
+	if (rv != 0) {
 		nng_close(r->sock);
 		return vdb_err(rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ?
 			VECDB_EINVAL : VECDB_EIO, "cannot listen on %s: %s",

@@ -25,6 +25,7 @@
 
 #include "api.h"
 #include "proto.h"
+#include "proto_rpc.h"
 
 #define API_RPC_WORKERS_MIN 1
 #define API_RPC_WORKERS_DEFAULT 8
@@ -83,13 +84,17 @@ struct api_rpc_config {
 	int replica;              /* refuse writes with FAILED_PRECONDITION */
 	unsigned workers;         /* receives armed, and handler threads;
 				     clamped to _MIN.._MAX (0: default) */
+	const struct proto_tls_files *tls; /* a tls+tcp:// url's mutual TLS
+					      (used at start only); NULL:
+					      clear text */
 };
 
 /*
  * Listen on cfg->url and start the handler threads. The backend, and ext
  * (NULL: no replication role), are borrowed and must outlive the server.
- * @return VECDB_OK, VECDB_EINVAL (bad url), VECDB_EIO (cannot listen: the
- *	message says why), VECDB_ENOMEM.
+ * @return VECDB_OK, VECDB_EINVAL (bad url, or one that does not match
+ *	cfg->tls; TLS files that do not load), VECDB_EIO (cannot listen:
+ *	the message says why), VECDB_ENOMEM.
  */
 int api_rpc_start(const struct api_rpc_config *cfg,
     const struct api_backend *b, const struct api_rpc_ext *ext,

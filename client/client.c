@@ -48,6 +48,14 @@ int
 vecdb_client_connect(const char *url, const char *api_key,
     uint32_t timeout_ms, vecdb_client **out)
 {
+	return vecdb_client_connect_tls(url, api_key, timeout_ms, NULL, out);
+}
+
+int
+vecdb_client_connect_tls(const char *url, const char *api_key,
+    uint32_t timeout_ms, const vecdb_client_tls *tls, vecdb_client **out)
+{
+	nng_tls_config *cfg = NULL;
 	vecdb_client *c;
 	int rv;
 
@@ -66,8 +74,18 @@ vecdb_client_connect(const char *url, const char *api_key,
 		rv = vdb_err(VECDB_ENOMEM, "client: out of memory");
 		goto fail;
 	}
+	if (tls != NULL) {
+		struct proto_tls_files f = { tls->ca, tls->cert, tls->key };
+		if ((rv = proto_tls_config(&f, 0, &cfg)) != VECDB_OK) {
+			rv = vdb_err(rv, "client: %s", vecdb_errmsg());
+			goto fail;
+		}
+	}
 	/* Dialed in the background: the server may come later. */
-	if ((rv = proto_rpc_dial(url, 0, NULL, NULL, &c->sock)) != VECDB_OK)
+	rv = proto_rpc_dial(url, 0, cfg, NULL, NULL, &c->sock);
+	if (cfg != NULL)
+		nng_tls_config_free(cfg); /* the dialer holds it */
+	if (rv != VECDB_OK)
 		goto fail;
 	*out = c;
 	return VECDB_OK;
@@ -100,10 +118,11 @@ static int
 call(vecdb_client *c, uint32_t method, uint8_t *body, size_t len,
     struct proto_response **res)
 {
-	struct proto_rpc_req rq = { c->url, c->api_key,
-		(uint64_t) atomic_fetch_add(&c->next_id, 1),
-		atomic_load(&c->primary_only), atomic_load(&c->allow_partial),
-		c->timeout_ms };
+	struct proto_rpc_req rq = { .url = c->url, .api_key = c->api_key,
+		.id = (uint64_t) atomic_fetch_add(&c->next_id, 1),
+		.primary_only = atomic_load(&c->primary_only),
+		.allow_partial = atomic_load(&c->allow_partial),
+		.timeout_ms = c->timeout_ms };
 	struct proto_response *r = NULL;
 	int rv;
 

@@ -164,6 +164,12 @@ size_t vdb_id_key(const vecdb_id *id, uint8_t *key);
 /* Decode a point key; VECDB_ECORRUPT if malformed. */
 int vdb_key_id(const uint8_t *key, size_t len, vecdb_id *out);
 
+/*
+ * Read a whole small file (a PEM, say) into a new NUL-terminated string
+ * (vdb_free it). VECDB_EINVAL "cannot read PATH: why", or VECDB_ENOMEM.
+ */
+int vdb_file_read(const char *path, char **out);
+
 /* ===== Time ===== */
 
 /* Monotonic milliseconds, for timeouts. */

@@ -1,5 +1,8 @@
-/* vdb_alloc.c: checked allocation with a failure hook for tests. */
+/* vdb_alloc.c: checked allocation with a failure hook for tests, and
+ * whole small files read into memory. */
+#include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,4 +63,37 @@ void
 vdb_free(void *p)
 {
 	free(p);
+}
+
+/* ===== Whole files ===== */
+
+int
+vdb_file_read(const char *path, char **out)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0, len = 0, n;
+
+	if (f == NULL)
+		return vdb_err(VECDB_EINVAL, "cannot read %s: %s", path,
+		    strerror(errno));
+	for (;;) {
+		if (len + 4097 > cap) {
+			char *nb = vdb_realloc(buf, cap ? cap * 2 : 8192);
+			if (nb == NULL) {
+				vdb_free(buf);
+				fclose(f);
+				return vdb_err(VECDB_ENOMEM, "out of memory");
+			}
+			buf = nb;
+			cap = cap ? cap * 2 : 8192;
+		}
+		if ((n = fread(buf + len, 1, 4096, f)) == 0)
+			break;
+		len += n;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	*out = buf;
+	return VECDB_OK;
 }

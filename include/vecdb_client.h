@@ -49,6 +49,25 @@ typedef struct vecdb_client vecdb_client;
 int vecdb_client_connect(const char *url, const char *api_key,
     uint32_t timeout_ms, vecdb_client **out);
 
+/** Mutual TLS for a tls+tcp:// url: PEM file paths. */
+typedef struct vecdb_client_tls {
+	const char *ca;    /**< the CA that signed the server's certificate */
+	const char *cert;  /**< the client's certificate, signed by a CA the
+			        server trusts */
+	const char *key;   /**< the client's private key */
+} vecdb_client_tls;
+
+/**
+ * vecdb_client_connect over mutual TLS: a "tls+tcp://host:port" url, the
+ * server's certificate checked against tls->ca and the client's
+ * presented. A server whose certificate another CA signed is never
+ * reached: calls fail with VECDB_EUNAVAILABLE.
+ * @return as vecdb_client_connect; VECDB_EINVAL also for a url that is
+ *	not tls+tcp:// or a file that is missing or no PEM.
+ */
+int vecdb_client_connect_tls(const char *url, const char *api_key,
+    uint32_t timeout_ms, const vecdb_client_tls *tls, vecdb_client **out);
+
 /**
  * Close the connection and free @p c (NULL is fine). No call may be in
  * progress on it.

@@ -33,6 +33,8 @@ struct node_role_config {
 	const char *primary_url;     /* non-NULL: start as its replica */
 	uint32_t min_replicas;       /* every write waits for this many */
 	uint32_t wc_timeout_ms;      /* ... at most this long */
+	nng_tls_config *tls;         /* to a tls+tcp:// primary (borrowed);
+					NULL: none */
 };
 
 /*

@@ -40,6 +40,8 @@ struct settings {
 	uint64_t wal_max_bytes;      /* WAL kept for replicas behind */
 	uint64_t min_replicas;       /* every write waits for this many */
 	uint64_t wc_timeout_ms;      /* ... at most this long */
+	struct proto_tls_files tls;  /* mutual TLS of rpc and replication */
+	nng_tls_config *tls_client;  /* loaded from tls: to the primary */
 };
 
 /* What the admin handlers read; set before the admin HTTP starts. */
@@ -68,6 +70,9 @@ static const struct option long_opts[] = {
 	{ "wal-retention", required_argument, NULL, 'Z' },
 	{ "min-replicas", required_argument, NULL, 'R' },
 	{ "write-concern-timeout-ms", required_argument, NULL, 'T' },
+	{ "tls-ca", required_argument, NULL, 'c' },
+	{ "tls-cert", required_argument, NULL, 'C' },
+	{ "tls-key", required_argument, NULL, 'K' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -84,6 +89,8 @@ static const struct api_setting_name envs[] = {
 	{ 'R', NULL, "VECDB_MIN_REPLICAS" },
 	{ 'T', NULL, "VECDB_WRITE_CONCERN_TIMEOUT_MS" },
 	{ 'I', NULL, "VECDB_INDEX_THREADS" },
+	{ 'c', NULL, "VECDB_TLS_CA" }, { 'C', NULL, "VECDB_TLS_CERT" },
+	{ 'K', NULL, "VECDB_TLS_KEY" },
 };
 #define NENVS (sizeof(envs) / sizeof(envs[0]))
 
@@ -101,12 +108,13 @@ usage(FILE *f)
 	    "                  [--min-replicas N]\n"
 	    "                  [--write-concern-timeout-ms MS]\n"
 	    "                  [--index-threads N (0: one a core)]\n"
+	    "                  [--tls-ca PEM --tls-cert PEM --tls-key PEM]\n"
 	    "Environment: VECDB_DATA_DIR, VECDB_RPC_URL, VECDB_ADMIN_PORT,\n"
 	    "VECDB_ADMIN_HOST, VECDB_MODE, VECDB_NODE_ID, VECDB_WORKERS,\n"
 	    "VECDB_API_KEY, VECDB_PRIMARY_URL,\n"
 	    "VECDB_WAL_RETENTION(_BYTES), VECDB_MIN_REPLICAS,\n"
 	    "VECDB_WRITE_CONCERN_TIMEOUT_MS, VECDB_INDEX_THREADS, VECDB_LOG,\n"
-	    "VECDB_DURABILITY,\n"
+	    "VECDB_DURABILITY, VECDB_TLS_CA, VECDB_TLS_CERT, VECDB_TLS_KEY,\n"
 	    "VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF, VECDB_WAL_RETAIN.\n");
 }
 
@@ -148,6 +156,9 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'w': return parse_num("workers", v, API_RPC_WORKERS_MAX, &s->workers);
 	case 'k': s->api_key = *v ? v : NULL; return 0;
 	case 'p': s->primary_url = *v ? v : NULL; return 0;
+	case 'c': s->tls.ca = *v ? v : NULL; return 0;
+	case 'C': s->tls.cert = *v ? v : NULL; return 0;
+	case 'K': s->tls.key = *v ? v : NULL; return 0;
 	case 'B':
 		return parse_num("wal-retention-bytes", v, UINT64_MAX,
 		    &s->wal_max_bytes);
@@ -203,7 +214,7 @@ setting_set_env(void *s, int opt, const char *v)
 static int
 settings_load(struct settings *s, int argc, char **argv)
 {
-	int opt;
+	int opt, tls;
 
 	memset(s, 0, sizeof(*s));
 	s->data_dir = "./data";
@@ -229,6 +240,15 @@ settings_load(struct settings *s, int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "vecdb-node: unexpected argument '%s'\n",
 		    argv[optind]);
+		return -1;
+	}
+	if ((tls = proto_tls_files_given(&s->tls)) < 0 ||
+	    proto_tls_url_check(s->rpc_url, tls, "--rpc") != VECDB_OK ||
+	    (s->primary_url != NULL && proto_tls_url_check(s->primary_url,
+	    tls, "--primary") != VECDB_OK) ||
+	    (tls && proto_tls_config(&s->tls, 0, &s->tls_client) !=
+	    VECDB_OK)) {
+		fprintf(stderr, "vecdb-node: %s\n", vecdb_errmsg());
 		return -1;
 	}
 	if (strcmp(s->mode, "replica") == 0 && s->primary_url == NULL) {
@@ -515,7 +535,8 @@ repl_start(struct settings *s, struct admin *a)
 	struct node_role_config rc = { a->db, s->data_dir, s->node_id,
 		s->api_key, s->wal_max_bytes,
 		strcmp(s->mode, "replica") == 0 ? s->primary_url : NULL,
-		(uint32_t) s->min_replicas, (uint32_t) s->wc_timeout_ms };
+		(uint32_t) s->min_replicas, (uint32_t) s->wc_timeout_ms,
+		s->tls_client };
 	int rv;
 
 	if ((rv = node_role_start(&rc, &a->role)) != VECDB_OK)
@@ -540,7 +561,8 @@ serve(struct settings *s, struct admin *a, sigset_t *set)
 {
 	int replica = strcmp(s->mode, "replica") == 0;
 	struct api_rpc_config rc = { s->rpc_url, s->api_key, s->node_id,
-		replica, (unsigned) s->workers };
+		replica, (unsigned) s->workers,
+		proto_tls_files_given(&s->tls) ? &s->tls : NULL };
 	struct api_rpc_ext ext;
 	struct httpd *mg;
 	int sig = 0;
@@ -559,9 +581,9 @@ serve(struct settings *s, struct admin *a, sigset_t *set)
 		return 1;
 	}
 	atomic_store(&a->ready, 1);
-	printf("vecdb-node %s: rpc tcp://127.0.0.1:%u admin "
+	printf("vecdb-node %s: rpc %s://127.0.0.1:%u admin "
 	       "http://%s:%u (data %s)\n", VECDB_VERSION,
-	    api_rpc_port(a->rpc), s->admin_host, (unsigned) s->admin_port,
+	    s->tls_client != NULL ? "tls+tcp" : "tcp", api_rpc_port(a->rpc), s->admin_host, (unsigned) s->admin_port,
 	    s->data_dir);
 	fflush(stdout);
 	sigwait(set, &sig);
@@ -596,6 +618,8 @@ main(int argc, char **argv)
 	rv = serve(&s, &a, &set);
 	vecdb_close(db);
 	node_role_free(a.role); /* the writer ran its hook until now */
+	if (s.tls_client != NULL)
+		nng_tls_config_free(s.tls_client);
 	if (rv == 0)
 		VDB_LOG_INFO("NODE", "stopped cleanly");
 	return rv;

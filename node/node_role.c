@@ -55,8 +55,10 @@ db_term(node_role *r, uint64_t *term, uint64_t *last_seq)
 static int
 follower_start(node_role *r, uint64_t term)
 {
-	struct repl_follower_config fc = { r->cfg.db, r->url, r->cfg.node_id,
-		r->cfg.api_key, r->cfg.data_dir, 1000, term };
+	struct repl_follower_config fc = { .db = r->cfg.db,
+		.primary_url = r->url, .replica_id = r->cfg.node_id,
+		.api_key = r->cfg.api_key, .dir = r->cfg.data_dir,
+		.wait_ms = 1000, .term = term, .tls = r->cfg.tls };
 	repl_follower *f;
 	int rv;
 

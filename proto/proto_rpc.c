@@ -9,11 +9,104 @@
 #include "proto_rpc.h"
 #include "vdb.h"
 
-int
-proto_rpc_dial(const char *url, int flags, nng_pipe_cb notify, void *arg,
-    nng_socket *out)
+/* ===== TLS ===== */
+
+/* Whether url asks for TLS. */
+static int
+is_tls(const char *url)
 {
+	return strncmp(url, "tls+", 4) == 0;
+}
+
+int
+proto_tls_url_check(const char *url, int have_tls, const char *what)
+{
+	if (is_tls(url) && !have_tls)
+		return vdb_err(VECDB_EINVAL, "%s %s is TLS: it needs "
+		    PROTO_TLS_USAGE, what, url);
+	if (!is_tls(url) && have_tls)
+		return vdb_err(VECDB_EINVAL, "%s %s is not TLS, but TLS is "
+		    "configured: use tls+tcp://", what, url);
+	return VECDB_OK;
+}
+
+int
+proto_tls_files_given(const struct proto_tls_files *f)
+{
+	int n = (f->ca != NULL) + (f->cert != NULL) + (f->key != NULL);
+
+	if (n == 0 || n == 3)
+		return n / 3;
+	vdb_err(VECDB_EINVAL, "TLS needs all three of " PROTO_TLS_USAGE
+	    "; missing:%s%s%s", f->ca ? "" : " --tls-ca",
+	    f->cert ? "" : " --tls-cert", f->key ? "" : " --tls-key");
+	return -1;
+}
+
+int
+proto_tls_config(const struct proto_tls_files *f, int server,
+    nng_tls_config **out)
+{
+	char *ca = NULL, *cert = NULL, *key = NULL;
+	nng_tls_config *c = NULL;
 	int rv;
+
+	*out = NULL;
+	switch (proto_tls_files_given(f)) {
+	case 0:
+		return vdb_err(VECDB_EINVAL, "TLS needs " PROTO_TLS_USAGE);
+	case -1:
+		return VECDB_EINVAL;
+	}
+	if ((rv = vdb_file_read(f->ca, &ca)) != VECDB_OK ||
+	    (rv = vdb_file_read(f->cert, &cert)) != VECDB_OK ||
+	    (rv = vdb_file_read(f->key, &key)) != VECDB_OK)
+		goto out;
+	if (nng_tls_config_alloc(&c, server ? NNG_TLS_MODE_SERVER :
+	    NNG_TLS_MODE_CLIENT) != 0) {
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rv = nng_tls_config_ca_chain(c, ca, NULL)) != 0) {
+		rv = vdb_err(VECDB_EINVAL, "TLS CA %s: %s", f->ca,
+		    nng_strerror(rv));
+		goto out;
+	}
+	if ((rv = nng_tls_config_own_cert(c, cert, key, NULL)) != 0) {
+		rv = vdb_err(VECDB_EINVAL, "TLS certificate %s with key %s: %s",
+		    f->cert, f->key, nng_strerror(rv));
+		goto out;
+	}
+	if ((rv = nng_tls_config_auth_mode(c, NNG_TLS_AUTH_MODE_REQUIRED)) !=
+	    0 || (rv = nng_tls_config_version(c, NNG_TLS_1_2,
+	    NNG_TLS_1_3)) != 0) {
+		rv = vdb_err(VECDB_EINVAL, "TLS settings: %s",
+		    nng_strerror(rv));
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+	rv = VECDB_OK;
+out:
+	if (c != NULL)
+		nng_tls_config_free(c);
+	vdb_free(ca);
+	vdb_free(cert);
+	vdb_free(key);
+	return rv;
+}
+
+/* ===== Calls ===== */
+
+int
+proto_rpc_dial(const char *url, int flags, nng_tls_config *tls,
+    nng_pipe_cb notify, void *arg, nng_socket *out)
+{
+	nng_dialer d;
+	int rv;
+
+	if (proto_tls_url_check(url, tls != NULL, "url") != VECDB_OK)
+		return VECDB_EINVAL;
 
 	if ((rv = nng_req0_open(out)) != 0)
 		return vdb_err(VECDB_ENOMEM, "nng: %s", nng_strerror(rv));
@@ -26,8 +119,11 @@ proto_rpc_dial(const char *url, int flags, nng_pipe_cb notify, void *arg,
 		nng_pipe_notify(*out, NNG_PIPE_EV_ADD_POST, notify, arg);
 		nng_pipe_notify(*out, NNG_PIPE_EV_REM_POST, notify, arg);
 	}
-	rv = nng_dial(*out, url, NULL, flags & PROTO_RPC_DIAL_NOW ? 0 :
-	    NNG_FLAG_NONBLOCK);
+	if ((rv = nng_dialer_create(&d, *out, url)) == 0 && tls != NULL)
+		rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls);
+	if (rv == 0)
+		rv = nng_dialer_start(d, flags & PROTO_RPC_DIAL_NOW ? 0 :
+		    NNG_FLAG_NONBLOCK);
 	if (rv == 0)
 		return VECDB_OK;
 	nng_close(*out);
@@ -46,6 +142,57 @@ left_ms(uint64_t end)
 	uint64_t now = vdb_now_ms();
 
 	return (nng_duration) (end > now ? end - now : 1);
+}
+
+void
+proto_rpc_cancel_init(struct proto_rpc_cancel *c)
+{
+	pthread_mutex_init(&c->lock, NULL);
+	c->aio = NULL;
+	c->cancelled = 0;
+}
+
+void
+proto_rpc_cancel_fini(struct proto_rpc_cancel *c)
+{
+	pthread_mutex_destroy(&c->lock);
+}
+
+void
+proto_rpc_cancel(struct proto_rpc_cancel *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->cancelled = 1;
+	if (c->aio != NULL)
+		nng_aio_cancel(c->aio);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Start an operation on x's aio, under x->cancel's lock when there is
+ * one, so that a cancel either sees the operation (and ends it) or comes
+ * first (and the operation never starts). 0, or -1 when cancelled.
+ */
+static int
+start(struct proto_rpc_xchg *x, int recv)
+{
+	struct proto_rpc_cancel *c = x->cancel;
+
+	if (c != NULL) {
+		pthread_mutex_lock(&c->lock);
+		if (c->cancelled) {
+			pthread_mutex_unlock(&c->lock);
+			return -1;
+		}
+		c->aio = x->aio;
+	}
+	if (recv)
+		nng_ctx_recv(x->ctx, x->aio);
+	else
+		nng_ctx_send(x->ctx, x->aio);
+	if (c != NULL)
+		pthread_mutex_unlock(&c->lock);
+	return 0;
 }
 
 int
@@ -67,7 +214,12 @@ proto_rpc_send(struct proto_rpc_xchg *x, nng_socket sock, const uint8_t *req,
 	}
 	nng_aio_set_timeout(x->aio, left_ms(end_ms));
 	nng_aio_set_msg(x->aio, msg);
-	nng_ctx_send(x->ctx, x->aio);
+	if (start(x, 0) != 0) {
+		nng_aio_set_msg(x->aio, NULL);
+		nng_msg_free(msg);
+		proto_rpc_xchg_fini(x);
+		return vdb_err(VECDB_EUNAVAILABLE, "cancelled");
+	}
 	return VECDB_OK;
 nomem:
 	nng_msg_free(msg);
@@ -79,6 +231,12 @@ proto_rpc_xchg_fini(struct proto_rpc_xchg *x)
 {
 	if (x->aio == NULL)
 		return;
+	if (x->cancel != NULL) {
+		pthread_mutex_lock(&x->cancel->lock);
+		if (x->cancel->aio == x->aio)
+			x->cancel->aio = NULL;
+		pthread_mutex_unlock(&x->cancel->lock);
+	}
 	nng_aio_free(x->aio);
 	nng_ctx_close(x->ctx);
 	x->aio = NULL;
@@ -113,7 +271,10 @@ proto_rpc_wait(struct proto_rpc_xchg *x, uint64_t end_ms,
 	if (proto_rpc_wait_sent(x) != VECDB_OK)
 		return PROTO_RPC_UNSENT;
 	nng_aio_set_timeout(x->aio, left_ms(end_ms));
-	nng_ctx_recv(x->ctx, x->aio);
+	if (start(x, 1) != 0) {
+		proto_rpc_xchg_fini(x);
+		return PROTO_RPC_LATE;
+	}
 	nng_aio_wait(x->aio);
 	if (nng_aio_result(x->aio) != 0) {
 		proto_rpc_xchg_fini(x);
@@ -135,7 +296,7 @@ proto_rpc_call(nng_socket sock, const struct proto_rpc_req *rq,
     struct proto_response **res)
 {
 	uint64_t end = vdb_now_ms() + rq->timeout_ms;
-	struct proto_rpc_xchg x = { .aio = NULL };
+	struct proto_rpc_xchg x = { .aio = NULL, .cancel = rq->cancel };
 	uint8_t *req = NULL;
 	size_t reqlen = 0;
 	int rv;

@@ -19,6 +19,8 @@
 #define PROTO_RPC_H
 
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "proto.h"
@@ -33,22 +35,88 @@
 				 connection fails the dial */
 
 /*
+ * Mutual TLS between our processes (tls+tcp:// urls): PEM files of the
+ * cluster's CA, and of this process's certificate (signed by that CA)
+ * and private key. Both ends present their certificate and verify the
+ * other's against the CA; a peer with none, or one another CA signed, is
+ * refused during the handshake. Peers are known by the CA alone, not by
+ * host name: every certificate the CA signs is a member of the cluster.
+ */
+struct proto_tls_files {
+	const char *ca;
+	const char *cert;
+	const char *key;
+};
+
+/* The settings and environment variables of proto_tls_files. */
+#define PROTO_TLS_USAGE \
+	"--tls-ca PEM --tls-cert PEM --tls-key PEM (VECDB_TLS_CA, " \
+	"VECDB_TLS_CERT, VECDB_TLS_KEY)"
+
+/*
+ * Whether @p f names its three files: 1 all, 0 none, or -1 some but not
+ * all (VECDB_EINVAL's message says which are missing).
+ */
+int proto_tls_files_given(const struct proto_tls_files *f);
+
+/*
+ * Load @p f into a TLS configuration for the dialing (server 0) or the
+ * listening side (server 1), requiring and verifying the peer's
+ * certificate. Free it with nng_tls_config_free.
+ * @return VECDB_OK; VECDB_EINVAL naming the file that is missing,
+ *	unreadable or not the PEM it should be; VECDB_ENOMEM.
+ */
+int proto_tls_config(const struct proto_tls_files *f, int server,
+    nng_tls_config **out);
+
+/*
+ * Whether @p url fits: a tls+tcp:// url needs a TLS configuration, and
+ * with one every url must be tls+tcp:// (never clear text by mistake).
+ * @p what names the url in the message ("--rpc", "member 2").
+ * @return VECDB_OK or VECDB_EINVAL saying what to change.
+ */
+int proto_tls_url_check(const char *url, int have_tls, const char *what);
+
+/*
  * Open a req0 socket and dial @p url: in the background unless @p flags
  * has PROTO_RPC_DIAL_NOW (a server that is not up yet is redialed with
  * back-off from PROTO_RPC_RECONNECT_MIN_MS to PROTO_RPC_RECONNECT_MAX_MS).
  * @p notify (may be NULL) is told of every connection made and lost,
- * from the first. Messages up to PROTO_MSG_MAX; no resend.
+ * from the first. Messages up to PROTO_MSG_MAX; no resend. A tls+tcp://
+ * url is dialed with @p tls (a client configuration of proto_tls_config,
+ * held by the dialer), which it needs; NULL otherwise.
  * @return VECDB_OK, VECDB_EINVAL (a url nng cannot dial), VECDB_ENOMEM,
  *	VECDB_EUNAVAILABLE (PROTO_RPC_DIAL_NOW: "cannot connect to URL: why").
  */
-int proto_rpc_dial(const char *url, int flags, nng_pipe_cb notify,
-    void *arg, nng_socket *out);
+int proto_rpc_dial(const char *url, int flags, nng_tls_config *tls,
+    nng_pipe_cb notify, void *arg, nng_socket *out);
 
-/* One exchange in flight: zero it before proto_rpc_send. */
+/*
+ * A way for another thread to end a caller's exchanges at once (a
+ * follower being stopped). Closing the socket under a thread that is in
+ * an exchange races with that thread's own nng_ctx_close; cancelling does
+ * not. Once cancelled, every exchange started with it ends at once, and
+ * those to come never start.
+ */
+struct proto_rpc_cancel {
+	pthread_mutex_t lock;
+	nng_aio *aio;            /* the exchange in flight, or NULL */
+	int cancelled;
+};
+
+void proto_rpc_cancel_init(struct proto_rpc_cancel *c);
+void proto_rpc_cancel_fini(struct proto_rpc_cancel *c);
+
+/* End the exchange in flight, if any, and refuse those to come. */
+void proto_rpc_cancel(struct proto_rpc_cancel *c);
+
+/* One exchange in flight: zero it (setting cancel, if any) before
+ * proto_rpc_send. */
 struct proto_rpc_xchg {
 	nng_ctx ctx;
 	nng_aio *aio;            /* NULL: nothing in flight */
 	int sent;                /* proto_rpc_wait_sent said it left */
+	struct proto_rpc_cancel *cancel; /* NULL: none */
 };
 
 /* What became of an exchange. */
@@ -63,7 +131,8 @@ enum proto_rpc_outcome {
 /*
  * Start sending @p req (len bytes, copied) on a fresh context of @p sock,
  * to be sent by @p end_ms (vdb_now_ms() time).
- * @return VECDB_OK, or VECDB_ENOMEM (nothing in flight).
+ * @return VECDB_OK, VECDB_ENOMEM or VECDB_EUNAVAILABLE (x->cancel was
+ *	cancelled), with nothing in flight then.
  */
 int proto_rpc_send(struct proto_rpc_xchg *x, nng_socket sock,
     const uint8_t *req, size_t len, uint64_t end_ms);
@@ -95,6 +164,7 @@ struct proto_rpc_req {
 	int primary_only;        /* read options of the envelope */
 	int allow_partial;
 	uint32_t timeout_ms;     /* from now until the answer */
+	struct proto_rpc_cancel *cancel; /* NULL: none */
 };
 
 /*

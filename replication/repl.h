@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "proto.h"
+#include "proto_rpc.h"
 #include "vecdb.h"
 
 #define REPL_WAIT_MAX_MS 10000          /* cap of FetchWal.max_wait_ms */
@@ -148,6 +149,8 @@ struct repl_follower_config {
 	const char *dir;          /* where a bootstrap copy is downloaded */
 	uint32_t wait_ms;         /* long-poll; 0: 1000 */
 	uint64_t term;            /* the term we follow in (FetchWal.term) */
+	nng_tls_config *tls;      /* to a tls+tcp:// primary (a client
+				     side, borrowed); NULL: none */
 };
 
 /* Where a follower stands. */

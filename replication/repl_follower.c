@@ -34,6 +34,7 @@
 struct repl_follower {
 	struct repl_follower_config cfg;   /* strings borrowed */
 	nng_socket sock;
+	struct proto_rpc_cancel cancel;    /* ends the thread's call on stop */
 	pthread_t thread;
 	uint64_t request_id;               /* follower thread only */
 	unsigned refused;                  /* batches refused in a row (same) */
@@ -88,8 +89,9 @@ static int
 call(struct repl_follower *f, uint32_t method, uint8_t *body, size_t len,
     uint32_t recv_ms, struct answer *a)
 {
-	struct proto_rpc_req rq = { f->cfg.primary_url, f->cfg.api_key,
-		++f->request_id, 0, 0, SEND_TIMEOUT_MS + recv_ms };
+	struct proto_rpc_req rq = { .url = f->cfg.primary_url,
+		.api_key = f->cfg.api_key, .id = ++f->request_id,
+		.timeout_ms = SEND_TIMEOUT_MS + recv_ms, .cancel = &f->cancel };
 	struct proto_response *resp = NULL;
 	int rv;
 
@@ -391,8 +393,8 @@ sock_open(struct repl_follower *f)
 {
 	int rv;
 
-	if ((rv = proto_rpc_dial(f->cfg.primary_url, 0, NULL, NULL,
-	    &f->sock)) != VECDB_OK)
+	if ((rv = proto_rpc_dial(f->cfg.primary_url, 0, f->cfg.tls, NULL,
+	    NULL, &f->sock)) != VECDB_OK)
 		return vdb_err(rv, "primary: %s", vecdb_errmsg());
 	return VECDB_OK;
 }
@@ -424,8 +426,10 @@ repl_follower_start(const struct repl_follower_config *cfg,
 	}
 	pthread_mutex_init(&f->lock, NULL);
 	vdb_cond_init(&f->cv);
+	proto_rpc_cancel_init(&f->cancel);
 	if (pthread_create(&f->thread, NULL, follower_main, f) != 0) {
 		nng_close(f->sock);
+		proto_rpc_cancel_fini(&f->cancel);
 		pthread_mutex_destroy(&f->lock);
 		pthread_cond_destroy(&f->cv);
 		vdb_free(f);
@@ -444,8 +448,12 @@ repl_follower_stop(repl_follower *f)
 	f->stopping = 1;
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->lock);
-	nng_close(f->sock); /* a blocked send or recv returns at once */
+	/* A blocked send or recv returns at once. Not nng_close: closing
+	 * the socket under the thread's own nng_ctx_close races in nng. */
+	proto_rpc_cancel(&f->cancel);
 	pthread_join(f->thread, NULL);
+	nng_close(f->sock);
+	proto_rpc_cancel_fini(&f->cancel);
 	pthread_mutex_destroy(&f->lock);
 	pthread_cond_destroy(&f->cv);
 	vdb_free(f);

@@ -21,10 +21,14 @@
 
 typedef struct router router;
 
+struct proto_tls_files;
+
 struct router_config {
 	const char *topology;     /* file path (borrowed for the router's life) */
 	uint32_t timeout_ms;      /* deadline of every fan-out */
 	const char *node_api_key; /* sent to nodes; NULL: none */
+	const struct proto_tls_files *tls; /* to tls+tcp:// members; NULL:
+					      none (borrowed for the call) */
 };
 
 /*

@@ -59,7 +59,7 @@ topo_open(router *r, router_topology **out)
 
 	if ((rv = router_topology_load(r->path, &t)) != VECDB_OK)
 		return rv;
-	if ((rv = router_topology_connect(t)) != VECDB_OK ||
+	if ((rv = router_topology_connect(t, r->tls)) != VECDB_OK ||
 	    (rv = stats_bind(r, t)) != VECDB_OK) {
 		router_topology_free(t);
 		return rv;
@@ -72,11 +72,20 @@ topo_open(router *r, router_topology **out)
 int
 router_core_init(router *r, const struct router_config *cfg)
 {
+	int rv;
+
 	r->path = cfg->topology;
 	r->timeout_ms = cfg->timeout_ms;
 	r->key = cfg->node_api_key ? cfg->node_api_key : "";
+	if (cfg->tls != NULL && (rv = proto_tls_config(cfg->tls, 0,
+	    &r->tls)) != VECDB_OK)
+		return rv;
 	pthread_mutex_init(&r->lock, NULL);
-	return topo_open(r, &r->topo);
+	if ((rv = topo_open(r, &r->topo)) != VECDB_OK && r->tls != NULL) {
+		nng_tls_config_free(r->tls);
+		r->tls = NULL;
+	}
+	return rv;
 }
 
 router_topology *
@@ -135,6 +144,8 @@ router_core_fini(router *r, int close_sockets)
 		vdb_free(st->url);
 		vdb_free(st);
 	}
+	if (r->tls != NULL)
+		nng_tls_config_free(r->tls);
 	pthread_mutex_destroy(&r->lock);
 }
 

@@ -93,6 +93,7 @@ typedef struct router_topology {
 	struct router_shard *shards;  /* n shards sorted by id */
 	size_t n;
 	unsigned refs;            /* guarded by the router lock */
+	nng_tls_config *tls;      /* held: for tls+tcp:// members, or NULL */
 } router_topology;
 
 typedef struct router_health router_health;
@@ -101,6 +102,7 @@ struct router {
 	const char *path;         /* topology file */
 	uint32_t timeout_ms;      /* deadline of every fan-out */
 	const char *key;          /* node api key, "" for none */
+	nng_tls_config *tls;      /* to the members; NULL: clear text */
 	pthread_mutex_t lock;     /* guards topo, refs, stats, and members'
 				     node_id and follows */
 	router_topology *topo;
@@ -118,8 +120,12 @@ struct router {
  */
 int router_topology_load(const char *path, router_topology **out);
 
-/* Open a req0 socket per shard member, dialing in the background. */
-int router_topology_connect(router_topology *t);
+/*
+ * Open a req0 socket per shard member, dialing in the background, with
+ * @p tls (a client configuration, held by t; NULL: none), which every
+ * member url must match (proto_tls_url_check).
+ */
+int router_topology_connect(router_topology *t, nng_tls_config *tls);
 
 /* Close the sockets and free. NULL is fine. */
 void router_topology_free(router_topology *t);

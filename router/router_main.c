@@ -24,8 +24,10 @@ struct settings {
 	uint64_t timeout_ms;
 	const char *api_key;      /* REST clients */
 	const char *read_only_key;/* may read, not write */
-	const char *tls_cert;     /* PEM; with tls_key: HTTPS */
+	const char *tls_cert;     /* PEM; with tls_key: HTTPS, and with
+				     tls_ca too, mutual TLS to the nodes */
 	const char *tls_key;
+	const char *tls_ca;       /* the CA of the nodes' certificates */
 	uint64_t max_body;   /* bytes; larger bodies get 413 */
 	const char *node_api_key; /* sent to nodes */
 	uint64_t threads;
@@ -43,6 +45,7 @@ static const struct option long_opts[] = {
 	{ "read-only-api-key", required_argument, NULL, 'R' },
 	{ "tls-cert", required_argument, NULL, 'C' },
 	{ "tls-key", required_argument, NULL, 'K' },
+	{ "tls-ca", required_argument, NULL, 'c' },
 	{ "max-body", required_argument, NULL, 'm' },
 	{ "node-api-key", required_argument, NULL, 'n' },
 	{ "threads", required_argument, NULL, 'j' },
@@ -62,6 +65,7 @@ static const struct api_setting_name envs[] = {
 	{ 'k', NULL, "VECDB_API_KEY" },
 	{ 'R', NULL, "VECDB_READ_ONLY_API_KEY" },
 	{ 'C', NULL, "VECDB_TLS_CERT" }, { 'K', NULL, "VECDB_TLS_KEY" },
+	{ 'c', NULL, "VECDB_TLS_CA" },
 	{ 'm', NULL, "VECDB_MAX_BODY" },
 	{ 'n', NULL, "VECDB_NODE_API_KEY" },
 	{ 'j', NULL, "VECDB_THREADS" }, { 'r', NULL, "VECDB_RPC_URL" },
@@ -79,13 +83,13 @@ usage(FILE *f)
 	    "                    [--timeout-ms MS] [--api-key KEY]\n"
 	    "                    [--node-api-key KEY] [--threads N] [--rpc URL]\n"
 	    "                    [--read-only-api-key KEY] [--max-body BYTES]\n"
-	    "                    [--tls-cert PEM --tls-key PEM]\n"
+	    "                    [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]\n"
 	    API_CONN_USAGE("                    ")
 	    "Environment: VECDB_TOPOLOGY, VECDB_HOST, VECDB_PORT,\n"
 	    "VECDB_QDRANT_PORT,\n"
 	    "VECDB_TIMEOUT_MS, VECDB_API_KEY, VECDB_NODE_API_KEY, VECDB_THREADS,\n"
 	    "VECDB_RPC_URL, VECDB_READ_ONLY_API_KEY, VECDB_MAX_BODY,\n"
-	    "VECDB_TLS_CERT, VECDB_TLS_KEY, VECDB_MAX_CONNECTIONS,\n"
+	    "VECDB_TLS_CERT, VECDB_TLS_KEY, VECDB_TLS_CA, VECDB_MAX_CONNECTIONS,\n"
 	    "VECDB_MAX_CONNECTIONS_PER_IP, VECDB_HEADER_TIMEOUT_MS,\n"
 	    "VECDB_BODY_TIMEOUT_MS, VECDB_IDLE_TIMEOUT_MS, VECDB_LOG (flags win).\n");
 }
@@ -115,6 +119,7 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'R': s->read_only_key = *v ? v : NULL; return 0;
 	case 'C': s->tls_cert = v; return 0;
 	case 'K': s->tls_key = v; return 0;
+	case 'c': s->tls_ca = *v ? v : NULL; return 0;
 	case 'm': return parse_ul("max-body", v, 1, 1UL << 40, &s->max_body);
 	case 'n': s->node_api_key = *v ? v : NULL; return 0;
 	case 'j': return parse_ul("threads", v, 1, 1024, &s->threads);
@@ -171,6 +176,16 @@ settings_load(struct settings *s, int argc, char **argv)
 		    "together (or VECDB_TLS_CERT and VECDB_TLS_KEY)\n");
 		return -1;
 	}
+	if (s->tls_ca != NULL && s->tls_cert == NULL) {
+		fprintf(stderr, "vecdb-router: --tls-ca needs --tls-cert and "
+		    "--tls-key: the router's own certificate\n");
+		return -1;
+	}
+	if (s->rpc != NULL && proto_tls_url_check(s->rpc, s->tls_ca != NULL,
+	    "--rpc") != VECDB_OK) {
+		fprintf(stderr, "vecdb-router: %s\n", vecdb_errmsg());
+		return -1;
+	}
 	return 0;
 }
 
@@ -200,8 +215,9 @@ signals_wait(const sigset_t *set, router *r)
 static api_rpc *
 binary_api_start(const struct settings *s, const struct api_backend *b)
 {
+	struct proto_tls_files tls = { s->tls_ca, s->tls_cert, s->tls_key };
 	struct api_rpc_config rc = { s->rpc, s->api_key, "router", 0,
-		API_RPC_WORKERS_DEFAULT };
+		API_RPC_WORKERS_DEFAULT, s->tls_ca ? &tls : NULL };
 	api_rpc *rpc;
 
 	if (api_rpc_start(&rc, b, NULL, &rpc) != VECDB_OK) {
@@ -245,7 +261,8 @@ serve(const struct settings *s, router *r)
 	printf("vecdb-router %s: serving %s://%s:%u", VECDB_VERSION,
 	    s->tls_cert ? "https" : "http", s->host, api_server_port(srv));
 	if (rpc != NULL)
-		printf(" rpc tcp://%s:%u", s->host, api_rpc_port(rpc));
+		printf(" rpc %s://%s:%u", s->tls_ca ? "tls+tcp" : "tcp",
+		    s->host, api_rpc_port(rpc));
 	if (qsrv != NULL)
 		printf(" qdrant %s://%s:%u", s->tls_cert ? "https" : "http",
 		    s->host, api_server_port(qsrv));
@@ -261,6 +278,7 @@ serve(const struct settings *s, router *r)
 int
 main(int argc, char **argv)
 {
+	struct proto_tls_files tls;
 	struct router_config rc;
 	struct settings s;
 	router *r;
@@ -271,6 +289,8 @@ main(int argc, char **argv)
 	rc.topology = s.topology;
 	rc.timeout_ms = (uint32_t) s.timeout_ms;
 	rc.node_api_key = s.node_api_key;
+	tls = (struct proto_tls_files) { s.tls_ca, s.tls_cert, s.tls_key };
+	rc.tls = s.tls_ca ? &tls : NULL;
 	if (router_new(&rc, &r) != VECDB_OK) {
 		fprintf(stderr, "vecdb-router: %s\n", vecdb_errmsg());
 		return 1;

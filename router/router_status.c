@@ -50,6 +50,7 @@ struct status_run {
 	size_t n;
 	atomic_size_t next;       /* the next member to ask */
 	char *key;                /* node api key, "" for none (owned) */
+	nng_tls_config *tls;      /* the topology's (held), or NULL */
 	uint32_t timeout_ms;
 	uint64_t end_ms;          /* deadline on the monotonic clock */
 };
@@ -195,8 +196,8 @@ ask_member(struct status_run *run, struct member *m)
 		snprintf(m->error, sizeof(m->error), "out of memory");
 		return;
 	}
-	if (proto_rpc_dial(m->url, PROTO_RPC_DIAL_NOW, NULL, NULL, &s) !=
-	    VECDB_OK) {
+	if (proto_rpc_dial(m->url, PROTO_RPC_DIAL_NOW, run->tls, NULL, NULL,
+	    &s) != VECDB_OK) {
 		snprintf(m->error, sizeof(m->error), "%s", vecdb_errmsg());
 		return;
 	}
@@ -215,6 +216,8 @@ run_free(struct status_run *run)
 	}
 	vdb_free(run->m);
 	vdb_free(run->key);
+	if (run->tls != NULL)
+		nng_tls_config_free(run->tls);
 	pthread_cond_destroy(&run->cond);
 	pthread_mutex_destroy(&run->lock);
 	vdb_free(run);
@@ -448,6 +451,8 @@ run_new(const router_topology *t, uint32_t timeout_ms, const char *key)
 		vdb_free(run);
 		return NULL;
 	}
+	if ((run->tls = t->tls) != NULL)
+		nng_tls_config_hold(run->tls);
 	pthread_mutex_init(&run->lock, NULL);
 	vdb_cond_init(&run->cond);
 	run->refs = 1;

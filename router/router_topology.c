@@ -30,6 +30,8 @@ router_topology_free(router_topology *t)
 		return;
 	for (size_t i = 0; i < t->n; i++)
 		shard_fini(&t->shards[i]);
+	if (t->tls != NULL)
+		nng_tls_config_free(t->tls);
 	vdb_free(t->shards);
 	vdb_free(t);
 }
@@ -209,14 +211,18 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 }
 
 int
-router_topology_connect(router_topology *t)
+router_topology_connect(router_topology *t, nng_tls_config *tls)
 {
 	int rv;
 
+	if (tls != NULL) {
+		nng_tls_config_hold(tls);
+		t->tls = tls;
+	}
 	for (size_t i = 0; i < t->n; i++)
 		for (size_t k = 0; k < t->shards[i].n_members; k++) {
 			struct router_member *m = &t->shards[i].members[k];
-			if ((rv = proto_rpc_dial(m->url, 0, pipe_event, m,
+			if ((rv = proto_rpc_dial(m->url, 0, tls, pipe_event, m,
 			    &m->sock)) != VECDB_OK)
 				return vdb_err(rv, "shard %u: %s",
 				    t->shards[i].id, vecdb_errmsg());

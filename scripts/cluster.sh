@@ -3,6 +3,7 @@
 #
 #   scripts/cluster.sh up     [--shards N] [--replicas R] [--routers K]
 #                             [--dir DIR] [--bin BINDIR] [--free-ports]
+#                             [--tls]
 #   scripts/cluster.sh status [--dir DIR]
 #   scripts/cluster.sh down   [--dir DIR]
 #
@@ -19,11 +20,16 @@
 # prometheus/ (deploy/prometheus/prometheus.yml with its target files, for
 # `prometheus --config.file=DIR/prometheus/prometheus.yml`).
 #
+# --tls makes a throwaway CA in DIR/tls (scripts/tls-ca.sh) and a
+# certificate for each process: routers and nodes then talk mutual TLS
+# (tls+tcp:// urls), and the routers serve REST over HTTPS (curl --cacert
+# DIR/tls/ca.pem).
+#
 # Replicas need a vecdb-node built with replication (--mode replica
 # --primary URL); without it, up refuses --replicas > 0.
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 shards=2
@@ -32,9 +38,10 @@ routers=1
 dir=./vecdb-cluster
 bin=${VECDB_BIN_DIR:-$repo/build/bin}
 free=no
+tls=no
 
 usage() {
-	sed -n '3,7p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '3,8p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -61,6 +68,7 @@ while [ $# -gt 0 ]; do
 	--dir) dir=${2:?--dir needs a directory}; shift 2 ;;
 	--bin) bin=${2:?--bin needs a directory}; shift 2 ;;
 	--free-ports) free=yes; shift ;;
+	--tls) tls=yes; shift ;;
 	-h | --help) usage ;;
 	*) echo "cluster.sh: unknown argument '$1'" >&2; usage ;;
 	esac
@@ -148,6 +156,19 @@ start() {
 	return 1
 }
 
+# --tls: the scheme of rpc urls, and the flags that give process $1 its
+# certificate (made on first use).
+scheme() { [ $tls = yes ] && echo tls+tcp || echo tcp; }
+
+tls_args() {
+	tls_flags=()
+	[ $tls = yes ] || return 0
+	[ -f "$dir_abs/tls/$1.pem" ] ||
+	    "$repo/scripts/tls-ca.sh" "$dir_abs/tls" "$1" || return 1
+	tls_flags=(--tls-ca "$dir_abs/tls/ca.pem" --tls-cert
+	    "$dir_abs/tls/$1.pem" --tls-key "$dir_abs/tls/$1.key")
+}
+
 # If up fails half-way, what it started is stopped again.
 rollback() {
 	echo "cluster.sh: up failed; stopping what it started" >&2
@@ -159,18 +180,21 @@ rollback() {
 start_node() {
 	local name=$1 role=$2 shard=$3 j=$4 primary=${5:-} rpc admin
 	if [ $free = yes ]; then
-		rpc=tcp://127.0.0.1:0
+		rpc=$(scheme)://127.0.0.1:0
 		admin=0
 	else
-		rpc=tcp://127.0.0.1:$((7000 + j))
+		rpc=$(scheme)://127.0.0.1:$((7000 + j))
 		admin=$((9100 + j))
 	fi
 	mkdir -p "$dir_abs/data/$name"
+	tls_args "$name" || return 1
 	local args=(--data "$dir_abs/data/$name" --rpc "$rpc"
-	    --admin-port "$admin" --node-id "$name" --mode "$role")
+	    --admin-port "$admin" --node-id "$name" --mode "$role"
+	    "${tls_flags[@]}")
 	[ "$role" = replica ] && args+=(--primary "$primary")
 	start "$name" vecdb-node 'vecdb-node .*: rpc ' "${args[@]}" || return 1
-	node_rpc=$(echo "$started_line" | sed -n 's/.* rpc \(tcp:[^ ]*\) .*/\1/p')
+	node_rpc=$(echo "$started_line" |
+	    sed -n 's/.* rpc \([a-z+]*tcp:[^ ]*\) .*/\1/p')
 	node_http=$(echo "$started_line" |
 	    sed -n 's/.* admin \(http:[^ ]*\) .*/\1/p')
 	[ -n "$node_rpc" ] && [ -n "$node_http" ] ||
@@ -184,17 +208,20 @@ start_router() {
 	local i=$1 port rpc
 	if [ $free = yes ]; then
 		port=0
-		rpc=tcp://127.0.0.1:0
+		rpc=$(scheme)://127.0.0.1:0
 	else
 		port=$((8080 + i))
-		rpc=tcp://127.0.0.1:$((9090 + i))
+		rpc=$(scheme)://127.0.0.1:$((9090 + i))
 	fi
+	tls_args "router-$i" || return 1
 	start "router-$i" vecdb-router 'vecdb-router .*: serving ' \
 	    --topology "$dir_abs/topology.json" --host 127.0.0.1 \
-	    --port "$port" --rpc "$rpc" || return 1
+	    --port "$port" --rpc "$rpc" "${tls_flags[@]}" || return 1
 	local http rpcurl
-	http=$(echo "$started_line" | sed -n 's/.* serving \(http:[^ ]*\).*/\1/p')
-	rpcurl=$(echo "$started_line" | sed -n 's/.* rpc \(tcp:[^ ]*\).*/\1/p')
+	http=$(echo "$started_line" |
+	    sed -n 's/.* serving \(https\{0,1\}:[^ ]*\).*/\1/p')
+	rpcurl=$(echo "$started_line" |
+	    sed -n 's/.* rpc \([a-z+]*tcp:[^ ]*\).*/\1/p')
 	[ -n "$http" ] ||
 	    { echo "cluster.sh: router-$i: cannot read '$started_line'" >&2
 	      return 1; }
@@ -278,7 +305,12 @@ up() {
 	rest=$(awk '$2 == "router" { print $7; exit }' "$(members_file)")
 	echo "cluster up in $dir_abs: $shards shards x (1 primary +" \
 	    "$replicas replicas), $routers routers"
-	echo "REST: $rest   (try: curl -s $rest/collections)"
+	if [ $tls = yes ]; then
+		echo "REST: $rest   (try: curl -s --cacert $dir_abs/tls/ca.pem" \
+		    "$rest/collections)"
+	else
+		echo "REST: $rest   (try: curl -s $rest/collections)"
+	fi
 	echo "Prometheus: prometheus --config.file=$dir_abs/prometheus/prometheus.yml"
 }
 
@@ -286,7 +318,10 @@ up() {
 # down or unhealthy.
 
 probe() {
-	curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null || true
+	local ca=()
+	[ -f "$dir_abs/tls/ca.pem" ] && ca=(--cacert "$dir_abs/tls/ca.pem")
+	curl -s "${ca[@]}" -o /dev/null -m 2 -w '%{http_code}' "$1" \
+	    2>/dev/null || true
 }
 
 status() {

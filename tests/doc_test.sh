@@ -5,9 +5,11 @@
 # URL, $QDRANT to its Qdrant API's); `<!-- run-js -->` marks the next ```js
 # block as an ES module that node runs beside the official Qdrant client
 # of tests/qdrant. When a ```json or ```text block follows either
-# directly, the output must equal that block exactly. Commands run in an
-# empty scratch directory (removed afterwards), so an example may write
-# files.
+# directly, the output must equal that block exactly. Commands run in a
+# scratch directory (removed afterwards), so an example may write files;
+# it holds only `scripts`, a link to the repository's, and the built
+# binaries are found beside BIN (VECDB_BIN_DIR, which scripts/cluster.sh
+# reads).
 # With ROUTES.c, every route of its table must also be called by some run
 # example (tests/doc_routes.sh).
 #   doc_test.sh BIN DOC.md [ROUTES.c]
@@ -45,6 +47,9 @@ if [ -n "$routes" ] &&
 fi
 
 mkdir "$tmp/work"
+ln -s "$(cd "$(dirname "$0")/.." && pwd)/scripts" "$tmp/work/scripts"
+export VECDB_BIN_DIR
+VECDB_BIN_DIR=$(cd "$(dirname "$bin")" && pwd)
 count=0
 failed=0
 for cmd in $(ls "$tmp"/cmd* 2>/dev/null | sort -V); do

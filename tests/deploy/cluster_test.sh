@@ -2,7 +2,8 @@
 # cluster_test.sh SRCDIR BINDIR: scripts/cluster.sh up with 2 shards, no
 # replicas and 1 router on free loopback ports; status reports every process
 # healthy; REST through the router stores points on both shards; a second up
-# is refused; status notices a dead node; down leaves no process.
+# is refused; status notices a dead node; down leaves no process. Then
+# up --tls: mutual TLS inside, HTTPS in front, a replica fed over it.
 # A watchdog runs `down` even if this script is killed.
 set -euo pipefail
 src=${1:?usage: cluster_test.sh SRCDIR BINDIR}
@@ -118,5 +119,50 @@ if "$cluster" status --dir "$dir" >/dev/null; then
 else
 	ok
 fi
+
+# --tls: 1 shard of a primary and a replica, mutual TLS inside, HTTPS in
+# front; writes reach the replica over tls+tcp.
+tdir=$tmp/tls
+"$cluster" up --shards 1 --replicas 1 --routers 1 --free-ports --tls \
+    --bin "$bindir" --dir "$tdir" >/dev/null || fatal "up --tls failed"
+dir=$tdir   # what cleanup, the watchdog and bad() look at from here
+[ "$(jq -r '.shards[0].primary, .shards[0].replicas[0]' \
+    "$tdir/topology.json" | grep -c '^tls+tcp://')" = 2 ] && ok ||
+    bad "--tls topology: $(cat "$tdir/topology.json")"
+# the replica is ready once it has heard from its primary
+for _ in $(seq 100); do
+	out=$("$cluster" status --dir "$tdir") && break
+	sleep 0.1
+done
+[ "$(echo "$out" | grep -c ' up .*health 200')" = 3 ] &&
+    "$cluster" status --dir "$tdir" >/dev/null && ok ||
+    bad "--tls status: $out"
+router=$(awk '$2 == "router" { print $7 }' "$tdir/members")
+case "$router" in https://*) ok ;; *) bad "--tls router: '$router'" ;; esac
+tpost() {
+	curl -sf --cacert "$tdir/tls/ca.pem" -X POST \
+	    -H 'Content-Type: application/json' --data "$2" "$router$1"
+}
+tpost /collections '{"name": "t", "dimension": 2}' >/dev/null &&
+    tpost /collections/t/vectors/batch "{\"vectors\": $points}" >/dev/null &&
+    ok || bad "--tls: writes through the router"
+n=$(tpost /collections/t/points/count '{}' | jq -r '.data.count') || n=
+[ "$n" = 40 ] && ok || bad "--tls count: '$n', expected 40"
+# without the CA, curl cannot verify the router
+if curl -sf "$router/health" >/dev/null 2>&1; then
+	bad "--tls: the router's certificate verified without its CA"
+else
+	ok
+fi
+replica=$(awk '$4 == "replica" { print $7 }' "$tdir/members")
+v=
+for _ in $(seq 100); do
+	v=$(curl -sf "$replica/metrics" |
+	    sed -n 's/^vecdb_vectors_total{collection="t"} \([0-9]*\)$/\1/p')
+	[ "$v" = 40 ] && break
+	sleep 0.1
+done
+[ "$v" = 40 ] && ok || bad "--tls: the replica holds '$v' points, not 40"
+"$cluster" down --dir "$tdir" >/dev/null && ok || bad "--tls down failed"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -36,11 +36,77 @@ srv_target(void)
 
 	if (t == NULL || *t == '\0' || strcmp(t, "serve") == 0)
 		return SRV_SERVE;
-	if (strcmp(t, "cluster") == 0)
+	if (strcmp(t, "cluster") == 0 || strcmp(t, "cluster-tls") == 0)
 		return SRV_CLUSTER;
-	ck_abort_msg("VECDB_TEST_TARGET '%s' is neither 'serve' nor "
-	    "'cluster'", t);
+	ck_abort_msg("VECDB_TEST_TARGET '%s' is neither 'serve', 'cluster' "
+	    "nor 'cluster-tls'", t);
 	return SRV_SERVE;
+}
+
+int
+srv_internal_tls(void)
+{
+	const char *t = getenv("VECDB_TEST_TARGET");
+
+	return t != NULL && strcmp(t, "cluster-tls") == 0;
+}
+
+/* Certificate name in s->tls_dir, made with the CA (both made by
+ * scripts/tls-ca.sh when missing). */
+static int
+tls_make(struct srv *s, const char *name)
+{
+	char *cmd, *pem;
+	int rc;
+
+	if (s->tls_dir == NULL && asprintf(&s->tls_dir, "%s/tls", s->dir) < 0)
+		abort();
+	if (asprintf(&pem, "%s/%s.pem", s->tls_dir, name) < 0)
+		abort();
+	rc = access(pem, R_OK);
+	free(pem);
+	if (rc == 0)
+		return 0;
+	if (asprintf(&cmd, "'%s' '%s' '%s' >>'%s.log' 2>&1",
+	    VECDB_TLS_CA_SCRIPT, s->tls_dir, name, s->tls_dir) < 0)
+		abort();
+	rc = system(cmd);
+	free(cmd);
+	if (rc != 0)
+		snprintf(s->err, sizeof(s->err), "scripts/tls-ca.sh failed "
+		    "(%d): see %s.log", rc, s->tls_dir);
+	return rc == 0 ? 0 : -1;
+}
+
+/* Add --tls-ca, --tls-cert and --tls-key of certificate name in dir. */
+static void
+tls_args_add(struct proc *p, const char *dir, const char *name)
+{
+	char ca[512], cert[512], key[512];
+
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(cert, sizeof(cert), "%s/%s.pem", dir, name);
+	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+	proc_args_add(p, (const char *const[]) { "--tls-ca", ca, "--tls-cert",
+	    cert, "--tls-key", key, NULL });
+}
+
+/* The scheme of the rpc urls of s's cluster. */
+static const char *
+scheme(const struct srv *s)
+{
+	return s->tls_dir != NULL ? "tls+tcp" : "tcp";
+}
+
+/* The rpc port node p printed. */
+static uint16_t
+node_port(const struct srv *s, const struct proc *p)
+{
+	char prefix[64];
+
+	snprintf(prefix, sizeof(prefix), "rpc %s://" LOCALHOST ":",
+	    scheme(s));
+	return proc_port(p, prefix);
 }
 
 void
@@ -63,6 +129,7 @@ srv_free(struct srv *s)
 	for (int i = 0; i < s->nnodes; i++)
 		proc_free(&s->nodes[i]);
 	free(s->dir);
+	free(s->tls_dir);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -134,18 +201,25 @@ node_start(struct srv *s, int i, const char *const *args,
     const char *const *env)
 {
 	struct proc *n = &s->nodes[i];
-	char *dir, *log, url[64];
+	char *dir, *log, url[64], name[16];
 	uint16_t port;
 
 	if (asprintf(&dir, "%s/n%d", s->dir, i) < 0 ||
 	    asprintf(&log, "%s.log", dir) < 0)
 		abort();
 	ck_assert_msg(mkdir(dir, 0755) == 0, "mkdir %s failed", dir);
+	snprintf(url, sizeof(url), "%s://" LOCALHOST ":0", scheme(s));
 	proc_init(n, (const char *const[]) { VECDB_NODE_BIN, "--data", dir,
-	    "--rpc", "tcp://" LOCALHOST ":0", "--admin-port", "0", NULL }, log);
+	    "--rpc", url, "--admin-port", "0", NULL }, log);
 	free(dir);
 	free(log);
 	proc_args_add(n, args);
+	if (s->tls_dir != NULL) {
+		snprintf(name, sizeof(name), "n%d", i);
+		if (tls_make(s, name) != 0)
+			return -1;
+		tls_args_add(n, s->tls_dir, name);
+	}
 	for (size_t k = 0; env != NULL && env[k] != NULL; k++) {
 		char name[128];
 		const char *eq = strchr(env[k], '=');
@@ -160,12 +234,12 @@ node_start(struct srv *s, int i, const char *const *args,
 		snprintf(s->err, sizeof(s->err), "%s", n->err);
 		return -1;
 	}
-	if ((port = proc_port(n, "rpc tcp://" LOCALHOST ":")) == 0) {
+	if ((port = node_port(s, n)) == 0) {
 		snprintf(s->err, sizeof(s->err), "vecdb-node printed an "
 		    "unexpected first line: %s", n->line);
 		return -1;
 	}
-	snprintf(url, sizeof(url), "tcp://" LOCALHOST ":%u", port);
+	snprintf(url, sizeof(url), "%s://" LOCALHOST ":%u", scheme(s), port);
 	proc_arg_set(n, "--rpc", url);
 	return 0;
 }
@@ -191,14 +265,14 @@ topology_write(const struct srv *s)
 	ck_assert_msg(f != NULL, "cannot write %s", path);
 	fprintf(f, "{\"shards\": [");
 	for (int i = 0; i < s->nshards; i++) {
-		fprintf(f, "%s{\"id\": %d, \"primary\": \"tcp://" LOCALHOST
-		    ":%u\", \"replicas\": [", i ? ", " : "", i,
-		    proc_port(&s->nodes[i], "rpc tcp://" LOCALHOST ":"));
+		fprintf(f, "%s{\"id\": %d, \"primary\": \"%s://" LOCALHOST
+		    ":%u\", \"replicas\": [", i ? ", " : "", i, scheme(s),
+		    node_port(s, &s->nodes[i]));
 		for (int k = s->nshards, n = 0; k < s->nnodes; k++)
 			if (s->shard_of[k] == i)
-				fprintf(f, "%s\"tcp://" LOCALHOST ":%u\"",
-				    n++ ? ", " : "", proc_port(&s->nodes[k],
-				    "rpc tcp://" LOCALHOST ":"));
+				fprintf(f, "%s\"%s://" LOCALHOST ":%u\"",
+				    n++ ? ", " : "", scheme(s),
+				    node_port(s, &s->nodes[k]));
 		fprintf(f, "]}");
 	}
 	fprintf(f, "]}\n");
@@ -262,10 +336,17 @@ static int
 router_start(struct srv *s, const char *topology, const char *log,
     const char *const *args)
 {
+	char url[64], prefix[64];
+
+	snprintf(url, sizeof(url), "%s://" LOCALHOST ":0", scheme(s));
 	proc_init(&s->proc, (const char *const[]) { VECDB_ROUTER_BIN,
 	    "--topology", topology, "--host", LOCALHOST, "--port", "0",
-	    "--rpc", "tcp://" LOCALHOST ":0", "--timeout-ms", "30000", NULL },
+	    "--rpc", url, "--timeout-ms", "30000", NULL },
 	    log);
+	if (s->tls_dir != NULL) {
+		tls_args_add(&s->proc, s->tls_dir, "router");
+		s->tls = 1;
+	}
 	proc_args_add(&s->proc, args);
 	for (size_t i = 0; args != NULL && args[i] != NULL; i++)
 		if (strcmp(args[i], "--tls-cert") == 0)
@@ -273,7 +354,9 @@ router_start(struct srv *s, const char *topology, const char *log,
 	if (rest_start(&s->proc, s->tls, &s->port, s->err,
 	    sizeof(s->err)) != 0)
 		return -1;
-	s->rpc_port = proc_port(&s->proc, "rpc tcp://" LOCALHOST ":");
+	snprintf(prefix, sizeof(prefix), "rpc %s://" LOCALHOST ":",
+	    scheme(s));
+	s->rpc_port = proc_port(&s->proc, prefix);
 	return router_wait_connected(s);
 }
 
@@ -289,6 +372,8 @@ srv_try_cluster(int nshards, const char *const *router_args,
 	ck_assert_msg(tu_base != NULL, "srv_add_fixture is missing");
 	ck_assert_int_le(nshards, SRV_SHARDS_MAX);
 	s->dir = tu_subdir();
+	if (srv_internal_tls() && tls_make(s, "router") != 0)
+		return start_fail(s, "tls", s->err);
 	for (int i = 0; i < nshards; i++) {
 		s->shard_of[i] = i;
 		if (node_start(s, i, NULL, node_env) != 0)
@@ -315,8 +400,8 @@ srv_add_replica(struct srv *s, int shard, const char *const *args)
 	size_t n = 4;
 
 	ck_assert_int_lt(shard, s->nshards);
-	snprintf(primary, sizeof(primary), "tcp://" LOCALHOST ":%u",
-	    proc_port(&s->nodes[shard], "rpc tcp://" LOCALHOST ":"));
+	snprintf(primary, sizeof(primary), "%s://" LOCALHOST ":%u", scheme(s),
+	    node_port(s, &s->nodes[shard]));
 	argv[3] = primary;
 	ck_assert_int_lt(i, SRV_SHARDS_MAX);
 	for (size_t k = 0; args != NULL && args[k] != NULL; k++) {
@@ -342,6 +427,9 @@ srv_try_router(const struct srv *cluster, const char *const *router_args,
 	memset(out, 0, sizeof(*out));
 	if (asprintf(&log, "%s/router-%u.log", cluster->dir,
 	    (unsigned) getpid()) < 0)
+		abort();
+	if (cluster->tls_dir != NULL &&
+	    (out->tls_dir = strdup(cluster->tls_dir)) == NULL)
 		abort();
 	rv = router_start(out, topo, log, router_args);
 	free(topo);

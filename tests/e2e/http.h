@@ -46,11 +46,21 @@ struct srv {
 	int tls;                /* started with --tls-cert: talk HTTPS */
 	char *dir;              /* serve: --data; cluster: the nodes' parent
 				   dir, with topology.json (owned) */
+	char *tls_dir;          /* a cluster-tls cluster's CA and
+				   certificates (scripts/tls-ca.sh), or NULL
+				   (owned) */
 	char err[2048];         /* why a start failed */
 };
 
-/* The target VECDB_TEST_TARGET asks for (SRV_SERVE when unset). */
+/*
+ * The target VECDB_TEST_TARGET asks for (SRV_SERVE when unset):
+ * "serve", "cluster", or "cluster-tls" (SRV_CLUSTER whose router and
+ * nodes talk mutual TLS over tls+tcp://, the router's REST over HTTPS).
+ */
 enum srv_target srv_target(void);
+
+/* VECDB_TEST_TARGET=cluster-tls: mutual TLS inside the cluster. */
+int srv_internal_tls(void);
 
 /*
  * Add the unchecked fixture that creates tu_base and, at the end of the

@@ -131,17 +131,20 @@ node_kill(struct node *n)
 void
 node_stop_in(struct node *n, int ms)
 {
+	static char tail[2048];
 	char st[64];
 	int status;
 
 	nng_close(n->sock);
 	status = proc_stop_in(&n->p, ms);
-	proc_free(&n->p);  /* node_run starts it afresh */
 	proc_status_str(status, st, sizeof(st));
-	ck_assert_msg(status != -1, "node did not stop within %d ms (log "
-	    "%s.log)", ms, n->dir);
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		snprintf(tail, sizeof(tail), "%s", proc_log_tail(&n->p));
+	proc_free(&n->p);  /* node_run starts it afresh */
+	ck_assert_msg(status != -1, "node did not stop within %d ms; its "
+	    "log ends:\n%s", ms, tail);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "node %s (log %s.log)", st, n->dir);
+	    "node %s; its log ends:\n%s", st, tail);
 }
 
 void

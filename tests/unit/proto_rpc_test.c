@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "proto_rpc.h"
 #include "testutil.h"
@@ -105,14 +106,16 @@ dead_url(char *buf, size_t len)
 
 START_TEST(an_error_answer_comes_back_with_its_code_and_message)
 {
-	struct proto_rpc_req rq = { NULL, "k1", 7, 0, 0, 5000 };
+	struct proto_rpc_req rq = { .url = NULL, .api_key = "k1", .id = 7,
+		.timeout_ms = 5000 };
 	struct proto_response *res = NULL;
 	struct server s;
 	nng_socket c;
 
 	server_start(&s, ANSWER);
 	rq.url = s.url;
-	ck_assert_int_eq(proto_rpc_dial(s.url, 0, NULL, NULL, &c), VECDB_OK);
+	ck_assert_int_eq(proto_rpc_dial(s.url, 0, NULL, NULL, NULL, &c),
+	    VECDB_OK);
 	ck_assert_int_eq(proto_rpc_call(c, &rq, PROTO_GET, NULL, 0, &res),
 	    VECDB_ENOTFOUND);
 	ck_assert_ptr_nonnull(res);
@@ -127,7 +130,8 @@ END_TEST
 
 START_TEST(a_server_that_never_answers_is_late_and_unavailable)
 {
-	struct proto_rpc_req rq = { NULL, NULL, 1, 0, 0, 300 };
+	struct proto_rpc_req rq = { .url = NULL, .api_key = NULL, .id = 1,
+		.timeout_ms = 300 };
 	struct proto_rpc_xchg x = { .aio = NULL };
 	struct proto_response *res = NULL;
 	uint8_t *req;
@@ -139,7 +143,7 @@ START_TEST(a_server_that_never_answers_is_late_and_unavailable)
 	server_start(&s, SILENT);
 	rq.url = s.url;
 	ck_assert_int_eq(proto_rpc_dial(s.url, PROTO_RPC_DIAL_NOW, NULL, NULL,
-	    &c), VECDB_OK);
+	    NULL, &c), VECDB_OK);
 	/* the exchange: sent, then no answer by the deadline */
 	ck_assert_int_eq(proto_request_encode(PROTO_HEALTH, "", 1, NULL, 0,
 	    &req, &len), VECDB_OK);
@@ -164,16 +168,84 @@ START_TEST(a_server_that_never_answers_is_late_and_unavailable)
 }
 END_TEST
 
+/* A call on its own thread, for cancel_ends_a_call_in_flight. */
+struct bg_call {
+	nng_socket sock;
+	struct proto_rpc_req rq;
+	int rv;
+	int done;
+};
+
+static void *
+bg_call_main(void *arg)
+{
+	struct bg_call *b = arg;
+	struct proto_response *res = NULL;
+
+	b->rv = proto_rpc_call(b->sock, &b->rq, PROTO_HEALTH, NULL, 0, &res);
+	proto_response_free(res);
+	__atomic_store_n(&b->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+START_TEST(cancel_ends_a_call_in_flight_and_refuses_the_next)
+{
+	struct proto_rpc_cancel cancel;
+	struct proto_response *res = NULL;
+	struct bg_call b = { .rq = { .id = 1, .timeout_ms = 60000 } };
+	struct server s;
+	pthread_t th;
+	uint64_t t0;
+
+	server_start(&s, SILENT);
+	proto_rpc_cancel_init(&cancel);
+	b.rq.url = s.url;
+	b.rq.cancel = &cancel;
+	ck_assert_int_eq(proto_rpc_dial(s.url, PROTO_RPC_DIAL_NOW, NULL, NULL,
+	    NULL, &b.sock), VECDB_OK);
+	ck_assert_int_eq(pthread_create(&th, NULL, bg_call_main, &b), 0);
+	/* the request reached the server, which keeps it unanswered */
+	t0 = vdb_now_ms();
+	while (__atomic_load_n(&s.got, __ATOMIC_SEQ_CST) < 1 &&
+	    vdb_now_ms() - t0 < 10000)
+		usleep(5000);
+	ck_assert_int_eq(__atomic_load_n(&s.got, __ATOMIC_SEQ_CST), 1);
+	ck_assert_int_eq(__atomic_load_n(&b.done, __ATOMIC_SEQ_CST), 0);
+	/* cancelled: the call ends long before its 60 s deadline */
+	proto_rpc_cancel(&cancel);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(b.rv, VECDB_EUNAVAILABLE);
+	ck_assert_uint_lt(vdb_now_ms() - t0, 30000);
+	/* the next call with it fails at once and sends nothing */
+	ck_assert_int_eq(proto_rpc_call(b.sock, &b.rq, PROTO_HEALTH, NULL, 0,
+	    &res), VECDB_EUNAVAILABLE);
+	ck_assert_ptr_null(res);
+	ck_assert_int_eq(__atomic_load_n(&s.got, __ATOMIC_SEQ_CST), 1);
+	/* a call without it still goes out */
+	b.rq.cancel = NULL;
+	b.rq.timeout_ms = 100;
+	ck_assert_int_eq(proto_rpc_call(b.sock, &b.rq, PROTO_HEALTH, NULL, 0,
+	    &res), VECDB_EUNAVAILABLE);
+	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "no answer within"));
+	ck_assert_int_eq(__atomic_load_n(&s.got, __ATOMIC_SEQ_CST), 2);
+	nng_close(b.sock);
+	proto_rpc_cancel_fini(&cancel);
+	server_stop(&s);
+}
+END_TEST
+
 START_TEST(bytes_that_are_no_response_are_bad)
 {
-	struct proto_rpc_req rq = { NULL, NULL, 1, 0, 0, 5000 };
+	struct proto_rpc_req rq = { .url = NULL, .api_key = NULL, .id = 1,
+		.timeout_ms = 5000 };
 	struct proto_response *res = NULL;
 	struct server s;
 	nng_socket c;
 
 	server_start(&s, GARBAGE);
 	rq.url = s.url;
-	ck_assert_int_eq(proto_rpc_dial(s.url, 0, NULL, NULL, &c), VECDB_OK);
+	ck_assert_int_eq(proto_rpc_dial(s.url, 0, NULL, NULL, NULL, &c),
+	    VECDB_OK);
 	ck_assert_int_eq(proto_rpc_call(c, &rq, PROTO_STATS, NULL, 0, &res),
 	    VECDB_EINTERNAL);
 	ck_assert_ptr_null(res);
@@ -185,7 +257,8 @@ END_TEST
 
 START_TEST(nothing_listening_is_never_sent)
 {
-	struct proto_rpc_req rq = { NULL, NULL, 1, 0, 0, 200 };
+	struct proto_rpc_req rq = { .url = NULL, .api_key = NULL, .id = 1,
+		.timeout_ms = 200 };
 	struct proto_response *res = NULL;
 	char url[64];
 	nng_socket c;
@@ -193,11 +266,11 @@ START_TEST(nothing_listening_is_never_sent)
 	dead_url(url, sizeof(url));
 	rq.url = url;
 	/* dialed now: refused at once */
-	ck_assert_int_eq(proto_rpc_dial(url, PROTO_RPC_DIAL_NOW, NULL, NULL,
+	ck_assert_int_eq(proto_rpc_dial(url, PROTO_RPC_DIAL_NOW, NULL, NULL, NULL,
 	    &c), VECDB_EUNAVAILABLE);
 	ck_assert_ptr_nonnull(strstr(vecdb_errmsg(), "cannot connect to"));
 	/* dialed in the background: the call is never sent */
-	ck_assert_int_eq(proto_rpc_dial(url, 0, NULL, NULL, &c), VECDB_OK);
+	ck_assert_int_eq(proto_rpc_dial(url, 0, NULL, NULL, NULL, &c), VECDB_OK);
 	ck_assert_int_eq(proto_rpc_call(c, &rq, PROTO_HEALTH, NULL, 0, &res),
 	    VECDB_EUNAVAILABLE);
 	ck_assert_ptr_null(res);
@@ -210,10 +283,10 @@ START_TEST(a_url_nng_cannot_dial_is_invalid)
 {
 	nng_socket c;
 
-	ck_assert_int_eq(proto_rpc_dial("nope://x", 0, NULL, NULL, &c),
+	ck_assert_int_eq(proto_rpc_dial("nope://x", 0, NULL, NULL, NULL, &c),
 	    VECDB_EINVAL);
 	ck_assert_int_eq(proto_rpc_dial("tcp://", PROTO_RPC_DIAL_NOW, NULL,
-	    NULL, &c), VECDB_EINVAL);
+	    NULL, NULL, &c), VECDB_EINVAL);
 }
 END_TEST
 
@@ -241,6 +314,7 @@ rpc_suite(void)
 
 	tcase_add_test(tc, an_error_answer_comes_back_with_its_code_and_message);
 	tcase_add_test(tc, a_server_that_never_answers_is_late_and_unavailable);
+	tcase_add_test(tc, cancel_ends_a_call_in_flight_and_refuses_the_next);
 	tcase_add_test(tc, bytes_that_are_no_response_are_bad);
 	tcase_add_test(tc, nothing_listening_is_never_sent);
 	tcase_add_test(tc, a_url_nng_cannot_dial_is_invalid);

@@ -147,7 +147,7 @@ END_TEST
  * with UNAVAILABLE naming the shard (the 503 of docs/ROUTER.md). */
 START_TEST(a_call_to_a_shard_all_down_is_unavailable)
 {
-	router_topology t = { &shard, 1, 1 };
+	router_topology t = { .shards = &shard, .n = 1, .refs = 1 };
 	struct proto_response *resp = NULL;
 	struct router r;
 
