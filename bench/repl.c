@@ -3,7 +3,7 @@
  *
  *   vecdb-bench repl [--node PATH] [--batches 2000] [--batch 500]
  *                    [--dim 16] [--rate 0] [--replicas 1] [--dir DIR]
- *                    [--bootstrap 0|1] [--write-concern 0]
+ *                    [--bootstrap 0|1] [--write-concern 0] [--tls DIR]
  *
  * Starts a primary `vecdb-node` and --replicas replicas of it on loopback
  * (PATH defaults to vecdb-node beside this binary), upserts --batches
@@ -20,6 +20,10 @@
  * ingest figure then includes the replicas' round trip). The nodes run
  * with the environment's settings (VECDB_DURABILITY
  * and so on; VECDB_LOG defaults to warn here).
+ *
+ * With --tls DIR every connection (client, poller, replication) is mutual
+ * TLS over tls+tcp://, every process with DIR/node.pem and DIR/node.key
+ * under DIR/ca.pem (scripts/tls-ca.sh DIR node).
  *
  * With --bootstrap 1 the primary keeps 10 WAL records, the ingest runs
  * first, and then one replica starts empty: it must bootstrap from a copy.
@@ -44,6 +48,7 @@
 #include "api.h"
 #include "bench.h"
 #include "proto.h"
+#include "proto_rpc.h"
 #include "vdb.h"
 
 #define REPLICAS_MAX 4
@@ -56,6 +61,9 @@ struct rargs {
 	const char *dir;
 	int bootstrap;
 	uint32_t write_concern;
+	const char *tls;              /* --tls DIR, or NULL */
+	struct proto_tls_files files; /* its ca.pem, node.pem, node.key */
+	nng_tls_config *tls_client;
 };
 
 /* A node process and a req0 socket to it. */
@@ -79,13 +87,23 @@ static void
 proc_start(const struct rargs *a, const char *dir, const char *const *extra,
     struct proc *p)
 {
-	const char *argv[24] = { a->node, "--data", dir, "--rpc",
-		"tcp://127.0.0.1:0", "--admin-port", "0" };
-	char line[512] = "", url[64];
+	const char *scheme = a->tls != NULL ? "tls+tcp" : "tcp";
+	const char *argv[32] = { a->node, "--data", dir, "--rpc",
+		a->tls != NULL ? "tls+tcp://127.0.0.1:0" : "tcp://127.0.0.1:0",
+		"--admin-port", "0" };
+	char line[512] = "", url[64], want[96];
 	size_t n = 7, len = 0;
 	int fds[2];
 
-	while (extra != NULL && *extra != NULL && n < 22)
+	if (a->tls != NULL) {
+		argv[n++] = "--tls-ca";
+		argv[n++] = a->files.ca;
+		argv[n++] = "--tls-cert";
+		argv[n++] = a->files.cert;
+		argv[n++] = "--tls-key";
+		argv[n++] = a->files.key;
+	}
+	while (extra != NULL && *extra != NULL && n < 30)
 		argv[n++] = *extra++;
 	if (pipe(fds) != 0 || (p->pid = fork()) < 0)
 		bench_die("cannot start %s", a->node);
@@ -104,12 +122,14 @@ proc_start(const struct rargs *a, const char *dir, const char *const *extra,
 		line[len] = '\0';
 	}
 	close(fds[0]);
-	if (sscanf(line, "vecdb-node %*s rpc tcp://127.0.0.1:%hu admin "
-	    "http://127.0.0.1:%hu", &p->rpc, &p->admin) != 2)
+	snprintf(want, sizeof(want), "vecdb-node %%*s rpc %s://127.0.0.1:%%hu "
+	    "admin http://127.0.0.1:%%hu", scheme);
+	if (sscanf(line, want, &p->rpc, &p->admin) != 2)
 		bench_die("unexpected first line: %s", line);
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", p->rpc);
-	if (nng_req0_open(&p->sock) != 0 || nng_dial(p->sock, url, NULL, 0))
-		bench_die("cannot dial %s", url);
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%u", scheme, p->rpc);
+	if (proto_rpc_dial(url, PROTO_RPC_DIAL_NOW, a->tls_client, NULL, NULL,
+	    &p->sock) != VECDB_OK)
+		bench_die("cannot dial %s: %s", url, vecdb_errmsg());
 	nng_socket_set_ms(p->sock, NNG_OPT_RECVTIMEO, 60000);
 }
 
@@ -202,9 +222,9 @@ report(const struct rargs *a, double *lag, size_t n, double secs,
 {
 	qsort(lag, n, sizeof(*lag), bench_dcmp);
 	printf("batches=%zu batch=%zu dim=%u replicas=%zu rate=%s "
-	       "write_concern=%u ingest=%.0f points/s polls=%llu\n", n,
+	       "write_concern=%u tls=%s ingest=%.0f points/s polls=%llu\n", n,
 	    a->batch, a->dim, a->replicas, a->rate > 0 ? "fixed" : "max",
-	    a->write_concern,
+	    a->write_concern, a->tls != NULL ? "yes" : "no",
 	    (double) (n * a->batch) / secs, (unsigned long long) polls);
 	printf("commit->apply ms: p50=%.2f p90=%.2f p99=%.2f max=%.2f\n",
 	    lag[n / 2] * 1e3, lag[n * 9 / 10] * 1e3, lag[n * 99 / 100] * 1e3,
@@ -242,12 +262,24 @@ rparse(int argc, char **argv, struct rargs *a)
 			a->bootstrap = atoi(v);
 		else if (strcmp(k, "--write-concern") == 0)
 			a->write_concern = (uint32_t) strtoul(v, NULL, 10);
+		else if (strcmp(k, "--tls") == 0)
+			a->tls = v;
 		else
 			bench_die("unknown flag %s", k);
 	}
 	if (a->batches < 1 || a->batch < 1 || a->batch > VECDB_BATCH_MAX ||
 	    a->dim < 1 || a->replicas < 1 || a->replicas > REPLICAS_MAX)
 		bench_die("bad --batches, --batch, --dim or --replicas");
+	if (a->tls != NULL) {
+		static char ca[4200], cert[4200], key[4200];
+		snprintf(ca, sizeof(ca), "%s/ca.pem", a->tls);
+		snprintf(cert, sizeof(cert), "%s/node.pem", a->tls);
+		snprintf(key, sizeof(key), "%s/node.key", a->tls);
+		a->files = (struct proto_tls_files) { ca, cert, key };
+		if (proto_tls_config(&a->files, 0, &a->tls_client) != VECDB_OK)
+			bench_die("--tls %s: %s (make it with scripts/tls-ca.sh "
+			    "%s node)", a->tls, vecdb_errmsg(), a->tls);
+	}
 }
 
 /* Create collection "c" on the primary. */
@@ -330,9 +362,9 @@ bench_bootstrap(const struct rargs *a, const char *base)
 	while (last_seq(&rep) < last)
 		usleep(2000);
 	t0 = bench_now() - t0;
-	printf("points=%zu dim=%u ingest=%.0f points/s data_file=%.1f MiB\n",
-	    a->batches * a->batch, a->dim,
-	    (double) (a->batches * a->batch) / secs,
+	printf("points=%zu dim=%u tls=%s ingest=%.0f points/s data_file=%.1f "
+	    "MiB\n", a->batches * a->batch, a->dim,
+	    a->tls != NULL ? "yes" : "no", (double) (a->batches * a->batch) / secs,
 	    (double) st.st_size / (1 << 20));
 	printf("bootstrap: replica start to caught up %.2f s (%.1f MiB/s of "
 	       "data file)\n", t0, (double) st.st_size / (1 << 20) / t0);
@@ -350,7 +382,8 @@ replica_start(const struct rargs *a, const char *base,
 	char dir[4200], url[64], id[32];
 
 	snprintf(dir, sizeof(dir), "%s/replica%zu", base, i);
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", prim->rpc);
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%u", a->tls != NULL ?
+	    "tls+tcp" : "tcp", prim->rpc);
 	snprintf(id, sizeof(id), "r%zu", i);
 	const char *args[] = { "--mode", "replica", "--primary", url,
 		"--node-id", id, NULL };
@@ -389,7 +422,8 @@ measure(const struct rargs *a, struct proc *prim, struct proc *rep)
 int
 bench_repl(int argc, char **argv)
 {
-	struct rargs a = { "", 2000, 500, 1, 16, 0, NULL, 0, 0 };
+	struct rargs a = { .batches = 2000, .batch = 500, .replicas = 1,
+		.dim = 16 };
 	struct proc prim, rep[REPLICAS_MAX];
 	char *base, dir[4200];
 

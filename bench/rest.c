@@ -30,7 +30,9 @@
  * --search 1 runs the HTTP searches alone. --rpc R runs the same searches
  * over the binary API too (the C client of include/vecdb_client.h, one
  * client a thread, against tcp://127.0.0.1:R: a router's --rpc or a
- * node's) and prints its QPS over HTTP's.
+ * node's) and prints its QPS over HTTP's. --tls DIR makes that client
+ * talk mutual TLS to tls+tcp://127.0.0.1:R with DIR/ca.pem, DIR/node.pem
+ * and DIR/node.key (scripts/tls-ca.sh DIR node).
  *
  * --hold-idle, --hold-slow and --hold-keepalive keep that many other
  * connections open to the server during the HTTP run: idle ones that
@@ -65,6 +67,7 @@ struct rest_args {
 	int load, search;     /* with port: what to do there */
 	size_t hold_idle, hold_slow, hold_keep; /* connections held open */
 	int qdrant;           /* --api qdrant: also through Qdrant's API */
+	const char *tls;      /* --tls DIR: the binary API over TLS */
 };
 
 #define QUERIES 1024
@@ -305,9 +308,18 @@ worker_main(void *arg)
 		goto out;
 	}
 	if (w->rpc) {
-		char url[64];
-		snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", w->rpc);
-		if (vecdb_client_connect(url, NULL, 10000, &cl) != 0) {
+		const char *dir = w->a->tls;
+		char url[64], ca[4200], cert[4200], key[4200];
+		vecdb_client_tls t = { ca, cert, key };
+		snprintf(url, sizeof(url), "%s://127.0.0.1:%u", dir != NULL ?
+		    "tls+tcp" : "tcp", w->rpc);
+		snprintf(ca, sizeof(ca), "%s/ca.pem", dir ? dir : "");
+		snprintf(cert, sizeof(cert), "%s/node.pem", dir ? dir : "");
+		snprintf(key, sizeof(key), "%s/node.key", dir ? dir : "");
+		if (vecdb_client_connect_tls(url, NULL, 10000, dir != NULL ?
+		    &t : NULL, &cl) != 0) {
+			fprintf(stderr, "vecdb-bench: %s: %s\n", url,
+			    vecdb_errmsg());
 			w->failed = 1;
 			goto out;
 		}
@@ -518,6 +530,8 @@ rest_parse(int argc, char **argv, struct rest_args *a)
 			a->hold_slow = strtoul(v, NULL, 10);
 		else if (!strcmp(k, "--hold-keepalive"))
 			a->hold_keep = strtoul(v, NULL, 10);
+		else if (!strcmp(k, "--tls"))
+			a->tls = v;
 		else if (!strcmp(k, "--api") && (!strcmp(v, "qdrant") ||
 		    !strcmp(v, "native")))
 			a->qdrant = !strcmp(v, "qdrant");
@@ -537,8 +551,9 @@ rest_parse(int argc, char **argv, struct rest_args *a)
 int
 bench_rest(int argc, char **argv)
 {
-	struct rest_args a = { 100000, 128, 4, 10, 1, 10, NULL, 0, 0, 1, 1, 0,
-		0, 0, 0 };
+	struct rest_args a = { .n = 100000, .dim = 128, .conns = 4,
+		.limit = 10, .rounds = 1, .seconds = 10, .load = 1,
+		.search = 1 };
 	struct queries *q;
 	struct api_backend b;
 	api_server *srv, *qsrv = NULL;

@@ -28,6 +28,7 @@ struct settings {
 				     tls_ca too, mutual TLS to the nodes */
 	const char *tls_key;
 	const char *tls_ca;       /* the CA of the nodes' certificates */
+	int https;                /* with tls_cert: REST over HTTPS */
 	uint64_t max_body;   /* bytes; larger bodies get 413 */
 	const char *node_api_key; /* sent to nodes */
 	uint64_t threads;
@@ -46,6 +47,7 @@ static const struct option long_opts[] = {
 	{ "tls-cert", required_argument, NULL, 'C' },
 	{ "tls-key", required_argument, NULL, 'K' },
 	{ "tls-ca", required_argument, NULL, 'c' },
+	{ "https", required_argument, NULL, 'S' },
 	{ "max-body", required_argument, NULL, 'm' },
 	{ "node-api-key", required_argument, NULL, 'n' },
 	{ "threads", required_argument, NULL, 'j' },
@@ -65,7 +67,7 @@ static const struct api_setting_name envs[] = {
 	{ 'k', NULL, "VECDB_API_KEY" },
 	{ 'R', NULL, "VECDB_READ_ONLY_API_KEY" },
 	{ 'C', NULL, "VECDB_TLS_CERT" }, { 'K', NULL, "VECDB_TLS_KEY" },
-	{ 'c', NULL, "VECDB_TLS_CA" },
+	{ 'c', NULL, "VECDB_TLS_CA" }, { 'S', NULL, "VECDB_HTTPS" },
 	{ 'm', NULL, "VECDB_MAX_BODY" },
 	{ 'n', NULL, "VECDB_NODE_API_KEY" },
 	{ 'j', NULL, "VECDB_THREADS" }, { 'r', NULL, "VECDB_RPC_URL" },
@@ -83,13 +85,15 @@ usage(FILE *f)
 	    "                    [--timeout-ms MS] [--api-key KEY]\n"
 	    "                    [--node-api-key KEY] [--threads N] [--rpc URL]\n"
 	    "                    [--read-only-api-key KEY] [--max-body BYTES]\n"
-	    "                    [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]\n"
+	    "                    [--tls-cert PEM --tls-key PEM [--tls-ca PEM]\n"
+	    "                     [--https on|off]]\n"
 	    API_CONN_USAGE("                    ")
 	    "Environment: VECDB_TOPOLOGY, VECDB_HOST, VECDB_PORT,\n"
 	    "VECDB_QDRANT_PORT,\n"
 	    "VECDB_TIMEOUT_MS, VECDB_API_KEY, VECDB_NODE_API_KEY, VECDB_THREADS,\n"
 	    "VECDB_RPC_URL, VECDB_READ_ONLY_API_KEY, VECDB_MAX_BODY,\n"
-	    "VECDB_TLS_CERT, VECDB_TLS_KEY, VECDB_TLS_CA, VECDB_MAX_CONNECTIONS,\n"
+	    "VECDB_TLS_CERT, VECDB_TLS_KEY, VECDB_TLS_CA, VECDB_HTTPS,\n"
+	    "VECDB_MAX_CONNECTIONS,\n"
 	    "VECDB_MAX_CONNECTIONS_PER_IP, VECDB_HEADER_TIMEOUT_MS,\n"
 	    "VECDB_BODY_TIMEOUT_MS, VECDB_IDLE_TIMEOUT_MS, VECDB_LOG (flags win).\n");
 }
@@ -120,6 +124,14 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'C': s->tls_cert = v; return 0;
 	case 'K': s->tls_key = v; return 0;
 	case 'c': s->tls_ca = *v ? v : NULL; return 0;
+	case 'S':
+		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+			fprintf(stderr, "vecdb-router: --https is on or off, not "
+			    "'%s'\n", v);
+			return -1;
+		}
+		s->https = strcmp(v, "on") == 0;
+		return 0;
 	case 'm': return parse_ul("max-body", v, 1, 1UL << 40, &s->max_body);
 	case 'n': s->node_api_key = *v ? v : NULL; return 0;
 	case 'j': return parse_ul("threads", v, 1, 1024, &s->threads);
@@ -145,6 +157,7 @@ settings_load(struct settings *s, int argc, char **argv)
 	memset(s, 0, sizeof(*s));
 	s->host = "127.0.0.1";
 	s->port = 8080;
+	s->https = 1;
 	s->qdrant_port = API_QDRANT_DEFAULT_PORT;
 	s->timeout_ms = ROUTER_TIMEOUT_MS_DEFAULT;
 	s->threads = API_DEFAULT_THREADS;
@@ -233,7 +246,8 @@ static int
 serve(const struct settings *s, router *r)
 {
 	struct api_server_config sc = { s->host, (uint16_t) s->port,
-		s->api_key, s->read_only_key, s->tls_cert, s->tls_key,
+		s->api_key, s->read_only_key, s->https ? s->tls_cert : NULL,
+		s->https ? s->tls_key : NULL,
 		s->max_body, (unsigned) s->threads, NULL, s->conn, 0 };
 	struct api_backend b;
 	api_server *srv, *qsrv = NULL;
@@ -259,12 +273,12 @@ serve(const struct settings *s, router *r)
 		return 1;
 	}
 	printf("vecdb-router %s: serving %s://%s:%u", VECDB_VERSION,
-	    s->tls_cert ? "https" : "http", s->host, api_server_port(srv));
+	    sc.tls_cert ? "https" : "http", s->host, api_server_port(srv));
 	if (rpc != NULL)
 		printf(" rpc %s://%s:%u", s->tls_ca ? "tls+tcp" : "tcp",
 		    s->host, api_rpc_port(rpc));
 	if (qsrv != NULL)
-		printf(" qdrant %s://%s:%u", s->tls_cert ? "https" : "http",
+		printf(" qdrant %s://%s:%u", sc.tls_cert ? "https" : "http",
 		    s->host, api_server_port(qsrv));
 	printf("\n");
 	fflush(stdout);

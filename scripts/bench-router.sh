@@ -14,8 +14,14 @@
 # shared: alternating shows the noise). Servers are pinned
 # to SERVER_CPUS and the client to CLIENT_CPUS with taskset.
 #
+# TLS=1 adds a second cluster, the same shape, whose router and nodes talk
+# mutual TLS (tls+tcp://, certificates from scripts/tls-ca.sh; REST stays
+# HTTP with --https off): each round then also runs the searches through
+# it, REST (TLS between router and nodes) and binary API (TLS on every hop).
+#
 # Settings (environment): N (50000), DIM (128), CONNS (4), SECS (8),
-# SHARDS (2), ROUNDS (2), SERVER_CPUS (1), CLIENT_CPUS (0), BIN (build/bin).
+# SHARDS (2), ROUNDS (2), SERVER_CPUS (1), CLIENT_CPUS (0), BIN (build/bin),
+# TLS (0).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -28,6 +34,7 @@ SHARDS=${SHARDS:-2}
 ROUNDS=${ROUNDS:-2}
 SERVER_CPUS=${SERVER_CPUS:-1}
 CLIENT_CPUS=${CLIENT_CPUS:-0}
+TLS=${TLS:-0}
 
 for b in vecdb vecdb-node vecdb-router vecdb-bench; do
 	[ -x "$BIN/$b" ] || { echo "bench-router.sh: no $BIN/$b (build first)" >&2; exit 2; }
@@ -71,21 +78,38 @@ port() {
 	echo "$line"
 }
 
-topo="{\"shards\": ["
-sep=""
-for ((i = 0; i < SHARDS; i++)); do
-	mkdir -p "$TMP/n$i"
-	start "node$i" "$BIN/vecdb-node" --data "$TMP/n$i" \
-		--rpc tcp://127.0.0.1:0 --admin-port 0
-	p=$(port "node$i" "rpc tcp://127.0.0.1:")
-	topo+="$sep{\"id\": $i, \"primary\": \"tcp://127.0.0.1:$p\", \"replicas\": []}"
-	sep=", "
-done
-echo "$topo]}" >"$TMP/topology.json"
-start router "$BIN/vecdb-router" --topology "$TMP/topology.json" \
-	--host 127.0.0.1 --port 0 --timeout-ms 10000 --rpc tcp://127.0.0.1:0
-ROUTER=$(port router "serving http://127.0.0.1:")
-ROUTER_RPC=$(port router " rpc tcp://127.0.0.1:")
+# cluster NAME SCHEME [TLS flags...]: SHARDS nodes and a router over them,
+# each given the flags; sets ROUTER and ROUTER_RPC to the router's REST and
+# binary API ports.
+cluster() {
+	local name=$1 scheme=$2 topo="{\"shards\": [" sep="" i p https=()
+	shift 2
+	[ $# -gt 0 ] && https=(--https off)   # REST stays HTTP: same client
+	for ((i = 0; i < SHARDS; i++)); do
+		mkdir -p "$TMP/$name-n$i"
+		start "$name-node$i" "$BIN/vecdb-node" --data "$TMP/$name-n$i" \
+			--rpc "$scheme://127.0.0.1:0" --admin-port 0 "$@"
+		p=$(port "$name-node$i" "rpc $scheme://127.0.0.1:")
+		topo+="$sep{\"id\": $i, \"primary\": \"$scheme://127.0.0.1:$p\", \"replicas\": []}"
+		sep=", "
+	done
+	echo "$topo]}" >"$TMP/$name-topology.json"
+	start "$name-router" "$BIN/vecdb-router" --topology \
+		"$TMP/$name-topology.json" --host 127.0.0.1 --port 0 \
+		--qdrant-port 0 --timeout-ms 10000 --rpc "$scheme://127.0.0.1:0" \
+		"$@" "${https[@]}"
+	ROUTER=$(port "$name-router" "serving http://127.0.0.1:")
+	ROUTER_RPC=$(port "$name-router" " rpc $scheme://127.0.0.1:")
+}
+
+if [ "$TLS" = 1 ]; then
+	scripts/tls-ca.sh "$TMP/tls" node >/dev/null
+	cluster tls tls+tcp --tls-ca "$TMP/tls/ca.pem" --tls-cert \
+		"$TMP/tls/node.pem" --tls-key "$TMP/tls/node.key"
+	TLS_ROUTER=$ROUTER
+	TLS_ROUTER_RPC=$ROUTER_RPC
+fi
+cluster plain tcp
 mkdir -p "$TMP/serve"
 start serve "$BIN/vecdb" serve --data "$TMP/serve" --host 127.0.0.1 --port 0
 SERVE=$(port serve "serving http://127.0.0.1:")
@@ -99,11 +123,21 @@ echo "# n=$N dim=$DIM shards=$SHARDS conns=$CONNS seconds=$SECS" \
 	"servers on cpu $SERVER_CPUS, client on cpu $CLIENT_CPUS"
 echo "# load: router"
 bench --port "$ROUTER" --load 1 --search 0
+if [ "$TLS" = 1 ]; then
+	echo "# load: router over TLS"
+	bench --port "$TLS_ROUTER" --load 1 --search 0
+fi
 echo "# load: vecdb serve"
 bench --port "$SERVE" --load 1 --search 0
 for ((r = 1; r <= ROUNDS; r++)); do
 	echo "# round $r: router over $SHARDS shards (REST, then binary API)"
 	bench --port "$ROUTER" --load 0 --search 1 --rpc "$ROUTER_RPC"
+	if [ "$TLS" = 1 ]; then
+		echo "# round $r: router over $SHARDS shards, mutual TLS inside" \
+			"(REST, then binary API over TLS)"
+		bench --port "$TLS_ROUTER" --load 0 --search 1 \
+			--rpc "$TLS_ROUTER_RPC" --tls "$TMP/tls"
+	fi
 	echo "# round $r: vecdb serve"
 	bench --port "$SERVE" --load 0 --search 1
 done

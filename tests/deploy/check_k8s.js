@@ -175,11 +175,32 @@ function setting(args, env, flag, variable) {
 }
 
 // An httpGet probe on path and the container's named port (by name or
-// number).
-function httpProbe(p, path, c, portName) {
+// number), over HTTPS when https.
+function httpProbe(p, path, c, portName, https) {
 	const g = p && p.httpGet;
 	return !!g && g.path === path && (g.port === portName ||
-	    g.port === containerPort(c, portName));
+	    g.port === containerPort(c, portName)) &&
+	    (g.scheme || 'HTTP') === (https ? 'HTTPS' : 'HTTP');
+}
+
+// The scheme of a process's rpc urls, from its TLS settings: all three
+// files mounted from one Secret volume, or none (tcp).
+function rpcScheme(spec, c, env, args, where) {
+	const files = ['ca', 'cert', 'key'].map((f) =>
+	    setting(args, env, `tls-${f}`, `VECDB_TLS_${f.toUpperCase()}`));
+	const n = files.filter((f) => f !== undefined).length;
+	check(n === 0 || n === 3, `${where}: ${n} of the 3 TLS files set`);
+	if (n !== 3)
+		return 'tcp';
+	for (const f of files) {
+		const m = (c.volumeMounts || []).find((m) =>
+		    f.startsWith(m.mountPath + '/'));
+		const v = m && (spec.volumes || []).find((v) =>
+		    v.name === m.name);
+		check(v && v.secret && v.secret.secretName, `${where}: ${f} ` +
+		    'is not in a mounted Secret');
+	}
+	return 'tls+tcp';
 }
 
 // The checks of one rendering.
@@ -236,6 +257,7 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 
 	// What the StatefulSets create: one DNS name per pod, by shard and role.
 	const made = {};
+	const schemes = new Set();
 	for (const sts of of('StatefulSet')) {
 		const where = `${name}: ${sts.metadata.name}`;
 		const labels = sts.spec.template.metadata.labels;
@@ -265,10 +287,14 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 		const env = envMap(node, labels, where);
 		check(env.VECDB_MODE === role, `${where}: VECDB_MODE is ` +
 		    `${env.VECDB_MODE}, its role ${role}`);
-		check(env.VECDB_RPC_URL === `tcp://0.0.0.0:${cp}`, `${where}: ` +
-		    `VECDB_RPC_URL ${env.VECDB_RPC_URL} is not port ${cp}`);
 		const args = (node.args || []).map((a) =>
 		    expand(a, env, `${where}: args`));
+		const scheme = rpcScheme(sts.spec.template.spec, node, env, args,
+		    where);
+		schemes.add(scheme);
+		check(env.VECDB_RPC_URL === `${scheme}://0.0.0.0:${cp}`,
+		    `${where}: VECDB_RPC_URL ${env.VECDB_RPC_URL} is not ` +
+		    `${scheme} on port ${cp}`);
 		// The admin HTTP listens on the pod IP at its named port, where
 		// the kubelet probes it and Prometheus scrapes it.
 		const ap = containerPort(node, 'admin');
@@ -300,7 +326,7 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 		    'dir is not on a PersistentVolumeClaim');
 		const pods = [];
 		for (let i = 0; i < sts.spec.replicas; i++)
-			pods.push(`tcp://${sts.metadata.name}-${i}.` +
+			pods.push(`${scheme}://${sts.metadata.name}-${i}.` +
 			    `${svc.metadata.name}:${sp.port}`);
 		made[shard] = made[shard] || { primary: [], replica: [] };
 		made[shard][role].push(...pods);
@@ -359,8 +385,13 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 		    `read ${cms[0].metadata.name} as its --topology`);
 		const rest = containerPort(c, 'rest');
 		const rpc = containerPort(c, 'rpc');
+		const scheme = rpcScheme(spec, c, env, args, where);
+		check(schemes.size === 1 && schemes.has(scheme), `${where}: ` +
+		    `${scheme}, the nodes ${[...schemes]}: all TLS or none`);
+		const https = scheme === 'tls+tcp' &&
+		    set('https', 'VECDB_HTTPS') !== 'off';
 		check(set('port', 'VECDB_PORT') === String(rest) &&
-		    set('rpc', 'VECDB_RPC_URL') === `tcp://0.0.0.0:${rpc}` &&
+		    set('rpc', 'VECDB_RPC_URL') === `${scheme}://0.0.0.0:${rpc}` &&
 		    set('host', 'VECDB_HOST') === '0.0.0.0', `${where}: ` +
 		    'does not listen on its named ports');
 		const svc = [...services.values()].find((s) =>
@@ -374,10 +405,12 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 			    `${where}: the Service does not expose REST 8080 ` +
 			    'and the binary API 9090');
 		}
-		check(httpProbe(c.livenessProbe, '/health', c, 'rest'),
-		    `${where}: no /health liveness probe`);
-		check(httpProbe(c.readinessProbe, '/ready', c, 'rest'),
-		    `${where}: no /ready readiness probe`);
+		check(httpProbe(c.livenessProbe, '/health', c, 'rest', https),
+		    `${where}: no /health liveness probe` +
+		    (https ? ' over HTTPS' : ''));
+		check(httpProbe(c.readinessProbe, '/ready', c, 'rest', https),
+		    `${where}: no /ready readiness probe` +
+		    (https ? ' over HTTPS' : ''));
 	}
 
 	// Node RPC reachable only from routers and nodes.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# k8s_test.sh SRCDIR BINDIR: renders deploy/k8s/base and both overlays
+# k8s_test.sh SRCDIR BINDIR: renders deploy/k8s/base and the overlays
 # with `kubectl kustomize` (offline) and runs check_k8s.js on them:
 # Kubernetes schemas, topology against Services and StatefulSets, shard and
 # replica counts; validates base/servicemonitor.yaml; and has the real
@@ -51,20 +51,29 @@ render() {
 render base base
 render overlays/dev dev
 render overlays/prod prod
+render overlays/dev-tls dev-tls
 
 # vecdb-router accepts each topology: it prints its serving line, and
 # stops with status 0 on SIGTERM.
 # Each router writes its own files: the shell truncates an output file in
 # the child after fork, so a reused one could still show the previous
 # router's line.
-for t in base overlays/dev overlays/prod; do
+for t in base overlays/dev overlays/prod overlays/dev-tls; do
 	out=$tmp/router-${t##*/}.out
 	err=$tmp/router-${t##*/}.err
 	: >"$out"
+	# a TLS topology needs the router's certificate, as the Secret gives
+	tls=()
+	if [ "$t" = overlays/dev-tls ]; then
+		"$src/scripts/tls-ca.sh" "$tmp/tls" member >/dev/null
+		tls=(VECDB_TLS_CA="$tmp/tls/ca.pem"
+		    VECDB_TLS_CERT="$tmp/tls/member.pem"
+		    VECDB_TLS_KEY="$tmp/tls/member.key")
+	fi
 	# the topology as the Deployment gives it: VECDB_TOPOLOGY
 	env -u VECDB_API_KEY VECDB_TOPOLOGY="$k8s/$t/topology.json" \
-	    "$bindir/vecdb-router" --host 127.0.0.1 --port 0 \
-	    >"$out" 2>"$err" &
+	    "${tls[@]}" "$bindir/vecdb-router" --host 127.0.0.1 --port 0 \
+	    --qdrant-port 0 >"$out" 2>"$err" &
 	router=$!
 	for _ in $(seq 100); do
 		grep -q 'serving http' "$out" && break
@@ -85,4 +94,5 @@ done
 
 node "$here/check_k8s.js" "base=$tmp/base.yaml:1:2" \
     "dev=$tmp/dev.yaml:1:1" "prod=$tmp/prod.yaml:3:2" \
+    "dev-tls=$tmp/dev-tls.yaml:1:1" \
     --monitor "$k8s/base/servicemonitor.yaml"

@@ -10,7 +10,9 @@
  *   signed, and a client refuses a node whose certificate it cannot
  *   verify;
  * - settings that would fall back to clear text, or files that do not
- *   load, stop a node at start with a message that says so.
+ *   load, stop a node at start with a message that says so;
+ * - a router with the CA's certificate reaches TLS nodes, serves HTTPS
+ *   unless --https off, and refuses a clear-text member.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -35,6 +37,9 @@
 
 #ifndef VECDB_NODE_BIN
 #error "VECDB_NODE_BIN must name the vecdb-node binary"
+#endif
+#ifndef VECDB_ROUTER_BIN
+#error "VECDB_ROUTER_BIN must name the vecdb-router binary"
 #endif
 #ifndef VECDB_TLS_CA_SCRIPT
 #error "VECDB_TLS_CA_SCRIPT must name scripts/tls-ca.sh"
@@ -529,6 +534,67 @@ START_TEST(settings_that_would_fall_back_to_clear_text_stop_the_node)
 }
 END_TEST
 
+/* ===== The router ===== */
+
+/* A router over one member url with f's files and extra args; its first
+ * line in line (the test fails if it does not start). */
+static void
+router_run(struct proc *r, const char *member, const struct tls_files *f,
+    const char *const *args, char *line, size_t len)
+{
+	char *dir = tu_subdir(), topo[600], log[600];
+	FILE *t;
+
+	snprintf(topo, sizeof(topo), "%s.json", dir);
+	snprintf(log, sizeof(log), "%s.log", dir);
+	ck_assert_ptr_nonnull(t = fopen(topo, "w"));
+	fprintf(t, "{\"shards\": [{\"id\": 0, \"primary\": \"%s\"}]}\n",
+	    member);
+	ck_assert_int_eq(fclose(t), 0);
+	proc_init(r, (const char *const[]) { VECDB_ROUTER_BIN, "--topology",
+	    topo, "--host", "127.0.0.1", "--port", "0", "--qdrant-port", "0",
+	    "--tls-ca", f->ca, "--tls-cert", f->cert, "--tls-key", f->key,
+	    NULL }, log);
+	free(dir);
+	proc_args_add(r, args);
+	proc_start(r);
+	snprintf(line, len, "%s", r->line);
+}
+
+START_TEST(a_router_reaches_tls_nodes_and_serves_https_unless_told_not_to)
+{
+	char *dir = certs_make("ca", "p rt"), line[1024], *sh;
+	struct tls_files pf, rf;
+	struct node p;
+	struct proc r;
+	int st;
+
+	files(&pf, dir, dir, "p");
+	files(&rf, dir, dir, "rt");
+	node_start(&p, &pf, NULL);
+	router_run(&r, p.url, &rf, NULL, line, sizeof(line));
+	ck_assert_msg(strstr(line, "serving https://") != NULL, "%s", line);
+	/* the router's member is up through TLS: /ready says so */
+	ck_assert(asprintf(&sh, "for i in $(seq 200); do curl -sfk "
+	    "https://127.0.0.1:%u/ready >/dev/null && exit 0; sleep 0.05; "
+	    "done; exit 1", proc_port(&r, "serving https://127.0.0.1:")) > 0);
+	st = system(sh);
+	free(sh);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the router "
+	    "never became ready over TLS");
+	proc_stop_ok(&r);
+	proc_free(&r);
+	router_run(&r, p.url, &rf, (const char *const[]) { "--https", "off",
+	    NULL }, line, sizeof(line));
+	ck_assert_msg(strstr(line, "serving http://") != NULL, "%s", line);
+	proc_stop_ok(&r);
+	proc_free(&r);
+	proc_stop_ok(&p.proc);
+	proc_free(&p.proc);
+	free(dir);
+}
+END_TEST
+
 static Suite *
 tls_suite(void)
 {
@@ -541,6 +607,8 @@ tls_suite(void)
 	tcase_add_test(tc, a_node_lets_in_only_peers_its_ca_signed);
 	tcase_add_test(tc,
 	    settings_that_would_fall_back_to_clear_text_stop_the_node);
+	tcase_add_test(tc,
+	    a_router_reaches_tls_nodes_and_serves_https_unless_told_not_to);
 	suite_add_tcase(s, tc);
 	return s;
 }
