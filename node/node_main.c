@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "api_httpd.h"
+#include "coord.h"
 #include "node.h"
 #include "repl.h"
 #include "storage_repl.h"
@@ -41,6 +42,13 @@ struct settings {
 	uint64_t min_replicas;       /* every write waits for this many */
 	uint64_t wc_timeout_ms;      /* ... at most this long */
 	struct proto_tls_files tls;  /* mutual TLS of rpc and replication */
+	const char *etcd;            /* endpoints: register there; NULL: no */
+	const char *cluster;         /* the key prefix's cluster name */
+	uint64_t shard;              /* with etcd: the shard this node holds */
+	int shard_set;
+	const char *advertise;       /* the rpc url peers dial, or NULL */
+	char rpc_adv[PROTO_URL_MAX + 1]; /* advertise, or --rpc's bound */
+	char admin_adv[128];
 	nng_tls_config *tls_client;  /* loaded from tls: to the primary */
 };
 
@@ -51,6 +59,8 @@ struct admin {
 	api_rpc *rpc;
 	vecdb *db;
 	node_role *role;             /* primary or replica, changes */
+	coord *coord;                /* with --etcd */
+	coord_member *member;        /* our key there */
 	_Atomic int ready;           /* db open and rpc listening */
 };
 
@@ -70,6 +80,10 @@ static const struct option long_opts[] = {
 	{ "wal-retention", required_argument, NULL, 'Z' },
 	{ "min-replicas", required_argument, NULL, 'R' },
 	{ "write-concern-timeout-ms", required_argument, NULL, 'T' },
+	{ "etcd", required_argument, NULL, 'E' },
+	{ "cluster-name", required_argument, NULL, 'N' },
+	{ "shard", required_argument, NULL, 'S' },
+	{ "advertise", required_argument, NULL, 'V' },
 	{ "tls-ca", required_argument, NULL, 'c' },
 	{ "tls-cert", required_argument, NULL, 'C' },
 	{ "tls-key", required_argument, NULL, 'K' },
@@ -89,6 +103,8 @@ static const struct api_setting_name envs[] = {
 	{ 'R', NULL, "VECDB_MIN_REPLICAS" },
 	{ 'T', NULL, "VECDB_WRITE_CONCERN_TIMEOUT_MS" },
 	{ 'I', NULL, "VECDB_INDEX_THREADS" },
+	{ 'E', NULL, "VECDB_ETCD" }, { 'N', NULL, "VECDB_CLUSTER_NAME" },
+	{ 'S', NULL, "VECDB_SHARD" }, { 'V', NULL, "VECDB_ADVERTISE_URL" },
 	{ 'c', NULL, "VECDB_TLS_CA" }, { 'C', NULL, "VECDB_TLS_CERT" },
 	{ 'K', NULL, "VECDB_TLS_KEY" },
 };
@@ -109,12 +125,15 @@ usage(FILE *f)
 	    "                  [--write-concern-timeout-ms MS]\n"
 	    "                  [--index-threads N (0: one a core)]\n"
 	    "                  [--tls-ca PEM --tls-cert PEM --tls-key PEM]\n"
+	    "                  [--etcd URL[,URL...] --shard N\n"
+	    "                   [--cluster-name NAME] [--advertise URL]]\n"
 	    "Environment: VECDB_DATA_DIR, VECDB_RPC_URL, VECDB_ADMIN_PORT,\n"
 	    "VECDB_ADMIN_HOST, VECDB_MODE, VECDB_NODE_ID, VECDB_WORKERS,\n"
 	    "VECDB_API_KEY, VECDB_PRIMARY_URL,\n"
 	    "VECDB_WAL_RETENTION(_BYTES), VECDB_MIN_REPLICAS,\n"
 	    "VECDB_WRITE_CONCERN_TIMEOUT_MS, VECDB_INDEX_THREADS, VECDB_LOG,\n"
 	    "VECDB_DURABILITY, VECDB_TLS_CA, VECDB_TLS_CERT, VECDB_TLS_KEY,\n"
+	    "VECDB_ETCD, VECDB_SHARD, VECDB_CLUSTER_NAME, VECDB_ADVERTISE_URL,\n"
 	    "VECDB_MAP_SIZE, VECDB_HNSW_M, VECDB_HNSW_EF, VECDB_WAL_RETAIN.\n");
 }
 
@@ -156,6 +175,12 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'w': return parse_num("workers", v, API_RPC_WORKERS_MAX, &s->workers);
 	case 'k': s->api_key = *v ? v : NULL; return 0;
 	case 'p': s->primary_url = *v ? v : NULL; return 0;
+	case 'E': s->etcd = *v ? v : NULL; return 0;
+	case 'N': s->cluster = v; return 0;
+	case 'S':
+		s->shard_set = 1;
+		return parse_num("shard", v, 1023, &s->shard);
+	case 'V': s->advertise = *v ? v : NULL; return 0;
 	case 'c': s->tls.ca = *v ? v : NULL; return 0;
 	case 'C': s->tls.cert = *v ? v : NULL; return 0;
 	case 'K': s->tls.key = *v ? v : NULL; return 0;
@@ -226,6 +251,7 @@ settings_load(struct settings *s, int argc, char **argv)
 	s->workers = API_RPC_WORKERS_DEFAULT;
 	s->wal_max_bytes = REPL_WAL_MAX_BYTES_DEFAULT;
 	s->wc_timeout_ms = NODE_WC_TIMEOUT_DEFAULT_MS;
+	s->cluster = COORD_CLUSTER_DEFAULT;
 	if (api_settings_from_env("vecdb-node", envs, NENVS, setting_set_env,
 		s) != 0)
 		return -1;
@@ -248,6 +274,23 @@ settings_load(struct settings *s, int argc, char **argv)
 	    tls, "--primary") != VECDB_OK) ||
 	    (tls && proto_tls_config(&s->tls, 0, &s->tls_client) !=
 	    VECDB_OK)) {
+		fprintf(stderr, "vecdb-node: %s\n", vecdb_errmsg());
+		return -1;
+	}
+	if (s->etcd != NULL && !s->shard_set) {
+		fprintf(stderr, "vecdb-node: --etcd needs --shard N (or "
+		    "VECDB_SHARD): the shard this node holds\n");
+		return -1;
+	}
+	if (s->etcd != NULL && s->advertise == NULL &&
+	    strstr(s->rpc_url, "://0.0.0.0:") != NULL) {
+		fprintf(stderr, "vecdb-node: --etcd with --rpc %s needs "
+		    "--advertise URL (or VECDB_ADVERTISE_URL): the url peers "
+		    "dial\n", s->rpc_url);
+		return -1;
+	}
+	if (s->advertise != NULL && proto_tls_url_check(s->advertise, tls,
+	    "--advertise") != VECDB_OK) {
 		fprintf(stderr, "vecdb-node: %s\n", vecdb_errmsg());
 		return -1;
 	}
@@ -555,6 +598,56 @@ repl_stop(struct admin *a)
 	node_role_stop(a->role);
 }
 
+/* What this node says of itself in etcd (coord_member_fn). */
+static void
+member_info(void *arg, struct coord_member_info *out)
+{
+	struct admin *a = arg;
+	const struct settings *s = a->s;
+	struct node_role_status st;
+
+	node_role_status_get(a->role, &st);
+	out->shard = (uint32_t) s->shard;
+	out->node_id = s->node_id;
+	out->role = st.primary && !st.fenced ? "primary" : "replica";
+	out->rpc = s->rpc_adv;
+	out->admin = s->admin_adv;
+	out->last_seq = node_role_last_seq(a->role);
+	out->term = st.term;
+}
+
+/* Register in etcd (--etcd): the urls peers use, then our key. */
+static int
+register_start(struct settings *s, struct admin *a)
+{
+	const char *host = strcmp(s->admin_host, "0.0.0.0") == 0 ?
+	    "127.0.0.1" : s->admin_host;
+
+	if (s->advertise != NULL)
+		snprintf(s->rpc_adv, sizeof(s->rpc_adv), "%s", s->advertise);
+	else {
+		/* --rpc with the port it bound (0 picks one) */
+		const char *colon = strrchr(s->rpc_url, ':');
+		snprintf(s->rpc_adv, sizeof(s->rpc_adv), "%.*s:%u",
+		    (int) (colon - s->rpc_url), s->rpc_url,
+		    api_rpc_port(a->rpc));
+	}
+	snprintf(s->admin_adv, sizeof(s->admin_adv), "http://%s:%u", host,
+	    (unsigned) s->admin_port);
+	if (coord_open(s->etcd, s->cluster, &a->coord) != VECDB_OK ||
+	    coord_member_start(a->coord, member_info, a, &a->member) !=
+	    VECDB_OK) {
+		fprintf(stderr, "vecdb-node: --etcd %s: %s\n", s->etcd,
+		    vecdb_errmsg());
+		coord_close(a->coord);
+		a->coord = NULL;
+		return VECDB_EUNAVAILABLE;
+	}
+	VDB_LOG_INFO("NODE", "registered in etcd as %smembers/%u/%s",
+	    coord_prefix(a->coord), (unsigned) s->shard, s->node_id);
+	return VECDB_OK;
+}
+
 /* Serve RPC and admin HTTP until SIGINT / SIGTERM. */
 static int
 serve(struct settings *s, struct admin *a, sigset_t *set)
@@ -581,13 +674,22 @@ serve(struct settings *s, struct admin *a, sigset_t *set)
 		return 1;
 	}
 	atomic_store(&a->ready, 1);
+	if (s->etcd != NULL && register_start(s, a) != VECDB_OK) {
+		httpd_stop(mg);
+		repl_stop(a);
+		api_rpc_stop(a->rpc);
+		return 1;
+	}
 	printf("vecdb-node %s: rpc %s://127.0.0.1:%u admin "
 	       "http://%s:%u (data %s)\n", VECDB_VERSION,
-	    s->tls_client != NULL ? "tls+tcp" : "tcp", api_rpc_port(a->rpc), s->admin_host, (unsigned) s->admin_port,
-	    s->data_dir);
+	    s->tls_client != NULL ? "tls+tcp" : "tcp", api_rpc_port(a->rpc),
+	    s->admin_host, (unsigned) s->admin_port, s->data_dir);
 	fflush(stdout);
 	sigwait(set, &sig);
 	VDB_LOG_INFO("NODE", "signal %d: finishing requests in flight", sig);
+	/* out of the topology first: routers stop sending to us */
+	coord_member_stop(a->member);
+	coord_close(a->coord);
 	atomic_store(&a->ready, 0);
 	httpd_stop(mg);
 	repl_stop(a);

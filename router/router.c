@@ -9,6 +9,38 @@
 #include "router_impl.h"
 #include "vdb.h"
 
+/* With etcd: read the members every ROUTER_FOLLOW_MS, and serve a
+ * topology that changed at once. */
+static void *
+follow_main(void *arg)
+{
+	router *r = arg;
+	uint64_t warned = 0;
+
+	pthread_mutex_lock(&r->follow_lock);
+	while (!r->follow_stop) {
+		struct timespec ts = vdb_deadline(ROUTER_FOLLOW_MS);
+		int changed, rv;
+
+		pthread_cond_timedwait(&r->follow_cv, &r->follow_lock, &ts);
+		if (r->follow_stop)
+			break;
+		pthread_mutex_unlock(&r->follow_lock);
+		rv = router_follow_once(r, &changed);
+		if (rv == VECDB_OK && changed)
+			VDB_LOG_INFO("ROUT", "topology from etcd: %s",
+			    r->topo_text);
+		else if (rv != VECDB_OK && vdb_now_ms() - warned > 10000) {
+			VDB_LOG_WARN("ROUT", "keeping the topology: %s",
+			    vecdb_errmsg());
+			warned = vdb_now_ms();
+		}
+		pthread_mutex_lock(&r->follow_lock);
+	}
+	pthread_mutex_unlock(&r->follow_lock);
+	return NULL;
+}
+
 int
 router_new(const struct router_config *cfg, router **out)
 {
@@ -22,6 +54,13 @@ router_new(const struct router_config *cfg, router **out)
 		router_free(r);
 		return rv;
 	}
+	if (r->coord != NULL) {
+		if (pthread_create(&r->follow, NULL, follow_main, r) != 0) {
+			router_free(r);
+			return vdb_err(VECDB_ENOMEM, "cannot start a thread");
+		}
+		r->follow_on = 1;
+	}
 	*out = r;
 	return VECDB_OK;
 }
@@ -33,6 +72,13 @@ router_free(router *r)
 
 	if (r == NULL)
 		return;
+	if (r->follow_on) {
+		pthread_mutex_lock(&r->follow_lock);
+		r->follow_stop = 1;
+		pthread_cond_broadcast(&r->follow_cv);
+		pthread_mutex_unlock(&r->follow_lock);
+		pthread_join(r->follow, NULL);
+	}
 	router_health_stop(r->health);
 	/* A status worker still closing its socket: leave ours open (the
 	 * process is ending) rather than risk both waiting in nng_close. */

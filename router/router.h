@@ -29,6 +29,9 @@ struct router_config {
 	const char *node_api_key; /* sent to nodes; NULL: none */
 	const struct proto_tls_files *tls; /* to tls+tcp:// members; NULL:
 					      none (borrowed for the call) */
+	struct coord *coord;      /* the topology from the members
+				     registered in etcd instead of a file,
+				     followed as it changes (borrowed) */
 };
 
 /*
@@ -38,7 +41,7 @@ struct router_config {
  */
 int router_new(const struct router_config *cfg, router **out);
 
-/* Re-read the topology file; on error the old one stays. */
+/* Re-read the topology file (or etcd); on error the old one stays. */
 int router_reload(router *r);
 
 /* Free (after the server using it stopped). NULL is fine. */

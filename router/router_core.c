@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "coord.h"
 #include "router_impl.h"
 #include "vdb.h"
 
@@ -50,14 +51,15 @@ stats_bind(router *r, router_topology *t)
 	return rv;
 }
 
-/* Load, connect and bind a topology from r's file. */
+/* Load, connect and bind a topology from doc (NULL: r's file). */
 static int
-topo_open(router *r, router_topology **out)
+topo_open(router *r, const json_t *doc, router_topology **out)
 {
 	router_topology *t;
 	int rv;
 
-	if ((rv = router_topology_load(r->path, &t)) != VECDB_OK)
+	if ((rv = doc != NULL ? router_topology_from_json(doc, &t) :
+	    router_topology_load(r->path, &t)) != VECDB_OK)
 		return rv;
 	if ((rv = router_topology_connect(t, r->tls)) != VECDB_OK ||
 	    (rv = stats_bind(r, t)) != VECDB_OK) {
@@ -74,14 +76,29 @@ router_core_init(router *r, const struct router_config *cfg)
 {
 	int rv;
 
+	pthread_mutex_init(&r->follow_lock, NULL);
+	vdb_cond_init(&r->follow_cv);
 	r->path = cfg->topology;
 	r->timeout_ms = cfg->timeout_ms;
 	r->key = cfg->node_api_key ? cfg->node_api_key : "";
 	if (cfg->tls != NULL && (rv = proto_tls_config(cfg->tls, 0,
 	    &r->tls)) != VECDB_OK)
 		return rv;
+	r->coord = cfg->coord;
 	pthread_mutex_init(&r->lock, NULL);
-	if ((rv = topo_open(r, &r->topo)) != VECDB_OK && r->tls != NULL) {
+	if (r->coord != NULL) {
+		json_t *doc = NULL;
+		int64_t rev;
+		if ((rv = coord_topology_json(r->coord, &doc, &rev)) ==
+		    VECDB_OK && (r->topo_text = json_dumps(doc, JSON_COMPACT |
+		    JSON_SORT_KEYS)) == NULL)
+			rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		if (rv == VECDB_OK)
+			rv = topo_open(r, doc, &r->topo);
+		json_decref(doc);
+	} else
+		rv = topo_open(r, NULL, &r->topo);
+	if (rv != VECDB_OK && r->tls != NULL) {
 		nng_tls_config_free(r->tls);
 		r->tls = NULL;
 	}
@@ -116,19 +133,63 @@ router_topology_release(router *r, router_topology *t)
 		router_topology_free(t);
 }
 
-int
-router_reload(router *r)
+/* Serve t from now on; calls in flight finish on the old one. */
+static void
+topo_swap(router *r, router_topology *t)
 {
-	router_topology *t, *old;
-	int rv;
+	router_topology *old;
 
-	if ((rv = topo_open(r, &t)) != VECDB_OK)
-		return rv;
 	pthread_mutex_lock(&r->lock);
 	old = r->topo;
 	r->topo = t;
 	pthread_mutex_unlock(&r->lock);
 	router_topology_release(r, old);
+}
+
+int
+router_follow_once(router *r, int *changed)
+{
+	router_topology *t;
+	json_t *doc;
+	char *text;
+	int64_t rev;
+	int rv;
+
+	*changed = 0;
+	if ((rv = coord_topology_json(r->coord, &doc, &rev)) != VECDB_OK)
+		return rv;
+	if ((text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+		json_decref(doc);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	/* the follow thread and a SIGHUP take turns */
+	pthread_mutex_lock(&r->follow_lock);
+	if (r->topo_text == NULL || strcmp(text, r->topo_text) != 0) {
+		if ((rv = topo_open(r, doc, &t)) == VECDB_OK) {
+			topo_swap(r, t);
+			free(r->topo_text);
+			r->topo_text = text;
+			text = NULL;
+			*changed = 1;
+		}
+	}
+	pthread_mutex_unlock(&r->follow_lock);
+	free(text);
+	json_decref(doc);
+	return rv;
+}
+
+int
+router_reload(router *r)
+{
+	router_topology *t;
+	int changed, rv;
+
+	if (r->coord != NULL)
+		return router_follow_once(r, &changed);
+	if ((rv = topo_open(r, NULL, &t)) != VECDB_OK)
+		return rv;
+	topo_swap(r, t);
 	return VECDB_OK;
 }
 
@@ -146,7 +207,10 @@ router_core_fini(router *r, int close_sockets)
 	}
 	if (r->tls != NULL)
 		nng_tls_config_free(r->tls);
+	free(r->topo_text);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->follow_lock);
+	pthread_cond_destroy(&r->follow_cv);
 }
 
 const uint64_t router_lat_bounds_us[ROUTER_LAT_BUCKETS] = {

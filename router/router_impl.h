@@ -34,6 +34,7 @@
 #include "router.h"
 
 #define ROUTER_SHARDS_MAX 1024
+#define ROUTER_FOLLOW_MS 200      /* with etcd: how often members are read */
 #define ROUTER_BACKOFF_MS 1000    /* a failed member is skipped this long */
 #define ROUTER_MEMBERS_MAX 64  /* primary + replicas of one shard */
 
@@ -103,6 +104,14 @@ struct router {
 	uint32_t timeout_ms;      /* deadline of every fan-out */
 	const char *key;          /* node api key, "" for none */
 	nng_tls_config *tls;      /* to the members; NULL: clear text */
+	struct coord *coord;      /* the topology's source, or NULL: path */
+	char *topo_text;          /* with coord: the topology served, as
+				     JSON text (follow thread and init) */
+	pthread_t follow;         /* with coord: follows etcd */
+	int follow_on;
+	int follow_stop;          /* guarded by follow_lock */
+	pthread_mutex_t follow_lock;
+	pthread_cond_t follow_cv;
 	pthread_mutex_t lock;     /* guards topo, refs, stats, and members'
 				     node_id and follows */
 	router_topology *topo;
@@ -120,6 +129,9 @@ struct router {
  */
 int router_topology_load(const char *path, router_topology **out);
 
+/* The same from a parsed document. */
+int router_topology_from_json(const json_t *root, router_topology **out);
+
 /*
  * Open a req0 socket per shard member, dialing in the background, with
  * @p tls (a client configuration, held by t; NULL: none), which every
@@ -129,6 +141,12 @@ int router_topology_connect(router_topology *t, nng_tls_config *tls);
 
 /* Close the sockets and free. NULL is fine. */
 void router_topology_free(router_topology *t);
+
+/*
+ * With a coord: read the topology from etcd and, when it differs from the
+ * one served, swap it in (*changed = 1). On error the old one stays.
+ */
+int router_follow_once(router *r, int *changed);
 
 /* ===== Member choice (router_member.c) ===== */
 

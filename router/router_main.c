@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api_rpc.h"
+#include "coord.h"
 #include "router.h"
 #include "vdb.h"
 
@@ -28,6 +29,8 @@ struct settings {
 				     tls_ca too, mutual TLS to the nodes */
 	const char *tls_key;
 	const char *tls_ca;       /* the CA of the nodes' certificates */
+	const char *etcd;         /* endpoints: the topology from there */
+	const char *cluster;      /* its key prefix's cluster name */
 	int https;                /* with tls_cert: REST over HTTPS */
 	uint64_t max_body;   /* bytes; larger bodies get 413 */
 	const char *node_api_key; /* sent to nodes */
@@ -35,6 +38,8 @@ struct settings {
 	const char *rpc;          /* --rpc URL: the binary API; NULL: none */
 	struct api_conn_limits conn;
 };
+
+#define ROUTER_ETCD_WAIT_S 60   /* at start, for the members to register */
 
 static const struct option long_opts[] = {
 	{ "topology", required_argument, NULL, 'T' },
@@ -48,6 +53,8 @@ static const struct option long_opts[] = {
 	{ "tls-key", required_argument, NULL, 'K' },
 	{ "tls-ca", required_argument, NULL, 'c' },
 	{ "https", required_argument, NULL, 'S' },
+	{ "etcd", required_argument, NULL, 'E' },
+	{ "cluster-name", required_argument, NULL, 'N' },
 	{ "max-body", required_argument, NULL, 'm' },
 	{ "node-api-key", required_argument, NULL, 'n' },
 	{ "threads", required_argument, NULL, 'j' },
@@ -68,6 +75,7 @@ static const struct api_setting_name envs[] = {
 	{ 'R', NULL, "VECDB_READ_ONLY_API_KEY" },
 	{ 'C', NULL, "VECDB_TLS_CERT" }, { 'K', NULL, "VECDB_TLS_KEY" },
 	{ 'c', NULL, "VECDB_TLS_CA" }, { 'S', NULL, "VECDB_HTTPS" },
+	{ 'E', NULL, "VECDB_ETCD" }, { 'N', NULL, "VECDB_CLUSTER_NAME" },
 	{ 'm', NULL, "VECDB_MAX_BODY" },
 	{ 'n', NULL, "VECDB_NODE_API_KEY" },
 	{ 'j', NULL, "VECDB_THREADS" }, { 'r', NULL, "VECDB_RPC_URL" },
@@ -80,7 +88,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: vecdb-router --topology FILE [--host ADDR] [--port N]\n"
+	    "usage: vecdb-router --topology FILE | --etcd URL[,URL...]\n"
+	    "                    [--cluster-name NAME] [--host ADDR] [--port N]\n"
 	    "                    [--qdrant-port N (6333; 0: off)]\n"
 	    "                    [--timeout-ms MS] [--api-key KEY]\n"
 	    "                    [--node-api-key KEY] [--threads N] [--rpc URL]\n"
@@ -88,7 +97,8 @@ usage(FILE *f)
 	    "                    [--tls-cert PEM --tls-key PEM [--tls-ca PEM]\n"
 	    "                     [--https on|off]]\n"
 	    API_CONN_USAGE("                    ")
-	    "Environment: VECDB_TOPOLOGY, VECDB_HOST, VECDB_PORT,\n"
+	    "Environment: VECDB_TOPOLOGY, VECDB_ETCD, VECDB_CLUSTER_NAME,\n"
+	    "VECDB_HOST, VECDB_PORT,\n"
 	    "VECDB_QDRANT_PORT,\n"
 	    "VECDB_TIMEOUT_MS, VECDB_API_KEY, VECDB_NODE_API_KEY, VECDB_THREADS,\n"
 	    "VECDB_RPC_URL, VECDB_READ_ONLY_API_KEY, VECDB_MAX_BODY,\n"
@@ -124,6 +134,8 @@ setting_set(struct settings *s, int opt, const char *v)
 	case 'C': s->tls_cert = v; return 0;
 	case 'K': s->tls_key = v; return 0;
 	case 'c': s->tls_ca = *v ? v : NULL; return 0;
+	case 'E': s->etcd = *v ? v : NULL; return 0;
+	case 'N': s->cluster = v; return 0;
 	case 'S':
 		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
 			fprintf(stderr, "vecdb-router: --https is on or off, not "
@@ -158,6 +170,7 @@ settings_load(struct settings *s, int argc, char **argv)
 	s->host = "127.0.0.1";
 	s->port = 8080;
 	s->https = 1;
+	s->cluster = COORD_CLUSTER_DEFAULT;
 	s->qdrant_port = API_QDRANT_DEFAULT_PORT;
 	s->timeout_ms = ROUTER_TIMEOUT_MS_DEFAULT;
 	s->threads = API_DEFAULT_THREADS;
@@ -178,9 +191,11 @@ settings_load(struct settings *s, int argc, char **argv)
 		    argv[optind]);
 		return -1;
 	}
-	if (s->topology == NULL) {
-		fprintf(stderr, "vecdb-router: no topology: give --topology "
-		    "FILE (or VECDB_TOPOLOGY)\n");
+	if ((s->topology == NULL) == (s->etcd == NULL)) {
+		fprintf(stderr, "vecdb-router: %s: give --topology FILE (or "
+		    "VECDB_TOPOLOGY) or --etcd URL (or VECDB_ETCD)\n",
+		    s->topology ? "both a topology file and etcd" :
+		    "no topology");
 		usage(stderr);
 		return -1;
 	}
@@ -289,28 +304,58 @@ serve(const struct settings *s, router *r)
 	return 0;
 }
 
+/*
+ * router_new; with etcd, a cluster whose members have not all registered
+ * yet (a shard with no primary) is waited for, up to ROUTER_ETCD_WAIT_S,
+ * saying so: routers and nodes start in any order.
+ */
+static int
+router_start(const struct router_config *rc, router **r)
+{
+	uint64_t end = vdb_now_ms() + ROUTER_ETCD_WAIT_S * 1000ull;
+	int said = 0, rv;
+
+	while ((rv = router_new(rc, r)) == VECDB_EUNAVAILABLE &&
+	    rc->coord != NULL && vdb_now_ms() < end) {
+		if (!said++)
+			VDB_LOG_WARN("ROUT", "waiting up to %d s for the "
+			    "cluster in etcd: %s", ROUTER_ETCD_WAIT_S,
+			    vecdb_errmsg());
+		usleep(200 * 1000);
+	}
+	return rv;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct proto_tls_files tls;
 	struct router_config rc;
 	struct settings s;
+	coord *c = NULL;
 	router *r;
 	int rv;
 
 	if ((rv = settings_load(&s, argc, argv)) != 0)
 		return rv > 0 ? 0 : 2;
+	if (s.etcd != NULL && coord_open(s.etcd, s.cluster, &c) != VECDB_OK) {
+		fprintf(stderr, "vecdb-router: --etcd: %s\n", vecdb_errmsg());
+		return 2;
+	}
 	rc.topology = s.topology;
 	rc.timeout_ms = (uint32_t) s.timeout_ms;
 	rc.node_api_key = s.node_api_key;
 	tls = (struct proto_tls_files) { s.tls_ca, s.tls_cert, s.tls_key };
 	rc.tls = s.tls_ca ? &tls : NULL;
-	if (router_new(&rc, &r) != VECDB_OK) {
+	rc.coord = c;
+	if (router_start(&rc, &r) != VECDB_OK) {
 		fprintf(stderr, "vecdb-router: %s\n", vecdb_errmsg());
+		coord_close(c);
 		return 1;
 	}
 	rv = serve(&s, r);
 	router_free(r);
+	coord_close(c);
 	if (router_status_running() > 0) {
 		/* a status worker is still in a dial it cannot leave: end
 		 * now rather than tear the process down under it */

@@ -175,28 +175,34 @@ topology_parse(const json_t *root, router_topology *t)
 }
 
 int
-router_topology_load(const char *path, router_topology **out)
+router_topology_from_json(const json_t *root, router_topology **out)
 {
-	json_error_t je;
-	json_t *root = json_load_file(path, 0, &je);
 	router_topology *t;
 	int rv;
 
-	if (root == NULL)
-		return vdb_err(VECDB_EINVAL, "topology %s: line %d: %s", path,
-		    je.line, je.text);
-	if ((t = vdb_calloc(1, sizeof(*t))) == NULL) {
-		json_decref(root);
+	if ((t = vdb_calloc(1, sizeof(*t))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	}
-	rv = topology_parse(root, t);
-	json_decref(root);
-	if (rv != VECDB_OK) {
+	if ((rv = topology_parse(root, t)) != VECDB_OK) {
 		router_topology_free(t);
 		return rv;
 	}
 	*out = t;
 	return VECDB_OK;
+}
+
+int
+router_topology_load(const char *path, router_topology **out)
+{
+	json_error_t je;
+	json_t *root = json_load_file(path, 0, &je);
+	int rv;
+
+	if (root == NULL)
+		return vdb_err(VECDB_EINVAL, "topology %s: line %d: %s", path,
+		    je.line, je.text);
+	rv = router_topology_from_json(root, out);
+	json_decref(root);
+	return rv;
 }
 
 /* nng's pipe events keep m->pipes: a member with none is not connected. */

@@ -23,7 +23,8 @@ build=(
 	libmicrohttpd-dev    # HTTP servers (api/api_httpd.c)
 	libcivetweb-dev      # HTTP client of the tests and vecdb-bench
 	libyaml-dev          # config files
-	libcurl4-openssl-dev # vecdbctl speaks REST through libcurl
+	libcurl4-openssl-dev # vecdbctl speaks REST, nodes and routers etcd's
+	                     # gateway, through libcurl
 	libhnswlib-dev       # the peer vecdb-bench ann --compare measures
 	libxxhash-dev        # XXH64 of the index checkpoints
 )
@@ -43,6 +44,7 @@ tools=(
 	prometheus           # promtool checks /metrics and deploy/prometheus
 	jq                   # tests/deploy and the vecdbctl test read JSON
 	python3              # tests pick free ports with it
+	etcd-server          # the coordinator the cluster tests start
 )
 # What `make fuzz` adds (fuzz/, docs/FUZZING.md): clang with its libFuzzer
 # and sanitizer runtimes (clang-14 only recommends the runtimes, and we

@@ -1,0 +1,134 @@
+/*
+ * coord.h: the cluster's coordinator, etcd (Debian's etcd-server 3.4),
+ * spoken to over its v3 HTTP/JSON gateway with libcurl and jansson.
+ *
+ * What vecdb keeps there, under a prefix per cluster (--cluster-name,
+ * default "vecdb"):
+ *
+ *   /<cluster>/members/<shard>/<node-id>  {"shard", "node_id", "role",
+ *        "rpc", "admin", "last_seq", "term"}, under the node's lease
+ *
+ * A node writes its own key (coord_member_*), renewing the lease every
+ * second and putting the value again when it changed (its last seq alone
+ * every 10 s at most: each put is a revision etcd keeps until it is
+ * compacted); it vanishes with the lease when the node does. A
+ * router reads the prefix into a topology (coord_topology_json) and
+ * follows the store's revision.
+ *
+ * Every call is blocking, with a deadline; an endpoint that does not
+ * answer is skipped for the next of the list. Thread-safe.
+ */
+#ifndef COORD_H
+#define COORD_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define COORD_CLUSTER_DEFAULT "vecdb"
+#define COORD_CALL_TIMEOUT_MS 2000     /* one gateway call */
+#define COORD_LEASE_TTL_S 5            /* a member's lease */
+#define COORD_RENEW_MS 1000            /* its renewal and value update */
+#define COORD_SEQ_PUT_MS 10000         /* a last_seq alone, at most this
+					  often */
+
+typedef struct coord coord;
+
+/*
+ * Endpoints "http://host:port[,http://host:port...]" (etcd's client
+ * urls), keys under "/<cluster>/". Connects lazily.
+ * @return VECDB_OK, VECDB_EINVAL (no endpoint, a bad cluster name),
+ *	VECDB_ENOMEM.
+ */
+int coord_open(const char *endpoints, const char *cluster, coord **out);
+void coord_close(coord *c);
+
+/* The key prefix, "/<cluster>/". */
+const char *coord_prefix(const coord *c);
+
+/* ===== Keys and leases (the gateway's calls) ===== */
+
+/* One key-value pair of a range. */
+struct coord_kv {
+	char *key;
+	char *value;
+	int64_t mod_revision;
+	int64_t lease;
+};
+
+void coord_kvs_free(struct coord_kv *kvs, size_t n);
+
+/*
+ * Every key under @p prefix, in key order, and the store's revision.
+ * @return VECDB_OK, VECDB_EUNAVAILABLE (no endpoint answered: the message
+ *	says what each said), VECDB_EIO (an answer that is not etcd's).
+ */
+int coord_range(coord *c, const char *prefix, struct coord_kv **kvs,
+    size_t *n, int64_t *revision);
+
+/* Put key = value, attached to @p lease (0: none). */
+int coord_put(coord *c, const char *key, const char *value, int64_t lease);
+
+/* Delete key (absent is fine). */
+int coord_delete(coord *c, const char *key);
+
+/* Grant a lease of @p ttl_s seconds. */
+int coord_lease_grant(coord *c, int64_t ttl_s, int64_t *lease);
+
+/*
+ * Renew @p lease once. VECDB_ENOTFOUND when it has expired (its keys are
+ * gone).
+ */
+int coord_lease_keepalive(coord *c, int64_t lease);
+
+/* Revoke @p lease: its keys go at once. */
+int coord_lease_revoke(coord *c, int64_t lease);
+
+/* ===== Members ===== */
+
+/* What a node says of itself. */
+struct coord_member_info {
+	uint32_t shard;
+	const char *node_id;
+	const char *role;            /* "primary" or "replica" */
+	const char *rpc;             /* the url peers dial */
+	const char *admin;           /* its admin HTTP url */
+	uint64_t last_seq;
+	uint64_t term;
+};
+
+/* Fills *out with the member's current state; called before each
+ * renewal. */
+typedef void (*coord_member_fn)(void *arg, struct coord_member_info *out);
+
+typedef struct coord_member coord_member;
+
+/*
+ * Register a node: grant a lease, put its key, and keep both fresh from
+ * a thread (every COORD_RENEW_MS: keepalive, then the value from @p fn
+ * when it changed).
+ * A lease that expired (the store was unreachable too long) is granted
+ * again and the key put anew. The first registration is made before this
+ * returns, so that a node is listed once it says it started.
+ * @return VECDB_OK, VECDB_EUNAVAILABLE (etcd did not answer), VECDB_ENOMEM.
+ */
+int coord_member_start(coord *c, coord_member_fn fn, void *arg,
+    coord_member **out);
+
+/* Stop renewing and revoke the lease (the key goes at once). NULL is
+ * fine. */
+void coord_member_stop(coord_member *m);
+
+/* ===== Topology ===== */
+
+/*
+ * The topology of the members registered now, in the shape of a router's
+ * topology file: {"shards": [{"id", "primary", "replicas"}]}, shards
+ * 0..max; a shard's primary is its member with role primary of the
+ * highest term (ties: the highest last_seq), the others its replicas. A
+ * shard with no primary, or a gap in the shard ids, is VECDB_EUNAVAILABLE
+ * with a message naming it (a router keeps its topology meanwhile).
+ * @p revision: the store's, to notice changes.
+ */
+int coord_topology_json(coord *c, json_t **out, int64_t *revision);
+
+#endif /* COORD_H */

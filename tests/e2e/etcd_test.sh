@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# etcd_test.sh BINDIR: the topology in etcd, against a real etcd (Debian's
+# etcd-server) on free loopback ports in a temp dir:
+# - a node started with --etcd --shard registers itself (role, rpc url)
+#   under a lease; a replica too;
+# - a router started with only --etcd serves the cluster, and uses a node
+#   added while it runs without a restart;
+# - a node that stops leaves at once; one that is killed leaves when its
+#   lease expires; a promoted replica becomes the shard's primary in the
+#   router's topology;
+# - settings that cannot work stop the process at start.
+# Everything it starts is stopped on exit, also on failure.
+set -euo pipefail
+bindir=${1:?usage: etcd_test.sh BINDIR}
+for tool in etcd curl jq python3; do
+	command -v "$tool" >/dev/null 2>&1 && continue
+	echo "FAIL: '$tool' is missing: run scripts/install-deps.sh" >&2
+	exit 1
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vecdb-etcd-XXXXXX")
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+bad() {
+	failed=$((failed + 1))
+	echo "FAIL: $*"
+	for f in "$tmp"/*.log; do
+		[ -s "$f" ] && { echo "--- $f"; tail -8 "$f"; }
+	done
+	return 0
+}
+fatal() { bad "$@"; echo "$passed passed, $failed failed"; exit 1; }
+
+# until SECONDS CMD...: run CMD every 0.1 s until it succeeds (eval 'CMD'
+# when it holds a $(...) to evaluate each time).
+until_ok() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.1
+	done
+}
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---- etcd
+cport=$(free_port)
+pport=$(free_port)
+etcd_url=http://127.0.0.1:$cport
+etcd --name t --data-dir "$tmp/etcd" \
+    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+    --listen-peer-urls "http://127.0.0.1:$pport" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+    --initial-cluster "t=http://127.0.0.1:$pport" \
+    >"$tmp/etcd.log" 2>&1 &
+pids+=($!)
+until_ok 20 curl -sf "$etcd_url/health" || fatal "etcd did not start"
+
+# The members under /vecdb/members/ as "shard node role rpc" lines.
+members() {
+	local k
+	k=$(printf '/vecdb/members/' | base64)
+	e=$(printf '/vecdb/members0' | base64)
+	curl -sf -X POST "$etcd_url/v3/kv/range" \
+	    -d "{\"key\": \"$k\", \"range_end\": \"$e\"}" |
+	    jq -r '.kvs // [] | .[].value | @base64d | fromjson |
+		"\(.shard) \(.node_id) \(.role) \(.rpc)"'
+}
+
+# node NAME SHARD [ARGS...]: start a node registered in etcd; its rpc url
+# into $url, its pid into $pid.
+node() {
+	local name=$1 shard=$2
+	shift 2
+	mkdir -p "$tmp/$name"
+	"$bindir/vecdb-node" --data "$tmp/$name" --rpc tcp://127.0.0.1:0 \
+	    --admin-port 0 --etcd "$etcd_url" --shard "$shard" \
+	    --node-id "$name" "$@" >"$tmp/$name.out" 2>"$tmp/$name.log" &
+	pid=$!
+	pids+=($pid)
+	until_ok 20 grep -q 'rpc tcp://' "$tmp/$name.out" ||
+	    fatal "$name did not start"
+	url=$(sed -n 's/.* rpc \(tcp:[^ ]*\) .*/\1/p' "$tmp/$name.out")
+}
+
+# ---- a node registers itself
+node a 0
+a_pid=$pid
+a_url=$url
+# it says it started once its key is there
+[ "$(members)" = "0 a primary $a_url" ] && ok ||
+    bad "members after a started: '$(members)'"
+
+# ---- a router with only --etcd
+"$bindir/vecdb-router" --etcd "$etcd_url" --host 127.0.0.1 --port 0 \
+    --qdrant-port 0 >"$tmp/router.out" 2>"$tmp/router.log" &
+pids+=($!)
+until_ok 20 grep -q 'serving http' "$tmp/router.out" ||
+    fatal "the router did not start"
+router=$(sed -n 's/.* serving \(http:[^ ]*\).*/\1/p' "$tmp/router.out")
+post() {
+	curl -sf -X POST -H 'Content-Type: application/json' --data "$2" \
+	    "$router$1"
+}
+post /collections '{"name": "t", "dimension": 2}' >/dev/null && ok ||
+    bad "create a collection through the router"
+points=$(for i in $(seq 1 20); do
+	printf '{"id": %d, "data": [%d, 1]}\n' "$i" "$i"; done | jq -cs .)
+post /collections/t/vectors/batch "{\"vectors\": $points}" >/dev/null &&
+    ok || bad "write through the router"
+[ "$(post /collections/t/points/count '{}' | jq -r .data.count)" = 20 ] &&
+    ok || bad "count through the router"
+
+# ---- a replica registers as one; the router lists it
+node r 0 --mode replica --primary "$a_url"
+r_url=$url
+shard0() {
+	curl -sf "$router/cluster" | jq -r '.data.shards[0].members |
+	    map("\(.role) \(.url)") | sort | join(",")'
+}
+want="primary $a_url,replica $r_url"
+until_ok 10 eval 'test "$(shard0)" = "$want"' && ok ||
+    bad "the router's shard 0 is '$(shard0)', not '$want'"
+
+# ---- a node added while the router runs is used
+node b 1
+b_pid=$pid
+b_url=$url
+shards() { curl -sf "$router/cluster" | jq -r '.data.shards | length'; }
+until_ok 10 eval 'test "$(shards)" = 2' && ok ||
+    bad "the router did not take shard 1 on: $(curl -s "$router/cluster")"
+grep -q "topology from etcd: .*$b_url" "$tmp/router.log" && ok ||
+    bad "the router did not log its new topology"
+post /collections '{"name": "u", "dimension": 2}' >/dev/null &&
+    post /collections/u/vectors/batch "{\"vectors\": $points}" >/dev/null &&
+    ok || bad "write to 2 shards"
+[ "$(post /collections/u/points/count '{}' | jq -r .data.count)" = 20 ] &&
+    ok || bad "count over 2 shards"
+held=$(curl -sf "$router/cluster" | jq -r '[.data.shards[] |
+    .members[] | select(.role == "primary") | .vectors] | map(. > 0) | all')
+[ "$held" = true ] && ok || bad "a shard holds none of u's points"
+
+# ---- a node that stops leaves at once (its lease revoked)
+kill -TERM "$b_pid"
+wait "$b_pid" && ok || bad "node b did not stop cleanly"
+[ "$(members | grep -c ' b ')" = 0 ] && ok ||
+    bad "b is still registered after it stopped: $(members)"
+until_ok 10 eval 'test "$(shards)" = 1' && ok ||
+    bad "the router kept shard 1"
+
+# ---- a node that is killed leaves when its lease expires (5 s)
+kill -KILL "$a_pid"
+[ "$(members | grep -c ' a ')" = 1 ] && ok ||
+    bad "a left before its lease expired"
+until_ok 15 eval 'test "$(members | grep -c " a ")" = 0' && ok ||
+    bad "a is still registered 15 s after it was killed"
+
+# ---- a promotion is followed: the router's topology takes the new
+# primary (a higher term outranks a as long as a's key lives on)
+post /cluster/promote '{"node": "r"}' >/dev/null && ok ||
+    bad "promote r: $(post /cluster/promote '{"node": "r"}')"
+until_ok 10 eval 'members | grep -q "^0 r primary "' && ok ||
+    bad "r does not say it is primary: $(members)"
+primary0() {
+	curl -sf "$router/cluster" | jq -r '.data.shards[0].members[] |
+	    select(.role == "primary") | .url'
+}
+until_ok 10 eval 'test "$(primary0)" = "$r_url"' && ok ||
+    bad "the router's primary of shard 0 is '$(primary0)', not $r_url"
+post /collections/t/vectors '{"id": 99, "vector": [9, 9]}' >/dev/null &&
+    ok || bad "write to the promoted primary through the router"
+
+# ---- settings that cannot work
+if "$bindir/vecdb-node" --data "$tmp/x" --etcd "$etcd_url" \
+    >/dev/null 2>"$tmp/x.err"; then
+	bad "--etcd without --shard was accepted"
+else
+	grep -q -- '--etcd needs --shard' "$tmp/x.err" && ok ||
+	    bad "--etcd without --shard: $(cat "$tmp/x.err")"
+fi
+if "$bindir/vecdb-router" --etcd "$etcd_url" --topology /dev/null \
+    >/dev/null 2>"$tmp/y.err"; then
+	bad "a router with both --topology and --etcd was accepted"
+else
+	grep -q 'both a topology file and etcd' "$tmp/y.err" && ok ||
+	    bad "--topology and --etcd: $(cat "$tmp/y.err")"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
