@@ -365,6 +365,98 @@ coord_delete(coord *c, const char *key)
 	return rv;
 }
 
+int
+coord_get(coord *c, const char *key, char **value, int64_t *lease)
+{
+	json_t *q = key_obj(key, 0), *r, *kv, *v;
+	int rv;
+
+	*value = NULL;
+	*lease = 0;
+	if (q == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if ((rv = call(c, "/v3/kv/range", q, &r)) != VECDB_OK)
+		return rv;
+	kv = json_array_get(json_object_get(r, "kvs"), 0);
+	if (kv == NULL) {
+		json_decref(r);
+		return VECDB_ENOTFOUND;
+	}
+	v = json_object_get(kv, "value");
+	*value = unb64(json_is_string(v) ? json_string_value(v) : "");
+	*lease = i64_of(kv, "lease");
+	json_decref(r);
+	return *value != NULL ? VECDB_OK : vdb_err(VECDB_EIO, "etcd: a "
+	    "value that is not base64");
+}
+
+/* A transaction: compare (taken), then ops (taken) if it holds. */
+static int
+txn(coord *c, json_t *compare, json_t *ops, int *succeeded,
+    int64_t *revision)
+{
+	json_t *q = json_pack("{s:[o], s:o, s:[]}", "compare", compare,
+	    "success", ops, "failure"), *r;
+	int rv;
+
+	if (q == NULL)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if ((rv = call(c, "/v3/kv/txn", q, &r)) != VECDB_OK)
+		return rv;
+	*succeeded = json_is_true(json_object_get(r, "succeeded"));
+	if (revision != NULL)
+		*revision = i64_of(json_object_get(r, "header"), "revision");
+	json_decref(r);
+	return VECDB_OK;
+}
+
+int
+coord_create(coord *c, const char *key, const char *value, int64_t lease,
+    int *created, int64_t *revision)
+{
+	json_t *cmp = key_obj(key, 0), *put = key_obj(key, 0);
+	char *v = b64(value, strlen(value)), id[32];
+
+	*created = 0;
+	snprintf(id, sizeof(id), "%lld", (long long) lease);
+	if (cmp == NULL || put == NULL || v == NULL ||
+	    json_object_set_new(cmp, "target", json_string("CREATE")) != 0 ||
+	    json_object_set_new(cmp, "result", json_string("EQUAL")) != 0 ||
+	    json_object_set_new(cmp, "create_revision", json_string("0")) ||
+	    json_object_set_new(put, "value", json_string(v)) != 0 ||
+	    (lease != 0 && json_object_set_new(put, "lease",
+	    json_string(id)) != 0)) {
+		json_decref(cmp);
+		json_decref(put);
+		vdb_free(v);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	vdb_free(v);
+	return txn(c, cmp, json_pack("[{s:o}]", "request_put", put), created,
+	    revision);
+}
+
+int
+coord_delete_if(coord *c, const char *key, const char *value)
+{
+	json_t *cmp = key_obj(key, 0), *del = key_obj(key, 0);
+	char *v = b64(value, strlen(value));
+	int done;
+
+	if (cmp == NULL || del == NULL || v == NULL ||
+	    json_object_set_new(cmp, "target", json_string("VALUE")) != 0 ||
+	    json_object_set_new(cmp, "result", json_string("EQUAL")) != 0 ||
+	    json_object_set_new(cmp, "value", json_string(v)) != 0) {
+		json_decref(cmp);
+		json_decref(del);
+		vdb_free(v);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	vdb_free(v);
+	return txn(c, cmp, json_pack("[{s:o}]", "request_delete_range", del),
+	    &done, NULL);
+}
+
 /* {"ID": "lease"} (or with TTL) to a lease path; the answer in *r. */
 static int
 lease_call(coord *c, const char *path, const char *field, int64_t v,
@@ -435,6 +527,8 @@ struct coord_member {
 	char ident[1024];            /* role, term and urls last put */
 	uint64_t seq_put;            /* last_seq last put */
 	uint64_t put_ms;             /* when */
+	pthread_mutex_t put_lock;    /* the fields above, and lease */
+	_Atomic uint64_t renewed_ms; /* the last renewal's send time */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
@@ -513,7 +607,7 @@ static void *
 member_main(void *arg)
 {
 	coord_member *m = arg;
-	uint64_t warned = 0;
+	uint64_t warned = 0, sent;
 
 	pthread_mutex_lock(&m->lock);
 	while (!m->stopping) {
@@ -524,7 +618,11 @@ member_main(void *arg)
 		if (m->stopping)
 			break;
 		pthread_mutex_unlock(&m->lock);
+		pthread_mutex_lock(&m->put_lock);
+		sent = vdb_now_ms();
 		rv = coord_lease_keepalive(m->c, m->lease);
+		if (rv == VECDB_OK)
+			atomic_store(&m->renewed_ms, sent);
 		if (rv == VECDB_ENOTFOUND) {
 			VDB_LOG_WARN("COORD", "%s: lease expired: registering "
 			    "again", m->key);
@@ -532,6 +630,7 @@ member_main(void *arg)
 		}
 		if (rv == VECDB_OK || rv == VECDB_ENOTFOUND)
 			rv = member_put(m);
+		pthread_mutex_unlock(&m->put_lock);
 		if (rv != VECDB_OK && vdb_now_ms() - warned > 10000) {
 			VDB_LOG_WARN("COORD", "%s: %s", m->key, vecdb_errmsg());
 			warned = vdb_now_ms();
@@ -555,6 +654,7 @@ coord_member_start(coord *c, coord_member_fn fn, void *arg,
 	m->c = c;
 	m->fn = fn;
 	m->arg = arg;
+	atomic_init(&m->renewed_ms, vdb_now_ms());
 	if ((rv = member_put(m)) != VECDB_OK) {
 		if (m->lease != 0)
 			coord_lease_revoke(c, m->lease);
@@ -562,9 +662,11 @@ coord_member_start(coord *c, coord_member_fn fn, void *arg,
 		return rv;
 	}
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->put_lock, NULL);
 	vdb_cond_init(&m->cv);
 	if (pthread_create(&m->thread, NULL, member_main, m) != 0) {
 		coord_lease_revoke(c, m->lease);
+		pthread_mutex_destroy(&m->put_lock);
 		pthread_mutex_destroy(&m->lock);
 		pthread_cond_destroy(&m->cv);
 		vdb_free(m);
@@ -588,9 +690,39 @@ coord_member_stop(coord_member *m)
 		VDB_LOG_WARN("COORD", "%s: cannot revoke its lease (it "
 		    "expires in %d s): %s", m->key, COORD_LEASE_TTL_S,
 		    vecdb_errmsg());
+	pthread_mutex_destroy(&m->put_lock);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cv);
 	vdb_free(m);
+}
+
+int64_t
+coord_member_lease(coord_member *m)
+{
+	int64_t l;
+
+	pthread_mutex_lock(&m->put_lock);
+	l = m->lease;
+	pthread_mutex_unlock(&m->put_lock);
+	return l;
+}
+
+uint64_t
+coord_member_renewed_ms(coord_member *m)
+{
+	return atomic_load(&m->renewed_ms);
+}
+
+int
+coord_member_refresh(coord_member *m)
+{
+	int rv;
+
+	pthread_mutex_lock(&m->put_lock);
+	m->ident[0] = '\0';
+	rv = member_put(m);
+	pthread_mutex_unlock(&m->put_lock);
+	return rv;
 }
 
 /* ===== Topology ===== */

@@ -26,8 +26,8 @@
 
 #define COORD_CLUSTER_DEFAULT "vecdb"
 #define COORD_CALL_TIMEOUT_MS 2000     /* one gateway call */
-#define COORD_LEASE_TTL_S 5            /* a member's lease */
-#define COORD_RENEW_MS 1000            /* its renewal and value update */
+#define COORD_LEASE_TTL_S 2            /* a member's lease (etcd's least) */
+#define COORD_RENEW_MS 400             /* its renewal and value update */
 #define COORD_SEQ_PUT_MS 10000         /* a last_seq alone, at most this
 					  often */
 
@@ -70,6 +70,23 @@ int coord_put(coord *c, const char *key, const char *value, int64_t lease);
 
 /* Delete key (absent is fine). */
 int coord_delete(coord *c, const char *key);
+
+/*
+ * The value of one key: VECDB_OK with *value (vdb_free) and *lease, or
+ * VECDB_ENOTFOUND.
+ */
+int coord_get(coord *c, const char *key, char **value, int64_t *lease);
+
+/*
+ * Create key = value on @p lease unless the key exists, in one
+ * transaction: *created 1 or 0, and *revision the store's revision after
+ * it (the create's own when created: no two are equal, ever).
+ */
+int coord_create(coord *c, const char *key, const char *value, int64_t lease,
+    int *created, int64_t *revision);
+
+/* Delete key if its value is still @p value (a transaction). */
+int coord_delete_if(coord *c, const char *key, const char *value);
 
 /* Grant a lease of @p ttl_s seconds. */
 int coord_lease_grant(coord *c, int64_t ttl_s, int64_t *lease);
@@ -117,6 +134,17 @@ int coord_member_start(coord *c, coord_member_fn fn, void *arg,
 /* Stop renewing and revoke the lease (the key goes at once). NULL is
  * fine. */
 void coord_member_stop(coord_member *m);
+
+/* The member's lease now (it changes when one expired), for keys that
+ * must go with the member. */
+int64_t coord_member_lease(coord_member *m);
+
+/* When (vdb_now_ms, taken before the request left) the lease was last
+ * renewed: the store keeps it at least COORD_LEASE_TTL_S from then. */
+uint64_t coord_member_renewed_ms(coord_member *m);
+
+/* Put the member's value now, whatever changed. */
+int coord_member_refresh(coord_member *m);
 
 /* ===== Topology ===== */
 

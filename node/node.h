@@ -138,4 +138,36 @@ void node_role_metrics_write(node_role *r, FILE *f);
  */
 void node_rpc_ext(node_role *role, struct api_rpc_ext *out);
 
+/* ===== Leadership through etcd (node_elect.c) ===== */
+
+struct coord;
+struct coord_member;
+
+struct node_elect_config {
+	struct coord *c;
+	struct coord_member *member; /* ours: the leader key rides its lease */
+	node_role *role;
+	uint32_t shard;
+	const char *node_id;
+	const char *rpc;             /* the url the others follow */
+};
+
+/*
+ * A thread that keeps @p cfg->role in line with the shard's leader in
+ * etcd: leads when it holds the leader key (elected by the most
+ * up-to-date member when the key is gone), follows whoever holds it
+ * otherwise, and refuses writes as soon as its lease may have expired.
+ * All borrowed, to outlive it.
+ */
+typedef struct node_elect node_elect;
+
+int node_elect_start(const struct node_elect_config *cfg, node_elect **out);
+
+/* Stop; a leader refuses writes and gives the key up at once. NULL is
+ * fine. */
+void node_elect_stop(node_elect *e);
+
+/* vecdb_elections_total, vecdb_leader_changes_total, vecdb_leader. */
+void node_elect_metrics_write(node_elect *e, FILE *f);
+
 #endif /* NODE_H */

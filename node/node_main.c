@@ -42,6 +42,8 @@ struct settings {
 	uint64_t min_replicas;       /* every write waits for this many */
 	uint64_t wc_timeout_ms;      /* ... at most this long */
 	struct proto_tls_files tls;  /* mutual TLS of rpc and replication */
+	int mode_set;                /* --mode given: no election */
+	int elect;                   /* --etcd without --mode: elected */
 	const char *etcd;            /* endpoints: register there; NULL: no */
 	const char *cluster;         /* the key prefix's cluster name */
 	uint64_t shard;              /* with etcd: the shard this node holds */
@@ -61,6 +63,7 @@ struct admin {
 	node_role *role;             /* primary or replica, changes */
 	coord *coord;                /* with --etcd */
 	coord_member *member;        /* our key there */
+	node_elect *elect;           /* --etcd without --mode */
 	_Atomic int ready;           /* db open and rpc listening */
 };
 
@@ -223,6 +226,7 @@ setting_set(struct settings *s, int opt, const char *v)
 			return -1;
 		}
 		s->mode = v;
+		s->mode_set = 1;
 		return 0;
 	default: return -1;
 	}
@@ -292,6 +296,12 @@ settings_load(struct settings *s, int argc, char **argv)
 	if (s->advertise != NULL && proto_tls_url_check(s->advertise, tls,
 	    "--advertise") != VECDB_OK) {
 		fprintf(stderr, "vecdb-node: %s\n", vecdb_errmsg());
+		return -1;
+	}
+	s->elect = s->etcd != NULL && !s->mode_set;
+	if (s->elect && s->primary_url != NULL) {
+		fprintf(stderr, "vecdb-node: --primary goes with --mode "
+		    "replica; with --etcd and no --mode the role is elected\n");
 		return -1;
 	}
 	if (strcmp(s->mode, "replica") == 0 && s->primary_url == NULL) {
@@ -380,6 +390,7 @@ admin_metrics(struct httpd_req *c, struct admin *a)
 	}
 	api_rpc_metrics_write(a->rpc, f);
 	node_role_metrics_write(a->role, f);
+	node_elect_metrics_write(a->elect, f);
 	metrics_db(f, a->b);
 	metrics_process(f);
 	fclose(f);
@@ -582,9 +593,17 @@ repl_start(struct settings *s, struct admin *a)
 		s->tls_client };
 	int rv;
 
-	if ((rv = node_role_start(&rc, &a->role)) != VECDB_OK)
+	if ((rv = node_role_start(&rc, &a->role)) != VECDB_OK) {
 		fprintf(stderr, "vecdb-node: replication: %s\n", vecdb_errmsg());
-	return rv;
+		return rv;
+	}
+	if (s->elect) {
+		/* no write until etcd says we lead (node_elect.c) */
+		struct node_role_status st;
+		node_role_status_get(a->role, &st);
+		node_role_fence(a->role, st.term + 1);
+	}
+	return VECDB_OK;
 }
 
 /* Stop replication before the RPC server frees its workers; drain the
@@ -645,6 +664,18 @@ register_start(struct settings *s, struct admin *a)
 	}
 	VDB_LOG_INFO("NODE", "registered in etcd as %smembers/%u/%s",
 	    coord_prefix(a->coord), (unsigned) s->shard, s->node_id);
+	if (s->elect) {
+		struct node_elect_config ec = { a->coord, a->member, a->role,
+			(uint32_t) s->shard, s->node_id, s->rpc_adv };
+		if (node_elect_start(&ec, &a->elect) != VECDB_OK) {
+			fprintf(stderr, "vecdb-node: %s\n", vecdb_errmsg());
+			coord_member_stop(a->member);
+			coord_close(a->coord);
+			a->member = NULL;
+			a->coord = NULL;
+			return VECDB_ENOMEM;
+		}
+	}
 	return VECDB_OK;
 }
 
@@ -688,6 +719,7 @@ serve(struct settings *s, struct admin *a, sigset_t *set)
 	sigwait(set, &sig);
 	VDB_LOG_INFO("NODE", "signal %d: finishing requests in flight", sig);
 	/* out of the topology first: routers stop sending to us */
+	node_elect_stop(a->elect);
 	coord_member_stop(a->member);
 	coord_close(a->coord);
 	atomic_store(&a->ready, 0);

@@ -34,7 +34,7 @@
 #include "router.h"
 
 #define ROUTER_SHARDS_MAX 1024
-#define ROUTER_FOLLOW_MS 200      /* with etcd: how often members are read */
+#define ROUTER_FOLLOW_MS 100      /* with etcd: how often members are read */
 #define ROUTER_BACKOFF_MS 1000    /* a failed member is skipped this long */
 #define ROUTER_MEMBERS_MAX 64  /* primary + replicas of one shard */
 

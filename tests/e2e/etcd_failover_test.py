@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""etcd_failover_test.py BINDIR [ROUNDS]: automatic failover through etcd.
+
+A real etcd on free loopback ports; one shard of three vecdb-node started
+with --etcd and no --mode (the role is elected); a vecdb-router with only
+--etcd. A client thread writes batches with write_concern 1 without a
+pause and keeps the ids each acknowledged. ROUNDS times (10): kill -9 the
+shard's leader; writes must succeed again within 5 s (the gap from the
+last acknowledgement before the kill to the first after is printed); the
+killed node is started again on its data and must rejoin as a replica.
+At the end every acknowledged point is there: the exact count through
+the router with consistency primary, and each id. Everything started is
+stopped on exit, also on failure.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+BIN = sys.argv[1]
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+BATCH = 20
+RESUME_S = 5.0
+
+procs = []
+tmp = tempfile.mkdtemp(prefix="vecdb-failover-")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start(name, args):
+    out = open(os.path.join(tmp, name + ".out"), "w")
+    err = open(os.path.join(tmp, name + ".log"), "a")
+    p = subprocess.Popen(args, stdout=out, stderr=err,
+                         stdin=subprocess.DEVNULL)
+    procs.append(p)
+    return p
+
+
+def first_line(name, timeout=30):
+    path = os.path.join(tmp, name + ".out")
+    end = time.time() + timeout
+    while time.time() < end:
+        with open(path) as f:
+            line = f.readline()
+        if line.endswith("\n"):
+            return line
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} printed nothing in {timeout} s: "
+                       + tail(name))
+
+
+def tail(name, n=15):
+    try:
+        with open(os.path.join(tmp, name + ".log")) as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+def http(method, url, body=None, timeout=10):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def wait_for(what, cond, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if cond():
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+class Writer(threading.Thread):
+    """Writes batches non-stop; keeps acknowledged ids and their times."""
+
+    def __init__(self, router):
+        super().__init__(daemon=True)
+        self.router = router
+        self.acked = set()
+        self.ack_times = []
+        self.next_id = 1
+        self.stop = False
+        self.lock = threading.Lock()
+
+    def run(self):
+        while not self.stop:
+            ids = list(range(self.next_id, self.next_id + BATCH))
+            self.next_id += BATCH
+            body = {"vectors": [{"id": i, "vector": [float(i % 97), 1.0]}
+                                for i in ids], "write_concern": 1}
+            try:
+                code, _ = http("POST", self.router +
+                               "/collections/t/vectors/batch", body)
+            except OSError:
+                code = 0
+            if code == 200:
+                with self.lock:
+                    self.acked.update(ids)
+                    self.ack_times.append(time.time())
+            else:
+                time.sleep(0.02)
+
+    def last_ack(self):
+        with self.lock:
+            return self.ack_times[-1] if self.ack_times else 0.0
+
+    def first_ack_after(self, t):
+        with self.lock:
+            later = [a for a in self.ack_times if a > t]
+        return later[0] if later else None
+
+
+def main():
+    cport, pport = free_port(), free_port()
+    etcd_url = f"http://127.0.0.1:{cport}"
+    start("etcd", ["etcd", "--name", "t", "--data-dir",
+                   os.path.join(tmp, "etcd"),
+                   "--listen-client-urls", etcd_url,
+                   "--advertise-client-urls", etcd_url,
+                   "--listen-peer-urls", f"http://127.0.0.1:{pport}",
+                   "--initial-advertise-peer-urls",
+                   f"http://127.0.0.1:{pport}",
+                   "--initial-cluster", f"t=http://127.0.0.1:{pport}"])
+    wait_for("etcd up", lambda: urllib.request.urlopen(
+        etcd_url + "/health", timeout=1).status == 200, 20)
+
+    nodes = {}
+
+    def node_start(name):
+        d = os.path.join(tmp, name)
+        os.makedirs(d, exist_ok=True)
+        # the same port again on a restart: the topology keeps its url
+        port = nodes[name]["port"] if name in nodes else free_port()
+        open(os.path.join(tmp, name + ".out"), "w").close()
+        p = start(name, [os.path.join(BIN, "vecdb-node"), "--data", d,
+                         "--rpc", f"tcp://127.0.0.1:{port}",
+                         "--admin-port", "0", "--etcd", etcd_url,
+                         "--shard", "0", "--node-id", name])
+        first_line(name)
+        nodes[name] = {"proc": p, "port": port}
+
+    for name in ("a", "b", "c"):
+        node_start(name)
+    start("router", [os.path.join(BIN, "vecdb-router"), "--etcd", etcd_url,
+                     "--host", "127.0.0.1", "--port", "0",
+                     "--qdrant-port", "0", "--timeout-ms", "2000"])
+    line = first_line("router")
+    router = line.split("serving ")[1].split()[0]
+
+    def cluster():
+        return http("GET", router + "/cluster")[1]["data"]["shards"][0]
+
+    def leader():
+        for m in cluster()["members"]:
+            if m["role"] == "primary":
+                return m["node_id"]
+        return None
+
+    wait_for("a leader and two replicas", lambda: sorted(
+        m["role"] for m in cluster()["members"]) ==
+        ["primary", "replica", "replica"], 30)
+    code, body = http("POST", router + "/collections",
+                      {"name": "t", "dimension": 2})
+    assert code == 200, body
+    w = Writer(router)
+    w.start()
+    gaps = []
+    for r in range(ROUNDS):
+        wait_for("writes acknowledged", lambda: len(w.acked) > 200 *
+                 (r + 1), 30)
+        victim = leader()
+        assert victim is not None, cluster()
+        nodes[victim]["proc"].send_signal(signal.SIGKILL)
+        nodes[victim]["proc"].wait()
+        killed = time.time()
+        before = w.last_ack()
+        wait_for(f"round {r + 1}: writes after killing {victim}",
+                 lambda: w.first_ack_after(killed) is not None,
+                 RESUME_S + 5)
+        gap = w.first_ack_after(killed) - before
+        gaps.append(gap)
+        print(f"round {r + 1}: killed {victim}; writes again after "
+              f"{gap:.2f} s (new leader {leader()})", flush=True)
+        assert gap <= RESUME_S, f"writes resumed after {gap:.2f} s"
+        node_start(victim)
+        wait_for(f"{victim} back as a replica", lambda: any(
+            m["node_id"] == victim and m["role"] == "replica" and
+            m["reachable"] for m in cluster()["members"]), 30)
+    w.stop = True
+    w.join()
+    acked = sorted(w.acked)
+    code, body = http("POST", router +
+                      "/collections/t/points/count?consistency=primary", {})
+    assert code == 200, body
+    count = body["data"]["count"]
+    # every acknowledged id is there (and nothing the client never sent)
+    assert count >= len(acked) and count <= w.next_id - 1, (
+        f"count {count}, acknowledged {len(acked)}")
+    have, offset = set(), None
+    while True:
+        req = {"limit": 1000, "with_payload": False}
+        if offset is not None:
+            req["offset"] = offset
+        code, body = http("POST", router + "/collections/t/points/scroll"
+                          "?consistency=primary", req)
+        assert code == 200, body
+        have.update(p["id"] for p in body["data"]["points"])
+        offset = body["data"]["next_offset"]
+        if offset is None:
+            break
+    missing = [i for i in acked if i not in have]
+    assert not missing, f"{len(missing)} acknowledged points lost: " \
+        f"{missing[:20]}"
+    print(f"failover x{ROUNDS}: writes resumed after median "
+          f"{statistics.median(gaps):.2f} s, max {max(gaps):.2f} s; "
+          f"{len(acked)} acknowledged points all there "
+          f"(count {count})", flush=True)
+
+
+def cleanup():
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    try:
+        main()
+    except Exception as e:  # report, with the logs, then clean up
+        print(f"FAIL: {e}", flush=True)
+        for name in ("a", "b", "c", "router"):
+            print(f"--- {name}.log\n{tail(name)}", flush=True)
+        cleanup()
+        sys.exit(1)
+    cleanup()
