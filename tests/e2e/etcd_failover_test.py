@@ -8,6 +8,12 @@ pause and keeps the ids each acknowledged. ROUNDS times (10): kill -9 the
 shard's leader; writes must succeed again within 5 s (the gap from the
 last acknowledgement before the kill to the first after is printed); the
 killed node is started again on its data and must rejoin as a replica.
+Then a partition, not a crash: each node reaches etcd through a relay of
+this test, and the leader's is cut (its connections dropped, new ones
+held unanswered). The leader must refuse writes on its own within the
+lease's 2 s (a client writing to it directly is refused), another member
+must take over, and once the relay heals the old leader must follow it
+as a replica.
 At the end every acknowledged point is there: the exact count through
 the router with consistency primary, and each id. Everything started is
 stopped on exit, also on failure.
@@ -84,6 +90,79 @@ def http(method, url, body=None, timeout=10):
         return e.code, json.loads(e.read() or b"{}")
 
 
+class Relay(threading.Thread):
+    """127.0.0.1:port -> target, both ways; cut() drops every connection
+    and holds new ones unanswered (a partition), heal() undoes it."""
+
+    def __init__(self, target):
+        super().__init__(daemon=True)
+        self.target = target
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        self.lock = threading.Lock()
+        self.cut_now = False
+        self.socks = []
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.socks.append(c)
+                if self.cut_now:
+                    continue  # held: never answered
+            try:
+                t = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.socks.append(t)
+            for a, b in ((c, t), (t, c)):
+                threading.Thread(target=self.pump, args=(a, b),
+                                 daemon=True).start()
+
+    def pump(self, a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d or self.cut_now:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        with self.lock:
+            self.cut_now = True
+            socks, self.socks = self.socks, []
+        for x in socks:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+                x.close()
+            except OSError:
+                pass
+
+    def heal(self):
+        with self.lock:
+            self.cut_now = False
+            socks, self.socks = self.socks, []
+        for x in socks:  # the held ones end; new ones are carried
+            try:
+                x.close()
+            except OSError:
+                pass
+
+
 def wait_for(what, cond, timeout):
     end = time.time() + timeout
     while time.time() < end:
@@ -155,15 +234,20 @@ def main():
     def node_start(name):
         d = os.path.join(tmp, name)
         os.makedirs(d, exist_ok=True)
-        # the same port again on a restart: the topology keeps its url
-        port = nodes[name]["port"] if name in nodes else free_port()
+        # the same port and relay again on a restart
+        if name in nodes:
+            port, relay = nodes[name]["port"], nodes[name]["relay"]
+        else:
+            port, relay = free_port(), Relay(cport)
+            relay.start()
         open(os.path.join(tmp, name + ".out"), "w").close()
         p = start(name, [os.path.join(BIN, "vecdb-node"), "--data", d,
                          "--rpc", f"tcp://127.0.0.1:{port}",
-                         "--admin-port", "0", "--etcd", etcd_url,
+                         "--admin-port", "0", "--etcd",
+                         f"http://127.0.0.1:{relay.port}",
                          "--shard", "0", "--node-id", name])
         first_line(name)
-        nodes[name] = {"proc": p, "port": port}
+        nodes[name] = {"proc": p, "port": port, "relay": relay}
 
     for name in ("a", "b", "c"):
         node_start(name)
@@ -212,6 +296,39 @@ def main():
         wait_for(f"{victim} back as a replica", lambda: any(
             m["node_id"] == victim and m["role"] == "replica" and
             m["reachable"] for m in cluster()["members"]), 30)
+    # A partition: the leader cut off from etcd steps down on its own.
+    victim = leader()
+    direct = f"tcp://127.0.0.1:{nodes[victim]['port']}"
+
+    def direct_write():
+        r = subprocess.run([os.path.join(BIN, "client_example"), direct],
+                           capture_output=True, text=True, timeout=30)
+        return r.returncode, r.stderr
+
+    code, err = direct_write()
+    assert code == 0, f"a direct write to the leader {victim}: {err}"
+    nodes[victim]["relay"].cut()
+    cut = time.time()
+    wait_for(f"{victim} refusing writes once cut off from etcd",
+             lambda: direct_write()[0] != 0, 10)
+    refused = time.time() - cut
+    code, err = direct_write()
+    assert code != 0 and "not sent" not in err and \
+        "no answer" not in err, f"not a refusal: {err}"
+    wait_for("another leader", lambda: leader() not in (None, victim), 15)
+    new = leader()
+    print(f"partition: {victim} refused writes {refused:.2f} s after it "
+          f"was cut off ({err.strip()}); {new} took over", flush=True)
+    assert refused <= 2.5, f"{victim} took {refused:.2f} s to fence"
+    wait_for("writes through the router after the partition",
+             lambda: w.first_ack_after(time.time() - 0.5) is not None, 15)
+    nodes[victim]["relay"].heal()
+    wait_for(f"{victim} back as a replica after healing", lambda: any(
+        m["node_id"] == victim and m["role"] == "replica" and
+        m["reachable"] for m in cluster()["members"]), 30)
+    assert leader() == new, f"the leader is {leader()}, not {new}"
+    print(f"partition healed: {victim} follows {new}", flush=True)
+
     w.stop = True
     w.join()
     acked = sorted(w.acked)
