@@ -21,6 +21,7 @@ struct coord {
 	char *endpoint[ENDPOINTS_MAX];
 	size_t n;
 	atomic_size_t good;          /* the endpoint that answered last */
+	char *ca, *cert, *key;       /* for https endpoints, or NULL */
 	char prefix[160];
 };
 
@@ -33,7 +34,8 @@ curl_init(void)
 }
 
 int
-coord_open(const char *endpoints, const char *cluster, coord **out)
+coord_open(const char *endpoints, const char *cluster,
+    const struct coord_tls *tls, coord **out)
 {
 	coord *c;
 	char *list, *tok, *save = NULL;
@@ -76,6 +78,12 @@ coord_open(const char *endpoints, const char *cluster, coord **out)
 		coord_close(c);
 		return vdb_err(VECDB_EINVAL, "no etcd endpoint");
 	}
+	if (tls != NULL && ((tls->ca && (c->ca = vdb_strdup(tls->ca)) == NULL) ||
+	    (tls->cert && (c->cert = vdb_strdup(tls->cert)) == NULL) ||
+	    (tls->key && (c->key = vdb_strdup(tls->key)) == NULL))) {
+		coord_close(c);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
 	snprintf(c->prefix, sizeof(c->prefix), "/%s/", cluster);
 	atomic_init(&c->good, 0);
 	pthread_once(&curl_once, curl_init);
@@ -90,6 +98,9 @@ coord_close(coord *c)
 		return;
 	for (size_t i = 0; i < c->n; i++)
 		vdb_free(c->endpoint[i]);
+	vdb_free(c->ca);
+	vdb_free(c->cert);
+	vdb_free(c->key);
 	vdb_free(c);
 }
 
@@ -211,6 +222,12 @@ call(coord *c, const char *path, json_t *body, json_t **out)
 		    (long) COORD_CALL_TIMEOUT_MS);
 		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+		if (c->ca != NULL)
+			curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+		if (c->cert != NULL)
+			curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+		if (c->key != NULL)
+			curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
 		cc = curl_easy_perform(h);
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 		curl_slist_free_all(hdr);

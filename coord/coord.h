@@ -33,13 +33,23 @@
 
 typedef struct coord coord;
 
+/* PEM files for https endpoints: the CA that signed etcd's certificate
+ * (NULL: the system's), and a client certificate and key (NULL: none). */
+struct coord_tls {
+	const char *ca;
+	const char *cert;
+	const char *key;
+};
+
 /*
- * Endpoints "http://host:port[,http://host:port...]" (etcd's client
- * urls), keys under "/<cluster>/". Connects lazily.
+ * Endpoints "http://host:port[,https://host:port...]" (etcd's client
+ * urls), keys under "/<cluster>/"; @p tls (NULL: none; copied) for the
+ * https ones. Connects lazily.
  * @return VECDB_OK, VECDB_EINVAL (no endpoint, a bad cluster name),
  *	VECDB_ENOMEM.
  */
-int coord_open(const char *endpoints, const char *cluster, coord **out);
+int coord_open(const char *endpoints, const char *cluster,
+    const struct coord_tls *tls, coord **out);
 void coord_close(coord *c);
 
 /* The key prefix, "/<cluster>/". */

@@ -641,6 +641,7 @@ register_start(struct settings *s, struct admin *a)
 {
 	const char *host = strcmp(s->admin_host, "0.0.0.0") == 0 ?
 	    "127.0.0.1" : s->admin_host;
+	struct coord_tls ct = { s->tls.ca, s->tls.cert, s->tls.key };
 
 	if (s->advertise != NULL)
 		snprintf(s->rpc_adv, sizeof(s->rpc_adv), "%s", s->advertise);
@@ -653,7 +654,7 @@ register_start(struct settings *s, struct admin *a)
 	}
 	snprintf(s->admin_adv, sizeof(s->admin_adv), "http://%s:%u", host,
 	    (unsigned) s->admin_port);
-	if (coord_open(s->etcd, s->cluster, &a->coord) != VECDB_OK ||
+	if (coord_open(s->etcd, s->cluster, &ct, &a->coord) != VECDB_OK ||
 	    coord_member_start(a->coord, member_info, a, &a->member) !=
 	    VECDB_OK) {
 		fprintf(stderr, "vecdb-node: --etcd %s: %s\n", s->etcd,

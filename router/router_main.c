@@ -332,13 +332,16 @@ main(int argc, char **argv)
 	struct proto_tls_files tls;
 	struct router_config rc;
 	struct settings s;
+	struct coord_tls ct;
 	coord *c = NULL;
 	router *r;
 	int rv;
 
 	if ((rv = settings_load(&s, argc, argv)) != 0)
 		return rv > 0 ? 0 : 2;
-	if (s.etcd != NULL && coord_open(s.etcd, s.cluster, &c) != VECDB_OK) {
+	ct = (struct coord_tls) { s.tls_ca, s.tls_cert, s.tls_key };
+	if (s.etcd != NULL && coord_open(s.etcd, s.cluster, &ct, &c) !=
+	    VECDB_OK) {
 		fprintf(stderr, "vecdb-router: --etcd: %s\n", vecdb_errmsg());
 		return 2;
 	}

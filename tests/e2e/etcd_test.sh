@@ -8,6 +8,8 @@
 # - a node that stops leaves at once; one that is killed leaves when its
 #   lease expires; a promoted replica becomes the shard's primary in the
 #   router's topology;
+# - over https, a node registers with its TLS files as client
+#   certificate, and one from another CA is refused;
 # - settings that cannot work stop the process at start.
 # Everything it starts is stopped on exit, also on failure.
 set -euo pipefail
@@ -101,9 +103,12 @@ node() {
 node a 0
 a_pid=$pid
 a_url=$url
-# it says it started once its key is there
-[ "$(members)" = "0 a primary $a_url" ] && ok ||
+# it says it started once its key is there; with no --mode it is elected
+# the leader of its shard, alone in it
+[ "$(members | cut -d' ' -f1,2,4)" = "0 a $a_url" ] && ok ||
     bad "members after a started: '$(members)'"
+until_ok 10 eval 'test "$(members)" = "0 a primary $a_url"' && ok ||
+    bad "a is not its shard's primary: '$(members)'"
 
 # ---- a router with only --etcd
 "$bindir/vecdb-router" --etcd "$etcd_url" --host 127.0.0.1 --port 0 \
@@ -183,6 +188,52 @@ until_ok 10 eval 'test "$(primary0)" = "$r_url"' && ok ||
     bad "the router's primary of shard 0 is '$(primary0)', not $r_url"
 post /collections/t/vectors '{"id": 99, "vector": [9, 9]}' >/dev/null &&
     ok || bad "write to the promoted primary through the router"
+
+# ---- etcd over https, with client certificates: a node registers with
+# its own TLS files, and one whose certificate another CA signed cannot
+scripts=$(cd "$(dirname "$0")/../../scripts" && pwd)
+"$scripts/tls-ca.sh" "$tmp/tls" etcd n >/dev/null
+"$scripts/tls-ca.sh" "$tmp/other" x >/dev/null
+sport=$(free_port)
+speer=$(free_port)
+setcd=https://127.0.0.1:$sport
+etcd --name s --data-dir "$tmp/setcd" \
+    --listen-client-urls "$setcd" --advertise-client-urls "$setcd" \
+    --listen-peer-urls "http://127.0.0.1:$speer" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$speer" \
+    --initial-cluster "s=http://127.0.0.1:$speer" \
+    --cert-file "$tmp/tls/etcd.pem" --key-file "$tmp/tls/etcd.key" \
+    --trusted-ca-file "$tmp/tls/ca.pem" --client-cert-auth \
+    >"$tmp/setcd.log" 2>&1 &
+pids+=($!)
+scurl() {
+	curl -sf --cacert "$tmp/tls/ca.pem" --cert "$tmp/tls/n.pem" \
+	    --key "$tmp/tls/n.key" "$@"
+}
+until_ok 20 scurl "$setcd/health" || fatal "etcd over https did not start"
+mkdir -p "$tmp/s0"
+"$bindir/vecdb-node" --data "$tmp/s0" --rpc tls+tcp://127.0.0.1:0 \
+    --admin-port 0 --etcd "$setcd" --shard 0 --node-id s0 \
+    --tls-ca "$tmp/tls/ca.pem" --tls-cert "$tmp/tls/n.pem" \
+    --tls-key "$tmp/tls/n.key" >"$tmp/s0.out" 2>"$tmp/s0.log" &
+pids+=($!)
+until_ok 20 grep -q 'rpc tls+tcp://' "$tmp/s0.out" ||
+    bad "a node does not start on etcd over https: $(tail -3 "$tmp/s0.log")"
+k=$(printf '/vecdb/members/0/s0' | base64)
+[ "$(scurl -X POST "$setcd/v3/kv/range" -d "{\"key\": \"$k\"}" |
+    jq -r '.kvs[0].value | @base64d | fromjson | .rpc' |
+    cut -d: -f1)" = tls+tcp ] && ok ||
+    bad "s0 is not registered over https"
+mkdir -p "$tmp/s1"
+if "$bindir/vecdb-node" --data "$tmp/s1" --rpc tls+tcp://127.0.0.1:0 \
+    --admin-port 0 --etcd "$setcd" --shard 0 --node-id s1 \
+    --tls-ca "$tmp/tls/ca.pem" --tls-cert "$tmp/other/x.pem" \
+    --tls-key "$tmp/other/x.key" >/dev/null 2>"$tmp/s1.log"; then
+	bad "a node with another CA's certificate registered"
+else
+	grep -q 'etcd did not answer' "$tmp/s1.log" && ok ||
+	    bad "another CA's certificate: $(cat "$tmp/s1.log")"
+fi
 
 # ---- settings that cannot work
 if "$bindir/vecdb-node" --data "$tmp/x" --etcd "$etcd_url" \
