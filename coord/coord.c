@@ -474,6 +474,35 @@ coord_delete_if(coord *c, const char *key, const char *value)
 	    &done, NULL);
 }
 
+int
+coord_replace(coord *c, const char *key, const char *old, const char *value,
+    int64_t lease, int *done)
+{
+	json_t *cmp = key_obj(key, 0), *put = key_obj(key, 0);
+	char *o = b64(old, strlen(old)), *v = b64(value, strlen(value));
+	char id[32];
+	int bad;
+
+	*done = 0;
+	snprintf(id, sizeof(id), "%lld", (long long) lease);
+	bad = cmp == NULL || put == NULL || o == NULL || v == NULL ||
+	    json_object_set_new(cmp, "target", json_string("VALUE")) != 0 ||
+	    json_object_set_new(cmp, "result", json_string("EQUAL")) != 0 ||
+	    json_object_set_new(cmp, "value", json_string(o)) != 0 ||
+	    json_object_set_new(put, "value", json_string(v)) != 0 ||
+	    (lease != 0 && json_object_set_new(put, "lease",
+	    json_string(id)) != 0);
+	vdb_free(o);
+	vdb_free(v);
+	if (bad) {
+		json_decref(cmp);
+		json_decref(put);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	return txn(c, cmp, json_pack("[{s:o}]", "request_put", put), done,
+	    NULL);
+}
+
 /* {"ID": "lease"} (or with TTL) to a lease path; the answer in *r. */
 static int
 lease_call(coord *c, const char *path, const char *field, int64_t v,

@@ -98,6 +98,11 @@ int coord_create(coord *c, const char *key, const char *value, int64_t lease,
 /* Delete key if its value is still @p value (a transaction). */
 int coord_delete_if(coord *c, const char *key, const char *value);
 
+/* Put key = value on @p lease if its value is still @p old (a
+ * transaction): *done 1 or 0. */
+int coord_replace(coord *c, const char *key, const char *old,
+    const char *value, int64_t lease, int *done);
+
 /* Grant a lease of @p ttl_s seconds. */
 int coord_lease_grant(coord *c, int64_t ttl_s, int64_t *lease);
 

@@ -8,12 +8,15 @@
  *   than ELECT_FENCE_MS ago (etcd unreachable, a partition): then we
  *   refuse writes at once, before the lease can expire anywhere else,
  *   and give the key up when etcd answers again;
- * - someone else's: we follow it in its term (a primary steps down);
+ * - someone else's: we follow it in its term (a primary steps down),
+ *   unless we were promoted (PROMOTE, `vecdbctl promote`) into a newer
+ *   term than its: then we take the key over, and its holder follows us;
  * - absent: an election. Every candidate puts its last seq afresh, waits
  *   ELECT_SETTLE_MS for the others to do the same, and ranks the shard's
- *   members by (term, last seq) descending, node id ascending; the one of
- *   rank k tries after k * ELECT_STEP_MS, so the most up-to-date goes
- *   first, and a later one only if it did not make it. The try is one
+ *   members: a primary that takes writes first (one promoted by an
+ *   operator), then by (term, last seq) descending, node id ascending;
+ *   the one of rank k tries after k * ELECT_STEP_MS, so the most
+ *   up-to-date goes first, and a later one only if it did not make it. The try is one
  *   transaction that creates the key if it does not exist: one winner.
  *   The winner's term is above every term the shard's members report and
  *   the transaction's revision, so terms never repeat.
@@ -33,6 +36,8 @@
 #define ELECT_POLL_MS 100
 #define ELECT_SETTLE_MS 400
 #define ELECT_STEP_MS 500
+#define ELECT_HANDOVER_MS 3000  /* a demoted leader holds the key for the
+				   promoted one this long */
 /* Fence this long after the last renewal that etcd answered: the lease
  * lives COORD_LEASE_TTL_S from when that renewal left, at least. */
 #define ELECT_FENCE_MS (COORD_LEASE_TTL_S * 1000 - 600)
@@ -48,6 +53,7 @@ struct node_elect {
 	pthread_cond_t cv;
 	int stopping;
 	uint64_t warned_ms;
+	uint64_t handover_ms;        /* since when we hold the key demoted */
 };
 
 /* Our leader value, with term. */
@@ -85,7 +91,7 @@ rank_self(node_elect *e, unsigned *rank, uint64_t *max_term)
 	struct coord_kv *kvs;
 	uint64_t my_term = 0, my_seq = 0;
 	size_t n;
-	int rv, found = 0;
+	int rv, found = 0, my_prim = 0;
 
 	snprintf(prefix, sizeof(prefix), "%smembers/%u/",
 	    coord_prefix(e->cfg.c), e->cfg.shard);
@@ -103,6 +109,9 @@ rank_self(node_elect *e, unsigned *rank, uint64_t *max_term)
 			    json_object_get(m, "last_seq"));
 			const char *id = json_string_value(json_object_get(m,
 			    "node_id"));
+			const char *role = json_string_value(json_object_get(m,
+			    "role"));
+			int prim = role != NULL && strcmp(role, "primary") == 0;
 			int me = id != NULL && strcmp(id, e->cfg.node_id) == 0;
 
 			if (pass == 0) {
@@ -111,11 +120,13 @@ rank_self(node_elect *e, unsigned *rank, uint64_t *max_term)
 				if (me) {
 					my_term = t;
 					my_seq = s;
+					my_prim = prim;
 					found = 1;
 				}
-			} else if (!me && id != NULL && (t > my_term ||
+			} else if (!me && id != NULL && (prim > my_prim ||
+			    (prim == my_prim && (t > my_term ||
 			    (t == my_term && (s > my_seq || (s == my_seq &&
-			    strcmp(id, e->cfg.node_id) < 0)))))
+			    strcmp(id, e->cfg.node_id) < 0)))))))
 				(*rank)++;
 			json_decref(m);
 		}
@@ -181,12 +192,12 @@ follow(node_elect *e, const char *rpc, uint64_t term)
 {
 	struct node_role_status st;
 
-	node_role_status_get(e->cfg.role, &st);
-	if (!st.primary && strcmp(st.primary_url, rpc) == 0 && st.term >= term)
-		return;
 	if (e->leader)
 		e->changes++;
 	e->leader = 0;
+	node_role_status_get(e->cfg.role, &st);
+	if (!st.primary && strcmp(st.primary_url, rpc) == 0 && st.term >= term)
+		return;
 	if (node_role_follow(e->cfg.role, rpc, term) == VECDB_OK) {
 		VDB_LOG_INFO("ELECT", "shard %u: following %s in term %" PRIu64,
 		    e->cfg.shard, rpc, term);
@@ -198,6 +209,59 @@ follow(node_elect *e, const char *rpc, uint64_t term)
 	}
 }
 
+/*
+ * We were made primary from outside (PROMOTE: `vecdbctl promote`) in a
+ * term above the key's: take the key over, so that its holder follows us.
+ */
+static void
+take_over(node_elect *e, const char *old, uint64_t term)
+{
+	char *v = leader_value(e, term);
+	int done = 0;
+
+	if (v != NULL && coord_replace(e->cfg.c, e->key, old, v,
+	    coord_member_lease(e->cfg.member), &done) == VECDB_OK && done) {
+		e->leader = 1;
+		e->changes++;
+		coord_member_refresh(e->cfg.member);
+		VDB_LOG_INFO("ELECT", "shard %u: leader in term %" PRIu64
+		    " (promoted)", e->cfg.shard, term);
+	}
+	free(v);
+}
+
+/*
+ * The key is ours. We lead while our role is an unfenced primary on the
+ * lease that holds the key. Told to follow another (PROMOTE of a replica
+ * through a router), we hold the key ELECT_HANDOVER_MS for the promoted
+ * one to take over, so that no election starts meanwhile. Otherwise
+ * (a key from before a restart, a lost lease, a fence) we give it up and
+ * the election decides.
+ */
+static void
+held(node_elect *e, const char *v, int64_t lease,
+    const struct node_role_status *st)
+{
+	int lost = lease != coord_member_lease(e->cfg.member);
+	uint64_t now = vdb_now_ms();
+
+	if (!lost && st->primary && !st->fenced && e->leader) {
+		e->handover_ms = 0;
+		return;
+	}
+	if (e->leader)
+		e->changes++;
+	e->leader = 0;
+	if (!lost && !st->primary && st->primary_url[0] != '\0') {
+		if (e->handover_ms == 0)
+			e->handover_ms = now;
+		if (now - e->handover_ms < ELECT_HANDOVER_MS)
+			return;
+	}
+	e->handover_ms = 0;
+	coord_delete_if(e->cfg.c, e->key, v);
+}
+
 /* One look at the leader key, and what it calls for. */
 static void
 step(node_elect *e)
@@ -206,6 +270,7 @@ step(node_elect *e)
 	int64_t lease = 0;
 	int rv = coord_get(e->cfg.c, e->key, &v, &lease);
 	uint64_t renewed = coord_member_renewed_ms(e->cfg.member);
+	struct node_role_status st;
 	json_error_t je;
 	json_t *o;
 
@@ -224,14 +289,15 @@ step(node_elect *e)
 		    "node_id"));
 		uint64_t term = (uint64_t) json_integer_value(
 		    json_object_get(o, "term"));
-		if (strcmp(id, e->cfg.node_id) != 0)
+		node_role_status_get(e->cfg.role, &st);
+		if (strcmp(id, e->cfg.node_id) != 0 && st.primary &&
+		    !st.fenced && st.term > term)
+			take_over(e, v, st.term);
+		else if (strcmp(id, e->cfg.node_id) != 0)
 			follow(e, json_string_value(json_object_get(o, "rpc")),
 			    term);
-		else if (!e->leader || lease !=
-		    coord_member_lease(e->cfg.member))
-			/* ours from before a restart or a lost lease: give
-			 * it up, and run again */
-			coord_delete_if(e->cfg.c, e->key, v);
+		else
+			held(e, v, lease, &st);
 	}
 	json_decref(o);
 	vdb_free(v);

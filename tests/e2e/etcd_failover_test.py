@@ -13,7 +13,8 @@ this test, and the leader's is cut (its connections dropped, new ones
 held unanswered). The leader must refuse writes on its own within the
 lease's 2 s (a client writing to it directly is refused), another member
 must take over, and once the relay heals the old leader must follow it
-as a replica.
+as a replica. Last, a replica promoted through the router (what
+`vecdbctl promote` does) must become and stay the leader.
 At the end every acknowledged point is there: the exact count through
 the router with consistency primary, and each id. Everything started is
 stopped on exit, also on failure.
@@ -185,10 +186,17 @@ class Writer(threading.Thread):
         self.ack_times = []
         self.next_id = 1
         self.stop = False
+        self.pause = False
+        self.idle = threading.Event()
         self.lock = threading.Lock()
 
     def run(self):
         while not self.stop:
+            if self.pause:
+                self.idle.set()
+                time.sleep(0.01)
+                continue
+            self.idle.clear()
             ids = list(range(self.next_id, self.next_id + BATCH))
             self.next_id += BATCH
             body = {"vectors": [{"id": i, "vector": [float(i % 97), 1.0]}
@@ -328,6 +336,35 @@ def main():
         m["reachable"] for m in cluster()["members"]), 30)
     assert leader() == new, f"the leader is {leader()}, not {new}"
     print(f"partition healed: {victim} follows {new}", flush=True)
+
+    # vecdbctl promote (POST /cluster/promote) moves the leadership: the
+    # named replica leads, and keeps the key in etcd. Writes pause around
+    # it: a promotion while the old primary still acknowledges writes can
+    # lose those it acknowledged after the new one was chosen (the router
+    # picks the most advanced replica, then tells the primary to follow).
+    w.pause = True
+    assert w.idle.wait(30), "the writer did not pause"
+    # (the router promotes only the most advanced replica; under writes
+    # which one that is moves, so try again on "is behind")
+    for _ in range(50):
+        target = max((m for m in cluster()["members"]
+                      if m["role"] == "replica"),
+                     key=lambda m: m.get("last_seq", 0))["node_id"]
+        code, body = http("POST", router + "/cluster/promote",
+                          {"node": target})
+        if code == 200 or "is behind" not in json.dumps(body):
+            break
+        time.sleep(0.1)
+    assert code == 200, body
+    wait_for(f"{target} leading after promote", lambda: leader() == target,
+             15)
+    w.pause = False
+    promoted = time.time()
+    wait_for("writes after the promote",
+             lambda: w.first_ack_after(promoted) is not None, 15)
+    time.sleep(2)  # the electors had time to disagree, if they would
+    assert leader() == target, f"the leader is {leader()}, not {target}"
+    print(f"promote: {target} leads", flush=True)
 
     w.stop = True
     w.join()
