@@ -260,7 +260,9 @@ collections_ensure(const struct settings *s, vecdb *db)
 	return 0;
 }
 
-/* Block the stop signals in every thread; main waits for them. */
+/* Block the stop signals; main waits for them. Before any thread starts
+ * (the engine's, the servers'): each inherits the mask, and a stop signal
+ * delivered to one that does not block it would end the process there. */
 static void
 signals_block(sigset_t *set)
 {
@@ -271,19 +273,17 @@ signals_block(sigset_t *set)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* Start the servers and wait for SIGINT / SIGTERM. */
+/* Start the servers and wait for SIGINT / SIGTERM (blocked in set). */
 static int
-serve(struct settings *s, vecdb *db)
+serve(struct settings *s, vecdb *db, const sigset_t *set)
 {
 	struct api_server_config sc = { s->host, (uint16_t) s->port,
 		s->api_key, s->read_only_key, s->tls_cert, s->tls_key,
 		s->max_body, (unsigned) s->threads, NULL, s->conn, 0 };
 	struct api_backend b;
 	api_server *srv, *qsrv;
-	sigset_t set;
 	int sig = 0;
 
-	signals_block(&set);
 	api_backend_local_init(&b, db);
 	if (api_server_start(&sc, &b, &srv) != VECDB_OK) {
 		fprintf(stderr, "vecdb: %s\n", vecdb_errmsg());
@@ -302,7 +302,7 @@ serve(struct settings *s, vecdb *db)
 		    s->tls_cert ? "https" : "http", s->host,
 		    api_server_port(qsrv));
 	fflush(stdout);
-	sigwait(&set, &sig);
+	sigwait(set, &sig);
 	VDB_LOG_INFO("MAIN", "signal %d: finishing requests in flight", sig);
 	api_server_stop(qsrv);
 	api_server_stop(srv);
@@ -315,17 +315,19 @@ cmd_serve(int argc, char **argv)
 {
 	struct settings s;
 	vecdb *db = NULL;
+	sigset_t set;
 	int rv;
 
 	if ((rv = settings_load(&s, argc, argv)) != 0) {
 		json_decref(s.file);
 		return rv > 0 ? 0 : 2;
 	}
+	signals_block(&set);
 	if (db_open(&s, &db) != VECDB_OK) {
 		json_decref(s.file);
 		return 1;
 	}
-	rv = collections_ensure(&s, db) != 0 ? 1 : serve(&s, db);
+	rv = collections_ensure(&s, db) != 0 ? 1 : serve(&s, db, &set);
 	vecdb_close(db);
 	json_decref(s.file);
 	if (rv == 0)

@@ -256,9 +256,9 @@ binary_api_start(const struct settings *s, const struct api_backend *b)
 	return rpc;
 }
 
-/* Start the server over the router and wait. */
+/* Start the server over the router and wait for a signal of set. */
 static int
-serve(const struct settings *s, router *r)
+serve(const struct settings *s, router *r, const sigset_t *set)
 {
 	struct api_server_config sc = { s->host, (uint16_t) s->port,
 		s->api_key, s->read_only_key, s->https ? s->tls_cert : NULL,
@@ -267,14 +267,7 @@ serve(const struct settings *s, router *r)
 	struct api_backend b;
 	api_server *srv, *qsrv = NULL;
 	api_rpc *rpc = NULL;
-	sigset_t set;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	api_backend_cluster_init(&b, r);
 	if (api_server_start(&sc, &b, &srv) != VECDB_OK) {
 		fprintf(stderr, "vecdb-router: %s\n", vecdb_errmsg());
@@ -297,7 +290,7 @@ serve(const struct settings *s, router *r)
 		    s->host, api_server_port(qsrv));
 	printf("\n");
 	fflush(stdout);
-	signals_wait(&set, r);
+	signals_wait(set, r);
 	api_rpc_stop(rpc);
 	api_server_stop(qsrv);
 	api_server_stop(srv);
@@ -310,9 +303,11 @@ serve(const struct settings *s, router *r)
  * saying so: routers and nodes start in any order.
  */
 static int
-router_start(const struct router_config *rc, router **r)
+router_start(const struct router_config *rc, const sigset_t *set,
+    router **r)
 {
 	uint64_t end = vdb_now_ms() + ROUTER_ETCD_WAIT_S * 1000ull;
+	struct timespec nap = { 0, 200 * 1000 * 1000 };
 	int said = 0, rv;
 
 	while ((rv = router_new(rc, r)) == VECDB_EUNAVAILABLE &&
@@ -321,7 +316,9 @@ router_start(const struct router_config *rc, router **r)
 			VDB_LOG_WARN("ROUT", "waiting up to %d s for the "
 			    "cluster in etcd: %s", ROUTER_ETCD_WAIT_S,
 			    vecdb_errmsg());
-		usleep(200 * 1000);
+		if (sigtimedwait(set, NULL, &nap) > 0)
+			return vdb_err(VECDB_EUNAVAILABLE, "stopped while "
+			    "waiting for the cluster in etcd");
 	}
 	return rv;
 }
@@ -334,11 +331,20 @@ main(int argc, char **argv)
 	struct settings s;
 	struct coord_tls ct;
 	coord *c = NULL;
+	sigset_t set;
 	router *r;
 	int rv;
 
 	if ((rv = settings_load(&s, argc, argv)) != 0)
 		return rv > 0 ? 0 : 2;
+	/* before any thread starts (the router's, nng's): each inherits the
+	 * mask, and a signal must reach only sigwait */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	ct = (struct coord_tls) { s.tls_ca, s.tls_cert, s.tls_key };
 	if (s.etcd != NULL && coord_open(s.etcd, s.cluster, &ct, &c) !=
 	    VECDB_OK) {
@@ -351,12 +357,12 @@ main(int argc, char **argv)
 	tls = (struct proto_tls_files) { s.tls_ca, s.tls_cert, s.tls_key };
 	rc.tls = s.tls_ca ? &tls : NULL;
 	rc.coord = c;
-	if (router_start(&rc, &r) != VECDB_OK) {
+	if (router_start(&rc, &set, &r) != VECDB_OK) {
 		fprintf(stderr, "vecdb-router: %s\n", vecdb_errmsg());
 		coord_close(c);
 		return 1;
 	}
-	rv = serve(&s, r);
+	rv = serve(&s, r, &set);
 	router_free(r);
 	coord_close(c);
 	if (router_status_running() > 0) {
