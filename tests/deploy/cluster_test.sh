@@ -31,6 +31,8 @@ me=$$
   "$cluster" down --dir "$dir" >/dev/null 2>&1
   rm -rf "$tmp" ) </dev/null >/dev/null 2>&1 &
 
+. "$(dirname "$0")/../e2e/lib.sh"
+
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); }
@@ -55,14 +57,9 @@ out=$("$cluster" status --dir "$dir") && ok || bad "status failed: $out"
 
 # REST through the router: 40 points spread over both shards.
 router=$(awk '$2 == "router" { print $7 }' "$dir/members")
-post() {
-	curl -sf -X POST -H 'Content-Type: application/json' --data "$2" \
-	    "$router$1"
-}
 post /collections '{"name": "t", "dimension": 2}' >/dev/null && ok ||
     bad "create collection through the router"
-points=$(for i in $(seq 1 40); do
-	printf '{"id": %d, "data": [%d, 1]}\n' "$i" "$i"; done | jq -cs .)
+points=$(points_json 40)
 post /collections/t/vectors/batch "{\"vectors\": $points}" >/dev/null &&
     ok || bad "batch insert through the router"
 n=$(post /collections/t/points/count '{}' | jq -r '.data.count') || n=

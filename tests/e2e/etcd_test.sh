@@ -43,33 +43,10 @@ bad() {
 }
 fatal() { bad "$@"; echo "$passed passed, $failed failed"; exit 1; }
 
-# until SECONDS CMD...: run CMD every 0.1 s until it succeeds (eval 'CMD'
-# when it holds a $(...) to evaluate each time).
-until_ok() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.1
-	done
-}
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket()
-s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. "$(dirname "$0")/lib.sh"
 
 # ---- etcd
-cport=$(free_port)
-pport=$(free_port)
-etcd_url=http://127.0.0.1:$cport
-etcd --name t --data-dir "$tmp/etcd" \
-    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
-    --listen-peer-urls "http://127.0.0.1:$pport" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-    --initial-cluster "t=http://127.0.0.1:$pport" \
-    >"$tmp/etcd.log" 2>&1 &
-pids+=($!)
+etcd_start etcd "$tmp" http
 until_ok 20 curl -sf "$etcd_url/health" || fatal "etcd did not start"
 
 # The members under /vecdb/members/ as "shard node role rpc" lines.
@@ -117,14 +94,9 @@ pids+=($!)
 until_ok 20 grep -q 'serving http' "$tmp/router.out" ||
     fatal "the router did not start"
 router=$(sed -n 's/.* serving \(http:[^ ]*\).*/\1/p' "$tmp/router.out")
-post() {
-	curl -sf -X POST -H 'Content-Type: application/json' --data "$2" \
-	    "$router$1"
-}
 post /collections '{"name": "t", "dimension": 2}' >/dev/null && ok ||
     bad "create a collection through the router"
-points=$(for i in $(seq 1 20); do
-	printf '{"id": %d, "data": [%d, 1]}\n' "$i" "$i"; done | jq -cs .)
+points=$(points_json 20)
 post /collections/t/vectors/batch "{\"vectors\": $points}" >/dev/null &&
     ok || bad "write through the router"
 [ "$(post /collections/t/points/count '{}' | jq -r .data.count)" = 20 ] &&
@@ -194,18 +166,12 @@ post /collections/t/vectors '{"id": 99, "vector": [9, 9]}' >/dev/null &&
 scripts=$(cd "$(dirname "$0")/../../scripts" && pwd)
 "$scripts/tls-ca.sh" "$tmp/tls" etcd n >/dev/null
 "$scripts/tls-ca.sh" "$tmp/other" x >/dev/null
-sport=$(free_port)
-speer=$(free_port)
-setcd=https://127.0.0.1:$sport
-etcd --name s --data-dir "$tmp/setcd" \
-    --listen-client-urls "$setcd" --advertise-client-urls "$setcd" \
-    --listen-peer-urls "http://127.0.0.1:$speer" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$speer" \
-    --initial-cluster "s=http://127.0.0.1:$speer" \
-    --cert-file "$tmp/tls/etcd.pem" --key-file "$tmp/tls/etcd.key" \
-    --trusted-ca-file "$tmp/tls/ca.pem" --client-cert-auth \
-    >"$tmp/setcd.log" 2>&1 &
-pids+=($!)
+plain_etcd=$etcd_url
+etcd_start setcd "$tmp" https --cert-file "$tmp/tls/etcd.pem" \
+    --key-file "$tmp/tls/etcd.key" --trusted-ca-file "$tmp/tls/ca.pem" \
+    --client-cert-auth
+setcd=$etcd_url
+etcd_url=$plain_etcd
 scurl() {
 	curl -sf --cacert "$tmp/tls/ca.pem" --cert "$tmp/tls/n.pem" \
 	    --key "$tmp/tls/n.key" "$@"
