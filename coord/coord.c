@@ -551,6 +551,21 @@ coord_lease_keepalive(coord *c, int64_t lease)
 }
 
 int
+coord_lease_ttl(coord *c, int64_t lease, int64_t *ttl_s)
+{
+	json_t *r;
+	int rv;
+
+	if ((rv = lease_call(c, "/v3/lease/timetolive", "ID", lease, &r)) !=
+	    VECDB_OK)
+		return rv;
+	*ttl_s = i64_of(r, "TTL");
+	json_decref(r);
+	return *ttl_s >= 0 ? VECDB_OK : vdb_err(VECDB_ENOTFOUND, "lease "
+	    "%llx expired", (unsigned long long) lease);
+}
+
+int
 coord_lease_revoke(coord *c, int64_t lease)
 {
 	json_t *r;

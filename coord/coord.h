@@ -115,6 +115,10 @@ int coord_lease_keepalive(coord *c, int64_t lease);
 /* Revoke @p lease: its keys go at once. */
 int coord_lease_revoke(coord *c, int64_t lease);
 
+/* The seconds @p lease has left (etcd rounds them): VECDB_ENOTFOUND
+ * when it expired. */
+int coord_lease_ttl(coord *c, int64_t lease, int64_t *ttl_s);
+
 /* ===== Members ===== */
 
 /* What a node says of itself. */

@@ -203,6 +203,27 @@ shard_rows(struct ctl_table *t, const json_t *shard, size_t *up, size_t *all)
 	free(id);
 }
 
+/* A router on etcd: the shard's leader key, one line. */
+static void
+leader_line(json_t *shard)
+{
+	json_t *l = json_object_get(shard, "leader");
+	json_int_t id = json_integer_value(json_object_get(shard, "id"));
+
+	if (l == NULL)
+		return;  /* roles not from etcd */
+	if (json_is_null(l)) {
+		printf("shard %lld: no leader in etcd (an election is due)\n",
+		    (long long) id);
+		return;
+	}
+	printf("shard %lld: leader %s, term %lld, lease %llds left\n",
+	    (long long) id, json_string_value(json_object_get(l, "node_id"))
+	    ?: "?", (long long) json_integer_value(json_object_get(l,
+	    "term")), (long long) json_integer_value(json_object_get(l,
+	    "lease_ttl_s")));
+}
+
 /* cluster status: GET /cluster as one row per member. */
 static int
 cluster_status(struct ctl *c, const struct sub *s, int argc, char **argv)
@@ -228,6 +249,8 @@ cluster_status(struct ctl *c, const struct sub *s, int argc, char **argv)
 	ctl_table_print(&t, stdout);
 	printf("%s: %zu of %zu members reachable\n", json_string_value(
 	    json_object_get(data, "role")) ?: "?", up, all);
+	json_array_foreach(json_object_get(data, "shards"), i, shard)
+		leader_line(shard);
 	ctl_table_fini(&t);
 	json_decref(data);
 	return CTL_OK;

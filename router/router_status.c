@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "proto.h"
+#include "coord.h"
 #include "router_impl.h"
 #include "vdb.h"
 
@@ -463,6 +464,41 @@ run_new(const router_topology *t, uint32_t timeout_ms, const char *key)
 	return run;
 }
 
+/*
+ * With etcd: each shard's "leader" from its leader key (node_elect.c),
+ * {"node_id", "term", "lease_ttl_s"}, or null when none holds it (an
+ * election is due, or the roles are not elected).
+ */
+static void
+leaders_add(router *r, json_t *status)
+{
+	json_t *shards = json_object_get(status, "shards"), *sh;
+	size_t i;
+
+	json_array_foreach(shards, i, sh) {
+		char key[256], *v = NULL;
+		int64_t lease = 0, ttl = -1;
+		json_error_t je;
+		json_t *o = NULL, *l = json_null();
+
+		snprintf(key, sizeof(key), "%sleader/%lld",
+		    coord_prefix(r->coord), (long long) json_integer_value(
+		    json_object_get(sh, "id")));
+		if (coord_get(r->coord, key, &v, &lease) == VECDB_OK &&
+		    (o = json_loads(v, 0, &je)) != NULL) {
+			if (coord_lease_ttl(r->coord, lease, &ttl) != VECDB_OK)
+				ttl = -1;
+			l = json_pack("{s:O?, s:O?, s:I}", "node_id",
+			    json_object_get(o, "node_id"), "term",
+			    json_object_get(o, "term"), "lease_ttl_s",
+			    (json_int_t) ttl);
+		}
+		json_object_set_new(sh, "leader", l ? l : json_null());
+		json_decref(o);
+		vdb_free(v);
+	}
+}
+
 int
 router_cluster_status(void *ctx, json_t **out)
 {
@@ -487,6 +523,8 @@ router_cluster_status(void *ctx, json_t **out)
 	run_put(run);
 	if (j == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
+	if (r->coord != NULL)
+		leaders_add(r, j);
 	*out = j;
 	return VECDB_OK;
 }

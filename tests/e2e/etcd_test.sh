@@ -131,6 +131,15 @@ held=$(curl -sf "$router/cluster" | jq -r '[.data.shards[] |
     .members[] | select(.role == "primary") | .vectors] | map(. > 0) | all')
 [ "$held" = true ] && ok || bad "a shard holds none of u's points"
 
+# vecdbctl shows each shard's leader from etcd, its term and lease
+until_ok 10 eval '"$bindir/vecdbctl" --url "$router" cluster status |
+    grep -q "^shard 1: leader b, term [0-9]*, lease [12]s left$"' && ok ||
+    bad "cluster status: $("$bindir/vecdbctl" --url "$router" cluster status)"
+"$bindir/vecdbctl" --url "$router" cluster status |
+    grep -q "^shard 0: leader a, term [0-9]*, lease [0-9]*s left$" && ok ||
+    bad "cluster status, shard 0: $("$bindir/vecdbctl" --url "$router" \
+    cluster status)"
+
 # ---- a node that stops leaves at once (its lease revoked)
 kill -TERM "$b_pid"
 wait "$b_pid" && ok || bad "node b did not stop cleanly"
