@@ -139,6 +139,8 @@ function envMap(container, podLabels, where) {
 				v = podLabels[m[1]];
 			else if (p === 'metadata.name')
 				v = '<pod>';
+			else if (p === 'status.podIP')
+				v = '<pod-ip>';
 			check(v !== undefined, `${where}: ${e.name} reads ` +
 			    `${p}, which the pod does not have`);
 		}
@@ -255,10 +257,49 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 		    `expected ${wantReplicas}`);
 	});
 
+	// etcd mode (docs/OPERATIONS.md, Topology in etcd): the routers read
+	// the topology from etcd and the nodes' roles are elected there.
+	const component = (w) =>
+	    w.spec.template.metadata.labels['app.kubernetes.io/component'];
+	const etcdSets = of('StatefulSet').filter((w) =>
+	    component(w) === 'etcd');
+	const nodeSets = of('StatefulSet').filter((w) =>
+	    component(w) !== 'etcd');
+	const etcdUrls = new Set();
+	for (const w of etcdSets) {
+		const where = `${name}: ${w.metadata.name}`;
+		const svc = services.get(w.spec.serviceName);
+		check(w.spec.replicas >= 3 && w.spec.replicas % 2 === 1,
+		    `${where}: ${w.spec.replicas} etcd members, not an odd ` +
+		    'number of at least 3');
+		if (!check(svc && svc.spec.clusterIP === 'None' &&
+		    svc.spec.publishNotReadyAddresses === true &&
+		    selects(svc.spec.selector, w.spec.template.metadata.labels),
+		    `${where}: no headless Service publishing its members`))
+			continue;
+		const c = w.spec.template.spec.containers[0];
+		const cp = containerPort(c, 'client');
+		for (let i = 0; i < w.spec.replicas; i++)
+			etcdUrls.add(`http://${w.metadata.name}-${i}.` +
+			    `${svc.metadata.name}:${cp}`);
+	}
+	// Every url of a VECDB_ETCD is a member of the etcd rendered here.
+	const etcdOf = (env, where) => {
+		if (env.VECDB_ETCD === undefined)
+			return false;
+		const urls = env.VECDB_ETCD.split(',');
+		check(etcdUrls.size > 0 && urls.length === etcdUrls.size &&
+		    urls.every((u) => etcdUrls.has(u)), `${where}: ` +
+		    `VECDB_ETCD ${env.VECDB_ETCD} is not the etcd members ` +
+		    `${[...etcdUrls]}`);
+		return true;
+	};
+
 	// What the StatefulSets create: one DNS name per pod, by shard and role.
 	const made = {};
 	const schemes = new Set();
-	for (const sts of of('StatefulSet')) {
+	let elected = 0;
+	for (const sts of nodeSets) {
 		const where = `${name}: ${sts.metadata.name}`;
 		const labels = sts.spec.template.metadata.labels;
 		const shard = labels['vecdb.io/shard'];
@@ -285,10 +326,23 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 		    'has no rpc port targeting the node\'s rpc port'))
 			continue;
 		const env = envMap(node, labels, where);
-		check(env.VECDB_MODE === role, `${where}: VECDB_MODE is ` +
-		    `${env.VECDB_MODE}, its role ${role}`);
 		const args = (node.args || []).map((a) =>
 		    expand(a, env, `${where}: args`));
+		if (etcdOf(env, where)) {
+			// the role is elected: no mode, no primary to follow
+			elected++;
+			check(env.VECDB_MODE === undefined &&
+			    !args.includes('--primary'), `${where}: a mode or ` +
+			    'a --primary beside etcd (the role is elected)');
+			check(env.VECDB_SHARD === shard, `${where}: ` +
+			    `VECDB_SHARD ${env.VECDB_SHARD}, its label ${shard}`);
+			check(env.VECDB_ADVERTISE_URL ===
+			    `tcp://<pod-ip>:${cp}`, `${where}: advertises ` +
+			    `${env.VECDB_ADVERTISE_URL}, not its pod IP and rpc ` +
+			    'port');
+		} else
+			check(env.VECDB_MODE === role, `${where}: VECDB_MODE is ` +
+			    `${env.VECDB_MODE}, its role ${role}`);
 		const scheme = rpcScheme(sts.spec.template.spec, node, env, args,
 		    where);
 		schemes.add(scheme);
@@ -330,7 +384,7 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 			    `${svc.metadata.name}:${sp.port}`);
 		made[shard] = made[shard] || { primary: [], replica: [] };
 		made[shard][role].push(...pods);
-		if (role === 'replica') {
+		if (role === 'replica' && env.VECDB_ETCD === undefined) {
 			const at = args.indexOf('--primary');
 			made[shard].primaryOf = made[shard].primaryOf || [];
 			made[shard].primaryOf.push(at >= 0 ? args[at + 1] :
@@ -338,6 +392,8 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 		}
 	}
 
+	check(elected === 0 || elected === nodeSets.length, `${name}: ` +
+	    `${elected} of ${nodeSets.length} node StatefulSets on etcd`);
 	// The topology names exactly those pods.
 	const shardIds = Object.keys(made).map(Number).sort((a, b) => a - b);
 	check(JSON.stringify(shardIds) ===
@@ -380,9 +436,14 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 		    v.configMap.name === cms[0].metadata.name);
 		const mount = vol && (c.volumeMounts || [])
 		    .find((m) => m.name === vol.name);
-		check(mount && set('topology', 'VECDB_TOPOLOGY') ===
-		    mount.mountPath + '/topology.json', `${where}: does not ` +
-		    `read ${cms[0].metadata.name} as its --topology`);
+		if (etcdOf(env, where))
+			check(set('topology', 'VECDB_TOPOLOGY') === undefined &&
+			    elected > 0, `${where}: reads etcd, but also a ` +
+			    'topology file, or the nodes are not on etcd');
+		else
+			check(mount && set('topology', 'VECDB_TOPOLOGY') ===
+			    mount.mountPath + '/topology.json', `${where}: does ` +
+			    `not read ${cms[0].metadata.name} as its --topology`);
 		const rest = containerPort(c, 'rest');
 		const rpc = containerPort(c, 'rpc');
 		const scheme = rpcScheme(spec, c, env, args, where);
@@ -414,7 +475,7 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 	}
 
 	// Node RPC reachable only from routers and nodes.
-	const nodeLabels = of('StatefulSet')
+	const nodeLabels = nodeSets
 	    .map((s) => s.spec.template.metadata.labels);
 	const rpcPolicies = of('NetworkPolicy').filter((p) =>
 	    nodeLabels.every((l) => selects(p.spec.podSelector.matchLabels,
@@ -438,7 +499,7 @@ function checkRendering(name, file, wantShards, wantReplicas) {
 
 	// The nodes' admin port open to the scraper (any source): a rule
 	// naming it and no "from".
-	const adminPorts = new Set(of('StatefulSet').map((s) =>
+	const adminPorts = new Set(nodeSets.map((s) =>
 	    containerPort(s.spec.template.spec.containers[0], 'admin')));
 	for (const p of rpcPolicies)
 		for (const ap of adminPorts)

@@ -52,6 +52,7 @@ render base base
 render overlays/dev dev
 render overlays/prod prod
 render overlays/dev-tls dev-tls
+render overlays/dev-etcd dev-etcd
 
 # vecdb-router accepts each topology: it prints its serving line, and
 # stops with status 0 on SIGTERM.
@@ -94,5 +95,5 @@ done
 
 node "$here/check_k8s.js" "base=$tmp/base.yaml:1:2" \
     "dev=$tmp/dev.yaml:1:1" "prod=$tmp/prod.yaml:3:2" \
-    "dev-tls=$tmp/dev-tls.yaml:1:1" \
+    "dev-tls=$tmp/dev-tls.yaml:1:1" "dev-etcd=$tmp/dev-etcd.yaml:1:1" \
     --monitor "$k8s/base/servicemonitor.yaml"
