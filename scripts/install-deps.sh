@@ -45,6 +45,7 @@ tools=(
 	jq                   # tests/deploy and the vecdbctl test read JSON
 	python3              # tests pick free ports with it
 	etcd-server          # the coordinator the cluster tests start
+	gdb                  # a test shows where a process that hangs is
 )
 # What `make fuzz` adds (fuzz/, docs/FUZZING.md): clang with its libFuzzer
 # and sanitizer runtimes (clang-14 only recommends the runtimes, and we

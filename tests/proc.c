@@ -235,6 +235,70 @@ child_env(const struct proc *p)
 	return env;
 }
 
+/* ===== Stopped ===== */
+
+/* A process that would not stop: its threads' stacks on our stderr (with
+ * gdb, when there is one), so that the test's output says where it hung. */
+static void
+stacks_dump(pid_t pid)
+{
+	char cmd[256];
+
+	fprintf(stderr, "proc: pid %d did not stop; its threads:\n",
+	    (int) pid);
+	fflush(stderr);
+	snprintf(cmd, sizeof(cmd), "command -v gdb >/dev/null && gdb -p %d "
+	    "-batch -ex 'thread apply all bt' 2>/dev/null </dev/null | "
+	    "grep -E '^(Thread|#)' >&2", (int) pid);
+	if (system(cmd) != 0)
+		fprintf(stderr, "proc: (no gdb: no stacks)\n");
+}
+
+/* Is the task whose stat file is path stopped ('T' or 't')? */
+static int
+task_stopped(const char *path)
+{
+	char buf[512], *p;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return 1;  /* gone: it runs nothing */
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	/* the state follows the ") " closing the name */
+	return p != NULL && (p = strrchr(buf, ')')) != NULL &&
+	    (p[2] == 'T' || p[2] == 't');
+}
+
+void
+proc_wait_stopped(pid_t pid, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t) ms;
+	char dir[64], path[384];
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int) pid);
+	for (;;) {
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		int all = d != NULL;
+
+		while (all && (e = readdir(d)) != NULL) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/stat", dir,
+			    e->d_name);
+			all = task_stopped(path);
+		}
+		if (d != NULL)
+			closedir(d);
+		if (all)
+			return;
+		ck_assert_msg(now_ms() < end, "pid %d never stopped within "
+		    "%d ms", (int) pid, ms);
+		usleep(1000);
+	}
+}
+
 /* ===== Starting ===== */
 
 const char *
@@ -424,6 +488,7 @@ proc_stop_in(struct proc *p, int ms)
 	    now_ms() < deadline)
 		sleep_ms(10);
 	if (r == 0) {
+		stacks_dump(p->pid);
 		kill(p->pid, SIGKILL);
 		waitpid(p->pid, &status, 0);
 		status = -1;

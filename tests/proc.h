@@ -91,6 +91,14 @@ int proc_stop_in(struct proc *p, int ms);
  * leak or error report). */
 void proc_stop_ok(struct proc *p);
 
+/*
+ * Wait until every thread of @p pid shows stopped (after a SIGSTOP, which
+ * the kernel delivers asynchronously): a test that stops a process to
+ * see what the others do without it must not race its last steps. Fails
+ * the test after @p ms.
+ */
+void proc_wait_stopped(pid_t pid, int ms);
+
 /* SIGKILL and reap (a crash, for the tests that need one). */
 void proc_kill(struct proc *p);
 

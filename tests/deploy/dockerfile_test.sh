@@ -133,7 +133,9 @@ esac
 # from the runtime package list.
 runtime=$(sed -n '/^runtime=(/,/^)/p' "$src/scripts/install-deps.sh" |
     sed -e 's/#.*//' -e '1d;$d' | tr -s ' \t\n' ' ')
-for cmd in $(grep -rhoE '(command|args): \["[a-z-]+"' "$src/deploy/k8s" |
+# (only the manifests that run our image: etcd's has its own)
+ours=$(grep -rlE 'image: vecdb:' "$src/deploy/k8s")
+for cmd in $(grep -hoE '(command|args): \["[a-z-]+"' $ours |
     sed 's/.*\["//; s/"//' | sort -u); do
 	case "$cmd" in
 	vecdb*)

@@ -141,8 +141,8 @@ node_stop_in(struct node *n, int ms)
 	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		snprintf(tail, sizeof(tail), "%s", proc_log_tail(&n->p));
 	proc_free(&n->p);  /* node_run starts it afresh */
-	ck_assert_msg(status != -1, "node did not stop within %d ms; its "
-	    "log ends:\n%s", ms, tail);
+	ck_assert_msg(status != -1, "node %s did not stop within %d ms (its "
+	    "threads are above); its log ends:\n%s", n->dir, ms, tail);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "node %s; its log ends:\n%s", st, tail);
 }

@@ -176,6 +176,7 @@ START_TEST(write_concern_waits_for_replicas_or_says_what_it_lacks)
 	/* A stopped replica acknowledges nothing: the write is kept, and
 	 * the answer says so. */
 	ck_assert_int_eq(kill(r.pid, SIGSTOP), 0);
+	proc_wait_stopped(r.pid, 5000);
 	ck_assert_int_eq(write_batch_wc(&p, 1, 1), PROTO_DEADLINE_EXCEEDED);
 	ck_assert_str_eq(resp->message, "write is durable on the primary but "
 	    "only 0 of 1 replicas acknowledged it within " WC_MS " ms");

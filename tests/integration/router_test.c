@@ -274,29 +274,6 @@ START_TEST(a_dead_replica_is_replaced_by_the_primary_within_the_deadline)
 }
 END_TEST
 
-/* Wait until the kernel shows pid stopped (SIGSTOP is asynchronous). */
-static void
-wait_stopped(pid_t pid)
-{
-	uint64_t end = now_ms() + 5000;
-	char path[64], buf[512], *p;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-	for (;;) {
-		ck_assert_msg(now_ms() < end, "pid %d never stopped", (int) pid);
-		if ((f = fopen(path, "r")) != NULL) {
-			p = fgets(buf, sizeof(buf), f);
-			fclose(f);
-			/* the state follows the ") " closing the name */
-			if (p != NULL && (p = strrchr(buf, ')')) != NULL &&
-			    (p[2] == 'T' || p[2] == 't'))
-				return;
-		}
-		usleep(1000);
-	}
-}
-
 START_TEST(a_hung_replica_leaves_time_for_the_primary)
 {
 	int rep = srv_add_replica(&C, 0, NULL);
@@ -307,7 +284,7 @@ START_TEST(a_hung_replica_leaves_time_for_the_primary)
 	wait_gauge("vecdb_router_shard_connected", 0, rep, "replica", 1);
 	/* stopped, not dead: its connection stays up and it never answers */
 	ck_assert_int_eq(kill(C.nodes[rep].pid, SIGSTOP), 0);
-	wait_stopped(C.nodes[rep].pid);
+	proc_wait_stopped(C.nodes[rep].pid, 5000);
 	t0 = now_ms();
 	x = ok("POST", "/collections/c/points/count", "{}");
 	took = now_ms() - t0;
@@ -743,7 +720,7 @@ START_TEST(a_hung_primary_is_an_unknown_outcome_and_not_ready)
 	ck_assert_int_ge(id, 0);
 	ready_wait(&C, 200, NULL);
 	ck_assert_int_eq(kill(C.nodes[0].pid, SIGSTOP), 0);
-	wait_stopped(C.nodes[0].pid);
+	proc_wait_stopped(C.nodes[0].pid, 5000);
 	snprintf(body, sizeof(body), "{\"vectors\": [{\"id\": %d, "
 	    "\"data\": [2, 2, 2, 2]}]}", id);
 	st = call_status("POST", "/collections/c/vectors/upsert", body, &env);
