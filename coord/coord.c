@@ -653,10 +653,16 @@ member_put(coord_member *m)
 		m->ident[0] = '\0';
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
-	if (m->lease == 0 && (rv = coord_lease_grant(m->c,
-	    COORD_LEASE_TTL_S, &m->lease)) != VECDB_OK) {
-		free(v);
-		return rv;
+	if (m->lease == 0) {
+		/* a new lease lives COORD_LEASE_TTL_S from its grant: that
+		 * counts as a renewal (a leader fences by it) */
+		uint64_t sent = vdb_now_ms();
+		if ((rv = coord_lease_grant(m->c, COORD_LEASE_TTL_S,
+		    &m->lease)) != VECDB_OK) {
+			free(v);
+			return rv;
+		}
+		atomic_store(&m->renewed_ms, sent);
 	}
 	if ((rv = coord_put(m->c, m->key, v, m->lease)) != VECDB_OK)
 		m->ident[0] = '\0';  /* put it again next time */
