@@ -383,7 +383,8 @@ coord_delete(coord *c, const char *key)
 }
 
 int
-coord_get(coord *c, const char *key, char **value, int64_t *lease)
+coord_get(coord *c, const char *key, char **value, int64_t *lease,
+    int64_t *mod_revision, int64_t *revision)
 {
 	json_t *q = key_obj(key, 0), *r, *kv, *v;
 	int rv;
@@ -394,6 +395,8 @@ coord_get(coord *c, const char *key, char **value, int64_t *lease)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	if ((rv = call(c, "/v3/kv/range", q, &r)) != VECDB_OK)
 		return rv;
+	if (revision != NULL)
+		*revision = i64_of(json_object_get(r, "header"), "revision");
 	kv = json_array_get(json_object_get(r, "kvs"), 0);
 	if (kv == NULL) {
 		json_decref(r);
@@ -402,6 +405,8 @@ coord_get(coord *c, const char *key, char **value, int64_t *lease)
 	v = json_object_get(kv, "value");
 	*value = unb64(json_is_string(v) ? json_string_value(v) : "");
 	*lease = i64_of(kv, "lease");
+	if (mod_revision != NULL)
+		*mod_revision = i64_of(kv, "mod_revision");
 	json_decref(r);
 	return *value != NULL ? VECDB_OK : vdb_err(VECDB_EIO, "etcd: a "
 	    "value that is not base64");
@@ -612,10 +617,10 @@ member_value(coord_member *m, int *same)
 
 	*same = 0;
 	m->fn(m->arg, &in);
-	snprintf(ident, sizeof(ident), "%u %s %s %llu %s %s", in.shard,
+	snprintf(ident, sizeof(ident), "%u %s %s %llu %s %s %lld", in.shard,
 	    in.node_id ? in.node_id : "", in.role ? in.role : "",
 	    (unsigned long long) in.term, in.rpc ? in.rpc : "",
-	    in.admin ? in.admin : "");
+	    in.admin ? in.admin : "", (long long) in.elect_rev);
 	if (m->lease != 0 && strcmp(ident, m->ident) == 0 &&
 	    (in.last_seq == m->seq_put ||
 	    vdb_now_ms() - m->put_ms < COORD_SEQ_PUT_MS)) {
@@ -627,7 +632,8 @@ member_value(coord_member *m, int *same)
 	m->put_ms = vdb_now_ms();
 	snprintf(m->key, sizeof(m->key), "%smembers/%u/%s", m->c->prefix,
 	    in.shard, in.node_id ? in.node_id : "node");
-	o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I}",
+	o = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:I}",
+	    "elect_rev", (json_int_t) in.elect_rev,
 	    "shard", (json_int_t) in.shard,
 	    "node_id", in.node_id ? in.node_id : "node",
 	    "role", in.role ? in.role : "replica",

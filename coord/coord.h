@@ -82,10 +82,12 @@ int coord_put(coord *c, const char *key, const char *value, int64_t lease);
 int coord_delete(coord *c, const char *key);
 
 /*
- * The value of one key: VECDB_OK with *value (vdb_free) and *lease, or
- * VECDB_ENOTFOUND.
+ * The value of one key: VECDB_OK with *value (vdb_free), *lease and the
+ * revision that last changed it (*mod_revision; may be NULL), or
+ * VECDB_ENOTFOUND. *revision (may be NULL): the store's, either way.
  */
-int coord_get(coord *c, const char *key, char **value, int64_t *lease);
+int coord_get(coord *c, const char *key, char **value, int64_t *lease,
+    int64_t *mod_revision, int64_t *revision);
 
 /*
  * Create key = value on @p lease unless the key exists, in one
@@ -130,6 +132,8 @@ struct coord_member_info {
 	const char *admin;           /* its admin HTTP url */
 	uint64_t last_seq;
 	uint64_t term;
+	int64_t elect_rev;           /* the store's revision when it last saw
+					its shard without a leader (0: never) */
 };
 
 /* Fills *out with the member's current state; called before each

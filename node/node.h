@@ -150,6 +150,10 @@ struct node_elect_config {
 	uint32_t shard;
 	const char *node_id;
 	const char *rpc;             /* the url the others follow */
+	_Atomic int64_t *elect_rev;  /* where the elector publishes the
+					store's revision when it last saw no
+					leader, for the member's value
+					(coord_member_info.elect_rev) */
 };
 
 /*

@@ -11,15 +11,17 @@
  * - someone else's: we follow it in its term (a primary steps down),
  *   unless we were promoted (PROMOTE, `vecdbctl promote`) into a newer
  *   term than its: then we take the key over, and its holder follows us;
- * - absent: an election. Every candidate puts its last seq afresh, waits
- *   ELECT_SETTLE_MS for the others to do the same, and ranks the shard's
- *   members: a primary that takes writes first (one promoted by an
- *   operator), then by (term, last seq) descending, node id ascending;
- *   the one of rank k tries after k * ELECT_STEP_MS, so the most
- *   up-to-date goes first, and a later one only if it did not make it. The try is one
- *   transaction that creates the key if it does not exist: one winner.
- *   The winner's term is above every term the shard's members report and
- *   the transaction's revision, so terms never repeat.
+ * - absent: an election. Every candidate puts its last seq afresh (with
+ *   the revision at which it saw the key gone), waits until every member
+ *   of the shard has done so (at most ELECT_SETTLE_MS: one that does not
+ *   is down), and ranks the shard's members: a primary that takes writes
+ *   first (one promoted by an operator), then by (term, last seq)
+ *   descending, node id ascending; the one of rank k tries after
+ *   k * ELECT_STEP_MS, so the most up-to-date goes first, and a later one
+ *   only if it did not make it. The try is one transaction that creates
+ *   the key if it does not exist: one winner. The winner's term is above
+ *   every term the shard's members report and the transaction's
+ *   revision, so terms never repeat.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -34,13 +36,15 @@
 #include "vdb.h"
 
 #define ELECT_POLL_MS 100
-#define ELECT_SETTLE_MS 400
+#define ELECT_SETTLE_MS 400     /* at most, for the others' last seq */
+#define ELECT_FRESH_POLL_MS 30
 #define ELECT_STEP_MS 500
 #define ELECT_HANDOVER_MS 3000  /* a demoted leader holds the key for the
 				   promoted one this long */
 /* Fence this long after the last renewal that etcd answered: the lease
  * lives COORD_LEASE_TTL_S from when that renewal left, at least. */
 #define ELECT_FENCE_MS (COORD_LEASE_TTL_S * 1000 - 600)
+#define ELECT_FENCE_POLL_MS 20
 
 struct node_elect {
 	struct node_elect_config cfg;
@@ -48,7 +52,9 @@ struct node_elect {
 	_Atomic int leader;          /* we hold the key and take writes */
 	_Atomic uint64_t elections;  /* metrics */
 	_Atomic uint64_t changes;
+	int64_t key_rev;             /* the leader key's last revision seen */
 	pthread_t thread;
+	pthread_t fence_thread;      /* watches the lease's age alone */
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	int stopping;
@@ -83,9 +89,11 @@ fence_self(node_elect *e, const char *why)
 }
 
 /* The members of our shard: their (term, last_seq, node_id), and the
- * highest term; our rank among them. */
+ * highest term; our rank among them; *fresh: whether every member has
+ * put its state since the leader key went (its elect_rev is past the
+ * key's last revision we saw). */
 static int
-rank_self(node_elect *e, unsigned *rank, uint64_t *max_term)
+rank_self(node_elect *e, unsigned *rank, uint64_t *max_term, int *fresh)
 {
 	char prefix[256];
 	struct coord_kv *kvs;
@@ -99,6 +107,7 @@ rank_self(node_elect *e, unsigned *rank, uint64_t *max_term)
 		return rv;
 	*rank = 0;
 	*max_term = 0;
+	*fresh = 1;
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < n; i++) {
 			json_error_t je;
@@ -115,6 +124,9 @@ rank_self(node_elect *e, unsigned *rank, uint64_t *max_term)
 			int me = id != NULL && strcmp(id, e->cfg.node_id) == 0;
 
 			if (pass == 0) {
+				if (json_integer_value(json_object_get(m,
+				    "elect_rev")) <= e->key_rev)
+					*fresh = 0;
 				if (t > *max_term)
 					*max_term = t;
 				if (me) {
@@ -143,19 +155,31 @@ elect(node_elect *e)
 	int64_t rev;
 	char *v, *cur;
 	int64_t l;
-	int created = 0;
+	int created = 0, fresh = 0;
+	uint64_t settle = vdb_now_ms() + ELECT_SETTLE_MS;
 
 	if (coord_member_refresh(e->cfg.member) != VECDB_OK)
 		return;
-	usleep(ELECT_SETTLE_MS * 1000);
-	if (rank_self(e, &rank, &max_term) != VECDB_OK)
-		return;
+	/* until every member has put its last seq since the key went, or
+	 * ELECT_SETTLE_MS (one that does not is down) */
+	do {
+		usleep(ELECT_FRESH_POLL_MS * 1000);
+		if (rank_self(e, &rank, &max_term, &fresh) != VECDB_OK)
+			return;
+	} while (!fresh && vdb_now_ms() < settle);
 	if (rank > 0) {
-		usleep(rank * ELECT_STEP_MS * 1000);
-		if (coord_get(e->cfg.c, e->key, &cur, &l) != VECDB_ENOTFOUND) {
-			vdb_free(cur);
-			return; /* someone made it, or etcd is gone */
-		}
+		/* our turn comes after rank * ELECT_STEP_MS, unless a better
+		 * placed one makes it first: then follow it at once (the
+		 * writes that wait for a replica wait for us) */
+		uint64_t turn = vdb_now_ms() + rank * ELECT_STEP_MS;
+		do {
+			usleep(ELECT_FRESH_POLL_MS * 1000);
+			if (coord_get(e->cfg.c, e->key, &cur, &l, NULL, NULL) !=
+			    VECDB_ENOTFOUND) {
+				vdb_free(cur);
+				return; /* someone made it, or etcd is gone */
+			}
+		} while (vdb_now_ms() < turn);
 	}
 	if ((v = leader_value(e, 0)) == NULL)
 		return;
@@ -267,8 +291,8 @@ static void
 step(node_elect *e)
 {
 	char *v = NULL;
-	int64_t lease = 0;
-	int rv = coord_get(e->cfg.c, e->key, &v, &lease);
+	int64_t lease = 0, mod = 0, rev = 0;
+	int rv = coord_get(e->cfg.c, e->key, &v, &lease, &mod, &rev);
 	uint64_t renewed = coord_member_renewed_ms(e->cfg.member);
 	struct node_role_status st;
 	json_error_t je;
@@ -277,11 +301,16 @@ step(node_elect *e)
 	if (e->leader && vdb_now_ms() - renewed > ELECT_FENCE_MS)
 		fence_self(e, "the lease was not renewed in time");
 	if (rv == VECDB_ENOTFOUND) {
+		atomic_store(e->cfg.elect_rev, rev);
 		elect(e);
-		return;
+		/* whoever won, look again now rather than a poll later */
+		rv = coord_get(e->cfg.c, e->key, &v, &lease, &mod, &rev);
+		if (rv == VECDB_ENOTFOUND)
+			return;
 	}
 	if (rv != VECDB_OK)
 		return; /* etcd unreachable: fenced above when it matters */
+	e->key_rev = mod;
 	o = json_loads(v, 0, &je);
 	if (o != NULL && json_is_string(json_object_get(o, "node_id")) &&
 	    json_is_string(json_object_get(o, "rpc"))) {
@@ -301,6 +330,30 @@ step(node_elect *e)
 	}
 	json_decref(o);
 	vdb_free(v);
+}
+
+/*
+ * The fence, on a thread of its own that makes no call: the elector's
+ * calls to etcd may each wait COORD_CALL_TIMEOUT_MS for an etcd that does
+ * not answer, longer than the lease, and a leader must stop writing
+ * ELECT_FENCE_MS after its last renewal whatever they do.
+ */
+static void *
+fence_main(void *arg)
+{
+	node_elect *e = arg;
+
+	pthread_mutex_lock(&e->lock);
+	while (!e->stopping) {
+		struct timespec ts = vdb_deadline(ELECT_FENCE_POLL_MS);
+
+		pthread_cond_timedwait(&e->cv, &e->lock, &ts);
+		if (!e->stopping && e->leader && vdb_now_ms() -
+		    coord_member_renewed_ms(e->cfg.member) > ELECT_FENCE_MS)
+			fence_self(e, "the lease was not renewed in time");
+	}
+	pthread_mutex_unlock(&e->lock);
+	return NULL;
 }
 
 static void *
@@ -342,6 +395,17 @@ node_elect_start(const struct node_elect_config *cfg, node_elect **out)
 		vdb_free(e);
 		return vdb_err(VECDB_ENOMEM, "cannot start a thread");
 	}
+	if (pthread_create(&e->fence_thread, NULL, fence_main, e) != 0) {
+		pthread_mutex_lock(&e->lock);
+		e->stopping = 1;
+		pthread_cond_broadcast(&e->cv);
+		pthread_mutex_unlock(&e->lock);
+		pthread_join(e->thread, NULL);
+		pthread_mutex_destroy(&e->lock);
+		pthread_cond_destroy(&e->cv);
+		vdb_free(e);
+		return vdb_err(VECDB_ENOMEM, "cannot start a thread");
+	}
 	*out = e;
 	return VECDB_OK;
 }
@@ -359,10 +423,12 @@ node_elect_stop(node_elect *e)
 	pthread_cond_broadcast(&e->cv);
 	pthread_mutex_unlock(&e->lock);
 	pthread_join(e->thread, NULL);
+	pthread_join(e->fence_thread, NULL);
 	/* a leader that stops hands over at once, not at the lease's end */
 	if (e->leader) {
 		fence_self(e, "stopping");
-		if (coord_get(e->cfg.c, e->key, &cur, &l) == VECDB_OK &&
+		if (coord_get(e->cfg.c, e->key, &cur, &l, NULL, NULL) ==
+		    VECDB_OK &&
 		    l == coord_member_lease(e->cfg.member))
 			coord_delete_if(e->cfg.c, e->key, cur);
 		vdb_free(cur);

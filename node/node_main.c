@@ -64,6 +64,7 @@ struct admin {
 	coord *coord;                /* with --etcd */
 	coord_member *member;        /* our key there */
 	node_elect *elect;           /* --etcd without --mode */
+	_Atomic int64_t elect_rev;   /* its last look at no leader */
 	_Atomic int ready;           /* db open and rpc listening */
 };
 
@@ -633,6 +634,7 @@ member_info(void *arg, struct coord_member_info *out)
 	out->admin = s->admin_adv;
 	out->last_seq = node_role_last_seq(a->role);
 	out->term = st.term;
+	out->elect_rev = atomic_load(&a->elect_rev);
 }
 
 /* Register in etcd (--etcd): the urls peers use, then our key. */
@@ -667,7 +669,8 @@ register_start(struct settings *s, struct admin *a)
 	    coord_prefix(a->coord), (unsigned) s->shard, s->node_id);
 	if (s->elect) {
 		struct node_elect_config ec = { a->coord, a->member, a->role,
-			(uint32_t) s->shard, s->node_id, s->rpc_adv };
+			(uint32_t) s->shard, s->node_id, s->rpc_adv,
+			&a->elect_rev };
 		if (node_elect_start(&ec, &a->elect) != VECDB_OK) {
 			fprintf(stderr, "vecdb-node: %s\n", vecdb_errmsg());
 			coord_member_stop(a->member);

@@ -484,7 +484,8 @@ leaders_add(router *r, json_t *status)
 		snprintf(key, sizeof(key), "%sleader/%lld",
 		    coord_prefix(r->coord), (long long) json_integer_value(
 		    json_object_get(sh, "id")));
-		if (coord_get(r->coord, key, &v, &lease) == VECDB_OK &&
+		if (coord_get(r->coord, key, &v, &lease, NULL, NULL) ==
+		    VECDB_OK &&
 		    (o = json_loads(v, 0, &je)) != NULL) {
 			if (coord_lease_ttl(r->coord, lease, &ttl) != VECDB_OK)
 				ttl = -1;

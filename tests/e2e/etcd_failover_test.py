@@ -298,7 +298,8 @@ def main():
         gap = w.first_ack_after(killed) - before
         gaps.append(gap)
         print(f"round {r + 1}: killed {victim}; writes again after "
-              f"{gap:.2f} s (new leader {leader()})", flush=True)
+              f"{gap:.2f} s ({w.first_ack_after(killed) - killed:.2f} s "
+              f"after the kill; new leader {leader()})", flush=True)
         assert gap <= RESUME_S, f"writes resumed after {gap:.2f} s"
         node_start(victim)
         wait_for(f"{victim} back as a replica", lambda: any(
@@ -398,6 +399,9 @@ def main():
 
 
 def cleanup():
+    if os.environ.get("KEEP_LOGS"):  # the logs, to read after a run
+        shutil.copytree(tmp, os.environ["KEEP_LOGS"], dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("etcd", "a", "b", "c"))
     for p in procs:
         if p.poll() is None:
             p.kill()
