@@ -266,6 +266,7 @@ proto_rpc_wait(struct proto_rpc_xchg *x, uint64_t end_ms,
 {
 	enum proto_rpc_outcome o = PROTO_RPC_ANSWERED;
 	nng_msg *msg;
+	int rv;
 
 	*res = NULL;
 	if (proto_rpc_wait_sent(x) != VECDB_OK)
@@ -276,9 +277,12 @@ proto_rpc_wait(struct proto_rpc_xchg *x, uint64_t end_ms,
 		return PROTO_RPC_LATE;
 	}
 	nng_aio_wait(x->aio);
-	if (nng_aio_result(x->aio) != 0) {
+	if ((rv = nng_aio_result(x->aio)) != 0) {
 		proto_rpc_xchg_fini(x);
-		return PROTO_RPC_LATE;
+		/* req0 sends once (no resend): a request whose connection
+		 * drops ends at once with ECONNRESET instead of waiting */
+		return rv == NNG_ECONNRESET || rv == NNG_ECLOSED ?
+		    PROTO_RPC_LOST : PROTO_RPC_LATE;
 	}
 	msg = nng_aio_get_msg(x->aio);
 	nng_aio_set_msg(x->aio, NULL);
@@ -325,6 +329,10 @@ proto_rpc_call(nng_socket sock, const struct proto_rpc_req *rq,
 		return vdb_err(VECDB_EUNAVAILABLE, "%s to %s: no answer within "
 		    "%u ms", proto_method_name(method), rq->url,
 		    rq->timeout_ms);
+	case PROTO_RPC_LOST:
+		return vdb_err(VECDB_EUNAVAILABLE, "%s to %s: the connection "
+		    "was lost before the answer", proto_method_name(method),
+		    rq->url);
 	default:
 		return vdb_err(VECDB_EINTERNAL, "%s to %s: bad answer: %s",
 		    proto_method_name(method), rq->url, vecdb_errmsg());

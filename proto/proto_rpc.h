@@ -125,6 +125,8 @@ enum proto_rpc_outcome {
 	PROTO_RPC_UNSENT,        /* it never left: safe to send elsewhere */
 	PROTO_RPC_LATE,          /* sent, no answer by the deadline: a write
 				    may have been applied */
+	PROTO_RPC_LOST,          /* sent, then the connection was lost before
+				    the answer: a write may have been applied */
 	PROTO_RPC_BAD            /* an answer that does not decode */
 };
 

@@ -68,6 +68,7 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	int i = router_member_pick(s, c->read && !api_read_opts()->primary,
 	    c->tried, now);
 	struct router_member *m;
+	uint64_t send_end = end;
 	char names[256];
 
 	if (i < 0) {
@@ -85,7 +86,14 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	c->rv = VECDB_OK;
 	__atomic_fetch_add(&m->stats->requests, 1, __ATOMIC_RELAXED);
 	c->sent_us = now_us();
-	if (proto_rpc_send(&c->x, m->sock, c->req, c->reqlen, end) !=
+	/* nng holds a request for a member with no connection until one
+	 * comes: a restarting member's comes within a few ms, a dead
+	 * one's never, and the call must fail in time for a retry to
+	 * reach whoever took over */
+	c->unconnected = __atomic_load_n(&m->pipes, __ATOMIC_RELAXED) <= 0;
+	if (c->unconnected && end > now + ROUTER_CONNECT_WAIT_MS)
+		send_end = now + ROUTER_CONNECT_WAIT_MS;
+	if (proto_rpc_send(&c->x, m->sock, c->req, c->reqlen, send_end) !=
 	    VECDB_OK) {
 		c->rv = VECDB_ENOMEM;
 		snprintf(c->msg, sizeof(c->msg), "out of memory");
@@ -103,7 +111,7 @@ call_wait(router *r, router_topology *t, struct router_call *c, uint64_t end)
 	struct router_shard *s = &t->shards[c->shard];
 	struct router_member *m = &s->members[c->member];
 	uint64_t now, left;
-	int sent = 0;
+	int sent = 0, lost = 0;
 
 	if (proto_rpc_wait_sent(&c->x) != VECDB_OK)
 		goto unsent;
@@ -116,6 +124,9 @@ call_wait(router *r, router_topology *t, struct router_call *c, uint64_t end)
 	switch (proto_rpc_wait(&c->x, now + left, &c->resp)) {
 	case PROTO_RPC_UNSENT:
 		goto unsent;
+	case PROTO_RPC_LOST:
+		lost = 1;
+		/* fall through */
 	case PROTO_RPC_LATE:
 		sent = 1;
 		goto late;
@@ -139,11 +150,23 @@ late:
 	if (sent && !c->read && !c->check) {
 		/* it may have been applied: say so, and keep 503 for what
 		 * surely was not */
+		char why[64];
 		c->rv = VECDB_ETIMEDOUT;
-		snprintf(c->msg, sizeof(c->msg), "shard %u (%s) did not answer "
-		    "within %u ms: the write may have been applied or not "
-		    "(an upsert or delete may be retried safely)", s->id,
-		    m->url, r->timeout_ms);
+		if (lost)
+			snprintf(why, sizeof(why), "lost the connection before "
+			    "answering");
+		else
+			snprintf(why, sizeof(why), "did not answer within %u ms",
+			    r->timeout_ms);
+		snprintf(c->msg, sizeof(c->msg), "shard %u (%s) %s: the write "
+		    "may have been applied or not (an upsert or delete may be "
+		    "retried safely)", s->id, m->url, why);
+	} else if (lost) {
+		call_unavailable(c, "shard %u (%s) lost the connection before "
+		    "answering", s->id, m->url);
+	} else if (!sent && c->unconnected) {
+		call_unavailable(c, "shard %u (%s) is not connected (the "
+		    "request was not sent)", s->id, m->url);
 	} else {
 		call_unavailable(c, "shard %u (%s) did not answer within "
 		    "%u ms%s", s->id, m->url, r->timeout_ms, sent ? "" :

@@ -61,6 +61,10 @@ mcall_wait(struct mcall *c, uint32_t method, uint64_t end)
 		snprintf(c->error, sizeof(c->error), "%s: no answer in time",
 		    what);
 		return -1;
+	case PROTO_RPC_LOST:
+		snprintf(c->error, sizeof(c->error), "%s: connection lost",
+		    what);
+		return -1;
 	case PROTO_RPC_BAD:
 		snprintf(c->error, sizeof(c->error), "%s: bad answer: %s",
 		    what, vecdb_errmsg());

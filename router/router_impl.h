@@ -36,6 +36,10 @@
 #define ROUTER_SHARDS_MAX 1024
 #define ROUTER_FOLLOW_MS 100      /* with etcd: how often members are read */
 #define ROUTER_BACKOFF_MS 1000    /* a failed member is skipped this long */
+#define ROUTER_CONNECT_WAIT_MS 250 /* a request waits this long at most for
+				      a member with no connection to have
+				      one (a dead primary must not hold it
+				      for the whole deadline) */
 #define ROUTER_MEMBERS_MAX 64  /* primary + replicas of one shard */
 
 /*
@@ -217,6 +221,7 @@ struct router_call {
 	int member;                   /* the member asked, -1 before */
 	uint64_t tried;               /* members asked so far (bits) */
 	uint64_t sent_us;             /* when the member was asked */
+	int unconnected;              /* ... while it had no connection */
 	int skip;                     /* left out of a partial answer */
 	uint8_t *req;                 /* encoded request (owned) */
 	size_t reqlen;

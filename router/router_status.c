@@ -86,6 +86,10 @@ rpc(struct status_run *run, struct member *m, nng_socket s, uint32_t method,
 		snprintf(m->error, sizeof(m->error), "%s: no answer within "
 		    "%u ms", what, run->timeout_ms);
 		return -1;
+	case PROTO_RPC_LOST:
+		snprintf(m->error, sizeof(m->error), "%s: the connection was "
+		    "lost before the answer", what);
+		return -1;
 	case PROTO_RPC_BAD:
 		snprintf(m->error, sizeof(m->error), "%s: bad response: %s",
 		    what, vecdb_errmsg());

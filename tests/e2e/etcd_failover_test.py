@@ -17,7 +17,9 @@ as a replica. Last, a replica promoted through the router (what
 `vecdbctl promote` does) must become and stay the leader.
 At the end every acknowledged point is there: the exact count through
 the router with consistency primary, and each id. Everything started is
-stopped on exit, also on failure.
+stopped on exit, also on failure. A round slower than 3 s (every round
+with VERBOSE=1) prints the answers the client got from the kill to its
+first acknowledgement, which shows what it waited on.
 """
 import json
 import os
@@ -189,6 +191,7 @@ class Writer(threading.Thread):
         self.pause = False
         self.idle = threading.Event()
         self.lock = threading.Lock()
+        self.attempts = []  # (start, end, code, message) of each write
 
     def run(self):
         while not self.stop:
@@ -201,11 +204,16 @@ class Writer(threading.Thread):
             self.next_id += BATCH
             body = {"vectors": [{"id": i, "vector": [float(i % 97), 1.0]}
                                 for i in ids], "write_concern": 1}
+            t0 = time.time()
             try:
-                code, _ = http("POST", self.router +
-                               "/collections/t/vectors/batch", body)
-            except OSError:
-                code = 0
+                code, ans = http("POST", self.router +
+                                 "/collections/t/vectors/batch", body)
+            except OSError as e:
+                code, ans = 0, {"error": str(e)}
+            with self.lock:
+                self.attempts.append((t0, time.time(), code,
+                                      "" if code == 200 else
+                                      json.dumps(ans)))
             if code == 200:
                 with self.lock:
                     self.acked.update(ids)
@@ -216,6 +224,22 @@ class Writer(threading.Thread):
     def last_ack(self):
         with self.lock:
             return self.ack_times[-1] if self.ack_times else 0.0
+
+    def story(self, t0, t1):
+        """The attempts from t0 to the first success after t1, relative to
+        t0 (a run of the same answer on one line): what a slow failover
+        waited on."""
+        with self.lock:
+            seen = [a for a in self.attempts if a[1] >= t0 and a[0] <= t1]
+        runs = []
+        for a in seen:
+            what = f"{a[2]} {a[3][:200]}"
+            if runs and runs[-1][2] == what:
+                runs[-1][1], runs[-1][3] = a[1], runs[-1][3] + 1
+            else:
+                runs.append([a[0], a[1], what, 1])
+        return "\n".join(f"  {r[0] - t0:+.2f} .. {r[1] - t0:+.2f} s: "
+                         f"{r[3]} x {r[2]}" for r in runs)
 
     def first_ack_after(self, t):
         with self.lock:
@@ -300,6 +324,8 @@ def main():
         print(f"round {r + 1}: killed {victim}; writes again after "
               f"{gap:.2f} s ({w.first_ack_after(killed) - killed:.2f} s "
               f"after the kill; new leader {leader()})", flush=True)
+        if gap > 3.0 or os.environ.get("VERBOSE"):
+            print(w.story(killed, w.first_ack_after(killed)), flush=True)
         assert gap <= RESUME_S, f"writes resumed after {gap:.2f} s"
         node_start(victim)
         wait_for(f"{victim} back as a replica", lambda: any(

@@ -2,8 +2,8 @@
  * proto_rpc_test.c: the RPC client (proto/proto_rpc.h) against real nng
  * rep0 sockets on loopback, served by a thread of this test that answers
  * as it is told: properly, never, or with bytes that are no Response.
- * Every outcome is told apart (answered, never sent, sent but late,
- * undecodable), a whole call maps them to vecdb errors, and the retry
+ * Every outcome is told apart (answered, never sent, sent but late, sent
+ * and then the connection lost, undecodable), a whole call maps them to vecdb errors, and the retry
  * back-off doubles up to its cap.
  */
 #include <check.h>
@@ -234,6 +234,42 @@ START_TEST(cancel_ends_a_call_in_flight_and_refuses_the_next)
 }
 END_TEST
 
+START_TEST(a_connection_lost_after_the_send_ends_the_wait_at_once)
+{
+	struct proto_rpc_xchg x = { .aio = NULL };
+	struct proto_response *res = NULL;
+	uint8_t *req;
+	size_t len;
+	struct server s;
+	nng_socket c;
+	uint64_t t0;
+
+	server_start(&s, SILENT);
+	ck_assert_int_eq(proto_rpc_dial(s.url, PROTO_RPC_DIAL_NOW, NULL, NULL,
+	    NULL, &c), VECDB_OK);
+	ck_assert_int_eq(proto_request_encode(PROTO_HEALTH, "", 1, NULL, 0,
+	    &req, &len), VECDB_OK);
+	t0 = vdb_now_ms();
+	ck_assert_int_eq(proto_rpc_send(&x, c, req, len, t0 + 10000),
+	    VECDB_OK);
+	vdb_free(req);
+	ck_assert_int_eq(proto_rpc_wait_sent(&x), VECDB_OK);
+	/* the server has the request, then goes away (a node killed) */
+	while (__atomic_load_n(&s.got, __ATOMIC_SEQ_CST) == 0 &&
+	    vdb_now_ms() - t0 < 5000)
+		usleep(1000);
+	ck_assert_int_eq(__atomic_load_n(&s.got, __ATOMIC_SEQ_CST), 1);
+	server_stop(&s);
+	ck_assert_int_eq(proto_rpc_wait(&x, t0 + 10000, &res),
+	    PROTO_RPC_LOST);
+	ck_assert_ptr_null(res);
+	ck_assert_ptr_null(x.aio);
+	/* not the 10 s deadline */
+	ck_assert_uint_lt(vdb_now_ms() - t0, 5000);
+	nng_close(c);
+}
+END_TEST
+
 START_TEST(bytes_that_are_no_response_are_bad)
 {
 	struct proto_rpc_req rq = { .url = NULL, .api_key = NULL, .id = 1,
@@ -315,6 +351,7 @@ rpc_suite(void)
 	tcase_add_test(tc, an_error_answer_comes_back_with_its_code_and_message);
 	tcase_add_test(tc, a_server_that_never_answers_is_late_and_unavailable);
 	tcase_add_test(tc, cancel_ends_a_call_in_flight_and_refuses_the_next);
+	tcase_add_test(tc, a_connection_lost_after_the_send_ends_the_wait_at_once);
 	tcase_add_test(tc, bytes_that_are_no_response_are_bad);
 	tcase_add_test(tc, nothing_listening_is_never_sent);
 	tcase_add_test(tc, a_url_nng_cannot_dial_is_invalid);
