@@ -223,6 +223,82 @@ START_TEST(sync_durability_commits_with_group_commit)
 }
 END_TEST
 
+/* One writer thread whose every other write fails: an insert of nine new
+ * points and, last, one its previous upsert wrote (so that the failure
+ * comes after writes it must undo). */
+static void *
+failing_writer_thread(void *a)
+{
+	struct writer_arg *w = a;
+	float vecs[10 * DIM];
+	char pay[10][32];
+
+	for (int b = 0; b < w->batches && w->rv == VECDB_OK; b++) {
+		uint64_t base = (uint64_t) w->thread * 100000 +
+		    (uint64_t) b * 10;
+		vecdb_point *p = make_batch(base, 10, vecs, pay);
+		w->rv = vecdb_upsert(tu_db, "b", p, 10);
+		free(p);
+		if (w->rv != VECDB_OK)
+			break;
+		p = make_batch(base + 10, 10, vecs, pay);
+		p[9].id = vecdb_id_num(base);
+		if (vecdb_insert(tu_db, "b", p, 10) != VECDB_EEXIST)
+			w->rv = VECDB_EINTERNAL;
+		free(p);
+	}
+	return NULL;
+}
+
+START_TEST(failed_writes_change_nothing_alone_or_in_a_group)
+{
+	/* The writer runs a group's only request in the group's own
+	 * transaction, and each of several in a nested one: a failed write
+	 * must leave nothing behind either way, and take none of the others
+	 * with it. Sync durability makes writers queue behind each fsync,
+	 * so groups of several form. */
+	vecdb_options o;
+	vecdb *db;
+	char *dir = tu_subdir();
+	enum { T = 4, B = 10 };
+	pthread_t th[T];
+	struct writer_arg args[T];
+	vecdb_stats st;
+
+	vecdb_close(tu_db);
+	vecdb_options_init(&o);
+	o.map_size = 64 << 20;
+	ck_assert_int_eq(vecdb_open(dir, &o, &db), VECDB_OK);
+	tu_db = db;
+	tu_create(db, "b", DIM, VECDB_EUCLIDEAN);
+	for (int i = 0; i < T; i++) {
+		args[i] = (struct writer_arg) { i, B, VECDB_OK };
+		pthread_create(&th[i], NULL, failing_writer_thread, &args[i]);
+	}
+	for (int i = 0; i < T; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(args[i].rv, VECDB_OK);
+	}
+	ck_assert_uint_eq(count_b(), T * B * 10);
+	ck_assert_int_eq(vecdb_stats_get(db, &st), VECDB_OK);
+	ck_assert_uint_eq(st.last_seq, 1 + T * B); /* no record of a failure */
+	/* and alone: the same failure with nobody else writing */
+	{
+		float vecs[10 * DIM];
+		char pay[10][32];
+		vecdb_point *p = make_batch(1000000, 10, vecs, pay);
+
+		p[9].id = vecdb_id_num(5);
+		ck_assert_int_eq(vecdb_insert(db, "b", p, 10), VECDB_EEXIST);
+		free(p);
+	}
+	ck_assert_uint_eq(count_b(), T * B * 10);
+	ck_assert_int_eq(vecdb_stats_get(db, &st), VECDB_OK);
+	ck_assert_uint_eq(st.last_seq, 1 + T * B);
+	free(dir);
+}
+END_TEST
+
 /* The number of records in the WAL of a closed data dir. */
 static size_t
 wal_entries(const char *dir)
@@ -342,6 +418,7 @@ batch_suite(void)
 	tu_add_db_fixture(tc);
 	tcase_add_test(tc, concurrent_writers_all_commit);
 	tcase_add_test(tc, sync_durability_commits_with_group_commit);
+	tcase_add_test(tc, failed_writes_change_nothing_alone_or_in_a_group);
 	tcase_add_test(tc, wal_keeps_the_retention_window);
 	suite_add_tcase(s, tc);
 	return s;
