@@ -89,9 +89,13 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	/* nng holds a request for a member with no connection until one
 	 * comes: a restarting member's comes within a few ms, a dead
 	 * one's never, and the call must fail in time for a retry to
-	 * reach whoever took over */
-	c->unconnected = __atomic_load_n(&m->pipes, __ATOMIC_RELAXED) <= 0;
-	if (c->unconnected && end > now + ROUTER_CONNECT_WAIT_MS)
+	 * reach whoever took over. A member not yet connected since its
+	 * socket was opened (a topology just read: the dial and a TLS
+	 * handshake may be under way) is waited for until the deadline. */
+	c->unconnected = __atomic_load_n(&m->pipes, __ATOMIC_RELAXED) <= 0 &&
+	    __atomic_load_n(&m->was_connected, __ATOMIC_RELAXED) &&
+	    end > now + ROUTER_CONNECT_WAIT_MS;
+	if (c->unconnected)
 		send_end = now + ROUTER_CONNECT_WAIT_MS;
 	if (proto_rpc_send(&c->x, m->sock, c->req, c->reqlen, send_end) !=
 	    VECDB_OK) {

@@ -37,9 +37,9 @@
 #define ROUTER_FOLLOW_MS 100      /* with etcd: how often members are read */
 #define ROUTER_BACKOFF_MS 1000    /* a failed member is skipped this long */
 #define ROUTER_CONNECT_WAIT_MS 250 /* a request waits this long at most for
-				      a member with no connection to have
-				      one (a dead primary must not hold it
-				      for the whole deadline) */
+				      a member that lost its connection to
+				      have one again (a dead primary must
+				      not hold it for the whole deadline) */
 #define ROUTER_MEMBERS_MAX 64  /* primary + replicas of one shard */
 
 /*
@@ -66,6 +66,7 @@ struct router_member {
 	int open;                 /* sock is open */
 	uint64_t down_until_ms;   /* back-off deadline, vdb_now_ms (atomic) */
 	int pipes;                /* live connections (atomic, nng callbacks) */
+	int was_connected;        /* had one since sock was opened (atomic) */
 	int role;                 /* what it last said it is: ROLE_* (atomic) */
 	uint64_t term;            /* the term it last reported (atomic) */
 	uint64_t last_seq;        /* the last seq it reported (atomic) */
@@ -221,7 +222,8 @@ struct router_call {
 	int member;                   /* the member asked, -1 before */
 	uint64_t tried;               /* members asked so far (bits) */
 	uint64_t sent_us;             /* when the member was asked */
-	int unconnected;              /* ... while it had no connection */
+	int unconnected;              /* ... while it had lost its connection
+					 (sent by ROUTER_CONNECT_WAIT_MS) */
 	int skip;                     /* left out of a partial answer */
 	uint8_t *req;                 /* encoded request (owned) */
 	size_t reqlen;

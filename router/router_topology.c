@@ -212,6 +212,8 @@ pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 	struct router_member *m = arg;
 
 	(void) p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		__atomic_store_n(&m->was_connected, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&m->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1,
 	    __ATOMIC_RELAXED);
 }
