@@ -191,35 +191,42 @@ START_TEST(concurrent_writers_all_commit)
 }
 END_TEST
 
-START_TEST(sync_durability_commits_with_group_commit)
+/*
+ * Reopen tu_db in sync mode (every commit fsynced, so concurrent writers
+ * queue behind each sync and share commits), create "b", and run 4
+ * threads of fn, 10 batches each; each must end with VECDB_OK.
+ */
+enum { SYNC_T = 4, SYNC_B = 10 };
+
+static void
+sync_writers(void *(*fn)(void *))
 {
-	/* The same as above against a sync-mode database: every write is
-	 * fsynced, and concurrent writers share the commits. */
 	vecdb_options o;
-	vecdb *db;
 	char *dir = tu_subdir();
-	enum { T = 4, B = 10 };
-	pthread_t th[T];
-	struct writer_arg args[T];
-	uint64_t n;
+	pthread_t th[SYNC_T];
+	struct writer_arg args[SYNC_T];
 
 	vecdb_close(tu_db);
 	vecdb_options_init(&o);
 	o.map_size = 64 << 20;
-	ck_assert_int_eq(vecdb_open(dir, &o, &db), VECDB_OK);
-	tu_db = db;
-	tu_create(db, "b", DIM, VECDB_EUCLIDEAN);
-	for (int i = 0; i < T; i++) {
-		args[i] = (struct writer_arg) { i, B, VECDB_OK };
-		pthread_create(&th[i], NULL, writer_thread, &args[i]);
+	ck_assert_int_eq(vecdb_open(dir, &o, &tu_db), VECDB_OK);
+	free(dir);
+	tu_create(tu_db, "b", DIM, VECDB_EUCLIDEAN);
+	for (int i = 0; i < SYNC_T; i++) {
+		args[i] = (struct writer_arg) { i, SYNC_B, VECDB_OK };
+		pthread_create(&th[i], NULL, fn, &args[i]);
 	}
-	for (int i = 0; i < T; i++) {
+	for (int i = 0; i < SYNC_T; i++) {
 		pthread_join(th[i], NULL);
 		ck_assert_int_eq(args[i].rv, VECDB_OK);
 	}
-	ck_assert_int_eq(vecdb_count(db, "b", NULL, &n), VECDB_OK);
-	ck_assert_uint_eq(n, T * B * 10);
-	free(dir);
+}
+
+START_TEST(sync_durability_commits_with_group_commit)
+{
+	/* The same as above against a sync-mode database. */
+	sync_writers(writer_thread);
+	ck_assert_uint_eq(count_b(), SYNC_T * SYNC_B * 10);
 }
 END_TEST
 
@@ -255,33 +262,14 @@ START_TEST(failed_writes_change_nothing_alone_or_in_a_group)
 	/* The writer runs a group's only request in the group's own
 	 * transaction, and each of several in a nested one: a failed write
 	 * must leave nothing behind either way, and take none of the others
-	 * with it. Sync durability makes writers queue behind each fsync,
-	 * so groups of several form. */
-	vecdb_options o;
-	vecdb *db;
-	char *dir = tu_subdir();
-	enum { T = 4, B = 10 };
-	pthread_t th[T];
-	struct writer_arg args[T];
+	 * with it. In sync mode groups of several form. */
 	vecdb_stats st;
 
-	vecdb_close(tu_db);
-	vecdb_options_init(&o);
-	o.map_size = 64 << 20;
-	ck_assert_int_eq(vecdb_open(dir, &o, &db), VECDB_OK);
-	tu_db = db;
-	tu_create(db, "b", DIM, VECDB_EUCLIDEAN);
-	for (int i = 0; i < T; i++) {
-		args[i] = (struct writer_arg) { i, B, VECDB_OK };
-		pthread_create(&th[i], NULL, failing_writer_thread, &args[i]);
-	}
-	for (int i = 0; i < T; i++) {
-		pthread_join(th[i], NULL);
-		ck_assert_int_eq(args[i].rv, VECDB_OK);
-	}
-	ck_assert_uint_eq(count_b(), T * B * 10);
-	ck_assert_int_eq(vecdb_stats_get(db, &st), VECDB_OK);
-	ck_assert_uint_eq(st.last_seq, 1 + T * B); /* no record of a failure */
+	sync_writers(failing_writer_thread);
+	ck_assert_uint_eq(count_b(), SYNC_T * SYNC_B * 10);
+	ck_assert_int_eq(vecdb_stats_get(tu_db, &st), VECDB_OK);
+	/* no record of a failure */
+	ck_assert_uint_eq(st.last_seq, 1 + SYNC_T * SYNC_B);
 	/* and alone: the same failure with nobody else writing */
 	{
 		float vecs[10 * DIM];
@@ -289,13 +277,13 @@ START_TEST(failed_writes_change_nothing_alone_or_in_a_group)
 		vecdb_point *p = make_batch(1000000, 10, vecs, pay);
 
 		p[9].id = vecdb_id_num(5);
-		ck_assert_int_eq(vecdb_insert(db, "b", p, 10), VECDB_EEXIST);
+		ck_assert_int_eq(vecdb_insert(tu_db, "b", p, 10),
+		    VECDB_EEXIST);
 		free(p);
 	}
-	ck_assert_uint_eq(count_b(), T * B * 10);
-	ck_assert_int_eq(vecdb_stats_get(db, &st), VECDB_OK);
-	ck_assert_uint_eq(st.last_seq, 1 + T * B);
-	free(dir);
+	ck_assert_uint_eq(count_b(), SYNC_T * SYNC_B * 10);
+	ck_assert_int_eq(vecdb_stats_get(tu_db, &st), VECDB_OK);
+	ck_assert_uint_eq(st.last_seq, 1 + SYNC_T * SYNC_B);
 }
 END_TEST
 

@@ -128,29 +128,40 @@ START_TEST(an_error_answer_comes_back_with_its_code_and_message)
 }
 END_TEST
 
+/*
+ * Dial a SILENT server s (started here) into *c and send it a Health
+ * request on x, to be answered by end_ms; returns once it has left.
+ */
+static void
+send_to_silent(struct server *s, nng_socket *c, struct proto_rpc_xchg *x,
+    uint64_t end_ms)
+{
+	uint8_t *req;
+	size_t len;
+
+	server_start(s, SILENT);
+	ck_assert_int_eq(proto_rpc_dial(s->url, PROTO_RPC_DIAL_NOW, NULL, NULL,
+	    NULL, c), VECDB_OK);
+	ck_assert_int_eq(proto_request_encode(PROTO_HEALTH, "", 1, NULL, 0,
+	    &req, &len), VECDB_OK);
+	ck_assert_int_eq(proto_rpc_send(x, *c, req, len, end_ms), VECDB_OK);
+	vdb_free(req);
+	ck_assert_int_eq(proto_rpc_wait_sent(x), VECDB_OK);
+}
+
 START_TEST(a_server_that_never_answers_is_late_and_unavailable)
 {
 	struct proto_rpc_req rq = { .url = NULL, .api_key = NULL, .id = 1,
 		.timeout_ms = 300 };
 	struct proto_rpc_xchg x = { .aio = NULL };
 	struct proto_response *res = NULL;
-	uint8_t *req;
-	size_t len;
 	struct server s;
 	nng_socket c;
-	uint64_t t0;
+	uint64_t t0 = vdb_now_ms();
 
-	server_start(&s, SILENT);
-	rq.url = s.url;
-	ck_assert_int_eq(proto_rpc_dial(s.url, PROTO_RPC_DIAL_NOW, NULL, NULL,
-	    NULL, &c), VECDB_OK);
 	/* the exchange: sent, then no answer by the deadline */
-	ck_assert_int_eq(proto_request_encode(PROTO_HEALTH, "", 1, NULL, 0,
-	    &req, &len), VECDB_OK);
-	t0 = vdb_now_ms();
-	ck_assert_int_eq(proto_rpc_send(&x, c, req, len, t0 + 300), VECDB_OK);
-	vdb_free(req);
-	ck_assert_int_eq(proto_rpc_wait_sent(&x), VECDB_OK);
+	send_to_silent(&s, &c, &x, t0 + 300);
+	rq.url = s.url;
 	ck_assert_int_eq(proto_rpc_wait(&x, t0 + 300, &res), PROTO_RPC_LATE);
 	ck_assert_ptr_null(res);
 	ck_assert_ptr_null(x.aio);
@@ -238,22 +249,11 @@ START_TEST(a_connection_lost_after_the_send_ends_the_wait_at_once)
 {
 	struct proto_rpc_xchg x = { .aio = NULL };
 	struct proto_response *res = NULL;
-	uint8_t *req;
-	size_t len;
 	struct server s;
 	nng_socket c;
-	uint64_t t0;
+	uint64_t t0 = vdb_now_ms();
 
-	server_start(&s, SILENT);
-	ck_assert_int_eq(proto_rpc_dial(s.url, PROTO_RPC_DIAL_NOW, NULL, NULL,
-	    NULL, &c), VECDB_OK);
-	ck_assert_int_eq(proto_request_encode(PROTO_HEALTH, "", 1, NULL, 0,
-	    &req, &len), VECDB_OK);
-	t0 = vdb_now_ms();
-	ck_assert_int_eq(proto_rpc_send(&x, c, req, len, t0 + 10000),
-	    VECDB_OK);
-	vdb_free(req);
-	ck_assert_int_eq(proto_rpc_wait_sent(&x), VECDB_OK);
+	send_to_silent(&s, &c, &x, t0 + 10000);
 	/* the server has the request, then goes away (a node killed) */
 	while (__atomic_load_n(&s.got, __ATOMIC_SEQ_CST) == 0 &&
 	    vdb_now_ms() - t0 < 5000)
