@@ -208,36 +208,23 @@ static const struct wop wops[WREQ_OPS] = {
 
 /* ===== The writer thread ===== */
 
-/*
- * Run one request in its own nested txn of @p parent, or, when it is the
- * group's only request (@p alone), in @p parent itself: a nested txn
- * costs a dirty-page list of its own (2 MiB of LMDB's) and a merge back,
- * and the caller then aborts the whole txn when the request fails or is
- * a check. Updates w->seq on success.
- */
+/* Run one request in its own nested txn; updates w->seq on success. */
 static void
-apply_one(vecdb *db, MDB_txn *parent, int alone, struct wctx *w,
-    struct wreq *r)
+apply_one(vecdb *db, MDB_txn *parent, struct wctx *w, struct wreq *r)
 {
 	const struct wop *op = &wops[r->op];
 	uint64_t seq0 = w->seq, term0 = w->term;
 	int rc;
 
 	vdb_err_clear();
-	if (alone)
-		w->txn = parent;
-	else if ((rc = mdb_txn_begin(db->env, parent, 0, &w->txn)) != 0) {
+	if ((rc = mdb_txn_begin(db->env, parent, 0, &w->txn)) != 0) {
 		r->rc = storage_mdb_err(rc, "begin nested transaction");
 		goto out;
 	}
 	r->rc = op->apply(w, r);
 	if (r->rc == VECDB_OK && op->log != NULL)
 		r->rc = op->log(w, r);
-	if (alone) {
-		/* the caller commits it, or aborts it: failed or a check */
-		if (r->check_only)
-			w->seq = seq0;
-	} else if (r->rc == VECDB_OK && r->check_only) {
+	if (r->rc == VECDB_OK && r->check_only) {
 		mdb_txn_abort(w->txn);  /* it would pass: undo it all the same */
 		w->seq = seq0;
 	} else if (r->rc == VECDB_OK && (rc = mdb_txn_commit(w->txn)) != 0)
@@ -270,14 +257,7 @@ group_commit(vecdb *db, struct writer *wr, struct wreq *group,
 		goto fail;
 	}
 	for (struct wreq *r = group; r != NULL; r = r->next)
-		apply_one(db, txn, group->next == NULL, &w, r);
-	if (group->next == NULL && (group->rc != VECDB_OK ||
-	    group->check_only)) {
-		/* a lone request that failed (rc and msg are set) or only
-		 * checked: nothing of it may stay */
-		mdb_txn_abort(txn);
-		return;
-	}
+		apply_one(db, txn, &w, r);
 	if (w.seq != wr->last_seq &&
 	    ((rv = storage_meta_put_u64(db, txn, "last_seq", w.seq)) != VECDB_OK ||
 		(rv = wal_trim(db, txn, w.seq)) != VECDB_OK)) {
