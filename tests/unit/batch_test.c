@@ -259,10 +259,9 @@ failing_writer_thread(void *a)
 
 START_TEST(failed_writes_change_nothing_alone_or_in_a_group)
 {
-	/* The writer runs a group's only request in the group's own
-	 * transaction, and each of several in a nested one: a failed write
-	 * must leave nothing behind either way, and take none of the others
-	 * with it. In sync mode groups of several form. */
+	/* A failed write, alone or in a group of several (in sync mode
+	 * groups form), must leave nothing behind, even after writes of its
+	 * own, and take none of the others with it. */
 	vecdb_stats st;
 
 	sync_writers(failing_writer_thread);
