@@ -182,8 +182,9 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 /*
- * POST body (a JSON object, taken) to path on the first endpoint that
- * answers, starting with the one that answered last. *out: the answer.
+ * POST body (a JSON object, taken; NULL is out of memory) to path on the
+ * first endpoint that answers, starting with the one that answered last.
+ * *out: the answer, unless out is NULL.
  */
 static int
 call(coord *c, const char *path, json_t *body, json_t **out)
@@ -192,8 +193,8 @@ call(coord *c, const char *path, json_t *body, json_t **out)
 	char why[1024] = "";
 	size_t start = atomic_load(&c->good);
 	int rv = VECDB_EUNAVAILABLE;
+	json_t *ans = NULL;
 
-	*out = NULL;
 	json_decref(body);
 	if (text == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
@@ -241,22 +242,26 @@ call(coord *c, const char *path, json_t *body, json_t **out)
 			continue;
 		}
 		atomic_store(&c->good, i);
-		*out = b.p ? json_loadb(b.p, b.len, 0, &je) : NULL;
-		if (*out == NULL)
+		ans = b.p ? json_loadb(b.p, b.len, 0, &je) : NULL;
+		if (ans == NULL)
 			rv = vdb_err(VECDB_EIO, "etcd %s%s: HTTP %ld, not "
 			    "JSON", c->endpoint[i], path, status);
 		else if (status != 200) {
-			json_t *m = json_object_get(*out, "message");
+			json_t *m = json_object_get(ans, "message");
 			rv = vdb_err(VECDB_EIO, "etcd %s%s: HTTP %ld: %s",
 			    c->endpoint[i], path, status, json_is_string(m) ?
 			    json_string_value(m) : "(no message)");
-			json_decref(*out);
-			*out = NULL;
+			json_decref(ans);
+			ans = NULL;
 		} else
 			rv = VECDB_OK;
 		vdb_free(b.p);
 	}
 	vdb_free(text);
+	if (out != NULL)
+		*out = ans;
+	else
+		json_decref(ans);
 	if (rv == VECDB_EUNAVAILABLE)
 		return vdb_err(VECDB_EUNAVAILABLE, "etcd did not answer: %s",
 		    why);
@@ -347,39 +352,35 @@ coord_range(coord *c, const char *prefix, struct coord_kv **kvs, size_t *n,
 	return VECDB_OK;
 }
 
+/* A put request: {"key", "value" (base64), "lease" unless 0}, or NULL. */
+static json_t *
+put_obj(const char *key, const char *value, int64_t lease)
+{
+	json_t *o = key_obj(key, 0);
+	char *v = b64(value, strlen(value)), id[32];
+
+	snprintf(id, sizeof(id), "%lld", (long long) lease);
+	if (o == NULL || v == NULL ||
+	    json_object_set_new(o, "value", json_string(v)) != 0 ||
+	    (lease != 0 && json_object_set_new(o, "lease",
+	    json_string(id)) != 0)) {
+		json_decref(o);
+		o = NULL;
+	}
+	vdb_free(v);
+	return o;
+}
+
 int
 coord_put(coord *c, const char *key, const char *value, int64_t lease)
 {
-	json_t *q = key_obj(key, 0), *r;
-	char *v = b64(value, strlen(value)), id[32];
-	int rv;
-
-	snprintf(id, sizeof(id), "%lld", (long long) lease);
-	if (q == NULL || v == NULL ||
-	    json_object_set_new(q, "value", json_string(v)) != 0 ||
-	    (lease != 0 && json_object_set_new(q, "lease",
-	    json_string(id)) != 0)) {
-		json_decref(q);
-		vdb_free(v);
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	}
-	vdb_free(v);
-	if ((rv = call(c, "/v3/kv/put", q, &r)) == VECDB_OK)
-		json_decref(r);
-	return rv;
+	return call(c, "/v3/kv/put", put_obj(key, value, lease), NULL);
 }
 
 int
 coord_delete(coord *c, const char *key)
 {
-	json_t *q = key_obj(key, 0), *r;
-	int rv;
-
-	if (q == NULL)
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	if ((rv = call(c, "/v3/kv/deleterange", q, &r)) == VECDB_OK)
-		json_decref(r);
-	return rv;
+	return call(c, "/v3/kv/deleterange", key_obj(key, 0), NULL);
 }
 
 int
@@ -412,15 +413,50 @@ coord_get(coord *c, const char *key, char **value, int64_t *lease,
 	    "value that is not base64");
 }
 
-/* A transaction: compare (taken), then ops (taken) if it holds. */
-static int
-txn(coord *c, json_t *compare, json_t *ops, int *succeeded,
-    int64_t *revision)
+/*
+ * A compare of a transaction: that the key was never created (target
+ * CREATE: "create_revision" 0), or that its value is @p value (target
+ * VALUE), or NULL.
+ */
+static json_t *
+cmp_obj(const char *key, const char *target, const char *value)
 {
-	json_t *q = json_pack("{s:[o], s:o, s:[]}", "compare", compare,
-	    "success", ops, "failure"), *r;
+	int created = strcmp(target, "CREATE") == 0;
+	json_t *o = key_obj(key, 0);
+	char *v = created ? vdb_strdup("0") : b64(value, strlen(value));
+
+	if (o == NULL || v == NULL ||
+	    json_object_set_new(o, "target", json_string(target)) != 0 ||
+	    json_object_set_new(o, "result", json_string("EQUAL")) != 0 ||
+	    json_object_set_new(o, created ? "create_revision" : "value",
+	    json_string(v)) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	vdb_free(v);
+	return o;
+}
+
+/*
+ * A transaction: if @p compare holds, the one request @p op of kind
+ * @p kind ("request_put", "request_delete_range"). Both are taken, and
+ * may be NULL (out of memory).
+ */
+static int
+txn(coord *c, json_t *compare, const char *kind, json_t *op,
+    int *succeeded, int64_t *revision)
+{
+	json_t *q = NULL, *r;
 	int rv;
 
+	*succeeded = 0;
+	if (compare != NULL && op != NULL)
+		q = json_pack("{s:[o], s:[{s:o}], s:[]}", "compare", compare,
+		    "success", kind, op, "failure");
+	else {
+		json_decref(compare);
+		json_decref(op);
+	}
 	if (q == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	if ((rv = call(c, "/v3/kv/txn", q, &r)) != VECDB_OK)
@@ -436,150 +472,93 @@ int
 coord_create(coord *c, const char *key, const char *value, int64_t lease,
     int *created, int64_t *revision)
 {
-	json_t *cmp = key_obj(key, 0), *put = key_obj(key, 0);
-	char *v = b64(value, strlen(value)), id[32];
-
-	*created = 0;
-	snprintf(id, sizeof(id), "%lld", (long long) lease);
-	if (cmp == NULL || put == NULL || v == NULL ||
-	    json_object_set_new(cmp, "target", json_string("CREATE")) != 0 ||
-	    json_object_set_new(cmp, "result", json_string("EQUAL")) != 0 ||
-	    json_object_set_new(cmp, "create_revision", json_string("0")) ||
-	    json_object_set_new(put, "value", json_string(v)) != 0 ||
-	    (lease != 0 && json_object_set_new(put, "lease",
-	    json_string(id)) != 0)) {
-		json_decref(cmp);
-		json_decref(put);
-		vdb_free(v);
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	}
-	vdb_free(v);
-	return txn(c, cmp, json_pack("[{s:o}]", "request_put", put), created,
-	    revision);
+	return txn(c, cmp_obj(key, "CREATE", NULL), "request_put",
+	    put_obj(key, value, lease), created, revision);
 }
 
 int
 coord_delete_if(coord *c, const char *key, const char *value)
 {
-	json_t *cmp = key_obj(key, 0), *del = key_obj(key, 0);
-	char *v = b64(value, strlen(value));
 	int done;
 
-	if (cmp == NULL || del == NULL || v == NULL ||
-	    json_object_set_new(cmp, "target", json_string("VALUE")) != 0 ||
-	    json_object_set_new(cmp, "result", json_string("EQUAL")) != 0 ||
-	    json_object_set_new(cmp, "value", json_string(v)) != 0) {
-		json_decref(cmp);
-		json_decref(del);
-		vdb_free(v);
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	}
-	vdb_free(v);
-	return txn(c, cmp, json_pack("[{s:o}]", "request_delete_range", del),
-	    &done, NULL);
+	return txn(c, cmp_obj(key, "VALUE", value), "request_delete_range",
+	    key_obj(key, 0), &done, NULL);
 }
 
 int
 coord_replace(coord *c, const char *key, const char *old, const char *value,
     int64_t lease, int *done)
 {
-	json_t *cmp = key_obj(key, 0), *put = key_obj(key, 0);
-	char *o = b64(old, strlen(old)), *v = b64(value, strlen(value));
-	char id[32];
-	int bad;
-
-	*done = 0;
-	snprintf(id, sizeof(id), "%lld", (long long) lease);
-	bad = cmp == NULL || put == NULL || o == NULL || v == NULL ||
-	    json_object_set_new(cmp, "target", json_string("VALUE")) != 0 ||
-	    json_object_set_new(cmp, "result", json_string("EQUAL")) != 0 ||
-	    json_object_set_new(cmp, "value", json_string(o)) != 0 ||
-	    json_object_set_new(put, "value", json_string(v)) != 0 ||
-	    (lease != 0 && json_object_set_new(put, "lease",
-	    json_string(id)) != 0);
-	vdb_free(o);
-	vdb_free(v);
-	if (bad) {
-		json_decref(cmp);
-		json_decref(put);
-		return vdb_err(VECDB_ENOMEM, "out of memory");
-	}
-	return txn(c, cmp, json_pack("[{s:o}]", "request_put", put), done,
-	    NULL);
+	return txn(c, cmp_obj(key, "VALUE", old), "request_put",
+	    put_obj(key, value, lease), done, NULL);
 }
 
-/* {"ID": "lease"} (or with TTL) to a lease path; the answer in *r. */
+/*
+ * {field: v} to a lease path; with @p key, *out is that number of the
+ * answer (of its object @p in, unless NULL), 0 when it is missing.
+ */
 static int
 lease_call(coord *c, const char *path, const char *field, int64_t v,
-    json_t **r)
+    const char *in, const char *key, int64_t *out)
 {
 	char num[32];
-	json_t *q = json_object();
+	json_t *q = json_object(), *r;
+	int rv;
 
 	snprintf(num, sizeof(num), "%lld", (long long) v);
 	if (q == NULL || json_object_set_new(q, field, json_string(num)) != 0) {
 		json_decref(q);
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
-	return call(c, path, q, r);
+	if ((rv = call(c, path, q, &r)) != VECDB_OK)
+		return rv;
+	if (key != NULL)
+		*out = i64_of(in != NULL ? json_object_get(r, in) : r, key);
+	json_decref(r);
+	return VECDB_OK;
 }
 
 int
 coord_lease_grant(coord *c, int64_t ttl_s, int64_t *lease)
 {
-	json_t *r;
-	int rv;
+	int rv = lease_call(c, "/v3/lease/grant", "TTL", ttl_s, NULL, "ID",
+	    lease);
 
-	if ((rv = lease_call(c, "/v3/lease/grant", "TTL", ttl_s, &r)) !=
-	    VECDB_OK)
-		return rv;
-	*lease = i64_of(r, "ID");
-	json_decref(r);
-	return *lease != 0 ? VECDB_OK : vdb_err(VECDB_EIO, "etcd granted no "
-	    "lease");
+	if (rv == VECDB_OK && *lease == 0)
+		rv = vdb_err(VECDB_EIO, "etcd granted no lease");
+	return rv;
 }
 
 int
 coord_lease_keepalive(coord *c, int64_t lease)
 {
-	json_t *r;
 	int64_t ttl;
-	int rv;
+	int rv = lease_call(c, "/v3/lease/keepalive", "ID", lease, "result",
+	    "TTL", &ttl);
 
-	if ((rv = lease_call(c, "/v3/lease/keepalive", "ID", lease, &r)) !=
-	    VECDB_OK)
-		return rv;
-	ttl = i64_of(json_object_get(r, "result"), "TTL");
-	json_decref(r);
-	return ttl > 0 ? VECDB_OK : vdb_err(VECDB_ENOTFOUND, "lease %llx "
-	    "expired", (unsigned long long) lease);
+	if (rv == VECDB_OK && ttl <= 0)
+		rv = vdb_err(VECDB_ENOTFOUND, "lease %llx expired",
+		    (unsigned long long) lease);
+	return rv;
 }
 
 int
 coord_lease_ttl(coord *c, int64_t lease, int64_t *ttl_s)
 {
-	json_t *r;
-	int rv;
+	int rv = lease_call(c, "/v3/lease/timetolive", "ID", lease, NULL,
+	    "TTL", ttl_s);
 
-	if ((rv = lease_call(c, "/v3/lease/timetolive", "ID", lease, &r)) !=
-	    VECDB_OK)
-		return rv;
-	*ttl_s = i64_of(r, "TTL");
-	json_decref(r);
-	return *ttl_s >= 0 ? VECDB_OK : vdb_err(VECDB_ENOTFOUND, "lease "
-	    "%llx expired", (unsigned long long) lease);
+	if (rv == VECDB_OK && *ttl_s < 0)
+		rv = vdb_err(VECDB_ENOTFOUND, "lease %llx expired",
+		    (unsigned long long) lease);
+	return rv;
 }
 
 int
 coord_lease_revoke(coord *c, int64_t lease)
 {
-	json_t *r;
-	int rv;
-
-	if ((rv = lease_call(c, "/v3/lease/revoke", "ID", lease, &r)) ==
-	    VECDB_OK)
-		json_decref(r);
-	return rv;
+	return lease_call(c, "/v3/lease/revoke", "ID", lease, NULL, NULL,
+	    NULL);
 }
 
 /* ===== Members ===== */

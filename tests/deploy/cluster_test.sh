@@ -33,18 +33,7 @@ me=$$
 
 . "$(dirname "$0")/../e2e/lib.sh"
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-	for f in "$dir"/logs/*.log; do
-		[ -s "$f" ] && { echo "--- $f"; tail -10 "$f"; }
-	done
-	return 0
-}
-fatal() { bad "$@"; echo "$passed passed, $failed failed"; exit 1; }
+logs="$dir/logs/*.log"   # what bad() shows
 
 "$cluster" up --shards 2 --replicas 0 --routers 1 --free-ports \
     --bin "$bindir" --dir "$dir" || fatal "cluster.sh up failed"
@@ -123,6 +112,7 @@ tdir=$tmp/tls
 "$cluster" up --shards 1 --replicas 1 --routers 1 --free-ports --tls \
     --bin "$bindir" --dir "$tdir" >/dev/null || fatal "up --tls failed"
 dir=$tdir   # what cleanup, the watchdog and bad() look at from here
+logs="$dir/logs/*.log"
 [ "$(jq -r '.shards[0].primary, .shards[0].replicas[0]' \
     "$tdir/topology.json" | grep -c '^tls+tcp://')" = 2 ] && ok ||
     bad "--tls topology: $(cat "$tdir/topology.json")"

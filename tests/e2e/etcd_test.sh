@@ -30,18 +30,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() {
-	failed=$((failed + 1))
-	echo "FAIL: $*"
-	for f in "$tmp"/*.log; do
-		[ -s "$f" ] && { echo "--- $f"; tail -8 "$f"; }
-	done
-	return 0
-}
-fatal() { bad "$@"; echo "$passed passed, $failed failed"; exit 1; }
+logs="$tmp/*.log"   # what bad() shows
 
 . "$(dirname "$0")/lib.sh"
 

@@ -49,3 +49,20 @@ etcd_start() {
 	    >"$dir/$name.log" 2>&1 &
 	pids+=($!)
 }
+
+# Counted checks: ok; bad MESSAGE prints it and the last lines of every
+# non-empty file matching $logs (a glob the script sets, and may change
+# as it goes); fatal MESSAGE is bad, then the counts, then exit 1.
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+bad() {
+	local f
+	failed=$((failed + 1))
+	echo "FAIL: $*"
+	for f in $logs; do
+		[ -s "$f" ] && { echo "--- $f"; tail -10 "$f"; }
+	done
+	return 0
+}
+fatal() { bad "$@"; echo "$passed passed, $failed failed"; exit 1; }
