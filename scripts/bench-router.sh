@@ -11,8 +11,9 @@
 # waits for their indexers; then runs `vecdb-bench rest --port P --search 1`
 # against the router (REST, then the same searches over its binary API:
 # --rpc) and against vecdb serve, ROUNDS times in turn (the machine may be
-# shared: alternating shows the noise). Servers are pinned
-# to SERVER_CPUS and the client to CLIENT_CPUS with taskset.
+# shared: alternating shows the noise), and prints each round's
+# router_over_serve_qps (router REST over vecdb serve). Servers are
+# pinned to SERVER_CPUS and the client to CLIENT_CPUS with taskset.
 #
 # TLS=1 adds a second cluster, the same shape, whose router and nodes talk
 # mutual TLS (tls+tcp://, certificates from scripts/tls-ca.sh; REST stays
@@ -131,7 +132,8 @@ echo "# load: vecdb serve"
 bench --port "$SERVE" --load 1 --search 0
 for ((r = 1; r <= ROUNDS; r++)); do
 	echo "# round $r: router over $SHARDS shards (REST, then binary API)"
-	bench --port "$ROUTER" --load 0 --search 1 --rpc "$ROUTER_RPC"
+	bench --port "$ROUTER" --load 0 --search 1 --rpc "$ROUTER_RPC" |
+		tee "$TMP/router.qps"
 	if [ "$TLS" = 1 ]; then
 		echo "# round $r: router over $SHARDS shards, mutual TLS inside" \
 			"(REST, then binary API over TLS)"
@@ -139,5 +141,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			--rpc "$TLS_ROUTER_RPC" --tls "$TMP/tls"
 	fi
 	echo "# round $r: vecdb serve"
-	bench --port "$SERVE" --load 0 --search 1
+	bench --port "$SERVE" --load 0 --search 1 | tee "$TMP/serve.qps"
+	# the router's REST QPS over vecdb serve's, this round
+	awk '/^mode=http/ { for (i = 1; i <= NF; i++) if ($i ~ /^qps=/)
+		q[FILENAME] = substr($i, 5) }
+	    END { if (q[ARGV[1]] > 0 && q[ARGV[2]] > 0)
+		printf "router_over_serve_qps=%.3f\n", q[ARGV[1]] / q[ARGV[2]] }' \
+		"$TMP/router.qps" "$TMP/serve.qps"
 done
