@@ -2066,6 +2066,26 @@ reset_all(struct indexer *ix)
  */
 #define TRIM_EVERY_S 0.5
 
+/*
+ * Under a sanitizer malloc is the sanitizer's, and glibc's malloc_trim
+ * is not intercepted: it initialises glibc's unused heap from whichever
+ * thread calls first. Two indexers doing that at once leave the main
+ * arena counted once for two threads, and the second to exit aborts in
+ * glibc ("a->attached_threads > 0"), or malloc_trim itself faults. There
+ * is nothing of glibc's to trim then, so skip it.
+ */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define VDB_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define VDB_SANITIZED 1
+#endif
+#if defined(__GLIBC__) && !defined(VDB_SANITIZED)
+#define VDB_TRIM_HEAP 1
+#endif
+
 /* Trim if caught up (before waiters are told, so that a vecdb_index_sync
  * sees the heap trimmed). */
 static void
@@ -2079,7 +2099,7 @@ trim_when_caught_up(struct indexer *ix, uint64_t applied)
 	if (go)
 		ix->trimmed_at = now;
 	pthread_mutex_unlock(&ix->lock);
-#ifdef __GLIBC__
+#ifdef VDB_TRIM_HEAP
 	if (go)
 		malloc_trim(0);
 #endif
