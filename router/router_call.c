@@ -71,7 +71,9 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	uint64_t send_end = end;
 	char names[256];
 
+	c->unsent = 0;
 	if (i < 0) {
+		c->unsent = 1;
 		if (c->tried == 0) {
 			members_name(s, c->read, names, sizeof(names));
 			call_unavailable(c, "shard %u (%s) is unavailable "
@@ -83,6 +85,15 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	m = &s->members[i];
 	c->member = i;
 	c->tried |= 1ULL << i;
+	if (c->hold && __atomic_load_n(&m->pipes, __ATOMIC_RELAXED) <= 0) {
+		/* not handed to nng, where it could wait for this member
+		 * while another takes over: call_resend() sends it once a
+		 * primary is connected */
+		c->unsent = 1;
+		call_unavailable(c, "shard %u (%s) is not connected (the "
+		    "request was not sent)", s->id, m->url);
+		return;
+	}
 	c->rv = VECDB_OK;
 	__atomic_fetch_add(&m->stats->requests, 1, __ATOMIC_RELAXED);
 	c->sent_us = now_us();
@@ -95,7 +106,11 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	c->unconnected = __atomic_load_n(&m->pipes, __ATOMIC_RELAXED) <= 0 &&
 	    __atomic_load_n(&m->was_connected, __ATOMIC_RELAXED) &&
 	    end > now + ROUTER_CONNECT_WAIT_MS;
-	if (c->unconnected)
+	/* A held write goes only to a connected member (above), but that
+	 * connection may be closing (the node just killed, nng not yet
+	 * told): it too is given ROUTER_CONNECT_WAIT_MS to leave, then
+	 * call_wait looks again. */
+	if (c->unconnected || (c->hold && end > now + ROUTER_CONNECT_WAIT_MS))
 		send_end = now + ROUTER_CONNECT_WAIT_MS;
 	if (proto_rpc_send(&c->x, m->sock, c->req, c->reqlen, send_end) !=
 	    VECDB_OK) {
@@ -117,8 +132,17 @@ call_wait(router *r, router_topology *t, struct router_call *c, uint64_t end)
 	uint64_t now, left;
 	int sent = 0, lost = 0;
 
-	if (proto_rpc_wait_sent(&c->x) != VECDB_OK)
-		goto unsent;
+	if (proto_rpc_wait_sent(&c->x) != VECDB_OK) {
+		/* a held write its member did not take in time: busy if
+		 * still connected, and then given the whole deadline */
+		int conn = __atomic_load_n(&m->pipes, __ATOMIC_RELAXED) > 0;
+		if (!c->hold || !conn || vdb_now_ms() >= end ||
+		    proto_rpc_send(&c->x, m->sock, c->req, c->reqlen, end) !=
+		    VECDB_OK || proto_rpc_wait_sent(&c->x) != VECDB_OK) {
+			c->unconnected |= c->hold && !conn;
+			goto unsent;
+		}
+	}
 	/* A read with somewhere else to go waits half of what is left:
 	 * a hung member must leave time for the next one. */
 	now = vdb_now_ms();
@@ -149,6 +173,7 @@ call_wait(router *r, router_topology *t, struct router_call *c, uint64_t end)
 	return 0;
 unsent:
 late:
+	c->unsent = !sent;
 	__atomic_fetch_add(&m->stats->errors, 1, __ATOMIC_RELAXED);
 	router_member_backoff(m, 1, vdb_now_ms());
 	if (sent && !c->read && !c->check) {
@@ -180,8 +205,62 @@ late:
 }
 
 /*
+ * A held write (c->hold) its shard's primary surely never got (it had no
+ * connection, or was in back-off after losing one) is offered again
+ * every ROUTER_RESEND_MS while the deadline allows, and sent once its
+ * primary is connected: the same one back, a member the health rounds
+ * found promoted, or the one etcd elected (with etcd, on the topology of
+ * the moment; a topology file changes only by a reload). A write that
+ * may have left is never sent again (call_wait says 504).
+ */
+static void
+call_resend(router *r, router_topology *t, struct router_call *c, uint64_t end)
+{
+	int rv = c->rv, tries = 0;
+	uint64_t t0 = vdb_now_ms();
+	char msg[sizeof(c->msg)];
+
+	memcpy(msg, c->msg, sizeof(msg));
+	while (c->unsent && vdb_now_ms() + ROUTER_RESEND_MS < end) {
+		struct timespec ts = { 0, ROUTER_RESEND_MS * 1000000L };
+		router_topology *now;
+
+		nanosleep(&ts, NULL);
+		now = r->coord != NULL ? router_topology_acquire(r, NULL,
+		    NULL) : t;
+		if (now->n != t->n || now->shards[c->shard].id !=
+		    t->shards[c->shard].id) {
+			router_topology_release(r, now);
+			break;   /* resharded: not the same shard */
+		}
+		proto_rpc_xchg_fini(&c->x);
+		c->tried = 0;
+		tries++;
+		call_send(now, c, end);
+		if (c->x.aio != NULL)
+			call_wait(r, now, c, end);
+		else if (c->unsent) {
+			/* no connected primary yet, or it is in back-off:
+			 * keep what the first try said */
+			c->rv = rv;
+			memcpy(c->msg, msg, sizeof(msg));
+		}
+		/* the answer is decoded: the exchange may not outlive the
+		 * topology whose socket it is on */
+		proto_rpc_xchg_fini(&c->x);
+		if (now != t)
+			router_topology_release(r, now);
+	}
+	if (c->unsent)
+		VDB_LOG_WARN("ROUT", "shard %u: a write waited %llu ms for a "
+		    "connected primary (%d tries): %s", t->shards[c->shard].id,
+		    (unsigned long long) (vdb_now_ms() - t0), tries, c->msg);
+}
+
+/*
  * Wait for c; a read whose member did not answer asks the next one
- * (another replica, then the primary) while the deadline allows.
+ * (another replica, then the primary) while the deadline allows, and a
+ * write that surely was not sent waits for a primary to take it.
  */
 static void
 call_finish(router *r, router_topology *t, struct router_call *c, uint64_t end)
@@ -191,6 +270,17 @@ call_finish(router *r, router_topology *t, struct router_call *c, uint64_t end)
 		proto_rpc_xchg_fini(&c->x);
 		call_send(t, c, end);
 	}
+	if (c->hold && c->unsent)
+		call_resend(r, t, c, end);
+}
+
+/* Writes wait for a primary where another can come: with etcd, or with
+ * replicas to promote. */
+static void
+call_hold(router *r, router_topology *t, struct router_call *c)
+{
+	c->hold = !c->read && (r->coord != NULL ||
+	    t->shards[c->shard].n_members > 1);
 }
 
 /* Turn a shard's response code into c->rv / c->msg. */
@@ -211,8 +301,10 @@ router_fanout(router *r, router_topology *t, struct router_call *calls,
 	uint64_t end = vdb_now_ms() + r->timeout_ms;
 
 	for (size_t i = 0; i < n; i++)
-		if (calls[i].rv == VECDB_OK && calls[i].req != NULL)
+		if (calls[i].rv == VECDB_OK && calls[i].req != NULL) {
+			call_hold(r, t, &calls[i]);
 			call_send(t, &calls[i], end);
+		}
 	for (size_t i = 0; i < n; i++)
 		if (calls[i].req != NULL) {
 			call_finish(r, t, &calls[i], end);
@@ -384,6 +476,7 @@ router_shard_call(router *r, router_topology *t, size_t shard,
 	c->member = -1;
 	if ((rv = proto_request_encode(method, r->key, (uint32_t) shard, body,
 	    len, &c->req, &c->reqlen)) == VECDB_OK) {
+		call_hold(r, t, c);
 		call_send(t, c, end);
 		call_finish(r, t, c, end);
 		call_code(t, c);

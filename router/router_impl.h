@@ -36,6 +36,8 @@
 #define ROUTER_SHARDS_MAX 1024
 #define ROUTER_FOLLOW_MS 100      /* with etcd: how often members are read */
 #define ROUTER_BACKOFF_MS 1000    /* a failed member is skipped this long */
+#define ROUTER_RESEND_MS 20     /* a write no primary could take is
+				      offered again this often */
 #define ROUTER_CONNECT_WAIT_MS 250 /* a request waits this long at most for
 				      a member that lost its connection to
 				      have one again (a dead primary must
@@ -224,6 +226,10 @@ struct router_call {
 	uint64_t sent_us;             /* when the member was asked */
 	int unconnected;              /* ... while it had lost its connection
 					 (sent by ROUTER_CONNECT_WAIT_MS) */
+	int hold;                     /* a write that waits for a connected
+					 primary (see call_resend) */
+	int unsent;                   /* the last try surely never left (no
+					 member to take it, or no connection) */
 	int skip;                     /* left out of a partial answer */
 	uint8_t *req;                 /* encoded request (owned) */
 	size_t reqlen;

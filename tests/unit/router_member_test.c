@@ -143,8 +143,9 @@ START_TEST(all_members_down_leaves_none)
 }
 END_TEST
 
-/* The call that finds every member down fails at once, without sending,
- * with UNAVAILABLE naming the shard (the 503 of docs/ROUTER.md). */
+/* The call that finds every member down fails without sending, with
+ * UNAVAILABLE naming the shard (the 503 of docs/ROUTER.md); being a
+ * write on a shard with replicas, once its deadline is out. */
 START_TEST(a_call_to_a_shard_all_down_is_unavailable)
 {
 	router_topology t = { .shards = &shard, .n = 1, .refs = 1 };
@@ -231,6 +232,84 @@ START_TEST(nobody_saying_primary_keeps_the_write_target)
 }
 END_TEST
 
+/* ===== Writes held for a primary (router_call.c) ===== */
+
+static struct router test_router;
+static router_topology test_topo;
+
+static void
+router_setup(void)
+{
+	shard_setup();
+	memset(&test_router, 0, sizeof(test_router));
+	test_router.key = "";
+	test_topo = (router_topology) { .shards = &shard, .n = 1, .refs = 1 };
+	memset(stats, 0, sizeof(stats));
+}
+
+/* Ms a write to shard 0 took to fail with *rv. */
+static uint64_t
+write_ms(uint32_t timeout_ms, int *rv)
+{
+	struct proto_response *resp = NULL;
+	uint64_t t0 = vdb_now_ms();
+
+	test_router.timeout_ms = timeout_ms;
+	*rv = router_shard_call(&test_router, &test_topo, 0, PROTO_HEALTH,
+	    NULL, 0, &resp);
+	ck_assert_ptr_null(resp);
+	return vdb_now_ms() - t0;
+}
+
+/* A held write to shard 0 waits out its deadline, fails UNAVAILABLE
+ * with msg, and was never handed to nng. */
+static void
+held_write_fails(uint32_t timeout_ms, const char *msg)
+{
+	int rv;
+
+	ck_assert_uint_ge(write_ms(timeout_ms, &rv), timeout_ms -
+	    ROUTER_RESEND_MS);
+	ck_assert_int_eq(rv, VECDB_EUNAVAILABLE);
+	ck_assert_str_eq(vecdb_errmsg(), msg);
+	ck_assert_uint_eq(stats[0].requests, 0);
+}
+
+/* A primary may come back or be replaced: the write waits for one until
+ * its deadline, then says what the first try found. */
+START_TEST(a_write_waits_out_its_deadline_for_a_primary)
+{
+	for (int i = 0; i < 3; i++)
+		router_member_backoff(&members[i], 1, vdb_now_ms());
+	held_write_fails(300, "shard 0 (tcp://p) is unavailable (failed less "
+	    "than 1000 ms ago)");
+}
+END_TEST
+
+/* A primary with no connection is not handed the write (nng would keep
+ * it for that member while another takes over). */
+START_TEST(a_held_write_is_not_given_to_an_unconnected_primary)
+{
+	for (int i = 0; i < 3; i++)
+		members[i].pipes = 0;
+	held_write_fails(200, "shard 0 (tcp://p) is not connected (the "
+	    "request was not sent)");
+}
+END_TEST
+
+/* A lone member with no etcd to elect another: nothing to wait for. */
+START_TEST(a_write_to_a_lone_member_fails_at_once)
+{
+	int rv;
+
+	shard.n_members = 1;
+	router_member_backoff(&members[0], 1, vdb_now_ms());
+	ck_assert_uint_lt(write_ms(5000, &rv), 2500);
+	ck_assert_int_eq(rv, VECDB_EUNAVAILABLE);
+	ck_assert_uint_eq(stats[0].requests, 0);
+}
+END_TEST
+
 static Suite *
 member_suite(void)
 {
@@ -254,6 +333,12 @@ member_suite(void)
 	tcase_add_test(tc, all_members_down_leaves_none);
 	tcase_add_test(tc, a_call_to_a_shard_all_down_is_unavailable);
 	tcase_add_test(tc, a_one_member_shard_serves_reads_and_writes);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("held writes");
+	tcase_add_checked_fixture(tc, router_setup, NULL);
+	tcase_add_test(tc, a_write_waits_out_its_deadline_for_a_primary);
+	tcase_add_test(tc, a_held_write_is_not_given_to_an_unconnected_primary);
+	tcase_add_test(tc, a_write_to_a_lone_member_fails_at_once);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("primary by term");
 	tcase_add_checked_fixture(tc, shard_setup, NULL);
