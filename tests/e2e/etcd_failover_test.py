@@ -8,6 +8,10 @@ pause and keeps the ids each acknowledged. ROUNDS times (10): kill -9 the
 shard's leader; writes must succeed again within 5 s (the gap from the
 last acknowledgement before the kill to the first after is printed); the
 killed node is started again on its data and must rejoin as a replica.
+Right after each kill a single write goes through a second router whose
+deadline (8 s) outlasts the failover: one that router surely could not
+send (the leader's connection is gone) must wait for the new leader and
+be acknowledged, not refused with 503.
 Then a partition, not a crash: each node reaches etcd through a relay of
 this test, and the leader's is cut (its connections dropped, new ones
 held unanswered). The leader must refuse writes on its own within the
@@ -241,6 +245,12 @@ class Writer(threading.Thread):
         return "\n".join(f"  {r[0] - t0:+.2f} .. {r[1] - t0:+.2f} s: "
                          f"{r[3]} x {r[2]}" for r in runs)
 
+    def failed(self, t0, t1):
+        """How many writes that started from t0 to t1 failed."""
+        with self.lock:
+            return sum(1 for a in self.attempts
+                       if t0 <= a[0] <= t1 and a[2] != 200)
+
     def first_ack_after(self, t):
         with self.lock:
             later = [a for a in self.ack_times if a > t]
@@ -288,6 +298,31 @@ def main():
                      "--qdrant-port", "0", "--timeout-ms", "2000"])
     line = first_line("router")
     router = line.split("serving ")[1].split()[0]
+    start("patient", [os.path.join(BIN, "vecdb-router"), "--etcd",
+                      etcd_url, "--host", "127.0.0.1", "--port", "0",
+                      "--qdrant-port", "0", "--timeout-ms", "8000"])
+    patient = first_line("patient").split("serving ")[1].split()[0]
+    probes = {}  # id: acknowledged, of the writes through patient
+
+    def probe_write(r):
+        """A write through patient right after a kill; the seconds it
+        took. One sent before the router saw the connection go may have
+        been applied (504) and is not resent by design: then once more."""
+        for k in range(2):
+            pid = 10 ** 9 + 10 * r + k
+            probes[pid] = False
+            t0 = time.time()
+            code, ans = http("POST", patient +
+                             "/collections/t/vectors/batch",
+                             {"vectors": [{"id": pid, "vector": [1.0, 2.0]}],
+                              "write_concern": 1}, timeout=30)
+            if code != 504 or "may have been applied" not in json.dumps(ans):
+                break
+        assert code == 200, (f"round {r + 1}: a write during the failover "
+                             f"through a router with time to wait: {code} "
+                             f"{ans}")
+        probes[pid] = True
+        return time.time() - t0
 
     def cluster():
         return http("GET", router + "/cluster")[1]["data"]["shards"][0]
@@ -306,7 +341,7 @@ def main():
     assert code == 200, body
     w = Writer(router)
     w.start()
-    gaps = []
+    gaps, fails = [], []
     for r in range(ROUNDS):
         wait_for("writes acknowledged", lambda: len(w.acked) > 200 *
                  (r + 1), 30)
@@ -316,14 +351,18 @@ def main():
         nodes[victim]["proc"].wait()
         killed = time.time()
         before = w.last_ack()
+        held = probe_write(r)
         wait_for(f"round {r + 1}: writes after killing {victim}",
                  lambda: w.first_ack_after(killed) is not None,
                  RESUME_S + 5)
         gap = w.first_ack_after(killed) - before
         gaps.append(gap)
+        fails.append(w.failed(killed, w.first_ack_after(killed)))
         print(f"round {r + 1}: killed {victim}; writes again after "
               f"{gap:.2f} s ({w.first_ack_after(killed) - killed:.2f} s "
-              f"after the kill; new leader {leader()})", flush=True)
+              f"after the kill, {fails[-1]} writes failed; new leader "
+              f"{leader()}; a write through the patient router waited "
+              f"{held:.2f} s)", flush=True)
         if gap > 3.0 or os.environ.get("VERBOSE"):
             print(w.story(killed, w.first_ack_after(killed)), flush=True)
         assert gap <= RESUME_S, f"writes resumed after {gap:.2f} s"
@@ -401,8 +440,11 @@ def main():
     assert code == 200, body
     count = body["data"]["count"]
     # every acknowledged id is there (and nothing the client never sent)
-    assert count >= len(acked) and count <= w.next_id - 1, (
-        f"count {count}, acknowledged {len(acked)}")
+    acked_probes = [i for i in probes if probes[i]]
+    assert count >= len(acked) + len(acked_probes) and \
+        count <= w.next_id - 1 + len(probes), (
+            f"count {count}, acknowledged {len(acked)} + "
+            f"{len(acked_probes)}")
     have, offset = set(), None
     while True:
         req = {"limit": 1000, "with_payload": False}
@@ -415,11 +457,13 @@ def main():
         offset = body["data"]["next_offset"]
         if offset is None:
             break
-    missing = [i for i in acked if i not in have]
+    missing = [i for i in acked + acked_probes if i not in have]
     assert not missing, f"{len(missing)} acknowledged points lost: " \
         f"{missing[:20]}"
     print(f"failover x{ROUNDS}: writes resumed after median "
-          f"{statistics.median(gaps):.2f} s, max {max(gaps):.2f} s; "
+          f"{statistics.median(gaps):.2f} s, max {max(gaps):.2f} s, "
+          f"failed writes a kill median {statistics.median(fails)}, max "
+          f"{max(fails)}; "
           f"{len(acked)} acknowledged points all there "
           f"(count {count})", flush=True)
 
@@ -445,7 +489,7 @@ if __name__ == "__main__":
         main()
     except Exception as e:  # report, with the logs, then clean up
         print(f"FAIL: {e}", flush=True)
-        for name in ("a", "b", "c", "router"):
+        for name in ("a", "b", "c", "router", "patient"):
             print(f"--- {name}.log\n{tail(name)}", flush=True)
         cleanup()
         sys.exit(1)
