@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,27 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* What every request to etcd sets on its handle: POST text (JSON) to
+ * url, the answer to fn(arg), the TLS files, curl's message into err. */
+static void
+easy_set(coord *c, CURL *h, const char *url, struct curl_slist *hdr,
+    const char *text, curl_write_callback fn, void *arg, char *err)
+{
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fn);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, arg);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+	if (c->ca != NULL)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+	if (c->cert != NULL)
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+	if (c->key != NULL)
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
+}
+
 /*
  * POST body (a JSON object, taken; NULL is out of memory) to path on the
  * first endpoint that answers, starting with the one that answered last.
@@ -214,21 +236,9 @@ call(coord *c, const char *path, json_t *body, json_t **out)
 		}
 		snprintf(url, sizeof(url), "%s%s", c->endpoint[i], path);
 		hdr = curl_slist_append(hdr, "Content-Type: application/json");
-		curl_easy_setopt(h, CURLOPT_URL, url);
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
-		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+		easy_set(c, h, url, hdr, text, on_body, &b, err);
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
 		    (long) COORD_CALL_TIMEOUT_MS);
-		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
-		if (c->ca != NULL)
-			curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
-		if (c->cert != NULL)
-			curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
-		if (c->key != NULL)
-			curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
 		cc = curl_easy_perform(h);
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 		curl_slist_free_all(hdr);
@@ -609,7 +619,7 @@ member_value(coord_member *m, int *same)
 	snprintf(m->ident, sizeof(m->ident), "%s", ident);
 	m->seq_put = in.last_seq;
 	m->put_ms = vdb_now_ms();
-	snprintf(m->key, sizeof(m->key), "%smembers/%u/%s", m->c->prefix,
+	snprintf(m->key, sizeof(m->key), "%s" COORD_MEMBERS "%u/%s", m->c->prefix,
 	    in.shard, in.node_id ? in.node_id : "node");
 	o = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:I}",
 	    "elect_rev", (json_int_t) in.elect_rev,
@@ -805,7 +815,7 @@ coord_topology_json(coord *c, json_t **out, int64_t *revision)
 	int rv;
 
 	*out = NULL;
-	snprintf(prefix, sizeof(prefix), "%smembers/", c->prefix);
+	snprintf(prefix, sizeof(prefix), "%s" COORD_MEMBERS, c->prefix);
 	if (all == NULL || prim == NULL || reps == NULL) {
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
 		goto done;
@@ -874,5 +884,199 @@ done:
 	json_decref(all);
 	vdb_free(prim);
 	vdb_free(reps);
+	return rv;
+}
+
+/* ===== Watches ===== */
+
+struct coord_watch {
+	coord *c;
+	CURLM *multi;
+	atomic_int stop;
+};
+
+int
+coord_watch_new(coord *c, coord_watch **out)
+{
+	coord_watch *w = vdb_calloc(1, sizeof(*w));
+
+	*out = NULL;
+	if (w == NULL || (w->multi = curl_multi_init()) == NULL) {
+		vdb_free(w);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	}
+	w->c = c;
+	atomic_init(&w->stop, 0);
+	*out = w;
+	return VECDB_OK;
+}
+
+void
+coord_watch_stop(coord_watch *w)
+{
+	atomic_store(&w->stop, 1);
+	curl_multi_wakeup(w->multi);
+}
+
+void
+coord_watch_free(coord_watch *w)
+{
+	if (w == NULL)
+		return;
+	curl_multi_cleanup(w->multi);
+	vdb_free(w);
+}
+
+/* A watch's stream as it is read: one JSON object a line. */
+struct stream {
+	struct buf line;         /* what came after the last newline */
+	coord_watch_fn fn;
+	void *arg;
+	int created;             /* etcd said the watch is in place */
+	int ended;               /* an error or a cancel: why says which */
+	char why[300];
+};
+
+/* One line: {"result": {"created" | "events" | "canceled"...}} or
+ * {"error": {"message"...}}. */
+static void
+stream_line(struct stream *st, const char *p, size_t len)
+{
+	json_error_t je;
+	json_t *o = json_loadb(p, len, 0, &je);
+	json_t *res = json_object_get(o, "result"), *m;
+
+	if (o == NULL) {
+		st->ended = 1;
+		snprintf(st->why, sizeof(st->why), "a watch answer that is "
+		    "not JSON: %s", je.text);
+	} else if (!json_is_object(res)) {
+		/* the gateway's errors: {"error": {"message"}} in a stream,
+		 * {"error": "...", "message"} as a whole answer */
+		json_t *e = json_object_get(o, "error");
+		if (!json_is_string(m = json_object_get(e, "message")) &&
+		    !json_is_string(m = json_object_get(o, "message")))
+			m = e;
+		st->ended = 1;
+		snprintf(st->why, sizeof(st->why), "watch: %s",
+		    json_is_string(m) ? json_string_value(m) :
+		    "an answer with neither result nor error");
+	} else if (json_is_true(json_object_get(res, "canceled"))) {
+		m = json_object_get(res, "cancel_reason");
+		st->ended = 1;
+		snprintf(st->why, sizeof(st->why), "etcd cancelled the "
+		    "watch: %s", json_is_string(m) ? json_string_value(m) :
+		    "(no reason)");
+	} else if (json_is_true(json_object_get(res, "created"))) {
+		st->created = 1;
+		st->fn(st->arg);
+	} else if (json_array_size(json_object_get(res, "events")) > 0)
+		st->fn(st->arg);
+	json_decref(o);
+}
+
+static size_t
+on_stream(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct stream *st = arg;
+	size_t n = size * nmemb, start = 0;
+	char *nl;
+
+	if (on_body(data, size, nmemb, &st->line) != n) {
+		st->ended = 1;
+		snprintf(st->why, sizeof(st->why), "a watch answer longer "
+		    "than 64 MiB, or out of memory");
+		return 0;
+	}
+	while (!st->ended && (nl = memchr(st->line.p + start, '\n',
+	    st->line.len - start)) != NULL) {
+		stream_line(st, st->line.p + start,
+		    (size_t) (nl - st->line.p) - start);
+		start = (size_t) (nl - st->line.p) + 1;
+	}
+	memmove(st->line.p, st->line.p + start, st->line.len - start + 1);
+	st->line.len -= start;
+	return st->ended ? 0 : n;
+}
+
+int
+coord_watch_run(coord_watch *w, const char *prefix, coord_watch_fn fn,
+    void *arg)
+{
+	coord *c = w->c;
+	size_t i = atomic_load(&c->good) % c->n;
+	struct stream st = { .line = { NULL, 0 }, .fn = fn, .arg = arg };
+	json_t *key = key_obj(prefix, 1), *req = json_object();
+	char url[512], err[CURL_ERROR_SIZE] = "", *text = NULL;
+	struct curl_slist *hdr = NULL;
+	CURLcode cc = CURLE_OK;
+	CURL *h = NULL;
+	long status = 0;
+	int running = 1, done = 0, rv;
+
+	if (key == NULL || req == NULL) {
+		json_decref(key);
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* set_new takes key, also when it fails */
+	if (json_object_set_new(req, "create_request", key) != 0 ||
+	    (text = json_dumps(req, JSON_COMPACT)) == NULL ||
+	    (h = curl_easy_init()) == NULL || (hdr = curl_slist_append(NULL,
+	    "Content-Type: application/json")) == NULL) {
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(url, sizeof(url), "%s/v3/watch", c->endpoint[i]);
+	easy_set(c, h, url, hdr, text, on_stream, &st, err);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+	    (long) COORD_CALL_TIMEOUT_MS);
+	/* a stream that goes quiet is normal: a dead peer is told by TCP */
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, 5L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, 2L);
+	if (curl_multi_add_handle(w->multi, h) != CURLM_OK) {
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+		goto out;
+	}
+	while (!atomic_load(&w->stop) && !done && running) {
+		CURLMsg *msg;
+		int left;
+
+		if (curl_multi_perform(w->multi, &running) != CURLM_OK)
+			break;
+		while ((msg = curl_multi_info_read(w->multi, &left)) != NULL)
+			if (msg->msg == CURLMSG_DONE) {
+				cc = msg->data.result;
+				done = 1;
+			}
+		if (!done && running)
+			curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_multi_remove_handle(w->multi, h);
+	if (atomic_load(&w->stop))
+		rv = VECDB_OK;
+	else {
+		if (!st.created)   /* next time, the next endpoint */
+			atomic_store(&c->good, (i + 1) % c->n);
+		if (st.ended)
+			rv = vdb_err(VECDB_EUNAVAILABLE, "etcd %s: %s",
+			    c->endpoint[i], st.why);
+		else if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR)
+			rv = vdb_err(VECDB_EUNAVAILABLE, "etcd %s: watch: %s",
+			    c->endpoint[i], err[0] ? err :
+			    curl_easy_strerror(cc));
+		else
+			rv = vdb_err(VECDB_EUNAVAILABLE, "etcd %s: the watch "
+			    "ended (HTTP %ld)", c->endpoint[i], status);
+	}
+out:
+	if (h != NULL)
+		curl_easy_cleanup(h);
+	curl_slist_free_all(hdr);
+	json_decref(req);
+	vdb_free(text);
+	vdb_free(st.line.p);
 	return rv;
 }

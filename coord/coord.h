@@ -121,7 +121,43 @@ int coord_lease_revoke(coord *c, int64_t lease);
  * when it expired. */
 int coord_lease_ttl(coord *c, int64_t lease, int64_t *ttl_s);
 
+/* ===== Watches ===== */
+
+/*
+ * A watch of the keys under a prefix: one streamed request to etcd's
+ * gateway (/v3/watch), read on the calling thread until it ends or
+ * another thread stops it.
+ */
+typedef struct coord_watch coord_watch;
+
+/* Called once the watch is in place, and after each change etcd reports
+ * (one call may cover several). */
+typedef void (*coord_watch_fn)(void *arg);
+
+int coord_watch_new(coord *c, coord_watch **out);
+
+/*
+ * Watch every key under @p prefix: @p fn when the watch is in place (so
+ * that the caller reads what it follows: changes before it are not
+ * reported) and after every change, until coord_watch_stop or the stream
+ * ends (the endpoint went away, etcd cancelled the watch). One watch at
+ * a time on @p w. An endpoint that does not take the watch is skipped
+ * next time.
+ * @return VECDB_OK once stopped; otherwise VECDB_EUNAVAILABLE saying why
+ *	the stream ended (the caller watches again), or VECDB_ENOMEM.
+ */
+int coord_watch_run(coord_watch *w, const char *prefix, coord_watch_fn fn,
+    void *arg);
+
+/* From any thread: coord_watch_run returns soon, and at once from then on. */
+void coord_watch_stop(coord_watch *w);
+
+/* Free a watch no thread is running. NULL is fine. */
+void coord_watch_free(coord_watch *w);
+
 /* ===== Members ===== */
+
+#define COORD_MEMBERS "members/"     /* under the prefix: the members */
 
 /* What a node says of itself. */
 struct coord_member_info {
