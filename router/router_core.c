@@ -156,6 +156,7 @@ router_follow_once(router *r, int *changed)
 	int rv;
 
 	*changed = 0;
+	__atomic_fetch_add(&r->etcd_reads, 1, __ATOMIC_RELAXED);
 	if ((rv = coord_topology_json(r->coord, &doc, &rev)) != VECDB_OK)
 		return rv;
 	if ((text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {

@@ -34,7 +34,11 @@
 #include "router.h"
 
 #define ROUTER_SHARDS_MAX 1024
-#define ROUTER_FOLLOW_MS 100      /* with etcd: how often members are read */
+#define ROUTER_FOLLOW_MS 100      /* with etcd and no watch: how often
+				      members are read */
+#define ROUTER_FOLLOW_WATCHED_MS 1000 /* with a watch: read this often
+				      anyway (a stream can stall unseen) */
+#define ROUTER_WATCH_RETRY_MS 1000 /* a watch that ended: watch again */
 #define ROUTER_BACKOFF_MS 1000    /* a failed member is skipped this long */
 #define ROUTER_RESEND_MS 20     /* a write no primary could take is
 				      offered again this often */
@@ -117,8 +121,15 @@ struct router {
 	pthread_t follow;         /* with coord: follows etcd */
 	int follow_on;
 	int follow_stop;          /* guarded by follow_lock */
+	int follow_kick;          /* the watch saw a change: read now
+				     (follow_lock) */
 	pthread_mutex_t follow_lock;
 	pthread_cond_t follow_cv;
+	struct coord_watch *watch;  /* with coord: the members' watch */
+	pthread_t watcher;        /* runs it */
+	int watch_on;
+	int watching;             /* 1 while the watch is in place (atomic) */
+	uint64_t etcd_reads;      /* topology reads from etcd (atomic) */
 	pthread_mutex_t lock;     /* guards topo, refs, stats, and members'
 				     node_id and follows */
 	router_topology *topo;

@@ -93,4 +93,17 @@ router_metrics(void *ctx, FILE *f)
 				    &t->shards[i].members[k], which);
 	}
 	router_topology_release(r, t);
+	if (r->coord == NULL)
+		return;
+	fprintf(f, "# HELP vecdb_router_etcd_reads_total Reads of the "
+	    "members from etcd.\n"
+	    "# TYPE vecdb_router_etcd_reads_total counter\n"
+	    "vecdb_router_etcd_reads_total %llu\n"
+	    "# HELP vecdb_router_etcd_watching 1 while the router watches "
+	    "the members in etcd (0: it reads them every %d ms).\n"
+	    "# TYPE vecdb_router_etcd_watching gauge\n"
+	    "vecdb_router_etcd_watching %d\n",
+	    (unsigned long long) __atomic_load_n(&r->etcd_reads,
+	    __ATOMIC_RELAXED), ROUTER_FOLLOW_MS,
+	    __atomic_load_n(&r->watching, __ATOMIC_RELAXED));
 }

@@ -91,6 +91,53 @@ post /collections/t/vectors/batch "{\"vectors\": $points}" >/dev/null &&
 [ "$(post /collections/t/points/count '{}' | jq -r .data.count)" = 20 ] &&
     ok || bad "count through the router"
 
+# ---- the router watches the members rather than reading them on a
+# timer: while the watch is in place it reads them once a second (every
+# 100 ms without one), so a 3 s window holds a few reads, not 30
+metric() {
+	curl -sf "$router/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+}
+until_ok 10 eval 'test "$(metric vecdb_router_etcd_watching)" = 1' && ok ||
+    bad "the router does not watch etcd: $(curl -s "$router/metrics" |
+    grep etcd)"
+reads0=$(metric vecdb_router_etcd_reads_total)
+t0=$(date +%s%N)
+sleep 3   # the window the reads are counted over
+reads=$(($(metric vecdb_router_etcd_reads_total) - reads0))
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$reads" -ge 1 ] && [ "$reads" -le $((ms / 1000 + 2)) ] && ok ||
+    bad "the router read etcd $reads times in $ms ms while watching"
+
+# ---- and a change is followed as etcd reports it, not at the next
+# read: five changes in a row (a member key put, then deleted, by hand),
+# each in the router's topology within 500 ms (the reads alone would
+# miss that about half of the time)
+fake_key=$(printf '/vecdb/members/0/fake' | base64 -w0)
+fake_val=$(printf '{"shard": 0, "node_id": "fake", "role": "replica", "rpc": "tcp://127.0.0.1:9"}' |
+    base64 -w0)
+swaps() { grep -c 'topology from etcd' "$tmp/router.log" || true; }
+# followed_within_ms MS: the router logged a new topology within MS ms
+followed_within_ms() {
+	local before=$1 end=$(($(date +%s%N) / 1000000 + $2))
+	while [ "$(swaps)" = "$before" ]; do
+		[ $(($(date +%s%N) / 1000000)) -lt "$end" ] || return 1
+		sleep 0.01
+	done
+}
+for i in 1 2 3 4 5; do
+	before=$(swaps)
+	if [ $((i % 2)) = 1 ]; then
+		curl -sf -X POST "$etcd_url/v3/kv/put" -d "{\"key\": \"$fake_key\", \"value\": \"$fake_val\"}" >/dev/null
+	else
+		curl -sf -X POST "$etcd_url/v3/kv/deleterange" -d "{\"key\": \"$fake_key\"}" >/dev/null
+	fi
+	followed_within_ms "$before" 500 && ok ||
+	    bad "change $i was not followed within 500 ms"
+done
+curl -sf -X POST "$etcd_url/v3/kv/deleterange" -d "{\"key\": \"$fake_key\"}" >/dev/null
+until_ok 10 eval '! curl -sf "$router/cluster" | grep -q "127.0.0.1:9\""' && ok ||
+    bad "the router kept the removed member"
+
 # ---- a replica registers as one; the router lists it
 node r 0 --mode replica --primary "$a_url"
 r_url=$url
@@ -158,6 +205,25 @@ until_ok 10 eval 'test "$(primary0)" = "$r_url"' && ok ||
     bad "the router's primary of shard 0 is '$(primary0)', not $r_url"
 post /collections/t/vectors '{"id": 99, "vector": [9, 9]}' >/dev/null &&
     ok || bad "write to the promoted primary through the router"
+
+# ---- etcd restarted: the router reads on a timer while it cannot watch,
+# then watches again, and follows what changed meanwhile
+kill -TERM "${pids[0]}"
+wait "${pids[0]}" || true
+until_ok 10 eval 'test "$(metric vecdb_router_etcd_watching)" = 0' && ok ||
+    bad "the router still says it watches etcd with etcd down"
+grep -q "not watching etcd (reading it every 100 ms meanwhile)" \
+    "$tmp/router.log" && ok || bad "the router did not log its lost watch"
+ETCD_PORTS=$etcd_ports etcd_start etcd "$tmp" http
+until_ok 20 curl -sf "$etcd_url/health" || fatal "etcd did not restart"
+until_ok 10 eval 'test "$(metric vecdb_router_etcd_watching)" = 1' && ok ||
+    bad "the router did not watch etcd again after its restart"
+node c 1
+c_url=$url
+until_ok 10 eval 'test "$(shards)" = 2' && ok ||
+    bad "the router did not take shard 1 (c) on after etcd's restart"
+grep -q "topology from etcd: .*$c_url" "$tmp/router.log" && ok ||
+    bad "the router did not log c in its topology"
 
 # ---- etcd over https, with client certificates: a node registers with
 # its own TLS files, and one whose certificate another CA signed cannot

@@ -33,12 +33,16 @@ until_ok() {
 
 # etcd_start NAME DIR SCHEME [FLAGS...]: a one-member etcd in DIR/NAME on
 # free loopback ports, its log in DIR/NAME.log, its pid appended to pids;
-# sets etcd_url to its client url (SCHEME http or https).
+# sets etcd_url to its client url (SCHEME http or https). ETCD_PORTS="C P"
+# gives the client and peer ports (a restart on the ones it had); they are
+# left in etcd_ports.
 etcd_start() {
 	local name=$1 dir=$2 scheme=$3 cport pport
 	shift 3
 	cport=$(free_port)
 	pport=$(free_port)
+	[ -n "${ETCD_PORTS:-}" ] && read -r cport pport <<<"$ETCD_PORTS"
+	etcd_ports="$cport $pport"
 	etcd_url=$scheme://127.0.0.1:$cport
 	etcd --name "$name" --data-dir "$dir/$name" \
 	    --listen-client-urls "$etcd_url" \
