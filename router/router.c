@@ -90,6 +90,10 @@ watch_main(void *arg)
 			    vecdb_errmsg());
 			warned = vdb_now_ms();
 		}
+		/* read now, for what the stream may have missed, and from
+		 * then on every ROUTER_FOLLOW_MS */
+		r->follow_kick = 1;
+		pthread_cond_broadcast(&r->follow_cv);
 		struct timespec ts = vdb_deadline(ROUTER_WATCH_RETRY_MS);
 		while (!r->follow_stop && pthread_cond_timedwait(
 		    &r->follow_cv, &r->follow_lock, &ts) == 0)
