@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "coord.h"
 #include "vdb.h"
@@ -635,6 +636,19 @@ member_value(coord_member *m, int *same)
 	return s;
 }
 
+/* Grant the member a lease. It lives COORD_LEASE_TTL_S from its grant:
+ * that counts as a renewal (a leader fences by it). */
+static int
+member_lease_new(coord_member *m)
+{
+	uint64_t sent = vdb_now_ms();
+	int rv = coord_lease_grant(m->c, COORD_LEASE_TTL_S, &m->lease);
+
+	if (rv == VECDB_OK)
+		atomic_store(&m->renewed_ms, sent);
+	return rv;
+}
+
 /* Grant a lease (when there is none) and put the value under it. */
 static int
 member_put(coord_member *m)
@@ -648,21 +662,77 @@ member_put(coord_member *m)
 		m->ident[0] = '\0';
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
-	if (m->lease == 0) {
-		/* a new lease lives COORD_LEASE_TTL_S from its grant: that
-		 * counts as a renewal (a leader fences by it) */
-		uint64_t sent = vdb_now_ms();
-		if ((rv = coord_lease_grant(m->c, COORD_LEASE_TTL_S,
-		    &m->lease)) != VECDB_OK) {
-			free(v);
-			return rv;
-		}
-		atomic_store(&m->renewed_ms, sent);
+	if (m->lease == 0 && (rv = member_lease_new(m)) != VECDB_OK) {
+		free(v);
+		return rv;
 	}
 	if ((rv = coord_put(m->c, m->key, v, m->lease)) != VECDB_OK)
 		m->ident[0] = '\0';  /* put it again next time */
 	free(v);
 	return rv;
+}
+
+/*
+ * The first registration: the key is created only if absent. It may
+ * still be held by this node's previous run, killed before it revoked
+ * its lease (the key goes within COORD_LEASE_TTL_S, and etcd's revocation
+ * tick): that is waited out. A key still there after COORD_CLAIM_WAIT_MS
+ * is another process's, running with the same node id and renewing its
+ * lease: two nodes on one key would overwrite each other's role and term
+ * for as long as both run, so this one is refused.
+ */
+static int
+member_claim(coord_member *m)
+{
+	uint64_t start = vdb_now_ms();
+	int waited = 0, same, created, rv;
+
+	for (;;) {
+		char *v = member_value(m, &same), *held = NULL;
+		int64_t held_lease;
+
+		if (v == NULL)
+			return vdb_err(VECDB_ENOMEM, "out of memory");
+		rv = coord_get(m->c, m->key, &held, &held_lease, NULL, NULL);
+		vdb_free(held);
+		if (rv == VECDB_ENOTFOUND) {
+			if ((rv = member_lease_new(m)) != VECDB_OK) {
+				free(v);
+				return rv;
+			}
+			rv = coord_create(m->c, m->key, v, m->lease, &created,
+			    NULL);
+			if (rv == VECDB_OK && created) {
+				free(v);
+				if (waited)
+					VDB_LOG_INFO("COORD", "%s: registered "
+					    "after %llu ms", m->key,
+					    (unsigned long long) (vdb_now_ms() -
+					    start));
+				return VECDB_OK;
+			}
+			/* lost a race for the key: this lease is not needed */
+			coord_lease_revoke(m->c, m->lease);
+			m->lease = 0;
+		}
+		free(v);
+		m->ident[0] = '\0';   /* nothing put */
+		if (rv != VECDB_OK && rv != VECDB_ENOTFOUND)
+			return rv;
+		if (vdb_now_ms() - start >= COORD_CLAIM_WAIT_MS)
+			return vdb_err(VECDB_EEXIST, "%s is held by another "
+			    "running process (its lease was renewed for %d ms): "
+			    "is a second vecdb-node running with this "
+			    "--node-id? Stop it, or give this one another",
+			    m->key, COORD_CLAIM_WAIT_MS);
+		if (!waited)
+			VDB_LOG_WARN("COORD", "%s is still registered (this "
+			    "node's previous run, until its lease expires?): "
+			    "waiting up to %d ms", m->key, COORD_CLAIM_WAIT_MS);
+		waited = 1;
+		struct timespec ts = { 0, 100 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 }
 
 static void *
@@ -717,7 +787,7 @@ coord_member_start(coord *c, coord_member_fn fn, void *arg,
 	m->fn = fn;
 	m->arg = arg;
 	atomic_init(&m->renewed_ms, vdb_now_ms());
-	if ((rv = member_put(m)) != VECDB_OK) {
+	if ((rv = member_claim(m)) != VECDB_OK) {
 		if (m->lease != 0)
 			coord_lease_revoke(c, m->lease);
 		vdb_free(m);

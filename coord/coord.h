@@ -30,6 +30,11 @@
 #define COORD_RENEW_MS 400             /* its renewal and value update */
 #define COORD_SEQ_PUT_MS 10000         /* a last_seq alone, at most this
 					  often */
+#define COORD_CLAIM_WAIT_MS 4000       /* a member key still held at start
+					  is waited for this long (a lease
+					  of the node's previous run expires
+					  within COORD_LEASE_TTL_S and
+					  etcd's 500 ms revocation tick) */
 
 typedef struct coord coord;
 
@@ -179,13 +184,17 @@ typedef void (*coord_member_fn)(void *arg, struct coord_member_info *out);
 typedef struct coord_member coord_member;
 
 /*
- * Register a node: grant a lease, put its key, and keep both fresh from
- * a thread (every COORD_RENEW_MS: keepalive, then the value from @p fn
- * when it changed).
+ * Register a node: grant a lease, create its key, and keep both fresh
+ * from a thread (every COORD_RENEW_MS: keepalive, then the value from
+ * @p fn when it changed). A key that exists is waited for up to
+ * COORD_CLAIM_WAIT_MS (the node's previous run, killed: its lease
+ * expires), then refused with VECDB_EEXIST (another process with the
+ * same node id renews it).
  * A lease that expired (the store was unreachable too long) is granted
  * again and the key put anew. The first registration is made before this
  * returns, so that a node is listed once it says it started.
- * @return VECDB_OK, VECDB_EUNAVAILABLE (etcd did not answer), VECDB_ENOMEM.
+ * @return VECDB_OK, VECDB_EUNAVAILABLE (etcd did not answer), VECDB_EEXIST,
+ *	VECDB_ENOMEM.
  */
 int coord_member_start(coord *c, coord_member_fn fn, void *arg,
     coord_member **out);

@@ -224,6 +224,36 @@ until_ok 10 eval 'test "$(shards)" = 2' && ok ||
     bad "the router did not take shard 1 (c) on after etcd's restart"
 grep -q "topology from etcd: .*$c_url" "$tmp/router.log" && ok ||
     bad "the router did not log c in its topology"
+c_pid=$pid
+
+# ---- a second node with c's node id is refused (the two would overwrite
+# each other's key for as long as both run); c keeps its key
+mkdir -p "$tmp/c2"
+if timeout 30 "$bindir/vecdb-node" --data "$tmp/c2" --rpc tcp://127.0.0.1:0 \
+    --admin-port 0 --etcd "$etcd_url" --shard 1 --node-id c \
+    >"$tmp/c2.out" 2>"$tmp/c2.log"; then
+	bad "a second node with node id c started"
+else
+	grep -q "is held by another running process.*--node-id" \
+	    "$tmp/c2.log" && ok || bad "the second c did not say why: \
+$(tail -3 "$tmp/c2.log")"
+fi
+[ "$(members | grep ' c ' | cut -d' ' -f4)" = "$c_url" ] && ok ||
+    bad "c's key changed: $(members)"
+kill -0 "$c_pid" && ok || bad "c stopped"
+
+# ---- c killed and started again at once: its previous run's key is
+# waited out (the lease expires), then it registers
+kill -KILL "$c_pid"
+wait "$c_pid" 2>/dev/null || true
+node c 1
+c_url=$url
+grep -q "still registered (this node's previous run" "$tmp/c.log" && ok ||
+    bad "the restarted c did not wait for its old key"
+[ "$(members | grep ' c ' | cut -d' ' -f4)" = "$c_url" ] && ok ||
+    bad "the restarted c is not registered: $(members)"
+until_ok 10 eval 'curl -sf "$router/cluster" | grep -q "$c_url"' && ok ||
+    bad "the router did not take the restarted c on"
 
 # ---- etcd over https, with client certificates: a node registers with
 # its own TLS files, and one whose certificate another CA signed cannot
