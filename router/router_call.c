@@ -85,7 +85,7 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	m = &s->members[i];
 	c->member = i;
 	c->tried |= 1ULL << i;
-	if (c->hold && __atomic_load_n(&m->pipes, __ATOMIC_RELAXED) <= 0) {
+	if (c->hold && !router_member_connected(m)) {
 		/* not handed to nng, where it could wait for this member
 		 * while another takes over: call_resend() sends it once a
 		 * primary is connected */
@@ -103,8 +103,8 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	 * reach whoever took over. A member not yet connected since its
 	 * socket was opened (a topology just read: the dial and a TLS
 	 * handshake may be under way) is waited for until the deadline. */
-	c->unconnected = __atomic_load_n(&m->pipes, __ATOMIC_RELAXED) <= 0 &&
-	    __atomic_load_n(&m->was_connected, __ATOMIC_RELAXED) &&
+	c->unconnected = !router_member_connected(m) &&
+	    __atomic_load_n(&m->conn->was_connected, __ATOMIC_RELAXED) &&
 	    end > now + ROUTER_CONNECT_WAIT_MS;
 	/* A held write goes only to a connected member (above), but that
 	 * connection may be closing (the node just killed, nng not yet
@@ -112,7 +112,7 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	 * call_wait looks again. */
 	if (c->unconnected || (c->hold && end > now + ROUTER_CONNECT_WAIT_MS))
 		send_end = now + ROUTER_CONNECT_WAIT_MS;
-	if (proto_rpc_send(&c->x, m->sock, c->req, c->reqlen, send_end) !=
+	if (proto_rpc_send(&c->x, m->conn->sock, c->req, c->reqlen, send_end) !=
 	    VECDB_OK) {
 		c->rv = VECDB_ENOMEM;
 		snprintf(c->msg, sizeof(c->msg), "out of memory");
@@ -135,9 +135,9 @@ call_wait(router *r, router_topology *t, struct router_call *c, uint64_t end)
 	if (proto_rpc_wait_sent(&c->x) != VECDB_OK) {
 		/* a held write its member did not take in time: busy if
 		 * still connected, and then given the whole deadline */
-		int conn = __atomic_load_n(&m->pipes, __ATOMIC_RELAXED) > 0;
+		int conn = router_member_connected(m);
 		if (!c->hold || !conn || vdb_now_ms() >= end ||
-		    proto_rpc_send(&c->x, m->sock, c->req, c->reqlen, end) !=
+		    proto_rpc_send(&c->x, m->conn->sock, c->req, c->reqlen, end) !=
 		    VECDB_OK || proto_rpc_wait_sent(&c->x) != VECDB_OK) {
 			c->unconnected |= c->hold && !conn;
 			goto unsent;

@@ -61,7 +61,7 @@ topo_open(router *r, const json_t *doc, router_topology **out)
 	if ((rv = doc != NULL ? router_topology_from_json(doc, &t) :
 	    router_topology_load(r->path, &t)) != VECDB_OK)
 		return rv;
-	if ((rv = router_topology_connect(t, r->tls)) != VECDB_OK ||
+	if ((rv = router_topology_connect(t, &r->conns, r->tls)) != VECDB_OK ||
 	    (rv = stats_bind(r, t)) != VECDB_OK) {
 		router_topology_free(t);
 		return rv;
@@ -78,6 +78,7 @@ router_core_init(router *r, const struct router_config *cfg)
 
 	pthread_mutex_init(&r->follow_lock, NULL);
 	vdb_cond_init(&r->follow_cv);
+	router_conns_init(&r->conns);
 	r->path = cfg->topology;
 	r->timeout_ms = cfg->timeout_ms;
 	r->key = cfg->node_api_key ? cfg->node_api_key : "";
@@ -199,8 +200,10 @@ router_core_fini(router *r, int close_sockets)
 {
 	struct router_member_stats *st, *next;
 
-	if (close_sockets && r->topo != NULL)
+	if (close_sockets) {
 		router_topology_free(r->topo);
+		router_conns_fini(&r->conns);
+	}
 	for (st = r->stats; st != NULL; st = next) {
 		next = st->next;
 		vdb_free(st->url);

@@ -38,7 +38,7 @@ mcall_send(struct mcall *c, uint32_t method, const char *key,
 	size_t reqlen = 0;
 
 	if (proto_request_encode(method, key, 0, body, len, &req, &reqlen) !=
-	    VECDB_OK || proto_rpc_send(&c->x, c->m->sock, req, reqlen,
+	    VECDB_OK || proto_rpc_send(&c->x, c->m->conn->sock, req, reqlen,
 	    vdb_now_ms() + timeout_ms) != VECDB_OK)
 		snprintf(c->error, sizeof(c->error), "out of memory");
 	vdb_free(req);
@@ -511,8 +511,7 @@ router_ready(void *ctx, json_t **not_ready)
 		 * Service (its shard's writes answer 503 meanwhile) */
 		int hung = 0;
 		for (k = 0; k < s->n_members; k++) {
-			if (__atomic_load_n(&s->members[k].pipes,
-			    __ATOMIC_RELAXED) <= 0)
+			if (!router_member_connected(&s->members[k]))
 				continue;
 			if (__atomic_load_n(&s->members[k].unanswered,
 			    __ATOMIC_RELAXED) < ROUTER_UNANSWERED_MAX)

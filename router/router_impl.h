@@ -64,15 +64,32 @@ struct router_member_stats {
 	struct router_member_stats *next;
 };
 
+/*
+ * The socket of one member url, shared by every topology that names it
+ * (router_conns): a topology change keeps the connections of the members
+ * it keeps, and the calls in flight on them.
+ */
+struct router_conn {
+	char *url;                /* owned */
+	nng_socket sock;          /* req0 dialed to url */
+	int pipes;                /* live connections (atomic, nng callbacks) */
+	int was_connected;        /* had one since sock was opened (atomic) */
+	unsigned refs;            /* members holding it (router_conns lock) */
+	struct router_conn *next;
+};
+
+/* Every open router_conn, by url. */
+struct router_conns {
+	pthread_mutex_t lock;
+	struct router_conn *head;
+};
+
 /* One member of a shard: the primary or a replica. */
 struct router_member {
 	const char *url;          /* borrowed from the shard's strings */
 	int primary;              /* members[0] */
-	nng_socket sock;          /* req0 dialed to url */
-	int open;                 /* sock is open */
+	struct router_conn *conn; /* its socket; NULL until connected */
 	uint64_t down_until_ms;   /* back-off deadline, vdb_now_ms (atomic) */
-	int pipes;                /* live connections (atomic, nng callbacks) */
-	int was_connected;        /* had one since sock was opened (atomic) */
 	int role;                 /* what it last said it is: ROLE_* (atomic) */
 	uint64_t term;            /* the term it last reported (atomic) */
 	uint64_t last_seq;        /* the last seq it reported (atomic) */
@@ -104,6 +121,7 @@ enum router_role { ROLE_UNKNOWN, ROLE_PRIMARY, ROLE_REPLICA };
 typedef struct router_topology {
 	struct router_shard *shards;  /* n shards sorted by id */
 	size_t n;
+	struct router_conns *conns;   /* where members' sockets come from */
 	unsigned refs;            /* guarded by the router lock */
 	nng_tls_config *tls;      /* held: for tls+tcp:// members, or NULL */
 } router_topology;
@@ -133,6 +151,7 @@ struct router {
 	pthread_mutex_t lock;     /* guards topo, refs, stats, and members'
 				     node_id and follows */
 	router_topology *topo;
+	struct router_conns conns;  /* the members' sockets, by url */
 	struct router_member_stats *stats;  /* every member ever seen */
 	router_health *health;    /* the thread asking members their role */
 };
@@ -151,14 +170,29 @@ int router_topology_load(const char *path, router_topology **out);
 int router_topology_from_json(const json_t *root, router_topology **out);
 
 /*
- * Open a req0 socket per shard member, dialing in the background, with
- * @p tls (a client configuration, held by t; NULL: none), which every
- * member url must match (proto_tls_url_check).
+ * Give every shard member a socket from @p conns: the one already open
+ * for its url (another topology's), or a req0 socket dialing in the
+ * background with @p tls (a client configuration, held by t; NULL:
+ * none), which every member url must match (proto_tls_url_check).
  */
-int router_topology_connect(router_topology *t, nng_tls_config *tls);
+int router_topology_connect(router_topology *t, struct router_conns *conns,
+    nng_tls_config *tls);
 
-/* Close the sockets and free. NULL is fine. */
+/* Let go of the sockets (closed when no topology holds them) and free.
+ * NULL is fine. */
 void router_topology_free(router_topology *t);
+
+void router_conns_init(struct router_conns *c);
+/* Once every topology is freed. */
+void router_conns_fini(struct router_conns *c);
+
+/* Whether m holds a live connection. */
+static inline int
+router_member_connected(const struct router_member *m)
+{
+	return m->conn != NULL &&
+	    __atomic_load_n(&m->conn->pipes, __ATOMIC_RELAXED) > 0;
+}
 
 /*
  * With a coord: read the topology from etcd and, when it differs from the

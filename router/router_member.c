@@ -30,8 +30,7 @@ usable(const struct router_shard *s, uint64_t tried, size_t i, int live,
     uint64_t now_ms)
 {
 	return !(tried >> i & 1) && !router_member_down(&s->members[i],
-	    now_ms) && (!live || __atomic_load_n(&s->members[i].pipes,
-	    __ATOMIC_RELAXED) > 0);
+	    now_ms) && (!live || router_member_connected(&s->members[i]));
 }
 
 /* One pass of router_member_pick() over the usable members. */

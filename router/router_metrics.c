@@ -41,7 +41,7 @@ metrics_member(FILE *f, const struct router_shard *s,
 		    !router_member_down(m, vdb_now_ms()));
 	else if (which == 3)
 		fprintf(f, "vecdb_router_shard_connected{%s} %d\n", lab,
-		    __atomic_load_n(&m->pipes, __ATOMIC_RELAXED) > 0);
+		    router_member_connected(m));
 	if (which != 4)
 		return;
 	for (size_t b = 0; b <= ROUTER_LAT_BUCKETS; b++) {

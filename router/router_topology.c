@@ -9,13 +9,35 @@
 #include "router_impl.h"
 #include "vdb.h"
 
-/* Free one shard's strings and sockets. */
+/* Let go of c: the last member holding it closes its socket. */
 static void
-shard_fini(struct router_shard *s)
+conn_release(struct router_conns *cs, struct router_conn *c)
+{
+	struct router_conn **p;
+	unsigned left;
+
+	pthread_mutex_lock(&cs->lock);
+	if ((left = --c->refs) == 0)
+		for (p = &cs->head; *p != NULL; p = &(*p)->next)
+			if (*p == c) {
+				*p = c->next;
+				break;
+			}
+	pthread_mutex_unlock(&cs->lock);
+	if (left > 0)
+		return;
+	nng_close(c->sock);   /* no pipe event after this */
+	vdb_free(c->url);
+	vdb_free(c);
+}
+
+/* Free one shard's strings, and let go of its sockets. */
+static void
+shard_fini(struct router_shard *s, struct router_conns *cs)
 {
 	for (size_t i = 0; i < s->n_members; i++)
-		if (s->members[i].open)
-			nng_close(s->members[i].sock);
+		if (s->members[i].conn != NULL)
+			conn_release(cs, s->members[i].conn);
 	vdb_free(s->members);
 	vdb_free(s->primary);
 	for (size_t i = 0; i < s->n_replicas; i++)
@@ -29,7 +51,7 @@ router_topology_free(router_topology *t)
 	if (t == NULL)
 		return;
 	for (size_t i = 0; i < t->n; i++)
-		shard_fini(&t->shards[i]);
+		shard_fini(&t->shards[i], t->conns);
 	if (t->tls != NULL)
 		nng_tls_config_free(t->tls);
 	vdb_free(t->shards);
@@ -205,24 +227,71 @@ router_topology_load(const char *path, router_topology **out)
 	return rv;
 }
 
-/* nng's pipe events keep m->pipes: a member with none is not connected. */
+/* nng's pipe events keep c->pipes: a socket with none is not connected. */
 static void
 pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	struct router_member *m = arg;
+	struct router_conn *c = arg;
 
 	(void) p;
 	if (ev == NNG_PIPE_EV_ADD_POST)
-		__atomic_store_n(&m->was_connected, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&m->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1,
+		__atomic_store_n(&c->was_connected, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1,
 	    __ATOMIC_RELAXED);
 }
 
+void
+router_conns_init(struct router_conns *cs)
+{
+	pthread_mutex_init(&cs->lock, NULL);
+	cs->head = NULL;
+}
+
+void
+router_conns_fini(struct router_conns *cs)
+{
+	pthread_mutex_destroy(&cs->lock);
+}
+
+/* The socket open for url, held once more, or a new one dialing. */
+static int
+conn_get(struct router_conns *cs, const char *url, nng_tls_config *tls,
+    struct router_conn **out)
+{
+	struct router_conn *c;
+	int rv = VECDB_OK;
+
+	pthread_mutex_lock(&cs->lock);
+	for (c = cs->head; c != NULL && strcmp(c->url, url) != 0; c = c->next)
+		;
+	if (c != NULL)
+		c->refs++;
+	else if ((c = vdb_calloc(1, sizeof(*c))) == NULL ||
+	    (c->url = vdb_strdup(url)) == NULL)
+		rv = vdb_err(VECDB_ENOMEM, "out of memory");
+	else if ((rv = proto_rpc_dial(url, 0, tls, pipe_event, c,
+	    &c->sock)) == VECDB_OK) {
+		c->refs = 1;
+		c->next = cs->head;
+		cs->head = c;
+	}
+	pthread_mutex_unlock(&cs->lock);
+	if (rv != VECDB_OK && c != NULL) {
+		vdb_free(c->url);
+		vdb_free(c);
+		c = NULL;
+	}
+	*out = c;
+	return rv;
+}
+
 int
-router_topology_connect(router_topology *t, nng_tls_config *tls)
+router_topology_connect(router_topology *t, struct router_conns *conns,
+    nng_tls_config *tls)
 {
 	int rv;
 
+	t->conns = conns;
 	if (tls != NULL) {
 		nng_tls_config_hold(tls);
 		t->tls = tls;
@@ -230,11 +299,10 @@ router_topology_connect(router_topology *t, nng_tls_config *tls)
 	for (size_t i = 0; i < t->n; i++)
 		for (size_t k = 0; k < t->shards[i].n_members; k++) {
 			struct router_member *m = &t->shards[i].members[k];
-			if ((rv = proto_rpc_dial(m->url, 0, tls, pipe_event, m,
-			    &m->sock)) != VECDB_OK)
+			if ((rv = conn_get(conns, m->url, tls, &m->conn)) !=
+			    VECDB_OK)
 				return vdb_err(rv, "shard %u: %s",
 				    t->shards[i].id, vecdb_errmsg());
-			m->open = 1;
 		}
 	return VECDB_OK;
 }

@@ -3,10 +3,16 @@
  * (router_member.c), on a shard built by hand: writes to the primary,
  * reads round robin over the replicas, a member in back-off skipped, and
  * the write target moved by a member that says primary under a higher
- * term. No socket is opened: a member's connection is its pipes count.
+ * term. No socket is opened: a member's connection is its conn's pipes
+ * count.
  */
 #include <check.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/transport/tcp/tcp.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "router_impl.h"
 #include "testutil.h"
@@ -14,6 +20,7 @@
 
 #define NOW 1000000  /* a time in ms, any will do */
 
+static struct router_conn conns[3];
 static struct router_member members[3];
 static struct router_shard shard;
 static struct router_member_stats stats[3];
@@ -27,10 +34,12 @@ shard_setup(void)
 		"tcp://r2" };
 
 	memset(members, 0, sizeof(members));
+	memset(conns, 0, sizeof(conns));
 	memset(&shard, 0, sizeof(shard));
 	for (int i = 0; i < 3; i++) {
 		members[i].url = urls[i];
-		members[i].pipes = 1;
+		members[i].conn = &conns[i];
+		conns[i].pipes = 1;
 		members[i].stats = &stats[i];
 	}
 	members[0].primary = 1;
@@ -124,11 +133,11 @@ END_TEST
  * way. */
 START_TEST(connected_replicas_come_before_unconnected_ones)
 {
-	members[1].pipes = 0;
+	conns[1].pipes = 0;
 	for (int k = 0; k < 6; k++)
 		ck_assert_int_eq(router_member_pick(&shard, 1, 0, NOW), 2);
 	ck_assert_int_eq(router_member_pick(&shard, 1, 1ULL << 2, NOW), 0);
-	members[0].pipes = members[2].pipes = 0;
+	conns[0].pipes = conns[2].pipes = 0;
 	ck_assert_int_ge(router_member_pick(&shard, 1, 0, NOW), 1);
 }
 END_TEST
@@ -291,7 +300,7 @@ END_TEST
 START_TEST(a_held_write_is_not_given_to_an_unconnected_primary)
 {
 	for (int i = 0; i < 3; i++)
-		members[i].pipes = 0;
+		conns[i].pipes = 0;
 	held_write_fails(200, "shard 0 (tcp://p) is not connected (the "
 	    "request was not sent)");
 }
@@ -307,6 +316,90 @@ START_TEST(a_write_to_a_lone_member_fails_at_once)
 	ck_assert_uint_lt(write_ms(5000, &rv), 2500);
 	ck_assert_int_eq(rv, VECDB_EUNAVAILABLE);
 	ck_assert_uint_eq(stats[0].requests, 0);
+}
+END_TEST
+
+/* ===== Sockets shared by topologies ===== */
+
+/* A topology parsed from text. */
+static router_topology *
+topo_of(const char *text)
+{
+	json_error_t je;
+	json_t *doc = json_loads(text, 0, &je);
+	router_topology *t = NULL;
+
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_int_eq(router_topology_from_json(doc, &t), VECDB_OK);
+	json_decref(doc);
+	return t;
+}
+
+static size_t
+conns_open(const struct router_conns *cs)
+{
+	size_t n = 0;
+
+	for (const struct router_conn *c = cs->head; c != NULL; c = c->next)
+		n++;
+	return n;
+}
+
+/* A topology change keeps the socket, and so the connection, of every
+ * member the new topology names again: it is connected at once, with no
+ * new dial. A socket closes with the last topology that names it. */
+START_TEST(a_new_topology_keeps_the_connections_of_the_members_it_keeps)
+{
+	struct router_conns cs;
+	router_topology *a, *b;
+	nng_socket rep;
+	nng_listener l;
+	char url[64], text[512];
+	int port;
+
+	ck_assert_int_eq(nng_rep0_open(&rep), 0);
+	ck_assert_int_eq(nng_listener_create(&l, rep, "tcp://127.0.0.1:0"), 0);
+	ck_assert_int_eq(nng_listener_start(l, 0), 0);
+	ck_assert_int_eq(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT,
+	    &port), 0);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	router_conns_init(&cs);
+
+	/* the primary listens; the replicas (ports 1 and 2) never answer */
+	snprintf(text, sizeof(text), "{\"shards\": [{\"id\": 0, "
+	    "\"primary\": \"%s\", \"replicas\": [\"tcp://127.0.0.1:1\"]}]}",
+	    url);
+	a = topo_of(text);
+	ck_assert_int_eq(router_topology_connect(a, &cs, NULL), VECDB_OK);
+	for (int i = 0; i < 1000 &&
+	    !router_member_connected(&a->shards[0].members[0]); i++) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	ck_assert(router_member_connected(&a->shards[0].members[0]));
+
+	snprintf(text, sizeof(text), "{\"shards\": [{\"id\": 0, "
+	    "\"primary\": \"%s\", \"replicas\": [\"tcp://127.0.0.1:2\"]}]}",
+	    url);
+	b = topo_of(text);
+	ck_assert_int_eq(router_topology_connect(b, &cs, NULL), VECDB_OK);
+	ck_assert_ptr_eq(b->shards[0].members[0].conn,
+	    a->shards[0].members[0].conn);
+	ck_assert(router_member_connected(&b->shards[0].members[0]));
+	ck_assert_uint_eq(b->shards[0].members[0].conn->refs, 2);
+	ck_assert_ptr_ne(b->shards[0].members[1].conn,
+	    a->shards[0].members[1].conn);
+	ck_assert_uint_eq(conns_open(&cs), 3);
+
+	router_topology_free(a);   /* closes port 1's socket only */
+	ck_assert_uint_eq(conns_open(&cs), 2);
+	ck_assert_uint_eq(b->shards[0].members[0].conn->refs, 1);
+	ck_assert(router_member_connected(&b->shards[0].members[0]));
+
+	router_topology_free(b);
+	ck_assert_uint_eq(conns_open(&cs), 0);
+	router_conns_fini(&cs);
+	nng_close(rep);
 }
 END_TEST
 
@@ -339,6 +432,10 @@ member_suite(void)
 	tcase_add_test(tc, a_write_waits_out_its_deadline_for_a_primary);
 	tcase_add_test(tc, a_held_write_is_not_given_to_an_unconnected_primary);
 	tcase_add_test(tc, a_write_to_a_lone_member_fails_at_once);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("sockets");
+	tcase_add_test(tc,
+	    a_new_topology_keeps_the_connections_of_the_members_it_keeps);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("primary by term");
 	tcase_add_checked_fixture(tc, shard_setup, NULL);
