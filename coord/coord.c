@@ -649,7 +649,40 @@ member_lease_new(coord_member *m)
 	return rv;
 }
 
-/* Grant a lease (when there is none) and put the value under it. */
+/*
+ * Create m->key = v on a new lease, only if the key is absent:
+ * VECDB_OK, or VECDB_EEXIST (no lease kept) when it is there.
+ */
+static int
+member_create(coord_member *m, const char *v)
+{
+	char *held = NULL;
+	int64_t held_lease;
+	int created, rv;
+
+	rv = coord_get(m->c, m->key, &held, &held_lease, NULL, NULL);
+	vdb_free(held);
+	if (rv == VECDB_OK)
+		return VECDB_EEXIST;
+	if (rv != VECDB_ENOTFOUND)
+		return rv;
+	if ((rv = member_lease_new(m)) != VECDB_OK)
+		return rv;
+	rv = coord_create(m->c, m->key, v, m->lease, &created, NULL);
+	if (rv == VECDB_OK && created)
+		return VECDB_OK;
+	/* lost a race for the key, or an error: this lease is not needed */
+	coord_lease_revoke(m->c, m->lease);
+	m->lease = 0;
+	return rv == VECDB_OK ? VECDB_EEXIST : rv;
+}
+
+/*
+ * Put the value under the member's lease. With no lease (it expired:
+ * etcd deleted the key with it) the key is created again only if
+ * absent: another process may have taken it meanwhile, and then this one
+ * must not overwrite its role and term.
+ */
 static int
 member_put(coord_member *m)
 {
@@ -662,11 +695,18 @@ member_put(coord_member *m)
 		m->ident[0] = '\0';
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
-	if (m->lease == 0 && (rv = member_lease_new(m)) != VECDB_OK) {
-		free(v);
-		return rv;
+	if (m->lease == 0) {
+		rv = member_create(m, v);
+		if (rv == VECDB_EEXIST)
+			vdb_err(VECDB_EEXIST, "%s was registered by another "
+			    "process while this node's lease had expired: "
+			    "this node stays unregistered until that key goes "
+			    "(is a second vecdb-node running with this "
+			    "--node-id?)", m->key);
+	} else {
+		rv = coord_put(m->c, m->key, v, m->lease);
 	}
-	if ((rv = coord_put(m->c, m->key, v, m->lease)) != VECDB_OK)
+	if (rv != VECDB_OK)
 		m->ident[0] = '\0';  /* put it again next time */
 	free(v);
 	return rv;
@@ -685,39 +725,24 @@ static int
 member_claim(coord_member *m)
 {
 	uint64_t start = vdb_now_ms();
-	int waited = 0, same, created, rv;
+	int waited = 0, same, rv;
 
 	for (;;) {
-		char *v = member_value(m, &same), *held = NULL;
-		int64_t held_lease;
+		char *v = member_value(m, &same);
 
 		if (v == NULL)
 			return vdb_err(VECDB_ENOMEM, "out of memory");
-		rv = coord_get(m->c, m->key, &held, &held_lease, NULL, NULL);
-		vdb_free(held);
-		if (rv == VECDB_ENOTFOUND) {
-			if ((rv = member_lease_new(m)) != VECDB_OK) {
-				free(v);
-				return rv;
-			}
-			rv = coord_create(m->c, m->key, v, m->lease, &created,
-			    NULL);
-			if (rv == VECDB_OK && created) {
-				free(v);
-				if (waited)
-					VDB_LOG_INFO("COORD", "%s: registered "
-					    "after %llu ms", m->key,
-					    (unsigned long long) (vdb_now_ms() -
-					    start));
-				return VECDB_OK;
-			}
-			/* lost a race for the key: this lease is not needed */
-			coord_lease_revoke(m->c, m->lease);
-			m->lease = 0;
-		}
+		rv = member_create(m, v);
 		free(v);
+		if (rv == VECDB_OK) {
+			if (waited)
+				VDB_LOG_INFO("COORD", "%s: registered after "
+				    "%llu ms", m->key, (unsigned long long)
+				    (vdb_now_ms() - start));
+			return VECDB_OK;
+		}
 		m->ident[0] = '\0';   /* nothing put */
-		if (rv != VECDB_OK && rv != VECDB_ENOTFOUND)
+		if (rv != VECDB_EEXIST)
 			return rv;
 		if (vdb_now_ms() - start >= COORD_CLAIM_WAIT_MS)
 			return vdb_err(VECDB_EEXIST, "%s is held by another "
@@ -740,6 +765,7 @@ member_main(void *arg)
 {
 	coord_member *m = arg;
 	uint64_t warned = 0, sent;
+	int lost = 0;   /* the lease expired, and the key is not back yet */
 
 	pthread_mutex_lock(&m->lock);
 	while (!m->stopping) {
@@ -752,16 +778,23 @@ member_main(void *arg)
 		pthread_mutex_unlock(&m->lock);
 		pthread_mutex_lock(&m->put_lock);
 		sent = vdb_now_ms();
-		rv = coord_lease_keepalive(m->c, m->lease);
-		if (rv == VECDB_OK)
+		/* no lease: unregistered since a lease expired (put below) */
+		rv = m->lease == 0 ? VECDB_OK :
+		    coord_lease_keepalive(m->c, m->lease);
+		if (rv == VECDB_OK && m->lease != 0)
 			atomic_store(&m->renewed_ms, sent);
 		if (rv == VECDB_ENOTFOUND) {
 			VDB_LOG_WARN("COORD", "%s: lease expired: registering "
 			    "again", m->key);
 			m->lease = 0;
+			lost = 1;
 		}
 		if (rv == VECDB_OK || rv == VECDB_ENOTFOUND)
 			rv = member_put(m);
+		if (rv == VECDB_OK && lost && m->lease != 0) {
+			VDB_LOG_INFO("COORD", "%s: registered again", m->key);
+			lost = 0;
+		}
 		pthread_mutex_unlock(&m->put_lock);
 		if (rv != VECDB_OK && vdb_now_ms() - warned > 10000) {
 			VDB_LOG_WARN("COORD", "%s: %s", m->key, vecdb_errmsg());

@@ -10,6 +10,8 @@
 #   router's topology;
 # - over https, a node registers with its TLS files as client
 #   certificate, and one from another CA is refused;
+# - a node whose lease expired does not overwrite a key another process
+#   took meanwhile;
 # - settings that cannot work stop the process at start.
 # Everything it starts is stopped on exit, also on failure.
 set -euo pipefail
@@ -254,6 +256,31 @@ grep -q "still registered (this node's previous run" "$tmp/c.log" && ok ||
     bad "the restarted c is not registered: $(members)"
 until_ok 10 eval 'curl -sf "$router/cluster" | grep -q "$c_url"' && ok ||
     bad "the router did not take the restarted c on"
+
+# ---- c's lease expires while another process takes its key (here by
+# hand: the key put with no lease, then c's lease revoked): c does not
+# overwrite it, says why, and registers again once the key goes
+c_key=$(printf '/vecdb/members/1/c' | base64 -w0)
+c_lease=$(curl -sf -X POST "$etcd_url/v3/kv/range" -d "{\"key\": \"$c_key\"}" |
+    jq -r '.kvs[0].lease')
+other=$(printf '{"shard": 1, "node_id": "c", "role": "replica", "rpc": "tcp://127.0.0.1:9"}' |
+    base64 -w0)
+curl -sf -X POST "$etcd_url/v3/kv/put" \
+    -d "{\"key\": \"$c_key\", \"value\": \"$other\"}" >/dev/null &&
+    curl -sf -X POST "$etcd_url/v3/lease/revoke" -d "{\"ID\": \"$c_lease\"}" \
+    >/dev/null && ok || bad "take c's key by hand"
+until_ok 10 grep -q "registered by another process while this node's lease had expired" \
+    "$tmp/c.log" && ok || bad "c did not say its key was taken: \
+$(tail -3 "$tmp/c.log")"
+sleep 1   # c's renewals go on every 400 ms: none may overwrite the key
+[ "$(members | grep ' c ' | cut -d' ' -f4)" = "tcp://127.0.0.1:9" ] && ok ||
+    bad "c overwrote the key another process holds: $(members)"
+curl -sf -X POST "$etcd_url/v3/kv/deleterange" -d "{\"key\": \"$c_key\"}" \
+    >/dev/null
+until_ok 10 eval 'test "$(members | grep " c " | cut -d" " -f4)" = "$c_url"' &&
+    ok || bad "c did not register again once the key went: $(members)"
+until_ok 5 grep -q "/vecdb/members/1/c: registered again" "$tmp/c.log" && ok ||
+    bad "c did not log that it registered again"
 
 # ---- etcd over https, with client certificates: a node registers with
 # its own TLS files, and one whose certificate another CA signed cannot
