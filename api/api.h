@@ -174,6 +174,37 @@ void api_read_opts_missing(uint32_t shard);
 /* The shards left out, ascending, into ids (room for n_missing). */
 void api_read_opts_missing_ids(uint32_t *ids);
 
+/*
+ * Request threads and long waits. A front end's request threads (the
+ * REST workers, the binary API's handlers) form a pool, which each
+ * thread joins as it starts. A request about to wait long for something
+ * other than its own work (the router holding a write until a shard has
+ * a primary again) asks first: at most half of its pool's threads (at
+ * least one) wait at once, so that other requests (reads) always find a
+ * thread. A thread outside any pool may always wait.
+ */
+struct api_pool {
+	unsigned max;              /* threads that may wait at once */
+	unsigned waiting;          /* now (atomic) */
+};
+
+/* A pool of @p threads request threads. */
+void api_pool_init(struct api_pool *p, unsigned threads);
+
+/* The calling thread serves requests of @p p from now on. */
+void api_pool_join(struct api_pool *p);
+
+/*
+ * 1: this thread may wait (call api_wait_end() when done); 0: its
+ * pool's share of waiting threads is taken (do not wait).
+ */
+int api_wait_begin(void);
+void api_wait_end(void);
+
+/* This thread's pool: threads waiting now and the most allowed (0, 0
+ * outside a pool). */
+void api_wait_count(unsigned *waiting, unsigned *max);
+
 /* One member of GET /cluster's shards[].members, filled from what was
  * learnt (error NULL: reachable; else last_seq and vectors are null).
  * vectors is the sum over collections, which is stolen. */

@@ -395,6 +395,57 @@ api_body_parse(struct api_req *r, const char *buf, size_t len, char *why,
 	return 0;
 }
 
+/* ===== Request threads and long waits ===== */
+
+static _Thread_local struct api_pool *my_pool;
+
+void
+api_pool_init(struct api_pool *p, unsigned threads)
+{
+	p->max = threads / 2 > 0 ? threads / 2 : 1;
+	__atomic_store_n(&p->waiting, 0, __ATOMIC_RELAXED);
+}
+
+void
+api_pool_join(struct api_pool *p)
+{
+	my_pool = p;
+}
+
+int
+api_wait_begin(void)
+{
+	struct api_pool *p = my_pool;
+	unsigned n;
+
+	if (p == NULL)
+		return 1;
+	n = __atomic_load_n(&p->waiting, __ATOMIC_RELAXED);
+	do {
+		if (n >= p->max)
+			return 0;
+	} while (!__atomic_compare_exchange_n(&p->waiting, &n, n + 1, 1,
+	    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+	return 1;
+}
+
+void
+api_wait_end(void)
+{
+	if (my_pool != NULL)
+		__atomic_fetch_sub(&my_pool->waiting, 1, __ATOMIC_ACQ_REL);
+}
+
+void
+api_wait_count(unsigned *waiting, unsigned *max)
+{
+	struct api_pool *p = my_pool;
+
+	*waiting = p != NULL ? __atomic_load_n(&p->waiting,
+	    __ATOMIC_RELAXED) : 0;
+	*max = p != NULL ? p->max : 0;
+}
+
 /* ===== Read options ===== */
 
 static _Thread_local struct api_read_opts read_opts;

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "api_httpd.h"
 #include "vdb.h"
 
@@ -104,6 +105,7 @@ struct httpd {
 	int stopping;
 	pthread_t *workers;
 	unsigned n_workers;
+	struct api_pool pool;       /* the workers, for long waits */
 
 	pthread_t reaper;
 	int reaper_started;
@@ -654,6 +656,7 @@ worker_main(void *arg)
 	struct httpd *s = arg;
 	struct httpd_req *r;
 
+	api_pool_join(&s->pool);
 	for (;;) {
 		pthread_mutex_lock(&s->qlock);
 		while (s->qhead == NULL && !s->stopping)
@@ -1014,6 +1017,7 @@ httpd_start(const struct httpd_config *cfg, struct httpd **out)
 		httpd_free(s);
 		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
+	api_pool_init(&s->pool, s->cfg.threads);
 	/* Before any thread starts: a request may be served (and read the
 	 * caller's copy of the handle, say for /metrics) before we return. */
 	*out = s;

@@ -56,6 +56,7 @@ struct api_rpc {
 	/* the handler threads and their queue */
 	pthread_t *threads;
 	unsigned nthreads;
+	struct api_pool pool;         /* the handler threads, for long waits */
 	pthread_mutex_t qlock;        /* guards qhead, qtail, qstop */
 	pthread_cond_t qcond;
 	struct api_rpc_call *qhead, *qtail;
@@ -918,6 +919,7 @@ handler_main(void *arg)
 	struct api_rpc *r = arg;
 	struct api_rpc_call *w;
 
+	api_pool_join(&r->pool);
 	for (;;) {
 		pthread_mutex_lock(&r->qlock);
 		while (r->qhead == NULL && !r->qstop)
@@ -1114,6 +1116,7 @@ threads_start(struct api_rpc *r)
 	if ((r->threads = vdb_calloc(r->cfg.workers,
 	    sizeof(*r->threads))) == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
+	api_pool_init(&r->pool, r->cfg.workers);
 	for (; r->nthreads < r->cfg.workers; r->nthreads++)
 		if (pthread_create(&r->threads[r->nthreads], NULL,
 		    handler_main, r) != 0)

@@ -212,6 +212,10 @@ late:
  * found promoted, or the one etcd elected (with etcd, on the topology of
  * the moment; a topology file changes only by a reload). A write that
  * may have left is never sent again (call_wait says 504).
+ *
+ * The wait keeps the request's thread: at most half of its front end's
+ * request threads wait so at once (api_wait_begin), and a write past
+ * that share keeps its 503, so that reads still find threads.
  */
 static void
 call_resend(router *r, router_topology *t, struct router_call *c, uint64_t end)
@@ -219,7 +223,18 @@ call_resend(router *r, router_topology *t, struct router_call *c, uint64_t end)
 	int rv = c->rv, tries = 0;
 	uint64_t t0 = vdb_now_ms();
 	char msg[sizeof(c->msg)];
+	unsigned waiting, max;
 
+	if (!api_wait_begin()) {
+		api_wait_count(&waiting, &max);
+		__atomic_fetch_add(&r->writes_not_held, 1, __ATOMIC_RELAXED);
+		size_t off = strlen(c->msg);
+		snprintf(c->msg + off, sizeof(c->msg) - off, "; not held for "
+		    "a primary: %u request threads already wait for one, as "
+		    "many as may", waiting < max ? max : waiting);
+		return;
+	}
+	__atomic_fetch_add(&r->writes_held, 1, __ATOMIC_RELAXED);
 	memcpy(msg, c->msg, sizeof(msg));
 	while (c->unsent && vdb_now_ms() + ROUTER_RESEND_MS < end) {
 		struct timespec ts = { 0, ROUTER_RESEND_MS * 1000000L };
@@ -251,6 +266,8 @@ call_resend(router *r, router_topology *t, struct router_call *c, uint64_t end)
 		if (now != t)
 			router_topology_release(r, now);
 	}
+	__atomic_fetch_sub(&r->writes_held, 1, __ATOMIC_RELAXED);
+	api_wait_end();
 	if (c->unsent)
 		VDB_LOG_WARN("ROUT", "shard %u: a write waited %llu ms for a "
 		    "connected primary (%d tries): %s", t->shards[c->shard].id,

@@ -148,6 +148,10 @@ struct router {
 	int watch_on;
 	int watching;             /* 1 while the watch is in place (atomic) */
 	uint64_t etcd_reads;      /* topology reads from etcd (atomic) */
+	uint64_t writes_held;     /* writes waiting for a primary now
+				     (atomic) */
+	uint64_t writes_not_held; /* writes that found their request
+				     threads' share of waits taken (atomic) */
 	pthread_mutex_t lock;     /* guards topo, refs, stats, and members'
 				     node_id and follows */
 	router_topology *topo;

@@ -93,6 +93,19 @@ router_metrics(void *ctx, FILE *f)
 				    &t->shards[i].members[k], which);
 	}
 	router_topology_release(r, t);
+	fprintf(f, "# HELP vecdb_router_writes_held Writes waiting now for "
+	    "their shard to have a connected primary.\n"
+	    "# TYPE vecdb_router_writes_held gauge\n"
+	    "vecdb_router_writes_held %llu\n"
+	    "# HELP vecdb_router_writes_not_held_total Writes answered 503 "
+	    "at once because half of their front end's request threads "
+	    "already waited for a primary.\n"
+	    "# TYPE vecdb_router_writes_not_held_total counter\n"
+	    "vecdb_router_writes_not_held_total %llu\n",
+	    (unsigned long long) __atomic_load_n(&r->writes_held,
+	    __ATOMIC_RELAXED),
+	    (unsigned long long) __atomic_load_n(&r->writes_not_held,
+	    __ATOMIC_RELAXED));
 	if (r->coord == NULL)
 		return;
 	fprintf(f, "# HELP vecdb_router_etcd_reads_total Reads of the "

@@ -9,6 +9,7 @@
  * (tests/e2e/http.h), REST over HTTP.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +303,127 @@ START_TEST(a_hung_replica_leaves_time_for_the_primary)
 	ck_assert_uint_lt(now_ms() - t0, DEADLINE_MS / 2);
 	json_decref(x);
 	ck_assert_int_eq(kill(C.nodes[rep].pid, SIGCONT), 0);
+}
+END_TEST
+
+/* An unlabelled series on router rt's /metrics now (-1 when absent). */
+static double
+router_metric(struct srv *rt, const char *name)
+{
+	char key[128];
+	struct resp r;
+	const char *at;
+	double v = -1;
+
+	snprintf(key, sizeof(key), "\n%s ", name);
+	ck_assert_int_eq(http_req(rt, "GET", "/metrics", NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	if ((at = strstr(r.body, key)) != NULL)
+		v = strtod(at + strlen(key), NULL);
+	resp_free(&r);
+	return v;
+}
+
+/* A write through a router, on a thread of its own. */
+struct bg_write {
+	struct srv *rt;
+	int status;
+	uint64_t took;
+	pthread_t thread;
+};
+
+/* Ten points, some on each of two shards. */
+static const char ten[] = "{\"vectors\": [{\"id\": 1001, \"data\": "
+    "[1, 2, 3, 4]}, {\"id\": 1002, \"data\": [1, 2, 3, 4]}, {\"id\": 1003, "
+    "\"data\": [1, 2, 3, 4]}, {\"id\": 1004, \"data\": [1, 2, 3, 4]}, "
+    "{\"id\": 1005, \"data\": [1, 2, 3, 4]}, {\"id\": 1006, \"data\": "
+    "[1, 2, 3, 4]}, {\"id\": 1007, \"data\": [1, 2, 3, 4]}, {\"id\": 1008, "
+    "\"data\": [1, 2, 3, 4]}, {\"id\": 1009, \"data\": [1, 2, 3, 4]}, "
+    "{\"id\": 1010, \"data\": [1, 2, 3, 4]}]}";
+
+static void *
+bg_write_main(void *arg)
+{
+	struct bg_write *w = arg;
+	uint64_t t0 = now_ms();
+	struct resp r;
+
+	w->status = http_req(w->rt, "POST", "/collections/c/vectors/upsert",
+	    ten, NULL, &r) == 0 ? r.status : -1;
+	if (w->status > 0)
+		resp_free(&r);
+	w->took = now_ms() - t0;
+	return NULL;
+}
+
+/*
+ * A write held for a shard's primary keeps its request thread; at most
+ * half of the router's request threads are held so, and a write past
+ * that share is answered 503 at once, so that reads still find a thread.
+ * A router with 2 threads: one write held, the next refused at once, a
+ * count answered at once meanwhile.
+ */
+START_TEST(held_writes_leave_request_threads_for_reads)
+{
+	static const char *const rargs[] = { "--timeout-ms", "3000",
+		"--threads", "2", NULL };
+	int rep = srv_add_replica(&C, 0, NULL);
+	struct bg_write w = { 0 };
+	struct srv rt;
+	struct resp r;
+	uint64_t t0, end;
+	json_t *x;
+
+	wait_member(0, rep, "replica");
+	ck_assert_msg(srv_try_router(&C, rargs, &rt) == 0, "%s", rt.err);
+	end = now_ms() + 10000;
+	for (;;) {   /* connected to every shard */
+		ck_assert_int_eq(http_req(&rt, "GET", "/ready", NULL, NULL, &r),
+		    0);
+		int st = r.status;
+		resp_free(&r);
+		if (st == 200)
+			break;
+		ck_assert_msg(now_ms() < end, "the second router is not ready");
+		usleep(20000);
+	}
+	proc_kill(&C.nodes[0]);   /* shard 0's primary: writes wait for it */
+	wait_gauge("vecdb_router_shard_connected", 0, 0, "primary", 0);
+
+	w.rt = &rt;
+	ck_assert_int_eq(pthread_create(&w.thread, NULL, bg_write_main, &w),
+	    0);
+	end = now_ms() + 5000;
+	while (router_metric(&rt, "vecdb_router_writes_held") != 1) {
+		ck_assert_msg(now_ms() < end, "the first write is not held");
+		usleep(20000);
+	}
+	/* the second write finds the one thread that may wait taken */
+	t0 = now_ms();
+	ck_assert_int_eq(http_req(&rt, "POST", "/collections/c/vectors/upsert",
+	    ten, NULL, &r), 0);
+	ck_assert_uint_lt(now_ms() - t0, DEADLINE_MS / 2);
+	ck_assert_int_eq(r.status, 503);
+	ck_assert_msg(strstr(r.body, "not held for a primary: 1 request "
+	    "threads already wait for one") != NULL, "%s", r.body);
+	resp_free(&r);
+	ck_assert_double_eq(router_metric(&rt,
+	    "vecdb_router_writes_not_held_total"), 1);
+	/* and a read is served by the other thread, at once */
+	t0 = now_ms();
+	x = http_call(&rt, 200, "POST", "/collections/c/points/count", "{}");
+	ck_assert_uint_lt(now_ms() - t0, DEADLINE_MS / 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(x,
+	    "data"), "count")), NPTS);
+	json_decref(x);
+	ck_assert_double_eq(router_metric(&rt, "vecdb_router_writes_held"), 1);
+
+	/* the held write waited out its deadline: no primary came back */
+	ck_assert_int_eq(pthread_join(w.thread, NULL), 0);
+	ck_assert_int_eq(w.status, 503);
+	ck_assert_uint_ge(w.took, DEADLINE_MS - 100);
+	ck_assert_double_eq(router_metric(&rt, "vecdb_router_writes_held"), 0);
+	srv_stop(&rt);
 }
 END_TEST
 
@@ -898,6 +1020,7 @@ main(void)
 	tcase_add_test(tc, reads_go_to_replicas_first_unless_consistency_is_primary);
 	tcase_add_test(tc, a_dead_replica_is_replaced_by_the_primary_within_the_deadline);
 	tcase_add_test(tc, a_hung_replica_leaves_time_for_the_primary);
+	tcase_add_test(tc, held_writes_leave_request_threads_for_reads);
 	tcase_add_test(tc, a_write_reads_back_from_the_primary_and_replicas_catch_up);
 	tcase_add_test(tc, quantization_reaches_every_primary_and_replicas_follow);
 	tcase_add_test(tc, allow_partial_answers_without_a_dead_shard_and_names_it);
