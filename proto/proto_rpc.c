@@ -195,22 +195,17 @@ start(struct proto_rpc_xchg *x, int recv)
 	return 0;
 }
 
-int
-proto_rpc_send(struct proto_rpc_xchg *x, nng_socket sock, const uint8_t *req,
-    size_t len, uint64_t end_ms)
+/* Send req on x's context and aio, which are set. */
+static int
+xchg_send(struct proto_rpc_xchg *x, const uint8_t *req, size_t len,
+    uint64_t end_ms)
 {
 	nng_msg *msg = NULL;
 
-	x->aio = NULL;
-	x->sent = 0;
-	if (nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, req, len) != 0)
-		goto nomem;
-	if (nng_ctx_open(&x->ctx, sock) != 0)
-		goto nomem;
-	if (nng_aio_alloc(&x->aio, NULL, NULL) != 0) {
-		nng_ctx_close(x->ctx);
-		x->aio = NULL;
-		goto nomem;
+	if (nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, req, len) != 0) {
+		nng_msg_free(msg);
+		proto_rpc_xchg_fini(x);
+		return vdb_err(VECDB_ENOMEM, "out of memory");
 	}
 	nng_aio_set_timeout(x->aio, left_ms(end_ms));
 	nng_aio_set_msg(x->aio, msg);
@@ -221,9 +216,111 @@ proto_rpc_send(struct proto_rpc_xchg *x, nng_socket sock, const uint8_t *req,
 		return vdb_err(VECDB_EUNAVAILABLE, "cancelled");
 	}
 	return VECDB_OK;
-nomem:
-	nng_msg_free(msg);
-	return vdb_err(VECDB_ENOMEM, "out of memory");
+}
+
+/* A new context on sock and an aio into x: 0, or -1 (out of memory). */
+static int
+slot_open(nng_socket sock, struct proto_rpc_slot *s)
+{
+	if (nng_ctx_open(&s->ctx, sock) != 0)
+		return -1;
+	if (nng_aio_alloc(&s->aio, NULL, NULL) != 0) {
+		nng_ctx_close(s->ctx);
+		return -1;
+	}
+	return 0;
+}
+
+int
+proto_rpc_send(struct proto_rpc_xchg *x, nng_socket sock, const uint8_t *req,
+    size_t len, uint64_t end_ms)
+{
+	struct proto_rpc_slot s;
+
+	x->aio = NULL;
+	x->sent = 0;
+	x->pool = NULL;
+	x->answered = 0;
+	if (slot_open(sock, &s) != 0)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	x->ctx = s.ctx;
+	x->aio = s.aio;
+	return xchg_send(x, req, len, end_ms);
+}
+
+void
+proto_rpc_pool_init(struct proto_rpc_pool *p, nng_socket sock)
+{
+	pthread_mutex_init(&p->lock, NULL);
+	p->sock = sock;
+	p->slots = NULL;
+	p->n = p->cap = 0;
+}
+
+void
+proto_rpc_pool_fini(struct proto_rpc_pool *p)
+{
+	for (unsigned i = 0; i < p->n; i++) {
+		nng_aio_free(p->slots[i].aio);
+		nng_ctx_close(p->slots[i].ctx);
+	}
+	vdb_free(p->slots);
+	p->slots = NULL;
+	p->n = p->cap = 0;
+	pthread_mutex_destroy(&p->lock);
+}
+
+int
+proto_rpc_send_on(struct proto_rpc_xchg *x, struct proto_rpc_pool *pool,
+    const uint8_t *req, size_t len, uint64_t end_ms)
+{
+	struct proto_rpc_slot s;
+	int have = 0;
+
+	x->aio = NULL;
+	x->sent = 0;
+	x->pool = pool;
+	x->answered = 0;
+	pthread_mutex_lock(&pool->lock);
+	if (pool->n > 0) {
+		s = pool->slots[--pool->n];
+		have = 1;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	if (!have && slot_open(pool->sock, &s) != 0)
+		return vdb_err(VECDB_ENOMEM, "out of memory");
+	x->ctx = s.ctx;
+	x->aio = s.aio;
+	return xchg_send(x, req, len, end_ms);
+}
+
+/* Give x's context back to its pool: 1, or 0 when it keeps none. */
+static int
+slot_return(struct proto_rpc_xchg *x)
+{
+	struct proto_rpc_pool *p = x->pool;
+	int kept = 0;
+
+	if (p == NULL || !x->answered)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	if (p->n == p->cap && p->cap < PROTO_RPC_POOL_MAX) {
+		unsigned cap = p->cap ? p->cap * 2 : 8;
+		struct proto_rpc_slot *n = vdb_realloc(p->slots,
+		    cap * sizeof(*n));
+		if (n != NULL) {
+			p->slots = n;
+			p->cap = cap;
+		}
+	}
+	if (p->n < p->cap) {
+		p->slots[p->n].ctx = x->ctx;
+		p->slots[p->n].aio = x->aio;
+		p->n++;
+		kept = 1;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return kept;
 }
 
 void
@@ -237,9 +334,12 @@ proto_rpc_xchg_fini(struct proto_rpc_xchg *x)
 			x->cancel->aio = NULL;
 		pthread_mutex_unlock(&x->cancel->lock);
 	}
-	nng_aio_free(x->aio);
-	nng_ctx_close(x->ctx);
+	if (!slot_return(x)) {
+		nng_aio_free(x->aio);
+		nng_ctx_close(x->ctx);
+	}
 	x->aio = NULL;
+	x->answered = 0;
 }
 
 int
@@ -286,6 +386,7 @@ proto_rpc_wait(struct proto_rpc_xchg *x, uint64_t end_ms,
 	}
 	msg = nng_aio_get_msg(x->aio);
 	nng_aio_set_msg(x->aio, NULL);
+	x->answered = 1;   /* the context's request is done with */
 	if (proto_response_decode(nng_msg_body(msg), nng_msg_len(msg), res) !=
 	    VECDB_OK)
 		o = PROTO_RPC_BAD;

@@ -110,6 +110,34 @@ void proto_rpc_cancel_fini(struct proto_rpc_cancel *c);
 /* End the exchange in flight, if any, and refuse those to come. */
 void proto_rpc_cancel(struct proto_rpc_cancel *c);
 
+/*
+ * Contexts kept for reuse on one socket, so that an exchange does not
+ * open a context and allocate an aio each time: proto_rpc_send_on takes
+ * one (or opens one), and the exchange gives it back once answered. One
+ * that ended otherwise (no answer in time, a lost connection) is closed.
+ * Thread-safe. At most PROTO_RPC_POOL_MAX are kept.
+ */
+#define PROTO_RPC_POOL_MAX 256
+
+struct proto_rpc_slot {
+	nng_ctx ctx;
+	nng_aio *aio;
+};
+
+struct proto_rpc_pool {
+	pthread_mutex_t lock;
+	nng_socket sock;
+	struct proto_rpc_slot *slots;  /* free ones */
+	unsigned n, cap;
+};
+
+/* A pool on @p sock (open for the pool's life). */
+void proto_rpc_pool_init(struct proto_rpc_pool *p, nng_socket sock);
+
+/* Close what it keeps; before the socket is closed, once no exchange
+ * started with it is in flight. */
+void proto_rpc_pool_fini(struct proto_rpc_pool *p);
+
 /* One exchange in flight: zero it (setting cancel, if any) before
  * proto_rpc_send. */
 struct proto_rpc_xchg {
@@ -117,6 +145,8 @@ struct proto_rpc_xchg {
 	nng_aio *aio;            /* NULL: nothing in flight */
 	int sent;                /* proto_rpc_wait_sent said it left */
 	struct proto_rpc_cancel *cancel; /* NULL: none */
+	struct proto_rpc_pool *pool; /* where ctx and aio go back, or NULL */
+	int answered;            /* ctx is clean: it may go back */
 };
 
 /* What became of an exchange. */
@@ -137,6 +167,10 @@ enum proto_rpc_outcome {
  *	cancelled), with nothing in flight then.
  */
 int proto_rpc_send(struct proto_rpc_xchg *x, nng_socket sock,
+    const uint8_t *req, size_t len, uint64_t end_ms);
+
+/* As proto_rpc_send, on a context of @p pool's socket taken from it. */
+int proto_rpc_send_on(struct proto_rpc_xchg *x, struct proto_rpc_pool *pool,
     const uint8_t *req, size_t len, uint64_t end_ms);
 
 /*

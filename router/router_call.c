@@ -112,7 +112,8 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	 * call_wait looks again. */
 	if (c->unconnected || (c->hold && end > now + ROUTER_CONNECT_WAIT_MS))
 		send_end = now + ROUTER_CONNECT_WAIT_MS;
-	if (proto_rpc_send(&c->x, m->conn->sock, c->req, c->reqlen, send_end) !=
+	if (proto_rpc_send_on(&c->x, &m->conn->pool, c->req, c->reqlen,
+	    send_end) !=
 	    VECDB_OK) {
 		c->rv = VECDB_ENOMEM;
 		snprintf(c->msg, sizeof(c->msg), "out of memory");
@@ -137,7 +138,8 @@ call_wait(router *r, router_topology *t, struct router_call *c, uint64_t end)
 		 * still connected, and then given the whole deadline */
 		int conn = router_member_connected(m);
 		if (!c->hold || !conn || vdb_now_ms() >= end ||
-		    proto_rpc_send(&c->x, m->conn->sock, c->req, c->reqlen, end) !=
+		    proto_rpc_send_on(&c->x, &m->conn->pool, c->req, c->reqlen,
+		    end) !=
 		    VECDB_OK || proto_rpc_wait_sent(&c->x) != VECDB_OK) {
 			c->unconnected |= c->hold && !conn;
 			goto unsent;

@@ -38,8 +38,8 @@ mcall_send(struct mcall *c, uint32_t method, const char *key,
 	size_t reqlen = 0;
 
 	if (proto_request_encode(method, key, 0, body, len, &req, &reqlen) !=
-	    VECDB_OK || proto_rpc_send(&c->x, c->m->conn->sock, req, reqlen,
-	    vdb_now_ms() + timeout_ms) != VECDB_OK)
+	    VECDB_OK || proto_rpc_send_on(&c->x, &c->m->conn->pool, req,
+	    reqlen, vdb_now_ms() + timeout_ms) != VECDB_OK)
 		snprintf(c->error, sizeof(c->error), "out of memory");
 	vdb_free(req);
 }

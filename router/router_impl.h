@@ -72,6 +72,7 @@ struct router_member_stats {
 struct router_conn {
 	char *url;                /* owned */
 	nng_socket sock;          /* req0 dialed to url */
+	struct proto_rpc_pool pool; /* contexts on sock, kept for reuse */
 	int pipes;                /* live connections (atomic, nng callbacks) */
 	int was_connected;        /* had one since sock was opened (atomic) */
 	unsigned refs;            /* members holding it (router_conns lock) */

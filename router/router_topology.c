@@ -26,6 +26,7 @@ conn_release(struct router_conns *cs, struct router_conn *c)
 	pthread_mutex_unlock(&cs->lock);
 	if (left > 0)
 		return;
+	proto_rpc_pool_fini(&c->pool);
 	nng_close(c->sock);   /* no pipe event after this */
 	vdb_free(c->url);
 	vdb_free(c);
@@ -271,6 +272,7 @@ conn_get(struct router_conns *cs, const char *url, nng_tls_config *tls,
 		rv = vdb_err(VECDB_ENOMEM, "out of memory");
 	else if ((rv = proto_rpc_dial(url, 0, tls, pipe_event, c,
 	    &c->sock)) == VECDB_OK) {
+		proto_rpc_pool_init(&c->pool, c->sock);
 		c->refs = 1;
 		c->next = cs->head;
 		cs->head = c;

@@ -3,8 +3,9 @@
  * rep0 sockets on loopback, served by a thread of this test that answers
  * as it is told: properly, never, or with bytes that are no Response.
  * Every outcome is told apart (answered, never sent, sent but late, sent
- * and then the connection lost, undecodable), a whole call maps them to vecdb errors, and the retry
- * back-off doubles up to its cap.
+ * and then the connection lost, undecodable), a whole call maps them to
+ * vecdb errors, a pool hands back the contexts of answered exchanges
+ * only, and the retry back-off doubles up to its cap.
  */
 #include <check.h>
 #include <nng/nng.h>
@@ -270,6 +271,77 @@ START_TEST(a_connection_lost_after_the_send_ends_the_wait_at_once)
 }
 END_TEST
 
+/* Send a Get on pool p's socket (x zeroed here); it leaves at once. */
+static void
+pool_send(struct proto_rpc_pool *p, struct proto_rpc_xchg *x, uint64_t end)
+{
+	uint8_t *req;
+	size_t len;
+
+	memset(x, 0, sizeof(*x));
+	ck_assert_int_eq(proto_request_encode(PROTO_GET, "", 1, NULL, 0, &req,
+	    &len), VECDB_OK);
+	ck_assert_int_eq(proto_rpc_send_on(x, p, req, len, end), VECDB_OK);
+	vdb_free(req);
+}
+
+START_TEST(a_pool_reuses_the_contexts_of_answered_exchanges_only)
+{
+	struct proto_rpc_xchg x, y;
+	struct proto_response *res = NULL;
+	struct proto_rpc_pool p, q;
+	struct server s, t;
+	nng_socket c, d;
+	int first;
+
+	server_start(&s, ANSWER);
+	ck_assert_int_eq(proto_rpc_dial(s.url, PROTO_RPC_DIAL_NOW, NULL, NULL,
+	    NULL, &c), VECDB_OK);
+	proto_rpc_pool_init(&p, c);
+	/* answered: its context goes back, and the next exchange takes it */
+	pool_send(&p, &x, vdb_now_ms() + 5000);
+	first = nng_ctx_id(x.ctx);
+	ck_assert_int_eq(proto_rpc_wait(&x, vdb_now_ms() + 5000, &res),
+	    PROTO_RPC_ANSWERED);
+	ck_assert_int_eq(res->code, PROTO_NOT_FOUND);
+	proto_response_free(res);
+	ck_assert_uint_eq(p.n, 1);
+	pool_send(&p, &x, vdb_now_ms() + 5000);
+	ck_assert_int_eq(nng_ctx_id(x.ctx), first);
+	ck_assert_uint_eq(p.n, 0);
+	/* two in flight at once: the second opens a context of its own,
+	 * and each answer comes back on its own exchange */
+	pool_send(&p, &y, vdb_now_ms() + 5000);
+	ck_assert_int_ne(nng_ctx_id(y.ctx), first);
+	ck_assert_int_eq(proto_rpc_wait(&y, vdb_now_ms() + 5000, &res),
+	    PROTO_RPC_ANSWERED);
+	proto_response_free(res);
+	ck_assert_int_eq(proto_rpc_wait(&x, vdb_now_ms() + 5000, &res),
+	    PROTO_RPC_ANSWERED);
+	proto_response_free(res);
+	ck_assert_uint_eq(p.n, 2);
+	ck_assert_int_eq(__atomic_load_n(&s.got, __ATOMIC_SEQ_CST), 3);
+
+	/* no answer by the deadline: that context is closed, not kept */
+	server_start(&t, SILENT);
+	ck_assert_int_eq(proto_rpc_dial(t.url, PROTO_RPC_DIAL_NOW, NULL, NULL,
+	    NULL, &d), VECDB_OK);
+	proto_rpc_pool_init(&q, d);
+	pool_send(&q, &x, vdb_now_ms() + 200);
+	ck_assert_int_eq(proto_rpc_wait(&x, vdb_now_ms() + 200, &res),
+	    PROTO_RPC_LATE);
+	ck_assert_ptr_null(res);
+	ck_assert_uint_eq(q.n, 0);
+
+	proto_rpc_pool_fini(&q);
+	nng_close(d);
+	server_stop(&t);
+	proto_rpc_pool_fini(&p);
+	nng_close(c);
+	server_stop(&s);
+}
+END_TEST
+
 START_TEST(bytes_that_are_no_response_are_bad)
 {
 	struct proto_rpc_req rq = { .url = NULL, .api_key = NULL, .id = 1,
@@ -352,6 +424,7 @@ rpc_suite(void)
 	tcase_add_test(tc, a_server_that_never_answers_is_late_and_unavailable);
 	tcase_add_test(tc, cancel_ends_a_call_in_flight_and_refuses_the_next);
 	tcase_add_test(tc, a_connection_lost_after_the_send_ends_the_wait_at_once);
+	tcase_add_test(tc, a_pool_reuses_the_contexts_of_answered_exchanges_only);
 	tcase_add_test(tc, bytes_that_are_no_response_are_bad);
 	tcase_add_test(tc, nothing_listening_is_never_sent);
 	tcase_add_test(tc, a_url_nng_cannot_dial_is_invalid);
