@@ -356,22 +356,57 @@ bg_write_main(void *arg)
 	return NULL;
 }
 
+/* A write of ten points through a router's binary API, on its own
+ * thread and client. */
+struct bg_rpc_write {
+	uint16_t port;
+	int rv;
+	pthread_t thread;
+};
+
+static void *
+bg_rpc_write_main(void *arg)
+{
+	struct bg_rpc_write *w = arg;
+	static const float v[DIM] = { 1, 2, 3, 4 };
+	vecdb_point pts[10];
+	vecdb_client *cl;
+	char url[64];
+
+	for (int i = 0; i < 10; i++)
+		pts[i] = (vecdb_point) { { VECDB_ID_NUM, 2001 + (uint64_t) i,
+			{ 0 } }, v, DIM, NULL };
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", w->port);
+	w->rv = vecdb_client_connect(url, NULL, 10000, &cl);
+	if (w->rv == VECDB_OK) {
+		w->rv = vecdb_client_upsert(cl, "c", pts, 10);
+		vecdb_client_close(cl);
+	}
+	return NULL;
+}
+
 /*
  * A write held for a shard's primary keeps its request thread; at most
  * half of the router's request threads are held so, and a write past
  * that share is answered 503 at once, so that reads still find a thread.
  * A router with 2 threads: one write held, the next refused at once, a
- * count answered at once meanwhile.
+ * count answered at once meanwhile; then the same through its binary
+ * API, whose 8 handler threads let 4 hold.
  */
 START_TEST(held_writes_leave_request_threads_for_reads)
 {
 	static const char *const rargs[] = { "--timeout-ms", "3000",
 		"--threads", "2", NULL };
 	int rep = srv_add_replica(&C, 0, NULL);
+	static const float v[DIM] = { 1, 2, 3, 4 };
 	struct bg_write w = { 0 };
+	struct bg_rpc_write bw[4];
+	vecdb_point pts[10];
+	vecdb_client *cl;
+	char url[64];
+	uint64_t t0, end, n = 0;
 	struct srv rt;
 	struct resp r;
-	uint64_t t0, end;
 	json_t *x;
 
 	wait_member(0, rep, "replica");
@@ -423,6 +458,43 @@ START_TEST(held_writes_leave_request_threads_for_reads)
 	ck_assert_int_eq(w.status, 503);
 	ck_assert_uint_ge(w.took, DEADLINE_MS - 100);
 	ck_assert_double_eq(router_metric(&rt, "vecdb_router_writes_held"), 0);
+
+	/* the binary API's handler threads share out the same way: half
+	 * of its API_RPC_WORKERS_DEFAULT (8) hold, the next is refused */
+	for (int i = 0; i < 4; i++) {
+		bw[i].port = rt.rpc_port;
+		ck_assert_int_eq(pthread_create(&bw[i].thread, NULL,
+		    bg_rpc_write_main, &bw[i]), 0);
+	}
+	end = now_ms() + 5000;
+	while (router_metric(&rt, "vecdb_router_writes_held") != 4) {
+		ck_assert_msg(now_ms() < end, "the binary API's writes are "
+		    "not held");
+		usleep(20000);
+	}
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", rt.rpc_port);
+	ck_assert_int_eq(vecdb_client_connect(url, NULL, 10000, &cl),
+	    VECDB_OK);
+	for (int i = 0; i < 10; i++)
+		pts[i] = (vecdb_point) { { VECDB_ID_NUM, 3001 + (uint64_t) i,
+			{ 0 } }, v, DIM, NULL };
+	t0 = now_ms();
+	ck_assert_int_eq(vecdb_client_upsert(cl, "c", pts, 10),
+	    VECDB_EUNAVAILABLE);
+	ck_assert_uint_lt(now_ms() - t0, DEADLINE_MS / 2);
+	ck_assert_msg(strstr(vecdb_errmsg(), "not held for a primary: 4 "
+	    "request threads") != NULL, "%s", vecdb_errmsg());
+	t0 = now_ms();
+	ck_assert_int_eq(vecdb_client_count(cl, "c", NULL, &n), VECDB_OK);
+	ck_assert_uint_lt(now_ms() - t0, DEADLINE_MS / 2);
+	ck_assert_uint_eq(n, NPTS);
+	vecdb_client_close(cl);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(pthread_join(bw[i].thread, NULL), 0);
+		ck_assert_int_eq(bw[i].rv, VECDB_EUNAVAILABLE);
+	}
+	ck_assert_double_eq(router_metric(&rt,
+	    "vecdb_router_writes_not_held_total"), 2);
 	srv_stop(&rt);
 }
 END_TEST
