@@ -87,13 +87,16 @@ ours() {
 	return 1
 }
 
-# Stop one process: SIGTERM, then SIGKILL after 10 s.
+# Stop one process: SIGTERM, then SIGKILL after 10 s. It has stopped
+# once it is no longer ours: gone, or a zombie (which has no cmdline)
+# that its new parent has yet to reap; some inits reap only every few
+# seconds, later still on a loaded machine.
 stop_pid() {
 	local pid=$1 exe=$2
 	ours "$pid" "$exe" || return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for _ in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		ours "$pid" "$exe" || return 0
 		sleep 0.1
 	done
 	echo "cluster.sh: $exe ($pid) ignored SIGTERM for 10 s: SIGKILL" >&2

@@ -96,8 +96,14 @@ else
 fi
 
 "$cluster" down --dir "$dir" >/dev/null && ok || bad "down failed"
+# gone, or exited and not yet reaped by its parent (init, which may take
+# seconds): a zombie is not left running
 alive=""
-for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+for p in $pids; do
+	kill -0 "$p" 2>/dev/null &&
+	    [ "$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)" != Z ] &&
+	    alive="$alive $p"
+done
 [ -z "$alive" ] && ok || bad "processes left after down:$alive"
 [ ! -e "$dir/members" ] && ok || bad "members file left after down"
 if "$cluster" status --dir "$dir" >/dev/null; then
