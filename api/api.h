@@ -201,9 +201,9 @@ void api_pool_join(struct api_pool *p);
 int api_wait_begin(void);
 void api_wait_end(void);
 
-/* This thread's pool: threads waiting now and the most allowed (0, 0
- * outside a pool). */
-void api_wait_count(unsigned *waiting, unsigned *max);
+/* The most of this thread's pool that may wait at once (0 outside a
+ * pool). */
+unsigned api_wait_max(void);
 
 /* One member of GET /cluster's shards[].members, filled from what was
  * learnt (error NULL: reachable; else last_seq and vectors are null).

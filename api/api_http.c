@@ -436,14 +436,10 @@ api_wait_end(void)
 		__atomic_fetch_sub(&my_pool->waiting, 1, __ATOMIC_ACQ_REL);
 }
 
-void
-api_wait_count(unsigned *waiting, unsigned *max)
+unsigned
+api_wait_max(void)
 {
-	struct api_pool *p = my_pool;
-
-	*waiting = p != NULL ? __atomic_load_n(&p->waiting,
-	    __ATOMIC_RELAXED) : 0;
-	*max = p != NULL ? p->max : 0;
+	return my_pool != NULL ? my_pool->max : 0;
 }
 
 /* ===== Read options ===== */

@@ -195,13 +195,32 @@ start(struct proto_rpc_xchg *x, int recv)
 	return 0;
 }
 
-/* Send req on x's context and aio, which are set. */
+/* A new context on sock and its aio into s: 0, or -1 (out of memory). */
 static int
-xchg_send(struct proto_rpc_xchg *x, const uint8_t *req, size_t len,
+slot_open(nng_socket sock, struct proto_rpc_slot *s)
+{
+	if (nng_ctx_open(&s->ctx, sock) != 0)
+		return -1;
+	if (nng_aio_alloc(&s->aio, NULL, NULL) != 0) {
+		nng_ctx_close(s->ctx);
+		return -1;
+	}
+	return 0;
+}
+
+/* Start x on slot s (from pool, or NULL: closed when x ends). */
+static int
+xchg_send(struct proto_rpc_xchg *x, struct proto_rpc_pool *pool,
+    const struct proto_rpc_slot *s, const uint8_t *req, size_t len,
     uint64_t end_ms)
 {
 	nng_msg *msg = NULL;
 
+	x->ctx = s->ctx;
+	x->aio = s->aio;
+	x->sent = 0;
+	x->pool = pool;
+	x->answered = 0;
 	if (nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, req, len) != 0) {
 		nng_msg_free(msg);
 		proto_rpc_xchg_fini(x);
@@ -218,19 +237,6 @@ xchg_send(struct proto_rpc_xchg *x, const uint8_t *req, size_t len,
 	return VECDB_OK;
 }
 
-/* A new context on sock and an aio into x: 0, or -1 (out of memory). */
-static int
-slot_open(nng_socket sock, struct proto_rpc_slot *s)
-{
-	if (nng_ctx_open(&s->ctx, sock) != 0)
-		return -1;
-	if (nng_aio_alloc(&s->aio, NULL, NULL) != 0) {
-		nng_ctx_close(s->ctx);
-		return -1;
-	}
-	return 0;
-}
-
 int
 proto_rpc_send(struct proto_rpc_xchg *x, nng_socket sock, const uint8_t *req,
     size_t len, uint64_t end_ms)
@@ -238,14 +244,9 @@ proto_rpc_send(struct proto_rpc_xchg *x, nng_socket sock, const uint8_t *req,
 	struct proto_rpc_slot s;
 
 	x->aio = NULL;
-	x->sent = 0;
-	x->pool = NULL;
-	x->answered = 0;
 	if (slot_open(sock, &s) != 0)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	x->ctx = s.ctx;
-	x->aio = s.aio;
-	return xchg_send(x, req, len, end_ms);
+	return xchg_send(x, NULL, &s, req, len, end_ms);
 }
 
 void
@@ -278,9 +279,6 @@ proto_rpc_send_on(struct proto_rpc_xchg *x, struct proto_rpc_pool *pool,
 	int have = 0;
 
 	x->aio = NULL;
-	x->sent = 0;
-	x->pool = pool;
-	x->answered = 0;
 	pthread_mutex_lock(&pool->lock);
 	if (pool->n > 0) {
 		s = pool->slots[--pool->n];
@@ -289,9 +287,7 @@ proto_rpc_send_on(struct proto_rpc_xchg *x, struct proto_rpc_pool *pool,
 	pthread_mutex_unlock(&pool->lock);
 	if (!have && slot_open(pool->sock, &s) != 0)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	x->ctx = s.ctx;
-	x->aio = s.aio;
-	return xchg_send(x, req, len, end_ms);
+	return xchg_send(x, pool, &s, req, len, end_ms);
 }
 
 /* Give x's context back to its pool: 1, or 0 when it keeps none. */

@@ -113,8 +113,7 @@ call_send(router_topology *t, struct router_call *c, uint64_t end)
 	if (c->unconnected || (c->hold && end > now + ROUTER_CONNECT_WAIT_MS))
 		send_end = now + ROUTER_CONNECT_WAIT_MS;
 	if (proto_rpc_send_on(&c->x, &m->conn->pool, c->req, c->reqlen,
-	    send_end) !=
-	    VECDB_OK) {
+	    send_end) != VECDB_OK) {
 		c->rv = VECDB_ENOMEM;
 		snprintf(c->msg, sizeof(c->msg), "out of memory");
 	}
@@ -139,8 +138,7 @@ call_wait(router *r, router_topology *t, struct router_call *c, uint64_t end)
 		int conn = router_member_connected(m);
 		if (!c->hold || !conn || vdb_now_ms() >= end ||
 		    proto_rpc_send_on(&c->x, &m->conn->pool, c->req, c->reqlen,
-		    end) !=
-		    VECDB_OK || proto_rpc_wait_sent(&c->x) != VECDB_OK) {
+		    end) != VECDB_OK || proto_rpc_wait_sent(&c->x) != VECDB_OK) {
 			c->unconnected |= c->hold && !conn;
 			goto unsent;
 		}
@@ -225,15 +223,13 @@ call_resend(router *r, router_topology *t, struct router_call *c, uint64_t end)
 	int rv = c->rv, tries = 0;
 	uint64_t t0 = vdb_now_ms();
 	char msg[sizeof(c->msg)];
-	unsigned waiting, max;
+	size_t off = strlen(c->msg);
 
 	if (!api_wait_begin()) {
-		api_wait_count(&waiting, &max);
 		__atomic_fetch_add(&r->writes_not_held, 1, __ATOMIC_RELAXED);
-		size_t off = strlen(c->msg);
 		snprintf(c->msg + off, sizeof(c->msg) - off, "; not held for "
 		    "a primary: %u request threads already wait for one, as "
-		    "many as may", waiting < max ? max : waiting);
+		    "many as may", api_wait_max());
 		return;
 	}
 	__atomic_fetch_add(&r->writes_held, 1, __ATOMIC_RELAXED);
