@@ -32,7 +32,9 @@
  * client a thread, against tcp://127.0.0.1:R: a router's --rpc or a
  * node's) and prints its QPS over HTTP's. --tls DIR makes that client
  * talk mutual TLS to tls+tcp://127.0.0.1:R with DIR/ca.pem, DIR/node.pem
- * and DIR/node.key (scripts/tls-ca.sh DIR node).
+ * and DIR/node.key (scripts/tls-ca.sh DIR node). --rpc R with no --port
+ * runs the binary-API searches alone: a node searched straight, with no
+ * router in front (the collection must be there: --load needs --port).
  *
  * --hold-idle, --hold-slow and --hold-keepalive keep that many other
  * connections open to the server during the HTTP run: idle ones that
@@ -63,7 +65,7 @@ struct rest_args {
 	double seconds;
 	const char *dir;
 	unsigned port;        /* a running server's; 0: serve in-process */
-	unsigned rpc;         /* with port: its binary API's port, or 0 */
+	unsigned rpc;         /* a running server's binary API port, or 0 */
 	int load, search;     /* with port: what to do there */
 	size_t hold_idle, hold_slow, hold_keep; /* connections held open */
 	int qdrant;           /* --api qdrant: also through Qdrant's API */
@@ -461,7 +463,7 @@ remote_index_wait(struct mg_connection *c)
 		usleep(200 * 1000);
 }
 
-/* --port: load and/or search a running server. */
+/* --port (or --rpc alone): load and/or search a running server. */
 static int
 rest_remote(const struct rest_args *a)
 {
@@ -480,9 +482,16 @@ rest_remote(const struct rest_args *a)
 	if (a->search) {
 		struct queries *q = queries_make(a);
 		for (size_t r = 0; r < a->rounds; r++) {
-			struct hold *h = hold_start(a, (uint16_t) a->port);
-			double http = run_mode(a, q, NULL, (uint16_t) a->port,
-			    0, "http");
+			struct hold *h;
+			double http;
+			if (a->port == 0) {   /* --rpc alone */
+				run_mode(a, q, NULL, 0, (uint16_t) a->rpc,
+				    "binary");
+				continue;
+			}
+			h = hold_start(a, (uint16_t) a->port);
+			http = run_mode(a, q, NULL, (uint16_t) a->port, 0,
+			    "http");
 			hold_stop(h);
 			if (a->rpc)
 				printf("binary_over_http_qps=%.3f\n",
@@ -544,8 +553,10 @@ rest_parse(int argc, char **argv, struct rest_args *a)
 		    "positive");
 	if (a->port > 65535)
 		bench_die("--port %u is not a port", a->port);
-	if (a->rpc > 65535 || (a->rpc && !a->port))
-		bench_die("--rpc needs --port, and a port");
+	if (a->rpc > 65535)
+		bench_die("--rpc %u is not a port", a->rpc);
+	if (a->rpc && !a->port && a->load)
+		bench_die("--rpc without --port searches only: add --load 0");
 }
 
 int
@@ -563,7 +574,7 @@ bench_rest(int argc, char **argv)
 	double t0, http, inproc;
 
 	rest_parse(argc, argv, &a);
-	if (a.port != 0)
+	if (a.port != 0 || a.rpc != 0)
 		return rest_remote(&a);
 	if (a.dir == NULL)
 		a.dir = tmp = bench_tmpdir();

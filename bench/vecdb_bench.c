@@ -155,6 +155,7 @@ usage(FILE *f)
 	    "          (bench/rest.c) [--n 100000] [--dim 128] [--conns 4]\n"
 	    "          [--seconds 10] [--limit 10] [--rounds 1] [--dir DIR]\n"
 	    "          [--port P [--load 1] [--search 1] [--rpc R]]\n"
+	    "          [--rpc R --load 0] (a binary API alone: a node)\n"
 	    "          [--tls DIR] (the --rpc client over mutual TLS)\n"
 	    "          [--hold-idle N] [--hold-slow N] [--hold-keepalive N]\n"
 	    "          [--api qdrant] (also through the Qdrant API)\n"

@@ -15,6 +15,13 @@
 # router_over_serve_qps (router REST over vecdb serve). Servers are
 # pinned to SERVER_CPUS and the client to CLIENT_CPUS with taskset.
 #
+# After each phase it prints what the phase cost each server process in
+# CPU time a query: `cpu_us_a_query router=.. node0=.. node1=..` (or
+# `serve=..`), utime + stime from /proc/PID/stat over the phase divided by
+# the queries the phase answered. With the servers on one core that is
+# saturated, the shares add up to the core's time a query, and say which
+# process a routed search spends it in (docs/PERFORMANCE.md).
+#
 # TLS=1 adds a second cluster, the same shape, whose router and nodes talk
 # mutual TLS (tls+tcp://, certificates from scripts/tls-ca.sh; REST stays
 # HTTP with --https off): each round then also runs the searches through
@@ -54,12 +61,49 @@ trap cleanup EXIT
 
 # start NAME CMD...: run CMD pinned to SERVER_CPUS in the background,
 # stdout to $TMP/NAME.out, stderr to $TMP/NAME.log.
+declare -A PID_OF   # server name -> pid
 start() {
 	local name=$1
 	shift
 	VECDB_DURABILITY=buffered VECDB_LOG=warn taskset -c "$SERVER_CPUS" \
 		"$@" >"$TMP/$name.out" 2>"$TMP/$name.log" &
 	PIDS+=($!)
+	PID_OF[$name]=$!
+}
+
+# ticks NAME...: the CPU time (utime + stime, in clock ticks) each named
+# server has used so far, one "name ticks" line each
+ticks() {
+	local n
+	for n in "$@"; do
+		# field 2, the command in parentheses, has no spaces here
+		awk -v n="$n" '{ print n, $14 + $15 }' "/proc/${PID_OF[$n]}/stat"
+	done
+}
+
+# measured LABEL NAME... -- COMMAND...: run COMMAND (a bench phase,
+# which prints its qps= line), tee its output, then print the CPU time
+# each named server spent a query during it
+measured() {
+	local label=$1 names=() hz
+	shift
+	while [ "$1" != -- ]; do names+=("$1"); shift; done
+	shift
+	hz=$(getconf CLK_TCK)
+	ticks "${names[@]}" >"$TMP/ticks0"
+	"$@" | tee "$TMP/phase.out"
+	ticks "${names[@]}" >"$TMP/ticks1"
+	awk -v hz="$hz" -v secs="$SECS" -v label="$label" '
+	    FILENAME == ARGV[1] { for (i = 1; i <= NF; i++)
+		if ($i ~ /^qps=/) q = substr($i, 5); next }
+	    FILENAME == ARGV[2] { t0[$1] = $2; next }
+	    { order[++n] = $1; t1[$1] = $2 }
+	    END { if (q <= 0) exit
+		line = "cpu_us_a_query " label
+		for (i = 1; i <= n; i++)
+			line = line sprintf(" %s=%.0f", order[i],
+			    (t1[order[i]] - t0[order[i]]) / hz * 1e6 / (q * secs))
+		print line }' "$TMP/phase.out" "$TMP/ticks0" "$TMP/ticks1"
 }
 
 # port NAME PREFIX: wait (10 s) for NAME's first line; the port after PREFIX.
@@ -130,10 +174,19 @@ if [ "$TLS" = 1 ]; then
 fi
 echo "# load: vecdb serve"
 bench --port "$SERVE" --load 1 --search 0
+plain=(plain-router)
+for ((i = 0; i < SHARDS; i++)); do plain+=("plain-node$i"); done
 for ((r = 1; r <= ROUNDS; r++)); do
 	echo "# round $r: router over $SHARDS shards (REST, then binary API)"
-	bench --port "$ROUTER" --load 0 --search 1 --rpc "$ROUTER_RPC" |
-		tee "$TMP/router.qps"
+	measured rest "${plain[@]}" -- bench --port "$ROUTER" --load 0 \
+		--search 1
+	cp "$TMP/phase.out" "$TMP/router.qps"
+	measured binary "${plain[@]}" -- bench --rpc "$ROUTER_RPC" --load 0
+	awk '/^mode=/ { for (i = 1; i <= NF; i++) if ($i ~ /^qps=/)
+		q[FILENAME] = substr($i, 5) }
+	    END { if (q[ARGV[1]] > 0 && q[ARGV[2]] > 0)
+		printf "binary_over_http_qps=%.3f\n", q[ARGV[2]] / q[ARGV[1]] }' \
+		"$TMP/router.qps" "$TMP/phase.out"
 	if [ "$TLS" = 1 ]; then
 		echo "# round $r: router over $SHARDS shards, mutual TLS inside" \
 			"(REST, then binary API over TLS)"
@@ -141,7 +194,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			--rpc "$TLS_ROUTER_RPC" --tls "$TMP/tls"
 	fi
 	echo "# round $r: vecdb serve"
-	bench --port "$SERVE" --load 0 --search 1 | tee "$TMP/serve.qps"
+	measured rest serve -- bench --port "$SERVE" --load 0 --search 1
+	cp "$TMP/phase.out" "$TMP/serve.qps"
 	# the router's REST QPS over vecdb serve's, this round
 	awk '/^mode=http/ { for (i = 1; i <= NF; i++) if ($i ~ /^qps=/)
 		q[FILENAME] = substr($i, 5) }
