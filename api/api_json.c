@@ -977,7 +977,7 @@ hits_json(const vecdb_records *r, int with_payload, int with_vector,
 			    json_real(x->distance));
 		if (with_payload && x->payload != NULL)
 			json_object_set_new(o, "metadata",
-			    json_loads(x->payload, 0, NULL));
+			    api_json_raw(x->payload));
 		if (with_vector && x->vector != NULL)
 			json_object_set_new(o, "vector",
 			    api_vector_to_json(x->vector, x->dim));

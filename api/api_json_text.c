@@ -24,6 +24,13 @@
  * a plain array of JSON numbers, an integer past 15 digits, a value out
  * of float range, an error anywhere) is left to the plain path, so what
  * is accepted and refused, and every message, stays the same.
+ *
+ * A payload is stored as compact JSON text. An answer that carries it
+ * whole takes it as that text (api_json_raw(): a NUL, 'j' and the text,
+ * as one string), and api_json_dumps() prints the text in its place, as
+ * it is. Parsing it into values only to print them again cost most of
+ * the allocations of a search answer, and printed the payload's reals
+ * with the nine digits of the answer's floats, not the digits stored.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +50,8 @@
 #define U64_MARK_LEN 6
 #define U64_EXTRA (U64_MARK_LEN + 2) /* the marker and quotes a number
 				      * gains in the text */
+#define RAW_MARK U64_MARK "j"   /* a JSON text to print as it is */
+#define RAW_MARK_LEN (U64_MARK_LEN + 1)
 
 /* ===== The pre-pass ===== */
 
@@ -572,8 +581,136 @@ api_json_check_int64(const json_t *j, const char *what)
 
 /* ===== Output ===== */
 
-/* Print each marked string of an encoded text as its bare number, in
- * place (the text only shrinks). */
+json_t *
+api_json_raw(const char *text)
+{
+	size_t n = strlen(text);
+	char small[512], *b = n + 2 <= sizeof(small) ? small : malloc(n + 2);
+	json_t *j;
+
+	if (b == NULL)
+		return NULL;
+	b[0] = '\0';
+	b[1] = 'j';
+	memcpy(b + 2, text, n);
+	j = json_stringn(b, n + 2);
+	if (b != small)
+		free(b);
+	return j;
+}
+
+json_t *
+api_json_raw_tree(json_t *t)
+{
+	char *s = t != NULL ? json_dumps(t, JSON_COMPACT) : NULL;
+	json_t *j = NULL;
+
+	if (s != NULL) {
+		vdb_json_reals_shortest(s);
+		j = api_json_raw(s);
+	}
+	free(s);
+	json_decref(t);
+	return j;
+}
+
+/* Is the string whose opening quote is s[0] (n bytes with its quotes)
+ * a raw JSON text? */
+static int
+is_raw(const char *s, size_t n)
+{
+	return n >= 2 + RAW_MARK_LEN && memcmp(s + 1, RAW_MARK,
+	    RAW_MARK_LEN) == 0 && s[n - 1] == '"';
+}
+
+/* The value of the 4 hex digits at s, or -1. */
+static long
+hex4(const char *s)
+{
+	long v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		v = v * 16 + (c >= '0' && c <= '9' ? c - '0' : c >= 'a' &&
+		    c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' +
+		    10 : -1000000);
+	}
+	return v < 0 ? -1 : v;
+}
+
+/* Code point cp as UTF-8 at out; returns its length. */
+static size_t
+utf8_put(char *out, unsigned long cp)
+{
+	if (cp < 0x80) {
+		out[0] = (char) cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char) (0xC0 | (cp >> 6));
+		out[1] = (char) (0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char) (0xE0 | (cp >> 12));
+		out[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
+		out[2] = (char) (0x80 | (cp & 0x3F));
+		return 3;
+	}
+	out[0] = (char) (0xF0 | (cp >> 18));
+	out[1] = (char) (0x80 | ((cp >> 12) & 0x3F));
+	out[2] = (char) (0x80 | ((cp >> 6) & 0x3F));
+	out[3] = (char) (0x80 | (cp & 0x3F));
+	return 4;
+}
+
+/*
+ * Undo a printed string's escapes: its content s[0..n) into out, which
+ * may be s or before it in the same text (nothing gets longer). Returns
+ * the length written.
+ */
+static size_t
+unescape(const char *s, size_t n, char *out)
+{
+	size_t i = 0, o = 0;
+	long cp, lo;
+
+	while (i < n) {
+		char c = s[i++];
+		if (c != '\\' || i >= n) {
+			out[o++] = c;
+			continue;
+		}
+		switch ((c = s[i++])) {
+		case 'b': out[o++] = '\b'; break;
+		case 'f': out[o++] = '\f'; break;
+		case 'n': out[o++] = '\n'; break;
+		case 'r': out[o++] = '\r'; break;
+		case 't': out[o++] = '\t'; break;
+		case 'u':
+			if (i + 4 > n || (cp = hex4(s + i)) < 0) {
+				out[o++] = c;   /* not from an encoder */
+				break;
+			}
+			i += 4;
+			if (cp >= 0xD800 && cp < 0xDC00 && i + 6 <= n &&
+			    s[i] == '\\' && s[i + 1] == 'u' &&
+			    (lo = hex4(s + i + 2)) >= 0xDC00 && lo < 0xE000) {
+				cp = 0x10000 + ((cp - 0xD800) << 10) +
+				    (lo - 0xDC00);
+				i += 6;
+			}
+			o += utf8_put(out + o, (unsigned long) cp);
+			break;
+		default:   /* " \ / */
+			out[o++] = c;
+		}
+	}
+	return o;
+}
+
+/* Print each marked string of an encoded text as its bare number, and
+ * each raw one as its JSON text, in place (the text only shrinks). */
 static void
 unmark(char *s)
 {
@@ -584,6 +721,12 @@ unmark(char *s)
 		n = 1;
 		if (s[i] == '"') {
 			n = string_skip(s, len, i + 1, &nul) - i;
+			if (is_raw(s + i, n)) {
+				o += unescape(s + i + 1 + RAW_MARK_LEN,
+				    n - 2 - RAW_MARK_LEN, s + o);
+				i += n;
+				continue;
+			}
 			if (is_marked(s + i, n)) {
 				memmove(s + o, s + i + 1 + U64_MARK_LEN,
 				    n - U64_EXTRA);

@@ -37,6 +37,16 @@ int api_json_is_floats(const json_t *j);
 int api_json_get_floats(const json_t *j, float **out, uint32_t *n);
 /* Free the result with free(), as json_dumps()'s. */
 char *api_json_dumps(const json_t *j, size_t flags);
+/*
+ * A value that api_json_dumps() prints as the JSON text given (a stored
+ * payload), as it is, without parsing it (new reference; NULL when out of
+ * memory or text is not UTF-8). Only for printing: to jansson it is a
+ * marked string.
+ */
+json_t *api_json_raw(const char *text);
+/* The same for a tree (a payload cut to some fields), printed with its
+ * reals in the fewest digits that keep them; takes t's reference. */
+json_t *api_json_raw_tree(json_t *t);
 
 /* A JSON number for v (new reference): an integer, or above INT64_MAX a
  * marked one that only api_json_dumps() prints right. */

@@ -275,6 +275,8 @@ payload_out(const char *payload, const struct qd_with *w)
 
 	if (!qd_with_payload(w))
 		return NULL;
+	if (payload != NULL && (spec == NULL || json_is_true(spec)))
+		return api_json_raw(payload);   /* whole, as stored */
 	all = payload != NULL ? json_loads(payload, 0, NULL) : NULL;
 	if (all == NULL)
 		all = json_object();
@@ -283,7 +285,7 @@ payload_out(const char *payload, const struct qd_with *w)
 	if (json_is_object(spec) && (list = json_object_get(spec, "exclude"))) {
 		json_array_foreach(list, i, x)
 			path_del(all, json_string_value(x));
-		return all;
+		return api_json_raw_tree(all);
 	}
 	list = json_is_array(spec) ? (json_t *) (uintptr_t) spec :
 	    json_object_get(spec, "include");
@@ -294,7 +296,7 @@ payload_out(const char *payload, const struct qd_with *w)
 			path_set(out, json_string_value(x), v);
 	}
 	json_decref(all);
-	return out;
+	return api_json_raw_tree(out);
 }
 
 /* Is name among the vectors the selector asks for? */

@@ -981,7 +981,7 @@ scroll_points(const vecdb_records *res)
 		    "score");
 		if (x->payload != NULL)
 			json_object_set_new(o, "payload",
-			    json_loads(x->payload, 0, NULL));
+			    api_json_raw(x->payload));
 		if (x->vector != NULL)
 			json_object_set_new(o, "vector",
 			    api_vector_to_json(x->vector, x->dim));

@@ -416,9 +416,9 @@ h_point_get(struct api_req *r, json_t **data)
 	if (*data != NULL && rec->vector != NULL)
 		json_object_set_new(*data, "data",
 		    api_vector_to_json(rec->vector, rec->dim));
-	if (*data != NULL)
+	if (*data != NULL && rec->payload != NULL)
 		json_object_set_new(*data, "metadata",
-		    json_loads(rec->payload, 0, NULL));
+		    api_json_raw(rec->payload));
 	if (*data != NULL && rec->n_sparse + rec->n_named > 0)
 		json_object_set_new(*data, "vectors", api_sparse_to_json(rec));
 	vecdb_record_free(rec);

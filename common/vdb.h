@@ -87,6 +87,15 @@ void vdb_log_write(int level, const char *module, const char *fmt, ...)
  */
 size_t vdb_json_depth(const char *s, size_t len);
 
+/*
+ * Rewrite, in place, every real of a JSON text (a number with a fraction
+ * or an exponent, outside strings) in the fewest significant digits that
+ * read back as the same double, printed as jansson prints reals ("0.1",
+ * not the "0.10000000000000001" of its 17 digits; "1.0" stays a real).
+ * The text only shrinks. Returns its new length.
+ */
+size_t vdb_json_reals_shortest(char *s);
+
 /* ===== Byte order ===== */
 
 /* Big-endian keys sort in value order; values are little-endian. */

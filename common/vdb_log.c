@@ -103,28 +103,3 @@ vdb_deadline(uint64_t ms)
 	}
 	return ts;
 }
-
-size_t
-vdb_json_depth(const char *s, size_t len)
-{
-	size_t depth = 0, max = 0;
-	int in_str = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (in_str) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_str = 0;
-		} else if (c == '"') {
-			in_str = 1;
-		} else if (c == '[' || c == '{') {
-			if (++depth > max)
-				max = depth;
-		} else if ((c == ']' || c == '}') && depth > 0) {
-			depth--;
-		}
-	}
-	return max;
-}

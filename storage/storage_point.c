@@ -579,7 +579,8 @@ out:
 
 /* ===== Public API ===== */
 
-/* Validate and compact a payload: a JSON object, at most the limit. */
+/* Validate and compact a payload: a JSON object, at most the limit, its
+ * reals in the fewest digits that keep them. */
 static int
 payload_prepare(const char *json, char **out, size_t *len)
 {
@@ -606,7 +607,8 @@ payload_prepare(const char *json, char **out, size_t *len)
 	json_decref(root);
 	if (s == NULL)
 		return vdb_err(VECDB_ENOMEM, "out of memory");
-	*len = strlen(s);
+	/* jansson prints reals in 17 digits: 0.1 as 0.10000000000000001 */
+	*len = vdb_json_reals_shortest(s);
 	if (*len > VECDB_PAYLOAD_MAX) {
 		free(s); /* jansson allocates with malloc */
 		return vdb_err(VECDB_EINVAL, "payload is %zu bytes; the limit "

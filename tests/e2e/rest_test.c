@@ -2233,6 +2233,89 @@ u64_bodies_parse(void)
 	return yes;
 }
 
+/* The text after "key": in text, up to its closing brace: a copy. */
+static char *
+object_after(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+	size_t n = 0;
+	int depth = 0, in_str = 0;
+
+	ck_assert_msg(p != NULL, "no %s in %.400s", key, text);
+	p += strlen(key);
+	for (; p[n] != '\0'; n++) {
+		if (in_str) {
+			if (p[n] == '\\')
+				n++;
+			else if (p[n] == '"')
+				in_str = 0;
+		} else if (p[n] == '"') {
+			in_str = 1;
+		} else if (p[n] == '{') {
+			depth++;
+		} else if (p[n] == '}' && --depth == 0) {
+			break;
+		}
+	}
+	return strndup(p, n + 1);
+}
+
+/*
+ * A payload comes back from every read as it was written: its reals to
+ * the last digit a double holds (not the nine of the answer's float32
+ * numbers), in the fewest digits that keep them, and its strings with
+ * every character.
+ */
+START_TEST(payloads_come_back_as_written)
+{
+	/* as sent, then as printed back: compact, é and the emoji as UTF-8 */
+	static const char sent[] = "{\"f\": 0.1, \"g\": 1.23456789012345, "
+	    "\"e\": 2.5e-7, \"d\": 1e300, \"z\": -0.0, \"i\": 3.0, \"n\": -12, "
+	    "\"s\": \"\\u00e9 \\\"q\\\" \\\\ \\u0001 / \\ud83d\\ude00\", "
+	    "\"a\": [null, true, {\"x\": []}]}";
+	static const char back[] = "{\"f\":0.1,\"g\":1.23456789012345,"
+	    "\"e\":2.5e-7,\"d\":1e300,\"z\":-0.0,\"i\":3.0,\"n\":-12,"
+	    "\"s\":\"\xc3\xa9 \\\"q\\\" \\\\ \\u0001 / \xf0\x9f\x98\x80\","
+	    "\"a\":[null,true,{\"x\":[]}]}";
+	static const struct {
+		const char *m, *path, *body, *key;
+	} reads[] = {
+		{ "GET", "/collections/w/vectors/1", NULL, "\"metadata\":" },
+		{ "POST", "/collections/w/search", "{\"vector\": [1, 2], "
+		  "\"limit\": 1}", "\"metadata\":" },
+		{ "POST", "/collections/w/points/scroll", "{}", "\"payload\":" },
+		{ "POST", "/collections/w/points/recommend", "{\"positive\": "
+		  "[2], \"limit\": 1}", "\"metadata\":" },
+	};
+	json_t *want, *got, *d;
+	char *b, *text, *m;
+
+	ok("POST", "/collections", "{\"name\": \"w\", \"dimension\": 2}");
+	ck_assert(asprintf(&b, "{\"id\": 1, \"data\": [1, 2], \"metadata\": "
+	    "%s}", sent) > 0);
+	ok("POST", "/collections/w/vectors", b);
+	free(b);
+	ok("POST", "/collections/w/vectors", "{\"id\": 2, \"data\": [1, 2.5]}");
+	want = json_loads(back, 0, NULL);
+	ck_assert_ptr_nonnull(want);
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+		d = call_u64(200, reads[i].m, reads[i].path, reads[i].body,
+		    &text);
+		m = object_after(text, reads[i].key);
+		ck_assert_msg(strcmp(m, back) == 0, "%s %s: %s is\n%s\nnot\n%s",
+		    reads[i].m, reads[i].path, reads[i].key, m, back);
+		got = json_loads(m, 0, NULL);
+		ck_assert_msg(json_equal(got, want), "%s: not the same values",
+		    reads[i].path);
+		json_decref(got);
+		free(m);
+		free(text);
+		json_decref(d);
+	}
+	json_decref(want);
+}
+END_TEST
+
 START_TEST(ids_above_int64_max_round_trip)
 {
 	json_t *d, *hits, *pts;
@@ -3685,6 +3768,7 @@ rest_suite(void)
 	tc = tcase(s, "scroll", up);
 	add(tc, full_scroll_returns_every_point_once_in_id_order, NULL);
 	add(tc, ids_above_int64_max_round_trip, NULL);
+	add(tc, payloads_come_back_as_written, NULL);
 	add(tc, filtered_scroll_and_errors, NULL);
 	tc = tcase(s, "snapshots", up);
 	add(tc, snapshot_roundtrip_through_download_and_upload, NULL);

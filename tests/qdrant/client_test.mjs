@@ -276,6 +276,16 @@ async function session(url) {
 	assert.deepEqual(sel[0].payload, { city: pts[1].payload.city, nested: { k: pts[1].payload.nested.k } });
 	const exc = await client.retrieve('qc', { ids: [2], with_payload: { exclude: ['tags', 'nested'] } });
 	assert.deepEqual(exc[0].payload, { city: pts[1].payload.city, n: 1 });
+	// reals come back to their last digit, whole or cut to some keys
+	const reals = { price: 19.990000000000002, ratio: 1.23456789012345, tiny: 2.5e-7 };
+	await client.setPayload('qc', { payload: reals, points: [2] });
+	assert.deepEqual((await client.retrieve('qc', { ids: [2] }))[0].payload, { ...pts[1].payload, ...reals });
+	assert.deepEqual((await client.retrieve('qc', { ids: [2], with_payload: { include: ['ratio'] } }))[0].payload,
+		{ ratio: reals.ratio });
+	assert.deepEqual((await client.retrieve('qc', { ids: [2], with_payload: { exclude: ['city', 'n', 'tags', 'nested'] } }))[0].payload,
+		reals);
+	await client.deletePayload('qc', { keys: Object.keys(reals), points: [2] });
+	assert.deepEqual((await client.retrieve('qc', { ids: [2] }))[0].payload, pts[1].payload);
 
 	// --- count and scroll
 	assert.equal((await client.count('qc', { exact: true })).count, 40);

@@ -1,14 +1,17 @@
 /*
  * api_json_test.c: the REST API's JSON text (api_json_text.c): integers
  * above INT64_MAX in and out exactly, everything else as jansson reads
- * and writes it; and the field checks of request bodies.
+ * and writes it; stored payloads printed as they are, their reals in the
+ * fewest digits that keep them; and the field checks of request bodies.
  */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_impl.h"
+#include "vdb.h"
 #include "testutil.h"
 
 /* Parse s with api_json_loadb (failing the test on error). */
@@ -173,6 +176,117 @@ START_TEST(random_numbers_round_trip)
 		ck_assert_uint_eq(u64_at(j, 0), v);
 		s = api_json_dumps(j, JSON_COMPACT);
 		ck_assert_str_eq(s, text);
+		free(s);
+		json_decref(j);
+	}
+}
+END_TEST
+
+/* A raw text prints as it is, inside an answer printed as the REST API
+ * prints them (nine digits a real), next to a marked number. */
+START_TEST(raw_texts_print_as_they_are)
+{
+	static const char pl[] = "{\"r\":0.10000000000000001,\"s\":\"q\\\"\\\\"
+	    "\\u0001 \xc3\xa9 \xf0\x9f\x98\x80 /\",\"a\":[null,1e300,{}],"
+	    "\"k\\\"\":-0.0}";
+	char big[2048], want[2200], *s;
+	json_t *j;
+	size_t n;
+
+	j = json_pack("{s:o, s:o, s:f}", "p", api_json_raw(pl), "id",
+	    api_json_uint(UINT64_MAX), "d", 1.23456789012345);
+	ck_assert_ptr_nonnull(j);
+	s = api_json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+	snprintf(want, sizeof(want), "{\"p\":%s,\"id\":18446744073709551615,"
+	    "\"d\":1.23456789}", pl);
+	ck_assert_str_eq(s, want);
+	free(s);
+	json_decref(j);
+
+	/* past the stack copy, and in an array of two */
+	n = (size_t) snprintf(big, sizeof(big), "{\"t\":\"");
+	while (n < 1500)
+		n += (size_t) snprintf(big + n, sizeof(big) - n, "\\\\\\\"x");
+	snprintf(big + n, sizeof(big) - n, "\"}");
+	j = json_pack("[o, o]", api_json_raw(big), api_json_raw("{}"));
+	s = api_json_dumps(j, JSON_COMPACT);
+	snprintf(want, sizeof(want), "[%s,{}]", big);
+	ck_assert_str_eq(s, want);
+	free(s);
+	json_decref(j);
+
+	/* not UTF-8: no value, as jansson's strings */
+	ck_assert_ptr_null(api_json_raw("{\"a\":\"\xff\"}"));
+}
+END_TEST
+
+/* A tree cut from a payload prints its reals in their shortest digits,
+ * whatever precision the answer around it prints with. */
+START_TEST(raw_trees_keep_every_digit)
+{
+	json_t *t = json_pack("{s:f, s:f, s:f, s:i}", "a", 0.1, "b",
+	    1.23456789012345, "c", 3.0, "i", 7);
+	json_t *j = json_pack("{s:o}", "p", api_json_raw_tree(t));
+	char *s = api_json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+
+	ck_assert_str_eq(s, "{\"p\":{\"a\":0.1,\"b\":1.23456789012345,"
+	    "\"c\":3.0,\"i\":7}}");
+	free(s);
+	json_decref(j);
+}
+END_TEST
+
+/* vdb_json_reals_shortest: reals outside strings, in the fewest digits
+ * that read back the same; everything else as it was. */
+START_TEST(reals_print_in_their_shortest_digits)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "{\"a\":0.10000000000000001}", "{\"a\":0.1}" },
+		{ "[1.23456789012345,19.990000000000002,3.0,-0.0,1e300]",
+		  "[1.23456789012345,19.990000000000002,3.0,-0.0,1e300]" },
+		{ "[2.4999999999999999e-7,-1.0000000000000001e-300,12]",
+		  "[2.5e-7,-1e-300,12]" },
+		{ "{\"s\":\"0.10000000000000001\",\"t\":true,\"n\":null}",
+		  "{\"s\":\"0.10000000000000001\",\"t\":true,\"n\":null}" },
+		{ "{\"s\\\"0.10000000000000001\":[false]}",
+		  "{\"s\\\"0.10000000000000001\":[false]}" },
+		{ "", "" },
+	};
+	uint64_t seed = 0x5eed;
+	char buf[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s", cases[i].in);
+		ck_assert_uint_eq(vdb_json_reals_shortest(buf),
+		    strlen(cases[i].out));
+		ck_assert_str_eq(buf, cases[i].out);
+	}
+	/* random doubles as jansson prints them: the same values, in no
+	 * more characters, and still reals */
+	for (int i = 0; i < 20000; i++) {
+		uint64_t bits = tu_rand(&seed);
+		double d, back;
+		json_t *j;
+		char *s;
+		size_t n;
+
+		memcpy(&d, &bits, sizeof(d));
+		if (!isfinite(d))
+			continue;
+		if (i % 2)   /* and short decimals, most payloads' reals */
+			d = (double) (bits % 100000) / 1000.0;
+		j = json_pack("[f]", d);
+		s = json_dumps(j, JSON_COMPACT);
+		n = strlen(s);
+		ck_assert_uint_le(vdb_json_reals_shortest(s), n);
+		json_decref(j);
+		j = json_loads(s, 0, NULL);
+		ck_assert_msg(json_is_real(json_array_get(j, 0)), "%s", s);
+		back = json_real_value(json_array_get(j, 0));
+		ck_assert_msg(memcmp(&back, &d, sizeof(d)) == 0,
+		    "%.17g printed as %s", d, s);
 		free(s);
 		json_decref(j);
 	}
@@ -368,6 +482,9 @@ api_json_suite(void)
 	tcase_add_test(tc, errors_are_placed_in_the_text_sent);
 	tcase_add_test(tc, errors_inside_a_marked_number_stay_in_the_text);
 	tcase_add_test(tc, random_numbers_round_trip);
+	tcase_add_test(tc, raw_texts_print_as_they_are);
+	tcase_add_test(tc, raw_trees_keep_every_digit);
+	tcase_add_test(tc, reals_print_in_their_shortest_digits);
 	tcase_add_test(tc, signed_places_refuse_big_integers);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("body vectors");
