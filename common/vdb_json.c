@@ -89,18 +89,19 @@ vdb_json_reals_shortest(char *s)
 		} else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
 			while (i + n < len && number_char(s[i + n]))
 				n++;
-			if (n < sizeof(tok) && strpbrk(memcpy(tok, s + i, n),
-			    ".eE") != NULL && (tok[n] = '\0', 1)) {
-				/* a real: 15 or 16 digits if they read back as
-				 * the same double and are shorter ("%g" drops
-				 * trailing zeros: 15 finds 0.1 as "0.1") */
+			if (n < sizeof(tok)) {
+				memcpy(tok, s + i, n);
+				tok[n] = '\0';
+			}
+			/* a real: 15 or 16 digits if they read back as the
+			 * same double and are shorter ("%g" drops trailing
+			 * zeros: 15 finds 0.1 as "0.1") */
+			for (int p = 15; n < sizeof(tok) && strpbrk(tok, ".eE") &&
+			    p < 17 && m == 0; p++) {
 				double d = strtod(tok, NULL);
-				for (int p = 15; p < 17 && m == 0; p++) {
-					size_t k = real_print(d, p, buf,
-					    sizeof(buf));
-					if (k > 0 && k < n && strtod(buf, NULL) == d)
-						m = k;
-				}
+				size_t k = real_print(d, p, buf, sizeof(buf));
+				if (k > 0 && k < n && strtod(buf, NULL) == d)
+					m = k;
 			}
 		}
 		if (m > 0)

@@ -11,7 +11,9 @@
  * position stays inside the text the client sent. api_json_loadb_body,
  * which reads a top-level "vector" itself, must agree with the plain path
  * on every text: the same error at the same place, or the same floats
- * bit for bit.
+ * bit for bit. A value stored as a payload is (its reals printed in
+ * their fewest digits by vdb_json_reals_shortest) loads back the same,
+ * and prints as it is through api_json_raw.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +103,40 @@ body_same(const char *d, size_t n)
 	json_decref(plain);
 }
 
+/* The text a value is stored as: reals shortened, the same values, and
+ * printed back verbatim inside an answer. */
+static void
+stored_prints_as_is(const char *d, size_t n)
+{
+	json_t *j = json_loadb(d, n, JSON_DECODE_ANY, NULL), *back, *a;
+	char *s, *out, *want;
+	size_t len;
+
+	if (j == NULL)
+		return;
+	if ((s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL)
+		broken("a loaded value does not print", "");
+	len = strlen(s);
+	if (vdb_json_reals_shortest(s) > len || strlen(s) > len)
+		broken("shortened reals grew the text", s);
+	back = json_loads(s, JSON_DECODE_ANY, NULL);
+	if (back == NULL || !json_equal(back, j))
+		broken("shortened reals changed a value", s);
+	a = json_pack("[o]", api_json_raw(s));
+	out = a != NULL ? api_json_dumps(a, DUMP_FLAGS) : NULL;
+	if ((want = malloc(strlen(s) + 3)) == NULL)
+		abort();
+	sprintf(want, "[%s]", s);
+	if (out == NULL || strcmp(out, want) != 0)
+		broken("a stored text does not print as it is", s);
+	free(want);
+	free(out);
+	json_decref(a);
+	json_decref(back);
+	free(s);
+	json_decref(j);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
@@ -109,6 +145,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	char *s, *s2;
 
 	body_same((const char *) d, n);
+	stored_prints_as_is((const char *) d, n);
 	if ((j = api_json_loadb((const char *) d, n, LOAD_FLAGS, &err)) ==
 	    NULL) {
 		if (err.position < -1 || err.position > (int) n)
