@@ -22,9 +22,11 @@
 #define CTL_BATCH_DEFAULT 1000
 #define CTL_BATCH_MAX 100000      /* the server's VECDB_BATCH_MAX */
 
-/* How jansson prints what we print: as the server does. */
-#define CTL_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(9) | \
-	JSON_ENCODE_ANY)
+/* How jansson prints what we print: its 17 digits a real, which
+ * ctl_json_dumps() then cuts to the fewest that read back the same, so a
+ * real prints as the server sent it (a payload's 1.23456789012345, a
+ * score's 0.123456791) and a request's as it was given. */
+#define CTL_JSON_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
 /* The connection and the global flags; one per process. */
 struct ctl {
@@ -78,7 +80,10 @@ void ctl_table_row(struct ctl_table *t, ...);
 void ctl_table_print(const struct ctl_table *t, FILE *f);
 void ctl_table_fini(struct ctl_table *t);
 
-/* A JSON value as compact text, strings without quotes (caller frees). */
+/* A JSON value as compact text, its reals in their fewest digits (caller
+ * frees; NULL: out of memory). */
+char *ctl_json_dumps(const json_t *v);
+/* The same, strings without quotes, exits when out of memory. */
 char *ctl_json_text(const json_t *v);
 /* Print data as the server's JSON, one line. */
 void ctl_print_json(const json_t *data);

@@ -194,8 +194,7 @@ ctl_call(struct ctl *c, const char *method, const char *path,
 	char *text = NULL;
 	int rv;
 
-	if (body != NULL && (text = api_json_dumps(body, CTL_JSON_FLAGS)) ==
-	    NULL) {
+	if (body != NULL && (text = ctl_json_dumps(body)) == NULL) {
 		ctl_errorf("out of memory");
 		return CTL_FAIL;
 	}

@@ -10,6 +10,7 @@
 
 #include "api_json_text.h"
 #include "ctl.h"
+#include "vdb.h"
 
 /* strdup that dies on OOM: a CLI that cannot hold its output stops. */
 static char *
@@ -98,6 +99,16 @@ ctl_table_fini(struct ctl_table *t)
 }
 
 char *
+ctl_json_dumps(const json_t *v)
+{
+	char *s = api_json_dumps(v, CTL_JSON_FLAGS);
+
+	if (s != NULL)
+		vdb_json_reals_shortest(s);
+	return s;
+}
+
+char *
 ctl_json_text(const json_t *v)
 {
 	char *s;
@@ -106,7 +117,7 @@ ctl_json_text(const json_t *v)
 		return xstrdup("-");
 	if (json_is_string(v) && !api_json_is_big(v))
 		return xstrdup(json_string_value(v));
-	if ((s = api_json_dumps(v, CTL_JSON_FLAGS)) == NULL) {
+	if ((s = ctl_json_dumps(v)) == NULL) {
 		ctl_errorf("out of memory");
 		exit(CTL_FAIL);
 	}
@@ -116,7 +127,7 @@ ctl_json_text(const json_t *v)
 void
 ctl_print_json(const json_t *data)
 {
-	char *s = api_json_dumps(data, CTL_JSON_FLAGS);
+	char *s = ctl_json_dumps(data);
 
 	if (s == NULL) {
 		ctl_errorf("out of memory");

@@ -155,6 +155,17 @@ standalone() {
 	    --filter '{"must": [{"key": "group", "match": {"value": "g0"}}]}' --json
 	expect_eq "filtered search" "$(jq -c '[.[].id]' <<<"$out")" '[1235]'
 
+	# a payload's reals print as the server sends them, every digit
+	# (not cut to the nine of a float32), in the table and as JSON
+	rest POST "$u/collections" '{"name": "re", "dimension": 2}' >/dev/null
+	rest POST "$u/collections/re/vectors" '{"id": 1, "data": [1, 2], "metadata": {"g": 1.23456789012345, "f": 0.1}}' >/dev/null
+	run 0 ctl --url "$u" search re --vector 1,2 --json
+	expect_eq "search payload reals" "$(jq -c '.[0].metadata' <<<"$out")" '{"g":1.23456789012345,"f":0.1}'
+	expect_in "search payload reals as sent" "$out" '"metadata":{"g":1.23456789012345,"f":0.1}'
+	run 0 ctl --url "$u" search re --vector 1,2
+	expect_in "search table reals" "$out" '{"g":1.23456789012345,"f":0.1}'
+	rest DELETE "$u/collections/re" >/dev/null
+
 	# sparse and hybrid search
 	rest POST "$u/collections" '{"name": "sp", "dimension": 2, "sparse_vectors": {"text": {}}}' >/dev/null
 	rest POST "$u/collections/sp/vectors/upsert" '{"vectors": [{"id": 1, "data": [1, 0], "vectors": {"text": {"indices": [3, 9], "values": [1, 2]}}}, {"id": 2, "data": [0, 1], "vectors": {"text": {"indices": [9], "values": [0.5]}}}]}' >/dev/null
