@@ -602,7 +602,8 @@ api_json_raw(const char *text)
 json_t *
 api_json_raw_tree(json_t *t)
 {
-	char *s = t != NULL ? json_dumps(t, JSON_COMPACT) : NULL;
+	char *s = t != NULL ? json_dumps(t, JSON_COMPACT | JSON_ENCODE_ANY) :
+	    NULL;
 	json_t *j = NULL;
 
 	if (s != NULL) {

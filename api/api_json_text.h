@@ -44,8 +44,9 @@ char *api_json_dumps(const json_t *j, size_t flags);
  * marked string.
  */
 json_t *api_json_raw(const char *text);
-/* The same for a tree (a payload cut to some fields), printed with its
- * reals in the fewest digits that keep them; takes t's reference. */
+/* The same for any value (a payload cut to some fields, a payload real),
+ * printed with its reals in the fewest digits that keep them; takes t's
+ * reference. */
 json_t *api_json_raw_tree(json_t *t);
 
 /* A JSON number for v (new reference): an integer, or above INT64_MAX a

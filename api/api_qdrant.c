@@ -2769,7 +2769,8 @@ qd_order_by(struct api_req *r, const vecdb_collection_config *cfg,
 		j = qd_record_json(rec, cfg, w, scored);
 		json_object_set_new(j, "order_value", int_index &&
 		    o.a[i].v == trunc(o.a[i].v) && fabs(o.a[i].v) < 9e15 ?
-		    json_integer((json_int_t) o.a[i].v) : json_real(o.a[i].v));
+		    json_integer((json_int_t) o.a[i].v) :
+		    api_json_raw_tree(json_real(o.a[i].v)));
 		json_array_append_new(out, j);
 		vecdb_record_free(rec);
 		taken++;

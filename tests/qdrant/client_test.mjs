@@ -428,6 +428,14 @@ async function session(url) {
 	res = await client.query('qc', { query: { order_by: 'n' }, limit: 2, offset: 1 });
 	assert.deepEqual(res.points.map((p) => [p.id, p.score]), asc.slice(1, 3).map((x) => [x.id, 0]));
 	await rejects(client.scroll('qc', { order_by: 'nested.k' }), 400, 'range index');
+	// a payload real's order_value comes back whole
+	await client.setPayload('qc', { payload: { price: 19.990000000000002 }, points: [5] });
+	await client.setPayload('qc', { payload: { price: 1.23456789012345 }, points: [6] });
+	await client.createPayloadIndex('qc', { field_name: 'price', field_schema: 'float', wait: true });
+	page = await client.scroll('qc', { limit: 2, order_by: 'price', with_payload: false });
+	assert.deepEqual(page.points.map((p) => [p.id, p.order_value]), [[6, 1.23456789012345], [5, 19.990000000000002]]);
+	await client.deletePayloadIndex('qc', 'price');
+	await client.deletePayload('qc', { keys: ['price'], points: [5, 6] });
 	await client.deletePayloadIndex('qc', 'n');
 	assert.equal((await client.getCollection('qc')).payload_schema.n, undefined);
 
