@@ -632,11 +632,13 @@ hex4(const char *s)
 
 	for (int i = 0; i < 4; i++) {
 		char c = s[i];
-		v = v * 16 + (c >= '0' && c <= '9' ? c - '0' : c >= 'a' &&
-		    c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' +
-		    10 : -1000000);
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ?
+		    c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
 	}
-	return v < 0 ? -1 : v;
+	return v;
 }
 
 /* Code point cp as UTF-8 at out; returns its length. */

@@ -74,6 +74,27 @@ number_char(char c)
 	    c == 'e' || c == 'E';
 }
 
+/*
+ * The number tok (n characters) in fewer characters into buf, if it is a
+ * real that 15 or 16 significant digits give back exactly ("%g" drops
+ * trailing zeros: 15 finds 0.1 as "0.1"): their length, else 0.
+ */
+static size_t
+real_shorter(const char *tok, size_t n, char *buf, size_t cap)
+{
+	double d;
+
+	if (strpbrk(tok, ".eE") == NULL)
+		return 0;   /* an integer */
+	d = strtod(tok, NULL);
+	for (int p = 15; p <= 16; p++) {
+		size_t k = real_print(d, p, buf, cap);
+		if (k > 0 && k < n && strtod(buf, NULL) == d)
+			return k;
+	}
+	return 0;
+}
+
 size_t
 vdb_json_reals_shortest(char *s)
 {
@@ -92,16 +113,7 @@ vdb_json_reals_shortest(char *s)
 			if (n < sizeof(tok)) {
 				memcpy(tok, s + i, n);
 				tok[n] = '\0';
-			}
-			/* a real: 15 or 16 digits if they read back as the
-			 * same double and are shorter ("%g" drops trailing
-			 * zeros: 15 finds 0.1 as "0.1") */
-			for (int p = 15; n < sizeof(tok) && strpbrk(tok, ".eE") &&
-			    p < 17 && m == 0; p++) {
-				double d = strtod(tok, NULL);
-				size_t k = real_print(d, p, buf, sizeof(buf));
-				if (k > 0 && k < n && strtod(buf, NULL) == d)
-					m = k;
+				m = real_shorter(tok, n, buf, sizeof(buf));
 			}
 		}
 		if (m > 0)

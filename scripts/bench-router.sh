@@ -16,8 +16,8 @@
 # pinned to SERVER_CPUS and the client to CLIENT_CPUS with taskset.
 #
 # After each phase it prints what the phase cost each server process in
-# CPU time a query: `cpu_us_a_query router=.. node0=.. node1=..` (or
-# `serve=..`), utime + stime from /proc/PID/stat over the phase divided by
+# CPU time a query: `cpu_us_a_query rest plain-router=.. plain-node0=..
+# plain-node1=..` (or `serve=..`), utime + stime from /proc/PID/stat over the phase divided by
 # the queries the phase answered. With the servers on one core that is
 # saturated, the shares add up to the core's time a query, and say which
 # process a routed search spends it in (docs/PERFORMANCE.md).
@@ -81,17 +81,17 @@ ticks() {
 	done
 }
 
-# measured LABEL NAME... -- COMMAND...: run COMMAND (a bench phase,
-# which prints its qps= line), tee its output, then print the CPU time
-# each named server spent a query during it
+# measured LABEL OUT NAME... -- COMMAND...: run COMMAND (a bench phase,
+# which prints its qps= line), its output shown and kept in $TMP/OUT, then
+# print the CPU time each named server spent a query during it
 measured() {
-	local label=$1 names=() hz
-	shift
+	local label=$1 out=$TMP/$2 names=() hz
+	shift 2
 	while [ "$1" != -- ]; do names+=("$1"); shift; done
 	shift
 	hz=$(getconf CLK_TCK)
 	ticks "${names[@]}" >"$TMP/ticks0"
-	"$@" | tee "$TMP/phase.out"
+	"$@" | tee "$out"
 	ticks "${names[@]}" >"$TMP/ticks1"
 	awk -v hz="$hz" -v secs="$SECS" -v label="$label" '
 	    FILENAME == ARGV[1] { for (i = 1; i <= NF; i++)
@@ -103,7 +103,16 @@ measured() {
 		for (i = 1; i <= n; i++)
 			line = line sprintf(" %s=%.0f", order[i],
 			    (t1[order[i]] - t0[order[i]]) / hz * 1e6 / (q * secs))
-		print line }' "$TMP/phase.out" "$TMP/ticks0" "$TMP/ticks1"
+		print line }' "$out" "$TMP/ticks0" "$TMP/ticks1"
+}
+
+# ratio NAME A B: print NAME=(the QPS in $TMP/A over the QPS in $TMP/B)
+ratio() {
+	awk -v name="$1" '/^mode=/ { for (i = 1; i <= NF; i++)
+		if ($i ~ /^qps=/) q[FILENAME] = substr($i, 5) }
+	    END { if (q[ARGV[1]] > 0 && q[ARGV[2]] > 0)
+		printf "%s=%.3f\n", name, q[ARGV[1]] / q[ARGV[2]] }' \
+	    "$TMP/$2" "$TMP/$3"
 }
 
 # port NAME PREFIX: wait (10 s) for NAME's first line; the port after PREFIX.
@@ -178,15 +187,11 @@ plain=(plain-router)
 for ((i = 0; i < SHARDS; i++)); do plain+=("plain-node$i"); done
 for ((r = 1; r <= ROUNDS; r++)); do
 	echo "# round $r: router over $SHARDS shards (REST, then binary API)"
-	measured rest "${plain[@]}" -- bench --port "$ROUTER" --load 0 \
-		--search 1
-	cp "$TMP/phase.out" "$TMP/router.qps"
-	measured binary "${plain[@]}" -- bench --rpc "$ROUTER_RPC" --load 0
-	awk '/^mode=/ { for (i = 1; i <= NF; i++) if ($i ~ /^qps=/)
-		q[FILENAME] = substr($i, 5) }
-	    END { if (q[ARGV[1]] > 0 && q[ARGV[2]] > 0)
-		printf "binary_over_http_qps=%.3f\n", q[ARGV[2]] / q[ARGV[1]] }' \
-		"$TMP/router.qps" "$TMP/phase.out"
+	measured rest router.qps "${plain[@]}" -- bench --port "$ROUTER" \
+		--load 0 --search 1
+	measured binary binary.qps "${plain[@]}" -- bench --rpc \
+		"$ROUTER_RPC" --load 0
+	ratio binary_over_http_qps binary.qps router.qps
 	if [ "$TLS" = 1 ]; then
 		echo "# round $r: router over $SHARDS shards, mutual TLS inside" \
 			"(REST, then binary API over TLS)"
@@ -194,12 +199,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			--rpc "$TLS_ROUTER_RPC" --tls "$TMP/tls"
 	fi
 	echo "# round $r: vecdb serve"
-	measured rest serve -- bench --port "$SERVE" --load 0 --search 1
-	cp "$TMP/phase.out" "$TMP/serve.qps"
+	measured rest serve.qps serve -- bench --port "$SERVE" --load 0 \
+		--search 1
 	# the router's REST QPS over vecdb serve's, this round
-	awk '/^mode=http/ { for (i = 1; i <= NF; i++) if ($i ~ /^qps=/)
-		q[FILENAME] = substr($i, 5) }
-	    END { if (q[ARGV[1]] > 0 && q[ARGV[2]] > 0)
-		printf "router_over_serve_qps=%.3f\n", q[ARGV[1]] / q[ARGV[2]] }' \
-		"$TMP/router.qps" "$TMP/serve.qps"
+	ratio router_over_serve_qps router.qps serve.qps
 done
