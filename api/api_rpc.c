@@ -4,14 +4,17 @@
  * function per method family, each decoding its body with proto.h and
  * calling the backend.
  */
+#define _GNU_SOURCE   /* sched_getaffinity, CPU_COUNT */
 #include <nng/nng.h>
 #include <inttypes.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api_rpc.h"
 #include "proto.h"
@@ -543,6 +546,22 @@ do_pindexes(struct api_rpc *r, const struct proto_request *q,
 
 /* ===== Node ===== */
 
+/* How many requests r runs at once: its handler threads, at most one a
+ * CPU this process may run on (taskset, a container's cpuset). */
+static uint32_t
+parallelism(const struct api_rpc *r)
+{
+	cpu_set_t set;
+	int cpus = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		cpus = CPU_COUNT(&set);
+	if (cpus <= 0)
+		cpus = (int) sysconf(_SC_NPROCESSORS_ONLN);
+	return cpus > 0 && (unsigned) cpus < r->cfg.workers ? (uint32_t) cpus :
+	    r->cfg.workers;
+}
+
 /* stats and health. */
 static int
 do_node(struct api_rpc *r, const struct proto_request *q,
@@ -565,6 +584,7 @@ do_node(struct api_rpc *r, const struct proto_request *q,
 		r->ext.health(r->ext.ctx, &h);
 	snprintf(h.node_id, sizeof(h.node_id), "%s", r->cfg.node_id);
 	h.last_seq = st.last_seq;
+	h.parallelism = parallelism(r);
 	return proto_health_encode(&h, &out->body, &out->len);
 }
 

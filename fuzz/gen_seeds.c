@@ -540,7 +540,7 @@ seeds_responses_admin(void)
 		.index_builds = 1, .index_build_seconds = 0.5,
 		.index_build_buckets = { 1 }, .wal_records = 42 };
 	struct proto_health h = { "ok", "0.1.0", "replica", "node-2", 42, 3,
-		"tcp://127.0.0.1:7000" };
+		"tcp://127.0.0.1:7000", 4 };
 	vecdb_point p = { vecdb_id_num(5), NULL, 0, NULL };
 	uint8_t *b;
 	size_t n;

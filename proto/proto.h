@@ -474,6 +474,9 @@ struct proto_health {
 	uint64_t last_seq;                 /* last WAL sequence number */
 	uint64_t term;                     /* the node's term */
 	char primary[PROTO_URL_MAX + 1];   /* a replica's primary, or "" */
+	uint32_t parallelism;              /* requests it runs at once: its
+					      handler threads, at most one a
+					      CPU it may run on; 0: unknown */
 };
 
 int proto_health_encode(const struct proto_health *h, uint8_t **out,

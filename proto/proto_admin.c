@@ -423,6 +423,7 @@ proto_health_encode(const struct proto_health *h, uint8_t **out,
 	m.last_seq = h->last_seq;
 	m.term = h->term;
 	m.primary = proto_str(h->primary);
+	m.parallelism = h->parallelism;
 	return proto_pack(&m.base, out, len);
 }
 
@@ -446,6 +447,7 @@ health_from_pb(const Vecdb__HealthResult *m, struct proto_health *h)
 		return rv;
 	h->last_seq = m->last_seq;
 	h->term = m->term;
+	h->parallelism = m->parallelism;
 	return VECDB_OK;
 }
 

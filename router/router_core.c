@@ -78,6 +78,7 @@ router_core_init(router *r, const struct router_config *cfg)
 
 	pthread_mutex_init(&r->follow_lock, NULL);
 	vdb_cond_init(&r->follow_cv);
+	router_batcher_init(&r->batch);
 	router_conns_init(&r->conns);
 	r->path = cfg->topology;
 	r->timeout_ms = cfg->timeout_ms;
@@ -212,6 +213,7 @@ router_core_fini(router *r, int close_sockets)
 	if (r->tls != NULL)
 		nng_tls_config_free(r->tls);
 	free(r->topo_text);
+	router_batcher_fini(&r->batch);
 	pthread_mutex_destroy(&r->lock);
 	pthread_mutex_destroy(&r->follow_lock);
 	pthread_cond_destroy(&r->follow_cv);

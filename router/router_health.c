@@ -127,6 +127,7 @@ member_learn(struct router_member *m, const struct proto_health *h,
 	__atomic_store_n(&m->term, h->term, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->last_seq, h->last_seq, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->heard, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&m->parallelism, h->parallelism, __ATOMIC_RELAXED);
 	pthread_mutex_lock(lock);
 	snprintf(m->node_id, sizeof(m->node_id), "%s", h->node_id);
 	snprintf(m->follows, sizeof(m->follows), "%s", h->primary);

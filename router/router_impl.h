@@ -6,6 +6,7 @@
  *   router_query.c, router_ops.c, router_snapshot.c, router_snapfile.c:
  *                    the operations (queries fetch examples with ops)
  *   router_health.c, router_status.c, router_metrics.c
+ *   router_batch.c .. searches that would queue on the nodes go together
  *   router_call.c ... requests to members, fan-out
  *   router_core.c ... the router's topology (swap, references), counters
  *   router_merge.c .. shard answers into one; a batch split by shard
@@ -98,6 +99,9 @@ struct router_member {
 	int unanswered;           /* health rounds in a row it did not
 				     answer (atomic): a member that is
 				     connected but hung, say SIGSTOPped */
+	uint32_t parallelism;     /* requests it runs at once, as it last
+				     said (HealthResult); 0: not said
+				     (atomic) */
 	char node_id[PROTO_TEXT_MAX + 1]; /* its --node-id; router lock */
 	char follows[PROTO_URL_MAX + 1];  /* a replica's primary; router lock */
 	struct router_member_stats *stats;  /* owned by the router */
@@ -129,6 +133,14 @@ typedef struct router_topology {
 
 typedef struct router_health router_health;
 
+/* Searches waiting to go together (router_batch.c). */
+struct router_batcher {
+	pthread_mutex_t lock;     /* guards the lanes and their groups */
+	struct router_batch_lane *lanes;
+	uint64_t batches;         /* groups of 2+ searches sent (atomic) */
+	uint64_t batched;         /* ... the searches in them (atomic) */
+};
+
 struct router {
 	const char *path;         /* topology file */
 	uint32_t timeout_ms;      /* deadline of every fan-out */
@@ -159,6 +171,7 @@ struct router {
 	struct router_conns conns;  /* the members' sockets, by url */
 	struct router_member_stats *stats;  /* every member ever seen */
 	router_health *health;    /* the thread asking members their role */
+	struct router_batcher batch;  /* searches waiting to go together */
 };
 
 /* ===== The topology file and sockets (router_topology.c) ===== */
@@ -263,6 +276,46 @@ extern const uint64_t router_lat_bounds_us[ROUTER_LAT_BUCKETS];
 
 /* Count an answer of a member that took us microseconds. */
 void router_stats_answer(struct router_member_stats *st, uint64_t us);
+
+/* ===== Searches that would queue go together (router_batch.c) ===== */
+
+#define ROUTER_BATCH_MAX 64   /* searches in one group, at most */
+
+void router_batcher_init(struct router_batcher *b);
+/* Once no search is in flight. */
+void router_batcher_fini(struct router_batcher *b);
+
+/* How a search runs on the shards: n searches of coll, answers in *out
+ * (n lists; free with vecdb_records_free_array). */
+typedef int (*router_search_fn)(router *r, router_topology *t,
+    const char *coll, const struct api_search *s, size_t n,
+    vecdb_records ***out);
+
+/*
+ * How many searches of one collection t keeps in flight before more wait
+ * to go together: for every shard, what the members a read goes to (the
+ * replicas, or the primary alone with @p primary or no replica) run at
+ * once, summed; the smallest over the shards. 0 (no limit) while one of
+ * those members has not said.
+ */
+unsigned router_batch_limit(router_topology *t, int primary);
+
+/*
+ * Run n searches of coll with @p run: at once, alone, while fewer than
+ * router_batch_limit() of the collection's are in flight (under this
+ * thread's read options, api_read_opts); otherwise in the collection's
+ * group, sent as one batch when one in flight comes back, or after the
+ * router's timeout whatever is in flight. A batch refused for one
+ * search's own error (EINVAL, EDIM) is run again alone by each member.
+ * The shards a group's answer left out are reported to every member's
+ * read options. @return as @p run.
+ */
+int router_batch_search(router *r, router_topology *t, const char *coll,
+    const struct api_search *s, size_t n, router_search_fn run,
+    vecdb_records ***out);
+
+/* Searches waiting in groups now (tests wait on it). */
+size_t router_batch_waiting(router *r);
 
 /* ===== Calls to members and fan-out (router_call.c) ===== */
 

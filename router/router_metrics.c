@@ -1,7 +1,8 @@
 /*
  * router_metrics.c: the router's own /metrics series, one per member of
- * the topology: requests, errors, back-off, connection and the latency
- * histogram (docs/ROUTER.md, "Metrics"). The counters are the router's
+ * the topology: requests, errors, back-off, connection, the latency
+ * histogram and what it runs at once; and the searches sent together
+ * (docs/ROUTER.md, "Metrics"). The counters are the router's
  * (router_core.c), kept across reloads so that they never go down.
  */
 #include <stdio.h>
@@ -42,6 +43,9 @@ metrics_member(FILE *f, const struct router_shard *s,
 	else if (which == 3)
 		fprintf(f, "vecdb_router_shard_connected{%s} %d\n", lab,
 		    router_member_connected(m));
+	else if (which == 5)
+		fprintf(f, "vecdb_router_shard_parallelism{%s} %u\n", lab,
+		    __atomic_load_n(&m->parallelism, __ATOMIC_RELAXED));
 	if (which != 4)
 		return;
 	for (size_t b = 0; b <= ROUTER_LAT_BUCKETS; b++) {
@@ -65,7 +69,7 @@ metrics_member(FILE *f, const struct router_shard *s,
 void
 router_metrics(void *ctx, FILE *f)
 {
-	static const char *const head[5] = {
+	static const char *const head[6] = {
 		"# HELP vecdb_router_shard_requests_total Requests sent to a "
 		"shard member.\n"
 		"# TYPE vecdb_router_shard_requests_total counter\n",
@@ -81,11 +85,15 @@ router_metrics(void *ctx, FILE *f)
 		"# HELP vecdb_router_shard_duration_seconds Time to a shard "
 		"member's answer.\n"
 		"# TYPE vecdb_router_shard_duration_seconds histogram\n",
+		"# HELP vecdb_router_shard_parallelism Requests the member "
+		"says it runs at once (0: not said yet); past that many "
+		"searches of a collection in flight, more go together.\n"
+		"# TYPE vecdb_router_shard_parallelism gauge\n",
 	};
 	router *r = ctx;
 	router_topology *t = router_topology_acquire(r, NULL, NULL);
 
-	for (int which = 0; which < 5; which++) {
+	for (int which = 0; which < 6; which++) {
 		fputs(head[which], f);
 		for (size_t i = 0; i < t->n; i++)
 			for (size_t k = 0; k < t->shards[i].n_members; k++)
@@ -105,6 +113,19 @@ router_metrics(void *ctx, FILE *f)
 	    (unsigned long long) __atomic_load_n(&r->writes_held,
 	    __ATOMIC_RELAXED),
 	    (unsigned long long) __atomic_load_n(&r->writes_not_held,
+	    __ATOMIC_RELAXED));
+	fprintf(f, "# HELP vecdb_router_search_batches_total Groups of "
+	    "searches that waited for a search of their collection in "
+	    "flight and were sent together, as one batch.\n"
+	    "# TYPE vecdb_router_search_batches_total counter\n"
+	    "vecdb_router_search_batches_total %llu\n"
+	    "# HELP vecdb_router_searches_batched_total Search requests "
+	    "sent in those groups.\n"
+	    "# TYPE vecdb_router_searches_batched_total counter\n"
+	    "vecdb_router_searches_batched_total %llu\n",
+	    (unsigned long long) __atomic_load_n(&r->batch.batches,
+	    __ATOMIC_RELAXED),
+	    (unsigned long long) __atomic_load_n(&r->batch.batched,
 	    __ATOMIC_RELAXED));
 	if (r->coord == NULL)
 		return;

@@ -53,11 +53,9 @@ search_encode(const char *coll, const struct api_search *s, size_t n,
 
 /* Every shard, limit+offset each, merged by (distance, id). */
 static int
-cl_search(void *ctx, const char *coll, const struct api_search *s, size_t n,
-    vecdb_records ***out)
+search_run(router *r, router_topology *t, const char *coll,
+    const struct api_search *s, size_t n, vecdb_records ***out)
 {
-	router *r = ctx;
-	router_topology *t = router_topology_acquire(r, NULL, NULL);
 	vecdb_records ***per = vdb_calloc(t->n, sizeof(*per));
 	struct router_call *c = NULL;
 	uint8_t *b = NULL;
@@ -91,6 +89,19 @@ out:
 			vecdb_records_free_array(per[i], n);
 	vdb_free(per);
 	router_calls_free(c, t->n);
+	return rv;
+}
+
+/* A search, or a batch: with others of the collection when they would
+ * queue on the nodes (router_batch.c). */
+static int
+cl_search(void *ctx, const char *coll, const struct api_search *s, size_t n,
+    vecdb_records ***out)
+{
+	router *r = ctx;
+	router_topology *t = router_topology_acquire(r, NULL, NULL);
+	int rv = router_batch_search(r, t, coll, s, n, search_run, out);
+
 	router_topology_release(r, t);
 	return rv;
 }

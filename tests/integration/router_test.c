@@ -56,16 +56,17 @@ point_vec(int i, float *v)
 		v[d] = (float) ((i * (d + 3)) % 97) / 97.0f + (float) d * 0.01f;
 }
 
-/* A 2-shard cluster holding NPTS points in collection "c". */
+/* A 2-shard cluster holding NPTS points in collection "c", its nodes
+ * started with node_env (NULL: none). */
 static void
-up(void)
+up_with(const char *const *node_env)
 {
 	static const char *const rargs[] = { "--timeout-ms", "3000", NULL };
 	char body[64 * NPTS + 64];
 	size_t off;
 	float v[DIM];
 
-	if (srv_try_cluster(2, rargs, NULL, &C) != 0)
+	if (srv_try_cluster(2, rargs, node_env, &C) != 0)
 		ck_abort_msg("cannot start the cluster: %s", C.err);
 	json_decref(ok("POST", "/collections", "{\"name\": \"c\", "
 	    "\"dimension\": 4, \"distance_metric\": \"euclidean\"}"));
@@ -78,6 +79,21 @@ up(void)
 	}
 	snprintf(body + off, sizeof(body) - off, "]}");
 	json_decref(ok("POST", "/collections/c/vectors/upsert", body));
+}
+
+static void
+up(void)
+{
+	up_with(NULL);
+}
+
+/* The same with nodes that run one request at once. */
+static void
+up_one_at_once(void)
+{
+	static const char *const env[] = { "VECDB_WORKERS=1", NULL };
+
+	up_with(env);
 }
 
 static void
@@ -1080,6 +1096,129 @@ START_TEST(router_flags_win_over_the_environment)
 }
 END_TEST
 
+/* ===== Searches that would queue go together ===== */
+
+#define QUERIES 16
+#define SEARCHERS 6
+
+/* A search body for query q: near point q * 13 + 5, the 5 nearest. */
+static void
+query_body(int q, char *buf, size_t len)
+{
+	float v[DIM];
+
+	point_vec(q * 13 + 5, v);
+	snprintf(buf, len, "{\"vector\": [%g, %g, %g, %g], \"limit\": 5}",
+	    v[0] + 0.003, v[1] - 0.002, v[2], v[3] + 0.001);
+}
+
+/* One request thread: every query in its own order, again and again
+ * until told to stop, each answer checked against the query's alone. */
+struct searcher {
+	pthread_t th;
+	int k;
+	char *const *want;        /* the hits of each query alone (JSON) */
+	int *stop;                /* atomic */
+	int searches, wrong, failed;
+	char bad[512];            /* the first wrong answer or failure */
+};
+
+static void *
+searcher_main(void *arg)
+{
+	struct searcher *sr = arg;
+	char body[256];
+
+	while (!__atomic_load_n(sr->stop, __ATOMIC_RELAXED)) {
+		for (int i = 0; i < QUERIES; i++) {
+			int q = (i * (sr->k + 1) + sr->k) % QUERIES;
+			struct resp r;
+			char *got = NULL;
+
+			query_body(q, body, sizeof(body));
+			if (http_req(&C, "POST", "/collections/c/search", body,
+			    NULL, &r) != 0 || r.status != 200 || r.json == NULL) {
+				if (sr->failed++ == 0)
+					snprintf(sr->bad, sizeof(sr->bad), "query "
+					    "%d: %d %.400s", q, r.status, r.body ?
+					    r.body : "(no answer)");
+				resp_free(&r);
+				continue;
+			}
+			got = json_dumps(json_object_get(r.json, "data"),
+			    JSON_COMPACT);
+			if (got == NULL || strcmp(got, sr->want[q]) != 0) {
+				if (sr->wrong++ == 0)
+					snprintf(sr->bad, sizeof(sr->bad), "query "
+					    "%d: %.200s, alone %.200s", q, got,
+					    sr->want[q]);
+			}
+			free(got);
+			resp_free(&r);
+			sr->searches++;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(searches_that_would_queue_go_together_and_answer_as_alone)
+{
+	struct searcher sr[SEARCHERS];
+	char *want[QUERIES];
+	char body[256];
+	int stop = 0;
+	uint64_t end;
+	double batched = 0, batches;
+
+	/* the router learns from the health rounds that each node runs one
+	 * request at once */
+	for (int i = 0; i < 2; i++)
+		wait_gauge("vecdb_router_shard_parallelism", i, i, "primary",
+		    1);
+	for (int q = 0; q < QUERIES; q++) {
+		json_t *x;
+
+		query_body(q, body, sizeof(body));
+		x = ok("POST", "/collections/c/search", body);
+		ck_assert_uint_eq(json_array_size(x), 5);
+		want[q] = json_dumps(x, JSON_COMPACT);
+		json_decref(x);
+	}
+	ck_assert_double_eq(router_metric(&C,
+	    "vecdb_router_search_batches_total"), 0);
+	memset(sr, 0, sizeof(sr));
+	for (int i = 0; i < SEARCHERS; i++) {
+		sr[i].k = i;
+		sr[i].want = want;
+		sr[i].stop = &stop;
+		ck_assert_int_eq(pthread_create(&sr[i].th, NULL, searcher_main,
+		    &sr[i]), 0);
+	}
+	/* six request threads against one search in flight a collection:
+	 * the others wait and go together */
+	end = now_ms() + 30000;
+	while (now_ms() < end && (batched = router_metric(&C,
+	    "vecdb_router_searches_batched_total")) < 50)
+		usleep(20000);
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < SEARCHERS; i++) {
+		ck_assert_int_eq(pthread_join(sr[i].th, NULL), 0);
+		ck_assert_msg(sr[i].failed == 0 && sr[i].wrong == 0,
+		    "searcher %d: %d failed, %d wrong of %d: %s", i,
+		    sr[i].failed, sr[i].wrong, sr[i].searches, sr[i].bad);
+		ck_assert_int_gt(sr[i].searches, 0);
+	}
+	ck_assert_msg(batched >= 50, "only %g searches went together",
+	    batched);
+	batches = router_metric(&C, "vecdb_router_search_batches_total");
+	ck_assert_double_gt(batches, 0);
+	ck_assert_double_ge(router_metric(&C,
+	    "vecdb_router_searches_batched_total"), 2 * batches);
+	for (int q = 0; q < QUERIES; q++)
+		free(want[q]);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1103,6 +1242,13 @@ main(void)
 	tcase_add_test(tc, a_hung_primary_is_an_unknown_outcome_and_not_ready);
 	tcase_add_test(tc, a_router_runs_from_the_environment_alone);
 	tcase_add_test(tc, router_flags_win_over_the_environment);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("together");
+	srv_add_fixture(tc);
+	tcase_add_checked_fixture(tc, up_one_at_once, down);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc,
+	    searches_that_would_queue_go_together_and_answer_as_alone);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -1104,7 +1104,7 @@ START_TEST(snapshots_indexes_stats_health_round_trip)
 	vecdb_stats st = { 1, 2, 3, 4, 5, 6, 7.5, { 1, 2, 3, 4, 5, 6, 7, 8,
 		9, 10 }, 11 }, st2;
 	struct proto_health h = { "ok", VECDB_VERSION, "replica", "n1", 77, 3,
-		"tcp://127.0.0.1:7000" }, h2;
+		"tcp://127.0.0.1:7000", 6 }, h2;
 	uint8_t *buf;
 	size_t len, n;
 
@@ -1151,6 +1151,7 @@ START_TEST(snapshots_indexes_stats_health_round_trip)
 	ck_assert_uint_eq(h2.last_seq, h.last_seq);
 	ck_assert_uint_eq(h2.term, 3);
 	ck_assert_str_eq(h2.primary, "tcp://127.0.0.1:7000");
+	ck_assert_uint_eq(h2.parallelism, 6);
 	vdb_free(buf);
 }
 END_TEST
