@@ -7,8 +7,9 @@
  * waits here instead, in the collection's open group, and the group goes
  * as one batch search when a search in flight comes back. Each node then
  * receives, hands off and answers one request for the group instead of
- * one a search, which is most of what a routed search costs a node
- * (docs/ROUTER.md, "Searches that queue go together"). Below that many
+ * one a search: on the benchmark's shared core, more than half of what
+ * a routed search cost a node (docs/ROUTER.md, "Searches that queue go
+ * together"; docs/PERFORMANCE.md). Below that many
  * in flight, or while a shard's member has not said, a search goes at
  * once on its own, as before.
  *
