@@ -15,6 +15,10 @@
 # router_over_serve_qps (router REST over vecdb serve). Servers are
 # pinned to SERVER_CPUS and the client to CLIENT_CPUS with taskset.
 #
+# After each router phase it prints `together rest groups=.. requests=..`:
+# the groups of searches the router sent together as one batch during
+# the phase (its /metrics counters), and the search requests in them.
+#
 # After each phase it prints what the phase cost each server process in
 # CPU time a query: `cpu_us_a_query rest plain-router=.. plain-node0=..
 # plain-node1=..` (or `serve=..`), utime + stime from /proc/PID/stat over the phase divided by
@@ -115,6 +119,24 @@ ratio() {
 	    "$TMP/$2" "$TMP/$3"
 }
 
+# together: the router's counts of searches sent together so far
+# (docs/ROUTER.md, "Searches that queue go together"): "groups requests".
+together() {
+	curl -s "http://127.0.0.1:$ROUTER/metrics" | awk '
+	    $1 == "vecdb_router_search_batches_total" { g = $2 }
+	    $1 == "vecdb_router_searches_batched_total" { q = $2 }
+	    END { print g + 0, q + 0 }'
+}
+
+# together_line LABEL BEFORE AFTER: how many groups went during a phase,
+# and the search requests in them
+together_line() {
+	local g0 q0 g1 q1
+	read -r g0 q0 <<<"$2"
+	read -r g1 q1 <<<"$3"
+	echo "together $1 groups=$((g1 - g0)) requests=$((q1 - q0))"
+}
+
 # port NAME PREFIX: wait (10 s) for NAME's first line; the port after PREFIX.
 port() {
 	local i line=""
@@ -187,10 +209,14 @@ plain=(plain-router)
 for ((i = 0; i < SHARDS; i++)); do plain+=("plain-node$i"); done
 for ((r = 1; r <= ROUNDS; r++)); do
 	echo "# round $r: router over $SHARDS shards (REST, then binary API)"
+	b0=$(together)
 	measured rest router.qps "${plain[@]}" -- bench --port "$ROUTER" \
 		--load 0 --search 1
+	b1=$(together)
+	together_line rest "$b0" "$b1"
 	measured binary binary.qps "${plain[@]}" -- bench --rpc \
 		"$ROUTER_RPC" --load 0
+	together_line binary "$b1" "$(together)"
 	ratio binary_over_http_qps binary.qps router.qps
 	if [ "$TLS" = 1 ]; then
 		echo "# round $r: router over $SHARDS shards, mutual TLS inside" \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/bench-router.sh on a small load: it must succeed, run the
 # router's REST and binary phases and vecdb serve's in each round, print
-# each phase's CPU time a query for every server process it ran, and
-# print both ratios a round, each a positive number.
+# each phase's CPU time a query for every server process it ran, what
+# the router sent together in each of its phases, and print both ratios
+# a round, each a positive number.
 #   bench_router_test.sh SOURCE_DIR BINDIR
 set -euo pipefail
 src=$1
@@ -28,6 +29,10 @@ n='[1-9][0-9]*'
 	fail "expected the binary phases to show each process's CPU"
 [ "$(count "^cpu_us_a_query rest serve=$n\$")" = 2 ] ||
 	fail "expected vecdb serve's phases to show its CPU"
+for m in rest binary; do
+	[ "$(count "^together $m groups=[0-9]+ requests=[0-9]+\$")" = 2 ] ||
+		fail "expected the router's $m phases to say what went together"
+done
 for r in binary_over_http_qps router_over_serve_qps; do
 	[ "$(count "^$r=$f\$")" = 2 ] && [ "$(count "^$r=0\.000\$")" = 0 ] ||
 		fail "expected 2 positive $r"
