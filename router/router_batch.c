@@ -298,11 +298,8 @@ router_batch_search(router *r, router_topology *t, const char *coll,
 		pthread_mutex_unlock(&b->lock);
 		return run(r, t, coll, s, n, out);
 	}
-	if (l->open == NULL && l->inflight < limit) {
-		l->inflight++;
-		pthread_mutex_unlock(&b->lock);
-		return run_counted(r, l, coll, s, n, run, out);
-	}
+	if (l->open == NULL && l->inflight < limit)
+		goto alone;
 	if ((g = l->open) != NULL && g->n + n <= ROUTER_BATCH_MAX &&
 	    group_add(g, s, n) == VECDB_OK) {
 		off = g->n - n;
@@ -310,10 +307,7 @@ router_batch_search(router *r, router_topology *t, const char *coll,
 		l->open = g;       /* a full group still waits to go */
 		leader = 1;
 	} else {
-		/* out of memory for a group: go alone */
-		l->inflight++;
-		pthread_mutex_unlock(&b->lock);
-		return run_counted(r, l, coll, s, n, run, out);
+		goto alone;        /* out of memory for a group */
 	}
 	l->waiting++;
 	if (leader)
@@ -329,6 +323,10 @@ router_batch_search(router *r, router_topology *t, const char *coll,
 	if (rv == -1)
 		return run(r, t, coll, s, n, out);
 	return rv;
+alone:
+	l->inflight++;
+	pthread_mutex_unlock(&b->lock);
+	return run_counted(r, l, coll, s, n, run, out);
 }
 
 size_t

@@ -191,10 +191,37 @@ req_start(struct req *q, const char *coll, uint32_t tag, size_t n)
 	ck_assert_int_eq(pthread_create(&q->th, NULL, req_main, q), 0);
 }
 
+/* q[0] (one search, tag 100) in flight alone, then q[1..n) (tags 200,
+ * 300, ...) waiting in its group, one after another. */
 static void
-req_join(struct req *q)
+queue_up(struct req *q, size_t n)
 {
-	ck_assert_int_eq(pthread_join(q->th, NULL), 0);
+	req_start(&q[0], "c", 100, 1);
+	wait_calls(1);
+	for (size_t i = 1; i < n; i++) {
+		req_start(&q[i], "c", 100 * (uint32_t) (i + 1), 1);
+		wait_waiting(i);
+	}
+}
+
+/* Open the gate and wait for q[0..n) to return. */
+static void
+release(struct req *q, size_t n)
+{
+	gate(1);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(pthread_join(q[i].th, NULL), 0);
+}
+
+/* Each of q[0..n) succeeded with its own answers. */
+static void
+all_own(const struct req *q, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(q[i].rv, VECDB_OK);
+		ck_assert_msg(q[i].got_own, "request %zu got another's answer",
+		    i);
+	}
 }
 
 /* ===== How many go at once ===== */
@@ -226,12 +253,8 @@ START_TEST(without_a_limit_every_search_goes_at_once)
 		req_start(&q[i], "c", 10 * (uint32_t) (i + 1), 1);
 	wait_calls(4);
 	ck_assert_uint_eq(router_batch_waiting(&test_router), 0);
-	gate(1);
-	for (int i = 0; i < 4; i++) {
-		req_join(&q[i]);
-		ck_assert_int_eq(q[i].rv, VECDB_OK);
-		ck_assert(q[i].got_own);
-	}
+	release(q, 4);
+	all_own(q, 4);
 	ck_assert_uint_eq(calls, 4);
 }
 END_TEST
@@ -243,23 +266,15 @@ START_TEST(searches_that_would_queue_go_as_one_batch)
 	struct req q[5];
 
 	memset(q, 0, sizeof(q));
-	req_start(&q[0], "c", 100, 1);         /* in flight: the limit is 1 */
-	wait_calls(1);
-	req_start(&q[1], "c", 200, 1);
-	wait_waiting(1);
+	queue_up(q, 2);                        /* the limit is 1 */
 	req_start(&q[2], "c", 300, 2);         /* a batch of its own */
 	wait_waiting(2);
 	req_start(&q[3], "c", 400, 1);
 	wait_waiting(3);
 	req_start(&q[4], "d", 500, 1);         /* another collection */
 	wait_calls(2);
-	gate(1);
-	for (int i = 0; i < 5; i++) {
-		req_join(&q[i]);
-		ck_assert_int_eq(q[i].rv, VECDB_OK);
-		ck_assert_msg(q[i].got_own, "search %d got another's answer",
-		    i);
-	}
+	release(q, 5);
+	all_own(q, 5);
 	/* c's first alone, d's alone, then c's other three (4 searches) as
 	 * one */
 	ck_assert_uint_eq(calls, 3);
@@ -285,12 +300,8 @@ START_TEST(a_full_group_starts_another)
 		req_start(&q[k], "c", 1000 + 10 * (uint32_t) k, 2);
 		wait_waiting(k);
 	}
-	gate(1);
-	for (size_t i = 0; i < k; i++) {
-		req_join(&q[i]);
-		ck_assert_int_eq(q[i].rv, VECDB_OK);
-		ck_assert(q[i].got_own);
-	}
+	release(q, k);
+	all_own(q, k);
 	ck_assert_uint_eq(calls, 3);
 	for (size_t i = 1; i < calls; i++) {
 		ck_assert_uint_le(sizes[i], ROUTER_BATCH_MAX);
@@ -311,11 +322,8 @@ START_TEST(a_batch_too_big_to_group_goes_alone)
 	req_start(&q[1], "c", 100, ROUTER_BATCH_MAX);
 	wait_calls(2);
 	ck_assert_uint_eq(router_batch_waiting(&test_router), 0);
-	gate(1);
-	req_join(&q[0]);
-	req_join(&q[1]);
-	ck_assert_int_eq(q[1].rv, VECDB_OK);
-	ck_assert(q[1].got_own);
+	release(q, 2);
+	all_own(&q[1], 1);
 	ck_assert_uint_eq(sizes[1], ROUTER_BATCH_MAX);
 }
 END_TEST
@@ -328,15 +336,8 @@ START_TEST(one_bad_search_fails_only_its_own_request)
 
 	memset(q, 0, sizeof(q));
 	bad_limit = 300;
-	req_start(&q[0], "c", 100, 1);
-	wait_calls(1);
-	for (int i = 1; i < 4; i++) {
-		req_start(&q[i], "c", 100 * (uint32_t) (i + 1), 1);
-		wait_waiting((size_t) i);
-	}
-	gate(1);
-	for (int i = 0; i < 4; i++)
-		req_join(&q[i]);
+	queue_up(q, 4);
+	release(q, 4);
 	ck_assert_int_eq(q[0].rv, VECDB_OK);
 	ck_assert_int_eq(q[1].rv, VECDB_OK);
 	ck_assert_int_eq(q[2].rv, VECDB_EINVAL);
@@ -356,15 +357,8 @@ START_TEST(a_shard_error_is_every_members_error)
 	memset(q, 0, sizeof(q));
 	fail_rv = VECDB_EUNAVAILABLE;
 	fail_min = 1;            /* the first, alone, succeeds */
-	req_start(&q[0], "c", 100, 1);
-	wait_calls(1);
-	req_start(&q[1], "c", 200, 1);
-	wait_waiting(1);
-	req_start(&q[2], "c", 300, 1);
-	wait_waiting(2);
-	gate(1);
-	for (int i = 0; i < 3; i++)
-		req_join(&q[i]);
+	queue_up(q, 3);
+	release(q, 3);
 	ck_assert_int_eq(q[0].rv, VECDB_OK);
 	for (int i = 1; i < 3; i++) {
 		ck_assert_int_eq(q[i].rv, VECDB_EUNAVAILABLE);
@@ -382,19 +376,11 @@ START_TEST(shards_left_out_are_told_to_every_member)
 	leave_out = 1;
 	for (int i = 0; i < 3; i++)
 		q[i].allow_partial = 1;
-	req_start(&q[0], "c", 100, 1);
-	wait_calls(1);
-	req_start(&q[1], "c", 200, 1);
-	wait_waiting(1);
-	req_start(&q[2], "c", 300, 1);
-	wait_waiting(2);
-	gate(1);
-	for (int i = 0; i < 3; i++) {
-		req_join(&q[i]);
-		ck_assert_int_eq(q[i].rv, VECDB_OK);
-		ck_assert(q[i].got_own);
+	queue_up(q, 3);
+	release(q, 3);
+	all_own(q, 3);
+	for (int i = 0; i < 3; i++)
 		ck_assert_uint_eq(q[i].missing, 1);
-	}
 	ck_assert_uint_eq(calls, 2);
 }
 END_TEST
@@ -404,20 +390,13 @@ START_TEST(different_read_options_do_not_go_together)
 	struct req q[3];
 
 	memset(q, 0, sizeof(q));
-	req_start(&q[0], "c", 100, 1);
-	wait_calls(1);
-	req_start(&q[1], "c", 200, 1);
-	wait_waiting(1);
+	queue_up(q, 2);
 	q[2].allow_partial = 1;
 	req_start(&q[2], "c", 300, 1);  /* a lane of its own: goes at once */
 	wait_calls(2);
 	ck_assert_uint_eq(router_batch_waiting(&test_router), 1);
-	gate(1);
-	for (int i = 0; i < 3; i++) {
-		req_join(&q[i]);
-		ck_assert_int_eq(q[i].rv, VECDB_OK);
-		ck_assert(q[i].got_own);
-	}
+	release(q, 3);
+	all_own(q, 3);
 	ck_assert_uint_eq(calls, 3);
 }
 END_TEST
